@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The full test suite on a fresh machine: creates .venv, installs torchbricks with its dev extra,
+# then runs ruff, mypy over src/ and pytest. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e ".[dev]"
+.venv/bin/ruff check src tests benchmarks scripts
+.venv/bin/ruff format --check src tests benchmarks scripts
+.venv/bin/mypy
+.venv/bin/python -m pytest "$@"

@@ -1,0 +1,62 @@
+"""TorchBricks: build PyTorch models from small, decoupled, reusable bricks."""
+
+from __future__ import annotations
+
+from torchbricks.brick_collection import BrickCollection
+from torchbricks.bricks import (
+    BrickInterface,
+    BrickLoss,
+    BrickMetrics,
+    BrickMetricSingle,
+    BrickModule,
+    BrickNotTrainable,
+    BrickTrainable,
+)
+from torchbricks.errors import (
+    BrickBuildError,
+    BrickCycleError,
+    BrickError,
+    BrickNameError,
+    BrickOutputError,
+    CheckpointError,
+    DuplicateOutputError,
+    MissingExtraError,
+    MissingInputError,
+    NamedInputsTypeError,
+    NoBricksSelectedError,
+    NotABrickError,
+)
+from torchbricks.tags import LOSS, METRIC, MODEL, STAGE_TAGS, VISUALIZATION, Stage, tags_for
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LOSS",
+    "METRIC",
+    "MODEL",
+    "STAGE_TAGS",
+    "VISUALIZATION",
+    "BrickBuildError",
+    "BrickCollection",
+    "BrickCycleError",
+    "BrickError",
+    "BrickInterface",
+    "BrickLoss",
+    "BrickMetricSingle",
+    "BrickMetrics",
+    "BrickModule",
+    "BrickNameError",
+    "BrickNotTrainable",
+    "BrickOutputError",
+    "BrickTrainable",
+    "CheckpointError",
+    "DuplicateOutputError",
+    "MissingExtraError",
+    "MissingInputError",
+    "NamedInputsTypeError",
+    "NoBricksSelectedError",
+    "NotABrickError",
+    "Stage",
+    "__version__",
+    "tags_for",
+]

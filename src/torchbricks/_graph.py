@@ -1,0 +1,269 @@
+"""Graph logic of a brick collection: name resolution, validation and execution planning.
+
+Plain Python with no torch in it. A collection describes its bricks as `BrickNode`s; this module checks the
+wiring (`validate`) and turns a tag selection into an ordered `Plan`. The torch side only walks the plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from torchbricks.errors import (
+    BrickCycleError,
+    BrickNameError,
+    DuplicateOutputError,
+    MissingInputError,
+    NoBricksSelectedError,
+    did_you_mean,
+)
+
+ALL_NAMES = "__all__"
+"""The input name that passes a dict of every value computed so far."""
+
+SEPARATOR = "/"
+
+
+@dataclass(frozen=True)
+class BrickNode:
+    """One brick as the graph sees it: its place, its resolved names and its tags."""
+
+    path: str
+    kind: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    tags: frozenset[str]
+    keywords: tuple[str, ...] | None = None
+    """Keyword argument names aligned with `inputs`, or None when inputs are passed positionally."""
+    payload: Any = field(default=None, compare=False, repr=False)
+    """The brick itself; the graph logic never looks at it."""
+
+    @property
+    def scope(self) -> tuple[str, ...]:
+        return tuple(self.path.split(SEPARATOR)[:-1])
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one call runs: the bricks in execution order and the names it needs from the caller."""
+
+    order: tuple[int, ...]
+    """Indices into the node list, in execution order."""
+    required_inputs: tuple[str, ...]
+    """Names the caller must provide, in the order they are first needed."""
+    first_consumer: dict[str, str]
+    """For each required input, the first brick (or 'output_names') that needs it."""
+    produced: tuple[str, ...]
+    """Names the planned bricks produce, in execution order."""
+    excluded_producers: dict[str, BrickNode]
+    """Names that bricks left out by the tags would have produced."""
+
+
+def resolve_name(name: str, scope: Sequence[str], brick_path: str) -> str:
+    """Resolves a relative name (`./x`, `../x`) against the collection path `scope` of a brick.
+
+    Example:
+        >>> resolve_name("./logits", ("head0",), "head0/classify")
+        'head0/logits'
+        >>> resolve_name("../features", ("head0",), "head0/classify")
+        'features'
+        >>> resolve_name("targets", ("head0",), "head0/classify")
+        'targets'
+    """
+    if not isinstance(name, str) or not name:
+        raise BrickNameError(f"Brick {brick_path!r} has the name {name!r}; names must be non-empty strings.")
+    if name == ALL_NAMES or not (name.startswith("./") or name.startswith("../")):
+        return name
+    parts = name.split(SEPARATOR)
+    base = list(scope)
+    index = 0
+    while index < len(parts) and parts[index] in (".", ".."):
+        if parts[index] == "..":
+            if not base:
+                raise BrickNameError(
+                    f"Brick {brick_path!r} uses the relative name {name!r}, which climbs above the root collection. "
+                    f"The brick sits at depth {len(scope)}; use at most {len(scope)} '../'."
+                )
+            base.pop()
+        index += 1
+    rest = parts[index:]
+    if not rest or any(part in ("", ".", "..") for part in rest):
+        raise BrickNameError(f"Brick {brick_path!r} uses the malformed relative name {name!r}; expected e.g. './logits'.")
+    return SEPARATOR.join([*base, *rest])
+
+
+def validate(nodes: Sequence[BrickNode]) -> None:
+    """Rejects duplicate producers and cycles, naming the bricks involved."""
+    producer: dict[str, str] = {}
+    for node in nodes:
+        for name in node.outputs:
+            if name == ALL_NAMES:
+                raise BrickNameError(f"Brick {node.path!r} outputs {ALL_NAMES!r}, which is reserved for inputs.")
+            if name in producer:
+                first = producer[name]
+                who = f"Brick {first!r} lists" if first == node.path else f"Bricks {first!r} and {node.path!r} both produce"
+                raise DuplicateOutputError(
+                    f"{who} the output {name!r} {'twice' if first == node.path else ''}".rstrip()
+                    + ". Each name must have exactly one producer; rename one of the outputs."
+                )
+            producer[name] = node.path
+    index_of = {node.path: i for i, node in enumerate(nodes)}
+    producer_index = {name: index_of[path] for name, path in producer.items()}
+    children = _explicit_children(nodes, range(len(nodes)), producer_index)
+    order = _topological_order(range(len(nodes)), children)
+    if len(order) != len(nodes):
+        cycle = _find_cycle(set(range(len(nodes))) - set(order), children)
+        names = " -> ".join(repr(nodes[i].path) for i in [*cycle, cycle[0]])
+        raise BrickCycleError(f"Bricks depend on each other in a cycle: {names}. Break it by renaming an input or output.")
+
+
+def plan(nodes: Sequence[BrickNode], tags: frozenset[str] | None, wanted: tuple[str, ...] | None) -> Plan:
+    """Plans a call: selects bricks by `tags` (None selects all), keeps those `wanted` outputs need, orders them.
+
+    Ties in the topological order keep insertion order, so the order is deterministic.
+    """
+    selected = [i for i, node in enumerate(nodes) if tags is None or node.tags & tags]
+    if not selected:
+        in_use = sorted(set().union(*(node.tags for node in nodes)))
+        shown = sorted(tags) if tags is not None else None
+        raise NoBricksSelectedError(f"Tags {shown} select no brick. Tags in use: {in_use}.")
+    producer = {name: i for i in selected for name in nodes[i].outputs}
+    children = _explicit_children(nodes, selected, producer)
+    _add_all_names_edges(nodes, selected, children)
+
+    first_consumer: dict[str, str] = {}
+    if wanted is not None:
+        keep = _ancestors([producer[name] for name in wanted if name in producer], children)
+        selected = [i for i in selected if i in keep]
+        children = {i: [j for j in children[i] if j in keep] for i in selected}
+        for name in wanted:
+            if name not in producer:
+                first_consumer.setdefault(name, "output_names")
+
+    order = tuple(_topological_order(selected, children))
+    for i in order:
+        for name in nodes[i].inputs:
+            if name != ALL_NAMES and name not in producer:
+                first_consumer.setdefault(name, nodes[i].path)
+    selected_set = set(order)
+    excluded = {
+        name: node for i, node in enumerate(nodes) if i not in selected_set for name in node.outputs if name not in producer
+    }
+    produced = tuple(name for i in order for name in nodes[i].outputs)
+    return Plan(order, tuple(first_consumer), first_consumer, produced, excluded)
+
+
+def missing_input_error(
+    plan_: Plan, name: str, available: Iterable[str], tags: frozenset[str] | None
+) -> MissingInputError:
+    """The error for a required input the caller did not provide."""
+    consumer = plan_.first_consumer[name]
+    names = sorted(set(available) | set(plan_.produced))
+    who = "The requested output_names include" if consumer == "output_names" else f"Brick {consumer!r} needs input"
+    excluded = plan_.excluded_producers.get(name)
+    if excluded is not None:
+        why = (
+            f"which brick {excluded.path!r} would produce, but its tags {sorted(excluded.tags)} "
+            f"are not selected by tags {sorted(tags) if tags is not None else None}"
+        )
+    else:
+        why = "which no brick produces and named_inputs lacks"
+    return MissingInputError(f"{who} {name!r}, {why}. Available: {names}.{did_you_mean(name, names)}")
+
+
+def _explicit_children(nodes: Sequence[BrickNode], selected: Iterable[int], producer: dict[str, int]) -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {i: [] for i in selected}
+    for i in children:
+        for name in dict.fromkeys(nodes[i].inputs):
+            source = producer.get(name)
+            if source is not None and source in children:
+                children[source].append(i)
+    return children
+
+
+def _add_all_names_edges(nodes: Sequence[BrickNode], selected: list[int], children: dict[int, list[int]]) -> None:
+    """A brick taking `__all__` runs after every selected brick that does not depend on it.
+
+    Bricks are visited in insertion order, so of two `__all__` bricks the later one sees the earlier one's outputs.
+    """
+    for i in selected:
+        if ALL_NAMES not in nodes[i].inputs:
+            continue
+        descendants = _descendants(i, children)
+        for j in selected:
+            if j != i and j not in descendants and i not in children[j]:
+                children[j].append(i)
+
+
+def _descendants(start: int, children: dict[int, list[int]]) -> set[int]:
+    seen = {start}
+    stack = [start]
+    while stack:
+        for child in children[stack.pop()]:
+            if child not in seen:
+                seen.add(child)
+                stack.append(child)
+    return seen
+
+
+def _ancestors(starts: list[int], children: dict[int, list[int]]) -> set[int]:
+    parents: dict[int, list[int]] = {i: [] for i in children}
+    for parent, kids in children.items():
+        for kid in kids:
+            parents[kid].append(parent)
+    seen = set(starts)
+    stack = list(starts)
+    while stack:
+        for parent in parents[stack.pop()]:
+            if parent not in seen:
+                seen.add(parent)
+                stack.append(parent)
+    return seen
+
+
+def _topological_order(selected: Iterable[int], children: dict[int, list[int]]) -> list[int]:
+    """Kahn's algorithm; among ready bricks the one inserted first runs first.
+
+    The ready set is a sorted list rather than a heap: it keeps the planner plain Python that
+    `torch.compile` can trace when it plans a call inside a compiled region.
+    """
+    in_degree = dict.fromkeys(selected, 0)
+    for i in in_degree:
+        for child in children[i]:
+            in_degree[child] += 1
+    ready = sorted(i for i, degree in in_degree.items() if degree == 0)
+    ready.reverse()  # popped from the end, so smallest last
+    order: list[int] = []
+    while ready:
+        i = ready.pop()
+        order.append(i)
+        newly_ready = [child for child in children[i] if _decrement(in_degree, child) == 0]
+        if newly_ready:
+            ready = sorted([*ready, *newly_ready], reverse=True)
+    return order
+
+
+def _decrement(counts: dict[int, int], key: int) -> int:
+    counts[key] -= 1
+    return counts[key]
+
+
+def _find_cycle(remaining: set[int], children: dict[int, list[int]]) -> list[int]:
+    """Walks backwards from a brick left over by Kahn's algorithm until a brick repeats.
+
+    Every leftover brick has a leftover parent, so the walk always closes a cycle.
+    """
+    parents: dict[int, list[int]] = {i: [] for i in remaining}
+    for parent in sorted(remaining):
+        for child in children[parent]:
+            if child in remaining:
+                parents[child].append(parent)
+    path: list[int] = []
+    position: dict[int, int] = {}
+    current = min(remaining)
+    while current not in position:
+        position[current] = len(path)
+        path.append(current)
+        current = parents[current][0]
+    return path[position[current] :][::-1]

@@ -1,0 +1,1 @@
+"""Reusable modules and bricks: preprocessors, backbones, heads and visualizations."""

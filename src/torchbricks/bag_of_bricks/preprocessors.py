@@ -1,0 +1,28 @@
+"""Input preprocessing modules."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class Preprocessor(nn.Module):
+    """Normalizes images in [0, 1] channel by channel: `(image - mean) / std` (ImageNet statistics by default).
+
+    Example:
+        >>> Preprocessor(mean=(0.5,), std=(0.5,))(torch.ones(1, 1, 2, 2)).flatten().tolist()
+        [1.0, 1.0, 1.0, 1.0]
+    """
+
+    def __init__(self, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return (image - self.mean) / self.std

@@ -1,0 +1,406 @@
+"""Bricks: a module, loss, metric or callable wrapped with the names it reads and writes and the tags it runs in."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from torchmetrics import Metric, MetricCollection
+
+from torchbricks import _epoch, _metric_update
+from torchbricks._graph import BrickNode, resolve_name
+from torchbricks.errors import BrickError, BrickNameError, did_you_mean
+from torchbricks.tags import LOSS, METRIC, MODEL, STAGE_TAGS, VISUALIZATION, Stage, TagsLike, normalize_tags
+
+__all__ = [
+    "LOSS",
+    "METRIC",
+    "MODEL",
+    "STAGE_TAGS",
+    "VISUALIZATION",
+    "BrickInterface",
+    "BrickLoss",
+    "BrickMetricSingle",
+    "BrickMetrics",
+    "BrickModule",
+    "BrickNotTrainable",
+    "BrickTrainable",
+    "Stage",
+]
+
+InputNames = Sequence[str] | Mapping[str, str] | str
+OutputNames = Sequence[str] | str
+
+
+def _names_list(names: Sequence[str] | str | None, what: str, owner: str) -> list[str]:
+    if names is None:
+        return []
+    if isinstance(names, str):
+        return [names]
+    if isinstance(names, Mapping) or not isinstance(names, Iterable):
+        raise BrickNameError(f"{owner}: {what} must be a list of strings, got {type(names).__name__}.")
+    result = list(names)
+    wrong = [name for name in result if not isinstance(name, str) or not name]
+    if wrong:
+        raise BrickNameError(f"{owner}: {what} must be non-empty strings, got {wrong!r}.")
+    return result
+
+
+def _format_tags(tags: frozenset[str]) -> str:
+    return "{" + ", ".join(repr(tag) for tag in sorted(tags)) + "}" if tags else "set()"
+
+
+class BrickInterface(nn.Module):
+    """Base of every brick: input names, output names and tags around something callable.
+
+    Subclasses implement `step_function`, the callable a collection calls with the input values in order
+    (positionally, or by keyword when `input_names` is a dict). It returns one value per output name (a
+    tuple when there are several), or nothing when the brick has no outputs.
+
+    Args:
+        input_names: Names of the values passed to the callable: a list (positional arguments), a dict
+            (keyword argument -> name), or `["__all__"]` for a dict of every value computed so far.
+            Names starting with `./` or `../` are relative to the brick's place in a nested collection.
+        output_names: Names given to the returned values.
+        tags: The tags the brick runs under; a str, a collection of str or a `Stage`.
+    """
+
+    default_tags: ClassVar[frozenset[str]] = frozenset({MODEL})
+
+    def __init__(self, input_names: InputNames, output_names: OutputNames | None, tags: TagsLike | None = None) -> None:
+        super().__init__()
+        owner = type(self).__name__
+        self._keywords: tuple[str, ...] | None
+        if isinstance(input_names, Mapping):
+            self._keywords = tuple(input_names.keys())
+            self._input_names = _names_list(list(input_names.values()), "input_names", owner)
+            if not all(isinstance(keyword, str) and keyword.isidentifier() for keyword in self._keywords):
+                raise BrickNameError(f"{owner}: the keys of input_names must be argument names, got {list(self._keywords)}.")
+        else:
+            self._keywords = None
+            self._input_names = _names_list(input_names, "input_names", owner)
+        self._output_names = _names_list(output_names, "output_names", owner)
+        self._tags = self.default_tags if tags is None else normalize_tags(tags, owner=f"{owner}: tags")
+
+    @property
+    def input_names(self) -> list[str] | dict[str, str]:
+        """The input names as given: a list, or a dict from keyword argument to name."""
+        if self._keywords is None:
+            return list(self._input_names)
+        return dict(zip(self._keywords, self._input_names, strict=True))
+
+    @property
+    def output_names(self) -> list[str]:
+        return list(self._output_names)
+
+    @property
+    def tags(self) -> frozenset[str]:
+        return self._tags
+
+    def step_function(self) -> Callable[..., Any]:
+        """The callable a collection calls with this brick's input values."""
+        raise NotImplementedError(f"{type(self).__name__} must implement step_function().")
+
+    def describe(self) -> str:
+        """What the brick wraps, as shown in its repr (a module's class name by default)."""
+        return type(self).__name__
+
+    def graph_label(self) -> str:
+        """What the brick wraps, as drawn in a mermaid graph."""
+        return self.describe()
+
+    def node(self, path: str, scope: Sequence[str]) -> BrickNode:
+        """This brick as a graph node at `path`, with names resolved against the collection path `scope`."""
+        return BrickNode(
+            path=path,
+            kind=type(self).__name__,
+            inputs=tuple(resolve_name(name, scope, path) for name in self._input_names),
+            outputs=tuple(resolve_name(name, scope, path) for name in self._output_names),
+            tags=self._tags,
+            keywords=self._keywords,
+            payload=self,
+        )
+
+    def forward(self, named_inputs: dict[str, Any]) -> dict[str, Any]:
+        """Runs the brick on its own: reads its inputs from `named_inputs` and returns its outputs by name."""
+        from torchbricks._runner import run_single_brick
+
+        return run_single_brick(self, named_inputs)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.describe()}, input_names={self.input_names!r}, "
+            f"output_names={self.output_names!r}, tags={_format_tags(self._tags)})"
+        )
+
+
+class BrickModule(BrickInterface):
+    """A brick around an `nn.Module` (or any callable).
+
+    Args:
+        model: The module to run.
+        input_names: See `BrickInterface`.
+        output_names: See `BrickInterface`.
+        tags: See `BrickInterface`; MODEL by default.
+        loss_output_names: The outputs that are losses (returned by `BrickCollection.extract_losses`), or
+            "all".
+        calculate_gradients: When False the module runs under `torch.no_grad()`.
+        trainable: When False the module's parameters are frozen (`requires_grad=False`) and the module
+            stays in eval mode, so batch-norm statistics do not drift either.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module | Callable[..., Any],
+        input_names: InputNames,
+        output_names: OutputNames | None,
+        tags: TagsLike | None = None,
+        loss_output_names: Sequence[str] | str = (),
+        calculate_gradients: bool = True,
+        trainable: bool = True,
+    ) -> None:
+        super().__init__(input_names=input_names, output_names=output_names, tags=tags)
+        if not callable(model):
+            raise BrickError(f"{type(self).__name__}: model must be callable (an nn.Module), got {type(model).__name__}.")
+        self.model = model
+        self.calculate_gradients = calculate_gradients
+        self.trainable = trainable
+        if loss_output_names == "all":
+            loss_output_names = self._output_names
+        losses = _names_list(loss_output_names, "loss_output_names", type(self).__name__)
+        unknown = [name for name in losses if name not in self._output_names]
+        if unknown:
+            raise BrickNameError(
+                f"{type(self).__name__}({self.describe()}): loss_output_names {unknown} are not among "
+                f"output_names {self._output_names}.{did_you_mean(unknown[0], self._output_names)}"
+            )
+        self._loss_output_names = losses
+        if not trainable and isinstance(model, nn.Module):
+            model.requires_grad_(False)
+            model.eval()
+
+    @property
+    def loss_output_names(self) -> list[str]:
+        return list(self._loss_output_names)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if name in ("model", "calculate_gradients"):
+            _epoch.bump()  # cached plans hold the old module
+
+    def train(self, mode: bool = True) -> BrickModule:
+        super().train(mode)
+        if not self.trainable and isinstance(self.model, nn.Module):
+            self.model.eval()
+        return self
+
+    def describe(self) -> str:
+        return type(self.model).__name__
+
+    def step_function(self) -> Callable[..., Any]:
+        model = self.model
+        if self.calculate_gradients:
+            return model
+
+        def run_without_gradients(*args: Any, **kwargs: Any) -> Any:
+            with torch.no_grad():
+                return model(*args, **kwargs)
+
+        return run_without_gradients
+
+
+class BrickTrainable(BrickModule):
+    """A brick whose module is trained. Tags default to MODEL."""
+
+    def __init__(
+        self,
+        model: nn.Module | Callable[..., Any],
+        input_names: InputNames,
+        output_names: OutputNames | None,
+        tags: TagsLike | None = None,
+        loss_output_names: Sequence[str] | str = (),
+        calculate_gradients: bool = True,
+    ) -> None:
+        super().__init__(model, input_names, output_names, tags, loss_output_names, calculate_gradients, trainable=True)
+
+
+class BrickNotTrainable(BrickModule):
+    """A brick whose module is frozen: parameters never change and the module stays in eval mode.
+
+    Gradients still flow through it to trainable bricks before it, unless `calculate_gradients=False`.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module | Callable[..., Any],
+        input_names: InputNames,
+        output_names: OutputNames | None,
+        tags: TagsLike | None = None,
+        calculate_gradients: bool = True,
+    ) -> None:
+        super().__init__(model, input_names, output_names, tags, (), calculate_gradients, trainable=False)
+
+
+class BrickLoss(BrickModule):
+    """A brick computing losses. Tags default to LOSS; every output is a loss unless `loss_output_names` says."""
+
+    default_tags: ClassVar[frozenset[str]] = frozenset({LOSS})
+
+    def __init__(
+        self,
+        model: nn.Module | Callable[..., Any],
+        input_names: InputNames,
+        output_names: OutputNames,
+        tags: TagsLike | None = None,
+        loss_output_names: Sequence[str] | str = "all",
+    ) -> None:
+        super().__init__(model, input_names, output_names, tags, loss_output_names, calculate_gradients=True, trainable=True)
+
+
+class BrickMetrics(BrickInterface):
+    """A brick updating a torchmetrics `MetricCollection` with every batch.
+
+    Metrics accumulate inside the brick; `BrickCollection.summarize` computes (and optionally resets) them.
+    The brick returns nothing unless `return_metrics=True`, in which case it also returns the batch values
+    (the metric's `forward`), named by `output_names` (by default the metric names, relative to the brick's
+    collection). Updates are traced by `torch.compile(fullgraph=True)` as an opaque op; batch values are not.
+
+    Args:
+        metric_collection: A `MetricCollection` or a dict of name -> `Metric`.
+        input_names: See `BrickInterface`.
+        tags: METRIC by default.
+        return_metrics: Also output the batch values.
+        output_names: Names of the batch values when `return_metrics=True`.
+    """
+
+    default_tags: ClassVar[frozenset[str]] = frozenset({METRIC})
+
+    def __init__(
+        self,
+        metric_collection: MetricCollection | Mapping[str, Metric],
+        input_names: InputNames,
+        tags: TagsLike | None = None,
+        return_metrics: bool = False,
+        output_names: OutputNames | None = None,
+    ) -> None:
+        if isinstance(metric_collection, Mapping):
+            metric_collection = MetricCollection(dict(metric_collection))
+        if not isinstance(metric_collection, MetricCollection):
+            raise BrickError(
+                f"BrickMetrics needs a torchmetrics MetricCollection, got {type(metric_collection).__name__}; "
+                "use BrickMetricSingle for a single Metric."
+            )
+        self._init_metrics(metric_collection, list(metric_collection.keys()), input_names, tags, return_metrics, output_names)
+
+    def _init_metrics(
+        self,
+        metrics: Metric | MetricCollection,
+        metric_names: list[str],
+        input_names: InputNames,
+        tags: TagsLike | None,
+        return_metrics: bool,
+        output_names: OutputNames | None,
+    ) -> None:
+        if return_metrics and output_names is None:
+            output_names = [f"./{name}" for name in metric_names]
+        if not return_metrics and output_names:
+            raise BrickNameError(f"{type(self).__name__}: output_names are only used with return_metrics=True.")
+        super().__init__(input_names=input_names, output_names=output_names, tags=tags)
+        if return_metrics and len(self._output_names) != len(metric_names):
+            raise BrickNameError(
+                f"{type(self).__name__}: {len(metric_names)} metrics {metric_names} need as many output_names, "
+                f"got {self._output_names}."
+            )
+        self.metrics = metrics
+        self.metric_names = metric_names
+        self.return_metrics = return_metrics
+        self.register_buffer("_update_token", torch.zeros(1), persistent=False)
+        self._handle = _metric_update.register(self.update)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._handle = _metric_update.register(self.update)  # a copy gets its own handle
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        """Updates the metric states with one batch."""
+        self.metrics.update(*args, **kwargs)
+
+    def compute(self) -> dict[str, Any]:
+        """The accumulated metric values by metric name."""
+        return dict(self.metrics.compute())
+
+    def reset(self) -> None:
+        self.metrics.reset()
+
+    def summarize(self, reset: bool) -> dict[str, Any]:
+        values = self.compute()
+        if reset:
+            self.reset()
+        return values
+
+    def describe(self) -> str:
+        return type(self.metrics).__name__
+
+    def graph_label(self) -> str:
+        return ", ".join(repr(name) for name in self.metric_names)
+
+    def step_function(self) -> Callable[..., Any]:
+        if self.return_metrics:
+            metrics = self.metrics
+            names = self.metric_names
+
+            def batch_values(*args: Any, **kwargs: Any) -> Any:
+                values = metrics(*args, **kwargs)
+                if isinstance(values, Mapping):
+                    values = tuple(values[name] for name in names)
+                return values[0] if len(names) == 1 and isinstance(values, tuple) else values
+
+            return batch_values
+        update = self.update
+        token = self._update_token
+        handle = self._handle
+        if self._keywords is not None:
+            return update  # keyword inputs are not expressible in the op schema; eager only
+
+        def update_metrics(*args: torch.Tensor) -> None:
+            if torch.compiler.is_compiling():
+                _metric_update.metric_update(token, handle, [arg.detach() for arg in args])
+            else:
+                update(*args)
+
+        return update_metrics
+
+
+class BrickMetricSingle(BrickMetrics):
+    """A brick updating a single torchmetrics `Metric`; see `BrickMetrics`.
+
+    Args:
+        metric: The metric.
+        input_names: See `BrickInterface`.
+        tags: METRIC by default.
+        return_metrics: Also output the batch value.
+        output_names: Name of the batch value when `return_metrics=True`.
+        metric_name: The name `summarize` reports; the metric's class name by default.
+    """
+
+    def __init__(
+        self,
+        metric: Metric,
+        input_names: InputNames,
+        tags: TagsLike | None = None,
+        return_metrics: bool = False,
+        output_names: OutputNames | None = None,
+        metric_name: str | None = None,
+    ) -> None:
+        if not isinstance(metric, Metric):
+            raise BrickError(
+                f"BrickMetricSingle needs a torchmetrics Metric, got {type(metric).__name__}; "
+                "use BrickMetrics for a MetricCollection."
+            )
+        name = metric_name or type(metric).__name__
+        self._init_metrics(metric, [name], input_names, tags, return_metrics, output_names)
+
+    def compute(self) -> dict[str, Any]:
+        return {self.metric_names[0]: self.metrics.compute()}

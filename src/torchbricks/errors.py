@@ -1,0 +1,75 @@
+"""The torchbricks exception hierarchy: every error the library raises for bad input is a `BrickError`."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "BrickBuildError",
+    "BrickCycleError",
+    "BrickError",
+    "BrickNameError",
+    "BrickOutputError",
+    "CheckpointError",
+    "DuplicateOutputError",
+    "MissingExtraError",
+    "MissingInputError",
+    "NamedInputsTypeError",
+    "NoBricksSelectedError",
+    "NotABrickError",
+]
+
+
+class BrickError(ValueError):
+    """Root of every error torchbricks raises for bad input."""
+
+
+class BrickBuildError(BrickError):
+    """The wiring of a brick collection is invalid; raised when the collection is built or mutated."""
+
+
+class BrickNameError(BrickBuildError):
+    """A brick name or an input/output name is malformed, or a relative name escapes the root."""
+
+
+class BrickCycleError(BrickBuildError):
+    """The bricks depend on each other in a cycle."""
+
+
+class DuplicateOutputError(BrickBuildError):
+    """Two bricks produce the same name."""
+
+
+class NotABrickError(BrickBuildError, TypeError):
+    """A value given to a collection is neither a brick, a collection nor a dict of bricks."""
+
+
+class MissingInputError(BrickError):
+    """A brick needs a name that neither the named inputs nor a selected brick provides."""
+
+
+class NoBricksSelectedError(BrickError):
+    """The requested tags select no brick."""
+
+
+class NamedInputsTypeError(BrickError, TypeError):
+    """`named_inputs` is not a dict."""
+
+
+class BrickOutputError(BrickError):
+    """A module returned a different number of values than its brick has output names."""
+
+
+class CheckpointError(BrickError):
+    """A brick checkpoint cannot be saved or loaded."""
+
+
+class MissingExtraError(BrickError, ImportError):
+    """An optional dependency is not installed."""
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """Returns ` Did you mean 'x'?` for the closest candidate, or an empty string."""
+    matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f" Did you mean {matches[0]!r}?" if matches else ""

@@ -1,0 +1,73 @@
+"""Tags choose which bricks run; a model stage is a named set of tags."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+
+from torchbricks.errors import BrickError, did_you_mean
+
+__all__ = ["LOSS", "METRIC", "MODEL", "STAGE_TAGS", "VISUALIZATION", "Stage", "TagsLike", "normalize_tags", "tags_for"]
+
+MODEL = "MODEL"
+LOSS = "LOSS"
+METRIC = "METRIC"
+VISUALIZATION = "VISUALIZATION"
+
+
+class Stage(enum.Enum):
+    """The model stages. Pass one as `tags` to run the bricks of that stage."""
+
+    TRAIN = "train"
+    VALIDATION = "validation"
+    TEST = "test"
+    INFERENCE = "inference"
+    EXPORT = "export"
+
+
+STAGE_TAGS: dict[Stage, frozenset[str]] = {
+    Stage.TRAIN: frozenset({MODEL, LOSS, METRIC}),
+    Stage.VALIDATION: frozenset({MODEL, LOSS, METRIC}),
+    Stage.TEST: frozenset({MODEL, LOSS, METRIC, VISUALIZATION}),
+    Stage.INFERENCE: frozenset({MODEL, VISUALIZATION}),
+    Stage.EXPORT: frozenset({MODEL}),
+}
+"""The tags each stage runs. Visualizations never run in training, validation or export."""
+
+TagsLike = str | Iterable[str] | Stage
+
+
+def normalize_tags(tags: TagsLike, *, owner: str = "tags") -> frozenset[str]:
+    """Turns a tag, an iterable of tags or a `Stage` into a frozenset of tags.
+
+    A bare string is one tag; it is never split into characters.
+
+    Example:
+        >>> sorted(normalize_tags(["MODEL", "LOSS"]))
+        ['LOSS', 'MODEL']
+        >>> sorted(normalize_tags(Stage.EXPORT))
+        ['MODEL']
+    """
+    if isinstance(tags, Stage):
+        return STAGE_TAGS[tags]
+    if isinstance(tags, str):
+        return frozenset((tags,))
+    try:
+        result = frozenset(tags)
+    except TypeError:
+        raise BrickError(f"{owner} must be a str, an iterable of str or a Stage, got {type(tags).__name__}.") from None
+    wrong = [tag for tag in result if not isinstance(tag, str)]
+    if wrong:
+        raise BrickError(f"{owner} must hold strings only; got {wrong!r}.")
+    return result
+
+
+def tags_for(stage: Stage | str) -> frozenset[str]:
+    """The tags of a model stage, by `Stage` or by its name (`"train"`, `"export"`, ...)."""
+    if isinstance(stage, Stage):
+        return STAGE_TAGS[stage]
+    try:
+        return STAGE_TAGS[Stage(stage)]
+    except ValueError:
+        names = [s.value for s in Stage]
+        raise BrickError(f"Unknown stage {stage!r}. Available: {names}.{did_you_mean(stage, names)}") from None
