@@ -1,0 +1,66 @@
+"""The code blocks of the spec and of our README run verbatim, in order, in one namespace."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from readme_blocks import python_blocks
+
+ROOT = Path(__file__).parent.parent
+SPEC = ROOT / "tests" / "spec" / "torchbricks-README.md"
+README = ROOT / "README.md"
+
+
+def _run_blocks(blocks: list[str], workdir: Path) -> tuple[dict[str, Any], list[str]]:
+    """Runs each block in `workdir` (with tests/data reachable) and returns the namespace and each block's stdout."""
+    (workdir / "tests").mkdir()
+    (workdir / "tests" / "data").symlink_to(ROOT / "tests" / "data")
+    namespace: dict[str, Any] = {"display": lambda *objects: None, "__name__": "readme"}
+    printed = []
+    old_cwd = Path.cwd()
+    os.chdir(workdir)
+    try:
+        for index, block in enumerate(blocks):
+            buffer = io.StringIO()
+            with contextlib.redirect_stdout(buffer):
+                try:
+                    exec(compile(block, f"<block {index}>", "exec"), namespace)
+                except Exception as error:
+                    error.add_note(f"in python block {index}:\n{block}")
+                    raise
+            printed.append(buffer.getvalue())
+    finally:
+        os.chdir(old_cwd)
+    return namespace, printed
+
+
+def _commented_output(block: str, after: str) -> str:
+    """The `# ...` lines that follow the line starting with `after` in a block: the output the spec shows."""
+    lines = block.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(after))
+    expected = []
+    for line in lines[start + 1 :]:
+        if not line.startswith("# ") or line.startswith("# print("):
+            break
+        expected.append(line[2:])
+    return "\n".join(expected)
+
+
+@pytest.mark.slow
+def test_spec_code_blocks_run_verbatim(tmp_path: Path) -> None:
+    blocks = python_blocks(SPEC)
+    _, printed = _run_blocks(blocks, tmp_path)
+
+    concept2 = next(i for i, block in enumerate(blocks) if "BrickLoss(model=nn.CrossEntropyLoss()" in block and "print(" in block)
+    assert printed[concept2].strip() == _commented_output(blocks[concept2], "print(brick_collection)").strip()
+    outputs = next(i for i, block in enumerate(blocks) if 'print("Brick outputs:"' in block)
+    assert printed[outputs].strip() == _commented_output(blocks[outputs], 'print("Brick outputs:"').strip()
+
+
+def test_readme_code_blocks_run(tmp_path: Path) -> None:
+    _run_blocks(python_blocks(README), tmp_path)
