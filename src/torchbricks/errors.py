@@ -12,6 +12,7 @@ __all__ = [
     "BrickNameError",
     "BrickOutputError",
     "CheckpointError",
+    "ConfigError",
     "DuplicateOutputError",
     "MissingExtraError",
     "MissingInputError",
@@ -63,6 +64,10 @@ class BrickOutputError(BrickError):
 
 class CheckpointError(BrickError):
     """A brick checkpoint cannot be saved or loaded."""
+
+
+class ConfigError(BrickError):
+    """A configuration cannot be composed or instantiated; the message names the offending key."""
 
 
 class MissingExtraError(BrickError, ImportError):
