@@ -14,5 +14,5 @@ def require(module: str, extra: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as error:
         raise MissingExtraError(
-            f"{module!r} is not installed; it comes with the {extra!r} extra: pip install \"torchbricks[{extra}]\""
+            f'{module!r} is not installed; it comes with the {extra!r} extra: pip install "torchbricks[{extra}]"'
         ) from error

@@ -73,7 +73,7 @@ def resolve_name(name: str, scope: Sequence[str], brick_path: str) -> str:
     """
     if not isinstance(name, str) or not name:
         raise BrickNameError(f"Brick {brick_path!r} has the name {name!r}; names must be non-empty strings.")
-    if name == ALL_NAMES or not (name.startswith("./") or name.startswith("../")):
+    if name == ALL_NAMES or not name.startswith(("./", "../")):
         return name
     parts = name.split(SEPARATOR)
     base = list(scope)
@@ -154,9 +154,7 @@ def plan(nodes: Sequence[BrickNode], tags: frozenset[str] | None, wanted: tuple[
     return Plan(order, tuple(first_consumer), first_consumer, produced, excluded)
 
 
-def missing_input_error(
-    plan_: Plan, name: str, available: Iterable[str], tags: frozenset[str] | None
-) -> MissingInputError:
+def missing_input_error(plan_: Plan, name: str, available: Iterable[str], tags: frozenset[str] | None) -> MissingInputError:
     """The error for a required input the caller did not provide."""
     consumer = plan_.first_consumer[name]
     names = sorted(set(available) | set(plan_.produced))
@@ -266,4 +264,6 @@ def _find_cycle(remaining: set[int], children: dict[int, list[int]]) -> list[int
         position[current] = len(path)
         path.append(current)
         current = parents[current][0]
-    return path[position[current] :][::-1]
+    cycle = path[position[current] :][::-1]
+    first = cycle.index(min(cycle))
+    return cycle[first:] + cycle[:first]

@@ -21,7 +21,7 @@ _updates: dict[int, Callable[[], Callable[..., None] | None]] = {}
 def register(update: Callable[..., None]) -> int:
     """Registers a bound update method; returns the handle the compiled graph passes to the op."""
     handle = next(_handles)
-    _updates[handle] = weakref.WeakMethod(update)  # type: ignore[arg-type]
+    _updates[handle] = weakref.WeakMethod(update)
     return handle
 
 

@@ -97,8 +97,7 @@ def check_named_inputs(named_inputs: object) -> None:
 
 def run_single_brick(brick: BrickInterface, named_inputs: dict[str, Any]) -> dict[str, Any]:
     """Runs one brick outside a collection; relative names resolve as at the root."""
-    from torchbricks._graph import plan
-    from torchbricks._graph import missing_input_error
+    from torchbricks._graph import missing_input_error, plan
 
     check_named_inputs(named_inputs)
     node = brick.node(path=type(brick).__name__, scope=())

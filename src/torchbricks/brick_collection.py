@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -15,6 +16,11 @@ from torchbricks._runner import Step, check_named_inputs, make_step
 from torchbricks.bricks import BrickInterface, BrickMetrics, BrickModule
 from torchbricks.errors import BrickBuildError, BrickError, BrickNameError, NotABrickError
 from torchbricks.tags import TagsLike, normalize_tags
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from torchbricks._checkpoint import FileFormat
 
 __all__ = ["BrickCollection"]
 
@@ -61,6 +67,8 @@ class BrickCollection(nn.ModuleDict):
         path = SEPARATOR.join([*self._scope, str(key)])
         if not isinstance(key, str) or not key or SEPARATOR in key or "." in key or key == _graph.ALL_NAMES:
             raise BrickNameError(f"Brick name {path!r} is invalid; use a non-empty str without '/' or '.'.")
+        if key not in self._modules and hasattr(self, key):
+            raise BrickNameError(f"Brick name {path!r} clashes with the BrickCollection attribute {key!r}; choose another name.")
         if isinstance(value, Mapping) and not isinstance(value, BrickCollection):
             value = BrickCollection(value, _scope=(*self._scope, key), _validate=False)
         if isinstance(value, BrickCollection):
@@ -102,6 +110,22 @@ class BrickCollection(nn.ModuleDict):
             else:
                 self._modules[key] = old
 
+        self._changed(undo)
+
+    def update(self, modules: Mapping[str, Any]) -> None:  # type: ignore[override]
+        """Adds or replaces several bricks, validating once; on an error none of them is kept."""
+        before = dict(self._modules)
+
+        def undo() -> None:
+            self._modules.clear()
+            self._modules.update(before)
+
+        try:
+            for key, value in dict(modules).items():
+                self._insert(key, value)
+        except BrickError:
+            undo()
+            raise
         self._changed(undo)
 
     def add_module(self, name: str, module: Any) -> None:
@@ -190,10 +214,8 @@ class BrickCollection(nn.ModuleDict):
             if torch.compiler.is_compiling():
                 return runner  # planned while tracing: the compiled graph caches it, not this dict
             self._runners[key] = runner
-        try:
+        with contextlib.suppress(TypeError):  # an unhashable tags argument (a set) is normalized on every call
             self._runners[tags, output_names] = runner
-        except TypeError:
-            pass  # an unhashable tags argument (a set) is normalized on every call
         return runner
 
     def plan(self, tags: TagsLike | None = None, output_names: list[str] | None = None) -> Plan:
@@ -215,7 +237,7 @@ class BrickCollection(nn.ModuleDict):
 
     def loss_names(self) -> list[str]:
         """The resolved names of every loss output."""
-        names = []
+        names: list[str] = []
         for path, scope, brick in self._walk(()):
             if isinstance(brick, BrickModule) and brick.loss_output_names:
                 names.extend(_graph.resolve_name(name, scope, path) for name in brick.loss_output_names)
@@ -245,9 +267,7 @@ class BrickCollection(nn.ModuleDict):
 
     def to_dict(self) -> dict[str, Any]:
         """The bricks as a nested dict (the same brick objects, not copies)."""
-        return {
-            key: value.to_dict() if isinstance(value, BrickCollection) else value for key, value in self._modules.items()
-        }
+        return {key: value.to_dict() if isinstance(value, BrickCollection) else value for key, value in self._modules.items()}
 
     def sub_collection(self, tags: TagsLike) -> BrickCollection:
         """A new collection of the bricks that share a tag with `tags` (same brick objects, nesting kept)."""
@@ -279,6 +299,41 @@ class BrickCollection(nn.ModuleDict):
         for value in self._modules.values():
             if isinstance(value, BrickCollection):
                 value._parent_ref = weakref.ref(self)
+
+    def _repr_markdown_(self) -> str | None:
+        """Jupyter shows a collection as its mermaid graph (JupyterLab and GitHub render it)."""
+        from torchbricks.graph_plotter import create_mermaid_markdown
+
+        if next(self.iter_bricks(), None) is None:
+            return None
+        return create_mermaid_markdown(self)
+
+    # --- checkpoints -----------------------------------------------------------------------------------------
+
+    def save_bricks(self, path_model_folder: Path | str, exist_ok: bool = False, file_format: FileFormat = "pt") -> list[Path]:
+        """Saves one weights file per brick with a non-empty state dict, in folders mirroring the nesting.
+
+        Args:
+            path_model_folder: The folder; `backbone.pt` and `head0/classify.pt` are written inside it.
+            exist_ok: Overwrite existing files. When False and any file exists, nothing is written.
+            file_format: `"pt"` (`torch.save`) or `"safetensors"` (needs the safetensors extra).
+
+        Returns:
+            The files written.
+        """
+        from torchbricks import _checkpoint
+
+        return _checkpoint.save_bricks(self.iter_bricks(), path_model_folder, exist_ok=exist_ok, file_format=file_format)
+
+    def load_bricks(self, path_model_folder: Path | str) -> list[str]:
+        """Loads the weights `save_bricks` wrote, onto the device each brick is on; returns the bricks loaded.
+
+        Files are read without executing code (weights-only `torch.load`, or safetensors) and all of them are
+        checked before any brick changes. A brick with weights but no file keeps its weights, with a warning.
+        """
+        from torchbricks import _checkpoint
+
+        return _checkpoint.load_bricks(self.iter_bricks(), path_model_folder)
 
 
 def _as_name_list(names: tuple[str, ...] | list[str] | str) -> list[str]:
@@ -327,5 +382,3 @@ def _check_metric_names(collection: BrickCollection) -> None:
                         "Give one a metric_name=... (BrickMetricSingle) or another key in its MetricCollection."
                     )
                 seen[key] = path
-
-

@@ -292,7 +292,9 @@ class BrickMetrics(BrickInterface):
                 f"BrickMetrics needs a torchmetrics MetricCollection, got {type(metric_collection).__name__}; "
                 "use BrickMetricSingle for a single Metric."
             )
-        self._init_metrics(metric_collection, list(metric_collection.keys()), input_names, tags, return_metrics, output_names)
+        self._init_metrics(
+            metric_collection, [str(key) for key in metric_collection], input_names, tags, return_metrics, output_names
+        )
 
     def _init_metrics(
         self,

@@ -1,0 +1,450 @@
+"""BrickCollection: running the DAG, tags, nesting, validation, errors, mutation and nn.Module behaviour."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+from typing import Any
+
+import pytest
+import torch
+from helpers import AddConstant, Split
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from torchbricks import (
+    BrickCollection,
+    BrickCycleError,
+    BrickLoss,
+    BrickMetricSingle,
+    BrickNameError,
+    BrickNotTrainable,
+    BrickOutputError,
+    BrickTrainable,
+    DuplicateOutputError,
+    MissingInputError,
+    NamedInputsTypeError,
+    NoBricksSelectedError,
+    NotABrickError,
+    Stage,
+)
+from torchbricks.errors import BrickBuildError
+
+
+def chain() -> dict[str, Any]:
+    return {
+        "preprocessor": BrickNotTrainable(AddConstant(1), input_names=["raw"], output_names=["processed"]),
+        "backbone": BrickTrainable(AddConstant(10), input_names=["processed"], output_names=["embedding"]),
+        "head": BrickTrainable(Split(), input_names=["embedding"], output_names=["logits", "negated"]),
+        "loss": BrickLoss(nn.L1Loss(), input_names=["logits", "targets"], output_names=["loss"]),
+    }
+
+
+def two_heads() -> BrickCollection:
+    def head(targets: str) -> dict[str, Any]:
+        return {
+            "classify": BrickTrainable(nn.Linear(4, 3), input_names=["../features"], output_names=["./logits"]),
+            "predict": BrickTrainable(ArgMax(), input_names=["./logits"], output_names=["./prediction"]),
+            "accuracy": BrickMetricSingle(MulticlassAccuracy(num_classes=3), input_names=["./prediction", targets]),
+            "loss": BrickLoss(nn.CrossEntropyLoss(), input_names=["./logits", targets], output_names=["./loss"]),
+        }
+
+    return BrickCollection(
+        {
+            "backbone": BrickTrainable(nn.Linear(2, 4), input_names=["raw"], output_names=["features"]),
+            "head0": head("targets0"),
+            "head1": head("targets1"),
+        }
+    )
+
+
+class ArgMax(nn.Module):
+    def forward(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits.argmax(dim=1)
+
+
+def batch(size: int = 4) -> dict[str, torch.Tensor]:
+    return {
+        "raw": torch.randn(size, 2),
+        "targets0": torch.randint(0, 3, (size,)),
+        "targets1": torch.randint(0, 3, (size,)),
+    }
+
+
+# --- running ---------------------------------------------------------------------------------------------------
+
+
+def test_outputs_hold_inputs_then_outputs_in_execution_order() -> None:
+    outputs = BrickCollection(chain())({"raw": torch.zeros(2), "targets": torch.zeros(2)})
+    assert list(outputs) == ["raw", "targets", "processed", "embedding", "logits", "negated", "loss"]
+    torch.testing.assert_close(outputs["logits"], torch.full((2,), 11.0))
+    torch.testing.assert_close(outputs["negated"], torch.full((2,), -11.0))
+
+
+def test_insertion_order_does_not_change_the_result() -> None:
+    forward = BrickCollection(chain())
+    backward = BrickCollection(dict(reversed(list(chain().items()))))
+    inputs = {"raw": torch.randn(3), "targets": torch.randn(3)}
+    assert backward.execution_order() == ["preprocessor", "backbone", "head", "loss"]
+    expected, actual = forward(inputs), backward(inputs)
+    assert list(actual) == list(expected)
+    for name in expected:
+        torch.testing.assert_close(actual[name], expected[name])
+
+
+def test_return_inputs_false_leaves_the_inputs_out() -> None:
+    outputs = BrickCollection(chain())({"raw": torch.zeros(2), "targets": torch.zeros(2)}, return_inputs=False)
+    assert list(outputs) == ["processed", "embedding", "logits", "negated", "loss"]
+
+
+def test_tags_select_the_bricks_that_run() -> None:
+    collection = BrickCollection(chain())
+    outputs = collection({"raw": torch.zeros(2)}, tags={"MODEL"})
+    assert "loss" not in outputs
+    assert collection.required_inputs(tags="MODEL") == ["raw"]
+    assert collection.required_inputs() == ["raw", "targets"]
+
+
+def test_a_stage_selects_its_tags() -> None:
+    collection = BrickCollection(chain())
+    assert collection.execution_order(tags=Stage.EXPORT) == ["preprocessor", "backbone", "head"]
+    assert collection.execution_order(tags=Stage.TRAIN) == ["preprocessor", "backbone", "head", "loss"]
+
+
+def test_output_names_run_only_the_bricks_they_need() -> None:
+    bricks = chain()
+    collection = BrickCollection(bricks)
+    outputs = collection({"raw": torch.zeros(2)}, output_names=["embedding"])
+    assert list(outputs) == ["embedding"]
+    assert bricks["head"].model is not None
+    assert bricks["backbone"].model.calls == 1
+    assert collection.execution_order(output_names=["embedding"]) == ["preprocessor", "backbone"]
+
+
+def test_nested_relative_names_resolve_against_the_brick_place() -> None:
+    collection = two_heads()
+    outputs = collection(batch())
+    assert {"head0/logits", "head0/prediction", "head0/loss", "head1/logits", "head1/loss"} <= set(outputs)
+    assert collection.loss_names() == ["head0/loss", "head1/loss"]
+    assert list(collection.extract_losses(outputs)) == ["head0/loss", "head1/loss"]
+
+
+def test_summarize_prefixes_nested_metrics_with_their_path() -> None:
+    collection = two_heads()
+    data = batch(8)
+    outputs = collection(data)
+    metrics = collection.summarize(reset=True)
+    assert list(metrics) == ["head0/MulticlassAccuracy", "head1/MulticlassAccuracy"]
+    reference = MulticlassAccuracy(num_classes=3)
+    reference.update(outputs["head0/prediction"], data["targets0"])
+    torch.testing.assert_close(metrics["head0/MulticlassAccuracy"], reference.compute())
+
+
+def test_summarize_keeps_a_top_level_metric_name_bare() -> None:
+    collection = BrickCollection(
+        {"accuracy": BrickMetricSingle(MulticlassAccuracy(num_classes=2), input_names=["p", "t"])},
+    )
+    collection({"p": torch.tensor([1]), "t": torch.tensor([1])})
+    assert list(collection.summarize(reset=False)) == ["MulticlassAccuracy"]
+
+
+def test_summarize_with_reset_starts_over() -> None:
+    collection = two_heads()
+    collection(batch())
+    collection.summarize(reset=True)
+    collection(batch())
+    brick = collection["head0"]["accuracy"]
+    assert brick.metrics.update_count == 1
+
+
+def test_two_metric_bricks_reporting_the_same_name_are_rejected() -> None:
+    with pytest.raises(BrickBuildError, match=r"Metric bricks 'a' and 'b' both report 'MulticlassAccuracy'.*metric_name"):
+        BrickCollection(
+            {
+                "a": BrickMetricSingle(MulticlassAccuracy(num_classes=2), ["p", "t"]),
+                "b": BrickMetricSingle(MulticlassAccuracy(num_classes=2), ["p", "t"]),
+            }
+        )
+
+
+def test_all_names_passes_every_value_computed_so_far() -> None:
+    seen: list[list[str]] = []
+
+    class Report(nn.Module):
+        def forward(self, named: dict[str, Any]) -> int:
+            seen.append(sorted(named))
+            return len(named)
+
+    collection = BrickCollection(
+        {
+            "report": BrickNotTrainable(Report(), input_names=["__all__"], output_names=["n"]),
+            "twice": BrickTrainable(AddConstant(0), input_names=["x"], output_names=["y"]),
+        }
+    )
+    assert collection({"x": torch.ones(1)})["n"] == 2
+    assert seen == [["x", "y"]]
+
+
+def test_sub_collection_keeps_the_matching_bricks_and_nesting() -> None:
+    collection = two_heads()
+    model_only = collection.sub_collection(tags="MODEL")
+    assert [path for path, _ in model_only.iter_bricks()] == [
+        "backbone",
+        "head0/classify",
+        "head0/predict",
+        "head1/classify",
+        "head1/predict",
+    ]
+    assert model_only["head0"]["classify"] is collection["head0"]["classify"]
+
+
+def test_to_dict_returns_the_nested_bricks() -> None:
+    collection = two_heads()
+    tree = collection.to_dict()
+    assert tree["head1"]["loss"] is collection["head1"]["loss"]
+    rebuilt = BrickCollection(tree)
+    assert rebuilt.execution_order() == collection.execution_order()
+
+
+# --- errors ----------------------------------------------------------------------------------------------------
+
+
+def test_a_missing_input_names_the_brick_the_available_names_and_the_close_match() -> None:
+    collection = BrickCollection(chain())
+    with pytest.raises(MissingInputError) as info:
+        collection({"raw": torch.zeros(1), "target": torch.zeros(1)})
+    message = str(info.value)
+    assert message.startswith("Brick 'loss' needs input 'targets', which no brick produces and named_inputs lacks.")
+    assert "Available: ['embedding', 'logits', 'loss', 'negated', 'processed', 'raw', 'target']" in message
+    assert message.endswith("Did you mean 'target'?")
+
+
+def test_a_missing_input_is_reported_before_any_brick_runs() -> None:
+    bricks = chain()
+    with pytest.raises(MissingInputError):
+        BrickCollection(bricks)({"raw": torch.zeros(1)})
+    assert bricks["backbone"].model.calls == 0
+
+
+def test_a_missing_input_names_the_brick_excluded_by_the_tags() -> None:
+    collection = BrickCollection(chain())
+    with pytest.raises(
+        MissingInputError, match=r"which brick 'head' would produce, but its tags \['MODEL'\] are not selected by tags \['LOSS'\]"
+    ):
+        collection({"raw": torch.zeros(1), "targets": torch.zeros(1)}, tags="LOSS")
+
+
+def test_tags_selecting_no_brick_are_rejected() -> None:
+    with pytest.raises(NoBricksSelectedError, match=r"Tags \['VISUALIZATION'\] select no brick"):
+        BrickCollection(chain())({"raw": torch.zeros(1)}, tags="VISUALIZATION")
+
+
+def test_named_inputs_must_be_a_dict() -> None:
+    with pytest.raises(NamedInputsTypeError, match="named_inputs must be a dict of name -> value, got Tensor"):
+        BrickCollection(chain())(torch.zeros(1))  # type: ignore[arg-type]
+
+
+def test_a_cycle_is_rejected_at_build_naming_its_bricks() -> None:
+    with pytest.raises(BrickCycleError, match="'a' -> 'b' -> 'a'"):
+        BrickCollection(
+            {
+                "a": BrickTrainable(AddConstant(), input_names=["y"], output_names=["x"]),
+                "b": BrickTrainable(AddConstant(), input_names=["x"], output_names=["y"]),
+            }
+        )
+
+
+def test_two_producers_of_a_name_are_rejected_naming_both() -> None:
+    with pytest.raises(
+        DuplicateOutputError, match="Bricks 'head0/classify' and 'head1/classify' both produce the output 'logits'"
+    ):
+        BrickCollection(
+            {
+                "head0": {"classify": BrickTrainable(AddConstant(), ["x"], ["logits"])},
+                "head1": {"classify": BrickTrainable(AddConstant(), ["x"], ["logits"])},
+            }
+        )
+
+
+def test_a_relative_name_escaping_the_root_is_rejected() -> None:
+    with pytest.raises(BrickNameError, match=r"'head/classify' uses the relative name '\.\./\.\./x', which climbs above the root"):
+        BrickCollection({"head": {"classify": BrickTrainable(AddConstant(), ["../../x"], ["y"])}})
+
+
+def test_a_module_that_is_not_a_brick_is_rejected_with_a_hint() -> None:
+    with pytest.raises(NotABrickError, match=r"The value at 'head/classify' is a Linear, not a brick.*BrickTrainable\(Linear"):
+        BrickCollection({"head": {"classify": nn.Linear(1, 1)}})
+
+
+@pytest.mark.parametrize("key", ["a/b", "a.b", ""])
+def test_brick_names_with_separators_are_rejected(key: str) -> None:
+    with pytest.raises(BrickNameError, match="is invalid"):
+        BrickCollection({key: BrickTrainable(AddConstant(), ["x"], ["y"])})
+
+
+def test_brick_names_clashing_with_collection_attributes_are_rejected() -> None:
+    with pytest.raises(BrickNameError, match="Brick name 'forward' clashes with the BrickCollection attribute 'forward'"):
+        BrickCollection({"forward": BrickTrainable(AddConstant(), ["x"], ["y"])})
+
+
+def test_wrong_number_of_outputs_names_the_brick_and_its_outputs() -> None:
+    collection = BrickCollection({"split": BrickTrainable(AddConstant(), ["x"], ["a", "b"])})
+    with pytest.raises(
+        BrickOutputError, match=r"Brick 'split' \(AddConstant\) returned a Tensor, but has 2 output_names \['a', 'b'\]"
+    ):
+        collection({"x": torch.zeros(2)})
+
+
+def test_too_many_outputs_names_the_count() -> None:
+    collection = BrickCollection({"split": BrickTrainable(Split(), ["x"], ["a", "b", "c"])})
+    with pytest.raises(BrickOutputError, match="returned 2 values, but has 3 output_names"):
+        collection({"x": torch.zeros(2)})
+
+
+def test_an_error_inside_a_brick_carries_the_brick_name() -> None:
+    collection = BrickCollection({"linear": BrickTrainable(nn.Linear(3, 1), ["x"], ["y"])})
+    with pytest.raises(RuntimeError) as info:
+        collection({"x": torch.zeros(2, 5)})
+    assert "while running brick 'linear'" in "".join(info.value.__notes__)
+
+
+# --- mutation --------------------------------------------------------------------------------------------------
+
+
+def test_adding_a_brick_updates_the_plan() -> None:
+    collection = BrickCollection(chain())
+    collection({"raw": torch.zeros(1), "targets": torch.zeros(1)})
+    collection["extra"] = BrickTrainable(AddConstant(5), ["logits"], ["shifted"])
+    assert "shifted" in collection({"raw": torch.zeros(1), "targets": torch.zeros(1)})
+
+
+def test_a_mutation_creating_a_cycle_is_rejected_and_undone() -> None:
+    collection = BrickCollection(chain())
+    with pytest.raises(BrickCycleError):
+        collection["preprocessor"] = BrickTrainable(AddConstant(), ["negated"], ["processed"])
+    assert collection["preprocessor"].model.constant == 1
+    assert collection.execution_order()[0] == "preprocessor"
+
+
+def test_a_mutation_adding_a_duplicate_producer_is_undone() -> None:
+    collection = BrickCollection(chain())
+    with pytest.raises(DuplicateOutputError):
+        collection["copy"] = BrickTrainable(AddConstant(), ["raw"], ["embedding"])
+    assert "copy" not in collection
+
+
+def test_update_keeps_none_of_the_bricks_when_one_is_invalid() -> None:
+    collection = BrickCollection(chain())
+    with pytest.raises(DuplicateOutputError):
+        collection.update(
+            {
+                "fine": BrickTrainable(AddConstant(), ["logits"], ["fine"]),
+                "clash": BrickTrainable(AddConstant(), ["raw"], ["loss"]),
+            }
+        )
+    assert list(collection) == ["preprocessor", "backbone", "head", "loss"]
+    collection.update({"fine": BrickTrainable(AddConstant(), ["logits"], ["fine"])})
+    assert "fine" in collection({"raw": torch.zeros(1), "targets": torch.zeros(1)})
+
+
+def test_mutating_a_nested_collection_is_validated_at_the_root() -> None:
+    collection = two_heads()
+    with pytest.raises(DuplicateOutputError, match="'backbone' and 'head0/again' both produce the output 'features'"):
+        collection["head0"]["again"] = BrickTrainable(AddConstant(), ["raw"], ["features"])
+    assert "again" not in collection["head0"]
+
+
+def test_mutating_a_nested_collection_invalidates_the_root_plan() -> None:
+    collection = two_heads()
+    collection(batch())
+    collection["head0"]["extra"] = BrickTrainable(AddConstant(), ["./logits"], ["./shifted"])
+    assert "head0/shifted" in collection(batch())
+    del collection["head0"]["extra"]
+    assert "head0/shifted" not in collection(batch())
+
+
+def test_replacing_a_brick_model_is_seen_by_the_next_call() -> None:
+    collection = BrickCollection(chain())
+    inputs = {"raw": torch.zeros(1), "targets": torch.zeros(1)}
+    collection(inputs)
+    collection["backbone"].model = AddConstant(100)
+    assert collection(inputs)["embedding"].item() == 101.0
+
+
+def test_assigning_a_module_attribute_goes_through_validation() -> None:
+    collection = BrickCollection(chain())
+    with pytest.raises(NotABrickError):
+        collection.extra = nn.Linear(1, 1)
+
+
+# --- nn.Module behaviour ---------------------------------------------------------------------------------------
+
+
+def test_state_dict_round_trips_into_a_fresh_collection() -> None:
+    source, target = two_heads(), two_heads()
+    target.load_state_dict(source.state_dict())
+    data = batch()
+    torch.testing.assert_close(target(data)["head1/logits"], source(data)["head1/logits"])
+
+
+def test_to_moves_parameters_and_precision() -> None:
+    collection = two_heads().to(torch.float64)
+    data = batch()
+    data["raw"] = data["raw"].double()
+    assert collection(data)["head0/logits"].dtype == torch.float64
+
+
+def test_gradients_reach_every_trainable_brick() -> None:
+    collection = two_heads()
+    losses = collection.extract_losses(collection(batch()))
+    sum(losses.values()).backward()
+    assert all(parameter.grad is not None for parameter in collection.parameters())
+
+
+def test_a_deep_copy_runs_its_own_modules() -> None:
+    collection = two_heads()
+    data = batch()
+    collection(data)  # fills the plan cache
+    twin = copy.deepcopy(collection)
+    with torch.no_grad():
+        twin["backbone"].model.weight.zero_()
+        twin["backbone"].model.bias.zero_()
+    assert twin(data)["features"].abs().sum() == 0
+    assert collection(data)["features"].abs().sum() > 0
+
+
+def test_a_pickled_collection_runs_and_validates_nested_mutations() -> None:
+    collection = two_heads()
+    collection(batch())
+    restored = pickle.loads(pickle.dumps(collection))
+    assert restored(batch())["head0/logits"].shape == (4, 3)
+    with pytest.raises(DuplicateOutputError):
+        restored["head1"]["dup"] = BrickTrainable(AddConstant(), ["raw"], ["features"])
+
+
+@pytest.mark.parametrize("tags", [None, {"MODEL"}, {"MODEL", "LOSS"}, Stage.TRAIN, Stage.VALIDATION, Stage.EXPORT])
+def test_compile_fullgraph_matches_eager_for_every_tag_set(tags: Any) -> None:
+    torch._dynamo.reset()
+    collection = two_heads()
+    data = batch()
+    compiled = torch.compile(collection, fullgraph=True, backend="eager")
+    expected, actual = collection(data, tags=tags), compiled(data, tags=tags)
+    assert list(actual) == list(expected)
+    for name in expected:
+        torch.testing.assert_close(actual[name], expected[name])
+
+
+def test_compile_fullgraph_updates_metrics() -> None:
+    torch._dynamo.reset()
+    collection = two_heads()
+    compiled = torch.compile(collection, fullgraph=True, backend="aot_eager")
+    data = batch(8)
+    outputs = compiled(data, tags=Stage.TRAIN)
+    compiled(data, tags=Stage.TRAIN)
+    brick = collection["head0"]["accuracy"]
+    assert brick.metrics.update_count == 2
+    reference = MulticlassAccuracy(num_classes=3)
+    reference.update(outputs["head0/prediction"], data["targets0"])
+    torch.testing.assert_close(collection.summarize(reset=True)["head0/MulticlassAccuracy"], reference.compute())
+    sum(collection.extract_losses(outputs).values()).backward()
+    assert collection["backbone"].model.weight.grad is not None

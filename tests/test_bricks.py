@@ -1,0 +1,178 @@
+"""Bricks on their own: names, tags, repr, gradients and metrics."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+from torchbricks.bricks import (
+    LOSS,
+    METRIC,
+    MODEL,
+    BrickLoss,
+    BrickMetrics,
+    BrickMetricSingle,
+    BrickModule,
+    BrickNotTrainable,
+    BrickTrainable,
+)
+from torchbricks.errors import BrickError, BrickNameError
+from torchbricks.tags import Stage
+
+
+def test_repr_matches_the_spec() -> None:
+    brick = BrickLoss(model=nn.CrossEntropyLoss(), input_names=["logits", "targets"], output_names=["loss_ce"], tags="LOSS")
+    assert repr(brick) == (
+        "BrickLoss(CrossEntropyLoss, input_names=['logits', 'targets'], output_names=['loss_ce'], tags={'LOSS'})"
+    )
+
+
+def test_repr_sorts_several_tags() -> None:
+    brick = BrickTrainable(nn.Identity(), input_names=["x"], output_names=["y"], tags={"b", "a"})
+    assert repr(brick).endswith("tags={'a', 'b'})")
+
+
+def test_a_bare_string_name_is_one_name() -> None:
+    brick = BrickTrainable(nn.Identity(), input_names="raw", output_names="features")
+    assert brick.input_names == ["raw"]
+    assert brick.output_names == ["features"]
+
+
+@pytest.mark.parametrize(
+    ("brick", "tags"),
+    [
+        (BrickTrainable(nn.Identity(), ["x"], ["y"]), {MODEL}),
+        (BrickNotTrainable(nn.Identity(), ["x"], ["y"]), {MODEL}),
+        (BrickLoss(nn.MSELoss(), ["x", "y"], ["loss"]), {LOSS}),
+        (BrickMetricSingle(MulticlassAccuracy(num_classes=2), ["x", "y"]), {METRIC}),
+    ],
+)
+def test_each_brick_kind_has_default_tags(brick: BrickModule, tags: set[str]) -> None:
+    assert brick.tags == tags
+
+
+def test_tags_accept_a_stage() -> None:
+    brick = BrickTrainable(nn.Identity(), ["x"], ["y"], tags=Stage.TRAIN)
+    assert brick.tags == {"MODEL", "LOSS", "METRIC"}
+
+
+def test_tags_of_the_wrong_type_are_rejected() -> None:
+    with pytest.raises(BrickError, match="BrickTrainable: tags must be a str, an iterable of str or a Stage, got int"):
+        BrickTrainable(nn.Identity(), ["x"], ["y"], tags=3)  # type: ignore[arg-type]
+
+
+def test_names_of_the_wrong_type_are_rejected() -> None:
+    with pytest.raises(BrickNameError, match=r"BrickTrainable: input_names must be non-empty strings, got \[1\]"):
+        BrickTrainable(nn.Identity(), [1], ["y"])  # type: ignore[list-item]
+
+
+def test_a_brick_runs_on_its_own_with_named_inputs() -> None:
+    brick = BrickTrainable(nn.Linear(2, 3), input_names=["x"], output_names=["y"])
+    outputs = brick({"x": torch.ones(4, 2), "unused": 1})
+    assert list(outputs) == ["y"]
+    torch.testing.assert_close(outputs["y"], brick.model(torch.ones(4, 2)))
+
+
+def test_dict_input_names_pass_keyword_arguments() -> None:
+    class Subtract(nn.Module):
+        def forward(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+            return left - right
+
+    brick = BrickTrainable(Subtract(), input_names={"right": "a", "left": "b"}, output_names=["d"])
+    assert brick({"a": torch.tensor(1.0), "b": torch.tensor(5.0)})["d"] == 4.0
+    assert brick.input_names == {"right": "a", "left": "b"}
+
+
+def test_not_trainable_freezes_parameters_and_stays_in_eval_mode() -> None:
+    brick = BrickNotTrainable(nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2)), ["x"], ["y"])
+    brick.train()
+    assert not any(parameter.requires_grad for parameter in brick.parameters())
+    assert not brick.model.training
+    running_mean = brick.model[1].running_mean.clone()
+    brick({"x": torch.randn(8, 2)})
+    torch.testing.assert_close(brick.model[1].running_mean, running_mean)
+
+
+def test_not_trainable_lets_gradients_flow_to_earlier_bricks() -> None:
+    x = torch.ones(3, 2, requires_grad=True)
+    out = BrickNotTrainable(nn.Linear(2, 1), ["x"], ["y"])({"x": x})["y"]
+    out.sum().backward()
+    assert x.grad is not None
+
+
+def test_calculate_gradients_false_runs_under_no_grad() -> None:
+    seen = []
+
+    class Probe(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append(torch.is_grad_enabled())
+            return x * 2
+
+    out = BrickTrainable(Probe(), ["x"], ["y"], calculate_gradients=False)({"x": torch.ones(2, requires_grad=True)})["y"]
+    assert seen == [False]
+    assert not out.requires_grad
+
+
+def test_loss_output_names_must_be_outputs() -> None:
+    with pytest.raises(
+        BrickNameError, match=r"loss_output_names \['los'\] are not among output_names \['loss'\]. Did you mean 'loss'"
+    ):
+        BrickLoss(nn.MSELoss(), ["a", "b"], ["loss"], loss_output_names=["los"])
+
+
+def test_loss_brick_marks_every_output_as_loss_by_default() -> None:
+    assert BrickLoss(nn.MSELoss(), ["a", "b"], ["loss"]).loss_output_names == ["loss"]
+
+
+def test_model_must_be_callable() -> None:
+    with pytest.raises(BrickError, match="model must be callable"):
+        BrickTrainable(3, ["x"], ["y"])  # type: ignore[arg-type]
+
+
+def test_metric_brick_accumulates_and_returns_nothing() -> None:
+    brick = BrickMetricSingle(MulticlassAccuracy(num_classes=3), input_names=["prediction", "target"])
+    assert brick({"prediction": torch.tensor([0, 1]), "target": torch.tensor([0, 1])}) == {}
+    brick({"prediction": torch.tensor([2, 2]), "target": torch.tensor([0, 1])})
+    reference = MulticlassAccuracy(num_classes=3)
+    reference.update(torch.tensor([0, 1, 2, 2]), torch.tensor([0, 1, 0, 1]))
+    values = brick.summarize(reset=True)
+    torch.testing.assert_close(values["MulticlassAccuracy"], reference.compute())
+    assert brick.metrics.update_count == 0
+
+
+def test_metric_brick_with_return_metrics_outputs_the_batch_value() -> None:
+    brick = BrickMetricSingle(MulticlassAccuracy(num_classes=2, average="micro"), ["p", "t"], return_metrics=True)
+    outputs = brick({"p": torch.tensor([0, 1]), "t": torch.tensor([0, 0])})
+    assert list(outputs) == ["MulticlassAccuracy"]
+    assert outputs["MulticlassAccuracy"] == 0.5
+
+
+def test_metric_collection_brick_reports_each_metric() -> None:
+    metrics = MetricCollection({"acc": MulticlassAccuracy(num_classes=2), "f1": MulticlassF1Score(num_classes=2)})
+    brick = BrickMetrics(metrics, ["p", "t"], return_metrics=True)
+    outputs = brick({"p": torch.tensor([0, 1]), "t": torch.tensor([0, 1])})
+    assert list(outputs) == ["acc", "f1"]
+    assert set(brick.summarize(reset=False)) == {"acc", "f1"}
+
+
+def test_metric_brick_needs_a_metric() -> None:
+    with pytest.raises(BrickError, match="BrickMetricSingle needs a torchmetrics Metric, got Linear"):
+        BrickMetricSingle(nn.Linear(1, 1), ["p", "t"])  # type: ignore[arg-type]
+
+
+def test_output_names_without_return_metrics_are_rejected() -> None:
+    with pytest.raises(BrickNameError, match="output_names are only used with return_metrics=True"):
+        BrickMetricSingle(MulticlassAccuracy(num_classes=2), ["p", "t"], output_names=["acc"])
+
+
+def test_a_copied_metric_brick_keeps_its_own_state() -> None:
+    brick = BrickMetricSingle(MulticlassAccuracy(num_classes=2), ["p", "t"])
+    twin = copy.deepcopy(brick)
+    twin({"p": torch.tensor([0]), "t": torch.tensor([0])})
+    assert twin.metrics.update_count == 1
+    assert brick.metrics.update_count == 0
