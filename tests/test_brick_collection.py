@@ -267,7 +267,7 @@ def test_two_producers_of_a_name_are_rejected_naming_both() -> None:
 
 
 def test_a_relative_name_escaping_the_root_is_rejected() -> None:
-    with pytest.raises(BrickNameError, match=r"'head/classify' uses the relative name '\.\./\.\./x', which climbs above the root"):
+    with pytest.raises(BrickNameError, match=r"'head/classify' uses the relative name '\.\./\.\./x', which climbs above"):
         BrickCollection({"head": {"classify": BrickTrainable(AddConstant(), ["../../x"], ["y"])}})
 
 
