@@ -112,7 +112,7 @@ class BrickCollection(nn.ModuleDict):
 
         self._changed(undo)
 
-    def update(self, modules: Mapping[str, Any]) -> None:  # type: ignore[override]
+    def update(self, modules: Mapping[str, Any]) -> None:
         """Adds or replaces several bricks, validating once; on an error none of them is kept."""
         before = dict(self._modules)
 
@@ -357,7 +357,7 @@ def _make_runner(nodes: list[BrickNode], plan: Plan, tags: frozenset[str] | None
             for step in steps:
                 step(data)
         except Exception as error:
-            if step is not None and not isinstance(error, BrickError):
+            if step is not None and not isinstance(error, BrickError) and hasattr(error, "add_note"):  # add_note: 3.11+
                 error.add_note(f"while running brick {step.brick_path!r} of a BrickCollection")  # type: ignore[attr-defined]
             raise
         if wanted is not None:
