@@ -12,6 +12,8 @@ __all__ = [
     "BrickNameError",
     "BrickOutputError",
     "CheckpointError",
+    "CheckpointExistsError",
+    "CheckpointNotFoundError",
     "ConfigError",
     "DuplicateOutputError",
     "MissingExtraError",
@@ -68,6 +70,14 @@ class CheckpointError(BrickError):
 
 class ConfigError(BrickError):
     """A configuration cannot be composed or instantiated; the message names the offending key."""
+
+
+class CheckpointExistsError(CheckpointError, FileExistsError):
+    """Saving would overwrite brick checkpoint files and `exist_ok` is False."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """The brick checkpoint folder does not exist."""
 
 
 class MissingExtraError(BrickError, ImportError):

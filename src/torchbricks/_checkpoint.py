@@ -1,0 +1,189 @@
+"""Per-brick checkpoints: one weights file per brick, in folders mirroring the collection's nesting.
+
+`backbone.pt`, `head0/classify.pt`, ... Only bricks with a non-empty `state_dict` get a file. Files are
+written atomically (a temporary file in the same folder, then `os.replace`), and loading never executes
+code from a file: `.pt` files are read with `torch.load(weights_only=True)`, `.safetensors` files with
+safetensors. A load reads and checks every file before it changes any brick, so a failing load leaves the
+collection as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from torchbricks._extras import require
+from torchbricks.bricks import BrickInterface
+from torchbricks.errors import CheckpointError, CheckpointExistsError, CheckpointNotFoundError, did_you_mean
+
+__all__ = ["FileFormat", "load_bricks", "save_bricks"]
+
+FileFormat = Literal["pt", "safetensors"]
+_SUFFIXES: dict[str, str] = {"pt": ".pt", "safetensors": ".safetensors"}
+
+
+def save_bricks(
+    bricks: Iterable[tuple[str, BrickInterface]], path_model_folder: Path | str, exist_ok: bool, file_format: FileFormat
+) -> list[Path]:
+    """Writes one file per brick with weights; returns the files written.
+
+    Raises:
+        CheckpointExistsError: A target file exists and `exist_ok` is False; nothing has been written.
+    """
+    suffix = _suffix(file_format)
+    folder = Path(path_model_folder)
+    targets = [(folder / f"{path}{suffix}", path, state) for path, brick in bricks if (state := brick.state_dict())]
+    existing = [str(target) for target, _, _ in targets if target.exists()]
+    if existing and not exist_ok:
+        raise CheckpointExistsError(
+            f"Brick checkpoint files already exist: {existing}. Pass exist_ok=True to overwrite them, or save to another folder."
+        )
+    write = _writer(file_format)
+    for target, path, state in targets:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomically(target, partial(write, state, path))
+    return [target for target, _, _ in targets]
+
+
+def load_bricks(bricks: Iterable[tuple[str, BrickInterface]], path_model_folder: Path | str) -> list[str]:
+    """Loads every brick that has weights from its file; returns the paths of the bricks loaded.
+
+    A brick with weights but no file keeps its weights, with a warning naming it. The format is read from each
+    file's suffix.
+
+    Raises:
+        CheckpointNotFoundError: The folder does not exist.
+        CheckpointError: A file does not match its brick (missing or unexpected tensors, other shapes), a
+            brick has files in two formats, or a file cannot be read. No brick has been changed.
+    """
+    folder = Path(path_model_folder)
+    if not folder.is_dir():
+        raise CheckpointNotFoundError(f"The brick checkpoint folder {str(folder)!r} does not exist.")
+    staged: list[tuple[BrickInterface, Mapping[str, torch.Tensor]]] = []
+    loaded: list[str] = []
+    expected_files: set[Path] = set()
+    for path, brick in bricks:
+        current = brick.state_dict()
+        files = [folder / f"{path}{suffix}" for suffix in _SUFFIXES.values()]
+        expected_files.update(files)
+        present = [file for file in files if file.is_file()]
+        if not current:
+            continue
+        if not present:
+            warnings.warn(
+                f"Brick {path!r} has weights but no checkpoint file in {str(folder)!r}; it keeps its current weights.",
+                stacklevel=3,
+            )
+            continue
+        if len(present) > 1:
+            raise CheckpointError(f"Brick {path!r} has checkpoint files in two formats: {[str(f) for f in present]}; keep one.")
+        state = _read(present[0], _device_of(current))
+        _check(path, present[0], state, current)
+        staged.append((brick, state))
+        loaded.append(path)
+    _warn_about_unused_files(folder, expected_files)
+    for brick, state in staged:
+        brick.load_state_dict(state, strict=True)
+    return loaded
+
+
+def _suffix(file_format: str) -> str:
+    if file_format not in _SUFFIXES:
+        raise CheckpointError(f"Unknown checkpoint format {file_format!r}. Available: {list(_SUFFIXES)}.")
+    return _SUFFIXES[file_format]
+
+
+def _writer(file_format: str) -> Callable[[Mapping[str, object], str, Path], None]:
+    if file_format == "safetensors":
+        return _write_safetensors
+    return _write_pt
+
+
+def _write_pt(state: Mapping[str, object], brick_path: str, file: Path) -> None:
+    torch.save(state, file)  # the state dict itself, so its version metadata survives
+
+
+def _write_safetensors(state: Mapping[str, object], brick_path: str, file: Path) -> None:
+    safetensors_torch = require("safetensors.torch", "safetensors")
+    tensors = {key: value for key, value in state.items() if isinstance(value, torch.Tensor)}
+    not_tensors = [key for key in state if key not in tensors]
+    if not_tensors:
+        raise CheckpointError(
+            f"Brick {brick_path!r} has state that is not a tensor ({not_tensors}); safetensors stores tensors only. "
+            'Use file_format="pt".'
+        )
+    # Copies: safetensors refuses tensors sharing storage (tied weights) and non-contiguous ones.
+    copies = {key: value.detach().to("cpu", copy=True).contiguous() for key, value in tensors.items()}
+    safetensors_torch.save_file(copies, str(file))
+
+
+def _write_atomically(target: Path, write: Callable[[Path], None]) -> None:
+    """Writes through a temporary file in the target's folder, then renames it over the target."""
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        write(Path(temporary))
+        with open(temporary, "rb") as file:
+            os.fsync(file.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _device_of(state: Mapping[str, object]) -> torch.device:
+    for value in state.values():
+        if isinstance(value, torch.Tensor):
+            return value.device
+    return torch.device("cpu")
+
+
+def _read(file: Path, device: torch.device) -> Mapping[str, torch.Tensor]:
+    try:
+        if file.suffix == ".safetensors":
+            safetensors_torch = require("safetensors.torch", "safetensors")
+            return dict(safetensors_torch.load_file(str(file), device=str(device)))
+        state = torch.load(file, map_location=device, weights_only=True)
+    except CheckpointError:
+        raise
+    except Exception as error:
+        raise CheckpointError(f"Cannot read the brick checkpoint {str(file)!r}: {error}") from error
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"The brick checkpoint {str(file)!r} holds a {type(state).__name__}, not a state dict.")
+    return state
+
+
+def _check(path: str, file: Path, state: Mapping[str, object], current: Mapping[str, object]) -> None:
+    missing = [key for key in current if key not in state]
+    unexpected = [key for key in state if key not in current]
+    if missing or unexpected:
+        hint = did_you_mean(unexpected[0], missing) if unexpected and missing else ""
+        raise CheckpointError(
+            f"Brick {path!r} does not match its checkpoint {str(file)!r}: missing tensors {missing}, unexpected "
+            f"tensors {unexpected}.{hint}"
+        )
+    for key, value in current.items():
+        saved = state[key]
+        if isinstance(value, torch.Tensor) and (not isinstance(saved, torch.Tensor) or saved.shape != value.shape):
+            got = f"shape {list(saved.shape)}" if isinstance(saved, torch.Tensor) else f"a {type(saved).__name__}"
+            raise CheckpointError(
+                f"Brick {path!r}: tensor {key!r} in {str(file)!r} has {got}, but the brick expects shape {list(value.shape)}."
+            )
+
+
+def _warn_about_unused_files(folder: Path, expected: set[Path]) -> None:
+    unused = sorted(
+        str(file.relative_to(folder))
+        for suffix in _SUFFIXES.values()
+        for file in folder.rglob(f"*{suffix}")
+        if file not in expected and not file.name.startswith(".")
+    )
+    if unused:
+        warnings.warn(f"Checkpoint files in {str(folder)!r} match no brick and were not loaded: {unused}.", stacklevel=3)

@@ -1,0 +1,186 @@
+"""Shipping a brick collection: ONNX export and `torch.export` of the bricks one stage runs.
+
+Both wrap the collection in a small `nn.Module` taking the tensors the selected bricks need and returning the
+named outputs, so the exported graph is exactly what the collection runs for the tags: bricks of other tags
+(losses, metrics) and named inputs nothing selected reads are left out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from torchbricks import _graph
+from torchbricks._extras import require
+from torchbricks.errors import BrickError
+from torchbricks.tags import Stage, TagsLike, normalize_tags
+
+if TYPE_CHECKING:
+    from torch.export import ExportedProgram
+
+    from torchbricks.brick_collection import BrickCollection
+
+__all__ = ["export_bricks", "export_bricks_as_onnx"]
+
+
+class _BricksAsModule(nn.Module):
+    """Runs the bricks of one tag set on positional tensors and returns a tuple of their outputs."""
+
+    def __init__(
+        self, brick_collection: BrickCollection, input_names: Sequence[str], tags: frozenset[str], output_names: Sequence[str]
+    ) -> None:
+        super().__init__()
+        self.brick_collection = brick_collection
+        self.input_names = tuple(input_names)
+        self.tags = tags
+        self.output_names = tuple(output_names)
+
+    def forward(self, *tensors: torch.Tensor) -> tuple[Any, ...]:
+        named_inputs = dict(zip(self.input_names, tensors, strict=True))
+        named_outputs = self.brick_collection(named_inputs, tags=self.tags, return_inputs=False, output_names=self.output_names)
+        return tuple(named_outputs[name] for name in self.output_names)
+
+
+class _NamedBricksAsModule(nn.Module):
+    """Runs the bricks of one tag set on a dict of tensors and returns a dict of their outputs."""
+
+    def __init__(self, brick_collection: BrickCollection, tags: frozenset[str], output_names: Sequence[str]) -> None:
+        super().__init__()
+        self.brick_collection = brick_collection
+        self.tags = tags
+        self.output_names = tuple(output_names)
+
+    def forward(self, named_inputs: dict[str, torch.Tensor]) -> dict[str, Any]:
+        return self.brick_collection(named_inputs, tags=self.tags, return_inputs=False, output_names=self.output_names)
+
+
+def export_bricks_as_onnx(
+    path_onnx: Path | str,
+    brick_collection: BrickCollection,
+    named_inputs: Mapping[str, Any],
+    dynamic_batch_size: bool,
+    tags: TagsLike = Stage.EXPORT,
+    output_names: Sequence[str] | None = None,
+    opset_version: int | None = None,
+    **onnx_export_kwargs: Any,
+) -> Path:
+    """Exports the bricks `tags` selects as an ONNX file, with the torch.export-based (dynamo) exporter.
+
+    The ONNX inputs are the named inputs the selected bricks read (others in `named_inputs` are left out) and
+    the ONNX outputs are the names they produce; both keep their brick names (`raw`, `head0/probabilities`).
+
+    Args:
+        path_onnx: The file to write.
+        brick_collection: The collection to export.
+        named_inputs: Example inputs, used to trace the bricks.
+        dynamic_batch_size: Make dimension 0 of every input (the batch) dynamic, shared by all inputs.
+        tags: The bricks to export; the export stage's tags (MODEL) by default, so losses and metrics stay out.
+        output_names: Export only these outputs (and only the bricks they need); every produced name by default.
+        opset_version: The ONNX opset; the exporter's default when None.
+        **onnx_export_kwargs: Passed on to `torch.onnx.export`.
+
+    Returns:
+        The path of the ONNX file.
+
+    Raises:
+        MissingInputError: `named_inputs` lacks a name the selected bricks read.
+        MissingExtraError: onnx or onnxscript is not installed (`pip install "torchbricks[onnx]"`).
+    """
+    require("onnxscript", "onnx")
+    require("onnx", "onnx")
+    tag_set, input_names, outputs = _signature(brick_collection, named_inputs, tags, output_names)
+    module = _BricksAsModule(brick_collection, input_names, tag_set, outputs)
+    args = tuple(named_inputs[name] for name in input_names)
+    dynamic_shapes = (_dynamic_batch(args),) if dynamic_batch_size else None  # one entry: the *tensors tuple
+    path_onnx = Path(path_onnx)
+    onnx_export_kwargs.setdefault("verbose", False)
+    onnx_export_kwargs.setdefault("external_data", False)  # one self-contained file (up to protobuf's 2 GB)
+    with _eval_mode(module):
+        torch.onnx.export(
+            module,
+            args,
+            str(path_onnx),
+            input_names=list(input_names),
+            output_names=list(outputs),
+            opset_version=opset_version,
+            dynamo=True,
+            dynamic_shapes=dynamic_shapes,
+            **onnx_export_kwargs,
+        )
+    return path_onnx
+
+
+def export_bricks(
+    brick_collection: BrickCollection,
+    named_inputs: Mapping[str, Any],
+    tags: TagsLike = Stage.EXPORT,
+    dynamic_batch_size: bool = True,
+    output_names: Sequence[str] | None = None,
+    strict: bool = False,
+) -> ExportedProgram:
+    """`torch.export.export` of the bricks `tags` selects.
+
+    The program takes a dict of the named inputs the selected bricks read and returns a dict of the names they
+    produce: `program.module()({"raw": images})["head0/probabilities"]`.
+
+    Args:
+        brick_collection: The collection to export.
+        named_inputs: Example inputs, used to trace the bricks; names the selected bricks do not read are dropped.
+        tags: The bricks to export; the export stage's tags (MODEL) by default.
+        dynamic_batch_size: Make dimension 0 of every input (the batch) dynamic, shared by all inputs.
+        output_names: Export only these outputs (and only the bricks they need); every produced name by default.
+        strict: Trace with TorchDynamo (`strict=True`) rather than the Python-level tracer.
+
+    Returns:
+        The exported program.
+
+    Raises:
+        MissingInputError: `named_inputs` lacks a name the selected bricks read.
+    """
+    tag_set, input_names, outputs = _signature(brick_collection, named_inputs, tags, output_names)
+    module = _NamedBricksAsModule(brick_collection, tag_set, outputs)
+    example = {name: named_inputs[name] for name in input_names}
+    dynamic_shapes = None
+    if dynamic_batch_size:
+        dynamic_shapes = (dict(zip(input_names, _dynamic_batch(tuple(example.values())), strict=True)),)
+    with _eval_mode(module):
+        return torch.export.export(module, (example,), dynamic_shapes=dynamic_shapes, strict=strict)
+
+
+def _signature(
+    brick_collection: BrickCollection, named_inputs: Mapping[str, Any], tags: TagsLike, output_names: Sequence[str] | None
+) -> tuple[frozenset[str], tuple[str, ...], tuple[str, ...]]:
+    """The tags, the inputs the selected bricks read and the outputs to export, checked against `named_inputs`."""
+    tag_set = normalize_tags(tags)
+    plan = brick_collection.plan(tags=tag_set, output_names=None if output_names is None else list(output_names))
+    for name in plan.required_inputs:
+        if name not in named_inputs:
+            raise _graph.missing_input_error(plan, name, named_inputs.keys(), tag_set)
+        if not isinstance(named_inputs[name], torch.Tensor):
+            raise BrickError(
+                f"Named input {name!r} is a {type(named_inputs[name]).__name__}; an exported collection takes tensors only."
+            )
+    outputs = plan.produced if output_names is None else tuple(output_names)
+    return tag_set, plan.required_inputs, outputs
+
+
+def _dynamic_batch(tensors: tuple[torch.Tensor, ...]) -> tuple[dict[int, Any] | None, ...]:
+    batch = torch.export.Dim("batch")
+    return tuple({0: batch} if tensor.ndim > 0 else None for tensor in tensors)
+
+
+@contextlib.contextmanager
+def _eval_mode(module: nn.Module) -> Iterator[None]:
+    """Puts `module` in eval mode for an export, then restores the mode of each submodule."""
+    modes = {submodule: submodule.training for submodule in module.modules()}
+    module.eval()
+    try:
+        yield
+    finally:
+        for submodule, training in modes.items():
+            submodule.training = training

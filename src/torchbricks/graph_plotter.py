@@ -1,0 +1,214 @@
+"""Draws a brick collection as a mermaid flowchart.
+
+The drawing rules, which reproduce the graphs of the specification line for line:
+
+- Every selected brick is defined once, in insertion order, with its name, what it wraps and its brick type.
+- Each input the selected bricks need from the caller gets an edge to every brick reading it.
+- Each brick then gets an edge to every brick reading one of its outputs (labelled with the name), and an
+  edge to each of its outputs no selected brick reads by name: those are the collection's outputs.
+- Edges of a brick inside a nested collection are drawn inside a `subgraph` block named after the collection.
+- A brick reading `"__all__"` receives a dict of everything computed before it: it gets an edge labelled
+  `__all__` from every required input and from every brick that runs before it. Reading a name through
+  `__all__` does not consume it, so such names are still drawn as outputs.
+- Every brick type gets a colour (`classDef`), in order of first appearance.
+
+The module is plain Python: it reads the collection's graph nodes and plan, never a tensor.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from torchbricks._graph import ALL_NAMES, SEPARATOR, BrickNode
+from torchbricks.tags import TagsLike
+
+if TYPE_CHECKING:
+    from torchbricks.brick_collection import BrickCollection
+
+__all__ = ["create_mermaid_dag_graph", "create_mermaid_markdown"]
+
+_INDENT = "    "
+_BRICK_COLORS = {
+    "BrickNotTrainable": "#B56576",
+    "BrickTrainable": "#6D597A",
+    "BrickModule": "#6D597A",
+    "BrickMetricSingle": "#1450A3",
+    "BrickMetrics": "#1450A3",
+    "BrickLoss": "#5C677D",
+    "BrickPerImageVisualization": "#E56B6F",
+}
+_EXTRA_COLORS = ("#355070", "#EAAC8B", "#3A6EA5", "#8D6A9F", "#2A9D8F", "#E9C46A")
+"""Colours for brick types without one of their own, handed out in order of first appearance."""
+
+_STYLES = (
+    "classDef arrow stroke-width:0px,fill-opacity:0.0 ",
+    "classDef input stroke-width:0px,fill-opacity:0.3,fill:#22A699 ",
+    "classDef output stroke-width:0px,fill-opacity:0.3,fill:#F2BE22 ",
+)
+_LEGEND = ("subgraph Legends", f"{_INDENT}input(input):::input", f"{_INDENT}output(output):::output", "end")
+
+_SAFE_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_/\-]*")
+_MERMAID_KEYWORDS = frozenset({"end", "graph", "flowchart", "subgraph", "class", "classDef", "click", "style", "linkStyle"})
+_SAFE_LABEL = re.compile(r"[A-Za-z0-9_/\-. ]*")
+_ESCAPES = {char: f"#{ord(char)};" for char in '"#&()<>[]{}|'}
+
+
+def create_mermaid_dag_graph(brick_collection: BrickCollection, tags: TagsLike | None = None) -> str:
+    """The mermaid flowchart of the bricks selected by `tags` (all bricks when None).
+
+    Args:
+        brick_collection: The collection to draw.
+        tags: Draw only what runs for these tags (a str, a collection of str or a `Stage`).
+
+    Returns:
+        The flowchart source, starting with `flowchart LR`; put it in a ```mermaid block to render it.
+
+    Example:
+        >>> import torch
+        >>> from torchbricks.brick_collection import BrickCollection
+        >>> from torchbricks.bricks import BrickTrainable
+        >>> collection = BrickCollection({"scale": BrickTrainable(torch.nn.Identity(), input_names=["x"], output_names=["y"])})
+        >>> print(create_mermaid_dag_graph(collection).splitlines()[2])
+            scale(<strong>'scale': Identity</strong><br><i>BrickTrainable</i>):::BrickTrainable
+    """
+    nodes = brick_collection._nodes()
+    plan = brick_collection.plan(tags=tags)
+    return _render(nodes, sorted(plan.order), plan.order, plan.required_inputs)
+
+
+def create_mermaid_markdown(brick_collection: BrickCollection, tags: TagsLike | None = None) -> str:
+    """The graph of `create_mermaid_dag_graph` in a ```mermaid block, as Jupyter and GitHub render it."""
+    return f"```mermaid\n{create_mermaid_dag_graph(brick_collection, tags=tags)}\n```"
+
+
+def _render(
+    nodes: Sequence[BrickNode], selected: Sequence[int], execution_order: Sequence[int], required_inputs: Sequence[str]
+) -> str:
+    """Writes the flowchart; `selected` is in insertion order, `execution_order` in the order bricks run."""
+    ids = _Ids(nodes[i].path for i in selected)
+    runs_before = {i: set(execution_order[:position]) for position, i in enumerate(execution_order)}
+    reads_all = [i for i in selected if ALL_NAMES in nodes[i].inputs]
+    consumed = {name for i in selected for name in nodes[i].inputs}
+
+    lines = ["flowchart LR", "%% Brick definitions"]
+    lines += [_definition(nodes[i], ids) for i in selected]
+    lines += ["", "%% Draw input and outputs"]
+    for name in required_inputs:
+        readers = [i for i in selected if name in nodes[i].inputs]
+        lines += [f"{ids.data(name)}:::input --> {ids.brick(nodes[i].path)}" for i in readers]
+        lines += [f"{ids.data(name)}:::input --> |{_label(ALL_NAMES)}| {ids.brick(nodes[i].path)}" for i in reads_all]
+
+    edges_by_scope: dict[tuple[str, ...], list[str]] = {}
+    for source in selected:
+        node = nodes[source]
+        edges = edges_by_scope.setdefault(node.scope, [])
+        for target in selected:
+            names = [name for name in dict.fromkeys(nodes[target].inputs) if name in node.outputs]
+            edges += [f"{ids.brick(node.path)} --> |{_label(name)}| {ids.brick(nodes[target].path)}" for name in names]
+            if target in reads_all and source in runs_before[target]:
+                edges.append(f"{ids.brick(node.path)} --> |{_label(ALL_NAMES)}| {ids.brick(nodes[target].path)}")
+        edges += [f"{ids.brick(node.path)} --> {ids.data(name)}:::output" for name in node.outputs if name not in consumed]
+    lines += ["", "%% Draw nodes and edges"]
+    lines += _scope_block((), edges_by_scope, ids)
+
+    lines += ["", "%% Add styling", *_STYLES]
+    lines += [f"classDef {kind} stroke-width:0px,fill:{color} " for kind, color in _kind_colors(nodes[i].kind for i in selected)]
+    lines += ["", "%% Add legends", *_LEGEND]
+    return "\n".join([lines[0], *(_INDENT + line for line in lines[1:])])
+
+
+def _scope_block(scope: tuple[str, ...], edges_by_scope: dict[tuple[str, ...], list[str]], ids: _Ids) -> list[str]:
+    """The edges drawn directly in `scope`, then one `subgraph` block per nested collection below it."""
+    lines = list(edges_by_scope.get(scope, []))
+    children = dict.fromkeys(
+        key[: len(scope) + 1] for key in edges_by_scope if len(key) > len(scope) and key[: len(scope)] == scope
+    )
+    for child in children:
+        inner = _scope_block(child, edges_by_scope, ids)
+        if inner:
+            lines += [f"subgraph {ids.scope(SEPARATOR.join(child))}", *(_INDENT + line for line in inner), "end"]
+    return lines
+
+
+def _definition(node: BrickNode, ids: _Ids) -> str:
+    wrapped = node.payload.graph_label() if node.payload is not None else node.kind
+    label = f"<strong>{_escape(repr(node.path))}: {_escape(wrapped)}</strong><br><i>{_escape(node.kind)}</i>"
+    return f"{ids.brick(node.path)}({label}):::{_class_name(node.kind)}"
+
+
+def _kind_colors(kinds: Iterable[str]) -> list[tuple[str, str]]:
+    colors: dict[str, str] = {}
+    extra = 0
+    for kind in kinds:
+        if kind in colors:
+            continue
+        if kind in _BRICK_COLORS:
+            colors[kind] = _BRICK_COLORS[kind]
+        else:
+            colors[kind] = _EXTRA_COLORS[extra % len(_EXTRA_COLORS)]
+            extra += 1
+    return [(_class_name(kind), color) for kind, color in colors.items()]
+
+
+def _class_name(kind: str) -> str:
+    return re.sub(r"\W", "_", kind)
+
+
+def _escape(text: str) -> str:
+    """Replaces the characters mermaid reads as syntax inside a node label by entity codes."""
+    return "".join(_ESCAPES.get(char, char) for char in text)
+
+
+def _label(name: str) -> str:
+    """An edge label: the name as it is when mermaid can read it, quoted otherwise."""
+    return name if _SAFE_LABEL.fullmatch(name) else f'"{_escape(name)}"'
+
+
+class _Ids:
+    """Mermaid node ids: the brick path or data name itself when mermaid can read it and it is unambiguous.
+
+    A name equal to a brick path or a mermaid keyword, or holding other characters, gets a generated id and
+    keeps its text as the label, so every name is still shown as it is.
+    """
+
+    def __init__(self, brick_paths: Iterable[str]) -> None:
+        self._taken: set[str] = set()
+        self._bricks: dict[str, str] = {}
+        self._data: dict[str, str] = {}
+        paths = list(brick_paths)
+        self._taken.update(path for path in paths if _plain(path))
+        for path in paths:
+            self._bricks[path] = path if _plain(path) else self._generate("brick")
+        self._scopes: dict[str, str] = {}
+
+    def _generate(self, prefix: str) -> str:
+        number = len(self._taken)
+        while f"{prefix}_{number}" in self._taken:
+            number += 1
+        self._taken.add(f"{prefix}_{number}")
+        return f"{prefix}_{number}"
+
+    def brick(self, path: str) -> str:
+        return self._bricks[path]
+
+    def data(self, name: str) -> str:
+        if name not in self._data:
+            if _plain(name) and name not in self._taken:
+                self._taken.add(name)
+                self._data[name] = name
+            else:
+                self._data[name] = f'{self._generate("data")}["{_escape(name)}"]'
+        return self._data[name]
+
+    def scope(self, path: str) -> str:
+        if path not in self._scopes:
+            self._scopes[path] = (
+                path if _plain(path) and path not in self._taken else f'{self._generate("scope")}["{_escape(path)}"]'
+            )
+        return self._scopes[path]
+
+
+def _plain(text: str) -> bool:
+    return bool(_SAFE_ID.fullmatch(text)) and text not in _MERMAID_KEYWORDS
