@@ -22,6 +22,9 @@ def register(update: Callable[..., None]) -> int:
     """Registers a bound update method; returns the handle the compiled graph passes to the op."""
     handle = next(_handles)
     _updates[handle] = weakref.WeakMethod(update)
+    if handle % 1024 == 0:  # drop the entries of bricks that no longer exist
+        for dead in [key for key, ref in _updates.items() if ref() is None]:
+            del _updates[dead]
     return handle
 
 

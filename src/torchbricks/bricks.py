@@ -186,8 +186,9 @@ class BrickModule(BrickInterface):
         return list(self._loss_output_names)
 
     def __setattr__(self, name: str, value: Any) -> None:
+        replacing = name in ("model", "calculate_gradients") and hasattr(self, "calculate_gradients")
         super().__setattr__(name, value)
-        if name in ("model", "calculate_gradients"):
+        if replacing:
             _epoch.bump()  # cached plans hold the old module
 
     def train(self, mode: bool = True) -> BrickModule:
