@@ -1,0 +1,292 @@
+"""`LightningBrickCollection`: a LightningModule into which any brick collection is injected.
+
+The collection carries the model, the losses and the metrics; this module only maps Lightning's hooks onto model
+stages. Nothing about a task lives here, so a new task is a new collection, never a subclass.
+
+Metric state per stage: a metric brick holds one torchmetrics state, so training, validation and test each get a
+*stage view* of the collection: a `BrickCollection` holding the very same model and loss bricks (parameters are
+shared, not copied) and its own deep copies of the metric bricks. Training metrics therefore never mix with
+validation metrics, and a validation run in the middle of a training epoch does not reset the training metrics.
+The injected collection's own metric bricks are left untouched.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import json
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torchmetrics import MetricCollection
+
+from torchbricks._extras import require
+from torchbricks.brick_collection import BrickCollection
+from torchbricks.bricks import BrickMetrics
+from torchbricks.errors import BrickError, did_you_mean
+from torchbricks.tags import Stage
+
+require("pytorch_lightning", "lightning")
+import pytorch_lightning as pl  # noqa: E402 (after `require`, so a missing extra names what to install)
+
+__all__ = ["LightningBrickCollection", "create_experiment_name"]
+
+CreateOptimizersFunc = Callable[[list[nn.Parameter]], Any]
+
+METRICS_FILE = "metrics_{stage}.json"
+GRAPH_FILE = "brick_graph.md"
+BRICKS_FOLDER = "bricks"
+
+_METRIC_STAGES = (Stage.TRAIN, Stage.VALIDATION, Stage.TEST)
+
+
+def create_experiment_name() -> str:
+    """A name for an experiment from the current time: `2026-11-24_13-37-00_123`."""
+    now = datetime.datetime.now()
+    return f"{now:%Y-%m-%d_%H-%M-%S}_{now.microsecond // 1000:03d}"
+
+
+class LightningBrickCollection(pl.LightningModule):
+    """Trains, validates, tests and predicts with a brick collection under any `pl.Trainer`.
+
+    Each Lightning stage runs the collection with the tags of its model stage: `training_step` runs
+    `Stage.TRAIN`, `validation_step` `Stage.VALIDATION`, `test_step` `Stage.TEST` and `predict_step`
+    `Stage.INFERENCE` (returning the inference outputs). The loss is the (optionally weighted) sum of the loss
+    outputs; each loss and the total are logged per stage (`train/loss`, `train/losses/head0/loss_ce`). Metrics are
+    computed at the end of each epoch, on every process (torchmetrics synchronises them across processes);
+    scalars are logged (`validation/head0/accuracy`), and every value, confusion matrices included, is kept in
+    `epoch_metrics` and written to `<experiment>/metrics_<stage>.json`.
+
+    The experiment folder `path_experiments / experiment_name` receives the mermaid graph of the collection
+    (`brick_graph.md`) when fitting or testing starts and the per-brick checkpoints (`bricks/`) when fitting
+    ends. Only the global-zero process writes.
+
+    Args:
+        path_experiments: The folder holding experiment folders.
+        experiment_name: The experiment's folder name; a timestamp when None.
+        brick_collection: The collection to train; it is used, never copied (its metric bricks are copied per
+            stage, see the module docstring).
+        create_optimizers_func: Called with the list of trainable parameters; returns what
+            `LightningModule.configure_optimizers` may return (an optimizer, or a dict with a scheduler...).
+        input_names: The names given to the items of tuple batches, e.g. `(images, labels)` becomes
+            `{"raw": images, "targets": labels}`. Dict batches are used as they are.
+        loss_weights: Loss name -> weight of that loss in the total; unlisted losses weigh 1.
+
+    Example:
+        >>> import torch
+        >>> from torchbricks import BrickCollection, BrickLoss, BrickTrainable
+        >>> collection = BrickCollection({
+        ...     "head": BrickTrainable(torch.nn.Linear(4, 2), input_names=["raw"], output_names=["logits"]),
+        ...     "loss": BrickLoss(torch.nn.CrossEntropyLoss(), input_names=["logits", "targets"], output_names=["ce"]),
+        ... })
+        >>> module = LightningBrickCollection("build", "doctest", collection, lambda params: torch.optim.SGD(params, lr=0.1))
+        >>> sorted(module.training_step((torch.rand(3, 4), torch.tensor([0, 1, 1])), batch_idx=0))
+        ['ce', 'loss']
+    """
+
+    def __init__(
+        self,
+        path_experiments: Path | str,
+        experiment_name: str | None,
+        brick_collection: BrickCollection,
+        create_optimizers_func: CreateOptimizersFunc,
+        input_names: Sequence[str] = ("raw", "targets"),
+        loss_weights: Mapping[str, float] | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(brick_collection, BrickCollection):
+            raise BrickError(f"LightningBrickCollection needs a BrickCollection, got {type(brick_collection).__name__}.")
+        if isinstance(input_names, str) or not all(isinstance(name, str) for name in input_names):
+            raise BrickError(f"input_names must be a sequence of names such as ('raw', 'targets'), got {input_names!r}.")
+        self.path_experiments = Path(path_experiments)
+        self._name_generated = experiment_name is None
+        self.experiment_name = create_experiment_name() if experiment_name is None else experiment_name
+        self.brick_collection = brick_collection
+        self.create_optimizers_func = create_optimizers_func
+        self.input_names = tuple(input_names)
+        self.loss_weights = _check_loss_weights(dict(loss_weights or {}), brick_collection.loss_names())
+
+        views = {stage: _stage_view(brick_collection) for stage in _METRIC_STAGES}
+        # The views are not submodules (that would repeat every shared parameter in the state_dict); their metric
+        # bricks are, so `.to(device)` moves the metric states along with the model.
+        self._stage_collections: dict[Stage, BrickCollection] = views
+        self.stage_metric_bricks = nn.ModuleDict(
+            {f"{stage.value}_stage": nn.ModuleList(_metric_bricks(view)) for stage, view in views.items()}
+        )
+        self.epoch_metrics: dict[str, dict[str, torch.Tensor]] = {}
+        """Stage name -> the metric values computed at the end of its last epoch (on the CPU)."""
+
+    @property
+    def path_experiment(self) -> Path:
+        """The experiment folder, `path_experiments / experiment_name`."""
+        return self.path_experiments / self.experiment_name
+
+    def stage_collection(self, stage: Stage) -> BrickCollection:
+        """The collection a stage runs: the injected one, with the stage's own metric bricks for train/validation/test."""
+        return self._stage_collections.get(stage, self.brick_collection)
+
+    # --- Lightning hooks -----------------------------------------------------------------------------------------
+
+    def forward(self, named_inputs: dict[str, Any], tags: Stage = Stage.INFERENCE) -> dict[str, Any]:
+        return self.brick_collection(named_inputs=named_inputs, tags=tags)
+
+    def setup(self, stage: str) -> None:
+        if self._name_generated and self.trainer.world_size > 1:
+            # Each process made up its own timestamp; all of them must write to (and read from) the same folder.
+            self.experiment_name = self.trainer.strategy.broadcast(self.experiment_name, src=0)
+
+    def configure_optimizers(self) -> Any:
+        parameters = [parameter for parameter in self.brick_collection.parameters() if parameter.requires_grad]
+        return self.create_optimizers_func(parameters)
+
+    def training_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:
+        return self._losses_step(batch, Stage.TRAIN)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:
+        return self._losses_step(batch, Stage.VALIDATION)
+
+    def test_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:
+        return self._losses_step(batch, Stage.TEST)
+
+    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
+        named_inputs = self.named_inputs_from_batch(batch)
+        return self.brick_collection(named_inputs=named_inputs, tags=Stage.INFERENCE, return_inputs=False)
+
+    def on_fit_start(self) -> None:
+        self._write_graph()
+
+    def on_test_start(self) -> None:
+        self._write_graph()
+
+    def on_train_epoch_start(self) -> None:
+        self.stage_collection(Stage.TRAIN).reset_metrics()
+
+    def on_validation_epoch_start(self) -> None:
+        self.stage_collection(Stage.VALIDATION).reset_metrics()
+
+    def on_test_epoch_start(self) -> None:
+        self.stage_collection(Stage.TEST).reset_metrics()
+
+    def on_train_epoch_end(self) -> None:
+        self._summarize_epoch(Stage.TRAIN)
+
+    def on_validation_epoch_end(self) -> None:
+        self._summarize_epoch(Stage.VALIDATION)
+
+    def on_test_epoch_end(self) -> None:
+        self._summarize_epoch(Stage.TEST)
+
+    def on_fit_end(self) -> None:
+        if self.trainer.is_global_zero:
+            self.brick_collection.save_bricks(self.path_experiment / BRICKS_FOLDER, exist_ok=True)
+
+    # --- the work ------------------------------------------------------------------------------------------------
+
+    def named_inputs_from_batch(self, batch: Any) -> dict[str, Any]:
+        """A batch as named inputs: a dict is used as is; a tuple or list is named by `input_names`."""
+        if isinstance(batch, Mapping):
+            return dict(batch)
+        if isinstance(batch, (tuple, list)):
+            if len(batch) != len(self.input_names):
+                raise BrickError(
+                    f"A batch of {len(batch)} items cannot be named by input_names {list(self.input_names)}; "
+                    "pass LightningBrickCollection(input_names=[...]) with one name per item, or yield dict batches."
+                )
+            return dict(zip(self.input_names, batch, strict=True))
+        raise BrickError(
+            f"A batch must be a dict of named inputs or a tuple named by input_names {list(self.input_names)}, "
+            f"got {type(batch).__name__}."
+        )
+
+    def _losses_step(self, batch: Any, stage: Stage) -> dict[str, Any]:
+        named_inputs = self.named_inputs_from_batch(batch)
+        named_outputs = self.stage_collection(stage)(named_inputs=named_inputs, tags=stage)
+        losses = self.brick_collection.extract_losses(named_outputs)
+        if not losses:
+            raise BrickError(
+                f"No loss brick ran in stage {stage.value!r}; loss outputs of the collection: "
+                f"{self.brick_collection.loss_names()}. Add a BrickLoss (tag LOSS) to train with it."
+            )
+        total = sum(self.loss_weights.get(name, 1.0) * loss for name, loss in losses.items())
+        is_train = stage is Stage.TRAIN
+        log = partial(self.log, on_step=is_train, on_epoch=True, sync_dist=not is_train, batch_size=_batch_size(named_inputs))
+        log(f"{stage.value}/loss", total, prog_bar=True)
+        for name, loss in losses.items():
+            log(f"{stage.value}/losses/{name}", loss)
+        return {"loss": total, **losses}
+
+    def _summarize_epoch(self, stage: Stage) -> None:
+        collection = self.stage_collection(stage)
+        if not any(_was_updated(brick) for brick in _metric_bricks(collection)):
+            return  # nothing accumulated, e.g. a stage with no metric bricks
+        values = collection.summarize(reset=True)  # a collective call: every process computes
+        if self.trainer.sanity_checking:
+            return
+        values = {name: value.detach().cpu() for name, value in values.items()}
+        self.epoch_metrics[stage.value] = values
+        for name, value in values.items():
+            if value.numel() == 1:
+                # Already synchronised by torchmetrics; sync_dist averages equal values and keeps Lightning quiet.
+                self.log(f"{stage.value}/{name}", value.float(), prog_bar=stage is Stage.VALIDATION, sync_dist=True)
+        if self.trainer.is_global_zero:
+            self.path_experiment.mkdir(parents=True, exist_ok=True)
+            path = self.path_experiment / METRICS_FILE.format(stage=stage.value)
+            path.write_text(json.dumps({name: value.tolist() for name, value in values.items()}, indent=2) + "\n")
+
+    def _write_graph(self) -> None:
+        if not self.trainer.is_global_zero:
+            return
+        from torchbricks.graph_plotter import create_mermaid_markdown
+
+        self.path_experiment.mkdir(parents=True, exist_ok=True)
+        (self.path_experiment / GRAPH_FILE).write_text(create_mermaid_markdown(self.brick_collection) + "\n")
+
+
+def _stage_view(collection: BrickCollection) -> BrickCollection:
+    """A collection sharing every brick of `collection` except the metric bricks, which are fresh copies."""
+
+    def copy_metrics(tree: dict[str, Any]) -> dict[str, Any]:
+        view: dict[str, Any] = {}
+        for key, value in tree.items():
+            if isinstance(value, dict):
+                view[key] = copy_metrics(value)
+            elif isinstance(value, BrickMetrics):
+                view[key] = copy.deepcopy(value)
+                view[key].reset()
+            else:
+                view[key] = value
+        return view
+
+    return BrickCollection(copy_metrics(collection.to_dict()))
+
+
+def _metric_bricks(collection: BrickCollection) -> list[BrickMetrics]:
+    return [brick for _, brick in collection.iter_bricks() if isinstance(brick, BrickMetrics)]
+
+
+def _was_updated(brick: BrickMetrics) -> bool:
+    metrics = brick.metrics
+    if isinstance(metrics, MetricCollection):
+        return any(metric.update_called for metric in metrics.values())
+    return bool(metrics.update_called)
+
+
+def _check_loss_weights(loss_weights: dict[str, float], loss_names: list[str]) -> dict[str, float]:
+    for name in loss_weights:
+        if name not in loss_names:
+            raise BrickError(
+                f"loss_weights names loss {name!r}, which no loss brick produces. Loss names: {loss_names}."
+                f"{did_you_mean(name, loss_names)}"
+            )
+    return loss_weights
+
+
+def _batch_size(named_inputs: Mapping[str, Any]) -> int | None:
+    for value in named_inputs.values():
+        if isinstance(value, torch.Tensor) and value.ndim > 0:
+            return int(value.shape[0])
+    return None

@@ -1,0 +1,224 @@
+from __future__ import annotations
+
+import json
+import re
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+from torchmetrics.functional.classification import multiclass_accuracy
+
+from torchbricks import BrickCollection, BrickError, BrickLoss, BrickMetrics, BrickNotTrainable, BrickTrainable, Stage
+from torchbricks.lightning import LightningBrickCollection
+from torchbricks.lightning.datamodules import NamedTensorDataset
+
+NUM_CLASSES = 3
+
+
+def create_collection(with_metrics: bool = True) -> BrickCollection:
+    bricks: dict[str, Any] = {
+        "scale": BrickNotTrainable(nn.Linear(4, 4), input_names=["raw"], output_names=["scaled"]),
+        "classify": BrickTrainable(nn.Linear(4, NUM_CLASSES), input_names=["scaled"], output_names=["logits"]),
+        "ce": BrickLoss(nn.CrossEntropyLoss(), input_names=["logits", "targets"], output_names=["loss_ce"]),
+        "nll": BrickLoss(nn.NLLLoss(), input_names=["logits", "targets"], output_names=["loss_nll"]),
+    }
+    if with_metrics:
+        metrics = {
+            "accuracy": MulticlassAccuracy(num_classes=NUM_CLASSES, average="micro"),
+            "confusion_matrix": MulticlassConfusionMatrix(num_classes=NUM_CLASSES),
+        }
+        bricks["metrics"] = BrickMetrics(metrics, input_names=["logits", "targets"])
+    return BrickCollection(bricks)
+
+
+def create_module(
+    tmp_path: Path, collection: BrickCollection | None = None, lr: float = 0.1, **kwargs: Any
+) -> LightningBrickCollection:
+    return LightningBrickCollection(
+        path_experiments=tmp_path / "experiments",
+        experiment_name=kwargs.pop("experiment_name", "test"),
+        brick_collection=collection or create_collection(),
+        create_optimizers_func=partial(torch.optim.SGD, lr=lr),
+        **kwargs,
+    )
+
+
+def create_trainer(**kwargs: Any) -> pl.Trainer:
+    options: dict[str, Any] = {
+        "max_epochs": 1,
+        "accelerator": "cpu",
+        "devices": 1,
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "num_sanity_val_steps": 0,
+    }
+    return pl.Trainer(**{**options, **kwargs})
+
+
+def create_loader(raw: torch.Tensor, targets: torch.Tensor, batch_size: int = 4) -> DataLoader[Any]:
+    return DataLoader(NamedTensorDataset(raw=raw, targets=targets), batch_size=batch_size)
+
+
+def test_training_step_sums_weighted_losses_and_returns_each(tmp_path: Path) -> None:
+    module = create_module(tmp_path, loss_weights={"loss_nll": 0.5})
+    batch = {"raw": torch.rand(5, 4), "targets": torch.tensor([0, 1, 2, 0, 1])}
+
+    step = module.training_step(batch, batch_idx=0)
+
+    assert sorted(step) == ["loss", "loss_ce", "loss_nll"]
+    torch.testing.assert_close(step["loss"], step["loss_ce"] + 0.5 * step["loss_nll"])
+
+
+def test_tuple_batches_are_named_by_input_names(tmp_path: Path) -> None:
+    module = create_module(tmp_path, input_names=("raw", "targets"))
+    images, labels = torch.rand(2, 4), torch.tensor([0, 1])
+
+    named = module.named_inputs_from_batch([images, labels])
+
+    assert list(named) == ["raw", "targets"]
+    assert named["raw"] is images
+
+
+def test_tuple_batch_of_wrong_length_names_the_expected_names(tmp_path: Path) -> None:
+    module = create_module(tmp_path)
+
+    with pytest.raises(BrickError, match=r"batch of 3 items cannot be named by input_names \['raw', 'targets'\]"):
+        module.training_step((torch.rand(2, 4), torch.tensor([0, 1]), torch.zeros(2)), batch_idx=0)
+
+
+def test_unknown_loss_weight_suggests_the_loss_name(tmp_path: Path) -> None:
+    with pytest.raises(BrickError, match=r"no loss brick produces.*Did you mean 'loss_ce'"):
+        create_module(tmp_path, loss_weights={"loss_cee": 2.0})
+
+
+def test_a_collection_without_losses_cannot_train(tmp_path: Path) -> None:
+    collection = BrickCollection({"classify": BrickTrainable(nn.Linear(4, 2), input_names=["raw"], output_names=["logits"])})
+    module = create_module(tmp_path, collection)
+
+    with pytest.raises(BrickError, match="No loss brick ran in stage 'train'"):
+        module.training_step({"raw": torch.rand(2, 4)}, batch_idx=0)
+
+
+def test_stage_views_share_model_bricks_and_own_metric_bricks(tmp_path: Path) -> None:
+    collection = create_collection()
+    module = create_module(tmp_path, collection)
+    original = dict(collection.iter_bricks())
+
+    for stage in (Stage.TRAIN, Stage.VALIDATION, Stage.TEST):
+        view = dict(module.stage_collection(stage).iter_bricks())
+        assert view["classify"] is original["classify"]
+        assert view["metrics"] is not original["metrics"]
+    assert module.stage_collection(Stage.INFERENCE) is collection
+    assert {id(p) for p in module.parameters()} == {id(p) for p in collection.parameters()}
+    assert all(key.startswith("brick_collection.") for key in module.state_dict())
+
+
+def test_create_optimizers_func_receives_the_trainable_parameters(tmp_path: Path) -> None:
+    collection = create_collection()
+    received: list[nn.Parameter] = []
+
+    def create_optimizer(parameters: list[nn.Parameter]) -> torch.optim.Optimizer:
+        received.extend(parameters)
+        return torch.optim.SGD(parameters, lr=0.1)
+
+    module = LightningBrickCollection(tmp_path, "test", collection, create_optimizer)
+    module.configure_optimizers()
+
+    trainable = dict(collection.named_parameters())
+    assert {id(p) for p in received} == {id(trainable["classify.model.weight"]), id(trainable["classify.model.bias"])}
+
+
+def test_metrics_are_kept_apart_per_stage(tmp_path: Path) -> None:
+    # lr=0 keeps the model fixed, so each stage's metric must equal the accuracy on that stage's data alone.
+    torch.manual_seed(0)
+    module = create_module(tmp_path, lr=0.0)
+    train_raw, validation_raw = torch.rand(16, 4), torch.rand(8, 4)
+    train_targets, validation_targets = torch.zeros(16, dtype=torch.int64), torch.randint(0, NUM_CLASSES, (8,))
+    trainer = create_trainer()
+
+    trainer.fit(module, create_loader(train_raw, train_targets), create_loader(validation_raw, validation_targets))
+
+    model = module.brick_collection
+    with torch.no_grad():
+        train_logits = model({"raw": train_raw}, tags=Stage.INFERENCE)["logits"]
+        validation_logits = model({"raw": validation_raw}, tags=Stage.INFERENCE)["logits"]
+    expected_train = multiclass_accuracy(train_logits, train_targets, num_classes=NUM_CLASSES, average="micro")
+    expected_validation = multiclass_accuracy(validation_logits, validation_targets, num_classes=NUM_CLASSES, average="micro")
+    torch.testing.assert_close(module.epoch_metrics["train"]["accuracy"], expected_train)
+    torch.testing.assert_close(module.epoch_metrics["validation"]["accuracy"], expected_validation)
+    assert int(module.epoch_metrics["train"]["confusion_matrix"].sum()) == 16
+    assert int(module.epoch_metrics["validation"]["confusion_matrix"].sum()) == 8
+
+
+def test_losses_and_scalar_metrics_are_logged_per_stage(tmp_path: Path) -> None:
+    module = create_module(tmp_path)
+    loader = create_loader(torch.rand(8, 4), torch.randint(0, NUM_CLASSES, (8,)))
+    trainer = create_trainer()
+
+    trainer.fit(module, loader, loader)
+    logged = set(trainer.callback_metrics)
+    trainer.test(module, loader)
+
+    expected_fit = {"train/loss_step", "train/loss_epoch", "train/losses/loss_ce_epoch", "train/losses/loss_nll_epoch"}
+    assert expected_fit | {"train/accuracy", "validation/loss", "validation/losses/loss_ce", "validation/accuracy"} <= logged
+    assert {"test/loss", "test/losses/loss_ce", "test/losses/loss_nll", "test/accuracy"} <= set(trainer.callback_metrics)
+    assert "test/confusion_matrix" not in trainer.callback_metrics  # not a scalar: kept in epoch_metrics instead
+
+
+def test_non_scalar_metrics_are_kept_and_written_to_the_experiment_folder(tmp_path: Path) -> None:
+    module = create_module(tmp_path)
+    targets = torch.tensor([0, 1, 2, 2, 1, 0])
+    trainer = create_trainer()
+
+    trainer.test(module, create_loader(torch.rand(6, 4), targets))
+
+    confusion_matrix = module.epoch_metrics["test"]["confusion_matrix"]
+    assert confusion_matrix.shape == (NUM_CLASSES, NUM_CLASSES)
+    torch.testing.assert_close(confusion_matrix.sum(dim=1), torch.bincount(targets, minlength=NUM_CLASSES))
+    written = json.loads((module.path_experiment / "metrics_test.json").read_text())
+    assert written["confusion_matrix"] == confusion_matrix.tolist()
+    assert written["accuracy"] == pytest.approx(float(module.epoch_metrics["test"]["accuracy"]))
+
+
+def test_fit_writes_the_graph_and_the_brick_checkpoints(tmp_path: Path) -> None:
+    module = create_module(tmp_path)
+    loader = create_loader(torch.rand(8, 4), torch.randint(0, NUM_CLASSES, (8,)))
+    trainer = create_trainer(limit_val_batches=0)
+
+    trainer.fit(module, loader)
+
+    graph = (module.path_experiment / "brick_graph.md").read_text()
+    assert graph.startswith("```mermaid\nflowchart LR")
+    assert "classify" in graph
+    restored = create_collection()
+    restored.load_bricks(module.path_experiment / "bricks")
+    for (name, value), (_, expected) in zip(
+        restored.state_dict().items(), module.brick_collection.state_dict().items(), strict=True
+    ):
+        torch.testing.assert_close(value, expected, msg=name)
+
+
+def test_predict_step_returns_the_inference_outputs(tmp_path: Path) -> None:
+    module = create_module(tmp_path)
+    trainer = create_trainer()
+
+    predictions = trainer.predict(module, DataLoader(NamedTensorDataset(raw=torch.rand(6, 4)), batch_size=4))
+
+    assert predictions is not None
+    assert [sorted(prediction) for prediction in predictions] == [["logits", "scaled"], ["logits", "scaled"]]
+    assert predictions[1]["logits"].shape == (2, NUM_CLASSES)
+
+
+def test_experiment_name_defaults_to_a_timestamp(tmp_path: Path) -> None:
+    module = create_module(tmp_path, experiment_name=None)
+
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}_\d{3}", module.experiment_name)
+    assert module.path_experiment == tmp_path / "experiments" / module.experiment_name

@@ -1,0 +1,1 @@
+"""Helpers the specification imports as `utils_testing.*`, backed by the library's own classes."""
