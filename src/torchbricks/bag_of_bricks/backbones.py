@@ -28,6 +28,7 @@ __all__ = [
     "BackboneResnet",
     "BackboneTimm",
     "FeatureLayer",
+    "create_backbone",
     "create_backbone_brick",
     "create_backbone_brick_from_timm",
     "find_feature_layers",
@@ -255,6 +256,42 @@ def _layers_by_name(model: nn.Module, names: list[str], in_channels: int, probe_
     return layers
 
 
+def create_backbone(
+    model: nn.Module | str,
+    num_scales: int = 1,
+    layer_names: Sequence[str] | None = None,
+    weights: str | None = None,
+    in_channels: int = 3,
+) -> BackboneFeatureExtractor:
+    """A `BackboneFeatureExtractor` from a network or a torchvision model name.
+
+    Args:
+        model: A network (`torchvision.models.resnet18()`, a plain CNN) or the name of a torchvision model
+            (`"resnet18"`, `"mobilenet_v3_small"`, `"convnext_tiny"`, ...).
+        num_scales: How many scales to return (the coarsest ones) when `layer_names` is None.
+        layer_names: The layers to return instead of the automatic choice.
+        weights: Torchvision weights for a model given by name (`"DEFAULT"`, `"IMAGENET1K_V1"`).
+        in_channels: Channels of the input images.
+
+    Example:
+        >>> create_backbone("resnet18", num_scales=2).strides
+        (16, 32)
+    """
+    if isinstance(model, str):
+        models = require("torchvision.models", "vision")
+        available = models.list_models(module=models)
+        if model not in available:
+            raise BrickError(
+                f"create_backbone: torchvision has no classification model {model!r}.{did_you_mean(model, available)}"
+            )
+        network: nn.Module = models.get_model(model, weights=weights)
+    elif weights is not None:
+        raise BrickError("create_backbone: weights only apply to a model given by name; load them into the module instead.")
+    else:
+        network = model
+    return BackboneFeatureExtractor(network, layer_names=layer_names, num_scales=num_scales, in_channels=in_channels)
+
+
 def create_backbone_brick(
     model: nn.Module | str,
     input_name: str,
@@ -267,13 +304,12 @@ def create_backbone_brick(
     """A backbone brick from a classification network, with one output name per feature scale.
 
     Args:
-        model: A network (`torchvision.models.resnet18()`, a plain CNN) or the name of a torchvision model
-            (`"resnet18"`, `"mobilenet_v3_small"`, `"convnext_tiny"`, ...).
+        model: A network or a torchvision model name; see `create_backbone`.
         input_name: Name of the images [B, C, H, W].
         output_names: One name per feature map, from fine to coarse: one name gives the last scale, three the
             last three.
         layer_names: The layers to return instead of the automatic choice; as many as `output_names`.
-        weights: Torchvision weights for a model given by name (`"DEFAULT"`, `"IMAGENET1K_V1"`).
+        weights: Torchvision weights for a model given by name.
         trainable: A `BrickTrainable` when True, else a frozen `BrickNotTrainable`.
         in_channels: Channels of the input images.
 
@@ -292,19 +328,7 @@ def create_backbone_brick(
         raise BrickError(
             f"create_backbone_brick: {len(names)} output_names {names} need as many layer_names, got {list(layer_names)}."
         )
-    if isinstance(model, str):
-        models = require("torchvision.models", "vision")
-        available = models.list_models(module=models)
-        if model not in available:
-            raise BrickError(
-                f"create_backbone_brick: torchvision has no classification model {model!r}.{did_you_mean(model, available)}"
-            )
-        network: nn.Module = models.get_model(model, weights=weights)
-    elif weights is not None:
-        raise BrickError("create_backbone_brick: weights only apply to a model given by name; load them into the module instead.")
-    else:
-        network = model
-    backbone = BackboneFeatureExtractor(network, layer_names=layer_names, num_scales=len(names), in_channels=in_channels)
+    backbone = create_backbone(model, num_scales=len(names), layer_names=layer_names, weights=weights, in_channels=in_channels)
     brick_class = BrickTrainable if trainable else BrickNotTrainable
     return brick_class(backbone, input_names=[input_name], output_names=names)
 

@@ -1,9 +1,29 @@
-"""Image classification head."""
+"""Image classification: the classifier module, a head factory, a visualization and a ready-made collection."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import torch
+from PIL import Image
 from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from torchbricks.bag_of_bricks.backbones import create_backbone
+from torchbricks.bag_of_bricks.brick_visualizer import BrickPerImageVisualization
+from torchbricks.bag_of_bricks.drawing import draw_class_label, load_font
+from torchbricks.bag_of_bricks.preprocessors import default_preprocessor
+from torchbricks.brick_collection import BrickCollection
+from torchbricks.bricks import BrickInterface, BrickLoss, BrickMetricSingle, BrickNotTrainable, BrickTrainable
+from torchbricks.tags import TagsLike
+
+__all__ = [
+    "BrickVisualizeImageClassification",
+    "ImageClassifier",
+    "create_bricks_image_classification",
+    "create_image_classification_head",
+]
 
 
 class ImageClassifier(nn.Module):
@@ -28,3 +48,146 @@ class ImageClassifier(nn.Module):
         logits = self.fc(features)
         probabilities = torch.softmax(logits, dim=1)
         return logits, probabilities, probabilities.argmax(dim=1)
+
+
+class BrickVisualizeImageClassification(BrickPerImageVisualization):
+    """Draws the predicted class name (and its probability) on each image.
+
+    Args:
+        input_image: Name of the images [B, C, H, W] with values in [0, 1] (the raw input, not the normalized one).
+        class_prediction: Name of the predicted classes [B].
+        output_name: Name of the drawn images, a list of RGB Pillow images.
+        class_names: Names of the classes; indices are written when None.
+        probabilities: Name of the class probabilities [B, K]; the predicted class's probability is written.
+        font_size: Height of the text in pixels.
+        tags: VISUALIZATION by default.
+
+    Example:
+        >>> brick = BrickVisualizeImageClassification("image", "prediction", "drawn", class_names=["cat", "dog"])
+        >>> drawn = brick({"image": torch.zeros(2, 3, 32, 64), "prediction": torch.tensor([0, 1])})["drawn"]
+        >>> drawn[1].getpixel((4, 4))
+        (60, 180, 75)
+    """
+
+    def __init__(
+        self,
+        input_image: str,
+        class_prediction: str,
+        output_name: str,
+        class_names: Sequence[str] | None = None,
+        probabilities: str | None = None,
+        font_size: int = 16,
+        tags: TagsLike | None = None,
+    ) -> None:
+        self.class_names = None if class_names is None else list(class_names)
+        self.font_size = font_size
+        names = [input_image, class_prediction] if probabilities is None else [input_image, class_prediction, probabilities]
+        super().__init__(callable=self.draw, input_names=names, output_names=[output_name], tags=tags)
+
+    def draw(self, image: np.ndarray, class_prediction: np.ndarray, probabilities: np.ndarray | None = None) -> Image.Image:
+        """Draws one image's prediction."""
+        label = int(class_prediction.reshape(-1)[0])
+        score = None if probabilities is None else float(probabilities.reshape(-1)[label])
+        return draw_class_label(image, label, class_names=self.class_names, score=score, font=load_font(self.font_size))
+
+
+def create_image_classification_head(
+    num_classes: int,
+    in_channels: int,
+    features_name: str,
+    targets_name: str,
+    image_name: str | None = None,
+    class_names: Sequence[str] | None = None,
+) -> dict[str, BrickInterface]:
+    """Image classification bricks, with relative names so the dict nests under any name.
+
+    Bricks: `classify` (an `ImageClassifier` producing `./logits`, `./probabilities` and `./class_prediction`),
+    `accuracy` (`MulticlassAccuracy`), `loss` (cross entropy, `./loss_ce`) and, when `image_name` is given,
+    `visualize` (`./visualization`: the predicted class drawn on each image).
+
+    Args:
+        num_classes: Number of classes.
+        in_channels: Channels of the features.
+        features_name: Name of the features [B, C, H, W] or [B, C].
+        targets_name: Name of the target classes [B].
+        image_name: Name of the images in [0, 1] to draw on; no visualization brick when None.
+        class_names: Names of the classes for the visualization.
+
+    Example:
+        >>> from torchbricks.brick_collection import BrickCollection
+        >>> model = BrickCollection({"head": create_image_classification_head(3, 8, "features", "targets")})
+        >>> sorted(model({"features": torch.rand(2, 8, 4, 4), "targets": torch.tensor([0, 2])}, return_inputs=False))
+        ['head/class_prediction', 'head/logits', 'head/loss_ce', 'head/probabilities']
+    """
+    head: dict[str, BrickInterface] = {
+        "classify": BrickTrainable(
+            ImageClassifier(num_classes=num_classes, n_features=in_channels),
+            input_names=[features_name],
+            output_names=["./logits", "./probabilities", "./class_prediction"],
+        ),
+        "accuracy": BrickMetricSingle(
+            MulticlassAccuracy(num_classes=num_classes), input_names=["./class_prediction", targets_name]
+        ),
+        "loss": BrickLoss(model=nn.CrossEntropyLoss(), input_names=["./logits", targets_name], output_names=["./loss_ce"]),
+    }
+    if image_name is not None:
+        head["visualize"] = BrickVisualizeImageClassification(
+            input_image=image_name,
+            class_prediction="./class_prediction",
+            probabilities="./probabilities",
+            output_name="./visualization",
+            class_names=class_names,
+        )
+    return head
+
+
+def create_bricks_image_classification(
+    num_classes: int,
+    backbone: nn.Module | str = "resnet18",
+    image_name: str = "raw",
+    targets_name: str = "targets",
+    class_names: Sequence[str] | None = None,
+    weights: str | None = None,
+    in_channels: int = 3,
+    visualize: bool = True,
+) -> BrickCollection:
+    """A ready-made image classification model: preprocessor, backbone and a classification head in one call.
+
+    Bricks: `preprocessor` (`raw` -> `normalized`), `backbone` (-> `features`) and `head` (see
+    `create_image_classification_head`: `head/logits`, `head/probabilities`, `head/class_prediction`,
+    `head/loss_ce`, the accuracy and `head/visualization`).
+
+    Args:
+        num_classes: Number of classes.
+        backbone: A classification network or a torchvision model name; see `create_backbone_brick`.
+        image_name: Name of the input images [B, C, H, W] in [0, 1].
+        targets_name: Name of the target classes [B].
+        class_names: Names of the classes for the visualization.
+        weights: Torchvision weights for a backbone given by name.
+        in_channels: Channels of the input images; images of other than 3 channels are normalized with mean
+            and standard deviation 0.5 instead of ImageNet statistics.
+        visualize: Include the visualization brick.
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU())
+        >>> model = create_bricks_image_classification(num_classes=2, backbone=net)
+        >>> model({"raw": torch.rand(2, 3, 16, 16)}, tags="MODEL")["head/probabilities"].shape
+        torch.Size([2, 2])
+    """
+    extractor = create_backbone(backbone, weights=weights, in_channels=in_channels)
+    return BrickCollection(
+        {
+            "preprocessor": BrickNotTrainable(
+                default_preprocessor(in_channels), input_names=[image_name], output_names=["normalized"]
+            ),
+            "backbone": BrickTrainable(extractor, input_names=["normalized"], output_names=["features"]),
+            "head": create_image_classification_head(
+                num_classes=num_classes,
+                in_channels=extractor.n_backbone_features,
+                features_name="features",
+                targets_name=targets_name,
+                image_name=image_name if visualize else None,
+                class_names=class_names,
+            ),
+        }
+    )

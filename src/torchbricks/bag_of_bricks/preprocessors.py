@@ -29,3 +29,15 @@ class Preprocessor(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return (image - self.mean) / self.std
+
+
+def default_preprocessor(in_channels: int = 3) -> Preprocessor:
+    """ImageNet normalization for RGB images; mean and standard deviation 0.5 for other channel counts.
+
+    Example:
+        >>> default_preprocessor(1).mean.flatten().tolist()
+        [0.5]
+    """
+    if in_channels == 3:
+        return Preprocessor()
+    return Preprocessor(mean=(0.5,) * in_channels, std=(0.5,) * in_channels)

@@ -1,0 +1,399 @@
+"""Point detection, CenterNet style: a heatmap head, its decoder, loss, metric, visualization and a ready-made collection.
+
+Each class has a heatmap at the features' stride; a point is a local maximum of its class heatmap, refined by
+a predicted sub-cell offset. Targets are padded tensors so batches stack: points [B, N, 2] as (x, y) in
+pixels and labels [B, N] with -1 marking padding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from torchmetrics import Metric
+
+from torchbricks.bag_of_bricks.backbones import create_backbone
+from torchbricks.bag_of_bricks.brick_visualizer import BrickPerImageVisualization
+from torchbricks.bag_of_bricks.drawing import draw_points
+from torchbricks.bag_of_bricks.necks import FeaturePyramidUpsampler
+from torchbricks.bag_of_bricks.preprocessors import default_preprocessor
+from torchbricks.brick_collection import BrickCollection
+from torchbricks.bricks import BrickInterface, BrickLoss, BrickMetricSingle, BrickNotTrainable, BrickTrainable
+from torchbricks.errors import BrickError
+from torchbricks.tags import TagsLike
+
+__all__ = [
+    "BrickVisualizePoints",
+    "PointDecoder",
+    "PointDetectionF1",
+    "PointDetectionHead",
+    "PointDetectionLoss",
+    "create_bricks_point_detection",
+    "create_point_detection_head",
+    "render_heatmap_targets",
+]
+
+
+class PointDetectionHead(nn.Module):
+    """Predicts a heatmap per class and a sub-cell (x, y) offset from a feature map.
+
+    Returns heatmap logits [B, K, h, w] and offsets [B, 2, h, w] (in cells, 0 to 1 after a sigmoid).
+
+    Args:
+        in_channels: Channels of the features.
+        num_classes: Number of point classes.
+        hidden_channels: Channels of the shared 3x3 convolution.
+        prior: Initial probability of a point per cell; a small prior keeps early training stable.
+
+    Example:
+        >>> heatmap, offsets = PointDetectionHead(in_channels=8, num_classes=2)(torch.rand(1, 8, 4, 4))
+        >>> heatmap.shape, offsets.shape
+        (torch.Size([1, 2, 4, 4]), torch.Size([1, 2, 4, 4]))
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, hidden_channels: int = 64, prior: float = 0.01) -> None:
+        super().__init__()
+        self.shared = nn.Sequential(nn.Conv2d(in_channels, hidden_channels, kernel_size=3, padding=1), nn.ReLU(inplace=True))
+        self.heatmap = nn.Conv2d(hidden_channels, num_classes, kernel_size=1)
+        self.offsets = nn.Conv2d(hidden_channels, 2, kernel_size=1)
+        with torch.no_grad():
+            self.heatmap.bias.fill_(float(np.log(prior / (1.0 - prior))))  # type: ignore[union-attr]
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        shared = self.shared(features)
+        return self.heatmap(shared), torch.sigmoid(self.offsets(shared))
+
+
+class PointDecoder(nn.Module):
+    """Turns heatmaps and offsets into the `max_points` strongest points per image.
+
+    A point is a cell that is the maximum of its 3x3 neighbourhood in its class heatmap. Returns points
+    [B, P, 2] (x, y in pixels), scores [B, P] and labels [B, P], where P = `max_points` (or the number of
+    heatmap cells, if smaller) and points scoring below `threshold` get label -1. Shapes are fixed, so the
+    decoder compiles and exports.
+
+    Args:
+        stride: Stride of the heatmap relative to the image.
+        max_points: Points returned per image.
+        threshold: Minimum score of a point.
+
+    Example:
+        >>> heatmap = torch.full((1, 1, 4, 4), -9.0)
+        >>> heatmap[0, 0, 2, 1] = 9.0
+        >>> points, scores, labels = PointDecoder(stride=8, max_points=2)(heatmap, torch.full((1, 2, 4, 4), 0.5))
+        >>> points[0, 0].tolist(), labels[0].tolist()
+        ([12.0, 20.0], [0, -1])
+    """
+
+    def __init__(self, stride: int, max_points: int = 32, threshold: float = 0.3) -> None:
+        super().__init__()
+        self.stride = stride
+        self.max_points = max_points
+        self.threshold = threshold
+
+    def forward(self, heatmap_logits: torch.Tensor, offsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        num_classes, height, width = heatmap_logits.shape[1:]
+        heat = torch.sigmoid(heatmap_logits)
+        peaks = heat * (F.max_pool2d(heat, kernel_size=3, stride=1, padding=1) == heat)
+        scores, indices = torch.topk(peaks.flatten(1), k=min(self.max_points, num_classes * height * width), dim=1)
+        cells = indices % (height * width)
+        labels = torch.div(indices, height * width, rounding_mode="floor")
+        offset = torch.gather(offsets.flatten(2), 2, cells.unsqueeze(1).expand(-1, 2, -1))  # [B, 2, P]
+        x = (cells % width).to(offsets.dtype) + offset[:, 0]
+        y = torch.div(cells, width, rounding_mode="floor").to(offsets.dtype) + offset[:, 1]
+        points = torch.stack((x, y), dim=-1) * self.stride
+        labels = torch.where(scores >= self.threshold, labels, torch.full_like(labels, -1))
+        return points, scores, labels
+
+
+def render_heatmap_targets(
+    points: torch.Tensor, labels: torch.Tensor, num_classes: int, size: tuple[int, int], stride: int, sigma: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gaussian heatmap targets of padded points (label -1 is padding), computed with tensor ops only.
+
+    Returns the heatmaps [B, K, h, w] (exactly 1 at each point's cell), each point's cell [B, N, 2] (x, y),
+    its sub-cell offset [B, N, 2] and a validity mask [B, N].
+
+    Example:
+        >>> points, labels = torch.tensor([[[12.0, 20.0]]]), torch.tensor([[0]])
+        >>> heat, cells, offsets, valid = render_heatmap_targets(points, labels, num_classes=1, size=(4, 4), stride=8)
+        >>> heat[0, 0, 2, 1].item(), cells[0, 0].tolist(), offsets[0, 0].tolist()
+        (1.0, [1, 2], [0.5, 0.5])
+    """
+    height, width = size
+    centers = points.to(torch.float32) / stride
+    limits = torch.tensor([width - 1, height - 1], device=points.device)
+    cells = torch.minimum(centers.floor().clamp(min=0).long(), limits)
+    valid = labels >= 0
+    xs = torch.arange(width, device=points.device, dtype=torch.float32)
+    ys = torch.arange(height, device=points.device, dtype=torch.float32)
+    dx = xs.view(1, 1, 1, width) - cells[..., 0, None, None].float()
+    dy = ys.view(1, 1, height, 1) - cells[..., 1, None, None].float()
+    gaussians = torch.exp(-(dx**2 + dy**2) / (2 * sigma**2)) * valid[..., None, None]  # [B, N, h, w]
+    one_hot = F.one_hot(labels.clamp(min=0), num_classes).to(torch.float32) * valid[..., None]  # [B, N, K]
+    heat = (gaussians.unsqueeze(2) * one_hot[..., None, None]).amax(dim=1)
+    return heat, cells, centers - cells, valid
+
+
+class PointDetectionLoss(nn.Module):
+    """CenterNet losses: a focal loss on the heatmaps and an L1 loss on the offsets at the target points.
+
+    Returns (heatmap loss, offset loss), both normalized by the number of target points.
+
+    Args:
+        num_classes: Number of point classes.
+        stride: Stride of the heatmap relative to the image.
+        sigma: Spread of the Gaussian target around each point, in cells.
+        alpha: Focusing exponent of the focal loss.
+        beta: Down-weighting exponent for negatives near a point.
+    """
+
+    def __init__(self, num_classes: int, stride: int, sigma: float = 1.0, alpha: float = 2.0, beta: float = 4.0) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.stride = stride
+        self.sigma = sigma
+        self.alpha = alpha
+        self.beta = beta
+
+    def forward(
+        self, heatmap_logits: torch.Tensor, offsets: torch.Tensor, target_points: torch.Tensor, target_labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        height, width = heatmap_logits.shape[-2:]
+        heat, cells, target_offsets, valid = render_heatmap_targets(
+            target_points, target_labels, self.num_classes, (height, width), self.stride, self.sigma
+        )
+        probability = torch.sigmoid(heatmap_logits)
+        positive = (heat >= 1.0).to(heatmap_logits.dtype)
+        log_p = F.logsigmoid(heatmap_logits)
+        log_not_p = F.logsigmoid(-heatmap_logits)
+        positive_loss = -((1 - probability) ** self.alpha) * log_p * positive
+        negative_loss = -((1 - heat) ** self.beta) * probability**self.alpha * log_not_p * (1 - positive)
+        count = valid.sum().clamp(min=1).to(heatmap_logits.dtype)
+        heatmap_loss = (positive_loss.sum() + negative_loss.sum()) / count
+        flat_cells = (cells[..., 1] * width + cells[..., 0]).unsqueeze(1).expand(-1, 2, -1)  # [B, 2, N]
+        predicted = torch.gather(offsets.flatten(2), 2, flat_cells).transpose(1, 2)  # [B, N, 2]
+        offset_loss = ((predicted - target_offsets).abs() * valid[..., None]).sum() / count
+        return heatmap_loss, offset_loss
+
+
+class PointDetectionF1(Metric):
+    """F1 score of detected points: a prediction is a true positive when it lies within `distance` pixels of
+    an unmatched target of the same class (greedy, in prediction order, which the decoder sorts by score).
+
+    Inputs are padded like the targets: labels of -1 are ignored.
+
+    Example:
+        >>> metric = PointDetectionF1(distance=2.0)
+        >>> predicted, predicted_labels = torch.tensor([[[1.0, 1.0], [9.0, 9.0]]]), torch.tensor([[0, 0]])
+        >>> metric.update(predicted, predicted_labels, torch.tensor([[[1.5, 1.0]]]), torch.tensor([[0]]))
+        >>> round(metric.compute().item(), 3)
+        0.667
+    """
+
+    full_state_update = False
+    higher_is_better = True
+    is_differentiable = False
+
+    true_positives: torch.Tensor
+    false_positives: torch.Tensor
+    false_negatives: torch.Tensor
+
+    def __init__(self, distance: float = 4.0) -> None:
+        super().__init__()
+        self.distance = distance
+        self.add_state("true_positives", default=torch.tensor(0.0), dist_reduce_fx="sum")
+        self.add_state("false_positives", default=torch.tensor(0.0), dist_reduce_fx="sum")
+        self.add_state("false_negatives", default=torch.tensor(0.0), dist_reduce_fx="sum")
+
+    def update(
+        self, points: torch.Tensor, labels: torch.Tensor, target_points: torch.Tensor, target_labels: torch.Tensor
+    ) -> None:
+        for image in range(points.shape[0]):
+            keep = labels[image] >= 0
+            keep_target = target_labels[image] >= 0
+            predicted, predicted_labels = points[image][keep], labels[image][keep]
+            targets, targets_labels = target_points[image][keep_target], target_labels[image][keep_target]
+            distances = torch.cdist(predicted.float(), targets.float())
+            distances[predicted_labels[:, None] != targets_labels[None, :]] = float("inf")
+            matched = torch.zeros(len(targets), dtype=torch.bool, device=points.device)
+            hits = 0
+            for row in distances:
+                available = row.masked_fill(matched, float("inf"))
+                if len(available) and available.min() <= self.distance:
+                    matched[available.argmin()] = True
+                    hits += 1
+            self.true_positives += hits
+            self.false_positives += len(predicted) - hits
+            self.false_negatives += len(targets) - hits
+
+    def compute(self) -> torch.Tensor:
+        return 2 * self.true_positives / (2 * self.true_positives + self.false_positives + self.false_negatives).clamp(min=1)
+
+
+class BrickVisualizePoints(BrickPerImageVisualization):
+    """Draws detected points with their class names and scores on each image.
+
+    Args:
+        input_image: Name of the images [B, C, H, W] in [0, 1].
+        points: Name of the points [B, P, 2] (x, y in pixels).
+        labels: Name of the labels [B, P]; -1 points are not drawn.
+        output_name: Name of the drawn images, a list of RGB Pillow images.
+        scores: Name of the scores [B, P], written beside the class names.
+        class_names: Names of the classes; indices are written when None.
+        radius: Radius of the dots in pixels.
+        tags: VISUALIZATION by default.
+    """
+
+    def __init__(
+        self,
+        input_image: str,
+        points: str,
+        labels: str,
+        output_name: str,
+        scores: str | None = None,
+        class_names: Sequence[str] | None = None,
+        radius: int = 3,
+        tags: TagsLike | None = None,
+    ) -> None:
+        self.class_names = None if class_names is None else list(class_names)
+        self.radius = radius
+        names = [input_image, points, labels] if scores is None else [input_image, points, labels, scores]
+        super().__init__(callable=self.draw, input_names=names, output_names=[output_name], tags=tags)
+
+    def draw(self, image: np.ndarray, points: np.ndarray, labels: np.ndarray, scores: np.ndarray | None = None) -> Image.Image:
+        """Draws one image's points."""
+        return draw_points(image, points, labels, scores=scores, class_names=self.class_names, radius=self.radius)
+
+
+def create_point_detection_head(
+    num_classes: int,
+    in_channels: int,
+    features_name: str,
+    stride: int,
+    target_points_name: str,
+    target_labels_name: str,
+    hidden_channels: int = 64,
+    max_points: int = 32,
+    threshold: float = 0.3,
+    distance: float | None = None,
+    image_name: str | None = None,
+    class_names: Sequence[str] | None = None,
+) -> dict[str, BrickInterface]:
+    """Point detection bricks, with relative names so the dict nests under any name.
+
+    Bricks: `detect` (a `PointDetectionHead`: `./heatmap`, `./offsets`), `decode` (a `PointDecoder`:
+    `./points`, `./scores`, `./labels`), `loss` (`./loss_heatmap`, `./loss_offset`), `f1` (`PointDetectionF1`)
+    and, when `image_name` is given, `visualize` (`./visualization`).
+
+    Args:
+        num_classes: Number of point classes.
+        in_channels: Channels of the features.
+        features_name: Name of the features [B, C, h, w].
+        stride: Stride of the features relative to the image.
+        target_points_name: Name of the target points [B, N, 2] (x, y in pixels).
+        target_labels_name: Name of the target labels [B, N], -1 for padding.
+        hidden_channels: Channels of the head.
+        max_points: Points decoded per image.
+        threshold: Minimum score of a decoded point.
+        distance: Matching distance of the metric in pixels; the stride by default.
+        image_name: Name of the images in [0, 1] to draw on; no visualization brick when None.
+        class_names: Names of the classes for the visualization.
+    """
+    head: dict[str, BrickInterface] = {
+        "detect": BrickTrainable(
+            PointDetectionHead(in_channels, num_classes, hidden_channels=hidden_channels),
+            input_names=[features_name],
+            output_names=["./heatmap", "./offsets"],
+        ),
+        "decode": BrickNotTrainable(
+            PointDecoder(stride=stride, max_points=max_points, threshold=threshold),
+            input_names=["./heatmap", "./offsets"],
+            output_names=["./points", "./scores", "./labels"],
+        ),
+        "loss": BrickLoss(
+            PointDetectionLoss(num_classes=num_classes, stride=stride),
+            input_names=["./heatmap", "./offsets", target_points_name, target_labels_name],
+            output_names=["./loss_heatmap", "./loss_offset"],
+        ),
+        "f1": BrickMetricSingle(
+            PointDetectionF1(distance=float(stride) if distance is None else distance),
+            input_names=["./points", "./labels", target_points_name, target_labels_name],
+        ),
+    }
+    if image_name is not None:
+        head["visualize"] = BrickVisualizePoints(
+            input_image=image_name,
+            points="./points",
+            labels="./labels",
+            scores="./scores",
+            output_name="./visualization",
+            class_names=class_names,
+        )
+    return head
+
+
+def create_bricks_point_detection(
+    num_classes: int,
+    backbone: nn.Module | str = "resnet18",
+    num_scales: int = 3,
+    image_name: str = "raw",
+    target_points_name: str = "target_points",
+    target_labels_name: str = "target_labels",
+    hidden_channels: int = 64,
+    class_names: Sequence[str] | None = None,
+    weights: str | None = None,
+    in_channels: int = 3,
+    visualize: bool = True,
+) -> BrickCollection:
+    """A ready-made point detection model: preprocessor, multi-scale backbone, FPN neck and point head.
+
+    Bricks: `preprocessor` (`raw` -> `normalized`), `backbone` (one `features_stride{s}` per scale), `neck`
+    (-> `features` at the finest scale) and `head` (see `create_point_detection_head`: `head/points`,
+    `head/scores`, `head/labels`, the losses, the F1 metric and `head/visualization`).
+
+    Args:
+        num_classes: Number of point classes.
+        backbone: A classification network or a torchvision model name; see `create_backbone`.
+        num_scales: How many backbone scales the neck merges.
+        image_name: Name of the input images [B, C, H, W] in [0, 1].
+        target_points_name: Name of the target points [B, N, 2].
+        target_labels_name: Name of the target labels [B, N], -1 for padding.
+        hidden_channels: Channels of the neck and head.
+        class_names: Names of the classes for the visualization.
+        weights: Torchvision weights for a backbone given by name.
+        in_channels: Channels of the input images.
+        visualize: Include the visualization brick.
+    """
+    extractor = create_backbone(backbone, num_scales=num_scales, weights=weights, in_channels=in_channels)
+    if len(extractor.strides) != num_scales:
+        raise BrickError(f"create_bricks_point_detection: the backbone gave {len(extractor.strides)} scales, not {num_scales}.")
+    features_names = [f"features_stride{stride}" for stride in extractor.strides]
+    return BrickCollection(
+        {
+            "preprocessor": BrickNotTrainable(
+                default_preprocessor(in_channels), input_names=[image_name], output_names=["normalized"]
+            ),
+            "backbone": BrickTrainable(extractor, input_names=["normalized"], output_names=features_names),
+            "neck": BrickTrainable(
+                FeaturePyramidUpsampler(extractor.channels, out_channels=hidden_channels),
+                input_names=features_names,
+                output_names=["features"],
+            ),
+            "head": create_point_detection_head(
+                num_classes=num_classes,
+                in_channels=hidden_channels,
+                features_name="features",
+                stride=extractor.strides[0],
+                target_points_name=target_points_name,
+                target_labels_name=target_labels_name,
+                hidden_channels=hidden_channels,
+                image_name=image_name if visualize else None,
+                class_names=class_names,
+            ),
+        }
+    )
