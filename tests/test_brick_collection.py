@@ -20,6 +20,7 @@ from torchbricks import (
     BrickNameError,
     BrickNotTrainable,
     BrickOutputError,
+    BrickTensorCache,
     BrickTrainable,
     DuplicateOutputError,
     MissingInputError,
@@ -448,3 +449,13 @@ def test_compile_fullgraph_updates_metrics() -> None:
     torch.testing.assert_close(collection.summarize(reset=True)["head0/MulticlassAccuracy"], reference.compute())
     sum(collection.extract_losses(outputs).values()).backward()
     assert collection["backbone"].model.weight.grad is not None
+
+
+def test_compile_fullgraph_fills_a_tensor_cache() -> None:
+    torch._dynamo.reset()
+    collection = two_heads()
+    collection["features_cache"] = BrickTensorCache(input_names=["features"])
+    compiled = torch.compile(collection, fullgraph=True, backend="aot_eager")
+    first, second = compiled(batch(3), tags=Stage.VALIDATION), compiled(batch(2), tags=Stage.VALIDATION)
+    cached = collection["features_cache"].cached()["features"]
+    torch.testing.assert_close(cached, torch.cat([first["features"], second["features"]]).detach())

@@ -19,6 +19,7 @@ from torchbricks.bricks import (
     BrickMetricSingle,
     BrickModule,
     BrickNotTrainable,
+    BrickTensorCache,
     BrickTrainable,
 )
 from torchbricks.errors import BrickError, BrickNameError
@@ -176,3 +177,29 @@ def test_a_copied_metric_brick_keeps_its_own_state() -> None:
     twin({"p": torch.tensor([0]), "t": torch.tensor([0])})
     assert twin.metrics.update_count == 1
     assert brick.metrics.update_count == 0
+
+
+def test_tensor_cache_concatenates_batches_in_order() -> None:
+    cache = BrickTensorCache(input_names=["embedding", "label"])
+    cache({"embedding": torch.ones(2, 3), "label": torch.tensor([1, 2])})
+    cache({"embedding": torch.zeros(1, 3), "label": torch.tensor([3])})
+    cached = cache.cached(reset=True)
+    torch.testing.assert_close(cached["embedding"], torch.cat([torch.ones(2, 3), torch.zeros(1, 3)]))
+    torch.testing.assert_close(cached["label"], torch.tensor([1, 2, 3]))
+    with pytest.raises(BrickError, match="nothing is cached yet"):
+        cache.cached()
+
+
+def test_tensor_cache_keeps_only_the_latest_batches_and_detaches() -> None:
+    cache = BrickTensorCache(input_names={"score": "logits"}, max_batches=2)
+    for value in range(3):
+        cache({"logits": torch.full((1,), float(value), requires_grad=True)})
+    cached = cache.cached()["score"]
+    torch.testing.assert_close(cached, torch.tensor([1.0, 2.0]))
+    assert not cached.requires_grad
+    assert repr(cache) == "BrickTensorCache(max_batches=2, input_names={'score': 'logits'}, output_names=[], tags={'METRIC'})"
+
+
+def test_tensor_cache_rejects_a_non_positive_size() -> None:
+    with pytest.raises(BrickError, match="max_batches must be at least 1 or None, got 0"):
+        BrickTensorCache(input_names=["x"], max_batches=0)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.bricks import (
+    BrickAccumulator,
     BrickInterface,
     BrickLoss,
     BrickMetrics,
     BrickMetricSingle,
     BrickModule,
     BrickNotTrainable,
+    BrickTensorCache,
     BrickTrainable,
 )
 from torchbricks.errors import (
@@ -36,6 +38,7 @@ __all__ = [
     "MODEL",
     "STAGE_TAGS",
     "VISUALIZATION",
+    "BrickAccumulator",
     "BrickBuildError",
     "BrickCollection",
     "BrickCycleError",
@@ -48,6 +51,7 @@ __all__ = [
     "BrickNameError",
     "BrickNotTrainable",
     "BrickOutputError",
+    "BrickTensorCache",
     "BrickTrainable",
     "CheckpointError",
     "DuplicateOutputError",

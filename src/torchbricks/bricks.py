@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -9,7 +10,7 @@ import torch
 from torch import nn
 from torchmetrics import Metric, MetricCollection
 
-from torchbricks import _epoch, _metric_update
+from torchbricks import _epoch, _stateful_update
 from torchbricks._graph import BrickNode, resolve_name
 from torchbricks.errors import BrickError, BrickNameError, did_you_mean
 from torchbricks.tags import LOSS, METRIC, MODEL, STAGE_TAGS, VISUALIZATION, Stage, TagsLike, normalize_tags
@@ -20,12 +21,14 @@ __all__ = [
     "MODEL",
     "STAGE_TAGS",
     "VISUALIZATION",
+    "BrickAccumulator",
     "BrickInterface",
     "BrickLoss",
     "BrickMetricSingle",
     "BrickMetrics",
     "BrickModule",
     "BrickNotTrainable",
+    "BrickTensorCache",
     "BrickTrainable",
     "Stage",
 ]
@@ -260,7 +263,47 @@ class BrickLoss(BrickModule):
         super().__init__(model, input_names, output_names, tags, loss_output_names, calculate_gradients=True, trainable=True)
 
 
-class BrickMetrics(BrickInterface):
+class BrickAccumulator(BrickInterface):
+    """Base of bricks that accumulate state over batches through `update` (metrics, tensor caches).
+
+    The collection calls `update` with the input values of every batch. Under `torch.compile` the call goes
+    through the opaque custom op `torchbricks::stateful_update`, which runs `update` eagerly, so accumulating
+    bricks never break a graph. Subclasses implement `update` and `reset` and call `_init_accumulator()`.
+    """
+
+    def _init_accumulator(self) -> None:
+        self.register_buffer("_update_token", torch.zeros(1), persistent=False)
+        self._handle = _stateful_update.register(self.update)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._handle = _stateful_update.register(self.update)  # a copy gets its own handle
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        """Accumulates one batch."""
+        raise NotImplementedError(f"{type(self).__name__} must implement update().")
+
+    def reset(self) -> None:
+        """Forgets everything accumulated."""
+        raise NotImplementedError(f"{type(self).__name__} must implement reset().")
+
+    def _update_step(self) -> Callable[..., None]:
+        update = self.update
+        if self._keywords is not None:
+            return update  # keyword inputs are not expressible in the op schema; eager only
+        token = self._update_token
+        handle = self._handle
+
+        def update_state(*args: torch.Tensor) -> None:
+            if torch.compiler.is_compiling():
+                _stateful_update.stateful_update(token, handle, [arg.detach() for arg in args])
+            else:
+                update(*args)
+
+        return update_state
+
+
+class BrickMetrics(BrickAccumulator):
     """A brick updating a torchmetrics `MetricCollection` with every batch.
 
     Metrics accumulate inside the brick; `BrickCollection.summarize` computes (and optionally resets) them.
@@ -319,12 +362,7 @@ class BrickMetrics(BrickInterface):
         self.metrics = metrics
         self.metric_names = metric_names
         self.return_metrics = return_metrics
-        self.register_buffer("_update_token", torch.zeros(1), persistent=False)
-        self._handle = _metric_update.register(self.update)
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        self._handle = _metric_update.register(self.update)  # a copy gets its own handle
+        self._init_accumulator()
 
     def update(self, *args: Any, **kwargs: Any) -> None:
         """Updates the metric states with one batch."""
@@ -361,19 +399,7 @@ class BrickMetrics(BrickInterface):
                 return values[0] if len(names) == 1 and isinstance(values, tuple) else values
 
             return batch_values
-        update = self.update
-        token = self._update_token
-        handle = self._handle
-        if self._keywords is not None:
-            return update  # keyword inputs are not expressible in the op schema; eager only
-
-        def update_metrics(*args: torch.Tensor) -> None:
-            if torch.compiler.is_compiling():
-                _metric_update.metric_update(token, handle, [arg.detach() for arg in args])
-            else:
-                update(*args)
-
-        return update_metrics
+        return self._update_step()
 
 
 class BrickMetricSingle(BrickMetrics):
@@ -407,3 +433,69 @@ class BrickMetricSingle(BrickMetrics):
 
     def compute(self) -> dict[str, Any]:
         return {self.metric_names[0]: self.metrics.compute()}
+
+
+class BrickTensorCache(BrickAccumulator):
+    """A brick that keeps named tensors over batches, for analysis after an epoch (embeddings, predictions).
+
+    Each batch's inputs are detached and moved to `device`; `cached()` concatenates them along dim 0. Tags
+    default to METRIC, so it runs wherever metrics run (train, validation and test).
+
+    Args:
+        input_names: The names to keep (a list, or a dict whose keys name the cached tensors).
+        tags: METRIC by default.
+        max_batches: Keep only the most recent batches (None keeps all).
+        device: Where cached tensors are stored; the CPU by default, so GPU memory does not grow.
+
+    Example:
+        >>> cache = BrickTensorCache(input_names=["embedding"])
+        >>> _ = cache({"embedding": torch.ones(2, 3)}), cache({"embedding": torch.zeros(1, 3)})
+        >>> cache.cached()["embedding"].shape
+        torch.Size([3, 3])
+    """
+
+    default_tags: ClassVar[frozenset[str]] = frozenset({METRIC})
+
+    def __init__(
+        self,
+        input_names: InputNames,
+        tags: TagsLike | None = None,
+        max_batches: int | None = None,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        super().__init__(input_names=input_names, output_names=None, tags=tags)
+        if max_batches is not None and max_batches < 1:
+            raise BrickError(f"BrickTensorCache: max_batches must be at least 1 or None, got {max_batches}.")
+        self.device = torch.device(device)
+        self._batches: deque[tuple[torch.Tensor, ...]] = deque(maxlen=max_batches)
+        self._init_accumulator()
+
+    @property
+    def cached_names(self) -> list[str]:
+        """The keys of `cached()`: the keyword names of dict input_names, otherwise the input names."""
+        return list(self._keywords) if self._keywords is not None else list(self._input_names)
+
+    def update(self, *args: torch.Tensor, **kwargs: torch.Tensor) -> None:
+        values = (*args, *kwargs.values())
+        self._batches.append(tuple(value.detach().to(self.device) for value in values))
+
+    def reset(self) -> None:
+        self._batches.clear()
+
+    def cached(self, reset: bool = False) -> dict[str, torch.Tensor]:
+        """The cached tensors by name, each the concatenation of its batches along dim 0."""
+        if not self._batches:
+            raise BrickError(f"BrickTensorCache {self.cached_names}: nothing is cached yet; run the collection first.")
+        values = {name: torch.cat([batch[k] for batch in self._batches]) for k, name in enumerate(self.cached_names)}
+        if reset:
+            self.reset()
+        return values
+
+    def step_function(self) -> Callable[..., Any]:
+        return self._update_step()
+
+    def describe(self) -> str:
+        return f"max_batches={self._batches.maxlen}"
+
+    def graph_label(self) -> str:
+        return "tensor cache"

@@ -1,9 +1,10 @@
-"""Metric updates that `torch.compile(fullgraph=True)` can trace.
+"""Stateful updates (metrics, tensor caches) that `torch.compile(fullgraph=True)` can trace.
 
 torchmetrics' `update` is Python full of checks and data-dependent shapes, so dynamo would break the graph on
-it. Inside a compiled region a metric brick instead calls the opaque custom op `torchbricks::metric_update`,
-which runs the real update eagerly at run time. The op declares that it mutates a small per-brick token
-tensor, so no compiler pass drops it as dead code. Outside compilation the update is called directly.
+it. Inside a compiled region an accumulating brick instead calls the opaque custom op
+`torchbricks::stateful_update`, which runs the real update eagerly at run time. The op declares that it
+mutates a small per-brick token tensor, so no compiler pass drops it as dead code. Outside compilation the
+update is called directly.
 """
 
 from __future__ import annotations
@@ -28,14 +29,14 @@ def register(update: Callable[..., None]) -> int:
     return handle
 
 
-@torch.library.custom_op("torchbricks::metric_update", mutates_args=("token",))
-def metric_update(token: torch.Tensor, handle: int, args: list[torch.Tensor]) -> None:
+@torch.library.custom_op("torchbricks::stateful_update", mutates_args=("token",))
+def stateful_update(token: torch.Tensor, handle: int, args: list[torch.Tensor]) -> None:
     update = _updates[handle]()
     if update is None:
-        raise RuntimeError(f"The metric brick behind handle {handle} no longer exists.")
+        raise RuntimeError(f"The brick behind handle {handle} no longer exists.")
     update(*args)
 
 
-@metric_update.register_fake
-def _metric_update_fake(token: torch.Tensor, handle: int, args: list[torch.Tensor]) -> None:
+@stateful_update.register_fake
+def _stateful_update_fake(token: torch.Tensor, handle: int, args: list[torch.Tensor]) -> None:
     return None
