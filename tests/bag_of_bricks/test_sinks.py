@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from torchbricks.bag_of_bricks.brick_visualizer import BrickPerImageVisualization
+from torchbricks.bag_of_bricks.sinks import (
+    BrickRecordAnimation,
+    BrickSaveImageGrid,
+    make_image_grid,
+    save_animation,
+    save_image_grid,
+)
+from torchbricks.brick_collection import BrickCollection
+from torchbricks.bricks import BrickTrainable
+from torchbricks.errors import BrickError
+from torchbricks.tags import Stage
+
+RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
+
+
+def _solid(color: tuple[int, int, int], size: tuple[int, int] = (4, 3)) -> Image.Image:
+    return Image.new("RGB", size, color)
+
+
+def test_grid_places_images_row_by_row_with_padding() -> None:
+    grid = make_image_grid([_solid(RED), _solid(GREEN), _solid(BLUE)], columns=2, padding=1, background=(9, 9, 9))
+    assert grid.size == (2 * 4 + 3, 2 * 3 + 3)
+    assert grid.getpixel((1, 1)) == RED
+    assert grid.getpixel((6, 1)) == GREEN
+    assert grid.getpixel((1, 5)) == BLUE
+    assert grid.getpixel((6, 5)) == (9, 9, 9)  # the empty cell
+    assert grid.getpixel((0, 0)) == (9, 9, 9)
+
+
+def test_grid_defaults_to_a_square_layout_and_reads_batched_tensors() -> None:
+    grid = make_image_grid(torch.ones(5, 3, 2, 2), padding=0)
+    assert grid.size == (6, 4)  # 3 columns, 2 rows
+
+
+def test_save_image_grid_writes_the_file_atomically_without_leftovers(tmp_path: Path) -> None:
+    path = save_image_grid([_solid(RED), _solid(GREEN)], tmp_path / "sub" / "grid.png", padding=0)
+    assert path == tmp_path / "sub" / "grid.png"
+    with Image.open(path) as written:
+        assert written.size == (8, 3)
+        assert written.convert("RGB").getpixel((5, 1)) == GREEN
+    assert [entry.name for entry in path.parent.iterdir()] == ["grid.png"]
+
+
+def test_a_failed_write_keeps_the_previous_file_and_removes_the_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = save_image_grid([_solid(RED)], tmp_path / "grid.png")
+    before = path.read_bytes()
+
+    def broken_save(self: Image.Image, fp: object, *args: object, **kwargs: object) -> None:
+        Path(str(fp)).write_bytes(b"half an image")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Image.Image, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_image_grid([_solid(GREEN)], path)
+    assert path.read_bytes() == before
+    assert [entry.name for entry in tmp_path.iterdir()] == ["grid.png"]
+
+
+def test_save_image_grid_rejects_unknown_suffixes(tmp_path: Path) -> None:
+    with pytest.raises(BrickError, match=r"cannot write '\.nope' files"):
+        save_image_grid([_solid(RED)], tmp_path / "grid.nope")
+
+
+def test_save_animation_writes_every_frame_as_a_gif(tmp_path: Path) -> None:
+    path = save_animation([_solid(RED), _solid(GREEN), _solid(BLUE, size=(2, 2))], tmp_path / "video.gif", duration_ms=50)
+    with Image.open(path) as animation:
+        assert animation.n_frames == 3
+        assert animation.size == (4, 3)
+        colors = []
+        for index in range(3):
+            animation.seek(index)
+            colors.append(animation.convert("RGB").getpixel((0, 0)))
+    assert colors == [RED, GREEN, BLUE]
+
+
+def test_save_animation_refuses_still_image_formats(tmp_path: Path) -> None:
+    with pytest.raises(BrickError, match=r"writes \.gif, \.webp or \.png"):
+        save_animation([_solid(RED)], tmp_path / "video.jpg")
+
+
+def _collection_drawing_into(sink: BrickSaveImageGrid | BrickRecordAnimation) -> BrickCollection:
+    return BrickCollection(
+        {
+            "draw": BrickPerImageVisualization(lambda image: Image.fromarray((image * 255).astype(np.uint8)), ["raw"], ["drawn"]),
+            "sink": sink,
+            "identity": BrickTrainable(torch.nn.Identity(), input_names=["raw"], output_names=["same"]),
+        }
+    )
+
+
+def test_grid_sink_brick_writes_one_numbered_grid_per_call(tmp_path: Path) -> None:
+    sink = BrickSaveImageGrid("drawn", tmp_path, file_prefix="predictions", columns=2)
+    collection = _collection_drawing_into(sink)
+    collection({"raw": torch.ones(3, 3, 4, 4)}, tags=Stage.INFERENCE)
+    collection({"raw": torch.zeros(3, 3, 4, 4)}, tags=Stage.INFERENCE)
+    collection({"raw": torch.zeros(3, 3, 4, 4)}, tags=Stage.EXPORT)  # visualizations do not run in export
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["predictions_00000.png", "predictions_00001.png"]
+    with Image.open(tmp_path / "predictions_00000.png") as first:
+        assert first.convert("RGB").getpixel((3, 3)) == (255, 255, 255)
+
+
+def test_animation_sink_brick_records_a_frame_per_call(tmp_path: Path) -> None:
+    sink = BrickRecordAnimation("drawn", tmp_path / "run.gif", save_every=2)
+    collection = _collection_drawing_into(sink)
+    for value in (0.0, 1.0, 0.0):
+        collection({"raw": torch.full((2, 3, 4, 4), value)}, tags=Stage.TEST)
+    with Image.open(tmp_path / "run.gif") as animation:
+        assert animation.n_frames == 2  # written at the second frame
+    sink.save()
+    with Image.open(tmp_path / "run.gif") as animation:
+        assert animation.n_frames == 3
+
+
+def test_animation_sink_without_frames_says_to_run_it_first(tmp_path: Path) -> None:
+    with pytest.raises(BrickError, match="no frames to save"):
+        BrickRecordAnimation("drawn", tmp_path / "run.gif").save()

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from torchbricks.errors import BrickError
+from torchbricks.tensor_conversions import (
+    channel_first_to_channel_last,
+    float2uint8,
+    function_composer,
+    numpy_to_pillow,
+    pillow_images_to_batched_tensor,
+    torch_to_numpy,
+    unpack_batched_tensor_to_numpy,
+    unpack_batched_tensor_to_numpy_channel_last,
+    unpack_batched_tensor_to_pillow_images,
+)
+
+
+def test_float2uint8_scales_rounds_and_clips() -> None:
+    result = float2uint8(np.array([-1.0, 0.0, 0.2, 0.5, 1.0, 3.0], dtype=np.float32))
+    assert result.dtype == np.uint8
+    assert result.tolist() == [0, 0, 51, 128, 255, 255]
+
+
+def test_float2uint8_accepts_tensors_and_passes_uint8_through() -> None:
+    assert float2uint8(torch.tensor([0.0, 1.0])).tolist() == [0, 255]
+    uint8 = np.array([3, 200], dtype=np.uint8)
+    assert float2uint8(uint8) is uint8
+
+
+def test_function_composer_applies_functions_left_to_right() -> None:
+    composed = function_composer(lambda x: x + 1, lambda x: x * 10)
+    assert composed(1) == 20
+
+
+def test_function_composer_of_torch_to_numpy_and_list_gives_one_int64_per_image() -> None:
+    values = function_composer(torch_to_numpy, list)(torch.tensor([0, 1], dtype=torch.int64))
+    assert values == [0, 1]
+    assert all(isinstance(value, np.int64) for value in values)
+
+
+def test_function_composer_rejects_non_callables() -> None:
+    with pytest.raises(BrickError, match="callables only"):
+        function_composer(torch_to_numpy, 3)  # type: ignore[arg-type]
+    with pytest.raises(BrickError, match="at least one function"):
+        function_composer()
+
+
+def test_torch_to_numpy_detaches_and_widens_half_precision() -> None:
+    tensor = torch.ones(2, requires_grad=True, dtype=torch.float16)
+    array = torch_to_numpy(tensor)
+    assert array.dtype == np.float32
+    assert array.tolist() == [1.0, 1.0]
+
+
+def test_unpack_images_to_channel_last_keeps_pixel_values() -> None:
+    batch = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5)
+    images = unpack_batched_tensor_to_numpy_channel_last(batch)
+    assert len(images) == 2
+    assert images[1].shape == (4, 5, 3)
+    assert images[1][2, 3, 1] == batch[1, 1, 2, 3].item()
+    np.testing.assert_array_equal(channel_first_to_channel_last(batch[0].numpy()), images[0])
+
+
+def test_unpack_batched_tensor_to_numpy_gives_per_item_arrays_of_at_least_one_dimension() -> None:
+    assert [item.tolist() for item in unpack_batched_tensor_to_numpy(torch.tensor([4, 5]))] == [[4], [5]]
+    points = unpack_batched_tensor_to_numpy(torch.zeros(3, 7, 2))
+    assert [item.shape for item in points] == [(7, 2)] * 3
+    with pytest.raises(BrickError, match="batched tensor"):
+        unpack_batched_tensor_to_numpy(torch.tensor(1.0))
+
+
+@pytest.mark.parametrize(("channels", "mode"), [(1, "L"), (3, "RGB"), (4, "RGBA")])
+def test_unpack_to_pillow_images_picks_the_mode_from_the_channels(channels: int, mode: str) -> None:
+    batch = torch.zeros(2, channels, 4, 6)
+    batch[1, 0, 1, 2] = 1.0
+    images = unpack_batched_tensor_to_pillow_images(batch)
+    assert [image.mode for image in images] == [mode, mode]
+    assert images[0].size == (6, 4)
+    first = images[1].getpixel((2, 1))
+    assert (first if isinstance(first, int) else first[0]) == 255
+
+
+def test_unpack_to_pillow_images_rejects_wrong_shapes() -> None:
+    with pytest.raises(BrickError, match=r"\[B, C, H, W\], got \(3, 4, 5\)"):
+        unpack_batched_tensor_to_pillow_images(torch.zeros(3, 4, 5))
+    with pytest.raises(BrickError, match="1, 3 or 4 channels"):
+        unpack_batched_tensor_to_pillow_images(torch.zeros(1, 2, 4, 5))
+
+
+def test_pillow_images_round_trip_through_a_batched_tensor() -> None:
+    batch = torch.rand(2, 3, 5, 7)
+    restored = pillow_images_to_batched_tensor(unpack_batched_tensor_to_pillow_images(batch))
+    assert restored.shape == batch.shape
+    assert torch.allclose(restored, batch, atol=1 / 255)
+
+
+def test_pillow_images_to_batched_tensor_rejects_mixed_sizes() -> None:
+    with pytest.raises(BrickError, match="one size"):
+        pillow_images_to_batched_tensor([Image.new("RGB", (2, 2)), Image.new("RGB", (3, 2))])
+
+
+def test_numpy_to_pillow_reads_gray_and_rejects_two_channels() -> None:
+    assert numpy_to_pillow(np.ones((2, 3, 1))).mode == "L"
+    with pytest.raises(BrickError, match="C in"):
+        numpy_to_pillow(np.ones((2, 3, 2)))
