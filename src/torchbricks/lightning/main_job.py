@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from torchbricks._extras import require
 from torchbricks.brick_collection import BrickCollection
@@ -133,8 +134,9 @@ def save_visualizations(path_png: Path, brick_collection: BrickCollection, named
 
     with torch.no_grad():
         outputs = brick_collection(named_inputs=named_inputs, tags=Stage.INFERENCE, return_inputs=False)
-    visualization_names = brick_collection.plan(tags="VISUALIZATION").produced
-    images = [image for name in visualization_names for image in outputs.get(name, [])]
+    # Drawn images are lists of Pillow images; other VISUALIZATION outputs (an upscaled tensor) feed the drawing.
+    drawn = [value for value in outputs.values() if isinstance(value, list) and value and isinstance(value[0], Image.Image)]
+    images = [image for images in drawn for image in images]
     if not images:
         raise BrickError("The collection has no VISUALIZATION brick drawing images; nothing to save in predictions.png.")
     save_image_grid(images, path_png)

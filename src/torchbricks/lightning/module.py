@@ -212,6 +212,8 @@ class LightningBrickCollection(pl.LightningModule):
                 f"{self.brick_collection.loss_names()}. Add a BrickLoss (tag LOSS) to train with it."
             )
         total = sum(self.loss_weights.get(name, 1.0) * loss for name, loss in losses.items())
+        if self._trainer is None:
+            return {"loss": total, **losses}  # called outside a Trainer (a notebook, a test): nothing to log to
         is_train = stage is Stage.TRAIN
         log = partial(self.log, on_step=is_train, on_epoch=True, sync_dist=not is_train, batch_size=_batch_size(named_inputs))
         log(f"{stage.value}/loss", total, prog_bar=True)

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+from PIL import Image
+
+from torchbricks import BrickCollection, Stage
+from torchbricks.configuration import compose_config, create_brick_collection
+from torchbricks.lightning.main_job import run_main_job
+
+
+@pytest.mark.slow
+def test_main_job_reaches_97_percent_on_digits_and_writes_every_artifact(tmp_path: Path) -> None:
+    config = compose_config(
+        [f"experiment.path_experiments={tmp_path}", "experiment.name=digits", "trainer.enable_progress_bar=false"]
+    )
+
+    result = run_main_job(config)
+
+    folder = tmp_path / "digits"
+    assert result.path_experiment == folder
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["test"]["head/accuracy"] >= 0.97
+    assert np.array(metrics["test"]["head/confusion_matrix"]).sum() == 360  # the 20 % test split of 1797 digits
+    assert metrics["onnx_max_abs_difference"] < 1e-4
+    assert (folder / "brick_graph.md").read_text().startswith("```mermaid\nflowchart LR")
+    assert (folder / "logs" / "metrics.csv").is_file()
+    assert Image.open(folder / "predictions.png").size[0] > 0
+
+    # The per-brick checkpoints restore the trained model, and the ONNX file computes what it computes.
+    restored = create_brick_collection(config)
+    restored.load_bricks(folder / "bricks")
+    restored.eval()
+    images = torch.rand(3, 1, 8, 8)
+    with torch.no_grad():
+        expected = restored({"raw": images}, tags=Stage.EXPORT)["head/probabilities"]
+    session = onnxruntime.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    (probabilities,) = session.run(["head/probabilities"], {"raw": images.numpy()})
+    np.testing.assert_allclose(probabilities, expected.numpy(), atol=1e-4)
+    assert isinstance(result.module.brick_collection, BrickCollection)
