@@ -8,6 +8,7 @@ named outputs, so the exported graph is exactly what the collection runs for the
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -100,7 +101,9 @@ def export_bricks_as_onnx(
     path_onnx = Path(path_onnx)
     onnx_export_kwargs.setdefault("verbose", False)
     onnx_export_kwargs.setdefault("external_data", False)  # one self-contained file (up to protobuf's 2 GB)
-    with _eval_mode(module):
+    with _eval_mode(module), warnings.catch_warnings():
+        # Inputs share one batch dimension on purpose; the exporter warns that it names the axis once.
+        warnings.filterwarnings("ignore", message="# The axis name: batch will not be used", category=UserWarning)
         torch.onnx.export(
             module,
             args,

@@ -163,7 +163,7 @@ def _escape(text: str) -> str:
 
 def _label(name: str) -> str:
     """An edge label: the name as it is when mermaid can read it, quoted otherwise."""
-    return name if _SAFE_LABEL.fullmatch(name) else f'"{_escape(name)}"'
+    return name if _SAFE_LABEL.fullmatch(name) and name not in _MERMAID_KEYWORDS else f'"{_escape(name)}"'
 
 
 class _Ids:
@@ -175,6 +175,7 @@ class _Ids:
 
     def __init__(self, brick_paths: Iterable[str]) -> None:
         self._taken: set[str] = set()
+        self._counters: dict[str, int] = {}
         self._bricks: dict[str, str] = {}
         self._data: dict[str, str] = {}
         paths = list(brick_paths)
@@ -184,9 +185,10 @@ class _Ids:
         self._scopes: dict[str, str] = {}
 
     def _generate(self, prefix: str) -> str:
-        number = len(self._taken)
+        number = self._counters.get(prefix, 0)
         while f"{prefix}_{number}" in self._taken:
             number += 1
+        self._counters[prefix] = number + 1
         self._taken.add(f"{prefix}_{number}")
         return f"{prefix}_{number}"
 

@@ -1,0 +1,242 @@
+"""Per-brick checkpoints: layout, formats, safety (weights only, atomic writes) and all-or-nothing loads."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import warnings
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from torchbricks import _checkpoint
+from torchbricks.brick_collection import BrickCollection
+from torchbricks.bricks import BrickLoss, BrickMetricSingle, BrickNotTrainable, BrickTrainable
+from torchbricks.errors import CheckpointError, CheckpointExistsError, CheckpointNotFoundError
+
+FORMATS = ["pt", "safetensors"]
+
+
+def _collection(n_features: int = 4, seed: int = 0) -> BrickCollection:
+    torch.manual_seed(seed)
+    return BrickCollection(
+        {
+            "preprocessor": BrickNotTrainable(nn.Identity(), input_names=["raw"], output_names=["normalized"]),
+            "backbone": BrickTrainable(
+                nn.Sequential(nn.Linear(3, n_features), nn.BatchNorm1d(n_features)),
+                input_names=["normalized"],
+                output_names=["features"],
+            ),
+            "head0": {
+                "classify": BrickTrainable(nn.Linear(n_features, 2), input_names=["features"], output_names=["./logits"]),
+                "accuracy": BrickMetricSingle(MulticlassAccuracy(num_classes=2), input_names=["./logits", "targets"]),
+                "loss": BrickLoss(nn.CrossEntropyLoss(), input_names=["./logits", "targets"], output_names=["./loss"]),
+            },
+        }
+    )
+
+
+def _state(collection: BrickCollection) -> dict[str, torch.Tensor]:
+    return {key: value.clone() for key, value in collection.state_dict().items()}
+
+
+def _assert_same_state(collection: BrickCollection, expected: dict[str, torch.Tensor]) -> None:
+    state = collection.state_dict()
+    assert list(state) == list(expected)
+    for key, value in expected.items():
+        assert torch.equal(state[key], value), key
+
+
+@pytest.mark.parametrize("file_format", FORMATS)
+def test_save_writes_one_file_per_brick_with_weights_in_nested_folders(tmp_path: Path, file_format: str) -> None:
+    written = _collection().save_bricks(tmp_path / "bricks", file_format=file_format)  # type: ignore[arg-type]
+    suffix = "." + file_format
+    expected = [tmp_path / "bricks" / f"backbone{suffix}", tmp_path / "bricks" / "head0" / f"classify{suffix}"]
+    assert written == expected
+    assert sorted(path for path in (tmp_path / "bricks").rglob("*") if path.is_file()) == sorted(expected)
+
+
+@pytest.mark.parametrize("file_format", FORMATS)
+def test_load_restores_every_brick_exactly(tmp_path: Path, file_format: str) -> None:
+    source = _collection(seed=0)
+    source.train()
+    source(named_inputs={"raw": torch.rand(4, 3), "targets": torch.tensor([0, 1, 0, 1])})  # moves the batch-norm statistics
+    source.save_bricks(tmp_path, exist_ok=True, file_format=file_format)  # type: ignore[arg-type]
+    target = _collection(seed=1)
+
+    loaded = target.load_bricks(tmp_path)
+
+    assert loaded == ["backbone", "head0/classify"]
+    _assert_same_state(target, _state(source))
+
+
+def test_spec_layout_bricks_without_weights_get_no_file(tmp_path: Path) -> None:
+    collection = _collection()
+    collection.save_bricks(tmp_path)
+    assert not (tmp_path / "preprocessor.pt").exists()
+    assert not (tmp_path / "head0" / "accuracy.pt").exists()
+    assert not (tmp_path / "head0" / "loss.pt").exists()
+
+
+def test_save_over_existing_files_without_exist_ok_raises_before_writing(tmp_path: Path) -> None:
+    (tmp_path / "head0").mkdir()
+    (tmp_path / "head0" / "classify.pt").write_bytes(b"old")
+
+    with pytest.raises(CheckpointExistsError, match=r"already exist: \['.*head0/classify\.pt'\].*exist_ok=True"):
+        _collection().save_bricks(tmp_path)
+
+    assert not (tmp_path / "backbone.pt").exists()
+    assert (tmp_path / "head0" / "classify.pt").read_bytes() == b"old"
+    with pytest.raises(FileExistsError):
+        _collection().save_bricks(tmp_path)
+
+
+def test_save_with_exist_ok_overwrites(tmp_path: Path) -> None:
+    _collection(seed=0).save_bricks(tmp_path)
+    newer = _collection(seed=1)
+    newer.save_bricks(tmp_path, exist_ok=True)
+    target = _collection(seed=2)
+    target.load_bricks(tmp_path)
+    _assert_same_state(target, _state(newer))
+
+
+def test_interrupted_save_leaves_the_old_file_and_no_temporary_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _collection(seed=0).save_bricks(tmp_path)
+    old = (tmp_path / "backbone.pt").read_bytes()
+
+    def crash_half_way(obj: object, file: Path) -> None:
+        Path(file).write_bytes(b"trunc")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_checkpoint.torch, "save", crash_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        _collection(seed=1).save_bricks(tmp_path, exist_ok=True)
+
+    assert (tmp_path / "backbone.pt").read_bytes() == old
+    assert sorted(path.name for path in tmp_path.rglob("*") if path.is_file()) == ["backbone.pt", "classify.pt"]
+
+
+def test_load_from_a_missing_folder_raises_file_not_found(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        _collection().load_bricks(tmp_path / "nowhere")
+    with pytest.raises(CheckpointNotFoundError):
+        _collection().load_bricks(tmp_path / "nowhere")
+
+
+def test_brick_without_a_file_warns_naming_it_and_keeps_its_weights(tmp_path: Path) -> None:
+    _collection(seed=0).save_bricks(tmp_path)
+    (tmp_path / "head0" / "classify.pt").unlink()
+    target = _collection(seed=1)
+    before = target["head0"]["classify"].model.weight.clone()
+
+    with pytest.warns(UserWarning, match=r"Brick 'head0/classify' has weights but no checkpoint file"):
+        assert target.load_bricks(tmp_path) == ["backbone"]
+
+    assert torch.equal(target["head0"]["classify"].model.weight, before)
+
+
+def test_files_matching_no_brick_are_reported(tmp_path: Path) -> None:
+    _collection().save_bricks(tmp_path)
+    torch.save({}, tmp_path / "neck.pt")
+    with pytest.warns(UserWarning, match=r"match no brick and were not loaded: \['neck.pt'\]"):
+        _collection().load_bricks(tmp_path)
+
+
+def test_shape_mismatch_names_brick_and_tensor_and_changes_nothing(tmp_path: Path) -> None:
+    _collection(n_features=4).save_bricks(tmp_path)
+    target = _collection(n_features=5, seed=3)
+    before = _state(target)
+
+    with pytest.raises(
+        CheckpointError,
+        match=r"Brick 'backbone': tensor 'model.0.weight' in .* has shape \[4, 3\], but the brick expects shape \[5, 3\]",
+    ):
+        target.load_bricks(tmp_path)
+
+    _assert_same_state(target, before)
+
+
+def test_failure_in_a_later_brick_leaves_earlier_bricks_unchanged(tmp_path: Path) -> None:
+    _collection(seed=0).save_bricks(tmp_path)
+    torch.save({"model.weight": torch.zeros(2, 4)}, tmp_path / "head0" / "classify.pt")  # lacks the bias
+    target = _collection(seed=1)
+    before = _state(target)
+
+    with pytest.raises(CheckpointError, match=r"Brick 'head0/classify' does not match .*missing tensors \['model.bias'\]"):
+        target.load_bricks(tmp_path)
+
+    _assert_same_state(target, before)  # 'backbone' comes first and is not half-loaded
+
+
+def test_loading_never_executes_code_from_a_file(tmp_path: Path) -> None:
+    _collection().save_bricks(tmp_path)
+
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (os.system, (f"touch {marker}",))
+
+    with open(tmp_path / "backbone.pt", "wb") as file:
+        pickle.dump({"model.0.weight": Exploit()}, file, protocol=2)
+
+    with pytest.raises(CheckpointError, match=r"Cannot read the brick checkpoint .*backbone\.pt"):
+        _collection().load_bricks(tmp_path)
+    assert not marker.exists()
+
+
+def _as_if_saved_on_gpu(file: Path) -> None:
+    """Rewrites a `torch.save` file so its tensors claim to live on 'cuda:0', as a file saved on a GPU does."""
+    cpu, cuda = b"X\x03\x00\x00\x00cpu", b"X\x06\x00\x00\x00cuda:0"  # the pickled storage location
+    with zipfile.ZipFile(file) as source:
+        entries = [(info.filename, source.read(info.filename)) for info in source.infolist()]
+    with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_STORED) as target:
+        for name, data in entries:
+            if name.endswith("data.pkl"):
+                assert cpu in data
+            target.writestr(name, data.replace(cpu, cuda) if name.endswith("data.pkl") else data)
+
+
+def test_weights_saved_on_a_gpu_load_on_a_cpu_only_machine(tmp_path: Path) -> None:
+    source = _collection(seed=0)
+    source.save_bricks(tmp_path)
+    for file in tmp_path.rglob("*.pt"):
+        _as_if_saved_on_gpu(file)
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA"):
+            torch.load(tmp_path / "backbone.pt", weights_only=True)  # the files really are GPU files
+
+    target = _collection(seed=1)
+    target.load_bricks(tmp_path)
+
+    _assert_same_state(target, _state(source))
+    assert all(value.device.type == "cpu" for value in target.state_dict().values())
+
+
+def test_unknown_file_format_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match=r"Unknown checkpoint format 'onnx'. Available: \['pt', 'safetensors'\]"):
+        _collection().save_bricks(tmp_path, file_format="onnx")  # type: ignore[arg-type]
+
+
+def test_brick_with_files_in_two_formats_is_ambiguous(tmp_path: Path) -> None:
+    collection = _collection()
+    collection.save_bricks(tmp_path)
+    collection.save_bricks(tmp_path, file_format="safetensors")
+    with pytest.raises(CheckpointError, match=r"Brick 'backbone' has checkpoint files in two formats"):
+        collection.load_bricks(tmp_path)
+
+
+def test_spec_flow_loads_a_nested_save_into_a_flat_collection(tmp_path: Path) -> None:
+    nested = _collection(seed=0)
+    nested.save_bricks(tmp_path)
+    flat = BrickCollection({"backbone": nested["backbone"], "head": BrickTrainable(nn.Linear(4, 2), ["features"], ["logits"])})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert flat.load_bricks(tmp_path) == ["backbone"]
+    messages = [str(warning.message) for warning in caught]
+    assert any("Brick 'head' has weights but no checkpoint file" in message for message in messages)
+    assert any("['head0/classify.pt']" in message for message in messages)
