@@ -1,0 +1,168 @@
+"""Each task's ready-made collection trains on a tiny generated data set, and its head factory nests anywhere."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from torchbricks.bag_of_bricks.image_classification import create_bricks_image_classification, create_image_classification_head
+from torchbricks.bag_of_bricks.point_detection import create_bricks_point_detection
+from torchbricks.bag_of_bricks.segmentation import create_bricks_segmentation, create_segmentation_head
+from torchbricks.brick_collection import BrickCollection
+from torchbricks.tags import Stage
+
+
+def _tiny_cnn(in_channels: int = 3) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 8, 3, stride=2, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Conv2d(8, 16, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 16, 3, stride=2, padding=1),
+        nn.ReLU(),
+    )
+
+
+def _train(model: BrickCollection, make_batch: Callable[[torch.Generator], dict[str, Any]], steps: int = 30) -> list[float]:
+    generator = torch.Generator().manual_seed(0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    history = []
+    for _ in range(steps):
+        outputs = model(named_inputs=make_batch(generator), tags=Stage.TRAIN)
+        loss = sum(model.extract_losses(outputs).values())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        history.append(loss.item())
+    return history
+
+
+def _falls(history: list[float]) -> bool:
+    first, last = sum(history[:3]) / 3, sum(history[-3:]) / 3
+    return last < 0.5 * first
+
+
+def _classification_batch(generator: torch.Generator, batch_size: int = 8) -> dict[str, Any]:
+    targets = torch.randint(0, 2, (batch_size,), generator=generator)
+    images = 0.2 * torch.rand(batch_size, 3, 16, 16, generator=generator)
+    images[torch.arange(batch_size), targets] += 0.8  # class 0 is red, class 1 green
+    return {"raw": images, "targets": targets}
+
+
+@pytest.mark.slow
+def test_image_classification_collection_trains_and_draws_predictions() -> None:
+    torch.manual_seed(0)
+    model = create_bricks_image_classification(num_classes=2, backbone=_tiny_cnn(), class_names=["red", "green"])
+    history = _train(model, _classification_batch)
+    assert _falls(history), history
+
+    outputs = model(named_inputs=_classification_batch(torch.Generator().manual_seed(1)), tags=Stage.TEST)
+    assert set(model.summarize(reset=True)) == {"head/MulticlassAccuracy"}
+    drawn = outputs["head/visualization"]
+    assert len(drawn) == 8
+    assert all(isinstance(image, Image.Image) and image.size == (16, 16) for image in drawn)
+
+
+def _segmentation_batch(generator: torch.Generator, batch_size: int = 4) -> dict[str, Any]:
+    images = 0.1 * torch.rand(batch_size, 3, 16, 16, generator=generator)
+    targets = torch.zeros(batch_size, 16, 16, dtype=torch.int64)
+    corners = torch.randint(0, 10, (batch_size, 2), generator=generator)
+    for index, (y, x) in enumerate(corners.tolist()):
+        images[index, :, y : y + 6, x : x + 6] = 1.0
+        targets[index, y : y + 6, x : x + 6] = 1
+    return {"raw": images, "targets": targets}
+
+
+@pytest.mark.slow
+def test_segmentation_collection_trains_and_overlays_masks() -> None:
+    torch.manual_seed(0)
+    model = create_bricks_segmentation(num_classes=2, backbone=_tiny_cnn(), num_scales=3, hidden_channels=8)
+    assert [name for name, _ in model.iter_bricks()] == [
+        "preprocessor",
+        "backbone",
+        "head/neck",
+        "head/classify",
+        "head/loss",
+        "head/jaccard",
+        "head/visualize",
+    ]
+    history = _train(model, _segmentation_batch)
+    assert _falls(history), history
+
+    outputs = model(named_inputs=_segmentation_batch(torch.Generator().manual_seed(1)), tags=Stage.TEST)
+    assert outputs["head/mask"].shape == (4, 16, 16)
+    assert set(model.summarize(reset=True)) == {"head/MulticlassJaccardIndex"}
+    assert outputs["head/visualization"][0].size == (16, 16)
+
+
+def _points_batch(generator: torch.Generator, batch_size: int = 4) -> dict[str, Any]:
+    images = 0.1 * torch.rand(batch_size, 3, 32, 32, generator=generator)
+    points = torch.full((batch_size, 2, 2), -1.0)
+    labels = torch.full((batch_size, 2), -1, dtype=torch.int64)  # the second point of each image is padding
+    centers = torch.randint(4, 28, (batch_size, 2), generator=generator)
+    classes = torch.randint(0, 2, (batch_size,), generator=generator)
+    for index, ((x, y), label) in enumerate(zip(centers.tolist(), classes.tolist(), strict=True)):
+        images[index, label, y - 1 : y + 2, x - 1 : x + 2] = 1.0
+        points[index, 0] = torch.tensor([x + 0.5, y + 0.5])
+        labels[index, 0] = label
+    return {"raw": images, "target_points": points, "target_labels": labels}
+
+
+@pytest.mark.slow
+def test_point_detection_collection_trains_and_draws_points() -> None:
+    torch.manual_seed(0)
+    model = create_bricks_point_detection(
+        num_classes=2, backbone=_tiny_cnn(), num_scales=2, hidden_channels=16, class_names=["r", "g"]
+    )
+    history = _train(model, _points_batch, steps=40)
+    assert _falls(history), history
+
+    outputs = model(named_inputs=_points_batch(torch.Generator().manual_seed(1)), tags=Stage.TEST)
+    assert outputs["head/points"].shape == (4, 32, 2)
+    assert set(model.summarize(reset=True)) == {"head/PointDetectionF1"}
+    assert outputs["head/visualization"][0].size == (32, 32)
+
+
+def test_head_factories_nest_under_any_name_with_relative_names() -> None:
+    model = BrickCollection(
+        {
+            "animals": create_image_classification_head(
+                num_classes=3, in_channels=8, features_name="features", targets_name="animals"
+            ),
+            "colors": create_image_classification_head(
+                num_classes=5, in_channels=8, features_name="features", targets_name="colors"
+            ),
+            "roads": create_segmentation_head(2, [8], ["features"], "roads", output_stride=4, hidden_channels=4),
+            "cars": create_segmentation_head(3, [8], ["features"], "cars", output_stride=4, hidden_channels=4),
+        }
+    )
+    batch = {
+        "features": torch.rand(2, 8, 4, 4),
+        "animals": torch.tensor([0, 2]),
+        "colors": torch.tensor([4, 1]),
+        "roads": torch.zeros(2, 16, 16, dtype=torch.int64),
+        "cars": torch.ones(2, 16, 16, dtype=torch.int64),
+    }
+    outputs = model(named_inputs=batch, tags=Stage.TRAIN)
+    assert outputs["animals/probabilities"].shape == (2, 3)
+    assert outputs["colors/probabilities"].shape == (2, 5)
+    assert outputs["cars/logits"].shape == (2, 3, 16, 16)
+    assert sorted(model.extract_losses(outputs)) == ["animals/loss_ce", "cars/loss_ce", "colors/loss_ce", "roads/loss_ce"]
+    assert sorted(model.summarize(reset=True)) == [
+        "animals/MulticlassAccuracy",
+        "cars/MulticlassJaccardIndex",
+        "colors/MulticlassAccuracy",
+        "roads/MulticlassJaccardIndex",
+    ]
+
+
+def test_ready_made_collections_need_only_images_to_export() -> None:
+    model = create_bricks_point_detection(num_classes=2, backbone=_tiny_cnn(), num_scales=2, hidden_channels=8)
+    assert model.required_inputs(tags=Stage.EXPORT) == ["raw"]
+    assert model.required_inputs(tags=Stage.TRAIN) == ["raw", "target_points", "target_labels"]
