@@ -28,7 +28,7 @@ from torchbricks._extras import require
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.configuration import create_brick_collection, instantiate_config
 from torchbricks.errors import BrickError
-from torchbricks.lightning.module import LightningBrickCollection, create_experiment_name
+from torchbricks.lightning.module import LightningBrickCollection, create_experiment_name, to_json
 from torchbricks.tags import Stage
 
 __all__ = ["MainJobResult", "run_main_job"]
@@ -82,9 +82,7 @@ def run_main_job(config: Any) -> MainJobResult:
 
     brick_collection.eval()
     batch = module.named_inputs_from_batch(next(iter(data_module.test_dataloader())))
-    metrics: dict[str, Any] = {
-        stage: {name: value.tolist() for name, value in values.items()} for stage, values in module.epoch_metrics.items()
-    }
+    metrics: dict[str, Any] = to_json(module.epoch_metrics)
     if config.export_onnx:
         metrics["onnx_max_abs_difference"] = export_and_check_onnx(path_experiment / "model.onnx", brick_collection, batch)
     if config.n_visualized:

@@ -33,7 +33,7 @@ from torchbricks.tags import Stage
 require("pytorch_lightning", "lightning")
 import pytorch_lightning as pl  # noqa: E402 (after `require`, so a missing extra names what to install)
 
-__all__ = ["LightningBrickCollection", "create_experiment_name"]
+__all__ = ["LightningBrickCollection", "create_experiment_name", "to_json"]
 
 CreateOptimizersFunc = Callable[[list[nn.Parameter]], Any]
 
@@ -117,7 +117,7 @@ class LightningBrickCollection(pl.LightningModule):
         self.stage_metric_bricks = nn.ModuleDict(
             {f"{stage.value}_stage": nn.ModuleList(_metric_bricks(view)) for stage, view in views.items()}
         )
-        self.epoch_metrics: dict[str, dict[str, torch.Tensor]] = {}
+        self.epoch_metrics: dict[str, dict[str, Any]] = {}
         """Stage name -> the metric values computed at the end of its last epoch (on the CPU)."""
 
     @property
@@ -215,7 +215,8 @@ class LightningBrickCollection(pl.LightningModule):
         if self._trainer is None:
             return {"loss": total, **losses}  # called outside a Trainer (a notebook, a test): nothing to log to
         is_train = stage is Stage.TRAIN
-        log = partial(self.log, on_step=is_train, on_epoch=True, sync_dist=not is_train, batch_size=_batch_size(named_inputs))
+        # sync_dist: under DDP the epoch values average the losses of every process (a scalar all-reduce per log).
+        log = partial(self.log, on_step=is_train, on_epoch=True, sync_dist=True, batch_size=_batch_size(named_inputs))
         log(f"{stage.value}/loss", total, prog_bar=True)
         for name, loss in losses.items():
             log(f"{stage.value}/losses/{name}", loss)
@@ -228,16 +229,16 @@ class LightningBrickCollection(pl.LightningModule):
         values = collection.summarize(reset=True)  # a collective call: every process computes
         if self.trainer.sanity_checking:
             return
-        values = {name: value.detach().cpu() for name, value in values.items()}
+        values = {name: _to_cpu(value) for name, value in values.items()}
         self.epoch_metrics[stage.value] = values
         for name, value in values.items():
-            if value.numel() == 1:
+            if isinstance(value, torch.Tensor) and value.numel() == 1:
                 # Already synchronised by torchmetrics; sync_dist averages equal values and keeps Lightning quiet.
                 self.log(f"{stage.value}/{name}", value.float(), prog_bar=stage is Stage.VALIDATION, sync_dist=True)
         if self.trainer.is_global_zero:
             self.path_experiment.mkdir(parents=True, exist_ok=True)
             path = self.path_experiment / METRICS_FILE.format(stage=stage.value)
-            path.write_text(json.dumps({name: value.tolist() for name, value in values.items()}, indent=2) + "\n")
+            path.write_text(json.dumps(to_json(values), indent=2) + "\n")
 
     def _write_graph(self) -> None:
         if not self.trainer.is_global_zero:
@@ -268,6 +269,32 @@ def _stage_view(collection: BrickCollection) -> BrickCollection:
 
 def _metric_bricks(collection: BrickCollection) -> list[BrickMetrics]:
     return [brick for _, brick in collection.iter_bricks() if isinstance(brick, BrickMetrics)]
+
+
+def to_json(value: Any) -> Any:
+    """Metric values as JSON-ready Python: tensors become numbers or nested lists, containers are walked.
+
+    Example:
+        >>> to_json({"accuracy": torch.tensor(0.5), "curve": (torch.tensor([1, 2]), 3)})
+        {'accuracy': 0.5, 'curve': [[1, 2], 3]}
+    """
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    if isinstance(value, Mapping):
+        return {str(key): to_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(item) for item in value]
+    return value
+
+
+def _to_cpu(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, Mapping):
+        return {key: _to_cpu(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_cpu(item) for item in value)
+    return value
 
 
 def _was_updated(brick: BrickMetrics) -> bool:
