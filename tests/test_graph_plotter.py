@@ -230,3 +230,22 @@ def test_collection_displays_as_a_mermaid_block_in_notebooks() -> None:
     markdown = collection._repr_markdown_()
     assert markdown == f"```mermaid\n{create_mermaid_dag_graph(collection)}\n```"
     assert BrickCollection({})._repr_markdown_() is None
+
+
+def test_graph_of_the_readme_quick_start_equals_the_readme_graph() -> None:
+    (readme_graph,) = [
+        block for block in mermaid_blocks(Path(__file__).parent.parent / "README.md") if "'head/classify': Linear" in block
+    ]
+    model = BrickCollection(
+        {
+            "backbone": BrickTrainable(
+                nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU()), input_names=["raw"], output_names=["features"]
+            ),
+            "head": {
+                "classify": BrickTrainable(nn.Linear(32, 10), input_names=["features"], output_names=["./logits"]),
+                "loss": BrickLoss(nn.CrossEntropyLoss(), input_names=["./logits", "targets"], output_names=["./loss"]),
+                "accuracy": BrickMetricSingle(MulticlassAccuracy(num_classes=10), input_names=["./logits", "targets"]),
+            },
+        }
+    )
+    assert create_mermaid_dag_graph(model) + "\n" == readme_graph

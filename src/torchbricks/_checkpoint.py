@@ -186,4 +186,4 @@ def _warn_about_unused_files(folder: Path, expected: set[Path]) -> None:
         if file not in expected and not file.name.startswith(".")
     )
     if unused:
-        warnings.warn(f"Checkpoint files in {str(folder)!r} match no brick and were not loaded: {unused}.", stacklevel=3)
+        warnings.warn(f"Checkpoint files in {str(folder)!r} match no brick and were not loaded: {unused}.", stacklevel=4)
