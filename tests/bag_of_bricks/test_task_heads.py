@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -166,3 +168,38 @@ def test_ready_made_collections_need_only_images_to_export() -> None:
     model = create_bricks_point_detection(num_classes=2, backbone=_tiny_cnn(), num_scales=2, hidden_channels=8)
     assert model.required_inputs(tags=Stage.EXPORT) == ["raw"]
     assert model.required_inputs(tags=Stage.TRAIN) == ["raw", "target_points", "target_labels"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "create", [create_bricks_image_classification, create_bricks_segmentation, create_bricks_point_detection]
+)
+def test_ready_made_collections_export_to_onnx_with_any_batch_size(
+    create: Callable[..., BrickCollection], tmp_path: Path
+) -> None:
+    import onnxruntime
+
+    from torchbricks.brick_collection_utils import export_bricks_as_onnx
+
+    torch.manual_seed(0)
+    model = create(2, backbone=_tiny_cnn()).eval()
+    path = tmp_path / "model.onnx"
+    export_bricks_as_onnx(
+        path_onnx=path, brick_collection=model, named_inputs={"raw": torch.rand(2, 3, 16, 16)}, dynamic_batch_size=True
+    )
+    images = torch.rand(3, 3, 16, 16)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [node.name for node in session.get_outputs()]
+    actual = dict(zip(names, session.run(None, {"raw": images.numpy()}), strict=True))
+    with torch.no_grad():
+        expected = model(named_inputs={"raw": images}, tags=Stage.EXPORT)
+    if "head/points" in actual:  # cells tied at score 0 (not peaks) may come in any order: compare the peaks as sets
+        peaks = []
+        for outputs in (actual, expected):
+            scores = np.asarray(outputs.pop("head/scores"))
+            points, labels = np.asarray(outputs.pop("head/points")), np.asarray(outputs.pop("head/labels"))
+            peaks.append(np.concatenate([points, labels[..., None], scores[..., None]], axis=-1)[scores > 0])
+        assert len(peaks[0]) == len(peaks[1])
+        assert all(np.isclose(peaks[1], row, atol=1e-4).all(axis=1).any() for row in peaks[0])
+    for name, value in actual.items():
+        assert np.allclose(value, expected[name].numpy(), atol=1e-4), name
