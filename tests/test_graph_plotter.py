@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from readme_blocks import mermaid_blocks
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
@@ -249,3 +252,48 @@ def test_graph_of_the_readme_quick_start_equals_the_readme_graph() -> None:
         }
     )
     assert create_mermaid_dag_graph(model) + "\n" == readme_graph
+
+
+@st.composite
+def _random_collections(draw: st.DrawFn) -> tuple[BrickCollection, frozenset[str]]:
+    """Bricks reading earlier outputs or external inputs, in random nesting and tags, plus a tag selection."""
+    n_bricks = draw(st.integers(1, 7))
+    available = ["x0", "x1"]
+    tree: dict[str, dict[str, BrickInterface]] = {}
+    for index in range(n_bricks):
+        inputs = draw(st.lists(st.sampled_from(available), min_size=1, max_size=3, unique=True))
+        outputs = [f"v{index}_{k}" for k in range(draw(st.integers(1, 2)))]
+        tag = draw(st.sampled_from(["MODEL", "LOSS"]))
+        group = draw(st.sampled_from(["root", "a", "b"]))
+        tree.setdefault(group, {})[f"brick{index}"] = BrickTrainable(
+            nn.Identity(), input_names=inputs, output_names=outputs, tags=tag
+        )
+        available += outputs
+    bricks: dict[str, object] = dict(tree.pop("root", {}))
+    bricks.update(tree)
+    tags = draw(st.sampled_from([frozenset({"MODEL"}), frozenset({"LOSS"}), frozenset({"MODEL", "LOSS"})]))
+    return BrickCollection(bricks), tags  # type: ignore[arg-type]
+
+
+@given(_random_collections())
+@settings(max_examples=60, deadline=None)
+def test_graph_edges_equal_the_wiring_of_the_selected_bricks(case: tuple[BrickCollection, frozenset[str]]) -> None:
+    collection, tags = case
+    selected = [node for node in collection._nodes() if node.tags & tags]
+    assume(selected)
+    producer = {name: node.path for node in selected for name in node.outputs}
+    read = {name for node in selected for name in node.inputs}
+    expected = set()
+    for node in selected:
+        for name in node.inputs:
+            expected.add((producer[name], name, node.path) if name in producer else (f"{name}:::input", "", node.path))
+        expected.update((node.path, "", f"{name}:::output") for name in node.outputs if name not in read)
+
+    graph = create_mermaid_dag_graph(collection, tags=tags)
+
+    edge = re.compile(r"^\s+(\S+) --> (?:\|(\S+)\| )?(\S+)$")
+    drawn = [match.groups(default="") for line in graph.splitlines() if (match := edge.match(line))]
+    assert len(drawn) == len(set(drawn))
+    assert set(drawn) == expected
+    defined = [line.split("(")[0].strip() for line in graph.splitlines() if "<strong>" in line]
+    assert defined == [node.path for node in selected]

@@ -88,28 +88,31 @@ def _render(
 ) -> str:
     """Writes the flowchart; `selected` is in insertion order, `execution_order` in the order bricks run."""
     ids = _Ids(nodes[i].path for i in selected)
-    runs_before = {i: set(execution_order[:position]) for position, i in enumerate(execution_order)}
+    position = {i: step for step, i in enumerate(execution_order)}
     reads_all = [i for i in selected if ALL_NAMES in nodes[i].inputs]
-    consumed = {name for i in selected for name in nodes[i].inputs}
+    readers: dict[str, list[int]] = {}
+    for i in selected:
+        for name in dict.fromkeys(nodes[i].inputs):
+            readers.setdefault(name, []).append(i)
 
     lines = ["flowchart LR", "%% Brick definitions"]
     lines += [_definition(nodes[i], ids) for i in selected]
     lines += ["", "%% Draw input and outputs"]
     for name in required_inputs:
-        readers = [i for i in selected if name in nodes[i].inputs]
-        lines += [f"{ids.data(name)}:::input --> {ids.brick(nodes[i].path)}" for i in readers]
+        lines += [f"{ids.data(name)}:::input --> {ids.brick(nodes[i].path)}" for i in readers.get(name, [])]
         lines += [f"{ids.data(name)}:::input --> |{_label(ALL_NAMES)}| {ids.brick(nodes[i].path)}" for i in reads_all]
 
     edges_by_scope: dict[tuple[str, ...], list[str]] = {}
     for source in selected:
         node = nodes[source]
         edges = edges_by_scope.setdefault(node.scope, [])
-        for target in selected:
+        seeing_all = {i for i in reads_all if position[source] < position[i]}
+        for target in sorted({i for name in node.outputs for i in readers.get(name, [])} | seeing_all):
             names = [name for name in dict.fromkeys(nodes[target].inputs) if name in node.outputs]
             edges += [f"{ids.brick(node.path)} --> |{_label(name)}| {ids.brick(nodes[target].path)}" for name in names]
-            if target in reads_all and source in runs_before[target]:
+            if target in seeing_all:
                 edges.append(f"{ids.brick(node.path)} --> |{_label(ALL_NAMES)}| {ids.brick(nodes[target].path)}")
-        edges += [f"{ids.brick(node.path)} --> {ids.data(name)}:::output" for name in node.outputs if name not in consumed]
+        edges += [f"{ids.brick(node.path)} --> {ids.data(name)}:::output" for name in node.outputs if name not in readers]
     lines += ["", "%% Draw nodes and edges"]
     lines += _scope_block((), edges_by_scope, ids)
 
