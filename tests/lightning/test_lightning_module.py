@@ -11,10 +11,19 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassROC
 from torchmetrics.functional.classification import multiclass_accuracy
 
-from torchbricks import BrickCollection, BrickError, BrickLoss, BrickMetrics, BrickNotTrainable, BrickTrainable, Stage
+from torchbricks import (
+    BrickCollection,
+    BrickError,
+    BrickLoss,
+    BrickMetrics,
+    BrickMetricSingle,
+    BrickNotTrainable,
+    BrickTrainable,
+    Stage,
+)
 from torchbricks.lightning import LightningBrickCollection
 from torchbricks.lightning.datamodules import NamedTensorDataset
 
@@ -222,3 +231,16 @@ def test_experiment_name_defaults_to_a_timestamp(tmp_path: Path) -> None:
 
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}_\d{3}", module.experiment_name)
     assert module.path_experiment == tmp_path / "experiments" / module.experiment_name
+
+
+def test_metrics_returning_several_tensors_are_kept_and_written(tmp_path: Path) -> None:
+    collection = create_collection(with_metrics=False)
+    collection["roc"] = BrickMetricSingle(MulticlassROC(num_classes=NUM_CLASSES, thresholds=3), input_names=["logits", "targets"])
+    module = create_module(tmp_path, collection)
+
+    create_trainer().test(module, create_loader(torch.rand(6, 4), torch.tensor([0, 1, 2, 2, 1, 0])))
+
+    false_positive_rates, true_positive_rates, thresholds = module.epoch_metrics["test"]["MulticlassROC"]
+    assert false_positive_rates.shape == true_positive_rates.shape == (NUM_CLASSES, 3)
+    written = json.loads((module.path_experiment / "metrics_test.json").read_text())
+    assert written["MulticlassROC"][2] == thresholds.tolist()
