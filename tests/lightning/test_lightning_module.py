@@ -244,3 +244,14 @@ def test_metrics_returning_several_tensors_are_kept_and_written(tmp_path: Path) 
     assert false_positive_rates.shape == true_positive_rates.shape == (NUM_CLASSES, 3)
     written = json.loads((module.path_experiment / "metrics_test.json").read_text())
     assert written["MulticlassROC"][2] == thresholds.tolist()
+
+
+def test_a_metric_brick_added_after_construction_gets_its_stage_copies(tmp_path: Path) -> None:
+    collection = create_collection(with_metrics=False)
+    module = create_module(tmp_path, collection)
+    collection["accuracy"] = BrickMetricSingle(MulticlassAccuracy(num_classes=NUM_CLASSES), input_names=["logits", "targets"])
+
+    create_trainer().test(module, create_loader(torch.rand(4, 4), torch.tensor([0, 1, 2, 0])))
+
+    assert list(module.epoch_metrics["test"]) == ["MulticlassAccuracy"]
+    assert not collection["accuracy"].metrics.update_called  # the injected brick's state is left alone

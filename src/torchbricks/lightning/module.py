@@ -110,13 +110,9 @@ class LightningBrickCollection(pl.LightningModule):
         self.input_names = tuple(input_names)
         self.loss_weights = _check_loss_weights(dict(loss_weights or {}), brick_collection.loss_names())
 
-        views = {stage: _stage_view(brick_collection) for stage in _METRIC_STAGES}
-        # The views are not submodules (that would repeat every shared parameter in the state_dict); their metric
-        # bricks are, so `.to(device)` moves the metric states along with the model.
-        self._stage_collections: dict[Stage, BrickCollection] = views
-        self.stage_metric_bricks = nn.ModuleDict(
-            {f"{stage.value}_stage": nn.ModuleList(_metric_bricks(view)) for stage, view in views.items()}
-        )
+        self._stage_collections: dict[Stage, BrickCollection] = {}
+        self.stage_metric_bricks = nn.ModuleDict()
+        self._create_stage_views()
         self.epoch_metrics: dict[str, dict[str, Any]] = {}
         """Stage name -> the metric values computed at the end of its last epoch (on the CPU)."""
 
@@ -135,6 +131,7 @@ class LightningBrickCollection(pl.LightningModule):
         return self.brick_collection(named_inputs=named_inputs, tags=tags)
 
     def setup(self, stage: str) -> None:
+        self._create_stage_views()  # the collection may have changed since __init__ (a brick added, a head swapped)
         if self._name_generated and self.trainer.world_size > 1:
             # Each process made up its own timestamp; all of them must write to (and read from) the same folder.
             self.experiment_name = self.trainer.strategy.broadcast(self.experiment_name, src=0)
@@ -184,7 +181,16 @@ class LightningBrickCollection(pl.LightningModule):
         if self.trainer.is_global_zero:
             self.brick_collection.save_bricks(self.path_experiment / BRICKS_FOLDER, exist_ok=True)
 
-    # --- the work ------------------------------------------------------------------------------------------------
+    # --- the work ---------------------------------------------------------------------------------------------
+
+    def _create_stage_views(self) -> None:
+        views = {stage: _stage_view(self.brick_collection) for stage in _METRIC_STAGES}
+        self._stage_collections = views
+        # The views are not submodules (that would repeat every shared parameter in the state_dict); their metric
+        # bricks are, so `.to(device)` moves the metric states along with the model.
+        self.stage_metric_bricks = nn.ModuleDict(
+            {f"{stage.value}_stage": nn.ModuleList(_metric_bricks(view)) for stage, view in views.items()}
+        )
 
     def named_inputs_from_batch(self, batch: Any) -> dict[str, Any]:
         """A batch as named inputs: a dict is used as is; a tuple or list is named by `input_names`."""
