@@ -145,3 +145,8 @@ def test_a_subclass_can_set_attributes_first_and_pass_a_bound_method() -> None:
     assert repr(brick) == (
         "_BrickDrawTarget(_BrickDrawTarget.name_of, input_names=['targets'], output_names=['./names'], tags={'VISUALIZATION'})"
     )
+
+
+def test_lambdas_are_described_without_angle_brackets_so_graph_labels_stay_valid() -> None:
+    brick = BrickPerImageVisualization(lambda image: image, ["images"], ["out"])
+    assert brick.describe() == "test_lambdas_are_described_without_angle_brackets_so_graph_labels_stay_valid.lambda"

@@ -91,7 +91,8 @@ class BrickPerImageVisualization(BrickInterface):
 
     def describe(self) -> str:
         function = self.callable
-        return getattr(function, "__qualname__", None) or type(function).__name__
+        name = getattr(function, "__qualname__", None) or type(function).__name__
+        return name.replace("<locals>.", "").replace("<lambda>", "lambda")  # angle brackets would break graph labels
 
     def unpack(self, name: str, value: Any) -> list[Any]:
         """The per-image items of the input `name` (as written in `input_names`) holding the batched `value`."""
