@@ -152,6 +152,19 @@ def test_onnx_export_without_dynamic_batch_size_fixes_the_batch(tmp_path: Path) 
     assert [dim.dim_value for dim in graph_input.type.tensor_type.shape.dim] == [3, 4]
 
 
+def test_exports_from_an_example_batch_of_one_still_take_any_batch_size(tmp_path: Path) -> None:
+    collection = create_small_collection()
+    one = {"raw": torch.rand(1, 4)}
+    path = export_bricks_as_onnx(tmp_path / "one.onnx", collection, one, dynamic_batch_size=True)
+    program = export_bricks(collection, one, dynamic_batch_size=True)
+
+    other = {"raw": torch.rand(6, 4)}
+    collection.eval()
+    expected = collection(named_inputs=other, tags=Stage.EXPORT)["head0/probabilities"]
+    torch.testing.assert_close(program.module()(other)["head0/probabilities"], expected)
+    np.testing.assert_allclose(run_onnx(path, other)["head0/probabilities"], expected.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
 def test_onnx_export_with_a_missing_input_names_it_before_exporting(tmp_path: Path) -> None:
     with pytest.raises(MissingInputError, match=r"Brick 'head0/loss' needs input 'targets'.*Available: \[.*'raw'"):
         export_bricks_as_onnx(tmp_path / "x.onnx", create_small_collection(), {"raw": torch.rand(3, 4)}, True, tags=Stage.TRAIN)

@@ -74,12 +74,14 @@ def export_bricks_as_onnx(
 
     The ONNX inputs are the named inputs the selected bricks read (others in `named_inputs` are left out) and
     the ONNX outputs are the names they produce; both keep their brick names (`raw`, `head0/probabilities`).
+    The collection is exported in eval mode; its training modes are restored afterwards.
 
     Args:
         path_onnx: The file to write.
         brick_collection: The collection to export.
         named_inputs: Example inputs, used to trace the bricks.
-        dynamic_batch_size: Make dimension 0 of every input (the batch) dynamic, shared by all inputs.
+        dynamic_batch_size: Make dimension 0 of every input (the batch) dynamic, shared by all inputs. An
+            example batch of one is traced as two copies, since torch.export fixes sizes of one.
         tags: The bricks to export; the export stage's tags (MODEL) by default, so losses and metrics stay out.
         output_names: Export only these outputs (and only the bricks they need); every produced name by default.
         opset_version: The ONNX opset; the exporter's default when None.
@@ -97,7 +99,10 @@ def export_bricks_as_onnx(
     tag_set, input_names, outputs = _signature(brick_collection, named_inputs, tags, output_names)
     module = _BricksAsModule(brick_collection, input_names, tag_set, outputs)
     args = tuple(named_inputs[name] for name in input_names)
-    dynamic_shapes = (_dynamic_batch(args),) if dynamic_batch_size else None  # one entry: the *tensors tuple
+    dynamic_shapes = None
+    if dynamic_batch_size:
+        dynamic_shapes = (_dynamic_batch(args),)  # one entry: the *tensors tuple
+        args = _batch_of_two_if_one(args)
     path_onnx = Path(path_onnx)
     onnx_export_kwargs.setdefault("verbose", False)
     onnx_export_kwargs.setdefault("external_data", False)  # one self-contained file (up to protobuf's 2 GB)
@@ -129,13 +134,15 @@ def export_bricks(
     """`torch.export.export` of the bricks `tags` selects.
 
     The program takes a dict of the named inputs the selected bricks read and returns a dict of the names they
-    produce: `program.module()({"raw": images})["head0/probabilities"]`.
+    produce: `program.module()({"raw": images})["head0/probabilities"]`. It is traced in eval mode. Metric
+    updates are not part of an exported program (metrics accumulate in eager and compiled runs only).
 
     Args:
         brick_collection: The collection to export.
         named_inputs: Example inputs, used to trace the bricks; names the selected bricks do not read are dropped.
         tags: The bricks to export; the export stage's tags (MODEL) by default.
-        dynamic_batch_size: Make dimension 0 of every input (the batch) dynamic, shared by all inputs.
+        dynamic_batch_size: Make dimension 0 of every input (the batch) dynamic, shared by all inputs. An
+            example batch of one is traced as two copies, since torch.export fixes sizes of one.
         output_names: Export only these outputs (and only the bricks they need); every produced name by default.
         strict: Trace with TorchDynamo (`strict=True`) rather than the Python-level tracer.
 
@@ -151,6 +158,7 @@ def export_bricks(
     dynamic_shapes = None
     if dynamic_batch_size:
         dynamic_shapes = (dict(zip(input_names, _dynamic_batch(tuple(example.values())), strict=True)),)
+        example = dict(zip(input_names, _batch_of_two_if_one(tuple(example.values())), strict=True))
     with _eval_mode(module):
         return torch.export.export(module, (example,), dynamic_shapes=dynamic_shapes, strict=strict)
 
@@ -175,6 +183,13 @@ def _signature(
 def _dynamic_batch(tensors: tuple[torch.Tensor, ...]) -> tuple[dict[int, Any] | None, ...]:
     batch = torch.export.Dim("batch")
     return tuple({0: batch} if tensor.ndim > 0 else None for tensor in tensors)
+
+
+def _batch_of_two_if_one(tensors: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """torch.export fixes a size of one to a constant, so an example batch of one is traced as two copies."""
+    if any(tensor.ndim > 0 and tensor.shape[0] != 1 for tensor in tensors):
+        return tensors
+    return tuple(tensor.expand(2, *tensor.shape[1:]) if tensor.ndim > 0 else tensor for tensor in tensors)
 
 
 @contextlib.contextmanager
