@@ -28,7 +28,7 @@ from torchbricks._extras import require
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.bricks import BrickMetrics
 from torchbricks.errors import BrickError, did_you_mean
-from torchbricks.tags import Stage
+from torchbricks.tags import Stage, TagsLike
 
 require("pytorch_lightning", "lightning")
 import pytorch_lightning as pl  # noqa: E402 (after `require`, so a missing extra names what to install)
@@ -127,7 +127,8 @@ class LightningBrickCollection(pl.LightningModule):
 
     # --- Lightning hooks -----------------------------------------------------------------------------------------
 
-    def forward(self, named_inputs: dict[str, Any], tags: Stage = Stage.INFERENCE) -> dict[str, Any]:
+    def forward(self, named_inputs: dict[str, Any], tags: TagsLike | None = Stage.INFERENCE) -> dict[str, Any]:
+        """Runs the collection; the inference stage by default."""
         return self.brick_collection(named_inputs=named_inputs, tags=tags)
 
     def setup(self, stage: str) -> None:
