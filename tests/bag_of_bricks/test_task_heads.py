@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 from torch import nn
+from torchmetrics.classification import MulticlassJaccardIndex
 
 from torchbricks.bag_of_bricks.image_classification import create_bricks_image_classification, create_image_classification_head
 from torchbricks.bag_of_bricks.point_detection import create_bricks_point_detection
@@ -203,3 +204,19 @@ def test_ready_made_collections_export_to_onnx_with_any_batch_size(
         assert all(np.isclose(peaks[1], row, atol=1e-4).all(axis=1).any() for row in peaks[0])
     for name, value in actual.items():
         assert np.allclose(value, expected[name].numpy(), atol=1e-4), name
+
+
+def test_segmentation_head_ignores_target_pixels_marked_with_ignore_index() -> None:
+    torch.manual_seed(0)
+    model = BrickCollection(
+        {"segment": create_segmentation_head(3, [8], ["features"], "targets", output_stride=2, hidden_channels=4)}
+    )
+    targets = torch.randint(0, 3, (1, 8, 8))
+    targets[0, :4] = -100
+    outputs = model(named_inputs={"features": torch.rand(1, 8, 4, 4), "targets": targets}, tags=Stage.TRAIN)
+    logits = outputs["segment/logits"]
+    expected = nn.functional.cross_entropy(logits[:, :, 4:], targets[:, 4:])
+    assert torch.allclose(outputs["segment/loss_ce"], expected)
+    mask = outputs["segment/mask"]
+    reference = MulticlassJaccardIndex(num_classes=3)(mask[:, 4:], targets[:, 4:])
+    assert torch.allclose(model.summarize(reset=True)["segment/MulticlassJaccardIndex"], reference)

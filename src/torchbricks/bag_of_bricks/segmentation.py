@@ -158,7 +158,7 @@ def create_segmentation_head(
             nn.CrossEntropyLoss(ignore_index=ignore_index), input_names=["./logits", targets_name], output_names=["./loss_ce"]
         ),
         "jaccard": BrickMetricSingle(
-            MulticlassJaccardIndex(num_classes=num_classes, ignore_index=None if ignore_index < 0 else ignore_index),
+            MulticlassJaccardIndex(num_classes=num_classes, ignore_index=ignore_index),
             input_names=["./mask", targets_name],
         ),
     }
