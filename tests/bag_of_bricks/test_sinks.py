@@ -9,6 +9,7 @@ from PIL import Image
 
 from torchbricks.bag_of_bricks.brick_visualizer import BrickPerImageVisualization
 from torchbricks.bag_of_bricks.sinks import (
+    BrickDisplay,
     BrickRecordAnimation,
     BrickSaveImageGrid,
     make_image_grid,
@@ -90,7 +91,7 @@ def test_save_animation_refuses_still_image_formats(tmp_path: Path) -> None:
         save_animation([_solid(RED)], tmp_path / "video.jpg")
 
 
-def _collection_drawing_into(sink: BrickSaveImageGrid | BrickRecordAnimation) -> BrickCollection:
+def _collection_drawing_into(sink: BrickSaveImageGrid | BrickRecordAnimation | BrickDisplay) -> BrickCollection:
     return BrickCollection(
         {
             "draw": BrickPerImageVisualization(lambda image: Image.fromarray((image * 255).astype(np.uint8)), ["raw"], ["drawn"]),
@@ -126,3 +127,14 @@ def test_animation_sink_brick_records_a_frame_per_call(tmp_path: Path) -> None:
 def test_animation_sink_without_frames_says_to_run_it_first(tmp_path: Path) -> None:
     with pytest.raises(BrickError, match="no frames to save"):
         BrickRecordAnimation("drawn", tmp_path / "run.gif").save()
+
+
+def test_display_sink_shows_one_grid_per_batch_in_inference_only() -> None:
+    shown: list[Image.Image] = []
+    sink = BrickDisplay("drawn", display_function=shown.append, columns=3)
+    collection = _collection_drawing_into(sink)
+    collection({"raw": torch.ones(3, 3, 4, 4)}, tags=Stage.INFERENCE)
+    collection({"raw": torch.ones(3, 3, 4, 4)}, tags=Stage.TRAIN)
+    assert len(shown) == 1
+    assert shown[0].size == (3 * 4 + 4 * 2, 4 + 2 * 2)
+    assert shown[0].getpixel((2, 2)) == (255, 255, 255)

@@ -52,6 +52,7 @@ from torchbricks.bag_of_bricks.sinks import (
 __all__ = [
     "BackboneFeatureExtractor",
     "BackboneResnet",
+    "BrickDisplay",
     "BrickPerImageVisualization",
     "BrickRecordAnimation",
     "BrickSaveImageGrid",

@@ -24,6 +24,7 @@ from torchbricks.tags import VISUALIZATION, TagsLike
 from torchbricks.tensor_conversions import unpack_batched_tensor_to_pillow_images
 
 __all__ = [
+    "BrickDisplay",
     "BrickRecordAnimation",
     "BrickSaveImageGrid",
     "make_image_grid",
@@ -269,3 +270,64 @@ class BrickRecordAnimation(BrickInterface):
 
     def step_function(self) -> Callable[..., Any]:
         return self.add_frame
+
+
+class BrickDisplay(BrickInterface):
+    """A sink brick showing each batch of images it receives as one grid: the display sink.
+
+    By default the grid goes to IPython's `display` (in a notebook); any other function taking a Pillow image
+    can be given instead, for example `lambda image: image.show()` or a logger.
+
+    Args:
+        input_name: Name of the images.
+        display_function: Called with each grid; IPython's `display` when None.
+        columns: Images per row.
+        tags: VISUALIZATION by default.
+
+    Example:
+        >>> shown = []
+        >>> brick = BrickDisplay("drawn", display_function=shown.append, columns=2)
+        >>> brick({"drawn": torch.zeros(4, 3, 8, 8)})
+        {}
+        >>> shown[0].size
+        (22, 22)
+    """
+
+    default_tags: ClassVar[frozenset[str]] = frozenset({VISUALIZATION})
+
+    def __init__(
+        self,
+        input_name: str,
+        display_function: Callable[[Image.Image], Any] | None = None,
+        columns: int | None = None,
+        tags: TagsLike | None = None,
+    ) -> None:
+        super().__init__(input_names=[input_name], output_names=None, tags=tags)
+        self.display_function = display_function
+        self.columns = columns
+
+    def describe(self) -> str:
+        function = self.display_function
+        return (
+            "display"
+            if function is None
+            else getattr(function, "__name__", type(function).__name__).replace("<lambda>", "lambda")
+        )
+
+    def step_function(self) -> Callable[..., Any]:
+        def show(images: Sequence[ImageLike] | torch.Tensor) -> None:
+            display = self.display_function or _ipython_display()
+            display(make_image_grid(images, columns=self.columns))
+
+        return show
+
+
+def _ipython_display() -> Callable[..., Any]:
+    try:
+        from IPython.display import display
+    except ImportError as error:
+        raise BrickError(
+            "BrickDisplay shows images with IPython's display, which is not installed; pip install ipython, "
+            "or pass display_function=..."
+        ) from error
+    return display
