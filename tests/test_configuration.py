@@ -110,3 +110,13 @@ def test_an_unknown_config_name_lists_the_available_ones(tmp_path: Path) -> None
     with pytest.raises(ConfigError, match=r"No config 'trian'.*Did you mean 'train'"):
         compose_config(config_name="trian")
     assert issubclass(ConfigError, BrickError)
+
+
+def test_compose_works_inside_an_initialized_hydra_application_and_leaves_it_alone() -> None:
+    import hydra
+
+    with hydra.initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+        ours = compose_config(["trainer.max_epochs=2"])
+        theirs = hydra.compose("train", overrides=["data.batch_size=3"])
+
+    assert (ours.trainer.max_epochs, theirs.data.batch_size) == (2, 3)

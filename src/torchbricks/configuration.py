@@ -53,11 +53,18 @@ def compose_config(overrides: Sequence[str] = (), config_name: str = "train", co
         raise ConfigError(
             f"No config {config_name!r} in {str(config_dir)!r}. Available: {available}.{did_you_mean(config_name, available)}"
         )
+    global_hydra = require("hydra.core.global_hydra", "hydra").GlobalHydra
+    outer = global_hydra.instance().hydra if global_hydra.instance().is_initialized() else None  # e.g. in @hydra.main
+    global_hydra.instance().clear()
     try:
         with hydra.initialize_config_dir(config_dir=str(config_dir), version_base=None, job_name="torchbricks"):
             return hydra.compose(config_name=config_name, overrides=list(overrides))
     except (hydra_errors.HydraException, omegaconf_errors.OmegaConfBaseException) as error:
         raise ConfigError(f"Config {config_name!r} with overrides {list(overrides)} cannot be composed: {error}") from error
+    finally:
+        if outer is not None:  # the context manager restored a copy of the cleared instance: fill that one
+            global_hydra.instance().clear()
+            global_hydra.instance().initialize(outer)
 
 
 def instantiate_config(config: Any, key: str, **kwargs: Any) -> Any:
