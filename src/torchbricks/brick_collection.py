@@ -42,7 +42,7 @@ class BrickCollection(nn.ModuleDict):
         >>> import torch
         >>> from torchbricks.bricks import BrickTrainable
         >>> collection = BrickCollection({
-        ...     "double": BrickTrainable(torch.nn.Identity(), input_names=["x"], output_names=["./y"]),
+        ...     "scale": BrickTrainable(torch.nn.Identity(), input_names=["x"], output_names=["./y"]),
         ... })
         >>> sorted(collection(named_inputs={"x": torch.ones(1)}))
         ['x', 'y']
