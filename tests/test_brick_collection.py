@@ -459,3 +459,31 @@ def test_compile_fullgraph_fills_a_tensor_cache() -> None:
     first, second = compiled(batch(3), tags=Stage.VALIDATION), compiled(batch(2), tags=Stage.VALIDATION)
     cached = collection["features_cache"].cached()["features"]
     torch.testing.assert_close(cached, torch.cat([first["features"], second["features"]]).detach())
+
+
+def test_output_names_free_intermediates_once_nothing_reads_them() -> None:
+    import weakref
+
+    alive: list[weakref.ref[torch.Tensor]] = []
+
+    class Remember(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out = x + 1
+            alive.append(weakref.ref(out))
+            return out
+
+    class Check(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            assert alive[0]() is None, "the first intermediate should be freed by now"
+            return x * 2
+
+    collection = BrickCollection(
+        {
+            "first": BrickTrainable(Remember(), ["x"], ["a"]),
+            "second": BrickTrainable(Remember(), ["a"], ["b"]),
+            "third": BrickTrainable(Check(), ["b"], ["c"]),
+        }
+    )
+    with torch.no_grad():
+        outputs = collection({"x": torch.zeros(2)}, output_names=["c"])
+    torch.testing.assert_close(outputs["c"], torch.full((2,), 4.0))

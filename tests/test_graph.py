@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from torchbricks._graph import ALL_NAMES, BrickNode, missing_input_error, plan, resolve_name, validate
+from torchbricks._graph import ALL_NAMES, BrickNode, missing_input_error, plan, release_after, resolve_name, validate
 from torchbricks.errors import BrickCycleError, BrickNameError, DuplicateOutputError, NoBricksSelectedError
 
 
@@ -117,3 +117,15 @@ def test_missing_input_error_suggests_the_close_match() -> None:
         "Brick 'head/classify' needs input 'featurs', which no brick produces and named_inputs lacks. "
         "Available: ['features', 'raw', 'y']. Did you mean 'features'?"
     )
+
+
+def test_release_after_frees_each_name_after_its_last_reader() -> None:
+    nodes = [node("a", ("x",), ("a", "unused")), node("b", ("a",), ("b",)), node("c", ("b", "x"), ("c",))]
+    result = plan(nodes, None, None)
+    assert release_after(nodes, result, keep=["c"]) == [("unused",), ("a",), ("x", "b")]
+
+
+def test_release_after_keeps_everything_until_an_all_names_brick_ran() -> None:
+    nodes = [node("a", ("x",), ("a",)), node("b", ("a",), ("b",)), node("debug", (ALL_NAMES,), ("report",))]
+    result = plan(nodes, None, None)
+    assert release_after(nodes, result, keep=["report"]) == [(), (), ("x", "a", "b")]

@@ -154,6 +154,29 @@ def plan(nodes: Sequence[BrickNode], tags: frozenset[str] | None, wanted: tuple[
     return Plan(order, tuple(first_consumer), first_consumer, produced, excluded)
 
 
+def release_after(nodes: Sequence[BrickNode], plan_: Plan, keep: Iterable[str]) -> list[tuple[str, ...]]:
+    """For each planned brick, the names no later brick reads and the caller does not keep.
+
+    Dropping them right after that brick runs frees intermediate tensors as a hand-written module would.
+    A brick reading `__all__` needs everything before it, so nothing is released before it runs.
+    """
+    kept = set(keep)
+    last_use: dict[str, int] = {}
+    barrier = -1
+    for position, i in enumerate(plan_.order):
+        if ALL_NAMES in nodes[i].inputs:
+            barrier = position
+        for name in nodes[i].inputs:
+            last_use[name] = position
+        for name in nodes[i].outputs:
+            last_use.setdefault(name, position)
+    released: list[list[str]] = [[] for _ in plan_.order]
+    for name, position in last_use.items():
+        if name not in kept and name != ALL_NAMES:
+            released[max(position, barrier)].append(name)
+    return [tuple(names) for names in released]
+
+
 def missing_input_error(plan_: Plan, name: str, available: Iterable[str], tags: frozenset[str] | None) -> MissingInputError:
     """The error for a required input the caller did not provide."""
     consumer = plan_.first_consumer[name]

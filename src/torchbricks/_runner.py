@@ -59,6 +59,18 @@ def make_step(node: BrickNode, fn: Callable[..., Any]) -> Step:
     return step
 
 
+def release_names(step: Step, names: tuple[str, ...]) -> Step:
+    """`step`, then dropping `names` from the data dict so their tensors can be freed."""
+
+    def step_and_release(data: dict[str, Any]) -> None:
+        step(data)
+        for name in names:
+            del data[name]
+
+    step_and_release.brick_path = step.brick_path  # type: ignore[attr-defined]
+    return step_and_release
+
+
 def _make_reader(node: BrickNode) -> Callable[[dict[str, Any]], tuple[list[Any], dict[str, Any]]]:
     ins = node.inputs
     keywords = node.keywords

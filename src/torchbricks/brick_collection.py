@@ -12,7 +12,7 @@ from torch import nn
 
 from torchbricks import _epoch, _graph
 from torchbricks._graph import SEPARATOR, BrickNode, Plan
-from torchbricks._runner import Step, check_named_inputs, make_step
+from torchbricks._runner import Step, check_named_inputs, make_step, release_names
 from torchbricks.bricks import BrickInterface, BrickMetrics, BrickModule
 from torchbricks.errors import BrickBuildError, BrickError, BrickNameError, NotABrickError
 from torchbricks.tags import TagsLike, normalize_tags
@@ -344,6 +344,11 @@ def _as_name_list(names: tuple[str, ...] | list[str] | str) -> list[str]:
 
 def _make_runner(nodes: list[BrickNode], plan: Plan, tags: frozenset[str] | None, wanted: tuple[str, ...] | None) -> Runner:
     steps: list[Step] = [make_step(nodes[i], nodes[i].payload.step_function()) for i in plan.order]
+    if wanted is not None:  # only the wanted names are returned: free the others once nothing reads them
+        steps = [
+            release_names(step, released) if released else step
+            for step, released in zip(steps, _graph.release_after(nodes, plan, wanted), strict=True)
+        ]
     required = plan.required_inputs
     produced = plan.produced
 
