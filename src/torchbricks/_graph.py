@@ -218,14 +218,7 @@ def _add_all_names_edges(nodes: Sequence[BrickNode], selected: list[int], childr
 
 
 def _descendants(start: int, children: dict[int, list[int]]) -> set[int]:
-    seen = {start}
-    stack = [start]
-    while stack:
-        for child in children[stack.pop()]:
-            if child not in seen:
-                seen.add(child)
-                stack.append(child)
-    return seen
+    return _reachable([start], children)
 
 
 def _ancestors(starts: list[int], children: dict[int, list[int]]) -> set[int]:
@@ -233,13 +226,18 @@ def _ancestors(starts: list[int], children: dict[int, list[int]]) -> set[int]:
     for parent, kids in children.items():
         for kid in kids:
             parents[kid].append(parent)
+    return _reachable(starts, parents)
+
+
+def _reachable(starts: list[int], edges: dict[int, list[int]]) -> set[int]:
+    """The bricks reachable from `starts` along `edges`, the starts included."""
     seen = set(starts)
     stack = list(starts)
     while stack:
-        for parent in parents[stack.pop()]:
-            if parent not in seen:
-                seen.add(parent)
-                stack.append(parent)
+        for neighbour in edges[stack.pop()]:
+            if neighbour not in seen:
+                seen.add(neighbour)
+                stack.append(neighbour)
     return seen
 
 

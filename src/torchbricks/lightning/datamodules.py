@@ -59,7 +59,40 @@ class NamedTensorDataset(Dataset[dict[str, torch.Tensor]]):
         return {name: tensor[index] for name, tensor in self.tensors.items()}
 
 
-class DigitsDataModule(pl.LightningDataModule):
+class _SplitDataModule(pl.LightningDataModule):
+    """Serves `self.datasets["train" | "validation" | "test"]`; prediction runs on the test split."""
+
+    datasets: dict[str, Any]
+    batch_size: int
+    num_workers: int
+
+    def train_dataloader(self) -> DataLoader[Any]:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader[Any]:
+        return self._loader("validation", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader[Any]:
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader[Any]:
+        return self._loader("test", shuffle=False)
+
+    def prepare_datasets(self) -> None:
+        """Fills `self.datasets` if a subclass builds them lazily; the loaders call it first."""
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader[Any]:
+        self.prepare_datasets()
+        return DataLoader(
+            self.datasets[split],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+
+class DigitsDataModule(_SplitDataModule):
     """scikit-learn's 1797 handwritten digits (8x8, bundled with scikit-learn, no download), split in three.
 
     Batches are dicts: `raw`, images [B, 1, 8, 8] in [0, 1], and `targets`, the digits [B] (int64). The split is
@@ -94,9 +127,12 @@ class DigitsDataModule(pl.LightningDataModule):
         self.validation_fraction = validation_fraction
         self.test_fraction = test_fraction
         self.seed = seed
-        self.datasets: dict[str, NamedTensorDataset] = {}
+        self.datasets = {}
 
     def setup(self, stage: str | None = None) -> None:
+        self.prepare_datasets()
+
+    def prepare_datasets(self) -> None:
         if self.datasets:
             return
         datasets = require("sklearn.datasets", "train")
@@ -115,28 +151,6 @@ class DigitsDataModule(pl.LightningDataModule):
         for name, split in (("train", train), ("validation", validation), ("test", test)):
             index = torch.as_tensor(split)
             self.datasets[name] = NamedTensorDataset(raw=images[index], targets=targets[index])
-
-    def train_dataloader(self) -> DataLoader[Any]:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader[Any]:
-        return self._loader("validation", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader[Any]:
-        return self._loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader[Any]:
-        return self._loader("test", shuffle=False)
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader[Any]:
-        self.setup()
-        return DataLoader(
-            self.datasets[split],
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
 
 
 class GeneratedImageDataset(Dataset[tuple[Any, int]]):
@@ -176,7 +190,7 @@ class GeneratedImageDataset(Dataset[tuple[Any, int]]):
         return self.transform(Image.fromarray(self.images[index])), label
 
 
-class GeneratedImageClassificationDataModule(pl.LightningDataModule):
+class GeneratedImageClassificationDataModule(_SplitDataModule):
     """Generated RGB image classification data (`GeneratedImageDataset`) in train, validation and test splits.
 
     Batches are (images, labels) tuples, which `LightningBrickCollection` names `("raw", "targets")` by default.
@@ -213,24 +227,3 @@ class GeneratedImageClassificationDataModule(pl.LightningDataModule):
                 (("train", train_transforms), ("validation", test_transforms), ("test", test_transforms))
             )
         }
-
-    def train_dataloader(self) -> DataLoader[Any]:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader[Any]:
-        return self._loader("validation", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader[Any]:
-        return self._loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader[Any]:
-        return self._loader("test", shuffle=False)
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader[Any]:
-        return DataLoader(
-            self.datasets[split],
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
