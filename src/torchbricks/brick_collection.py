@@ -148,10 +148,10 @@ class BrickCollection(nn.ModuleDict):
         super().clear()
         _epoch.bump()
 
-    def _validate(self) -> None:
-        nodes = self._nodes()
+    def _validate(self, nodes: list[BrickNode] | None = None) -> None:
+        nodes = self._nodes() if nodes is None else nodes
         _graph.validate(nodes)
-        _check_metric_names(self)
+        _check_metric_names(nodes)
 
     def _nodes(self) -> list[BrickNode]:
         return [brick.node(path, scope) for path, scope, brick in self._walk(())]
@@ -203,13 +203,12 @@ class BrickCollection(nn.ModuleDict):
         return runner(named_inputs, return_inputs)
 
     def _runner_for(self, tags: TagsLike | None, output_names: tuple[str, ...] | list[str] | None) -> Runner:
-        tag_set = None if tags is None else normalize_tags(tags)
-        wanted = None if output_names is None else tuple(_as_name_list(output_names))
+        tag_set, wanted = _normalize_selection(tags, output_names)
         key = (tag_set, wanted)
         runner = self._runners.get(key)
         if runner is None:
-            self._validate()
             nodes = self._nodes()
+            self._validate(nodes)  # a safety net: sub-collections shared by two roots are validated from one only
             runner = _make_runner(nodes, _graph.plan(nodes, tag_set, wanted), tag_set, wanted)
             if torch.compiler.is_compiling():
                 return runner  # planned while tracing: the compiled graph caches it, not this dict
@@ -220,14 +219,16 @@ class BrickCollection(nn.ModuleDict):
 
     def plan(self, tags: TagsLike | None = None, output_names: list[str] | None = None) -> Plan:
         """The execution plan for `tags` and `output_names`: order, required inputs and produced names."""
-        tag_set = None if tags is None else normalize_tags(tags)
-        wanted = None if output_names is None else tuple(_as_name_list(output_names))
-        return _graph.plan(self._nodes(), tag_set, wanted)
+        return self._nodes_and_plan(tags, output_names)[1]
 
     def execution_order(self, tags: TagsLike | None = None, output_names: list[str] | None = None) -> list[str]:
         """The paths of the bricks a call with these arguments runs, in order."""
+        nodes, plan = self._nodes_and_plan(tags, output_names)
+        return [nodes[i].path for i in plan.order]
+
+    def _nodes_and_plan(self, tags: TagsLike | None, output_names: list[str] | None) -> tuple[list[BrickNode], Plan]:
         nodes = self._nodes()
-        return [nodes[i].path for i in self.plan(tags, output_names).order]
+        return nodes, _graph.plan(nodes, *_normalize_selection(tags, output_names))
 
     def required_inputs(self, tags: TagsLike | None = None, output_names: list[str] | None = None) -> list[str]:
         """The names a call with these arguments needs in `named_inputs`."""
@@ -336,10 +337,14 @@ class BrickCollection(nn.ModuleDict):
         return _checkpoint.load_bricks(self.iter_bricks(), path_model_folder)
 
 
-def _as_name_list(names: tuple[str, ...] | list[str] | str) -> list[str]:
-    if isinstance(names, str):
-        return [names]
-    return list(names)
+def _normalize_selection(
+    tags: TagsLike | None, output_names: tuple[str, ...] | list[str] | str | None
+) -> tuple[frozenset[str] | None, tuple[str, ...] | None]:
+    """The hashable form of a call's `tags` and `output_names` (a bare str is one name)."""
+    tag_set = None if tags is None else normalize_tags(tags)
+    if output_names is None:
+        return tag_set, None
+    return tag_set, (output_names,) if isinstance(output_names, str) else tuple(output_names)
 
 
 def _make_runner(nodes: list[BrickNode], plan: Plan, tags: frozenset[str] | None, wanted: tuple[str, ...] | None) -> Runner:
@@ -374,16 +379,16 @@ def _make_runner(nodes: list[BrickNode], plan: Plan, tags: frozenset[str] | None
     return run
 
 
-def _check_metric_names(collection: BrickCollection) -> None:
+def _check_metric_names(nodes: list[BrickNode]) -> None:
     """Two metric bricks in one collection must not report the same summarize() name."""
     seen: dict[str, str] = {}
-    for path, scope, brick in collection._walk(()):
-        if isinstance(brick, BrickMetrics):
-            for name in brick.metric_names:
-                key = SEPARATOR.join((*scope, name))
+    for node in nodes:
+        if isinstance(node.payload, BrickMetrics):
+            for name in node.payload.metric_names:
+                key = SEPARATOR.join((*node.scope, name))
                 if key in seen:
                     raise BrickBuildError(
-                        f"Metric bricks {seen[key]!r} and {path!r} both report {key!r} in summarize(). "
+                        f"Metric bricks {seen[key]!r} and {node.path!r} both report {key!r} in summarize(). "
                         "Give one a metric_name=... (BrickMetricSingle) or another key in its MetricCollection."
                     )
-                seen[key] = path
+                seen[key] = node.path
