@@ -42,6 +42,7 @@ from torchbricks.bag_of_bricks.segmentation import (
     create_segmentation_head,
 )
 from torchbricks.bag_of_bricks.sinks import (
+    BrickDisplay,
     BrickRecordAnimation,
     BrickSaveImageGrid,
     make_image_grid,
