@@ -124,6 +124,25 @@ def test_animation_sink_brick_records_a_frame_per_call(tmp_path: Path) -> None:
         assert animation.n_frames == 3
 
 
+def test_animation_sink_keeps_saving_every_n_frames_once_max_frames_is_reached(tmp_path: Path) -> None:
+    sink = BrickRecordAnimation("drawn", tmp_path / "run.gif", save_every=2, max_frames=3)
+    saved_at = []
+    for frame in range(1, 9):
+        sink.add_frame(torch.full((1, 3, 4, 4), frame / 8))
+        if (tmp_path / "run.gif").exists():
+            saved_at.append(frame)
+            (tmp_path / "run.gif").unlink()
+    assert saved_at == [2, 4, 6, 8]
+    assert len(sink.frames) == 3
+
+
+def test_animation_sink_rejects_still_image_formats_and_empty_frame_limits_when_built(tmp_path: Path) -> None:
+    with pytest.raises(BrickError, match=r"BrickRecordAnimation writes \.gif, \.webp or \.png"):
+        BrickRecordAnimation("drawn", tmp_path / "run.jpg")
+    with pytest.raises(BrickError, match="max_frames must be at least 1, got 0"):
+        BrickRecordAnimation("drawn", tmp_path / "run.gif", max_frames=0)
+
+
 def test_animation_sink_without_frames_says_to_run_it_first(tmp_path: Path) -> None:
     with pytest.raises(BrickError, match="no frames to save"):
         BrickRecordAnimation("drawn", tmp_path / "run.gif").save()

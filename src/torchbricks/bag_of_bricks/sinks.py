@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -99,6 +100,13 @@ def _check_format(path: Path, function: str) -> str:
     return image_format
 
 
+def _check_animation_format(path: Path, function: str) -> str:
+    image_format = _check_format(path, function)
+    if image_format not in ("GIF", "WEBP", "PNG"):
+        raise BrickError(f"{function} writes .gif, .webp or .png (animated), not {path.suffix!r} ({path}).")
+    return image_format
+
+
 def save_image_grid(
     images: Sequence[ImageLike] | torch.Tensor, path: str | os.PathLike[str], columns: int | None = None, padding: int = 2
 ) -> Path:
@@ -150,9 +158,7 @@ def save_animation(
         2
     """
     target = Path(path)
-    image_format = _check_format(target, "save_animation")
-    if image_format not in ("GIF", "WEBP", "PNG"):
-        raise BrickError(f"save_animation writes .gif, .webp or .png (animated), not {target.suffix!r} ({target}).")
+    image_format = _check_animation_format(target, "save_animation")
     pictures = _as_images(frames)
     width = max(picture.width for picture in pictures)
     height = max(picture.height for picture in pictures)
@@ -245,12 +251,15 @@ class BrickRecordAnimation(BrickInterface):
     ) -> None:
         super().__init__(input_names=[input_name], output_names=None, tags=tags)
         self.path = Path(path)
-        _check_format(self.path, type(self).__name__)
+        _check_animation_format(self.path, type(self).__name__)
+        if max_frames < 1:
+            raise BrickError(f"{type(self).__name__}: max_frames must be at least 1, got {max_frames}.")
         self.duration_ms = duration_ms
         self.columns = columns
         self.save_every = save_every
         self.max_frames = max_frames
-        self.frames: list[Image.Image] = []
+        self.frames: deque[Image.Image] = deque(maxlen=max_frames)
+        self._frames_added = 0  # len(self.frames) stops growing at max_frames, so save_every counts here
 
     def describe(self) -> str:
         return f"save_animation to {str(self.path)!r}"
@@ -258,8 +267,8 @@ class BrickRecordAnimation(BrickInterface):
     def add_frame(self, images: Sequence[ImageLike] | torch.Tensor) -> None:
         """Adds one frame: the grid of a batch of images."""
         self.frames.append(make_image_grid(images, columns=self.columns))
-        del self.frames[: -self.max_frames]
-        if self.save_every and len(self.frames) % self.save_every == 0:
+        self._frames_added += 1
+        if self.save_every and self._frames_added % self.save_every == 0:
             self.save()
 
     def save(self) -> Path:
