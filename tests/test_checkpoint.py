@@ -222,6 +222,26 @@ def test_unknown_file_format_is_rejected(tmp_path: Path) -> None:
         _collection().save_bricks(tmp_path, file_format="onnx")  # type: ignore[arg-type]
 
 
+class _LinearWithExtraState(nn.Linear):
+    def get_extra_state(self) -> dict[str, str]:
+        return {"note": "not a tensor"}
+
+    def set_extra_state(self, state: object) -> None:
+        pass
+
+
+def test_safetensors_save_of_state_that_is_not_a_tensor_names_it_and_writes_nothing(tmp_path: Path) -> None:
+    collection = _collection()
+    collection["head0"]["classify"] = BrickTrainable(_LinearWithExtraState(4, 2), ["features"], ["./logits"])
+
+    with pytest.raises(
+        CheckpointError, match=r"Brick 'head0/classify' has state that is not a tensor \(\['model\._extra_state'\]\)"
+    ):
+        collection.save_bricks(tmp_path, file_format="safetensors")
+
+    assert list(tmp_path.iterdir()) == []  # 'backbone' comes first and is not written either
+
+
 def test_brick_with_files_in_two_formats_is_ambiguous(tmp_path: Path) -> None:
     collection = _collection()
     collection.save_bricks(tmp_path)

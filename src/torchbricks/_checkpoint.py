@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -36,6 +36,8 @@ def save_bricks(
 
     Raises:
         CheckpointExistsError: A target file exists and `exist_ok` is False; nothing has been written.
+        CheckpointError: The format is safetensors and a brick has state that is not a tensor; nothing has been
+            written.
     """
     suffix = _suffix(file_format)
     folder = Path(path_model_folder)
@@ -45,10 +47,13 @@ def save_bricks(
         raise CheckpointExistsError(
             f"Brick checkpoint files already exist: {existing}. Pass exist_ok=True to overwrite them, or save to another folder."
         )
+    if file_format == "safetensors":  # every brick is checked before the first file is written
+        for _, path, state in targets:
+            _check_tensors_only(path, state)
     write = _writer(file_format)
-    for target, path, state in targets:
+    for target, _, state in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomically(target, partial(write, state, path))
+        _write_atomically(target, partial(write, state))
     return [target for target, _, _ in targets]
 
 
@@ -100,27 +105,29 @@ def _suffix(file_format: str) -> str:
     return _SUFFIXES[file_format]
 
 
-def _writer(file_format: str) -> Callable[[Mapping[str, object], str, Path], None]:
+def _writer(file_format: str) -> Callable[[Mapping[str, Any], Path], None]:
     if file_format == "safetensors":
         return _write_safetensors
     return _write_pt
 
 
-def _write_pt(state: Mapping[str, object], brick_path: str, file: Path) -> None:
+def _write_pt(state: Mapping[str, Any], file: Path) -> None:
     torch.save(state, file)  # the state dict itself, so its version metadata survives
 
 
-def _write_safetensors(state: Mapping[str, object], brick_path: str, file: Path) -> None:
-    safetensors_torch = require("safetensors.torch", "safetensors")
-    tensors = {key: value for key, value in state.items() if isinstance(value, torch.Tensor)}
-    not_tensors = [key for key in state if key not in tensors]
+def _check_tensors_only(brick_path: str, state: Mapping[str, object]) -> None:
+    not_tensors = [key for key, value in state.items() if not isinstance(value, torch.Tensor)]
     if not_tensors:
         raise CheckpointError(
             f"Brick {brick_path!r} has state that is not a tensor ({not_tensors}); safetensors stores tensors only. "
             'Use file_format="pt".'
         )
+
+
+def _write_safetensors(state: Mapping[str, Any], file: Path) -> None:
+    safetensors_torch = require("safetensors.torch", "safetensors")
     # Copies: safetensors refuses tensors sharing storage (tied weights) and non-contiguous ones.
-    copies = {key: value.detach().to("cpu", copy=True).contiguous() for key, value in tensors.items()}
+    copies = {key: value.detach().to("cpu", copy=True).contiguous() for key, value in state.items()}
     safetensors_torch.save_file(copies, str(file))
 
 
