@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +52,15 @@ def test_save_image_grid_writes_the_file_atomically_without_leftovers(tmp_path: 
         assert written.size == (8, 3)
         assert written.convert("RGB").getpixel((5, 1)) == GREEN
     assert [entry.name for entry in path.parent.iterdir()] == ["grid.png"]
+
+
+def test_written_files_get_the_permissions_of_any_new_file_not_owner_only(tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        path = save_image_grid([_solid(RED)], tmp_path / "grid.png")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
 
 
 def test_a_failed_write_keeps_the_previous_file_and_removes_the_temporary(
