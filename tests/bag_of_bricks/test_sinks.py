@@ -45,6 +45,12 @@ def test_grid_defaults_to_a_square_layout_and_reads_batched_tensors() -> None:
     assert grid.size == (6, 4)  # 3 columns, 2 rows
 
 
+@pytest.mark.parametrize("images", [[], torch.zeros(0, 3, 4, 4)], ids=["empty_list", "empty_tensor"])
+def test_grid_of_no_images_says_it_needs_one(images: list[Image.Image] | torch.Tensor) -> None:
+    with pytest.raises(BrickError, match="at least one image"):
+        make_image_grid(images)
+
+
 def test_save_image_grid_writes_the_file_atomically_without_leftovers(tmp_path: Path) -> None:
     path = save_image_grid([_solid(RED), _solid(GREEN)], tmp_path / "sub" / "grid.png", padding=0)
     assert path == tmp_path / "sub" / "grid.png"

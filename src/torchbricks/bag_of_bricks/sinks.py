@@ -38,10 +38,11 @@ ImageLike = Image.Image | np.ndarray | torch.Tensor
 
 def _as_images(images: Sequence[ImageLike] | torch.Tensor) -> list[Image.Image]:
     if isinstance(images, torch.Tensor):
-        return [image.convert("RGB") for image in unpack_batched_tensor_to_pillow_images(images)]
-    result = [to_pillow_rgb(image) for image in images]
+        result = [image.convert("RGB") for image in unpack_batched_tensor_to_pillow_images(images)]
+    else:
+        result = [to_pillow_rgb(image) for image in images]
     if not result:
-        raise BrickError("Need at least one image; got an empty sequence.")
+        raise BrickError("Need at least one image; got an empty batch.")
     return result
 
 
