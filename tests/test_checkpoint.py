@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import pickle
+import stat
 import warnings
 import zipfile
 from pathlib import Path
 
 import pytest
+import safetensors.torch as safetensors_torch
 import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
@@ -118,6 +120,17 @@ def test_interrupted_save_leaves_the_old_file_and_no_temporary_file(tmp_path: Pa
 
     assert (tmp_path / "backbone.pt").read_bytes() == old
     assert sorted(path.name for path in tmp_path.rglob("*") if path.is_file()) == ["backbone.pt", "classify.pt"]
+
+
+@pytest.mark.parametrize("file_format", FORMATS)
+def test_saved_files_get_the_permissions_the_format_writer_gives(tmp_path: Path, file_format: str) -> None:
+    plain = tmp_path / f"plain.{file_format}"
+    if file_format == "pt":
+        torch.save({}, plain)
+    else:
+        safetensors_torch.save_file({"x": torch.zeros(1)}, str(plain))
+    written = _collection().save_bricks(tmp_path / "bricks", file_format=file_format)  # type: ignore[arg-type]
+    assert {stat.S_IMODE(file.stat().st_mode) for file in written} == {stat.S_IMODE(plain.stat().st_mode)}
 
 
 def test_load_from_a_missing_folder_raises_file_not_found(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ collection as it was.
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
@@ -132,16 +132,19 @@ def _write_safetensors(state: Mapping[str, Any], file: Path) -> None:
 
 
 def _write_atomically(target: Path, write: Callable[[Path], None]) -> None:
-    """Writes through a temporary file in the target's folder, then renames it over the target."""
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(handle)
+    """Writes through a temporary file in the target's folder, then renames it over the target.
+
+    The writer creates the temporary file itself, so it gets the permissions a plain `torch.save` gives
+    (`mkstemp` would make every checkpoint readable by its owner only).
+    """
+    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     try:
-        write(Path(temporary))
+        write(temporary)
         with open(temporary, "rb") as file:
             os.fsync(file.fileno())
         os.replace(temporary, target)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
 
 
