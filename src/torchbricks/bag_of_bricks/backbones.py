@@ -160,14 +160,21 @@ def find_feature_layers(model: nn.Module, in_channels: int = 3, probe_size: int 
         >>> find_feature_layers(net, probe_size=32)
         [FeatureLayer(name='1', channels=8, stride=2), FeatureLayer(name='2', channels=16, stride=4)]
     """
-    calls = _probe_calls(model, in_channels, probe_size)
+    return _feature_layers(model, _probe_calls(model, in_channels, probe_size), probe_size)
+
+
+def _feature_layers(model: nn.Module, calls: list[_Call], probe_size: int) -> list[FeatureLayer]:
     last_per_stride: dict[int, FeatureLayer] = {}
     for call in _trunk(model, calls):
         if isinstance(call.module, _GLOBAL_POOLS) or call.out_size is None or call.out_size <= 1:
             continue
-        stride = max(1, round(probe_size / call.out_size))
+        stride = _stride(call.out_size, probe_size)
         last_per_stride[stride] = FeatureLayer(call.name, call.channels, stride)
     return [last_per_stride[stride] for stride in sorted(last_per_stride)]
+
+
+def _stride(out_size: int, probe_size: int) -> int:
+    return max(1, round(probe_size / out_size))
 
 
 class BackboneFeatureExtractor(nn.Module):
@@ -209,8 +216,9 @@ class BackboneFeatureExtractor(nn.Module):
     ) -> None:
         super().__init__()
         feature_extraction = require("torchvision.models.feature_extraction", "vision")
-        found = find_feature_layers(model, in_channels=in_channels, probe_size=probe_size)
+        calls = _probe_calls(model, in_channels, probe_size)
         if layer_names is None:
+            found = _feature_layers(model, calls, probe_size)
             if not 1 <= num_scales <= len(found):
                 raise BrickError(
                     f"BackboneFeatureExtractor: {type(model).__name__} has {len(found)} scales "
@@ -218,7 +226,7 @@ class BackboneFeatureExtractor(nn.Module):
                 )
             layers = found[-num_scales:]
         else:
-            layers = _layers_by_name(model, list(layer_names), in_channels, probe_size)
+            layers = _layers_by_name(model, list(layer_names), calls, probe_size)
         self.layer_names: tuple[str, ...] = tuple(layer.name for layer in layers)
         self.channels: tuple[int, ...] = tuple(layer.channels for layer in layers)
         self.strides: tuple[int, ...] = tuple(layer.stride for layer in layers)
@@ -235,10 +243,10 @@ class BackboneFeatureExtractor(nn.Module):
         return tuple(features[str(index)] for index in range(len(self.layer_names)))
 
 
-def _layers_by_name(model: nn.Module, names: list[str], in_channels: int, probe_size: int) -> list[FeatureLayer]:
+def _layers_by_name(model: nn.Module, names: list[str], probed: list[_Call], probe_size: int) -> list[FeatureLayer]:
     if not names:
         raise BrickError("BackboneFeatureExtractor: layer_names is empty; give at least one layer or None.")
-    calls = {call.name: call for call in _probe_calls(model, in_channels, probe_size)}
+    calls = {call.name: call for call in probed}
     modules = [name for name, _ in model.named_modules() if name]
     layers = []
     for name in names:
@@ -252,7 +260,7 @@ def _layers_by_name(model: nn.Module, names: list[str], in_channels: int, probe_
             raise BrickError(
                 f"BackboneFeatureExtractor: layer {name!r} of {type(model).__name__} does not output a feature map [B, C, H, W]."
             )
-        layers.append(FeatureLayer(name, call.channels, max(1, round(probe_size / call.out_size))))
+        layers.append(FeatureLayer(name, call.channels, _stride(call.out_size, probe_size)))
     return layers
 
 
