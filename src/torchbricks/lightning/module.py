@@ -236,12 +236,13 @@ class LightningBrickCollection(pl.LightningModule):
         values = collection.summarize(reset=True)  # a collective call: every process computes
         if self.trainer.sanity_checking:
             return
-        values = {name: _to_cpu(value) for name, value in values.items()}
-        self.epoch_metrics[stage.value] = values
         for name, value in values.items():
             if isinstance(value, torch.Tensor) and value.numel() == 1:
                 # Already synchronised by torchmetrics; sync_dist averages equal values and keeps Lightning quiet.
+                # Logged from the metric's device, not the CPU copy: NCCL cannot all-reduce CPU tensors.
                 self.log(f"{stage.value}/{name}", value.float(), prog_bar=stage is Stage.VALIDATION, sync_dist=True)
+        values = {name: _to_cpu(value) for name, value in values.items()}
+        self.epoch_metrics[stage.value] = values
         if self.trainer.is_global_zero:
             self.path_experiment.mkdir(parents=True, exist_ok=True)
             path = self.path_experiment / METRICS_FILE.format(stage=stage.value)
