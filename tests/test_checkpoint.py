@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 import stat
+import sys
 import warnings
 import zipfile
 from pathlib import Path
@@ -18,7 +19,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from torchbricks import _checkpoint
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.bricks import BrickLoss, BrickMetricSingle, BrickNotTrainable, BrickTrainable
-from torchbricks.errors import CheckpointError, CheckpointExistsError, CheckpointNotFoundError
+from torchbricks.errors import CheckpointError, CheckpointExistsError, CheckpointNotFoundError, MissingExtraError
 
 FORMATS = ["pt", "safetensors"]
 
@@ -253,6 +254,14 @@ def test_safetensors_save_of_state_that_is_not_a_tensor_names_it_and_writes_noth
         collection.save_bricks(tmp_path, file_format="safetensors")
 
     assert list(tmp_path.iterdir()) == []  # 'backbone' comes first and is not written either
+
+
+def test_loading_safetensors_without_the_extra_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _collection().save_bricks(tmp_path, file_format="safetensors")
+    monkeypatch.setitem(sys.modules, "safetensors.torch", None)  # as if not installed
+
+    with pytest.raises(MissingExtraError, match=r'pip install "torchbricks\[safetensors\]"'):
+        _collection().load_bricks(tmp_path)
 
 
 def test_brick_with_files_in_two_formats_is_ambiguous(tmp_path: Path) -> None:

@@ -21,7 +21,13 @@ import torch
 
 from torchbricks._extras import require
 from torchbricks.bricks import BrickInterface
-from torchbricks.errors import CheckpointError, CheckpointExistsError, CheckpointNotFoundError, did_you_mean
+from torchbricks.errors import (
+    CheckpointError,
+    CheckpointExistsError,
+    CheckpointNotFoundError,
+    MissingExtraError,
+    did_you_mean,
+)
 
 __all__ = ["FileFormat", "load_bricks", "save_bricks"]
 
@@ -67,6 +73,7 @@ def load_bricks(bricks: Iterable[tuple[str, BrickInterface]], path_model_folder:
         CheckpointNotFoundError: The folder does not exist.
         CheckpointError: A file does not match its brick (missing or unexpected tensors, other shapes), a
             brick has files in two formats, or a file cannot be read. No brick has been changed.
+        MissingExtraError: A file is in safetensors format and safetensors is not installed.
     """
     folder = Path(path_model_folder)
     if not folder.is_dir():
@@ -161,7 +168,7 @@ def _read(file: Path, device: torch.device) -> Mapping[str, torch.Tensor]:
             safetensors_torch = require("safetensors.torch", "safetensors")
             return dict(safetensors_torch.load_file(str(file), device=str(device)))
         state = torch.load(file, map_location=device, weights_only=True)
-    except CheckpointError:
+    except MissingExtraError:
         raise
     except Exception as error:
         raise CheckpointError(f"Cannot read the brick checkpoint {str(file)!r}: {error}") from error
