@@ -23,7 +23,6 @@ from torchbricks.bag_of_bricks.necks import FeaturePyramidUpsampler
 from torchbricks.bag_of_bricks.preprocessors import default_preprocessor
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.bricks import BrickInterface, BrickLoss, BrickMetricSingle, BrickNotTrainable, BrickTrainable
-from torchbricks.errors import BrickError
 from torchbricks.tags import TagsLike
 
 __all__ = [
@@ -370,8 +369,6 @@ def create_bricks_point_detection(
         visualize: Include the visualization brick.
     """
     extractor = create_backbone(backbone, num_scales=num_scales, weights=weights, in_channels=in_channels)
-    if len(extractor.strides) != num_scales:
-        raise BrickError(f"create_bricks_point_detection: the backbone gave {len(extractor.strides)} scales, not {num_scales}.")
     features_names = [f"features_stride{stride}" for stride in extractor.strides]
     return BrickCollection(
         {
