@@ -138,7 +138,7 @@ def _write_safetensors(state: Mapping[str, Any], file: Path) -> None:
     safetensors_torch.save_file(copies, str(file))
 
 
-def _write_atomically(target: Path, write: Callable[[Path], None]) -> None:
+def _write_atomically(target: Path, write: Callable[[Path], object]) -> None:
     """Writes through a temporary file in the target's folder, then renames it over the target.
 
     The writer creates the temporary file itself, so it gets the permissions a plain `torch.save` gives
