@@ -111,3 +111,10 @@ def test_to_pillow_rgb_reads_channel_first_tensors() -> None:
     image = to_pillow_rgb(tensor)
     assert image.size == (5, 2)
     assert image.getpixel((0, 0)) == (255, 0, 0)
+
+
+def test_points_and_boxes_need_one_label_per_item() -> None:
+    with pytest.raises(BrickError, match="draw_points: 1 labels for 2 items"):
+        draw_points(np.zeros((8, 8, 3)), np.zeros((2, 2)), labels=np.array([0]))
+    with pytest.raises(BrickError, match="draw_boxes: 2 labels for 1 items"):
+        draw_boxes(np.zeros((8, 8, 3)), np.zeros((1, 4)), labels=np.array([0, 1]))

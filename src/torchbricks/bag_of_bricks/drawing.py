@@ -6,7 +6,7 @@ Every function takes one image (a Pillow image, or a channel-last numpy array [H
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -90,6 +90,27 @@ def _as_array(values: Any, dtype: type | None = None) -> np.ndarray:
 def _label_text(label: int, class_names: Sequence[str] | None, score: float | None) -> str:
     text = class_names[label] if class_names is not None and 0 <= label < len(class_names) else str(label)
     return text if score is None else f"{text} {score:.2f}"
+
+
+def _labelled_items(
+    function: str,
+    count: int,
+    labels: np.ndarray | torch.Tensor | None,
+    scores: np.ndarray | torch.Tensor | None,
+    class_names: Sequence[str] | None,
+    show_text: bool,
+) -> Iterator[tuple[int, Color, str | None]]:
+    """Index, class color and text (None without `show_text`) of each of `count` drawn items, leaving out the
+    padding (negative labels); without labels every item is class 0."""
+    classes = np.zeros(count, dtype=np.int64) if labels is None else _as_array(labels, np.int64).reshape(-1)
+    if len(classes) != count:
+        raise BrickError(f"{function}: {len(classes)} labels for {count} items; give one label per item.")
+    values = None if scores is None else _as_array(scores, np.float32).reshape(-1)
+    for index, label in enumerate(classes.tolist()):
+        if label < 0:
+            continue
+        text = _label_text(label, class_names, None if values is None else float(values[index])) if show_text else None
+        yield index, color_for(label), text
 
 
 def _text_with_background(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, font: Font, color: Color) -> None:
@@ -197,18 +218,13 @@ def draw_points(
     """
     result = to_pillow_rgb(image)
     xy = _as_array(points, np.float32).reshape(-1, 2)
-    classes = np.zeros(len(xy), dtype=np.int64) if labels is None else _as_array(labels, np.int64).reshape(-1)
-    values = None if scores is None else _as_array(scores, np.float32).reshape(-1)
     draw = ImageDraw.Draw(result)
     font = font or load_font(max(8, 4 * radius))
-    for index, ((x, y), label) in enumerate(zip(xy, classes, strict=True)):
-        if label < 0:
-            continue
-        color = color_for(int(label))
+    for index, color, text in _labelled_items("draw_points", len(xy), labels, scores, class_names, show_text):
+        x, y = xy[index]
         draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=color)
-        if show_text:
-            score = None if values is None else float(values[index])
-            _text_with_background(draw, (x + radius + 2, y - radius), _label_text(int(label), class_names, score), font, color)
+        if text is not None:
+            _text_with_background(draw, (x + radius + 2, y - radius), text, font, color)
     return result
 
 
@@ -233,19 +249,12 @@ def draw_boxes(
     """
     result = to_pillow_rgb(image)
     corners = _as_array(boxes, np.float32).reshape(-1, 4)
-    classes = np.zeros(len(corners), dtype=np.int64) if labels is None else _as_array(labels, np.int64).reshape(-1)
-    values = None if scores is None else _as_array(scores, np.float32).reshape(-1)
     draw = ImageDraw.Draw(result)
     font = font or load_font(12)
-    for index, (box, label) in enumerate(zip(corners, classes, strict=True)):
-        if label < 0:
-            continue
-        color = color_for(int(label))
-        x_min, y_min, x_max, y_max = (float(value) for value in box)
+    for index, color, text in _labelled_items("draw_boxes", len(corners), labels, scores, class_names, show_text):
+        x_min, y_min, x_max, y_max = (float(value) for value in corners[index])
         draw.rectangle((x_min, y_min, x_max, y_max), outline=color, width=width)
-        if show_text:
-            score = None if values is None else float(values[index])
-            text = _label_text(int(label), class_names, score)
+        if text is not None:
             height = draw.textbbox((0, 0), text, font=font)[3] + 4
             _text_with_background(draw, (x_min, max(0.0, y_min - height)), text, font, color)
     return result
