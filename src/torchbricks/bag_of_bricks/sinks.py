@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from torchbricks._checkpoint import _write_atomically
 from torchbricks.bag_of_bricks.drawing import to_pillow_rgb
 from torchbricks.bricks import BrickInterface
 from torchbricks.errors import BrickError
@@ -80,17 +80,10 @@ def make_image_grid(
     return grid
 
 
-def _write_atomically(path: Path, write: Callable[[Path], None]) -> Path:
+def _write_into_folder(path: Path, write: Callable[[Path], None]) -> Path:
+    """Creates the missing folders of `path`, then writes it atomically like a brick checkpoint."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.{uuid.uuid4().hex}{path.suffix}")
-    # Created like any new file (0o666 less the umask); mkstemp's owner-only 0o600 would survive the rename.
-    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    _write_atomically(path, write)
     return path
 
 
@@ -133,7 +126,7 @@ def save_image_grid(
     target = Path(path)
     image_format = _check_format(target, "save_image_grid")
     grid = make_image_grid(images, columns=columns, padding=padding)
-    return _write_atomically(target, lambda temporary: grid.save(temporary, format=image_format))
+    return _write_into_folder(target, lambda temporary: grid.save(temporary, format=image_format))
 
 
 def save_animation(
@@ -171,7 +164,7 @@ def save_animation(
     def write(temporary: Path) -> None:
         first.save(temporary, format=image_format, save_all=True, append_images=rest, duration=duration_ms, loop=loop)
 
-    return _write_atomically(target, write)
+    return _write_into_folder(target, write)
 
 
 def _on_canvas(picture: Image.Image, size: tuple[int, int]) -> Image.Image:
