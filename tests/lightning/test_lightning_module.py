@@ -255,3 +255,24 @@ def test_a_metric_brick_added_after_construction_gets_its_stage_copies(tmp_path:
 
     assert list(module.epoch_metrics["test"]) == ["MulticlassAccuracy"]
     assert not collection["accuracy"].metrics.update_called  # the injected brick's state is left alone
+
+
+def test_a_failed_metrics_write_leaves_the_previous_file_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    module = create_module(tmp_path)
+    loader = create_loader(torch.rand(6, 4), torch.tensor([0, 1, 2, 2, 1, 0]))
+    create_trainer().test(module, loader)
+    written = (module.path_experiment / "metrics_test.json").read_text()
+    write_text = Path.write_text
+
+    def write_half_then_fail(path: Path, text: str, *args: Any, **kwargs: Any) -> int:
+        if ".json" not in path.name:
+            return write_text(path, text, *args, **kwargs)
+        write_text(path, text[: len(text) // 2])
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Path, "write_text", write_half_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        create_trainer().test(module, loader)
+
+    assert (module.path_experiment / "metrics_test.json").read_text() == written
+    assert sorted(path.name for path in module.path_experiment.iterdir()) == ["brick_graph.md", "metrics_test.json"]

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torchmetrics import MetricCollection
 
+from torchbricks._checkpoint import _write_atomically
 from torchbricks._extras import require
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.bricks import BrickMetrics
@@ -244,17 +245,14 @@ class LightningBrickCollection(pl.LightningModule):
         values = {name: _to_cpu(value) for name, value in values.items()}
         self.epoch_metrics[stage.value] = values
         if self.trainer.is_global_zero:
-            self.path_experiment.mkdir(parents=True, exist_ok=True)
-            path = self.path_experiment / METRICS_FILE.format(stage=stage.value)
-            path.write_text(json.dumps(to_json(values), indent=2) + "\n")
+            _write_json(self.path_experiment / METRICS_FILE.format(stage=stage.value), values)
 
     def _write_graph(self) -> None:
         if not self.trainer.is_global_zero:
             return
         from torchbricks.graph_plotter import create_mermaid_markdown
 
-        self.path_experiment.mkdir(parents=True, exist_ok=True)
-        (self.path_experiment / GRAPH_FILE).write_text(create_mermaid_markdown(self.brick_collection) + "\n")
+        _write_text(self.path_experiment / GRAPH_FILE, create_mermaid_markdown(self.brick_collection) + "\n")
 
 
 def _stage_view(collection: BrickCollection) -> BrickCollection:
@@ -293,6 +291,21 @@ def to_json(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [to_json(item) for item in value]
     return value
+
+
+def _write_json(path: Path, value: Any) -> None:
+    """Writes `value` as indented JSON (`to_json`), atomically; see `_write_text`."""
+    _write_text(path, json.dumps(to_json(value), indent=2) + "\n")
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Writes through a temporary file renamed over `path`, so a reader (or a crash) never meets half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(temporary: Path) -> None:
+        temporary.write_text(text)
+
+    _write_atomically(path, write)
 
 
 def _to_cpu(value: Any) -> Any:
