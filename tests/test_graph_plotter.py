@@ -209,6 +209,18 @@ def test_names_mermaid_cannot_read_get_generated_ids_and_keep_their_text() -> No
     assert '    b --> data_1["a#124;b"]:::output' in lines
 
 
+def test_a_generated_id_never_repeats_a_plain_one() -> None:
+    collection = BrickCollection(
+        {
+            "scope_0": {"a": BrickTrainable(nn.Identity(), input_names=["x"], output_names=["y"])},
+            "my head": {"b": BrickTrainable(nn.Identity(), input_names=["y"], output_names=["z"])},
+        }
+    )
+    lines = _lines(create_mermaid_dag_graph(collection))
+    assert "    subgraph scope_0" in lines
+    assert '    subgraph scope_1["my head"]' in lines
+
+
 def test_unknown_brick_types_get_their_own_class_and_colour() -> None:
     class BrickCustom(BrickTrainable):
         pass

@@ -177,14 +177,11 @@ class _Ids:
     """
 
     def __init__(self, brick_paths: Iterable[str]) -> None:
-        self._taken: set[str] = set()
         self._counters: dict[str, int] = {}
-        self._bricks: dict[str, str] = {}
-        self._data: dict[str, str] = {}
         paths = list(brick_paths)
-        self._taken.update(path for path in paths if _plain(path))
-        for path in paths:
-            self._bricks[path] = path if _plain(path) else self._generate("brick")
+        self._taken = {path for path in paths if _plain(path)}
+        self._bricks = {path: path if path in self._taken else self._generate("brick") for path in paths}
+        self._data: dict[str, str] = {}
         self._scopes: dict[str, str] = {}
 
     def _generate(self, prefix: str) -> str:
@@ -199,20 +196,20 @@ class _Ids:
         return self._bricks[path]
 
     def data(self, name: str) -> str:
-        if name not in self._data:
-            if _plain(name) and name not in self._taken:
-                self._taken.add(name)
-                self._data[name] = name
-            else:
-                self._data[name] = f'{self._generate("data")}["{_escape(name)}"]'
-        return self._data[name]
+        return self._labelled(self._data, name, "data")
 
     def scope(self, path: str) -> str:
-        if path not in self._scopes:
-            self._scopes[path] = (
-                path if _plain(path) and path not in self._taken else f'{self._generate("scope")}["{_escape(path)}"]'
-            )
-        return self._scopes[path]
+        return self._labelled(self._scopes, path, "scope")
+
+    def _labelled(self, ids: dict[str, str], text: str, prefix: str) -> str:
+        """The id of `text` in `ids`: the text itself when free, else a generated id labelled with the text."""
+        if text not in ids:
+            if _plain(text) and text not in self._taken:
+                self._taken.add(text)
+                ids[text] = text
+            else:
+                ids[text] = f'{self._generate(prefix)}["{_escape(text)}"]'
+        return ids[text]
 
 
 def _plain(text: str) -> bool:
