@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from torchbricks.bag_of_bricks.sinks import (
 )
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.bricks import BrickTrainable
-from torchbricks.errors import BrickError
+from torchbricks.errors import BrickError, MissingExtraError
 from torchbricks.tags import Stage
 
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
@@ -174,3 +175,9 @@ def test_display_sink_shows_one_grid_per_batch_in_inference_only() -> None:
     assert len(shown) == 1
     assert shown[0].size == (3 * 4 + 4 * 2, 4 + 2 * 2)
     assert shown[0].getpixel((2, 2)) == (255, 255, 255)
+
+
+def test_display_sink_without_ipython_names_the_package_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "IPython.display", None)  # makes the import fail whether or not IPython is installed
+    with pytest.raises(MissingExtraError, match="pip install ipython, or pass display_function"):
+        BrickDisplay("drawn")({"drawn": torch.zeros(1, 3, 4, 4)})

@@ -20,7 +20,7 @@ from PIL import Image
 from torchbricks._checkpoint import _write_atomically
 from torchbricks.bag_of_bricks.drawing import to_pillow_rgb
 from torchbricks.bricks import BrickInterface
-from torchbricks.errors import BrickError
+from torchbricks.errors import BrickError, MissingExtraError
 from torchbricks.tags import VISUALIZATION, TagsLike
 from torchbricks.tensor_conversions import unpack_batched_tensor_to_pillow_images
 
@@ -330,7 +330,7 @@ def _ipython_display() -> Callable[..., Any]:
     try:
         from IPython.display import display
     except ImportError as error:
-        raise BrickError(
+        raise MissingExtraError(
             "BrickDisplay shows images with IPython's display, which is not installed; pip install ipython, "
             "or pass display_function=..."
         ) from error
