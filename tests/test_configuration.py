@@ -86,6 +86,13 @@ def test_wrong_arguments_name_the_config_key() -> None:
         create_brick_collection(config)
 
 
+def test_a_brick_rejecting_its_arguments_names_the_config_key() -> None:
+    config = compose_config(["model.bricks.backbone.output_names=[3]"])
+
+    with pytest.raises(ConfigError, match=r"Config key 'model\.bricks\.backbone' cannot be instantiated.*non-empty strings"):
+        create_brick_collection(config)
+
+
 def test_a_node_that_is_not_a_brick_names_the_config_key() -> None:
     config = compose_config(["+model.bricks.extra._target_=torch.nn.Identity"])
 

@@ -151,9 +151,6 @@ def _instantiate(node: Any, key: str, **kwargs: Any) -> Any:
     except (hydra_errors.HydraException, omegaconf_errors.OmegaConfBaseException) as error:
         full_key, reason = _hydra_reason(error)
         raise ConfigError(f"Config key {(full_key or key)!r} cannot be instantiated: {reason}") from error
-    except BrickError as error:
-        error.add_note(f"while instantiating config key {key!r}")
-        raise
 
 
 def _hydra_reason(error: Exception) -> tuple[str | None, str]:
