@@ -100,7 +100,8 @@ def create_brick_collection(config: Any, key: str = "model.bricks") -> BrickColl
     try:
         return BrickCollection(bricks)
     except BrickError as error:
-        error.add_note(f"while building the brick collection of config key {key!r}")
+        if hasattr(error, "add_note"):  # add_note: 3.11+
+            error.add_note(f"while building the brick collection of config key {key!r}")
         raise
 
 
