@@ -103,6 +103,12 @@ def test_a_type_without_unpack_function_tells_how_to_add_one() -> None:
         brick({"scale": 0.5})
 
 
+def test_an_input_that_cannot_be_unpacked_is_named_in_the_error() -> None:
+    brick = BrickPerImageVisualization(print, ["images", "scale"], ["out"])
+    with pytest.raises(BrickError, match=r"BrickPerImageVisualization\(print\): cannot unpack input 'scale': .*got a 0-d tensor"):
+        brick({"images": IMAGES, "scale": torch.tensor(0.5)})
+
+
 def test_a_non_callable_is_rejected() -> None:
     with pytest.raises(BrickError, match="callable must be callable, got int"):
         BrickPerImageVisualization(3, ["images"], ["out"])  # type: ignore[arg-type]

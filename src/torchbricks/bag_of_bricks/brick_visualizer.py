@@ -108,7 +108,10 @@ class BrickPerImageVisualization(BrickInterface):
                 f"Pass unpack_functions_for_type={{{type(value).__name__}: ...}} or "
                 f"unpack_functions_for_input_name={{{name!r}: ...}}."
             )
-        return list(function(value))
+        try:
+            return list(function(value))
+        except BrickError as error:  # the collection adds no context to a BrickError, so name brick and input here
+            raise BrickError(f"{type(self).__name__}({self.describe()}): cannot unpack input {name!r}: {error}") from error
 
     def step_function(self) -> Callable[..., Any]:
         names = self._input_names
