@@ -221,6 +221,21 @@ def test_a_generated_id_never_repeats_a_plain_one() -> None:
     assert '    subgraph scope_1["my head"]' in lines
 
 
+def test_names_spelled_like_the_legend_nodes_stay_out_of_the_legend() -> None:
+    collection = BrickCollection(
+        {
+            "output": BrickTrainable(nn.Identity(), input_names=["input"], output_names=["y"]),
+            "Legends": {"b": BrickTrainable(nn.Identity(), input_names=["y"], output_names=["output"])},
+        }
+    )
+    lines = _lines(create_mermaid_dag_graph(collection))
+    assert "    brick_0(<strong>'output': Identity</strong><br><i>BrickTrainable</i>):::BrickTrainable" in lines
+    assert '    data_0["input"]:::input --> brick_0' in lines
+    assert '    subgraph scope_0["Legends"]' in lines
+    assert '        Legends/b --> data_1["output"]:::output' in lines
+    assert lines[-4:] == ["    subgraph Legends", "        input(input):::input", "        output(output):::output", "    end"]
+
+
 def test_unknown_brick_types_get_their_own_class_and_colour() -> None:
     class BrickCustom(BrickTrainable):
         pass

@@ -48,6 +48,8 @@ _STYLES = (
     "classDef output stroke-width:0px,fill-opacity:0.3,fill:#F2BE22 ",
 )
 _LEGEND = ("subgraph Legends", f"{_INDENT}input(input):::input", f"{_INDENT}output(output):::output", "end")
+_LEGEND_IDS = frozenset({"Legends", "input", "output"})
+"""Ids the legend defines; a brick, name or collection spelled so gets a generated id, or it would join the legend."""
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_/\-]*")
 _MERMAID_KEYWORDS = frozenset({"end", "graph", "flowchart", "subgraph", "class", "classDef", "click", "style", "linkStyle"})
@@ -172,7 +174,7 @@ def _label(name: str) -> str:
 class _Ids:
     """Mermaid node ids: the brick path or data name itself when mermaid can read it and it is unambiguous.
 
-    A name equal to a brick path or a mermaid keyword, or holding other characters, gets a generated id and
+    A name equal to a brick path, a mermaid keyword or a legend id, or holding other characters, gets a generated id and
     keeps its text as the label, so every name is still shown as it is.
     """
 
@@ -213,4 +215,4 @@ class _Ids:
 
 
 def _plain(text: str) -> bool:
-    return bool(_SAFE_ID.fullmatch(text)) and text not in _MERMAID_KEYWORDS
+    return bool(_SAFE_ID.fullmatch(text)) and text not in _MERMAID_KEYWORDS and text not in _LEGEND_IDS
