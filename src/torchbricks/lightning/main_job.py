@@ -105,13 +105,12 @@ def export_and_check_onnx(path_onnx: Path, brick_collection: BrickCollection, na
     from torchbricks.brick_collection_utils import export_bricks_as_onnx
 
     onnxruntime = require("onnxruntime", "onnx")
-    required = brick_collection.required_inputs(tags=Stage.EXPORT)
-    inputs = {name: named_inputs[name] for name in required}
-    export_bricks_as_onnx(path_onnx=path_onnx, brick_collection=brick_collection, named_inputs=inputs, dynamic_batch_size=True)
+    # The export keeps only the inputs the export stage reads; the others (the targets) are left out.
+    export_bricks_as_onnx(path_onnx, brick_collection, named_inputs, dynamic_batch_size=True)
     with torch.no_grad():
-        expected = brick_collection(named_inputs=inputs, tags=Stage.EXPORT, return_inputs=False)
+        expected = brick_collection(named_inputs=named_inputs, tags=Stage.EXPORT, return_inputs=False)
     session = onnxruntime.InferenceSession(str(path_onnx), providers=["CPUExecutionProvider"])
-    feed = {node.name: inputs[node.name].numpy() for node in session.get_inputs()}
+    feed = {node.name: named_inputs[node.name].numpy() for node in session.get_inputs()}
     output_names = [node.name for node in session.get_outputs()]
     actual = dict(zip(output_names, session.run(None, feed), strict=True))
     if not set(output_names) <= set(expected):
