@@ -77,7 +77,7 @@ def create_mermaid_dag_graph(brick_collection: BrickCollection, tags: TagsLike |
     """
     nodes = brick_collection._nodes()
     plan = brick_collection.plan(tags=tags)
-    return _render(nodes, sorted(plan.order), plan.order, plan.required_inputs)
+    return _render(nodes, plan.order, plan.required_inputs)
 
 
 def create_mermaid_markdown(brick_collection: BrickCollection, tags: TagsLike | None = None) -> str:
@@ -85,10 +85,9 @@ def create_mermaid_markdown(brick_collection: BrickCollection, tags: TagsLike | 
     return f"```mermaid\n{create_mermaid_dag_graph(brick_collection, tags=tags)}\n```"
 
 
-def _render(
-    nodes: Sequence[BrickNode], selected: Sequence[int], execution_order: Sequence[int], required_inputs: Sequence[str]
-) -> str:
-    """Writes the flowchart; `selected` is in insertion order, `execution_order` in the order bricks run."""
+def _render(nodes: Sequence[BrickNode], execution_order: Sequence[int], required_inputs: Sequence[str]) -> str:
+    """Writes the flowchart of the bricks in `execution_order`; they are drawn in insertion order."""
+    selected = sorted(execution_order)
     ids = _Ids(nodes[i].path for i in selected)
     position = {i: step for step, i in enumerate(execution_order)}
     reads_all = [i for i in selected if ALL_NAMES in nodes[i].inputs]
