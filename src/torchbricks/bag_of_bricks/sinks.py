@@ -38,9 +38,10 @@ ImageLike = Image.Image | np.ndarray | torch.Tensor
 
 def _as_images(images: Sequence[ImageLike] | torch.Tensor) -> list[Image.Image]:
     if isinstance(images, torch.Tensor):
-        result = [image.convert("RGB") for image in unpack_batched_tensor_to_pillow_images(images)]
-    else:
-        result = [to_pillow_rgb(image) for image in images]
+        images = unpack_batched_tensor_to_pillow_images(images)
+    # The sinks only read the images (paste, save), so RGB Pillow images are taken as they are: to_pillow_rgb
+    # copies, which for BrickRecordAnimation meant copying every recorded frame at every save.
+    result = [image if isinstance(image, Image.Image) and image.mode == "RGB" else to_pillow_rgb(image) for image in images]
     if not result:
         raise BrickError("Need at least one image; got an empty batch.")
     return result
