@@ -24,29 +24,14 @@ import onnxruntime
 import torch
 import torchvision
 from torch import nn
-from torchmetrics.classification import MulticlassAccuracy
 
 from torchbricks.bag_of_bricks.backbones import resnet_to_brick
-from torchbricks.bag_of_bricks.image_classification import ImageClassifier
+from torchbricks.bag_of_bricks.image_classification import create_image_classification_head
 from torchbricks.bag_of_bricks.preprocessors import Preprocessor
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.brick_collection_utils import export_bricks, export_bricks_as_onnx
-from torchbricks.bricks import BrickInterface, BrickLoss, BrickMetricSingle, BrickNotTrainable, BrickTrainable
+from torchbricks.bricks import BrickNotTrainable
 from torchbricks.tags import STAGE_TAGS, Stage
-
-
-def create_head(num_classes: int, n_features: int, targets_name: str) -> dict[str, BrickInterface]:
-    return {
-        "classify": BrickTrainable(
-            ImageClassifier(num_classes=num_classes, n_features=n_features),
-            input_names=["features"],
-            output_names=["./logits", "./probabilities", "./class_prediction"],
-        ),
-        "accuracy": BrickMetricSingle(
-            MulticlassAccuracy(num_classes=num_classes), input_names=["./class_prediction", targets_name]
-        ),
-        "loss": BrickLoss(model=nn.CrossEntropyLoss(), input_names=["./logits", targets_name], output_names=["./loss_ce"]),
-    }
 
 
 def create_collection() -> BrickCollection:
@@ -57,8 +42,8 @@ def create_collection() -> BrickCollection:
         {
             "preprocessor": BrickNotTrainable(Preprocessor(), input_names=["raw"], output_names=["normalized"]),
             "backbone": backbone,
-            "head0": create_head(3, n_features, "targets0"),
-            "head1": create_head(5, n_features, "targets1"),
+            "head0": create_image_classification_head(3, n_features, "features", "targets0"),
+            "head1": create_image_classification_head(5, n_features, "features", "targets1"),
         }
     )
 

@@ -11,15 +11,14 @@ import pytest
 import torch
 import torchvision
 from torch import nn
-from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.functional.classification import multiclass_accuracy
 
 from torchbricks.bag_of_bricks.backbones import resnet_to_brick
-from torchbricks.bag_of_bricks.image_classification import ImageClassifier
+from torchbricks.bag_of_bricks.image_classification import create_image_classification_head
 from torchbricks.bag_of_bricks.preprocessors import Preprocessor
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.brick_collection_utils import export_bricks, export_bricks_as_onnx
-from torchbricks.bricks import BrickInterface, BrickLoss, BrickMetricSingle, BrickNotTrainable, BrickTrainable
+from torchbricks.bricks import BrickLoss, BrickNotTrainable, BrickTrainable
 from torchbricks.errors import MissingInputError
 from torchbricks.tags import STAGE_TAGS, Stage
 
@@ -33,22 +32,6 @@ EXPORT_OUTPUTS = [
     "head1/probabilities",
     "head1/class_prediction",
 ]
-
-
-def create_image_classification_head(
-    num_classes: int, in_channels: int, features_name: str, targets_name: str
-) -> dict[str, BrickInterface]:
-    return {
-        "classify": BrickTrainable(
-            ImageClassifier(num_classes=num_classes, n_features=in_channels),
-            input_names=[features_name],
-            output_names=["./logits", "./probabilities", "./class_prediction"],
-        ),
-        "accuracy": BrickMetricSingle(
-            MulticlassAccuracy(num_classes=num_classes), input_names=["./class_prediction", targets_name]
-        ),
-        "loss": BrickLoss(model=nn.CrossEntropyLoss(), input_names=["./logits", targets_name], output_names=["./loss_ce"]),
-    }
 
 
 def create_two_head_collection() -> BrickCollection:
