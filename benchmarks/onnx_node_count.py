@@ -72,8 +72,8 @@ def named_inputs(batch_size: int) -> dict[str, torch.Tensor]:
     }
 
 
-def onnx_ops(path: Path) -> collections.Counter[str]:
-    return collections.Counter(node.op_type for node in onnx.load(str(path)).graph.node)
+def onnx_ops(model: onnx.ModelProto) -> collections.Counter[str]:
+    return collections.Counter(node.op_type for node in model.graph.node)
 
 
 def run_onnx(path: Path, raw: torch.Tensor) -> list[np.ndarray]:
@@ -84,6 +84,7 @@ def run_onnx(path: Path, raw: torch.Tensor) -> list[np.ndarray]:
 def compare_onnx(folder: Path) -> None:
     collection = create_collection().eval()
     path_bricks = export_bricks_as_onnx(folder / "bricks.onnx", collection, named_inputs(2), dynamic_batch_size=True)
+    model_bricks = onnx.load(str(path_bricks))
     plain = PlainTwoHeads(collection).eval()
     path_plain = folder / "plain.onnx"
     batch = torch.export.Dim("batch")
@@ -92,13 +93,14 @@ def compare_onnx(folder: Path) -> None:
         (torch.rand(2, 3, 64, 64),),
         str(path_plain),
         input_names=["raw"],
-        output_names=[output.name for output in onnx.load(str(path_bricks)).graph.output],
+        output_names=[output.name for output in model_bricks.graph.output],
         dynamo=True,
         dynamic_shapes=({0: batch},),
         external_data=False,
         verbose=False,
     )
-    ops_bricks, ops_plain = onnx_ops(path_bricks), onnx_ops(path_plain)
+    model_plain = onnx.load(str(path_plain))
+    ops_bricks, ops_plain = onnx_ops(model_bricks), onnx_ops(model_plain)
     raw = torch.rand(5, 3, 64, 64)
     difference = max(
         float(np.abs(a - b).max()) for a, b in zip(run_onnx(path_bricks, raw), run_onnx(path_plain, raw), strict=True)
@@ -106,11 +108,10 @@ def compare_onnx(folder: Path) -> None:
     print("## ONNX node count: export_bricks_as_onnx vs the same modules in a plain nn.Module\n")
     print("| graph | nodes | initializers | file size |")
     print("| --- | --- | --- | --- |")
-    for name, path, ops in (
-        ("BrickCollection (Stage.EXPORT)", path_bricks, ops_bricks),
-        ("plain nn.Module", path_plain, ops_plain),
+    for name, path, model, ops in (
+        ("BrickCollection (Stage.EXPORT)", path_bricks, model_bricks, ops_bricks),
+        ("plain nn.Module", path_plain, model_plain, ops_plain),
     ):
-        model = onnx.load(str(path))
         print(f"| {name} | {sum(ops.values())} | {len(model.graph.initializer)} | {path.stat().st_size / 1e6:.2f} MB |")
     extra = (ops_bricks - ops_plain) + (ops_plain - ops_bricks)
     print(f"\nop types differing: {dict(extra) or 'none'}; max |output difference| in onnxruntime at batch 5: {difference:.1e}\n")
@@ -146,7 +147,7 @@ def stage_table(folder: Path, backend: str) -> None:
                 path = export_bricks_as_onnx(
                     folder / f"{stage.value}.onnx", collection, inputs, dynamic_batch_size=True, tags=stage
                 )
-            onnx_result = str(sum(onnx_ops(path).values()))
+            onnx_result = str(sum(onnx_ops(onnx.load(str(path))).values()))
         except Exception as error:
             onnx_result = f"fails: {type(error).__name__}"
         tags = ", ".join(sorted(STAGE_TAGS[stage]))
