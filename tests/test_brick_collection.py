@@ -29,7 +29,7 @@ from torchbricks import (
     NotABrickError,
     Stage,
 )
-from torchbricks.errors import BrickBuildError
+from torchbricks.errors import BrickBuildError, BrickError
 
 
 def chain() -> dict[str, Any]:
@@ -300,6 +300,17 @@ def test_too_many_outputs_names_the_count() -> None:
     collection = BrickCollection({"split": BrickTrainable(Split(), ["x"], ["a", "b", "c"])})
     with pytest.raises(BrickOutputError, match="returned 2 values, but has 3 output_names"):
         collection({"x": torch.zeros(2)})
+
+
+def test_a_brick_error_raised_inside_a_brick_carries_the_brick_name() -> None:
+    class Strict(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            raise BrickError("x must be positive")
+
+    collection = BrickCollection({"head": {"strict": BrickTrainable(Strict(), ["x"], ["y"])}})
+    with pytest.raises(BrickError, match="x must be positive") as info:
+        collection({"x": torch.zeros(1)})
+    assert info.value.__notes__ == ["while running brick 'head/strict' of a BrickCollection"]
 
 
 def test_an_error_inside_a_brick_carries_the_brick_name() -> None:

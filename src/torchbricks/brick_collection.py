@@ -367,7 +367,7 @@ def _make_runner(nodes: list[BrickNode], plan: Plan, tags: frozenset[str] | None
             for step in steps:
                 step(data)
         except Exception as error:
-            if step is not None and not isinstance(error, BrickError) and hasattr(error, "add_note"):  # add_note: 3.11+
+            if step is not None and hasattr(error, "add_note"):  # add_note: Python 3.11+
                 error.add_note(f"while running brick {step.brick_path!r} of a BrickCollection")  # type: ignore[attr-defined]
             raise
         if wanted is not None:
