@@ -62,9 +62,11 @@ class NamedTensorDataset(Dataset[dict[str, torch.Tensor]]):
 class _SplitDataModule(pl.LightningDataModule):
     """Serves `self.datasets["train" | "validation" | "test"]`; prediction runs on the test split."""
 
-    datasets: dict[str, Any]
-    batch_size: int
-    num_workers: int
+    def __init__(self, batch_size: int, num_workers: int) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+        self.num_workers = cap_num_workers(num_workers)
+        self.datasets: dict[str, Any] = {}
 
     def train_dataloader(self) -> DataLoader[Any]:
         return self._loader("train", shuffle=True)
@@ -116,18 +118,15 @@ class DigitsDataModule(_SplitDataModule):
         test_fraction: float = 0.2,
         seed: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, num_workers)
         if not (validation_fraction > 0 and test_fraction > 0 and validation_fraction + test_fraction < 1):
             raise BrickError(
                 "validation_fraction and test_fraction must be positive and sum to less than 1, "
                 f"got {validation_fraction} and {test_fraction}."
             )
-        self.batch_size = batch_size
-        self.num_workers = cap_num_workers(num_workers)
         self.validation_fraction = validation_fraction
         self.test_fraction = test_fraction
         self.seed = seed
-        self.datasets = {}
 
     def setup(self, stage: str | None = None) -> None:
         self.prepare_datasets()
@@ -217,9 +216,7 @@ class GeneratedImageClassificationDataModule(_SplitDataModule):
         test_transforms: Callable[[Image.Image], Any] | None = None,
         seed: int = 0,
     ) -> None:
-        super().__init__()
-        self.batch_size = batch_size
-        self.num_workers = cap_num_workers(num_workers)
+        super().__init__(batch_size, num_workers)
         self.num_classes = num_classes
         self.datasets = {
             split: GeneratedImageDataset(num_samples, image_size, num_classes, transform, seed=seed + offset)
