@@ -141,8 +141,8 @@ def _write_safetensors(state: Mapping[str, Any], file: Path) -> None:
 def _write_atomically(target: Path, write: Callable[[Path], object]) -> None:
     """Writes through a temporary file in the target's folder, then renames it over the target.
 
-    The writer creates the temporary file itself, so it gets the permissions a plain `torch.save` gives
-    (`mkstemp` would make every checkpoint readable by its owner only).
+    The writer creates the temporary file itself, so a checkpoint gets the permissions its writer gives on its
+    own (`torch.save` honours the umask), not `mkstemp`'s owner-only 0600.
     """
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     try:
