@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import stat
 import sys
 import warnings
@@ -266,10 +267,27 @@ def test_loading_safetensors_without_the_extra_names_the_extra(tmp_path: Path, m
 
 def test_brick_with_files_in_two_formats_is_ambiguous(tmp_path: Path) -> None:
     collection = _collection()
-    collection.save_bricks(tmp_path)
-    collection.save_bricks(tmp_path, file_format="safetensors")
+    collection.save_bricks(tmp_path / "pt")
+    collection.save_bricks(tmp_path / "safetensors", file_format="safetensors")
+    shutil.copytree(tmp_path / "pt", tmp_path / "safetensors", dirs_exist_ok=True)  # files moved around by hand
     with pytest.raises(CheckpointError, match=r"Brick 'backbone' has checkpoint files in two formats"):
-        collection.load_bricks(tmp_path)
+        collection.load_bricks(tmp_path / "safetensors")
+
+
+def test_saving_in_another_format_counts_the_old_format_as_existing(tmp_path: Path) -> None:
+    collection = _collection()
+    collection.save_bricks(tmp_path)
+    with pytest.raises(CheckpointExistsError, match=r"already exist: \['.*backbone.pt'"):
+        collection.save_bricks(tmp_path, file_format="safetensors")
+    assert not list(tmp_path.rglob("*.safetensors"))
+
+
+def test_overwriting_in_another_format_replaces_the_old_files(tmp_path: Path) -> None:
+    collection = _collection()
+    collection.save_bricks(tmp_path)
+    collection.save_bricks(tmp_path, exist_ok=True, file_format="safetensors")
+    assert not list(tmp_path.rglob("*.pt"))
+    assert collection.load_bricks(tmp_path) == ["backbone", "head0/classify"]
 
 
 def test_spec_flow_loads_a_nested_save_into_a_flat_collection(tmp_path: Path) -> None:

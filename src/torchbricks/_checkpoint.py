@@ -48,7 +48,12 @@ def save_bricks(
     suffix = _suffix(file_format)
     folder = Path(path_model_folder)
     targets = [(folder / f"{path}{suffix}", path, state) for path, brick in bricks if (state := brick.state_dict())]
-    existing = [str(target) for target, _, _ in targets if target.exists()]
+    # A brick's file in the other format is part of its checkpoint too: left beside the new one, it would make
+    # the folder ambiguous to load.
+    other_formats = {
+        target: [folder / f"{path}{other}" for other in _SUFFIXES.values() if other != suffix] for target, path, _ in targets
+    }
+    existing = [str(file) for target, _, _ in targets for file in (target, *other_formats[target]) if file.exists()]
     if existing and not exist_ok:
         raise CheckpointExistsError(
             f"Brick checkpoint files already exist: {existing}. Pass exist_ok=True to overwrite them, or save to another folder."
@@ -60,6 +65,8 @@ def save_bricks(
     for target, _, state in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
         _write_atomically(target, partial(write, state))
+        for stale in other_formats[target]:
+            stale.unlink(missing_ok=True)  # only once the new file is in place
     return [target for target, _, _ in targets]
 
 
