@@ -18,24 +18,37 @@ if TYPE_CHECKING:
 Step = Callable[[dict[str, Any]], None]
 
 
-def make_step(node: BrickNode, fn: Callable[..., Any]) -> Step:
-    """A closure running `fn` on the node's inputs and storing its outputs under the node's output names."""
+def make_step(node: BrickNode, fn: Callable[..., Any], released: tuple[str, ...] = ()) -> Step:
+    """A closure running `fn` on the node's inputs and storing its outputs under the node's output names.
+
+    Afterwards it drops the `released` names from the data dict, so their tensors can be freed.
+    """
     ins = node.inputs
     outs = node.outputs
     read = _make_reader(node)
+    simple = len(outs) == 1 and node.keywords is None and len(ins) == 1 and ins[0] != ALL_NAMES
 
-    if len(outs) == 0:
+    if simple and released == ins:  # the common link of a chain whose input nothing reads later
+        (name_in,) = ins
+        (name_out,) = outs
 
         def step(data: dict[str, Any]) -> None:
-            args, kwargs = read(data)
-            fn(*args, **kwargs)
+            data[name_out] = fn(data.pop(name_in))
 
-    elif len(outs) == 1 and node.keywords is None and len(ins) == 1 and ins[0] != ALL_NAMES:
+        released = ()
+
+    elif simple:
         (name_in,) = ins
         (name_out,) = outs
 
         def step(data: dict[str, Any]) -> None:
             data[name_out] = fn(data[name_in])
+
+    elif len(outs) == 0:
+
+        def step(data: dict[str, Any]) -> None:
+            args, kwargs = read(data)
+            fn(*args, **kwargs)
 
     elif len(outs) == 1:
         (name_out,) = outs
@@ -55,20 +68,16 @@ def make_step(node: BrickNode, fn: Callable[..., Any]) -> Step:
             for name, value in zip(outs, values, strict=True):
                 data[name] = value
 
+    if released:
+        run_brick = step
+
+        def step(data: dict[str, Any]) -> None:
+            run_brick(data)
+            for name in released:
+                del data[name]
+
     step.brick_path = node.path  # type: ignore[attr-defined]
     return step
-
-
-def release_names(step: Step, names: tuple[str, ...]) -> Step:
-    """`step`, then dropping `names` from the data dict so their tensors can be freed."""
-
-    def step_and_release(data: dict[str, Any]) -> None:
-        step(data)
-        for name in names:
-            del data[name]
-
-    step_and_release.brick_path = step.brick_path  # type: ignore[attr-defined]
-    return step_and_release
 
 
 def _make_reader(node: BrickNode) -> Callable[[dict[str, Any]], tuple[list[Any], dict[str, Any]]]:

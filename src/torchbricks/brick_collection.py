@@ -12,7 +12,7 @@ from torch import nn
 
 from torchbricks import _epoch, _graph
 from torchbricks._graph import SEPARATOR, BrickNode, Plan
-from torchbricks._runner import Step, check_named_inputs, make_step, release_names
+from torchbricks._runner import Step, check_named_inputs, make_step
 from torchbricks.bricks import BrickInterface, BrickMetrics, BrickModule
 from torchbricks.errors import BrickBuildError, BrickError, BrickNameError, NotABrickError
 from torchbricks.tags import TagsLike, normalize_tags
@@ -348,12 +348,11 @@ def _normalize_selection(
 
 
 def _make_runner(nodes: list[BrickNode], plan: Plan, tags: frozenset[str] | None, wanted: tuple[str, ...] | None) -> Runner:
-    steps: list[Step] = [make_step(nodes[i], nodes[i].payload.step_function()) for i in plan.order]
-    if wanted is not None:  # only the wanted names are returned: free the others once nothing reads them
-        steps = [
-            release_names(step, released) if released else step
-            for step, released in zip(steps, _graph.release_after(nodes, plan, wanted), strict=True)
-        ]
+    # With `output_names` only the wanted names are returned, so each other name is freed once nothing reads it.
+    releases = [()] * len(plan.order) if wanted is None else _graph.release_after(nodes, plan, wanted)
+    steps: list[Step] = [
+        make_step(nodes[i], nodes[i].payload.step_function(), released) for i, released in zip(plan.order, releases, strict=True)
+    ]
     required = plan.required_inputs
     produced = plan.produced
 
