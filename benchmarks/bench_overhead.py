@@ -62,20 +62,25 @@ def compare(count: int, number: int, repeat: int) -> dict[str, float]:
     collection = make_collection(layers)
     x = torch.randn(4, 8)
     inputs = {"x0": x}
+    last = (f"x{count}",)
     with torch.no_grad():
-        torch.testing.assert_close(collection(inputs)[f"x{count}"], plain(x))
-        # interleave the two to share any drift of the machine
-        plain_times, collection_times = [], []
+        torch.testing.assert_close(collection(inputs)[last[0]], plain(x))
+        torch.testing.assert_close(collection(inputs, output_names=last)[last[0]], plain(x))
+        # interleave the variants to share any drift of the machine
+        plain_times, collection_times, selected_times = [], [], []
         for _ in range(repeat):
             plain_times.append(best_seconds(lambda: plain(x), number, 1))
             collection_times.append(best_seconds(lambda: collection(inputs), number, 1))
-    plain_s, collection_s = statistics.median(plain_times), statistics.median(collection_times)
+            selected_times.append(best_seconds(lambda: collection(inputs, output_names=last), number, 1))
+    plain_s, collection_s, selected_s = (statistics.median(times) for times in (plain_times, collection_times, selected_times))
     return {
         "bricks": count,
         "plain_us": plain_s * 1e6,
         "collection_us": collection_s * 1e6,
         "ratio": collection_s / plain_s,
         "overhead_us_per_brick": (collection_s - plain_s) * 1e6 / count,
+        "output_names_ratio": selected_s / plain_s,
+        "output_names_overhead_us_per_brick": (selected_s - plain_s) * 1e6 / count,
     }
 
 
@@ -140,14 +145,17 @@ def main() -> None:
     results: dict[str, Any] = {"torch": torch.__version__}
 
     print("Overhead against a hand-written nn.Module (chain of nn.Linear(8, 8), batch 4, no_grad, 1 thread)")
-    print(f"{'bricks':>7} {'plain us':>10} {'bricks us':>10} {'ratio':>7} {'overhead us/brick':>18}")
+    print(
+        f"{'bricks':>7} {'plain us':>10} {'bricks us':>10} {'ratio':>7} {'overhead us/brick':>18}   with output_names: ratio, us/brick"
+    )
     results["overhead"] = []
     for count in (1, 10, 50, 100, 1000, 3000):
         number = max(5, 20000 // count) if not args.quick else max(2, 2000 // count)
         row = compare(count, number, repeat)
         results["overhead"].append(row)
         times = f"{row['plain_us']:>10.1f} {row['collection_us']:>10.1f}"
-        print(f"{count:>7} {times} {row['ratio']:>7.3f} {row['overhead_us_per_brick']:>18.3f}")
+        selected = f"{row['output_names_ratio']:>7.3f} {row['output_names_overhead_us_per_brick']:>9.3f}"
+        print(f"{count:>7} {times} {row['ratio']:>7.3f} {row['overhead_us_per_brick']:>18.3f}   {selected}")
 
     print("\nUnder torch.compile(fullgraph=True), inductor")
     row = compare_compiled(10, 2000 if not args.quick else 200, repeat)
