@@ -145,9 +145,8 @@ def main() -> None:
     results: dict[str, Any] = {"torch": torch.__version__}
 
     print("Overhead against a hand-written nn.Module (chain of nn.Linear(8, 8), batch 4, no_grad, 1 thread)")
-    print(
-        f"{'bricks':>7} {'plain us':>10} {'bricks us':>10} {'ratio':>7} {'overhead us/brick':>18}   with output_names: ratio, us/brick"
-    )
+    header = f"{'bricks':>7} {'plain us':>10} {'bricks us':>10} {'ratio':>7} {'overhead us/brick':>18}"
+    print(f"{header}   with output_names: ratio, us/brick")
     results["overhead"] = []
     for count in (1, 10, 50, 100, 1000, 3000):
         number = max(5, 20000 // count) if not args.quick else max(2, 2000 // count)
