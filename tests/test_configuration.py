@@ -79,6 +79,25 @@ def test_unknown_target_names_the_config_key() -> None:
         create_brick_collection(config)
 
 
+def test_a_value_of_the_wrong_plain_type_names_the_key_before_instantiation() -> None:
+    config = compose_config(["trainer.max_epochs=abc"])
+    with pytest.raises(ConfigError, match=r"Config key 'trainer\.max_epochs' must be None or int, got str 'abc'"):
+        instantiate_config(config, "trainer")
+
+
+def test_values_matching_plain_annotations_pass_the_type_check() -> None:
+    config = compose_config(["trainer.max_epochs=2", "+trainer.gradient_clip_val=1"])  # an int where a float is expected
+    trainer = instantiate_config(config, "trainer", logger=False)
+    assert trainer.max_epochs == 2
+    assert trainer.gradient_clip_val == 1
+
+
+def test_a_bool_is_not_taken_for_an_int() -> None:
+    config = compose_config(["trainer.max_epochs=true"])
+    with pytest.raises(ConfigError, match=r"'trainer\.max_epochs' must be None or int, got bool True"):
+        instantiate_config(config, "trainer")
+
+
 def test_wrong_arguments_name_the_config_key() -> None:
     config = compose_config(["+model.bricks.extra._target_=torch.nn.Linear"])
 

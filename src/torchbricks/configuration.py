@@ -10,6 +10,8 @@ Needs the `hydra` extra: `pip install "torchbricks[hydra]"`.
 
 from __future__ import annotations
 
+import types
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -148,10 +150,49 @@ def _instantiate(node: Any, key: str, **kwargs: Any) -> Any:
     hydra_errors = require("hydra.errors", "hydra")
     omegaconf_errors = require("omegaconf.errors", "hydra")
     try:
+        _check_argument_types(node, key, hydra_utils.get_object(node._target_))
         return hydra_utils.instantiate(node, _convert_="all", **kwargs)
     except (hydra_errors.HydraException, omegaconf_errors.OmegaConfBaseException) as error:
         full_key, reason = _hydra_reason(error)
         raise ConfigError(f"Config key {(full_key or key)!r} cannot be instantiated: {reason}") from error
+
+
+_PRIMITIVES = (bool, int, float, str, type(None))
+
+
+def _check_argument_types(node: Any, key: str, target: Any) -> None:
+    """Rejects a plain value (a number, a string) whose parameter is annotated with plain types it does not match.
+
+    Without this a typo such as `trainer.max_epochs=abc` passes instantiation and fails much later, deep inside
+    the target, without naming the key. Parameters with other annotations (classes, containers, Any) are left
+    to the target.
+    """
+    try:
+        function = typing.cast(Any, target).__init__ if isinstance(target, type) else target
+        hints = typing.get_type_hints(function)
+    except Exception:  # annotations that do not resolve leave nothing to check against
+        return
+    for name, value in node.items():
+        allowed = _plain_types(hints.get(str(name)))
+        if allowed is None or not isinstance(value, _PRIMITIVES):
+            continue
+        if isinstance(value, bool) and bool not in allowed:
+            matches = False  # a bool is an int to isinstance, never to a config's author
+        else:
+            matches = isinstance(value, allowed) or (isinstance(value, int) and float in allowed)
+        if not matches:
+            expected = " or ".join(sorted("None" if kind is type(None) else kind.__name__ for kind in allowed))
+            raise ConfigError(f"Config key '{key}.{name}' must be {expected}, got {type(value).__name__} {value!r}.")
+
+
+def _plain_types(hint: Any) -> tuple[type, ...] | None:
+    """The plain types a hint allows (`int | None` -> (int, NoneType)), or None when it allows anything else."""
+    if hint is None:
+        return None
+    arguments = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    if all(argument in _PRIMITIVES for argument in arguments):
+        return tuple(arguments)
+    return None
 
 
 def _hydra_reason(error: Exception) -> tuple[str | None, str]:
