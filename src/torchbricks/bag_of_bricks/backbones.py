@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from torchbricks._extras import require
+from torchbricks.bag_of_bricks.preprocessors import default_preprocessor
 from torchbricks.bricks import BrickNotTrainable, BrickTrainable
 from torchbricks.errors import BrickError, MissingExtraError, did_you_mean
 
@@ -31,6 +32,7 @@ __all__ = [
     "create_backbone",
     "create_backbone_brick",
     "create_backbone_brick_from_timm",
+    "create_input_bricks",
     "find_feature_layers",
     "resnet_to_brick",
 ]
@@ -339,6 +341,23 @@ def create_backbone_brick(
     backbone = create_backbone(model, num_scales=len(names), layer_names=layer_names, weights=weights, in_channels=in_channels)
     brick_class = BrickTrainable if trainable else BrickNotTrainable
     return brick_class(backbone, input_names=[input_name], output_names=names)
+
+
+def create_input_bricks(
+    extractor: BackboneFeatureExtractor, image_name: str, in_channels: int, output_names: Sequence[str] | None = None
+) -> dict[str, BrickNotTrainable | BrickTrainable]:
+    """The `preprocessor` and `backbone` bricks every ready-made collection starts with.
+
+    `raw` images are normalized to `normalized` and the extractor turns them into one feature map per scale,
+    named `features_stride{s}` unless `output_names` says otherwise.
+    """
+    names = list(output_names) if output_names is not None else [f"features_stride{stride}" for stride in extractor.strides]
+    return {
+        "preprocessor": BrickNotTrainable(
+            default_preprocessor(in_channels), input_names=[image_name], output_names=["normalized"]
+        ),
+        "backbone": BrickTrainable(extractor, input_names=["normalized"], output_names=names),
+    }
 
 
 class BackboneTimm(nn.Module):

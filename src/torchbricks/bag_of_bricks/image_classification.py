@@ -10,12 +10,11 @@ from PIL import Image
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from torchbricks.bag_of_bricks.backbones import create_backbone
+from torchbricks.bag_of_bricks.backbones import create_backbone, create_input_bricks
 from torchbricks.bag_of_bricks.brick_visualizer import BrickPerImageVisualization
 from torchbricks.bag_of_bricks.drawing import draw_class_label, load_font
-from torchbricks.bag_of_bricks.preprocessors import default_preprocessor
 from torchbricks.brick_collection import BrickCollection
-from torchbricks.bricks import BrickInterface, BrickLoss, BrickMetricSingle, BrickNotTrainable, BrickTrainable
+from torchbricks.bricks import BrickInterface, BrickLoss, BrickMetricSingle, BrickTrainable
 from torchbricks.tags import TagsLike
 
 __all__ = [
@@ -177,10 +176,7 @@ def create_bricks_image_classification(
     extractor = create_backbone(backbone, weights=weights, in_channels=in_channels)
     return BrickCollection(
         {
-            "preprocessor": BrickNotTrainable(
-                default_preprocessor(in_channels), input_names=[image_name], output_names=["normalized"]
-            ),
-            "backbone": BrickTrainable(extractor, input_names=["normalized"], output_names=["features"]),
+            **create_input_bricks(extractor, image_name, in_channels, output_names=["features"]),
             "head": create_image_classification_head(
                 num_classes=num_classes,
                 in_channels=extractor.n_backbone_features,

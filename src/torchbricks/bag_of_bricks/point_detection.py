@@ -16,11 +16,10 @@ from PIL import Image
 from torch import nn
 from torchmetrics import Metric
 
-from torchbricks.bag_of_bricks.backbones import create_backbone
+from torchbricks.bag_of_bricks.backbones import create_backbone, create_input_bricks
 from torchbricks.bag_of_bricks.brick_visualizer import BrickPerImageVisualization
 from torchbricks.bag_of_bricks.drawing import draw_points
 from torchbricks.bag_of_bricks.necks import FeaturePyramidUpsampler
-from torchbricks.bag_of_bricks.preprocessors import default_preprocessor
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.bricks import BrickInterface, BrickLoss, BrickMetricSingle, BrickNotTrainable, BrickTrainable
 from torchbricks.tags import TagsLike
@@ -369,13 +368,11 @@ def create_bricks_point_detection(
         visualize: Include the visualization brick.
     """
     extractor = create_backbone(backbone, num_scales=num_scales, weights=weights, in_channels=in_channels)
-    features_names = [f"features_stride{stride}" for stride in extractor.strides]
+    input_bricks = create_input_bricks(extractor, image_name, in_channels)
+    features_names = input_bricks["backbone"].output_names
     return BrickCollection(
         {
-            "preprocessor": BrickNotTrainable(
-                default_preprocessor(in_channels), input_names=[image_name], output_names=["normalized"]
-            ),
-            "backbone": BrickTrainable(extractor, input_names=["normalized"], output_names=features_names),
+            **input_bricks,
             "neck": BrickTrainable(
                 FeaturePyramidUpsampler(extractor.channels, out_channels=hidden_channels),
                 input_names=features_names,

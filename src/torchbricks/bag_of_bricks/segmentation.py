@@ -11,13 +11,12 @@ from PIL import Image
 from torch import nn
 from torchmetrics.classification import MulticlassJaccardIndex
 
-from torchbricks.bag_of_bricks.backbones import create_backbone
+from torchbricks.bag_of_bricks.backbones import create_backbone, create_input_bricks
 from torchbricks.bag_of_bricks.brick_visualizer import BrickPerImageVisualization
 from torchbricks.bag_of_bricks.drawing import overlay_segmentation_mask
 from torchbricks.bag_of_bricks.necks import FeaturePyramidUpsampler
-from torchbricks.bag_of_bricks.preprocessors import default_preprocessor
 from torchbricks.brick_collection import BrickCollection
-from torchbricks.bricks import BrickInterface, BrickLoss, BrickMetricSingle, BrickNotTrainable, BrickTrainable
+from torchbricks.bricks import BrickInterface, BrickLoss, BrickMetricSingle, BrickTrainable
 from torchbricks.errors import BrickError
 from torchbricks.tags import TagsLike
 
@@ -203,13 +202,11 @@ def create_bricks_segmentation(
         torch.Size([1, 16, 16])
     """
     extractor = create_backbone(backbone, num_scales=num_scales, weights=weights, in_channels=in_channels)
-    features_names = [f"features_stride{stride}" for stride in extractor.strides]
+    input_bricks = create_input_bricks(extractor, image_name, in_channels)
+    features_names = input_bricks["backbone"].output_names
     return BrickCollection(
         {
-            "preprocessor": BrickNotTrainable(
-                default_preprocessor(in_channels), input_names=[image_name], output_names=["normalized"]
-            ),
-            "backbone": BrickTrainable(extractor, input_names=["normalized"], output_names=features_names),
+            **input_bricks,
             "head": create_segmentation_head(
                 num_classes=num_classes,
                 in_channels=extractor.channels,
