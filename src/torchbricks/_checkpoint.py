@@ -9,8 +9,6 @@ collection as it was.
 
 from __future__ import annotations
 
-import os
-import uuid
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
@@ -20,10 +18,12 @@ from typing import Any, Literal
 import torch
 
 from torchbricks._extras import require
+from torchbricks._files import write_atomically
 from torchbricks.bricks import BrickInterface
 from torchbricks.errors import (
     CheckpointError,
     CheckpointExistsError,
+    CheckpointNotADirectoryError,
     CheckpointNotFoundError,
     MissingExtraError,
     did_you_mean,
@@ -64,25 +64,33 @@ def save_bricks(
     write = _writer(file_format)
     for target, _, state in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomically(target, partial(write, state))
+        write_atomically(target, partial(write, state))
         for stale in other_formats[target]:
             stale.unlink(missing_ok=True)  # only once the new file is in place
     return [target for target, _, _ in targets]
 
 
-def load_bricks(bricks: Iterable[tuple[str, BrickInterface]], path_model_folder: Path | str) -> list[str]:
+def load_bricks(
+    bricks: Iterable[tuple[str, BrickInterface]], path_model_folder: Path | str, file_format: FileFormat | None = None
+) -> list[str]:
     """Loads every brick that has weights from its file; returns the paths of the bricks loaded.
 
     A brick with weights but no file keeps its weights, with a warning naming it. The format is read from each
-    file's suffix.
+    file's suffix; with `file_format` only files of that format are read.
 
     Raises:
         CheckpointNotFoundError: The folder does not exist.
+        CheckpointNotADirectoryError: The path is a file.
         CheckpointError: A file does not match its brick (missing or unexpected tensors, other shapes), a
             brick has files in two formats, or a file cannot be read. No brick has been changed.
         MissingExtraError: A file is in safetensors format and safetensors is not installed.
     """
     folder = Path(path_model_folder)
+    suffixes = list(_SUFFIXES.values()) if file_format is None else [_suffix(file_format)]
+    if folder.exists() and not folder.is_dir():
+        raise CheckpointNotADirectoryError(
+            f"The brick checkpoint path {str(folder)!r} is a file; load_bricks needs the folder save_bricks wrote."
+        )
     if not folder.is_dir():
         raise CheckpointNotFoundError(f"The brick checkpoint folder {str(folder)!r} does not exist.")
     staged: list[tuple[BrickInterface, Mapping[str, torch.Tensor]]] = []
@@ -90,7 +98,7 @@ def load_bricks(bricks: Iterable[tuple[str, BrickInterface]], path_model_folder:
     expected_files: set[Path] = set()
     for path, brick in bricks:
         current = brick.state_dict()
-        files = [folder / f"{path}{suffix}" for suffix in _SUFFIXES.values()]
+        files = [folder / f"{path}{suffix}" for suffix in suffixes]
         expected_files.update(files)
         present = [file for file in files if file.is_file()]
         if not current:
@@ -107,7 +115,7 @@ def load_bricks(bricks: Iterable[tuple[str, BrickInterface]], path_model_folder:
         _check(path, present[0], state, current)
         staged.append((brick, state))
         loaded.append(path)
-    _warn_about_unused_files(folder, expected_files)
+    _warn_about_unused_files(folder, expected_files, suffixes)
     for brick, state in staged:
         brick.load_state_dict(state, strict=True)
     return loaded
@@ -143,23 +151,6 @@ def _write_safetensors(state: Mapping[str, Any], file: Path) -> None:
     # Copies: safetensors refuses tensors sharing storage (tied weights) and non-contiguous ones.
     copies = {key: value.detach().to("cpu", copy=True).contiguous() for key, value in state.items()}
     safetensors_torch.save_file(copies, str(file))
-
-
-def _write_atomically(target: Path, write: Callable[[Path], object]) -> None:
-    """Writes through a temporary file in the target's folder, then renames it over the target.
-
-    The writer creates the temporary file itself, so a checkpoint gets the permissions its writer gives on its
-    own (`torch.save` honours the umask), not `mkstemp`'s owner-only 0600.
-    """
-    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        write(temporary)
-        with open(temporary, "rb") as file:
-            os.fsync(file.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 def _device_of(state: Mapping[str, object]) -> torch.device:
@@ -202,10 +193,10 @@ def _check(path: str, file: Path, state: Mapping[str, object], current: Mapping[
             )
 
 
-def _warn_about_unused_files(folder: Path, expected: set[Path]) -> None:
+def _warn_about_unused_files(folder: Path, expected: set[Path], suffixes: list[str]) -> None:
     unused = sorted(
         str(file.relative_to(folder))
-        for suffix in _SUFFIXES.values()
+        for suffix in suffixes
         for file in folder.rglob(f"*{suffix}")
         if file not in expected and not file.name.startswith(".")
     )

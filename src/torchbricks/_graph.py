@@ -1,14 +1,16 @@
 """Graph logic of a brick collection: name resolution, validation and execution planning.
 
-Plain Python with no torch in it. A collection describes its bricks as `BrickNode`s; this module checks the
-wiring (`validate`) and turns a tag selection into an ordered `Plan`. The torch side only walks the plan.
+Plain Python with no torch in it. The graph knows a brick only through the `GraphBrick` protocol; `build_node`
+(the one place nodes are built) turns a brick at a path into a `BrickNode` with resolved names. `validate`
+checks the wiring and `plan` turns a tag selection into an ordered `Plan`, which also checks a call's named
+inputs. The torch side (`torchbricks._plan`) only walks the plan.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from torchbricks.errors import (
     BrickCycleError,
@@ -18,11 +20,34 @@ from torchbricks.errors import (
     NoBricksSelectedError,
     did_you_mean,
 )
+from torchbricks.tags import stage_hint
 
 ALL_NAMES = "__all__"
 """The input name that passes a dict of every value computed so far."""
 
 SEPARATOR = "/"
+
+
+class GraphBrick(Protocol):
+    """What the graph and the runner know of a brick: its names, its tags, its labels and its callable."""
+
+    @property
+    def input_names(self) -> list[str] | dict[str, str]: ...
+
+    @property
+    def output_names(self) -> list[str]: ...
+
+    @property
+    def loss_output_names(self) -> list[str]: ...
+
+    @property
+    def tags(self) -> frozenset[str]: ...
+
+    def describe(self) -> str: ...
+
+    def graph_label(self) -> str: ...
+
+    def step_function(self) -> Callable[..., Any]: ...
 
 
 @dataclass(frozen=True)
@@ -36,12 +61,39 @@ class BrickNode:
     tags: frozenset[str]
     keywords: tuple[str, ...] | None = None
     """Keyword argument names aligned with `inputs`, or None when inputs are passed positionally."""
-    payload: Any = field(default=None, compare=False, repr=False)
-    """The brick itself; the graph logic never looks at it."""
+    losses: tuple[str, ...] = ()
+    """The resolved names of the outputs that are losses."""
+    brick: GraphBrick | None = field(default=None, compare=False, repr=False)
+    """The brick, for the runner (its callable) and renderers (its label); the graph logic never reads it."""
+
+    def label(self) -> str:
+        """What the brick wraps, as a renderer draws it (the brick kind for a bare node)."""
+        return self.brick.graph_label() if self.brick is not None else self.kind
+
+    def description(self) -> str:
+        """What the brick wraps, as error messages name it."""
+        return self.brick.describe() if self.brick is not None else self.kind
 
     @property
     def scope(self) -> tuple[str, ...]:
         return tuple(self.path.split(SEPARATOR)[:-1])
+
+
+def build_node(brick: GraphBrick, path: str, scope: Sequence[str]) -> BrickNode:
+    """The node of `brick` placed at `path`, its relative names resolved against the collection path `scope`."""
+    input_names = brick.input_names
+    keywords = tuple(input_names) if isinstance(input_names, Mapping) else None
+    names = list(input_names.values()) if isinstance(input_names, Mapping) else input_names
+    return BrickNode(
+        path=path,
+        kind=type(brick).__name__,
+        inputs=tuple(resolve_name(name, scope, path) for name in names),
+        outputs=tuple(resolve_name(name, scope, path) for name in brick.output_names),
+        tags=brick.tags,
+        keywords=keywords,
+        losses=tuple(resolve_name(name, scope, path) for name in brick.loss_output_names),
+        brick=brick,
+    )
 
 
 @dataclass(frozen=True)
@@ -58,6 +110,24 @@ class Plan:
     """Names the planned bricks produce, in execution order."""
     excluded_producers: dict[str, BrickNode]
     """Names that bricks left out by the tags would have produced."""
+    nodes: tuple[BrickNode, ...] = ()
+    """Every brick of the collection (selected or not), in insertion order; `order` indexes into it."""
+    tags: frozenset[str] | None = None
+    """The tags the plan was made for (None: every brick)."""
+
+    @property
+    def bricks(self) -> tuple[BrickNode, ...]:
+        """The planned bricks, in execution order."""
+        return tuple(self.nodes[i] for i in self.order)
+
+    def check_inputs(self, named_inputs: Mapping[str, Any]) -> None:
+        """Raises `MissingInputError` for the first required input `named_inputs` lacks.
+
+        The one check of a call's inputs: the collection, a brick run on its own and the exporters all use it.
+        """
+        for name in self.required_inputs:
+            if name not in named_inputs:
+                raise missing_input_error(self, name, named_inputs.keys(), self.tags)
 
 
 def resolve_name(name: str, scope: Sequence[str], brick_path: str) -> str:
@@ -127,7 +197,8 @@ def plan(nodes: Sequence[BrickNode], tags: frozenset[str] | None, wanted: tuple[
     if not selected:
         in_use = sorted(set().union(*(node.tags for node in nodes)))
         shown = sorted(tags) if tags is not None else None
-        raise NoBricksSelectedError(f"Tags {shown} select no brick. Tags in use: {in_use}.")
+        hint = stage_hint(tags) if tags is not None else ""
+        raise NoBricksSelectedError(f"Tags {shown} select no brick. Tags in use: {in_use}.{hint}")
     producer = {name: i for i in selected for name in nodes[i].outputs}
     children = _explicit_children(nodes, selected, producer)
     _add_all_names_edges(nodes, selected, children)
@@ -151,7 +222,7 @@ def plan(nodes: Sequence[BrickNode], tags: frozenset[str] | None, wanted: tuple[
         name: node for i, node in enumerate(nodes) if i not in selected_set for name in node.outputs if name not in producer
     }
     produced = tuple(name for i in order for name in nodes[i].outputs)
-    return Plan(order, tuple(first_consumer), first_consumer, produced, excluded)
+    return Plan(order, tuple(first_consumer), first_consumer, produced, excluded, tuple(nodes), tags)
 
 
 def release_after(nodes: Sequence[BrickNode], plan_: Plan, keep: Iterable[str]) -> list[tuple[str, ...]]:

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from torchbricks import _epoch, _graph
+from torchbricks import _graph, _mermaid
 from torchbricks._graph import SEPARATOR, BrickNode, Plan
-from torchbricks._runner import Step, check_named_inputs, make_step
-from torchbricks.bricks import BrickInterface, BrickMetrics, BrickModule
+from torchbricks._plan import CompiledPlan, check_named_inputs
+from torchbricks.bricks import BrickInterface, BrickMetrics
 from torchbricks.errors import BrickBuildError, BrickError, BrickNameError, NotABrickError
 from torchbricks.tags import TagsLike, normalize_tags
 
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 __all__ = ["BrickCollection"]
 
 BrickTree = Mapping[str, "BrickInterface | BrickCollection | BrickTree"]
-Runner = Callable[[Mapping[str, Any], bool], dict[str, Any]]
 
 
 class BrickCollection(nn.ModuleDict):
@@ -34,6 +33,10 @@ class BrickCollection(nn.ModuleDict):
     The wiring is validated when the collection is built and after every change: cycles, two bricks producing
     one name, relative names that climb above the root and values that are not bricks are rejected. A call
     checks once, before any brick runs, that every input the selected bricks need is there.
+
+    Each call runs a `CompiledPlan` cached per (tags, output_names). The cache is dropped, here and in every
+    collection holding this one, by each change that matters to it: adding, replacing or deleting a brick, and
+    assigning a module or metric attribute of a brick (`brick.model = ...`, `brick.metrics = ...`).
 
     Args:
         bricks: Brick name -> brick, nested `BrickCollection`, or nested dict of bricks.
@@ -50,9 +53,9 @@ class BrickCollection(nn.ModuleDict):
 
     def __init__(self, bricks: BrickTree, *, _scope: tuple[str, ...] = (), _validate: bool = True) -> None:
         super().__init__()
-        self._runners: dict[Any, Runner] = {}
-        self._runners_epoch = -1
-        self._parent_ref: weakref.ref[BrickCollection] | None = None
+        self._plans: dict[Any, CompiledPlan] = {}
+        self._version = 0
+        self._plan_owners: weakref.WeakSet[BrickCollection] = weakref.WeakSet()
         self._scope = _scope
         if not isinstance(bricks, Mapping):
             raise NotABrickError(f"BrickCollection needs a dict of name -> brick, got {type(bricks).__name__}.")
@@ -71,9 +74,7 @@ class BrickCollection(nn.ModuleDict):
             raise BrickNameError(f"Brick name {path!r} clashes with the BrickCollection attribute {key!r}; choose another name.")
         if isinstance(value, Mapping) and not isinstance(value, BrickCollection):
             value = BrickCollection(value, _scope=(*self._scope, key), _validate=False)
-        if isinstance(value, BrickCollection):
-            value._parent_ref = weakref.ref(self)
-        elif not isinstance(value, BrickInterface):
+        if not isinstance(value, (BrickCollection, BrickInterface)):
             hint = (
                 f" Wrap it in a brick, e.g. BrickTrainable({type(value).__name__}(...), input_names=[...], output_names=[...])."
                 if isinstance(value, nn.Module)
@@ -83,21 +84,42 @@ class BrickCollection(nn.ModuleDict):
                 f"The value at {path!r} is a {type(value).__name__}, not a brick, a BrickCollection or a dict of bricks.{hint}"
             )
         nn.Module.add_module(self, key, value)
+        value._plan_owners.add(self)
 
-    def _root(self) -> BrickCollection:
-        node = self
-        while node._parent_ref is not None and (parent := node._parent_ref()) is not None and node in parent.values():
-            node = parent
-        return node
+    def _owners(self) -> list[BrickCollection]:
+        """The collections holding this one (several when it was put into several)."""
+        return [owner for owner in self._plan_owners if any(value is self for value in owner._modules.values())]
+
+    def _roots(self) -> list[BrickCollection]:
+        roots: list[BrickCollection] = []
+        pending = [self]
+        while pending:
+            node = pending.pop()
+            owners = node._owners()
+            if not owners and all(root is not node for root in roots):
+                roots.append(node)
+            pending += owners
+        return roots
+
+    def invalidate_plans(self) -> None:
+        """Drops the cached plans of this collection and of every collection holding it.
+
+        Called by every change that matters to a plan; bricks call it when a module or metric attribute is assigned.
+        """
+        self._version += 1
+        self._plans.clear()
+        for owner in self._owners():
+            owner.invalidate_plans()
 
     def _changed(self, undo: Callable[[], None]) -> None:
-        """Validates the whole tree after a change; on failure undoes the change and re-raises."""
-        _epoch.bump()
+        """Validates every tree holding this collection after a change; on failure undoes it and re-raises."""
+        self.invalidate_plans()
         try:
-            self._root()._validate()
+            for root in self._roots():
+                root._validate()
         except BrickError:
             undo()
-            _epoch.bump()
+            self.invalidate_plans()
             raise
 
     def __setitem__(self, key: str, module: Any) -> None:
@@ -142,19 +164,32 @@ class BrickCollection(nn.ModuleDict):
 
     def __delitem__(self, key: str) -> None:
         super().__delitem__(key)
-        _epoch.bump()
+        self.invalidate_plans()
 
     def clear(self) -> None:
         super().clear()
-        _epoch.bump()
+        self.invalidate_plans()
 
-    def _validate(self, nodes: list[BrickNode] | None = None) -> None:
-        nodes = self._nodes() if nodes is None else nodes
-        _graph.validate(nodes)
-        _check_metric_names(nodes)
+    def _validate(self) -> None:
+        _graph.validate(self._nodes())
+        self._check_metric_names()
 
     def _nodes(self) -> list[BrickNode]:
-        return [brick.node(path, scope) for path, scope, brick in self._walk(())]
+        return [_graph.build_node(brick, path, scope) for path, scope, brick in self._walk(())]
+
+    def _check_metric_names(self) -> None:
+        """Two metric bricks in one collection must not report the same summarize() name."""
+        seen: dict[str, str] = {}
+        for path, scope, brick in self._walk(()):
+            if isinstance(brick, BrickMetrics):
+                for name in brick.metric_names:
+                    key = SEPARATOR.join((*scope, name))
+                    if key in seen:
+                        raise BrickBuildError(
+                            f"Metric bricks {seen[key]!r} and {path!r} both report {key!r} in summarize(). "
+                            "Give one a metric_name=... (BrickMetricSingle) or another key in its MetricCollection."
+                        )
+                    seen[key] = path
 
     def _walk(self, scope: tuple[str, ...]) -> Iterator[tuple[str, tuple[str, ...], BrickInterface]]:
         for key, value in self._modules.items():
@@ -193,42 +228,34 @@ class BrickCollection(nn.ModuleDict):
         """
         if type(named_inputs) is not dict:
             check_named_inputs(named_inputs)
-        if self._runners_epoch != _epoch.StructureEpoch.value:
-            self._runners.clear()
-            self._runners_epoch = _epoch.StructureEpoch.value
         try:
-            runner = self._runners[tags, output_names]
+            compiled = self._plans[tags, output_names]
         except (KeyError, TypeError):
-            runner = self._runner_for(tags, output_names)
-        return runner(named_inputs, return_inputs)
+            compiled = self.compiled_plan(tags, output_names)
+        return compiled.run(named_inputs, return_inputs)
 
-    def _runner_for(self, tags: TagsLike | None, output_names: tuple[str, ...] | list[str] | None) -> Runner:
+    def compiled_plan(self, tags: TagsLike | None = None, output_names: tuple[str, ...] | list[str] | None = None) -> CompiledPlan:
+        """The `CompiledPlan` a call with these arguments runs (cached until the structure changes)."""
         tag_set, wanted = _normalize_selection(tags, output_names)
         key = (tag_set, wanted)
-        runner = self._runners.get(key)
-        if runner is None:
-            nodes = self._nodes()
-            self._validate(nodes)  # a safety net: sub-collections shared by two roots are validated from one only
-            runner = _make_runner(nodes, _graph.plan(nodes, tag_set, wanted), tag_set, wanted)
+        compiled = self._plans.get(key)
+        if compiled is None:
+            compiled = CompiledPlan(_graph.plan(self._nodes(), tag_set, wanted), wanted, self._version)
             if torch.compiler.is_compiling():
-                return runner  # planned while tracing: the compiled graph caches it, not this dict
-            self._runners[key] = runner
+                return compiled  # planned while tracing: the compiled graph caches it, not this dict
+            self._plans[key] = compiled
         with contextlib.suppress(TypeError):  # an unhashable tags argument (a set) is normalized on every call
-            self._runners[tags, output_names] = runner
-        return runner
+            self._plans[tags, output_names] = compiled
+        return compiled
 
     def plan(self, tags: TagsLike | None = None, output_names: list[str] | None = None) -> Plan:
-        """The execution plan for `tags` and `output_names`: order, required inputs and produced names."""
-        return self._nodes_and_plan(tags, output_names)[1]
+        """The execution plan for `tags` and `output_names`: the bricks (`nodes`), their order, the required
+        inputs and the produced names. Renderers and exporters read it; it never changes the collection."""
+        return _graph.plan(self._nodes(), *_normalize_selection(tags, output_names))
 
     def execution_order(self, tags: TagsLike | None = None, output_names: list[str] | None = None) -> list[str]:
         """The paths of the bricks a call with these arguments runs, in order."""
-        nodes, plan = self._nodes_and_plan(tags, output_names)
-        return [nodes[i].path for i in plan.order]
-
-    def _nodes_and_plan(self, tags: TagsLike | None, output_names: list[str] | None) -> tuple[list[BrickNode], Plan]:
-        nodes = self._nodes()
-        return nodes, _graph.plan(nodes, *_normalize_selection(tags, output_names))
+        return [node.path for node in self.plan(tags, output_names).bricks]
 
     def required_inputs(self, tags: TagsLike | None = None, output_names: list[str] | None = None) -> list[str]:
         """The names a call with these arguments needs in `named_inputs`."""
@@ -238,11 +265,7 @@ class BrickCollection(nn.ModuleDict):
 
     def loss_names(self) -> list[str]:
         """The resolved names of every loss output."""
-        names: list[str] = []
-        for path, scope, brick in self._walk(()):
-            if isinstance(brick, BrickModule) and brick.loss_output_names:
-                names.extend(_graph.resolve_name(name, scope, path) for name in brick.loss_output_names)
-        return names
+        return [name for node in self._nodes() for name in node.losses]
 
     def extract_losses(self, named_outputs: Mapping[str, Any]) -> dict[str, Any]:
         """The losses among `named_outputs` (the outputs of loss bricks that ran)."""
@@ -252,7 +275,8 @@ class BrickCollection(nn.ModuleDict):
         """Computes every metric accumulated since the last reset.
 
         Metrics of nested collections carry their collection path (`head0/MulticlassAccuracy`); top-level
-        metrics keep their bare name.
+        metrics keep their bare name. A metric brick that has seen no batch since the last reset is left out:
+        it has no value yet (see `BrickMetrics.summarize`).
         """
         values: dict[str, Any] = {}
         for _, scope, brick in self._walk(()):
@@ -270,44 +294,59 @@ class BrickCollection(nn.ModuleDict):
         """The bricks as a nested dict (the same brick objects, not copies)."""
         return {key: value.to_dict() if isinstance(value, BrickCollection) else value for key, value in self._modules.items()}
 
-    def sub_collection(self, tags: TagsLike) -> BrickCollection:
-        """A new collection of the bricks that share a tag with `tags` (same brick objects, nesting kept)."""
+    def sub_collection(self, tags: TagsLike | None = None) -> BrickCollection:
+        """A new collection of the bricks that share a tag with `tags` (same brick objects, nesting kept).
+
+        Without tags it holds every brick, as in torchbricks 0.4.2.
+        """
+        if tags is None:
+            return self.map_bricks(lambda _, brick: brick)
         tag_set = normalize_tags(tags)
+        return self.map_bricks(lambda _, brick: brick if brick.tags & tag_set else None)
 
-        def select(tree: dict[str, Any]) -> dict[str, Any]:
-            kept: dict[str, Any] = {}
-            for key, value in tree.items():
-                if isinstance(value, dict):
-                    if sub := select(value):
-                        kept[key] = sub
-                elif value.tags & tag_set:
-                    kept[key] = value
-            return kept
+    def map_bricks(self, function: Callable[[str, BrickInterface], BrickInterface | None]) -> BrickCollection:
+        """A new collection with the same nesting, holding `function(path, brick)` for every brick.
 
-        return BrickCollection(select(self.to_dict()))
+        Bricks for which `function` returns None are left out, and so are nested collections left empty.
+
+        Example:
+            >>> import torch
+            >>> from torchbricks.bricks import BrickTrainable
+            >>> collection = BrickCollection({"head": {"a": BrickTrainable(torch.nn.Identity(), ["x"], ["y"])}})
+            >>> [path for path, _ in collection.map_bricks(lambda path, brick: brick).iter_bricks()]
+            ['head/a']
+        """
+        tree: dict[str, Any] = {}
+        for path, scope, brick in self._walk(()):
+            mapped = function(path, brick)
+            if mapped is None:
+                continue
+            branch = tree
+            for key in scope:
+                branch = branch.setdefault(key, {})
+            branch[path.rsplit(SEPARATOR, 1)[-1]] = mapped
+        return BrickCollection(tree)
 
     # --- copying and display ---------------------------------------------------------------------------------
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_runners"] = {}  # runners close over this object's bricks, never a copy's
-        state["_runners_epoch"] = -1
-        state["_parent_ref"] = None
+        state["_plans"] = {}  # plans close over this object's bricks, never a copy's
+        state["_plan_owners"] = None  # a copy belongs to no collection until one takes it
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
+        self.__dict__["_plan_owners"] = weakref.WeakSet()
         for value in self._modules.values():
-            if isinstance(value, BrickCollection):
-                value._parent_ref = weakref.ref(self)
+            if isinstance(value, (BrickCollection, BrickInterface)):
+                value._plan_owners.add(self)
 
     def _repr_markdown_(self) -> str | None:
         """Jupyter shows a collection as its mermaid graph (JupyterLab and GitHub render it)."""
-        from torchbricks.graph_plotter import create_mermaid_markdown
-
         if next(self.iter_bricks(), None) is None:
             return None
-        return create_mermaid_markdown(self)
+        return _mermaid.render_markdown(self.plan())
 
     # --- checkpoints -----------------------------------------------------------------------------------------
 
@@ -326,15 +365,24 @@ class BrickCollection(nn.ModuleDict):
 
         return _checkpoint.save_bricks(self.iter_bricks(), path_model_folder, exist_ok=exist_ok, file_format=file_format)
 
-    def load_bricks(self, path_model_folder: Path | str) -> list[str]:
+    def load_bricks(self, path_model_folder: Path | str, file_format: FileFormat | None = None) -> list[str]:
         """Loads the weights `save_bricks` wrote, onto the device each brick is on; returns the bricks loaded.
 
         Files are read without executing code (weights-only `torch.load`, or safetensors) and all of them are
         checked before any brick changes. A brick with weights but no file keeps its weights, with a warning.
+
+        Args:
+            path_model_folder: The folder `save_bricks` wrote.
+            file_format: Read only files of this format (`"pt"` or `"safetensors"`, as given to `save_bricks`);
+                by default each file's format is read from its suffix.
+
+        Raises:
+            CheckpointNotFoundError: The folder does not exist.
+            CheckpointNotADirectoryError: The path is a file, not a folder (a `NotADirectoryError`).
         """
         from torchbricks import _checkpoint
 
-        return _checkpoint.load_bricks(self.iter_bricks(), path_model_folder)
+        return _checkpoint.load_bricks(self.iter_bricks(), path_model_folder, file_format=file_format)
 
 
 def _normalize_selection(
@@ -345,49 +393,3 @@ def _normalize_selection(
     if output_names is None:
         return tag_set, None
     return tag_set, (output_names,) if isinstance(output_names, str) else tuple(output_names)
-
-
-def _make_runner(nodes: list[BrickNode], plan: Plan, tags: frozenset[str] | None, wanted: tuple[str, ...] | None) -> Runner:
-    # With `output_names` only the wanted names are returned, so each other name is freed once nothing reads it.
-    releases = [()] * len(plan.order) if wanted is None else _graph.release_after(nodes, plan, wanted)
-    steps: list[Step] = [
-        make_step(nodes[i], nodes[i].payload.step_function(), released) for i, released in zip(plan.order, releases, strict=True)
-    ]
-    required = plan.required_inputs
-    produced = plan.produced
-
-    def run(named_inputs: Mapping[str, Any], return_inputs: bool) -> dict[str, Any]:
-        for name in required:
-            if name not in named_inputs:
-                raise _graph.missing_input_error(plan, name, named_inputs.keys(), tags)
-        data = dict(named_inputs)
-        step = None
-        try:
-            for step in steps:
-                step(data)
-        except Exception as error:
-            if step is not None and hasattr(error, "add_note"):  # add_note: Python 3.11+
-                error.add_note(f"while running brick {step.brick_path!r} of a BrickCollection")  # type: ignore[attr-defined]
-            raise
-        if wanted is not None:
-            return {name: data[name] for name in wanted}
-        if return_inputs:
-            return data
-        return {name: data[name] for name in produced}
-
-    return run
-
-
-def _check_metric_names(nodes: list[BrickNode]) -> None:
-    """Two metric bricks in one collection must not report the same summarize() name."""
-    seen: dict[str, str] = {}
-    for node in nodes:
-        if isinstance(node.payload, BrickMetrics):
-            for name in node.payload.metric_names:
-                key = SEPARATOR.join((*node.scope, name))
-                if key in seen:
-                    raise BrickBuildError(
-                        f"Metric bricks {seen[key]!r} and {node.path!r} both report {key!r} in summarize(). "
-                        "Give one a metric_name=... (BrickMetricSingle) or another key in its MetricCollection."
-                    )
-                seen[key] = node.path

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from torchbricks import _graph
 from torchbricks._extras import require
 from torchbricks.errors import BrickError
 from torchbricks.tags import Stage, TagsLike, normalize_tags
@@ -169,9 +168,8 @@ def _signature(
     """The tags, the inputs the selected bricks read and the outputs to export, checked against `named_inputs`."""
     tag_set = normalize_tags(tags)
     plan = brick_collection.plan(tags=tag_set, output_names=None if output_names is None else list(output_names))
+    plan.check_inputs(named_inputs)
     for name in plan.required_inputs:
-        if name not in named_inputs:
-            raise _graph.missing_input_error(plan, name, named_inputs.keys(), tag_set)
         if not isinstance(named_inputs[name], torch.Tensor):
             raise BrickError(
                 f"Named input {name!r} is a {type(named_inputs[name]).__name__}; an exported collection takes tensors only."

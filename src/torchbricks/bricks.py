@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 from torchmetrics import Metric, MetricCollection
 
-from torchbricks import _epoch, _stateful_update
-from torchbricks._graph import BrickNode, resolve_name
+from torchbricks import _stateful_update
+from torchbricks._plan import run_single_brick
 from torchbricks.errors import BrickError, BrickNameError, did_you_mean
 from torchbricks.tags import LOSS, METRIC, MODEL, STAGE_TAGS, VISUALIZATION, Stage, TagsLike, normalize_tags
+
+if TYPE_CHECKING:
+    from torchbricks._plan import PlanOwner
 
 __all__ = [
     "LOSS",
@@ -35,6 +39,8 @@ __all__ = [
 
 InputNames = Sequence[str] | Mapping[str, str] | str
 OutputNames = Sequence[str] | str
+LossOutputNames = Sequence[str] | str
+"""The outputs that are losses: a list of output names, `"all"` or `"none"`."""
 
 
 def _names_list(names: Sequence[str] | str | None, what: str, owner: str) -> list[str]:
@@ -71,9 +77,12 @@ class BrickInterface(nn.Module):
     """
 
     default_tags: ClassVar[frozenset[str]] = frozenset({MODEL})
+    plan_attributes: ClassVar[frozenset[str]] = frozenset()
+    """Attributes besides modules whose value a collection's cached plan depends on; assigning one invalidates it."""
 
     def __init__(self, input_names: InputNames, output_names: OutputNames | None, tags: TagsLike | None = None) -> None:
         super().__init__()
+        self._plan_owners: weakref.WeakSet[PlanOwner] = weakref.WeakSet()
         owner = type(self).__name__
         self._keywords: tuple[str, ...] | None
         if isinstance(input_names, Mapping):
@@ -102,6 +111,27 @@ class BrickInterface(nn.Module):
     def tags(self) -> frozenset[str]:
         return self._tags
 
+    @property
+    def loss_output_names(self) -> list[str]:
+        """The outputs that are losses (none unless the brick says so)."""
+        return []
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        owners = self.__dict__.get("_plan_owners")
+        if owners and (isinstance(value, nn.Module) or name in self.plan_attributes):
+            for owner in list(owners):  # collections holding this brick: their cached plans hold the old value
+                owner.invalidate_plans()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_plan_owners"] = None  # a copy belongs to no collection until one takes it
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self.__dict__["_plan_owners"] = weakref.WeakSet()
+
     def step_function(self) -> Callable[..., Any]:
         """The callable a collection calls with this brick's input values."""
         raise NotImplementedError(f"{type(self).__name__} must implement step_function().")
@@ -114,22 +144,8 @@ class BrickInterface(nn.Module):
         """What the brick wraps, as drawn in a mermaid graph."""
         return self.describe()
 
-    def node(self, path: str, scope: Sequence[str]) -> BrickNode:
-        """This brick as a graph node at `path`, with names resolved against the collection path `scope`."""
-        return BrickNode(
-            path=path,
-            kind=type(self).__name__,
-            inputs=tuple(resolve_name(name, scope, path) for name in self._input_names),
-            outputs=tuple(resolve_name(name, scope, path) for name in self._output_names),
-            tags=self._tags,
-            keywords=self._keywords,
-            payload=self,
-        )
-
     def forward(self, named_inputs: dict[str, Any]) -> dict[str, Any]:
         """Runs the brick on its own: reads its inputs from `named_inputs` and returns its outputs by name."""
-        from torchbricks._runner import run_single_brick
-
         return run_single_brick(self, named_inputs)
 
     def __repr__(self) -> str:
@@ -147,8 +163,9 @@ class BrickModule(BrickInterface):
         input_names: See `BrickInterface`.
         output_names: See `BrickInterface`.
         tags: See `BrickInterface`; MODEL by default.
-        loss_output_names: The outputs that are losses (returned by `BrickCollection.extract_losses`), or
-            "all".
+        loss_output_names: The outputs that are losses (returned by `BrickCollection.extract_losses`): a list of
+            output names, `"all"` or `"none"`. A loss must be a single value; a call raises `BrickOutputError`
+            naming the brick and the shape otherwise (e.g. for `nn.MSELoss(reduction="none")`).
         calculate_gradients: When False the module runs under `torch.no_grad()`.
         trainable: When False the module's parameters are frozen (`requires_grad=False`) and the module
             stays in eval mode, so batch-norm statistics do not drift either.
@@ -160,7 +177,7 @@ class BrickModule(BrickInterface):
         input_names: InputNames,
         output_names: OutputNames | None,
         tags: TagsLike | None = None,
-        loss_output_names: Sequence[str] | str = (),
+        loss_output_names: LossOutputNames = "none",
         calculate_gradients: bool = True,
         trainable: bool = True,
     ) -> None:
@@ -172,6 +189,8 @@ class BrickModule(BrickInterface):
         self.trainable = trainable
         if loss_output_names == "all":
             loss_output_names = self._output_names
+        elif loss_output_names == "none":
+            loss_output_names = []
         losses = _names_list(loss_output_names, "loss_output_names", type(self).__name__)
         unknown = [name for name in losses if name not in self._output_names]
         if unknown:
@@ -184,15 +203,11 @@ class BrickModule(BrickInterface):
             model.requires_grad_(False)
             model.eval()
 
+    plan_attributes: ClassVar[frozenset[str]] = frozenset({"model", "calculate_gradients"})
+
     @property
     def loss_output_names(self) -> list[str]:
         return list(self._loss_output_names)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        replacing = name in ("model", "calculate_gradients") and hasattr(self, "calculate_gradients")
-        super().__setattr__(name, value)
-        if replacing:
-            _epoch.bump()  # cached plans hold the old module
 
     def train(self, mode: bool = True) -> BrickModule:
         super().train(mode)
@@ -216,15 +231,19 @@ class BrickModule(BrickInterface):
 
 
 class BrickTrainable(BrickModule):
-    """A brick whose module is trained. Tags default to MODEL."""
+    """A brick whose module is trained. Tags default to MODEL.
+
+    The positional order is torchbricks 0.4.2's: `BrickTrainable(model, input_names, output_names,
+    loss_output_names, tags)`. See `BrickModule` for the arguments.
+    """
 
     def __init__(
         self,
         model: nn.Module | Callable[..., Any],
         input_names: InputNames,
         output_names: OutputNames | None,
+        loss_output_names: LossOutputNames = "none",
         tags: TagsLike | None = None,
-        loss_output_names: Sequence[str] | str = (),
         calculate_gradients: bool = True,
     ) -> None:
         super().__init__(model, input_names, output_names, tags, loss_output_names, calculate_gradients, trainable=True)
@@ -248,7 +267,11 @@ class BrickNotTrainable(BrickModule):
 
 
 class BrickLoss(BrickModule):
-    """A brick computing losses. Tags default to LOSS; every output is a loss unless `loss_output_names` says."""
+    """A brick computing losses. Tags default to LOSS; every output is a loss unless `loss_output_names` says.
+
+    The positional order is torchbricks 0.4.2's: `BrickLoss(model, input_names, output_names, loss_output_names,
+    tags)`. See `BrickModule` for the arguments.
+    """
 
     default_tags: ClassVar[frozenset[str]] = frozenset({LOSS})
 
@@ -257,8 +280,8 @@ class BrickLoss(BrickModule):
         model: nn.Module | Callable[..., Any],
         input_names: InputNames,
         output_names: OutputNames,
+        loss_output_names: LossOutputNames = "all",
         tags: TagsLike | None = None,
-        loss_output_names: Sequence[str] | str = "all",
     ) -> None:
         super().__init__(model, input_names, output_names, tags, loss_output_names, calculate_gradients=True, trainable=True)
 
@@ -306,7 +329,12 @@ class BrickAccumulator(BrickInterface):
 class BrickMetrics(BrickAccumulator):
     """A brick updating a torchmetrics `MetricCollection` with every batch.
 
-    Metrics accumulate inside the brick; `BrickCollection.summarize` computes (and optionally resets) them.
+    The brick owns its metric state: it keeps a clone of the metrics it is given (as torchbricks 0.4.2 did), so
+    one metric object passed to several bricks gives each its own state, and the object passed in is never
+    updated. Read the values through `summarize` (or the brick's `metrics` attribute).
+
+    Metrics accumulate inside the brick; `BrickCollection.summarize` computes (and optionally resets) them. A
+    metric that has seen no batch since the last reset is left out of `summarize`, since it has no value yet.
     The brick returns nothing unless `return_metrics=True`, in which case it also returns the batch values
     (the metric's `forward`), named by `output_names` (by default the metric names, relative to the brick's
     collection). Updates are traced by `torch.compile(fullgraph=True)` as an opaque op; batch values are not.
@@ -320,6 +348,7 @@ class BrickMetrics(BrickAccumulator):
     """
 
     default_tags: ClassVar[frozenset[str]] = frozenset({METRIC})
+    plan_attributes: ClassVar[frozenset[str]] = frozenset({"metrics", "return_metrics", "metric_names"})
 
     def __init__(
         self,
@@ -337,7 +366,7 @@ class BrickMetrics(BrickAccumulator):
                 "use BrickMetricSingle for a single Metric."
             )
         self._init_metrics(
-            metric_collection, [str(key) for key in metric_collection], input_names, tags, return_metrics, output_names
+            metric_collection.clone(), [str(key) for key in metric_collection], input_names, tags, return_metrics, output_names
         )
 
     def _init_metrics(
@@ -375,14 +404,26 @@ class BrickMetrics(BrickAccumulator):
     def reset(self) -> None:
         self.metrics.reset()
 
+    def updated(self) -> bool:
+        """Whether the metrics have seen a batch since the last reset."""
+        metrics = self.metrics
+        if isinstance(metrics, MetricCollection):
+            return any(metric.update_count > 0 for metric in metrics.values(copy_state=False))
+        return metrics.update_count > 0
+
     def summarize(self, reset: bool) -> dict[str, Any]:
-        values = self.compute()
+        """The accumulated values by metric name; empty when no batch was seen since the last reset.
+
+        A metric that never saw a batch has no value, so it is left out rather than reported as a number
+        (torchmetrics would return a zero and warn).
+        """
+        values = self.compute() if self.updated() else {}
         if reset:
             self.reset()
         return values
 
     def describe(self) -> str:
-        return type(self.metrics).__name__
+        return repr(self.metric_names)
 
     def graph_label(self) -> str:
         return ", ".join(repr(name) for name in self.metric_names)
@@ -405,23 +446,26 @@ class BrickMetrics(BrickAccumulator):
 class BrickMetricSingle(BrickMetrics):
     """A brick updating a single torchmetrics `Metric`; see `BrickMetrics`.
 
+    The brick keeps a clone of `metric`, so it owns its state (see `BrickMetrics`). The positional order is
+    torchbricks 0.4.2's: `BrickMetricSingle(metric, input_names, metric_name, tags, return_metrics)`.
+
     Args:
         metric: The metric.
         input_names: See `BrickInterface`.
+        metric_name: The name `summarize` reports; the metric's class name by default.
         tags: METRIC by default.
         return_metrics: Also output the batch value.
         output_names: Name of the batch value when `return_metrics=True`.
-        metric_name: The name `summarize` reports; the metric's class name by default.
     """
 
     def __init__(
         self,
         metric: Metric,
         input_names: InputNames,
+        metric_name: str | None = None,
         tags: TagsLike | None = None,
         return_metrics: bool = False,
         output_names: OutputNames | None = None,
-        metric_name: str | None = None,
     ) -> None:
         if not isinstance(metric, Metric):
             raise BrickError(
@@ -429,7 +473,7 @@ class BrickMetricSingle(BrickMetrics):
                 "use BrickMetrics for a MetricCollection."
             )
         name = metric_name or type(metric).__name__
-        self._init_metrics(metric, [name], input_names, tags, return_metrics, output_names)
+        self._init_metrics(metric.clone(), [name], input_names, tags, return_metrics, output_names)
 
     def compute(self) -> dict[str, Any]:
         return {self.metric_names[0]: self.metrics.compute()}

@@ -13,6 +13,7 @@ __all__ = [
     "BrickOutputError",
     "CheckpointError",
     "CheckpointExistsError",
+    "CheckpointNotADirectoryError",
     "CheckpointNotFoundError",
     "ConfigError",
     "DuplicateOutputError",
@@ -61,7 +62,8 @@ class NamedInputsTypeError(BrickError, TypeError):
 
 
 class BrickOutputError(BrickError):
-    """A module returned a different number of values than its brick has output names."""
+    """A brick returned what its output names cannot hold: another number of values, a value for no output name,
+    or a loss that is not a single value."""
 
 
 class CheckpointError(BrickError):
@@ -78,6 +80,10 @@ class CheckpointExistsError(CheckpointError, FileExistsError):
 
 class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
     """The brick checkpoint folder does not exist."""
+
+
+class CheckpointNotADirectoryError(CheckpointError, NotADirectoryError):
+    """The brick checkpoint path is a file, not a folder."""
 
 
 class MissingExtraError(BrickError, ImportError):

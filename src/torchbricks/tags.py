@@ -7,11 +7,25 @@ from collections.abc import Iterable
 
 from torchbricks.errors import BrickError, did_you_mean
 
-__all__ = ["LOSS", "METRIC", "MODEL", "STAGE_TAGS", "VISUALIZATION", "Stage", "TagsLike", "normalize_tags", "tags_for"]
+__all__ = [
+    "LOSS",
+    "METRIC",
+    "METRIC_EXTRA",
+    "MODEL",
+    "STAGE_TAGS",
+    "VISUALIZATION",
+    "Stage",
+    "TagsLike",
+    "normalize_tags",
+    "stage_hint",
+    "tags_for",
+]
 
 MODEL = "MODEL"
 LOSS = "LOSS"
 METRIC = "METRIC"
+METRIC_EXTRA = "METRIC_EXTRA"
+"""Metrics too costly for every epoch: they run in the test stage only."""
 VISUALIZATION = "VISUALIZATION"
 
 
@@ -28,7 +42,7 @@ class Stage(enum.Enum):
 STAGE_TAGS: dict[Stage, frozenset[str]] = {
     Stage.TRAIN: frozenset({MODEL, LOSS, METRIC}),
     Stage.VALIDATION: frozenset({MODEL, LOSS, METRIC}),
-    Stage.TEST: frozenset({MODEL, LOSS, METRIC, VISUALIZATION}),
+    Stage.TEST: frozenset({MODEL, LOSS, METRIC, METRIC_EXTRA, VISUALIZATION}),
     Stage.INFERENCE: frozenset({MODEL, VISUALIZATION}),
     Stage.EXPORT: frozenset({MODEL}),
 }
@@ -71,3 +85,18 @@ def tags_for(stage: Stage | str) -> frozenset[str]:
     except ValueError:
         names = [s.value for s in Stage]
         raise BrickError(f"Unknown stage {stage!r}. Available: {names}.{did_you_mean(stage, names)}") from None
+
+
+def stage_hint(tags: Iterable[str]) -> str:
+    """` Use Stage.TRAIN ...` when a tag is spelled like a stage name (`"train"`), else an empty string.
+
+    Example:
+        >>> stage_hint({"train"})
+        " 'train' is a stage name, not a tag: pass tags=Stage.TRAIN to run the bricks of that stage."
+    """
+    by_name = {name: stage for stage in Stage for name in (stage.value, stage.name)}
+    for tag in sorted(tags):
+        stage = by_name.get(tag) or by_name.get(tag.lower())
+        if stage is not None:
+            return f" {tag!r} is a stage name, not a tag: pass tags=Stage.{stage.name} to run the bricks of that stage."
+    return ""

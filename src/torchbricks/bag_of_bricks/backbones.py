@@ -19,7 +19,7 @@ from torch import nn
 from torchbricks._extras import require
 from torchbricks.bag_of_bricks.preprocessors import default_preprocessor
 from torchbricks.bricks import BrickNotTrainable, BrickTrainable
-from torchbricks.errors import BrickError, MissingExtraError, did_you_mean
+from torchbricks.errors import BrickError, did_you_mean
 
 if TYPE_CHECKING:
     from torchvision.models import ResNet
@@ -368,7 +368,7 @@ class BackboneTimm(nn.Module):
 
     def __init__(self, model_name: str, num_scales: int = 1, pretrained: bool = False, **kwargs: Any) -> None:
         super().__init__()
-        timm = _require_timm()
+        timm = require("timm", package="timm", why="timm backbones need timm")
         self.model = timm.create_model(model_name, pretrained=pretrained, features_only=True, **kwargs)
         channels = list(self.model.feature_info.channels())
         strides = list(self.model.feature_info.reduction())
@@ -401,11 +401,3 @@ def create_backbone_brick_from_timm(
     backbone = BackboneTimm(model_name, num_scales=len(names), pretrained=pretrained, **timm_kwargs)
     brick_class = BrickTrainable if trainable else BrickNotTrainable
     return brick_class(backbone, input_names=[input_name], output_names=names)
-
-
-def _require_timm() -> Any:
-    try:
-        import timm
-    except ImportError as error:
-        raise MissingExtraError("'timm' is not installed; timm backbones need it: pip install timm") from error
-    return timm

@@ -17,10 +17,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from torchbricks._checkpoint import _write_atomically
+from torchbricks._extras import require
+from torchbricks._files import write_atomically
 from torchbricks.bag_of_bricks.drawing import to_pillow_rgb
 from torchbricks.bricks import BrickInterface
-from torchbricks.errors import BrickError, MissingExtraError
+from torchbricks.errors import BrickError
 from torchbricks.tags import VISUALIZATION, TagsLike
 from torchbricks.tensor_conversions import unpack_batched_tensor_to_pillow_images
 
@@ -84,7 +85,7 @@ def make_image_grid(
 def _write_into_folder(path: Path, write: Callable[[Path], None]) -> Path:
     """Creates the missing folders of `path`, then writes it atomically like a brick checkpoint."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(path, write)
+    write_atomically(path, write)
     return path
 
 
@@ -328,11 +329,7 @@ class BrickDisplay(BrickInterface):
 
 
 def _ipython_display() -> Callable[..., Any]:
-    try:
-        from IPython.display import display
-    except ImportError as error:
-        raise MissingExtraError(
-            "BrickDisplay shows images with IPython's display, which is not installed; pip install ipython, "
-            "or pass display_function=..."
-        ) from error
-    return display
+    ipython_display = require(
+        "IPython.display", package="ipython", why="BrickDisplay shows images with IPython's display", alternative="or pass display_function=..."
+    )
+    return ipython_display.display  # type: ignore[no-any-return]

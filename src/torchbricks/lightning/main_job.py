@@ -27,7 +27,8 @@ from torchbricks._extras import require
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.configuration import create_brick_collection, instantiate_config
 from torchbricks.errors import BrickError
-from torchbricks.lightning.module import LightningBrickCollection, _write_json, create_experiment_name, to_json
+from torchbricks._files import write_json
+from torchbricks.lightning.module import LightningBrickCollection, create_experiment_name, to_json
 from torchbricks.tags import Stage
 
 __all__ = ["MainJobResult", "run_main_job"]
@@ -89,7 +90,7 @@ def run_main_job(config: Any) -> MainJobResult:
         save_visualizations(path_experiment / "predictions.png", brick_collection, images)
     metrics["epochs"] = trainer.current_epoch
     metrics["wall_time_seconds"] = round(time.perf_counter() - started, 2)
-    _write_json(path_experiment / "metrics.json", metrics)
+    write_json(path_experiment / "metrics.json", metrics)
     return MainJobResult(path_experiment, metrics, module)
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import datetime
-import json
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
@@ -24,10 +23,10 @@ import torch
 from torch import nn
 from torchmetrics import MetricCollection
 
-from torchbricks._checkpoint import _write_atomically
+from torchbricks._files import write_json, write_text
 from torchbricks._extras import require
 from torchbricks.brick_collection import BrickCollection
-from torchbricks.bricks import BrickMetrics
+from torchbricks.bricks import BrickInterface, BrickMetrics
 from torchbricks.errors import BrickError, did_you_mean
 from torchbricks.tags import Stage, TagsLike
 
@@ -245,32 +244,27 @@ class LightningBrickCollection(pl.LightningModule):
         values = {name: _to_cpu(value) for name, value in values.items()}
         self.epoch_metrics[stage.value] = values
         if self.trainer.is_global_zero:
-            _write_json(self.path_experiment / METRICS_FILE.format(stage=stage.value), values)
+            write_json(self.path_experiment / METRICS_FILE.format(stage=stage.value), to_json(values))
 
     def _write_graph(self) -> None:
         if not self.trainer.is_global_zero:
             return
         from torchbricks.graph_plotter import create_mermaid_markdown
 
-        _write_text(self.path_experiment / GRAPH_FILE, create_mermaid_markdown(self.brick_collection) + "\n")
+        write_text(self.path_experiment / GRAPH_FILE, create_mermaid_markdown(self.brick_collection) + "\n")
 
 
 def _stage_view(collection: BrickCollection) -> BrickCollection:
     """A collection sharing every brick of `collection` except the metric bricks, which are fresh copies."""
 
-    def copy_metrics(tree: dict[str, Any]) -> dict[str, Any]:
-        view: dict[str, Any] = {}
-        for key, value in tree.items():
-            if isinstance(value, dict):
-                view[key] = copy_metrics(value)
-            elif isinstance(value, BrickMetrics):
-                view[key] = copy.deepcopy(value)
-                view[key].reset()
-            else:
-                view[key] = value
-        return view
+    def copy_metrics(path: str, brick: BrickInterface) -> BrickInterface:
+        if not isinstance(brick, BrickMetrics):
+            return brick
+        fresh = copy.deepcopy(brick)
+        fresh.reset()
+        return fresh
 
-    return BrickCollection(copy_metrics(collection.to_dict()))
+    return collection.map_bricks(copy_metrics)
 
 
 def _metric_bricks(collection: BrickCollection) -> list[BrickMetrics]:
@@ -291,21 +285,6 @@ def to_json(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [to_json(item) for item in value]
     return value
-
-
-def _write_json(path: Path, value: Any) -> None:
-    """Writes `value` as indented JSON (`to_json`), atomically; see `_write_text`."""
-    _write_text(path, json.dumps(to_json(value), indent=2) + "\n")
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Writes through a temporary file renamed over `path`, so a reader (or a crash) never meets half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-
-    def write(temporary: Path) -> None:
-        temporary.write_text(text)
-
-    _write_atomically(path, write)
 
 
 def _to_cpu(value: Any) -> Any:

@@ -1,0 +1,62 @@
+"""Writing files: every file torchbricks writes goes through `write_atomically`.
+
+A file is written under a temporary name in its target folder, synced, then renamed over the target, so a
+reader (or a crash) never meets half a file and a failed write leaves the previous file as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["write_atomically", "write_json", "write_text"]
+
+
+def write_atomically(target: Path, write: Callable[[Path], object]) -> None:
+    """Writes through a temporary file in the target's folder, then renames it over the target.
+
+    The writer creates the temporary file itself, so a file gets the permissions its writer gives on its own
+    (`torch.save` honours the umask), not `mkstemp`'s owner-only 0600.
+    """
+    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        write(temporary)
+        with open(temporary, "rb") as file:
+            os.fsync(file.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: Path, text: str) -> None:
+    """Writes `text` to `path` atomically, creating missing folders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(temporary: Path) -> None:
+        temporary.write_text(text)
+
+    write_atomically(path, write)
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Writes `value` as indented JSON, atomically; tensors and arrays become numbers or nested lists.
+
+    Example:
+        >>> import tempfile, torch
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> write_json(folder / "m.json", {"accuracy": torch.tensor(0.5), "curve": (torch.tensor([1, 2]), 3)})
+        >>> json.loads((folder / "m.json").read_text())
+        {'accuracy': 0.5, 'curve': [[1, 2], 3]}
+    """
+    write_text(path, json.dumps(value, indent=2, default=_to_plain) + "\n")
+
+
+def _to_plain(value: Any) -> Any:
+    if hasattr(value, "tolist"):  # tensors and numpy arrays, without importing either
+        return value.tolist()
+    raise TypeError(f"Cannot write a {type(value).__name__} as JSON.")

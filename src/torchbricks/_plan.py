@@ -1,0 +1,226 @@
+"""The compiled plan: a `Plan` turned into steps, the hot path of every call.
+
+A step is a small closure that reads a brick's inputs from the data dict, calls the brick's callable and writes
+its outputs. Everything that depends only on the structure (resolved names, arity, keyword binding, which
+outputs are losses, which names can be freed) is decided once, when the plan is compiled, so a step does
+nothing per call but dict lookups, the brick's own call and the checks its node asks for.
+
+A collection keeps its compiled plans until it is told that its structure changed (`PlanOwner.invalidate_plans`);
+there is no global state. Bricks know nothing of this module beyond `run_single_brick`, and this module knows
+bricks only through the `GraphBrick` protocol of the graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from torchbricks._graph import ALL_NAMES, BrickNode, GraphBrick, Plan, build_node, plan, release_after
+from torchbricks.errors import BrickOutputError, NamedInputsTypeError
+
+__all__ = ["CompiledPlan", "PlanOwner", "Step", "check_named_inputs", "make_step", "run_single_brick"]
+
+Step = Callable[[dict[str, Any]], None]
+Runner = Callable[[Mapping[str, Any], bool], dict[str, Any]]
+
+
+class PlanOwner(Protocol):
+    """Something that caches compiled plans over bricks (a collection); bricks tell it when they change."""
+
+    def invalidate_plans(self) -> None: ...
+
+
+class CompiledPlan:
+    """A plan with its steps and its input check: what one call with given tags and output names runs.
+
+    Args:
+        plan_: The plan (order, required inputs, produced names, nodes).
+        wanted: The output names a call asked for, or None for every name.
+        version: The version of the owning collection's structure the plan was compiled from.
+    """
+
+    __slots__ = ("plan", "run", "steps", "version", "wanted")
+
+    def __init__(self, plan_: Plan, wanted: tuple[str, ...] | None, version: int = 0) -> None:
+        nodes = plan_.nodes
+        # With `output_names` only the wanted names are returned, so each other name is freed once nothing reads it.
+        releases = [()] * len(plan_.order) if wanted is None else release_after(nodes, plan_, wanted)
+        self.plan = plan_
+        self.wanted = wanted
+        self.version = version
+        self.steps: tuple[Step, ...] = tuple(
+            make_step(nodes[i], _brick_of(nodes[i]).step_function(), released)
+            for i, released in zip(plan_.order, releases, strict=True)
+        )
+        self.run: Runner = self._make_runner()
+
+    def check_inputs(self, named_inputs: Mapping[str, Any]) -> None:
+        """Raises `MissingInputError` when `named_inputs` lacks a name the planned bricks need."""
+        self.plan.check_inputs(named_inputs)
+
+    def _make_runner(self) -> Runner:
+        steps = self.steps
+        required = self.plan.required_inputs
+        produced = self.plan.produced
+        wanted = self.wanted
+        check = self.plan.check_inputs
+
+        def run(named_inputs: Mapping[str, Any], return_inputs: bool) -> dict[str, Any]:
+            for name in required:
+                if name not in named_inputs:
+                    check(named_inputs)
+            data = dict(named_inputs)
+            step = None
+            try:
+                for step in steps:
+                    step(data)
+            except Exception as error:
+                if step is not None and hasattr(error, "add_note"):  # add_note: Python 3.11+
+                    error.add_note(f"while running brick {step.brick_path!r} of a BrickCollection")  # type: ignore[attr-defined]
+                raise
+            if wanted is not None:
+                return {name: data[name] for name in wanted}
+            if return_inputs:
+                return data
+            return {name: data[name] for name in produced}
+
+        return run
+
+
+def _brick_of(node: BrickNode) -> GraphBrick:
+    if node.brick is None:
+        raise ValueError(f"The node {node.path!r} has no brick to run.")
+    return node.brick
+
+
+def make_step(node: BrickNode, fn: Callable[..., Any], released: tuple[str, ...] = ()) -> Step:
+    """A closure running `fn` on the node's inputs and storing its outputs under the node's output names.
+
+    Afterwards it checks that the node's loss outputs are single values, then drops the `released` names from
+    the data dict, so their tensors can be freed.
+    """
+    ins = node.inputs
+    outs = node.outputs
+    read = _make_reader(node)
+    simple = len(outs) == 1 and node.keywords is None and len(ins) == 1 and ins[0] != ALL_NAMES
+
+    if simple and released == ins:  # the common link of a chain whose input nothing reads later
+        (name_in,) = ins
+        (name_out,) = outs
+
+        def step(data: dict[str, Any]) -> None:
+            data[name_out] = fn(data.pop(name_in))
+
+        released = ()
+
+    elif simple:
+        (name_in,) = ins
+        (name_out,) = outs
+
+        def step(data: dict[str, Any]) -> None:
+            data[name_out] = fn(data[name_in])
+
+    elif len(outs) == 0:
+
+        def step(data: dict[str, Any]) -> None:
+            args, kwargs = read(data)
+            if fn(*args, **kwargs) is not None:
+                raise _unexpected_output_error(node)
+
+    elif len(outs) == 1:
+        (name_out,) = outs
+
+        def step(data: dict[str, Any]) -> None:
+            args, kwargs = read(data)
+            data[name_out] = fn(*args, **kwargs)
+
+    else:
+        count = len(outs)
+
+        def step(data: dict[str, Any]) -> None:
+            args, kwargs = read(data)
+            values = fn(*args, **kwargs)
+            if not isinstance(values, (tuple, list)) or len(values) != count:
+                raise _output_count_error(node, values)
+            for name, value in zip(outs, values, strict=True):
+                data[name] = value
+
+    if node.losses:
+        run_brick = step
+        losses = node.losses
+
+        def step(data: dict[str, Any]) -> None:
+            run_brick(data)
+            for name in losses:
+                value = data[name]
+                if getattr(value, "ndim", 0) > 0 and value.numel() != 1:
+                    raise _loss_shape_error(node, name, value)
+
+    if released:
+        run_and_check = step
+
+        def step(data: dict[str, Any]) -> None:
+            run_and_check(data)
+            for name in released:
+                del data[name]
+
+    step.brick_path = node.path  # type: ignore[attr-defined]
+    return step
+
+
+def _make_reader(node: BrickNode) -> Callable[[dict[str, Any]], tuple[list[Any], dict[str, Any]]]:
+    ins = node.inputs
+    keywords = node.keywords
+    if ALL_NAMES in ins:
+
+        def read_with_all(data: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+            values = [dict(data) if name == ALL_NAMES else data[name] for name in ins]
+            if keywords is None:
+                return values, {}
+            return [], dict(zip(keywords, values, strict=True))
+
+        return read_with_all
+    if keywords is None:
+        return lambda data: ([data[name] for name in ins], {})
+    pairs = tuple(zip(keywords, ins, strict=True))
+    return lambda data: ([], {keyword: data[name] for keyword, name in pairs})
+
+
+def _output_count_error(node: BrickNode, values: object) -> BrickOutputError:
+    got = f"{len(values)} values" if isinstance(values, (tuple, list)) else f"a {type(values).__name__}"
+    return BrickOutputError(
+        f"Brick {node.path!r} ({node.description()}) returned {got}, but has "
+        f"{len(node.outputs)} output_names {list(node.outputs)}; return a tuple with one value per output name "
+        "or change output_names."
+    )
+
+
+def _unexpected_output_error(node: BrickNode) -> BrickOutputError:
+    return BrickOutputError(
+        f"Brick {node.path!r} ({node.description()}) returned a value, but has no output_names, so the value would "
+        "be lost; give the brick output_names to keep it, or make its callable return None."
+    )
+
+
+def _loss_shape_error(node: BrickNode, name: str, value: Any) -> BrickOutputError:
+    return BrickOutputError(
+        f"Brick {node.path!r} ({node.description()}) returned the loss {name!r} with shape {list(value.shape)}; a loss "
+        "must be a single value (shape [] or [1]). Reduce it (e.g. reduction='mean'), or leave it out of "
+        "loss_output_names."
+    )
+
+
+def check_named_inputs(named_inputs: object) -> None:
+    """Raises `NamedInputsTypeError` unless `named_inputs` is a mapping."""
+    if not isinstance(named_inputs, Mapping):
+        raise NamedInputsTypeError(
+            f"named_inputs must be a dict of name -> value, got {type(named_inputs).__name__}. "
+            "Call the collection as collection(named_inputs={'raw': tensor})."
+        )
+
+
+def run_single_brick(brick: GraphBrick, named_inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """Runs one brick outside a collection; relative names resolve as at the root. Returns its outputs."""
+    check_named_inputs(named_inputs)
+    node = build_node(brick, path=type(brick).__name__, scope=())
+    return CompiledPlan(plan([node], None, None), None).run(named_inputs, False)
