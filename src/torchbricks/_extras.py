@@ -32,7 +32,7 @@ def require(
         if extra is not None:
             install = f'it comes with the {extra!r} extra: pip install "torchbricks[{extra}]"'
         else:
-            install = f"pip install {package or module.split('.')[0]}"
+            install = f"pip install {package or module.split('.', maxsplit=1)[0]}"
         reason = f"{why}, which is not installed" if why else f"{module!r} is not installed"
         other = f", {alternative}" if alternative else ""
         raise MissingExtraError(f"{reason}; {install}{other}") from error

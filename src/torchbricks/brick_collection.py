@@ -234,7 +234,9 @@ class BrickCollection(nn.ModuleDict):
             compiled = self.compiled_plan(tags, output_names)
         return compiled.run(named_inputs, return_inputs)
 
-    def compiled_plan(self, tags: TagsLike | None = None, output_names: tuple[str, ...] | list[str] | None = None) -> CompiledPlan:
+    def compiled_plan(
+        self, tags: TagsLike | None = None, output_names: tuple[str, ...] | list[str] | None = None
+    ) -> CompiledPlan:
         """The `CompiledPlan` a call with these arguments runs (cached until the structure changes)."""
         tag_set, wanted = _normalize_selection(tags, output_names)
         key = (tag_set, wanted)

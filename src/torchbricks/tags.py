@@ -92,11 +92,12 @@ def stage_hint(tags: Iterable[str]) -> str:
 
     Example:
         >>> stage_hint({"train"})
-        " 'train' is a stage name, not a tag: pass tags=Stage.TRAIN to run the bricks of that stage."
+        " 'train' is a stage name, not a tag: use Stage.TRAIN (tags=Stage.TRAIN runs the bricks of that stage)."
     """
     by_name = {name: stage for stage in Stage for name in (stage.value, stage.name)}
     for tag in sorted(tags):
         stage = by_name.get(tag) or by_name.get(tag.lower())
         if stage is not None:
-            return f" {tag!r} is a stage name, not a tag: pass tags=Stage.{stage.name} to run the bricks of that stage."
+            name = f"Stage.{stage.name}"
+            return f" {tag!r} is a stage name, not a tag: use {name} (tags={name} runs the bricks of that stage)."
     return ""

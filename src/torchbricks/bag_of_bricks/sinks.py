@@ -330,6 +330,9 @@ class BrickDisplay(BrickInterface):
 
 def _ipython_display() -> Callable[..., Any]:
     ipython_display = require(
-        "IPython.display", package="ipython", why="BrickDisplay shows images with IPython's display", alternative="or pass display_function=..."
+        "IPython.display",
+        package="ipython",
+        why="BrickDisplay shows images with IPython's display",
+        alternative="or pass display_function=...",
     )
-    return ipython_display.display  # type: ignore[no-any-return]
+    return ipython_display.display

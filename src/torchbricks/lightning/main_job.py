@@ -24,10 +24,10 @@ import torch
 from PIL import Image
 
 from torchbricks._extras import require
+from torchbricks._files import write_json
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.configuration import create_brick_collection, instantiate_config
 from torchbricks.errors import BrickError
-from torchbricks._files import write_json
 from torchbricks.lightning.module import LightningBrickCollection, create_experiment_name, to_json
 from torchbricks.tags import Stage
 

@@ -23,8 +23,8 @@ import torch
 from torch import nn
 from torchmetrics import MetricCollection
 
-from torchbricks._files import write_json, write_text
 from torchbricks._extras import require
+from torchbricks._files import write_json, write_text
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.bricks import BrickInterface, BrickMetrics
 from torchbricks.errors import BrickError, did_you_mean
