@@ -132,3 +132,38 @@ def test_summarize_leaves_out_a_metric_that_saw_no_batch() -> None:
     assert list(values) == ["MulticlassAccuracy"]
     torch.testing.assert_close(values["MulticlassAccuracy"], multiclass_accuracy(QUARTER_RIGHT, TARGETS, num_classes=3))
     assert collection.summarize(reset=True) == {}  # after the reset nothing has been seen
+
+
+def test_a_compiled_collection_runs_a_replaced_model_and_a_replaced_brick() -> None:
+    torch._dynamo.reset()
+    brick = BrickTrainable(nn.Identity(), input_names=["../x"], output_names=["./y"])
+    collection = BrickCollection({"head": {"scale": brick}})
+    compiled = torch.compile(collection, fullgraph=True, backend="eager")
+    x = torch.ones(2)
+    torch.testing.assert_close(compiled({"x": x})["head/y"], x)
+    brick.model = _Double()
+    torch.testing.assert_close(compiled({"x": x})["head/y"], 2 * x)
+    collection["head"]["scale"] = BrickTrainable(_Double(), input_names=["../x"], output_names=["./z"])
+    assert list(compiled({"x": x})) == ["x", "head/z"]
+
+
+def test_a_compiled_collection_updates_replaced_metrics() -> None:
+    torch._dynamo.reset()
+    brick = BrickMetricSingle(MulticlassAccuracy(num_classes=3), ["preds", "targets"])
+    collection = BrickCollection({"accuracy": brick})
+    compiled = torch.compile(collection, fullgraph=True, backend="aot_eager")
+    compiled({"preds": _one_hot(QUARTER_RIGHT), "targets": TARGETS})
+    brick.metrics = MulticlassAccuracy(num_classes=3)
+    compiled({"preds": _one_hot(RIGHT), "targets": TARGETS})
+    assert collection.summarize(reset=True) == {"MulticlassAccuracy": torch.tensor(1.0)}
+
+
+def test_a_compiled_collection_rejects_a_loss_that_is_not_a_single_value() -> None:
+    torch._dynamo.reset()
+    collection = BrickCollection({"loss": BrickLoss(nn.MSELoss(reduction="none"), ["y", "t"], ["loss_mse"])})
+    data = {"y": torch.ones(4, 2), "t": torch.zeros(4, 2)}
+    with pytest.raises(BrickOutputError, match=r"'loss' \(MSELoss\) returned the loss 'loss_mse' with shape \[4, 2\]"):
+        torch.compile(collection, backend="eager")(data)  # dynamo gives up on the raise and runs it eagerly
+    # with fullgraph=True dynamo reports the error it met while tracing, message included
+    with pytest.raises(Exception, match=r"'loss' \(MSELoss\) returned the loss 'loss_mse' with shape \[4, 2\]"):
+        torch.compile(collection, fullgraph=True, backend="eager")(data)

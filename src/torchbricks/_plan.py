@@ -16,12 +16,17 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from torchbricks._graph import ALL_NAMES, BrickNode, GraphBrick, Plan, build_node, plan, release_after
-from torchbricks.errors import BrickOutputError, NamedInputsTypeError
+from torchbricks.errors import BrickOutputError, MissingInputError, NamedInputsTypeError
 
-__all__ = ["CompiledPlan", "PlanOwner", "Step", "check_named_inputs", "make_step", "run_single_brick"]
+__all__ = ["CompiledPlan", "Layout", "PlanOwner", "Step", "check_named_inputs", "make_step", "run_layout", "run_single_brick"]
 
 Step = Callable[[dict[str, Any]], None]
 Runner = Callable[[Mapping[str, Any], bool], dict[str, Any]]
+StepLayout = tuple[int, tuple[str, ...], "tuple[str, ...] | None", tuple[str, ...], tuple[str, ...], tuple[str, ...], str]
+"""One step as plain constants: node index, inputs, keywords, outputs, losses, names released after it, and the
+brick as error messages name it (`'head/classify' (Linear)`)."""
+Layout = tuple[tuple[StepLayout, ...], tuple[str, ...], tuple[str, ...], "tuple[str, ...] | None"]
+"""A plan as plain constants: its steps, required inputs, produced names and wanted names."""
 
 
 class PlanOwner(Protocol):
@@ -39,7 +44,7 @@ class CompiledPlan:
         version: The version of the owning collection's structure the plan was compiled from.
     """
 
-    __slots__ = ("plan", "run", "steps", "version", "wanted")
+    __slots__ = ("layout", "plan", "run", "steps", "version", "wanted")
 
     def __init__(self, plan_: Plan, wanted: tuple[str, ...] | None, version: int = 0) -> None:
         nodes = plan_.nodes
@@ -53,6 +58,16 @@ class CompiledPlan:
             for i, released in zip(plan_.order, releases, strict=True)
         )
         self.run: Runner = self._make_runner()
+        self.layout: Layout = (
+            tuple(
+                (i, nodes[i].inputs, nodes[i].keywords, nodes[i].outputs, nodes[i].losses, released, _who(nodes[i]))
+                for i, released in zip(plan_.order, releases, strict=True)
+            ),
+            plan_.required_inputs,
+            plan_.produced,
+            wanted,
+        )
+        """The plan as plain constants (names and indices only), for `run_layout` inside a compiled region."""
 
     def check_inputs(self, named_inputs: Mapping[str, Any]) -> None:
         """Raises `MissingInputError` when `named_inputs` lacks a name the planned bricks need."""
@@ -85,6 +100,51 @@ class CompiledPlan:
             return {name: data[name] for name in produced}
 
         return run
+
+
+def run_layout(
+    layout: Layout, bricks: tuple[GraphBrick, ...], named_inputs: Mapping[str, Any], return_inputs: bool
+) -> dict[str, Any]:
+    """Runs a plan given as constants (`CompiledPlan.layout`) over `bricks` (indexed like the plan's nodes).
+
+    The same semantics as `CompiledPlan.run`, written as one loop over constants rather than as closures: under
+    `torch.compile` the layout is a compile-time constant, so dynamo guards the bricks it calls and nothing of
+    the plan's structure (the owning collection's version stands for that).
+    """
+    steps, required, produced, wanted = layout
+    data = dict(named_inputs)
+    for name in required:
+        if name not in data:
+            raise _missing_input_error(name, required, data)
+    for index, ins, keywords, outs, losses, released, who in steps:
+        fn = bricks[index].step_function()
+        values = [dict(data) if name == ALL_NAMES else data[name] for name in ins]
+        result = fn(*values) if keywords is None else fn(**dict(zip(keywords, values, strict=True)))
+        if len(outs) == 1:
+            data[outs[0]] = result
+        elif not outs:
+            if result is not None:
+                raise _unexpected_output_error(who)
+        else:
+            if not isinstance(result, (tuple, list)) or len(result) != len(outs):
+                raise _output_count_error(who, outs, result)
+            for name, value in zip(outs, result, strict=True):
+                data[name] = value
+        for name in losses:
+            value = data[name]
+            if getattr(value, "ndim", 0) > 0 and value.numel() != 1:
+                raise _loss_shape_error(who, name, value)
+        for name in released:
+            del data[name]
+    if wanted is not None:
+        return {name: data[name] for name in wanted}
+    if return_inputs:
+        return data
+    return {name: data[name] for name in produced}
+
+
+def _missing_input_error(name: str, required: tuple[str, ...], data: Mapping[str, Any]) -> Exception:
+    return MissingInputError(f"named_inputs lack {name!r}, which the bricks need. Required: {list(required)}; got {list(data)}.")
 
 
 def _brick_of(node: BrickNode) -> GraphBrick:
@@ -125,7 +185,7 @@ def make_step(node: BrickNode, fn: Callable[..., Any], released: tuple[str, ...]
         def step(data: dict[str, Any]) -> None:
             args, kwargs = read(data)
             if fn(*args, **kwargs) is not None:
-                raise _unexpected_output_error(node)
+                raise _unexpected_output_error(_who(node))
 
     elif len(outs) == 1:
         (name_out,) = outs
@@ -141,7 +201,7 @@ def make_step(node: BrickNode, fn: Callable[..., Any], released: tuple[str, ...]
             args, kwargs = read(data)
             values = fn(*args, **kwargs)
             if not isinstance(values, (tuple, list)) or len(values) != count:
-                raise _output_count_error(node, values)
+                raise _output_count_error(_who(node), outs, values)
             for name, value in zip(outs, values, strict=True):
                 data[name] = value
 
@@ -154,7 +214,7 @@ def make_step(node: BrickNode, fn: Callable[..., Any], released: tuple[str, ...]
             for name in losses:
                 value = data[name]
                 if getattr(value, "ndim", 0) > 0 and value.numel() != 1:
-                    raise _loss_shape_error(node, name, value)
+                    raise _loss_shape_error(_who(node), name, value)
 
     if released:
         run_and_check = step
@@ -186,25 +246,28 @@ def _make_reader(node: BrickNode) -> Callable[[dict[str, Any]], tuple[list[Any],
     return lambda data: ([], {keyword: data[name] for keyword, name in pairs})
 
 
-def _output_count_error(node: BrickNode, values: object) -> BrickOutputError:
+def _who(node: BrickNode) -> str:
+    return f"Brick {node.path!r} ({node.description()})"
+
+
+def _output_count_error(who: str, outs: tuple[str, ...], values: object) -> BrickOutputError:
     got = f"{len(values)} values" if isinstance(values, (tuple, list)) else f"a {type(values).__name__}"
     return BrickOutputError(
-        f"Brick {node.path!r} ({node.description()}) returned {got}, but has "
-        f"{len(node.outputs)} output_names {list(node.outputs)}; return a tuple with one value per output name "
-        "or change output_names."
+        f"{who} returned {got}, but has {len(outs)} output_names {list(outs)}; return a tuple with one value per "
+        "output name or change output_names."
     )
 
 
-def _unexpected_output_error(node: BrickNode) -> BrickOutputError:
+def _unexpected_output_error(who: str) -> BrickOutputError:
     return BrickOutputError(
-        f"Brick {node.path!r} ({node.description()}) returned a value, but has no output_names, so the value would "
-        "be lost; give the brick output_names to keep it, or make its callable return None."
+        f"{who} returned a value, but has no output_names, so the value would be lost; give the brick output_names "
+        "to keep it, or make its callable return None."
     )
 
 
-def _loss_shape_error(node: BrickNode, name: str, value: Any) -> BrickOutputError:
+def _loss_shape_error(who: str, name: str, value: Any) -> BrickOutputError:
     return BrickOutputError(
-        f"Brick {node.path!r} ({node.description()}) returned the loss {name!r} with shape {list(value.shape)}; a loss "
+        f"{who} returned the loss {name!r} with shape {list(value.shape)}; a loss "
         "must be a single value (shape [] or [1]). Reduce it (e.g. reduction='mean'), or leave it out of "
         "loss_output_names."
     )

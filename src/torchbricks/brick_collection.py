@@ -12,7 +12,7 @@ from torch import nn
 
 from torchbricks import _graph, _mermaid
 from torchbricks._graph import SEPARATOR, BrickNode, Plan
-from torchbricks._plan import CompiledPlan, check_named_inputs
+from torchbricks._plan import CompiledPlan, Layout, check_named_inputs, run_layout
 from torchbricks.bricks import BrickInterface, BrickMetrics
 from torchbricks.errors import BrickBuildError, BrickError, BrickNameError, NotABrickError
 from torchbricks.tags import TagsLike, normalize_tags
@@ -53,7 +53,9 @@ class BrickCollection(nn.ModuleDict):
 
     def __init__(self, bricks: BrickTree, *, _scope: tuple[str, ...] = (), _validate: bool = True) -> None:
         super().__init__()
+        _LIVE_COLLECTIONS[id(self)] = self
         self._plans: dict[Any, CompiledPlan] = {}
+        self._node_cache: tuple[BrickNode, ...] | None = None
         self._version = 0
         self._plan_owners: weakref.WeakSet[BrickCollection] = weakref.WeakSet()
         self._scope = _scope
@@ -108,6 +110,7 @@ class BrickCollection(nn.ModuleDict):
         """
         self._version += 1
         self._plans.clear()
+        self._node_cache = None
         for owner in self._owners():
             owner.invalidate_plans()
 
@@ -174,8 +177,14 @@ class BrickCollection(nn.ModuleDict):
         _graph.validate(self._nodes())
         self._check_metric_names()
 
-    def _nodes(self) -> list[BrickNode]:
-        return [_graph.build_node(brick, path, scope) for path, scope, brick in self._walk(())]
+    def _nodes(self) -> tuple[BrickNode, ...]:
+        """The graph nodes of every brick, built once per structure version."""
+        if self._node_cache is None:
+            nodes = tuple(_graph.build_node(brick, path, scope) for path, scope, brick in self._walk(()))
+            if torch.compiler.is_compiling():
+                return nodes
+            self._node_cache = nodes
+        return self._node_cache
 
     def _check_metric_names(self) -> None:
         """Two metric bricks in one collection must not report the same summarize() name."""
@@ -226,6 +235,8 @@ class BrickCollection(nn.ModuleDict):
             The inputs (unless `return_inputs=False`) followed by every output of the bricks that ran, in
             execution order.
         """
+        if torch.compiler.is_compiling():
+            return self._run_compiling(named_inputs, tags, return_inputs, output_names)
         if type(named_inputs) is not dict:
             check_named_inputs(named_inputs)
         try:
@@ -233,6 +244,26 @@ class BrickCollection(nn.ModuleDict):
         except (KeyError, TypeError):
             compiled = self.compiled_plan(tags, output_names)
         return compiled.run(named_inputs, return_inputs)
+
+    def _run_compiling(
+        self,
+        named_inputs: Mapping[str, Any],
+        tags: TagsLike | None,
+        return_inputs: bool,
+        output_names: tuple[str, ...] | list[str] | None,
+    ) -> dict[str, Any]:
+        """The call as dynamo (torch.compile, strict torch.export) traces it.
+
+        The plan is made eagerly, outside the trace, and enters the compiled region as a constant layout keyed by
+        this collection's structure version: dynamo guards the version (one int) instead of every name the
+        planner read, so a compiled collection pays about what a hand-written module pays for its guards.
+        """
+        layout = _layout_of(id(self), self._version, tags, output_names)
+        return run_layout(layout, self._bricks(), named_inputs, return_inputs)
+
+    def _bricks(self) -> tuple[BrickInterface, ...]:
+        """Every brick, indexed like `_nodes()`."""
+        return tuple(brick for _, _, brick in self._walk(()))
 
     def compiled_plan(
         self, tags: TagsLike | None = None, output_names: tuple[str, ...] | list[str] | None = None
@@ -334,11 +365,13 @@ class BrickCollection(nn.ModuleDict):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_plans"] = {}  # plans close over this object's bricks, never a copy's
+        state["_node_cache"] = None
         state["_plan_owners"] = None  # a copy belongs to no collection until one takes it
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
+        _LIVE_COLLECTIONS[id(self)] = self
         self.__dict__["_plan_owners"] = weakref.WeakSet()
         for value in self._modules.values():
             if isinstance(value, (BrickCollection, BrickInterface)):
@@ -385,6 +418,21 @@ class BrickCollection(nn.ModuleDict):
         from torchbricks import _checkpoint
 
         return _checkpoint.load_bricks(self.iter_bricks(), path_model_folder, file_format=file_format)
+
+
+_LIVE_COLLECTIONS: weakref.WeakValueDictionary[int, BrickCollection] = weakref.WeakValueDictionary()
+"""Collections by id, so `_layout_of` (which takes constants only) can find the one being traced."""
+
+
+@torch._dynamo.assume_constant_result
+def _layout_of(
+    collection_id: int, version: int, tags: TagsLike | None, output_names: tuple[str, ...] | list[str] | None
+) -> Layout:
+    """The layout of a collection's plan, computed eagerly while dynamo traces and baked in as a constant.
+
+    `version` is not read here: passing it makes dynamo guard the structure version, so a change recompiles.
+    """
+    return _LIVE_COLLECTIONS[collection_id].compiled_plan(tags, output_names).layout
 
 
 def _normalize_selection(
