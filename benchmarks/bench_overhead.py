@@ -84,20 +84,6 @@ def compare(count: int, number: int, repeat: int) -> dict[str, float]:
     }
 
 
-def compare_compiled(count: int, number: int, repeat: int) -> dict[str, float]:
-    """Both models under torch.compile(fullgraph=True): the collection's dict plumbing should compile away."""
-    layers = make_layers(count)
-    plain = torch.compile(PlainChain(layers), fullgraph=True)
-    collection = torch.compile(make_collection(layers), fullgraph=True)
-    x = torch.randn(4, 8)
-    inputs = {"x0": x}
-    with torch.no_grad():
-        torch.testing.assert_close(collection(inputs)[f"x{count}"], plain(x))
-        plain_s = best_seconds(lambda: plain(x), number, repeat)
-        collection_s = best_seconds(lambda: collection(inputs), number, repeat)
-    return {"bricks": count, "plain_us": plain_s * 1e6, "collection_us": collection_s * 1e6, "ratio": collection_s / plain_s}
-
-
 def build_time(count: int) -> dict[str, float]:
     layers = make_layers(count)
     gc.collect()
@@ -155,11 +141,6 @@ def main() -> None:
         times = f"{row['plain_us']:>10.1f} {row['collection_us']:>10.1f}"
         selected = f"{row['output_names_ratio']:>7.3f} {row['output_names_overhead_us_per_brick']:>9.3f}"
         print(f"{count:>7} {times} {row['ratio']:>7.3f} {row['overhead_us_per_brick']:>18.3f}   {selected}")
-
-    print("\nUnder torch.compile(fullgraph=True), inductor")
-    row = compare_compiled(10, 2000 if not args.quick else 200, repeat)
-    results["compiled"] = row
-    print(f"{10:>7} {row['plain_us']:>10.1f} {row['collection_us']:>10.1f} {row['ratio']:>7.3f}")
 
     print("\nBuild time (construction + validation) and first call (planning)")
     print(f"{'bricks':>7} {'build ms':>9} {'us/brick':>9} {'first call ms':>14}")

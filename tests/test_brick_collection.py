@@ -498,3 +498,23 @@ def test_output_names_free_intermediates_once_nothing_reads_them() -> None:
     with torch.no_grad():
         outputs = collection({"x": torch.zeros(2)}, output_names=["c"])
     torch.testing.assert_close(outputs["c"], torch.full((2,), 4.0))
+
+
+def test_compile_fullgraph_matches_eager_for_keywords_all_names_several_outputs_and_output_names() -> None:
+    torch._dynamo.reset()
+
+    def keys_of(everything: dict[str, Any], scale: torch.Tensor) -> torch.Tensor:
+        return scale * len(everything)
+
+    collection = BrickCollection({
+        "split": BrickTrainable(Split(), ["x"], ["a", "b"]),
+        "add": BrickTrainable(AddConstant(2), ["a", "b"], ["c"]),
+        "count": BrickTrainable(lambda everything, scale: keys_of(everything, scale), {"everything": "__all__", "scale": "c"}, ["n"]),
+    })
+    compiled = torch.compile(collection, fullgraph=True, backend="eager")
+    data = {"x": torch.arange(3.0)}
+    for kwargs in ({}, {"output_names": ["c"]}, {"return_inputs": False}):
+        expected, actual = collection(data, **kwargs), compiled(data, **kwargs)
+        assert list(actual) == list(expected)
+        for name in expected:
+            torch.testing.assert_close(actual[name], expected[name])

@@ -120,16 +120,7 @@ def run_layout(
         fn = bricks[index].step_function()
         values = [dict(data) if name == ALL_NAMES else data[name] for name in ins]
         result = fn(*values) if keywords is None else fn(**dict(zip(keywords, values, strict=True)))
-        if len(outs) == 1:
-            data[outs[0]] = result
-        elif not outs:
-            if result is not None:
-                raise _unexpected_output_error(who)
-        else:
-            if not isinstance(result, (tuple, list)) or len(result) != len(outs):
-                raise _output_count_error(who, outs, result)
-            for name, value in zip(outs, result, strict=True):
-                data[name] = value
+        _store(data, outs, result, who)
         for name in losses:
             value = data[name]
             if getattr(value, "ndim", 0) > 0 and value.numel() != 1:
@@ -141,6 +132,20 @@ def run_layout(
     if return_inputs:
         return data
     return {name: data[name] for name in produced}
+
+
+def _store(data: dict[str, Any], outs: tuple[str, ...], result: Any, who: str) -> None:
+    """Stores a brick's result under its output names, checking that it fits them."""
+    if len(outs) == 1:
+        data[outs[0]] = result
+    elif not outs:
+        if result is not None:
+            raise _unexpected_output_error(who)
+    else:
+        if not isinstance(result, (tuple, list)) or len(result) != len(outs):
+            raise _output_count_error(who, outs, result)
+        for name, value in zip(outs, result, strict=True):
+            data[name] = value
 
 
 def _missing_input_error(name: str, required: tuple[str, ...], data: Mapping[str, Any]) -> Exception:
