@@ -506,11 +506,13 @@ def test_compile_fullgraph_matches_eager_for_keywords_all_names_several_outputs_
     def keys_of(everything: dict[str, Any], scale: torch.Tensor) -> torch.Tensor:
         return scale * len(everything)
 
-    collection = BrickCollection({
-        "split": BrickTrainable(Split(), ["x"], ["a", "b"]),
-        "add": BrickTrainable(AddConstant(2), ["a", "b"], ["c"]),
-        "count": BrickTrainable(lambda everything, scale: keys_of(everything, scale), {"everything": "__all__", "scale": "c"}, ["n"]),
-    })
+    collection = BrickCollection(
+        {
+            "split": BrickTrainable(Split(), ["x"], ["a", "b"]),
+            "add": BrickTrainable(AddConstant(2), ["a", "b"], ["c"]),
+            "count": BrickTrainable(keys_of, {"everything": "__all__", "scale": "c"}, ["n"]),
+        }
+    )
     compiled = torch.compile(collection, fullgraph=True, backend="eager")
     data = {"x": torch.arange(3.0)}
     for kwargs in ({}, {"output_names": ["c"]}, {"return_inputs": False}):
