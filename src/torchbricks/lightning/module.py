@@ -76,6 +76,8 @@ class LightningBrickCollection(pl.LightningModule):
         input_names: The names given to the items of tuple batches, e.g. `(images, labels)` becomes
             `{"raw": images, "targets": labels}`. Dict batches are used as they are.
         loss_weights: Loss name -> weight of that loss in the total; unlisted losses weigh 1.
+        compile_stages: Run the training, validation and test steps through `torch.compile(stage, fullgraph=True)`
+            (one compiled graph per stage; the first step of each stage pays the compilation).
 
     Example:
         >>> import torch
@@ -97,6 +99,7 @@ class LightningBrickCollection(pl.LightningModule):
         create_optimizers_func: CreateOptimizersFunc,
         input_names: Sequence[str] = ("raw", "targets"),
         loss_weights: Mapping[str, float] | None = None,
+        compile_stages: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(brick_collection, BrickCollection):
@@ -110,6 +113,8 @@ class LightningBrickCollection(pl.LightningModule):
         self.create_optimizers_func = create_optimizers_func
         self.input_names = tuple(input_names)
         self.loss_weights = _check_loss_weights(dict(loss_weights or {}), brick_collection.loss_names())
+        self.compile_stages = compile_stages
+        self._compiled_stages: dict[Stage, Callable[..., dict[str, Any]]] = {}
 
         self._stage_collections: dict[Stage, BrickCollection] = {}
         self.stage_metric_bricks = nn.ModuleDict()
@@ -188,6 +193,8 @@ class LightningBrickCollection(pl.LightningModule):
     def _create_stage_views(self) -> None:
         views = {stage: _stage_view(self.brick_collection) for stage in _METRIC_STAGES}
         self._stage_collections = views
+        if self.compile_stages:
+            self._compiled_stages = {stage: torch.compile(view, fullgraph=True) for stage, view in views.items()}
         # The views are not submodules (that would repeat every shared parameter in the state_dict); their metric
         # bricks are, so `.to(device)` moves the metric states along with the model.
         self.stage_metric_bricks = nn.ModuleDict(
@@ -212,7 +219,8 @@ class LightningBrickCollection(pl.LightningModule):
 
     def _losses_step(self, batch: Any, stage: Stage) -> dict[str, Any]:
         named_inputs = self.named_inputs_from_batch(batch)
-        named_outputs = self.stage_collection(stage)(named_inputs=named_inputs, tags=stage)
+        run = self._compiled_stages.get(stage) or self.stage_collection(stage)
+        named_outputs = run(named_inputs=named_inputs, tags=stage)
         losses = self.brick_collection.extract_losses(named_outputs)
         if not losses:
             raise BrickError(
