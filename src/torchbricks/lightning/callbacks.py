@@ -70,12 +70,14 @@ class EpochSeed(pl.Callback):
                 loader.generator = torch.Generator().manual_seed(epoch_seed(self.seed, epoch, stream=2))
 
 
-class MetricHistory(pl.callbacks.Checkpoint):
-    """Keeps every epoch's logged scalars, writes them to `history.json` and draws `curves.png` each epoch.
+class MetricHistory(pl.Callback):
+    """Keeps every epoch's logged scalars, writes them to `history.json` and draws `curves.png`.
 
-    The history travels in Lightning's checkpoints, so a resumed run's curves start at epoch 0. It subclasses
-    `Checkpoint` only for its place in the hook order: Lightning calls a checkpoint callback's
-    `on_train_epoch_end` after the LightningModule's, when the epoch's metrics have been computed and logged.
+    Lightning calls a callback's `on_train_epoch_end` before the LightningModule's, which computes the epoch's
+    metrics, so an epoch is recorded at the next point where they are complete: when the next epoch starts,
+    when training ends, and when a checkpoint is saved after the epoch (`ModelCheckpoint(save_on_train_epoch_end=
+    True)` saves after the module's hook). The history travels in those checkpoints, so a resumed run's curves
+    start at epoch 0.
 
     Args:
         path_experiment: The experiment folder receiving `history.json` and `curves.png`.
@@ -86,9 +88,27 @@ class MetricHistory(pl.callbacks.Checkpoint):
         self.path_experiment = Path(path_experiment)
         self.draw = draw
         self.history: list[dict[str, float]] = []
+        self._trainer: pl.Trainer | None = None
+        self._pending: int | None = None
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._trainer = trainer
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        record: dict[str, float] = {"epoch": trainer.current_epoch}
+        self._pending = trainer.current_epoch
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._record()
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._record()
+
+    def _record(self) -> None:
+        if self._pending is None or self._trainer is None:
+            return
+        trainer = self._trainer
+        record: dict[str, float] = {"epoch": self._pending}
+        self._pending = None
         for name, value in sorted(trainer.callback_metrics.items()):  # on every process: may all-reduce
             if isinstance(value, torch.Tensor) and value.numel() == 1 and not name.endswith("_step"):
                 record[name.removesuffix("_epoch")] = float(value)
@@ -107,6 +127,7 @@ class MetricHistory(pl.callbacks.Checkpoint):
             save_figure(plot_curves(self.history), self.path_experiment / CURVES_FILE)
 
     def state_dict(self) -> dict[str, Any]:
+        self._record()  # a checkpoint saved after the epoch's end holds that epoch
         return {"history": self.history}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:

@@ -77,6 +77,8 @@ def run_main_job(config: Any) -> MainJobResult:
     path_experiment = prepare_experiment_folder(config)
     resume = bool(config.get("resume", False))
     quiet_third_party_notices()
+    if resume:  # Lightning warns that the checkpoint folder is not empty: resuming is why it is not
+        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
 
     pl.seed_everything(int(config.seed), workers=True, verbose=False)
     data_module = instantiate_config(config, "data")
