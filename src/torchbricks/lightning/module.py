@@ -29,7 +29,7 @@ from torchbricks._extras import require
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.bricks import BrickMetrics
 from torchbricks.errors import BrickError, did_you_mean
-from torchbricks.tags import Stage, TagsLike
+from torchbricks.tags import VISUALIZATION, Stage, TagsLike
 
 require("pytorch_lightning", "lightning")
 import pytorch_lightning as pl  # noqa: E402 (after `require`, so a missing extra names what to install)
@@ -77,7 +77,8 @@ class LightningBrickCollection(pl.LightningModule):
             `{"raw": images, "targets": labels}`. Dict batches are used as they are.
         loss_weights: Loss name -> weight of that loss in the total; unlisted losses weigh 1.
         compile_stages: Run the training, validation and test steps through `torch.compile(stage, fullgraph=True)`
-            (one compiled graph per stage; the first step of each stage pays the compilation).
+            (one compiled graph per stage; the first step of each stage pays the compilation). A stage that runs
+            VISUALIZATION bricks (the test stage of a collection that draws) stays eager: drawing is not traceable.
 
     Example:
         >>> import torch
@@ -194,7 +195,9 @@ class LightningBrickCollection(pl.LightningModule):
         views = {stage: _stage_view(self.brick_collection) for stage in _METRIC_STAGES}
         self._stage_collections = views
         if self.compile_stages:
-            self._compiled_stages = {stage: torch.compile(view, fullgraph=True) for stage, view in views.items()}
+            self._compiled_stages = {
+                stage: torch.compile(view, fullgraph=True) for stage, view in views.items() if _traceable(view, stage)
+            }
         # The views are not submodules (that would repeat every shared parameter in the state_dict); their metric
         # bricks are, so `.to(device)` moves the metric states along with the model.
         self.stage_metric_bricks = nn.ModuleDict(
@@ -279,6 +282,12 @@ def _stage_view(collection: BrickCollection) -> BrickCollection:
         return view
 
     return BrickCollection(copy_metrics(collection.to_dict()))
+
+
+def _traceable(collection: BrickCollection, stage: Stage) -> bool:
+    """Whether the bricks a stage runs can be compiled whole: none of them draws (VISUALIZATION)."""
+    running = set(collection.execution_order(tags=stage))
+    return not any(VISUALIZATION in brick.tags for path, brick in collection.iter_bricks() if path in running)
 
 
 def _metric_bricks(collection: BrickCollection) -> list[BrickMetrics]:
