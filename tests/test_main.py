@@ -115,3 +115,28 @@ def test_an_existing_experiment_name_exits_with_status_2_and_a_one_line_error(ca
     assert error.startswith("torchbricks: error: Experiment")
     assert "resume=true" in error
     assert "experiment.overwrite=true" in error
+
+
+def _readme_train_commands() -> list[list[str]]:
+    import re
+    import shlex
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    commands = []
+    for block in re.findall(r"^```bash\n(.*?)^```", readme, re.DOTALL | re.MULTILINE):
+        for line in block.splitlines():
+            if "torchbricks train" in line:
+                words = shlex.split(line.split("torchbricks train", 1)[1], comments=True)
+                commands.append([word for word in words if "=" in word and not word.startswith("-")])
+    return commands
+
+
+def test_every_train_command_of_the_readme_composes() -> None:
+    from torchbricks.configuration import compose_config
+
+    commands = _readme_train_commands()
+
+    assert len(commands) >= 10
+    assert any("resume=true" in command for command in commands)
+    for overrides in commands:
+        compose_config(overrides)  # raises ConfigError naming a key that does not exist
