@@ -11,7 +11,9 @@ def _write(path: Path, text: str) -> None:
 
 
 def test_groups_options_defaults_and_descriptions_come_from_the_yaml_files(tmp_path: Path) -> None:
-    _write(tmp_path / "train.yaml", "# top\ndefaults:\n  - data: folder  # a comment\n  - /task@here: detect\n  - _self_\nseed: 0\n")
+    _write(
+        tmp_path / "train.yaml", "# top\ndefaults:\n  - data: folder  # a comment\n  - /task@here: detect\n  - _self_\nseed: 0\n"
+    )
     _write(tmp_path / "data" / "digits.yaml", "# Handwritten digits. More words here.\n_target_: x\n")
     _write(tmp_path / "data" / "folder.yaml", "_target_: y\n")
     _write(tmp_path / "task" / "detect.yaml", "# Boxes\n")

@@ -101,7 +101,12 @@ def test_resume_continues_with_the_saved_config_and_plain_overrides_on_top(tmp_p
 def test_resume_refuses_overrides_that_change_the_model(tmp_path: Path) -> None:
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / CONFIG_FILE).write_text("seed: 0\n")
-    overrides = [f"experiment.path_experiments={tmp_path}", "experiment.name=run", "resume=true", "+head@model.bricks.head2=classification"]
+    overrides = [
+        f"experiment.path_experiments={tmp_path}",
+        "experiment.name=run",
+        "resume=true",
+        "+head@model.bricks.head2=classification",
+    ]
 
     with pytest.raises(ConfigError, match="would change them"):
         resumed_config(compose_config(overrides), overrides)

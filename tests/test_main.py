@@ -87,7 +87,9 @@ def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) 
     assert capsys.readouterr().out.strip() == f"torchbricks {torchbricks.__version__}"
 
 
-def test_train_help_lists_the_packaged_config_groups_their_options_and_common_overrides(capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_help_lists_the_packaged_config_groups_their_options_and_common_overrides(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     from torchbricks.configuration import CONFIG_DIR
 
     with pytest.raises(SystemExit):
@@ -99,11 +101,19 @@ def test_train_help_lists_the_packaged_config_groups_their_options_and_common_ov
         for option in folder.glob("*.yaml"):
             assert f" {option.stem} " in printed
     assert "* digits" in printed  # the default of its group is marked
-    for override in ("trainer.max_epochs=", "resume=true", "experiment.overwrite=true", "trainer.precision=bf16-mixed", "compile=true"):
+    for override in (
+        "trainer.max_epochs=",
+        "resume=true",
+        "experiment.overwrite=true",
+        "trainer.precision=bf16-mixed",
+        "compile=true",
+    ):
         assert override in printed
 
 
-def test_an_existing_experiment_name_exits_with_status_2_and_a_one_line_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_an_existing_experiment_name_exits_with_status_2_and_a_one_line_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     (tmp_path / "first").mkdir()
     (tmp_path / "first" / "config.yaml").write_text("seed: 0\n")
 

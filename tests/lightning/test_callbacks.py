@@ -55,7 +55,7 @@ def test_epoch_seed_makes_each_epochs_order_depend_only_on_seed_and_epoch(tmp_pa
 
     assert first.seen == second.seen
     assert first.seen != other_seed.seen
-    epochs = [sum(first.seen[epoch * 4 : epoch * 4 + 4], []) for epoch in range(3)]
+    epochs = [[index for batch in first.seen[epoch * 4 : epoch * 4 + 4] for index in batch] for epoch in range(3)]
     assert all(sorted(order) == list(range(16)) for order in epochs)
     assert epochs[0] != epochs[1]  # shuffled again every epoch
 

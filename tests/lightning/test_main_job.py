@@ -52,7 +52,12 @@ def test_tensorboard_receives_the_scalars_and_the_prediction_pictures_of_every_e
     from torchbricks.lightning.report import normalized_confusion_matrices
 
     config = compose_config(
-        [f"experiment.path_experiments={tmp_path}", "experiment.name=tb", "trainer.max_epochs=2", "+trainer.limit_train_batches=4"]
+        [
+            f"experiment.path_experiments={tmp_path}",
+            "experiment.name=tb",
+            "trainer.max_epochs=2",
+            "+trainer.limit_train_batches=4",
+        ]
     )
 
     result = run_main_job(config)
@@ -60,7 +65,13 @@ def test_tensorboard_receives_the_scalars_and_the_prediction_pictures_of_every_e
     events = EventAccumulator(str(tmp_path / "tb" / "tensorboard"), size_guidance={"images": 0, "scalars": 0})
     events.Reload()
     scalars = set(events.Tags()["scalars"])
-    assert {"train/loss_epoch", "validation/loss", "validation/head/accuracy", "train/head/accuracy", "test/head/accuracy"} <= scalars
+    assert {
+        "train/loss_epoch",
+        "validation/loss",
+        "validation/head/accuracy",
+        "train/head/accuracy",
+        "test/head/accuracy",
+    } <= scalars
     assert len(events.Scalars("validation/head/accuracy")) == 2
     pictures = events.Images("predictions")
     assert [picture.step for picture in pictures] == [0, 1]

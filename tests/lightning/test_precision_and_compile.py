@@ -38,7 +38,9 @@ class _Describe(nn.Module):
 
 def _loader() -> DataLoader:
     generator = torch.Generator().manual_seed(1)
-    data = NamedTensorDataset(raw=torch.randn(64, 8, generator=generator), targets=torch.randint(0, 3, (64,), generator=generator))
+    data = NamedTensorDataset(
+        raw=torch.randn(64, 8, generator=generator), targets=torch.randint(0, 3, (64,), generator=generator)
+    )
     return DataLoader(data, batch_size=16)
 
 
@@ -70,7 +72,9 @@ def test_compiled_stages_train_to_the_weights_of_eager_stages_and_a_drawing_test
     compiled = copy.deepcopy(eager)
     results = {}
     for name, collection, compile_stages in (("eager", eager, False), ("compiled", compiled, True)):
-        module = LightningBrickCollection(tmp_path, name, collection, partial(torch.optim.SGD, lr=0.1), compile_stages=compile_stages)
+        module = LightningBrickCollection(
+            tmp_path, name, collection, partial(torch.optim.SGD, lr=0.1), compile_stages=compile_stages
+        )
         trainer = _trainer()
         trainer.fit(module, _loader(), _loader())
         trainer.test(module, _loader())

@@ -40,7 +40,10 @@ def test_curves_have_one_panel_per_head_with_train_and_validation_of_every_loss_
     panels = [axes for axes in figure.axes if axes.get_title()]
     assert sorted(axes.get_title() for axes in panels) == ["cat", "dog", "total loss"]
     cat = next(axes for axes in panels if axes.get_title() == "cat")
-    plotted = {**_lines(cat), **{label: data for axes in figure.axes if axes.bbox.bounds == cat.bbox.bounds for label, data in _lines(axes).items()}}
+    plotted = {
+        **_lines(cat),
+        **{label: data for axes in figure.axes if axes.bbox.bounds == cat.bbox.bounds for label, data in _lines(axes).items()},
+    }
     assert plotted["loss_ce (train)"] == ([0, 1], [1.2, 0.7])
     assert plotted["accuracy (validation)"] == ([0, 1], [0.4, 0.7])
     total = _lines(next(axes for axes in panels if axes.get_title() == "total loss"))
@@ -80,7 +83,9 @@ def test_a_class_without_samples_keeps_a_row_of_zeros() -> None:
 
 
 def test_mistakes_come_first_the_worst_first_then_the_rest_in_order() -> None:
-    classification = HeadPredictions("head", "classification", np.zeros((6, 2, 2, 3)), np.array([0, 1, 2, 3, 4, 5]), np.array([0, 9, 2, 9, 4, 5]))
+    classification = HeadPredictions(
+        "head", "classification", np.zeros((6, 2, 2, 3)), np.array([0, 1, 2, 3, 4, 5]), np.array([0, 9, 2, 9, 4, 5])
+    )
     truth = np.zeros((3, 2, 2), dtype=np.int64)
     masks = np.array([[[0, 0], [0, 1]], [[1, 1], [1, 0]], [[0, 0], [0, 0]]])
     segmentation = HeadPredictions("roads", "segmentation", np.zeros((3, 2, 2, 3)), truth, masks)
