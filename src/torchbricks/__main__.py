@@ -2,6 +2,9 @@
 
     torchbricks train [OVERRIDE ...]        trains, tests, exports and visualizes the configured model
     torchbricks train --show-config [...]   prints the composed config and exits
+    torchbricks --version
+
+`--help`, `train --help` and `--version` answer without importing torch (the package imports lazily).
 
 Overrides use Hydra's syntax: `trainer.max_epochs=3`, `data.batch_size=32`,
 `+head@model.bricks.head2=classification` (adds a second head).
@@ -13,6 +16,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+import torchbricks
+from torchbricks._cli_help import CONFIG_DIR, describe_config_groups
 from torchbricks.errors import BrickError
 
 __all__ = ["main"]
@@ -20,12 +25,14 @@ __all__ = ["main"]
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="torchbricks", description="Build, train and export brick models.")
+    parser.add_argument("--version", action="version", version=f"torchbricks {torchbricks.__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser(
         "train",
         help="train a brick model with pytorch-lightning (scikit-learn digits by default, no download)",
         description="Trains, tests, exports (ONNX) and visualizes the model composed from the packaged Hydra configs.",
-        epilog="example: torchbricks train trainer.max_epochs=3 +head@model.bricks.head2=classification",
+        epilog=describe_config_groups(CONFIG_DIR) + "\n\nexample: torchbricks train trainer.max_epochs=3 experiment.name=first",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     train.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. trainer.max_epochs=3")
     train.add_argument("--config-dir", default=None, help="a folder of configs to use instead of the packaged ones")
@@ -37,10 +44,12 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status (2 for a bad command or config)."""
     arguments = _parser().parse_args(argv)
-    from torchbricks.configuration import CONFIG_DIR, compose_config
+    from torchbricks._experiment import resumed_config
+    from torchbricks.configuration import compose_config
 
     try:
         config = compose_config(arguments.overrides, arguments.config_name, arguments.config_dir or CONFIG_DIR)
+        config = resumed_config(config, arguments.overrides)
         if arguments.show_config:
             from omegaconf import OmegaConf
 

@@ -43,3 +43,46 @@ def test_main_job_reaches_97_percent_on_digits_and_writes_every_artifact(tmp_pat
     (probabilities,) = session.run(["head/probabilities"], {"raw": images.numpy()})
     np.testing.assert_allclose(probabilities, expected.numpy(), atol=1e-4)
     assert isinstance(result.module.brick_collection, BrickCollection)
+
+
+@pytest.mark.slow
+def test_tensorboard_receives_the_scalars_and_the_prediction_pictures_of_every_epoch(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from torchbricks.lightning.report import normalized_confusion_matrices
+
+    config = compose_config(
+        [
+            f"experiment.path_experiments={tmp_path}",
+            "experiment.name=tb",
+            "trainer.max_epochs=2",
+            "+trainer.limit_train_batches=4",
+        ]
+    )
+
+    result = run_main_job(config)
+
+    events = EventAccumulator(str(tmp_path / "tb" / "tensorboard"), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {
+        "train/loss_epoch",
+        "validation/loss",
+        "validation/head/accuracy",
+        "train/head/accuracy",
+        "test/head/accuracy",
+    } <= scalars
+    assert len(events.Scalars("validation/head/accuracy")) == 2
+    pictures = events.Images("predictions")
+    assert [picture.step for picture in pictures] == [0, 1]
+    assert all(picture.width > 100 and picture.height > 100 for picture in pictures)
+    # The pictures of the run, drawn from what metrics.json holds.
+    folder = tmp_path / "tb"
+    assert {"curves.png", "confusion_matrix.png", "predictions.png", "history.json"} <= {path.name for path in folder.iterdir()}
+    matrix = np.array(result.metrics["test"]["head/confusion_matrix"], dtype=float)
+    (normalized,) = normalized_confusion_matrices(result.metrics["test"]).values()
+    np.testing.assert_allclose(normalized.sum(axis=1), np.ones(10))
+    np.testing.assert_allclose(normalized * matrix.sum(axis=1, keepdims=True), matrix)
+    history = json.loads((folder / "history.json").read_text())
+    assert [record["epoch"] for record in history] == [0, 1]
+    assert history[-1]["validation/head/accuracy"] == pytest.approx(result.metrics["validation"]["head/accuracy"])

@@ -3,18 +3,30 @@
 Everything comes from a composed config (`torchbricks.configuration.compose_config`); the experiment folder
 `<experiment.path_experiments>/<experiment.name>` receives:
 
+- `config.yaml`: the composed config (`resume=true` continues from it);
+- `checkpoints/`: Lightning's `last.ckpt` (every epoch) and `best.ckpt` (by `checkpoint.monitor`);
 - `metrics.json`: the final train, validation and test metrics (confusion matrices included), the ONNX check and
   the wall time; `metrics_<stage>.json`: the last epoch of each stage, written during training;
+- `history.json` and `curves.png`: every logged scalar per epoch, and their curves (one panel per head);
+- `confusion_matrix.png`: each classification head's normalised test confusion matrix;
+- `predictions.png`: test images with ground truth beside prediction, mistakes first, one section per head;
 - `brick_graph.md`: the mermaid graph of the collection;
 - `bricks/`: one checkpoint per brick (`BrickCollection.save_bricks`);
 - `model.onnx`: the export stage of the collection, run in onnxruntime and compared with PyTorch;
-- `predictions.png`: visualized test predictions (the collection's VISUALIZATION bricks);
-- `logs/`: Lightning's CSV log.
+- `logs/`: Lightning's CSV log, and `tensorboard/` when tensorboard is installed.
+
+An existing experiment is refused unless `resume=true` (continue from `checkpoints/last.ckpt`) or
+`experiment.overwrite=true` (start again) is set. The pictures need matplotlib (the `plots` extra); without it
+`predictions.png` is the grid of the collection's own visualizations and the other pictures are left out.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import logging
+import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,11 +35,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from torchbricks._experiment import CHECKPOINTS_FOLDER, CONFIG_FILE, launched_as_global_zero, prepare_experiment_folder
 from torchbricks._extras import require
-from torchbricks._files import write_json
+from torchbricks._files import write_json, write_text
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.configuration import create_brick_collection, instantiate_config
-from torchbricks.errors import BrickError
+from torchbricks.errors import BrickError, ConfigError
 from torchbricks.lightning.module import LightningBrickCollection, create_experiment_name, to_json
 from torchbricks.tags import Stage
 
@@ -52,6 +65,7 @@ def run_main_job(config: Any) -> MainJobResult:
         config: A config composed from `train.yaml` (`torchbricks.configuration.compose_config`).
 
     Raises:
+        ExperimentExistsError: The experiment exists and neither `resume=true` nor `experiment.overwrite=true` is set.
         ConfigError: A part of the config cannot be instantiated; the message names the key.
         BrickError: The ONNX model disagrees with PyTorch beyond `ONNX_TOLERANCE`.
     """
@@ -60,7 +74,11 @@ def run_main_job(config: Any) -> MainJobResult:
     started = time.perf_counter()
     if config.experiment.name is None:
         config.experiment.name = create_experiment_name()
-    path_experiment = Path(config.experiment.path_experiments) / str(config.experiment.name)
+    path_experiment = prepare_experiment_folder(config)
+    resume = bool(config.get("resume", False))
+    quiet_third_party_notices()
+    if resume:  # Lightning warns that the checkpoint folder is not empty: resuming is why it is not
+        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
 
     pl.seed_everything(int(config.seed), workers=True, verbose=False)
     data_module = instantiate_config(config, "data")
@@ -72,10 +90,26 @@ def run_main_job(config: Any) -> MainJobResult:
         brick_collection=brick_collection,
         create_optimizers_func=create_optimizer,
         loss_weights=omegaconf.OmegaConf.to_container(config.loss_weights),
+        compile_stages=bool(config.get("compile", False)),
     )
-    logger = pl.loggers.CSVLogger(save_dir=str(path_experiment), name="logs", version="")
-    trainer = instantiate_config(config, "trainer", logger=logger)
-    trainer.fit(module, datamodule=data_module)
+    if launched_as_global_zero():
+        path_experiment.mkdir(parents=True, exist_ok=True)
+        text = omegaconf.OmegaConf.to_yaml(config)
+        write_text(path_experiment / CONFIG_FILE, text)
+    class_names = getattr(data_module, "class_names", None)
+    trainer = instantiate_config(
+        config,
+        "trainer",
+        logger=create_loggers(path_experiment, resume),
+        callbacks=create_callbacks(config, path_experiment, class_names),
+    )
+    checkpoint = path_experiment / CHECKPOINTS_FOLDER / "last.ckpt" if resume else None
+    try:
+        trainer.fit(module, datamodule=data_module, ckpt_path=checkpoint)
+    except pl.utilities.exceptions.MisconfigurationException as error:
+        if "could not find the monitored key" not in str(error):
+            raise
+        raise ConfigError(f"Config key 'checkpoint.monitor' names a metric that is not logged: {error}") from error
     trainer.test(module, datamodule=data_module)
     if not trainer.is_global_zero:
         return MainJobResult(path_experiment, {}, module)
@@ -86,12 +120,115 @@ def run_main_job(config: Any) -> MainJobResult:
     if config.export_onnx:
         metrics["onnx_max_abs_difference"] = export_and_check_onnx(path_experiment / "model.onnx", brick_collection, batch)
     if config.n_visualized:
-        images = {name: value[: int(config.n_visualized)] for name, value in batch.items()}
-        save_visualizations(path_experiment / "predictions.png", brick_collection, images)
+        test_batches = (module.named_inputs_from_batch(batch) for batch in data_module.test_dataloader())
+        save_pictures(path_experiment, module, test_batches, int(config.n_visualized), class_names)
     metrics["epochs"] = trainer.current_epoch
     metrics["wall_time_seconds"] = round(time.perf_counter() - started, 2)
     write_json(path_experiment / "metrics.json", metrics)
     return MainJobResult(path_experiment, metrics, module)
+
+
+def create_loggers(path_experiment: Path, resume: bool) -> list[Any]:
+    """Lightning's CSV logger (`logs/`), and its TensorBoard logger (`tensorboard/`) when tensorboard is installed.
+
+    A resumed run logs its CSV into `logs/resumed_<time>/`, as Lightning's CSV logger would otherwise delete the
+    interrupted run's file; TensorBoard adds an event file beside the earlier ones and continues their steps.
+    """
+    pl = require("pytorch_lightning", "lightning")
+    version = f"resumed_{create_experiment_name()}" if resume else ""
+    loggers = [pl.loggers.CSVLogger(save_dir=str(path_experiment), name="logs", version=version)]
+    if _installed("tensorboard"):
+        loggers.append(
+            pl.loggers.TensorBoardLogger(save_dir=str(path_experiment), name="tensorboard", version="", default_hp_metric=False)
+        )
+    return loggers
+
+
+def create_callbacks(config: Any, path_experiment: Path, class_names: list[str] | None = None) -> list[Any]:
+    """The main job's callbacks: per-epoch seeding, the metric history and curves, checkpoints, line progress
+    output when standard output is not a terminal, and prediction pictures for TensorBoard."""
+    pl = require("pytorch_lightning", "lightning")
+    from torchbricks.lightning.callbacks import EpochSeed, LineProgressBar, MetricHistory, TensorBoardPredictions
+
+    draw = _installed("matplotlib")
+    callbacks: list[Any] = [EpochSeed(int(config.seed)), MetricHistory(path_experiment, draw=draw)]
+    if config.trainer.get("enable_checkpointing", True):
+        callbacks.append(
+            pl.callbacks.ModelCheckpoint(
+                dirpath=str(path_experiment / CHECKPOINTS_FOLDER),
+                filename="best",
+                monitor=str(config.checkpoint.monitor),
+                mode=str(config.checkpoint.mode),
+                save_last=True,
+                save_top_k=1,
+                save_on_train_epoch_end=True,  # after validation and the epoch's metrics: a resumed run starts the next epoch
+                enable_version_counter=False,
+            )
+        )
+    if config.trainer.get("enable_progress_bar", True) and not sys.stdout.isatty():
+        callbacks.append(LineProgressBar())
+    if draw and _installed("tensorboard") and config.n_visualized:
+        callbacks.append(TensorBoardPredictions(int(config.n_visualized), class_names))
+    return callbacks
+
+
+def quiet_third_party_notices() -> None:
+    """Silences what a user of the main job can neither act on nor needs to read.
+
+    - Lightning's "module(s) in eval mode at the start of training": frozen bricks (`BrickNotTrainable`) keep their
+      modules in eval mode on purpose, so batch-norm statistics and dropout stay frozen.
+    - Lightning's advertising tips for its cloud services, and its use of a torch API that torch deprecated.
+    """
+    warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training", category=UserWarning)
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
+    logger = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    if not any(isinstance(existing, _DropTips) for existing in logger.filters):
+        logger.addFilter(_DropTips())
+
+
+class _DropTips(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("\N{ELECTRIC LIGHT BULB} Tip:")
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def save_pictures(
+    path_experiment: Path,
+    module: LightningBrickCollection,
+    test_batches: Any,
+    n_visualized: int,
+    class_names: list[str] | None = None,
+) -> None:
+    """Draws `predictions.png` and `confusion_matrix.png` (see `torchbricks.lightning.report`) after testing.
+
+    Without matplotlib, or when no head's predictions can be drawn beside their targets, `predictions.png` is
+    the grid of the images the collection's VISUALIZATION bricks draw.
+    """
+    collection = module.brick_collection
+    first: dict[str, Any] | None = None
+    if _installed("matplotlib"):
+        from torchbricks.lightning import report
+
+        batches = list(test_batches)
+        first = batches[0] if batches else None
+        predictions = report.collect_predictions(collection, batches)
+        if predictions:
+            report.save_figure(
+                report.plot_predictions(predictions, class_names, n_samples=n_visualized), path_experiment / "predictions.png"
+            )
+        matrices = report.normalized_confusion_matrices(module.epoch_metrics.get("test", {}))
+        if matrices:
+            report.save_figure(report.plot_confusion_matrices(matrices, class_names), path_experiment / "confusion_matrix.png")
+        if predictions:
+            return
+    else:
+        first = next(iter(test_batches), None)
+    if first is not None:
+        images = {name: value[:n_visualized] for name, value in first.items()}
+        save_visualizations(path_experiment / "predictions.png", collection, images)
 
 
 def export_and_check_onnx(path_onnx: Path, brick_collection: BrickCollection, named_inputs: dict[str, Any]) -> float:

@@ -28,7 +28,7 @@ from torchbricks._files import write_json, write_text
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.bricks import BrickInterface, BrickMetrics
 from torchbricks.errors import BrickError, did_you_mean
-from torchbricks.tags import Stage, TagsLike
+from torchbricks.tags import VISUALIZATION, Stage, TagsLike
 
 require("pytorch_lightning", "lightning")
 import pytorch_lightning as pl  # noqa: E402 (after `require`, so a missing extra names what to install)
@@ -75,6 +75,9 @@ class LightningBrickCollection(pl.LightningModule):
         input_names: The names given to the items of tuple batches, e.g. `(images, labels)` becomes
             `{"raw": images, "targets": labels}`. Dict batches are used as they are.
         loss_weights: Loss name -> weight of that loss in the total; unlisted losses weigh 1.
+        compile_stages: Run the training, validation and test steps through `torch.compile(stage, fullgraph=True)`
+            (one compiled graph per stage; the first step of each stage pays the compilation). A stage that runs
+            VISUALIZATION bricks (the test stage of a collection that draws) stays eager: drawing is not traceable.
 
     Example:
         >>> import torch
@@ -96,6 +99,7 @@ class LightningBrickCollection(pl.LightningModule):
         create_optimizers_func: CreateOptimizersFunc,
         input_names: Sequence[str] = ("raw", "targets"),
         loss_weights: Mapping[str, float] | None = None,
+        compile_stages: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(brick_collection, BrickCollection):
@@ -109,6 +113,8 @@ class LightningBrickCollection(pl.LightningModule):
         self.create_optimizers_func = create_optimizers_func
         self.input_names = tuple(input_names)
         self.loss_weights = _check_loss_weights(dict(loss_weights or {}), brick_collection.loss_names())
+        self.compile_stages = compile_stages
+        self._compiled_stages: dict[Stage, Callable[..., dict[str, Any]]] = {}
 
         self._stage_collections: dict[Stage, BrickCollection] = {}
         self.stage_metric_bricks = nn.ModuleDict()
@@ -187,6 +193,10 @@ class LightningBrickCollection(pl.LightningModule):
     def _create_stage_views(self) -> None:
         views = {stage: _stage_view(self.brick_collection) for stage in _METRIC_STAGES}
         self._stage_collections = views
+        if self.compile_stages:
+            self._compiled_stages = {
+                stage: torch.compile(view, fullgraph=True) for stage, view in views.items() if _traceable(view, stage)
+            }
         # The views are not submodules (that would repeat every shared parameter in the state_dict); their metric
         # bricks are, so `.to(device)` moves the metric states along with the model.
         self.stage_metric_bricks = nn.ModuleDict(
@@ -211,7 +221,8 @@ class LightningBrickCollection(pl.LightningModule):
 
     def _losses_step(self, batch: Any, stage: Stage) -> dict[str, Any]:
         named_inputs = self.named_inputs_from_batch(batch)
-        named_outputs = self.stage_collection(stage)(named_inputs=named_inputs, tags=stage)
+        run = self._compiled_stages.get(stage) or self.stage_collection(stage)
+        named_outputs = run(named_inputs=named_inputs, tags=stage)
         losses = self.brick_collection.extract_losses(named_outputs)
         if not losses:
             raise BrickError(
@@ -265,6 +276,12 @@ def _stage_view(collection: BrickCollection) -> BrickCollection:
         return fresh
 
     return collection.map_bricks(copy_metrics)
+
+
+def _traceable(collection: BrickCollection, stage: Stage) -> bool:
+    """Whether the bricks a stage runs can be compiled whole: none of them draws (VISUALIZATION)."""
+    running = set(collection.execution_order(tags=stage))
+    return not any(VISUALIZATION in brick.tags for path, brick in collection.iter_bricks() if path in running)
 
 
 def _metric_bricks(collection: BrickCollection) -> list[BrickMetrics]:

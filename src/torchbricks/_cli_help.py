@@ -1,0 +1,105 @@
+"""What `torchbricks train --help` says about the packaged configs, read from the YAML files without importing torch.
+
+The command line must answer `--help` in a fraction of a second, so nothing here imports torch, Hydra or YAML:
+the config groups are the folders of the config directory, their options the `.yaml` files in them, a default
+is a line `- group: option` of the primary config's `defaults:` list, and an option's description is the first
+comment line of its file.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+__all__ = ["COMMON_OVERRIDES", "CONFIG_DIR", "ConfigGroup", "describe_config_groups", "read_config_groups"]
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+"""The configs shipped with torchbricks (the same folder as `torchbricks.configuration.CONFIG_DIR`)."""
+
+COMMON_OVERRIDES = (
+    ("trainer.max_epochs=20", "train longer"),
+    ("data.batch_size=32 optimizer.lr=0.001", "batch size and learning rate"),
+    ("experiment.name=NAME", "the experiment folder (default: a timestamp)"),
+    ("experiment.name=NAME resume=true", "continue NAME from its last checkpoint"),
+    ("experiment.name=NAME experiment.overwrite=true", "replace an existing experiment"),
+    ("checkpoint.monitor=validation/head/accuracy checkpoint.mode=max", "what best.ckpt keeps"),
+    ("trainer.precision=bf16-mixed", "bfloat16 mixed precision"),
+    ("compile=true", "compile each stage with torch.compile(fullgraph=True)"),
+    ("trainer.devices=2 trainer.strategy=ddp", "two processes on this machine"),
+    ("trainer.num_nodes=2 trainer.strategy=ddp", "two machines (set MASTER_ADDR, MASTER_PORT, NODE_RANK)"),
+    ("+head@model.bricks.head2=classification", "add a second head"),
+    ("seed=1", "another seed"),
+)
+
+_DEFAULT_LINE = re.compile(r"^\s*-\s*(?:override\s+)?/?([\w/@.]+?)\s*:\s*([\w.\-]+)\s*(?:#.*)?$")
+
+
+class ConfigGroup:
+    """A config group: its name, its options (option -> the first comment line of its file) and its default."""
+
+    def __init__(self, name: str, options: dict[str, str], default: str | None) -> None:
+        self.name = name
+        self.options = options
+        self.default = default
+
+    def __repr__(self) -> str:
+        return f"ConfigGroup({self.name!r}, options={sorted(self.options)}, default={self.default!r})"
+
+
+def read_config_groups(config_dir: Path = CONFIG_DIR, config_name: str = "train") -> list[ConfigGroup]:
+    """The config groups under `config_dir` (nested folders give `group/subgroup`), sorted by name.
+
+    Example:
+        >>> [group.name for group in read_config_groups()][:2]
+        ['data', 'head']
+    """
+    defaults = _read_defaults(config_dir / f"{config_name}.yaml")
+    groups = []
+    for folder in sorted(path for path in config_dir.rglob("*") if path.is_dir()):
+        options = {path.stem: _first_comment(path) for path in sorted(folder.glob("*.yaml"))}
+        if options:
+            name = folder.relative_to(config_dir).as_posix()
+            groups.append(ConfigGroup(name, options, defaults.get(name)))
+    return groups
+
+
+def describe_config_groups(config_dir: Path = CONFIG_DIR, config_name: str = "train") -> str:
+    """The groups and options of the packaged configs and the most used overrides, as `train --help` prints them."""
+    lines = ["config groups (choose with GROUP=OPTION; * marks the default):"]
+    for group in read_config_groups(config_dir, config_name):
+        lines.append(f"  {group.name}:")
+        for option, description in group.options.items():
+            marker = "*" if option == group.default else " "
+            lines.append(f"   {marker} {option:<22} {description}".rstrip())
+    lines.append("")
+    lines.append("most used overrides (Hydra syntax, any key of --show-config can be set):")
+    width = max(len(override) for override, _ in COMMON_OVERRIDES)
+    lines.extend(f"  {override:<{width}}  {description}" for override, description in COMMON_OVERRIDES)
+    return "\n".join(lines)
+
+
+def _read_defaults(path: Path) -> dict[str, str]:
+    """The `- group: option` entries of a config's `defaults:` list."""
+    defaults: dict[str, str] = {}
+    if not path.is_file():
+        return defaults
+    in_defaults = False
+    for line in path.read_text().splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if not line.startswith((" ", "-")):
+            in_defaults = line.startswith("defaults:")
+            continue
+        match = _DEFAULT_LINE.match(line) if in_defaults else None
+        if match:
+            defaults[match.group(1).split("@")[0]] = match.group(2)
+    return defaults
+
+
+def _first_comment(path: Path) -> str:
+    for line in path.read_text().splitlines():
+        if line.startswith("#"):
+            return line.lstrip("# ").strip().split(". ")[0].rstrip(".")  # the first sentence
+        if line.strip():
+            break
+    return ""

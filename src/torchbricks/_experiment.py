@@ -1,0 +1,131 @@
+"""The experiment folder of the main job: refusing to overwrite a run, resuming one, and where its files go.
+
+Torch-free (only omegaconf, through `require`), so the command line checks a name before importing torch.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from torchbricks._extras import require
+from torchbricks.errors import BrickError, ConfigError
+
+__all__ = [
+    "CHECKPOINTS_FOLDER",
+    "CONFIG_FILE",
+    "ExperimentExistsError",
+    "experiment_folder",
+    "last_checkpoint",
+    "launched_as_global_zero",
+    "prepare_experiment_folder",
+    "resumed_config",
+]
+
+CONFIG_FILE = "config.yaml"
+"""The composed config of a run, written into its experiment folder; `resume=true` starts from it."""
+CHECKPOINTS_FOLDER = "checkpoints"
+"""Lightning's checkpoints of a run: `last.ckpt` (every epoch) and `best.ckpt` (by `checkpoint.monitor`)."""
+LAST_CHECKPOINT = "last.ckpt"
+
+_RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID")
+
+
+class ExperimentExistsError(BrickError):
+    """The experiment folder exists and the run was asked neither to resume it nor to overwrite it."""
+
+
+def experiment_folder(config: Any) -> Path:
+    """`<experiment.path_experiments>/<experiment.name>` of a composed config (the name must be set)."""
+    return Path(str(config.experiment.path_experiments)) / str(config.experiment.name)
+
+
+def last_checkpoint(folder: Path) -> Path:
+    """Where Lightning keeps the last checkpoint of the experiment in `folder`."""
+    return folder / CHECKPOINTS_FOLDER / LAST_CHECKPOINT
+
+
+def launched_as_global_zero() -> bool:
+    """Whether this process was started as the first of its job (no launcher gave it another rank).
+
+    Lightning's DDP launcher starts the other processes of a machine by running the same command again with
+    `LOCAL_RANK` set; other machines have `NODE_RANK`, torchrun sets `RANK`, SLURM `SLURM_PROCID`.
+    """
+    return all(os.environ.get(name, "0") == "0" for name in _RANK_VARIABLES)
+
+
+def resumed_config(config: Any, overrides: Sequence[str]) -> Any:
+    """The config a `resume=true` run continues with: the experiment's saved config, with `overrides` on top.
+
+    Plain `key=value` overrides apply on top of the saved config (`trainer.max_epochs=20` trains further);
+    group choices and added keys (`model=...`, `+head@...`) are refused: the checkpoint holds the saved model.
+    A config without `resume=true` is returned as it is.
+
+    Raises:
+        ConfigError: No experiment name, no saved config in the folder, or an override that changes the model.
+    """
+    if not config.get("resume", False):
+        return config
+    omegaconf = require("omegaconf", "hydra")
+    if config.experiment.name is None:
+        raise ConfigError("resume=true needs the experiment to continue: add experiment.name=NAME.")
+    folder = experiment_folder(config)
+    if not (folder / CONFIG_FILE).is_file():
+        available = sorted(path.parent.name for path in folder.parent.glob(f"*/{CONFIG_FILE}"))
+        raise ConfigError(
+            f"resume=true: no experiment {folder.name!r} to continue in {str(folder.parent)!r}. Experiments there: {available}."
+        )
+    plain = []
+    for override in overrides:
+        key = override.split("=", 1)[0]
+        if key.startswith(("+", "~")) or "@" in key or ("." not in key and key not in ("resume", "seed")):
+            raise ConfigError(
+                f"resume=true continues experiment {folder.name!r} with its saved model and data; the override "
+                f"{override!r} would change them. Start a new experiment for it."
+            )
+        plain.append(override)
+    saved = omegaconf.OmegaConf.load(folder / CONFIG_FILE)
+    merged = omegaconf.OmegaConf.merge(saved, omegaconf.OmegaConf.from_dotlist(plain))
+    merged.resume = True
+    return merged
+
+
+def prepare_experiment_folder(config: Any) -> Path:
+    """Checks the experiment folder of a composed config before a run starts, and empties it for `overwrite`.
+
+    Only the process started as the job's first (`launched_as_global_zero`) checks and deletes: the other
+    processes of a distributed run start after it and meet the folder it has begun to fill.
+
+    Returns:
+        The experiment folder.
+
+    Raises:
+        ExperimentExistsError: The folder exists and neither `resume=true` nor `experiment.overwrite=true` is set.
+        ConfigError: `resume=true` without a last checkpoint, or `overwrite` of a folder that is not an experiment.
+    """
+    folder = experiment_folder(config)
+    resume = bool(config.get("resume", False))
+    overwrite = bool(config.experiment.get("overwrite", False))
+    if resume:
+        if not last_checkpoint(folder).is_file():
+            raise ConfigError(
+                f"resume=true: experiment {str(folder)!r} has no {CHECKPOINTS_FOLDER}/{LAST_CHECKPOINT} to continue from."
+            )
+        return folder
+    if not launched_as_global_zero() or not folder.exists():
+        return folder
+    if not overwrite:
+        raise ExperimentExistsError(
+            f"Experiment {str(folder)!r} already exists; continue it with resume=true, "
+            "or replace it with experiment.overwrite=true (or choose another experiment.name)."
+        )
+    if not (folder / CONFIG_FILE).is_file() and any(folder.iterdir()):
+        raise ConfigError(
+            f"experiment.overwrite=true would delete {str(folder)!r}, which holds no {CONFIG_FILE}: it does not look "
+            "like an experiment folder, so it is left alone."
+        )
+    shutil.rmtree(folder)
+    return folder

@@ -1,0 +1,217 @@
+"""Lightning callbacks of the main job: per-epoch seeding, the metric history and its curves, line progress output
+and prediction pictures for TensorBoard.
+
+Collective calls: under DDP, reading a metric logged with `sync_dist=True` all-reduces it, so every callback here
+reads metrics on every process at the same point and only the global-zero process writes or prints.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+import torch
+from torch.utils.data import RandomSampler
+
+from torchbricks._extras import require
+from torchbricks._files import write_text
+
+require("pytorch_lightning", "lightning")
+import pytorch_lightning as pl  # noqa: E402 (after `require`, so a missing extra names what to install)
+
+__all__ = ["EpochSeed", "LineProgressBar", "MetricHistory", "TensorBoardPredictions", "epoch_seed"]
+
+HISTORY_FILE = "history.json"
+CURVES_FILE = "curves.png"
+
+
+def epoch_seed(seed: int, epoch: int, stream: int = 0) -> int:
+    """A seed drawn from (seed, epoch, stream): the same on every run, unrelated between epochs.
+
+    Example:
+        >>> epoch_seed(0, 1) == epoch_seed(0, 1) != epoch_seed(1, 0)
+        True
+    """
+    return int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1)[0])
+
+
+class EpochSeed(pl.Callback):
+    """Seeds every training epoch from `(seed, epoch)`, so a resumed run draws what an uninterrupted one draws.
+
+    At the start of each training epoch the global generators (torch, NumPy, `random`) are seeded, and so are
+    the training loaders' shuffling (a `RandomSampler`'s own generator) and the base seed of their workers. The
+    data order and the dropout masks of epoch k thus depend only on the seed and k, not on what ran before:
+    a run resumed at epoch k sees the batches the uninterrupted run saw. Under DDP the `DistributedSampler`
+    already shuffles by seed and epoch and is left alone.
+
+    Args:
+        seed: The run's seed (the config's `seed`).
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = int(seed)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        epoch = trainer.current_epoch
+        value = epoch_seed(self.seed, epoch)
+        random.seed(value)
+        np.random.seed(value % 2**32)
+        torch.manual_seed(value)
+        combined = trainer.fit_loop._combined_loader  # the loaders of this epoch; Lightning has no public handle
+        for loader in combined.flattened if combined is not None else []:
+            if isinstance(getattr(loader, "sampler", None), RandomSampler):
+                loader.sampler.generator = torch.Generator().manual_seed(epoch_seed(self.seed, epoch, stream=1))
+            if hasattr(loader, "generator"):  # draws the workers' base seed when an iterator is created
+                loader.generator = torch.Generator().manual_seed(epoch_seed(self.seed, epoch, stream=2))
+
+
+class MetricHistory(pl.Callback):
+    """Keeps every epoch's logged scalars, writes them to `history.json` and draws `curves.png`.
+
+    Lightning calls a callback's `on_train_epoch_end` before the LightningModule's, which computes the epoch's
+    metrics, so an epoch is recorded at the next point where they are complete: when the next epoch starts,
+    when training ends, and when a checkpoint is saved after the epoch (`ModelCheckpoint(save_on_train_epoch_end=
+    True)` saves after the module's hook). The history travels in those checkpoints, so a resumed run's curves
+    start at epoch 0.
+
+    Args:
+        path_experiment: The experiment folder receiving `history.json` and `curves.png`.
+        draw: Draw `curves.png` (needs matplotlib, the `plots` extra).
+    """
+
+    def __init__(self, path_experiment: Path | str, draw: bool = True) -> None:
+        self.path_experiment = Path(path_experiment)
+        self.draw = draw
+        self.history: list[dict[str, float]] = []
+        self._trainer: pl.Trainer | None = None
+        self._pending: int | None = None
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._trainer = trainer
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._pending = trainer.current_epoch
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._record()
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._record()
+
+    def _record(self) -> None:
+        if self._pending is None or self._trainer is None:
+            return
+        trainer = self._trainer
+        record: dict[str, float] = {"epoch": self._pending}
+        self._pending = None
+        for name, value in sorted(trainer.callback_metrics.items()):  # on every process: may all-reduce
+            if isinstance(value, torch.Tensor) and value.numel() == 1 and not name.endswith("_step"):
+                record[name.removesuffix("_epoch")] = float(value)
+        self.history = [entry for entry in self.history if entry["epoch"] != record["epoch"]] + [record]
+        if trainer.is_global_zero:
+            self.write()
+
+    def write(self) -> None:
+        """Writes `history.json` and, when `draw`, `curves.png` into the experiment folder."""
+        text = json.dumps(self.history, indent=2) + "\n"
+        self.path_experiment.mkdir(parents=True, exist_ok=True)
+        write_text(self.path_experiment / HISTORY_FILE, text)
+        if self.draw:
+            from torchbricks.lightning.report import plot_curves, save_figure
+
+            save_figure(plot_curves(self.history), self.path_experiment / CURVES_FILE)
+
+    def state_dict(self) -> dict[str, Any]:
+        self._record()  # a checkpoint saved after the epoch's end holds that epoch
+        return {"history": self.history}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = list(state_dict.get("history", []))
+
+
+class LineProgressBar(pl.callbacks.ProgressBar):
+    """Progress as one plain line per epoch, for output that is not a terminal (a log file, CI).
+
+    Lightning's bar redraws itself with carriage returns many times a second, which a file keeps as one
+    endless line; this bar prints `epoch 3/10  train/loss 0.123  validation/loss 0.145 ... (2.1 s)` once per
+    epoch instead, from the global-zero process.
+
+    Args:
+        stream: Where the lines go; standard output by default.
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__()
+        self._stream = stream
+        self._enabled = True
+        self._started = 0.0
+
+    @property
+    def is_enabled(self) -> bool:
+        return self._enabled
+
+    def disable(self) -> None:
+        self._enabled = False
+
+    def enable(self) -> None:
+        self._enabled = True
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._started = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        metrics = self.get_metrics(trainer, pl_module)  # on every process: may all-reduce
+        if not (trainer.is_global_zero and self._enabled):
+            return
+        values = "  ".join(
+            f"{name.removesuffix('_epoch')} {value:.4g}"
+            for name, value in metrics.items()
+            if isinstance(value, (int, float)) and not name.endswith("_step") and name != "v_num"
+        )
+        seconds = time.perf_counter() - self._started
+        print(
+            f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  {values}  ({seconds:.1f} s)",
+            file=self._stream or sys.stdout,
+            flush=True,
+        )
+
+
+class TensorBoardPredictions(pl.Callback):
+    """Sends the predictions on the first validation batch to TensorBoard as a picture, every validation epoch.
+
+    The picture is `predictions.png`'s (`report.plot_predictions`): ground truth beside prediction, mistakes
+    first, one section per head, under the tag `predictions`, one step per epoch. Does nothing without a
+    `TensorBoardLogger`.
+
+    Args:
+        n_samples: Images per head.
+        class_names: Names of the classes for the captions; indices when None.
+    """
+
+    def __init__(self, n_samples: int = 16, class_names: list[str] | None = None) -> None:
+        self.n_samples = n_samples
+        self.class_names = class_names
+        self._batch: dict[str, Any] | None = None
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        tensorboard = next((logger for logger in trainer.loggers if isinstance(logger, pl.loggers.TensorBoardLogger)), None)
+        if tensorboard is None or trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        from torchbricks.lightning.report import collect_predictions, plot_predictions
+
+        if self._batch is None:
+            loader: Any = trainer.val_dataloaders
+            loader = loader[0] if isinstance(loader, (list, tuple)) else loader
+            self._batch = pl_module.named_inputs_from_batch(next(iter(loader)))  # type: ignore[operator]
+        batch = {
+            name: value.to(pl_module.device) if isinstance(value, torch.Tensor) else value for name, value in self._batch.items()
+        }
+        predictions = collect_predictions(pl_module.brick_collection, [batch])  # type: ignore[arg-type]
+        if predictions:
+            figure = plot_predictions(predictions, self.class_names, n_samples=self.n_samples)
+            tensorboard.experiment.add_figure("predictions", figure, global_step=trainer.current_epoch)

@@ -1,0 +1,381 @@
+"""The pictures a training run leaves in its experiment folder: learning curves, confusion matrices, predictions.
+
+Each picture is drawn from plain data that a function here computes first and returns, so what a figure shows
+can be checked against an independent reference:
+
+- `curves.png`: `curve_series(history)` -> one panel per head, every loss (left axis) and scalar metric (right
+  axis) per epoch, training solid against validation dashed.
+- `confusion_matrix.png`: `normalized_confusion_matrices(metrics)` -> one matrix per classification head, each
+  row (a true class) divided by its count, class names on both axes.
+- `predictions.png`: `collect_predictions(...)` and `HeadPredictions.order()` -> one titled section per head,
+  ground truth beside prediction in a caption above each image, mistakes first (segmentation: the truth and the
+  predicted mask side by side over the image, the images with most wrong pixels first).
+
+Drawn with matplotlib's object-oriented API (no pyplot, no global state, no display needed); matplotlib comes
+with the `plots` extra: `pip install "torchbricks[plots]"`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from torchbricks._extras import require
+from torchbricks._files import write_atomically
+from torchbricks.brick_collection import BrickCollection
+from torchbricks.bricks import BrickMetrics, BrickMetricSingle
+from torchbricks.tags import Stage
+
+__all__ = [
+    "CURVE_STAGES",
+    "HeadPredictions",
+    "collect_predictions",
+    "curve_series",
+    "normalized_confusion_matrices",
+    "plot_confusion_matrices",
+    "plot_curves",
+    "plot_predictions",
+    "save_figure",
+]
+
+CURVE_STAGES = ("train", "validation")
+TOTAL = "total"
+"""The panel of the summed loss, which belongs to no head."""
+IGNORE_INDEX = 255
+"""Mask pixels with this value are not scored (the segmentation data's convention)."""
+
+Series = dict[str, tuple[list[int], list[float]]]
+
+
+# --- curves ------------------------------------------------------------------------------------------------------
+
+
+def curve_series(history: Sequence[Mapping[str, float]]) -> dict[str, dict[str, Series]]:
+    """Per head, the losses and the metrics per epoch, from the logged epoch values in `history`.
+
+    Args:
+        history: One dict per epoch: `epoch` and the logged names, e.g. `train/loss`, `train/losses/head/loss_ce`,
+            `validation/head/accuracy` (Lightning's `_epoch` suffix is dropped, `_step` values are left out).
+
+    Returns:
+        Head -> {"losses": series, "metrics": series}, a series mapping `<name> (<stage>)` to (epochs, values).
+        The summed loss is the head `total`.
+
+    Example:
+        >>> history = [{"epoch": 0, "train/loss": 2.0, "validation/head/accuracy": 0.5},
+        ...            {"epoch": 1, "train/loss": 1.0, "validation/head/accuracy": 0.75}]
+        >>> series = curve_series(history)
+        >>> series["total"]["losses"], series["head"]["metrics"]
+        ({'loss (train)': ([0, 1], [2.0, 1.0])}, {'accuracy (validation)': ([0, 1], [0.5, 0.75])})
+    """
+    panels: dict[str, dict[str, Series]] = {}
+    for record in history:
+        epoch = int(record["epoch"])
+        for key, value in record.items():
+            parsed = _parse_logged_name(key)
+            if parsed is None:
+                continue
+            head, kind, label = parsed
+            series = panels.setdefault(head, {"losses": {}, "metrics": {}})[kind]
+            epochs, values = series.setdefault(label, ([], []))
+            epochs.append(epoch)
+            values.append(float(value))
+    return panels
+
+
+def _parse_logged_name(key: str) -> tuple[str, str, str] | None:
+    stage, _, rest = key.partition("/")
+    if stage not in CURVE_STAGES or not rest or rest.endswith("_step"):
+        return None
+    rest = rest.removesuffix("_epoch")
+    kind = "losses" if rest == "loss" or rest.startswith("losses/") else "metrics"
+    rest = rest.removeprefix("losses/")
+    head, _, name = rest.rpartition("/")
+    return head or TOTAL, kind, f"{name} ({stage})"
+
+
+def plot_curves(history: Sequence[Mapping[str, float]]) -> Any:
+    """The learning curves of `curve_series(history)`: one panel per head; returns a matplotlib `Figure`."""
+    figure_class = require("matplotlib.figure", "plots").Figure
+    ticker = require("matplotlib.ticker", "plots")
+    panels = curve_series(history)
+    figure = figure_class(figsize=(6.0 * max(1, len(panels)), 4.5), layout="constrained")
+    axes_list = figure.subplots(1, max(1, len(panels)), squeeze=False)[0]
+    colors = _color_cycle()
+    for axes, (head, series) in zip(axes_list, panels.items(), strict=False):
+        axes.set_title(head if head != TOTAL else "total loss")
+        axes.set_xlabel("epoch")
+        handles = []
+        color_of: dict[str, str] = {}
+        for kind in ("losses", "metrics"):
+            if not series[kind]:
+                continue
+            target = axes.twinx() if kind == "metrics" and series["losses"] else axes
+            target.set_ylabel("loss" if kind == "losses" else "metric")
+            for label, (epochs, values) in series[kind].items():
+                name, stage = label.rsplit(" (", 1)
+                color = color_of.setdefault(name, colors[len(color_of) % len(colors)])
+                (line,) = target.plot(
+                    epochs, values, color=color, linestyle="-" if stage.startswith("train") else "--", marker="o", label=label
+                )
+                handles.append(line)
+        axes.grid(alpha=0.3)
+        axes.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+        axes.legend(handles=handles, fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, frameon=False)
+    figure.suptitle("training (solid) and validation (dashed) per epoch")
+    return figure
+
+
+# --- confusion matrices ------------------------------------------------------------------------------------------
+
+
+def normalized_confusion_matrices(metrics: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Every square matrix among `metrics` (a confusion matrix of counts), each row divided by its sum.
+
+    Row i is the true class i: entry (i, j) is the fraction of class-i samples predicted as j, as torchmetrics'
+    `normalize="true"` gives it; a class with no sample keeps a row of zeros.
+
+    Example:
+        >>> normalized_confusion_matrices({"head/accuracy": 0.75, "head/confusion_matrix": [[3, 1], [0, 0]]})
+        {'head/confusion_matrix': array([[0.75, 0.25],
+               [0.  , 0.  ]])}
+    """
+    matrices = {}
+    for name, value in metrics.items():
+        counts = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value, dtype=np.float64)
+        if counts.ndim != 2 or counts.shape[0] != counts.shape[1] or counts.shape[0] < 2:
+            continue
+        totals = counts.sum(axis=1, keepdims=True)
+        matrices[name] = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    return matrices
+
+
+def plot_confusion_matrices(matrices: Mapping[str, np.ndarray], class_names: Sequence[str] | None = None) -> Any:
+    """One normalised matrix per panel, true classes down, predicted across; returns a matplotlib `Figure`."""
+    figure_class = require("matplotlib.figure", "plots").Figure
+    count = max(1, len(matrices))
+    size = max(4.0, 0.45 * max((len(matrix) for matrix in matrices.values()), default=8) + 2)
+    figure = figure_class(figsize=(size * count, size), layout="constrained")
+    axes_list = figure.subplots(1, count, squeeze=False)[0]
+    for axes, (name, matrix) in zip(axes_list, matrices.items(), strict=False):
+        names = _class_names(class_names, len(matrix))
+        image = axes.imshow(matrix, vmin=0.0, vmax=1.0, cmap="Blues")
+        axes.set_title(name)
+        axes.set_xlabel("predicted")
+        axes.set_ylabel("true")
+        axes.set_xticks(range(len(matrix)), names, rotation=45 if max(map(len, names)) > 2 else 0, ha="right")
+        axes.set_yticks(range(len(matrix)), names)
+        if len(matrix) <= 20:
+            for (row, column), value in np.ndenumerate(matrix):
+                if value > 0:
+                    color = "white" if value > 0.5 else "black"
+                    axes.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=7, color=color)
+        figure.colorbar(image, ax=axes, shrink=0.8, label="fraction of the true class")
+    return figure
+
+
+# --- predictions -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class HeadPredictions:
+    """A head's test predictions beside the ground truth, with the images they were made on.
+
+    Attributes:
+        head: The head's name (the collection path of its metric brick's parent).
+        kind: `classification` (truth and prediction are class indices [N]) or `segmentation` (masks [N, H, W]).
+        images: The input images, [N, H, W, 3] floats in [0, 1] ready to draw.
+        truth: The targets.
+        prediction: The predicted classes or masks.
+    """
+
+    head: str
+    kind: Literal["classification", "segmentation"]
+    images: np.ndarray
+    truth: np.ndarray
+    prediction: np.ndarray
+
+    def errors(self) -> np.ndarray:
+        """Per sample: 1.0 for a wrong class, or the fraction of wrong scored pixels of a mask."""
+        if self.kind == "classification":
+            return (self.truth != self.prediction).astype(np.float64)
+        scored = self.truth != IGNORE_INDEX
+        wrong = (self.truth != self.prediction) & scored
+        return wrong.reshape(len(wrong), -1).sum(axis=1) / np.maximum(scored.reshape(len(scored), -1).sum(axis=1), 1)
+
+    def order(self) -> np.ndarray:
+        """Sample indices, mistakes first (the worst first), then the rest in their original order."""
+        return np.lexsort((np.arange(len(self.truth)), -self.errors()))
+
+
+def collect_predictions(
+    collection: BrickCollection, batches: Iterable[Mapping[str, Any]], max_samples: int = 2048
+) -> list[HeadPredictions]:
+    """Runs the test stage of `collection` over `batches` and keeps each head's predictions and targets.
+
+    A head is found through its metric brick: the metric's first input is the prediction, its second the
+    target. Class indices [B] or scores [B, C] (argmax) make a classification head, masks [B, H, W] (or scores
+    [B, C, H, W]) a segmentation head; other heads (boxes, points) are left out. The images are the first
+    named input holding a batch of images [B, C, H, W].
+    """
+    heads = _metric_heads(collection)
+    if not heads:
+        return []
+    wanted = sorted({name for _, prediction, target in heads for name in (prediction, target)})
+    kept: dict[str, list[np.ndarray]] = {name: [] for name in wanted}
+    kept_images: list[np.ndarray] = []
+    seen = 0
+    with torch.no_grad():
+        for batch in batches:
+            computed = [name for name in wanted if name not in batch]
+            # Only the bricks the predictions need run: the collection's own metric states stay untouched.
+            outputs = {**batch, **collection(named_inputs=dict(batch), tags=Stage.TEST, output_names=computed)}
+            image_batch = next((value for value in batch.values() if _is_image_batch(value)), None)
+            if image_batch is None:
+                return []
+            kept_images.append(_displayable(image_batch))
+            for name in wanted:
+                kept[name].append(outputs[name].detach().float().cpu().numpy())
+            seen += len(image_batch)
+            if seen >= max_samples:
+                break
+    if not kept_images:
+        return []
+    images = np.concatenate(kept_images)
+    found = []
+    for head, prediction_name, target_name in heads:
+        prediction = np.concatenate(kept[prediction_name])
+        truth = np.concatenate(kept[target_name]).astype(np.int64)
+        if prediction.ndim == truth.ndim + 1:
+            prediction = prediction.argmax(axis=1)  # scores or logits
+        prediction = prediction.astype(np.int64)
+        if prediction.shape != truth.shape or truth.ndim not in (1, 3):
+            continue
+        kind: Literal["classification", "segmentation"] = "classification" if truth.ndim == 1 else "segmentation"
+        found.append(HeadPredictions(head, kind, images, truth, prediction))
+    return found
+
+
+def plot_predictions(
+    predictions: Sequence[HeadPredictions], class_names: Sequence[str] | None = None, n_samples: int = 16, columns: int = 8
+) -> Any:
+    """One titled section per head, `n_samples` images each, mistakes first; returns a matplotlib `Figure`.
+
+    Classification: each image has the caption `true <class>` / `pred <class>` above it, red when wrong.
+    Segmentation: each sample is two images, the true mask and the predicted mask over the image.
+    """
+    figure_class = require("matplotlib.figure", "plots").Figure
+    sections = [(head, head.order()[:n_samples]) for head in predictions]
+    rows = [_section_shape(head, len(indices), columns)[0] for head, indices in sections]
+    figure = figure_class(figsize=(1.6 * columns, 1.9 * max(1, sum(rows)) + 0.6 * len(sections)), layout="constrained")
+    subfigures = figure.subfigures(max(1, len(sections)), 1, squeeze=False, height_ratios=[max(1, row) for row in rows] or None)
+    for subfigure, (head, indices) in zip(subfigures[:, 0], sections, strict=False):
+        n_mistakes = int((head.errors() > 0).sum())
+        subfigure.suptitle(
+            f"{head.head} ({head.kind}): {n_mistakes} of {len(head.truth)} test images wrong, mistakes first", fontweight="bold"
+        )
+        n_rows, n_columns = _section_shape(head, len(indices), columns)
+        axes_grid = subfigure.subplots(max(1, n_rows), n_columns, squeeze=False)
+        for axes in axes_grid.flat:
+            axes.set_axis_off()
+        cells = axes_grid.flat
+        for index in indices:
+            wrong = head.errors()[index] > 0
+            color = "tab:red" if wrong else "black"
+            if head.kind == "classification":
+                axes = next(cells)
+                axes.imshow(head.images[index], interpolation="nearest")
+                truth = _class_names(class_names, int(head.truth[index]) + 1)[int(head.truth[index])]
+                guess = _class_names(class_names, int(head.prediction[index]) + 1)[int(head.prediction[index])]
+                axes.set_title(f"true {truth}\npred {guess}", fontsize=9, color=color)
+                continue
+            for label, mask in (("true", head.truth[index]), ("pred", head.prediction[index])):
+                axes = next(cells)
+                axes.imshow(head.images[index], interpolation="nearest")
+                axes.imshow(
+                    np.ma.masked_where((mask == 0) | (mask == IGNORE_INDEX), mask),
+                    cmap="tab20",
+                    alpha=0.55,
+                    interpolation="nearest",
+                )
+                caption = label if label == "true" else f"pred ({head.errors()[index]:.0%} wrong)"
+                axes.set_title(caption, fontsize=9, color=color if label == "pred" else "black")
+    return figure
+
+
+def _section_shape(head: HeadPredictions, n_samples: int, columns: int) -> tuple[int, int]:
+    cells = n_samples * (1 if head.kind == "classification" else 2)
+    if head.kind == "segmentation":
+        columns -= columns % 2  # a sample's two images stay on one row
+    return -(-cells // columns), columns
+
+
+def _metric_heads(collection: BrickCollection) -> list[tuple[str, str, str]]:
+    """(head, prediction name, target name) for each metric brick reading two inputs, first seen first."""
+    heads = []
+    seen = set()
+    for path, brick in collection.iter_bricks():
+        if not isinstance(brick, (BrickMetrics, BrickMetricSingle)):
+            continue
+        names = brick.input_names
+        names = list(names.values()) if isinstance(names, Mapping) else list(names)
+        if len(names) != 2:
+            continue
+        scope = path.split("/")[:-1]
+        prediction, target = (_resolve(name, scope) for name in names)
+        if prediction not in seen:
+            seen.add(prediction)
+            heads.append(("/".join(scope) or path, prediction, target))
+    return heads
+
+
+def _resolve(name: str, scope: list[str]) -> str:
+    if not name.startswith(("./", "../")):
+        return name
+    base = list(scope)
+    parts = name.split("/")
+    while parts and parts[0] in (".", ".."):
+        if parts.pop(0) == ".." and base:
+            base.pop()
+    return "/".join([*base, *parts])
+
+
+def _is_image_batch(value: Any) -> bool:
+    return isinstance(value, torch.Tensor) and value.ndim == 4 and value.shape[1] in (1, 3) and value.is_floating_point()
+
+
+def _displayable(images: torch.Tensor) -> np.ndarray:
+    """[B, C, H, W] -> [B, H, W, 3] in [0, 1], each image stretched to its own range."""
+    array = images.detach().float().cpu().numpy().transpose(0, 2, 3, 1)
+    if array.shape[-1] == 1:
+        array = np.repeat(array, 3, axis=-1)
+    low = array.min(axis=(1, 2, 3), keepdims=True)
+    high = array.max(axis=(1, 2, 3), keepdims=True)
+    return (array - low) / np.maximum(high - low, 1e-12)
+
+
+# --- shared ------------------------------------------------------------------------------------------------------
+
+
+def save_figure(figure: Any, path: Path, dpi: int = 100) -> None:
+    """Saves a matplotlib figure as PNG, atomically (a reader never meets half a picture)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(temporary: Path) -> None:
+        figure.savefig(temporary, format="png", dpi=dpi)
+
+    write_atomically(path, write)
+
+
+def _class_names(class_names: Sequence[str] | None, count: int) -> list[str]:
+    names = [str(name) for name in class_names] if class_names is not None else []
+    return names[:count] + [str(index) for index in range(len(names), count)]
+
+
+def _color_cycle() -> list[str]:
+    return [f"tab:{name}" for name in ("blue", "orange", "green", "red", "purple", "brown", "pink", "olive", "cyan", "gray")]

@@ -1,0 +1,86 @@
+"""bf16 mixed precision and compiled stages, on the CPU."""
+
+from __future__ import annotations
+
+import copy
+from functools import partial
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from torchmetrics.classification import MulticlassAccuracy
+
+from torchbricks import VISUALIZATION, BrickCollection, BrickLoss, BrickMetrics, BrickNotTrainable, BrickTrainable
+from torchbricks.lightning import LightningBrickCollection
+from torchbricks.lightning.datamodules import NamedTensorDataset
+
+
+def _collection(draws: bool = False) -> BrickCollection:
+    torch.manual_seed(0)
+    bricks: dict[str, object] = {
+        "backbone": BrickTrainable(nn.Sequential(nn.Linear(8, 16), nn.ReLU()), input_names=["raw"], output_names=["features"]),
+        "classify": BrickTrainable(nn.Linear(16, 3), input_names=["features"], output_names=["logits"]),
+        "loss": BrickLoss(nn.CrossEntropyLoss(), input_names=["logits", "targets"], output_names=["ce"]),
+        "metrics": BrickMetrics({"accuracy": MulticlassAccuracy(num_classes=3)}, input_names=["logits", "targets"]),
+    }
+    if draws:  # a drawing brick: Python on every image, not traceable
+        bricks["draw"] = BrickNotTrainable(_Describe(), input_names=["logits"], output_names=["drawing"], tags=[VISUALIZATION])
+    return BrickCollection(bricks)
+
+
+class _Describe(nn.Module):
+    def forward(self, logits: torch.Tensor) -> list[str]:
+        return [f"class {int(row.argmax())}" for row in logits]
+
+
+def _loader() -> DataLoader:
+    generator = torch.Generator().manual_seed(1)
+    data = NamedTensorDataset(
+        raw=torch.randn(64, 8, generator=generator), targets=torch.randint(0, 3, (64,), generator=generator)
+    )
+    return DataLoader(data, batch_size=16)
+
+
+def _trainer(**kwargs: object) -> pl.Trainer:
+    return pl.Trainer(
+        max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, **kwargs
+    )
+
+
+@pytest.mark.slow
+def test_bf16_mixed_precision_trains_in_bfloat16_autocast_and_keeps_float32_weights(tmp_path: Path) -> None:
+    collection = _collection()
+    seen: list[torch.dtype] = []
+    collection["classify"].model.register_forward_hook(lambda module, args, output: seen.append(output.dtype))
+    module = LightningBrickCollection(tmp_path, "bf16", collection, partial(torch.optim.SGD, lr=0.1))
+
+    _trainer(precision="bf16-mixed").fit(module, _loader(), _loader())
+
+    assert set(seen) == {torch.bfloat16}
+    assert all(parameter.dtype == torch.float32 for parameter in collection.parameters())
+    assert torch.isfinite(module.epoch_metrics["validation"]["accuracy"]).all()
+    assert 0.0 <= float(module.epoch_metrics["train"]["accuracy"]) <= 1.0
+
+
+@pytest.mark.slow
+def test_compiled_stages_train_to_the_weights_of_eager_stages_and_a_drawing_test_stage_stays_eager(tmp_path: Path) -> None:
+    torch._dynamo.reset()
+    eager = _collection(draws=True)
+    compiled = copy.deepcopy(eager)
+    results = {}
+    for name, collection, compile_stages in (("eager", eager, False), ("compiled", compiled, True)):
+        module = LightningBrickCollection(
+            tmp_path, name, collection, partial(torch.optim.SGD, lr=0.1), compile_stages=compile_stages
+        )
+        trainer = _trainer()
+        trainer.fit(module, _loader(), _loader())
+        trainer.test(module, _loader())
+        results[name] = module.epoch_metrics
+
+    for (name, expected), actual in zip(eager.state_dict().items(), compiled.state_dict().values(), strict=True):
+        torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-6, msg=name)
+    for stage in ("train", "validation", "test"):
+        assert float(results["compiled"][stage]["accuracy"]) == pytest.approx(float(results["eager"][stage]["accuracy"]))

@@ -1,0 +1,167 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+from torchmetrics.functional.classification import multiclass_confusion_matrix
+
+from torchbricks import BrickCollection, BrickLoss, BrickMetrics, BrickTrainable
+from torchbricks.lightning.report import (
+    HeadPredictions,
+    collect_predictions,
+    curve_series,
+    normalized_confusion_matrices,
+    plot_confusion_matrices,
+    plot_curves,
+    plot_predictions,
+    save_figure,
+)
+
+HISTORY = [
+    {"epoch": 0, "train/loss": 2.0, "validation/loss": 2.5, "train/losses/cat/loss_ce": 1.2, "train/losses/dog/loss_ce": 0.8,
+     "validation/cat/accuracy": 0.4, "validation/dog/accuracy": 0.6, "train/loss_step": 9.0, "test/cat/accuracy": 0.1},
+    {"epoch": 1, "train/loss": 1.0, "validation/loss": 1.5, "train/losses/cat/loss_ce": 0.7, "train/losses/dog/loss_ce": 0.3,
+     "validation/cat/accuracy": 0.7, "validation/dog/accuracy": 0.9, "train/loss_step": 9.0, "test/cat/accuracy": 0.1},
+]  # fmt: skip
+
+
+def _lines(axes: object) -> dict[str, tuple[list[float], list[float]]]:
+    return {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in axes.get_lines()}  # type: ignore[attr-defined]
+
+
+def test_curves_have_one_panel_per_head_with_train_and_validation_of_every_loss_and_metric() -> None:
+    figure = plot_curves(HISTORY)
+
+    panels = [axes for axes in figure.axes if axes.get_title()]
+    assert sorted(axes.get_title() for axes in panels) == ["cat", "dog", "total loss"]
+    cat = next(axes for axes in panels if axes.get_title() == "cat")
+    plotted = {
+        **_lines(cat),
+        **{label: data for axes in figure.axes if axes.bbox.bounds == cat.bbox.bounds for label, data in _lines(axes).items()},
+    }
+    assert plotted["loss_ce (train)"] == ([0, 1], [1.2, 0.7])
+    assert plotted["accuracy (validation)"] == ([0, 1], [0.4, 0.7])
+    total = _lines(next(axes for axes in panels if axes.get_title() == "total loss"))
+    assert total == {"loss (train)": ([0, 1], [2.0, 1.0]), "loss (validation)": ([0, 1], [2.5, 1.5])}
+
+
+def test_curve_series_leaves_out_step_values_and_the_test_stage() -> None:
+    series = curve_series(HISTORY)
+
+    labels = [label for panel in series.values() for kind in panel.values() for label in kind]
+    assert not any("test" in label or "step" in label for label in labels)
+
+
+def test_the_plotted_confusion_matrix_is_torchmetrics_normalised_one_on_the_same_predictions() -> None:
+    generator = torch.Generator().manual_seed(0)
+    target = torch.randint(0, 4, (200,), generator=generator)
+    prediction = torch.where(torch.rand(200, generator=generator) < 0.7, target, torch.randint(0, 4, (200,), generator=generator))
+    metric = MulticlassConfusionMatrix(num_classes=4)
+    metric.update(prediction, target)
+
+    matrices = normalized_confusion_matrices({"head/confusion_matrix": metric.compute(), "head/accuracy": torch.tensor(0.7)})
+    figure = plot_confusion_matrices(matrices, class_names=["cat", "dog", "eel", "fox"])
+
+    expected = multiclass_confusion_matrix(prediction, target, num_classes=4, normalize="true").numpy()
+    assert list(matrices) == ["head/confusion_matrix"]
+    np.testing.assert_allclose(matrices["head/confusion_matrix"], expected, atol=1e-6)
+    (axes,) = [axes for axes in figure.axes if axes.get_title()]
+    np.testing.assert_allclose(axes.images[0].get_array(), expected, atol=1e-6)
+    assert [label.get_text() for label in axes.get_xticklabels()] == ["cat", "dog", "eel", "fox"]
+    assert [label.get_text() for label in axes.get_yticklabels()] == ["cat", "dog", "eel", "fox"]
+
+
+def test_a_class_without_samples_keeps_a_row_of_zeros() -> None:
+    (matrix,) = normalized_confusion_matrices({"m": [[0, 0], [1, 3]]}).values()
+
+    np.testing.assert_array_equal(matrix, [[0.0, 0.0], [0.25, 0.75]])
+
+
+def test_mistakes_come_first_the_worst_first_then_the_rest_in_order() -> None:
+    classification = HeadPredictions(
+        "head", "classification", np.zeros((6, 2, 2, 3)), np.array([0, 1, 2, 3, 4, 5]), np.array([0, 9, 2, 9, 4, 5])
+    )
+    truth = np.zeros((3, 2, 2), dtype=np.int64)
+    masks = np.array([[[0, 0], [0, 1]], [[1, 1], [1, 0]], [[0, 0], [0, 0]]])
+    segmentation = HeadPredictions("roads", "segmentation", np.zeros((3, 2, 2, 3)), truth, masks)
+
+    assert classification.order().tolist() == [1, 3, 0, 2, 4, 5]
+    assert segmentation.order().tolist() == [1, 0, 2]  # 3 of 4 pixels wrong, then 1 of 4, then none
+
+
+def _two_head_collection() -> BrickCollection:
+    torch.manual_seed(0)
+
+    def head(classes: int) -> dict[str, object]:
+        return {
+            "classify": BrickTrainable(nn.Linear(12, classes), input_names=["features"], output_names=["./logits"]),
+            "loss": BrickLoss(nn.CrossEntropyLoss(), input_names=["./logits", "targets"], output_names=["./loss_ce"]),
+            "metrics": BrickMetrics({"accuracy": MulticlassAccuracy(num_classes=classes)}, input_names=["./logits", "targets"]),
+        }
+
+    flatten = BrickTrainable(nn.Flatten(), input_names=["raw"], output_names=["features"])
+    return BrickCollection({"backbone": flatten, "digit": head(3), "parity": head(3)})
+
+
+def test_predictions_show_ground_truth_beside_prediction_mistakes_first_one_titled_section_per_head(tmp_path: Path) -> None:
+    collection = _two_head_collection()
+    batches = [{"raw": torch.rand(5, 3, 2, 2), "targets": torch.randint(0, 3, (5,))} for _ in range(2)]
+    with torch.no_grad():
+        reference = torch.cat([collection(batch)["digit/logits"].argmax(1) for batch in batches])
+    targets = torch.cat([batch["targets"] for batch in batches])
+
+    predictions = collect_predictions(collection, batches)
+    figure = plot_predictions(predictions, class_names=["zero", "one", "two"], n_samples=10)
+    save_figure(figure, tmp_path / "predictions.png")
+
+    assert [(head.head, head.kind) for head in predictions] == [("digit", "classification"), ("parity", "classification")]
+    np.testing.assert_array_equal(predictions[0].prediction, reference.numpy())
+    np.testing.assert_array_equal(predictions[0].truth, targets.numpy())
+    sections = figure.subfigs
+    assert len(sections) == 2
+    assert sections[0].get_suptitle().startswith("digit (classification)")
+    n_wrong = int((reference != targets).sum())
+    assert f"{n_wrong} of 10 test images wrong" in sections[0].get_suptitle()
+    captions = [axes.get_title() for axes in sections[0].axes if axes.get_title()]
+    order = predictions[0].order()
+    expected = [f"true {['zero', 'one', 'two'][targets[i]]}\npred {['zero', 'one', 'two'][reference[i]]}" for i in order]
+    assert captions == expected
+    assert all(caption.split("\n")[0][5:] != caption.split("\n")[1][5:] for caption in captions[:n_wrong])
+    assert Image.open(tmp_path / "predictions.png").size[0] > 0
+
+
+def test_segmentation_heads_draw_the_true_and_the_predicted_mask_side_by_side() -> None:
+    collection = BrickCollection(
+        {
+            "segment": BrickTrainable(nn.Conv2d(3, 4, 1), input_names=["raw"], output_names=["roads/logits"]),
+            "metrics": BrickMetrics(
+                {"accuracy": MulticlassAccuracy(num_classes=4, multidim_average="global")}, input_names=["roads/logits", "masks"]
+            ),
+        }
+    )
+    batch = {"raw": torch.rand(3, 3, 5, 5), "masks": torch.randint(0, 4, (3, 5, 5))}
+
+    (head,) = collect_predictions(collection, [batch])
+    figure = plot_predictions([head], n_samples=3, columns=4)
+
+    assert head.kind == "segmentation"
+    captions = [axes.get_title() for axes in figure.subfigs[0].axes if axes.get_title()]
+    assert captions[0::2] == ["true"] * 3
+    assert all(caption.startswith("pred (") for caption in captions[1::2])
+
+
+@pytest.mark.parametrize("missing", ["no metric brick", "no image input"])
+def test_nothing_to_draw_gives_no_predictions(missing: str) -> None:
+    collection = _two_head_collection()
+    if missing == "no metric brick":
+        collection = BrickCollection({"backbone": BrickTrainable(nn.Flatten(), input_names=["raw"], output_names=["features"])})
+        batch = {"raw": torch.rand(2, 3, 2, 2), "targets": torch.tensor([0, 1])}
+    else:
+        batch = {"raw": torch.rand(2, 12), "targets": torch.tensor([0, 1])}
+
+    assert collect_predictions(collection, [batch]) == []

@@ -1,0 +1,94 @@
+"""Runs that survive interruption, tested as a user meets them: the command line, killed with SIGKILL, resumed."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+TORCHBRICKS = [sys.executable, "-m", "torchbricks"]
+# Small: 6 batches per epoch. ONNX and the prediction pictures are tested elsewhere.
+COMMON = ["trainer.max_epochs=3", "+trainer.limit_train_batches=6", "export_onnx=false", "n_visualized=0"]
+TIMEOUT = 300
+
+
+def _train(path_experiments: Path, *overrides: str, output: Path) -> subprocess.Popen[bytes]:
+    with open(output, "wb") as file:  # redirected, as in a batch job: the progress output is not a terminal
+        return subprocess.Popen(
+            [*TORCHBRICKS, "train", f"experiment.path_experiments={path_experiments}", *overrides],
+            stdout=file,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _metrics(folder: Path) -> dict:
+    return json.loads((folder / "metrics.json").read_text())
+
+
+@pytest.mark.slow
+def test_a_run_killed_after_its_first_checkpoint_resumes_to_the_uninterrupted_runs_metrics(tmp_path: Path) -> None:
+    whole = _train(tmp_path, *COMMON, "experiment.name=whole", output=tmp_path / "whole.txt")
+    killed = _train(tmp_path, *COMMON, "experiment.name=killed", output=tmp_path / "killed.txt")
+    last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + TIMEOUT
+    while not last.exists() and killed.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait(timeout=60)
+    assert last.exists(), (tmp_path / "killed.txt").read_text()[-3000:]
+    assert not (tmp_path / "killed" / "metrics.json").exists()  # it really was interrupted
+    assert whole.wait(timeout=TIMEOUT) == 0, (tmp_path / "whole.txt").read_text()[-3000:]
+
+    # Resuming needs only the name: the saved config.yaml brings the rest.
+    resumed = subprocess.run(
+        [*TORCHBRICKS, "train", f"experiment.path_experiments={tmp_path}", "experiment.name=killed", "resume=true"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "Restored all states from the checkpoint" in resumed.stderr
+    assert not re.search(r"\.py:\d+: ", resumed.stderr), resumed.stderr  # no warning: resuming into its own folder is expected
+    expected, actual = _metrics(tmp_path / "whole"), _metrics(tmp_path / "killed")
+    assert actual["epochs"] == expected["epochs"] == 3
+    for stage in ("train", "validation", "test"):
+        assert actual[stage]["head/confusion_matrix"] == expected[stage]["head/confusion_matrix"]
+        assert actual[stage]["head/accuracy"] == pytest.approx(expected[stage]["head/accuracy"], abs=1e-6)
+    assert actual["test"]["head/accuracy"] > 0.3  # it learned something: the comparison is not of two untrained models
+    # Every epoch, interrupted or not, saw the same batches and reached the same losses.
+    history, expected_history = (json.loads((tmp_path / name / "history.json").read_text()) for name in ("killed", "whole"))
+    assert [record["epoch"] for record in history] == [0, 1, 2]
+    assert {"train/loss", "train/head/accuracy", "validation/loss"} <= set(history[-1])
+    for record, expected_record in zip(history, expected_history, strict=True):
+        assert record == pytest.approx(expected_record, abs=1e-6)
+    assert (tmp_path / "killed" / "checkpoints" / "best.ckpt").is_file()
+
+
+@pytest.mark.slow
+def test_a_redirected_run_prints_plain_lines_and_no_warning_the_user_cannot_act_on(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [*TORCHBRICKS, "train", f"experiment.path_experiments={tmp_path}", "experiment.name=quiet", "trainer.max_epochs=2"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    output = completed.stdout + completed.stderr
+    assert output.count("\r") == 0
+    assert len(output) < 5000
+    epoch_lines = [line for line in completed.stdout.splitlines() if line.startswith("epoch ")]
+    assert [line.split()[1] for line in epoch_lines] == ["1/2", "2/2"]
+    assert not re.search(r"\.py:\d+: ", output), output  # Lightning's warnings read `<file>.py:<line>: <message>`
+    for noise in ("eval mode at the start of training", "Tip:", "LeafSpec", "does not have many workers"):
+        assert noise not in output

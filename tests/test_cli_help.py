@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from torchbricks._cli_help import describe_config_groups, read_config_groups
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_groups_options_defaults_and_descriptions_come_from_the_yaml_files(tmp_path: Path) -> None:
+    _write(
+        tmp_path / "train.yaml", "# top\ndefaults:\n  - data: folder  # a comment\n  - /task@here: detect\n  - _self_\nseed: 0\n"
+    )
+    _write(tmp_path / "data" / "digits.yaml", "# Handwritten digits. More words here.\n_target_: x\n")
+    _write(tmp_path / "data" / "folder.yaml", "_target_: y\n")
+    _write(tmp_path / "task" / "detect.yaml", "# Boxes\n")
+    _write(tmp_path / "task" / "nested" / "deep.yaml", "# Deep option\n")
+    (tmp_path / "empty").mkdir()
+
+    groups = {group.name: group for group in read_config_groups(tmp_path)}
+
+    assert sorted(groups) == ["data", "task", "task/nested"]
+    assert groups["data"].options == {"digits": "Handwritten digits", "folder": ""}
+    assert groups["data"].default == "folder"
+    assert groups["task"].default == "detect"
+    assert groups["task/nested"].default is None
+    described = describe_config_groups(tmp_path)
+    assert "   * folder" in described
+    assert "     digits                 Handwritten digits" in described

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from torchbricks._experiment import CONFIG_FILE, ExperimentExistsError, prepare_experiment_folder, resumed_config
+from torchbricks.configuration import compose_config
+from torchbricks.errors import BrickError, ConfigError
+
+
+@pytest.fixture(autouse=True)
+def _as_the_first_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def _config(tmp_path: Path, *overrides: str) -> object:
+    return compose_config([f"experiment.path_experiments={tmp_path}", "experiment.name=run", *overrides])
+
+
+def _saved_experiment(tmp_path: Path) -> Path:
+    folder = tmp_path / "run"
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / CONFIG_FILE).write_text("seed: 0\n")
+    (folder / "metrics.json").write_text("{}")
+    return folder
+
+
+def test_a_new_experiment_name_is_accepted_and_nothing_is_created(tmp_path: Path) -> None:
+    assert prepare_experiment_folder(_config(tmp_path)) == tmp_path / "run"
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_existing_experiment_is_refused_in_one_line_naming_resume_and_overwrite(tmp_path: Path) -> None:
+    _saved_experiment(tmp_path)
+
+    with pytest.raises(ExperimentExistsError) as raised:
+        prepare_experiment_folder(_config(tmp_path))
+
+    message = str(raised.value)
+    assert isinstance(raised.value, BrickError)
+    assert "\n" not in message
+    assert "resume=true" in message
+    assert "experiment.overwrite=true" in message
+    assert (tmp_path / "run" / "metrics.json").is_file()
+
+
+def test_overwrite_empties_an_experiment_folder(tmp_path: Path) -> None:
+    _saved_experiment(tmp_path)
+
+    prepare_experiment_folder(_config(tmp_path, "experiment.overwrite=true"))
+
+    assert not (tmp_path / "run").exists()
+
+
+def test_overwrite_leaves_a_folder_that_is_not_an_experiment_alone(tmp_path: Path) -> None:
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "thesis.tex").write_text("precious")
+
+    with pytest.raises(ConfigError, match="does not look like an experiment folder"):
+        prepare_experiment_folder(_config(tmp_path, "experiment.overwrite=true"))
+
+    assert (tmp_path / "run" / "thesis.tex").read_text() == "precious"
+
+
+def test_other_processes_of_a_distributed_run_do_not_refuse_the_folder_the_first_one_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _saved_experiment(tmp_path)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+
+    assert prepare_experiment_folder(_config(tmp_path)) == tmp_path / "run"
+
+
+def test_resume_needs_a_last_checkpoint(tmp_path: Path) -> None:
+    _saved_experiment(tmp_path)
+
+    with pytest.raises(ConfigError, match=r"no checkpoints/last.ckpt to continue from"):
+        prepare_experiment_folder(_config(tmp_path, "resume=true"))
+
+    (tmp_path / "run" / "checkpoints" / "last.ckpt").write_bytes(b"")
+    assert prepare_experiment_folder(_config(tmp_path, "resume=true")) == tmp_path / "run"
+
+
+def test_resume_continues_with_the_saved_config_and_plain_overrides_on_top(tmp_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    saved = _config(tmp_path, "trainer.max_epochs=3", "+head@model.bricks.head2=classification")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / CONFIG_FILE).write_text(OmegaConf.to_yaml(saved))
+    overrides = [f"experiment.path_experiments={tmp_path}", "experiment.name=run", "resume=true", "trainer.max_epochs=5"]
+
+    config = resumed_config(compose_config(overrides), overrides)
+
+    assert config.resume is True
+    assert config.trainer.max_epochs == 5
+    assert "head2" in config.model.bricks  # the saved model, though the command did not repeat its override
+
+
+def test_resume_refuses_overrides_that_change_the_model(tmp_path: Path) -> None:
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / CONFIG_FILE).write_text("seed: 0\n")
+    overrides = [
+        f"experiment.path_experiments={tmp_path}",
+        "experiment.name=run",
+        "resume=true",
+        "+head@model.bricks.head2=classification",
+    ]
+
+    with pytest.raises(ConfigError, match="would change them"):
+        resumed_config(compose_config(overrides), overrides)
+
+
+def test_resume_of_an_unknown_experiment_lists_the_experiments_there(tmp_path: Path) -> None:
+    _saved_experiment(tmp_path)
+    overrides = [f"experiment.path_experiments={tmp_path}", "experiment.name=rnu", "resume=true"]
+
+    with pytest.raises(ConfigError, match=r"no experiment 'rnu' to continue .* Experiments there: \['run'\]"):
+        resumed_config(compose_config(overrides), overrides)
+
+
+def test_a_run_without_resume_keeps_its_config(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+
+    assert resumed_config(config, []) is config
