@@ -236,8 +236,8 @@ class BoxDecoder(nn.Module):
     Candidates are the cells that are the maximum of their 3x3 neighbourhood in their class heatmap; the best
     `max_detections` by score go through class-aware NMS (`matrix_nms`). Returns boxes [B, P, 4] (x_min, y_min,
     x_max, y_max in pixels), scores [B, P] and labels [B, P], sorted by score, where P = `max_detections` (or the
-    number of heatmap cells, if smaller); suppressed boxes and boxes scoring below `score_threshold` get label -1
-    and score 0. Shapes are fixed, so the decoder compiles and exports.
+    number of heatmap cells, if smaller); suppressed boxes and boxes scoring below `score_threshold` get label -1,
+    score 0 and box 0. Shapes are fixed, so the decoder compiles and exports.
 
     Args:
         stride: Stride of the heatmap relative to the image.
@@ -279,6 +279,8 @@ class BoxDecoder(nn.Module):
         all_boxes = _distances_to_boxes(distances, self.stride).flatten(1, 2)  # [B, h*w, 4]
         boxes = torch.gather(all_boxes, 1, cells.unsqueeze(-1).expand(-1, -1, 4))
         keep = matrix_nms(boxes, scores, labels, self.iou_threshold, self.nms_iterations) & (scores >= self.score_threshold)
+        # Dropped entries are zeroed: their order among near-equal weak scores is not stable across runtimes.
+        boxes = torch.where(keep.unsqueeze(-1), boxes, torch.zeros_like(boxes))
         labels = torch.where(keep, labels, torch.full_like(labels, -1))
         return boxes, torch.where(keep, scores, torch.zeros_like(scores)), labels
 
@@ -302,8 +304,8 @@ class BoxMeanAveragePrecision(MeanAveragePrecision):
     """torchmetrics' COCO `MeanAveragePrecision` (boxes) fed with padded tensors instead of lists of dicts.
 
     `update(boxes, scores, labels, target_boxes, target_labels)` takes the decoder's outputs and the padded
-    targets; entries with label -1 are left out. `compute` returns torchmetrics' dict (`map`, `map_50`,
-    `map_75`, ..., `mar_100`, `classes`). Needs pycocotools or faster-coco-eval (the `detection` extra).
+    targets; entries with label -1 are left out. `compute` returns `map`, `map_50`, `map_75` and `mar_100` (the
+    values of torchmetrics' dict that mean something without per-class or per-size settings). Needs pycocotools or faster-coco-eval (the `detection` extra).
 
     Args:
         kwargs: Passed to `MeanAveragePrecision` (`iou_thresholds`, `class_metrics`, ...).
@@ -319,6 +321,13 @@ class BoxMeanAveragePrecision(MeanAveragePrecision):
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("backend", _coco_backend())
         super().__init__(box_format="xyxy", iou_type="bbox", **kwargs)
+
+    reported = ("map", "map_50", "map_75", "mar_100")
+    """The values `compute` returns: COCO mAP, mAP at IoU 0.5 and 0.75, and the recall at 100 boxes."""
+
+    def compute(self) -> dict[str, torch.Tensor]:  # type: ignore[override]
+        values = super().compute()
+        return {name: values[name] for name in self.reported}
 
     def update(  # type: ignore[override]
         self,

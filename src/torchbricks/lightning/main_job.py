@@ -27,6 +27,7 @@ from torchbricks._extras import require
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.configuration import create_brick_collection, instantiate_config
 from torchbricks.errors import BrickError
+from torchbricks.lightning.task_resolvers import register_resolvers
 from torchbricks.lightning.module import LightningBrickCollection, _write_json, create_experiment_name, to_json
 from torchbricks.tags import Stage
 
@@ -56,6 +57,7 @@ def run_main_job(config: Any) -> MainJobResult:
     """
     pl = require("pytorch_lightning", "lightning")
     omegaconf = require("omegaconf", "hydra")
+    register_resolvers()  # the task configs read their classes from the data
     started = time.perf_counter()
     if config.experiment.name is None:
         config.experiment.name = create_experiment_name()
