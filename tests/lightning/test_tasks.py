@@ -4,6 +4,7 @@ a loader process), briefly, on a tiny generated shapes data set."""
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,28 @@ def test_the_default_job_is_still_the_digits_one(capsys: pytest.CaptureFixture[s
     printed = capsys.readouterr().out
     assert "DigitsDataModule" in printed
     assert "task" not in printed
+
+
+README = Path(__file__).parents[2] / "README.md"
+
+
+def _readme_commands(section: str) -> list[list[str]]:
+    text = README.read_text()
+    body = text[text.index(f"## {section}\n") :]
+    block = body[body.index("```bash\n") + len("```bash\n") : body.index("```", body.index("```bash\n") + 1)]
+    return [shlex.split(line.split("#")[0]) for line in block.splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_readme_train_on_your_own_data_commands_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The section's commands as written, with overrides appended that make the data set and the runs tiny."""
+    commands = _readme_commands("Train on your own data")
+    assert [command[:2] for command in commands] == [["torchbricks", "make-dataset"]] + [["torchbricks", "train"]] * 4
+    monkeypatch.chdir(tmp_path)
+    tiny = {"make-dataset": ["--num-train", "8", "--num-val", "4", "--image-size", "48"], "train": [*TINY, "export_onnx=false"]}
+
+    for index, command in enumerate(commands):
+        extra = tiny[command[1]] + ([f"experiment.name=run{index}"] if command[1] == "train" else [])
+        assert main(command[1:] + extra) == 0, command
+        if command[1] == "train":
+            assert (tmp_path / "build" / "experiments" / f"run{index}" / "metrics.json").is_file()
