@@ -42,7 +42,9 @@ def _add_make_dataset(commands: Any) -> None:
     make = commands.add_parser(
         "make-dataset",
         help="write a generated data set (coloured shapes) in the classification, segmentation and COCO layouts",
-        epilog="example: torchbricks make-dataset shapes data/shapes && torchbricks train task=detection data.root=data/shapes/detection",
+        epilog="example: torchbricks make-dataset shapes data/shapes\n"
+        "         torchbricks train task=detection data.root=data/shapes/detection",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     make.add_argument("kind", choices=["shapes"], help="the generated data set")
     make.add_argument("root", help="the folder to create")

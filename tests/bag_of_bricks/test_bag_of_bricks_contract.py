@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from torchbricks.bag_of_bricks.backbones import BackboneFeatureExtractor, create_backbone
-from torchbricks.bag_of_bricks.image_classification import ImageClassifier, create_bricks_image_classification
 from torchbricks.bag_of_bricks.compact_cnn import CompactCNN
+from torchbricks.bag_of_bricks.image_classification import ImageClassifier, create_bricks_image_classification
 from torchbricks.bag_of_bricks.multilabel_classification import MultiLabelClassifier
 from torchbricks.bag_of_bricks.necks import FeaturePyramidUpsampler
 from torchbricks.bag_of_bricks.object_detection import (
@@ -68,7 +68,10 @@ class Part:
 
 
 def _boxes_targets() -> dict[str, Any]:
-    return {"target_boxes": torch.tensor([[[2.0, 3.0, 9.0, 12.0], [0.0, 0.0, 0.0, 0.0]]]), "target_labels": torch.tensor([[1, -1]])}
+    return {
+        "target_boxes": torch.tensor([[[2.0, 3.0, 9.0, 12.0], [0.0, 0.0, 0.0, 0.0]]]),
+        "target_labels": torch.tensor([[1, -1]]),
+    }
 
 
 def _points_targets() -> dict[str, Any]:
@@ -148,12 +151,16 @@ PARTS = [
     ),
     Part(
         "bricks_object_detection",
-        lambda: _ModelStage(create_bricks_object_detection(2, backbone=_tiny_cnn(), num_scales=2, hidden_channels=4), Stage.TRAIN),
+        lambda: _ModelStage(
+            create_bricks_object_detection(2, backbone=_tiny_cnn(), num_scales=2, hidden_channels=4), Stage.TRAIN
+        ),
         lambda: {"raw": torch.rand(1, 3, 16, 16), **_boxes_targets()},
     ),
     Part(
         "bricks_object_detection_export",
-        lambda: _ModelStage(create_bricks_object_detection(2, backbone=_tiny_cnn(), num_scales=2, hidden_channels=4), Stage.EXPORT),
+        lambda: _ModelStage(
+            create_bricks_object_detection(2, backbone=_tiny_cnn(), num_scales=2, hidden_channels=4), Stage.EXPORT
+        ),
         lambda: {"raw": torch.rand(2, 3, 16, 16)},
     ),
 ]

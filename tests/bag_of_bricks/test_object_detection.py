@@ -25,7 +25,9 @@ from torchbricks.bag_of_bricks.object_detection import (
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.tags import Stage
 
-BOXES = torch.tensor([[[4.0, 8.0, 20.0, 16.0], [17.0, 18.0, 31.0, 30.0], [0, 0, 0, 0]], [[1.0, 2.0, 9.0, 29.0], [0, 0, 0, 0], [0, 0, 0, 0]]])
+BOXES = torch.tensor(
+    [[[4.0, 8.0, 20.0, 16.0], [17.0, 18.0, 31.0, 30.0], [0, 0, 0, 0]], [[1.0, 2.0, 9.0, 29.0], [0, 0, 0, 0], [0, 0, 0, 0]]]
+)
 LABELS = torch.tensor([[0, 1, -1], [1, -1, -1]])
 
 
@@ -40,14 +42,19 @@ def _tiny_cnn() -> nn.Sequential:
     )
 
 
-def _perfect_prediction(boxes: torch.Tensor, labels: torch.Tensor, stride: int, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+def _perfect_prediction(
+    boxes: torch.Tensor, labels: torch.Tensor, stride: int, size: tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Heatmap logits and side distances that describe the targets exactly."""
     heat, assigned, weight = render_box_targets(boxes, labels, num_classes=2, size=size, stride=stride)
     xs = (torch.arange(size[1]) + 0.5) * stride
     ys = (torch.arange(size[0]) + 0.5) * stride
-    distances = torch.stack(
-        (xs - assigned[..., 0], ys[:, None] - assigned[..., 1], assigned[..., 2] - xs, assigned[..., 3] - ys[:, None]), dim=1
-    ) / stride
+    distances = (
+        torch.stack(
+            (xs - assigned[..., 0], ys[:, None] - assigned[..., 1], assigned[..., 2] - xs, assigned[..., 3] - ys[:, None]), dim=1
+        )
+        / stride
+    )
     distances = torch.where(weight[:, None] > 0, distances, torch.ones_like(distances))
     return torch.logit(heat.clamp(1e-4, 1 - 1e-4)), distances
 
@@ -215,7 +222,9 @@ def test_export_stage_runs_in_onnxruntime_as_in_pytorch(tmp_path: Path) -> None:
     with torch.no_grad():
         model["head"]["detect"].model.heatmap.bias.fill_(0.0)  # scores spread around 0.5: every kept box is compared
     path = tmp_path / "model.onnx"
-    export_bricks_as_onnx(path_onnx=path, brick_collection=model, named_inputs={"raw": torch.rand(2, 3, 32, 32)}, dynamic_batch_size=True)
+    export_bricks_as_onnx(
+        path_onnx=path, brick_collection=model, named_inputs={"raw": torch.rand(2, 3, 32, 32)}, dynamic_batch_size=True
+    )
     images = torch.rand(3, 3, 32, 32)
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])

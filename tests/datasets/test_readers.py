@@ -178,8 +178,14 @@ def test_coco_multitask_targets_draw_polygons_into_a_semantic_mask_and_list_the_
 @pytest.mark.parametrize(
     ("annotation", "message"),
     [
-        (_annotation(1, 1, 5, [0, 0, 5, 5]), r"annotation 1 in .*train\.json' has category_id 5; the file's categories are \[4, 90\]"),
-        (_annotation(2, 1, 4, [30, 0, 15, 5]), r"annotation 2 .* bbox \[x, y, w, h\] = \[30, 0, 15, 5\], outside .*a\.png' of 40x30"),
+        (
+            _annotation(1, 1, 5, [0, 0, 5, 5]),
+            r"annotation 1 in .*train\.json' has category_id 5; the file's categories are \[4, 90\]",
+        ),
+        (
+            _annotation(2, 1, 4, [30, 0, 15, 5]),
+            r"annotation 2 .* bbox \[x, y, w, h\] = \[30, 0, 15, 5\], outside .*a\.png' of 40x30",
+        ),
         (_annotation(3, 1, 4, [0, 0, 0, 5]), r"annotation 3 .* outside \(or empty in\)"),
         (_annotation(4, 2, 4, [0, 0, 5, 5]), r"annotation 4 .* names image_id 2, which the file does not list"),
     ],

@@ -23,7 +23,15 @@ def shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _train(task: str, root: Path, tmp_path: Path, *overrides: str) -> dict:
     status = main(
-        ["train", f"task={task}", f"data.root={root}", f"experiment.path_experiments={tmp_path}", "experiment.name=run", *TINY, *overrides]
+        [
+            "train",
+            f"task={task}",
+            f"data.root={root}",
+            f"experiment.path_experiments={tmp_path}",
+            "experiment.name=run",
+            *TINY,
+            *overrides,
+        ]
     )
     assert status == 0
     return json.loads((tmp_path / "run" / "metrics.json").read_text())
@@ -83,7 +91,9 @@ def test_a_missing_data_root_exits_with_an_error_naming_the_key(capsys: pytest.C
     assert "data.root" in capsys.readouterr().err
 
 
-def test_a_data_root_that_does_not_exist_exits_with_an_error_naming_it(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_a_data_root_that_does_not_exist_exits_with_an_error_naming_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     missing = tmp_path / "nowhere"
 
     assert main(["train", "task=classification", f"data.root={missing}", f"experiment.path_experiments={tmp_path}"]) == 2

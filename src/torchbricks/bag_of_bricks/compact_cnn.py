@@ -8,6 +8,7 @@ name (`model.backbone=resnet50`).
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -65,7 +66,7 @@ class CompactCNN(nn.Module):
     def __init__(self, widths: Sequence[int] = (24, 48, 96, 160, 256), num_classes: int = 1000, in_channels: int = 3) -> None:
         super().__init__()
         self.stem = _conv_bn_relu(in_channels, widths[0], stride=2)
-        self.stages = nn.Sequential(*(_ResidualStage(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True)))
+        self.stages = nn.Sequential(*(_ResidualStage(a, b) for a, b in itertools.pairwise(widths)))
         self.classifier = nn.Linear(widths[-1], num_classes)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:

@@ -182,9 +182,7 @@ class BoxDetectionLoss(nn.Module):
         self, heatmap_logits: torch.Tensor, distances: torch.Tensor, target_boxes: torch.Tensor, target_labels: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         height, width = heatmap_logits.shape[-2:]
-        heat, assigned, weight = render_box_targets(
-            target_boxes, target_labels, self.num_classes, (height, width), self.stride
-        )
+        heat, assigned, weight = render_box_targets(target_boxes, target_labels, self.num_classes, (height, width), self.stride)
         probability = torch.sigmoid(heatmap_logits)
         positive = (heat >= 1.0).to(heatmap_logits.dtype)
         positive_loss = -((1 - probability) ** self.alpha) * F.logsigmoid(heatmap_logits) * positive
@@ -293,7 +291,7 @@ def _coco_backend() -> str:
             require("faster_coco_eval", "detection")
         except MissingExtraError:
             raise MissingExtraError(
-                'The COCO mean average precision needs pycocotools (or faster-coco-eval); it comes with the '
+                "The COCO mean average precision needs pycocotools (or faster-coco-eval); it comes with the "
                 '"detection" extra: pip install "torchbricks[detection]"'
             ) from None
         return "faster_coco_eval"
@@ -305,7 +303,8 @@ class BoxMeanAveragePrecision(MeanAveragePrecision):
 
     `update(boxes, scores, labels, target_boxes, target_labels)` takes the decoder's outputs and the padded
     targets; entries with label -1 are left out. `compute` returns `map`, `map_50`, `map_75` and `mar_100` (the
-    values of torchmetrics' dict that mean something without per-class or per-size settings). Needs pycocotools or faster-coco-eval (the `detection` extra).
+    values of torchmetrics' dict that mean something without per-class or per-size settings). Needs pycocotools
+    or faster-coco-eval (the `detection` extra).
 
     Args:
         kwargs: Passed to `MeanAveragePrecision` (`iou_thresholds`, `class_metrics`, ...).
@@ -325,7 +324,7 @@ class BoxMeanAveragePrecision(MeanAveragePrecision):
     reported = ("map", "map_50", "map_75", "mar_100")
     """The values `compute` returns: COCO mAP, mAP at IoU 0.5 and 0.75, and the recall at 100 boxes."""
 
-    def compute(self) -> dict[str, torch.Tensor]:  # type: ignore[override]
+    def compute(self) -> dict[str, torch.Tensor]:
         values = super().compute()
         return {name: values[name] for name in self.reported}
 
@@ -432,7 +431,7 @@ def create_object_detection_head(
         min_drawn_score: Boxes scoring below it are not drawn.
 
     Example:
-        >>> head = create_object_detection_head(2, 8, "features", stride=4, target_boxes_name="boxes", target_labels_name="labels")
+        >>> head = create_object_detection_head(2, 8, "features", 4, target_boxes_name="boxes", target_labels_name="labels")
         >>> model = BrickCollection({"detect": head})
         >>> model({"features": torch.rand(1, 8, 4, 4)}, tags="MODEL")["detect/boxes"].shape
         torch.Size([1, 32, 4])
@@ -512,7 +511,9 @@ def create_bricks_object_detection(
         torch.Size([1, 50, 4])
     """
     if class_names is not None and len(class_names) != num_classes:
-        raise BrickError(f"create_bricks_object_detection: {len(class_names)} class_names {list(class_names)} for {num_classes} classes.")
+        raise BrickError(
+            f"create_bricks_object_detection: {len(class_names)} class_names {list(class_names)} for {num_classes} classes."
+        )
     extractor = create_backbone(backbone, num_scales=num_scales, weights=weights, in_channels=in_channels)
     input_bricks = create_input_bricks(extractor, image_name, in_channels)
     features_names = input_bricks["backbone"].output_names

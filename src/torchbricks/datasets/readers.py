@@ -330,7 +330,14 @@ class CocoDataset(Dataset[dict[str, Any]]):
                 raise DataError(f"The {where} names image_id {annotation['image_id']}, which the file does not list.")
             x, y, w, h = (float(value) for value in annotation["bbox"])
             width, height = image["width"], image["height"]
-            if w <= 0 or h <= 0 or x < -BOX_TOLERANCE or y < -BOX_TOLERANCE or x + w > width + BOX_TOLERANCE or y + h > height + BOX_TOLERANCE:
+            if (
+                w <= 0
+                or h <= 0
+                or x < -BOX_TOLERANCE
+                or y < -BOX_TOLERANCE
+                or x + w > width + BOX_TOLERANCE
+                or y + h > height + BOX_TOLERANCE
+            ):
                 raise DataError(
                     f"The {where} has bbox [x, y, w, h] = {annotation['bbox']}, outside (or empty in) its image "
                     f"{str(image['path'])!r} of {width}x{height}."

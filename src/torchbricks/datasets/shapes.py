@@ -60,7 +60,10 @@ def _polygon(label: int, center: tuple[float, float], radius: float, angle: floa
     corners = {0: 32, 1: 4, 2: 3}[label]
     offset = angle + (math.pi / 4 if corners == 4 else -math.pi / 2 if corners == 3 else 0.0)
     return [
-        (center[0] + radius * math.cos(offset + 2 * math.pi * k / corners), center[1] + radius * math.sin(offset + 2 * math.pi * k / corners))
+        (
+            center[0] + radius * math.cos(offset + 2 * math.pi * k / corners),
+            center[1] + radius * math.sin(offset + 2 * math.pi * k / corners),
+        )
         for k in range(corners)
     ]
 
@@ -200,7 +203,8 @@ def _write_multi_shape(root: Path, split: str, count: int, size: int, stream: Se
     images_detection = root / "detection" / "images" / split
     for folder in (images_segmentation, masks, images_detection):
         folder.mkdir(parents=True)
-    coco_images, annotations = [], []
+    coco_images: list[dict[str, object]] = []
+    annotations: list[dict[str, object]] = []
     for index in range(count):
         rng = _rng(stream, index)
         image, mask, shapes = draw_shapes_image(rng, size, num_shapes=int(rng.integers(1, 5)), radius_range=(0.1, 0.22))

@@ -47,7 +47,9 @@ def create_transform(
     tv_tensors = require("torchvision.tv_tensors", "vision")
     for augmentation in augmentations:
         if not callable(augmentation):
-            raise BrickError(f"An augmentation must be a transform (callable), got {type(augmentation).__name__} {augmentation!r}.")
+            raise BrickError(
+                f"An augmentation must be a transform (callable), got {type(augmentation).__name__} {augmentation!r}."
+            )
     steps = [
         v2.Resize(image_size_pair(image_size), antialias=True),
         *augmentations,

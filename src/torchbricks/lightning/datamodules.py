@@ -396,7 +396,9 @@ class CocoDataModule(_FileDataModule):
         augmentations: Sequence[Callable[..., Any]] | None = None,
     ) -> None:
         if task not in self.tasks:
-            raise BrickError(f"CocoDataModule: task must be one of {list(self.tasks)}, got {task!r}.{did_you_mean(task, self.tasks)}")
+            raise BrickError(
+                f"CocoDataModule: task must be one of {list(self.tasks)}, got {task!r}.{did_you_mean(task, self.tasks)}"
+            )
         super().__init__(root, image_size, batch_size, num_workers, augmentations, boxes=True)
         self.task = task
         self.class_names = coco_class_names(self.root / "train.json")

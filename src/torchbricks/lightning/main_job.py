@@ -27,8 +27,8 @@ from torchbricks._extras import require
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.configuration import create_brick_collection, instantiate_config
 from torchbricks.errors import BrickError
-from torchbricks.lightning.task_resolvers import register_resolvers
 from torchbricks.lightning.module import LightningBrickCollection, _write_json, create_experiment_name, to_json
+from torchbricks.lightning.task_resolvers import register_resolvers
 from torchbricks.tags import Stage
 
 __all__ = ["MainJobResult", "run_main_job"]

@@ -44,5 +44,7 @@ def register_resolvers() -> None:
     """Registers the resolvers with OmegaConf (again, harmlessly, when already registered)."""
     omegaconf = require("omegaconf", "hydra").OmegaConf
     omegaconf.register_new_resolver("torchbricks_class_names", class_names_of, replace=True)
-    omegaconf.register_new_resolver("torchbricks_num_classes", lambda layout, root: len(class_names_of(layout, root)), replace=True)
+    omegaconf.register_new_resolver(
+        "torchbricks_num_classes", lambda layout, root: len(class_names_of(layout, root)), replace=True
+    )
     omegaconf.register_new_resolver("torchbricks_backbone", backbone_info, replace=True)
