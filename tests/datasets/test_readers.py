@@ -221,3 +221,10 @@ def test_an_image_whose_size_differs_from_the_json_is_an_error(tmp_path: Path) -
 
     with pytest.raises(DataError, match=r"a\.png' is 40x30; .*train\.json' says 50x30"):
         CocoDataset(path)[0]
+
+
+def test_coco_images_without_width_and_height_take_them_from_the_file(tmp_path: Path) -> None:
+    _image(tmp_path / "a.png", size=(40, 30))
+    path = _coco(tmp_path / "train.json", [{"id": 1, "file_name": "a.png"}], [_annotation(1, 1, 4, [30, 20, 10, 10])], CATEGORIES)
+
+    assert CocoDataset(path)[0]["target_boxes"].tolist() == [[30.0, 20.0, 40.0, 30.0]]

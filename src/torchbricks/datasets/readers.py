@@ -315,7 +315,10 @@ class CocoDataset(Dataset[dict[str, Any]]):
             path = self.image_root / image["file_name"]
             if not path.is_file():
                 raise DataError(f"Image {str(path)!r} (id {image['id']} in {str(self.path_json)!r}) does not exist.")
-            self.images[int(image["id"])] = {**image, "path": path, "annotations": []}
+            record = {**image, "path": path, "annotations": []}
+            if "width" not in image or "height" not in image:  # optional in some exports: read from the file's header
+                record["width"], record["height"] = _image_size(path)
+            self.images[int(image["id"])] = record
         if not self.images:
             raise DataError(f"The COCO file {str(self.path_json)!r} lists no image.")
         for annotation in document["annotations"]:
