@@ -2,6 +2,8 @@
 
     torchbricks train [OVERRIDE ...]        trains, tests, exports and visualizes the configured model
     torchbricks train --show-config [...]   prints the composed config and exits
+    torchbricks make-dataset shapes DIR     writes a generated data set in the classification, segmentation
+                                            and COCO layouts (see torchbricks.datasets.shapes)
     torchbricks --version
 
 `--help`, `train --help` and `--version` answer without importing torch (the package imports lazily).
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import torchbricks
 from torchbricks._cli_help import CONFIG_DIR, describe_config_groups
@@ -38,12 +41,46 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--config-dir", default=None, help="a folder of configs to use instead of the packaged ones")
     train.add_argument("--config-name", default="train", help="the primary config (default: train)")
     train.add_argument("--show-config", action="store_true", help="print the composed config and exit")
+    _add_make_dataset(commands)
     return parser
+
+
+def _add_make_dataset(commands: Any) -> None:
+    make = commands.add_parser(
+        "make-dataset",
+        help="write a generated data set (coloured shapes) in the classification, segmentation and COCO layouts",
+        epilog="example: torchbricks make-dataset shapes data/shapes\n"
+        "         torchbricks train task=detection data.root=data/shapes/detection",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    make.add_argument("kind", choices=["shapes"], help="the generated data set")
+    make.add_argument("root", help="the folder to create")
+    make.add_argument("--num-train", type=int, default=500, help="training images per layout (default: 500)")
+    make.add_argument("--num-val", type=int, default=100, help="validation images per layout (default: 100)")
+    make.add_argument("--image-size", type=int, default=96, help="side of the images in pixels (default: 96)")
+    make.add_argument("--seed", type=int, default=0, help="seed of the drawing (default: 0)")
+    make.add_argument("--overwrite", action="store_true", help="replace an existing folder once the new one is complete")
+
+
+def _make_dataset(arguments: argparse.Namespace) -> int:
+    from torchbricks.datasets.shapes import write_shapes_dataset
+
+    root = write_shapes_dataset(
+        arguments.root, arguments.num_train, arguments.num_val, arguments.image_size, arguments.seed, arguments.overwrite
+    )
+    print(f"Wrote {root}/classification, {root}/segmentation and {root}/detection")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status (2 for a bad command or config)."""
     arguments = _parser().parse_args(argv)
+    if arguments.command == "make-dataset":
+        try:
+            return _make_dataset(arguments)
+        except BrickError as error:
+            print(f"torchbricks: error: {error}", file=sys.stderr)
+            return 2
     from torchbricks._experiment import resumed_config
     from torchbricks.configuration import compose_config
 

@@ -12,8 +12,16 @@ import torch
 from torch import nn
 
 from torchbricks.bag_of_bricks.backbones import BackboneFeatureExtractor, create_backbone
+from torchbricks.bag_of_bricks.compact_cnn import CompactCNN
 from torchbricks.bag_of_bricks.image_classification import ImageClassifier, create_bricks_image_classification
+from torchbricks.bag_of_bricks.multilabel_classification import MultiLabelClassifier
 from torchbricks.bag_of_bricks.necks import FeaturePyramidUpsampler
+from torchbricks.bag_of_bricks.object_detection import (
+    BoxDecoder,
+    BoxDetectionHead,
+    BoxDetectionLoss,
+    create_bricks_object_detection,
+)
 from torchbricks.bag_of_bricks.point_detection import (
     PointDecoder,
     PointDetectionHead,
@@ -59,6 +67,13 @@ class Part:
     compile_in_tests: bool = True  # full torchvision networks take minutes to compile on a CPU runner
 
 
+def _boxes_targets() -> dict[str, Any]:
+    return {
+        "target_boxes": torch.tensor([[[2.0, 3.0, 9.0, 12.0], [0.0, 0.0, 0.0, 0.0]]]),
+        "target_labels": torch.tensor([[1, -1]]),
+    }
+
+
 def _points_targets() -> dict[str, Any]:
     return {"target_points": torch.tensor([[[5.0, 9.0], [0.0, 0.0]]]), "target_labels": torch.tensor([[1, -1]])}
 
@@ -101,6 +116,24 @@ PARTS = [
         lambda: PointDetectionLoss(num_classes=2, stride=4),
         lambda: {"heatmap": torch.randn(1, 2, 4, 4), "offsets": torch.rand(1, 2, 4, 4), **_points_targets()},
     ),
+    Part("compact_cnn", lambda: CompactCNN(num_classes=3), lambda: {"image": torch.rand(2, 3, 32, 32)}),
+    Part(
+        "multilabel_classifier",
+        lambda: MultiLabelClassifier(num_classes=3, n_features=8),
+        lambda: {"features": torch.rand(2, 8, 4, 4)},
+    ),
+    Part("box_detection_head", lambda: BoxDetectionHead(8, 2, hidden_channels=4), lambda: {"features": torch.rand(2, 8, 4, 4)}),
+    Part(
+        "box_decoder",
+        lambda: BoxDecoder(stride=4, max_detections=5),
+        lambda: {"heatmap": torch.randn(2, 2, 4, 4), "distances": torch.rand(2, 4, 4, 4)},
+        differentiable=False,
+    ),
+    Part(
+        "box_detection_loss",
+        lambda: BoxDetectionLoss(num_classes=2, stride=4),
+        lambda: {"heatmap": torch.randn(1, 2, 4, 4), "distances": torch.rand(1, 4, 4, 4), **_boxes_targets()},
+    ),
     Part(
         "bricks_image_classification",
         lambda: _ModelStage(create_bricks_image_classification(3, backbone=_tiny_cnn()), Stage.EXPORT),
@@ -115,6 +148,20 @@ PARTS = [
         "bricks_point_detection",
         lambda: _ModelStage(create_bricks_point_detection(2, backbone=_tiny_cnn(), num_scales=2, hidden_channels=4), Stage.TRAIN),
         lambda: {"raw": torch.rand(1, 3, 16, 16), **_points_targets()},
+    ),
+    Part(
+        "bricks_object_detection",
+        lambda: _ModelStage(
+            create_bricks_object_detection(2, backbone=_tiny_cnn(), num_scales=2, hidden_channels=4), Stage.TRAIN
+        ),
+        lambda: {"raw": torch.rand(1, 3, 16, 16), **_boxes_targets()},
+    ),
+    Part(
+        "bricks_object_detection_export",
+        lambda: _ModelStage(
+            create_bricks_object_detection(2, backbone=_tiny_cnn(), num_scales=2, hidden_channels=4), Stage.EXPORT
+        ),
+        lambda: {"raw": torch.rand(2, 3, 16, 16)},
     ),
 ]
 MODEL_PARTS = [part for part in PARTS if part.model_part and part.compile_in_tests]

@@ -1,14 +1,23 @@
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 import pytest
 import torch
 import torchvision
 
+from torchbricks.datasets.readers import DataError
+from torchbricks.datasets.shapes import write_shapes_dataset
 from torchbricks.errors import BrickError
 from torchbricks.lightning.datamodules import (
+    CocoDataModule,
     DigitsDataModule,
     GeneratedImageClassificationDataModule,
+    ImageFolderDataModule,
     NamedTensorDataset,
+    SegmentationFolderDataModule,
     cap_num_workers,
 )
 
@@ -61,3 +70,56 @@ def test_named_tensor_dataset_needs_equal_lengths() -> None:
 def test_num_workers_are_capped_to_leave_a_core_for_training() -> None:
     assert cap_num_workers(0) == 0
     assert cap_num_workers(1000) < 1000
+
+
+def _shapes(tmp_path: Path) -> Path:
+    return write_shapes_dataset(tmp_path / "shapes", num_train=6, num_val=3, image_size=32)
+
+
+def test_file_data_modules_serve_named_batches_from_loader_processes(tmp_path: Path) -> None:
+    root = _shapes(tmp_path)
+    modules = {
+        "classification": ImageFolderDataModule(root / "classification", image_size=16, batch_size=4, num_workers=1),
+        "segmentation": SegmentationFolderDataModule(root / "segmentation", image_size=16, batch_size=4, num_workers=1),
+        "multitask": CocoDataModule(root / "detection", task="multitask", image_size=16, batch_size=4, num_workers=1),
+    }
+    shapes = {
+        name: {key: tuple(value.shape) for key, value in next(iter(data.train_dataloader())).items()}
+        for name, data in modules.items()
+    }
+
+    assert shapes["classification"] == {"raw": (4, 3, 16, 16), "targets": (4,)}
+    assert shapes["segmentation"] == {"raw": (4, 3, 16, 16), "targets": (4, 16, 16)}
+    boxes = shapes["multitask"].pop("target_boxes")
+    assert boxes[0] == 4
+    assert boxes[2] == 4
+    assert shapes["multitask"]["target_mask"] == (4, 16, 16)
+    assert shapes["multitask"]["target_classes"] == (4, 3)
+    assert modules["segmentation"].class_names == ["background", "circle", "square", "triangle"]
+    assert all(data.num_workers == cap_num_workers(1) for data in modules.values())
+    assert len(modules["classification"].train_dataloader()) == 1  # 6 images, batches of 4: the incomplete one is dropped
+    assert len(modules["classification"].test_dataloader().dataset) == 3  # no test/: the validation split is tested
+
+
+def test_a_test_split_is_used_when_present(tmp_path: Path) -> None:
+    root = _shapes(tmp_path)
+    shutil.copytree(root / "classification" / "val", root / "classification" / "test")
+    (root / "classification" / "test" / "circle" / "extra.png").write_bytes(
+        next((root / "classification" / "val").rglob("*.png")).read_bytes()
+    )
+    data = ImageFolderDataModule(root / "classification", image_size=16, batch_size=2, num_workers=0)
+
+    assert len(data.test_dataloader().dataset) == 4
+    assert len(data.val_dataloader().dataset) == 3
+
+
+def test_coco_data_module_checks_the_task_and_the_categories_of_every_split(tmp_path: Path) -> None:
+    root = _shapes(tmp_path)
+    with pytest.raises(BrickError, match="Did you mean 'detection'"):
+        CocoDataModule(root / "detection", task="detections")
+
+    document = json.loads((root / "detection" / "val.json").read_text())
+    document["categories"][0]["name"] = "oval"
+    (root / "detection" / "val.json").write_text(json.dumps(document))
+    with pytest.raises(DataError, match=r"categories of .*val\.json' \(\['oval'"):
+        CocoDataModule(root / "detection").setup()

@@ -1,9 +1,11 @@
-"""Data that needs no download: scikit-learn's handwritten digits and generated images, as LightningDataModules."""
+"""Data as LightningDataModules: image data in the layouts users bring (ImageFolder, image/mask folders, COCO),
+scikit-learn's handwritten digits and generated images (no download)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,16 +14,29 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from torchbricks._extras import require
-from torchbricks.errors import BrickError
+from torchbricks.datasets.readers import (
+    CocoDataset,
+    DataError,
+    ImageFolderDataset,
+    SegmentationFolderDataset,
+    coco_class_names,
+    image_folder_class_names,
+    segmentation_class_names,
+)
+from torchbricks.datasets.transforms import collate_padded, create_transform, image_size_pair
+from torchbricks.errors import BrickError, did_you_mean
 
 require("pytorch_lightning", "lightning")
 import pytorch_lightning as pl  # noqa: E402 (after `require`, so a missing extra names what to install)
 
 __all__ = [
+    "CocoDataModule",
     "DigitsDataModule",
     "GeneratedImageClassificationDataModule",
     "GeneratedImageDataset",
+    "ImageFolderDataModule",
     "NamedTensorDataset",
+    "SegmentationFolderDataModule",
     "cap_num_workers",
 ]
 
@@ -67,6 +82,8 @@ class _SplitDataModule(pl.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = cap_num_workers(num_workers)
         self.datasets: dict[str, Any] = {}
+        self.collate_fn: Callable[[list[Any]], Any] | None = None
+        self.drop_last_train = False
 
     def train_dataloader(self) -> DataLoader[Any]:
         return self._loader("train", shuffle=True)
@@ -91,6 +108,8 @@ class _SplitDataModule(pl.LightningDataModule):
             shuffle=shuffle,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            collate_fn=self.collate_fn,
+            drop_last=self.drop_last_train and split == "train" and len(self.datasets[split]) > self.batch_size,
         )
 
 
@@ -224,3 +243,179 @@ class GeneratedImageClassificationDataModule(_SplitDataModule):
                 (("train", train_transforms), ("validation", test_transforms), ("test", test_transforms))
             )
         }
+
+
+class _FileDataModule(_SplitDataModule):
+    """Shared parts of the data modules reading files: the root, the transforms, padded batches and class names.
+
+    Training batches drop their last incomplete batch (a batch of one breaks batch norm); the validation and test
+    splits are read whole.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        image_size: int | Sequence[int],
+        batch_size: int,
+        num_workers: int,
+        augmentations: Sequence[Callable[..., Any]] | None,
+        boxes: bool = False,
+    ) -> None:
+        super().__init__(batch_size, num_workers)
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DataError(f"The data folder {str(self.root)!r} does not exist.")
+        self.image_size = image_size_pair(image_size)
+        self.train_transform = create_transform(self.image_size, list(augmentations or ()), boxes=boxes)
+        self.test_transform = create_transform(self.image_size, boxes=boxes)
+        self.collate_fn = collate_padded
+        self.drop_last_train = True
+        self.class_names: list[str] = []
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def setup(self, stage: str | None = None) -> None:
+        self.prepare_datasets()
+
+
+class ImageFolderDataModule(_FileDataModule):
+    """Image classification from torchvision's ImageFolder layout: `root/train/<class>/*`, `root/val/<class>/*` and,
+    if present, `root/test/<class>/*` (otherwise the validation split is also the test split).
+
+    Batches are dicts: `raw`, images [B, 3, H, W] in [0, 1], and `targets`, class indices [B]. The classes are
+    the train split's folders, sorted.
+
+    Args:
+        root: The data folder.
+        image_size: Side (or [height, width]) the images are resized to.
+        batch_size: Samples per batch.
+        num_workers: Loader processes, capped by `cap_num_workers`.
+        augmentations: `torchvision.transforms.v2` transforms applied to training samples after the resize.
+
+    Raises:
+        DataError: A split is missing or empty, or a split has a class the training split lacks.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        image_size: int | Sequence[int] = 96,
+        batch_size: int = 32,
+        num_workers: int = 1,
+        augmentations: Sequence[Callable[..., Any]] | None = None,
+    ) -> None:
+        super().__init__(root, image_size, batch_size, num_workers, augmentations)
+        self.class_names = image_folder_class_names(self.root / "train")
+
+    def prepare_datasets(self) -> None:
+        if self.datasets:
+            return
+        test = "test" if (self.root / "test").is_dir() else "val"
+        for name, split, transform in (
+            ("train", "train", self.train_transform),
+            ("validation", "val", self.test_transform),
+            ("test", test, self.test_transform),
+        ):
+            self.datasets[name] = ImageFolderDataset(self.root / split, self.class_names, transform)
+
+
+class SegmentationFolderDataModule(_FileDataModule):
+    """Semantic segmentation from `root/{train,val[,test]}/images/*` with `masks/<same stem>.png` (pixel = class
+    index, 0 the background, 255 ignored); without `test` the validation split is also the test split.
+
+    Batches are dicts: `raw`, images [B, 3, H, W] in [0, 1], and `targets`, masks [B, H, W] (int64). Class names
+    come from `root/classes.txt` (line 0 the background) or, without it, from the largest mask value.
+
+    Args:
+        root: The data folder.
+        image_size: Side (or [height, width]) images and masks are resized to (masks by nearest neighbour).
+        batch_size: Samples per batch.
+        num_workers: Loader processes, capped by `cap_num_workers`.
+        augmentations: `torchvision.transforms.v2` transforms applied to training samples after the resize.
+
+    Raises:
+        DataError: A split is missing or empty, an image lacks its mask or differs from it in size.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        image_size: int | Sequence[int] = 96,
+        batch_size: int = 32,
+        num_workers: int = 1,
+        augmentations: Sequence[Callable[..., Any]] | None = None,
+    ) -> None:
+        super().__init__(root, image_size, batch_size, num_workers, augmentations)
+        self.class_names = segmentation_class_names(self.root)
+
+    def prepare_datasets(self) -> None:
+        if self.datasets:
+            return
+        test = "test" if (self.root / "test").is_dir() else "val"
+        for name, split, transform in (
+            ("train", "train", self.train_transform),
+            ("validation", "val", self.test_transform),
+            ("test", test, self.test_transform),
+        ):
+            self.datasets[name] = SegmentationFolderDataset(self.root / split, self.num_classes, transform)
+
+
+class CocoDataModule(_FileDataModule):
+    """Object detection (or the multitask targets) from COCO instances files `root/train.json`, `root/val.json` and,
+    if present, `root/test.json` (otherwise the validation file is also the test split); image `file_name`s are
+    relative to `root`.
+
+    Batches are dicts: `raw`, images [B, 3, H, W] in [0, 1]; `target_boxes` [B, N, 4] (x_min, y_min, x_max,
+    y_max in pixels of the resized image) and `target_labels` [B, N], padded with label -1 to the batch's largest
+    N. With `task="multitask"` also `target_mask` [B, H, W] (class index + 1, 0 the background) and
+    `target_classes` [B, K] (1 for each class with a box). Classes are the categories in id order.
+
+    Args:
+        root: The data folder.
+        task: `detection` or `multitask`.
+        image_size: Side (or [height, width]) images, boxes and masks are resized to.
+        batch_size: Samples per batch.
+        num_workers: Loader processes, capped by `cap_num_workers`.
+        augmentations: `torchvision.transforms.v2` transforms applied to training samples after the resize.
+
+    Raises:
+        DataError: A file or image is missing, an annotation is out of its image or names an unknown category.
+    """
+
+    tasks = ("detection", "multitask")
+
+    def __init__(
+        self,
+        root: str | Path,
+        task: str = "detection",
+        image_size: int | Sequence[int] = 96,
+        batch_size: int = 32,
+        num_workers: int = 1,
+        augmentations: Sequence[Callable[..., Any]] | None = None,
+    ) -> None:
+        if task not in self.tasks:
+            raise BrickError(
+                f"CocoDataModule: task must be one of {list(self.tasks)}, got {task!r}.{did_you_mean(task, self.tasks)}"
+            )
+        super().__init__(root, image_size, batch_size, num_workers, augmentations, boxes=True)
+        self.task = task
+        self.class_names = coco_class_names(self.root / "train.json")
+
+    def prepare_datasets(self) -> None:
+        if self.datasets:
+            return
+        test = "test.json" if (self.root / "test.json").is_file() else "val.json"
+        for name, file, transform in (
+            ("train", "train.json", self.train_transform),
+            ("validation", "val.json", self.test_transform),
+            ("test", test, self.test_transform),
+        ):
+            dataset = CocoDataset(self.root / file, self.root, with_masks=self.task == "multitask", transform=transform)
+            if dataset.class_names != self.class_names:
+                raise DataError(
+                    f"The categories of {str(self.root / file)!r} ({dataset.class_names}) differ from train.json's "
+                    f"({self.class_names})."
+                )
+            self.datasets[name] = dataset

@@ -42,6 +42,7 @@ from torchbricks.brick_collection import BrickCollection
 from torchbricks.configuration import create_brick_collection, instantiate_config
 from torchbricks.errors import BrickError, ConfigError
 from torchbricks.lightning.module import LightningBrickCollection, create_experiment_name, to_json
+from torchbricks.lightning.task_resolvers import register_resolvers
 from torchbricks.tags import Stage
 
 __all__ = ["MainJobResult", "run_main_job"]
@@ -71,6 +72,7 @@ def run_main_job(config: Any) -> MainJobResult:
     """
     pl = require("pytorch_lightning", "lightning")
     omegaconf = require("omegaconf", "hydra")
+    register_resolvers()  # the task configs read their classes from the data
     started = time.perf_counter()
     if config.experiment.name is None:
         config.experiment.name = create_experiment_name()

@@ -1,0 +1,126 @@
+"""A compact residual CNN that trains in minutes on a CPU, and a backbone factory that also takes torchvision names.
+
+The packaged task configs (`torchbricks train task=...`) use `compact_cnn` by default, so a few hundred small
+images train on two CPU cores; any torchvision classification model (`resnet18`, `resnet50`, ...) replaces it by
+name (`model.backbone=resnet50`).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from torchbricks.bag_of_bricks.backbones import BackboneFeatureExtractor, create_backbone
+
+__all__ = ["COMPACT_CNN", "CompactCNN", "backbone_info", "create_task_backbone"]
+
+COMPACT_CNN = "compact_cnn"
+"""The name `create_task_backbone` gives the `CompactCNN`."""
+
+
+def _conv_bn_relu(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+class _ResidualStage(nn.Module):
+    """A strided 3x3 convolution followed by a residual pair of 3x3 convolutions."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.down = _conv_bn_relu(in_channels, out_channels, stride=2)
+        self.residual = nn.Sequential(
+            _conv_bn_relu(out_channels, out_channels, stride=1),
+            nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+        )
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        down = self.down(features)
+        return self.relu(down + self.residual(down))
+
+
+class CompactCNN(nn.Module):
+    """A small residual network: a stride-2 stem and four stride-2 stages (strides 2 to 32), then a classifier.
+
+    About 2.4 M parameters with the default widths.
+
+    Args:
+        widths: Channels of the stem and of each stage.
+        num_classes: Outputs of the classifier (unused when the network serves as a backbone).
+        in_channels: Channels of the input images.
+
+    Example:
+        >>> CompactCNN()(torch.rand(2, 3, 64, 64)).shape
+        torch.Size([2, 1000])
+    """
+
+    def __init__(self, widths: Sequence[int] = (24, 48, 96, 160, 256), num_classes: int = 1000, in_channels: int = 3) -> None:
+        super().__init__()
+        self.stem = _conv_bn_relu(in_channels, widths[0], stride=2)
+        self.stages = nn.Sequential(*(_ResidualStage(a, b) for a, b in itertools.pairwise(widths)))
+        self.classifier = nn.Linear(widths[-1], num_classes)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.stages(self.stem(image)).mean(dim=(2, 3)))
+
+
+def create_task_backbone(
+    name: str | nn.Module = COMPACT_CNN, num_scales: int = 1, weights: str | None = None, in_channels: int = 3
+) -> BackboneFeatureExtractor:
+    """A backbone returning `num_scales` feature maps (fine to coarse): the `CompactCNN` or a torchvision model.
+
+    Args:
+        name: `"compact_cnn"`, the name of a torchvision classification model (`"resnet18"`, `"resnet50"`) or a
+            network.
+        num_scales: How many of the coarsest scales to return.
+        weights: Torchvision weights for a torchvision model given by name (`"DEFAULT"`).
+        in_channels: Channels of the input images.
+
+    Example:
+        >>> create_task_backbone("compact_cnn", num_scales=3).strides
+        (8, 16, 32)
+    """
+    if name == COMPACT_CNN:
+        return create_backbone(CompactCNN(in_channels=in_channels), num_scales=num_scales, in_channels=in_channels)
+    return create_backbone(name, num_scales=num_scales, weights=weights, in_channels=in_channels)
+
+
+@functools.lru_cache(maxsize=16)
+def _probe(name: str, num_scales: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    extractor = create_task_backbone(name, num_scales=num_scales)
+    return extractor.channels, extractor.strides
+
+
+def backbone_info(name: str, num_scales: int, what: str) -> int | str | list[int] | list[str]:
+    """Facts about the backbone `create_task_backbone(name, num_scales)` makes, for configs to interpolate.
+
+    `what` is one of `names` (the feature names, `features_stride{s}`, fine to coarse), `channels`, `strides`,
+    `finest_stride`, `coarsest_name` or `coarsest_channels`. Cached per backbone.
+
+    Example:
+        >>> backbone_info("compact_cnn", 2, "names")
+        ['features_stride16', 'features_stride32']
+    """
+    channels, strides = _probe(str(name), int(num_scales))
+    facts: dict[str, int | str | list[int] | list[str]] = {
+        "names": [f"features_stride{stride}" for stride in strides],
+        "channels": list(channels),
+        "strides": list(strides),
+        "finest_stride": strides[0],
+        "coarsest_name": f"features_stride{strides[-1]}",
+        "coarsest_channels": channels[-1],
+    }
+    if what not in facts:
+        from torchbricks.errors import BrickError, did_you_mean
+
+        raise BrickError(f"backbone_info: unknown fact {what!r}. Available: {sorted(facts)}.{did_you_mean(what, facts)}")
+    return facts[what]

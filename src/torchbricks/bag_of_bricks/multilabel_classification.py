@@ -1,0 +1,144 @@
+"""Multi-label image classification ("which classes are in the image"): classifier, loss, head factory, drawing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from torchmetrics.classification import MultilabelAccuracy, MultilabelF1Score
+
+from torchbricks.bag_of_bricks.brick_visualizer import BrickPerImageVisualization
+from torchbricks.bag_of_bricks.drawing import draw_class_label, load_font
+from torchbricks.bricks import BrickInterface, BrickLoss, BrickMetrics, BrickTrainable
+from torchbricks.tags import TagsLike
+
+__all__ = [
+    "BrickVisualizeMultiLabel",
+    "MultiLabelClassifier",
+    "MultiLabelLoss",
+    "create_multilabel_classification_head",
+]
+
+
+class MultiLabelClassifier(nn.Module):
+    """Pools a feature map [B, C, H, W] (or takes features [B, C]) and scores each class independently.
+
+    Returns logits [B, K], sigmoid probabilities [B, K] and the predicted classes [B, K] (int64, 1 where the
+    probability is above `threshold`).
+
+    Example:
+        >>> logits, probabilities, present = MultiLabelClassifier(num_classes=3, n_features=8)(torch.rand(2, 8, 4, 4))
+        >>> logits.shape, present.dtype
+        (torch.Size([2, 3]), torch.int64)
+    """
+
+    def __init__(self, num_classes: int, n_features: int, threshold: float = 0.5) -> None:
+        super().__init__()
+        self.threshold = threshold
+        self.fc = nn.Linear(n_features, num_classes)
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if features.ndim == 4:
+            features = features.mean(dim=(2, 3))
+        logits = self.fc(features)
+        probabilities = torch.sigmoid(logits)
+        return logits, probabilities, (probabilities > self.threshold).long()
+
+
+class MultiLabelLoss(nn.Module):
+    """Binary cross entropy of logits [B, K] against 0/1 targets [B, K] of any dtype.
+
+    Example:
+        >>> round(MultiLabelLoss()(torch.zeros(1, 2), torch.tensor([[1, 0]])).item(), 4)
+        0.6931
+    """
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype))
+
+
+class BrickVisualizeMultiLabel(BrickPerImageVisualization):
+    """Writes the names of the classes predicted present on each image.
+
+    Args:
+        input_image: Name of the images [B, C, H, W] in [0, 1].
+        present: Name of the predicted classes [B, K] (1 = present).
+        output_name: Name of the drawn images, a list of RGB Pillow images.
+        class_names: Names of the classes; indices are written when None.
+        font_size: Height of the text in pixels.
+        tags: VISUALIZATION by default.
+    """
+
+    def __init__(
+        self,
+        input_image: str,
+        present: str,
+        output_name: str,
+        class_names: Sequence[str] | None = None,
+        font_size: int = 12,
+        tags: TagsLike | None = None,
+    ) -> None:
+        self.class_names = None if class_names is None else list(class_names)
+        self.font_size = font_size
+        super().__init__(callable=self.draw, input_names=[input_image, present], output_names=[output_name], tags=tags)
+
+    def draw(self, image: np.ndarray, present: np.ndarray) -> Image.Image:
+        """Draws one image's classes."""
+        indices = np.flatnonzero(np.asarray(present).reshape(-1))
+        names = [self.class_names[i] if self.class_names is not None else str(i) for i in indices]
+        return draw_class_label(image, ", ".join(names) or "-", font=load_font(self.font_size))
+
+
+def create_multilabel_classification_head(
+    num_classes: int,
+    in_channels: int,
+    features_name: str,
+    targets_name: str,
+    image_name: str | None = None,
+    class_names: Sequence[str] | None = None,
+) -> dict[str, BrickInterface]:
+    """Multi-label classification bricks, with relative names so the dict nests under any name.
+
+    Bricks: `classify` (a `MultiLabelClassifier`: `./logits`, `./probabilities`, `./present`), `loss` (binary
+    cross entropy, `./loss_bce`), `metrics` (torchmetrics `MultilabelF1Score` and `MultilabelAccuracy`, micro
+    averaged, as `f1` and `accuracy`) and, when `image_name` is given, `visualize` (`./visualization`).
+
+    Args:
+        num_classes: Number of classes.
+        in_channels: Channels of the features.
+        features_name: Name of the features [B, C, H, W] or [B, C].
+        targets_name: Name of the targets [B, K] (1 = present).
+        image_name: Name of the images in [0, 1] to draw on; no visualization brick when None.
+        class_names: Names of the classes for the visualization.
+
+    Example:
+        >>> from torchbricks.brick_collection import BrickCollection
+        >>> model = BrickCollection({"tags": create_multilabel_classification_head(3, 8, "features", "present")})
+        >>> outputs = model({"features": torch.rand(2, 8, 4, 4), "present": torch.tensor([[1, 0, 1], [0, 1, 0]])})
+        >>> outputs["tags/present"].shape
+        torch.Size([2, 3])
+    """
+    head: dict[str, BrickInterface] = {
+        "classify": BrickTrainable(
+            MultiLabelClassifier(num_classes=num_classes, n_features=in_channels),
+            input_names=[features_name],
+            output_names=["./logits", "./probabilities", "./present"],
+        ),
+        "loss": BrickLoss(MultiLabelLoss(), input_names=["./logits", targets_name], output_names=["./loss_bce"]),
+        "metrics": BrickMetrics(
+            {
+                "f1": MultilabelF1Score(num_labels=num_classes, average="micro"),
+                "accuracy": MultilabelAccuracy(num_labels=num_classes, average="micro"),
+            },
+            input_names=["./present", targets_name],
+        ),
+    }
+    if image_name is not None:
+        head["visualize"] = BrickVisualizeMultiLabel(
+            input_image=image_name, present="./present", output_name="./visualization", class_names=class_names
+        )
+    return head

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from torchbricks.bag_of_bricks.multilabel_classification import (
+    BrickVisualizeMultiLabel,
+    MultiLabelClassifier,
+    MultiLabelLoss,
+    create_multilabel_classification_head,
+)
+from torchbricks.brick_collection import BrickCollection
+
+
+def test_classifier_predicts_each_class_whose_probability_passes_the_threshold() -> None:
+    classifier = MultiLabelClassifier(num_classes=3, n_features=2, threshold=0.5)
+    with torch.no_grad():
+        classifier.fc.weight.zero_()
+        classifier.fc.bias.copy_(torch.tensor([2.0, -2.0, 0.1]))
+
+    logits, probabilities, present = classifier(torch.rand(1, 2, 3, 3))
+
+    assert torch.allclose(probabilities, torch.sigmoid(logits))
+    assert present.tolist() == [[1, 0, 1]]
+
+
+def test_loss_is_binary_cross_entropy_of_integer_targets() -> None:
+    logits, targets = torch.randn(4, 3), torch.randint(0, 2, (4, 3))
+
+    assert torch.allclose(MultiLabelLoss()(logits, targets), F.binary_cross_entropy_with_logits(logits, targets.float()))
+
+
+def test_head_reports_f1_and_accuracy_under_its_name_and_draws_the_class_names() -> None:
+    model = BrickCollection(
+        {
+            "presence": create_multilabel_classification_head(
+                2, 4, "features", "present", image_name="raw", class_names=["cat", "dog"]
+            )
+        }
+    )
+    named = {"features": torch.rand(2, 4, 2, 2), "present": torch.tensor([[1, 0], [1, 1]]), "raw": torch.zeros(2, 3, 32, 64)}
+
+    outputs = model(named, tags={"MODEL", "LOSS", "METRIC", "VISUALIZATION"})
+
+    assert sorted(model.summarize(reset=True)) == ["presence/accuracy", "presence/f1"]
+    assert outputs["presence/loss_bce"].ndim == 0
+    assert len(outputs["presence/visualization"]) == 2
+
+
+def test_drawing_writes_nothing_but_a_dash_when_no_class_is_present() -> None:
+    brick = BrickVisualizeMultiLabel("image", "present", "drawn", class_names=["cat", "dog"])
+    empty = np.asarray(brick.draw(np.zeros((20, 60, 3), dtype=np.uint8), np.array([0, 0])))
+    both = np.asarray(brick.draw(np.zeros((20, 60, 3), dtype=np.uint8), np.array([1, 1])))
+
+    assert (both > 0).sum() > (empty > 0).sum() > 0

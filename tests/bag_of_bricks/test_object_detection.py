@@ -1,0 +1,239 @@
+"""Box detection: targets, losses, decoding with NMS and the metric, each against an independent reference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from torch import nn
+from torchmetrics.detection import MeanAveragePrecision
+
+from torchbricks.bag_of_bricks.object_detection import (
+    BoxDecoder,
+    BoxDetectionLoss,
+    BoxMeanAveragePrecision,
+    BrickVisualizeBoxes,
+    create_bricks_object_detection,
+    create_object_detection_head,
+    generalized_box_iou_pairs,
+    matrix_nms,
+    render_box_targets,
+)
+from torchbricks.brick_collection import BrickCollection
+from torchbricks.tags import Stage
+
+BOXES = torch.tensor(
+    [[[4.0, 8.0, 20.0, 16.0], [17.0, 18.0, 31.0, 30.0], [0, 0, 0, 0]], [[1.0, 2.0, 9.0, 29.0], [0, 0, 0, 0], [0, 0, 0, 0]]]
+)
+LABELS = torch.tensor([[0, 1, -1], [1, -1, -1]])
+
+
+def _tiny_cnn() -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, stride=2, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Conv2d(8, 16, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 16, 3, stride=2, padding=1),
+    )
+
+
+def _perfect_prediction(
+    boxes: torch.Tensor, labels: torch.Tensor, stride: int, size: tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Heatmap logits and side distances that describe the targets exactly."""
+    heat, assigned, weight = render_box_targets(boxes, labels, num_classes=2, size=size, stride=stride)
+    xs = (torch.arange(size[1]) + 0.5) * stride
+    ys = (torch.arange(size[0]) + 0.5) * stride
+    distances = (
+        torch.stack(
+            (xs - assigned[..., 0], ys[:, None] - assigned[..., 1], assigned[..., 2] - xs, assigned[..., 3] - ys[:, None]), dim=1
+        )
+        / stride
+    )
+    distances = torch.where(weight[:, None] > 0, distances, torch.ones_like(distances))
+    return torch.logit(heat.clamp(1e-4, 1 - 1e-4)), distances
+
+
+def test_generalized_iou_matches_torchvision() -> None:
+    generator = torch.Generator().manual_seed(0)
+    corners = torch.rand(50, 2, 2, generator=generator) * 20
+    boxes = torch.cat((corners.amin(dim=1), corners.amax(dim=1)), dim=1)
+    others = boxes.roll(1, dims=0)
+
+    iou, giou = generalized_box_iou_pairs(boxes, others)
+
+    assert torch.allclose(iou, torchvision.ops.box_iou(boxes, others).diagonal(), atol=1e-5)
+    assert torch.allclose(giou, torchvision.ops.generalized_box_iou(boxes, others).diagonal(), atol=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_matrix_nms_keeps_what_torchvision_batched_nms_keeps(seed: int) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    count = 40
+    centers = torch.rand(count, 2, generator=generator) * 30
+    sizes = torch.rand(count, 2, generator=generator) * 10 + 4
+    boxes = torch.cat((centers - sizes / 2, centers + sizes / 2), dim=1)
+    scores, order = torch.rand(count, generator=generator).sort(descending=True)
+    boxes = boxes[order]
+    labels = torch.randint(0, 2, (count,), generator=generator)
+
+    keep = matrix_nms(boxes[None], scores[None], labels[None], iou_threshold=0.4, iterations=count)[0]
+
+    expected = torchvision.ops.batched_nms(boxes, scores, labels, iou_threshold=0.4)
+    assert sorted(torch.nonzero(keep).flatten().tolist()) == sorted(expected.tolist())
+    assert 0 < len(expected) < count  # the case suppresses some boxes and keeps others
+
+
+def test_heatmap_targets_peak_at_each_centre_cell_and_cells_inside_a_box_regress_it() -> None:
+    heat, assigned, weight = render_box_targets(BOXES, LABELS, num_classes=2, size=(8, 8), stride=4)
+
+    assert heat.shape == (2, 2, 8, 8)
+    # Centres (12, 12) -> cell (3, 3) of class 0; (24, 24) -> cell (6, 6) of class 1; (5, 15.5) -> cell (1, 3).
+    assert heat[0, 0, 3, 3] == 1.0
+    assert heat[0, 1, 6, 6] == 1.0
+    assert heat[1, 1, 3, 1] == 1.0
+    assert int((heat == 1.0).sum()) == 3
+    assert heat[0, 0, 3, 4] < 1.0  # the Gaussian falls off
+    assert assigned[0, 3, 3].tolist() == BOXES[0, 0].tolist()
+    assert assigned[0, 6, 6].tolist() == BOXES[0, 1].tolist()
+    assert weight[0, 0, 7] == 0  # cell centre (30, 2) lies in no box
+    assert weight[1, 3, 1] == 1.0
+
+
+def test_decoding_a_perfect_prediction_gives_back_the_boxes() -> None:
+    logits, distances = _perfect_prediction(BOXES, LABELS, stride=4, size=(8, 8))
+
+    boxes, scores, labels = BoxDecoder(stride=4, max_detections=4, score_threshold=0.5)(logits, distances)
+
+    assert labels.tolist() == [[0, 1, -1, -1], [1, -1, -1, -1]]
+    assert torch.allclose(boxes[0, :2], BOXES[0, :2], atol=1e-4)
+    assert torch.allclose(boxes[1, :1], BOXES[1, :1], atol=1e-4)
+    assert (boxes[labels < 0] == 0).all()
+    assert (scores[labels >= 0] > 0.99).all()
+
+
+def test_loss_is_small_for_a_perfect_prediction_and_large_for_a_wrong_one() -> None:
+    loss = BoxDetectionLoss(num_classes=2, stride=4)
+    logits, distances = _perfect_prediction(BOXES, LABELS, stride=4, size=(8, 8))
+
+    heat_good, box_good = loss(logits, distances, BOXES, LABELS)
+    heat_bad, box_bad = loss(-logits, distances * 3, BOXES, LABELS)
+
+    assert heat_good < 0.05
+    assert box_good < 1e-4
+    assert heat_bad > 100 * heat_good
+    assert box_bad > 0.5
+
+
+def test_mean_average_precision_equals_torchmetrics_fed_with_lists() -> None:
+    generator = torch.Generator().manual_seed(0)
+    predicted = BOXES + torch.rand(BOXES.shape, generator=generator) * 3
+    scores = torch.tensor([[0.9, 0.6, 0.0], [0.7, 0.0, 0.0]])
+    predicted_labels = torch.tensor([[0, 0, -1], [1, -1, -1]])  # the second box has the wrong class
+    metric = BoxMeanAveragePrecision()
+    reference = MeanAveragePrecision(box_format="xyxy", iou_type="bbox")
+
+    metric.update(predicted, scores, predicted_labels, BOXES, LABELS)
+    reference.update(
+        [
+            {"boxes": predicted[0, :2], "scores": scores[0, :2], "labels": predicted_labels[0, :2]},
+            {"boxes": predicted[1, :1], "scores": scores[1, :1], "labels": predicted_labels[1, :1]},
+        ],
+        [{"boxes": BOXES[0, :2], "labels": LABELS[0, :2]}, {"boxes": BOXES[1, :1], "labels": LABELS[1, :1]}],
+    )
+    values, expected = metric.compute(), reference.compute()
+
+    assert sorted(values) == ["map", "map_50", "map_75", "mar_100"]
+    for name, value in values.items():
+        assert value.item() == pytest.approx(expected[name].item())
+    assert 0 < values["map_50"].item() < 1
+
+
+def test_box_drawing_skips_weak_and_padded_boxes() -> None:
+    brick = BrickVisualizeBoxes("image", "boxes", "labels", "drawn", scores="scores", class_names=["cat", "dog"], min_score=0.5)
+    named = {
+        "image": torch.zeros(1, 3, 32, 32),
+        "boxes": torch.tensor([[[2.0, 14, 12, 30], [18, 14, 30, 30], [0, 0, 5, 5]]]),
+        "labels": torch.tensor([[0, 1, -1]]),
+        "scores": torch.tensor([[0.9, 0.2, 0.0]]),
+    }
+
+    drawn = np.asarray(brick(named)["drawn"][0])
+
+    assert drawn[20, 2].tolist() == [230, 25, 75]  # the confident box's left edge, in class 0's colour
+    assert drawn[20, 18].tolist() == [0, 0, 0]  # the weak box is not drawn
+    assert drawn[2:4, 2:4].sum() > 0  # the label ("cat 0.90") is written above the confident box, clipped at the top
+
+
+def test_head_factory_nests_under_any_name_with_relative_names() -> None:
+    model = BrickCollection(
+        {"cars": create_object_detection_head(2, 8, "features", stride=4, target_boxes_name="boxes", target_labels_name="labels")}
+    )
+
+    outputs = model({"features": torch.rand(2, 8, 8, 8), "boxes": BOXES, "labels": LABELS}, tags=Stage.TRAIN)
+
+    assert {"cars/boxes", "cars/scores", "cars/labels", "cars/loss_heatmap", "cars/loss_box"} <= set(outputs)
+    assert sorted(model.summarize(reset=True)) == ["cars/map", "cars/map_50", "cars/map_75", "cars/mar_100"]
+
+
+@pytest.mark.slow
+def test_detection_collection_learns_a_box_and_draws_it() -> None:
+    torch.manual_seed(0)
+    model = create_bricks_object_detection(2, backbone=_tiny_cnn(), num_scales=2, hidden_channels=16, class_names=["a", "b"])
+    generator = torch.Generator().manual_seed(0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    history = []
+    for _ in range(60):
+        images = 0.1 * torch.rand(4, 3, 32, 32, generator=generator)
+        corner = torch.randint(0, 16, (4, 2), generator=generator).float()
+        boxes = torch.cat((corner, corner + 14), dim=1)[:, None]
+        labels = torch.randint(0, 2, (4, 1), generator=generator)
+        for image in range(4):
+            x, y = corner[image].long().tolist()
+            images[image, labels[image, 0], y : y + 14, x : x + 14] = 1.0  # class 0 red, class 1 green
+        outputs = model({"raw": images, "target_boxes": boxes, "target_labels": labels}, tags=Stage.TRAIN)
+        loss = sum(model.extract_losses(outputs).values())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        history.append(loss.item())
+
+    assert sum(history[-5:]) < 0.5 * sum(history[:5])
+    model.eval()
+    with torch.no_grad():
+        drawn = model({"raw": images}, tags=Stage.INFERENCE)["head/visualization"]
+    assert len(drawn) == 4
+    assert drawn[0].size == (32, 32)
+
+
+@pytest.mark.slow
+def test_export_stage_runs_in_onnxruntime_as_in_pytorch(tmp_path: Path) -> None:
+    import onnxruntime
+
+    from torchbricks.brick_collection_utils import export_bricks_as_onnx
+
+    torch.manual_seed(0)
+    model = create_bricks_object_detection(2, backbone=_tiny_cnn(), num_scales=2, hidden_channels=8, max_detections=10).eval()
+    with torch.no_grad():
+        model["head"]["detect"].model.heatmap.bias.fill_(0.0)  # scores spread around 0.5: every kept box is compared
+    path = tmp_path / "model.onnx"
+    export_bricks_as_onnx(
+        path_onnx=path, brick_collection=model, named_inputs={"raw": torch.rand(2, 3, 32, 32)}, dynamic_batch_size=True
+    )
+    images = torch.rand(3, 3, 32, 32)
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [node.name for node in session.get_outputs()]
+    actual = dict(zip(names, session.run(None, {"raw": images.numpy()}), strict=True))
+    with torch.no_grad():
+        expected = model(named_inputs={"raw": images}, tags=Stage.EXPORT)
+
+    assert {"head/boxes", "head/scores", "head/labels"} <= set(actual)
+    assert (actual["head/labels"] >= 0).sum() > 3
+    for name, value in actual.items():
+        assert np.allclose(value, expected[name].numpy(), atol=1e-4), name

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from pycocotools.coco import COCO
+from torchvision.datasets import ImageFolder
+
+from torchbricks.__main__ import main
+from torchbricks.datasets import shapes
+from torchbricks.datasets.shapes import CATEGORY_IDS, SHAPE_CLASSES, ShapesDatasetExistsError, write_shapes_dataset
+
+
+def _digest(root: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_the_three_layouts_are_read_by_torchvision_and_pycocotools(tmp_path: Path) -> None:
+    root = write_shapes_dataset(tmp_path / "shapes", num_train=12, num_val=4, image_size=48)
+
+    folder = ImageFolder(str(root / "classification" / "train"))
+    assert folder.classes == sorted(SHAPE_CLASSES)
+    assert len(folder) == 12
+    assert len(ImageFolder(str(root / "classification" / "val"))) == 4
+
+    coco = COCO(str(root / "detection" / "train.json"))
+    assert sorted(coco.getCatIds()) == sorted(CATEGORY_IDS.values())
+    assert sorted(CATEGORY_IDS.values()) != list(range(1, len(SHAPE_CLASSES) + 1))  # deliberately not contiguous
+    classes = ["background", *SHAPE_CLASSES]
+    assert (root / "segmentation" / "classes.txt").read_text().split() == classes
+    for image_id in coco.getImgIds():
+        info = coco.loadImgs(image_id)[0]
+        assert Image.open(root / "detection" / info["file_name"]).size == (48, 48)
+        # The segmentation layout holds the same images; its mask agrees with the polygons rasterized by pycocotools.
+        stem = Path(info["file_name"]).stem
+        mask = np.asarray(Image.open(root / "segmentation" / "train" / "masks" / f"{stem}.png"))
+        assert np.array_equal(
+            np.asarray(Image.open(root / "segmentation" / "train" / "images" / f"{stem}.png")),
+            np.asarray(Image.open(root / "detection" / info["file_name"])),
+        )
+        for annotation in coco.loadAnns(coco.getAnnIds(imgIds=image_id)):
+            x, y, w, h = annotation["bbox"]
+            assert min(x, y) >= 0
+            assert max(x + w, y + h) <= 48
+            drawn = coco.annToMask(annotation).astype(bool)
+            name = coco.loadCats(annotation["category_id"])[0]["name"]
+            agreement = (mask[drawn] == classes.index(name)).mean()
+            assert agreement > 0.9, (info["file_name"], name, agreement)
+
+
+def test_the_same_seed_writes_the_same_files_and_another_seed_other_images(tmp_path: Path) -> None:
+    first = _digest(write_shapes_dataset(tmp_path / "a", num_train=4, num_val=2, image_size=32, seed=1))
+    second = _digest(write_shapes_dataset(tmp_path / "b", num_train=4, num_val=2, image_size=32, seed=1))
+    other = _digest(write_shapes_dataset(tmp_path / "c", num_train=4, num_val=2, image_size=32, seed=2))
+
+    assert first == second
+    assert first["detection/train.json"] != other["detection/train.json"]
+
+
+def test_an_existing_folder_is_refused_unless_overwrite(tmp_path: Path) -> None:
+    root = write_shapes_dataset(tmp_path / "shapes", num_train=2, num_val=1, image_size=32)
+    before = _digest(root)
+
+    with pytest.raises(ShapesDatasetExistsError, match="already exists"):
+        write_shapes_dataset(root, num_train=3, num_val=1, image_size=32)
+    assert _digest(root) == before
+
+    write_shapes_dataset(root, num_train=3, num_val=1, image_size=32, overwrite=True)
+    assert len(json.loads((root / "detection" / "train.json").read_text())["images"]) == 3
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["shapes"]  # no temporary folder left
+
+
+def test_an_interrupted_write_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(shapes, "_write_multi_shape", fail)
+    with pytest.raises(KeyboardInterrupt):
+        write_shapes_dataset(tmp_path / "shapes", num_train=2, num_val=1, image_size=32)
+
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_make_dataset_command_writes_the_layouts_and_refuses_an_existing_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    arguments = ["make-dataset", "shapes", str(tmp_path / "shapes"), "--num-train", "3", "--num-val", "2", "--image-size", "32"]
+
+    assert main(arguments) == 0
+    assert sorted(path.name for path in (tmp_path / "shapes").iterdir()) == ["classification", "detection", "segmentation"]
+    assert main(arguments) == 2
+    assert "--overwrite" in capsys.readouterr().err

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+from torchbricks.datasets.transforms import collate_padded, create_transform, image_size_pair
+from torchbricks.errors import BrickError
+
+
+def test_collate_pads_box_lists_with_minus_one_labels_and_zero_boxes() -> None:
+    samples = [
+        {"raw": torch.zeros(3, 4, 4), "boxes": torch.ones(2, 4), "labels": torch.tensor([0, 1])},
+        {"raw": torch.ones(3, 4, 4), "boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)},
+    ]
+
+    batch = collate_padded(samples)
+
+    assert batch["raw"].shape == (2, 3, 4, 4)
+    assert batch["labels"].tolist() == [[0, 1], [-1, -1]]
+    assert batch["boxes"][1].abs().sum() == 0
+    assert torch.equal(batch["boxes"][0], torch.ones(2, 4))
+
+
+def test_the_transform_keeps_boxes_and_masks_on_the_object() -> None:
+    image = torch.zeros(3, 40, 60, dtype=torch.uint8)
+    mask = torch.zeros(40, 60, dtype=torch.int64)
+    image[:, 10:20, 6:26] = 255
+    mask[10:20, 6:26] = 1
+    sample = {
+        "image": tv_tensors.Image(image),
+        "mask": tv_tensors.Mask(mask),
+        "boxes": tv_tensors.BoundingBoxes(torch.tensor([[6.0, 10, 26, 20]]), format="XYXY", canvas_size=(40, 60)),
+        "labels": torch.tensor([1]),
+    }
+    transform = create_transform([20, 30], [v2.RandomHorizontalFlip(p=1.0)], boxes=True)
+
+    out = transform(sample)
+
+    ys, xs = torch.nonzero(out["mask"] == 1, as_tuple=True)
+    from_mask = [xs.min().item(), ys.min().item(), xs.max().item() + 1, ys.max().item() + 1]
+    assert out["boxes"].tolist() == [from_mask]  # the resized, flipped box bounds the resized, flipped mask
+    assert from_mask == [17, 5, 27, 10]
+    assert out["image"].dtype == torch.float32
+    assert out["image"][0, 7, 20].item() == 1.0
+
+
+def test_boxes_pushed_out_of_the_image_are_dropped_with_their_labels() -> None:
+    sample = {
+        "image": tv_tensors.Image(torch.zeros(3, 20, 20, dtype=torch.uint8)),
+        "boxes": tv_tensors.BoundingBoxes(torch.tensor([[0.0, 0, 4, 4], [10, 10, 18, 18]]), format="XYXY", canvas_size=(20, 20)),
+        "labels": torch.tensor([0, 1]),
+    }
+    transform = create_transform(20, [v2.CenterCrop(10)], boxes=True)  # keeps pixels 5 to 15: the first box goes
+
+    out = transform(sample)
+
+    assert out["labels"].tolist() == [1]
+
+
+def test_image_size_must_be_positive() -> None:
+    assert image_size_pair([32]) == (32, 32)
+    with pytest.raises(BrickError, match="image_size"):
+        image_size_pair(0)

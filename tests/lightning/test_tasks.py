@@ -1,0 +1,132 @@
+"""`torchbricks train task=... data.root=DIR` for each task, through the command line entry as shipped (progress bar on,
+a loader process), briefly, on a tiny generated shapes data set."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from torchbricks.__main__ import main
+from torchbricks.datasets.shapes import SHAPE_CLASSES, write_shapes_dataset
+
+TINY = ["trainer.max_epochs=1", "data.image_size=32", "data.batch_size=4", "n_visualized=4"]
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_shapes_dataset(tmp_path_factory.mktemp("data") / "shapes", num_train=8, num_val=4, image_size=48)
+
+
+def _train(task: str, root: Path, tmp_path: Path, *overrides: str) -> dict:
+    status = main(
+        [
+            "train",
+            f"task={task}",
+            f"data.root={root}",
+            f"experiment.path_experiments={tmp_path}",
+            "experiment.name=run",
+            *TINY,
+            *overrides,
+        ]
+    )
+    assert status == 0
+    return json.loads((tmp_path / "run" / "metrics.json").read_text())
+
+
+def _drawn_images(tmp_path: Path) -> Image.Image:
+    return Image.open(tmp_path / "run" / "predictions.png")
+
+
+@pytest.mark.slow
+def test_classification_task_trains_on_an_image_folder(shapes: Path, tmp_path: Path) -> None:
+    metrics = _train("classification", shapes / "classification", tmp_path)
+
+    test = metrics["test"]
+    assert 0.0 <= test["classification/accuracy"] <= 1.0
+    assert len(test["classification/confusion_matrix"]) == len(SHAPE_CLASSES)  # the classes came from the folders
+    assert sum(map(sum, test["classification/confusion_matrix"])) == 4  # val is also the test split
+    assert metrics["onnx_max_abs_difference"] < 1e-4
+    assert _drawn_images(tmp_path).size[0] >= 32
+
+
+@pytest.mark.slow
+def test_segmentation_task_trains_on_image_and_mask_folders(shapes: Path, tmp_path: Path) -> None:
+    metrics = _train("segmentation", shapes / "segmentation", tmp_path)
+
+    assert 0.0 <= metrics["test"]["segmentation/mean_iou"] <= 1.0
+    assert metrics["onnx_max_abs_difference"] < 1e-4
+
+
+@pytest.mark.slow
+def test_detection_task_trains_on_coco_files(shapes: Path, tmp_path: Path) -> None:
+    metrics = _train("detection", shapes / "detection", tmp_path)
+
+    assert sorted(name for name in metrics["test"] if not name.startswith("loss")) == [
+        "detection/map",
+        "detection/map_50",
+        "detection/map_75",
+        "detection/mar_100",
+    ]
+    assert metrics["onnx_max_abs_difference"] < 1e-4
+
+
+@pytest.mark.slow
+def test_multitask_trains_three_heads_on_one_backbone_from_the_coco_files(shapes: Path, tmp_path: Path) -> None:
+    metrics = _train("multitask", shapes / "detection", tmp_path)
+
+    test = metrics["test"]
+    assert {"detection/map_50", "segmentation/mean_iou", "presence/f1", "presence/accuracy"} <= set(test)
+    graph = (tmp_path / "run" / "brick_graph.md").read_text()
+    assert graph.count("backbone") >= 1
+    # One drawing per head and test image: 3 heads x 4 images, laid out in one grid.
+    assert _drawn_images(tmp_path).size[0] * _drawn_images(tmp_path).size[1] >= 12 * 32 * 32
+
+
+def test_a_missing_data_root_exits_with_an_error_naming_the_key(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["train", "task=detection", f"experiment.path_experiments={tmp_path}"]) == 2
+    assert "data.root" in capsys.readouterr().err
+
+
+def test_a_data_root_that_does_not_exist_exits_with_an_error_naming_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    missing = tmp_path / "nowhere"
+
+    assert main(["train", "task=classification", f"data.root={missing}", f"experiment.path_experiments={tmp_path}"]) == 2
+    assert str(missing) in capsys.readouterr().err
+
+
+def test_the_default_job_is_still_the_digits_one(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--show-config"]) == 0
+    printed = capsys.readouterr().out
+    assert "DigitsDataModule" in printed
+    assert "task" not in printed
+
+
+README = Path(__file__).parents[2] / "README.md"
+
+
+def _readme_commands(section: str) -> list[list[str]]:
+    text = README.read_text()
+    body = text[text.index(f"## {section}\n") :]
+    block = body[body.index("```bash\n") + len("```bash\n") : body.index("```", body.index("```bash\n") + 1)]
+    return [shlex.split(line.split("#")[0]) for line in block.splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_readme_train_on_your_own_data_commands_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The section's commands as written, with overrides appended that make the data set and the runs tiny."""
+    commands = _readme_commands("Train on your own data")
+    assert [command[:2] for command in commands] == [["torchbricks", "make-dataset"]] + [["torchbricks", "train"]] * 4
+    monkeypatch.chdir(tmp_path)
+    tiny = {"make-dataset": ["--num-train", "8", "--num-val", "4", "--image-size", "48"], "train": [*TINY, "export_onnx=false"]}
+
+    for index, command in enumerate(commands):
+        extra = tiny[command[1]] + ([f"experiment.name=run{index}"] if command[1] == "train" else [])
+        assert main(command[1:] + extra) == 0, command
+        if command[1] == "train":
+            assert (tmp_path / "build" / "experiments" / f"run{index}" / "metrics.json").is_file()
