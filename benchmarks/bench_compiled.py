@@ -183,11 +183,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer rounds (for a smoke run)")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--only", choices=["chain", "resnet"], help="measure one workload")
     args = parser.parse_args()
     torch.set_num_threads(1)
     rounds = 5 if args.quick else 31
     results: dict[str, Any] = {"torch": torch.__version__}
     for workload, make, number in (("chain", chain_variants, 200), ("resnet", resnet_variants, 2)):
+        if args.only not in (None, workload):
+            continue
         for compiled in (True, False):
             mode = "torch.compile(fullgraph=True)" if compiled else "eager"
             with torch.no_grad() if workload == "chain" else torch.enable_grad():

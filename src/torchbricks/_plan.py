@@ -22,9 +22,9 @@ __all__ = ["CompiledPlan", "Layout", "PlanOwner", "Step", "check_named_inputs", 
 
 Step = Callable[[dict[str, Any]], None]
 Runner = Callable[[Mapping[str, Any], bool], dict[str, Any]]
-StepLayout = tuple[int, tuple[str, ...], "tuple[str, ...] | None", tuple[str, ...], tuple[str, ...], tuple[str, ...], str]
-"""One step as plain constants: node index, inputs, keywords, outputs, losses, names released after it, and the
-brick as error messages name it (`'head/classify' (Linear)`)."""
+StepLayout = tuple[tuple[str, ...], "tuple[str, ...] | None", tuple[str, ...], tuple[str, ...], tuple[str, ...], str]
+"""One step as plain constants: inputs, keywords, outputs, losses, names released after it, and the brick as
+error messages name it (`Brick 'head/classify' (Linear)`)."""
 Layout = tuple[tuple[StepLayout, ...], tuple[str, ...], tuple[str, ...], "tuple[str, ...] | None"]
 """A plan as plain constants: its steps, required inputs, produced names and wanted names."""
 
@@ -44,7 +44,7 @@ class CompiledPlan:
         version: The version of the owning collection's structure the plan was compiled from.
     """
 
-    __slots__ = ("layout", "plan", "run", "steps", "version", "wanted")
+    __slots__ = ("functions", "layout", "plan", "run", "steps", "version", "wanted")
 
     def __init__(self, plan_: Plan, wanted: tuple[str, ...] | None, version: int = 0) -> None:
         nodes = plan_.nodes
@@ -53,14 +53,15 @@ class CompiledPlan:
         self.plan = plan_
         self.wanted = wanted
         self.version = version
+        self.functions: tuple[Callable[..., Any], ...] = tuple(_brick_of(nodes[i]).step_function() for i in plan_.order)
+        """The callable of each planned brick, in execution order."""
         self.steps: tuple[Step, ...] = tuple(
-            make_step(nodes[i], _brick_of(nodes[i]).step_function(), released)
-            for i, released in zip(plan_.order, releases, strict=True)
+            make_step(nodes[i], fn, released) for i, fn, released in zip(plan_.order, self.functions, releases, strict=True)
         )
         self.run: Runner = self._make_runner()
         self.layout: Layout = (
             tuple(
-                (i, nodes[i].inputs, nodes[i].keywords, nodes[i].outputs, nodes[i].losses, released, _who(nodes[i]))
+                (nodes[i].inputs, nodes[i].keywords, nodes[i].outputs, nodes[i].losses, released, _who(nodes[i]))
                 for i, released in zip(plan_.order, releases, strict=True)
             ),
             plan_.required_inputs,
@@ -103,12 +104,12 @@ class CompiledPlan:
 
 
 def run_layout(
-    layout: Layout, bricks: tuple[GraphBrick, ...], named_inputs: Mapping[str, Any], return_inputs: bool
+    layout: Layout, functions: tuple[Callable[..., Any], ...], named_inputs: Mapping[str, Any], return_inputs: bool
 ) -> dict[str, Any]:
-    """Runs a plan given as constants (`CompiledPlan.layout`) over `bricks` (indexed like the plan's nodes).
+    """Runs a plan given as constants (`CompiledPlan.layout`) with its callables (`CompiledPlan.functions`).
 
     The same semantics as `CompiledPlan.run`, written as one loop over constants rather than as closures: under
-    `torch.compile` the layout is a compile-time constant, so dynamo guards the bricks it calls and nothing of
+    `torch.compile` the layout is a compile-time constant, so dynamo guards the callables it calls and nothing of
     the plan's structure (the owning collection's version stands for that).
     """
     steps, required, produced, wanted = layout
@@ -116,8 +117,7 @@ def run_layout(
     for name in required:
         if name not in data:
             raise _missing_input_error(name, required, data)
-    for index, ins, keywords, outs, losses, released, who in steps:
-        fn = bricks[index].step_function()
+    for (ins, keywords, outs, losses, released, who), fn in zip(steps, functions, strict=True):
         values = [dict(data) if name == ALL_NAMES else data[name] for name in ins]
         result = fn(*values) if keywords is None else fn(**dict(zip(keywords, values, strict=True)))
         _store(data, outs, result, who)

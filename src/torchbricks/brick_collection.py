@@ -180,10 +180,7 @@ class BrickCollection(nn.ModuleDict):
     def _nodes(self) -> tuple[BrickNode, ...]:
         """The graph nodes of every brick, built once per structure version."""
         if self._node_cache is None:
-            nodes = tuple(_graph.build_node(brick, path, scope) for path, scope, brick in self._walk(()))
-            if torch.compiler.is_compiling():
-                return nodes
-            self._node_cache = nodes
+            self._node_cache = tuple(_graph.build_node(brick, path, scope) for path, scope, brick in self._walk(()))
         return self._node_cache
 
     def _check_metric_names(self) -> None:
@@ -258,12 +255,8 @@ class BrickCollection(nn.ModuleDict):
         this collection's structure version: dynamo guards the version (one int) instead of every name the
         planner read, so a compiled collection pays about what a hand-written module pays for its guards.
         """
-        layout = _layout_of(id(self), self._version, tags, output_names)
-        return run_layout(layout, self._bricks(), named_inputs, return_inputs)
-
-    def _bricks(self) -> tuple[BrickInterface, ...]:
-        """Every brick, indexed like `_nodes()`."""
-        return tuple(brick for _, _, brick in self._walk(()))
+        key, layout = _layout_of(id(self), self._version, tags, output_names)
+        return run_layout(layout, self._plans[key].functions, named_inputs, return_inputs)
 
     def compiled_plan(
         self, tags: TagsLike | None = None, output_names: tuple[str, ...] | list[str] | None = None
@@ -274,8 +267,6 @@ class BrickCollection(nn.ModuleDict):
         compiled = self._plans.get(key)
         if compiled is None:
             compiled = CompiledPlan(_graph.plan(self._nodes(), tag_set, wanted), wanted, self._version)
-            if torch.compiler.is_compiling():
-                return compiled  # planned while tracing: the compiled graph caches it, not this dict
             self._plans[key] = compiled
         with contextlib.suppress(TypeError):  # an unhashable tags argument (a set) is normalized on every call
             self._plans[tags, output_names] = compiled
@@ -427,12 +418,14 @@ _LIVE_COLLECTIONS: weakref.WeakValueDictionary[int, BrickCollection] = weakref.W
 @torch._dynamo.assume_constant_result
 def _layout_of(
     collection_id: int, version: int, tags: TagsLike | None, output_names: tuple[str, ...] | list[str] | None
-) -> Layout:
-    """The layout of a collection's plan, computed eagerly while dynamo traces and baked in as a constant.
+) -> tuple[tuple[frozenset[str] | None, tuple[str, ...] | None], Layout]:
+    """The key and layout of a collection's plan, computed eagerly while dynamo traces and baked in as constants.
 
-    `version` is not read here: passing it makes dynamo guard the structure version, so a change recompiles.
+    The plan is cached under the key, where the traced call reads its callables. `version` is not read here:
+    passing it makes dynamo guard the structure version, so a change recompiles.
     """
-    return _LIVE_COLLECTIONS[collection_id].compiled_plan(tags, output_names).layout
+    key = _normalize_selection(tags, output_names)
+    return key, _LIVE_COLLECTIONS[collection_id].compiled_plan(*key).layout
 
 
 def _normalize_selection(
