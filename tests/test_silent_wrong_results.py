@@ -167,3 +167,14 @@ def test_a_compiled_collection_rejects_a_loss_that_is_not_a_single_value() -> No
     # with fullgraph=True dynamo reports the error it met while tracing, message included
     with pytest.raises(Exception, match=r"'loss' \(MSELoss\) returned the loss 'loss_mse' with shape \[4, 2\]"):
         torch.compile(collection, fullgraph=True, backend="eager")(data)
+
+
+def test_replacing_the_model_of_a_brick_shared_by_two_collections_reaches_both() -> None:
+    brick = BrickTrainable(nn.Identity(), input_names=["x"], output_names=["y"])
+    first = BrickCollection({"scale": brick})
+    second = first.sub_collection()
+    x = torch.ones(2)
+    first({"x": x}), second({"x": x})
+    brick.model = _Double()
+    torch.testing.assert_close(first({"x": x})["y"], 2 * x)
+    torch.testing.assert_close(second({"x": x})["y"], 2 * x)
