@@ -179,7 +179,7 @@ def test_the_042_form_without_small_keeps_the_imagenet_stem() -> None:
 def test_supported_backbones_lists_the_042_resnets_and_others_are_refused_with_a_suggestion() -> None:
     assert "resnet18" in SUPPORTED_BACKBONES
     assert "wide_resnet101_2" in SUPPORTED_BACKBONES
-    with pytest.raises(BrickError, match="'resnet19' is not supported.*Did you mean 'resnet18'"):
+    with pytest.raises(BrickError, match=r"'resnet19' is not supported.*Did you mean 'resnet18'"):
         create_backbone(name="resnet19", pretrained=False)
     with pytest.raises(BrickError, match="cannot be combined with num_scales"):
         create_backbone(name="resnet18", num_scales=2)
