@@ -155,9 +155,7 @@ class BrickPerImageVisualization(BrickInterface):
             values = list(args) if keywords is None else [kwargs[keyword] for keyword in keywords]
             unpacked = [self.unpack(name, value) for name, value in zip(names, values, strict=True)]
             n_images = self._count_images(unpacked)
-            per_input = [
-                [value] * n_images if items is None else items for items, value in zip(unpacked, values, strict=True)
-            ]
+            per_input = [[value] * n_images if items is None else items for items, value in zip(unpacked, values, strict=True)]
             callable_ = self.callable
             if keywords is None:
                 results = [callable_(*items) for items in zip(*per_input, strict=True)]
