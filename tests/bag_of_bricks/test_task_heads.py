@@ -66,7 +66,7 @@ def test_image_classification_collection_trains_and_draws_predictions() -> None:
     assert _falls(history), history
 
     outputs = model(named_inputs=_classification_batch(torch.Generator().manual_seed(1)), tags=Stage.TEST)
-    assert set(model.summarize(reset=True)) == {"head/MulticlassAccuracy"}
+    assert set(model.summarize(reset=True)) == {"head/accuracy"}
     drawn = outputs["head/visualization"]
     assert len(drawn) == 8
     assert all(isinstance(image, Image.Image) and image.size == (16, 16) for image in drawn)
@@ -158,9 +158,9 @@ def test_head_factories_nest_under_any_name_with_relative_names() -> None:
     assert outputs["cars/logits"].shape == (2, 3, 16, 16)
     assert sorted(model.extract_losses(outputs)) == ["animals/loss_ce", "cars/loss_ce", "colors/loss_ce", "roads/loss_ce"]
     assert sorted(model.summarize(reset=True)) == [
-        "animals/MulticlassAccuracy",
+        "animals/accuracy",
         "cars/MulticlassJaccardIndex",
-        "colors/MulticlassAccuracy",
+        "colors/accuracy",
         "roads/MulticlassJaccardIndex",
     ]
 
@@ -220,3 +220,21 @@ def test_segmentation_head_ignores_target_pixels_marked_with_ignore_index() -> N
     mask = outputs["segment/mask"]
     reference = MulticlassJaccardIndex(num_classes=3)(mask[:, 4:], targets[:, 4:])
     assert torch.allclose(model.summarize(reset=True)["segment/MulticlassJaccardIndex"], reference)
+
+
+def test_the_classification_head_factory_reports_accuracy_under_the_name_the_packaged_config_uses() -> None:
+    from torchbricks.configuration import compose_config, create_brick_collection
+
+    torch.manual_seed(0)
+    packaged = create_brick_collection(compose_config())
+    packaged(named_inputs={"raw": torch.rand(6, 1, 8, 8), "targets": torch.arange(6)}, tags=Stage.TEST)
+    factory = BrickCollection({"head": create_image_classification_head(10, 64, "features", "targets")})
+    features, targets = torch.rand(6, 64, 2, 2), torch.tensor([0, 1, 2, 3, 4, 5])
+    outputs = factory(named_inputs={"features": features, "targets": targets}, tags=Stage.TEST)
+
+    factory_metrics = factory.summarize(reset=True)
+    assert "head/accuracy" in packaged.summarize(reset=True)
+    assert list(factory_metrics) == ["head/accuracy"]
+    # The fraction of images classified right (micro average), as the packaged head computes it.
+    expected = (outputs["head/class_prediction"] == targets).float().mean()
+    torch.testing.assert_close(factory_metrics["head/accuracy"], expected)

@@ -101,7 +101,8 @@ def create_image_classification_head(
     """Image classification bricks, with relative names so the dict nests under any name.
 
     Bricks: `classify` (an `ImageClassifier` producing `./logits`, `./probabilities` and `./class_prediction`),
-    `accuracy` (`MulticlassAccuracy`), `loss` (cross entropy, `./loss_ce`) and, when `image_name` is given,
+    `accuracy` (`MulticlassAccuracy`, micro average, reported as `./accuracy` like the packaged head config), `loss`
+    (cross entropy, `./loss_ce`) and, when `image_name` is given,
     `visualize` (`./visualization`: the predicted class drawn on each image).
 
     Args:
@@ -124,8 +125,11 @@ def create_image_classification_head(
             input_names=[features_name],
             output_names=["./logits", "./probabilities", "./class_prediction"],
         ),
+        # Reported as `<head>/accuracy`, the fraction of images classified right, as the packaged head config does.
         "accuracy": BrickMetricSingle(
-            MulticlassAccuracy(num_classes=num_classes), input_names=["./class_prediction", targets_name]
+            MulticlassAccuracy(num_classes=num_classes, average="micro"),
+            input_names=["./class_prediction", targets_name],
+            metric_name="accuracy",
         ),
         "loss": BrickLoss(model=nn.CrossEntropyLoss(), input_names=["./logits", targets_name], output_names=["./loss_ce"]),
     }
