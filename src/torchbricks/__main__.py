@@ -28,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog="example: torchbricks train trainer.max_epochs=3 +head@model.bricks.head2=classification",
     )
     train.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. trainer.max_epochs=3")
-    train.add_argument("--config-dir", default=None, help="a folder of configs to use instead of the packaged ones")
+    train.add_argument("--config-dir", default=None, help="a folder of your configs, added to the packaged ones")
     train.add_argument("--config-name", default="train", help="the primary config (default: train)")
     train.add_argument("--show-config", action="store_true", help="print the composed config and exit")
     return parser
@@ -37,10 +37,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status (2 for a bad command or config)."""
     arguments = _parser().parse_args(argv)
-    from torchbricks.configuration import CONFIG_DIR, compose_config
+    from torchbricks.configuration import compose_config
 
     try:
-        config = compose_config(arguments.overrides, arguments.config_name, arguments.config_dir or CONFIG_DIR)
+        extra_dirs = [arguments.config_dir] if arguments.config_dir else []
+        config = compose_config(arguments.overrides, arguments.config_name, extra_config_dirs=extra_dirs)
         if arguments.show_config:
             from omegaconf import OmegaConf
 

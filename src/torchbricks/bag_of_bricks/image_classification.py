@@ -40,6 +40,7 @@ class ImageClassifier(nn.Module):
         super().__init__()
         self.use_average_pooling = use_average_pooling
         self.fc = nn.Linear(n_features, num_classes)
+        self.num_classes = num_classes
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if features.ndim == 4:

@@ -25,7 +25,13 @@ from PIL import Image
 
 from torchbricks._extras import require
 from torchbricks.brick_collection import BrickCollection
-from torchbricks.configuration import create_brick_collection, instantiate_config
+from torchbricks.configuration import (
+    check_classes_cover_data,
+    check_optimizer_factory,
+    check_train_config,
+    create_brick_collection,
+    instantiate_config,
+)
 from torchbricks.errors import BrickError
 from torchbricks.lightning.module import LightningBrickCollection, _write_json, create_experiment_name, to_json
 from torchbricks.tags import Stage
@@ -57,6 +63,7 @@ def run_main_job(config: Any) -> MainJobResult:
     pl = require("pytorch_lightning", "lightning")
     omegaconf = require("omegaconf", "hydra")
     started = time.perf_counter()
+    check_train_config(config)
     if config.experiment.name is None:
         config.experiment.name = create_experiment_name()
     path_experiment = Path(config.experiment.path_experiments) / str(config.experiment.name)
@@ -65,6 +72,8 @@ def run_main_job(config: Any) -> MainJobResult:
     data_module = instantiate_config(config, "data")
     brick_collection = create_brick_collection(config, "model.bricks")
     create_optimizer = instantiate_config(config, "optimizer")
+    check_optimizer_factory(create_optimizer, "optimizer")
+    check_classes_cover_data(data_module, brick_collection, "model.num_classes" if "num_classes" in config.model else "model")
     module = LightningBrickCollection(
         path_experiments=config.experiment.path_experiments,
         experiment_name=str(config.experiment.name),
