@@ -221,10 +221,10 @@ def _check_argument_types(node: Any, key: str, target: Any) -> None:
     for name, value in node.items():
         _check_minimum(f"{key}.{name}", str(name), value)
         hint = hints.get(str(name))
-        if isinstance(value, str) and _rejects_strings(hint):
+        allowed = _plain_types(hint)
+        if allowed is None and isinstance(value, str) and _rejects_strings(hint):
             expected = " or ".join(_type_name(kind) for kind in _union_arguments(hint))
             raise ConfigError(f"Config key '{key}.{name}' must be {expected}, got str {value!r}.")
-        allowed = _plain_types(hint)
         if allowed is None or not isinstance(value, _PRIMITIVES):
             continue
         if isinstance(value, bool) and bool not in allowed:
