@@ -33,7 +33,7 @@ from torchbricks.errors import (
 )
 from torchbricks.tags import LOSS, METRIC, MODEL, STAGE_TAGS, VISUALIZATION, Stage, tags_for
 
-__version__ = "0.1.0"
+__version__ = "0.5.0"
 
 __all__ = [
     "LOSS",
