@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from torch import nn
 
@@ -48,6 +48,24 @@ SUPPORTED_RESNET_BACKBONES = [
 SUPPORTED_BACKBONES = SUPPORTED_RESNET_BACKBONES
 """The names of the torchbricks 0.4.2 form of `create_backbone`; given a network or `num_scales`, any torchvision
 classification model works."""
+
+
+@overload
+def create_backbone(
+    model: nn.Module | str,
+    num_scales: int = 1,
+    layer_names: Sequence[str] | None = None,
+    weights: str | None = None,
+    in_channels: int = 3,
+) -> BackboneFeatureExtractor: ...
+
+
+@overload
+def create_backbone(model: None = None, *, name: str, pretrained: bool = False, small: bool = False) -> BackboneResnet: ...
+
+
+@overload
+def create_backbone(model: str, *, pretrained: bool, small: bool = False) -> BackboneResnet: ...
 
 
 def create_backbone(
