@@ -238,3 +238,37 @@ def test_the_classification_head_factory_reports_accuracy_under_the_name_the_pac
     # The fraction of images classified right (micro average), as the packaged head computes it.
     expected = (outputs["head/class_prediction"] == targets).float().mean()
     torch.testing.assert_close(factory_metrics["head/accuracy"], expected)
+
+
+@pytest.mark.parametrize("positional", [False, True], ids=["keywords", "positional"])
+def test_the_042_form_of_the_classification_head_gives_042s_bricks_and_metrics(positional: bool) -> None:
+    from torchbricks.bag_of_bricks.task_utils import ImageClassificationInfo
+
+    info = ImageClassificationInfo.from_names(["cat", "dog", "bird"])
+    if positional:
+        head = create_image_classification_head(8, info, "features")  # type: ignore[call-overload]
+    else:
+        head = create_image_classification_head(n_backbone_features=8, task_info=info, input_name="features")
+    model = BrickCollection({"head": head})
+    features, labels = torch.rand(6, 8, 2, 2), torch.tensor([0, 1, 2, 0, 1, 2])
+    outputs = model(named_inputs={"features": features, "label": labels}, tags=Stage.TEST)
+
+    assert list(head) == ["classifier", "loss", "metrics"]
+    assert list(model.extract_losses(outputs)) == ["head/loss"]
+    metrics = model.summarize(reset=True)
+    assert sorted(metrics) == ["head/Accuracy", "head/ConfMat", "head/MeanAccuracy"]
+    predictions = outputs["head/class_prediction"]
+    confusion = np.zeros((3, 3), dtype=np.int64)
+    np.add.at(confusion, (labels.numpy(), predictions.numpy()), 1)
+    np.testing.assert_array_equal(metrics["head/ConfMat"].numpy(), confusion)
+    assert float(metrics["head/Accuracy"]) == pytest.approx(np.trace(confusion) / 6)
+    assert float(metrics["head/MeanAccuracy"]) == pytest.approx(np.mean(np.diag(confusion) / confusion.sum(1)))
+
+
+def test_mixing_the_two_forms_of_the_classification_head_is_an_error() -> None:
+    from torchbricks.bag_of_bricks.task_utils import ImageClassificationInfo
+    from torchbricks.errors import BrickError
+
+    info = ImageClassificationInfo.from_names(["cat", "dog"])
+    with pytest.raises(BrickError, match=r"0\.4\.2 form takes n_backbone_features, task_info and input_name"):
+        create_image_classification_head(3, n_backbone_features=8, task_info=info, input_name="x")  # type: ignore[call-overload]
