@@ -213,9 +213,9 @@ def _check_compiled_stage(collection: BrickCollection, compiled: nn.Module, stag
     if "METRIC" in STAGE_TAGS[stage]:
         for head, num_classes in (("head0", 3), ("head1", 5)):
             reference = multiclass_accuracy(
-                outputs[f"{head}/class_prediction"], inputs[f"targets{head[-1]}"], num_classes=num_classes
+                outputs[f"{head}/class_prediction"], inputs[f"targets{head[-1]}"], num_classes=num_classes, average="micro"
             )
-            torch.testing.assert_close(metrics[f"{head}/MulticlassAccuracy"], reference)  # updated inside the graph
+            torch.testing.assert_close(metrics[f"{head}/accuracy"], reference)  # updated inside the graph
     else:
         assert "head0/loss_ce" not in outputs
     if stage == Stage.TRAIN:
@@ -240,3 +240,19 @@ def test_compile_fullgraph_with_inductor_of_the_training_stage_matches_eager() -
     collection = create_two_head_collection()
     compiled = torch.compile(collection, fullgraph=True)
     _check_compiled_stage(collection, compiled, Stage.TRAIN)
+
+
+@pytest.mark.slow
+def test_onnx_export_makes_the_batch_dynamic_by_default_as_export_bricks_does(tmp_path: Path) -> None:
+    collection = create_small_collection()
+    path = export_bricks_as_onnx(tmp_path / "default.onnx", collection, {"raw": torch.rand(3, 4)})
+
+    (graph_input,) = onnx.load(str(path)).graph.input
+    batch, features = graph_input.type.tensor_type.shape.dim
+    assert (batch.dim_param != "", features.dim_value) == (True, 4)
+    other = {"raw": torch.rand(5, 4)}
+    collection.eval()
+    with torch.no_grad():
+        expected = collection(named_inputs=other, tags=Stage.EXPORT, return_inputs=False)
+    for name, value in run_onnx(path, other).items():
+        np.testing.assert_allclose(value, expected[name].numpy(), rtol=1e-5, atol=1e-6)

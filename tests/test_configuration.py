@@ -68,7 +68,7 @@ def test_a_collection_from_config_trains_a_step() -> None:
 
 
 def test_unknown_override_key_names_the_key() -> None:
-    with pytest.raises(ConfigError, match=r"Could not override 'trainer\.max_epoch'"):
+    with pytest.raises(ConfigError, match=r"'trainer\.max_epoch' does not exist.*Did you mean 'trainer\.max_epochs'\?"):
         compose_config(["trainer.max_epoch=3"])
 
 
@@ -146,3 +146,14 @@ def test_compose_works_inside_an_initialized_hydra_application_and_leaves_it_alo
         theirs = hydra.compose("train", overrides=["data.batch_size=3"])
 
     assert (ours.trainer.max_epochs, theirs.data.batch_size) == (2, 3)
+
+
+def test_a_head_with_at_least_the_data_classes_passes_the_class_check() -> None:
+    from torchbricks.configuration import check_classes_cover_data
+    from torchbricks.lightning.datamodules import DigitsDataModule
+
+    for num_classes in (10, 11):  # 11: a spare class (a segmentation background) is allowed
+        collection = create_brick_collection(compose_config([f"model.num_classes={num_classes}"]))
+        check_classes_cover_data(DigitsDataModule(), collection)
+    with pytest.raises(ConfigError, match=r"brick 'head/classify' \(ImageClassifier\) has 9 classes.*has 10"):
+        check_classes_cover_data(DigitsDataModule(), create_brick_collection(compose_config(["model.num_classes=9"])))

@@ -150,3 +150,76 @@ def test_every_train_command_of_the_readme_composes() -> None:
     assert any("resume=true" in command for command in commands)
     for overrides in commands:
         compose_config(overrides)  # raises ConfigError naming a key that does not exist
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1, lines  # no traceback, no Hydra hint
+    assert lines[0].startswith("torchbricks: error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("optimizer.lr=fast", "Config key 'optimizer.lr' must be float or Tensor, got str 'fast'."),
+        ("optimizer.lr=-1", "Config key 'optimizer' does not make an optimizer: Invalid learning rate: -1"),
+        ("seed=abc", "Config key 'seed' must be an int, got str 'abc'."),
+        ("data.batch_size=-5", "Config key 'data.batch_size' must be an int >= 1, got -5."),
+        (
+            "model.num_classes=5",
+            "Config key 'model.num_classes': brick 'head/classify' (ImageClassifier) has 5 classes, but the data "
+            "(DigitsDataModule) has 10; set model.num_classes=10.",
+        ),
+        ("n_visualized=-1", "Config key 'n_visualized' must be an int >= 0, got int -1."),
+    ],
+)
+def test_a_bad_command_line_value_is_one_line_naming_the_key(
+    override: str, message: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    status = main(["train", override, f"experiment.path_experiments={tmp_path}", "trainer.enable_progress_bar=false"])
+
+    assert status == 2
+    assert _one_line_error(capsys) == f"torchbricks: error: {message}"
+    assert not any(tmp_path.iterdir())  # refused before training: nothing written
+
+
+def test_a_misspelt_key_suggests_the_key_instead_of_adding_it_with_plus(capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["train", "trainer.max_epoch=1"])
+
+    assert status == 2
+    line = _one_line_error(capsys)
+    assert "Config key 'trainer.max_epoch' does not exist: trainer has no 'max_epoch'. Did you mean 'trainer.max_epochs'?" in line
+    assert "+trainer" not in line
+
+
+def test_a_trainer_parameter_missing_from_the_config_is_added_with_plus(capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["train", "trainer.limit_train_batches=2"])
+
+    assert status == 2
+    assert "pytorch_lightning.Trainer takes 'limit_train_batches': add it with '+trainer.limit_train_batches=2'" in (
+        _one_line_error(capsys)
+    )
+    assert main(["train", "+trainer.limit_train_batches=2", "--show-config"]) == 0
+
+
+def test_config_dir_adds_the_users_configs_to_the_packaged_ones(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "optimizer").mkdir()
+    (tmp_path / "optimizer" / "sgd.yaml").write_text("_target_: torch.optim.SGD\n_partial_: true\nlr: 0.05\n")
+    (tmp_path / "my_train.yaml").write_text("defaults:\n  - train\n  - _self_\nseed: 7\n")
+
+    assert main(["train", "--config-dir", str(tmp_path), "optimizer=sgd", "--show-config"]) == 0
+    printed = capsys.readouterr().out
+    assert "_target_: torch.optim.SGD" in printed
+    assert "_target_: pytorch_lightning.Trainer" in printed  # the packaged groups are still there
+    assert "model.num_classes" in printed or "num_classes: 10" in printed
+
+    assert main(["train", "--config-dir", str(tmp_path), "--config-name", "my_train", "--show-config"]) == 0
+    printed = capsys.readouterr().out
+    assert "seed: 7" in printed
+    assert "_target_: torch.optim.AdamW" in printed  # the user's primary config builds on the packaged train.yaml
+
+
+def test_loss_weights_are_set_without_plus(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "loss_weights={head/loss_ce: 0.5}", "--show-config"]) == 0
+    assert "head/loss_ce: 0.5" in capsys.readouterr().out

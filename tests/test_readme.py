@@ -64,3 +64,23 @@ def test_spec_code_blocks_run_verbatim(tmp_path: Path) -> None:
 
 def test_readme_code_blocks_run(tmp_path: Path) -> None:
     _run_blocks(python_blocks(README), tmp_path)
+
+
+def test_readme_block_for_042_users_prints_what_it_shows(tmp_path: Path) -> None:
+    block = next(block for block in python_blocks(README) if "SUPPORTED_BACKBONES" in block)
+    _, (printed,) = _run_blocks([block], tmp_path)
+
+    expected = [_commented_output(block, "print(backbone("), _commented_output(block, "print(describe(")]
+    assert printed.strip() == "\n".join(expected)
+
+
+def test_the_version_is_above_the_042_release_and_the_same_in_pyproject() -> None:
+    import re
+
+    import torchbricks
+
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    match = re.search(r'^version = "([^"]+)"', pyproject, flags=re.MULTILINE)
+    assert match is not None
+    assert match.group(1) == torchbricks.__version__
+    assert tuple(int(part) for part in torchbricks.__version__.split(".")[:3]) > (0, 4, 2)

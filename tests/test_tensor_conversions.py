@@ -45,8 +45,11 @@ def test_function_composer_of_torch_to_numpy_and_list_gives_one_int64_per_image(
 def test_function_composer_rejects_non_callables() -> None:
     with pytest.raises(BrickError, match="callables only"):
         function_composer(torch_to_numpy, 3)  # type: ignore[arg-type]
-    with pytest.raises(BrickError, match="at least one function"):
-        function_composer()
+
+
+def test_function_composer_of_no_function_is_the_identity_as_in_042() -> None:
+    value = object()
+    assert function_composer()(value) is value
 
 
 def test_torch_to_numpy_detaches_and_widens_half_precision() -> None:
@@ -107,3 +110,31 @@ def test_numpy_to_pillow_reads_gray_and_rejects_two_channels() -> None:
     assert numpy_to_pillow(np.ones((2, 3, 1))).mode == "L"
     with pytest.raises(BrickError, match="C in"):
         numpy_to_pillow(np.ones((2, 3, 2)))
+
+
+def test_the_042_unpack_functions_split_items_channel_last_as_numpy_does() -> None:
+    from torchbricks.tensor_conversions import (
+        batched_tensor_to_batched_np_array_channel_last,
+        batched_tensor_to_channel_last,
+        unpack_batched_array_to_arrays,
+        unpack_batched_tensor_to_numpy_format,
+        unpack_batched_tensor_to_torchvision_format,
+    )
+
+    images = torch.rand(2, 3, 4, 5)
+    reference = np.transpose(images.numpy(), (0, 2, 3, 1))  # numpy's own axes reorder
+    np.testing.assert_array_equal(batched_tensor_to_channel_last(images).numpy(), reference)
+    np.testing.assert_array_equal(batched_tensor_to_batched_np_array_channel_last(images), reference)
+    unpacked = unpack_batched_tensor_to_numpy_format(images)
+    assert len(unpacked) == 2
+    np.testing.assert_array_equal(unpacked[1], reference[1])
+    sequences = torch.rand(2, 3, 4)  # [B, C, H] -> [H, C], as 0.4.2 did
+    np.testing.assert_array_equal(unpack_batched_tensor_to_numpy_format(sequences)[0], sequences.numpy()[0].T)
+    assert [item.shape for item in unpack_batched_tensor_to_numpy_format(torch.rand(2, 3))] == [(3,), (3,)]
+    assert [item.tolist() for item in unpack_batched_tensor_to_numpy_format(torch.tensor([7, 8]))] == [[7], [8]]
+    assert batched_tensor_to_channel_last(torch.zeros(2, 3)).shape == (2, 3)
+    assert [item.tolist() for item in unpack_batched_array_to_arrays(np.array([1, 2]))] == [[1], [2]]
+    items = unpack_batched_tensor_to_torchvision_format(images)
+    assert len(items) == 2
+    assert all(isinstance(item, torch.Tensor) for item in items)
+    torch.testing.assert_close(items[1], images[1])

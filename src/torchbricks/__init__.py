@@ -78,7 +78,7 @@ _LAZY_NAMES = {
     "tags_for": "torchbricks.tags",
 }
 
-__version__ = "0.1.0"
+__version__ = "0.5.0"
 
 __all__ = [
     "LOSS",

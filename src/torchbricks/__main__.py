@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     train.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. trainer.max_epochs=3")
-    train.add_argument("--config-dir", default=None, help="a folder of configs to use instead of the packaged ones")
+    train.add_argument("--config-dir", default=None, help="a folder of your configs, added to the packaged ones")
     train.add_argument("--config-name", default="train", help="the primary config (default: train)")
     train.add_argument("--show-config", action="store_true", help="print the composed config and exit")
     _add_make_dataset(commands)
@@ -85,7 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from torchbricks.configuration import compose_config
 
     try:
-        config = compose_config(arguments.overrides, arguments.config_name, arguments.config_dir or CONFIG_DIR)
+        extra_dirs = [arguments.config_dir] if arguments.config_dir else []
+        config = compose_config(arguments.overrides, arguments.config_name, extra_config_dirs=extra_dirs)
         config = resumed_config(config, arguments.overrides)
         if arguments.show_config:
             from omegaconf import OmegaConf

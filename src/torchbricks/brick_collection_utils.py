@@ -63,7 +63,7 @@ def export_bricks_as_onnx(
     path_onnx: Path | str,
     brick_collection: BrickCollection,
     named_inputs: Mapping[str, Any],
-    dynamic_batch_size: bool,
+    dynamic_batch_size: bool = True,
     tags: TagsLike = Stage.EXPORT,
     output_names: Sequence[str] | None = None,
     opset_version: int | None = None,
@@ -79,8 +79,9 @@ def export_bricks_as_onnx(
         path_onnx: The file to write.
         brick_collection: The collection to export.
         named_inputs: Example inputs, used to trace the bricks.
-        dynamic_batch_size: Make dimension 0 of every input (the batch) dynamic, shared by all inputs. An
-            example batch of one is traced as two copies, since torch.export fixes sizes of one.
+        dynamic_batch_size: Make dimension 0 of every input (the batch) dynamic, shared by all inputs (on by
+            default, as in `export_bricks`). An example batch of one is traced as two copies, since torch.export
+            fixes sizes of one.
         tags: The bricks to export; the export stage's tags (MODEL) by default, so losses and metrics stay out.
         output_names: Export only these outputs (and only the bricks they need); every produced name by default.
         opset_version: The ONNX opset; the exporter's default when None.

@@ -16,15 +16,20 @@ from PIL import Image
 from torchbricks.errors import BrickError
 
 __all__ = [
+    "batched_tensor_to_batched_np_array_channel_last",
+    "batched_tensor_to_channel_last",
     "channel_first_to_channel_last",
     "float2uint8",
     "function_composer",
     "numpy_to_pillow",
     "pillow_images_to_batched_tensor",
     "torch_to_numpy",
+    "unpack_batched_array_to_arrays",
     "unpack_batched_tensor_to_numpy",
     "unpack_batched_tensor_to_numpy_channel_last",
+    "unpack_batched_tensor_to_numpy_format",
     "unpack_batched_tensor_to_pillow_images",
+    "unpack_batched_tensor_to_torchvision_format",
 ]
 
 _PILLOW_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
@@ -44,14 +49,12 @@ def float2uint8(values: np.ndarray | torch.Tensor) -> np.ndarray:
 
 
 def function_composer(*functions: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """Chains single-argument functions left to right: `function_composer(f, g)(x) == g(f(x))`.
+    """Chains single-argument functions left to right: `function_composer(f, g)(x) == g(f(x))`; no function is the identity.
 
     Example:
         >>> function_composer(torch_to_numpy, list)(torch.tensor([0, 1]))
         [np.int64(0), np.int64(1)]
     """
-    if not functions:
-        raise BrickError("function_composer needs at least one function.")
     not_callable = [function for function in functions if not callable(function)]
     if not_callable:
         raise BrickError(f"function_composer takes callables only, got {not_callable!r}.")
@@ -61,7 +64,8 @@ def function_composer(*functions: Callable[[Any], Any]) -> Callable[[Any], Any]:
             value = function(value)
         return value
 
-    composed.__name__ = "_then_".join(getattr(function, "__name__", type(function).__name__) for function in functions)
+    names = [getattr(function, "__name__", type(function).__name__) for function in functions]
+    composed.__name__ = "_then_".join(names) or "identity"
     return composed
 
 
@@ -174,3 +178,65 @@ def pillow_images_to_batched_tensor(images: Sequence[Image.Image]) -> torch.Tens
     arrays = [np.asarray(image, dtype=np.uint8) for image in images]
     batch = np.stack([array[..., None] if array.ndim == 2 else array for array in arrays])
     return torch.from_numpy(batch).permute(0, 3, 1, 2).float() / 255.0
+
+
+# --- the unpack functions of torchbricks 0.4.2, with its meaning ----------------------------------------------------
+
+
+def batched_tensor_to_channel_last(tensor: torch.Tensor) -> torch.Tensor:
+    """Moves axis 1 (the channels) of a batched tensor with 3 or more dimensions to the end; smaller ones are returned
+    as they are: [B, C, H, W] -> [B, H, W, C], [B, C, H] -> [B, H, C].
+
+    Example:
+        >>> batched_tensor_to_channel_last(torch.zeros(2, 3, 4, 5)).shape
+        torch.Size([2, 4, 5, 3])
+    """
+    if tensor.ndim < 3:
+        return tensor
+    return tensor.permute(0, *range(2, tensor.ndim), 1)
+
+
+def batched_tensor_to_batched_np_array_channel_last(tensor: torch.Tensor) -> np.ndarray:
+    """`batched_tensor_to_channel_last` as a numpy array (`torch_to_numpy`).
+
+    Example:
+        >>> batched_tensor_to_batched_np_array_channel_last(torch.zeros(2, 3, 4)).shape
+        (2, 4, 3)
+    """
+    return torch_to_numpy(batched_tensor_to_channel_last(tensor))
+
+
+def unpack_batched_array_to_arrays(array: np.ndarray) -> list[np.ndarray]:
+    """Splits a batched array along its first axis; a [B] array gives B arrays of shape [1].
+
+    Example:
+        >>> unpack_batched_array_to_arrays(np.array([3, 4]))
+        [array([3]), array([4])]
+    """
+    if array.ndim == 1:
+        array = array.reshape(-1, 1)
+    return list(array)
+
+
+def unpack_batched_tensor_to_numpy_format(tensor: torch.Tensor) -> list[np.ndarray]:
+    """Splits a batched tensor into channel-last numpy arrays, item by item: [B, C, H, W] gives B arrays [H, W, C],
+    [B, C, H] gives [H, C], [B, C] gives [C] and [B] gives [1].
+
+    Unlike `unpack_batched_tensor_to_numpy` (the default of `BrickPerImageVisualization`), 3-dimensional tensors
+    are made channel last too, as torchbricks 0.4.2 did: a batch of masks [B, H, W] gives [W, H].
+
+    Example:
+        >>> [item.shape for item in unpack_batched_tensor_to_numpy_format(torch.zeros(2, 3, 4, 5))]
+        [(4, 5, 3), (4, 5, 3)]
+    """
+    return unpack_batched_array_to_arrays(batched_tensor_to_batched_np_array_channel_last(tensor))
+
+
+def unpack_batched_tensor_to_torchvision_format(tensor: torch.Tensor) -> list[torch.Tensor]:
+    """Splits a batched tensor into its items, kept as tensors: [B, C, H, W] gives B tensors [C, H, W].
+
+    Example:
+        >>> [item.shape for item in unpack_batched_tensor_to_torchvision_format(torch.zeros(2, 3, 4))]
+        [torch.Size([3, 4]), torch.Size([3, 4])]
+    """
+    return list(tensor)

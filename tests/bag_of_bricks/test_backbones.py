@@ -8,6 +8,7 @@ import torchvision
 from torch import nn
 
 from torchbricks.bag_of_bricks.backbones import (
+    SUPPORTED_BACKBONES,
     BackboneFeatureExtractor,
     BackboneResnet,
     FeatureLayer,
@@ -132,5 +133,58 @@ def test_resnet_to_brick_keeps_the_spec_api() -> None:
 
 def test_timm_backbones_name_the_package_to_install_when_timm_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "timm", None)  # makes `import timm` fail whether or not timm is installed
-    with pytest.raises(MissingExtraError, match="pip install timm"):
+    with pytest.raises(MissingExtraError, match=r"pip install \"torchbricks\[timm\]\""):
         create_backbone_brick_from_timm("resnet18", input_name="image", output_names="features")
+
+
+def _reference_small_resnet18() -> nn.Module:
+    """torchvision's resnet18 with the CIFAR stem, pooling and classifier removed, written out by hand."""
+    resnet = torchvision.models.resnet18()
+    resnet.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    return nn.Sequential(resnet.conv1, resnet.bn1, resnet.relu, resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        ((), {"name": "resnet18", "pretrained": False, "small": True}),
+        (("resnet18", False, True), {}),  # 0.4.2 code calls it positionally: (name, pretrained, small)
+        (("resnet18",), {"pretrained": False, "small": True}),
+    ],
+    ids=["keywords", "positional", "mixed"],
+)
+def test_the_042_form_of_create_backbone_gives_a_resnet_with_the_cifar_stem(args: tuple, kwargs: dict) -> None:
+    torch.manual_seed(0)
+    backbone = create_backbone(*args, **kwargs)
+    torch.manual_seed(0)
+    reference = _reference_small_resnet18()
+    reference.load_state_dict(dict(zip(reference.state_dict(), backbone.state_dict().values(), strict=True)))
+    backbone.eval()
+    reference.eval()
+    images = torch.rand(2, 3, 32, 32)
+
+    assert isinstance(backbone, BackboneResnet)
+    assert backbone.n_backbone_features == 512
+    assert backbone.conv1.stride == (1, 1)
+    assert isinstance(backbone.maxpool, nn.Identity)
+    torch.testing.assert_close(backbone(images), reference(images))
+    assert backbone(images).shape == (2, 512, 4, 4)  # stride 8: the stem keeps 32x32 at full resolution
+
+
+def test_the_042_form_without_small_keeps_the_imagenet_stem() -> None:
+    backbone = create_backbone(name="resnet34", pretrained=False)
+    assert backbone(torch.rand(1, 3, 64, 64)).shape == (1, 512, 2, 2)
+
+
+def test_supported_backbones_lists_the_042_resnets_and_others_are_refused_with_a_suggestion() -> None:
+    assert "resnet18" in SUPPORTED_BACKBONES
+    assert "wide_resnet101_2" in SUPPORTED_BACKBONES
+    with pytest.raises(BrickError, match=r"'resnet19' is not supported.*Did you mean 'resnet18'"):
+        create_backbone(name="resnet19", pretrained=False)
+    with pytest.raises(BrickError, match="cannot be combined with num_scales"):
+        create_backbone(name="resnet18", num_scales=2)
+
+
+def test_todays_form_of_create_backbone_still_works_beside_the_042_form() -> None:
+    assert isinstance(create_backbone("resnet18"), BackboneFeatureExtractor)
+    assert create_backbone("resnet18", 2).strides == (16, 32)

@@ -234,3 +234,13 @@ def test_compiles_with_fullgraph_and_matches_eager(part: Part) -> None:
     assert len(actual) == len(expected)
     for reference, value in zip(expected, actual, strict=True):
         assert torch.allclose(reference.float(), value.float(), atol=1e-4)
+
+
+def test_the_preprocessor_reads_uint8_images_as_042_did() -> None:
+    from torchbricks.bag_of_bricks.preprocessors import Preprocessor
+
+    images = torch.randint(0, 256, (2, 3, 4, 4), dtype=torch.uint8)
+    expected = (images.float() / 255 - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor(
+        [0.229, 0.224, 0.225]
+    ).view(1, 3, 1, 1)
+    torch.testing.assert_close(Preprocessor(uint8_to_float32=True)(images), expected)

@@ -95,18 +95,77 @@ def test_inputs_of_different_batch_sizes_are_rejected_with_the_sizes() -> None:
         brick({"images": IMAGES, "targets": torch.tensor([0, 1, 2])})
 
 
-def test_a_type_without_unpack_function_tells_how_to_add_one() -> None:
-    brick = BrickPerImageVisualization(print, ["scale"], ["out"])
-    with pytest.raises(
-        BrickError, match=r"no unpack function for input 'scale' of type float.*unpack_functions_for_type=\{float: \.\.\.\}"
-    ):
-        brick({"scale": 0.5})
+def test_an_input_the_unpack_function_rejects_is_named_in_the_error() -> None:
+    brick = BrickPerImageVisualization(
+        print, ["images"], ["out"], unpack_functions_for_input_name={"images": unpack_batched_tensor_to_pillow_images}
+    )
+    with pytest.raises(BrickError, match=r"BrickPerImageVisualization\(print\): cannot unpack input 'images': .*\[B, C, H, W\]"):
+        brick({"images": torch.rand(2, 4, 6)})
 
 
-def test_an_input_that_cannot_be_unpacked_is_named_in_the_error() -> None:
-    brick = BrickPerImageVisualization(print, ["images", "scale"], ["out"])
-    with pytest.raises(BrickError, match=r"BrickPerImageVisualization\(print\): cannot unpack input 'scale': .*got a 0-d tensor"):
-        brick({"images": IMAGES, "scale": torch.tensor(0.5)})
+def test_inputs_that_cannot_be_split_are_given_whole_to_every_image() -> None:
+    calls: list[tuple[Any, ...]] = []
+
+    def record(image: Any, scale: Any, everything: Any, title: Any, offset: Any) -> int:
+        calls.append((image.shape, scale, everything, title, offset))
+        return len(calls)
+
+    brick = BrickPerImageVisualization(record, ["images", "scale", "__all__", "title", "offset"], ["out"])
+    named_inputs = {"images": IMAGES, "scale": 0.5, "title": "digits", "offset": torch.tensor(3)}
+
+    outputs = brick(named_inputs)
+
+    assert outputs == {"out": [1, 2]}
+    assert [call[1:2] + call[3:4] for call in calls] == [(0.5, "digits")] * 2
+    assert all(call[0] == (4, 6, 3) for call in calls)
+    assert all(set(call[2]) >= {"images", "scale", "title"} for call in calls)  # __all__: every named input, whole
+    assert [int(call[4]) for call in calls] == [3, 3]
+
+
+def test_an_unpack_function_of_none_gives_the_whole_value() -> None:
+    shapes: list[tuple[int, ...]] = []
+    brick = BrickPerImageVisualization(
+        lambda image, batch: shapes.append((*image.shape, *batch.shape)),
+        ["images", "batch"],
+        [],
+        unpack_functions_for_input_name={"batch": None},
+    )
+    brick({"images": IMAGES, "batch": IMAGES})
+    assert shapes == [(4, 6, 3, 2, 3, 4, 6)] * 2
+
+    tensors_whole = BrickPerImageVisualization(
+        lambda label, batch: batch.shape[0],
+        ["labels", "batch"],
+        ["n"],
+        unpack_functions_for_type={torch.Tensor: None, list: list},
+    )
+    assert tensors_whole({"labels": ["a", "b", "c"], "batch": IMAGES}) == {"n": [2, 2, 2]}
+
+
+def test_no_input_that_can_be_split_is_an_error_naming_the_inputs() -> None:
+    brick = BrickPerImageVisualization(print, ["scale", "title"], ["out"])
+    with pytest.raises(BrickError, match=r"no input can be split per image.*\['scale', 'title'\]"):
+        brick({"scale": 0.5, "title": "x"})
+
+
+def test_the_042_unpack_tables_keep_tensors_or_make_channel_last_arrays() -> None:
+    from torchbricks.bag_of_bricks.brick_visualizer import UNPACK_NO_CONVERSION, UNPACK_TENSORS_TO_NDARRAYS
+
+    seen: list[Any] = []
+    keep = BrickPerImageVisualization(seen.append, ["images"], [], unpack_functions_for_type=UNPACK_NO_CONVERSION)
+    keep({"images": IMAGES})
+    assert all(isinstance(item, torch.Tensor) for item in seen)
+    torch.testing.assert_close(seen[1], IMAGES[1])
+
+    seen.clear()
+    masks = torch.rand(2, 4, 6)
+    arrays = BrickPerImageVisualization(seen.append, ["masks"], [], unpack_functions_for_type=UNPACK_TENSORS_TO_NDARRAYS)
+    arrays({"masks": masks})
+    np.testing.assert_array_equal(seen[0], masks.numpy()[0].T)  # 0.4.2 made any 3-d tensor channel last
+
+    seen.clear()
+    arrays({"masks": masks.numpy()})  # numpy arrays are split along the batch axis, unchanged
+    np.testing.assert_array_equal(seen[1], masks.numpy()[1])
 
 
 def test_a_non_callable_is_rejected() -> None:

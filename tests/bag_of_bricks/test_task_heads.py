@@ -66,7 +66,7 @@ def test_image_classification_collection_trains_and_draws_predictions() -> None:
     assert _falls(history), history
 
     outputs = model(named_inputs=_classification_batch(torch.Generator().manual_seed(1)), tags=Stage.TEST)
-    assert set(model.summarize(reset=True)) == {"head/MulticlassAccuracy"}
+    assert set(model.summarize(reset=True)) == {"head/accuracy"}
     drawn = outputs["head/visualization"]
     assert len(drawn) == 8
     assert all(isinstance(image, Image.Image) and image.size == (16, 16) for image in drawn)
@@ -158,9 +158,9 @@ def test_head_factories_nest_under_any_name_with_relative_names() -> None:
     assert outputs["cars/logits"].shape == (2, 3, 16, 16)
     assert sorted(model.extract_losses(outputs)) == ["animals/loss_ce", "cars/loss_ce", "colors/loss_ce", "roads/loss_ce"]
     assert sorted(model.summarize(reset=True)) == [
-        "animals/MulticlassAccuracy",
+        "animals/accuracy",
         "cars/MulticlassJaccardIndex",
-        "colors/MulticlassAccuracy",
+        "colors/accuracy",
         "roads/MulticlassJaccardIndex",
     ]
 
@@ -220,3 +220,55 @@ def test_segmentation_head_ignores_target_pixels_marked_with_ignore_index() -> N
     mask = outputs["segment/mask"]
     reference = MulticlassJaccardIndex(num_classes=3)(mask[:, 4:], targets[:, 4:])
     assert torch.allclose(model.summarize(reset=True)["segment/MulticlassJaccardIndex"], reference)
+
+
+def test_the_classification_head_factory_reports_accuracy_under_the_name_the_packaged_config_uses() -> None:
+    from torchbricks.configuration import compose_config, create_brick_collection
+
+    torch.manual_seed(0)
+    packaged = create_brick_collection(compose_config())
+    packaged(named_inputs={"raw": torch.rand(6, 1, 8, 8), "targets": torch.arange(6)}, tags=Stage.TEST)
+    factory = BrickCollection({"head": create_image_classification_head(10, 64, "features", "targets")})
+    features, targets = torch.rand(6, 64, 2, 2), torch.tensor([0, 1, 2, 3, 4, 5])
+    outputs = factory(named_inputs={"features": features, "targets": targets}, tags=Stage.TEST)
+
+    factory_metrics = factory.summarize(reset=True)
+    assert "head/accuracy" in packaged.summarize(reset=True)
+    assert list(factory_metrics) == ["head/accuracy"]
+    # The fraction of images classified right (micro average), as the packaged head computes it.
+    expected = (outputs["head/class_prediction"] == targets).float().mean()
+    torch.testing.assert_close(factory_metrics["head/accuracy"], expected)
+
+
+@pytest.mark.parametrize("positional", [False, True], ids=["keywords", "positional"])
+def test_the_042_form_of_the_classification_head_gives_042s_bricks_and_metrics(positional: bool) -> None:
+    from torchbricks.bag_of_bricks.task_utils import ImageClassificationInfo
+
+    info = ImageClassificationInfo.from_names(["cat", "dog", "bird"])
+    if positional:
+        head = create_image_classification_head(8, info, "features")  # type: ignore[call-overload]
+    else:
+        head = create_image_classification_head(n_backbone_features=8, task_info=info, input_name="features")
+    model = BrickCollection({"head": head})
+    features, labels = torch.rand(6, 8, 2, 2), torch.tensor([0, 1, 2, 0, 1, 2])
+    outputs = model(named_inputs={"features": features, "label": labels}, tags=Stage.TEST)
+
+    assert list(head) == ["classifier", "loss", "metrics"]
+    assert list(model.extract_losses(outputs)) == ["head/loss"]
+    metrics = model.summarize(reset=True)
+    assert sorted(metrics) == ["head/Accuracy", "head/ConfMat", "head/MeanAccuracy"]
+    predictions = outputs["head/class_prediction"]
+    confusion = np.zeros((3, 3), dtype=np.int64)
+    np.add.at(confusion, (labels.numpy(), predictions.numpy()), 1)
+    np.testing.assert_array_equal(metrics["head/ConfMat"].numpy(), confusion)
+    assert float(metrics["head/Accuracy"]) == pytest.approx(np.trace(confusion) / 6)
+    assert float(metrics["head/MeanAccuracy"]) == pytest.approx(np.mean(np.diag(confusion) / confusion.sum(1)))
+
+
+def test_mixing_the_two_forms_of_the_classification_head_is_an_error() -> None:
+    from torchbricks.bag_of_bricks.task_utils import ImageClassificationInfo
+    from torchbricks.errors import BrickError
+
+    info = ImageClassificationInfo.from_names(["cat", "dog"])
+    with pytest.raises(BrickError, match=r"0\.4\.2 form takes n_backbone_features, task_info and input_name"):
+        create_image_classification_head(3, n_backbone_features=8, task_info=info, input_name="x")  # type: ignore[call-overload]

@@ -55,7 +55,6 @@ def main(path_experiments: Path, name: str, devices: int) -> None:
         num_sanity_val_steps=0,
         logger=False,
         enable_checkpointing=False,
-        enable_progress_bar=False,
         enable_model_summary=False,
     )
     trainer.test(module, loader)

@@ -1,25 +1,27 @@
 from __future__ import annotations
 
+import csv
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import torch
+
+from torchbricks import Stage
+from torchbricks.configuration import compose_config, create_brick_collection, instantiate_config
 
 DDP_JOB = Path(__file__).parent / "ddp_job.py"
 
 
 def run_ddp_job(path_experiments: Path, devices: int) -> dict[str, Any]:
     name = f"devices_{devices}"
-    completed = subprocess.run(
-        [sys.executable, str(DDP_JOB), str(path_experiments), name, str(devices)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    completed = run_command([sys.executable, str(DDP_JOB), str(path_experiments), name, str(devices)], timeout=600)
     assert completed.returncode == 0, completed.stderr[-3000:]
     path = path_experiments / name
     return {file.stem: json.loads(file.read_text()) for file in path.glob("*.json")}
@@ -37,3 +39,67 @@ def test_metrics_on_two_ddp_processes_agree_with_one_process(tmp_path: Path) -> 
     assert two["metrics_test"]["accuracy"] == pytest.approx(one["metrics_test"]["accuracy"])
     # Training ran on both processes and validation metrics were synchronised too.
     assert sum(map(sum, two["metrics_validation"]["confusion_matrix"])) == 96
+
+
+def run_command(arguments: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """Runs a command in its own process group, killing the whole group (DDP's other ranks too) if it outlives `timeout`.
+
+    A deadlocked DDP job ignores SIGTERM and its rank-1 process is a child of rank 0, so `subprocess.run(timeout=...)`
+    alone would leave it running; the test fails instead of hanging.
+    """
+    with subprocess.Popen(
+        arguments, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            stdout, stderr = process.communicate()
+            pytest.fail(f"{' '.join(arguments)} did not finish in {timeout} s (a deadlock?). stderr:\n{stderr[-3000:]}")
+    return subprocess.CompletedProcess(arguments, process.returncode, stdout, stderr)
+
+
+def evaluate_in_one_process(config: Any, path_bricks: Path, split: str) -> dict[str, Any]:
+    """The trained bricks run over a whole split in this process; accuracy, confusion matrix and loss by numpy."""
+    collection = create_brick_collection(config)
+    collection.load_bricks(path_bricks)
+    collection.eval()
+    data = instantiate_config(config, "data")
+    data.setup("test")
+    dataset = data.datasets[split]
+    with torch.no_grad():
+        logits = collection({"raw": dataset.tensors["raw"]}, tags=Stage.INFERENCE)["head/logits"].double().numpy()
+    targets = dataset.tensors["targets"].numpy()
+    log_probabilities = logits - logits.max(1, keepdims=True)
+    log_probabilities -= np.log(np.exp(log_probabilities).sum(1, keepdims=True))
+    confusion = np.zeros((logits.shape[1], logits.shape[1]), dtype=np.int64)
+    np.add.at(confusion, (targets, logits.argmax(1)), 1)
+    return {
+        "accuracy": float((logits.argmax(1) == targets).mean()),
+        "confusion_matrix": confusion.tolist(),
+        "loss": float(-log_probabilities[np.arange(len(targets)), targets].mean()),
+    }
+
+
+@pytest.mark.slow
+def test_the_readme_two_process_command_finishes_with_the_packaged_config_and_synchronised_metrics(tmp_path: Path) -> None:
+    # As the README runs it: the packaged config as shipped (progress bar on), 2 processes (gloo on the CPU).
+    overrides = ["trainer.devices=2", "trainer.strategy=ddp", "trainer.max_epochs=2", f"experiment.path_experiments={tmp_path}"]
+    command = [str(Path(sys.executable).parent / "torchbricks"), "train", *overrides, "experiment.name=ddp"]
+
+    completed = run_command(command, timeout=480)
+
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "Epoch 1: 100%" in completed.stdout + completed.stderr  # the progress bar was on
+    folder = tmp_path / "ddp"
+    metrics = json.loads((folder / "metrics.json").read_text())
+    log = list(csv.DictReader((folder / "logs" / "metrics.csv").open()))
+    test_loss = next(float(row["test/loss"]) for row in log if row.get("test/loss"))
+    last_validation_loss = [float(row["validation/loss"]) for row in log if row.get("validation/loss")][-1]
+    config = compose_config(overrides)
+    # Each process saw half of each split: the values cover both halves, as one process computes them on the whole.
+    for split, loss in (("test", test_loss), ("validation", last_validation_loss)):
+        reference = evaluate_in_one_process(config, folder / "bricks", split)
+        assert metrics[split]["head/confusion_matrix"] == reference["confusion_matrix"], split
+        assert metrics[split]["head/accuracy"] == pytest.approx(reference["accuracy"], abs=1e-6), split
+        assert loss == pytest.approx(reference["loss"], rel=1e-4), split

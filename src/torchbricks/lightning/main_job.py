@@ -39,7 +39,13 @@ from torchbricks._experiment import CHECKPOINTS_FOLDER, CONFIG_FILE, launched_as
 from torchbricks._extras import require
 from torchbricks._files import write_json, write_text
 from torchbricks.brick_collection import BrickCollection
-from torchbricks.configuration import create_brick_collection, instantiate_config
+from torchbricks.configuration import (
+    check_classes_cover_data,
+    check_optimizer_factory,
+    check_train_config,
+    create_brick_collection,
+    instantiate_config,
+)
 from torchbricks.errors import BrickError, ConfigError
 from torchbricks.lightning.module import LightningBrickCollection, create_experiment_name, to_json
 from torchbricks.lightning.task_resolvers import register_resolvers
@@ -74,6 +80,7 @@ def run_main_job(config: Any) -> MainJobResult:
     omegaconf = require("omegaconf", "hydra")
     register_resolvers()  # the task configs read their classes from the data
     started = time.perf_counter()
+    check_train_config(config)
     if config.experiment.name is None:
         config.experiment.name = create_experiment_name()
     path_experiment = prepare_experiment_folder(config)
@@ -86,6 +93,8 @@ def run_main_job(config: Any) -> MainJobResult:
     data_module = instantiate_config(config, "data")
     brick_collection = create_brick_collection(config, "model.bricks")
     create_optimizer = instantiate_config(config, "optimizer")
+    check_optimizer_factory(create_optimizer, "optimizer")
+    check_classes_cover_data(data_module, brick_collection, "model.num_classes" if "num_classes" in config.model else "model")
     module = LightningBrickCollection(
         path_experiments=config.experiment.path_experiments,
         experiment_name=str(config.experiment.name),

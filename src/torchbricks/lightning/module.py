@@ -21,13 +21,13 @@ from typing import Any
 
 import torch
 from torch import nn
-from torchmetrics import MetricCollection
 
 from torchbricks._extras import require
 from torchbricks._files import write_json, write_text
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.bricks import BrickInterface, BrickMetrics
 from torchbricks.errors import BrickError, did_you_mean
+from torchbricks.lightning._epoch_values import LossMeans, summarize_metrics
 from torchbricks.tags import VISUALIZATION, Stage, TagsLike
 
 require("pytorch_lightning", "lightning")
@@ -56,8 +56,10 @@ class LightningBrickCollection(pl.LightningModule):
     Each Lightning stage runs the collection with the tags of its model stage: `training_step` runs
     `Stage.TRAIN`, `validation_step` `Stage.VALIDATION`, `test_step` `Stage.TEST` and `predict_step`
     `Stage.INFERENCE` (returning the inference outputs). The loss is the (optionally weighted) sum of the loss
-    outputs; each loss and the total are logged per stage (`train/loss`, `train/losses/head0/loss_ce`). Metrics are
-    computed at the end of each epoch, on every process (torchmetrics synchronises them across processes);
+    outputs; each loss and the total are logged per stage (`train/loss`, `train/losses/head0/loss_ce`), per step
+    while training and as the batch-size weighted mean of the epoch. Epoch means and metrics are computed at the
+    end of each epoch, on every process and in the same order on each (see `torchbricks.lightning._epoch_values`:
+    collectives started at rank-dependent moments deadlock), so under DDP they cover the data of every process;
     scalars are logged (`validation/head0/accuracy`), and every value, confusion matrices included, is kept in
     `epoch_metrics` and written to `<experiment>/metrics_<stage>.json`.
 
@@ -117,6 +119,7 @@ class LightningBrickCollection(pl.LightningModule):
         self._compiled_stages: dict[Stage, Callable[..., dict[str, Any]]] = {}
 
         self._stage_collections: dict[Stage, BrickCollection] = {}
+        self._loss_means = {stage: LossMeans() for stage in _METRIC_STAGES}
         self.stage_metric_bricks = nn.ModuleDict()
         self._create_stage_views()
         self.epoch_metrics: dict[str, dict[str, Any]] = {}
@@ -168,12 +171,15 @@ class LightningBrickCollection(pl.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self.stage_collection(Stage.TRAIN).reset_metrics()
+        self._loss_means[Stage.TRAIN].reset()
 
     def on_validation_epoch_start(self) -> None:
         self.stage_collection(Stage.VALIDATION).reset_metrics()
+        self._loss_means[Stage.VALIDATION].reset()
 
     def on_test_epoch_start(self) -> None:
         self.stage_collection(Stage.TEST).reset_metrics()
+        self._loss_means[Stage.TEST].reset()
 
     def on_train_epoch_end(self) -> None:
         self._summarize_epoch(Stage.TRAIN)
@@ -232,26 +238,39 @@ class LightningBrickCollection(pl.LightningModule):
         total = sum(self.loss_weights.get(name, 1.0) * loss for name, loss in losses.items())
         if self._trainer is None:
             return {"loss": total, **losses}  # called outside a Trainer (a notebook, a test): nothing to log to
-        is_train = stage is Stage.TRAIN
-        # sync_dist: under DDP the epoch values average the losses of every process (a scalar all-reduce per log).
-        log = partial(self.log, on_step=is_train, on_epoch=True, sync_dist=True, batch_size=_batch_size(named_inputs))
-        log(f"{stage.value}/loss", total, prog_bar=True)
-        for name, loss in losses.items():
-            log(f"{stage.value}/losses/{name}", loss)
+        batch_size = _batch_size(named_inputs) or 1
+        self._loss_means[stage].update({"loss": total, **losses}, batch_size)
+        if stage is Stage.TRAIN:  # this process's batch; the epoch means are reduced over processes in _summarize_epoch
+            log = partial(self.log, on_step=True, on_epoch=False, batch_size=batch_size)
+            log("train/loss_step", total, prog_bar=True)
+            for name, loss in losses.items():
+                log(f"train/losses/{name}_step", loss)
         return {"loss": total, **losses}
 
     def _summarize_epoch(self, stage: Stage) -> None:
-        collection = self.stage_collection(stage)
-        if not any(_was_updated(brick) for brick in _metric_bricks(collection)):
-            return  # nothing accumulated, e.g. a stage with no metric bricks
-        values = collection.summarize(reset=True)  # a collective call: every process computes
+        # Every process runs the same collectives here, in the same order, whatever the callbacks do.
+        reduce = partial(self.trainer.strategy.reduce, reduce_op="sum")
+        loss_names = ["loss", *self.brick_collection.loss_names()]
+        losses = self._loss_means[stage].compute(loss_names, self.device, reduce)
+        values = summarize_metrics(self.stage_collection(stage), self.device, reduce)
         if self.trainer.sanity_checking:
             return
+        # The values are reduced already. `sync_dist=True, rank_zero_only=True` is how Lightning is told to log
+        # them as they are: its own reduction would be a collective started whenever a callback first reads the
+        # value (on rank 0 alone for the progress bar), and without sync_dist it warns on every epoch-level log.
+        log = partial(self.log, on_step=False, on_epoch=True, sync_dist=True, rank_zero_only=True)
+        suffix = "_epoch" if stage is Stage.TRAIN else ""  # the names Lightning gives values logged per step and epoch
+        for name, loss in losses.items():
+            key = f"{stage.value}/loss" if name == "loss" else f"{stage.value}/losses/{name}"
+            log(key + suffix, loss, prog_bar=name == "loss")
+            if suffix:
+                log(key, loss, logger=False)  # callbacks may monitor `train/loss` as before
         for name, value in values.items():
             if isinstance(value, torch.Tensor) and value.numel() == 1:
-                # Already synchronised by torchmetrics; sync_dist averages equal values and keeps Lightning quiet.
-                # Logged from the metric's device, not the CPU copy: NCCL cannot all-reduce CPU tensors.
-                self.log(f"{stage.value}/{name}", value.float(), prog_bar=stage is Stage.VALIDATION, sync_dist=True)
+                # Logged from the metric's device, not a CPU copy, as Lightning expects.
+                log(f"{stage.value}/{name}", value.float(), prog_bar=stage is Stage.VALIDATION)
+        if not values:
+            return  # no metric brick ran in this stage: nothing for metrics_<stage>.json
         values = {name: _to_cpu(value) for name, value in values.items()}
         self.epoch_metrics[stage.value] = values
         if self.trainer.is_global_zero:
@@ -312,13 +331,6 @@ def _to_cpu(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(_to_cpu(item) for item in value)
     return value
-
-
-def _was_updated(brick: BrickMetrics) -> bool:
-    metrics = brick.metrics
-    if isinstance(metrics, MetricCollection):
-        return any(metric.update_called for metric in metrics.values())
-    return bool(metrics.update_called)
 
 
 def _check_loss_weights(loss_weights: dict[str, float], loss_names: list[str]) -> dict[str, float]:

@@ -1,0 +1,94 @@
+"""Epoch values (mean losses and metrics) reduced across processes in one fixed order, on every process.
+
+Why not Lightning's `self.log(..., sync_dist=True)`: Lightning all-reduces such values lazily, when something first
+asks for them. The progress bar asks at the end of a training epoch, before the module's `on_train_epoch_end`, but
+only on global rank 0 (the bar is disabled elsewhere). Rank 0 then waits in that all-reduce while rank 1 waits in
+the metric's all-gather of `on_train_epoch_end`: a deadlock that depends on which callbacks are on. So every value
+that needs the other processes is reduced here, in the module's epoch-end hook, by every process in the same order,
+and logged already reduced (no collective left for Lightning to start at a rank-dependent moment).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torchmetrics import MetricCollection
+
+from torchbricks.brick_collection import BrickCollection
+from torchbricks.bricks import BrickMetrics
+
+__all__ = ["LossMeans", "summarize_metrics"]
+
+SEPARATOR = "/"
+
+Reduce = Callable[[torch.Tensor], torch.Tensor]
+"""Sums a tensor over every process (identity on one process); every process must call it, in the same order."""
+
+
+class LossMeans:
+    """Accumulates batch-size weighted loss sums of one stage on this process; `compute` reduces them over all."""
+
+    def __init__(self) -> None:
+        self._sums: dict[str, torch.Tensor] = {}
+        self._counts: dict[str, int] = {}
+
+    def reset(self) -> None:
+        self._sums.clear()
+        self._counts.clear()
+
+    def update(self, losses: Mapping[str, torch.Tensor], batch_size: int) -> None:
+        for name, loss in losses.items():
+            value = loss.detach().to(torch.float64 if loss.device.type != "mps" else torch.float32) * batch_size
+            self._sums[name] = self._sums[name] + value if name in self._sums else value
+            self._counts[name] = self._counts.get(name, 0) + batch_size
+
+    def compute(self, names: Sequence[str], device: torch.device, reduce: Reduce) -> dict[str, torch.Tensor]:
+        """The mean of each loss in `names` over every process; losses no process saw are left out.
+
+        `names` must be the same list on every process (it comes from the collection's structure, not from the data),
+        since the sums travel in one tensor laid out by it.
+        """
+        dtype = torch.float32 if device.type == "mps" else torch.float64
+        local = torch.zeros(2 * len(names), dtype=dtype, device=device)
+        for index, name in enumerate(names):
+            if name in self._sums:
+                local[index] = self._sums[name].to(device=device, dtype=dtype)
+                local[len(names) + index] = self._counts[name]
+        total = reduce(local)
+        sums, counts = total[: len(names)], total[len(names) :]
+        return {name: (sums[index] / counts[index]).float() for index, name in enumerate(names) if counts[index] > 0}
+
+
+def metric_bricks(collection: BrickCollection) -> list[tuple[str, BrickMetrics]]:
+    """The (path, brick) of every metric brick of `collection`, in its insertion order (the same on every process)."""
+    return [(path, brick) for path, brick in collection.iter_bricks() if isinstance(brick, BrickMetrics)]
+
+
+def was_updated(brick: BrickMetrics) -> bool:
+    metrics = brick.metrics
+    if isinstance(metrics, MetricCollection):
+        return any(metric.update_called for metric in metrics.values())
+    return bool(metrics.update_called)
+
+
+def summarize_metrics(collection: BrickCollection, device: torch.device, reduce: Reduce) -> dict[str, Any]:
+    """Computes and resets every metric brick that saw a batch on any process, named as `BrickCollection.summarize`.
+
+    Whether a brick is computed is decided from all processes at once (one reduction), so a process that saw no
+    batch for a brick still joins the brick's synchronisation instead of leaving the others waiting.
+    """
+    bricks = metric_bricks(collection)
+    if not bricks:
+        return {}
+    flags = torch.tensor([float(was_updated(brick)) for _, brick in bricks], device=device)
+    updated_anywhere = reduce(flags) > 0
+    values: dict[str, Any] = {}
+    for (path, brick), updated in zip(bricks, updated_anywhere.tolist(), strict=True):
+        if not updated:
+            continue
+        scope = path.split(SEPARATOR)[:-1]
+        for name, value in brick.summarize(reset=True).items():  # torchmetrics synchronises the states here
+            values[SEPARATOR.join((*scope, name))] = value
+    return values
