@@ -128,11 +128,12 @@ class _EpochTimer(pl.Callback):
         self.times.append(time.perf_counter() - self._started)
 
 
-def _epoch_seconds(module: pl.LightningModule, data: Any) -> float:
+def _epoch_seconds(module: pl.LightningModule, data: Any, limit_batches: int | None) -> float:
     timer = _EpochTimer()
     trainer = pl.Trainer(
         accelerator="cpu",
         max_epochs=2,
+        limit_train_batches=limit_batches,
         limit_val_batches=0,
         num_sanity_val_steps=0,
         logger=False,
@@ -145,7 +146,7 @@ def _epoch_seconds(module: pl.LightningModule, data: Any) -> float:
     return timer.times[-1]
 
 
-def speed(root: Path, task: str, repeats: int) -> None:
+def speed(root: Path, task: str, repeats: int, limit_batches: int | None) -> None:
     if not root.exists():
         write_shapes_dataset(root, num_train=500, num_val=100, image_size=96)
     register_resolvers()
@@ -153,7 +154,7 @@ def speed(root: Path, task: str, repeats: int) -> None:
     config = compose_config([f"task={task}", f"data.root={root / layout}"])
     data = instantiate_config(config, "data")
     data.setup()
-    images = len(data.train_dataloader()) * data.batch_size
+    images = min(len(data.train_dataloader()), limit_batches or len(data.train_dataloader())) * data.batch_size
     plain_class = {"classification": PlainClassification, "detection": PlainDetection}[task]
     lr = float(config.optimizer.lr)
     timings: dict[str, list[float]] = {"bricks": [], "plain": []}
@@ -164,9 +165,9 @@ def speed(root: Path, task: str, repeats: int) -> None:
             bricks = LightningBrickCollection(
                 folder, "speed", collection, lambda parameters: torch.optim.AdamW(parameters, lr=lr)
             )
-            timings["bricks"].append(_epoch_seconds(bricks, data))
+            timings["bricks"].append(_epoch_seconds(bricks, data, limit_batches))
             torch.manual_seed(0)
-            timings["plain"].append(_epoch_seconds(plain_class(create_brick_collection(config), lr), data))
+            timings["plain"].append(_epoch_seconds(plain_class(create_brick_collection(config), lr), data, limit_batches))
     bricks_rate = images / statistics.median(timings["bricks"])
     plain_rate = images / statistics.median(timings["plain"])
     print(f"task={task}: {images} training images per epoch, median of {repeats} alternated runs")
@@ -182,12 +183,12 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="*", default=list(TASKS), help="tasks of the quality mode")
     parser.add_argument("--task", default="detection", choices=["classification", "detection"], help="task of the speed mode")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--limit-batches", type=int, default=None, help="training batches per epoch in the speed mode")
     arguments = parser.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     if arguments.mode == "quality":
         quality(arguments.root, arguments.experiments, arguments.tasks)
     else:
-        speed(arguments.root, arguments.task, arguments.repeats)
+        speed(arguments.root, arguments.task, arguments.repeats, arguments.limit_batches)
 
 
 if __name__ == "__main__":
