@@ -250,7 +250,7 @@ def test_unknown_brick_types_get_their_own_class_and_colour() -> None:
     assert "    a(<strong>'a': Identity</strong><br><i>BrickCustom</i>):::BrickCustom" in lines
     class_lines = [line for line in lines if line.startswith("    classDef Brick")]
     assert class_lines == [
-        "    classDef BrickCustom stroke-width:0px,fill:#355070",
+        "    classDef BrickCustom stroke-width:0px,fill:#9DB4D3",
         "    classDef BrickTrainable stroke-width:0px,fill:#6D597A",
     ]
 
@@ -324,3 +324,19 @@ def test_graph_edges_equal_the_wiring_of_the_selected_bricks(case: tuple[BrickCo
     assert set(drawn) == expected
     defined = [line.split("(")[0].strip() for line in graph.splitlines() if "<strong>" in line]
     assert defined == [node.path for node in selected]
+
+
+def _contrast_with_black(color: str) -> float:
+    """WCAG contrast ratio of black text on `color` (1 to 21)."""
+    channels = [int(color[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    return (luminance + 0.05) / 0.05
+
+
+def test_brick_fills_keep_black_text_readable_except_the_two_the_spec_prints() -> None:
+    from torchbricks import _mermaid
+
+    colors = {**_mermaid._BRICK_COLORS, **{f"extra{i}": c for i, c in enumerate(_mermaid._EXTRA_COLORS)}}
+    unreadable = {kind: color for kind, color in colors.items() if _contrast_with_black(color) < 7}
+    assert unreadable == _mermaid._SPEC_COLORS

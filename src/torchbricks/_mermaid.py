@@ -25,16 +25,21 @@ from torchbricks._graph import ALL_NAMES, SEPARATOR, BrickNode, Plan
 __all__ = ["render", "render_markdown"]
 
 _INDENT = "    "
-_BRICK_COLORS = {
+_SPEC_COLORS = {
     "BrickNotTrainable": "#B56576",
     "BrickTrainable": "#6D597A",
-    "BrickModule": "#6D597A",
-    "BrickMetricSingle": "#1450A3",
-    "BrickMetrics": "#1450A3",
     "BrickLoss": "#5C677D",
-    "BrickPerImageVisualization": "#E56B6F",
+    "BrickMetricSingle": "#1450A3",
 }
-_EXTRA_COLORS = ("#355070", "#EAAC8B", "#3A6EA5", "#8D6A9F", "#2A9D8F", "#E9C46A")
+"""The colours the spec's graphs print (public output, kept as printed); every other fill keeps black text readable
+(a contrast of 7:1 or more)."""
+_BRICK_COLORS = {
+    **_SPEC_COLORS,
+    "BrickModule": "#B79FC6",
+    "BrickMetrics": "#8FB8ED",
+    "BrickPerImageVisualization": "#EAAC8B",
+}
+_EXTRA_COLORS = ("#9DB4D3", "#E9C46A", "#86B0DC", "#C9B7D6", "#6FC2B6", "#F2B8A0")
 """Colours for brick types without one of their own, handed out in order of first appearance."""
 
 _STYLES = (
