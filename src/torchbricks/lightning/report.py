@@ -9,7 +9,8 @@ can be checked against an independent reference:
   row (a true class) divided by its count, class names on both axes.
 - `predictions.png`: `collect_predictions(...)` and `HeadPredictions.order()` -> one titled section per head,
   ground truth beside prediction in a caption above each image, mistakes first (segmentation: the truth and the
-  predicted mask side by side over the image, the images with most wrong pixels first).
+  predicted mask side by side over the image, the images with most wrong pixels first; boxes: the true and the
+  predicted boxes side by side with class names and scores, the images with most unmatched boxes first).
 
 Drawn with matplotlib's object-oriented API (no pyplot, no global state, no display needed); matplotlib comes
 with the `plots` extra: `pip install "torchbricks[plots]"`.
@@ -33,6 +34,8 @@ from torchbricks.tags import Stage
 
 __all__ = [
     "CURVE_STAGES",
+    "BoxHeadPredictions",
+    "Boxes",
     "HeadPredictions",
     "collect_predictions",
     "curve_series",
@@ -48,6 +51,9 @@ TOTAL = "total"
 """The panel of the summed loss, which belongs to no head."""
 IGNORE_INDEX = 255
 """Mask pixels with this value are not scored (the segmentation data's convention)."""
+
+MATCH_IOU = 0.5
+"""A predicted box matches a true box of its class when they overlap by at least this (intersection over union)."""
 
 Series = dict[str, tuple[list[int], list[float]]]
 
@@ -213,20 +219,79 @@ class HeadPredictions:
         return np.lexsort((np.arange(len(self.truth)), -self.errors()))
 
 
+@dataclass
+class Boxes:
+    """The boxes of one image: [n, 4] as (x_min, y_min, x_max, y_max) in pixels, their classes [n], scores [n]."""
+
+    boxes: np.ndarray
+    labels: np.ndarray
+    scores: np.ndarray | None = None
+
+
+@dataclass
+class BoxHeadPredictions:
+    """A box-detection head's test predictions beside the true boxes, with the images they were made on.
+
+    Attributes:
+        head: The head's name (the collection path of its metric brick's parent).
+        images: The input images, [N, H, W, 3] floats in [0, 1] ready to draw.
+        truth: The true boxes per image (padding removed).
+        prediction: The predicted boxes per image that are drawn (label >= 0 and score >= the minimum drawn score).
+        iou_threshold: The overlap at which a predicted box matches a true box of its class.
+    """
+
+    head: str
+    images: np.ndarray
+    truth: list[Boxes]
+    prediction: list[Boxes]
+    iou_threshold: float = MATCH_IOU
+    kind: Literal["boxes"] = "boxes"
+
+    def errors(self) -> np.ndarray:
+        """Per image: the count of unmatched boxes, predicted boxes matching no true box plus true boxes missed.
+
+        Predicted boxes are matched greedily, the highest score first, each to the unmatched true box of its class
+        that overlaps it most, if by at least `iou_threshold` (IoU from `torchvision.ops.box_iou`).
+        """
+        ops = require("torchvision.ops", "vision")
+        counts = []
+        for truth, prediction in zip(self.truth, self.prediction, strict=True):
+            matched = 0
+            if len(truth.boxes) and len(prediction.boxes):
+                iou = ops.box_iou(torch.as_tensor(prediction.boxes, dtype=torch.float64), torch.as_tensor(truth.boxes, dtype=torch.float64))
+                iou = iou.numpy() * (prediction.labels[:, None] == truth.labels[None, :])
+                scores = prediction.scores if prediction.scores is not None else np.zeros(len(prediction.boxes))
+                free = np.ones(len(truth.boxes), dtype=bool)
+                for index in np.argsort(-scores, kind="stable"):
+                    overlaps = np.where(free, iou[index], -1.0)
+                    best = int(overlaps.argmax())
+                    if overlaps[best] >= self.iou_threshold:
+                        free[best] = False
+                        matched += 1
+            counts.append(len(truth.boxes) + len(prediction.boxes) - 2 * matched)
+        return np.asarray(counts, dtype=np.float64)
+
+    def order(self) -> np.ndarray:
+        """Image indices, the most unmatched boxes first, then the rest in their original order."""
+        return np.lexsort((np.arange(len(self.truth)), -self.errors()))
+
+
 def collect_predictions(
-    collection: BrickCollection, batches: Iterable[Mapping[str, Any]], max_samples: int = 2048
-) -> list[HeadPredictions]:
+    collection: BrickCollection, batches: Iterable[Mapping[str, Any]], max_samples: int = 2048, min_score: float = 0.3
+) -> list[HeadPredictions | BoxHeadPredictions]:
     """Runs the test stage of `collection` over `batches` and keeps each head's predictions and targets.
 
-    A head is found through its metric brick: the metric's first input is the prediction, its second the
-    target. Class indices [B] or scores [B, C] (argmax) make a classification head, masks [B, H, W] (or scores
-    [B, C, H, W]) a segmentation head; other heads (boxes, points) are left out. The images are the first
-    named input holding a batch of images [B, C, H, W].
+    A head is found through its metric brick. With two inputs, the first is the prediction and the second the
+    target: class indices [B] or scores [B, C] (argmax) make a classification head, masks [B, H, W] (or scores
+    [B, C, H, W]) a segmentation head. With five inputs (what `create_object_detection_head`'s metric reads:
+    predicted boxes [B, P, 4], scores [B, P], labels [B, P], true boxes [B, N, 4] and labels [B, N], label -1
+    marking padding) it is a box head; predicted boxes scoring below `min_score` are left out. Other heads
+    (points) are left out. The images are the first named input holding a batch of images [B, C, H, W].
     """
     heads = _metric_heads(collection)
     if not heads:
         return []
-    wanted = sorted({name for _, prediction, target in heads for name in (prediction, target)})
+    wanted = sorted({name for _, names in heads for name in names})
     kept: dict[str, list[np.ndarray]] = {name: [] for name in wanted}
     kept_images: list[np.ndarray] = []
     seen = 0
@@ -247,8 +312,12 @@ def collect_predictions(
     if not kept_images:
         return []
     images = np.concatenate(kept_images)
-    found = []
-    for head, prediction_name, target_name in heads:
+    found: list[HeadPredictions | BoxHeadPredictions] = []
+    for head, names in heads:
+        if len(names) == 5:
+            found.append(_box_head(head, images, [kept[name] for name in names], min_score))
+            continue
+        prediction_name, target_name = names
         prediction = np.concatenate(kept[prediction_name])
         truth = np.concatenate(kept[target_name]).astype(np.int64)
         if prediction.ndim == truth.ndim + 1:
@@ -261,13 +330,27 @@ def collect_predictions(
     return found
 
 
+def _box_head(head: str, images: np.ndarray, batches: list[list[np.ndarray]], min_score: float) -> BoxHeadPredictions:
+    """Splits the batches of (boxes, scores, labels, true boxes, true labels) into the boxes of each image."""
+    truth, prediction = [], []
+    for boxes, scores, labels, true_boxes, true_labels in zip(*batches, strict=True):
+        for index in range(len(boxes)):
+            keep = (labels[index] >= 0) & (scores[index] >= min_score)
+            prediction.append(Boxes(boxes[index][keep], labels[index][keep].astype(np.int64), scores[index][keep]))
+            real = true_labels[index] >= 0
+            truth.append(Boxes(true_boxes[index][real], true_labels[index][real].astype(np.int64)))
+    return BoxHeadPredictions(head, images, truth, prediction)
+
+
 def plot_predictions(
-    predictions: Sequence[HeadPredictions], class_names: Sequence[str] | None = None, n_samples: int = 16, columns: int = 8
+    predictions: Sequence[HeadPredictions | BoxHeadPredictions], class_names: Sequence[str] | None = None, n_samples: int = 16, columns: int = 8
 ) -> Any:
     """One titled section per head, `n_samples` images each, mistakes first; returns a matplotlib `Figure`.
 
     Classification: each image has the caption `true <class>` / `pred <class>` above it, red when wrong.
     Segmentation: each sample is two images, the true mask and the predicted mask over the image.
+    Boxes: each sample is two images, the true boxes (with class names) and the predicted boxes (with class
+    names and scores), the images with most unmatched boxes first.
     """
     figure_class = require("matplotlib.figure", "plots").Figure
     sections = [(head, head.order()[:n_samples]) for head in predictions]
@@ -275,9 +358,12 @@ def plot_predictions(
     figure = figure_class(figsize=(1.6 * columns, 1.9 * max(1, sum(rows)) + 0.6 * len(sections)), layout="constrained")
     subfigures = figure.subfigures(max(1, len(sections)), 1, squeeze=False, height_ratios=[max(1, row) for row in rows] or None)
     for subfigure, (head, indices) in zip(subfigures[:, 0], sections, strict=False):
-        n_mistakes = int((head.errors() > 0).sum())
+        errors = head.errors()
+        n_mistakes = int((errors > 0).sum())
         subfigure.suptitle(
-            f"{head.head} ({head.kind}): {n_mistakes} of {len(head.truth)} test images wrong, mistakes first", fontweight="bold"
+            f"{head.head} ({head.kind}): {n_mistakes} of {len(head.truth)} test images wrong, mistakes first"
+            + (f" (unmatched boxes at IoU {head.iou_threshold:g})" if isinstance(head, BoxHeadPredictions) else ""),
+            fontweight="bold",
         )
         n_rows, n_columns = _section_shape(head, len(indices), columns)
         axes_grid = subfigure.subplots(max(1, n_rows), n_columns, squeeze=False)
@@ -285,8 +371,16 @@ def plot_predictions(
             axes.set_axis_off()
         cells = axes_grid.flat
         for index in indices:
-            wrong = head.errors()[index] > 0
+            wrong = errors[index] > 0
             color = "tab:red" if wrong else "black"
+            if isinstance(head, BoxHeadPredictions):
+                for label, boxes in (("true", head.truth[index]), ("pred", head.prediction[index])):
+                    axes = next(cells)
+                    axes.imshow(head.images[index], interpolation="nearest")
+                    _draw_boxes(axes, boxes, class_names)
+                    caption = f"true ({len(boxes.boxes)})" if label == "true" else f"pred ({errors[index]:.0f} unmatched)"
+                    axes.set_title(caption, fontsize=9, color=color if label == "pred" else "black")
+                continue
             if head.kind == "classification":
                 axes = next(cells)
                 axes.imshow(head.images[index], interpolation="nearest")
@@ -303,20 +397,34 @@ def plot_predictions(
                     alpha=0.55,
                     interpolation="nearest",
                 )
-                caption = label if label == "true" else f"pred ({head.errors()[index]:.0%} wrong)"
+                caption = label if label == "true" else f"pred ({errors[index]:.0%} wrong)"
                 axes.set_title(caption, fontsize=9, color=color if label == "pred" else "black")
     return figure
 
 
-def _section_shape(head: HeadPredictions, n_samples: int, columns: int) -> tuple[int, int]:
+def _draw_boxes(axes: Any, boxes: Boxes, class_names: Sequence[str] | None) -> None:
+    """Each box as an unfilled rectangle of its class's colour, tagged with its class name (and score)."""
+    rectangle = require("matplotlib.patches", "plots").Rectangle
+    colors = _color_cycle()
+    for position, (box, label) in enumerate(zip(boxes.boxes, boxes.labels, strict=True)):
+        color = colors[int(label) % len(colors)]
+        x_min, y_min, x_max, y_max = (float(value) for value in box)
+        axes.add_patch(rectangle((x_min, y_min), x_max - x_min, y_max - y_min, fill=False, edgecolor=color, linewidth=1.5))
+        text = _class_names(class_names, int(label) + 1)[int(label)]
+        if boxes.scores is not None:
+            text += f" {float(boxes.scores[position]):.2f}"
+        axes.text(x_min, y_min, text, fontsize=6, color="white", va="bottom", bbox={"facecolor": color, "pad": 1, "linewidth": 0})
+
+
+def _section_shape(head: HeadPredictions | BoxHeadPredictions, n_samples: int, columns: int) -> tuple[int, int]:
     cells = n_samples * (1 if head.kind == "classification" else 2)
-    if head.kind == "segmentation":
+    if head.kind != "classification":
         columns -= columns % 2  # a sample's two images stay on one row
     return -(-cells // columns), columns
 
 
-def _metric_heads(collection: BrickCollection) -> list[tuple[str, str, str]]:
-    """(head, prediction name, target name) for each metric brick reading two inputs, first seen first."""
+def _metric_heads(collection: BrickCollection) -> list[tuple[str, tuple[str, ...]]]:
+    """(head, resolved input names) for each metric brick reading two (class, mask) or five (box) inputs."""
     heads = []
     seen = set()
     for path, brick in collection.iter_bricks():
@@ -324,13 +432,13 @@ def _metric_heads(collection: BrickCollection) -> list[tuple[str, str, str]]:
             continue
         names = brick.input_names
         names = list(names.values()) if isinstance(names, Mapping) else list(names)
-        if len(names) != 2:
+        if len(names) not in (2, 5):
             continue
         scope = path.split("/")[:-1]
-        prediction, target = (_resolve(name, scope) for name in names)
-        if prediction not in seen:
-            seen.add(prediction)
-            heads.append(("/".join(scope) or path, prediction, target))
+        resolved = tuple(_resolve(name, scope) for name in names)
+        if resolved[0] not in seen:
+            seen.add(resolved[0])
+            heads.append(("/".join(scope) or path, resolved))
     return heads
 
 
