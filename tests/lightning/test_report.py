@@ -12,6 +12,8 @@ from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 from torchbricks import BrickCollection, BrickLoss, BrickMetrics, BrickTrainable
 from torchbricks.lightning.report import (
+    Boxes,
+    BoxHeadPredictions,
     HeadPredictions,
     collect_predictions,
     curve_series,
@@ -165,3 +167,122 @@ def test_nothing_to_draw_gives_no_predictions(missing: str) -> None:
         batch = {"raw": torch.rand(2, 12), "targets": torch.tensor([0, 1])}
 
     assert collect_predictions(collection, [batch]) == []
+
+
+# --- box heads ---------------------------------------------------------------------------------------------------
+
+# Three images of 32x32, true boxes padded to two per image (label -1), and the predictions a fixed "decoder" makes:
+# image 0 finds its one box exactly; image 1 finds a box of the wrong class and misses its second box (3 unmatched);
+# image 2 finds its box shifted (IoU 0.8, a match), adds a false box (1 unmatched) and one below the drawn score.
+TRUE_BOXES = torch.tensor(
+    [
+        [[2.0, 2, 12, 12], [0, 0, 0, 0]],
+        [[4.0, 4, 20, 20], [16, 16, 30, 30]],
+        [[0.0, 0, 10, 10], [0, 0, 0, 0]],
+    ]
+)
+TRUE_LABELS = torch.tensor([[0, -1], [1, 0], [1, -1]])
+PREDICTED_BOXES = torch.tensor(
+    [
+        [[2.0, 2, 12, 12], [0, 0, 0, 0], [0, 0, 0, 0]],
+        [[4.0, 4, 20, 20], [0, 0, 0, 0], [0, 0, 0, 0]],
+        [[1.0, 0, 11, 10], [20, 20, 28, 28], [5, 5, 9, 9]],
+    ]
+)
+PREDICTED_SCORES = torch.tensor([[0.9, 0.0, 0.0], [0.8, 0.0, 0.0], [0.7, 0.5, 0.1]])
+PREDICTED_LABELS = torch.tensor([[0, -1, -1], [0, -1, -1], [1, 0, 1]])
+
+
+class _FixedBoxes(nn.Module):
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return PREDICTED_BOXES, PREDICTED_SCORES, PREDICTED_LABELS
+
+
+def _box_collection() -> BrickCollection:
+    from torchbricks.bag_of_bricks.object_detection import BoxMeanAveragePrecision
+
+    return BrickCollection(
+        {
+            "cars": {
+                "decode": BrickTrainable(_FixedBoxes(), input_names=["raw"], output_names=["./boxes", "./scores", "./labels"]),
+                "mean_average_precision": BrickMetrics(
+                    {"mean_average_precision": BoxMeanAveragePrecision()},
+                    input_names=["./boxes", "./scores", "./labels", "boxes", "labels"],
+                ),
+            }
+        }
+    )
+
+
+def _drawn(axes: object) -> tuple[list[list[float]], list[str]]:
+    """The rectangles on `axes` as (x_min, y_min, x_max, y_max) and their tags."""
+    rectangles = [
+        [*patch.get_xy(), patch.get_x() + patch.get_width(), patch.get_y() + patch.get_height()] for patch in axes.patches
+    ]  # type: ignore[attr-defined]
+    return rectangles, [text.get_text() for text in axes.texts]  # type: ignore[attr-defined]
+
+
+def test_box_heads_draw_true_boxes_beside_predicted_boxes_with_names_and_scores_most_unmatched_first() -> None:
+    batch = {"raw": torch.rand(3, 3, 32, 32), "boxes": TRUE_BOXES, "labels": TRUE_LABELS}
+
+    (head,) = collect_predictions(_box_collection(), [batch], min_score=0.3)
+    figure = plot_predictions([head], class_names=["car", "bus"], n_samples=3, columns=4)
+
+    assert (head.head, head.kind) == ("cars", "boxes")
+    assert head.errors().tolist() == [0.0, 3.0, 1.0]
+    assert head.order().tolist() == [1, 2, 0]
+    (section,) = figure.subfigs
+    assert section.get_suptitle().startswith("cars (boxes): 2 of 3 test images wrong, mistakes first")
+    panels = [axes for axes in section.axes if axes.get_title()]
+    assert [axes.get_title() for axes in panels] == [
+        "true (2)", "pred (3 unmatched)", "true (1)", "pred (1 unmatched)", "true (1)", "pred (0 unmatched)"
+    ]  # fmt: skip
+    names = ["car", "bus"]
+    for position, index in enumerate([1, 2, 0]):
+        real = TRUE_LABELS[index] >= 0
+        rectangles, tags = _drawn(panels[2 * position])
+        assert rectangles == TRUE_BOXES[index][real].tolist()
+        assert tags == [names[label] for label in TRUE_LABELS[index][real]]
+        shown = (PREDICTED_LABELS[index] >= 0) & (PREDICTED_SCORES[index] >= 0.3)
+        rectangles, tags = _drawn(panels[2 * position + 1])
+        assert rectangles == PREDICTED_BOXES[index][shown].tolist()
+        scores = PREDICTED_SCORES[index][shown].tolist()
+        assert tags == [
+            f"{names[label]} {score:.2f}" for label, score in zip(PREDICTED_LABELS[index][shown], scores, strict=True)
+        ]
+
+
+def test_a_box_matches_a_true_box_of_its_class_from_iou_one_half() -> None:
+    image = np.zeros((1, 4, 4, 3))
+    truth = [Boxes(np.array([[0.0, 0, 10, 10]]), np.array([0]))]
+
+    def unmatched(box: list[float], label: int = 0) -> float:
+        prediction = [Boxes(np.array([box]), np.array([label]), np.array([0.9]))]
+        return float(BoxHeadPredictions("h", image, truth, prediction).errors()[0])
+
+    # IoU of [0, 0, 10, 10] with [x, 0, 10 + x, 10] is (10 - x) / (10 + x): x = 10/3 gives exactly 1/2.
+    assert unmatched([3.0, 0, 13, 10]) == 0.0  # IoU 7/13 > 1/2
+    assert unmatched([4.0, 0, 14, 10]) == 2.0  # IoU 6/14 < 1/2: a false box and a missed box
+    assert unmatched([0.0, 0, 10, 10], label=1) == 2.0  # the right place, the wrong class
+
+
+def test_box_heads_of_the_packaged_detection_head_are_found_with_their_decoded_boxes() -> None:
+    from torchbricks.bag_of_bricks.object_detection import create_object_detection_head
+
+    torch.manual_seed(0)
+    head = create_object_detection_head(2, 3, "raw", 1, target_boxes_name="boxes", target_labels_name="labels")
+    head["detect"].model.heatmap.bias.data.fill_(0.0)  # type: ignore[union-attr]  # scores near 1/2, above the drawn minimum
+    collection = BrickCollection({"detect": head})
+    batch = {"raw": torch.rand(3, 3, 8, 8), "boxes": TRUE_BOXES / 4, "labels": TRUE_LABELS}
+    with torch.no_grad():
+        outputs = collection(dict(batch), tags="MODEL")
+
+    (found,) = collect_predictions(collection, [batch], min_score=0.3)
+
+    assert isinstance(found, BoxHeadPredictions)
+    assert found.head == "detect"
+    for index in range(3):
+        shown = (outputs["detect/labels"][index] >= 0) & (outputs["detect/scores"][index] >= 0.3)
+        assert shown.any()
+        np.testing.assert_allclose(found.prediction[index].boxes, outputs["detect/boxes"][index][shown].numpy(), rtol=1e-6)
+        np.testing.assert_array_equal(found.truth[index].labels, TRUE_LABELS[index][TRUE_LABELS[index] >= 0].numpy())

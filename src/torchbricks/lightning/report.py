@@ -258,7 +258,9 @@ class BoxHeadPredictions:
         for truth, prediction in zip(self.truth, self.prediction, strict=True):
             matched = 0
             if len(truth.boxes) and len(prediction.boxes):
-                iou = ops.box_iou(torch.as_tensor(prediction.boxes, dtype=torch.float64), torch.as_tensor(truth.boxes, dtype=torch.float64))
+                iou = ops.box_iou(
+                    torch.as_tensor(prediction.boxes, dtype=torch.float64), torch.as_tensor(truth.boxes, dtype=torch.float64)
+                )
                 iou = iou.numpy() * (prediction.labels[:, None] == truth.labels[None, :])
                 scores = prediction.scores if prediction.scores is not None else np.zeros(len(prediction.boxes))
                 free = np.ones(len(truth.boxes), dtype=bool)
@@ -343,7 +345,10 @@ def _box_head(head: str, images: np.ndarray, batches: list[list[np.ndarray]], mi
 
 
 def plot_predictions(
-    predictions: Sequence[HeadPredictions | BoxHeadPredictions], class_names: Sequence[str] | None = None, n_samples: int = 16, columns: int = 8
+    predictions: Sequence[HeadPredictions | BoxHeadPredictions],
+    class_names: Sequence[str] | None = None,
+    n_samples: int = 16,
+    columns: int = 8,
 ) -> Any:
     """One titled section per head, `n_samples` images each, mistakes first; returns a matplotlib `Figure`.
 
