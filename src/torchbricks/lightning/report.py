@@ -367,7 +367,7 @@ def plot_predictions(
         n_mistakes = int((errors > 0).sum())
         subfigure.suptitle(
             f"{head.head} ({head.kind}): {n_mistakes} of {len(head.truth)} test images wrong, mistakes first"
-            + (f" (unmatched boxes at IoU {head.iou_threshold:g})" if isinstance(head, BoxHeadPredictions) else ""),
+            + (f", boxes matched at IoU {head.iou_threshold:g}" if isinstance(head, BoxHeadPredictions) else ""),
             fontweight="bold",
         )
         n_rows, n_columns = _section_shape(head, len(indices), columns)
