@@ -10,7 +10,8 @@ can be checked against an independent reference:
 - `predictions.png`: `collect_predictions(...)` and `HeadPredictions.order()` -> one titled section per head,
   ground truth beside prediction in a caption above each image, mistakes first (segmentation: the truth and the
   predicted mask side by side over the image, the images with most wrong pixels first; boxes: the true and the
-  predicted boxes side by side with class names and scores, the images with most unmatched boxes first).
+  predicted boxes side by side with class names and scores, the images with most unmatched boxes first; points:
+  the same with points, matched within the metric's distance).
 
 Drawn with matplotlib's object-oriented API (no pyplot, no global state, no display needed); matplotlib comes
 with the `plots` extra: `pip install "torchbricks[plots]"`.
@@ -37,6 +38,8 @@ __all__ = [
     "BoxHeadPredictions",
     "Boxes",
     "HeadPredictions",
+    "PointHeadPredictions",
+    "Points",
     "collect_predictions",
     "curve_series",
     "normalized_confusion_matrices",
@@ -278,22 +281,77 @@ class BoxHeadPredictions:
         return np.lexsort((np.arange(len(self.truth)), -self.errors()))
 
 
+@dataclass
+class Points:
+    """The points of one image: [n, 2] as (x, y) in pixels and their classes [n]."""
+
+    points: np.ndarray
+    labels: np.ndarray
+
+
+@dataclass
+class PointHeadPredictions:
+    """A point-detection head's test predictions beside the true points, with the images they were made on.
+
+    Attributes:
+        head: The head's name (the collection path of its metric brick's parent).
+        images: The input images, [N, H, W, 3] floats in [0, 1] ready to draw.
+        truth: The true points per image (padding removed).
+        prediction: The predicted points per image (label >= 0), in the decoder's order (by score).
+        distance: A predicted point matches a true point of its class within this many pixels.
+    """
+
+    head: str
+    images: np.ndarray
+    truth: list[Points]
+    prediction: list[Points]
+    distance: float
+    kind: Literal["points"] = "points"
+
+    def errors(self) -> np.ndarray:
+        """Per image: predicted points matching no true point plus true points missed.
+
+        Predicted points are matched greedily in their order, each to the nearest unmatched true point of its
+        class within `distance` (the matching of `PointDetectionF1`, whose false positives and negatives these are).
+        """
+        counts = []
+        for truth, prediction in zip(self.truth, self.prediction, strict=True):
+            free = np.ones(len(truth.points), dtype=bool)
+            for point, label in zip(prediction.points, prediction.labels, strict=True):
+                distances = np.linalg.norm(truth.points - point, axis=-1)
+                distances = np.where(free & (truth.labels == label), distances, np.inf)
+                if len(distances) and distances.min() <= self.distance:
+                    free[int(distances.argmin())] = False
+            matched = int((~free).sum())
+            counts.append(len(truth.points) + len(prediction.points) - 2 * matched)
+        return np.asarray(counts, dtype=np.float64)
+
+    def order(self) -> np.ndarray:
+        """Image indices, the most unmatched points first, then the rest in their original order."""
+        return np.lexsort((np.arange(len(self.truth)), -self.errors()))
+
+
+AnyHeadPredictions = HeadPredictions | BoxHeadPredictions | PointHeadPredictions
+
+
 def collect_predictions(
     collection: BrickCollection, batches: Iterable[Mapping[str, Any]], max_samples: int = 2048, min_score: float = 0.3
-) -> list[HeadPredictions | BoxHeadPredictions]:
+) -> list[AnyHeadPredictions]:
     """Runs the test stage of `collection` over `batches` and keeps each head's predictions and targets.
 
     A head is found through its metric brick. With two inputs, the first is the prediction and the second the
     target: class indices [B] or scores [B, C] (argmax) make a classification head, masks [B, H, W] (or scores
     [B, C, H, W]) a segmentation head. With five inputs (what `create_object_detection_head`'s metric reads:
     predicted boxes [B, P, 4], scores [B, P], labels [B, P], true boxes [B, N, 4] and labels [B, N], label -1
-    marking padding) it is a box head; predicted boxes scoring below `min_score` are left out. Other heads
-    (points) are left out. The images are the first named input holding a batch of images [B, C, H, W].
+    marking padding) it is a box head; predicted boxes scoring below `min_score` are left out. With four inputs
+    and a metric with a matching `distance` (what `create_point_detection_head`'s `PointDetectionF1` reads:
+    points [B, P, 2], labels [B, P], true points [B, N, 2], true labels [B, N]) it is a point head.
+    The images are the first named input holding a batch of images [B, C, H, W].
     """
     heads = _metric_heads(collection)
     if not heads:
         return []
-    wanted = sorted({name for _, names in heads for name in names})
+    wanted = sorted({name for _, names, _ in heads for name in names})
     kept: dict[str, list[np.ndarray]] = {name: [] for name in wanted}
     kept_images: list[np.ndarray] = []
     seen = 0
@@ -314,10 +372,13 @@ def collect_predictions(
     if not kept_images:
         return []
     images = np.concatenate(kept_images)
-    found: list[HeadPredictions | BoxHeadPredictions] = []
-    for head, names in heads:
+    found: list[AnyHeadPredictions] = []
+    for head, names, distance in heads:
         if len(names) == 5:
             found.append(_box_head(head, images, [kept[name] for name in names], min_score))
+            continue
+        if len(names) == 4 and distance is not None:
+            found.append(_point_head(head, images, [kept[name] for name in names], distance))
             continue
         prediction_name, target_name = names
         prediction = np.concatenate(kept[prediction_name])
@@ -344,8 +405,20 @@ def _box_head(head: str, images: np.ndarray, batches: list[list[np.ndarray]], mi
     return BoxHeadPredictions(head, images, truth, prediction)
 
 
+def _point_head(head: str, images: np.ndarray, batches: list[list[np.ndarray]], distance: float) -> PointHeadPredictions:
+    """Splits the batches of (points, labels, true points, true labels) into the points of each image."""
+    truth, prediction = [], []
+    for points, labels, true_points, true_labels in zip(*batches, strict=True):
+        for index in range(len(points)):
+            keep = labels[index] >= 0
+            prediction.append(Points(points[index][keep], labels[index][keep].astype(np.int64)))
+            real = true_labels[index] >= 0
+            truth.append(Points(true_points[index][real], true_labels[index][real].astype(np.int64)))
+    return PointHeadPredictions(head, images, truth, prediction, distance)
+
+
 def plot_predictions(
-    predictions: Sequence[HeadPredictions | BoxHeadPredictions],
+    predictions: Sequence[AnyHeadPredictions],
     class_names: Sequence[str] | None = None,
     n_samples: int = 16,
     columns: int = 8,
@@ -355,7 +428,7 @@ def plot_predictions(
     Classification: each image has the caption `true <class>` / `pred <class>` above it, red when wrong.
     Segmentation: each sample is two images, the true mask and the predicted mask over the image.
     Boxes: each sample is two images, the true boxes (with class names) and the predicted boxes (with class
-    names and scores), the images with most unmatched boxes first.
+    names and scores), the images with most unmatched boxes first. Points: the same with points.
     """
     figure_class = require("matplotlib.figure", "plots").Figure
     sections = [(head, head.order()[:n_samples]) for head in predictions]
@@ -367,7 +440,8 @@ def plot_predictions(
         n_mistakes = int((errors > 0).sum())
         subfigure.suptitle(
             f"{head.head} ({head.kind}): {n_mistakes} of {len(head.truth)} test images wrong, mistakes first"
-            + (f", boxes matched at IoU {head.iou_threshold:g}" if isinstance(head, BoxHeadPredictions) else ""),
+            + (f", boxes matched at IoU {head.iou_threshold:g}" if isinstance(head, BoxHeadPredictions) else "")
+            + (f", points matched within {head.distance:g} px" if isinstance(head, PointHeadPredictions) else ""),
             fontweight="bold",
         )
         n_rows, n_columns = _section_shape(head, len(indices), columns)
@@ -384,6 +458,14 @@ def plot_predictions(
                     axes.imshow(head.images[index], interpolation="nearest")
                     _draw_boxes(axes, boxes, class_names)
                     caption = f"true ({len(boxes.boxes)})" if label == "true" else f"pred ({errors[index]:.0f} unmatched)"
+                    axes.set_title(caption, fontsize=9, color=color if label == "pred" else "black")
+                continue
+            if isinstance(head, PointHeadPredictions):
+                for label, points in (("true", head.truth[index]), ("pred", head.prediction[index])):
+                    axes = next(cells)
+                    axes.imshow(head.images[index], interpolation="nearest")
+                    _draw_points(axes, points, class_names)
+                    caption = f"true ({len(points.points)})" if label == "true" else f"pred ({errors[index]:.0f} unmatched)"
                     axes.set_title(caption, fontsize=9, color=color if label == "pred" else "black")
                 continue
             if head.kind == "classification":
@@ -421,15 +503,26 @@ def _draw_boxes(axes: Any, boxes: Boxes, class_names: Sequence[str] | None) -> N
         axes.text(x_min, y_min, text, fontsize=6, color="white", va="bottom", bbox={"facecolor": color, "pad": 1, "linewidth": 0})
 
 
-def _section_shape(head: HeadPredictions | BoxHeadPredictions, n_samples: int, columns: int) -> tuple[int, int]:
+def _draw_points(axes: Any, points: Points, class_names: Sequence[str] | None) -> None:
+    """Each point as a dot of its class's colour, tagged with its class name."""
+    colors = _color_cycle()
+    for (x, y), label in zip(points.points, points.labels, strict=True):
+        color = colors[int(label) % len(colors)]
+        axes.plot([float(x)], [float(y)], marker="o", markersize=5, color=color, markeredgecolor="white", linestyle="none")
+        text = _class_names(class_names, int(label) + 1)[int(label)]
+        axes.text(float(x) + 1, float(y), text, fontsize=6, color="white", bbox={"facecolor": color, "pad": 1, "linewidth": 0})
+
+
+def _section_shape(head: AnyHeadPredictions, n_samples: int, columns: int) -> tuple[int, int]:
     cells = n_samples * (1 if head.kind == "classification" else 2)
     if head.kind != "classification":
         columns -= columns % 2  # a sample's two images stay on one row
     return -(-cells // columns), columns
 
 
-def _metric_heads(collection: BrickCollection) -> list[tuple[str, tuple[str, ...]]]:
-    """(head, resolved input names) for each metric brick reading two (class, mask) or five (box) inputs."""
+def _metric_heads(collection: BrickCollection) -> list[tuple[str, tuple[str, ...], float | None]]:
+    """(head, resolved input names, the metric's matching distance) for each metric brick reading two (class,
+    mask), four (point) or five (box) inputs."""
     heads = []
     seen = set()
     for path, brick in collection.iter_bricks():
@@ -437,13 +530,14 @@ def _metric_heads(collection: BrickCollection) -> list[tuple[str, tuple[str, ...
             continue
         names = brick.input_names
         names = list(names.values()) if isinstance(names, Mapping) else list(names)
-        if len(names) not in (2, 5):
+        if len(names) not in (2, 4, 5):
             continue
         scope = path.split("/")[:-1]
         resolved = tuple(_resolve(name, scope) for name in names)
         if resolved[0] not in seen:
             seen.add(resolved[0])
-            heads.append(("/".join(scope) or path, resolved))
+            distance = getattr(brick.metrics, "distance", None)
+            heads.append(("/".join(scope) or path, resolved, float(distance) if isinstance(distance, (int, float)) else None))
     return heads
 
 
