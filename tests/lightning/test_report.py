@@ -10,11 +10,12 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
-from torchbricks import BrickCollection, BrickLoss, BrickMetrics, BrickTrainable
+from torchbricks import BrickCollection, BrickLoss, BrickMetrics, BrickMetricSingle, BrickTrainable
 from torchbricks.lightning.report import (
     Boxes,
     BoxHeadPredictions,
     HeadPredictions,
+    PointHeadPredictions,
     collect_predictions,
     curve_series,
     normalized_confusion_matrices,
@@ -286,3 +287,56 @@ def test_box_heads_of_the_packaged_detection_head_are_found_with_their_decoded_b
         assert shown.any()
         np.testing.assert_allclose(found.prediction[index].boxes, outputs["detect/boxes"][index][shown].numpy(), rtol=1e-6)
         np.testing.assert_array_equal(found.truth[index].labels, TRUE_LABELS[index][TRUE_LABELS[index] >= 0].numpy())
+
+
+# --- point heads -------------------------------------------------------------------------------------------------
+
+TRUE_POINTS = torch.tensor([[[4.0, 4], [20, 20], [0, 0]], [[10.0, 10], [0, 0], [0, 0]], [[5.0, 5], [25, 5], [5, 25]]])
+TRUE_POINT_LABELS = torch.tensor([[0, 1, -1], [0, -1, -1], [0, 0, 1]])
+PREDICTED_POINTS = torch.tensor([[[5.0, 4], [20, 21]], [[30.0, 30], [10, 11]], [[5.0, 25], [0, 0]]])
+PREDICTED_POINT_LABELS = torch.tensor([[0, 1], [0, 0], [1, -1]])
+
+
+class _FixedPoints(nn.Module):
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return PREDICTED_POINTS, PREDICTED_POINT_LABELS
+
+
+def test_point_heads_draw_true_points_beside_predicted_points_unmatched_counts_agree_with_the_f1_metric() -> None:
+    from torchbricks.bag_of_bricks.point_detection import PointDetectionF1
+
+    collection = BrickCollection(
+        {
+            "cells": {
+                "decode": BrickTrainable(_FixedPoints(), input_names=["raw"], output_names=["./points", "./labels"]),
+                "f1": BrickMetricSingle(PointDetectionF1(distance=2.0), input_names=["./points", "./labels", "points", "labels"]),
+            }
+        }
+    )
+    batch = {"raw": torch.rand(3, 3, 32, 32), "points": TRUE_POINTS, "labels": TRUE_POINT_LABELS}
+
+    (head,) = collect_predictions(collection, [batch])
+    figure = plot_predictions([head], class_names=["a", "b"], n_samples=3, columns=4)
+
+    expected_errors = []
+    for index in range(3):
+        metric = PointDetectionF1(distance=2.0)
+        metric.update(PREDICTED_POINTS[index : index + 1], PREDICTED_POINT_LABELS[index : index + 1],
+                      TRUE_POINTS[index : index + 1], TRUE_POINT_LABELS[index : index + 1])  # fmt: skip
+        expected_errors.append(float(metric.false_positives + metric.false_negatives))
+    assert isinstance(head, PointHeadPredictions)
+    assert (head.head, head.distance) == ("cells", 2.0)
+    assert head.errors().tolist() == expected_errors == [0.0, 1.0, 2.0]
+    assert head.order().tolist() == [2, 1, 0]
+    (section,) = figure.subfigs
+    assert section.get_suptitle().startswith("cells (points): 2 of 3 test images wrong, mistakes first")
+    panels = [axes for axes in section.axes if axes.get_title()]
+    for position, index in enumerate([2, 1, 0]):
+        for axes, points, labels in (
+            (panels[2 * position], TRUE_POINTS[index], TRUE_POINT_LABELS[index]),
+            (panels[2 * position + 1], PREDICTED_POINTS[index], PREDICTED_POINT_LABELS[index]),
+        ):
+            shown = labels >= 0
+            drawn = [[float(line.get_xdata()[0]), float(line.get_ydata()[0])] for line in axes.get_lines()]
+            assert drawn == points[shown].tolist()
+            assert [text.get_text() for text in axes.texts] == [["a", "b"][label] for label in labels[shown]]
