@@ -340,3 +340,4 @@ def test_point_heads_draw_true_points_beside_predicted_points_unmatched_counts_a
             drawn = [[float(line.get_xdata()[0]), float(line.get_ydata()[0])] for line in axes.get_lines()]
             assert drawn == points[shown].tolist()
             assert [text.get_text() for text in axes.texts] == [["a", "b"][label] for label in labels[shown]]
+            assert (axes.get_xlim(), axes.get_ylim()) == ((-0.5, 31.5), (31.5, -0.5))

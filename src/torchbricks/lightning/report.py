@@ -493,6 +493,7 @@ def _draw_boxes(axes: Any, boxes: Boxes, class_names: Sequence[str] | None) -> N
     """Each box as an unfilled rectangle of its class's colour, tagged with its class name (and score)."""
     rectangle = require("matplotlib.patches", "plots").Rectangle
     colors = _color_cycle()
+    limits = axes.get_xlim(), axes.get_ylim()
     for position, (box, label) in enumerate(zip(boxes.boxes, boxes.labels, strict=True)):
         color = colors[int(label) % len(colors)]
         x_min, y_min, x_max, y_max = (float(value) for value in box)
@@ -500,17 +501,24 @@ def _draw_boxes(axes: Any, boxes: Boxes, class_names: Sequence[str] | None) -> N
         text = _class_names(class_names, int(label) + 1)[int(label)]
         if boxes.scores is not None:
             text += f" {float(boxes.scores[position]):.2f}"
-        axes.text(x_min, y_min, text, fontsize=6, color="white", va="bottom", bbox={"facecolor": color, "pad": 1, "linewidth": 0})
+        tag = {"facecolor": color, "pad": 1, "linewidth": 0}
+        axes.text(x_min, y_min, text, fontsize=6, color="white", va="bottom", bbox=tag, clip_on=True)
+    axes.set_xlim(limits[0])  # boxes reaching out of the image do not shrink it
+    axes.set_ylim(limits[1])
 
 
 def _draw_points(axes: Any, points: Points, class_names: Sequence[str] | None) -> None:
     """Each point as a dot of its class's colour, tagged with its class name."""
     colors = _color_cycle()
+    limits = axes.get_xlim(), axes.get_ylim()
     for (x, y), label in zip(points.points, points.labels, strict=True):
         color = colors[int(label) % len(colors)]
         axes.plot([float(x)], [float(y)], marker="o", markersize=5, color=color, markeredgecolor="white", linestyle="none")
         text = _class_names(class_names, int(label) + 1)[int(label)]
-        axes.text(float(x) + 1, float(y), text, fontsize=6, color="white", bbox={"facecolor": color, "pad": 1, "linewidth": 0})
+        tag = {"facecolor": color, "pad": 1, "linewidth": 0}
+        axes.text(float(x) + 1, float(y), text, fontsize=6, color="white", bbox=tag, clip_on=True)
+    axes.set_xlim(limits[0])  # points out of the image do not shrink it
+    axes.set_ylim(limits[1])
 
 
 def _section_shape(head: AnyHeadPredictions, n_samples: int, columns: int) -> tuple[int, int]:
