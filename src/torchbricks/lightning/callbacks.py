@@ -150,6 +150,7 @@ class LineProgressBar(pl.callbacks.ProgressBar):
         self._stream = stream
         self._enabled = True
         self._started = 0.0
+        self._pending: tuple[int, float] | None = None
 
     @property
     def is_enabled(self) -> bool:
@@ -162,10 +163,23 @@ class LineProgressBar(pl.callbacks.ProgressBar):
         self._enabled = True
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._print_pending(trainer, pl_module)
         self._started = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        metrics = self.get_metrics(trainer, pl_module)  # on every process: may all-reduce
+        # Lightning calls this before the module's own hook, which logs the epoch's losses and metrics, so the
+        # line is printed once they are complete: when the next epoch starts or training ends.
+        self._pending = (trainer.current_epoch, time.perf_counter() - self._started)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._print_pending(trainer, pl_module)
+
+    def _print_pending(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._pending is None:
+            return
+        epoch, seconds = self._pending
+        self._pending = None
+        metrics = self.get_metrics(trainer, pl_module)  # on every process, at the same point
         if not (trainer.is_global_zero and self._enabled):
             return
         values = "  ".join(
@@ -173,12 +187,7 @@ class LineProgressBar(pl.callbacks.ProgressBar):
             for name, value in metrics.items()
             if isinstance(value, (int, float)) and not name.endswith("_step") and name != "v_num"
         )
-        seconds = time.perf_counter() - self._started
-        print(
-            f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  {values}  ({seconds:.1f} s)",
-            file=self._stream or sys.stdout,
-            flush=True,
-        )
+        print(f"epoch {epoch + 1}/{trainer.max_epochs}  {values}  ({seconds:.1f} s)", file=self._stream or sys.stdout, flush=True)
 
 
 class TensorBoardPredictions(pl.Callback):
