@@ -1,11 +1,17 @@
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import json
 import os
+import pty
 import signal
+import struct
 import subprocess
 import sys
+import termios
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -41,22 +47,50 @@ def test_metrics_on_two_ddp_processes_agree_with_one_process(tmp_path: Path) -> 
     assert sum(map(sum, two["metrics_validation"]["confusion_matrix"])) == 96
 
 
-def run_command(arguments: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+def run_command(arguments: list[str], timeout: float, terminal: bool = False) -> subprocess.CompletedProcess[str]:
     """Runs a command in its own process group, killing the whole group (DDP's other ranks too) if it outlives `timeout`.
 
     A deadlocked DDP job ignores SIGTERM and its rank-1 process is a child of rank 0, so `subprocess.run(timeout=...)`
-    alone would leave it running; the test fails instead of hanging.
+    alone would leave it running; the test fails instead of hanging. With `terminal`, standard output and error are
+    a pseudo-terminal, as in a user's shell (so Lightning draws its own progress bar); both arrive in `stdout`.
     """
-    with subprocess.Popen(
-        arguments, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    ) as process:
+    if not terminal:
+        with subprocess.Popen(
+            arguments, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        ) as process:
+            try:
+                stdout, stderr = process.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                stdout, stderr = process.communicate()
+                pytest.fail(f"{' '.join(arguments)} did not finish in {timeout} s (a deadlock?). stderr:\n{stderr[-3000:]}")
+        return subprocess.CompletedProcess(arguments, process.returncode, stdout, stderr)
+
+    controller, terminal_fd = pty.openpty()
+    # A user's terminal has a size; with none (0 columns) tqdm draws nothing.
+    fcntl.ioctl(terminal_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    chunks: list[bytes] = []
+
+    def drain() -> None:  # the job blocks once the terminal's buffer is full, so read it as it comes
+        with contextlib.suppress(OSError):  # EIO once every writer has closed the terminal
+            while chunk := os.read(controller, 65536):
+                chunks.append(chunk)
+
+    with subprocess.Popen(arguments, stdout=terminal_fd, stderr=terminal_fd, start_new_session=True) as process:
+        os.close(terminal_fd)
+        reader = threading.Thread(target=drain, daemon=True)
+        reader.start()
         try:
-            stdout, stderr = process.communicate(timeout=timeout)
+            process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
-            stdout, stderr = process.communicate()
-            pytest.fail(f"{' '.join(arguments)} did not finish in {timeout} s (a deadlock?). stderr:\n{stderr[-3000:]}")
-    return subprocess.CompletedProcess(arguments, process.returncode, stdout, stderr)
+            process.wait()
+            reader.join(timeout=10)
+            output = b"".join(chunks).decode(errors="replace")
+            pytest.fail(f"{' '.join(arguments)} did not finish in {timeout} s (a deadlock?). output:\n{output[-3000:]}")
+        reader.join(timeout=30)
+    os.close(controller)
+    return subprocess.CompletedProcess(arguments, process.returncode, b"".join(chunks).decode(errors="replace"), "")
 
 
 def evaluate_in_one_process(config: Any, path_bricks: Path, split: str) -> dict[str, Any]:
@@ -82,15 +116,20 @@ def evaluate_in_one_process(config: Any, path_bricks: Path, split: str) -> dict[
 
 
 @pytest.mark.slow
-def test_the_readme_two_process_command_finishes_with_the_packaged_config_and_synchronised_metrics(tmp_path: Path) -> None:
-    # As the README runs it: the packaged config as shipped (progress bar on), 2 processes (gloo on the CPU).
+@pytest.mark.parametrize("terminal", [True, False], ids=["in-a-terminal", "redirected"])
+def test_the_readme_two_process_command_finishes_with_the_packaged_config_and_synchronised_metrics(
+    tmp_path: Path, terminal: bool
+) -> None:
+    # As the README runs it: the packaged config as shipped (progress bar on), 2 processes (gloo on the CPU), in a
+    # terminal (Lightning's progress bar, which deadlocked) and redirected to a file (one line per epoch).
     overrides = ["trainer.devices=2", "trainer.strategy=ddp", "trainer.max_epochs=2", f"experiment.path_experiments={tmp_path}"]
     command = [str(Path(sys.executable).parent / "torchbricks"), "train", *overrides, "experiment.name=ddp"]
 
-    completed = run_command(command, timeout=480)
+    completed = run_command(command, timeout=480, terminal=terminal)
 
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    assert "Epoch 1: 100%" in completed.stdout + completed.stderr  # the progress bar was on
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 0, output[-3000:]
+    assert ("Epoch 1: 100%" if terminal else "epoch 2/2 ") in output  # the progress bar was on
     folder = tmp_path / "ddp"
     metrics = json.loads((folder / "metrics.json").read_text())
     log = list(csv.DictReader((folder / "logs" / "metrics.csv").open()))
