@@ -189,9 +189,13 @@ def quiet_third_party_notices() -> None:
     - Lightning's "module(s) in eval mode at the start of training": frozen bricks (`BrickNotTrainable`) keep their
       modules in eval mode on purpose, so batch-norm statistics and dropout stay frozen.
     - Lightning's advertising tips for its cloud services, and its use of a torch API that torch deprecated.
+    - Lightning's note that an epoch has fewer batches than `log_every_n_steps`: the history, the curves and the
+      progress lines use epoch values.
     """
     warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training", category=UserWarning)
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
+    # The history, the curves and the per-epoch lines use epoch values; a short epoch only thins the step log.
+    warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller than the logging interval")
     logger = logging.getLogger("pytorch_lightning.utilities.rank_zero")
     if not any(isinstance(existing, _DropTips) for existing in logger.filters):
         logger.addFilter(_DropTips())
