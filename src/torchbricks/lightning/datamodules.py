@@ -279,6 +279,19 @@ class _FileDataModule(_SplitDataModule):
     def setup(self, stage: str | None = None) -> None:
         self.prepare_datasets()
 
+    def _fill_splits(self, train: str, validation: str, test: str, create: Callable[[Path, Any], Any]) -> None:
+        """Fills `self.datasets` once with `create(path, transform)` for each split, from those names under `root`;
+        without `test` there, the validation source is also the test split."""
+        if self.datasets:
+            return
+        test = test if (self.root / test).exists() else validation
+        for name, source, transform in (
+            ("train", train, self.train_transform),
+            ("validation", validation, self.test_transform),
+            ("test", test, self.test_transform),
+        ):
+            self.datasets[name] = create(self.root / source, transform)
+
 
 class ImageFolderDataModule(_FileDataModule):
     """Image classification from torchvision's ImageFolder layout: `root/train/<class>/*`, `root/val/<class>/*` and,
@@ -310,15 +323,9 @@ class ImageFolderDataModule(_FileDataModule):
         self.class_names = image_folder_class_names(self.root / "train")
 
     def prepare_datasets(self) -> None:
-        if self.datasets:
-            return
-        test = "test" if (self.root / "test").is_dir() else "val"
-        for name, split, transform in (
-            ("train", "train", self.train_transform),
-            ("validation", "val", self.test_transform),
-            ("test", test, self.test_transform),
-        ):
-            self.datasets[name] = ImageFolderDataset(self.root / split, self.class_names, transform)
+        self._fill_splits(
+            "train", "val", "test", lambda folder, transform: ImageFolderDataset(folder, self.class_names, transform)
+        )
 
 
 class SegmentationFolderDataModule(_FileDataModule):
@@ -351,15 +358,9 @@ class SegmentationFolderDataModule(_FileDataModule):
         self.class_names = segmentation_class_names(self.root)
 
     def prepare_datasets(self) -> None:
-        if self.datasets:
-            return
-        test = "test" if (self.root / "test").is_dir() else "val"
-        for name, split, transform in (
-            ("train", "train", self.train_transform),
-            ("validation", "val", self.test_transform),
-            ("test", test, self.test_transform),
-        ):
-            self.datasets[name] = SegmentationFolderDataset(self.root / split, self.num_classes, transform)
+        self._fill_splits(
+            "train", "val", "test", lambda folder, transform: SegmentationFolderDataset(folder, self.num_classes, transform)
+        )
 
 
 class CocoDataModule(_FileDataModule):
@@ -404,18 +405,12 @@ class CocoDataModule(_FileDataModule):
         self.class_names = coco_class_names(self.root / "train.json")
 
     def prepare_datasets(self) -> None:
-        if self.datasets:
-            return
-        test = "test.json" if (self.root / "test.json").is_file() else "val.json"
-        for name, file, transform in (
-            ("train", "train.json", self.train_transform),
-            ("validation", "val.json", self.test_transform),
-            ("test", test, self.test_transform),
-        ):
-            dataset = CocoDataset(self.root / file, self.root, with_masks=self.task == "multitask", transform=transform)
-            if dataset.class_names != self.class_names:
-                raise DataError(
-                    f"The categories of {str(self.root / file)!r} ({dataset.class_names}) differ from train.json's "
-                    f"({self.class_names})."
-                )
-            self.datasets[name] = dataset
+        self._fill_splits("train.json", "val.json", "test.json", self._read_split)
+
+    def _read_split(self, file: Path, transform: Any) -> CocoDataset:
+        dataset = CocoDataset(file, self.root, with_masks=self.task == "multitask", transform=transform)
+        if dataset.class_names != self.class_names:
+            raise DataError(
+                f"The categories of {str(file)!r} ({dataset.class_names}) differ from train.json's ({self.class_names})."
+            )
+        return dataset
