@@ -8,9 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from torchbricks.bag_of_bricks.backbones import create_backbone, create_input_bricks
+from torchbricks.bricks import BrickInterface, BrickTrainable
 from torchbricks.errors import BrickError
 
-__all__ = ["FeaturePyramidUpsampler"]
+__all__ = ["FeaturePyramidUpsampler", "create_pyramid_feature_bricks"]
 
 
 class FeaturePyramidUpsampler(nn.Module):
@@ -48,3 +50,26 @@ class FeaturePyramidUpsampler(nn.Module):
             finer = features[index]
             merged = F.interpolate(merged, size=finer.shape[-2:], mode="nearest") + self.lateral[index](finer)
         return self.smooth(merged)
+
+
+def create_pyramid_feature_bricks(
+    backbone: nn.Module | str,
+    num_scales: int,
+    image_name: str,
+    hidden_channels: int,
+    weights: str | None = None,
+    in_channels: int = 3,
+) -> tuple[dict[str, BrickInterface], int]:
+    """The `preprocessor`, multi-scale `backbone` and FPN `neck` bricks of a dense head, and the stride of `features`.
+
+    `image_name` -> `normalized` -> one `features_stride{s}` per scale -> `features` (`hidden_channels` channels at
+    the finest scale).
+    """
+    extractor = create_backbone(backbone, num_scales=num_scales, weights=weights, in_channels=in_channels)
+    bricks: dict[str, BrickInterface] = dict(create_input_bricks(extractor, image_name, in_channels))
+    bricks["neck"] = BrickTrainable(
+        FeaturePyramidUpsampler(extractor.channels, out_channels=hidden_channels),
+        input_names=bricks["backbone"].output_names,
+        output_names=["features"],
+    )
+    return bricks, extractor.strides[0]

@@ -20,10 +20,9 @@ from torch import nn
 from torchmetrics.detection.mean_ap import MeanAveragePrecision
 
 from torchbricks._extras import require
-from torchbricks.bag_of_bricks.backbones import create_backbone, create_input_bricks
 from torchbricks.bag_of_bricks.brick_visualizer import BrickPerImageVisualization
 from torchbricks.bag_of_bricks.drawing import draw_boxes
-from torchbricks.bag_of_bricks.necks import FeaturePyramidUpsampler
+from torchbricks.bag_of_bricks.necks import create_pyramid_feature_bricks
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.bricks import BrickInterface, BrickLoss, BrickMetrics, BrickNotTrainable, BrickTrainable
 from torchbricks.errors import BrickError, MissingExtraError
@@ -514,22 +513,17 @@ def create_bricks_object_detection(
         raise BrickError(
             f"create_bricks_object_detection: {len(class_names)} class_names {list(class_names)} for {num_classes} classes."
         )
-    extractor = create_backbone(backbone, num_scales=num_scales, weights=weights, in_channels=in_channels)
-    input_bricks = create_input_bricks(extractor, image_name, in_channels)
-    features_names = input_bricks["backbone"].output_names
+    feature_bricks, stride = create_pyramid_feature_bricks(
+        backbone, num_scales, image_name, hidden_channels, weights, in_channels
+    )
     return BrickCollection(
         {
-            **input_bricks,
-            "neck": BrickTrainable(
-                FeaturePyramidUpsampler(extractor.channels, out_channels=hidden_channels),
-                input_names=features_names,
-                output_names=["features"],
-            ),
+            **feature_bricks,
             "head": create_object_detection_head(
                 num_classes=num_classes,
                 in_channels=hidden_channels,
                 features_name="features",
-                stride=extractor.strides[0],
+                stride=stride,
                 target_boxes_name=target_boxes_name,
                 target_labels_name=target_labels_name,
                 hidden_channels=hidden_channels,
