@@ -219,7 +219,7 @@ class HeadPredictions:
 
     def order(self) -> np.ndarray:
         """Sample indices, mistakes first (the worst first), then the rest in their original order."""
-        return np.lexsort((np.arange(len(self.truth)), -self.errors()))
+        return _mistakes_first(self.errors())
 
 
 @dataclass
@@ -278,7 +278,7 @@ class BoxHeadPredictions:
 
     def order(self) -> np.ndarray:
         """Image indices, the most unmatched boxes first, then the rest in their original order."""
-        return np.lexsort((np.arange(len(self.truth)), -self.errors()))
+        return _mistakes_first(self.errors())
 
 
 @dataclass
@@ -328,7 +328,7 @@ class PointHeadPredictions:
 
     def order(self) -> np.ndarray:
         """Image indices, the most unmatched points first, then the rest in their original order."""
-        return np.lexsort((np.arange(len(self.truth)), -self.errors()))
+        return _mistakes_first(self.errors())
 
 
 AnyHeadPredictions = HeadPredictions | BoxHeadPredictions | PointHeadPredictions
@@ -575,6 +575,11 @@ def _displayable(images: torch.Tensor) -> np.ndarray:
 
 
 # --- shared ------------------------------------------------------------------------------------------------------
+
+
+def _mistakes_first(errors: np.ndarray) -> np.ndarray:
+    """Indices by decreasing error; equal errors keep their original order (a stable sort)."""
+    return np.argsort(-errors, kind="stable")
 
 
 def save_figure(figure: Any, path: Path, dpi: int = 100) -> None:
