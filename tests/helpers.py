@@ -1,7 +1,12 @@
-"""Small modules shared by the core tests."""
+"""Small modules and references shared by the tests."""
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 import torch
 from torch import nn
 
@@ -24,3 +29,33 @@ class Split(nn.Module):
 
     def forward(self, tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return tensor, -tensor
+
+
+def uncompressed_rle(mask: np.ndarray) -> dict[str, Any]:
+    """COCO's uncompressed RLE of a 0/1 mask [H, W]: run lengths of 0s then 1s, alternating, in column-major order."""
+    flat = np.asarray(mask).flatten(order="F")
+    bounds = np.concatenate([[0], np.flatnonzero(np.diff(flat)) + 1, [len(flat)]])
+    counts = np.diff(bounds).tolist()
+    return {"size": list(mask.shape), "counts": [0, *counts] if flat[0] else counts}
+
+
+def coco_semantic_mask(path: Path, image_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """The semantic mask and classes present that pycocotools' own COCO API gives for one image of an instances file.
+
+    Each non-crowd annotation's `annToMask`, drawn as its contiguous class index (category ids in id order) + 1 in
+    annotation order, a later object covering an earlier one; and 1 for each class with such an annotation.
+    """
+    from pycocotools.coco import COCO
+
+    coco_api = COCO(str(path))
+    index_of = {category_id: index for index, category_id in enumerate(sorted(coco_api.getCatIds()))}
+    info = coco_api.loadImgs(image_id)[0]
+    mask = np.zeros((info["height"], info["width"]), dtype=np.int64)
+    present = np.zeros(len(index_of), dtype=np.int64)
+    for annotation in coco_api.loadAnns(coco_api.getAnnIds(imgIds=image_id, iscrowd=False)):
+        with warnings.catch_warnings():  # pycocotools' decode predates numpy 2's `copy` keyword and says so
+            warnings.simplefilter("ignore", DeprecationWarning)
+            drawn = coco_api.annToMask(annotation).astype(bool)
+        mask[drawn] = index_of[annotation["category_id"]] + 1
+        present[index_of[annotation["category_id"]]] = 1
+    return mask, present

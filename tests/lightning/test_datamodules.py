@@ -2,11 +2,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 import torch
 import torchvision
+from helpers import coco_semantic_mask, uncompressed_rle
 
 from torchbricks.datasets.readers import DataError
 from torchbricks.datasets.shapes import write_shapes_dataset
@@ -123,3 +127,37 @@ def test_coco_data_module_checks_the_task_and_the_categories_of_every_split(tmp_
     (root / "detection" / "val.json").write_text(json.dumps(document))
     with pytest.raises(DataError, match=r"categories of .*val\.json' \(\['oval'"):
         CocoDataModule(root / "detection").setup()
+
+
+def test_multitask_masks_from_rle_files_reach_the_batches_as_pycocotools_draws_them_crowds_left_out(tmp_path: Path) -> None:
+    mask_utils = pytest.importorskip("pycocotools.mask")
+    root = _shapes(tmp_path)
+    path = root / "detection" / "val.json"
+    document = json.loads(path.read_text())
+    sizes = {image["id"]: (image["height"], image["width"]) for image in document["images"]}
+    for position, annotation in enumerate(document["annotations"]):  # polygons -> RLE, compressed and uncompressed in turn
+        height, width = sizes[annotation["image_id"]]
+        rle = mask_utils.merge(mask_utils.frPyObjects(annotation["segmentation"], height, width))
+        if position % 2:
+            annotation["segmentation"] = {"size": [height, width], "counts": rle["counts"].decode("ascii")}
+        else:
+            annotation["segmentation"] = uncompressed_rle(_decoded(mask_utils, rle))
+    first = document["annotations"][0]
+    crowd = {**first, "id": 10_000, "iscrowd": 1, "category_id": document["categories"][-1]["id"]}
+    crowd["segmentation"] = {"size": list(sizes[first["image_id"]]), "counts": [0, sizes[first["image_id"]][0] * 4]}
+    document["annotations"].append(crowd)  # the four left columns, whole, of another class: ignored
+    path.write_text(json.dumps(document))
+    data = CocoDataModule(root / "detection", task="multitask", image_size=32, batch_size=3, num_workers=1)
+
+    batch = next(iter(data.val_dataloader()))
+
+    for position, image_id in enumerate(sorted(sizes)[:3]):
+        expected, present = coco_semantic_mask(path, image_id)
+        np.testing.assert_array_equal(batch["target_mask"][position].numpy(), expected)
+        np.testing.assert_array_equal(batch["target_classes"][position].numpy(), present)
+
+
+def _decoded(mask_utils: Any, rle: dict[str, Any]) -> np.ndarray:
+    with warnings.catch_warnings():  # pycocotools' decode predates numpy 2's `copy` keyword and says so
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return mask_utils.decode(rle)

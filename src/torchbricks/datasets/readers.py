@@ -17,6 +17,7 @@ image, an unknown category id, an empty split. Needs torchvision (the `vision` e
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -282,9 +283,13 @@ class CocoDataset(Dataset[dict[str, Any]]):
     """COCO instances as samples `{"raw", "target_boxes" [N, 4] (x_min, y_min, x_max, y_max), "target_labels" [N]}`.
 
     With `with_masks`, each sample also has `target_mask` (int64 [H, W]: contiguous class index + 1, 0 the
-    background, drawn from the polygons or RLE of the annotations) and `target_classes` (int64 [K]: 1 for each
-    class with a box in the image). Category ids are mapped to contiguous indices in id order; crowd annotations
-    are left out.
+    background) and `target_classes` (int64 [K]: 1 for each class with a box in the image). The mask is drawn in
+    annotation order from each annotation's `segmentation`: an RLE, uncompressed (`counts` a list) or compressed
+    (a string), is decoded by pycocotools exactly as its `annToMask` does; polygons are filled with Pillow, which
+    also covers the pixels the outline passes through (as the shapes generator draws its images), so a polygon's
+    mask is up to a pixel wider at its border than `annToMask`'s; an annotation without one fills its box.
+    Category ids are mapped to contiguous indices in id order; crowd annotations (`iscrowd: 1`) are left out of
+    the boxes, the mask and the classes present.
 
     Args:
         path_json: The instances file; image `file_name`s are relative to `image_root`.
@@ -346,7 +351,9 @@ class CocoDataset(Dataset[dict[str, Any]]):
                     f"{str(image['path'])!r} of {width}x{height}."
                 )
             box = (max(x, 0.0), max(y, 0.0), min(x + w, width), min(y + h, height))
-            image["annotations"].append((box, index_of[category], annotation.get("segmentation")))
+            segmentation = annotation.get("segmentation")
+            _check_segmentation(segmentation, where, image)
+            image["annotations"].append((box, index_of[category], segmentation))
         self.ids = sorted(self.images)
         self.with_masks = with_masks
         self.transform = transform
@@ -390,20 +397,43 @@ class CocoDataset(Dataset[dict[str, Any]]):
         width, height = record["width"], record["height"]
         canvas = Image.new("L", (width, height), 0)
         draw = ImageDraw.Draw(canvas)
-        mask = None
         for box, label, segmentation in record["annotations"]:
             if isinstance(segmentation, list) and segmentation:
                 for polygon in segmentation:
                     draw.polygon([(polygon[i], polygon[i + 1]) for i in range(0, len(polygon) - 1, 2)], fill=label + 1)
-            elif isinstance(segmentation, dict):  # RLE
-                mask_utils = require("pycocotools.mask", "detection")
-                rle = segmentation
-                if isinstance(rle.get("counts"), list):
-                    rle = mask_utils.frPyObjects(rle, height, width)
+            elif isinstance(segmentation, dict):  # RLE, uncompressed (counts a list) or compressed (a string)
                 mask = np.asarray(canvas).copy()
-                mask[mask_utils.decode(rle).astype(bool)] = label + 1
+                mask[_decode_rle(segmentation)] = label + 1
                 canvas = Image.fromarray(mask)
                 draw = ImageDraw.Draw(canvas)
             else:  # no outline: the box stands in for it
                 draw.rectangle(box, fill=label + 1)
         return np.asarray(canvas).astype(np.int64)
+
+
+def _check_segmentation(segmentation: Any, where: str, image: dict[str, Any]) -> None:
+    """A polygon list, an RLE of the image's size, or nothing (the box then stands in for the outline)."""
+    if segmentation is None or isinstance(segmentation, list):
+        return
+    size = [image["height"], image["width"]]
+    if not isinstance(segmentation, dict) or not isinstance(segmentation.get("counts"), (list, str)):
+        raise DataError(
+            f"The {where} has segmentation {str(segmentation)[:80]!r}; expected a list of polygons or an RLE "
+            "{'size': [height, width], 'counts': [...] or '...'}."
+        )
+    if [int(side) for side in segmentation.get("size", ())] != size:
+        raise DataError(
+            f"The {where} has an RLE segmentation of size {segmentation.get('size')} [height, width], but its image "
+            f"{str(image['path'])!r} is {size}."
+        )
+
+
+def _decode_rle(rle: dict[str, Any]) -> np.ndarray:
+    """The boolean mask [H, W] of a COCO RLE, decoded by pycocotools as its `annToMask` does."""
+    mask_utils = require("pycocotools.mask", "detection")
+    if isinstance(rle["counts"], list):
+        height, width = rle["size"]
+        rle = mask_utils.frPyObjects(rle, height, width)
+    with warnings.catch_warnings():  # pycocotools' decode predates numpy 2's `copy` keyword and says so each call
+        warnings.filterwarnings("ignore", message=r"__array__ implementation", category=DeprecationWarning)
+        return mask_utils.decode(rle).astype(bool)
