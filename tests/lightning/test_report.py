@@ -15,6 +15,7 @@ from torchbricks.lightning.report import (
     Boxes,
     BoxHeadPredictions,
     HeadPredictions,
+    MultiLabelHeadPredictions,
     PointHeadPredictions,
     collect_predictions,
     curve_series,
@@ -341,3 +342,114 @@ def test_point_heads_draw_true_points_beside_predicted_points_unmatched_counts_a
             assert drawn == points[shown].tolist()
             assert [text.get_text() for text in axes.texts] == [["a", "b"][label] for label in labels[shown]]
             assert (axes.get_xlim(), axes.get_ylim()) == ((-0.5, 31.5), (31.5, -0.5))
+
+
+# --- multi-label heads -------------------------------------------------------------------------------------------
+
+# Four images, three classes. Image 0 is right; image 1 misses class 2 (1 wrong); image 2 adds class 0 and misses
+# class 1 (2 wrong); image 3 is right with no class at all.
+TRUE_PRESENT = torch.tensor([[1, 0, 1], [1, 1, 1], [0, 1, 0], [0, 0, 0]])
+PROBABILITIES = torch.tensor([[0.9, 0.2, 0.7], [0.8, 0.6, 0.4], [0.55, 0.3, 0.1], [0.1, 0.2, 0.3]])
+
+
+class _FixedPresence(nn.Module):
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return torch.logit(PROBABILITIES), PROBABILITIES, (PROBABILITIES > 0.5).long()
+
+
+def test_multilabel_heads_caption_true_classes_above_predicted_classes_with_scores_most_wrong_classes_first() -> None:
+    from torchmetrics.classification import MultilabelF1Score
+    from torchmetrics.functional.classification import multilabel_hamming_distance
+
+    collection = BrickCollection(
+        {
+            "presence": {
+                "classify": BrickTrainable(
+                    _FixedPresence(), input_names=["raw"], output_names=["./logits", "./probabilities", "./present"]
+                ),
+                "metrics": BrickMetrics({"f1": MultilabelF1Score(num_labels=3)}, input_names=["./present", "classes"]),
+            }
+        }
+    )
+    batch = {"raw": torch.rand(4, 3, 8, 8), "classes": TRUE_PRESENT}
+
+    (head,) = collect_predictions(collection, [batch])
+    figure = plot_predictions([head], class_names=["cat", "dog", "eel"], n_samples=4, columns=4)
+
+    wrong = [round(float(multilabel_hamming_distance((PROBABILITIES[i : i + 1] > 0.5).long(), TRUE_PRESENT[i : i + 1],
+                                                      num_labels=3)) * 3) for i in range(4)]  # fmt: skip
+    assert isinstance(head, MultiLabelHeadPredictions)
+    assert (head.head, head.kind) == ("presence", "multilabel")
+    assert head.errors().tolist() == wrong == [0, 1, 2, 0]
+    assert head.order().tolist() == [2, 1, 0, 3]
+    np.testing.assert_allclose(head.scores, PROBABILITIES.numpy())  # the brick's other output, `./probabilities`
+    (section,) = figure.subfigs
+    assert section.get_suptitle().startswith("presence (multilabel): 2 of 4 test images wrong, mistakes first")
+    panels = [axes for axes in section.axes if axes.get_title()]
+    assert [axes.get_title() for axes in panels] == [
+        "true dog\npred cat 0.55",
+        "true cat, dog,\neel\npred cat 0.80, dog 0.60",
+        "true cat, eel\npred cat 0.90, eel 0.70",
+        "true -\npred -",
+    ]
+    assert [axes.title.get_color() for axes in panels] == ["tab:red", "tab:red", "black", "black"]
+    for axes, index in zip(panels, [2, 1, 0, 3], strict=True):
+        np.testing.assert_array_equal(axes.images[0].get_array(), head.images[index])
+
+
+def test_multilabel_metrics_reading_scores_threshold_them_at_one_half_and_list_many_classes_shortly() -> None:
+    from torchmetrics.classification import MultilabelAccuracy
+
+    logits = torch.tensor([[2.0, -1.0, 0.5, 3.0, 1.0, 0.2]])
+    collection = BrickCollection(
+        {
+            "tags": {
+                "classify": BrickTrainable(nn.Identity(), input_names=["logits"], output_names=["./logits"]),
+                "metrics": BrickMetrics({"accuracy": MultilabelAccuracy(num_labels=6)}, input_names=["./logits", "truth"]),
+            }
+        }
+    )
+    batch = {"raw": torch.rand(1, 3, 4, 4), "logits": logits, "truth": torch.tensor([[1, 0, 1, 1, 1, 1]])}
+
+    (head,) = collect_predictions(collection, [batch])
+
+    assert isinstance(head, MultiLabelHeadPredictions)
+    np.testing.assert_allclose(head.scores, torch.sigmoid(logits).numpy(), rtol=1e-6)
+    assert head.prediction.tolist() == [[1, 0, 1, 1, 1, 1]]
+    assert head.errors().tolist() == [0.0]
+    assert head.caption(0, max_classes=4, per_line=5) == "true 0, 2, 3, 4, +1\npred 3 0.95, 0 0.88, 4 0.73, 2 0.62, +1"
+    assert head.caption(0, max_classes=3) == "true 0, 2,\n3, +2\npred 3 0.95, 0 0.88,\n4 0.73, +2"
+
+
+def test_the_presence_head_of_the_packaged_multitask_config_is_drawn_with_its_probabilities(tmp_path: Path) -> None:
+    from torchbricks.configuration import compose_config, create_brick_collection
+    from torchbricks.datasets.shapes import write_shapes_dataset
+    from torchbricks.lightning.task_resolvers import register_resolvers
+
+    register_resolvers()  # as the main job does: the task configs read their classes from the data
+    root = write_shapes_dataset(tmp_path / "shapes", num_train=2, num_val=2, image_size=32) / "detection"
+    torch.manual_seed(0)
+    collection = create_brick_collection(compose_config(["task=multitask", f"data.root={root}"]))
+    batch = {
+        "raw": torch.rand(2, 3, 32, 32),
+        "target_boxes": torch.tensor([[[1.0, 1, 9, 9]], [[4.0, 4, 20, 20]]]),
+        "target_labels": torch.tensor([[0], [2]]),
+        "target_mask": torch.zeros(2, 32, 32, dtype=torch.int64),
+        "target_classes": torch.tensor([[1, 0, 0], [0, 0, 1]]),
+    }
+    with torch.no_grad():
+        outputs = collection(dict(batch), tags="MODEL")
+
+    found = {head.head: head for head in collect_predictions(collection, [batch])}
+
+    assert sorted((name, head.kind) for name, head in found.items()) == [
+        ("detection", "boxes"), ("presence", "multilabel"), ("segmentation", "segmentation")
+    ]  # fmt: skip
+    presence = found["presence"]
+    assert isinstance(presence, MultiLabelHeadPredictions)
+    np.testing.assert_allclose(presence.scores, outputs["presence/probabilities"].numpy(), rtol=1e-6)
+    np.testing.assert_array_equal(presence.prediction, outputs["presence/present"].numpy())
+    np.testing.assert_array_equal(presence.truth, batch["target_classes"].numpy())
+    figure = plot_predictions(list(found.values()), class_names=["circle", "square", "triangle"], n_samples=2)
+    titles = [section.get_suptitle() for section in figure.subfigs]
+    assert any(title.startswith("presence (multilabel)") for title in titles)

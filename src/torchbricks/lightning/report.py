@@ -11,7 +11,8 @@ can be checked against an independent reference:
   ground truth beside prediction in a caption above each image, mistakes first (segmentation: the truth and the
   predicted mask side by side over the image, the images with most wrong pixels first; boxes: the true and the
   predicted boxes side by side with class names and scores, the images with most unmatched boxes first; points:
-  the same with points, matched within the metric's distance).
+  the same with points, matched within the metric's distance; multi-label: the true classes above the predicted
+  classes with their scores, the images with most wrong classes first).
 
 Drawn with matplotlib's object-oriented API (no pyplot, no global state, no display needed); matplotlib comes
 with the `plots` extra: `pip install "torchbricks[plots]"`.
@@ -38,6 +39,7 @@ __all__ = [
     "BoxHeadPredictions",
     "Boxes",
     "HeadPredictions",
+    "MultiLabelHeadPredictions",
     "PointHeadPredictions",
     "Points",
     "collect_predictions",
@@ -331,7 +333,54 @@ class PointHeadPredictions:
         return _mistakes_first(self.errors())
 
 
-AnyHeadPredictions = HeadPredictions | BoxHeadPredictions | PointHeadPredictions
+@dataclass
+class MultiLabelHeadPredictions:
+    """A multi-label head's test predictions ("which classes are in the image") beside the true classes.
+
+    Attributes:
+        head: The head's name (the collection path of its metric brick's parent).
+        images: The input images, [N, H, W, 3] floats in [0, 1] ready to draw.
+        truth: The true classes, [N, K] of 0/1 (1: the class is in the image).
+        prediction: The predicted classes, [N, K] of 0/1.
+        scores: The predicted probability of each class, [N, K], or None when the head gives none.
+    """
+
+    head: str
+    images: np.ndarray
+    truth: np.ndarray
+    prediction: np.ndarray
+    scores: np.ndarray | None = None
+    kind: Literal["multilabel"] = "multilabel"
+
+    def errors(self) -> np.ndarray:
+        """Per image: the wrong classes, classes predicted but absent plus classes present but missed."""
+        return (self.truth != self.prediction).sum(axis=1).astype(np.float64)
+
+    def order(self) -> np.ndarray:
+        """Image indices, the most wrong classes first, then the rest in their original order."""
+        return _mistakes_first(self.errors())
+
+    def caption(self, index: int, class_names: Sequence[str] | None = None, max_classes: int = 4, per_line: int = 2) -> str:
+        """`true <classes>` above `pred <class> <score>, ...` for image `index` (`-` for none), `per_line` classes a
+        line (the image is narrow), the predicted ones by decreasing score, at most `max_classes` then `+<more>`."""
+        names = _class_names(class_names, self.truth.shape[1])
+
+        def listed(classes: np.ndarray, scores: np.ndarray | None) -> str:
+            items = [names[k] + (f" {scores[k]:.2f}" if scores is not None else "") for k in classes[:max_classes]]
+            if len(classes) > max_classes:
+                items.append(f"+{len(classes) - max_classes}")
+            lines = [", ".join(items[start : start + per_line]) for start in range(0, len(items), per_line)]
+            return ",\n".join(lines) or "-"
+
+        truth = np.flatnonzero(self.truth[index])
+        predicted = np.flatnonzero(self.prediction[index])
+        scores = self.scores[index] if self.scores is not None else None
+        if scores is not None:
+            predicted = predicted[np.argsort(-scores[predicted], kind="stable")]
+        return f"true {listed(truth, None)}\npred {listed(predicted, scores)}"
+
+
+AnyHeadPredictions = HeadPredictions | BoxHeadPredictions | PointHeadPredictions | MultiLabelHeadPredictions
 
 
 def collect_predictions(
@@ -341,7 +390,10 @@ def collect_predictions(
 
     A head is found through its metric brick. With two inputs, the first is the prediction and the second the
     target: class indices [B] or scores [B, C] (argmax) make a classification head, masks [B, H, W] (or scores
-    [B, C, H, W]) a segmentation head. With five inputs (what `create_object_detection_head`'s metric reads:
+    [B, C, H, W]) a segmentation head, and 0/1 targets [B, K] with predictions of that shape a multi-label head
+    (predicted 0/1, or scores that are thresholded at 1/2; the scores drawn are those, or else the first other
+    output of the brick making the prediction that holds probabilities of its shape, as `./probabilities` of
+    `create_multilabel_classification_head`). With five inputs (what `create_object_detection_head`'s metric reads:
     predicted boxes [B, P, 4], scores [B, P], labels [B, P], true boxes [B, N, 4] and labels [B, N], label -1
     marking padding) it is a box head; predicted boxes scoring below `min_score` are left out. With four inputs
     and a metric with a matching `distance` (what `create_point_detection_head`'s `PointDetectionF1` reads:
@@ -351,7 +403,8 @@ def collect_predictions(
     heads = _metric_heads(collection)
     if not heads:
         return []
-    wanted = sorted({name for _, names, _ in heads for name in names})
+    companions = _companion_outputs(collection, [names[0] for _, names, _ in heads if len(names) == 2])
+    wanted = sorted({name for _, names, _ in heads for name in names} | {name for found in companions.values() for name in found})
     kept: dict[str, list[np.ndarray]] = {name: [] for name in wanted}
     kept_images: list[np.ndarray] = []
     seen = 0
@@ -365,7 +418,8 @@ def collect_predictions(
                 return []
             kept_images.append(_displayable(image_batch))
             for name in wanted:
-                kept[name].append(outputs[name].detach().float().cpu().numpy())
+                if isinstance(outputs[name], torch.Tensor):  # a companion output may be anything; a head's inputs are tensors
+                    kept[name].append(outputs[name].detach().float().cpu().numpy())
             seen += len(image_batch)
             if seen >= max_samples:
                 break
@@ -381,16 +435,29 @@ def collect_predictions(
             found.append(_point_head(head, images, [kept[name] for name in names], distance))
             continue
         prediction_name, target_name = names
-        prediction = np.concatenate(kept[prediction_name])
-        truth = np.concatenate(kept[target_name]).astype(np.int64)
-        if prediction.ndim == truth.ndim + 1:
-            prediction = prediction.argmax(axis=1)  # scores or logits
-        prediction = prediction.astype(np.int64)
-        if prediction.shape != truth.shape or truth.ndim not in (1, 3):
-            continue
-        kind: Literal["classification", "segmentation"] = "classification" if truth.ndim == 1 else "segmentation"
-        found.append(HeadPredictions(head, kind, images, truth, prediction))
+        companion = [np.concatenate(kept[name]) for name in companions.get(prediction_name, ()) if kept[name]]
+        two_input_head = _two_input_head(
+            head, images, np.concatenate(kept[prediction_name]), np.concatenate(kept[target_name]), companion
+        )
+        if two_input_head is not None:
+            found.append(two_input_head)
     return found
+
+
+def _two_input_head(
+    head: str, images: np.ndarray, prediction: np.ndarray, truth: np.ndarray, companions: list[np.ndarray]
+) -> HeadPredictions | MultiLabelHeadPredictions | None:
+    """A classification, segmentation or multi-label head from its metric's prediction and target, if it is one."""
+    if truth.ndim == 2 and prediction.shape == truth.shape and np.isin(truth, (0, 1)).all():
+        return _multilabel_head(head, images, truth, prediction, companions)
+    truth = truth.astype(np.int64)
+    if prediction.ndim == truth.ndim + 1:
+        prediction = prediction.argmax(axis=1)  # scores or logits
+    prediction = prediction.astype(np.int64)
+    if prediction.shape != truth.shape or truth.ndim not in (1, 3):
+        return None
+    kind: Literal["classification", "segmentation"] = "classification" if truth.ndim == 1 else "segmentation"
+    return HeadPredictions(head, kind, images, truth, prediction)
 
 
 def _box_head(head: str, images: np.ndarray, batches: list[list[np.ndarray]], min_score: float) -> BoxHeadPredictions:
@@ -403,6 +470,24 @@ def _box_head(head: str, images: np.ndarray, batches: list[list[np.ndarray]], mi
             real = true_labels[index] >= 0
             truth.append(Boxes(true_boxes[index][real], true_labels[index][real].astype(np.int64)))
     return BoxHeadPredictions(head, images, truth, prediction)
+
+
+def _multilabel_head(
+    head: str, images: np.ndarray, truth: np.ndarray, prediction: np.ndarray, companions: list[np.ndarray]
+) -> MultiLabelHeadPredictions:
+    """Predicted 0/1 classes with the probabilities of a companion output, or scores thresholded at 1/2."""
+    scores = None
+    if not np.isin(prediction, (0, 1)).all():  # scores: probabilities, or logits (torchmetrics' multilabel rule)
+        scores = prediction if ((prediction >= 0) & (prediction <= 1)).all() else 1 / (1 + np.exp(-prediction))
+        prediction = scores > 0.5
+    else:
+        probabilities = [
+            value
+            for value in companions
+            if value.shape == prediction.shape and not np.isin(value, (0, 1)).all() and ((value >= 0) & (value <= 1)).all()
+        ]
+        scores = probabilities[0] if probabilities else None
+    return MultiLabelHeadPredictions(head, images, truth.astype(np.int64), prediction.astype(np.int64), scores)
 
 
 def _point_head(head: str, images: np.ndarray, batches: list[list[np.ndarray]], distance: float) -> PointHeadPredictions:
@@ -428,7 +513,8 @@ def plot_predictions(
     Classification: each image has the caption `true <class>` / `pred <class>` above it, red when wrong.
     Segmentation: each sample is two images, the true mask and the predicted mask over the image.
     Boxes: each sample is two images, the true boxes (with class names) and the predicted boxes (with class
-    names and scores), the images with most unmatched boxes first. Points: the same with points.
+    names and scores), the images with most unmatched boxes first. Points: the same with points. Multi-label:
+    each image has the caption `true <classes>` / `pred <class> <score>, ...`, red when any class is wrong.
     """
     figure_class = require("matplotlib.figure", "plots").Figure
     sections = [(head, head.order()[:n_samples]) for head in predictions]
@@ -467,6 +553,11 @@ def plot_predictions(
                     _draw_points(axes, points, class_names)
                     caption = f"true ({len(points.points)})" if label == "true" else f"pred ({errors[index]:.0f} unmatched)"
                     axes.set_title(caption, fontsize=9, color=color if label == "pred" else "black")
+                continue
+            if isinstance(head, MultiLabelHeadPredictions):
+                axes = next(cells)
+                axes.imshow(head.images[index], interpolation="nearest")
+                axes.set_title(head.caption(int(index), class_names), fontsize=7, color=color)
                 continue
             if head.kind == "classification":
                 axes = next(cells)
@@ -522,8 +613,9 @@ def _draw_points(axes: Any, points: Points, class_names: Sequence[str] | None) -
 
 
 def _section_shape(head: AnyHeadPredictions, n_samples: int, columns: int) -> tuple[int, int]:
-    cells = n_samples * (1 if head.kind == "classification" else 2)
-    if head.kind != "classification":
+    single = head.kind in ("classification", "multilabel")
+    cells = n_samples * (1 if single else 2)
+    if not single:
         columns -= columns % 2  # a sample's two images stay on one row
     return -(-cells // columns), columns
 
@@ -547,6 +639,16 @@ def _metric_heads(collection: BrickCollection) -> list[tuple[str, tuple[str, ...
             distance = getattr(brick.metrics, "distance", None)
             heads.append(("/".join(scope) or path, resolved, float(distance) if isinstance(distance, (int, float)) else None))
     return heads
+
+
+def _companion_outputs(collection: BrickCollection, names: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """For each name, the other outputs of the brick producing it (resolved names), where scores may be found."""
+    companions = {}
+    for node in collection.plan().nodes:
+        for name in names:
+            if name in node.outputs:
+                companions[name] = tuple(output for output in node.outputs if output != name)
+    return companions
 
 
 def _resolve(name: str, scope: list[str]) -> str:
