@@ -100,7 +100,7 @@ def test_segmentation_collection_trains_and_overlays_masks() -> None:
 
     outputs = model(named_inputs=_segmentation_batch(torch.Generator().manual_seed(1)), tags=Stage.TEST)
     assert outputs["head/mask"].shape == (4, 16, 16)
-    assert set(model.summarize(reset=True)) == {"head/MulticlassJaccardIndex"}
+    assert set(model.summarize(reset=True)) == {"head/mean_iou"}
     assert outputs["head/visualization"][0].size == (16, 16)
 
 
@@ -128,7 +128,7 @@ def test_point_detection_collection_trains_and_draws_points() -> None:
 
     outputs = model(named_inputs=_points_batch(torch.Generator().manual_seed(1)), tags=Stage.TEST)
     assert outputs["head/points"].shape == (4, 32, 2)
-    assert set(model.summarize(reset=True)) == {"head/PointDetectionF1"}
+    assert set(model.summarize(reset=True)) == {"head/f1"}
     assert outputs["head/visualization"][0].size == (32, 32)
 
 
@@ -159,9 +159,9 @@ def test_head_factories_nest_under_any_name_with_relative_names() -> None:
     assert sorted(model.extract_losses(outputs)) == ["animals/loss_ce", "cars/loss_ce", "colors/loss_ce", "roads/loss_ce"]
     assert sorted(model.summarize(reset=True)) == [
         "animals/accuracy",
-        "cars/MulticlassJaccardIndex",
+        "cars/mean_iou",
         "colors/accuracy",
-        "roads/MulticlassJaccardIndex",
+        "roads/mean_iou",
     ]
 
 
@@ -219,7 +219,7 @@ def test_segmentation_head_ignores_target_pixels_marked_with_ignore_index() -> N
     assert torch.allclose(outputs["segment/loss_ce"], expected)
     mask = outputs["segment/mask"]
     reference = MulticlassJaccardIndex(num_classes=3)(mask[:, 4:], targets[:, 4:])
-    assert torch.allclose(model.summarize(reset=True)["segment/MulticlassJaccardIndex"], reference)
+    assert torch.allclose(model.summarize(reset=True)["segment/mean_iou"], reference)
 
 
 def test_the_classification_head_factory_reports_accuracy_under_the_name_the_packaged_config_uses() -> None:
@@ -272,3 +272,43 @@ def test_mixing_the_two_forms_of_the_classification_head_is_an_error() -> None:
     info = ImageClassificationInfo.from_names(["cat", "dog"])
     with pytest.raises(BrickError, match=r"0\.4\.2 form takes n_backbone_features, task_info and input_name"):
         create_image_classification_head(3, n_backbone_features=8, task_info=info, input_name="x")  # type: ignore[call-overload]
+
+
+def test_ready_made_collections_report_readable_metric_names_those_of_the_packaged_task_configs() -> None:
+    from torchbricks.bag_of_bricks.object_detection import create_bricks_object_detection
+    from torchbricks.bag_of_bricks.point_detection import PointDetectionF1
+    from torchbricks.configuration import compose_config
+
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(0)
+    segmentation = create_bricks_segmentation(num_classes=2, backbone=_tiny_cnn(), num_scales=3, hidden_channels=8)
+    segmentation_batch = _segmentation_batch(generator)
+    segmentation_outputs = segmentation(named_inputs=segmentation_batch, tags=Stage.TEST)
+    points = create_bricks_point_detection(num_classes=2, backbone=_tiny_cnn(), num_scales=2, hidden_channels=8)
+    points_batch = _points_batch(generator)
+    points_outputs = points(named_inputs=points_batch, tags=Stage.TEST)
+    boxes = create_bricks_object_detection(num_classes=2, backbone=_tiny_cnn(), num_scales=2, hidden_channels=8)
+    boxes(
+        named_inputs={
+            "raw": torch.rand(2, 3, 16, 16),
+            "target_boxes": torch.tensor([[[1.0, 1, 8, 8]], [[4.0, 2, 15, 12]]]),
+            "target_labels": torch.tensor([[0], [1]]),
+        },
+        tags=Stage.TEST,
+    )
+
+    reported = {name: model.summarize(reset=True) for name, model in [("segmentation", segmentation), ("points", points),
+                                                                       ("boxes", boxes)]}  # fmt: skip
+
+    assert list(reported["segmentation"]) == ["head/mean_iou"]
+    assert list(reported["points"]) == ["head/f1"]
+    assert sorted(reported["boxes"]) == ["head/map", "head/map_50", "head/map_75", "head/mar_100"]
+    packaged = compose_config(["task=multitask", "data.root=unused"]).model.bricks  # keys only: nothing is resolved
+    assert list(packaged.segmentation.metrics.metric_collection) == ["mean_iou"]
+    assert list(packaged.detection.metrics.metric_collection) == ["mean_average_precision"]  # map, map_50, ... as above
+    expected_iou = MulticlassJaccardIndex(num_classes=2)(segmentation_outputs["head/mask"], segmentation_batch["targets"])
+    torch.testing.assert_close(reported["segmentation"]["head/mean_iou"], expected_iou)
+    expected_f1 = PointDetectionF1(distance=4.0)
+    expected_f1.update(points_outputs["head/points"], points_outputs["head/labels"], points_batch["target_points"],
+                       points_batch["target_labels"])  # fmt: skip
+    torch.testing.assert_close(reported["points"]["head/f1"], expected_f1.compute())

@@ -284,8 +284,8 @@ def create_point_detection_head(
     """Point detection bricks, with relative names so the dict nests under any name.
 
     Bricks: `detect` (a `PointDetectionHead`: `./heatmap`, `./offsets`), `decode` (a `PointDecoder`:
-    `./points`, `./scores`, `./labels`), `loss` (`./loss_heatmap`, `./loss_offset`), `f1` (`PointDetectionF1`)
-    and, when `image_name` is given, `visualize` (`./visualization`).
+    `./points`, `./scores`, `./labels`), `loss` (`./loss_heatmap`, `./loss_offset`), `f1` (`PointDetectionF1`,
+    reported by `summarize()` as `<head>/f1`) and, when `image_name` is given, `visualize` (`./visualization`).
 
     Args:
         num_classes: Number of point classes.
@@ -320,6 +320,7 @@ def create_point_detection_head(
         "f1": BrickMetricSingle(
             PointDetectionF1(distance=float(stride) if distance is None else distance),
             input_names=["./points", "./labels", target_points_name, target_labels_name],
+            metric_name="f1",
         ),
     }
     if image_name is not None:
@@ -351,7 +352,7 @@ def create_bricks_point_detection(
 
     Bricks: `preprocessor` (`raw` -> `normalized`), `backbone` (one `features_stride{s}` per scale), `neck`
     (-> `features` at the finest scale) and `head` (see `create_point_detection_head`: `head/points`,
-    `head/scores`, `head/labels`, the losses, the F1 metric and `head/visualization`).
+    `head/scores`, `head/labels`, the losses, the F1 metric `head/f1` and `head/visualization`).
 
     Args:
         num_classes: Number of point classes.

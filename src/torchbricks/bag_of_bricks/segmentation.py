@@ -117,8 +117,8 @@ def create_segmentation_head(
 
     Bricks: `neck` (a `FeaturePyramidUpsampler` merging the scales into `./features`), `classify` (a
     `SegmentationHead`: `./logits`, `./probabilities`, `./mask`), `loss` (per-pixel cross entropy,
-    `./loss_ce`), `jaccard` (torchmetrics `MulticlassJaccardIndex`, the mean IoU) and, when `image_name` is
-    given, `visualize` (`./visualization`: the mask over each image).
+    `./loss_ce`), `jaccard` (torchmetrics `MulticlassJaccardIndex`, the mean IoU, reported by `summarize()` as
+    `<head>/mean_iou`) and, when `image_name` is given, `visualize` (`./visualization`: the mask over each image).
 
     Args:
         num_classes: Number of classes.
@@ -156,9 +156,11 @@ def create_segmentation_head(
         "loss": BrickLoss(
             nn.CrossEntropyLoss(ignore_index=ignore_index), input_names=["./logits", targets_name], output_names=["./loss_ce"]
         ),
+        # Reported as `<head>/mean_iou`, as the packaged segmentation head config names it.
         "jaccard": BrickMetricSingle(
             MulticlassJaccardIndex(num_classes=num_classes, ignore_index=ignore_index),
             input_names=["./mask", targets_name],
+            metric_name="mean_iou",
         ),
     }
     if image_name is not None:
@@ -181,7 +183,7 @@ def create_bricks_segmentation(
 
     Bricks: `preprocessor` (`raw` -> `normalized`), `backbone` (-> `features_stride8`, `features_stride16`,
     ... one per scale) and `head` (see `create_segmentation_head`: `head/logits`, `head/mask`,
-    `head/loss_ce`, the Jaccard index and `head/visualization`). Image sides should be multiples of the
+    `head/loss_ce`, the mean IoU `head/mean_iou` and `head/visualization`). Image sides should be multiples of the
     coarsest stride so the mask has the image's size.
 
     Args:
