@@ -151,3 +151,109 @@ def test_brick_error_is_the_root_of_the_not_a_directory_error() -> None:
     from torchbricks.errors import CheckpointNotADirectoryError
 
     assert issubclass(CheckpointNotADirectoryError, BrickError)
+
+
+# --- 0.4.2's per-stage helpers in brick_collection_utils ----------------------------------------------------------
+
+
+def _model_with_nested_metrics() -> BrickCollection:
+    torch.manual_seed(0)
+    return BrickCollection(
+        {
+            "backbone": BrickTrainable(nn.Linear(4, 3), ["raw"], ["logits"]),
+            "head": {
+                "loss": BrickLoss(nn.CrossEntropyLoss(), ["logits", "targets"], ["loss_ce"]),
+                "accuracy": BrickMetricSingle(MulticlassAccuracy(num_classes=3), ["logits", "targets"], "accuracy"),
+            },
+            "confusion": BrickMetrics({"confusion_matrix": MulticlassConfusionMatrix(num_classes=3)}, ["logits", "targets"]),
+            "empty": {"frozen": BrickNotTrainable(nn.Identity(), ["logits"], ["same"])},
+        }
+    )
+
+
+def _batch(seed: int) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return {"raw": torch.rand(8, 4, generator=generator), "targets": torch.randint(0, 3, (8,), generator=generator)}
+
+
+def _reference(model: BrickCollection, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """What torchmetrics' functional metrics give on the model's predictions for `batch`."""
+    from torchmetrics.functional.classification import multiclass_accuracy, multiclass_confusion_matrix
+
+    with torch.no_grad():
+        predictions = model["backbone"].model(batch["raw"]).argmax(1)
+    return {
+        "head/accuracy": multiclass_accuracy(predictions, batch["targets"], num_classes=3),
+        "confusion_matrix": multiclass_confusion_matrix(predictions, batch["targets"], num_classes=3),
+    }
+
+
+def test_filter_brick_types_gives_the_bricks_of_those_types_as_a_nested_dict_and_leaves_the_collection_whole() -> None:
+    from torchbricks.brick_collection_utils import filter_brick_types
+
+    model = _model_with_nested_metrics()
+    paths = [path for path, _ in model.iter_bricks()]
+
+    metrics = filter_brick_types(model, (BrickMetrics, BrickMetricSingle))
+    losses = filter_brick_types(model, BrickLoss)
+
+    assert metrics == {"head": {"accuracy": model["head"]["accuracy"]}, "confusion": model["confusion"]}
+    assert metrics["head"]["accuracy"] is model["head"]["accuracy"]
+    assert losses == {"head": {"loss": model["head"]["loss"]}}
+    assert filter_brick_types(model, (BrickError,)) == {}  # nothing of that type: no key, not even the nested ones
+    assert [path for path, _ in model.iter_bricks()] == paths  # 0.4.2 popped the bricks from a shallow copy
+    assert sorted(BrickCollection(metrics)(_batch(0) | {"logits": torch.rand(8, 3)})) == ["logits", "raw", "targets"]
+
+
+def test_copy_metric_bricks_copies_every_metric_brick_and_shares_every_other_brick() -> None:
+    from torchbricks.brick_collection_utils import copy_metric_bricks
+
+    model = _model_with_nested_metrics()
+
+    copied = copy_metric_bricks(model)
+
+    assert list(copied) == ["backbone", "head", "confusion", "empty"]
+    assert list(copied["head"]) == ["loss", "accuracy"]
+    assert copied["backbone"] is model["backbone"]
+    assert copied["head"]["loss"] is model["head"]["loss"]
+    assert copied["empty"]["frozen"] is model["empty"]["frozen"]
+    assert copied["head"]["accuracy"] is not model["head"]["accuracy"]
+    assert copied["head"]["accuracy"].metrics is not model["head"]["accuracy"].metrics
+    assert copied["confusion"] is not model["confusion"]
+    assert repr(copied["confusion"]) == repr(model["confusion"])
+    copy = BrickCollection(copied)
+    copy(_batch(1))
+    model(_batch(2))
+    for collection, seed in ((copy, 1), (model, 2)):  # each kept its own states
+        summary = collection.summarize(reset=True)
+        for name, expected in _reference(model, _batch(seed)).items():
+            torch.testing.assert_close(summary[name], expected)
+
+
+def test_per_stage_brick_collections_share_the_model_and_keep_metrics_per_stage() -> None:
+    from torchbricks.brick_collection_utils import per_stage_brick_collections
+
+    model = _model_with_nested_metrics()
+
+    stages = per_stage_brick_collections(model)
+
+    assert isinstance(stages, nn.ModuleDict)
+    assert list(stages) == [ModelStage.TRAIN.name, ModelStage.VALIDATION.name, ModelStage.TEST.name]
+    assert all(isinstance(stage, BrickCollection) for stage in stages.values())
+    assert {id(parameter) for parameter in stages.parameters()} == {id(parameter) for parameter in model.parameters()}
+    optimizer = torch.optim.SGD(stages.parameters(), lr=0.5)
+    expected_train = _reference(model, _batch(1))
+    losses = stages["TRAIN"].extract_losses(stages["TRAIN"](_batch(1), tags=ModelStage.TRAIN))
+    sum(losses.values()).backward()  # type: ignore[union-attr]
+    weights = model["backbone"].model.weight.detach().clone()
+    optimizer.step()  # the training stage's step moves the weights every stage (and the model) uses
+    assert not torch.equal(model["backbone"].model.weight, weights)
+    stages["VALIDATION"](_batch(2), tags=ModelStage.VALIDATION)
+    stages["TEST"](_batch(3), tags=ModelStage.TEST)
+    summaries = {name: stage.summarize(reset=True) for name, stage in stages.items()}
+    assert model.summarize(reset=True) == {}
+    expected = {"TRAIN": expected_train, "VALIDATION": _reference(model, _batch(2)), "TEST": _reference(model, _batch(3))}
+    for name, metrics in expected.items():
+        assert sorted(summaries[name]) == sorted(metrics)
+        for metric, value in metrics.items():
+            torch.testing.assert_close(summaries[name][metric], value)
