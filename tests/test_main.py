@@ -172,6 +172,12 @@ def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
             "(DigitsDataModule) has 10; set model.num_classes=10.",
         ),
         ("n_visualized=-1", "Config key 'n_visualized' must be an int >= 0, got int -1."),
+        (
+            "checkpoint.monitor=validation/head/acuracy",
+            "Config key 'checkpoint.monitor' is 'validation/head/acuracy', which the run never logs; it logs ['train/loss', "
+            "'train/losses/head/loss_ce', 'train/head/accuracy', 'validation/loss', 'validation/losses/head/loss_ce', "
+            "'validation/head/accuracy'] (training values also with _epoch and _step). Did you mean 'validation/head/accuracy'?",
+        ),
     ],
 )
 def test_a_bad_command_line_value_is_one_line_naming_the_key(

@@ -276,3 +276,62 @@ def test_a_failed_metrics_write_leaves_the_previous_file_whole(tmp_path: Path, m
 
     assert (module.path_experiment / "metrics_test.json").read_text() == written
     assert sorted(path.name for path in module.path_experiment.iterdir()) == ["brick_graph.md", "metrics_test.json"]
+
+
+class _OneBoxPerImage(nn.Module):
+    """A fixed box decoder: one box of class 0 at the top-left corner of every image."""
+
+    def forward(self, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        size = raw.shape[0]
+        boxes = torch.tensor([[[0.0, 0.0, 2.0, 2.0]]]).expand(size, 1, 4)
+        return boxes, torch.full((size, 1), 0.9), torch.zeros(size, 1, dtype=torch.int64)
+
+
+def test_logged_names_known_before_training_are_the_names_lightning_holds_after_an_epoch(tmp_path: Path) -> None:
+    pytest.importorskip("pycocotools")
+    from torchbricks.bag_of_bricks.object_detection import BoxMeanAveragePrecision
+
+    collection = create_collection(with_metrics=True)
+    collection["per_class"] = BrickMetrics(
+        {"recall": MulticlassAccuracy(num_classes=NUM_CLASSES, average=None)}, input_names=["logits", "targets"]
+    )  # one value per class: not logged
+    collection["roc"] = BrickMetricSingle(MulticlassROC(num_classes=NUM_CLASSES, thresholds=3), ["logits", "targets"])
+    box_inputs = ["./boxes", "./scores", "./labels", "target_boxes", "target_labels"]
+    collection["cars"] = {
+        "decode": BrickNotTrainable(_OneBoxPerImage(), input_names=["raw"], output_names=["./boxes", "./scores", "./labels"]),
+        # two dict-valued metrics with the same keys: torchmetrics names them `<metric>_<key>`
+        "two_maps": BrickMetrics({"strict": BoxMeanAveragePrecision(), "loose": BoxMeanAveragePrecision()}, box_inputs),
+        "one_map": BrickMetricSingle(BoxMeanAveragePrecision(), box_inputs),  # a dict as one value: not logged
+    }
+    module = create_module(tmp_path, collection)
+    data = {
+        "raw": torch.rand(8, 4),
+        "targets": torch.randint(0, NUM_CLASSES, (8,)),
+        "target_boxes": torch.tensor([[[0.0, 0.0, 2.0, 2.0]]]).repeat(8, 1, 1),
+        "target_labels": torch.zeros(8, 1, dtype=torch.int64),
+    }
+    known = {stage: module.logged_names(stage) for stage in (Stage.TRAIN, Stage.VALIDATION)}
+    loader = DataLoader(NamedTensorDataset(**data), batch_size=4)
+    trainer = create_trainer()
+
+    trainer.fit(module, loader, loader)
+
+    assert set(known[Stage.TRAIN]) | set(known[Stage.VALIDATION]) == set(trainer.callback_metrics)
+    assert {"validation/cars/strict_map_50", "validation/cars/loose_mar_100", "train/losses/loss_nll_epoch"} <= set(
+        known[Stage.VALIDATION] + known[Stage.TRAIN]
+    )
+
+
+def test_a_dict_valued_metric_that_does_not_declare_its_keys_is_logged_under_its_path() -> None:
+    from torchmetrics.detection import MeanAveragePrecision
+
+    from torchbricks.lightning._epoch_values import metric_value_names
+
+    collection = create_collection(with_metrics=False)
+    collection["cars"] = {"map": BrickMetrics({"coco": MeanAveragePrecision()}, input_names=["predictions", "truth"])}
+    module = create_module(Path("unused"), collection)
+
+    assert metric_value_names(collection["cars"]["map"]) is None  # its keys are known once it computes
+    assert module.logged_names(Stage.VALIDATION) == [
+        "validation/loss", "validation/losses/loss_ce", "validation/losses/loss_nll", "validation/cars/*"
+    ]  # fmt: skip

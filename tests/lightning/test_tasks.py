@@ -8,6 +8,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from torchbricks.__main__ import main
@@ -35,6 +36,18 @@ def _train(task: str, root: Path, tmp_path: Path, *overrides: str) -> dict:
     )
     assert status == 0
     return json.loads((tmp_path / "run" / "metrics.json").read_text())
+
+
+def _logged_names_before_training(task: str, root: Path, tmp_path: Path) -> list[str]:
+    from torchbricks.configuration import compose_config, create_brick_collection
+    from torchbricks.lightning import LightningBrickCollection
+    from torchbricks.lightning.task_resolvers import register_resolvers
+    from torchbricks.tags import Stage
+
+    register_resolvers()
+    collection = create_brick_collection(compose_config([f"task={task}", f"data.root={root}", *TINY]))
+    module = LightningBrickCollection(tmp_path, "names", collection, lambda parameters: torch.optim.SGD(parameters, lr=0.1))
+    return module.logged_names(Stage.TRAIN) + module.logged_names(Stage.VALIDATION)
 
 
 def _drawn_images(tmp_path: Path) -> Image.Image:
@@ -80,6 +93,10 @@ def test_multitask_trains_three_heads_on_one_backbone_from_the_coco_files(shapes
 
     test = metrics["test"]
     assert {"detection/map_50", "segmentation/mean_iou", "presence/f1", "presence/accuracy"} <= set(test)
+    # What `checkpoint.monitor` is checked against before training is what the run logged.
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    known = _logged_names_before_training("multitask", shapes / "detection", tmp_path)
+    assert set(history[-1]) - {"epoch"} == {name.removesuffix("_epoch") for name in known if not name.endswith("_step")}
     graph = (tmp_path / "run" / "brick_graph.md").read_text()
     assert graph.count("backbone") >= 1
     # One drawing per head and test image: 3 heads x 4 images, laid out in one grid.

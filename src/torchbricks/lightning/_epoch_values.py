@@ -10,16 +10,17 @@ and logged already reduced (no collective left for Lightning to start at a rank-
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
-from torchmetrics import MetricCollection
+from torchmetrics import Metric, MetricCollection
 
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.bricks import BrickMetrics
 
-__all__ = ["LossMeans", "summarize_metrics"]
+__all__ = ["LossMeans", "metric_value_names", "summarize_metrics"]
 
 SEPARATOR = "/"
 
@@ -92,3 +93,61 @@ def summarize_metrics(collection: BrickCollection, device: torch.device, reduce:
         for name, value in brick.summarize(reset=True).items():  # torchmetrics synchronises the states here
             values[SEPARATOR.join((*scope, name))] = value
     return values
+
+
+def metric_value_names(brick: BrickMetrics) -> list[str] | None:
+    """The names `brick.summarize` gives its scalar values, read from the metrics before any batch, or None when a
+    metric's names are only known once it computes.
+
+    A metric's `compute` annotated as returning a dict gives its keys: `reported` when it declares them (as
+    `BoxMeanAveragePrecision` does), unknown otherwise; any other metric gives its own name, unless it gives several
+    values (a tuple such as a ROC curve, torchmetrics' confusion matrices, `average="none"`,
+    `multidim_average="samplewise"`), which are not scalars. In a `BrickMetricSingle` a dict-valued metric is one
+    value that is not a scalar, so it gives no name.
+    """
+    metrics = brick.metrics
+    if isinstance(metrics, Metric):
+        return [] if _returns_dict(metrics) or not _scalar(metrics) else list(brick.metric_names)
+    if metrics.prefix or metrics.postfix:
+        return None
+    keys: dict[str, list[str] | None] = {}  # metric name -> the keys of its dict, None for a single value
+    for name, metric in metrics.items(keep_base=True, copy_state=False):
+        reported = getattr(metric, "reported", None)
+        if not _returns_dict(metric):
+            keys[name] = None
+        elif isinstance(reported, (tuple, list)):
+            keys[name] = [str(key) for key in reported]
+        else:
+            return None
+    flat = [key for name, dict_keys in keys.items() for key in (dict_keys or [name])]
+    if len(set(flat)) != len(flat):  # torchmetrics then names the values of dict-valued metrics `<metric>_<key>`
+        flat = [f"{name}_{key}" if dict_keys else name for name, dict_keys in keys.items() for key in (dict_keys or [name])]
+    several = {
+        name for name, metric in metrics.items(keep_base=True, copy_state=False) if keys[name] is None and not _scalar(metric)
+    }
+    return [name for name in flat if name not in several]
+
+
+def _scalar(metric: Metric) -> bool:
+    """False for the metrics known to give something else than one value (only tensors of one value are logged):
+    `compute` annotated as anything but a tensor (a tuple such as a curve, a float), a confusion matrix, one value
+    per class or per sample."""
+    annotation = _compute_annotation(metric)
+    if annotation not in ("", "tensor", "torch.tensor"):
+        return False
+    if type(metric).__name__.endswith("ConfusionMatrix"):
+        return False
+    return getattr(metric, "average", "micro") not in ("none", None) and getattr(metric, "multidim_average", "") != "samplewise"
+
+
+def _returns_dict(metric: Metric) -> bool:
+    return _compute_annotation(metric).startswith(("dict", "mapping", "typing.dict", "typing.mapping"))
+
+
+def _compute_annotation(metric: Metric) -> str:
+    """The return annotation of the metric's `compute`, lower case (`tensor`, `dict`, `union`, ...; `` for none)."""
+    annotation = inspect.signature(type(metric).compute).return_annotation
+    if annotation is inspect.Signature.empty:
+        return ""
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    return text.lower()

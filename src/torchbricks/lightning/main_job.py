@@ -46,7 +46,7 @@ from torchbricks.configuration import (
     create_brick_collection,
     instantiate_config,
 )
-from torchbricks.errors import BrickError, ConfigError
+from torchbricks.errors import BrickError, ConfigError, did_you_mean
 from torchbricks.lightning.module import LightningBrickCollection, create_experiment_name, to_json
 from torchbricks.lightning.task_resolvers import register_resolvers
 from torchbricks.tags import Stage
@@ -103,6 +103,8 @@ def run_main_job(config: Any) -> MainJobResult:
         loss_weights=omegaconf.OmegaConf.to_container(config.loss_weights),
         compile_stages=bool(config.get("compile", False)),
     )
+    if config.trainer.get("enable_checkpointing", True):
+        check_checkpoint_monitor(str(config.checkpoint.monitor), module)
     if launched_as_global_zero():
         path_experiment.mkdir(parents=True, exist_ok=True)
         text = omegaconf.OmegaConf.to_yaml(config)
@@ -137,6 +139,26 @@ def run_main_job(config: Any) -> MainJobResult:
     metrics["wall_time_seconds"] = round(time.perf_counter() - started, 2)
     write_json(path_experiment / "metrics.json", metrics)
     return MainJobResult(path_experiment, metrics, module)
+
+
+def check_checkpoint_monitor(monitor: str, module: LightningBrickCollection, key: str = "checkpoint.monitor") -> None:
+    """Checks, before training, that the checkpoint's monitored value is one the module logs by the time a
+    checkpoint is saved (the training and validation values of `module.logged_names`), instead of Lightning
+    finding out when the first checkpoint is due.
+
+    Raises:
+        ConfigError: `monitor` is not logged; the message names `key`, the values logged and the close match.
+    """
+    import fnmatch
+
+    logged = [name for stage in (Stage.TRAIN, Stage.VALIDATION) for name in module.logged_names(stage)]
+    if any(fnmatch.fnmatchcase(monitor, name) for name in logged):
+        return
+    shown = [name for name in logged if not name.endswith(("_epoch", "_step"))]
+    raise ConfigError(
+        f"Config key {key!r} is {monitor!r}, which the run never logs; it logs {shown} (training values also with "
+        f"_epoch and _step).{did_you_mean(monitor, logged)}"
+    )
 
 
 def create_loggers(path_experiment: Path, resume: bool) -> list[Any]:

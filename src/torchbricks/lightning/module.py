@@ -27,7 +27,7 @@ from torchbricks._files import write_json, write_text
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.bricks import BrickInterface, BrickMetrics
 from torchbricks.errors import BrickError, did_you_mean
-from torchbricks.lightning._epoch_values import LossMeans, summarize_metrics
+from torchbricks.lightning._epoch_values import LossMeans, metric_value_names, summarize_metrics
 from torchbricks.tags import VISUALIZATION, Stage, TagsLike
 
 require("pytorch_lightning", "lightning")
@@ -208,6 +208,28 @@ class LightningBrickCollection(pl.LightningModule):
         self.stage_metric_bricks = nn.ModuleDict(
             {f"{stage.value}_stage": nn.ModuleList(_metric_bricks(view)) for stage, view in views.items()}
         )
+
+    def logged_names(self, stage: Stage) -> list[str]:
+        """The epoch (and, while training, step) values this module logs for `stage`, as callbacks read them.
+
+        Known before any batch, from the bricks the stage runs: the total loss and each loss (`train/loss`,
+        `train/losses/head/loss_ce`, with `_epoch` and `_step` forms while training) and each metric value
+        (`validation/head/accuracy`). A metric brick whose names are only known once it computes (a dict-valued
+        metric that does not declare them, see `metric_value_names`) appears as `<stage>/<its collection path>/*`.
+        """
+        collection = self.stage_collection(stage)
+        plan = collection.plan(tags=stage)
+        planned = {node.path for node in plan.bricks}
+        forms = ("", "_epoch", "_step") if stage is Stage.TRAIN else ("",)
+        losses = ["loss"] + [f"losses/{name}" for node in plan.bricks for name in node.losses]
+        names = [f"{stage.value}/{loss}{form}" for loss in losses for form in forms]
+        for path, brick in collection.iter_bricks():
+            if path not in planned or not isinstance(brick, BrickMetrics):
+                continue
+            scope = [stage.value, *path.split("/")[:-1]]
+            values = metric_value_names(brick)
+            names += ["/".join([*scope, "*"])] if values is None else ["/".join([*scope, value]) for value in values]
+        return names
 
     def named_inputs_from_batch(self, batch: Any) -> dict[str, Any]:
         """A batch as named inputs: a dict is used as is; a tuple or list is named by `input_names`."""
