@@ -404,7 +404,9 @@ def collect_predictions(
     if not heads:
         return []
     companions = _companion_outputs(collection, [names[0] for _, names, _ in heads if len(names) == 2])
-    wanted = sorted({name for _, names, _ in heads for name in names} | {name for found in companions.values() for name in found})
+    inputs = {name for _, names, _ in heads for name in names}
+    extra = {name for found in companions.values() for name in found} - inputs
+    wanted = sorted(inputs | extra)
     kept: dict[str, list[np.ndarray]] = {name: [] for name in wanted}
     kept_images: list[np.ndarray] = []
     seen = 0
@@ -418,8 +420,10 @@ def collect_predictions(
                 return []
             kept_images.append(_displayable(image_batch))
             for name in wanted:
-                if isinstance(outputs[name], torch.Tensor):  # a companion output may be anything; a head's inputs are tensors
-                    kept[name].append(outputs[name].detach().float().cpu().numpy())
+                value = outputs[name]
+                # Other outputs are kept only where multi-label scores can be, [B, K] (not a segmentation head's maps).
+                if name not in extra or (isinstance(value, torch.Tensor) and value.ndim == 2):
+                    kept[name].append(value.detach().float().cpu().numpy())
             seen += len(image_batch)
             if seen >= max_samples:
                 break
