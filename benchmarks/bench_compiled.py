@@ -240,10 +240,10 @@ def main() -> None:
         ("chain", chain_variants, CHAIN_COMPARISONS, 20, 401),
         ("resnet", resnet_variants, [(COLLECTION_STEP, PLAIN_STEP)], 1, 61),
     )
-    for workload, make, comparisons, number, rounds in workloads:
+    for workload, make, comparisons, number, default_rounds in workloads:
         if args.only not in (None, workload):
             continue
-        rounds = 21 if args.quick else args.rounds or rounds
+        rounds = 21 if args.quick else args.rounds or default_rounds
         for compiled in (True, False):
             mode = "torch.compile(fullgraph=True)" if compiled else "eager"
             with torch.no_grad() if workload == "chain" else torch.enable_grad():
@@ -253,7 +253,8 @@ def main() -> None:
             for row in rows:
                 print(
                     f"  {row['variant']:<52} {row['ms']:>8.3f} ms  vs {row['reference']:<46} "
-                    f"ratio {row['ratio']:.3f} (quartiles {row['q1']:.3f}-{row['q3']:.3f}, fastest rounds {row['fastest_ratio']:.3f})"
+                    f"ratio {row['ratio']:.3f} (quartiles {row['q1']:.3f}-{row['q3']:.3f}, "
+                    f"fastest rounds {row['fastest_ratio']:.3f})"
                 )
     results["load_average_at_end"] = os.getloadavg()
     if args.json:
