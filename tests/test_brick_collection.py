@@ -207,6 +207,19 @@ def test_to_dict_returns_the_nested_bricks() -> None:
     assert rebuilt.execution_order() == collection.execution_order()
 
 
+def test_to_dict_keeps_the_nesting_and_key_order_including_an_empty_collection() -> None:
+    collection = BrickCollection(
+        {
+            "empty": {},
+            "head": {"b": BrickTrainable(AddConstant(), ["x"], ["y"])},
+            "a": BrickTrainable(AddConstant(), ["y"], ["z"]),
+        }
+    )
+    tree = collection.to_dict()
+    assert tree == {"empty": {}, "head": {"b": collection["head"]["b"]}, "a": collection["a"]}
+    assert list(tree) == ["empty", "head", "a"]
+
+
 # --- errors ----------------------------------------------------------------------------------------------------
 
 

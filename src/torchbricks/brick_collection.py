@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -183,13 +183,13 @@ class BrickCollection(nn.ModuleDict):
     def _nodes(self) -> tuple[BrickNode, ...]:
         """The graph nodes of every brick, built once per structure version."""
         if self._node_cache is None:
-            self._node_cache = tuple(_graph.build_node(brick, path, scope) for path, scope, brick in self._walk(()))
+            self._node_cache = tuple(_graph.build_node(brick, path, scope) for path, scope, brick in self._walk())
         return self._node_cache
 
     def _check_metric_names(self) -> None:
         """Two metric bricks in one collection must not report the same summarize() name."""
         seen: dict[str, str] = {}
-        for path, scope, brick in self._walk(()):
+        for path, scope, brick in self._walk():
             if isinstance(brick, BrickMetrics):
                 for name in brick.metric_names:
                     key = SEPARATOR.join((*scope, name))
@@ -200,16 +200,26 @@ class BrickCollection(nn.ModuleDict):
                         )
                     seen[key] = path
 
-    def _walk(self, scope: tuple[str, ...]) -> Iterator[tuple[str, tuple[str, ...], BrickInterface]]:
+    def _walk_tree(self, scope: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str, BrickInterface | BrickCollection]]:
+        """The package's one walk over a brick tree: (scope, key, value) for every nested collection and brick.
+
+        In insertion order, a collection before what it holds. Every other view of the tree (`iter_bricks`,
+        `map_bricks`, `to_dict`, the plan's nodes, `summarize`) reads this walk.
+        """
         for key, value in self._modules.items():
+            yield scope, key, value
             if isinstance(value, BrickCollection):
-                yield from value._walk((*scope, key))
-            elif isinstance(value, BrickInterface):
+                yield from value._walk_tree((*scope, key))
+
+    def _walk(self) -> Iterator[tuple[str, tuple[str, ...], BrickInterface]]:
+        """(path, scope, brick) for every brick of the tree, nested ones included, in insertion order."""
+        for scope, key, value in self._walk_tree():
+            if isinstance(value, BrickInterface):
                 yield SEPARATOR.join((*scope, key)), scope, value
 
     def iter_bricks(self) -> Iterator[tuple[str, BrickInterface]]:
         """Yields (path, brick) for every brick, nested ones included, in insertion order."""
-        for path, _, brick in self._walk(()):
+        for path, _, brick in self._walk():
             yield path, brick
 
     # --- running ---------------------------------------------------------------------------------------------
@@ -312,20 +322,22 @@ class BrickCollection(nn.ModuleDict):
         it has no value yet (see `BrickMetrics.summarize`).
         """
         values: dict[str, Any] = {}
-        for _, scope, brick in self._walk(()):
+        for _, scope, brick in self._walk():
             if isinstance(brick, BrickMetrics):
                 for name, value in brick.summarize(reset=reset).items():
                     values[SEPARATOR.join((*scope, name))] = value
         return values
 
     def reset_metrics(self) -> None:
-        for _, _, brick in self._walk(()):
+        for _, _, brick in self._walk():
             if isinstance(brick, BrickMetrics):
                 brick.reset()
 
     def to_dict(self) -> dict[str, Any]:
         """The bricks as a nested dict (the same brick objects, not copies)."""
-        return {key: value.to_dict() if isinstance(value, BrickCollection) else value for key, value in self._modules.items()}
+        return _nested_dict(
+            (scope, key, {} if isinstance(value, BrickCollection) else value) for scope, key, value in self._walk_tree()
+        )
 
     def sub_collection(self, tags: TagsLike | None = None) -> BrickCollection:
         """A new collection of the bricks that share a tag with `tags` (same brick objects, nesting kept).
@@ -349,16 +361,8 @@ class BrickCollection(nn.ModuleDict):
             >>> [path for path, _ in collection.map_bricks(lambda path, brick: brick).iter_bricks()]
             ['head/a']
         """
-        tree: dict[str, Any] = {}
-        for path, scope, brick in self._walk(()):
-            mapped = function(path, brick)
-            if mapped is None:
-                continue
-            branch = tree
-            for key in scope:
-                branch = branch.setdefault(key, {})
-            branch[path.rsplit(SEPARATOR, 1)[-1]] = mapped
-        return BrickCollection(tree)
+        mapped = ((scope, path.rsplit(SEPARATOR, 1)[-1], function(path, brick)) for path, scope, brick in self._walk())
+        return BrickCollection(_nested_dict((scope, key, value) for scope, key, value in mapped if value is not None))
 
     # --- copying and display ---------------------------------------------------------------------------------
 
@@ -450,6 +454,17 @@ def _layout_of(
     except MissingInputError as error:
         return index, compiled.layout, str(error)
     return index, compiled.layout, None
+
+
+def _nested_dict(entries: Iterable[tuple[tuple[str, ...], str, Any]]) -> dict[str, Any]:
+    """Nested dicts from (scope, key, value) entries in walk order; a value that is a dict is filled by later entries."""
+    tree: dict[str, Any] = {}
+    for scope, key, value in entries:
+        branch = tree
+        for part in scope:
+            branch = branch.setdefault(part, {})
+        branch[key] = value
+    return tree
 
 
 def _normalize_selection(
