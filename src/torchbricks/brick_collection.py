@@ -207,9 +207,11 @@ class BrickCollection(nn.ModuleDict):
         `map_bricks`, `to_dict`, the plan's nodes, `summarize`) reads this walk.
         """
         for key, value in self._modules.items():
-            yield scope, key, value
             if isinstance(value, BrickCollection):
+                yield scope, key, value
                 yield from value._walk_tree((*scope, key))
+            elif isinstance(value, BrickInterface):  # always, as `_insert` admits nothing else
+                yield scope, key, value
 
     def _walk(self) -> Iterator[tuple[str, tuple[str, ...], BrickInterface]]:
         """(path, scope, brick) for every brick of the tree, nested ones included, in insertion order."""
