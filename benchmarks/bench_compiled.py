@@ -2,25 +2,31 @@
 
 Two workloads, both under `torch.compile(fullgraph=True)` (inductor) and in eager mode:
 
-- `chain`: ten `nn.Linear(8, 8)` bricks against `PlainChain` calling the same modules (batch 4, no_grad). The
-  collection is measured with `output_names=[last]` (one tensor back, like `PlainChain`) and returning every
-  name (the spec's `named_outputs`), beside a hand-written module returning the same dict of every intermediate.
+- `chain`: ten `nn.Linear(8, 8)` bricks against hand-written modules calling the same layers (batch 4,
+  no_grad). The collection is measured with `output_names=[last]` and returning every name (the spec's
+  `named_outputs`); each is compared with the like-for-like hand-written module taking the same dict and
+  returning the same dict, and with the plain module taking a tensor and returning the last one. Two
+  instances of one hand-written module are compared too: their ratio shows how far two identical modules
+  differ on this machine, the floor below which a ratio says nothing.
 - `resnet`: a ResNet-18 training step with two classification heads, two losses and two accuracy metrics
   (batch 8, 3x64x64): compiled forward over `Stage.TRAIN`, loss sum, backward, SGD step. The hand-written
   module computes the same logits and losses in its compiled forward and updates the same metrics eagerly after
   it (torchmetrics' update cannot be traced), so both steps do the same work.
 
-Both variants share the very same modules. Times are the CPU time of this thread per call
-(`time.thread_time`), so time spent waiting for a core that another process holds is not counted; variants
-are interleaved and each figure is the median over rounds of the ratio measured within a round.
+All variants share the very same modules. Times are the CPU time of this thread per call (`time.thread_time`),
+so time spent waiting for a core that another process holds is not counted (time slowed by a neighbour sharing
+the core's caches still is). Rounds are short and many, the variants' order rotates every round, and each
+ratio is the median over rounds of the ratio measured within a round, with its quartiles; the ratio of the
+fastest rounds (10th percentile) is printed beside it, as other work can only slow a round down.
 
-Run: .venv/bin/python benchmarks/bench_compiled.py [--quick] [--json FILE]
+Run: .venv/bin/python benchmarks/bench_compiled.py [--quick] [--only chain|resnet] [--rounds N] [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -47,29 +53,51 @@ def cpu_seconds_per_call(fn: Callable[[], Any], number: int) -> float:
     return (time.thread_time() - start) / number
 
 
-def compare(variants: dict[str, Callable[[], Any]], number: int, rounds: int) -> dict[str, dict[str, float]]:
-    """Median (and quartiles) over `rounds` of each variant's time divided by the first variant's, same round."""
+def compare(
+    variants: dict[str, Callable[[], Any]], comparisons: list[tuple[str, str]], number: int, rounds: int
+) -> list[dict[str, Any]]:
+    """Times every variant `rounds` times (`number` calls each, the order rotated every round) and compares pairs.
+
+    For each (variant, reference) pair: the median over rounds of the variant's time divided by the reference's
+    time in the same round, with the quartiles of that ratio, and the ratio of the two variants' fastest rounds
+    (10th percentile of the per-call times), which other work on the machine can only make slower.
+    """
     for fn in variants.values():
-        fn()
-        fn()
-    ratios: dict[str, list[float]] = {name: [] for name in variants}
-    times: dict[str, list[float]] = {name: [] for name in variants}
-    reference = next(iter(variants))
-    for _ in range(rounds):
-        seconds = {name: cpu_seconds_per_call(fn, number) for name, fn in variants.items()}
-        for name in variants:
-            ratios[name].append(seconds[name] / seconds[reference])
-            times[name].append(seconds[name])
-    summary = {}
-    for name in variants:
-        quartiles = statistics.quantiles(ratios[name], n=4) if rounds > 1 else [ratios[name][0]] * 3
-        summary[name] = {
-            "ms": statistics.median(times[name]) * 1e3,
-            "ratio": statistics.median(ratios[name]),
-            "q1": quartiles[0],
-            "q3": quartiles[2],
-        }
-    return summary
+        for _ in range(3):
+            fn()
+    names = list(variants)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(rounds):
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            times[name].append(cpu_seconds_per_call(variants[name], number))
+    rows = []
+    for name, reference in comparisons:
+        ratios = [seconds / reference_seconds for seconds, reference_seconds in zip(times[name], times[reference], strict=True)]
+        q1, median, q3 = statistics.quantiles(ratios, n=4)
+        rows.append(
+            {
+                "variant": name,
+                "reference": reference,
+                "ms": statistics.median(times[name]) * 1e3,
+                "ratio": median,
+                "q1": q1,
+                "q3": q3,
+                "fastest_ratio": _fastest(times[name]) / _fastest(times[reference]),
+            }
+        )
+    return rows
+
+
+def _fastest(seconds: list[float]) -> float:
+    return statistics.quantiles(seconds, n=10)[0]
+
+
+class PlainChainLastOutput(PlainChain):
+    """The hand-written chain taking and returning what the collection does with `output_names=[last]`."""
+
+    def forward(self, named_inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:  # type: ignore[override]
+        return {"x10": super().forward(named_inputs["x0"])}
 
 
 class PlainChainAllOutputs(PlainChain):
@@ -84,25 +112,53 @@ class PlainChainAllOutputs(PlainChain):
         return outputs
 
 
+PLAIN = "plain module (tensor in, last tensor out)"
+PLAIN_LAST = "plain module, dict in, dict of the last output"
+PLAIN_LAST_AGAIN = "the same plain module, a second instance"
+PLAIN_ALL = "plain module, dict in, dict of every output"
+COLLECTION_LAST = "collection, output_names=[last]"
+COLLECTION_ALL = "collection, every output (the spec's named_outputs)"
+CHAIN_COMPARISONS = [
+    (PLAIN_LAST_AGAIN, PLAIN_LAST),  # two identical modules: the noise floor of a ratio
+    (COLLECTION_LAST, PLAIN_LAST),
+    (COLLECTION_ALL, PLAIN_ALL),
+    (COLLECTION_LAST, PLAIN),
+    (COLLECTION_ALL, PLAIN),
+    (PLAIN_LAST, PLAIN),
+    (PLAIN_ALL, PLAIN),
+]
+
+
 def chain_variants(compiled: bool) -> dict[str, Callable[[], Any]]:
+    """The chain variants over one set of layers; each variant is its own module, compiled on its own and called
+    one way. (Dynamo keeps its entries per code object: the two hand-written instances share one entry, the two
+    collections hold one each on `BrickCollection.forward`; see the README.)"""
     layers = make_layers(10)
-    plain: Callable[..., Any] = PlainChain(layers)
-    plain_all: Callable[..., Any] = PlainChainAllOutputs(layers)
-    collection: Callable[..., Any] = make_collection(layers)
+    modules: dict[str, Callable[..., Any]] = {
+        PLAIN: PlainChain(layers),
+        PLAIN_LAST: PlainChainLastOutput(layers),
+        PLAIN_LAST_AGAIN: PlainChainLastOutput(layers),
+        PLAIN_ALL: PlainChainAllOutputs(layers),
+        COLLECTION_LAST: make_collection(layers),
+        COLLECTION_ALL: make_collection(layers),
+    }
     if compiled:
-        plain = torch.compile(plain, fullgraph=True)
-        plain_all = torch.compile(plain_all, fullgraph=True)
-        collection = torch.compile(collection, fullgraph=True)
+        modules = {name: torch.compile(module, fullgraph=True) for name, module in modules.items()}
     x = torch.randn(4, 8)
     inputs = {"x0": x}
     last = ("x10",)
+    plain, plain_last, plain_last_again, plain_all, collection_last, collection_all = modules.values()
     with torch.no_grad():
-        torch.testing.assert_close(collection(inputs)["x10"], plain(x))
+        torch.testing.assert_close(collection_all(inputs), plain_all(inputs))
+        torch.testing.assert_close(collection_last(inputs, output_names=last), plain_last(inputs))
+        torch.testing.assert_close(plain_last_again(inputs)["x10"], plain(x))
     return {
-        "plain module": lambda: plain(x),
-        "collection, output_names=[last]": lambda: collection(inputs, output_names=last),
-        "plain module, dict of every output": lambda: plain_all(inputs),
-        "collection, every output": lambda: collection(inputs),
+        PLAIN: lambda: plain(x),
+        PLAIN_LAST: lambda: plain_last(inputs),
+        PLAIN_LAST_AGAIN: lambda: plain_last_again(inputs),
+        PLAIN_ALL: lambda: plain_all(inputs),
+        COLLECTION_LAST: lambda: collection_last(inputs, output_names=last),
+        COLLECTION_ALL: lambda: collection_all(inputs),
     }
 
 
@@ -176,7 +232,11 @@ def resnet_variants(compiled: bool) -> dict[str, Callable[[], Any]]:
         loss.backward()  # type: ignore[union-attr]
         optimizer.step()
 
-    return {"plain module": plain_step, "collection": collection_step}
+    return {PLAIN_STEP: plain_step, COLLECTION_STEP: collection_step}
+
+
+PLAIN_STEP = "plain module (metrics updated eagerly after it)"
+COLLECTION_STEP = "collection, Stage.TRAIN"
 
 
 def main() -> None:
@@ -184,22 +244,31 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer rounds (for a smoke run)")
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--only", choices=["chain", "resnet"], help="measure one workload")
+    parser.add_argument("--rounds", type=int, help="rounds per workload (default: 401 for the chain, 61 for ResNet)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    rounds = 5 if args.quick else 31
-    results: dict[str, Any] = {"torch": torch.__version__}
-    for workload, make, number in (("chain", chain_variants, 200), ("resnet", resnet_variants, 2)):
+    results: dict[str, Any] = {"torch": torch.__version__, "load_average_at_start": os.getloadavg()}
+    workloads = (
+        ("chain", chain_variants, CHAIN_COMPARISONS, 20, 401),
+        ("resnet", resnet_variants, [(COLLECTION_STEP, PLAIN_STEP)], 1, 61),
+    )
+    for workload, make, comparisons, number, default_rounds in workloads:
         if args.only not in (None, workload):
             continue
+        rounds = 21 if args.quick else args.rounds or default_rounds
         for compiled in (True, False):
             mode = "torch.compile(fullgraph=True)" if compiled else "eager"
             with torch.no_grad() if workload == "chain" else torch.enable_grad():
-                rows = compare(make(compiled), number=number if not args.quick else max(1, number // 4), rounds=rounds)
+                rows = compare(make(compiled), comparisons, number=number, rounds=rounds)
             results[f"{workload}, {mode}"] = rows
-            print(f"\n{workload}, {mode}")
-            for name, row in rows.items():
-                spread = f"(quartiles {row['q1']:.3f}-{row['q3']:.3f})"
-                print(f"  {name:<36} {row['ms']:>9.3f} ms   ratio {row['ratio']:.3f}  {spread}")
+            print(f"\n{workload}, {mode}, {rounds} rounds of {number} calls")
+            for row in rows:
+                print(
+                    f"  {row['variant']:<52} {row['ms']:>8.3f} ms  vs {row['reference']:<46} "
+                    f"ratio {row['ratio']:.3f} (quartiles {row['q1']:.3f}-{row['q3']:.3f}, "
+                    f"fastest rounds {row['fastest_ratio']:.3f})"
+                )
+    results["load_average_at_end"] = os.getloadavg()
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(results, handle, indent=2)

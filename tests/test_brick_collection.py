@@ -207,6 +207,19 @@ def test_to_dict_returns_the_nested_bricks() -> None:
     assert rebuilt.execution_order() == collection.execution_order()
 
 
+def test_to_dict_keeps_the_nesting_and_key_order_including_an_empty_collection() -> None:
+    collection = BrickCollection(
+        {
+            "empty": {},
+            "head": {"b": BrickTrainable(AddConstant(), ["x"], ["y"])},
+            "a": BrickTrainable(AddConstant(), ["y"], ["z"]),
+        }
+    )
+    tree = collection.to_dict()
+    assert tree == {"empty": {}, "head": {"b": collection["head"]["b"]}, "a": collection["a"]}
+    assert list(tree) == ["empty", "head", "a"]
+
+
 # --- errors ----------------------------------------------------------------------------------------------------
 
 
@@ -470,6 +483,48 @@ def test_compile_fullgraph_fills_a_tensor_cache() -> None:
     first, second = compiled(batch(3), tags=Stage.VALIDATION), compiled(batch(2), tags=Stage.VALIDATION)
     cached = collection["features_cache"].cached()["features"]
     torch.testing.assert_close(cached, torch.cat([first["features"], second["features"]]).detach())
+
+
+EAGER_MISSING_INPUT_MESSAGE = (
+    "Brick 'loss' needs input 'targets', which no brick produces and named_inputs lacks. "
+    "Available: ['embedding', 'logits', 'loss', 'negated', 'processed', 'raw', 'target']. Did you mean 'target'?"
+)
+
+
+def test_a_missing_input_under_compile_fullgraph_gets_the_eager_message() -> None:
+    torch._dynamo.reset()
+    collection = BrickCollection(chain())
+    data = {"raw": torch.zeros(1), "target": torch.zeros(1)}
+    with pytest.raises(MissingInputError) as eager:
+        collection(data)
+    assert str(eager.value) == EAGER_MISSING_INPUT_MESSAGE
+    # fullgraph=True cannot let an exception out of the graph, so dynamo reports it, quoting our error
+    with pytest.raises(torch._dynamo.exc.Unsupported) as compiled:
+        torch.compile(collection, fullgraph=True, backend="eager")(data)
+    assert f"MissingInputError({EAGER_MISSING_INPUT_MESSAGE!r})" in str(compiled.value)
+
+
+def test_a_missing_input_under_compile_without_fullgraph_raises_the_eager_error() -> None:
+    torch._dynamo.reset()
+    collection = BrickCollection(chain())
+    with pytest.raises(MissingInputError) as info:
+        torch.compile(collection, backend="eager")({"raw": torch.zeros(1), "target": torch.zeros(1)})
+    assert str(info.value) == EAGER_MISSING_INPUT_MESSAGE
+
+
+@pytest.mark.slow
+def test_compiling_a_collection_with_tags_keeps_the_inductor_cache_key_picklable(caplog: pytest.LogCaptureFixture) -> None:
+    # 30 bricks make the graph deep enough for inductor's pickler to meet a tag set twice, which it cannot do
+    # when the set is part of the graph's input sources
+    torch._dynamo.reset()
+    collection = BrickCollection({f"linear{i}": BrickTrainable(nn.Linear(2, 2), [f"x{i}"], [f"x{i + 1}"]) for i in range(30)})
+    compiled = torch.compile(collection, fullgraph=True)
+    data = {"x0": torch.randn(3, 2)}
+    with caplog.at_level("WARNING", logger="torch._inductor"), torch.no_grad():
+        outputs = compiled(data, tags=Stage.TRAIN)
+        expected = collection(data, tags=Stage.TRAIN)
+    torch.testing.assert_close(outputs["x30"], expected["x30"])
+    assert not [record for record in caplog.records if "pickle" in record.getMessage()]
 
 
 def test_output_names_free_intermediates_once_nothing_reads_them() -> None:

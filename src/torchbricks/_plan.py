@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from torchbricks._graph import ALL_NAMES, BrickNode, GraphBrick, Plan, build_node, plan, release_after
-from torchbricks.errors import BrickOutputError, MissingInputError, NamedInputsTypeError
+from torchbricks.errors import BrickOutputError, NamedInputsTypeError
 
 __all__ = ["CompiledPlan", "Layout", "PlanOwner", "Step", "check_named_inputs", "make_step", "run_layout", "run_single_brick"]
 
@@ -25,8 +25,8 @@ Runner = Callable[[Mapping[str, Any], bool], dict[str, Any]]
 StepLayout = tuple[tuple[str, ...], "tuple[str, ...] | None", tuple[str, ...], tuple[str, ...], tuple[str, ...], str]
 """One step as plain constants: inputs, keywords, outputs, losses, names released after it, and the brick as
 error messages name it (`Brick 'head/classify' (Linear)`)."""
-Layout = tuple[tuple[StepLayout, ...], tuple[str, ...], tuple[str, ...], "tuple[str, ...] | None"]
-"""A plan as plain constants: its steps, required inputs, produced names and wanted names."""
+Layout = tuple[tuple[StepLayout, ...], tuple[str, ...], "tuple[str, ...] | None"]
+"""A plan as plain constants: its steps, produced names and wanted names."""
 
 
 class PlanOwner(Protocol):
@@ -64,7 +64,6 @@ class CompiledPlan:
                 (nodes[i].inputs, nodes[i].keywords, nodes[i].outputs, nodes[i].losses, released, _who(nodes[i]))
                 for i, released in zip(plan_.order, releases, strict=True)
             ),
-            plan_.required_inputs,
             plan_.produced,
             wanted,
         )
@@ -110,13 +109,11 @@ def run_layout(
 
     The same semantics as `CompiledPlan.run`, written as one loop over constants rather than as closures: under
     `torch.compile` the layout is a compile-time constant, so dynamo guards the callables it calls and nothing of
-    the plan's structure (the owning collection's version stands for that).
+    the plan's structure (the owning collection's version stands for that). The caller has checked the inputs
+    (`CompiledPlan.check_inputs`), as its message needs the plan.
     """
-    steps, required, produced, wanted = layout
+    steps, produced, wanted = layout
     data = dict(named_inputs)
-    for name in required:
-        if name not in data:
-            raise _missing_input_error(name, required, data)
     for (ins, keywords, outs, losses, released, who), fn in zip(steps, functions, strict=True):
         values = [dict(data) if name == ALL_NAMES else data[name] for name in ins]
         result = fn(*values) if keywords is None else fn(**dict(zip(keywords, values, strict=True)))
@@ -146,10 +143,6 @@ def _store(data: dict[str, Any], outs: tuple[str, ...], result: Any, who: str) -
             raise _output_count_error(who, outs, result)
         for name, value in zip(outs, result, strict=True):
             data[name] = value
-
-
-def _missing_input_error(name: str, required: tuple[str, ...], data: Mapping[str, Any]) -> Exception:
-    return MissingInputError(f"named_inputs lack {name!r}, which the bricks need. Required: {list(required)}; got {list(data)}.")
 
 
 def _brick_of(node: BrickNode) -> GraphBrick:

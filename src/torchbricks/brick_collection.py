@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -14,7 +14,7 @@ from torchbricks import _graph, _mermaid
 from torchbricks._graph import SEPARATOR, BrickNode, Plan
 from torchbricks._plan import CompiledPlan, Layout, check_named_inputs, run_layout
 from torchbricks.bricks import BrickInterface, BrickMetrics
-from torchbricks.errors import BrickBuildError, BrickError, BrickNameError, NotABrickError
+from torchbricks.errors import BrickBuildError, BrickError, BrickNameError, MissingInputError, NotABrickError
 from torchbricks.tags import TagsLike, normalize_tags
 
 if TYPE_CHECKING:
@@ -55,6 +55,8 @@ class BrickCollection(nn.ModuleDict):
         super().__init__()
         _LIVE_COLLECTIONS[id(self)] = self
         self._plans: dict[Any, CompiledPlan] = {}
+        self._plan_list: list[CompiledPlan] = []
+        """The distinct plans of `_plans`, so a compiled call finds its callables by index (see `_layout_of`)."""
         self._node_cache: tuple[BrickNode, ...] | None = None
         self._version = 0
         self._plan_owners: weakref.WeakSet[BrickCollection] = weakref.WeakSet()
@@ -110,6 +112,7 @@ class BrickCollection(nn.ModuleDict):
         """
         self._version += 1
         self._plans.clear()
+        self._plan_list.clear()
         self._node_cache = None
         for owner in self._owners():
             owner.invalidate_plans()
@@ -180,13 +183,13 @@ class BrickCollection(nn.ModuleDict):
     def _nodes(self) -> tuple[BrickNode, ...]:
         """The graph nodes of every brick, built once per structure version."""
         if self._node_cache is None:
-            self._node_cache = tuple(_graph.build_node(brick, path, scope) for path, scope, brick in self._walk(()))
+            self._node_cache = tuple(_graph.build_node(brick, path, scope) for path, scope, brick in self._walk())
         return self._node_cache
 
     def _check_metric_names(self) -> None:
         """Two metric bricks in one collection must not report the same summarize() name."""
         seen: dict[str, str] = {}
-        for path, scope, brick in self._walk(()):
+        for path, scope, brick in self._walk():
             if isinstance(brick, BrickMetrics):
                 for name in brick.metric_names:
                     key = SEPARATOR.join((*scope, name))
@@ -197,16 +200,28 @@ class BrickCollection(nn.ModuleDict):
                         )
                     seen[key] = path
 
-    def _walk(self, scope: tuple[str, ...]) -> Iterator[tuple[str, tuple[str, ...], BrickInterface]]:
+    def _walk_tree(self, scope: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str, BrickInterface | BrickCollection]]:
+        """The package's one walk over a brick tree: (scope, key, value) for every nested collection and brick.
+
+        In insertion order, a collection before what it holds. Every other view of the tree (`iter_bricks`,
+        `map_bricks`, `to_dict`, the plan's nodes, `summarize`) reads this walk.
+        """
         for key, value in self._modules.items():
             if isinstance(value, BrickCollection):
-                yield from value._walk((*scope, key))
-            elif isinstance(value, BrickInterface):
+                yield scope, key, value
+                yield from value._walk_tree((*scope, key))
+            elif isinstance(value, BrickInterface):  # always, as `_insert` admits nothing else
+                yield scope, key, value
+
+    def _walk(self) -> Iterator[tuple[str, tuple[str, ...], BrickInterface]]:
+        """(path, scope, brick) for every brick of the tree, nested ones included, in insertion order."""
+        for scope, key, value in self._walk_tree():
+            if isinstance(value, BrickInterface):
                 yield SEPARATOR.join((*scope, key)), scope, value
 
     def iter_bricks(self) -> Iterator[tuple[str, BrickInterface]]:
         """Yields (path, brick) for every brick, nested ones included, in insertion order."""
-        for path, _, brick in self._walk(()):
+        for path, _, brick in self._walk():
             yield path, brick
 
     # --- running ---------------------------------------------------------------------------------------------
@@ -254,9 +269,14 @@ class BrickCollection(nn.ModuleDict):
         The plan is made eagerly, outside the trace, and enters the compiled region as a constant layout keyed by
         this collection's structure version: dynamo guards the version (one int) instead of every name the
         planner read, so a compiled collection pays about what a hand-written module pays for its guards.
+
+        The input check runs there too, on the names of `named_inputs` (which dynamo guards anyway), so a missing
+        input gets the eager call's message, naming the brick, what is available and the close match.
         """
-        key, layout = _layout_of(id(self), self._version, tags, output_names)
-        return run_layout(layout, self._plans[key].functions, named_inputs, return_inputs)
+        index, layout, missing = _layout_of(id(self), self._version, tags, output_names, tuple(named_inputs))
+        if missing is not None:
+            raise MissingInputError(missing)
+        return run_layout(layout, self._plan_list[index].functions, named_inputs, return_inputs)
 
     def compiled_plan(
         self, tags: TagsLike | None = None, output_names: tuple[str, ...] | list[str] | None = None
@@ -268,6 +288,7 @@ class BrickCollection(nn.ModuleDict):
         if compiled is None:
             compiled = CompiledPlan(_graph.plan(self._nodes(), tag_set, wanted), wanted, self._version)
             self._plans[key] = compiled
+            self._plan_list.append(compiled)
         with contextlib.suppress(TypeError):  # an unhashable tags argument (a set) is normalized on every call
             self._plans[tags, output_names] = compiled
         return compiled
@@ -303,20 +324,22 @@ class BrickCollection(nn.ModuleDict):
         it has no value yet (see `BrickMetrics.summarize`).
         """
         values: dict[str, Any] = {}
-        for _, scope, brick in self._walk(()):
+        for _, scope, brick in self._walk():
             if isinstance(brick, BrickMetrics):
                 for name, value in brick.summarize(reset=reset).items():
                     values[SEPARATOR.join((*scope, name))] = value
         return values
 
     def reset_metrics(self) -> None:
-        for _, _, brick in self._walk(()):
+        for _, _, brick in self._walk():
             if isinstance(brick, BrickMetrics):
                 brick.reset()
 
     def to_dict(self) -> dict[str, Any]:
         """The bricks as a nested dict (the same brick objects, not copies)."""
-        return {key: value.to_dict() if isinstance(value, BrickCollection) else value for key, value in self._modules.items()}
+        return _nested_dict(
+            (scope, key, {} if isinstance(value, BrickCollection) else value) for scope, key, value in self._walk_tree()
+        )
 
     def sub_collection(self, tags: TagsLike | None = None) -> BrickCollection:
         """A new collection of the bricks that share a tag with `tags` (same brick objects, nesting kept).
@@ -340,22 +363,15 @@ class BrickCollection(nn.ModuleDict):
             >>> [path for path, _ in collection.map_bricks(lambda path, brick: brick).iter_bricks()]
             ['head/a']
         """
-        tree: dict[str, Any] = {}
-        for path, scope, brick in self._walk(()):
-            mapped = function(path, brick)
-            if mapped is None:
-                continue
-            branch = tree
-            for key in scope:
-                branch = branch.setdefault(key, {})
-            branch[path.rsplit(SEPARATOR, 1)[-1]] = mapped
-        return BrickCollection(tree)
+        mapped = ((scope, path.rsplit(SEPARATOR, 1)[-1], function(path, brick)) for path, scope, brick in self._walk())
+        return BrickCollection(_nested_dict((scope, key, value) for scope, key, value in mapped if value is not None))
 
     # --- copying and display ---------------------------------------------------------------------------------
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_plans"] = {}  # plans close over this object's bricks, never a copy's
+        state["_plan_list"] = []
         state["_node_cache"] = None
         state["_plan_owners"] = None  # a copy belongs to no collection until one takes it
         return state
@@ -417,15 +433,40 @@ _LIVE_COLLECTIONS: weakref.WeakValueDictionary[int, BrickCollection] = weakref.W
 
 @torch._dynamo.assume_constant_result
 def _layout_of(
-    collection_id: int, version: int, tags: TagsLike | None, output_names: tuple[str, ...] | list[str] | None
-) -> tuple[tuple[frozenset[str] | None, tuple[str, ...] | None], Layout]:
-    """The key and layout of a collection's plan, computed eagerly while dynamo traces and baked in as constants.
+    collection_id: int,
+    version: int,
+    tags: TagsLike | None,
+    output_names: tuple[str, ...] | list[str] | None,
+    available: tuple[str, ...],
+) -> tuple[int, Layout, str | None]:
+    """A compiled call's plan as constants, computed eagerly while dynamo traces and baked into the graph.
 
-    The plan is cached under the key, where the traced call reads its callables. `version` is not read here:
-    passing it makes dynamo guard the structure version, so a change recompiles.
+    Returns the plan's index in the collection's `_plan_list`, its layout, and the message of the
+    `MissingInputError` a call with the input names `available` raises (None when nothing is missing).
+
+    The traced call reads the plan's callables by that index: an int, so the sources dynamo records for them
+    (`self._plan_list[0].functions[3]`) hold no frozenset of tags, which inductor's cache key cannot pickle.
+    `version` is not read here: passing it makes dynamo guard the structure version, so a change recompiles.
     """
-    key = _normalize_selection(tags, output_names)
-    return key, _LIVE_COLLECTIONS[collection_id].compiled_plan(*key).layout
+    collection = _LIVE_COLLECTIONS[collection_id]
+    compiled = collection.compiled_plan(tags, output_names)
+    index = next(i for i, known in enumerate(collection._plan_list) if known is compiled)
+    try:
+        compiled.check_inputs(dict.fromkeys(available))
+    except MissingInputError as error:
+        return index, compiled.layout, str(error)
+    return index, compiled.layout, None
+
+
+def _nested_dict(entries: Iterable[tuple[tuple[str, ...], str, Any]]) -> dict[str, Any]:
+    """Nested dicts from (scope, key, value) entries in walk order; a value that is a dict is filled by later entries."""
+    tree: dict[str, Any] = {}
+    for scope, key, value in entries:
+        branch = tree
+        for part in scope:
+            branch = branch.setdefault(part, {})
+        branch[key] = value
+    return tree
 
 
 def _normalize_selection(
