@@ -6,8 +6,9 @@ do not pay for importing torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from torchbricks._lazy import lazy_attributes
 
 if TYPE_CHECKING:  # the names below are imported on first use, see __getattr__
     from torchbricks.brick_collection import BrickCollection
@@ -118,14 +119,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY_NAMES.get(name)
-    if module is None:
-        raise AttributeError(f"module 'torchbricks' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY_NAMES})
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY_NAMES, globals())

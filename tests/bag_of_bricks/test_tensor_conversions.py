@@ -163,6 +163,7 @@ def test_importing_the_public_path_imports_none_of_the_other_bricks() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
     assert ast.literal_eval(result.stdout.strip()) == [
         "torchbricks",
+        "torchbricks._lazy",
         "torchbricks.bag_of_bricks",
         "torchbricks.bag_of_bricks._tensor_conversions",
         "torchbricks.errors",
