@@ -5,6 +5,7 @@ import json
 from functools import partial
 from pathlib import Path
 
+import pytest
 import pytorch_lightning as pl
 import torch
 from torch import nn
@@ -13,6 +14,7 @@ from torch.utils.data import DataLoader
 from torchbricks import BrickCollection, BrickLoss, BrickTrainable
 from torchbricks.lightning import LightningBrickCollection
 from torchbricks.lightning.callbacks import EpochSeed, LineProgressBar, MetricHistory
+from torchbricks.errors import ConfigError
 from torchbricks.lightning.datamodules import NamedTensorDataset
 
 
@@ -24,7 +26,9 @@ class _RecordBatches(pl.Callback):
         self.seen.append(batch["index"].tolist())
 
 
-def _fit(tmp_path: Path, callbacks: list[pl.Callback], max_epochs: int = 3, enable_progress_bar: bool = False) -> None:
+def _fit(
+    tmp_path: Path, callbacks: list[pl.Callback], max_epochs: int = 3, enable_progress_bar: bool = False, checkpoints: bool = False
+) -> None:
     collection = BrickCollection(
         {
             "model": BrickTrainable(nn.Linear(1, 2), input_names=["raw"], output_names=["logits"]),
@@ -36,10 +40,10 @@ def _fit(tmp_path: Path, callbacks: list[pl.Callback], max_epochs: int = 3, enab
     trainer = pl.Trainer(
         max_epochs=max_epochs,
         logger=False,
-        enable_checkpointing=False,
+        enable_checkpointing=checkpoints,
         enable_progress_bar=enable_progress_bar,
         enable_model_summary=False,
-        callbacks=callbacks,
+        callbacks=callbacks + ([pl.callbacks.ModelCheckpoint(tmp_path / "checkpoints", save_on_train_epoch_end=True)] if checkpoints else []),
     )
     trainer.fit(module, DataLoader(data, batch_size=4, shuffle=True), DataLoader(data, batch_size=8))
 
@@ -72,6 +76,31 @@ def test_metric_history_records_each_epoch_and_travels_in_checkpoints(tmp_path: 
     restored = MetricHistory(tmp_path / "other")
     restored.load_state_dict(history.state_dict())
     assert restored.history == written
+
+
+@pytest.mark.parametrize("checkpoints", [False, True])  # a checkpoint records the epoch before the callback's hooks
+def test_metric_history_draws_the_curves_every_n_epochs_and_at_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, checkpoints: bool
+) -> None:
+    from torchbricks.lightning import report
+
+    drawn: list[list[int]] = []  # the epochs each drawing of curves.png shows
+    monkeypatch.setattr(report, "save_figure", lambda figure, path: drawn.append(epochs_in(path)))
+    monkeypatch.setattr(report, "plot_curves", lambda history: None)
+    history = MetricHistory(tmp_path / "run", draw_every_n_epochs=2)
+
+    def epochs_in(path: Path) -> list[int]:
+        assert path == tmp_path / "run" / "curves.png"
+        return [record["epoch"] for record in json.loads((tmp_path / "run" / "history.json").read_text())]
+
+    _fit(tmp_path, [history], max_epochs=5, checkpoints=checkpoints)
+
+    assert drawn == [[0, 1], [0, 1, 2, 3], [0, 1, 2, 3, 4]]
+
+
+def test_metric_history_refuses_a_drawing_interval_below_one(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="draw_every_n_epochs must be 1 or more, got 0"):
+        MetricHistory(tmp_path, draw_every_n_epochs=0)
 
 
 def test_line_progress_bar_prints_one_plain_line_per_epoch(tmp_path: Path) -> None:

@@ -46,7 +46,7 @@ def test_main_job_reaches_97_percent_on_digits_and_writes_every_artifact(tmp_pat
 
 
 @pytest.mark.slow
-def test_tensorboard_receives_the_scalars_and_the_prediction_pictures_of_every_epoch(tmp_path: Path) -> None:
+def test_tensorboard_receives_the_scalars_and_the_prediction_pictures_every_n_epochs_and_at_the_end(tmp_path: Path) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from torchbricks.lightning.report import normalized_confusion_matrices
@@ -55,8 +55,9 @@ def test_tensorboard_receives_the_scalars_and_the_prediction_pictures_of_every_e
         [
             f"experiment.path_experiments={tmp_path}",
             "experiment.name=tb",
-            "trainer.max_epochs=2",
+            "trainer.max_epochs=3",
             "+trainer.limit_train_batches=4",
+            "pictures_every_n_epochs=2",
         ]
     )
 
@@ -72,9 +73,9 @@ def test_tensorboard_receives_the_scalars_and_the_prediction_pictures_of_every_e
         "train/head/accuracy",
         "test/head/accuracy",
     } <= scalars
-    assert len(events.Scalars("validation/head/accuracy")) == 2
+    assert len(events.Scalars("validation/head/accuracy")) == 3
     pictures = events.Images("predictions")
-    assert [picture.step for picture in pictures] == [0, 1]
+    assert [picture.step for picture in pictures] == [1, 2]  # after the second epoch, and the last
     assert all(picture.width > 100 and picture.height > 100 for picture in pictures)
     # The pictures of the run, drawn from what metrics.json holds.
     folder = tmp_path / "tb"
@@ -84,5 +85,5 @@ def test_tensorboard_receives_the_scalars_and_the_prediction_pictures_of_every_e
     np.testing.assert_allclose(normalized.sum(axis=1), np.ones(10))
     np.testing.assert_allclose(normalized * matrix.sum(axis=1, keepdims=True), matrix)
     history = json.loads((folder / "history.json").read_text())
-    assert [record["epoch"] for record in history] == [0, 1]
+    assert [record["epoch"] for record in history] == [0, 1, 2]
     assert history[-1]["validation/head/accuracy"] == pytest.approx(result.metrics["validation"]["head/accuracy"])

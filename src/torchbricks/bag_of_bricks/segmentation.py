@@ -64,7 +64,7 @@ class SegmentationHead(nn.Module):
         if self.upsample_factor > 1:
             logits = F.interpolate(logits, scale_factor=float(self.upsample_factor), mode="bilinear", align_corners=False)
         probabilities = torch.softmax(logits, dim=1)
-        return logits, probabilities, probabilities.argmax(dim=1)
+        return logits, probabilities, probabilities.max(dim=1).indices  # argmax(dim=1) is 10x slower on the CPU
 
 
 class BrickVisualizeSegmentation(BrickPerImageVisualization):

@@ -20,6 +20,7 @@ from torch.utils.data import RandomSampler
 
 from torchbricks._extras import require
 from torchbricks._files import write_text
+from torchbricks.errors import ConfigError
 
 require("pytorch_lightning", "lightning")
 import pytorch_lightning as pl  # noqa: E402 (after `require`, so a missing extra names what to install)
@@ -79,17 +80,25 @@ class MetricHistory(pl.Callback):
     True)` saves after the module's hook). The history travels in those checkpoints, so a resumed run's curves
     start at epoch 0.
 
+    `history.json` is written every epoch; `curves.png` every `draw_every_n_epochs` epochs and when training
+    ends (a matplotlib figure takes about a second to draw, as long as a small model's epoch).
+
     Args:
         path_experiment: The experiment folder receiving `history.json` and `curves.png`.
         draw: Draw `curves.png` (needs matplotlib, the `plots` extra).
+        draw_every_n_epochs: Redraw `curves.png` after every this many epochs (and always at the end).
     """
 
-    def __init__(self, path_experiment: Path | str, draw: bool = True) -> None:
+    def __init__(self, path_experiment: Path | str, draw: bool = True, draw_every_n_epochs: int = 1) -> None:
+        if draw_every_n_epochs < 1:
+            raise ConfigError(f"MetricHistory: draw_every_n_epochs must be 1 or more, got {draw_every_n_epochs}.")
         self.path_experiment = Path(path_experiment)
         self.draw = draw
+        self.draw_every_n_epochs = draw_every_n_epochs
         self.history: list[dict[str, float]] = []
         self._trainer: pl.Trainer | None = None
         self._pending: int | None = None
+        self._drawn = 0  # number of epochs in the last curves.png
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._trainer = trainer
@@ -101,12 +110,16 @@ class MetricHistory(pl.Callback):
         self._record()
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._record()
+        self._record(final=True)
 
-    def _record(self) -> None:
-        if self._pending is None or self._trainer is None:
+    def _record(self, final: bool = False) -> None:
+        if self._trainer is None:
             return
         trainer = self._trainer
+        if self._pending is None:
+            if final and trainer.is_global_zero and self.history and self._drawn != len(self.history):
+                self.write()  # the last epoch was recorded by a checkpoint without its curves
+            return
         record: dict[str, float] = {"epoch": self._pending}
         self._pending = None
         for name, value in sorted(trainer.callback_metrics.items()):  # on every process: may all-reduce
@@ -114,14 +127,17 @@ class MetricHistory(pl.Callback):
                 record[name.removesuffix("_epoch")] = float(value)
         self.history = [entry for entry in self.history if entry["epoch"] != record["epoch"]] + [record]
         if trainer.is_global_zero:
-            self.write()
+            due = final or (int(record["epoch"]) + 1) % self.draw_every_n_epochs == 0
+            self.write(draw=None if due else False)
 
-    def write(self) -> None:
-        """Writes `history.json` and, when `draw`, `curves.png` into the experiment folder."""
+    def write(self, draw: bool | None = None) -> None:
+        """Writes `history.json` and, when `draw` (default: the callback's `draw`), `curves.png` into the experiment
+        folder."""
         text = json.dumps(self.history, indent=2) + "\n"
         self.path_experiment.mkdir(parents=True, exist_ok=True)
         write_text(self.path_experiment / HISTORY_FILE, text)
-        if self.draw:
+        if self.draw if draw is None else draw:
+            self._drawn = len(self.history)
             from torchbricks.lightning.report import plot_curves, save_figure
 
             save_figure(plot_curves(self.history), self.path_experiment / CURVES_FILE)
@@ -191,25 +207,34 @@ class LineProgressBar(pl.callbacks.ProgressBar):
 
 
 class TensorBoardPredictions(pl.Callback):
-    """Sends the predictions on the first validation batch to TensorBoard as a picture, every validation epoch.
+    """Sends the predictions on the first validation batch to TensorBoard as a picture, every `every_n_epochs`
+    validation epochs and after the last epoch.
 
     The picture is `predictions.png`'s (`report.plot_predictions`): ground truth beside prediction, mistakes
-    first, one section per head, under the tag `predictions`, one step per epoch. Does nothing without a
-    `TensorBoardLogger`.
+    first, one section per head, under the tag `predictions`, with the epoch as its step. Does nothing without a
+    `TensorBoardLogger`. Drawing the picture takes a few seconds, as long as a small model's epoch, hence
+    `every_n_epochs`.
 
     Args:
         n_samples: Images per head.
         class_names: Names of the classes for the captions; indices when None.
+        every_n_epochs: Draw after every this many epochs; the last epoch (`max_epochs`) is always drawn.
     """
 
-    def __init__(self, n_samples: int = 16, class_names: list[str] | None = None) -> None:
+    def __init__(self, n_samples: int = 16, class_names: list[str] | None = None, every_n_epochs: int = 1) -> None:
+        if every_n_epochs < 1:
+            raise ConfigError(f"TensorBoardPredictions: every_n_epochs must be 1 or more, got {every_n_epochs}.")
         self.n_samples = n_samples
         self.class_names = class_names
+        self.every_n_epochs = every_n_epochs
         self._batch: dict[str, Any] | None = None
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         tensorboard = next((logger for logger in trainer.loggers if isinstance(logger, pl.loggers.TensorBoardLogger)), None)
         if tensorboard is None or trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        epochs_done = trainer.current_epoch + 1
+        if epochs_done % self.every_n_epochs != 0 and epochs_done != trainer.max_epochs:
             return
         from torchbricks.lightning.report import collect_predictions, plot_predictions
 
