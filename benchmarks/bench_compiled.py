@@ -5,9 +5,10 @@ Two workloads, both under `torch.compile(fullgraph=True)` (inductor) and in eage
 - `chain`: ten `nn.Linear(8, 8)` bricks against hand-written modules calling the same layers (batch 4,
   no_grad). The collection is measured with `output_names=[last]` and returning every name (the spec's
   `named_outputs`); each is compared with the like-for-like hand-written module taking the same dict and
-  returning the same dict, and with the plain module taking a tensor and returning the last one. Two
-  instances of one hand-written module are compared too: their ratio shows how far two identical modules
-  differ on this machine, the floor below which a ratio says nothing.
+  returning the same dict, and with the plain module taking a tensor and returning the last one. A twin of the
+  hand-written module (the same code, compiled on its own) is compared with it too: their ratio shows how far
+  two modules doing the same work differ here, the floor below which a ratio says nothing. Compiled, the chain
+  runs in 12 fresh processes, each compiling the variants in another order (see `chain_all_orders`).
 - `resnet`: a ResNet-18 training step with two classification heads, two losses and two accuracy metrics
   (batch 8, 3x64x64): compiled forward over `Stage.TRAIN`, loss sum, backward, SGD step. The hand-written
   module computes the same logits and losses in its compiled forward and updates the same metrics eagerly after
@@ -19,7 +20,7 @@ the core's caches still is). Rounds are short and many, the variants' order rota
 ratio is the median over rounds of the ratio measured within a round, with its quartiles; the ratio of the
 fastest rounds (10th percentile) is printed beside it, as other work can only slow a round down.
 
-Run: .venv/bin/python benchmarks/bench_compiled.py [--quick] [--only chain|resnet] [--rounds N] [--json FILE]
+Run: .venv/bin/python benchmarks/bench_compiled.py [--quick] [--only chain|resnet] [--rounds N] [--processes N] [--json FILE]
 """
 
 from __future__ import annotations
