@@ -22,9 +22,14 @@ __all__ = ["CompiledPlan", "Layout", "PlanOwner", "Step", "check_named_inputs", 
 
 Step = Callable[[dict[str, Any]], None]
 Runner = Callable[[Mapping[str, Any], bool], dict[str, Any]]
-StepLayout = tuple[tuple[str, ...], "tuple[str, ...] | None", tuple[str, ...], tuple[str, ...], tuple[str, ...], str]
-"""One step as plain constants: inputs, keywords, outputs, losses, names released after it, and the brick as
-error messages name it (`Brick 'head/classify' (Linear)`)."""
+StepLayout = tuple[
+    int, tuple[str, ...], bool, "tuple[tuple[str, str], ...] | None", tuple[str, ...], int, tuple[str, ...], tuple[str, ...], str
+]
+"""One step as plain constants: the index of its callable, its inputs, whether one of them is every name
+(`ALL_NAMES`), its (keyword, input) pairs or None, its outputs and their count, its losses, the names released
+after it, and the brick as error messages name it (`Brick 'head/classify' (Linear)`). Everything `run_layout`
+would otherwise compute with a builtin or a module global is decided here, as each global a compiled call reads
+costs a guard on every call."""
 Layout = tuple[tuple[StepLayout, ...], tuple[str, ...], "tuple[str, ...] | None"]
 """A plan as plain constants: its steps, produced names and wanted names."""
 
@@ -61,8 +66,8 @@ class CompiledPlan:
         self.run: Runner = self._make_runner()
         self.layout: Layout = (
             tuple(
-                (nodes[i].inputs, nodes[i].keywords, nodes[i].outputs, nodes[i].losses, released, _who(nodes[i]))
-                for i, released in zip(plan_.order, releases, strict=True)
+                _step_layout(index, nodes[i], released)
+                for index, (i, released) in enumerate(zip(plan_.order, releases, strict=True))
             ),
             plan_.produced,
             wanted,
@@ -102,6 +107,12 @@ class CompiledPlan:
         return run
 
 
+def _step_layout(index: int, node: BrickNode, released: tuple[str, ...]) -> StepLayout:
+    pairs = None if node.keywords is None else tuple(zip(node.keywords, node.inputs, strict=True))
+    reads_all = ALL_NAMES in node.inputs
+    return (index, node.inputs, reads_all, pairs, node.outputs, len(node.outputs), node.losses, released, _who(node))
+
+
 def run_layout(
     layout: Layout, functions: tuple[Callable[..., Any], ...], named_inputs: Mapping[str, Any], return_inputs: bool
 ) -> dict[str, Any]:
@@ -109,15 +120,24 @@ def run_layout(
 
     The same semantics as `CompiledPlan.run`, written as one loop over constants rather than as closures: under
     `torch.compile` the layout is a compile-time constant, so dynamo guards the callables it calls and nothing of
-    the plan's structure (the owning collection's version stands for that). The caller has checked the inputs
-    (`CompiledPlan.check_inputs`), as its message needs the plan.
+    the plan's structure (the owning collection's version stands for that). The common path reads no module
+    global and calls no builtin (dynamo would guard each on every call); the layout holds what they would compute.
+    The caller has checked the inputs (`CompiledPlan.check_inputs`), as its message needs the plan.
     """
     steps, produced, wanted = layout
-    data = dict(named_inputs)
-    for (ins, keywords, outs, losses, released, who), fn in zip(steps, functions, strict=True):
-        values = [dict(data) if name == ALL_NAMES else data[name] for name in ins]
-        result = fn(*values) if keywords is None else fn(**dict(zip(keywords, values, strict=True)))
-        _store(data, outs, result, who)
+    data = {**named_inputs}
+    for index, ins, reads_all, pairs, outs, count, losses, released, who in steps:
+        fn = functions[index]
+        if reads_all:
+            result = _call_reading_all(fn, ins, pairs, data)
+        elif pairs is None:
+            result = fn(*[data[name] for name in ins])
+        else:
+            result = fn(**{keyword: data[name] for keyword, name in pairs})
+        if count == 1:
+            data[outs[0]] = result
+        else:
+            _store_other(data, outs, result, who)
         for name in losses:
             value = data[name]
             if getattr(value, "ndim", 0) > 0 and value.numel() != 1:
@@ -131,18 +151,26 @@ def run_layout(
     return {name: data[name] for name in produced}
 
 
-def _store(data: dict[str, Any], outs: tuple[str, ...], result: Any, who: str) -> None:
-    """Stores a brick's result under its output names, checking that it fits them."""
-    if len(outs) == 1:
-        data[outs[0]] = result
-    elif not outs:
+def _call_reading_all(
+    fn: Callable[..., Any], ins: tuple[str, ...], pairs: tuple[tuple[str, str], ...] | None, data: dict[str, Any]
+) -> Any:
+    """Calls a brick one of whose inputs is every name (`ALL_NAMES`): that input gets a copy of the data dict."""
+    values = [dict(data) if name == ALL_NAMES else data[name] for name in ins]
+    if pairs is None:
+        return fn(*values)
+    return fn(**{keyword: value for (keyword, _), value in zip(pairs, values, strict=True)})
+
+
+def _store_other(data: dict[str, Any], outs: tuple[str, ...], result: Any, who: str) -> None:
+    """Stores the result of a brick with no or several output names, checking that it fits them."""
+    if not outs:
         if result is not None:
             raise _unexpected_output_error(who)
-    else:
-        if not isinstance(result, (tuple, list)) or len(result) != len(outs):
-            raise _output_count_error(who, outs, result)
-        for name, value in zip(outs, result, strict=True):
-            data[name] = value
+        return
+    if not isinstance(result, (tuple, list)) or len(result) != len(outs):
+        raise _output_count_error(who, outs, result)
+    for name, value in zip(outs, result, strict=True):
+        data[name] = value
 
 
 def _brick_of(node: BrickNode) -> GraphBrick:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+from torch.compiler import is_compiling
 
 from torchbricks import _graph, _mermaid
 from torchbricks._graph import SEPARATOR, BrickNode, Plan
@@ -247,7 +248,7 @@ class BrickCollection(nn.ModuleDict):
             The inputs (unless `return_inputs=False`) followed by every output of the bricks that ran, in
             execution order.
         """
-        if torch.compiler.is_compiling():
+        if is_compiling():  # imported by name: one guard less per compiled call than torch.compiler.is_compiling
             return self._run_compiling(named_inputs, tags, return_inputs, output_names)
         if type(named_inputs) is not dict:
             check_named_inputs(named_inputs)
@@ -273,7 +274,7 @@ class BrickCollection(nn.ModuleDict):
         The input check runs there too, on the names of `named_inputs` (which dynamo guards anyway), so a missing
         input gets the eager call's message, naming the brick, what is available and the close match.
         """
-        index, layout, missing = _layout_of(id(self), self._version, tags, output_names, tuple(named_inputs))
+        index, layout, missing = _layout_of(id(self), self._version, tags, output_names, (*named_inputs,))
         if missing is not None:
             raise MissingInputError(missing)
         return run_layout(layout, self._plan_list[index].functions, named_inputs, return_inputs)
