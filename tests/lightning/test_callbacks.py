@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
 from torch import nn
 from torch.utils.data import DataLoader
 
 from torchbricks import BrickCollection, BrickLoss, BrickTrainable
+from torchbricks.errors import ConfigError
 from torchbricks.lightning import LightningBrickCollection
 from torchbricks.lightning.callbacks import EpochSeed, LineProgressBar, MetricHistory
-from torchbricks.errors import ConfigError
 from torchbricks.lightning.datamodules import NamedTensorDataset
 
 
@@ -27,7 +28,11 @@ class _RecordBatches(pl.Callback):
 
 
 def _fit(
-    tmp_path: Path, callbacks: list[pl.Callback], max_epochs: int = 3, enable_progress_bar: bool = False, checkpoints: bool = False
+    tmp_path: Path,
+    callbacks: list[pl.Callback],
+    max_epochs: int = 3,
+    enable_progress_bar: bool = False,
+    checkpoints: bool = False,
 ) -> None:
     collection = BrickCollection(
         {
@@ -43,7 +48,7 @@ def _fit(
         enable_checkpointing=checkpoints,
         enable_progress_bar=enable_progress_bar,
         enable_model_summary=False,
-        callbacks=callbacks + ([pl.callbacks.ModelCheckpoint(tmp_path / "checkpoints", save_on_train_epoch_end=True)] if checkpoints else []),
+        callbacks=callbacks + ([ModelCheckpoint(tmp_path / "checkpoints", save_on_train_epoch_end=True)] if checkpoints else []),
     )
     trainer.fit(module, DataLoader(data, batch_size=4, shuffle=True), DataLoader(data, batch_size=8))
 
