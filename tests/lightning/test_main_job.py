@@ -87,3 +87,13 @@ def test_tensorboard_receives_the_scalars_and_the_prediction_pictures_every_n_ep
     history = json.loads((folder / "history.json").read_text())
     assert [record["epoch"] for record in history] == [0, 1, 2]
     assert history[-1]["validation/head/accuracy"] == pytest.approx(result.metrics["validation"]["head/accuracy"])
+
+
+def test_a_picture_interval_below_one_is_refused_naming_the_config_key(tmp_path: Path) -> None:
+    from torchbricks.errors import ConfigError
+    from torchbricks.lightning.main_job import create_callbacks
+
+    config = compose_config([f"experiment.path_experiments={tmp_path}", "pictures_every_n_epochs=0"])
+
+    with pytest.raises(ConfigError, match=r"'pictures_every_n_epochs' must be 1 or more \(1: every epoch\), got 0"):
+        create_callbacks(config, tmp_path / "run")

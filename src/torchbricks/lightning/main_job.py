@@ -187,6 +187,8 @@ def create_callbacks(config: Any, path_experiment: Path, class_names: list[str] 
 
     draw = _installed("matplotlib")
     every = int(config.get("pictures_every_n_epochs", 1))
+    if every < 1:
+        raise ConfigError(f"Config key 'pictures_every_n_epochs' must be 1 or more (1: every epoch), got {every}.")
     callbacks: list[Any] = [EpochSeed(int(config.seed)), MetricHistory(path_experiment, draw=draw, draw_every_n_epochs=every)]
     if config.trainer.get("enable_checkpointing", True):
         callbacks.append(
