@@ -1,0 +1,48 @@
+"""`torchbricks train [OVERRIDE ...]`: trains, tests, exports and visualizes the configured model."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from torchbricks._cli_help import CONFIG_DIR, describe_config_groups
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(commands: Any) -> None:
+    train = commands.add_parser(
+        "train",
+        help="train a brick model with pytorch-lightning (scikit-learn digits by default, no download)",
+        description="Trains, tests, exports (ONNX) and visualizes the model composed from the packaged Hydra configs.",
+        epilog=describe_config_groups(CONFIG_DIR) + "\n\nexample: torchbricks train trainer.max_epochs=3 experiment.name=first",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. trainer.max_epochs=3")
+    train.add_argument("--config-dir", default=None, help="a folder of your configs, added to the packaged ones")
+    train.add_argument("--config-name", default="train", help="the primary config (default: train)")
+    train.add_argument("--show-config", action="store_true", help="print the composed config and exit")
+
+
+def run(arguments: argparse.Namespace) -> int:
+    from torchbricks._experiment import resumed_config
+    from torchbricks.configuration import compose_config
+
+    extra_dirs = [arguments.config_dir] if arguments.config_dir else []
+    config = compose_config(arguments.overrides, arguments.config_name, extra_config_dirs=extra_dirs)
+    config = resumed_config(config, arguments.overrides)
+    if arguments.show_config:
+        from omegaconf import OmegaConf
+
+        print(OmegaConf.to_yaml(config), end="")
+        return 0
+    from torchbricks.lightning.main_job import run_main_job
+
+    result = run_main_job(config)
+    if result.metrics:
+        print(f"Experiment folder: {result.path_experiment}")
+        for name, value in result.metrics.get("test", {}).items():
+            if isinstance(value, float):
+                print(f"  test/{name}: {value:.4f}")
+        print(f"  wall time: {result.metrics['wall_time_seconds']:.1f} s")
+    return 0
