@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -128,6 +128,8 @@ class DigitsDataModule(_SplitDataModule):
     """
 
     num_classes = 10
+    class_names: ClassVar[list[str]] = [str(digit) for digit in range(10)]
+    image_size = (8, 8)
 
     def __init__(
         self,

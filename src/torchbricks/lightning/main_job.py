@@ -4,6 +4,8 @@ Everything comes from a composed config (`torchbricks.configuration.compose_conf
 `<experiment.path_experiments>/<experiment.name>` receives:
 
 - `config.yaml`: the composed config (`resume=true` continues from it);
+- `experiment.json`, `resolved_config.yaml`: the input size, the class names and the resolved config, from which
+  `torchbricks.trained_experiment.load_experiment` rebuilds the trained model without the training data;
 - `checkpoints/`: Lightning's `last.ckpt` (every epoch) and `best.ckpt` (by `checkpoint.monitor`);
 - `metrics.json`: the final train, validation and test metrics (confusion matrices included), the ONNX check and
   the wall time; `metrics_<stage>.json`: the last epoch of each stage, written during training;
@@ -50,6 +52,7 @@ from torchbricks.errors import BrickError, ConfigError, did_you_mean
 from torchbricks.lightning.module import LightningBrickCollection, create_experiment_name, to_json
 from torchbricks.lightning.task_resolvers import register_resolvers
 from torchbricks.tags import Stage
+from torchbricks.trained_experiment import write_experiment_description
 
 __all__ = ["MainJobResult", "run_main_job"]
 
@@ -109,8 +112,8 @@ def run_main_job(config: Any) -> MainJobResult:
         check_checkpoint_monitor(str(config.checkpoint.monitor), module)
     if launched_as_global_zero():
         path_experiment.mkdir(parents=True, exist_ok=True)
-        text = omegaconf.OmegaConf.to_yaml(config)
-        write_text(path_experiment / CONFIG_FILE, text)
+        write_text(path_experiment / CONFIG_FILE, omegaconf.OmegaConf.to_yaml(config))
+        write_experiment_description(path_experiment, config, data_module)
     class_names = getattr(data_module, "class_names", None)
     trainer = instantiate_config(
         config,

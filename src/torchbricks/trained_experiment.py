@@ -1,0 +1,134 @@
+"""A trained experiment folder loaded back for use after training: `predict`, `evaluate` and `export` read it.
+
+The main job writes two files for this when a run starts (`write_experiment_description`):
+
+- `experiment.json`: the torchbricks version, the data module, the model's input size `[height, width]`, the class
+  names of the data (and the COCO category ids, when the data has them);
+- `resolved_config.yaml`: the composed config with every interpolation resolved, so the model is rebuilt without
+  the training data (the class names are in it, not read again from `data.root`).
+
+`load_experiment` rebuilds the collection from `resolved_config.yaml` and loads the trained weights: the
+per-brick checkpoints of `bricks/` (written when fitting ends), or Lightning's `checkpoints/best.ckpt` when a
+run stopped before writing them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from torchbricks._extras import require
+from torchbricks._files import write_json, write_text
+from torchbricks.brick_collection import BrickCollection
+from torchbricks.errors import ConfigError
+
+__all__ = [
+    "EXPERIMENT_FILE",
+    "RESOLVED_CONFIG_FILE",
+    "TrainedExperiment",
+    "describe_experiment",
+    "load_experiment",
+    "write_experiment_description",
+]
+
+EXPERIMENT_FILE = "experiment.json"
+RESOLVED_CONFIG_FILE = "resolved_config.yaml"
+BRICKS_FOLDER = "bricks"
+BEST_CHECKPOINT = "checkpoints/best.ckpt"
+
+
+def describe_experiment(config: Any, data_module: Any) -> dict[str, Any]:
+    """What `experiment.json` holds for a run of `config` on `data_module`."""
+    import torchbricks
+
+    description: dict[str, Any] = {
+        "torchbricks_version": torchbricks.__version__,
+        "data_module": f"{type(data_module).__module__}.{type(data_module).__qualname__}",
+        "image_size": list(getattr(data_module, "image_size", ())) or None,
+        "class_names": list(getattr(data_module, "class_names", []) or []) or None,
+    }
+    category_ids = getattr(data_module, "category_ids", None)
+    if category_ids:
+        description["category_ids"] = [int(value) for value in category_ids]
+    task = config.get("data", {}).get("task") if hasattr(config, "get") else None
+    if task is not None:
+        description["task"] = str(task)
+    return description
+
+
+def write_experiment_description(path_experiment: Path, config: Any, data_module: Any) -> None:
+    """Writes `experiment.json` and `resolved_config.yaml` into the experiment folder (atomically)."""
+    omegaconf = require("omegaconf", "hydra").OmegaConf
+    write_json(path_experiment / EXPERIMENT_FILE, describe_experiment(config, data_module))
+    resolved = omegaconf.create(omegaconf.to_container(config, resolve=True))
+    write_text(path_experiment / RESOLVED_CONFIG_FILE, omegaconf.to_yaml(resolved))
+
+
+@dataclass
+class TrainedExperiment:
+    """A trained experiment: its folder, resolved config, description and the collection in eval mode."""
+
+    folder: Path
+    config: Any
+    description: dict[str, Any]
+    collection: BrickCollection = field(repr=False)
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """The class names of the training data (the COCO categories in id order for COCO data)."""
+        return self.description.get("class_names")
+
+    @property
+    def category_ids(self) -> list[int] | None:
+        """The COCO category id of each class, when the training data was COCO."""
+        return self.description.get("category_ids")
+
+    @property
+    def image_size(self) -> tuple[int, int] | None:
+        """`(height, width)` the model's input images were resized to in training."""
+        size = self.description.get("image_size")
+        return (int(size[0]), int(size[1])) if size else None
+
+
+def load_experiment(folder: Path | str, map_location: str | torch.device = "cpu") -> TrainedExperiment:
+    """Loads the experiment in `folder` with its trained weights, in eval mode.
+
+    Raises:
+        ConfigError: `folder` is not a trained experiment: no `resolved_config.yaml` / `experiment.json` (written by
+            torchbricks 0.5.0 and later), or no trained weights (`bricks/` or `checkpoints/best.ckpt`).
+    """
+    from torchbricks.configuration import create_brick_collection
+
+    omegaconf = require("omegaconf", "hydra").OmegaConf
+    folder = Path(folder)
+    missing = [name for name in (RESOLVED_CONFIG_FILE, EXPERIMENT_FILE) if not (folder / name).is_file()]
+    if missing:
+        raise ConfigError(
+            f"{str(folder)!r} is not a trained experiment folder: it lacks {missing} (written by `torchbricks train` "
+            "when a run starts)."
+        )
+    config = omegaconf.load(folder / RESOLVED_CONFIG_FILE)
+    description = json.loads((folder / EXPERIMENT_FILE).read_text())
+    collection = create_brick_collection(config, "model.bricks")
+    if (folder / BRICKS_FOLDER).is_dir():
+        collection.load_bricks(folder / BRICKS_FOLDER)
+    elif (folder / BEST_CHECKPOINT).is_file():
+        _load_lightning_checkpoint(collection, folder / BEST_CHECKPOINT, map_location)
+    else:
+        raise ConfigError(
+            f"Experiment {str(folder)!r} has no trained weights: neither {BRICKS_FOLDER}/ nor {BEST_CHECKPOINT}. "
+            "Did its training finish?"
+        )
+    collection.to(map_location).eval()
+    return TrainedExperiment(folder, config, description, collection)
+
+
+def _load_lightning_checkpoint(collection: BrickCollection, path: Path, map_location: str | torch.device) -> None:
+    checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    prefix = "brick_collection."
+    state = {key[len(prefix) :]: value for key, value in checkpoint["state_dict"].items() if key.startswith(prefix)}
+    collection.load_state_dict(state, strict=False)

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from torchbricks.configuration import compose_config
+from torchbricks.errors import ConfigError
+from torchbricks.lightning.main_job import run_main_job
+from torchbricks.tags import Stage
+from torchbricks.trained_experiment import load_experiment
+
+
+@pytest.mark.slow
+def test_load_experiment_rebuilds_the_trained_model_with_its_weights(tmp_path: Path) -> None:
+    config = compose_config(
+        [
+            f"experiment.path_experiments={tmp_path}",
+            "experiment.name=run",
+            "trainer.max_epochs=1",
+            "export_onnx=false",
+            "n_visualized=0",
+            "trainer.enable_progress_bar=false",
+        ]
+    )
+    result = run_main_job(config)
+    loaded = load_experiment(result.path_experiment)
+
+    description = json.loads((result.path_experiment / "experiment.json").read_text())
+    assert description["class_names"] == loaded.class_names
+    assert loaded.class_names == [str(digit) for digit in range(10)]
+    raw = torch.rand(3, 1, 8, 8)
+    trained = result.module.brick_collection.eval()
+    with torch.no_grad():
+        expected = trained(named_inputs={"raw": raw}, tags=Stage.EXPORT)["head/logits"]
+        actual = loaded.collection(named_inputs={"raw": raw}, tags=Stage.EXPORT)["head/logits"]
+    torch.testing.assert_close(actual, expected)
+
+
+def test_load_experiment_refuses_a_folder_that_is_not_an_experiment(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"not a trained experiment folder: it lacks \['resolved_config.yaml'"):
+        load_experiment(tmp_path)
