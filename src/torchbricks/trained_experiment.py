@@ -31,6 +31,7 @@ __all__ = [
     "RESOLVED_CONFIG_FILE",
     "TrainedExperiment",
     "describe_experiment",
+    "find_heads",
     "load_experiment",
     "write_experiment_description",
 ]
@@ -39,6 +40,39 @@ EXPERIMENT_FILE = "experiment.json"
 RESOLVED_CONFIG_FILE = "resolved_config.yaml"
 BRICKS_FOLDER = "bricks"
 BEST_CHECKPOINT = "checkpoints/best.ckpt"
+
+HEAD_OUTPUTS = {
+    "detection": ("boxes", "scores", "labels"),
+    "segmentation": ("mask", "probabilities"),
+    "classification": ("class_prediction", "probabilities"),
+    "multilabel": ("present", "probabilities"),
+}
+"""Head kind -> the outputs (relative to the head) by which a head of the packaged configs is recognised; the
+first output is the prediction, kept in that order."""
+
+
+def find_heads(output_names: list[str]) -> dict[str, str]:
+    """The task heads among a collection's output names: head path -> kind (a key of `HEAD_OUTPUTS`).
+
+    A head is a nested collection whose outputs include every name of a kind; the kinds are tried in the order of
+    `HEAD_OUTPUTS`, so a segmentation head (mask and probabilities) is not also taken for a classifier.
+
+    Example:
+        >>> find_heads(["features", "det/boxes", "det/scores", "det/labels", "cls/class_prediction", "cls/probabilities"])
+        {'cls': 'classification', 'det': 'detection'}
+    """
+    by_head: dict[str, set[str]] = {}
+    for name in output_names:
+        head, _, leaf = name.rpartition("/")
+        if head:
+            by_head.setdefault(head, set()).add(leaf)
+    heads = {}
+    for head, leaves in sorted(by_head.items()):
+        for kind, needed in HEAD_OUTPUTS.items():
+            if set(needed) <= leaves:
+                heads[head] = kind
+                break
+    return heads
 
 
 def describe_experiment(config: Any, data_module: Any) -> dict[str, Any]:
