@@ -350,7 +350,8 @@ def _target_parameters(node: Any) -> list[str]:
 
 
 def check_train_config(config: Any) -> None:
-    """Checks the plain values of a `train.yaml` config (seed, n_visualized, export_onnx, loss_weights) by key.
+    """Checks the plain values of a `train.yaml` config (seed, n_visualized, export_onnx, loss_weights, the data's
+    tile_size and tile_overlap) by key.
 
     Raises:
         ConfigError: A value has the wrong type or range; the message names the key.
@@ -370,6 +371,32 @@ def check_train_config(config: Any) -> None:
     for name, weight in (weights or {}).items():
         if isinstance(weight, bool) or not isinstance(weight, (int, float)):
             raise ConfigError(f"Config key 'loss_weights.{name}' must be a number, got {type(weight).__name__} {weight!r}.")
+    _check_tiling(config.get("data"))
+
+
+def _check_tiling(data: Any) -> None:
+    """`data.tile_size` null or a side of 1 pixel or more, `data.tile_overlap` in [0, 1), and a data module that tiles."""
+    omegaconf = require("omegaconf", "hydra")
+    if not isinstance(data, omegaconf.DictConfig) or data.get("tile_size") is None:
+        return
+    tile_size, overlap = data.tile_size, data.get("tile_overlap", 0.2)
+    if isinstance(tile_size, bool) or not isinstance(tile_size, int) or tile_size < 1:
+        raise ConfigError(
+            f"Config key 'data.tile_size' must be null (whole images) or the side of a tile in pixels, an int >= 1, "
+            f"got {type(tile_size).__name__} {tile_size!r}."
+        )
+    if isinstance(overlap, bool) or not isinstance(overlap, (int, float)) or not 0 <= overlap < 1:
+        raise ConfigError(
+            f"Config key 'data.tile_overlap' must be the fraction of a tile shared by its neighbours, in [0, 1), "
+            f"got {type(overlap).__name__} {overlap!r}."
+        )
+    try:
+        target = require("hydra.utils", "hydra").get_object(str(data._target_))
+    except Exception:  # a target that does not import is reported, by key, when the data is instantiated
+        return
+    if not getattr(target, "supports_tiling", False):
+        reason = getattr(target, "why_not_tiled", "it reads whole images.")
+        raise ConfigError(f"Config key 'data.tile_size' is {tile_size}, but {target.__name__} does not tile images: {reason}")
 
 
 def check_optimizer_factory(create_optimizer: Any, key: str = "optimizer") -> None:

@@ -8,7 +8,10 @@
 
 Each sample is read with Pillow, wrapped in `torchvision.tv_tensors` (image, mask, boxes) and passed through a
 `torchvision.transforms.v2` transform that keeps them aligned (see `torchbricks.datasets.transforms`); it comes out
-as a dict of named tensors: `raw` (the image, float [3, H, W] in [0, 1]) and the targets of the task. Bad data raises
+as a dict of named tensors: `raw` (the image, float [3, H, W] in [0, 1]) and the targets of the task. The readers
+of boxes and masks also give the decoded sample before any transform (`load_sample`), its size without decoding
+it (`image_size_at`) and the named tensors of a transformed sample (`named_sample`), which is what
+`torchbricks.datasets.tiled.TiledDataset` needs to cut an image into tiles before the resize. Bad data raises
 `DataError` naming the file: a missing image or mask, a mask whose size differs from its image, a box outside its
 image, an unknown category id, an empty split. Needs torchvision (the `vision` extra); RLE masks need pycocotools
 (the `detection` extra).
@@ -215,6 +218,7 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
             if not needed.is_dir():
                 raise DataError(f"The segmentation split {str(self.folder)!r} has no folder {str(needed)!r}.")
         self.samples: list[tuple[Path, Path]] = []
+        self.sizes: list[tuple[int, int]] = []
         for image in _image_files(images):
             mask = masks / f"{image.stem}.png"
             if not mask.is_file():
@@ -226,6 +230,7 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
                     f"{image_size[0]}x{image_size[1]} (width x height)."
                 )
             self.samples.append((image, mask))
+            self.sizes.append((image_size[1], image_size[0]))
         if not self.samples:
             raise DataError(f"The segmentation split {str(self.folder)!r} holds no image in {str(images)!r}.")
         self.num_classes = num_classes
@@ -235,6 +240,15 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
         return len(self.samples)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        sample = self.load_sample(index)
+        return self.named_sample(self.transform(sample) if self.transform is not None else sample)
+
+    def image_size_at(self, index: int) -> tuple[int, int]:
+        """`(height, width)` of sample `index`, read from the file's header when the split was listed."""
+        return self.sizes[index]
+
+    def load_sample(self, index: int) -> dict[str, Any]:
+        """Sample `index` decoded, before any transform: `{"image": uint8 Image [3, H, W], "mask": Mask [H, W]}`."""
         tv_tensors, _ = _tv()
         image_path, mask_path = self.samples[index]
         with Image.open(mask_path) as mask_file:
@@ -245,8 +259,11 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
                 f"Mask {str(mask_path)!r} has value {int(mask[bad][0])}; classes are 0 to {self.num_classes - 1} "
                 f"and {IGNORE_INDEX} is ignored."
             )
-        sample = {"image": _to_image(_load_rgb(image_path)), "mask": tv_tensors.Mask(torch.from_numpy(mask))}
-        sample = _apply(self.transform, sample)
+        return {"image": _to_image(_load_rgb(image_path)), "mask": tv_tensors.Mask(torch.from_numpy(mask))}
+
+    def named_sample(self, sample: dict[str, Any]) -> dict[str, Any]:
+        """`{"raw", "targets"}` of a (transformed) sample of `load_sample`, the image as float in [0, 1]."""
+        sample = _apply(None, sample)
         return {"raw": sample["image"], "targets": sample["mask"].as_subclass(torch.Tensor).long()}
 
 
@@ -362,6 +379,17 @@ class CocoDataset(Dataset[dict[str, Any]]):
         return len(self.ids)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        sample = self.load_sample(index)
+        return self.named_sample(self.transform(sample) if self.transform is not None else sample)
+
+    def image_size_at(self, index: int) -> tuple[int, int]:
+        """`(height, width)` of sample `index`, from the COCO file (or the image's header when the file lacks it)."""
+        record = self.images[self.ids[index]]
+        return record["height"], record["width"]
+
+    def load_sample(self, index: int) -> dict[str, Any]:
+        """Sample `index` decoded, before any transform: `{"image": uint8 Image, "boxes": BoundingBoxes (XYXY),
+        "labels"}`, with `"mask"` (Mask [H, W]) when `with_masks`."""
         tv_tensors, _ = _tv()
         record = self.images[self.ids[index]]
         picture = _load_rgb(record["path"])
@@ -379,7 +407,11 @@ class CocoDataset(Dataset[dict[str, Any]]):
         }
         if self.with_masks:
             sample["mask"] = tv_tensors.Mask(torch.from_numpy(self._semantic_mask(record)))
-        sample = _apply(self.transform, sample)
+        return sample
+
+    def named_sample(self, sample: dict[str, Any]) -> dict[str, Any]:
+        """The named tensors of a (transformed) sample of `load_sample` (see the class), the image as float in [0, 1]."""
+        sample = _apply(None, sample)
         named = {
             "raw": sample["image"],
             "target_boxes": sample["boxes"].as_subclass(torch.Tensor).float(),

@@ -23,8 +23,9 @@ from torchbricks.datasets.readers import (
     image_folder_class_names,
     segmentation_class_names,
 )
+from torchbricks.datasets.tiled import TiledDataset
 from torchbricks.datasets.transforms import collate_padded, create_transform, image_size_pair
-from torchbricks.errors import BrickError, did_you_mean
+from torchbricks.errors import BrickError, ConfigError, did_you_mean
 
 require("pytorch_lightning", "lightning")
 import pytorch_lightning as pl  # noqa: E402 (after `require`, so a missing extra names what to install)
@@ -39,6 +40,14 @@ __all__ = [
     "SegmentationFolderDataModule",
     "cap_num_workers",
 ]
+
+
+DEFAULT_IMAGE_SIZE = 96
+"""Side images are resized to when neither `image_size` nor `tile_size` is given."""
+CLASSIFICATION_NOT_TILED = (
+    "a class label belongs to the whole image, not to each of its tiles; tiling is for boxes and masks "
+    "(task=detection, multitask, segmentation). Leave data.tile_size null and set data.image_size."
+)
 
 
 def cap_num_workers(num_workers: int) -> int:
@@ -77,6 +86,10 @@ class NamedTensorDataset(Dataset[dict[str, torch.Tensor]]):
 class _SplitDataModule(pl.LightningDataModule):
     """Serves `self.datasets["train" | "validation" | "test"]`; prediction runs on the test split."""
 
+    supports_tiling: ClassVar[bool] = False
+    """Whether the module cuts large images into tiles (`tile_size`); the config checks read it before training."""
+    why_not_tiled: ClassVar[str] = "it reads whole images."
+
     def __init__(self, batch_size: int, num_workers: int) -> None:
         super().__init__()
         self.batch_size = batch_size
@@ -102,10 +115,14 @@ class _SplitDataModule(pl.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader[Any]:
         self.prepare_datasets()
+        dataset = self.datasets[split]
+        # Tiles are shuffled a few images at a time, so each image is decoded once per epoch, not once per tile.
+        sampler = dataset.train_sampler() if shuffle and isinstance(dataset, TiledDataset) else None
         return DataLoader(
-            self.datasets[split],
+            dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             collate_fn=self.collate_fn,
@@ -251,22 +268,29 @@ class _FileDataModule(_SplitDataModule):
     """Shared parts of the data modules reading files: the root, the transforms, padded batches and class names.
 
     Training batches drop their last incomplete batch (a batch of one breaks batch norm); the validation and test
-    splits are read whole.
+    splits are read whole. With `tile_size`, each split's reader is wrapped in a `TiledDataset` (the transform then
+    runs on each tile) and `image_size` defaults to the tile size.
     """
 
     def __init__(
         self,
         root: str | Path,
-        image_size: int | Sequence[int],
+        image_size: int | Sequence[int] | None,
         batch_size: int,
         num_workers: int,
         augmentations: Sequence[Callable[..., Any]] | None,
         boxes: bool = False,
+        tile_size: int | None = None,
+        tile_overlap: float = 0.2,
     ) -> None:
         super().__init__(batch_size, num_workers)
         self.root = Path(root)
         if not self.root.is_dir():
             raise DataError(f"The data folder {str(self.root)!r} does not exist.")
+        self.tile_size = tile_size
+        self.tile_overlap = tile_overlap
+        if image_size is None:
+            image_size = tile_size if tile_size is not None else DEFAULT_IMAGE_SIZE
         self.image_size = image_size_pair(image_size)
         self.train_transform = create_transform(self.image_size, list(augmentations or ()), boxes=boxes)
         self.test_transform = create_transform(self.image_size, boxes=boxes)
@@ -292,7 +316,27 @@ class _FileDataModule(_SplitDataModule):
             ("validation", validation, self.test_transform),
             ("test", test, self.test_transform),
         ):
-            self.datasets[name] = create(self.root / source, transform)
+            if self.tile_size is None:
+                self.datasets[name] = create(self.root / source, transform)
+            else:  # the reader gives whole decoded images; the transform runs on each tile
+                dataset = create(self.root / source, None)
+                self.datasets[name] = TiledDataset(dataset, self.tile_size, self.tile_overlap, transform, jitter=name == "train")
+
+    def _prepare_tiles(self) -> None:
+        """With tiling, reads the splits now (not at `setup`), so a tile size that cuts no training image is refused
+        before the experiment starts."""
+        if self.tile_size is None:
+            return
+        self.prepare_datasets()
+        train = self.datasets["train"]
+        if max(train.tile_counts) == 1:
+            height, width = max(train.image_sizes, key=lambda size: size[0] * size[1])
+            raise ConfigError(
+                f"data.tile_size={self.tile_size} is at least as large as every training image under "
+                f"{str(self.root)!r} (the largest is {width}x{height}, width x height): no image would be cut, and "
+                "smaller ones would be padded to the tile. Choose a smaller data.tile_size, or leave it null "
+                "(no tiling) and set data.image_size."
+            )
 
 
 class ImageFolderDataModule(_FileDataModule):
@@ -308,10 +352,14 @@ class ImageFolderDataModule(_FileDataModule):
         batch_size: Samples per batch.
         num_workers: Loader processes, capped by `cap_num_workers`.
         augmentations: `torchvision.transforms.v2` transforms applied to training samples after the resize.
+        tile_size: Must stay None: a class label belongs to the whole image, not to each of its tiles.
 
     Raises:
         DataError: A split is missing or empty, or a split has a class the training split lacks.
+        BrickError: `tile_size` is set.
     """
+
+    why_not_tiled = CLASSIFICATION_NOT_TILED
 
     def __init__(
         self,
@@ -320,7 +368,10 @@ class ImageFolderDataModule(_FileDataModule):
         batch_size: int = 32,
         num_workers: int = 1,
         augmentations: Sequence[Callable[..., Any]] | None = None,
+        tile_size: None = None,
     ) -> None:
+        if tile_size is not None:
+            raise BrickError(f"ImageFolderDataModule cannot tile images (tile_size={tile_size!r}): {CLASSIFICATION_NOT_TILED}")
         super().__init__(root, image_size, batch_size, num_workers, augmentations)
         self.class_names = image_folder_class_names(self.root / "train")
 
@@ -339,25 +390,37 @@ class SegmentationFolderDataModule(_FileDataModule):
 
     Args:
         root: The data folder.
-        image_size: Side (or [height, width]) images and masks are resized to (masks by nearest neighbour).
+        image_size: Side (or [height, width]) images and masks are resized to (masks by nearest neighbour); None:
+            the tile size with tiling, else 96.
         batch_size: Samples per batch.
         num_workers: Loader processes, capped by `cap_num_workers`.
         augmentations: `torchvision.transforms.v2` transforms applied to training samples after the resize.
+        tile_size: Cut each image and its mask into tiles of this side (`torchbricks.datasets.tiled`); None: whole
+            images.
+        tile_overlap: Fraction of a tile shared by neighbouring tiles, in [0, 1).
 
     Raises:
         DataError: A split is missing or empty, an image lacks its mask or differs from it in size.
+        ConfigError: `tile_size` is at least as large as every training image.
     """
+
+    supports_tiling = True
 
     def __init__(
         self,
         root: str | Path,
-        image_size: int | Sequence[int] = 96,
+        image_size: int | Sequence[int] | None = None,
         batch_size: int = 32,
         num_workers: int = 1,
         augmentations: Sequence[Callable[..., Any]] | None = None,
+        tile_size: int | None = None,
+        tile_overlap: float = 0.2,
     ) -> None:
-        super().__init__(root, image_size, batch_size, num_workers, augmentations)
+        super().__init__(
+            root, image_size, batch_size, num_workers, augmentations, tile_size=tile_size, tile_overlap=tile_overlap
+        )
         self.class_names = segmentation_class_names(self.root)
+        self._prepare_tiles()
 
     def prepare_datasets(self) -> None:
         self._fill_splits(
@@ -378,33 +441,44 @@ class CocoDataModule(_FileDataModule):
     Args:
         root: The data folder.
         task: `detection` or `multitask`.
-        image_size: Side (or [height, width]) images, boxes and masks are resized to.
+        image_size: Side (or [height, width]) images, boxes and masks are resized to; None: the tile size with
+            tiling, else 96.
         batch_size: Samples per batch.
         num_workers: Loader processes, capped by `cap_num_workers`.
         augmentations: `torchvision.transforms.v2` transforms applied to training samples after the resize.
+        tile_size: Cut each image with its boxes (and mask) into tiles of this side (`torchbricks.datasets.tiled`:
+            a box is kept in a tile when at least half of it lies inside); None: whole images.
+        tile_overlap: Fraction of a tile shared by neighbouring tiles, in [0, 1).
 
     Raises:
         DataError: A file or image is missing, an annotation is out of its image or names an unknown category.
+        ConfigError: `tile_size` is at least as large as every training image.
     """
 
     tasks = ("detection", "multitask")
+    supports_tiling = True
 
     def __init__(
         self,
         root: str | Path,
         task: str = "detection",
-        image_size: int | Sequence[int] = 96,
+        image_size: int | Sequence[int] | None = None,
         batch_size: int = 32,
         num_workers: int = 1,
         augmentations: Sequence[Callable[..., Any]] | None = None,
+        tile_size: int | None = None,
+        tile_overlap: float = 0.2,
     ) -> None:
         if task not in self.tasks:
             raise BrickError(
                 f"CocoDataModule: task must be one of {list(self.tasks)}, got {task!r}.{did_you_mean(task, self.tasks)}"
             )
-        super().__init__(root, image_size, batch_size, num_workers, augmentations, boxes=True)
+        super().__init__(
+            root, image_size, batch_size, num_workers, augmentations, boxes=True, tile_size=tile_size, tile_overlap=tile_overlap
+        )
         self.task = task
         self.class_names = coco_class_names(self.root / "train.json")
+        self._prepare_tiles()
 
     def prepare_datasets(self) -> None:
         self._fill_splits("train.json", "val.json", "test.json", self._read_split)
