@@ -130,6 +130,18 @@ def test_loss_is_small_for_a_perfect_prediction_and_large_for_a_wrong_one() -> N
     assert box_bad > 0.5
 
 
+def test_loss_of_a_batch_without_boxes_is_the_loss_of_padding_alone() -> None:
+    # Tiles of a large image are often empty; a batch of them must train like a batch padded with label -1.
+    loss = BoxDetectionLoss(num_classes=2, stride=4)
+    logits, distances = torch.randn(2, 2, 8, 8), torch.rand(2, 4, 8, 8)
+
+    heat_empty, box_empty = loss(logits, distances, torch.zeros(2, 0, 4), torch.zeros(2, 0, dtype=torch.int64))
+    heat_padded, box_padded = loss(logits, distances, torch.zeros(2, 1, 4), torch.full((2, 1), -1))
+
+    assert torch.equal(heat_empty, heat_padded)
+    assert box_empty.item() == box_padded.item() == 0.0
+
+
 def test_mean_average_precision_equals_torchmetrics_fed_with_lists() -> None:
     generator = torch.Generator().manual_seed(0)
     predicted = BOXES + torch.rand(BOXES.shape, generator=generator) * 3

@@ -131,6 +131,9 @@ def render_box_targets(
     """
     height, width = size
     boxes = boxes.to(torch.float32)
+    if boxes.shape[1] == 0:  # a batch without any box (empty tiles): one padding box keeps the reductions defined
+        boxes = boxes.new_zeros(boxes.shape[0], 1, 4)
+        labels = labels.new_full((labels.shape[0], 1), -1)
     valid = labels >= 0
     centers = (boxes[..., :2] + boxes[..., 2:]) / 2 / stride  # [B, N, 2] in cells
     limits = torch.tensor([width - 1, height - 1], device=boxes.device)

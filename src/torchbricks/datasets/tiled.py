@@ -62,9 +62,9 @@ def crop_sample(
         >>> from torchvision import tv_tensors
         >>> boxes = tv_tensors.BoundingBoxes([[10, 10, 30, 30], [50, 10, 70, 30]], format="XYXY", canvas_size=(100, 100))
         >>> sample = {"image": tv_tensors.Image(torch.zeros(3, 100, 100)), "boxes": boxes, "labels": torch.tensor([1, 2])}
-        >>> tile = crop_sample(sample, (20, 0, 60, 40), tile_size=40)
+        >>> tile = crop_sample(sample, (15, 0, 55, 40), tile_size=40)  # 3/4 of the first box inside, 1/4 of the second
         >>> tile["boxes"].tolist(), tile["labels"].tolist()
-        [[0.0, 10.0, 10.0, 30.0], [30.0, 10.0, 40.0, 30.0]]
+        ([[0.0, 10.0, 15.0, 30.0]], [1])
     """
     tv_tensors = require("torchvision.tv_tensors", "vision")
     unknown = sorted(set(sample) - {"image", "boxes", "labels", "mask"})
