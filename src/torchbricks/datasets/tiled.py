@@ -234,5 +234,7 @@ class TileGroupSampler(Sampler[int]):
         images = torch.randperm(len(self.tile_counts), generator=generator).tolist()
         for first in range(0, len(images), self.images_per_group):
             group = images[first : first + self.images_per_group]
-            indices = torch.cat([torch.arange(self._starts[image], self._starts[image] + self.tile_counts[image]) for image in group])
+            indices = torch.cat(
+                [torch.arange(self._starts[image], self._starts[image] + self.tile_counts[image]) for image in group]
+            )
             yield from indices[torch.randperm(len(indices), generator=generator)].tolist()

@@ -416,9 +416,7 @@ class SegmentationFolderDataModule(_FileDataModule):
         tile_size: int | None = None,
         tile_overlap: float = 0.2,
     ) -> None:
-        super().__init__(
-            root, image_size, batch_size, num_workers, augmentations, tile_size=tile_size, tile_overlap=tile_overlap
-        )
+        super().__init__(root, image_size, batch_size, num_workers, augmentations, tile_size=tile_size, tile_overlap=tile_overlap)
         self.class_names = segmentation_class_names(self.root)
         self._prepare_tiles()
 

@@ -1,0 +1,133 @@
+"""`data.tile_size`: the COCO and segmentation data modules serve tiles of large images, and the main job trains on them."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from torchbricks.__main__ import main
+from torchbricks.datasets.shapes import write_shapes_dataset
+from torchbricks.datasets.tiled import TiledDataset, TileGroupSampler
+from torchbricks.datasets.tiling import tile_windows
+from torchbricks.errors import BrickError, ConfigError
+from torchbricks.lightning.datamodules import CocoDataModule, ImageFolderDataModule, SegmentationFolderDataModule
+
+TILES_PER_IMAGE = len(tile_windows(128, 128, 64, 0.2))  # 3 x 3
+
+
+@pytest.fixture(scope="module")
+def large_shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Shapes written at 128 pixels, cut into 64-pixel tiles."""
+    return write_shapes_dataset(tmp_path_factory.mktemp("data") / "shapes", num_train=6, num_val=2, image_size=128)
+
+
+def test_coco_module_serves_tiles_at_the_tile_size_by_default(large_shapes: Path) -> None:
+    data = CocoDataModule(large_shapes / "detection", tile_size=64, batch_size=4, num_workers=0)
+    loader = data.train_dataloader()
+    batch = next(iter(loader))
+
+    assert data.image_size == (64, 64)  # a tile is not downscaled unless image_size says so
+    assert isinstance(data.datasets["train"], TiledDataset)
+    assert len(data.datasets["train"]) == 6 * TILES_PER_IMAGE
+    assert len(data.datasets["validation"]) == 2 * TILES_PER_IMAGE
+    assert isinstance(loader.sampler, TileGroupSampler)
+    assert len(loader) == 6 * TILES_PER_IMAGE // 4  # the last incomplete batch is dropped
+    assert batch["raw"].shape == (4, 3, 64, 64)
+    assert float(batch["target_boxes"].max()) <= 64
+
+
+def test_tiles_are_resized_to_an_image_size_given_beside_the_tile_size(large_shapes: Path) -> None:
+    data = CocoDataModule(large_shapes / "detection", task="multitask", tile_size=64, image_size=32, batch_size=4, num_workers=0)
+    batch = next(iter(data.val_dataloader()))
+
+    assert batch["raw"].shape == (4, 3, 32, 32)
+    assert batch["target_mask"].shape == (4, 32, 32)
+
+
+def test_segmentation_module_cuts_masks_with_the_images(large_shapes: Path) -> None:
+    data = SegmentationFolderDataModule(large_shapes / "segmentation", tile_size=64, batch_size=4, num_workers=0)
+    batch = next(iter(data.test_dataloader()))
+
+    assert len(data.datasets["test"]) == 2 * TILES_PER_IMAGE
+    assert batch["raw"].shape == (4, 3, 64, 64)
+    assert batch["targets"].shape == (4, 64, 64)
+
+
+def test_without_tiles_the_modules_keep_whole_images_at_96(large_shapes: Path) -> None:
+    data = CocoDataModule(large_shapes / "detection", batch_size=4, num_workers=0)
+    data.setup()
+
+    assert data.image_size == (96, 96)
+    assert len(data.datasets["train"]) == 6
+    assert not isinstance(data.datasets["train"], TiledDataset)
+
+
+def test_a_tile_as_large_as_every_image_is_refused_naming_the_key(large_shapes: Path) -> None:
+    with pytest.raises(ConfigError, match=r"data.tile_size=128 is at least as large as every training image .* 128x128"):
+        CocoDataModule(large_shapes / "detection", tile_size=128)
+
+
+def test_image_folder_module_refuses_tiles(large_shapes: Path) -> None:
+    with pytest.raises(BrickError, match=r"cannot tile images .*a class label belongs to the whole image"):
+        ImageFolderDataModule(large_shapes / "classification", tile_size=64)
+
+
+def _train(root: Path, tmp_path: Path, *overrides: str, task: str = "detection") -> int:
+    return main(
+        [
+            "train",
+            f"task={task}",
+            f"data.root={root}",
+            f"experiment.path_experiments={tmp_path}",
+            "experiment.name=run",
+            "trainer.max_epochs=1",
+            "data.batch_size=4",
+            "n_visualized=4",
+            *overrides,
+        ]
+    )
+
+
+@pytest.mark.slow
+def test_detection_trains_on_tiles_of_larger_images(large_shapes: Path, tmp_path: Path) -> None:
+    assert _train(large_shapes / "detection", tmp_path, "data.tile_size=64") == 0
+
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    described = json.loads((tmp_path / "run" / "experiment.json").read_text())
+    assert 0.0 <= metrics["test"]["detection/map_50"] <= 1.0
+    assert metrics["onnx_max_abs_difference"] < 1e-4
+    assert described["image_size"] == [64, 64]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "task", "message"),
+    [
+        (["data.tile_size=0"], "detection", r"'data.tile_size' must be null \(whole images\) or .* got int 0"),
+        (["data.tile_size=-64"], "segmentation", r"'data.tile_size' must be .* got int -64"),
+        (["data.tile_size=6.5"], "detection", r"'data.tile_size' must be .* got float 6.5"),
+        (
+            ["data.tile_size=64", "data.tile_overlap=1.0"],
+            "detection",
+            r"'data.tile_overlap' must be .* in \[0, 1\), got float 1.0",
+        ),
+        (
+            ["data.tile_size=64"],
+            "classification",
+            r"'data.tile_size' is 64, but ImageFolderDataModule does not tile images: a class",
+        ),
+        (["data.tile_size=500"], "detection", r"data.tile_size=500 is at least as large as every training image"),
+    ],
+)
+def test_bad_tiles_stop_the_job_with_one_line_before_the_experiment_folder(
+    large_shapes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], overrides: list[str], task: str, message: str
+) -> None:
+    assert _train(large_shapes / task, tmp_path, *overrides, task=task) == 2
+
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("torchbricks: error:")
+    assert len(error.splitlines()) == 1
+    assert re.search(message, error), error
+    assert not (tmp_path / "run").exists()
