@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,28 @@ def test_bad_tiles_stop_the_job_with_one_line_before_the_experiment_folder(
     assert len(error.splitlines()) == 1
     assert re.search(message, error), error
     assert not (tmp_path / "run").exists()
+
+
+README = Path(__file__).parents[2] / "README.md"
+
+
+@pytest.mark.slow
+def test_readme_large_images_commands_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's tiling commands as written, with overrides appended that make the data set and the run tiny."""
+    text = README.read_text()
+    body = text[text.index("**Large images.**") :]
+    block = body[body.index("```bash\n") + len("```bash\n") : body.index("```", body.index("```bash\n") + 1)]
+    commands = [shlex.split(line.split("#")[0]) for line in block.splitlines() if line.strip()]
+    assert [command[:2] for command in commands] == [["torchbricks", "make-dataset"], ["torchbricks", "train"]]
+    monkeypatch.chdir(tmp_path)
+    tiny = {
+        "make-dataset": ["--num-train", "4", "--num-val", "2"],
+        "train": ["trainer.max_epochs=1", "data.batch_size=4", "n_visualized=4", "export_onnx=false", "experiment.name=run"],
+    }
+
+    for command in commands:
+        assert main(command[1:] + tiny[command[1]]) == 0, command
+
+    described = json.loads((tmp_path / "build" / "experiments" / "run" / "experiment.json").read_text())
+    assert described["image_size"] == [96, 96]
+    assert (tmp_path / "build" / "experiments" / "run" / "metrics.json").is_file()
