@@ -3,6 +3,7 @@ scikit-learn's handwritten digits and generated images (no download)."""
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -316,11 +317,14 @@ class _FileDataModule(_SplitDataModule):
             ("validation", validation, self.test_transform),
             ("test", test, self.test_transform),
         ):
-            if self.tile_size is None:
-                self.datasets[name] = create(self.root / source, transform)
-            else:  # the reader gives whole decoded images; the transform runs on each tile
-                dataset = create(self.root / source, None)
-                self.datasets[name] = TiledDataset(dataset, self.tile_size, self.tile_overlap, transform, jitter=name == "train")
+            self.datasets[name] = self._split_dataset(name, transform, functools.partial(create, self.root / source))
+
+    def _split_dataset(self, split: str, transform: Any, read: Callable[[Any], Any]) -> Any:
+        """`read(transform)`, the reader of `split`; with `tile_size`, `read(None)` (whole decoded images) in a
+        `TiledDataset` that runs `transform` on each tile, with jittered windows for training."""
+        if self.tile_size is None:
+            return read(transform)
+        return TiledDataset(read(None), self.tile_size, self.tile_overlap, transform, jitter=split == "train")
 
     def _prepare_tiles(self) -> None:
         """With tiling, reads the splits now (not at `setup`), so a tile size that cuts no training image is refused
@@ -333,8 +337,8 @@ class _FileDataModule(_SplitDataModule):
             height, width = max(train.image_sizes, key=lambda size: size[0] * size[1])
             raise ConfigError(
                 f"data.tile_size={self.tile_size} is at least as large as every training image under "
-                f"{str(self.root)!r} (the largest is {width}x{height}, width x height): no image would be cut, and "
-                "smaller ones would be padded to the tile. Choose a smaller data.tile_size, or leave it null "
+                f"{str(self.root)!r} (the largest is {width}x{height}, width x height): no image would be cut, only "
+                "padded to the tile. Choose a smaller data.tile_size, or leave it null "
                 "(no tiling) and set data.image_size."
             )
 
