@@ -67,7 +67,8 @@ class LossBalancer(nn.Module):
         """The weighted total of the losses present."""
         if not losses:
             raise BrickError("No loss to balance: the call produced no loss (did a batch lack every head's targets?).")
-        return sum((self.weight(name) * loss for name, loss in losses.items()), torch.zeros(()))
+        total: torch.Tensor = sum(self.weight(name) * loss for name, loss in losses.items())  # type: ignore[assignment]
+        return total
 
     def epoch_end(self, mean_losses: Mapping[str, float]) -> None:
         """Called with each loss's mean over the epoch that ended (strategies that adapt per epoch use it)."""
@@ -198,12 +199,19 @@ class PCGrad(LossBalancer):
         self._pairs = 0
         self._conflicts = 0
 
-    def backward(self, losses: Mapping[str, torch.Tensor], shared_parameters: Sequence[nn.Parameter]) -> torch.Tensor:
-        """Accumulates the surgically combined gradients into `.grad`; returns the plain sum of the losses."""
+    def backward(
+        self, losses: Mapping[str, torch.Tensor], shared_parameters: Sequence[torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """Accumulates the surgically combined gradients into `.grad`; returns the plain sum of the losses.
+
+        `shared_parameters` None: the parameters that more than one loss depends on (found in the autograd graph).
+        """
         if not losses:
             raise BrickError("PCGrad: no loss to balance: the call produced no loss.")
+        if shared_parameters is None:
+            shared_parameters = _shared_leaves(list(losses.values()))
         shared = [parameter for parameter in shared_parameters if parameter.requires_grad]
-        total = sum(losses.values(), torch.zeros(()))
+        total: torch.Tensor = sum(losses.values())  # type: ignore[assignment]
         names = list(losses)
         gradients = []
         for name in names:
@@ -242,6 +250,16 @@ class PCGrad(LossBalancer):
         fraction = self._conflicts / self._pairs if self._pairs else 0.0
         self._pairs = self._conflicts = 0
         return {"pcgrad/conflicting_fraction": fraction}
+
+
+def _shared_leaves(losses: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """The leaf tensors requiring gradients that more than one of `losses` depends on, in a stable order."""
+    seen: dict[int, tuple[torch.Tensor, int]] = {}
+    for loss in losses:
+        for leaf in _parameters_of(loss):
+            known = seen.get(id(leaf))
+            seen[id(leaf)] = (leaf, (known[1] if known else 0) + 1)
+    return [leaf for leaf, count in seen.values() if count > 1]
 
 
 def _parameters_of(tensor: torch.Tensor) -> list[torch.Tensor]:
