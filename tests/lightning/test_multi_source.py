@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytorch_lightning as pl
 import torch
+from test_distributed import run_command
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
@@ -141,3 +144,17 @@ def test_pcgrad_replaces_the_backward_pass_of_every_training_step(tmp_path: Path
     _, trainer = fit(tmp_path, "max_size_cycle", balancer)
     assert calls == [["colour/loss", "shape/loss"]] * 8  # 2 epochs of 4 steps, each with both sources' batches
     assert 0 <= trainer.callback_metrics["train/balancing/pcgrad/conflicting_fraction"].item() <= 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["temperature", "max_size_cycle"])
+def test_two_ddp_processes_follow_one_source_schedule_and_agree_on_the_weights(tmp_path: Path, mode: str) -> None:
+    job = Path(__file__).parent / "ddp_multi_source_job.py"
+    completed = run_command([sys.executable, str(job), str(tmp_path), "2", mode], timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    first, second = (json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1))
+    assert first["world_size"] == 2
+    assert first["steps"] == second["steps"]  # the same source at every step: collectives stay in step
+    assert len({tuple(step) for step in first["steps"]}) == (2 if mode == "temperature" else 1)
+    assert first["weights"] == second["weights"]  # DWA moved alike on both: its inputs are the reduced epoch means
+    assert first["weights"] != [1.0, 1.0]

@@ -13,6 +13,9 @@ Training schedules (`mode`):
 - `temperature`: one source per step, drawn with probability proportional to `len(source) ** (1 / temperature)`
   (1: by size, large: uniform), as many steps as all sources have batches. The draw is seeded by `seed` and the
   epoch, so every process of a distributed run follows the same schedule and their collectives stay in step.
+
+Under DDP a step that runs one source leaves the other heads' parameters without gradients: use
+`strategy="ddp_find_unused_parameters_true"` with the `sequential` and `temperature` schedules.
 """
 
 from __future__ import annotations
