@@ -50,7 +50,9 @@ from torchbricks.configuration import (
 )
 from torchbricks.errors import BrickError, ConfigError, did_you_mean
 from torchbricks.lightning.module import LightningBrickCollection, create_experiment_name, to_json
+from torchbricks.lightning.multi_source_config import expand_sources
 from torchbricks.lightning.task_resolvers import register_resolvers
+from torchbricks.loss_balancing import create_loss_balancer
 from torchbricks.tags import Stage
 from torchbricks.trained_experiment import write_experiment_description
 
@@ -82,15 +84,14 @@ def run_main_job(config: Any) -> MainJobResult:
     pl = require("pytorch_lightning", "lightning")
     omegaconf = require("omegaconf", "hydra")
     register_resolvers()  # the task configs read their classes from the data
+    config = expand_sources(config)  # task=multitask data.sources=[...]: a head per separately labelled data set
     started = time.perf_counter()
     check_train_config(config)
     if config.experiment.name is None:
         config.experiment.name = create_experiment_name()
     path_experiment = prepare_experiment_folder(config)
     resume = bool(config.get("resume", False))
-    quiet_third_party_notices()
-    if resume:  # Lightning warns that the checkpoint folder is not empty: resuming is why it is not
-        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+    quiet_third_party_notices(resume)
 
     pl.seed_everything(int(config.seed), workers=True, verbose=False)
     data_module = instantiate_config(config, "data")
@@ -107,14 +108,15 @@ def run_main_job(config: Any) -> MainJobResult:
         create_optimizers_func=create_optimizer,
         loss_weights=omegaconf.OmegaConf.to_container(config.loss_weights),
         compile_stages=bool(config.get("compile", False)),
+        loss_balancer=create_balancer(config, brick_collection),
+        missing_targets=str(config.get("missing_targets", "error")),
     )
     if config.trainer.get("enable_checkpointing", True):
         check_checkpoint_monitor(str(config.checkpoint.monitor), module)
     if launched_as_global_zero():
-        path_experiment.mkdir(parents=True, exist_ok=True)
-        write_text(path_experiment / CONFIG_FILE, omegaconf.OmegaConf.to_yaml(config))
-        write_experiment_description(path_experiment, config, data_module)
-    class_names = getattr(data_module, "class_names", None)
+        write_run_files(path_experiment, config, data_module)
+    class_names = getattr(data_module, "class_names", None)  # several sources (data.sources): a dict, one list per head
+    class_names = class_names if isinstance(class_names, list) else None
     trainer = instantiate_config(
         config,
         "trainer",
@@ -133,17 +135,71 @@ def run_main_job(config: Any) -> MainJobResult:
         return MainJobResult(path_experiment, {}, module)
 
     brick_collection.eval()
-    batch = module.named_inputs_from_batch(next(iter(data_module.test_dataloader())))
+    loaders = data_module.test_dataloader()
+    loaders = loaders if isinstance(loaders, list) else [loaders]  # one test loader per source with data.sources
+    batch = module.named_inputs_from_batch(next(iter(loaders[0])))
     metrics: dict[str, Any] = to_json(module.epoch_metrics)
     if config.export_onnx:
         metrics["onnx_max_abs_difference"] = export_and_check_onnx(path_experiment / "model.onnx", brick_collection, batch)
     if config.n_visualized:
-        test_batches = (module.named_inputs_from_batch(batch) for batch in data_module.test_dataloader())
-        save_pictures(path_experiment, module, test_batches, int(config.n_visualized), class_names)
+        draw_test_pictures(path_experiment, module, loaders, int(config.n_visualized), class_names)
     metrics["epochs"] = trainer.current_epoch
     metrics["wall_time_seconds"] = round(time.perf_counter() - started, 2)
     write_json(path_experiment / "metrics.json", metrics)
     return MainJobResult(path_experiment, metrics, module)
+
+
+def write_run_files(path_experiment: Path, config: Any, data_module: Any) -> None:
+    """Writes `config.yaml`, `experiment.json` and `resolved_config.yaml` when a run starts."""
+    omegaconf = require("omegaconf", "hydra")
+    path_experiment.mkdir(parents=True, exist_ok=True)
+    write_text(path_experiment / CONFIG_FILE, omegaconf.OmegaConf.to_yaml(config))
+    write_experiment_description(path_experiment, config, data_module)
+
+
+def draw_test_pictures(
+    path_experiment: Path, module: LightningBrickCollection, loaders: list[Any], n_visualized: int, class_names: list[str] | None
+) -> None:
+    """`predictions.png` (and `confusion_matrix.png`) of the test loaders, see `save_pictures`.
+
+    With several sources (one loader each) each head is drawn from the test images of the source labelling it,
+    with class indices for names (each head has classes of its own).
+    """
+    if len(loaders) > 1 and _installed("matplotlib"):
+        from torchbricks.lightning import report
+
+        collection = module.brick_collection
+        predictions = [
+            head
+            for loader in loaders
+            for head in report.collect_predictions(collection, (module.named_inputs_from_batch(batch) for batch in loader))
+        ]
+        if predictions:
+            report.save_figure(
+                report.plot_predictions(predictions, None, n_samples=n_visualized), path_experiment / "predictions.png"
+            )
+        return
+    test_batches = (module.named_inputs_from_batch(batch) for loader in loaders for batch in loader)
+    save_pictures(path_experiment, module, test_batches, n_visualized, class_names)
+
+
+def create_balancer(config: Any, collection: BrickCollection) -> Any:
+    """The loss balancer of `loss_balancing` (None for `fixed`: the module weighs the losses by `loss_weights`).
+
+    Raises:
+        ConfigError: An unknown strategy, or `loss_weights` with a strategy that learns its own weights.
+    """
+    strategy = str(config.get("loss_balancing", "fixed"))
+    if strategy == "fixed":
+        return None
+    if config.get("loss_weights"):
+        raise ConfigError(
+            f"Config key 'loss_weights' applies to loss_balancing=fixed; loss_balancing={strategy} sets its own weights."
+        )
+    try:
+        return create_loss_balancer(strategy, collection.loss_names())
+    except BrickError as error:
+        raise ConfigError(f"Config key 'loss_balancing': {error}") from error
 
 
 def check_checkpoint_monitor(monitor: str, module: LightningBrickCollection, key: str = "checkpoint.monitor") -> None:
@@ -213,16 +269,19 @@ def create_callbacks(config: Any, path_experiment: Path, class_names: list[str] 
     return callbacks
 
 
-def quiet_third_party_notices() -> None:
+def quiet_third_party_notices(resume: bool = False) -> None:
     """Silences what a user of the main job can neither act on nor needs to read.
 
     - Lightning's "module(s) in eval mode at the start of training": frozen bricks (`BrickNotTrainable`) keep their
       modules in eval mode on purpose, so batch-norm statistics and dropout stay frozen.
     - Lightning's advertising tips for its cloud services, and its use of a torch API that torch deprecated.
+    - With `resume`, Lightning's warning that the checkpoint folder is not empty: resuming is why it is not.
     - Lightning's note that an epoch has fewer batches than `log_every_n_steps`: the history, the curves and the
       progress lines use epoch values.
     """
     warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training", category=UserWarning)
+    if resume:  # Lightning warns that the checkpoint folder is not empty: resuming is why it is not
+        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
     # The history, the curves and the per-epoch lines use epoch values; a short epoch only thins the step log.
     warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller than the logging interval")

@@ -24,7 +24,7 @@ import random
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from torchbricks._extras import require
 from torchbricks.errors import BrickError, did_you_mean
@@ -33,7 +33,7 @@ require("pytorch_lightning", "lightning")
 import pytorch_lightning as pl  # noqa: E402 (after `require`, so a missing extra names what to install)
 from pytorch_lightning.utilities import CombinedLoader  # noqa: E402
 
-__all__ = ["MODES", "MultiSourceDataModule", "SourceSchedule"]
+__all__ = ["MODES", "MultiSourceDataModule", "RenamedDataModule", "SourceSchedule"]
 
 MODES = ("max_size_cycle", "min_size", "sequential", "temperature")
 
@@ -111,6 +111,11 @@ class MultiSourceDataModule(pl.LightningDataModule):
         """Source name -> the class names of its data."""
         return {name: list(getattr(source, "class_names", []) or []) for name, source in self.sources.items()}
 
+    @property
+    def image_size(self) -> Any:
+        """The input size of the first source (the job gives every source the same)."""
+        return getattr(next(iter(self.sources.values())), "image_size", None)
+
     def setup(self, stage: str) -> None:
         for source in self.sources.values():
             source.setup(stage)
@@ -144,3 +149,60 @@ def _with_distributed_sampler(loader: DataLoader[Any], trainer: Any) -> DataLoad
         drop_last=loader.drop_last,
         persistent_workers=loader.persistent_workers,
     )
+
+
+class RenamedDataModule(pl.LightningDataModule):
+    """A data module whose samples carry some names under others (`{"targets": "classification_targets"}`).
+
+    The wrapped module's datasets (its `datasets` dict of splits, filled by its `setup`) are wrapped, so its own
+    loaders, samplers and collate functions are kept.
+
+    Args:
+        data_module: A data module keeping its splits in `datasets` (those of `torchbricks.lightning.datamodules`).
+        rename: Old name -> new name.
+    """
+
+    def __init__(self, data_module: pl.LightningDataModule, rename: Mapping[str, str]) -> None:
+        super().__init__()
+        if not isinstance(getattr(data_module, "datasets", None), dict):
+            raise BrickError(
+                f"RenamedDataModule needs a data module keeping its splits in `datasets`, got {type(data_module).__name__}."
+            )
+        self.data_module = data_module
+        self.rename = dict(rename)
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(getattr(self.data_module, "class_names", []) or [])
+
+    @property
+    def image_size(self) -> Any:
+        return getattr(self.data_module, "image_size", None)
+
+    def setup(self, stage: str) -> None:
+        self.data_module.setup(stage)
+        datasets: dict[str, Any] = getattr(self.data_module, "datasets")  # noqa: B009 (checked in __init__)
+        for split, dataset in datasets.items():
+            if not isinstance(dataset, _RenamedDataset):
+                datasets[split] = _RenamedDataset(dataset, self.rename)
+
+    def train_dataloader(self) -> Any:
+        return self.data_module.train_dataloader()
+
+    def val_dataloader(self) -> Any:
+        return self.data_module.val_dataloader()
+
+    def test_dataloader(self) -> Any:
+        return self.data_module.test_dataloader()
+
+
+class _RenamedDataset(Dataset[dict[str, Any]]):
+    def __init__(self, dataset: Any, rename: Mapping[str, str]) -> None:
+        self.dataset = dataset
+        self.rename = dict(rename)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {self.rename.get(name, name): value for name, value in self.dataset[index].items()}

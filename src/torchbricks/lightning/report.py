@@ -20,6 +20,7 @@ with the `plots` extra: `pip install "torchbricks[plots]"`.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -398,9 +399,17 @@ def collect_predictions(
     marking padding) it is a box head; predicted boxes scoring below `min_score` are left out. With four inputs
     and a metric with a matching `distance` (what `create_point_detection_head`'s `PointDetectionF1` reads:
     points [B, P, 2], labels [B, P], true points [B, N, 2], true labels [B, N]) it is a point head.
-    The images are the first named input holding a batch of images [B, C, H, W].
+    The images are the first named input holding a batch of images [B, C, H, W]. Only the heads whose targets the
+    first batch carries are collected (batches from one source of several label some heads only).
     """
-    heads = _metric_heads(collection)
+    batches = iter(batches)
+    first = next(batches, None)
+    if first is None:
+        return []
+    batches = itertools.chain([first], batches)
+    produced = set(collection.plan(tags=Stage.TEST).produced)
+    # A head is drawn from batches carrying its targets: with several sources, each batch labels some heads only.
+    heads = [head for head in _metric_heads(collection) if all(name in first or name in produced for name in head[1])]
     if not heads:
         return []
     companions = _companion_outputs(collection, [names[0] for _, names, _ in heads if len(names) == 2])
