@@ -28,6 +28,8 @@ COMMON_OVERRIDES = (
     ("trainer.devices=2 trainer.strategy=ddp", "two processes on this machine"),
     ("trainer.num_nodes=2 trainer.strategy=ddp", "two machines (set MASTER_ADDR, MASTER_PORT, NODE_RANK)"),
     ("+head@model.bricks.head2=classification", "add a second head"),
+    ("task=multitask data.sources=[{task: detection, root: A}, ...]", "a head per separately labelled data set"),
+    ("loss_balancing=uncertainty", "how the heads' losses add up: fixed, uncertainty, dwa, pcgrad"),
     ("seed=1", "another seed"),
 )
 

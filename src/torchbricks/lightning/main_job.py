@@ -196,6 +196,12 @@ def create_balancer(config: Any, collection: BrickCollection) -> Any:
         raise ConfigError(
             f"Config key 'loss_weights' applies to loss_balancing=fixed; loss_balancing={strategy} sets its own weights."
         )
+    processes = int(config.trainer.get("devices", 1) or 1) * int(config.trainer.get("num_nodes", 1) or 1)
+    if strategy == "pcgrad" and processes > 1:
+        raise ConfigError(
+            "Config key 'loss_balancing': pcgrad computes one gradient per loss on one process; DDP averages gradients "
+            "in its own backward pass. Use uncertainty or dwa with several processes."
+        )
     try:
         return create_loss_balancer(strategy, collection.loss_names())
     except BrickError as error:

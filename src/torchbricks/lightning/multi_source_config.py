@@ -92,6 +92,8 @@ def _replace_heads_and_data(expanded: Any, config: Any, heads: dict[str, Any], d
         }
     )
     expanded.missing_targets = "skip"
+    if expanded.data.mode in ("sequential", "temperature") and expanded.trainer.get("strategy") == "ddp":
+        expanded.trainer.strategy = "ddp_find_unused_parameters_true"  # a step runs one source: other heads get no gradient
     for item in ("class_names", "num_classes"):  # the heads hold their own classes; these read data.root
         if item in expanded.model:
             del expanded.model[item]
