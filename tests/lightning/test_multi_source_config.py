@@ -41,6 +41,7 @@ def test_multitask_from_three_separately_labelled_sets_trains_and_tests_a_head_o
     folder = tmp_path / "run"
     metrics = json.loads((folder / "metrics.json").read_text())
     assert {"detection/map_50", "segmentation/mean_iou", "shape/accuracy"} <= set(metrics["test"])
+    assert metrics["onnx_max_abs_difference"] <= 1e-4  # a batch of one source through the exported model agrees
     described = json.loads((folder / "experiment.json").read_text())
     assert described["head_class_names"]["shape"] == sorted(
         path.name for path in (three_sets[2] / "classification/train").iterdir()
