@@ -51,6 +51,7 @@ __all__ = [
     "box_problem",
     "clip_box",
     "coco_class_names",
+    "image_file_size",
     "image_folder_class_names",
     "image_size_problem",
     "mask_value_problem",
@@ -129,7 +130,7 @@ def _load_rgb(path: Path) -> Image.Image:
         raise DataError(f"Image {str(path)!r} cannot be read: {error}") from error
 
 
-def _image_size(path: Path) -> tuple[int, int]:
+def image_file_size(path: Path) -> tuple[int, int]:
     """(width, height) from the file's header."""
     try:
         with Image.open(path) as image:
@@ -293,8 +294,8 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
                 problems.report(f"Image {str(image)!r} has no mask {str(mask)!r}.")
                 continue
             image_size, mask_size = (
-                problems.guard(lambda image=image: _image_size(image)),
-                problems.guard(lambda mask=mask: _image_size(mask)),
+                problems.guard(lambda image=image: image_file_size(image)),
+                problems.guard(lambda mask=mask: image_file_size(mask)),
             )
             if image_size is None or mask_size is None:
                 continue
@@ -541,55 +542,29 @@ class CocoDataset(BoxDataset):
         document = _read_json(self.path_json)
         categories = sorted(document["categories"], key=lambda category: category["id"])
         self.category_ids = [int(category["id"]) for category in categories]
-        index_of = {category_id: index for index, category_id in enumerate(self.category_ids)}
-        self.images: dict[int, BoxImage] = {}
-        for image in document["images"]:
-            path = self.image_root / image["file_name"]
-            source = f"id {image['id']} in {str(self.path_json)!r}"
-            if not path.is_file():
-                problems.report(f"Image {str(path)!r} ({source}) does not exist.")
-                continue
-            if int(image["id"]) in self.images:
-                problems.report(f"The image {source} is listed twice.")
-                continue
-            if "width" in image and "height" in image:
-                width, height = int(image["width"]), int(image["height"])
-            else:  # optional in some exports: read from the file's header
-                size = problems.guard(lambda path=path: _image_size(path))
-                if size is None:
-                    continue
-                width, height = size
-            self.images[int(image["id"])] = BoxImage(path, width, height, source=repr(str(self.path_json)))
+        self.images = self._read_images(document, problems)
         if not self.images and not problems.messages:
             problems.report(f"The COCO file {str(self.path_json)!r} lists no image.")
         listed = {int(image["id"]) for image in document["images"]}
+        index_of = {category_id: index for index, category_id in enumerate(self.category_ids)}
         for annotation in document["annotations"]:
             where = f"annotation {annotation.get('id')} in {str(self.path_json)!r}"
             if annotation.get("iscrowd", 0):
                 continue
-            category = int(annotation["category_id"])
-            if category not in index_of:
-                problems.report(f"The {where} has category_id {category}; the file's categories are {self.category_ids}.")
-                continue
             record = self.images.get(int(annotation["image_id"]))
-            if record is None:
+            if int(annotation["category_id"]) not in index_of:
+                problems.report(
+                    f"The {where} has category_id {annotation['category_id']}; the file's categories are {self.category_ids}."
+                )
+            elif record is None:
                 if int(annotation["image_id"]) not in listed:
                     problems.report(f"The {where} names image_id {annotation['image_id']}, which the file does not list.")
-                continue
-            x, y, w, h = (float(value) for value in annotation["bbox"])
-            if box_problem((x, y, x + w, y + h), record.width, record.height):
-                problems.report(
-                    f"The {where} has bbox [x, y, w, h] = {annotation['bbox']}, outside (or empty in) its image "
-                    f"{str(record.path)!r} of {record.width}x{record.height}."
+            else:
+                found = problems.guard(
+                    lambda annotation=annotation, where=where, record=record: _coco_object(annotation, where, record)
                 )
-                continue
-            segmentation = annotation.get("segmentation")
-            if not problems.guard(
-                lambda segmentation=segmentation, where=where, record=record: _check_segmentation(segmentation, where, record)
-            ):
-                continue
-            box = clip_box((x, y, x + w, y + h), record.width, record.height)
-            record.objects.append(BoxObject(box, index_of[category], segmentation))
+                if found is not None:
+                    record.objects.append(BoxObject(found[0], index_of[int(annotation["category_id"])], found[1]))
         self.ids = sorted(self.images)
         super().__init__(
             [self.images[image_id] for image_id in self.ids],
@@ -598,15 +573,51 @@ class CocoDataset(BoxDataset):
             transform,
         )
 
+    def _read_images(self, document: dict[str, Any], problems: DataProblems) -> dict[int, BoxImage]:
+        images: dict[int, BoxImage] = {}
+        for image in document["images"]:
+            path = self.image_root / image["file_name"]
+            source = f"id {image['id']} in {str(self.path_json)!r}"
+            if not path.is_file():
+                problems.report(f"Image {str(path)!r} ({source}) does not exist.")
+                continue
+            if int(image["id"]) in images:
+                problems.report(f"The image {source} is listed twice.")
+                continue
+            if "width" in image and "height" in image:
+                size = (int(image["width"]), int(image["height"]))
+            else:  # optional in some exports: read from the file's header
+                size = problems.guard(lambda path=path: image_file_size(path))
+            if size is not None:
+                images[int(image["id"])] = BoxImage(path, size[0], size[1], source=repr(str(self.path_json)))
+        return images
 
-def _check_segmentation(segmentation: Any, where: str, image: BoxImage) -> bool:
-    """True for a polygon list, an RLE of the image's size, or nothing (the box then stands in for the outline).
+
+def _coco_object(annotation: dict[str, Any], where: str, record: BoxImage) -> tuple[tuple[float, float, float, float], Any]:
+    """The clipped box and the segmentation of an annotation.
+
+    Raises:
+        DataError: The box is outside its image or the segmentation is neither polygons nor an RLE of its size.
+    """
+    x, y, w, h = (float(value) for value in annotation["bbox"])
+    if box_problem((x, y, x + w, y + h), record.width, record.height):
+        raise DataError(
+            f"The {where} has bbox [x, y, w, h] = {annotation['bbox']}, outside (or empty in) its image "
+            f"{str(record.path)!r} of {record.width}x{record.height}."
+        )
+    segmentation = annotation.get("segmentation")
+    _check_segmentation(segmentation, where, record)
+    return clip_box((x, y, x + w, y + h), record.width, record.height), segmentation
+
+
+def _check_segmentation(segmentation: Any, where: str, image: BoxImage) -> None:
+    """Passes a polygon list, an RLE of the image's size, or nothing (the box then stands in for the outline).
 
     Raises:
         DataError: Anything else.
     """
     if segmentation is None or isinstance(segmentation, list):
-        return True
+        return
     size = [image.height, image.width]
     if not isinstance(segmentation, dict) or not isinstance(segmentation.get("counts"), (list, str)):
         raise DataError(
@@ -618,7 +629,6 @@ def _check_segmentation(segmentation: Any, where: str, image: BoxImage) -> bool:
             f"The {where} has an RLE segmentation of size {segmentation.get('size')} [height, width], but its image "
             f"{str(image.path)!r} is {size}."
         )
-    return True
 
 
 def _decode_rle(rle: dict[str, Any]) -> np.ndarray:
