@@ -56,7 +56,7 @@ def test_yolo_and_voc_copies_of_coco_data_read_as_the_same_boxes_labels_and_clas
         root = coco_to_voc(coco, tmp_path / "voc")
     else:
         root = coco_to_yolo(coco, tmp_path / "yolo", names_as_dict=layout == "yolo_names_dict")
-    kind = layout.split("_")[0]
+    kind = layout.split("_", maxsplit=1)[0]
 
     assert detect_detection_layout(root) == kind
     assert detect_detection_layout(coco) == "coco"

@@ -19,6 +19,7 @@ __all__ = [
     "coco_category_ids",
     "detect_detection_layout",
     "detection_class_names",
+    "find_detection_layouts",
     "has_test_split",
     "read_detection_split",
 ]
@@ -33,12 +34,16 @@ LAYOUT_EXPECTS = {
 """Layout -> what a data folder in it holds, for messages."""
 
 
-def _signs(root: Path) -> dict[str, bool]:
-    return {
+def find_detection_layouts(root: Path | str) -> list[str]:
+    """The box layouts whose marks the folder has: `train.json` (COCO), `data.yaml` or `labels/` (YOLO),
+    `Annotations/` or XML files (VOC)."""
+    root = Path(root)
+    signs = {
         "coco": (root / "train.json").is_file(),
         "yolo": (root / YOLO_FILE).is_file() or (root / "labels").is_dir(),
         "voc": (root / "Annotations").is_dir() or any(root.glob("*.xml")),
     }
+    return [name for name, present in signs.items() if present]
 
 
 def detect_detection_layout(root: Path | str, layout: str = "auto") -> str:
@@ -58,7 +63,7 @@ def detect_detection_layout(root: Path | str, layout: str = "auto") -> str:
         raise DataError(f"The data folder {str(root)!r} does not exist.")
     if layout != "auto":
         return layout
-    found = [name for name, present in _signs(root).items() if present]
+    found = find_detection_layouts(root)
     if len(found) == 1:
         return found[0]
     expects = "; ".join(f"{name}: {LAYOUT_EXPECTS[name]}" for name in DETECTION_LAYOUTS)
