@@ -154,3 +154,21 @@ def test_task_picks_between_layouts_and_a_folder_in_no_layout_exits_2(tmp_path: 
     status, printed = _check(tmp_path, capsys, "tsk=detection")
     assert status == 2
     assert "Did you mean 'task'" in printed
+
+
+@pytest.mark.slow
+def test_the_readme_shows_what_check_data_prints_for_the_default_shapes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    command = "torchbricks check-data data/shapes/detection\n"
+    shown = readme[readme.index(command) + len(command) : readme.index("```", readme.index(command))]
+    expected = "\n".join(line.removeprefix("#").removeprefix(" ") for line in shown.splitlines())
+    monkeypatch.chdir(tmp_path)
+    assert main(["make-dataset", "shapes", "data/shapes"]) == 0  # as the README makes it, with the defaults
+    capsys.readouterr()
+
+    status, printed = _check(Path("data/shapes/detection"), capsys)
+
+    assert status == 0
+    assert printed.strip() == expected.strip()

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -66,6 +66,7 @@ BOX_TOLERANCE = 1.0
 """Pixels a box may reach past its image's border (rounding in annotation tools) before it is an error."""
 
 Transform = Callable[[dict[str, Any]], dict[str, Any]]
+_T = TypeVar("_T")
 
 
 class DataError(BrickError):
@@ -97,10 +98,10 @@ class DataProblems:
             raise DataError(message)
         self.messages.append(message)
 
-    def guard(self, read: Callable[[], Any]) -> Any:
-        """`read()`, or None after reporting the `DataError` it raised."""
+    def guard(self, read: Callable[..., _T], *arguments: Any) -> _T | None:
+        """`read(*arguments)`, or None after reporting the `DataError` it raised."""
         try:
-            return read()
+            return read(*arguments)
         except DataError as error:
             self.report(str(error))
             return None
@@ -197,7 +198,7 @@ class ImageFolderDataset(Dataset[dict[str, Any]]):
         self.folder = Path(folder)
         self.transform = transform
         self.samples: list[tuple[Path, int]] = []
-        present = problems.guard(lambda: image_folder_class_names(self.folder))
+        present = problems.guard(image_folder_class_names, self.folder)
         self.class_names = list(class_names) if class_names is not None else list(present or [])
         if present is None:
             return
@@ -294,8 +295,8 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
                 problems.report(f"Image {str(image)!r} has no mask {str(mask)!r}.")
                 continue
             image_size, mask_size = (
-                problems.guard(lambda image=image: image_file_size(image)),
-                problems.guard(lambda mask=mask: image_file_size(mask)),
+                problems.guard(image_file_size, image),
+                problems.guard(image_file_size, mask),
             )
             if image_size is None or mask_size is None:
                 continue
@@ -560,9 +561,7 @@ class CocoDataset(BoxDataset):
                 if int(annotation["image_id"]) not in listed:
                     problems.report(f"The {where} names image_id {annotation['image_id']}, which the file does not list.")
             else:
-                found = problems.guard(
-                    lambda annotation=annotation, where=where, record=record: _coco_object(annotation, where, record)
-                )
+                found = problems.guard(_coco_object, annotation, where, record)
                 if found is not None:
                     record.objects.append(BoxObject(found[0], index_of[int(annotation["category_id"])], found[1]))
         self.ids = sorted(self.images)
@@ -584,10 +583,11 @@ class CocoDataset(BoxDataset):
             if int(image["id"]) in images:
                 problems.report(f"The image {source} is listed twice.")
                 continue
-            if "width" in image and "height" in image:
-                size = (int(image["width"]), int(image["height"]))
-            else:  # optional in some exports: read from the file's header
-                size = problems.guard(lambda path=path: image_file_size(path))
+            size: tuple[int, int] | None = (
+                (int(image["width"]), int(image["height"])) if "width" in image and "height" in image else None
+            )
+            if size is None:  # optional in some exports: read from the file's header
+                size = problems.guard(image_file_size, path)
             if size is not None:
                 images[int(image["id"])] = BoxImage(path, size[0], size[1], source=repr(str(self.path_json)))
         return images

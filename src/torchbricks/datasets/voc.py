@@ -220,7 +220,7 @@ class VocDataset(BoxDataset):
             if not path.is_file():
                 problems.report(f"The VOC file {str(path)!r} (listed in the {split!r} split) does not exist.")
                 continue
-            annotation = problems.guard(lambda path=path: parse_voc_xml(path, splits.images))
+            annotation = problems.guard(parse_voc_xml, path, splits.images)
             if annotation is None:
                 continue
             record = BoxImage(annotation.image, annotation.width, annotation.height, source=repr(str(path)))

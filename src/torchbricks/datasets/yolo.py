@@ -211,7 +211,7 @@ class YoloDataset(BoxDataset):
             if not image.is_file():
                 problems.report(f"Image {str(image)!r} (listed in the YOLO split {split!r}) does not exist.")
                 continue
-            size = problems.guard(lambda image=image: image_file_size(image))
+            size = problems.guard(image_file_size, image)
             if size is None:
                 continue
             record = BoxImage(image, size[0], size[1], source=repr(str(label_path)))
