@@ -275,3 +275,20 @@ def test_a_folder_in_no_layout_is_one_error_listing_what_each_expects(tmp_path: 
     assert detect_detection_layout(tmp_path, "yolo") == "yolo"
     with pytest.raises(ConfigError, match="Did you mean 'voc'"):
         detect_detection_layout(tmp_path, "vco")
+
+
+def test_yolo_splits_are_relative_to_the_path_entry_and_roboflow_parent_paths_are_found(tmp_path: Path) -> None:
+    base = tmp_path / "sub"
+    for image, label in (("images/train/x.png", "labels/train/x.txt"), ("valid/images/y.png", "valid/labels/y.txt")):
+        (base / image).parent.mkdir(parents=True)
+        (base / label).parent.mkdir(parents=True)
+        Image.new("RGB", (10, 10)).save(base / image)
+        (base / label).write_text("0 0.5 0.5 0.4 0.4\n")
+    (tmp_path / "data.yaml").write_text("path: sub\ntrain: images/train\nval: ../valid/images\nnames: {0: dot}\n")
+
+    train, validation = YoloDataset(tmp_path, "train"), YoloDataset(tmp_path, "validation")
+
+    assert [record.path for record in train.records] == [base / "images/train/x.png"]
+    assert [record.path for record in validation.records] == [base / "valid/images/y.png"]
+    assert validation.records[0].objects[0].box == pytest.approx((3.0, 3.0, 7.0, 7.0))
+    assert validation.class_names == ["dot"]

@@ -289,8 +289,15 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
             problems.report(f"The segmentation split {str(self.folder)!r} has no folder {str(needed)!r}.")
         if missing:
             return
+        owners: dict[Path, Path] = {}
         for image in _image_files(images):
             mask = masks / f"{image.stem}.png"
+            if mask in owners:
+                problems.report(
+                    f"Images {str(owners[mask])!r} and {str(image)!r} share the mask {str(mask)!r}; rename one of them."
+                )
+                continue
+            owners[mask] = image
             if not mask.is_file():
                 problems.report(f"Image {str(image)!r} has no mask {str(mask)!r}.")
                 continue
