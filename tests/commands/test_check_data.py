@@ -172,3 +172,13 @@ def test_the_readme_shows_what_check_data_prints_for_the_default_shapes(
 
     assert status == 0
     assert printed.strip() == expected.strip()
+
+
+def test_a_yolo_data_yaml_pointing_elsewhere_is_noted(shapes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    original = _copy(shapes, "yolo", tmp_path)  # its data.yaml has `path:` set to its own folder
+    copied = Path(shutil.copytree(original, tmp_path / "copied"))
+
+    status, printed = _check(copied, capsys)
+
+    assert status == 0
+    assert f"Note: data.yaml points outside {str(copied)!r}; images are read from ['{original}/images/train'" in printed

@@ -40,6 +40,7 @@ from torchbricks.datasets.readers import (
     read_mask,
     segmentation_class_names,
 )
+from torchbricks.datasets.yolo import read_yolo_layout
 from torchbricks.errors import ConfigError, did_you_mean
 
 __all__ = ["TASKS", "DataReport", "check_data", "decode_image"]
@@ -54,13 +55,15 @@ FOLDER_EXPECTS = {
 @dataclass
 class DataReport:
     """What `check_data` found: the task and layout, the classes, every problem, and per split the number of images
-    and, per class, of images holding it and of its instances (pixels for segmentation)."""
+    and, per class, of images holding it and of its instances (pixels for segmentation); notes say what the reader
+    should know that is not a problem (a YOLO `data.yaml` pointing to images outside the folder)."""
 
     root: Path
     task: str
     layout: str
     class_names: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     images: dict[str, int] = field(default_factory=dict)
     counts: dict[str, dict[str, list[int]]] = field(default_factory=dict)
 
@@ -91,7 +94,8 @@ class DataReport:
     def render(self) -> str:
         """The report as `torchbricks check-data` prints it."""
         lines = [
-            f"Data {str(self.root)!r}: {self.task}, {self.layout} layout, {len(self.class_names)} classes {self.class_names}"
+            f"Data {str(self.root)!r}: {self.task}, {self.layout} layout, {len(self.class_names)} classes {self.class_names}",
+            *(f"Note: {note}" for note in self.notes),
         ]
         if self.counts:
             lines += ["", self.table()]
@@ -212,6 +216,11 @@ def check_data(root: Path | str, task: str | None = None, layout: str = "auto") 
     names = checker.problems.guard(readers.get(layout, lambda: detection_class_names(root, layout)))
     if names is not None:
         report.class_names = list(names)
+        if layout == "yolo":
+            sources = [source for sources in read_yolo_layout(root).splits.values() for source in sources if source.exists()]
+            outside = sorted({str(source) for source in sources if not source.resolve().is_relative_to(root.resolve())})
+            if outside:
+                report.notes.append(f"data.yaml points outside {str(root)!r}; images are read from {outside}.")
         if task == "multitask" and layout != "coco":
             checker.problems.report(f"task=multitask draws its masks from COCO outlines; the {layout} data has boxes only.")
         for split, source in _splits(root, layout):
