@@ -209,11 +209,7 @@ def check_data(root: Path | str, task: str | None = None, layout: str = "auto") 
     task, layout = _task_of(root, task, layout)
     report = DataReport(root, task, layout)
     checker = _Checker(report)
-    readers: dict[str, Callable[[], list[str]]] = {
-        "image_folder": lambda: image_folder_class_names(root / "train"),
-        "segmentation_folder": lambda: segmentation_class_names(root),
-    }
-    names = checker.problems.guard(readers.get(layout, lambda: detection_class_names(root, layout)))
+    names = checker.problems.guard(_class_names, root, layout)
     if names is not None:
         report.class_names = list(names)
         if layout == "yolo":
@@ -225,13 +221,20 @@ def check_data(root: Path | str, task: str | None = None, layout: str = "auto") 
             checker.problems.report(f"task=multitask draws its masks from COCO outlines; the {layout} data has boxes only.")
         for split, source in _splits(root, layout):
             report.counts[split] = {}
-            checker_split = {"image_folder": _check_image_folder, "segmentation_folder": _check_segmentation_folder}
-            checker_split.get(layout, _check_boxes)(checker, root, layout, split, source)
+            SPLIT_CHECKS.get(layout, _check_boxes)(checker, root, layout, split, source)
         for name in report.class_names[1:] if task == "segmentation" else report.class_names:
             if name not in report.counts.get("train", {}):
                 checker.problems.report(f"Class {name!r} has no example in the train split.")
     report.problems = checker.problems.messages
     return report
+
+
+def _class_names(root: Path, layout: str) -> list[str]:
+    if layout == "image_folder":
+        return image_folder_class_names(root / "train")
+    if layout == "segmentation_folder":
+        return segmentation_class_names(root)
+    return detection_class_names(root, layout)
 
 
 def _check_image_folder(checker: _Checker, root: Path, layout: str, split: str, source: str) -> None:
@@ -284,3 +287,10 @@ def _check_boxes(checker: _Checker, root: Path, layout: str, split: str, source:
         per_class: Counter[str] = Counter(checker.report.class_names[item.label] for item in record.objects)
         for name, instances in per_class.items():
             checker.count(split, name, instances)
+
+
+SPLIT_CHECKS: dict[str, Callable[[_Checker, Path, str, str, str], None]] = {
+    "image_folder": _check_image_folder,
+    "segmentation_folder": _check_segmentation_folder,
+}
+"""Layout -> the check of one split; the box layouts share `_check_boxes`."""
