@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -182,3 +184,16 @@ def test_a_yolo_data_yaml_pointing_elsewhere_is_noted(shapes: Path, tmp_path: Pa
 
     assert status == 0
     assert f"Note: data.yaml points outside {str(copied)!r}; images are read from ['{original}/images/train'" in printed
+
+
+def test_check_data_help_answers_without_importing_torch() -> None:
+    code = (
+        "import sys\nfrom torchbricks.__main__ import main\n"
+        "try:\n    main(['check-data', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print('HEAVY:', sorted(name for name in ('torch', 'numpy', 'PIL') if name in sys.modules))"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+
+    assert completed.returncode == 0, completed.stderr
+    assert "task=classification|segmentation|detection|multitask" in completed.stdout
+    assert "HEAVY: []" in completed.stdout
