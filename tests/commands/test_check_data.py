@@ -197,3 +197,16 @@ def test_check_data_help_answers_without_importing_torch() -> None:
     assert completed.returncode == 0, completed.stderr
     assert "task=classification|segmentation|detection|multitask" in completed.stdout
     assert "HEAVY: []" in completed.stdout
+
+
+def test_an_empty_split_is_listed_with_the_other_problems(shapes: Path, tmp_path: Path) -> None:
+    root = _copy(shapes, "yolo", tmp_path)
+    shutil.rmtree(root / "images" / "val")
+    sorted((root / "labels" / "train").glob("*.txt"))[0].write_text("3 0.5 0.5 0.2 0.2\n")
+
+    problems = check_data(root).problems
+
+    assert len(problems) == 3, problems
+    assert "line 1: class 3 is out of range" in problems[0]
+    assert f"The YOLO split source {str(root / 'images' / 'val')!r} does not exist." == problems[1]
+    assert "The YOLO split 'validation' holds no image" in problems[2]

@@ -551,7 +551,7 @@ class CocoDataset(BoxDataset):
         categories = sorted(document["categories"], key=lambda category: category["id"])
         self.category_ids = [int(category["id"]) for category in categories]
         self.images = self._read_images(document, problems)
-        if not self.images and not problems.messages:
+        if not document["images"]:
             problems.report(f"The COCO file {str(self.path_json)!r} lists no image.")
         listed = {int(image["id"]) for image in document["images"]}
         index_of = {category_id: index for index, category_id in enumerate(self.category_ids)}

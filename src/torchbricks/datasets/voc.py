@@ -237,6 +237,6 @@ class VocDataset(BoxDataset):
                         BoxObject(clip_box(box, record.width, record.height), index_of[name], difficult=difficult)
                     )
             records.append(record)
-        if not records and not problems.messages and (split != "test" or splits.files[split]):
+        if not records and (split != "test" or splits.files[split]):
             problems.report(f"The VOC split {split!r} of {str(self.root)!r} holds no image.")
         super().__init__(records, names, with_masks=False, transform=transform)

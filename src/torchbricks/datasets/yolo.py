@@ -170,6 +170,8 @@ def _split_images(sources: Sequence[Path], problems: DataProblems) -> list[Path]
             for line in source.read_text().splitlines():
                 if line.strip():
                     images.append(_source(source.parent, line.strip()))
+        elif not source.exists():
+            problems.report(f"The YOLO split source {str(source)!r} does not exist.")
         else:
             problems.report(f"The YOLO split source {str(source)!r} is neither a folder of images nor a .txt list of them.")
     return images
@@ -218,7 +220,7 @@ class YoloDataset(BoxDataset):
             if label_path.is_file():
                 record.objects = _read_label_file(label_path, record, len(layout.class_names), problems)
             records.append(record)
-        if not records and not problems.messages:
+        if not records:
             shown = [str(source) for source in sources]
             problems.report(f"The YOLO split {split!r} holds no image; looked in {shown}.")
         super().__init__(records, layout.class_names, with_masks=False, transform=transform)
