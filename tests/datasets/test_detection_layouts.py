@@ -207,6 +207,9 @@ def test_a_missing_yolo_image_and_bad_data_yaml_are_errors(tmp_path: Path) -> No
     (root / "data.yaml").write_text("names: {0: cat, 2: dog}\n")
     with pytest.raises(DataError, match=r"numbers its 'names' \[0, 2\]; expected 0 to 1"):
         yolo_class_names(root)
+    (root / "data.yaml").write_text("names: [cat, dog]\nnc: 3\n")
+    with pytest.raises(DataError, match=r"has nc: 3 but 2 names"):
+        yolo_class_names(root)
     (root / "data.yaml").write_text("names: [cat\n")
     with pytest.raises(DataError, match=r"data\.yaml' cannot be read as YAML"):
         yolo_class_names(root)

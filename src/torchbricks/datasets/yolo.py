@@ -82,7 +82,7 @@ def _names(path: Path, names: Any, count: Any) -> list[str]:
         raise DataError(
             f"The YOLO file {str(path)!r} has 'names' {names!r}; expected a list [cat, dog] or a mapping {{0: cat, 1: dog}}."
         )
-    if count is not None and int(count) != len(names):
+    if count is not None and str(count) != str(len(names)):
         raise DataError(f"The YOLO file {str(path)!r} has nc: {count} but {len(names)} names.")
     return [str(name) for name in names]
 
