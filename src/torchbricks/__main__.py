@@ -4,6 +4,9 @@
     torchbricks train --show-config [...]   prints the composed config and exits
     torchbricks make-dataset shapes DIR     writes a generated data set in the classification, segmentation
                                             and COCO layouts (see torchbricks.datasets.shapes)
+    torchbricks check-data DIR [task=...]   lists every problem of a data folder (image folders, segmentation
+                                            folders, COCO, YOLO, Pascal VOC) and counts images and instances
+                                            per class and split; exit status 1 when anything is wrong
     torchbricks --version
 
 `--help`, `train --help` and `--version` answer without importing torch (the package imports lazily).

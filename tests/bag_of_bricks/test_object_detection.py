@@ -237,3 +237,22 @@ def test_export_stage_runs_in_onnxruntime_as_in_pytorch(tmp_path: Path) -> None:
     assert (actual["head/labels"] >= 0).sum() > 3
     for name, value in actual.items():
         assert np.allclose(value, expected[name].numpy(), atol=1e-4), name
+
+
+def test_mean_average_precision_ignores_objects_labelled_as_ignored_like_voc_difficult_ones() -> None:
+    pytest.importorskip("pycocotools")
+    real, difficult = [0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 30.0, 30.0]
+    targets, target_labels = torch.tensor([[real, difficult]]), torch.tensor([[0, -2 - 0]])  # class 0, ignored
+
+    found_both = BoxMeanAveragePrecision()  # the better-scored detection is on the ignored object: not a false positive
+    found_both.update(targets, torch.tensor([[0.6, 0.9]]), torch.tensor([[0, 0]]), targets, target_labels)
+    found_real = BoxMeanAveragePrecision()  # the ignored object left undetected: not a missed ground truth
+    found_real.update(targets[:, :1], torch.tensor([[0.6]]), torch.tensor([[0]]), targets, target_labels)
+    as_false_positive = BoxMeanAveragePrecision()  # reference: the same detection of an object that is not there
+    as_false_positive.update(targets, torch.tensor([[0.6, 0.9]]), torch.tensor([[0, 0]]), targets[:, :1], target_labels[:, :1])
+
+    # One true positive, ranked alone: precision 1 at recall 1 at every IoU threshold.
+    assert found_both.compute()["map"].item() == pytest.approx(1.0)
+    assert found_real.compute()["mar_100"].item() == pytest.approx(1.0)
+    # The false positive ranked first halves the precision at the only recall step (0.5 by 101-point interpolation).
+    assert as_false_positive.compute()["map"].item() == pytest.approx(0.5)

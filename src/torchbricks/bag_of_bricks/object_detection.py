@@ -4,7 +4,10 @@ non-maximum suppression, the COCO mean average precision, a box drawing and a re
 Each class has a heatmap at the features' stride whose peaks are object centres; each cell also predicts the
 distances from its centre to the four sides of its object's box. Targets are padded tensors so batches stack:
 boxes [B, N, 4] as (x_min, y_min, x_max, y_max) in pixels and labels [B, N] with -1 marking padding (what
-`torchbricks.datasets.collate_padded` makes of COCO data).
+`torchbricks.datasets.collate_padded` makes of COCO data). A label `-2 - k` marks an object of class k that
+evaluation ignores (a Pascal VOC `difficult` object, see `torchbricks.datasets.BoxDataset`): the loss skips it as it
+skips the padding, and the mean average precision neither counts it as a ground truth nor a detection of it as a
+false positive.
 """
 
 from __future__ import annotations
@@ -301,7 +304,10 @@ class BoxMeanAveragePrecision(MeanAveragePrecision):
     """torchmetrics' COCO `MeanAveragePrecision` (boxes) fed with padded tensors instead of lists of dicts.
 
     `update(boxes, scores, labels, target_boxes, target_labels)` takes the decoder's outputs and the padded
-    targets; entries with label -1 are left out. `compute` returns `map`, `map_50`, `map_75` and `mar_100` (the
+    targets; entries with label -1 are left out, and a target labelled `-2 - k` (an ignored object of class k, such
+    as a VOC `difficult` one) is passed as a COCO crowd region (`iscrowd`): not a ground truth to find, and a
+    detection of class k overlapping it (by intersection over the detection's area, COCO's crowd rule) is not a
+    false positive. `compute` returns `map`, `map_50`, `map_75` and `mar_100` (the
     values of torchmetrics' dict that mean something without per-class or per-size settings). Needs pycocotools
     or faster-coco-eval (the `detection` extra).
 
@@ -341,7 +347,15 @@ class BoxMeanAveragePrecision(MeanAveragePrecision):
             predictions.append(
                 {"boxes": boxes[image][kept].float(), "scores": scores[image][kept].float(), "labels": labels[image][kept]}
             )
-            targets.append({"boxes": target_boxes[image][real].float(), "labels": target_labels[image][real]})
+            ignored = target_labels[image] <= -2
+            kept_targets = real | ignored
+            targets.append(
+                {
+                    "boxes": target_boxes[image][kept_targets].float(),
+                    "labels": torch.where(ignored, -2 - target_labels[image], target_labels[image])[kept_targets],
+                    "iscrowd": ignored[kept_targets].long(),
+                }
+            )
         super().update(predictions, targets)
 
 
