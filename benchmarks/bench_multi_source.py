@@ -52,12 +52,15 @@ def main() -> None:
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES)
     parser.add_argument("--mode", default="max_size_cycle", help="data.mode of the multi-source runs")
     parser.add_argument("--extra", nargs="*", default=[], help="overrides for every run, e.g. trainer.max_epochs=2")
+    parser.add_argument("--num-train", type=int, default=500, help="training images per set (fewer for a smoke run)")
     arguments = parser.parse_args()
     sets = []
     for seed in (11, 12, 13):
         folder = arguments.root / f"set{seed}"
         if not folder.exists():
-            write_shapes_dataset(folder, num_train=500, num_val=100, image_size=96, seed=seed)
+            write_shapes_dataset(
+                folder, num_train=arguments.num_train, num_val=max(4, arguments.num_train // 5), image_size=96, seed=seed
+            )
         sets.append(folder)
     experiments = arguments.root / "experiments"
     experiments.mkdir(parents=True, exist_ok=True)
