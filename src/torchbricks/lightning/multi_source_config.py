@@ -94,8 +94,14 @@ def _replace_heads_and_data(expanded: Any, config: Any, heads: dict[str, Any], d
     expanded.missing_targets = "skip"
     if expanded.data.mode in ("sequential", "temperature") and expanded.trainer.get("strategy") == "ddp":
         expanded.trainer.strategy = "ddp_find_unused_parameters_true"  # a step runs one source: other heads get no gradient
-    for item in ("class_names", "num_classes"):  # the heads hold their own classes; these read data.root
-        if item in expanded.model:
+    # The model's facts that read the single data root (its classes, its layout) mean nothing with several sources:
+    # each head holds its own. The others (the backbone's features and channels) are kept, resolved.
+    errors = require("omegaconf.errors", "hydra")
+    for item in [item for item in config.model if item != "bricks"]:
+        try:
+            value = config.model[item]
+            expanded.model[item] = omegaconf.to_container(value, resolve=True) if omegaconf.is_config(value) else value
+        except errors.OmegaConfBaseException:
             del expanded.model[item]
 
 
