@@ -8,6 +8,7 @@ video reader (`torchvision.io.read_video` was removed in torchvision 0.24).
 from __future__ import annotations
 
 import glob
+import threading
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -19,7 +20,14 @@ from torchbricks._extras import require
 from torchbricks.datasets.readers import IMAGE_EXTENSIONS
 from torchbricks.errors import BrickError
 
-__all__ = ["ANIMATED_EXTENSIONS", "VIDEO_EXTENSIONS", "ImageSource", "ImageSourceDataset", "collect_image_sources", "output_names"]
+__all__ = [
+    "ANIMATED_EXTENSIONS",
+    "VIDEO_EXTENSIONS",
+    "ImageSource",
+    "ImageSourceDataset",
+    "collect_image_sources",
+    "output_names",
+]
 
 ANIMATED_EXTENSIONS = (".gif", ".webp")
 """Files Pillow reads frame by frame (a single-frame file is one image)."""
@@ -89,7 +97,7 @@ def _video_decoder(path: Path) -> Any:
         "torchcodec.decoders",
         package="torchcodec",
         why=f"Reading video {str(path)!r} needs torchcodec (this torchvision has no video reader)",
-        alternative=f"or extract its frames to images; GIF and animated WebP ({', '.join(ANIMATED_EXTENSIONS)}) are read without it",
+        alternative=f"or extract its frames to images; GIF and animated WebP ({', '.join(ANIMATED_EXTENSIONS)}) need no extra",
     )
     return decoders.VideoDecoder(str(path))
 
@@ -104,11 +112,17 @@ def output_names(items: list[ImageSource]) -> list[str]:
     """
     import os
 
-    folders = {str(item.path.resolve().parent) for item in items}
-    common = Path(os.path.commonpath(sorted(folders))) if folders else Path()
-    stems = []
+    resolved: dict[Path, Path] = {}  # one resolve per folder: it walks the file system
+    paths = []
     for item in items:
-        relative = PurePosixPath(item.path.resolve().relative_to(common).as_posix())
+        folder = resolved.get(item.path.parent)
+        if folder is None:
+            folder = resolved[item.path.parent] = item.path.parent.resolve()
+        paths.append(folder / item.path.name)
+    common = Path(os.path.commonpath(sorted({str(folder) for folder in resolved.values()}))) if resolved else Path()
+    stems = []
+    for path in paths:
+        relative = PurePosixPath(path.relative_to(common).as_posix())
         stems.append((relative, str(relative.with_suffix(""))))
     counts: dict[str, set[PurePosixPath]] = {}
     for relative, stem in stems:
@@ -121,11 +135,14 @@ def output_names(items: list[ImageSource]) -> list[str]:
 
 
 class ImageSourceDataset:
-    """Reads `items` as `(index, uint8 array [H, W, 3] or None, reason)`: None with the reason when unreadable."""
+    """Reads `items` as `(index, uint8 array [H, W, 3] or None, reason)`: None with the reason when unreadable.
+
+    Safe to read from several threads at once."""
 
     def __init__(self, items: list[ImageSource]) -> None:
         self.items = items
         self._decoders: dict[Path, Any] = {}
+        self._video_lock = threading.Lock()  # a video decoder is not shared between threads safely
 
     def __len__(self) -> int:
         return len(self.items)
@@ -139,10 +156,11 @@ class ImageSourceDataset:
 
     def _read(self, item: ImageSource) -> np.ndarray:
         if item.frame is not None and item.path.suffix.lower() in VIDEO_EXTENSIONS:
-            decoder = self._decoders.get(item.path)
-            if decoder is None:
-                decoder = self._decoders[item.path] = _video_decoder(item.path)
-            frame = decoder[item.frame]  # uint8 [C, H, W]
+            with self._video_lock:
+                decoder = self._decoders.get(item.path)
+                if decoder is None:
+                    decoder = self._decoders[item.path] = _video_decoder(item.path)
+                frame = decoder[item.frame]  # uint8 [C, H, W]
             array = np.asarray(frame.permute(1, 2, 0).cpu())
             return np.ascontiguousarray(array[..., :3] if array.shape[-1] >= 3 else np.repeat(array, 3, axis=-1))
         with Image.open(item.path) as image:

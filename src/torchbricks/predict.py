@@ -28,7 +28,7 @@ import csv
 import io
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TextIO
@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from torchbricks.bag_of_bricks.drawing import draw_boxes, draw_class_label, load_font, overlay_segmentation_mask
+from torchbricks.bag_of_bricks.drawing import PALETTE, draw_boxes, draw_class_label, load_font, overlay_segmentation_mask
 from torchbricks.errors import BrickError, ConfigError
 from torchbricks.tags import VISUALIZATION, Stage, tags_for
 from torchbricks.trained_experiment import TrainedExperiment, find_heads
@@ -70,6 +70,7 @@ pictures (`BrickVisualizeBoxes`)."""
 MULTILABEL_THRESHOLD = 0.5
 """A class of a multilabel head is present above this probability (`MultiLabelClassifier`'s default)."""
 TOP_K = 5
+PICTURE_FORMATS = ("jpg", "png", None)
 
 
 class PredictionBackend(Protocol):
@@ -98,9 +99,13 @@ class BrickBackend:
         ConfigError: The experiment has no input size or its collection no task head.
     """
 
-    def __init__(self, experiment: TrainedExperiment, batch_size: int = 32, tile: int | None = None, overlap: float = 0.2) -> None:
+    def __init__(
+        self, experiment: TrainedExperiment, batch_size: int = 32, tile: int | None = None, overlap: float = 0.2
+    ) -> None:
         if experiment.image_size is None:
-            raise ConfigError(f"Experiment {str(experiment.folder)!r} has no image_size in experiment.json; cannot resize images.")
+            raise ConfigError(
+                f"Experiment {str(experiment.folder)!r} has no image_size in experiment.json; cannot resize images."
+            )
         if batch_size < 1:
             raise BrickError(f"The batch size must be 1 or more, got {batch_size}.")
         self.collection = experiment.collection
@@ -156,7 +161,9 @@ class BrickBackend:
     @torch.inference_mode()
     def _run(self, batch: torch.Tensor) -> list[dict[str, np.ndarray]]:
         raw = batch.to(self.device, non_blocking=True).float().div_(255.0)
-        outputs = self.collection(named_inputs={"raw": raw}, tags=PREDICTED_TAGS, return_inputs=False, output_names=self.output_names)
+        outputs = self.collection(
+            named_inputs={"raw": raw}, tags=PREDICTED_TAGS, return_inputs=False, output_names=self.output_names
+        )
         arrays = {name: value.cpu().numpy() for name, value in outputs.items()}
         return [{name: value[index] for name, value in arrays.items()} for index in range(len(batch))]
 
@@ -179,7 +186,9 @@ class BrickBackend:
         boxes, scores, labels = [], [], []
         for (x_min, y_min, x_max, y_max), output in parts:
             keep = output[f"{head}/labels"] >= 0  # the decoder pads with label -1
-            scale = np.array([x_max - x_min, y_max - y_min] * 2, dtype=np.float32) / np.array([input_width, input_height] * 2, np.float32)
+            scale = np.array([x_max - x_min, y_max - y_min] * 2, dtype=np.float32) / np.array(
+                [input_width, input_height] * 2, np.float32
+            )
             boxes.append(output[f"{head}/boxes"][keep] * scale + np.array([x_min, y_min, x_min, y_min], dtype=np.float32))
             scores.append(output[f"{head}/scores"][keep])
             labels.append(output[f"{head}/labels"][keep])
@@ -249,10 +258,11 @@ class PredictionWriter:
 
     Per image `name` (a relative path without suffix, see `predict_images`):
 
-    - `drawn/<name>.png`: the image at its original size with every head drawn on it (mask overlay, boxes with
-      class and score at or above `DRAWN_MIN_SCORE`, class names);
-    - segmentation: `masks/<name>.png` (class index per pixel, 8-bit, 16-bit above 255 classes) and
-      `overlays/<name>.png` (the mask's colours over the image, background left clear);
+    - `drawn/<name>.jpg` (or `.png`): the image at its original size with every head drawn on it (mask overlay,
+      boxes with class and score at or above `DRAWN_MIN_SCORE`, class names);
+    - segmentation: `masks/<name>.png`, the class index per pixel (8-bit greyscale, 16-bit above 255 classes), and
+      `overlays/<name>.png`, the mask in colours (a palette PNG, class i in `drawing.PALETTE[i]`, the background
+      class 0 transparent) to lay over the image;
 
     and for all images, when `finish` is called:
 
@@ -266,11 +276,15 @@ class PredictionWriter:
     With several heads, each head's files and columns carry its name: `<head>_predictions.json`,
     `<head>_masks/`, `<head>_overlays/`, columns `<head>/class`... (a `/` in a head path becomes `-` in a file name).
 
+    `record` (rows, in order) and `write_images` (files, safe to call from several threads) are the two halves of
+    `add`.
+
     Args:
         folder: Where the files go.
         heads: Head path -> kind, as the backend's `heads`.
         class_names: Names of the classes (indices when None).
         category_ids: COCO category id of each class, when the training data was COCO.
+        pictures: Format of the drawn pictures, `jpg` (fast to write) or `png`; None draws none.
     """
 
     def __init__(
@@ -279,15 +293,21 @@ class PredictionWriter:
         heads: dict[str, str],
         class_names: Sequence[str] | None = None,
         category_ids: Sequence[int] | None = None,
+        pictures: str | None = "jpg",
     ) -> None:
+        if pictures not in PICTURE_FORMATS:
+            raise BrickError(f"pictures must be one of {list(PICTURE_FORMATS)}, got {pictures!r}.")
         self.folder = Path(folder)
         self.heads = dict(heads)
         self.class_names = list(class_names) if class_names else None
         self.category_ids = list(category_ids) if category_ids else None
+        self.pictures = pictures
         self.detections: dict[str, list[dict[str, Any]]] = {head: [] for head, kind in heads.items() if kind == "detection"}
         self.rows: list[dict[str, str]] = []
         self.count = 0
-        self._font_cache: dict[int, Any] = {}
+        palette = [value for color in PALETTE for value in color]
+        self._palette = (palette * (768 // len(palette) + 1))[:768]
+        self._created: set[Path] = set()
 
     def _prefix(self, head: str) -> str:
         return "" if len(self.heads) == 1 else head.replace("/", "-") + "_"
@@ -300,7 +320,7 @@ class PredictionWriter:
         return names[index] if 0 <= index < len(names) else str(index)
 
     def add(self, name: str, file_name: str, image: np.ndarray, result: ImageResult) -> None:
-        """Writes the per-image files of one image and keeps its rows for `finish`.
+        """Records one image's rows and writes its files.
 
         Args:
             name: The image's name in the output (a relative POSIX path without suffix).
@@ -308,53 +328,81 @@ class PredictionWriter:
             image: The image, uint8 [H, W, 3] at its original size.
             result: The backend's result for the image.
         """
+        self.record(file_name, result)
+        self.write_images(name, image, result)
+
+    def record(self, file_name: str, result: ImageResult) -> None:
+        """Keeps one image's detections and CSV row for `finish`; images are numbered in the order recorded."""
         self.count += 1
-        drawn = Image.fromarray(image)
         row: dict[str, str] = {"file": file_name}
-        text_line = 0
-        font = self._font(image.shape[0])
         for head, kind in self.heads.items():
             values = result[head]
-            if kind == "segmentation":
-                mask = values["mask"]
-                mode_mask = Image.fromarray(mask.astype(np.uint8 if mask.max(initial=0) < 256 else np.uint16))
-                _save_png(mode_mask, self.folder / f"{self._prefix(head)}masks" / f"{name}.png")
-                overlay = overlay_segmentation_mask(image, mask)
-                _save_png(overlay, self.folder / f"{self._prefix(head)}overlays" / f"{name}.png")
-                drawn = overlay_segmentation_mask(drawn, mask)
-            elif kind == "detection":
+            if kind == "detection":
                 self._add_boxes(head, file_name, values)
-                keep = values["scores"] >= DRAWN_MIN_SCORE
-                drawn = draw_boxes(drawn, values["boxes"][keep], values["labels"][keep], values["scores"][keep], self.class_names)
-            else:
+            elif kind in ("classification", "multilabel"):
                 probabilities = values["probabilities"]
-                order = np.argsort(-probabilities, kind="stable")
-                ranked = ";".join(f"{self._name_of(int(index))}:{probabilities[index]:.4f}" for index in order[:TOP_K])
                 if kind == "classification":
+                    order = np.argsort(-probabilities, kind="stable")
                     best = int(order[0])
                     row[self._column(head, "class")] = self._name_of(best)
                     row[self._column(head, "score")] = f"{probabilities[best]:.4f}"
-                    row[self._column(head, "top5")] = ranked
-                    text = f"{self._name_of(best)} {probabilities[best]:.2f}"
+                    row[self._column(head, "top5")] = ";".join(
+                        f"{self._name_of(int(index))}:{probabilities[index]:.4f}" for index in order[:TOP_K]
+                    )
                 else:
-                    present = [self._name_of(int(index)) for index in order if probabilities[index] > MULTILABEL_THRESHOLD]
+                    present = [
+                        self._name_of(index) for index, value in enumerate(probabilities.tolist()) if value > MULTILABEL_THRESHOLD
+                    ]
                     row[self._column(head, "present")] = ";".join(present)
                     row[self._column(head, "probabilities")] = ";".join(
                         f"{self._name_of(index)}:{value:.4f}" for index, value in enumerate(probabilities.tolist())
                     )
-                    text = ", ".join(present) or "-"
-                position = (4, 4 + text_line * (font.size + 8) if hasattr(font, "size") else 4 + text_line * 20)
-                drawn = draw_class_label(drawn, text, font=font, position=position)
-                text_line += 1
         if len(row) > 1:
             self.rows.append(row)
-        _save_png(drawn, self.folder / "drawn" / f"{name}.png")
 
-    def _font(self, height: int) -> Any:
-        size = max(10, min(32, height // 16))
-        if size not in self._font_cache:
-            self._font_cache[size] = load_font(size)
-        return self._font_cache[size]
+    def write_images(self, name: str, image: np.ndarray, result: ImageResult) -> None:
+        """Writes one image's masks, overlays and drawn picture."""
+        drawn = Image.fromarray(image) if self.pictures else None
+        text_line = 0
+        font_size = max(10, min(32, image.shape[0] // 16))
+        for head, kind in self.heads.items():
+            values = result[head]
+            if kind == "segmentation":
+                mask = values["mask"]
+                wide = mask.max(initial=0) > 255
+                _save(
+                    Image.fromarray(mask.astype(np.uint16 if wide else np.uint8)),
+                    self.folder / f"{self._prefix(head)}masks" / f"{name}.png",
+                    self._created,
+                )
+                if wide:  # beyond a palette: no overlay file; the picture is blended from the mask itself
+                    drawn = None if drawn is None else overlay_segmentation_mask(drawn, mask)
+                    continue
+                overlay = Image.fromarray(mask.astype(np.uint8), mode="P")
+                overlay.putpalette(self._palette)
+                _save(overlay, self.folder / f"{self._prefix(head)}overlays" / f"{name}.png", self._created, transparency=0)
+                if drawn is not None:  # overlay_segmentation_mask's blend (alpha 0.5, background clear), in Pillow's C code
+                    foreground = Image.fromarray(((mask != 0) * 255).astype(np.uint8), mode="L")
+                    drawn = Image.composite(Image.blend(drawn, overlay.convert("RGB"), 0.5), drawn, foreground)
+            elif drawn is None:
+                continue
+            elif kind == "detection":
+                keep = values["scores"] >= DRAWN_MIN_SCORE
+                drawn = draw_boxes(drawn, values["boxes"][keep], values["labels"][keep], values["scores"][keep], self.class_names)
+            else:
+                probabilities = values["probabilities"]
+                if kind == "classification":
+                    best = int(np.argmax(probabilities))
+                    text = f"{self._name_of(best)} {probabilities[best]:.2f}"
+                else:
+                    text = ", ".join(
+                        self._name_of(i) for i, value in enumerate(probabilities.tolist()) if value > MULTILABEL_THRESHOLD
+                    )
+                position = (4, 4 + text_line * (font_size + 8))
+                drawn = draw_class_label(drawn, text or "-", font=load_font(font_size), position=position)
+                text_line += 1
+        if drawn is not None:
+            _save(drawn, self.folder / "drawn" / f"{name}.{self.pictures}", self._created)
 
     def _add_boxes(self, head: str, file_name: str, values: dict[str, Any]) -> None:
         for box, score, label in zip(values["boxes"].tolist(), values["scores"].tolist(), values["labels"].tolist(), strict=True):
@@ -393,10 +441,15 @@ class PredictionWriter:
         return written
 
 
-def _save_png(image: Image.Image, path: Path) -> None:
+def _save(image: Image.Image, path: Path, created: set[Path], **options: Any) -> None:
     # Inside predict_images' temporary folder, renamed into place whole: no per-file atomic write needed.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, format="PNG", compress_level=1)
+    if path.parent not in created:  # one mkdir per folder, not per file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        created.add(path.parent)
+    if path.suffix == ".jpg":
+        image.save(path, format="JPEG", quality=90)
+    else:
+        image.save(path, format="PNG", compress_level=1, **options)
 
 
 # --- running --------------------------------------------------------------------------------------------------------
@@ -422,22 +475,20 @@ class _Progress:
         self.done = 0
         self.started = time.perf_counter()
         self.next_line = 1
+        self.enabled = enabled
         self.bar = None
         if enabled and self.stream.isatty():
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, unit="img", desc="predict", file=self.stream)
-        self.enabled = enabled
 
     def update(self, count: int) -> None:
         self.done += count
         if self.bar is not None:
             self.bar.update(count)
             return
-        if not self.enabled:
-            return
         tenth = 10 * self.done // self.total if self.total else 10
-        if tenth >= self.next_line:  # one line per update at most, however many tenths it crossed
+        if self.enabled and tenth >= self.next_line:  # one line per update at most, however many tenths it crossed
             seconds = time.perf_counter() - self.started
             rate = self.done / seconds if seconds > 0 else 0.0
             print(
@@ -460,7 +511,8 @@ def predict_images(
     category_ids: Sequence[int] | None = None,
     batch_size: int = 32,
     overwrite: bool = False,
-    num_workers: int = 0,
+    workers: int = 2,
+    pictures: str | None = "jpg",
     progress: bool = True,
     stream: TextIO | None = None,
     on_skip: Callable[[str, str], None] | None = None,
@@ -468,9 +520,11 @@ def predict_images(
     """Predicts every image of `sources` with `backend` and writes the files of `PredictionWriter` into `out`.
 
     Sources are image files, folders (searched recursively), glob patterns and videos (each frame an image; see
-    `torchbricks._image_sources`). Everything is written into a temporary folder beside `out`, renamed to `out`
-    once complete, so a failed run leaves nothing behind. An image that cannot be read is skipped and reported
-    (`on_skip(source, reason)`, and in the summary); the others are predicted.
+    `torchbricks._image_sources`). Images are read and the per-image files written by `workers` threads while the
+    backend predicts the next batch (Pillow's decoders and encoders release the GIL). Everything is written into a
+    temporary folder beside `out`, renamed to `out` once complete, so a failed run leaves nothing behind. An image
+    that cannot be read is skipped, reported (`on_skip(source, reason)`), listed in `skipped.txt` and in the
+    summary; the others are predicted.
 
     Args:
         backend: What predicts (`BrickBackend`, or any `PredictionBackend`).
@@ -478,65 +532,96 @@ def predict_images(
         out: The output folder; an existing non-empty one is refused unless `overwrite`.
         class_names: Names of the classes, for the files and pictures.
         category_ids: COCO category id of each class, for `predictions.json`.
-        batch_size: Images decoded and predicted together.
+        batch_size: Images given to the backend at once.
         overwrite: Replace an existing non-empty `out` once the new predictions are complete.
-        num_workers: Processes decoding images (a `torch.utils.data.DataLoader`'s workers); 0 decodes in this one.
+        workers: Threads reading images and writing files (1 or more).
+        pictures: Format of the drawn pictures (`jpg`, `png`), or None for none.
         progress: Show progress (a bar on a terminal, a line per tenth of the images otherwise).
         stream: Where progress goes; standard output by default.
         on_skip: Called with (source, reason) for each image that cannot be read.
 
     Raises:
-        BrickError: No image matches the sources, or `out` exists and is not empty without `overwrite`; nothing is
-            written.
+        BrickError: No image matches a source, no image can be read, or `out` exists and is not empty without
+            `overwrite`; nothing is written.
     """
-    from torch.utils.data import DataLoader
+    import shutil
+    import uuid
 
     from torchbricks._files import replace_folder
     from torchbricks._image_sources import ImageSourceDataset, collect_image_sources, output_names
 
+    if batch_size < 1 or workers < 1:
+        raise BrickError(f"batch_size and workers must be 1 or more, got {batch_size} and {workers}.")
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise BrickError(f"The output folder {str(out)!r} exists and is not empty; pass --overwrite to replace it.")
     items = collect_image_sources(sources)
-    names = output_names(items)
     started = time.perf_counter()
-    dataset = ImageSourceDataset(items)
-    loader: Iterable[list[tuple[int, np.ndarray | None, str]]] = DataLoader(
-        dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=list, shuffle=False
-    )
-    import uuid
-
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp")
     temporary.mkdir()
-    writer = PredictionWriter(temporary, backend.heads, class_names, category_ids)
-    skipped: list[tuple[str, str]] = []
+    writer = PredictionWriter(temporary, backend.heads, class_names, category_ids, pictures)
     bar = _Progress(len(items), stream, enabled=progress)
+    skipped: list[tuple[str, str]] = []
+
+    def skip(index: int, reason: str) -> None:
+        skipped.append((items[index].label, reason))
+        if on_skip is not None:
+            on_skip(items[index].label, reason)
+
     try:
-        for batch in loader:
-            readable = [(index, image) for index, image, _ in batch if image is not None]
-            for index, image, reason in batch:
-                if image is None:
-                    skipped.append((items[index].label, reason))
-                    if on_skip is not None:
-                        on_skip(items[index].label, reason)
-            images = [image for _, image in readable if image is not None]
-            results = backend.predict(images) if images else []
-            for (index, image), result in zip(readable, results, strict=True):
-                assert image is not None  # noqa: S101 (narrowing for mypy; filtered above)
-                writer.add(names[index], items[index].label, image, result)
-            bar.update(len(batch))
+        labels = [item.label for item in items]
+        _predict_all(backend, ImageSourceDataset(items), labels, output_names(items), writer, batch_size, workers, bar, skip)
         if writer.count == 0:
-            raise BrickError(f"None of the {len(items)} images could be read: {skipped[:5]}")
+            raise BrickError(f"None of the {len(items)} images could be read; first reasons: {skipped[:3]}")
         writer.finish()
         if skipped:
             (temporary / "skipped.txt").write_text("".join(f"{source}\t{reason}\n" for source, reason in skipped))
         replace_folder(temporary, out)
     except BaseException:
-        import shutil
-
         shutil.rmtree(temporary, ignore_errors=True)
         raise
     finally:
         bar.close()
     return PredictionSummary(out, writer.count, skipped, time.perf_counter() - started)
+
+
+def _predict_all(
+    backend: PredictionBackend,
+    dataset: Any,
+    labels: list[str],
+    names: list[str],
+    writer: PredictionWriter,
+    batch_size: int,
+    workers: int,
+    bar: _Progress,
+    skip: Callable[[int, str], None],
+) -> None:
+    """Reads ahead and writes behind on `workers` threads while the backend predicts in this one."""
+    from collections import deque
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="torchbricks-predict") as pool:
+        reads: deque[Future[tuple[int, np.ndarray | None, str]]] = deque()
+        writes: deque[Future[None]] = deque()
+        next_item = 0
+        while next_item < len(labels) or reads:
+            while next_item < len(labels) and len(reads) < 2 * batch_size:  # read ahead, bounded
+                reads.append(pool.submit(dataset.__getitem__, next_item))
+                next_item += 1
+            batch = [reads.popleft().result() for _ in range(min(batch_size, len(reads)))]
+            readable: list[tuple[int, np.ndarray]] = []
+            for index, image, reason in batch:
+                if image is None:
+                    skip(index, reason)
+                else:
+                    readable.append((index, image))
+            results = backend.predict([image for _, image in readable]) if readable else []
+            for (index, image), result in zip(readable, results, strict=True):
+                writer.record(labels[index], result)
+                writes.append(pool.submit(writer.write_images, names[index], image, result))
+            while len(writes) > 2 * batch_size:  # bounded: decoded images wait in memory only this long
+                writes.popleft().result()
+            bar.update(len(batch))
+        for future in writes:
+            future.result()  # a failed write raises here

@@ -27,7 +27,10 @@ def add_parser(commands: Any) -> None:
     predict.add_argument("--batch-size", type=int, default=32, help="images (or tiles) per model call (default: 32)")
     predict.add_argument("--tile", type=int, default=None, help="predict tiles of this side in pixels and merge them")
     predict.add_argument("--overlap", type=float, default=0.2, help="fraction of a tile its neighbours share (default: 0.2)")
-    predict.add_argument("--workers", type=int, default=0, help="processes decoding images (default: 0, in this process)")
+    predict.add_argument("--workers", type=int, default=2, help="threads reading images and writing files (default: 2)")
+    predict.add_argument(
+        "--pictures", choices=["jpg", "png", "none"], default="jpg", help="format of the drawn pictures, or none (default: jpg)"
+    )
 
 
 def run(arguments: argparse.Namespace) -> int:
@@ -39,7 +42,11 @@ def run(arguments: argparse.Namespace) -> int:
 
     experiment = load_experiment(arguments.experiment)
     backend = BrickBackend(experiment, batch_size=arguments.batch_size, tile=arguments.tile, overlap=arguments.overlap)
-    out = Path(arguments.out) if arguments.out else experiment.folder / "predictions" / f"{datetime.datetime.now():%Y-%m-%d_%H-%M-%S}"
+    out = (
+        Path(arguments.out)
+        if arguments.out
+        else experiment.folder / "predictions" / f"{datetime.datetime.now():%Y-%m-%d_%H-%M-%S}"
+    )
 
     def warn(source: str, reason: str) -> None:
         print(f"torchbricks: warning: skipped {source!r}: {reason}", file=sys.stderr)
@@ -52,7 +59,8 @@ def run(arguments: argparse.Namespace) -> int:
         category_ids=experiment.category_ids,
         batch_size=arguments.batch_size,
         overwrite=arguments.overwrite,
-        num_workers=arguments.workers,
+        workers=arguments.workers,
+        pictures=None if arguments.pictures == "none" else arguments.pictures,
         on_skip=warn,
     )
     print(f"Predicted {summary.num_images} images in {summary.seconds:.1f} s: {summary.folder}")
