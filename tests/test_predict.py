@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -459,3 +460,14 @@ def test_predict_command_writes_into_the_experiment_with_progress(trained_experi
         again.stderr.strip()
         == f"torchbricks: error: The output folder {str(out)!r} exists and is not empty; pass --overwrite to replace it."
     )
+
+
+def test_readme_backend_example_prints_what_it_shows(tmp_path: Path) -> None:
+    from readme_blocks import python_blocks
+
+    block = next(block for block in python_blocks(Path(__file__).parents[1] / "README.md") if "class CentreBox" in block)
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        exec(compile(block, "<README CentreBox>", "exec"), {"__name__": "readme"})
+    shown = block.strip().splitlines()[-1].removeprefix("# ")
+    assert buffer.getvalue().strip() == shown

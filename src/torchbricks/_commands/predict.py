@@ -14,7 +14,7 @@ def add_parser(commands: Any) -> None:
         "predict",
         help="predict images, folders, globs or videos with a trained experiment",
         description="Predicts every image of the sources with a trained experiment and writes, per image, the drawn "
-        "picture (drawn/), and per head kind: predictions.json (detection, COCO results), masks/ and overlays/ "
+        "picture (drawn/*.jpg), and per head kind: predictions.json (detection, COCO results), masks/ and overlays/ "
         "(segmentation), predictions.csv (classification, multilabel). Unreadable images are skipped and listed in "
         "skipped.txt.",
         epilog="example: torchbricks predict build/experiments/run photos/ 'more/*.jpg' --out predictions",
