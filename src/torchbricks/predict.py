@@ -268,7 +268,8 @@ class PredictionWriter:
 
     - detection: `predictions.json` in the COCO results format, `[{image_id, file_name, category_id,
       category_name, bbox: [x, y, width, height], score}]` (the category id of the training data when it was COCO,
-      else the class index; image ids count from 1 in the order of the images);
+      else the class index; image ids count from 1 in the order of the images; pixels rounded to 0.001, scores to
+      0.00001);
     - classification and multilabel: `predictions.csv`, one row per image: `file`, then per head `class`,
       `score` and `top5` (`name:probability;...`), for a multilabel head `present` (`name;...` above
       `MULTILABEL_THRESHOLD`) and `probabilities` (`name:probability;...`).
@@ -414,8 +415,8 @@ class PredictionWriter:
                     "file_name": file_name,
                     "category_id": int(category),
                     "category_name": self._name_of(int(label)),
-                    "bbox": [x_min, y_min, x_max - x_min, y_max - y_min],
-                    "score": score,
+                    "bbox": [round(x_min, 3), round(y_min, 3), round(x_max - x_min, 3), round(y_max - y_min, 3)],
+                    "score": round(score, 5),
                 }
             )
 
@@ -534,7 +535,7 @@ def predict_images(
         category_ids: COCO category id of each class, for `predictions.json`.
         batch_size: Images given to the backend at once.
         overwrite: Replace an existing non-empty `out` once the new predictions are complete.
-        workers: Threads reading images and writing files (1 or more).
+        workers: Threads reading images and writing files; 0 reads and writes in this thread, between batches.
         pictures: Format of the drawn pictures (`jpg`, `png`), or None for none.
         progress: Show progress (a bar on a terminal, a line per tenth of the images otherwise).
         stream: Where progress goes; standard output by default.
@@ -550,8 +551,8 @@ def predict_images(
     from torchbricks._files import replace_folder
     from torchbricks._image_sources import ImageSourceDataset, collect_image_sources, output_names
 
-    if batch_size < 1 or workers < 1:
-        raise BrickError(f"batch_size and workers must be 1 or more, got {batch_size} and {workers}.")
+    if batch_size < 1 or workers < 0:
+        raise BrickError(f"batch_size must be 1 or more and workers 0 or more, got {batch_size} and {workers}.")
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise BrickError(f"The output folder {str(out)!r} exists and is not empty; pass --overwrite to replace it.")
@@ -586,6 +587,26 @@ def predict_images(
     return PredictionSummary(out, writer.count, skipped, time.perf_counter() - started)
 
 
+class _InThread:
+    """An executor running each call at once, in this thread (`workers=0`)."""
+
+    def __enter__(self) -> _InThread:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def submit(self, function: Callable[..., Any], *arguments: Any) -> Any:
+        from concurrent.futures import Future
+
+        future: Future[Any] = Future()
+        try:
+            future.set_result(function(*arguments))
+        except Exception as error:
+            future.set_exception(error)
+        return future
+
+
 def _predict_all(
     backend: PredictionBackend,
     dataset: Any,
@@ -601,7 +622,7 @@ def _predict_all(
     from collections import deque
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="torchbricks-predict") as pool:
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="torchbricks-predict") if workers else _InThread() as pool:
         reads: deque[Future[tuple[int, np.ndarray | None, str]]] = deque()
         writes: deque[Future[None]] = deque()
         next_item = 0
