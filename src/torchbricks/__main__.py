@@ -2,6 +2,11 @@
 
     torchbricks train [OVERRIDE ...]        trains, tests, exports and visualizes the configured model
     torchbricks train --show-config [...]   prints the composed config and exits
+    torchbricks predict EXPERIMENT SOURCE...  predicts images, folders, globs or videos with a trained experiment
+                                            and writes the drawn pictures, predictions.json / .csv and masks
+    torchbricks evaluate EXPERIMENT data.root=DIR [split=val|test]
+                                            the experiment's metrics on another labelled data set
+                                            (evaluation.json, per-class precision and recall)
     torchbricks make-dataset shapes DIR     writes a generated data set in the classification, segmentation
                                             and COCO layouts (see torchbricks.datasets.shapes)
     torchbricks check-data DIR [task=...]   lists every problem of a data folder (image folders, segmentation
