@@ -8,5 +8,5 @@ command is one new module here plus its name in that list. Command modules impor
 
 from __future__ import annotations
 
-COMMANDS = ("train", "make_dataset")
+COMMANDS = ("train", "make_dataset", "export")
 """Module names under `torchbricks._commands`, in `--help` order."""
