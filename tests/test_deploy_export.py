@@ -40,10 +40,16 @@ def _train(task: str, root: Path, folder: Path, *overrides: str) -> Path:
 
 @pytest.fixture(scope="module")
 def multitask(shapes: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Detection, segmentation and multilabel heads on one backbone; the decoder keeps every box an untrained
-    heatmap gives (score threshold 0), so NMS and the padding rows are exercised."""
-    folder = tmp_path_factory.mktemp("multitask")
-    return _train("multitask", shapes / "detection", folder, "model.bricks.detection.decode.model.score_threshold=0.0")
+    """Detection, segmentation and multilabel heads on one backbone, trained one epoch. The heatmap's last layer is
+    then scaled up: after one epoch its scores all sit within 1e-4 of the 0.01 prior, below the decoder's threshold,
+    and so close to one another that runtimes rounding differently would order them differently. Scaled, dozens of
+    well-separated boxes pass the threshold, so top-k, NMS and the padding rows are exercised."""
+    experiment = _train("multitask", shapes / "detection", tmp_path_factory.mktemp("multitask"))
+    loaded = load_experiment(experiment)
+    with torch.no_grad():
+        loaded.collection["detection"]["detect"].model.heatmap.weight.mul_(200.0)
+    loaded.collection.save_bricks(experiment / "bricks", exist_ok=True)
+    return experiment
 
 
 @pytest.fixture(scope="module")
@@ -89,11 +95,33 @@ def test_the_exported_file_gives_the_collections_results_on_uint8_batches_of_two
         expected = _collection_outputs(experiment, images)
         for name in names:
             assert actual[name].shape[0] == batch_size
-            np.testing.assert_allclose(actual[name], expected[name], atol=1e-4, rtol=0, err_msg=name)
+            if not name.startswith("detection/"):
+                np.testing.assert_allclose(actual[name], expected[name], atol=1e-4, rtol=0, err_msg=name)
         if "detection/labels" in names:
-            kept = (actual["detection/labels"] >= 0).sum(axis=1)
-            assert kept.tolist() == (expected["detection/labels"] >= 0).sum(axis=1).tolist()
-            assert kept.min() > 0  # boxes survived NMS: the comparison above is not of padding only
+            for image in range(batch_size):
+                kept = _same_boxes(
+                    *(actual[f"detection/{name}"][image] for name in ("boxes", "scores", "labels")),
+                    *(expected[f"detection/{name}"][image] for name in ("boxes", "scores", "labels")),
+                )
+                assert kept > 0  # boxes survived NMS: the comparison is not of padding only
+
+
+def _same_boxes(
+    boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, boxes_ref: np.ndarray, scores_ref: np.ndarray, labels_ref: np.ndarray
+) -> int:
+    """Asserts one image's boxes after NMS (padding rows, label -1, left out) are the reference's within 1e-4, in any
+    order: candidates of equal score come out of top-k in an order that differs between runtimes. Returns how many."""
+    kept, kept_ref = labels >= 0, labels_ref >= 0
+    assert kept.sum() == kept_ref.sum()
+    rows = np.concatenate([boxes[kept], scores[kept, None], labels[kept, None]], axis=1)
+    reference = np.concatenate([boxes_ref[kept_ref], scores_ref[kept_ref, None], labels_ref[kept_ref, None]], axis=1)
+    unmatched = list(range(len(reference)))
+    for row in rows:
+        gaps = [np.abs(row - reference[index]).max() for index in unmatched]
+        best = int(np.argmin(gaps))
+        assert gaps[best] <= 1e-4, f"box {row} has no match in the reference"
+        unmatched.pop(best)
+    return int(kept.sum())
 
 
 def test_the_metadata_describes_the_input_the_outputs_and_the_heads(multitask: Path, multitask_onnx: Path) -> None:
@@ -249,12 +277,11 @@ def test_the_runtime_runs_without_torch_and_gives_the_bricks_results_at_the_imag
         height, width = image.shape[:2]
         resized = torch.from_numpy(resize_image(image, (64, 64)).transpose(2, 0, 1).copy())[None]
         expected = _collection_outputs(multitask, resized)
-        kept = expected["detection/labels"][0] >= 0
         scale = np.array([width / 64, height / 64, width / 64, height / 64], dtype=np.float32)
-        assert predicted[f"{index}|detection|boxes"].shape == (kept.sum(), 4)
-        np.testing.assert_allclose(predicted[f"{index}|detection|boxes"], expected["detection/boxes"][0][kept] * scale, atol=1e-4)
-        np.testing.assert_allclose(predicted[f"{index}|detection|scores"], expected["detection/scores"][0][kept], atol=1e-4)
-        np.testing.assert_array_equal(predicted[f"{index}|detection|labels"], expected["detection/labels"][0][kept])
+        boxes, scores, labels = (predicted[f"{index}|detection|{name}"] for name in ("boxes", "scores", "labels"))
+        assert boxes.dtype == np.float32 and labels.dtype == np.int64 and (labels >= 0).all()
+        reference = (expected["detection/boxes"][0] * scale, expected["detection/scores"][0], expected["detection/labels"][0])
+        assert _same_boxes(boxes, scores, labels, *reference) == len(labels) > 0
         mask = torch.from_numpy(expected["segmentation/mask"]).float()[None]
         expected_mask = torch.nn.functional.interpolate(mask, size=(height, width), mode="nearest-exact")[0, 0].long()
         np.testing.assert_array_equal(predicted[f"{index}|segmentation|mask"], expected_mask.numpy())
