@@ -107,7 +107,12 @@ def test_the_exported_file_gives_the_collections_results_on_uint8_batches_of_two
 
 
 def _same_boxes(
-    boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, boxes_ref: np.ndarray, scores_ref: np.ndarray, labels_ref: np.ndarray
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    labels: np.ndarray,
+    boxes_ref: np.ndarray,
+    scores_ref: np.ndarray,
+    labels_ref: np.ndarray,
 ) -> int:
     """Asserts one image's boxes after NMS (padding rows, label -1, left out) are the reference's within 1e-4, in any
     order: candidates of equal score come out of top-k in an order that differs between runtimes. Returns how many."""
@@ -223,7 +228,8 @@ def test_a_bad_export_is_one_error_line_and_writes_nothing(
     assert main(["export", *[replaced.get(argument, argument) for argument in arguments]]) == 2
 
     error = capsys.readouterr().err
-    assert error.count("\n") == 1 and error.startswith("torchbricks: error: ")
+    assert error.count("\n") == 1
+    assert error.startswith("torchbricks: error: ")
     assert re.search(message, error)
     assert sorted(path.name for path in [*tmp_path.iterdir(), *classification.iterdir()]) == before
     assert existing.read_text() == "keep"
@@ -279,15 +285,14 @@ def test_the_runtime_runs_without_torch_and_gives_the_bricks_results_at_the_imag
         expected = _collection_outputs(multitask, resized)
         scale = np.array([width / 64, height / 64, width / 64, height / 64], dtype=np.float32)
         boxes, scores, labels = (predicted[f"{index}|detection|{name}"] for name in ("boxes", "scores", "labels"))
-        assert boxes.dtype == np.float32 and labels.dtype == np.int64 and (labels >= 0).all()
+        assert (boxes.dtype, labels.dtype) == (np.float32, np.int64)
+        assert (labels >= 0).all()
         reference = (expected["detection/boxes"][0] * scale, expected["detection/scores"][0], expected["detection/labels"][0])
         assert _same_boxes(boxes, scores, labels, *reference) == len(labels) > 0
         mask = torch.from_numpy(expected["segmentation/mask"]).float()[None]
         expected_mask = torch.nn.functional.interpolate(mask, size=(height, width), mode="nearest-exact")[0, 0].long()
         np.testing.assert_array_equal(predicted[f"{index}|segmentation|mask"], expected_mask.numpy())
-        np.testing.assert_allclose(
-            predicted[f"{index}|presence|probabilities"], expected["presence/probabilities"][0], atol=1e-4
-        )
+        np.testing.assert_allclose(predicted[f"{index}|presence|probabilities"], expected["presence/probabilities"][0], atol=1e-4)
 
 
 def test_the_readme_deploy_example_runs_on_an_exported_file(multitask_onnx: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,6 +4,11 @@
     torchbricks train --show-config [...]   prints the composed config and exits
     torchbricks make-dataset shapes DIR     writes a generated data set in the classification, segmentation
                                             and COCO layouts (see torchbricks.datasets.shapes)
+    torchbricks export EXPERIMENT [--quantize int8] [--image-size N] [--out FILE]
+                                            writes one ONNX file taking uint8 images [B, 3, H, W] and giving
+                                            each head's final results (boxes after NMS, masks, probabilities),
+                                            with FILE.json beside it; torchbricks.deploy.OnnxPredictor runs it
+                                            without torch
     torchbricks --version
 
 `--help`, `train --help` and `--version` answer without importing torch (the package imports lazily).

@@ -41,7 +41,7 @@ from torchbricks.errors import BrickError, ConfigError
 from torchbricks.tags import METRIC, MODEL, Stage
 from torchbricks.trained_experiment import TrainedExperiment, find_heads, load_experiment
 
-__all__ = ["DEFAULT_FILE", "ExportResult", "ImagesToFloat", "QUANTIZE_MODES", "export_deployable_onnx"]
+__all__ = ["DEFAULT_FILE", "QUANTIZE_MODES", "ExportResult", "ImagesToFloat", "export_deployable_onnx"]
 
 DEFAULT_FILE = "deploy.onnx"
 """The file written into the experiment folder when no output file is given (`deploy_int8.onnx` quantized)."""
@@ -141,9 +141,7 @@ def export_deployable_onnx(
         written = float_file
         if quantize == "int8":
             written = workdir / "int8.onnx"
-            metadata["quantization"] = _quantize_int8(
-                loaded, size, float_file, written, workdir, images, num_calibration_images
-            )
+            metadata["quantization"] = _quantize_int8(loaded, size, float_file, written, workdir, images, num_calibration_images)
         metadata["file"] = path_onnx.name
         write_json(workdir / "metadata.json", metadata)
         os.replace(written, path_onnx)
@@ -335,7 +333,7 @@ def _quantize_int8(
         report.update(_evaluate(loaded, data_module, float_session, int8_session))
     else:
         pairs = [(_run(float_session, batch), _run(int8_session, batch)) for batch in _batches(calibration)]
-        report["agreement"] = _agreement(loaded, pairs)
+        report["agreement"] = _agreement(pairs)
         report["evaluated_on"] = f"{source} (no labels: agreement of the float and int8 files only)"
     return report
 
@@ -402,40 +400,36 @@ def _run(session: Any, batch: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _evaluate(loaded: TrainedExperiment, data_module: Any, float_session: Any, int8_session: Any) -> dict[str, Any]:
-    """The collection's metric bricks on the validation split, fed with each file's outputs."""
+    """The collection's metric bricks on the validation split, fed with each file's outputs and the split's targets."""
     collection = loaded.collection
-    metrics = {}
-    pairs = []
     samples = list(_dataset_images(data_module, "validation", None))
+    batches = []  # (targets, float outputs, int8 outputs)
     for start in range(0, len(samples), 8):
         chunk = samples[start : start + 8]
-        batch = np.stack([image for image, _ in chunk])
-        targets = {name: value for name, value in data_module.collate_fn([sample for _, sample in chunk]).items() if name != "raw"}
-        pairs.append((_run(float_session, batch), _run(int8_session, batch)))
+        images = np.stack([image for image, _ in chunk])
+        targets = data_module.collate_fn([sample for _, sample in chunk])
+        batches.append((targets, _run(float_session, images), _run(int8_session, images)))
     needed = set(collection.required_inputs(tags=[METRIC]))
-    available = set(pairs[0][0]) | set(targets) if pairs else set()
-    if pairs and needed <= available:
-        for precision, which in (("float32", 0), ("int8", 1)):
+    metrics: dict[str, dict[str, float]] = {}
+    if batches and needed <= set(batches[0][0]) | set(batches[0][1]):
+        for precision, which in (("float32", 1), ("int8", 2)):
             collection.reset_metrics()
-            for start, pair in zip(range(0, len(samples), 8), pairs, strict=True):
-                chunk = samples[start : start + 8]
-                batch_targets = data_module.collate_fn([sample for _, sample in chunk])
-                named = {name: torch.from_numpy(value) for name, value in pair[which].items()}
-                named.update({name: value for name, value in batch_targets.items() if name in needed})
+            for batch in batches:
+                named: dict[str, Any] = {name: torch.from_numpy(value) for name, value in batch[which].items()}
+                named.update({name: value for name, value in batch[0].items() if name in needed and name not in named})
                 with torch.no_grad():
                     collection(named_inputs=named, tags=[METRIC], return_inputs=False)
-            metrics[precision] = {
-                name: float(value) for name, value in collection.summarize(reset=True).items() if torch.as_tensor(value).numel() == 1
-            }
+            values = collection.summarize(reset=True).items()
+            metrics[precision] = {name: float(value) for name, value in values if torch.as_tensor(value).numel() == 1}
         metrics["change"] = {name: metrics["int8"][name] - metrics["float32"][name] for name in metrics["float32"]}
     return {
         "evaluated_on": f"the validation split of {data_module.root} ({len(samples)} images)",
         "metrics": metrics or None,
-        "agreement": _agreement(loaded, pairs),
+        "agreement": _agreement([(batch[1], batch[2]) for batch in batches]),
     }
 
 
-def _agreement(loaded: TrainedExperiment, pairs: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]) -> dict[str, Any]:
+def _agreement(pairs: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]) -> dict[str, Any]:
     """How close the int8 outputs are to the float ones, per output."""
     if not pairs:
         return {}
@@ -451,6 +445,6 @@ def _agreement(loaded: TrainedExperiment, pairs: list[tuple[dict[str, np.ndarray
             agreement[f"{name}:mean_boxes_int8"] = float(counts[1].mean())
         elif reference.dtype.kind in "iu":
             agreement[f"{name}:equal_fraction"] = float((reference == quantized).mean())
-        elif leaf != "boxes":
+        elif leaf not in ("boxes", "scores"):  # boxes are sorted by score: positions do not pair them across files
             agreement[f"{name}:max_abs_difference"] = float(np.abs(reference - quantized).max(initial=0.0))
     return agreement
