@@ -95,7 +95,7 @@ def compare_with_bricks(experiment: Path, path_onnx: Path) -> dict[str, float]:
             same_count += 1
             boxes_total += len(rows)
             for row in rows:  # matched in any order: equal scores may leave top-k in another order
-                largest = max(largest, float(np.abs(reference - row).max(axis=1).min(initial=0.0)))
+                largest = max(largest, float(np.abs(reference - row).max(axis=1).min()))
     return {"images": images, "same_box_count": same_count, "boxes": boxes_total, "max_abs_difference": largest}
 
 

@@ -24,7 +24,6 @@ from torchbricks.trained_experiment import load_experiment
 ROOT = Path(__file__).parent.parent
 SRC = ROOT / "src"
 TINY = ["trainer.max_epochs=1", "data.image_size=64", "data.batch_size=4", "n_visualized=0", "export_onnx=false"]
-pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +76,7 @@ def _collection_outputs(experiment: Path, images: torch.Tensor) -> dict[str, np.
     return {name: value.numpy() for name, value in outputs.items() if isinstance(value, torch.Tensor)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["multitask", "classification"])
 def test_the_exported_file_gives_the_collections_results_on_uint8_batches_of_two_sizes(
     task: str, request: pytest.FixtureRequest, tmp_path: Path
@@ -129,6 +129,7 @@ def _same_boxes(
     return int(kept.sum())
 
 
+@pytest.mark.slow
 def test_the_metadata_describes_the_input_the_outputs_and_the_heads(multitask: Path, multitask_onnx: Path) -> None:
     metadata = json.loads(metadata_path(multitask_onnx).read_text())
 
@@ -160,6 +161,7 @@ def test_the_metadata_describes_the_input_the_outputs_and_the_heads(multitask: P
     assert metadata["max_abs_difference_to_pytorch"] < 1e-4
 
 
+@pytest.mark.slow
 def test_image_size_exports_another_input_size(classification: Path, tmp_path: Path) -> None:
     assert main(["export", str(classification), "--image-size", "96", "--out", str(tmp_path / "m.onnx")]) == 0
 
@@ -169,6 +171,7 @@ def test_image_size_exports_another_input_size(classification: Path, tmp_path: P
     assert predictor.run(np.zeros((2, 3, 96, 96), dtype=np.uint8))["classification/probabilities"].shape == (2, num_classes)
 
 
+@pytest.mark.slow
 def test_int8_export_is_close_to_float_and_reports_the_accuracy_change(
     classification: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -190,6 +193,7 @@ def test_int8_export_is_close_to_float_and_reports_the_accuracy_change(
     np.testing.assert_allclose(quantized, expected, atol=0.05)
 
 
+@pytest.mark.slow
 def test_int8_without_the_data_calibrates_on_given_images_and_reports_agreement(
     classification: Path, shapes: Path, tmp_path: Path
 ) -> None:
@@ -209,6 +213,7 @@ def test_int8_without_the_data_calibrates_on_given_images_and_reports_agreement(
     assert report["agreement"]["classification/probabilities:max_abs_difference"] < 0.05
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
@@ -235,6 +240,18 @@ def test_a_bad_export_is_one_error_line_and_writes_nothing(
     assert existing.read_text() == "keep"
 
 
+def test_export_help_answers_without_importing_torch() -> None:
+    code = (
+        "import sys\nfrom torchbricks.__main__ import main\ntry:\n    main(['export', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(name for name in ('torch', 'onnxruntime', 'numpy') if name in sys.modules))"
+    )
+    process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+
+    assert process.returncode == 0, process.stderr
+    assert "--quantize {int8}" in process.stdout
+    assert process.stdout.strip().endswith("[]")
+
+
 # --- the torch-free runtime ----------------------------------------------------------------------------------------
 
 _WITHOUT_TORCH = """
@@ -258,6 +275,7 @@ print(sorted(name for name in sys.modules if name.startswith("torchbricks")))
 """
 
 
+@pytest.mark.slow
 def test_the_runtime_runs_without_torch_and_gives_the_bricks_results_at_the_images_size(
     multitask: Path, multitask_onnx: Path, shapes: Path, tmp_path: Path
 ) -> None:
@@ -295,6 +313,7 @@ def test_the_runtime_runs_without_torch_and_gives_the_bricks_results_at_the_imag
         np.testing.assert_allclose(predicted[f"{index}|presence|probabilities"], expected["presence/probabilities"][0], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_the_readme_deploy_example_runs_on_an_exported_file(multitask_onnx: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The README's other blocks run in a fresh folder (tests/test_readme.py); this one needs an exported experiment,
     # so it is fenced `py` and run here, from a folder holding `build/experiments/shapes/deploy.onnx`.
