@@ -142,6 +142,8 @@ def test_the_metadata_describes_the_input_the_outputs_and_the_heads(multitask: P
     }
     assert metadata["image_size"] == [64, 64]
     assert metadata["class_names"] == ["circle", "square", "triangle"]
+    coco = json.loads((Path(load_experiment(multitask).config.data.root) / "train.json").read_text())
+    assert metadata["category_ids"] == sorted(category["id"] for category in coco["categories"])
     assert {head: entry["kind"] for head, entry in metadata["heads"].items()} == {
         "detection": "detection",
         "presence": "multilabel",

@@ -19,6 +19,7 @@ folder of images to calibrate on, and the report is the agreement of the two fil
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -272,9 +273,21 @@ def _metadata(
         "outputs": {name: DEPLOY_OUTPUTS[heads[name.rpartition("/")[0]]][name.rpartition("/")[2]] for name in outputs},
         "max_abs_difference_to_pytorch": difference,
     }
-    if loaded.category_ids:
-        metadata["category_ids"] = list(loaded.category_ids)
+    category_ids = loaded.category_ids or _coco_category_ids(loaded)
+    if category_ids:
+        metadata["category_ids"] = list(category_ids)
     return metadata
+
+
+def _coco_category_ids(loaded: TrainedExperiment) -> list[int] | None:
+    """The COCO category ids of the classes (contiguous index = position), read from the training file when the
+    experiment's description lacks them and the data is still there."""
+    if not str(loaded.description.get("data_module", "")).endswith("CocoDataModule"):
+        return None
+    path = Path(str(loaded.config.data.get("root"))) / "train.json"
+    if not path.is_file():
+        return None
+    return sorted(int(category["id"]) for category in json.loads(path.read_text())["categories"])
 
 
 # --- int8 -----------------------------------------------------------------------------------------------------------
@@ -353,11 +366,11 @@ def _data_module(loaded: TrainedExperiment, size: tuple[int, int]) -> Any:
     """The experiment's data module at `size`, without training augmentations; None when its data is gone."""
     from torchbricks.configuration import instantiate_config
 
-    config = loaded.config.copy()
-    root = config.data.get("root")
+    omegaconf = require("omegaconf", "hydra").OmegaConf
+    root = loaded.config.data.get("root")
     if root is None or not Path(str(root)).is_dir():
         return None
-    config.data.image_size = list(size)
+    config = omegaconf.merge(loaded.config, {"data": {"image_size": list(size)}})  # boxes and masks at the file's size
     data_module = instantiate_config(config, "data")
     if hasattr(data_module, "train_transform"):
         data_module.train_transform = data_module.test_transform  # calibrate on the images as the model sees them
