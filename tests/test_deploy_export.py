@@ -222,6 +222,7 @@ def test_int8_without_the_data_calibrates_on_given_images_and_reports_agreement(
         (["NOT_AN_EXPERIMENT"], "is not a trained experiment folder"),
         (["EXPERIMENT", "--image-size", "0"], "image_size must be a positive int"),
         (["EXPERIMENT", "--out", "EXISTING"], r"already exist; pass overwrite=True \(--overwrite\)"),
+        (["EXPERIMENT", "--images", "EXPERIMENT"], r"calibration images for quantize='int8' \(--quantize int8\)"),
     ],
 )
 def test_a_bad_export_is_one_error_line_and_writes_nothing(

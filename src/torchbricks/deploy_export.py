@@ -118,6 +118,8 @@ def export_deployable_onnx(
     existing = [str(path) for path in (path_onnx, path_json) if path.exists()]
     if existing and not overwrite:
         raise BrickError(f"{existing} already exist; pass overwrite=True (--overwrite) to replace them.")
+    if images is not None and quantize is None:
+        raise BrickError("images (--images) are calibration images for quantize='int8' (--quantize int8); nothing uses them.")
     if images is not None and not Path(images).is_dir():
         raise BrickError(f"The images folder {str(images)!r} does not exist.")
 
