@@ -248,6 +248,7 @@ def _metadata(
 ) -> dict[str, Any]:
     import torchbricks
 
+    head_class_names = loaded.description.get("head_class_names") or {}  # experiments on several sources
     metadata: dict[str, Any] = {
         "format": METADATA_FORMAT,
         "torchbricks_version": torchbricks.__version__,
@@ -267,7 +268,7 @@ def _metadata(
             head: {
                 "kind": kind,
                 "num_classes": class_counts[head],
-                "class_names": _head_class_names(loaded.class_names, class_counts[head]),
+                "class_names": _head_class_names(head_class_names.get(head) or loaded.class_names, class_counts[head]),
                 "outputs": [f"{head}/{name}" for name in DEPLOY_OUTPUTS[kind]],
             }
             for head, kind in heads.items()
