@@ -243,6 +243,15 @@ def test_a_bad_export_is_one_error_line_and_writes_nothing(
     assert existing.read_text() == "keep"
 
 
+def test_the_export_check_compares_boxes_as_sets_whatever_their_order() -> None:
+    from torchbricks.deploy_export import _set_difference
+
+    reference = np.array([[0.0, 0, 10, 10, 0.5, 1], [5, 5, 20, 20, 0.5, 0]])
+
+    assert _set_difference(reference[::-1] + 1e-6, reference) == pytest.approx(1e-6)
+    assert _set_difference(reference[:1], reference) == float("inf")
+
+
 def test_export_help_answers_without_importing_torch() -> None:
     code = (
         "import sys\nfrom torchbricks.__main__ import main\ntry:\n    main(['export', '--help'])\nexcept SystemExit:\n    pass\n"
