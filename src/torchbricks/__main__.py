@@ -12,6 +12,11 @@
     torchbricks check-data DIR [task=...]   lists every problem of a data folder (image folders, segmentation
                                             folders, COCO, YOLO, Pascal VOC) and counts images and instances
                                             per class and split; exit status 1 when anything is wrong
+    torchbricks export EXPERIMENT [--quantize int8] [--image-size N] [--out FILE]
+                                            writes one ONNX file taking uint8 images [B, 3, H, W] and giving
+                                            each head's final results (boxes after NMS, masks, probabilities),
+                                            with FILE.json beside it; torchbricks.deploy.OnnxPredictor runs it
+                                            without torch
     torchbricks --version
 
 `--help`, `train --help` and `--version` answer without importing torch (the package imports lazily).
