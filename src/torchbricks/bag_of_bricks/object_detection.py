@@ -458,7 +458,7 @@ def create_object_detection_head(
         iou_threshold: Overlap above which NMS removes a box.
         box_weight: Weight of the box loss.
         image_name: Name of the images in [0, 1] to draw on; no visualization brick when None.
-        class_names: Names of the classes for the visualization.
+        class_names: Names of the classes for the visualization and the per-class AP.
         min_drawn_score: Boxes scoring below it are not drawn.
 
     Example:
@@ -484,7 +484,7 @@ def create_object_detection_head(
             output_names=["./loss_heatmap", "./loss_box"],
         ),
         "mean_average_precision": BrickMetrics(
-            {"mean_average_precision": BoxMeanAveragePrecision()},
+            {"mean_average_precision": BoxMeanAveragePrecision(class_names=class_names)},
             input_names=["./boxes", "./scores", "./labels", target_boxes_name, target_labels_name],
         ),
     }
@@ -529,7 +529,7 @@ def create_bricks_object_detection(
         target_boxes_name: Name of the target boxes [B, N, 4].
         target_labels_name: Name of the target labels [B, N], -1 for padding.
         hidden_channels: Channels of the neck and head.
-        class_names: Names of the classes for the visualization.
+        class_names: Names of the classes for the visualization and the per-class AP.
         weights: Torchvision weights for a backbone given by name.
         in_channels: Channels of the input images.
         visualize: Include the visualization brick.
