@@ -154,11 +154,13 @@ def check_class_weights(config: Any, log: Callable[[str], Any] | None = None) ->
     for key in keys:
         try:
             value = omegaconf.select(config, key, throw_on_resolution_failure=True)
-        except Exception as error:  # OmegaConf wraps what the resolver raised; it already names the key
-            cause = error.__cause__ or error.__context__
-            if isinstance(cause, BrickError):
-                raise cause from None
-            raise
+        except Exception as error:  # OmegaConf wraps what the resolver raised (which names the key), maybe twice
+            cause: BaseException | None = error
+            while cause is not None and not isinstance(cause, BrickError):
+                cause = cause.__cause__ or cause.__context__
+            if cause is None:
+                raise
+            raise cause from None
         resolved[key] = [float(weight) for weight in value]
         if log is not None:
             log(f"{key}: {resolved[key]} ({CLASS_WEIGHTS_KEY}={spec})")
