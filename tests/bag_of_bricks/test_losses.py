@@ -33,3 +33,8 @@ def test_no_class_weights_is_plain_cross_entropy() -> None:
 def test_negative_infinite_or_all_zero_weights_are_refused(weights: list[float]) -> None:
     with pytest.raises(BrickError, match="class_weights must be one finite number >= 0 per class"):
         ClassWeightedCrossEntropyLoss(class_weights=weights)
+
+
+def test_auto_given_to_the_loss_itself_says_where_auto_belongs() -> None:
+    with pytest.raises(BrickError, match=r"`auto` is a value of the config key loss\.class_weights"):
+        ClassWeightedCrossEntropyLoss(class_weights="auto")  # type: ignore[arg-type]

@@ -27,7 +27,7 @@ class ClassWeightedCrossEntropyLoss(nn.CrossEntropyLoss):
         label_smoothing: Passed to `CrossEntropyLoss`.
 
     Raises:
-        BrickError: A weight is negative or not finite, or every weight is 0.
+        BrickError: A weight is negative or not finite, every weight is 0, or the weights are a string.
 
     Example:
         >>> loss = ClassWeightedCrossEntropyLoss(class_weights=[0.4, 1.6])
@@ -39,6 +39,11 @@ class ClassWeightedCrossEntropyLoss(nn.CrossEntropyLoss):
         self, class_weights: Sequence[float] | None = None, ignore_index: int = -100, label_smoothing: float = 0.0
     ) -> None:
         weight = None
+        if isinstance(class_weights, str):
+            raise BrickError(
+                f"class_weights must be a list of numbers, got {class_weights!r}; `auto` is a value of the config key "
+                "loss.class_weights, which the packaged heads resolve to such a list."
+            )
         if class_weights is not None:
             values = [float(value) for value in class_weights]
             if not values or any(not math.isfinite(value) or value < 0 for value in values) or not any(values):
