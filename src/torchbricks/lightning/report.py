@@ -226,7 +226,7 @@ def _draw_confusion_matrix(
             top.set_xticks(range(len(matrix)), precisions, rotation=0 if len(matrix) <= 6 else 90)
             top.tick_params(labelsize=7, length=0)
             top.set_xlabel("precision of the prediction", fontsize=8)
-    figure.colorbar(image, ax=axes, shrink=0.8, label="fraction of the true class", pad=0.12 if scores is not None else 0.05)
+    figure.colorbar(image, ax=axes, shrink=0.8, label="fraction of the true class", pad=0.02 if scores is not None else 0.05)
 
 
 # --- per-class scores --------------------------------------------------------------------------------------------
