@@ -158,5 +158,25 @@ def test_class_weights_set_where_no_head_reads_them_are_refused(tmp_path: Path) 
 
 
 def test_auto_class_weights_need_data_they_can_count(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="counts classes in image_folder, segmentation_folder or coco_with_background"):
+    with pytest.raises(ConfigError, match=r"counts classes in image_folder, segmentation_folder or COCO data .* not .coco."):
         class_weights_of("auto", "coco", str(write_shapes_dataset(tmp_path / "shapes", num_train=2, num_val=1) / "detection"))
+
+
+def test_heads_composed_with_their_weights_resolved_are_reported_as_they_are(tmp_path: Path) -> None:
+    root = _imbalanced_image_folder(tmp_path / "data")
+    register_resolvers()
+    config = compose_config(["task=classification", f"data.root={root}", "loss.class_weights=auto"])
+    resolved = OmegaConf.create(OmegaConf.to_container(config, resolve=True))  # e.g. a head per data source
+
+    assert check_class_weights(resolved) == {"model.bricks.classification.loss.model.class_weights": pytest.approx([0.4, 1.6])}
+
+
+def test_auto_class_weights_of_a_multitask_segmentation_head_count_the_masks_drawn_from_coco(tmp_path: Path) -> None:
+    from torchbricks.datasets.class_frequencies import coco_pixel_counts, inverse_frequency_weights
+
+    root = write_shapes_dataset(tmp_path / "shapes", num_train=3, num_val=1, image_size=32) / "detection"
+    names = class_names_of("coco_with_background", str(root))
+
+    assert class_weights_of("auto", "coco_with_background", str(root)) == inverse_frequency_weights(
+        coco_pixel_counts(root / "train.json"), names
+    )

@@ -113,13 +113,13 @@ def _automatic_weights(layout: str, root: str) -> tuple[float, ...]:
     elif layout == "segmentation_folder":
         counts = segmentation_pixel_counts(folder / "train" / "masks", len(names))
         source = f"the training masks of {str(folder / 'train' / 'masks')!r} (at most {MAX_MASKS} read)"
-    elif layout == "coco_with_background":
+    elif layout.endswith("_with_background") and (folder / "train.json").is_file():  # masks drawn from COCO outlines
         counts = coco_pixel_counts(folder / "train.json")
         source = f"the masks drawn from {str(folder / 'train.json')!r} (at most {MAX_MASKS} images read)"
     else:
         raise ConfigError(
             f"Config key {CLASS_WEIGHTS_KEY!r} is auto, which counts classes in image_folder, segmentation_folder or "
-            f"coco_with_background data, not {layout!r}; give the weights as a list instead."
+            f"COCO data with semantic masks (coco_with_background), not {layout!r}; give the weights as a list instead."
         )
     return tuple(inverse_frequency_weights(counts, names, source))
 
@@ -145,6 +145,8 @@ def check_class_weights(config: Any, log: Callable[[str], Any] | None = None) ->
         return {}
     raw = omegaconf.to_container(config.model.bricks, resolve=False) if "bricks" in config.get("model", {}) else {}
     keys = [f"model.bricks.{path}" for path in _paths_reading(raw, _RESOLVER)]
+    if not keys:  # heads composed apart (one per data source) hold their weights resolved already
+        keys = [f"model.bricks.{path}" for path in _paths_of_weight_lists(raw)]
     if not keys:
         raise ConfigError(
             f"Config key {CLASS_WEIGHTS_KEY!r} is set, but no brick of this config reads it: the cross-entropy heads of "
@@ -165,6 +167,14 @@ def check_class_weights(config: Any, log: Callable[[str], Any] | None = None) ->
         if log is not None:
             log(f"{key}: {resolved[key]} ({CLASS_WEIGHTS_KEY}={spec})")
     return resolved
+
+
+def _paths_of_weight_lists(node: Any, prefix: str = "") -> list[str]:
+    """The dotted paths of the `class_weights` lists of a plain nested container."""
+    if not isinstance(node, dict):
+        return []
+    found = [f"{prefix}{key}" for key, child in node.items() if key == "class_weights" and isinstance(child, list)]
+    return found + [path for key, child in node.items() for path in _paths_of_weight_lists(child, f"{prefix}{key}.")]
 
 
 def _paths_reading(node: Any, resolver: str, prefix: str = "") -> list[str]:
