@@ -28,6 +28,7 @@ COMMON_OVERRIDES = (
     ("trainer.devices=2 trainer.strategy=ddp", "two processes on this machine"),
     ("trainer.num_nodes=2 trainer.strategy=ddp", "two machines (set MASTER_ADDR, MASTER_PORT, NODE_RANK)"),
     ("+head@model.bricks.head2=classification", "add a second head"),
+    ("task=classification data.root=DIR loss.class_weights=auto", "weigh rare classes up (inverse training frequency)"),
     ("seed=1", "another seed"),
 )
 
