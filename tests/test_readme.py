@@ -91,6 +91,13 @@ def test_readme_block_for_042_users_prints_what_it_shows(tmp_path: Path) -> None
     assert printed.strip() == "\n".join(expected)
 
 
+def test_readme_block_for_class_weights_prints_what_it_shows(tmp_path: Path) -> None:
+    block = next(block for block in python_blocks(README) if "inverse_frequency_weights" in block)
+    _, (printed,) = _run_blocks([block], tmp_path)
+
+    assert printed.strip() == _commented_output(block, "print(inverse_frequency_weights(").strip()
+
+
 def test_the_version_is_above_the_042_release_and_the_same_in_pyproject() -> None:
     import re
 

@@ -30,6 +30,7 @@ COMMON_OVERRIDES = (
     ("+head@model.bricks.head2=classification", "add a second head"),
     ("task=multitask data.sources=[{task: detection, root: A}, ...]", "a head per separately labelled data set"),
     ("loss_balancing=uncertainty", "how the heads' losses add up: fixed, uncertainty, dwa, pcgrad"),
+    ("task=classification data.root=DIR loss.class_weights=auto", "weigh rare classes up (inverse training frequency)"),
     ("seed=1", "another seed"),
 )
 

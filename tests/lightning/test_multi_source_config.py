@@ -35,7 +35,8 @@ def test_multitask_from_three_separately_labelled_sets_trains_and_tests_a_head_o
     three_sets: list[Path], tmp_path: Path
 ) -> None:
     arguments = ["train", "task=multitask", sources_override(three_sets), "trainer.max_epochs=1", "data.image_size=64"]
-    arguments += ["data.batch_size=4", "loss_balancing=dwa", f"experiment.path_experiments={tmp_path}", "experiment.name=run"]
+    arguments += ["data.batch_size=4", "loss_balancing=dwa", "loss.class_weights=auto"]
+    arguments += [f"experiment.path_experiments={tmp_path}", "experiment.name=run"]
     assert main(arguments) == 0
 
     folder = tmp_path / "run"
@@ -53,6 +54,8 @@ def test_multitask_from_three_separately_labelled_sets_trains_and_tests_a_head_o
     resolved = (folder / "resolved_config.yaml").read_text()
     assert "shape_targets" in resolved
     assert "segmentation_targets" in resolved
+    # Each head weighs the classes of its own source (auto: inverse frequency in that source's training split).
+    assert resolved.count("class_weights: [") == 2
     assert (folder / "predictions.png").is_file()
 
 

@@ -7,10 +7,12 @@ Everything comes from a composed config (`torchbricks.configuration.compose_conf
 - `experiment.json`, `resolved_config.yaml`: the input size, the class names and the resolved config, from which
   `torchbricks.trained_experiment.load_experiment` rebuilds the trained model without the training data;
 - `checkpoints/`: Lightning's `last.ckpt` (every epoch) and `best.ckpt` (by `checkpoint.monitor`);
-- `metrics.json`: the final train, validation and test metrics (confusion matrices included), the ONNX check and
-  the wall time; `metrics_<stage>.json`: the last epoch of each stage, written during training;
+- `metrics.json`: the final train, validation and test metrics (confusion matrices and each head's `per_class`
+  values keyed by class name included), the ONNX check and the wall time; `metrics_<stage>.json`: the last epoch
+  of each stage, written during training;
 - `history.json` and `curves.png`: every logged scalar per epoch, and their curves (one panel per head);
-- `confusion_matrix.png`: each classification head's normalised test confusion matrix;
+- `confusion_matrix.png`: each classification or segmentation head's normalised test confusion matrix with its
+  per-class precision, recall and IoU, and per-class bars of the detection (AP) and multi-label heads;
 - `predictions.png`: test images with ground truth beside prediction, mistakes first, one section per head;
 - `brick_graph.md`: the mermaid graph of the collection;
 - `bricks/`: one checkpoint per brick (`BrickCollection.save_bricks`);
@@ -51,7 +53,7 @@ from torchbricks.configuration import (
 from torchbricks.errors import BrickError, ConfigError, did_you_mean
 from torchbricks.lightning.module import LightningBrickCollection, create_experiment_name, to_json
 from torchbricks.lightning.multi_source_config import expand_sources
-from torchbricks.lightning.task_resolvers import register_resolvers
+from torchbricks.lightning.task_resolvers import check_class_weights, register_resolvers
 from torchbricks.loss_balancing import create_loss_balancer
 from torchbricks.tags import Stage
 from torchbricks.trained_experiment import write_experiment_description
@@ -86,7 +88,7 @@ def run_main_job(config: Any) -> MainJobResult:
     register_resolvers()  # the task configs read their classes from the data
     config = expand_sources(config)  # task=multitask data.sources=[...]: a head per separately labelled data set
     started = time.perf_counter()
-    check_train_config(config)
+    check_config(config)
     if config.experiment.name is None:
         config.experiment.name = create_experiment_name()
     path_experiment = prepare_experiment_folder(config)
@@ -206,6 +208,18 @@ def create_balancer(config: Any, collection: BrickCollection) -> Any:
         return create_loss_balancer(strategy, collection.loss_names())
     except BrickError as error:
         raise ConfigError(f"Config key 'loss_balancing': {error}") from error
+
+
+def check_config(config: Any) -> None:
+    """Checks the plain values of `config` and resolves `loss.class_weights` (counted in the training data and logged
+    once), before anything is written.
+
+    Raises:
+        ConfigError: A value is wrong; the message names its key.
+    """
+    pl = require("pytorch_lightning", "lightning")
+    check_train_config(config)
+    check_class_weights(config, log=pl.utilities.rank_zero_info)
 
 
 def check_checkpoint_monitor(monitor: str, module: LightningBrickCollection, key: str = "checkpoint.monitor") -> None:
@@ -329,9 +343,9 @@ def save_pictures(
             report.save_figure(
                 report.plot_predictions(predictions, class_names, n_samples=n_visualized), path_experiment / "predictions.png"
             )
-        matrices = report.normalized_confusion_matrices(module.epoch_metrics.get("test", {}))
-        if matrices:
-            report.save_figure(report.plot_confusion_matrices(matrices, class_names), path_experiment / "confusion_matrix.png")
+        class_scores = report.plot_class_scores(module.epoch_metrics.get("test", {}), class_names)
+        if class_scores is not None:
+            report.save_figure(class_scores, path_experiment / "confusion_matrix.png")
         if predictions:
             return
     else:

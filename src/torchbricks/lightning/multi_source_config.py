@@ -120,6 +120,8 @@ def _expand_source(config: Any, source: Any, key: str, compose: Any) -> tuple[st
     overrides += [f"model.{item}={value}" for item in _SHARED_MODEL_KEYS if (value := _value(config.model, item)) is not None]
     overrides += [f"data.{item}={value}" for item in _SHARED_DATA_KEYS if (value := _value(config.data, item)) is not None]
     overrides += [f"data.{item}={_value(source, item)}" for item in source if item not in ("task", "root", "name")]
+    if task != "detection" and "loss" in config and (weights := _value(config.loss, "class_weights")) not in (None, "null"):
+        overrides.append(f"loss.class_weights={weights}")  # each head weighs the classes of its own source
     try:
         single = compose(overrides)
         head = omegaconf.to_container(single.model.bricks[head_key], resolve=True)
