@@ -7,13 +7,17 @@ Everything comes from a composed config (`torchbricks.configuration.compose_conf
 - `experiment.json`, `resolved_config.yaml`: the input size, the class names and the resolved config, from which
   `torchbricks.trained_experiment.load_experiment` rebuilds the trained model without the training data;
 - `checkpoints/`: Lightning's `last.ckpt` (every epoch) and `best.ckpt` (by `checkpoint.monitor`);
-- `metrics.json`: the final train, validation and test metrics (confusion matrices included), the ONNX check and
-  the wall time; `metrics_<stage>.json`: the last epoch of each stage, written during training;
+- `metrics.json`: the last epoch's train and validation metrics and the test metrics of the best epoch's weights
+  (confusion matrices included), the ONNX check, the wall time, the epochs run, why training stopped
+  (`stop_reason`: `max_epochs`, `max_time`, `early_stopping`...) and which epoch was best (`best_epoch`, counted
+  from 1, with `best_score` of `checkpoint.monitor`); `metrics_<stage>.json`: the last epoch of each stage,
+  written during training;
 - `history.json` and `curves.png`: every logged scalar per epoch, and their curves (one panel per head);
 - `confusion_matrix.png`: each classification head's normalised test confusion matrix;
 - `predictions.png`: test images with ground truth beside prediction, mistakes first, one section per head;
 - `brick_graph.md`: the mermaid graph of the collection;
-- `bricks/`: one checkpoint per brick (`BrickCollection.save_bricks`);
+- `bricks/`: one checkpoint per brick (`BrickCollection.save_bricks`) of the best epoch (the last one when
+  checkpointing is off), the weights that are tested, exported and drawn;
 - `model.onnx`: the export stage of the collection, run in onnxruntime and compared with PyTorch;
 - `logs/`: Lightning's CSV log, and `tensorboard/` when tensorboard is installed.
 
@@ -49,7 +53,7 @@ from torchbricks.configuration import (
     instantiate_config,
 )
 from torchbricks.errors import BrickError, ConfigError, did_you_mean
-from torchbricks.lightning.module import LightningBrickCollection, create_experiment_name, to_json
+from torchbricks.lightning.module import BRICKS_FOLDER, LightningBrickCollection, create_experiment_name, to_json
 from torchbricks.lightning.task_resolvers import register_resolvers
 from torchbricks.tags import Stage
 from torchbricks.trained_experiment import write_experiment_description
@@ -108,7 +112,8 @@ def run_main_job(config: Any) -> MainJobResult:
         loss_weights=omegaconf.OmegaConf.to_container(config.loss_weights),
         compile_stages=bool(config.get("compile", False)),
     )
-    if config.trainer.get("enable_checkpointing", True):
+    checkpointing = bool(config.trainer.get("enable_checkpointing", True))
+    if checkpointing or early_stopping_patience(config) is not None:
         check_checkpoint_monitor(str(config.checkpoint.monitor), module)
     if launched_as_global_zero():
         path_experiment.mkdir(parents=True, exist_ok=True)
@@ -122,15 +127,11 @@ def run_main_job(config: Any) -> MainJobResult:
         callbacks=create_callbacks(config, path_experiment, class_names),
     )
     checkpoint = path_experiment / CHECKPOINTS_FOLDER / "last.ckpt" if resume else None
-    try:
-        trainer.fit(module, datamodule=data_module, ckpt_path=checkpoint)
-    except pl.utilities.exceptions.MisconfigurationException as error:
-        if "could not find the monitored key" not in str(error):
-            raise
-        raise ConfigError(f"Config key 'checkpoint.monitor' names a metric that is not logged: {error}") from error
-    trainer.test(module, datamodule=data_module)
+    stopped, best = fit_and_test_best(trainer, module, data_module, checkpoint, checkpointing)
     if not trainer.is_global_zero:
         return MainJobResult(path_experiment, {}, module)
+    if best is not None:  # on_fit_end saved the last epoch's weights
+        brick_collection.save_bricks(path_experiment / BRICKS_FOLDER, exist_ok=True)
 
     brick_collection.eval()
     batch = module.named_inputs_from_batch(next(iter(data_module.test_dataloader())))
@@ -140,10 +141,102 @@ def run_main_job(config: Any) -> MainJobResult:
     if config.n_visualized:
         test_batches = (module.named_inputs_from_batch(batch) for batch in data_module.test_dataloader())
         save_pictures(path_experiment, module, test_batches, int(config.n_visualized), class_names)
-    metrics["epochs"] = trainer.current_epoch
+    metrics.update(stopped, **best_summary(trainer, best))
     metrics["wall_time_seconds"] = round(time.perf_counter() - started, 2)
     write_json(path_experiment / "metrics.json", metrics)
     return MainJobResult(path_experiment, metrics, module)
+
+
+def fit_and_test_best(
+    trainer: Any, module: LightningBrickCollection, data_module: Any, checkpoint: Path | None, checkpointing: bool
+) -> tuple[dict[str, Any], Path | None]:
+    """Trains (from `checkpoint` when resuming), then tests the best epoch's weights by `checkpoint.monitor` (the
+    last weights when `checkpointing` is off or no checkpoint was saved), which the module keeps afterwards.
+
+    Returns:
+        `training_summary` of the fit and the best checkpoint's file (None when the last weights were tested).
+    """
+    pl = require("pytorch_lightning", "lightning")
+    try:
+        trainer.fit(module, datamodule=data_module, ckpt_path=checkpoint)
+    except pl.utilities.exceptions.MisconfigurationException as error:
+        if "could not find the monitored key" not in str(error):
+            raise
+        raise ConfigError(f"Config key 'checkpoint.monitor' names a metric that is not logged: {error}") from error
+    stopped = training_summary(trainer)
+    best = best_checkpoint(trainer) if checkpointing else None
+    trainer.test(module, datamodule=data_module, ckpt_path=None if best is None else str(best))
+    return stopped, best
+
+
+def early_stopping_patience(config: Any) -> int | None:
+    """`early_stopping.patience` of the config: None when early stopping is off (the key null or absent).
+
+    Raises:
+        ConfigError: The patience is not an int >= 1 or `early_stopping.min_delta` is not a number >= 0.
+    """
+    settings = config.get("early_stopping") or {}
+    patience = settings.get("patience")
+    if patience is None:
+        return None
+    if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+        raise ConfigError(
+            f"Config key 'early_stopping.patience' must be an int >= 1 (validation epochs without improvement) "
+            f"or null (no early stopping), got {type(patience).__name__} {patience!r}."
+        )
+    min_delta = settings.get("min_delta", 0.0)
+    if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)) or min_delta < 0:
+        raise ConfigError(
+            f"Config key 'early_stopping.min_delta' must be a number >= 0, got {type(min_delta).__name__} {min_delta!r}."
+        )
+    return patience
+
+
+def training_summary(trainer: Any) -> dict[str, Any]:
+    """How many epochs a finished `trainer.fit` ran and why it stopped.
+
+    `stop_reason` is `early_stopping` (with `early_stopping_message`, Lightning's explanation), `max_time`,
+    `max_steps`, `max_epochs` or `interrupted`.
+    """
+    pl = require("pytorch_lightning", "lightning")
+    summary: dict[str, Any] = {"epochs": int(trainer.current_epoch)}
+    stoppers = [callback for callback in trainer.callbacks if isinstance(callback, pl.callbacks.EarlyStopping)]
+    timers = [callback for callback in trainer.callbacks if isinstance(callback, pl.callbacks.Timer)]
+    if trainer.interrupted:
+        summary["stop_reason"] = "interrupted"
+    elif stoppers and stoppers[0].stopped_epoch > 0:
+        summary["stop_reason"] = "early_stopping"
+        summary["early_stopping_message"] = stoppers[0].stopping_reason_message
+    elif timers and (timers[0].time_remaining() or 0.0) <= 0.0:
+        summary["stop_reason"] = "max_time"
+    elif trainer.max_steps != -1 and trainer.global_step >= trainer.max_steps:
+        summary["stop_reason"] = "max_steps"
+    else:
+        summary["stop_reason"] = "max_epochs"
+    if timers:
+        summary["training_seconds"] = round(timers[0].time_elapsed(), 2)
+    return summary
+
+
+def best_checkpoint(trainer: Any) -> Path | None:
+    """The file of the best checkpoint by `checkpoint.monitor`, or None when none was saved (no epoch was validated)."""
+    callback = trainer.checkpoint_callback
+    path = getattr(callback, "best_model_path", "") if callback is not None else ""
+    return Path(path) if path and Path(path).is_file() else None
+
+
+def best_summary(trainer: Any, best: Path | None) -> dict[str, Any]:
+    """Which weights were tested: `best_epoch` (counted from 1, as `epochs`; the epoch whose end the best checkpoint
+    saved), its `best_score` of `checkpoint.monitor`, and `tested_weights` (`best`, or `last` without a checkpoint)."""
+    if best is None:
+        return {"best_epoch": None, "best_score": None, "tested_weights": "last"}
+    checkpoint = torch.load(best, map_location="cpu", weights_only=True)
+    score = trainer.checkpoint_callback.best_model_score
+    return {
+        "best_epoch": int(checkpoint["epoch"]) + 1,
+        "best_score": None if score is None else float(score),
+        "tested_weights": "best",
+    }
 
 
 def check_checkpoint_monitor(monitor: str, module: LightningBrickCollection, key: str = "checkpoint.monitor") -> None:
@@ -193,6 +286,18 @@ def create_callbacks(config: Any, path_experiment: Path, class_names: list[str] 
     if every < 1:
         raise ConfigError(f"Config key 'pictures_every_n_epochs' must be 1 or more (1: every epoch), got {every}.")
     callbacks: list[Any] = [EpochSeed(int(config.seed)), MetricHistory(path_experiment, draw=draw, draw_every_n_epochs=every)]
+    patience = early_stopping_patience(config)
+    if patience is not None:
+        callbacks.append(
+            pl.callbacks.EarlyStopping(
+                monitor=str(config.checkpoint.monitor),
+                mode=str(config.checkpoint.mode),
+                patience=patience,
+                min_delta=float(config.early_stopping.get("min_delta", 0.0)),
+                check_on_train_epoch_end=True,  # as the checkpoints: after validation and the epoch's metrics
+                strict=False,  # the name is checked before training; a first epoch cut by max_time has no value yet
+            )
+        )
     if config.trainer.get("enable_checkpointing", True):
         callbacks.append(
             pl.callbacks.ModelCheckpoint(

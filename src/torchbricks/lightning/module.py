@@ -28,6 +28,7 @@ from torchbricks.brick_collection import BrickCollection
 from torchbricks.bricks import BrickInterface, BrickMetrics
 from torchbricks.errors import BrickError, did_you_mean
 from torchbricks.lightning._epoch_values import LossMeans, metric_value_names, summarize_metrics
+from torchbricks.lightning.optimizers import bind_training_budget
 from torchbricks.tags import VISUALIZATION, Stage, TagsLike
 
 require("pytorch_lightning", "lightning")
@@ -148,7 +149,9 @@ class LightningBrickCollection(pl.LightningModule):
 
     def configure_optimizers(self) -> Any:
         parameters = [parameter for parameter in self.brick_collection.parameters() if parameter.requires_grad]
-        return self.create_optimizers_func(parameters)
+        optimizers = self.create_optimizers_func(parameters)
+        bind_training_budget(optimizers, self.trainer)  # schedules that follow the trainer's steps and max_time
+        return optimizers
 
     def training_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:
         return self._losses_step(batch, Stage.TRAIN)
