@@ -52,7 +52,7 @@ from torchbricks.configuration import (
     create_brick_collection,
     instantiate_config,
 )
-from torchbricks.errors import BrickError, ConfigError, did_you_mean
+from torchbricks.errors import BrickError, CheckpointError, ConfigError, did_you_mean
 from torchbricks.lightning.module import BRICKS_FOLDER, LightningBrickCollection, create_experiment_name, to_json
 from torchbricks.lightning.task_resolvers import register_resolvers
 from torchbricks.tags import Stage
@@ -98,7 +98,7 @@ def run_main_job(config: Any) -> MainJobResult:
 
     pl.seed_everything(int(config.seed), workers=True, verbose=False)
     data_module = instantiate_config(config, "data")
-    brick_collection = create_brick_collection(config, "model.bricks")
+    brick_collection = create_model_bricks(config)
     if config.get("channels_last", False):  # convolutions run faster on the CPU (oneDNN) and on tensor cores
         brick_collection.to(memory_format=torch.channels_last)
     create_optimizer = instantiate_config(config, "optimizer")
@@ -145,6 +145,26 @@ def run_main_job(config: Any) -> MainJobResult:
     metrics["wall_time_seconds"] = round(time.perf_counter() - started, 2)
     write_json(path_experiment / "metrics.json", metrics)
     return MainJobResult(path_experiment, metrics, module)
+
+
+def create_model_bricks(config: Any) -> BrickCollection:
+    """The collection of `model.bricks`; weights that cannot be loaded are reported under `model.weights`.
+
+    Raises:
+        ConfigError: A brick cannot be built; `Config key 'model.weights': ...` when the backbone's weights file
+            is missing, unreadable or of another architecture.
+    """
+    try:
+        return create_brick_collection(config, "model.bricks")
+    except ConfigError as error:
+        cause: BaseException | None = error
+        while cause is not None and not isinstance(cause, CheckpointError):
+            cause = cause.__cause__ or cause.__context__
+        weights = config.model.get("weights") if "model" in config else None
+        if cause is None or weights is None:
+            raise
+        message = str(cause).removeprefix("create_task_backbone: ")
+        raise ConfigError(f"Config key 'model.weights': {message[:1].lower()}{message[1:]}") from cause
 
 
 def fit_and_test_best(
