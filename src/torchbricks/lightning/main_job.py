@@ -319,18 +319,21 @@ def create_callbacks(config: Any, path_experiment: Path, class_names: list[str] 
             )
         )
     if config.trainer.get("enable_checkpointing", True):
-        callbacks.append(
-            pl.callbacks.ModelCheckpoint(
-                dirpath=str(path_experiment / CHECKPOINTS_FOLDER),
-                filename="best",
-                monitor=str(config.checkpoint.monitor),
-                mode=str(config.checkpoint.mode),
-                save_last=True,
-                save_top_k=1,
-                save_on_train_epoch_end=True,  # after validation and the epoch's metrics: a resumed run starts the next epoch
-                enable_version_counter=False,
+        # Two callbacks: Lightning 2.6's save_last=True writes last.ckpt only in an epoch that also improved best.ckpt,
+        # so a resumed run would go back to the best epoch. The best one first: it is `trainer.checkpoint_callback`.
+        folder = str(path_experiment / CHECKPOINTS_FOLDER)
+        for name, monitor in (("best", str(config.checkpoint.monitor)), ("last", None)):
+            callbacks.append(
+                pl.callbacks.ModelCheckpoint(
+                    dirpath=folder,
+                    filename=name,
+                    monitor=monitor,  # None: the latest epoch
+                    mode=str(config.checkpoint.mode),
+                    save_top_k=1,
+                    save_on_train_epoch_end=True,  # after validation and the epoch's metrics: a resumed run starts the next epoch
+                    enable_version_counter=False,
+                )
             )
-        )
     if config.trainer.get("enable_progress_bar", True) and not sys.stdout.isatty():
         callbacks.append(LineProgressBar())
     if draw and _installed("tensorboard") and config.n_visualized:
