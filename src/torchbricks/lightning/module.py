@@ -150,7 +150,8 @@ class LightningBrickCollection(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         parameters = [parameter for parameter in self.brick_collection.parameters() if parameter.requires_grad]
         optimizers = self.create_optimizers_func(parameters)
-        bind_training_budget(optimizers, self.trainer)  # schedules that follow the trainer's steps and max_time
+        if self._trainer is not None:  # schedules that follow the trainer's steps and max_time
+            bind_training_budget(optimizers, self.trainer)
         return optimizers
 
     def training_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:
