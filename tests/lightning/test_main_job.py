@@ -11,7 +11,7 @@ from PIL import Image
 
 from torchbricks import BrickCollection, Stage
 from torchbricks.configuration import compose_config, create_brick_collection
-from torchbricks.lightning.main_job import run_main_job
+from torchbricks.lightning.main_job import MainJobResult, run_main_job
 
 
 @pytest.mark.slow
@@ -109,6 +109,10 @@ def tiny_shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _classification(root: Path, tmp_path: Path, *overrides: str) -> dict:
+    return _run_classification(root, tmp_path, *overrides).metrics
+
+
+def _run_classification(root: Path, tmp_path: Path, *overrides: str) -> MainJobResult:
     config = compose_config(
         [
             "task=classification",
@@ -120,7 +124,7 @@ def _classification(root: Path, tmp_path: Path, *overrides: str) -> dict:
             *overrides,
         ]
     )
-    return run_main_job(config).metrics
+    return run_main_job(config)
 
 
 @pytest.mark.slow
@@ -164,9 +168,14 @@ def test_early_stopping_ends_the_run_after_patience_epochs_without_improvement(t
 
 @pytest.mark.slow
 def test_the_time_budget_ends_a_run_with_a_huge_epoch_cap(tiny_shapes: Path, tmp_path: Path) -> None:
-    metrics = _classification(tiny_shapes, tmp_path, "trainer.max_time=00:00:00:02", "export_onnx=false")
+    result = _run_classification(tiny_shapes, tmp_path, "trainer.max_time=00:00:00:02", "export_onnx=false")
 
+    metrics = result.metrics
     assert metrics["stop_reason"] == "max_time"
+    # The learning rate followed the trainer's budgets: 1000 epochs of 2 batches, and 2 seconds.
+    scheduler = result.module.trainer.lr_scheduler_configs[0].scheduler
+    assert (scheduler.total_steps, scheduler.max_seconds) == (2000.0, pytest.approx(2.0))
+    assert scheduler.get_last_lr()[0] == pytest.approx(0.0, abs=1e-9)  # the floor: the time budget ended first
     assert 1 <= metrics["epochs"] < 1000
     assert metrics["training_seconds"] >= 2.0
 
