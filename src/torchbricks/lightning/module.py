@@ -28,6 +28,7 @@ from torchbricks.brick_collection import BrickCollection
 from torchbricks.bricks import BrickInterface, BrickMetrics
 from torchbricks.errors import BrickError, did_you_mean
 from torchbricks.lightning._epoch_values import LossMeans, metric_value_names, summarize_metrics
+from torchbricks.lightning.optimizers import bind_training_budget
 from torchbricks.loss_balancing import FixedWeights, LossBalancer
 from torchbricks.tags import VISUALIZATION, Stage, TagsLike
 
@@ -167,7 +168,10 @@ class LightningBrickCollection(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         modules = (self.brick_collection, self.loss_balancer)
         parameters = [parameter for module in modules for parameter in module.parameters() if parameter.requires_grad]
-        return self.create_optimizers_func(parameters)
+        optimizers = self.create_optimizers_func(parameters)
+        if self._trainer is not None:  # schedules that follow the trainer's steps and max_time
+            bind_training_budget(optimizers, self.trainer)
+        return optimizers
 
     def backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
         if self.loss_balancer.uses_gradients and self._train_losses:

@@ -10,6 +10,10 @@ and the backbone, so `torchbricks train task=detection data.root=DIR` needs no c
   SPEC being the config key `loss.class_weights`: null (no weights), `auto` (inverse class frequency in the
   training split) or a list of one weight per class. `check_class_weights(config)` resolves them once, before
   anything is written, so a bad value is one error naming `loss.class_weights`.
+- `${torchbricks_image_size:LAYOUT,ROOT,MULTIPLE,MAX_SIDE}`: the training images' median size rounded to a
+  multiple of MULTIPLE and at most MAX_SIDE (`torchbricks.datasets.image_sizes.typical_image_size`), as one side
+  when square, else `[height, width]`; LAYOUT is `image_folder`, `segmentation_folder` or `coco`. The choice is
+  printed once per process and data set, and the resolved config (`resolved_config.yaml`) holds the number.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from torchbricks._experiment import launched_as_global_zero
 from torchbricks._extras import require
 from torchbricks.bag_of_bricks.compact_cnn import backbone_info
 from torchbricks.datasets.class_frequencies import (
@@ -30,10 +35,19 @@ from torchbricks.datasets.class_frequencies import (
     segmentation_pixel_counts,
 )
 from torchbricks.datasets.detection_layouts import DETECTION_LAYOUTS, detection_class_names
+from torchbricks.datasets.image_sizes import ImageSizeChoice, typical_image_size
 from torchbricks.datasets.readers import image_folder_class_names, segmentation_class_names
 from torchbricks.errors import BrickError, ConfigError, did_you_mean
 
-__all__ = ["CLASS_WEIGHTS_KEY", "LAYOUTS", "check_class_weights", "class_names_of", "class_weights_of", "register_resolvers"]
+__all__ = [
+    "CLASS_WEIGHTS_KEY",
+    "LAYOUTS",
+    "check_class_weights",
+    "class_names_of",
+    "class_weights_of",
+    "image_size_of",
+    "register_resolvers",
+]
 
 BOX_LAYOUTS = (*DETECTION_LAYOUTS, "auto")
 LAYOUTS = ("image_folder", "segmentation_folder", *BOX_LAYOUTS, *(f"{layout}_with_background" for layout in BOX_LAYOUTS))
@@ -189,6 +203,27 @@ def _paths_reading(node: Any, resolver: str, prefix: str = "") -> list[str]:
     return []
 
 
+_CHOSEN_SIZES: dict[tuple[str, str, int, int], ImageSizeChoice] = {}
+
+
+def image_size_of(layout: str, root: str, multiple: int = 32, max_side: int = 512) -> int | list[int]:
+    """The input size the training images of the data at `root` suggest (see the module docstring).
+
+    Raises:
+        ConfigError: An unknown layout.
+        DataError: The training split is missing, empty or unreadable.
+    """
+    key = (str(layout), str(Path(str(root)).resolve()), int(multiple), int(max_side))
+    choice = _CHOSEN_SIZES.get(key)
+    if choice is None:
+        choice = typical_image_size(key[0], key[1], multiple=key[2], max_side=key[3])
+        _CHOSEN_SIZES[key] = choice
+        if launched_as_global_zero():
+            print(choice.describe(), flush=True)
+    height, width = choice.size
+    return height if height == width else [height, width]
+
+
 def register_resolvers() -> None:
     """Registers the resolvers with OmegaConf (again, harmlessly, when already registered)."""
     omegaconf = require("omegaconf", "hydra").OmegaConf
@@ -198,3 +233,4 @@ def register_resolvers() -> None:
     )
     omegaconf.register_new_resolver("torchbricks_backbone", backbone_info, replace=True)
     omegaconf.register_new_resolver(_RESOLVER, class_weights_of, replace=True)
+    omegaconf.register_new_resolver("torchbricks_image_size", image_size_of, replace=True)
