@@ -5,3 +5,56 @@ from pathlib import Path
 
 TESTS_DIR = Path(__file__).parent
 sys.path.insert(0, str(TESTS_DIR))  # the spec imports its helpers as `utils_testing.*`
+
+
+# --- tiny trained experiments, one per task, shared by the predict and evaluate tests ---------------------------------
+
+import pytest  # noqa: E402
+
+TRAINED_TASK_LAYOUTS = {
+    "classification": "classification",
+    "segmentation": "segmentation",
+    "detection": "detection",
+    "multitask": "detection",
+}
+
+
+@pytest.fixture(scope="session")
+def shapes_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`torchbricks make-dataset shapes DIR --num-train 8 --num-val 4 --image-size 64`, once per session."""
+    from torchbricks.__main__ import main
+
+    root = tmp_path_factory.mktemp("shapes") / "shapes"
+    assert main(["make-dataset", "shapes", str(root), "--num-train", "8", "--num-val", "4", "--image-size", "64"]) == 0
+    return root
+
+
+@pytest.fixture(scope="session")
+def trained_experiment(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory):
+    """`trained_experiment(task)`: the folder of a one-epoch run of `torchbricks train task=...` at 32x32 on the
+    shapes, trained on first use and shared by the session."""
+    from torchbricks.__main__ import main
+
+    folders: dict[str, Path] = {}
+    experiments = tmp_path_factory.mktemp("experiments")
+
+    def get(task: str) -> Path:
+        if task not in folders:
+            arguments = [
+                "train",
+                f"task={task}",
+                f"data.root={shapes_root / TRAINED_TASK_LAYOUTS[task]}",
+                f"experiment.path_experiments={experiments}",
+                f"experiment.name={task}",
+                "trainer.max_epochs=1",
+                "data.image_size=32",
+                "data.batch_size=4",
+                "data.num_workers=0",
+                "n_visualized=0",
+                "export_onnx=false",
+            ]
+            assert main(arguments) == 0
+            folders[task] = experiments / task
+        return folders[task]
+
+    return get

@@ -134,7 +134,7 @@ def _readme_train_commands() -> list[list[str]]:
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     commands = []
     for block in re.findall(r"^```bash\n(.*?)^```", readme, re.DOTALL | re.MULTILINE):
-        for line in block.splitlines():
+        for line in block.replace("\\\n", " ").splitlines():  # a command continued over lines is one line
             if "torchbricks train" in line:
                 words = shlex.split(line.split("torchbricks train", 1)[1], comments=True)
                 commands.append([word for word in words if "=" in word and not word.startswith("-")])

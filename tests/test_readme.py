@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import os
 from pathlib import Path
 from typing import Any
@@ -62,8 +63,24 @@ def test_spec_code_blocks_run_verbatim(tmp_path: Path) -> None:
     assert printed[outputs].strip() == _commented_output(blocks[outputs], 'print("Brick outputs:"').strip()
 
 
-def test_readme_code_blocks_run(tmp_path: Path) -> None:
-    _run_blocks(python_blocks(README), tmp_path)
+def test_readme_code_blocks_run_and_print_what_they_show(tmp_path: Path) -> None:
+    blocks = python_blocks(README)
+    _, printed = _run_blocks(blocks, tmp_path)
+    for block, output in zip(blocks, printed, strict=True):
+        shown = _shown_output(block)
+        if shown is not None:
+            assert output.strip() == shown, f"the README block prints\n{output}\nbut shows\n{shown}\n{block}"
+
+
+def _shown_output(block: str) -> str | None:
+    """The `# ...` lines after a block's one `print(` line, when they are exact (no `...` standing for a value)."""
+    lines = block.splitlines()
+    prints = [i for i, line in enumerate(lines) if line.startswith("print(")]
+    if len(prints) != 1:
+        return None
+    shown = list(itertools.takewhile(lambda line: line.startswith("# "), lines[prints[0] + 1 :]))
+    text = "\n".join(line[2:] for line in shown).strip()
+    return text if text and "..." not in text else None
 
 
 def test_readme_block_for_042_users_prints_what_it_shows(tmp_path: Path) -> None:
@@ -72,6 +89,13 @@ def test_readme_block_for_042_users_prints_what_it_shows(tmp_path: Path) -> None
 
     expected = [_commented_output(block, "print(backbone("), _commented_output(block, "print(describe(")]
     assert printed.strip() == "\n".join(expected)
+
+
+def test_readme_block_for_class_weights_prints_what_it_shows(tmp_path: Path) -> None:
+    block = next(block for block in python_blocks(README) if "inverse_frequency_weights" in block)
+    _, (printed,) = _run_blocks([block], tmp_path)
+
+    assert printed.strip() == _commented_output(block, "print(inverse_frequency_weights(").strip()
 
 
 def test_the_version_is_above_the_042_release_and_the_same_in_pyproject() -> None:

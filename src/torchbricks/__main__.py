@@ -2,8 +2,21 @@
 
     torchbricks train [OVERRIDE ...]        trains, tests, exports and visualizes the configured model
     torchbricks train --show-config [...]   prints the composed config and exits
+    torchbricks predict EXPERIMENT SOURCE...  predicts images, folders, globs or videos with a trained experiment
+                                            and writes the drawn pictures, predictions.json / .csv and masks
+    torchbricks evaluate EXPERIMENT data.root=DIR [split=val|test]
+                                            the experiment's metrics on another labelled data set
+                                            (evaluation.json, per-class precision and recall)
     torchbricks make-dataset shapes DIR     writes a generated data set in the classification, segmentation
                                             and COCO layouts (see torchbricks.datasets.shapes)
+    torchbricks check-data DIR [task=...]   lists every problem of a data folder (image folders, segmentation
+                                            folders, COCO, YOLO, Pascal VOC) and counts images and instances
+                                            per class and split; exit status 1 when anything is wrong
+    torchbricks export EXPERIMENT [--quantize int8] [--image-size N] [--out FILE]
+                                            writes one ONNX file taking uint8 images [B, 3, H, W] and giving
+                                            each head's final results (boxes after NMS, masks, probabilities),
+                                            with FILE.json beside it; torchbricks.deploy.OnnxPredictor runs it
+                                            without torch
     torchbricks --version
 
 `--help`, `train --help` and `--version` answer without importing torch (the package imports lazily).

@@ -17,7 +17,11 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 """The configs shipped with torchbricks (the same folder as `torchbricks.configuration.CONFIG_DIR`)."""
 
 COMMON_OVERRIDES = (
-    ("trainer.max_epochs=20", "train longer"),
+    ("trainer.max_time=00:00:20:00", "a longer training time budget (DD:HH:MM:SS)"),
+    ("early_stopping.patience=20", "epochs without improvement before stopping (null: never)"),
+    ("trainer.max_epochs=20", "an epoch cap"),
+    ("model.weights=PATH", "backbone weights: a state dict file or an experiment's bricks/"),
+    ("data.image_size=128", "input size (default: the training images' median size)"),
     ("data.batch_size=32 optimizer.lr=0.001", "batch size and learning rate"),
     ("experiment.name=NAME", "the experiment folder (default: a timestamp)"),
     ("experiment.name=NAME resume=true", "continue NAME from its last checkpoint"),
@@ -28,6 +32,9 @@ COMMON_OVERRIDES = (
     ("trainer.devices=2 trainer.strategy=ddp", "two processes on this machine"),
     ("trainer.num_nodes=2 trainer.strategy=ddp", "two machines (set MASTER_ADDR, MASTER_PORT, NODE_RANK)"),
     ("+head@model.bricks.head2=classification", "add a second head"),
+    ("task=multitask data.sources=[{task: detection, root: A}, ...]", "a head per separately labelled data set"),
+    ("loss_balancing=uncertainty", "how the heads' losses add up: fixed, uncertainty, dwa, pcgrad"),
+    ("task=classification data.root=DIR loss.class_weights=auto", "weigh rare classes up (inverse training frequency)"),
     ("seed=1", "another seed"),
 )
 

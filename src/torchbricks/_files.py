@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_atomically", "write_json", "write_text"]
+__all__ = ["replace_folder", "write_atomically", "write_json", "write_text"]
 
 
 def write_atomically(target: Path, write: Callable[[Path], object]) -> None:
@@ -60,3 +61,19 @@ def _to_plain(value: Any) -> Any:
     if hasattr(value, "tolist"):  # tensors and numpy arrays, without importing either
         return value.tolist()
     raise TypeError(f"Cannot write a {type(value).__name__} as JSON.")
+
+
+def replace_folder(temporary: Path, target: Path) -> None:
+    """Renames the complete folder `temporary` to `target`; an existing `target` is moved aside first and deleted
+    once the new folder is in place, so `target` is always either the old or the new folder, never a mix."""
+    if not target.exists():
+        os.replace(temporary, target)
+        return
+    old = target.with_name(f".{target.name}.{uuid.uuid4().hex}.old")
+    os.replace(target, old)
+    try:
+        os.replace(temporary, target)
+    except BaseException:
+        os.replace(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)

@@ -20,7 +20,7 @@ from torchbricks.errors import (
     NoBricksSelectedError,
     did_you_mean,
 )
-from torchbricks.tags import stage_hint
+from torchbricks.tags import MODEL, stage_hint
 
 ALL_NAMES = "__all__"
 """The input name that passes a dict of every value computed so far."""
@@ -188,10 +188,20 @@ def validate(nodes: Sequence[BrickNode]) -> None:
         raise BrickCycleError(f"Bricks depend on each other in a cycle: {names}. Break it by renaming an input or output.")
 
 
-def plan(nodes: Sequence[BrickNode], tags: frozenset[str] | None, wanted: tuple[str, ...] | None) -> Plan:
+def plan(
+    nodes: Sequence[BrickNode],
+    tags: frozenset[str] | None,
+    wanted: tuple[str, ...] | None,
+    provided: frozenset[str] | None = None,
+) -> Plan:
     """Plans a call: selects bricks by `tags` (None selects all), keeps those `wanted` outputs need, orders them.
 
     Ties in the topological order keep insertion order, so the order is deterministic.
+
+    With `provided` (the names the caller gives), a brick that is not a `MODEL` brick and needs a name neither
+    provided nor produced is left out, with every brick downstream of it that is not a `MODEL` brick: a batch
+    without a head's targets runs the model and skips that head's losses and metrics. A `MODEL` brick is never
+    left out, so a missing model input still fails the input check.
     """
     selected = [i for i, node in enumerate(nodes) if tags is None or node.tags & tags]
     if not selected:
@@ -200,6 +210,12 @@ def plan(nodes: Sequence[BrickNode], tags: frozenset[str] | None, wanted: tuple[
         hint = stage_hint(tags) if tags is not None else ""
         raise NoBricksSelectedError(f"Tags {shown} select no brick. Tags in use: {in_use}.{hint}")
     producer = {name: i for i in selected for name in nodes[i].outputs}
+    if provided is not None:
+        # Only named edges carry the lack downstream: a brick reading `__all__` reads whatever did run.
+        skipped = _lacking_inputs(nodes, selected, producer, _explicit_children(nodes, selected, producer), provided)
+        if skipped:
+            selected = [i for i in selected if i not in skipped]
+            producer = {name: i for i in selected for name in nodes[i].outputs}
     children = _explicit_children(nodes, selected, producer)
     _add_all_names_edges(nodes, selected, children)
 
@@ -262,6 +278,24 @@ def missing_input_error(plan_: Plan, name: str, available: Iterable[str], tags: 
     else:
         why = "which no brick produces and named_inputs lacks"
     return MissingInputError(f"{who} {name!r}, {why}. Available: {names}.{did_you_mean(name, names)}")
+
+
+def _lacking_inputs(
+    nodes: Sequence[BrickNode],
+    selected: list[int],
+    producer: dict[str, int],
+    children: dict[int, list[int]],
+    provided: frozenset[str],
+) -> set[int]:
+    """The non-`MODEL` bricks that need a name neither `provided` nor produced, and the non-`MODEL` bricks downstream."""
+    starts = [
+        i
+        for i in selected
+        if MODEL not in nodes[i].tags
+        and any(name != ALL_NAMES and name not in producer and name not in provided for name in nodes[i].inputs)
+    ]
+    reached = _reachable(starts, children) if starts else set()
+    return {i for i in reached if MODEL not in nodes[i].tags}
 
 
 def _explicit_children(nodes: Sequence[BrickNode], selected: Iterable[int], producer: dict[str, int]) -> dict[int, list[int]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import nn
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["BrickCollection"]
 
 BrickTree = Mapping[str, "BrickInterface | BrickCollection | BrickTree"]
+MissingTargets = Literal["error", "skip"]
 
 
 class BrickCollection(nn.ModuleDict):
@@ -233,6 +234,7 @@ class BrickCollection(nn.ModuleDict):
         tags: TagsLike | None = None,
         return_inputs: bool = True,
         output_names: tuple[str, ...] | list[str] | None = None,
+        missing_targets: MissingTargets = "error",
     ) -> dict[str, Any]:
         """Runs the bricks selected by `tags` in dependency order.
 
@@ -243,15 +245,22 @@ class BrickCollection(nn.ModuleDict):
             return_inputs: Include `named_inputs` in the result.
             output_names: Compute only these names, running only the bricks they need; the result then holds
                 exactly these names.
+            missing_targets: `"error"` raises `MissingInputError` when an input is missing. `"skip"` runs the
+                model and leaves out each brick that is not a `MODEL` brick and lacks an input (a loss, metric or
+                visualization whose targets the batch does not carry), with the bricks downstream of it; a missing
+                input of a `MODEL` brick still raises. Each set of input names gets its own cached plan.
 
         Returns:
             The inputs (unless `return_inputs=False`) followed by every output of the bricks that ran, in
             execution order.
         """
         if is_compiling():  # imported by name: one guard less per compiled call than torch.compiler.is_compiling
-            return self._run_compiling(named_inputs, tags, return_inputs, output_names)
+            return self._run_compiling(named_inputs, tags, return_inputs, output_names, missing_targets)
         if type(named_inputs) is not dict:
             check_named_inputs(named_inputs)
+        if missing_targets != "error":
+            compiled = self.compiled_plan(tags, output_names, _provided_names(named_inputs, missing_targets))
+            return compiled.run(named_inputs, return_inputs)
         try:
             compiled = self._plans[tags, output_names]
         except (KeyError, TypeError):
@@ -264,6 +273,7 @@ class BrickCollection(nn.ModuleDict):
         tags: TagsLike | None,
         return_inputs: bool,
         output_names: tuple[str, ...] | list[str] | None,
+        missing_targets: MissingTargets = "error",
     ) -> dict[str, Any]:
         """The call as dynamo (torch.compile, strict torch.export) traces it.
 
@@ -274,24 +284,32 @@ class BrickCollection(nn.ModuleDict):
         The input check runs there too, on the names of `named_inputs` (which dynamo guards anyway), so a missing
         input gets the eager call's message, naming the brick, what is available and the close match.
         """
-        index, layout, missing = _layout_of(id(self), self._version, tags, output_names, (*named_inputs,))
+        index, layout, missing = _layout_of(id(self), self._version, tags, output_names, (*named_inputs,), missing_targets)
         if missing is not None:
             raise MissingInputError(missing)
         return run_layout(layout, self._plan_list[index].functions, named_inputs, return_inputs)
 
     def compiled_plan(
-        self, tags: TagsLike | None = None, output_names: tuple[str, ...] | list[str] | None = None
+        self,
+        tags: TagsLike | None = None,
+        output_names: tuple[str, ...] | list[str] | None = None,
+        provided: frozenset[str] | None = None,
     ) -> CompiledPlan:
-        """The `CompiledPlan` a call with these arguments runs (cached until the structure changes)."""
+        """The `CompiledPlan` a call with these arguments runs (cached until the structure changes).
+
+        `provided` (the input names of a `missing_targets="skip"` call) plans without the non-model bricks whose
+        inputs are neither provided nor produced.
+        """
         tag_set, wanted = _normalize_selection(tags, output_names)
-        key = (tag_set, wanted)
+        key = (tag_set, wanted) if provided is None else (tag_set, wanted, provided)
         compiled = self._plans.get(key)
         if compiled is None:
-            compiled = CompiledPlan(_graph.plan(self._nodes(), tag_set, wanted), wanted, self._version)
+            compiled = CompiledPlan(_graph.plan(self._nodes(), tag_set, wanted, provided), wanted, self._version)
             self._plans[key] = compiled
             self._plan_list.append(compiled)
-        with contextlib.suppress(TypeError):  # an unhashable tags argument (a set) is normalized on every call
-            self._plans[tags, output_names] = compiled
+        if provided is None:
+            with contextlib.suppress(TypeError):  # an unhashable tags argument (a set) is normalized on every call
+                self._plans[tags, output_names] = compiled
         return compiled
 
     def plan(self, tags: TagsLike | None = None, output_names: list[str] | None = None) -> Plan:
@@ -439,6 +457,7 @@ def _layout_of(
     tags: TagsLike | None,
     output_names: tuple[str, ...] | list[str] | None,
     available: tuple[str, ...],
+    missing_targets: MissingTargets = "error",
 ) -> tuple[int, Layout, str | None]:
     """A compiled call's plan as constants, computed eagerly while dynamo traces and baked into the graph.
 
@@ -450,13 +469,21 @@ def _layout_of(
     `version` is not read here: passing it makes dynamo guard the structure version, so a change recompiles.
     """
     collection = _LIVE_COLLECTIONS[collection_id]
-    compiled = collection.compiled_plan(tags, output_names)
+    provided = None if missing_targets == "error" else _provided_names(available, missing_targets)
+    compiled = collection.compiled_plan(tags, output_names, provided)
     index = next(i for i, known in enumerate(collection._plan_list) if known is compiled)
     try:
         compiled.check_inputs(dict.fromkeys(available))
     except MissingInputError as error:
         return index, compiled.layout, str(error)
     return index, compiled.layout, None
+
+
+def _provided_names(named_inputs: Iterable[str], missing_targets: str) -> frozenset[str]:
+    """The input names a `missing_targets="skip"` call plans with (and the check of the argument)."""
+    if missing_targets != "skip":
+        raise BrickError(f"missing_targets must be 'error' or 'skip', got {missing_targets!r}.")
+    return frozenset(named_inputs)
 
 
 def _nested_dict(entries: Iterable[tuple[tuple[str, ...], str, Any]]) -> dict[str, Any]:

@@ -83,8 +83,11 @@ def describe_experiment(config: Any, data_module: Any) -> dict[str, Any]:
         "torchbricks_version": torchbricks.__version__,
         "data_module": f"{type(data_module).__module__}.{type(data_module).__qualname__}",
         "image_size": list(getattr(data_module, "image_size", ())) or None,
-        "class_names": list(getattr(data_module, "class_names", []) or []) or None,
     }
+    class_names = getattr(data_module, "class_names", None)
+    description["class_names"] = list(class_names) if isinstance(class_names, (list, tuple)) and class_names else None
+    if isinstance(class_names, dict):  # several sources: the classes of each head
+        description["head_class_names"] = {head: list(names) for head, names in class_names.items()}
     category_ids = getattr(data_module, "category_ids", None)
     if category_ids:
         description["category_ids"] = [int(value) for value in category_ids]

@@ -3,7 +3,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from torchbricks.bag_of_bricks.custom_metrics import ConcatenatePredictionAndTarget
+from torchbricks.bag_of_bricks.custom_metrics import (
+    ConcatenatePredictionAndTarget,
+    ConfusionMatrixClassScores,
+    MultilabelClassScores,
+)
 from torchbricks.bricks import BrickMetricSingle
 from torchbricks.errors import BrickError
 
@@ -36,3 +40,97 @@ def test_concatenate_prediction_and_target_works_in_a_metric_brick() -> None:
     (values,) = brick.summarize(reset=True).values()
     torch.testing.assert_close(values[0], logits)
     torch.testing.assert_close(values[1], targets)
+
+
+def test_confusion_matrix_class_scores_equal_scikit_learn_on_the_same_predictions() -> None:
+    from sklearn.metrics import jaccard_score, precision_recall_fscore_support
+
+    generator = torch.Generator().manual_seed(0)
+    target = torch.randint(0, 4, (300,), generator=generator)
+    prediction = torch.where(torch.rand(300, generator=generator) < 0.6, target, torch.randint(0, 4, (300,), generator=generator))
+    prediction[prediction == 3] = 2  # class 3 is never predicted: its precision is 0 by convention
+    names = ["cat", "dog", "eel", "fox"]
+    metric = ConfusionMatrixClassScores(num_classes=4, class_names=names)
+    for chunk in range(3):
+        metric.update(prediction[chunk * 100 : (chunk + 1) * 100], target[chunk * 100 : (chunk + 1) * 100])
+
+    values = metric.compute()
+
+    precision, recall, _, support = precision_recall_fscore_support(target, prediction, labels=range(4), zero_division=0)
+    iou = jaccard_score(target, prediction, labels=range(4), average=None, zero_division=0)
+    assert list(values["per_class"]) == names
+    for index, name in enumerate(names):
+        scores = values["per_class"][name]
+        assert float(scores["precision"]) == pytest.approx(precision[index], abs=1e-6)
+        assert float(scores["recall"]) == pytest.approx(recall[index], abs=1e-6)
+        assert float(scores["iou"]) == pytest.approx(iou[index], abs=1e-6)
+        assert int(scores["support"]) == support[index]
+    assert values["confusion_matrix"].sum() == 300
+
+
+def test_segmentation_class_scores_leave_out_ignored_pixels_as_scikit_learn_does_without_them() -> None:
+    from sklearn.metrics import jaccard_score, precision_recall_fscore_support
+
+    generator = torch.Generator().manual_seed(1)
+    target = torch.randint(0, 3, (2, 8, 8), generator=generator)
+    target[:, :2] = 255
+    prediction = torch.where(torch.rand(2, 8, 8, generator=generator) < 0.7, target.clamp(max=2), 1)
+    metric = ConfusionMatrixClassScores(num_classes=3, class_names=["background", "road", "car"], ignore_index=255)
+    metric.update(prediction, target)
+
+    scores = metric.compute()["per_class"]
+
+    kept = target != 255
+    truth, guess = target[kept].numpy(), prediction[kept].numpy()
+    precision, recall, _, support = precision_recall_fscore_support(truth, guess, labels=range(3), zero_division=0)
+    iou = jaccard_score(truth, guess, labels=range(3), average=None, zero_division=0)
+    assert [float(scores[name]["precision"]) for name in scores] == pytest.approx(precision.tolist(), abs=1e-6)
+    assert [float(scores[name]["recall"]) for name in scores] == pytest.approx(recall.tolist(), abs=1e-6)
+    assert [float(scores[name]["iou"]) for name in scores] == pytest.approx(iou.tolist(), abs=1e-6)
+    assert [int(scores[name]["support"]) for name in scores] == support.tolist()
+
+
+def test_multilabel_class_scores_equal_scikit_learn_per_class() -> None:
+    from sklearn.metrics import precision_recall_fscore_support
+
+    generator = torch.Generator().manual_seed(2)
+    target = torch.randint(0, 2, (40, 3), generator=generator)
+    prediction = torch.where(torch.rand(40, 3, generator=generator) < 0.7, target, 1 - target)
+    prediction[:, 2] = 0  # never predicted: precision and F1 0 by convention
+    metric = MultilabelClassScores(num_labels=3, class_names=["circle", "square", "triangle"])
+    metric.update(prediction, target)
+
+    scores = metric.compute()["per_class"]
+
+    precision, recall, f1, support = precision_recall_fscore_support(target, prediction, average=None, zero_division=0)
+    for index, name in enumerate(["circle", "square", "triangle"]):
+        assert float(scores[name]["precision"]) == pytest.approx(precision[index], abs=1e-6)
+        assert float(scores[name]["recall"]) == pytest.approx(recall[index], abs=1e-6)
+        assert float(scores[name]["f1"]) == pytest.approx(f1[index], abs=1e-6)
+        assert int(scores[name]["support"]) == support[index]
+
+
+def test_class_scores_need_one_distinct_name_per_class() -> None:
+    with pytest.raises(BrickError, match="has 3 classes but 2 class names"):
+        ConfusionMatrixClassScores(num_classes=3, class_names=["a", "b"])
+    with pytest.raises(BrickError, match="distinct class names"):
+        MultilabelClassScores(num_labels=2, class_names=["a", "a"])
+
+
+def test_class_scores_in_a_metric_collection_keep_the_confusion_matrix_name_and_log_no_scalar() -> None:
+    from torchmetrics.classification import MulticlassAccuracy
+
+    from torchbricks.bricks import BrickMetrics
+    from torchbricks.lightning._epoch_values import metric_value_names
+
+    brick = BrickMetrics(
+        {
+            "accuracy": MulticlassAccuracy(num_classes=2, average="micro"),
+            "confusion_matrix": ConfusionMatrixClassScores(num_classes=2, class_names=["a", "b"]),
+        },
+        input_names=["prediction", "target"],
+    )
+    brick.metrics.update(torch.tensor([0, 1, 1]), torch.tensor([0, 1, 0]))
+
+    assert sorted(brick.summarize(reset=True)) == ["accuracy", "confusion_matrix", "per_class"]
+    assert metric_value_names(brick) == ["accuracy"]

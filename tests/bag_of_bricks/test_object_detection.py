@@ -160,9 +160,9 @@ def test_mean_average_precision_equals_torchmetrics_fed_with_lists() -> None:
     )
     values, expected = metric.compute(), reference.compute()
 
-    assert sorted(values) == ["map", "map_50", "map_75", "mar_100"]
-    for name, value in values.items():
-        assert value.item() == pytest.approx(expected[name].item())
+    assert sorted(values) == ["map", "map_50", "map_75", "mar_100", "per_class"]
+    for name in BoxMeanAveragePrecision.reported:
+        assert values[name].item() == pytest.approx(expected[name].item())
     assert 0 < values["map_50"].item() < 1
 
 
@@ -190,7 +190,7 @@ def test_head_factory_nests_under_any_name_with_relative_names() -> None:
     outputs = model({"features": torch.rand(2, 8, 8, 8), "boxes": BOXES, "labels": LABELS}, tags=Stage.TRAIN)
 
     assert {"cars/boxes", "cars/scores", "cars/labels", "cars/loss_heatmap", "cars/loss_box"} <= set(outputs)
-    assert sorted(model.summarize(reset=True)) == ["cars/map", "cars/map_50", "cars/map_75", "cars/mar_100"]
+    assert sorted(model.summarize(reset=True)) == ["cars/map", "cars/map_50", "cars/map_75", "cars/mar_100", "cars/per_class"]
 
 
 @pytest.mark.slow
@@ -249,3 +249,83 @@ def test_export_stage_runs_in_onnxruntime_as_in_pytorch(tmp_path: Path) -> None:
     assert (actual["head/labels"] >= 0).sum() > 3
     for name, value in actual.items():
         assert np.allclose(value, expected[name].numpy(), atol=1e-4), name
+
+
+def test_mean_average_precision_ignores_objects_labelled_as_ignored_like_voc_difficult_ones() -> None:
+    pytest.importorskip("pycocotools")
+    real, difficult = [0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 30.0, 30.0]
+    targets, target_labels = torch.tensor([[real, difficult]]), torch.tensor([[0, -2 - 0]])  # class 0, ignored
+
+    found_both = BoxMeanAveragePrecision()  # the better-scored detection is on the ignored object: not a false positive
+    found_both.update(targets, torch.tensor([[0.6, 0.9]]), torch.tensor([[0, 0]]), targets, target_labels)
+    found_real = BoxMeanAveragePrecision()  # the ignored object left undetected: not a missed ground truth
+    found_real.update(targets[:, :1], torch.tensor([[0.6]]), torch.tensor([[0]]), targets, target_labels)
+    as_false_positive = BoxMeanAveragePrecision()  # reference: the same detection of an object that is not there
+    as_false_positive.update(targets, torch.tensor([[0.6, 0.9]]), torch.tensor([[0, 0]]), targets[:, :1], target_labels[:, :1])
+
+    # One true positive, ranked alone: precision 1 at recall 1 at every IoU threshold.
+    assert found_both.compute()["map"].item() == pytest.approx(1.0)
+    assert found_real.compute()["mar_100"].item() == pytest.approx(1.0)
+    # The false positive ranked first halves the precision at the only recall step (0.5 by 101-point interpolation).
+    assert as_false_positive.compute()["map"].item() == pytest.approx(0.5)
+
+
+def test_per_class_average_precision_equals_pycocotools_evaluated_one_category_at_a_time() -> None:
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    # Two images, three classes: class 0 found once and missed once, class 1 found with a loose box and a false
+    # positive, class 2 only predicted (no true box: no AP).
+    true_boxes = torch.tensor([[[2.0, 2, 12, 12], [20, 20, 30, 30]], [[4, 4, 16, 14], [0, 0, 0, 0]]])
+    true_labels = torch.tensor([[0, 1], [0, -1]])
+    boxes = torch.tensor([[[2.0, 3, 12, 12], [21, 19, 31, 29], [0, 0, 6, 6]], [[40, 40, 50, 50], [5, 5, 9, 9], [0, 0, 0, 0]]])
+    scores = torch.tensor([[0.9, 0.8, 0.3], [0.6, 0.5, 0.0]])
+    labels = torch.tensor([[0, 1, 1], [2, 0, -1]])
+    metric = BoxMeanAveragePrecision(class_names=["cat", "dog", "eel"])
+    metric.update(boxes, scores, labels, true_boxes, true_labels)
+
+    per_class = metric.compute()["per_class"]
+
+    def xywh(box: torch.Tensor) -> list[float]:
+        return [float(box[0]), float(box[1]), float(box[2] - box[0]), float(box[3] - box[1])]
+
+    annotations = []
+    for image in range(2):
+        for box, label in zip(true_boxes[image], true_labels[image], strict=True):
+            if label >= 0:
+                x, y, width, height = xywh(box)
+                annotations.append(
+                    {"id": len(annotations) + 1, "image_id": image, "category_id": int(label), "bbox": [x, y, width, height],
+                     "iscrowd": 0, "area": width * height}
+                )  # fmt: skip
+    truth, detections = COCO(), []
+    truth.dataset = {
+        "images": [{"id": 0, "width": 64, "height": 64}, {"id": 1, "width": 64, "height": 64}],
+        "categories": [{"id": index} for index in range(3)],
+        "annotations": annotations,
+    }
+    for image in range(2):
+        for box, score, label in zip(boxes[image], scores[image], labels[image], strict=True):
+            if label >= 0:
+                detections.append({"image_id": image, "category_id": int(label), "bbox": xywh(box), "score": float(score)})
+    with contextlib.redirect_stdout(io.StringIO()):
+        truth.createIndex()
+        predicted = truth.loadRes(detections)
+        reference = {}
+        for category in range(3):
+            evaluation = COCOeval(truth, predicted, iouType="bbox")
+            evaluation.params.catIds = [category]
+            evaluation.evaluate()
+            evaluation.accumulate()
+            evaluation.summarize()
+            reference[category] = evaluation.stats[:2]  # AP at IoU 0.50:0.95 and at 0.5, all areas, 100 boxes
+
+    assert list(per_class) == ["cat", "dog", "eel"]
+    for category, name in enumerate(["cat", "dog", "eel"]):
+        assert float(per_class[name]["ap"]) == pytest.approx(reference[category][0], abs=1e-6), name
+        assert float(per_class[name]["ap_50"]) == pytest.approx(reference[category][1], abs=1e-6), name
+    assert float(per_class["eel"]["ap"]) == -1.0  # no true box: undefined, as pycocotools marks it
+    assert 0 < float(per_class["cat"]["ap_50"]) < 1

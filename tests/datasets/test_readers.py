@@ -312,3 +312,12 @@ def test_an_rle_mask_of_another_size_than_its_image_is_an_error_naming_the_file(
 
     with pytest.raises(DataError, match=r"annotation 1 in .*train\.json' has an RLE segmentation of size \[20, 40\] "):
         CocoDataset(path, with_masks=True)
+
+
+def test_two_images_sharing_one_mask_are_an_error_naming_both(tmp_path: Path) -> None:
+    _image(tmp_path / "train" / "images" / "a.png")
+    _image(tmp_path / "train" / "images" / "a.jpg")
+    _mask(tmp_path / "train" / "masks" / "a.png", np.zeros((10, 20)))
+
+    with pytest.raises(DataError, match=r"Images .*a\.jpg' and .*a\.png' share the mask .*a\.png'"):
+        SegmentationFolderDataset(tmp_path / "train", num_classes=2)

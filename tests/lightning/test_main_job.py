@@ -11,7 +11,7 @@ from PIL import Image
 
 from torchbricks import BrickCollection, Stage
 from torchbricks.configuration import compose_config, create_brick_collection
-from torchbricks.lightning.main_job import run_main_job
+from torchbricks.lightning.main_job import MainJobResult, run_main_job
 
 
 @pytest.mark.slow
@@ -97,3 +97,129 @@ def test_a_picture_interval_below_one_is_refused_naming_the_config_key(tmp_path:
 
     with pytest.raises(ConfigError, match=r"'pictures_every_n_epochs' must be 1 or more \(1: every epoch\), got 0"):
         create_callbacks(config, tmp_path / "run")
+
+
+@pytest.fixture(scope="module")
+def tiny_shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from torchbricks.datasets.shapes import write_shapes_dataset
+
+    return (
+        write_shapes_dataset(tmp_path_factory.mktemp("data") / "shapes", num_train=8, num_val=4, image_size=32) / "classification"
+    )
+
+
+def _classification(root: Path, tmp_path: Path, *overrides: str) -> dict:
+    return _run_classification(root, tmp_path, *overrides).metrics
+
+
+def _run_classification(root: Path, tmp_path: Path, *overrides: str) -> MainJobResult:
+    config = compose_config(
+        [
+            "task=classification",
+            f"data.root={root}",
+            f"experiment.path_experiments={tmp_path}",
+            "experiment.name=run",
+            "data.batch_size=4",
+            "n_visualized=2",
+            *overrides,
+        ]
+    )
+    return run_main_job(config)
+
+
+@pytest.mark.slow
+def test_the_best_epochs_weights_are_tested_and_saved_in_bricks_not_the_last(tiny_shapes: Path, tmp_path: Path) -> None:
+    # A learning rate ten times the task's makes the (seeded) training loss rise after the first epoch, and the
+    # training loss, monitored here, then rates that epoch best: the weights tested are not the last ones.
+    metrics = _classification(
+        tiny_shapes, tmp_path, "trainer.max_epochs=3", "checkpoint.monitor=train/loss", "checkpoint.mode=min", "optimizer.lr=0.01"
+    )
+
+    folder = tmp_path / "run"
+    history = json.loads((folder / "history.json").read_text())
+    losses = [record["train/loss"] for record in history]
+    assert metrics["best_epoch"] == 1 + int(np.argmin(losses)) < 3
+    assert (metrics["stop_reason"], metrics["epochs"], metrics["tested_weights"]) == ("max_epochs", 3, "best")
+    assert metrics["best_score"] == pytest.approx(min(losses))
+    bricks = torch.load(folder / "bricks" / "backbone.pt", weights_only=True)
+    best = torch.load(folder / "checkpoints" / "best.ckpt", weights_only=True)["state_dict"]
+    last_checkpoint = torch.load(folder / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last_checkpoint["epoch"] == 2  # last.ckpt follows every epoch, not only those that improve best.ckpt
+    last = last_checkpoint["state_dict"]
+    for key, value in bricks.items():
+        torch.testing.assert_close(value, best[f"brick_collection.backbone.{key}"])
+    assert not all(torch.equal(value, last[f"brick_collection.backbone.{key}"]) for key, value in bricks.items())
+
+
+@pytest.mark.slow
+def test_early_stopping_ends_the_run_after_patience_epochs_without_improvement(tiny_shapes: Path, tmp_path: Path) -> None:
+    metrics = _classification(
+        tiny_shapes,
+        tmp_path,
+        "trainer.max_epochs=6",
+        "early_stopping.patience=1",
+        "early_stopping.min_delta=2.0",
+        "export_onnx=false",
+    )
+
+    assert (metrics["stop_reason"], metrics["epochs"], metrics["best_epoch"]) == ("early_stopping", 2, 1)
+    assert "did not improve in the last 1 records" in metrics["early_stopping_message"]
+
+
+@pytest.mark.slow
+def test_the_time_budget_ends_a_run_with_a_huge_epoch_cap(tiny_shapes: Path, tmp_path: Path) -> None:
+    result = _run_classification(tiny_shapes, tmp_path, "trainer.max_time=00:00:00:02", "export_onnx=false")
+
+    metrics = result.metrics
+    assert metrics["stop_reason"] == "max_time"
+    # The learning rate followed the trainer's budgets: 1000 epochs of 2 batches, and 2 seconds.
+    scheduler = result.module.trainer.lr_scheduler_configs[0].scheduler
+    assert (scheduler.total_steps, scheduler.max_seconds) == (2000.0, pytest.approx(2.0))
+    assert scheduler.get_last_lr()[0] == pytest.approx(0.0, abs=1e-9)  # the floor: the time budget ended first
+    assert 1 <= metrics["epochs"] < 1000
+    assert metrics["training_seconds"] >= 2.0
+
+
+def test_a_patience_below_one_is_refused_naming_the_config_key(tmp_path: Path) -> None:
+    from torchbricks.errors import ConfigError
+    from torchbricks.lightning.main_job import early_stopping_patience
+
+    with pytest.raises(ConfigError, match=r"'early_stopping\.patience' must be an int >= 1 .* got int 0"):
+        early_stopping_patience(compose_config(["early_stopping.patience=0"]))
+    with pytest.raises(ConfigError, match=r"'early_stopping\.min_delta' must be a number >= 0, got float -1\.0"):
+        early_stopping_patience(compose_config(["early_stopping.patience=3", "early_stopping.min_delta=-1.0"]))
+    assert early_stopping_patience(compose_config([])) is None
+
+
+@pytest.mark.parametrize("kind", ["another architecture", "a missing file"])
+def test_unusable_weights_are_one_config_error_naming_model_weights_before_anything_is_written(
+    tiny_shapes: Path, tmp_path: Path, kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torchvision
+
+    from torchbricks.__main__ import main
+
+    weights = tmp_path / "resnet18.pt"
+    if kind == "another architecture":
+        torch.save(torchvision.models.resnet18().state_dict(), weights)
+    experiments = tmp_path / "experiments"
+
+    status = main(
+        [
+            "train",
+            "task=classification",
+            f"data.root={tiny_shapes}",
+            f"experiment.path_experiments={experiments}",
+            f"model.weights={weights}",
+        ]
+    )
+
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert status == 2
+    assert line.startswith("torchbricks: error: Config key 'model.weights': the weights")
+    if kind == "another architecture":
+        assert "do not fit backbone 'compact_cnn': 78 of its 78 weights are missing (stem.0.weight" in line
+        assert "122 are unexpected (conv1.weight" in line
+    else:
+        assert f"{str(weights)!r} does not exist" in line
+    assert not experiments.exists()

@@ -20,6 +20,8 @@ from torchbricks.lightning.report import (
     collect_predictions,
     curve_series,
     normalized_confusion_matrices,
+    per_class_values,
+    plot_class_scores,
     plot_confusion_matrices,
     plot_curves,
     plot_predictions,
@@ -78,6 +80,58 @@ def test_the_plotted_confusion_matrix_is_torchmetrics_normalised_one_on_the_same
     np.testing.assert_allclose(axes.images[0].get_array(), expected, atol=1e-6)
     assert [label.get_text() for label in axes.get_xticklabels()] == ["cat", "dog", "eel", "fox"]
     assert [label.get_text() for label in axes.get_yticklabels()] == ["cat", "dog", "eel", "fox"]
+
+
+def test_the_class_scores_figure_writes_each_class_recall_iou_and_precision_beside_its_matrix() -> None:
+    from sklearn.metrics import jaccard_score, precision_recall_fscore_support
+
+    generator = torch.Generator().manual_seed(0)
+    target = torch.randint(0, 3, (90,), generator=generator)
+    prediction = torch.where(torch.rand(90, generator=generator) < 0.6, target, torch.randint(0, 3, (90,), generator=generator))
+    counts = multiclass_confusion_matrix(prediction, target, num_classes=3)
+    # The head's own names (a segmentation head's, background first) win over the data's class names.
+    per_class = {"background": {"recall": 0.0}, "road": {"recall": 0.0}, "car": {"recall": 0.0}}
+    metrics = {"seg/confusion_matrix": counts, "seg/per_class": per_class, "seg/mean_iou": torch.tensor(0.5)}
+
+    figure = plot_class_scores(metrics, class_names=["road", "car"])
+
+    precision, recall, _, _ = precision_recall_fscore_support(target, prediction, labels=range(3), zero_division=0)
+    iou = jaccard_score(target, prediction, labels=range(3), average=None, zero_division=0)
+    (axes,) = [axes for axes in figure.axes if axes.get_title() == "seg/confusion_matrix"]
+    assert [label.get_text() for label in axes.get_yticklabels()] == ["background", "road", "car"]
+    beside = {  # the secondary axes: precision above the columns, recall and IoU right of the rows
+        tuple(label.get_text() for label in labels)
+        for child in axes.child_axes
+        for labels in (child.get_xticklabels(), child.get_yticklabels())
+        if any(label.get_text() for label in labels)
+    }
+    assert beside == {
+        tuple(f"P {value:.2f}" for value in precision),
+        tuple(f"R {value:.2f} IoU {overlap:.2f}" for value, overlap in zip(recall, iou, strict=True)),
+    }
+
+
+def test_the_class_scores_figure_draws_per_class_bars_for_heads_without_a_matrix() -> None:
+    metrics = {
+        "boxes/map": torch.tensor(0.4),
+        "boxes/per_class": {"cat": {"ap": torch.tensor(0.5), "ap_50": torch.tensor(0.75)}, "eel": {"ap": -1.0, "ap_50": -1.0}},
+        "presence/per_class": {"cat": {"precision": 1.0, "recall": 0.5, "f1": 0.667, "support": 2}},
+    }
+
+    figure = plot_class_scores(metrics)
+
+    boxes, presence = (axes for axes in figure.axes if axes.get_title())
+    assert boxes.get_title() == "boxes: per class"
+    assert [label.get_text() for label in boxes.get_yticklabels()] == ["cat"]  # eel has no true box: no AP
+    assert [patch.get_width() for patch in boxes.patches] == pytest.approx([0.5, 0.75])
+    assert [patch.get_width() for patch in presence.patches] == pytest.approx([1.0, 0.5, 0.667])
+    assert plot_class_scores({"head/accuracy": torch.tensor(0.5)}) is None
+
+
+def test_per_class_values_are_read_by_head_as_plain_numbers() -> None:
+    values = per_class_values({"a/b/per_class": {"x": {"iou": torch.tensor(0.25)}}, "a/b/confusion_matrix": [[1]]})
+
+    assert values == {"a/b": {"x": {"iou": 0.25}}}
 
 
 def test_a_class_without_samples_keeps_a_row_of_zeros() -> None:

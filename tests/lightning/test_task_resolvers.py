@@ -1,13 +1,25 @@
 from __future__ import annotations
 
+import re
+import shutil
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 from omegaconf import OmegaConf
+from PIL import Image
 
+from torchbricks.configuration import compose_config, create_brick_collection
 from torchbricks.datasets.shapes import write_shapes_dataset
 from torchbricks.errors import ConfigError
-from torchbricks.lightning.task_resolvers import class_names_of, register_resolvers
+from torchbricks.lightning.task_resolvers import (
+    check_class_weights,
+    class_names_of,
+    class_weights_of,
+    image_size_of,
+    register_resolvers,
+)
 
 
 def test_configs_read_the_classes_of_each_layout_from_the_data(tmp_path: Path) -> None:
@@ -33,3 +45,168 @@ def test_configs_read_the_classes_of_each_layout_from_the_data(tmp_path: Path) -
 def test_an_unknown_layout_is_a_config_error_with_the_close_match(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="Did you mean 'image_folder'"):
         class_names_of("image_folders", str(tmp_path))
+
+
+# --- loss.class_weights ---------------------------------------------------------------------------------------------
+
+
+def _imbalanced_image_folder(root: Path) -> Path:
+    """`root/{train,val}/<class>/*.png`, 32 px: 8 `common` and 2 `rare` training images."""
+    for split, counts in (("train", {"common": 8, "rare": 2}), ("val", {"common": 1, "rare": 1})):
+        for name, count in counts.items():
+            (root / split / name).mkdir(parents=True)
+            for index in range(count):
+                Image.new("RGB", (32, 32), (40 * index % 255, 90, 200 if name == "rare" else 20)).save(
+                    root / split / name / f"{index}.png"
+                )
+    return root
+
+
+def _segmentation_folder(root: Path, masks: list[np.ndarray], names: list[str]) -> Path:
+    for split in ("train", "val"):
+        (root / split / "images").mkdir(parents=True)
+        (root / split / "masks").mkdir(parents=True)
+        for index, mask in enumerate(masks):
+            Image.new("RGB", mask.shape[::-1]).save(root / split / "images" / f"{index}.png")
+            Image.fromarray(mask.astype(np.uint8), mode="L").save(root / split / "masks" / f"{index}.png")
+    (root / "classes.txt").write_text("\n".join(names) + "\n")
+    return root
+
+
+def _loss_weight(config: Any, head: str) -> list[float]:
+    collection = create_brick_collection(config)
+    return collection[head]["loss"].model.weight.tolist()
+
+
+def test_auto_class_weights_are_the_inverse_image_counts_of_the_training_split_in_the_built_loss(tmp_path: Path) -> None:
+    root = _imbalanced_image_folder(tmp_path / "data")
+    register_resolvers()
+    config = compose_config(["task=classification", f"data.root={root}", "loss.class_weights=auto"])
+
+    resolved = check_class_weights(config)
+
+    # 8 and 2 images: weights 1/8 and 1/2, scaled to average 1
+    assert resolved == {"model.bricks.classification.loss.model.class_weights": pytest.approx([0.4, 1.6])}
+    assert _loss_weight(config, "classification") == pytest.approx([0.4, 1.6])
+
+
+def test_auto_class_weights_of_segmentation_are_the_inverse_pixel_counts_without_255(tmp_path: Path) -> None:
+    first = np.zeros((8, 8), dtype=np.uint8)
+    first[:2] = 1  # 16 road pixels
+    first[7] = 255
+    second = np.zeros((8, 8), dtype=np.uint8)
+    second[0, :4] = 2  # 4 car pixels
+    root = _segmentation_folder(tmp_path / "data", [first, second], ["background", "road", "car"])
+    register_resolvers()
+    config = compose_config(["task=segmentation", f"data.root={root}", "loss.class_weights=auto"])
+
+    counts = np.array([64 - 16 - 8 + 64 - 4, 16, 4], dtype=np.float64)  # background, road, car
+    expected = (1 / counts) * 3 / (1 / counts).sum()
+    assert _loss_weight(config, "segmentation") == pytest.approx(expected.tolist(), abs=1e-5)
+
+
+def test_listed_class_weights_are_used_as_given_and_null_gives_none(tmp_path: Path) -> None:
+    root = _imbalanced_image_folder(tmp_path / "data")
+    register_resolvers()
+
+    listed = compose_config(["task=classification", f"data.root={root}", "loss.class_weights=[1, 3]"])
+    plain = compose_config(["task=classification", f"data.root={root}"])
+
+    assert _loss_weight(listed, "classification") == [1.0, 3.0]
+    assert create_brick_collection(plain)["classification"]["loss"].model.weight is None
+    assert check_class_weights(plain) == {}
+
+
+def test_the_resolved_config_rebuilds_the_same_weights_without_the_data(tmp_path: Path) -> None:
+    root = _imbalanced_image_folder(tmp_path / "data")
+    register_resolvers()
+    config = compose_config(["task=classification", f"data.root={root}", "loss.class_weights=auto"])
+    resolved = OmegaConf.create(OmegaConf.to_container(config, resolve=True))  # as resolved_config.yaml holds it
+    shutil.rmtree(root)
+
+    assert _loss_weight(resolved, "classification") == pytest.approx([0.4, 1.6])
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("[1, 2]", r"'loss.class_weights' has 2 weights but the segmentation_folder data at .* has 4 classes"),
+        ("[1, -2, 1, 1]", r"'loss.class_weights' must hold finite numbers >= 0"),
+        ("automatic", r"'loss.class_weights' must be null, auto or a list .* got 'automatic'\. Did you mean 'auto'\?"),
+    ],
+)
+def test_a_bad_class_weights_value_is_one_error_line_naming_the_key_before_anything_is_written(
+    value: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from torchbricks.__main__ import main
+
+    root = write_shapes_dataset(tmp_path / "shapes", num_train=2, num_val=1, image_size=32) / "segmentation"  # 4 classes
+    experiments = tmp_path / "experiments"
+    (experiments / "run").mkdir(parents=True)
+    (experiments / "run" / "config.yaml").write_text("kept: true\n")
+
+    overrides = [f"loss.class_weights={value}", "experiment.name=run", "experiment.overwrite=true"]
+    status = main(["train", "task=segmentation", f"data.root={root}", f"experiment.path_experiments={experiments}", *overrides])
+
+    error = capsys.readouterr().err.strip()
+    assert status == 2
+    assert error.count("\n") == 0
+    assert re.search(message, error), error
+    assert (experiments / "run" / "config.yaml").read_text() == "kept: true\n"  # overwrite=true deleted nothing
+
+
+def test_class_weights_set_where_no_head_reads_them_are_refused(tmp_path: Path) -> None:
+    register_resolvers()
+    config = compose_config(["loss.class_weights=auto"])  # the digits job: its head takes no class weights
+
+    with pytest.raises(ConfigError, match=r"'loss\.class_weights' is set, but no brick of this config reads it"):
+        check_class_weights(config)
+
+
+def test_auto_class_weights_need_data_they_can_count(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"counts classes in image_folder, segmentation_folder or COCO data .* not .coco."):
+        class_weights_of("auto", "coco", str(write_shapes_dataset(tmp_path / "shapes", num_train=2, num_val=1) / "detection"))
+
+
+def test_heads_composed_with_their_weights_resolved_are_reported_as_they_are(tmp_path: Path) -> None:
+    root = _imbalanced_image_folder(tmp_path / "data")
+    register_resolvers()
+    config = compose_config(["task=classification", f"data.root={root}", "loss.class_weights=auto"])
+    resolved = OmegaConf.create(OmegaConf.to_container(config, resolve=True))  # e.g. a head per data source
+
+    assert check_class_weights(resolved) == {"model.bricks.classification.loss.model.class_weights": pytest.approx([0.4, 1.6])}
+
+
+def test_auto_class_weights_of_a_multitask_segmentation_head_count_the_masks_drawn_from_coco(tmp_path: Path) -> None:
+    from torchbricks.datasets.class_frequencies import coco_pixel_counts, inverse_frequency_weights
+
+    root = write_shapes_dataset(tmp_path / "shapes", num_train=3, num_val=1, image_size=32) / "detection"
+    names = class_names_of("coco_with_background", str(root))
+
+    assert class_weights_of("auto", "coco_with_background", str(root)) == inverse_frequency_weights(
+        coco_pixel_counts(root / "train.json"), names
+    )
+
+
+@pytest.mark.parametrize(("task", "folder"), [("detection", "detection"), ("segmentation", "segmentation")])
+def test_image_size_is_the_tile_size_when_tiling_and_the_median_image_size_without(
+    tmp_path: Path, task: str, folder: str
+) -> None:
+    root = write_shapes_dataset(tmp_path / "shapes", num_train=3, num_val=1, image_size=128) / folder
+    register_resolvers()
+
+    tiled = compose_config([f"task={task}", f"data.root={root}", "data.tile_size=48"])
+    whole = compose_config([f"task={task}", f"data.root={root}"])
+
+    assert OmegaConf.to_container(tiled.data, resolve=True)["image_size"] == 48
+    assert OmegaConf.to_container(whole.data, resolve=True)["image_size"] == 128
+
+
+def test_the_tile_size_is_the_image_size_without_reading_the_images(tmp_path: Path) -> None:
+    assert image_size_of("yolo", str(tmp_path / "absent"), 32, 512, 200) == 200
+
+
+@pytest.mark.parametrize("tile_size", [0, True, 6.5, "big"])
+def test_a_bad_tile_size_given_to_the_image_size_resolver_names_the_key(tmp_path: Path, tile_size: Any) -> None:
+    with pytest.raises(ConfigError, match=r"'data.tile_size' must be null \(whole images\) or the side of a tile"):
+        image_size_of("coco", str(tmp_path), 32, 512, tile_size)

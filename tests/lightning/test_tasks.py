@@ -83,7 +83,9 @@ def test_detection_task_trains_on_coco_files(shapes: Path, tmp_path: Path) -> No
         "detection/map_50",
         "detection/map_75",
         "detection/mar_100",
+        "detection/per_class",
     ]
+    assert list(metrics["test"]["detection/per_class"]) == list(SHAPE_CLASSES)
     assert metrics["onnx_max_abs_difference"] < 1e-4
 
 

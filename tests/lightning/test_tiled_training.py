@@ -1,4 +1,5 @@
-"""`data.tile_size`: the COCO and segmentation data modules serve tiles of large images, and the main job trains on them."""
+"""`data.tile_size`: the box (COCO, YOLO, VOC) and segmentation data modules serve tiles of large images, and the main
+job trains on them."""
 
 from __future__ import annotations
 
@@ -8,13 +9,19 @@ import shlex
 from pathlib import Path
 
 import pytest
+from layouts import coco_to_voc, coco_to_yolo, voc_xml
 
 from torchbricks.__main__ import main
 from torchbricks.datasets.shapes import write_shapes_dataset
 from torchbricks.datasets.tiled import TiledDataset, TileGroupSampler
 from torchbricks.datasets.tiling import tile_windows
 from torchbricks.errors import BrickError, ConfigError
-from torchbricks.lightning.datamodules import CocoDataModule, ImageFolderDataModule, SegmentationFolderDataModule
+from torchbricks.lightning.datamodules import (
+    CocoDataModule,
+    DetectionDataModule,
+    ImageFolderDataModule,
+    SegmentationFolderDataModule,
+)
 
 TILES_PER_IMAGE = len(tile_windows(128, 128, 64, 0.2))  # 3 x 3
 
@@ -46,6 +53,62 @@ def test_tiles_are_resized_to_an_image_size_given_beside_the_tile_size(large_sha
 
     assert batch["raw"].shape == (4, 3, 32, 32)
     assert batch["target_mask"].shape == (4, 32, 32)
+
+
+def _tile_boxes(data: DetectionDataModule) -> list[tuple[float, ...]]:
+    """Every box of the validation tiles (fixed windows) with its label, rounded, in a canonical order."""
+    found = []
+    for sample in data.datasets["validation"]:
+        for box, label in zip(sample["target_boxes"].tolist(), sample["target_labels"].tolist(), strict=True):
+            found.append((*(round(value, 1) for value in box), label))
+    return sorted(found)
+
+
+@pytest.mark.parametrize("layout", ["yolo", "voc"])
+def test_detection_module_cuts_yolo_and_voc_boxes_into_the_tiles_coco_gives(
+    large_shapes: Path, tmp_path: Path, layout: str
+) -> None:
+    convert = {"yolo": coco_to_yolo, "voc": coco_to_voc}[layout]
+    root = convert(large_shapes / "detection", tmp_path / layout)
+    data = DetectionDataModule(root, tile_size=64, batch_size=4, num_workers=0)
+    coco = DetectionDataModule(large_shapes / "detection", layout="coco", tile_size=64, batch_size=4, num_workers=0)
+
+    assert data.layout == layout
+    assert data.image_size == (64, 64)
+    assert isinstance(data.datasets["train"], TiledDataset)
+    assert len(data.datasets["train"]) == 6 * TILES_PER_IMAGE
+    assert next(iter(data.train_dataloader()))["raw"].shape == (4, 3, 64, 64)
+    assert _tile_boxes(data) == _tile_boxes(coco)
+
+
+def test_voc_difficult_objects_stay_ignored_in_their_tiles(large_shapes: Path, tmp_path: Path) -> None:
+    """A difficult object keeps its label -2 - class in the tile that holds it; the padding of a batch stays -1."""
+    root = tmp_path / "voc"
+    (root / "JPEGImages").mkdir(parents=True)
+    (root / "Annotations").mkdir()
+    (root / "ImageSets" / "Main").mkdir(parents=True)
+    image = next((large_shapes / "classification" / "train").glob("*/*.png"))
+    objects = {"train_0": [("circle", [4.0, 4.0, 20.0, 20.0], False), ("square", [80.0, 80.0, 30.0, 30.0], True)]}
+    objects["val_0"] = [("circle", [70.0, 6.0, 20.0, 20.0], False), ("square", [10.0, 80.0, 24.0, 24.0], False)]
+    for image_id, found in objects.items():
+        (root / "JPEGImages" / f"{image_id}.png").write_bytes(image.read_bytes())
+        (root / "Annotations" / f"{image_id}.xml").write_text(voc_xml(f"{image_id}.png", 128, 128, found))
+        (root / "ImageSets" / "Main" / f"{image_id[:-2]}.txt").write_text(f"{image_id}\n")
+    data = DetectionDataModule(root, tile_size=64, batch_size=4, num_workers=0)
+    train = data.datasets["train"]
+    train.jitter = False  # the fixed windows, in tile_windows' order
+    circle, square = data.class_names.index("circle"), data.class_names.index("square")
+
+    by_tile = [train[index]["target_labels"].tolist() for index in range(len(train))]
+    batch = next(iter(data.val_dataloader()))
+
+    assert len(by_tile) == TILES_PER_IMAGE
+    assert by_tile[0] == [circle]
+    assert by_tile[-1] == [-2 - square]  # the bottom-right tile holds the difficult square, still ignored
+    # Windows start at 0, 32 and 64: those at 32 see 16 of its 30 pixels on that side (over half), those at 0 none.
+    assert [index for index, tile in enumerate(by_tile) if -2 - square in tile] == [5, 7, 8]
+    assert all(square not in tile for tile in by_tile)
+    assert set(batch["target_labels"].flatten().tolist()) <= {-1, circle, square}  # -1: the batch's padding
 
 
 def test_segmentation_module_cuts_masks_with_the_images(large_shapes: Path) -> None:

@@ -8,5 +8,5 @@ command is one new module here plus its name in that list. Command modules impor
 
 from __future__ import annotations
 
-COMMANDS = ("train", "make_dataset")
+COMMANDS = ("train", "predict", "evaluate", "export", "check_data", "make_dataset")
 """Module names under `torchbricks._commands`, in `--help` order."""

@@ -14,7 +14,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from torchbricks._extras import require
+from torchbricks.bag_of_bricks.backbone_weights import is_weights_path, load_backbone_weights, read_state_dict
 from torchbricks.bag_of_bricks.backbones import BackboneFeatureExtractor, create_backbone
+from torchbricks.errors import BrickError, CheckpointError, did_you_mean
 
 __all__ = ["COMPACT_CNN", "CompactCNN", "backbone_info", "create_task_backbone"]
 
@@ -82,16 +85,55 @@ def create_task_backbone(
         name: `"compact_cnn"`, the name of a torchvision classification model (`"resnet18"`, `"resnet50"`) or a
             network.
         num_scales: How many of the coarsest scales to return.
-        weights: Torchvision weights for a torchvision model given by name (`"DEFAULT"`).
+        weights: A local weights file or folder (`torchbricks.bag_of_bricks.backbone_weights`: a torchvision or
+            timm state dict of the same architecture, a torchbricks experiment's `bricks/` folder or its
+            `bricks/backbone.pt`), or torchvision weights of a torchvision model given by name (`"DEFAULT"`,
+            downloaded by torchvision).
         in_channels: Channels of the input images.
+
+    Raises:
+        CheckpointNotFoundError: The weights file or folder does not exist.
+        CheckpointError: The weights are of another architecture (the message lists the missing and unexpected
+            weights) or unreadable.
+            Also torchvision weights asked for the compact CNN, which has none.
 
     Example:
         >>> create_task_backbone("compact_cnn", num_scales=3).strides
         (8, 16, 32)
     """
+    path = weights if weights is not None and is_weights_path(weights) else None
     if name == COMPACT_CNN:
-        return create_backbone(CompactCNN(in_channels=in_channels), num_scales=num_scales, in_channels=in_channels)
-    return create_backbone(name, num_scales=num_scales, weights=weights, in_channels=in_channels)
+        if weights is not None and path is None:
+            raise CheckpointError(
+                f"create_task_backbone: {COMPACT_CNN} has no published weights ({weights!r}); give a weights file or a "
+                "torchbricks experiment's bricks/ folder, or a torchvision backbone such as 'resnet18' for torchvision weights."
+            )
+        network: nn.Module = CompactCNN(in_channels=in_channels)
+    elif path is None:
+        return create_backbone(name, num_scales=num_scales, weights=weights, in_channels=in_channels)
+    elif isinstance(name, str):
+        network = _torchvision_network(name)
+    else:
+        network = name
+    state = read_state_dict(path) if path is not None else None  # before the extractor is built: a missing file fails fast
+    extractor = create_backbone(network, num_scales=num_scales, in_channels=in_channels)
+    if state is not None:
+        source, backbone = f"The weights {str(path)!r}", f"backbone {_name(name)!r}"
+        load_backbone_weights(extractor, state, network.state_dict().keys(), source=source, backbone=backbone)
+    return extractor
+
+
+def _name(network: str | nn.Module) -> str:
+    return network if isinstance(network, str) else type(network).__name__
+
+
+def _torchvision_network(name: str) -> nn.Module:
+    models = require("torchvision.models", "vision")
+    available = models.list_models(module=models)
+    if name not in available:
+        hint = did_you_mean(name, available)
+        raise BrickError(f"create_task_backbone: torchvision has no classification model {name!r}.{hint}")
+    return models.get_model(name, weights=None)
 
 
 @functools.lru_cache(maxsize=16)
@@ -120,7 +162,5 @@ def backbone_info(name: str, num_scales: int, what: str) -> int | str | list[int
         "coarsest_channels": channels[-1],
     }
     if what not in facts:
-        from torchbricks.errors import BrickError, did_you_mean
-
         raise BrickError(f"backbone_info: unknown fact {what!r}. Available: {sorted(facts)}.{did_you_mean(what, facts)}")
     return facts[what]

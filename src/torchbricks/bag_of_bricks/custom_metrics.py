@@ -1,16 +1,32 @@
-"""Metrics torchmetrics lacks: `ConcatenatePredictionAndTarget` keeps every prediction and target of an epoch."""
+"""Metrics torchmetrics lacks.
+
+- `ConcatenatePredictionAndTarget` keeps every prediction and target of an epoch.
+- `ConfusionMatrixClassScores`: torchmetrics' multiclass confusion matrix and, from it, each class's precision,
+  recall, IoU and support keyed by class name (`class_scores` does the arithmetic).
+- `MultilabelClassScores`: each class's precision, recall, F1 and support of a multi-label head, keyed by name.
+
+The per-class values are a nested dict `{"per_class": {name: {"precision": ..., ...}}}`: the training job writes
+them to `metrics.json` and draws them, and logs none of them (a logger takes scalars only). A ratio whose
+denominator is 0 (a class never predicted, or absent) is 0, as scikit-learn's `zero_division=0` gives it; the
+support says how many samples (pixels) of the class there were.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torchmetrics import Metric
+from torchmetrics.classification import MulticlassConfusionMatrix, MultilabelStatScores
 from torchmetrics.utilities.data import dim_zero_cat
 
 from torchbricks.errors import BrickError
 
-__all__ = ["ConcatenatePredictionAndTarget"]
+__all__ = ["ConcatenatePredictionAndTarget", "ConfusionMatrixClassScores", "MultilabelClassScores", "class_scores"]
+
+PER_CLASS = "per_class"
+"""The key of the per-class values in the dict the class-score metrics compute."""
 
 
 class ConcatenatePredictionAndTarget(Metric):
@@ -55,3 +71,114 @@ def _concatenate(values: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
     if not values:
         return torch.empty(0)
     return dim_zero_cat(values)
+
+
+def class_scores(confusion_matrix: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per class, from a confusion matrix of counts (row = true class, column = predicted class): `precision`,
+    `recall`, `iou` (true positives over true positives, false positives and false negatives) and `support`
+    (the row's count). A ratio with a zero denominator is 0.
+
+    Example:
+        >>> scores = class_scores(torch.tensor([[3, 1], [0, 2]]))
+        >>> [[round(value, 3) for value in scores[key].tolist()] for key in ("precision", "recall", "iou")]
+        [[1.0, 0.667], [0.75, 1.0], [0.75, 0.667]]
+    """
+    counts = confusion_matrix.double()
+    hits = counts.diagonal()
+    truths, predictions = counts.sum(dim=1), counts.sum(dim=0)
+    return {
+        "precision": _ratio(hits, predictions),
+        "recall": _ratio(hits, truths),
+        "iou": _ratio(hits, truths + predictions - hits),
+        "support": truths.long(),
+    }
+
+
+def _ratio(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
+    return torch.where(denominator > 0, numerator / denominator.clamp(min=1e-300), 0.0).float()
+
+
+def _names(class_names: Sequence[str] | None, count: int, metric: str) -> list[str]:
+    if class_names is None:
+        return [str(index) for index in range(count)]
+    names = [str(name) for name in class_names]
+    if len(names) != count:
+        raise BrickError(f"{metric} has {count} classes but {len(names)} class names: {names}.")
+    if len(set(names)) != len(names):
+        raise BrickError(f"{metric} needs distinct class names (they key its per-class values), got {names}.")
+    return names
+
+
+def _by_name(names: list[str], values: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+    return {name: {key: value[index] for key, value in values.items()} for index, name in enumerate(names)}
+
+
+class ConfusionMatrixClassScores(MulticlassConfusionMatrix):
+    """torchmetrics' `MulticlassConfusionMatrix` whose `compute` also gives each class's scores by name.
+
+    `compute` returns `{"confusion_matrix": counts [K, K], "per_class": {name: {"precision", "recall", "iou",
+    "support"}}}` (see `class_scores`). In a `MetricCollection` the two keys become values of their own, so a head's
+    `confusion_matrix` keeps its name beside the new `per_class`.
+
+    Args:
+        num_classes: The number of classes.
+        class_names: One name per class; `"0"`, `"1"`, ... when None.
+        ignore_index: Targets with this value are not counted (255 for segmentation masks).
+        kwargs: Passed to `MulticlassConfusionMatrix` (not `normalize`: the scores need counts).
+
+    Example:
+        >>> metric = ConfusionMatrixClassScores(num_classes=2, class_names=["cat", "dog"])
+        >>> metric.update(torch.tensor([0, 0, 1, 1]), torch.tensor([0, 1, 1, 1]))
+        >>> values = metric.compute()
+        >>> values["confusion_matrix"].tolist(), round(float(values["per_class"]["dog"]["recall"]), 3)
+        ([[1, 0], [1, 2]], 0.667)
+    """
+
+    reported = ()
+    """No value of `compute` is a scalar to log."""
+
+    def __init__(
+        self, num_classes: int, class_names: Sequence[str] | None = None, ignore_index: int | None = None, **kwargs: Any
+    ) -> None:
+        if kwargs.get("normalize") not in (None, "none"):
+            raise BrickError("ConfusionMatrixClassScores counts; it takes no normalize (the report normalises its picture).")
+        super().__init__(num_classes=num_classes, ignore_index=ignore_index, **kwargs)
+        self.class_names = _names(class_names, num_classes, type(self).__name__)
+
+    def compute(self) -> dict[str, Any]:  # type: ignore[override]
+        counts = super().compute()
+        return {"confusion_matrix": counts, PER_CLASS: _by_name(self.class_names, class_scores(counts))}
+
+
+class MultilabelClassScores(MultilabelStatScores):
+    """Each class's `precision`, `recall`, `f1` and `support` (images holding it) of a multi-label head, by name.
+
+    `compute` returns `{"per_class": {name: {...}}}`; a ratio with a zero denominator is 0.
+
+    Args:
+        num_labels: The number of classes.
+        class_names: One name per class; `"0"`, `"1"`, ... when None.
+        kwargs: Passed to `MultilabelStatScores` (`threshold`, `ignore_index`; `average` is `none`).
+
+    Example:
+        >>> metric = MultilabelClassScores(num_labels=2, class_names=["cat", "dog"])
+        >>> metric.update(torch.tensor([[1, 0], [1, 1]]), torch.tensor([[1, 1], [0, 1]]))
+        >>> {name: round(float(values["f1"]), 3) for name, values in metric.compute()["per_class"].items()}
+        {'cat': 0.667, 'dog': 0.667}
+    """
+
+    reported = ()
+    """No value of `compute` is a scalar to log."""
+
+    def __init__(self, num_labels: int, class_names: Sequence[str] | None = None, **kwargs: Any) -> None:
+        kwargs["average"] = "none"
+        super().__init__(num_labels=num_labels, **kwargs)
+        self.class_names = _names(class_names, num_labels, type(self).__name__)
+
+    def compute(self) -> dict[str, Any]:  # type: ignore[override]
+        true_positives, false_positives, _, false_negatives, support = super().compute().double().unbind(dim=-1)
+        precision = _ratio(true_positives, true_positives + false_positives)
+        recall = _ratio(true_positives, true_positives + false_negatives)
+        f1 = _ratio(2 * true_positives, 2 * true_positives + false_positives + false_negatives)
+        values = {"precision": precision, "recall": recall, "f1": f1, "support": support.long()}
+        return {PER_CLASS: _by_name(self.class_names, values)}

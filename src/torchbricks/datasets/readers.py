@@ -15,6 +15,11 @@ it (`image_size_at`) and the named tensors of a transformed sample (`named_sampl
 `DataError` naming the file: a missing image or mask, a mask whose size differs from its image, a box outside its
 image, an unknown category id, an empty split. Needs torchvision (the `vision` extra); RLE masks need pycocotools
 (the `detection` extra).
+
+The readers take a `DataProblems`: by default it raises the first problem (training stops at bad data), and
+`DataProblems(collect=True)` lists every problem and skips what it concerns (`torchbricks check-data`). The box
+readers (COCO here, YOLO in `torchbricks.datasets.yolo`, Pascal VOC in `torchbricks.datasets.voc`) parse their files
+into `BoxImage` records and share `BoxDataset` for the samples.
 """
 
 from __future__ import annotations
@@ -22,9 +27,10 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -37,12 +43,22 @@ from torchbricks.errors import BrickError
 __all__ = [
     "IGNORE_INDEX",
     "IMAGE_EXTENSIONS",
+    "BoxDataset",
+    "BoxImage",
+    "BoxObject",
     "CocoDataset",
     "DataError",
+    "DataProblems",
     "ImageFolderDataset",
     "SegmentationFolderDataset",
+    "box_problem",
+    "clip_box",
     "coco_class_names",
+    "image_file_size",
     "image_folder_class_names",
+    "image_size_problem",
+    "mask_value_problem",
+    "read_mask",
     "segmentation_class_names",
 ]
 
@@ -53,16 +69,55 @@ BOX_TOLERANCE = 1.0
 """Pixels a box may reach past its image's border (rounding in annotation tools) before it is an error."""
 
 Transform = Callable[[dict[str, Any]], dict[str, Any]]
+_T = TypeVar("_T")
 
 
 class DataError(BrickError):
     """Data on disk is missing, empty or inconsistent; the message names the file."""
 
 
+class DataProblems:
+    """Where the readers report what is wrong with the data: raised at once as a `DataError` (the default, for
+    training), or collected in `messages` while the reader skips what the problem concerns (for checking).
+
+    Example:
+        >>> problems = DataProblems(collect=True)
+        >>> problems.report("Image 'a.png' does not exist.")
+        >>> problems.messages
+        ["Image 'a.png' does not exist."]
+    """
+
+    def __init__(self, collect: bool = False) -> None:
+        self.collect = collect
+        self.messages: list[str] = []
+
+    def report(self, message: str) -> None:
+        """Raises `DataError(message)`, or records it when collecting.
+
+        Raises:
+            DataError: Not collecting.
+        """
+        if not self.collect:
+            raise DataError(message)
+        self.messages.append(message)
+
+    def guard(self, read: Callable[..., _T], *arguments: Any) -> _T | None:
+        """`read(*arguments)`, or None after reporting the `DataError` it raised."""
+        try:
+            return read(*arguments)
+        except DataError as error:
+            self.report(str(error))
+            return None
+
+
 def _tv() -> tuple[Any, Any]:
     tv_tensors = require("torchvision.tv_tensors", "vision")
     functional = require("torchvision.transforms.v2.functional", "vision")
     return tv_tensors, functional
+
+
+def _problems(problems: DataProblems | None) -> DataProblems:
+    return problems if problems is not None else DataProblems()
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -79,7 +134,7 @@ def _load_rgb(path: Path) -> Image.Image:
         raise DataError(f"Image {str(path)!r} cannot be read: {error}") from error
 
 
-def _image_size(path: Path) -> tuple[int, int]:
+def image_file_size(path: Path) -> tuple[int, int]:
     """(width, height) from the file's header."""
     try:
         with Image.open(path) as image:
@@ -129,18 +184,30 @@ class ImageFolderDataset(Dataset[dict[str, Any]]):
         class_names: The classes in index order (the train split's, so every split numbers them alike); the
             split's own class folders when None. A class folder not among them is an error.
         transform: A `torchvision.transforms.v2` transform of `{"image": tv_tensors.Image}`.
+        problems: Where problems go; the first raises when None.
 
     Raises:
         DataError: The folder is missing or empty, or has a class folder not in `class_names`.
     """
 
-    def __init__(self, folder: Path | str, class_names: Sequence[str] | None = None, transform: Transform | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path | str,
+        class_names: Sequence[str] | None = None,
+        transform: Transform | None = None,
+        problems: DataProblems | None = None,
+    ) -> None:
+        problems = _problems(problems)
         self.folder = Path(folder)
-        present = image_folder_class_names(self.folder)
-        self.class_names = list(class_names) if class_names is not None else present
+        self.transform = transform
+        self.samples: list[tuple[Path, int]] = []
+        present = problems.guard(image_folder_class_names, self.folder)
+        self.class_names = list(class_names) if class_names is not None else list(present or [])
+        if present is None:
+            return
         unknown = sorted(set(present) - set(self.class_names))
         if unknown:
-            raise DataError(
+            problems.report(
                 f"The image folder {str(self.folder)!r} has class folders {unknown} that the training split lacks; "
                 f"classes: {self.class_names}."
             )
@@ -151,8 +218,7 @@ class ImageFolderDataset(Dataset[dict[str, Any]]):
             for path in _image_files(self.folder / name)
         ]
         if not self.samples:
-            raise DataError(f"The image folder {str(self.folder)!r} holds no image ({', '.join(IMAGE_EXTENSIONS)}).")
-        self.transform = transform
+            problems.report(f"The image folder {str(self.folder)!r} holds no image ({', '.join(IMAGE_EXTENSIONS)}).")
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -206,35 +272,55 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
         folder: The split's folder.
         num_classes: Classes including the background; a mask value at or above it (other than 255) is an error.
         transform: A `torchvision.transforms.v2` transform of `{"image": Image, "mask": Mask}`.
+        problems: Where problems go; the first raises when None.
 
     Raises:
         DataError: No image, an image without its mask, or a mask whose size differs from its image.
     """
 
-    def __init__(self, folder: Path | str, num_classes: int, transform: Transform | None = None) -> None:
+    def __init__(
+        self, folder: Path | str, num_classes: int, transform: Transform | None = None, problems: DataProblems | None = None
+    ) -> None:
+        problems = _problems(problems)
         self.folder = Path(folder)
-        images, masks = self.folder / "images", self.folder / "masks"
-        for needed in (images, masks):
-            if not needed.is_dir():
-                raise DataError(f"The segmentation split {str(self.folder)!r} has no folder {str(needed)!r}.")
+        self.num_classes = num_classes
+        self.transform = transform
         self.samples: list[tuple[Path, Path]] = []
         self.sizes: list[tuple[int, int]] = []
+        images, masks = self.folder / "images", self.folder / "masks"
+        missing = [needed for needed in (images, masks) if not needed.is_dir()]
+        for needed in missing:
+            problems.report(f"The segmentation split {str(self.folder)!r} has no folder {str(needed)!r}.")
+        if missing:
+            return
+        owners: dict[Path, Path] = {}
         for image in _image_files(images):
             mask = masks / f"{image.stem}.png"
+            if mask in owners:
+                problems.report(
+                    f"Images {str(owners[mask])!r} and {str(image)!r} share the mask {str(mask)!r}; rename one of them."
+                )
+                continue
+            owners[mask] = image
             if not mask.is_file():
-                raise DataError(f"Image {str(image)!r} has no mask {str(mask)!r}.")
-            image_size, mask_size = _image_size(image), _image_size(mask)
+                problems.report(f"Image {str(image)!r} has no mask {str(mask)!r}.")
+                continue
+            image_size, mask_size = (
+                problems.guard(image_file_size, image),
+                problems.guard(image_file_size, mask),
+            )
+            if image_size is None or mask_size is None:
+                continue
             if image_size != mask_size:
-                raise DataError(
+                problems.report(
                     f"Mask {str(mask)!r} is {mask_size[0]}x{mask_size[1]} but its image {str(image)!r} is "
                     f"{image_size[0]}x{image_size[1]} (width x height)."
                 )
+                continue
             self.samples.append((image, mask))
             self.sizes.append((image_size[1], image_size[0]))
         if not self.samples:
-            raise DataError(f"The segmentation split {str(self.folder)!r} holds no image in {str(images)!r}.")
-        self.num_classes = num_classes
-        self.transform = transform
+            problems.report(f"The segmentation split {str(self.folder)!r} holds no image in {str(images)!r}.")
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -251,20 +337,30 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
         """Sample `index` decoded, before any transform: `{"image": uint8 Image [3, H, W], "mask": Mask [H, W]}`."""
         tv_tensors, _ = _tv()
         image_path, mask_path = self.samples[index]
-        with Image.open(mask_path) as mask_file:
-            mask = np.asarray(mask_file.convert("L") if mask_file.mode not in ("L", "P") else mask_file).astype(np.int64)
-        bad = (mask >= self.num_classes) & (mask != IGNORE_INDEX)
-        if bad.any():
-            raise DataError(
-                f"Mask {str(mask_path)!r} has value {int(mask[bad][0])}; classes are 0 to {self.num_classes - 1} "
-                f"and {IGNORE_INDEX} is ignored."
-            )
+        mask = read_mask(mask_path)
+        problem = mask_value_problem(mask, self.num_classes, mask_path)
+        if problem is not None:
+            raise DataError(problem)
         return {"image": _to_image(_load_rgb(image_path)), "mask": tv_tensors.Mask(torch.from_numpy(mask))}
 
     def named_sample(self, sample: dict[str, Any]) -> dict[str, Any]:
         """`{"raw", "targets"}` of a (transformed) sample of `load_sample`, the image as float in [0, 1]."""
         sample = _apply(None, sample)
         return {"raw": sample["image"], "targets": sample["mask"].as_subclass(torch.Tensor).long()}
+
+
+def read_mask(path: Path) -> np.ndarray:
+    """A class mask file as int64 [H, W] (palette images keep their indices, others are read as grey levels)."""
+    with Image.open(path) as mask_file:
+        return np.asarray(mask_file.convert("L") if mask_file.mode not in ("L", "P") else mask_file).astype(np.int64)
+
+
+def mask_value_problem(mask: np.ndarray, num_classes: int, path: Path) -> str | None:
+    """The message for a mask value at or above `num_classes` (other than the ignored 255), or None."""
+    bad = (mask >= num_classes) & (mask != IGNORE_INDEX)
+    if not bad.any():
+        return None
+    return f"Mask {str(path)!r} has value {int(mask[bad][0])}; classes are 0 to {num_classes - 1} and {IGNORE_INDEX} is ignored."
 
 
 # --- COCO ---------------------------------------------------------------------------------------------------------
@@ -296,114 +392,120 @@ def coco_class_names(path: Path | str) -> list[str]:
     return [str(category["name"]) for category in categories]
 
 
-class CocoDataset(Dataset[dict[str, Any]]):
-    """COCO instances as samples `{"raw", "target_boxes" [N, 4] (x_min, y_min, x_max, y_max), "target_labels" [N]}`.
+# --- Boxes: the samples of every box layout -----------------------------------------------------------------------
 
-    With `with_masks`, each sample also has `target_mask` (int64 [H, W]: contiguous class index + 1, 0 the
-    background) and `target_classes` (int64 [K]: 1 for each class with a box in the image). The mask is drawn in
-    annotation order from each annotation's `segmentation`: an RLE, uncompressed (`counts` a list) or compressed
-    (a string), is decoded by pycocotools exactly as its `annToMask` does; polygons are filled with Pillow, which
-    also covers the pixels the outline passes through (as the shapes generator draws its images), so a polygon's
-    mask is up to a pixel wider at its border than `annToMask`'s; an annotation without one fills its box.
-    Category ids are mapped to contiguous indices in id order; crowd annotations (`iscrowd: 1`) are left out of
-    the boxes, the mask and the classes present.
+
+@dataclass
+class BoxObject:
+    """One annotated object: its box `(x_min, y_min, x_max, y_max)` in pixels, its class index, its outline (COCO
+    polygons or RLE, None when the box stands in for it) and whether evaluation ignores it (Pascal VOC `difficult`)."""
+
+    box: tuple[float, float, float, float]
+    label: int
+    segmentation: Any = None
+    difficult: bool = False
+
+
+@dataclass
+class BoxImage:
+    """One image of a box data set: its file, its size (width, height) as the annotations state it, its objects and
+    the annotation file (and place in it) that describes it, for messages."""
+
+    path: Path
+    width: int
+    height: int
+    objects: list[BoxObject] = field(default_factory=list)
+    source: str = ""
+
+
+def box_problem(box: Sequence[float], width: float, height: float) -> bool:
+    """Whether a box `(x_min, y_min, x_max, y_max)` is empty or reaches past its image by more than `BOX_TOLERANCE`.
+
+    Example:
+        >>> box_problem((0, 0, 10, 10), 10, 10), box_problem((0, 0, 11.5, 10), 10, 10), box_problem((4, 0, 4, 10), 10, 10)
+        (False, True, True)
+    """
+    x_min, y_min, x_max, y_max = box
+    return (
+        x_max <= x_min
+        or y_max <= y_min
+        or x_min < -BOX_TOLERANCE
+        or y_min < -BOX_TOLERANCE
+        or x_max > width + BOX_TOLERANCE
+        or y_max > height + BOX_TOLERANCE
+    )
+
+
+def clip_box(box: Sequence[float], width: float, height: float) -> tuple[float, float, float, float]:
+    """The box cut to its image."""
+    return (max(box[0], 0.0), max(box[1], 0.0), min(box[2], width), min(box[3], height))
+
+
+def image_size_problem(image: BoxImage, size: tuple[int, int]) -> str | None:
+    """The message when an image file's size (width, height) differs from what its annotations say, or None."""
+    if size == (image.width, image.height):
+        return None
+    return f"Image {str(image.path)!r} is {size[0]}x{size[1]}; {image.source} says {image.width}x{image.height}."
+
+
+class BoxDataset(Dataset[dict[str, Any]]):
+    """Images with boxes as samples `{"raw", "target_boxes" [N, 4] (x_min, y_min, x_max, y_max), "target_labels" [N]}`,
+    the sample path that every box layout shares (`CocoDataset`, `YoloDataset`, `VocDataset` parse their files into
+    `BoxImage` records and leave the rest to this class).
+
+    An object that evaluation ignores (`BoxObject.difficult`) keeps its box with the label `-2 - class index`: the
+    loss and the drawings skip negative labels as they skip the padding (-1), and `BoxMeanAveragePrecision` counts
+    it as neither a ground truth nor, when detected, a false positive. With `with_masks`, each sample also has
+    `target_mask` (int64 [H, W]: class index + 1, 0 the background, drawn in object order from the outlines) and
+    `target_classes` (int64 [K]: 1 for each class with a box in the image).
 
     Args:
-        path_json: The instances file; image `file_name`s are relative to `image_root`.
-        image_root: The folder image file names are relative to; the JSON file's folder when None.
+        images: The records.
+        class_names: The classes in index order.
         with_masks: Also give the semantic mask and the classes present (the multitask targets).
         transform: A `torchvision.transforms.v2` transform of `{"image", "boxes", "labels"[, "mask"]}`.
-
-    Raises:
-        DataError: A missing image, an unknown category or image id, a box outside its image, no image.
     """
 
     def __init__(
-        self,
-        path_json: Path | str,
-        image_root: Path | str | None = None,
-        with_masks: bool = False,
-        transform: Transform | None = None,
+        self, images: Sequence[BoxImage], class_names: Sequence[str], with_masks: bool = False, transform: Transform | None = None
     ) -> None:
-        self.path_json = Path(path_json)
-        self.image_root = Path(image_root) if image_root is not None else self.path_json.parent
-        document = _read_json(self.path_json)
-        categories = sorted(document["categories"], key=lambda category: category["id"])
-        self.category_ids = [int(category["id"]) for category in categories]
-        self.class_names = [str(category["name"]) for category in categories]
-        index_of = {category_id: index for index, category_id in enumerate(self.category_ids)}
-        self.images: dict[int, dict[str, Any]] = {}
-        for image in document["images"]:
-            path = self.image_root / image["file_name"]
-            if not path.is_file():
-                raise DataError(f"Image {str(path)!r} (id {image['id']} in {str(self.path_json)!r}) does not exist.")
-            record = {**image, "path": path, "annotations": []}
-            if "width" not in image or "height" not in image:  # optional in some exports: read from the file's header
-                record["width"], record["height"] = _image_size(path)
-            self.images[int(image["id"])] = record
-        if not self.images:
-            raise DataError(f"The COCO file {str(self.path_json)!r} lists no image.")
-        for annotation in document["annotations"]:
-            where = f"annotation {annotation.get('id')} in {str(self.path_json)!r}"
-            if annotation.get("iscrowd", 0):
-                continue
-            category = int(annotation["category_id"])
-            if category not in index_of:
-                raise DataError(f"The {where} has category_id {category}; the file's categories are {self.category_ids}.")
-            image = self.images.get(int(annotation["image_id"]))
-            if image is None:
-                raise DataError(f"The {where} names image_id {annotation['image_id']}, which the file does not list.")
-            x, y, w, h = (float(value) for value in annotation["bbox"])
-            width, height = image["width"], image["height"]
-            if (
-                w <= 0
-                or h <= 0
-                or x < -BOX_TOLERANCE
-                or y < -BOX_TOLERANCE
-                or x + w > width + BOX_TOLERANCE
-                or y + h > height + BOX_TOLERANCE
-            ):
-                raise DataError(
-                    f"The {where} has bbox [x, y, w, h] = {annotation['bbox']}, outside (or empty in) its image "
-                    f"{str(image['path'])!r} of {width}x{height}."
-                )
-            box = (max(x, 0.0), max(y, 0.0), min(x + w, width), min(y + h, height))
-            segmentation = annotation.get("segmentation")
-            _check_segmentation(segmentation, where, image)
-            image["annotations"].append((box, index_of[category], segmentation))
-        self.ids = sorted(self.images)
+        self.records = list(images)
+        self.class_names = list(class_names)
         self.with_masks = with_masks
         self.transform = transform
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.records)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         sample = self.load_sample(index)
         return self.named_sample(self.transform(sample) if self.transform is not None else sample)
 
     def image_size_at(self, index: int) -> tuple[int, int]:
-        """`(height, width)` of sample `index`, from the COCO file (or the image's header when the file lacks it)."""
-        record = self.images[self.ids[index]]
-        return record["height"], record["width"]
+        """`(height, width)` of sample `index` as its annotations state it (checked against the file when decoded)."""
+        record = self.records[index]
+        return record.height, record.width
 
     def load_sample(self, index: int) -> dict[str, Any]:
         """Sample `index` decoded, before any transform: `{"image": uint8 Image, "boxes": BoundingBoxes (XYXY),
-        "labels"}`, with `"mask"` (Mask [H, W]) when `with_masks`."""
+        "labels"}` (difficult objects as `-2 - class index`), with `"mask"` (Mask [H, W]) when `with_masks`.
+
+        Raises:
+            DataError: The image's size differs from its annotations'.
+        """
         tv_tensors, _ = _tv()
-        record = self.images[self.ids[index]]
-        picture = _load_rgb(record["path"])
-        if picture.size != (record["width"], record["height"]):
-            raise DataError(
-                f"Image {str(record['path'])!r} is {picture.size[0]}x{picture.size[1]}; {str(self.path_json)!r} says "
-                f"{record['width']}x{record['height']}."
-            )
-        annotations = record["annotations"]
-        boxes = torch.tensor([box for box, _, _ in annotations], dtype=torch.float32).reshape(-1, 4)
+        record = self.records[index]
+        picture = _load_rgb(record.path)
+        problem = image_size_problem(record, picture.size)
+        if problem is not None:
+            raise DataError(problem)
+        objects = record.objects
+        boxes = torch.tensor([item.box for item in objects], dtype=torch.float32).reshape(-1, 4)
+        labels = [-2 - item.label if item.difficult else item.label for item in objects]
         sample: dict[str, Any] = {
             "image": _to_image(picture),
             "boxes": tv_tensors.BoundingBoxes(boxes, format="XYXY", canvas_size=(picture.height, picture.width)),
-            "labels": torch.tensor([label for _, label, _ in annotations], dtype=torch.int64),
+            "labels": torch.tensor(labels, dtype=torch.int64),
         }
         if self.with_masks:
             sample["mask"] = tv_tensors.Mask(torch.from_numpy(self._semantic_mask(record)))
@@ -420,34 +522,146 @@ class CocoDataset(Dataset[dict[str, Any]]):
         if self.with_masks:
             named["target_mask"] = sample["mask"].as_subclass(torch.Tensor).long()
             present = torch.zeros(len(self.class_names), dtype=torch.int64)
-            present[sample["labels"]] = 1
+            present[sample["labels"][sample["labels"] >= 0]] = 1
             named["target_classes"] = present
         return named
 
-    def _semantic_mask(self, record: dict[str, Any]) -> np.ndarray:
-        """Class index + 1 per pixel, drawn in annotation order (a later object covers an earlier one)."""
-        width, height = record["width"], record["height"]
-        canvas = Image.new("L", (width, height), 0)
+    def _semantic_mask(self, record: BoxImage) -> np.ndarray:
+        """Class index + 1 per pixel, drawn in object order (a later object covers an earlier one)."""
+        canvas = Image.new("L", (record.width, record.height), 0)
         draw = ImageDraw.Draw(canvas)
-        for box, label, segmentation in record["annotations"]:
+        for item in record.objects:
+            fill = item.label + 1
+            segmentation = item.segmentation
             if isinstance(segmentation, list) and segmentation:
                 for polygon in segmentation:
-                    draw.polygon([(polygon[i], polygon[i + 1]) for i in range(0, len(polygon) - 1, 2)], fill=label + 1)
+                    draw.polygon([(polygon[i], polygon[i + 1]) for i in range(0, len(polygon) - 1, 2)], fill=fill)
             elif isinstance(segmentation, dict):  # RLE, uncompressed (counts a list) or compressed (a string)
                 mask = np.asarray(canvas).copy()
-                mask[_decode_rle(segmentation)] = label + 1
+                mask[_decode_rle(segmentation)] = fill
                 canvas = Image.fromarray(mask)
                 draw = ImageDraw.Draw(canvas)
             else:  # no outline: the box stands in for it
-                draw.rectangle(box, fill=label + 1)
+                draw.rectangle(item.box, fill=fill)
         return np.asarray(canvas).astype(np.int64)
 
 
-def _check_segmentation(segmentation: Any, where: str, image: dict[str, Any]) -> None:
-    """A polygon list, an RLE of the image's size, or nothing (the box then stands in for the outline)."""
+# --- COCO ---------------------------------------------------------------------------------------------------------
+
+
+class CocoDataset(BoxDataset):
+    """COCO instances as samples `{"raw", "target_boxes" [N, 4] (x_min, y_min, x_max, y_max), "target_labels" [N]}`.
+
+    With `with_masks`, each sample also has `target_mask` (int64 [H, W]: contiguous class index + 1, 0 the
+    background) and `target_classes` (int64 [K]: 1 for each class with a box in the image). The mask is drawn in
+    annotation order from each annotation's `segmentation`: an RLE, uncompressed (`counts` a list) or compressed
+    (a string), is decoded by pycocotools exactly as its `annToMask` does; polygons are filled with Pillow, which
+    also covers the pixels the outline passes through (as the shapes generator draws its images), so a polygon's
+    mask is up to a pixel wider at its border than `annToMask`'s; an annotation without one fills its box.
+    Category ids are mapped to contiguous indices in id order; crowd annotations (`iscrowd: 1`) are left out of
+    the boxes, the mask and the classes present.
+
+    Args:
+        path_json: The instances file; image `file_name`s are relative to `image_root`.
+        image_root: The folder image file names are relative to; the JSON file's folder when None.
+        with_masks: Also give the semantic mask and the classes present (the multitask targets).
+        transform: A `torchvision.transforms.v2` transform of `{"image", "boxes", "labels"[, "mask"]}`.
+        problems: Where problems go; the first raises when None.
+
+    Raises:
+        DataError: A missing image, an unknown category or image id, a box outside its image, no image.
+    """
+
+    def __init__(
+        self,
+        path_json: Path | str,
+        image_root: Path | str | None = None,
+        with_masks: bool = False,
+        transform: Transform | None = None,
+        problems: DataProblems | None = None,
+    ) -> None:
+        problems = _problems(problems)
+        self.path_json = Path(path_json)
+        self.image_root = Path(image_root) if image_root is not None else self.path_json.parent
+        document = _read_json(self.path_json)
+        categories = sorted(document["categories"], key=lambda category: category["id"])
+        self.category_ids = [int(category["id"]) for category in categories]
+        self.images = self._read_images(document, problems)
+        if not document["images"]:
+            problems.report(f"The COCO file {str(self.path_json)!r} lists no image.")
+        listed = {int(image["id"]) for image in document["images"]}
+        index_of = {category_id: index for index, category_id in enumerate(self.category_ids)}
+        for annotation in document["annotations"]:
+            where = f"annotation {annotation.get('id')} in {str(self.path_json)!r}"
+            if annotation.get("iscrowd", 0):
+                continue
+            record = self.images.get(int(annotation["image_id"]))
+            if int(annotation["category_id"]) not in index_of:
+                problems.report(
+                    f"The {where} has category_id {annotation['category_id']}; the file's categories are {self.category_ids}."
+                )
+            elif record is None:
+                if int(annotation["image_id"]) not in listed:
+                    problems.report(f"The {where} names image_id {annotation['image_id']}, which the file does not list.")
+            else:
+                found = problems.guard(_coco_object, annotation, where, record)
+                if found is not None:
+                    record.objects.append(BoxObject(found[0], index_of[int(annotation["category_id"])], found[1]))
+        self.ids = sorted(self.images)
+        super().__init__(
+            [self.images[image_id] for image_id in self.ids],
+            [str(category["name"]) for category in categories],
+            with_masks,
+            transform,
+        )
+
+    def _read_images(self, document: dict[str, Any], problems: DataProblems) -> dict[int, BoxImage]:
+        images: dict[int, BoxImage] = {}
+        for image in document["images"]:
+            path = self.image_root / image["file_name"]
+            source = f"id {image['id']} in {str(self.path_json)!r}"
+            if not path.is_file():
+                problems.report(f"Image {str(path)!r} ({source}) does not exist.")
+                continue
+            if int(image["id"]) in images:
+                problems.report(f"The image {source} is listed twice.")
+                continue
+            size: tuple[int, int] | None = (
+                (int(image["width"]), int(image["height"])) if "width" in image and "height" in image else None
+            )
+            if size is None:  # optional in some exports: read from the file's header
+                size = problems.guard(image_file_size, path)
+            if size is not None:
+                images[int(image["id"])] = BoxImage(path, size[0], size[1], source=repr(str(self.path_json)))
+        return images
+
+
+def _coco_object(annotation: dict[str, Any], where: str, record: BoxImage) -> tuple[tuple[float, float, float, float], Any]:
+    """The clipped box and the segmentation of an annotation.
+
+    Raises:
+        DataError: The box is outside its image or the segmentation is neither polygons nor an RLE of its size.
+    """
+    x, y, w, h = (float(value) for value in annotation["bbox"])
+    if box_problem((x, y, x + w, y + h), record.width, record.height):
+        raise DataError(
+            f"The {where} has bbox [x, y, w, h] = {annotation['bbox']}, outside (or empty in) its image "
+            f"{str(record.path)!r} of {record.width}x{record.height}."
+        )
+    segmentation = annotation.get("segmentation")
+    _check_segmentation(segmentation, where, record)
+    return clip_box((x, y, x + w, y + h), record.width, record.height), segmentation
+
+
+def _check_segmentation(segmentation: Any, where: str, image: BoxImage) -> None:
+    """Passes a polygon list, an RLE of the image's size, or nothing (the box then stands in for the outline).
+
+    Raises:
+        DataError: Anything else.
+    """
     if segmentation is None or isinstance(segmentation, list):
         return
-    size = [image["height"], image["width"]]
+    size = [image.height, image.width]
     if not isinstance(segmentation, dict) or not isinstance(segmentation.get("counts"), (list, str)):
         raise DataError(
             f"The {where} has segmentation {str(segmentation)[:80]!r}; expected a list of polygons or an RLE "
@@ -456,7 +670,7 @@ def _check_segmentation(segmentation: Any, where: str, image: dict[str, Any]) ->
     if [int(side) for side in segmentation.get("size", ())] != size:
         raise DataError(
             f"The {where} has an RLE segmentation of size {segmentation.get('size')} [height, width], but its image "
-            f"{str(image['path'])!r} is {size}."
+            f"{str(image.path)!r} is {size}."
         )
 
 

@@ -100,10 +100,10 @@ def metric_value_names(brick: BrickMetrics) -> list[str] | None:
     metric's names are only known once it computes.
 
     A metric's `compute` annotated as returning a dict gives its keys: `reported` when it declares them (as
-    `BoxMeanAveragePrecision` does), unknown otherwise; any other metric gives its own name, unless it gives several
-    values (a tuple such as a ROC curve, torchmetrics' confusion matrices, `average="none"`,
-    `multidim_average="samplewise"`), which are not scalars. In a `BrickMetricSingle` a dict-valued metric is one
-    value that is not a scalar, so it gives no name.
+    `BoxMeanAveragePrecision` does; an empty `reported` declares none), unknown otherwise; any other metric gives
+    its own name, unless it gives several values (a tuple such as a ROC curve, torchmetrics' confusion matrices,
+    `average="none"`, `multidim_average="samplewise"`), which are not scalars. In a `BrickMetricSingle` a
+    dict-valued metric is one value that is not a scalar, so it gives no name.
     """
     metrics = brick.metrics
     if isinstance(metrics, Metric):
@@ -119,9 +119,13 @@ def metric_value_names(brick: BrickMetrics) -> list[str] | None:
             keys[name] = [str(key) for key in reported]
         else:
             return None
-    flat = [key for name, dict_keys in keys.items() for key in (dict_keys or [name])]
+    flat = [key for name, dict_keys in keys.items() for key in (dict_keys if dict_keys is not None else [name])]
     if len(set(flat)) != len(flat):  # torchmetrics then names the values of dict-valued metrics `<metric>_<key>`
-        flat = [f"{name}_{key}" if dict_keys else name for name, dict_keys in keys.items() for key in (dict_keys or [name])]
+        flat = [
+            f"{name}_{key}" if dict_keys is not None else name
+            for name, dict_keys in keys.items()
+            for key in (dict_keys if dict_keys is not None else [name])
+        ]
     several = {
         name for name, metric in metrics.items(keep_base=True, copy_state=False) if keys[name] is None and not _scalar(metric)
     }

@@ -1,5 +1,5 @@
-"""Data as LightningDataModules: image data in the layouts users bring (ImageFolder, image/mask folders, COCO),
-scikit-learn's handwritten digits and generated images (no download)."""
+"""Data as LightningDataModules: image data in the layouts users bring (ImageFolder, image/mask folders, COCO, YOLO,
+Pascal VOC), scikit-learn's handwritten digits and generated images (no download)."""
 
 from __future__ import annotations
 
@@ -15,17 +15,24 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from torchbricks._extras import require
+from torchbricks.datasets.detection_layouts import (
+    coco_category_ids,
+    detect_detection_layout,
+    detection_class_names,
+    has_test_split,
+    read_detection_split,
+)
 from torchbricks.datasets.readers import (
-    CocoDataset,
+    BoxDataset,
     DataError,
     ImageFolderDataset,
     SegmentationFolderDataset,
-    coco_class_names,
     image_folder_class_names,
     segmentation_class_names,
 )
 from torchbricks.datasets.tiled import TiledDataset
 from torchbricks.datasets.transforms import collate_padded, create_transform, image_size_pair
+from torchbricks.datasets.voc import SPLIT_SEED, VALIDATION_FRACTION
 from torchbricks.errors import BrickError, ConfigError, did_you_mean
 
 require("pytorch_lightning", "lightning")
@@ -33,6 +40,7 @@ import pytorch_lightning as pl  # noqa: E402 (after `require`, so a missing extr
 
 __all__ = [
     "CocoDataModule",
+    "DetectionDataModule",
     "DigitsDataModule",
     "GeneratedImageClassificationDataModule",
     "GeneratedImageDataset",
@@ -430,15 +438,115 @@ class SegmentationFolderDataModule(_FileDataModule):
         )
 
 
-class CocoDataModule(_FileDataModule):
-    """Object detection (or the multitask targets) from COCO instances files `root/train.json`, `root/val.json` and,
-    if present, `root/test.json` (otherwise the validation file is also the test split); image `file_name`s are
-    relative to `root`.
+class DetectionDataModule(_FileDataModule):
+    """Object detection (or the multitask targets) from box data in any of the layouts users have: COCO instances
+    files, YOLO txt labels or Pascal VOC XML files (see `torchbricks.datasets.detection_layouts`), found from the
+    folder (`layout="auto"`) or named.
 
-    Batches are dicts: `raw`, images [B, 3, H, W] in [0, 1]; `target_boxes` [B, N, 4] (x_min, y_min, x_max,
-    y_max in pixels of the resized image) and `target_labels` [B, N], padded with label -1 to the batch's largest
-    N. With `task="multitask"` also `target_mask` [B, H, W] (class index + 1, 0 the background) and
-    `target_classes` [B, K] (1 for each class with a box). Classes are the categories in id order.
+    - `coco`: `root/train.json`, `root/val.json` and, if present, `root/test.json`; image `file_name`s relative to
+      `root`; classes are the categories in id order (`category_ids` gives their ids).
+    - `yolo`: `root/data.yaml` (`names`, optional `path`, `train`, `val`, `test`) with `images/<split>/*` and
+      `labels/<split>/*.txt` (`class cx cy w h` normalised); classes are `names` (see `torchbricks.datasets.yolo`).
+    - `voc`: `root/JPEGImages`, `root/Annotations/*.xml`, `root/ImageSets/Main/{train,val[,test]}.txt`, or images
+      with their XML files beside them, split by `validation_fraction` and `split_seed`; classes are the train
+      split's object names, sorted; `difficult` objects are ignored by the loss and the mAP (see
+      `torchbricks.datasets.voc`).
+
+    Without a test split, the validation split is also the test split. Batches are dicts: `raw`, images [B, 3, H, W]
+    in [0, 1]; `target_boxes` [B, N, 4] (x_min, y_min, x_max, y_max in pixels of the resized image) and
+    `target_labels` [B, N], padded with label -1 to the batch's largest N. With `task="multitask"` (COCO only: the
+    masks are drawn from its outlines, which YOLO and VOC boxes lack) also `target_mask` [B, H, W] (class index + 1,
+    0 the background) and `target_classes` [B, K] (1 for each class with a box).
+
+    Args:
+        root: The data folder.
+        task: `detection` or `multitask`.
+        layout: `auto`, `coco`, `yolo` or `voc`.
+        image_size: Side (or [height, width]) images (tiles with `tile_size`), boxes and masks are resized to; None:
+            the tile size with tiling, else 96.
+        batch_size: Samples per batch.
+        num_workers: Loader processes, capped by `cap_num_workers`.
+        augmentations: `torchvision.transforms.v2` transforms applied to training samples after the resize.
+        validation_fraction: VOC without split files: the fraction of the XML files held out for validation.
+        split_seed: VOC without split files: the seed of that split (independent of the training seed).
+        tile_size: Cut each image with its boxes (and mask) into tiles of this side (`torchbricks.datasets.tiled`:
+            a box is kept in a tile when at least half of it lies inside; VOC difficult objects stay ignored);
+            None: whole images.
+        tile_overlap: Fraction of a tile shared by neighbouring tiles, in [0, 1).
+
+    Raises:
+        DataError: The folder holds no layout (the message lists what each expects), a file or image is missing, an
+            annotation is out of its image or names an unknown class.
+        ConfigError: An unknown task or layout, `multitask` on YOLO or VOC data, or `tile_size` at least as large as
+            every training image.
+    """
+
+    tasks = ("detection", "multitask")
+    supports_tiling = True
+
+    def __init__(
+        self,
+        root: str | Path,
+        task: str = "detection",
+        layout: str = "auto",
+        image_size: int | Sequence[int] | None = None,
+        batch_size: int = 32,
+        num_workers: int = 1,
+        augmentations: Sequence[Callable[..., Any]] | None = None,
+        validation_fraction: float = VALIDATION_FRACTION,
+        split_seed: int = SPLIT_SEED,
+        tile_size: int | None = None,
+        tile_overlap: float = 0.2,
+    ) -> None:
+        if task not in self.tasks:
+            raise BrickError(
+                f"{type(self).__name__}: task must be one of {list(self.tasks)}, got {task!r}.{did_you_mean(task, self.tasks)}"
+            )
+        super().__init__(
+            root, image_size, batch_size, num_workers, augmentations, boxes=True, tile_size=tile_size, tile_overlap=tile_overlap
+        )
+        self.task = task
+        self.layout = detect_detection_layout(self.root, layout)
+        if task == "multitask" and self.layout != "coco":
+            raise ConfigError(
+                f"Config key 'data.task' is multitask, which draws its segmentation masks from object outlines (COCO "
+                f"polygons or RLE); the {self.layout} data in {str(self.root)!r} has boxes only. Train task=detection "
+                "on it, or convert it to COCO with segmentations."
+            )
+        self.validation_fraction = validation_fraction
+        self.split_seed = split_seed
+        self.class_names = detection_class_names(self.root, self.layout)
+        self.category_ids = coco_category_ids(self.root) if self.layout == "coco" else None
+        self._prepare_tiles()
+
+    def prepare_datasets(self) -> None:
+        if self.datasets:
+            return
+        test = "test" if has_test_split(self.root, self.layout) else "validation"
+        for name, source, transform in (
+            ("train", "train", self.train_transform),
+            ("validation", "validation", self.test_transform),
+            ("test", test, self.test_transform),
+        ):
+            self.datasets[name] = self._split_dataset(name, transform, functools.partial(self._read_split, source))
+
+    def _read_split(self, split: str, transform: Any) -> BoxDataset:
+        return read_detection_split(
+            self.root,
+            self.layout,
+            split,
+            self.class_names,
+            with_masks=self.task == "multitask",
+            transform=transform,
+            validation_fraction=self.validation_fraction,
+            seed=self.split_seed,
+        )
+
+
+class CocoDataModule(DetectionDataModule):
+    """`DetectionDataModule` with the COCO layout: instances files `root/train.json`, `root/val.json` and, if
+    present, `root/test.json` (otherwise the validation file is also the test split); image `file_name`s are
+    relative to `root`. Classes are the categories in id order, `category_ids` their ids.
 
     Args:
         root: The data folder.
@@ -457,9 +565,6 @@ class CocoDataModule(_FileDataModule):
         ConfigError: `tile_size` is at least as large as every training image.
     """
 
-    tasks = ("detection", "multitask")
-    supports_tiling = True
-
     def __init__(
         self,
         root: str | Path,
@@ -471,24 +576,6 @@ class CocoDataModule(_FileDataModule):
         tile_size: int | None = None,
         tile_overlap: float = 0.2,
     ) -> None:
-        if task not in self.tasks:
-            raise BrickError(
-                f"CocoDataModule: task must be one of {list(self.tasks)}, got {task!r}.{did_you_mean(task, self.tasks)}"
-            )
         super().__init__(
-            root, image_size, batch_size, num_workers, augmentations, boxes=True, tile_size=tile_size, tile_overlap=tile_overlap
+            root, task, "coco", image_size, batch_size, num_workers, augmentations, tile_size=tile_size, tile_overlap=tile_overlap
         )
-        self.task = task
-        self.class_names = coco_class_names(self.root / "train.json")
-        self._prepare_tiles()
-
-    def prepare_datasets(self) -> None:
-        self._fill_splits("train.json", "val.json", "test.json", self._read_split)
-
-    def _read_split(self, file: Path, transform: Any) -> CocoDataset:
-        dataset = CocoDataset(file, self.root, with_masks=self.task == "multitask", transform=transform)
-        if dataset.class_names != self.class_names:
-            raise DataError(
-                f"The categories of {str(file)!r} ({dataset.class_names}) differ from train.json's ({self.class_names})."
-            )
-        return dataset

@@ -7,13 +7,18 @@ Everything comes from a composed config (`torchbricks.configuration.compose_conf
 - `experiment.json`, `resolved_config.yaml`: the input size, the class names and the resolved config, from which
   `torchbricks.trained_experiment.load_experiment` rebuilds the trained model without the training data;
 - `checkpoints/`: Lightning's `last.ckpt` (every epoch) and `best.ckpt` (by `checkpoint.monitor`);
-- `metrics.json`: the final train, validation and test metrics (confusion matrices included), the ONNX check and
-  the wall time; `metrics_<stage>.json`: the last epoch of each stage, written during training;
+- `metrics.json`: the last epoch's train and validation metrics and the test metrics of the best epoch's weights
+  (confusion matrices and each head's `per_class` values keyed by class name included), the ONNX check, the wall
+  time, the epochs run, why training stopped (`stop_reason`: `max_epochs`, `max_time`, `early_stopping`...) and
+  which epoch was best (`best_epoch`, counted from 1, with `best_score` of `checkpoint.monitor`);
+  `metrics_<stage>.json`: the last epoch of each stage, written during training;
 - `history.json` and `curves.png`: every logged scalar per epoch, and their curves (one panel per head);
-- `confusion_matrix.png`: each classification head's normalised test confusion matrix;
+- `confusion_matrix.png`: each classification or segmentation head's normalised test confusion matrix with its
+  per-class precision, recall and IoU, and per-class bars of the detection (AP) and multi-label heads;
 - `predictions.png`: test images with ground truth beside prediction, mistakes first, one section per head;
 - `brick_graph.md`: the mermaid graph of the collection;
-- `bricks/`: one checkpoint per brick (`BrickCollection.save_bricks`);
+- `bricks/`: one checkpoint per brick (`BrickCollection.save_bricks`) of the best epoch (the last one when
+  checkpointing is off), the weights that are tested, exported and drawn;
 - `model.onnx`: the export stage of the collection, run in onnxruntime and compared with PyTorch;
 - `logs/`: Lightning's CSV log, and `tensorboard/` when tensorboard is installed.
 
@@ -48,9 +53,11 @@ from torchbricks.configuration import (
     create_brick_collection,
     instantiate_config,
 )
-from torchbricks.errors import BrickError, ConfigError, did_you_mean
-from torchbricks.lightning.module import LightningBrickCollection, create_experiment_name, to_json
-from torchbricks.lightning.task_resolvers import register_resolvers
+from torchbricks.errors import BrickError, CheckpointError, ConfigError, did_you_mean
+from torchbricks.lightning.module import BRICKS_FOLDER, LightningBrickCollection, create_experiment_name, to_json
+from torchbricks.lightning.multi_source_config import expand_sources
+from torchbricks.lightning.task_resolvers import check_class_weights, register_resolvers
+from torchbricks.loss_balancing import create_loss_balancer
 from torchbricks.tags import Stage
 from torchbricks.trained_experiment import write_experiment_description
 
@@ -82,19 +89,18 @@ def run_main_job(config: Any) -> MainJobResult:
     pl = require("pytorch_lightning", "lightning")
     omegaconf = require("omegaconf", "hydra")
     register_resolvers()  # the task configs read their classes from the data
+    config = expand_sources(config)  # task=multitask data.sources=[...]: a head per separately labelled data set
     started = time.perf_counter()
-    check_train_config(config)
+    check_config(config)
     if config.experiment.name is None:
         config.experiment.name = create_experiment_name()
     path_experiment = prepare_experiment_folder(config)
     resume = bool(config.get("resume", False))
-    quiet_third_party_notices()
-    if resume:  # Lightning warns that the checkpoint folder is not empty: resuming is why it is not
-        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+    quiet_third_party_notices(resume)
 
     pl.seed_everything(int(config.seed), workers=True, verbose=False)
     data_module = instantiate_config(config, "data")
-    brick_collection = create_brick_collection(config, "model.bricks")
+    brick_collection = create_model_bricks(config)
     if config.get("channels_last", False):  # convolutions run faster on the CPU (oneDNN) and on tensor cores
         brick_collection.to(memory_format=torch.channels_last)
     create_optimizer = instantiate_config(config, "optimizer")
@@ -107,14 +113,16 @@ def run_main_job(config: Any) -> MainJobResult:
         create_optimizers_func=create_optimizer,
         loss_weights=omegaconf.OmegaConf.to_container(config.loss_weights),
         compile_stages=bool(config.get("compile", False)),
+        loss_balancer=create_balancer(config, brick_collection),
+        missing_targets=str(config.get("missing_targets", "error")),
     )
-    if config.trainer.get("enable_checkpointing", True):
+    checkpointing = bool(config.trainer.get("enable_checkpointing", True))
+    if checkpointing or early_stopping_patience(config) is not None:
         check_checkpoint_monitor(str(config.checkpoint.monitor), module)
     if launched_as_global_zero():
-        path_experiment.mkdir(parents=True, exist_ok=True)
-        write_text(path_experiment / CONFIG_FILE, omegaconf.OmegaConf.to_yaml(config))
-        write_experiment_description(path_experiment, config, data_module)
-    class_names = getattr(data_module, "class_names", None)
+        write_run_files(path_experiment, config, data_module)
+    class_names = getattr(data_module, "class_names", None)  # several sources (data.sources): a dict, one list per head
+    class_names = class_names if isinstance(class_names, list) else None
     trainer = instantiate_config(
         config,
         "trainer",
@@ -122,28 +130,208 @@ def run_main_job(config: Any) -> MainJobResult:
         callbacks=create_callbacks(config, path_experiment, class_names),
     )
     checkpoint = path_experiment / CHECKPOINTS_FOLDER / "last.ckpt" if resume else None
+    stopped, best = fit_and_test_best(trainer, module, data_module, checkpoint, checkpointing)
+    if not trainer.is_global_zero:
+        return MainJobResult(path_experiment, {}, module)
+    if best is not None:  # on_fit_end saved the last epoch's weights
+        brick_collection.save_bricks(path_experiment / BRICKS_FOLDER, exist_ok=True)
+
+    brick_collection.eval()
+    loaders = data_module.test_dataloader()
+    loaders = loaders if isinstance(loaders, list) else [loaders]  # one test loader per source with data.sources
+    batch = module.named_inputs_from_batch(next(iter(loaders[0])))
+    metrics: dict[str, Any] = to_json(module.epoch_metrics)
+    if config.export_onnx:
+        metrics["onnx_max_abs_difference"] = export_and_check_onnx(path_experiment / "model.onnx", brick_collection, batch)
+    if config.n_visualized:
+        draw_test_pictures(path_experiment, module, loaders, int(config.n_visualized), class_names)
+    metrics.update(stopped, **best_summary(trainer, best))
+    metrics["wall_time_seconds"] = round(time.perf_counter() - started, 2)
+    write_json(path_experiment / "metrics.json", metrics)
+    return MainJobResult(path_experiment, metrics, module)
+
+
+def write_run_files(path_experiment: Path, config: Any, data_module: Any) -> None:
+    """Writes `config.yaml`, `experiment.json` and `resolved_config.yaml` when a run starts."""
+    omegaconf = require("omegaconf", "hydra")
+    path_experiment.mkdir(parents=True, exist_ok=True)
+    write_text(path_experiment / CONFIG_FILE, omegaconf.OmegaConf.to_yaml(config))
+    write_experiment_description(path_experiment, config, data_module)
+
+
+def draw_test_pictures(
+    path_experiment: Path, module: LightningBrickCollection, loaders: list[Any], n_visualized: int, class_names: list[str] | None
+) -> None:
+    """`predictions.png` (and `confusion_matrix.png`) of the test loaders, see `save_pictures`.
+
+    With several sources (one loader each) each head is drawn from the test images of the source labelling it,
+    with class indices for names (each head has classes of its own).
+    """
+    if len(loaders) > 1 and _installed("matplotlib"):
+        from torchbricks.lightning import report
+
+        collection = module.brick_collection
+        predictions = [
+            head
+            for loader in loaders
+            for head in report.collect_predictions(collection, (module.named_inputs_from_batch(batch) for batch in loader))
+        ]
+        if predictions:
+            report.save_figure(
+                report.plot_predictions(predictions, None, n_samples=n_visualized), path_experiment / "predictions.png"
+            )
+        return
+    test_batches = (module.named_inputs_from_batch(batch) for loader in loaders for batch in loader)
+    save_pictures(path_experiment, module, test_batches, n_visualized, class_names)
+
+
+def create_balancer(config: Any, collection: BrickCollection) -> Any:
+    """The loss balancer of `loss_balancing` (None for `fixed`: the module weighs the losses by `loss_weights`).
+
+    Raises:
+        ConfigError: An unknown strategy, or `loss_weights` with a strategy that learns its own weights.
+    """
+    strategy = str(config.get("loss_balancing", "fixed"))
+    if strategy == "fixed":
+        return None
+    if config.get("loss_weights"):
+        raise ConfigError(
+            f"Config key 'loss_weights' applies to loss_balancing=fixed; loss_balancing={strategy} sets its own weights."
+        )
+    processes = int(config.trainer.get("devices", 1) or 1) * int(config.trainer.get("num_nodes", 1) or 1)
+    if strategy == "pcgrad" and processes > 1:
+        raise ConfigError(
+            "Config key 'loss_balancing': pcgrad computes one gradient per loss on one process; DDP averages gradients "
+            "in its own backward pass. Use uncertainty or dwa with several processes."
+        )
+    try:
+        return create_loss_balancer(strategy, collection.loss_names())
+    except BrickError as error:
+        raise ConfigError(f"Config key 'loss_balancing': {error}") from error
+
+
+def check_config(config: Any) -> None:
+    """Checks the plain values of `config` and resolves `loss.class_weights` (counted in the training data and logged
+    once), before anything is written.
+
+    Raises:
+        ConfigError: A value is wrong; the message names its key.
+    """
+    pl = require("pytorch_lightning", "lightning")
+    check_train_config(config)
+    check_class_weights(config, log=pl.utilities.rank_zero_info)
+
+
+def create_model_bricks(config: Any) -> BrickCollection:
+    """The collection of `model.bricks`; weights that cannot be loaded are reported under `model.weights`.
+
+    Raises:
+        ConfigError: A brick cannot be built; `Config key 'model.weights': ...` when the backbone's weights file
+            is missing, unreadable or of another architecture.
+    """
+    try:
+        return create_brick_collection(config, "model.bricks")
+    except ConfigError as error:
+        cause: BaseException | None = error
+        while cause is not None and not isinstance(cause, CheckpointError):
+            cause = cause.__cause__ or cause.__context__
+        weights = config.model.get("weights") if "model" in config else None
+        if cause is None or weights is None:
+            raise
+        message = str(cause).removeprefix("create_task_backbone: ")
+        raise ConfigError(f"Config key 'model.weights': {message[:1].lower()}{message[1:]}") from cause
+
+
+def fit_and_test_best(
+    trainer: Any, module: LightningBrickCollection, data_module: Any, checkpoint: Path | None, checkpointing: bool
+) -> tuple[dict[str, Any], Path | None]:
+    """Trains (from `checkpoint` when resuming), then tests the best epoch's weights by `checkpoint.monitor` (the
+    last weights when `checkpointing` is off or no checkpoint was saved), which the module keeps afterwards.
+
+    Returns:
+        `training_summary` of the fit and the best checkpoint's file (None when the last weights were tested).
+    """
+    pl = require("pytorch_lightning", "lightning")
     try:
         trainer.fit(module, datamodule=data_module, ckpt_path=checkpoint)
     except pl.utilities.exceptions.MisconfigurationException as error:
         if "could not find the monitored key" not in str(error):
             raise
         raise ConfigError(f"Config key 'checkpoint.monitor' names a metric that is not logged: {error}") from error
-    trainer.test(module, datamodule=data_module)
-    if not trainer.is_global_zero:
-        return MainJobResult(path_experiment, {}, module)
+    stopped = training_summary(trainer)
+    best = best_checkpoint(trainer) if checkpointing else None
+    trainer.test(module, datamodule=data_module, ckpt_path=None if best is None else str(best))
+    return stopped, best
 
-    brick_collection.eval()
-    batch = module.named_inputs_from_batch(next(iter(data_module.test_dataloader())))
-    metrics: dict[str, Any] = to_json(module.epoch_metrics)
-    if config.export_onnx:
-        metrics["onnx_max_abs_difference"] = export_and_check_onnx(path_experiment / "model.onnx", brick_collection, batch)
-    if config.n_visualized:
-        test_batches = (module.named_inputs_from_batch(batch) for batch in data_module.test_dataloader())
-        save_pictures(path_experiment, module, test_batches, int(config.n_visualized), class_names)
-    metrics["epochs"] = trainer.current_epoch
-    metrics["wall_time_seconds"] = round(time.perf_counter() - started, 2)
-    write_json(path_experiment / "metrics.json", metrics)
-    return MainJobResult(path_experiment, metrics, module)
+
+def early_stopping_patience(config: Any) -> int | None:
+    """`early_stopping.patience` of the config: None when early stopping is off (the key null or absent).
+
+    Raises:
+        ConfigError: The patience is not an int >= 1 or `early_stopping.min_delta` is not a number >= 0.
+    """
+    settings = config.get("early_stopping") or {}
+    patience = settings.get("patience")
+    if patience is None:
+        return None
+    if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+        raise ConfigError(
+            f"Config key 'early_stopping.patience' must be an int >= 1 (validation epochs without improvement) "
+            f"or null (no early stopping), got {type(patience).__name__} {patience!r}."
+        )
+    min_delta = settings.get("min_delta", 0.0)
+    if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)) or min_delta < 0:
+        raise ConfigError(
+            f"Config key 'early_stopping.min_delta' must be a number >= 0, got {type(min_delta).__name__} {min_delta!r}."
+        )
+    return patience
+
+
+def training_summary(trainer: Any) -> dict[str, Any]:
+    """How many epochs a finished `trainer.fit` ran and why it stopped.
+
+    `stop_reason` is `early_stopping` (with `early_stopping_message`, Lightning's explanation), `max_time`,
+    `max_steps`, `max_epochs` or `interrupted`.
+    """
+    pl = require("pytorch_lightning", "lightning")
+    summary: dict[str, Any] = {"epochs": int(trainer.current_epoch)}
+    stoppers = [callback for callback in trainer.callbacks if isinstance(callback, pl.callbacks.EarlyStopping)]
+    timers = [callback for callback in trainer.callbacks if isinstance(callback, pl.callbacks.Timer)]
+    if trainer.interrupted:
+        summary["stop_reason"] = "interrupted"
+    elif stoppers and stoppers[0].stopped_epoch > 0:
+        summary["stop_reason"] = "early_stopping"
+        summary["early_stopping_message"] = stoppers[0].stopping_reason_message
+    elif timers and (timers[0].time_remaining() or 0.0) <= 0.0:
+        summary["stop_reason"] = "max_time"
+    elif trainer.max_steps != -1 and trainer.global_step >= trainer.max_steps:
+        summary["stop_reason"] = "max_steps"
+    else:
+        summary["stop_reason"] = "max_epochs"
+    if timers:
+        summary["training_seconds"] = round(timers[0].time_elapsed(), 2)
+    return summary
+
+
+def best_checkpoint(trainer: Any) -> Path | None:
+    """The file of the best checkpoint by `checkpoint.monitor`, or None when none was saved (no epoch was validated)."""
+    callback = trainer.checkpoint_callback
+    path = getattr(callback, "best_model_path", "") if callback is not None else ""
+    return Path(path) if path and Path(path).is_file() else None
+
+
+def best_summary(trainer: Any, best: Path | None) -> dict[str, Any]:
+    """Which weights were tested: `best_epoch` (counted from 1, as `epochs`; the epoch whose end the best checkpoint
+    saved), its `best_score` of `checkpoint.monitor`, and `tested_weights` (`best`, or `last` without a checkpoint)."""
+    if best is None:
+        return {"best_epoch": None, "best_score": None, "tested_weights": "last"}
+    checkpoint = torch.load(best, map_location="cpu", weights_only=True)
+    score = trainer.checkpoint_callback.best_model_score
+    return {
+        "best_epoch": int(checkpoint["epoch"]) + 1,
+        "best_score": None if score is None else float(score),
+        "tested_weights": "best",
+    }
 
 
 def check_checkpoint_monitor(monitor: str, module: LightningBrickCollection, key: str = "checkpoint.monitor") -> None:
@@ -193,19 +381,34 @@ def create_callbacks(config: Any, path_experiment: Path, class_names: list[str] 
     if every < 1:
         raise ConfigError(f"Config key 'pictures_every_n_epochs' must be 1 or more (1: every epoch), got {every}.")
     callbacks: list[Any] = [EpochSeed(int(config.seed)), MetricHistory(path_experiment, draw=draw, draw_every_n_epochs=every)]
-    if config.trainer.get("enable_checkpointing", True):
+    patience = early_stopping_patience(config)
+    if patience is not None:
         callbacks.append(
-            pl.callbacks.ModelCheckpoint(
-                dirpath=str(path_experiment / CHECKPOINTS_FOLDER),
-                filename="best",
+            pl.callbacks.EarlyStopping(
                 monitor=str(config.checkpoint.monitor),
                 mode=str(config.checkpoint.mode),
-                save_last=True,
-                save_top_k=1,
-                save_on_train_epoch_end=True,  # after validation and the epoch's metrics: a resumed run starts the next epoch
-                enable_version_counter=False,
+                patience=patience,
+                min_delta=float(config.early_stopping.get("min_delta", 0.0)),
+                check_on_train_epoch_end=True,  # as the checkpoints: after validation and the epoch's metrics
+                strict=False,  # the name is checked before training; a first epoch cut by max_time has no value yet
             )
         )
+    if config.trainer.get("enable_checkpointing", True):
+        # Two callbacks: Lightning 2.6's save_last=True writes last.ckpt only in an epoch that also improved best.ckpt,
+        # so a resumed run would go back to the best epoch. The best one first: it is `trainer.checkpoint_callback`.
+        folder = str(path_experiment / CHECKPOINTS_FOLDER)
+        for name, monitor in (("best", str(config.checkpoint.monitor)), ("last", None)):
+            callbacks.append(
+                pl.callbacks.ModelCheckpoint(
+                    dirpath=folder,
+                    filename=name,
+                    monitor=monitor,  # None: the latest epoch
+                    mode=str(config.checkpoint.mode),
+                    save_top_k=1,
+                    save_on_train_epoch_end=True,  # after validation and the epoch's metrics: a resumed run starts the next epoch
+                    enable_version_counter=False,
+                )
+            )
     if config.trainer.get("enable_progress_bar", True) and not sys.stdout.isatty():
         callbacks.append(LineProgressBar())
     if draw and _installed("tensorboard") and config.n_visualized:
@@ -213,16 +416,19 @@ def create_callbacks(config: Any, path_experiment: Path, class_names: list[str] 
     return callbacks
 
 
-def quiet_third_party_notices() -> None:
+def quiet_third_party_notices(resume: bool = False) -> None:
     """Silences what a user of the main job can neither act on nor needs to read.
 
     - Lightning's "module(s) in eval mode at the start of training": frozen bricks (`BrickNotTrainable`) keep their
       modules in eval mode on purpose, so batch-norm statistics and dropout stay frozen.
     - Lightning's advertising tips for its cloud services, and its use of a torch API that torch deprecated.
+    - With `resume`, Lightning's warning that the checkpoint folder is not empty: resuming is why it is not.
     - Lightning's note that an epoch has fewer batches than `log_every_n_steps`: the history, the curves and the
       progress lines use epoch values.
     """
     warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training", category=UserWarning)
+    if resume:  # Lightning warns that the checkpoint folder is not empty: resuming is why it is not
+        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
     # The history, the curves and the per-epoch lines use epoch values; a short epoch only thins the step log.
     warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller than the logging interval")
@@ -264,9 +470,9 @@ def save_pictures(
             report.save_figure(
                 report.plot_predictions(predictions, class_names, n_samples=n_visualized), path_experiment / "predictions.png"
             )
-        matrices = report.normalized_confusion_matrices(module.epoch_metrics.get("test", {}))
-        if matrices:
-            report.save_figure(report.plot_confusion_matrices(matrices, class_names), path_experiment / "confusion_matrix.png")
+        class_scores = report.plot_class_scores(module.epoch_metrics.get("test", {}), class_names)
+        if class_scores is not None:
+            report.save_figure(class_scores, path_experiment / "confusion_matrix.png")
         if predictions:
             return
     else:

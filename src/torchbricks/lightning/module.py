@@ -28,6 +28,8 @@ from torchbricks.brick_collection import BrickCollection
 from torchbricks.bricks import BrickInterface, BrickMetrics
 from torchbricks.errors import BrickError, did_you_mean
 from torchbricks.lightning._epoch_values import LossMeans, metric_value_names, summarize_metrics
+from torchbricks.lightning.optimizers import bind_training_budget
+from torchbricks.loss_balancing import FixedWeights, LossBalancer
 from torchbricks.tags import VISUALIZATION, Stage, TagsLike
 
 require("pytorch_lightning", "lightning")
@@ -77,6 +79,13 @@ class LightningBrickCollection(pl.LightningModule):
         input_names: The names given to the items of tuple batches, e.g. `(images, labels)` becomes
             `{"raw": images, "targets": labels}`. Dict batches are used as they are.
         loss_weights: Loss name -> weight of that loss in the total; unlisted losses weigh 1.
+        loss_balancer: How the losses become the total instead (`torchbricks.loss_balancing`: uncertainty
+            weighting, dynamic weight average, PCGrad); it is a submodule, so learned weights are trained and saved.
+            Its per-epoch values (the weights) are logged as `train/balancing/...`. Not with `loss_weights`.
+        missing_targets: `"skip"` runs each batch's model and only the losses and metrics whose targets the batch
+            carries (batches from separately labelled data sets, see `BrickCollection.forward`); `"error"` (the
+            default) needs every target in every batch. A batch that is a dict of named batches (Lightning's
+            `CombinedLoader`, one batch per data source) runs each of them and sums their losses.
         compile_stages: Run the training, validation and test steps through `torch.compile(stage, fullgraph=True)`
             (one compiled graph per stage; the first step of each stage pays the compilation). A stage that runs
             VISUALIZATION bricks (the test stage of a collection that draws) stays eager: drawing is not traceable.
@@ -102,6 +111,8 @@ class LightningBrickCollection(pl.LightningModule):
         input_names: Sequence[str] = ("raw", "targets"),
         loss_weights: Mapping[str, float] | None = None,
         compile_stages: bool = False,
+        loss_balancer: LossBalancer | None = None,
+        missing_targets: str = "error",
     ) -> None:
         super().__init__()
         if not isinstance(brick_collection, BrickCollection):
@@ -115,6 +126,14 @@ class LightningBrickCollection(pl.LightningModule):
         self.create_optimizers_func = create_optimizers_func
         self.input_names = tuple(input_names)
         self.loss_weights = _check_loss_weights(dict(loss_weights or {}), brick_collection.loss_names())
+        if loss_balancer is not None and self.loss_weights:
+            raise BrickError("Give either loss_weights or a loss_balancer (FixedWeights holds fixed weights), not both.")
+        self.loss_balancer = loss_balancer if loss_balancer is not None else FixedWeights(self.loss_weights)
+        if missing_targets not in ("error", "skip"):
+            raise BrickError(f"missing_targets must be 'error' or 'skip', got {missing_targets!r}.")
+        self.missing_targets = missing_targets
+        self._train_losses: dict[str, torch.Tensor] = {}
+        self._epoch_loss_means: dict[str, torch.Tensor] = {}
         self.compile_stages = compile_stages
         self._compiled_stages: dict[Stage, Callable[..., dict[str, Any]]] = {}
 
@@ -147,16 +166,26 @@ class LightningBrickCollection(pl.LightningModule):
             self.experiment_name = self.trainer.strategy.broadcast(self.experiment_name, src=0)
 
     def configure_optimizers(self) -> Any:
-        parameters = [parameter for parameter in self.brick_collection.parameters() if parameter.requires_grad]
-        return self.create_optimizers_func(parameters)
+        modules = (self.brick_collection, self.loss_balancer)
+        parameters = [parameter for module in modules for parameter in module.parameters() if parameter.requires_grad]
+        optimizers = self.create_optimizers_func(parameters)
+        if self._trainer is not None:  # schedules that follow the trainer's steps and max_time
+            bind_training_budget(optimizers, self.trainer)
+        return optimizers
+
+    def backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
+        if self.loss_balancer.uses_gradients and self._train_losses:
+            self.loss_balancer.backward(self._train_losses, None)  # type: ignore[operator]
+            return
+        super().backward(loss, *args, **kwargs)
 
     def training_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:
         return self._losses_step(batch, Stage.TRAIN)
 
-    def validation_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:
+    def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
         return self._losses_step(batch, Stage.VALIDATION)
 
-    def test_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:
+    def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
         return self._losses_step(batch, Stage.TEST)
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
@@ -183,6 +212,11 @@ class LightningBrickCollection(pl.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self._summarize_epoch(Stage.TRAIN)
+        means = {name: float(loss) for name, loss in self._epoch_loss_means.items()}
+        self.loss_balancer.epoch_end(means)  # the means are reduced over processes: every process moves alike
+        if not self.trainer.sanity_checking:
+            for name, value in self.loss_balancer.logged_values().items():
+                self.log(f"train/balancing/{name}", value, on_step=False, on_epoch=True, sync_dist=True, rank_zero_only=True)
 
     def on_validation_epoch_end(self) -> None:
         self._summarize_epoch(Stage.VALIDATION)
@@ -231,6 +265,12 @@ class LightningBrickCollection(pl.LightningModule):
             names += ["/".join([*scope, "*"])] if values is None else ["/".join([*scope, value]) for value in values]
         return names
 
+    def _named_batches(self, batch: Any) -> list[dict[str, Any]]:
+        """The named batches of one step: one, or one per source when the batch is a dict of named batches."""
+        if isinstance(batch, Mapping) and batch and all(isinstance(value, Mapping) for value in batch.values()):
+            return [dict(value) for value in batch.values()]
+        return [self.named_inputs_from_batch(batch)]
+
     def named_inputs_from_batch(self, batch: Any) -> dict[str, Any]:
         """A batch as named inputs: a dict is used as is; a tuple or list is named by `input_names`."""
         if isinstance(batch, Mapping):
@@ -248,19 +288,25 @@ class LightningBrickCollection(pl.LightningModule):
         )
 
     def _losses_step(self, batch: Any, stage: Stage) -> dict[str, Any]:
-        named_inputs = self.named_inputs_from_batch(batch)
         run = self._compiled_stages.get(stage) or self.stage_collection(stage)
-        named_outputs = run(named_inputs=named_inputs, tags=stage)
-        losses = self.brick_collection.extract_losses(named_outputs)
+        losses: dict[str, Any] = {}
+        batch_size = 0
+        for named_inputs in self._named_batches(batch):
+            named_outputs = run(named_inputs=named_inputs, tags=stage, missing_targets=self.missing_targets)
+            for name, loss in self.brick_collection.extract_losses(named_outputs).items():
+                losses[name] = losses[name] + loss if name in losses else loss
+            batch_size += _batch_size(named_inputs) or 1
         if not losses:
             raise BrickError(
                 f"No loss brick ran in stage {stage.value!r}; loss outputs of the collection: "
-                f"{self.brick_collection.loss_names()}. Add a BrickLoss (tag LOSS) to train with it."
+                f"{self.brick_collection.loss_names()}. Add a BrickLoss (tag LOSS) to train with it"
+                + (", or give each batch the targets of at least one head." if self.missing_targets == "skip" else ".")
             )
-        total = sum(self.loss_weights.get(name, 1.0) * loss for name, loss in losses.items())
+        total = self.loss_balancer(losses)
+        if stage is Stage.TRAIN:
+            self._train_losses = losses if self.loss_balancer.uses_gradients else {}
         if self._trainer is None:
             return {"loss": total, **losses}  # called outside a Trainer (a notebook, a test): nothing to log to
-        batch_size = _batch_size(named_inputs) or 1
         self._loss_means[stage].update({"loss": total, **losses}, batch_size)
         if stage is Stage.TRAIN:  # this process's batch; the epoch means are reduced over processes in _summarize_epoch
             log = partial(self.log, on_step=True, on_epoch=False, batch_size=batch_size)
@@ -274,6 +320,8 @@ class LightningBrickCollection(pl.LightningModule):
         reduce = partial(self.trainer.strategy.reduce, reduce_op="sum")
         loss_names = ["loss", *self.brick_collection.loss_names()]
         losses = self._loss_means[stage].compute(loss_names, self.device, reduce)
+        if stage is Stage.TRAIN:
+            self._epoch_loss_means = {name: loss for name, loss in losses.items() if name != "loss"}
         values = summarize_metrics(self.stage_collection(stage), self.device, reduce)
         if self.trainer.sanity_checking:
             return

@@ -5,8 +5,11 @@ can be checked against an independent reference:
 
 - `curves.png`: `curve_series(history)` -> one panel per head, every loss (left axis) and scalar metric (right
   axis) per epoch, training solid against validation dashed.
-- `confusion_matrix.png`: `normalized_confusion_matrices(metrics)` -> one matrix per classification head, each
-  row (a true class) divided by its count, class names on both axes.
+- `confusion_matrix.png`: `plot_class_scores(metrics)` -> one matrix per classification or segmentation head
+  (`normalized_confusion_matrices(metrics)`: each row, a true class, divided by its count; class names on both
+  axes), with each class's recall and IoU beside its row and precision above its column; one bar panel per box
+  detection head (AP and AP50 per class) and per multi-label head (precision, recall, F1 per class), from the
+  `per_class` values of `per_class_values(metrics)`.
 - `predictions.png`: `collect_predictions(...)` and `HeadPredictions.order()` -> one titled section per head,
   ground truth beside prediction in a caption above each image, mistakes first (segmentation: the truth and the
   predicted mask side by side over the image, the images with most wrong pixels first; boxes: the true and the
@@ -20,6 +23,7 @@ with the `plots` extra: `pip install "torchbricks[plots]"`.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +49,8 @@ __all__ = [
     "collect_predictions",
     "curve_series",
     "normalized_confusion_matrices",
+    "per_class_values",
+    "plot_class_scores",
     "plot_confusion_matrices",
     "plot_curves",
     "plot_predictions",
@@ -158,6 +164,8 @@ def normalized_confusion_matrices(metrics: Mapping[str, Any]) -> dict[str, np.nd
     """
     matrices = {}
     for name, value in metrics.items():
+        if isinstance(value, Mapping):  # per-class values
+            continue
         counts = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value, dtype=np.float64)
         if counts.ndim != 2 or counts.shape[0] != counts.shape[1] or counts.shape[0] < 2:
             continue
@@ -166,28 +174,147 @@ def normalized_confusion_matrices(metrics: Mapping[str, Any]) -> dict[str, np.nd
     return matrices
 
 
-def plot_confusion_matrices(matrices: Mapping[str, np.ndarray], class_names: Sequence[str] | None = None) -> Any:
-    """One normalised matrix per panel, true classes down, predicted across; returns a matplotlib `Figure`."""
+def plot_confusion_matrices(
+    matrices: Mapping[str, np.ndarray],
+    class_names: Sequence[str] | None = None,
+    scores: Mapping[str, Mapping[str, Sequence[float]]] | None = None,
+) -> Any:
+    """One normalised matrix per panel, true classes down, predicted across; returns a matplotlib `Figure`.
+
+    Args:
+        matrices: Name -> normalised matrix (`normalized_confusion_matrices`).
+        class_names: The names of the classes, on both axes.
+        scores: Name -> per-class `precision`, `recall` and `iou` of that matrix (`class_scores` of its counts):
+            each row's recall and IoU are written right of the matrix, each column's precision above it (up to
+            `MAX_ANNOTATED_CLASSES` classes).
+    """
     figure_class = require("matplotlib.figure", "plots").Figure
     count = max(1, len(matrices))
     size = max(4.0, 0.45 * max((len(matrix) for matrix in matrices.values()), default=8) + 2)
-    figure = figure_class(figsize=(size * count, size), layout="constrained")
+    figure = figure_class(figsize=((size + (1.6 if scores else 0)) * count, size), layout="constrained")
     axes_list = figure.subplots(1, count, squeeze=False)[0]
     for axes, (name, matrix) in zip(axes_list, matrices.items(), strict=False):
-        names = _class_names(class_names, len(matrix))
-        image = axes.imshow(matrix, vmin=0.0, vmax=1.0, cmap="Blues")
-        axes.set_title(name)
-        axes.set_xlabel("predicted")
-        axes.set_ylabel("true")
-        axes.set_xticks(range(len(matrix)), names, rotation=45 if max(map(len, names)) > 2 else 0, ha="right")
-        axes.set_yticks(range(len(matrix)), names)
-        if len(matrix) <= 20:
-            for (row, column), value in np.ndenumerate(matrix):
-                if value > 0:
-                    color = "white" if value > 0.5 else "black"
-                    axes.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=7, color=color)
-        figure.colorbar(image, ax=axes, shrink=0.8, label="fraction of the true class")
+        _draw_confusion_matrix(figure, axes, name, matrix, _class_names(class_names, len(matrix)), (scores or {}).get(name))
     return figure
+
+
+MAX_ANNOTATED_CLASSES = 20
+"""Matrices with more classes than this have no numbers written in their cells nor per-class scores beside them."""
+
+
+def _draw_confusion_matrix(
+    figure: Any, axes: Any, name: str, matrix: np.ndarray, names: list[str], scores: Mapping[str, Sequence[float]] | None
+) -> None:
+    image = axes.imshow(matrix, vmin=0.0, vmax=1.0, cmap="Blues")
+    axes.set_title(name)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_xticks(range(len(matrix)), names, rotation=45 if max(map(len, names)) > 2 else 0, ha="right")
+    axes.set_yticks(range(len(matrix)), names)
+    if len(matrix) <= MAX_ANNOTATED_CLASSES:
+        for (row, column), value in np.ndenumerate(matrix):
+            if value > 0:
+                color = "white" if value > 0.5 else "black"
+                axes.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=7, color=color)
+        if scores is not None:
+            right = axes.secondary_yaxis("right")
+            recalls = [f"R {recall:.2f} IoU {iou:.2f}" for recall, iou in zip(scores["recall"], scores["iou"], strict=True)]
+            right.set_yticks(range(len(matrix)), recalls)
+            right.tick_params(labelsize=7, length=0)
+            right.set_ylabel("recall, IoU of the true class", fontsize=8)
+            top = axes.secondary_xaxis("top")
+            precisions = [f"P {precision:.2f}" for precision in scores["precision"]]
+            top.set_xticks(range(len(matrix)), precisions, rotation=0 if len(matrix) <= 6 else 90)
+            top.tick_params(labelsize=7, length=0)
+            top.set_xlabel("precision of the prediction", fontsize=8)
+    figure.colorbar(image, ax=axes, shrink=0.8, label="fraction of the true class", pad=0.02 if scores is not None else 0.05)
+
+
+# --- per-class scores --------------------------------------------------------------------------------------------
+
+
+PER_CLASS = "per_class"
+"""The metric name under which a head's per-class values are kept (see `torchbricks.bag_of_bricks.custom_metrics`)."""
+
+
+def per_class_values(metrics: Mapping[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
+    """Head -> class name -> score -> value, from the `<head>/per_class` entries of a stage's metric values.
+
+    Example:
+        >>> per_class_values({"head/accuracy": 0.5, "head/per_class": {"cat": {"recall": torch.tensor(0.5)}}})
+        {'head': {'cat': {'recall': 0.5}}}
+    """
+    found = {}
+    for name, value in metrics.items():
+        head, _, metric = name.rpartition("/")
+        if metric == PER_CLASS and isinstance(value, Mapping):
+            found[head] = {
+                str(class_name): {str(key): float(score) for key, score in class_values.items()}
+                for class_name, class_values in value.items()
+            }
+    return found
+
+
+def plot_class_scores(metrics: Mapping[str, Any], class_names: Sequence[str] | None = None) -> Any | None:
+    """`confusion_matrix.png`: each head's per-class results on a stage's metric values, or None when none has any.
+
+    A confusion matrix is drawn normalised (`normalized_confusion_matrices`) with each class's recall and IoU beside
+    its row and precision above its column (`class_scores` of its counts), its class names those of the head's
+    `per_class` values when it has them (a segmentation head's, background first), else `class_names`. A head with
+    per-class values but no matrix gets a bar panel: AP and AP50 per class (box detection; a class without a true
+    box is left out), precision, recall and F1 per class (multi-label).
+    """
+    from torchbricks.bag_of_bricks.custom_metrics import class_scores
+
+    matrices = normalized_confusion_matrices(metrics)
+    per_class = per_class_values(metrics)
+    names_of, scores = {}, {}
+    for name in matrices:
+        head = name.rpartition("/")[0]
+        counts = torch.as_tensor(np.asarray(_plain(metrics[name])))
+        scores[name] = {key: value.tolist() for key, value in class_scores(counts).items()}
+        if head in per_class and len(per_class[head]) == len(matrices[name]):
+            names_of[name] = list(per_class[head])
+    bars = {head: values for head, values in per_class.items() if not any(name.rpartition("/")[0] == head for name in matrices)}
+    if not matrices and not bars:
+        return None
+    figure_class = require("matplotlib.figure", "plots").Figure
+    sizes = [max(4.0, 0.45 * len(matrix) + 2) + 1.6 for matrix in matrices.values()] + [6.0] * len(bars)
+    heights = [max(4.0, 0.45 * len(matrix) + 2) for matrix in matrices.values()]
+    height = max([4.0, *heights, *(0.35 * len(values) + 2 for values in bars.values())])
+    figure = figure_class(figsize=(sum(sizes), height), layout="constrained")
+    axes_list = figure.subplots(1, len(sizes), squeeze=False, width_ratios=sizes)[0]
+    for axes, (name, matrix) in zip(axes_list, matrices.items(), strict=False):
+        names = names_of.get(name) or _class_names(class_names, len(matrix))
+        _draw_confusion_matrix(figure, axes, name, matrix, names, scores[name])
+    for axes, (head, values) in zip(axes_list[len(matrices) :], bars.items(), strict=True):
+        _draw_class_bars(axes, head, values)
+    return figure
+
+
+def _draw_class_bars(axes: Any, head: str, values: Mapping[str, Mapping[str, float]]) -> None:
+    """Horizontal bars per class, one colour per score; box AP (-1: no true box) leaves the class out."""
+    keys = ["ap", "ap_50"] if any("ap" in scores for scores in values.values()) else ["precision", "recall", "f1"]
+    names = [name for name, scores in values.items() if all(scores.get(key, -1.0) >= 0 for key in keys)]
+    height = 0.8 / len(keys)
+    colors = _color_cycle()
+    for position, key in enumerate(keys):
+        data = [values[name][key] for name in names]
+        offsets = np.arange(len(names)) + (position - (len(keys) - 1) / 2) * height
+        bars = axes.barh(offsets, data, height=height, color=colors[position], label=key)
+        if len(names) <= MAX_ANNOTATED_CLASSES:
+            axes.bar_label(bars, fmt="%.2f", fontsize=7, padding=2)
+    axes.set_yticks(range(len(names)), names)
+    axes.invert_yaxis()
+    axes.set_xlim(0.0, 1.15)
+    axes.set_title(f"{head}: per class")
+    axes.set_xlabel("AP (IoU 0.50:0.95) and AP50" if keys[0] == "ap" else "precision, recall and F1")
+    axes.legend(fontsize="small", loc="lower right")
+    axes.grid(axis="x", alpha=0.3)
+
+
+def _plain(value: Any) -> Any:
+    return value.detach().cpu() if isinstance(value, torch.Tensor) else value
 
 
 # --- predictions -------------------------------------------------------------------------------------------------
@@ -398,9 +525,17 @@ def collect_predictions(
     marking padding) it is a box head; predicted boxes scoring below `min_score` are left out. With four inputs
     and a metric with a matching `distance` (what `create_point_detection_head`'s `PointDetectionF1` reads:
     points [B, P, 2], labels [B, P], true points [B, N, 2], true labels [B, N]) it is a point head.
-    The images are the first named input holding a batch of images [B, C, H, W].
+    The images are the first named input holding a batch of images [B, C, H, W]. Only the heads whose targets the
+    first batch carries are collected (batches from one source of several label some heads only).
     """
-    heads = _metric_heads(collection)
+    batches = iter(batches)
+    first = next(batches, None)
+    if first is None:
+        return []
+    batches = itertools.chain([first], batches)
+    produced = set(collection.plan(tags=Stage.TEST).produced)
+    # A head is drawn from batches carrying its targets: with several sources, each batch labels some heads only.
+    heads = [head for head in _metric_heads(collection) if all(name in first or name in produced for name in head[1])]
     if not heads:
         return []
     companions = _companion_outputs(collection, [names[0] for _, names, _ in heads if len(names) == 2])

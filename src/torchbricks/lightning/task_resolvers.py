@@ -2,23 +2,60 @@
 and the backbone, so `torchbricks train task=detection data.root=DIR` needs no class count on the command line.
 
 - `${torchbricks_class_names:LAYOUT,ROOT}` and `${torchbricks_num_classes:LAYOUT,ROOT}`: the classes of the data
-  at ROOT, LAYOUT being `image_folder`, `segmentation_folder`, `coco` or `coco_with_background` (the COCO
-  categories after a `background` class, for semantic masks drawn from COCO polygons).
+  at ROOT, LAYOUT being `image_folder`, `segmentation_folder`, a box layout (`coco`, `yolo`, `voc`, or `auto`: the
+  one ROOT holds, see `torchbricks.datasets.detection_layouts`), or a box layout with `_with_background` (its
+  classes after a `background` class, for semantic masks drawn from COCO polygons).
 - `${torchbricks_backbone:NAME,NUM_SCALES,FACT}`: see `torchbricks.bag_of_bricks.compact_cnn.backbone_info`.
+- `${torchbricks_class_weights:SPEC,LAYOUT,ROOT}`: the class weights of a cross-entropy head (`class_weights_of`),
+  SPEC being the config key `loss.class_weights`: null (no weights), `auto` (inverse class frequency in the
+  training split) or a list of one weight per class. `check_class_weights(config)` resolves them once, before
+  anything is written, so a bad value is one error naming `loss.class_weights`.
+- `${torchbricks_image_size:LAYOUT,ROOT,MULTIPLE,MAX_SIDE[,TILE_SIZE]}`: the training images' median size rounded
+  to a multiple of MULTIPLE and at most MAX_SIDE (`torchbricks.datasets.image_sizes.typical_image_size`), as one
+  side when square, else `[height, width]`; LAYOUT is `image_folder`, `segmentation_folder` or a box layout. The
+  choice is printed once per process and data set, and the resolved config (`resolved_config.yaml`) holds the
+  number. With TILE_SIZE (the config key `data.tile_size`, when not null) the images are cut into tiles of that
+  side, and the tile size is the input size (the images are not read).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Sequence
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
+from torchbricks._experiment import launched_as_global_zero
 from torchbricks._extras import require
 from torchbricks.bag_of_bricks.compact_cnn import backbone_info
-from torchbricks.datasets.readers import coco_class_names, image_folder_class_names, segmentation_class_names
-from torchbricks.errors import ConfigError, did_you_mean
+from torchbricks.datasets.class_frequencies import (
+    MAX_MASKS,
+    coco_pixel_counts,
+    image_folder_class_counts,
+    inverse_frequency_weights,
+    segmentation_pixel_counts,
+)
+from torchbricks.datasets.detection_layouts import DETECTION_LAYOUTS, detection_class_names
+from torchbricks.datasets.image_sizes import ImageSizeChoice, typical_image_size
+from torchbricks.datasets.readers import image_folder_class_names, segmentation_class_names
+from torchbricks.errors import BrickError, ConfigError, did_you_mean
 
-__all__ = ["LAYOUTS", "class_names_of", "register_resolvers"]
+__all__ = [
+    "CLASS_WEIGHTS_KEY",
+    "LAYOUTS",
+    "check_class_weights",
+    "class_names_of",
+    "class_weights_of",
+    "image_size_of",
+    "register_resolvers",
+]
 
-LAYOUTS = ("image_folder", "segmentation_folder", "coco", "coco_with_background")
+BOX_LAYOUTS = (*DETECTION_LAYOUTS, "auto")
+LAYOUTS = ("image_folder", "segmentation_folder", *BOX_LAYOUTS, *(f"{layout}_with_background" for layout in BOX_LAYOUTS))
+CLASS_WEIGHTS_KEY = "loss.class_weights"
+"""The config key every cross-entropy head of the packaged task configs reads its class weights from."""
+_RESOLVER = "torchbricks_class_weights"
 
 
 def class_names_of(layout: str, root: str) -> list[str]:
@@ -33,11 +70,170 @@ def class_names_of(layout: str, root: str) -> list[str]:
         return image_folder_class_names(folder / "train")
     if layout == "segmentation_folder":
         return segmentation_class_names(folder)
-    if layout == "coco":
-        return coco_class_names(folder / "train.json")
-    if layout == "coco_with_background":
-        return ["background", *coco_class_names(folder / "train.json")]
+    if layout in BOX_LAYOUTS:
+        return detection_class_names(folder, layout)
+    if layout.removesuffix("_with_background") in BOX_LAYOUTS:
+        return ["background", *detection_class_names(folder, layout.removesuffix("_with_background"))]
     raise ConfigError(f"Unknown data layout {layout!r}. Available: {list(LAYOUTS)}.{did_you_mean(layout, LAYOUTS)}")
+
+
+def class_weights_of(spec: Any, layout: str, root: str) -> list[float] | None:
+    """The class weights `spec` (the value of `loss.class_weights`) gives the classes of the data at `root`.
+
+    - None: no weights (every class counts 1).
+    - `auto`: inverse class frequency in the training split, averaging 1 over the classes present (a class absent
+      from it gets 0 and a warning): image files per class folder (`image_folder`), mask pixels per class with 255
+      left out (`segmentation_folder`, at most `MAX_MASKS` masks, see `torchbricks.datasets.class_frequencies`),
+      pixels of the masks drawn from the COCO polygons, background first (`coco_with_background`). Counted once
+      per process and data folder.
+    - a list: one weight >= 0 per class, used as given.
+
+    Raises:
+        ConfigError: `spec` is none of these, or a list of the wrong length or with a negative weight; the message
+            names `loss.class_weights`.
+    """
+    if spec is None:
+        return None
+    names = class_names_of(layout, root)
+    if isinstance(spec, str):
+        if spec != "auto":
+            raise ConfigError(
+                f"Config key {CLASS_WEIGHTS_KEY!r} must be null, auto or a list of one weight per class "
+                f"({len(names)}: {names}), got {spec!r}.{did_you_mean(spec, ['auto'])}"
+            )
+        return list(_automatic_weights(layout, str(root)))
+    values = list(spec) if isinstance(spec, Sequence) else None
+    if values is None:
+        raise ConfigError(
+            f"Config key {CLASS_WEIGHTS_KEY!r} must be null, auto or a list of one weight per class "
+            f"({len(names)}: {names}), got {type(spec).__name__} {spec!r}."
+        )
+    if len(values) != len(names):
+        raise ConfigError(
+            f"Config key {CLASS_WEIGHTS_KEY!r} has {len(values)} weights but the {layout} data at {str(root)!r} has "
+            f"{len(names)} classes: {names}."
+        )
+    bad = [value for value in values if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0]
+    if bad or not any(values) or any(not math.isfinite(value) for value in values):
+        raise ConfigError(
+            f"Config key {CLASS_WEIGHTS_KEY!r} must hold finite numbers >= 0, not all 0 (one per class of {names}), got {values}."
+        )
+    return [float(value) for value in values]
+
+
+@lru_cache(maxsize=16)
+def _automatic_weights(layout: str, root: str) -> tuple[float, ...]:
+    folder = Path(root)
+    names = class_names_of(layout, root)
+    source = f"the training split of {root!r}"
+    if layout == "image_folder":
+        counts = image_folder_class_counts(folder / "train", names)
+        source = f"the training images of {str(folder / 'train')!r}"
+    elif layout == "segmentation_folder":
+        counts = segmentation_pixel_counts(folder / "train" / "masks", len(names))
+        source = f"the training masks of {str(folder / 'train' / 'masks')!r} (at most {MAX_MASKS} read)"
+    elif layout.endswith("_with_background") and (folder / "train.json").is_file():  # masks drawn from COCO outlines
+        counts = coco_pixel_counts(folder / "train.json")
+        source = f"the masks drawn from {str(folder / 'train.json')!r} (at most {MAX_MASKS} images read)"
+    else:
+        raise ConfigError(
+            f"Config key {CLASS_WEIGHTS_KEY!r} is auto, which counts classes in image_folder, segmentation_folder or "
+            f"COCO data with semantic masks (coco_with_background), not {layout!r}; give the weights as a list instead."
+        )
+    return tuple(inverse_frequency_weights(counts, names, source))
+
+
+def check_class_weights(config: Any, log: Callable[[str], Any] | None = None) -> dict[str, list[float]]:
+    """Resolves, once and before anything is written, every class weight of `config`'s bricks that reads
+    `loss.class_weights`, so a bad value fails here as one error naming that key.
+
+    Args:
+        config: A composed `train.yaml` config.
+        log: Called with one line per brick naming its resolved weights (the training job's log).
+
+    Returns:
+        The config key of each brick's weights -> its resolved weights (empty when `loss.class_weights` is null).
+
+    Raises:
+        ConfigError: `loss.class_weights` is bad (see `class_weights_of`), or set while no brick reads it.
+        DataError: The training split cannot be counted.
+    """
+    omegaconf = require("omegaconf", "hydra").OmegaConf
+    spec = omegaconf.select(config, CLASS_WEIGHTS_KEY, default=None)
+    if spec is None:
+        return {}
+    raw = omegaconf.to_container(config.model.bricks, resolve=False) if "bricks" in config.get("model", {}) else {}
+    keys = [f"model.bricks.{path}" for path in _paths_reading(raw, _RESOLVER)]
+    if not keys:  # heads composed apart (one per data source) hold their weights resolved already
+        keys = [f"model.bricks.{path}" for path in _paths_of_weight_lists(raw)]
+    if not keys:
+        raise ConfigError(
+            f"Config key {CLASS_WEIGHTS_KEY!r} is set, but no brick of this config reads it: the cross-entropy heads of "
+            "task=classification, task=segmentation and task=multitask (its segmentation head) do."
+        )
+    resolved = {}
+    for key in keys:
+        try:
+            value = omegaconf.select(config, key, throw_on_resolution_failure=True)
+        except Exception as error:  # OmegaConf wraps what the resolver raised (which names the key), maybe twice
+            cause: BaseException | None = error
+            while cause is not None and not isinstance(cause, BrickError):
+                cause = cause.__cause__ or cause.__context__
+            if cause is None:
+                raise
+            raise cause from None
+        resolved[key] = [float(weight) for weight in value]
+        if log is not None:
+            log(f"{key}: {resolved[key]} ({CLASS_WEIGHTS_KEY}={spec})")
+    return resolved
+
+
+def _paths_of_weight_lists(node: Any, prefix: str = "") -> list[str]:
+    """The dotted paths of the `class_weights` lists of a plain nested container."""
+    if not isinstance(node, dict):
+        return []
+    found = [f"{prefix}{key}" for key, child in node.items() if key == "class_weights" and isinstance(child, list)]
+    return found + [path for key, child in node.items() for path in _paths_of_weight_lists(child, f"{prefix}{key}.")]
+
+
+def _paths_reading(node: Any, resolver: str, prefix: str = "") -> list[str]:
+    """The dotted paths of the string values of a plain nested container that call `resolver`."""
+    if isinstance(node, dict):
+        return [path for key, child in node.items() for path in _paths_reading(child, resolver, f"{prefix}{key}.")]
+    if isinstance(node, str) and f"${{{resolver}:" in node:
+        return [prefix.rstrip(".")]
+    return []
+
+
+_CHOSEN_SIZES: dict[tuple[str, str, int, int], ImageSizeChoice] = {}
+
+
+def image_size_of(
+    layout: str, root: str, multiple: int = 32, max_side: int = 512, tile_size: int | None = None
+) -> int | list[int]:
+    """The input size the training images of the data at `root` suggest, or `tile_size` when the images are cut into
+    tiles (see the module docstring).
+
+    Raises:
+        ConfigError: An unknown layout, or a `tile_size` that is not an int >= 1 (the key `data.tile_size`).
+        DataError: The training split is missing, empty or unreadable.
+    """
+    if tile_size is not None:
+        if isinstance(tile_size, bool) or not isinstance(tile_size, int) or tile_size < 1:
+            raise ConfigError(
+                f"Config key 'data.tile_size' must be null (whole images) or the side of a tile in pixels, an int >= 1, "
+                f"got {type(tile_size).__name__} {tile_size!r}."
+            )
+        return tile_size
+    key = (str(layout), str(Path(str(root)).resolve()), int(multiple), int(max_side))
+    choice = _CHOSEN_SIZES.get(key)
+    if choice is None:
+        choice = typical_image_size(key[0], key[1], multiple=key[2], max_side=key[3])
+        _CHOSEN_SIZES[key] = choice
+        if launched_as_global_zero():
+            print(choice.describe(), flush=True)
+    height, width = choice.size
+    return height if height == width else [height, width]
 
 
 def register_resolvers() -> None:
@@ -48,3 +244,5 @@ def register_resolvers() -> None:
         "torchbricks_num_classes", lambda layout, root: len(class_names_of(layout, root)), replace=True
     )
     omegaconf.register_new_resolver("torchbricks_backbone", backbone_info, replace=True)
+    omegaconf.register_new_resolver(_RESOLVER, class_weights_of, replace=True)
+    omegaconf.register_new_resolver("torchbricks_image_size", image_size_of, replace=True)

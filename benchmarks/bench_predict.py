@@ -1,0 +1,168 @@
+"""`torchbricks predict` against the same bricks called in a plain loop, in one process, reported as a ratio.
+
+For each task: a folder of 200 generated shapes images at 96x96 and an experiment trained for it (one tiny epoch
+by default, or `--experiments DIR` holding `<task>/` experiments trained at 96x96). Then, alternated `--repeats`
+times, the median of:
+
+- `predict`: `torchbricks.predict.predict_images` on the folder as the command runs it: reading the PNG files,
+  the inference stage in batches, the results at the original size and every file written (drawn pictures,
+  masks, overlays, predictions.json / .csv), progress lines on (into a buffer);
+- `plain`: the collection's inference outputs (`output_names` of the heads) computed batch by batch from the
+  same images preloaded as one float tensor; nothing decoded, converted or written.
+
+Target: predict at >= 0.8x the images/second of the plain loop.
+
+Run: OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_predict.py [--tasks detection segmentation] [--workers 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from torchbricks.__main__ import main
+from torchbricks.datasets.shapes import write_shapes_dataset
+from torchbricks.predict import PREDICTED_TAGS, BrickBackend, predict_images
+from torchbricks.trained_experiment import load_experiment
+
+LAYOUTS = {"classification": "classification", "segmentation": "segmentation", "detection": "detection", "multitask": "detection"}
+NUM_IMAGES = 200
+SIZE = 96
+
+
+def train(task: str, root: Path, experiments: Path) -> Path:
+    status = main(
+        [
+            "train",
+            f"task={task}",
+            f"data.root={root / LAYOUTS[task]}",
+            f"experiment.path_experiments={experiments}",
+            f"experiment.name={task}",
+            "trainer.max_epochs=1",
+            f"data.image_size={SIZE}",
+            "data.num_workers=0",
+            "n_visualized=0",
+            "export_onnx=false",
+            "trainer.enable_progress_bar=false",
+        ]
+    )
+    if status != 0:
+        raise SystemExit(f"training {task} failed")
+    return experiments / task
+
+
+def images_folder(root: Path, task: str) -> Path:
+    layout = root / LAYOUTS[task]
+    return (
+        layout / "val"
+        if task == "classification"
+        else (layout / "images" / "val" if task != "segmentation" else layout / "val" / "images")
+    )
+
+
+def bench(
+    task: str,
+    experiment_folder: Path,
+    folder: Path,
+    batch_size: int,
+    workers: int,
+    repeats: int,
+    scratch: Path,
+    pictures: str | None,
+) -> None:
+    experiment = load_experiment(experiment_folder)
+    backend = BrickBackend(experiment, batch_size=batch_size)
+    files = sorted(path for path in folder.rglob("*.png"))
+    preloaded = torch.stack([torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1) for path in files])
+    preloaded = preloaded.float() / 255.0
+
+    def plain() -> float:
+        started = time.perf_counter()
+        with torch.inference_mode():
+            for start in range(0, len(preloaded), batch_size):
+                outputs = experiment.collection(
+                    named_inputs={"raw": preloaded[start : start + batch_size]},
+                    tags=PREDICTED_TAGS,
+                    return_inputs=False,
+                    output_names=backend.output_names,
+                )
+                _ = [value.cpu().numpy() for value in outputs.values()]
+        return len(preloaded) / (time.perf_counter() - started)
+
+    def predict(index: int) -> float:
+        out = scratch / f"{task}_{index}"
+        started = time.perf_counter()
+        predict_images(
+            backend,
+            [folder],
+            out,
+            experiment.class_names,
+            experiment.category_ids,
+            batch_size=batch_size,
+            workers=workers,
+            pictures=pictures,
+            stream=io.StringIO(),
+        )
+        rate = len(files) / (time.perf_counter() - started)
+        shutil.rmtree(out)
+        return rate
+
+    plain()  # warm-up: the first call builds the plan and touches the weights
+    plain_rates, predict_rates = [], []
+    for index in range(repeats):
+        predict_rates.append(predict(index))
+        plain_rates.append(plain())
+    plain_rate, predict_rate = statistics.median(plain_rates), statistics.median(predict_rates)
+    print(f"| {task} | {len(files)} | {plain_rate:.0f} | {predict_rate:.0f} | {predict_rate / plain_rate:.2f} |", flush=True)
+
+
+def run() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", nargs="+", default=list(LAYOUTS), choices=list(LAYOUTS))
+    parser.add_argument("--experiments", type=Path, default=None, help="trained <task>/ experiments at 96x96")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--pictures", default="jpg", choices=["jpg", "png", "none"], help="drawn pictures (none: only the results)"
+    )
+    parser.add_argument("--scratch", type=Path, default=Path("build/bench_predict"), help="where the outputs are written")
+    arguments = parser.parse_args()
+    torch.set_num_threads(1)
+    arguments.scratch.mkdir(parents=True, exist_ok=True)
+    pictures = None if arguments.pictures == "none" else arguments.pictures
+    # Under build/ by default: creating files in /tmp was 10x slower than in the work tree on the project machine.
+    with tempfile.TemporaryDirectory(dir=arguments.scratch) as temporary:
+        scratch = Path(temporary)
+        root = write_shapes_dataset(scratch / "shapes", num_train=8, num_val=NUM_IMAGES, image_size=SIZE)
+        print(
+            f"batch size {arguments.batch_size}, {arguments.workers} reading/writing threads, pictures {arguments.pictures}, "
+            f"median of {arguments.repeats}"
+        )
+        print("| task | images | plain loop (images/s) | predict (images/s) | ratio |")
+        print("| --- | ---: | ---: | ---: | ---: |")
+        for task in arguments.tasks:
+            experiment = (arguments.experiments / task) if arguments.experiments else train(task, root, scratch / "experiments")
+            bench(
+                task,
+                experiment,
+                images_folder(root, task),
+                arguments.batch_size,
+                arguments.workers,
+                arguments.repeats,
+                scratch,
+                pictures,
+            )
+
+
+if __name__ == "__main__":
+    run()

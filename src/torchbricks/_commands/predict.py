@@ -1,0 +1,69 @@
+"""`torchbricks predict EXPERIMENT SOURCE...`: predicts new images with a trained experiment and writes the results."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(commands: Any) -> None:
+    predict = commands.add_parser(
+        "predict",
+        help="predict images, folders, globs or videos with a trained experiment",
+        description="Predicts every image of the sources with a trained experiment and writes, per image, the drawn "
+        "picture (drawn/*.jpg), and per head kind: predictions.json (detection, COCO results), masks/ and overlays/ "
+        "(segmentation), predictions.csv (classification, multilabel). Unreadable images are skipped and listed in "
+        "skipped.txt.",
+        epilog="example: torchbricks predict build/experiments/run photos/ 'more/*.jpg' --out predictions",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    predict.add_argument("experiment", help="a trained experiment folder (made by `torchbricks train`)")
+    predict.add_argument("sources", nargs="+", metavar="SOURCE", help="an image, a folder (recursive), a glob or a video")
+    predict.add_argument("--out", default=None, help="output folder (default: EXPERIMENT/predictions/<time>)")
+    predict.add_argument("--overwrite", action="store_true", help="replace an existing non-empty output folder")
+    predict.add_argument("--batch-size", type=int, default=32, help="images (or tiles) per model call (default: 32)")
+    predict.add_argument("--tile", type=int, default=None, help="predict tiles of this side in pixels and merge them")
+    predict.add_argument("--overlap", type=float, default=0.2, help="fraction of a tile its neighbours share (default: 0.2)")
+    predict.add_argument("--workers", type=int, default=2, help="threads reading images and writing files, 0: none (default: 2)")
+    predict.add_argument(
+        "--pictures", choices=["jpg", "png", "none"], default="jpg", help="format of the drawn pictures, or none (default: jpg)"
+    )
+
+
+def run(arguments: argparse.Namespace) -> int:
+    import datetime
+    from pathlib import Path
+
+    from torchbricks.predict import BrickBackend, predict_images
+    from torchbricks.trained_experiment import load_experiment
+
+    experiment = load_experiment(arguments.experiment)
+    backend = BrickBackend(experiment, batch_size=arguments.batch_size, tile=arguments.tile, overlap=arguments.overlap)
+    out = (
+        Path(arguments.out)
+        if arguments.out
+        else experiment.folder / "predictions" / f"{datetime.datetime.now():%Y-%m-%d_%H-%M-%S}"
+    )
+
+    def warn(source: str, reason: str) -> None:
+        print(f"torchbricks: warning: skipped {source!r}: {reason}", file=sys.stderr)
+
+    summary = predict_images(
+        backend,
+        arguments.sources,
+        out,
+        class_names=experiment.class_names,
+        category_ids=experiment.category_ids,
+        batch_size=arguments.batch_size,
+        overwrite=arguments.overwrite,
+        workers=arguments.workers,
+        pictures=None if arguments.pictures == "none" else arguments.pictures,
+        on_skip=warn,
+    )
+    print(f"Predicted {summary.num_images} images in {summary.seconds:.1f} s: {summary.folder}")
+    if summary.skipped:
+        print(f"Skipped {len(summary.skipped)} unreadable images, listed in {summary.folder / 'skipped.txt'}")
+    return 0

@@ -1,0 +1,169 @@
+"""The images `torchbricks predict` reads: image files, folders (recursive), glob patterns and videos.
+
+Still images are read with Pillow. Animated GIF and WebP files are read frame by frame with Pillow (no extra
+package). Other videos (`VIDEO_EXTENSIONS`) need torchcodec (`pip install torchcodec`): this torchvision has no
+video reader (`torchvision.io.read_video` was removed in torchvision 0.24).
+"""
+
+from __future__ import annotations
+
+import glob
+import threading
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from torchbricks._extras import require
+from torchbricks.datasets.readers import IMAGE_EXTENSIONS
+from torchbricks.errors import BrickError
+
+__all__ = [
+    "ANIMATED_EXTENSIONS",
+    "VIDEO_EXTENSIONS",
+    "ImageSource",
+    "ImageSourceDataset",
+    "collect_image_sources",
+    "output_names",
+]
+
+ANIMATED_EXTENSIONS = (".gif", ".webp")
+"""Files Pillow reads frame by frame (a single-frame file is one image)."""
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
+"""Videos read with torchcodec."""
+_KNOWN = tuple(sorted({*IMAGE_EXTENSIONS, *ANIMATED_EXTENSIONS, *VIDEO_EXTENSIONS}))
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    """One image to predict: a file, or one frame of an animation or video."""
+
+    path: Path
+    frame: int | None = None
+
+    @property
+    def label(self) -> str:
+        """How the outputs name it: the path, with `#<frame>` for a frame."""
+        return str(self.path) if self.frame is None else f"{self.path}#{self.frame}"
+
+
+def collect_image_sources(sources: list[str | Path] | tuple[str | Path, ...] | Any) -> list[ImageSource]:
+    """The images of `sources`, in order: a file as given, a folder's image and video files (recursive, sorted), a
+    glob's matching image and video files (sorted); animations and videos expand to one source per frame.
+
+    Raises:
+        BrickError: A source is neither a file, a folder nor a glob, or matches no image or video file.
+        MissingExtraError: A video needs torchcodec, which is not installed.
+    """
+    items: list[ImageSource] = []
+    for source in sources:
+        text = str(source)
+        path = Path(text)
+        if path.is_file():
+            files = [path]
+        elif path.is_dir():
+            files = sorted(file for file in path.rglob("*") if file.suffix.lower() in _KNOWN and file.is_file())
+        elif glob.has_magic(text):
+            files = sorted(Path(match) for match in glob.glob(text, recursive=True) if Path(match).suffix.lower() in _KNOWN)
+            files = [file for file in files if file.is_file()]
+        else:
+            raise BrickError(f"Source {text!r} is neither an image, a folder nor a glob pattern (no such file or folder).")
+        if not files:
+            raise BrickError(f"Source {text!r} matches no image or video file (looked for {', '.join(_KNOWN)}).")
+        for file in files:
+            items.extend(_frames(file))
+    return items
+
+
+def _frames(path: Path) -> list[ImageSource]:
+    suffix = path.suffix.lower()
+    if suffix in ANIMATED_EXTENSIONS:
+        try:
+            with Image.open(path) as image:
+                count = int(getattr(image, "n_frames", 1))
+        except OSError:
+            count = 1  # unreadable: reported, with its reason, when it is read
+        return [ImageSource(path)] if count == 1 else [ImageSource(path, frame) for frame in range(count)]
+    if suffix in VIDEO_EXTENSIONS:
+        decoder = _video_decoder(path)
+        return [ImageSource(path, frame) for frame in range(len(decoder))]
+    return [ImageSource(path)]
+
+
+def _video_decoder(path: Path) -> Any:
+    decoders = require(
+        "torchcodec.decoders",
+        package="torchcodec",
+        why=f"Reading video {str(path)!r} needs torchcodec (this torchvision has no video reader)",
+        alternative=f"or extract its frames to images; GIF and animated WebP ({', '.join(ANIMATED_EXTENSIONS)}) need no extra",
+    )
+    return decoders.VideoDecoder(str(path))
+
+
+def output_names(items: list[ImageSource]) -> list[str]:
+    """A unique output name per item: its path relative to the items' common folder, without suffix (with the
+    suffix as `_<ext>` when two files differ only by it), and `_frame<n>` for a frame.
+
+    Example:
+        >>> output_names([ImageSource(Path("a/x.png")), ImageSource(Path("a/b/y.jpg")), ImageSource(Path("a/x.jpg"))])
+        ['x_png', 'b/y', 'x_jpg']
+    """
+    import os
+
+    resolved: dict[Path, Path] = {}  # one resolve per folder: it walks the file system
+    paths = []
+    for item in items:
+        folder = resolved.get(item.path.parent)
+        if folder is None:
+            folder = resolved[item.path.parent] = item.path.parent.resolve()
+        paths.append(folder / item.path.name)
+    common = Path(os.path.commonpath(sorted({str(folder) for folder in resolved.values()}))) if resolved else Path()
+    stems = []
+    for path in paths:
+        relative = PurePosixPath(path.relative_to(common).as_posix())
+        stems.append((relative, str(relative.with_suffix(""))))
+    counts: dict[str, set[PurePosixPath]] = {}
+    for relative, stem in stems:
+        counts.setdefault(stem, set()).add(relative)
+    names = []
+    for item, (relative, stem) in zip(items, stems, strict=True):
+        name = stem if len(counts[stem]) == 1 else f"{stem}_{relative.suffix.lstrip('.').lower()}"
+        names.append(name if item.frame is None else f"{name}_frame{item.frame:06d}")
+    return names
+
+
+class ImageSourceDataset:
+    """Reads `items` as `(index, uint8 array [H, W, 3] or None, reason)`: None with the reason when unreadable.
+
+    Safe to read from several threads at once."""
+
+    def __init__(self, items: list[ImageSource]) -> None:
+        self.items = items
+        self._decoders: dict[Path, Any] = {}
+        self._video_lock = threading.Lock()  # a video decoder is not shared between threads safely
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[int, np.ndarray | None, str]:
+        item = self.items[index]
+        try:
+            return index, self._read(item), ""
+        except (OSError, ValueError, RuntimeError) as error:  # Pillow's and the decoders' errors for a bad file
+            return index, None, f"{type(error).__name__}: {error}"
+
+    def _read(self, item: ImageSource) -> np.ndarray:
+        if item.frame is not None and item.path.suffix.lower() in VIDEO_EXTENSIONS:
+            with self._video_lock:
+                decoder = self._decoders.get(item.path)
+                if decoder is None:
+                    decoder = self._decoders[item.path] = _video_decoder(item.path)
+                frame = decoder[item.frame]  # uint8 [C, H, W]
+            array = np.asarray(frame.permute(1, 2, 0).cpu())
+            return np.ascontiguousarray(array[..., :3] if array.shape[-1] >= 3 else np.repeat(array, 3, axis=-1))
+        with Image.open(item.path) as image:
+            if item.frame is not None:
+                image.seek(item.frame)
+            return np.array(image.convert("RGB"))  # a writable copy: torch.from_numpy warns on read-only arrays

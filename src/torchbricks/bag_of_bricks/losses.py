@@ -1,0 +1,52 @@
+"""Losses the task configs build from plain values: `ClassWeightedCrossEntropyLoss` takes its class weights as a list,
+as a config gives them (`loss.class_weights=auto` resolves to one, see `torchbricks.lightning.task_resolvers`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from torchbricks.errors import BrickError
+
+__all__ = ["ClassWeightedCrossEntropyLoss"]
+
+
+class ClassWeightedCrossEntropyLoss(nn.CrossEntropyLoss):
+    """`torch.nn.CrossEntropyLoss` with its class weights given as a list of numbers (or None: every class 1).
+
+    The weights are the loss's `weight` buffer, so they move with the module to its device and are saved in its
+    state dict. With mean reduction each sample (pixel) counts by its class's weight, divided by the summed weights
+    of the batch's targets, as in `CrossEntropyLoss`.
+
+    Args:
+        class_weights: One weight >= 0 per class, or None.
+        ignore_index: Targets with this value are left out (255 for segmentation masks).
+        label_smoothing: Passed to `CrossEntropyLoss`.
+
+    Raises:
+        BrickError: A weight is negative or not finite, every weight is 0, or the weights are a string.
+
+    Example:
+        >>> loss = ClassWeightedCrossEntropyLoss(class_weights=[0.4, 1.6])
+        >>> loss.weight.tolist()
+        [0.4000000059604645, 1.600000023841858]
+    """
+
+    def __init__(
+        self, class_weights: Sequence[float] | None = None, ignore_index: int = -100, label_smoothing: float = 0.0
+    ) -> None:
+        weight = None
+        if isinstance(class_weights, str):
+            raise BrickError(
+                f"class_weights must be a list of numbers, got {class_weights!r}; `auto` is a value of the config key "
+                "loss.class_weights, which the packaged heads resolve to such a list."
+            )
+        if class_weights is not None:
+            values = [float(value) for value in class_weights]
+            if not values or any(not math.isfinite(value) or value < 0 for value in values) or not any(values):
+                raise BrickError(f"class_weights must be one finite number >= 0 per class, not all 0; got {list(class_weights)}.")
+            weight = torch.tensor(values, dtype=torch.float32)
+        super().__init__(weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing)

@@ -1,0 +1,296 @@
+"""Checks a data folder in any layout the training job reads and lists every problem at once (`torchbricks check-data`).
+
+The readers do the checking: each takes a `DataProblems` that collects instead of raising, so the rules are the ones
+training applies. On top of them the check decodes every image (and mask), compares each image's size with its
+annotations, reads every mask's values, finds the same file or identical images used twice (within a split or
+across splits: a test image also in training inflates the results) and classes without a training example, and
+counts images and instances per class and split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from torchbricks.datasets.detection_layouts import (
+    DETECTION_LAYOUTS,
+    LAYOUT_EXPECTS,
+    detect_detection_layout,
+    detection_class_names,
+    find_detection_layouts,
+    has_test_split,
+    read_detection_split,
+)
+from torchbricks.datasets.readers import (
+    IGNORE_INDEX,
+    BoxDataset,
+    DataError,
+    DataProblems,
+    ImageFolderDataset,
+    SegmentationFolderDataset,
+    image_folder_class_names,
+    image_size_problem,
+    mask_value_problem,
+    read_mask,
+    segmentation_class_names,
+)
+from torchbricks.datasets.yolo import read_yolo_layout
+from torchbricks.errors import ConfigError, did_you_mean
+
+__all__ = ["TASKS", "DataReport", "check_data", "decode_image"]
+
+TASKS = ("classification", "segmentation", "detection", "multitask")
+FOLDER_EXPECTS = {
+    "classification": "ROOT/train/<class>/*, ROOT/val/<class>/* (image folders)",
+    "segmentation": "ROOT/train/images/* with ROOT/train/masks/<same stem>.png, and ROOT/val/... (segmentation folders)",
+}
+
+
+@dataclass
+class DataReport:
+    """What `check_data` found: the task and layout, the classes, every problem, and per split the number of images
+    and, per class, of images holding it and of its instances (pixels for segmentation); notes say what the reader
+    should know that is not a problem (a YOLO `data.yaml` pointing to images outside the folder)."""
+
+    root: Path
+    task: str
+    layout: str
+    class_names: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    images: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """No problem found."""
+        return not self.problems
+
+    def table(self) -> str:
+        """The images and instances per class and split, as aligned text."""
+        unit = "pixels" if self.task == "segmentation" else "instances"
+        rows = [("split", "class", "images", unit)]
+        for split, per_class in self.counts.items():
+            for name in self.class_names:
+                images, instances = per_class.get(name, [0, 0])
+                rows.append((split, name, str(images), str(instances)))
+            total = sum(instances for _, instances in per_class.values())
+            rows.append((split, "(all)", str(self.images.get(split, 0)), str(total)))
+        widths = [max(len(row[column]) for row in rows) for column in range(4)]
+        return "\n".join(
+            "  ".join(
+                cell.ljust(width) if column < 2 else cell.rjust(width)
+                for column, (cell, width) in enumerate(zip(row, widths, strict=True))
+            )
+            for row in rows
+        )
+
+    def render(self) -> str:
+        """The report as `torchbricks check-data` prints it."""
+        lines = [
+            f"Data {str(self.root)!r}: {self.task}, {self.layout} layout, {len(self.class_names)} classes {self.class_names}",
+            *(f"Note: {note}" for note in self.notes),
+        ]
+        if self.counts:
+            lines += ["", self.table()]
+        lines.append("")
+        if self.ok:
+            lines.append("No problem found.")
+        else:
+            lines.append(f"{len(self.problems)} problem{'s' if len(self.problems) > 1 else ''}:")
+            lines += [f"  - {problem}" for problem in self.problems]
+        return "\n".join(lines)
+
+
+def decode_image(path: Path) -> tuple[tuple[int, int], str] | str:
+    """Fully decodes an image file: its size (width, height) and a digest of its pixels, or what is wrong with it."""
+    try:
+        with Image.open(path) as image:
+            image.verify()
+        with Image.open(path) as image:
+            image.load()
+            return image.size, hashlib.sha1(image.tobytes()).hexdigest()
+    except FileNotFoundError:
+        return f"Image {str(path)!r} does not exist."
+    except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError, struct.error... for a broken file
+        return f"Image {str(path)!r} cannot be decoded: {type(error).__name__}: {error}"
+
+
+def _task_of(root: Path, task: str | None, layout: str) -> tuple[str, str]:
+    if task is not None and task not in TASKS:
+        raise ConfigError(f"check-data: task must be one of {list(TASKS)}, got {task!r}.{did_you_mean(task, TASKS)}")
+    if task in ("detection", "multitask") or (task is None and layout != "auto"):
+        return task or "detection", detect_detection_layout(root, layout)
+    if task == "segmentation":
+        return task, "segmentation_folder"
+    if task == "classification":
+        return task, "image_folder"
+    if not root.is_dir():
+        raise DataError(f"The data folder {str(root)!r} does not exist.")
+    if find_detection_layouts(root):
+        return "detection", detect_detection_layout(root)
+    if (root / "train" / "images").is_dir() and (root / "train" / "masks").is_dir():
+        return "segmentation", "segmentation_folder"
+    if (root / "train").is_dir():
+        return "classification", "image_folder"
+    expects = "; ".join(
+        [
+            *(f"{name}: {text}" for name, text in FOLDER_EXPECTS.items()),
+            *(f"detection {name}: {LAYOUT_EXPECTS[name]}" for name in DETECTION_LAYOUTS),
+        ]
+    )
+    raise DataError(f"The data folder {str(root)!r} is in no layout torchbricks reads. Expected one of {expects}.")
+
+
+class _Checker:
+    """Runs the readers of one data folder with a collecting `DataProblems`, then the checks they do not make."""
+
+    def __init__(self, report: DataReport) -> None:
+        self.report = report
+        self.problems = DataProblems(collect=True)
+        self.digests: dict[str, tuple[str, Path]] = {}
+        self.used: dict[Path, str] = {}
+
+    def image(self, split: str, path: Path) -> tuple[int, int] | None:
+        """Decodes an image, noting a problem, a file used twice or identical pixels seen before."""
+        resolved = path.resolve()
+        if resolved in self.used:
+            self.problems.report(f"Image {str(path)!r} is used twice (in the {self.used[resolved]!r} and {split!r} splits).")
+            return None
+        self.used[resolved] = split
+        decoded = decode_image(path)
+        if isinstance(decoded, str):
+            self.problems.report(decoded)
+            return None
+        size, digest = decoded
+        if digest in self.digests:
+            other_split, other = self.digests[digest]
+            self.problems.report(
+                f"Images {str(other)!r} ({other_split}) and {str(path)!r} ({split}) have identical pixels; a duplicate "
+                "in one split weighs twice, across splits it leaks the answer."
+            )
+        else:
+            self.digests[digest] = (split, path)
+        return size
+
+    def count(self, split: str, name: str, instances: int) -> None:
+        entry = self.report.counts.setdefault(split, {}).setdefault(name, [0, 0])
+        entry[0] += 1
+        entry[1] += instances
+
+
+def _splits(root: Path, layout: str) -> list[tuple[str, str]]:
+    """(split, folder or source) of the splits to check: train, validation and the test split when the data has one."""
+    if layout in DETECTION_LAYOUTS:
+        return [("train", "train"), ("validation", "validation"), *([("test", "test")] if has_test_split(root, layout) else [])]
+    return [("train", "train"), ("validation", "val"), *([("test", "test")] if (root / "test").is_dir() else [])]
+
+
+def check_data(root: Path | str, task: str | None = None, layout: str = "auto") -> DataReport:
+    """Checks the data in `root` and reports every problem and the counts per class and split.
+
+    Args:
+        root: The data folder.
+        task: `classification`, `segmentation`, `detection` or `multitask`; found from the folder when None (a box
+            layout, then segmentation folders, then image folders).
+        layout: For detection: `auto`, `coco`, `yolo` or `voc`.
+
+    Raises:
+        DataError: `root` does not exist or is in no layout (the message lists what each expects).
+        ConfigError: An unknown task or layout.
+    """
+    root = Path(root)
+    task, layout = _task_of(root, task, layout)
+    report = DataReport(root, task, layout)
+    checker = _Checker(report)
+    names = checker.problems.guard(_class_names, root, layout)
+    if names is not None:
+        report.class_names = list(names)
+        if layout == "yolo":
+            sources = [source for sources in read_yolo_layout(root).splits.values() for source in sources if source.exists()]
+            outside = sorted({str(source) for source in sources if not source.resolve().is_relative_to(root.resolve())})
+            if outside:
+                report.notes.append(f"data.yaml points outside {str(root)!r}; images are read from {outside}.")
+        if task == "multitask" and layout != "coco":
+            checker.problems.report(f"task=multitask draws its masks from COCO outlines; the {layout} data has boxes only.")
+        for split, source in _splits(root, layout):
+            report.counts[split] = {}
+            SPLIT_CHECKS.get(layout, _check_boxes)(checker, root, layout, split, source)
+        for name in report.class_names[1:] if task == "segmentation" else report.class_names:
+            if name not in report.counts.get("train", {}):
+                checker.problems.report(f"Class {name!r} has no example in the train split.")
+    report.problems = checker.problems.messages
+    return report
+
+
+def _class_names(root: Path, layout: str) -> list[str]:
+    if layout == "image_folder":
+        return image_folder_class_names(root / "train")
+    if layout == "segmentation_folder":
+        return segmentation_class_names(root)
+    return detection_class_names(root, layout)
+
+
+def _check_image_folder(checker: _Checker, root: Path, layout: str, split: str, source: str) -> None:
+    dataset = ImageFolderDataset(root / source, checker.report.class_names, problems=checker.problems)
+    checker.report.images[split] = 0
+    for path, label in dataset.samples:
+        if checker.image(split, path) is not None:
+            checker.report.images[split] += 1
+            checker.count(split, checker.report.class_names[label], 1)
+
+
+def _check_segmentation_folder(checker: _Checker, root: Path, layout: str, split: str, source: str) -> None:
+    names = checker.report.class_names
+    dataset = SegmentationFolderDataset(root / source, len(names), problems=checker.problems)
+    checker.report.images[split] = 0
+    for image_path, mask_path in dataset.samples:
+        size = checker.image(split, image_path)
+        decoded = decode_image(mask_path)
+        if isinstance(decoded, str):
+            checker.problems.report(decoded.replace("Image ", "Mask ", 1))
+        if size is None or isinstance(decoded, str):
+            continue
+        mask = read_mask(mask_path)
+        problem = mask_value_problem(mask, len(names), mask_path)
+        if problem is not None:
+            checker.problems.report(problem)
+            continue
+        checker.report.images[split] += 1
+        values, pixels = np.unique(mask[mask != IGNORE_INDEX], return_counts=True)
+        for value, count in zip(values.tolist(), pixels.tolist(), strict=True):
+            checker.count(split, names[value], count)
+
+
+def _check_boxes(checker: _Checker, root: Path, layout: str, split: str, source: str) -> None:
+    try:
+        dataset: BoxDataset = read_detection_split(root, layout, source, checker.report.class_names, problems=checker.problems)
+    except DataError as error:  # a whole file unreadable (COCO JSON, categories differing from train.json's)
+        checker.problems.report(str(error))
+        return
+    checker.report.images[split] = 0
+    for record in dataset.records:
+        size = checker.image(split, record.path)
+        if size is None:
+            continue
+        problem = image_size_problem(record, size)
+        if problem is not None:
+            checker.problems.report(problem)
+            continue
+        checker.report.images[split] += 1
+        per_class: Counter[str] = Counter(checker.report.class_names[item.label] for item in record.objects)
+        for name, instances in per_class.items():
+            checker.count(split, name, instances)
+
+
+SPLIT_CHECKS: dict[str, Callable[[_Checker, Path, str, str, str], None]] = {
+    "image_folder": _check_image_folder,
+    "segmentation_folder": _check_segmentation_folder,
+}
+"""Layout -> the check of one split; the box layouts share `_check_boxes`."""

@@ -1,0 +1,141 @@
+"""How often each class occurs in a training split, and the inverse-frequency class weights made from it.
+
+- `image_folder_class_counts(folder, class_names)`: image files per class folder (`folder/<class>/*`).
+- `segmentation_pixel_counts(masks, num_classes)`: mask pixels per class, 255 (ignored) left out.
+- `coco_pixel_counts(path_json)`: pixels per class of the semantic masks drawn from COCO polygons (index 0 the
+  background), as the multitask segmentation head sees them.
+- `inverse_frequency_weights(counts, class_names)`: weights proportional to 1 / count, averaging 1 over the classes
+  present; a class that never occurs gets weight 0 and a warning naming it.
+
+Masks are read whole up to `MAX_MASKS` of them; a larger split is estimated from `MAX_MASKS` masks spread evenly
+over its sorted file names (the same ones every run), which keeps the count a few seconds long on any data set.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+from PIL import Image
+
+from torchbricks.datasets.readers import IGNORE_INDEX, IMAGE_EXTENSIONS, CocoDataset, DataError
+
+__all__ = [
+    "MAX_MASKS",
+    "coco_pixel_counts",
+    "image_folder_class_counts",
+    "inverse_frequency_weights",
+    "segmentation_pixel_counts",
+]
+
+T = TypeVar("T")
+
+MAX_MASKS = 300
+"""Masks read to count pixels per class; a split with more is counted on this many, spread evenly over it."""
+
+
+def image_folder_class_counts(folder: Path | str, class_names: Sequence[str]) -> list[int]:
+    """The image files of each class folder `folder/<class>/` (a missing folder counts 0), in `class_names` order.
+
+    Example:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> for name, count in (("cat", 3), ("dog", 1)):
+        ...     (root / name).mkdir()
+        ...     for index in range(count):
+        ...         _ = (root / name / f"{index}.png").write_bytes(b"")
+        >>> image_folder_class_counts(root, ["cat", "dog"])
+        [3, 1]
+    """
+    folder = Path(folder)
+    counts = []
+    for name in class_names:
+        class_folder = folder / name
+        files = class_folder.iterdir() if class_folder.is_dir() else ()
+        counts.append(sum(1 for path in files if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()))
+    return counts
+
+
+def segmentation_pixel_counts(masks: Path | str, num_classes: int, max_masks: int = MAX_MASKS) -> list[int]:
+    """Pixels of each class 0..num_classes-1 over the `*.png` masks of the folder `masks` (255 left out).
+
+    At most `max_masks` masks are read, spread evenly over the sorted file names (see the module docstring).
+
+    Raises:
+        DataError: The folder holds no mask, or a mask has a value that is neither a class nor 255.
+    """
+    paths = _spread(sorted(Path(masks).glob("*.png")), max_masks)
+    if not paths:
+        raise DataError(f"The mask folder {str(masks)!r} holds no *.png mask to count classes in.")
+    counts = np.zeros(num_classes, dtype=np.int64)
+    for path in paths:
+        with Image.open(path) as mask_file:
+            mask = np.asarray(mask_file.convert("L") if mask_file.mode not in ("L", "P") else mask_file)
+        values = np.bincount(mask.ravel(), minlength=IGNORE_INDEX + 1)
+        values[IGNORE_INDEX] = 0
+        if values[num_classes:].any():
+            bad = int(np.flatnonzero(values[num_classes:])[0]) + num_classes
+            raise DataError(
+                f"Mask {str(path)!r} has value {bad}; classes are 0 to {num_classes - 1} and {IGNORE_INDEX} is ignored."
+            )
+        counts += values[:num_classes]
+    return counts.tolist()
+
+
+def coco_pixel_counts(path_json: Path | str, max_images: int = MAX_MASKS) -> list[int]:
+    """Pixels of the background (index 0) and of each category (index + 1, categories in id order) in the semantic
+    masks drawn from the COCO file's polygons, as `CocoDataset(with_masks=True)` draws them.
+
+    At most `max_images` images are drawn, spread evenly over the image ids (see the module docstring).
+
+    Raises:
+        DataError: The file or an image is missing (see `CocoDataset`).
+    """
+    dataset = CocoDataset(path_json, with_masks=True)
+    counts = np.zeros(len(dataset.class_names) + 1, dtype=np.int64)
+    for index in _spread(list(range(len(dataset))), max_images):
+        mask = dataset[index]["target_mask"].numpy()
+        counts += np.bincount(mask.ravel(), minlength=len(counts))[: len(counts)]
+    return counts.tolist()
+
+
+def inverse_frequency_weights(
+    counts: Sequence[int], class_names: Sequence[str], source: str = "the training split"
+) -> list[float]:
+    """Class weights proportional to 1 / count, scaled to average 1 over the classes that occur.
+
+    A class that never occurs gets weight 0 (nothing of it is learned from this split anyway), with a warning naming
+    it and `source`.
+
+    Raises:
+        DataError: No class occurs at all.
+
+    Example:
+        >>> inverse_frequency_weights([8, 2], ["common", "rare"])
+        [0.4, 1.6]
+    """
+    counts_array = np.asarray(counts, dtype=np.float64)
+    present = counts_array > 0
+    if not present.any():
+        raise DataError(f"No class of {list(class_names)} occurs in {source}; class weights cannot be computed from it.")
+    absent = [str(name) for name, found in zip(class_names, present, strict=True) if not found]
+    if absent:
+        warnings.warn(
+            f"Classes {absent} do not occur in {source}; their class weight is 0 (set loss.class_weights=[...] "
+            "to choose weights yourself).",
+            UserWarning,
+            stacklevel=2,
+        )
+    inverse = np.divide(1.0, counts_array, out=np.zeros_like(counts_array), where=present)
+    weights = inverse * present.sum() / inverse.sum()
+    return [round(float(weight), 6) for weight in weights]
+
+
+def _spread(items: list[T], limit: int) -> list[T]:
+    """All `items` if there are at most `limit`, otherwise `limit` of them evenly spaced (the first and the last kept)."""
+    if len(items) <= limit:
+        return items
+    return [items[int(index)] for index in np.linspace(0, len(items) - 1, limit).round()]

@@ -1,0 +1,162 @@
+"""The input size a data set suggests: its training images' typical size, read from the file headers.
+
+`typical_image_size` is what the packaged data configs use when `data.image_size` is left to its default (the
+`${torchbricks_image_size:...}` resolver of `torchbricks.lightning.task_resolvers`): the median height and median
+width of (at most `max_sampled`) training images, each rounded to a multiple of the backbone's coarsest stride,
+and scaled down to `max_side` for large photographs. Pillow reads only the header of each file (no decoding), and
+COCO files give the sizes in their `images` entries, so thousands of files take a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from torchbricks.datasets.readers import IMAGE_EXTENSIONS, DataError
+from torchbricks.errors import ConfigError, did_you_mean
+
+__all__ = ["IMAGE_SIZE_LAYOUTS", "ImageSizeChoice", "choose_image_size", "read_image_sizes", "typical_image_size"]
+
+IMAGE_SIZE_LAYOUTS = ("image_folder", "segmentation_folder", "coco", "yolo", "voc", "auto")
+"""The data layouts whose training images `read_image_sizes` finds (see `torchbricks.lightning.task_resolvers`)."""
+
+
+@dataclass(frozen=True)
+class ImageSizeChoice:
+    """A chosen input size and where it came from."""
+
+    size: tuple[int, int]
+    """(height, width), multiples of `multiple`."""
+    median: tuple[float, float]
+    """The median (height, width) of the images read."""
+    sampled: int
+    """How many images were read."""
+    total: int
+    """How many training images there are."""
+    capped: bool
+    """Whether the median was scaled down to `max_side`."""
+
+    def describe(self) -> str:
+        """One line for the log."""
+        height, width = self.size
+        shown = str(height) if height == width else f"[{height}, {width}]"
+        note = " (scaled down to the cap; larger images may be cut into tiles instead)" if self.capped else ""
+        return (
+            f"data.image_size: {shown}, from the median size {self.median[0]:g} x {self.median[1]:g} (height x width) of "
+            f"{self.sampled} of the {self.total} training images{note}; set data.image_size=SIDE or [H,W] to choose"
+        )
+
+
+def choose_image_size(
+    sizes: list[tuple[int, int]], multiple: int = 32, max_side: int = 512, total: int | None = None
+) -> ImageSizeChoice:
+    """The input size for images of `sizes` ((height, width) each): the median height and width, rounded to the
+    nearest multiple of `multiple` (at least `multiple`), both scaled down, aspect kept, when the larger exceeds `max_side`.
+
+    Example:
+        >>> choose_image_size([(96, 96), (100, 90), (90, 120)]).size
+        (96, 96)
+        >>> choose_image_size([(3000, 4000)] * 3, max_side=512).size
+        (384, 512)
+    """
+    if not sizes:
+        raise DataError("choose_image_size needs at least one image size.")
+    if multiple < 1 or max_side < multiple:
+        raise ConfigError(f"choose_image_size needs 1 <= multiple <= max_side, got multiple={multiple}, max_side={max_side}.")
+    height = float(statistics.median(size[0] for size in sizes))
+    width = float(statistics.median(size[1] for size in sizes))
+    scale = min(1.0, max_side / max(height, width))
+    limit = max_side // multiple * multiple
+
+    def rounded(side: float) -> int:
+        return min(limit, max(multiple, round(side * scale / multiple) * multiple))
+
+    chosen = (rounded(height), rounded(width))
+    return ImageSizeChoice(chosen, (height, width), len(sizes), len(sizes) if total is None else total, scale < 1.0)
+
+
+def read_image_sizes(layout: str, root: Path | str, max_sampled: int = 200) -> tuple[list[tuple[int, int]], int]:
+    """(height, width) of up to `max_sampled` training images of the data at `root` in `layout`, evenly spread over
+    the sorted files, and how many training images there are.
+
+    Raises:
+        ConfigError: An unknown layout.
+        DataError: The training split is missing, empty or holds an unreadable image.
+    """
+    folder = Path(str(root))
+    if layout in ("yolo", "voc", "auto"):  # box layouts: the sizes the train split's records hold
+        from torchbricks.datasets.detection_layouts import detect_detection_layout, read_detection_split
+
+        layout = detect_detection_layout(folder, layout)
+        if layout != "coco":
+            records = read_detection_split(folder, layout, "train").records
+            if not records:
+                raise DataError(f"The training split of {str(folder)!r} ({layout}) holds no image.")
+            return [(record.height, record.width) for record in _spread(records, max_sampled)], len(records)
+    if layout == "coco":
+        return _coco_sizes(folder / "train.json", folder, max_sampled)
+    if layout == "image_folder":
+        split = folder / "train"
+        if not split.is_dir():
+            raise DataError(f"The image folder {str(split)!r} does not exist; expected {str(folder)!r}/train/<class>/*.")
+        files = sorted(path for path in split.glob("*/*") if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file())
+    elif layout == "segmentation_folder":
+        split = folder / "train" / "images"
+        if not split.is_dir():
+            raise DataError(f"The image folder {str(split)!r} does not exist; expected {str(folder)!r}/train/images/*.")
+        files = sorted(path for path in split.iterdir() if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file())
+    else:
+        raise ConfigError(
+            f"Unknown data layout {layout!r} for the image size. Available: {list(IMAGE_SIZE_LAYOUTS)}."
+            f"{did_you_mean(layout, IMAGE_SIZE_LAYOUTS)}"
+        )
+    if not files:
+        raise DataError(f"The training split {str(split)!r} holds no image ({', '.join(IMAGE_EXTENSIONS)}).")
+    return [_header_size(path) for path in _spread(files, max_sampled)], len(files)
+
+
+def typical_image_size(
+    layout: str, root: Path | str, multiple: int = 32, max_side: int = 512, max_sampled: int = 200
+) -> ImageSizeChoice:
+    """`choose_image_size` of the training images of the data at `root` in `layout` (see `read_image_sizes`)."""
+    sizes, total = read_image_sizes(layout, root, max_sampled)
+    return choose_image_size(sizes, multiple, max_side, total)
+
+
+def _spread(items: list[Any], count: int) -> list[Any]:
+    if len(items) <= count:
+        return items
+    return [items[index * len(items) // count] for index in range(count)]
+
+
+def _header_size(path: Path) -> tuple[int, int]:
+    try:
+        with Image.open(path) as image:  # reads the header only
+            width, height = image.size
+    except OSError as error:
+        raise DataError(f"Image {str(path)!r} cannot be read: {error}") from error
+    return height, width
+
+
+def _coco_sizes(path: Path, image_root: Path, max_sampled: int) -> tuple[list[tuple[int, int]], int]:
+    if not path.is_file():
+        raise DataError(f"The COCO file {str(path)!r} does not exist.")
+    try:
+        images = json.loads(path.read_text()).get("images", [])
+    except (OSError, ValueError) as error:
+        raise DataError(f"The COCO file {str(path)!r} cannot be read as JSON: {error}") from error
+    if not images:
+        raise DataError(f"The COCO file {str(path)!r} lists no image.")
+    chosen = [images[index * len(images) // max_sampled] for index in range(max_sampled)] if len(images) > max_sampled else images
+    sizes = []
+    for image in chosen:  # COCO gives the sizes; an entry without them is read from its file's header
+        if isinstance(image.get("height"), int) and isinstance(image.get("width"), int):
+            sizes.append((image["height"], image["width"]))
+        else:
+            sizes.append(_header_size(image_root / str(image.get("file_name", ""))))
+    return sizes, len(images)

@@ -1,0 +1,242 @@
+"""Box detection data in the Pascal VOC layout: one XML file per image.
+
+    ROOT/JPEGImages/*.jpg
+    ROOT/Annotations/<id>.xml
+    ROOT/ImageSets/Main/{train,val[,test]}.txt      one image id (XML stem) per line
+
+or a folder of images with their XML files beside them (as labelImg saves them), `ROOT/*.jpg` and `ROOT/*.xml`, or
+`JPEGImages` and `Annotations` without `ImageSets`: then the XML files are split into train and validation at
+random, `validation_fraction` of them (`VALIDATION_FRACTION` by default, at least one) to validation, fixed by
+`seed` (`SPLIT_SEED` by default, independent of the training seed so runs with other seeds see the same split).
+
+Each XML's `filename` names its image (the XML's stem with an image extension when it does not exist); `size` gives
+the image's width and height (read from the file when it is missing or zero). Each `object` has a `name`, a
+`bndbox` in VOC's 1-based pixel indices (`xmin` to `xmax` inclusive, so the box is `(xmin - 1, ymin - 1, xmax,
+ymax)` in pixel edges) and an optional `difficult` flag: difficult objects are kept with the label that
+`BoxDataset` marks as ignored (not trained on; in mAP neither a ground truth nor, when detected, a false positive).
+
+The classes are the object names of the train split, sorted; a name in another split that the train split lacks is
+a `DataError` naming the file. When the split is made here, the names of every XML file are the classes, so a rare
+class that the random split puts only in validation is not an error. Other bad data is a `DataError` naming the
+file: XML that does not parse or lacks a box field, a missing image, a box outside its image.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from xml.etree import ElementTree
+
+from torchbricks.datasets.readers import (
+    IMAGE_EXTENSIONS,
+    BoxDataset,
+    BoxImage,
+    BoxObject,
+    DataError,
+    DataProblems,
+    Transform,
+    box_problem,
+    clip_box,
+    image_file_size,
+)
+
+__all__ = [
+    "SPLIT_SEED",
+    "VALIDATION_FRACTION",
+    "VocAnnotation",
+    "VocDataset",
+    "VocSplits",
+    "parse_voc_xml",
+    "read_voc_splits",
+    "voc_class_names",
+]
+
+VALIDATION_FRACTION = 0.2
+"""Fraction of the XML files that go to validation when the data has no `ImageSets/Main` split files."""
+SPLIT_SEED = 0
+"""Seed of that split."""
+SPLIT_FILES = {"train": "train.txt", "validation": "val.txt", "test": "test.txt"}
+
+
+@dataclass
+class VocAnnotation:
+    """One parsed XML file: its image, the image's size (width, height) and its objects as (name, box, difficult)."""
+
+    path: Path
+    image: Path
+    width: int
+    height: int
+    objects: list[tuple[str, tuple[float, float, float, float], bool]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class VocSplits:
+    """The XML files of each split, and whether the split came from `ImageSets/Main` (False: made here by seed)."""
+
+    root: Path
+    images: Path
+    files: dict[str, list[Path]]
+    listed: bool
+
+
+def _text(element: ElementTree.Element, tag: str) -> str | None:
+    found = element.find(tag)
+    return found.text.strip() if found is not None and found.text is not None else None
+
+
+def _image_of(path: Path, filename: str | None, images: Path) -> Path:
+    if filename:
+        named = images / filename
+        if named.is_file():
+            return named
+    for extension in IMAGE_EXTENSIONS:
+        for candidate in (images / f"{path.stem}{extension}", images / f"{path.stem}{extension.upper()}"):
+            if candidate.is_file():
+                return candidate
+    return images / (filename or f"{path.stem}.jpg")
+
+
+def parse_voc_xml(path: Path, images: Path) -> VocAnnotation:
+    """Reads one VOC XML file; its image is looked up in `images`.
+
+    Raises:
+        DataError: The file does not parse, an object lacks its name or a box field, or the image is missing.
+    """
+    try:
+        tree = ElementTree.parse(path)
+    except (OSError, ElementTree.ParseError) as error:
+        raise DataError(f"The VOC file {str(path)!r} cannot be read as XML: {error}") from error
+    root = tree.getroot()
+    image = _image_of(path, _text(root, "filename"), images)
+    if not image.is_file():
+        raise DataError(f"The image {str(image)!r} of the VOC file {str(path)!r} does not exist.")
+    width, height = (_text(root, "size/width"), _text(root, "size/height"))
+    try:
+        size = (int(float(width or 0)), int(float(height or 0)))
+    except ValueError as error:
+        raise DataError(f"The VOC file {str(path)!r} has size {width}x{height}; expected numbers.") from error
+    if size[0] <= 0 or size[1] <= 0:
+        size = image_file_size(image)
+    annotation = VocAnnotation(path, image, size[0], size[1])
+    for number, item in enumerate(root.iter("object"), start=1):
+        name = _text(item, "name")
+        corners = [_text(item, f"bndbox/{tag}") for tag in ("xmin", "ymin", "xmax", "ymax")]
+        if not name or any(corner is None for corner in corners):
+            raise DataError(
+                f"The VOC file {str(path)!r}: object {number} lacks its name or a bndbox field (xmin, ymin, xmax, ymax)."
+            )
+        try:
+            x_min, y_min, x_max, y_max = (float(corner) for corner in corners)  # type: ignore[arg-type]
+            difficult = bool(int(float(_text(item, "difficult") or 0)))
+        except ValueError as error:
+            raise DataError(f"The VOC file {str(path)!r}: object {number} ({name}) has a field that is not a number.") from error
+        annotation.objects.append((name, (x_min - 1.0, y_min - 1.0, x_max, y_max), difficult))
+    return annotation
+
+
+def read_voc_splits(root: Path | str, validation_fraction: float = VALIDATION_FRACTION, seed: int = SPLIT_SEED) -> VocSplits:
+    """The XML files of each split (see the module docstring); `test` is empty without `ImageSets/Main/test.txt`.
+
+    Raises:
+        DataError: No XML file, a split file names an id without XML file, or the fraction leaves no training file.
+    """
+    root = Path(root)
+    annotations = root / "Annotations" if (root / "Annotations").is_dir() else root
+    images = root / "JPEGImages" if (root / "JPEGImages").is_dir() else root
+    lists = root / "ImageSets" / "Main"
+    if (lists / SPLIT_FILES["train"]).is_file():
+        files: dict[str, list[Path]] = {}
+        for split, name in SPLIT_FILES.items():
+            listed = lists / name
+            ids = [line.split()[0] for line in listed.read_text().splitlines() if line.strip()] if listed.is_file() else []
+            files[split] = [annotations / f"{image_id}.xml" for image_id in ids]
+        return VocSplits(root, images, files, listed=True)
+    xml_files = sorted(annotations.glob("*.xml"))
+    if not xml_files:
+        raise DataError(f"The VOC folder {str(root)!r} has no XML file in {str(annotations)!r}.")
+    if not 0.0 < validation_fraction < 1.0:
+        raise DataError(f"validation_fraction must be between 0 and 1 to split {str(root)!r}, got {validation_fraction}.")
+    shuffled = list(xml_files)
+    random.Random(seed).shuffle(shuffled)
+    count = min(max(1, round(validation_fraction * len(shuffled))), len(shuffled) - 1)
+    validation = sorted(shuffled[:count])
+    return VocSplits(root, images, {"train": sorted(shuffled[count:]), "validation": validation, "test": []}, listed=False)
+
+
+def voc_class_names(root: Path | str, validation_fraction: float = VALIDATION_FRACTION, seed: int = SPLIT_SEED) -> list[str]:
+    """The object names of the train split, sorted (of every XML file when the split is made here).
+
+    Raises:
+        DataError: See `read_voc_splits` and `parse_voc_xml`, or no object at all.
+    """
+    splits = read_voc_splits(root, validation_fraction, seed)
+    files = splits.files["train"] if splits.listed else [path for paths in splits.files.values() for path in paths]
+    names = sorted({name for path in files for name, _, _ in parse_voc_xml(path, splits.images).objects})
+    if not names:
+        raise DataError(f"The VOC folder {str(splits.root)!r} has no object in its training XML files.")
+    return names
+
+
+class VocDataset(BoxDataset):
+    """One split of a Pascal VOC folder as box samples (see `BoxDataset` and the module docstring).
+
+    Args:
+        root: The data folder.
+        split: `train`, `validation` or `test`.
+        class_names: The classes in index order; `voc_class_names(root, ...)` when None.
+        transform: A `torchvision.transforms.v2` transform of `{"image", "boxes", "labels"}`.
+        validation_fraction: Fraction of the XML files split off for validation when there are no split files.
+        seed: Seed of that split.
+        problems: Where problems go; the first raises when None.
+
+    Raises:
+        DataError: A bad or missing file, an unknown class name, a box outside its image, an empty split.
+    """
+
+    def __init__(
+        self,
+        root: Path | str,
+        split: str = "train",
+        class_names: list[str] | None = None,
+        transform: Transform | None = None,
+        validation_fraction: float = VALIDATION_FRACTION,
+        seed: int = SPLIT_SEED,
+        problems: DataProblems | None = None,
+    ) -> None:
+        problems = problems if problems is not None else DataProblems()
+        splits = read_voc_splits(root, validation_fraction, seed)
+        self.root = splits.root
+        self.split = split
+        names = class_names if class_names is not None else voc_class_names(root, validation_fraction, seed)
+        index_of = {name: index for index, name in enumerate(names)}
+        records = []
+        seen: set[Path] = set()
+        for path in splits.files[split]:
+            if path in seen:
+                problems.report(f"The VOC split {split!r} lists {path.stem!r} twice.")
+                continue
+            seen.add(path)
+            if not path.is_file():
+                problems.report(f"The VOC file {str(path)!r} (listed in the {split!r} split) does not exist.")
+                continue
+            annotation = problems.guard(parse_voc_xml, path, splits.images)
+            if annotation is None:
+                continue
+            record = BoxImage(annotation.image, annotation.width, annotation.height, source=repr(str(path)))
+            for name, box, difficult in annotation.objects:
+                if name not in index_of:
+                    problems.report(f"The VOC file {str(path)!r} has an object {name!r}, not a class of the train split {names}.")
+                elif box_problem(box, record.width, record.height):
+                    problems.report(
+                        f"The VOC file {str(path)!r} has an object {name!r} with box (x_min, y_min, x_max, y_max) = {box} "
+                        f"(pixel edges), outside (or empty in) its image {str(record.path)!r} of {record.width}x{record.height}."
+                    )
+                else:
+                    record.objects.append(
+                        BoxObject(clip_box(box, record.width, record.height), index_of[name], difficult=difficult)
+                    )
+            records.append(record)
+        if not records and (split != "test" or splits.files[split]):
+            problems.report(f"The VOC split {split!r} of {str(self.root)!r} holds no image.")
+        super().__init__(records, names, with_masks=False, transform=transform)

@@ -1,0 +1,267 @@
+"""Box detection data in the YOLO txt layout, as Ultralytics writes it.
+
+    ROOT/data.yaml                  names: [cat, dog] (or {0: cat, 1: dog}); optional path, train, val, test
+    ROOT/images/{train,val[,test]}/*.jpg|png|...
+    ROOT/labels/{train,val[,test]}/<image stem>.txt    one object per line: class cx cy w h, normalised to [0, 1]
+
+`train`, `val` and `test` in `data.yaml` name a split's images: a folder (searched recursively), a text file listing
+image paths (relative to that file's folder), or a list of those; they are relative to `path` when it names an
+existing folder (absolute, or relative to the folder of `data.yaml`), otherwise to the folder of `data.yaml` (a
+leading `../`, as Roboflow exports write it, is dropped when the path does not exist with it). Without them the
+splits are `images/train`, `images/val` and, if present, `images/test`. Without `data.yaml`, `ROOT/classes.txt` (one
+name per line, as labelImg writes it) names the classes.
+
+An image's label file is its path with the last `images` folder replaced by `labels` and the extension by `.txt`
+(beside the image when its path has no `images` folder). An image without a label file has no objects. A line with
+more than five numbers is a polygon (Ultralytics' segmentation labels, `class x1 y1 x2 y2 ...`): its box is the
+polygon's extent. Bad data is a `DataError` naming the file and line: a malformed line, a class index out of range,
+coordinates outside [0, 1] (by more than `BOX_TOLERANCE` pixels), an empty box, two images sharing a label file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torchbricks._extras import require
+from torchbricks.datasets.readers import (
+    BOX_TOLERANCE,
+    IMAGE_EXTENSIONS,
+    BoxDataset,
+    BoxImage,
+    BoxObject,
+    DataError,
+    DataProblems,
+    Transform,
+    box_problem,
+    clip_box,
+    image_file_size,
+)
+
+__all__ = ["YOLO_FILE", "YoloDataset", "YoloLayout", "read_yolo_layout", "yolo_class_names", "yolo_label_path"]
+
+YOLO_FILE = "data.yaml"
+SPLIT_KEYS = {"train": "train", "validation": "val", "test": "test"}
+"""Split -> its key in `data.yaml` (and its folder under `images/` without one)."""
+
+
+@dataclass(frozen=True)
+class YoloLayout:
+    """What `data.yaml` says: the class names, and each split's image sources (folders or list files)."""
+
+    root: Path
+    class_names: list[str]
+    splits: dict[str, list[Path]]
+
+
+def _yaml_document(path: Path) -> dict[str, Any]:
+    yaml = require("yaml", "hydra")
+    try:
+        document = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise DataError(f"The YOLO file {str(path)!r} cannot be read as YAML: {' '.join(str(error).split())}") from error
+    if not isinstance(document, dict):
+        raise DataError(f"The YOLO file {str(path)!r} holds {type(document).__name__}; expected a mapping with 'names'.")
+    return document
+
+
+def _names(path: Path, names: Any, count: Any) -> list[str]:
+    if isinstance(names, dict):
+        try:
+            by_index = {int(index): str(name) for index, name in names.items()}
+        except (TypeError, ValueError) as error:
+            raise DataError(f"The YOLO file {str(path)!r} has 'names' keys that are not class indices: {list(names)}.") from error
+        if sorted(by_index) != list(range(len(by_index))):
+            raise DataError(
+                f"The YOLO file {str(path)!r} numbers its 'names' {sorted(by_index)}; expected 0 to {len(by_index) - 1}."
+            )
+        names = [by_index[index] for index in range(len(by_index))]
+    if not isinstance(names, list) or not names:
+        raise DataError(
+            f"The YOLO file {str(path)!r} has 'names' {names!r}; expected a list [cat, dog] or a mapping {{0: cat, 1: dog}}."
+        )
+    if count is not None and str(count) != str(len(names)):
+        raise DataError(f"The YOLO file {str(path)!r} has nc: {count} but {len(names)} names.")
+    return [str(name) for name in names]
+
+
+def _source(base: Path, value: str) -> Path:
+    path = Path(value)
+    if path.is_absolute():
+        return path
+    if not (base / path).exists() and value.startswith("../") and (base / value[3:]).exists():
+        return base / value[3:]
+    return base / path
+
+
+def read_yolo_layout(root: Path | str) -> YoloLayout:
+    """The class names and split sources of a YOLO data folder (see the module docstring).
+
+    Raises:
+        DataError: `data.yaml` cannot be read or has no usable `names`, and no `classes.txt` stands in for it.
+    """
+    root = Path(root)
+    path = root / YOLO_FILE
+    if not path.is_file():
+        listed = root / "classes.txt"
+        if not listed.is_file():
+            raise DataError(
+                f"The YOLO folder {str(root)!r} has no {YOLO_FILE} (names: [...]) nor classes.txt naming its classes."
+            )
+        names = [line.strip() for line in listed.read_text().splitlines() if line.strip()]
+        if not names:
+            raise DataError(f"{str(listed)!r} names no class.")
+        splits = {split: [root / "images" / key] for split, key in SPLIT_KEYS.items()}
+        return YoloLayout(root, names, splits)
+    document = _yaml_document(path)
+    if "names" not in document:
+        raise DataError(f"The YOLO file {str(path)!r} has no 'names'; it has {sorted(document)}.")
+    names = _names(path, document["names"], document.get("nc"))
+    base = root
+    if document.get("path"):
+        candidate = Path(str(document["path"]))
+        candidate = candidate if candidate.is_absolute() else root / candidate
+        base = candidate if candidate.is_dir() else root
+    splits = {}
+    for split, key in SPLIT_KEYS.items():
+        value = document.get(key)
+        if value is None:
+            splits[split] = [base / "images" / key]
+        else:
+            values = value if isinstance(value, list) else [value]
+            splits[split] = [_source(base, str(item)) for item in values]
+    return YoloLayout(root, names, splits)
+
+
+def yolo_class_names(root: Path | str) -> list[str]:
+    """The class names of a YOLO data folder, in index order.
+
+    Raises:
+        DataError: See `read_yolo_layout`.
+    """
+    return read_yolo_layout(root).class_names
+
+
+def yolo_label_path(image: Path) -> Path:
+    """The label file of an image: the last `images` folder of its path replaced by `labels`, the extension by `.txt`.
+
+    Example:
+        >>> yolo_label_path(Path("data/images/train/cat.jpg")).as_posix()
+        'data/labels/train/cat.txt'
+    """
+    parts = list(image.with_suffix(".txt").parts)
+    for index in range(len(parts) - 2, -1, -1):
+        if parts[index] == "images":
+            parts[index] = "labels"
+            break
+    return Path(*parts)
+
+
+def _split_images(sources: Sequence[Path], problems: DataProblems) -> list[Path]:
+    images: list[Path] = []
+    for source in sources:
+        if source.is_dir():
+            images.extend(
+                sorted(path for path in source.rglob("*") if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file())
+            )
+        elif source.is_file() and source.suffix == ".txt":
+            for line in source.read_text().splitlines():
+                if line.strip():
+                    images.append(_source(source.parent, line.strip()))
+        elif not source.exists():
+            problems.report(f"The YOLO split source {str(source)!r} does not exist.")
+        else:
+            problems.report(f"The YOLO split source {str(source)!r} is neither a folder of images nor a .txt list of them.")
+    return images
+
+
+class YoloDataset(BoxDataset):
+    """One split of a YOLO data folder as box samples (see `BoxDataset` and the module docstring).
+
+    Args:
+        root: The data folder (holding `data.yaml`).
+        split: `train`, `validation` or `test`.
+        transform: A `torchvision.transforms.v2` transform of `{"image", "boxes", "labels"}`.
+        problems: Where problems go; the first raises when None.
+
+    Raises:
+        DataError: The split holds no image, an image is missing or unreadable, or a label line is bad (the message
+            names the file and line).
+    """
+
+    def __init__(
+        self, root: Path | str, split: str = "train", transform: Transform | None = None, problems: DataProblems | None = None
+    ) -> None:
+        problems = problems if problems is not None else DataProblems()
+        layout = read_yolo_layout(root)
+        self.root = layout.root
+        self.split = split
+        sources = layout.splits[split]
+        records = []
+        label_owner: dict[Path, Path] = {}
+        for image in _split_images(sources, problems):
+            label_path = yolo_label_path(image)
+            if label_path in label_owner:
+                problems.report(
+                    f"Images {str(label_owner[label_path])!r} and {str(image)!r} share the label file {str(label_path)!r}; "
+                    "rename one of them."
+                )
+                continue
+            label_owner[label_path] = image
+            if not image.is_file():
+                problems.report(f"Image {str(image)!r} (listed in the YOLO split {split!r}) does not exist.")
+                continue
+            size = problems.guard(image_file_size, image)
+            if size is None:
+                continue
+            record = BoxImage(image, size[0], size[1], source=repr(str(label_path)))
+            if label_path.is_file():
+                record.objects = _read_label_file(label_path, record, len(layout.class_names), problems)
+            records.append(record)
+        if not records:
+            shown = [str(source) for source in sources]
+            problems.report(f"The YOLO split {split!r} holds no image; looked in {shown}.")
+        super().__init__(records, layout.class_names, with_masks=False, transform=transform)
+
+
+def _read_label_file(path: Path, image: BoxImage, num_classes: int, problems: DataProblems) -> list[BoxObject]:
+    objects = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if line.strip():
+            parsed = _parse_line(line, image, num_classes)
+            if isinstance(parsed, str):
+                problems.report(f"Label file {str(path)!r} line {number}: {parsed}")
+            else:
+                objects.append(parsed)
+    return objects
+
+
+def _parse_line(line: str, image: BoxImage, num_classes: int) -> BoxObject | str:
+    """The object of one label line, or what is wrong with it."""
+    fields = line.split()
+    if len(fields) != 5 and (len(fields) < 7 or len(fields) % 2 == 0):
+        return f"{line.strip()!r} is not 'class cx cy w h' (or 'class x1 y1 x2 y2 x3 y3 ...' for a polygon)."
+    try:
+        label = int(fields[0])
+        values = [float(value) for value in fields[1:]]
+    except ValueError:
+        return f"{line.strip()!r} is not a class index followed by numbers."
+    if not 0 <= label < num_classes:
+        return f"class {label} is out of range; the data has {num_classes} classes (0 to {num_classes - 1})."
+    width, height = image.width, image.height
+    if len(values) == 4:
+        cx, cy, w, h = values
+        box = ((cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height)
+        polygon = None
+    else:
+        xs, ys = [x * width for x in values[0::2]], [y * height for y in values[1::2]]
+        box = (min(xs), min(ys), max(xs), max(ys))
+        polygon = [coordinate for point in zip(xs, ys, strict=True) for coordinate in point]
+    if box_problem(box, width, height):
+        return (
+            f"{line.strip()!r} is outside [0, 1] (or empty) in its image {str(image.path)!r} of {width}x{height} "
+            f"(by more than {BOX_TOLERANCE} pixel); coordinates are normalised by the image's width and height."
+        )
+    return BoxObject(clip_box(box, width, height), label, [polygon] if polygon else None)

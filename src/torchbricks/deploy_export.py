@@ -1,0 +1,503 @@
+"""Exporting a trained experiment as one deployable ONNX file: uint8 images in, final results out.
+
+`export_deployable_onnx` (the `torchbricks export` command) loads an experiment folder
+(`torchbricks.trained_experiment.load_experiment`), puts a brick converting uint8 images [B, 3, H, W] to floats
+in [0, 1] in front of its collection (the collection's own preprocessor then normalizes), and exports the export
+stage's head outputs with `export_bricks_as_onnx`: detection boxes, scores and labels after top-k and NMS,
+segmentation masks, class probabilities (`torchbricks.deploy.DEPLOY_OUTPUTS`). The batch dimension is dynamic.
+
+Beside the file it writes `<file>.json`: class names, input size, input name, dtype and layout, each output and
+its meaning, the heads and their kinds, the torchbricks version, the COCO category ids when the data had them, the
+check against PyTorch and, with `quantize="int8"`, the accuracy of the int8 file against the float one.
+
+`quantize="int8"` quantizes the convolutions and matrix products statically (onnxruntime's QDQ format, int8
+weights per channel, uint8 activations) with ranges calibrated on training images of the experiment's data; the
+decoding (top-k, NMS, argmax) stays in float. The float and the int8 files are then evaluated with the
+collection's own metric bricks on the validation split. Without the data (`data.root` gone), `images` gives a
+folder of images to calibrate on, and the report is the agreement of the two files on those images.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from torchbricks._extras import require
+from torchbricks._files import write_json
+from torchbricks.brick_collection import BrickCollection
+from torchbricks.bricks import BrickNotTrainable
+from torchbricks.deploy import DEPLOY_OUTPUTS, INPUT_NAME, METADATA_FORMAT, metadata_path, resize_image
+from torchbricks.errors import BrickError, ConfigError
+from torchbricks.tags import METRIC, MODEL, Stage
+from torchbricks.trained_experiment import TrainedExperiment, find_heads, load_experiment
+
+__all__ = ["DEFAULT_FILE", "QUANTIZE_MODES", "ExportResult", "ImagesToFloat", "export_deployable_onnx"]
+
+DEFAULT_FILE = "deploy.onnx"
+"""The file written into the experiment folder when no output file is given (`deploy_int8.onnx` quantized)."""
+
+QUANTIZE_MODES = ("int8",)
+TOLERANCE = 1e-4
+"""Largest difference allowed between the exported float file and the collection in PyTorch."""
+QUANTIZED_OPS = ("Conv", "Gemm", "MatMul")
+"""Operators quantized to int8; everything else (decoding, NMS, softmax) stays in float."""
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+class ImagesToFloat(nn.Module):
+    """uint8 images to float32 in [0, 1], as torchvision's `ToDtype(torch.float32, scale=True)` does.
+
+    Example:
+        >>> ImagesToFloat()(torch.tensor([[0, 255]], dtype=torch.uint8)).tolist()
+        [[0.0, 1.0]]
+    """
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return images.to(torch.float32).mul(1.0 / 255.0)
+
+
+@dataclass
+class ExportResult:
+    """What `export_deployable_onnx` wrote: the ONNX file, its metadata file and the metadata."""
+
+    path_onnx: Path
+    path_metadata: Path
+    metadata: dict[str, Any]
+
+
+def export_deployable_onnx(
+    experiment: Path | str,
+    path_onnx: Path | str | None = None,
+    *,
+    image_size: int | Sequence[int] | None = None,
+    quantize: str | None = None,
+    images: Path | str | None = None,
+    num_calibration_images: int = 32,
+    overwrite: bool = False,
+) -> ExportResult:
+    """Exports the trained experiment in `experiment` as one ONNX file taking uint8 images (see the module docstring).
+
+    Args:
+        experiment: The experiment folder (written by `torchbricks train`).
+        path_onnx: The file to write; `<experiment>/deploy.onnx` (`deploy_int8.onnx` quantized) when None.
+        image_size: Side (or `[height, width]`) of the images the file takes; the experiment's when None.
+        quantize: `"int8"` for a statically quantized file; float32 when None.
+        images: A folder of images to calibrate on (and compare the float and int8 files on) when the experiment's
+            data is not available.
+        num_calibration_images: Training images the int8 ranges are calibrated on.
+        overwrite: Replace an existing file; refused otherwise.
+
+    Returns:
+        The paths written and the metadata.
+
+    Raises:
+        BrickError: A bad argument, an existing file without `overwrite`, an experiment without task heads, or an
+            exported file that disagrees with PyTorch. Nothing is written then.
+        ConfigError: `experiment` is not a trained experiment folder.
+    """
+    if quantize is not None and quantize not in QUANTIZE_MODES:
+        raise BrickError(f"quantize must be one of {list(QUANTIZE_MODES)} or None, got {quantize!r}.")
+    size = None if image_size is None else _image_size(image_size)
+    if num_calibration_images < 1:
+        raise BrickError(f"num_calibration_images must be at least 1, got {num_calibration_images}.")
+    folder = Path(experiment)
+    default = DEFAULT_FILE if quantize is None else DEFAULT_FILE.replace(".onnx", f"_{quantize}.onnx")
+    path_onnx = folder / default if path_onnx is None else Path(path_onnx)
+    path_json = metadata_path(path_onnx)
+    existing = [str(path) for path in (path_onnx, path_json) if path.exists()]
+    if existing and not overwrite:
+        raise BrickError(f"{existing} already exist; pass overwrite=True (--overwrite) to replace them.")
+    if images is not None and quantize is None:
+        raise BrickError("images (--images) are calibration images for quantize='int8' (--quantize int8); nothing uses them.")
+    if images is not None and not Path(images).is_dir():
+        raise BrickError(f"The images folder {str(images)!r} does not exist.")
+
+    loaded = load_experiment(folder)
+    size = size or loaded.image_size
+    if size is None:
+        raise ConfigError(f"Experiment {str(folder)!r} does not record its image size; pass image_size (--image-size).")
+    heads, outputs = _deployed_outputs(loaded)
+    collection = _uint8_collection(loaded.collection)
+    example = torch.randint(0, 256, (2, 3, *size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    class_counts = _class_counts(loaded, heads, example)
+
+    path_onnx.parent.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix=f".{path_onnx.name}.", dir=path_onnx.parent))
+    try:
+        float_file = workdir / "float.onnx"
+        from torchbricks.brick_collection_utils import export_bricks_as_onnx
+
+        export_bricks_as_onnx(float_file, collection, {INPUT_NAME: example}, tags=Stage.EXPORT, output_names=outputs)
+        difference = _check_against_pytorch(float_file, collection, heads, outputs, example)
+        metadata = _metadata(loaded, size, heads, outputs, class_counts, difference)
+        written = float_file
+        if quantize == "int8":
+            written = workdir / "int8.onnx"
+            metadata["quantization"] = _quantize_int8(loaded, size, float_file, written, workdir, images, num_calibration_images)
+        metadata["file"] = path_onnx.name
+        write_json(workdir / "metadata.json", metadata)
+        os.replace(written, path_onnx)
+        os.replace(workdir / "metadata.json", path_json)  # last: a metadata file means a complete export
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return ExportResult(path_onnx, path_json, metadata)
+
+
+def _image_size(image_size: int | Sequence[int]) -> tuple[int, int]:
+    sizes = [image_size] if isinstance(image_size, int) else list(image_size)
+    if len(sizes) not in (1, 2) or not all(isinstance(side, int) and side > 0 for side in sizes):
+        raise BrickError(f"image_size must be a positive int or [height, width], got {image_size!r}.")
+    return (sizes[0], sizes[-1])
+
+
+def _deployed_outputs(loaded: TrainedExperiment) -> tuple[dict[str, str], list[str]]:
+    """The task heads of the export stage and the outputs the file keeps, `<head>/<output>`."""
+    plan = loaded.collection.plan(tags=Stage.EXPORT)
+    heads = find_heads(list(plan.produced))
+    if not heads:
+        raise BrickError(
+            f"Experiment {str(loaded.folder)!r} has no task head to export: its export stage outputs {list(plan.produced)}, "
+            f"none of which ends a head of a known kind {sorted(DEPLOY_OUTPUTS)}."
+        )
+    if tuple(plan.required_inputs) != ("raw",):
+        raise BrickError(
+            f"Experiment {str(loaded.folder)!r} reads {list(plan.required_inputs)}; an exported model feeds images as 'raw' only."
+        )
+    outputs = [f"{head}/{name}" for head, kind in heads.items() for name in DEPLOY_OUTPUTS[kind]]
+    return heads, outputs
+
+
+def _uint8_collection(collection: BrickCollection) -> BrickCollection:
+    """The collection behind a brick making `raw` (float in [0, 1]) of uint8 `images`; it shares the bricks."""
+    converter = BrickNotTrainable(ImagesToFloat(), input_names=[INPUT_NAME], output_names=["raw"], tags=[MODEL])
+    return BrickCollection({"images_to_float": converter, **collection.to_dict()})
+
+
+def _class_counts(loaded: TrainedExperiment, heads: dict[str, str], example: torch.Tensor) -> dict[str, int]:
+    """Classes per head, from a run of the collection (a segmentation head may add a background class)."""
+    try:
+        with torch.no_grad():
+            named = loaded.collection(named_inputs={"raw": example[:1].float() / 255}, tags=Stage.EXPORT, return_inputs=False)
+    except RuntimeError as error:
+        raise BrickError(
+            f"Experiment {str(loaded.folder)!r} does not run on RGB images of {list(example.shape[2:])} pixels: {error}"
+        ) from error
+    counts = {}
+    for head, kind in heads.items():
+        if kind == "detection":
+            counts[head] = len(loaded.class_names or [])
+        else:
+            counts[head] = int(named[f"{head}/probabilities"].shape[1])
+    return counts
+
+
+def _session(path: Path) -> Any:
+    onnxruntime = require("onnxruntime", "onnx")
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # onnxruntime warns about initializers it keeps as inputs of QDQ models
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _check_against_pytorch(
+    path: Path, collection: BrickCollection, heads: dict[str, str], outputs: list[str], example: torch.Tensor
+) -> float:
+    """The largest difference between the file in onnxruntime and the collection, on two batch sizes.
+
+    A detection head's boxes are compared as sets (the rows with a label, each matched with its closest reference
+    row): candidates of equal score may leave top-k in another order in another runtime.
+    """
+    session = _session(path)
+    difference = 0.0
+    for batch in (example, example[:1]):
+        with torch.no_grad():
+            named = collection(named_inputs={INPUT_NAME: batch}, tags=Stage.EXPORT, return_inputs=False, output_names=outputs)
+        expected = {name: named[name].numpy() for name in outputs}
+        actual = dict(zip(outputs, session.run(outputs, {INPUT_NAME: batch.numpy()}), strict=True))
+        for name in outputs:
+            if actual[name].shape != expected[name].shape:
+                raise BrickError(
+                    f"Output {name!r} of the ONNX file has shape {actual[name].shape}; PyTorch's {expected[name].shape}."
+                )
+            if heads[name.rpartition("/")[0]] != "detection":
+                difference = max(difference, _largest_difference(actual[name], expected[name]))
+        for head in (head for head, kind in heads.items() if kind == "detection"):
+            rows, reference = _box_rows(actual, head), _box_rows(expected, head)
+            for image in range(len(batch)):
+                difference = max(difference, _set_difference(rows[image], reference[image]))
+    if difference > TOLERANCE:
+        raise BrickError(f"The exported file differs from the PyTorch collection by {difference:.3g} > {TOLERANCE}.")
+    return difference
+
+
+def _largest_difference(values: np.ndarray, reference: np.ndarray) -> float:
+    return float(np.abs(values.astype(np.float64) - reference.astype(np.float64)).max(initial=0.0))
+
+
+def _box_rows(outputs: dict[str, np.ndarray], head: str) -> list[np.ndarray]:
+    """Per image, the boxes with a label as rows (x_min, y_min, x_max, y_max, score, label)."""
+    boxes, scores, labels = (outputs[f"{head}/{name}"].astype(np.float64) for name in ("boxes", "scores", "labels"))
+    rows = np.concatenate([boxes, scores[..., None], labels[..., None]], axis=-1)
+    return [image_rows[image_labels >= 0] for image_rows, image_labels in zip(rows, labels, strict=True)]
+
+
+def _set_difference(rows: np.ndarray, reference: np.ndarray) -> float:
+    """The largest difference of each row to its closest unmatched reference row; infinite when the counts differ."""
+    if len(rows) != len(reference):
+        return float("inf")
+    unmatched = list(range(len(reference)))
+    largest = 0.0
+    for row in rows:
+        gaps = np.abs(reference[unmatched] - row).max(axis=1)
+        best = int(np.argmin(gaps))
+        largest = max(largest, float(gaps[best]))
+        unmatched.pop(best)
+    return largest
+
+
+def _head_class_names(class_names: list[str] | None, count: int) -> list[str] | None:
+    if not class_names:
+        return None
+    if count == len(class_names):
+        return list(class_names)
+    if count == len(class_names) + 1:
+        return ["background", *class_names]  # masks drawn from COCO polygons: class 0 is the background
+    return None
+
+
+def _metadata(
+    loaded: TrainedExperiment,
+    size: tuple[int, int],
+    heads: dict[str, str],
+    outputs: list[str],
+    class_counts: dict[str, int],
+    difference: float,
+) -> dict[str, Any]:
+    import torchbricks
+
+    head_class_names = loaded.description.get("head_class_names") or {}  # experiments on several sources
+    metadata: dict[str, Any] = {
+        "format": METADATA_FORMAT,
+        "torchbricks_version": torchbricks.__version__,
+        "experiment": str(loaded.folder.resolve()),
+        "image_size": list(size),
+        "trained_image_size": list(loaded.image_size) if loaded.image_size else None,
+        "class_names": loaded.class_names,
+        "input": {
+            "name": INPUT_NAME,
+            "dtype": "uint8",
+            "layout": "NCHW",
+            "shape": ["batch", 3, *size],
+            "meaning": "RGB images in [0, 255] resized to image_size (bilinear, antialiased); scaled to [0, 1] and "
+            "normalized inside the model",
+        },
+        "heads": {
+            head: {
+                "kind": kind,
+                "num_classes": class_counts[head],
+                "class_names": _head_class_names(head_class_names.get(head) or loaded.class_names, class_counts[head]),
+                "outputs": [f"{head}/{name}" for name in DEPLOY_OUTPUTS[kind]],
+            }
+            for head, kind in heads.items()
+        },
+        "outputs": {name: DEPLOY_OUTPUTS[heads[name.rpartition("/")[0]]][name.rpartition("/")[2]] for name in outputs},
+        "max_abs_difference_to_pytorch": difference,
+    }
+    category_ids = loaded.category_ids or _coco_category_ids(loaded)
+    if category_ids:
+        metadata["category_ids"] = list(category_ids)
+    return metadata
+
+
+def _coco_category_ids(loaded: TrainedExperiment) -> list[int] | None:
+    """The COCO category ids of the classes (contiguous index = position), read from the training file when the
+    experiment's description lacks them and the data is still there."""
+    if not str(loaded.description.get("data_module", "")).endswith("CocoDataModule"):
+        return None
+    path = Path(str(loaded.config.data.get("root"))) / "train.json"
+    if not path.is_file():
+        return None
+    return sorted(int(category["id"]) for category in json.loads(path.read_text())["categories"])
+
+
+# --- int8 -----------------------------------------------------------------------------------------------------------
+
+
+def _quantize_int8(
+    loaded: TrainedExperiment,
+    size: tuple[int, int],
+    float_file: Path,
+    int8_file: Path,
+    workdir: Path,
+    images: Path | str | None,
+    num_calibration_images: int,
+) -> dict[str, Any]:
+    """Quantizes `float_file` into `int8_file` and reports how the int8 file compares with the float one."""
+    quantization = require("onnxruntime.quantization", "onnx")
+    data_module = None if images is not None else _data_module(loaded, size)
+    if data_module is None and images is None:
+        raise BrickError(
+            f"Quantizing needs images to calibrate on: the experiment's data ({loaded.config.data.get('root')!r}) is "
+            "not available; pass a folder of images (--images DIR)."
+        )
+    if data_module is not None:
+        calibration = [image for image, _ in _dataset_images(data_module, "train", num_calibration_images)]
+        source = f"{len(calibration)} training images of {data_module.root}"
+    else:
+        calibration = _folder_images(Path(str(images)), size)[:num_calibration_images]
+        if not calibration:
+            raise BrickError(f"The images folder {str(images)!r} has no image ({', '.join(IMAGE_SUFFIXES)}).")
+        source = f"{len(calibration)} images of {images}"
+
+    prepared = workdir / "prepared.onnx"
+    quantization.shape_inference.quant_pre_process(str(float_file), str(prepared), skip_symbolic_shape=True)
+    started = time.perf_counter()
+    quantization.quantize_static(
+        str(prepared),
+        str(int8_file),
+        _CalibrationImages(calibration),
+        quant_format=quantization.QuantFormat.QDQ,
+        op_types_to_quantize=list(QUANTIZED_OPS),
+        per_channel=True,
+        activation_type=quantization.QuantType.QUInt8,
+        weight_type=quantization.QuantType.QInt8,
+        calibrate_method=quantization.CalibrationMethod.MinMax,
+    )
+    report: dict[str, Any] = {
+        "mode": "int8 static (onnxruntime QDQ): int8 weights per channel, uint8 activations, MinMax calibration",
+        "quantized_operators": list(QUANTIZED_OPS),
+        "calibration": source,
+        "seconds": round(time.perf_counter() - started, 2),
+        "float_file_bytes": float_file.stat().st_size,
+        "int8_file_bytes": int8_file.stat().st_size,
+    }
+    float_session, int8_session = _session(float_file), _session(int8_file)
+    if data_module is not None:
+        report.update(_evaluate(loaded, data_module, float_session, int8_session))
+    else:
+        pairs = [(_run(float_session, batch), _run(int8_session, batch)) for batch in _batches(calibration)]
+        report["agreement"] = _agreement(pairs)
+        report["evaluated_on"] = f"{source} (no labels: agreement of the float and int8 files only)"
+    return report
+
+
+class _CalibrationImages:
+    """onnxruntime's calibration reader protocol over uint8 images [3, H, W], one image per call."""
+
+    def __init__(self, images: list[np.ndarray]) -> None:
+        self._images = iter(images)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        image = next(self._images, None)
+        return None if image is None else {INPUT_NAME: image[None]}
+
+
+def _data_module(loaded: TrainedExperiment, size: tuple[int, int]) -> Any:
+    """The experiment's data module at `size`, without training augmentations; None when its data is gone."""
+    from torchbricks.configuration import instantiate_config
+
+    omegaconf = require("omegaconf", "hydra").OmegaConf
+    root = loaded.config.data.get("root")
+    if root is None or not Path(str(root)).is_dir():
+        return None
+    config = omegaconf.merge(loaded.config, {"data": {"image_size": list(size)}})  # boxes and masks at the file's size
+    data_module = instantiate_config(config, "data")
+    if hasattr(data_module, "train_transform"):
+        data_module.train_transform = data_module.test_transform  # calibrate on the images as the model sees them
+    data_module.prepare_datasets()
+    return data_module
+
+
+def _to_uint8(raw: torch.Tensor) -> np.ndarray:
+    """The uint8 image the data module's float image came from (`ToDtype(scale=True)` divides by 255)."""
+    return (raw * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def _dataset_images(data_module: Any, split: str, limit: int | None) -> Iterator[tuple[np.ndarray, dict[str, Any]]]:
+    dataset = data_module.datasets[split]
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    for index in range(count):
+        sample = dataset[index]
+        yield _to_uint8(sample["raw"]), sample
+
+
+def _folder_images(folder: Path, size: tuple[int, int]) -> list[np.ndarray]:
+    from PIL import Image
+
+    images = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            with Image.open(path) as image:
+                images.append(resize_image(np.asarray(image.convert("RGB")), size).transpose(2, 0, 1).copy())
+    return images
+
+
+def _batches(images: list[np.ndarray], batch_size: int = 8) -> Iterator[np.ndarray]:
+    for start in range(0, len(images), batch_size):
+        yield np.stack(images[start : start + batch_size])
+
+
+def _run(session: Any, batch: np.ndarray) -> dict[str, np.ndarray]:
+    names = [output.name for output in session.get_outputs()]
+    return dict(zip(names, session.run(names, {INPUT_NAME: batch}), strict=True))
+
+
+def _evaluate(loaded: TrainedExperiment, data_module: Any, float_session: Any, int8_session: Any) -> dict[str, Any]:
+    """The collection's metric bricks on the validation split, fed with each file's outputs and the split's targets."""
+    collection = loaded.collection
+    samples = list(_dataset_images(data_module, "validation", None))
+    batches = []  # (targets, float outputs, int8 outputs)
+    for start in range(0, len(samples), 8):
+        chunk = samples[start : start + 8]
+        images = np.stack([image for image, _ in chunk])
+        targets = data_module.collate_fn([sample for _, sample in chunk])
+        batches.append((targets, _run(float_session, images), _run(int8_session, images)))
+    needed = set(collection.required_inputs(tags=[METRIC]))
+    metrics: dict[str, dict[str, float]] = {}
+    if batches and needed <= set(batches[0][0]) | set(batches[0][1]):
+        for precision, which in (("float32", 1), ("int8", 2)):
+            collection.reset_metrics()
+            for batch in batches:
+                named: dict[str, Any] = {name: torch.from_numpy(value) for name, value in batch[which].items()}
+                named.update({name: value for name, value in batch[0].items() if name in needed and name not in named})
+                with torch.no_grad():
+                    collection(named_inputs=named, tags=[METRIC], return_inputs=False)
+            values = collection.summarize(reset=True).items()
+            metrics[precision] = {name: float(value) for name, value in values if torch.as_tensor(value).numel() == 1}
+        metrics["change"] = {name: metrics["int8"][name] - metrics["float32"][name] for name in metrics["float32"]}
+    return {
+        "evaluated_on": f"the validation split of {data_module.root} ({len(samples)} images)",
+        "metrics": metrics or None,
+        "agreement": _agreement([(batch[1], batch[2]) for batch in batches]),
+    }
+
+
+def _agreement(pairs: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]) -> dict[str, Any]:
+    """How close the int8 outputs are to the float ones, per output."""
+    if not pairs:
+        return {}
+    agreement: dict[str, Any] = {}
+    for name in pairs[0][0]:
+        reference = np.concatenate([pair[0][name] for pair in pairs])
+        quantized = np.concatenate([pair[1][name] for pair in pairs])
+        leaf = name.rpartition("/")[2]
+        if leaf == "labels":
+            counts = (reference >= 0).sum(axis=1), (quantized >= 0).sum(axis=1)
+            agreement[f"{name}:same_box_count"] = float((counts[0] == counts[1]).mean())
+            agreement[f"{name}:mean_boxes_float32"] = float(counts[0].mean())
+            agreement[f"{name}:mean_boxes_int8"] = float(counts[1].mean())
+        elif reference.dtype.kind in "iu":
+            agreement[f"{name}:equal_fraction"] = float((reference == quantized).mean())
+        elif leaf not in ("boxes", "scores"):  # boxes are sorted by score: positions do not pair them across files
+            agreement[f"{name}:max_abs_difference"] = float(np.abs(reference - quantized).max(initial=0.0))
+    return agreement

@@ -1,0 +1,202 @@
+"""A trained experiment's metrics on another labelled data set: `torchbricks evaluate EXPERIMENT data.root=DIR`.
+
+The data is read with the experiment's own data config (`resolved_config.yaml`'s `data`, with the overrides
+applied, `data.root` typically), so every layout the data modules read works. The experiment's collection with its
+trained weights runs its test stage under Lightning's `trainer.test` (`LightningBrickCollection`), as
+`torchbricks train` does for its test split, so on the same data the values equal `metrics.json`'s `test` values.
+
+Per class: a head with a confusion matrix (classification) gets each class's precision, recall and support (the
+number of samples of that class) from it; the other heads' metrics (mAP, mean IoU, multilabel F1) are the
+scalars their metric bricks compute, without a per-class breakdown.
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torchbricks._extras import require
+from torchbricks._files import write_json
+from torchbricks.errors import BrickError, ConfigError, did_you_mean
+from torchbricks.trained_experiment import load_experiment
+
+__all__ = ["EVALUATION_FILE", "SPLITS", "EvaluationResult", "evaluate_experiment", "format_evaluation", "per_class_values"]
+
+EVALUATION_FILE = "evaluation.json"
+SPLITS = ("val", "test")
+"""The splits `evaluate` reads: the data module's validation split, or its test split (the validation split when
+the data has no test split)."""
+
+
+@dataclass
+class EvaluationResult:
+    """The metrics of an evaluation, the per-class values and what was evaluated."""
+
+    metrics: dict[str, Any]
+    per_class: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    description: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """What `evaluation.json` holds."""
+        return {**self.description, "metrics": self.metrics, "per_class": self.per_class}
+
+
+def evaluate_experiment(
+    folder: Path | str, overrides: Sequence[str] = (), split: str = "test", out: Path | str | None = None
+) -> EvaluationResult:
+    """Evaluates the trained experiment in `folder` on the data its config reads, after `overrides`.
+
+    Args:
+        folder: A trained experiment folder.
+        overrides: `key=value` changes of the experiment's resolved config, e.g. `data.root=DIR`,
+            `data.batch_size=8`; a key must exist in the config.
+        split: `val` or `test` (see `SPLITS`).
+        out: Where `evaluation.json` is written; `folder/evaluation.json` by default.
+
+    Raises:
+        ConfigError: `folder` is not a trained experiment, an override names a key the config lacks, or the data's
+            classes differ from the experiment's.
+        BrickError: `split` is not one of `SPLITS`.
+    """
+    pl = require("pytorch_lightning", "lightning")
+    omegaconf = require("omegaconf", "hydra").OmegaConf
+    import torch
+
+    from torchbricks.configuration import instantiate_config
+    from torchbricks.lightning.main_job import quiet_third_party_notices
+    from torchbricks.lightning.module import LightningBrickCollection, to_json
+
+    if split not in SPLITS:
+        raise BrickError(f"split must be one of {list(SPLITS)}, got {split!r}.{did_you_mean(split, SPLITS)}")
+    experiment = load_experiment(folder)
+    config = _with_overrides(copy.deepcopy(experiment.config), overrides)
+    quiet_third_party_notices()
+    data_module = instantiate_config(config, "data")
+    data_classes = getattr(data_module, "class_names", None)
+    if experiment.class_names and data_classes and list(data_classes) != list(experiment.class_names):
+        root = config.data.get("root", "the data")
+        raise ConfigError(
+            f"The data in {str(root)!r} has classes {list(data_classes)}; experiment {str(experiment.folder)!r} was trained "
+            f"on {experiment.class_names}. Evaluate on data with the same classes."
+        )
+    collection = experiment.collection
+    if config.get("channels_last", False):  # as the main job ran it: the same kernels, the same numbers
+        collection.to(memory_format=torch.channels_last)
+    loader = data_module.val_dataloader() if split == "val" else data_module.test_dataloader()
+    scratch = Path(tempfile.mkdtemp(prefix="torchbricks-evaluate-"))  # the module's graph and metrics_test.json
+    try:
+        module = LightningBrickCollection(
+            path_experiments=scratch,
+            experiment_name="evaluation",
+            brick_collection=collection,
+            create_optimizers_func=_no_optimizer,
+            loss_weights=omegaconf.to_container(config.get("loss_weights", {})) or {},
+        )
+        trainer = instantiate_config(
+            config, "trainer", logger=False, enable_checkpointing=False, callbacks=_progress_callbacks(config), max_epochs=1
+        )
+        trainer.test(module, dataloaders=loader, verbose=False)
+        if not trainer.is_global_zero:
+            return EvaluationResult({})
+        metrics = to_json(module.epoch_metrics.get("test", {}))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    del pl
+    description = {
+        "experiment": str(experiment.folder),
+        "data_root": str(config.data.get("root")) if "root" in config.data else None,
+        "split": split,
+        "overrides": list(overrides),
+        "class_names": experiment.class_names,
+    }
+    result = EvaluationResult(metrics, per_class_values(metrics, experiment.class_names), description)
+    write_json(Path(out) if out is not None else experiment.folder / EVALUATION_FILE, result.to_json())
+    return result
+
+
+def _no_optimizer(parameters: list[Any]) -> Any:
+    raise BrickError("Evaluation does not train; it has no optimizer.")
+
+
+def _progress_callbacks(config: Any) -> list[Any]:
+    if config.trainer.get("enable_progress_bar", True) and not sys.stdout.isatty():
+        from torchbricks.lightning.callbacks import LineProgressBar
+
+        return [LineProgressBar()]  # no redrawn bar in a log; the table follows
+    return []
+
+
+def _with_overrides(config: Any, overrides: Sequence[str]) -> Any:
+    omegaconf = require("omegaconf", "hydra").OmegaConf
+    for override in overrides:
+        key, separator, text = override.partition("=")
+        if not separator or not key:
+            raise ConfigError(f"An override is key=value, e.g. data.root=DIR; got {override!r}.")
+        if omegaconf.select(config, key, default=_MISSING) is _MISSING:
+            parent, _, leaf = key.rpartition(".")
+            node = omegaconf.select(config, parent) if parent else config
+            keys = [str(name) for name in node] if hasattr(node, "keys") else []
+            raise ConfigError(
+                f"Override {override!r}: the experiment's config has no key {key!r}"
+                + (f"; {parent or 'the top level'} has {keys}.{did_you_mean(leaf, keys)}" if keys else ".")
+            )
+        omegaconf.update(config, key, _parse_value(text), merge=False)
+    return config
+
+
+_MISSING = object()
+
+
+def _parse_value(text: str) -> Any:
+    yaml = require("yaml", "hydra")
+    try:
+        return yaml.safe_load(text) if text else ""
+    except yaml.YAMLError:
+        return text
+
+
+def per_class_values(metrics: dict[str, Any], class_names: Sequence[str] | None = None) -> dict[str, dict[str, dict[str, float]]]:
+    """Precision, recall and support per class of each confusion matrix among `metrics` (rows: true classes).
+
+    Example:
+        >>> per_class_values({"head/confusion_matrix": [[3, 1], [0, 2]]}, ["cat", "dog"])["head"]["cat"]
+        {'precision': 1.0, 'recall': 0.75, 'support': 4}
+    """
+    values: dict[str, dict[str, dict[str, float]]] = {}
+    for name, matrix in metrics.items():
+        if not name.endswith("confusion_matrix") or not isinstance(matrix, list) or not matrix or len(matrix) != len(matrix[0]):
+            continue
+        head = name.rpartition("/")[0] or name
+        per_class = {}
+        for index, row in enumerate(matrix):
+            predicted = sum(other[index] for other in matrix)
+            support = sum(row)
+            label = class_names[index] if class_names and index < len(class_names) else str(index)
+            per_class[label] = {
+                "precision": row[index] / predicted if predicted else 0.0,
+                "recall": row[index] / support if support else 0.0,
+                "support": support,
+            }
+        values[head] = per_class
+    return values
+
+
+def format_evaluation(result: EvaluationResult) -> str:
+    """The metrics as a table (scalars), then the per-class values of each head that has them."""
+    scalars = {name: value for name, value in result.metrics.items() if isinstance(value, (int, float))}
+    width = max([len("metric"), *(len(name) for name in scalars)])
+    lines = [f"{'metric':<{width}}  value", *(f"{name:<{width}}  {value:.4f}" for name, value in scalars.items())]
+    for head, per_class in result.per_class.items():
+        name_width = max(len("class"), *(len(name) for name in per_class))
+        lines += ["", f"{head}: per class (from the confusion matrix)", f"{'class':<{name_width}}  precision  recall  support"]
+        lines += [
+            f"{name:<{name_width}}  {values['precision']:9.4f}  {values['recall']:6.4f}  {int(values['support']):7d}"
+            for name, values in per_class.items()
+        ]
+    return "\n".join(lines)

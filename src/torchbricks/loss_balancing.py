@@ -1,0 +1,305 @@
+"""Loss balancing for multi-task collections: how the named losses of several heads become one training loss.
+
+Every strategy is an `nn.Module` taking the dict of losses a call produced (`BrickCollection.extract_losses`) and
+returning the total, so it works with any collection and any training loop. Losses a batch did not produce (a
+`missing_targets="skip"` call on a batch without a head's targets) are simply absent and do not count.
+
+- `FixedWeights`: a constant weight per loss (1 by default): the sum torchbricks always used.
+- `UncertaintyWeighting`: Kendall, Gal and Cipolla (2018): one learned log-variance `s` per loss,
+  `total = sum(exp(-s) * loss + s)`; at the optimum `exp(-s)` is `1 / loss`, so a loss that stays large is
+  weighted down. Its parameters must be given to the optimizer (`parameters()`).
+- `DynamicWeightAverage`: Liu, Johns and Davison (2019): the weights follow how fast each loss fell over the last
+  two epochs, `w_i = K * softmax(r / T)_i` with `r_i = L_i(t-1) / L_i(t-2)`; a loss that falls slower gets more.
+  Call `epoch_end(mean_losses)` after each epoch.
+- `PCGrad`: Yu et al. (2020), gradient surgery: each loss's gradient on the shared parameters is projected off
+  the gradients it conflicts with (negative dot product) before they are summed. Its `backward(losses, shared)`
+  replaces `total.backward()`.
+
+`logged_values()` gives what to log per epoch: the weights, or for PCGrad the fraction of conflicting pairs.
+
+Example:
+    >>> import torch
+    >>> balancer = FixedWeights({"seg/loss": 0.5})
+    >>> balancer({"seg/loss": torch.tensor(2.0), "det/loss": torch.tensor(1.0)})
+    tensor(2.)
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from torchbricks.errors import BrickError, did_you_mean
+
+__all__ = [
+    "BALANCERS",
+    "DynamicWeightAverage",
+    "FixedWeights",
+    "LossBalancer",
+    "PCGrad",
+    "UncertaintyWeighting",
+    "create_loss_balancer",
+]
+
+
+class LossBalancer(nn.Module):
+    """Combines named losses into one total. Subclasses set the weights; the base sums them.
+
+    Attributes:
+        uses_gradients: The strategy needs `backward(losses, shared_parameters)` instead of `total.backward()`.
+    """
+
+    uses_gradients = False
+
+    def __init__(self, loss_names: Sequence[str] = ()) -> None:
+        super().__init__()
+        self.loss_names = list(loss_names)
+
+    def weight(self, name: str) -> torch.Tensor | float:
+        """The weight of the loss `name` in the total."""
+        return 1.0
+
+    def forward(self, losses: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The weighted total of the losses present."""
+        if not losses:
+            raise BrickError("No loss to balance: the call produced no loss (did a batch lack every head's targets?).")
+        total: torch.Tensor = sum(self.weight(name) * loss for name, loss in losses.items())  # type: ignore[assignment]
+        return total
+
+    def epoch_end(self, mean_losses: Mapping[str, float]) -> None:
+        """Called with each loss's mean over the epoch that ended (strategies that adapt per epoch use it)."""
+
+    def logged_values(self) -> dict[str, float]:
+        """Name -> value to log per epoch: each loss's weight."""
+        return {f"weights/{name}": float(torch.as_tensor(self.weight(name)).detach()) for name in self.loss_names}
+
+    def _check_names(self, losses: Mapping[str, torch.Tensor]) -> None:
+        unknown = [name for name in losses if name not in self.loss_names]
+        if unknown:
+            raise BrickError(
+                f"{type(self).__name__} balances {self.loss_names}, got the unknown loss {unknown[0]!r}."
+                f"{did_you_mean(unknown[0], self.loss_names)}"
+            )
+
+
+class FixedWeights(LossBalancer):
+    """A constant weight per loss; losses without one weigh `default`.
+
+    Args:
+        weights: Loss name -> weight (non-negative).
+        default: The weight of every other loss.
+    """
+
+    def __init__(self, weights: Mapping[str, float] | None = None, default: float = 1.0) -> None:
+        weights = dict(weights or {})
+        for name, value in weights.items():
+            if not isinstance(value, (int, float)) or value < 0 or not math.isfinite(value):
+                raise BrickError(f"The weight of loss {name!r} must be a finite number >= 0, got {value!r}.")
+        super().__init__(list(weights))
+        self.weights = weights
+        self.default = default
+
+    def weight(self, name: str) -> float:
+        return self.weights.get(name, self.default)
+
+
+class UncertaintyWeighting(LossBalancer):
+    """Learned homoscedastic-uncertainty weights (Kendall et al. 2018): `sum(exp(-s_i) * L_i + s_i)`.
+
+    Args:
+        loss_names: The losses balanced; each gets a log-variance `s_i`, starting at 0 (weight 1).
+    """
+
+    def __init__(self, loss_names: Sequence[str]) -> None:
+        if not loss_names:
+            raise BrickError("UncertaintyWeighting needs the names of the losses it balances.")
+        super().__init__(loss_names)
+        self.log_variances = nn.Parameter(torch.zeros(len(self.loss_names)))
+        self._index = {name: index for index, name in enumerate(self.loss_names)}
+
+    def weight(self, name: str) -> torch.Tensor:
+        return torch.exp(-self.log_variances[self._index[name]])
+
+    def forward(self, losses: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        self._check_names(losses)
+        if not losses:
+            return super().forward(losses)
+        terms = [
+            torch.exp(-self.log_variances[self._index[name]]) * loss + self.log_variances[self._index[name]]
+            for name, loss in losses.items()
+        ]
+        return torch.stack(terms).sum()
+
+
+class DynamicWeightAverage(LossBalancer):
+    """Dynamic weight average (Liu et al. 2019): weights from each loss's rate of descent over the last two epochs.
+
+    The weights are 1 for the first two epochs; then `w_i = K * exp(r_i / T) / sum_j exp(r_j / T)` with
+    `r_i = L_i(t-1) / L_i(t-2)` from the epoch means given to `epoch_end`, K the number of losses.
+
+    Args:
+        loss_names: The losses balanced.
+        temperature: T; larger values flatten the weights towards 1.
+    """
+
+    weights: torch.Tensor
+    history: torch.Tensor
+
+    def __init__(self, loss_names: Sequence[str], temperature: float = 2.0) -> None:
+        if not loss_names:
+            raise BrickError("DynamicWeightAverage needs the names of the losses it balances.")
+        if temperature <= 0:
+            raise BrickError(f"DynamicWeightAverage's temperature must be > 0, got {temperature!r}.")
+        super().__init__(loss_names)
+        self.temperature = temperature
+        self.register_buffer("weights", torch.ones(len(self.loss_names)))
+        self.register_buffer("history", torch.full((2, len(self.loss_names)), float("nan")))
+        self._index = {name: index for index, name in enumerate(self.loss_names)}
+
+    def weight(self, name: str) -> torch.Tensor:
+        return self.weights[self._index[name]]
+
+    def forward(self, losses: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        self._check_names(losses)
+        return super().forward(losses)
+
+    def epoch_end(self, mean_losses: Mapping[str, float]) -> None:
+        latest = torch.tensor([float(mean_losses.get(name, float("nan"))) for name in self.loss_names])
+        self.history[0] = self.history[1]
+        self.history[1] = latest.to(self.history)
+        before, last = self.history[0], self.history[1]
+        known = torch.isfinite(before) & torch.isfinite(last) & (before > 0)
+        if not bool(known.all()):
+            return  # a loss without two epochs of history keeps the current weights
+        rates = last / before
+        self.weights.copy_(len(self.loss_names) * torch.softmax(rates / self.temperature, dim=0))
+
+
+class PCGrad(LossBalancer):
+    """Projecting conflicting gradients (Yu et al. 2020) on the shared parameters.
+
+    `backward(losses, shared_parameters)` sets `.grad`: for the shared parameters the sum of each loss's gradient
+    projected off every other loss's gradient it conflicts with (in a random order per step), for the others the
+    plain gradient of the summed loss. `forward` gives the plain sum (for logging).
+
+    Args:
+        loss_names: The losses balanced (for logging).
+        seed: Seed of the projection order.
+    """
+
+    uses_gradients = True
+
+    def __init__(self, loss_names: Sequence[str] = (), seed: int = 0) -> None:
+        super().__init__(loss_names)
+        self._random = random.Random(seed)
+        self._pairs = 0
+        self._conflicts = 0
+
+    def backward(
+        self, losses: Mapping[str, torch.Tensor], shared_parameters: Sequence[torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """Accumulates the surgically combined gradients into `.grad`; returns the plain sum of the losses.
+
+        `shared_parameters` None: the parameters that more than one loss depends on (found in the autograd graph).
+        """
+        if not losses:
+            raise BrickError("PCGrad: no loss to balance: the call produced no loss.")
+        if shared_parameters is None:
+            shared_parameters = _shared_leaves(list(losses.values()))
+        shared = [parameter for parameter in shared_parameters if parameter.requires_grad]
+        total: torch.Tensor = sum(losses.values())  # type: ignore[assignment]
+        names = list(losses)
+        gradients = []
+        for name in names:
+            grads = torch.autograd.grad(losses[name], shared, retain_graph=True, allow_unused=True)
+            gradients.append(
+                torch.cat([(g if g is not None else torch.zeros_like(p)).flatten() for g, p in zip(grads, shared, strict=True)])
+            )
+        projected = []
+        for index, gradient in enumerate(gradients):
+            others = [other for position, other in enumerate(gradients) if position != index]
+            self._random.shuffle(others)
+            result = gradient.clone()
+            for other in others:
+                dot = torch.dot(result, other)
+                self._pairs += 1
+                if dot < 0:
+                    self._conflicts += 1
+                    result -= dot / other.dot(other).clamp_min(1e-12) * other
+            projected.append(result)
+        combined = torch.stack(projected).sum(dim=0)
+        shared_ids = {id(parameter) for parameter in shared}
+        # The other parameters (the heads) get the plain gradient of the summed loss.
+        rest = [p for p in _parameters_of(total) if id(p) not in shared_ids]
+        if rest:
+            torch.autograd.backward(total, inputs=rest)
+        offset = 0
+        for parameter in shared:
+            size = parameter.numel()
+            piece = combined[offset : offset + size].view_as(parameter)
+            parameter.grad = piece.clone() if parameter.grad is None else parameter.grad + piece
+            offset += size
+        return total.detach()
+
+    def logged_values(self) -> dict[str, float]:
+        """The fraction of gradient pairs that conflicted since the last call (then reset)."""
+        fraction = self._conflicts / self._pairs if self._pairs else 0.0
+        self._pairs = self._conflicts = 0
+        return {"pcgrad/conflicting_fraction": fraction}
+
+
+def _shared_leaves(losses: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """The leaf tensors requiring gradients that more than one of `losses` depends on, in a stable order."""
+    seen: dict[int, tuple[torch.Tensor, int]] = {}
+    for loss in losses:
+        for leaf in _parameters_of(loss):
+            known = seen.get(id(leaf))
+            seen[id(leaf)] = (leaf, (known[1] if known else 0) + 1)
+    return [leaf for leaf, count in seen.values() if count > 1]
+
+
+def _parameters_of(tensor: torch.Tensor) -> list[torch.Tensor]:
+    """The leaf tensors requiring gradients that `tensor` depends on (walking its autograd graph)."""
+    leaves: dict[int, torch.Tensor] = {}
+    seen: set[int] = set()
+    stack = [tensor.grad_fn]
+    while stack:
+        function = stack.pop()
+        if function is None or id(function) in seen:
+            continue
+        seen.add(id(function))
+        variable = getattr(function, "variable", None)
+        if variable is not None and variable.requires_grad:
+            leaves[id(variable)] = variable
+        stack.extend(next_function for next_function, _ in function.next_functions)
+    return list(leaves.values())
+
+
+BALANCERS = {
+    "fixed": FixedWeights,
+    "uncertainty": UncertaintyWeighting,
+    "dwa": DynamicWeightAverage,
+    "pcgrad": PCGrad,
+}
+"""Strategy name (as configs spell it) -> class."""
+
+
+def create_loss_balancer(strategy: str, loss_names: Sequence[str], weights: Mapping[str, float] | None = None) -> LossBalancer:
+    """The balancer `strategy` (a key of `BALANCERS`) for `loss_names`; `weights` only for `fixed`.
+
+    Raises:
+        BrickError: An unknown strategy (with the close match), or weights for a learned strategy.
+    """
+    if strategy not in BALANCERS:
+        raise BrickError(f"Unknown loss balancing {strategy!r}. Available: {list(BALANCERS)}.{did_you_mean(strategy, BALANCERS)}")
+    if strategy == "fixed":
+        return FixedWeights(weights)
+    if weights:
+        raise BrickError(
+            f"Loss balancing {strategy!r} sets its own weights; fixed weights {dict(weights)} apply only to 'fixed'."
+        )
+    return BALANCERS[strategy](loss_names)

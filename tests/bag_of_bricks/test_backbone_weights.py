@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+from torchvision.models.feature_extraction import create_feature_extractor
+
+from torchbricks.bag_of_bricks.backbone_weights import is_weights_path, read_state_dict
+from torchbricks.bag_of_bricks.compact_cnn import CompactCNN, create_task_backbone
+from torchbricks.brick_collection import BrickCollection
+from torchbricks.bricks import BrickTrainable
+from torchbricks.errors import CheckpointError, CheckpointNotFoundError
+
+
+def _features(backbone: torch.nn.Module, image: torch.Tensor) -> list[torch.Tensor]:
+    backbone.eval()
+    with torch.no_grad():
+        return list(backbone(image))
+
+
+def test_a_torchvision_state_dict_loads_into_the_backbone_and_its_classifier_is_left_unused(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    network = torchvision.models.resnet18()
+    torch.save(network.state_dict(), tmp_path / "resnet18.pt")
+    reference = create_feature_extractor(network, {"layer3": "0", "layer4": "1"})  # the network itself, cut by hand
+
+    backbone = create_task_backbone("resnet18", num_scales=2, weights=str(tmp_path / "resnet18.pt"))
+
+    reference.eval()
+    image = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = reference(image)
+    actual = _features(backbone, image)
+    torch.testing.assert_close(actual[0], expected["0"])
+    torch.testing.assert_close(actual[1], expected["1"])
+
+
+def test_a_timm_style_training_checkpoint_is_unwrapped(tmp_path: Path) -> None:
+    state = torchvision.models.resnet18(num_classes=5).state_dict()  # another classifier: its shape does not matter
+    torch.save({"state_dict": {f"module.{key}": value for key, value in state.items()}, "epoch": 3}, tmp_path / "timm.pth")
+
+    backbone = create_task_backbone("resnet18", num_scales=1, weights=str(tmp_path / "timm.pth"))
+
+    torch.testing.assert_close(backbone.state_dict()["extractor.layer4.1.bn2.running_var"], state["layer4.1.bn2.running_var"])
+
+
+def test_a_torchbricks_bricks_folder_and_its_backbone_file_load(tmp_path: Path) -> None:
+    trained = create_task_backbone("compact_cnn", num_scales=2)
+    with torch.no_grad():
+        for parameter in trained.parameters():
+            parameter.add_(torch.rand_like(parameter))
+    collection = BrickCollection({"backbone": BrickTrainable(trained, input_names=["raw"], output_names=["a", "b"])})
+    collection.save_bricks(tmp_path / "bricks")
+
+    from_folder = create_task_backbone("compact_cnn", num_scales=2, weights=str(tmp_path / "bricks"))
+    from_file = create_task_backbone("compact_cnn", num_scales=2, weights=str(tmp_path / "bricks" / "backbone.pt"))
+
+    for loaded in (from_folder, from_file):
+        for key, value in trained.state_dict().items():
+            torch.testing.assert_close(loaded.state_dict()[key], value)
+
+
+def test_weights_of_another_architecture_are_refused_with_the_missing_and_unexpected_keys(tmp_path: Path) -> None:
+    torch.save(torchvision.models.resnet34().state_dict(), tmp_path / "resnet34.pt")
+    torch.save(CompactCNN().state_dict(), tmp_path / "compact.pt")
+
+    with pytest.raises(
+        CheckpointError, match=r"'.*resnet34.pt' do not fit backbone 'resnet18': 96 are unexpected \(layer1\.2\.conv1\.weight"
+    ):
+        create_task_backbone("resnet18", num_scales=1, weights=str(tmp_path / "resnet34.pt"))
+    with pytest.raises(
+        CheckpointError, match=r"120 of its 120 weights are missing \(conv1\.weight, bn1\.weight, .*80 are unexpected \(stem"
+    ):
+        create_task_backbone("resnet18", num_scales=1, weights=str(tmp_path / "compact.pt"))
+
+
+def test_a_missing_file_and_a_folder_without_a_backbone_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointNotFoundError, match=r"The weights file '.*nope.pt' does not exist"):
+        create_task_backbone("compact_cnn", weights=str(tmp_path / "nope.pt"))
+    with pytest.raises(CheckpointNotFoundError, match=r"has no backbone.pt or backbone.safetensors"):
+        read_state_dict(tmp_path)
+
+
+def test_torchvision_weight_names_are_not_paths_and_the_compact_cnn_has_none() -> None:
+    assert not is_weights_path("DEFAULT")
+    assert not is_weights_path("IMAGENET1K_V1")
+    with pytest.raises(CheckpointError, match="compact_cnn has no published weights \\('DEFAULT'\\)"):
+        create_task_backbone("compact_cnn", weights="DEFAULT")

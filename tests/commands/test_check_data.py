@@ -1,0 +1,212 @@
+"""`torchbricks check-data DIR`: a clean folder exits 0 with its counts; a folder with several problems exits 1 and lists
+every one of them (the readers collect instead of raising)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from layouts import coco_to_voc, coco_to_yolo, voc_xml
+from PIL import Image
+
+from torchbricks.__main__ import main
+from torchbricks.datasets.checking import check_data
+from torchbricks.datasets.shapes import write_shapes_dataset
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_shapes_dataset(tmp_path_factory.mktemp("data") / "shapes", num_train=8, num_val=4, image_size=32)
+
+
+def _copy(shapes: Path, layout: str, tmp_path: Path) -> Path:
+    if layout == "yolo":
+        return coco_to_yolo(shapes / "detection", tmp_path / "yolo")
+    if layout == "voc":
+        return coco_to_voc(shapes / "detection", tmp_path / "voc")
+    return Path(shutil.copytree(shapes / layout, tmp_path / layout))
+
+
+def _check(root: Path, capsys: pytest.CaptureFixture[str], *options: str) -> tuple[int, str]:
+    status = main(["check-data", str(root), *options])
+    captured = capsys.readouterr()
+    return status, captured.out + captured.err
+
+
+@pytest.mark.parametrize(
+    ("layout", "task"),
+    [("detection", "detection"), ("yolo", "detection"), ("voc", "detection"), ("segmentation", "segmentation")],
+)
+def test_a_clean_folder_exits_0_with_images_and_instances_per_class_and_split(
+    shapes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], layout: str, task: str
+) -> None:
+    root = _copy(shapes, layout, tmp_path)
+
+    status, printed = _check(root, capsys)
+
+    assert status == 0, printed
+    assert "No problem found." in printed
+    assert f": {task}, " in printed
+    reference = json.loads((shapes / "detection" / "train.json").read_text())
+    if task == "detection":  # the counts are the COCO file's, whatever the layout
+        assert f"train       (all)          8  {len(reference['annotations']):>9}" in printed
+        report = check_data(root)
+        assert sum(instances for _, instances in report.counts["train"].values()) == len(reference["annotations"])
+        assert report.images == {"train": 8, "validation": 4}
+
+
+def test_a_box_folder_with_several_problems_exits_1_and_lists_them_all(
+    shapes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _copy(shapes, "yolo", tmp_path)
+    labels = sorted((root / "labels" / "train").glob("*.txt"))
+    labels[0].write_text("0 0.5 0.5 0.2\n")  # malformed
+    labels[1].write_text("0 0.5 0.5 0.2 0.2\n7 0.5 0.5 0.2 0.2\n")  # class out of range on line 2
+    labels[2].write_text("1 1.5 0.5 0.2 0.2\n")  # outside the image
+    (root / "images" / "train" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")  # fails to decode
+    image = sorted((root / "images" / "train").glob("0*.png"))[3]
+    shutil.copy(image, root / "images" / "val" / "copy.png")  # the same picture in two splits
+    truncated = sorted((root / "images" / "val").glob("0*.png"))[0]
+    truncated.write_bytes(truncated.read_bytes()[:200])  # its header reads, its pixels do not decode
+
+    status, printed = _check(root, capsys)
+
+    assert status == 1
+    expected = [
+        rf"{labels[0].name}' line 1: '0 0.5 0.5 0.2' is not 'class cx cy w h'",
+        rf"{labels[1].name}' line 2: class 7 is out of range",
+        rf"{labels[2].name}' line 1: '1 1.5 0.5 0.2 0.2' is outside \[0, 1\]",
+        r"broken\.png' cannot be read",
+        rf"{image.name}' \(train\) and .*copy\.png' \(validation\) have identical pixels",
+        rf"{truncated.name}' cannot be decoded",
+    ]
+    for pattern in expected:
+        assert any(re.search(pattern, line) for line in printed.splitlines()), pattern
+    assert "6 problems:" in printed
+
+
+def test_coco_and_voc_problems_are_all_listed(shapes: Path, tmp_path: Path) -> None:
+    root = _copy(shapes, "detection", tmp_path)
+    document = json.loads((root / "train.json").read_text())
+    document["images"][0]["file_name"] = "images/train/gone.png"
+    document["images"][1]["width"] = 64  # the file is 32 wide
+    document["annotations"][-1]["bbox"] = [30, 0, 10, 10]
+    document["annotations"][-2]["category_id"] = 99
+    (root / "train.json").write_text(json.dumps(document))
+    voc = _copy(shapes, "voc", tmp_path)
+    (voc / "Annotations" / "val_00000.xml").write_text("<annotation>")
+    (voc / "Annotations" / "val_00001.xml").write_text(voc_xml("val_00001.png", 32, 32, [("horse", [1, 1, 4, 4], False)]))
+    (voc / "JPEGImages" / "val_00002.png").unlink()
+
+    coco_problems = check_data(root).problems
+    voc_problems = check_data(voc).problems
+
+    assert len(coco_problems) == 4, coco_problems
+    assert "gone.png' (id 1 in" in coco_problems[0]
+    assert "has category_id 99" in coco_problems[1]
+    assert "has bbox [x, y, w, h] = [30, 0, 10, 10], outside" in coco_problems[2]
+    assert "is 32x32;" in coco_problems[3]
+    assert "says 64x32" in coco_problems[3]
+    assert len(voc_problems) == 3, voc_problems
+    assert "val_00000.xml' cannot be read as XML" in voc_problems[0]
+    assert "val_00001.xml' has an object 'horse', not a class of the train split" in voc_problems[1]
+    assert "val_00002.png' of the VOC file" in voc_problems[2]
+
+
+def test_segmentation_and_classification_problems_are_all_listed(shapes: Path, tmp_path: Path) -> None:
+    root = _copy(shapes, "segmentation", tmp_path)
+    masks = sorted((root / "train" / "masks").glob("*.png"))
+    Image.new("L", (16, 16)).save(masks[0])  # wrong size
+    masks[1].unlink()  # missing
+    Image.fromarray(np.full((32, 32), 9, dtype=np.uint8)).save(masks[2])  # class 9 of 4
+    (root / "val" / "images" / "torn.png").write_bytes(b"GIF89a")
+    Image.new("L", (32, 32)).save(root / "val" / "masks" / "torn.png")
+    folder = _copy(shapes, "classification", tmp_path)
+    for image in (folder / "val").rglob("*.png"):
+        image.unlink()
+
+    segmentation = check_data(root).problems
+    classification = check_data(folder).problems
+
+    assert len(segmentation) == 4, segmentation
+    assert f"Mask {str(masks[0])!r} is 16x16 but its image" in segmentation[0]
+    assert f"has no mask {str(masks[1])!r}" in segmentation[1]
+    assert "has value 9; classes are 0 to 3" in segmentation[2]
+    assert "torn.png' cannot be" in segmentation[3]
+    assert any("holds no image" in problem for problem in classification), classification  # the empty split
+
+
+def test_task_picks_between_layouts_and_a_folder_in_no_layout_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "notes").mkdir()
+
+    status, printed = _check(tmp_path, capsys)
+    assert status == 2
+    assert "is in no layout torchbricks reads" in printed
+    for expected in ("classification: ROOT/train/<class>/*", "detection yolo: ROOT/data.yaml", "detection voc"):
+        assert expected in printed
+    status, printed = _check(tmp_path, capsys, "task=detection")
+    assert status == 2
+    assert "holds no box detection layout" in printed
+    status, printed = _check(tmp_path, capsys, "tsk=detection")
+    assert status == 2
+    assert "Did you mean 'task'" in printed
+
+
+@pytest.mark.slow
+def test_the_readme_shows_what_check_data_prints_for_the_default_shapes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    command = "torchbricks check-data data/shapes/detection\n"
+    shown = readme[readme.index(command) + len(command) : readme.index("```", readme.index(command))]
+    expected = "\n".join(line.removeprefix("#").removeprefix(" ") for line in shown.splitlines())
+    monkeypatch.chdir(tmp_path)
+    assert main(["make-dataset", "shapes", "data/shapes"]) == 0  # as the README makes it, with the defaults
+    capsys.readouterr()
+
+    status, printed = _check(Path("data/shapes/detection"), capsys)
+
+    assert status == 0
+    assert printed.strip() == expected.strip()
+
+
+def test_a_yolo_data_yaml_pointing_elsewhere_is_noted(shapes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    original = _copy(shapes, "yolo", tmp_path)  # its data.yaml has `path:` set to its own folder
+    copied = Path(shutil.copytree(original, tmp_path / "copied"))
+
+    status, printed = _check(copied, capsys)
+
+    assert status == 0
+    assert f"Note: data.yaml points outside {str(copied)!r}; images are read from ['{original}/images/train'" in printed
+
+
+def test_check_data_help_answers_without_importing_torch() -> None:
+    code = (
+        "import sys\nfrom torchbricks.__main__ import main\n"
+        "try:\n    main(['check-data', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print('HEAVY:', sorted(name for name in ('torch', 'numpy', 'PIL') if name in sys.modules))"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+
+    assert completed.returncode == 0, completed.stderr
+    assert "task=classification|segmentation|detection|multitask" in completed.stdout
+    assert "HEAVY: []" in completed.stdout
+
+
+def test_an_empty_split_is_listed_with_the_other_problems(shapes: Path, tmp_path: Path) -> None:
+    root = _copy(shapes, "yolo", tmp_path)
+    shutil.rmtree(root / "images" / "val")
+    sorted((root / "labels" / "train").glob("*.txt"))[0].write_text("3 0.5 0.5 0.2 0.2\n")
+
+    problems = check_data(root).problems
+
+    assert len(problems) == 3, problems
+    assert "line 1: class 3 is out of range" in problems[0]
+    assert f"The YOLO split source {str(root / 'images' / 'val')!r} does not exist." == problems[1]
+    assert "The YOLO split 'validation' holds no image" in problems[2]

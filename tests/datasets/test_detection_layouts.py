@@ -1,0 +1,297 @@
+"""The YOLO and Pascal VOC readers against the COCO one: the shapes' COCO folder rewritten in each layout by the test
+helpers (tests/layouts.py) reads back as the same boxes, labels and classes; bad files are errors naming the file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from layouts import coco_to_voc, coco_to_yolo, voc_xml
+from PIL import Image
+
+from torchbricks.datasets.detection_layouts import detect_detection_layout, detection_class_names, read_detection_split
+from torchbricks.datasets.readers import BoxDataset, DataError, DataProblems
+from torchbricks.datasets.shapes import SHAPE_CLASSES, write_shapes_dataset
+from torchbricks.datasets.voc import VocDataset, read_voc_splits, voc_class_names
+from torchbricks.datasets.yolo import YoloDataset, yolo_class_names
+from torchbricks.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def coco(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_shapes_dataset(tmp_path_factory.mktemp("data") / "shapes", num_train=6, num_val=3, image_size=40) / "detection"
+
+
+def _by_image(dataset: BoxDataset, key: str = "name") -> dict[str, tuple[tuple[int, int], list[int], np.ndarray]]:
+    """Image -> (size, labels, boxes) of a split, keyed by the image's file name (VOC ids drop the split prefix)."""
+    found = {}
+    for record in dataset.records:
+        name = record.path.name.split("_", 1)[-1] if key == "name" else record.path.name
+        found[name] = (
+            (record.width, record.height),
+            [item.label for item in record.objects],
+            np.array([item.box for item in record.objects]),
+        )
+    return found
+
+
+def _assert_same(actual: BoxDataset, expected: BoxDataset) -> None:
+    assert actual.class_names == expected.class_names == list(SHAPE_CLASSES)
+    got, want = _by_image(actual), _by_image(expected)
+    assert sorted(got) == sorted(want)
+    for name, (size, labels, boxes) in want.items():
+        assert got[name][0] == size
+        assert got[name][1] == labels
+        np.testing.assert_allclose(got[name][2].reshape(-1, 4), boxes.reshape(-1, 4), atol=1e-4)
+
+
+@pytest.mark.parametrize("layout", ["yolo", "yolo_names_dict", "voc"])
+def test_yolo_and_voc_copies_of_coco_data_read_as_the_same_boxes_labels_and_classes(
+    coco: Path, tmp_path: Path, layout: str
+) -> None:
+    if layout == "voc":
+        root = coco_to_voc(coco, tmp_path / "voc")
+    else:
+        root = coco_to_yolo(coco, tmp_path / "yolo", names_as_dict=layout == "yolo_names_dict")
+    kind = layout.split("_", maxsplit=1)[0]
+
+    assert detect_detection_layout(root) == kind
+    assert detect_detection_layout(coco) == "coco"
+    assert detection_class_names(root) == detection_class_names(coco) == list(SHAPE_CLASSES)
+    for split in ("train", "validation"):
+        _assert_same(read_detection_split(root, kind, split), read_detection_split(coco, "coco", split))
+    sample = read_detection_split(root, kind, "train")[0]  # the shared sample path: the same tensors as COCO's
+    reference = read_detection_split(coco, "coco", "train")[0]
+    assert torch.equal(sample["raw"], reference["raw"])
+    torch.testing.assert_close(sample["target_boxes"], reference["target_boxes"], atol=1e-4, rtol=0)
+    assert torch.equal(sample["target_labels"], reference["target_labels"])
+
+
+def test_voc_images_with_xml_beside_them_are_split_by_a_seeded_fraction(coco: Path, tmp_path: Path) -> None:
+    root = coco_to_voc(coco, tmp_path / "flat", flat=True)
+
+    splits = read_voc_splits(root)
+    assert not splits.listed
+    assert (len(splits.files["train"]), len(splits.files["validation"]), len(splits.files["test"])) == (7, 2, 0)  # 20 % of 9
+    assert read_voc_splits(root).files == splits.files  # fixed by the seed
+    assert read_voc_splits(root, seed=1).files["validation"] != splits.files["validation"]
+    assert len(read_voc_splits(root, validation_fraction=0.5).files["validation"]) == round(0.5 * 9)
+    assert voc_class_names(root) == list(SHAPE_CLASSES)
+    every = {**_by_image(VocDataset(root, "train")), **_by_image(VocDataset(root, "validation"))}
+    reference = {
+        **_by_image(read_detection_split(coco, "coco", "train")),
+        **_by_image(read_detection_split(coco, "coco", "validation")),
+    }
+    assert sorted(every) == sorted(reference)  # every image once, in one split or the other
+
+
+def test_yolo_image_without_label_file_has_no_objects_and_a_test_split_is_read(coco: Path, tmp_path: Path) -> None:
+    root = coco_to_yolo(coco, tmp_path / "yolo")
+    label = next((root / "labels" / "train").glob("*.txt"))
+    label.unlink()
+    (root / "images" / "test").mkdir()
+    Image.new("RGB", (16, 12)).save(root / "images" / "test" / "blank.png")
+    (root / "data.yaml").write_text((root / "data.yaml").read_text() + "test: images/test\n")
+
+    emptied = next(record for record in YoloDataset(root, "train").records if record.path.stem == label.stem)
+    test = YoloDataset(root, "test")
+
+    assert emptied.objects == []
+    assert len(test) == 1
+    assert test[0]["target_boxes"].shape == (0, 4)
+
+
+def test_yolo_split_entries_may_be_lists_of_image_paths_relative_to_the_list_file(coco: Path, tmp_path: Path) -> None:
+    root = coco_to_yolo(coco, tmp_path / "yolo")
+    images = sorted((root / "images" / "val").glob("*.png"))
+    (root / "val.txt").write_text("\n".join(f"./images/val/{path.name}" for path in images[:2]) + "\n")
+    (root / "data.yaml").write_text((root / "data.yaml").read_text().replace("val: images/val", "val: val.txt"))
+
+    assert [record.path.name for record in YoloDataset(root, "validation").records] == [path.name for path in images[:2]]
+
+
+def test_a_voc_difficult_object_gets_the_ignored_label(tmp_path: Path) -> None:
+    Image.new("RGB", (20, 10)).save(tmp_path / "a.jpg")
+    Image.new("RGB", (20, 10)).save(tmp_path / "b.jpg")
+    (tmp_path / "a.xml").write_text(voc_xml("a.jpg", 20, 10, [("dog", [0, 0, 5, 5], False), ("cat", [5, 5, 10, 5], True)]))
+    (tmp_path / "b.xml").write_text(voc_xml("b.jpg", 20, 10, [("cat", [1, 1, 4, 4], False)]))
+
+    datasets = [VocDataset(tmp_path, split, validation_fraction=0.5) for split in ("train", "validation")]
+    (dataset,) = [dataset for dataset in datasets if dataset.records[0].path.name == "a.jpg"]
+    sample = dataset[0]
+
+    assert dataset.class_names == ["cat", "dog"]
+    assert [(item.label, item.difficult) for item in dataset.records[0].objects] == [(1, False), (0, True)]
+    assert sample["target_labels"].tolist() == [1, -2 - 0]  # class 0, ignored
+    assert sample["target_boxes"][1].tolist() == [5.0, 5.0, 15.0, 10.0]
+
+
+def test_multitask_on_boxes_without_outlines_is_a_config_error(coco: Path, tmp_path: Path) -> None:
+    from torchbricks.lightning.datamodules import DetectionDataModule
+
+    root = coco_to_yolo(coco, tmp_path / "yolo")
+    with pytest.raises(ConfigError, match=r"'data.task' is multitask.*yolo data .* has boxes only"):
+        DetectionDataModule(root, task="multitask")
+
+
+def test_the_data_module_exposes_class_names_and_coco_category_ids(coco: Path, tmp_path: Path) -> None:
+    from torchbricks.lightning.datamodules import CocoDataModule, DetectionDataModule
+
+    voc = DetectionDataModule(coco_to_voc(coco, tmp_path / "voc"), image_size=32, batch_size=2, num_workers=0)
+    from_coco = CocoDataModule(coco, image_size=32, batch_size=2, num_workers=0)
+
+    assert (voc.layout, voc.class_names, voc.category_ids) == ("voc", list(SHAPE_CLASSES), None)
+    assert (from_coco.layout, from_coco.class_names, from_coco.category_ids) == ("coco", list(SHAPE_CLASSES), [3, 7, 12])
+    batch = next(iter(voc.train_dataloader()))
+    assert batch["raw"].shape == (2, 3, 32, 32)
+    assert len(voc.test_dataloader().dataset) == 3  # no test split: val is the test split
+
+
+# --- Errors -------------------------------------------------------------------------------------------------------
+
+
+def _yolo(tmp_path: Path, lines: str, names: str = "[cat, dog]") -> Path:
+    for split in ("train", "val"):
+        (tmp_path / "images" / split).mkdir(parents=True)
+        (tmp_path / "labels" / split).mkdir(parents=True)
+        Image.new("RGB", (20, 10)).save(tmp_path / "images" / split / "a.png")
+    (tmp_path / "labels" / "train" / "a.txt").write_text(lines)
+    (tmp_path / "data.yaml").write_text(f"names: {names}\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        ("0 0.5 0.5 0.2\n", r"a\.txt' line 1: '0 0.5 0.5 0.2' is not 'class cx cy w h'"),
+        ("0 0.5 0.5 0.2 0.2\nx 0.5 0.5 0.2 0.2\n", r"a\.txt' line 2: 'x 0.5 .*' is not a class index followed by numbers"),
+        ("2 0.5 0.5 0.2 0.2\n", r"a\.txt' line 1: class 2 is out of range; the data has 2 classes \(0 to 1\)"),
+        ("0 0.98 0.5 0.2 0.2\n", r"a\.txt' line 1: .* is outside \[0, 1\] .* of 20x10"),
+        ("0 0.5 0.5 0 0.2\n", r"a\.txt' line 1: .* is outside \[0, 1\] \(or empty\)"),
+    ],
+)
+def test_bad_yolo_lines_are_errors_naming_the_file_and_line(tmp_path: Path, lines: str, message: str) -> None:
+    root = _yolo(tmp_path, lines)
+
+    with pytest.raises(DataError, match=message):
+        YoloDataset(root, "train")
+
+
+def test_yolo_coordinates_may_reach_a_pixel_past_the_border(tmp_path: Path) -> None:
+    root = _yolo(tmp_path, "1 0.5 0.5 1.05 1.0\n")  # 21 of 20 pixels wide: rounding in an annotation tool
+
+    (record,) = YoloDataset(root, "train").records
+    assert record.objects[0].box == (0.0, 0.0, 20.0, 10.0)
+    assert record.objects[0].label == 1
+
+
+def test_a_collecting_reader_lists_every_bad_line_and_keeps_the_good_ones(tmp_path: Path) -> None:
+    root = _yolo(tmp_path, "0 0.5 0.5 0.2 0.2\n5 0.5 0.5 0.2 0.2\n0 2 0.5 0.2 0.2\n1 0.25 0.25 0.5 0.5\n")
+    problems = DataProblems(collect=True)
+
+    dataset = YoloDataset(root, "train", problems=problems)
+
+    assert [message.split(": ")[0].rsplit(" ", 1)[-1] for message in problems.messages] == ["2", "3"]
+    assert [item.label for item in dataset.records[0].objects] == [0, 1]
+
+
+def test_a_missing_yolo_image_and_bad_data_yaml_are_errors(tmp_path: Path) -> None:
+    root = _yolo(tmp_path, "")
+    (root / "val.txt").write_text("images/val/gone.png\n")
+    (root / "data.yaml").write_text("names: [cat, dog]\nval: val.txt\n")
+    with pytest.raises(DataError, match=r"gone\.png' \(listed in the YOLO split 'validation'\) does not exist"):
+        YoloDataset(root, "validation")
+    (root / "data.yaml").write_text("names: {0: cat, 2: dog}\n")
+    with pytest.raises(DataError, match=r"numbers its 'names' \[0, 2\]; expected 0 to 1"):
+        yolo_class_names(root)
+    (root / "data.yaml").write_text("names: [cat, dog]\nnc: 3\n")
+    with pytest.raises(DataError, match=r"has nc: 3 but 2 names"):
+        yolo_class_names(root)
+    (root / "data.yaml").write_text("names: [cat\n")
+    with pytest.raises(DataError, match=r"data\.yaml' cannot be read as YAML"):
+        yolo_class_names(root)
+
+
+def _voc(tmp_path: Path) -> Path:
+    for name in ("a", "b"):
+        Image.new("RGB", (20, 10)).save(tmp_path / f"{name}.jpg")
+        (tmp_path / f"{name}.xml").write_text(voc_xml(f"{name}.jpg", 20, 10, [("cat", [1, 1, 4, 4], False)]))
+    return tmp_path
+
+
+def test_voc_xml_that_fails_to_parse_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    root = _voc(tmp_path)
+    (root / "b.xml").write_text("<annotation><object>")
+
+    with pytest.raises(DataError, match=r"b\.xml' cannot be read as XML"):
+        voc_class_names(root)
+
+
+def test_a_missing_voc_image_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    root = _voc(tmp_path)
+    (root / "b.jpg").unlink()
+
+    with pytest.raises(DataError, match=r"image .*b\.jpg' of the VOC file .*b\.xml' does not exist"):
+        voc_class_names(root)
+
+
+def test_a_voc_class_name_the_train_split_lacks_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    root = _voc(tmp_path)
+    (root / "Annotations").mkdir()
+    for name in ("a", "b"):
+        (root / f"{name}.xml").rename(root / "Annotations" / f"{name}.xml")
+    (root / "Annotations" / "b.xml").write_text(voc_xml("b.jpg", 20, 10, [("horse", [1, 1, 4, 4], False)]))
+    (root / "ImageSets" / "Main").mkdir(parents=True)
+    (root / "ImageSets" / "Main" / "train.txt").write_text("a\n")
+    (root / "ImageSets" / "Main" / "val.txt").write_text("b\n")
+
+    assert voc_class_names(root) == ["cat"]  # the train split's names
+    with pytest.raises(DataError, match=r"b\.xml' has an object 'horse', not a class of the train split \['cat'\]"):
+        VocDataset(root, "validation")
+
+
+def test_a_voc_box_outside_its_image_is_an_error(tmp_path: Path) -> None:
+    root = _voc(tmp_path)
+    (root / "a.xml").write_text(voc_xml("a.jpg", 20, 10, [("cat", [15, 1, 8, 4], False)]))
+    problems = DataProblems(collect=True)
+
+    VocDataset(root, "train", problems=problems)
+    VocDataset(root, "validation", problems=problems)
+
+    assert len(problems.messages) == 1
+    assert "a.xml' has an object 'cat' with box" in problems.messages[0]
+    assert "outside (or empty in) its image" in problems.messages[0]
+
+
+def test_a_folder_in_no_layout_is_one_error_listing_what_each_expects(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"holds no box detection layout") as raised:
+        detect_detection_layout(tmp_path)
+    for expected in ("coco: ROOT/train.json", "yolo: ROOT/data.yaml", "voc: ROOT/Annotations/*.xml"):
+        assert expected in str(raised.value)
+    (tmp_path / "train.json").write_text(json.dumps({"images": [], "annotations": [], "categories": []}))
+    (tmp_path / "labels").mkdir()
+    with pytest.raises(DataError, match=r"more than one layout \(\['coco', 'yolo'\]\); set data.layout"):
+        detect_detection_layout(tmp_path)
+    assert detect_detection_layout(tmp_path, "yolo") == "yolo"
+    with pytest.raises(ConfigError, match="Did you mean 'voc'"):
+        detect_detection_layout(tmp_path, "vco")
+
+
+def test_yolo_splits_are_relative_to_the_path_entry_and_roboflow_parent_paths_are_found(tmp_path: Path) -> None:
+    base = tmp_path / "sub"
+    for image, label in (("images/train/x.png", "labels/train/x.txt"), ("valid/images/y.png", "valid/labels/y.txt")):
+        (base / image).parent.mkdir(parents=True)
+        (base / label).parent.mkdir(parents=True)
+        Image.new("RGB", (10, 10)).save(base / image)
+        (base / label).write_text("0 0.5 0.5 0.4 0.4\n")
+    (tmp_path / "data.yaml").write_text("path: sub\ntrain: images/train\nval: ../valid/images\nnames: {0: dot}\n")
+
+    train, validation = YoloDataset(tmp_path, "train"), YoloDataset(tmp_path, "validation")
+
+    assert [record.path for record in train.records] == [base / "images/train/x.png"]
+    assert [record.path for record in validation.records] == [base / "valid/images/y.png"]
+    assert validation.records[0].objects[0].box == pytest.approx((3.0, 3.0, 7.0, 7.0))
+    assert validation.class_names == ["dot"]

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from torchbricks.datasets.image_sizes import choose_image_size, read_image_sizes, typical_image_size
+from torchbricks.datasets.readers import DataError
+from torchbricks.errors import ConfigError
+
+
+def _image_folder(root: Path, sizes: list[tuple[int, int]]) -> Path:
+    for index, (height, width) in enumerate(sizes):
+        folder = root / "train" / ("a" if index % 2 else "b")
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (width, height)).save(folder / f"{index}.png")
+    return root
+
+
+def test_the_size_is_the_median_height_and_width_rounded_to_the_multiple() -> None:
+    choice = choose_image_size([(90, 200), (100, 210), (110, 300), (500, 190)], multiple=32)
+
+    assert choice.median == (105.0, 205.0)
+    assert choice.size == (96, 192)  # 105 -> 3.3 x 32, 205 -> 6.4 x 32
+    assert not choice.capped
+
+
+def test_large_photographs_are_scaled_down_to_the_cap_keeping_their_aspect() -> None:
+    choice = choose_image_size([(3000, 4000)], multiple=32, max_side=512)
+
+    assert choice.size == (384, 512)
+    assert choice.capped
+    assert "scaled down" in choice.describe()
+
+
+def test_tiny_images_get_at_least_one_multiple() -> None:
+    assert choose_image_size([(8, 8)], multiple=32).size == (32, 32)
+
+
+def test_an_image_folder_is_read_from_its_headers_and_sampled(tmp_path: Path) -> None:
+    root = _image_folder(tmp_path / "data", [(64, 48)] * 6 + [(200, 200)] * 3)
+
+    sizes, total = read_image_sizes("image_folder", root, max_sampled=4)
+    choice = typical_image_size("image_folder", root)
+
+    assert (len(sizes), total) == (4, 9)
+    assert choice.size == (64, 64)  # median 64 x 48: 48 rounds to 64 (1.5 x 32, to the even multiple)
+    assert "of 9 of the 9 training images" in choice.describe()
+
+
+def test_coco_sizes_come_from_the_json(tmp_path: Path) -> None:
+    images = [{"id": index, "file_name": f"{index}.png", "height": 300, "width": 400} for index in range(5)]
+    (tmp_path / "train.json").write_text(json.dumps({"images": images, "annotations": [], "categories": []}))
+
+    assert typical_image_size("coco", tmp_path).size == (288, 384)  # 9.4 and 12.5 multiples of 32, rounded half to even
+
+
+def test_an_empty_split_and_an_unknown_layout_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "train" / "images").mkdir(parents=True)
+    with pytest.raises(DataError, match="holds no image"):
+        read_image_sizes("segmentation_folder", tmp_path)
+    with pytest.raises(ConfigError, match=r"Unknown data layout 'image_foldr'.*Did you mean 'image_folder'"):
+        read_image_sizes("image_foldr", tmp_path)
+
+
+def test_the_packaged_task_config_resolves_the_size_from_the_data_and_prints_it_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from omegaconf import OmegaConf
+
+    from torchbricks.configuration import compose_config
+    from torchbricks.lightning.task_resolvers import register_resolvers
+
+    register_resolvers()
+    root = _image_folder(tmp_path / "data", [(100, 100)] * 3)
+    config = compose_config(["task=classification", f"data.root={root}"])
+
+    resolved = OmegaConf.to_container(config, resolve=True)
+    again = OmegaConf.to_container(config, resolve=True)
+
+    assert resolved["data"]["image_size"] == again["data"]["image_size"] == 96
+    assert capsys.readouterr().out.count("data.image_size: 96, from the median size 100 x 100") == 1
+    assert (
+        OmegaConf.to_container(compose_config(["task=classification", f"data.root={root}", "data.image_size=40"]))["data"][
+            "image_size"
+        ]
+        == 40
+    )

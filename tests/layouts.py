@@ -1,0 +1,93 @@
+"""Test helpers: the shapes generator's COCO detection folder rewritten in the YOLO and Pascal VOC layouts, written
+here from the formats' descriptions (not with the readers under test)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+
+def _splits(coco_root: Path) -> dict[str, dict[str, Any]]:
+    return {split: json.loads((coco_root / f"{split}.json").read_text()) for split in ("train", "val")}
+
+
+def _objects(document: dict[str, Any]) -> dict[int, list[tuple[int, list[float]]]]:
+    """Image id -> (contiguous class index, COCO bbox) of its non-crowd annotations."""
+    index_of = {category["id"]: index for index, category in enumerate(sorted(document["categories"], key=lambda c: c["id"]))}
+    objects: dict[int, list[tuple[int, list[float]]]] = {image["id"]: [] for image in document["images"]}
+    for annotation in document["annotations"]:
+        if not annotation.get("iscrowd", 0):
+            objects[annotation["image_id"]].append((index_of[annotation["category_id"]], annotation["bbox"]))
+    return objects
+
+
+def class_names_of(document: dict[str, Any]) -> list[str]:
+    return [category["name"] for category in sorted(document["categories"], key=lambda c: c["id"])]
+
+
+def coco_to_yolo(coco_root: Path, out: Path, names_as_dict: bool = False) -> Path:
+    """`out/data.yaml`, `out/images/{train,val}/*` and `out/labels/{train,val}/*.txt` (class cx cy w h, normalised)."""
+    splits = _splits(coco_root)
+    for split, document in splits.items():
+        objects = _objects(document)
+        (out / "images" / split).mkdir(parents=True)
+        (out / "labels" / split).mkdir(parents=True)
+        for image in document["images"]:
+            name = Path(image["file_name"]).name
+            shutil.copy(coco_root / image["file_name"], out / "images" / split / name)
+            width, height = image["width"], image["height"]
+            lines = [
+                f"{label} {(x + w / 2) / width!r} {(y + h / 2) / height!r} {w / width!r} {h / height!r}"
+                for label, (x, y, w, h) in objects[image["id"]]
+            ]
+            if lines:  # an image without objects has no label file
+                (out / "labels" / split / f"{Path(name).stem}.txt").write_text("\n".join(lines) + "\n")
+    names = class_names_of(splits["train"])
+    if names_as_dict:
+        listed = "\n" + "\n".join(f"  {index}: {name}" for index, name in enumerate(names))
+    else:
+        listed = f" [{', '.join(names)}]"
+    (out / "data.yaml").write_text(f"path: {out}\ntrain: images/train\nval: images/val\nnc: {len(names)}\nnames:{listed}\n")
+    return out
+
+
+def voc_xml(filename: str, width: int, height: int, objects: list[tuple[str, list[float], bool]]) -> str:
+    """A VOC annotation; boxes `[x, y, w, h]` in pixel edges become 1-based inclusive indices."""
+    parts = [f"<annotation><folder>JPEGImages</folder><filename>{escape(filename)}</filename>"]
+    parts.append(f"<size><width>{width}</width><height>{height}</height><depth>3</depth></size>")
+    for name, (x, y, w, h), difficult in objects:
+        parts.append(
+            f"<object><name>{escape(name)}</name><pose>Unspecified</pose><truncated>0</truncated>"
+            f"<difficult>{int(difficult)}</difficult><bndbox><xmin>{x + 1!r}</xmin><ymin>{y + 1!r}</ymin>"
+            f"<xmax>{x + w!r}</xmax><ymax>{y + h!r}</ymax></bndbox></object>"
+        )
+    parts.append("</annotation>")
+    return "\n".join(parts)
+
+
+def coco_to_voc(coco_root: Path, out: Path, flat: bool = False) -> Path:
+    """`out/JPEGImages`, `out/Annotations/*.xml`, `out/ImageSets/Main/{train,val}.txt` (ids `<split>_<stem>`), or with
+    `flat` the images and XML files side by side in `out` and no split files."""
+    splits = _splits(coco_root)
+    names = class_names_of(splits["train"])
+    images = out if flat else out / "JPEGImages"
+    annotations = out if flat else out / "Annotations"
+    for folder in (images, annotations):
+        folder.mkdir(parents=True, exist_ok=True)
+    for split, document in splits.items():
+        objects = _objects(document)
+        ids = []
+        for image in document["images"]:
+            image_id = f"{split}_{Path(image['file_name']).stem}"
+            filename = f"{image_id}{Path(image['file_name']).suffix}"
+            shutil.copy(coco_root / image["file_name"], images / filename)
+            found = [(names[label], bbox, False) for label, bbox in objects[image["id"]]]
+            (annotations / f"{image_id}.xml").write_text(voc_xml(filename, image["width"], image["height"], found))
+            ids.append(image_id)
+        if not flat:
+            (out / "ImageSets" / "Main").mkdir(parents=True, exist_ok=True)
+            (out / "ImageSets" / "Main" / f"{split}.txt").write_text("\n".join(ids) + "\n")
+    return out

@@ -1,0 +1,85 @@
+"""`torchbricks train task=multitask data.sources=[...]`: a head per separately labelled data set, from the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from torchbricks.__main__ import main
+from torchbricks.configuration import compose_config
+from torchbricks.datasets.shapes import write_shapes_dataset
+from torchbricks.errors import ConfigError
+from torchbricks.lightning.multi_source_config import expand_sources
+from torchbricks.lightning.task_resolvers import register_resolvers
+
+
+@pytest.fixture(scope="module")
+def three_sets(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Three generated sets of different images: boxes come from the first, masks from the second, classes from the third."""
+    root = tmp_path_factory.mktemp("sources")
+    return [write_shapes_dataset(root / f"set{seed}", num_train=8, num_val=4, image_size=64, seed=seed) for seed in (1, 2, 3)]
+
+
+def sources_override(sets: list[Path]) -> str:
+    return (
+        f"data.sources=[{{task: detection, root: {sets[0] / 'detection'}}}, "
+        f"{{task: segmentation, root: {sets[1] / 'segmentation'}}}, "
+        f"{{task: classification, root: {sets[2] / 'classification'}, name: shape}}]"
+    )
+
+
+@pytest.mark.slow
+def test_multitask_from_three_separately_labelled_sets_trains_and_tests_a_head_on_each(
+    three_sets: list[Path], tmp_path: Path
+) -> None:
+    arguments = ["train", "task=multitask", sources_override(three_sets), "trainer.max_epochs=1", "data.image_size=64"]
+    arguments += ["data.batch_size=4", "loss_balancing=dwa", "loss.class_weights=auto"]
+    arguments += [f"experiment.path_experiments={tmp_path}", "experiment.name=run"]
+    assert main(arguments) == 0
+
+    folder = tmp_path / "run"
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert {"detection/map_50", "segmentation/mean_iou", "shape/accuracy"} <= set(metrics["test"])
+    assert metrics["onnx_max_abs_difference"] <= 1e-4  # a batch of one source through the exported model agrees
+    described = json.loads((folder / "experiment.json").read_text())
+    assert described["head_class_names"]["shape"] == sorted(
+        path.name for path in (three_sets[2] / "classification/train").iterdir()
+    )
+    assert described["head_class_names"]["segmentation"][0] == "background"
+    history = json.loads((folder / "history.json").read_text())
+    assert "train/balancing/weights/shape/loss_ce" in history[-1]
+    # The head of each source reads its own targets, and the batches of each source carry only them.
+    resolved = OmegaConf.load(folder / "resolved_config.yaml")
+    assert resolved.model.bricks.shape.loss.input_names == ["./logits", "shape_targets"]
+    assert resolved.model.bricks.segmentation.loss.input_names == ["./logits", "segmentation_targets"]
+    # Each head weighs the classes of its own source (auto: inverse frequency in that source's training split).
+    assert len(resolved.model.bricks.shape.loss.model.class_weights) == len(described["head_class_names"]["shape"])
+    assert len(resolved.model.bricks.segmentation.loss.model.class_weights) == len(described["head_class_names"]["segmentation"])
+    assert (folder / "predictions.png").is_file()
+
+
+def test_a_source_of_an_unknown_task_names_the_key_and_the_close_match(three_sets: list[Path]) -> None:
+    register_resolvers()
+    config = compose_config(["task=multitask", f"data.sources=[{{task: detections, root: {three_sets[0]}}}]"])
+    with pytest.raises(ConfigError, match=r"'data.sources\[0\].task' is 'detections'.*Did you mean 'detection'"):
+        expand_sources(config)
+
+
+def test_two_sources_labelling_one_head_are_refused(three_sets: list[Path]) -> None:
+    register_resolvers()
+    root = three_sets[0] / "classification"
+    config = compose_config(
+        ["task=multitask", f"data.sources=[{{task: classification, root: {root}}}, {{task: classification, root: {root}}}]"]
+    )
+    with pytest.raises(ConfigError, match=r"two sources label head 'classification'; give one of them another `name`"):
+        expand_sources(config)
+
+
+def test_without_sources_the_multitask_config_reads_one_coco_root(three_sets: list[Path]) -> None:
+    config = compose_config(["task=multitask", f"data.root={three_sets[0] / 'detection'}"])
+    expanded = expand_sources(config)
+    assert "sources" not in expanded.data
+    assert expanded.data._target_ == config.data._target_

@@ -1,0 +1,122 @@
+"""The torch-free runtime `torchbricks.deploy` on a hand-made ONNX file; exported experiments are in test_deploy_export.py."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from torchbricks.deploy import METADATA_FORMAT, OnnxPredictor, metadata_path, resize_image, resize_mask
+from torchbricks.errors import BrickError
+
+SRC = Path(__file__).parent.parent / "src"
+
+
+def _channel_means_file(folder: Path) -> Path:
+    """An ONNX file taking uint8 images [B, 3, 4, 6] and giving their channel means as `head/probabilities`."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("Cast", ["images"], ["floats"], to=TensorProto.FLOAT),
+            helper.make_node("ReduceMean", ["floats", "axes"], ["head/probabilities"], keepdims=0),
+        ],
+        "means",
+        [helper.make_tensor_value_info("images", TensorProto.UINT8, ["batch", 3, 4, 6])],
+        [helper.make_tensor_value_info("head/probabilities", TensorProto.FLOAT, ["batch", 3])],
+        [helper.make_tensor("axes", TensorProto.INT64, [2], [2, 3])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    path = folder / "means.onnx"
+    onnx.save(model, str(path))
+    metadata = {
+        "format": METADATA_FORMAT,
+        "image_size": [4, 6],
+        "heads": {"head": {"kind": "classification", "class_names": None}},
+    }
+    metadata_path(path).write_text(json.dumps(metadata))
+    return path
+
+
+def test_predict_resizes_each_image_to_the_model_and_returns_its_results_per_head(tmp_path: Path) -> None:
+    predictor = OnnxPredictor(_channel_means_file(tmp_path))
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in ((4, 6, 3), (9, 7, 3), (30, 40, 3))]
+
+    results = predictor.predict(images, batch_size=2)
+
+    assert [sorted(result) for result in results] == [["head"]] * 3
+    for image, result in zip(images, results, strict=True):
+        assert result["head"]["kind"] == "classification"
+        expected = resize_image(image, (4, 6)).reshape(-1, 3).mean(axis=0)
+        np.testing.assert_allclose(result["head"]["probabilities"], expected, rtol=1e-6)
+        assert result["head"]["probabilities"].dtype == np.float32
+
+
+def test_predict_refuses_an_image_that_is_not_uint8_rgb_naming_it(tmp_path: Path) -> None:
+    predictor = OnnxPredictor(_channel_means_file(tmp_path))
+
+    with pytest.raises(BrickError, match=r"image 1 must be a uint8 RGB array \[H, W, 3\], got a float32 array \(4, 6, 3\)"):
+        predictor.predict([np.zeros((4, 6, 3), np.uint8), np.zeros((4, 6, 3), np.float32)])
+
+
+def test_a_file_without_its_metadata_or_with_another_format_is_refused(tmp_path: Path) -> None:
+    path = _channel_means_file(tmp_path)
+    metadata_path(path).write_text(json.dumps({"format": "something else"}))
+    with pytest.raises(BrickError, match="has format 'something else'; expected 'torchbricks-deployable-onnx/1'"):
+        OnnxPredictor(path)
+
+    metadata_path(path).unlink()
+    with pytest.raises(BrickError, match=r"means.onnx.json'\] missing \(written by `torchbricks export`\)"):
+        OnnxPredictor(path)
+
+
+def test_resize_image_is_within_one_grey_level_of_torchvisions_antialiased_resize() -> None:
+    from torchvision.transforms import v2
+
+    rng = np.random.default_rng(1)
+    for shape, size in (((64, 64, 3), (48, 48)), ((64, 64, 3), (96, 80)), ((300, 200, 3), (64, 64))):
+        image = rng.integers(0, 256, shape, dtype=np.uint8)
+        torchvision = v2.Resize(size, antialias=True)(torch.from_numpy(image).permute(2, 0, 1)).permute(1, 2, 0).numpy()
+
+        difference = np.abs(resize_image(image, size).astype(int) - torchvision.astype(int))
+        assert difference.max() <= 1
+        assert (difference > 0).mean() < 0.01
+
+
+@pytest.mark.parametrize("size", [(80, 100), (128, 128), (50, 37), (16, 16)])
+def test_resize_mask_takes_the_pixel_under_each_centre_like_torch_nearest_exact(size: tuple[int, int]) -> None:
+    mask = np.random.default_rng(2).integers(0, 5, (64, 64))
+    expected = torch.nn.functional.interpolate(torch.from_numpy(mask).float()[None, None], size=size, mode="nearest-exact")
+
+    np.testing.assert_array_equal(resize_mask(mask, size), expected[0, 0].long().numpy())
+
+
+def test_the_runtime_imports_where_torch_cannot_be_imported() -> None:
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import torchbricks.deploy\n"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] in ('torch', 'torchvision', 'torchbricks')))"
+    )
+    process = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        timeout=60,
+        check=False,
+    )
+
+    assert process.returncode == 0, process.stderr
+    imported = set(ast.literal_eval(process.stdout))
+    assert "torchbricks.deploy" in imported
+    assert {name for name in imported if not name.startswith("torchbricks")} == {"torch"}  # the blocked entry only

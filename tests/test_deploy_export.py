@@ -1,0 +1,345 @@
+"""`torchbricks export`: tiny trained experiments (1 epoch at 64 px on generated shapes) exported as one ONNX file,
+run in onnxruntime on uint8 images and compared with the collection in PyTorch; the torch-free runtime on them."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from torchbricks.__main__ import main
+from torchbricks.datasets.shapes import write_shapes_dataset
+from torchbricks.deploy import OnnxPredictor, metadata_path, resize_image
+from torchbricks.tags import Stage
+from torchbricks.trained_experiment import load_experiment
+
+ROOT = Path(__file__).parent.parent
+SRC = ROOT / "src"
+TINY = ["trainer.max_epochs=1", "data.image_size=64", "data.batch_size=4", "n_visualized=0", "export_onnx=false"]
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_shapes_dataset(tmp_path_factory.mktemp("data") / "shapes", num_train=8, num_val=4, image_size=64)
+
+
+def _train(task: str, root: Path, folder: Path, *overrides: str) -> Path:
+    arguments = ["train", f"task={task}", f"data.root={root}", f"experiment.path_experiments={folder}", "experiment.name=run"]
+    assert main([*arguments, *TINY, *overrides]) == 0
+    return folder / "run"
+
+
+@pytest.fixture(scope="module")
+def multitask(shapes: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Detection, segmentation and multilabel heads on one backbone, trained one epoch. The heatmap's last layer is
+    then scaled up: after one epoch its scores all sit within 1e-4 of the 0.01 prior, below the decoder's threshold,
+    and so close to one another that runtimes rounding differently would order them differently. Scaled, dozens of
+    well-separated boxes pass the threshold, so top-k, NMS and the padding rows are exercised."""
+    experiment = _train("multitask", shapes / "detection", tmp_path_factory.mktemp("multitask"))
+    loaded = load_experiment(experiment)
+    with torch.no_grad():
+        loaded.collection["detection"]["detect"].model.heatmap.weight.mul_(200.0)
+    loaded.collection.save_bricks(experiment / "bricks", exist_ok=True)
+    return experiment
+
+
+@pytest.fixture(scope="module")
+def classification(shapes: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _train("classification", shapes / "classification", tmp_path_factory.mktemp("classification"))
+
+
+@pytest.fixture(scope="module")
+def multitask_onnx(multitask: Path) -> Path:
+    assert main(["export", str(multitask)]) == 0
+    return multitask / "deploy.onnx"
+
+
+def _uint8_images(batch_size: int, seed: int) -> torch.Tensor:
+    return torch.randint(0, 256, (batch_size, 3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+
+
+def _collection_outputs(experiment: Path, images: torch.Tensor) -> dict[str, np.ndarray]:
+    """The trained collection in PyTorch on the images as torchvision's ToDtype(scale=True) makes them floats."""
+    from torchvision.transforms.v2.functional import to_dtype
+
+    collection = load_experiment(experiment).collection
+    with torch.no_grad():
+        outputs = collection(named_inputs={"raw": to_dtype(images, torch.float32, scale=True)}, tags=Stage.EXPORT)
+    return {name: value.numpy() for name, value in outputs.items() if isinstance(value, torch.Tensor)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["multitask", "classification"])
+def test_the_exported_file_gives_the_collections_results_on_uint8_batches_of_two_sizes(
+    task: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    import onnxruntime
+
+    experiment = request.getfixturevalue(task)
+    assert main(["export", str(experiment), "--out", str(tmp_path / "model.onnx")]) == 0
+    session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    names = [output.name for output in session.get_outputs()]
+
+    assert [value.name for value in session.get_inputs()] == ["images"]
+    for batch_size, seed in ((1, 1), (3, 2)):
+        images = _uint8_images(batch_size, seed)
+        actual = dict(zip(names, session.run(names, {"images": images.numpy()}), strict=True))
+        expected = _collection_outputs(experiment, images)
+        for name in names:
+            assert actual[name].shape[0] == batch_size
+            if not name.startswith("detection/"):
+                np.testing.assert_allclose(actual[name], expected[name], atol=1e-4, rtol=0, err_msg=name)
+        if "detection/labels" in names:
+            for image in range(batch_size):
+                kept = _same_boxes(
+                    *(actual[f"detection/{name}"][image] for name in ("boxes", "scores", "labels")),
+                    *(expected[f"detection/{name}"][image] for name in ("boxes", "scores", "labels")),
+                )
+                assert kept > 0  # boxes survived NMS: the comparison is not of padding only
+
+
+def _same_boxes(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    labels: np.ndarray,
+    boxes_ref: np.ndarray,
+    scores_ref: np.ndarray,
+    labels_ref: np.ndarray,
+) -> int:
+    """Asserts one image's boxes after NMS (padding rows, label -1, left out) are the reference's within 1e-4, in any
+    order: candidates of equal score come out of top-k in an order that differs between runtimes. Returns how many."""
+    kept, kept_ref = labels >= 0, labels_ref >= 0
+    assert kept.sum() == kept_ref.sum()
+    rows = np.concatenate([boxes[kept], scores[kept, None], labels[kept, None]], axis=1)
+    reference = np.concatenate([boxes_ref[kept_ref], scores_ref[kept_ref, None], labels_ref[kept_ref, None]], axis=1)
+    unmatched = list(range(len(reference)))
+    for row in rows:
+        gaps = [np.abs(row - reference[index]).max() for index in unmatched]
+        best = int(np.argmin(gaps))
+        assert gaps[best] <= 1e-4, f"box {row} has no match in the reference"
+        unmatched.pop(best)
+    return int(kept.sum())
+
+
+@pytest.mark.slow
+def test_the_metadata_describes_the_input_the_outputs_and_the_heads(multitask: Path, multitask_onnx: Path) -> None:
+    metadata = json.loads(metadata_path(multitask_onnx).read_text())
+
+    assert metadata["input"] | {"meaning": None} == {
+        "name": "images",
+        "dtype": "uint8",
+        "layout": "NCHW",
+        "shape": ["batch", 3, 64, 64],
+        "meaning": None,
+    }
+    assert metadata["image_size"] == [64, 64]
+    assert metadata["class_names"] == ["circle", "square", "triangle"]
+    coco = json.loads((Path(load_experiment(multitask).config.data.root) / "train.json").read_text())
+    assert metadata["category_ids"] == sorted(category["id"] for category in coco["categories"])
+    assert {head: entry["kind"] for head, entry in metadata["heads"].items()} == {
+        "detection": "detection",
+        "presence": "multilabel",
+        "segmentation": "segmentation",
+    }
+    assert metadata["heads"]["segmentation"]["class_names"] == ["background", "circle", "square", "triangle"]
+    assert sorted(metadata["outputs"]) == [
+        "detection/boxes",
+        "detection/labels",
+        "detection/scores",
+        "presence/present",
+        "presence/probabilities",
+        "segmentation/mask",
+    ]
+    assert "-1 marks a padding row" in metadata["outputs"]["detection/labels"]
+    assert metadata["torchbricks_version"] == __import__("torchbricks").__version__
+    assert metadata["max_abs_difference_to_pytorch"] < 1e-4
+
+
+@pytest.mark.slow
+def test_image_size_exports_another_input_size(classification: Path, tmp_path: Path) -> None:
+    assert main(["export", str(classification), "--image-size", "96", "--out", str(tmp_path / "m.onnx")]) == 0
+
+    predictor = OnnxPredictor(tmp_path / "m.onnx")
+    assert predictor.image_size == (96, 96)
+    num_classes = len(predictor.class_names["classification"] or [])
+    assert predictor.run(np.zeros((2, 3, 96, 96), dtype=np.uint8))["classification/probabilities"].shape == (2, num_classes)
+
+
+@pytest.mark.slow
+def test_int8_export_is_close_to_float_and_reports_the_accuracy_change(
+    classification: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["export", str(classification), "--out", str(tmp_path / "float.onnx")]) == 0
+    assert main(["export", str(classification), "--quantize", "int8", "--out", str(tmp_path / "int8.onnx")]) == 0
+
+    printed = capsys.readouterr().out
+    assert "classification/accuracy: float32" in printed
+    report = json.loads(metadata_path(tmp_path / "int8.onnx").read_text())["quantization"]
+    assert report["evaluated_on"].startswith("the validation split")
+    metrics = report["metrics"]
+    assert metrics["change"]["classification/accuracy"] == pytest.approx(
+        metrics["int8"]["classification/accuracy"] - metrics["float32"]["classification/accuracy"]
+    )
+    assert report["int8_file_bytes"] < report["float_file_bytes"] / 2
+    images = _uint8_images(4, 3).numpy()
+    expected = OnnxPredictor(tmp_path / "float.onnx").run(images)["classification/probabilities"]
+    quantized = OnnxPredictor(tmp_path / "int8.onnx").run(images)["classification/probabilities"]
+    np.testing.assert_allclose(quantized, expected, atol=0.05)
+
+
+@pytest.mark.slow
+def test_int8_without_the_data_calibrates_on_given_images_and_reports_agreement(
+    classification: Path, shapes: Path, tmp_path: Path
+) -> None:
+    experiment = tmp_path / "moved"
+    experiment.mkdir()
+    for name in ("resolved_config.yaml", "experiment.json", "bricks"):
+        os.symlink(classification / name, experiment / name)
+    config = (experiment / "resolved_config.yaml").read_text().replace(str(shapes), str(tmp_path / "gone"))
+    (experiment / "resolved_config.yaml").unlink()
+    (experiment / "resolved_config.yaml").write_text(config)
+    images = shapes / "classification" / "val" / "circle"
+
+    assert main(["export", str(experiment), "--quantize", "int8"]) == 2  # no data and no --images
+    assert main(["export", str(experiment), "--quantize", "int8", "--images", str(images)]) == 0
+    report = json.loads((experiment / "deploy_int8.onnx.json").read_text())["quantization"]
+    assert "no labels" in report["evaluated_on"]
+    assert report["agreement"]["classification/probabilities:max_abs_difference"] < 0.05
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["NOT_AN_EXPERIMENT"], "is not a trained experiment folder"),
+        (["EXPERIMENT", "--image-size", "0"], "image_size must be a positive int"),
+        (["EXPERIMENT", "--out", "EXISTING"], r"already exist; pass overwrite=True \(--overwrite\)"),
+        (["EXPERIMENT", "--images", "EXPERIMENT"], r"calibration images for quantize='int8' \(--quantize int8\)"),
+    ],
+)
+def test_a_bad_export_is_one_error_line_and_writes_nothing(
+    arguments: list[str], message: str, classification: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    existing = tmp_path / "existing.onnx"
+    existing.write_text("keep")
+    before = sorted(path.name for path in [*tmp_path.iterdir(), *classification.iterdir()])
+    replaced = {"NOT_AN_EXPERIMENT": str(tmp_path), "EXPERIMENT": str(classification), "EXISTING": str(existing)}
+
+    assert main(["export", *[replaced.get(argument, argument) for argument in arguments]]) == 2
+
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert error.startswith("torchbricks: error: ")
+    assert re.search(message, error)
+    assert sorted(path.name for path in [*tmp_path.iterdir(), *classification.iterdir()]) == before
+    assert existing.read_text() == "keep"
+
+
+def test_the_export_check_compares_boxes_as_sets_whatever_their_order() -> None:
+    from torchbricks.deploy_export import _set_difference
+
+    reference = np.array([[0.0, 0, 10, 10, 0.5, 1], [5, 5, 20, 20, 0.5, 0]])
+
+    assert _set_difference(reference[::-1] + 1e-6, reference) == pytest.approx(1e-6)
+    assert _set_difference(reference[:1], reference) == float("inf")
+
+
+def test_export_help_answers_without_importing_torch() -> None:
+    code = (
+        "import sys\nfrom torchbricks.__main__ import main\ntry:\n    main(['export', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(name for name in ('torch', 'onnxruntime', 'numpy') if name in sys.modules))"
+    )
+    process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+
+    assert process.returncode == 0, process.stderr
+    assert "--quantize {int8}" in process.stdout
+    assert process.stdout.strip().endswith("[]")
+
+
+# --- the torch-free runtime ----------------------------------------------------------------------------------------
+
+_WITHOUT_TORCH = """
+import sys
+sys.modules["torch"] = None  # `import torch` raises ImportError from here on
+import numpy as np
+import torchbricks.deploy
+from torchbricks.deploy import OnnxPredictor
+try:
+    import torch
+except ImportError:
+    pass
+else:
+    raise SystemExit("torch was importable")
+images = list(np.load(sys.argv[2]).values())
+results = OnnxPredictor(sys.argv[1]).predict(images)
+flat = {f"{index}|{head}|{key}": value for index, result in enumerate(results)
+        for head, values in result.items() for key, value in values.items() if key != "kind"}
+np.savez(sys.argv[3], **flat)
+print(sorted(name for name in sys.modules if name.startswith("torchbricks")))
+"""
+
+
+@pytest.mark.slow
+def test_the_runtime_runs_without_torch_and_gives_the_bricks_results_at_the_images_size(
+    multitask: Path, multitask_onnx: Path, shapes: Path, tmp_path: Path
+) -> None:
+    with Image.open(sorted((shapes / "detection" / "images" / "val").glob("*.png"))[0]) as picture:
+        original = np.asarray(picture.convert("RGB"))
+    images = {"0": original, "1": np.asarray(Image.fromarray(original).resize((100, 80)))}  # 64x64 and 80x100
+    np.savez(tmp_path / "images.npz", **images)
+    environment = {**os.environ, "PYTHONPATH": str(SRC)}
+
+    process = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_TORCH, str(multitask_onnx), str(tmp_path / "images.npz"), str(tmp_path / "out.npz")],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+        check=False,
+    )
+
+    assert process.returncode == 0, process.stderr
+    assert "torchbricks.deploy" in process.stdout
+    predicted = np.load(tmp_path / "out.npz")
+    for index, image in images.items():
+        height, width = image.shape[:2]
+        resized = torch.from_numpy(resize_image(image, (64, 64)).transpose(2, 0, 1).copy())[None]
+        expected = _collection_outputs(multitask, resized)
+        scale = np.array([width / 64, height / 64, width / 64, height / 64], dtype=np.float32)
+        boxes, scores, labels = (predicted[f"{index}|detection|{name}"] for name in ("boxes", "scores", "labels"))
+        assert (boxes.dtype, labels.dtype) == (np.float32, np.int64)
+        assert (labels >= 0).all()
+        reference = (expected["detection/boxes"][0] * scale, expected["detection/scores"][0], expected["detection/labels"][0])
+        assert _same_boxes(boxes, scores, labels, *reference) == len(labels) > 0
+        mask = torch.from_numpy(expected["segmentation/mask"]).float()[None]
+        expected_mask = torch.nn.functional.interpolate(mask, size=(height, width), mode="nearest-exact")[0, 0].long()
+        np.testing.assert_array_equal(predicted[f"{index}|segmentation|mask"], expected_mask.numpy())
+        np.testing.assert_allclose(predicted[f"{index}|presence|probabilities"], expected["presence/probabilities"][0], atol=1e-4)
+
+
+@pytest.mark.slow
+def test_the_readme_deploy_example_runs_on_an_exported_file(multitask_onnx: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The README's other blocks run in a fresh folder (tests/test_readme.py); this one needs an exported experiment,
+    # so it is fenced `py` and run here, from a folder holding `build/experiments/shapes/deploy.onnx`.
+    (block,) = [block for block in _py_blocks(ROOT / "README.md") if "OnnxPredictor" in block]
+    folder = multitask_onnx.parent.parent / "readme"
+    (folder / "build" / "experiments").mkdir(parents=True, exist_ok=True)
+    link = folder / "build" / "experiments" / "shapes"
+    if not link.exists():
+        link.symlink_to(multitask_onnx.parent)
+    Image.fromarray(np.full((120, 160, 3), 128, dtype=np.uint8)).save(folder / "photo.jpg")
+    monkeypatch.chdir(folder)
+
+    exec(compile(block, "<README deploy block>", "exec"), {"__name__": "readme"})
+
+
+def _py_blocks(path: Path) -> list[str]:
+    return re.findall(r"^```py\n(.*?)^```", path.read_text(), flags=re.DOTALL | re.MULTILINE)

@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from sklearn.metrics import confusion_matrix, precision_score, recall_score
+
+from torchbricks.__main__ import main
+from torchbricks.errors import BrickError, ConfigError
+from torchbricks.evaluate import evaluate_experiment, format_evaluation, per_class_values
+
+SRC = Path(__file__).parents[1] / "src"
+
+
+def test_per_class_values_match_scikit_learn() -> None:
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 4, size=200)
+    predicted = np.where(rng.random(200) < 0.6, truth, rng.integers(0, 4, size=200))
+    matrix = confusion_matrix(truth, predicted, labels=range(4)).tolist()
+
+    values = per_class_values({"head/accuracy": 0.5, "head/confusion_matrix": matrix}, ["a", "b", "c", "d"])["head"]
+
+    precision = precision_score(truth, predicted, average=None, labels=range(4))
+    recall = recall_score(truth, predicted, average=None, labels=range(4))
+    assert [values[name]["precision"] for name in "abcd"] == pytest.approx(precision.tolist())
+    assert [values[name]["recall"] for name in "abcd"] == pytest.approx(recall.tolist())
+    assert [values[name]["support"] for name in "abcd"] == np.bincount(truth, minlength=4).tolist()
+
+
+def test_a_class_never_predicted_has_precision_zero_not_an_error() -> None:
+    values = per_class_values({"confusion_matrix": [[2, 0], [1, 0]]})["confusion_matrix"]
+    assert values["1"] == {"precision": 0.0, "recall": 0.0, "support": 1}
+
+
+def test_evaluate_refuses_a_folder_that_is_not_an_experiment(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evaluate", str(tmp_path), "data.root=x"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("torchbricks: error: ")
+    assert "is not a trained experiment folder" in error
+
+
+def _metrics_equal(actual: dict[str, Any], expected: dict[str, Any]) -> None:
+    assert sorted(actual) == sorted(expected)
+    for name, value in expected.items():
+        if isinstance(value, float):
+            assert actual[name] == pytest.approx(value, abs=1e-6), name
+        else:
+            assert actual[name] == value, name  # confusion matrices: counts
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["classification", "multitask"])
+def test_evaluate_on_the_training_test_split_equals_the_trained_metrics(
+    task: str, trained_experiment: Any, shapes_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = trained_experiment(task)
+    root = shapes_root / ("classification" if task == "classification" else "detection")
+
+    assert main(["evaluate", str(folder), f"data.root={root}", "split=test"]) == 0
+
+    evaluation = json.loads((folder / "evaluation.json").read_text())
+    trained = json.loads((folder / "metrics.json").read_text())["test"]
+    _metrics_equal(evaluation["metrics"], trained)
+    assert evaluation["split"] == "test"
+    assert evaluation["data_root"] == str(root)
+    printed = capsys.readouterr().out
+    for name, value in trained.items():
+        if isinstance(value, float):
+            assert re.search(rf"^{re.escape(name)} +{value:.4f}$", printed, re.MULTILINE), name
+    if task == "classification":
+        assert evaluation["per_class"]["classification"].keys() == {"circle", "square", "triangle"}
+        assert "classification: per class (from the confusion matrix)" in printed
+
+
+@pytest.mark.slow
+def test_evaluate_reads_another_root_with_the_experiment_data_config(
+    trained_experiment: Any, shapes_root: Path, tmp_path: Path
+) -> None:
+    folder = trained_experiment("segmentation")
+    other = tmp_path / "other"
+    shutil.copytree(shapes_root / "segmentation", other)
+    shutil.rmtree(other / "val")
+    shutil.copytree(shapes_root / "segmentation" / "train", other / "val")  # a different labelled set
+
+    result = evaluate_experiment(folder, [f"data.root={other}"], split="val", out=tmp_path / "evaluation.json")
+
+    written = json.loads((tmp_path / "evaluation.json").read_text())
+    assert written["metrics"] == result.metrics
+    assert set(result.metrics) == {"segmentation/mean_iou"}
+    assert result.metrics != json.loads((folder / "metrics.json").read_text())["validation"]
+    assert "segmentation/mean_iou" in format_evaluation(result)
+    assert not (folder / "evaluation.json").exists()
+
+
+@pytest.mark.slow
+def test_evaluate_refuses_data_with_other_classes(trained_experiment: Any, shapes_root: Path, tmp_path: Path) -> None:
+    folder = trained_experiment("classification")
+    other = tmp_path / "other"
+    shutil.copytree(shapes_root / "classification", other)
+    for split in ("train", "val"):
+        (other / split / "square").rename(other / split / "rectangle")
+
+    with pytest.raises(ConfigError, match=r"has classes \['circle', 'rectangle', 'triangle'\]; experiment .* was trained on"):
+        evaluate_experiment(folder, [f"data.root={other}"])
+
+
+@pytest.mark.slow
+def test_evaluate_refuses_unknown_keys_and_splits(trained_experiment: Any, shapes_root: Path) -> None:
+    folder = trained_experiment("classification")
+    with pytest.raises(ConfigError, match=r"no key 'data.rot'; data has \[.*'root'.*\]\. Did you mean 'root'\?"):
+        evaluate_experiment(folder, ["data.rot=x"])
+    with pytest.raises(BrickError, match=r"split must be one of \['val', 'test'\], got 'tset'"):
+        evaluate_experiment(folder, [], split="tset")
+
+
+@pytest.mark.slow
+def test_evaluate_command_as_a_user_runs_it(trained_experiment: Any, shapes_root: Path, tmp_path: Path) -> None:
+    folder = trained_experiment("classification")
+    out = tmp_path / "eval.json"
+    command = [
+        sys.executable,
+        "-m",
+        "torchbricks",
+        "evaluate",
+        str(folder),
+        f"data.root={shapes_root / 'classification'}",
+        "--out",
+        str(out),
+    ]
+    completed = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, env={"PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}, check=False
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    assert "classification/accuracy" in completed.stdout
+    assert json.loads(out.read_text())["metrics"]["classification/accuracy"] == pytest.approx(
+        json.loads((folder / "metrics.json").read_text())["test"]["classification/accuracy"]
+    )

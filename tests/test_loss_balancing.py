@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from torchbricks.errors import BrickError
+from torchbricks.loss_balancing import DynamicWeightAverage, FixedWeights, PCGrad, UncertaintyWeighting, create_loss_balancer
+
+
+def test_fixed_weights_weigh_named_losses_and_leave_the_others_at_the_default() -> None:
+    total = FixedWeights({"a": 0.5}, default=2.0)({"a": torch.tensor(4.0), "b": torch.tensor(1.0)})
+    assert total.item() == pytest.approx(0.5 * 4 + 2.0 * 1)
+
+
+def test_fixed_weights_refuse_a_negative_weight() -> None:
+    with pytest.raises(BrickError, match=r"weight of loss 'a' must be a finite number >= 0, got -1"):
+        FixedWeights({"a": -1})
+
+
+def test_uncertainty_weighting_learns_weights_inverse_to_each_loss() -> None:
+    balancer = UncertaintyWeighting(["large", "small"])
+    optimizer = torch.optim.SGD(balancer.parameters(), lr=0.05)
+    losses = {"large": torch.tensor(4.0), "small": torch.tensor(0.25)}
+    for _ in range(2000):
+        optimizer.zero_grad()
+        balancer(losses).backward()
+        optimizer.step()
+    weights = balancer.logged_values()
+    # The optimum of exp(-s) * L + s is s = log(L): weight exp(-s) = 1 / L.
+    assert weights["weights/large"] == pytest.approx(1 / 4, rel=0.02)
+    assert weights["weights/small"] == pytest.approx(1 / 0.25, rel=0.02)
+
+
+def test_uncertainty_weighting_counts_only_the_losses_a_batch_produced() -> None:
+    balancer = UncertaintyWeighting(["a", "b"])
+    assert balancer({"a": torch.tensor(3.0)}).item() == pytest.approx(3.0)
+    with pytest.raises(BrickError, match="got the unknown loss 'c'"):
+        balancer({"c": torch.tensor(1.0)})
+
+
+def test_dynamic_weight_average_gives_more_weight_to_the_loss_that_falls_slower() -> None:
+    balancer = DynamicWeightAverage(["slow", "fast"], temperature=2.0)
+    balancer.epoch_end({"slow": 1.0, "fast": 1.0})
+    assert balancer.logged_values() == {"weights/slow": 1.0, "weights/fast": 1.0}  # one epoch of history: unchanged
+    balancer.epoch_end({"slow": 0.9, "fast": 0.5})
+    rates = torch.tensor([0.9, 0.5])
+    expected = 2 * torch.softmax(rates / 2.0, dim=0)
+    weights = balancer.logged_values()
+    assert weights["weights/slow"] == pytest.approx(expected[0].item())
+    assert weights["weights/fast"] == pytest.approx(expected[1].item())
+    assert weights["weights/slow"] > 1 > weights["weights/fast"]
+    total = balancer({"slow": torch.tensor(1.0), "fast": torch.tensor(1.0)})
+    assert total.item() == pytest.approx(2.0)
+
+
+def test_pcgrad_projects_conflicting_gradients_off_each_other() -> None:
+    shared = nn.Parameter(torch.zeros(2))
+    head = nn.Parameter(torch.tensor(3.0))
+    first = torch.dot(torch.tensor([1.0, 0.0]), shared) + head  # gradient (1, 0)
+    second = torch.dot(torch.tensor([-1.0, 1.0]), shared)  # gradient (-1, 1): conflicts with the first
+    balancer = PCGrad(["first", "second"])
+    balancer.backward({"first": first, "second": second}, [shared])
+    # (1, 0) projected off (-1, 1) is (0.5, 0.5); (-1, 1) projected off (1, 0) is (0, 1).
+    torch.testing.assert_close(shared.grad, torch.tensor([0.5, 1.5]))
+    assert head.grad is not None
+    assert head.grad.item() == pytest.approx(1.0)
+    assert balancer.logged_values() == {"pcgrad/conflicting_fraction": 1.0}
+
+
+def test_pcgrad_leaves_agreeing_gradients_summed() -> None:
+    shared = nn.Parameter(torch.zeros(2))
+    losses = {"a": torch.dot(torch.tensor([1.0, 2.0]), shared), "b": torch.dot(torch.tensor([0.5, 0.0]), shared)}
+    PCGrad(list(losses)).backward(losses, [shared])
+    torch.testing.assert_close(shared.grad, torch.tensor([1.5, 2.0]))
+
+
+def test_create_loss_balancer_names_the_strategies_and_the_close_match() -> None:
+    assert isinstance(create_loss_balancer("dwa", ["a", "b"]), DynamicWeightAverage)
+    with pytest.raises(BrickError, match=r"Unknown loss balancing 'uncertainity'.*Did you mean 'uncertainty'"):
+        create_loss_balancer("uncertainity", ["a"])
+    with pytest.raises(BrickError, match="sets its own weights"):
+        create_loss_balancer("uncertainty", ["a"], {"a": 2.0})
+    assert math.isclose(create_loss_balancer("fixed", ["a"], {"a": 2.0}).weight("a"), 2.0)

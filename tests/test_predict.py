@@ -1,0 +1,493 @@
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from torchbricks.__main__ import main
+from torchbricks.brick_collection import BrickCollection
+from torchbricks.bricks import BrickNotTrainable
+from torchbricks.datasets.transforms import create_transform
+from torchbricks.errors import BrickError, MissingExtraError
+from torchbricks.predict import BrickBackend, PredictionWriter, predict_images, resize_mask_nearest
+from torchbricks.tags import Stage
+from torchbricks.trained_experiment import TrainedExperiment, load_experiment
+
+SRC = Path(__file__).parents[1] / "src"
+
+
+# --- a hand-made detector: the box around the bright pixels, fast and exact -------------------------------------------
+
+
+class BrightBox(nn.Module):
+    """One box per image around the pixels brighter than 0.5 (score: the box's share of the image), label 0."""
+
+    def forward(self, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        bright = raw.mean(dim=1) > 0.5
+        boxes, scores, labels = [], [], []
+        for mask in bright:
+            ys, xs = torch.nonzero(mask, as_tuple=True)
+            if len(xs) == 0:
+                boxes.append(torch.zeros(1, 4))
+                scores.append(torch.zeros(1))
+                labels.append(torch.full((1,), -1))
+                continue
+            box = torch.stack([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]).float()[None]
+            boxes.append(box)
+            scores.append(((box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1])) / mask.numel())
+            labels.append(torch.zeros(1, dtype=torch.int64))
+        return torch.stack(boxes), torch.stack(scores), torch.stack(labels)
+
+
+def bright_box_experiment(folder: Path, input_size: int = 32) -> TrainedExperiment:
+    collection = BrickCollection(
+        {"det": {"find": BrickNotTrainable(BrightBox(), input_names=["raw"], output_names=["./boxes", "./scores", "./labels"])}}
+    )
+    description = {"image_size": [input_size, input_size], "class_names": ["blob"]}
+    return TrainedExperiment(folder, None, description, collection.eval())
+
+
+def write_png(path: Path, array: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+    return path
+
+
+def blob_image(height: int, width: int, box: tuple[int, int, int, int]) -> np.ndarray:
+    image = np.zeros((height, width, 3), dtype=np.uint8)
+    x_min, y_min, x_max, y_max = box
+    image[y_min:y_max, x_min:x_max] = 255
+    return image
+
+
+# --- the bricks backend on trained experiments, against the collection's own outputs ---------------------------------
+
+
+def reference_outputs(experiment: TrainedExperiment, path: Path) -> tuple[dict[str, torch.Tensor], tuple[int, int]]:
+    """The collection's INFERENCE outputs on one image prepared by the data modules' test transform."""
+    from torchvision import tv_tensors
+    from torchvision.transforms.v2 import functional
+
+    image = Image.open(path).convert("RGB")
+    sample = create_transform(experiment.image_size)({"image": tv_tensors.Image(functional.pil_to_tensor(image))})
+    raw = sample["image"].as_subclass(torch.Tensor)[None]
+    with torch.no_grad():
+        outputs = experiment.collection(named_inputs={"raw": raw}, tags=Stage.INFERENCE, return_inputs=False)
+    return outputs, (image.height, image.width)
+
+
+def image_files(folder: Path) -> list[Path]:
+    return sorted(folder.rglob("*.png"))
+
+
+@pytest.mark.slow
+def test_detection_boxes_are_the_collection_boxes_scaled_to_the_original_size(
+    trained_experiment: Any, shapes_root: Path, tmp_path: Path
+) -> None:
+    experiment = load_experiment(trained_experiment("detection"))
+    experiment.collection.detection.decode.model.score_threshold = 0.0  # a one-epoch model scores low: keep every box
+    images = image_files(shapes_root / "detection" / "images" / "val")
+    predict_images(BrickBackend(experiment), [images[0].parent], tmp_path / "out", experiment.class_names, progress=False)
+
+    written = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    assert written, "no box written"
+    for image_id, path in enumerate(images, start=1):
+        outputs, (height, width) = reference_outputs(experiment, path)
+        keep = outputs["detection/labels"][0] >= 0
+        scale = torch.tensor([width / 32, height / 32] * 2)
+        boxes = outputs["detection/boxes"][0][keep] * scale
+        rows = [row for row in written if row["image_id"] == image_id]
+        assert {row["file_name"] for row in rows} == {str(path)}
+        actual = torch.tensor([[x, y, x + w, y + h] for x, y, w, h in (row["bbox"] for row in rows)])
+        torch.testing.assert_close(actual, boxes, rtol=0, atol=2e-3)  # written to 0.001 px
+        torch.testing.assert_close(torch.tensor([row["score"] for row in rows]), outputs["detection/scores"][0][keep])
+        labels = outputs["detection/labels"][0][keep].tolist()
+        assert [row["category_id"] for row in rows] == labels  # shapes' COCO categories: the class index without ids
+        assert [row["category_name"] for row in rows] == [experiment.class_names[label] for label in labels]
+    drawn = Image.open(tmp_path / "out" / "drawn" / f"{images[0].stem}.jpg")
+    assert drawn.size == Image.open(images[0]).size == (64, 64)
+
+
+@pytest.mark.slow
+def test_segmentation_masks_are_the_collection_masks_resized_by_nearest_neighbour(
+    trained_experiment: Any, shapes_root: Path, tmp_path: Path
+) -> None:
+    experiment = load_experiment(trained_experiment("segmentation"))
+    folder = shapes_root / "segmentation" / "val" / "images"
+    predict_images(BrickBackend(experiment), [folder], tmp_path / "out", experiment.class_names, progress=False)
+
+    for path in image_files(folder):
+        outputs, (height, width) = reference_outputs(experiment, path)
+        expected = F.interpolate(outputs["segmentation/mask"][None].float(), size=(height, width), mode="nearest")[0, 0].long()
+        mask = np.array(Image.open(tmp_path / "out" / "masks" / f"{path.stem}.png"))
+        np.testing.assert_array_equal(mask, expected.numpy())
+        overlay = Image.open(tmp_path / "out" / "overlays" / f"{path.stem}.png")
+        assert overlay.mode == "P"
+        assert overlay.info.get("transparency") == 0
+        np.testing.assert_array_equal(np.array(overlay), expected.numpy())  # palette indices are the classes
+        assert Image.open(tmp_path / "out" / "drawn" / f"{path.stem}.jpg").size == (width, height)
+
+
+@pytest.mark.slow
+def test_classification_csv_holds_the_collection_probabilities(
+    trained_experiment: Any, shapes_root: Path, tmp_path: Path
+) -> None:
+    experiment = load_experiment(trained_experiment("classification"))
+    folder = shapes_root / "classification" / "val"
+    predict_images(BrickBackend(experiment), [folder], tmp_path / "out", experiment.class_names, progress=False)
+
+    rows = list(csv.DictReader((tmp_path / "out" / "predictions.csv").open()))
+    assert [row["file"] for row in rows] == [str(path) for path in image_files(folder)]
+    names = experiment.class_names
+    for row in rows:
+        outputs, _ = reference_outputs(experiment, Path(row["file"]))
+        probabilities = outputs["classification/probabilities"][0]
+        best = int(probabilities.argmax())
+        assert row["class"] == names[best]
+        assert float(row["score"]) == pytest.approx(float(probabilities[best]), abs=1e-4)
+        top = [entry.split(":") for entry in row["top5"].split(";")]
+        assert [name for name, _ in top] == [names[int(index)] for index in probabilities.argsort(descending=True)]
+        assert [float(value) for _, value in top] == pytest.approx(probabilities.sort(descending=True).values.tolist(), abs=1e-4)
+    # the drawn pictures keep the folder structure of the source (class folders here)
+    assert sorted(
+        path.relative_to(tmp_path / "out" / "drawn").as_posix() for path in (tmp_path / "out" / "drawn").rglob("*.jpg")
+    ) == [path.relative_to(folder).with_suffix(".jpg").as_posix() for path in image_files(folder)]
+
+
+@pytest.mark.slow
+def test_multitask_writes_every_head_under_its_name(trained_experiment: Any, shapes_root: Path, tmp_path: Path) -> None:
+    experiment = load_experiment(trained_experiment("multitask"))
+    experiment.collection.detection.decode.model.score_threshold = 0.0
+    folder = shapes_root / "detection" / "images" / "val"
+    backend = BrickBackend(experiment)
+    assert backend.heads == {"detection": "detection", "presence": "multilabel", "segmentation": "segmentation"}
+    predict_images(backend, [folder], tmp_path / "out", experiment.class_names, progress=False)
+
+    out = tmp_path / "out"
+    assert json.loads((out / "detection_predictions.json").read_text())
+    rows = list(csv.DictReader((out / "predictions.csv").open()))
+    assert list(rows[0]) == ["file", "presence/present", "presence/probabilities"]
+    for row, path in zip(rows, image_files(folder), strict=True):
+        outputs, (height, width) = reference_outputs(experiment, path)
+        probabilities = outputs["presence/probabilities"][0].tolist()
+        written = [float(entry.split(":")[1]) for entry in row["presence/probabilities"].split(";")]
+        assert written == pytest.approx(probabilities, abs=1e-4)
+        present = [name for name, value in zip(experiment.class_names, probabilities, strict=True) if value > 0.5]
+        assert row["presence/present"] == ";".join(present)
+        mask = np.array(Image.open(out / "segmentation_masks" / f"{path.stem}.png"))
+        expected = F.interpolate(outputs["segmentation/mask"][None].float(), size=(height, width), mode="nearest")[0, 0]
+        np.testing.assert_array_equal(mask, expected.long().numpy())
+        assert (out / "segmentation_overlays" / f"{path.stem}.png").is_file()
+
+
+@pytest.mark.slow
+def test_tiled_segmentation_averages_the_tiles_probabilities(trained_experiment: Any, tmp_path: Path) -> None:
+    experiment = load_experiment(trained_experiment("segmentation"))
+    image = np.random.default_rng(0).integers(0, 256, size=(64, 80, 3), dtype=np.uint8)
+    windows = [(0, 0, 32, 32), (16, 0, 48, 32), (32, 0, 64, 32), (48, 0, 80, 32)]
+    windows += [(x_min, 16, x_max, 48) for x_min, _, x_max, _ in windows[:4]]
+    windows += [(x_min, 32, x_max, 64) for x_min, _, x_max, _ in windows[:4]]
+
+    total = torch.zeros(4, 64, 80)
+    count = torch.zeros(64, 80)
+    for x_min, y_min, x_max, y_max in windows:  # tiles of the input size: no resize
+        raw = torch.from_numpy(image[y_min:y_max, x_min:x_max].copy()).permute(2, 0, 1)[None].float() / 255
+        with torch.no_grad():
+            probabilities = experiment.collection(named_inputs={"raw": raw}, tags=Stage.INFERENCE)["segmentation/probabilities"]
+        total[:, y_min:y_max, x_min:x_max] += probabilities[0]
+        count[y_min:y_max, x_min:x_max] += 1
+    expected = (total / count).argmax(dim=0)
+
+    result = BrickBackend(experiment, tile=32, overlap=0.5).predict([image])[0]
+    np.testing.assert_array_equal(result["segmentation"]["mask"], expected.numpy())
+
+
+# --- tiling, merging and the backend contract on the hand-made detector ----------------------------------------------
+
+
+def test_tiled_detection_finds_an_object_across_a_tile_border_once(tmp_path: Path) -> None:
+    # Tiles of 64 with overlap 0.5 over a width of 112 start at x = 0, 24 and 48: the blob at x 50..70 is cut by the
+    # first tile's border (its part there overlaps the whole blob by IoU 0.7) and whole in the other two.
+    image = blob_image(64, 112, (50, 20, 70, 40))
+    backend = BrickBackend(bright_box_experiment(tmp_path), tile=64, overlap=0.5)
+
+    result = backend.predict([image])[0]["det"]
+
+    assert result["kind"] == "detection"
+    assert result["labels"].tolist() == [0]
+    np.testing.assert_allclose(result["boxes"][0], [50, 20, 70, 40], atol=2)  # tiles are resized 64 -> 32
+    assert result["boxes"].dtype == np.float32
+    assert result["scores"].dtype == np.float32
+    assert result["labels"].dtype == np.int64
+
+
+def test_boxes_are_scaled_from_the_input_size_to_each_image_size(tmp_path: Path) -> None:
+    backend = BrickBackend(bright_box_experiment(tmp_path))
+    images = [blob_image(64, 64, (8, 16, 32, 48)), blob_image(32, 128, (64, 0, 128, 16))]
+
+    results = backend.predict(images)
+
+    np.testing.assert_allclose(results[0]["det"]["boxes"], [[8, 16, 32, 48]], atol=1e-4)
+    np.testing.assert_allclose(results[1]["det"]["boxes"], [[64, 0, 128, 16]], atol=1e-4)
+
+
+def test_resize_mask_nearest_matches_torch_nearest() -> None:
+    rng = np.random.default_rng(0)
+    for height, width, new_height, new_width in [(8, 8, 32, 32), (7, 5, 13, 29), (32, 32, 9, 17)]:
+        mask = rng.integers(0, 5, size=(height, width))
+        expected = F.interpolate(torch.from_numpy(mask)[None, None].float(), size=(new_height, new_width), mode="nearest")
+        np.testing.assert_array_equal(resize_mask_nearest(mask, new_height, new_width), expected[0, 0].long().numpy())
+
+
+def test_writer_takes_results_of_any_backend(tmp_path: Path) -> None:
+    heads = {"cls": "classification", "seg": "segmentation"}
+    writer = PredictionWriter(tmp_path, heads, class_names=["a", "b", "c"])
+    mask = np.zeros((6, 8), dtype=np.int64)
+    mask[2:, 4:] = 2
+    result = {
+        "cls": {"kind": "classification", "probabilities": np.array([0.2, 0.7, 0.1], dtype=np.float32)},
+        "seg": {"kind": "segmentation", "mask": mask},
+    }
+    writer.add("one", "one.png", np.zeros((6, 8, 3), dtype=np.uint8), result)
+    writer.finish()
+
+    assert (tmp_path / "predictions.csv").read_text().splitlines() == [
+        "file,cls/class,cls/score,cls/top5",
+        "one.png,b,0.7000,b:0.7000;a:0.2000;c:0.1000",
+    ]
+    np.testing.assert_array_equal(np.array(Image.open(tmp_path / "seg_masks" / "one.png")), mask)
+    drawn = np.array(Image.open(tmp_path / "drawn" / "one.jpg"))
+    assert drawn.shape == (6, 8, 3)
+
+
+def test_coco_category_ids_of_the_training_data_name_the_classes(tmp_path: Path) -> None:
+    writer = PredictionWriter(tmp_path, {"det": "detection"}, class_names=["cat", "dog"], category_ids=[3, 17])
+    boxes = np.array([[1, 2, 5, 8]], dtype=np.float32)
+    writer.add(
+        "x",
+        "x.png",
+        np.zeros((10, 10, 3), np.uint8),
+        {"det": {"kind": "detection", "boxes": boxes, "scores": np.array([0.9], np.float32), "labels": np.array([1])}},
+    )
+    writer.finish()
+
+    [row] = json.loads((tmp_path / "predictions.json").read_text())
+    assert row == {
+        "image_id": 1,
+        "file_name": "x.png",
+        "category_id": 17,
+        "category_name": "dog",
+        "bbox": [1.0, 2.0, 4.0, 6.0],
+        "score": 0.9,
+    }
+
+
+# --- sources, bad input, the output folder ---------------------------------------------------------------------------
+
+
+def test_unreadable_images_are_skipped_named_and_listed(tmp_path: Path) -> None:
+    folder = tmp_path / "images"
+    write_png(folder / "good.png", blob_image(32, 32, (4, 4, 12, 12)))
+    (folder / "broken.png").write_bytes(b"not a png")
+    skipped: list[str] = []
+
+    summary = predict_images(
+        BrickBackend(bright_box_experiment(tmp_path)),
+        [folder],
+        tmp_path / "out",
+        progress=False,
+        on_skip=lambda s, r: skipped.append(s),
+    )
+
+    assert summary.num_images == 1
+    assert skipped == [str(folder / "broken.png")]
+    assert [source for source, _ in summary.skipped] == skipped
+    assert (tmp_path / "out" / "skipped.txt").read_text().startswith(f"{folder / 'broken.png'}\t")
+    assert [row["file_name"] for row in json.loads((tmp_path / "out" / "predictions.json").read_text())] == [
+        str(folder / "good.png")
+    ]
+
+
+def test_an_existing_output_folder_is_refused_unless_overwrite(tmp_path: Path) -> None:
+    source = write_png(tmp_path / "a.png", blob_image(16, 16, (2, 2, 8, 8)))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep")
+    backend = BrickBackend(bright_box_experiment(tmp_path))
+
+    with pytest.raises(BrickError, match="exists and is not empty; pass --overwrite"):
+        predict_images(backend, [source], out, progress=False)
+    assert sorted(path.name for path in out.iterdir()) == ["mine.txt"]
+
+    predict_images(backend, [source], out, overwrite=True, progress=False)
+    assert sorted(path.name for path in out.iterdir()) == ["drawn", "predictions.json"]
+
+
+def test_a_failing_run_leaves_nothing_behind(tmp_path: Path) -> None:
+    for index in range(5):
+        write_png(tmp_path / "images" / f"{index}.png", blob_image(16, 16, (2, 2, 8, 8)))
+
+    class FailingBackend:
+        def __init__(self) -> None:
+            self.heads = {"det": "detection"}
+            self.calls = 0
+
+        def predict(self, images: list[np.ndarray]) -> list[dict[str, Any]]:
+            self.calls += 1
+            if self.calls == 2:
+                raise RuntimeError("out of memory")
+            empty = {
+                "kind": "detection",
+                "boxes": np.zeros((0, 4), np.float32),
+                "scores": np.zeros(0, np.float32),
+                "labels": np.zeros(0, np.int64),
+            }
+            return [{"det": empty} for _ in images]
+
+    with pytest.raises(RuntimeError, match="out of memory"):
+        predict_images(FailingBackend(), [tmp_path / "images"], tmp_path / "out", batch_size=2, progress=False)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["images"]
+
+
+def test_sources_matching_nothing_are_refused(tmp_path: Path) -> None:
+    backend = BrickBackend(bright_box_experiment(tmp_path))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BrickError, match=r"Source '.*empty' matches no image or video file \(looked for .*\.png"):
+        predict_images(backend, [tmp_path / "empty"], tmp_path / "out", progress=False)
+    with pytest.raises(BrickError, match=r"Source '.*\*\.jpg' matches no image"):
+        predict_images(backend, [str(tmp_path / "*.jpg")], tmp_path / "out", progress=False)
+    with pytest.raises(BrickError, match="is neither an image, a folder nor a glob pattern"):
+        predict_images(backend, [tmp_path / "missing.png"], tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_globs_and_animated_gif_frames_are_images(tmp_path: Path) -> None:
+    write_png(tmp_path / "photos" / "a.png", blob_image(16, 16, (0, 0, 4, 4)))
+    write_png(tmp_path / "photos" / "b.png", blob_image(16, 16, (8, 8, 16, 16)))
+    frames = [Image.fromarray(blob_image(16, 16, (x, 0, x + 4, 4))) for x in (0, 6, 12)]
+    frames[0].save(tmp_path / "photos" / "clip.gif", save_all=True, append_images=frames[1:], duration=40, loop=0)
+
+    predict_images(
+        BrickBackend(bright_box_experiment(tmp_path)), [str(tmp_path / "photos" / "*")], tmp_path / "out", progress=False
+    )
+
+    rows = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    assert [row["file_name"] for row in rows] == [
+        str(tmp_path / "photos" / name) for name in ("a.png", "b.png", "clip.gif#0", "clip.gif#1", "clip.gif#2")
+    ]
+    assert [round(row["bbox"][0]) for row in rows[2:]] == [0, 6, 12]
+    drawn = sorted(path.name for path in (tmp_path / "out" / "drawn").iterdir())
+    assert drawn == ["a.jpg", "b.jpg", "clip_frame000000.jpg", "clip_frame000001.jpg", "clip_frame000002.jpg"]
+
+
+def test_a_video_without_torchcodec_names_what_to_install(tmp_path: Path) -> None:
+    pytest.importorskip("PIL")
+    if __import__("importlib").util.find_spec("torchcodec") is not None:
+        pytest.skip("torchcodec is installed")
+    (tmp_path / "clip.mp4").write_bytes(b"\x00")
+    with pytest.raises(
+        MissingExtraError,
+        match=r"Reading video '.*clip.mp4' needs torchcodec.*pip install torchcodec.*GIF and animated WebP .* need no extra",
+    ):
+        predict_images(BrickBackend(bright_box_experiment(tmp_path)), [tmp_path / "clip.mp4"], tmp_path / "out", progress=False)
+
+
+def test_progress_is_a_line_per_tenth_when_not_a_terminal(tmp_path: Path) -> None:
+    for index in range(20):
+        write_png(tmp_path / "images" / f"{index:02d}.png", blob_image(16, 16, (2, 2, 8, 8)))
+    stream = io.StringIO()
+
+    predict_images(
+        BrickBackend(bright_box_experiment(tmp_path)), [tmp_path / "images"], tmp_path / "out", batch_size=2, stream=stream
+    )
+
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 10
+    assert "\r" not in stream.getvalue()
+    assert lines[0].startswith("predict 2/20 images (10 %)")
+    assert lines[-1].startswith("predict 20/20 images (100 %)")
+
+
+def test_the_backend_refuses_a_bad_tile(tmp_path: Path) -> None:
+    with pytest.raises(BrickError, match=r"tile overlap must be a fraction in \[0, 1\), got 1.5"):
+        BrickBackend(bright_box_experiment(tmp_path), tile=32, overlap=1.5)
+
+
+# --- the command as a user runs it -----------------------------------------------------------------------------------
+
+
+def test_predict_refuses_a_folder_that_is_not_an_experiment(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["predict", str(tmp_path), str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("torchbricks: error: ")
+    assert "is not a trained experiment folder" in error
+    assert len(error.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_predict_command_writes_into_the_experiment_with_progress(trained_experiment: Any, shapes_root: Path) -> None:
+    experiment = trained_experiment("classification")
+    command = [sys.executable, "-m", "torchbricks", "predict", str(experiment), str(shapes_root / "classification" / "val")]
+    completed = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env={"PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}, check=False
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    assert "predict 4/4 images (100 %)" in completed.stdout  # not a terminal: progress lines
+    [out] = (experiment / "predictions").iterdir()
+    assert "Predicted 4 images in" in completed.stdout
+    assert str(out) in completed.stdout
+    assert len(list(csv.DictReader((out / "predictions.csv").open()))) == 4
+    assert len(list((out / "drawn").rglob("*.jpg"))) == 4
+
+    again = subprocess.run(
+        [*command, "--out", str(out)], capture_output=True, text=True, timeout=300, env={"PYTHONPATH": str(SRC)}, check=False
+    )
+    assert again.returncode == 2
+    assert (
+        again.stderr.strip()
+        == f"torchbricks: error: The output folder {str(out)!r} exists and is not empty; pass --overwrite to replace it."
+    )
+
+
+def test_readme_backend_example_prints_what_it_shows(tmp_path: Path) -> None:
+    from readme_blocks import python_blocks
+
+    block = next(block for block in python_blocks(Path(__file__).parents[1] / "README.md") if "class CentreBox" in block)
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        exec(compile(block, "<README CentreBox>", "exec"), {"__name__": "readme"})
+    shown = block.strip().splitlines()[-1].removeprefix("# ")
+    assert buffer.getvalue().strip() == shown
+
+
+def test_reading_and_writing_on_threads_or_in_line_write_the_same_files(tmp_path: Path) -> None:
+    for index in range(7):
+        write_png(tmp_path / "images" / f"{index}.png", blob_image(24, 40, (index, 2, index + 10, 12)))
+    backend = BrickBackend(bright_box_experiment(tmp_path))
+
+    for workers in (0, 3):
+        predict_images(
+            backend,
+            [tmp_path / "images"],
+            tmp_path / f"out{workers}",
+            batch_size=3,
+            workers=workers,
+            pictures="png",
+            progress=False,
+        )
+
+    for path in sorted((tmp_path / "out0").rglob("*.*")):
+        assert path.read_bytes() == (tmp_path / "out3" / path.relative_to(tmp_path / "out0")).read_bytes(), path.name
