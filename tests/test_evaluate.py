@@ -74,9 +74,15 @@ def test_evaluate_on_the_training_test_split_equals_the_trained_metrics(
     for name, value in trained.items():
         if isinstance(value, float):
             assert re.search(rf"^{re.escape(name)} +{value:.4f}$", printed, re.MULTILINE), name
-    if task == "classification":
-        assert evaluation["per_class"]["classification"].keys() == {"circle", "square", "triangle"}
-        assert "classification: per class (from the confusion matrix)" in printed
+    heads = ["classification"] if task == "classification" else ["detection", "segmentation", "presence"]
+    for head in heads:  # every head's per-class values, as its metrics computed them in training
+        assert evaluation["per_class"][head] == trained[f"{head}/per_class"]
+        assert f"{head}: per class" in printed
+    assert set(evaluation["per_class"]["classification" if task == "classification" else "detection"]) == {
+        "circle",
+        "square",
+        "triangle",
+    }
 
 
 @pytest.mark.slow
@@ -93,7 +99,7 @@ def test_evaluate_reads_another_root_with_the_experiment_data_config(
 
     written = json.loads((tmp_path / "evaluation.json").read_text())
     assert written["metrics"] == result.metrics
-    assert set(result.metrics) == {"segmentation/mean_iou"}
+    assert {"segmentation/mean_iou", "segmentation/per_class"} <= set(result.metrics)
     assert result.metrics != json.loads((folder / "metrics.json").read_text())["validation"]
     assert "segmentation/mean_iou" in format_evaluation(result)
     assert not (folder / "evaluation.json").exists()

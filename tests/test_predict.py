@@ -491,3 +491,41 @@ def test_reading_and_writing_on_threads_or_in_line_write_the_same_files(tmp_path
 
     for path in sorted((tmp_path / "out0").rglob("*.*")):
         assert path.read_bytes() == (tmp_path / "out3" / path.relative_to(tmp_path / "out0")).read_bytes(), path.name
+
+
+@pytest.mark.slow
+def test_predict_with_onnx_gives_the_bricks_results(trained_experiment: Any, shapes_root: Path, tmp_path: Path) -> None:
+    experiment = trained_experiment("classification")
+    images = tmp_path / "images"
+    images.mkdir()
+    for path in sorted((shapes_root / "classification" / "val").rglob("*.png")):
+        # At the model's input size, so both backends see the very same pixels (their resizing differs by a grey level).
+        Image.open(path).convert("RGB").resize((32, 32)).save(images / f"{path.parent.name}_{path.name}")
+    assert main(["export", str(experiment), "--out", str(tmp_path / "deploy.onnx")]) == 0
+
+    assert main(["predict", str(experiment), str(images), "--out", str(tmp_path / "bricks")]) == 0
+    assert (
+        main(["predict", str(experiment), str(images), "--out", str(tmp_path / "onnx"), "--onnx", str(tmp_path / "deploy.onnx")])
+        == 0
+    )
+
+    by_bricks, by_onnx = (
+        {row["file"]: row for row in csv.DictReader((tmp_path / name / "predictions.csv").open())} for name in ("bricks", "onnx")
+    )
+    assert sorted(by_onnx) == sorted(by_bricks)
+    assert len(by_onnx) == 4
+    for name, row in by_bricks.items():
+        assert by_onnx[name]["class"] == row["class"]
+        assert float(by_onnx[name]["score"]) == pytest.approx(float(row["score"]), abs=1e-4)
+
+
+def test_predict_with_onnx_without_an_exported_file_says_how_to_export(
+    trained_experiment: Any, shapes_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    experiment = trained_experiment("classification")
+    assert main(["predict", str(experiment), str(shapes_root / "classification" / "val"), "--onnx"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == (
+        f"torchbricks: error: --onnx: no exported model {str(experiment / 'deploy.onnx')!r}; "
+        f"write it with `torchbricks export {experiment}` first."
+    )

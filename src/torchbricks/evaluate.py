@@ -5,9 +5,9 @@ applied, `data.root` typically), so every layout the data modules read works. Th
 trained weights runs its test stage under Lightning's `trainer.test` (`LightningBrickCollection`), as
 `torchbricks train` does for its test split, so on the same data the values equal `metrics.json`'s `test` values.
 
-Per class: a head with a confusion matrix (classification) gets each class's precision, recall and support (the
-number of samples of that class) from it; the other heads' metrics (mAP, mean IoU, multilabel F1) are the
-scalars their metric bricks compute, without a per-class breakdown.
+Per class: each head's `per_class` values as its metrics compute them (precision, recall, IoU and support for
+classification and segmentation, AP and AP50 for detection, precision, recall, F1 and support for multilabel), or,
+for a head with only a confusion matrix, precision, recall and support from it.
 """
 
 from __future__ import annotations
@@ -162,17 +162,25 @@ def _parse_value(text: str) -> Any:
 
 
 def per_class_values(metrics: dict[str, Any], class_names: Sequence[str] | None = None) -> dict[str, dict[str, dict[str, float]]]:
-    """Precision, recall and support per class of each confusion matrix among `metrics` (rows: true classes).
+    """Each head's values per class: the `<head>/per_class` its metrics compute (precision, recall, IoU and support
+    for classification and segmentation, AP and AP50 for boxes, precision, recall and F1 for multilabel), or else
+    precision, recall and support from a `<head>/confusion_matrix` (rows: true classes).
 
     Example:
         >>> per_class_values({"head/confusion_matrix": [[3, 1], [0, 2]]}, ["cat", "dog"])["head"]["cat"]
         {'precision': 1.0, 'recall': 0.75, 'support': 4}
     """
-    values: dict[str, dict[str, dict[str, float]]] = {}
+    values: dict[str, dict[str, dict[str, float]]] = {
+        name.rpartition("/")[0]: dict(value)
+        for name, value in metrics.items()
+        if name.endswith("/per_class") and isinstance(value, dict)
+    }
     for name, matrix in metrics.items():
-        if not name.endswith("confusion_matrix") or not isinstance(matrix, list) or not matrix or len(matrix) != len(matrix[0]):
-            continue
         head = name.rpartition("/")[0] or name
+        if head in values or not name.endswith("confusion_matrix") or not isinstance(matrix, list) or not matrix:
+            continue
+        if len(matrix) != len(matrix[0]):
+            continue
         per_class = {}
         for index, row in enumerate(matrix):
             predicted = sum(other[index] for other in matrix)
@@ -193,10 +201,20 @@ def format_evaluation(result: EvaluationResult) -> str:
     width = max([len("metric"), *(len(name) for name in scalars)])
     lines = [f"{'metric':<{width}}  value", *(f"{name:<{width}}  {value:.4f}" for name, value in scalars.items())]
     for head, per_class in result.per_class.items():
+        if not per_class:
+            continue
+        columns = list(dict.fromkeys(key for entry in per_class.values() for key in entry))
         name_width = max(len("class"), *(len(name) for name in per_class))
-        lines += ["", f"{head}: per class (from the confusion matrix)", f"{'class':<{name_width}}  precision  recall  support"]
-        lines += [
-            f"{name:<{name_width}}  {values['precision']:9.4f}  {values['recall']:6.4f}  {int(values['support']):7d}"
-            for name, values in per_class.items()
-        ]
+        lines += ["", f"{head}: per class", f"{'class':<{name_width}}  " + "  ".join(f"{column:>9}" for column in columns)]
+        for name, entry in per_class.items():
+            cells = [_cell(column, entry.get(column)) for column in columns]
+            lines.append(f"{name:<{name_width}}  " + "  ".join(cells))
     return "\n".join(lines)
+
+
+def _cell(column: str, value: Any) -> str:
+    if value is None:
+        return f"{'':>9}"
+    if column == "support":
+        return f"{int(value):9d}"
+    return f"{float(value):9.4f}"

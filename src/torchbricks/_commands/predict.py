@@ -25,6 +25,14 @@ def add_parser(commands: Any) -> None:
     predict.add_argument("--out", default=None, help="output folder (default: EXPERIMENT/predictions/<time>)")
     predict.add_argument("--overwrite", action="store_true", help="replace an existing non-empty output folder")
     predict.add_argument("--batch-size", type=int, default=32, help="images (or tiles) per model call (default: 32)")
+    predict.add_argument(
+        "--onnx",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="FILE",
+        help="run the file `torchbricks export` wrote (default: EXPERIMENT/deploy.onnx) in onnxruntime, not the bricks",
+    )
     predict.add_argument("--tile", type=int, default=None, help="predict tiles of this side in pixels and merge them")
     predict.add_argument("--overlap", type=float, default=0.2, help="fraction of a tile its neighbours share (default: 0.2)")
     predict.add_argument("--workers", type=int, default=2, help="threads reading images and writing files, 0: none (default: 2)")
@@ -41,7 +49,11 @@ def run(arguments: argparse.Namespace) -> int:
     from torchbricks.trained_experiment import load_experiment
 
     experiment = load_experiment(arguments.experiment)
-    backend = BrickBackend(experiment, batch_size=arguments.batch_size, tile=arguments.tile, overlap=arguments.overlap)
+    backend: Any
+    if arguments.onnx is not None:
+        backend = _onnx_backend(experiment.folder, arguments)
+    else:
+        backend = BrickBackend(experiment, batch_size=arguments.batch_size, tile=arguments.tile, overlap=arguments.overlap)
     out = (
         Path(arguments.out)
         if arguments.out
@@ -67,3 +79,35 @@ def run(arguments: argparse.Namespace) -> int:
     if summary.skipped:
         print(f"Skipped {len(summary.skipped)} unreadable images, listed in {summary.folder / 'skipped.txt'}")
     return 0
+
+
+class _OnnxBackend:
+    """`predict`'s backend interface over `torchbricks.deploy.OnnxPredictor` (the same per-image results)."""
+
+    def __init__(self, predictor: Any, batch_size: int) -> None:
+        self.predictor = predictor
+        self.batch_size = batch_size
+        self.heads: dict[str, str] = dict(predictor.heads)
+
+    def predict(self, images: Any) -> list[Any]:
+        return self.predictor.predict(list(images), batch_size=self.batch_size)
+
+
+def _onnx_backend(folder: Any, arguments: argparse.Namespace) -> _OnnxBackend:
+    """The exported file of `--onnx` (the experiment's `deploy.onnx` when no file is named), run by onnxruntime.
+
+    Raises:
+        BrickError: `--tile` with `--onnx`, or no exported file (the message says how to export one).
+    """
+    from pathlib import Path
+
+    from torchbricks.deploy import OnnxPredictor
+    from torchbricks.deploy_export import DEFAULT_FILE
+    from torchbricks.errors import BrickError
+
+    if arguments.tile is not None:
+        raise BrickError("--tile runs the bricks tile by tile; it does not combine with --onnx.")
+    path = Path(arguments.onnx) if arguments.onnx else Path(folder) / DEFAULT_FILE
+    if not path.is_file():
+        raise BrickError(f"--onnx: no exported model {str(path)!r}; write it with `torchbricks export {folder}` first.")
+    return _OnnxBackend(OnnxPredictor(path), arguments.batch_size)
