@@ -473,7 +473,10 @@ def _evaluate(loaded: TrainedExperiment, data_module: Any, float_session: Any, i
                 with torch.no_grad():
                     collection(named_inputs=named, tags=[METRIC], return_inputs=False)
             values = collection.summarize(reset=True).items()
-            metrics[precision] = {name: float(value) for name, value in values if torch.as_tensor(value).numel() == 1}
+            # Scalars only: per-class values (dicts) and confusion matrices are not compared.
+            metrics[precision] = {
+                name: float(value) for name, value in values if isinstance(value, torch.Tensor) and value.numel() == 1
+            }
         metrics["change"] = {name: metrics["int8"][name] - metrics["float32"][name] for name in metrics["float32"]}
     return {
         "evaluated_on": f"the validation split of {data_module.root} ({len(samples)} images)",

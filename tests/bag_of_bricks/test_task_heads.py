@@ -302,9 +302,10 @@ def test_ready_made_collections_report_readable_metric_names_those_of_the_packag
 
     assert list(reported["segmentation"]) == ["head/mean_iou"]
     assert list(reported["points"]) == ["head/f1"]
-    assert sorted(reported["boxes"]) == ["head/map", "head/map_50", "head/map_75", "head/mar_100"]
+    assert sorted(reported["boxes"]) == ["head/map", "head/map_50", "head/map_75", "head/mar_100", "head/per_class"]
     packaged = compose_config(["task=multitask", "data.root=unused"]).model.bricks  # keys only: nothing is resolved
-    assert list(packaged.segmentation.metrics.metric_collection) == ["mean_iou"]
+    # The packaged head adds a pixel confusion matrix with per-class values; the factory's mean IoU has the same name.
+    assert list(packaged.segmentation.metrics.metric_collection) == ["mean_iou", "confusion_matrix"]
     assert list(packaged.detection.metrics.metric_collection) == ["mean_average_precision"]  # map, map_50, ... as above
     expected_iou = MulticlassJaccardIndex(num_classes=2)(segmentation_outputs["head/mask"], segmentation_batch["targets"])
     torch.testing.assert_close(reported["segmentation"]["head/mean_iou"], expected_iou)
