@@ -12,7 +12,7 @@ mIoU >= 0.75, mAP@0.5 >= 0.70; multitask within 0.05 of the single-task figures 
 
 Run:
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/bench_suite.py --tasks classification --sets lookalike \
-        --budget-minutes 4 [--overrides "model.backbone=resnet18"] [--json build/suite/result.json]
+        --budget-minutes 4 [--overrides "" --overrides "model.backbone=resnet18"] [--json build/suite/result.json]
     python benchmarks/bench_suite.py --list     # the sets, what they are, which are held out
 """
 
@@ -57,6 +57,7 @@ class Row:
     reference: float | None = None
     reference_seconds: float | None = None
     reference_epochs: float | None = None
+    config: str = "defaults"
     target: float | None = None
     target_text: str = ""
     met: bool | None = None
@@ -102,11 +103,11 @@ def last_line(log: Path) -> str:
 
 def set_targets(rows: list[Row]) -> None:
     """Fills each row's target: reference - 0.02, the held-out floor, or the single task's figure - 0.05."""
-    single = {(row.set, row.metric): row.ours for row in rows if row.task != "multitask" and row.ours is not None}
+    single = {(row.set, row.metric, row.config): row.ours for row in rows if row.task != "multitask" and row.ours is not None}
     for row in rows:
         bounds: list[tuple[float, str]] = []
         if row.task == "multitask":
-            value = single.get((row.set, row.metric))
+            value = single.get((row.set, row.metric, row.config))
             if value is not None:
                 bounds.append((value - MULTITASK_TOLERANCE, f"single task - {MULTITASK_TOLERANCE}"))
         elif row.reference is not None:
@@ -125,16 +126,16 @@ def _number(value: float | None, digits: int = 3) -> str:
 
 def markdown(rows: list[Row]) -> str:
     lines = [
-        "| task | data set | metric | ours | ours time (s) | ours epochs | reference | ref. time (s) | ref. epochs "
+        "| task | data set | config | metric | ours | ours time (s) | ours epochs | reference | ref. time (s) | ref. epochs "
         "| ours - ref. | target | met |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
     ]
     for row in rows:
         difference = None if row.ours is None or row.reference is None else row.ours - row.reference
         ours = _number(row.ours) if row.error == "" else f"failed: {row.error}"
         met = "" if row.met is None else "yes" if row.met else "no"
         lines.append(
-            f"| {row.task} | {row.set}{' (held out)' if row.held_out else ''} | {row.metric} | {ours} | "
+            f"| {row.task} | {row.set}{' (held out)' if row.held_out else ''} | {row.config} | {row.metric} | {ours} | "
             f"{row.ours_seconds:.0f} | {'' if row.ours_epochs is None else row.ours_epochs} | {_number(row.reference)} | "
             f"{_number(row.reference_seconds, 0)} | {_number(row.reference_epochs, 1)} | "
             f"{'' if difference is None else f'{difference:+.3f}'} | {row.target_text} | {met} |"
@@ -147,9 +148,14 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tasks", nargs="+", default=list(ALL_TASKS), choices=ALL_TASKS)
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=sorted(SETS), metavar="SET")
     parser.add_argument("--budget-minutes", type=float, default=4.0, help="training time of each run, ours and the reference")
-    parser.add_argument("--overrides", default="", help='extra job overrides, e.g. "model.backbone=resnet18 data.image_size=96"')
     parser.add_argument(
-        "--label", default="", help="a name for this configuration in the experiment names (default: from --overrides)"
+        "--overrides",
+        action="append",
+        help='job overrides, e.g. "model.backbone=resnet18 data.image_size=96"; give it several times to compare '
+        'configurations on the same data and reference ("" is the packaged defaults; default: the defaults only)',
+    )
+    parser.add_argument(
+        "--label", action="append", default=[], help="a name for each --overrides in the table (default: the overrides)"
     )
     parser.add_argument("--no-reference", action="store_true", help="skip the plain reference (e.g. when comparing overrides)")
     parser.add_argument("--micro", action="store_true", help="tiny sets (32 px, a few dozen images): the smoke test's size")
@@ -160,6 +166,17 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def configurations(arguments: argparse.Namespace) -> list[tuple[str, list[str]]]:
+    """(label, overrides) of each job configuration to run: `--overrides` may be given several times."""
+    result = []
+    for index, text in enumerate(arguments.overrides or [""]):
+        overrides = shlex.split(text)
+        given = arguments.label[index] if index < len(arguments.label) else ""
+        label = given or ("defaults" if not overrides else "_".join(overrides))
+        result.append((re.sub(r"[^A-Za-z0-9._-]+", "-", label)[:80], overrides))
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(argv)
     if arguments.list:
@@ -167,9 +184,6 @@ def main(argv: list[str] | None = None) -> int:
             kind = "held out" if suite_set.held_out else "tuning"
             print(f"{suite_set.name:15s} {kind:9s} {','.join(suite_set.tasks):45s} {suite_set.description}")
         return 0
-    overrides = shlex.split(arguments.overrides)
-    label = arguments.label or ("defaults" if not overrides else "_".join(overrides))
-    label = re.sub(r"[^A-Za-z0-9._-]+", "-", label)[:80]
     rows: list[Row] = []
     for set_name in arguments.sets:
         suite_set = SETS[set_name]
@@ -177,46 +191,44 @@ def main(argv: list[str] | None = None) -> int:
             if task not in suite_set.tasks:
                 continue
             data_root = write_set(arguments.cache, set_name, micro=arguments.micro) / suite_set.layout(task)
-            name = f"{set_name}{'-micro' if arguments.micro else ''}-{task}-{label}"
-            print(f"[suite] {task} on {set_name}: torchbricks train ({label}), budget {arguments.budget_minutes} min", flush=True)
-            metrics, wall, log = run_ours(task, data_root, arguments.out, name, arguments.budget_minutes, overrides)
             reference = None
             if not arguments.no_reference and task != "multitask":
                 from suite_reference import train_reference
 
-                print(f"[suite] {task} on {set_name}: plain ResNet-18 reference", flush=True)
+                print(f"[suite] {task} on {set_name}: plain ResNet-18 reference, {arguments.budget_minutes} min", flush=True)
                 reference = train_reference(task, data_root, arguments.budget_minutes * 60)
-            for key, short in METRICS[task]:
-                value = metrics.get("test", {}).get(key)
-                rows.append(
-                    Row(
-                        task=task,
-                        set=set_name,
-                        held_out=suite_set.held_out,
-                        metric=short,
-                        ours=None if value is None else float(value),
-                        ours_seconds=wall,
-                        ours_epochs=metrics.get("epochs"),
-                        reference=None if reference is None else reference.metric,
-                        reference_seconds=None if reference is None else reference.wall_seconds,
-                        reference_epochs=None if reference is None else reference.epochs,
-                        experiment=str(arguments.out / name),
-                        log=str(log),
-                        error="" if metrics else last_line(log),
-                        overrides=overrides,
+            for label, overrides in configurations(arguments):
+                name = f"{set_name}{'-micro' if arguments.micro else ''}-{task}-{label}"
+                print(f"[suite] {task} on {set_name}: torchbricks train ({label}), {arguments.budget_minutes} min", flush=True)
+                metrics, wall, log = run_ours(task, data_root, arguments.out, name, arguments.budget_minutes, overrides)
+                for key, short in METRICS[task]:
+                    value = metrics.get("test", {}).get(key)
+                    rows.append(
+                        Row(
+                            task=task,
+                            set=set_name,
+                            held_out=suite_set.held_out,
+                            metric=short,
+                            ours=None if value is None else float(value),
+                            ours_seconds=wall,
+                            ours_epochs=metrics.get("epochs"),
+                            reference=None if reference is None else reference.metric,
+                            reference_seconds=None if reference is None else reference.wall_seconds,
+                            reference_epochs=None if reference is None else reference.epochs,
+                            config=label,
+                            experiment=str(arguments.out / name),
+                            log=str(log),
+                            error="" if metrics else last_line(log),
+                            overrides=overrides,
+                        )
                     )
-                )
     set_targets(rows)
     table = markdown(rows)
     print(table)
     if arguments.json is not None:
         from torchbricks._files import write_json
 
-        document = {
-            "budget_minutes": arguments.budget_minutes,
-            "overrides": overrides,
-            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-        }
+        document = {"budget_minutes": arguments.budget_minutes, "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
         write_json(arguments.json, {**document, "rows": [asdict(row) for row in rows], "table": table})
     return 0
 

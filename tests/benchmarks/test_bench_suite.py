@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
 
-from bench_suite import Row, main, markdown, max_time, set_targets
+from bench_suite import Row, configurations, main, markdown, max_time, parse_arguments, set_targets
 
 
 def test_the_budget_becomes_lightnings_max_time() -> None:
@@ -36,6 +36,17 @@ def test_targets_are_the_reference_less_0_02_the_held_out_floor_and_the_single_t
     assert rows[6].target_text == ">= ref - 0.02 = 0.490"  # real photos: no absolute floor
 
 
+def test_each_overrides_option_is_one_configuration_labelled_by_its_overrides() -> None:
+    arguments = parse_arguments(["--overrides", "", "--overrides", "model.backbone=resnet18 data.image_size=96"])
+    assert configurations(arguments) == [
+        ("defaults", []),
+        ("model.backbone-resnet18_data.image_size-96", ["model.backbone=resnet18", "data.image_size=96"]),
+    ]
+    assert configurations(parse_arguments([])) == [("defaults", [])]
+    named = parse_arguments(["--overrides", "model.backbone=resnet18", "--label", "r18"])
+    assert configurations(named) == [("r18", ["model.backbone=resnet18"])]
+
+
 def test_the_table_has_one_line_per_row_and_shows_failures() -> None:
     rows = [
         Row(
@@ -56,8 +67,8 @@ def test_the_table_has_one_line_per_row_and_shows_failures() -> None:
     lines = markdown(rows).splitlines()
 
     assert len(lines) == 4
-    assert lines[2].startswith("| classification | digits | accuracy | 0.970 | 61 | 12 | 0.950 | 62 | 8.5 | +0.020 |")
-    assert "| detection | lookalike (held out) | mAP@0.5 | failed: torchbricks: error: boom |" in lines[3]
+    assert lines[2].startswith("| classification | digits | defaults | accuracy | 0.970 | 61 | 12 | 0.950 | 62 | 8.5 | +0.020 |")
+    assert "| detection | lookalike (held out) | defaults | mAP@0.5 | failed: torchbricks: error: boom |" in lines[3]
 
 
 @pytest.mark.slow
@@ -78,5 +89,5 @@ def test_the_suite_runs_the_job_and_the_reference_end_to_end_on_a_micro_set(
     assert 0.0 <= row["reference"] <= 1.0
     assert row["reference_seconds"] > 0
     assert "trainer.max_time=00:00:00:03" in Path(row["log"]).read_text().splitlines()[0]
-    assert f"| classification | lookalike (held out) | accuracy | {row['ours']:.3f} |" in table
+    assert f"| classification | lookalike (held out) | trainer.max_epochs-1 | accuracy | {row['ours']:.3f} |" in table
     assert (tmp_path / "data" / "lookalike-micro" / "classification" / "test").is_dir()
