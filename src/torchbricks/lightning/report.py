@@ -574,7 +574,9 @@ def collect_predictions(
             found.append(_point_head(head, images, [kept[name] for name in names], distance))
             continue
         prediction_name, target_name = names
-        companion = [np.concatenate(kept[name]) for name in companions.get(prediction_name, ()) if kept[name]]
+        # An output named probabilities first: logits that happen to lie in [0, 1] must not pass for probabilities.
+        named = sorted(companions.get(prediction_name, ()), key=lambda name: not name.endswith("probabilities"))
+        companion = [np.concatenate(kept[name]) for name in named if kept[name]]
         two_input_head = _two_input_head(
             head, images, np.concatenate(kept[prediction_name]), np.concatenate(kept[target_name]), companion
         )
