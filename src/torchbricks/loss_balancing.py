@@ -73,6 +73,12 @@ class LossBalancer(nn.Module):
     def epoch_end(self, mean_losses: Mapping[str, float]) -> None:
         """Called with each loss's mean over the epoch that ended (strategies that adapt per epoch use it)."""
 
+    def backward(
+        self, losses: Mapping[str, torch.Tensor], shared_parameters: Sequence[torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """The backward pass of a strategy that `uses_gradients`; the others weigh the total, which is backpropagated."""
+        raise BrickError(f"{type(self).__name__} combines losses, not gradients: call backward() on its total.")
+
     def logged_values(self) -> dict[str, float]:
         """Name -> value to log per epoch: each loss's weight."""
         return {f"weights/{name}": float(torch.as_tensor(self.weight(name)).detach()) for name in self.loss_names}

@@ -175,7 +175,7 @@ class LightningBrickCollection(pl.LightningModule):
 
     def backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
         if self.loss_balancer.uses_gradients and self._train_losses:
-            self.loss_balancer.backward(self._train_losses, None)  # type: ignore[operator]
+            self.loss_balancer.backward(self._train_losses)
             return
         super().backward(loss, *args, **kwargs)
 
