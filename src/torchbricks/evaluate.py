@@ -181,17 +181,19 @@ def per_class_values(metrics: dict[str, Any], class_names: Sequence[str] | None 
             continue
         if len(matrix) != len(matrix[0]):
             continue
-        per_class = {}
-        for index, row in enumerate(matrix):
-            predicted = sum(other[index] for other in matrix)
-            support = sum(row)
-            label = class_names[index] if class_names and index < len(class_names) else str(index)
-            per_class[label] = {
-                "precision": row[index] / predicted if predicted else 0.0,
-                "recall": row[index] / support if support else 0.0,
-                "support": support,
+        import torch
+
+        from torchbricks.bag_of_bricks.custom_metrics import class_scores
+
+        scores = class_scores(torch.tensor(matrix))
+        values[head] = {
+            (class_names[index] if class_names and index < len(class_names) else str(index)): {
+                "precision": float(scores["precision"][index]),
+                "recall": float(scores["recall"][index]),
+                "support": int(scores["support"][index]),
             }
-        values[head] = per_class
+            for index in range(len(matrix))
+        }
     return values
 
 
