@@ -178,6 +178,16 @@ def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
             "'train/losses/head/loss_ce', 'train/head/accuracy', 'validation/loss', 'validation/losses/head/loss_ce', "
             "'validation/head/accuracy'] (training values also with _epoch and _step). Did you mean 'validation/head/accuracy'?",
         ),
+        (
+            "checkpoint.monitor=[validation/head/accuracy,train/loss]",
+            "Config key 'checkpoint.monitor' lists validation values whose mean is monitored, each 'validation/...'; "
+            "got ['validation/head/accuracy', 'train/loss'].",
+        ),
+        (
+            "checkpoint.monitor=[validation/head/acuracy]",
+            "Config key 'checkpoint.monitor': lists 'head/acuracy', which no metric brick of the validation stage logs. "
+            "Metric values: ['head/accuracy']. Did you mean 'head/accuracy'?",
+        ),
     ],
 )
 def test_a_bad_command_line_value_is_one_line_naming_the_key(

@@ -152,6 +152,20 @@ def test_the_best_epochs_weights_are_tested_and_saved_in_bricks_not_the_last(tin
 
 
 @pytest.mark.slow
+def test_a_list_of_monitored_values_keeps_the_epoch_best_by_their_mean(tiny_shapes: Path, tmp_path: Path) -> None:
+    # The classification task logs one validation metric; the list of several is the multi-source test's.
+    metrics = _classification(
+        tiny_shapes, tmp_path, "trainer.max_epochs=3", "checkpoint.monitor=[validation/classification/accuracy]"
+    )
+
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    accuracies = [record["validation/classification/accuracy"] for record in history]
+    assert [record["validation/monitored_mean"] for record in history] == pytest.approx(accuracies)
+    assert metrics["best_score"] == pytest.approx(max(accuracies))
+    assert metrics["best_epoch"] == 1 + int(np.argmax(accuracies))
+
+
+@pytest.mark.slow
 def test_early_stopping_ends_the_run_after_patience_epochs_without_improvement(tiny_shapes: Path, tmp_path: Path) -> None:
     metrics = _classification(
         tiny_shapes,

@@ -51,6 +51,9 @@ def test_multitask_from_three_separately_labelled_sets_trains_and_tests_a_head_o
     assert described["head_class_names"]["segmentation"][0] == "background"
     history = json.loads((folder / "history.json").read_text())
     assert "train/balancing/weights/shape/loss_ce" in history[-1]
+    # best.ckpt and early stopping follow the mean of every head's main value, not the first head's.
+    monitored = ["validation/detection/map_50", "validation/segmentation/mean_iou", "validation/shape/accuracy"]
+    assert history[-1]["validation/monitored_mean"] == pytest.approx(sum(history[-1][name] for name in monitored) / 3)
     # The head of each source reads its own targets, and the batches of each source carry only them.
     resolved = OmegaConf.load(folder / "resolved_config.yaml")
     assert resolved.model.bricks.shape.loss.input_names == ["./logits", "shape_targets"]

@@ -41,12 +41,17 @@ def _train(task: str, root: Path, tmp_path: Path, *overrides: str) -> dict:
 def _logged_names_before_training(task: str, root: Path, tmp_path: Path) -> list[str]:
     from torchbricks.configuration import compose_config, create_brick_collection
     from torchbricks.lightning import LightningBrickCollection
+    from torchbricks.lightning.main_job import averaged_metrics
     from torchbricks.lightning.task_resolvers import register_resolvers
     from torchbricks.tags import Stage
 
     register_resolvers()
-    collection = create_brick_collection(compose_config([f"task={task}", f"data.root={root}", *TINY]))
-    module = LightningBrickCollection(tmp_path, "names", collection, lambda parameters: torch.optim.SGD(parameters, lr=0.1))
+    config = compose_config([f"task={task}", f"data.root={root}", *TINY])
+    collection = create_brick_collection(config)
+    module = LightningBrickCollection(
+        tmp_path, "names", collection, lambda parameters: torch.optim.SGD(parameters, lr=0.1),
+        averaged_metrics=averaged_metrics(config),
+    )
     return module.logged_names(Stage.TRAIN) + module.logged_names(Stage.VALIDATION)
 
 

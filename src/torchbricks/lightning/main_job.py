@@ -54,7 +54,13 @@ from torchbricks.configuration import (
     instantiate_config,
 )
 from torchbricks.errors import BrickError, CheckpointError, ConfigError, did_you_mean
-from torchbricks.lightning.module import BRICKS_FOLDER, LightningBrickCollection, create_experiment_name, to_json
+from torchbricks.lightning.module import (
+    AVERAGED_METRICS_NAME,
+    BRICKS_FOLDER,
+    LightningBrickCollection,
+    create_experiment_name,
+    to_json,
+)
 from torchbricks.lightning.multi_source_config import expand_sources
 from torchbricks.lightning.task_resolvers import check_class_weights, register_resolvers
 from torchbricks.loss_balancing import create_loss_balancer
@@ -87,7 +93,7 @@ def run_main_job(config: Any) -> MainJobResult:
         BrickError: The ONNX model disagrees with PyTorch beyond `ONNX_TOLERANCE`.
     """
     pl = require("pytorch_lightning", "lightning")
-    omegaconf = require("omegaconf", "hydra")
+    require("omegaconf", "hydra")  # a missing extra is named before anything runs
     register_resolvers()  # the task configs read their classes from the data
     config = expand_sources(config)  # task=multitask data.sources=[...]: a head per separately labelled data set
     started = time.perf_counter()
@@ -106,19 +112,10 @@ def run_main_job(config: Any) -> MainJobResult:
     create_optimizer = instantiate_config(config, "optimizer")
     check_optimizer_factory(create_optimizer, "optimizer")
     check_classes_cover_data(data_module, brick_collection, "model.num_classes" if "num_classes" in config.model else "model")
-    module = LightningBrickCollection(
-        path_experiments=config.experiment.path_experiments,
-        experiment_name=str(config.experiment.name),
-        brick_collection=brick_collection,
-        create_optimizers_func=create_optimizer,
-        loss_weights=omegaconf.OmegaConf.to_container(config.loss_weights),
-        compile_stages=bool(config.get("compile", False)),
-        loss_balancer=create_balancer(config, brick_collection),
-        missing_targets=str(config.get("missing_targets", "error")),
-    )
+    module = create_module(config, brick_collection, create_optimizer)
     checkpointing = bool(config.trainer.get("enable_checkpointing", True))
     if checkpointing or early_stopping_patience(config) is not None:
-        check_checkpoint_monitor(str(config.checkpoint.monitor), module)
+        check_checkpoint_monitor(monitored_value(config), module)
     if launched_as_global_zero():
         write_run_files(path_experiment, config, data_module)
     class_names = getattr(data_module, "class_names", None)  # several sources (data.sources): a dict, one list per head
@@ -264,6 +261,60 @@ def fit_and_test_best(
     return stopped, best
 
 
+def create_module(config: Any, brick_collection: BrickCollection, create_optimizer: Any) -> LightningBrickCollection:
+    """The Lightning module of the job: the collection, the optimizer factory, the losses' balancing and what
+    `checkpoint.monitor` averages.
+
+    Raises:
+        ConfigError: `checkpoint.monitor` lists a value that no metric brick logs.
+    """
+    omegaconf = require("omegaconf", "hydra")
+    averaged = averaged_metrics(config)
+    try:
+        return LightningBrickCollection(
+            path_experiments=config.experiment.path_experiments,
+            experiment_name=str(config.experiment.name),
+            brick_collection=brick_collection,
+            create_optimizers_func=create_optimizer,
+            loss_weights=omegaconf.OmegaConf.to_container(config.loss_weights),
+            compile_stages=bool(config.get("compile", False)),
+            loss_balancer=create_balancer(config, brick_collection),
+            missing_targets=str(config.get("missing_targets", "error")),
+            averaged_metrics=averaged,
+        )
+    except BrickError as error:
+        if not averaged or "averaged_metrics" not in str(error):
+            raise
+        raise ConfigError(f"Config key 'checkpoint.monitor': {str(error).replace('averaged_metrics names', 'lists')}") from error
+
+
+def averaged_metrics(config: Any) -> tuple[str, ...]:
+    """The validation values whose mean `checkpoint.monitor` follows when it is a list (`[validation/a/map_50,
+    validation/b/mean_iou]`, all better in the direction of `checkpoint.mode`); none when it names one value.
+
+    Raises:
+        ConfigError: An item of the list is not a `validation/...` value.
+    """
+    omegaconf = require("omegaconf", "hydra").OmegaConf
+    monitor = config.checkpoint.monitor
+    if not omegaconf.is_list(monitor) and not isinstance(monitor, (list, tuple)):
+        return ()
+    names = [str(name) for name in monitor]
+    wrong = [name for name in names if not name.startswith("validation/")]
+    if not names or wrong:
+        raise ConfigError(
+            "Config key 'checkpoint.monitor' lists validation values whose mean is monitored, each 'validation/...'; "
+            f"got {names}."
+        )
+    return tuple(name.removeprefix("validation/") for name in names)
+
+
+def monitored_value(config: Any) -> str:
+    """The logged value that `best.ckpt` and early stopping follow: `checkpoint.monitor`, or
+    `validation/monitored_mean` when `checkpoint.monitor` lists several values."""
+    return f"validation/{AVERAGED_METRICS_NAME}" if averaged_metrics(config) else str(config.checkpoint.monitor)
+
+
 def early_stopping_patience(config: Any) -> int | None:
     """`early_stopping.patience` of the config: None when early stopping is off (the key null or absent).
 
@@ -385,7 +436,7 @@ def create_callbacks(config: Any, path_experiment: Path, class_names: list[str] 
     if patience is not None:
         callbacks.append(
             pl.callbacks.EarlyStopping(
-                monitor=str(config.checkpoint.monitor),
+                monitor=monitored_value(config),
                 mode=str(config.checkpoint.mode),
                 patience=patience,
                 min_delta=float(config.early_stopping.get("min_delta", 0.0)),
@@ -397,7 +448,7 @@ def create_callbacks(config: Any, path_experiment: Path, class_names: list[str] 
         # Two callbacks: Lightning 2.6's save_last=True writes last.ckpt only in an epoch that also improved best.ckpt,
         # so a resumed run would go back to the best epoch. The best one first: it is `trainer.checkpoint_callback`.
         folder = str(path_experiment / CHECKPOINTS_FOLDER)
-        for name, monitor in (("best", str(config.checkpoint.monitor)), ("last", None)):
+        for name, monitor in (("best", monitored_value(config)), ("last", None)):
             callbacks.append(
                 pl.callbacks.ModelCheckpoint(
                     dirpath=folder,

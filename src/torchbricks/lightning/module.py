@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import fnmatch
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
@@ -42,6 +43,7 @@ CreateOptimizersFunc = Callable[[list[nn.Parameter]], Any]
 METRICS_FILE = "metrics_{stage}.json"
 GRAPH_FILE = "brick_graph.md"
 BRICKS_FOLDER = "bricks"
+AVERAGED_METRICS_NAME = "monitored_mean"
 
 _METRIC_STAGES = (Stage.TRAIN, Stage.VALIDATION, Stage.TEST)
 
@@ -89,6 +91,9 @@ class LightningBrickCollection(pl.LightningModule):
         compile_stages: Run the training, validation and test steps through `torch.compile(stage, fullgraph=True)`
             (one compiled graph per stage; the first step of each stage pays the compilation). A stage that runs
             VISUALIZATION bricks (the test stage of a collection that draws) stays eager: drawing is not traceable.
+        averaged_metrics: Metric values logged in validation (`detection/map_50`, `segmentation/mean_iou`) whose
+            mean is also logged, as `validation/monitored_mean` and `test/monitored_mean`: one value for a
+            checkpoint or early stopping to follow several heads. Each name is checked against the logged values.
 
     Example:
         >>> import torch
@@ -113,6 +118,7 @@ class LightningBrickCollection(pl.LightningModule):
         compile_stages: bool = False,
         loss_balancer: LossBalancer | None = None,
         missing_targets: str = "error",
+        averaged_metrics: Sequence[str] = (),
     ) -> None:
         super().__init__()
         if not isinstance(brick_collection, BrickCollection):
@@ -132,6 +138,7 @@ class LightningBrickCollection(pl.LightningModule):
         if missing_targets not in ("error", "skip"):
             raise BrickError(f"missing_targets must be 'error' or 'skip', got {missing_targets!r}.")
         self.missing_targets = missing_targets
+        self.averaged_metrics: tuple[str, ...] = ()
         self._train_losses: dict[str, torch.Tensor] = {}
         self._epoch_loss_means: dict[str, torch.Tensor] = {}
         self.compile_stages = compile_stages
@@ -141,6 +148,9 @@ class LightningBrickCollection(pl.LightningModule):
         self._loss_means = {stage: LossMeans() for stage in _METRIC_STAGES}
         self.stage_metric_bricks = nn.ModuleDict()
         self._create_stage_views()
+        self.averaged_metrics = _check_averaged_metrics(averaged_metrics, self)
+        """Validation metric values (`detection/map_50`) whose mean each validation and test epoch logs as
+        `<stage>/monitored_mean`, for a checkpoint that monitors several heads at once."""
         self.epoch_metrics: dict[str, dict[str, Any]] = {}
         """Stage name -> the metric values computed at the end of its last epoch (on the CPU)."""
 
@@ -263,6 +273,8 @@ class LightningBrickCollection(pl.LightningModule):
             scope = [stage.value, *path.split("/")[:-1]]
             values = metric_value_names(brick)
             names += ["/".join([*scope, "*"])] if values is None else ["/".join([*scope, value]) for value in values]
+        if self.averaged_metrics and stage is not Stage.TRAIN:
+            names.append(f"{stage.value}/{AVERAGED_METRICS_NAME}")
         return names
 
     def _named_batches(self, batch: Any) -> list[dict[str, Any]]:
@@ -339,6 +351,9 @@ class LightningBrickCollection(pl.LightningModule):
             if isinstance(value, torch.Tensor) and value.numel() == 1:
                 # Logged from the metric's device, not a CPU copy, as Lightning expects.
                 log(f"{stage.value}/{name}", value.float(), prog_bar=stage is Stage.VALIDATION)
+        if stage is not Stage.TRAIN and self.averaged_metrics and all(name in values for name in self.averaged_metrics):
+            mean = torch.stack([values[name].float().reshape(()) for name in self.averaged_metrics]).mean()
+            log(f"{stage.value}/{AVERAGED_METRICS_NAME}", mean, prog_bar=stage is Stage.VALIDATION)
         if not values:
             return  # no metric brick ran in this stage: nothing for metrics_<stage>.json
         values = {name: _to_cpu(value) for name, value in values.items()}
@@ -401,6 +416,20 @@ def _to_cpu(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(_to_cpu(item) for item in value)
     return value
+
+
+def _check_averaged_metrics(averaged_metrics: Sequence[str], module: LightningBrickCollection) -> tuple[str, ...]:
+    if isinstance(averaged_metrics, str):
+        raise BrickError(f"averaged_metrics must be a sequence of metric names, got the string {averaged_metrics!r}.")
+    logged = [name.removeprefix("validation/") for name in module.logged_names(Stage.VALIDATION)]
+    for name in averaged_metrics:
+        if not any(fnmatch.fnmatchcase(name, pattern) for pattern in logged):
+            raise BrickError(
+                f"averaged_metrics names {name!r}, which no metric brick of the validation stage logs. "
+                f"Metric values: {[item for item in logged if not item.startswith(('loss', 'losses/'))]}."
+                f"{did_you_mean(name, logged)}"
+            )
+    return tuple(averaged_metrics)
 
 
 def _check_loss_weights(loss_weights: dict[str, float], loss_names: list[str]) -> dict[str, float]:

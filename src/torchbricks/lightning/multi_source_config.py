@@ -9,7 +9,9 @@
 - each head reads its targets under names of its own (`<head>_targets`, `<head>_target_boxes`, ...), which its
   source's batches carry (`RenamedDataModule`), so no two sources' targets collide;
 - the data becomes a `MultiSourceDataModule` (`data.mode`, `data.temperature`), and the job runs with
-  `missing_targets: skip`, so each batch trains the model and only its own head's losses and metrics.
+  `missing_targets: skip`, so each batch trains the model and only its own head's losses and metrics;
+- `checkpoint.monitor` lists each head's main validation value (its single task's, such as
+  `validation/detection/map_50`): best.ckpt and early stopping follow their mean, `validation/monitored_mean`.
 
 A config without `data.sources` is returned as it is (the keys `sources`, `mode` and `temperature` are removed).
 """
@@ -61,9 +63,11 @@ def expand_sources(config: Any) -> Any:
     expanded = config.copy()
     heads: dict[str, Any] = {}
     data_sources: dict[str, Any] = {}
+    monitors: list[str] = []
     for index, source in enumerate(sources):
         key = f"data.sources[{index}]"
-        name, head, data, rename = _expand_source(config, source, key, compose_config)
+        name, head, data, rename, monitor = _expand_source(config, source, key, compose_config)
+        monitors.append(monitor)
         if name in heads:
             raise ConfigError(f"Config key {key!r}: two sources label head {name!r}; give one of them another `name`.")
         heads[name] = head
@@ -74,6 +78,9 @@ def expand_sources(config: Any) -> Any:
         }
     with open_dict(expanded):
         _replace_heads_and_data(expanded, config, heads, data_sources)
+        # Each head's own main validation value, averaged: training stops when no head improves, not the first.
+        expanded.checkpoint.monitor = monitors
+        expanded.checkpoint.mode = "max"
     return expanded
 
 
@@ -105,7 +112,7 @@ def _replace_heads_and_data(expanded: Any, config: Any, heads: dict[str, Any], d
             del expanded.model[item]
 
 
-def _expand_source(config: Any, source: Any, key: str, compose: Any) -> tuple[str, Any, Any, dict[str, str]]:
+def _expand_source(config: Any, source: Any, key: str, compose: Any) -> tuple[str, Any, Any, dict[str, str], str]:
     omegaconf = require("omegaconf", "hydra").OmegaConf
     if not omegaconf.is_dict(source) or "task" not in source or "root" not in source:
         raise ConfigError(f"Config key {key!r} must be a source {{task: ..., root: DIR}}, got {source!r}.")
@@ -126,10 +133,11 @@ def _expand_source(config: Any, source: Any, key: str, compose: Any) -> tuple[st
         single = compose(overrides)
         head = omegaconf.to_container(single.model.bricks[head_key], resolve=True)
         data = omegaconf.to_container(single.data, resolve=True)
+        monitor = str(single.checkpoint.monitor).replace(f"validation/{head_key}/", f"validation/{name}/", 1)
     except Exception as error:
         raise ConfigError(f"Config key {key!r} ({task} from {str(source.root)!r}) cannot be composed: {error}") from error
     rename = {target: f"{name}_{target}" for target in target_names}
-    return name, _renamed_inputs(head, rename), data, rename
+    return name, _renamed_inputs(head, rename), data, rename, monitor
 
 
 def _value(node: Any, key: str) -> str | None:
