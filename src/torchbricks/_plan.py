@@ -36,9 +36,10 @@ __all__ = [
     "run_steps",
 ]
 
-ONE_INPUT, POSITIONAL, KEYWORDS, READS_ALL = 0, 1, 2, 3
-"""How a step passes its inputs: one positional value, several positional values, keyword arguments, or with one
-of them the dict of every name (`ALL_NAMES`)."""
+ONE_INPUT, ONE_INPUT_LAST_READ, POSITIONAL, KEYWORDS, READS_ALL = 0, 1, 2, 3, 4
+"""How a step passes its inputs: one positional value, one positional value that no later step reads (taken out of
+the data as it is passed, the common link of a chain with `output_names`), several positional values, keyword
+arguments, or with one of them the dict of every name (`ALL_NAMES`)."""
 
 Step = tuple[
     int, int, tuple[str, ...], "tuple[str, ...] | None", tuple[str, ...], int, tuple[str, ...], tuple[str, ...], str, str
@@ -153,6 +154,8 @@ def run_steps(
         fn = functions[index]
         if kind == ONE_INPUT:
             result = fn(data[ins[0]])
+        elif kind == ONE_INPUT_LAST_READ:
+            result = fn(data.pop(ins[0]))
         elif kind == POSITIONAL:
             result = fn(*[data[name] for name in ins])
         elif kind == KEYWORDS:
@@ -163,10 +166,8 @@ def run_steps(
             data[outs[0]] = result
         else:
             _store_outputs(data, outs, result, who, path)
-        for name in losses:
-            value = data[name]
-            if getattr(value, "ndim", 0) > 0 and value.numel() != 1:
-                raise _in_brick(_loss_shape_error(who, name, value), path)
+        if losses:
+            _check_losses(data, losses, who, path)
         for name in released:
             del data[name]
     if wanted is not None:
@@ -212,8 +213,12 @@ def _step(index: int, node: BrickNode, released: tuple[str, ...]) -> Step:
         kind = READS_ALL
     elif node.keywords is not None:
         kind = KEYWORDS
+    elif len(node.inputs) != 1:
+        kind = POSITIONAL
+    elif node.inputs == released and node.outputs != node.inputs:
+        kind, released = ONE_INPUT_LAST_READ, ()
     else:
-        kind = ONE_INPUT if len(node.inputs) == 1 else POSITIONAL
+        kind = ONE_INPUT
     who = f"Brick {node.path!r} ({node.description()})"
     return (index, kind, node.inputs, node.keywords, node.outputs, len(node.outputs), node.losses, released, who, node.path)
 
@@ -253,12 +258,18 @@ def _store_outputs(data: dict[str, Any], outs: tuple[str, ...], result: Any, who
         data[name] = value
 
 
-def _loss_shape_error(who: str, name: str, value: Any) -> BrickOutputError:
-    return BrickOutputError(
-        f"{who} returned the loss {name!r} with shape {list(value.shape)}; a loss "
-        "must be a single value (shape [] or [1]). Reduce it (e.g. reduction='mean'), or leave it out of "
-        "loss_output_names."
-    )
+def _check_losses(data: dict[str, Any], losses: tuple[str, ...], who: str, path: str) -> None:
+    """The loss check: a loss must be a single value."""
+    for name in losses:
+        value = data[name]
+        if getattr(value, "ndim", 0) > 0 and value.numel() != 1:
+            raise _in_brick(
+                BrickOutputError(
+                    f"{who} returned the loss {name!r} with shape {list(value.shape)}; a loss must be a single value "
+                    "(shape [] or [1]). Reduce it (e.g. reduction='mean'), or leave it out of loss_output_names."
+                ),
+                path,
+            )
 
 
 def _brick_of(node: BrickNode) -> GraphBrick:
