@@ -91,14 +91,11 @@ def copy_metric_bricks(brick_collection: BrickCollection) -> dict[str, Any]:
 
     Example:
         >>> from torch import nn
-        >>> from torchmetrics.classification import MulticlassAccuracy
-        >>> from torchbricks import BrickCollection, BrickMetrics, BrickMetricSingle, BrickTrainable
-        >>> collection = BrickCollection({
-        ...     "backbone": BrickTrainable(nn.Identity(), ["raw"], ["features"]),
-        ...     "accuracy": BrickMetricSingle(MulticlassAccuracy(num_classes=2), ["features", "targets"]),
-        ... })
-        >>> copied = copy_metric_bricks(collection)
-        >>> copied["backbone"] is collection["backbone"], copied["accuracy"] is collection["accuracy"]
+        >>> from torchmetrics.classification import BinaryAccuracy
+        >>> from torchbricks import BrickCollection, BrickMetricSingle, BrickTrainable
+        >>> model, accuracy = BrickTrainable(nn.Identity(), ["x"], ["y"]), BrickMetricSingle(BinaryAccuracy(), ["y", "t"])
+        >>> copied = copy_metric_bricks(BrickCollection({"model": model, "accuracy": accuracy}))
+        >>> copied["model"] is model, copied["accuracy"] is accuracy
         (True, False)
     """
     from torchbricks.bricks import BrickMetrics
