@@ -146,6 +146,7 @@ def test_the_042_unpack_functions_split_items_channel_last_as_numpy_does() -> No
     torch.testing.assert_close(items[1], images[1])
 
 
+@pytest.mark.slow
 def test_importing_the_public_path_imports_none_of_the_other_bricks() -> None:
     code = (
         "import sys, torchbricks.tensor_conversions; "
