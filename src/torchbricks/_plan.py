@@ -18,7 +18,7 @@ bricks only through the `GraphBrick` protocol of the graph.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from torch.compiler import is_compiling
 
@@ -36,16 +36,16 @@ __all__ = [
     "run_steps",
 ]
 
-ONE_INPUT, ONE_INPUT_LAST_READ, POSITIONAL, KEYWORDS, READS_ALL = 0, 1, 2, 3, 4
+StepKind = Literal["one", "one_last_read", "positional", "keywords", "all"]
 """How a step passes its inputs: one positional value, one positional value that no later step reads (taken out of
 the data as it is passed, the common link of a chain with `output_names`), several positional values, keyword
-arguments, or with one of them the dict of every name (`ALL_NAMES`)."""
+arguments, or with one of them the dict of every name (`ALL_NAMES`). `run_steps` compares literals, not module
+constants, as a compiled call guards every module global it reads."""
 
-Step = tuple[
-    int, int, tuple[str, ...], "tuple[str, ...] | None", tuple[str, ...], int, tuple[str, ...], tuple[str, ...], str, str
-]
-"""One row of the step table, as plain constants: the index of its callable, how its inputs are passed (`ONE_INPUT`
-...), its input names, their keywords (or None), its output names and their count, its losses, the names released
+Names = tuple[str, ...]
+Step = tuple[int, StepKind, Names, "Names | None", Names, int, Names, Names, str, str]
+"""One row of the step table, as plain constants: the index of its callable, how its inputs are passed (a
+`StepKind`), its input names, their keywords (or None), its output names and their count, its losses, the names released
 after it, the brick as messages name it (`Brick 'head/classify' (Linear)`) and its path. Everything `run_steps`
 would otherwise compute with a builtin or a module global is decided here, as each global a compiled call reads
 costs a guard on every call."""
@@ -152,13 +152,13 @@ def run_steps(
     data = {**named_inputs}
     for index, kind, ins, keywords, outs, count, losses, released, who, path in steps:
         fn = functions[index]
-        if kind == ONE_INPUT:
+        if kind == "one":
             result = fn(data[ins[0]])
-        elif kind == ONE_INPUT_LAST_READ:
+        elif kind == "one_last_read":
             result = fn(data.pop(ins[0]))
-        elif kind == POSITIONAL:
+        elif kind == "positional":
             result = fn(*[data[name] for name in ins])
-        elif kind == KEYWORDS:
+        elif kind == "keywords":
             result = fn(**{keyword: data[name] for keyword, name in zip(keywords, ins, strict=True)})  # type: ignore[arg-type]
         else:
             result = _call_reading_all(fn, ins, keywords, data)
@@ -209,16 +209,17 @@ def _failing_path(error: BaseException) -> str | None:
 
 
 def _step(index: int, node: BrickNode, released: tuple[str, ...]) -> Step:
+    kind: StepKind
     if ALL_NAMES in node.inputs:
-        kind = READS_ALL
+        kind = "all"
     elif node.keywords is not None:
-        kind = KEYWORDS
+        kind = "keywords"
     elif len(node.inputs) != 1:
-        kind = POSITIONAL
+        kind = "positional"
     elif node.inputs == released and node.outputs != node.inputs:
-        kind, released = ONE_INPUT_LAST_READ, ()
+        kind, released = "one_last_read", ()
     else:
-        kind = ONE_INPUT
+        kind = "one"
     who = f"Brick {node.path!r} ({node.description()})"
     return (index, kind, node.inputs, node.keywords, node.outputs, len(node.outputs), node.losses, released, who, node.path)
 
