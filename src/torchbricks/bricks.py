@@ -36,6 +36,9 @@ __all__ = [
     "Stage",
 ]
 
+ModuleLike = nn.Module | Callable[..., Any]
+"""What a module brick wraps: an `nn.Module`, or any callable."""
+
 
 class BrickModule(BrickInterface):
     """A brick around an `nn.Module` (or any callable).
@@ -55,7 +58,7 @@ class BrickModule(BrickInterface):
 
     def __init__(
         self,
-        model: nn.Module | Callable[..., Any],
+        model: ModuleLike,
         input_names: InputNames,
         output_names: OutputNames | None,
         tags: TagsLike | None = None,
@@ -121,7 +124,7 @@ class BrickTrainable(BrickModule):
 
     def __init__(
         self,
-        model: nn.Module | Callable[..., Any],
+        model: ModuleLike,
         input_names: InputNames,
         output_names: OutputNames | None,
         loss_output_names: LossOutputNames = "none",
@@ -139,7 +142,7 @@ class BrickNotTrainable(BrickModule):
 
     def __init__(
         self,
-        model: nn.Module | Callable[..., Any],
+        model: ModuleLike,
         input_names: InputNames,
         output_names: OutputNames | None,
         tags: TagsLike | None = None,
@@ -159,7 +162,7 @@ class BrickLoss(BrickModule):
 
     def __init__(
         self,
-        model: nn.Module | Callable[..., Any],
+        model: ModuleLike,
         input_names: InputNames,
         output_names: OutputNames,
         loss_output_names: LossOutputNames = "all",
