@@ -459,6 +459,7 @@ def test_compile_fullgraph_matches_eager_for_every_tag_set(tags: Any) -> None:
         torch.testing.assert_close(actual[name], expected[name])
 
 
+@pytest.mark.slow
 def test_compile_fullgraph_updates_metrics() -> None:
     torch._dynamo.reset()
     collection = two_heads()
@@ -475,6 +476,7 @@ def test_compile_fullgraph_updates_metrics() -> None:
     assert collection["backbone"].model.weight.grad is not None
 
 
+@pytest.mark.slow
 def test_compile_fullgraph_fills_a_tensor_cache() -> None:
     torch._dynamo.reset()
     collection = two_heads()

@@ -108,6 +108,7 @@ def test_onnx_export_of_the_spec_model_matches_torch_in_onnxruntime_on_another_b
         np.testing.assert_allclose(onnx_outputs[name], expected[name].numpy(), rtol=1e-4, atol=1e-4, err_msg=name)
 
 
+@pytest.mark.slow
 def test_onnx_export_of_chosen_tags_and_outputs_keeps_only_what_they_need(tmp_path: Path) -> None:
     collection = create_small_collection()
     inputs = {"raw": torch.rand(3, 4), "targets": torch.tensor([0, 1, 2]), "unused": torch.zeros(1)}

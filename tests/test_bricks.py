@@ -10,6 +10,7 @@ from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
+from torchbricks.brick_collection import BrickCollection
 from torchbricks.bricks import (
     LOSS,
     METRIC,
@@ -99,11 +100,23 @@ def test_not_trainable_freezes_parameters_and_stays_in_eval_mode() -> None:
     torch.testing.assert_close(brick.model[1].running_mean, running_mean)
 
 
-def test_not_trainable_lets_gradients_flow_to_earlier_bricks() -> None:
-    x = torch.ones(3, 2, requires_grad=True)
-    out = BrickNotTrainable(nn.Linear(2, 1), ["x"], ["y"])({"x": x})["y"]
-    out.sum().backward()
-    assert x.grad is not None
+def test_not_trainable_passes_the_gradient_to_earlier_bricks_and_keeps_none_itself() -> None:
+    torch.manual_seed(0)
+    first, frozen = nn.Linear(2, 3), nn.Linear(3, 1)
+    collection = BrickCollection(
+        {
+            "first": BrickTrainable(first, ["x"], ["h"]),
+            "frozen": BrickNotTrainable(frozen, ["h"], ["y"]),
+        }
+    )
+    x = torch.randn(4, 2)
+    collection({"x": x})["y"].sum().backward()
+
+    # reference: d(sum(W2 (W1 x + b1) + b2))/dW1 = W2^T summed over the batch times x
+    expected = frozen.weight.detach().T @ torch.ones(1, 4) @ x
+    torch.testing.assert_close(first.weight.grad, expected)
+    assert frozen.weight.grad is None
+    assert frozen.bias.grad is None
 
 
 def test_calculate_gradients_false_runs_under_no_grad() -> None:

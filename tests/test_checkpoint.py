@@ -10,6 +10,7 @@ import sys
 import warnings
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 import safetensors.torch as safetensors_torch
@@ -17,7 +18,6 @@ import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from torchbricks import _checkpoint
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.bricks import BrickLoss, BrickMetricSingle, BrickNotTrainable, BrickTrainable
 from torchbricks.errors import CheckpointError, CheckpointExistsError, CheckpointNotFoundError, MissingExtraError
@@ -108,17 +108,21 @@ def test_save_with_exist_ok_overwrites(tmp_path: Path) -> None:
     _assert_same_state(target, _state(newer))
 
 
-def test_interrupted_save_leaves_the_old_file_and_no_temporary_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _collection(seed=0).save_bricks(tmp_path)
-    old = (tmp_path / "backbone.pt").read_bytes()
+class _InterruptedWhileSaved(torch.Tensor):
+    """A tensor whose pickling is interrupted, as by Ctrl-C half way through writing a checkpoint."""
 
-    def crash_half_way(obj: object, file: Path) -> None:
-        Path(file).write_bytes(b"trunc")
+    def __reduce_ex__(self, protocol: Any) -> Any:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(_checkpoint.torch, "save", crash_half_way)
+
+def test_interrupted_save_leaves_the_old_file_and_no_temporary_file(tmp_path: Path) -> None:
+    _collection(seed=0).save_bricks(tmp_path)
+    old = (tmp_path / "backbone.pt").read_bytes()
+    interrupted = _collection(seed=1)
+    interrupted["backbone"].model[1].running_mean = torch.zeros(4).as_subclass(_InterruptedWhileSaved)
+
     with pytest.raises(KeyboardInterrupt):
-        _collection(seed=1).save_bricks(tmp_path, exist_ok=True)
+        interrupted.save_bricks(tmp_path, exist_ok=True)
 
     assert (tmp_path / "backbone.pt").read_bytes() == old
     assert sorted(path.name for path in tmp_path.rglob("*") if path.is_file()) == ["backbone.pt", "classify.pt"]

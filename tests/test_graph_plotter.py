@@ -306,7 +306,7 @@ def _random_collections(draw: st.DrawFn) -> tuple[BrickCollection, frozenset[str
 @settings(max_examples=60, deadline=None)
 def test_graph_edges_equal_the_wiring_of_the_selected_bricks(case: tuple[BrickCollection, frozenset[str]]) -> None:
     collection, tags = case
-    selected = [node for node in collection._nodes() if node.tags & tags]
+    selected = [node for node in collection.plan().nodes if node.tags & tags]
     assume(selected)
     producer = {name: node.path for node in selected for name in node.outputs}
     read = {name for node in selected for name in node.inputs}

@@ -81,6 +81,7 @@ def test_bricks_downstream_of_a_skipped_brick_are_skipped_but_a_reader_of_everyt
 
 
 def test_compiled_steps_handle_batches_with_and_without_a_heads_targets() -> None:
+    torch._dynamo.reset()  # dynamo recompiles per collection; earlier tests' collections count towards its limit
     model = two_heads()
     compiled = torch.compile(model, fullgraph=True, backend="eager")
     full = {"raw": torch.rand(3, 4), "shape_targets": torch.tensor([0, 1, 2]), "colour_targets": torch.tensor([1, 0, 1])}

@@ -4,6 +4,8 @@ The public names are imported on first use (PEP 562), so `import torchbricks` an
 do not pay for importing torch.
 """
 
+# ruff: noqa: F401 (the names imported under TYPE_CHECKING are exported lazily; `__all__` is derived from `_LAZY_NAMES`)
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -34,16 +36,19 @@ if TYPE_CHECKING:  # the names below are imported on first use, see __getattr__
         CheckpointNotADirectoryError,
         CheckpointNotFoundError,
         ConfigError,
+        DataError,
         DuplicateOutputError,
+        ExperimentExistsError,
         MissingExtraError,
         MissingInputError,
         NamedInputsTypeError,
         NoBricksSelectedError,
         NotABrickError,
+        ShapesDatasetExistsError,
     )
     from torchbricks.tags import LOSS, METRIC, MODEL, STAGE_TAGS, VISUALIZATION, Stage, tags_for
 
-_LAZY_NAMES = {
+_LAZY_NAMES = {  # the public names: name -> the module defining it; `__all__` is derived from it
     "BrickAccumulator": "torchbricks.bricks",
     "BrickBuildError": "torchbricks.errors",
     "BrickCollection": "torchbricks.brick_collection",
@@ -64,7 +69,9 @@ _LAZY_NAMES = {
     "CheckpointNotADirectoryError": "torchbricks.errors",
     "CheckpointNotFoundError": "torchbricks.errors",
     "ConfigError": "torchbricks.errors",
+    "DataError": "torchbricks.errors",
     "DuplicateOutputError": "torchbricks.errors",
+    "ExperimentExistsError": "torchbricks.errors",
     "LOSS": "torchbricks.tags",
     "METRIC": "torchbricks.tags",
     "MODEL": "torchbricks.tags",
@@ -74,6 +81,7 @@ _LAZY_NAMES = {
     "NoBricksSelectedError": "torchbricks.errors",
     "NotABrickError": "torchbricks.errors",
     "STAGE_TAGS": "torchbricks.tags",
+    "ShapesDatasetExistsError": "torchbricks.errors",
     "Stage": "torchbricks.tags",
     "VISUALIZATION": "torchbricks.tags",
     "tags_for": "torchbricks.tags",
@@ -81,42 +89,7 @@ _LAZY_NAMES = {
 
 __version__ = "0.5.0"
 
-__all__ = [
-    "LOSS",
-    "METRIC",
-    "MODEL",
-    "STAGE_TAGS",
-    "VISUALIZATION",
-    "BrickAccumulator",
-    "BrickBuildError",
-    "BrickCollection",
-    "BrickCycleError",
-    "BrickError",
-    "BrickInterface",
-    "BrickLoss",
-    "BrickMetricSingle",
-    "BrickMetrics",
-    "BrickModule",
-    "BrickNameError",
-    "BrickNotTrainable",
-    "BrickOutputError",
-    "BrickTensorCache",
-    "BrickTrainable",
-    "CheckpointError",
-    "CheckpointExistsError",
-    "CheckpointNotADirectoryError",
-    "CheckpointNotFoundError",
-    "ConfigError",
-    "DuplicateOutputError",
-    "MissingExtraError",
-    "MissingInputError",
-    "NamedInputsTypeError",
-    "NoBricksSelectedError",
-    "NotABrickError",
-    "Stage",
-    "__version__",
-    "tags_for",
-]
+__all__ = [*sorted(_LAZY_NAMES), "__version__"]  # noqa: PLE0604 (derived from the map: one list of the public names)
 
 
 __getattr__, __dir__ = lazy_attributes(__name__, _LAZY_NAMES, globals())

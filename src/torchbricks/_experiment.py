@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from torchbricks._extras import require
-from torchbricks.errors import BrickError, ConfigError
+from torchbricks.errors import ConfigError, ExperimentExistsError
 
 __all__ = [
     "CHECKPOINTS_FOLDER",
@@ -32,10 +32,6 @@ CHECKPOINTS_FOLDER = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
 
 _RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID")
-
-
-class ExperimentExistsError(BrickError):
-    """The experiment folder exists and the run was asked neither to resume it nor to overwrite it."""
 
 
 def experiment_folder(config: Any) -> Path:

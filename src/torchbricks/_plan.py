@@ -1,37 +1,62 @@
-"""The compiled plan: a `Plan` turned into steps, the hot path of every call.
+"""The compiled plan: a `Plan` turned into a step table, and `run_steps`, the one interpreter of that table.
 
-A step is a small closure that reads a brick's inputs from the data dict, calls the brick's callable and writes
-its outputs. Everything that depends only on the structure (resolved names, arity, keyword binding, which
-outputs are losses, which names can be freed) is decided once, when the plan is compiled, so a step does
-nothing per call but dict lookups, the brick's own call and the checks its node asks for.
+A step is one row of plain constants: the index of the brick's callable, how its inputs are read, its outputs,
+its losses, the names released after it and the brick as messages name it. Everything that depends only on the
+structure (resolved names, arity, keyword binding, which outputs are losses, which names can be freed) is decided
+once, when the plan is compiled, so a call does nothing per step but dict lookups, the brick's own call and the
+checks its row asks for.
 
-A collection keeps its compiled plans until it is told that its structure changed (`PlanOwner.invalidate_plans`);
+Eager calls (`CompiledPlan.run`) and compiled calls (`torchbricks._compiled_call`, where the table is a
+compile-time constant) run the same table through the same `run_steps`: output storing, the loss check and
+`__all__` have one implementation, and a failing step gets the same note in both.
+
+A collection keeps its plans in a `PlanCache` it owns, dropped by the collection when its structure changes;
 there is no global state. Bricks know nothing of this module beyond `run_single_brick`, and this module knows
 bricks only through the `GraphBrick` protocol of the graph.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Literal, NamedTuple, Protocol
+
+from torch.compiler import is_compiling
 
 from torchbricks._graph import ALL_NAMES, BrickNode, GraphBrick, Plan, build_node, plan, release_after
-from torchbricks.errors import BrickOutputError, NamedInputsTypeError
+from torchbricks.errors import BrickError, BrickOutputError, NamedInputsTypeError
 
-__all__ = ["CompiledPlan", "Layout", "PlanOwner", "Step", "check_named_inputs", "make_step", "run_layout", "run_single_brick"]
-
-Step = Callable[[dict[str, Any]], None]
-Runner = Callable[[Mapping[str, Any], bool], dict[str, Any]]
-StepLayout = tuple[
-    int, tuple[str, ...], bool, "tuple[tuple[str, str], ...] | None", tuple[str, ...], int, tuple[str, ...], tuple[str, ...], str
+__all__ = [
+    "CompiledPlan",
+    "PlanCache",
+    "PlanOwner",
+    "StepTable",
+    "check_named_inputs",
+    "provided_names",
+    "run_single_brick",
+    "run_steps",
 ]
-"""One step as plain constants: the index of its callable, its inputs, whether one of them is every name
-(`ALL_NAMES`), its (keyword, input) pairs or None, its outputs and their count, its losses, the names released
-after it, and the brick as error messages name it (`Brick 'head/classify' (Linear)`). Everything `run_layout`
+
+StepKind = Literal["one", "one_last_read", "positional", "keywords", "all"]
+"""How a step passes its inputs: one positional value, one positional value that no later step reads (taken out of
+the data as it is passed, the common link of a chain with `output_names`), several positional values, keyword
+arguments, or with one of them the dict of every name (`ALL_NAMES`). `run_steps` compares literals, not module
+constants, as a compiled call guards every module global it reads."""
+
+Names = tuple[str, ...]
+Step = tuple[int, StepKind, Names, "Names | None", Names, int, Names, Names, str, str]
+"""One row of the step table, as plain constants: the index of its callable, how its inputs are passed (a
+`StepKind`), its input names, their keywords (or None), its output names and their count, its losses, the names released
+after it, the brick as messages name it (`Brick 'head/classify' (Linear)`) and its path. Everything `run_steps`
 would otherwise compute with a builtin or a module global is decided here, as each global a compiled call reads
 costs a guard on every call."""
-Layout = tuple[tuple[StepLayout, ...], tuple[str, ...], "tuple[str, ...] | None"]
-"""A plan as plain constants: its steps, produced names and wanted names."""
+
+
+class StepTable(NamedTuple):
+    """A plan as plain constants: its steps, the names they produce and the names a call asked for."""
+
+    steps: tuple[Step, ...]
+    produced: tuple[str, ...]
+    wanted: tuple[str, ...] | None
 
 
 class PlanOwner(Protocol):
@@ -41,107 +66,108 @@ class PlanOwner(Protocol):
 
 
 class CompiledPlan:
-    """A plan with its steps and its input check: what one call with given tags and output names runs.
+    """A plan with its step table and its callables: what one call with given tags and output names runs.
 
     Args:
         plan_: The plan (order, required inputs, produced names, nodes).
         wanted: The output names a call asked for, or None for every name.
-        version: The version of the owning collection's structure the plan was compiled from.
     """
 
-    __slots__ = ("functions", "layout", "plan", "run", "steps", "version", "wanted")
+    __slots__ = ("functions", "plan", "table")
 
-    def __init__(self, plan_: Plan, wanted: tuple[str, ...] | None, version: int = 0) -> None:
+    def __init__(self, plan_: Plan, wanted: tuple[str, ...] | None) -> None:
         nodes = plan_.nodes
         # With `output_names` only the wanted names are returned, so each other name is freed once nothing reads it.
         releases = [()] * len(plan_.order) if wanted is None else release_after(nodes, plan_, wanted)
         self.plan = plan_
-        self.wanted = wanted
-        self.version = version
         self.functions: tuple[Callable[..., Any], ...] = tuple(_brick_of(nodes[i]).step_function() for i in plan_.order)
         """The callable of each planned brick, in execution order."""
-        self.steps: tuple[Step, ...] = tuple(
-            make_step(nodes[i], fn, released) for i, fn, released in zip(plan_.order, self.functions, releases, strict=True)
-        )
-        self.run: Runner = self._make_runner()
-        self.layout: Layout = (
+        self.table = StepTable(
             tuple(
-                _step_layout(index, nodes[i], released)
-                for index, (i, released) in enumerate(zip(plan_.order, releases, strict=True))
+                _step(index, nodes[i], released) for index, (i, released) in enumerate(zip(plan_.order, releases, strict=True))
             ),
             plan_.produced,
             wanted,
         )
-        """The plan as plain constants (names and indices only), for `run_layout` inside a compiled region."""
 
     def check_inputs(self, named_inputs: Mapping[str, Any]) -> None:
         """Raises `MissingInputError` when `named_inputs` lacks a name the planned bricks need."""
         self.plan.check_inputs(named_inputs)
 
-    def _make_runner(self) -> Runner:
-        steps = self.steps
-        required = self.plan.required_inputs
-        produced = self.plan.produced
-        wanted = self.wanted
-        check = self.plan.check_inputs
-
-        def run(named_inputs: Mapping[str, Any], return_inputs: bool) -> dict[str, Any]:
-            for name in required:
-                if name not in named_inputs:
-                    check(named_inputs)
-            data = dict(named_inputs)
-            step = None
-            try:
-                for step in steps:
-                    step(data)
-            except Exception as error:
-                if step is not None and hasattr(error, "add_note"):  # add_note: Python 3.11+
-                    error.add_note(f"while running brick {step.brick_path!r} of a BrickCollection")  # type: ignore[attr-defined]
-                raise
-            if wanted is not None:
-                return {name: data[name] for name in wanted}
-            if return_inputs:
-                return data
-            return {name: data[name] for name in produced}
-
-        return run
+    def run(self, named_inputs: Mapping[str, Any], return_inputs: bool) -> dict[str, Any]:
+        """An eager call: checks the inputs, runs the step table, and notes on an error which brick raised it."""
+        for name in self.plan.required_inputs:
+            if name not in named_inputs:
+                self.plan.check_inputs(named_inputs)
+        try:
+            return run_steps(self.table, self.functions, named_inputs, return_inputs)
+        except Exception as error:
+            path = _failing_path(error)
+            if path is not None:
+                error.add_note(brick_note(path))
+            raise
 
 
-def _step_layout(index: int, node: BrickNode, released: tuple[str, ...]) -> StepLayout:
-    pairs = None if node.keywords is None else tuple(zip(node.keywords, node.inputs, strict=True))
-    reads_all = ALL_NAMES in node.inputs
-    return (index, node.inputs, reads_all, pairs, node.outputs, len(node.outputs), node.losses, released, _who(node))
+class PlanCache:
+    """The compiled plans of one collection, a value its owner drops (`clear`) whenever its structure changes.
 
-
-def run_layout(
-    layout: Layout, functions: tuple[Callable[..., Any], ...], named_inputs: Mapping[str, Any], return_inputs: bool
-) -> dict[str, Any]:
-    """Runs a plan given as constants (`CompiledPlan.layout`) with its callables (`CompiledPlan.functions`).
-
-    The same semantics as `CompiledPlan.run`, written as one loop over constants rather than as closures: under
-    `torch.compile` the layout is a compile-time constant, so dynamo guards the callables it calls and nothing of
-    the plan's structure (the owning collection's version stands for that). The common path reads no module
-    global and calls no builtin (dynamo would guard each on every call); the layout holds what they would compute.
-    The caller has checked the inputs (`CompiledPlan.check_inputs`), as its message needs the plan.
+    `version` counts the changes; a compiled call passes it to dynamo, which guards it, so a change recompiles.
+    `plans` maps a call's selection to its plan; `ordered` lists the distinct plans, so a compiled call finds a
+    plan's callables by an int index (see `torchbricks._compiled_call`).
     """
-    steps, produced, wanted = layout
+
+    __slots__ = ("nodes", "ordered", "plans", "version")
+
+    def __init__(self) -> None:
+        self.version = 0
+        self.plans: dict[Any, CompiledPlan] = {}
+        self.ordered: list[CompiledPlan] = []
+        self.nodes: tuple[BrickNode, ...] | None = None
+        """The graph nodes of every brick, built once per structure version."""
+
+    def clear(self) -> None:
+        self.version += 1
+        self.plans.clear()
+        self.ordered.clear()
+        self.nodes = None
+
+    def add(self, key: Any, compiled: CompiledPlan) -> None:
+        self.plans[key] = compiled
+        self.ordered.append(compiled)
+
+    def index(self, compiled: CompiledPlan) -> int:
+        return next(i for i, known in enumerate(self.ordered) if known is compiled)
+
+
+def run_steps(
+    table: StepTable, functions: tuple[Callable[..., Any], ...], named_inputs: Mapping[str, Any], return_inputs: bool
+) -> dict[str, Any]:
+    """Runs a step table with its callables: the one interpreter of a plan, eager and compiled.
+
+    The caller has checked the inputs (`CompiledPlan.check_inputs`), as its message needs the plan. The common
+    path reads no module global and calls no builtin (under `torch.compile` dynamo would guard each on every
+    call); the table holds what they would compute.
+    """
+    steps, produced, wanted = table
     data = {**named_inputs}
-    for index, ins, reads_all, pairs, outs, count, losses, released, who in steps:
+    for index, kind, ins, keywords, outs, count, losses, released, who, path in steps:
         fn = functions[index]
-        if reads_all:
-            result = _call_reading_all(fn, ins, pairs, data)
-        elif pairs is None:
+        if kind == "one":
+            result = fn(data[ins[0]])
+        elif kind == "one_last_read":
+            result = fn(data.pop(ins[0]))
+        elif kind == "positional":
             result = fn(*[data[name] for name in ins])
+        elif kind == "keywords":
+            result = fn(**{keyword: data[name] for keyword, name in zip(keywords, ins, strict=True)})  # type: ignore[arg-type]
         else:
-            result = fn(**{keyword: data[name] for keyword, name in pairs})
+            result = _call_reading_all(fn, ins, keywords, data)
         if count == 1:
             data[outs[0]] = result
         else:
-            _store_other(data, outs, result, who)
-        for name in losses:
-            value = data[name]
-            if getattr(value, "ndim", 0) > 0 and value.numel() != 1:
-                raise _loss_shape_error(who, name, value)
+            _store_outputs(data, outs, result, who, path)
+        if losses:
+            _check_losses(data, losses, who, path)
         for name in released:
             del data[name]
     if wanted is not None:
@@ -151,152 +177,106 @@ def run_layout(
     return {name: data[name] for name in produced}
 
 
+def brick_note(path: str) -> str:
+    """The note an error raised while a brick runs carries."""
+    return f"while running brick {path!r} of a BrickCollection"
+
+
+def _in_brick(error: BrickOutputError, path: str) -> BrickOutputError:
+    """A check's error as `run_steps` raises it.
+
+    Eagerly `CompiledPlan.run` adds the brick's note. Dynamo cannot trace `add_note`, and under
+    `torch.compile(fullgraph=True)` an error met while tracing reaches the user only as its repr inside dynamo's
+    error, so there the note is carried as the error's second argument: the user reads the same message and note.
+    """
+    if is_compiling():
+        return type(error)(*error.args, brick_note(path))
+    return error
+
+
+def _failing_path(error: BaseException) -> str | None:
+    """The path of the brick whose step raised `error`, read from the `run_steps` frame in its traceback.
+
+    Reading it after the fact keeps the hot loop free of bookkeeping (and of a try block, inside which dynamo
+    cannot break a graph).
+    """
+    trace = error.__traceback__
+    while trace is not None:
+        if trace.tb_frame.f_code is run_steps.__code__:
+            return trace.tb_frame.f_locals.get("path")
+        trace = trace.tb_next
+    return None
+
+
+def _step(index: int, node: BrickNode, released: tuple[str, ...]) -> Step:
+    kind: StepKind
+    if ALL_NAMES in node.inputs:
+        kind = "all"
+    elif node.keywords is not None:
+        kind = "keywords"
+    elif len(node.inputs) != 1:
+        kind = "positional"
+    elif node.inputs == released and node.outputs != node.inputs:
+        kind, released = "one_last_read", ()
+    else:
+        kind = "one"
+    who = f"Brick {node.path!r} ({node.description()})"
+    return (index, kind, node.inputs, node.keywords, node.outputs, len(node.outputs), node.losses, released, who, node.path)
+
+
 def _call_reading_all(
-    fn: Callable[..., Any], ins: tuple[str, ...], pairs: tuple[tuple[str, str], ...] | None, data: dict[str, Any]
+    fn: Callable[..., Any], ins: tuple[str, ...], keywords: tuple[str, ...] | None, data: dict[str, Any]
 ) -> Any:
     """Calls a brick one of whose inputs is every name (`ALL_NAMES`): that input gets a copy of the data dict."""
     values = [dict(data) if name == ALL_NAMES else data[name] for name in ins]
-    if pairs is None:
+    if keywords is None:
         return fn(*values)
-    return fn(**{keyword: value for (keyword, _), value in zip(pairs, values, strict=True)})
+    return fn(**dict(zip(keywords, values, strict=True)))
 
 
-def _store_other(data: dict[str, Any], outs: tuple[str, ...], result: Any, who: str) -> None:
+def _store_outputs(data: dict[str, Any], outs: tuple[str, ...], result: Any, who: str, path: str) -> None:
     """Stores the result of a brick with no or several output names, checking that it fits them."""
     if not outs:
         if result is not None:
-            raise _unexpected_output_error(who)
+            raise _in_brick(
+                BrickOutputError(
+                    f"{who} returned a value, but has no output_names, so the value would be lost; give the brick "
+                    "output_names to keep it, or make its callable return None."
+                ),
+                path,
+            )
         return
     if not isinstance(result, (tuple, list)) or len(result) != len(outs):
-        raise _output_count_error(who, outs, result)
+        got = f"{len(result)} values" if isinstance(result, (tuple, list)) else f"a {type(result).__name__}"
+        raise _in_brick(
+            BrickOutputError(
+                f"{who} returned {got}, but has {len(outs)} output_names {list(outs)}; return a tuple with one value "
+                "per output name or change output_names."
+            ),
+            path,
+        )
     for name, value in zip(outs, result, strict=True):
         data[name] = value
+
+
+def _check_losses(data: dict[str, Any], losses: tuple[str, ...], who: str, path: str) -> None:
+    """The loss check: a loss must be a single value."""
+    for name in losses:
+        value = data[name]
+        if getattr(value, "ndim", 0) > 0 and value.numel() != 1:
+            raise _in_brick(
+                BrickOutputError(
+                    f"{who} returned the loss {name!r} with shape {list(value.shape)}; a loss must be a single value "
+                    "(shape [] or [1]). Reduce it (e.g. reduction='mean'), or leave it out of loss_output_names."
+                ),
+                path,
+            )
 
 
 def _brick_of(node: BrickNode) -> GraphBrick:
     if node.brick is None:
         raise ValueError(f"The node {node.path!r} has no brick to run.")
     return node.brick
-
-
-def make_step(node: BrickNode, fn: Callable[..., Any], released: tuple[str, ...] = ()) -> Step:
-    """A closure running `fn` on the node's inputs and storing its outputs under the node's output names.
-
-    Afterwards it checks that the node's loss outputs are single values, then drops the `released` names from
-    the data dict, so their tensors can be freed.
-    """
-    ins = node.inputs
-    outs = node.outputs
-    read = _make_reader(node)
-    simple = len(outs) == 1 and node.keywords is None and len(ins) == 1 and ins[0] != ALL_NAMES
-
-    if simple and released == ins:  # the common link of a chain whose input nothing reads later
-        (name_in,) = ins
-        (name_out,) = outs
-
-        def step(data: dict[str, Any]) -> None:
-            data[name_out] = fn(data.pop(name_in))
-
-        released = ()
-
-    elif simple:
-        (name_in,) = ins
-        (name_out,) = outs
-
-        def step(data: dict[str, Any]) -> None:
-            data[name_out] = fn(data[name_in])
-
-    elif len(outs) == 0:
-
-        def step(data: dict[str, Any]) -> None:
-            args, kwargs = read(data)
-            if fn(*args, **kwargs) is not None:
-                raise _unexpected_output_error(_who(node))
-
-    elif len(outs) == 1:
-        (name_out,) = outs
-
-        def step(data: dict[str, Any]) -> None:
-            args, kwargs = read(data)
-            data[name_out] = fn(*args, **kwargs)
-
-    else:
-        count = len(outs)
-
-        def step(data: dict[str, Any]) -> None:
-            args, kwargs = read(data)
-            values = fn(*args, **kwargs)
-            if not isinstance(values, (tuple, list)) or len(values) != count:
-                raise _output_count_error(_who(node), outs, values)
-            for name, value in zip(outs, values, strict=True):
-                data[name] = value
-
-    if node.losses:
-        run_brick = step
-        losses = node.losses
-
-        def step(data: dict[str, Any]) -> None:
-            run_brick(data)
-            for name in losses:
-                value = data[name]
-                if getattr(value, "ndim", 0) > 0 and value.numel() != 1:
-                    raise _loss_shape_error(_who(node), name, value)
-
-    if released:
-        run_and_check = step
-
-        def step(data: dict[str, Any]) -> None:
-            run_and_check(data)
-            for name in released:
-                del data[name]
-
-    step.brick_path = node.path  # type: ignore[attr-defined]
-    return step
-
-
-def _make_reader(node: BrickNode) -> Callable[[dict[str, Any]], tuple[list[Any], dict[str, Any]]]:
-    ins = node.inputs
-    keywords = node.keywords
-    if ALL_NAMES in ins:
-
-        def read_with_all(data: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
-            values = [dict(data) if name == ALL_NAMES else data[name] for name in ins]
-            if keywords is None:
-                return values, {}
-            return [], dict(zip(keywords, values, strict=True))
-
-        return read_with_all
-    if keywords is None:
-        return lambda data: ([data[name] for name in ins], {})
-    pairs = tuple(zip(keywords, ins, strict=True))
-    return lambda data: ([], {keyword: data[name] for keyword, name in pairs})
-
-
-def _who(node: BrickNode) -> str:
-    return f"Brick {node.path!r} ({node.description()})"
-
-
-def _output_count_error(who: str, outs: tuple[str, ...], values: object) -> BrickOutputError:
-    got = f"{len(values)} values" if isinstance(values, (tuple, list)) else f"a {type(values).__name__}"
-    return BrickOutputError(
-        f"{who} returned {got}, but has {len(outs)} output_names {list(outs)}; return a tuple with one value per "
-        "output name or change output_names."
-    )
-
-
-def _unexpected_output_error(who: str) -> BrickOutputError:
-    return BrickOutputError(
-        f"{who} returned a value, but has no output_names, so the value would be lost; give the brick output_names "
-        "to keep it, or make its callable return None."
-    )
-
-
-def _loss_shape_error(who: str, name: str, value: Any) -> BrickOutputError:
-    return BrickOutputError(
-        f"{who} returned the loss {name!r} with shape {list(value.shape)}; a loss "
-        "must be a single value (shape [] or [1]). Reduce it (e.g. reduction='mean'), or leave it out of "
-        "loss_output_names."
-    )
 
 
 def check_named_inputs(named_inputs: object) -> None:
@@ -306,6 +286,13 @@ def check_named_inputs(named_inputs: object) -> None:
             f"named_inputs must be a dict of name -> value, got {type(named_inputs).__name__}. "
             "Call the collection as collection(named_inputs={'raw': tensor})."
         )
+
+
+def provided_names(named_inputs: Iterable[str], missing_targets: str) -> frozenset[str]:
+    """The input names a `missing_targets="skip"` call plans with (and the check of the argument)."""
+    if missing_targets != "skip":
+        raise BrickError(f"missing_targets must be 'error' or 'skip', got {missing_targets!r}.")
+    return frozenset(named_inputs)
 
 
 def run_single_brick(brick: GraphBrick, named_inputs: Mapping[str, Any]) -> dict[str, Any]:

@@ -5,6 +5,12 @@ it. Inside a compiled region an accumulating brick instead calls the opaque cust
 `torchbricks::stateful_update`, which runs the real update eagerly at run time. The op declares that it
 mutates a small per-brick token tensor, so no compiler pass drops it as dead code. Outside compilation the
 update is called directly.
+
+State: the one process-wide registry of the package, `_updates` (an int handle -> a weak reference to a brick's
+bound `update`), numbered by `_handles`. It exists because a custom op's schema takes tensors, numbers and lists
+only, so the compiled graph can name a brick's update by an int and nothing else. It holds no brick alive (weak
+references; dead entries are dropped every 1024 registrations), and a copied or unpickled brick registers its own
+handle. The plans of a collection are not here: they belong to the collection (`torchbricks._plan.PlanCache`).
 """
 
 from __future__ import annotations

@@ -7,15 +7,15 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-import torch
 from torch import nn
 from torch.compiler import is_compiling
 
 from torchbricks import _graph, _mermaid
+from torchbricks._compiled_call import run_compiling
 from torchbricks._graph import SEPARATOR, BrickNode, Plan
-from torchbricks._plan import CompiledPlan, Layout, check_named_inputs, run_layout
+from torchbricks._plan import CompiledPlan, PlanCache, check_named_inputs, provided_names
 from torchbricks.bricks import BrickInterface, BrickMetrics
-from torchbricks.errors import BrickBuildError, BrickError, BrickNameError, MissingInputError, NotABrickError
+from torchbricks.errors import BrickBuildError, BrickError, BrickNameError, NotABrickError
 from torchbricks.tags import TagsLike, normalize_tags
 
 if TYPE_CHECKING:
@@ -36,9 +36,9 @@ class BrickCollection(nn.ModuleDict):
     one name, relative names that climb above the root and values that are not bricks are rejected. A call
     checks once, before any brick runs, that every input the selected bricks need is there.
 
-    Each call runs a `CompiledPlan` cached per (tags, output_names). The cache is dropped, here and in every
-    collection holding this one, by each change that matters to it: adding, replacing or deleting a brick, and
-    assigning a module or metric attribute of a brick (`brick.model = ...`, `brick.metrics = ...`).
+    Each call runs a `CompiledPlan` cached per (tags, output_names) in the collection's `PlanCache`. The cache is
+    dropped, here and in every collection holding this one, by each change that matters to it: adding, replacing or
+    deleting a brick, and assigning a module or metric attribute of a brick (`brick.model = ...`, `brick.metrics = ...`).
 
     Args:
         bricks: Brick name -> brick, nested `BrickCollection`, or nested dict of bricks.
@@ -55,12 +55,7 @@ class BrickCollection(nn.ModuleDict):
 
     def __init__(self, bricks: BrickTree, *, _scope: tuple[str, ...] = (), _validate: bool = True) -> None:
         super().__init__()
-        _LIVE_COLLECTIONS[id(self)] = self
-        self._plans: dict[Any, CompiledPlan] = {}
-        self._plan_list: list[CompiledPlan] = []
-        """The distinct plans of `_plans`, so a compiled call finds its callables by index (see `_layout_of`)."""
-        self._node_cache: tuple[BrickNode, ...] | None = None
-        self._version = 0
+        self._plan_cache = PlanCache()
         self._plan_owners: weakref.WeakSet[BrickCollection] = weakref.WeakSet()
         self._scope = _scope
         if not isinstance(bricks, Mapping):
@@ -112,10 +107,7 @@ class BrickCollection(nn.ModuleDict):
 
         Called by every change that matters to a plan; bricks call it when a module or metric attribute is assigned.
         """
-        self._version += 1
-        self._plans.clear()
-        self._plan_list.clear()
-        self._node_cache = None
+        self._plan_cache.clear()
         for owner in self._owners():
             owner.invalidate_plans()
 
@@ -184,9 +176,10 @@ class BrickCollection(nn.ModuleDict):
 
     def _nodes(self) -> tuple[BrickNode, ...]:
         """The graph nodes of every brick, built once per structure version."""
-        if self._node_cache is None:
-            self._node_cache = tuple(_graph.build_node(brick, path, scope) for path, scope, brick in self._walk())
-        return self._node_cache
+        cache = self._plan_cache
+        if cache.nodes is None:
+            cache.nodes = tuple(_graph.build_node(brick, path, scope) for path, scope, brick in self._walk())
+        return cache.nodes
 
     def _check_metric_names(self) -> None:
         """Two metric bricks in one collection must not report the same summarize() name."""
@@ -255,39 +248,17 @@ class BrickCollection(nn.ModuleDict):
             execution order.
         """
         if is_compiling():  # imported by name: one guard less per compiled call than torch.compiler.is_compiling
-            return self._run_compiling(named_inputs, tags, return_inputs, output_names, missing_targets)
+            return run_compiling(self, named_inputs, tags, return_inputs, output_names, missing_targets)
         if type(named_inputs) is not dict:
             check_named_inputs(named_inputs)
         if missing_targets != "error":
-            compiled = self.compiled_plan(tags, output_names, _provided_names(named_inputs, missing_targets))
+            compiled = self.compiled_plan(tags, output_names, provided_names(named_inputs, missing_targets))
             return compiled.run(named_inputs, return_inputs)
         try:
-            compiled = self._plans[tags, output_names]
+            compiled = self._plan_cache.plans[tags, output_names]
         except (KeyError, TypeError):
             compiled = self.compiled_plan(tags, output_names)
         return compiled.run(named_inputs, return_inputs)
-
-    def _run_compiling(
-        self,
-        named_inputs: Mapping[str, Any],
-        tags: TagsLike | None,
-        return_inputs: bool,
-        output_names: tuple[str, ...] | list[str] | None,
-        missing_targets: MissingTargets = "error",
-    ) -> dict[str, Any]:
-        """The call as dynamo (torch.compile, strict torch.export) traces it.
-
-        The plan is made eagerly, outside the trace, and enters the compiled region as a constant layout keyed by
-        this collection's structure version: dynamo guards the version (one int) instead of every name the
-        planner read, so a compiled collection pays about what a hand-written module pays for its guards.
-
-        The input check runs there too, on the names of `named_inputs` (which dynamo guards anyway), so a missing
-        input gets the eager call's message, naming the brick, what is available and the close match.
-        """
-        index, layout, missing = _layout_of(id(self), self._version, tags, output_names, (*named_inputs,), missing_targets)
-        if missing is not None:
-            raise MissingInputError(missing)
-        return run_layout(layout, self._plan_list[index].functions, named_inputs, return_inputs)
 
     def compiled_plan(
         self,
@@ -302,14 +273,14 @@ class BrickCollection(nn.ModuleDict):
         """
         tag_set, wanted = _normalize_selection(tags, output_names)
         key = (tag_set, wanted) if provided is None else (tag_set, wanted, provided)
-        compiled = self._plans.get(key)
+        cache = self._plan_cache
+        compiled = cache.plans.get(key)
         if compiled is None:
-            compiled = CompiledPlan(_graph.plan(self._nodes(), tag_set, wanted, provided), wanted, self._version)
-            self._plans[key] = compiled
-            self._plan_list.append(compiled)
+            compiled = CompiledPlan(_graph.plan(self._nodes(), tag_set, wanted, provided), wanted)
+            cache.add(key, compiled)
         if provided is None:
             with contextlib.suppress(TypeError):  # an unhashable tags argument (a set) is normalized on every call
-                self._plans[tags, output_names] = compiled
+                cache.plans[tags, output_names] = compiled
         return compiled
 
     def plan(self, tags: TagsLike | None = None, output_names: list[str] | None = None) -> Plan:
@@ -389,15 +360,12 @@ class BrickCollection(nn.ModuleDict):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_plans"] = {}  # plans close over this object's bricks, never a copy's
-        state["_plan_list"] = []
-        state["_node_cache"] = None
+        state["_plan_cache"] = PlanCache()  # plans hold this object's bricks, never a copy's
         state["_plan_owners"] = None  # a copy belongs to no collection until one takes it
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
-        _LIVE_COLLECTIONS[id(self)] = self
         self.__dict__["_plan_owners"] = weakref.WeakSet()
         for value in self._modules.values():
             if isinstance(value, (BrickCollection, BrickInterface)):
@@ -444,46 +412,6 @@ class BrickCollection(nn.ModuleDict):
         from torchbricks import _checkpoint
 
         return _checkpoint.load_bricks(self.iter_bricks(), path_model_folder, file_format=file_format)
-
-
-_LIVE_COLLECTIONS: weakref.WeakValueDictionary[int, BrickCollection] = weakref.WeakValueDictionary()
-"""Collections by id, so `_layout_of` (which takes constants only) can find the one being traced."""
-
-
-@torch._dynamo.assume_constant_result
-def _layout_of(
-    collection_id: int,
-    version: int,
-    tags: TagsLike | None,
-    output_names: tuple[str, ...] | list[str] | None,
-    available: tuple[str, ...],
-    missing_targets: MissingTargets = "error",
-) -> tuple[int, Layout, str | None]:
-    """A compiled call's plan as constants, computed eagerly while dynamo traces and baked into the graph.
-
-    Returns the plan's index in the collection's `_plan_list`, its layout, and the message of the
-    `MissingInputError` a call with the input names `available` raises (None when nothing is missing).
-
-    The traced call reads the plan's callables by that index: an int, so the sources dynamo records for them
-    (`self._plan_list[0].functions[3]`) hold no frozenset of tags, which inductor's cache key cannot pickle.
-    `version` is not read here: passing it makes dynamo guard the structure version, so a change recompiles.
-    """
-    collection = _LIVE_COLLECTIONS[collection_id]
-    provided = None if missing_targets == "error" else _provided_names(available, missing_targets)
-    compiled = collection.compiled_plan(tags, output_names, provided)
-    index = next(i for i, known in enumerate(collection._plan_list) if known is compiled)
-    try:
-        compiled.check_inputs(dict.fromkeys(available))
-    except MissingInputError as error:
-        return index, compiled.layout, str(error)
-    return index, compiled.layout, None
-
-
-def _provided_names(named_inputs: Iterable[str], missing_targets: str) -> frozenset[str]:
-    """The input names a `missing_targets="skip"` call plans with (and the check of the argument)."""
-    if missing_targets != "skip":
-        raise BrickError(f"missing_targets must be 'error' or 'skip', got {missing_targets!r}.")
-    return frozenset(named_inputs)
 
 
 def _nested_dict(entries: Iterable[tuple[tuple[str, ...], str, Any]]) -> dict[str, Any]:

@@ -6,13 +6,12 @@ the named outputs, so the exported graph is exactly what the collection runs for
 (losses, metrics) and named inputs nothing selected reads are left out.
 
 `filter_brick_types`, `copy_metric_bricks` and `per_stage_brick_collections` are 0.4.2's, for code written against
-it (a training loop keeping one set of metric states per stage). They walk the tree with `map_bricks`.
+it (a training loop keeping one set of metric states per stage); they live in `torchbricks.compat`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -23,7 +22,7 @@ from torch import nn
 
 from torchbricks._extras import require
 from torchbricks.brick_collection import BrickCollection
-from torchbricks.bricks import BrickInterface, BrickMetrics
+from torchbricks.compat import copy_metric_bricks, filter_brick_types, per_stage_brick_collections
 from torchbricks.errors import BrickError
 from torchbricks.tags import Stage, TagsLike, normalize_tags
 
@@ -37,9 +36,6 @@ __all__ = [
     "filter_brick_types",
     "per_stage_brick_collections",
 ]
-
-METRIC_STAGES = (Stage.TRAIN, Stage.VALIDATION, Stage.TEST)
-"""The stages `per_stage_brick_collections` gives their own metric states, as in torchbricks 0.4.2."""
 
 
 class _BricksAsModule(nn.Module):
@@ -215,75 +211,3 @@ def _eval_mode(module: nn.Module) -> Iterator[None]:
     finally:
         for submodule, training in modes.items():
             submodule.training = training
-
-
-# --- torchbricks 0.4.2's per-stage helpers ------------------------------------------------------------------------
-
-
-def filter_brick_types(brick_collection: BrickCollection, types: type | tuple[type, ...]) -> dict[str, Any]:
-    """The bricks of `brick_collection` that are instances of `types`, as a nested dict (torchbricks 0.4.2).
-
-    The bricks are the same objects, under their keys and nesting; nested collections without such a brick are left
-    out. The collection is not changed.
-
-    Args:
-        brick_collection: The collection to look through, nested collections included.
-        types: A brick class or a tuple of them, as `isinstance` takes.
-
-    Example:
-        >>> from torchmetrics.classification import MulticlassAccuracy
-        >>> from torchbricks.bricks import BrickMetricSingle, BrickTrainable
-        >>> collection = BrickCollection({
-        ...     "backbone": BrickTrainable(nn.Identity(), ["raw"], ["features"]),
-        ...     "head": {"accuracy": BrickMetricSingle(MulticlassAccuracy(num_classes=2), ["features", "targets"])},
-        ... })
-        >>> metrics = filter_brick_types(collection, (BrickMetrics,))
-        >>> metrics, metrics["head"]["accuracy"] is collection["head"]["accuracy"]  # doctest: +ELLIPSIS
-        ({'head': {'accuracy': BrickMetricSingle(['MulticlassAccuracy'], ...)}}, True)
-    """
-    return brick_collection.map_bricks(lambda _, brick: brick if isinstance(brick, types) else None).to_dict()
-
-
-def copy_metric_bricks(brick_collection: BrickCollection) -> dict[str, Any]:
-    """The bricks of `brick_collection` as a nested dict in which every metric brick is a deep copy (torchbricks 0.4.2).
-
-    Every other brick is the same object, so a collection built from the dict shares the model's modules and
-    parameters but keeps its own metric states.
-
-    Example:
-        >>> from torchmetrics.classification import MulticlassAccuracy
-        >>> from torchbricks.bricks import BrickMetricSingle, BrickTrainable
-        >>> collection = BrickCollection({
-        ...     "backbone": BrickTrainable(nn.Identity(), ["raw"], ["features"]),
-        ...     "accuracy": BrickMetricSingle(MulticlassAccuracy(num_classes=2), ["features", "targets"]),
-        ... })
-        >>> copied = copy_metric_bricks(collection)
-        >>> copied["backbone"] is collection["backbone"], copied["accuracy"] is collection["accuracy"]
-        (True, False)
-    """
-
-    def copy_metrics(_: str, brick: BrickInterface) -> BrickInterface:
-        return copy.deepcopy(brick) if isinstance(brick, BrickMetrics) else brick
-
-    return brick_collection.map_bricks(copy_metrics).to_dict()
-
-
-def per_stage_brick_collections(brick_collection: BrickCollection) -> nn.ModuleDict:
-    """One collection per stage that keeps metrics, `TRAIN`, `VALIDATION` and `TEST` (torchbricks 0.4.2).
-
-    Each is built from `copy_metric_bricks(brick_collection)`: the stages share every module and parameter and
-    each has its own metric states, so a training loop that summarizes the training metrics after the validation
-    epoch (as Lightning orders its hooks) does not mix the two.
-
-    Example:
-        >>> from torchmetrics.classification import MulticlassAccuracy
-        >>> from torchbricks.bricks import BrickMetricSingle, BrickTrainable
-        >>> collection = BrickCollection({
-        ...     "backbone": BrickTrainable(nn.Linear(2, 2), ["raw"], ["features"]),
-        ...     "accuracy": BrickMetricSingle(MulticlassAccuracy(num_classes=2), ["features", "targets"]),
-        ... })
-        >>> stages = per_stage_brick_collections(collection)
-        >>> list(stages), stages["TRAIN"]["backbone"] is stages["TEST"]["backbone"]
-        (['TRAIN', 'VALIDATION', 'TEST'], True)
-    """
-    return nn.ModuleDict({stage.name: BrickCollection(copy_metric_bricks(brick_collection)) for stage in METRIC_STAGES})

@@ -1,4 +1,8 @@
-"""The torchbricks exception hierarchy: every error the library raises for bad input is a `BrickError`."""
+"""The torchbricks exception hierarchy: every error the library raises for bad input is a `BrickError`.
+
+Every exception class of the library is defined here (the modules that raise one import it from here), so the
+hierarchy reads in one place and `torchbricks` exports all of it.
+"""
 
 from __future__ import annotations
 
@@ -16,12 +20,15 @@ __all__ = [
     "CheckpointNotADirectoryError",
     "CheckpointNotFoundError",
     "ConfigError",
+    "DataError",
     "DuplicateOutputError",
+    "ExperimentExistsError",
     "MissingExtraError",
     "MissingInputError",
     "NamedInputsTypeError",
     "NoBricksSelectedError",
     "NotABrickError",
+    "ShapesDatasetExistsError",
 ]
 
 
@@ -88,6 +95,18 @@ class CheckpointNotADirectoryError(CheckpointError, NotADirectoryError):
 
 class MissingExtraError(BrickError, ImportError):
     """An optional dependency is not installed."""
+
+
+class DataError(BrickError):
+    """Data on disk is missing, empty or inconsistent; the message names the file."""
+
+
+class ExperimentExistsError(BrickError):
+    """The experiment folder exists and the run was asked neither to resume it nor to overwrite it."""
+
+
+class ShapesDatasetExistsError(BrickError, FileExistsError):
+    """The target folder of a generated data set exists and overwriting was not asked for."""
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:

@@ -8,15 +8,15 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from torchbricks.bag_of_bricks._tensor_conversions import (
+from torchbricks.bricks import BrickInterface, InputNames, OutputNames
+from torchbricks.errors import BrickError, BrickNameError, BrickOutputError, did_you_mean
+from torchbricks.tags import VISUALIZATION, TagsLike
+from torchbricks.tensor_conversions import (
     unpack_batched_array_to_arrays,
     unpack_batched_tensor_to_numpy,
     unpack_batched_tensor_to_numpy_format,
     unpack_batched_tensor_to_torchvision_format,
 )
-from torchbricks.bricks import BrickInterface, InputNames, OutputNames
-from torchbricks.errors import BrickError, BrickNameError, BrickOutputError, did_you_mean
-from torchbricks.tags import VISUALIZATION, TagsLike
 
 __all__ = [
     "DEFAULT_UNPACK_FUNCTIONS_FOR_TYPE",

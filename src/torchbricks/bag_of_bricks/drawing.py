@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from torchbricks.bag_of_bricks._tensor_conversions import numpy_to_pillow, torch_to_numpy
 from torchbricks.errors import BrickError
+from torchbricks.tensor_conversions import numpy_to_pillow, torch_to_numpy
 
 __all__ = [
     "PALETTE",

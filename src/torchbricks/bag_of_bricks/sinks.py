@@ -19,11 +19,11 @@ from PIL import Image
 
 from torchbricks._extras import require
 from torchbricks._files import write_atomically
-from torchbricks.bag_of_bricks._tensor_conversions import unpack_batched_tensor_to_pillow_images
 from torchbricks.bag_of_bricks.drawing import to_pillow_rgb
 from torchbricks.bricks import BrickInterface
 from torchbricks.errors import BrickError
 from torchbricks.tags import VISUALIZATION, TagsLike
+from torchbricks.tensor_conversions import unpack_batched_tensor_to_pillow_images
 
 __all__ = [
     "BrickDisplay",

@@ -38,7 +38,7 @@ from PIL import Image, ImageDraw
 from torch.utils.data import Dataset
 
 from torchbricks._extras import require
-from torchbricks.errors import BrickError
+from torchbricks.errors import DataError
 
 __all__ = [
     "IGNORE_INDEX",
@@ -70,10 +70,6 @@ BOX_TOLERANCE = 1.0
 
 Transform = Callable[[dict[str, Any]], dict[str, Any]]
 _T = TypeVar("_T")
-
-
-class DataError(BrickError):
-    """Data on disk is missing, empty or inconsistent; the message names the file."""
 
 
 class DataProblems:

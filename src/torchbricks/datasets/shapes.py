@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from torchbricks.errors import BrickError
+from torchbricks.errors import BrickError, ShapesDatasetExistsError
 
 __all__ = ["CATEGORY_IDS", "SHAPE_CLASSES", "ShapesDatasetExistsError", "draw_shapes_image", "write_shapes_dataset"]
 
@@ -37,10 +37,6 @@ CATEGORY_IDS = {"circle": 3, "square": 7, "triangle": 12}
 """COCO category ids of the classes: deliberately not contiguous, as in COCO itself."""
 
 _SPLITS = ("train", "val")
-
-
-class ShapesDatasetExistsError(BrickError, FileExistsError):
-    """The target folder of a generated data set exists and overwriting was not asked for."""
 
 
 @dataclass(frozen=True)

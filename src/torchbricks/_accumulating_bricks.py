@@ -1,0 +1,279 @@
+"""Bricks that accumulate state over batches: metrics (`BrickMetrics`, `BrickMetricSingle`) and `BrickTensorCache`.
+
+Their public path is `torchbricks.bricks`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+import torch
+from torchmetrics import Metric, MetricCollection
+
+from torchbricks import _stateful_update
+from torchbricks._brick_interface import BrickInterface, InputNames, OutputNames
+from torchbricks.errors import BrickError, BrickNameError
+from torchbricks.tags import METRIC, TagsLike
+
+__all__ = ["BrickAccumulator", "BrickMetricSingle", "BrickMetrics", "BrickTensorCache"]
+
+
+class BrickAccumulator(BrickInterface):
+    """Base of bricks that accumulate state over batches through `update` (metrics, tensor caches).
+
+    The collection calls `update` with the input values of every batch. Under `torch.compile` the call goes
+    through the opaque custom op `torchbricks::stateful_update`, which runs `update` eagerly, so accumulating
+    bricks never break a graph. Subclasses implement `update` and `reset` and call `_init_accumulator()`.
+    """
+
+    def _init_accumulator(self) -> None:
+        self.register_buffer("_update_token", torch.zeros(1), persistent=False)
+        self._handle = _stateful_update.register(self.update)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._handle = _stateful_update.register(self.update)  # a copy gets its own handle
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        """Accumulates one batch."""
+        raise NotImplementedError(f"{type(self).__name__} must implement update().")
+
+    def reset(self) -> None:
+        """Forgets everything accumulated."""
+        raise NotImplementedError(f"{type(self).__name__} must implement reset().")
+
+    def _update_step(self) -> Callable[..., None]:
+        update = self.update
+        if self._keywords is not None:
+            return update  # keyword inputs are not expressible in the op schema; eager only
+        token = self._update_token
+        handle = self._handle
+
+        def update_state(*args: torch.Tensor) -> None:
+            if torch.compiler.is_compiling():
+                _stateful_update.stateful_update(token, handle, [arg.detach() for arg in args])
+            else:
+                update(*args)
+
+        return update_state
+
+
+class BrickMetrics(BrickAccumulator):
+    """A brick updating a torchmetrics `MetricCollection` with every batch.
+
+    The brick owns its metric state: it keeps a clone of the metrics it is given (as torchbricks 0.4.2 did), so
+    one metric object passed to several bricks gives each its own state, and the object passed in is never
+    updated. Read the values through `summarize` (or the brick's `metrics` attribute).
+
+    Metrics accumulate inside the brick; `BrickCollection.summarize` computes (and optionally resets) them. A
+    metric that has seen no batch since the last reset is left out of `summarize`, since it has no value yet.
+    The brick returns nothing unless `return_metrics=True`, in which case it also returns the batch values
+    (the metric's `forward`), named by `output_names` (by default the metric names, relative to the brick's
+    collection). Updates are traced by `torch.compile(fullgraph=True)` as an opaque op; batch values are not.
+
+    Args:
+        metric_collection: A `MetricCollection` or a dict of name -> `Metric`.
+        input_names: See `BrickInterface`.
+        tags: METRIC by default.
+        return_metrics: Also output the batch values.
+        output_names: Names of the batch values when `return_metrics=True`.
+    """
+
+    default_tags: ClassVar[frozenset[str]] = frozenset({METRIC})
+    plan_attributes: ClassVar[frozenset[str]] = frozenset({"metrics", "return_metrics", "metric_names"})
+
+    def __init__(
+        self,
+        metric_collection: MetricCollection | Mapping[str, Metric],
+        input_names: InputNames,
+        tags: TagsLike | None = None,
+        return_metrics: bool = False,
+        output_names: OutputNames | None = None,
+    ) -> None:
+        if isinstance(metric_collection, Mapping):
+            metric_collection = MetricCollection(dict(metric_collection))
+        if not isinstance(metric_collection, MetricCollection):
+            raise BrickError(
+                f"BrickMetrics needs a torchmetrics MetricCollection, got {type(metric_collection).__name__}; "
+                "use BrickMetricSingle for a single Metric."
+            )
+        self._init_metrics(
+            metric_collection.clone(), [str(key) for key in metric_collection], input_names, tags, return_metrics, output_names
+        )
+
+    def _init_metrics(
+        self,
+        metrics: Metric | MetricCollection,
+        metric_names: list[str],
+        input_names: InputNames,
+        tags: TagsLike | None,
+        return_metrics: bool,
+        output_names: OutputNames | None,
+    ) -> None:
+        if return_metrics and output_names is None:
+            output_names = [f"./{name}" for name in metric_names]
+        if not return_metrics and output_names:
+            raise BrickNameError(f"{type(self).__name__}: output_names are only used with return_metrics=True.")
+        super().__init__(input_names=input_names, output_names=output_names, tags=tags)
+        if return_metrics and len(self._output_names) != len(metric_names):
+            raise BrickNameError(
+                f"{type(self).__name__}: {len(metric_names)} metrics {metric_names} need as many output_names, "
+                f"got {self._output_names}."
+            )
+        self.metrics = metrics
+        self.metric_names = metric_names
+        self.return_metrics = return_metrics
+        self._init_accumulator()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        """Updates the metric states with one batch."""
+        self.metrics.update(*args, **kwargs)
+
+    def compute(self) -> dict[str, Any]:
+        """The accumulated metric values by metric name."""
+        return dict(self.metrics.compute())
+
+    def reset(self) -> None:
+        self.metrics.reset()
+
+    def updated(self) -> bool:
+        """Whether the metrics have seen a batch since the last reset."""
+        metrics = self.metrics
+        if isinstance(metrics, MetricCollection):
+            return any(metric.update_count > 0 for metric in metrics.values(copy_state=False))
+        return metrics.update_count > 0
+
+    def summarize(self, reset: bool) -> dict[str, Any]:
+        """The accumulated values by metric name; empty when no batch was seen since the last reset.
+
+        A metric that never saw a batch has no value, so it is left out rather than reported as a number
+        (torchmetrics would return a zero and warn).
+        """
+        values = self.compute() if self.updated() else {}
+        if reset:
+            self.reset()
+        return values
+
+    def describe(self) -> str:
+        return repr(self.metric_names)
+
+    def graph_label(self) -> str:
+        return ", ".join(repr(name) for name in self.metric_names)
+
+    def step_function(self) -> Callable[..., Any]:
+        if self.return_metrics:
+            metrics = self.metrics
+            names = self.metric_names
+
+            def batch_values(*args: Any, **kwargs: Any) -> Any:
+                values = metrics(*args, **kwargs)
+                if isinstance(values, Mapping):
+                    values = tuple(values[name] for name in names)
+                return values[0] if len(names) == 1 and isinstance(values, tuple) else values
+
+            return batch_values
+        return self._update_step()
+
+
+class BrickMetricSingle(BrickMetrics):
+    """A brick updating a single torchmetrics `Metric`; see `BrickMetrics`.
+
+    The brick keeps a clone of `metric`, so it owns its state (see `BrickMetrics`). The positional order is
+    torchbricks 0.4.2's: `BrickMetricSingle(metric, input_names, metric_name, tags, return_metrics)`.
+
+    Args:
+        metric: The metric.
+        input_names: See `BrickInterface`.
+        metric_name: The name `summarize` reports; the metric's class name by default.
+        tags: METRIC by default.
+        return_metrics: Also output the batch value.
+        output_names: Name of the batch value when `return_metrics=True`.
+    """
+
+    def __init__(
+        self,
+        metric: Metric,
+        input_names: InputNames,
+        metric_name: str | None = None,
+        tags: TagsLike | None = None,
+        return_metrics: bool = False,
+        output_names: OutputNames | None = None,
+    ) -> None:
+        if not isinstance(metric, Metric):
+            raise BrickError(
+                f"BrickMetricSingle needs a torchmetrics Metric, got {type(metric).__name__}; "
+                "use BrickMetrics for a MetricCollection."
+            )
+        name = metric_name or type(metric).__name__
+        self._init_metrics(metric.clone(), [name], input_names, tags, return_metrics, output_names)
+
+    def compute(self) -> dict[str, Any]:
+        return {self.metric_names[0]: self.metrics.compute()}
+
+
+class BrickTensorCache(BrickAccumulator):
+    """A brick that keeps named tensors over batches, for analysis after an epoch (embeddings, predictions).
+
+    Each batch's inputs are detached and moved to `device`; `cached()` concatenates them along dim 0. Tags
+    default to METRIC, so it runs wherever metrics run (train, validation and test).
+
+    Args:
+        input_names: The names to keep (a list, or a dict whose keys name the cached tensors).
+        tags: METRIC by default.
+        max_batches: Keep only the most recent batches (None keeps all).
+        device: Where cached tensors are stored; the CPU by default, so GPU memory does not grow.
+
+    Example:
+        >>> cache = BrickTensorCache(input_names=["embedding"])
+        >>> _ = cache({"embedding": torch.ones(2, 3)}), cache({"embedding": torch.zeros(1, 3)})
+        >>> cache.cached()["embedding"].shape
+        torch.Size([3, 3])
+    """
+
+    default_tags: ClassVar[frozenset[str]] = frozenset({METRIC})
+
+    def __init__(
+        self,
+        input_names: InputNames,
+        tags: TagsLike | None = None,
+        max_batches: int | None = None,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        super().__init__(input_names=input_names, output_names=None, tags=tags)
+        if max_batches is not None and max_batches < 1:
+            raise BrickError(f"BrickTensorCache: max_batches must be at least 1 or None, got {max_batches}.")
+        self.device = torch.device(device)
+        self._batches: deque[tuple[torch.Tensor, ...]] = deque(maxlen=max_batches)
+        self._init_accumulator()
+
+    @property
+    def cached_names(self) -> list[str]:
+        """The keys of `cached()`: the keyword names of dict input_names, otherwise the input names."""
+        return list(self._keywords) if self._keywords is not None else list(self._input_names)
+
+    def update(self, *args: torch.Tensor, **kwargs: torch.Tensor) -> None:
+        values = (*args, *kwargs.values())
+        self._batches.append(tuple(value.detach().to(self.device) for value in values))
+
+    def reset(self) -> None:
+        self._batches.clear()
+
+    def cached(self, reset: bool = False) -> dict[str, torch.Tensor]:
+        """The cached tensors by name, each the concatenation of its batches along dim 0."""
+        if not self._batches:
+            raise BrickError(f"BrickTensorCache {self.cached_names}: nothing is cached yet; run the collection first.")
+        values = {name: torch.cat([batch[k] for batch in self._batches]) for k, name in enumerate(self.cached_names)}
+        if reset:
+            self.reset()
+        return values
+
+    def step_function(self) -> Callable[..., Any]:
+        return self._update_step()
+
+    def describe(self) -> str:
+        return f"max_batches={self._batches.maxlen}"
+
+    def graph_label(self) -> str:
+        return "tensor cache"

@@ -1,0 +1,140 @@
+"""`BrickInterface`, the base of every brick: the names it reads and writes, its tags, and the callable it runs.
+
+A collection reads a brick through this contract only (`torchbricks._graph.GraphBrick`); the brick kinds are in
+`torchbricks.bricks` (modules, losses) and `torchbricks._accumulating_bricks` (metrics, tensor caches).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from torch import nn
+
+from torchbricks._plan import run_single_brick
+from torchbricks.errors import BrickNameError
+from torchbricks.tags import MODEL, TagsLike, normalize_tags
+
+if TYPE_CHECKING:
+    from torchbricks._plan import PlanOwner
+
+__all__ = ["BrickInterface", "InputNames", "LossOutputNames", "OutputNames", "names_list"]
+
+InputNames = Sequence[str] | Mapping[str, str] | str
+OutputNames = Sequence[str] | str
+LossOutputNames = Sequence[str] | str
+"""The outputs that are losses: a list of output names, `"all"` or `"none"`."""
+
+
+def names_list(names: Sequence[str] | str | None, what: str, owner: str) -> list[str]:
+    """`names` as a list of non-empty strings (a bare str is one name); `what` and `owner` name it in errors."""
+    if names is None:
+        return []
+    if isinstance(names, str):
+        return [names]
+    if isinstance(names, Mapping) or not isinstance(names, Iterable):
+        raise BrickNameError(f"{owner}: {what} must be a list of strings, got {type(names).__name__}.")
+    result = list(names)
+    wrong = [name for name in result if not isinstance(name, str) or not name]
+    if wrong:
+        raise BrickNameError(f"{owner}: {what} must be non-empty strings, got {wrong!r}.")
+    return result
+
+
+def _format_tags(tags: frozenset[str]) -> str:
+    return "{" + ", ".join(repr(tag) for tag in sorted(tags)) + "}" if tags else "set()"
+
+
+class BrickInterface(nn.Module):
+    """Base of every brick: input names, output names and tags around something callable.
+
+    Subclasses implement `step_function`, the callable a collection calls with the input values in order
+    (positionally, or by keyword when `input_names` is a dict). It returns one value per output name (a
+    tuple when there are several), or nothing when the brick has no outputs.
+
+    Args:
+        input_names: Names of the values passed to the callable: a list (positional arguments), a dict
+            (keyword argument -> name), or `["__all__"]` for a dict of every value computed so far.
+            Names starting with `./` or `../` are relative to the brick's place in a nested collection.
+        output_names: Names given to the returned values.
+        tags: The tags the brick runs under; a str, a collection of str or a `Stage`.
+    """
+
+    default_tags: ClassVar[frozenset[str]] = frozenset({MODEL})
+    plan_attributes: ClassVar[frozenset[str]] = frozenset()
+    """Attributes besides modules whose value a collection's cached plan depends on; assigning one invalidates it."""
+
+    def __init__(self, input_names: InputNames, output_names: OutputNames | None, tags: TagsLike | None = None) -> None:
+        super().__init__()
+        self._plan_owners: weakref.WeakSet[PlanOwner] = weakref.WeakSet()
+        owner = type(self).__name__
+        self._keywords: tuple[str, ...] | None
+        if isinstance(input_names, Mapping):
+            self._keywords = tuple(input_names.keys())
+            self._input_names = names_list(list(input_names.values()), "input_names", owner)
+            if not all(isinstance(keyword, str) and keyword.isidentifier() for keyword in self._keywords):
+                raise BrickNameError(f"{owner}: the keys of input_names must be argument names, got {list(self._keywords)}.")
+        else:
+            self._keywords = None
+            self._input_names = names_list(input_names, "input_names", owner)
+        self._output_names = names_list(output_names, "output_names", owner)
+        self._tags = self.default_tags if tags is None else normalize_tags(tags, owner=f"{owner}: tags")
+
+    @property
+    def input_names(self) -> list[str] | dict[str, str]:
+        """The input names as given: a list, or a dict from keyword argument to name."""
+        if self._keywords is None:
+            return list(self._input_names)
+        return dict(zip(self._keywords, self._input_names, strict=True))
+
+    @property
+    def output_names(self) -> list[str]:
+        return list(self._output_names)
+
+    @property
+    def tags(self) -> frozenset[str]:
+        return self._tags
+
+    @property
+    def loss_output_names(self) -> list[str]:
+        """The outputs that are losses (none unless the brick says so)."""
+        return []
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        owners = self.__dict__.get("_plan_owners")
+        if owners and (isinstance(value, nn.Module) or name in self.plan_attributes):
+            for owner in list(owners):  # collections holding this brick: their cached plans hold the old value
+                owner.invalidate_plans()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_plan_owners"] = None  # a copy belongs to no collection until one takes it
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self.__dict__["_plan_owners"] = weakref.WeakSet()
+
+    def step_function(self) -> Callable[..., Any]:
+        """The callable a collection calls with this brick's input values."""
+        raise NotImplementedError(f"{type(self).__name__} must implement step_function().")
+
+    def describe(self) -> str:
+        """What the brick wraps, as shown in its repr (a module's class name by default)."""
+        return type(self).__name__
+
+    def graph_label(self) -> str:
+        """What the brick wraps, as drawn in a mermaid graph."""
+        return self.describe()
+
+    def forward(self, named_inputs: dict[str, Any]) -> dict[str, Any]:
+        """Runs the brick on its own: reads its inputs from `named_inputs` and returns its outputs by name."""
+        return run_single_brick(self, named_inputs)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.describe()}, input_names={self.input_names!r}, "
+            f"output_names={self.output_names!r}, tags={_format_tags(self._tags)})"
+        )

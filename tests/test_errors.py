@@ -1,0 +1,70 @@
+"""The exception hierarchy: every library error lives in `torchbricks.errors` and is exported from `torchbricks`."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from pathlib import Path
+
+import pytest
+
+import torchbricks
+from torchbricks import errors
+from torchbricks.errors import BrickError, did_you_mean
+
+PACKAGE_ROOT = Path(torchbricks.__file__).parent
+ERROR_CLASSES = [value for _, value in inspect.getmembers(errors, inspect.isclass) if issubclass(value, BrickError)]
+
+
+def test_every_error_class_of_the_package_is_defined_in_errors() -> None:
+    defined_elsewhere = []
+    for path in sorted(PACKAGE_ROOT.rglob("*.py")):
+        if path.name == "errors.py" and path.parent == PACKAGE_ROOT:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and any(
+                isinstance(base, ast.Name) and (base.id.endswith(("Error", "Exception"))) for base in node.bases
+            ):
+                defined_elsewhere.append(f"{path.relative_to(PACKAGE_ROOT)}:{node.name}")
+    assert defined_elsewhere == []
+
+
+def test_every_error_class_is_exported_from_torchbricks_and_errors() -> None:
+    names = sorted(error.__name__ for error in ERROR_CLASSES)
+    assert sorted(errors.__all__) == names
+    assert [name for name in names if name not in torchbricks.__all__] == []
+    assert all(getattr(torchbricks, name) is getattr(errors, name) for name in names)
+
+
+def test_the_package_all_is_sorted_and_every_name_resolves() -> None:
+    names = [name for name in torchbricks.__all__ if name != "__version__"]
+    assert names == sorted(names)
+    assert [name for name in torchbricks.__all__ if not hasattr(torchbricks, name)] == []
+
+
+def test_an_unknown_package_attribute_raises_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="module 'torchbricks' has no attribute 'BrickColection'"):
+        _ = torchbricks.BrickColection  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [
+        ("torchbricks.datasets.readers", "DataError"),
+        ("torchbricks._experiment", "ExperimentExistsError"),
+        ("torchbricks.datasets.shapes", "ShapesDatasetExistsError"),
+    ],
+)
+def test_moved_errors_keep_their_old_import_path(module: str, name: str) -> None:
+    assert getattr(__import__(module, fromlist=[name]), name) is getattr(errors, name)
+
+
+def test_every_error_is_a_brick_error_and_a_value_error() -> None:
+    assert all(issubclass(error, ValueError) for error in ERROR_CLASSES)
+    assert issubclass(errors.ShapesDatasetExistsError, FileExistsError)
+    assert issubclass(errors.CheckpointNotADirectoryError, NotADirectoryError)
+
+
+def test_did_you_mean_names_the_closest_candidate_or_nothing() -> None:
+    assert did_you_mean("featurs", ["raw", "features"]) == " Did you mean 'features'?"
+    assert did_you_mean("zzz", ["raw", "features"]) == ""
