@@ -49,7 +49,10 @@ def _logged_names_before_training(task: str, root: Path, tmp_path: Path) -> list
     config = compose_config([f"task={task}", f"data.root={root}", *TINY])
     collection = create_brick_collection(config)
     module = LightningBrickCollection(
-        tmp_path, "names", collection, lambda parameters: torch.optim.SGD(parameters, lr=0.1),
+        tmp_path,
+        "names",
+        collection,
+        lambda parameters: torch.optim.SGD(parameters, lr=0.1),
         averaged_metrics=averaged_metrics(config),
     )
     return module.logged_names(Stage.TRAIN) + module.logged_names(Stage.VALIDATION)
