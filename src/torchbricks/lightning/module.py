@@ -236,8 +236,12 @@ class LightningBrickCollection(pl.LightningModule):
         `fit`) is kept instead."""
         if not self.write_files:
             return []
-        present = tuple(type(callback) for callback in getattr(self.trainer, "callbacks", []))
-        return [callback for callback in create_experiment_file_callbacks() if not isinstance(callback, present)]
+        present = getattr(self.trainer, "callbacks", [])
+        return [
+            writer
+            for writer in create_experiment_file_callbacks()
+            if not any(isinstance(callback, type(writer)) for callback in present)
+        ]
 
     # --- the work ---------------------------------------------------------------------------------------------
 
