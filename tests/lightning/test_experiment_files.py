@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 import torch
+from test_lightning_module import NUM_CLASSES, create_collection, create_loader, create_module, create_trainer
 
-from tests.lightning.test_lightning_module import NUM_CLASSES, create_collection, create_loader, create_module, create_trainer
 from torchbricks.lightning.experiment_files import BrickGraphWriter, BrickWeightsWriter, EpochMetricsWriter
 
 
