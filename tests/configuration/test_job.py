@@ -39,7 +39,5 @@ def test_an_optimizer_that_cannot_be_built_is_reported_by_key() -> None:
 
 
 def test_a_head_with_fewer_classes_than_the_data_is_reported_by_key() -> None:
-    with pytest.raises(
-        ConfigError, match=r"^Config key 'model.num_classes': brick 'head/classify' .* set model.num_classes=10"
-    ):
+    with pytest.raises(ConfigError, match=r"^Config key 'model.num_classes': brick 'head/classify' .* set model.num_classes=10"):
         _parts("model.num_classes=5")
