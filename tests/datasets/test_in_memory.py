@@ -5,11 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from torchbricks.datasets.in_memory import GeneratedImageDataset, check_split_fractions, read_digits_splits
+from torchbricks.datasets.in_memory import GeneratedImageDataset, NamedTensorDataset, check_split_fractions, read_digits_splits
 from torchbricks.errors import BrickError
-from torchbricks.lightning.datamodules import (
-    NamedTensorDataset,
-)
 
 
 def test_named_tensor_dataset_needs_equal_lengths() -> None:
