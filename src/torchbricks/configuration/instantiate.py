@@ -40,6 +40,7 @@ def create_brick_collection(config: Any, key: str = "model.bricks") -> BrickColl
         ConfigError: A node is missing, cannot be instantiated or is not a brick; the message names its key.
 
     Example:
+        >>> from torchbricks.configuration import compose_config
         >>> collection = create_brick_collection(compose_config())
         >>> [path for path, _ in collection.iter_bricks()][:2]
         ['preprocessor', 'backbone']
