@@ -11,7 +11,6 @@ from pycocotools.coco import COCO
 from torchvision.datasets import ImageFolder
 
 from torchbricks.__main__ import main
-from torchbricks.datasets import shapes
 from torchbricks.datasets.shapes import CATEGORY_IDS, SHAPE_CLASSES, ShapesDatasetExistsError, write_shapes_dataset
 
 
@@ -79,10 +78,16 @@ def test_an_existing_folder_is_refused_unless_overwrite(tmp_path: Path) -> None:
 
 
 def test_an_interrupted_write_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def fail(*args: object, **kwargs: object) -> None:
-        raise KeyboardInterrupt
+    save = Image.Image.save
+    saved: list[object] = []
 
-    monkeypatch.setattr(shapes, "_write_multi_shape", fail)
+    def interrupt_the_fourth_image(image: Image.Image, *args: object, **kwargs: object) -> None:
+        saved.append(args[0] if args else None)
+        if len(saved) == 4:  # a few files are written already: Ctrl-C in the middle of the data set
+            raise KeyboardInterrupt
+        save(image, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Image.Image, "save", interrupt_the_fourth_image)
     with pytest.raises(KeyboardInterrupt):
         write_shapes_dataset(tmp_path / "shapes", num_train=2, num_val=1, image_size=32)
 

@@ -195,18 +195,19 @@ def test_an_epoch_decodes_each_image_once_not_once_per_tile(tmp_path: Path, jitt
 
 def test_jittered_training_windows_stay_in_the_image_and_move_between_epochs(tmp_path: Path) -> None:
     tiled = TiledDataset(CocoDataset(_write_coco(tmp_path, [(HEIGHT, WIDTH)])), tile_size=64, overlap=0.2, jitter=True)
+    fixed = TiledDataset(CocoDataset(_write_coco(tmp_path, [(HEIGHT, WIDTH)])), tile_size=64, overlap=0.2)
     torch.manual_seed(0)
 
-    first = [tiled._jittered(0, window) for _, window in tiled.tiles]
-    second = [tiled._jittered(0, window) for _, window in tiled.tiles]
+    def origins(dataset: TiledDataset) -> list[tuple[int, int]]:  # the pixels encode their row and column
+        return [(int(tile[1, 0, 0] * 255), int(tile[0, 0, 0] * 255)) for tile in (dataset[i]["raw"] for i in range(len(dataset)))]
 
-    for x_min, y_min, x_max, y_max in first + second:
-        assert min(x_min, y_min) >= 0
-        assert x_max <= WIDTH
-        assert y_max <= HEIGHT
-        assert (x_max - x_min, y_max - y_min) == (64, 64)
+    first, second = origins(tiled), origins(tiled)
+
+    for x, y in first + second:  # each 64 x 64 tile lies whole in the image
+        assert 0 <= x <= WIDTH - 64
+        assert 0 <= y <= HEIGHT - 64
     assert first != second
-    assert first != [window for _, window in tiled.tiles]
+    assert first != origins(fixed)
 
 
 def test_the_sampler_gives_every_tile_once_a_few_images_at_a_time() -> None:

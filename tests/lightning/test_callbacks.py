@@ -4,6 +4,7 @@ import io
 import json
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytorch_lightning as pl
@@ -83,24 +84,34 @@ def test_metric_history_records_each_epoch_and_travels_in_checkpoints(tmp_path: 
     assert restored.history == written
 
 
+class _WatchedHistory(MetricHistory):
+    """Notes, after each write, the epochs of `history.json` whenever `curves.png` was drawn anew."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.drawn: list[list[int]] = []
+
+    def write(self, draw: bool | None = None) -> None:
+        curves = self.path_experiment / "curves.png"
+        before = self._version(curves)
+        super().write(draw)
+        if self._version(curves) != before:  # written anew (atomically: a new file)
+            self.drawn.append([record["epoch"] for record in self.history])
+
+    @staticmethod
+    def _version(path: Path) -> tuple[int, int] | None:
+        return (path.stat().st_ino, path.stat().st_mtime_ns) if path.exists() else None
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("checkpoints", [False, True])  # a checkpoint records the epoch before the callback's hooks
-def test_metric_history_draws_the_curves_every_n_epochs_and_at_the_end(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, checkpoints: bool
-) -> None:
-    from torchbricks.lightning import report
-
-    drawn: list[list[int]] = []  # the epochs each drawing of curves.png shows
-    monkeypatch.setattr(report, "save_figure", lambda figure, path: drawn.append(epochs_in(path)))
-    monkeypatch.setattr(report, "plot_curves", lambda history: None)
-    history = MetricHistory(tmp_path / "run", draw_every_n_epochs=2)
-
-    def epochs_in(path: Path) -> list[int]:
-        assert path == tmp_path / "run" / "curves.png"
-        return [record["epoch"] for record in json.loads((tmp_path / "run" / "history.json").read_text())]
+def test_metric_history_draws_the_curves_every_n_epochs_and_at_the_end(tmp_path: Path, checkpoints: bool) -> None:
+    history = _WatchedHistory(tmp_path / "run", draw_every_n_epochs=2)
 
     _fit(tmp_path, [history], max_epochs=5, checkpoints=checkpoints)
 
-    assert drawn == [[0, 1], [0, 1, 2, 3], [0, 1, 2, 3, 4]]
+    assert history.drawn == [[0, 1], [0, 1, 2, 3], [0, 1, 2, 3, 4]]
+    assert (tmp_path / "run" / "curves.png").stat().st_size > 0
 
 
 def test_metric_history_refuses_a_drawing_interval_below_one(tmp_path: Path) -> None:

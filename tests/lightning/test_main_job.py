@@ -89,16 +89,6 @@ def test_tensorboard_receives_the_scalars_and_the_prediction_pictures_every_n_ep
     assert history[-1]["validation/head/accuracy"] == pytest.approx(result.metrics["validation"]["head/accuracy"])
 
 
-def test_a_picture_interval_below_one_is_refused_naming_the_config_key(tmp_path: Path) -> None:
-    from torchbricks.errors import ConfigError
-    from torchbricks.lightning.main_job import create_callbacks
-
-    config = compose_config([f"experiment.path_experiments={tmp_path}", "pictures_every_n_epochs=0"])
-
-    with pytest.raises(ConfigError, match=r"'pictures_every_n_epochs' must be 1 or more \(1: every epoch\), got 0"):
-        create_callbacks(config, tmp_path / "run")
-
-
 @pytest.fixture(scope="module")
 def tiny_shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from torchbricks.datasets.shapes import write_shapes_dataset
@@ -195,17 +185,6 @@ def test_the_time_budget_ends_a_run_with_a_huge_epoch_cap(tiny_shapes: Path, tmp
     assert scheduler.get_last_lr()[0] == pytest.approx(0.0, abs=1e-9)  # the floor: the time budget ended first
     assert 1 <= metrics["epochs"] < 1000
     assert metrics["training_seconds"] >= 2.0
-
-
-def test_a_patience_below_one_is_refused_naming_the_config_key(tmp_path: Path) -> None:
-    from torchbricks.errors import ConfigError
-    from torchbricks.lightning.main_job import early_stopping_patience
-
-    with pytest.raises(ConfigError, match=r"'early_stopping\.patience' must be an int >= 1 .* got int 0"):
-        early_stopping_patience(compose_config(["early_stopping.patience=0"]))
-    with pytest.raises(ConfigError, match=r"'early_stopping\.min_delta' must be a number >= 0, got float -1\.0"):
-        early_stopping_patience(compose_config(["early_stopping.patience=3", "early_stopping.min_delta=-1.0"]))
-    assert early_stopping_patience(compose_config([])) is None
 
 
 @pytest.mark.parametrize("kind", ["another architecture", "a missing file"])

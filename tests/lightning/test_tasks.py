@@ -7,6 +7,7 @@ import json
 import shlex
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -39,9 +40,8 @@ def _train(task: str, root: Path, tmp_path: Path, *overrides: str) -> dict:
 
 
 def _logged_names_before_training(task: str, root: Path, tmp_path: Path) -> list[str]:
-    from torchbricks.configuration import compose_config, create_brick_collection
+    from torchbricks.configuration import compose_config, create_brick_collection, read_job_settings
     from torchbricks.lightning import LightningBrickCollection
-    from torchbricks.lightning.main_job import averaged_metrics
     from torchbricks.lightning.task_resolvers import register_resolvers
     from torchbricks.tags import Stage
 
@@ -49,8 +49,11 @@ def _logged_names_before_training(task: str, root: Path, tmp_path: Path) -> list
     config = compose_config([f"task={task}", f"data.root={root}", *TINY])
     collection = create_brick_collection(config)
     module = LightningBrickCollection(
-        tmp_path, "names", collection, lambda parameters: torch.optim.SGD(parameters, lr=0.1),
-        averaged_metrics=averaged_metrics(config),
+        tmp_path,
+        "names",
+        collection,
+        lambda parameters: torch.optim.SGD(parameters, lr=0.1),
+        averaged_metrics=read_job_settings(config).checkpoint.averaged_metrics,
     )
     return module.logged_names(Stage.TRAIN) + module.logged_names(Stage.VALIDATION)
 
@@ -59,23 +62,57 @@ def _drawn_images(tmp_path: Path) -> Image.Image:
     return Image.open(tmp_path / "run" / "predictions.png")
 
 
+def _test_predictions(folder: Path, prediction: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The predictions of the trained experiment in `folder` (rebuilt from its files) on its test split, and the
+    targets, read anew: what the test metrics must have been computed from."""
+    from torchbricks.configuration import instantiate_config
+    from torchbricks.tags import Stage
+    from torchbricks.trained_experiment import load_experiment
+
+    experiment = load_experiment(folder)
+    data = instantiate_config(experiment.config, "data")
+    data.setup("test")
+    predictions, targets = [], []
+    with torch.no_grad():
+        for batch in data.test_dataloader():
+            outputs = experiment.collection(named_inputs=batch, tags=Stage.INFERENCE, return_inputs=False)
+            predictions.append(outputs[prediction])
+            targets.append(batch["targets"])
+    return torch.cat(predictions), torch.cat(targets)
+
+
 @pytest.mark.slow
-def test_classification_task_trains_on_an_image_folder(shapes: Path, tmp_path: Path) -> None:
+def test_classification_task_reports_the_accuracy_of_its_tested_weights_on_the_test_images(shapes: Path, tmp_path: Path) -> None:
+    from torchmetrics.functional.classification import multiclass_accuracy, multiclass_confusion_matrix
+
     metrics = _train("classification", shapes / "classification", tmp_path)
 
     test = metrics["test"]
-    assert 0.0 <= test["classification/accuracy"] <= 1.0
-    assert len(test["classification/confusion_matrix"]) == len(SHAPE_CLASSES)  # the classes came from the folders
-    assert sum(map(sum, test["classification/confusion_matrix"])) == 4  # val is also the test split
+    predicted, targets = _test_predictions(tmp_path / "run", "classification/class_prediction")
+    num_classes = len(SHAPE_CLASSES)  # the classes came from the folders
+    assert len(targets) == 4  # val is also the test split
+    expected_matrix = multiclass_confusion_matrix(predicted, targets, num_classes)
+    assert test["classification/confusion_matrix"] == expected_matrix.tolist()
+    expected_accuracy = float(multiclass_accuracy(predicted, targets, num_classes, average="micro"))
+    assert test["classification/accuracy"] == pytest.approx(expected_accuracy)
+    assert test["classification/accuracy"] == pytest.approx(float((predicted == targets).float().mean()))
     assert metrics["onnx_max_abs_difference"] < 1e-4
     assert _drawn_images(tmp_path).size[0] >= 32
 
 
 @pytest.mark.slow
-def test_segmentation_task_trains_on_image_and_mask_folders(shapes: Path, tmp_path: Path) -> None:
+def test_segmentation_task_reports_the_mean_iou_of_its_tested_weights_on_the_test_masks(shapes: Path, tmp_path: Path) -> None:
+    from torchmetrics.functional.classification import multiclass_jaccard_index
+
     metrics = _train("segmentation", shapes / "segmentation", tmp_path)
 
-    assert 0.0 <= metrics["test"]["segmentation/mean_iou"] <= 1.0
+    predicted, targets = _test_predictions(tmp_path / "run", "segmentation/mask")
+    num_classes = len(metrics["test"]["segmentation/confusion_matrix"])
+    kept = targets != 255
+    counts = np.bincount(targets[kept].numpy() * num_classes + predicted[kept].numpy(), minlength=num_classes**2)
+    assert metrics["test"]["segmentation/confusion_matrix"] == counts.reshape(num_classes, num_classes).tolist()
+    expected = float(multiclass_jaccard_index(predicted, targets, num_classes, ignore_index=255))
+    assert metrics["test"]["segmentation/mean_iou"] == pytest.approx(expected, abs=1e-6)
     assert metrics["onnx_max_abs_difference"] < 1e-4
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from torchbricks.datasets.readers import BoxDataset, CocoDataset, DataError, DataProblems, Transform, coco_class_names
+from torchbricks.datasets._reading import DataError, DataProblems, Transform
+from torchbricks.datasets.boxes import BoxDataset
+from torchbricks.datasets.coco import CocoDataset, coco_class_names
 from torchbricks.datasets.voc import SPLIT_SEED, VALIDATION_FRACTION, VocDataset, read_voc_splits, voc_class_names
 from torchbricks.datasets.yolo import YOLO_FILE, YoloDataset, read_yolo_layout, yolo_class_names
 from torchbricks.errors import ConfigError, did_you_mean

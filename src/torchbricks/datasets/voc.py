@@ -28,18 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.etree import ElementTree
 
-from torchbricks.datasets.readers import (
-    IMAGE_EXTENSIONS,
-    BoxDataset,
-    BoxImage,
-    BoxObject,
-    DataError,
-    DataProblems,
-    Transform,
-    box_problem,
-    clip_box,
-    image_file_size,
-)
+from torchbricks.datasets._reading import IMAGE_EXTENSIONS, DataError, DataProblems, Transform, image_file_size
+from torchbricks.datasets.boxes import BoxDataset, BoxImage, BoxObject, box_problem, clip_box
 
 __all__ = [
     "SPLIT_SEED",

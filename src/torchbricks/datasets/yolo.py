@@ -26,19 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from torchbricks._extras import require
-from torchbricks.datasets.readers import (
-    BOX_TOLERANCE,
-    IMAGE_EXTENSIONS,
-    BoxDataset,
-    BoxImage,
-    BoxObject,
-    DataError,
-    DataProblems,
-    Transform,
-    box_problem,
-    clip_box,
-    image_file_size,
-)
+from torchbricks.datasets._reading import BOX_TOLERANCE, IMAGE_EXTENSIONS, DataError, DataProblems, Transform, image_file_size
+from torchbricks.datasets.boxes import BoxDataset, BoxImage, BoxObject, box_problem, clip_box
 
 __all__ = ["YOLO_FILE", "YoloDataset", "YoloLayout", "read_yolo_layout", "yolo_class_names", "yolo_label_path"]
 

@@ -24,11 +24,12 @@ import torch
 from torch import nn
 
 from torchbricks._extras import require
-from torchbricks._files import write_json, write_text
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.bricks import BrickInterface, BrickMetrics
+from torchbricks.configuration.settings import AVERAGED_METRICS_NAME
 from torchbricks.errors import BrickError, did_you_mean
 from torchbricks.lightning._epoch_values import LossMeans, metric_value_names, summarize_metrics
+from torchbricks.lightning.experiment_files import create_experiment_file_callbacks, to_json
 from torchbricks.lightning.optimizers import bind_training_budget
 from torchbricks.loss_balancing import FixedWeights, LossBalancer
 from torchbricks.tags import VISUALIZATION, Stage, TagsLike
@@ -39,11 +40,6 @@ import pytorch_lightning as pl  # noqa: E402 (after `require`, so a missing extr
 __all__ = ["LightningBrickCollection", "create_experiment_name", "to_json"]
 
 CreateOptimizersFunc = Callable[[list[nn.Parameter]], Any]
-
-METRICS_FILE = "metrics_{stage}.json"
-GRAPH_FILE = "brick_graph.md"
-BRICKS_FOLDER = "bricks"
-AVERAGED_METRICS_NAME = "monitored_mean"
 
 _METRIC_STAGES = (Stage.TRAIN, Stage.VALIDATION, Stage.TEST)
 
@@ -65,11 +61,14 @@ class LightningBrickCollection(pl.LightningModule):
     end of each epoch, on every process and in the same order on each (see `torchbricks.lightning._epoch_values`:
     collectives started at rank-dependent moments deadlock), so under DDP they cover the data of every process;
     scalars are logged (`validation/head0/accuracy`), and every value, confusion matrices included, is kept in
-    `epoch_metrics` and written to `<experiment>/metrics_<stage>.json`.
+    `epoch_metrics`.
 
-    The experiment folder `path_experiments / experiment_name` receives the mermaid graph of the collection
-    (`brick_graph.md`) when fitting or testing starts and the per-brick checkpoints (`bricks/`) when fitting
-    ends. Only the global-zero process writes.
+    The module writes no file itself. Its `configure_callbacks` adds the writers of
+    `torchbricks.lightning.experiment_files` to whatever Trainer runs it, so the experiment folder
+    `path_experiments / experiment_name` receives the mermaid graph of the collection (`brick_graph.md`) when
+    fitting or testing starts, `metrics_<stage>.json` after each epoch and the per-brick checkpoints (`bricks/`)
+    when fitting ends, from the global-zero process only. `write_files=False` leaves them out; a writer of the
+    same kind given to the Trainer is used instead of the module's.
 
     Args:
         path_experiments: The folder holding experiment folders.
@@ -94,6 +93,7 @@ class LightningBrickCollection(pl.LightningModule):
         averaged_metrics: Metric values logged in validation (`detection/map_50`, `segmentation/mean_iou`) whose
             mean is also logged, as `validation/monitored_mean` and `test/monitored_mean`: one value for a
             checkpoint or early stopping to follow several heads. Each name is checked against the logged values.
+        write_files: Add the writers of the experiment folder's files to the Trainer (`configure_callbacks`).
 
     Example:
         >>> import torch
@@ -119,6 +119,7 @@ class LightningBrickCollection(pl.LightningModule):
         loss_balancer: LossBalancer | None = None,
         missing_targets: str = "error",
         averaged_metrics: Sequence[str] = (),
+        write_files: bool = True,
     ) -> None:
         super().__init__()
         if not isinstance(brick_collection, BrickCollection):
@@ -138,6 +139,7 @@ class LightningBrickCollection(pl.LightningModule):
         if missing_targets not in ("error", "skip"):
             raise BrickError(f"missing_targets must be 'error' or 'skip', got {missing_targets!r}.")
         self.missing_targets = missing_targets
+        self.write_files = write_files
         self.averaged_metrics: tuple[str, ...] = ()
         self._train_losses: dict[str, torch.Tensor] = {}
         self._epoch_loss_means: dict[str, torch.Tensor] = {}
@@ -202,12 +204,6 @@ class LightningBrickCollection(pl.LightningModule):
         named_inputs = self.named_inputs_from_batch(batch)
         return self.brick_collection(named_inputs=named_inputs, tags=Stage.INFERENCE, return_inputs=False)
 
-    def on_fit_start(self) -> None:
-        self._write_graph()
-
-    def on_test_start(self) -> None:
-        self._write_graph()
-
     def on_train_epoch_start(self) -> None:
         self.stage_collection(Stage.TRAIN).reset_metrics()
         self._loss_means[Stage.TRAIN].reset()
@@ -234,9 +230,18 @@ class LightningBrickCollection(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._summarize_epoch(Stage.TEST)
 
-    def on_fit_end(self) -> None:
-        if self.trainer.is_global_zero:
-            self.brick_collection.save_bricks(self.path_experiment / BRICKS_FOLDER, exist_ok=True)
+    def configure_callbacks(self) -> list[pl.Callback]:
+        """The writers of the experiment folder's files (`torchbricks.lightning.experiment_files`), unless
+        `write_files` is False; a writer the Trainer holds already (the user's own, or one added for an earlier
+        `fit`) is kept instead."""
+        if not self.write_files:
+            return []
+        present = getattr(self.trainer, "callbacks", [])
+        return [
+            writer
+            for writer in create_experiment_file_callbacks()
+            if not any(isinstance(callback, type(writer)) for callback in present)
+        ]
 
     # --- the work ---------------------------------------------------------------------------------------------
 
@@ -354,19 +359,8 @@ class LightningBrickCollection(pl.LightningModule):
         if stage is not Stage.TRAIN and self.averaged_metrics and all(name in values for name in self.averaged_metrics):
             mean = torch.stack([values[name].float().reshape(()) for name in self.averaged_metrics]).mean()
             log(f"{stage.value}/{AVERAGED_METRICS_NAME}", mean, prog_bar=stage is Stage.VALIDATION)
-        if not values:
-            return  # no metric brick ran in this stage: nothing for metrics_<stage>.json
-        values = {name: _to_cpu(value) for name, value in values.items()}
-        self.epoch_metrics[stage.value] = values
-        if self.trainer.is_global_zero:
-            write_json(self.path_experiment / METRICS_FILE.format(stage=stage.value), to_json(values))
-
-    def _write_graph(self) -> None:
-        if not self.trainer.is_global_zero:
-            return
-        from torchbricks.graph_plotter import create_mermaid_markdown
-
-        write_text(self.path_experiment / GRAPH_FILE, create_mermaid_markdown(self.brick_collection) + "\n")
+        if values:  # the experiment files' writer reads them (no metric brick ran in this stage: nothing to keep)
+            self.epoch_metrics[stage.value] = {name: _to_cpu(value) for name, value in values.items()}
 
 
 def _stage_view(collection: BrickCollection) -> BrickCollection:
@@ -390,22 +384,6 @@ def _traceable(collection: BrickCollection, stage: Stage) -> bool:
 
 def _metric_bricks(collection: BrickCollection) -> list[BrickMetrics]:
     return [brick for _, brick in collection.iter_bricks() if isinstance(brick, BrickMetrics)]
-
-
-def to_json(value: Any) -> Any:
-    """Metric values as JSON-ready Python: tensors become numbers or nested lists, containers are walked.
-
-    Example:
-        >>> to_json({"accuracy": torch.tensor(0.5), "curve": (torch.tensor([1, 2]), 3)})
-        {'accuracy': 0.5, 'curve': [[1, 2], 3]}
-    """
-    if isinstance(value, torch.Tensor):
-        return value.tolist()
-    if isinstance(value, Mapping):
-        return {str(key): to_json(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_json(item) for item in value]
-    return value
 
 
 def _to_cpu(value: Any) -> Any:

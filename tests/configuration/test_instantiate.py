@@ -1,27 +1,12 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
-from torchbricks import BrickCollection, BrickError, DuplicateOutputError, Stage
-from torchbricks.configuration import CONFIG_DIR, compose_config, create_brick_collection, instantiate_config
+from torchbricks import BrickCollection, DuplicateOutputError, Stage
+from torchbricks.configuration import compose_config, create_brick_collection, instantiate_config
 from torchbricks.errors import ConfigError
 from torchbricks.lightning import LightningBrickCollection
-
-
-def test_packaged_configs_compose_into_model_data_trainer_and_optimizer() -> None:
-    config = compose_config()
-
-    assert set(config) >= {"model", "data", "trainer", "optimizer", "experiment"}
-    assert (CONFIG_DIR / "train.yaml").is_file()
-
-
-def test_overrides_change_the_composed_config() -> None:
-    config = compose_config(["trainer.max_epochs=3", "data.batch_size=16"])
-
-    assert (config.trainer.max_epochs, config.data.batch_size) == (3, 16)
 
 
 def test_a_config_builds_the_brick_collection() -> None:
@@ -65,11 +50,6 @@ def test_a_collection_from_config_trains_a_step() -> None:
 
     assert torch.isfinite(loss)
     assert any(not torch.equal(old, new) for old, new in zip(before, collection.parameters(), strict=True))
-
-
-def test_unknown_override_key_names_the_key() -> None:
-    with pytest.raises(ConfigError, match=r"'trainer\.max_epoch' does not exist.*Did you mean 'trainer\.max_epochs'\?"):
-        compose_config(["trainer.max_epoch=3"])
 
 
 def test_unknown_target_names_the_config_key() -> None:
@@ -130,30 +110,3 @@ def test_a_wiring_error_is_a_brick_error_noting_the_config_key() -> None:
     with pytest.raises(DuplicateOutputError, match="'features'") as raised:
         create_brick_collection(config)
     assert "config key 'model.bricks'" in raised.value.__notes__[0]
-
-
-def test_an_unknown_config_name_lists_the_available_ones(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"No config 'trian'.*Did you mean 'train'"):
-        compose_config(config_name="trian")
-    assert issubclass(ConfigError, BrickError)
-
-
-def test_compose_works_inside_an_initialized_hydra_application_and_leaves_it_alone() -> None:
-    import hydra
-
-    with hydra.initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-        ours = compose_config(["trainer.max_epochs=2"])
-        theirs = hydra.compose("train", overrides=["data.batch_size=3"])
-
-    assert (ours.trainer.max_epochs, theirs.data.batch_size) == (2, 3)
-
-
-def test_a_head_with_at_least_the_data_classes_passes_the_class_check() -> None:
-    from torchbricks.configuration import check_classes_cover_data
-    from torchbricks.lightning.datamodules import DigitsDataModule
-
-    for num_classes in (10, 11):  # 11: a spare class (a segmentation background) is allowed
-        collection = create_brick_collection(compose_config([f"model.num_classes={num_classes}"]))
-        check_classes_cover_data(DigitsDataModule(), collection)
-    with pytest.raises(ConfigError, match=r"brick 'head/classify' \(ImageClassifier\) has 9 classes.*has 10"):
-        check_classes_cover_data(DigitsDataModule(), create_brick_collection(compose_config(["model.num_classes=9"])))

@@ -1,0 +1,79 @@
+"""Checks of an instantiated job against its config, before training: the optimizer builds, the heads cover the
+data's classes. The plain values are checked by `torchbricks.configuration.settings`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torchbricks.brick_collection import BrickCollection
+from torchbricks.configuration.settings import JobSettings, read_job_settings
+from torchbricks.errors import ConfigError
+
+__all__ = ["check_classes_cover_data", "check_optimizer_factory", "check_train_config"]
+
+
+def check_train_config(config: Any) -> JobSettings:
+    """Checks the plain values of a `train.yaml` config (seed, n_visualized, export_onnx, loss_weights, the data's
+    tile_size and tile_overlap, checkpoint, early_stopping...) by key: `read_job_settings`, whose result it returns.
+
+    Raises:
+        ConfigError: A value has the wrong type or range; the message names the key.
+    """
+    return read_job_settings(config)
+
+
+def check_optimizer_factory(create_optimizer: Any, key: str = "optimizer") -> None:
+    """Builds the optimizer once on a throw-away parameter, so a bad value (`optimizer.lr=-1`) is reported by key
+    before training instead of from inside `configure_optimizers`.
+
+    Raises:
+        ConfigError: The optimizer cannot be built; the message names the key and the optimizer's reason.
+    """
+    import torch
+
+    try:
+        create_optimizer([torch.nn.Parameter(torch.zeros(1))])
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"Config key {key!r} does not make an optimizer: {error}") from error
+
+
+def check_classes_cover_data(data_module: Any, collection: BrickCollection, key: str = "model.num_classes") -> None:
+    """Checks that every classification layer and metric of `collection` has at least as many classes as the data,
+    before training (otherwise the first target beyond the head's classes fails mid-epoch with "Target 9 is out of
+    bounds"). More classes than the data is allowed (a segmentation head counting the background, a spare class).
+
+    The data's classes come from its `num_classes` or `class_names` attribute; without either nothing is checked.
+
+    Raises:
+        ConfigError: A brick has fewer classes than the data; the message names `key` and the brick.
+    """
+    expected = _data_classes(data_module)
+    if expected is None:
+        return
+    for path, brick in collection.iter_bricks():
+        for owner, classes in _brick_classes(brick):
+            if classes < expected:
+                raise ConfigError(
+                    f"Config key {key!r}: brick {path!r} ({owner}) has {classes} classes, but the data "
+                    f"({type(data_module).__name__}) has {expected}; set {key}={expected}."
+                )
+
+
+def _data_classes(data_module: Any) -> int | None:
+    classes = getattr(data_module, "num_classes", None)
+    if isinstance(classes, int) and not isinstance(classes, bool):
+        return classes
+    names = getattr(data_module, "class_names", None)
+    if isinstance(names, (list, tuple)) and names:
+        return len(names)
+    return None
+
+
+def _brick_classes(brick: Any) -> list[tuple[str, int]]:
+    """(what, number of classes) of the modules of a brick that classify: classifiers and torchmetrics metrics."""
+    found: list[tuple[str, int]] = []
+    for module in brick.modules():
+        classes = getattr(module, "num_classes", None)
+        if isinstance(classes, int) and not isinstance(classes, bool):
+            found.append((type(module).__name__, classes))
+    return found

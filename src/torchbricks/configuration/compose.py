@@ -1,0 +1,151 @@
+"""Composing the job's config with Hydra's compose API, with one-line errors naming the key of a bad override."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from torchbricks._extras import require
+from torchbricks.errors import ConfigError, did_you_mean
+
+__all__ = ["CONFIG_DIR", "FREE_FORM_KEYS", "compose_config"]
+
+CONFIG_DIR = Path(__file__).parents[1] / "configs"
+"""The configs shipped with torchbricks."""
+
+FREE_FORM_KEYS = ("loss_weights",)
+"""Config keys holding a dict the user fills (loss name -> weight): set without Hydra's `+`, e.g.
+`loss_weights={head/loss_ce: 0.5}`."""
+
+
+def compose_config(
+    overrides: Sequence[str] = (),
+    config_name: str = "train",
+    config_dir: Path | str = CONFIG_DIR,
+    extra_config_dirs: Sequence[Path | str] = (),
+) -> Any:
+    """Composes a config with Hydra's compose API (in-process: no working-directory change, no output folder).
+
+    Args:
+        overrides: Hydra overrides, as on the command line: `trainer.max_epochs=3`,
+            `+head@model.bricks.head2=classification`.
+        config_name: The primary config, without `.yaml`.
+        config_dir: The folder of the primary config and its groups.
+        extra_config_dirs: More folders of configs (Hydra's `--config-dir`), added to those of `config_dir`: a new
+            model, head, optimizer or primary config. They are searched after the folder holding the primary
+            config, so a file of the same name in `config_dir` wins unless the primary config is theirs.
+
+    Returns:
+        The composed `omegaconf.DictConfig`.
+
+    Raises:
+        ConfigError: An override or a config cannot be composed; the message names the key.
+
+    Example:
+        >>> compose_config(["trainer.max_epochs=3"]).trainer.max_epochs
+        3
+    """
+    config_dir = Path(config_dir).resolve()
+    extra_dirs = [Path(directory).resolve() for directory in extra_config_dirs]
+    for directory in extra_dirs:
+        if not directory.is_dir():
+            raise ConfigError(f"The config folder {str(directory)!r} does not exist.")
+    search = [config_dir, *extra_dirs]
+    primary_dir = next((directory for directory in search if (directory / f"{config_name}.yaml").is_file()), None)
+    if primary_dir is None:
+        available = sorted({path.stem for directory in search for path in directory.glob("*.yaml")})
+        raise ConfigError(
+            f"No config {config_name!r} in {[str(directory) for directory in search]}. Available: {available}."
+            f"{did_you_mean(config_name, available)}"
+        )
+    overrides = [_free_form(override) for override in overrides]
+    others = [directory for directory in search if directory != primary_dir]
+    if others:  # searched after the primary config's folder, like Hydra's own --config-dir
+        overrides.append(f"hydra.searchpath=[{','.join(repr(directory.as_uri()) for directory in others)}]")
+    try:
+        return _compose(primary_dir, config_name, overrides)
+    except ConfigError as error:
+        unknown = _unknown_key(error)
+        if unknown is None:
+            raise
+        raise _unknown_key_error(unknown, primary_dir, config_name, overrides) from error
+
+
+def _compose(config_dir: Path, config_name: str, overrides: list[str]) -> Any:
+    hydra = require("hydra", "hydra")
+    omegaconf_errors = require("omegaconf.errors", "hydra")
+    hydra_errors = require("hydra.errors", "hydra")
+    global_hydra = require("hydra.core.global_hydra", "hydra").GlobalHydra
+    outer = global_hydra.instance().hydra if global_hydra.instance().is_initialized() else None  # e.g. in @hydra.main
+    global_hydra.instance().clear()
+    try:
+        with hydra.initialize_config_dir(config_dir=str(config_dir), version_base=None, job_name="torchbricks"):
+            return hydra.compose(config_name=config_name, overrides=list(overrides))
+    except (hydra_errors.HydraException, omegaconf_errors.OmegaConfBaseException) as error:
+        shown = [override for override in overrides if not override.startswith("hydra.searchpath=")]
+        reason = " ".join(line.strip() for line in str(error).splitlines() if line.strip() and not line.startswith("See https"))
+        raise ConfigError(f"Config {config_name!r} with overrides {shown} cannot be composed: {reason}") from error
+    finally:
+        if outer is not None:  # the context manager restored a copy of the cleared instance: fill that one
+            global_hydra.instance().clear()
+            global_hydra.instance().initialize(outer)
+
+
+def _free_form(override: str) -> str:
+    """`loss_weights={...}` -> `++loss_weights={...}`: keys of a free-form dict can be added without `+`."""
+    key = override.split("=", 1)[0]
+    if key.split(".", 1)[0] in FREE_FORM_KEYS and not key.startswith(("+", "~")):
+        return "++" + override
+    return override
+
+
+def _unknown_key(error: ConfigError) -> str | None:
+    """The key of an override Hydra refused because the config lacks it (it then advises `+`), or None."""
+    match = re.search(r"Could not override '([^']+)'\. To append to your config use \+", str(error))
+    return match.group(1) if match else None
+
+
+def _unknown_key_error(key: str, config_dir: Path, config_name: str, overrides: list[str]) -> ConfigError:
+    """A one-line error for an override of a key the config lacks, with the close key instead of Hydra's `+` advice."""
+    omegaconf = require("omegaconf", "hydra")
+    others = [override for override in overrides if override.split("=", 1)[0].lstrip("+~") != key]
+    try:
+        config = _compose(config_dir, config_name, others)
+    except ConfigError:
+        return ConfigError(f"Config key {key!r} does not exist.")
+    node, walked = config, []
+    for part in key.split("."):
+        if not isinstance(node, omegaconf.DictConfig) or part not in node:
+            break
+        node = node[part]
+        walked.append(part)
+    parent = ".".join(walked)
+    missing = key.split(".")[len(walked)]
+    where = parent or "the config"
+    prefix = f"{parent}." if parent else ""
+    keys = [str(name) for name in node] if isinstance(node, omegaconf.DictConfig) else []
+    keys = [name for name in keys if not name.startswith("_")]
+    parameters = _target_parameters(node)
+    if missing in parameters:
+        value = next(override.split("=", 1)[1] for override in overrides if override.split("=", 1)[0] == key)
+        return ConfigError(
+            f"Config key {key!r} is not set in the config, but {node._target_} takes {missing!r}: add it with '+{key}={value}'."
+        )
+    hint = did_you_mean(key, [f"{prefix}{name}" for name in [*keys, *parameters] if not name.startswith("_")])
+    return ConfigError(f"Config key {key!r} does not exist: {where} has no {missing!r}.{hint} Available: {keys}.")
+
+
+def _target_parameters(node: Any) -> list[str]:
+    omegaconf = require("omegaconf", "hydra")
+    if not isinstance(node, omegaconf.DictConfig) or "_target_" not in node:
+        return []
+    try:
+        target = require("hydra.utils", "hydra").get_object(node._target_)
+        signature = inspect.signature(target)
+    except Exception:  # a target that does not import or has no signature offers nothing to suggest
+        return []
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    return [name for name, parameter in signature.parameters.items() if parameter.kind not in variadic]

@@ -1,0 +1,192 @@
+"""Instantiating `_target_` nodes of a composed config: bricks, data, trainers, optimizers, with errors naming the key.
+
+Plain values are checked against the target's annotations and the minimums of `torchbricks.configuration.settings`
+before the target is called, so `trainer.max_epochs=abc` fails at its key instead of deep inside Lightning.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from typing import Any
+
+from torchbricks._extras import require
+from torchbricks.brick_collection import BrickCollection
+from torchbricks.bricks import BrickInterface
+from torchbricks.configuration.settings import PARAMETER_MINIMUMS
+from torchbricks.errors import BrickError, ConfigError, did_you_mean
+
+__all__ = ["create_brick_collection", "instantiate_config"]
+
+
+def instantiate_config(config: Any, key: str, **kwargs: Any) -> Any:
+    """Instantiates the `_target_` node at `key` (a dotted path such as `model.bricks.backbone`) of `config`.
+
+    Containers are passed as plain lists and dicts (`_convert_="all"`), so bricks see ordinary names.
+
+    Raises:
+        ConfigError: The key is missing or the node cannot be instantiated; the message names the key.
+    """
+    node = _select(config, key)
+    return _instantiate(node, key, **kwargs)
+
+
+def create_brick_collection(config: Any, key: str = "model.bricks") -> BrickCollection:
+    """Builds the `BrickCollection` described by the node at `key` of `config`.
+
+    Each node with a `_target_` must instantiate to a brick; each node without one is a nested collection.
+
+    Raises:
+        ConfigError: A node is missing, cannot be instantiated or is not a brick; the message names its key.
+
+    Example:
+        >>> from torchbricks.configuration import compose_config
+        >>> collection = create_brick_collection(compose_config())
+        >>> [path for path, _ in collection.iter_bricks()][:2]
+        ['preprocessor', 'backbone']
+    """
+    omegaconf = require("omegaconf", "hydra")
+    node = _select(config, key)
+    if not isinstance(node, omegaconf.DictConfig) or "_target_" in node:
+        raise ConfigError(f"Config key {key!r} must be a dict of brick name -> brick config, got {_describe(node)}.")
+    bricks = _instantiate_bricks(node, key)
+    try:
+        return BrickCollection(bricks)
+    except BrickError as error:
+        if hasattr(error, "add_note"):  # add_note: 3.11+
+            error.add_note(f"while building the brick collection of config key {key!r}")
+        raise
+
+
+def _instantiate_bricks(node: Any, key: str) -> dict[str, Any]:
+    omegaconf = require("omegaconf", "hydra")
+    bricks: dict[str, Any] = {}
+    for name, child in node.items():
+        child_key = f"{key}.{name}"
+        if not isinstance(child, omegaconf.DictConfig):
+            raise ConfigError(
+                f"Config key {child_key!r} must be a brick config (with _target_) or a dict of them, got {_describe(child)}."
+            )
+        if "_target_" not in child:
+            bricks[str(name)] = _instantiate_bricks(child, child_key)
+            continue
+        brick = _instantiate(child, child_key)
+        if not isinstance(brick, BrickInterface):
+            raise ConfigError(
+                f"Config key {child_key!r} made a {type(brick).__name__} ({child._target_}), not a brick; "
+                "wrap modules in a brick, e.g. _target_: torchbricks.bricks.BrickTrainable with model: {_target_: ...}."
+            )
+        bricks[str(name)] = brick
+    return bricks
+
+
+def _select(config: Any, key: str) -> Any:
+    omegaconf = require("omegaconf", "hydra")
+    node = config
+    walked: list[str] = []
+    for part in key.split("."):
+        if not isinstance(node, omegaconf.DictConfig) or part not in node:
+            available = [str(name) for name in node] if isinstance(node, omegaconf.DictConfig) else []
+            where = ".".join(walked) or "the config"
+            raise ConfigError(
+                f"Config key {key!r} is missing: {where} has no {part!r}. Available: {available}.{did_you_mean(part, available)}"
+            )
+        node = node[part]
+        walked.append(part)
+    return node
+
+
+def _instantiate(node: Any, key: str, **kwargs: Any) -> Any:
+    hydra_utils = require("hydra.utils", "hydra")
+    hydra_errors = require("hydra.errors", "hydra")
+    omegaconf_errors = require("omegaconf.errors", "hydra")
+    try:
+        _check_argument_types(node, key, hydra_utils.get_object(node._target_))
+        return hydra_utils.instantiate(node, _convert_="all", **kwargs)
+    except (hydra_errors.HydraException, omegaconf_errors.OmegaConfBaseException) as error:
+        full_key, reason = _hydra_reason(error)
+        raise ConfigError(f"Config key {(full_key or key)!r} cannot be instantiated: {reason}") from error
+
+
+_PRIMITIVES = (bool, int, float, str, type(None))
+
+
+def _check_argument_types(node: Any, key: str, target: Any) -> None:
+    """Rejects a plain value (a number, a string) whose parameter is annotated with plain types it does not match.
+
+    Without this a typo such as `trainer.max_epochs=abc` passes instantiation and fails much later, deep inside
+    the target, without naming the key. Parameters with other annotations (classes, containers, Any) are left
+    to the target.
+    """
+    try:
+        function = typing.cast(Any, target).__init__ if isinstance(target, type) else target
+        hints = typing.get_type_hints(function)
+    except Exception:  # annotations that do not resolve leave nothing to check against
+        return
+    for name, value in node.items():
+        _check_minimum(f"{key}.{name}", str(name), value)
+        hint = hints.get(str(name))
+        allowed = _plain_types(hint)
+        if allowed is None and isinstance(value, str) and _rejects_strings(hint):
+            expected = " or ".join(_type_name(kind) for kind in _union_arguments(hint))
+            raise ConfigError(f"Config key '{key}.{name}' must be {expected}, got str {value!r}.")
+        if allowed is None or not isinstance(value, _PRIMITIVES):
+            continue
+        if isinstance(value, bool) and bool not in allowed:
+            matches = False  # a bool is an int to isinstance, never to a config's author
+        else:
+            matches = isinstance(value, allowed) or (isinstance(value, int) and float in allowed)
+        if not matches:
+            expected = " or ".join(sorted("None" if kind is type(None) else kind.__name__ for kind in allowed))
+            raise ConfigError(f"Config key '{key}.{name}' must be {expected}, got {type(value).__name__} {value!r}.")
+
+
+def _check_minimum(key: str, name: str, value: Any) -> None:
+    minimum = PARAMETER_MINIMUMS.get(name)
+    if minimum is not None and isinstance(value, int) and not isinstance(value, bool) and value < minimum:
+        raise ConfigError(f"Config key {key!r} must be an int >= {minimum}, got {value}.")
+
+
+def _union_arguments(hint: Any) -> tuple[Any, ...]:
+    return typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+
+
+def _rejects_strings(hint: Any) -> bool:
+    """True for a hint made of numbers and classes that no string is (`float | Tensor`, as torch's `lr`)."""
+    if hint is None:
+        return False
+    arguments = _union_arguments(hint)
+    if not all(isinstance(argument, type) for argument in arguments):
+        return False  # Any, Literal, containers, type variables: leave them to the target
+    has_number = any(issubclass(argument, (int, float)) for argument in arguments)
+    return has_number and not any(issubclass(str, argument) or issubclass(argument, str) for argument in arguments)
+
+
+def _type_name(kind: Any) -> str:
+    return "None" if kind is type(None) else getattr(kind, "__name__", str(kind))
+
+
+def _plain_types(hint: Any) -> tuple[type, ...] | None:
+    """The plain types a hint allows (`int | None` -> (int, NoneType)), or None when it allows anything else."""
+    if hint is None:
+        return None
+    arguments = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    if all(argument in _PRIMITIVES for argument in arguments):
+        return tuple(arguments)
+    return None
+
+
+def _hydra_reason(error: Exception) -> tuple[str | None, str]:
+    """Hydra's message without its `full_key:` line and its hint about HYDRA_FULL_ERROR; plus that full key."""
+    full_key = None
+    reasons = []
+    for line in str(error).strip().splitlines():
+        if line.startswith("full_key:"):
+            full_key = line.removeprefix("full_key:").strip()
+        elif line.strip():
+            reasons.append(line.replace(", set env var HYDRA_FULL_ERROR=1 to see chained exception", "").strip())
+    return full_key, " ".join(reasons) or type(error).__name__
+
+
+def _describe(node: Any) -> str:
+    return f"{type(node).__name__} {node!r}"

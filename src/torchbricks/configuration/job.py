@@ -1,0 +1,71 @@
+"""The parts of a training job built from its config in one pass: the data, the model, the optimizer and the trainer.
+
+`instantiate_job(config, settings)` instantiates each `_target_` node once, checks the parts against each other
+(the optimizer builds, the heads cover the data's classes) and leaves the trainer as a factory that the job calls
+with its loggers and callbacks, which depend on the experiment folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from torchbricks.brick_collection import BrickCollection
+from torchbricks.configuration.checks import check_classes_cover_data, check_optimizer_factory
+from torchbricks.configuration.instantiate import create_brick_collection, instantiate_config
+from torchbricks.configuration.settings import JobSettings
+from torchbricks.errors import CheckpointError, ConfigError
+
+__all__ = ["JobParts", "create_model_bricks", "instantiate_job"]
+
+
+@dataclass
+class JobParts:
+    """What a job's config instantiates: the data module, the collection, the optimizer factory (called with the
+    trainable parameters) and the trainer factory (called with `logger=` and `callbacks=`)."""
+
+    data_module: Any
+    brick_collection: BrickCollection = field(repr=False)
+    create_optimizer: Callable[..., Any] = field(repr=False)
+    create_trainer: Callable[..., Any] = field(repr=False)
+
+
+def instantiate_job(config: Any, settings: JobSettings) -> JobParts:
+    """Instantiates `data`, `model.bricks`, `optimizer` and (partially) `trainer` of a composed `train.yaml` config.
+
+    Raises:
+        ConfigError: A node cannot be instantiated, the optimizer cannot be built, or a head has fewer classes than
+            the data; the message names the key.
+    """
+    data_module = instantiate_config(config, "data")
+    collection = create_model_bricks(config)
+    if settings.channels_last:  # convolutions run faster on the CPU (oneDNN) and on tensor cores
+        import torch
+
+        collection.to(memory_format=torch.channels_last)
+    create_optimizer = instantiate_config(config, "optimizer")
+    check_optimizer_factory(create_optimizer, "optimizer")
+    check_classes_cover_data(data_module, collection, "model.num_classes" if "num_classes" in config.model else "model")
+    create_trainer = instantiate_config(config, "trainer", _partial_=True)
+    return JobParts(data_module, collection, create_optimizer, create_trainer)
+
+
+def create_model_bricks(config: Any) -> BrickCollection:
+    """The collection of `model.bricks`; weights that cannot be loaded are reported under `model.weights`.
+
+    Raises:
+        ConfigError: A brick cannot be built; `Config key 'model.weights': ...` when the backbone's weights file
+            is missing, unreadable or of another architecture.
+    """
+    try:
+        return create_brick_collection(config, "model.bricks")
+    except ConfigError as error:
+        cause: BaseException | None = error
+        while cause is not None and not isinstance(cause, CheckpointError):
+            cause = cause.__cause__ or cause.__context__
+        weights = config.model.get("weights") if "model" in config else None
+        if cause is None or weights is None:
+            raise
+        message = str(cause).removeprefix("create_task_backbone: ")
+        raise ConfigError(f"Config key 'model.weights': {message[:1].lower()}{message[1:]}") from cause

@@ -1,0 +1,282 @@
+"""The schema of the training job's own keys in `train.yaml`: types, minimums and checks in one place, read once.
+
+`read_job_settings(config)` walks a composed config once and returns a frozen `JobSettings`; every bad value is
+one `ConfigError` naming its key, raised before anything is built or written. The `_target_` nodes (data, model,
+trainer, optimizer) are checked against their targets' own signatures when instantiated
+(`torchbricks.configuration.instantiate`); the integer parameters whose names mean the same everywhere are
+bounded by `PARAMETER_MINIMUMS` here.
+
+Example:
+    >>> from torchbricks.configuration import compose_config
+    >>> settings = read_job_settings(compose_config(["early_stopping.patience=3"]))
+    >>> settings.early_stopping.patience, settings.checkpoint.monitored_value
+    (3, 'validation/loss')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torchbricks._extras import require
+from torchbricks.errors import ConfigError, did_you_mean
+
+__all__ = [
+    "AVERAGED_METRICS_NAME",
+    "PARAMETER_MINIMUMS",
+    "CheckpointSettings",
+    "DataSettings",
+    "EarlyStoppingSettings",
+    "ExperimentSettings",
+    "JobSettings",
+    "read_job_settings",
+]
+
+PARAMETER_MINIMUMS = {"batch_size": 1, "num_workers": 0, "num_classes": 1, "n_features": 1}
+"""Lower bounds of integer parameters whatever their target: the names mean the same everywhere in torchbricks'
+configs, and a bad value would otherwise fail far from its key (a data loader in the first epoch)."""
+
+AVERAGED_METRICS_NAME = "monitored_mean"
+"""The logged mean of the validation values `checkpoint.monitor` lists: `validation/monitored_mean`."""
+
+MISSING_TARGETS = ("error", "skip")
+CHECKPOINT_MODES = ("min", "max")
+
+
+@dataclass(frozen=True)
+class ExperimentSettings:
+    """`experiment`: where the run's folder goes (`<path_experiments>/<name>`) and whether to replace it."""
+
+    path_experiments: Path
+    name: str | None
+    overwrite: bool
+
+
+@dataclass(frozen=True)
+class CheckpointSettings:
+    """`checkpoint`: the value `best.ckpt` and early stopping follow, and which way is better."""
+
+    monitor: str | tuple[str, ...]
+    mode: str
+
+    @property
+    def averaged_metrics(self) -> tuple[str, ...]:
+        """The validation values (without `validation/`) whose mean is monitored when `monitor` lists several;
+        none when it names one value."""
+        if isinstance(self.monitor, str):
+            return ()
+        return tuple(name.removeprefix("validation/") for name in self.monitor)
+
+    @property
+    def monitored_value(self) -> str:
+        """The logged value followed: `monitor`, or `validation/monitored_mean` when it lists several."""
+        return self.monitor if isinstance(self.monitor, str) else f"validation/{AVERAGED_METRICS_NAME}"
+
+
+@dataclass(frozen=True)
+class EarlyStoppingSettings:
+    """`early_stopping`: stop after `patience` validation epochs without an improvement above `min_delta`."""
+
+    patience: int | None
+    min_delta: float
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """The keys of `data` the job reads itself; the rest go to the data module's constructor."""
+
+    target: str | None
+    batch_size: int | None
+    tile_size: int | None
+    tile_overlap: float
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """The training job's keys of `train.yaml`, typed and checked (see the comments in `train.yaml`)."""
+
+    experiment: ExperimentSettings
+    resume: bool
+    checkpoint: CheckpointSettings
+    early_stopping: EarlyStoppingSettings
+    compile: bool
+    channels_last: bool
+    seed: int
+    loss_weights: dict[str, float] = field(hash=False)
+    loss_balancing: str
+    missing_targets: str
+    class_weights: Any = field(hash=False)
+    export_onnx: bool
+    n_visualized: int
+    pictures_every_n_epochs: int
+    data: DataSettings
+    enable_checkpointing: bool
+    enable_progress_bar: bool
+
+
+def read_job_settings(config: Any) -> JobSettings:
+    """Reads and checks the job's keys of a composed `train.yaml` config, once.
+
+    Raises:
+        ConfigError: A value has the wrong type or range, or contradicts another; the message names the key.
+    """
+    omegaconf = require("omegaconf", "hydra")
+    seed = config.get("seed")
+    if not _is_int(seed):
+        raise ConfigError(f"Config key 'seed' must be an int, got {type(seed).__name__} {seed!r}.")
+    n_visualized = config.get("n_visualized", 0)
+    if not _is_int(n_visualized) or n_visualized < 0:
+        raise ConfigError(f"Config key 'n_visualized' must be an int >= 0, got {type(n_visualized).__name__} {n_visualized!r}.")
+    export_onnx = config.get("export_onnx", True)
+    if not isinstance(export_onnx, bool):
+        raise ConfigError(f"Config key 'export_onnx' must be true or false, got {export_onnx!r}.")
+    loss_weights = _loss_weights(config.get("loss_weights"), omegaconf)
+    data = _data(config.get("data"), omegaconf)
+    every = config.get("pictures_every_n_epochs", 1)
+    if not _is_int(every) or every < 1:
+        raise ConfigError(f"Config key 'pictures_every_n_epochs' must be 1 or more (1: every epoch), got {every}.")
+    trainer = config.get("trainer") or {}
+    experiment = config.get("experiment") or {}
+    name = experiment.get("name")
+    return JobSettings(
+        experiment=ExperimentSettings(
+            path_experiments=Path(str(experiment.get("path_experiments", "build/experiments"))),
+            name=None if name is None else str(name),
+            overwrite=_flag(experiment, "overwrite", False, "experiment."),
+        ),
+        resume=_flag(config, "resume", False),
+        checkpoint=_checkpoint(config.get("checkpoint") or {}, omegaconf),
+        early_stopping=_early_stopping(config.get("early_stopping") or {}),
+        compile=_flag(config, "compile", False),
+        channels_last=_flag(config, "channels_last", False),
+        seed=seed,
+        loss_weights=loss_weights,
+        loss_balancing=_loss_balancing(config, loss_weights, trainer),
+        missing_targets=_choice(config.get("missing_targets", "error"), "missing_targets", MISSING_TARGETS),
+        class_weights=omegaconf.OmegaConf.select(config, "loss.class_weights", default=None),
+        export_onnx=export_onnx,
+        n_visualized=n_visualized,
+        pictures_every_n_epochs=every,
+        data=data,
+        enable_checkpointing=_flag(trainer, "enable_checkpointing", True, "trainer."),
+        enable_progress_bar=_flag(trainer, "enable_progress_bar", True, "trainer."),
+    )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _flag(node: Any, name: str, default: bool, prefix: str = "") -> bool:
+    value = node.get(name, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"Config key '{prefix}{name}' must be true or false, got {value!r}.")
+    return value
+
+
+def _choice(value: Any, key: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(f"Config key {key!r} must be one of {list(choices)}, got {value!r}.{did_you_mean(str(value), choices)}")
+    return str(value)
+
+
+def _loss_weights(weights: Any, omegaconf: Any) -> dict[str, float]:
+    if weights is not None and not isinstance(weights, omegaconf.DictConfig):
+        raise ConfigError(f"Config key 'loss_weights' must be a dict of loss name -> weight, got {weights!r}.")
+    for name, weight in (weights or {}).items():
+        if not _is_number(weight):
+            raise ConfigError(f"Config key 'loss_weights.{name}' must be a number, got {type(weight).__name__} {weight!r}.")
+    return {str(name): float(weight) for name, weight in (weights or {}).items()}
+
+
+def _loss_balancing(config: Any, loss_weights: dict[str, float], trainer: Any) -> str:
+    from torchbricks.loss_balancing import BALANCERS
+
+    strategy = str(config.get("loss_balancing", "fixed"))
+    if strategy not in BALANCERS:
+        raise ConfigError(
+            f"Config key 'loss_balancing': Unknown loss balancing {strategy!r}. Available: {list(BALANCERS)}."
+            f"{did_you_mean(strategy, BALANCERS)}"
+        )
+    if strategy != "fixed" and loss_weights:
+        raise ConfigError(
+            f"Config key 'loss_weights' applies to loss_balancing=fixed; loss_balancing={strategy} sets its own weights."
+        )
+    devices, nodes = trainer.get("devices", 1) or 1, trainer.get("num_nodes", 1) or 1
+    processes = (devices if _is_int(devices) else 1) * (nodes if _is_int(nodes) else 1)
+    if strategy == "pcgrad" and processes > 1:
+        raise ConfigError(
+            "Config key 'loss_balancing': pcgrad computes one gradient per loss on one process; DDP averages gradients "
+            "in its own backward pass. Use uncertainty or dwa with several processes."
+        )
+    return strategy
+
+
+def _checkpoint(node: Any, omegaconf: Any) -> CheckpointSettings:
+    monitor = node.get("monitor", "validation/loss")
+    mode = _choice(node.get("mode", "min"), "checkpoint.mode", CHECKPOINT_MODES)
+    if not omegaconf.OmegaConf.is_list(monitor) and not isinstance(monitor, (list, tuple)):
+        return CheckpointSettings(str(monitor), mode)
+    names = [str(name) for name in monitor]
+    if not names or any(not name.startswith("validation/") for name in names):
+        raise ConfigError(
+            "Config key 'checkpoint.monitor' lists validation values whose mean is monitored, each 'validation/...'; "
+            f"got {names}."
+        )
+    return CheckpointSettings(tuple(names), mode)
+
+
+def _early_stopping(node: Any) -> EarlyStoppingSettings:
+    patience = node.get("patience")
+    min_delta = node.get("min_delta", 0.0)
+    if patience is None:
+        return EarlyStoppingSettings(None, float(min_delta) if _is_number(min_delta) else 0.0)
+    if not _is_int(patience) or patience < 1:
+        raise ConfigError(
+            f"Config key 'early_stopping.patience' must be an int >= 1 (validation epochs without improvement) "
+            f"or null (no early stopping), got {type(patience).__name__} {patience!r}."
+        )
+    if not _is_number(min_delta) or min_delta < 0:
+        raise ConfigError(
+            f"Config key 'early_stopping.min_delta' must be a number >= 0, got {type(min_delta).__name__} {min_delta!r}."
+        )
+    return EarlyStoppingSettings(patience, float(min_delta))
+
+
+def _data(data: Any, omegaconf: Any) -> DataSettings:
+    """`data.batch_size` >= 1, `data.tile_size` null or >= 1, `data.tile_overlap` in [0, 1), and a module that tiles."""
+    if not isinstance(data, omegaconf.DictConfig):
+        return DataSettings(None, None, None, 0.2)
+    target = str(data._target_) if "_target_" in data else None
+    batch_size = data.get("batch_size")
+    minimum = PARAMETER_MINIMUMS["batch_size"]
+    if _is_int(batch_size) and batch_size < minimum:
+        raise ConfigError(f"Config key 'data.batch_size' must be an int >= {minimum}, got {batch_size}.")
+    tile_size = data.get("tile_size")
+    overlap = data.get("tile_overlap", 0.2)
+    settings = DataSettings(target, batch_size if _is_int(batch_size) else None, tile_size, overlap)
+    if tile_size is None:
+        return settings
+    if not _is_int(tile_size) or tile_size < 1:
+        raise ConfigError(
+            f"Config key 'data.tile_size' must be null (whole images) or the side of a tile in pixels, an int >= 1, "
+            f"got {type(tile_size).__name__} {tile_size!r}."
+        )
+    if not _is_number(overlap) or not 0 <= overlap < 1:
+        raise ConfigError(
+            f"Config key 'data.tile_overlap' must be the fraction of a tile shared by its neighbours, in [0, 1), "
+            f"got {type(overlap).__name__} {overlap!r}."
+        )
+    try:
+        module = require("hydra.utils", "hydra").get_object(str(target))
+    except Exception:  # a target that does not import is reported, by key, when the data is instantiated
+        return settings
+    if not getattr(module, "supports_tiling", False):
+        reason = getattr(module, "why_not_tiled", "it reads whole images.")
+        raise ConfigError(f"Config key 'data.tile_size' is {tile_size}, but {module.__name__} does not tile images: {reason}")
+    return settings

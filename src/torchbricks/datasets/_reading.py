@@ -1,0 +1,121 @@
+"""The plumbing every reader of image data shares: the data errors, where problems go, decoding an image file and
+running a `torchvision.transforms.v2` transform over a sample."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+from PIL import Image
+
+from torchbricks._extras import require
+from torchbricks.errors import DataError
+
+__all__ = [
+    "BOX_TOLERANCE",
+    "IGNORE_INDEX",
+    "IMAGE_EXTENSIONS",
+    "DataError",
+    "DataProblems",
+    "Transform",
+    "apply_transform",
+    "image_file_size",
+    "image_files",
+    "load_rgb",
+    "problems_or_raise",
+    "to_image",
+    "torchvision_parts",
+]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+IGNORE_INDEX = 255
+"""Mask value that losses and metrics ignore."""
+BOX_TOLERANCE = 1.0
+"""Pixels a box may reach past its image's border (rounding in annotation tools) before it is an error."""
+
+Transform = Callable[[dict[str, Any]], dict[str, Any]]
+_T = TypeVar("_T")
+
+
+class DataProblems:
+    """Where the readers report what is wrong with the data: raised at once as a `DataError` (the default, for
+    training), or collected in `messages` while the reader skips what the problem concerns (for checking).
+
+    Example:
+        >>> problems = DataProblems(collect=True)
+        >>> problems.report("Image 'a.png' does not exist.")
+        >>> problems.messages
+        ["Image 'a.png' does not exist."]
+    """
+
+    def __init__(self, collect: bool = False) -> None:
+        self.collect = collect
+        self.messages: list[str] = []
+
+    def report(self, message: str) -> None:
+        """Raises `DataError(message)`, or records it when collecting.
+
+        Raises:
+            DataError: Not collecting.
+        """
+        if not self.collect:
+            raise DataError(message)
+        self.messages.append(message)
+
+    def guard(self, read: Callable[..., _T], *arguments: Any) -> _T | None:
+        """`read(*arguments)`, or None after reporting the `DataError` it raised."""
+        try:
+            return read(*arguments)
+        except DataError as error:
+            self.report(str(error))
+            return None
+
+
+def torchvision_parts() -> tuple[Any, Any]:
+    tv_tensors = require("torchvision.tv_tensors", "vision")
+    functional = require("torchvision.transforms.v2.functional", "vision")
+    return tv_tensors, functional
+
+
+def problems_or_raise(problems: DataProblems | None) -> DataProblems:
+    return problems if problems is not None else DataProblems()
+
+
+def image_files(folder: Path) -> list[Path]:
+    return sorted(path for path in folder.iterdir() if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file())
+
+
+def load_rgb(path: Path) -> Image.Image:
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except FileNotFoundError as error:
+        raise DataError(f"Image {str(path)!r} does not exist.") from error
+    except OSError as error:
+        raise DataError(f"Image {str(path)!r} cannot be read: {error}") from error
+
+
+def image_file_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the file's header."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except OSError as error:
+        raise DataError(f"Image {str(path)!r} cannot be read: {error}") from error
+
+
+def to_image(image: Image.Image) -> Any:
+    tv_tensors, functional = torchvision_parts()
+    return tv_tensors.Image(functional.pil_to_tensor(image))
+
+
+def apply_transform(transform: Transform | None, sample: dict[str, Any]) -> dict[str, Any]:
+    if transform is not None:
+        sample = transform(sample)
+    image = sample["image"]
+    if not image.is_floating_point():
+        image = image.float() / 255.0
+    sample["image"] = image.as_subclass(torch.Tensor)
+    return sample

@@ -1,0 +1,192 @@
+"""Box data, whatever its layout (COCO, YOLO, Pascal VOC): the parsed records (`BoxImage`, `BoxObject`), the checks
+of a box against its image, and `BoxDataset`, the samples every box reader serves."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from torch.utils.data import Dataset
+
+from torchbricks._extras import require
+from torchbricks.datasets._reading import (
+    BOX_TOLERANCE,
+    DataError,
+    Transform,
+    apply_transform,
+    load_rgb,
+    to_image,
+    torchvision_parts,
+)
+
+__all__ = ["BoxDataset", "BoxImage", "BoxObject", "box_problem", "clip_box", "decode_rle", "image_size_problem"]
+
+# --- Boxes: the samples of every box layout -----------------------------------------------------------------------
+
+
+@dataclass
+class BoxObject:
+    """One annotated object: its box `(x_min, y_min, x_max, y_max)` in pixels, its class index, its outline (COCO
+    polygons or RLE, None when the box stands in for it) and whether evaluation ignores it (Pascal VOC `difficult`)."""
+
+    box: tuple[float, float, float, float]
+    label: int
+    segmentation: Any = None
+    difficult: bool = False
+
+
+@dataclass
+class BoxImage:
+    """One image of a box data set: its file, its size (width, height) as the annotations state it, its objects and
+    the annotation file (and place in it) that describes it, for messages."""
+
+    path: Path
+    width: int
+    height: int
+    objects: list[BoxObject] = field(default_factory=list)
+    source: str = ""
+
+
+def box_problem(box: Sequence[float], width: float, height: float) -> bool:
+    """Whether a box `(x_min, y_min, x_max, y_max)` is empty or reaches past its image by more than `BOX_TOLERANCE`.
+
+    Example:
+        >>> box_problem((0, 0, 10, 10), 10, 10), box_problem((0, 0, 11.5, 10), 10, 10), box_problem((4, 0, 4, 10), 10, 10)
+        (False, True, True)
+    """
+    x_min, y_min, x_max, y_max = box
+    return (
+        x_max <= x_min
+        or y_max <= y_min
+        or x_min < -BOX_TOLERANCE
+        or y_min < -BOX_TOLERANCE
+        or x_max > width + BOX_TOLERANCE
+        or y_max > height + BOX_TOLERANCE
+    )
+
+
+def clip_box(box: Sequence[float], width: float, height: float) -> tuple[float, float, float, float]:
+    """The box cut to its image."""
+    return (max(box[0], 0.0), max(box[1], 0.0), min(box[2], width), min(box[3], height))
+
+
+def image_size_problem(image: BoxImage, size: tuple[int, int]) -> str | None:
+    """The message when an image file's size (width, height) differs from what its annotations say, or None."""
+    if size == (image.width, image.height):
+        return None
+    return f"Image {str(image.path)!r} is {size[0]}x{size[1]}; {image.source} says {image.width}x{image.height}."
+
+
+class BoxDataset(Dataset[dict[str, Any]]):
+    """Images with boxes as samples `{"raw", "target_boxes" [N, 4] (x_min, y_min, x_max, y_max), "target_labels" [N]}`,
+    the sample path that every box layout shares (`CocoDataset`, `YoloDataset`, `VocDataset` parse their files into
+    `BoxImage` records and leave the rest to this class).
+
+    An object that evaluation ignores (`BoxObject.difficult`) keeps its box with the label `-2 - class index`: the
+    loss and the drawings skip negative labels as they skip the padding (-1), and `BoxMeanAveragePrecision` counts
+    it as neither a ground truth nor, when detected, a false positive. With `with_masks`, each sample also has
+    `target_mask` (int64 [H, W]: class index + 1, 0 the background, drawn in object order from the outlines) and
+    `target_classes` (int64 [K]: 1 for each class with a box in the image).
+
+    Args:
+        images: The records.
+        class_names: The classes in index order.
+        with_masks: Also give the semantic mask and the classes present (the multitask targets).
+        transform: A `torchvision.transforms.v2` transform of `{"image", "boxes", "labels"[, "mask"]}`.
+    """
+
+    def __init__(
+        self, images: Sequence[BoxImage], class_names: Sequence[str], with_masks: bool = False, transform: Transform | None = None
+    ) -> None:
+        self.records = list(images)
+        self.class_names = list(class_names)
+        self.with_masks = with_masks
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        sample = self.load_sample(index)
+        return self.named_sample(self.transform(sample) if self.transform is not None else sample)
+
+    def image_size_at(self, index: int) -> tuple[int, int]:
+        """`(height, width)` of sample `index` as its annotations state it (checked against the file when decoded)."""
+        record = self.records[index]
+        return record.height, record.width
+
+    def load_sample(self, index: int) -> dict[str, Any]:
+        """Sample `index` decoded, before any transform: `{"image": uint8 Image, "boxes": BoundingBoxes (XYXY),
+        "labels"}` (difficult objects as `-2 - class index`), with `"mask"` (Mask [H, W]) when `with_masks`.
+
+        Raises:
+            DataError: The image's size differs from its annotations'.
+        """
+        tv_tensors, _ = torchvision_parts()
+        record = self.records[index]
+        picture = load_rgb(record.path)
+        problem = image_size_problem(record, picture.size)
+        if problem is not None:
+            raise DataError(problem)
+        objects = record.objects
+        boxes = torch.tensor([item.box for item in objects], dtype=torch.float32).reshape(-1, 4)
+        labels = [-2 - item.label if item.difficult else item.label for item in objects]
+        sample: dict[str, Any] = {
+            "image": to_image(picture),
+            "boxes": tv_tensors.BoundingBoxes(boxes, format="XYXY", canvas_size=(picture.height, picture.width)),
+            "labels": torch.tensor(labels, dtype=torch.int64),
+        }
+        if self.with_masks:
+            sample["mask"] = tv_tensors.Mask(torch.from_numpy(self._semantic_mask(record)))
+        return sample
+
+    def named_sample(self, sample: dict[str, Any]) -> dict[str, Any]:
+        """The named tensors of a (transformed) sample of `load_sample` (see the class), the image as float in [0, 1]."""
+        sample = apply_transform(None, sample)
+        named = {
+            "raw": sample["image"],
+            "target_boxes": sample["boxes"].as_subclass(torch.Tensor).float(),
+            "target_labels": sample["labels"],
+        }
+        if self.with_masks:
+            named["target_mask"] = sample["mask"].as_subclass(torch.Tensor).long()
+            present = torch.zeros(len(self.class_names), dtype=torch.int64)
+            present[sample["labels"][sample["labels"] >= 0]] = 1
+            named["target_classes"] = present
+        return named
+
+    def _semantic_mask(self, record: BoxImage) -> np.ndarray:
+        """Class index + 1 per pixel, drawn in object order (a later object covers an earlier one)."""
+        canvas = Image.new("L", (record.width, record.height), 0)
+        draw = ImageDraw.Draw(canvas)
+        for item in record.objects:
+            fill = item.label + 1
+            segmentation = item.segmentation
+            if isinstance(segmentation, list) and segmentation:
+                for polygon in segmentation:
+                    draw.polygon([(polygon[i], polygon[i + 1]) for i in range(0, len(polygon) - 1, 2)], fill=fill)
+            elif isinstance(segmentation, dict):  # RLE, uncompressed (counts a list) or compressed (a string)
+                mask = np.asarray(canvas).copy()
+                mask[decode_rle(segmentation)] = fill
+                canvas = Image.fromarray(mask)
+                draw = ImageDraw.Draw(canvas)
+            else:  # no outline: the box stands in for it
+                draw.rectangle(item.box, fill=fill)
+        return np.asarray(canvas).astype(np.int64)
+
+
+def decode_rle(rle: dict[str, Any]) -> np.ndarray:
+    """The boolean mask [H, W] of a COCO RLE, decoded by pycocotools as its `annToMask` does."""
+    mask_utils = require("pycocotools.mask", "detection")
+    if isinstance(rle["counts"], list):
+        height, width = rle["size"]
+        rle = mask_utils.frPyObjects(rle, height, width)
+    with warnings.catch_warnings():  # pycocotools' decode predates numpy 2's `copy` keyword and says so each call
+        warnings.filterwarnings("ignore", message=r"__array__ implementation", category=DeprecationWarning)
+        return mask_utils.decode(rle).astype(bool)

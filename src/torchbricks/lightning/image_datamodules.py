@@ -1,0 +1,336 @@
+"""Data modules of image files in the layouts users bring: ImageFolder (classification), image and mask folders
+(segmentation), and box data as COCO, YOLO or Pascal VOC files (detection, multitask). They share `FileDataModule`:
+the root, the image size, the augmentations, tiling and padded batches; each builds the readers of
+`torchbricks.datasets` for its splits in `setup`."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from torchbricks.datasets.boxes import BoxDataset
+from torchbricks.datasets.detection_layouts import (
+    coco_category_ids,
+    detect_detection_layout,
+    detection_class_names,
+    has_test_split,
+    read_detection_split,
+)
+from torchbricks.datasets.readers import (
+    DataError,
+    ImageFolderDataset,
+    SegmentationFolderDataset,
+    image_folder_class_names,
+    segmentation_class_names,
+)
+from torchbricks.datasets.tiled import TiledDataset
+from torchbricks.datasets.transforms import collate_padded, create_transform, image_size_pair
+from torchbricks.datasets.voc import SPLIT_SEED, VALIDATION_FRACTION
+from torchbricks.errors import BrickError, ConfigError, did_you_mean
+from torchbricks.lightning.split_datamodule import SplitDataModule
+
+__all__ = ["CocoDataModule", "DetectionDataModule", "FileDataModule", "ImageFolderDataModule", "SegmentationFolderDataModule"]
+
+DEFAULT_IMAGE_SIZE = 96
+"""Side images are resized to when neither `image_size` nor `tile_size` is given."""
+CLASSIFICATION_NOT_TILED = (
+    "a class label belongs to the whole image, not to each of its tiles; tiling is for boxes and masks "
+    "(task=detection, multitask, segmentation). Leave data.tile_size null and set data.image_size."
+)
+
+
+class FileDataModule(SplitDataModule):
+    """Shared parts of the data modules reading files: the root, the transforms, padded batches and class names.
+
+    Training batches drop their last incomplete batch (a batch of one breaks batch norm); the validation and test
+    splits are read whole. With `tile_size`, each split's reader is wrapped in a `TiledDataset` (the transform then
+    runs on each tile) and `image_size` defaults to the tile size.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        image_size: int | Sequence[int] | None,
+        batch_size: int,
+        num_workers: int,
+        augmentations: Sequence[Callable[..., Any]] | None,
+        boxes: bool = False,
+        tile_size: int | None = None,
+        tile_overlap: float = 0.2,
+    ) -> None:
+        super().__init__(batch_size, num_workers)
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DataError(f"The data folder {str(self.root)!r} does not exist.")
+        self.tile_size = tile_size
+        self.tile_overlap = tile_overlap
+        if image_size is None:
+            image_size = tile_size if tile_size is not None else DEFAULT_IMAGE_SIZE
+        self.image_size = image_size_pair(image_size)
+        self.train_transform = create_transform(self.image_size, list(augmentations or ()), boxes=boxes)
+        self.test_transform = create_transform(self.image_size, boxes=boxes)
+        self.collate_fn = collate_padded
+        self.drop_last_train = True
+        self.class_names: list[str] = []
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def _folder_splits(self, create: Callable[[Path, Any], Any]) -> dict[str, Any]:
+        """`create(path, transform)` for each split from the folders `train`, `val` and `test` under `root`; without
+        `test` there, the validation folder is also the test split."""
+        test = "test" if (self.root / "test").exists() else "val"
+        sources = {"train": "train", "validation": "val", "test": test}
+        return {
+            name: self._split_dataset(name, self._transform(name), functools.partial(create, self.root / source))
+            for name, source in sources.items()
+        }
+
+    def _transform(self, split: str) -> Any:
+        return self.train_transform if split == "train" else self.test_transform
+
+    def _split_dataset(self, split: str, transform: Any, read: Callable[[Any], Any]) -> Any:
+        """`read(transform)`, the reader of `split`; with `tile_size`, `read(None)` (whole decoded images) in a
+        `TiledDataset` that runs `transform` on each tile, with jittered windows for training."""
+        if self.tile_size is None:
+            return read(transform)
+        return TiledDataset(read(None), self.tile_size, self.tile_overlap, transform, jitter=split == "train")
+
+    def _prepare_tiles(self) -> None:
+        """With tiling, builds the datasets at construction rather than in `setup`, so a tile size that cuts no
+        training image is refused (by key) before the experiment starts."""
+        if self.tile_size is None:
+            return
+        self.prepare_datasets()
+        train = self.datasets["train"]
+        if max(train.tile_counts) == 1:
+            height, width = max(train.image_sizes, key=lambda size: size[0] * size[1])
+            raise ConfigError(
+                f"data.tile_size={self.tile_size} is at least as large as every training image under "
+                f"{str(self.root)!r} (the largest is {width}x{height}, width x height): no image would be cut, only "
+                "padded to the tile. Choose a smaller data.tile_size, or leave it null "
+                "(no tiling) and set data.image_size."
+            )
+
+
+class ImageFolderDataModule(FileDataModule):
+    """Image classification from torchvision's ImageFolder layout: `root/train/<class>/*`, `root/val/<class>/*` and,
+    if present, `root/test/<class>/*` (otherwise the validation split is also the test split).
+
+    Batches are dicts: `raw`, images [B, 3, H, W] in [0, 1], and `targets`, class indices [B]. The classes are
+    the train split's folders, sorted.
+
+    Args:
+        root: The data folder.
+        image_size: Side (or [height, width]) the images are resized to.
+        batch_size: Samples per batch.
+        num_workers: Loader processes, capped by `cap_num_workers`.
+        augmentations: `torchvision.transforms.v2` transforms applied to training samples after the resize.
+        tile_size: Must stay None: a class label belongs to the whole image, not to each of its tiles.
+
+    Raises:
+        DataError: A split is missing or empty, or a split has a class the training split lacks.
+        BrickError: `tile_size` is set.
+    """
+
+    why_not_tiled = CLASSIFICATION_NOT_TILED
+
+    def __init__(
+        self,
+        root: str | Path,
+        image_size: int | Sequence[int] = 96,
+        batch_size: int = 32,
+        num_workers: int = 1,
+        augmentations: Sequence[Callable[..., Any]] | None = None,
+        tile_size: None = None,
+    ) -> None:
+        if tile_size is not None:
+            raise BrickError(f"ImageFolderDataModule cannot tile images (tile_size={tile_size!r}): {CLASSIFICATION_NOT_TILED}")
+        super().__init__(root, image_size, batch_size, num_workers, augmentations)
+        self.class_names = image_folder_class_names(self.root / "train")
+
+    def create_datasets(self) -> dict[str, Any]:
+        return self._folder_splits(lambda folder, transform: ImageFolderDataset(folder, self.class_names, transform))
+
+
+class SegmentationFolderDataModule(FileDataModule):
+    """Semantic segmentation from `root/{train,val[,test]}/images/*` with `masks/<same stem>.png` (pixel = class
+    index, 0 the background, 255 ignored); without `test` the validation split is also the test split.
+
+    Batches are dicts: `raw`, images [B, 3, H, W] in [0, 1], and `targets`, masks [B, H, W] (int64). Class names
+    come from `root/classes.txt` (line 0 the background) or, without it, from the largest mask value.
+
+    Args:
+        root: The data folder.
+        image_size: Side (or [height, width]) images and masks are resized to (masks by nearest neighbour); None:
+            the tile size with tiling, else 96.
+        batch_size: Samples per batch.
+        num_workers: Loader processes, capped by `cap_num_workers`.
+        augmentations: `torchvision.transforms.v2` transforms applied to training samples after the resize.
+        tile_size: Cut each image and its mask into tiles of this side (`torchbricks.datasets.tiled`); None: whole
+            images.
+        tile_overlap: Fraction of a tile shared by neighbouring tiles, in [0, 1).
+
+    Raises:
+        DataError: A split is missing or empty, an image lacks its mask or differs from it in size.
+        ConfigError: `tile_size` is at least as large as every training image.
+    """
+
+    supports_tiling = True
+
+    def __init__(
+        self,
+        root: str | Path,
+        image_size: int | Sequence[int] | None = None,
+        batch_size: int = 32,
+        num_workers: int = 1,
+        augmentations: Sequence[Callable[..., Any]] | None = None,
+        tile_size: int | None = None,
+        tile_overlap: float = 0.2,
+    ) -> None:
+        super().__init__(root, image_size, batch_size, num_workers, augmentations, tile_size=tile_size, tile_overlap=tile_overlap)
+        self.class_names = segmentation_class_names(self.root)
+        self._prepare_tiles()
+
+    def create_datasets(self) -> dict[str, Any]:
+        return self._folder_splits(lambda folder, transform: SegmentationFolderDataset(folder, self.num_classes, transform))
+
+
+class DetectionDataModule(FileDataModule):
+    """Object detection (or the multitask targets) from box data in any of the layouts users have: COCO instances
+    files, YOLO txt labels or Pascal VOC XML files (see `torchbricks.datasets.detection_layouts`), found from the
+    folder (`layout="auto"`) or named.
+
+    - `coco`: `root/train.json`, `root/val.json` and, if present, `root/test.json`; image `file_name`s relative to
+      `root`; classes are the categories in id order (`category_ids` gives their ids).
+    - `yolo`: `root/data.yaml` (`names`, optional `path`, `train`, `val`, `test`) with `images/<split>/*` and
+      `labels/<split>/*.txt` (`class cx cy w h` normalised); classes are `names` (see `torchbricks.datasets.yolo`).
+    - `voc`: `root/JPEGImages`, `root/Annotations/*.xml`, `root/ImageSets/Main/{train,val[,test]}.txt`, or images
+      with their XML files beside them, split by `validation_fraction` and `split_seed`; classes are the train
+      split's object names, sorted; `difficult` objects are ignored by the loss and the mAP (see
+      `torchbricks.datasets.voc`).
+
+    Without a test split, the validation split is also the test split. Batches are dicts: `raw`, images [B, 3, H, W]
+    in [0, 1]; `target_boxes` [B, N, 4] (x_min, y_min, x_max, y_max in pixels of the resized image) and
+    `target_labels` [B, N], padded with label -1 to the batch's largest N. With `task="multitask"` (COCO only: the
+    masks are drawn from its outlines, which YOLO and VOC boxes lack) also `target_mask` [B, H, W] (class index + 1,
+    0 the background) and `target_classes` [B, K] (1 for each class with a box).
+
+    Args:
+        root: The data folder.
+        task: `detection` or `multitask`.
+        layout: `auto`, `coco`, `yolo` or `voc`.
+        image_size: Side (or [height, width]) images (tiles with `tile_size`), boxes and masks are resized to; None:
+            the tile size with tiling, else 96.
+        batch_size: Samples per batch.
+        num_workers: Loader processes, capped by `cap_num_workers`.
+        augmentations: `torchvision.transforms.v2` transforms applied to training samples after the resize.
+        validation_fraction: VOC without split files: the fraction of the XML files held out for validation.
+        split_seed: VOC without split files: the seed of that split (independent of the training seed).
+        tile_size: Cut each image with its boxes (and mask) into tiles of this side (`torchbricks.datasets.tiled`:
+            a box is kept in a tile when at least half of it lies inside; VOC difficult objects stay ignored);
+            None: whole images.
+        tile_overlap: Fraction of a tile shared by neighbouring tiles, in [0, 1).
+
+    Raises:
+        DataError: The folder holds no layout (the message lists what each expects), a file or image is missing, an
+            annotation is out of its image or names an unknown class.
+        ConfigError: An unknown task or layout, `multitask` on YOLO or VOC data, or `tile_size` at least as large as
+            every training image.
+    """
+
+    tasks = ("detection", "multitask")
+    supports_tiling = True
+    fixed_layout: ClassVar[str | None] = None
+    """The layout a subclass reads whatever the folder holds (`CocoDataModule`: `coco`)."""
+
+    def __init__(
+        self,
+        root: str | Path,
+        task: str = "detection",
+        layout: str = "auto",
+        image_size: int | Sequence[int] | None = None,
+        batch_size: int = 32,
+        num_workers: int = 1,
+        augmentations: Sequence[Callable[..., Any]] | None = None,
+        validation_fraction: float = VALIDATION_FRACTION,
+        split_seed: int = SPLIT_SEED,
+        tile_size: int | None = None,
+        tile_overlap: float = 0.2,
+    ) -> None:
+        if task not in self.tasks:
+            raise BrickError(
+                f"{type(self).__name__}: task must be one of {list(self.tasks)}, got {task!r}.{did_you_mean(task, self.tasks)}"
+            )
+        super().__init__(
+            root, image_size, batch_size, num_workers, augmentations, boxes=True, tile_size=tile_size, tile_overlap=tile_overlap
+        )
+        self.task = task
+        if self.fixed_layout is not None:
+            if layout not in ("auto", self.fixed_layout):
+                raise ConfigError(
+                    f"Config key 'data.layout' is {layout!r}, but {type(self).__name__} reads {self.fixed_layout} data; "
+                    "use DetectionDataModule (data=detection) for other layouts."
+                )
+            layout = self.fixed_layout
+        self.layout = detect_detection_layout(self.root, layout)
+        if task == "multitask" and self.layout != "coco":
+            raise ConfigError(
+                f"Config key 'data.task' is multitask, which draws its segmentation masks from object outlines (COCO "
+                f"polygons or RLE); the {self.layout} data in {str(self.root)!r} has boxes only. Train task=detection "
+                "on it, or convert it to COCO with segmentations."
+            )
+        self.validation_fraction = validation_fraction
+        self.split_seed = split_seed
+        self.class_names = detection_class_names(self.root, self.layout)
+        self.category_ids = coco_category_ids(self.root) if self.layout == "coco" else None
+        self._prepare_tiles()
+
+    def create_datasets(self) -> dict[str, Any]:
+        test = "test" if has_test_split(self.root, self.layout) else "validation"
+        sources = {"train": "train", "validation": "validation", "test": test}
+        return {
+            name: self._split_dataset(name, self._transform(name), functools.partial(self._read_split, source))
+            for name, source in sources.items()
+        }
+
+    def _read_split(self, split: str, transform: Any) -> BoxDataset:
+        return read_detection_split(
+            self.root,
+            self.layout,
+            split,
+            self.class_names,
+            with_masks=self.task == "multitask",
+            transform=transform,
+            validation_fraction=self.validation_fraction,
+            seed=self.split_seed,
+        )
+
+
+class CocoDataModule(DetectionDataModule):
+    """`DetectionDataModule` with the COCO layout: instances files `root/train.json`, `root/val.json` and, if
+    present, `root/test.json` (otherwise the validation file is also the test split); image `file_name`s are
+    relative to `root`. Classes are the categories in id order, `category_ids` their ids.
+
+    Args:
+        root: The data folder.
+        task: `detection` or `multitask`.
+        layout: `coco` (or `auto`, which means `coco` here).
+        image_size: Side (or [height, width]) images, boxes and masks are resized to; None: the tile size with
+            tiling, else 96.
+        batch_size: Samples per batch.
+        num_workers: Loader processes, capped by `cap_num_workers`.
+        augmentations: `torchvision.transforms.v2` transforms applied to training samples after the resize.
+        tile_size: Cut each image with its boxes (and mask) into tiles of this side (`torchbricks.datasets.tiled`:
+            a box is kept in a tile when at least half of it lies inside); None: whole images.
+        tile_overlap: Fraction of a tile shared by neighbouring tiles, in [0, 1).
+
+    Raises:
+        DataError: A file or image is missing, an annotation is out of its image or names an unknown category.
+        ConfigError: `tile_size` is at least as large as every training image.
+    """
+
+    fixed_layout = "coco"

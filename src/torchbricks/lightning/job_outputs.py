@@ -1,0 +1,133 @@
+"""What the main job draws and exports after testing: `predictions.png`, `confusion_matrix.png` and `model.onnx`."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from torchbricks._extras import require
+from torchbricks.brick_collection import BrickCollection
+from torchbricks.errors import BrickError
+from torchbricks.lightning.module import LightningBrickCollection
+from torchbricks.tags import Stage
+
+__all__ = ["ONNX_TOLERANCE", "draw_test_pictures", "export_and_check_onnx", "save_pictures", "save_visualizations"]
+
+ONNX_TOLERANCE = 1e-4
+
+
+def installed(module: str) -> bool:
+    """Whether `module` can be imported (an optional extra is installed)."""
+    return importlib.util.find_spec(module) is not None
+
+
+def draw_test_pictures(
+    path_experiment: Path, module: LightningBrickCollection, loaders: list[Any], n_visualized: int, class_names: list[str] | None
+) -> None:
+    """`predictions.png` (and `confusion_matrix.png`) of the test loaders, see `save_pictures`.
+
+    With several sources (one loader each) each head is drawn from the test images of the source labelling it,
+    with class indices for names (each head has classes of its own).
+    """
+    if len(loaders) > 1 and installed("matplotlib"):
+        from torchbricks.lightning import report
+
+        collection = module.brick_collection
+        predictions = [
+            head
+            for loader in loaders
+            for head in report.collect_predictions(collection, (module.named_inputs_from_batch(batch) for batch in loader))
+        ]
+        if predictions:
+            report.save_figure(
+                report.plot_predictions(predictions, None, n_samples=n_visualized), path_experiment / "predictions.png"
+            )
+        return
+    test_batches = (module.named_inputs_from_batch(batch) for loader in loaders for batch in loader)
+    save_pictures(path_experiment, module, test_batches, n_visualized, class_names)
+
+
+def save_pictures(
+    path_experiment: Path,
+    module: LightningBrickCollection,
+    test_batches: Any,
+    n_visualized: int,
+    class_names: list[str] | None = None,
+) -> None:
+    """Draws `predictions.png` and `confusion_matrix.png` (see `torchbricks.lightning.report`) after testing.
+
+    Without matplotlib, or when no head's predictions can be drawn beside their targets, `predictions.png` is
+    the grid of the images the collection's VISUALIZATION bricks draw.
+    """
+    collection = module.brick_collection
+    first: dict[str, Any] | None = None
+    if installed("matplotlib"):
+        from torchbricks.lightning import report
+
+        batches = list(test_batches)
+        first = batches[0] if batches else None
+        predictions = report.collect_predictions(collection, batches)
+        if predictions:
+            report.save_figure(
+                report.plot_predictions(predictions, class_names, n_samples=n_visualized), path_experiment / "predictions.png"
+            )
+        class_scores = report.plot_class_scores(module.epoch_metrics.get("test", {}), class_names)
+        if class_scores is not None:
+            report.save_figure(class_scores, path_experiment / "confusion_matrix.png")
+        if predictions:
+            return
+    else:
+        first = next(iter(test_batches), None)
+    if first is not None:
+        images = {name: value[:n_visualized] for name, value in first.items()}
+        save_visualizations(path_experiment / "predictions.png", collection, images)
+
+
+def export_and_check_onnx(path_onnx: Path, brick_collection: BrickCollection, named_inputs: dict[str, Any]) -> float:
+    """Exports the export stage of the collection to `path_onnx`, runs it in onnxruntime and compares with PyTorch.
+
+    Returns:
+        The largest absolute difference between the onnxruntime and the PyTorch outputs.
+
+    Raises:
+        BrickError: The difference exceeds `ONNX_TOLERANCE`.
+    """
+    from torchbricks.brick_collection_utils import export_bricks_as_onnx
+
+    onnxruntime = require("onnxruntime", "onnx")
+    # The export keeps only the inputs the export stage reads; the others (the targets) are left out.
+    export_bricks_as_onnx(path_onnx, brick_collection, named_inputs, dynamic_batch_size=True)
+    with torch.no_grad():
+        expected = brick_collection(named_inputs=named_inputs, tags=Stage.EXPORT, return_inputs=False)
+    session = onnxruntime.InferenceSession(str(path_onnx), providers=["CPUExecutionProvider"])
+    feed = {node.name: named_inputs[node.name].numpy() for node in session.get_inputs()}
+    output_names = [node.name for node in session.get_outputs()]
+    actual = dict(zip(output_names, session.run(None, feed), strict=True))
+    if not set(output_names) <= set(expected):
+        raise BrickError(f"The ONNX model outputs {output_names}; the export stage of the collection outputs {list(expected)}.")
+    difference = 0.0
+    for name, value in actual.items():
+        reference = expected[name].numpy()
+        difference = max(difference, float(np.max(np.abs(value.astype(np.float64) - reference.astype(np.float64)), initial=0.0)))
+    if difference > ONNX_TOLERANCE:
+        raise BrickError(f"The ONNX model in {str(path_onnx)!r} differs from PyTorch by {difference:.3g} > {ONNX_TOLERANCE}.")
+    return difference
+
+
+def save_visualizations(path_png: Path, brick_collection: BrickCollection, named_inputs: dict[str, Any]) -> None:
+    """Runs the inference stage and saves every image the VISUALIZATION bricks draw as one grid PNG."""
+    from torchbricks.bag_of_bricks.sinks import save_image_grid
+
+    with torch.no_grad():
+        outputs = brick_collection(named_inputs=named_inputs, tags=Stage.INFERENCE, return_inputs=False)
+    # Drawn images are lists of Pillow images; other VISUALIZATION outputs (an upscaled tensor) feed the drawing.
+    drawn = [value for value in outputs.values() if isinstance(value, list) and value and isinstance(value[0], Image.Image)]
+    images = [image for images in drawn for image in images]
+    if not images:
+        raise BrickError("The collection has no VISUALIZATION brick drawing images; nothing to save in predictions.png.")
+    save_image_grid(images, path_png)

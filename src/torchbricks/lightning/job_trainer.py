@@ -1,0 +1,160 @@
+"""The main job's trainer around the module: its loggers and callbacks from the job's settings, the quieting of
+notices a user cannot act on, and what a finished fit reports (why it stopped, which epoch was best)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from torchbricks._experiment import CHECKPOINTS_FOLDER
+from torchbricks._extras import require
+from torchbricks.configuration.settings import JobSettings
+from torchbricks.lightning.job_outputs import installed
+from torchbricks.lightning.module import create_experiment_name
+
+__all__ = [
+    "best_checkpoint",
+    "best_summary",
+    "create_callbacks",
+    "create_loggers",
+    "quiet_third_party_notices",
+    "training_summary",
+]
+
+
+def training_summary(trainer: Any) -> dict[str, Any]:
+    """How many epochs a finished `trainer.fit` ran and why it stopped.
+
+    `stop_reason` is `early_stopping` (with `early_stopping_message`, Lightning's explanation), `max_time`,
+    `max_steps`, `max_epochs` or `interrupted`.
+    """
+    pl = require("pytorch_lightning", "lightning")
+    summary: dict[str, Any] = {"epochs": int(trainer.current_epoch)}
+    stoppers = [callback for callback in trainer.callbacks if isinstance(callback, pl.callbacks.EarlyStopping)]
+    timers = [callback for callback in trainer.callbacks if isinstance(callback, pl.callbacks.Timer)]
+    if trainer.interrupted:
+        summary["stop_reason"] = "interrupted"
+    elif stoppers and stoppers[0].stopped_epoch > 0:
+        summary["stop_reason"] = "early_stopping"
+        summary["early_stopping_message"] = stoppers[0].stopping_reason_message
+    elif timers and (timers[0].time_remaining() or 0.0) <= 0.0:
+        summary["stop_reason"] = "max_time"
+    elif trainer.max_steps != -1 and trainer.global_step >= trainer.max_steps:
+        summary["stop_reason"] = "max_steps"
+    else:
+        summary["stop_reason"] = "max_epochs"
+    if timers:
+        summary["training_seconds"] = round(timers[0].time_elapsed(), 2)
+    return summary
+
+
+def best_checkpoint(trainer: Any) -> Path | None:
+    """The file of the best checkpoint by `checkpoint.monitor`, or None when none was saved (no epoch was validated)."""
+    callback = trainer.checkpoint_callback
+    path = getattr(callback, "best_model_path", "") if callback is not None else ""
+    return Path(path) if path and Path(path).is_file() else None
+
+
+def best_summary(trainer: Any, best: Path | None) -> dict[str, Any]:
+    """Which weights were tested: `best_epoch` (counted from 1, as `epochs`; the epoch whose end the best checkpoint
+    saved), its `best_score` of `checkpoint.monitor`, and `tested_weights` (`best`, or `last` without a checkpoint)."""
+    if best is None:
+        return {"best_epoch": None, "best_score": None, "tested_weights": "last"}
+    checkpoint = torch.load(best, map_location="cpu", weights_only=True)
+    score = trainer.checkpoint_callback.best_model_score
+    return {
+        "best_epoch": int(checkpoint["epoch"]) + 1,
+        "best_score": None if score is None else float(score),
+        "tested_weights": "best",
+    }
+
+
+def create_loggers(path_experiment: Path, resume: bool) -> list[Any]:
+    """Lightning's CSV logger (`logs/`), and its TensorBoard logger (`tensorboard/`) when tensorboard is installed.
+
+    A resumed run logs its CSV into `logs/resumed_<time>/`, as Lightning's CSV logger would otherwise delete the
+    interrupted run's file; TensorBoard adds an event file beside the earlier ones and continues their steps.
+    """
+    pl = require("pytorch_lightning", "lightning")
+    version = f"resumed_{create_experiment_name()}" if resume else ""
+    loggers = [pl.loggers.CSVLogger(save_dir=str(path_experiment), name="logs", version=version)]
+    if installed("tensorboard"):
+        loggers.append(
+            pl.loggers.TensorBoardLogger(save_dir=str(path_experiment), name="tensorboard", version="", default_hp_metric=False)
+        )
+    return loggers
+
+
+def create_callbacks(settings: JobSettings, path_experiment: Path, class_names: list[str] | None = None) -> list[Any]:
+    """The main job's callbacks: per-epoch seeding, the metric history and curves, early stopping, checkpoints, line
+    progress output when standard output is not a terminal, and prediction pictures for TensorBoard."""
+    pl = require("pytorch_lightning", "lightning")
+    from torchbricks.lightning.callbacks import EpochSeed, LineProgressBar, MetricHistory, TensorBoardPredictions
+
+    draw = installed("matplotlib")
+    every = settings.pictures_every_n_epochs
+    monitored, mode = settings.checkpoint.monitored_value, settings.checkpoint.mode
+    callbacks: list[Any] = [EpochSeed(settings.seed), MetricHistory(path_experiment, draw=draw, draw_every_n_epochs=every)]
+    if settings.early_stopping.patience is not None:
+        callbacks.append(
+            pl.callbacks.EarlyStopping(
+                monitor=monitored,
+                mode=mode,
+                patience=settings.early_stopping.patience,
+                min_delta=settings.early_stopping.min_delta,
+                check_on_train_epoch_end=True,  # as the checkpoints: after validation and the epoch's metrics
+                strict=False,  # the name is checked before training; a first epoch cut by max_time has no value yet
+            )
+        )
+    if settings.enable_checkpointing:
+        # Two callbacks: Lightning 2.6's save_last=True writes last.ckpt only in an epoch that also improved best.ckpt,
+        # so a resumed run would go back to the best epoch. The best one first: it is `trainer.checkpoint_callback`.
+        folder = str(path_experiment / CHECKPOINTS_FOLDER)
+        for name, monitor in (("best", monitored), ("last", None)):
+            callbacks.append(
+                pl.callbacks.ModelCheckpoint(
+                    dirpath=folder,
+                    filename=name,
+                    monitor=monitor,  # None: the latest epoch
+                    mode=mode,
+                    save_top_k=1,
+                    save_on_train_epoch_end=True,  # after validation and the epoch's metrics: a resumed run starts the next epoch
+                    enable_version_counter=False,
+                )
+            )
+    if settings.enable_progress_bar and not sys.stdout.isatty():
+        callbacks.append(LineProgressBar())
+    if draw and installed("tensorboard") and settings.n_visualized:
+        callbacks.append(TensorBoardPredictions(settings.n_visualized, class_names, every_n_epochs=every))
+    return callbacks
+
+
+def quiet_third_party_notices(resume: bool = False) -> None:
+    """Silences what a user of the main job can neither act on nor needs to read.
+
+    - Lightning's "module(s) in eval mode at the start of training": frozen bricks (`BrickNotTrainable`) keep their
+      modules in eval mode on purpose, so batch-norm statistics and dropout stay frozen.
+    - Lightning's advertising tips for its cloud services, and its use of a torch API that torch deprecated.
+    - With `resume`, Lightning's warning that the checkpoint folder is not empty: resuming is why it is not.
+    - Lightning's note that an epoch has fewer batches than `log_every_n_steps`: the history, the curves and the
+      progress lines use epoch values.
+    """
+    warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training", category=UserWarning)
+    if resume:  # Lightning warns that the checkpoint folder is not empty: resuming is why it is not
+        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
+    # The history, the curves and the per-epoch lines use epoch values; a short epoch only thins the step log.
+    warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller than the logging interval")
+    logger = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    if not any(isinstance(existing, _DropTips) for existing in logger.filters):
+        logger.addFilter(_DropTips())
+
+
+class _DropTips(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("\N{ELECTRIC LIGHT BULB} Tip:")

@@ -1,0 +1,45 @@
+"""compose_config: Hydra's compose API with one-line errors naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from torchbricks import BrickError
+from torchbricks.configuration import CONFIG_DIR, compose_config
+from torchbricks.errors import ConfigError
+
+
+def test_packaged_configs_compose_into_model_data_trainer_and_optimizer() -> None:
+    config = compose_config()
+
+    assert set(config) >= {"model", "data", "trainer", "optimizer", "experiment"}
+    assert (CONFIG_DIR / "train.yaml").is_file()
+
+
+def test_overrides_change_the_composed_config() -> None:
+    config = compose_config(["trainer.max_epochs=3", "data.batch_size=16"])
+
+    assert (config.trainer.max_epochs, config.data.batch_size) == (3, 16)
+
+
+def test_unknown_override_key_names_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"'trainer\.max_epoch' does not exist.*Did you mean 'trainer\.max_epochs'\?"):
+        compose_config(["trainer.max_epoch=3"])
+
+
+def test_an_unknown_config_name_lists_the_available_ones(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"No config 'trian'.*Did you mean 'train'"):
+        compose_config(config_name="trian")
+    assert issubclass(ConfigError, BrickError)
+
+
+def test_compose_works_inside_an_initialized_hydra_application_and_leaves_it_alone() -> None:
+    import hydra
+
+    with hydra.initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+        ours = compose_config(["trainer.max_epochs=2"])
+        theirs = hydra.compose("train", overrides=["data.batch_size=3"])
+
+    assert (ours.trainer.max_epochs, theirs.data.batch_size) == (2, 3)

@@ -1,0 +1,85 @@
+"""The schema of the job's keys: each bad value is one ConfigError naming its key; good values come out typed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from torchbricks.configuration import compose_config, read_job_settings
+from torchbricks.errors import ConfigError
+
+
+def test_the_packaged_defaults_read_into_typed_settings() -> None:
+    settings = read_job_settings(compose_config(["experiment.name=run", "loss_weights={head/loss_ce: 2}"]))
+
+    assert settings.experiment.path_experiments == Path("build/experiments")
+    assert settings.experiment.name == "run"
+    assert (settings.seed, settings.n_visualized, settings.pictures_every_n_epochs) == (0, 16, 5)
+    assert settings.loss_weights == {"head/loss_ce": 2.0}
+    assert isinstance(settings.loss_weights["head/loss_ce"], float)
+    assert settings.checkpoint.monitored_value == "validation/loss"
+    assert settings.checkpoint.averaged_metrics == ()
+    assert settings.early_stopping.patience is None
+    assert (settings.data.batch_size, settings.data.tile_size) == (64, None)
+
+
+def test_a_list_of_monitored_values_is_followed_through_their_mean() -> None:
+    settings = read_job_settings(compose_config(["checkpoint.monitor=[validation/a/map_50,validation/b/mean_iou]"]))
+
+    assert settings.checkpoint.averaged_metrics == ("a/map_50", "b/mean_iou")
+    assert settings.checkpoint.monitored_value == "validation/monitored_mean"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("seed=abc", r"^Config key 'seed' must be an int, got str 'abc'\.$"),
+        ("n_visualized=-1", r"^Config key 'n_visualized' must be an int >= 0, got int -1\.$"),
+        ("export_onnx=maybe", r"^Config key 'export_onnx' must be true or false, got 'maybe'\.$"),
+        ("loss_weights={a: x}", r"^Config key 'loss_weights\.a' must be a number, got str 'x'\.$"),
+        ("pictures_every_n_epochs=0", r"^Config key 'pictures_every_n_epochs' must be 1 or more \(1: every epoch\), got 0\.$"),
+        ("early_stopping.patience=0", r"^Config key 'early_stopping\.patience' must be an int >= 1 .* got int 0\.$"),
+        (
+            "early_stopping.min_delta=-1.0",
+            r"^Config key 'early_stopping\.min_delta' must be a number >= 0, got float -1\.0\.$",
+        ),
+        ("checkpoint.monitor=[train/loss]", r"^Config key 'checkpoint\.monitor' lists validation values .* got \['train/loss'\]"),
+        ("checkpoint.mode=maximum", r"^Config key 'checkpoint\.mode' must be one of \['min', 'max'\], got 'maximum'\."),
+        ("missing_targets=skipp", r"^Config key 'missing_targets' must be one of .* got 'skipp'\. Did you mean 'skip'\?$"),
+        ("compile=yes", r"^Config key 'compile' must be true or false, got 'yes'\.$"),
+        ("data.batch_size=0", r"^Config key 'data\.batch_size' must be an int >= 1, got 0\.$"),
+        (
+            "loss_balancing=uncertain",
+            r"^Config key 'loss_balancing': Unknown loss balancing 'uncertain'.*'uncertainty'\?$",
+        ),
+    ],
+)
+def test_a_bad_value_is_one_error_naming_its_key(override: str, message: str) -> None:
+    overrides = [override, "early_stopping.patience=3"] if "min_delta" in override else [override]
+
+    with pytest.raises(ConfigError, match=message):
+        read_job_settings(compose_config(overrides))
+
+
+def test_loss_weights_with_a_learned_balancing_are_refused() -> None:
+    config = compose_config(["loss_balancing=dwa", "loss_weights={head/loss_ce: 0.5}"])
+
+    with pytest.raises(ConfigError, match=r"'loss_weights' applies to loss_balancing=fixed; loss_balancing=dwa sets its own"):
+        read_job_settings(config)
+
+
+def test_pcgrad_on_several_processes_is_refused() -> None:
+    with pytest.raises(ConfigError, match="pcgrad computes one gradient per loss on one process"):
+        read_job_settings(compose_config(["loss_balancing=pcgrad", "trainer.devices=2"]))
+
+
+def test_tiling_is_checked_against_the_data_module(tmp_path: Path) -> None:
+    classification = ["task=classification", f"data.root={tmp_path}", "data.tile_size=64"]
+    segmentation = ["task=segmentation", f"data.root={tmp_path}", "data.tile_size=64"]
+
+    with pytest.raises(ConfigError, match=r"'data\.tile_size' is 64, but ImageFolderDataModule does not tile images"):
+        read_job_settings(compose_config(classification))
+    with pytest.raises(ConfigError, match=r"'data\.tile_overlap' must be the fraction .* got float 1\.5"):
+        read_job_settings(compose_config([*segmentation, "data.tile_overlap=1.5"]))
+    assert read_job_settings(compose_config(segmentation)).data.tile_size == 64

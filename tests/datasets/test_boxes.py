@@ -1,0 +1,25 @@
+"""The checks of a box against its image, shared by every box layout."""
+
+from __future__ import annotations
+
+import pytest
+
+from torchbricks.datasets.boxes import box_problem, clip_box
+
+
+@pytest.mark.parametrize(
+    ("box", "problem"),
+    [
+        ((0, 0, 10, 10), False),
+        ((-1.0, 0, 10, 10.5), False),  # within a pixel of the border: rounding in annotation tools
+        ((5, 5, 5, 8), True),  # empty
+        ((0, 0, 12, 10), True),  # two pixels past the right border
+        ((0, -3, 4, 4), True),
+    ],
+)
+def test_a_box_is_a_problem_when_empty_or_past_its_image(box: tuple[float, ...], problem: bool) -> None:
+    assert box_problem(box, width=10, height=10) is problem
+
+
+def test_a_box_within_the_tolerance_is_clipped_to_its_image() -> None:
+    assert clip_box((-0.5, 2, 10.8, 9), width=10, height=8) == (0.0, 2, 10.0, 8.0)

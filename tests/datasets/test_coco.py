@@ -1,0 +1,194 @@
+"""The COCO reader on small instances files written here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from helpers import coco_semantic_mask, uncompressed_rle
+from test_readers import _coco, _image
+
+from torchbricks.datasets.coco import CocoDataset, coco_class_names
+from torchbricks.datasets.readers import DataError
+
+CATEGORIES = [{"id": 90, "name": "zebra"}, {"id": 4, "name": "cat"}]  # unsorted and not contiguous
+
+
+def _annotation(index: int, image_id: int, category_id: int, bbox: list[float], **extra: Any) -> dict[str, Any]:
+    return {"id": index, "image_id": image_id, "category_id": category_id, "bbox": bbox, "iscrowd": 0, **extra}
+
+
+def test_coco_maps_category_ids_in_id_order_converts_boxes_and_skips_crowds(tmp_path: Path) -> None:
+    _image(tmp_path / "images" / "a.png", size=(40, 30))
+    path = _coco(
+        tmp_path / "train.json",
+        [{"id": 7, "file_name": "images/a.png", "width": 40, "height": 30}],
+        [
+            _annotation(1, 7, 90, [10, 5, 20, 10]),
+            _annotation(2, 7, 4, [0, 0, 5, 5]),
+            _annotation(3, 7, 4, [1, 1, 30, 20], iscrowd=1),
+        ],
+        CATEGORIES,
+    )
+
+    dataset = CocoDataset(path)
+    sample = dataset[0]
+
+    assert dataset.class_names == ["cat", "zebra"] == coco_class_names(path)
+    assert sample["target_labels"].tolist() == [1, 0]
+    assert sample["target_boxes"].tolist() == [[10.0, 5.0, 30.0, 15.0], [0.0, 0.0, 5.0, 5.0]]
+
+
+def test_coco_multitask_targets_draw_polygons_into_a_semantic_mask_and_list_the_classes(tmp_path: Path) -> None:
+    _image(tmp_path / "a.png", size=(40, 30))
+    polygon = [[10, 5, 29, 5, 29, 14, 10, 14]]
+    path = _coco(
+        tmp_path / "train.json",
+        [{"id": 1, "file_name": "a.png", "width": 40, "height": 30}],
+        [_annotation(1, 1, 90, [10, 5, 19, 9], segmentation=polygon)],
+        CATEGORIES,
+    )
+
+    sample = CocoDataset(path, with_masks=True)[0]
+
+    expected = np.zeros((30, 40), dtype=np.int64)
+    expected[5:15, 10:30] = 2  # zebra is class 1, drawn as 1 + 1 (0 is the background)
+    assert np.array_equal(sample["target_mask"].numpy(), expected)
+    assert sample["target_classes"].tolist() == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("annotation", "message"),
+    [
+        (
+            _annotation(1, 1, 5, [0, 0, 5, 5]),
+            r"annotation 1 in .*train\.json' has category_id 5; the file's categories are \[4, 90\]",
+        ),
+        (
+            _annotation(2, 1, 4, [30, 0, 15, 5]),
+            r"annotation 2 .* bbox \[x, y, w, h\] = \[30, 0, 15, 5\], outside .*a\.png' of 40x30",
+        ),
+        (_annotation(3, 1, 4, [0, 0, 0, 5]), r"annotation 3 .* outside \(or empty in\)"),
+        (_annotation(4, 2, 4, [0, 0, 5, 5]), r"annotation 4 .* names image_id 2, which the file does not list"),
+        (
+            _annotation(5, 1, 4, [0, 0, 5, 5], segmentation="0 5 5 0"),
+            r"annotation 5 .* has segmentation '0 5 5 0'; expected a list of polygons or an RLE",
+        ),
+    ],
+    ids=["unknown category", "box outside the image", "empty box", "unknown image", "segmentation neither polygons nor RLE"],
+)
+def test_bad_coco_annotations_are_errors_naming_the_file(tmp_path: Path, annotation: dict[str, Any], message: str) -> None:
+    _image(tmp_path / "a.png", size=(40, 30))
+    path = _coco(tmp_path / "train.json", [{"id": 1, "file_name": "a.png", "width": 40, "height": 30}], [annotation], CATEGORIES)
+
+    with pytest.raises(DataError, match=message):
+        CocoDataset(path)
+
+
+def test_a_missing_coco_image_is_an_error_naming_it(tmp_path: Path) -> None:
+    path = _coco(tmp_path / "val.json", [{"id": 3, "file_name": "images/gone.png", "width": 4, "height": 4}], [], CATEGORIES)
+
+    with pytest.raises(DataError, match=r"gone\.png' \(id 3 in .*val\.json'\) does not exist"):
+        CocoDataset(path)
+
+
+def test_an_empty_coco_split_and_a_missing_file_are_errors(tmp_path: Path) -> None:
+    path = _coco(tmp_path / "val.json", [], [], CATEGORIES)
+
+    with pytest.raises(DataError, match=r"val\.json' lists no image"):
+        CocoDataset(path)
+    with pytest.raises(DataError, match=r"test\.json' does not exist"):
+        CocoDataset(tmp_path / "test.json")
+
+
+def test_an_image_whose_size_differs_from_the_json_is_an_error(tmp_path: Path) -> None:
+    _image(tmp_path / "a.png", size=(40, 30))
+    path = _coco(tmp_path / "train.json", [{"id": 1, "file_name": "a.png", "width": 50, "height": 30}], [], CATEGORIES)
+
+    with pytest.raises(DataError, match=r"a\.png' is 40x30; .*train\.json' says 50x30"):
+        CocoDataset(path)[0]
+
+
+def test_coco_images_without_width_and_height_take_them_from_the_file(tmp_path: Path) -> None:
+    _image(tmp_path / "a.png", size=(40, 30))
+    path = _coco(tmp_path / "train.json", [{"id": 1, "file_name": "a.png"}], [_annotation(1, 1, 4, [30, 20, 10, 10])], CATEGORIES)
+
+    assert CocoDataset(path)[0]["target_boxes"].tolist() == [[30.0, 20.0, 40.0, 30.0]]
+
+
+def test_coco_multitask_masks_from_uncompressed_and_compressed_rle_equal_pycocotools_ann_to_mask(tmp_path: Path) -> None:
+    height, width = 30, 40
+    _image(tmp_path / "a.png", size=(width, height))
+    cat = _object(height, width, slice(2, 20), slice(3, 15))
+    zebra = _object(height, width, slice(10, 28), slice(10, 37))  # overlaps the cat: drawn later, it covers it
+    zebra[15:20, 20:25] = 0  # a hole, which a polygon cannot express
+    corner = _object(height, width, slice(0, 4), slice(0, 4))  # starts with a 1: the uncompressed counts begin with 0
+    crowd = _object(height, width, slice(0, 30), slice(30, 40))
+    annotations = [
+        _annotation(1, 1, 4, [3, 2, 12, 18], segmentation=uncompressed_rle(cat)),
+        _annotation(2, 1, 90, [10, 10, 27, 18], segmentation=_compressed_rle(zebra)),
+        _annotation(3, 1, 4, [0, 0, 4, 4], segmentation=uncompressed_rle(corner)),
+        _annotation(4, 1, 90, [30, 0, 10, 30], segmentation=uncompressed_rle(crowd), iscrowd=1),
+    ]
+    path = _coco(
+        tmp_path / "train.json", [{"id": 1, "file_name": "a.png", "width": width, "height": height}], annotations, CATEGORIES
+    )
+
+    sample = CocoDataset(path, with_masks=True)[0]
+
+    expected, present = coco_semantic_mask(path, 1)
+    assert np.array_equal(sample["target_mask"].numpy(), expected)
+    assert sample["target_classes"].tolist() == present.tolist() == [1, 1]
+    assert (expected == 2).sum() == zebra.sum()  # the reference sees the hole and leaves out the crowd
+    assert not expected[:, 37:].any()
+    assert sample["target_labels"].tolist() == [0, 1, 0]  # the crowd has no box either
+
+
+def test_a_crowd_annotation_alone_leaves_the_mask_and_the_classes_empty(tmp_path: Path) -> None:
+    _image(tmp_path / "a.png", size=(40, 30))
+    crowd = _compressed_rle(_object(30, 40, slice(5, 25), slice(5, 35)))
+    path = _coco(
+        tmp_path / "train.json",
+        [{"id": 1, "file_name": "a.png", "width": 40, "height": 30}],
+        [_annotation(1, 1, 90, [5, 5, 30, 20], segmentation=crowd, iscrowd=1)],
+        CATEGORIES,
+    )
+
+    sample = CocoDataset(path, with_masks=True)[0]
+
+    expected, present = coco_semantic_mask(path, 1)
+    assert np.array_equal(sample["target_mask"].numpy(), expected)
+    assert sample["target_classes"].tolist() == present.tolist() == [0, 0]
+    assert not sample["target_mask"].any()
+    assert sample["target_boxes"].shape == (0, 4)
+
+
+@pytest.mark.parametrize("kind", ["uncompressed", "compressed"])
+def test_an_rle_mask_of_another_size_than_its_image_is_an_error_naming_the_file(tmp_path: Path, kind: str) -> None:
+    _image(tmp_path / "a.png", size=(40, 30))
+    mask = _object(20, 40, slice(0, 5), slice(0, 5))
+    rle = uncompressed_rle(mask) if kind == "uncompressed" else _compressed_rle(mask)
+    path = _coco(
+        tmp_path / "train.json",
+        [{"id": 1, "file_name": "a.png", "width": 40, "height": 30}],
+        [_annotation(1, 1, 4, [0, 0, 5, 5], segmentation=rle)],
+        CATEGORIES,
+    )
+
+    with pytest.raises(DataError, match=r"annotation 1 in .*train\.json' has an RLE segmentation of size \[20, 40\] "):
+        CocoDataset(path, with_masks=True)
+
+
+def _object(height: int, width: int, rows: slice, columns: slice) -> np.ndarray:
+    canvas = np.zeros((height, width), dtype=np.uint8)
+    canvas[rows, columns] = 1
+    return canvas
+
+
+def _compressed_rle(mask: np.ndarray) -> dict[str, Any]:
+    """COCO's compressed RLE, its counts a string as in a JSON file."""
+    mask_utils = pytest.importorskip("pycocotools.mask")
+    rle = mask_utils.encode(np.asfortranarray(mask))
+    return {"size": [int(side) for side in rle["size"]], "counts": rle["counts"].decode("ascii")}

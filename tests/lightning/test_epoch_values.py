@@ -1,0 +1,68 @@
+"""Epoch values: batch-size weighted loss means and metric summaries, reduced over processes in one fixed order."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+from torchmetrics.detection import MeanAveragePrecision
+
+from torchbricks import BrickCollection, BrickMetrics
+from torchbricks.lightning._epoch_values import LossMeans, metric_value_names, summarize_metrics
+
+CPU = torch.device("cpu")
+
+
+def _no_other_process(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor
+
+
+def test_loss_means_weigh_each_batch_by_its_size() -> None:
+    means = LossMeans()
+    batches = [(0.5, 4), (2.0, 1), (1.0, 3)]
+    for loss, size in batches:
+        means.update({"loss": torch.tensor(loss)}, size)
+
+    computed = means.compute(["loss", "never_seen"], CPU, _no_other_process)
+
+    expected = np.average([loss for loss, _ in batches], weights=[size for _, size in batches])
+    assert list(computed) == ["loss"]  # a loss no process saw is left out
+    assert float(computed["loss"]) == pytest.approx(expected)
+
+
+def test_loss_means_add_up_the_sums_and_counts_of_every_process() -> None:
+    here = LossMeans()
+    here.update({"loss": torch.tensor(1.0)}, 2)
+    layout_of_there = torch.tensor([4.0 * 6, 6.0], dtype=torch.float64)  # the other process: loss 4 over 6 samples
+
+    computed = here.compute(["loss"], CPU, lambda tensor: tensor + layout_of_there)
+
+    assert float(computed["loss"]) == pytest.approx((1.0 * 2 + 4.0 * 6) / 8)
+
+
+def test_only_metrics_that_saw_a_batch_are_summarized_and_reset() -> None:
+    collection = BrickCollection(
+        {
+            "a": {"metrics": BrickMetrics({"accuracy": MulticlassAccuracy(3, average="micro")}, input_names=["p", "t"])},
+            "b": {"metrics": BrickMetrics({"accuracy": MulticlassAccuracy(3, average="micro")}, input_names=["q", "t"])},
+        }
+    )
+    predictions, targets = torch.tensor([0, 1, 2, 2]), torch.tensor([0, 1, 1, 2])
+    collection["a"]["metrics"].metrics.update(predictions, targets)
+
+    values = summarize_metrics(collection, CPU, _no_other_process)
+
+    assert list(values) == ["a/accuracy"]
+    assert float(values["a/accuracy"]) == pytest.approx(float((predictions == targets).float().mean()))
+    assert summarize_metrics(collection, CPU, _no_other_process) == {}  # reset after summarizing
+
+
+def test_metric_value_names_are_the_scalars_known_before_any_batch() -> None:
+    scalars = BrickMetrics(
+        {"accuracy": MulticlassAccuracy(3), "confusion_matrix": MulticlassConfusionMatrix(3)}, input_names=["p", "t"]
+    )
+    detection = BrickMetrics({"coco": MeanAveragePrecision()}, input_names=["p", "t"])
+
+    assert metric_value_names(scalars) == ["accuracy"]  # a confusion matrix is not a scalar
+    assert metric_value_names(detection) is None  # a dict whose keys are known once it computes

@@ -1,0 +1,118 @@
+"""The data modules of image files in the layouts users bring."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from helpers import coco_semantic_mask, uncompressed_rle
+
+from torchbricks.datasets.readers import DataError
+from torchbricks.datasets.shapes import write_shapes_dataset
+from torchbricks.errors import BrickError, ConfigError
+from torchbricks.lightning.datamodules import (
+    CocoDataModule,
+    ImageFolderDataModule,
+    SegmentationFolderDataModule,
+    cap_num_workers,
+)
+
+
+def test_file_data_modules_serve_named_batches_from_loader_processes(tmp_path: Path) -> None:
+    root = _shapes(tmp_path)
+    modules = {
+        "classification": ImageFolderDataModule(root / "classification", image_size=16, batch_size=4, num_workers=1),
+        "segmentation": SegmentationFolderDataModule(root / "segmentation", image_size=16, batch_size=4, num_workers=1),
+        "multitask": CocoDataModule(root / "detection", task="multitask", image_size=16, batch_size=4, num_workers=1),
+    }
+    shapes = {
+        name: {key: tuple(value.shape) for key, value in next(iter(data.train_dataloader())).items()}
+        for name, data in modules.items()
+    }
+
+    assert shapes["classification"] == {"raw": (4, 3, 16, 16), "targets": (4,)}
+    assert shapes["segmentation"] == {"raw": (4, 3, 16, 16), "targets": (4, 16, 16)}
+    boxes = shapes["multitask"].pop("target_boxes")
+    assert boxes[0] == 4
+    assert boxes[2] == 4
+    assert shapes["multitask"]["target_mask"] == (4, 16, 16)
+    assert shapes["multitask"]["target_classes"] == (4, 3)
+    assert modules["segmentation"].class_names == ["background", "circle", "square", "triangle"]
+    assert all(data.num_workers == cap_num_workers(1) for data in modules.values())
+    assert len(modules["classification"].train_dataloader()) == 1  # 6 images, batches of 4: the incomplete one is dropped
+    assert len(modules["classification"].test_dataloader().dataset) == 3  # no test/: the validation split is tested
+
+
+def test_a_test_split_is_used_when_present(tmp_path: Path) -> None:
+    root = _shapes(tmp_path)
+    shutil.copytree(root / "classification" / "val", root / "classification" / "test")
+    (root / "classification" / "test" / "circle" / "extra.png").write_bytes(
+        next((root / "classification" / "val").rglob("*.png")).read_bytes()
+    )
+    data = ImageFolderDataModule(root / "classification", image_size=16, batch_size=2, num_workers=0)
+
+    assert len(data.test_dataloader().dataset) == 4
+    assert len(data.val_dataloader().dataset) == 3
+
+
+def test_coco_data_module_checks_the_task_and_the_categories_of_every_split(tmp_path: Path) -> None:
+    root = _shapes(tmp_path)
+    with pytest.raises(BrickError, match="Did you mean 'detection'"):
+        CocoDataModule(root / "detection", task="detections")
+
+    document = json.loads((root / "detection" / "val.json").read_text())
+    document["categories"][0]["name"] = "oval"
+    (root / "detection" / "val.json").write_text(json.dumps(document))
+    with pytest.raises(DataError, match=r"categories of .*val\.json' \(\['oval'"):
+        CocoDataModule(root / "detection").setup()
+
+
+def test_multitask_masks_from_rle_files_reach_the_batches_as_pycocotools_draws_them_crowds_left_out(tmp_path: Path) -> None:
+    mask_utils = pytest.importorskip("pycocotools.mask")
+    root = _shapes(tmp_path)
+    path = root / "detection" / "val.json"
+    document = json.loads(path.read_text())
+    sizes = {image["id"]: (image["height"], image["width"]) for image in document["images"]}
+    for position, annotation in enumerate(document["annotations"]):  # polygons -> RLE, compressed and uncompressed in turn
+        height, width = sizes[annotation["image_id"]]
+        rle = mask_utils.merge(mask_utils.frPyObjects(annotation["segmentation"], height, width))
+        if position % 2:
+            annotation["segmentation"] = {"size": [height, width], "counts": rle["counts"].decode("ascii")}
+        else:
+            annotation["segmentation"] = uncompressed_rle(_decoded(mask_utils, rle))
+    first = document["annotations"][0]
+    crowd = {**first, "id": 10_000, "iscrowd": 1, "category_id": document["categories"][-1]["id"]}
+    crowd["segmentation"] = {"size": list(sizes[first["image_id"]]), "counts": [0, sizes[first["image_id"]][0] * 4]}
+    document["annotations"].append(crowd)  # the four left columns, whole, of another class: ignored
+    path.write_text(json.dumps(document))
+    data = CocoDataModule(root / "detection", task="multitask", image_size=32, batch_size=3, num_workers=1)
+
+    batch = next(iter(data.val_dataloader()))
+
+    for position, image_id in enumerate(sorted(sizes)[:3]):
+        expected, present = coco_semantic_mask(path, image_id)
+        np.testing.assert_array_equal(batch["target_mask"][position].numpy(), expected)
+        np.testing.assert_array_equal(batch["target_classes"][position].numpy(), present)
+
+
+def _shapes(tmp_path: Path) -> Path:
+    return write_shapes_dataset(tmp_path / "shapes", num_train=6, num_val=3, image_size=32)
+
+
+def _decoded(mask_utils: Any, rle: dict[str, Any]) -> np.ndarray:
+    with warnings.catch_warnings():  # pycocotools' decode predates numpy 2's `copy` keyword and says so
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return mask_utils.decode(rle)
+
+
+def test_the_coco_data_module_reads_coco_whatever_layout_is_asked(tmp_path: Path) -> None:
+    root = _shapes(tmp_path)
+
+    assert CocoDataModule(root / "detection", layout="auto").layout == "coco"
+    with pytest.raises(ConfigError, match=r"^Config key 'data.layout' is 'yolo', but CocoDataModule reads coco data"):
+        CocoDataModule(root / "detection", layout="yolo")

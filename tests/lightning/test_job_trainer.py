@@ -1,0 +1,47 @@
+"""The main job's callbacks and loggers, from its settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+
+from torchbricks.configuration import compose_config, read_job_settings
+from torchbricks.lightning.callbacks import EpochSeed, MetricHistory
+from torchbricks.lightning.job_trainer import create_callbacks, create_loggers
+
+
+def _callbacks(tmp_path: Path, *overrides: str) -> list[pl.Callback]:
+    return create_callbacks(read_job_settings(compose_config(list(overrides))), tmp_path / "run")
+
+
+def test_the_checkpoints_and_early_stopping_follow_the_monitored_value(tmp_path: Path) -> None:
+    callbacks = _callbacks(tmp_path, "early_stopping.patience=3", "early_stopping.min_delta=0.5", "checkpoint.mode=max")
+
+    stopping = next(callback for callback in callbacks if isinstance(callback, pl.callbacks.EarlyStopping))
+    assert (stopping.monitor, stopping.patience, stopping.min_delta, stopping.mode) == ("validation/loss", 3, 0.5, "max")
+    best, last = (callback for callback in callbacks if isinstance(callback, pl.callbacks.ModelCheckpoint))
+    assert (best.monitor, best.filename, best.dirpath) == ("validation/loss", "best", str(tmp_path / "run" / "checkpoints"))
+    assert (last.monitor, last.filename) == (None, "last")
+    assert [type(callback) for callback in callbacks[:2]] == [EpochSeed, MetricHistory]
+
+
+def test_a_list_of_monitored_values_is_followed_through_their_mean(tmp_path: Path) -> None:
+    callbacks = _callbacks(tmp_path, "early_stopping.patience=2", "checkpoint.monitor=[validation/a,validation/b]")
+
+    monitors = {getattr(callback, "monitor", None) for callback in callbacks[2:4]}
+    assert monitors == {"validation/monitored_mean"}
+
+
+def test_no_checkpoint_and_no_early_stopping_when_both_are_off(tmp_path: Path) -> None:
+    callbacks = _callbacks(tmp_path, "trainer.enable_checkpointing=false")
+
+    assert not any(isinstance(callback, (pl.callbacks.ModelCheckpoint, pl.callbacks.EarlyStopping)) for callback in callbacks)
+
+
+def test_a_resumed_run_logs_its_csv_beside_the_interrupted_one(tmp_path: Path) -> None:
+    first, resumed = create_loggers(tmp_path, resume=False)[0], create_loggers(tmp_path, resume=True)[0]
+
+    assert Path(first.log_dir) == tmp_path / "logs"
+    assert Path(resumed.log_dir).parent == tmp_path / "logs"
+    assert Path(resumed.log_dir).name.startswith("resumed_")
