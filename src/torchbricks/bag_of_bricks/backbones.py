@@ -15,7 +15,6 @@ from __future__ import annotations
 from torchbricks.bag_of_bricks._backbone_factories import (
     SUPPORTED_BACKBONES,
     SUPPORTED_RESNET_BACKBONES,
-    create_backbone,
     create_backbone_brick,
     create_backbone_brick_from_timm,
     create_input_bricks,
@@ -23,6 +22,12 @@ from torchbricks.bag_of_bricks._backbone_factories import (
 )
 from torchbricks.bag_of_bricks._backbone_modules import BackboneFeatureExtractor, BackboneResnet, BackboneTimm
 from torchbricks.bag_of_bricks._feature_probe import FeatureLayer, find_feature_layers
+from torchbricks.compat import create_backbone_any_form
+
+create_backbone = create_backbone_any_form
+"""Today's `create_backbone(model, num_scales=1, layer_names=None, weights=None, in_channels=3)` (a
+`BackboneFeatureExtractor`), or torchbricks 0.4.2's `create_backbone(name, pretrained, small=False)` (a
+`BackboneResnet`; see `torchbricks.compat`)."""
 
 __all__ = [
     "SUPPORTED_BACKBONES",

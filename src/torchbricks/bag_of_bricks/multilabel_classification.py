@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
-from torchmetrics.classification import MultilabelAccuracy, MultilabelF1Score
 
 from torchbricks.bag_of_bricks.brick_visualizer import BrickPerImageVisualization
 from torchbricks.bag_of_bricks.drawing import draw_class_label, load_font
-from torchbricks.bricks import BrickInterface, BrickLoss, BrickMetrics, BrickTrainable
+from torchbricks.bricks import BrickInterface
+from torchbricks.heads.multilabel import MultiLabelTaskHead
 from torchbricks.tags import TagsLike
 
 __all__ = [
@@ -122,23 +122,11 @@ def create_multilabel_classification_head(
         >>> outputs["tags/present"].shape
         torch.Size([2, 3])
     """
-    head: dict[str, BrickInterface] = {
-        "classify": BrickTrainable(
-            MultiLabelClassifier(num_classes=num_classes, n_features=in_channels),
-            input_names=[features_name],
-            output_names=["./logits", "./probabilities", "./present"],
-        ),
-        "loss": BrickLoss(MultiLabelLoss(), input_names=["./logits", targets_name], output_names=["./loss_bce"]),
-        "metrics": BrickMetrics(
-            {
-                "f1": MultilabelF1Score(num_labels=num_classes, average="micro"),
-                "accuracy": MultilabelAccuracy(num_labels=num_classes, average="micro"),
-            },
-            input_names=["./present", targets_name],
-        ),
-    }
-    if image_name is not None:
-        head["visualize"] = BrickVisualizeMultiLabel(
-            input_image=image_name, present="./present", output_name="./visualization", class_names=class_names
-        )
-    return head
+    return MultiLabelTaskHead.create(
+        num_classes=num_classes,
+        in_channels=in_channels,
+        features_name=features_name,
+        targets_name=targets_name,
+        image_name=image_name,
+        class_names=None if class_names is None else list(class_names),
+    )

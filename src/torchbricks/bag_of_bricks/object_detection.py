@@ -27,8 +27,9 @@ from torchbricks.bag_of_bricks.brick_visualizer import BrickPerImageVisualizatio
 from torchbricks.bag_of_bricks.drawing import draw_boxes
 from torchbricks.bag_of_bricks.necks import create_pyramid_feature_bricks
 from torchbricks.brick_collection import BrickCollection
-from torchbricks.bricks import BrickInterface, BrickLoss, BrickMetrics, BrickNotTrainable, BrickTrainable
+from torchbricks.bricks import BrickInterface
 from torchbricks.errors import BrickError, MissingExtraError
+from torchbricks.heads.detection import DetectionTaskHead
 from torchbricks.tags import TagsLike
 
 __all__ = [
@@ -484,38 +485,22 @@ def create_object_detection_head(
         >>> model({"features": torch.rand(1, 8, 4, 4)}, tags="MODEL")["detect/boxes"].shape
         torch.Size([1, 32, 4])
     """
-    head: dict[str, BrickInterface] = {
-        "detect": BrickTrainable(
-            BoxDetectionHead(in_channels, num_classes, hidden_channels=hidden_channels),
-            input_names=[features_name],
-            output_names=["./heatmap", "./distances"],
-        ),
-        "decode": BrickNotTrainable(
-            BoxDecoder(stride, max_detections=max_detections, score_threshold=score_threshold, iou_threshold=iou_threshold),
-            input_names=["./heatmap", "./distances"],
-            output_names=["./boxes", "./scores", "./labels"],
-        ),
-        "loss": BrickLoss(
-            BoxDetectionLoss(num_classes=num_classes, stride=stride, box_weight=box_weight),
-            input_names=["./heatmap", "./distances", target_boxes_name, target_labels_name],
-            output_names=["./loss_heatmap", "./loss_box"],
-        ),
-        "mean_average_precision": BrickMetrics(
-            {"mean_average_precision": BoxMeanAveragePrecision(class_names=class_names)},
-            input_names=["./boxes", "./scores", "./labels", target_boxes_name, target_labels_name],
-        ),
-    }
-    if image_name is not None:
-        head["visualize"] = BrickVisualizeBoxes(
-            input_image=image_name,
-            boxes="./boxes",
-            labels="./labels",
-            scores="./scores",
-            output_name="./visualization",
-            class_names=class_names,
-            min_score=min_drawn_score,
-        )
-    return head
+    return DetectionTaskHead.create(
+        num_classes=num_classes,
+        in_channels=in_channels,
+        features_name=features_name,
+        stride=stride,
+        target_boxes_name=target_boxes_name,
+        target_labels_name=target_labels_name,
+        hidden_channels=hidden_channels,
+        max_detections=max_detections,
+        score_threshold=score_threshold,
+        iou_threshold=iou_threshold,
+        box_weight=box_weight,
+        image_name=image_name,
+        class_names=None if class_names is None else list(class_names),
+        min_drawn_score=min_drawn_score,
+    )
 
 
 def create_bricks_object_detection(

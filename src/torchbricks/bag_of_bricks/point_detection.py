@@ -20,7 +20,8 @@ from torchbricks.bag_of_bricks.brick_visualizer import BrickPerImageVisualizatio
 from torchbricks.bag_of_bricks.drawing import draw_points
 from torchbricks.bag_of_bricks.necks import create_pyramid_feature_bricks
 from torchbricks.brick_collection import BrickCollection
-from torchbricks.bricks import BrickInterface, BrickLoss, BrickMetricSingle, BrickNotTrainable, BrickTrainable
+from torchbricks.bricks import BrickInterface
+from torchbricks.heads.points import PointsTaskHead
 from torchbricks.tags import TagsLike
 
 __all__ = [
@@ -301,38 +302,20 @@ def create_point_detection_head(
         image_name: Name of the images in [0, 1] to draw on; no visualization brick when None.
         class_names: Names of the classes for the visualization.
     """
-    head: dict[str, BrickInterface] = {
-        "detect": BrickTrainable(
-            PointDetectionHead(in_channels, num_classes, hidden_channels=hidden_channels),
-            input_names=[features_name],
-            output_names=["./heatmap", "./offsets"],
-        ),
-        "decode": BrickNotTrainable(
-            PointDecoder(stride=stride, max_points=max_points, threshold=threshold),
-            input_names=["./heatmap", "./offsets"],
-            output_names=["./points", "./scores", "./labels"],
-        ),
-        "loss": BrickLoss(
-            PointDetectionLoss(num_classes=num_classes, stride=stride),
-            input_names=["./heatmap", "./offsets", target_points_name, target_labels_name],
-            output_names=["./loss_heatmap", "./loss_offset"],
-        ),
-        "f1": BrickMetricSingle(
-            PointDetectionF1(distance=float(stride) if distance is None else distance),
-            input_names=["./points", "./labels", target_points_name, target_labels_name],
-            metric_name="f1",
-        ),
-    }
-    if image_name is not None:
-        head["visualize"] = BrickVisualizePoints(
-            input_image=image_name,
-            points="./points",
-            labels="./labels",
-            scores="./scores",
-            output_name="./visualization",
-            class_names=class_names,
-        )
-    return head
+    return PointsTaskHead.create(
+        num_classes=num_classes,
+        in_channels=in_channels,
+        features_name=features_name,
+        stride=stride,
+        target_points_name=target_points_name,
+        target_labels_name=target_labels_name,
+        hidden_channels=hidden_channels,
+        max_points=max_points,
+        threshold=threshold,
+        distance=distance,
+        image_name=image_name,
+        class_names=None if class_names is None else list(class_names),
+    )
 
 
 def create_bricks_point_detection(

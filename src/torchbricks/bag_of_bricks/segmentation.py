@@ -9,15 +9,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
-from torchmetrics.classification import MulticlassJaccardIndex
 
-from torchbricks.bag_of_bricks.backbones import create_backbone, create_input_bricks
+from torchbricks.bag_of_bricks._backbone_factories import create_backbone, create_input_bricks
 from torchbricks.bag_of_bricks.brick_visualizer import BrickPerImageVisualization
 from torchbricks.bag_of_bricks.drawing import overlay_segmentation_mask
-from torchbricks.bag_of_bricks.necks import FeaturePyramidUpsampler
 from torchbricks.brick_collection import BrickCollection
-from torchbricks.bricks import BrickInterface, BrickLoss, BrickMetricSingle, BrickTrainable
+from torchbricks.bricks import BrickInterface
 from torchbricks.errors import BrickError
+from torchbricks.heads.segmentation import SegmentationTaskHead
 from torchbricks.tags import TagsLike
 
 __all__ = [
@@ -142,30 +141,16 @@ def create_segmentation_head(
             f"create_segmentation_head: {len(features_names)} features_names {list(features_names)} need as many "
             f"in_channels, got {list(in_channels)}."
         )
-    head: dict[str, BrickInterface] = {
-        "neck": BrickTrainable(
-            FeaturePyramidUpsampler(in_channels, out_channels=hidden_channels),
-            input_names=list(features_names),
-            output_names=["./features"],
-        ),
-        "classify": BrickTrainable(
-            SegmentationHead(hidden_channels, num_classes, upsample_factor=output_stride, hidden_channels=hidden_channels),
-            input_names=["./features"],
-            output_names=["./logits", "./probabilities", "./mask"],
-        ),
-        "loss": BrickLoss(
-            nn.CrossEntropyLoss(ignore_index=ignore_index), input_names=["./logits", targets_name], output_names=["./loss_ce"]
-        ),
-        # Reported as `<head>/mean_iou`, as the packaged segmentation head config names it.
-        "jaccard": BrickMetricSingle(
-            MulticlassJaccardIndex(num_classes=num_classes, ignore_index=ignore_index),
-            input_names=["./mask", targets_name],
-            metric_name="mean_iou",
-        ),
-    }
-    if image_name is not None:
-        head["visualize"] = BrickVisualizeSegmentation(input_image=image_name, mask="./mask", output_name="./visualization")
-    return head
+    return SegmentationTaskHead.create(
+        num_classes=num_classes,
+        in_channels=list(in_channels),
+        features_names=list(features_names),
+        targets_name=targets_name,
+        output_stride=output_stride,
+        hidden_channels=hidden_channels,
+        image_name=image_name,
+        ignore_index=ignore_index,
+    )
 
 
 def create_bricks_segmentation(

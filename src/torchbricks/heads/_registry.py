@@ -1,0 +1,216 @@
+"""The registry of task head kinds and the base class every kind derives from.
+
+A head kind is one class: `describe(...)` gives its bricks as plain nodes (`{"_target_": dotted path, ...}`, the form
+of a Hydra config), so the same description is instantiated by the `create_*_head` factories (`create`, without
+Hydra) and written as the packaged head config (`packaged_configs`, with `${...}` interpolations as arguments); its
+report adapter (`predictions`) turns a test run's collected values into the cells of `predictions.png`.
+
+Kinds register themselves with `@register_head("name")`; every public module of `torchbricks.heads` is imported on
+the first lookup, so adding a kind is adding one module.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, Protocol, TypeVar
+
+import numpy as np
+
+from torchbricks.bricks import BrickInterface
+from torchbricks.errors import BrickError, did_you_mean
+
+__all__ = [
+    "HeadPredictionsLike",
+    "TaskHead",
+    "create_from_description",
+    "find_heads",
+    "get_head",
+    "list_heads",
+    "node",
+    "register_head",
+]
+
+Description = dict[str, dict[str, Any]]
+"""Brick name -> node: `{"_target_": "package.module.Class", argument: value, ...}`, nested like a Hydra config."""
+
+
+class HeadPredictionsLike(Protocol):
+    """What `predictions.png` needs of a head's collected test predictions (see `torchbricks.lightning.report`)."""
+
+    head: str
+    kind: str
+    images: np.ndarray
+
+    def errors(self) -> np.ndarray: ...
+
+    def order(self) -> np.ndarray: ...
+
+
+class TaskHead:
+    """A kind of task head: its bricks, its packaged config and its report adapter.
+
+    Class attributes:
+        kind: The registered name (`classification`, `detection`, ...), also the `kind` of its predictions.
+        outputs: The outputs (relative to the head) by which a head of this kind is recognised in a collection; the
+            first is the prediction.
+        packaged_configs: Packaged config name (`configs/head/<name>.yaml`) -> the arguments of `describe` it uses.
+        cells_per_sample: Images drawn per sample in `predictions.png` (2: truth beside prediction).
+    """
+
+    kind: ClassVar[str] = ""
+    outputs: ClassVar[tuple[str, ...]] = ()
+    packaged_configs: ClassVar[dict[str, dict[str, Any]]] = {}
+    cells_per_sample: ClassVar[int] = 1
+
+    @classmethod
+    def describe(cls, **arguments: Any) -> Description:
+        """The head's bricks as nodes; the arguments may be values or `${...}` interpolations."""
+        raise NotImplementedError
+
+    @classmethod
+    def create(cls, **arguments: Any) -> dict[str, BrickInterface]:
+        """The head's bricks, built from `describe(**arguments)`."""
+        return {name: create_from_description(description) for name, description in cls.describe(**arguments).items()}
+
+    @classmethod
+    def config(cls, name: str) -> Description:
+        """The packaged head config `name` (`configs/head/<name>.yaml`) as a dict."""
+        return cls.describe(**cls.packaged_configs[name])
+
+    @classmethod
+    def predictions(
+        cls, head: str, images: np.ndarray, values: list[list[np.ndarray]], companions: list[np.ndarray], metric: Any
+    ) -> HeadPredictionsLike | None:
+        """The report adapter: a head's test predictions from its metric's inputs, or None when they are not of this kind.
+
+        Args:
+            head: The head's name.
+            images: The test images, [N, H, W, 3] in [0, 1].
+            values: Per input of the head's metric brick (predictions first, then targets), the batches collected.
+            companions: The other outputs of the brick making the first input, concatenated (scores may be there).
+            metric: The head's metric object (a matching distance may be read from it).
+        """
+        return None
+
+
+_HEADS: dict[str, type[TaskHead]] = {}
+_LOADED: set[str] = set()
+
+HeadType = TypeVar("HeadType", bound=type[TaskHead])
+
+
+def register_head(kind: str) -> Callable[[HeadType], HeadType]:
+    """Registers a `TaskHead` subclass under `kind` (a class decorator, as timm's `register_model`).
+
+    Example:
+        >>> @register_head("example_kind")
+        ... class ExampleHead(TaskHead):
+        ...     outputs = ("value",)
+        >>> get_head("example_kind").kind
+        'example_kind'
+    """
+
+    def register(head: HeadType) -> HeadType:
+        if kind in _HEADS and _HEADS[kind] is not head:
+            raise BrickError(f"Head kind {kind!r} is registered twice: {_HEADS[kind].__qualname__} and {head.__qualname__}.")
+        head.kind = kind
+        _HEADS[kind] = head
+        return head
+
+    return register
+
+
+def _load_kinds() -> None:
+    """Imports every public module of this package once, so each registers its kind."""
+    if _LOADED:
+        return
+    _LOADED.add(__name__)
+    package = importlib.import_module(__name__.rpartition(".")[0])
+    for module in pkgutil.iter_modules(package.__path__):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{package.__name__}.{module.name}")
+
+
+def list_heads() -> list[str]:
+    """The registered head kinds, sorted.
+
+    Example:
+        >>> [kind for kind in list_heads() if kind in ("classification", "detection")]
+        ['classification', 'detection']
+    """
+    _load_kinds()
+    return sorted(_HEADS)
+
+
+def get_head(kind: str) -> type[TaskHead]:
+    """The head class registered as `kind`.
+
+    Raises:
+        BrickError: No head kind has that name; the message lists the kinds and the close match.
+    """
+    _load_kinds()
+    if kind not in _HEADS:
+        raise BrickError(f"No task head kind {kind!r}. Available: {sorted(_HEADS)}.{did_you_mean(kind, sorted(_HEADS))}")
+    return _HEADS[kind]
+
+
+def find_heads(output_names: Sequence[str], kinds: Sequence[str] | None = None) -> dict[str, str]:
+    """The task heads among a collection's output names: head path -> kind.
+
+    A head is a nested collection whose outputs include every name of a kind's `outputs`; `kinds` limits the kinds
+    looked for (all registered ones by default).
+
+    Example:
+        >>> find_heads(["features", "det/boxes", "det/scores", "det/labels", "cls/class_prediction", "cls/probabilities"])
+        {'cls': 'classification', 'det': 'detection'}
+    """
+    _load_kinds()
+    by_head: dict[str, set[str]] = {}
+    for name in output_names:
+        head, _, leaf = name.rpartition("/")
+        if head:
+            by_head.setdefault(head, set()).add(leaf)
+    wanted = [_HEADS[kind] for kind in (kinds if kinds is not None else sorted(_HEADS))]
+    heads = {}
+    for head, leaves in sorted(by_head.items()):
+        for head_class in wanted:
+            if head_class.outputs and set(head_class.outputs) <= leaves:
+                heads[head] = head_class.kind
+                break
+    return heads
+
+
+def node(target: str, /, **arguments: Any) -> dict[str, Any]:
+    """A described object: `{"_target_": target, **arguments}` (arguments that are None are left out).
+
+    Example:
+        >>> node("torch.nn.Linear", in_features=2, out_features=3, bias=None)
+        {'_target_': 'torch.nn.Linear', 'in_features': 2, 'out_features': 3}
+    """
+    return {"_target_": target, **{key: value for key, value in arguments.items() if value is not None}}
+
+
+def create_from_description(value: Any) -> Any:
+    """Builds what a description describes: each `_target_` node called with its built arguments (Hydra's
+    `instantiate`, without Hydra).
+
+    Example:
+        >>> create_from_description(node("torch.nn.Linear", in_features=2, out_features=3)).weight.shape
+        torch.Size([3, 2])
+    """
+    if isinstance(value, Mapping):
+        built = {str(key): create_from_description(item) for key, item in value.items() if key != "_target_"}
+        return _locate(str(value["_target_"]))(**built) if "_target_" in value else built
+    if isinstance(value, list):
+        return [create_from_description(item) for item in value]
+    return value
+
+
+def _locate(path: str) -> Any:
+    module_name, _, attribute = path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as error:
+        raise BrickError(f"A head description names {path!r}, which cannot be imported: {error}") from error

@@ -1,0 +1,146 @@
+"""The image classification head: a classifier on pooled features, cross entropy, accuracy with a confusion matrix
+(and each class's scores), and the predicted class drawn on each image."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from torchbricks.bricks import BrickInterface
+from torchbricks.heads._predictions import HeadPredictions, class_indices, concatenated
+from torchbricks.heads._registry import Description, TaskHead, node, register_head
+
+__all__ = ["ClassificationTaskHead", "create_classification_head"]
+
+_MODULES = "torchbricks.bag_of_bricks"
+
+
+@register_head("classification")
+class ClassificationTaskHead(TaskHead):
+    """Bricks `classify` (`./logits`, `./probabilities`, `./class_prediction`), `loss` (`./loss_ce`), `metrics`
+    (`accuracy`, micro average, and `confusion_matrix` with `per_class` scores) and, given an image, `visualize`."""
+
+    outputs = ("class_prediction", "probabilities")
+    packaged_configs: ClassVar[dict[str, dict[str, Any]]] = {
+        "classification": {  # the digits model: its `features`, its own drawing image
+            "num_classes": "${model.num_classes}",
+            "in_channels": "${model.n_features}",
+            "features_name": "features",
+            "targets_name": "targets",
+            "image_name": "${model.visualized_image}",
+            "font_size": 14,
+        },
+        "image_classification": {  # task=classification: the coarsest backbone features, the data's classes
+            "num_classes": "${model.num_classes}",
+            "in_channels": "${model.coarsest_channels}",
+            "features_name": "${model.coarsest_features}",
+            "targets_name": "targets",
+            "image_name": "raw",
+            "class_names": "${model.class_names}",
+            "class_weights": "${torchbricks_class_weights:${oc.select:loss.class_weights,null},${model.layout},${data.root}}",
+            "font_size": 12,
+        },
+    }
+
+    @classmethod
+    def describe(  # type: ignore[override]
+        cls,
+        num_classes: Any,
+        in_channels: Any,
+        features_name: Any,
+        targets_name: Any,
+        image_name: Any = None,
+        class_names: Any = None,
+        class_weights: Any = None,
+        font_size: Any = None,
+    ) -> Description:
+        """The bricks; `class_weights` weigh the cross entropy (None: every class 1)."""
+        head: Description = {
+            "classify": node(
+                "torchbricks.bricks.BrickTrainable",
+                model=node(f"{_MODULES}.image_classification.ImageClassifier", num_classes=num_classes, n_features=in_channels),
+                input_names=[features_name],
+                output_names=["./logits", "./probabilities", "./class_prediction"],
+            ),
+            "loss": node(
+                "torchbricks.bricks.BrickLoss",
+                model=node(f"{_MODULES}.losses.ClassWeightedCrossEntropyLoss", class_weights=class_weights),
+                input_names=["./logits", targets_name],
+                output_names=["./loss_ce"],
+            ),
+            "metrics": node(
+                "torchbricks.bricks.BrickMetrics",
+                metric_collection={
+                    "accuracy": node("torchmetrics.classification.MulticlassAccuracy", num_classes=num_classes, average="micro"),
+                    "confusion_matrix": node(
+                        f"{_MODULES}.custom_metrics.ConfusionMatrixClassScores", num_classes=num_classes, class_names=class_names
+                    ),
+                },
+                input_names=["./class_prediction", targets_name],
+            ),
+        }
+        if image_name is not None:
+            head["visualize"] = node(
+                f"{_MODULES}.image_classification.BrickVisualizeImageClassification",
+                input_image=image_name,
+                class_prediction="./class_prediction",
+                probabilities="./probabilities",
+                class_names=class_names,
+                output_name="./visualization",
+                font_size=font_size,
+            )
+        return head
+
+    @classmethod
+    def predictions(
+        cls, head: str, images: np.ndarray, values: list[list[np.ndarray]], companions: list[np.ndarray], metric: Any
+    ) -> HeadPredictions | None:
+        """Class indices [N] (or scores [N, C], argmax'ed) beside the true classes [N]."""
+        if len(values) != 2:
+            return None
+        found = class_indices(concatenated(values[0]), concatenated(values[1]))
+        if found is None or found[1].ndim != 1:
+            return None
+        return HeadPredictions(head, "classification", images, found[1], found[0])
+
+
+def create_classification_head(
+    num_classes: int,
+    in_channels: int,
+    features_name: str,
+    targets_name: str,
+    image_name: str | None = None,
+    class_names: Sequence[str] | None = None,
+) -> dict[str, BrickInterface]:
+    """Image classification bricks, with relative names so the dict nests under any name (`ClassificationTaskHead`).
+
+    Bricks: `classify` (an `ImageClassifier` producing `./logits`, `./probabilities` and `./class_prediction`),
+    `loss` (cross entropy, `./loss_ce`), `metrics` (`accuracy`, micro average, and `confusion_matrix` with each
+    class's `per_class` scores, as the packaged head config) and, when `image_name` is given, `visualize`
+    (`./visualization`: the predicted class drawn on each image).
+
+    Args:
+        num_classes: Number of classes.
+        in_channels: Channels of the features.
+        features_name: Name of the features [B, C, H, W] or [B, C].
+        targets_name: Name of the target classes [B].
+        image_name: Name of the images in [0, 1] to draw on; no visualization brick when None.
+        class_names: Names of the classes for the visualization and the per-class scores.
+
+    Example:
+        >>> import torch
+        >>> from torchbricks.brick_collection import BrickCollection
+        >>> model = BrickCollection({"head": create_classification_head(3, 8, "features", "targets")})
+        >>> sorted(model({"features": torch.rand(2, 8, 4, 4), "targets": torch.tensor([0, 2])}, return_inputs=False))
+        ['head/class_prediction', 'head/logits', 'head/loss_ce', 'head/probabilities']
+    """
+    return ClassificationTaskHead.create(
+        num_classes=num_classes,
+        in_channels=in_channels,
+        features_name=features_name,
+        targets_name=targets_name,
+        image_name=image_name,
+        class_names=None if class_names is None else list(class_names),
+    )

@@ -1,0 +1,218 @@
+"""The box detection head, anchor-free (CenterNet style): optionally an FPN neck, class heatmaps and box sides,
+focal + GIoU losses, top-k and NMS decoding, COCO mAP, and the boxes drawn with names and scores."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+
+from torchbricks._extras import require
+from torchbricks.heads._predictions import MatchedPredictions, class_names_of, color_cycle, split_padded
+from torchbricks.heads._registry import Description, TaskHead, node, register_head
+
+__all__ = ["MATCH_IOU", "BoxHeadPredictions", "Boxes", "DetectionTaskHead"]
+
+_MODULES = "torchbricks.bag_of_bricks"
+_DETECTION = f"{_MODULES}.object_detection"
+
+MATCH_IOU = 0.5
+"""A predicted box matches a true box of its class when they overlap by at least this (intersection over union)."""
+
+MIN_DRAWN_SCORE = 0.3
+"""Predicted boxes scoring below this are neither drawn nor counted in `predictions.png`."""
+
+
+@dataclass
+class Boxes:
+    """The boxes of one image: [n, 4] as (x_min, y_min, x_max, y_max) in pixels, their classes [n], scores [n]."""
+
+    boxes: np.ndarray
+    labels: np.ndarray
+    scores: np.ndarray | None = None
+
+
+@dataclass
+class BoxHeadPredictions(MatchedPredictions):
+    """A box-detection head's test predictions beside the true boxes, with the images they were made on.
+
+    Attributes:
+        head: The head's name (the collection path of its metric brick's parent).
+        images: The input images, [N, H, W, 3] floats in [0, 1] ready to draw.
+        truth: The true boxes per image (padding removed).
+        prediction: The predicted boxes per image that are drawn (label >= 0 and score >= the minimum drawn score).
+        iou_threshold: The overlap at which a predicted box matches a true box of its class.
+    """
+
+    head: str
+    images: np.ndarray
+    truth: list[Boxes]
+    prediction: list[Boxes]
+    iou_threshold: float = MATCH_IOU
+    kind: Literal["boxes"] = "boxes"
+
+    def errors(self) -> np.ndarray:
+        """Per image: the count of unmatched boxes, predicted boxes matching no true box plus true boxes missed.
+
+        Predicted boxes are matched greedily, the highest score first, each to the unmatched true box of its class
+        that overlaps it most, if by at least `iou_threshold` (IoU from `torchvision.ops.box_iou`).
+        """
+        ops = require("torchvision.ops", "vision")
+        counts = []
+        for truth, prediction in zip(self.truth, self.prediction, strict=True):
+            matched = 0
+            if len(truth.boxes) and len(prediction.boxes):
+                iou = ops.box_iou(
+                    torch.as_tensor(prediction.boxes, dtype=torch.float64), torch.as_tensor(truth.boxes, dtype=torch.float64)
+                )
+                iou = iou.numpy() * (prediction.labels[:, None] == truth.labels[None, :])
+                scores = prediction.scores if prediction.scores is not None else np.zeros(len(prediction.boxes))
+                free = np.ones(len(truth.boxes), dtype=bool)
+                for index in np.argsort(-scores, kind="stable"):
+                    overlaps = np.where(free, iou[index], -1.0)
+                    best = int(overlaps.argmax())
+                    if overlaps[best] >= self.iou_threshold:
+                        free[best] = False
+                        matched += 1
+            counts.append(len(truth.boxes) + len(prediction.boxes) - 2 * matched)
+        return np.asarray(counts, dtype=np.float64)
+
+    def title_detail(self) -> str:
+        """The matching rule."""
+        return f", boxes matched at IoU {self.iou_threshold:g}"
+
+    def draw_objects(self, axes: Any, objects: Boxes, class_names: Sequence[str] | None) -> None:
+        """Each box as an unfilled rectangle of its class's colour, tagged with its class name (and score)."""
+        rectangle = require("matplotlib.patches", "plots").Rectangle
+        colors = color_cycle()
+        for position, (box, label) in enumerate(zip(objects.boxes, objects.labels, strict=True)):
+            x_min, y_min, x_max, y_max = (float(value) for value in box)
+            color = colors[int(label) % len(colors)]
+            axes.add_patch(rectangle((x_min, y_min), x_max - x_min, y_max - y_min, fill=False, edgecolor=color, linewidth=1.5))
+            text = class_names_of(class_names, int(label) + 1)[int(label)]
+            if objects.scores is not None:
+                text += f" {float(objects.scores[position]):.2f}"
+            axes.text(x_min, y_min, text, fontsize=6, color="white", va="bottom",
+                      bbox={"facecolor": color, "pad": 1, "linewidth": 0}, clip_on=True)  # fmt: skip
+
+
+@register_head("detection")
+class DetectionTaskHead(TaskHead):
+    """Bricks `neck` (with several feature maps: `./features`), `detect` (`./heatmap`, `./distances`), `decode`
+    (`./boxes`, `./scores`, `./labels`), `loss` (`./loss_heatmap`, `./loss_box`), `metrics` (`mean_average_precision`:
+    `map`, `map_50`, `map_75`, `mar_100` and `per_class`) and, given an image, `visualize` (`./visualization`)."""
+
+    outputs = ("boxes", "scores", "labels")
+    cells_per_sample = 2
+    packaged_configs: ClassVar[dict[str, dict[str, Any]]] = {
+        "detection": {
+            "num_classes": "${model.num_classes}",
+            "in_channels": "${model.hidden_channels}",
+            "features_name": "./features",
+            "stride": "${model.finest_stride}",
+            "target_boxes_name": "target_boxes",
+            "target_labels_name": "target_labels",
+            "hidden_channels": "${model.hidden_channels}",
+            "image_name": "raw",
+            "class_names": "${model.class_names}",
+            "neck_inputs": "${model.features}",
+            "neck_channels": "${model.channels}",
+        }
+    }
+
+    @classmethod
+    def describe(  # type: ignore[override]
+        cls,
+        num_classes: Any,
+        in_channels: Any,
+        features_name: Any,
+        stride: Any,
+        target_boxes_name: Any,
+        target_labels_name: Any,
+        hidden_channels: Any = 64,
+        max_detections: Any = 50,
+        score_threshold: Any = 0.05,
+        iou_threshold: Any = 0.5,
+        box_weight: Any = 2.0,
+        image_name: Any = None,
+        class_names: Any = None,
+        min_drawn_score: Any = MIN_DRAWN_SCORE,
+        neck_inputs: Any = None,
+        neck_channels: Any = None,
+    ) -> Description:
+        """The bricks; with `neck_inputs` (names, fine to coarse, of `neck_channels` channels) a neck merges them into
+        `./features` (`features_name` then), `in_channels` (= `hidden_channels`) wide."""
+        head: Description = {}
+        if neck_inputs is not None:
+            head["neck"] = node(
+                "torchbricks.bricks.BrickTrainable",
+                model=node(f"{_MODULES}.necks.FeaturePyramidUpsampler", in_channels=neck_channels, out_channels=in_channels),
+                input_names=neck_inputs,
+                output_names=["./features"],
+            )
+        targets = [target_boxes_name, target_labels_name]
+        head["detect"] = node(
+            "torchbricks.bricks.BrickTrainable",
+            model=node(
+                f"{_DETECTION}.BoxDetectionHead",
+                in_channels=in_channels,
+                num_classes=num_classes,
+                hidden_channels=hidden_channels,
+            ),
+            input_names=[features_name],
+            output_names=["./heatmap", "./distances"],
+        )
+        head["decode"] = node(
+            "torchbricks.bricks.BrickNotTrainable",
+            model=node(
+                f"{_DETECTION}.BoxDecoder",
+                stride=stride,
+                max_detections=max_detections,
+                score_threshold=score_threshold,
+                iou_threshold=iou_threshold,
+            ),
+            input_names=["./heatmap", "./distances"],
+            output_names=["./boxes", "./scores", "./labels"],
+        )
+        head["loss"] = node(
+            "torchbricks.bricks.BrickLoss",
+            model=node(f"{_DETECTION}.BoxDetectionLoss", num_classes=num_classes, stride=stride, box_weight=box_weight),
+            input_names=["./heatmap", "./distances", *targets],
+            output_names=["./loss_heatmap", "./loss_box"],
+        )
+        head["metrics"] = node(
+            "torchbricks.bricks.BrickMetrics",
+            metric_collection={"mean_average_precision": node(f"{_DETECTION}.BoxMeanAveragePrecision", class_names=class_names)},
+            input_names=["./boxes", "./scores", "./labels", *targets],
+        )
+        if image_name is not None:
+            head["visualize"] = node(
+                f"{_DETECTION}.BrickVisualizeBoxes",
+                input_image=image_name,
+                boxes="./boxes",
+                labels="./labels",
+                scores="./scores",
+                class_names=class_names,
+                output_name="./visualization",
+                min_score=min_drawn_score,
+            )
+        return head
+
+    @classmethod
+    def predictions(
+        cls, head: str, images: np.ndarray, values: list[list[np.ndarray]], companions: list[np.ndarray], metric: Any
+    ) -> BoxHeadPredictions | None:
+        """Boxes [B, P, 4], scores [B, P], labels [B, P] beside true boxes [B, N, 4] and labels [B, N] (label -1:
+        padding), per image; predicted boxes scoring below `MIN_DRAWN_SCORE` are left out."""
+        if len(values) != 5:
+            return None
+        truth, prediction = split_padded(values, lambda boxes, scores, labels: (labels >= 0) & (scores >= MIN_DRAWN_SCORE))
+        return BoxHeadPredictions(
+            head,
+            images,
+            [Boxes(boxes, labels) for boxes, labels in truth],
+            [Boxes(boxes, labels.astype(np.int64), scores) for boxes, scores, labels in prediction],
+        )

@@ -1,0 +1,165 @@
+"""The multi-label head ("which classes are in the image"): binary cross entropy, micro F1 and accuracy with each
+class's scores, and the names of the classes found written on each image."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from torchbricks.heads._predictions import class_names_of, concatenated, mistakes_first, show_image
+from torchbricks.heads._registry import Description, TaskHead, node, register_head
+
+__all__ = ["MultiLabelHeadPredictions", "MultiLabelTaskHead"]
+
+_MODULES = "torchbricks.bag_of_bricks"
+
+
+@dataclass
+class MultiLabelHeadPredictions:
+    """A multi-label head's test predictions ("which classes are in the image") beside the true classes.
+
+    Attributes:
+        head: The head's name (the collection path of its metric brick's parent).
+        images: The input images, [N, H, W, 3] floats in [0, 1] ready to draw.
+        truth: The true classes, [N, K] of 0/1 (1: the class is in the image).
+        prediction: The predicted classes, [N, K] of 0/1.
+        scores: The predicted probability of each class, [N, K], or None when the head gives none.
+    """
+
+    head: str
+    images: np.ndarray
+    truth: np.ndarray
+    prediction: np.ndarray
+    scores: np.ndarray | None = None
+    kind: Literal["multilabel"] = "multilabel"
+    cells_per_sample = 1
+
+    def errors(self) -> np.ndarray:
+        """Per image: the wrong classes, classes predicted but absent plus classes present but missed."""
+        return (self.truth != self.prediction).sum(axis=1).astype(np.float64)
+
+    def order(self) -> np.ndarray:
+        """Image indices, the most wrong classes first, then the rest in their original order."""
+        return mistakes_first(self.errors())
+
+    def title_detail(self) -> str:
+        """What the section title adds (nothing)."""
+        return ""
+
+    def caption(self, index: int, class_names: Sequence[str] | None = None, max_classes: int = 4, per_line: int = 2) -> str:
+        """`true <classes>` above `pred <class> <score>, ...` for image `index` (`-` for none), `per_line` classes a
+        line (the image is narrow), the predicted ones by decreasing score, at most `max_classes` then `+<more>`."""
+        names = class_names_of(class_names, self.truth.shape[1])
+
+        def listed(classes: np.ndarray, scores: np.ndarray | None) -> str:
+            items = [names[k] + (f" {scores[k]:.2f}" if scores is not None else "") for k in classes[:max_classes]]
+            if len(classes) > max_classes:
+                items.append(f"+{len(classes) - max_classes}")
+            lines = [", ".join(items[start : start + per_line]) for start in range(0, len(items), per_line)]
+            return ",\n".join(lines) or "-"
+
+        truth = np.flatnonzero(self.truth[index])
+        predicted = np.flatnonzero(self.prediction[index])
+        scores = self.scores[index] if self.scores is not None else None
+        if scores is not None:
+            predicted = predicted[np.argsort(-scores[predicted], kind="stable")]
+        return f"true {listed(truth, None)}\npred {listed(predicted, scores)}"
+
+    def draw(self, cells: Iterator[Any], index: int, error: float, class_names: Sequence[str] | None) -> None:
+        """Draws image `index` with its caption, red when any class is wrong."""
+        axes = show_image(cells, self.images[index])
+        axes.set_title(self.caption(index, class_names), fontsize=7, color="tab:red" if error > 0 else "black")
+
+
+@register_head("multilabel")
+class MultiLabelTaskHead(TaskHead):
+    """Bricks `classify` (`./logits`, `./probabilities`, `./present`), `loss` (`./loss_bce`), `metrics` (`f1` and
+    `accuracy`, micro averaged, and `per_class` scores) and, given an image, `visualize` (`./visualization`)."""
+
+    outputs = ("present", "probabilities")
+    packaged_configs: ClassVar[dict[str, dict[str, Any]]] = {
+        "multilabel": {
+            "num_classes": "${model.num_classes}",
+            "in_channels": "${model.coarsest_channels}",
+            "features_name": "${model.coarsest_features}",
+            "targets_name": "target_classes",
+            "image_name": "raw",
+            "class_names": "${model.class_names}",
+        }
+    }
+
+    @classmethod
+    def describe(  # type: ignore[override]
+        cls,
+        num_classes: Any,
+        in_channels: Any,
+        features_name: Any,
+        targets_name: Any,
+        image_name: Any = None,
+        class_names: Any = None,
+    ) -> Description:
+        """The bricks."""
+        classes = "torchmetrics.classification"
+        head: Description = {
+            "classify": node(
+                "torchbricks.bricks.BrickTrainable",
+                model=node(
+                    f"{_MODULES}.multilabel_classification.MultiLabelClassifier", num_classes=num_classes, n_features=in_channels
+                ),
+                input_names=[features_name],
+                output_names=["./logits", "./probabilities", "./present"],
+            ),
+            "loss": node(
+                "torchbricks.bricks.BrickLoss",
+                model=node(f"{_MODULES}.multilabel_classification.MultiLabelLoss"),
+                input_names=["./logits", targets_name],
+                output_names=["./loss_bce"],
+            ),
+            "metrics": node(
+                "torchbricks.bricks.BrickMetrics",
+                metric_collection={
+                    "f1": node(f"{classes}.MultilabelF1Score", num_labels=num_classes, average="micro"),
+                    "accuracy": node(f"{classes}.MultilabelAccuracy", num_labels=num_classes, average="micro"),
+                    "per_class": node(
+                        f"{_MODULES}.custom_metrics.MultilabelClassScores", num_labels=num_classes, class_names=class_names
+                    ),
+                },
+                input_names=["./present", targets_name],
+            ),
+        }
+        if image_name is not None:
+            head["visualize"] = node(
+                f"{_MODULES}.multilabel_classification.BrickVisualizeMultiLabel",
+                input_image=image_name,
+                present="./present",
+                class_names=class_names,
+                output_name="./visualization",
+            )
+        return head
+
+    @classmethod
+    def predictions(
+        cls, head: str, images: np.ndarray, values: list[list[np.ndarray]], companions: list[np.ndarray], metric: Any
+    ) -> MultiLabelHeadPredictions | None:
+        """0/1 targets [N, K] beside predicted 0/1 classes with the probabilities of a companion output, or beside
+        scores (probabilities, or logits as torchmetrics' multilabel rule reads them) thresholded at 1/2."""
+        if len(values) != 2:
+            return None
+        prediction, truth = concatenated(values[0]), concatenated(values[1])
+        if truth.ndim != 2 or prediction.shape != truth.shape or not np.isin(truth, (0, 1)).all():
+            return None
+        scores = None
+        if not np.isin(prediction, (0, 1)).all():
+            scores = prediction if ((prediction >= 0) & (prediction <= 1)).all() else 1 / (1 + np.exp(-prediction))
+            prediction = scores > 0.5
+        else:
+            probabilities = [
+                value
+                for value in companions
+                if value.shape == prediction.shape and not np.isin(value, (0, 1)).all() and ((value >= 0) & (value <= 1)).all()
+            ]
+            scores = probabilities[0] if probabilities else None
+        return MultiLabelHeadPredictions(head, images, truth.astype(np.int64), prediction.astype(np.int64), scores)
