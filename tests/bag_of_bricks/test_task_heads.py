@@ -159,8 +159,12 @@ def test_head_factories_nest_under_any_name_with_relative_names() -> None:
     assert sorted(model.extract_losses(outputs)) == ["animals/loss_ce", "cars/loss_ce", "colors/loss_ce", "roads/loss_ce"]
     assert sorted(model.summarize(reset=True)) == [
         "animals/accuracy",
+        "animals/confusion_matrix",
+        "animals/per_class",
         "cars/mean_iou",
         "colors/accuracy",
+        "colors/confusion_matrix",
+        "colors/per_class",
         "roads/mean_iou",
     ]
 
@@ -222,7 +226,9 @@ def test_segmentation_head_ignores_target_pixels_marked_with_ignore_index() -> N
     assert torch.allclose(model.summarize(reset=True)["segment/mean_iou"], reference)
 
 
-def test_the_classification_head_factory_reports_accuracy_under_the_name_the_packaged_config_uses() -> None:
+def test_the_classification_head_factory_reports_the_metrics_of_the_packaged_config() -> None:
+    from torchmetrics.functional.classification import multiclass_confusion_matrix
+
     from torchbricks.configuration import compose_config, create_brick_collection
 
     torch.manual_seed(0)
@@ -233,11 +239,13 @@ def test_the_classification_head_factory_reports_accuracy_under_the_name_the_pac
     outputs = factory(named_inputs={"features": features, "targets": targets}, tags=Stage.TEST)
 
     factory_metrics = factory.summarize(reset=True)
-    assert "head/accuracy" in packaged.summarize(reset=True)
-    assert list(factory_metrics) == ["head/accuracy"]
+    assert sorted(factory_metrics) == sorted(packaged.summarize(reset=True))
+    assert sorted(factory_metrics) == ["head/accuracy", "head/confusion_matrix", "head/per_class"]
     # The fraction of images classified right (micro average), as the packaged head computes it.
     expected = (outputs["head/class_prediction"] == targets).float().mean()
     torch.testing.assert_close(factory_metrics["head/accuracy"], expected)
+    reference = multiclass_confusion_matrix(outputs["head/class_prediction"], targets, num_classes=10)
+    torch.testing.assert_close(factory_metrics["head/confusion_matrix"], reference)
 
 
 @pytest.mark.parametrize("positional", [False, True], ids=["keywords", "positional"])
