@@ -91,6 +91,6 @@ def test_one_bricks_argument_is_overridden_from_the_command_line() -> None:
 def test_a_description_naming_what_cannot_be_imported_is_an_error() -> None:
     from torchbricks.heads import create_from_description, node
 
-    with pytest.raises(BrickError, match="names 'torch.nn.Linearr', which cannot be imported"):
+    with pytest.raises(BrickError, match=r"names 'torch\.nn\.Linearr', which cannot be imported"):
         create_from_description(node("torch.nn.Linearr", in_features=1, out_features=1))
     assert create_from_description(node("torch.nn.Linear", in_features=2, out_features=1))(torch.zeros(1, 2)).shape == (1, 1)

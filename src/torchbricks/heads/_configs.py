@@ -34,8 +34,9 @@ def head_config_text(name: str) -> str:
     yaml = require("yaml", "hydra")
     configs = packaged_head_configs()
     if name not in configs:
+        available = sorted(configs)
         raise BrickError(
-            f"No head kind declares a packaged config {name!r}. Available: {sorted(configs)}.{did_you_mean(name, sorted(configs))}"
+            f"No head kind declares a packaged config {name!r}. Available: {available}.{did_you_mean(name, available)}"
         )
     head = configs[name]
     summary = " ".join(line.strip() for line in (inspect.getdoc(head) or "").splitlines())

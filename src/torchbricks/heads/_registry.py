@@ -82,7 +82,7 @@ class TaskHead:
     @classmethod
     def predictions(
         cls, head: str, images: np.ndarray, values: list[list[np.ndarray]], companions: list[np.ndarray], metric: Any
-    ) -> HeadPredictionsLike | None:
+    ) -> Any:
         """The report adapter: a head's test predictions from its metric's inputs, or None when they are not of this kind.
 
         Args:

@@ -81,7 +81,7 @@ class CountMeanAbsoluteError(MeanAbsoluteError):
         0.25
     """
 
-    def update(self, count: torch.Tensor, target_labels: torch.Tensor) -> None:  # type: ignore[override]
+    def update(self, count: torch.Tensor, target_labels: torch.Tensor) -> None:
         super().update(count, count_objects(target_labels).to(count.dtype))
 
 
