@@ -210,13 +210,13 @@ def test_ready_made_collections_export_to_onnx_with_any_batch_size(
         assert np.allclose(value, expected[name].numpy(), atol=1e-4), name
 
 
-def test_segmentation_head_ignores_target_pixels_marked_with_ignore_index() -> None:
+def test_segmentation_head_ignores_target_pixels_of_value_255_as_the_masks_mark_them() -> None:
     torch.manual_seed(0)
     model = BrickCollection(
         {"segment": create_segmentation_head(3, [8], ["features"], "targets", output_stride=2, hidden_channels=4)}
     )
     targets = torch.randint(0, 3, (1, 8, 8))
-    targets[0, :4] = -100
+    targets[0, :4] = 255  # the masks' value of an unlabelled pixel
     outputs = model(named_inputs={"features": torch.rand(1, 8, 4, 4), "targets": targets}, tags=Stage.TRAIN)
     logits = outputs["segment/logits"]
     expected = nn.functional.cross_entropy(logits[:, :, 4:], targets[:, 4:])

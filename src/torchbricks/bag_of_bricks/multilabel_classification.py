@@ -122,11 +122,4 @@ def create_multilabel_classification_head(
         >>> outputs["tags/present"].shape
         torch.Size([2, 3])
     """
-    return MultiLabelTaskHead.create(
-        num_classes=num_classes,
-        in_channels=in_channels,
-        features_name=features_name,
-        targets_name=targets_name,
-        image_name=image_name,
-        class_names=None if class_names is None else list(class_names),
-    )
+    return MultiLabelTaskHead.create(**locals())  # the arguments, as they came

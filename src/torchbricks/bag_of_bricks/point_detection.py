@@ -302,20 +302,7 @@ def create_point_detection_head(
         image_name: Name of the images in [0, 1] to draw on; no visualization brick when None.
         class_names: Names of the classes for the visualization.
     """
-    return PointsTaskHead.create(
-        num_classes=num_classes,
-        in_channels=in_channels,
-        features_name=features_name,
-        stride=stride,
-        target_points_name=target_points_name,
-        target_labels_name=target_labels_name,
-        hidden_channels=hidden_channels,
-        max_points=max_points,
-        threshold=threshold,
-        distance=distance,
-        image_name=image_name,
-        class_names=None if class_names is None else list(class_names),
-    )
+    return PointsTaskHead.create(**locals())  # the arguments, as they came
 
 
 def create_bricks_point_detection(
@@ -353,19 +340,8 @@ def create_bricks_point_detection(
     feature_bricks, stride = create_pyramid_feature_bricks(
         backbone, num_scales, image_name, hidden_channels, weights, in_channels
     )
-    return BrickCollection(
-        {
-            **feature_bricks,
-            "head": create_point_detection_head(
-                num_classes=num_classes,
-                in_channels=hidden_channels,
-                features_name="features",
-                stride=stride,
-                target_points_name=target_points_name,
-                target_labels_name=target_labels_name,
-                hidden_channels=hidden_channels,
-                image_name=image_name if visualize else None,
-                class_names=class_names,
-            ),
-        }
-    )
+    targets = (target_points_name, target_labels_name)
+    drawn_on = image_name if visualize else None
+    points = create_point_detection_head(num_classes, hidden_channels, "features", stride, *targets, hidden_channels,
+                                         image_name=drawn_on, class_names=class_names)  # fmt: skip
+    return BrickCollection({**feature_bricks, "head": points})

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from torchbricks._conventions import IGNORE_INDEX
 from torchbricks.bag_of_bricks._backbone_factories import create_backbone, create_input_bricks
 from torchbricks.bag_of_bricks.brick_visualizer import BrickPerImageVisualization
 from torchbricks.bag_of_bricks.drawing import overlay_segmentation_mask
@@ -110,7 +111,7 @@ def create_segmentation_head(
     output_stride: int,
     hidden_channels: int = 64,
     image_name: str | None = None,
-    ignore_index: int = -100,
+    ignore_index: int = IGNORE_INDEX,
 ) -> dict[str, BrickInterface]:
     """Semantic segmentation bricks, with relative names so the dict nests under any name.
 
@@ -127,7 +128,7 @@ def create_segmentation_head(
         output_stride: Stride of the finest scale relative to the image.
         hidden_channels: Channels of the neck and the head.
         image_name: Name of the images in [0, 1] to draw on; no visualization brick when None.
-        ignore_index: Target value ignored by the loss and the metric.
+        ignore_index: Target value ignored by the loss and the metric (255, the masks' convention).
 
     Example:
         >>> from torchbricks.brick_collection import BrickCollection
@@ -141,16 +142,7 @@ def create_segmentation_head(
             f"create_segmentation_head: {len(features_names)} features_names {list(features_names)} need as many "
             f"in_channels, got {list(in_channels)}."
         )
-    return SegmentationTaskHead.create(
-        num_classes=num_classes,
-        in_channels=list(in_channels),
-        features_names=list(features_names),
-        targets_name=targets_name,
-        output_stride=output_stride,
-        hidden_channels=hidden_channels,
-        image_name=image_name,
-        ignore_index=ignore_index,
-    )
+    return SegmentationTaskHead.create(**{**locals(), "in_channels": list(in_channels), "features_names": list(features_names)})
 
 
 def create_bricks_segmentation(

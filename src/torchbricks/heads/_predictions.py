@@ -11,7 +11,17 @@ import numpy as np
 
 from torchbricks._conventions import IGNORE_INDEX
 
-__all__ = ["HeadPredictions", "class_names_of", "color_cycle", "concatenated", "mistakes_first", "show_image"]
+__all__ = [
+    "HeadPredictions",
+    "MatchedPredictions",
+    "class_indices",
+    "class_names_of",
+    "color_cycle",
+    "mistakes_first",
+    "show_image",
+    "split_padded",
+    "tag",
+]
 
 
 def mistakes_first(errors: np.ndarray) -> np.ndarray:
@@ -28,11 +38,6 @@ def class_names_of(class_names: Sequence[str] | None, count: int) -> list[str]:
 def color_cycle() -> list[str]:
     """Matplotlib's ten tab colours, one per class index (modulo ten)."""
     return [f"tab:{name}" for name in ("blue", "orange", "green", "red", "purple", "brown", "pink", "olive", "cyan", "gray")]
-
-
-def concatenated(batches: list[np.ndarray]) -> np.ndarray:
-    """The batches of one value as one array."""
-    return np.concatenate(batches)
 
 
 def show_image(cells: Iterator[Any], image: np.ndarray) -> Any:
@@ -97,9 +102,12 @@ class HeadPredictions:
             axes.set_title(caption, fontsize=9, color=color if label == "pred" else "black")
 
 
-def class_indices(prediction: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """Predicted and true class indices of the same shape (scores or logits argmax'ed over axis 1), or None."""
-    truth = truth.astype(np.int64)
+def class_indices(pair: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Predicted and true class indices of the same shape from (prediction, truth) (scores or logits argmax'ed over
+    axis 1), or None."""
+    if pair is None:
+        return None
+    prediction, truth = pair[0], pair[1].astype(np.int64)
     if prediction.ndim == truth.ndim + 1:
         prediction = prediction.argmax(axis=1)
     prediction = prediction.astype(np.int64)

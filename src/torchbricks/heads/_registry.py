@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
@@ -22,12 +23,15 @@ from torchbricks.bricks import BrickInterface
 from torchbricks.errors import BrickError, did_you_mean
 
 __all__ = [
+    "Collected",
     "HeadPredictionsLike",
     "TaskHead",
+    "brick",
     "create_from_description",
     "find_heads",
     "get_head",
     "list_heads",
+    "metrics",
     "node",
     "register_head",
 ]
@@ -80,19 +84,35 @@ class TaskHead:
         return cls.describe(**cls.packaged_configs[name])
 
     @classmethod
-    def predictions(
-        cls, head: str, images: np.ndarray, values: list[list[np.ndarray]], companions: list[np.ndarray], metric: Any
-    ) -> Any:
-        """The report adapter: a head's test predictions from its metric's inputs, or None when they are not of this kind.
-
-        Args:
-            head: The head's name.
-            images: The test images, [N, H, W, 3] in [0, 1].
-            values: Per input of the head's metric brick (predictions first, then targets), the batches collected.
-            companions: The other outputs of the brick making the first input, concatenated (scores may be there).
-            metric: The head's metric object (a matching distance may be read from it).
-        """
+    def predictions(cls, collected: Collected) -> Any:
+        """The report adapter: a head's test predictions (a `HeadPredictionsLike`) from what the report collected of
+        its metric's inputs, or None when they are not of this kind."""
         return None
+
+
+@dataclass
+class Collected:
+    """What the report collects of a head over the test batches, for its kind's `predictions` adapter.
+
+    Attributes:
+        head: The head's name.
+        images: The test images, [N, H, W, 3] in [0, 1].
+        values: Per input of the head's metric brick (predictions first, then targets), the batches collected.
+        companions: The other outputs of the brick making the first input, concatenated (scores may be there).
+        metric: The head's metric object (a matching distance may be read from it).
+    """
+
+    head: str
+    images: np.ndarray
+    values: list[list[np.ndarray]]
+    companions: list[np.ndarray] = field(default_factory=list)
+    metric: Any = None
+
+    def pair(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(prediction, truth), each concatenated over the batches, of a metric reading two inputs; else None."""
+        if len(self.values) != 2:
+            return None
+        return np.concatenate(self.values[0]), np.concatenate(self.values[1])
 
 
 _HEADS: dict[str, type[TaskHead]] = {}
@@ -190,6 +210,16 @@ def node(target: str, /, **arguments: Any) -> dict[str, Any]:
         {'_target_': 'torch.nn.Linear', 'in_features': 2, 'out_features': 3}
     """
     return {"_target_": target, **{key: value for key, value in arguments.items() if value is not None}}
+
+
+def brick(brick_type: str, model: dict[str, Any], input_names: Any, output_names: list[str]) -> dict[str, Any]:
+    """A `torchbricks.bricks.<brick_type>` (`BrickTrainable`, `BrickNotTrainable`, `BrickLoss`) node around `model`."""
+    return node(f"torchbricks.bricks.{brick_type}", model=model, input_names=input_names, output_names=output_names)
+
+
+def metrics(metric_collection: dict[str, Any], input_names: list[Any]) -> dict[str, Any]:
+    """A `torchbricks.bricks.BrickMetrics` node of named metric nodes."""
+    return node("torchbricks.bricks.BrickMetrics", metric_collection=metric_collection, input_names=input_names)
 
 
 def create_from_description(value: Any) -> Any:

@@ -6,11 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import numpy as np
-
 from torchbricks.bricks import BrickInterface
-from torchbricks.heads._predictions import HeadPredictions, class_indices, concatenated
-from torchbricks.heads._registry import Description, TaskHead, node, register_head
+from torchbricks.heads._predictions import HeadPredictions, class_indices
+from torchbricks.heads._registry import Collected, Description, TaskHead, brick, metrics, node, register_head
 
 __all__ = ["ClassificationTaskHead", "create_classification_head"]
 
@@ -57,29 +55,20 @@ class ClassificationTaskHead(TaskHead):
         font_size: Any = None,
     ) -> Description:
         """The bricks; `class_weights` weigh the cross entropy (None: every class 1)."""
+        cross_entropy = node(f"{_MODULES}.losses.ClassWeightedCrossEntropyLoss", class_weights=class_weights)
+        classifier = node(f"{_MODULES}.image_classification.ImageClassifier", num_classes=num_classes, n_features=in_channels)
+        scores = {
+            "accuracy": node("torchmetrics.classification.MulticlassAccuracy", num_classes=num_classes, average="micro"),
+            "confusion_matrix": node(
+                f"{_MODULES}.custom_metrics.ConfusionMatrixClassScores", num_classes=num_classes, class_names=class_names
+            ),
+        }
         head: Description = {
-            "classify": node(
-                "torchbricks.bricks.BrickTrainable",
-                model=node(f"{_MODULES}.image_classification.ImageClassifier", num_classes=num_classes, n_features=in_channels),
-                input_names=[features_name],
-                output_names=["./logits", "./probabilities", "./class_prediction"],
+            "classify": brick(
+                "BrickTrainable", classifier, [features_name], ["./logits", "./probabilities", "./class_prediction"]
             ),
-            "loss": node(
-                "torchbricks.bricks.BrickLoss",
-                model=node(f"{_MODULES}.losses.ClassWeightedCrossEntropyLoss", class_weights=class_weights),
-                input_names=["./logits", targets_name],
-                output_names=["./loss_ce"],
-            ),
-            "metrics": node(
-                "torchbricks.bricks.BrickMetrics",
-                metric_collection={
-                    "accuracy": node("torchmetrics.classification.MulticlassAccuracy", num_classes=num_classes, average="micro"),
-                    "confusion_matrix": node(
-                        f"{_MODULES}.custom_metrics.ConfusionMatrixClassScores", num_classes=num_classes, class_names=class_names
-                    ),
-                },
-                input_names=["./class_prediction", targets_name],
-            ),
+            "loss": brick("BrickLoss", cross_entropy, ["./logits", targets_name], ["./loss_ce"]),
+            "metrics": metrics(scores, ["./class_prediction", targets_name]),
         }
         if image_name is not None:
             head["visualize"] = node(
@@ -94,16 +83,12 @@ class ClassificationTaskHead(TaskHead):
         return head
 
     @classmethod
-    def predictions(
-        cls, head: str, images: np.ndarray, values: list[list[np.ndarray]], companions: list[np.ndarray], metric: Any
-    ) -> HeadPredictions | None:
+    def predictions(cls, collected: Collected) -> HeadPredictions | None:
         """Class indices [N] (or scores [N, C], argmax'ed) beside the true classes [N]."""
-        if len(values) != 2:
-            return None
-        found = class_indices(concatenated(values[0]), concatenated(values[1]))
+        found = class_indices(collected.pair())
         if found is None or found[1].ndim != 1:
             return None
-        return HeadPredictions(head, "classification", images, found[1], found[0])
+        return HeadPredictions(collected.head, "classification", collected.images, found[1], found[0])
 
 
 def create_classification_head(
@@ -136,11 +121,4 @@ def create_classification_head(
         >>> sorted(model({"features": torch.rand(2, 8, 4, 4), "targets": torch.tensor([0, 2])}, return_inputs=False))
         ['head/class_prediction', 'head/logits', 'head/loss_ce', 'head/probabilities']
     """
-    return ClassificationTaskHead.create(
-        num_classes=num_classes,
-        in_channels=in_channels,
-        features_name=features_name,
-        targets_name=targets_name,
-        image_name=image_name,
-        class_names=None if class_names is None else list(class_names),
-    )
+    return ClassificationTaskHead.create(**locals())  # the arguments, as they came

@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.regression import MeanAbsoluteError
 
-from torchbricks.heads._predictions import concatenated, mistakes_first, show_image
-from torchbricks.heads._registry import Description, TaskHead, node, register_head
+from torchbricks.heads._predictions import mistakes_first, show_image
+from torchbricks.heads._registry import Collected, Description, TaskHead, brick, metrics, node, register_head
 
 __all__ = ["CountLoss", "CountMeanAbsoluteError", "CountPredictions", "CountRegressor", "CountTaskHead", "count_objects"]
 
@@ -141,32 +141,17 @@ class CountTaskHead(TaskHead):
         cls, in_channels: Any, features_name: Any, target_labels_name: Any, hidden_channels: Any = 64, beta: Any = 1.0
     ) -> Description:
         """The bricks."""
+        regressor = node(f"{_HERE}.CountRegressor", in_channels=in_channels, hidden_channels=hidden_channels)
         return {
-            "regress": node(
-                "torchbricks.bricks.BrickTrainable",
-                model=node(f"{_HERE}.CountRegressor", in_channels=in_channels, hidden_channels=hidden_channels),
-                input_names=[features_name],
-                output_names=["./count"],
-            ),
-            "loss": node(
-                "torchbricks.bricks.BrickLoss",
-                model=node(f"{_HERE}.CountLoss", beta=beta),
-                input_names=["./count", target_labels_name],
-                output_names=["./loss_count"],
-            ),
-            "metrics": node(
-                "torchbricks.bricks.BrickMetrics",
-                metric_collection={"mae": node(f"{_HERE}.CountMeanAbsoluteError")},
-                input_names=["./count", target_labels_name],
-            ),
+            "regress": brick("BrickTrainable", regressor, [features_name], ["./count"]),
+            "loss": brick("BrickLoss", node(f"{_HERE}.CountLoss", beta=beta), ["./count", target_labels_name], ["./loss_count"]),
+            "metrics": metrics({"mae": node(f"{_HERE}.CountMeanAbsoluteError")}, ["./count", target_labels_name]),
         }
 
     @classmethod
-    def predictions(
-        cls, head: str, images: np.ndarray, values: list[list[np.ndarray]], companions: list[np.ndarray], metric: Any
-    ) -> CountPredictions | None:
+    def predictions(cls, collected: Collected) -> CountPredictions | None:
         """Predicted counts [B] beside the counts of the padded labels [B, N], per image."""
-        if len(values) != 2:
+        if len(collected.values) != 2:
             return None
-        truth = np.concatenate([(labels >= 0).sum(axis=1) for labels in values[1]]).astype(np.float64)
-        return CountPredictions(head, images, truth, concatenated(values[0]).astype(np.float64))
+        truth = np.concatenate([(labels >= 0).sum(axis=1) for labels in collected.values[1]]).astype(np.float64)
+        return CountPredictions(collected.head, collected.images, truth, np.concatenate(collected.values[0]).astype(np.float64))

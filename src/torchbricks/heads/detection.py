@@ -12,7 +12,7 @@ import torch
 
 from torchbricks._extras import require
 from torchbricks.heads._predictions import MatchedPredictions, class_names_of, color_cycle, split_padded
-from torchbricks.heads._registry import Description, TaskHead, node, register_head
+from torchbricks.heads._registry import Collected, Description, TaskHead, brick, metrics, node, register_head
 
 __all__ = ["MATCH_IOU", "BoxHeadPredictions", "Boxes", "DetectionTaskHead"]
 
@@ -147,47 +147,25 @@ class DetectionTaskHead(TaskHead):
         `./features` (`features_name` then), `in_channels` (= `hidden_channels`) wide."""
         head: Description = {}
         if neck_inputs is not None:
-            head["neck"] = node(
-                "torchbricks.bricks.BrickTrainable",
-                model=node(f"{_MODULES}.necks.FeaturePyramidUpsampler", in_channels=neck_channels, out_channels=in_channels),
-                input_names=neck_inputs,
-                output_names=["./features"],
-            )
+            neck = node(f"{_MODULES}.necks.FeaturePyramidUpsampler", in_channels=neck_channels, out_channels=in_channels)
+            head["neck"] = brick("BrickTrainable", neck, neck_inputs, ["./features"])
         targets = [target_boxes_name, target_labels_name]
-        head["detect"] = node(
-            "torchbricks.bricks.BrickTrainable",
-            model=node(
-                f"{_DETECTION}.BoxDetectionHead",
-                in_channels=in_channels,
-                num_classes=num_classes,
-                hidden_channels=hidden_channels,
-            ),
-            input_names=[features_name],
-            output_names=["./heatmap", "./distances"],
+        detector = node(
+            f"{_DETECTION}.BoxDetectionHead", in_channels=in_channels, num_classes=num_classes, hidden_channels=hidden_channels
         )
-        head["decode"] = node(
-            "torchbricks.bricks.BrickNotTrainable",
-            model=node(
-                f"{_DETECTION}.BoxDecoder",
-                stride=stride,
-                max_detections=max_detections,
-                score_threshold=score_threshold,
-                iou_threshold=iou_threshold,
-            ),
-            input_names=["./heatmap", "./distances"],
-            output_names=["./boxes", "./scores", "./labels"],
+        decoder = node(
+            f"{_DETECTION}.BoxDecoder",
+            stride=stride,
+            max_detections=max_detections,
+            score_threshold=score_threshold,
+            iou_threshold=iou_threshold,
         )
-        head["loss"] = node(
-            "torchbricks.bricks.BrickLoss",
-            model=node(f"{_DETECTION}.BoxDetectionLoss", num_classes=num_classes, stride=stride, box_weight=box_weight),
-            input_names=["./heatmap", "./distances", *targets],
-            output_names=["./loss_heatmap", "./loss_box"],
-        )
-        head["metrics"] = node(
-            "torchbricks.bricks.BrickMetrics",
-            metric_collection={"mean_average_precision": node(f"{_DETECTION}.BoxMeanAveragePrecision", class_names=class_names)},
-            input_names=["./boxes", "./scores", "./labels", *targets],
-        )
+        loss = node(f"{_DETECTION}.BoxDetectionLoss", num_classes=num_classes, stride=stride, box_weight=box_weight)
+        average_precision = {"mean_average_precision": node(f"{_DETECTION}.BoxMeanAveragePrecision", class_names=class_names)}
+        head["detect"] = brick("BrickTrainable", detector, [features_name], ["./heatmap", "./distances"])
+        head["decode"] = brick("BrickNotTrainable", decoder, ["./heatmap", "./distances"], ["./boxes", "./scores", "./labels"])
+        head["loss"] = brick("BrickLoss", loss, ["./heatmap", "./distances", *targets], ["./loss_heatmap", "./loss_box"])
+        head["metrics"] = metrics(average_precision, ["./boxes", "./scores", "./labels", *targets])
         if image_name is not None:
             head["visualize"] = node(
                 f"{_DETECTION}.BrickVisualizeBoxes",
@@ -202,17 +180,17 @@ class DetectionTaskHead(TaskHead):
         return head
 
     @classmethod
-    def predictions(
-        cls, head: str, images: np.ndarray, values: list[list[np.ndarray]], companions: list[np.ndarray], metric: Any
-    ) -> BoxHeadPredictions | None:
+    def predictions(cls, collected: Collected) -> BoxHeadPredictions | None:
         """Boxes [B, P, 4], scores [B, P], labels [B, P] beside true boxes [B, N, 4] and labels [B, N] (label -1:
         padding), per image; predicted boxes scoring below `MIN_DRAWN_SCORE` are left out."""
-        if len(values) != 5:
+        if len(collected.values) != 5:
             return None
-        truth, prediction = split_padded(values, lambda boxes, scores, labels: (labels >= 0) & (scores >= MIN_DRAWN_SCORE))
+        truth, prediction = split_padded(
+            collected.values, lambda boxes, scores, labels: (labels >= 0) & (scores >= MIN_DRAWN_SCORE)
+        )
         return BoxHeadPredictions(
-            head,
-            images,
+            collected.head,
+            collected.images,
             [Boxes(boxes, labels) for boxes, labels in truth],
             [Boxes(boxes, labels.astype(np.int64), scores) for boxes, scores, labels in prediction],
         )

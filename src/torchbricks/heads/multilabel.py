@@ -9,8 +9,8 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from torchbricks.heads._predictions import class_names_of, concatenated, mistakes_first, show_image
-from torchbricks.heads._registry import Description, TaskHead, node, register_head
+from torchbricks.heads._predictions import class_names_of, mistakes_first, show_image
+from torchbricks.heads._registry import Collected, Description, TaskHead, brick, metrics, node, register_head
 
 __all__ = ["MultiLabelHeadPredictions", "MultiLabelTaskHead"]
 
@@ -102,33 +102,20 @@ class MultiLabelTaskHead(TaskHead):
         class_names: Any = None,
     ) -> Description:
         """The bricks."""
+        module = f"{_MODULES}.multilabel_classification"
         classes = "torchmetrics.classification"
+        classifier = node(f"{module}.MultiLabelClassifier", num_classes=num_classes, n_features=in_channels)
+        scores = {
+            "f1": node(f"{classes}.MultilabelF1Score", num_labels=num_classes, average="micro"),
+            "accuracy": node(f"{classes}.MultilabelAccuracy", num_labels=num_classes, average="micro"),
+            "per_class": node(
+                f"{_MODULES}.custom_metrics.MultilabelClassScores", num_labels=num_classes, class_names=class_names
+            ),
+        }
         head: Description = {
-            "classify": node(
-                "torchbricks.bricks.BrickTrainable",
-                model=node(
-                    f"{_MODULES}.multilabel_classification.MultiLabelClassifier", num_classes=num_classes, n_features=in_channels
-                ),
-                input_names=[features_name],
-                output_names=["./logits", "./probabilities", "./present"],
-            ),
-            "loss": node(
-                "torchbricks.bricks.BrickLoss",
-                model=node(f"{_MODULES}.multilabel_classification.MultiLabelLoss"),
-                input_names=["./logits", targets_name],
-                output_names=["./loss_bce"],
-            ),
-            "metrics": node(
-                "torchbricks.bricks.BrickMetrics",
-                metric_collection={
-                    "f1": node(f"{classes}.MultilabelF1Score", num_labels=num_classes, average="micro"),
-                    "accuracy": node(f"{classes}.MultilabelAccuracy", num_labels=num_classes, average="micro"),
-                    "per_class": node(
-                        f"{_MODULES}.custom_metrics.MultilabelClassScores", num_labels=num_classes, class_names=class_names
-                    ),
-                },
-                input_names=["./present", targets_name],
-            ),
+            "classify": brick("BrickTrainable", classifier, [features_name], ["./logits", "./probabilities", "./present"]),
+            "loss": brick("BrickLoss", node(f"{module}.MultiLabelLoss"), ["./logits", targets_name], ["./loss_bce"]),
+            "metrics": metrics(scores, ["./present", targets_name]),
         }
         if image_name is not None:
             head["visualize"] = node(
@@ -141,14 +128,13 @@ class MultiLabelTaskHead(TaskHead):
         return head
 
     @classmethod
-    def predictions(
-        cls, head: str, images: np.ndarray, values: list[list[np.ndarray]], companions: list[np.ndarray], metric: Any
-    ) -> MultiLabelHeadPredictions | None:
+    def predictions(cls, collected: Collected) -> MultiLabelHeadPredictions | None:
         """0/1 targets [N, K] beside predicted 0/1 classes with the probabilities of a companion output, or beside
         scores (probabilities, or logits as torchmetrics' multilabel rule reads them) thresholded at 1/2."""
-        if len(values) != 2:
+        pair = collected.pair()
+        if pair is None:
             return None
-        prediction, truth = concatenated(values[0]), concatenated(values[1])
+        prediction, truth = pair
         if truth.ndim != 2 or prediction.shape != truth.shape or not np.isin(truth, (0, 1)).all():
             return None
         scores = None
@@ -158,8 +144,10 @@ class MultiLabelTaskHead(TaskHead):
         else:
             probabilities = [
                 value
-                for value in companions
+                for value in collected.companions
                 if value.shape == prediction.shape and not np.isin(value, (0, 1)).all() and ((value >= 0) & (value <= 1)).all()
             ]
             scores = probabilities[0] if probabilities else None
-        return MultiLabelHeadPredictions(head, images, truth.astype(np.int64), prediction.astype(np.int64), scores)
+        return MultiLabelHeadPredictions(
+            collected.head, collected.images, truth.astype(np.int64), prediction.astype(np.int64), scores
+        )

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import numpy as np
 
 from torchbricks.heads._predictions import MatchedPredictions, class_names_of, split_padded, tag
-from torchbricks.heads._registry import Description, TaskHead, node, register_head
+from torchbricks.heads._registry import Collected, Description, TaskHead, brick, metrics, node, register_head
 
 __all__ = ["PointHeadPredictions", "Points", "PointsTaskHead"]
 
@@ -101,35 +101,17 @@ class PointsTaskHead(TaskHead):
     ) -> Description:
         """The bricks; the metric matches points within `distance` pixels, the stride by default."""
         targets = [target_points_name, target_labels_name]
+        detector = node(
+            f"{_POINTS}.PointDetectionHead", in_channels=in_channels, num_classes=num_classes, hidden_channels=hidden_channels
+        )
+        decoder = node(f"{_POINTS}.PointDecoder", stride=stride, max_points=max_points, threshold=threshold)
+        loss = node(f"{_POINTS}.PointDetectionLoss", num_classes=num_classes, stride=stride)
+        f1 = {"f1": node(f"{_POINTS}.PointDetectionF1", distance=stride if distance is None else distance)}
         head: Description = {
-            "detect": node(
-                "torchbricks.bricks.BrickTrainable",
-                model=node(
-                    f"{_POINTS}.PointDetectionHead",
-                    in_channels=in_channels,
-                    num_classes=num_classes,
-                    hidden_channels=hidden_channels,
-                ),
-                input_names=[features_name],
-                output_names=["./heatmap", "./offsets"],
-            ),
-            "decode": node(
-                "torchbricks.bricks.BrickNotTrainable",
-                model=node(f"{_POINTS}.PointDecoder", stride=stride, max_points=max_points, threshold=threshold),
-                input_names=["./heatmap", "./offsets"],
-                output_names=["./points", "./scores", "./labels"],
-            ),
-            "loss": node(
-                "torchbricks.bricks.BrickLoss",
-                model=node(f"{_POINTS}.PointDetectionLoss", num_classes=num_classes, stride=stride),
-                input_names=["./heatmap", "./offsets", *targets],
-                output_names=["./loss_heatmap", "./loss_offset"],
-            ),
-            "metrics": node(
-                "torchbricks.bricks.BrickMetrics",
-                metric_collection={"f1": node(f"{_POINTS}.PointDetectionF1", distance=stride if distance is None else distance)},
-                input_names=["./points", "./labels", *targets],
-            ),
+            "detect": brick("BrickTrainable", detector, [features_name], ["./heatmap", "./offsets"]),
+            "decode": brick("BrickNotTrainable", decoder, ["./heatmap", "./offsets"], ["./points", "./scores", "./labels"]),
+            "loss": brick("BrickLoss", loss, ["./heatmap", "./offsets", *targets], ["./loss_heatmap", "./loss_offset"]),
+            "metrics": metrics(f1, ["./points", "./labels", *targets]),
         }
         if image_name is not None:
             head["visualize"] = node(
@@ -144,18 +126,16 @@ class PointsTaskHead(TaskHead):
         return head
 
     @classmethod
-    def predictions(
-        cls, head: str, images: np.ndarray, values: list[list[np.ndarray]], companions: list[np.ndarray], metric: Any
-    ) -> PointHeadPredictions | None:
+    def predictions(cls, collected: Collected) -> PointHeadPredictions | None:
         """Points [B, P, 2] and labels [B, P] beside true points [B, N, 2] and labels [B, N], per image, matched within
         the metric's `distance`."""
-        distance = getattr(metric, "distance", None)
-        if len(values) != 4 or not isinstance(distance, (int, float)):
+        distance = getattr(collected.metric, "distance", None)
+        if len(collected.values) != 4 or not isinstance(distance, (int, float)):
             return None
-        truth, prediction = split_padded(values, lambda points, labels: labels >= 0)
+        truth, prediction = split_padded(collected.values, lambda points, labels: labels >= 0)
         return PointHeadPredictions(
-            head,
-            images,
+            collected.head,
+            collected.images,
             [Points(points, labels) for points, labels in truth],
             [Points(points, labels.astype(np.int64)) for points, labels in prediction],
             float(distance),

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import numpy as np
-
 from torchbricks._conventions import IGNORE_INDEX
-from torchbricks.heads._predictions import HeadPredictions, class_indices, concatenated
-from torchbricks.heads._registry import Description, TaskHead, node, register_head
+from torchbricks.heads._predictions import HeadPredictions, class_indices
+from torchbricks.heads._registry import Collected, Description, TaskHead, brick, metrics, node, register_head
 
 __all__ = ["SegmentationTaskHead"]
 
@@ -59,64 +57,44 @@ class SegmentationTaskHead(TaskHead):
         ignore_index: Any = IGNORE_INDEX,
     ) -> Description:
         """The bricks; `class_scores` adds the confusion matrix and the per-class scores to the metrics."""
-        metrics = {
+        scores = {
             "mean_iou": node(
                 "torchmetrics.classification.MulticlassJaccardIndex", num_classes=num_classes, ignore_index=ignore_index
             )
         }
         if class_scores:
-            metrics["confusion_matrix"] = node(
+            scores["confusion_matrix"] = node(
                 f"{_MODULES}.custom_metrics.ConfusionMatrixClassScores",
                 num_classes=num_classes,
                 class_names=class_names,
                 ignore_index=ignore_index,
             )
+        neck = node(f"{_MODULES}.necks.FeaturePyramidUpsampler", in_channels=in_channels, out_channels=hidden_channels)
+        classifier = node(
+            f"{_MODULES}.segmentation.SegmentationHead",
+            in_channels=hidden_channels,
+            num_classes=num_classes,
+            upsample_factor=output_stride,
+            hidden_channels=hidden_channels,
+        )
+        cross_entropy = node(
+            f"{_MODULES}.losses.ClassWeightedCrossEntropyLoss", class_weights=class_weights, ignore_index=ignore_index
+        )
         head: Description = {
-            "neck": node(
-                "torchbricks.bricks.BrickTrainable",
-                model=node(f"{_MODULES}.necks.FeaturePyramidUpsampler", in_channels=in_channels, out_channels=hidden_channels),
-                input_names=features_names,
-                output_names=["./features"],
-            ),
-            "classify": node(
-                "torchbricks.bricks.BrickTrainable",
-                model=node(
-                    f"{_MODULES}.segmentation.SegmentationHead",
-                    in_channels=hidden_channels,
-                    num_classes=num_classes,
-                    upsample_factor=output_stride,
-                    hidden_channels=hidden_channels,
-                ),
-                input_names=["./features"],
-                output_names=["./logits", "./probabilities", "./mask"],
-            ),
-            "loss": node(
-                "torchbricks.bricks.BrickLoss",
-                model=node(
-                    f"{_MODULES}.losses.ClassWeightedCrossEntropyLoss", class_weights=class_weights, ignore_index=ignore_index
-                ),
-                input_names=["./logits", targets_name],
-                output_names=["./loss_ce"],
-            ),
-            "metrics": node("torchbricks.bricks.BrickMetrics", metric_collection=metrics, input_names=["./mask", targets_name]),
+            "neck": brick("BrickTrainable", neck, features_names, ["./features"]),
+            "classify": brick("BrickTrainable", classifier, ["./features"], ["./logits", "./probabilities", "./mask"]),
+            "loss": brick("BrickLoss", cross_entropy, ["./logits", targets_name], ["./loss_ce"]),
+            "metrics": metrics(scores, ["./mask", targets_name]),
         }
         if image_name is not None:
-            head["visualize"] = node(
-                f"{_MODULES}.segmentation.BrickVisualizeSegmentation",
-                input_image=image_name,
-                mask="./mask",
-                output_name="./visualization",
-            )
+            drawing = f"{_MODULES}.segmentation.BrickVisualizeSegmentation"
+            head["visualize"] = node(drawing, input_image=image_name, mask="./mask", output_name="./visualization")
         return head
 
     @classmethod
-    def predictions(
-        cls, head: str, images: np.ndarray, values: list[list[np.ndarray]], companions: list[np.ndarray], metric: Any
-    ) -> HeadPredictions | None:
+    def predictions(cls, collected: Collected) -> HeadPredictions | None:
         """Masks [N, H, W] (or scores [N, C, H, W], argmax'ed) beside the true masks."""
-        if len(values) != 2:
-            return None
-        found = class_indices(concatenated(values[0]), concatenated(values[1]))
+        found = class_indices(collected.pair())
         if found is None or found[1].ndim != 3:
             return None
-        return HeadPredictions(head, "segmentation", images, found[1], found[0])
+        return HeadPredictions(collected.head, "segmentation", collected.images, found[1], found[0])

@@ -19,23 +19,8 @@ from torchbricks._extras import require
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.bricks import BrickMetrics
 from torchbricks.heads import find_heads, get_head, list_heads
-from torchbricks.heads._predictions import HeadPredictions
-from torchbricks.heads.detection import Boxes, BoxHeadPredictions
-from torchbricks.heads.multilabel import MultiLabelHeadPredictions
-from torchbricks.heads.points import PointHeadPredictions, Points
+from torchbricks.heads._registry import Collected
 from torchbricks.tags import Stage
-
-__all__ = [
-    "AnyHeadPredictions",
-    "BoxHeadPredictions",
-    "Boxes",
-    "HeadPredictions",
-    "MultiLabelHeadPredictions",
-    "PointHeadPredictions",
-    "Points",
-    "collect_predictions",
-    "plot_predictions",
-]
 
 AnyHeadPredictions = Any
 """A head kind's predictions (`torchbricks.heads._registry.HeadPredictionsLike`): `head`, `kind`, `images`,
@@ -100,7 +85,7 @@ def collect_predictions(
         others = [np.concatenate(kept[name]) for name in named if kept[name]]
         candidates = [kinds[head]] if head in kinds else [kind for kind in FALLBACK_KINDS if kind in list_heads()]
         for kind in candidates:
-            predictions = get_head(kind).predictions(head, images, values, others, metric)
+            predictions = get_head(kind).predictions(Collected(head, images, values, others, metric))
             if predictions is not None:
                 found.append(predictions)
                 break
