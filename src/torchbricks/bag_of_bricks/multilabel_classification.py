@@ -12,7 +12,7 @@ from torch import nn
 
 from torchbricks.bag_of_bricks.brick_visualizer import BrickPerImageVisualization
 from torchbricks.bag_of_bricks.drawing import draw_class_label, load_font
-from torchbricks.bricks import BrickInterface
+from torchbricks.heads._registry import head_factory
 from torchbricks.heads.multilabel import MultiLabelTaskHead
 from torchbricks.tags import TagsLike
 
@@ -93,33 +93,6 @@ class BrickVisualizeMultiLabel(BrickPerImageVisualization):
         return draw_class_label(image, ", ".join(names) or "-", font=load_font(self.font_size))
 
 
-def create_multilabel_classification_head(
-    num_classes: int,
-    in_channels: int,
-    features_name: str,
-    targets_name: str,
-    image_name: str | None = None,
-    class_names: Sequence[str] | None = None,
-) -> dict[str, BrickInterface]:
-    """Multi-label classification bricks, with relative names so the dict nests under any name.
-
-    Bricks: `classify` (a `MultiLabelClassifier`: `./logits`, `./probabilities`, `./present`), `loss` (binary
-    cross entropy, `./loss_bce`), `metrics` (torchmetrics `MultilabelF1Score` and `MultilabelAccuracy`, micro
-    averaged, as `f1` and `accuracy`) and, when `image_name` is given, `visualize` (`./visualization`).
-
-    Args:
-        num_classes: Number of classes.
-        in_channels: Channels of the features.
-        features_name: Name of the features [B, C, H, W] or [B, C].
-        targets_name: Name of the targets [B, K] (1 = present).
-        image_name: Name of the images in [0, 1] to draw on; no visualization brick when None.
-        class_names: Names of the classes for the visualization.
-
-    Example:
-        >>> from torchbricks.brick_collection import BrickCollection
-        >>> model = BrickCollection({"tags": create_multilabel_classification_head(3, 8, "features", "present")})
-        >>> outputs = model({"features": torch.rand(2, 8, 4, 4), "present": torch.tensor([[1, 0, 1], [0, 1, 0]])})
-        >>> outputs["tags/present"].shape
-        torch.Size([2, 3])
-    """
-    return MultiLabelTaskHead.create(**locals())  # the arguments, as they came
+create_multilabel_classification_head = head_factory(MultiLabelTaskHead.describe, "create_multilabel_classification_head")
+"""The bricks of `torchbricks.heads.multilabel.MultiLabelTaskHead.describe` (see there),
+with relative names so the dict nests under any name."""

@@ -31,8 +31,8 @@ from torchbricks.bag_of_bricks.brick_visualizer import BrickPerImageVisualizatio
 from torchbricks.bag_of_bricks.drawing import draw_boxes
 from torchbricks.bag_of_bricks.necks import create_pyramid_feature_bricks
 from torchbricks.brick_collection import BrickCollection
-from torchbricks.bricks import BrickInterface
 from torchbricks.errors import BrickError
+from torchbricks.heads._registry import head_factory
 from torchbricks.heads.detection import DetectionTaskHead
 from torchbricks.tags import TagsLike
 
@@ -222,52 +222,9 @@ class BrickVisualizeBoxes(BrickPerImageVisualization):
         return draw_boxes(image, boxes, labels, scores=scores, class_names=self.class_names)
 
 
-def create_object_detection_head(
-    num_classes: int,
-    in_channels: int,
-    features_name: str,
-    stride: int,
-    target_boxes_name: str,
-    target_labels_name: str,
-    hidden_channels: int = 64,
-    max_detections: int = 50,
-    score_threshold: float = 0.05,
-    iou_threshold: float = 0.5,
-    box_weight: float = 2.0,
-    image_name: str | None = None,
-    class_names: Sequence[str] | None = None,
-    min_drawn_score: float = 0.3,
-) -> dict[str, BrickInterface]:
-    """Box detection bricks, with relative names so the dict nests under any name.
-
-    Bricks: `detect` (a `BoxDetectionHead`: `./heatmap`, `./distances`), `decode` (a `BoxDecoder`: `./boxes`,
-    `./scores`, `./labels`), `loss` (`./loss_heatmap`, `./loss_box`), `mean_average_precision` (a
-    `BoxMeanAveragePrecision` reporting `map`, `map_50`, ... under the head's name) and, when `image_name` is
-    given, `visualize` (`./visualization`).
-
-    Args:
-        num_classes: Number of object classes.
-        in_channels: Channels of the features.
-        features_name: Name of the features [B, C, h, w].
-        stride: Stride of the features relative to the image.
-        target_boxes_name: Name of the target boxes [B, N, 4] (x_min, y_min, x_max, y_max in pixels).
-        target_labels_name: Name of the target labels [B, N], -1 for padding.
-        hidden_channels: Channels of the head.
-        max_detections: Boxes decoded per image.
-        score_threshold: Minimum score of a decoded box.
-        iou_threshold: Overlap above which NMS removes a box.
-        box_weight: Weight of the box loss.
-        image_name: Name of the images in [0, 1] to draw on; no visualization brick when None.
-        class_names: Names of the classes for the visualization and the per-class AP.
-        min_drawn_score: Boxes scoring below it are not drawn.
-
-    Example:
-        >>> head = create_object_detection_head(2, 8, "features", 4, target_boxes_name="boxes", target_labels_name="labels")
-        >>> model = BrickCollection({"detect": head})
-        >>> model({"features": torch.rand(1, 8, 4, 4)}, tags="MODEL")["detect/boxes"].shape
-        torch.Size([1, 32, 4])
-    """
-    return DetectionTaskHead.create(**locals())  # the arguments, as they came
+create_object_detection_head = head_factory(DetectionTaskHead.describe, "create_object_detection_head")
+"""The bricks of `torchbricks.heads.detection.DetectionTaskHead.describe` (see there),
+with relative names so the dict nests under any name."""
 
 
 def create_bricks_object_detection(
@@ -319,6 +276,6 @@ def create_bricks_object_detection(
     )
     drawn_on = image_name if visualize else None
     targets = (target_boxes_name, target_labels_name)
-    head = create_object_detection_head(num_classes, hidden_channels, "features", stride, *targets, hidden_channels, max_detections,
-                                        image_name=drawn_on, class_names=class_names)  # fmt: skip
+    head = create_object_detection_head(num_classes, hidden_channels, "features", stride, *targets, hidden_channels,
+                                        max_detections, image_name=drawn_on, class_names=class_names)  # fmt: skip
     return BrickCollection({**feature_bricks, "head": head})

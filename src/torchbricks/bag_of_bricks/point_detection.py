@@ -20,7 +20,7 @@ from torchbricks.bag_of_bricks.brick_visualizer import BrickPerImageVisualizatio
 from torchbricks.bag_of_bricks.drawing import draw_points
 from torchbricks.bag_of_bricks.necks import create_pyramid_feature_bricks
 from torchbricks.brick_collection import BrickCollection
-from torchbricks.bricks import BrickInterface
+from torchbricks.heads._registry import head_factory
 from torchbricks.heads.points import PointsTaskHead
 from torchbricks.tags import TagsLike
 
@@ -268,41 +268,9 @@ class BrickVisualizePoints(BrickPerImageVisualization):
         return draw_points(image, points, labels, scores=scores, class_names=self.class_names, radius=self.radius)
 
 
-def create_point_detection_head(
-    num_classes: int,
-    in_channels: int,
-    features_name: str,
-    stride: int,
-    target_points_name: str,
-    target_labels_name: str,
-    hidden_channels: int = 64,
-    max_points: int = 32,
-    threshold: float = 0.3,
-    distance: float | None = None,
-    image_name: str | None = None,
-    class_names: Sequence[str] | None = None,
-) -> dict[str, BrickInterface]:
-    """Point detection bricks, with relative names so the dict nests under any name.
-
-    Bricks: `detect` (a `PointDetectionHead`: `./heatmap`, `./offsets`), `decode` (a `PointDecoder`:
-    `./points`, `./scores`, `./labels`), `loss` (`./loss_heatmap`, `./loss_offset`), `f1` (`PointDetectionF1`,
-    reported by `summarize()` as `<head>/f1`) and, when `image_name` is given, `visualize` (`./visualization`).
-
-    Args:
-        num_classes: Number of point classes.
-        in_channels: Channels of the features.
-        features_name: Name of the features [B, C, h, w].
-        stride: Stride of the features relative to the image.
-        target_points_name: Name of the target points [B, N, 2] (x, y in pixels).
-        target_labels_name: Name of the target labels [B, N], -1 for padding.
-        hidden_channels: Channels of the head.
-        max_points: Points decoded per image.
-        threshold: Minimum score of a decoded point.
-        distance: Matching distance of the metric in pixels; the stride by default.
-        image_name: Name of the images in [0, 1] to draw on; no visualization brick when None.
-        class_names: Names of the classes for the visualization.
-    """
-    return PointsTaskHead.create(**locals())  # the arguments, as they came
+create_point_detection_head = head_factory(PointsTaskHead.describe, "create_point_detection_head")
+"""The bricks of `torchbricks.heads.points.PointsTaskHead.describe` (see there),
+with relative names so the dict nests under any name."""
 
 
 def create_bricks_point_detection(

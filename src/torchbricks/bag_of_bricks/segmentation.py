@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from torchbricks._conventions import IGNORE_INDEX
 from torchbricks.bag_of_bricks._backbone_factories import create_backbone, create_input_bricks
 from torchbricks.bag_of_bricks.brick_visualizer import BrickPerImageVisualization
 from torchbricks.bag_of_bricks.drawing import overlay_segmentation_mask
 from torchbricks.brick_collection import BrickCollection
-from torchbricks.bricks import BrickInterface
 from torchbricks.errors import BrickError
+from torchbricks.heads._registry import head_factory
 from torchbricks.heads.segmentation import SegmentationTaskHead
 from torchbricks.tags import TagsLike
 
@@ -103,46 +100,9 @@ class BrickVisualizeSegmentation(BrickPerImageVisualization):
         return overlay_segmentation_mask(image, mask, alpha=self.alpha, background_class=self.background_class)
 
 
-def create_segmentation_head(
-    num_classes: int,
-    in_channels: Sequence[int],
-    features_names: Sequence[str],
-    targets_name: str,
-    output_stride: int,
-    hidden_channels: int = 64,
-    image_name: str | None = None,
-    ignore_index: int = IGNORE_INDEX,
-) -> dict[str, BrickInterface]:
-    """Semantic segmentation bricks, with relative names so the dict nests under any name.
-
-    Bricks: `neck` (a `FeaturePyramidUpsampler` merging the scales into `./features`), `classify` (a
-    `SegmentationHead`: `./logits`, `./probabilities`, `./mask`), `loss` (per-pixel cross entropy,
-    `./loss_ce`), `jaccard` (torchmetrics `MulticlassJaccardIndex`, the mean IoU, reported by `summarize()` as
-    `<head>/mean_iou`) and, when `image_name` is given, `visualize` (`./visualization`: the mask over each image).
-
-    Args:
-        num_classes: Number of classes.
-        in_channels: Channels of each feature scale, fine to coarse.
-        features_names: Names of the feature scales, fine to coarse.
-        targets_name: Name of the target masks [B, H, W] (class indices).
-        output_stride: Stride of the finest scale relative to the image.
-        hidden_channels: Channels of the neck and the head.
-        image_name: Name of the images in [0, 1] to draw on; no visualization brick when None.
-        ignore_index: Target value ignored by the loss and the metric (255, the masks' convention).
-
-    Example:
-        >>> from torchbricks.brick_collection import BrickCollection
-        >>> head = create_segmentation_head(2, [8, 16], ["f8", "f16"], "targets", output_stride=8, hidden_channels=4)
-        >>> model = BrickCollection({"segment": head})
-        >>> model({"f8": torch.rand(1, 8, 2, 2), "f16": torch.rand(1, 16, 1, 1)}, tags="MODEL")["segment/mask"].shape
-        torch.Size([1, 16, 16])
-    """
-    if len(in_channels) != len(features_names):
-        raise BrickError(
-            f"create_segmentation_head: {len(features_names)} features_names {list(features_names)} need as many "
-            f"in_channels, got {list(in_channels)}."
-        )
-    return SegmentationTaskHead.create(**{**locals(), "in_channels": list(in_channels), "features_names": list(features_names)})
+create_segmentation_head = head_factory(SegmentationTaskHead.describe, "create_segmentation_head")
+"""The bricks of `torchbricks.heads.segmentation.SegmentationTaskHead.describe` (see there),
+with relative names so the dict nests under any name."""
 
 
 def create_bricks_segmentation(

@@ -15,7 +15,7 @@ import importlib
 import pkgutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, ParamSpec, Protocol, TypeVar
 
 import numpy as np
 
@@ -30,6 +30,7 @@ __all__ = [
     "create_from_description",
     "find_heads",
     "get_head",
+    "head_factory",
     "list_heads",
     "metrics",
     "node",
@@ -124,12 +125,9 @@ HeadType = TypeVar("HeadType", bound=type[TaskHead])
 def register_head(kind: str) -> Callable[[HeadType], HeadType]:
     """Registers a `TaskHead` subclass under `kind` (a class decorator, as timm's `register_model`).
 
-    Example:
-        >>> @register_head("example_kind")
-        ... class ExampleHead(TaskHead):
-        ...     outputs = ("value",)
-        >>> get_head("example_kind").kind
-        'example_kind'
+    Example (each kind's module does this):
+        >>> get_head("classification").__name__, get_head("classification").kind
+        ('ClassificationTaskHead', 'classification')
     """
 
     def register(head: HeadType) -> HeadType:
@@ -210,6 +208,27 @@ def node(target: str, /, **arguments: Any) -> dict[str, Any]:
         {'_target_': 'torch.nn.Linear', 'in_features': 2, 'out_features': 3}
     """
     return {"_target_": target, **{key: value for key, value in arguments.items() if value is not None}}
+
+
+Arguments = ParamSpec("Arguments")
+
+
+def head_factory(describe: Callable[Arguments, Description], name: str) -> Callable[Arguments, dict[str, BrickInterface]]:
+    """A `create_*_head` factory of a kind's `describe`: the same arguments (and documentation), the bricks built.
+
+    Example:
+        >>> from torchbricks.heads.count import CountTaskHead
+        >>> create_count_head = head_factory(CountTaskHead.describe, "create_count_head")
+        >>> sorted(create_count_head(in_channels=8, features_name="features", target_labels_name="labels"))
+        ['loss', 'metrics', 'regress']
+    """
+
+    def create(*args: Arguments.args, **kwargs: Arguments.kwargs) -> dict[str, BrickInterface]:
+        return {brick_name: create_from_description(node) for brick_name, node in describe(*args, **kwargs).items()}
+
+    create.__name__ = create.__qualname__ = name
+    create.__doc__ = describe.__doc__
+    return create
 
 
 def brick(brick_type: str, model: dict[str, Any], input_names: Any, output_names: list[str]) -> dict[str, Any]:

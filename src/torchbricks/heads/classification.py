@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from torchbricks.bricks import BrickInterface
 from torchbricks.heads._predictions import HeadPredictions, class_indices
-from torchbricks.heads._registry import Collected, Description, TaskHead, brick, metrics, node, register_head
+from torchbricks.heads._registry import Collected, Description, TaskHead, brick, head_factory, metrics, node, register_head
 
 __all__ = ["ClassificationTaskHead", "create_classification_head"]
 
@@ -45,16 +44,39 @@ class ClassificationTaskHead(TaskHead):
     @classmethod
     def describe(  # type: ignore[override]
         cls,
-        num_classes: Any,
-        in_channels: Any,
-        features_name: Any,
-        targets_name: Any,
-        image_name: Any = None,
-        class_names: Any = None,
-        class_weights: Any = None,
-        font_size: Any = None,
+        num_classes: int,
+        in_channels: int,
+        features_name: str,
+        targets_name: str,
+        image_name: str | None = None,
+        class_names: Sequence[str] | None = None,
+        class_weights: Sequence[float] | None = None,
+        font_size: int | None = None,
     ) -> Description:
-        """The bricks; `class_weights` weigh the cross entropy (None: every class 1)."""
+        """Image classification bricks, with relative names so the dict nests under any name.
+
+        Bricks: `classify` (an `ImageClassifier` producing `./logits`, `./probabilities` and `./class_prediction`),
+        `loss` (cross entropy, `./loss_ce`), `metrics` (`accuracy`, micro average, and `confusion_matrix` with each
+        class's `per_class` scores) and, when `image_name` is given, `visualize` (`./visualization`: the predicted
+        class drawn on each image).
+
+        Args:
+            num_classes: Number of classes.
+            in_channels: Channels of the features.
+            features_name: Name of the features [B, C, H, W] or [B, C].
+            targets_name: Name of the target classes [B].
+            image_name: Name of the images in [0, 1] to draw on; no visualization brick when None.
+            class_names: Names of the classes for the visualization and the per-class scores.
+            class_weights: One weight per class in the cross entropy; every class 1 when None.
+            font_size: Height of the drawn text in pixels; the drawing's default when None.
+
+        Example:
+            >>> import torch
+            >>> from torchbricks.brick_collection import BrickCollection
+            >>> model = BrickCollection({"head": create_classification_head(3, 8, "features", "targets")})
+            >>> sorted(model({"features": torch.rand(2, 8, 4, 4), "targets": torch.tensor([0, 2])}, return_inputs=False))
+            ['head/class_prediction', 'head/logits', 'head/loss_ce', 'head/probabilities']
+        """
         cross_entropy = node(f"{_MODULES}.losses.ClassWeightedCrossEntropyLoss", class_weights=class_weights)
         classifier = node(f"{_MODULES}.image_classification.ImageClassifier", num_classes=num_classes, n_features=in_channels)
         scores = {
@@ -91,34 +113,5 @@ class ClassificationTaskHead(TaskHead):
         return HeadPredictions(collected.head, "classification", collected.images, found[1], found[0])
 
 
-def create_classification_head(
-    num_classes: int,
-    in_channels: int,
-    features_name: str,
-    targets_name: str,
-    image_name: str | None = None,
-    class_names: Sequence[str] | None = None,
-) -> dict[str, BrickInterface]:
-    """Image classification bricks, with relative names so the dict nests under any name (`ClassificationTaskHead`).
-
-    Bricks: `classify` (an `ImageClassifier` producing `./logits`, `./probabilities` and `./class_prediction`),
-    `loss` (cross entropy, `./loss_ce`), `metrics` (`accuracy`, micro average, and `confusion_matrix` with each
-    class's `per_class` scores, as the packaged head config) and, when `image_name` is given, `visualize`
-    (`./visualization`: the predicted class drawn on each image).
-
-    Args:
-        num_classes: Number of classes.
-        in_channels: Channels of the features.
-        features_name: Name of the features [B, C, H, W] or [B, C].
-        targets_name: Name of the target classes [B].
-        image_name: Name of the images in [0, 1] to draw on; no visualization brick when None.
-        class_names: Names of the classes for the visualization and the per-class scores.
-
-    Example:
-        >>> import torch
-        >>> from torchbricks.brick_collection import BrickCollection
-        >>> model = BrickCollection({"head": create_classification_head(3, 8, "features", "targets")})
-        >>> sorted(model({"features": torch.rand(2, 8, 4, 4), "targets": torch.tensor([0, 2])}, return_inputs=False))
-        ['head/class_prediction', 'head/logits', 'head/loss_ce', 'head/probabilities']
-    """
-    return ClassificationTaskHead.create(**locals())  # the arguments, as they came
+create_classification_head = head_factory(ClassificationTaskHead.describe, "create_classification_head")
+"""Today's `create_image_classification_head`: the bricks of `ClassificationTaskHead.describe`."""

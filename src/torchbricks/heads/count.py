@@ -138,9 +138,18 @@ class CountTaskHead(TaskHead):
 
     @classmethod
     def describe(  # type: ignore[override]
-        cls, in_channels: Any, features_name: Any, target_labels_name: Any, hidden_channels: Any = 64, beta: Any = 1.0
+        cls, in_channels: int, features_name: str, target_labels_name: str, hidden_channels: int = 64, beta: float = 1.0
     ) -> Description:
-        """The bricks."""
+        """Count bricks: `regress` (a `CountRegressor`: `./count`), `loss` (`CountLoss`: `./loss_count`) and `metrics`
+        (`CountMeanAbsoluteError` as `mae`).
+
+        Args:
+            in_channels: Channels of the features.
+            features_name: Name of the features [B, C, H, W] (the coarsest scale: a count needs the whole image).
+            target_labels_name: Name of the padded target labels [B, N] whose real entries are counted.
+            hidden_channels: Width of the regressor's hidden layer.
+            beta: Where the smooth L1 loss turns from quadratic to linear.
+        """
         regressor = node(f"{_HERE}.CountRegressor", in_channels=in_channels, hidden_channels=hidden_channels)
         return {
             "regress": brick("BrickTrainable", regressor, [features_name], ["./count"]),

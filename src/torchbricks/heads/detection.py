@@ -126,25 +126,57 @@ class DetectionTaskHead(TaskHead):
     @classmethod
     def describe(  # type: ignore[override]
         cls,
-        num_classes: Any,
-        in_channels: Any,
-        features_name: Any,
-        stride: Any,
-        target_boxes_name: Any,
-        target_labels_name: Any,
-        hidden_channels: Any = 64,
-        max_detections: Any = 50,
-        score_threshold: Any = 0.05,
-        iou_threshold: Any = 0.5,
-        box_weight: Any = 2.0,
-        image_name: Any = None,
-        class_names: Any = None,
-        min_drawn_score: Any = MIN_DRAWN_SCORE,
-        neck_inputs: Any = None,
-        neck_channels: Any = None,
+        num_classes: int,
+        in_channels: int,
+        features_name: str,
+        stride: int,
+        target_boxes_name: str,
+        target_labels_name: str,
+        hidden_channels: int = 64,
+        max_detections: int = 50,
+        score_threshold: float = 0.05,
+        iou_threshold: float = 0.5,
+        box_weight: float = 2.0,
+        image_name: str | None = None,
+        class_names: Sequence[str] | None = None,
+        min_drawn_score: float = MIN_DRAWN_SCORE,
+        neck_inputs: Sequence[str] | None = None,
+        neck_channels: Sequence[int] | None = None,
     ) -> Description:
-        """The bricks; with `neck_inputs` (names, fine to coarse, of `neck_channels` channels) a neck merges them into
-        `./features` (`features_name` then), `in_channels` (= `hidden_channels`) wide."""
+        """Box detection bricks, with relative names so the dict nests under any name.
+
+        Bricks: `neck` (given `neck_inputs`), `detect` (a `BoxDetectionHead`: `./heatmap`, `./distances`), `decode`
+        (a `BoxDecoder`: `./boxes`, `./scores`, `./labels`), `loss` (`./loss_heatmap`, `./loss_box`), `metrics` (a
+        `BoxMeanAveragePrecision` reporting `map`, `map_50`, `map_75`, `mar_100` and `per_class` under the head's
+        name) and, when `image_name` is given, `visualize` (`./visualization`).
+
+        Args:
+            num_classes: Number of object classes.
+            in_channels: Channels of the features.
+            features_name: Name of the features [B, C, h, w].
+            stride: Stride of the features relative to the image.
+            target_boxes_name: Name of the target boxes [B, N, 4] (x_min, y_min, x_max, y_max in pixels).
+            target_labels_name: Name of the target labels [B, N], -1 for padding.
+            hidden_channels: Channels of the head.
+            max_detections: Boxes decoded per image.
+            score_threshold: Minimum score of a decoded box.
+            iou_threshold: Overlap above which NMS removes a box.
+            box_weight: Weight of the box loss.
+            image_name: Name of the images in [0, 1] to draw on; no visualization brick when None.
+            class_names: Names of the classes for the visualization and the per-class AP.
+            min_drawn_score: Boxes scoring below it are not drawn.
+            neck_inputs: Names of feature maps, fine to coarse, that a `neck` (an FPN) merges into `./features`
+                of `in_channels` channels; `features_name` is then `./features`.
+            neck_channels: Channels of each of `neck_inputs`.
+
+        Example:
+            >>> from torchbricks.bag_of_bricks.object_detection import create_object_detection_head
+            >>> from torchbricks.brick_collection import BrickCollection
+            >>> head = create_object_detection_head(2, 8, "features", 4, target_boxes_name="boxes", target_labels_name="labels")
+            >>> model = BrickCollection({"detect": head})
+            >>> model({"features": torch.rand(1, 8, 4, 4)}, tags="MODEL")["detect/boxes"].shape
+            torch.Size([1, 32, 4])
+        """
         head: Description = {}
         if neck_inputs is not None:
             neck = node(f"{_MODULES}.necks.FeaturePyramidUpsampler", in_channels=neck_channels, out_channels=in_channels)

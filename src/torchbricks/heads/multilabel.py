@@ -94,14 +94,37 @@ class MultiLabelTaskHead(TaskHead):
     @classmethod
     def describe(  # type: ignore[override]
         cls,
-        num_classes: Any,
-        in_channels: Any,
-        features_name: Any,
-        targets_name: Any,
-        image_name: Any = None,
-        class_names: Any = None,
+        num_classes: int,
+        in_channels: int,
+        features_name: str,
+        targets_name: str,
+        image_name: str | None = None,
+        class_names: Sequence[str] | None = None,
     ) -> Description:
-        """The bricks."""
+        """Multi-label classification bricks, with relative names so the dict nests under any name.
+
+        Bricks: `classify` (a `MultiLabelClassifier`: `./logits`, `./probabilities`, `./present`), `loss` (binary
+        cross entropy, `./loss_bce`), `metrics` (torchmetrics `MultilabelF1Score` and `MultilabelAccuracy`, micro
+        averaged, as `f1` and `accuracy`, and each class's scores as `per_class`) and, when `image_name` is given,
+        `visualize` (`./visualization`).
+
+        Args:
+            num_classes: Number of classes.
+            in_channels: Channels of the features.
+            features_name: Name of the features [B, C, H, W] or [B, C].
+            targets_name: Name of the targets [B, K] (1 = present).
+            image_name: Name of the images in [0, 1] to draw on; no visualization brick when None.
+            class_names: Names of the classes for the visualization and the per-class scores.
+
+        Example:
+            >>> import torch
+            >>> from torchbricks.bag_of_bricks.multilabel_classification import create_multilabel_classification_head
+            >>> from torchbricks.brick_collection import BrickCollection
+            >>> model = BrickCollection({"tags": create_multilabel_classification_head(3, 8, "features", "present")})
+            >>> outputs = model({"features": torch.rand(2, 8, 4, 4), "present": torch.tensor([[1, 0, 1], [0, 1, 0]])})
+            >>> outputs["tags/present"].shape
+            torch.Size([2, 3])
+        """
         module = f"{_MODULES}.multilabel_classification"
         classes = "torchmetrics.classification"
         classifier = node(f"{module}.MultiLabelClassifier", num_classes=num_classes, n_features=in_channels)

@@ -86,20 +86,40 @@ class PointsTaskHead(TaskHead):
     @classmethod
     def describe(  # type: ignore[override]
         cls,
-        num_classes: Any,
-        in_channels: Any,
-        features_name: Any,
-        stride: Any,
-        target_points_name: Any,
-        target_labels_name: Any,
-        hidden_channels: Any = 64,
-        max_points: Any = 32,
-        threshold: Any = 0.3,
-        distance: Any = None,
-        image_name: Any = None,
-        class_names: Any = None,
+        num_classes: int,
+        in_channels: int,
+        features_name: str,
+        stride: int,
+        target_points_name: str,
+        target_labels_name: str,
+        hidden_channels: int = 64,
+        max_points: int = 32,
+        threshold: float = 0.3,
+        distance: float | None = None,
+        image_name: str | None = None,
+        class_names: Sequence[str] | None = None,
     ) -> Description:
-        """The bricks; the metric matches points within `distance` pixels, the stride by default."""
+        """Point detection bricks, with relative names so the dict nests under any name.
+
+        Bricks: `detect` (a `PointDetectionHead`: `./heatmap`, `./offsets`), `decode` (a `PointDecoder`:
+        `./points`, `./scores`, `./labels`), `loss` (`./loss_heatmap`, `./loss_offset`), `metrics` (a
+        `PointDetectionF1`, reported by `summarize()` as `<head>/f1`) and, when `image_name` is given, `visualize`
+        (`./visualization`).
+
+        Args:
+            num_classes: Number of point classes.
+            in_channels: Channels of the features.
+            features_name: Name of the features [B, C, h, w].
+            stride: Stride of the features relative to the image.
+            target_points_name: Name of the target points [B, N, 2] (x, y in pixels).
+            target_labels_name: Name of the target labels [B, N], -1 for padding.
+            hidden_channels: Channels of the head.
+            max_points: Points decoded per image.
+            threshold: Minimum score of a decoded point.
+            distance: Matching distance of the metric in pixels; the stride by default.
+            image_name: Name of the images in [0, 1] to draw on; no visualization brick when None.
+            class_names: Names of the classes for the visualization.
+        """
         targets = [target_points_name, target_labels_name]
         detector = node(
             f"{_POINTS}.PointDetectionHead", in_channels=in_channels, num_classes=num_classes, hidden_channels=hidden_channels

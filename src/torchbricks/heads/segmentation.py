@@ -4,9 +4,11 @@ class's scores, and the mask drawn over each image."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from torchbricks._conventions import IGNORE_INDEX
+from torchbricks.errors import BrickError
 from torchbricks.heads._predictions import HeadPredictions, class_indices
 from torchbricks.heads._registry import Collected, Description, TaskHead, brick, metrics, node, register_head
 
@@ -44,19 +46,55 @@ class SegmentationTaskHead(TaskHead):
     @classmethod
     def describe(  # type: ignore[override]
         cls,
-        num_classes: Any,
-        in_channels: Any,
-        features_names: Any,
-        targets_name: Any,
-        output_stride: Any,
-        hidden_channels: Any = 64,
-        image_name: Any = None,
-        class_weights: Any = None,
+        num_classes: int,
+        in_channels: Sequence[int],
+        features_names: Sequence[str],
+        targets_name: str,
+        output_stride: int,
+        hidden_channels: int = 64,
+        image_name: str | None = None,
+        ignore_index: int = IGNORE_INDEX,
+        class_weights: Sequence[float] | None = None,
         class_scores: bool = False,
-        class_names: Any = None,
-        ignore_index: Any = IGNORE_INDEX,
+        class_names: Sequence[str] | None = None,
     ) -> Description:
-        """The bricks; `class_scores` adds the confusion matrix and the per-class scores to the metrics."""
+        """Semantic segmentation bricks, with relative names so the dict nests under any name.
+
+        Bricks: `neck` (a `FeaturePyramidUpsampler` merging the scales into `./features`), `classify` (a
+        `SegmentationHead`: `./logits`, `./probabilities`, `./mask`), `loss` (per-pixel cross entropy, `./loss_ce`),
+        `metrics` (torchmetrics `MulticlassJaccardIndex`, the mean IoU, reported by `summarize()` as
+        `<head>/mean_iou`; with `class_scores` also a pixel `confusion_matrix` and each class's `per_class` scores)
+        and, when `image_name` is given, `visualize` (`./visualization`: the mask over each image).
+
+        Args:
+            num_classes: Number of classes.
+            in_channels: Channels of each feature scale, fine to coarse.
+            features_names: Names of the feature scales, fine to coarse.
+            targets_name: Name of the target masks [B, H, W] (class indices).
+            output_stride: Stride of the finest scale relative to the image.
+            hidden_channels: Channels of the neck and the head.
+            image_name: Name of the images in [0, 1] to draw on; no visualization brick when None.
+            ignore_index: Target value ignored by the loss and the metrics (255, the masks' convention).
+            class_weights: One weight per class in the cross entropy; every class 1 when None.
+            class_scores: Add the confusion matrix and the per-class scores (as the packaged head does).
+            class_names: Names of the classes of the per-class scores.
+
+        Example:
+            >>> import torch
+            >>> from torchbricks.bag_of_bricks.segmentation import create_segmentation_head
+            >>> from torchbricks.brick_collection import BrickCollection
+            >>> head = create_segmentation_head(2, [8, 16], ["f8", "f16"], "targets", output_stride=8, hidden_channels=4)
+            >>> model = BrickCollection({"segment": head})
+            >>> model({"f8": torch.rand(1, 8, 2, 2), "f16": torch.rand(1, 16, 1, 1)}, tags="MODEL")["segment/mask"].shape
+            torch.Size([1, 16, 16])
+        """
+        if not isinstance(features_names, str):  # not an interpolation of the packaged config: names and channels
+            features_names, in_channels = list(features_names), list(in_channels)
+            if len(in_channels) != len(features_names):
+                raise BrickError(
+                    f"create_segmentation_head: {len(features_names)} features_names {features_names} need as many "
+                    f"in_channels, got {in_channels}."
+                )
         scores = {
             "mean_iou": node(
                 "torchmetrics.classification.MulticlassJaccardIndex", num_classes=num_classes, ignore_index=ignore_index
