@@ -1,35 +1,41 @@
 """Adapters for code written against torchbricks 0.4.2, beside today's functions, which keep one strict signature.
 
-Each adapter is documented with the 0.4.2 signature it serves. The public paths 0.4.2 code imports
+Each adapter is documented with the 0.4.2 signature it serves. The public names 0.4.2 code calls
 (`torchbricks.bag_of_bricks.backbones.create_backbone`,
-`torchbricks.bag_of_bricks.image_classification.create_image_classification_head`) are the `*_any_form`
-functions here: they pass a call of today's form to today's function and a call of 0.4.2's form to its adapter.
+`torchbricks.bag_of_bricks.image_classification.create_image_classification_head`) are today's functions wrapped by
+`accepting_042`: typed (and documented) as today's function, they pass a call of 0.4.2's form to its adapter.
 
 (Section: `bag_of_bricks`. Other 0.4.2 adapters may join this module.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, overload
+import functools
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 from torch import nn
 
 from torchbricks._extras import require
-from torchbricks.bag_of_bricks._backbone_factories import SUPPORTED_BACKBONES, create_backbone
-from torchbricks.bag_of_bricks._backbone_modules import BackboneFeatureExtractor, BackboneResnet
+from torchbricks.bag_of_bricks._backbone_factories import SUPPORTED_BACKBONES
+from torchbricks.bag_of_bricks._backbone_modules import BackboneResnet
 from torchbricks.bag_of_bricks.task_utils import TaskInfo
 from torchbricks.bricks import BrickInterface
 from torchbricks.errors import BrickError, did_you_mean
 from torchbricks.heads._registry import create_from_description, node
-from torchbricks.heads.classification import create_classification_head
 
 __all__ = [
+    "accepting_042",
     "create_backbone_042",
-    "create_backbone_any_form",
+    "create_backbone_042_call",
     "create_image_classification_head_042",
-    "create_image_classification_head_any_form",
+    "create_image_classification_head_042_call",
+    "is_backbone_042_call",
+    "is_classification_head_042_call",
 ]
+
+Arguments = ParamSpec("Arguments")
+Result = TypeVar("Result")
 
 # --- bag_of_bricks -----------------------------------------------------------------------------------------------
 
@@ -60,67 +66,56 @@ def create_backbone_042(name: str, pretrained: bool = False, small: bool = False
     return BackboneResnet(network)
 
 
-@overload
-def create_backbone_any_form(
-    model: nn.Module | str,
-    num_scales: int = 1,
-    layer_names: Sequence[str] | None = None,
-    weights: str | None = None,
-    in_channels: int = 3,
-) -> BackboneFeatureExtractor: ...
-
-
-@overload
-def create_backbone_any_form(
-    model: None = None, *, name: str, pretrained: bool = False, small: bool = False
-) -> BackboneResnet: ...
-
-
-@overload
-def create_backbone_any_form(model: str, *, pretrained: bool, small: bool = False) -> BackboneResnet: ...
-
-
-def create_backbone_any_form(
-    model: Any = None, num_scales: Any = 1, layer_names: Any = None, *args: Any, **kwargs: Any
-) -> BackboneFeatureExtractor | BackboneResnet:
-    """`torchbricks.bag_of_bricks.backbones.create_backbone`: today's `create_backbone(model, num_scales, ...)`, or
-    0.4.2's `create_backbone(name, pretrained, small=False)` (`create_backbone_042`) when called with `name`,
-    `pretrained` or `small`, or positionally with a bool second argument (never a count of scales).
+def accepting_042(
+    today: Callable[Arguments, Result], is_042_call: Callable[..., bool], call_042: Callable[..., Any]
+) -> Callable[Arguments, Result]:
+    """`today` (its signature, name and documentation), except that a call `is_042_call(*args, **kwargs)` recognises
+    as torchbricks 0.4.2's is given to `call_042` instead.
 
     Example:
-        >>> create_backbone_any_form("resnet18", num_scales=2).strides
-        (16, 32)
-        >>> import torch
-        >>> create_backbone_any_form(name="resnet18", pretrained=False, small=True)(torch.rand(1, 3, 32, 32)).shape
-        torch.Size([1, 512, 4, 4])
+        >>> double = accepting_042(lambda x: 2 * x, lambda *args, **kwargs: "old" in kwargs, lambda old: f"0.4.2 {old}")
+        >>> double(3), double(old=1)
+        (6, '0.4.2 1')
     """
-    old = {key: kwargs.pop(key) for key in ("name", "pretrained", "small") if key in kwargs}
-    if isinstance(num_scales, bool):  # 0.4.2 positionally: ("resnet18", False) or ("resnet18", False, True)
-        if "pretrained" in old:
-            raise BrickError("create_backbone: pretrained given twice (positionally and by keyword).")
-        old["pretrained"], num_scales = num_scales, 1
-        if isinstance(layer_names, bool):
-            if "small" in old:
-                raise BrickError("create_backbone: small given twice (positionally and by keyword).")
-            old["small"], layer_names = layer_names, None
-    if not old:
-        if model is None:
-            raise BrickError("create_backbone needs a model: a network or a torchvision model name such as 'resnet18'.")
-        return create_backbone(model, num_scales, layer_names, *args, **kwargs)
-    name = old.pop("name", None)
-    if name is None and isinstance(model, str):
-        name, model = model, None
-    if model is not None or name is None:
+
+    @functools.wraps(today)
+    def call(*args: Arguments.args, **kwargs: Arguments.kwargs) -> Result:
+        if is_042_call(*args, **kwargs):
+            return call_042(*args, **kwargs)
+        return today(*args, **kwargs)
+
+    return call
+
+
+def is_backbone_042_call(*args: Any, **kwargs: Any) -> bool:
+    """Whether a `create_backbone` call is 0.4.2's: `name`, `pretrained` or `small` given, or a bool second positional
+    argument (`create_backbone("resnet18", False)`), which is never a count of scales."""
+    return bool({"name", "pretrained", "small"} & set(kwargs)) or (len(args) > 1 and isinstance(args[1], bool))
+
+
+def create_backbone_042_call(*args: Any, **kwargs: Any) -> BackboneResnet:
+    """A 0.4.2 `create_backbone(name, pretrained, small=False)` call, positional or by keyword, checked and passed to
+    `create_backbone_042`; today's arguments (`num_scales`, `layer_names`, `weights`, `in_channels`) are refused."""
+    names = ["name", "pretrained", "small"]
+    given = dict(zip(names, args, strict=False))
+    if len(args) > len(names) or set(given) & set(kwargs):
+        repeated = sorted(set(given) & set(kwargs))
+        raise BrickError(f"create_backbone: {repeated or 'an argument'} given twice (positionally and by keyword).")
+    given.update(kwargs)
+    if "model" in given and "name" not in given and isinstance(given["model"], str):
+        given["name"] = given.pop("model")
+    unknown = sorted(set(given) - set(names))
+    if unknown:
         raise BrickError(
-            "create_backbone(name=..., pretrained=..., small=...) takes a ResNet name, not a network "
-            f"(got model={model!r}, name={name!r}). Supported: {SUPPORTED_BACKBONES}."
+            f"create_backbone: name/pretrained/small (the torchbricks 0.4.2 form) cannot be combined with {', '.join(unknown)}; "
+            "use create_backbone(model, num_scales=..., weights=...) for those."
         )
-    if num_scales != 1 or layer_names is not None or args or kwargs:
+    if not isinstance(given.get("name"), str):
         raise BrickError(
-            "create_backbone: name/pretrained/small (the torchbricks 0.4.2 form) cannot be combined with num_scales, "
-            "layer_names, weights or in_channels; use create_backbone(model, num_scales=..., weights=...) for those."
+            f"create_backbone(name=..., pretrained=..., small=...) takes a ResNet name, got {given.get('name')!r}. "
+            f"Supported: {SUPPORTED_BACKBONES}."
         )
-    return create_backbone_042(name, bool(old.get("pretrained", False)), bool(old.get("small", False)))
+    return create_backbone_042(given["name"], bool(given.get("pretrained", False)), bool(given.get("small", False)))
 
 
 def create_image_classification_head_042(
@@ -175,35 +170,21 @@ def create_image_classification_head_042(
     return {name: create_from_description(brick) for name, brick in description.items()}
 
 
-@overload
-def create_image_classification_head_any_form(
-    num_classes: int,
-    in_channels: int,
-    features_name: str,
-    targets_name: str,
-    image_name: str | None = None,
-    class_names: Sequence[str] | None = None,
-) -> dict[str, BrickInterface]: ...
+def is_classification_head_042_call(*args: Any, **kwargs: Any) -> bool:
+    """Whether a `create_image_classification_head` call is 0.4.2's: `n_backbone_features`, `task_info` or `input_name`
+    given, or a `TaskInfo` second positional argument."""
+    return bool({"n_backbone_features", "task_info", "input_name"} & set(kwargs)) or (
+        len(args) > 1 and isinstance(args[1], TaskInfo)
+    )
 
 
-@overload
-def create_image_classification_head_any_form(
-    *, n_backbone_features: int, task_info: TaskInfo, input_name: str
-) -> dict[str, BrickInterface]: ...
-
-
-def create_image_classification_head_any_form(*args: Any, **kwargs: Any) -> dict[str, BrickInterface]:
-    """`torchbricks.bag_of_bricks.image_classification.create_image_classification_head`: today's
-    `(num_classes, in_channels, features_name, targets_name, image_name=None, class_names=None)`
-    (`torchbricks.heads.classification.create_classification_head`), or 0.4.2's `(n_backbone_features, task_info,
-    input_name)` (`create_image_classification_head_042`), by keyword or with a `TaskInfo` second argument."""
-    old_keys = {"n_backbone_features", "task_info", "input_name"}
-    positional_042 = len(args) >= 2 and isinstance(args[1], TaskInfo)
-    if not positional_042 and not old_keys & set(kwargs):
-        return create_classification_head(*args, **kwargs)
+def create_image_classification_head_042_call(*args: Any, **kwargs: Any) -> dict[str, BrickInterface]:
+    """A 0.4.2 `create_image_classification_head(n_backbone_features, task_info, input_name)` call, positional or by
+    keyword, checked and passed to `create_image_classification_head_042`."""
     names = ["n_backbone_features", "task_info", "input_name"]
-    given = dict(zip(names, args, strict=False)) if positional_042 else {}
-    if (not positional_042 and args) or len(args) > 3 or set(kwargs) - old_keys or set(given) & set(kwargs):
+    positional = len(args) > 1 and isinstance(args[1], TaskInfo)
+    given = dict(zip(names, args, strict=False)) if positional else {}
+    if (args and not positional) or len(args) > len(names) or set(kwargs) - set(names) or set(given) & set(kwargs):
         raise BrickError(
             "create_image_classification_head in the torchbricks 0.4.2 form takes n_backbone_features, task_info and "
             "input_name, and nothing of today's form (num_classes, in_channels, features_name, targets_name)."

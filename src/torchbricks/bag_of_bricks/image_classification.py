@@ -13,7 +13,11 @@ from torchbricks.bag_of_bricks._backbone_factories import create_backbone, creat
 from torchbricks.bag_of_bricks.brick_visualizer import BrickPerImageVisualization
 from torchbricks.bag_of_bricks.drawing import draw_class_label, load_font
 from torchbricks.brick_collection import BrickCollection
-from torchbricks.compat import create_image_classification_head_any_form
+from torchbricks.compat import (
+    accepting_042,
+    create_image_classification_head_042_call,
+    is_classification_head_042_call,
+)
 from torchbricks.heads.classification import create_classification_head
 from torchbricks.tags import TagsLike
 
@@ -91,11 +95,12 @@ class BrickVisualizeImageClassification(BrickPerImageVisualization):
         return draw_class_label(image, label, class_names=self.class_names, score=score, font=load_font(self.font_size))
 
 
-create_image_classification_head = create_image_classification_head_any_form
+create_image_classification_head = accepting_042(
+    create_classification_head, is_classification_head_042_call, create_image_classification_head_042_call
+)
 """Today's `create_image_classification_head(num_classes, in_channels, features_name, targets_name, image_name=None,
-class_names=None)` (`torchbricks.heads.classification.create_classification_head`: bricks `classify`, `loss`,
-`metrics` and, given an image, `visualize`), or torchbricks 0.4.2's `(n_backbone_features, task_info, input_name)`
-(see `torchbricks.compat`)."""
+class_names=None, ...)` (`torchbricks.heads.classification.ClassificationTaskHead.describe`); a torchbricks 0.4.2
+call, `(n_backbone_features, task_info, input_name)`, gets 0.4.2's head (see `torchbricks.compat`)."""
 
 
 def create_bricks_image_classification(
