@@ -11,8 +11,10 @@ from __future__ import annotations
 from typing import NamedTuple
 
 __all__ = [
+    "CONFUSION_MATRIX",
     "IGNORE_INDEX",
     "LOSSES",
+    "PER_CLASS",
     "SEPARATOR",
     "TOTAL_LOSS",
     "LoggedName",
@@ -31,6 +33,12 @@ TOTAL_LOSS = "loss"
 
 LOSSES = "losses"
 """The logged group of the individual losses, `<stage>/losses/<head>/<loss>`."""
+
+PER_CLASS = "per_class"
+"""The metric name under which a head's per-class values are kept, `<head>/per_class` (class name -> score -> value)."""
+
+CONFUSION_MATRIX = "confusion_matrix"
+"""The metric name of a head's confusion matrix of counts, `<head>/confusion_matrix` (rows: the true classes)."""
 
 
 class LoggedName(NamedTuple):

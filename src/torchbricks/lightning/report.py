@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from torchbricks._conventions import parse_logged_name
+from torchbricks._conventions import PER_CLASS, SEPARATOR, parse_logged_name
 from torchbricks._extras import require
 from torchbricks._files import write_atomically
 from torchbricks.heads._predictions import HeadPredictions, class_names_of, color_cycle
@@ -219,10 +219,6 @@ def _draw_confusion_matrix(
 # --- per-class scores --------------------------------------------------------------------------------------------
 
 
-PER_CLASS = "per_class"
-"""The metric name under which a head's per-class values are kept (see `torchbricks.bag_of_bricks.custom_metrics`)."""
-
-
 def per_class_values(metrics: Mapping[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
     """Head -> class name -> score -> value, from the `<head>/per_class` entries of a stage's metric values.
 
@@ -232,7 +228,7 @@ def per_class_values(metrics: Mapping[str, Any]) -> dict[str, dict[str, dict[str
     """
     found = {}
     for name, value in metrics.items():
-        head, _, metric = name.rpartition("/")
+        head, _, metric = name.rpartition(SEPARATOR)
         if metric == PER_CLASS and isinstance(value, Mapping):
             found[head] = {
                 str(class_name): {str(key): float(score) for key, score in class_values.items()}
