@@ -90,5 +90,6 @@ def test_a_count_head_trains_beside_detection_from_the_command_line(tmp_path: Pa
     assert status == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["test"]["count/mae"] >= 0.0
-    assert "count/loss_count" in json.dumps(metrics)  # the count loss is trained and logged beside detection's
+    assert "detection/map_50" in metrics["test"]  # beside the detection head it was added to
+    assert (tmp_path / "run" / "bricks" / "count" / "regress.pt").is_file()  # its trained weights
     assert (tmp_path / "run" / "predictions.png").is_file()

@@ -11,8 +11,7 @@ from torchbricks.bag_of_bricks.image_classification import create_image_classifi
 from torchbricks.bag_of_bricks.multilabel_classification import create_multilabel_classification_head
 from torchbricks.bag_of_bricks.object_detection import create_object_detection_head
 from torchbricks.errors import BrickError
-from torchbricks.heads import find_heads, get_head, head_config_text, list_heads
-from torchbricks.heads._configs import HEAD_CONFIG_FOLDER, packaged_head_configs
+from torchbricks.heads import HEAD_CONFIG_FOLDER, find_heads, get_head, head_config_text, list_heads, packaged_head_configs
 from torchbricks.trained_experiment import find_heads as find_deployed_heads
 
 

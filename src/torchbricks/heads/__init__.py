@@ -9,17 +9,35 @@ adapter (`predictions`). Adding a kind is adding a module here (and its test).
 
 from __future__ import annotations
 
-from torchbricks.heads._configs import head_config_text, write_head_configs
-from torchbricks.heads._registry import TaskHead, create_from_description, find_heads, get_head, list_heads, node, register_head
+from torchbricks.heads._configs import HEAD_CONFIG_FOLDER, head_config_text, packaged_head_configs, write_head_configs
+from torchbricks.heads._registry import (
+    Collected,
+    TaskHead,
+    brick,
+    create_from_description,
+    find_heads,
+    get_head,
+    head_factory,
+    list_heads,
+    metrics,
+    node,
+    register_head,
+)
 
 __all__ = [
+    "HEAD_CONFIG_FOLDER",
+    "Collected",
     "TaskHead",
+    "brick",
     "create_from_description",
     "find_heads",
     "get_head",
     "head_config_text",
+    "head_factory",
     "list_heads",
+    "metrics",
     "node",
+    "packaged_head_configs",
     "register_head",
     "write_head_configs",
 ]

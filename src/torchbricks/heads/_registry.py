@@ -62,12 +62,15 @@ class TaskHead:
             first is the prediction.
         packaged_configs: Packaged config name (`configs/head/<name>.yaml`) -> the arguments of `describe` it uses.
         cells_per_sample: Images drawn per sample in `predictions.png` (2: truth beside prediction).
+        example: The arguments of a small head of this kind (reading `features` [B, 8, h, w]), for the contract
+            tests every kind passes.
     """
 
     kind: ClassVar[str] = ""
     outputs: ClassVar[tuple[str, ...]] = ()
     packaged_configs: ClassVar[dict[str, dict[str, Any]]] = {}
     cells_per_sample: ClassVar[int] = 1
+    example: ClassVar[dict[str, Any]] = {}
 
     @classmethod
     def describe(cls, **arguments: Any) -> Description:

@@ -20,6 +20,13 @@ class ClassificationTaskHead(TaskHead):
     (`accuracy`, micro average, and `confusion_matrix` with `per_class` scores) and, given an image, `visualize`."""
 
     outputs = ("class_prediction", "probabilities")
+    example: ClassVar[dict[str, Any]] = {
+        "num_classes": 3,
+        "in_channels": 8,
+        "features_name": "features",
+        "targets_name": "targets",
+        "image_name": "raw",
+    }
     packaged_configs: ClassVar[dict[str, dict[str, Any]]] = {
         "classification": {  # the digits model: its `features`, its own drawing image
             "num_classes": "${model.num_classes}",

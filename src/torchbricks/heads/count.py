@@ -127,6 +127,7 @@ class CountTaskHead(TaskHead):
     """Bricks `regress` (`./count`), `loss` (`./loss_count`) and `metrics` (`mae`), reading padded `target_labels`."""
 
     outputs = ("count",)
+    example: ClassVar[dict[str, Any]] = {"in_channels": 8, "features_name": "features", "target_labels_name": "labels"}
     packaged_configs: ClassVar[dict[str, dict[str, Any]]] = {
         "count": {
             "in_channels": "${model.coarsest_channels}",

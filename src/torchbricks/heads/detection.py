@@ -106,6 +106,15 @@ class DetectionTaskHead(TaskHead):
     `map`, `map_50`, `map_75`, `mar_100` and `per_class`) and, given an image, `visualize` (`./visualization`)."""
 
     outputs = ("boxes", "scores", "labels")
+    example: ClassVar[dict[str, Any]] = {
+        "num_classes": 2,
+        "in_channels": 8,
+        "features_name": "features",
+        "stride": 4,
+        "target_boxes_name": "boxes",
+        "target_labels_name": "labels",
+        "image_name": "raw",
+    }
     cells_per_sample = 2
     packaged_configs: ClassVar[dict[str, dict[str, Any]]] = {
         "detection": {

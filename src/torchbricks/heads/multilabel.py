@@ -80,6 +80,13 @@ class MultiLabelTaskHead(TaskHead):
     `accuracy`, micro averaged, and `per_class` scores) and, given an image, `visualize` (`./visualization`)."""
 
     outputs = ("present", "probabilities")
+    example: ClassVar[dict[str, Any]] = {
+        "num_classes": 3,
+        "in_channels": 8,
+        "features_name": "features",
+        "targets_name": "present",
+        "image_name": "raw",
+    }
     packaged_configs: ClassVar[dict[str, dict[str, Any]]] = {
         "multilabel": {
             "num_classes": "${model.num_classes}",

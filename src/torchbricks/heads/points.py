@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -81,6 +81,15 @@ class PointsTaskHead(TaskHead):
     (`./loss_heatmap`, `./loss_offset`), `metrics` (`f1`, a `PointDetectionF1`) and, given an image, `visualize`."""
 
     outputs = ("points", "scores", "labels")
+    example: ClassVar[dict[str, Any]] = {
+        "num_classes": 2,
+        "in_channels": 8,
+        "features_name": "features",
+        "stride": 4,
+        "target_points_name": "points",
+        "target_labels_name": "labels",
+        "image_name": "raw",
+    }
     cells_per_sample = 2
 
     @classmethod

@@ -25,6 +25,14 @@ class SegmentationTaskHead(TaskHead):
     image, `visualize` (`./visualization`)."""
 
     outputs = ("mask", "probabilities")
+    example: ClassVar[dict[str, Any]] = {
+        "num_classes": 3,
+        "in_channels": [8],
+        "features_names": ["features"],
+        "targets_name": "masks",
+        "output_stride": 4,
+        "image_name": "raw",
+    }
     cells_per_sample = 2
     packaged_configs: ClassVar[dict[str, dict[str, Any]]] = {
         "segmentation": {
