@@ -12,6 +12,7 @@ the first lookup, so adding a kind is adding one module.
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -231,6 +232,7 @@ def head_factory(describe: Callable[Arguments, Description], name: str) -> Calla
 
     create.__name__ = create.__qualname__ = name
     create.__doc__ = describe.__doc__
+    create.__signature__ = inspect.signature(describe)  # type: ignore[attr-defined]  # help() and IDEs show the arguments
     return create
 
 
