@@ -66,7 +66,7 @@ def test_image_classification_collection_trains_and_draws_predictions() -> None:
     assert _falls(history), history
 
     outputs = model(named_inputs=_classification_batch(torch.Generator().manual_seed(1)), tags=Stage.TEST)
-    assert set(model.summarize(reset=True)) == {"head/accuracy"}
+    assert set(model.summarize(reset=True)) == {"head/accuracy", "head/confusion_matrix", "head/per_class"}
     drawn = outputs["head/visualization"]
     assert len(drawn) == 8
     assert all(isinstance(image, Image.Image) and image.size == (16, 16) for image in drawn)
@@ -92,7 +92,7 @@ def test_segmentation_collection_trains_and_overlays_masks() -> None:
         "head/neck",
         "head/classify",
         "head/loss",
-        "head/jaccard",
+        "head/metrics",
         "head/visualize",
     ]
     history = _train(model, _segmentation_batch)
