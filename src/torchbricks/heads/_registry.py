@@ -36,6 +36,7 @@ __all__ = [
     "metrics",
     "node",
     "register_head",
+    "visualization",
 ]
 
 Description = dict[str, dict[str, Any]]
@@ -244,6 +245,14 @@ def brick(brick_type: str, model: dict[str, Any], input_names: Any, output_names
 def metrics(metric_collection: dict[str, Any], input_names: list[Any]) -> dict[str, Any]:
     """A `torchbricks.bricks.BrickMetrics` node of named metric nodes."""
     return node("torchbricks.bricks.BrickMetrics", metric_collection=metric_collection, input_names=input_names)
+
+
+def visualization(drawing: str, image_name: str | None, **inputs: Any) -> Description:
+    """`{"visualize": node}`: the drawing brick `drawing` over the images `image_name`, writing `./visualization`;
+    nothing when `image_name` is None."""
+    if image_name is None:
+        return {}
+    return {"visualize": node(drawing, input_image=image_name, **inputs, output_name="./visualization")}
 
 
 def create_from_description(value: Any) -> Any:

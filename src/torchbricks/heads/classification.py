@@ -7,7 +7,17 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from torchbricks.heads._predictions import HeadPredictions, class_indices
-from torchbricks.heads._registry import Collected, Description, TaskHead, brick, head_factory, metrics, node, register_head
+from torchbricks.heads._registry import (
+    Collected,
+    Description,
+    TaskHead,
+    brick,
+    head_factory,
+    metrics,
+    node,
+    register_head,
+    visualization,
+)
 
 __all__ = ["ClassificationTaskHead", "create_classification_head"]
 
@@ -99,17 +109,17 @@ class ClassificationTaskHead(TaskHead):
             "loss": brick("BrickLoss", cross_entropy, ["./logits", targets_name], ["./loss_ce"]),
             "metrics": metrics(scores, ["./class_prediction", targets_name]),
         }
-        if image_name is not None:
-            head["visualize"] = node(
+        return {
+            **head,
+            **visualization(
                 f"{_MODULES}.image_classification.BrickVisualizeImageClassification",
-                input_image=image_name,
+                image_name,
                 class_prediction="./class_prediction",
                 probabilities="./probabilities",
                 class_names=class_names,
-                output_name="./visualization",
                 font_size=font_size,
-            )
-        return head
+            ),
+        }
 
     @classmethod
     def predictions(cls, collected: Collected) -> HeadPredictions | None:

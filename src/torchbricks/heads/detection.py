@@ -12,7 +12,7 @@ import torch
 
 from torchbricks._extras import require
 from torchbricks.heads._predictions import MatchedPredictions, class_names_of, color_cycle, split_padded
-from torchbricks.heads._registry import Collected, Description, TaskHead, brick, metrics, node, register_head
+from torchbricks.heads._registry import Collected, Description, TaskHead, brick, metrics, node, register_head, visualization
 
 __all__ = ["MATCH_IOU", "BoxHeadPredictions", "Boxes", "DetectionTaskHead"]
 
@@ -207,18 +207,18 @@ class DetectionTaskHead(TaskHead):
         head["decode"] = brick("BrickNotTrainable", decoder, ["./heatmap", "./distances"], ["./boxes", "./scores", "./labels"])
         head["loss"] = brick("BrickLoss", loss, ["./heatmap", "./distances", *targets], ["./loss_heatmap", "./loss_box"])
         head["metrics"] = metrics(average_precision, ["./boxes", "./scores", "./labels", *targets])
-        if image_name is not None:
-            head["visualize"] = node(
+        return {
+            **head,
+            **visualization(
                 f"{_DETECTION}.BrickVisualizeBoxes",
-                input_image=image_name,
+                image_name,
                 boxes="./boxes",
                 labels="./labels",
                 scores="./scores",
                 class_names=class_names,
-                output_name="./visualization",
                 min_score=min_drawn_score,
-            )
-        return head
+            ),
+        }
 
     @classmethod
     def predictions(cls, collected: Collected) -> BoxHeadPredictions | None:

@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from torchbricks.heads._predictions import class_names_of, mistakes_first, show_image
-from torchbricks.heads._registry import Collected, Description, TaskHead, brick, metrics, node, register_head
+from torchbricks.heads._registry import Collected, Description, TaskHead, brick, metrics, node, register_head, visualization
 
 __all__ = ["MultiLabelHeadPredictions", "MultiLabelTaskHead"]
 
@@ -147,15 +147,15 @@ class MultiLabelTaskHead(TaskHead):
             "loss": brick("BrickLoss", node(f"{module}.MultiLabelLoss"), ["./logits", targets_name], ["./loss_bce"]),
             "metrics": metrics(scores, ["./present", targets_name]),
         }
-        if image_name is not None:
-            head["visualize"] = node(
+        return {
+            **head,
+            **visualization(
                 f"{_MODULES}.multilabel_classification.BrickVisualizeMultiLabel",
-                input_image=image_name,
+                image_name,
                 present="./present",
                 class_names=class_names,
-                output_name="./visualization",
-            )
-        return head
+            ),
+        }
 
     @classmethod
     def predictions(cls, collected: Collected) -> MultiLabelHeadPredictions | None:

@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from torchbricks.heads._predictions import MatchedPredictions, class_names_of, split_padded, tag
-from torchbricks.heads._registry import Collected, Description, TaskHead, brick, metrics, node, register_head
+from torchbricks.heads._registry import Collected, Description, TaskHead, brick, metrics, node, register_head, visualization
 
 __all__ = ["PointHeadPredictions", "Points", "PointsTaskHead"]
 
@@ -142,17 +142,17 @@ class PointsTaskHead(TaskHead):
             "loss": brick("BrickLoss", loss, ["./heatmap", "./offsets", *targets], ["./loss_heatmap", "./loss_offset"]),
             "metrics": metrics(f1, ["./points", "./labels", *targets]),
         }
-        if image_name is not None:
-            head["visualize"] = node(
+        return {
+            **head,
+            **visualization(
                 f"{_POINTS}.BrickVisualizePoints",
-                input_image=image_name,
+                image_name,
                 points="./points",
                 labels="./labels",
                 scores="./scores",
-                output_name="./visualization",
                 class_names=class_names,
-            )
-        return head
+            ),
+        }
 
     @classmethod
     def predictions(cls, collected: Collected) -> PointHeadPredictions | None:

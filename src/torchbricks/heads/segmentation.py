@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from torchbricks._conventions import IGNORE_INDEX
 from torchbricks.errors import BrickError
 from torchbricks.heads._predictions import HeadPredictions, class_indices
-from torchbricks.heads._registry import Collected, Description, TaskHead, brick, metrics, node, register_head
+from torchbricks.heads._registry import Collected, Description, TaskHead, brick, metrics, node, register_head, visualization
 
 __all__ = ["SegmentationTaskHead"]
 
@@ -132,10 +132,7 @@ class SegmentationTaskHead(TaskHead):
             "loss": brick("BrickLoss", cross_entropy, ["./logits", targets_name], ["./loss_ce"]),
             "metrics": metrics(scores, ["./mask", targets_name]),
         }
-        if image_name is not None:
-            drawing = f"{_MODULES}.segmentation.BrickVisualizeSegmentation"
-            head["visualize"] = node(drawing, input_image=image_name, mask="./mask", output_name="./visualization")
-        return head
+        return {**head, **visualization(f"{_MODULES}.segmentation.BrickVisualizeSegmentation", image_name, mask="./mask")}
 
     @classmethod
     def predictions(cls, collected: Collected) -> HeadPredictions | None:
