@@ -10,6 +10,7 @@ import torch
 from torchbricks.bag_of_bricks.image_classification import create_image_classification_head
 from torchbricks.bag_of_bricks.multilabel_classification import create_multilabel_classification_head
 from torchbricks.bag_of_bricks.object_detection import create_object_detection_head
+from torchbricks.bag_of_bricks.segmentation import create_segmentation_head
 from torchbricks.errors import BrickError
 from torchbricks.heads import HEAD_CONFIG_FOLDER, find_heads, get_head, head_config_text, list_heads, packaged_head_configs
 from torchbricks.trained_experiment import find_heads as find_deployed_heads
@@ -57,7 +58,7 @@ def _packaged(overrides: list[str], key: str) -> dict:
     return dict(collection[key].items())
 
 
-@pytest.mark.parametrize("kind", ["classification", "multilabel", "detection"])
+@pytest.mark.parametrize("kind", ["classification", "multilabel", "detection", "segmentation"])
 def test_a_head_built_by_its_factory_and_by_its_packaged_config_has_the_same_bricks(kind: str, tmp_path: Path) -> None:
     from torchbricks.datasets.shapes import write_shapes_dataset
     from torchbricks.lightning.task_resolvers import register_resolvers
@@ -70,6 +71,11 @@ def test_a_head_built_by_its_factory_and_by_its_packaged_config_has_the_same_bri
     elif kind == "multilabel":
         packaged = _packaged(["task=multitask", f"data.root={root / 'detection'}"], "presence")
         factory = create_multilabel_classification_head(3, 8, "f", "target_classes", image_name="raw")
+    elif kind == "segmentation":  # the packaged head adds the per-class scores the factory leaves out by default
+        packaged = _packaged(["task=segmentation", f"data.root={root / 'segmentation'}"], "segmentation")
+        factory = create_segmentation_head(
+            4, [8, 8, 8, 8], ["a", "b", "c", "d"], "targets", 4, image_name="raw", class_scores=True
+        )
     else:
         packaged = _packaged(["task=detection", f"data.root={root / 'detection'}"], "detection")
         packaged.pop("neck")  # the packaged head merges the scales itself; the factory reads one feature map
