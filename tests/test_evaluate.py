@@ -70,6 +70,8 @@ def test_evaluate_on_the_training_test_split_equals_the_trained_metrics(
     _metrics_equal(evaluation["metrics"], trained)
     assert evaluation["split"] == "test"
     assert evaluation["data_root"] == str(root)
+    kinds = {"detection": "detection", "segmentation": "segmentation", "presence": "multilabel"}
+    assert evaluation["heads"] == ({"classification": "classification"} if task == "classification" else kinds)
     printed = capsys.readouterr().out
     for name, value in trained.items():
         if isinstance(value, float):

@@ -16,17 +16,39 @@ Example:
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from torchbricks.errors import BrickError, did_you_mean
 from torchbricks.tags import LOSS, METRIC, METRIC_EXTRA, MODEL, VISUALIZATION, Stage
 
 if TYPE_CHECKING:
     from torch.nn import ModuleDict
 
+    from torchbricks.bag_of_bricks._backbone_modules import BackboneResnet
+    from torchbricks.bag_of_bricks.task_utils import TaskInfo
     from torchbricks.brick_collection import BrickCollection
     from torchbricks.bricks import BrickInterface
 
-__all__ = ["METRIC_STAGES", "ModelStage", "Tag", "copy_metric_bricks", "filter_brick_types", "per_stage_brick_collections"]
+Arguments = ParamSpec("Arguments")
+Result = TypeVar("Result")
+
+__all__ = [
+    "METRIC_STAGES",
+    "ModelStage",
+    "Tag",
+    "accepting_042",
+    "copy_metric_bricks",
+    "create_backbone_042",
+    "create_backbone_042_call",
+    "create_image_classification_head_042",
+    "create_image_classification_head_042_call",
+    "filter_brick_types",
+    "is_backbone_042_call",
+    "is_classification_head_042_call",
+    "per_stage_brick_collections",
+]
 
 
 # --- torchbricks.brick_tags -----------------------------------------------------------------------------------------
@@ -135,5 +157,176 @@ def per_stage_brick_collections(brick_collection: BrickCollection) -> ModuleDict
 
 
 # --- torchbricks.bag_of_bricks ----------------------------------------------------------------------------------------
-# The adapters of the bag_of_bricks factories (`create_backbone`, `create_image_classification_head`) go here: each
-# maps a 0.4.2 call onto today's strict factory and names the 0.4.2 signature in its docstring.
+# The public names 0.4.2 code calls (`torchbricks.bag_of_bricks.backbones.create_backbone`,
+# `torchbricks.bag_of_bricks.image_classification.create_image_classification_head`) are today's strict functions
+# wrapped by `accepting_042`: typed and documented as today's function, they pass a call of 0.4.2's form to its adapter.
+
+
+def create_backbone_042(name: str, pretrained: bool = False, small: bool = False) -> BackboneResnet:
+    """torchbricks 0.4.2's `create_backbone(name: str, pretrained: bool, small: bool = False) -> BackboneResnet`.
+
+    A `BackboneResnet` of one of `SUPPORTED_BACKBONES` returning the last feature map; ImageNet weights (torchvision's
+    `"DEFAULT"`) when `pretrained`; `small=True` gives the CIFAR-sized stem (a 3x3 stride-1 first convolution and no
+    max pooling, so 32x32 images keep a 4x4 feature map).
+
+    Example:
+        >>> import torch
+        >>> create_backbone_042("resnet18", pretrained=False, small=True)(torch.rand(1, 3, 32, 32)).shape
+        torch.Size([1, 512, 4, 4])
+    """
+    from torch import nn
+
+    from torchbricks._extras import require
+    from torchbricks.bag_of_bricks._backbone_factories import SUPPORTED_BACKBONES
+    from torchbricks.bag_of_bricks._backbone_modules import BackboneResnet
+
+    if name not in SUPPORTED_BACKBONES:
+        raise BrickError(
+            f"create_backbone: backbone {name!r} is not supported by the name/pretrained/small form. "
+            f"Supported: {SUPPORTED_BACKBONES}.{did_you_mean(str(name), SUPPORTED_BACKBONES)}"
+        )
+    models = require("torchvision.models", "vision")
+    network = models.get_model(name, weights="DEFAULT" if pretrained else None)
+    if small:
+        stem_channels = network.conv1.out_channels
+        network.conv1 = nn.Conv2d(3, stem_channels, kernel_size=3, stride=1, padding=1, bias=False)
+        network.maxpool = nn.Identity()
+    return BackboneResnet(network)
+
+
+def accepting_042(
+    today: Callable[Arguments, Result], is_042_call: Callable[..., bool], call_042: Callable[..., Any]
+) -> Callable[Arguments, Result]:
+    """`today` (its signature, name and documentation), except that a call `is_042_call(*args, **kwargs)` recognises
+    as torchbricks 0.4.2's (such as 0.4.2's `create_backbone(name, pretrained, small)`) is given to `call_042` instead.
+
+    Example:
+        >>> double = accepting_042(lambda x: 2 * x, lambda *args, **kwargs: "old" in kwargs, lambda old: f"0.4.2 {old}")
+        >>> double(3), double(old=1)
+        (6, '0.4.2 1')
+    """
+
+    @functools.wraps(today)
+    def call(*args: Arguments.args, **kwargs: Arguments.kwargs) -> Result:
+        if is_042_call(*args, **kwargs):
+            return call_042(*args, **kwargs)
+        return today(*args, **kwargs)
+
+    return call
+
+
+def is_backbone_042_call(*args: Any, **kwargs: Any) -> bool:
+    """Whether a `create_backbone` call is 0.4.2's: `name`, `pretrained` or `small` given, or a bool second positional
+    argument (`create_backbone("resnet18", False)`), which is never a count of scales."""
+    return bool({"name", "pretrained", "small"} & set(kwargs)) or (len(args) > 1 and isinstance(args[1], bool))
+
+
+def create_backbone_042_call(*args: Any, **kwargs: Any) -> BackboneResnet:
+    """A 0.4.2 `create_backbone(name, pretrained, small=False)` call, positional or by keyword, checked and passed to
+    `create_backbone_042`; today's arguments (`num_scales`, `layer_names`, `weights`, `in_channels`) are refused."""
+    from torchbricks.bag_of_bricks._backbone_factories import SUPPORTED_BACKBONES
+
+    names = ["name", "pretrained", "small"]
+    given = dict(zip(names, args, strict=False))
+    if len(args) > len(names) or set(given) & set(kwargs):
+        repeated = sorted(set(given) & set(kwargs))
+        raise BrickError(f"create_backbone: {repeated or 'an argument'} given twice (positionally and by keyword).")
+    given.update(kwargs)
+    if "model" in given and "name" not in given and isinstance(given["model"], str):
+        given["name"] = given.pop("model")
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise BrickError(
+            f"create_backbone: name/pretrained/small (the torchbricks 0.4.2 form) cannot be combined with {', '.join(unknown)}; "
+            "use create_backbone(model, num_scales=..., weights=...) for those."
+        )
+    if not isinstance(given.get("name"), str):
+        raise BrickError(
+            f"create_backbone(name=..., pretrained=..., small=...) takes a ResNet name, got {given.get('name')!r}. "
+            f"Supported: {SUPPORTED_BACKBONES}."
+        )
+    return create_backbone_042(given["name"], bool(given.get("pretrained", False)), bool(given.get("small", False)))
+
+
+def create_image_classification_head_042(
+    n_backbone_features: int, task_info: TaskInfo, input_name: str
+) -> dict[str, BrickInterface]:
+    """torchbricks 0.4.2's `create_image_classification_head(n_backbone_features: int, task_info: TaskInfo,
+    input_name: str) -> dict[str, Brick]`.
+
+    Bricks `classifier` (`./logits`, `./probabilities`, `./class_prediction`), `loss` (cross entropy, `./loss`) and
+    `metrics` (`MeanAccuracy`, macro average, `Accuracy`, micro average, and `ConfMat`), reading the targets named
+    by the task info's `label_name`; no visualization.
+    """
+    from torchbricks.heads._registry import create_from_description, node
+
+    class_names = getattr(task_info, "class_names", None)
+    target_name = getattr(task_info, "label_name", None)
+    if not isinstance(class_names, list) or not isinstance(target_name, str):
+        raise BrickError(
+            f"create_image_classification_head: task_info must have class_names and label_name (an "
+            f"ImageClassificationInfo), got {task_info!r}."
+        )
+    classes = "torchmetrics.classification"
+    count = len(class_names)
+    description = {
+        "classifier": node(
+            "torchbricks.bricks.BrickTrainable",
+            model=node(
+                "torchbricks.bag_of_bricks.image_classification.ImageClassifier",
+                num_classes=count,
+                n_features=n_backbone_features,
+            ),
+            input_names=[input_name],
+            output_names=["./logits", "./probabilities", "./class_prediction"],
+        ),
+        "loss": node(
+            "torchbricks.bricks.BrickLoss",
+            model=node("torch.nn.CrossEntropyLoss"),
+            input_names=["./logits", target_name],
+            output_names=["./loss"],
+        ),
+        "metrics": node(
+            "torchbricks.bricks.BrickMetrics",
+            metric_collection=node(
+                "torchmetrics.MetricCollection",
+                metrics={
+                    "MeanAccuracy": node(f"{classes}.MulticlassAccuracy", num_classes=count, average="macro"),
+                    "Accuracy": node(f"{classes}.MulticlassAccuracy", num_classes=count, average="micro"),
+                    "ConfMat": node(f"{classes}.MulticlassConfusionMatrix", num_classes=count),
+                },
+            ),
+            input_names=["./class_prediction", target_name],
+        ),
+    }
+    return {name: create_from_description(brick) for name, brick in description.items()}
+
+
+def is_classification_head_042_call(*args: Any, **kwargs: Any) -> bool:
+    """Whether a call is 0.4.2's `create_image_classification_head(n_backbone_features, task_info, input_name)`:
+    `n_backbone_features`, `task_info` or `input_name` given, or a `TaskInfo` second positional argument."""
+    from torchbricks.bag_of_bricks.task_utils import TaskInfo
+
+    return bool({"n_backbone_features", "task_info", "input_name"} & set(kwargs)) or (
+        len(args) > 1 and isinstance(args[1], TaskInfo)
+    )
+
+
+def create_image_classification_head_042_call(*args: Any, **kwargs: Any) -> dict[str, BrickInterface]:
+    """A 0.4.2 `create_image_classification_head(n_backbone_features, task_info, input_name)` call, positional or by
+    keyword, checked and passed to `create_image_classification_head_042`."""
+    from torchbricks.bag_of_bricks.task_utils import TaskInfo
+
+    names = ["n_backbone_features", "task_info", "input_name"]
+    positional = len(args) > 1 and isinstance(args[1], TaskInfo)
+    given = dict(zip(names, args, strict=False)) if positional else {}
+    if (args and not positional) or len(args) > len(names) or set(kwargs) - set(names) or set(given) & set(kwargs):
+        raise BrickError(
+            "create_image_classification_head in the torchbricks 0.4.2 form takes n_backbone_features, task_info and "
+            "input_name, and nothing of today's form (num_classes, in_channels, features_name, targets_name)."
+        )
+    given.update(kwargs)
+    missing = [name for name in names if name not in given]
+    if missing:
+        raise BrickError(f"create_image_classification_head in the torchbricks 0.4.2 form lacks {missing}.")
+    return create_image_classification_head_042(**given)

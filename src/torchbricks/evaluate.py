@@ -7,7 +7,8 @@ trained weights runs its test stage under Lightning's `trainer.test` (`Lightning
 
 Per class: each head's `per_class` values as its metrics compute them (precision, recall, IoU and support for
 classification and segmentation, AP and AP50 for detection, precision, recall, F1 and support for multilabel), or,
-for a head with only a confusion matrix, precision, recall and support from it.
+for a head with only a confusion matrix, precision, recall and support from it. `evaluation.json` names the heads
+and their kinds (`heads`, from the head registry `torchbricks.heads.find_heads`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from torchbricks._conventions import CONFUSION_MATRIX, PER_CLASS, SEPARATOR
 from torchbricks._extras import require
 from torchbricks._files import write_json
 from torchbricks.errors import BrickError, ConfigError, did_you_mean
@@ -69,8 +71,10 @@ def evaluate_experiment(
     import torch
 
     from torchbricks.configuration import instantiate_config
+    from torchbricks.heads import find_heads
     from torchbricks.lightning.main_job import quiet_third_party_notices
     from torchbricks.lightning.module import LightningBrickCollection, to_json
+    from torchbricks.tags import Stage
 
     if split not in SPLITS:
         raise BrickError(f"split must be one of {list(SPLITS)}, got {split!r}.{did_you_mean(split, SPLITS)}")
@@ -86,6 +90,7 @@ def evaluate_experiment(
             f"on {experiment.class_names}. Evaluate on data with the same classes."
         )
     collection = experiment.collection
+    heads = find_heads(list(collection.plan(tags=Stage.TEST).produced))  # head path -> kind, as the report draws them
     if config.get("channels_last", False):  # as the main job ran it: the same kernels, the same numbers
         collection.to(memory_format=torch.channels_last)
     loader = data_module.val_dataloader() if split == "val" else data_module.test_dataloader()
@@ -114,6 +119,7 @@ def evaluate_experiment(
         "split": split,
         "overrides": list(overrides),
         "class_names": experiment.class_names,
+        "heads": heads,
     }
     result = EvaluationResult(metrics, per_class_values(metrics, experiment.class_names), description)
     write_json(Path(out) if out is not None else experiment.folder / EVALUATION_FILE, result.to_json())
@@ -171,13 +177,13 @@ def per_class_values(metrics: dict[str, Any], class_names: Sequence[str] | None 
         {'precision': 1.0, 'recall': 0.75, 'support': 4}
     """
     values: dict[str, dict[str, dict[str, float]]] = {
-        name.rpartition("/")[0]: dict(value)
+        name.rpartition(SEPARATOR)[0]: dict(value)
         for name, value in metrics.items()
-        if name.endswith("/per_class") and isinstance(value, dict)
+        if name.endswith(SEPARATOR + PER_CLASS) and isinstance(value, dict)
     }
     for name, matrix in metrics.items():
-        head = name.rpartition("/")[0] or name
-        if head in values or not name.endswith("confusion_matrix") or not isinstance(matrix, list) or not matrix:
+        head = name.rpartition(SEPARATOR)[0] or name
+        if head in values or not name.endswith(CONFUSION_MATRIX) or not isinstance(matrix, list) or not matrix:
             continue
         if len(matrix) != len(matrix[0]):
             continue

@@ -27,6 +27,7 @@ from torchbricks.brick_collection import BrickCollection
 from torchbricks.errors import ConfigError
 
 __all__ = [
+    "DEPLOYED_KINDS",
     "EXPERIMENT_FILE",
     "RESOLVED_CONFIG_FILE",
     "TrainedExperiment",
@@ -41,38 +42,23 @@ RESOLVED_CONFIG_FILE = "resolved_config.yaml"
 BRICKS_FOLDER = "bricks"
 BEST_CHECKPOINT = "checkpoints/best.ckpt"
 
-HEAD_OUTPUTS = {
-    "detection": ("boxes", "scores", "labels"),
-    "segmentation": ("mask", "probabilities"),
-    "classification": ("class_prediction", "probabilities"),
-    "multilabel": ("present", "probabilities"),
-}
-"""Head kind -> the outputs (relative to the head) by which a head of the packaged configs is recognised; the
-first output is the prediction, kept in that order."""
+DEPLOYED_KINDS = ("detection", "segmentation", "classification", "multilabel")
+"""The head kinds (`torchbricks.heads`) that `predict`, `evaluate` and `export` serve."""
 
 
 def find_heads(output_names: list[str]) -> dict[str, str]:
-    """The task heads among a collection's output names: head path -> kind (a key of `HEAD_OUTPUTS`).
+    """The task heads among a collection's output names: head path -> kind, one of `DEPLOYED_KINDS`.
 
-    A head is a nested collection whose outputs include every name of a kind; the kinds are tried in the order of
-    `HEAD_OUTPUTS`, so a segmentation head (mask and probabilities) is not also taken for a classifier.
+    A head is a nested collection whose outputs include every output of a registered head kind
+    (`torchbricks.heads.find_heads`); kinds that predict and export do not serve (points, count) are left out.
 
     Example:
         >>> find_heads(["features", "det/boxes", "det/scores", "det/labels", "cls/class_prediction", "cls/probabilities"])
         {'cls': 'classification', 'det': 'detection'}
     """
-    by_head: dict[str, set[str]] = {}
-    for name in output_names:
-        head, _, leaf = name.rpartition("/")
-        if head:
-            by_head.setdefault(head, set()).add(leaf)
-    heads = {}
-    for head, leaves in sorted(by_head.items()):
-        for kind, needed in HEAD_OUTPUTS.items():
-            if set(needed) <= leaves:
-                heads[head] = kind
-                break
-    return heads
+    from torchbricks.heads import find_heads as find_registered_heads
+
+    return find_registered_heads(output_names, kinds=DEPLOYED_KINDS)
 
 
 def describe_experiment(config: Any, data_module: Any) -> dict[str, Any]:

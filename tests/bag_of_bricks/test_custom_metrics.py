@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -117,11 +119,13 @@ def test_class_scores_need_one_distinct_name_per_class() -> None:
         MultilabelClassScores(num_labels=2, class_names=["a", "a"])
 
 
-def test_class_scores_in_a_metric_collection_keep_the_confusion_matrix_name_and_log_no_scalar() -> None:
+def test_class_scores_in_a_metric_collection_keep_the_confusion_matrix_name_and_log_no_scalar(tmp_path: Path) -> None:
     from torchmetrics.classification import MulticlassAccuracy
 
+    from torchbricks.brick_collection import BrickCollection
     from torchbricks.bricks import BrickMetrics
-    from torchbricks.lightning._epoch_values import metric_value_names
+    from torchbricks.lightning import LightningBrickCollection
+    from torchbricks.tags import Stage
 
     brick = BrickMetrics(
         {
@@ -131,6 +135,9 @@ def test_class_scores_in_a_metric_collection_keep_the_confusion_matrix_name_and_
         input_names=["prediction", "target"],
     )
     brick.metrics.update(torch.tensor([0, 1, 1]), torch.tensor([0, 1, 0]))
+    module = LightningBrickCollection(tmp_path, "names", BrickCollection({"head": {"metrics": brick}}), torch.optim.SGD)
 
     assert sorted(brick.summarize(reset=True)) == ["accuracy", "confusion_matrix", "per_class"]
-    assert metric_value_names(brick) == ["accuracy"]
+    assert [name for name in module.logged_names(Stage.VALIDATION) if name.startswith("validation/head")] == [
+        "validation/head/accuracy"
+    ]  # the matrix and the per-class values go to metrics.json, not to the logger

@@ -31,7 +31,7 @@ def test_loss_is_binary_cross_entropy_of_integer_targets() -> None:
     assert torch.allclose(MultiLabelLoss()(logits, targets), F.binary_cross_entropy_with_logits(logits, targets.float()))
 
 
-def test_head_reports_f1_and_accuracy_under_its_name_and_draws_the_class_names() -> None:
+def test_head_reports_f1_accuracy_and_per_class_scores_under_its_name_and_draws_the_class_names() -> None:
     model = BrickCollection(
         {
             "presence": create_multilabel_classification_head(
@@ -43,7 +43,9 @@ def test_head_reports_f1_and_accuracy_under_its_name_and_draws_the_class_names()
 
     outputs = model(named, tags={"MODEL", "LOSS", "METRIC", "VISUALIZATION"})
 
-    assert sorted(model.summarize(reset=True)) == ["presence/accuracy", "presence/f1"]
+    metrics = model.summarize(reset=True)
+    assert sorted(metrics) == ["presence/accuracy", "presence/f1", "presence/per_class"]
+    assert sorted(metrics["presence/per_class"]) == ["cat", "dog"]
     assert outputs["presence/loss_bce"].ndim == 0
     assert len(outputs["presence/visualization"]) == 2
 

@@ -66,7 +66,7 @@ def test_image_classification_collection_trains_and_draws_predictions() -> None:
     assert _falls(history), history
 
     outputs = model(named_inputs=_classification_batch(torch.Generator().manual_seed(1)), tags=Stage.TEST)
-    assert set(model.summarize(reset=True)) == {"head/accuracy"}
+    assert set(model.summarize(reset=True)) == {"head/accuracy", "head/confusion_matrix", "head/per_class"}
     drawn = outputs["head/visualization"]
     assert len(drawn) == 8
     assert all(isinstance(image, Image.Image) and image.size == (16, 16) for image in drawn)
@@ -92,7 +92,7 @@ def test_segmentation_collection_trains_and_overlays_masks() -> None:
         "head/neck",
         "head/classify",
         "head/loss",
-        "head/jaccard",
+        "head/metrics",
         "head/visualize",
     ]
     history = _train(model, _segmentation_batch)
@@ -159,8 +159,12 @@ def test_head_factories_nest_under_any_name_with_relative_names() -> None:
     assert sorted(model.extract_losses(outputs)) == ["animals/loss_ce", "cars/loss_ce", "colors/loss_ce", "roads/loss_ce"]
     assert sorted(model.summarize(reset=True)) == [
         "animals/accuracy",
+        "animals/confusion_matrix",
+        "animals/per_class",
         "cars/mean_iou",
         "colors/accuracy",
+        "colors/confusion_matrix",
+        "colors/per_class",
         "roads/mean_iou",
     ]
 
@@ -206,13 +210,13 @@ def test_ready_made_collections_export_to_onnx_with_any_batch_size(
         assert np.allclose(value, expected[name].numpy(), atol=1e-4), name
 
 
-def test_segmentation_head_ignores_target_pixels_marked_with_ignore_index() -> None:
+def test_segmentation_head_ignores_target_pixels_of_value_255_as_the_masks_mark_them() -> None:
     torch.manual_seed(0)
     model = BrickCollection(
         {"segment": create_segmentation_head(3, [8], ["features"], "targets", output_stride=2, hidden_channels=4)}
     )
     targets = torch.randint(0, 3, (1, 8, 8))
-    targets[0, :4] = -100
+    targets[0, :4] = 255  # the masks' value of an unlabelled pixel
     outputs = model(named_inputs={"features": torch.rand(1, 8, 4, 4), "targets": targets}, tags=Stage.TRAIN)
     logits = outputs["segment/logits"]
     expected = nn.functional.cross_entropy(logits[:, :, 4:], targets[:, 4:])
@@ -222,7 +226,9 @@ def test_segmentation_head_ignores_target_pixels_marked_with_ignore_index() -> N
     assert torch.allclose(model.summarize(reset=True)["segment/mean_iou"], reference)
 
 
-def test_the_classification_head_factory_reports_accuracy_under_the_name_the_packaged_config_uses() -> None:
+def test_the_classification_head_factory_reports_the_metrics_of_the_packaged_config() -> None:
+    from torchmetrics.functional.classification import multiclass_confusion_matrix
+
     from torchbricks.configuration import compose_config, create_brick_collection
 
     torch.manual_seed(0)
@@ -233,11 +239,13 @@ def test_the_classification_head_factory_reports_accuracy_under_the_name_the_pac
     outputs = factory(named_inputs={"features": features, "targets": targets}, tags=Stage.TEST)
 
     factory_metrics = factory.summarize(reset=True)
-    assert "head/accuracy" in packaged.summarize(reset=True)
-    assert list(factory_metrics) == ["head/accuracy"]
+    assert sorted(factory_metrics) == sorted(packaged.summarize(reset=True))
+    assert sorted(factory_metrics) == ["head/accuracy", "head/confusion_matrix", "head/per_class"]
     # The fraction of images classified right (micro average), as the packaged head computes it.
     expected = (outputs["head/class_prediction"] == targets).float().mean()
     torch.testing.assert_close(factory_metrics["head/accuracy"], expected)
+    reference = multiclass_confusion_matrix(outputs["head/class_prediction"], targets, num_classes=10)
+    torch.testing.assert_close(factory_metrics["head/confusion_matrix"], reference)
 
 
 @pytest.mark.parametrize("positional", [False, True], ids=["keywords", "positional"])

@@ -281,7 +281,7 @@ def _drawn(axes: object) -> tuple[list[list[float]], list[str]]:
 def test_box_heads_draw_true_boxes_beside_predicted_boxes_with_names_and_scores_most_unmatched_first() -> None:
     batch = {"raw": torch.rand(3, 3, 32, 32), "boxes": TRUE_BOXES, "labels": TRUE_LABELS}
 
-    (head,) = collect_predictions(_box_collection(), [batch], min_score=0.3)
+    (head,) = collect_predictions(_box_collection(), [batch])
     figure = plot_predictions([head], class_names=["car", "bus"], n_samples=3, columns=4)
 
     assert (head.head, head.kind) == ("cars", "boxes")
@@ -333,7 +333,7 @@ def test_box_heads_of_the_packaged_detection_head_are_found_with_their_decoded_b
     with torch.no_grad():
         outputs = collection(dict(batch), tags="MODEL")
 
-    (found,) = collect_predictions(collection, [batch], min_score=0.3)
+    (found,) = collect_predictions(collection, [batch])
 
     assert isinstance(found, BoxHeadPredictions)
     assert found.head == "detect"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
@@ -50,42 +50,17 @@ SUPPORTED_BACKBONES = SUPPORTED_RESNET_BACKBONES
 classification model works."""
 
 
-@overload
 def create_backbone(
     model: nn.Module | str,
     num_scales: int = 1,
     layer_names: Sequence[str] | None = None,
     weights: str | None = None,
     in_channels: int = 3,
-) -> BackboneFeatureExtractor: ...
+) -> BackboneFeatureExtractor:
+    """A `BackboneFeatureExtractor` returning the last `num_scales` feature maps of a network or torchvision model.
 
-
-@overload
-def create_backbone(model: None = None, *, name: str, pretrained: bool = False, small: bool = False) -> BackboneResnet: ...
-
-
-@overload
-def create_backbone(model: str, *, pretrained: bool, small: bool = False) -> BackboneResnet: ...
-
-
-def create_backbone(
-    model: nn.Module | str | None = None,
-    num_scales: int = 1,
-    layer_names: Sequence[str] | None = None,
-    weights: str | None = None,
-    in_channels: int = 3,
-    *,
-    name: str | None = None,
-    pretrained: bool | None = None,
-    small: bool | None = None,
-) -> BackboneFeatureExtractor | BackboneResnet:
-    """A backbone module from a network or a torchvision model name.
-
-    Two forms. Today's: a `BackboneFeatureExtractor` returning the last `num_scales` feature maps of any network or
-    torchvision classification model. The torchbricks 0.4.2 form, `create_backbone(name, pretrained, small=False)`
-    (by keyword, or positionally with a bool second argument as 0.4.2 code calls it): a `BackboneResnet` of one of
-    `SUPPORTED_BACKBONES`, returning the last feature map; `small=True` gives the CIFAR-sized stem (a 3x3 stride-1
-    first convolution and no max pooling, so 32x32 images keep a 4x4 feature map).
+    (The public `torchbricks.bag_of_bricks.backbones.create_backbone` also takes torchbricks 0.4.2's
+    `create_backbone(name, pretrained, small)`; see `torchbricks.compat`.)
 
     Args:
         model: A network (`torchvision.models.resnet18()`, a plain CNN) or the name of a torchvision model
@@ -94,31 +69,11 @@ def create_backbone(
         layer_names: The layers to return instead of the automatic choice.
         weights: Torchvision weights for a model given by name (`"DEFAULT"`, `"IMAGENET1K_V1"`).
         in_channels: Channels of the input images.
-        name: 0.4.2 form: the ResNet's name, one of `SUPPORTED_BACKBONES`.
-        pretrained: 0.4.2 form: ImageNet weights (torchvision's `"DEFAULT"`) when True.
-        small: 0.4.2 form: the CIFAR-sized stem.
 
     Example:
         >>> create_backbone("resnet18", num_scales=2).strides
         (16, 32)
-        >>> import torch
-        >>> create_backbone(name="resnet18", pretrained=False, small=True)(torch.rand(1, 3, 32, 32)).shape
-        torch.Size([1, 512, 4, 4])
     """
-    # 0.4.2 code calls create_backbone("resnet18", False) or ("resnet18", False, True): bools where today's form
-    # takes num_scales and layer_names. A bool is never a count of scales nor a list of layers, so it is read as 0.4.2.
-    if isinstance(num_scales, bool):
-        if pretrained is not None:
-            raise BrickError("create_backbone: pretrained given twice (positionally and by keyword).")
-        pretrained, num_scales = num_scales, 1
-        if isinstance(layer_names, bool):
-            if small is not None:
-                raise BrickError("create_backbone: small given twice (positionally and by keyword).")
-            small, layer_names = layer_names, None
-    if name is not None or pretrained is not None or small is not None:
-        return _create_resnet_backbone(model, name, bool(pretrained), bool(small), num_scales, layer_names, weights, in_channels)
-    if model is None:
-        raise BrickError("create_backbone needs a model: a network or a torchvision model name such as 'resnet18'.")
     if isinstance(model, str):
         models = require("torchvision.models", "vision")
         available = models.list_models(module=models)
@@ -132,43 +87,6 @@ def create_backbone(
     else:
         network = model
     return BackboneFeatureExtractor(network, layer_names=layer_names, num_scales=num_scales, in_channels=in_channels)
-
-
-def _create_resnet_backbone(
-    model: nn.Module | str | None,
-    name: str | None,
-    pretrained: bool,
-    small: bool,
-    num_scales: int,
-    layer_names: Sequence[str] | None,
-    weights: str | None,
-    in_channels: int,
-) -> BackboneResnet:
-    """The 0.4.2 form of `create_backbone`."""
-    if name is None and isinstance(model, str):
-        name, model = model, None
-    if model is not None or name is None:
-        raise BrickError(
-            "create_backbone(name=..., pretrained=..., small=...) takes a ResNet name, not a network "
-            f"(got model={model!r}, name={name!r}). Supported: {SUPPORTED_BACKBONES}."
-        )
-    if num_scales != 1 or layer_names is not None or weights is not None or in_channels != 3:
-        raise BrickError(
-            "create_backbone: name/pretrained/small (the torchbricks 0.4.2 form) cannot be combined with num_scales, "
-            "layer_names, weights or in_channels; use create_backbone(model, num_scales=..., weights=...) for those."
-        )
-    if name not in SUPPORTED_BACKBONES:
-        raise BrickError(
-            f"create_backbone: backbone {name!r} is not supported by the name/pretrained/small form. "
-            f"Supported: {SUPPORTED_BACKBONES}.{did_you_mean(name, SUPPORTED_BACKBONES)}"
-        )
-    models = require("torchvision.models", "vision")
-    network = models.get_model(name, weights="DEFAULT" if pretrained else None)
-    if small:
-        stem_channels = network.conv1.out_channels
-        network.conv1 = nn.Conv2d(3, stem_channels, kernel_size=3, stride=1, padding=1, bias=False)
-        network.maxpool = nn.Identity()
-    return BackboneResnet(network)
 
 
 def create_backbone_brick(

@@ -12,10 +12,10 @@ backbone modules) and `_backbone_factories` (the factories).
 
 from __future__ import annotations
 
+from torchbricks.bag_of_bricks import _backbone_factories
 from torchbricks.bag_of_bricks._backbone_factories import (
     SUPPORTED_BACKBONES,
     SUPPORTED_RESNET_BACKBONES,
-    create_backbone,
     create_backbone_brick,
     create_backbone_brick_from_timm,
     create_input_bricks,
@@ -23,6 +23,11 @@ from torchbricks.bag_of_bricks._backbone_factories import (
 )
 from torchbricks.bag_of_bricks._backbone_modules import BackboneFeatureExtractor, BackboneResnet, BackboneTimm
 from torchbricks.bag_of_bricks._feature_probe import FeatureLayer, find_feature_layers
+from torchbricks.compat import accepting_042, create_backbone_042_call, is_backbone_042_call
+
+create_backbone = accepting_042(_backbone_factories.create_backbone, is_backbone_042_call, create_backbone_042_call)
+"""Today's `create_backbone(model, num_scales=1, layer_names=None, weights=None, in_channels=3)`; a torchbricks 0.4.2
+call, `create_backbone(name, pretrained, small=False)`, gets 0.4.2's `BackboneResnet` (see `torchbricks.compat`)."""
 
 __all__ = [
     "SUPPORTED_BACKBONES",

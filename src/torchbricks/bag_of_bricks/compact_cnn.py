@@ -15,8 +15,9 @@ import torch
 from torch import nn
 
 from torchbricks._extras import require
+from torchbricks.bag_of_bricks._backbone_factories import create_backbone
+from torchbricks.bag_of_bricks._backbone_modules import BackboneFeatureExtractor
 from torchbricks.bag_of_bricks.backbone_weights import is_weights_path, load_backbone_weights, read_state_dict
-from torchbricks.bag_of_bricks.backbones import BackboneFeatureExtractor, create_backbone
 from torchbricks.errors import BrickError, CheckpointError, did_you_mean
 
 __all__ = ["COMPACT_CNN", "CompactCNN", "backbone_info", "create_task_backbone"]

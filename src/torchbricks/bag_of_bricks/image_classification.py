@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, overload
 
 import numpy as np
 import torch
 from PIL import Image
 from torch import nn
-from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from torchbricks.bag_of_bricks.backbones import create_backbone, create_input_bricks
+from torchbricks.bag_of_bricks._backbone_factories import create_backbone, create_input_bricks
 from torchbricks.bag_of_bricks.brick_visualizer import BrickPerImageVisualization
 from torchbricks.bag_of_bricks.drawing import draw_class_label, load_font
-from torchbricks.bag_of_bricks.task_utils import TaskInfo
 from torchbricks.brick_collection import BrickCollection
-from torchbricks.bricks import BrickInterface, BrickLoss, BrickMetrics, BrickMetricSingle, BrickTrainable
-from torchbricks.errors import BrickError
+from torchbricks.compat import (
+    accepting_042,
+    create_image_classification_head_042_call,
+    is_classification_head_042_call,
+)
+from torchbricks.heads.classification import create_classification_head
 from torchbricks.tags import TagsLike
 
 __all__ = [
@@ -95,139 +95,12 @@ class BrickVisualizeImageClassification(BrickPerImageVisualization):
         return draw_class_label(image, label, class_names=self.class_names, score=score, font=load_font(self.font_size))
 
 
-@overload
-def create_image_classification_head(
-    num_classes: int,
-    in_channels: int,
-    features_name: str,
-    targets_name: str,
-    image_name: str | None = None,
-    class_names: Sequence[str] | None = None,
-) -> dict[str, BrickInterface]: ...
-
-
-@overload
-def create_image_classification_head(
-    *, n_backbone_features: int, task_info: TaskInfo, input_name: str
-) -> dict[str, BrickInterface]: ...
-
-
-def create_image_classification_head(
-    num_classes: Any = None,
-    in_channels: Any = None,
-    features_name: Any = None,
-    targets_name: str | None = None,
-    image_name: str | None = None,
-    class_names: Sequence[str] | None = None,
-    *,
-    n_backbone_features: int | None = None,
-    task_info: TaskInfo | None = None,
-    input_name: str | None = None,
-) -> dict[str, BrickInterface]:
-    """Image classification bricks, with relative names so the dict nests under any name.
-
-    Bricks: `classify` (an `ImageClassifier` producing `./logits`, `./probabilities` and `./class_prediction`),
-    `accuracy` (`MulticlassAccuracy`, micro average, reported as `./accuracy` like the packaged head config), `loss`
-    (cross entropy, `./loss_ce`) and, when `image_name` is given,
-    `visualize` (`./visualization`: the predicted class drawn on each image).
-
-    Args:
-        num_classes: Number of classes.
-        in_channels: Channels of the features.
-        features_name: Name of the features [B, C, H, W] or [B, C].
-        targets_name: Name of the target classes [B].
-        image_name: Name of the images in [0, 1] to draw on; no visualization brick when None.
-        class_names: Names of the classes for the visualization.
-        n_backbone_features: torchbricks 0.4.2 form, `create_image_classification_head(n_backbone_features,
-            task_info, input_name)` (by keyword or positionally): the channels of the features.
-        task_info: 0.4.2 form: an `ImageClassificationInfo` giving the classes and the target name (`label_name`).
-        input_name: 0.4.2 form: the name of the features.
-
-    The 0.4.2 form returns 0.4.2's head: `classifier`, `loss` (`./loss`) and `metrics`, a `BrickMetrics` of
-    `MeanAccuracy` (macro average), `Accuracy` (micro average) and `ConfMat`; no visualization.
-
-    Example:
-        >>> from torchbricks.brick_collection import BrickCollection
-        >>> model = BrickCollection({"head": create_image_classification_head(3, 8, "features", "targets")})
-        >>> sorted(model({"features": torch.rand(2, 8, 4, 4), "targets": torch.tensor([0, 2])}, return_inputs=False))
-        ['head/class_prediction', 'head/logits', 'head/loss_ce', 'head/probabilities']
-    """
-    if isinstance(in_channels, TaskInfo):  # 0.4.2 called it positionally: (n_backbone_features, task_info, input_name)
-        n_backbone_features, task_info, input_name, num_classes, in_channels, features_name = (
-            num_classes,
-            in_channels,
-            features_name,
-            None,
-            None,
-            None,
-        )
-    if task_info is not None or n_backbone_features is not None or input_name is not None:
-        return _head_042(
-            n_backbone_features, task_info, input_name, given=(num_classes, in_channels, features_name, targets_name)
-        )
-    if num_classes is None or in_channels is None or features_name is None or targets_name is None:
-        raise BrickError(
-            "create_image_classification_head needs num_classes, in_channels, features_name and targets_name "
-            "(or, as torchbricks 0.4.2, n_backbone_features, task_info and input_name)."
-        )
-    head: dict[str, BrickInterface] = {
-        "classify": BrickTrainable(
-            ImageClassifier(num_classes=num_classes, n_features=in_channels),
-            input_names=[features_name],
-            output_names=["./logits", "./probabilities", "./class_prediction"],
-        ),
-        # Reported as `<head>/accuracy`, the fraction of images classified right, as the packaged head config does.
-        "accuracy": BrickMetricSingle(
-            MulticlassAccuracy(num_classes=num_classes, average="micro"),
-            input_names=["./class_prediction", targets_name],
-            metric_name="accuracy",
-        ),
-        "loss": BrickLoss(model=nn.CrossEntropyLoss(), input_names=["./logits", targets_name], output_names=["./loss_ce"]),
-    }
-    if image_name is not None:
-        head["visualize"] = BrickVisualizeImageClassification(
-            input_image=image_name,
-            class_prediction="./class_prediction",
-            probabilities="./probabilities",
-            output_name="./visualization",
-            class_names=class_names,
-        )
-    return head
-
-
-def _head_042(
-    n_backbone_features: int | None, task_info: TaskInfo | None, input_name: str | None, given: tuple[Any, ...]
-) -> dict[str, BrickInterface]:
-    """The head of torchbricks 0.4.2's `create_image_classification_head(n_backbone_features, task_info, input_name)`."""
-    if n_backbone_features is None or input_name is None or any(value is not None for value in given):
-        raise BrickError(
-            "create_image_classification_head in the torchbricks 0.4.2 form takes n_backbone_features, task_info and "
-            "input_name, and nothing of today's form (num_classes, in_channels, features_name, targets_name)."
-        )
-    class_names = getattr(task_info, "class_names", None)
-    target_name = getattr(task_info, "label_name", None)
-    if not isinstance(class_names, list) or not isinstance(target_name, str):
-        raise BrickError(
-            f"create_image_classification_head: task_info must have class_names and label_name (an "
-            f"ImageClassificationInfo), got {task_info!r}."
-        )
-    num_classes = len(class_names)
-    metrics = MetricCollection(
-        {
-            "MeanAccuracy": MulticlassAccuracy(num_classes=num_classes, average="macro"),
-            "Accuracy": MulticlassAccuracy(num_classes=num_classes, average="micro"),
-            "ConfMat": MulticlassConfusionMatrix(num_classes=num_classes),
-        }
-    )
-    return {
-        "classifier": BrickTrainable(
-            ImageClassifier(num_classes=num_classes, n_features=n_backbone_features),
-            input_names=[input_name],
-            output_names=["./logits", "./probabilities", "./class_prediction"],
-        ),
-        "loss": BrickLoss(model=nn.CrossEntropyLoss(), input_names=["./logits", target_name], output_names=["./loss"]),
-        "metrics": BrickMetrics(metric_collection=metrics, input_names=["./class_prediction", target_name]),
-    }
+create_image_classification_head = accepting_042(
+    create_classification_head, is_classification_head_042_call, create_image_classification_head_042_call
+)
+"""Today's `create_image_classification_head(num_classes, in_channels, features_name, targets_name, image_name=None,
+class_names=None, ...)` (`torchbricks.heads.classification.ClassificationTaskHead.describe`); a torchbricks 0.4.2
+call, `(n_backbone_features, task_info, input_name)`, gets 0.4.2's head (see `torchbricks.compat`)."""
 
 
 def create_bricks_image_classification(
@@ -267,7 +140,7 @@ def create_bricks_image_classification(
     return BrickCollection(
         {
             **create_input_bricks(extractor, image_name, in_channels, output_names=["features"]),
-            "head": create_image_classification_head(
+            "head": create_classification_head(
                 num_classes=num_classes,
                 in_channels=extractor.n_backbone_features,
                 features_name="features",

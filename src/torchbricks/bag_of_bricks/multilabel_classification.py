@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
-from torchmetrics.classification import MultilabelAccuracy, MultilabelF1Score
 
 from torchbricks.bag_of_bricks.brick_visualizer import BrickPerImageVisualization
 from torchbricks.bag_of_bricks.drawing import draw_class_label, load_font
-from torchbricks.bricks import BrickInterface, BrickLoss, BrickMetrics, BrickTrainable
+from torchbricks.heads._registry import head_factory
+from torchbricks.heads.multilabel import MultiLabelTaskHead
 from torchbricks.tags import TagsLike
 
 __all__ = [
@@ -93,52 +93,6 @@ class BrickVisualizeMultiLabel(BrickPerImageVisualization):
         return draw_class_label(image, ", ".join(names) or "-", font=load_font(self.font_size))
 
 
-def create_multilabel_classification_head(
-    num_classes: int,
-    in_channels: int,
-    features_name: str,
-    targets_name: str,
-    image_name: str | None = None,
-    class_names: Sequence[str] | None = None,
-) -> dict[str, BrickInterface]:
-    """Multi-label classification bricks, with relative names so the dict nests under any name.
-
-    Bricks: `classify` (a `MultiLabelClassifier`: `./logits`, `./probabilities`, `./present`), `loss` (binary
-    cross entropy, `./loss_bce`), `metrics` (torchmetrics `MultilabelF1Score` and `MultilabelAccuracy`, micro
-    averaged, as `f1` and `accuracy`) and, when `image_name` is given, `visualize` (`./visualization`).
-
-    Args:
-        num_classes: Number of classes.
-        in_channels: Channels of the features.
-        features_name: Name of the features [B, C, H, W] or [B, C].
-        targets_name: Name of the targets [B, K] (1 = present).
-        image_name: Name of the images in [0, 1] to draw on; no visualization brick when None.
-        class_names: Names of the classes for the visualization.
-
-    Example:
-        >>> from torchbricks.brick_collection import BrickCollection
-        >>> model = BrickCollection({"tags": create_multilabel_classification_head(3, 8, "features", "present")})
-        >>> outputs = model({"features": torch.rand(2, 8, 4, 4), "present": torch.tensor([[1, 0, 1], [0, 1, 0]])})
-        >>> outputs["tags/present"].shape
-        torch.Size([2, 3])
-    """
-    head: dict[str, BrickInterface] = {
-        "classify": BrickTrainable(
-            MultiLabelClassifier(num_classes=num_classes, n_features=in_channels),
-            input_names=[features_name],
-            output_names=["./logits", "./probabilities", "./present"],
-        ),
-        "loss": BrickLoss(MultiLabelLoss(), input_names=["./logits", targets_name], output_names=["./loss_bce"]),
-        "metrics": BrickMetrics(
-            {
-                "f1": MultilabelF1Score(num_labels=num_classes, average="micro"),
-                "accuracy": MultilabelAccuracy(num_labels=num_classes, average="micro"),
-            },
-            input_names=["./present", targets_name],
-        ),
-    }
-    if image_name is not None:
-        head["visualize"] = BrickVisualizeMultiLabel(
-            input_image=image_name, present="./present", output_name="./visualization", class_names=class_names
-        )
-    return head
+create_multilabel_classification_head = head_factory(MultiLabelTaskHead.describe, "create_multilabel_classification_head")
+"""The bricks of `torchbricks.heads.multilabel.MultiLabelTaskHead.describe` (see there),
+with relative names so the dict nests under any name."""

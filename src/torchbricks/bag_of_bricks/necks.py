@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from torchbricks.bag_of_bricks.backbones import create_backbone, create_input_bricks
+from torchbricks.bag_of_bricks._backbone_factories import create_backbone, create_input_bricks
 from torchbricks.bricks import BrickInterface, BrickTrainable
 from torchbricks.errors import BrickError
 

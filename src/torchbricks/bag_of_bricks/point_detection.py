@@ -20,7 +20,8 @@ from torchbricks.bag_of_bricks.brick_visualizer import BrickPerImageVisualizatio
 from torchbricks.bag_of_bricks.drawing import draw_points
 from torchbricks.bag_of_bricks.necks import create_pyramid_feature_bricks
 from torchbricks.brick_collection import BrickCollection
-from torchbricks.bricks import BrickInterface, BrickLoss, BrickMetricSingle, BrickNotTrainable, BrickTrainable
+from torchbricks.heads._registry import head_factory
+from torchbricks.heads.points import PointsTaskHead
 from torchbricks.tags import TagsLike
 
 __all__ = [
@@ -267,72 +268,9 @@ class BrickVisualizePoints(BrickPerImageVisualization):
         return draw_points(image, points, labels, scores=scores, class_names=self.class_names, radius=self.radius)
 
 
-def create_point_detection_head(
-    num_classes: int,
-    in_channels: int,
-    features_name: str,
-    stride: int,
-    target_points_name: str,
-    target_labels_name: str,
-    hidden_channels: int = 64,
-    max_points: int = 32,
-    threshold: float = 0.3,
-    distance: float | None = None,
-    image_name: str | None = None,
-    class_names: Sequence[str] | None = None,
-) -> dict[str, BrickInterface]:
-    """Point detection bricks, with relative names so the dict nests under any name.
-
-    Bricks: `detect` (a `PointDetectionHead`: `./heatmap`, `./offsets`), `decode` (a `PointDecoder`:
-    `./points`, `./scores`, `./labels`), `loss` (`./loss_heatmap`, `./loss_offset`), `f1` (`PointDetectionF1`,
-    reported by `summarize()` as `<head>/f1`) and, when `image_name` is given, `visualize` (`./visualization`).
-
-    Args:
-        num_classes: Number of point classes.
-        in_channels: Channels of the features.
-        features_name: Name of the features [B, C, h, w].
-        stride: Stride of the features relative to the image.
-        target_points_name: Name of the target points [B, N, 2] (x, y in pixels).
-        target_labels_name: Name of the target labels [B, N], -1 for padding.
-        hidden_channels: Channels of the head.
-        max_points: Points decoded per image.
-        threshold: Minimum score of a decoded point.
-        distance: Matching distance of the metric in pixels; the stride by default.
-        image_name: Name of the images in [0, 1] to draw on; no visualization brick when None.
-        class_names: Names of the classes for the visualization.
-    """
-    head: dict[str, BrickInterface] = {
-        "detect": BrickTrainable(
-            PointDetectionHead(in_channels, num_classes, hidden_channels=hidden_channels),
-            input_names=[features_name],
-            output_names=["./heatmap", "./offsets"],
-        ),
-        "decode": BrickNotTrainable(
-            PointDecoder(stride=stride, max_points=max_points, threshold=threshold),
-            input_names=["./heatmap", "./offsets"],
-            output_names=["./points", "./scores", "./labels"],
-        ),
-        "loss": BrickLoss(
-            PointDetectionLoss(num_classes=num_classes, stride=stride),
-            input_names=["./heatmap", "./offsets", target_points_name, target_labels_name],
-            output_names=["./loss_heatmap", "./loss_offset"],
-        ),
-        "f1": BrickMetricSingle(
-            PointDetectionF1(distance=float(stride) if distance is None else distance),
-            input_names=["./points", "./labels", target_points_name, target_labels_name],
-            metric_name="f1",
-        ),
-    }
-    if image_name is not None:
-        head["visualize"] = BrickVisualizePoints(
-            input_image=image_name,
-            points="./points",
-            labels="./labels",
-            scores="./scores",
-            output_name="./visualization",
-            class_names=class_names,
-        )
-    return head
+create_point_detection_head = head_factory(PointsTaskHead.describe, "create_point_detection_head")
+"""The bricks of `torchbricks.heads.points.PointsTaskHead.describe` (see there),
+with relative names so the dict nests under any name."""
 
 
 def create_bricks_point_detection(
@@ -370,19 +308,8 @@ def create_bricks_point_detection(
     feature_bricks, stride = create_pyramid_feature_bricks(
         backbone, num_scales, image_name, hidden_channels, weights, in_channels
     )
-    return BrickCollection(
-        {
-            **feature_bricks,
-            "head": create_point_detection_head(
-                num_classes=num_classes,
-                in_channels=hidden_channels,
-                features_name="features",
-                stride=stride,
-                target_points_name=target_points_name,
-                target_labels_name=target_labels_name,
-                hidden_channels=hidden_channels,
-                image_name=image_name if visualize else None,
-                class_names=class_names,
-            ),
-        }
-    )
+    targets = (target_points_name, target_labels_name)
+    drawn_on = image_name if visualize else None
+    points = create_point_detection_head(num_classes, hidden_channels, "features", stride, *targets, hidden_channels,
+                                         image_name=drawn_on, class_names=class_names)  # fmt: skip
+    return BrickCollection({**feature_bricks, "head": points})

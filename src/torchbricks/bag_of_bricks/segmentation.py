@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
-from torchmetrics.classification import MulticlassJaccardIndex
 
-from torchbricks.bag_of_bricks.backbones import create_backbone, create_input_bricks
+from torchbricks.bag_of_bricks._backbone_factories import create_backbone, create_input_bricks
 from torchbricks.bag_of_bricks.brick_visualizer import BrickPerImageVisualization
 from torchbricks.bag_of_bricks.drawing import overlay_segmentation_mask
-from torchbricks.bag_of_bricks.necks import FeaturePyramidUpsampler
 from torchbricks.brick_collection import BrickCollection
-from torchbricks.bricks import BrickInterface, BrickLoss, BrickMetricSingle, BrickTrainable
 from torchbricks.errors import BrickError
+from torchbricks.heads._registry import head_factory
+from torchbricks.heads.segmentation import SegmentationTaskHead
 from torchbricks.tags import TagsLike
 
 __all__ = [
@@ -103,69 +100,9 @@ class BrickVisualizeSegmentation(BrickPerImageVisualization):
         return overlay_segmentation_mask(image, mask, alpha=self.alpha, background_class=self.background_class)
 
 
-def create_segmentation_head(
-    num_classes: int,
-    in_channels: Sequence[int],
-    features_names: Sequence[str],
-    targets_name: str,
-    output_stride: int,
-    hidden_channels: int = 64,
-    image_name: str | None = None,
-    ignore_index: int = -100,
-) -> dict[str, BrickInterface]:
-    """Semantic segmentation bricks, with relative names so the dict nests under any name.
-
-    Bricks: `neck` (a `FeaturePyramidUpsampler` merging the scales into `./features`), `classify` (a
-    `SegmentationHead`: `./logits`, `./probabilities`, `./mask`), `loss` (per-pixel cross entropy,
-    `./loss_ce`), `jaccard` (torchmetrics `MulticlassJaccardIndex`, the mean IoU, reported by `summarize()` as
-    `<head>/mean_iou`) and, when `image_name` is given, `visualize` (`./visualization`: the mask over each image).
-
-    Args:
-        num_classes: Number of classes.
-        in_channels: Channels of each feature scale, fine to coarse.
-        features_names: Names of the feature scales, fine to coarse.
-        targets_name: Name of the target masks [B, H, W] (class indices).
-        output_stride: Stride of the finest scale relative to the image.
-        hidden_channels: Channels of the neck and the head.
-        image_name: Name of the images in [0, 1] to draw on; no visualization brick when None.
-        ignore_index: Target value ignored by the loss and the metric.
-
-    Example:
-        >>> from torchbricks.brick_collection import BrickCollection
-        >>> head = create_segmentation_head(2, [8, 16], ["f8", "f16"], "targets", output_stride=8, hidden_channels=4)
-        >>> model = BrickCollection({"segment": head})
-        >>> model({"f8": torch.rand(1, 8, 2, 2), "f16": torch.rand(1, 16, 1, 1)}, tags="MODEL")["segment/mask"].shape
-        torch.Size([1, 16, 16])
-    """
-    if len(in_channels) != len(features_names):
-        raise BrickError(
-            f"create_segmentation_head: {len(features_names)} features_names {list(features_names)} need as many "
-            f"in_channels, got {list(in_channels)}."
-        )
-    head: dict[str, BrickInterface] = {
-        "neck": BrickTrainable(
-            FeaturePyramidUpsampler(in_channels, out_channels=hidden_channels),
-            input_names=list(features_names),
-            output_names=["./features"],
-        ),
-        "classify": BrickTrainable(
-            SegmentationHead(hidden_channels, num_classes, upsample_factor=output_stride, hidden_channels=hidden_channels),
-            input_names=["./features"],
-            output_names=["./logits", "./probabilities", "./mask"],
-        ),
-        "loss": BrickLoss(
-            nn.CrossEntropyLoss(ignore_index=ignore_index), input_names=["./logits", targets_name], output_names=["./loss_ce"]
-        ),
-        # Reported as `<head>/mean_iou`, as the packaged segmentation head config names it.
-        "jaccard": BrickMetricSingle(
-            MulticlassJaccardIndex(num_classes=num_classes, ignore_index=ignore_index),
-            input_names=["./mask", targets_name],
-            metric_name="mean_iou",
-        ),
-    }
-    if image_name is not None:
-        head["visualize"] = BrickVisualizeSegmentation(input_image=image_name, mask="./mask", output_name="./visualization")
-    return head
+create_segmentation_head = head_factory(SegmentationTaskHead.describe, "create_segmentation_head")
+"""The bricks of `torchbricks.heads.segmentation.SegmentationTaskHead.describe` (see there),
+with relative names so the dict nests under any name."""
 
 
 def create_bricks_segmentation(

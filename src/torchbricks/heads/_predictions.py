@@ -1,0 +1,172 @@
+"""What the report adapters of the head kinds share: mistakes-first ordering, class names, colours, and the
+predictions of a head whose truth and prediction are class indices (classification) or masks (segmentation)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from torchbricks._conventions import IGNORE_INDEX
+
+__all__ = [
+    "HeadPredictions",
+    "MatchedPredictions",
+    "class_indices",
+    "class_names_of",
+    "color_cycle",
+    "mistakes_first",
+    "show_image",
+    "split_padded",
+    "tag",
+]
+
+
+def mistakes_first(errors: np.ndarray) -> np.ndarray:
+    """Indices by decreasing error; equal errors keep their original order (a stable sort)."""
+    return np.argsort(-errors, kind="stable")
+
+
+def class_names_of(class_names: Sequence[str] | None, count: int) -> list[str]:
+    """`count` names: those given, then the indices of the classes without one."""
+    names = [str(name) for name in class_names] if class_names is not None else []
+    return names[:count] + [str(index) for index in range(len(names), count)]
+
+
+def color_cycle() -> list[str]:
+    """Matplotlib's ten tab colours, one per class index (modulo ten)."""
+    return [f"tab:{name}" for name in ("blue", "orange", "green", "red", "purple", "brown", "pink", "olive", "cyan", "gray")]
+
+
+def show_image(cells: Iterator[Any], image: np.ndarray) -> Any:
+    """The next cell of a section, with `image` drawn in it."""
+    axes = next(cells)
+    axes.imshow(image, interpolation="nearest")
+    return axes
+
+
+@dataclass
+class HeadPredictions:
+    """A head's test predictions beside the ground truth, with the images they were made on.
+
+    Attributes:
+        head: The head's name (the collection path of its metric brick's parent).
+        kind: `classification` (truth and prediction are class indices [N]) or `segmentation` (masks [N, H, W]).
+        images: The input images, [N, H, W, 3] floats in [0, 1] ready to draw.
+        truth: The targets.
+        prediction: The predicted classes or masks.
+    """
+
+    head: str
+    kind: Literal["classification", "segmentation"]
+    images: np.ndarray
+    truth: np.ndarray
+    prediction: np.ndarray
+
+    @property
+    def cells_per_sample(self) -> int:
+        """A class is written above its image; a mask is drawn beside the true one."""
+        return 1 if self.kind == "classification" else 2
+
+    def errors(self) -> np.ndarray:
+        """Per sample: 1.0 for a wrong class, or the fraction of wrong scored pixels of a mask."""
+        if self.kind == "classification":
+            return (self.truth != self.prediction).astype(np.float64)
+        scored = self.truth != IGNORE_INDEX
+        wrong = (self.truth != self.prediction) & scored
+        return wrong.reshape(len(wrong), -1).sum(axis=1) / np.maximum(scored.reshape(len(scored), -1).sum(axis=1), 1)
+
+    def order(self) -> np.ndarray:
+        """Sample indices, mistakes first (the worst first), then the rest in their original order."""
+        return mistakes_first(self.errors())
+
+    def title_detail(self) -> str:
+        """What the section title adds (nothing)."""
+        return ""
+
+    def draw(self, cells: Iterator[Any], index: int, error: float, class_names: Sequence[str] | None) -> None:
+        """Draws sample `index`: the true and predicted class above the image, or the two masks over it."""
+        color = "tab:red" if error > 0 else "black"
+        if self.kind == "classification":
+            truth, guess = int(self.truth[index]), int(self.prediction[index])
+            names = class_names_of(class_names, max(truth, guess) + 1)
+            show_image(cells, self.images[index]).set_title(f"true {names[truth]}\npred {names[guess]}", fontsize=9, color=color)
+            return
+        for label, mask in (("true", self.truth[index]), ("pred", self.prediction[index])):
+            axes = show_image(cells, self.images[index])
+            shown = np.ma.masked_where((mask == 0) | (mask == IGNORE_INDEX), mask)
+            axes.imshow(shown, cmap="tab20", alpha=0.55, interpolation="nearest")
+            caption = label if label == "true" else f"pred ({error:.0%} wrong)"
+            axes.set_title(caption, fontsize=9, color=color if label == "pred" else "black")
+
+
+def class_indices(pair: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Predicted and true class indices of the same shape from (prediction, truth) (scores or logits argmax'ed over
+    axis 1), or None."""
+    if pair is None:
+        return None
+    prediction, truth = pair[0], pair[1].astype(np.int64)
+    if prediction.ndim == truth.ndim + 1:
+        prediction = prediction.argmax(axis=1)
+    prediction = prediction.astype(np.int64)
+    return (prediction, truth) if prediction.shape == truth.shape else None
+
+
+class MatchedPredictions:
+    """Base of the heads whose images hold several objects (boxes, points): truth and prediction per image, drawn
+    side by side, the images with the most unmatched objects first. Subclasses give `truth`, `prediction`,
+    `errors()` and `draw_objects(axes, objects, class_names)`."""
+
+    head: str
+    images: np.ndarray
+    truth: Sequence[Any]
+    prediction: Sequence[Any]
+    cells_per_sample = 2
+
+    def errors(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def order(self) -> np.ndarray:
+        """Image indices, the most unmatched objects first, then the rest in their original order."""
+        return mistakes_first(self.errors())
+
+    def draw_objects(self, axes: Any, objects: Any, class_names: Sequence[str] | None) -> None:
+        raise NotImplementedError
+
+    def draw(self, cells: Iterator[Any], index: int, error: float, class_names: Sequence[str] | None) -> None:
+        """Draws image `index` twice: its true objects (with their count), then the predicted ones (with the unmatched)."""
+        for label, objects in (("true", self.truth[index]), ("pred", self.prediction[index])):
+            axes = show_image(cells, self.images[index])
+            limits = axes.get_xlim(), axes.get_ylim()
+            self.draw_objects(axes, objects, class_names)
+            axes.set_xlim(limits[0])  # objects reaching out of the image do not shrink it
+            axes.set_ylim(limits[1])
+            if label == "true":
+                axes.set_title(f"true ({len(objects.labels)})", fontsize=9, color="black")
+            else:
+                axes.set_title(f"pred ({error:.0f} unmatched)", fontsize=9, color="tab:red" if error > 0 else "black")
+
+
+def split_padded(batches: list[list[np.ndarray]], keep_predicted: Any) -> tuple[list[list[np.ndarray]], list[list[np.ndarray]]]:
+    """Per image, the predicted values (inputs but the last two, kept where `keep_predicted(*values)` is True) and the
+    true values (the last two inputs, objects and labels, padding label < 0 removed), from padded batches."""
+    truth, prediction = [], []
+    for batch in zip(*batches, strict=True):
+        *predicted, true_objects, true_labels = batch
+        for index in range(len(true_objects)):
+            values = [value[index] for value in predicted]
+            keep = keep_predicted(*values)
+            prediction.append([value[keep] for value in values])
+            real = true_labels[index] >= 0
+            truth.append([true_objects[index][real], true_labels[index][real].astype(np.int64)])
+    return truth, prediction
+
+
+def tag(axes: Any, x: float, y: float, label: int, text: str, va: str = "bottom") -> str:
+    """Writes `text` at (x, y) on a patch of the colour of class `label`; returns that colour."""
+    colors = color_cycle()
+    color = colors[int(label) % len(colors)]
+    axes.text(x, y, text, fontsize=6, color="white", va=va, bbox={"facecolor": color, "pad": 1, "linewidth": 0}, clip_on=True)
+    return color

@@ -1,0 +1,134 @@
+"""The image classification head: a classifier on pooled features, cross entropy, accuracy with a confusion matrix
+(and each class's scores), and the predicted class drawn on each image."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from torchbricks.heads._predictions import HeadPredictions, class_indices
+from torchbricks.heads._registry import (
+    Collected,
+    Description,
+    TaskHead,
+    brick,
+    head_factory,
+    metrics,
+    node,
+    register_head,
+    visualization,
+)
+
+__all__ = ["ClassificationTaskHead", "create_classification_head"]
+
+_MODULES = "torchbricks.bag_of_bricks"
+
+
+@register_head("classification")
+class ClassificationTaskHead(TaskHead):
+    """Bricks `classify` (`./logits`, `./probabilities`, `./class_prediction`), `loss` (`./loss_ce`), `metrics`
+    (`accuracy`, micro average, and `confusion_matrix` with `per_class` scores) and, given an image, `visualize`."""
+
+    outputs = ("class_prediction", "probabilities")
+    example: ClassVar[dict[str, Any]] = {
+        "num_classes": 3,
+        "in_channels": 8,
+        "features_name": "features",
+        "targets_name": "targets",
+        "image_name": "raw",
+    }
+    packaged_configs: ClassVar[dict[str, dict[str, Any]]] = {
+        "classification": {  # the digits model: its `features`, its own drawing image
+            "num_classes": "${model.num_classes}",
+            "in_channels": "${model.n_features}",
+            "features_name": "features",
+            "targets_name": "targets",
+            "image_name": "${model.visualized_image}",
+            "font_size": 14,
+        },
+        "image_classification": {  # task=classification: the coarsest backbone features, the data's classes
+            "num_classes": "${model.num_classes}",
+            "in_channels": "${model.coarsest_channels}",
+            "features_name": "${model.coarsest_features}",
+            "targets_name": "targets",
+            "image_name": "raw",
+            "class_names": "${model.class_names}",
+            "class_weights": "${torchbricks_class_weights:${oc.select:loss.class_weights,null},${model.layout},${data.root}}",
+            "font_size": 12,
+        },
+    }
+
+    @classmethod
+    def describe(  # type: ignore[override]
+        cls,
+        num_classes: int,
+        in_channels: int,
+        features_name: str,
+        targets_name: str,
+        image_name: str | None = None,
+        class_names: Sequence[str] | None = None,
+        class_weights: Sequence[float] | None = None,
+        font_size: int | None = None,
+    ) -> Description:
+        """Image classification bricks, with relative names so the dict nests under any name.
+
+        Bricks: `classify` (an `ImageClassifier` producing `./logits`, `./probabilities` and `./class_prediction`),
+        `loss` (cross entropy, `./loss_ce`), `metrics` (`accuracy`, micro average, and `confusion_matrix` with each
+        class's `per_class` scores) and, when `image_name` is given, `visualize` (`./visualization`: the predicted
+        class drawn on each image).
+
+        Args:
+            num_classes: Number of classes.
+            in_channels: Channels of the features.
+            features_name: Name of the features [B, C, H, W] or [B, C].
+            targets_name: Name of the target classes [B].
+            image_name: Name of the images in [0, 1] to draw on; no visualization brick when None.
+            class_names: Names of the classes for the visualization and the per-class scores.
+            class_weights: One weight per class in the cross entropy; every class 1 when None.
+            font_size: Height of the drawn text in pixels; the drawing's default when None.
+
+        Example:
+            >>> import torch
+            >>> from torchbricks.brick_collection import BrickCollection
+            >>> model = BrickCollection({"head": create_classification_head(3, 8, "features", "targets")})
+            >>> sorted(model({"features": torch.rand(2, 8, 4, 4), "targets": torch.tensor([0, 2])}, return_inputs=False))
+            ['head/class_prediction', 'head/logits', 'head/loss_ce', 'head/probabilities']
+        """
+        cross_entropy = node(f"{_MODULES}.losses.ClassWeightedCrossEntropyLoss", class_weights=class_weights)
+        classifier = node(f"{_MODULES}.image_classification.ImageClassifier", num_classes=num_classes, n_features=in_channels)
+        scores = {
+            "accuracy": node("torchmetrics.classification.MulticlassAccuracy", num_classes=num_classes, average="micro"),
+            "confusion_matrix": node(
+                f"{_MODULES}.custom_metrics.ConfusionMatrixClassScores", num_classes=num_classes, class_names=class_names
+            ),
+        }
+        head: Description = {
+            "classify": brick(
+                "BrickTrainable", classifier, [features_name], ["./logits", "./probabilities", "./class_prediction"]
+            ),
+            "loss": brick("BrickLoss", cross_entropy, ["./logits", targets_name], ["./loss_ce"]),
+            "metrics": metrics(scores, ["./class_prediction", targets_name]),
+        }
+        return {
+            **head,
+            **visualization(
+                f"{_MODULES}.image_classification.BrickVisualizeImageClassification",
+                image_name,
+                class_prediction="./class_prediction",
+                probabilities="./probabilities",
+                class_names=class_names,
+                font_size=font_size,
+            ),
+        }
+
+    @classmethod
+    def predictions(cls, collected: Collected) -> HeadPredictions | None:
+        """Class indices [N] (or scores [N, C], argmax'ed) beside the true classes [N]."""
+        found = class_indices(collected.pair())
+        if found is None or found[1].ndim != 1:
+            return None
+        return HeadPredictions(collected.head, "classification", collected.images, found[1], found[0])
+
+
+create_classification_head = head_factory(ClassificationTaskHead.describe, "create_classification_head")
+"""Today's `create_image_classification_head`: the bricks of `ClassificationTaskHead.describe`."""

@@ -1,0 +1,237 @@
+"""The box detection head, anchor-free (CenterNet style): optionally an FPN neck, class heatmaps and box sides,
+focal + GIoU losses, top-k and NMS decoding, COCO mAP, and the boxes drawn with names and scores."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+
+from torchbricks._extras import require
+from torchbricks.heads._predictions import MatchedPredictions, class_names_of, color_cycle, split_padded
+from torchbricks.heads._registry import Collected, Description, TaskHead, brick, metrics, node, register_head, visualization
+
+__all__ = ["MATCH_IOU", "BoxHeadPredictions", "Boxes", "DetectionTaskHead"]
+
+_MODULES = "torchbricks.bag_of_bricks"
+_DETECTION = f"{_MODULES}.object_detection"
+
+MATCH_IOU = 0.5
+"""A predicted box matches a true box of its class when they overlap by at least this (intersection over union)."""
+
+MIN_DRAWN_SCORE = 0.3
+"""Predicted boxes scoring below this are neither drawn nor counted in `predictions.png`."""
+
+
+@dataclass
+class Boxes:
+    """The boxes of one image: [n, 4] as (x_min, y_min, x_max, y_max) in pixels, their classes [n], scores [n]."""
+
+    boxes: np.ndarray
+    labels: np.ndarray
+    scores: np.ndarray | None = None
+
+
+@dataclass
+class BoxHeadPredictions(MatchedPredictions):
+    """A box-detection head's test predictions beside the true boxes, with the images they were made on.
+
+    Attributes:
+        head: The head's name (the collection path of its metric brick's parent).
+        images: The input images, [N, H, W, 3] floats in [0, 1] ready to draw.
+        truth: The true boxes per image (padding removed).
+        prediction: The predicted boxes per image that are drawn (label >= 0 and score >= the minimum drawn score).
+        iou_threshold: The overlap at which a predicted box matches a true box of its class.
+    """
+
+    head: str
+    images: np.ndarray
+    truth: list[Boxes]
+    prediction: list[Boxes]
+    iou_threshold: float = MATCH_IOU
+    kind: Literal["boxes"] = "boxes"
+
+    def errors(self) -> np.ndarray:
+        """Per image: the count of unmatched boxes, predicted boxes matching no true box plus true boxes missed.
+
+        Predicted boxes are matched greedily, the highest score first, each to the unmatched true box of its class
+        that overlaps it most, if by at least `iou_threshold` (IoU from `torchvision.ops.box_iou`).
+        """
+        ops = require("torchvision.ops", "vision")
+        counts = []
+        for truth, prediction in zip(self.truth, self.prediction, strict=True):
+            matched = 0
+            if len(truth.boxes) and len(prediction.boxes):
+                iou = ops.box_iou(
+                    torch.as_tensor(prediction.boxes, dtype=torch.float64), torch.as_tensor(truth.boxes, dtype=torch.float64)
+                )
+                iou = iou.numpy() * (prediction.labels[:, None] == truth.labels[None, :])
+                scores = prediction.scores if prediction.scores is not None else np.zeros(len(prediction.boxes))
+                free = np.ones(len(truth.boxes), dtype=bool)
+                for index in np.argsort(-scores, kind="stable"):
+                    overlaps = np.where(free, iou[index], -1.0)
+                    best = int(overlaps.argmax())
+                    if overlaps[best] >= self.iou_threshold:
+                        free[best] = False
+                        matched += 1
+            counts.append(len(truth.boxes) + len(prediction.boxes) - 2 * matched)
+        return np.asarray(counts, dtype=np.float64)
+
+    def title_detail(self) -> str:
+        """The matching rule."""
+        return f", boxes matched at IoU {self.iou_threshold:g}"
+
+    def draw_objects(self, axes: Any, objects: Boxes, class_names: Sequence[str] | None) -> None:
+        """Each box as an unfilled rectangle of its class's colour, tagged with its class name (and score)."""
+        rectangle = require("matplotlib.patches", "plots").Rectangle
+        colors = color_cycle()
+        for position, (box, label) in enumerate(zip(objects.boxes, objects.labels, strict=True)):
+            x_min, y_min, x_max, y_max = (float(value) for value in box)
+            color = colors[int(label) % len(colors)]
+            axes.add_patch(rectangle((x_min, y_min), x_max - x_min, y_max - y_min, fill=False, edgecolor=color, linewidth=1.5))
+            text = class_names_of(class_names, int(label) + 1)[int(label)]
+            if objects.scores is not None:
+                text += f" {float(objects.scores[position]):.2f}"
+            axes.text(x_min, y_min, text, fontsize=6, color="white", va="bottom",
+                      bbox={"facecolor": color, "pad": 1, "linewidth": 0}, clip_on=True)  # fmt: skip
+
+
+@register_head("detection")
+class DetectionTaskHead(TaskHead):
+    """Bricks `neck` (with several feature maps: `./features`), `detect` (`./heatmap`, `./distances`), `decode`
+    (`./boxes`, `./scores`, `./labels`), `loss` (`./loss_heatmap`, `./loss_box`), `metrics` (`mean_average_precision`:
+    `map`, `map_50`, `map_75`, `mar_100` and `per_class`) and, given an image, `visualize` (`./visualization`)."""
+
+    outputs = ("boxes", "scores", "labels")
+    example: ClassVar[dict[str, Any]] = {
+        "num_classes": 2,
+        "in_channels": 8,
+        "features_name": "features",
+        "stride": 4,
+        "target_boxes_name": "boxes",
+        "target_labels_name": "labels",
+        "image_name": "raw",
+    }
+    cells_per_sample = 2
+    packaged_configs: ClassVar[dict[str, dict[str, Any]]] = {
+        "detection": {
+            "num_classes": "${model.num_classes}",
+            "in_channels": "${model.hidden_channels}",
+            "features_name": "./features",
+            "stride": "${model.finest_stride}",
+            "target_boxes_name": "target_boxes",
+            "target_labels_name": "target_labels",
+            "hidden_channels": "${model.hidden_channels}",
+            "image_name": "raw",
+            "class_names": "${model.class_names}",
+            "neck_inputs": "${model.features}",
+            "neck_channels": "${model.channels}",
+        }
+    }
+
+    @classmethod
+    def describe(  # type: ignore[override]
+        cls,
+        num_classes: int,
+        in_channels: int,
+        features_name: str,
+        stride: int,
+        target_boxes_name: str,
+        target_labels_name: str,
+        hidden_channels: int = 64,
+        max_detections: int = 50,
+        score_threshold: float = 0.05,
+        iou_threshold: float = 0.5,
+        box_weight: float = 2.0,
+        image_name: str | None = None,
+        class_names: Sequence[str] | None = None,
+        min_drawn_score: float = MIN_DRAWN_SCORE,
+        neck_inputs: Sequence[str] | None = None,
+        neck_channels: Sequence[int] | None = None,
+    ) -> Description:
+        """Box detection bricks, with relative names so the dict nests under any name.
+
+        Bricks: `neck` (given `neck_inputs`), `detect` (a `BoxDetectionHead`: `./heatmap`, `./distances`), `decode`
+        (a `BoxDecoder`: `./boxes`, `./scores`, `./labels`), `loss` (`./loss_heatmap`, `./loss_box`), `metrics` (a
+        `BoxMeanAveragePrecision` reporting `map`, `map_50`, `map_75`, `mar_100` and `per_class` under the head's
+        name) and, when `image_name` is given, `visualize` (`./visualization`).
+
+        Args:
+            num_classes: Number of object classes.
+            in_channels: Channels of the features.
+            features_name: Name of the features [B, C, h, w].
+            stride: Stride of the features relative to the image.
+            target_boxes_name: Name of the target boxes [B, N, 4] (x_min, y_min, x_max, y_max in pixels).
+            target_labels_name: Name of the target labels [B, N], -1 for padding.
+            hidden_channels: Channels of the head.
+            max_detections: Boxes decoded per image.
+            score_threshold: Minimum score of a decoded box.
+            iou_threshold: Overlap above which NMS removes a box.
+            box_weight: Weight of the box loss.
+            image_name: Name of the images in [0, 1] to draw on; no visualization brick when None.
+            class_names: Names of the classes for the visualization and the per-class AP.
+            min_drawn_score: Boxes scoring below it are not drawn.
+            neck_inputs: Names of feature maps, fine to coarse, that a `neck` (an FPN) merges into `./features`
+                of `in_channels` channels; `features_name` is then `./features`.
+            neck_channels: Channels of each of `neck_inputs`.
+
+        Example:
+            >>> from torchbricks.bag_of_bricks.object_detection import create_object_detection_head
+            >>> from torchbricks.brick_collection import BrickCollection
+            >>> head = create_object_detection_head(2, 8, "features", 4, target_boxes_name="boxes", target_labels_name="labels")
+            >>> model = BrickCollection({"detect": head})
+            >>> model({"features": torch.rand(1, 8, 4, 4)}, tags="MODEL")["detect/boxes"].shape
+            torch.Size([1, 32, 4])
+        """
+        head: Description = {}
+        if neck_inputs is not None:
+            neck = node(f"{_MODULES}.necks.FeaturePyramidUpsampler", in_channels=neck_channels, out_channels=in_channels)
+            head["neck"] = brick("BrickTrainable", neck, neck_inputs, ["./features"])
+        targets = [target_boxes_name, target_labels_name]
+        detector = node(
+            f"{_DETECTION}.BoxDetectionHead", in_channels=in_channels, num_classes=num_classes, hidden_channels=hidden_channels
+        )
+        decoder = node(
+            f"{_DETECTION}.BoxDecoder",
+            stride=stride,
+            max_detections=max_detections,
+            score_threshold=score_threshold,
+            iou_threshold=iou_threshold,
+        )
+        loss = node(f"{_DETECTION}.BoxDetectionLoss", num_classes=num_classes, stride=stride, box_weight=box_weight)
+        average_precision = {"mean_average_precision": node(f"{_DETECTION}.BoxMeanAveragePrecision", class_names=class_names)}
+        head["detect"] = brick("BrickTrainable", detector, [features_name], ["./heatmap", "./distances"])
+        head["decode"] = brick("BrickNotTrainable", decoder, ["./heatmap", "./distances"], ["./boxes", "./scores", "./labels"])
+        head["loss"] = brick("BrickLoss", loss, ["./heatmap", "./distances", *targets], ["./loss_heatmap", "./loss_box"])
+        head["metrics"] = metrics(average_precision, ["./boxes", "./scores", "./labels", *targets])
+        return {
+            **head,
+            **visualization(
+                f"{_DETECTION}.BrickVisualizeBoxes",
+                image_name,
+                boxes="./boxes",
+                labels="./labels",
+                scores="./scores",
+                class_names=class_names,
+                min_score=min_drawn_score,
+            ),
+        }
+
+    @classmethod
+    def predictions(cls, collected: Collected) -> BoxHeadPredictions | None:
+        """Boxes [B, P, 4], scores [B, P], labels [B, P] beside true boxes [B, N, 4] and labels [B, N] (label -1:
+        padding), per image; predicted boxes scoring below `MIN_DRAWN_SCORE` are left out."""
+        if len(collected.values) != 5:
+            return None
+        truth, prediction = split_padded(
+            collected.values, lambda boxes, scores, labels: (labels >= 0) & (scores >= MIN_DRAWN_SCORE)
+        )
+        return BoxHeadPredictions(
+            collected.head,
+            collected.images,
+            [Boxes(boxes, labels) for boxes, labels in truth],
+            [Boxes(boxes, labels.astype(np.int64), scores) for boxes, scores, labels in prediction],
+        )

@@ -1,0 +1,171 @@
+"""The point detection head (CenterNet style): class heatmaps with sub-cell offsets, focal + L1 losses, F1 of the
+points matched within a distance, and the points drawn with their class names."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from torchbricks.heads._predictions import MatchedPredictions, class_names_of, split_padded, tag
+from torchbricks.heads._registry import Collected, Description, TaskHead, brick, metrics, node, register_head, visualization
+
+__all__ = ["PointHeadPredictions", "Points", "PointsTaskHead"]
+
+_POINTS = "torchbricks.bag_of_bricks.point_detection"
+
+
+@dataclass
+class Points:
+    """The points of one image: [n, 2] as (x, y) in pixels and their classes [n]."""
+
+    points: np.ndarray
+    labels: np.ndarray
+
+
+@dataclass
+class PointHeadPredictions(MatchedPredictions):
+    """A point-detection head's test predictions beside the true points, with the images they were made on.
+
+    Attributes:
+        head: The head's name (the collection path of its metric brick's parent).
+        images: The input images, [N, H, W, 3] floats in [0, 1] ready to draw.
+        truth: The true points per image (padding removed).
+        prediction: The predicted points per image (label >= 0), in the decoder's order (by score).
+        distance: A predicted point matches a true point of its class within this many pixels.
+    """
+
+    head: str
+    images: np.ndarray
+    truth: list[Points]
+    prediction: list[Points]
+    distance: float
+    kind: Literal["points"] = "points"
+
+    def errors(self) -> np.ndarray:
+        """Per image: predicted points matching no true point plus true points missed.
+
+        Predicted points are matched greedily in their order, each to the nearest unmatched true point of its
+        class within `distance` (the matching of `PointDetectionF1`, whose false positives and negatives these are).
+        """
+        counts = []
+        for truth, prediction in zip(self.truth, self.prediction, strict=True):
+            free = np.ones(len(truth.points), dtype=bool)
+            for point, label in zip(prediction.points, prediction.labels, strict=True):
+                distances = np.linalg.norm(truth.points - point, axis=-1)
+                distances = np.where(free & (truth.labels == label), distances, np.inf)
+                if len(distances) and distances.min() <= self.distance:
+                    free[int(distances.argmin())] = False
+            matched = int((~free).sum())
+            counts.append(len(truth.points) + len(prediction.points) - 2 * matched)
+        return np.asarray(counts, dtype=np.float64)
+
+    def title_detail(self) -> str:
+        """The matching rule."""
+        return f", points matched within {self.distance:g} px"
+
+    def draw_objects(self, axes: Any, objects: Points, class_names: Sequence[str] | None) -> None:
+        """Each point as a dot of its class's colour, tagged with its class name."""
+        for (x, y), label in zip(objects.points, objects.labels, strict=True):
+            color = tag(
+                axes, float(x) + 1, float(y), int(label), class_names_of(class_names, int(label) + 1)[int(label)], va="baseline"
+            )
+            axes.plot([float(x)], [float(y)], marker="o", markersize=5, color=color, markeredgecolor="white", linestyle="none")
+
+
+@register_head("points")
+class PointsTaskHead(TaskHead):
+    """Bricks `detect` (`./heatmap`, `./offsets`), `decode` (`./points`, `./scores`, `./labels`), `loss`
+    (`./loss_heatmap`, `./loss_offset`), `metrics` (`f1`, a `PointDetectionF1`) and, given an image, `visualize`."""
+
+    outputs = ("points", "scores", "labels")
+    example: ClassVar[dict[str, Any]] = {
+        "num_classes": 2,
+        "in_channels": 8,
+        "features_name": "features",
+        "stride": 4,
+        "target_points_name": "points",
+        "target_labels_name": "labels",
+        "image_name": "raw",
+    }
+    cells_per_sample = 2
+
+    @classmethod
+    def describe(  # type: ignore[override]
+        cls,
+        num_classes: int,
+        in_channels: int,
+        features_name: str,
+        stride: int,
+        target_points_name: str,
+        target_labels_name: str,
+        hidden_channels: int = 64,
+        max_points: int = 32,
+        threshold: float = 0.3,
+        distance: float | None = None,
+        image_name: str | None = None,
+        class_names: Sequence[str] | None = None,
+    ) -> Description:
+        """Point detection bricks, with relative names so the dict nests under any name.
+
+        Bricks: `detect` (a `PointDetectionHead`: `./heatmap`, `./offsets`), `decode` (a `PointDecoder`:
+        `./points`, `./scores`, `./labels`), `loss` (`./loss_heatmap`, `./loss_offset`), `metrics` (a
+        `PointDetectionF1`, reported by `summarize()` as `<head>/f1`) and, when `image_name` is given, `visualize`
+        (`./visualization`).
+
+        Args:
+            num_classes: Number of point classes.
+            in_channels: Channels of the features.
+            features_name: Name of the features [B, C, h, w].
+            stride: Stride of the features relative to the image.
+            target_points_name: Name of the target points [B, N, 2] (x, y in pixels).
+            target_labels_name: Name of the target labels [B, N], -1 for padding.
+            hidden_channels: Channels of the head.
+            max_points: Points decoded per image.
+            threshold: Minimum score of a decoded point.
+            distance: Matching distance of the metric in pixels; the stride by default.
+            image_name: Name of the images in [0, 1] to draw on; no visualization brick when None.
+            class_names: Names of the classes for the visualization.
+        """
+        targets = [target_points_name, target_labels_name]
+        detector = node(
+            f"{_POINTS}.PointDetectionHead", in_channels=in_channels, num_classes=num_classes, hidden_channels=hidden_channels
+        )
+        decoder = node(f"{_POINTS}.PointDecoder", stride=stride, max_points=max_points, threshold=threshold)
+        loss = node(f"{_POINTS}.PointDetectionLoss", num_classes=num_classes, stride=stride)
+        f1 = {"f1": node(f"{_POINTS}.PointDetectionF1", distance=stride if distance is None else distance)}
+        head: Description = {
+            "detect": brick("BrickTrainable", detector, [features_name], ["./heatmap", "./offsets"]),
+            "decode": brick("BrickNotTrainable", decoder, ["./heatmap", "./offsets"], ["./points", "./scores", "./labels"]),
+            "loss": brick("BrickLoss", loss, ["./heatmap", "./offsets", *targets], ["./loss_heatmap", "./loss_offset"]),
+            "metrics": metrics(f1, ["./points", "./labels", *targets]),
+        }
+        return {
+            **head,
+            **visualization(
+                f"{_POINTS}.BrickVisualizePoints",
+                image_name,
+                points="./points",
+                labels="./labels",
+                scores="./scores",
+                class_names=class_names,
+            ),
+        }
+
+    @classmethod
+    def predictions(cls, collected: Collected) -> PointHeadPredictions | None:
+        """Points [B, P, 2] and labels [B, P] beside true points [B, N, 2] and labels [B, N], per image, matched within
+        the metric's `distance`."""
+        distance = getattr(collected.metric, "distance", None)
+        if len(collected.values) != 4 or not isinstance(distance, (int, float)):
+            return None
+        truth, prediction = split_padded(collected.values, lambda points, labels: labels >= 0)
+        return PointHeadPredictions(
+            collected.head,
+            collected.images,
+            [Points(points, labels) for points, labels in truth],
+            [Points(points, labels.astype(np.int64)) for points, labels in prediction],
+            float(distance),
+        )

@@ -1,0 +1,101 @@
+"""The head registry: kinds by name, heads found by their outputs, and one description behind factory and config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from torchbricks.bag_of_bricks.image_classification import create_image_classification_head
+from torchbricks.bag_of_bricks.multilabel_classification import create_multilabel_classification_head
+from torchbricks.bag_of_bricks.object_detection import create_object_detection_head
+from torchbricks.bag_of_bricks.segmentation import create_segmentation_head
+from torchbricks.errors import BrickError
+from torchbricks.heads import HEAD_CONFIG_FOLDER, find_heads, get_head, head_config_text, list_heads, packaged_head_configs
+from torchbricks.trained_experiment import find_heads as find_deployed_heads
+
+
+def test_every_head_kind_is_registered_by_its_module() -> None:
+    assert list_heads() == ["classification", "count", "detection", "multilabel", "points", "segmentation"]
+
+
+def test_an_unknown_kind_names_the_close_match() -> None:
+    with pytest.raises(BrickError, match=r"No task head kind 'detecton'.*Did you mean 'detection'"):
+        get_head("detecton")
+
+
+def test_heads_are_found_by_their_outputs_and_the_deployed_ones_keep_the_four_kinds_predict_serves() -> None:
+    names = ["raw", "a/boxes", "a/scores", "a/labels", "b/count", "c/mask", "c/probabilities", "d/points", "d/scores", "d/labels"]
+
+    assert find_heads(names) == {"a": "detection", "b": "count", "c": "segmentation", "d": "points"}
+    assert find_deployed_heads(names) == {"a": "detection", "c": "segmentation"}
+
+
+@pytest.mark.parametrize("name", sorted(packaged_head_configs()))
+def test_the_packaged_head_configs_are_the_kinds_descriptions_written_out(name: str) -> None:
+    assert (HEAD_CONFIG_FOLDER / f"{name}.yaml").read_text() == head_config_text(name)
+
+
+def _described(bricks: dict) -> list[tuple[str, str, list[str]]]:
+    """Each brick's name, type and output names (and the types of its model and metrics)."""
+    found = []
+    for name, brick in bricks.items():
+        inner = getattr(brick, "model", None)
+        metrics = getattr(brick, "metrics", None)
+        kind = type(brick).__name__ + (f"({type(inner).__name__})" if inner is not None else "")
+        if metrics is not None:
+            kind += str(sorted((key, type(metric).__name__) for key, metric in metrics.items()))
+        found.append((name, kind, list(brick.output_names)))
+    return found
+
+
+def _packaged(overrides: list[str], key: str) -> dict:
+    from torchbricks.configuration import compose_config, create_brick_collection
+
+    config = compose_config(overrides)
+    collection = create_brick_collection(config)
+    return dict(collection[key].items())
+
+
+@pytest.mark.parametrize("kind", ["classification", "multilabel", "detection", "segmentation"])
+def test_a_head_built_by_its_factory_and_by_its_packaged_config_has_the_same_bricks(kind: str, tmp_path: Path) -> None:
+    from torchbricks.datasets.shapes import write_shapes_dataset
+    from torchbricks.lightning.task_resolvers import register_resolvers
+
+    register_resolvers()
+    root = write_shapes_dataset(tmp_path / "shapes", num_train=2, num_val=2, image_size=32)
+    if kind == "classification":
+        packaged = _packaged(["task=classification", f"data.root={root / 'classification'}"], "classification")
+        factory = create_image_classification_head(3, 8, "f", "targets", image_name="raw", class_names=["a", "b", "c"])
+    elif kind == "multilabel":
+        packaged = _packaged(["task=multitask", f"data.root={root / 'detection'}"], "presence")
+        factory = create_multilabel_classification_head(3, 8, "f", "target_classes", image_name="raw")
+    elif kind == "segmentation":  # the packaged head adds the per-class scores the factory leaves out by default
+        packaged = _packaged(["task=segmentation", f"data.root={root / 'segmentation'}"], "segmentation")
+        factory = create_segmentation_head(
+            4, [8, 8, 8, 8], ["a", "b", "c", "d"], "targets", 4, image_name="raw", class_scores=True
+        )
+    else:
+        packaged = _packaged(["task=detection", f"data.root={root / 'detection'}"], "detection")
+        packaged.pop("neck")  # the packaged head merges the scales itself; the factory reads one feature map
+        factory = create_object_detection_head(3, 8, "f", 4, "target_boxes", "target_labels", image_name="raw")
+
+    assert _described(factory) == _described(packaged)
+
+
+def test_one_bricks_argument_is_overridden_from_the_command_line() -> None:
+    from torchbricks.configuration import compose_config
+
+    config = compose_config(["task=detection", "data.root=unused", "model.bricks.detection.decode.model.score_threshold=0.2"])
+
+    assert config.model.bricks.detection.decode.model.score_threshold == 0.2
+    assert config.model.bricks.detection.decode.model.max_detections == 50  # the rest as the kind describes it
+
+
+def test_a_description_naming_what_cannot_be_imported_is_an_error() -> None:
+    from torchbricks.heads import create_from_description, node
+
+    with pytest.raises(BrickError, match=r"names 'torch\.nn\.Linearr', which cannot be imported"):
+        create_from_description(node("torch.nn.Linearr", in_features=1, out_features=1))
+    assert create_from_description(node("torch.nn.Linear", in_features=2, out_features=1))(torch.zeros(1, 2)).shape == (1, 1)
