@@ -446,6 +446,9 @@ def _micro(spec: ShapesSpec) -> Callable[[Path], Path]:
 
 ALL_TASKS = ("classification", "segmentation", "detection", "multitask")
 LOOKALIKE = ShapesSpec(classes=("circle", "ellipse", "pentagon", "hexagon"), image_size=96, num_train=480, seed=1601)
+LOOKALIKE_PAIRS = ShapesSpec(classes=("circle", "ellipse", "square", "rectangle"), image_size=96, num_train=480, seed=1607)
+"""Two pairs of look-alikes among distinct forms, as the issue's unseen set had; added (2026-12-04) after
+`lookalike` proved to defeat every recipe, before any run on it."""
 VARIETY = ShapesSpec(
     classes=("circle", "square", "triangle", "star", "cross"),
     image_size=96,
@@ -504,6 +507,14 @@ SETS: dict[str, SuiteSet] = {
             ALL_TASKS,
             _variant(LOOKALIKE),
             _micro(LOOKALIKE),
+        ),
+        SuiteSet(
+            "lookalike_pairs",
+            "circle/ellipse and square/rectangle, 96 px, 480 train",
+            True,
+            ALL_TASKS,
+            _variant(LOOKALIKE_PAIRS),
+            _micro(LOOKALIKE_PAIRS),
         ),
         SuiteSet(
             "small_clutter",
