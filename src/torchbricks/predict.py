@@ -113,8 +113,7 @@ def predict_images(
     by as many others, while the backend predicts the next batch (Pillow's decoders and encoders release the GIL).
     Everything is written into a temporary folder beside `out`, renamed to `out` once complete, so a failed run
     leaves nothing behind. An image that cannot be read is skipped, reported (`on_skip(source, reason)`), listed in
-    `skipped.txt` and in the
-    summary; the others are predicted.
+    `skipped.txt` and in the summary; the others are predicted.
 
     Args:
         backend: What predicts (`BrickBackend`, or any `PredictionBackend`).
