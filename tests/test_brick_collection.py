@@ -447,6 +447,7 @@ def test_a_pickled_collection_runs_and_validates_nested_mutations() -> None:
         restored["head1"]["dup"] = BrickTrainable(AddConstant(), ["raw"], ["features"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tags", [None, {"MODEL"}, {"MODEL", "LOSS"}, Stage.TRAIN, Stage.VALIDATION, Stage.EXPORT])
 def test_compile_fullgraph_matches_eager_for_every_tag_set(tags: Any) -> None:
     torch._dynamo.reset()
@@ -459,6 +460,7 @@ def test_compile_fullgraph_matches_eager_for_every_tag_set(tags: Any) -> None:
         torch.testing.assert_close(actual[name], expected[name])
 
 
+@pytest.mark.slow
 def test_compile_fullgraph_updates_metrics() -> None:
     torch._dynamo.reset()
     collection = two_heads()
@@ -475,6 +477,7 @@ def test_compile_fullgraph_updates_metrics() -> None:
     assert collection["backbone"].model.weight.grad is not None
 
 
+@pytest.mark.slow
 def test_compile_fullgraph_fills_a_tensor_cache() -> None:
     torch._dynamo.reset()
     collection = two_heads()

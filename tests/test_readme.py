@@ -71,6 +71,7 @@ def test_spec_code_blocks_run_verbatim(tmp_path: Path) -> None:
     assert printed[outputs].strip() == _commented_output(blocks[outputs], 'print("Brick outputs:"').strip()
 
 
+@pytest.mark.slow
 def test_every_output_the_readme_shows_is_what_its_block_prints(tmp_path: Path) -> None:
     text = README.read_text()
     blocks = python_blocks(README)
