@@ -155,6 +155,7 @@ def test_the_public_path_is_the_implementation_beside_the_visualization_bricks()
         assert getattr(tensor_conversions, name) is getattr(_tensor_conversions, name), name
 
 
+@pytest.mark.slow
 def test_importing_the_public_path_imports_none_of_the_other_bricks() -> None:
     code = (
         "import sys, torchbricks.tensor_conversions; "
