@@ -447,7 +447,6 @@ def test_a_pickled_collection_runs_and_validates_nested_mutations() -> None:
         restored["head1"]["dup"] = BrickTrainable(AddConstant(), ["raw"], ["features"])
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("tags", [None, {"MODEL"}, {"MODEL", "LOSS"}, Stage.TRAIN, Stage.VALIDATION, Stage.EXPORT])
 def test_compile_fullgraph_matches_eager_for_every_tag_set(tags: Any) -> None:
     torch._dynamo.reset()

@@ -108,7 +108,6 @@ def test_onnx_export_of_the_spec_model_matches_torch_in_onnxruntime_on_another_b
         np.testing.assert_allclose(onnx_outputs[name], expected[name].numpy(), rtol=1e-4, atol=1e-4, err_msg=name)
 
 
-@pytest.mark.slow
 def test_onnx_export_of_chosen_tags_and_outputs_keeps_only_what_they_need(tmp_path: Path) -> None:
     collection = create_small_collection()
     inputs = {"raw": torch.rand(3, 4), "targets": torch.tensor([0, 1, 2]), "unused": torch.zeros(1)}
@@ -128,7 +127,6 @@ def test_onnx_export_of_chosen_tags_and_outputs_keeps_only_what_they_need(tmp_pa
     np.testing.assert_allclose(run_onnx(path, other)["head0/loss"], expected.numpy(), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.slow
 def test_onnx_export_without_dynamic_batch_size_fixes_the_batch(tmp_path: Path) -> None:
     path = export_bricks_as_onnx(
         tmp_path / "fixed.onnx", create_small_collection(), {"raw": torch.rand(3, 4)}, dynamic_batch_size=False
@@ -137,7 +135,6 @@ def test_onnx_export_without_dynamic_batch_size_fixes_the_batch(tmp_path: Path) 
     assert [dim.dim_value for dim in graph_input.type.tensor_type.shape.dim] == [3, 4]
 
 
-@pytest.mark.slow
 def test_exports_from_an_example_batch_of_one_still_take_any_batch_size(tmp_path: Path) -> None:
     collection = create_small_collection()
     one = {"raw": torch.rand(1, 4)}
@@ -157,7 +154,6 @@ def test_onnx_export_with_a_missing_input_names_it_before_exporting(tmp_path: Pa
     assert not (tmp_path / "x.onnx").exists()
 
 
-@pytest.mark.slow
 def test_export_leaves_the_training_mode_of_every_module_as_it_was(tmp_path: Path) -> None:
     collection = create_small_collection()
     collection.train()
@@ -171,7 +167,6 @@ def test_export_leaves_the_training_mode_of_every_module_as_it_was(tmp_path: Pat
 # --- torch.export -------------------------------------------------------------------------------------------
 
 
-@pytest.mark.slow
 def test_torch_export_of_the_spec_model_reproduces_eager_outputs_for_any_batch_size() -> None:
     collection = create_two_head_collection()
     program = export_bricks(collection, named_inputs(batch_size=2), tags=Stage.EXPORT, dynamic_batch_size=True)

@@ -148,7 +148,6 @@ def test_compose_works_inside_an_initialized_hydra_application_and_leaves_it_alo
     assert (ours.trainer.max_epochs, theirs.data.batch_size) == (2, 3)
 
 
-@pytest.mark.slow
 def test_a_head_with_at_least_the_data_classes_passes_the_class_check() -> None:
     from torchbricks.configuration import check_classes_cover_data
     from torchbricks.lightning.datamodules import DigitsDataModule

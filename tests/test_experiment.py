@@ -73,7 +73,6 @@ def test_other_processes_of_a_distributed_run_do_not_refuse_the_folder_the_first
     assert prepare_experiment_folder(_config(tmp_path)) == tmp_path / "run"
 
 
-@pytest.mark.slow
 def test_resume_needs_a_last_checkpoint(tmp_path: Path) -> None:
     _saved_experiment(tmp_path)
 

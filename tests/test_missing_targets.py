@@ -80,7 +80,6 @@ def test_bricks_downstream_of_a_skipped_brick_are_skipped_but_a_reader_of_everyt
     assert "shape/loss" in outputs["names"]
 
 
-@pytest.mark.slow
 def test_compiled_steps_handle_batches_with_and_without_a_heads_targets() -> None:
     model = two_heads()
     compiled = torch.compile(model, fullgraph=True, backend="eager")

@@ -20,7 +20,6 @@ def _features(backbone: torch.nn.Module, image: torch.Tensor) -> list[torch.Tens
         return list(backbone(image))
 
 
-@pytest.mark.slow
 def test_a_torchvision_state_dict_loads_into_the_backbone_and_its_classifier_is_left_unused(tmp_path: Path) -> None:
     torch.manual_seed(1)
     network = torchvision.models.resnet18()
@@ -38,7 +37,6 @@ def test_a_torchvision_state_dict_loads_into_the_backbone_and_its_classifier_is_
     torch.testing.assert_close(actual[1], expected["1"])
 
 
-@pytest.mark.slow
 def test_a_timm_style_training_checkpoint_is_unwrapped(tmp_path: Path) -> None:
     state = torchvision.models.resnet18(num_classes=5).state_dict()  # another classifier: its shape does not matter
     torch.save({"state_dict": {f"module.{key}": value for key, value in state.items()}, "epoch": 3}, tmp_path / "timm.pth")
@@ -64,7 +62,6 @@ def test_a_torchbricks_bricks_folder_and_its_backbone_file_load(tmp_path: Path) 
             torch.testing.assert_close(loaded.state_dict()[key], value)
 
 
-@pytest.mark.slow
 def test_weights_of_another_architecture_are_refused_with_the_missing_and_unexpected_keys(tmp_path: Path) -> None:
     torch.save(torchvision.models.resnet34().state_dict(), tmp_path / "resnet34.pt")
     torch.save(CompactCNN().state_dict(), tmp_path / "compact.pt")

@@ -42,7 +42,6 @@ def test_concatenate_prediction_and_target_works_in_a_metric_brick() -> None:
     torch.testing.assert_close(values[1], targets)
 
 
-@pytest.mark.slow
 def test_confusion_matrix_class_scores_equal_scikit_learn_on_the_same_predictions() -> None:
     from sklearn.metrics import jaccard_score, precision_recall_fscore_support
 

@@ -129,7 +129,6 @@ def test_a_voc_difficult_object_gets_the_ignored_label(tmp_path: Path) -> None:
     assert sample["target_boxes"][1].tolist() == [5.0, 5.0, 15.0, 10.0]
 
 
-@pytest.mark.slow
 def test_multitask_on_boxes_without_outlines_is_a_config_error(coco: Path, tmp_path: Path) -> None:
     from torchbricks.lightning.datamodules import DetectionDataModule
 
