@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The full test suite on a fresh machine: creates .venv, installs torchbricks with its dev extra,
-# then runs ruff, mypy over src/ and pytest. Extra arguments go to pytest.
+# then runs ruff, mypy over src/ and the whole pytest suite, the tests marked slow included (what CI runs).
+# Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv

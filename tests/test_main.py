@@ -141,6 +141,7 @@ def _readme_train_commands() -> list[list[str]]:
     return commands
 
 
+@pytest.mark.slow
 def test_every_train_command_of_the_readme_composes() -> None:
     from torchbricks.configuration import compose_config
 

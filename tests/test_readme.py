@@ -6,6 +6,7 @@ import contextlib
 import io
 import itertools
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +19,24 @@ README = ROOT / "README.md"
 
 
 def _run_blocks(blocks: list[str], workdir: Path) -> tuple[dict[str, Any], list[str]]:
-    """Runs each block in `workdir` (with tests/data reachable) and returns the namespace and each block's stdout."""
+    """Runs each block in `workdir` (with tests/data reachable) and returns the namespace and what each block's
+    `print` calls printed (other output, such as Lightning's tables, is left out)."""
     (workdir / "tests").mkdir()
     (workdir / "tests" / "data").symlink_to(ROOT / "tests" / "data")
-    namespace: dict[str, Any] = {"display": lambda *objects: None, "__name__": "readme"}
+    buffer = io.StringIO()
+
+    def recorded_print(*values: object, **options: Any) -> None:
+        print(*values, **{**options, "file": buffer})
+
+    namespace: dict[str, Any] = {"display": lambda *objects: None, "__name__": "readme", "print": recorded_print}
     printed = []
     old_cwd = Path.cwd()
     os.chdir(workdir)
     try:
         for index, block in enumerate(blocks):
-            buffer = io.StringIO()
-            with contextlib.redirect_stdout(buffer):
+            buffer.seek(0)
+            buffer.truncate()
+            with contextlib.redirect_stdout(io.StringIO()):
                 try:
                     exec(compile(block, f"<block {index}>", "exec"), namespace)
                 except Exception as error:
@@ -63,24 +71,73 @@ def test_spec_code_blocks_run_verbatim(tmp_path: Path) -> None:
     assert printed[outputs].strip() == _commented_output(blocks[outputs], 'print("Brick outputs:"').strip()
 
 
-def test_readme_code_blocks_run_and_print_what_they_show(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_every_output_the_readme_shows_is_what_its_block_prints(tmp_path: Path) -> None:
+    text = README.read_text()
     blocks = python_blocks(README)
     _, printed = _run_blocks(blocks, tmp_path)
+
+    statements = 0
     for block, output in zip(blocks, printed, strict=True):
-        shown = _shown_output(block)
-        if shown is not None:
-            assert output.strip() == shown, f"the README block prints\n{output}\nbut shows\n{shown}\n{block}"
+        shown = _shown_outputs(block, _mermaid_after(text, block))
+        statements += len(shown)
+        expected = "\n".join(shown)
+        assert _matches(expected, output), f"the README block prints\n{output}\nbut shows\n{expected}\n\n{block}"
+    # Every print of the README shows its output (none is left unchecked), and the README has prints to check.
+    assert statements == sum(len(re.findall(r"^\s*print\(", block, flags=re.MULTILINE)) for block in blocks) >= 15
 
 
-def _shown_output(block: str) -> str | None:
-    """The `# ...` lines after a block's one `print(` line, when they are exact (no `...` standing for a value)."""
+def _shown_outputs(block: str, mermaid_after: str | None) -> list[str]:
+    """What each `print(...)` statement of a block shows: the `# ` lines after it, else its trailing comment, else
+    the mermaid block that follows the python block in the README (the graph it prints). `...` stands for any text."""
     lines = block.splitlines()
-    prints = [i for i, line in enumerate(lines) if line.startswith("print(")]
-    if len(prints) != 1:
-        return None
-    shown = list(itertools.takewhile(lambda line: line.startswith("# "), lines[prints[0] + 1 :]))
-    text = "\n".join(line[2:] for line in shown).strip()
-    return text if text and "..." not in text else None
+    shown = []
+    for index, line in enumerate(lines):
+        if not line.lstrip().startswith("print("):
+            continue
+        end = index
+        while _depth("\n".join(lines[index : end + 1])) > 0:
+            end += 1
+        after = list(itertools.takewhile(lambda line: line.startswith("# "), lines[end + 1 :]))
+        trailing = lines[end].partition(")  # ")[2]
+        if after:
+            shown.append("\n".join(line[2:] for line in after))
+        elif trailing:
+            shown.append(trailing)
+        elif mermaid_after is not None:
+            shown.append(mermaid_after)
+        else:
+            raise AssertionError(f"a README print shows no output:\n{line}\n\n{block}")
+    return shown
+
+
+def _depth(code: str) -> int:
+    return sum(code.count(opening) - code.count(closing) for opening, closing in ("()", "[]", "{}"))
+
+
+def _mermaid_after(text: str, block: str) -> str | None:
+    """The mermaid block right after a python block of the README, if any."""
+    rest = text[text.index(block) + len(block) :].removeprefix("```").lstrip("\n")
+    return rest.removeprefix("```mermaid\n").partition("```")[0].rstrip("\n") if rest.startswith("```mermaid") else None
+
+
+def _matches(expected: str, output: str) -> bool:
+    """The printed text equals the shown one, `...` standing for any text; runs of spaces and line breaks are one space
+    (the README wraps long messages)."""
+    import doctest
+
+    checker = doctest.OutputChecker()
+    return checker.check_output(expected.strip() + "\n", output.strip() + "\n", doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+
+
+def test_the_readme_check_fails_on_a_wrong_or_missing_output() -> None:
+    block = "x = 2\nprint(x + 1)\n# 3\nprint([x] * 2)  # [2, ...]\n"
+    assert _shown_outputs(block, None) == ["3", "[2, ...]"]
+    assert _matches("3\n[2, ...]", "3\n[2, 2]\n")
+    assert not _matches("3\n[2, ...]", "4\n[2, 2]\n")
+    assert not _matches("3\n[2, ...]", "3\n")  # a print that printed nothing (an except that never ran)
+    with pytest.raises(AssertionError, match="shows no output"):
+        _shown_outputs("print(1)\n", None)
 
 
 def test_readme_block_for_042_users_prints_what_it_shows(tmp_path: Path) -> None:

@@ -1,0 +1,224 @@
+"""The backends of `torchbricks.predict`: what turns images into per-image results at their original size.
+
+A *backend* has `heads` (head path -> kind, see `torchbricks.trained_experiment.find_heads`) and one method,
+`predict(images)`, taking uint8 arrays [H, W, 3] at their original size and returning one result per image:
+`{head_path: {"kind": kind, ...}}` with numpy values at the ORIGINAL image size:
+
+- detection: `boxes` float32 [N, 4] (x_min, y_min, x_max, y_max in original pixels), `scores` float32 [N],
+  `labels` int64 [N];
+- segmentation: `mask` int64 [H, W], the class index per pixel;
+- classification and multilabel: `probabilities` float32 [K].
+
+`BrickBackend` runs a trained collection (`load_experiment`). Tiled prediction (`BrickBackend(tile=...)`) cuts each
+image into overlapping windows (`torchbricks.datasets.tiling.tile_windows`), resizes each window to the model's
+input size as in training and merges the windows' predictions in original coordinates: boxes by class-wise
+non-maximum suppression (`torchvision.ops.batched_nms`, at the IoU threshold of the head's `BoxDecoder`, 0.5
+without one); masks by averaging the class probabilities of the windows covering a pixel (each window's
+probabilities resized bilinearly to the window) and taking the most probable class; classification probabilities
+by their mean over the windows; multilabel probabilities by their maximum (a class present in one window is
+present in the image).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from torchbricks.errors import BrickError, ConfigError
+from torchbricks.tags import VISUALIZATION, Stage, tags_for
+from torchbricks.trained_experiment import TrainedExperiment, find_heads
+
+__all__ = ["PREDICTED_TAGS", "BrickBackend", "ImageResult", "PredictionBackend", "resize_mask_nearest"]
+
+ImageResult = dict[str, dict[str, Any]]
+"""One image's predictions: head path -> `{"kind": kind, ...values at the original image size}`."""
+
+PREDICTED_TAGS = tags_for(Stage.INFERENCE) - {VISUALIZATION}
+"""The inference stage without its drawing: pictures are drawn at the original size by `PredictionWriter`."""
+
+_HEAD_VALUES = {
+    "detection": ("boxes", "scores", "labels"),
+    "segmentation": ("probabilities", "mask"),
+    "classification": ("probabilities",),
+    "multilabel": ("probabilities",),
+}
+
+
+class PredictionBackend(Protocol):
+    """What predicts: heads (path -> kind) and `predict(images) -> one ImageResult per image`."""
+
+    heads: dict[str, str]
+
+    def predict(self, images: Sequence[np.ndarray]) -> list[ImageResult]: ...
+
+
+class BrickBackend:
+    """Predicts with a trained brick collection (the inference stage without its VISUALIZATION bricks).
+
+    Each image is resized (antialiased, aspect not kept) to the experiment's input size as the data modules'
+    test transform does, the collection computes only its heads' outputs, and the outputs are brought back to the
+    original size: boxes scaled by original / input size, masks resized by nearest neighbour.
+
+    Args:
+        experiment: A trained experiment (`torchbricks.trained_experiment.load_experiment`).
+        batch_size: Images (or tiles) per call of the collection.
+        tile: Predict window by window of this side in original pixels (see the module docstring); None: the whole
+            image at once.
+        overlap: Fraction of a tile shared by neighbouring tiles.
+
+    Raises:
+        ConfigError: The experiment has no input size or its collection no task head.
+    """
+
+    def __init__(
+        self, experiment: TrainedExperiment, batch_size: int = 32, tile: int | None = None, overlap: float = 0.2
+    ) -> None:
+        if experiment.image_size is None:
+            raise ConfigError(
+                f"Experiment {str(experiment.folder)!r} has no image_size in experiment.json; cannot resize images."
+            )
+        if batch_size < 1:
+            raise BrickError(f"The batch size must be 1 or more, got {batch_size}.")
+        self.collection = experiment.collection
+        self.input_size = experiment.image_size
+        self.batch_size = batch_size
+        self.tile = tile
+        self.overlap = overlap
+        produced = list(self.collection.plan(tags=PREDICTED_TAGS).produced)
+        self.heads = find_heads(produced)
+        if not self.heads:
+            raise ConfigError(
+                f"Experiment {str(experiment.folder)!r} has no task head (outputs of a detection, segmentation, "
+                f"classification or multilabel head); its inference outputs are {produced}."
+            )
+        self.output_names = tuple(f"{head}/{name}" for head, kind in self.heads.items() for name in _HEAD_VALUES[kind])
+        self.iou_thresholds = {head: _decoder_iou_threshold(self.collection, head) for head in self.heads}
+        parameter = next(self.collection.parameters(), None)
+        self.device = parameter.device if parameter is not None else torch.device("cpu")
+        if tile is not None:
+            from torchbricks.datasets.tiling import tile_windows
+
+            tile_windows(tile, tile, tile, overlap)  # checks tile and overlap now, not at the first image
+
+    def predict(self, images: Sequence[np.ndarray]) -> list[ImageResult]:
+        """Predicts each image (uint8 [H, W, 3] at its original size); results at the original size."""
+        views = [(index, window) for index, image in enumerate(images) for window in self._windows(image)]
+        outputs: list[dict[str, np.ndarray]] = []
+        for start in range(0, len(views), self.batch_size):
+            chunk = views[start : start + self.batch_size]
+            batch = torch.stack([self._to_input(_crop(images[index], window)) for index, window in chunk])
+            outputs.extend(self._run(batch))
+        by_image: list[list[tuple[tuple[int, int, int, int], dict[str, np.ndarray]]]] = [[] for _ in images]
+        for (index, window), output in zip(views, outputs, strict=True):
+            by_image[index].append((window, output))
+        return [self._merge(image, parts) for image, parts in zip(images, by_image, strict=True)]
+
+    def _windows(self, image: np.ndarray) -> list[tuple[int, int, int, int]]:
+        height, width = image.shape[:2]
+        if self.tile is None:
+            return [(0, 0, width, height)]
+        from torchbricks.datasets.tiling import tile_windows
+
+        return tile_windows(height, width, self.tile, self.overlap)
+
+    def _to_input(self, image: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+        if tuple(tensor.shape[1:]) != self.input_size:
+            from torchvision.transforms.v2 import functional
+
+            tensor = functional.resize(tensor, list(self.input_size), antialias=True)
+        return tensor
+
+    @torch.inference_mode()
+    def _run(self, batch: torch.Tensor) -> list[dict[str, np.ndarray]]:
+        raw = batch.to(self.device, non_blocking=True).float().div_(255.0)
+        outputs = self.collection(
+            named_inputs={"raw": raw}, tags=PREDICTED_TAGS, return_inputs=False, output_names=self.output_names
+        )
+        arrays = {name: value.cpu().numpy() for name, value in outputs.items()}
+        return [{name: value[index] for name, value in arrays.items()} for index in range(len(batch))]
+
+    def _merge(self, image: np.ndarray, parts: list[tuple[tuple[int, int, int, int], dict[str, np.ndarray]]]) -> ImageResult:
+        height, width = image.shape[:2]
+        result: ImageResult = {}
+        for head, kind in self.heads.items():
+            if kind == "detection":
+                result[head] = self._merge_boxes(head, parts)
+            elif kind == "segmentation":
+                result[head] = self._merge_masks(head, parts, height, width)
+            else:
+                stacked = np.stack([output[f"{head}/probabilities"] for _, output in parts]).astype(np.float32)
+                probabilities = stacked.max(axis=0) if kind == "multilabel" else stacked.mean(axis=0)
+                result[head] = {"kind": kind, "probabilities": probabilities}
+        return result
+
+    def _merge_boxes(self, head: str, parts: list[tuple[tuple[int, int, int, int], dict[str, np.ndarray]]]) -> dict[str, Any]:
+        input_height, input_width = self.input_size
+        boxes, scores, labels = [], [], []
+        for (x_min, y_min, x_max, y_max), output in parts:
+            keep = output[f"{head}/labels"] >= 0  # the decoder pads with label -1
+            scale = np.array([x_max - x_min, y_max - y_min] * 2, dtype=np.float32) / np.array(
+                [input_width, input_height] * 2, np.float32
+            )
+            boxes.append(output[f"{head}/boxes"][keep] * scale + np.array([x_min, y_min, x_min, y_min], dtype=np.float32))
+            scores.append(output[f"{head}/scores"][keep])
+            labels.append(output[f"{head}/labels"][keep])
+        merged_boxes = np.concatenate(boxes).astype(np.float32)
+        merged_scores = np.concatenate(scores).astype(np.float32)
+        merged_labels = np.concatenate(labels).astype(np.int64)
+        if len(parts) > 1 and len(merged_boxes):
+            from torchvision.ops import batched_nms
+
+            kept = batched_nms(
+                torch.from_numpy(merged_boxes),
+                torch.from_numpy(merged_scores),
+                torch.from_numpy(merged_labels),
+                self.iou_thresholds[head],
+            ).numpy()
+            merged_boxes, merged_scores, merged_labels = merged_boxes[kept], merged_scores[kept], merged_labels[kept]
+        return {"kind": "detection", "boxes": merged_boxes, "scores": merged_scores, "labels": merged_labels}
+
+    def _merge_masks(
+        self, head: str, parts: list[tuple[tuple[int, int, int, int], dict[str, np.ndarray]]], height: int, width: int
+    ) -> dict[str, Any]:
+        if len(parts) == 1:
+            return {"kind": "segmentation", "mask": resize_mask_nearest(parts[0][1][f"{head}/mask"], height, width)}
+        import torch.nn.functional as F
+
+        num_classes = parts[0][1][f"{head}/probabilities"].shape[0]
+        total = torch.zeros(num_classes, height, width)
+        count = torch.zeros(1, height, width)
+        for (x_min, y_min, x_max, y_max), output in parts:
+            probabilities = torch.from_numpy(output[f"{head}/probabilities"])[None]
+            resized = F.interpolate(probabilities, size=(y_max - y_min, x_max - x_min), mode="bilinear", align_corners=False)
+            total[:, y_min:y_max, x_min:x_max] += resized[0]
+            count[:, y_min:y_max, x_min:x_max] += 1
+        return {"kind": "segmentation", "mask": (total / count).argmax(dim=0).numpy().astype(np.int64)}
+
+
+def _crop(image: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
+    x_min, y_min, x_max, y_max = window
+    return image[y_min:y_max, x_min:x_max]
+
+
+def _decoder_iou_threshold(collection: Any, head: str) -> float:
+    for path, brick in collection.iter_bricks():
+        threshold = getattr(getattr(brick, "model", None), "iou_threshold", None)
+        if path.startswith(f"{head}/") and isinstance(threshold, float):
+            return threshold
+    return 0.5
+
+
+def resize_mask_nearest(mask: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A class mask [h, w] resized to [height, width] by nearest neighbour (torch's `mode="nearest"`).
+
+    Example:
+        >>> resize_mask_nearest(np.array([[0, 1], [2, 3]]), 4, 4)[:, 0].tolist()
+        [0, 0, 2, 2]
+    """
+    rows = np.minimum((np.arange(height) * (mask.shape[0] / height)).astype(np.int64), mask.shape[0] - 1)
+    columns = np.minimum((np.arange(width) * (mask.shape[1] / width)).astype(np.int64), mask.shape[1] - 1)
+    return mask[rows[:, None], columns[None, :]].astype(np.int64)

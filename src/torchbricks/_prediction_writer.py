@@ -1,0 +1,207 @@
+"""The files `torchbricks predict` writes: `PredictionWriter` saves per-image results of any backend into a folder."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from torchbricks._predict_backend import ImageResult
+from torchbricks._prediction_pictures import MULTILABEL_THRESHOLD, PALETTE_BYTES, PictureDrawer
+from torchbricks.errors import BrickError
+
+__all__ = ["PICTURE_FORMATS", "TOP_K", "PredictionWriter"]
+
+TOP_K = 5
+PICTURE_FORMATS = ("jpg", "png", None)
+JPEG_QUALITY = 90
+
+
+class PredictionWriter:
+    """Saves per-image results of any backend into `folder` (created if missing).
+
+    Per image `name` (a relative path without suffix, see `predict_images`):
+
+    - `drawn/<name>.jpg` (or `.png`): the image at its original size with every head drawn on it (mask overlay,
+      boxes with class and score at or above `DRAWN_MIN_SCORE`, class names);
+    - segmentation: `masks/<name>.png`, the class index per pixel (8-bit greyscale, 16-bit above 255 classes), and
+      `overlays/<name>.png`, the mask in colours (a palette PNG, class i in `drawing.PALETTE[i]`, the background
+      class 0 transparent) to lay over the image;
+
+    and for all images, when `finish` is called:
+
+    - detection: `predictions.json` in the COCO results format, `[{image_id, file_name, category_id,
+      category_name, bbox: [x, y, width, height], score}]` (the category id of the training data when it was COCO,
+      else the class index; image ids count from 1 in the order of the images; pixels rounded to 0.001, scores to
+      0.00001);
+    - classification and multilabel: `predictions.csv`, one row per image: `file`, then per head `class`,
+      `score` and `top5` (`name:probability;...`), for a multilabel head `present` (`name;...` above
+      `MULTILABEL_THRESHOLD`) and `probabilities` (`name:probability;...`).
+
+    With several heads, each head's files and columns carry its name: `<head>_predictions.json`,
+    `<head>_masks/`, `<head>_overlays/`, columns `<head>/class`... (a `/` in a head path becomes `-` in a file name).
+
+    `record` (rows, in order) and `write_images` (files, safe to call from several threads) are the two halves of
+    `add`.
+
+    Args:
+        folder: Where the files go.
+        heads: Head path -> kind, as the backend's `heads`.
+        class_names: Names of the classes (indices when None).
+        category_ids: COCO category id of each class, when the training data was COCO.
+        pictures: Format of the drawn pictures, `jpg` (fast to write) or `png`; None draws none.
+    """
+
+    def __init__(
+        self,
+        folder: Path | str,
+        heads: dict[str, str],
+        class_names: Sequence[str] | None = None,
+        category_ids: Sequence[int] | None = None,
+        pictures: str | None = "jpg",
+    ) -> None:
+        if pictures not in PICTURE_FORMATS:
+            raise BrickError(f"pictures must be one of {list(PICTURE_FORMATS)}, got {pictures!r}.")
+        self.folder = Path(folder)
+        self.heads = dict(heads)
+        self.class_names = list(class_names) if class_names else None
+        self.category_ids = list(category_ids) if category_ids else None
+        self.pictures = pictures
+        self.detections: dict[str, list[dict[str, Any]]] = {head: [] for head, kind in heads.items() if kind == "detection"}
+        self.rows: list[dict[str, str]] = []
+        self.count = 0
+        self._drawer = PictureDrawer(self.heads, self.class_names)
+        self._created: set[Path] = set()
+
+    def _prefix(self, head: str) -> str:
+        return "" if len(self.heads) == 1 else head.replace("/", "-") + "_"
+
+    def _column(self, head: str, name: str) -> str:
+        return name if len(self.heads) == 1 else f"{head}/{name}"
+
+    def _name_of(self, index: int) -> str:
+        return self._drawer.name_of(index)
+
+    def add(self, name: str, file_name: str, image: np.ndarray, result: ImageResult) -> None:
+        """Records one image's rows and writes its files.
+
+        Args:
+            name: The image's name in the output (a relative POSIX path without suffix).
+            file_name: The source named in `predictions.json` and `predictions.csv`.
+            image: The image, uint8 [H, W, 3] at its original size.
+            result: The backend's result for the image.
+        """
+        self.record(file_name, result)
+        self.write_images(name, image, result)
+
+    def record(self, file_name: str, result: ImageResult) -> None:
+        """Keeps one image's detections and CSV row for `finish`; images are numbered in the order recorded."""
+        self.count += 1
+        row: dict[str, str] = {"file": file_name}
+        for head, kind in self.heads.items():
+            values = result[head]
+            if kind == "detection":
+                self._add_boxes(head, file_name, values)
+            elif kind in ("classification", "multilabel"):
+                probabilities = values["probabilities"]
+                if kind == "classification":
+                    order = np.argsort(-probabilities, kind="stable")
+                    best = int(order[0])
+                    row[self._column(head, "class")] = self._name_of(best)
+                    row[self._column(head, "score")] = f"{probabilities[best]:.4f}"
+                    row[self._column(head, "top5")] = ";".join(
+                        f"{self._name_of(int(index))}:{probabilities[index]:.4f}" for index in order[:TOP_K]
+                    )
+                else:
+                    present = [
+                        self._name_of(index) for index, value in enumerate(probabilities.tolist()) if value > MULTILABEL_THRESHOLD
+                    ]
+                    row[self._column(head, "present")] = ";".join(present)
+                    row[self._column(head, "probabilities")] = ";".join(
+                        f"{self._name_of(index)}:{value:.4f}" for index, value in enumerate(probabilities.tolist())
+                    )
+        if len(row) > 1:
+            self.rows.append(row)
+
+    def write_images(self, name: str, image: np.ndarray, result: ImageResult) -> None:
+        """Writes one image's masks, overlays and drawn picture."""
+        picture = self._drawer.start(image) if self.pictures else None
+        text_line = 0
+        for head, kind in self.heads.items():
+            values = result[head]
+            if kind == "segmentation":
+                mask = values["mask"]
+                wide = mask.max(initial=0) > 255
+                _save(
+                    Image.fromarray(mask.astype(np.uint16 if wide else np.uint8)),
+                    self.folder / f"{self._prefix(head)}masks" / f"{name}.png",
+                    self._created,
+                )
+                overlay = None
+                if not wide:  # beyond a palette: no overlay file; the picture is blended from the mask itself
+                    overlay = Image.fromarray(mask.astype(np.uint8), mode="P")
+                    overlay.putpalette(PALETTE_BYTES, "RGB")
+                    _save(overlay, self.folder / f"{self._prefix(head)}overlays" / f"{name}.png", self._created, transparency=0)
+                if picture is not None:
+                    picture = self._drawer.blend_mask(picture, mask, overlay)
+            elif picture is None:
+                continue
+            elif kind == "detection":
+                self._drawer.draw_boxes(picture, values)
+            else:
+                self._drawer.write_label(picture, self._drawer.classification_text(kind, values["probabilities"]), text_line)
+                text_line += 1
+        if picture is not None:
+            _save(picture, self.folder / "drawn" / f"{name}.{self.pictures}", self._created)
+
+    def _add_boxes(self, head: str, file_name: str, values: dict[str, Any]) -> None:
+        for box, score, label in zip(values["boxes"].tolist(), values["scores"].tolist(), values["labels"].tolist(), strict=True):
+            x_min, y_min, x_max, y_max = box
+            category = self.category_ids[label] if self.category_ids and 0 <= label < len(self.category_ids) else label
+            self.detections[head].append(
+                {
+                    "image_id": self.count,
+                    "file_name": file_name,
+                    "category_id": int(category),
+                    "category_name": self._name_of(int(label)),
+                    "bbox": [round(x_min, 3), round(y_min, 3), round(x_max - x_min, 3), round(y_max - y_min, 3)],
+                    "score": round(score, 5),
+                }
+            )
+
+    def finish(self) -> list[Path]:
+        """Writes `predictions.json` and `predictions.csv` (for the heads that have them); returns their paths."""
+        import json
+
+        written = []
+        for head, detections in self.detections.items():
+            path = self.folder / f"{self._prefix(head)}predictions.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(detections, indent=1) + "\n")
+            written.append(path)
+        if self.rows:
+            path = self.folder / "predictions.csv"
+            columns = list(dict.fromkeys(column for row in self.rows for column in row))
+            buffer = io.StringIO()
+            writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(self.rows)
+            path.write_text(buffer.getvalue())
+            written.append(path)
+        return written
+
+
+def _save(image: Image.Image, path: Path, created: set[Path], **options: Any) -> None:
+    # Inside predict_images' temporary folder, renamed into place whole: no per-file atomic write needed.
+    if path.parent not in created:  # one mkdir per folder, not per file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        created.add(path.parent)
+    if path.suffix == ".jpg":
+        image.save(path, format="JPEG", quality=JPEG_QUALITY)
+    else:
+        image.save(path, format="PNG", compress_level=1, **options)

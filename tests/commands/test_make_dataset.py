@@ -1,0 +1,50 @@
+"""`torchbricks make-dataset shapes DIR`: the three layouts at the asked sizes, an existing folder kept unless --overwrite."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from torchbricks.__main__ import main
+
+
+def _make(root: Path, *options: str) -> int:
+    return main(["make-dataset", "shapes", str(root), "--num-train", "3", "--num-val", "2", "--image-size", "32", *options])
+
+
+def test_the_three_layouts_are_written_at_the_asked_size_and_counts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _make(tmp_path / "shapes") == 0
+
+    assert capsys.readouterr().out.strip() == (
+        f"Wrote {tmp_path / 'shapes'}/classification, {tmp_path / 'shapes'}/segmentation and {tmp_path / 'shapes'}/detection"
+    )
+    coco = json.loads(next((tmp_path / "shapes" / "detection").rglob("*.json")).read_text())
+    assert len(coco["images"]) in (2, 3)
+    train_images = sorted((tmp_path / "shapes" / "classification" / "train").rglob("*.png"))
+    assert len(train_images) == 3
+    assert Image.open(train_images[0]).size == (32, 32)
+
+
+def test_an_existing_folder_is_an_error_unless_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _make(tmp_path / "shapes") == 0
+    marker = tmp_path / "shapes" / "mine.txt"
+    marker.write_text("kept")
+    capsys.readouterr()
+
+    assert _make(tmp_path / "shapes") == 2
+    error = capsys.readouterr().err
+    assert error.startswith("torchbricks: error: ")
+    assert "already exists; pass overwrite=True (--overwrite)" in error
+    assert marker.is_file()
+
+    assert _make(tmp_path / "shapes", "--overwrite") == 0
+    assert not marker.exists()
+
+
+def test_too_small_images_are_refused_before_anything_is_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["make-dataset", "shapes", str(tmp_path / "shapes"), "--image-size", "8"]) == 2
+    assert "image_size must be at least 16 pixels, got 8" in capsys.readouterr().err
+    assert not (tmp_path / "shapes").exists()

@@ -1,0 +1,39 @@
+"""`torchbricks predict`: its options and their mistakes; predictions themselves are in test_predict.py."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from torchbricks.__main__ import main
+
+SRC = Path(__file__).parents[2] / "src"
+
+
+def test_an_unknown_picture_format_is_refused_by_the_parser(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["predict", "run", "photos", "--pictures", "gif"])
+    assert exited.value.code == 2
+    assert re.search(r"--pictures: invalid choice: 'gif' \(choose from '?jpg'?, '?png'?, '?none'?\)", capsys.readouterr().err)
+
+
+def test_a_folder_that_is_not_an_experiment_is_one_error_line_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["predict", str(tmp_path / "run"), str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"torchbricks: error: {str(tmp_path / 'run')!r} is not a trained experiment folder")
+    assert not (tmp_path / "out").exists()
+
+
+def test_help_names_every_output_and_answers_without_importing_torch() -> None:
+    code = "import sys; sys.modules['torch'] = None\nfrom torchbricks.__main__ import main\nmain(['predict', '--help'])"
+    command = [sys.executable, "-c", code]
+    done = subprocess.run(command, check=False, capture_output=True, text=True, env={"PYTHONPATH": str(SRC)}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    for shown in ("drawn/*.jpg", "predictions.json", "masks/", "predictions.csv", "skipped.txt", "--tile", "--onnx"):
+        assert shown in done.stdout

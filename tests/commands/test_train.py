@@ -1,0 +1,33 @@
+"""`torchbricks train`: --show-config prints the config the run would use; training runs are in tests/lightning/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from torchbricks.__main__ import main
+
+
+def test_show_config_prints_yaml_holding_the_overrides_and_the_chosen_task(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--show-config", "task=detection", "trainer.max_epochs=4", "data.root=somewhere"]) == 0
+
+    config = yaml.safe_load(capsys.readouterr().out)
+    assert config["trainer"]["max_epochs"] == 4
+    assert config["data"]["root"] == "somewhere"
+    assert "boxes" in str(config["model"]["bricks"]).lower()
+
+
+def test_a_users_config_dir_is_searched_with_the_packaged_configs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "mine.yaml").write_text("defaults:\n  - train\n  - _self_\ntrainer:\n  max_epochs: 7\n")
+    assert main(["train", "--show-config", "--config-dir", str(tmp_path), "--config-name", "mine"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["trainer"]["max_epochs"] == 7
+
+
+def test_a_misspelt_override_is_one_error_line_and_trains_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", f"experiment.path_experiments={tmp_path}", "trainer.max_epoch=3"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("torchbricks: error: ")
+    assert "trainer.max_epoch" in error
+    assert not any(tmp_path.iterdir())

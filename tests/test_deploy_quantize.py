@@ -1,0 +1,80 @@
+"""int8 quantization of a deployable file, on a hand-made ONNX convolution checked against numpy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from torchbricks._deploy_quantize import onnx_session, quantize_int8
+from torchbricks.deploy import INPUT_NAME
+from torchbricks.errors import BrickError
+
+onnx = pytest.importorskip("onnx")
+SIZE = (12, 12)
+
+
+def _conv_file(path: Path, weights: np.ndarray) -> Path:
+    """uint8 images [B, 3, H, W] -> /255 -> a 1x1 convolution to 4 channels, output `head/probabilities`."""
+    helper = onnx.helper
+    nodes = [
+        helper.make_node("Cast", [INPUT_NAME], ["float"], to=onnx.TensorProto.FLOAT),
+        helper.make_node("Div", ["float", "scale"], ["scaled"]),
+        helper.make_node("Conv", ["scaled", "weights"], ["head/probabilities"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "conv",
+        [helper.make_tensor_value_info(INPUT_NAME, onnx.TensorProto.UINT8, ["batch", 3, *SIZE])],
+        [helper.make_tensor_value_info("head/probabilities", onnx.TensorProto.FLOAT, ["batch", 4, *SIZE])],
+        [
+            onnx.numpy_helper.from_array(np.array(255.0, dtype=np.float32), "scale"),
+            onnx.numpy_helper.from_array(weights, "weights"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+def _images(folder: Path, count: int) -> list[np.ndarray]:
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    arrays = [rng.integers(0, 256, (*SIZE, 3), dtype=np.uint8) for _ in range(count)]
+    for index, array in enumerate(arrays):
+        Image.fromarray(array).save(folder / f"{index}.png")
+    return arrays
+
+
+def test_the_int8_file_computes_the_convolution_within_a_few_percent_of_its_range(tmp_path: Path) -> None:
+    weights = np.random.default_rng(1).normal(size=(4, 3, 1, 1)).astype(np.float32)
+    float_file = _conv_file(tmp_path / "float.onnx", weights)
+    images = _images(tmp_path / "images", 6)
+
+    report: dict[str, Any] = quantize_int8(None, SIZE, float_file, tmp_path / "int8.onnx", tmp_path, tmp_path / "images", 4)  # type: ignore[arg-type]
+
+    assert report["calibration"] == f"4 images of {tmp_path / 'images'}"
+    model = onnx.load(tmp_path / "int8.onnx")
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {node.op_type for node in model.graph.node}
+    batch = np.stack([image.transpose(2, 0, 1) for image in images[:4]])  # the calibration images
+    expected = np.einsum("oc,bchw->bohw", weights[:, :, 0, 0], batch.astype(np.float32) / 255.0)
+    (actual,) = onnx_session(tmp_path / "int8.onnx").run(None, {INPUT_NAME: batch})
+    (float_actual,) = onnx_session(float_file).run(None, {INPUT_NAME: batch})
+    span = expected.max() - expected.min()
+    np.testing.assert_allclose(float_actual, expected, atol=1e-5)
+    assert 0 < np.abs(actual - expected).max() < 0.03 * span  # int8 weights and uint8 activations: about 1/255 each
+    assert np.abs(actual - expected).mean() < 0.005 * span
+    assert report["agreement"]["head/probabilities:max_abs_difference"] == pytest.approx(
+        float(np.abs(actual - float_actual).max()), rel=1e-5
+    )
+
+
+def test_an_images_folder_without_images_is_an_error_naming_the_suffixes(tmp_path: Path) -> None:
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "notes.txt").write_text("no image")
+    with pytest.raises(BrickError, match=r"The images folder '.*images' has no image \(\.png, \.jpg"):
+        quantize_int8(None, SIZE, tmp_path / "f.onnx", tmp_path / "i.onnx", tmp_path, tmp_path / "images", 4)  # type: ignore[arg-type]

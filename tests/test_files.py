@@ -1,0 +1,54 @@
+"""Atomic writes: a file or folder is the old one or the complete new one, never a mix, and nothing is left behind."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from torchbricks._files import replace_folder, write_atomically, write_json, write_text
+
+
+def test_a_failing_writer_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "metrics.json"
+    target.write_text("old")
+
+    def fail(temporary: Path) -> None:
+        temporary.write_text("half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_atomically(target, fail)
+    assert target.read_text() == "old"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["metrics.json"]
+
+
+def test_write_text_creates_folders_and_replaces_the_file(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "b" / "notes.txt"
+    write_text(target, "one")
+    write_text(target, "two")
+    assert target.read_text() == "two"
+    assert [path.name for path in target.parent.iterdir()] == ["notes.txt"]
+
+
+def test_write_json_writes_tensors_and_arrays_as_numbers_and_refuses_other_objects(tmp_path: Path) -> None:
+    write_json(tmp_path / "m.json", {"a": torch.tensor([1.5, 2.0]), "b": np.int64(3), "c": (np.zeros(2), "x")})
+    assert json.loads((tmp_path / "m.json").read_text()) == {"a": [1.5, 2.0], "b": 3, "c": [[0.0, 0.0], "x"]}
+    with pytest.raises(TypeError, match="Cannot write a object as JSON"):
+        write_json(tmp_path / "bad.json", {"a": object()})
+    assert not (tmp_path / "bad.json").exists()
+
+
+def test_replace_folder_swaps_in_the_new_folder_whole(tmp_path: Path) -> None:
+    target, new = tmp_path / "out", tmp_path / ".out.tmp"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    new.mkdir()
+    (new / "new.txt").write_text("new")
+
+    replace_folder(new, target)
+    assert [path.name for path in target.iterdir()] == ["new.txt"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["out"]  # the old folder is gone, not set aside

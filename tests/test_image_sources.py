@@ -1,0 +1,75 @@
+"""The images `torchbricks predict` reads: files, folders, globs and animation frames, and their output names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from torchbricks._image_sources import ImageSource, ImageSourceDataset, collect_image_sources, output_names
+from torchbricks.errors import BrickError
+
+
+def _png(path: Path, value: int = 0, size: tuple[int, int] = (6, 4)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, (value, value, value)).save(path)
+    return path
+
+
+def test_folders_are_searched_recursively_in_order_and_files_kept_as_given(tmp_path: Path) -> None:
+    b, a, nested = _png(tmp_path / "in" / "b.png"), _png(tmp_path / "in" / "a.jpg"), _png(tmp_path / "in" / "sub" / "c.bmp")
+    (tmp_path / "in" / "notes.txt").write_text("not an image")
+    single = _png(tmp_path / "single.png")
+
+    items = collect_image_sources([tmp_path / "in", str(single)])
+    assert [item.path for item in items] == [a, b, nested, single]
+
+
+def test_a_glob_takes_its_image_files_and_an_animation_expands_to_its_frames(tmp_path: Path) -> None:
+    frames = [Image.new("RGB", (4, 4), (value, 0, 0)) for value in (10, 20, 30)]
+    frames[0].save(tmp_path / "clip.gif", save_all=True, append_images=frames[1:])
+    _png(tmp_path / "x.png")
+
+    items = collect_image_sources([str(tmp_path / "*")])
+    assert [item.label for item in items] == [f"{tmp_path / 'clip.gif'}#{frame}" for frame in range(3)] + [
+        str(tmp_path / "x.png")
+    ]
+    dataset = ImageSourceDataset(items)
+    reds = [int(dataset[index][1][0, 0, 0]) for index in range(3)]
+    assert reds == [10, 20, 30]
+
+
+def test_a_missing_source_and_a_source_without_images_are_errors_naming_them(tmp_path: Path) -> None:
+    with pytest.raises(BrickError, match=r"Source '.*nowhere' is neither an image, a folder nor a glob"):
+        collect_image_sources([tmp_path / "nowhere"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BrickError, match=r"Source '.*empty' matches no image or video file \(looked for .*\.png"):
+        collect_image_sources([tmp_path / "empty"])
+
+
+def test_an_unreadable_file_is_read_as_none_with_its_reason(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    good = _png(tmp_path / "good.png", value=7)
+
+    dataset = ImageSourceDataset([ImageSource(broken), ImageSource(good)])
+    index, image, reason = dataset[0]
+    assert (index, image) == (0, None)
+    assert reason.startswith("UnidentifiedImageError")
+    _, image, reason = dataset[1]
+    assert image is not None
+    assert image.shape == (4, 6, 3)
+    assert image.dtype == np.uint8
+    assert reason == ""
+
+
+def test_output_names_are_relative_and_unique() -> None:
+    items = [
+        ImageSource(Path("/data/a/x.png")),
+        ImageSource(Path("/data/a/x.jpg")),
+        ImageSource(Path("/data/b/y.png")),
+        ImageSource(Path("/data/b/clip.gif"), frame=2),
+    ]
+    assert output_names(items) == ["a/x_png", "a/x_jpg", "b/y", "b/clip_frame000002"]

@@ -1,0 +1,94 @@
+"""`BrickBackend` on hand-made collections (results at the original size) and `resize_mask_nearest` against torch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from torchbricks.brick_collection import BrickCollection
+from torchbricks.bricks import BrickNotTrainable
+from torchbricks.errors import BrickError, ConfigError
+from torchbricks.predict import BrickBackend, resize_mask_nearest
+from torchbricks.trained_experiment import TrainedExperiment
+
+
+class MeanColour(nn.Module):
+    """Classification probabilities from the mean of each colour channel (softmax over R, G, B)."""
+
+    def forward(self, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        probabilities = raw.mean(dim=(2, 3)).softmax(dim=1)
+        return probabilities, probabilities.argmax(dim=1)
+
+
+class RedHalf(nn.Module):
+    """Segmentation: class 1 where the red channel is above one half."""
+
+    def forward(self, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        foreground = (raw[:, 0] > 0.5).float()
+        probabilities = torch.stack([1 - foreground, foreground], dim=1)
+        return probabilities, probabilities.argmax(dim=1)
+
+
+def _experiment(folder: Path, bricks: dict, input_size: int | None = 16) -> TrainedExperiment:
+    description = {"image_size": None if input_size is None else [input_size, input_size], "class_names": ["r", "g", "b"]}
+    return TrainedExperiment(folder, None, description, BrickCollection(bricks).eval())
+
+
+def _classifier(folder: Path, input_size: int | None = 16) -> TrainedExperiment:
+    brick = BrickNotTrainable(MeanColour(), input_names=["raw"], output_names=["./probabilities", "./class_prediction"])
+    return _experiment(folder, {"colour": {"classify": brick}}, input_size)
+
+
+def test_classification_probabilities_are_the_models_on_the_resized_image(tmp_path: Path) -> None:
+    image = np.zeros((40, 30, 3), dtype=np.uint8)
+    image[..., 1] = 200
+    (result,) = BrickBackend(_classifier(tmp_path)).predict([image])
+
+    expected = torch.tensor([0.0, 200 / 255, 0.0]).softmax(dim=0).numpy()
+    assert result["colour"]["kind"] == "classification"
+    np.testing.assert_allclose(result["colour"]["probabilities"], expected, atol=1e-6)
+
+
+def test_masks_come_back_at_each_images_own_size(tmp_path: Path) -> None:
+    brick = BrickNotTrainable(RedHalf(), input_names=["raw"], output_names=["./probabilities", "./mask"])
+    backend = BrickBackend(_experiment(tmp_path, {"seg": {"segment": brick}}), batch_size=1)
+    left_red = np.zeros((20, 40, 3), dtype=np.uint8)
+    left_red[:, :20, 0] = 255
+    results = backend.predict([left_red, np.zeros((8, 8, 3), dtype=np.uint8)])
+
+    assert results[0]["seg"]["mask"].shape == (20, 40)
+    assert results[0]["seg"]["mask"][:, :19].all()
+    assert not results[0]["seg"]["mask"][:, 21:].any()
+    assert results[1]["seg"]["mask"].shape == (8, 8)
+
+
+def test_tiled_classification_averages_the_tiles(tmp_path: Path) -> None:
+    image = np.zeros((16, 32, 3), dtype=np.uint8)
+    image[:, 16:, 2] = 255  # the right tile is blue
+    (result,) = BrickBackend(_classifier(tmp_path), tile=16, overlap=0.0).predict([image])
+
+    left = torch.zeros(3).softmax(dim=0)
+    right = torch.tensor([0.0, 0.0, 1.0]).softmax(dim=0)
+    np.testing.assert_allclose(result["colour"]["probabilities"], ((left + right) / 2).numpy(), atol=1e-6)
+
+
+def test_the_backend_refuses_an_experiment_without_size_or_head_and_a_bad_batch(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"has no image_size in experiment\.json"):
+        BrickBackend(_classifier(tmp_path, input_size=None))
+    with pytest.raises(BrickError, match="batch size must be 1 or more, got 0"):
+        BrickBackend(_classifier(tmp_path), batch_size=0)
+    no_head = {"features": BrickNotTrainable(nn.Identity(), input_names=["raw"], output_names=["features"])}
+    with pytest.raises(ConfigError, match=r"has no task head .* its inference outputs are \['features'\]"):
+        BrickBackend(_experiment(tmp_path, no_head))
+
+
+@pytest.mark.parametrize("size", [(3, 5), (7, 7), (16, 9)])
+def test_resize_mask_nearest_is_torch_nearest(size: tuple[int, int]) -> None:
+    mask = torch.randint(0, 5, (6, 4), generator=torch.Generator().manual_seed(0))
+    expected = F.interpolate(mask[None, None].float(), size=size, mode="nearest")[0, 0].long().numpy()
+    np.testing.assert_array_equal(resize_mask_nearest(mask.numpy(), *size), expected)

@@ -1,0 +1,111 @@
+"""`PredictionWriter`: the files of `torchbricks predict` from hand-made results, checked value by value."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from torchbricks.errors import BrickError
+from torchbricks.predict import PredictionWriter
+
+
+def test_classification_rows_hold_the_best_class_its_score_and_the_top5(tmp_path: Path) -> None:
+    writer = PredictionWriter(tmp_path, {"head": "classification"}, [f"c{i}" for i in range(6)], pictures=None)
+    probabilities = np.array([0.05, 0.4, 0.1, 0.3, 0.1, 0.05], dtype=np.float32)
+    writer.add(
+        "one",
+        "photos/one.png",
+        np.zeros((8, 8, 3), np.uint8),
+        {"head": {"kind": "classification", "probabilities": probabilities}},
+    )
+    writer.finish()
+
+    (row,) = csv.DictReader((tmp_path / "predictions.csv").open())
+    assert row == {
+        "file": "photos/one.png",
+        "class": "c1",
+        "score": "0.4000",
+        "top5": "c1:0.4000;c3:0.3000;c2:0.1000;c4:0.1000;c0:0.0500",
+    }
+
+
+def test_multilabel_columns_list_the_classes_above_one_half(tmp_path: Path) -> None:
+    heads = {"kind": "classification", "tags": "multilabel"}
+    writer = PredictionWriter(tmp_path, heads, ["a", "b", "c"], pictures=None)
+    result = {
+        "kind": {"kind": "classification", "probabilities": np.array([0.2, 0.7, 0.1], np.float32)},
+        "tags": {"kind": "multilabel", "probabilities": np.array([0.9, 0.5, 0.51], np.float32)},
+    }
+    writer.record("x.png", result)
+    writer.finish()
+
+    (row,) = csv.DictReader((tmp_path / "predictions.csv").open())
+    assert row["kind/class"] == "b"
+    assert row["tags/present"] == "a;c"  # 0.5 is not above the threshold
+    assert row["tags/probabilities"] == "a:0.9000;b:0.5000;c:0.5100"
+
+
+def test_detections_are_coco_results_with_x_y_width_height_and_the_training_category_ids(tmp_path: Path) -> None:
+    writer = PredictionWriter(tmp_path, {"det": "detection"}, ["cat", "dog"], category_ids=[3, 7], pictures=None)
+    for name in ("a", "b"):
+        writer.record(
+            f"{name}.png",
+            {
+                "det": {
+                    "kind": "detection",
+                    "boxes": np.array([[10.0, 20.0, 40.5, 30.25]], np.float32),
+                    "scores": np.array([0.123456], np.float32),
+                    "labels": np.array([1]),
+                }
+            },
+        )
+    (path,) = writer.finish()
+
+    rows = json.loads(path.read_text())
+    assert [row["image_id"] for row in rows] == [1, 2]
+    assert rows[0] == {
+        "image_id": 1,
+        "file_name": "a.png",
+        "category_id": 7,
+        "category_name": "dog",
+        "bbox": [10.0, 20.0, 30.5, 10.25],
+        "score": 0.12346,
+    }
+
+
+def test_masks_are_class_indices_8_bit_and_16_bit_above_255_classes(tmp_path: Path) -> None:
+    writer = PredictionWriter(tmp_path, {"seg": "segmentation"}, pictures="png")
+    small = np.array([[0, 1], [2, 3]], dtype=np.int64)
+    wide = np.array([[0, 300], [2, 1000]], dtype=np.int64)
+    writer.write_images("small", np.zeros((2, 2, 3), np.uint8), {"seg": {"kind": "segmentation", "mask": small}})
+    writer.write_images("wide", np.zeros((2, 2, 3), np.uint8), {"seg": {"kind": "segmentation", "mask": wide}})
+
+    assert Image.open(tmp_path / "masks" / "small.png").mode == "L"
+    np.testing.assert_array_equal(np.array(Image.open(tmp_path / "masks" / "small.png")), small)
+    np.testing.assert_array_equal(np.array(Image.open(tmp_path / "masks" / "wide.png")), wide)
+    assert (tmp_path / "overlays" / "small.png").is_file()
+    assert not (tmp_path / "overlays" / "wide.png").exists()  # no palette holds class 1000
+    assert Image.open(tmp_path / "drawn" / "wide.png").size == (2, 2)
+
+
+def test_pictures_keep_the_image_size_and_folders_and_none_writes_none(tmp_path: Path) -> None:
+    result = {"head": {"kind": "classification", "probabilities": np.array([0.2, 0.8], np.float32)}}
+    PredictionWriter(tmp_path / "jpg", {"head": "classification"}).write_images(
+        "sub/one", np.zeros((30, 50, 3), np.uint8), result
+    )
+    PredictionWriter(tmp_path / "none", {"head": "classification"}, pictures=None).write_images(
+        "one", np.zeros((30, 50, 3), np.uint8), result
+    )
+
+    assert Image.open(tmp_path / "jpg" / "drawn" / "sub" / "one.jpg").size == (50, 30)
+    assert not (tmp_path / "none").exists()
+
+
+def test_an_unknown_picture_format_is_refused_naming_the_formats(tmp_path: Path) -> None:
+    with pytest.raises(BrickError, match=r"pictures must be one of \['jpg', 'png', None\], got 'gif'"):
+        PredictionWriter(tmp_path, {"head": "classification"}, pictures="gif")
