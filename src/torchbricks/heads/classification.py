@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from torchbricks.heads._predictions import HeadPredictions, class_indices
+from torchbricks.heads._predictions import HeadPredictions, indexed_predictions
 from torchbricks.heads._registry import (
     Collected,
     Description,
@@ -124,10 +124,7 @@ class ClassificationTaskHead(TaskHead):
     @classmethod
     def predictions(cls, collected: Collected) -> HeadPredictions | None:
         """Class indices [N] (or scores [N, C], argmax'ed) beside the true classes [N]."""
-        found = class_indices(collected.pair())
-        if found is None or found[1].ndim != 1:
-            return None
-        return HeadPredictions(collected.head, "classification", collected.images, found[1], found[0])
+        return indexed_predictions("classification", collected, ndim=1)
 
 
 create_classification_head = head_factory(ClassificationTaskHead.describe, "create_classification_head")

@@ -54,31 +54,21 @@ class BoxHeadPredictions(MatchedPredictions):
     iou_threshold: float = MATCH_IOU
     kind: Literal["boxes"] = "boxes"
 
-    def errors(self) -> np.ndarray:
-        """Per image: the count of unmatched boxes, predicted boxes matching no true box plus true boxes missed.
+    @property
+    def match_threshold(self) -> float:  # type: ignore[override]
+        """A match overlaps by at least `iou_threshold`."""
+        return self.iou_threshold
 
-        Predicted boxes are matched greedily, the highest score first, each to the unmatched true box of its class
-        that overlaps it most, if by at least `iou_threshold` (IoU from `torchvision.ops.box_iou`).
-        """
-        ops = require("torchvision.ops", "vision")
-        counts = []
-        for truth, prediction in zip(self.truth, self.prediction, strict=True):
-            matched = 0
-            if len(truth.boxes) and len(prediction.boxes):
-                iou = ops.box_iou(
-                    torch.as_tensor(prediction.boxes, dtype=torch.float64), torch.as_tensor(truth.boxes, dtype=torch.float64)
-                )
-                iou = iou.numpy() * (prediction.labels[:, None] == truth.labels[None, :])
-                scores = prediction.scores if prediction.scores is not None else np.zeros(len(prediction.boxes))
-                free = np.ones(len(truth.boxes), dtype=bool)
-                for index in np.argsort(-scores, kind="stable"):
-                    overlaps = np.where(free, iou[index], -1.0)
-                    best = int(overlaps.argmax())
-                    if overlaps[best] >= self.iou_threshold:
-                        free[best] = False
-                        matched += 1
-            counts.append(len(truth.boxes) + len(prediction.boxes) - 2 * matched)
-        return np.asarray(counts, dtype=np.float64)
+    def affinity(self, truth: Boxes, prediction: Boxes) -> np.ndarray:
+        """The overlap (IoU from `torchvision.ops.box_iou`) of each predicted box, the highest score first, with each
+        true box of its class."""
+        if not len(truth.boxes) or not len(prediction.boxes):
+            return np.zeros((len(prediction.boxes), len(truth.boxes)))
+        scores = prediction.scores if prediction.scores is not None else np.zeros(len(prediction.boxes))
+        order = np.argsort(-scores, kind="stable")
+        boxes = torch.as_tensor(prediction.boxes[order], dtype=torch.float64)
+        iou = require("torchvision.ops", "vision").box_iou(boxes, torch.as_tensor(truth.boxes, dtype=torch.float64)).numpy()
+        return np.where(prediction.labels[order][:, None] == truth.labels[None, :], iou, -np.inf)
 
     def title_detail(self) -> str:
         """The matching rule."""

@@ -44,23 +44,16 @@ class PointHeadPredictions(MatchedPredictions):
     distance: float
     kind: Literal["points"] = "points"
 
-    def errors(self) -> np.ndarray:
-        """Per image: predicted points matching no true point plus true points missed.
+    @property
+    def match_threshold(self) -> float:  # type: ignore[override]
+        """Affinity is minus the distance: a match is within `distance` pixels."""
+        return -self.distance
 
-        Predicted points are matched greedily in their order, each to the nearest unmatched true point of its
-        class within `distance` (the matching of `PointDetectionF1`, whose false positives and negatives these are).
-        """
-        counts = []
-        for truth, prediction in zip(self.truth, self.prediction, strict=True):
-            free = np.ones(len(truth.points), dtype=bool)
-            for point, label in zip(prediction.points, prediction.labels, strict=True):
-                distances = np.linalg.norm(truth.points - point, axis=-1)
-                distances = np.where(free & (truth.labels == label), distances, np.inf)
-                if len(distances) and distances.min() <= self.distance:
-                    free[int(distances.argmin())] = False
-            matched = int((~free).sum())
-            counts.append(len(truth.points) + len(prediction.points) - 2 * matched)
-        return np.asarray(counts, dtype=np.float64)
+    def affinity(self, truth: Points, prediction: Points) -> np.ndarray:
+        """Minus the distance of each predicted point to each true point of its class (the matching of
+        `PointDetectionF1`, whose false positives and negatives `errors()` counts)."""
+        distances = np.linalg.norm(prediction.points[:, None] - truth.points[None], axis=-1)
+        return np.where(prediction.labels[:, None] == truth.labels[None, :], -distances, -np.inf)
 
     def title_detail(self) -> str:
         """The matching rule."""

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from torchbricks._conventions import IGNORE_INDEX
 from torchbricks.errors import BrickError
-from torchbricks.heads._predictions import HeadPredictions, class_indices
+from torchbricks.heads._predictions import HeadPredictions, indexed_predictions
 from torchbricks.heads._registry import Collected, Description, TaskHead, brick, metrics, node, register_head, visualization
 
 __all__ = ["SegmentationTaskHead"]
@@ -137,7 +137,4 @@ class SegmentationTaskHead(TaskHead):
     @classmethod
     def predictions(cls, collected: Collected) -> HeadPredictions | None:
         """Masks [N, H, W] (or scores [N, C, H, W], argmax'ed) beside the true masks."""
-        found = class_indices(collected.pair())
-        if found is None or found[1].ndim != 3:
-            return None
-        return HeadPredictions(collected.head, "segmentation", collected.images, found[1], found[0])
+        return indexed_predictions("segmentation", collected, ndim=3)
