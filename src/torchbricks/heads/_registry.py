@@ -66,6 +66,8 @@ class TaskHead:
         cells_per_sample: Images drawn per sample in `predictions.png` (2: truth beside prediction).
         example: The arguments of a small head of this kind (reading `features` [B, 8, h, w]), for the contract
             tests every kind passes.
+        drawing: The visualization brick (a dotted path) that draws the head's predictions on the images.
+        drawn: What the drawing reads of the head's outputs: its argument -> a relative output name.
     """
 
     kind: ClassVar[str] = ""
@@ -73,11 +75,19 @@ class TaskHead:
     packaged_configs: ClassVar[dict[str, dict[str, Any]]] = {}
     cells_per_sample: ClassVar[int] = 1
     example: ClassVar[dict[str, Any]] = {}
+    drawing: ClassVar[str] = ""
+    drawn: ClassVar[dict[str, str]] = {}
 
     @classmethod
     def describe(cls, **arguments: Any) -> Description:
         """The head's bricks as nodes; the arguments may be values or `${...}` interpolations."""
         raise NotImplementedError
+
+    @classmethod
+    def with_drawing(cls, bricks: Description, image_name: str | None, **options: Any) -> Description:
+        """`bricks` and, when `image_name` is given, `visualize`: the kind's `drawing` of its `drawn` outputs on the
+        images `image_name` (with `options`, those that are None left out), writing `./visualization`."""
+        return {**bricks, **visualization(cls.drawing, image_name, **cls.drawn, **options)}
 
     @classmethod
     def create(cls, **arguments: Any) -> dict[str, BrickInterface]:

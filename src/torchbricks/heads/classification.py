@@ -16,7 +16,6 @@ from torchbricks.heads._registry import (
     metrics,
     node,
     register_head,
-    visualization,
 )
 
 __all__ = ["ClassificationTaskHead", "create_classification_head"]
@@ -30,6 +29,8 @@ class ClassificationTaskHead(TaskHead):
     (`accuracy`, micro average, and `confusion_matrix` with `per_class` scores) and, given an image, `visualize`."""
 
     outputs = ("class_prediction", "probabilities")
+    drawing = f"{_MODULES}.image_classification.BrickVisualizeImageClassification"
+    drawn: ClassVar[dict[str, str]] = {"class_prediction": "./class_prediction", "probabilities": "./probabilities"}
     example: ClassVar[dict[str, Any]] = {
         "num_classes": 3,
         "in_channels": 8,
@@ -109,17 +110,7 @@ class ClassificationTaskHead(TaskHead):
             "loss": brick("BrickLoss", cross_entropy, ["./logits", targets_name], ["./loss_ce"]),
             "metrics": metrics(scores, ["./class_prediction", targets_name]),
         }
-        return {
-            **head,
-            **visualization(
-                f"{_MODULES}.image_classification.BrickVisualizeImageClassification",
-                image_name,
-                class_prediction="./class_prediction",
-                probabilities="./probabilities",
-                class_names=class_names,
-                font_size=font_size,
-            ),
-        }
+        return cls.with_drawing(head, image_name, class_names=class_names, font_size=font_size)
 
     @classmethod
     def predictions(cls, collected: Collected) -> HeadPredictions | None:

@@ -12,7 +12,7 @@ import torch
 
 from torchbricks._extras import require
 from torchbricks.heads._predictions import MatchedPredictions, class_names_of, color_cycle, split_padded
-from torchbricks.heads._registry import Collected, Description, TaskHead, brick, metrics, node, register_head, visualization
+from torchbricks.heads._registry import Collected, Description, TaskHead, brick, metrics, node, register_head
 
 __all__ = ["MATCH_IOU", "BoxHeadPredictions", "Boxes", "DetectionTaskHead"]
 
@@ -96,6 +96,8 @@ class DetectionTaskHead(TaskHead):
     `map`, `map_50`, `map_75`, `mar_100` and `per_class`) and, given an image, `visualize` (`./visualization`)."""
 
     outputs = ("boxes", "scores", "labels")
+    drawing = f"{_DETECTION}.BrickVisualizeBoxes"
+    drawn: ClassVar[dict[str, str]] = {"boxes": "./boxes", "labels": "./labels", "scores": "./scores"}
     example: ClassVar[dict[str, Any]] = {
         "num_classes": 2,
         "in_channels": 8,
@@ -197,18 +199,7 @@ class DetectionTaskHead(TaskHead):
         head["decode"] = brick("BrickNotTrainable", decoder, ["./heatmap", "./distances"], ["./boxes", "./scores", "./labels"])
         head["loss"] = brick("BrickLoss", loss, ["./heatmap", "./distances", *targets], ["./loss_heatmap", "./loss_box"])
         head["metrics"] = metrics(average_precision, ["./boxes", "./scores", "./labels", *targets])
-        return {
-            **head,
-            **visualization(
-                f"{_DETECTION}.BrickVisualizeBoxes",
-                image_name,
-                boxes="./boxes",
-                labels="./labels",
-                scores="./scores",
-                class_names=class_names,
-                min_score=min_drawn_score,
-            ),
-        }
+        return cls.with_drawing(head, image_name, class_names=class_names, min_score=min_drawn_score)
 
     @classmethod
     def predictions(cls, collected: Collected) -> BoxHeadPredictions | None:

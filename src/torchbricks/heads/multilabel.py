@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from torchbricks.heads._predictions import class_names_of, mistakes_first, show_image
-from torchbricks.heads._registry import Collected, Description, TaskHead, brick, metrics, node, register_head, visualization
+from torchbricks.heads._registry import Collected, Description, TaskHead, brick, metrics, node, register_head
 
 __all__ = ["MultiLabelHeadPredictions", "MultiLabelTaskHead"]
 
@@ -80,6 +80,8 @@ class MultiLabelTaskHead(TaskHead):
     `accuracy`, micro averaged, and `per_class` scores) and, given an image, `visualize` (`./visualization`)."""
 
     outputs = ("present", "probabilities")
+    drawing = f"{_MODULES}.multilabel_classification.BrickVisualizeMultiLabel"
+    drawn: ClassVar[dict[str, str]] = {"present": "./present"}
     example: ClassVar[dict[str, Any]] = {
         "num_classes": 3,
         "in_channels": 8,
@@ -147,15 +149,7 @@ class MultiLabelTaskHead(TaskHead):
             "loss": brick("BrickLoss", node(f"{module}.MultiLabelLoss"), ["./logits", targets_name], ["./loss_bce"]),
             "metrics": metrics(scores, ["./present", targets_name]),
         }
-        return {
-            **head,
-            **visualization(
-                f"{_MODULES}.multilabel_classification.BrickVisualizeMultiLabel",
-                image_name,
-                present="./present",
-                class_names=class_names,
-            ),
-        }
+        return cls.with_drawing(head, image_name, class_names=class_names)
 
     @classmethod
     def predictions(cls, collected: Collected) -> MultiLabelHeadPredictions | None:

@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from torchbricks.heads._predictions import MatchedPredictions, class_names_of, split_padded, tag
-from torchbricks.heads._registry import Collected, Description, TaskHead, brick, metrics, node, register_head, visualization
+from torchbricks.heads._registry import Collected, Description, TaskHead, brick, metrics, node, register_head
 
 __all__ = ["PointHeadPredictions", "Points", "PointsTaskHead"]
 
@@ -74,6 +74,8 @@ class PointsTaskHead(TaskHead):
     (`./loss_heatmap`, `./loss_offset`), `metrics` (`f1`, a `PointDetectionF1`) and, given an image, `visualize`."""
 
     outputs = ("points", "scores", "labels")
+    drawing = f"{_POINTS}.BrickVisualizePoints"
+    drawn: ClassVar[dict[str, str]] = {"points": "./points", "labels": "./labels", "scores": "./scores"}
     example: ClassVar[dict[str, Any]] = {
         "num_classes": 2,
         "in_channels": 8,
@@ -135,17 +137,7 @@ class PointsTaskHead(TaskHead):
             "loss": brick("BrickLoss", loss, ["./heatmap", "./offsets", *targets], ["./loss_heatmap", "./loss_offset"]),
             "metrics": metrics(f1, ["./points", "./labels", *targets]),
         }
-        return {
-            **head,
-            **visualization(
-                f"{_POINTS}.BrickVisualizePoints",
-                image_name,
-                points="./points",
-                labels="./labels",
-                scores="./scores",
-                class_names=class_names,
-            ),
-        }
+        return cls.with_drawing(head, image_name, class_names=class_names)
 
     @classmethod
     def predictions(cls, collected: Collected) -> PointHeadPredictions | None:
