@@ -2,7 +2,8 @@
 
 A head kind is one class: `describe(...)` gives its bricks as plain nodes (`{"_target_": dotted path, ...}`, the form
 of a Hydra config), so the same description is instantiated by the `create_*_head` factories (`create`, without
-Hydra) and written as the packaged head config (`packaged_configs`, with `${...}` interpolations as arguments); its
+Hydra) and served as the packaged head config (`packaged_configs`, with `${...}` interpolations as arguments, stored
+in Hydra's ConfigStore as the group `head` by `torchbricks.configuration.compose_config`); its
 report adapter (`predictions`) turns a test run's collected values into the cells of `predictions.png`.
 
 Kinds register themselves with `@register_head("name")`; every public module of `torchbricks.heads` is imported on
@@ -35,6 +36,7 @@ __all__ = [
     "list_heads",
     "metrics",
     "node",
+    "packaged_head_configs",
     "register_head",
     "visualization",
 ]
@@ -62,7 +64,8 @@ class TaskHead:
         kind: The registered name (`classification`, `detection`, ...), also the `kind` of its predictions.
         outputs: The outputs (relative to the head) by which a head of this kind is recognised in a collection; the
             first is the prediction.
-        packaged_configs: Packaged config name (`configs/head/<name>.yaml`) -> the arguments of `describe` it uses.
+        packaged_configs: Packaged config name (the option `<name>` of the config group `head`) -> the arguments of
+            `describe` it uses.
         cells_per_sample: Images drawn per sample in `predictions.png` (2: truth beside prediction).
         example: The arguments of a small head of this kind (reading `features` [B, 8, h, w]), for the contract
             tests every kind passes.
@@ -96,7 +99,7 @@ class TaskHead:
 
     @classmethod
     def config(cls, name: str) -> Description:
-        """The packaged head config `name` (`configs/head/<name>.yaml`) as a dict."""
+        """The packaged head config `name` (the option `head=<name>`) as a dict."""
         return cls.describe(**cls.packaged_configs[name])
 
     @classmethod
@@ -187,6 +190,17 @@ def get_head(kind: str) -> type[TaskHead]:
     if kind not in _HEADS:
         raise BrickError(f"No task head kind {kind!r}. Available: {sorted(_HEADS)}.{did_you_mean(kind, sorted(_HEADS))}")
     return _HEADS[kind]
+
+
+def packaged_head_configs() -> dict[str, type[TaskHead]]:
+    """Packaged head config name (an option of the config group `head`) -> the kind declaring it.
+
+    Example:
+        >>> packaged_head_configs()["image_classification"].kind
+        'classification'
+    """
+    _load_kinds()
+    return {name: head for head in _HEADS.values() for name in head.packaged_configs}
 
 
 def find_heads(output_names: Sequence[str], kinds: Sequence[str] | None = None) -> dict[str, str]:
