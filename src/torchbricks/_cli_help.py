@@ -83,8 +83,9 @@ def _head_options() -> dict[str, str]:
             if kind is None or not isinstance(node, ast.ClassDef):
                 continue
             for statement in node.body:
-                target = statement.target if isinstance(statement, ast.AnnAssign) else None
-                if isinstance(target, ast.Name) and target.id == "packaged_configs" and isinstance(statement.value, ast.Dict):
+                if not isinstance(statement, ast.AnnAssign) or not isinstance(statement.value, ast.Dict):
+                    continue
+                if isinstance(statement.target, ast.Name) and statement.target.id == "packaged_configs":
                     for key in statement.value.keys:
                         if isinstance(key, ast.Constant):
                             options[str(key.value)] = f"a {kind} head ({node.name}): add one with +head@model.bricks.NAME"
