@@ -125,8 +125,42 @@ def test_one_bricks_argument_is_overridden_from_the_command_line() -> None:
 
 
 def test_a_description_naming_what_cannot_be_imported_is_an_error() -> None:
-    from torchbricks.heads import create_from_description, node
+    from torchbricks.heads._registry import create_from_description, node
 
     with pytest.raises(BrickError, match=r"names 'torch\.nn\.Linearr', which cannot be imported"):
         create_from_description(node("torch.nn.Linearr", in_features=1, out_features=1))
     assert create_from_description(node("torch.nn.Linear", in_features=2, out_features=1))(torch.zeros(1, 2)).shape == (1, 1)
+
+
+def test_the_factories_keep_their_parameters_in_order_with_the_shared_ones_first() -> None:
+    import inspect
+
+    from torchbricks.bag_of_bricks.object_detection import create_object_detection_head
+    from torchbricks.bag_of_bricks.point_detection import create_point_detection_head
+    from torchbricks.heads.classification import create_classification_head
+
+    detection = list(inspect.signature(create_object_detection_head).parameters)
+    points = list(inspect.signature(create_point_detection_head).parameters)
+    classification = inspect.signature(create_classification_head)
+
+    shared = ["num_classes", "in_channels", "features_name", "stride"]
+    assert detection[:7] == [*shared, "target_boxes_name", "target_labels_name", "hidden_channels"]
+    assert points[:6] == [*shared, "target_points_name", "target_labels_name"]
+    assert list(classification.parameters) == [
+        "num_classes", "in_channels", "features_name", "targets_name", "image_name", "class_names", "class_weights", "font_size"
+    ]  # fmt: skip
+    assert classification.parameters["image_name"].default is None
+    assert "Image classification bricks" in (create_classification_head.__doc__ or "")
+    assert "targets_name: Name of the target classes [B]." in (create_classification_head.__doc__ or "")
+
+
+def test_a_factory_called_positionally_or_with_a_wrong_keyword_maps_like_its_signature() -> None:
+    from torchbricks.bag_of_bricks.point_detection import create_point_detection_head
+
+    bricks = create_point_detection_head(2, 8, "features", 4, "points", "labels", 16)
+
+    assert bricks["detect"].model.heatmap.out_channels == 2
+    assert bricks["detect"].model.shared[0].out_channels == 16
+    assert bricks["metrics"].metrics["f1"].distance == 4
+    with pytest.raises(TypeError, match="max_point"):
+        create_point_detection_head(2, 8, "features", 4, "points", "labels", max_point=3)

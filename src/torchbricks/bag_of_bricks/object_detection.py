@@ -34,7 +34,7 @@ from torchbricks.bag_of_bricks.necks import create_pyramid_feature_bricks
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.errors import BrickError
 from torchbricks.heads._registry import head_factory
-from torchbricks.heads.detection import DetectionTaskHead
+from torchbricks.heads.detection import DetectionArguments, DetectionTaskHead
 from torchbricks.tags import TagsLike
 
 __all__ = [
@@ -212,8 +212,9 @@ class BrickVisualizeBoxes(BrickPerImageVisualization):
         return draw_boxes(image, boxes, labels, scores=scores, class_names=self.class_names)
 
 
-create_object_detection_head = head_factory(DetectionTaskHead.describe, "create_object_detection_head")
-"""The bricks of `torchbricks.heads.detection.DetectionTaskHead.describe` (see there),
+create_object_detection_head = head_factory(DetectionArguments, DetectionTaskHead, "create_object_detection_head")
+"""The bricks of `torchbricks.heads.detection.DetectionTaskHead.bricks`,
+of the arguments of `torchbricks.heads.detection.DetectionArguments` (see there),
 with relative names so the dict nests under any name."""
 
 

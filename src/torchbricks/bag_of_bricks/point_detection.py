@@ -22,7 +22,7 @@ from torchbricks.bag_of_bricks.drawing import draw_points
 from torchbricks.bag_of_bricks.necks import create_pyramid_feature_bricks
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.heads._registry import head_factory
-from torchbricks.heads.points import PointsTaskHead
+from torchbricks.heads.points import PointsArguments, PointsTaskHead
 from torchbricks.tags import TagsLike
 
 __all__ = [
@@ -257,8 +257,9 @@ class BrickVisualizePoints(BrickPerImageVisualization):
         return draw_points(image, points, labels, scores=scores, class_names=self.class_names, radius=self.radius)
 
 
-create_point_detection_head = head_factory(PointsTaskHead.describe, "create_point_detection_head")
-"""The bricks of `torchbricks.heads.points.PointsTaskHead.describe` (see there),
+create_point_detection_head = head_factory(PointsArguments, PointsTaskHead, "create_point_detection_head")
+"""The bricks of `torchbricks.heads.points.PointsTaskHead.bricks`,
+of the arguments of `torchbricks.heads.points.PointsArguments` (see there),
 with relative names so the dict nests under any name."""
 
 

@@ -13,14 +13,10 @@ from __future__ import annotations
 from torchbricks.heads._registry import (
     Collected,
     TaskHead,
-    brick,
-    create_from_description,
     find_heads,
     get_head,
     head_factory,
     list_heads,
-    metrics,
-    node,
     packaged_head_configs,
     register_head,
 )
@@ -28,14 +24,10 @@ from torchbricks.heads._registry import (
 __all__ = [
     "Collected",
     "TaskHead",
-    "brick",
-    "create_from_description",
     "find_heads",
     "get_head",
     "head_factory",
     "list_heads",
-    "metrics",
-    "node",
     "packaged_head_configs",
     "register_head",
 ]

@@ -6,6 +6,10 @@ Hydra) and served as the packaged head config (`packaged_configs`, with `${...}`
 in Hydra's ConfigStore as the group `head` by `torchbricks.configuration.compose_config`); its
 report adapter (`predictions`) turns a test run's collected values into the cells of `predictions.png`.
 
+A kind's arguments are a frozen dataclass (`arguments`, starting with the common `HeadInputs` or `DenseHeadInputs`)
+that `bricks` turns into nodes, so the parameters every kind shares are declared and documented once; `head_factory`
+gives the `create_*_head` factory the dataclass's parameters. A kind may instead override `describe` itself.
+
 Kinds register themselves with `@register_head("name")`; every public module of `torchbricks.heads` is imported on
 the first lookup, so adding a kind is adding one module.
 """
@@ -26,6 +30,8 @@ from torchbricks.errors import BrickError, did_you_mean
 
 __all__ = [
     "Collected",
+    "DenseHeadInputs",
+    "HeadInputs",
     "HeadPredictionsLike",
     "TaskHead",
     "brick",
@@ -36,6 +42,7 @@ __all__ = [
     "list_heads",
     "metrics",
     "node",
+    "node_of",
     "packaged_head_configs",
     "register_head",
     "visualization",
@@ -55,6 +62,33 @@ class HeadPredictionsLike(Protocol):
     def errors(self) -> np.ndarray: ...
 
     def order(self) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class HeadInputs:
+    """The first arguments of the heads that predict classes from one feature map (`classification`, `multilabel`,
+    `detection`, `points`); each kind's arguments dataclass adds its own after them.
+
+    Attributes:
+        num_classes: Number of classes.
+        in_channels: Channels of the features.
+        features_name: Name of the features [B, C, h, w] (or [B, C] for the classifiers).
+    """
+
+    num_classes: int
+    in_channels: int
+    features_name: str
+
+
+@dataclass(frozen=True)
+class DenseHeadInputs(HeadInputs):
+    """`HeadInputs` of a head predicting on the feature map's cells (`detection`, `points`).
+
+    Attributes:
+        stride: Stride of the features relative to the image.
+    """
+
+    stride: int
 
 
 class TaskHead:
@@ -81,9 +115,19 @@ class TaskHead:
     drawing: ClassVar[str] = ""
     drawn: ClassVar[dict[str, str]] = {}
 
+    arguments: ClassVar[type[Any] | None] = None
+    """The dataclass of the kind's arguments (a `HeadInputs` subclass), when `bricks` reads one."""
+
     @classmethod
-    def describe(cls, **arguments: Any) -> Description:
-        """The head's bricks as nodes; the arguments may be values or `${...}` interpolations."""
+    def describe(cls, *args: Any, **kwargs: Any) -> Description:
+        """The head's bricks as nodes; the arguments (those of `arguments`) may be values or `${...}` interpolations."""
+        if cls.arguments is None:
+            raise NotImplementedError(f"{cls.__qualname__} declares neither `arguments` nor its own `describe`.")
+        return cls.bricks(cls.arguments(*args, **kwargs))
+
+    @classmethod
+    def bricks(cls, arguments: Any) -> Description:
+        """The head's bricks as nodes, from an instance of `arguments`."""
         raise NotImplementedError
 
     @classmethod
@@ -239,25 +283,40 @@ def node(target: str, /, **arguments: Any) -> dict[str, Any]:
     return {"_target_": target, **{key: value for key, value in arguments.items() if value is not None}}
 
 
+def node_of(target: str, given: Any, *names: str, **arguments: Any) -> dict[str, Any]:
+    """`node(target, ...)` of the fields `names` of `given` (a kind's arguments dataclass) and `arguments`.
+
+    Example:
+        >>> node_of("torch.nn.Linear", HeadInputs(num_classes=3, in_channels=2, features_name="x"), "in_channels", out_features=3)
+        {'_target_': 'torch.nn.Linear', 'in_channels': 2, 'out_features': 3}
+    """
+    return node(target, **{name: getattr(given, name) for name in names}, **arguments)
+
+
 Arguments = ParamSpec("Arguments")
 
 
-def head_factory(describe: Callable[Arguments, Description], name: str) -> Callable[Arguments, dict[str, BrickInterface]]:
-    """A `create_*_head` factory of a kind's `describe`: the same arguments (and documentation), the bricks built.
+def head_factory(
+    arguments: Callable[Arguments, Any], head: type[TaskHead], name: str
+) -> Callable[Arguments, dict[str, BrickInterface]]:
+    """A `create_*_head` factory of a kind: the parameters of `arguments` (the kind's arguments dataclass, or its own
+    `describe`), the documentation of its bricks and arguments, the bricks of `head.describe` built.
 
     Example:
         >>> from torchbricks.heads.count import CountTaskHead
-        >>> create_count_head = head_factory(CountTaskHead.describe, "create_count_head")
+        >>> create_count_head = head_factory(CountTaskHead.describe, CountTaskHead, "create_count_head")
         >>> sorted(create_count_head(in_channels=8, features_name="features", target_labels_name="labels"))
         ['loss', 'metrics', 'regress']
     """
 
     def create(*args: Arguments.args, **kwargs: Arguments.kwargs) -> dict[str, BrickInterface]:
-        return {brick_name: create_from_description(node) for brick_name, node in describe(*args, **kwargs).items()}
+        return {brick_name: create_from_description(node) for brick_name, node in head.describe(*args, **kwargs).items()}
 
     create.__name__ = create.__qualname__ = name
-    create.__doc__ = describe.__doc__
-    create.__signature__ = inspect.signature(describe)  # type: ignore[attr-defined]  # help() and IDEs show the arguments
+    documented = [head.bricks, arguments] if head.arguments is not None else [arguments]
+    create.__doc__ = "\n\n".join(inspect.getdoc(part) or "" for part in documented)
+    signature = inspect.signature(arguments).replace(return_annotation="dict[str, BrickInterface]")
+    create.__signature__ = signature  # type: ignore[attr-defined]  # help() and IDEs show the arguments
     return create
 
 

@@ -54,7 +54,7 @@ class SegmentationTaskHead(TaskHead):
     }
 
     @classmethod
-    def describe(  # type: ignore[override]
+    def describe(
         cls,
         num_classes: int,
         in_channels: Sequence[int],
