@@ -37,3 +37,12 @@ def test_the_overrides_that_decide_when_training_stops_and_which_weights_start_i
 
     for override in ("trainer.max_time=00:00:20:00", "early_stopping.patience=20", "model.weights=PATH", "data.image_size=128"):
         assert override in described
+
+
+def test_the_head_group_lists_every_packaged_head_config_of_the_kinds_without_a_yaml_file() -> None:
+    from torchbricks.heads import packaged_head_configs
+
+    groups = {group.name: group for group in read_config_groups()}
+
+    assert sorted(groups["head"].options) == sorted(packaged_head_configs())
+    assert groups["head"].options["image_classification"].startswith("a classification head (ClassificationTaskHead)")

@@ -3,11 +3,13 @@
 The command line must answer `--help` in a fraction of a second, so nothing here imports torch, Hydra or YAML:
 the config groups are the folders of the config directory, their options the `.yaml` files in them, a default
 is a line `- group: option` of the primary config's `defaults:` list, and an option's description is the first
-comment line of its file.
+comment line of its file. The group `head` has no folder: its options are the packaged configs of the head kinds
+(`torchbricks.heads`), read here from the kinds' source (`packaged_configs` of each `@register_head` class).
 """
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -15,6 +17,9 @@ __all__ = ["COMMON_OVERRIDES", "CONFIG_DIR", "ConfigGroup", "describe_config_gro
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 """The configs shipped with torchbricks (the same folder as `torchbricks.configuration.CONFIG_DIR`)."""
+
+HEADS_DIR = Path(__file__).parent / "heads"
+"""The head kinds, whose packaged configs are the options of the group `head`."""
 
 COMMON_OVERRIDES = (
     ("trainer.max_time=00:00:20:00", "a longer training time budget (DD:HH:MM:SS)"),
@@ -61,13 +66,39 @@ def read_config_groups(config_dir: Path = CONFIG_DIR, config_name: str = "train"
         ['data', 'head']
     """
     defaults = _read_defaults(config_dir / f"{config_name}.yaml")
-    groups = []
+    found: dict[str, dict[str, str]] = {"head": _head_options()} if config_dir == CONFIG_DIR else {}
     for folder in sorted(path for path in config_dir.rglob("*") if path.is_dir()):
         options = {path.stem: _first_comment(path) for path in sorted(folder.glob("*.yaml"))}
         if options:
-            name = folder.relative_to(config_dir).as_posix()
-            groups.append(ConfigGroup(name, options, defaults.get(name)))
-    return groups
+            found.setdefault(folder.relative_to(config_dir).as_posix(), {}).update(options)
+    return [ConfigGroup(name, dict(sorted(options.items())), defaults.get(name)) for name, options in sorted(found.items())]
+
+
+def _head_options() -> dict[str, str]:
+    """Packaged head config -> `<kind> head`, from the source of the head kinds (no import: no torch)."""
+    options = {}
+    for path in sorted(HEADS_DIR.glob("[!_]*.py")):
+        for node in ast.parse(path.read_text()).body:
+            kind = _registered_kind(node)
+            if kind is None or not isinstance(node, ast.ClassDef):
+                continue
+            for statement in node.body:
+                if not isinstance(statement, ast.AnnAssign) or not isinstance(statement.value, ast.Dict):
+                    continue
+                if isinstance(statement.target, ast.Name) and statement.target.id == "packaged_configs":
+                    for key in statement.value.keys:
+                        if isinstance(key, ast.Constant):
+                            options[str(key.value)] = f"a {kind} head ({node.name}): add one with +head@model.bricks.NAME"
+    return options
+
+
+def _registered_kind(node: ast.stmt) -> str | None:
+    """The kind of a class decorated with `@register_head("kind")`, or None."""
+    for decorator in getattr(node, "decorator_list", []):
+        if isinstance(decorator, ast.Call) and getattr(decorator.func, "id", "") == "register_head" and decorator.args:
+            argument = decorator.args[0]
+            return str(argument.value) if isinstance(argument, ast.Constant) else None
+    return None
 
 
 def describe_config_groups(config_dir: Path = CONFIG_DIR, config_name: str = "train") -> str:

@@ -12,7 +12,7 @@ from torchbricks.bag_of_bricks.multilabel_classification import create_multilabe
 from torchbricks.bag_of_bricks.object_detection import create_object_detection_head
 from torchbricks.bag_of_bricks.segmentation import create_segmentation_head
 from torchbricks.errors import BrickError
-from torchbricks.heads import HEAD_CONFIG_FOLDER, find_heads, get_head, head_config_text, list_heads, packaged_head_configs
+from torchbricks.heads import find_heads, get_head, list_heads, packaged_head_configs
 from torchbricks.trained_experiment import find_heads as find_deployed_heads
 
 
@@ -33,8 +33,39 @@ def test_heads_are_found_by_their_outputs_and_the_deployed_ones_keep_the_four_ki
 
 
 @pytest.mark.parametrize("name", sorted(packaged_head_configs()))
-def test_the_packaged_head_configs_are_the_kinds_descriptions_written_out(name: str) -> None:
-    assert (HEAD_CONFIG_FOLDER / f"{name}.yaml").read_text() == head_config_text(name)
+def test_the_head_config_group_serves_each_kinds_description_with_no_yaml_file(name: str) -> None:
+    from omegaconf import OmegaConf
+
+    from torchbricks.configuration import CONFIG_DIR, compose_config
+
+    config = compose_config(["task=detection", "data.root=unused", f"+head@model.bricks.extra={name}"])
+
+    assert not (CONFIG_DIR / "head").exists()
+    assert OmegaConf.to_container(config.model.bricks.extra) == packaged_head_configs()[name].config(name)
+
+
+def test_a_task_configs_head_takes_a_command_line_override_of_one_bricks_argument() -> None:
+    from torchbricks.configuration import compose_config
+
+    config = compose_config(["task=detection", "data.root=unused", "model.bricks.detection.decode.model.score_threshold=0.2"])
+
+    assert config.model.bricks.detection.decode.model.score_threshold == 0.2
+    assert config.model.bricks.detection.decode.model.iou_threshold == 0.5
+
+
+def test_a_users_head_file_named_like_a_packaged_head_config_is_refused_and_another_name_composes(tmp_path: Path) -> None:
+    from torchbricks.configuration import compose_config
+    from torchbricks.errors import ConfigError
+
+    (tmp_path / "head").mkdir()
+    (tmp_path / "head" / "classification.yaml").write_text("mine:\n  _target_: torch.nn.Identity\n")
+    with pytest.raises(ConfigError, match=r"classification.yaml' has the name of the packaged head config 'classification'"):
+        compose_config(["+head@model.bricks.extra=classification"], extra_config_dirs=[tmp_path])
+
+    (tmp_path / "head" / "classification.yaml").rename(tmp_path / "head" / "mine.yaml")
+    config = compose_config(["+head@model.bricks.extra=mine"], extra_config_dirs=[tmp_path])
+
+    assert list(config.model.bricks.extra) == ["mine"]
 
 
 def _described(bricks: dict) -> list[tuple[str, str, list[str]]]:
@@ -94,8 +125,42 @@ def test_one_bricks_argument_is_overridden_from_the_command_line() -> None:
 
 
 def test_a_description_naming_what_cannot_be_imported_is_an_error() -> None:
-    from torchbricks.heads import create_from_description, node
+    from torchbricks.heads._registry import create_from_description, node
 
     with pytest.raises(BrickError, match=r"names 'torch\.nn\.Linearr', which cannot be imported"):
         create_from_description(node("torch.nn.Linearr", in_features=1, out_features=1))
     assert create_from_description(node("torch.nn.Linear", in_features=2, out_features=1))(torch.zeros(1, 2)).shape == (1, 1)
+
+
+def test_the_factories_keep_their_parameters_in_order_with_the_shared_ones_first() -> None:
+    import inspect
+
+    from torchbricks.bag_of_bricks.object_detection import create_object_detection_head
+    from torchbricks.bag_of_bricks.point_detection import create_point_detection_head
+    from torchbricks.heads.classification import create_classification_head
+
+    detection = list(inspect.signature(create_object_detection_head).parameters)
+    points = list(inspect.signature(create_point_detection_head).parameters)
+    classification = inspect.signature(create_classification_head)
+
+    shared = ["num_classes", "in_channels", "features_name", "stride"]
+    assert detection[:7] == [*shared, "target_boxes_name", "target_labels_name", "hidden_channels"]
+    assert points[:6] == [*shared, "target_points_name", "target_labels_name"]
+    assert list(classification.parameters) == [
+        "num_classes", "in_channels", "features_name", "targets_name", "image_name", "class_names", "class_weights", "font_size"
+    ]  # fmt: skip
+    assert classification.parameters["image_name"].default is None
+    assert "Image classification bricks" in (create_classification_head.__doc__ or "")
+    assert "targets_name: Name of the target classes [B]." in (create_classification_head.__doc__ or "")
+
+
+def test_a_factory_called_positionally_or_with_a_wrong_keyword_maps_like_its_signature() -> None:
+    from torchbricks.bag_of_bricks.point_detection import create_point_detection_head
+
+    bricks = create_point_detection_head(2, 8, "features", 4, "points", "labels", 16)
+
+    assert bricks["detect"].model.heatmap.out_channels == 2
+    assert bricks["detect"].model.shared[0].out_channels == 16
+    assert bricks["metrics"].metrics["f1"].distance == 4
+    with pytest.raises(TypeError, match="max_point"):
+        create_point_detection_head(2, 8, "features", 4, "points", "labels", max_point=3)

@@ -11,12 +11,11 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 from torchbricks import BrickCollection, BrickLoss, BrickMetrics, BrickMetricSingle, BrickTrainable
+from torchbricks.heads._predictions import HeadPredictions
+from torchbricks.heads.detection import Boxes, BoxHeadPredictions
+from torchbricks.heads.multilabel import MultiLabelHeadPredictions
+from torchbricks.heads.points import PointHeadPredictions
 from torchbricks.lightning.report import (
-    Boxes,
-    BoxHeadPredictions,
-    HeadPredictions,
-    MultiLabelHeadPredictions,
-    PointHeadPredictions,
     collect_predictions,
     curve_series,
     normalized_confusion_matrices,

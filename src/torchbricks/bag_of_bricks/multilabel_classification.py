@@ -13,7 +13,7 @@ from torch import nn
 from torchbricks.bag_of_bricks.brick_visualizer import BrickPerImageVisualization
 from torchbricks.bag_of_bricks.drawing import draw_class_label, load_font
 from torchbricks.heads._registry import head_factory
-from torchbricks.heads.multilabel import MultiLabelTaskHead
+from torchbricks.heads.multilabel import MultiLabelArguments, MultiLabelTaskHead
 from torchbricks.tags import TagsLike
 
 __all__ = [
@@ -93,6 +93,9 @@ class BrickVisualizeMultiLabel(BrickPerImageVisualization):
         return draw_class_label(image, ", ".join(names) or "-", font=load_font(self.font_size))
 
 
-create_multilabel_classification_head = head_factory(MultiLabelTaskHead.describe, "create_multilabel_classification_head")
-"""The bricks of `torchbricks.heads.multilabel.MultiLabelTaskHead.describe` (see there),
+create_multilabel_classification_head = head_factory(
+    MultiLabelArguments, MultiLabelTaskHead, "create_multilabel_classification_head"
+)
+"""The bricks of `torchbricks.heads.multilabel.MultiLabelTaskHead.bricks`,
+of the arguments of `torchbricks.heads.multilabel.MultiLabelArguments` (see there),
 with relative names so the dict nests under any name."""

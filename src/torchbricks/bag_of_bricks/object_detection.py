@@ -27,13 +27,14 @@ from torchbricks.bag_of_bricks._box_geometry import (
     render_box_targets,
 )
 from torchbricks.bag_of_bricks._box_metrics import BoxMeanAveragePrecision
+from torchbricks.bag_of_bricks._heatmaps import gather_cells, heatmap_focal_loss, heatmap_peaks, set_prior
 from torchbricks.bag_of_bricks.brick_visualizer import BrickPerImageVisualization
 from torchbricks.bag_of_bricks.drawing import draw_boxes
 from torchbricks.bag_of_bricks.necks import create_pyramid_feature_bricks
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.errors import BrickError
 from torchbricks.heads._registry import head_factory
-from torchbricks.heads.detection import DetectionTaskHead
+from torchbricks.heads.detection import DetectionArguments, DetectionTaskHead
 from torchbricks.tags import TagsLike
 
 __all__ = [
@@ -77,8 +78,7 @@ class BoxDetectionHead(nn.Module):
         )
         self.heatmap = nn.Conv2d(hidden_channels, num_classes, kernel_size=1)
         self.distances = nn.Conv2d(hidden_channels, 4, kernel_size=1)
-        with torch.no_grad():
-            self.heatmap.bias.fill_(float(np.log(prior / (1.0 - prior))))  # type: ignore[union-attr]
+        set_prior(self.heatmap, prior)
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         shared = self.shared(features)
@@ -111,12 +111,8 @@ class BoxDetectionLoss(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         height, width = heatmap_logits.shape[-2:]
         heat, assigned, weight = render_box_targets(target_boxes, target_labels, self.num_classes, (height, width), self.stride)
-        probability = torch.sigmoid(heatmap_logits)
-        positive = (heat >= 1.0).to(heatmap_logits.dtype)
-        positive_loss = -((1 - probability) ** self.alpha) * F.logsigmoid(heatmap_logits) * positive
-        negative_loss = -((1 - heat) ** self.beta) * probability**self.alpha * F.logsigmoid(-heatmap_logits) * (1 - positive)
         count = (target_labels >= 0).sum().clamp(min=1).to(heatmap_logits.dtype)
-        heatmap_loss = (positive_loss.sum() + negative_loss.sum()) / count
+        heatmap_loss = heatmap_focal_loss(heatmap_logits, heat, count, self.alpha, self.beta)
         _, giou = generalized_box_iou_pairs(distances_to_boxes(distances, self.stride), assigned)
         box_loss = ((1 - giou) * weight).sum() / weight.sum().clamp(min=1e-6)
         return heatmap_loss, self.box_weight * box_loss
@@ -162,14 +158,8 @@ class BoxDecoder(nn.Module):
         self.nms_iterations = nms_iterations
 
     def forward(self, heatmap_logits: torch.Tensor, distances: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        num_classes, height, width = heatmap_logits.shape[1:]
-        heat = torch.sigmoid(heatmap_logits)
-        peaks = heat * (F.max_pool2d(heat, kernel_size=3, stride=1, padding=1) == heat)
-        scores, indices = torch.topk(peaks.flatten(1), k=min(self.max_detections, num_classes * height * width), dim=1)
-        cells = indices % (height * width)
-        labels = torch.div(indices, height * width, rounding_mode="floor")
-        all_boxes = distances_to_boxes(distances, self.stride).flatten(1, 2)  # [B, h*w, 4]
-        boxes = torch.gather(all_boxes, 1, cells.unsqueeze(-1).expand(-1, -1, 4))
+        scores, cells, labels = heatmap_peaks(heatmap_logits, self.max_detections)
+        boxes = gather_cells(distances_to_boxes(distances, self.stride).permute(0, 3, 1, 2), cells).transpose(1, 2)  # [B, P, 4]
         keep = matrix_nms(boxes, scores, labels, self.iou_threshold, self.nms_iterations) & (scores >= self.score_threshold)
         # Dropped entries are zeroed: their order among near-equal weak scores is not stable across runtimes.
         boxes = torch.where(keep.unsqueeze(-1), boxes, torch.zeros_like(boxes))
@@ -222,8 +212,9 @@ class BrickVisualizeBoxes(BrickPerImageVisualization):
         return draw_boxes(image, boxes, labels, scores=scores, class_names=self.class_names)
 
 
-create_object_detection_head = head_factory(DetectionTaskHead.describe, "create_object_detection_head")
-"""The bricks of `torchbricks.heads.detection.DetectionTaskHead.describe` (see there),
+create_object_detection_head = head_factory(DetectionArguments, DetectionTaskHead, "create_object_detection_head")
+"""The bricks of `torchbricks.heads.detection.DetectionTaskHead.bricks`,
+of the arguments of `torchbricks.heads.detection.DetectionArguments` (see there),
 with relative names so the dict nests under any name."""
 
 

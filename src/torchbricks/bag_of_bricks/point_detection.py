@@ -16,12 +16,13 @@ from PIL import Image
 from torch import nn
 from torchmetrics import Metric
 
+from torchbricks.bag_of_bricks._heatmaps import gather_cells, heatmap_focal_loss, heatmap_peaks, set_prior
 from torchbricks.bag_of_bricks.brick_visualizer import BrickPerImageVisualization
 from torchbricks.bag_of_bricks.drawing import draw_points
 from torchbricks.bag_of_bricks.necks import create_pyramid_feature_bricks
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.heads._registry import head_factory
-from torchbricks.heads.points import PointsTaskHead
+from torchbricks.heads.points import PointsArguments, PointsTaskHead
 from torchbricks.tags import TagsLike
 
 __all__ = [
@@ -58,8 +59,7 @@ class PointDetectionHead(nn.Module):
         self.shared = nn.Sequential(nn.Conv2d(in_channels, hidden_channels, kernel_size=3, padding=1), nn.ReLU(inplace=True))
         self.heatmap = nn.Conv2d(hidden_channels, num_classes, kernel_size=1)
         self.offsets = nn.Conv2d(hidden_channels, 2, kernel_size=1)
-        with torch.no_grad():
-            self.heatmap.bias.fill_(float(np.log(prior / (1.0 - prior))))  # type: ignore[union-attr]
+        set_prior(self.heatmap, prior)
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         shared = self.shared(features)
@@ -94,13 +94,9 @@ class PointDecoder(nn.Module):
         self.threshold = threshold
 
     def forward(self, heatmap_logits: torch.Tensor, offsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        num_classes, height, width = heatmap_logits.shape[1:]
-        heat = torch.sigmoid(heatmap_logits)
-        peaks = heat * (F.max_pool2d(heat, kernel_size=3, stride=1, padding=1) == heat)
-        scores, indices = torch.topk(peaks.flatten(1), k=min(self.max_points, num_classes * height * width), dim=1)
-        cells = indices % (height * width)
-        labels = torch.div(indices, height * width, rounding_mode="floor")
-        offset = torch.gather(offsets.flatten(2), 2, cells.unsqueeze(1).expand(-1, 2, -1))  # [B, 2, P]
+        width = heatmap_logits.shape[-1]
+        scores, cells, labels = heatmap_peaks(heatmap_logits, self.max_points)
+        offset = gather_cells(offsets, cells)  # [B, 2, P]
         x = (cells % width).to(offsets.dtype) + offset[:, 0]
         y = torch.div(cells, width, rounding_mode="floor").to(offsets.dtype) + offset[:, 1]
         points = torch.stack((x, y), dim=-1) * self.stride
@@ -165,16 +161,9 @@ class PointDetectionLoss(nn.Module):
         heat, cells, target_offsets, valid = render_heatmap_targets(
             target_points, target_labels, self.num_classes, (height, width), self.stride, self.sigma
         )
-        probability = torch.sigmoid(heatmap_logits)
-        positive = (heat >= 1.0).to(heatmap_logits.dtype)
-        log_p = F.logsigmoid(heatmap_logits)
-        log_not_p = F.logsigmoid(-heatmap_logits)
-        positive_loss = -((1 - probability) ** self.alpha) * log_p * positive
-        negative_loss = -((1 - heat) ** self.beta) * probability**self.alpha * log_not_p * (1 - positive)
         count = valid.sum().clamp(min=1).to(heatmap_logits.dtype)
-        heatmap_loss = (positive_loss.sum() + negative_loss.sum()) / count
-        flat_cells = (cells[..., 1] * width + cells[..., 0]).unsqueeze(1).expand(-1, 2, -1)  # [B, 2, N]
-        predicted = torch.gather(offsets.flatten(2), 2, flat_cells).transpose(1, 2)  # [B, N, 2]
+        heatmap_loss = heatmap_focal_loss(heatmap_logits, heat, count, self.alpha, self.beta)
+        predicted = gather_cells(offsets, cells[..., 1] * width + cells[..., 0]).transpose(1, 2)  # [B, N, 2]
         offset_loss = ((predicted - target_offsets).abs() * valid[..., None]).sum() / count
         return heatmap_loss, offset_loss
 
@@ -268,8 +257,9 @@ class BrickVisualizePoints(BrickPerImageVisualization):
         return draw_points(image, points, labels, scores=scores, class_names=self.class_names, radius=self.radius)
 
 
-create_point_detection_head = head_factory(PointsTaskHead.describe, "create_point_detection_head")
-"""The bricks of `torchbricks.heads.points.PointsTaskHead.describe` (see there),
+create_point_detection_head = head_factory(PointsArguments, PointsTaskHead, "create_point_detection_head")
+"""The bricks of `torchbricks.heads.points.PointsTaskHead.bricks`,
+of the arguments of `torchbricks.heads.points.PointsArguments` (see there),
 with relative names so the dict nests under any name."""
 
 

@@ -100,7 +100,7 @@ class BrickVisualizeSegmentation(BrickPerImageVisualization):
         return overlay_segmentation_mask(image, mask, alpha=self.alpha, background_class=self.background_class)
 
 
-create_segmentation_head = head_factory(SegmentationTaskHead.describe, "create_segmentation_head")
+create_segmentation_head = head_factory(SegmentationTaskHead.describe, SegmentationTaskHead, "create_segmentation_head")
 """The bricks of `torchbricks.heads.segmentation.SegmentationTaskHead.describe` (see there),
 with relative names so the dict nests under any name."""
 

@@ -61,6 +61,7 @@ def compose_config(
             f"No config {config_name!r} in {[str(directory) for directory in search]}. Available: {available}."
             f"{did_you_mean(config_name, available)}"
         )
+    _check_head_names(search)
     overrides = [_free_form(override) for override in overrides]
     others = [directory for directory in search if directory != primary_dir]
     if others:  # searched after the primary config's folder, like Hydra's own --config-dir
@@ -81,6 +82,7 @@ def _compose(config_dir: Path, config_name: str, overrides: list[str]) -> Any:
     global_hydra = require("hydra.core.global_hydra", "hydra").GlobalHydra
     outer = global_hydra.instance().hydra if global_hydra.instance().is_initialized() else None  # e.g. in @hydra.main
     global_hydra.instance().clear()
+    _store_head_configs()
     try:
         with hydra.initialize_config_dir(config_dir=str(config_dir), version_base=None, job_name="torchbricks"):
             return hydra.compose(config_name=config_name, overrides=list(overrides))
@@ -92,6 +94,35 @@ def _compose(config_dir: Path, config_name: str, overrides: list[str]) -> Any:
         if outer is not None:  # the context manager restored a copy of the cleared instance: fill that one
             global_hydra.instance().clear()
             global_hydra.instance().initialize(outer)
+
+
+def _store_head_configs() -> None:
+    """Stores every head kind's packaged configs in Hydra's ConfigStore as options of the group `head`.
+
+    The head kinds (`torchbricks.heads`) are the only description of a head: the task configs' defaults
+    (`/head@model.bricks.detection: detection`) and `+head@model.bricks.NAME=<name>` find them here, a brick's
+    argument is overridden as in a file (`model.bricks.detection.decode.model.score_threshold=0.2`), and a new kind's
+    configs are options without a YAML file.
+    """
+    config_store = require("hydra.core.config_store", "hydra").ConfigStore.instance()
+    from torchbricks.heads import packaged_head_configs
+
+    for name, head in packaged_head_configs().items():
+        config_store.store(group="head", name=name, node=head.config(name))
+
+
+def _check_head_names(folders: Sequence[Path]) -> None:
+    """Refuses a user's `head/<name>.yaml` named like a packaged head config: Hydra would merge the two."""
+    from torchbricks.heads import packaged_head_configs
+
+    packaged = packaged_head_configs()
+    for folder in folders:
+        for path in sorted((folder / "head").glob("*.yaml")):
+            if path.stem in packaged:
+                raise ConfigError(
+                    f"The config {str(path)!r} has the name of the packaged head config {path.stem!r} (kind "
+                    f"{packaged[path.stem].kind!r}), which Hydra would merge into it; give it another name."
+                )
 
 
 def _free_form(override: str) -> str:

@@ -15,7 +15,6 @@ from torchbricks.errors import DataError
 
 __all__ = [
     "BOX_TOLERANCE",
-    "IGNORE_INDEX",
     "IMAGE_EXTENSIONS",
     "DataError",
     "DataProblems",
@@ -30,8 +29,6 @@ __all__ = [
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
-IGNORE_INDEX = 255
-"""Mask value that losses and metrics ignore."""
 BOX_TOLERANCE = 1.0
 """Pixels a box may reach past its image's border (rounding in annotation tools) before it is an error."""
 

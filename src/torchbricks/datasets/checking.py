@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from torchbricks._conventions import IGNORE_INDEX
 from torchbricks.datasets.detection_layouts import (
     DETECTION_LAYOUTS,
     LAYOUT_EXPECTS,
@@ -28,7 +29,6 @@ from torchbricks.datasets.detection_layouts import (
     read_detection_split,
 )
 from torchbricks.datasets.readers import (
-    IGNORE_INDEX,
     BoxDataset,
     DataError,
     DataProblems,

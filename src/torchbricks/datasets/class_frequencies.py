@@ -21,7 +21,8 @@ from typing import TypeVar
 import numpy as np
 from PIL import Image
 
-from torchbricks.datasets.readers import IGNORE_INDEX, IMAGE_EXTENSIONS, CocoDataset, DataError
+from torchbricks._conventions import IGNORE_INDEX
+from torchbricks.datasets.readers import IMAGE_EXTENSIONS, CocoDataset, DataError
 
 __all__ = [
     "MAX_MASKS",

@@ -35,9 +35,9 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from torchbricks._conventions import IGNORE_INDEX
 from torchbricks.datasets._reading import (
     BOX_TOLERANCE,
-    IGNORE_INDEX,
     IMAGE_EXTENSIONS,
     DataError,
     DataProblems,

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from torchbricks._conventions import IGNORE_INDEX
 from torchbricks._extras import require
 from torchbricks.datasets.tiling import tile_windows
 from torchbricks.errors import BrickError
@@ -38,7 +39,6 @@ MIN_BOX_VISIBILITY = 0.5
 """Fraction of a box (or of the tile, for a box larger than it) that must lie inside a tile for the box to be kept."""
 IMAGES_PER_GROUP = 4
 """Images whose tiles a training epoch mixes at a time, and the decoded images kept per loader process."""
-_MASK_PADDING = 255  # the ignore index of the segmentation losses and metrics
 _TILEABLE = ("image_size_at", "load_sample", "named_sample")
 
 
@@ -77,7 +77,7 @@ def crop_sample(
     tile["image"] = tv_tensors.Image(torch.nn.functional.pad(image, padding, value=0))
     if "mask" in sample:
         mask = sample["mask"].as_subclass(torch.Tensor)[..., y_min:y_max, x_min:x_max]
-        tile["mask"] = tv_tensors.Mask(torch.nn.functional.pad(mask, padding, value=_MASK_PADDING))
+        tile["mask"] = tv_tensors.Mask(torch.nn.functional.pad(mask, padding, value=IGNORE_INDEX))
     if "boxes" in sample:
         boxes = sample["boxes"].as_subclass(torch.Tensor).float()
         clipped = torch.stack(

@@ -17,6 +17,8 @@ __all__ = [
     "class_indices",
     "class_names_of",
     "color_cycle",
+    "greedy_matches",
+    "indexed_predictions",
     "mistakes_first",
     "show_image",
     "split_padded",
@@ -125,8 +127,20 @@ class MatchedPredictions:
     prediction: Sequence[Any]
     cells_per_sample = 2
 
-    def errors(self) -> np.ndarray:
+    def affinity(self, truth: Any, prediction: Any) -> np.ndarray:
+        """[P, N]: how well each predicted object (rows, in matching order) fits each true object; -inf: cannot match."""
         raise NotImplementedError
+
+    match_threshold: float
+    """A predicted object matches a true one when their affinity is at least this."""
+
+    def errors(self) -> np.ndarray:
+        """Per image: predicted objects matching no true object plus true objects missed (see `greedy_matches`)."""
+        counts = []
+        for truth, prediction in zip(self.truth, self.prediction, strict=True):
+            matched = greedy_matches(self.affinity(truth, prediction), self.match_threshold)
+            counts.append(len(truth.labels) + len(prediction.labels) - 2 * matched)
+        return np.asarray(counts, dtype=np.float64)
 
     def order(self) -> np.ndarray:
         """Image indices, the most unmatched objects first, then the rest in their original order."""
@@ -147,6 +161,31 @@ class MatchedPredictions:
                 axes.set_title(f"true ({len(objects.labels)})", fontsize=9, color="black")
             else:
                 axes.set_title(f"pred ({error:.0f} unmatched)", fontsize=9, color="tab:red" if error > 0 else "black")
+
+
+def greedy_matches(affinity: np.ndarray, threshold: float) -> int:
+    """How many predicted objects (rows, in order) match a true object (columns): each row takes the free column of
+    highest affinity, if that affinity is at least `threshold`.
+
+    Example:
+        >>> greedy_matches(np.array([[0.9, 0.8], [0.7, -np.inf], [0.6, 0.2]]), threshold=0.5)
+        1
+    """
+    free = np.ones(affinity.shape[1], dtype=bool)
+    for row in affinity:
+        candidates = np.where(free, row, -np.inf)
+        if len(candidates) and candidates.max() >= threshold:
+            free[int(candidates.argmax())] = False
+    return int((~free).sum())
+
+
+def indexed_predictions(kind: Literal["classification", "segmentation"], collected: Any, ndim: int) -> HeadPredictions | None:
+    """The predictions of a head whose truth and prediction are class indices of `ndim` dimensions (1: classes [N],
+    3: masks [N, H, W]) from what the report collected (a `Collected`), or None when they are not."""
+    found = class_indices(collected.pair())
+    if found is None or found[1].ndim != ndim:
+        return None
+    return HeadPredictions(collected.head, kind, collected.images, found[1], found[0])
 
 
 def split_padded(batches: list[list[np.ndarray]], keep_predicted: Any) -> tuple[list[list[np.ndarray]], list[list[np.ndarray]]]:

@@ -2,8 +2,13 @@
 
 A head kind is one class: `describe(...)` gives its bricks as plain nodes (`{"_target_": dotted path, ...}`, the form
 of a Hydra config), so the same description is instantiated by the `create_*_head` factories (`create`, without
-Hydra) and written as the packaged head config (`packaged_configs`, with `${...}` interpolations as arguments); its
+Hydra) and served as the packaged head config (`packaged_configs`, with `${...}` interpolations as arguments, stored
+in Hydra's ConfigStore as the group `head` by `torchbricks.configuration.compose_config`); its
 report adapter (`predictions`) turns a test run's collected values into the cells of `predictions.png`.
+
+A kind's arguments are a frozen dataclass (`arguments`, starting with the common `HeadInputs` or `DenseHeadInputs`)
+that `bricks` turns into nodes, so the parameters every kind shares are declared and documented once; `head_factory`
+gives the `create_*_head` factory the dataclass's parameters. A kind may instead override `describe` itself.
 
 Kinds register themselves with `@register_head("name")`; every public module of `torchbricks.heads` is imported on
 the first lookup, so adding a kind is adding one module.
@@ -25,6 +30,8 @@ from torchbricks.errors import BrickError, did_you_mean
 
 __all__ = [
     "Collected",
+    "DenseHeadInputs",
+    "HeadInputs",
     "HeadPredictionsLike",
     "TaskHead",
     "brick",
@@ -35,6 +42,8 @@ __all__ = [
     "list_heads",
     "metrics",
     "node",
+    "node_of",
+    "packaged_head_configs",
     "register_head",
     "visualization",
 ]
@@ -55,6 +64,33 @@ class HeadPredictionsLike(Protocol):
     def order(self) -> np.ndarray: ...
 
 
+@dataclass(frozen=True)
+class HeadInputs:
+    """The first arguments of the heads that predict classes from one feature map (`classification`, `multilabel`,
+    `detection`, `points`); each kind's arguments dataclass adds its own after them.
+
+    Attributes:
+        num_classes: Number of classes.
+        in_channels: Channels of the features.
+        features_name: Name of the features [B, C, h, w] (or [B, C] for the classifiers).
+    """
+
+    num_classes: int
+    in_channels: int
+    features_name: str
+
+
+@dataclass(frozen=True)
+class DenseHeadInputs(HeadInputs):
+    """`HeadInputs` of a head predicting on the feature map's cells (`detection`, `points`).
+
+    Attributes:
+        stride: Stride of the features relative to the image.
+    """
+
+    stride: int
+
+
 class TaskHead:
     """A kind of task head: its bricks, its packaged config and its report adapter.
 
@@ -62,10 +98,13 @@ class TaskHead:
         kind: The registered name (`classification`, `detection`, ...), also the `kind` of its predictions.
         outputs: The outputs (relative to the head) by which a head of this kind is recognised in a collection; the
             first is the prediction.
-        packaged_configs: Packaged config name (`configs/head/<name>.yaml`) -> the arguments of `describe` it uses.
+        packaged_configs: Packaged config name (the option `<name>` of the config group `head`) -> the arguments of
+            `describe` it uses.
         cells_per_sample: Images drawn per sample in `predictions.png` (2: truth beside prediction).
         example: The arguments of a small head of this kind (reading `features` [B, 8, h, w]), for the contract
             tests every kind passes.
+        drawing: The visualization brick (a dotted path) that draws the head's predictions on the images.
+        drawn: What the drawing reads of the head's outputs: its argument -> a relative output name.
     """
 
     kind: ClassVar[str] = ""
@@ -73,11 +112,29 @@ class TaskHead:
     packaged_configs: ClassVar[dict[str, dict[str, Any]]] = {}
     cells_per_sample: ClassVar[int] = 1
     example: ClassVar[dict[str, Any]] = {}
+    drawing: ClassVar[str] = ""
+    drawn: ClassVar[dict[str, str]] = {}
+
+    arguments: ClassVar[type[Any] | None] = None
+    """The dataclass of the kind's arguments (a `HeadInputs` subclass), when `bricks` reads one."""
 
     @classmethod
-    def describe(cls, **arguments: Any) -> Description:
-        """The head's bricks as nodes; the arguments may be values or `${...}` interpolations."""
+    def describe(cls, *args: Any, **kwargs: Any) -> Description:
+        """The head's bricks as nodes; the arguments (those of `arguments`) may be values or `${...}` interpolations."""
+        if cls.arguments is None:
+            raise NotImplementedError(f"{cls.__qualname__} declares neither `arguments` nor its own `describe`.")
+        return cls.bricks(cls.arguments(*args, **kwargs))
+
+    @classmethod
+    def bricks(cls, arguments: Any) -> Description:
+        """The head's bricks as nodes, from an instance of `arguments`."""
         raise NotImplementedError
+
+    @classmethod
+    def with_drawing(cls, bricks: Description, image_name: str | None, **options: Any) -> Description:
+        """`bricks` and, when `image_name` is given, `visualize`: the kind's `drawing` of its `drawn` outputs on the
+        images `image_name` (with `options`, those that are None left out), writing `./visualization`."""
+        return {**bricks, **visualization(cls.drawing, image_name, **cls.drawn, **options)}
 
     @classmethod
     def create(cls, **arguments: Any) -> dict[str, BrickInterface]:
@@ -86,7 +143,7 @@ class TaskHead:
 
     @classmethod
     def config(cls, name: str) -> Description:
-        """The packaged head config `name` (`configs/head/<name>.yaml`) as a dict."""
+        """The packaged head config `name` (the option `head=<name>`) as a dict."""
         return cls.describe(**cls.packaged_configs[name])
 
     @classmethod
@@ -179,6 +236,17 @@ def get_head(kind: str) -> type[TaskHead]:
     return _HEADS[kind]
 
 
+def packaged_head_configs() -> dict[str, type[TaskHead]]:
+    """Packaged head config name (an option of the config group `head`) -> the kind declaring it.
+
+    Example:
+        >>> packaged_head_configs()["image_classification"].kind
+        'classification'
+    """
+    _load_kinds()
+    return {name: head for head in _HEADS.values() for name in head.packaged_configs}
+
+
 def find_heads(output_names: Sequence[str], kinds: Sequence[str] | None = None) -> dict[str, str]:
     """The task heads among a collection's output names: head path -> kind.
 
@@ -215,25 +283,40 @@ def node(target: str, /, **arguments: Any) -> dict[str, Any]:
     return {"_target_": target, **{key: value for key, value in arguments.items() if value is not None}}
 
 
+def node_of(target: str, given: Any, *names: str, **arguments: Any) -> dict[str, Any]:
+    """`node(target, ...)` of the fields `names` of `given` (a kind's arguments dataclass) and `arguments`.
+
+    Example:
+        >>> node_of("torch.nn.Linear", HeadInputs(num_classes=3, in_channels=2, features_name="x"), "in_channels", out_features=3)
+        {'_target_': 'torch.nn.Linear', 'in_channels': 2, 'out_features': 3}
+    """
+    return node(target, **{name: getattr(given, name) for name in names}, **arguments)
+
+
 Arguments = ParamSpec("Arguments")
 
 
-def head_factory(describe: Callable[Arguments, Description], name: str) -> Callable[Arguments, dict[str, BrickInterface]]:
-    """A `create_*_head` factory of a kind's `describe`: the same arguments (and documentation), the bricks built.
+def head_factory(
+    arguments: Callable[Arguments, Any], head: type[TaskHead], name: str
+) -> Callable[Arguments, dict[str, BrickInterface]]:
+    """A `create_*_head` factory of a kind: the parameters of `arguments` (the kind's arguments dataclass, or its own
+    `describe`), the documentation of its bricks and arguments, the bricks of `head.describe` built.
 
     Example:
         >>> from torchbricks.heads.count import CountTaskHead
-        >>> create_count_head = head_factory(CountTaskHead.describe, "create_count_head")
+        >>> create_count_head = head_factory(CountTaskHead.describe, CountTaskHead, "create_count_head")
         >>> sorted(create_count_head(in_channels=8, features_name="features", target_labels_name="labels"))
         ['loss', 'metrics', 'regress']
     """
 
     def create(*args: Arguments.args, **kwargs: Arguments.kwargs) -> dict[str, BrickInterface]:
-        return {brick_name: create_from_description(node) for brick_name, node in describe(*args, **kwargs).items()}
+        return {brick_name: create_from_description(node) for brick_name, node in head.describe(*args, **kwargs).items()}
 
     create.__name__ = create.__qualname__ = name
-    create.__doc__ = describe.__doc__
-    create.__signature__ = inspect.signature(describe)  # type: ignore[attr-defined]  # help() and IDEs show the arguments
+    documented = [head.bricks, arguments] if head.arguments is not None else [arguments]
+    create.__doc__ = "\n\n".join(inspect.getdoc(part) or "" for part in documented)
+    signature = inspect.signature(arguments).replace(return_annotation="dict[str, BrickInterface]")
+    create.__signature__ = signature  # type: ignore[attr-defined]  # help() and IDEs show the arguments
     return create
 
 

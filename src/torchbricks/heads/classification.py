@@ -4,24 +4,45 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from torchbricks.heads._predictions import HeadPredictions, class_indices
+from torchbricks.heads._predictions import HeadPredictions, indexed_predictions
 from torchbricks.heads._registry import (
     Collected,
     Description,
+    HeadInputs,
     TaskHead,
     brick,
     head_factory,
     metrics,
     node,
+    node_of,
     register_head,
-    visualization,
 )
 
-__all__ = ["ClassificationTaskHead", "create_classification_head"]
+__all__ = ["ClassificationArguments", "ClassificationTaskHead", "create_classification_head"]
 
 _MODULES = "torchbricks.bag_of_bricks"
+
+
+@dataclass(frozen=True)
+class ClassificationArguments(HeadInputs):
+    """The arguments of a classification head (`create_classification_head`), after those of `HeadInputs`.
+
+    Attributes:
+        targets_name: Name of the target classes [B].
+        image_name: Name of the images in [0, 1] to draw on; no visualization brick when None.
+        class_names: Names of the classes for the visualization and the per-class scores.
+        class_weights: One weight per class in the cross entropy; every class 1 when None.
+        font_size: Height of the drawn text in pixels; the drawing's default when None.
+    """
+
+    targets_name: str
+    image_name: str | None = None
+    class_names: Sequence[str] | None = None
+    class_weights: Sequence[float] | None = None
+    font_size: int | None = None
 
 
 @register_head("classification")
@@ -30,6 +51,9 @@ class ClassificationTaskHead(TaskHead):
     (`accuracy`, micro average, and `confusion_matrix` with `per_class` scores) and, given an image, `visualize`."""
 
     outputs = ("class_prediction", "probabilities")
+    arguments = ClassificationArguments
+    drawing = f"{_MODULES}.image_classification.BrickVisualizeImageClassification"
+    drawn: ClassVar[dict[str, str]] = {"class_prediction": "./class_prediction", "probabilities": "./probabilities"}
     example: ClassVar[dict[str, Any]] = {
         "num_classes": 3,
         "in_channels": 8,
@@ -59,33 +83,13 @@ class ClassificationTaskHead(TaskHead):
     }
 
     @classmethod
-    def describe(  # type: ignore[override]
-        cls,
-        num_classes: int,
-        in_channels: int,
-        features_name: str,
-        targets_name: str,
-        image_name: str | None = None,
-        class_names: Sequence[str] | None = None,
-        class_weights: Sequence[float] | None = None,
-        font_size: int | None = None,
-    ) -> Description:
+    def bricks(cls, given: ClassificationArguments) -> Description:
         """Image classification bricks, with relative names so the dict nests under any name.
 
         Bricks: `classify` (an `ImageClassifier` producing `./logits`, `./probabilities` and `./class_prediction`),
         `loss` (cross entropy, `./loss_ce`), `metrics` (`accuracy`, micro average, and `confusion_matrix` with each
         class's `per_class` scores) and, when `image_name` is given, `visualize` (`./visualization`: the predicted
         class drawn on each image).
-
-        Args:
-            num_classes: Number of classes.
-            in_channels: Channels of the features.
-            features_name: Name of the features [B, C, H, W] or [B, C].
-            targets_name: Name of the target classes [B].
-            image_name: Name of the images in [0, 1] to draw on; no visualization brick when None.
-            class_names: Names of the classes for the visualization and the per-class scores.
-            class_weights: One weight per class in the cross entropy; every class 1 when None.
-            font_size: Height of the drawn text in pixels; the drawing's default when None.
 
         Example:
             >>> import torch
@@ -94,41 +98,31 @@ class ClassificationTaskHead(TaskHead):
             >>> sorted(model({"features": torch.rand(2, 8, 4, 4), "targets": torch.tensor([0, 2])}, return_inputs=False))
             ['head/class_prediction', 'head/logits', 'head/loss_ce', 'head/probabilities']
         """
-        cross_entropy = node(f"{_MODULES}.losses.ClassWeightedCrossEntropyLoss", class_weights=class_weights)
-        classifier = node(f"{_MODULES}.image_classification.ImageClassifier", num_classes=num_classes, n_features=in_channels)
+        cross_entropy = node(f"{_MODULES}.losses.ClassWeightedCrossEntropyLoss", class_weights=given.class_weights)
+        classifier = node(
+            f"{_MODULES}.image_classification.ImageClassifier", num_classes=given.num_classes, n_features=given.in_channels
+        )
         scores = {
-            "accuracy": node("torchmetrics.classification.MulticlassAccuracy", num_classes=num_classes, average="micro"),
-            "confusion_matrix": node(
-                f"{_MODULES}.custom_metrics.ConfusionMatrixClassScores", num_classes=num_classes, class_names=class_names
+            "accuracy": node("torchmetrics.classification.MulticlassAccuracy", num_classes=given.num_classes, average="micro"),
+            "confusion_matrix": node_of(
+                f"{_MODULES}.custom_metrics.ConfusionMatrixClassScores", given, "num_classes", "class_names"
             ),
         }
         head: Description = {
             "classify": brick(
-                "BrickTrainable", classifier, [features_name], ["./logits", "./probabilities", "./class_prediction"]
+                "BrickTrainable", classifier, [given.features_name], ["./logits", "./probabilities", "./class_prediction"]
             ),
-            "loss": brick("BrickLoss", cross_entropy, ["./logits", targets_name], ["./loss_ce"]),
-            "metrics": metrics(scores, ["./class_prediction", targets_name]),
+            "loss": brick("BrickLoss", cross_entropy, ["./logits", given.targets_name], ["./loss_ce"]),
+            "metrics": metrics(scores, ["./class_prediction", given.targets_name]),
         }
-        return {
-            **head,
-            **visualization(
-                f"{_MODULES}.image_classification.BrickVisualizeImageClassification",
-                image_name,
-                class_prediction="./class_prediction",
-                probabilities="./probabilities",
-                class_names=class_names,
-                font_size=font_size,
-            ),
-        }
+        return cls.with_drawing(head, given.image_name, class_names=given.class_names, font_size=given.font_size)
 
     @classmethod
     def predictions(cls, collected: Collected) -> HeadPredictions | None:
         """Class indices [N] (or scores [N, C], argmax'ed) beside the true classes [N]."""
-        found = class_indices(collected.pair())
-        if found is None or found[1].ndim != 1:
-            return None
-        return HeadPredictions(collected.head, "classification", collected.images, found[1], found[0])
+        return indexed_predictions("classification", collected, ndim=1)
 
 
-create_classification_head = head_factory(ClassificationTaskHead.describe, "create_classification_head")
-"""Today's `create_image_classification_head`: the bricks of `ClassificationTaskHead.describe`."""
+create_classification_head = head_factory(ClassificationArguments, ClassificationTaskHead, "create_classification_head")
+"""Today's `create_image_classification_head`: the bricks of `ClassificationTaskHead.bricks`, of the arguments of
+`ClassificationArguments`."""

@@ -138,7 +138,7 @@ class CountTaskHead(TaskHead):
     }
 
     @classmethod
-    def describe(  # type: ignore[override]
+    def describe(
         cls, in_channels: int, features_name: str, target_labels_name: str, hidden_channels: int = 64, beta: float = 1.0
     ) -> Description:
         """Count bricks: `regress` (a `CountRegressor`: `./count`), `loss` (`CountLoss`: `./loss_count`) and `metrics`

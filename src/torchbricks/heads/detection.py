@@ -12,9 +12,9 @@ import torch
 
 from torchbricks._extras import require
 from torchbricks.heads._predictions import MatchedPredictions, class_names_of, color_cycle, split_padded
-from torchbricks.heads._registry import Collected, Description, TaskHead, brick, metrics, node, register_head, visualization
+from torchbricks.heads._registry import Collected, DenseHeadInputs, Description, TaskHead, brick, metrics, node_of, register_head
 
-__all__ = ["MATCH_IOU", "BoxHeadPredictions", "Boxes", "DetectionTaskHead"]
+__all__ = ["MATCH_IOU", "BoxHeadPredictions", "Boxes", "DetectionArguments", "DetectionTaskHead"]
 
 _MODULES = "torchbricks.bag_of_bricks"
 _DETECTION = f"{_MODULES}.object_detection"
@@ -54,31 +54,21 @@ class BoxHeadPredictions(MatchedPredictions):
     iou_threshold: float = MATCH_IOU
     kind: Literal["boxes"] = "boxes"
 
-    def errors(self) -> np.ndarray:
-        """Per image: the count of unmatched boxes, predicted boxes matching no true box plus true boxes missed.
+    @property
+    def match_threshold(self) -> float:  # type: ignore[override]
+        """A match overlaps by at least `iou_threshold`."""
+        return self.iou_threshold
 
-        Predicted boxes are matched greedily, the highest score first, each to the unmatched true box of its class
-        that overlaps it most, if by at least `iou_threshold` (IoU from `torchvision.ops.box_iou`).
-        """
-        ops = require("torchvision.ops", "vision")
-        counts = []
-        for truth, prediction in zip(self.truth, self.prediction, strict=True):
-            matched = 0
-            if len(truth.boxes) and len(prediction.boxes):
-                iou = ops.box_iou(
-                    torch.as_tensor(prediction.boxes, dtype=torch.float64), torch.as_tensor(truth.boxes, dtype=torch.float64)
-                )
-                iou = iou.numpy() * (prediction.labels[:, None] == truth.labels[None, :])
-                scores = prediction.scores if prediction.scores is not None else np.zeros(len(prediction.boxes))
-                free = np.ones(len(truth.boxes), dtype=bool)
-                for index in np.argsort(-scores, kind="stable"):
-                    overlaps = np.where(free, iou[index], -1.0)
-                    best = int(overlaps.argmax())
-                    if overlaps[best] >= self.iou_threshold:
-                        free[best] = False
-                        matched += 1
-            counts.append(len(truth.boxes) + len(prediction.boxes) - 2 * matched)
-        return np.asarray(counts, dtype=np.float64)
+    def affinity(self, truth: Boxes, prediction: Boxes) -> np.ndarray:
+        """The overlap (IoU from `torchvision.ops.box_iou`) of each predicted box, the highest score first, with each
+        true box of its class."""
+        if not len(truth.boxes) or not len(prediction.boxes):
+            return np.zeros((len(prediction.boxes), len(truth.boxes)))
+        scores = prediction.scores if prediction.scores is not None else np.zeros(len(prediction.boxes))
+        order = np.argsort(-scores, kind="stable")
+        boxes = torch.as_tensor(prediction.boxes[order], dtype=torch.float64)
+        iou = require("torchvision.ops", "vision").box_iou(boxes, torch.as_tensor(truth.boxes, dtype=torch.float64)).numpy()
+        return np.where(prediction.labels[order][:, None] == truth.labels[None, :], iou, -np.inf)
 
     def title_detail(self) -> str:
         """The matching rule."""
@@ -99,6 +89,40 @@ class BoxHeadPredictions(MatchedPredictions):
                       bbox={"facecolor": color, "pad": 1, "linewidth": 0}, clip_on=True)  # fmt: skip
 
 
+@dataclass(frozen=True)
+class DetectionArguments(DenseHeadInputs):
+    """The arguments of a box detection head (`create_object_detection_head`), after those of `DenseHeadInputs`.
+
+    Attributes:
+        target_boxes_name: Name of the target boxes [B, N, 4] (x_min, y_min, x_max, y_max in pixels).
+        target_labels_name: Name of the target labels [B, N], -1 for padding.
+        hidden_channels: Channels of the head.
+        max_detections: Boxes decoded per image.
+        score_threshold: Minimum score of a decoded box.
+        iou_threshold: Overlap above which NMS removes a box.
+        box_weight: Weight of the box loss.
+        image_name: Name of the images in [0, 1] to draw on; no visualization brick when None.
+        class_names: Names of the classes for the visualization and the per-class AP.
+        min_drawn_score: Boxes scoring below it are not drawn.
+        neck_inputs: Names of feature maps, fine to coarse, that a `neck` (an FPN) merges into `./features` of
+            `in_channels` channels; `features_name` is then `./features`.
+        neck_channels: Channels of each of `neck_inputs`.
+    """
+
+    target_boxes_name: str
+    target_labels_name: str
+    hidden_channels: int = 64
+    max_detections: int = 50
+    score_threshold: float = 0.05
+    iou_threshold: float = 0.5
+    box_weight: float = 2.0
+    image_name: str | None = None
+    class_names: Sequence[str] | None = None
+    min_drawn_score: float = MIN_DRAWN_SCORE
+    neck_inputs: Sequence[str] | None = None
+    neck_channels: Sequence[int] | None = None
+
+
 @register_head("detection")
 class DetectionTaskHead(TaskHead):
     """Bricks `neck` (with several feature maps: `./features`), `detect` (`./heatmap`, `./distances`), `decode`
@@ -106,6 +130,9 @@ class DetectionTaskHead(TaskHead):
     `map`, `map_50`, `map_75`, `mar_100` and `per_class`) and, given an image, `visualize` (`./visualization`)."""
 
     outputs = ("boxes", "scores", "labels")
+    arguments = DetectionArguments
+    drawing = f"{_DETECTION}.BrickVisualizeBoxes"
+    drawn: ClassVar[dict[str, str]] = {"boxes": "./boxes", "labels": "./labels", "scores": "./scores"}
     example: ClassVar[dict[str, Any]] = {
         "num_classes": 2,
         "in_channels": 8,
@@ -133,50 +160,13 @@ class DetectionTaskHead(TaskHead):
     }
 
     @classmethod
-    def describe(  # type: ignore[override]
-        cls,
-        num_classes: int,
-        in_channels: int,
-        features_name: str,
-        stride: int,
-        target_boxes_name: str,
-        target_labels_name: str,
-        hidden_channels: int = 64,
-        max_detections: int = 50,
-        score_threshold: float = 0.05,
-        iou_threshold: float = 0.5,
-        box_weight: float = 2.0,
-        image_name: str | None = None,
-        class_names: Sequence[str] | None = None,
-        min_drawn_score: float = MIN_DRAWN_SCORE,
-        neck_inputs: Sequence[str] | None = None,
-        neck_channels: Sequence[int] | None = None,
-    ) -> Description:
+    def bricks(cls, given: DetectionArguments) -> Description:
         """Box detection bricks, with relative names so the dict nests under any name.
 
         Bricks: `neck` (given `neck_inputs`), `detect` (a `BoxDetectionHead`: `./heatmap`, `./distances`), `decode`
         (a `BoxDecoder`: `./boxes`, `./scores`, `./labels`), `loss` (`./loss_heatmap`, `./loss_box`), `metrics` (a
         `BoxMeanAveragePrecision` reporting `map`, `map_50`, `map_75`, `mar_100` and `per_class` under the head's
         name) and, when `image_name` is given, `visualize` (`./visualization`).
-
-        Args:
-            num_classes: Number of object classes.
-            in_channels: Channels of the features.
-            features_name: Name of the features [B, C, h, w].
-            stride: Stride of the features relative to the image.
-            target_boxes_name: Name of the target boxes [B, N, 4] (x_min, y_min, x_max, y_max in pixels).
-            target_labels_name: Name of the target labels [B, N], -1 for padding.
-            hidden_channels: Channels of the head.
-            max_detections: Boxes decoded per image.
-            score_threshold: Minimum score of a decoded box.
-            iou_threshold: Overlap above which NMS removes a box.
-            box_weight: Weight of the box loss.
-            image_name: Name of the images in [0, 1] to draw on; no visualization brick when None.
-            class_names: Names of the classes for the visualization and the per-class AP.
-            min_drawn_score: Boxes scoring below it are not drawn.
-            neck_inputs: Names of feature maps, fine to coarse, that a `neck` (an FPN) merges into `./features`
-                of `in_channels` channels; `features_name` is then `./features`.
-            neck_channels: Channels of each of `neck_inputs`.
 
         Example:
             >>> from torchbricks.bag_of_bricks.object_detection import create_object_detection_head
@@ -187,38 +177,20 @@ class DetectionTaskHead(TaskHead):
             torch.Size([1, 32, 4])
         """
         head: Description = {}
-        if neck_inputs is not None:
-            neck = node(f"{_MODULES}.necks.FeaturePyramidUpsampler", in_channels=neck_channels, out_channels=in_channels)
-            head["neck"] = brick("BrickTrainable", neck, neck_inputs, ["./features"])
-        targets = [target_boxes_name, target_labels_name]
-        detector = node(
-            f"{_DETECTION}.BoxDetectionHead", in_channels=in_channels, num_classes=num_classes, hidden_channels=hidden_channels
-        )
-        decoder = node(
-            f"{_DETECTION}.BoxDecoder",
-            stride=stride,
-            max_detections=max_detections,
-            score_threshold=score_threshold,
-            iou_threshold=iou_threshold,
-        )
-        loss = node(f"{_DETECTION}.BoxDetectionLoss", num_classes=num_classes, stride=stride, box_weight=box_weight)
-        average_precision = {"mean_average_precision": node(f"{_DETECTION}.BoxMeanAveragePrecision", class_names=class_names)}
-        head["detect"] = brick("BrickTrainable", detector, [features_name], ["./heatmap", "./distances"])
+        if given.neck_inputs is not None:
+            upsampler = f"{_MODULES}.necks.FeaturePyramidUpsampler"
+            neck = node_of(upsampler, given, in_channels=given.neck_channels, out_channels=given.in_channels)
+            head["neck"] = brick("BrickTrainable", neck, given.neck_inputs, ["./features"])
+        targets = [given.target_boxes_name, given.target_labels_name]
+        detector = node_of(f"{_DETECTION}.BoxDetectionHead", given, "in_channels", "num_classes", "hidden_channels")
+        decoder = node_of(f"{_DETECTION}.BoxDecoder", given, "stride", "max_detections", "score_threshold", "iou_threshold")
+        loss = node_of(f"{_DETECTION}.BoxDetectionLoss", given, "num_classes", "stride", "box_weight")
+        average_precision = {"mean_average_precision": node_of(f"{_DETECTION}.BoxMeanAveragePrecision", given, "class_names")}
+        head["detect"] = brick("BrickTrainable", detector, [given.features_name], ["./heatmap", "./distances"])
         head["decode"] = brick("BrickNotTrainable", decoder, ["./heatmap", "./distances"], ["./boxes", "./scores", "./labels"])
         head["loss"] = brick("BrickLoss", loss, ["./heatmap", "./distances", *targets], ["./loss_heatmap", "./loss_box"])
         head["metrics"] = metrics(average_precision, ["./boxes", "./scores", "./labels", *targets])
-        return {
-            **head,
-            **visualization(
-                f"{_DETECTION}.BrickVisualizeBoxes",
-                image_name,
-                boxes="./boxes",
-                labels="./labels",
-                scores="./scores",
-                class_names=class_names,
-                min_score=min_drawn_score,
-            ),
-        }
+        return cls.with_drawing(head, given.image_name, class_names=given.class_names, min_score=given.min_drawn_score)
 
     @classmethod
     def predictions(cls, collected: Collected) -> BoxHeadPredictions | None:

@@ -10,9 +10,18 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from torchbricks.heads._predictions import class_names_of, mistakes_first, show_image
-from torchbricks.heads._registry import Collected, Description, TaskHead, brick, metrics, node, register_head, visualization
+from torchbricks.heads._registry import (
+    Collected,
+    Description,
+    HeadInputs,
+    TaskHead,
+    brick,
+    metrics,
+    node,
+    register_head,
+)
 
-__all__ = ["MultiLabelHeadPredictions", "MultiLabelTaskHead"]
+__all__ = ["MultiLabelArguments", "MultiLabelHeadPredictions", "MultiLabelTaskHead"]
 
 _MODULES = "torchbricks.bag_of_bricks"
 
@@ -74,12 +83,30 @@ class MultiLabelHeadPredictions:
         axes.set_title(self.caption(index, class_names), fontsize=7, color="tab:red" if error > 0 else "black")
 
 
+@dataclass(frozen=True)
+class MultiLabelArguments(HeadInputs):
+    """The arguments of a multi-label head (`create_multilabel_classification_head`), after those of `HeadInputs`.
+
+    Attributes:
+        targets_name: Name of the targets [B, K] (1 = present).
+        image_name: Name of the images in [0, 1] to draw on; no visualization brick when None.
+        class_names: Names of the classes for the visualization and the per-class scores.
+    """
+
+    targets_name: str
+    image_name: str | None = None
+    class_names: Sequence[str] | None = None
+
+
 @register_head("multilabel")
 class MultiLabelTaskHead(TaskHead):
     """Bricks `classify` (`./logits`, `./probabilities`, `./present`), `loss` (`./loss_bce`), `metrics` (`f1` and
     `accuracy`, micro averaged, and `per_class` scores) and, given an image, `visualize` (`./visualization`)."""
 
     outputs = ("present", "probabilities")
+    arguments = MultiLabelArguments
+    drawing = f"{_MODULES}.multilabel_classification.BrickVisualizeMultiLabel"
+    drawn: ClassVar[dict[str, str]] = {"present": "./present"}
     example: ClassVar[dict[str, Any]] = {
         "num_classes": 3,
         "in_channels": 8,
@@ -99,29 +126,13 @@ class MultiLabelTaskHead(TaskHead):
     }
 
     @classmethod
-    def describe(  # type: ignore[override]
-        cls,
-        num_classes: int,
-        in_channels: int,
-        features_name: str,
-        targets_name: str,
-        image_name: str | None = None,
-        class_names: Sequence[str] | None = None,
-    ) -> Description:
+    def bricks(cls, given: MultiLabelArguments) -> Description:
         """Multi-label classification bricks, with relative names so the dict nests under any name.
 
         Bricks: `classify` (a `MultiLabelClassifier`: `./logits`, `./probabilities`, `./present`), `loss` (binary
         cross entropy, `./loss_bce`), `metrics` (torchmetrics `MultilabelF1Score` and `MultilabelAccuracy`, micro
         averaged, as `f1` and `accuracy`, and each class's scores as `per_class`) and, when `image_name` is given,
         `visualize` (`./visualization`).
-
-        Args:
-            num_classes: Number of classes.
-            in_channels: Channels of the features.
-            features_name: Name of the features [B, C, H, W] or [B, C].
-            targets_name: Name of the targets [B, K] (1 = present).
-            image_name: Name of the images in [0, 1] to draw on; no visualization brick when None.
-            class_names: Names of the classes for the visualization and the per-class scores.
 
         Example:
             >>> import torch
@@ -134,28 +145,22 @@ class MultiLabelTaskHead(TaskHead):
         """
         module = f"{_MODULES}.multilabel_classification"
         classes = "torchmetrics.classification"
-        classifier = node(f"{module}.MultiLabelClassifier", num_classes=num_classes, n_features=in_channels)
+        classifier = node(f"{module}.MultiLabelClassifier", num_classes=given.num_classes, n_features=given.in_channels)
         scores = {
-            "f1": node(f"{classes}.MultilabelF1Score", num_labels=num_classes, average="micro"),
-            "accuracy": node(f"{classes}.MultilabelAccuracy", num_labels=num_classes, average="micro"),
+            "f1": node(f"{classes}.MultilabelF1Score", num_labels=given.num_classes, average="micro"),
+            "accuracy": node(f"{classes}.MultilabelAccuracy", num_labels=given.num_classes, average="micro"),
             "per_class": node(
-                f"{_MODULES}.custom_metrics.MultilabelClassScores", num_labels=num_classes, class_names=class_names
+                f"{_MODULES}.custom_metrics.MultilabelClassScores",
+                num_labels=given.num_classes,
+                class_names=given.class_names,
             ),
         }
         head: Description = {
-            "classify": brick("BrickTrainable", classifier, [features_name], ["./logits", "./probabilities", "./present"]),
-            "loss": brick("BrickLoss", node(f"{module}.MultiLabelLoss"), ["./logits", targets_name], ["./loss_bce"]),
-            "metrics": metrics(scores, ["./present", targets_name]),
+            "classify": brick("BrickTrainable", classifier, [given.features_name], ["./logits", "./probabilities", "./present"]),
+            "loss": brick("BrickLoss", node(f"{module}.MultiLabelLoss"), ["./logits", given.targets_name], ["./loss_bce"]),
+            "metrics": metrics(scores, ["./present", given.targets_name]),
         }
-        return {
-            **head,
-            **visualization(
-                f"{_MODULES}.multilabel_classification.BrickVisualizeMultiLabel",
-                image_name,
-                present="./present",
-                class_names=class_names,
-            ),
-        }
+        return cls.with_drawing(head, given.image_name, class_names=given.class_names)
 
     @classmethod
     def predictions(cls, collected: Collected) -> MultiLabelHeadPredictions | None:

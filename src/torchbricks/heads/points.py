@@ -10,9 +10,9 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from torchbricks.heads._predictions import MatchedPredictions, class_names_of, split_padded, tag
-from torchbricks.heads._registry import Collected, Description, TaskHead, brick, metrics, node, register_head, visualization
+from torchbricks.heads._registry import Collected, DenseHeadInputs, Description, TaskHead, brick, metrics, node_of, register_head
 
-__all__ = ["PointHeadPredictions", "Points", "PointsTaskHead"]
+__all__ = ["PointHeadPredictions", "Points", "PointsArguments", "PointsTaskHead"]
 
 _POINTS = "torchbricks.bag_of_bricks.point_detection"
 
@@ -44,23 +44,16 @@ class PointHeadPredictions(MatchedPredictions):
     distance: float
     kind: Literal["points"] = "points"
 
-    def errors(self) -> np.ndarray:
-        """Per image: predicted points matching no true point plus true points missed.
+    @property
+    def match_threshold(self) -> float:  # type: ignore[override]
+        """Affinity is minus the distance: a match is within `distance` pixels."""
+        return -self.distance
 
-        Predicted points are matched greedily in their order, each to the nearest unmatched true point of its
-        class within `distance` (the matching of `PointDetectionF1`, whose false positives and negatives these are).
-        """
-        counts = []
-        for truth, prediction in zip(self.truth, self.prediction, strict=True):
-            free = np.ones(len(truth.points), dtype=bool)
-            for point, label in zip(prediction.points, prediction.labels, strict=True):
-                distances = np.linalg.norm(truth.points - point, axis=-1)
-                distances = np.where(free & (truth.labels == label), distances, np.inf)
-                if len(distances) and distances.min() <= self.distance:
-                    free[int(distances.argmin())] = False
-            matched = int((~free).sum())
-            counts.append(len(truth.points) + len(prediction.points) - 2 * matched)
-        return np.asarray(counts, dtype=np.float64)
+    def affinity(self, truth: Points, prediction: Points) -> np.ndarray:
+        """Minus the distance of each predicted point to each true point of its class (the matching of
+        `PointDetectionF1`, whose false positives and negatives `errors()` counts)."""
+        distances = np.linalg.norm(prediction.points[:, None] - truth.points[None], axis=-1)
+        return np.where(prediction.labels[:, None] == truth.labels[None, :], -distances, -np.inf)
 
     def title_detail(self) -> str:
         """The matching rule."""
@@ -75,12 +68,40 @@ class PointHeadPredictions(MatchedPredictions):
             axes.plot([float(x)], [float(y)], marker="o", markersize=5, color=color, markeredgecolor="white", linestyle="none")
 
 
+@dataclass(frozen=True)
+class PointsArguments(DenseHeadInputs):
+    """The arguments of a point detection head (`create_point_detection_head`), after those of `DenseHeadInputs`.
+
+    Attributes:
+        target_points_name: Name of the target points [B, N, 2] (x, y in pixels).
+        target_labels_name: Name of the target labels [B, N], -1 for padding.
+        hidden_channels: Channels of the head.
+        max_points: Points decoded per image.
+        threshold: Minimum score of a decoded point.
+        distance: Matching distance of the metric in pixels; the stride by default.
+        image_name: Name of the images in [0, 1] to draw on; no visualization brick when None.
+        class_names: Names of the classes for the visualization.
+    """
+
+    target_points_name: str
+    target_labels_name: str
+    hidden_channels: int = 64
+    max_points: int = 32
+    threshold: float = 0.3
+    distance: float | None = None
+    image_name: str | None = None
+    class_names: Sequence[str] | None = None
+
+
 @register_head("points")
 class PointsTaskHead(TaskHead):
     """Bricks `detect` (`./heatmap`, `./offsets`), `decode` (`./points`, `./scores`, `./labels`), `loss`
     (`./loss_heatmap`, `./loss_offset`), `metrics` (`f1`, a `PointDetectionF1`) and, given an image, `visualize`."""
 
     outputs = ("points", "scores", "labels")
+    arguments = PointsArguments
+    drawing = f"{_POINTS}.BrickVisualizePoints"
+    drawn: ClassVar[dict[str, str]] = {"points": "./points", "labels": "./labels", "scores": "./scores"}
     example: ClassVar[dict[str, Any]] = {
         "num_classes": 2,
         "in_channels": 8,
@@ -93,66 +114,27 @@ class PointsTaskHead(TaskHead):
     cells_per_sample = 2
 
     @classmethod
-    def describe(  # type: ignore[override]
-        cls,
-        num_classes: int,
-        in_channels: int,
-        features_name: str,
-        stride: int,
-        target_points_name: str,
-        target_labels_name: str,
-        hidden_channels: int = 64,
-        max_points: int = 32,
-        threshold: float = 0.3,
-        distance: float | None = None,
-        image_name: str | None = None,
-        class_names: Sequence[str] | None = None,
-    ) -> Description:
+    def bricks(cls, given: PointsArguments) -> Description:
         """Point detection bricks, with relative names so the dict nests under any name.
 
         Bricks: `detect` (a `PointDetectionHead`: `./heatmap`, `./offsets`), `decode` (a `PointDecoder`:
         `./points`, `./scores`, `./labels`), `loss` (`./loss_heatmap`, `./loss_offset`), `metrics` (a
         `PointDetectionF1`, reported by `summarize()` as `<head>/f1`) and, when `image_name` is given, `visualize`
         (`./visualization`).
-
-        Args:
-            num_classes: Number of point classes.
-            in_channels: Channels of the features.
-            features_name: Name of the features [B, C, h, w].
-            stride: Stride of the features relative to the image.
-            target_points_name: Name of the target points [B, N, 2] (x, y in pixels).
-            target_labels_name: Name of the target labels [B, N], -1 for padding.
-            hidden_channels: Channels of the head.
-            max_points: Points decoded per image.
-            threshold: Minimum score of a decoded point.
-            distance: Matching distance of the metric in pixels; the stride by default.
-            image_name: Name of the images in [0, 1] to draw on; no visualization brick when None.
-            class_names: Names of the classes for the visualization.
         """
-        targets = [target_points_name, target_labels_name]
-        detector = node(
-            f"{_POINTS}.PointDetectionHead", in_channels=in_channels, num_classes=num_classes, hidden_channels=hidden_channels
-        )
-        decoder = node(f"{_POINTS}.PointDecoder", stride=stride, max_points=max_points, threshold=threshold)
-        loss = node(f"{_POINTS}.PointDetectionLoss", num_classes=num_classes, stride=stride)
-        f1 = {"f1": node(f"{_POINTS}.PointDetectionF1", distance=stride if distance is None else distance)}
+        targets = [given.target_points_name, given.target_labels_name]
+        detector = node_of(f"{_POINTS}.PointDetectionHead", given, "in_channels", "num_classes", "hidden_channels")
+        decoder = node_of(f"{_POINTS}.PointDecoder", given, "stride", "max_points", "threshold")
+        loss = node_of(f"{_POINTS}.PointDetectionLoss", given, "num_classes", "stride")
+        distance = given.stride if given.distance is None else given.distance
+        f1 = {"f1": node_of(f"{_POINTS}.PointDetectionF1", given, distance=distance)}
         head: Description = {
-            "detect": brick("BrickTrainable", detector, [features_name], ["./heatmap", "./offsets"]),
+            "detect": brick("BrickTrainable", detector, [given.features_name], ["./heatmap", "./offsets"]),
             "decode": brick("BrickNotTrainable", decoder, ["./heatmap", "./offsets"], ["./points", "./scores", "./labels"]),
             "loss": brick("BrickLoss", loss, ["./heatmap", "./offsets", *targets], ["./loss_heatmap", "./loss_offset"]),
             "metrics": metrics(f1, ["./points", "./labels", *targets]),
         }
-        return {
-            **head,
-            **visualization(
-                f"{_POINTS}.BrickVisualizePoints",
-                image_name,
-                points="./points",
-                labels="./labels",
-                scores="./scores",
-                class_names=class_names,
-            ),
-        }
+        return cls.with_drawing(head, given.image_name, class_names=given.class_names)
 
     @classmethod
     def predictions(cls, collected: Collected) -> PointHeadPredictions | None:

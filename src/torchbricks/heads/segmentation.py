@@ -9,8 +9,8 @@ from typing import Any, ClassVar
 
 from torchbricks._conventions import IGNORE_INDEX
 from torchbricks.errors import BrickError
-from torchbricks.heads._predictions import HeadPredictions, class_indices
-from torchbricks.heads._registry import Collected, Description, TaskHead, brick, metrics, node, register_head, visualization
+from torchbricks.heads._predictions import HeadPredictions, indexed_predictions
+from torchbricks.heads._registry import Collected, Description, TaskHead, brick, metrics, node, register_head
 
 __all__ = ["SegmentationTaskHead"]
 
@@ -25,6 +25,8 @@ class SegmentationTaskHead(TaskHead):
     image, `visualize` (`./visualization`)."""
 
     outputs = ("mask", "probabilities")
+    drawing = f"{_MODULES}.segmentation.BrickVisualizeSegmentation"
+    drawn: ClassVar[dict[str, str]] = {"mask": "./mask"}
     example: ClassVar[dict[str, Any]] = {
         "num_classes": 3,
         "in_channels": [8],
@@ -52,7 +54,7 @@ class SegmentationTaskHead(TaskHead):
     }
 
     @classmethod
-    def describe(  # type: ignore[override]
+    def describe(
         cls,
         num_classes: int,
         in_channels: Sequence[int],
@@ -132,12 +134,9 @@ class SegmentationTaskHead(TaskHead):
             "loss": brick("BrickLoss", cross_entropy, ["./logits", targets_name], ["./loss_ce"]),
             "metrics": metrics(scores, ["./mask", targets_name]),
         }
-        return {**head, **visualization(f"{_MODULES}.segmentation.BrickVisualizeSegmentation", image_name, mask="./mask")}
+        return cls.with_drawing(head, image_name)
 
     @classmethod
     def predictions(cls, collected: Collected) -> HeadPredictions | None:
         """Masks [N, H, W] (or scores [N, C, H, W], argmax'ed) beside the true masks."""
-        found = class_indices(collected.pair())
-        if found is None or found[1].ndim != 3:
-            return None
-        return HeadPredictions(collected.head, "segmentation", collected.images, found[1], found[0])
+        return indexed_predictions("segmentation", collected, ndim=3)

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from torchbricks._conventions import SEPARATOR, TOTAL_LOSS, logged_name
 from torchbricks._extras import require
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.bricks import BrickInterface, BrickMetrics
@@ -222,7 +223,8 @@ class LightningBrickCollection(pl.LightningModule):
         self.loss_balancer.epoch_end(means)  # the means are reduced over processes: every process moves alike
         if not self.trainer.sanity_checking:
             for name, value in self.loss_balancer.logged_values().items():
-                self.log(f"train/balancing/{name}", value, on_step=False, on_epoch=True, sync_dist=True, rank_zero_only=True)
+                key = logged_name("train", f"balancing/{name}")
+                self.log(key, value, on_step=False, on_epoch=True, sync_dist=True, rank_zero_only=True)
 
     def on_validation_epoch_end(self) -> None:
         self._summarize_epoch(Stage.VALIDATION)
@@ -270,16 +272,19 @@ class LightningBrickCollection(pl.LightningModule):
         plan = collection.plan(tags=stage)
         planned = {node.path for node in plan.bricks}
         forms = ("", "_epoch", "_step") if stage is Stage.TRAIN else ("",)
-        losses = ["loss"] + [f"losses/{name}" for node in plan.bricks for name in node.losses]
-        names = [f"{stage.value}/{loss}{form}" for loss in losses for form in forms]
+        losses = [TOTAL_LOSS] + [name for node in plan.bricks for name in node.losses]
+        names = [logged_name(stage.value, loss, loss=True) + form for loss in losses for form in forms]
         for path, brick in collection.iter_bricks():
             if path not in planned or not isinstance(brick, BrickMetrics):
                 continue
-            scope = [stage.value, *path.split("/")[:-1]]
+            scope = SEPARATOR.join(path.split(SEPARATOR)[:-1])
             values = metric_value_names(brick)
-            names += ["/".join([*scope, "*"])] if values is None else ["/".join([*scope, value]) for value in values]
+            names += [
+                logged_name(stage.value, SEPARATOR.join(filter(None, (scope, value))))
+                for value in (["*"] if values is None else values)
+            ]
         if self.averaged_metrics and stage is not Stage.TRAIN:
-            names.append(f"{stage.value}/{AVERAGED_METRICS_NAME}")
+            names.append(logged_name(stage.value, AVERAGED_METRICS_NAME))
         return names
 
     def _named_batches(self, batch: Any) -> list[dict[str, Any]]:
@@ -327,9 +332,9 @@ class LightningBrickCollection(pl.LightningModule):
         self._loss_means[stage].update({"loss": total, **losses}, batch_size)
         if stage is Stage.TRAIN:  # this process's batch; the epoch means are reduced over processes in _summarize_epoch
             log = partial(self.log, on_step=True, on_epoch=False, batch_size=batch_size)
-            log("train/loss_step", total, prog_bar=True)
+            log(logged_name("train", TOTAL_LOSS, loss=True) + "_step", total, prog_bar=True)
             for name, loss in losses.items():
-                log(f"train/losses/{name}_step", loss)
+                log(logged_name("train", name, loss=True) + "_step", loss)
         return {"loss": total, **losses}
 
     def _summarize_epoch(self, stage: Stage) -> None:
@@ -348,17 +353,17 @@ class LightningBrickCollection(pl.LightningModule):
         log = partial(self.log, on_step=False, on_epoch=True, sync_dist=True, rank_zero_only=True)
         suffix = "_epoch" if stage is Stage.TRAIN else ""  # the names Lightning gives values logged per step and epoch
         for name, loss in losses.items():
-            key = f"{stage.value}/loss" if name == "loss" else f"{stage.value}/losses/{name}"
+            key = logged_name(stage.value, name, loss=True)
             log(key + suffix, loss, prog_bar=name == "loss")
             if suffix:
                 log(key, loss, logger=False)  # callbacks may monitor `train/loss` as before
         for name, value in values.items():
             if isinstance(value, torch.Tensor) and value.numel() == 1:
                 # Logged from the metric's device, not a CPU copy, as Lightning expects.
-                log(f"{stage.value}/{name}", value.float(), prog_bar=stage is Stage.VALIDATION)
+                log(logged_name(stage.value, name), value.float(), prog_bar=stage is Stage.VALIDATION)
         if stage is not Stage.TRAIN and self.averaged_metrics and all(name in values for name in self.averaged_metrics):
             mean = torch.stack([values[name].float().reshape(()) for name in self.averaged_metrics]).mean()
-            log(f"{stage.value}/{AVERAGED_METRICS_NAME}", mean, prog_bar=stage is Stage.VALIDATION)
+            log(logged_name(stage.value, AVERAGED_METRICS_NAME), mean, prog_bar=stage is Stage.VALIDATION)
         if values:  # the experiment files' writer reads them (no metric brick ran in this stage: nothing to keep)
             self.epoch_metrics[stage.value] = {name: _to_cpu(value) for name, value in values.items()}
 

@@ -33,20 +33,11 @@ import torch
 from torchbricks._conventions import PER_CLASS, SEPARATOR, parse_logged_name
 from torchbricks._extras import require
 from torchbricks._files import write_atomically
-from torchbricks.heads._predictions import HeadPredictions, class_names_of, color_cycle
-from torchbricks.heads.detection import Boxes, BoxHeadPredictions
-from torchbricks.heads.multilabel import MultiLabelHeadPredictions
-from torchbricks.heads.points import PointHeadPredictions, Points
+from torchbricks.heads._predictions import class_names_of, color_cycle
 from torchbricks.lightning._predictions import collect_predictions, plot_predictions
 
 __all__ = [
     "CURVE_STAGES",
-    "BoxHeadPredictions",
-    "Boxes",
-    "HeadPredictions",
-    "MultiLabelHeadPredictions",
-    "PointHeadPredictions",
-    "Points",
     "collect_predictions",
     "curve_series",
     "normalized_confusion_matrices",

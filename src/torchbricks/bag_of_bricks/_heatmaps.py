@@ -1,0 +1,59 @@
+"""What the two CenterNet-style detectors (boxes in `object_detection`, points in `point_detection`) share: class
+heatmaps with a prior, their peaks decoded by top-k, the focal loss on them, and reading a map at chosen cells."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["gather_cells", "heatmap_focal_loss", "heatmap_peaks", "set_prior"]
+
+
+def set_prior(heatmap: nn.Conv2d, prior: float) -> None:
+    """Sets the bias of the heatmap convolution so each cell starts at probability `prior` (stable early training)."""
+    with torch.no_grad():
+        heatmap.bias.fill_(float(np.log(prior / (1.0 - prior))))  # type: ignore[union-attr]
+
+
+def heatmap_peaks(heatmap_logits: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The `count` strongest peaks (cells that are the maximum of their 3x3 neighbourhood in their class heatmap).
+
+    Returns their scores [B, P], their cells [B, P] (flat index `y * w + x`) and classes [B, P], sorted by score,
+    where P is `count` or the number of heatmap cells, if smaller.
+
+    Example:
+        >>> heatmap = torch.full((1, 2, 3, 3), -9.0)
+        >>> heatmap[0, 1, 2, 1] = 9.0
+        >>> scores, cells, labels = heatmap_peaks(heatmap, 1)
+        >>> cells.tolist(), labels.tolist()
+        ([[7]], [[1]])
+    """
+    num_classes, height, width = heatmap_logits.shape[1:]
+    heat = torch.sigmoid(heatmap_logits)
+    peaks = heat * (F.max_pool2d(heat, kernel_size=3, stride=1, padding=1) == heat)
+    scores, indices = torch.topk(peaks.flatten(1), k=min(count, num_classes * height * width), dim=1)
+    return scores, indices % (height * width), torch.div(indices, height * width, rounding_mode="floor")
+
+
+def gather_cells(maps: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+    """The values [B, C, P] of maps [B, C, h, w] at flat cells [B, P]."""
+    return torch.gather(maps.flatten(2), 2, cells.unsqueeze(1).expand(-1, maps.shape[1], -1))
+
+
+def heatmap_focal_loss(
+    heatmap_logits: torch.Tensor, heat: torch.Tensor, count: torch.Tensor, alpha: float, beta: float
+) -> torch.Tensor:
+    """CenterNet's focal loss of heatmap logits against Gaussian targets `heat` (1 at the objects), divided by `count`.
+
+    Example:
+        >>> logits, heat = torch.zeros(1, 1, 2, 2), torch.tensor([[[[1.0, 0.5], [0.0, 0.0]]]])
+        >>> round(heatmap_focal_loss(logits, heat, torch.tensor(1.0), alpha=2.0, beta=4.0).item(), 4)
+        0.5307
+    """
+    probability = torch.sigmoid(heatmap_logits)
+    positive = (heat >= 1.0).to(heatmap_logits.dtype)
+    positive_loss = -((1 - probability) ** alpha) * F.logsigmoid(heatmap_logits) * positive
+    negative_loss = -((1 - heat) ** beta) * probability**alpha * F.logsigmoid(-heatmap_logits) * (1 - positive)
+    return (positive_loss.sum() + negative_loss.sum()) / count
