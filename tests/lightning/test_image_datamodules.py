@@ -116,3 +116,9 @@ def test_the_coco_data_module_reads_coco_whatever_layout_is_asked(tmp_path: Path
     assert CocoDataModule(root / "detection", layout="auto").layout == "coco"
     with pytest.raises(ConfigError, match=r"^Config key 'data.layout' is 'yolo', but CocoDataModule reads coco data"):
         CocoDataModule(root / "detection", layout="yolo")
+
+
+def test_coco_data_module_keeps_its_positional_order(tmp_path: Path) -> None:
+    # (root, task, image_size, batch_size, num_workers): code written against the earlier signature keeps working.
+    data = CocoDataModule(_shapes(tmp_path) / "detection", "multitask", 24, 3, 0)
+    assert (data.task, data.image_size, data.batch_size, data.num_workers) == ("multitask", (24, 24), 3, 0)

@@ -318,7 +318,6 @@ class CocoDataModule(DetectionDataModule):
     Args:
         root: The data folder.
         task: `detection` or `multitask`.
-        layout: `coco` (or `auto`, which means `coco` here).
         image_size: Side (or [height, width]) images, boxes and masks are resized to; None: the tile size with
             tiling, else 96.
         batch_size: Samples per batch.
@@ -327,6 +326,9 @@ class CocoDataModule(DetectionDataModule):
         tile_size: Cut each image with its boxes (and mask) into tiles of this side (`torchbricks.datasets.tiled`:
             a box is kept in a tile when at least half of it lies inside); None: whole images.
         tile_overlap: Fraction of a tile shared by neighbouring tiles, in [0, 1).
+        layout: `coco` (or `auto`, which means `coco` here); keyword only, so the positional order above stays
+            the one this class always had (`CocoDataModule(root, "detection", 96)`).
+        **kwargs: `DetectionDataModule`'s other keywords (`validation_fraction`, `split_seed`).
 
     Raises:
         DataError: A file or image is missing, an annotation is out of its image or names an unknown category.
@@ -334,3 +336,30 @@ class CocoDataModule(DetectionDataModule):
     """
 
     fixed_layout = "coco"
+
+    def __init__(
+        self,
+        root: str | Path,
+        task: str = "detection",
+        image_size: int | Sequence[int] | None = None,
+        batch_size: int = 32,
+        num_workers: int = 1,
+        augmentations: Sequence[Callable[..., Any]] | None = None,
+        tile_size: int | None = None,
+        tile_overlap: float = 0.2,
+        *,
+        layout: str = "auto",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            root,
+            task,
+            layout=layout,
+            image_size=image_size,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            augmentations=augmentations,
+            tile_size=tile_size,
+            tile_overlap=tile_overlap,
+            **kwargs,
+        )
