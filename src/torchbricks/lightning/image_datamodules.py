@@ -310,6 +310,10 @@ class DetectionDataModule(FileDataModule):
         )
 
 
+_COCO_POSITIONAL = ("batch_size", "num_workers", "augmentations", "tile_size", "tile_overlap")
+"""`CocoDataModule`'s positional arguments after `image_size`, in the order it always had."""
+
+
 class CocoDataModule(DetectionDataModule):
     """`DetectionDataModule` with the COCO layout: instances files `root/train.json`, `root/val.json` and, if
     present, `root/test.json` (otherwise the validation file is also the test split); image `file_name`s are
@@ -326,9 +330,9 @@ class CocoDataModule(DetectionDataModule):
         tile_size: Cut each image with its boxes (and mask) into tiles of this side (`torchbricks.datasets.tiled`:
             a box is kept in a tile when at least half of it lies inside); None: whole images.
         tile_overlap: Fraction of a tile shared by neighbouring tiles, in [0, 1).
-        layout: `coco` (or `auto`, which means `coco` here); keyword only, so the positional order above stays
-            the one this class always had (`CocoDataModule(root, "detection", 96)`).
-        **kwargs: `DetectionDataModule`'s other keywords (`validation_fraction`, `split_seed`).
+        layout: `coco` (or `auto`, which means `coco` here); by keyword, as `DetectionDataModule`'s
+            `validation_fraction` and `split_seed`: the positional order is the one this class always had
+            (`CocoDataModule(root, "detection", 96, 16)`).
 
     Raises:
         DataError: A file or image is missing, an annotation is out of its image or names an unknown category.
@@ -338,28 +342,8 @@ class CocoDataModule(DetectionDataModule):
     fixed_layout = "coco"
 
     def __init__(
-        self,
-        root: str | Path,
-        task: str = "detection",
-        image_size: int | Sequence[int] | None = None,
-        batch_size: int = 32,
-        num_workers: int = 1,
-        augmentations: Sequence[Callable[..., Any]] | None = None,
-        tile_size: int | None = None,
-        tile_overlap: float = 0.2,
-        *,
-        layout: str = "auto",
-        **kwargs: Any,
+        self, root: str | Path, task: str = "detection", image_size: int | Sequence[int] | None = None, *args: Any, **kwargs: Any
     ) -> None:
-        super().__init__(
-            root,
-            task,
-            layout=layout,
-            image_size=image_size,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            augmentations=augmentations,
-            tile_size=tile_size,
-            tile_overlap=tile_overlap,
-            **kwargs,
-        )
+        if len(args) > len(_COCO_POSITIONAL):
+            raise TypeError(f"CocoDataModule takes at most {3 + len(_COCO_POSITIONAL)} positional arguments.")
+        super().__init__(root, task, image_size=image_size, **dict(zip(_COCO_POSITIONAL, args, strict=False)), **kwargs)
