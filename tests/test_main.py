@@ -174,6 +174,11 @@ def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
         ),
         ("n_visualized=-1", "Config key 'n_visualized' must be an int >= 0, got int -1."),
         (
+            "early_stopping.start_fraction=1",
+            "Config key 'early_stopping.start_fraction' must be a number in [0, 1) (the fraction of the training budget "
+            "before which early stopping never ends a run), got int 1.",
+        ),
+        (
             "checkpoint.monitor=validation/head/acuracy",
             "Config key 'checkpoint.monitor' is 'validation/head/acuracy', which the run never logs; it logs ['train/loss', "
             "'train/losses/head/loss_ce', 'train/head/accuracy', 'validation/loss', 'validation/losses/head/loss_ce', "

@@ -24,6 +24,7 @@ HEADS_DIR = Path(__file__).parent / "heads"
 COMMON_OVERRIDES = (
     ("trainer.max_time=00:00:20:00", "a longer training time budget (DD:HH:MM:SS)"),
     ("early_stopping.patience=20", "epochs without improvement before stopping (null: never)"),
+    ("early_stopping.start_fraction=0.8", "no early stop before this fraction of the budget (tasks: 0.5)"),
     ("trainer.max_epochs=20", "an epoch cap"),
     ("model.weights=PATH", "backbone weights: a state dict file or an experiment's bricks/"),
     ("data.image_size=128", "input size (default: the training images' median size)"),

@@ -76,10 +76,12 @@ class CheckpointSettings:
 
 @dataclass(frozen=True)
 class EarlyStoppingSettings:
-    """`early_stopping`: stop after `patience` validation epochs without an improvement above `min_delta`."""
+    """`early_stopping`: stop after `patience` validation epochs without an improvement above `min_delta`, once
+    `start_fraction` of the training budget has passed."""
 
     patience: int | None
     min_delta: float
+    start_fraction: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -234,8 +236,14 @@ def _checkpoint(node: Any, omegaconf: Any) -> CheckpointSettings:
 def _early_stopping(node: Any) -> EarlyStoppingSettings:
     patience = node.get("patience")
     min_delta = node.get("min_delta", 0.0)
+    start = node.get("start_fraction", 0.0)
+    if not _is_number(start) or not 0 <= start < 1:
+        raise ConfigError(
+            "Config key 'early_stopping.start_fraction' must be a number in [0, 1) (the fraction of the training budget "
+            f"before which early stopping never ends a run), got {type(start).__name__} {start!r}."
+        )
     if patience is None:
-        return EarlyStoppingSettings(None, float(min_delta) if _is_number(min_delta) else 0.0)
+        return EarlyStoppingSettings(None, float(min_delta) if _is_number(min_delta) else 0.0, float(start))
     if not _is_int(patience) or patience < 1:
         raise ConfigError(
             f"Config key 'early_stopping.patience' must be an int >= 1 (validation epochs without improvement) "
@@ -245,7 +253,7 @@ def _early_stopping(node: Any) -> EarlyStoppingSettings:
         raise ConfigError(
             f"Config key 'early_stopping.min_delta' must be a number >= 0, got {type(min_delta).__name__} {min_delta!r}."
         )
-    return EarlyStoppingSettings(patience, float(min_delta))
+    return EarlyStoppingSettings(patience, float(min_delta), float(start))
 
 
 def _data(data: Any, omegaconf: Any) -> DataSettings:

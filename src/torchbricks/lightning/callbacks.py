@@ -25,7 +25,7 @@ from torchbricks.errors import ConfigError
 require("pytorch_lightning", "lightning")
 import pytorch_lightning as pl  # noqa: E402 (after `require`, so a missing extra names what to install)
 
-__all__ = ["EpochSeed", "LineProgressBar", "MetricHistory", "TensorBoardPredictions", "epoch_seed"]
+__all__ = ["BudgetEarlyStopping", "EpochSeed", "LineProgressBar", "MetricHistory", "TensorBoardPredictions", "epoch_seed"]
 
 HISTORY_FILE = "history.json"
 CURVES_FILE = "curves.png"
@@ -148,6 +148,42 @@ class MetricHistory(pl.Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.history = list(state_dict.get("history", []))
+
+
+class BudgetEarlyStopping(pl.callbacks.EarlyStopping):
+    """Lightning's `EarlyStopping` that ends no run before `start_fraction` of its training budget has passed.
+
+    Until then it follows the monitored value and counts the epochs without improvement as usual, but does not stop
+    (a non-finite value or a divergence threshold still stops at once); from then on it stops as soon as `patience`
+    epochs have passed without improvement. Models that sit at chance for a while before they learn (look-alike
+    classes) are not cut off during that start. The budget is the one the learning rate schedule follows
+    (`torchbricks.lightning.optimizers.training_progress`).
+
+    Args:
+        start_fraction: Fraction of the training budget, in [0, 1), before which no run is stopped.
+        **kwargs: `EarlyStopping`'s arguments (`monitor`, `mode`, `patience`, `min_delta`, ...).
+    """
+
+    def __init__(self, *, start_fraction: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not 0 <= start_fraction < 1:
+            raise ConfigError(f"BudgetEarlyStopping: start_fraction must be in [0, 1), got {start_fraction!r}.")
+        self.start_fraction = start_fraction
+        self._trainer: Any = None
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        self._trainer = trainer
+
+    def _evaluate_stopping_criteria(self, current: torch.Tensor) -> tuple[bool, str | None]:
+        should_stop, reason = super()._evaluate_stopping_criteria(current)
+        waited = self.wait_count >= self.patience and bool(torch.isfinite(current))
+        if should_stop and waited and self.start_fraction > 0 and self._trainer is not None:
+            from torchbricks.lightning.optimizers import training_progress
+
+            if training_progress(self._trainer) < self.start_fraction:
+                return False, None
+        return should_stop, reason
 
 
 class LineProgressBar(pl.callbacks.ProgressBar):

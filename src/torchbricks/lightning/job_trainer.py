@@ -94,7 +94,13 @@ def create_callbacks(settings: JobSettings, path_experiment: Path, class_names: 
     """The main job's callbacks: per-epoch seeding, the metric history and curves, early stopping, checkpoints, line
     progress output when standard output is not a terminal, and prediction pictures for TensorBoard."""
     pl = require("pytorch_lightning", "lightning")
-    from torchbricks.lightning.callbacks import EpochSeed, LineProgressBar, MetricHistory, TensorBoardPredictions
+    from torchbricks.lightning.callbacks import (
+        BudgetEarlyStopping,
+        EpochSeed,
+        LineProgressBar,
+        MetricHistory,
+        TensorBoardPredictions,
+    )
 
     draw = installed("matplotlib")
     every = settings.pictures_every_n_epochs
@@ -102,7 +108,8 @@ def create_callbacks(settings: JobSettings, path_experiment: Path, class_names: 
     callbacks: list[Any] = [EpochSeed(settings.seed), MetricHistory(path_experiment, draw=draw, draw_every_n_epochs=every)]
     if settings.early_stopping.patience is not None:
         callbacks.append(
-            pl.callbacks.EarlyStopping(
+            BudgetEarlyStopping(
+                start_fraction=settings.early_stopping.start_fraction,
                 monitor=monitored,
                 mode=mode,
                 patience=settings.early_stopping.patience,

@@ -17,7 +17,14 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["BudgetCosine", "CosineWithWarmup", "bind_training_budget", "budget_cosine_factor", "create_adamw_cosine"]
+__all__ = [
+    "BudgetCosine",
+    "CosineWithWarmup",
+    "bind_training_budget",
+    "budget_cosine_factor",
+    "create_adamw_cosine",
+    "training_progress",
+]
 
 
 class CosineWithWarmup:
@@ -182,6 +189,19 @@ def bind_training_budget(optimizers_config: Any, trainer: Any) -> None:
         elapsed = timer.time_elapsed
     for scheduler in schedulers:
         scheduler.set_budget(total_steps, max_seconds, elapsed)
+
+
+def training_progress(trainer: Any) -> float:
+    """How much of a Lightning `trainer`'s budget training has used, in [0, 1]: the larger of the optimizer steps
+    over the steps it plans (`estimated_stepping_batches`) and the training time over `trainer.max_time`, the
+    measure `BudgetCosine` follows."""
+    total_steps = float(trainer.estimated_stepping_batches)
+    progress = trainer.global_step / total_steps if math.isfinite(total_steps) and total_steps > 0 else 0.0
+    timers = [callback for callback in trainer.callbacks if hasattr(callback, "time_remaining")]
+    if timers and timers[0].time_remaining() is not None:
+        elapsed = timers[0].time_elapsed()
+        progress = max(progress, elapsed / max(elapsed + timers[0].time_remaining(), 1e-9))
+    return min(progress, 1.0)
 
 
 def _schedulers(config: Any) -> list[Any]:
