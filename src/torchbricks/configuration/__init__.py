@@ -18,7 +18,7 @@ from __future__ import annotations
 from torchbricks.configuration.checks import check_classes_cover_data, check_optimizer_factory, check_train_config
 from torchbricks.configuration.compose import CONFIG_DIR, FREE_FORM_KEYS, compose_config
 from torchbricks.configuration.instantiate import create_brick_collection, instantiate_config
-from torchbricks.configuration.job import JobParts, create_model_bricks, instantiate_job
+from torchbricks.configuration.job import JobParts, create_job, create_model_bricks, instantiate_job
 from torchbricks.configuration.settings import JobSettings, read_job_settings
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "check_train_config",
     "compose_config",
     "create_brick_collection",
+    "create_job",
     "create_model_bricks",
     "instantiate_config",
     "instantiate_job",

@@ -1,8 +1,10 @@
 """The parts of a training job built from its config in one pass: the data, the model, the optimizer and the trainer.
 
-`instantiate_job(config, settings)` instantiates each `_target_` node once, checks the parts against each other
-(the optimizer builds, the heads cover the data's classes) and leaves the trainer as a factory that the job calls
-with its loggers and callbacks, which depend on the experiment folder.
+`create_job(config)` is what the main job calls: it reads and checks the job's keys (`read_job_settings`), seeds
+every random generator with `seed`, then instantiates the parts. `instantiate_job(config, settings)` instantiates
+each `_target_` node once, checks the parts against each other (the optimizer builds, the heads cover the data's
+classes) and leaves the trainer as a factory that the job calls with its loggers and callbacks, which depend on the
+experiment folder.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ from typing import Any
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.configuration.checks import check_classes_cover_data, check_optimizer_factory
 from torchbricks.configuration.instantiate import create_brick_collection, instantiate_config
-from torchbricks.configuration.settings import JobSettings
+from torchbricks.configuration.settings import JobSettings, read_job_settings
 from torchbricks.errors import CheckpointError, ConfigError
 
-__all__ = ["JobParts", "create_model_bricks", "instantiate_job"]
+__all__ = ["JobParts", "create_job", "create_model_bricks", "instantiate_job"]
 
 
 @dataclass
@@ -29,6 +31,20 @@ class JobParts:
     brick_collection: BrickCollection = field(repr=False)
     create_optimizer: Callable[..., Any] = field(repr=False)
     create_trainer: Callable[..., Any] = field(repr=False)
+
+
+def create_job(config: Any) -> tuple[JobSettings, JobParts]:
+    """The settings of a composed `train.yaml` config, checked once, and its parts, instantiated once after seeding
+    Python, numpy and torch (and the data loader workers) with `seed`.
+
+    Raises:
+        ConfigError: A key has a wrong value, or a node cannot be instantiated; the message names the key.
+    """
+    from torchbricks._extras import require
+
+    settings = read_job_settings(config)
+    require("pytorch_lightning", "lightning").seed_everything(settings.seed, workers=True, verbose=False)
+    return settings, instantiate_job(config, settings)
 
 
 def instantiate_job(config: Any, settings: JobSettings) -> JobParts:

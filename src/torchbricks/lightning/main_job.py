@@ -29,7 +29,6 @@ An existing experiment is refused unless `resume=true` (continue from `checkpoin
 
 from __future__ import annotations
 
-import dataclasses
 import fnmatch
 import time
 from dataclasses import dataclass, field
@@ -40,7 +39,7 @@ from torchbricks._experiment import CHECKPOINTS_FOLDER, CONFIG_FILE, launched_as
 from torchbricks._extras import require
 from torchbricks._files import write_json, write_text
 from torchbricks.brick_collection import BrickCollection
-from torchbricks.configuration import JobSettings, instantiate_job, read_job_settings
+from torchbricks.configuration import JobSettings, create_job
 from torchbricks.errors import BrickError, ConfigError, did_you_mean
 from torchbricks.lightning.experiment_files import BRICKS_FOLDER, to_json
 from torchbricks.lightning.job_outputs import draw_test_pictures, export_and_check_onnx
@@ -74,8 +73,8 @@ class MainJobResult:
 def run_main_job(config: Any) -> MainJobResult:
     """Trains, tests, exports and visualizes the model of `config` (see the module docstring for the outputs).
 
-    The job's own keys are read and checked once (`read_job_settings`), and the `_target_` nodes instantiated
-    once (`instantiate_job`), before anything is written.
+    The config is visited once, by `torchbricks.configuration.create_job`: the job's own keys are read and checked
+    (`read_job_settings`) and the `_target_` nodes instantiated, before anything is written.
 
     Args:
         config: A config composed from `train.yaml` (`torchbricks.configuration.compose_config`).
@@ -90,18 +89,12 @@ def run_main_job(config: Any) -> MainJobResult:
     register_resolvers()  # the task configs read their classes from the data
     config = expand_sources(config)  # task=multitask data.sources=[...]: a head per separately labelled data set
     started = time.perf_counter()
-    settings = read_job_settings(config)
-    check_class_weights(config, log=pl.utilities.rank_zero_info)  # counted in the training data, logged once
-    if settings.experiment.name is None:
+    if config.experiment.get("name") is None:
         config.experiment.name = create_experiment_name()
-        settings = dataclasses.replace(
-            settings, experiment=dataclasses.replace(settings.experiment, name=str(config.experiment.name))
-        )
+    quiet_third_party_notices(bool(config.get("resume", False)))
+    check_class_weights(config, log=pl.utilities.rank_zero_info)  # counted in the training data, logged once
+    settings, parts = create_job(config)  # every key checked, every node instantiated: nothing written before
     path_experiment = prepare_experiment_folder(config)
-    quiet_third_party_notices(settings.resume)
-
-    pl.seed_everything(settings.seed, workers=True, verbose=False)
-    parts = instantiate_job(config, settings)
     data_module, brick_collection = parts.data_module, parts.brick_collection
     module = create_module(settings, brick_collection, parts.create_optimizer)
     if settings.enable_checkpointing or settings.early_stopping.patience is not None:
