@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from torchbricks._extras import require
-from torchbricks.errors import ConfigError, did_you_mean
+from torchbricks.configuration._values import choice, flag, is_int, is_number, loss_balancing, read_loss_weights
+from torchbricks.errors import ConfigError
 
 __all__ = [
     "AVERAGED_METRICS_NAME",
@@ -125,18 +126,18 @@ def read_job_settings(config: Any) -> JobSettings:
     """
     omegaconf = require("omegaconf", "hydra")
     seed = config.get("seed")
-    if not _is_int(seed):
+    if not is_int(seed):
         raise ConfigError(f"Config key 'seed' must be an int, got {type(seed).__name__} {seed!r}.")
     n_visualized = config.get("n_visualized", 0)
-    if not _is_int(n_visualized) or n_visualized < 0:
+    if not is_int(n_visualized) or n_visualized < 0:
         raise ConfigError(f"Config key 'n_visualized' must be an int >= 0, got {type(n_visualized).__name__} {n_visualized!r}.")
     export_onnx = config.get("export_onnx", True)
     if not isinstance(export_onnx, bool):
         raise ConfigError(f"Config key 'export_onnx' must be true or false, got {export_onnx!r}.")
-    loss_weights = _loss_weights(config.get("loss_weights"), omegaconf)
+    loss_weights = read_loss_weights(config.get("loss_weights"), omegaconf)
     data = _data(config.get("data"), omegaconf)
     every = config.get("pictures_every_n_epochs", 1)
-    if not _is_int(every) or every < 1:
+    if not is_int(every) or every < 1:
         raise ConfigError(f"Config key 'pictures_every_n_epochs' must be 1 or more (1: every epoch), got {every}.")
     trainer = config.get("trainer") or {}
     experiment = config.get("experiment") or {}
@@ -145,83 +146,30 @@ def read_job_settings(config: Any) -> JobSettings:
         experiment=ExperimentSettings(
             path_experiments=Path(str(experiment.get("path_experiments", "build/experiments"))),
             name=None if name is None else str(name),
-            overwrite=_flag(experiment, "overwrite", False, "experiment."),
+            overwrite=flag(experiment, "overwrite", False, "experiment."),
         ),
-        resume=_flag(config, "resume", False),
+        resume=flag(config, "resume", False),
         checkpoint=_checkpoint(config.get("checkpoint") or {}, omegaconf),
         early_stopping=_early_stopping(config.get("early_stopping") or {}),
-        compile=_flag(config, "compile", False),
-        channels_last=_flag(config, "channels_last", False),
+        compile=flag(config, "compile", False),
+        channels_last=flag(config, "channels_last", False),
         seed=seed,
         loss_weights=loss_weights,
-        loss_balancing=_loss_balancing(config, loss_weights, trainer),
-        missing_targets=_choice(config.get("missing_targets", "error"), "missing_targets", MISSING_TARGETS),
+        loss_balancing=loss_balancing(config, loss_weights, trainer),
+        missing_targets=choice(config.get("missing_targets", "error"), "missing_targets", MISSING_TARGETS),
         class_weights=omegaconf.OmegaConf.select(config, "loss.class_weights", default=None),
         export_onnx=export_onnx,
         n_visualized=n_visualized,
         pictures_every_n_epochs=every,
         data=data,
-        enable_checkpointing=_flag(trainer, "enable_checkpointing", True, "trainer."),
-        enable_progress_bar=_flag(trainer, "enable_progress_bar", True, "trainer."),
+        enable_checkpointing=flag(trainer, "enable_checkpointing", True, "trainer."),
+        enable_progress_bar=flag(trainer, "enable_progress_bar", True, "trainer."),
     )
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _flag(node: Any, name: str, default: bool, prefix: str = "") -> bool:
-    value = node.get(name, default)
-    if not isinstance(value, bool):
-        raise ConfigError(f"Config key '{prefix}{name}' must be true or false, got {value!r}.")
-    return value
-
-
-def _choice(value: Any, key: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ConfigError(f"Config key {key!r} must be one of {list(choices)}, got {value!r}.{did_you_mean(str(value), choices)}")
-    return str(value)
-
-
-def _loss_weights(weights: Any, omegaconf: Any) -> dict[str, float]:
-    if weights is not None and not isinstance(weights, omegaconf.DictConfig):
-        raise ConfigError(f"Config key 'loss_weights' must be a dict of loss name -> weight, got {weights!r}.")
-    for name, weight in (weights or {}).items():
-        if not _is_number(weight):
-            raise ConfigError(f"Config key 'loss_weights.{name}' must be a number, got {type(weight).__name__} {weight!r}.")
-    return {str(name): float(weight) for name, weight in (weights or {}).items()}
-
-
-def _loss_balancing(config: Any, loss_weights: dict[str, float], trainer: Any) -> str:
-    from torchbricks.loss_balancing import BALANCERS
-
-    strategy = str(config.get("loss_balancing", "fixed"))
-    if strategy not in BALANCERS:
-        raise ConfigError(
-            f"Config key 'loss_balancing': Unknown loss balancing {strategy!r}. Available: {list(BALANCERS)}."
-            f"{did_you_mean(strategy, BALANCERS)}"
-        )
-    if strategy != "fixed" and loss_weights:
-        raise ConfigError(
-            f"Config key 'loss_weights' applies to loss_balancing=fixed; loss_balancing={strategy} sets its own weights."
-        )
-    devices, nodes = trainer.get("devices", 1) or 1, trainer.get("num_nodes", 1) or 1
-    processes = (devices if _is_int(devices) else 1) * (nodes if _is_int(nodes) else 1)
-    if strategy == "pcgrad" and processes > 1:
-        raise ConfigError(
-            "Config key 'loss_balancing': pcgrad computes one gradient per loss on one process; DDP averages gradients "
-            "in its own backward pass. Use uncertainty or dwa with several processes."
-        )
-    return strategy
 
 
 def _checkpoint(node: Any, omegaconf: Any) -> CheckpointSettings:
     monitor = node.get("monitor", "validation/loss")
-    mode = _choice(node.get("mode", "min"), "checkpoint.mode", CHECKPOINT_MODES)
+    mode = choice(node.get("mode", "min"), "checkpoint.mode", CHECKPOINT_MODES)
     if not omegaconf.OmegaConf.is_list(monitor) and not isinstance(monitor, (list, tuple)):
         return CheckpointSettings(str(monitor), mode)
     names = [str(name) for name in monitor]
@@ -237,19 +185,19 @@ def _early_stopping(node: Any) -> EarlyStoppingSettings:
     patience = node.get("patience")
     min_delta = node.get("min_delta", 0.0)
     start = node.get("start_fraction", 0.0)
-    if not _is_number(start) or not 0 <= start < 1:
+    if not is_number(start) or not 0 <= start < 1:
         raise ConfigError(
             "Config key 'early_stopping.start_fraction' must be a number in [0, 1) (the fraction of the training budget "
             f"before which early stopping never ends a run), got {type(start).__name__} {start!r}."
         )
     if patience is None:
-        return EarlyStoppingSettings(None, float(min_delta) if _is_number(min_delta) else 0.0, float(start))
-    if not _is_int(patience) or patience < 1:
+        return EarlyStoppingSettings(None, float(min_delta) if is_number(min_delta) else 0.0, float(start))
+    if not is_int(patience) or patience < 1:
         raise ConfigError(
             f"Config key 'early_stopping.patience' must be an int >= 1 (validation epochs without improvement) "
             f"or null (no early stopping), got {type(patience).__name__} {patience!r}."
         )
-    if not _is_number(min_delta) or min_delta < 0:
+    if not is_number(min_delta) or min_delta < 0:
         raise ConfigError(
             f"Config key 'early_stopping.min_delta' must be a number >= 0, got {type(min_delta).__name__} {min_delta!r}."
         )
@@ -263,19 +211,19 @@ def _data(data: Any, omegaconf: Any) -> DataSettings:
     target = str(data._target_) if "_target_" in data else None
     batch_size = data.get("batch_size")
     minimum = PARAMETER_MINIMUMS["batch_size"]
-    if _is_int(batch_size) and batch_size < minimum:
+    if is_int(batch_size) and batch_size < minimum:
         raise ConfigError(f"Config key 'data.batch_size' must be an int >= {minimum}, got {batch_size}.")
     tile_size = data.get("tile_size")
     overlap = data.get("tile_overlap", 0.2)
-    settings = DataSettings(target, batch_size if _is_int(batch_size) else None, tile_size, overlap)
+    settings = DataSettings(target, batch_size if is_int(batch_size) else None, tile_size, overlap)
     if tile_size is None:
         return settings
-    if not _is_int(tile_size) or tile_size < 1:
+    if not is_int(tile_size) or tile_size < 1:
         raise ConfigError(
             f"Config key 'data.tile_size' must be null (whole images) or the side of a tile in pixels, an int >= 1, "
             f"got {type(tile_size).__name__} {tile_size!r}."
         )
-    if not _is_number(overlap) or not 0 <= overlap < 1:
+    if not is_number(overlap) or not 0 <= overlap < 1:
         raise ConfigError(
             f"Config key 'data.tile_overlap' must be the fraction of a tile shared by its neighbours, in [0, 1), "
             f"got {type(overlap).__name__} {overlap!r}."

@@ -1,0 +1,63 @@
+"""Checks of single values of the job's config, each raising one `ConfigError` that names the key
+(`torchbricks.configuration.settings` reads the sections with them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torchbricks.errors import ConfigError, did_you_mean
+
+__all__ = ["choice", "flag", "is_int", "is_number", "loss_balancing", "read_loss_weights"]
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def flag(node: Any, name: str, default: bool, prefix: str = "") -> bool:
+    value = node.get(name, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"Config key '{prefix}{name}' must be true or false, got {value!r}.")
+    return value
+
+
+def choice(value: Any, key: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(f"Config key {key!r} must be one of {list(choices)}, got {value!r}.{did_you_mean(str(value), choices)}")
+    return str(value)
+
+
+def read_loss_weights(weights: Any, omegaconf: Any) -> dict[str, float]:
+    if weights is not None and not isinstance(weights, omegaconf.DictConfig):
+        raise ConfigError(f"Config key 'loss_weights' must be a dict of loss name -> weight, got {weights!r}.")
+    for name, weight in (weights or {}).items():
+        if not is_number(weight):
+            raise ConfigError(f"Config key 'loss_weights.{name}' must be a number, got {type(weight).__name__} {weight!r}.")
+    return {str(name): float(weight) for name, weight in (weights or {}).items()}
+
+
+def loss_balancing(config: Any, loss_weights: dict[str, float], trainer: Any) -> str:
+    from torchbricks.loss_balancing import BALANCERS
+
+    strategy = str(config.get("loss_balancing", "fixed"))
+    if strategy not in BALANCERS:
+        raise ConfigError(
+            f"Config key 'loss_balancing': Unknown loss balancing {strategy!r}. Available: {list(BALANCERS)}."
+            f"{did_you_mean(strategy, BALANCERS)}"
+        )
+    if strategy != "fixed" and loss_weights:
+        raise ConfigError(
+            f"Config key 'loss_weights' applies to loss_balancing=fixed; loss_balancing={strategy} sets its own weights."
+        )
+    devices, nodes = trainer.get("devices", 1) or 1, trainer.get("num_nodes", 1) or 1
+    processes = (devices if is_int(devices) else 1) * (nodes if is_int(nodes) else 1)
+    if strategy == "pcgrad" and processes > 1:
+        raise ConfigError(
+            "Config key 'loss_balancing': pcgrad computes one gradient per loss on one process; DDP averages gradients "
+            "in its own backward pass. Use uncertainty or dwa with several processes."
+        )
+    return strategy
