@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
 import omegaconf
+import pytest
 from omegaconf import OmegaConf
 
 from torchbricks.configuration._values import choice, flag, is_int, is_number, read_loss_weights
