@@ -321,7 +321,9 @@ def _write_multi_object(root: Path, spec: ShapesSpec, split: str, count: int, sp
                 {"id": index + 1, "file_name": f"images/{split}/{name}", "width": spec.image_size, "height": spec.image_size}
             )
             for drawn in objects:
-                xs, ys = [x for x, _ in drawn.polygon], [y for _, y in drawn.polygon]
+                # The visible part: a form that reaches past the border is cut by it, so is its box.
+                xs = [min(max(x, 0.0), spec.image_size) for x, _ in drawn.polygon]
+                ys = [min(max(y, 0.0), spec.image_size) for _, y in drawn.polygon]
                 box = [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
                 annotations.append(
                     {
