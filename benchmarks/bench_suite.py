@@ -197,10 +197,13 @@ def main(argv: list[str] | None = None) -> int:
 
                 print(f"[suite] {task} on {set_name}: plain ResNet-18 reference, {arguments.budget_minutes} min", flush=True)
                 reference = train_reference(task, data_root, arguments.budget_minutes * 60)
+                # Printed as it comes, so a later run's failure does not lose it (the table comes at the end).
+                print(f"[suite]   reference: {reference.metric:.3f} in {reference.wall_seconds:.0f} s", flush=True)
             for label, overrides in configurations(arguments):
                 name = f"{set_name}{'-micro' if arguments.micro else ''}-{task}-{label}"
                 print(f"[suite] {task} on {set_name}: torchbricks train ({label}), {arguments.budget_minutes} min", flush=True)
                 metrics, wall, log = run_ours(task, data_root, arguments.out, name, arguments.budget_minutes, overrides)
+                print(f"[suite]   ours: {metrics.get('test', {})} in {wall:.0f} s", flush=True)
                 for key, short in METRICS[task]:
                     value = metrics.get("test", {}).get(key)
                     rows.append(
