@@ -45,6 +45,7 @@ if TYPE_CHECKING:  # the names below are imported on first use, see __getattr__
         NoBricksSelectedError,
         NotABrickError,
         ShapesDatasetExistsError,
+        UnknownMetricError,
     )
     from torchbricks.tags import LOSS, METRIC, MODEL, STAGE_TAGS, VISUALIZATION, Stage, tags_for
 
@@ -77,6 +78,7 @@ _LAZY_NAMES = {  # the public names: name -> the module defining it; `__all__` i
     "MODEL": "torchbricks.tags",
     "MissingExtraError": "torchbricks.errors",
     "MissingInputError": "torchbricks.errors",
+    "UnknownMetricError": "torchbricks.errors",
     "NamedInputsTypeError": "torchbricks.errors",
     "NoBricksSelectedError": "torchbricks.errors",
     "NotABrickError": "torchbricks.errors",

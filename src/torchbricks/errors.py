@@ -29,6 +29,7 @@ __all__ = [
     "NoBricksSelectedError",
     "NotABrickError",
     "ShapesDatasetExistsError",
+    "UnknownMetricError",
 ]
 
 
@@ -95,6 +96,20 @@ class CheckpointNotADirectoryError(CheckpointError, NotADirectoryError):
 
 class MissingExtraError(BrickError, ImportError):
     """An optional dependency is not installed."""
+
+
+class UnknownMetricError(BrickError):
+    """A metric value is named that no metric brick logs; carries the `name`, the metric values that are logged
+    (`available`) and the close-match hint, so a caller can phrase the message for its own key."""
+
+    def __init__(self, name: str, available: list[str], hint: str) -> None:
+        self.name, self.available, self.hint = name, available, hint
+        super().__init__(self.phrased("averaged_metrics names"))
+
+    def phrased(self, subject: str) -> str:
+        """The message with `subject` naming who asked for the metric (`"averaged_metrics names"`)."""
+        logged = f"which no metric brick of the validation stage logs. Metric values: {self.available}."
+        return f"{subject} {self.name!r}, {logged}{self.hint}"
 
 
 class DataError(BrickError):

@@ -289,3 +289,38 @@ def test_a_dict_valued_metric_that_does_not_declare_its_keys_is_logged_under_its
     assert module.logged_names(Stage.VALIDATION) == [
         "validation/loss", "validation/losses/loss_ce", "validation/losses/loss_nll", "validation/cars/*"
     ]  # fmt: skip
+
+
+def test_an_averaged_metric_no_brick_logs_is_refused_with_its_name_and_the_logged_values(tmp_path: Path) -> None:
+    import torchmetrics
+
+    from torchbricks import BrickCollection, BrickLoss, BrickMetricSingle, BrickTrainable
+    from torchbricks.errors import UnknownMetricError
+
+    collection = BrickCollection(
+        {
+            "head": {
+                "classify": BrickTrainable(torch.nn.Linear(4, 2), input_names=["raw"], output_names=["./logits"]),
+                "loss": BrickLoss(torch.nn.CrossEntropyLoss(), input_names=["./logits", "targets"], output_names=["./ce"]),
+                "accuracy": BrickMetricSingle(
+                    torchmetrics.classification.MulticlassAccuracy(num_classes=2), input_names=["./logits", "targets"]
+                ),
+            }
+        }
+    )
+    with pytest.raises(
+        UnknownMetricError, match=r"averaged_metrics names 'head/acuracy'.*Metric values: \['head/MulticlassAccuracy'\]"
+    ) as error:
+        LightningBrickCollection(
+            tmp_path, "run", collection, lambda parameters: torch.optim.SGD(parameters, lr=0.1), averaged_metrics=["head/acuracy"]
+        )
+    assert (error.value.name, error.value.available) == ("head/acuracy", ["head/MulticlassAccuracy"])
+    module = LightningBrickCollection(
+        tmp_path,
+        "run",
+        collection,
+        lambda parameters: torch.optim.SGD(parameters, lr=0.1),
+        averaged_metrics=["head/MulticlassAccuracy"],
+    )
+    assert "validation/monitored_mean" in module.logged_names(Stage.VALIDATION)
+    assert "train/monitored_mean" not in module.logged_names(Stage.TRAIN)

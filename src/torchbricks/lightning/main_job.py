@@ -40,7 +40,7 @@ from torchbricks._extras import require
 from torchbricks._files import write_json, write_text
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.configuration import JobSettings, create_job
-from torchbricks.errors import BrickError, ConfigError, did_you_mean
+from torchbricks.errors import BrickError, ConfigError, UnknownMetricError, did_you_mean
 from torchbricks.lightning.experiment_files import BRICKS_FOLDER, to_json
 from torchbricks.lightning.job_outputs import draw_test_pictures, export_and_check_onnx
 from torchbricks.lightning.job_trainer import (
@@ -164,10 +164,8 @@ def create_module(settings: JobSettings, brick_collection: BrickCollection, crea
             missing_targets=settings.missing_targets,
             averaged_metrics=averaged,
         )
-    except BrickError as error:
-        if not averaged or "averaged_metrics" not in str(error):
-            raise
-        raise ConfigError(f"Config key 'checkpoint.monitor': {str(error).replace('averaged_metrics names', 'lists')}") from error
+    except UnknownMetricError as error:
+        raise ConfigError(f"Config key 'checkpoint.monitor': {error.phrased('lists')}") from error
 
 
 def fit_and_test_best(

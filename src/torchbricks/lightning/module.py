@@ -28,7 +28,7 @@ from torchbricks._extras import require
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.bricks import BrickInterface, BrickMetrics
 from torchbricks.configuration.settings import AVERAGED_METRICS_NAME
-from torchbricks.errors import BrickError, did_you_mean
+from torchbricks.errors import BrickError, UnknownMetricError, did_you_mean
 from torchbricks.lightning._epoch_values import LossMeans, metric_value_names, summarize_metrics
 from torchbricks.lightning.experiment_files import create_experiment_file_callbacks, to_json
 from torchbricks.lightning.optimizers import bind_training_budget
@@ -407,11 +407,8 @@ def _check_averaged_metrics(averaged_metrics: Sequence[str], module: LightningBr
     logged = [name.removeprefix("validation/") for name in module.logged_names(Stage.VALIDATION)]
     for name in averaged_metrics:
         if not any(fnmatch.fnmatchcase(name, pattern) for pattern in logged):
-            raise BrickError(
-                f"averaged_metrics names {name!r}, which no metric brick of the validation stage logs. "
-                f"Metric values: {[item for item in logged if not item.startswith(('loss', 'losses/'))]}."
-                f"{did_you_mean(name, logged)}"
-            )
+            values = [item for item in logged if not item.startswith(("loss", "losses/"))]
+            raise UnknownMetricError(name, values, did_you_mean(name, logged))
     return tuple(averaged_metrics)
 
 
