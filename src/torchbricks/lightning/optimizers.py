@@ -69,18 +69,23 @@ def budget_cosine_factor(
         >>> round(budget_cosine_factor(step=10, elapsed_seconds=300.0, total_steps=1000, max_seconds=600), 3)
         0.5
     """
-    progress = 0.0
-    if total_steps is not None and math.isfinite(total_steps) and total_steps > 0:
-        progress = step / total_steps
-    if max_seconds is not None and math.isfinite(max_seconds) and max_seconds > 0:
-        progress = max(progress, elapsed_seconds / max_seconds)
-    progress = min(1.0, max(0.0, progress))
+    progress = _budget_progress(step, elapsed_seconds, total_steps, max_seconds)
     warmup = 1.0
     if warmup_steps > 0 or warmup_fraction > 0:
         by_steps = (step + 1) / warmup_steps if warmup_steps > 0 else math.inf
         by_budget = progress / warmup_fraction if warmup_fraction > 0 else math.inf
         warmup = min(1.0, max(by_steps, by_budget))
     return warmup * (min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+def _budget_progress(step: int, elapsed_seconds: float, total_steps: float | None, max_seconds: float | None) -> float:
+    """`min(1, max(step / total_steps, elapsed_seconds / max_seconds))`; a budget that is None or infinite counts 0."""
+    progress = 0.0
+    if total_steps is not None and math.isfinite(total_steps) and total_steps > 0:
+        progress = step / total_steps
+    if max_seconds is not None and math.isfinite(max_seconds) and max_seconds > 0:
+        progress = max(progress, elapsed_seconds / max_seconds)
+    return min(1.0, max(0.0, progress))
 
 
 class BudgetCosine(torch.optim.lr_scheduler.LRScheduler):
@@ -179,14 +184,7 @@ def bind_training_budget(optimizers_config: Any, trainer: Any) -> None:
     schedulers = [scheduler for scheduler in _schedulers(optimizers_config) if isinstance(scheduler, BudgetCosine)]
     if not schedulers:
         return
-    total_steps = float(trainer.estimated_stepping_batches)
-    timers = [callback for callback in trainer.callbacks if hasattr(callback, "time_remaining")]
-    max_seconds: float | None = None
-    elapsed: Callable[[], float] = lambda: 0.0  # noqa: E731 (a clock that never runs: no time budget)
-    if timers and timers[0].time_remaining() is not None:
-        timer = timers[0]
-        max_seconds = timer.time_elapsed() + timer.time_remaining()
-        elapsed = timer.time_elapsed
+    total_steps, max_seconds, elapsed = _trainer_budget(trainer)
     for scheduler in schedulers:
         scheduler.set_budget(total_steps, max_seconds, elapsed)
 
@@ -195,13 +193,18 @@ def training_progress(trainer: Any) -> float:
     """How much of a Lightning `trainer`'s budget training has used, in [0, 1]: the larger of the optimizer steps
     over the steps it plans (`estimated_stepping_batches`) and the training time over `trainer.max_time`, the
     measure `BudgetCosine` follows."""
-    total_steps = float(trainer.estimated_stepping_batches)
-    progress = trainer.global_step / total_steps if math.isfinite(total_steps) and total_steps > 0 else 0.0
+    total_steps, max_seconds, elapsed = _trainer_budget(trainer)
+    return _budget_progress(trainer.global_step, elapsed(), total_steps, max_seconds)
+
+
+def _trainer_budget(trainer: Any) -> tuple[float, float | None, Callable[[], float]]:
+    """A trainer's step budget, time budget (None without `max_time`) and the clock of its training time: the
+    trainer's `Timer` callback (which `Trainer(max_time=...)` adds, and whose elapsed time survives a resume)."""
     timers = [callback for callback in trainer.callbacks if hasattr(callback, "time_remaining")]
     if timers and timers[0].time_remaining() is not None:
-        elapsed = timers[0].time_elapsed()
-        progress = max(progress, elapsed / max(elapsed + timers[0].time_remaining(), 1e-9))
-    return min(progress, 1.0)
+        timer = timers[0]
+        return float(trainer.estimated_stepping_batches), timer.time_elapsed() + timer.time_remaining(), timer.time_elapsed
+    return float(trainer.estimated_stepping_batches), None, lambda: 0.0  # a clock that never runs: no time budget
 
 
 def _schedulers(config: Any) -> list[Any]:
