@@ -6,7 +6,7 @@ times, the median of:
 
 - `predict`: `torchbricks.predict.predict_images` on the folder as the command runs it: reading the PNG files,
   the inference stage in batches, the results at the original size and every file written (drawn pictures,
-  masks, overlays, predictions.json / .csv), progress lines on (into a buffer);
+  masks, predictions.json / .csv, and the overlays with `--overlays`), progress lines on (into a buffer);
 - `plain`: the collection's inference outputs (`output_names` of the heads) computed batch by batch from the
   same images preloaded as one float tensor; nothing decoded, converted or written;
 - `plain, reading the files`: the loop a user writes over the folder: each file read with Pillow and made into the
@@ -82,6 +82,7 @@ def bench(
     repeats: int,
     scratch: Path,
     pictures: str | None,
+    overlays: bool = False,
 ) -> None:
     experiment = load_experiment(experiment_folder)
     backend = BrickBackend(experiment, batch_size=batch_size)
@@ -135,6 +136,7 @@ def bench(
             batch_size=batch_size,
             workers=workers,
             pictures=pictures,
+            overlays=overlays,
             stream=io.StringIO(),
         )
         rates = len(files) / (time.perf_counter() - started), len(files) / (time.process_time() - cpu)
@@ -167,6 +169,7 @@ def run() -> None:
     parser.add_argument(
         "--pictures", default="jpg", choices=["jpg", "png", "none"], help="drawn pictures (none: only the results)"
     )
+    parser.add_argument("--overlays", action="store_true", help="also write the colour overlays, as `predict --overlays`")
     parser.add_argument("--scratch", type=Path, default=Path("build/bench_predict"), help="where the outputs are written")
     arguments = parser.parse_args()
     torch.set_num_threads(1)
@@ -178,6 +181,7 @@ def run() -> None:
         root = write_shapes_dataset(scratch / "shapes", num_train=8, num_val=NUM_IMAGES, image_size=SIZE)
         print(
             f"batch size {arguments.batch_size}, {arguments.workers} reading/writing threads, pictures {arguments.pictures}, "
+            f"overlays {'on' if arguments.overlays else 'off'}, "
             f"median of {arguments.repeats}"
         )
         print(
@@ -196,6 +200,7 @@ def run() -> None:
                 arguments.repeats,
                 scratch,
                 pictures,
+                arguments.overlays,
             )
 
 

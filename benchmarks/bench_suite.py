@@ -43,6 +43,8 @@ METRICS = {
 HELD_OUT_FLOORS = {"accuracy": 0.95, "mIoU": 0.75, "mAP@0.5": 0.70}
 REAL_SETS = {"digits", "photo_patches"}
 MULTITASK_TOLERANCE, REFERENCE_TOLERANCE = 0.05, 0.02
+REFERENCE_CONFIG = "reference only"
+"""The configuration of the rows `--reference-only` writes."""
 
 
 @dataclass
@@ -158,6 +160,17 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "--label", action="append", default=[], help="a name for each --overrides in the table (default: the overrides)"
     )
     parser.add_argument("--no-reference", action="store_true", help="skip the plain reference (e.g. when comparing overrides)")
+    parser.add_argument(
+        "--reference-only", action="store_true", help="train only the plain reference (its rows have no figure of ours)"
+    )
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        metavar="JSON",
+        help="print one table from earlier --json files (runs of ours and --reference-only runs, e.g. on two cores); "
+        "a row of ours gets the reference of its task and set, and the targets are computed again",
+    )
     parser.add_argument("--micro", action="store_true", help="tiny sets (32 px, a few dozen images): the smoke test's size")
     parser.add_argument("--cache", type=Path, default=Path("build/suite/data"), help="where the data sets are written once")
     parser.add_argument("--out", type=Path, default=Path("build/suite/runs"), help="experiments and logs of the job")
@@ -177,8 +190,35 @@ def configurations(arguments: argparse.Namespace) -> list[tuple[str, list[str]]]
     return result
 
 
+def merge(documents: list[dict]) -> list[Row]:
+    """The rows of several `--json` files as one table: each row of ours gets the reference of its task and set.
+
+    A later file's row replaces an earlier one of the same task, set, metric and configuration.
+    """
+    ours: dict[tuple[str, str, str, str], Row] = {}
+    references: dict[tuple[str, str], Row] = {}
+    for document in documents:
+        for values in document["rows"]:
+            row = Row(**values)
+            if row.config == REFERENCE_CONFIG:
+                references[(row.task, row.set)] = row
+            else:
+                ours[(row.task, row.set, row.metric, row.config)] = row
+    for (task, set_name, _, _), row in ours.items():
+        reference = references.get((task, set_name))
+        if reference is not None:
+            row.reference, row.reference_seconds = reference.reference, reference.reference_seconds
+            row.reference_epochs = reference.reference_epochs
+    rows = list(ours.values())
+    set_targets(rows)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(argv)
+    if arguments.merge:
+        print(markdown(merge([json.loads(path.read_text()) for path in arguments.merge])))
+        return 0
     if arguments.list:
         for suite_set in SETS.values():
             kind = "held out" if suite_set.held_out else "tuning"
@@ -199,6 +239,23 @@ def main(argv: list[str] | None = None) -> int:
                 reference = train_reference(task, data_root, arguments.budget_minutes * 60)
                 # Printed as it comes, so a later run's failure does not lose it (the table comes at the end).
                 print(f"[suite]   reference: {reference.metric:.3f} in {reference.wall_seconds:.0f} s", flush=True)
+            if arguments.reference_only:
+                if reference is not None:
+                    rows.append(
+                        Row(
+                            task=task,
+                            set=set_name,
+                            held_out=suite_set.held_out,
+                            metric=METRICS[task][0][1],
+                            ours=None,
+                            ours_seconds=0.0,
+                            reference=reference.metric,
+                            reference_seconds=reference.wall_seconds,
+                            reference_epochs=reference.epochs,
+                            config=REFERENCE_CONFIG,
+                        )
+                    )
+                continue
             for label, overrides in configurations(arguments):
                 name = f"{set_name}{'-micro' if arguments.micro else ''}-{task}-{label}"
                 print(f"[suite] {task} on {set_name}: torchbricks train ({label}), {arguments.budget_minutes} min", flush=True)

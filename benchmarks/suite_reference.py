@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["ReferenceResult", "train_reference"]
+__all__ = ["Recipe", "ReferenceResult", "train_reference"]
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -71,10 +71,28 @@ def _forever(loader: Any) -> Iterator[Any]:
         yield from loader
 
 
-def _train(model: nn.Module, loader: Any, loss_of: Any, budget_seconds: float, lr: float = 2e-3) -> tuple[float, int, float]:
+@dataclass(frozen=True)
+class Recipe:
+    """The reference's knobs (chosen on the tuning sets only; see benchmarks/README.md)."""
+
+    optimizer: str = "adamw"
+    lr: float = 2e-3
+    image_size: int | None = None
+    """Square side the images are resized to; None keeps their native size."""
+    crop_scale: float | None = 0.6
+    """Smallest area of the random resized crop; None trains on whole images (flip only)."""
+
+
+def _train(model: nn.Module, loader: Any, loss_of: Any, budget_seconds: float, recipe: Recipe) -> tuple[float, int, float]:
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+    groups = [{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}]
+    lr = recipe.lr
+    if recipe.optimizer == "sgd":
+        groups[0]["weight_decay"] = 5e-4
+        optimizer: torch.optim.Optimizer = torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True)
+    else:
+        optimizer = torch.optim.AdamW(groups, lr=lr)
     model.train()
     started, steps = time.perf_counter(), 0
     batches_per_epoch = max(len(loader), 1)
@@ -92,17 +110,26 @@ def _train(model: nn.Module, loader: Any, loss_of: Any, budget_seconds: float, l
     return time.perf_counter() - started, steps, steps / batches_per_epoch
 
 
-def _classification(root: Path, budget_seconds: float, num_workers: int) -> tuple[float, float, int, float]:
+def _augmentations(size: tuple[int, int], recipe: Recipe) -> list[Any]:
+    from torchvision.transforms import v2
+
+    crop = [] if recipe.crop_scale is None else [v2.RandomResizedCrop(size, scale=(recipe.crop_scale, 1.0), ratio=(1.0, 1.0))]
+    return [*crop, v2.RandomHorizontalFlip()]
+
+
+def _size(root: Path, layout: str, recipe: Recipe) -> tuple[int, int]:
+    return _image_size(root, layout) if recipe.image_size is None else (recipe.image_size, recipe.image_size)
+
+
+def _classification(root: Path, budget_seconds: float, num_workers: int, recipe: Recipe) -> tuple[float, float, int, float]:
     from torchmetrics.classification import MulticlassAccuracy
     from torchvision import models
     from torchvision.datasets import ImageFolder
     from torchvision.transforms import v2
 
-    size = _image_size(root, "classification")
+    size = _size(root, "classification", recipe)
     normalize = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
-    train_transform = v2.Compose(
-        [v2.ToImage(), v2.RandomResizedCrop(size, scale=(0.6, 1.0), ratio=(1.0, 1.0)), v2.RandomHorizontalFlip(), *normalize]
-    )
+    train_transform = v2.Compose([v2.ToImage(), v2.Resize(size), *_augmentations(size, recipe), *normalize])
     test_transform = v2.Compose([v2.ToImage(), v2.Resize(size), *normalize])
     train = ImageFolder(str(root / "train"), train_transform)
     test = ImageFolder(str(root / ("test" if (root / "test").is_dir() else "val")), test_transform)
@@ -116,7 +143,9 @@ def _classification(root: Path, budget_seconds: float, num_workers: int) -> tupl
     )
     model = models.resnet18(num_classes=len(train.classes))
     criterion = nn.CrossEntropyLoss()
-    train_seconds, steps, epochs = _train(model, loader, lambda batch: criterion(model(batch[0]), batch[1]), budget_seconds)
+    train_seconds, steps, epochs = _train(
+        model, loader, lambda batch: criterion(model(batch[0]), batch[1]), budget_seconds, recipe
+    )
     metric = MulticlassAccuracy(num_classes=len(train.classes), average="micro")
     model.eval()
     with torch.no_grad():
@@ -125,14 +154,12 @@ def _classification(root: Path, budget_seconds: float, num_workers: int) -> tupl
     return float(metric.compute()), train_seconds, steps, epochs
 
 
-def _dense(task: str, root: Path, budget_seconds: float, num_workers: int) -> tuple[float, float, int, float]:
-    from torchvision.transforms import v2
-
+def _dense(task: str, root: Path, budget_seconds: float, num_workers: int, recipe: Recipe) -> tuple[float, float, int, float]:
     from torchbricks.tags import Stage
 
     layout = "segmentation" if task == "segmentation" else "detection"
-    size = _image_size(root, layout)
-    augmentations = [v2.RandomResizedCrop(size, scale=(0.6, 1.0), ratio=(1.0, 1.0)), v2.RandomHorizontalFlip()]
+    size = _size(root, layout, recipe)
+    augmentations = _augmentations(size, recipe)
     if task == "segmentation":
         from torchmetrics.classification import MulticlassJaccardIndex
 
@@ -162,7 +189,7 @@ def _dense(task: str, root: Path, budget_seconds: float, num_workers: int) -> tu
         named = model(batch, tags=Stage.TRAIN, output_names=losses)
         return sum(named[name] for name in losses)  # type: ignore[return-value]
 
-    train_seconds, steps, epochs = _train(model, data.train_dataloader(), loss_of, budget_seconds)
+    train_seconds, steps, epochs = _train(model, data.train_dataloader(), loss_of, budget_seconds, recipe)
     model.eval()
     with torch.no_grad():
         for batch in data.test_dataloader():
@@ -172,7 +199,9 @@ def _dense(task: str, root: Path, budget_seconds: float, num_workers: int) -> tu
     return float(value[key] if isinstance(value, dict) else value), train_seconds, steps, epochs
 
 
-def train_reference(task: str, root: Path | str, budget_seconds: float, num_workers: int = 1, seed: int = 0) -> ReferenceResult:
+def train_reference(
+    task: str, root: Path | str, budget_seconds: float, num_workers: int = 1, seed: int = 0, recipe: Recipe | None = None
+) -> ReferenceResult:
     """Trains the plain reference for `task` on the data folder `root` for `budget_seconds`; returns its test metric.
 
     The test split is `test` when the folder has one, otherwise `val` (as the job does).
@@ -180,10 +209,11 @@ def train_reference(task: str, root: Path | str, budget_seconds: float, num_work
     torch.manual_seed(seed)
     started = time.perf_counter()
     root = Path(root)
+    recipe = recipe or Recipe()
     if task == "classification":
-        metric, train_seconds, steps, epochs = _classification(root, budget_seconds, num_workers)
+        metric, train_seconds, steps, epochs = _classification(root, budget_seconds, num_workers, recipe)
     elif task in ("segmentation", "detection"):
-        metric, train_seconds, steps, epochs = _dense(task, root, budget_seconds, num_workers)
+        metric, train_seconds, steps, epochs = _dense(task, root, budget_seconds, num_workers, recipe)
     else:
         raise ValueError(f"No plain reference for task {task!r}; references exist for classification, segmentation, detection.")
     return ReferenceResult(metric, time.perf_counter() - started, train_seconds, steps, epochs)

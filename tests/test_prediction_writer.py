@@ -79,7 +79,7 @@ def test_detections_are_coco_results_with_x_y_width_height_and_the_training_cate
 
 
 def test_masks_are_class_indices_8_bit_and_16_bit_above_255_classes(tmp_path: Path) -> None:
-    writer = PredictionWriter(tmp_path, {"seg": "segmentation"}, pictures="png")
+    writer = PredictionWriter(tmp_path, {"seg": "segmentation"}, pictures="png", overlays=True)
     small = np.array([[0, 1], [2, 3]], dtype=np.int64)
     wide = np.array([[0, 300], [2, 1000]], dtype=np.int64)
     writer.write_images("small", np.zeros((2, 2, 3), np.uint8), {"seg": {"kind": "segmentation", "mask": small}})
@@ -91,6 +91,16 @@ def test_masks_are_class_indices_8_bit_and_16_bit_above_255_classes(tmp_path: Pa
     assert (tmp_path / "overlays" / "small.png").is_file()
     assert not (tmp_path / "overlays" / "wide.png").exists()  # no palette holds class 1000
     assert Image.open(tmp_path / "drawn" / "wide.png").size == (2, 2)
+
+
+def test_overlays_are_written_only_when_asked_for(tmp_path: Path) -> None:
+    mask = np.array([[0, 1], [2, 1]], dtype=np.int64)
+    for overlays in (False, True):
+        writer = PredictionWriter(tmp_path / str(overlays), {"seg": "segmentation"}, overlays=overlays)
+        writer.write_images("one", np.zeros((2, 2, 3), np.uint8), {"seg": {"kind": "segmentation", "mask": mask}})
+
+    assert sorted(path.parent.name for path in (tmp_path / "False").rglob("*.*")) == ["drawn", "masks"]
+    assert sorted(path.parent.name for path in (tmp_path / "True").rglob("*.*")) == ["drawn", "masks", "overlays"]
 
 
 def test_pictures_keep_the_image_size_and_folders_and_none_writes_none(tmp_path: Path) -> None:

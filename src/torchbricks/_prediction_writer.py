@@ -30,8 +30,8 @@ class PredictionWriter:
     - `drawn/<name>.jpg` (or `.png`): the image at its original size with every head drawn on it (mask overlay,
       boxes with class and score at or above `DRAWN_MIN_SCORE`, class names);
     - segmentation: `masks/<name>.png`, the class index per pixel (8-bit greyscale, 16-bit above 255 classes), and
-      `overlays/<name>.png`, the mask in colours (a palette PNG, class i in `drawing.PALETTE[i]`, the background
-      class 0 transparent) to lay over the image;
+      with `overlays`, `overlays/<name>.png`, the mask in colours (a palette PNG, class i in `drawing.PALETTE[i]`,
+      the background class 0 transparent) to lay over the image in another tool (the drawn picture has it blended);
 
     and for all images, when `finish` is called:
 
@@ -55,6 +55,8 @@ class PredictionWriter:
         class_names: Names of the classes (indices when None).
         category_ids: COCO category id of each class, when the training data was COCO.
         pictures: Format of the drawn pictures, `jpg` (fast to write) or `png`; None draws none.
+        overlays: Also write each mask in colours as its own palette PNG (`overlays/`); off by default, since the
+            drawn picture already shows the mask blended and every file costs as much as the model per image.
     """
 
     def __init__(
@@ -64,6 +66,7 @@ class PredictionWriter:
         class_names: Sequence[str] | None = None,
         category_ids: Sequence[int] | None = None,
         pictures: str | None = "jpg",
+        overlays: bool = False,
     ) -> None:
         if pictures not in PICTURE_FORMATS:
             raise BrickError(f"pictures must be one of {list(PICTURE_FORMATS)}, got {pictures!r}.")
@@ -72,6 +75,7 @@ class PredictionWriter:
         self.class_names = list(class_names) if class_names else None
         self.category_ids = list(category_ids) if category_ids else None
         self.pictures = pictures
+        self.overlays = overlays
         self.detections: dict[str, list[dict[str, Any]]] = {head: [] for head, kind in heads.items() if kind == "detection"}
         self.rows: list[dict[str, str]] = []
         self.count = 0
@@ -129,7 +133,7 @@ class PredictionWriter:
             self.rows.append(row)
 
     def write_images(self, name: str, image: np.ndarray, result: ImageResult) -> None:
-        """Writes one image's masks, overlays and drawn picture."""
+        """Writes one image's masks, overlays (when asked for) and drawn picture."""
         picture = self._drawer.start(image) if self.pictures else None
         text_line = 0
         for head, kind in self.heads.items():
@@ -146,7 +150,9 @@ class PredictionWriter:
                 if not wide:  # beyond a palette: no overlay file; the picture is blended from the mask itself
                     overlay = Image.fromarray(mask.astype(np.uint8), mode="P")
                     overlay.putpalette(PALETTE_BYTES, "RGB")
-                    _save(overlay, self.folder / f"{self._prefix(head)}overlays" / f"{name}.png", self._created, transparency=0)
+                    if self.overlays:
+                        path = self.folder / f"{self._prefix(head)}overlays" / f"{name}.png"
+                        _save(overlay, path, self._created, transparency=0)
                 if picture is not None:
                     picture = self._drawer.blend_mask(picture, mask, overlay)
             elif picture is None:

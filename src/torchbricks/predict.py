@@ -102,6 +102,7 @@ def predict_images(
     overwrite: bool = False,
     workers: int = 2,
     pictures: str | None = "jpg",
+    overlays: bool = False,
     progress: bool = True,
     stream: TextIO | None = None,
     on_skip: Callable[[str, str], None] | None = None,
@@ -125,6 +126,7 @@ def predict_images(
         overwrite: Replace an existing non-empty `out` once the new predictions are complete.
         workers: Threads reading images, and as many writing files; 0 reads and writes in this thread, between batches.
         pictures: Format of the drawn pictures (`jpg`, `png`), or None for none.
+        overlays: Also write each segmentation mask in colours as a palette PNG (`overlays/`).
         progress: Show progress (a bar on a terminal, a line per tenth of the images otherwise).
         stream: Where progress goes; standard output by default.
         on_skip: Called with (source, reason) for each image that cannot be read.
@@ -149,7 +151,7 @@ def predict_images(
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp")
     temporary.mkdir()
-    writer = PredictionWriter(temporary, backend.heads, class_names, category_ids, pictures)
+    writer = PredictionWriter(temporary, backend.heads, class_names, category_ids, pictures, overlays)
     bar = _Progress(len(items), stream, enabled=progress)
     skipped: list[tuple[str, str]] = []
 

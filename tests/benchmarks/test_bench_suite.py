@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
 
-from bench_suite import Row, configurations, main, markdown, max_time, parse_arguments, set_targets
+from bench_suite import REFERENCE_CONFIG, Row, configurations, main, markdown, max_time, merge, parse_arguments, set_targets
 
 
 def test_the_budget_becomes_lightnings_max_time() -> None:
@@ -69,6 +69,36 @@ def test_the_table_has_one_line_per_row_and_shows_failures() -> None:
     assert len(lines) == 4
     assert lines[2].startswith("| classification | digits | defaults | accuracy | 0.970 | 61 | 12 | 0.950 | 62 | 8.5 | +0.020 |")
     assert "| detection | lookalike (held out) | defaults | mAP@0.5 | failed: torchbricks: error: boom |" in lines[3]
+
+
+def test_merging_puts_each_reference_beside_the_runs_of_its_task_and_set_and_recomputes_targets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dataclasses import asdict
+
+    ours = [
+        Row("classification", "shapes", False, "accuracy", 0.97, 200.0),
+        Row("detection", "lookalike", True, "mAP@0.5", 0.60, 200.0),
+        Row("multitask", "lookalike", True, "mAP@0.5", 0.58, 200.0),
+    ]
+    reference = REFERENCE_CONFIG
+    references = [
+        Row("classification", "shapes", False, "accuracy", None, 0, reference=0.98, reference_seconds=241, config=reference),
+        Row("detection", "lookalike", True, "mAP@0.5", None, 0, reference=0.50, reference_epochs=9.0, config=reference),
+    ]
+    files = []
+    for index, rows in enumerate([ours, references]):
+        files.append(tmp_path / f"{index}.json")
+        files[-1].write_text(json.dumps({"rows": [asdict(row) for row in rows]}))
+
+    merged = merge([json.loads(path.read_text()) for path in files])
+
+    assert [(row.task, row.reference) for row in merged] == [("classification", 0.98), ("detection", 0.50), ("multitask", None)]
+    assert (merged[0].reference_seconds, merged[1].reference_epochs) == (241, 9.0)
+    # 0.97 >= 0.98 - 0.02; detection above its reference but below the floor; multitask: max(0.60 - 0.05, floor 0.70)
+    assert [(row.target, row.met) for row in merged] == [(pytest.approx(0.96), True), (0.70, False), (0.70, False)]
+    assert main(["--merge", *map(str, files)]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 2 + len(ours)
 
 
 @pytest.mark.slow

@@ -14,9 +14,9 @@ def add_parser(commands: Any) -> None:
         "predict",
         help="predict images, folders, globs or videos with a trained experiment",
         description="Predicts every image of the sources with a trained experiment and writes, per image, the drawn "
-        "picture (drawn/*.jpg), and per head kind: predictions.json (detection, COCO results), masks/ and overlays/ "
-        "(segmentation), predictions.csv (classification, multilabel). Unreadable images are skipped and listed in "
-        "skipped.txt.",
+        "picture (drawn/*.jpg), and per head kind: predictions.json (detection, COCO results), masks/ "
+        "(segmentation; overlays/ with --overlays), predictions.csv (classification, multilabel). Unreadable images "
+        "are skipped and listed in skipped.txt.",
         epilog="example: torchbricks predict build/experiments/run photos/ 'more/*.jpg' --out predictions",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -40,6 +40,11 @@ def add_parser(commands: Any) -> None:
     )
     predict.add_argument(
         "--pictures", choices=["jpg", "png", "none"], default="jpg", help="format of the drawn pictures, or none (default: jpg)"
+    )
+    predict.add_argument(
+        "--overlays",
+        action="store_true",
+        help="also write each segmentation mask in colours, a palette PNG with the background transparent (overlays/)",
     )
 
 
@@ -75,6 +80,7 @@ def run(arguments: argparse.Namespace) -> int:
         overwrite=arguments.overwrite,
         workers=arguments.workers,
         pictures=None if arguments.pictures == "none" else arguments.pictures,
+        overlays=arguments.overlays,
         on_skip=warn,
     )
     print(f"Predicted {summary.num_images} images in {summary.seconds:.1f} s: {summary.folder}")
