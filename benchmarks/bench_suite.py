@@ -41,7 +41,7 @@ METRICS = {
 }
 """Per task: the test metric keys of `metrics.json` the table reports, with their short names."""
 HELD_OUT_FLOORS = {"accuracy": 0.95, "mIoU": 0.75, "mAP@0.5": 0.70}
-REAL_SETS = {"digits", "photo_patches"}
+REAL_SETS = {"digits", "photo_patches", "trees"}
 MULTITASK_TOLERANCE, REFERENCE_TOLERANCE = 0.05, 0.02
 REFERENCE_CONFIG = "reference only"
 """The configuration of the rows `--reference-only` writes."""
@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
                 from suite_reference import train_reference
 
                 print(f"[suite] {task} on {set_name}: plain ResNet-18 reference, {arguments.budget_minutes} min", flush=True)
-                reference = train_reference(task, data_root, arguments.budget_minutes * 60)
+                reference = train_reference(task, data_root, arguments.budget_minutes * 60, tile_size=suite_set.tile_size)
                 # Printed as it comes, so a later run's failure does not lose it (the table comes at the end).
                 print(f"[suite]   reference: {reference.metric:.3f} in {reference.wall_seconds:.0f} s", flush=True)
             if arguments.reference_only:
@@ -259,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
             for label, overrides in configurations(arguments):
                 name = f"{set_name}{'-micro' if arguments.micro else ''}-{task}-{label}"
                 print(f"[suite] {task} on {set_name}: torchbricks train ({label}), {arguments.budget_minutes} min", flush=True)
-                metrics, wall, log = run_ours(task, data_root, arguments.out, name, arguments.budget_minutes, overrides)
+                tiling = [] if suite_set.tile_size is None else [f"data.tile_size={suite_set.tile_size}"]
+                metrics, wall, log = run_ours(task, data_root, arguments.out, name, arguments.budget_minutes, tiling + overrides)
                 print(f"[suite]   ours: {metrics.get('test', {})} in {wall:.0f} s", flush=True)
                 for key, short in METRICS[task]:
                     value = metrics.get("test", {}).get(key)

@@ -422,6 +422,9 @@ class SuiteSet:
     tasks: tuple[str, ...]
     write: Callable[[Path], Path] = field(repr=False)
     micro: Callable[[Path], Path] | None = field(default=None, repr=False)
+    tile_size: int | None = None
+    """Large photographs: the job gets `data.tile_size=<this>` (as the README tells users to) and the reference
+    trains on the same tiles."""
 
     def layout(self, task: str) -> str:
         return "classification" if task == "classification" else "segmentation" if task == "segmentation" else "detection"
@@ -447,6 +450,26 @@ def _micro(spec: ShapesSpec) -> Callable[[Path], Path]:
 
 
 ALL_TASKS = ("classification", "segmentation", "detection", "multitask")
+TREES_TILE = 192
+"""Tile side for the aerial photographs (crowns about 40 px; a multiple of the backbones' coarsest stride, 32)."""
+
+
+def write_trees(root: Path) -> Path:
+    """DeepForest's real aerial photographs with human-drawn crown boxes (`data_deepforest.py`) under `root/detection`.
+
+    The wheel is `$DEEPFOREST_WHEEL` when set, else `pip download`ed from PyPI (the package is never installed).
+    """
+    import tempfile
+
+    from data_deepforest import download_wheel, write_dataset
+
+    with tempfile.TemporaryDirectory() as folder:
+        wheel = Path(os.environ["DEEPFOREST_WHEEL"]) if os.environ.get("DEEPFOREST_WHEEL") else download_wheel(Path(folder))
+        root.mkdir(parents=True, exist_ok=True)
+        write_dataset(root / "detection", wheel)
+    return root
+
+
 LOOKALIKE = ShapesSpec(classes=("circle", "ellipse", "pentagon", "hexagon"), image_size=96, num_train=480, seed=1601)
 LOOKALIKE_PAIRS = ShapesSpec(classes=("circle", "ellipse", "square", "rectangle"), image_size=96, num_train=480, seed=1607)
 """Two pairs of look-alikes among distinct forms, as the issue's unseen set had; added (2026-12-04) after
@@ -552,6 +575,14 @@ SETS: dict[str, SuiteSet] = {
             True,
             ("classification",),
             write_photo_patches,
+        ),
+        SuiteSet(
+            "trees",
+            f"real aerial photographs (DeepForest), tree crowns, 2299x1730 px train, {TREES_TILE} px tiles",
+            True,
+            ("detection",),
+            write_trees,
+            tile_size=TREES_TILE,
         ),
     )
 }

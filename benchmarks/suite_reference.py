@@ -157,11 +157,13 @@ def _classification(root: Path, budget_seconds: float, num_workers: int, recipe:
     return float(metric.compute()), train_seconds, steps, epochs
 
 
-def _dense(task: str, root: Path, budget_seconds: float, num_workers: int, recipe: Recipe) -> tuple[float, float, int, float]:
+def _dense(
+    task: str, root: Path, budget_seconds: float, num_workers: int, recipe: Recipe, tile_size: int | None = None
+) -> tuple[float, float, int, float]:
     from torchbricks.tags import Stage
 
     layout = "segmentation" if task == "segmentation" else "detection"
-    size = _size(root, layout, recipe)
+    size = (tile_size, tile_size) if tile_size else _size(root, layout, recipe)
     augmentations = _augmentations(size, recipe)
     if task == "segmentation":
         from torchmetrics.classification import MulticlassJaccardIndex
@@ -179,8 +181,15 @@ def _dense(task: str, root: Path, budget_seconds: float, num_workers: int, recip
         from torchbricks.bag_of_bricks.object_detection import BoxMeanAveragePrecision, create_bricks_object_detection
         from torchbricks.lightning.datamodules import CocoDataModule
 
+        batch_size = 16 if tile_size else _batch_size(root, layout)
         data = CocoDataModule(
-            root, "detection", size, batch_size=_batch_size(root, layout), num_workers=num_workers, augmentations=augmentations
+            root,
+            "detection",
+            size,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            augmentations=augmentations,
+            tile_size=tile_size,
         )
         model = create_bricks_object_detection(data.num_classes, backbone="resnet18", num_scales=3, visualize=False)
         metric = BoxMeanAveragePrecision()
@@ -203,11 +212,18 @@ def _dense(task: str, root: Path, budget_seconds: float, num_workers: int, recip
 
 
 def train_reference(
-    task: str, root: Path | str, budget_seconds: float, num_workers: int = 1, seed: int = 0, recipe: Recipe | None = None
+    task: str,
+    root: Path | str,
+    budget_seconds: float,
+    num_workers: int = 1,
+    seed: int = 0,
+    recipe: Recipe | None = None,
+    tile_size: int | None = None,
 ) -> ReferenceResult:
     """Trains the plain reference for `task` on the data folder `root` for `budget_seconds`; returns its test metric.
 
-    The test split is `test` when the folder has one, otherwise `val` (as the job does).
+    The test split is `test` when the folder has one, otherwise `val` (as the job does). With `tile_size`
+    (detection), the images are cut into tiles as the job's `data.tile_size` cuts them.
     """
     torch.manual_seed(seed)
     started = time.perf_counter()
@@ -216,7 +232,7 @@ def train_reference(
     if task == "classification":
         metric, train_seconds, steps, epochs = _classification(root, budget_seconds, num_workers, recipe)
     elif task in ("segmentation", "detection"):
-        metric, train_seconds, steps, epochs = _dense(task, root, budget_seconds, num_workers, recipe)
+        metric, train_seconds, steps, epochs = _dense(task, root, budget_seconds, num_workers, recipe, tile_size)
     else:
         raise ValueError(f"No plain reference for task {task!r}; references exist for classification, segmentation, detection.")
     return ReferenceResult(metric, time.perf_counter() - started, train_seconds, steps, epochs)

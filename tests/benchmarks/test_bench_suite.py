@@ -121,3 +121,27 @@ def test_the_suite_runs_the_job_and_the_reference_end_to_end_on_a_micro_set(
     assert "trainer.max_time=00:00:00:03" in Path(row["log"]).read_text().splitlines()[0]
     assert f"| classification | lookalike (held out) | trainer.max_epochs-1 | accuracy | {row['ours']:.3f} |" in table
     assert (tmp_path / "data" / "lookalike-micro" / "classification" / "test").is_dir()
+
+
+def test_a_set_of_large_photographs_is_tiled_for_the_job_and_the_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bench_suite
+    import suite_reference
+
+    calls: dict[str, object] = {}
+
+    def fake_ours(task: str, root: Path, out: Path, name: str, budget: float, overrides: list[str]) -> tuple:
+        calls["overrides"] = overrides
+        return {"test": {"detection/map_50": 0.5}, "epochs": 3}, 1.0, tmp_path / "log"
+
+    def fake_reference(task: str, root: Path, budget: float, tile_size: int | None = None) -> suite_reference.ReferenceResult:
+        calls["tile_size"] = tile_size
+        return suite_reference.ReferenceResult(0.4, 1.0, 1.0, 1, 1.0)
+
+    monkeypatch.setattr(bench_suite, "write_set", lambda cache, name, micro=False: tmp_path)
+    monkeypatch.setattr(bench_suite, "run_ours", fake_ours)
+    monkeypatch.setattr(suite_reference, "train_reference", fake_reference)
+
+    assert main(["--tasks", "detection", "--sets", "trees", "--overrides", "model.hidden_channels=16"]) == 0
+    assert calls == {"tile_size": 192, "overrides": ["data.tile_size=192", "model.hidden_channels=16"]}
