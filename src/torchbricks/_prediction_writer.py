@@ -147,13 +147,13 @@ class PredictionWriter:
                     self._created,
                 )
                 overlay = None
-                if not wide:  # beyond a palette: no overlay file; the picture is blended from the mask itself
+                if not wide and (self.overlays or picture is not None):  # beyond a palette: no overlay file
                     overlay = Image.fromarray(mask.astype(np.uint8), mode="P")
                     overlay.putpalette(PALETTE_BYTES, "RGB")
                     if self.overlays:
                         path = self.folder / f"{self._prefix(head)}overlays" / f"{name}.png"
                         _save(overlay, path, self._created, transparency=0)
-                if picture is not None:
+                if picture is not None:  # blended from the palette image, or from the mask itself beyond a palette
                     picture = self._drawer.blend_mask(picture, mask, overlay)
             elif picture is None:
                 continue
