@@ -529,3 +529,21 @@ def test_predict_with_onnx_without_an_exported_file_says_how_to_export(
         f"torchbricks: error: --onnx: no exported model {str(experiment / 'deploy.onnx')!r}; "
         f"write it with `torchbricks export {experiment}` first."
     )
+
+
+@pytest.mark.slow
+def test_the_overlays_option_of_the_command_writes_the_colour_masks(
+    trained_experiment: Any, shapes_root: Path, tmp_path: Path
+) -> None:
+    experiment = trained_experiment("segmentation")
+    images = shapes_root / "segmentation" / "val" / "images"
+    names = sorted(f"{path.stem}.png" for path in image_files(images))
+
+    assert main(["predict", str(experiment), str(images), "--out", str(tmp_path / "plain"), "--pictures", "none"]) == 0
+    assert main(["predict", str(experiment), str(images), "--out", str(tmp_path / "with"), "--overlays"]) == 0
+
+    assert sorted(path.name for path in (tmp_path / "plain").iterdir()) == ["masks"]
+    assert sorted(path.name for path in (tmp_path / "with" / "overlays").iterdir()) == names
+    for name in names:
+        overlay = np.array(Image.open(tmp_path / "with" / "overlays" / name))
+        np.testing.assert_array_equal(overlay, np.array(Image.open(tmp_path / "with" / "masks" / name)))
