@@ -17,6 +17,7 @@ time (every thread) instead of the wall time: what each side costs in computatio
 core and the disk's waits do to the wall time (on the shared project machine both moved single figures by 2-5x).
 
 Run: OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_predict.py [--tasks detection segmentation] [--workers 1]
+[--threads 2] (torch threads of both sides; the whole 2-core CPU: no `taskset`)
 """
 
 from __future__ import annotations
@@ -170,9 +171,12 @@ def run() -> None:
         "--pictures", default="jpg", choices=["jpg", "png", "none"], help="drawn pictures (none: only the results)"
     )
     parser.add_argument("--overlays", action="store_true", help="also write the colour overlays, as `predict --overlays`")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads, the same for both sides (the reading/writing threads are extra)"
+    )
     parser.add_argument("--scratch", type=Path, default=Path("build/bench_predict"), help="where the outputs are written")
     arguments = parser.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(arguments.threads)
     arguments.scratch.mkdir(parents=True, exist_ok=True)
     pictures = None if arguments.pictures == "none" else arguments.pictures
     # Under build/ by default: creating files in /tmp was 10x slower than in the work tree on the project machine.
@@ -180,7 +184,8 @@ def run() -> None:
         scratch = Path(temporary)
         root = write_shapes_dataset(scratch / "shapes", num_train=8, num_val=NUM_IMAGES, image_size=SIZE)
         print(
-            f"batch size {arguments.batch_size}, {arguments.workers} reading/writing threads, pictures {arguments.pictures}, "
+            f"batch size {arguments.batch_size}, {arguments.threads} torch threads, {arguments.workers} reading/writing threads, "
+            f"pictures {arguments.pictures}, "
             f"overlays {'on' if arguments.overlays else 'off'}, "
             f"median of {arguments.repeats}"
         )
