@@ -84,3 +84,11 @@ def test_create_loss_balancer_names_the_strategies_and_the_close_match() -> None
     with pytest.raises(BrickError, match="sets its own weights"):
         create_loss_balancer("uncertainty", ["a"], {"a": 2.0})
     assert math.isclose(create_loss_balancer("fixed", ["a"], {"a": 2.0}).weight("a"), 2.0)
+
+
+@pytest.mark.parametrize("strategy", ["fixed", "uncertainty", "dwa", "pcgrad"])
+def test_the_names_logged_are_known_before_training_and_naming_them_changes_nothing(strategy: str) -> None:
+    balancer = create_loss_balancer(strategy, ["head0/loss_ce", "head1/loss_ce"])
+    names = balancer.logged_value_names()
+    assert balancer.logged_value_names() == names  # asking twice: no counter reset, nothing consumed
+    assert sorted(names) == sorted(balancer.logged_values())

@@ -83,6 +83,10 @@ class LossBalancer(nn.Module):
         """Name -> value to log per epoch: each loss's weight."""
         return {f"weights/{name}": float(torch.as_tensor(self.weight(name)).detach()) for name in self.loss_names}
 
+    def logged_value_names(self) -> list[str]:
+        """The names `logged_values` returns, known before training and without its side effects."""
+        return [f"weights/{name}" for name in self.loss_names]
+
     def _check_names(self, losses: Mapping[str, torch.Tensor]) -> None:
         unknown = [name for name in losses if name not in self.loss_names]
         if unknown:
@@ -256,6 +260,10 @@ class PCGrad(LossBalancer):
         fraction = self._conflicts / self._pairs if self._pairs else 0.0
         self._pairs = self._conflicts = 0
         return {"pcgrad/conflicting_fraction": fraction}
+
+    def logged_value_names(self) -> list[str]:
+        """The names `logged_values` returns, known before training and without its side effects."""
+        return ["pcgrad/conflicting_fraction"]
 
 
 def _shared_leaves(losses: Sequence[torch.Tensor]) -> list[torch.Tensor]:

@@ -41,20 +41,15 @@ def _train(task: str, root: Path, tmp_path: Path, *overrides: str) -> dict:
 
 def _logged_names_before_training(task: str, root: Path, tmp_path: Path) -> list[str]:
     from torchbricks.configuration import compose_config, create_brick_collection, read_job_settings
-    from torchbricks.lightning import LightningBrickCollection
+    from torchbricks.lightning.main_job import create_module
     from torchbricks.lightning.task_resolvers import register_resolvers
     from torchbricks.tags import Stage
 
     register_resolvers()
     config = compose_config([f"task={task}", f"data.root={root}", *TINY])
     collection = create_brick_collection(config)
-    module = LightningBrickCollection(
-        tmp_path,
-        "names",
-        collection,
-        lambda parameters: torch.optim.SGD(parameters, lr=0.1),
-        averaged_metrics=read_job_settings(config).checkpoint.averaged_metrics,
-    )
+    # Built as the job builds it: the task's loss balancing and what `checkpoint.monitor` averages.
+    module = create_module(read_job_settings(config), collection, lambda parameters: torch.optim.SGD(parameters, lr=0.1))
     return module.logged_names(Stage.TRAIN) + module.logged_names(Stage.VALIDATION)
 
 

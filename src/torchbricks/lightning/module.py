@@ -265,7 +265,8 @@ class LightningBrickCollection(pl.LightningModule):
 
         Known before any batch, from the bricks the stage runs: the total loss and each loss (`train/loss`,
         `train/losses/head/loss_ce`, with `_epoch` and `_step` forms while training) and each metric value
-        (`validation/head/accuracy`). A metric brick whose names are only known once it computes (a dict-valued
+        (`validation/head/accuracy`), and while training the loss balancer's per-epoch values
+        (`train/balancing/weights/head/loss_ce`). A metric brick whose names are only known once it computes (a dict-valued
         metric that does not declare them, see `metric_value_names`) appears as `<stage>/<its collection path>/*`.
         """
         collection = self.stage_collection(stage)
@@ -283,6 +284,8 @@ class LightningBrickCollection(pl.LightningModule):
                 logged_name(stage.value, SEPARATOR.join(filter(None, (scope, value))))
                 for value in (["*"] if values is None else values)
             ]
+        if stage is Stage.TRAIN:  # the balancer's values (weights, ...) per epoch
+            names += [logged_name(stage.value, f"balancing/{name}") for name in self.loss_balancer.logged_value_names()]
         if self.averaged_metrics and stage is not Stage.TRAIN:
             names.append(logged_name(stage.value, AVERAGED_METRICS_NAME))
         return names
