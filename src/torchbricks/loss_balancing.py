@@ -81,7 +81,8 @@ class LossBalancer(nn.Module):
 
     def logged_values(self) -> dict[str, float]:
         """Name -> value to log per epoch: each loss's weight."""
-        return {f"weights/{name}": float(torch.as_tensor(self.weight(name)).detach()) for name in self.loss_names}
+        names = zip(self.logged_value_names(), self.loss_names, strict=True)
+        return {key: float(torch.as_tensor(self.weight(name)).detach()) for key, name in names}
 
     def logged_value_names(self) -> list[str]:
         """The names `logged_values` returns, known before training and without its side effects."""

@@ -39,7 +39,7 @@ def _train(task: str, root: Path, tmp_path: Path, *overrides: str) -> dict:
     return json.loads((tmp_path / "run" / "metrics.json").read_text())
 
 
-def _logged_names_before_training(task: str, root: Path, tmp_path: Path) -> list[str]:
+def _logged_names_before_training(task: str, root: Path) -> list[str]:
     from torchbricks.configuration import compose_config, create_brick_collection, read_job_settings
     from torchbricks.lightning.main_job import create_module
     from torchbricks.lightning.task_resolvers import register_resolvers
@@ -134,7 +134,7 @@ def test_multitask_trains_three_heads_on_one_backbone_from_the_coco_files(shapes
     assert {"detection/map_50", "segmentation/mean_iou", "presence/f1", "presence/accuracy"} <= set(test)
     # What `checkpoint.monitor` is checked against before training is what the run logged.
     history = json.loads((tmp_path / "run" / "history.json").read_text())
-    known = _logged_names_before_training("multitask", shapes / "detection", tmp_path)
+    known = _logged_names_before_training("multitask", shapes / "detection")
     assert set(history[-1]) - {"epoch"} == {name.removesuffix("_epoch") for name in known if not name.endswith("_step")}
     graph = (tmp_path / "run" / "brick_graph.md").read_text()
     assert graph.count("backbone") >= 1
