@@ -108,6 +108,7 @@ FORMS: dict[str, Callable[[float], list[tuple[float, float]]]] = {
     "triangle": _regular(3, -math.pi / 2),
     "pentagon": _regular(5),
     "hexagon": _regular(6),  # the look-alike of `pentagon`
+    "octagon": _regular(8),  # the look-alike of `hexagon` (and of `circle`)
     "star": _star,
     "cross": _cross,
 }
@@ -474,6 +475,9 @@ LOOKALIKE = ShapesSpec(classes=("circle", "ellipse", "pentagon", "hexagon"), ima
 LOOKALIKE_PAIRS = ShapesSpec(classes=("circle", "ellipse", "square", "rectangle"), image_size=96, num_train=480, seed=1607)
 """Two pairs of look-alikes among distinct forms, as the issue's unseen set had; added (2026-12-04) after
 `lookalike` proved to defeat every recipe, before any run on it."""
+POLYGONS = ShapesSpec(classes=("square", "pentagon", "hexagon", "octagon"), image_size=96, num_train=480, seed=1700)
+"""A tuning set of look-alike forms (corners 4 to 8), added (2026-12-04) to choose classification defaults on
+look-alikes without looking at the held-out `lookalike` sets."""
 VARIETY = ShapesSpec(
     classes=("circle", "square", "triangle", "star", "cross"),
     image_size=96,
@@ -523,6 +527,18 @@ SETS: dict[str, SuiteSet] = {
             ALL_TASKS,
             _variant(VARIETY),
             _micro(VARIETY),
+        ),
+        SuiteSet(
+            "polygons",
+            "square/pentagon/hexagon/octagon, 96 px, 480 train",
+            False,
+            ("classification",),
+            lambda root: write_shapes_variant(root, POLYGONS, ("classification",)),
+            lambda root: write_shapes_variant(
+                root,
+                ShapesSpec(**{**POLYGONS.__dict__, "image_size": 32, "num_train": 16, "num_val": 8, "num_test": 8}),
+                ("classification",),
+            ),
         ),
         SuiteSet("digits", "scikit-learn digits (real), 10 classes, 32 px, 1078 train", False, ("classification",), write_digits),
         SuiteSet(

@@ -77,6 +77,38 @@ def test_tiled_classification_averages_the_tiles(tmp_path: Path) -> None:
     np.testing.assert_allclose(result["colour"]["probabilities"], ((left + right) / 2).numpy(), atol=1e-6)
 
 
+class ConvColour(nn.Module):
+    """Classification from a convolution, to see the memory order its weights run in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, kernel_size=3, padding=1)
+
+    def forward(self, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        probabilities = self.conv(raw).mean(dim=(2, 3)).softmax(dim=1)
+        return probabilities, probabilities.argmax(dim=1)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_the_convolutions_run_in_the_memory_order_the_job_trained_and_tested_with(tmp_path: Path, channels_last: bool) -> None:
+    torch.manual_seed(0)
+    model = ConvColour()
+    expected_model = ConvColour()
+    expected_model.load_state_dict(model.state_dict())
+    brick = BrickNotTrainable(model, input_names=["raw"], output_names=["./probabilities", "./class_prediction"])
+    description = {"image_size": [16, 16], "class_names": ["r", "g", "b"]}
+    experiment = TrainedExperiment(
+        tmp_path, {"channels_last": channels_last}, description, BrickCollection({"colour": {"classify": brick}}).eval()
+    )
+    image = np.random.default_rng(0).integers(0, 256, size=(16, 16, 3), dtype=np.uint8)
+
+    (result,) = BrickBackend(experiment).predict([image])
+
+    assert model.conv.weight.is_contiguous(memory_format=torch.channels_last) is channels_last
+    expected, _ = expected_model(torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0)
+    np.testing.assert_allclose(result["colour"]["probabilities"], expected[0].detach().numpy(), atol=1e-6)
+
+
 def test_the_backend_refuses_an_experiment_without_size_or_head_and_a_bad_batch(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"has no image_size in experiment\.json"):
         BrickBackend(_classifier(tmp_path, input_size=None))

@@ -60,7 +60,8 @@ class BrickBackend:
 
     Each image is resized (antialiased, aspect not kept) to the experiment's input size as the data modules'
     test transform does, the collection computes only its heads' outputs, and the outputs are brought back to the
-    original size: boxes scaled by original / input size, masks resized by nearest neighbour.
+    original size: boxes scaled by original / input size, masks resized by nearest neighbour. When the experiment
+    trained with `channels_last`, its collection is put in that memory order, as `evaluate` and the job's test do.
 
     Args:
         experiment: A trained experiment (`torchbricks.trained_experiment.load_experiment`).
@@ -83,6 +84,9 @@ class BrickBackend:
         if batch_size < 1:
             raise BrickError(f"The batch size must be 1 or more, got {batch_size}.")
         self.collection = experiment.collection
+        if experiment.config is not None and experiment.config.get("channels_last", False):
+            # As the job trained and tested it (and `evaluate` runs it): the same kernels, and faster on the CPU.
+            self.collection.to(memory_format=torch.channels_last)
         self.input_size = experiment.image_size
         self.batch_size = batch_size
         self.tile = tile

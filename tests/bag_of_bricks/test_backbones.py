@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import sys
 
 import pytest
@@ -81,6 +82,33 @@ def test_several_scales_come_fine_to_coarse_with_their_channels_and_strides() ->
     assert extractor.strides == (2, 4, 8)
     assert extractor.channels == (4, 8, 16)
     assert [tuple(f.shape) for f in features] == [(2, 4, 16, 24), (2, 8, 8, 12), (2, 16, 4, 6)]
+
+
+@pytest.mark.parametrize("network", ["tiny_cnn", "resnet18"])
+def test_a_deep_copy_keeps_each_module_in_its_mode_and_computes_the_same_features(network: str) -> None:
+    # torch.fx's GraphModule comes out of copy.deepcopy in training mode: a copied backbone in evaluation used its
+    # batch statistics (an EMA or export copy silently wrong).
+    model = _tiny_cnn() if network == "tiny_cnn" else torchvision.models.resnet18(num_classes=4)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-1, 1)
+    extractor = BackboneFeatureExtractor(model, num_scales=2, probe_size=64).eval()
+    first_norm = next((name for name, module in extractor.named_modules() if isinstance(module, nn.BatchNorm2d)), None)
+    images = torch.rand(3, 3, 64, 64)
+
+    copied = copy.deepcopy(extractor)
+
+    assert {name: module.training for name, module in copied.named_modules()} == dict.fromkeys(
+        (name for name, _ in extractor.named_modules()), False
+    )
+    with torch.no_grad():
+        for original, duplicate in zip(extractor(images), copied(images), strict=True):
+            torch.testing.assert_close(duplicate, original)
+    extractor.train()
+    if first_norm is not None:
+        extractor.get_submodule(first_norm).eval()  # a frozen norm inside a training backbone stays frozen
+    modes = {name: module.training for name, module in extractor.named_modules()}
+    assert {name: module.training for name, module in copy.deepcopy(extractor).named_modules()} == modes
 
 
 def test_layers_can_be_chosen_by_name() -> None:

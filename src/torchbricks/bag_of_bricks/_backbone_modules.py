@@ -5,6 +5,7 @@ Each returns feature maps and says how many channels the last one has (`n_backbo
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -106,6 +107,22 @@ class BackboneFeatureExtractor(nn.Module):
             model, return_nodes={name: str(index) for index, name in enumerate(self.layer_names)}
         )
         self._single = len(self.layer_names) == 1
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> BackboneFeatureExtractor:
+        """A copy in the same mode, module by module.
+
+        `torch.fx`'s `GraphModule` (the `extractor`) comes out of `copy.deepcopy` in training mode whatever its mode
+        was, so a copied backbone in evaluation (an EMA copy, a model deep-copied for export) would silently use
+        its batch statistics and dropout; the copy here keeps each module's `training` flag.
+        """
+        copied = type(self).__new__(type(self))
+        memo[id(self)] = copied
+        copied.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        modes = {name: module.training for name, module in self.named_modules()}
+        for name, module in copied.named_modules():  # parents first: a parent's train() reaches its children
+            if module.training != modes[name]:
+                module.train(modes[name])  # train(), not the flag: a DualGraphModule swaps its graph
+        return copied
 
     def forward(self, image: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         features = self.extractor(image)
