@@ -94,7 +94,7 @@ def test_look_alike_forms_differ_only_by_their_aspect_or_corners() -> None:
     square, rectangle = FORMS["square"](0.0), FORMS["rectangle"](0.0)
     assert aspect(square) == pytest.approx(1.0)
     assert aspect(rectangle) == pytest.approx(1.25)
-    assert (len(FORMS["pentagon"](0.0)), len(FORMS["hexagon"](0.0))) == (5, 6)
+    assert (len(FORMS["pentagon"](0.0)), len(FORMS["hexagon"](0.0)), len(FORMS["octagon"](0.0))) == (5, 6, 8)
 
 
 def test_imbalance_skews_only_the_training_split(tmp_path: Path) -> None:
@@ -144,4 +144,4 @@ def test_photo_patches_come_from_disjoint_columns_of_the_real_photos(tmp_path: P
 def test_held_out_sets_are_marked_and_the_tuning_ones_are_not() -> None:
     held_out = sorted(name for name, suite_set in SETS.items() if suite_set.held_out)
     assert held_out == ["imbalanced_few", "lookalike", "lookalike_pairs", "photo_patches", "small_clutter", "tilted", "trees"]
-    assert {suite_set.held_out for name, suite_set in SETS.items() if name in ("shapes", "variety", "digits")} == {False}
+    assert {suite_set.held_out for name, suite_set in SETS.items() if name in ("shapes", "variety", "digits", "polygons")} == {False}
