@@ -2,12 +2,19 @@ from __future__ import annotations
 
 import io
 import math
+from typing import Any
 
 import pytest
 import torch
 from torch import nn
 
-from torchbricks.lightning.optimizers import BudgetCosine, bind_training_budget, budget_cosine_factor, create_adamw_cosine
+from torchbricks.lightning.optimizers import (
+    BudgetCosine,
+    bind_training_budget,
+    budget_cosine_factor,
+    create_adamw_cosine,
+    create_sgd_cosine,
+)
 
 
 def _reference(
@@ -140,8 +147,9 @@ def test_binding_gives_the_trainers_planned_steps_and_its_timer() -> None:
     assert config["optimizer"].param_groups[0]["lr"] == pytest.approx(0.5)  # 50 of 100 s beats 1 of 400 steps
 
 
-def test_binding_without_a_time_budget_follows_the_steps_alone() -> None:
-    config = create_adamw_cosine([nn.Parameter(torch.zeros(1))], lr=1.0, warmup_steps=0, warmup_fraction=0.0)
+@pytest.mark.parametrize("factory", [create_adamw_cosine, create_sgd_cosine])
+def test_binding_without_a_time_budget_follows_the_steps_alone(factory: Any) -> None:
+    config = factory([nn.Parameter(torch.zeros(1))], lr=1.0, warmup_steps=0, warmup_fraction=0.0)
 
     bind_training_budget(config, _Trainer([]))
     for _ in range(200):
@@ -149,3 +157,16 @@ def test_binding_without_a_time_budget_follows_the_steps_alone() -> None:
         config["lr_scheduler"]["scheduler"].step()
 
     assert config["optimizer"].param_groups[0]["lr"] == pytest.approx(0.5)
+
+
+def test_sgd_cosine_is_nesterov_sgd_with_its_weight_decay_under_the_budget_schedule() -> None:
+    parameter = nn.Parameter(torch.ones(1))
+    config = create_sgd_cosine([parameter], lr=0.1, weight_decay=0.5, warmup_steps=0, warmup_fraction=0.0)
+    bind_training_budget(config, _Trainer([]))
+    parameter.grad = torch.zeros(1)
+
+    config["optimizer"].step()  # a zero gradient: only the weight decay moves the weight
+
+    assert (config["optimizer"].defaults["momentum"], config["optimizer"].defaults["nesterov"]) == (0.9, True)
+    assert float(parameter) == pytest.approx(1.0 - 0.1 * 0.5 * (1 + 0.9))  # Nesterov: the step plus momentum times it
+    assert isinstance(config["lr_scheduler"]["scheduler"], BudgetCosine)

@@ -23,6 +23,7 @@ __all__ = [
     "bind_training_budget",
     "budget_cosine_factor",
     "create_adamw_cosine",
+    "create_sgd_cosine",
     "training_progress",
 ]
 
@@ -240,5 +241,27 @@ def create_adamw_cosine(
         ('AdamW', 'BudgetCosine', 'step')
     """
     optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
+    scheduler = BudgetCosine(optimizer, warmup_steps=warmup_steps, warmup_fraction=warmup_fraction, min_lr_ratio=min_lr_ratio)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def create_sgd_cosine(
+    parameters: Iterable[nn.Parameter],
+    lr: float = 0.05,
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+    nesterov: bool = True,
+    warmup_steps: int = 500,
+    warmup_fraction: float = 0.05,
+    min_lr_ratio: float = 0.0,
+) -> dict[str, Any]:
+    """SGD with (Nesterov) momentum, a warm-up and a cosine decay over the run's budget, as `create_adamw_cosine`.
+
+    Example:
+        >>> config = create_sgd_cosine([nn.Parameter(torch.zeros(1))], lr=0.1)
+        >>> type(config["optimizer"]).__name__, config["optimizer"].defaults["nesterov"], config["lr_scheduler"]["interval"]
+        ('SGD', True, 'step')
+    """
+    optimizer = torch.optim.SGD(parameters, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
     scheduler = BudgetCosine(optimizer, warmup_steps=warmup_steps, warmup_fraction=warmup_fraction, min_lr_ratio=min_lr_ratio)
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
