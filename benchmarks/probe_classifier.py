@@ -10,7 +10,7 @@ by up to 45 degrees + shift/zoom + colour jitter, average pooling of the coarses
     OMP_NUM_THREADS=1 taskset -c 0 .venv/bin/python benchmarks/probe_classifier.py \\
         --root build/suite/data/polygons/classification \\
         [--seconds 150] [--pool avg|max|avgmax|multiscale] [--augmentations none|flip|default|any_angle|strong_colour] \\
-        [--lr 1e-3] [--batch-size 16] [--weight-decay 1e-4]
+        [--lr 1e-3] [--batch-size 16] [--weight-decay 1e-4] [--optimizer adamw|sgd]
 """
 
 from __future__ import annotations
@@ -104,6 +104,7 @@ def probe(
     batch_size: int = 16,
     weight_decay: float = 1e-4,
     seed: int = 0,
+    optimizer_name: str = "adamw",
     report: Callable[[str], None] = print,
 ) -> list[dict[str, float]]:
     """Trains for `seconds` of wall time; returns (and reports) one record per epoch."""
@@ -118,7 +119,11 @@ def probe(
     def normalized(images: torch.Tensor) -> torch.Tensor:
         return (images.float() / 255.0 - mean) / std
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    optimizer: torch.optim.Optimizer
+    if optimizer_name == "sgd":
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
+    else:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     records: list[dict[str, float]] = []
     started = time.perf_counter()
     while not records or time.perf_counter() - started < seconds:
@@ -168,6 +173,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, float]]:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--optimizer", default="adamw", choices=["adamw", "sgd"], help="sgd: Nesterov momentum 0.9")
     arguments = parser.parse_args(argv)
     return probe(
         arguments.root,
@@ -178,6 +184,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, float]]:
         arguments.batch_size,
         arguments.weight_decay,
         arguments.seed,
+        arguments.optimizer,
     )
 
 

@@ -25,6 +25,17 @@ def test_the_parts_of_the_default_job_fit_together() -> None:
     assert trainer.max_epochs == 2  # the config's values, with the job's own arguments added
 
 
+def test_sgd_cosine_is_a_packaged_optimizer_choice() -> None:
+    parts = _parts("optimizer=sgd_cosine", "optimizer.lr=0.05")
+
+    config = parts.create_optimizer(list(parts.brick_collection.parameters()))
+
+    assert isinstance(config["optimizer"], torch.optim.SGD)
+    assert config["optimizer"].defaults["lr"] == 0.05
+    assert config["optimizer"].defaults["nesterov"] is True
+    assert config["lr_scheduler"]["interval"] == "step"
+
+
 def test_channels_last_puts_the_convolution_weights_in_channels_last_order() -> None:
     parts = _parts("channels_last=true")
 
