@@ -440,14 +440,18 @@ def _library_shapes(num_train: int, num_val: int, image_size: int) -> Callable[[
     return write
 
 
-def _variant(spec: ShapesSpec) -> Callable[[Path], Path]:
-    return lambda root: write_shapes_variant(root, spec)
+ALL_LAYOUTS = ("classification", "segmentation", "detection")
+CLASSIFICATION = ("classification",)
 
 
-def _micro(spec: ShapesSpec) -> Callable[[Path], Path]:
+def _variant(spec: ShapesSpec, layouts: Sequence[str] = ALL_LAYOUTS) -> Callable[[Path], Path]:
+    return lambda root: write_shapes_variant(root, spec, layouts)
+
+
+def _micro(spec: ShapesSpec, layouts: Sequence[str] = ALL_LAYOUTS) -> Callable[[Path], Path]:
     """The same knobs on a handful of 32 px images, for the smoke test."""
     small = ShapesSpec(**{**spec.__dict__, "image_size": 32, "num_train": 16, "num_val": 8, "num_test": 8, "max_objects": 2})
-    return lambda root: write_shapes_variant(root, small)
+    return lambda root: write_shapes_variant(root, small, layouts)
 
 
 ALL_TASKS = ("classification", "segmentation", "detection", "multitask")
@@ -533,12 +537,8 @@ SETS: dict[str, SuiteSet] = {
             "square/pentagon/hexagon/octagon, 96 px, 480 train",
             False,
             ("classification",),
-            lambda root: write_shapes_variant(root, POLYGONS, ("classification",)),
-            lambda root: write_shapes_variant(
-                root,
-                ShapesSpec(**{**POLYGONS.__dict__, "image_size": 32, "num_train": 16, "num_val": 8, "num_test": 8}),
-                ("classification",),
-            ),
+            _variant(POLYGONS, CLASSIFICATION),
+            _micro(POLYGONS, CLASSIFICATION),
         ),
         SuiteSet("digits", "scikit-learn digits (real), 10 classes, 32 px, 1078 train", False, ("classification",), write_digits),
         SuiteSet(
@@ -578,12 +578,8 @@ SETS: dict[str, SuiteSet] = {
             "square vs 15-degree-turned square vs 1.25 rectangle, 160 px, 300 train",
             True,
             ("classification",),
-            lambda root: write_shapes_variant(root, TILTED, ("classification",)),
-            lambda root: write_shapes_variant(
-                root,
-                ShapesSpec(**{**TILTED.__dict__, "image_size": 32, "num_train": 16, "num_val": 8, "num_test": 8}),
-                ("classification",),
-            ),
+            _variant(TILTED, CLASSIFICATION),
+            _micro(TILTED, CLASSIFICATION),
         ),
         SuiteSet(
             "photo_patches",
