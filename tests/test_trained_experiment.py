@@ -5,12 +5,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
+from torchbricks.brick_collection import BrickCollection
+from torchbricks.bricks import BrickTrainable
 from torchbricks.configuration import compose_config
 from torchbricks.errors import ConfigError
 from torchbricks.lightning.main_job import run_main_job
 from torchbricks.tags import Stage
-from torchbricks.trained_experiment import load_experiment
+from torchbricks.trained_experiment import load_experiment, use_trained_memory_order
 
 
 @pytest.mark.slow
@@ -42,3 +45,15 @@ def test_load_experiment_rebuilds_the_trained_model_with_its_weights(tmp_path: P
 def test_load_experiment_refuses_a_folder_that_is_not_an_experiment(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"not a trained experiment folder: it lacks \['resolved_config.yaml'"):
         load_experiment(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("config", "channels_last"), [({"channels_last": True}, True), ({"channels_last": False}, False), (None, False)]
+)
+def test_the_collection_takes_the_memory_order_its_job_trained_with(config: dict | None, channels_last: bool) -> None:
+    convolution = nn.Conv2d(3, 4, kernel_size=3)
+    collection = BrickCollection({"conv": BrickTrainable(convolution, input_names=["raw"], output_names=["features"])})
+
+    use_trained_memory_order(collection, config)
+
+    assert convolution.weight.is_contiguous(memory_format=torch.channels_last) is channels_last

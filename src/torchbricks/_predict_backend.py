@@ -29,7 +29,7 @@ import torch
 
 from torchbricks.errors import BrickError, ConfigError
 from torchbricks.tags import VISUALIZATION, Stage, tags_for
-from torchbricks.trained_experiment import TrainedExperiment, find_heads
+from torchbricks.trained_experiment import TrainedExperiment, find_heads, use_trained_memory_order
 
 __all__ = ["PREDICTED_TAGS", "BrickBackend", "ImageResult", "PredictionBackend", "resize_mask_nearest"]
 
@@ -84,9 +84,7 @@ class BrickBackend:
         if batch_size < 1:
             raise BrickError(f"The batch size must be 1 or more, got {batch_size}.")
         self.collection = experiment.collection
-        if experiment.config is not None and experiment.config.get("channels_last", False):
-            # As the job trained and tested it (and `evaluate` runs it): the same kernels, and faster on the CPU.
-            self.collection.to(memory_format=torch.channels_last)
+        use_trained_memory_order(self.collection, experiment.config)
         self.input_size = experiment.image_size
         self.batch_size = batch_size
         self.tile = tile

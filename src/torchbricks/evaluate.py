@@ -26,7 +26,7 @@ from torchbricks._conventions import CONFUSION_MATRIX, PER_CLASS, SEPARATOR
 from torchbricks._extras import require
 from torchbricks._files import write_json
 from torchbricks.errors import BrickError, ConfigError, did_you_mean
-from torchbricks.trained_experiment import load_experiment
+from torchbricks.trained_experiment import load_experiment, use_trained_memory_order
 
 __all__ = ["EVALUATION_FILE", "SPLITS", "EvaluationResult", "evaluate_experiment", "format_evaluation", "per_class_values"]
 
@@ -68,7 +68,6 @@ def evaluate_experiment(
     """
     pl = require("pytorch_lightning", "lightning")
     omegaconf = require("omegaconf", "hydra").OmegaConf
-    import torch
 
     from torchbricks.configuration import instantiate_config
     from torchbricks.heads import find_heads
@@ -91,8 +90,7 @@ def evaluate_experiment(
         )
     collection = experiment.collection
     heads = find_heads(list(collection.plan(tags=Stage.TEST).produced))  # head path -> kind, as the report draws them
-    if config.get("channels_last", False):  # as the main job ran it: the same kernels, the same numbers
-        collection.to(memory_format=torch.channels_last)
+    use_trained_memory_order(collection, config)  # as the main job ran it: the same kernels, the same numbers
     loader = data_module.val_dataloader() if split == "val" else data_module.test_dataloader()
     scratch = Path(tempfile.mkdtemp(prefix="torchbricks-evaluate-"))  # the module's graph and metrics_test.json
     try:
