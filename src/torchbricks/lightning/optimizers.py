@@ -241,8 +241,7 @@ def create_adamw_cosine(
         ('AdamW', 'BudgetCosine', 'step')
     """
     optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
-    scheduler = BudgetCosine(optimizer, warmup_steps=warmup_steps, warmup_fraction=warmup_fraction, min_lr_ratio=min_lr_ratio)
-    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+    return _under_budget_cosine(optimizer, warmup_steps, warmup_fraction, min_lr_ratio)
 
 
 def create_sgd_cosine(
@@ -263,5 +262,13 @@ def create_sgd_cosine(
         ('SGD', True, 'step')
     """
     optimizer = torch.optim.SGD(parameters, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+    return _under_budget_cosine(optimizer, warmup_steps, warmup_fraction, min_lr_ratio)
+
+
+def _under_budget_cosine(
+    optimizer: torch.optim.Optimizer, warmup_steps: int, warmup_fraction: float, min_lr_ratio: float
+) -> dict[str, Any]:
+    """Lightning's optimizer dict: `optimizer` with a `BudgetCosine` stepped every optimizer step (the shape
+    `bind_training_budget` looks for)."""
     scheduler = BudgetCosine(optimizer, warmup_steps=warmup_steps, warmup_fraction=warmup_fraction, min_lr_ratio=min_lr_ratio)
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
