@@ -478,19 +478,52 @@ def test_reading_and_writing_on_threads_or_in_line_write_the_same_files(tmp_path
         write_png(tmp_path / "images" / f"{index}.png", blob_image(24, 40, (index, 2, index + 10, 12)))
     backend = BrickBackend(bright_box_experiment(tmp_path))
 
-    for workers in (0, 3):
+    runs = [(0, True), (3, True), (3, False), (1, False)]
+    for workers, concurrent in runs:
         predict_images(
             backend,
             [tmp_path / "images"],
-            tmp_path / f"out{workers}",
+            tmp_path / f"out{workers}{concurrent}",
             batch_size=3,
             workers=workers,
             pictures="png",
+            concurrent_writes=concurrent,
             progress=False,
         )
 
-    for path in sorted((tmp_path / "out0").rglob("*.*")):
-        assert path.read_bytes() == (tmp_path / "out3" / path.relative_to(tmp_path / "out0")).read_bytes(), path.name
+    first = tmp_path / "out0True"
+    assert len(list(first.rglob("*.png"))) == 7
+    for workers, concurrent in runs[1:]:
+        for path in sorted(first.rglob("*.*")):
+            other = tmp_path / f"out{workers}{concurrent}" / path.relative_to(first)
+            assert path.read_bytes() == other.read_bytes(), (workers, concurrent, path.name)
+
+
+def test_files_are_written_beside_the_model_only_when_it_leaves_a_core_free(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    for index in range(4):
+        write_png(tmp_path / "images" / f"{index}.png", blob_image(24, 40, (index, 2, index + 10, 12)))
+    backend = BrickBackend(bright_box_experiment(tmp_path))
+    writers: list[str] = []
+    write_images = PredictionWriter.write_images
+    monkeypatch.setattr(
+        PredictionWriter,
+        "write_images",
+        lambda self, *arguments: writers.append(threading.current_thread().name) or write_images(self, *arguments),
+    )
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+
+    for threads in (1, 2):
+        monkeypatch.setattr(torch, "get_num_threads", lambda threads=threads: threads)
+        assert backend.threads == threads
+        writers.clear()
+        predict_images(backend, [tmp_path / "images"], tmp_path / f"out{threads}", workers=2, progress=False)
+        assert len(writers) == 4
+        beside = threads == 1  # one of two cores free: files are written on threads while the model predicts
+        assert all(name.startswith("torchbricks-write") == beside for name in writers), (threads, writers)
 
 
 @pytest.mark.slow

@@ -119,7 +119,7 @@ def test_the_backend_refuses_an_experiment_without_size_or_head_and_a_bad_batch(
         BrickBackend(_experiment(tmp_path, no_head))
 
 
-@pytest.mark.parametrize("size", [(3, 5), (7, 7), (16, 9)])
+@pytest.mark.parametrize("size", [(3, 5), (6, 4), (7, 7), (16, 9)])
 def test_resize_mask_nearest_is_torch_nearest(size: tuple[int, int]) -> None:
     mask = torch.randint(0, 5, (6, 4), generator=torch.Generator().manual_seed(0))
     expected = F.interpolate(mask[None, None].float(), size=size, mode="nearest")[0, 0].long().numpy()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from torchbricks._prediction_writer import grey_png
 from torchbricks.errors import BrickError
 from torchbricks.predict import PredictionWriter
 
@@ -67,6 +69,7 @@ def test_detections_are_coco_results_with_x_y_width_height_and_the_training_cate
     (path,) = writer.finish()
 
     rows = json.loads(path.read_text())
+    assert path.read_text().splitlines()[1:-1] == [json.dumps(row) + "," for row in rows[:-1]] + [json.dumps(rows[-1])]
     assert [row["image_id"] for row in rows] == [1, 2]
     assert rows[0] == {
         "image_id": 1,
@@ -91,6 +94,23 @@ def test_masks_are_class_indices_8_bit_and_16_bit_above_255_classes(tmp_path: Pa
     assert (tmp_path / "overlays" / "small.png").is_file()
     assert not (tmp_path / "overlays" / "wide.png").exists()  # no palette holds class 1000
     assert Image.open(tmp_path / "drawn" / "wide.png").size == (2, 2)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("shape", [(1, 1), (5, 3), (96, 97)])
+def test_grey_png_is_read_back_by_pillow_value_for_value(dtype: type, shape: tuple[int, int]) -> None:
+    mask = np.random.default_rng(0).integers(0, np.iinfo(dtype).max + 1, size=shape).astype(dtype)
+
+    read = Image.open(io.BytesIO(grey_png(mask)))
+
+    assert read.size == (shape[1], shape[0])
+    np.testing.assert_array_equal(np.array(read), mask)
+
+
+def test_grey_png_refuses_what_is_not_a_grey_uint8_or_uint16_image() -> None:
+    for array in (np.zeros((2, 2), np.int64), np.zeros((2, 2, 3), np.uint8)):
+        with pytest.raises(BrickError, match="uint8 or uint16 array"):
+            grey_png(array)
 
 
 def test_overlays_are_written_only_when_asked_for(tmp_path: Path) -> None:

@@ -105,6 +105,11 @@ class BrickBackend:
 
             tile_windows(tile, tile, tile, overlap)  # checks tile and overlap now, not at the first image
 
+    @property
+    def threads(self) -> int:
+        """CPU threads predicting takes: torch's intra-op threads on a CPU, one thread feeding an accelerator."""
+        return torch.get_num_threads() if self.device.type == "cpu" else 1
+
     def predict(self, images: Sequence[np.ndarray]) -> list[ImageResult]:
         """Predicts each image (uint8 [H, W, 3] at its original size); results at the original size."""
         views = [(index, window) for index, image in enumerate(images) for window in self._windows(image)]
@@ -221,6 +226,8 @@ def resize_mask_nearest(mask: np.ndarray, height: int, width: int) -> np.ndarray
         >>> resize_mask_nearest(np.array([[0, 1], [2, 3]]), 4, 4)[:, 0].tolist()
         [0, 0, 2, 2]
     """
+    if mask.shape == (height, width):
+        return mask.astype(np.int64, copy=False)
     rows = np.minimum((np.arange(height) * (mask.shape[0] / height)).astype(np.int64), mask.shape[0] - 1)
     columns = np.minimum((np.arange(width) * (mask.shape[1] / width)).astype(np.int64), mask.shape[1] - 1)
     return mask[rows[:, None], columns[None, :]].astype(np.int64)

@@ -141,11 +141,9 @@ class PredictionWriter:
             if kind == "segmentation":
                 mask = values["mask"]
                 wide = mask.max(initial=0) > 255
-                _save(
-                    Image.fromarray(mask.astype(np.uint16 if wide else np.uint8)),
-                    self.folder / f"{self._prefix(head)}masks" / f"{name}.png",
-                    self._created,
-                )
+                path = self.folder / f"{self._prefix(head)}masks" / f"{name}.png"
+                _make_parent(path, self._created)
+                path.write_bytes(grey_png(mask.astype(np.uint16 if wide else np.uint8)))
                 overlay = None
                 if not wide and (self.overlays or picture is not None):  # beyond a palette: no overlay file
                     overlay = Image.fromarray(mask.astype(np.uint8), mode="P")
@@ -188,7 +186,8 @@ class PredictionWriter:
         for head, detections in self.detections.items():
             path = self.folder / f"{self._prefix(head)}predictions.json"
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(detections, indent=1) + "\n")
+            # One detection per line, by json's C encoder (an indent makes json encode in Python: 5x slower).
+            path.write_text("[\n" + ",\n".join(json.dumps(detection) for detection in detections) + "\n]\n")
             written.append(path)
         if self.rows:
             path = self.folder / "predictions.csv"
@@ -202,11 +201,49 @@ class PredictionWriter:
         return written
 
 
-def _save(image: Image.Image, path: Path, created: set[Path], **options: Any) -> None:
+def grey_png(mask: np.ndarray) -> bytes:
+    """A greyscale PNG of a uint8 or uint16 array [H, W] (zlib level 1, no filter), as Pillow reads it back.
+
+    Twice as fast as Pillow's writer for a small class mask: per image, its Python set-up cost more than the
+    compression.
+
+    Example:
+        >>> from PIL import Image
+        >>> mask = np.array([[0, 1], [2, 300]], dtype=np.uint16)
+        >>> np.array(Image.open(io.BytesIO(grey_png(mask)))).tolist()
+        [[0, 1], [2, 300]]
+    """
+    import struct
+    import zlib
+
+    if mask.ndim != 2 or mask.dtype not in (np.uint8, np.uint16):
+        raise BrickError(f"grey_png takes a uint8 or uint16 array [H, W], got {mask.dtype} {list(mask.shape)}.")
+    height, width = mask.shape
+    rows = np.ascontiguousarray(mask, dtype=mask.dtype.newbyteorder(">")).view(np.uint8).reshape(height, -1)
+    scanlines = np.zeros((height, rows.shape[1] + 1), dtype=np.uint8)  # each row starts with filter type 0
+    scanlines[:, 1:] = rows
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8 * mask.itemsize, 0, 0, 0, 0)  # greyscale, no interlace
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(scanlines.tobytes(), 1))
+        + chunk(b"IEND", b"")
+    )
+
+
+def _make_parent(path: Path, created: set[Path]) -> None:
     # Inside predict_images' temporary folder, renamed into place whole: no per-file atomic write needed.
     if path.parent not in created:  # one mkdir per folder, not per file
         path.parent.mkdir(parents=True, exist_ok=True)
         created.add(path.parent)
+
+
+def _save(image: Image.Image, path: Path, created: set[Path], **options: Any) -> None:
+    _make_parent(path, created)
     if path.suffix == ".jpg":
         image.save(path, format="JPEG", quality=JPEG_QUALITY)
     else:

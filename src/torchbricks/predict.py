@@ -103,6 +103,7 @@ def predict_images(
     workers: int = 2,
     pictures: str | None = "jpg",
     overlays: bool = False,
+    concurrent_writes: bool | None = None,
     progress: bool = True,
     stream: TextIO | None = None,
     on_skip: Callable[[str, str], None] | None = None,
@@ -110,8 +111,10 @@ def predict_images(
     """Predicts every image of `sources` with `backend` and writes the files of `PredictionWriter` into `out`.
 
     Sources are image files, folders (searched recursively), glob patterns and videos (each frame an image; see
-    `torchbricks._image_sources`). Images are read by `workers` threads, and the per-image files drawn and written
-    by as many others, while the backend predicts the next batch (Pillow's decoders and encoders release the GIL).
+    `torchbricks._image_sources`). Images are read by `workers` threads. The per-image files are drawn and written
+    by as many others while the backend predicts the next batch when the backend leaves a core free
+    (`concurrent_writes`);
+    otherwise this thread writes them between batches, so that they do not stall the backend's own threads.
     Everything is written into a temporary folder beside `out`, renamed to `out` once complete, so a failed run
     leaves nothing behind. An image that cannot be read is skipped, reported (`on_skip(source, reason)`), listed in
     `skipped.txt` and in the summary; the others are predicted.
@@ -125,6 +128,9 @@ def predict_images(
         batch_size: Images given to the backend at once.
         overwrite: Replace an existing non-empty `out` once the new predictions are complete.
         workers: Threads reading images, and as many writing files; 0 reads and writes in this thread, between batches.
+        concurrent_writes: Write the files on threads while the backend predicts. None: when the backend's `threads` (torch's
+            intra-op threads for `BrickBackend`) leave a core of `os.cpu_count()` free; measured with two torch
+            threads on two cores, writing beside the model made predict 10-20 % slower than writing between batches.
         pictures: Format of the drawn pictures (`jpg`, `png`), or None for none.
         overlays: Also write each segmentation mask in colours as a palette PNG (`overlays/`).
         progress: Show progress (a bar on a terminal, a line per tenth of the images otherwise).
@@ -147,6 +153,8 @@ def predict_images(
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise BrickError(f"The output folder {str(out)!r} exists and is not empty; pass --overwrite to replace it.")
     items = collect_image_sources(sources)
+    if concurrent_writes is None:
+        concurrent_writes = _spare_core(backend)
     started = time.perf_counter()
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp")
@@ -162,7 +170,18 @@ def predict_images(
 
     try:
         labels = [item.label for item in items]
-        _predict_all(backend, ImageSourceDataset(items), labels, output_names(items), writer, batch_size, workers, bar, skip)
+        _predict_all(
+            backend,
+            ImageSourceDataset(items),
+            labels,
+            output_names(items),
+            writer,
+            batch_size,
+            workers,
+            bar,
+            skip,
+            concurrent_writes,
+        )
         if writer.count == 0:
             raise BrickError(f"None of the {len(items)} images could be read; first reasons: {skipped[:3]}")
         writer.finish()
@@ -175,6 +194,14 @@ def predict_images(
     finally:
         bar.close()
     return PredictionSummary(out, writer.count, skipped, time.perf_counter() - started)
+
+
+def _spare_core(backend: PredictionBackend) -> bool:
+    """Whether a core is left beside the backend's own threads (`threads`; unknown: it takes them all)."""
+    import os
+
+    threads = getattr(backend, "threads", None)
+    return threads is not None and threads < (os.cpu_count() or 1)
 
 
 class _InThread:
@@ -207,25 +234,34 @@ def _predict_all(
     workers: int,
     bar: _Progress,
     skip: Callable[[int, str], None],
+    concurrent_writes: bool = True,
 ) -> None:
-    """Reads ahead on `workers` threads and writes behind on `workers` others while the backend predicts in this one.
+    """Reads on `workers` threads, and writes on as many others (`concurrent_writes`) or here between batches.
 
-    Reading and writing have a pool each, so the reads of the next batch never wait behind the files of the last.
+    With `concurrent_writes`, reading the next batches and writing the files of the last ones run while the backend predicts
+    (a pool each, so reads never wait behind files). Without it (the backend's threads take every core), the backend
+    predicts alone; then this thread writes the batch's files while the pool reads the next batch: Pillow decodes
+    without the GIL, while the files are mostly Python and gain nothing from threads.
     """
     from collections import deque
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    def pool(role: str) -> Any:
-        return ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"torchbricks-{role}") if workers else _InThread()
+    def pool(role: str, size: int) -> Any:
+        return ThreadPoolExecutor(max_workers=size, thread_name_prefix=f"torchbricks-{role}") if size else _InThread()
 
-    with pool("read") as reader, pool("write") as writer_pool:
+    with pool("read", workers) as reader, pool("write", workers if concurrent_writes else 0) as writer_pool:
         reads: deque[Future[tuple[int, np.ndarray | None, str]]] = deque()
         writes: deque[Future[None]] = deque()
         next_item = 0
-        while next_item < len(labels) or reads:
-            while next_item < len(labels) and len(reads) < 2 * batch_size:  # read ahead, bounded
+
+        def read_ahead(count: int) -> None:
+            nonlocal next_item
+            while next_item < len(labels) and len(reads) < count:
                 reads.append(reader.submit(dataset.__getitem__, next_item))
                 next_item += 1
+
+        read_ahead(2 * batch_size if concurrent_writes else batch_size)
+        while reads:
             batch = [reads.popleft().result() for _ in range(min(batch_size, len(reads)))]
             readable: list[tuple[int, np.ndarray]] = []
             for index, image, reason in batch:
@@ -234,10 +270,11 @@ def _predict_all(
                 else:
                     readable.append((index, image))
             results = backend.predict([image for _, image in readable]) if readable else []
+            read_ahead(2 * batch_size if concurrent_writes else batch_size)
             for (index, image), result in zip(readable, results, strict=True):
                 writer.record(labels[index], result)
                 writes.append(writer_pool.submit(writer.write_images, names[index], image, result))
-            while len(writes) > 2 * batch_size:  # bounded: decoded images wait in memory only this long
+            while len(writes) > (2 * batch_size if concurrent_writes else 0):  # bounded: decoded images wait only this long
                 writes.popleft().result()
             bar.update(len(batch))
         for future in writes:

@@ -36,7 +36,11 @@ def add_parser(commands: Any) -> None:
     predict.add_argument("--tile", type=int, default=None, help="predict tiles of this side in pixels and merge them")
     predict.add_argument("--overlap", type=float, default=0.2, help="fraction of a tile its neighbours share (default: 0.2)")
     predict.add_argument(
-        "--workers", type=int, default=2, help="threads reading images, and as many writing files, 0: none (default: 2)"
+        "--workers",
+        type=int,
+        default=2,
+        help="threads reading images, and as many writing files while the model predicts when its torch threads leave "
+        "a core free (else the files are written between batches), 0: none (default: 2)",
     )
     predict.add_argument(
         "--pictures", choices=["jpg", "png", "none"], default="jpg", help="format of the drawn pictures, or none (default: jpg)"
