@@ -105,9 +105,15 @@ def probe(
     weight_decay: float = 1e-4,
     seed: int = 0,
     optimizer_name: str = "adamw",
+    mixup: float = 0.0,
     report: Callable[[str], None] = print,
 ) -> list[dict[str, float]]:
-    """Trains for `seconds` of wall time; returns (and reports) one record per epoch."""
+    """Trains for `seconds` of wall time; returns (and reports) one record per epoch.
+
+    `mixup` > 0: each batch is blended with itself in another order, `lam * a + (1 - lam) * b` with `lam` drawn
+    from Beta(mixup, mixup), and the loss mixes the two labels by the same weights; the training accuracy then
+    counts the label of the larger weight.
+    """
     torch.manual_seed(seed)
     classes = sorted(path.name for path in (root / "train").iterdir() if path.is_dir())
     train_images, train_labels = read_split(root, "train", classes)
@@ -138,12 +144,23 @@ def probe(
             progress = min((time.perf_counter() - started) / seconds, 1.0)
             for group in optimizer.param_groups:  # warm-up over 5 % of the budget, then cosine to zero
                 group["lr"] = lr * min(1.0, progress / 0.05) * 0.5 * (1 + math.cos(math.pi * progress))
-            logits = model(normalized(batch))
-            loss = nn.functional.cross_entropy(logits, train_labels[index])
+            labels = train_labels[index]
+            if mixup > 0:
+                weight = float(torch.distributions.Beta(mixup, mixup).sample())
+                other = torch.randperm(len(index))
+                inputs = normalized(batch)
+                logits = model(weight * inputs + (1 - weight) * inputs[other])
+                loss = weight * nn.functional.cross_entropy(logits, labels) + (1 - weight) * nn.functional.cross_entropy(
+                    logits, labels[other]
+                )
+                labels = labels if weight >= 0.5 else labels[other]
+            else:
+                logits = model(normalized(batch))
+                loss = nn.functional.cross_entropy(logits, labels)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            correct += int((logits.argmax(1) == train_labels[index]).sum())
+            correct += int((logits.argmax(1) == labels).sum())
             total_loss += float(loss) * len(index)
         model.eval()
         with torch.no_grad():
@@ -174,6 +191,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, float]]:
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--optimizer", default="adamw", choices=["adamw", "sgd"], help="sgd: Nesterov momentum 0.9")
+    parser.add_argument("--mixup", type=float, default=0.0, help="Beta(a, a) of mixup's blending weight; 0: no mixup")
     arguments = parser.parse_args(argv)
     return probe(
         arguments.root,
@@ -185,6 +203,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, float]]:
         arguments.weight_decay,
         arguments.seed,
         arguments.optimizer,
+        arguments.mixup,
     )
 
 

@@ -113,8 +113,8 @@ def predict_images(
     Sources are image files, folders (searched recursively), glob patterns and videos (each frame an image; see
     `torchbricks._image_sources`). Images are read by `workers` threads. The per-image files are drawn and written
     by as many others while the backend predicts the next batch when the backend leaves a core free
-    (`concurrent_writes`);
-    otherwise this thread writes them between batches, so that they do not stall the backend's own threads.
+    (`concurrent_writes`); otherwise this thread writes them between batches, so as not to stall the backend's own
+    threads.
     Everything is written into a temporary folder beside `out`, renamed to `out` once complete, so a failed run
     leaves nothing behind. An image that cannot be read is skipped, reported (`on_skip(source, reason)`), listed in
     `skipped.txt` and in the summary; the others are predicted.
@@ -128,9 +128,10 @@ def predict_images(
         batch_size: Images given to the backend at once.
         overwrite: Replace an existing non-empty `out` once the new predictions are complete.
         workers: Threads reading images, and as many writing files; 0 reads and writes in this thread, between batches.
-        concurrent_writes: Write the files on threads while the backend predicts. None: when the backend's `threads` (torch's
-            intra-op threads for `BrickBackend`) leave a core of `os.cpu_count()` free; measured with two torch
-            threads on two cores, writing beside the model made predict 10-20 % slower than writing between batches.
+        concurrent_writes: Write the files on threads while the backend predicts. None: when the backend's
+            `threads` (torch's intra-op threads for `BrickBackend`) leave a core of `os.cpu_count()` free; with two
+            torch threads on two cores, writing beside the model made predict 10-20 % slower than writing between
+            batches.
         pictures: Format of the drawn pictures (`jpg`, `png`), or None for none.
         overlays: Also write each segmentation mask in colours as a palette PNG (`overlays/`).
         progress: Show progress (a bar on a terminal, a line per tenth of the images otherwise).
@@ -238,8 +239,8 @@ def _predict_all(
 ) -> None:
     """Reads on `workers` threads, and writes on as many others (`concurrent_writes`) or here between batches.
 
-    With `concurrent_writes`, reading the next batches and writing the files of the last ones run while the backend predicts
-    (a pool each, so reads never wait behind files). Without it (the backend's threads take every core), the backend
+    With `concurrent_writes`, reading the next batches and writing the files of the last ones run while the backend
+    predicts (a pool each, so reads never wait behind files). Without it (the backend's threads take every core), the backend
     predicts alone; then this thread writes the batch's files while the pool reads the next batch: Pillow decodes
     without the GIL, while the files are mostly Python and gain nothing from threads.
     """

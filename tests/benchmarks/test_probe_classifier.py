@@ -35,13 +35,14 @@ def test_an_unknown_pooling_is_refused() -> None:
         ProbedClassifier(num_classes=2, pool="mean")
 
 
-@pytest.mark.parametrize(("optimizer", "lr"), [("adamw", "3e-3"), ("sgd", "0.05")])
+@pytest.mark.parametrize(("optimizer", "lr", "mixup"), [("adamw", "3e-3", "0"), ("sgd", "0.05", "0"), ("adamw", "3e-3", "0.4")])
 def test_the_probe_learns_separable_classes_and_reports_every_epoch(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], optimizer: str, lr: str
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], optimizer: str, lr: str, mixup: str
 ) -> None:
     torch.set_num_threads(1)
     root = str(_brightness_folder(tmp_path))
-    records = main(["--root", root, "--seconds", "4", "--augmentations", "none", "--optimizer", optimizer, "--lr", lr])
+    arguments = ["--root", root, "--seconds", "4", "--augmentations", "none", "--optimizer", optimizer, "--lr", lr]
+    records = main([*arguments, "--mixup", mixup])
 
     assert [record["epoch"] for record in records] == list(range(1, len(records) + 1))
     assert records[-1]["val_accuracy"] == 1.0
