@@ -8,7 +8,7 @@ import torchvision
 from torchvision.models.feature_extraction import create_feature_extractor
 
 from torchbricks.bag_of_bricks.backbone_weights import is_weights_path, read_state_dict
-from torchbricks.bag_of_bricks.compact_cnn import CompactCNN, create_task_backbone
+from torchbricks.bag_of_bricks.compact_cnn import CompactCNN, create_task_backbone, packaged_weights
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.bricks import BrickTrainable
 from torchbricks.errors import CheckpointError, CheckpointNotFoundError
@@ -83,8 +83,26 @@ def test_a_missing_file_and_a_folder_without_a_backbone_are_refused(tmp_path: Pa
         read_state_dict(tmp_path)
 
 
-def test_torchvision_weight_names_are_not_paths_and_the_compact_cnn_has_none() -> None:
+def test_torchvision_weight_names_are_not_paths_and_the_compact_cnn_has_only_its_packaged_ones() -> None:
     assert not is_weights_path("DEFAULT")
     assert not is_weights_path("IMAGENET1K_V1")
-    with pytest.raises(CheckpointError, match="compact_cnn has no published weights \\('DEFAULT'\\)"):
+    with pytest.raises(CheckpointError, match=r"compact_cnn has no packaged weights 'DEFAULT' \(packaged: \['shapes'\]\)"):
         create_task_backbone("compact_cnn", weights="DEFAULT")
+    with pytest.raises(CheckpointError, match=r"Did you mean 'shapes'\?"):
+        create_task_backbone("compact_cnn", weights="shape")
+
+
+def test_the_packaged_shapes_weights_load_into_the_compact_cnn_at_every_number_of_scales() -> None:
+    file = packaged_weights("shapes")
+    saved = read_state_dict(file)
+    assert file.is_file()
+    assert file.stat().st_size < 2_000_000
+
+    for num_scales in (1, 4):
+        backbone = create_task_backbone("compact_cnn", num_scales=num_scales, weights="shapes")
+        loaded = {name: value for name, value in backbone.state_dict().items() if not name.endswith("num_batches_tracked")}
+        stem = next(name for name in loaded if name.endswith("stem.0.weight"))
+        stem_saved = next(value for name, value in saved.items() if name.endswith("stem.0.weight"))
+        assert loaded[stem].dtype == torch.float32
+        torch.testing.assert_close(loaded[stem], stem_saved.float())
+        assert not torch.equal(loaded[stem], create_task_backbone("compact_cnn", num_scales=num_scales).state_dict()[stem])

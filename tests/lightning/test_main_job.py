@@ -194,7 +194,7 @@ def test_the_time_budget_ends_a_run_with_a_huge_epoch_cap(tiny_shapes: Path, tmp
     assert metrics["training_seconds"] >= 2.0
 
 
-@pytest.mark.parametrize("kind", ["another architecture", "a missing file"])
+@pytest.mark.parametrize("kind", ["another architecture", "a missing file", "an unknown packaged name"])
 def test_unusable_weights_are_one_config_error_naming_model_weights_before_anything_is_written(
     tiny_shapes: Path, tmp_path: Path, kind: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -202,8 +202,9 @@ def test_unusable_weights_are_one_config_error_naming_model_weights_before_anyth
 
     from torchbricks.__main__ import main
 
-    weights = tmp_path / "resnet18.pt"
+    weights: Path | str = "shape" if kind == "an unknown packaged name" else tmp_path / "resnet18.pt"
     if kind == "another architecture":
+        assert isinstance(weights, Path)
         torch.save(torchvision.models.resnet18().state_dict(), weights)
     experiments = tmp_path / "experiments"
 
@@ -219,6 +220,12 @@ def test_unusable_weights_are_one_config_error_naming_model_weights_before_anyth
 
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert status == 2
+    if kind == "an unknown packaged name":
+        assert line.startswith("torchbricks: error: Config key 'model.weights': compact_cnn has no packaged")
+        assert "packaged weights 'shape' (packaged: ['shapes'])" in line
+        assert line.endswith("Did you mean 'shapes'?")
+        assert not experiments.exists()
+        return
     assert line.startswith("torchbricks: error: Config key 'model.weights': the weights")
     if kind == "another architecture":
         assert "do not fit backbone 'compact_cnn': 78 of its 78 weights are missing (stem.0.weight" in line

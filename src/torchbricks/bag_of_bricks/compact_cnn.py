@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -102,13 +103,10 @@ def create_task_backbone(
         >>> create_task_backbone("compact_cnn", num_scales=3).strides
         (8, 16, 32)
     """
-    path = weights if weights is not None and is_weights_path(weights) else None
+    path: str | Path | None = weights if weights is not None and is_weights_path(weights) else None
     if name == COMPACT_CNN:
         if weights is not None and path is None:
-            raise CheckpointError(
-                f"create_task_backbone: {COMPACT_CNN} has no published weights ({weights!r}); give a weights file or a "
-                "torchbricks experiment's bricks/ folder, or a torchvision backbone such as 'resnet18' for torchvision weights."
-            )
+            path = packaged_weights(weights)
         network: nn.Module = CompactCNN(in_channels=in_channels)
     elif path is None:
         return create_backbone(name, num_scales=num_scales, weights=weights, in_channels=in_channels)
@@ -122,6 +120,33 @@ def create_task_backbone(
         source, backbone = f"The weights {str(path)!r}", f"backbone {_name(name)!r}"
         load_backbone_weights(extractor, state, network.state_dict().keys(), source=source, backbone=backbone)
     return extractor
+
+
+PACKAGED_WEIGHTS = {"shapes": "compact_cnn_shapes.pt"}
+"""Weights of the compact CNN shipped inside the package, by name (`model.weights=shapes`).
+
+`shapes`: the backbone of a multitask run (boxes and masks) on 1,600 generated images of five forms (circle,
+square, triangle, star, cross) with distractors and occlusion, made by `scripts/pretrain_shapes_backbone.py`;
+saved in half precision."""
+
+
+def packaged_weights(name: str) -> Path:
+    """The file of the compact CNN's packaged weights `name` (`PACKAGED_WEIGHTS`).
+
+    Raises:
+        CheckpointError: No packaged weights have that name; the message lists the names and files are accepted.
+
+    Example:
+        >>> packaged_weights("shapes").name
+        'compact_cnn_shapes.pt'
+    """
+    if name not in PACKAGED_WEIGHTS:
+        raise CheckpointError(
+            f"create_task_backbone: {COMPACT_CNN} has no packaged weights {name!r} (packaged: {sorted(PACKAGED_WEIGHTS)}); "
+            "give one of those, a weights file or a torchbricks experiment's bricks/ folder, or a torchvision backbone "
+            f"such as 'resnet18' for torchvision weights.{did_you_mean(name, list(PACKAGED_WEIGHTS))}"
+        )
+    return Path(__file__).parent / "weights" / PACKAGED_WEIGHTS[name]
 
 
 def _name(network: str | nn.Module) -> str:

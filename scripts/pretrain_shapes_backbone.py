@@ -1,0 +1,74 @@
+"""Trains the compact CNN weights the package ships (`model.weights=shapes`): a multitask run on generated shapes.
+
+Maintainers run it to make `src/torchbricks/bag_of_bricks/weights/compact_cnn_shapes.pt` again; users never need
+to. The data are the benchmark suite's generator (`benchmarks/suite_data.py`) with the tuning set `variety`'s forms
+and knobs only (circle, square, triangle, star, cross; up to two distractors, 20 % occlusion), more images and a
+seed no suite set uses, so no held-out set of the suite is seen. The job is the packaged multitask job (boxes and
+masks on one backbone), as a user runs it; its best backbone is saved in half precision.
+
+Run (one core, about 9 minutes):
+
+    OMP_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python scripts/pretrain_shapes_backbone.py [--work build/pretrain]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET = ROOT / "src" / "torchbricks" / "bag_of_bricks" / "weights" / "compact_cnn_shapes.pt"
+PRETRAINING_SEED = 1650
+NUM_TRAIN = 1600
+
+
+def main(argv: list[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=ROOT / "build" / "pretrain", help="data and the experiment")
+    parser.add_argument("--minutes", type=int, default=8, help="training budget")
+    parser.add_argument("--out", type=Path, default=TARGET)
+    parser.add_argument("--num-train", type=int, default=NUM_TRAIN, help="training images (tests: a few)")
+    parser.add_argument("--max-epochs", type=int, default=None, help="stop after this many epochs (tests: 1)")
+    arguments = parser.parse_args(argv)
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from suite_data import VARIETY, ShapesSpec, write_shapes_variant
+
+    from torchbricks.__main__ import main as torchbricks_main
+    from torchbricks._files import write_atomically
+
+    small = arguments.num_train < NUM_TRAIN
+    counts = {"num_train": arguments.num_train, "num_val": 4 if small else 200, "num_test": 4 if small else 200}
+    spec = ShapesSpec(**{**VARIETY.__dict__, **counts, "seed": PRETRAINING_SEED})
+    data = arguments.work / "data"
+    if not data.exists():
+        write_shapes_variant(data, spec, layouts=("detection",))
+    status = torchbricks_main(
+        [
+            "train",
+            "task=multitask",
+            f"data.root={data / 'detection'}",
+            f"experiment.path_experiments={arguments.work}",
+            "experiment.name=shapes_backbone",
+            "experiment.overwrite=true",
+            f"++trainer.max_time=00:00:{arguments.minutes:02d}:00",
+            "trainer.enable_progress_bar=false",
+            "export_onnx=false",
+            *([f"trainer.max_epochs={arguments.max_epochs}", "n_visualized=0"] if arguments.max_epochs else []),
+        ]
+    )
+    if status != 0:
+        raise SystemExit(f"the pretraining run failed (exit status {status})")
+    state = torch.load(arguments.work / "shapes_backbone" / "bricks" / "backbone.pt", map_location="cpu", weights_only=True)
+    half = {name: value.half() if value.is_floating_point() else value for name, value in state.items()}
+    arguments.out.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(arguments.out, lambda path: torch.save(half, path))
+    print(f"wrote {arguments.out} ({arguments.out.stat().st_size / 1e6:.1f} MB)")
+    return arguments.out
+
+
+if __name__ == "__main__":
+    main()

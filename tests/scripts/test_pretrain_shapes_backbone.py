@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from torchbricks.bag_of_bricks.backbone_weights import read_state_dict
+from torchbricks.bag_of_bricks.compact_cnn import create_task_backbone
+
+SCRIPT = Path(__file__).parents[2] / "scripts" / "pretrain_shapes_backbone.py"
+
+
+@pytest.mark.slow
+def test_the_pretraining_script_writes_half_precision_weights_the_compact_cnn_loads(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("pretrain_shapes_backbone", SCRIPT)
+    assert spec is not None
+    assert spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    torch.set_num_threads(1)
+
+    arguments = ["--work", str(tmp_path / "work"), "--out", str(tmp_path / "shapes.pt"), "--num-train", "8"]
+    out = script.main([*arguments, "--max-epochs", "1"])
+
+    state = read_state_dict(out)
+    assert {value.dtype for value in state.values() if value.is_floating_point()} == {torch.float16}
+    trained = torch.load(tmp_path / "work" / "shapes_backbone" / "bricks" / "backbone.pt", weights_only=True)
+    assert state.keys() == trained.keys()
+    backbone = create_task_backbone("compact_cnn", num_scales=4, weights=str(out))
+    stem = next(name for name in state if name.endswith("stem.0.weight"))
+    loaded = next(value for name, value in backbone.state_dict().items() if name.endswith("stem.0.weight"))
+    torch.testing.assert_close(loaded, trained[stem].half().float())
+    assert not list(tmp_path.glob(".*.tmp"))  # written atomically
