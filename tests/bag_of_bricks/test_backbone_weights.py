@@ -92,6 +92,13 @@ def test_torchvision_weight_names_are_not_paths_and_the_compact_cnn_has_only_its
         create_task_backbone("compact_cnn", weights="shape")
 
 
+def test_packaged_weights_for_another_backbone_and_unknown_torchvision_weights_are_named_errors() -> None:
+    with pytest.raises(CheckpointError, match=r"the packaged weights 'shapes' are for 'compact_cnn', not 'resnet18'"):
+        create_task_backbone("resnet18", weights="shapes")
+    with pytest.raises(CheckpointError, match=r"torchvision has no weights 'DEFALT' for 'resnet18'.*Did you mean 'DEFAULT'\?"):
+        create_task_backbone("resnet18", weights="DEFALT")
+
+
 def test_the_packaged_shapes_weights_load_into_the_compact_cnn_at_every_number_of_scales() -> None:
     file = packaged_weights("shapes")
     saved = read_state_dict(file)

@@ -194,6 +194,28 @@ def test_the_time_budget_ends_a_run_with_a_huge_epoch_cap(tiny_shapes: Path, tmp
     assert metrics["training_seconds"] >= 2.0
 
 
+@pytest.mark.parametrize(
+    ("weights", "expected"),
+    [
+        ("shapes", "the packaged weights 'shapes' are for 'compact_cnn', not 'resnet18'; use model.backbone=compact_cnn"),
+        ("DEFALT", "torchvision has no weights 'DEFALT' for 'resnet18'; it has ['DEFAULT', 'IMAGENET1K_V1']"),
+    ],
+)
+def test_weights_a_resnet_does_not_have_are_one_line_naming_model_weights(
+    tiny_shapes: Path, tmp_path: Path, weights: str, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from torchbricks.__main__ import main
+
+    experiments = tmp_path / "experiments"
+    arguments = [f"data.root={tiny_shapes}", f"experiment.path_experiments={experiments}"]
+    status = main(["train", "task=classification", *arguments, "model.backbone=resnet18", f"model.weights={weights}"])
+
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert status == 2
+    assert line.startswith(f"torchbricks: error: Config key 'model.weights': {expected}")
+    assert not experiments.exists()
+
+
 @pytest.mark.parametrize("kind", ["another architecture", "a missing file", "an unknown packaged name"])
 def test_unusable_weights_are_one_config_error_naming_model_weights_before_anything_is_written(
     tiny_shapes: Path, tmp_path: Path, kind: str, capsys: pytest.CaptureFixture[str]

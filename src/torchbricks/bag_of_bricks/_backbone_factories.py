@@ -11,7 +11,7 @@ from torchbricks._extras import require
 from torchbricks.bag_of_bricks._backbone_modules import BackboneFeatureExtractor, BackboneResnet, BackboneTimm
 from torchbricks.bag_of_bricks.preprocessors import default_preprocessor
 from torchbricks.bricks import BrickNotTrainable, BrickTrainable
-from torchbricks.errors import BrickError, did_you_mean
+from torchbricks.errors import BrickError, CheckpointError, did_you_mean
 
 if TYPE_CHECKING:
     from torchvision.models import ResNet
@@ -81,6 +81,13 @@ def create_backbone(
             raise BrickError(
                 f"create_backbone: torchvision has no classification model {model!r}.{did_you_mean(model, available)}"
             )
+        if weights is not None:
+            accepted = ["DEFAULT", *(entry.name for entry in models.get_model_weights(model))]
+            if str(weights) not in accepted:
+                raise CheckpointError(
+                    f"create_backbone: torchvision has no weights {weights!r} for {model!r}; it has {accepted}, or give "
+                    f"a weights file.{did_you_mean(str(weights), accepted)}"
+                )
         network: nn.Module = models.get_model(model, weights=weights)
     elif weights is not None:
         raise BrickError("create_backbone: weights only apply to a model given by name; load them into the module instead.")

@@ -96,8 +96,8 @@ def create_task_backbone(
     Raises:
         CheckpointNotFoundError: The weights file or folder does not exist.
         CheckpointError: The weights are of another architecture (the message lists the missing and unexpected
-            weights) or unreadable.
-            Also torchvision weights asked for the compact CNN, which has none.
+            weights) or unreadable; a name the compact CNN does not ship (`PACKAGED_WEIGHTS`), or packaged weights
+            asked for another backbone; torchvision weights of a name the model does not have.
 
     Example:
         >>> create_task_backbone("compact_cnn", num_scales=3).strides
@@ -109,6 +109,11 @@ def create_task_backbone(
             path = packaged_weights(weights)
         network: nn.Module = CompactCNN(in_channels=in_channels)
     elif path is None:
+        if weights in PACKAGED_WEIGHTS:
+            raise CheckpointError(
+                f"create_task_backbone: the packaged weights {weights!r} are for {COMPACT_CNN!r}, not {_name(name)!r}; "
+                f"use model.backbone={COMPACT_CNN}, or give {_name(name)!r} a weights file or torchvision weights (DEFAULT)."
+            )
         return create_backbone(name, num_scales=num_scales, weights=weights, in_channels=in_channels)
     elif isinstance(name, str):
         network = _torchvision_network(name)
@@ -134,7 +139,8 @@ def packaged_weights(name: str) -> Path:
     """The file of the compact CNN's packaged weights `name` (`PACKAGED_WEIGHTS`).
 
     Raises:
-        CheckpointError: No packaged weights have that name; the message lists the names and files are accepted.
+        CheckpointError: No packaged weights have that name; the message lists the names shipped and the other
+            values accepted.
 
     Example:
         >>> packaged_weights("shapes").name

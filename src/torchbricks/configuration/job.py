@@ -83,5 +83,5 @@ def create_model_bricks(config: Any) -> BrickCollection:
         weights = config.model.get("weights") if "model" in config else None
         if cause is None or weights is None:
             raise
-        message = str(cause).removeprefix("create_task_backbone: ")
+        message = str(cause).removeprefix("create_task_backbone: ").removeprefix("create_backbone: ")
         raise ConfigError(f"Config key 'model.weights': {message[:1].lower()}{message[1:]}") from cause
