@@ -141,12 +141,13 @@ class PredictionWriter:
             if kind == "segmentation":
                 mask = values["mask"]
                 wide = mask.max(initial=0) > 255
+                classes = mask.astype(np.uint16 if wide else np.uint8)
                 path = self.folder / f"{self._prefix(head)}masks" / f"{name}.png"
                 _make_parent(path, self._created)
-                path.write_bytes(grey_png(mask.astype(np.uint16 if wide else np.uint8)))
+                path.write_bytes(grey_png(classes))
                 overlay = None
                 if not wide and (self.overlays or picture is not None):  # beyond a palette: no overlay file
-                    overlay = Image.fromarray(mask.astype(np.uint8), mode="P")
+                    overlay = Image.fromarray(classes, mode="P")
                     overlay.putpalette(PALETTE_BYTES, "RGB")
                     if self.overlays:
                         path = self.folder / f"{self._prefix(head)}overlays" / f"{name}.png"

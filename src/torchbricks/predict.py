@@ -240,9 +240,9 @@ def _predict_all(
     """Reads on `workers` threads, and writes on as many others (`concurrent_writes`) or here between batches.
 
     With `concurrent_writes`, reading the next batches and writing the files of the last ones run while the backend
-    predicts (a pool each, so reads never wait behind files). Without it (the backend's threads take every core), the backend
-    predicts alone; then this thread writes the batch's files while the pool reads the next batch: Pillow decodes
-    without the GIL, while the files are mostly Python and gain nothing from threads.
+    predicts (a pool each, so reads never wait behind files). Without it (the backend's threads take every core),
+    the backend predicts alone; then this thread writes the batch's files while the pool reads the next batch:
+    Pillow decodes without the GIL, while the files are mostly Python and gain nothing from threads.
     """
     from collections import deque
     from concurrent.futures import Future, ThreadPoolExecutor
@@ -261,7 +261,8 @@ def _predict_all(
                 reads.append(reader.submit(dataset.__getitem__, next_item))
                 next_item += 1
 
-        read_ahead(2 * batch_size if concurrent_writes else batch_size)
+        ahead, behind = (2 * batch_size, 2 * batch_size) if concurrent_writes else (batch_size, 0)
+        read_ahead(ahead)
         while reads:
             batch = [reads.popleft().result() for _ in range(min(batch_size, len(reads)))]
             readable: list[tuple[int, np.ndarray]] = []
@@ -271,11 +272,11 @@ def _predict_all(
                 else:
                     readable.append((index, image))
             results = backend.predict([image for _, image in readable]) if readable else []
-            read_ahead(2 * batch_size if concurrent_writes else batch_size)
+            read_ahead(ahead)
             for (index, image), result in zip(readable, results, strict=True):
                 writer.record(labels[index], result)
                 writes.append(writer_pool.submit(writer.write_images, names[index], image, result))
-            while len(writes) > (2 * batch_size if concurrent_writes else 0):  # bounded: decoded images wait only this long
+            while len(writes) > behind:  # bounded: decoded images wait in memory only this long
                 writes.popleft().result()
             bar.update(len(batch))
         for future in writes:
