@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> Path:
     small = arguments.num_train < NUM_TRAIN
     counts = {"num_train": arguments.num_train, "num_val": 4 if small else 200, "num_test": 4 if small else 200}
     spec = ShapesSpec(**{**VARIETY.__dict__, **counts, "seed": PRETRAINING_SEED})
-    data = arguments.work / "data"
+    data = arguments.work / f"data_{arguments.num_train}"  # written once per size, reused by later runs
     if not data.exists():
         write_shapes_variant(data, spec, layouts=("detection",))
     status = torchbricks_main(

@@ -97,6 +97,23 @@ def test_packaged_weights_for_another_backbone_and_unknown_torchvision_weights_a
         create_task_backbone("resnet18", weights="shapes")
     with pytest.raises(CheckpointError, match=r"torchvision has no weights 'DEFALT' for 'resnet18'.*Did you mean 'DEFAULT'\?"):
         create_task_backbone("resnet18", weights="DEFALT")
+    with pytest.raises(CheckpointError, match=r"no weights 'ResNet18_Weights.NOPE' for 'resnet18'"):
+        create_task_backbone("resnet18", weights="ResNet18_Weights.NOPE")
+
+
+def test_torchvision_weights_pass_in_either_spelling_torchvision_takes(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[str] = []
+
+    def get_model(name: str, weights: str) -> torch.nn.Module:  # no download: the spelling is what is checked
+        asked.append(weights)
+        return torchvision.models.resnet18()
+
+    monkeypatch.setattr(torchvision.models, "get_model", get_model)
+
+    for weights in ("DEFAULT", "IMAGENET1K_V1", "ResNet18_Weights.IMAGENET1K_V1"):
+        create_task_backbone("resnet18", weights=weights)
+
+    assert asked == ["DEFAULT", "IMAGENET1K_V1", "ResNet18_Weights.IMAGENET1K_V1"]
 
 
 def test_the_packaged_shapes_weights_load_into_the_compact_cnn_at_every_number_of_scales() -> None:

@@ -82,8 +82,9 @@ def create_backbone(
                 f"create_backbone: torchvision has no classification model {model!r}.{did_you_mean(model, available)}"
             )
         if weights is not None:
-            accepted = ["DEFAULT", *(entry.name for entry in models.get_model_weights(model))]
-            if str(weights) not in accepted:
+            enum = models.get_model_weights(model)
+            accepted = ["DEFAULT", *(entry.name for entry in enum)]
+            if str(weights).removeprefix(f"{enum.__name__}.") not in accepted:  # torchvision takes both spellings
                 raise CheckpointError(
                     f"create_backbone: torchvision has no weights {weights!r} for {model!r}; it has {accepted}, or give "
                     f"a weights file.{did_you_mean(str(weights), accepted)}"
