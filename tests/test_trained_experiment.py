@@ -57,3 +57,59 @@ def test_the_collection_takes_the_memory_order_its_job_trained_with(config: dict
     use_trained_memory_order(collection, config)
 
     assert convolution.weight.is_contiguous(memory_format=torch.channels_last) is channels_last
+
+
+def test_load_experiment_does_not_read_the_weights_training_started_from(tmp_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    from torchbricks.bag_of_bricks.compact_cnn import CompactCNN
+    from torchbricks.configuration import create_brick_collection
+
+    start = tmp_path / "start.pt"
+    backbone = {
+        "_target_": "torchbricks.bricks.BrickTrainable",
+        "model": {"_target_": "torchbricks.bag_of_bricks.compact_cnn.create_task_backbone", "weights": str(start)},
+        "input_names": ["raw"],
+        "output_names": ["features"],
+    }
+    config = OmegaConf.create({"model": {"bricks": {"backbone": backbone}}})
+    torch.save(CompactCNN().state_dict(), start)  # a state dict of the architecture, as a user gives one
+    trained = create_brick_collection(config, "model.bricks").eval()
+    folder = tmp_path / "experiment"
+    trained.save_bricks(folder / "bricks")
+    OmegaConf.save(config, folder / "resolved_config.yaml")
+    (folder / "experiment.json").write_text("{}")
+    start.unlink()  # the file training started from is gone: the trained weights are in bricks/
+
+    loaded = load_experiment(folder)
+
+    raw = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            loaded.collection(named_inputs={"raw": raw})["features"], trained(named_inputs={"raw": raw})["features"]
+        )
+    assert loaded.config.model.bricks.backbone.model.weights == str(start)  # the experiment's config is kept as written
+
+
+def test_only_torchbricks_factories_lose_their_initial_weights() -> None:
+    from omegaconf import OmegaConf
+
+    from torchbricks.trained_experiment import without_initial_weights
+
+    config = OmegaConf.create(
+        {
+            "a": {"_target_": "torchbricks.bag_of_bricks.create_backbone", "name": "resnet18", "weights": "DEFAULT"},
+            "b": [{"_target_": "torchbricks.bag_of_bricks.backbones.create_backbone_brick_from_timm", "pretrained": True}],
+            "c": {"_target_": "my_project.Blend", "weights": "uniform"},
+            "d": {"weights": "not/a/target"},
+        }
+    )
+
+    stripped = without_initial_weights(config)
+
+    assert stripped.a.weights is None
+    assert stripped.a.name == "resnet18"
+    assert stripped.b[0].pretrained is False
+    assert stripped.c.weights == "uniform"
+    assert stripped.d.weights == "not/a/target"
+    assert config.a.weights == "DEFAULT"  # the given config is not changed

@@ -9,7 +9,8 @@ The main job writes two files for this when a run starts (`write_experiment_desc
 
 `load_experiment` rebuilds the collection from `resolved_config.yaml` and loads the trained weights: the
 per-brick checkpoints of `bricks/` (written when fitting ends), or Lightning's `checkpoints/best.ckpt` when a
-run stopped before writing them.
+run stopped before writing them. The weights training started from (`model.weights`: a file, torchvision's
+`DEFAULT`) are not read again: the trained ones replace them, and the file may be gone or the network absent.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ __all__ = [
     "find_heads",
     "load_experiment",
     "use_trained_memory_order",
+    "without_initial_weights",
     "write_experiment_description",
 ]
 
@@ -145,7 +147,7 @@ def load_experiment(folder: Path | str, map_location: str | torch.device = "cpu"
         )
     config = omegaconf.load(folder / RESOLVED_CONFIG_FILE)
     description = json.loads((folder / EXPERIMENT_FILE).read_text())
-    collection = create_brick_collection(config, "model.bricks")
+    collection = create_brick_collection(without_initial_weights(config), "model.bricks")
     if (folder / BRICKS_FOLDER).is_dir():
         collection.load_bricks(folder / BRICKS_FOLDER)
     elif (folder / BEST_CHECKPOINT).is_file():
@@ -157,6 +159,40 @@ def load_experiment(folder: Path | str, map_location: str | torch.device = "cpu"
         )
     collection.to(map_location).eval()
     return TrainedExperiment(folder, config, description, collection)
+
+
+def without_initial_weights(config: Any) -> Any:
+    """A copy of `config` in which torchbricks' factories build their networks without the weights training
+    started from: `weights` (a file, a folder, `DEFAULT`, `shapes`) becomes None and `pretrained` False.
+
+    The trained weights replace them anyway; reading them again would fail once the file has moved, and would
+    download torchvision's on every `predict`. Only targets in `torchbricks.` are changed (a user's own factory may
+    mean something else by `weights`).
+
+    Example:
+        >>> from omegaconf import OmegaConf
+        >>> backbone = {"_target_": "torchbricks.bag_of_bricks.create_task_backbone", "weights": "/gone.pt"}
+        >>> config = OmegaConf.create({"backbone": backbone})
+        >>> without_initial_weights(config).backbone.weights is None
+        True
+    """
+    omegaconf = require("omegaconf", "hydra").OmegaConf
+    container = omegaconf.to_container(config, resolve=False)
+
+    def strip(node: Any) -> Any:
+        if isinstance(node, list):
+            return [strip(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ours = str(node.get("_target_", "")).startswith("torchbricks.")
+        stripped = {key: strip(value) for key, value in node.items()}
+        if ours and isinstance(stripped.get("weights"), str):
+            stripped["weights"] = None
+        if ours and stripped.get("pretrained") is True:
+            stripped["pretrained"] = False
+        return stripped
+
+    return omegaconf.create(strip(container))
 
 
 def _load_lightning_checkpoint(collection: BrickCollection, path: Path, map_location: str | torch.device) -> None:
