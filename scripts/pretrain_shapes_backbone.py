@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> Path:
         [
             "train",
             "task=multitask",
+            "model.weights=null",  # from scratch: the task's default (auto) would start from the file this makes
             f"data.root={data / 'detection'}",
             f"experiment.path_experiments={arguments.work}",
             "experiment.name=shapes_backbone",

@@ -35,7 +35,8 @@ def test_groups_options_defaults_and_descriptions_come_from_the_yaml_files(tmp_p
 def test_the_overrides_that_decide_when_training_stops_and_which_weights_start_it_are_listed() -> None:
     described = describe_config_groups()
 
-    for override in ("trainer.max_time=00:00:20:00", "early_stopping.patience=20", "model.weights=PATH", "data.image_size=128"):
+    overrides = ("trainer.max_time=00:00:20:00", "early_stopping.patience=20", "model.weights=PATH", "model.weights=null")
+    for override in (*overrides, "data.image_size=128"):
         assert override in described
 
 

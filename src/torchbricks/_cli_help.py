@@ -27,6 +27,7 @@ COMMON_OVERRIDES = (
     ("early_stopping.start_fraction=0.8", "no early stop before this fraction of the budget (tasks: 0.5)"),
     ("trainer.max_epochs=20", "an epoch cap"),
     ("model.weights=PATH", "backbone weights: a state dict file, an experiment's bricks/, or shapes (drawn forms)"),
+    ("model.weights=null", "from scratch (the dense tasks start from the shipped weights: auto)"),
     ("data.image_size=128", "input size (default: the training images' median size)"),
     ("data.batch_size=32 optimizer.lr=0.001", "batch size and learning rate"),
     ("experiment.name=NAME", "the experiment folder (default: a timestamp)"),

@@ -130,3 +130,32 @@ def test_the_packaged_shapes_weights_load_into_the_compact_cnn_at_every_number_o
         assert loaded[stem].dtype == torch.float32
         torch.testing.assert_close(loaded[stem], stem_saved.float())
         assert not torch.equal(loaded[stem], create_task_backbone("compact_cnn", num_scales=num_scales).state_dict()[stem])
+
+
+def _stem(backbone: torch.nn.Module) -> torch.Tensor:
+    return next(value for name, value in backbone.state_dict().items() if name.endswith("stem.0.weight"))
+
+
+def test_auto_weights_are_the_shipped_ones_for_the_compact_cnn_and_none_for_a_backbone_without_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    torch.testing.assert_close(
+        _stem(create_task_backbone("compact_cnn", num_scales=4, weights="auto")),
+        _stem(create_task_backbone("compact_cnn", num_scales=4, weights="shapes")),
+    )
+    asked: list[object] = []
+
+    def get_model(name: str, weights: object = None) -> torch.nn.Module:  # no download: what is asked is checked
+        asked.append(weights)
+        return torchvision.models.resnet18()
+
+    monkeypatch.setattr(torchvision.models, "get_model", get_model)
+    create_task_backbone("resnet18", weights="auto")
+    assert asked == [None]  # from scratch: resnet18 ships no weights in the package
+
+
+def test_auto_weights_start_a_backbone_for_other_than_rgb_images_from_scratch() -> None:
+    grey = create_task_backbone("compact_cnn", weights="auto", in_channels=1)
+    assert _stem(grey).shape[1] == 1
+    with pytest.raises(CheckpointError):  # the shipped weights themselves take 3 channels
+        create_task_backbone("compact_cnn", weights="shapes", in_channels=1)

@@ -255,3 +255,31 @@ def test_unusable_weights_are_one_config_error_naming_model_weights_before_anyth
     else:
         assert f"{str(weights)!r} does not exist" in line
     assert not experiments.exists()
+
+
+@pytest.mark.parametrize(
+    ("task", "backbone", "shipped"),
+    [
+        ("segmentation", "compact_cnn", True),
+        ("detection", "compact_cnn", True),
+        ("multitask", "compact_cnn", True),
+        ("classification", "compact_cnn", False),
+        ("detection", "resnet18", False),  # auto: a backbone without shipped weights starts from scratch, no error
+    ],
+)
+def test_the_dense_tasks_start_the_compact_cnn_from_the_shipped_weights(task: str, backbone: str, shipped: bool) -> None:
+    from hydra.utils import instantiate
+
+    from torchbricks.bag_of_bricks.backbone_weights import read_state_dict
+    from torchbricks.bag_of_bricks.compact_cnn import packaged_weights
+    from torchbricks.lightning.task_resolvers import register_resolvers
+
+    register_resolvers()
+    config = compose_config([f"task={task}", "data.root=unused", f"model.backbone={backbone}"])
+
+    built = instantiate(config.model.bricks.backbone.model).state_dict()
+
+    assert config.model.weights == ("auto" if task != "classification" else None)
+    stem = next(value for name, value in built.items() if name.endswith(("stem.0.weight", "conv1.weight")))
+    saved = next(value for name, value in read_state_dict(packaged_weights("shapes")).items() if name.endswith("stem.0.weight"))
+    assert (stem.shape == saved.shape and torch.equal(stem, saved.float())) is shipped

@@ -33,3 +33,5 @@ def test_the_pretraining_script_writes_half_precision_weights_the_compact_cnn_lo
     loaded = next(value for name, value in backbone.state_dict().items() if name.endswith("stem.0.weight"))
     torch.testing.assert_close(loaded, trained[stem].half().float())
     assert not list(tmp_path.glob(".*.tmp"))  # written atomically
+    resolved = (tmp_path / "work" / "shapes_backbone" / "resolved_config.yaml").read_text()
+    assert "weights: null" in resolved  # trained from scratch, not from the file it makes (the task's default: auto)

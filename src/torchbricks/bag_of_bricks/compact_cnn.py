@@ -21,7 +21,16 @@ from torchbricks.bag_of_bricks._backbone_modules import BackboneFeatureExtractor
 from torchbricks.bag_of_bricks.backbone_weights import is_weights_path, load_backbone_weights, read_state_dict
 from torchbricks.errors import BrickError, CheckpointError, did_you_mean
 
-__all__ = ["COMPACT_CNN", "CompactCNN", "backbone_info", "create_task_backbone"]
+__all__ = [
+    "AUTO_WEIGHTS",
+    "COMPACT_CNN",
+    "PACKAGED_WEIGHTS",
+    "SHIPPED_WEIGHTS",
+    "CompactCNN",
+    "backbone_info",
+    "create_task_backbone",
+    "packaged_weights",
+]
 
 COMPACT_CNN = "compact_cnn"
 """The name `create_task_backbone` gives the `CompactCNN`."""
@@ -89,8 +98,11 @@ def create_task_backbone(
         num_scales: How many of the coarsest scales to return.
         weights: A local weights file or folder (`torchbricks.bag_of_bricks.backbone_weights`: a torchvision or
             timm state dict of the same architecture, a torchbricks experiment's `bricks/` folder or its
-            `bricks/backbone.pt`), or torchvision weights of a torchvision model given by name (`"DEFAULT"`,
-            downloaded by torchvision).
+            `bricks/backbone.pt`), torchvision weights of a torchvision model given by name (`"DEFAULT"`,
+            downloaded by torchvision), the compact CNN's packaged weights by name (`PACKAGED_WEIGHTS`), or
+            `"auto"`: the weights shipped in the package for this backbone (`SHIPPED_WEIGHTS`: `shapes` for the
+            compact CNN), from scratch for a backbone that has none or for images of other than 3 channels.
+            None: from scratch.
         in_channels: Channels of the input images.
 
     Raises:
@@ -103,6 +115,8 @@ def create_task_backbone(
         >>> create_task_backbone("compact_cnn", num_scales=3).strides
         (8, 16, 32)
     """
+    if weights == AUTO_WEIGHTS:  # the shipped weights take RGB images
+        weights = SHIPPED_WEIGHTS.get(name) if isinstance(name, str) and in_channels == 3 else None
     path: str | Path | None = weights if weights is not None and is_weights_path(weights) else None
     if name == COMPACT_CNN:
         if weights is not None and path is None:
@@ -127,12 +141,19 @@ def create_task_backbone(
     return extractor
 
 
+AUTO_WEIGHTS = "auto"
+"""`weights="auto"` (`model.weights=auto`, the dense tasks' default): the backbone's shipped weights, if it has any."""
+
 PACKAGED_WEIGHTS = {"shapes": "compact_cnn_shapes.pt"}
 """Weights of the compact CNN shipped inside the package, by name (`model.weights=shapes`).
 
 `shapes`: the backbone of a multitask run (boxes and masks) on 1,600 generated images of five forms (circle,
 square, triangle, star, cross) with distractors and occlusion, made by `scripts/pretrain_shapes_backbone.py`;
 saved in half precision."""
+
+
+SHIPPED_WEIGHTS = {COMPACT_CNN: "shapes"}
+"""Backbone name -> the packaged weights `weights="auto"` gives it; a backbone not listed starts from scratch."""
 
 
 def packaged_weights(name: str) -> Path:
@@ -149,8 +170,9 @@ def packaged_weights(name: str) -> Path:
     if name not in PACKAGED_WEIGHTS:
         raise CheckpointError(
             f"create_task_backbone: {COMPACT_CNN} has no packaged weights {name!r} (packaged: {sorted(PACKAGED_WEIGHTS)}); "
-            "give one of those, a weights file or a torchbricks experiment's bricks/ folder, or a torchvision backbone "
-            f"such as 'resnet18' for torchvision weights.{did_you_mean(name, list(PACKAGED_WEIGHTS))}"
+            f"give one of those, {AUTO_WEIGHTS!r} (the shipped ones), a weights file or a torchbricks experiment's "
+            "bricks/ folder, or a torchvision backbone such as 'resnet18' for torchvision weights."
+            f"{did_you_mean(name, [*PACKAGED_WEIGHTS, AUTO_WEIGHTS])}"
         )
     return Path(__file__).parent / "weights" / PACKAGED_WEIGHTS[name]
 
