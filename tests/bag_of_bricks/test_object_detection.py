@@ -329,3 +329,22 @@ def test_per_class_average_precision_equals_pycocotools_evaluated_one_category_a
         assert float(per_class[name]["ap_50"]) == pytest.approx(reference[category][1], abs=1e-6), name
     assert float(per_class["eel"]["ap"]) == -1.0  # no true box: undefined, as pycocotools marks it
     assert 0 < float(per_class["cat"]["ap_50"]) < 1
+
+
+def test_peaks_whose_probabilities_are_all_one_are_ranked_by_their_logits() -> None:
+    from torchbricks.bag_of_bricks._heatmaps import heatmap_peaks
+
+    heatmap = torch.full((1, 1, 9, 9), -9.0)
+    for rank, (y, x) in enumerate([(4, 4), (4, 1), (1, 7), (1, 4), (1, 1)]):  # all above 17: sigmoid 1.0 in float32
+        heatmap[0, 0, y, x] = 30.0 - rank
+    heatmap[0, 0, 7, 7] = 25.0
+    heatmap[0, 0, 7, 8] = 24.0  # beside a stronger cell: not a peak, though both are 1.0 as probabilities
+
+    scores, cells, _ = heatmap_peaks(heatmap, 3)
+
+    assert torch.sigmoid(torch.tensor(24.0)).item() == 1.0
+    assert cells.tolist() == [[4 * 9 + 4, 4 * 9 + 1, 1 * 9 + 7]]  # the three largest logits, in order
+    assert scores.tolist() == [[1.0, 1.0, 1.0]]
+    everything = heatmap_peaks(heatmap, 81)[1][0].tolist()
+    assert 7 * 9 + 7 in everything[:6]
+    assert 7 * 9 + 8 not in everything[:6]

@@ -21,7 +21,11 @@ def heatmap_peaks(heatmap_logits: torch.Tensor, count: int) -> tuple[torch.Tenso
     """The `count` strongest peaks (cells that are the maximum of their 3x3 neighbourhood in their class heatmap).
 
     Returns their scores [B, P], their cells [B, P] (flat index `y * w + x`) and classes [B, P], sorted by score,
-    where P is `count` or the number of heatmap cells, if smaller.
+    where P is `count` or the number of heatmap cells, if smaller; cells that are no peak fill the rest with score 0.
+
+    Peaks are found and ranked on the logits, not on the probabilities: above a logit of about 17 the sigmoid is 1.0
+    in float32, so a confident model gave many equal scores. Which of them `topk` kept then differed between torch
+    and onnxruntime (and a plateau of equal 1.0 counted as several peaks); distinct logits rank them the same in both.
 
     Example:
         >>> heatmap = torch.full((1, 2, 3, 3), -9.0)
@@ -31,10 +35,11 @@ def heatmap_peaks(heatmap_logits: torch.Tensor, count: int) -> tuple[torch.Tenso
         ([[7]], [[1]])
     """
     num_classes, height, width = heatmap_logits.shape[1:]
-    heat = torch.sigmoid(heatmap_logits)
-    peaks = heat * (F.max_pool2d(heat, kernel_size=3, stride=1, padding=1) == heat)
-    scores, indices = torch.topk(peaks.flatten(1), k=min(count, num_classes * height * width), dim=1)
-    return scores, indices % (height * width), torch.div(indices, height * width, rounding_mode="floor")
+    is_peak = F.max_pool2d(heatmap_logits, kernel_size=3, stride=1, padding=1) == heatmap_logits
+    lowest = torch.finfo(heatmap_logits.dtype).min  # sigmoid: 0, the score a cell that is no peak had
+    peaks = torch.where(is_peak, heatmap_logits, torch.full_like(heatmap_logits, lowest))
+    logits, indices = torch.topk(peaks.flatten(1), k=min(count, num_classes * height * width), dim=1)
+    return torch.sigmoid(logits), indices % (height * width), torch.div(indices, height * width, rounding_mode="floor")
 
 
 def gather_cells(maps: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
