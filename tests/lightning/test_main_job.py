@@ -283,3 +283,27 @@ def test_the_dense_tasks_start_the_compact_cnn_from_the_shipped_weights(task: st
     stem = next(value for name, value in built.items() if name.endswith(("stem.0.weight", "conv1.weight")))
     saved = next(value for name, value in read_state_dict(packaged_weights("shapes")).items() if name.endswith("stem.0.weight"))
     assert (stem.shape == saved.shape and torch.equal(stem, saved.float())) is shipped
+
+
+@pytest.mark.parametrize(
+    ("backbone", "expected"),
+    [
+        ("compact_cnn", "model.weights: auto, the weights shipped for compact_cnn ('shapes'); model.weights=null starts"),
+        ("resnet18", "model.weights: auto, from scratch: torchbricks ships no weights for resnet18; model.weights=DEFAULT"),
+    ],
+)
+def test_the_job_says_which_weights_auto_gave_the_backbone(
+    tiny_shapes: Path, backbone: str, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from torchbricks.configuration import create_model_bricks
+    from torchbricks.lightning.task_resolvers import register_resolvers
+
+    register_resolvers()
+    overrides = ["task=classification", f"data.root={tiny_shapes}", f"model.backbone={backbone}"]
+    create_model_bricks(compose_config([*overrides, "model.weights=auto"]))
+    printed = capsys.readouterr().out
+    create_model_bricks(compose_config([*overrides, "model.weights=null"]))
+
+    (line,) = [line for line in printed.splitlines() if line.startswith("model.weights")]
+    assert line.startswith(expected)
+    assert "model.weights" not in capsys.readouterr().out  # said for auto only

@@ -19,7 +19,7 @@ from torchbricks.configuration.instantiate import create_brick_collection, insta
 from torchbricks.configuration.settings import JobSettings, read_job_settings
 from torchbricks.errors import CheckpointError, ConfigError
 
-__all__ = ["JobParts", "create_job", "create_model_bricks", "instantiate_job"]
+__all__ = ["JobParts", "create_job", "create_model_bricks", "describe_auto_weights", "instantiate_job"]
 
 
 @dataclass
@@ -75,7 +75,7 @@ def create_model_bricks(config: Any) -> BrickCollection:
             is missing, unreadable or of another architecture.
     """
     try:
-        return create_brick_collection(config, "model.bricks")
+        collection = create_brick_collection(config, "model.bricks")
     except ConfigError as error:
         cause: BaseException | None = error
         while cause is not None and not isinstance(cause, CheckpointError):
@@ -85,3 +85,33 @@ def create_model_bricks(config: Any) -> BrickCollection:
             raise
         message = str(cause).removeprefix("create_task_backbone: ").removeprefix("create_backbone: ")
         raise ConfigError(f"Config key 'model.weights': {message[:1].lower()}{message[1:]}") from cause
+    described = describe_auto_weights(config)
+    if described is not None:
+        from torchbricks._experiment import launched_as_global_zero
+
+        if launched_as_global_zero():
+            print(described, flush=True)
+    return collection
+
+
+def describe_auto_weights(config: Any) -> str | None:
+    """The line the job prints for `model.weights=auto`: which weights that gave the backbone; None for other values.
+
+    Example:
+        >>> from omegaconf import OmegaConf
+        >>> describe_auto_weights(OmegaConf.create({"model": {"backbone": "compact_cnn", "weights": "auto"}}))
+        "model.weights: auto, the weights shipped for compact_cnn ('shapes'); model.weights=null starts from scratch"
+    """
+    from torchbricks.bag_of_bricks.compact_cnn import AUTO_WEIGHTS, SHIPPED_WEIGHTS
+
+    model = config.get("model") if hasattr(config, "get") else None
+    if model is None or model.get("weights") != AUTO_WEIGHTS:
+        return None
+    backbone = model.get("backbone")
+    shipped = SHIPPED_WEIGHTS.get(backbone) if isinstance(backbone, str) else None
+    if shipped is not None:
+        return f"model.weights: auto, the weights shipped for {backbone} ({shipped!r}); model.weights=null starts from scratch"
+    return (
+        f"model.weights: auto, from scratch: torchbricks ships no weights for {backbone}; "
+        "model.weights=DEFAULT (torchvision's, downloaded) or a weights file starts from pretrained ones"
+    )
