@@ -153,6 +153,9 @@ def main() -> None:
     ours_int8 = export_deployable_onnx(
         experiment, folder / f"detector_{size}_int8.onnx", image_size=size, quantize="int8", overwrite=True
     ).path_onnx
+    if not Path(arguments.yolo_python).is_file():
+        print(f"(b) skipped: no Python with ultralytics at {arguments.yolo_python!r} (--yolo-python; see the docstring)")
+        return
     yolo = {}
     for variant in ("plain", "nms"):
         yolo[variant] = folder / f"yolov8n_{size}_{variant}.onnx"
