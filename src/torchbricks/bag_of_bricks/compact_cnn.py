@@ -30,6 +30,7 @@ __all__ = [
     "backbone_info",
     "create_task_backbone",
     "packaged_weights",
+    "shipped_weights_for",
 ]
 
 COMPACT_CNN = "compact_cnn"
@@ -115,8 +116,8 @@ def create_task_backbone(
         >>> create_task_backbone("compact_cnn", num_scales=3).strides
         (8, 16, 32)
     """
-    if weights == AUTO_WEIGHTS:  # the shipped weights take RGB images
-        weights = SHIPPED_WEIGHTS.get(name) if isinstance(name, str) and in_channels == 3 else None
+    if weights == AUTO_WEIGHTS:
+        weights = shipped_weights_for(name, in_channels)
     path: str | Path | None = weights if weights is not None and is_weights_path(weights) else None
     if name == COMPACT_CNN:
         if weights is not None and path is None:
@@ -154,6 +155,18 @@ saved in half precision."""
 
 SHIPPED_WEIGHTS = {COMPACT_CNN: "shapes"}
 """Backbone name -> the packaged weights `weights="auto"` gives it; a backbone not listed starts from scratch."""
+
+
+def shipped_weights_for(name: str | nn.Module, in_channels: int = 3) -> str | None:
+    """What `weights="auto"` gives backbone `name`: its packaged weights (`SHIPPED_WEIGHTS`), or None (from scratch)
+    for a backbone without any, a network given as a module, or images of other than 3 channels (the shipped weights
+    take RGB).
+
+    Example:
+        >>> shipped_weights_for("compact_cnn"), shipped_weights_for("resnet18"), shipped_weights_for("compact_cnn", 1)
+        ('shapes', None, None)
+    """
+    return SHIPPED_WEIGHTS.get(name) if isinstance(name, str) and in_channels == 3 else None
 
 
 def packaged_weights(name: str) -> Path:

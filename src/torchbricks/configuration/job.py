@@ -102,13 +102,13 @@ def describe_auto_weights(config: Any) -> str | None:
         >>> describe_auto_weights(OmegaConf.create({"model": {"backbone": "compact_cnn", "weights": "auto"}}))
         "model.weights: auto, the weights shipped for compact_cnn ('shapes'); model.weights=null starts from scratch"
     """
-    from torchbricks.bag_of_bricks.compact_cnn import AUTO_WEIGHTS, SHIPPED_WEIGHTS
+    from torchbricks.bag_of_bricks.compact_cnn import AUTO_WEIGHTS, shipped_weights_for
 
     model = config.get("model") if hasattr(config, "get") else None
     if model is None or model.get("weights") != AUTO_WEIGHTS:
         return None
     backbone = model.get("backbone")
-    shipped = SHIPPED_WEIGHTS.get(backbone) if isinstance(backbone, str) else None
+    shipped = shipped_weights_for(backbone)  # the vision tasks' images are RGB
     if shipped is not None:
         return f"model.weights: auto, the weights shipped for {backbone} ({shipped!r}); model.weights=null starts from scratch"
     return (
