@@ -20,6 +20,12 @@ def _features(backbone: torch.nn.Module, image: torch.Tensor) -> list[torch.Tens
         return list(backbone(image))
 
 
+def _stem(weights: torch.nn.Module | dict[str, torch.Tensor]) -> torch.Tensor:
+    """The compact CNN's first convolution weights, of a backbone or of a state dict."""
+    state = weights.state_dict() if isinstance(weights, torch.nn.Module) else weights
+    return next(value for name, value in state.items() if name.endswith("stem.0.weight"))
+
+
 def test_a_torchvision_state_dict_loads_into_the_backbone_and_its_classifier_is_left_unused(tmp_path: Path) -> None:
     torch.manual_seed(1)
     network = torchvision.models.resnet18()
@@ -123,17 +129,10 @@ def test_the_packaged_shapes_weights_load_into_the_compact_cnn_at_every_number_o
     assert file.stat().st_size < 2_000_000
 
     for num_scales in (1, 4):
-        backbone = create_task_backbone("compact_cnn", num_scales=num_scales, weights="shapes")
-        loaded = {name: value for name, value in backbone.state_dict().items() if not name.endswith("num_batches_tracked")}
-        stem = next(name for name in loaded if name.endswith("stem.0.weight"))
-        stem_saved = next(value for name, value in saved.items() if name.endswith("stem.0.weight"))
-        assert loaded[stem].dtype == torch.float32
-        torch.testing.assert_close(loaded[stem], stem_saved.float())
-        assert not torch.equal(loaded[stem], create_task_backbone("compact_cnn", num_scales=num_scales).state_dict()[stem])
-
-
-def _stem(backbone: torch.nn.Module) -> torch.Tensor:
-    return next(value for name, value in backbone.state_dict().items() if name.endswith("stem.0.weight"))
+        stem = _stem(create_task_backbone("compact_cnn", num_scales=num_scales, weights="shapes"))
+        assert stem.dtype == torch.float32
+        torch.testing.assert_close(stem, _stem(saved).float())
+        assert not torch.equal(stem, _stem(create_task_backbone("compact_cnn", num_scales=num_scales)))
 
 
 def test_auto_weights_are_the_shipped_ones_for_the_compact_cnn_and_none_for_a_backbone_without_them(
