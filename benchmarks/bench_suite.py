@@ -41,7 +41,7 @@ METRICS = {
 }
 """Per task: the test metric keys of `metrics.json` the table reports, with their short names."""
 HELD_OUT_FLOORS = {"accuracy": 0.95, "mIoU": 0.75, "mAP@0.5": 0.70}
-REAL_SETS = {"digits", "photo_patches", "trees"}
+REAL_SETS = {"digits", "faces", "photo_patches", "textures", "trees"}
 MULTITASK_TOLERANCE, REFERENCE_TOLERANCE = 0.05, 0.02
 REFERENCE_CONFIG = "reference only"
 """The configuration of the rows `--reference-only` writes."""

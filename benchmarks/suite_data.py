@@ -475,6 +475,30 @@ def write_trees(root: Path) -> Path:
     return root
 
 
+def _skimage_writer(writer: str) -> Callable[[Path], Path]:
+    """The set `data_skimage.<writer>` writes from scikit-image's bundled photographs, under `root/classification`.
+
+    The wheel is `$SKIMAGE_WHEEL` when set, else `pip download`ed from PyPI (the package is never installed).
+    """
+
+    def write_set(root: Path) -> Path:
+        import tempfile
+
+        import data_skimage
+
+        with tempfile.TemporaryDirectory() as folder:
+            wheel = (
+                Path(os.environ["SKIMAGE_WHEEL"])
+                if os.environ.get("SKIMAGE_WHEEL")
+                else data_skimage.download_wheel(Path(folder))
+            )
+            with _atomic_folder(root) as temporary:
+                getattr(data_skimage, writer)(temporary / "classification", wheel)
+        return root
+
+    return write_set
+
+
 LOOKALIKE = ShapesSpec(classes=("circle", "ellipse", "pentagon", "hexagon"), image_size=96, num_train=480, seed=1601)
 LOOKALIKE_PAIRS = ShapesSpec(classes=("circle", "ellipse", "square", "rectangle"), image_size=96, num_train=480, seed=1607)
 """Two pairs of look-alikes among distinct forms, as the issue's unseen set had; added (2026-12-04) after
@@ -587,6 +611,20 @@ SETS: dict[str, SuiteSet] = {
             True,
             ("classification",),
             write_photo_patches,
+        ),
+        SuiteSet(
+            "faces",
+            "real photographs (scikit-image's LFW subset): face or not, 25 px grey to 32 px, 60/class",
+            True,
+            ("classification",),
+            _skimage_writer("write_faces"),
+        ),
+        SuiteSet(
+            "textures",
+            "real photographs (scikit-image): brick / grass / gravel, 32 px crops, 60/class",
+            True,
+            ("classification",),
+            _skimage_writer("write_textures"),
         ),
         SuiteSet(
             "trees",

@@ -143,6 +143,16 @@ def test_photo_patches_come_from_disjoint_columns_of_the_real_photos(tmp_path: P
 
 def test_held_out_sets_are_marked_and_the_tuning_ones_are_not() -> None:
     held_out = sorted(name for name, suite_set in SETS.items() if suite_set.held_out)
-    assert held_out == ["imbalanced_few", "lookalike", "lookalike_pairs", "photo_patches", "small_clutter", "tilted", "trees"]
+    assert held_out == [
+        "faces",
+        "imbalanced_few",
+        "lookalike",
+        "lookalike_pairs",
+        "photo_patches",
+        "small_clutter",
+        "textures",
+        "tilted",
+        "trees",
+    ]
     tuning = ("shapes", "variety", "digits", "polygons")
     assert {suite_set.held_out for name, suite_set in SETS.items() if name in tuning} == {False}
