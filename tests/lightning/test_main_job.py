@@ -307,3 +307,27 @@ def test_the_job_says_which_weights_auto_gave_the_backbone(
     (line,) = [line for line in printed.splitlines() if line.startswith("model.weights")]
     assert line.startswith(expected)
     assert "model.weights" not in capsys.readouterr().out  # said for auto only
+
+
+@pytest.mark.parametrize(("task", "any_angle"), [("detection", True), ("multitask", False)])
+def test_detection_turns_by_any_angle_with_tight_boxes_and_multitask_by_right_angles(
+    task: str, any_angle: bool, shapes_root: Path
+) -> None:
+    from torchbricks.configuration.instantiate import instantiate_config
+    from torchbricks.datasets.augmentations import RandomRightAngleRotation, RandomRotationTightBoxes
+    from torchbricks.lightning.multi_source_config import expand_sources
+    from torchbricks.lightning.task_resolvers import register_resolvers
+
+    register_resolvers()
+    config = expand_sources(compose_config([f"task={task}", f"data.root={shapes_root / 'detection'}"]))
+    data = instantiate_config(config, "data")
+    data.setup("fit")
+    train = data.datasets["train"]
+
+    turns = [type(step) for step in data.train_transform.transforms]
+    assert (RandomRotationTightBoxes in turns) is any_angle
+    assert (RandomRightAngleRotation in turns) is not any_angle
+    assert data.train_transform.uses_outlines is any_angle
+    assert ("outlines" in train.load_sample(0)) is any_angle  # the shapes' COCO polygons
+    assert "outlines" not in train[0]
+    assert data.test_transform.uses_outlines is False

@@ -5,6 +5,12 @@ and a box stays the tight box of its object. (`v2.RandomRotation` at other angle
 around the turned box, up to 1.4 times too large at 45 degrees, which teaches a detector loose boxes.) With
 `v2.RandomHorizontalFlip` it gives all eight right-angle views of a picture seen from above.
 
+`RandomRotationTightBoxes` turns by any angle and keeps boxes tight when the objects' outlines are known (COCO
+polygons): the box readers then give the outlines as `"outlines"` (`Outlines`: each vertex as a box of no size,
+so every torchvision transform moves it exactly as it moves the boxes), and `BoxesFromOutlines` (added by
+`create_transform`) makes each box the box of its turned outline. A sample without outlines (YOLO, Pascal VOC, COCO
+without polygons, tiles) is turned by a right angle.
+
 Importing this module needs torchvision (`pip install "torchbricks[vision]"`).
 """
 
@@ -20,7 +26,7 @@ from torchbricks.errors import BrickError
 v2 = require("torchvision.transforms.v2", "vision")
 tv_tensors = require("torchvision.tv_tensors", "vision")
 
-__all__ = ["RandomRightAngleRotation", "rotate_boxes_right_angle"]
+__all__ = ["BoxesFromOutlines", "Outlines", "RandomRightAngleRotation", "RandomRotationTightBoxes", "rotate_boxes_right_angle"]
 
 
 def rotate_boxes_right_angle(boxes: torch.Tensor, turns: int, canvas_size: tuple[int, int]) -> torch.Tensor:
@@ -78,9 +84,118 @@ class RandomRightAngleRotation(v2.Transform):  # type: ignore[name-defined]
             turned = rotate_boxes_right_angle(xyxy.as_subclass(torch.Tensor), turns, tuple(inpt.canvas_size))
             height, width = inpt.canvas_size
             canvas = (height, width) if turns == 2 else (width, height)
-            result = tv_tensors.BoundingBoxes(turned, format="XYXY", canvas_size=canvas)
+            result = tv_tensors.wrap(turned, like=inpt, format=tv_tensors.BoundingBoxFormat.XYXY, canvas_size=canvas)
             return v2.functional.convert_bounding_box_format(result, new_format=inpt.format)
         if isinstance(inpt, torch.Tensor):  # images, masks, videos: [..., H, W]
             turned = torch.rot90(inpt, turns, dims=(-2, -1))
             return tv_tensors.wrap(turned, like=inpt) if isinstance(inpt, tv_tensors.TVTensor) else turned
         return v2.functional.rotate(inpt, 90.0 * turns, expand=True)  # PIL images: a right-angle turn is exact
+
+
+class Outlines(tv_tensors.BoundingBoxes):  # type: ignore[name-defined]
+    """The outlines of a sample's N objects, K vertices each: XYXY boxes of no size [N * K, 4], object by object.
+
+    Being boxes, the vertices are moved by every torchvision transform exactly as the sample's boxes are (flips,
+    turns, resizing, affine maps); torchvision's `KeyPoints` follow another convention for flips (x -> width - 1 - x,
+    boxes x -> width - x). Made by `from_points`, read back by `BoxesFromOutlines`.
+    """
+
+    @classmethod
+    def from_points(cls, points: torch.Tensor, canvas_size: tuple[int, int]) -> Outlines:
+        """Outlines of points float [N, K, 2] (x, y) on a canvas of `(height, width)`."""
+        flat = points.reshape(-1, 2)
+        return cls(torch.cat([flat, flat], dim=-1), format="XYXY", canvas_size=canvas_size)
+
+
+class RandomRotationTightBoxes(v2.Transform):  # type: ignore[name-defined]
+    """Turns the image, its masks and its objects' outlines by an angle drawn uniformly from `[-degrees, degrees]`;
+    each box becomes the box of its turned outline (`BoxesFromOutlines`), so boxes stay tight at any angle.
+
+    A sample with boxes but no outlines (`Outlines`, which the box readers give for COCO polygons when the
+    transform asks for them) is turned by a right angle instead (`RandomRightAngleRotation`): its boxes stay tight
+    too. An object without a polygon (a box only, or an RLE mask) is outlined by its box's corners. The corners the
+    turn brings in are black, and background (0) in the masks; the image keeps its size.
+
+    Args:
+        degrees: The largest angle either way, in degrees (180: any angle).
+        p: Probability of turning the sample at all.
+
+    Example:
+        >>> outline = Outlines.from_points(torch.tensor([[[40.0, 50.0], [60.0, 50.0]]]), (100, 100))
+        >>> turned = RandomRotationTightBoxes().transform(outline, {"angle": 90.0, "turns": 0})
+        >>> [[round(value) for value in vertex[:2]] for vertex in turned.tolist()]  # counter-clockwise about the centre
+        [[50, 60], [50, 40]]
+    """
+
+    uses_outlines = True
+    """Asks the box readers for the objects' outlines (`BoxDataset`) and `create_transform` for `BoxesFromOutlines`."""
+
+    def __init__(self, degrees: float = 180.0, p: float = 1.0) -> None:
+        super().__init__()
+        if not 0.0 <= degrees <= 180.0:
+            raise BrickError(f"RandomRotationTightBoxes: degrees must be in [0, 180], got {degrees!r}.")
+        if not 0.0 <= p <= 1.0:
+            raise BrickError(f"RandomRotationTightBoxes: p must be in [0, 1], got {p!r}.")
+        self.degrees = float(degrees)
+        self.p = p
+        self._right_angles = RandomRightAngleRotation()
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        if torch.rand(()) >= self.p:
+            return {"angle": 0.0, "turns": 0}
+        has_boxes = any(isinstance(inpt, tv_tensors.BoundingBoxes) and not isinstance(inpt, Outlines) for inpt in flat_inputs)
+        has_outlines = any(isinstance(inpt, Outlines) for inpt in flat_inputs)
+        if has_boxes and not has_outlines:
+            return {"angle": 0.0, "turns": self._right_angles.make_params(flat_inputs)["turns"]}
+        angle = float(torch.empty(()).uniform_(-self.degrees, self.degrees))
+        return {"angle": angle, "turns": 0}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if params["turns"]:
+            return self._right_angles.transform(inpt, {"turns": params["turns"]})
+        if params["angle"] == 0.0 or (isinstance(inpt, tv_tensors.BoundingBoxes) and not isinstance(inpt, Outlines)):
+            return inpt  # the boxes are made again from the turned outlines
+        # images bilinear; masks always nearest (torchvision's rule); outlines exactly
+        return v2.functional.rotate(inpt, params["angle"], interpolation=v2.InterpolationMode.BILINEAR)
+
+
+class BoxesFromOutlines:
+    """Makes each box the box of its object's outline (`"outlines"`: `Outlines`, K vertices per box) clipped to the
+    image, and drops the outlines; a sample without them is returned as it is. `create_transform` puts it after the
+    augmentations when one of them has `uses_outlines`.
+
+    Example:
+        >>> from torchvision import tv_tensors
+        >>> sample = {
+        ...     "boxes": tv_tensors.BoundingBoxes([[0, 0, 1, 1]], format="XYXY", canvas_size=(50, 50)),
+        ...     "outlines": Outlines.from_points(torch.tensor([[[10.0, 5.0], [30.0, 20.0], [60.0, 8.0]]]), (50, 50)),
+        ... }
+        >>> BoxesFromOutlines()(sample)["boxes"].tolist(), "outlines" in sample
+        ([[10.0, 5.0, 50.0, 20.0]], False)
+    """
+
+    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(sample, dict) or "outlines" not in sample:
+            return sample
+        outlines = sample.pop("outlines")
+        boxes = sample["boxes"]
+        height, width = outlines.canvas_size
+        vertices = outlines.as_subclass(torch.Tensor).float()[:, :2]
+        count = boxes.shape[0]
+        if (count == 0 and len(vertices)) or (count and len(vertices) % count):
+            raise BrickError(
+                f"BoxesFromOutlines: {len(vertices)} outline vertices for {count} boxes; a transform before it "
+                "dropped boxes without their outlines (SanitizeBoundingBoxes belongs after it)."
+            )
+        if count:
+            points = vertices.reshape(count, -1, 2)
+            x, y = points[..., 0].clamp(0, width), points[..., 1].clamp(0, height)
+            tight = torch.stack([x.amin(1), y.amin(1), x.amax(1), y.amax(1)], dim=-1)
+        else:
+            tight = vertices.new_zeros((0, 4))
+        result = tv_tensors.BoundingBoxes(tight, format="XYXY", canvas_size=(height, width))
+        sample["boxes"] = v2.functional.convert_bounding_box_format(result, new_format=boxes.format)
+        return sample
+
+    def __repr__(self) -> str:
+        return "BoxesFromOutlines()"

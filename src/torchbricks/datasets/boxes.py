@@ -24,8 +24,18 @@ from torchbricks.datasets._reading import (
     to_image,
     torchvision_parts,
 )
+from torchbricks.errors import BrickError
 
-__all__ = ["BoxDataset", "BoxImage", "BoxObject", "box_problem", "clip_box", "decode_rle", "image_size_problem"]
+__all__ = [
+    "BoxDataset",
+    "BoxImage",
+    "BoxObject",
+    "box_problem",
+    "clip_box",
+    "decode_rle",
+    "image_size_problem",
+    "outline_points",
+]
 
 # --- Boxes: the samples of every box layout -----------------------------------------------------------------------
 
@@ -144,6 +154,12 @@ class BoxDataset(Dataset[dict[str, Any]]):
         }
         if self.with_masks:
             sample["mask"] = tv_tensors.Mask(torch.from_numpy(self._semantic_mask(record)))
+        if getattr(self.transform, "uses_outlines", False) and all(_polygons(item) for item in objects):
+            # RandomRotationTightBoxes turns by any angle and makes the boxes from them; an image with an object
+            # without polygons gets none and is turned by right angles, so that no box of it becomes loose
+            from torchbricks.datasets.augmentations import Outlines
+
+            sample["outlines"] = Outlines.from_points(outline_points(objects), (picture.height, picture.width))
         return sample
 
     def named_sample(self, sample: dict[str, Any]) -> dict[str, Any]:
@@ -179,6 +195,38 @@ class BoxDataset(Dataset[dict[str, Any]]):
             else:  # no outline: the box stands in for it
                 draw.rectangle(item.box, fill=fill)
         return np.asarray(canvas).astype(np.int64)
+
+
+def _polygons(item: BoxObject) -> list[list[float]]:
+    """The object's COCO polygons with at least one vertex (none for a box only or an RLE mask)."""
+    segmentation = item.segmentation
+    return [polygon for polygon in segmentation if len(polygon) >= 2] if isinstance(segmentation, list) else []
+
+
+def outline_points(objects: Sequence[BoxObject]) -> torch.Tensor:
+    """The vertices of every object's COCO polygons as float32 [N, K, 2] (x, y); shorter outlines repeat their first
+    vertex up to K.
+
+    Raises:
+        BrickError: An object has no polygon.
+
+    Example:
+        >>> outline_points([BoxObject((1, 1, 3, 3), 1, [[1, 1, 3, 1, 2, 3]]), BoxObject((0, 0, 2, 2), 0, [[0, 0, 2, 2]])])[1]
+        tensor([[0., 0.],
+                [2., 2.],
+                [0., 0.]])
+    """
+    outlines = []
+    for item in objects:
+        values = [value for polygon in _polygons(item) for value in polygon[: len(polygon) // 2 * 2]]
+        if not values:
+            raise BrickError(f"outline_points: the object of class {item.label} at {item.box} has no polygon.")
+        outlines.append(torch.tensor(values, dtype=torch.float32).reshape(-1, 2))
+    longest = max((len(points) for points in outlines), default=1)
+    padded = torch.zeros((len(outlines), longest, 2), dtype=torch.float32)
+    for index, points in enumerate(outlines):
+        padded[index] = torch.cat([points, points[:1].expand(longest - len(points), 2)])
+    return padded
 
 
 def decode_rle(rle: dict[str, Any]) -> np.ndarray:

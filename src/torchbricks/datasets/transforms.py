@@ -34,7 +34,9 @@ def create_transform(
     """A v2 pipeline over a sample dict: resize to `image_size`, the `augmentations`, then a float image in [0, 1].
 
     With `boxes`, boxes that the augmentations made degenerate (or pushed out of the image) are dropped with
-    their labels (`SanitizeBoundingBoxes`).
+    their labels (`SanitizeBoundingBoxes`). When an augmentation has `uses_outlines` (`RandomRotationTightBoxes`),
+    the pipeline's `uses_outlines` is True, the box readers add the objects' outlines to its samples, and
+    `BoxesFromOutlines` makes the boxes from them after the augmentations.
 
     Example:
         >>> from torchvision import tv_tensors
@@ -50,14 +52,18 @@ def create_transform(
             raise BrickError(
                 f"An augmentation must be a transform (callable), got {type(augmentation).__name__} {augmentation!r}."
             )
-    steps = [
-        v2.Resize(image_size_pair(image_size), antialias=True),
-        *augmentations,
-        v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True),
-    ]
+    uses_outlines = boxes and any(getattr(augmentation, "uses_outlines", False) for augmentation in augmentations)
+    steps = [v2.Resize(image_size_pair(image_size), antialias=True), *augmentations]
+    if uses_outlines:
+        from torchbricks.datasets.augmentations import BoxesFromOutlines
+
+        steps.append(BoxesFromOutlines())
+    steps.append(v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True))
     if boxes:
         steps.append(v2.SanitizeBoundingBoxes(labels_getter=_labels))
-    return v2.Compose(steps)
+    pipeline = v2.Compose(steps)
+    pipeline.uses_outlines = uses_outlines  # the box readers give the objects' outlines to such a pipeline
+    return pipeline
 
 
 def _labels(sample: Any) -> Any:
