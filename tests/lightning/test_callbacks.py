@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from torchbricks import BrickCollection, BrickLoss, BrickTrainable
 from torchbricks.errors import ConfigError
 from torchbricks.lightning import LightningBrickCollection
-from torchbricks.lightning.callbacks import EpochSeed, LineProgressBar, MetricHistory
+from torchbricks.lightning.callbacks import BestCheckpoint, EpochSeed, LineProgressBar, MetricHistory
 from torchbricks.lightning.datamodules import NamedTensorDataset
 
 
@@ -128,3 +128,65 @@ def test_line_progress_bar_prints_one_plain_line_per_epoch(tmp_path: Path) -> No
     assert "\r" not in stream.getvalue()
     assert [line.split()[:2] for line in lines] == [["epoch", "1/3"], ["epoch", "2/3"], ["epoch", "3/3"]]
     assert all("train/loss " in line and "validation/loss " in line for line in lines)
+
+
+class _Scripted(pl.LightningModule):
+    """Logs the given validation values at each epoch (a value at its ceiling, a loss that keeps moving)."""
+
+    def __init__(self, accuracy: list[float], loss: list[float]) -> None:
+        super().__init__()
+        self.layer = nn.Linear(1, 1)
+        self.accuracy, self.loss = accuracy, loss
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return self.layer(batch[0]).pow(2).mean()
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self.log("validation/accuracy", self.accuracy[self.current_epoch])
+        self.log("validation/loss", self.loss[self.current_epoch])
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+def _best_epoch(tmp_path: Path, tie_breaker: str | None, accuracy: list[float], loss: list[float]) -> tuple[int, BestCheckpoint]:
+    checkpoint = BestCheckpoint(
+        dirpath=tmp_path,
+        filename="best",
+        monitor="validation/accuracy",
+        mode="max",
+        tie_breaker=tie_breaker,
+        save_on_train_epoch_end=True,
+    )
+    trainer = pl.Trainer(
+        max_epochs=len(accuracy), logger=False, enable_progress_bar=False, enable_model_summary=False, callbacks=[checkpoint]
+    )
+    data = DataLoader(torch.utils.data.TensorDataset(torch.randn(4, 1)), batch_size=4)
+    trainer.fit(_Scripted(accuracy, loss), data, data)
+    return torch.load(checkpoint.best_model_path, weights_only=False)["epoch"], checkpoint
+
+
+def test_the_best_checkpoint_breaks_a_tie_of_the_monitored_value_by_the_lower_validation_loss(tmp_path: Path) -> None:
+    accuracy = [0.5, 1.0, 1.0, 1.0, 0.9, 1.0]
+    loss = [0.9, 0.6, 0.2, 0.4, 0.1, 0.3]
+
+    epoch, checkpoint = _best_epoch(tmp_path / "tie", "validation/loss", accuracy, loss)
+    first, _ = _best_epoch(tmp_path / "lightning", None, accuracy, loss)
+
+    assert epoch == 2  # the tie with the lowest loss; epoch 4's lower loss comes with a lower accuracy
+    assert first == 1  # Lightning's rule: the first epoch at the best value
+    assert float(checkpoint.best_model_score) == 1.0
+    assert checkpoint.best_tie_breaker == pytest.approx(0.2)
+    restored = BestCheckpoint(
+        dirpath=tmp_path, filename="best", monitor="validation/accuracy", mode="max", tie_breaker="validation/loss"
+    )
+    restored.load_state_dict(checkpoint.state_dict())
+    assert restored.best_tie_breaker == pytest.approx(0.2)
+
+
+def test_a_strictly_better_value_wins_whatever_its_loss_and_more_than_one_checkpoint_is_refused(tmp_path: Path) -> None:
+    epoch, _ = _best_epoch(tmp_path, "validation/loss", [0.5, 0.7, 0.8], [0.1, 0.5, 0.9])
+
+    assert epoch == 2
+    with pytest.raises(ConfigError, match=r"BestCheckpoint keeps one checkpoint; got save_top_k=3"):
+        BestCheckpoint(monitor="validation/accuracy", save_top_k=3, tie_breaker=None)

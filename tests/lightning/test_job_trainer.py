@@ -7,7 +7,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 
 from torchbricks.configuration import compose_config, read_job_settings
-from torchbricks.lightning.callbacks import EpochSeed, MetricHistory
+from torchbricks.lightning.callbacks import BestCheckpoint, EpochSeed, MetricHistory
 from torchbricks.lightning.job_trainer import create_callbacks, create_loggers
 
 
@@ -23,7 +23,14 @@ def test_the_checkpoints_and_early_stopping_follow_the_monitored_value(tmp_path:
     best, last = (callback for callback in callbacks if isinstance(callback, pl.callbacks.ModelCheckpoint))
     assert (best.monitor, best.filename, best.dirpath) == ("validation/loss", "best", str(tmp_path / "run" / "checkpoints"))
     assert (last.monitor, last.filename) == (None, "last")
+    assert best.tie_breaker is None  # the monitored value is the validation loss itself
     assert [type(callback) for callback in callbacks[:2]] == [EpochSeed, MetricHistory]
+    best = next(
+        callback
+        for callback in _callbacks(tmp_path, "task=detection", "data.root=unused")
+        if isinstance(callback, BestCheckpoint)
+    )
+    assert (best.monitor, best.tie_breaker) == ("validation/detection/map_50", "validation/loss")
 
 
 def test_a_list_of_monitored_values_is_followed_through_their_mean(tmp_path: Path) -> None:

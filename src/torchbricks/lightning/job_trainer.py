@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from torchbricks._conventions import TOTAL_LOSS, logged_name
 from torchbricks._experiment import CHECKPOINTS_FOLDER
 from torchbricks._extras import require
 from torchbricks.configuration.settings import JobSettings
@@ -95,6 +96,7 @@ def create_callbacks(settings: JobSettings, path_experiment: Path, class_names: 
     progress output when standard output is not a terminal, and prediction pictures for TensorBoard."""
     pl = require("pytorch_lightning", "lightning")
     from torchbricks.lightning.callbacks import (
+        BestCheckpoint,
         BudgetEarlyStopping,
         EpochSeed,
         LineProgressBar,
@@ -122,18 +124,18 @@ def create_callbacks(settings: JobSettings, path_experiment: Path, class_names: 
         # Two callbacks: Lightning 2.6's save_last=True writes last.ckpt only in an epoch that also improved best.ckpt,
         # so a resumed run would go back to the best epoch. The best one first: it is `trainer.checkpoint_callback`.
         folder = str(path_experiment / CHECKPOINTS_FOLDER)
-        for name, monitor in (("best", monitored), ("last", None)):
-            callbacks.append(
-                pl.callbacks.ModelCheckpoint(
-                    dirpath=folder,
-                    filename=name,
-                    monitor=monitor,  # None: the latest epoch
-                    mode=mode,
-                    save_top_k=1,
-                    save_on_train_epoch_end=True,  # after validation and the epoch's metrics: a resumed run starts the next epoch
-                    enable_version_counter=False,
-                )
-            )
+        options = {
+            "dirpath": folder,
+            "mode": mode,
+            "save_on_train_epoch_end": True,  # after validation and the epoch's metrics: a resumed run starts the next epoch
+            "enable_version_counter": False,
+        }
+        # best: among epochs with the same monitored value, the lowest validation loss (a value at its ceiling,
+        # mAP@0.5 or accuracy 1.0, would otherwise keep the first such epoch however much better the later ones fit)
+        validation_loss = logged_name("validation", TOTAL_LOSS)
+        tie_breaker = None if monitored == validation_loss else validation_loss
+        callbacks.append(BestCheckpoint(filename="best", monitor=monitored, tie_breaker=tie_breaker, **options))
+        callbacks.append(pl.callbacks.ModelCheckpoint(filename="last", monitor=None, save_top_k=1, **options))
     if settings.enable_progress_bar and not sys.stdout.isatty():
         callbacks.append(LineProgressBar())
     if draw and installed("tensorboard") and settings.n_visualized:
