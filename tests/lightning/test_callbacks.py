@@ -182,6 +182,11 @@ def test_the_best_checkpoint_breaks_a_tie_of_the_monitored_value_by_the_lower_va
     )
     restored.load_state_dict(checkpoint.state_dict())
     assert restored.best_tie_breaker == pytest.approx(0.2)
+    # an experiment saved with Lightning's ModelCheckpoint resumes into BestCheckpoint with its best score
+    plain = ModelCheckpoint(dirpath=tmp_path, filename="best", monitor="validation/accuracy", mode="max")
+    assert restored.state_key == plain.state_key
+    restored.load_state_dict(plain.state_dict())
+    assert restored.best_tie_breaker is None
 
 
 def test_a_strictly_better_value_wins_whatever_its_loss_and_more_than_one_checkpoint_is_refused(tmp_path: Path) -> None:

@@ -111,10 +111,10 @@ class RandomRotationTightBoxes(v2.Transform):  # type: ignore[name-defined]
     """Turns the image, its masks and its objects' outlines by an angle drawn uniformly from `[-degrees, degrees]`;
     each box becomes the box of its turned outline (`BoxesFromOutlines`), so boxes stay tight at any angle.
 
-    A sample with boxes but no outlines (`Outlines`, which the box readers give for COCO polygons when the
-    transform asks for them) is turned by a right angle instead (`RandomRightAngleRotation`): its boxes stay tight
-    too. An object without a polygon (a box only, or an RLE mask) is outlined by its box's corners. The corners the
-    turn brings in are black, and background (0) in the masks; the image keeps its size.
+    A sample with boxes but no outlines is turned by a right angle instead (`RandomRightAngleRotation`): its boxes
+    stay tight too. The box readers give the outlines (`Outlines`) when the transform asks for them and every object
+    of the image has COCO polygons; an image with a box-only object (YOLO, Pascal VOC) or an RLE mask gets none. The
+    corners the turn brings in are black, and background (0) in the masks; the image keeps its size.
 
     Args:
         degrees: The largest angle either way, in degrees (180: any angle).

@@ -242,6 +242,11 @@ class BestCheckpoint(pl.callbacks.ModelCheckpoint):
         super()._update_best_and_save(current, trainer, monitor_candidates)
         self.best_tie_breaker = self._candidate
 
+    @property
+    def state_key(self) -> str:
+        """`ModelCheckpoint`'s key: a run saved before this class existed resumes with its best score."""
+        return "ModelCheckpoint" + super().state_key.removeprefix(type(self).__qualname__)
+
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "best_tie_breaker": self.best_tie_breaker}
 
