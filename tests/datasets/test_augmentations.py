@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
+from PIL import Image, ImageDraw
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
@@ -89,12 +93,10 @@ def test_a_probability_outside_0_1_is_refused() -> None:
 
 def _triangle_sample(size: int = 48) -> dict[str, object]:
     """A filled triangle in image and mask, its COCO-style outline and its tight box."""
-    from PIL import Image, ImageDraw
-
     outline = [(10.0, 12.0), (36.0, 16.0), (18.0, 38.0)]
     canvas = Image.new("L", (size, size), 0)
     ImageDraw.Draw(canvas).polygon(outline, fill=1)
-    mask = torch.from_numpy(__import__("numpy").asarray(canvas).copy())
+    mask = torch.from_numpy(np.asarray(canvas).copy())
     return {
         "image": tv_tensors.Image((mask * 200).expand(3, size, size).to(torch.uint8).clone()),
         "mask": tv_tensors.Mask(mask),
@@ -150,12 +152,8 @@ def test_outlines_follow_right_angle_turns_and_flips_as_the_boxes_do() -> None:
         assert tuple(from_outlines["boxes"].canvas_size) == tuple(from_boxes["boxes"].canvas_size)
 
 
-def test_the_box_readers_give_outlines_only_to_a_pipeline_that_uses_them_and_only_for_polygons(tmp_path: object) -> None:
-    from pathlib import Path
-
-    from PIL import Image
-
-    path = Path(str(tmp_path)) / "image.png"
+def test_the_box_readers_give_outlines_only_to_a_pipeline_that_uses_them_and_only_for_polygons(tmp_path: Path) -> None:
+    path = tmp_path / "image.png"
     Image.new("RGB", (40, 30)).save(path)
     polygons = [BoxObject((5, 5, 15, 25), 0, [[5, 5, 15, 5, 10, 25]]), BoxObject((20, 2, 30, 12), 1, [[20, 2, 30, 12]])]
     box_only = [*polygons, BoxObject((1, 1, 4, 4), 1)]  # YOLO and VOC objects, RLE masks: no polygon
