@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -110,17 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import tempfile
 
+    from suite_data import _atomic_folder  # benchmarks/ is on the path: this script's folder
+
     with tempfile.TemporaryDirectory() as folder:
         wheel = args.wheel or download_wheel(Path(folder))
         for name, write in (("faces", write_faces), ("textures", write_textures)):
-            target = args.out / name / "classification"
-            staging = args.out / f".{name}.tmp"
-            shutil.rmtree(staging, ignore_errors=True)
-            write(staging, wheel)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.rmtree(target, ignore_errors=True)
-            staging.replace(target)
-            print(f"wrote {target}")
+            with _atomic_folder(args.out / name) as temporary:
+                write(temporary / "classification", wheel)
+            print(f"wrote {args.out / name / 'classification'}")
     return 0
 
 

@@ -459,6 +459,11 @@ TREES_TILE = 192
 """Tile side for the aerial photographs (crowns about 40 px; a multiple of the backbones' coarsest stride, 32)."""
 
 
+def _package_wheel(variable: str, download: Callable[[Path], Path], folder: Path) -> Path:
+    """The wheel `$variable` names when set, else `download(folder)` (`pip download`, the package never installed)."""
+    return Path(os.environ[variable]) if os.environ.get(variable) else download(folder)
+
+
 def write_trees(root: Path) -> Path:
     """DeepForest's real aerial photographs with human-drawn crown boxes (`data_deepforest.py`) under `root/detection`.
 
@@ -469,7 +474,7 @@ def write_trees(root: Path) -> Path:
     from data_deepforest import download_wheel, write_dataset
 
     with tempfile.TemporaryDirectory() as folder:
-        wheel = Path(os.environ["DEEPFOREST_WHEEL"]) if os.environ.get("DEEPFOREST_WHEEL") else download_wheel(Path(folder))
+        wheel = _package_wheel("DEEPFOREST_WHEEL", download_wheel, Path(folder))
         root.mkdir(parents=True, exist_ok=True)
         write_dataset(root / "detection", wheel)
     return root
@@ -487,11 +492,7 @@ def _skimage_writer(writer: str) -> Callable[[Path], Path]:
         import data_skimage
 
         with tempfile.TemporaryDirectory() as folder:
-            wheel = (
-                Path(os.environ["SKIMAGE_WHEEL"])
-                if os.environ.get("SKIMAGE_WHEEL")
-                else data_skimage.download_wheel(Path(folder))
-            )
+            wheel = _package_wheel("SKIMAGE_WHEEL", data_skimage.download_wheel, Path(folder))
             with _atomic_folder(root) as temporary:
                 getattr(data_skimage, writer)(temporary / "classification", wheel)
         return root

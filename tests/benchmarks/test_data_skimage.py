@@ -83,3 +83,16 @@ def test_the_suite_writes_both_sets_from_the_wheel_it_is_given(tmp_path: Path, m
         module.setup("fit")
         assert len(module.class_names) == (2 if name == "faces" else 3)
     assert sorted(path.name for path in (tmp_path / "cache").iterdir()) == ["faces", "textures"]
+
+
+def test_the_script_writes_both_sets_and_replaces_an_earlier_copy_whole(tmp_path: Path) -> None:
+    wheel = _wheel(tmp_path)
+    stale = tmp_path / "out" / "faces" / "classification" / "stale.png"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"")
+
+    assert data_skimage.main([str(tmp_path / "out"), "--wheel", str(wheel)]) == 0
+
+    assert not stale.exists()
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["faces", "textures"]
+    assert len(list((tmp_path / "out" / "textures" / "classification").rglob("*.png"))) == 3 * (60 + 15 + 30)
