@@ -84,6 +84,7 @@ def bench(
     scratch: Path,
     pictures: str | None,
     overlays: bool = False,
+    lanes: int | None = None,
 ) -> None:
     experiment = load_experiment(experiment_folder)
     backend = BrickBackend(experiment, batch_size=batch_size)
@@ -138,6 +139,7 @@ def bench(
             workers=workers,
             pictures=pictures,
             overlays=overlays,
+            lanes=lanes,
             stream=io.StringIO(),
         )
         rates = len(files) / (time.perf_counter() - started), len(files) / (time.process_time() - cpu)
@@ -174,6 +176,9 @@ def run() -> None:
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads, the same for both sides (the reading/writing threads are extra)"
     )
+    parser.add_argument(
+        "--lanes", type=int, default=None, help="batches predict runs at once (default: the library's, 2 with 2+ torch threads)"
+    )
     parser.add_argument("--scratch", type=Path, default=Path("build/bench_predict"), help="where the outputs are written")
     arguments = parser.parse_args()
     torch.set_num_threads(arguments.threads)
@@ -185,7 +190,7 @@ def run() -> None:
         root = write_shapes_dataset(scratch / "shapes", num_train=8, num_val=NUM_IMAGES, image_size=SIZE)
         print(
             f"batch size {arguments.batch_size}, {arguments.threads} torch threads, {arguments.workers} reading/writing threads, "
-            f"pictures {arguments.pictures}, "
+            f"pictures {arguments.pictures}, lanes {arguments.lanes or 'default'}, "
             f"overlays {'on' if arguments.overlays else 'off'}, "
             f"median of {arguments.repeats}"
         )
@@ -206,6 +211,7 @@ def run() -> None:
                 scratch,
                 pictures,
                 arguments.overlays,
+                arguments.lanes,
             )
 
 

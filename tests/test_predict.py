@@ -356,9 +356,10 @@ def test_a_failing_run_leaves_nothing_behind(tmp_path: Path) -> None:
             }
             return [{"det": empty} for _ in images]
 
-    with pytest.raises(RuntimeError, match="out of memory"):
-        predict_images(FailingBackend(), [tmp_path / "images"], tmp_path / "out", batch_size=2, progress=False)
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["images"]
+    for lanes in (1, 2):
+        with pytest.raises(RuntimeError, match="out of memory"):
+            predict_images(FailingBackend(), [tmp_path / "images"], tmp_path / "out", batch_size=2, lanes=lanes, progress=False)
+        assert sorted(path.name for path in tmp_path.iterdir()) == ["images"]
 
 
 def test_sources_matching_nothing_are_refused(tmp_path: Path) -> None:
@@ -520,10 +521,114 @@ def test_files_are_written_beside_the_model_only_when_it_leaves_a_core_free(
         monkeypatch.setattr(torch, "get_num_threads", lambda threads=threads: threads)
         assert backend.threads == threads
         writers.clear()
-        predict_images(backend, [tmp_path / "images"], tmp_path / f"out{threads}", workers=2, progress=False)
+        predict_images(backend, [tmp_path / "images"], tmp_path / f"out{threads}", workers=2, lanes=1, progress=False)
         assert len(writers) == 4
         beside = threads == 1  # one of two cores free: files are written on threads while the model predicts
         assert all(name.startswith("torchbricks-write") == beside for name in writers), (threads, writers)
+
+
+@pytest.fixture
+def torch_threads() -> Any:
+    """Restores torch's thread count after a test that sets it."""
+    before = torch.get_num_threads()
+    yield before
+    torch.set_num_threads(before)
+
+
+class SlowFirstBatch:
+    """A backend whose first batch finishes last, so lanes complete out of order; records threads per call."""
+
+    def __init__(self, backend: BrickBackend) -> None:
+        import threading
+
+        self.backend = backend
+        self.heads = backend.heads
+        self.calls: list[tuple[str, int]] = []
+        self.lock = threading.Lock()
+
+    def predict(self, images: list[np.ndarray]) -> list[dict[str, Any]]:
+        import threading
+        import time
+
+        with self.lock:
+            first = not self.calls
+            self.calls.append((threading.current_thread().name, torch.get_num_threads()))
+        if first:
+            time.sleep(0.3)
+        return self.backend.predict(images)
+
+
+def test_lanes_write_the_files_of_one_lane_in_the_sources_order(tmp_path: Path) -> None:
+    for index in range(9):
+        write_png(tmp_path / "images" / f"{index}.png", blob_image(24, 40, (index, 2, index + 10, 12)))
+    (tmp_path / "images" / "4b.png").write_bytes(b"not a png")
+    backend = BrickBackend(bright_box_experiment(tmp_path))
+    skipped: dict[int, list[str]] = {1: [], 3: []}
+
+    for lanes in (1, 3):
+        slow = SlowFirstBatch(backend)
+        predict_images(
+            slow,
+            [tmp_path / "images"],
+            tmp_path / f"out{lanes}",
+            batch_size=2,
+            lanes=lanes,
+            pictures="png",
+            progress=False,
+            on_skip=lambda source, _, lanes=lanes: skipped[lanes].append(source),
+        )
+        assert len({name for name, _ in slow.calls}) == lanes, slow.calls  # the batches ran on `lanes` threads
+
+    one_lane, three = tmp_path / "out1", tmp_path / "out3"
+    assert len(list(one_lane.rglob("*.png"))) == 9
+    assert sorted(path.relative_to(one_lane) for path in one_lane.rglob("*")) == sorted(
+        path.relative_to(three) for path in three.rglob("*")
+    )
+    for path in sorted(one_lane.rglob("*.*")):
+        assert path.read_bytes() == (three / path.relative_to(one_lane)).read_bytes(), path.name
+    assert skipped[1] == skipped[3] == [str(tmp_path / "images" / "4b.png")]
+
+
+def test_each_lane_predicts_with_its_share_of_torch_threads_restored_after(tmp_path: Path, torch_threads: int) -> None:
+    for index in range(8):
+        write_png(tmp_path / "images" / f"{index}.png", blob_image(16, 16, (2, 2, 8, 8)))
+    slow = SlowFirstBatch(BrickBackend(bright_box_experiment(tmp_path)))
+    slow.shared_threads = slow.backend.shared_threads  # type: ignore[attr-defined]
+    torch.set_num_threads(4)
+
+    predict_images(slow, [tmp_path / "images"], tmp_path / "out", batch_size=2, lanes=2, progress=False)
+
+    assert {threads for _, threads in slow.calls} == {2}
+    assert torch.get_num_threads() == 4
+
+
+def test_a_cpu_backend_with_two_threads_predicts_in_two_lanes_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, torch_threads: int
+) -> None:
+    import threading
+
+    for index in range(6):
+        write_png(tmp_path / "images" / f"{index}.png", blob_image(16, 16, (2, 2, 8, 8)))
+    backend = BrickBackend(bright_box_experiment(tmp_path))
+    predictors: list[str] = []
+    predict = backend.predict
+    monkeypatch.setattr(backend, "predict", lambda images: predictors.append(threading.current_thread().name) or predict(images))
+
+    for threads, workers, expected in [(2, 2, "torchbricks-lane"), (1, 2, "MainThread"), (2, 0, "MainThread")]:
+        torch.set_num_threads(threads)
+        predictors.clear()
+        out = tmp_path / f"out{threads}{workers}"
+        predict_images(backend, [tmp_path / "images"], out, batch_size=2, workers=workers, progress=False)
+        assert predictors
+        assert all(name.startswith(expected) for name in predictors), (threads, workers, predictors)
+        assert torch.get_num_threads() == threads
+
+
+def test_lanes_must_be_one_or_more(tmp_path: Path) -> None:
+    source = write_png(tmp_path / "a.png", blob_image(16, 16, (2, 2, 8, 8)))
+    with pytest.raises(BrickError, match=r"lanes must be 1 or more.*got 32, 0 and 2"):
+        predict_images(BrickBackend(bright_box_experiment(tmp_path)), [source], tmp_path / "out", lanes=0, progress=False)
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.slow

@@ -21,7 +21,8 @@ present in the image).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -110,8 +111,26 @@ class BrickBackend:
         """CPU threads predicting takes: torch's intra-op threads on a CPU, one thread feeding an accelerator."""
         return torch.get_num_threads() if self.device.type == "cpu" else 1
 
+    @contextlib.contextmanager
+    def shared_threads(self, lanes: int) -> Iterator[None]:
+        """Gives each of `lanes` concurrent `predict` calls an equal share of torch's intra-op threads, for the block.
+
+        torch's thread count is the process's: it is set to `threads // lanes` (at least 1) and restored after.
+        Threads started inside the block take the shared count when they first run an operator.
+        """
+        before = torch.get_num_threads()
+        if self.device.type == "cpu":
+            torch.set_num_threads(max(1, before // lanes))
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
     def predict(self, images: Sequence[np.ndarray]) -> list[ImageResult]:
-        """Predicts each image (uint8 [H, W, 3] at its original size); results at the original size."""
+        """Predicts each image (uint8 [H, W, 3] at its original size); results at the original size.
+
+        Concurrent calls from several threads are safe: the collection is only read (inference mode).
+        """
         views = [(index, window) for index, image in enumerate(images) for window in self._windows(image)]
         outputs: list[dict[str, np.ndarray]] = []
         for start in range(0, len(views), self.batch_size):

@@ -11,6 +11,7 @@ all importable from here:
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -104,6 +105,7 @@ def predict_images(
     pictures: str | None = "jpg",
     overlays: bool = False,
     concurrent_writes: bool | None = None,
+    lanes: int | None = None,
     progress: bool = True,
     stream: TextIO | None = None,
     on_skip: Callable[[str, str], None] | None = None,
@@ -128,10 +130,15 @@ def predict_images(
         batch_size: Images given to the backend at once.
         overwrite: Replace an existing non-empty `out` once the new predictions are complete.
         workers: Threads reading images, and as many writing files; 0 reads and writes in this thread, between batches.
-        concurrent_writes: Write the files on threads while the backend predicts. None: when the backend's
-            `threads` (torch's intra-op threads for `BrickBackend`) leave a core of `os.cpu_count()` free; with two
-            torch threads on two cores, writing beside the model made predict 10-20 % slower than writing between
-            batches.
+        concurrent_writes: With one lane, write the files on threads while the backend predicts. None: when the
+            backend's `threads` (torch's intra-op threads for `BrickBackend`) leave a core of `os.cpu_count()` free;
+            with two torch threads on two cores, writing beside the model made predict 10-20 % slower than writing
+            between batches.
+        lanes: Batches predicted at once, each on a thread of its own that predicts its batch and writes its files
+            (the backend's `shared_threads(lanes)` gives each an equal share of torch's threads). None: 2 when the
+            backend can share its threads (`BrickBackend` on a CPU) and has 2 or more and `workers` is not 0,
+            else 1. On this project's 2-core CPU two lanes of one torch thread each predicted and wrote 15-25 %
+            more images per second than one lane of two threads (benchmarks/README.md, "Prediction").
         pictures: Format of the drawn pictures (`jpg`, `png`), or None for none.
         overlays: Also write each segmentation mask in colours as a palette PNG (`overlays/`).
         progress: Show progress (a bar on a terminal, a line per tenth of the images otherwise).
@@ -148,14 +155,18 @@ def predict_images(
     from torchbricks._files import replace_folder
     from torchbricks._image_sources import ImageSourceDataset, collect_image_sources, output_names
 
-    if batch_size < 1 or workers < 0:
-        raise BrickError(f"batch_size must be 1 or more and workers 0 or more, got {batch_size} and {workers}.")
+    if batch_size < 1 or workers < 0 or (lanes is not None and lanes < 1):
+        raise BrickError(
+            f"batch_size and lanes must be 1 or more and workers 0 or more, got {batch_size}, {lanes} and {workers}."
+        )
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise BrickError(f"The output folder {str(out)!r} exists and is not empty; pass --overwrite to replace it.")
     items = collect_image_sources(sources)
     if concurrent_writes is None:
         concurrent_writes = _spare_core(backend)
+    if lanes is None:
+        lanes = _default_lanes(backend, workers)
     started = time.perf_counter()
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp")
@@ -182,6 +193,7 @@ def predict_images(
             bar,
             skip,
             concurrent_writes,
+            lanes,
         )
         if writer.count == 0:
             raise BrickError(f"None of the {len(items)} images could be read; first reasons: {skipped[:3]}")
@@ -197,12 +209,25 @@ def predict_images(
     return PredictionSummary(out, writer.count, skipped, time.perf_counter() - started)
 
 
+def _pool(role: str, size: int) -> Any:
+    """`size` threads named torchbricks-`role`, or `_InThread` for 0."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(max_workers=size, thread_name_prefix=f"torchbricks-{role}") if size else _InThread()
+
+
 def _spare_core(backend: PredictionBackend) -> bool:
     """Whether a core is left beside the backend's own threads (`threads`; unknown: it takes them all)."""
     import os
 
     threads = getattr(backend, "threads", None)
     return threads is not None and threads < (os.cpu_count() or 1)
+
+
+def _default_lanes(backend: PredictionBackend, workers: int) -> int:
+    """Two lanes when the backend can share its two or more threads between them (`shared_threads`), else one."""
+    threads = getattr(backend, "threads", None)
+    return 2 if workers > 0 and hasattr(backend, "shared_threads") and threads is not None and threads >= 2 else 1
 
 
 class _InThread:
@@ -236,8 +261,11 @@ def _predict_all(
     bar: _Progress,
     skip: Callable[[int, str], None],
     concurrent_writes: bool = True,
+    lanes: int = 1,
 ) -> None:
     """Reads on `workers` threads, and writes on as many others (`concurrent_writes`) or here between batches.
+
+    With more than one lane, `_predict_in_lanes` runs instead.
 
     With `concurrent_writes`, reading the next batches and writing the files of the last ones run while the backend
     predicts (a pool each, so reads never wait behind files). Without it (the backend's threads take every core),
@@ -245,12 +273,12 @@ def _predict_all(
     Pillow decodes without the GIL, while the files are mostly Python and gain nothing from threads.
     """
     from collections import deque
-    from concurrent.futures import Future, ThreadPoolExecutor
+    from concurrent.futures import Future
 
-    def pool(role: str, size: int) -> Any:
-        return ThreadPoolExecutor(max_workers=size, thread_name_prefix=f"torchbricks-{role}") if size else _InThread()
-
-    with pool("read", workers) as reader, pool("write", workers if concurrent_writes else 0) as writer_pool:
+    if lanes > 1:
+        _predict_in_lanes(backend, dataset, labels, names, writer, batch_size, _pool("read", workers), bar, skip, lanes)
+        return
+    with _pool("read", workers) as reader, _pool("write", workers if concurrent_writes else 0) as writer_pool:
         reads: deque[Future[tuple[int, np.ndarray | None, str]]] = deque()
         writes: deque[Future[None]] = deque()
         next_item = 0
@@ -281,3 +309,61 @@ def _predict_all(
             bar.update(len(batch))
         for future in writes:
             future.result()  # a failed write raises here
+
+
+_Read = tuple[int, np.ndarray | None, str]
+"""A read image: its index, the array (None when it cannot be read) and the reason it cannot."""
+
+
+def _predict_in_lanes(
+    backend: PredictionBackend,
+    dataset: Any,
+    labels: list[str],
+    names: list[str],
+    writer: PredictionWriter,
+    batch_size: int,
+    reader: Any,
+    bar: _Progress,
+    skip: Callable[[int, str], None],
+    lanes: int,
+) -> None:
+    """Predicts `lanes` batches at once, each lane predicting its batch and writing its files; `reader` reads ahead.
+
+    This thread hands out the batches (at most two per lane waiting or running, so decoded images stay bounded) and
+    takes their results in order: skipped images are reported and results recorded in the order of the sources,
+    whichever lane finishes first. The first error of a lane is raised here once the running lanes have stopped.
+    """
+    from collections import deque
+    from concurrent.futures import Future
+
+    def lane(reads: list[Future[_Read]]) -> tuple[list[_Read], list[ImageResult]]:
+        batch = [future.result() for future in reads]
+        images = [image for _, image, _ in batch if image is not None]
+        results = backend.predict(images) if images else []
+        readable = [index for index, image, _ in batch if image is not None]
+        for index, image, result in zip(readable, images, results, strict=True):
+            writer.write_images(names[index], image, result)
+        return batch, results
+
+    shared = getattr(backend, "shared_threads", None)
+    jobs: deque[Future[tuple[list[_Read], list[ImageResult]]]] = deque()
+    next_item = 0
+    # Threads are shared before the lanes start and restored after they stop.
+    with shared(lanes) if shared is not None else contextlib.nullcontext(), reader, _pool("lane", lanes) as lane_pool:
+        try:
+            while jobs or next_item < len(labels):
+                while next_item < len(labels) and len(jobs) < 2 * lanes:
+                    stop = min(next_item + batch_size, len(labels))
+                    jobs.append(lane_pool.submit(lane, [reader.submit(dataset.__getitem__, i) for i in range(next_item, stop)]))
+                    next_item = stop
+                batch, results = jobs.popleft().result()
+                readable = [index for index, image, _ in batch if image is not None]
+                for index, image, reason in batch:
+                    if image is None:
+                        skip(index, reason)
+                for index, result in zip(readable, results, strict=True):
+                    writer.record(labels[index], result)
+                bar.update(len(batch))
+        finally:
+            for job in jobs:
+                job.cancel()  # queued batches do not start; running ones finish before the pools close

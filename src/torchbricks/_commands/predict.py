@@ -43,6 +43,13 @@ def add_parser(commands: Any) -> None:
         "a core free (else the files are written between batches), 0: none (default: 2)",
     )
     predict.add_argument(
+        "--lanes",
+        type=int,
+        default=None,
+        help="batches predicted at once, each on its own thread with a share of torch's threads (default: 2 on a CPU "
+        "when torch has 2 or more threads and --workers is not 0, else 1)",
+    )
+    predict.add_argument(
         "--pictures", choices=["jpg", "png", "none"], default="jpg", help="format of the drawn pictures, or none (default: jpg)"
     )
     predict.add_argument(
@@ -83,6 +90,7 @@ def run(arguments: argparse.Namespace) -> int:
         batch_size=arguments.batch_size,
         overwrite=arguments.overwrite,
         workers=arguments.workers,
+        lanes=arguments.lanes,
         pictures=None if arguments.pictures == "none" else arguments.pictures,
         overlays=arguments.overlays,
         on_skip=warn,
