@@ -17,7 +17,8 @@ time (every thread) instead of the wall time: what each side costs in computatio
 core and the disk's waits do to the wall time (on the shared project machine both moved single figures by 2-5x).
 
 Run: OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_predict.py [--tasks detection segmentation] [--workers 1]
-[--threads 2] (torch threads of both sides; the whole 2-core CPU: no `taskset`)
+[--threads 2] (torch threads of both sides; the whole 2-core CPU: no `taskset`) [--lanes N] (predict's lanes;
+default: the library's, two when torch has two or more threads)
 """
 
 from __future__ import annotations

@@ -462,6 +462,17 @@ def test_predict_command_writes_into_the_experiment_with_progress(trained_experi
         == f"torchbricks: error: The output folder {str(out)!r} exists and is not empty; pass --overwrite to replace it."
     )
 
+    in_lanes = subprocess.run(
+        [*command, "--out", str(out.with_name("lanes")), "--lanes", "2", "--batch-size", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "2"},
+        check=False,
+    )
+    assert in_lanes.returncode == 0, in_lanes.stderr
+    assert (out.with_name("lanes") / "predictions.csv").read_text() == (out / "predictions.csv").read_text()
+
 
 def test_readme_backend_example_prints_what_it_shows(tmp_path: Path) -> None:
     from readme_blocks import python_blocks

@@ -137,8 +137,9 @@ def predict_images(
         lanes: Batches predicted at once, each on a thread of its own that predicts its batch and writes its files
             (the backend's `shared_threads(lanes)` gives each an equal share of torch's threads). None: 2 when the
             backend can share its threads (`BrickBackend` on a CPU) and has 2 or more and `workers` is not 0,
-            else 1. On this project's 2-core CPU two lanes of one torch thread each predicted and wrote 15-25 %
-            more images per second than one lane of two threads (benchmarks/README.md, "Prediction").
+            else 1. On this project's 2-core CPU two lanes of one torch thread each kept 0.80-1.09x the images per
+            second of a plain loop with two torch threads, one lane of two threads 0.73-0.83x (benchmarks/README.md,
+            "Prediction").
         pictures: Format of the drawn pictures (`jpg`, `png`), or None for none.
         overlays: Also write each segmentation mask in colours as a palette PNG (`overlays/`).
         progress: Show progress (a bar on a terminal, a line per tenth of the images otherwise).

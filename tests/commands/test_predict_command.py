@@ -21,6 +21,13 @@ def test_an_unknown_picture_format_is_refused_by_the_parser(capsys: pytest.Captu
     assert re.search(r"--pictures: invalid choice: 'gif' \(choose from '?jpg'?, '?png'?, '?none'?\)", capsys.readouterr().err)
 
 
+def test_lanes_below_one_are_refused_by_the_parser(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["predict", "run", "photos", "--lanes", "0"])
+    assert exited.value.code == 2
+    assert "argument --lanes: must be 1 or more, got 0" in capsys.readouterr().err
+
+
 def test_a_folder_that_is_not_an_experiment_is_one_error_line_and_writes_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -35,5 +42,5 @@ def test_help_names_every_output_and_answers_without_importing_torch() -> None:
     command = [sys.executable, "-c", code]
     done = subprocess.run(command, check=False, capture_output=True, text=True, env={"PYTHONPATH": str(SRC)}, timeout=120)
     assert done.returncode == 0, done.stderr
-    for shown in ("drawn/*.jpg", "predictions.json", "masks/", "predictions.csv", "skipped.txt", "--tile", "--onnx"):
+    for shown in ("drawn/*.jpg", "predictions.json", "masks/", "predictions.csv", "skipped.txt", "--tile", "--onnx", "--lanes"):
         assert shown in done.stdout

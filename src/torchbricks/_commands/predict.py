@@ -44,7 +44,7 @@ def add_parser(commands: Any) -> None:
     )
     predict.add_argument(
         "--lanes",
-        type=int,
+        type=_one_or_more,
         default=None,
         help="batches predicted at once, each on its own thread with a share of torch's threads (default: 2 on a CPU "
         "when torch has 2 or more threads and --workers is not 0, else 1)",
@@ -57,6 +57,13 @@ def add_parser(commands: Any) -> None:
         action="store_true",
         help="also write each segmentation mask in colours, a palette PNG with the background transparent (overlays/)",
     )
+
+
+def _one_or_more(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
 
 
 def run(arguments: argparse.Namespace) -> int:
