@@ -537,6 +537,18 @@ IMBALANCED_FEW = ShapesSpec(
     seed=1603,
 )
 TILTED = ShapesSpec(classes=("square", "tilted_square", "rectangle"), image_size=160, num_train=300, upright=True, seed=1604)
+FEW = ShapesSpec(
+    classes=("circle", "square", "triangle", "star", "cross"),
+    image_size=64,
+    num_train=150,  # imbalance 10: about 70 of the first class, 7 of the last
+    num_val=60,
+    num_test=120,
+    imbalance=10.0,
+    seed=1701,
+)
+"""A tuning set with few, imbalanced images of `variety`'s forms, added (2026-12-05) to choose multitask's turns on
+data of that kind: `variety` (400 images) and the held-out `imbalanced_few` (150) pointed opposite ways, and a
+held-out set chooses nothing."""
 
 SETS: dict[str, SuiteSet] = {
     suite_set.name: suite_set
@@ -564,6 +576,14 @@ SETS: dict[str, SuiteSet] = {
             ("classification",),
             _variant(POLYGONS, CLASSIFICATION),
             _micro(POLYGONS, CLASSIFICATION),
+        ),
+        SuiteSet(
+            "few",
+            "5 forms, 64 px, 150 train, 10:1 imbalance",
+            False,
+            ALL_TASKS,
+            _variant(FEW),
+            _micro(FEW),
         ),
         SuiteSet("digits", "scikit-learn digits (real), 10 classes, 32 px, 1078 train", False, ("classification",), write_digits),
         SuiteSet(
