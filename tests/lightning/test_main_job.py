@@ -263,11 +263,12 @@ def test_unusable_weights_are_one_config_error_naming_model_weights_before_anyth
         ("segmentation", "compact_cnn", True),
         ("detection", "compact_cnn", True),
         ("multitask", "compact_cnn", True),
-        ("classification", "compact_cnn", False),
+        ("classification", "compact_cnn", True),
         ("detection", "resnet18", False),  # auto: a backbone without shipped weights starts from scratch, no error
+        ("classification", "resnet18", False),
     ],
 )
-def test_the_dense_tasks_start_the_compact_cnn_from_the_shipped_weights(task: str, backbone: str, shipped: bool) -> None:
+def test_every_task_starts_the_compact_cnn_from_the_shipped_weights(task: str, backbone: str, shipped: bool) -> None:
     from hydra.utils import instantiate
 
     from torchbricks.bag_of_bricks.backbone_weights import read_state_dict
@@ -279,7 +280,7 @@ def test_the_dense_tasks_start_the_compact_cnn_from_the_shipped_weights(task: st
 
     built = instantiate(config.model.bricks.backbone.model).state_dict()
 
-    assert config.model.weights == ("auto" if task != "classification" else None)
+    assert config.model.weights == "auto"
     stem = next(value for name, value in built.items() if name.endswith(("stem.0.weight", "conv1.weight")))
     saved = next(value for name, value in read_state_dict(packaged_weights("shapes")).items() if name.endswith("stem.0.weight"))
     assert (stem.shape == saved.shape and torch.equal(stem, saved.float())) is shipped
@@ -309,9 +310,20 @@ def test_the_job_says_which_weights_auto_gave_the_backbone(
     assert "model.weights" not in capsys.readouterr().out  # said for auto only
 
 
-@pytest.mark.parametrize(("task", "any_angle"), [("detection", True), ("multitask", False)])
-def test_detection_turns_by_any_angle_with_tight_boxes_and_multitask_by_right_angles(
-    task: str, any_angle: bool, shapes_root: Path
+@pytest.mark.parametrize(
+    ("task", "overrides", "any_angle"),
+    [
+        ("detection", [], True),
+        ("multitask", [], True),
+        (
+            "multitask",
+            ["data.augmentations=[{_target_:torchbricks.datasets.augmentations.RandomRightAngleRotation}]"],
+            False,
+        ),
+    ],
+)
+def test_detection_and_multitask_turn_by_any_angle_with_tight_boxes_unless_given_right_angles(
+    task: str, overrides: list[str], any_angle: bool, shapes_root: Path
 ) -> None:
     from torchbricks.configuration.instantiate import instantiate_config
     from torchbricks.datasets.augmentations import RandomRightAngleRotation, RandomRotationTightBoxes
@@ -319,7 +331,7 @@ def test_detection_turns_by_any_angle_with_tight_boxes_and_multitask_by_right_an
     from torchbricks.lightning.task_resolvers import register_resolvers
 
     register_resolvers()
-    config = expand_sources(compose_config([f"task={task}", f"data.root={shapes_root / 'detection'}"]))
+    config = expand_sources(compose_config([f"task={task}", f"data.root={shapes_root / 'detection'}", *overrides]))
     data = instantiate_config(config, "data")
     data.setup("fit")
     train = data.datasets["train"]
