@@ -49,7 +49,11 @@ _HEAD_VALUES = {
 
 
 class PredictionBackend(Protocol):
-    """What predicts: heads (path -> kind) and `predict(images) -> one ImageResult per image`."""
+    """What predicts: heads (path -> kind) and `predict(images) -> one ImageResult per image`.
+
+    Optional, read by `predict_images`: `threads` (CPU threads a call takes) and `shared_threads(lanes)` (a context
+    manager sharing them among concurrent calls); a backend with both predicts in lanes (`BrickBackend`).
+    """
 
     heads: dict[str, str]
 

@@ -113,10 +113,11 @@ def predict_images(
     """Predicts every image of `sources` with `backend` and writes the files of `PredictionWriter` into `out`.
 
     Sources are image files, folders (searched recursively), glob patterns and videos (each frame an image; see
-    `torchbricks._image_sources`). Images are read by `workers` threads. The per-image files are drawn and written
-    by as many others while the backend predicts the next batch when the backend leaves a core free
-    (`concurrent_writes`); otherwise this thread writes them between batches, so as not to stall the backend's own
-    threads.
+    `torchbricks._image_sources`). Images are read by `workers` threads. With several `lanes` (the default when the
+    backend can share two or more CPU threads) each lane predicts a batch and draws and writes its files while the
+    other lanes predict. With one lane the per-image files are drawn and written by `workers` other threads while
+    the backend predicts the next batch when the backend leaves a core free (`concurrent_writes`); otherwise this
+    thread writes them between batches, so as not to stall the backend's own threads.
     Everything is written into a temporary folder beside `out`, renamed to `out` once complete, so a failed run
     leaves nothing behind. An image that cannot be read is skipped, reported (`on_skip(source, reason)`), listed in
     `skipped.txt` and in the summary; the others are predicted.
