@@ -183,20 +183,11 @@ def predict_images(
             on_skip(items[index].label, reason)
 
     try:
-        labels = [item.label for item in items]
-        _predict_all(
-            backend,
-            ImageSourceDataset(items),
-            labels,
-            output_names(items),
-            writer,
-            batch_size,
-            workers,
-            bar,
-            skip,
-            concurrent_writes,
-            lanes,
-        )
+        run = _Run(backend, ImageSourceDataset(items), [item.label for item in items], output_names(items), writer, bar, skip)
+        if lanes > 1:
+            _predict_in_lanes(run, batch_size, _pool("read", workers), lanes)
+        else:
+            _predict_in_one_lane(run, batch_size, workers, concurrent_writes)
         if writer.count == 0:
             raise BrickError(f"None of the {len(items)} images could be read; first reasons: {skipped[:3]}")
         writer.finish()
@@ -252,22 +243,21 @@ class _InThread:
         return future
 
 
-def _predict_all(
-    backend: PredictionBackend,
-    dataset: Any,
-    labels: list[str],
-    names: list[str],
-    writer: PredictionWriter,
-    batch_size: int,
-    workers: int,
-    bar: _Progress,
-    skip: Callable[[int, str], None],
-    concurrent_writes: bool = True,
-    lanes: int = 1,
-) -> None:
-    """Reads on `workers` threads, and writes on as many others (`concurrent_writes`) or here between batches.
+@dataclass(frozen=True)
+class _Run:
+    """What one `predict_images` call predicts and where each result goes."""
 
-    With more than one lane, `_predict_in_lanes` runs instead.
+    backend: PredictionBackend
+    dataset: Any  # index -> (index, uint8 image or None, reason it could not be read)
+    labels: list[str]  # each image's source, as recorded
+    names: list[str]  # each image's file name in the output folders
+    writer: PredictionWriter
+    bar: _Progress
+    skip: Callable[[int, str], None]
+
+
+def _predict_in_one_lane(run: _Run, batch_size: int, workers: int, concurrent_writes: bool) -> None:
+    """Reads on `workers` threads, and writes on as many others (`concurrent_writes`) or here between batches.
 
     With `concurrent_writes`, reading the next batches and writing the files of the last ones run while the backend
     predicts (a pool each, so reads never wait behind files). Without it (the backend's threads take every core),
@@ -277,9 +267,7 @@ def _predict_all(
     from collections import deque
     from concurrent.futures import Future
 
-    if lanes > 1:
-        _predict_in_lanes(backend, dataset, labels, names, writer, batch_size, _pool("read", workers), bar, skip, lanes)
-        return
+    backend, dataset, labels, names, writer = run.backend, run.dataset, run.labels, run.names, run.writer
     with _pool("read", workers) as reader, _pool("write", workers if concurrent_writes else 0) as writer_pool:
         reads: deque[Future[tuple[int, np.ndarray | None, str]]] = deque()
         writes: deque[Future[None]] = deque()
@@ -298,7 +286,7 @@ def _predict_all(
             readable: list[tuple[int, np.ndarray]] = []
             for index, image, reason in batch:
                 if image is None:
-                    skip(index, reason)
+                    run.skip(index, reason)
                 else:
                     readable.append((index, image))
             results = backend.predict([image for _, image in readable]) if readable else []
@@ -308,7 +296,7 @@ def _predict_all(
                 writes.append(writer_pool.submit(writer.write_images, names[index], image, result))
             while len(writes) > behind:  # bounded: decoded images wait in memory only this long
                 writes.popleft().result()
-            bar.update(len(batch))
+            run.bar.update(len(batch))
         for future in writes:
             future.result()  # a failed write raises here
 
@@ -317,18 +305,7 @@ _Read = tuple[int, np.ndarray | None, str]
 """A read image: its index, the array (None when it cannot be read) and the reason it cannot."""
 
 
-def _predict_in_lanes(
-    backend: PredictionBackend,
-    dataset: Any,
-    labels: list[str],
-    names: list[str],
-    writer: PredictionWriter,
-    batch_size: int,
-    reader: Any,
-    bar: _Progress,
-    skip: Callable[[int, str], None],
-    lanes: int,
-) -> None:
+def _predict_in_lanes(run: _Run, batch_size: int, reader: Any, lanes: int) -> None:
     """Predicts `lanes` batches at once, each lane predicting its batch and writing its files; `reader` reads ahead.
 
     This thread hands out the batches (at most two per lane waiting or running, so decoded images stay bounded) and
@@ -337,6 +314,8 @@ def _predict_in_lanes(
     """
     from collections import deque
     from concurrent.futures import Future
+
+    backend, labels, names, writer = run.backend, run.labels, run.names, run.writer
 
     def lane(reads: list[Future[_Read]]) -> tuple[list[_Read], list[ImageResult]]:
         batch = [future.result() for future in reads]
@@ -356,16 +335,18 @@ def _predict_in_lanes(
             while jobs or next_item < len(labels):
                 while next_item < len(labels) and len(jobs) < 2 * lanes:
                     stop = min(next_item + batch_size, len(labels))
-                    jobs.append(lane_pool.submit(lane, [reader.submit(dataset.__getitem__, i) for i in range(next_item, stop)]))
+                    jobs.append(
+                        lane_pool.submit(lane, [reader.submit(run.dataset.__getitem__, i) for i in range(next_item, stop)])
+                    )
                     next_item = stop
                 batch, results = jobs.popleft().result()
                 readable = [index for index, image, _ in batch if image is not None]
                 for index, image, reason in batch:
                     if image is None:
-                        skip(index, reason)
+                        run.skip(index, reason)
                 for index, result in zip(readable, results, strict=True):
                     writer.record(labels[index], result)
-                bar.update(len(batch))
+                run.bar.update(len(batch))
         finally:
             for job in jobs:
                 job.cancel()  # queued batches do not start; running ones finish before the pools close
