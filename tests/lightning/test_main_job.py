@@ -119,11 +119,10 @@ def _run_classification(root: Path, tmp_path: Path, *overrides: str) -> MainJobR
 
 @pytest.mark.slow
 def test_the_best_epochs_weights_are_tested_and_saved_in_bricks_not_the_last(tiny_shapes: Path, tmp_path: Path) -> None:
-    # A learning rate ten times the task's makes the (seeded) training loss rise after the first epoch, and the
-    # training loss, monitored here, then rates that epoch best: the weights tested are not the last ones.
-    metrics = _classification(
-        tiny_shapes, tmp_path, "trainer.max_epochs=3", "checkpoint.monitor=train/loss", "checkpoint.mode=min", "optimizer.lr=0.01"
-    )
+    # From scratch, a learning rate ten times the task's makes the (seeded) training loss rise after the first epoch,
+    # and the training loss, monitored here, then rates that epoch best: the weights tested are not the last ones.
+    overrides = ["trainer.max_epochs=3", "checkpoint.monitor=train/loss", "checkpoint.mode=min", "optimizer.lr=0.01"]
+    metrics = _classification(tiny_shapes, tmp_path, *overrides, "model.weights=null")
 
     folder = tmp_path / "run"
     history = json.loads((folder / "history.json").read_text())
