@@ -243,6 +243,10 @@ class _InThread:
         return future
 
 
+_Read = tuple[int, np.ndarray | None, str]
+"""A read image: its index, the array (None when it cannot be read) and the reason it cannot."""
+
+
 @dataclass(frozen=True)
 class _Run:
     """What one `predict_images` call predicts and where each result goes."""
@@ -269,7 +273,7 @@ def _predict_in_one_lane(run: _Run, batch_size: int, workers: int, concurrent_wr
 
     backend, dataset, labels, names, writer = run.backend, run.dataset, run.labels, run.names, run.writer
     with _pool("read", workers) as reader, _pool("write", workers if concurrent_writes else 0) as writer_pool:
-        reads: deque[Future[tuple[int, np.ndarray | None, str]]] = deque()
+        reads: deque[Future[_Read]] = deque()
         writes: deque[Future[None]] = deque()
         next_item = 0
 
@@ -301,10 +305,6 @@ def _predict_in_one_lane(run: _Run, batch_size: int, workers: int, concurrent_wr
             future.result()  # a failed write raises here
 
 
-_Read = tuple[int, np.ndarray | None, str]
-"""A read image: its index, the array (None when it cannot be read) and the reason it cannot."""
-
-
 def _predict_in_lanes(run: _Run, batch_size: int, reader: Any, lanes: int) -> None:
     """Predicts `lanes` batches at once, each lane predicting its batch and writing its files; `reader` reads ahead.
 
@@ -317,17 +317,17 @@ def _predict_in_lanes(run: _Run, batch_size: int, reader: Any, lanes: int) -> No
 
     backend, labels, names, writer = run.backend, run.labels, run.names, run.writer
 
-    def lane(reads: list[Future[_Read]]) -> tuple[list[_Read], list[ImageResult]]:
+    def lane(reads: list[Future[_Read]]) -> tuple[list[_Read], list[int], list[ImageResult]]:
         batch = [future.result() for future in reads]
+        readable = [index for index, image, _ in batch if image is not None]
         images = [image for _, image, _ in batch if image is not None]
         results = backend.predict(images) if images else []
-        readable = [index for index, image, _ in batch if image is not None]
         for index, image, result in zip(readable, images, results, strict=True):
             writer.write_images(names[index], image, result)
-        return batch, results
+        return batch, readable, results
 
     shared = getattr(backend, "shared_threads", None)
-    jobs: deque[Future[tuple[list[_Read], list[ImageResult]]]] = deque()
+    jobs: deque[Future[tuple[list[_Read], list[int], list[ImageResult]]]] = deque()
     next_item = 0
     # Threads are shared before the lanes start and restored after they stop.
     with shared(lanes) if shared is not None else contextlib.nullcontext(), reader, _pool("lane", lanes) as lane_pool:
@@ -339,8 +339,7 @@ def _predict_in_lanes(run: _Run, batch_size: int, reader: Any, lanes: int) -> No
                         lane_pool.submit(lane, [reader.submit(run.dataset.__getitem__, i) for i in range(next_item, stop)])
                     )
                     next_item = stop
-                batch, results = jobs.popleft().result()
-                readable = [index for index, image, _ in batch if image is not None]
+                batch, readable, results = jobs.popleft().result()
                 for index, image, reason in batch:
                     if image is None:
                         run.skip(index, reason)
