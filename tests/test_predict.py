@@ -6,6 +6,8 @@ import io
 import json
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -514,8 +516,6 @@ def test_reading_and_writing_on_threads_or_in_line_write_the_same_files(tmp_path
 def test_files_are_written_beside_the_model_only_when_it_leaves_a_core_free(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import threading
-
     for index in range(4):
         write_png(tmp_path / "images" / f"{index}.png", blob_image(24, 40, (index, 2, index + 10, 12)))
     backend = BrickBackend(bright_box_experiment(tmp_path))
@@ -550,17 +550,12 @@ class SlowFirstBatch:
     """A backend whose first batch finishes last, so lanes complete out of order; records threads per call."""
 
     def __init__(self, backend: BrickBackend) -> None:
-        import threading
-
         self.backend = backend
         self.heads = backend.heads
         self.calls: list[tuple[str, int]] = []
         self.lock = threading.Lock()
 
     def predict(self, images: list[np.ndarray]) -> list[dict[str, Any]]:
-        import threading
-        import time
-
         with self.lock:
             first = not self.calls
             self.calls.append((threading.current_thread().name, torch.get_num_threads()))
@@ -616,8 +611,6 @@ def test_each_lane_predicts_with_its_share_of_torch_threads_restored_after(tmp_p
 def test_a_cpu_backend_with_two_threads_predicts_in_two_lanes_by_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, torch_threads: int
 ) -> None:
-    import threading
-
     for index in range(6):
         write_png(tmp_path / "images" / f"{index}.png", blob_image(16, 16, (2, 2, 8, 8)))
     backend = BrickBackend(bright_box_experiment(tmp_path))
