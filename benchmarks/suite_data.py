@@ -550,6 +550,22 @@ FEW = ShapesSpec(
 data of that kind: `variety` (400 images) and the held-out `imbalanced_few` (150) pointed opposite ways, and a
 held-out set chooses nothing."""
 
+SMALL_FORMS = ShapesSpec(
+    classes=("circle", "triangle", "pentagon", "star", "cross"),
+    image_size=96,
+    num_train=400,
+    radius_range=(0.05, 0.15),  # 10-29 px across in classification images
+    multi_radius_range=(0.045, 0.12),
+    max_objects=6,
+    occlusion=0.25,
+    distractors=3,
+    textured_background=True,
+    seed=1702,
+)
+"""A tuning set of small forms among distractors on textured backgrounds, added (2026-12-05) to choose how the
+classifier pools its features on data of that kind: only the held-out `small_clutter` had small forms, and a
+held-out set chooses nothing."""
+
 SETS: dict[str, SuiteSet] = {
     suite_set.name: suite_set
     for suite_set in (
@@ -584,6 +600,14 @@ SETS: dict[str, SuiteSet] = {
             ALL_TASKS,
             _variant(FEW),
             _micro(FEW),
+        ),
+        SuiteSet(
+            "small_forms",
+            "5 forms ~10-29 px in 96 px, textured, 3 distractors, occlusion",
+            False,
+            ALL_TASKS,
+            _variant(SMALL_FORMS),
+            _micro(SMALL_FORMS),
         ),
         SuiteSet("digits", "scikit-learn digits (real), 10 classes, 32 px, 1078 train", False, ("classification",), write_digits),
         SuiteSet(
