@@ -18,10 +18,12 @@ from torchbricks.compat import (
     create_image_classification_head_042_call,
     is_classification_head_042_call,
 )
+from torchbricks.errors import BrickError, did_you_mean
 from torchbricks.heads.classification import create_classification_head
 from torchbricks.tags import TagsLike
 
 __all__ = [
+    "POOLINGS",
     "BrickVisualizeImageClassification",
     "ImageClassifier",
     "create_bricks_image_classification",
@@ -29,10 +31,21 @@ __all__ = [
 ]
 
 
+POOLINGS = ("average", "max", "average_max")
+"""How `ImageClassifier` pools a feature map: its mean, its maximum, or both side by side (twice the features)."""
+
+
 class ImageClassifier(nn.Module):
     """Pools a feature map [B, C, H, W] (or takes features [B, C]) and classifies it.
 
     Returns logits, softmax probabilities and the predicted class.
+
+    Args:
+        num_classes: Number of classes.
+        n_features: Channels C of the features.
+        use_average_pooling: 0.4.2's switch: the mean (True) or the maximum (False) over the map; `pooling` replaces it.
+        pooling: One of `POOLINGS`; "average_max" concatenates the mean and the maximum, so a small object
+            (a few cells of the map) is not averaged away by the background. Given, it overrides `use_average_pooling`.
 
     Example:
         >>> logits, probabilities, class_prediction = ImageClassifier(num_classes=3, n_features=8)(torch.rand(2, 8, 4, 4))
@@ -40,15 +53,27 @@ class ImageClassifier(nn.Module):
         (torch.Size([2, 3]), torch.Size([2]))
     """
 
-    def __init__(self, num_classes: int, n_features: int, use_average_pooling: bool = True) -> None:
+    def __init__(self, num_classes: int, n_features: int, use_average_pooling: bool = True, pooling: str | None = None) -> None:
         super().__init__()
-        self.use_average_pooling = use_average_pooling
-        self.fc = nn.Linear(n_features, num_classes)
+        if pooling is None:
+            pooling = "average" if use_average_pooling else "max"
+        if pooling not in POOLINGS:
+            raise BrickError(
+                f"ImageClassifier: pooling {pooling!r} is not one of {list(POOLINGS)}.{did_you_mean(pooling, POOLINGS)}"
+            )
+        self.pooling = pooling
+        self.use_average_pooling = pooling == "average"
+        self.fc = nn.Linear(2 * n_features if pooling == "average_max" else n_features, num_classes)
         self.num_classes = num_classes
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if features.ndim == 4:
-            features = features.mean(dim=(2, 3)) if self.use_average_pooling else features.amax(dim=(2, 3))
+            if self.pooling == "average":
+                features = features.mean(dim=(2, 3))
+            elif self.pooling == "max":
+                features = features.amax(dim=(2, 3))
+            else:
+                features = torch.cat((features.mean(dim=(2, 3)), features.amax(dim=(2, 3))), dim=1)
         logits = self.fc(features)
         probabilities = torch.softmax(logits, dim=1)
         return logits, probabilities, probabilities.argmax(dim=1)

@@ -36,6 +36,8 @@ class ClassificationArguments(HeadInputs):
         class_names: Names of the classes for the visualization and the per-class scores.
         class_weights: One weight per class in the cross entropy; every class 1 when None.
         font_size: Height of the drawn text in pixels; the drawing's default when None.
+        pooling: How the classifier pools a feature map (`ImageClassifier`'s `POOLINGS`: "average", "max",
+            "average_max"); the mean when None.
     """
 
     targets_name: str
@@ -43,6 +45,7 @@ class ClassificationArguments(HeadInputs):
     class_names: Sequence[str] | None = None
     class_weights: Sequence[float] | None = None
     font_size: int | None = None
+    pooling: str | None = None
 
 
 @register_head("classification")
@@ -79,6 +82,7 @@ class ClassificationTaskHead(TaskHead):
             "class_names": "${model.class_names}",
             "class_weights": "${torchbricks_class_weights:${oc.select:loss.class_weights,null},${model.layout},${data.root}}",
             "font_size": 12,
+            "pooling": "${oc.select:model.pooling,null}",
         },
     }
 
@@ -100,7 +104,10 @@ class ClassificationTaskHead(TaskHead):
         """
         cross_entropy = node(f"{_MODULES}.losses.ClassWeightedCrossEntropyLoss", class_weights=given.class_weights)
         classifier = node(
-            f"{_MODULES}.image_classification.ImageClassifier", num_classes=given.num_classes, n_features=given.in_channels
+            f"{_MODULES}.image_classification.ImageClassifier",
+            num_classes=given.num_classes,
+            n_features=given.in_channels,
+            pooling=given.pooling,
         )
         scores = {
             "accuracy": node("torchmetrics.classification.MulticlassAccuracy", num_classes=given.num_classes, average="micro"),
