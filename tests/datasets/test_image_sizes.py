@@ -80,11 +80,73 @@ def test_the_packaged_task_config_resolves_the_size_from_the_data_and_prints_it_
     resolved = OmegaConf.to_container(config, resolve=True)
     again = OmegaConf.to_container(config, resolve=True)
 
-    assert resolved["data"]["image_size"] == again["data"]["image_size"] == 96
-    assert capsys.readouterr().out.count("data.image_size: 96, from the median size 100 x 100") == 1
+    scale = config.data.image_scale
+    expected = round(100 * scale / 32) * 32
+    assert resolved["data"]["image_size"] == again["data"]["image_size"] == expected
+    times = "" if scale == 1 else f"{scale:g} times "
+    assert capsys.readouterr().out.count(f"data.image_size: {expected}, {times}the median size 100 x 100") == 1
     assert (
         OmegaConf.to_container(compose_config(["task=classification", f"data.root={root}", "data.image_size=40"]))["data"][
             "image_size"
         ]
         == 40
     )
+
+
+def test_a_scale_multiplies_the_median_before_rounding_and_the_cap_still_holds() -> None:
+    doubled = choose_image_size([(96, 96), (100, 90), (90, 120)], scale=2)
+    assert doubled.size == (192, 192)
+    assert not doubled.capped
+    assert "2 times the median size 96 x 96" in doubled.describe()
+    assert "(data.image_scale: 2)" in doubled.describe()
+    assert choose_image_size([(40, 40)], scale=1.5).size == (64, 64)  # 60 rounds to 64
+    capped = choose_image_size([(300, 400)], max_side=512, scale=2)
+    assert capped.size == (384, 512)  # 600 x 800 scaled down to the cap, aspect kept
+    assert capped.capped
+    assert "times" not in choose_image_size([(96, 96)]).describe()
+
+
+@pytest.mark.parametrize("scale", [0, -2, float("inf"), "2", True, None])
+def test_a_scale_that_is_not_a_positive_number_names_the_config_key(scale: object) -> None:
+    with pytest.raises(ConfigError, match=r"Config key 'data.image_scale' must be a number > 0 .* got "):
+        choose_image_size([(96, 96)], scale=scale)  # type: ignore[arg-type]
+
+
+def test_typical_image_size_checks_the_scale_before_reading_the_data(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"data\.image_scale"):
+        typical_image_size("image_folder", tmp_path / "absent", scale=0)
+    root = _image_folder(tmp_path / "data", [(64, 64)] * 3)
+    assert typical_image_size("image_folder", root, scale=2).size == (128, 128)
+
+
+def test_the_task_config_scales_the_size_by_data_image_scale_and_a_bad_scale_stops_the_job(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from omegaconf import OmegaConf
+
+    from torchbricks.__main__ import main
+    from torchbricks.configuration import compose_config
+    from torchbricks.lightning.task_resolvers import register_resolvers
+
+    register_resolvers()
+    root = _image_folder(tmp_path / "data", [(100, 100)] * 3)
+    config = compose_config(["task=classification", f"data.root={root}", "data.image_scale=1.5"])
+    assert OmegaConf.to_container(config.data, resolve=True)["image_size"] == 160  # 150 rounds to 160
+    capsys.readouterr()
+
+    status = main(
+        [
+            "train",
+            "task=classification",
+            f"data.root={root}",
+            f"experiment.path_experiments={tmp_path}",
+            "experiment.name=run",
+            "data.image_scale=0",
+        ]
+    )
+
+    error = capsys.readouterr().err.strip()
+    assert status == 2
+    assert len(error.splitlines()) == 1
+    assert "Config key 'data.image_scale' must be a number > 0" in error
+    assert not (tmp_path / "run").exists()

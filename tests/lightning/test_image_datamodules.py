@@ -122,3 +122,15 @@ def test_coco_data_module_keeps_its_positional_order(tmp_path: Path) -> None:
     # (root, task, image_size, batch_size, num_workers): code written against the earlier signature keeps working.
     data = CocoDataModule(_shapes(tmp_path) / "detection", "multitask", 24, 3, 0)
     assert (data.task, data.image_size, data.batch_size, data.num_workers) == ("multitask", (24, 24), 3, 0)
+
+
+def test_an_image_folder_without_a_size_takes_its_scale_times_the_median_size(tmp_path: Path) -> None:
+    root = write_shapes_dataset(tmp_path / "shapes", num_train=3, num_val=1, image_size=48) / "classification"
+
+    assert ImageFolderDataModule(root, image_size=None).image_size == (64, 64)  # 48 rounds to 64
+    doubled = ImageFolderDataModule(root, image_size=None, image_scale=2)
+    assert doubled.image_size == (96, 96)
+    assert doubled.image_scale == 2.0
+    assert ImageFolderDataModule(root, image_size=40, image_scale=2).image_size == (40, 40)  # a size given wins
+    with pytest.raises(ConfigError, match=r"'data.image_scale' must be a number > 0 .* got int 0"):
+        ImageFolderDataModule(root, image_size=None, image_scale=0)

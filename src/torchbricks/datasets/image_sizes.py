@@ -2,8 +2,9 @@
 
 `typical_image_size` is what the packaged data configs use when `data.image_size` is left to its default (the
 `${torchbricks_image_size:...}` resolver of `torchbricks.lightning.task_resolvers`): the median height and median
-width of (at most `max_sampled`) training images, each rounded to a multiple of the backbone's coarsest stride,
-and scaled down to `max_side` for large photographs. Pillow reads only the header of each file (no decoding), and
+width of (at most `max_sampled`) training images, times `scale` (`data.image_scale`: 2 for classification, whose
+small objects need it), each rounded to a multiple of the backbone's coarsest stride, and scaled down to `max_side`
+for large photographs. Pillow reads only the header of each file (no decoding), and
 COCO files give the sizes in their `images` entries, so thousands of files take a fraction of a second.
 """
 
@@ -20,7 +21,14 @@ from PIL import Image
 from torchbricks.datasets.readers import IMAGE_EXTENSIONS, DataError
 from torchbricks.errors import ConfigError, did_you_mean
 
-__all__ = ["IMAGE_SIZE_LAYOUTS", "ImageSizeChoice", "choose_image_size", "read_image_sizes", "typical_image_size"]
+__all__ = [
+    "IMAGE_SIZE_LAYOUTS",
+    "ImageSizeChoice",
+    "check_image_scale",
+    "choose_image_size",
+    "read_image_sizes",
+    "typical_image_size",
+]
 
 IMAGE_SIZE_LAYOUTS = ("image_folder", "segmentation_folder", "coco", "yolo", "voc", "auto")
 """The data layouts whose training images `read_image_sizes` finds (see `torchbricks.lightning.task_resolvers`)."""
@@ -40,27 +48,34 @@ class ImageSizeChoice:
     """How many training images there are."""
     capped: bool
     """Whether the median was scaled down to `max_side`."""
+    scale: float = 1.0
+    """The factor the median was multiplied by before rounding (`data.image_scale`)."""
 
     def describe(self) -> str:
         """One line for the log."""
         height, width = self.size
         shown = str(height) if height == width else f"[{height}, {width}]"
         note = " (scaled down to the cap; larger images may be cut into tiles instead)" if self.capped else ""
+        times = f"{self.scale:g} times " if self.scale != 1.0 else ""
+        by = f" (data.image_scale: {self.scale:g})" if self.scale != 1.0 else ""
         return (
-            f"data.image_size: {shown}, from the median size {self.median[0]:g} x {self.median[1]:g} (height x width) of "
-            f"{self.sampled} of the {self.total} training images{note}; set data.image_size=SIDE or [H,W] to choose"
+            f"data.image_size: {shown}, {times}the median size {self.median[0]:g} x {self.median[1]:g} (height x width) "
+            f"of {self.sampled} of the {self.total} training images{by}{note}; set data.image_size=SIDE or [H,W] to choose"
         )
 
 
 def choose_image_size(
-    sizes: list[tuple[int, int]], multiple: int = 32, max_side: int = 512, total: int | None = None
+    sizes: list[tuple[int, int]], multiple: int = 32, max_side: int = 512, total: int | None = None, scale: float = 1.0
 ) -> ImageSizeChoice:
-    """The input size for images of `sizes` ((height, width) each): the median height and width, rounded to the
-    nearest multiple of `multiple` (at least `multiple`), both scaled down, aspect kept, when the larger exceeds `max_side`.
+    """The input size for images of `sizes` ((height, width) each): the median height and width times `scale`,
+    rounded to the nearest multiple of `multiple` (at least `multiple`), both scaled down, aspect kept, when the
+    larger exceeds `max_side`.
 
     Example:
         >>> choose_image_size([(96, 96), (100, 90), (90, 120)]).size
         (96, 96)
+        >>> choose_image_size([(96, 96), (100, 90), (90, 120)], scale=2).size
+        (192, 192)
         >>> choose_image_size([(3000, 4000)] * 3, max_side=512).size
         (384, 512)
     """
@@ -68,16 +83,28 @@ def choose_image_size(
         raise DataError("choose_image_size needs at least one image size.")
     if multiple < 1 or max_side < multiple:
         raise ConfigError(f"choose_image_size needs 1 <= multiple <= max_side, got multiple={multiple}, max_side={max_side}.")
+    check_image_scale(scale)
     height = float(statistics.median(size[0] for size in sizes))
     width = float(statistics.median(size[1] for size in sizes))
-    scale = min(1.0, max_side / max(height, width))
+    factor = min(float(scale), max_side / max(height, width))
     limit = max_side // multiple * multiple
 
     def rounded(side: float) -> int:
-        return min(limit, max(multiple, round(side * scale / multiple) * multiple))
+        return min(limit, max(multiple, round(side * factor / multiple) * multiple))
 
     chosen = (rounded(height), rounded(width))
-    return ImageSizeChoice(chosen, (height, width), len(sizes), len(sizes) if total is None else total, scale < 1.0)
+    total = len(sizes) if total is None else total
+    return ImageSizeChoice(chosen, (height, width), len(sizes), total, factor < scale, float(scale))
+
+
+def check_image_scale(scale: object) -> float:
+    """`scale` as a float if it is a number > 0 (the config key `data.image_scale`), else a `ConfigError` naming it."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0 or scale == float("inf"):
+        raise ConfigError(
+            "Config key 'data.image_scale' must be a number > 0 (the default input size is this many times the "
+            f"training images' median size; 1 keeps it), got {type(scale).__name__} {scale!r}."
+        )
+    return float(scale)
 
 
 def read_image_sizes(layout: str, root: Path | str, max_sampled: int = 200) -> tuple[list[tuple[int, int]], int]:
@@ -121,11 +148,12 @@ def read_image_sizes(layout: str, root: Path | str, max_sampled: int = 200) -> t
 
 
 def typical_image_size(
-    layout: str, root: Path | str, multiple: int = 32, max_side: int = 512, max_sampled: int = 200
+    layout: str, root: Path | str, multiple: int = 32, max_side: int = 512, max_sampled: int = 200, scale: float = 1.0
 ) -> ImageSizeChoice:
     """`choose_image_size` of the training images of the data at `root` in `layout` (see `read_image_sizes`)."""
+    check_image_scale(scale)
     sizes, total = read_image_sizes(layout, root, max_sampled)
-    return choose_image_size(sizes, multiple, max_side, total)
+    return choose_image_size(sizes, multiple, max_side, total, scale)
 
 
 def _spread(items: list[Any], count: int) -> list[Any]:

@@ -18,6 +18,7 @@ from torchbricks.datasets.detection_layouts import (
     has_test_split,
     read_detection_split,
 )
+from torchbricks.datasets.image_sizes import check_image_scale, typical_image_size
 from torchbricks.datasets.readers import (
     DataError,
     ImageFolderDataset,
@@ -125,15 +126,19 @@ class ImageFolderDataModule(FileDataModule):
 
     Args:
         root: The data folder.
-        image_size: Side (or [height, width]) the images are resized to.
+        image_size: Side (or [height, width]) the images are resized to; None: from the data (`image_scale`).
         batch_size: Samples per batch.
         num_workers: Loader processes, capped by `cap_num_workers`.
         augmentations: `torchvision.transforms.v2` transforms applied to training samples after the resize.
         tile_size: Must stay None: a class label belongs to the whole image, not to each of its tiles.
+        image_scale: With `image_size` None, the images are resized to this many times the training images' median
+            size (`torchbricks.datasets.image_sizes.typical_image_size`); the packaged config (`data.image_scale`)
+            applies it through its default `image_size`, so the resolved config holds the number.
 
     Raises:
         DataError: A split is missing or empty, or a split has a class the training split lacks.
         BrickError: `tile_size` is set.
+        ConfigError: `image_scale` is not a number > 0.
     """
 
     why_not_tiled = CLASSIFICATION_NOT_TILED
@@ -141,14 +146,18 @@ class ImageFolderDataModule(FileDataModule):
     def __init__(
         self,
         root: str | Path,
-        image_size: int | Sequence[int] = 96,
+        image_size: int | Sequence[int] | None = 96,
         batch_size: int = 32,
         num_workers: int = 1,
         augmentations: Sequence[Callable[..., Any]] | None = None,
         tile_size: None = None,
+        image_scale: float = 1.0,
     ) -> None:
         if tile_size is not None:
             raise BrickError(f"ImageFolderDataModule cannot tile images (tile_size={tile_size!r}): {CLASSIFICATION_NOT_TILED}")
+        self.image_scale = check_image_scale(image_scale)
+        if image_size is None and Path(root).is_dir():
+            image_size = typical_image_size("image_folder", root, scale=self.image_scale).size
         super().__init__(root, image_size, batch_size, num_workers, augmentations)
         self.class_names = image_folder_class_names(self.root / "train")
 

@@ -10,12 +10,13 @@ and the backbone, so `torchbricks train task=detection data.root=DIR` needs no c
   SPEC being the config key `loss.class_weights`: null (no weights), `auto` (inverse class frequency in the
   training split) or a list of one weight per class. `check_class_weights(config)` resolves them once, before
   anything is written, so a bad value is one error naming `loss.class_weights`.
-- `${torchbricks_image_size:LAYOUT,ROOT,MULTIPLE,MAX_SIDE[,TILE_SIZE]}`: the training images' median size rounded
-  to a multiple of MULTIPLE and at most MAX_SIDE (`torchbricks.datasets.image_sizes.typical_image_size`), as one
-  side when square, else `[height, width]`; LAYOUT is `image_folder`, `segmentation_folder` or a box layout. The
-  choice is printed once per process and data set, and the resolved config (`resolved_config.yaml`) holds the
-  number. With TILE_SIZE (the config key `data.tile_size`, when not null) the images are cut into tiles of that
-  side, and the tile size is the input size (the images are not read).
+- `${torchbricks_image_size:LAYOUT,ROOT,MULTIPLE,MAX_SIDE[,TILE_SIZE[,SCALE]]}`: the training images' median size
+  (times SCALE, the config key `data.image_scale`, when given) rounded to a multiple of MULTIPLE and at most
+  MAX_SIDE (`torchbricks.datasets.image_sizes.typical_image_size`), as one side when square, else `[height, width]`;
+  LAYOUT is `image_folder`, `segmentation_folder` or a box layout; TILE_SIZE may be null. The choice is printed
+  once per process and data set, and the resolved config (`resolved_config.yaml`) holds the number. With TILE_SIZE
+  (the config key `data.tile_size`, when not null) the images are cut into tiles of that side, and the tile size is
+  the input size (the images are not read).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from torchbricks.datasets.class_frequencies import (
     segmentation_pixel_counts,
 )
 from torchbricks.datasets.detection_layouts import DETECTION_LAYOUTS, detection_class_names
-from torchbricks.datasets.image_sizes import ImageSizeChoice, typical_image_size
+from torchbricks.datasets.image_sizes import ImageSizeChoice, check_image_scale, typical_image_size
 from torchbricks.datasets.readers import image_folder_class_names, segmentation_class_names
 from torchbricks.errors import BrickError, ConfigError, did_you_mean
 
@@ -205,11 +206,11 @@ def _paths_reading(node: Any, resolver: str, prefix: str = "") -> list[str]:
     return []
 
 
-_CHOSEN_SIZES: dict[tuple[str, str, int, int], ImageSizeChoice] = {}
+_CHOSEN_SIZES: dict[tuple[str, str, int, int, float], ImageSizeChoice] = {}
 
 
 def image_size_of(
-    layout: str, root: str, multiple: int = 32, max_side: int = 512, tile_size: int | None = None
+    layout: str, root: str, multiple: int = 32, max_side: int = 512, tile_size: int | None = None, scale: float = 1.0
 ) -> int | list[int]:
     """The input size the training images of the data at `root` suggest, or `tile_size` when the images are cut into
     tiles (see the module docstring).
@@ -225,10 +226,10 @@ def image_size_of(
                 f"got {type(tile_size).__name__} {tile_size!r}."
             )
         return tile_size
-    key = (str(layout), str(Path(str(root)).resolve()), int(multiple), int(max_side))
+    key = (str(layout), str(Path(str(root)).resolve()), int(multiple), int(max_side), check_image_scale(scale))
     choice = _CHOSEN_SIZES.get(key)
     if choice is None:
-        choice = typical_image_size(key[0], key[1], multiple=key[2], max_side=key[3])
+        choice = typical_image_size(key[0], key[1], multiple=key[2], max_side=key[3], scale=key[4])
         _CHOSEN_SIZES[key] = choice
         if launched_as_global_zero():
             print(choice.describe(), flush=True)
