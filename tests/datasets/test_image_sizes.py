@@ -100,7 +100,7 @@ def test_a_scale_multiplies_the_median_before_rounding_and_the_cap_still_holds()
     assert "2 times the median size 96 x 96" in doubled.describe()
     assert "(data.image_scale: 2)" in doubled.describe()
     assert choose_image_size([(40, 40)], scale=1.5).size == (64, 64)  # 60 rounds to 64
-    capped = choose_image_size([(300, 400)], max_side=512, scale=2)
+    capped = choose_image_size([(300, 400)], max_side=512, scale=2, max_enlarged_side=1000)
     assert capped.size == (384, 512)  # 600 x 800 scaled down to the cap, aspect kept
     assert capped.capped
     assert "times" not in choose_image_size([(96, 96)]).describe()
@@ -150,3 +150,13 @@ def test_the_task_config_scales_the_size_by_data_image_scale_and_a_bad_scale_sto
     assert len(error.splitlines()) == 1
     assert "Config key 'data.image_scale' must be a number > 0" in error
     assert not (tmp_path / "run").exists()
+
+
+def test_a_scale_enlarges_small_images_only_up_to_the_limit_and_never_shrinks_larger_ones() -> None:
+    part_way = choose_image_size([(160, 120)], scale=2)
+    assert part_way.size == (256, 192)  # 1.6 times: the larger side reaches 256, the aspect is kept
+    assert part_way.factor == pytest.approx(1.6)
+    assert "which enlarges images to at most 256 px" in part_way.describe()
+    assert choose_image_size([(300, 300)], scale=2).size == (288, 288)  # already past the limit: left as it is
+    assert choose_image_size([(64, 64)], scale=4, max_enlarged_side=128).size == (128, 128)
+    assert choose_image_size([(256, 256)], scale=0.5).size == (128, 128)  # a scale below 1 shrinks at any size

@@ -23,6 +23,7 @@ from torchbricks.errors import ConfigError, did_you_mean
 
 __all__ = [
     "IMAGE_SIZE_LAYOUTS",
+    "MAX_ENLARGED_SIDE",
     "ImageSizeChoice",
     "check_image_scale",
     "choose_image_size",
@@ -49,33 +50,51 @@ class ImageSizeChoice:
     capped: bool
     """Whether the median was scaled down to `max_side`."""
     scale: float = 1.0
-    """The factor the median was multiplied by before rounding (`data.image_scale`)."""
+    """The scale asked for (`data.image_scale`)."""
+    factor: float = 1.0
+    """The factor the median was enlarged by: `scale`, or less where that would pass `max_enlarged_side`."""
+    max_enlarged_side: int = 256
+    """The side a scale above 1 enlarges images to at most."""
 
     def describe(self) -> str:
         """One line for the log."""
         height, width = self.size
         shown = str(height) if height == width else f"[{height}, {width}]"
         note = " (scaled down to the cap; larger images may be cut into tiles instead)" if self.capped else ""
-        times = f"{self.scale:g} times " if self.scale != 1.0 else ""
-        by = f" (data.image_scale: {self.scale:g})" if self.scale != 1.0 else ""
+        times = f"{self.factor:.3g} times " if self.factor != 1.0 else ""
+        limited = "" if self.factor == self.scale else f", which enlarges images to at most {self.max_enlarged_side} px"
+        by = f" (data.image_scale: {self.scale:g}{limited})"
         return (
             f"data.image_size: {shown}, {times}the median size {self.median[0]:g} x {self.median[1]:g} (height x width) "
-            f"of {self.sampled} of the {self.total} training images{by}{note}; set data.image_size=SIDE or [H,W] to choose"
+            f"of {self.sampled} of the {self.total} training images{by if self.scale != 1.0 else ''}{note}; "
+            "set data.image_size=SIDE or [H,W] to choose"
         )
 
 
+MAX_ENLARGED_SIDE = 256
+"""A scale above 1 enlarges images until their larger side reaches this many pixels, no further: it is for small
+images (small objects at the backbone's stride 32), and larger ones would cost time without gaining detail."""
+
+
 def choose_image_size(
-    sizes: list[tuple[int, int]], multiple: int = 32, max_side: int = 512, total: int | None = None, scale: float = 1.0
+    sizes: list[tuple[int, int]],
+    multiple: int = 32,
+    max_side: int = 512,
+    total: int | None = None,
+    scale: float = 1.0,
+    max_enlarged_side: int = MAX_ENLARGED_SIDE,
 ) -> ImageSizeChoice:
-    """The input size for images of `sizes` ((height, width) each): the median height and width times `scale`,
-    rounded to the nearest multiple of `multiple` (at least `multiple`), both scaled down, aspect kept, when the
-    larger exceeds `max_side`.
+    """The input size for images of `sizes` ((height, width) each): the median height and width times `scale`
+    (a scale above 1 enlarges only up to `max_enlarged_side`, and never shrinks), rounded to the nearest multiple
+    of `multiple` (at least `multiple`), both scaled down, aspect kept, when the larger exceeds `max_side`.
 
     Example:
         >>> choose_image_size([(96, 96), (100, 90), (90, 120)]).size
         (96, 96)
         >>> choose_image_size([(96, 96), (100, 90), (90, 120)], scale=2).size
         (192, 192)
+        >>> choose_image_size([(160, 160)], scale=2).size, choose_image_size([(300, 300)], scale=2).size
+        ((256, 256), (288, 288))
         >>> choose_image_size([(3000, 4000)] * 3, max_side=512).size
         (384, 512)
     """
@@ -83,10 +102,11 @@ def choose_image_size(
         raise DataError("choose_image_size needs at least one image size.")
     if multiple < 1 or max_side < multiple:
         raise ConfigError(f"choose_image_size needs 1 <= multiple <= max_side, got multiple={multiple}, max_side={max_side}.")
-    check_image_scale(scale)
+    scale = check_image_scale(scale)
     height = float(statistics.median(size[0] for size in sizes))
     width = float(statistics.median(size[1] for size in sizes))
-    factor = min(float(scale), max_side / max(height, width))
+    enlarged = scale if scale <= 1.0 else max(1.0, min(scale, max_enlarged_side / max(height, width)))
+    factor = min(enlarged, max_side / max(height, width))
     limit = max_side // multiple * multiple
 
     def rounded(side: float) -> int:
@@ -94,7 +114,7 @@ def choose_image_size(
 
     chosen = (rounded(height), rounded(width))
     total = len(sizes) if total is None else total
-    return ImageSizeChoice(chosen, (height, width), len(sizes), total, factor < scale, float(scale))
+    return ImageSizeChoice(chosen, (height, width), len(sizes), total, factor < enlarged, scale, enlarged, max_enlarged_side)
 
 
 def check_image_scale(scale: object) -> float:
