@@ -44,8 +44,8 @@ class ImageClassifier(nn.Module):
         num_classes: Number of classes.
         n_features: Channels C of the features.
         use_average_pooling: 0.4.2's switch: the mean (True) or the maximum (False) over the map; `pooling` replaces it.
-        pooling: One of `POOLINGS`; "average_max" concatenates the mean and the maximum, so a small object
-            (a few cells of the map) is not averaged away by the background. Given, it overrides `use_average_pooling`.
+        pooling: One of `POOLINGS`; "average_max" concatenates the mean and the maximum (the classifier then reads
+            2 * `n_features`). Given, it overrides `use_average_pooling`.
 
     Example:
         >>> logits, probabilities, class_prediction = ImageClassifier(num_classes=3, n_features=8)(torch.rand(2, 8, 4, 4))

@@ -35,6 +35,11 @@ IMAGE_SIZE_LAYOUTS = ("image_folder", "segmentation_folder", "coco", "yolo", "vo
 """The data layouts whose training images `read_image_sizes` finds (see `torchbricks.lightning.task_resolvers`)."""
 
 
+MAX_ENLARGED_SIDE = 256
+"""A scale above 1 enlarges images until their larger side reaches this many pixels, no further: it is for small
+images (small objects at the backbone's stride 32), and larger ones would cost time without gaining detail."""
+
+
 @dataclass(frozen=True)
 class ImageSizeChoice:
     """A chosen input size and where it came from."""
@@ -53,7 +58,7 @@ class ImageSizeChoice:
     """The scale asked for (`data.image_scale`)."""
     factor: float = 1.0
     """The factor the median was enlarged by: `scale`, or less where that would pass `max_enlarged_side`."""
-    max_enlarged_side: int = 256
+    max_enlarged_side: int = MAX_ENLARGED_SIDE
     """The side a scale above 1 enlarges images to at most."""
 
     def describe(self) -> str:
@@ -69,11 +74,6 @@ class ImageSizeChoice:
             f"of {self.sampled} of the {self.total} training images{by if self.scale != 1.0 else ''}{note}; "
             "set data.image_size=SIDE or [H,W] to choose"
         )
-
-
-MAX_ENLARGED_SIDE = 256
-"""A scale above 1 enlarges images until their larger side reaches this many pixels, no further: it is for small
-images (small objects at the backbone's stride 32), and larger ones would cost time without gaining detail."""
 
 
 def choose_image_size(
