@@ -154,5 +154,5 @@ def test_held_out_sets_are_marked_and_the_tuning_ones_are_not() -> None:
         "tilted",
         "trees",
     ]
-    tuning = ("shapes", "variety", "few", "small_forms", "digits", "polygons")
+    tuning = ("shapes", "variety", "few", "small_forms", "aspect_pairs", "digits", "polygons")
     assert {suite_set.held_out for name, suite_set in SETS.items() if name in tuning} == {False}
