@@ -83,7 +83,7 @@ def test_the_packaged_task_config_resolves_the_size_from_the_data_and_prints_it_
     scale = config.data.image_scale
     expected = round(100 * scale / 32) * 32
     assert resolved["data"]["image_size"] == again["data"]["image_size"] == expected
-    times = "" if scale == 1 else f"{scale:g} times "
+    times = "from " if scale == 1 else f"{scale:g} times "
     assert capsys.readouterr().out.count(f"data.image_size: {expected}, {times}the median size 100 x 100") == 1
     assert (
         OmegaConf.to_container(compose_config(["task=classification", f"data.root={root}", "data.image_size=40"]))["data"][
@@ -103,7 +103,8 @@ def test_a_scale_multiplies_the_median_before_rounding_and_the_cap_still_holds()
     capped = choose_image_size([(300, 400)], max_side=512, scale=2, max_enlarged_side=1000)
     assert capped.size == (384, 512)  # 600 x 800 scaled down to the cap, aspect kept
     assert capped.capped
-    assert "times" not in choose_image_size([(96, 96)]).describe()
+    assert "data.image_size: 96, from the median size 96 x 96" in choose_image_size([(96, 96)]).describe()
+    assert "image_scale" not in choose_image_size([(96, 96)]).describe()
 
 
 @pytest.mark.parametrize("scale", [0, -2, float("inf"), "2", True, None])

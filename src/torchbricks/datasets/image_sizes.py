@@ -2,8 +2,8 @@
 
 `typical_image_size` is what the packaged data configs use when `data.image_size` is left to its default (the
 `${torchbricks_image_size:...}` resolver of `torchbricks.lightning.task_resolvers`): the median height and median
-width of (at most `max_sampled`) training images, times `scale` (`data.image_scale`: 2 for classification, whose
-small objects need it), each rounded to a multiple of the backbone's coarsest stride, and scaled down to `max_side`
+width of (at most `max_sampled`) training images, times `scale` (`data.image_scale` of the classification config: 2
+for small objects), each rounded to a multiple of the backbone's coarsest stride, and scaled down to `max_side`
 for large photographs. Pillow reads only the header of each file (no decoding), and
 COCO files give the sizes in their `images` entries, so thousands of files take a fraction of a second.
 """
@@ -66,7 +66,7 @@ class ImageSizeChoice:
         height, width = self.size
         shown = str(height) if height == width else f"[{height}, {width}]"
         note = " (scaled down to the cap; larger images may be cut into tiles instead)" if self.capped else ""
-        times = f"{self.factor:.3g} times " if self.factor != 1.0 else ""
+        times = f"{self.factor:.3g} times " if self.factor != 1.0 else "from "
         limited = "" if self.factor == self.scale else f", which enlarges images to at most {self.max_enlarged_side} px"
         by = f" (data.image_scale: {self.scale:g}{limited})"
         return (
