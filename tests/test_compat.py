@@ -41,7 +41,8 @@ def test_importing_the_0_4_2_tag_names_imports_no_torch() -> None:
 def test_the_public_functions_have_todays_signature_only() -> None:
     assert list(inspect.signature(create_backbone).parameters) == ["model", "num_scales", "layer_names", "weights", "in_channels"]
     assert list(inspect.signature(create_image_classification_head).parameters) == [
-        "num_classes", "in_channels", "features_name", "targets_name", "image_name", "class_names", "class_weights", "font_size"
+        "num_classes", "in_channels", "features_name", "targets_name", "image_name", "class_names", "class_weights",
+        "font_size", "pooling",
     ]  # fmt: skip
 
 

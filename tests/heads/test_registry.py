@@ -146,9 +146,18 @@ def test_the_factories_keep_their_parameters_in_order_with_the_shared_ones_first
     shared = ["num_classes", "in_channels", "features_name", "stride"]
     assert detection[:7] == [*shared, "target_boxes_name", "target_labels_name", "hidden_channels"]
     assert points[:6] == [*shared, "target_points_name", "target_labels_name"]
+    # A new parameter goes last, so positional calls keep their meaning.
     assert list(classification.parameters) == [
-        "num_classes", "in_channels", "features_name", "targets_name", "image_name", "class_names", "class_weights", "font_size"
-    ]  # fmt: skip
+        "num_classes",
+        "in_channels",
+        "features_name",
+        "targets_name",
+        "image_name",
+        "class_names",
+        "class_weights",
+        "font_size",
+        "pooling",
+    ]
     assert classification.parameters["image_name"].default is None
     assert "Image classification bricks" in (create_classification_head.__doc__ or "")
     assert "targets_name: Name of the target classes [B]." in (create_classification_head.__doc__ or "")
