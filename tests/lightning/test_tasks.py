@@ -96,6 +96,18 @@ def test_classification_task_reports_the_accuracy_of_its_tested_weights_on_the_t
 
 
 @pytest.mark.slow
+def test_classification_with_image_scale_2_trains_and_exports_at_twice_the_median_size(shapes: Path, tmp_path: Path) -> None:
+    arguments = ["train", "task=classification", f"data.root={shapes / 'classification'}"]
+    arguments += [f"experiment.path_experiments={tmp_path}", "experiment.name=run", "trainer.max_epochs=1"]
+    assert main([*arguments, "data.batch_size=4", "n_visualized=4", "data.image_scale=2"]) == 0
+
+    described = json.loads((tmp_path / "run" / "experiment.json").read_text())
+    assert described["image_size"] == [96, 96]  # the 48 px images enlarged twice (the median size alone: 64)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["onnx_max_abs_difference"] < 1e-4
+
+
+@pytest.mark.slow
 def test_segmentation_task_reports_the_mean_iou_of_its_tested_weights_on_the_test_masks(shapes: Path, tmp_path: Path) -> None:
     from torchmetrics.functional.classification import multiclass_jaccard_index
 
