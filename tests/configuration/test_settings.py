@@ -83,3 +83,12 @@ def test_tiling_is_checked_against_the_data_module(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"'data\.tile_overlap' must be the fraction .* got float 1\.5"):
         read_job_settings(compose_config([*segmentation, "data.tile_overlap=1.5"]))
     assert read_job_settings(compose_config(segmentation)).data.tile_size == 64
+
+
+def test_an_image_scale_beside_a_given_image_size_is_refused_as_it_would_be_ignored(tmp_path: Path) -> None:
+    classification = ["task=classification", f"data.root={tmp_path}"]
+
+    with pytest.raises(ConfigError, match=r"'data\.image_scale' is 2, but data\.image_size is set \(128\)"):
+        read_job_settings(compose_config([*classification, "data.image_size=128", "data.image_scale=2"]))
+    read_job_settings(compose_config([*classification, "data.image_scale=2"]))  # the default size follows the scale
+    read_job_settings(compose_config([*classification, "data.image_size=128", "data.image_scale=1"]))

@@ -205,7 +205,8 @@ def _early_stopping(node: Any) -> EarlyStoppingSettings:
 
 
 def _data(data: Any, omegaconf: Any) -> DataSettings:
-    """`data.batch_size` >= 1, `data.tile_size` null or >= 1, `data.tile_overlap` in [0, 1), and a module that tiles."""
+    """`data.batch_size` >= 1, `data.image_scale` only beside the default `data.image_size`, `data.tile_size` null or
+    >= 1, `data.tile_overlap` in [0, 1), and a module that tiles."""
     if not isinstance(data, omegaconf.DictConfig):
         return DataSettings(None, None, None, 0.2)
     target = str(data._target_) if "_target_" in data else None
@@ -213,6 +214,7 @@ def _data(data: Any, omegaconf: Any) -> DataSettings:
     minimum = PARAMETER_MINIMUMS["batch_size"]
     if is_int(batch_size) and batch_size < minimum:
         raise ConfigError(f"Config key 'data.batch_size' must be an int >= {minimum}, got {batch_size}.")
+    _check_image_scale_is_used(data, omegaconf)
     tile_size = data.get("tile_size")
     overlap = data.get("tile_overlap", 0.2)
     settings = DataSettings(target, batch_size if is_int(batch_size) else None, tile_size, overlap)
@@ -236,3 +238,17 @@ def _data(data: Any, omegaconf: Any) -> DataSettings:
         reason = getattr(module, "why_not_tiled", "it reads whole images.")
         raise ConfigError(f"Config key 'data.tile_size' is {tile_size}, but {module.__name__} does not tile images: {reason}")
     return settings
+
+
+def _check_image_scale_is_used(data: Any, omegaconf: Any) -> None:
+    """`data.image_scale` only chooses the default `data.image_size` (an interpolation of the data); beside a size
+    given on the command line it would be ignored, so that pair is refused. Its value is checked where it is used
+    (`torchbricks.datasets.image_sizes.check_image_scale`)."""
+    scale = data.get("image_scale", 1)
+    if not is_number(scale) or scale == 1 or "image_size" not in data:
+        return
+    if not omegaconf.OmegaConf.is_interpolation(data, "image_size"):
+        raise ConfigError(
+            f"Config key 'data.image_scale' is {scale}, but data.image_size is set ({data.image_size}): the scale only "
+            "chooses the default size from the data. Leave out one of them."
+        )
