@@ -68,11 +68,10 @@ class ImageSizeChoice:
         note = " (scaled down to the cap; larger images may be cut into tiles instead)" if self.capped else ""
         times = f"{self.factor:.3g} times " if self.factor != 1.0 else "from "
         limited = "" if self.factor == self.scale else f", which enlarges images to at most {self.max_enlarged_side} px"
-        by = f" (data.image_scale: {self.scale:g}{limited})"
+        by = "" if self.scale == 1.0 else f" (data.image_scale: {self.scale:g}{limited})"
         return (
             f"data.image_size: {shown}, {times}the median size {self.median[0]:g} x {self.median[1]:g} (height x width) "
-            f"of {self.sampled} of the {self.total} training images{by if self.scale != 1.0 else ''}{note}; "
-            "set data.image_size=SIDE or [H,W] to choose"
+            f"of {self.sampled} of the {self.total} training images{by}{note}; set data.image_size=SIDE or [H,W] to choose"
         )
 
 
