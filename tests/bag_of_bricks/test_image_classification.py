@@ -62,6 +62,11 @@ def test_flat_features_skip_the_pooling() -> None:
     torch.testing.assert_close(classifier(features)[0], classifier.fc(features))
 
 
+def test_flat_features_given_to_average_max_are_refused_by_name_not_by_a_shape_error_in_the_linear_layer() -> None:
+    with pytest.raises(BrickError, match=r"pooling='average_max'\) needs a feature map \[B, C, H, W\] .* shape \[2, 4\]"):
+        ImageClassifier(num_classes=3, n_features=4, pooling="average_max")(torch.rand(2, 4))
+
+
 def test_an_unknown_pooling_names_the_choices_and_the_close_match() -> None:
     with pytest.raises(BrickError, match=r"pooling 'average-max' is not one of .*'average_max'.*Did you mean 'average_max'\?"):
         ImageClassifier(num_classes=3, n_features=4, pooling="average-max")

@@ -74,6 +74,11 @@ class ImageClassifier(nn.Module):
                 features = features.amax(dim=(2, 3))
             else:
                 features = torch.cat((features.mean(dim=(2, 3)), features.amax(dim=(2, 3))), dim=1)
+        elif self.pooling == "average_max":
+            raise BrickError(
+                f"ImageClassifier(pooling='average_max') needs a feature map [B, C, H, W] to pool, got features of shape "
+                f"{list(features.shape)}; flat features have nothing to pool: give pooling='average'."
+            )
         logits = self.fc(features)
         probabilities = torch.softmax(logits, dim=1)
         return logits, probabilities, probabilities.argmax(dim=1)
