@@ -57,7 +57,8 @@ class ImageSizeChoice:
     scale: float = 1.0
     """The scale asked for (`data.image_scale`)."""
     factor: float = 1.0
-    """The factor the median was enlarged by: `scale`, or less where that would pass `max_enlarged_side`."""
+    """The factor applied to the median before the `max_side` cap: `scale`, or less where enlarging by it would pass
+    `max_enlarged_side` (a scale below 1 applies as it is)."""
     max_enlarged_side: int = MAX_ENLARGED_SIDE
     """The side a scale above 1 enlarges images to at most."""
 
