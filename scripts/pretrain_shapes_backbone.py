@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--out", type=Path, default=TARGET)
     parser.add_argument("--num-train", type=int, default=NUM_TRAIN, help="training images (tests: a few)")
     parser.add_argument("--max-epochs", type=int, default=None, help="stop after this many epochs (tests: 1)")
+    parser.add_argument("--radius", type=float, nargs=2, default=None, help="object radius range, fraction of the side")
+    parser.add_argument("--textured", action="store_true", help="textured backgrounds")
+    parser.add_argument("--max-objects", type=int, default=None, help="objects per image, at most")
     arguments = parser.parse_args(argv)
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -42,8 +45,16 @@ def main(argv: list[str] | None = None) -> Path:
 
     small = arguments.num_train < NUM_TRAIN
     counts = {"num_train": arguments.num_train, "num_val": 4 if small else 200, "num_test": 4 if small else 200}
-    spec = ShapesSpec(**{**VARIETY.__dict__, **counts, "seed": PRETRAINING_SEED})
-    data = arguments.work / f"data_{arguments.num_train}"  # written once per size, reused by later runs
+    knobs: dict[str, object] = {}
+    if arguments.radius is not None:
+        knobs["multi_radius_range"] = tuple(arguments.radius)
+    if arguments.textured:
+        knobs["textured_background"] = True
+    if arguments.max_objects is not None:
+        knobs["max_objects"] = arguments.max_objects
+    spec = ShapesSpec(**{**VARIETY.__dict__, **counts, **knobs, "seed": PRETRAINING_SEED})
+    suffix = "".join(f"_{key}={value}" for key, value in sorted(knobs.items())).replace(" ", "")
+    data = arguments.work / f"data_{arguments.num_train}{suffix}"  # written once per size and knobs, reused
     if not data.exists():
         write_shapes_variant(data, spec, layouts=("detection",))
     status = torchbricks_main(
