@@ -14,6 +14,7 @@ Run (one core, about 9 minutes):
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -53,7 +54,8 @@ def main(argv: list[str] | None = None) -> Path:
     if arguments.max_objects is not None:
         knobs["max_objects"] = arguments.max_objects
     spec = ShapesSpec(**{**VARIETY.__dict__, **counts, **knobs, "seed": PRETRAINING_SEED})
-    suffix = "".join(f"_{key}={value}" for key, value in sorted(knobs.items())).replace(" ", "")
+    # a folder name a Hydra override can carry: letters, digits, '.', '-' and '_'
+    suffix = re.sub(r"[^\w.-]+", "-", "".join(f"_{key}-{value}" for key, value in sorted(knobs.items())))
     data = arguments.work / f"data_{arguments.num_train}{suffix}"  # written once per size and knobs, reused
     if not data.exists():
         write_shapes_variant(data, spec, layouts=("detection",))
