@@ -107,6 +107,16 @@ def test_a_scale_multiplies_the_median_before_rounding_and_the_cap_still_holds()
     assert "image_scale" not in choose_image_size([(96, 96)]).describe()
 
 
+def test_the_log_line_says_when_rounding_moved_the_size_away_from_the_scaled_median() -> None:
+    rounded = choose_image_size([(96, 96)], scale=1.5)  # 144 is not a multiple of 32
+    assert rounded.size == (128, 128)
+    assert "1.5 times the median size 96 x 96" in rounded.describe()
+    assert ", rounded to a multiple of 32" in rounded.describe()
+    assert "rounded" not in choose_image_size([(96, 96)], scale=2).describe()  # 192 exactly
+    assert "rounded" not in choose_image_size([(96, 96)]).describe()
+    assert ", rounded to a multiple of 16" in choose_image_size([(100, 90)], multiple=16).describe()
+
+
 @pytest.mark.parametrize("scale", [0, -2, float("inf"), "2", True, None])
 def test_a_scale_that_is_not_a_positive_number_names_the_config_key(scale: object) -> None:
     with pytest.raises(ConfigError, match=r"Config key 'data.image_scale' must be a number > 0 .* got "):

@@ -11,6 +11,7 @@ COCO files give the sizes in their `images` entries, so thousands of files take 
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,8 @@ class ImageSizeChoice:
     `max_enlarged_side` (a scale below 1 applies as it is)."""
     max_enlarged_side: int = MAX_ENLARGED_SIDE
     """The side a scale above 1 enlarges images to at most."""
+    multiple: int = 32
+    """What each side was rounded to a multiple of (the backbone's coarsest stride)."""
 
     def describe(self) -> str:
         """One line for the log."""
@@ -70,9 +73,12 @@ class ImageSizeChoice:
         times = f"{self.factor:.3g} times " if self.factor != 1.0 else "from "
         limited = "" if self.factor == self.scale else f", which enlarges images to at most {self.max_enlarged_side} px"
         by = "" if self.scale == 1.0 else f" (data.image_scale: {self.scale:g}{limited})"
+        exact = all(math.isclose(side, median * self.factor) for side, median in zip(self.size, self.median, strict=True))
+        rounded = "" if exact or self.capped else f", rounded to a multiple of {self.multiple}"
         return (
             f"data.image_size: {shown}, {times}the median size {self.median[0]:g} x {self.median[1]:g} (height x width) "
-            f"of {self.sampled} of the {self.total} training images{by}{note}; set data.image_size=SIDE or [H,W] to choose"
+            f"of {self.sampled} of the {self.total} training images{by}{rounded}{note}; set data.image_size=SIDE or "
+            "[H,W] to choose"
         )
 
 
@@ -114,7 +120,9 @@ def choose_image_size(
 
     chosen = (rounded(height), rounded(width))
     total = len(sizes) if total is None else total
-    return ImageSizeChoice(chosen, (height, width), len(sizes), total, factor < enlarged, scale, enlarged, max_enlarged_side)
+    return ImageSizeChoice(
+        chosen, (height, width), len(sizes), total, factor < enlarged, scale, enlarged, max_enlarged_side, multiple
+    )
 
 
 def check_image_scale(scale: object) -> float:
