@@ -92,3 +92,13 @@ def test_an_image_scale_beside_a_given_image_size_is_refused_as_it_would_be_igno
         read_job_settings(compose_config([*classification, "data.image_size=128", "data.image_scale=2"]))
     read_job_settings(compose_config([*classification, "data.image_scale=2"]))  # the default size follows the scale
     read_job_settings(compose_config([*classification, "data.image_size=128", "data.image_scale=1"]))
+    with pytest.raises(ConfigError, match=r"'data\.image_scale' is 1\.5, but data\.image_size is set \(128\)"):
+        read_job_settings(compose_config([*classification, "data.image_size=128", "data.image_scale=1.5"]))
+
+
+def test_the_packaged_image_scale_leaves_a_given_image_size_alone(tmp_path: Path) -> None:
+    config = compose_config(["task=classification", f"data.root={tmp_path}", "data.image_size=128"])
+
+    read_job_settings(config)  # the packaged scale (1.5) is not the user's: nothing is refused
+    assert config.data.image_scale == 1.5
+    assert config.data.image_size == 128

@@ -241,11 +241,14 @@ def _data(data: Any, omegaconf: Any) -> DataSettings:
 
 
 def _check_image_scale_is_used(data: Any, omegaconf: Any) -> None:
-    """`data.image_scale` only chooses the default `data.image_size` (an interpolation of the data); beside a size
-    given on the command line it would be ignored, so that pair is refused. Its value is checked where it is used
+    """`data.image_scale` only chooses the default `data.image_size` (an interpolation of the data); a scale given
+    beside a given size would be ignored, so that pair is refused. The packaged scale is an interpolation too
+    (`${oc.decode:'1.5'}`), so a size given alone is accepted. Its value is checked where it is used
     (`torchbricks.datasets.image_sizes.check_image_scale`)."""
-    scale = data.get("image_scale", 1)
-    if not is_number(scale) or scale == 1 or "image_size" not in data:
+    if "image_size" not in data or "image_scale" not in data or omegaconf.OmegaConf.is_interpolation(data, "image_scale"):
+        return
+    scale = data.get("image_scale")
+    if not is_number(scale) or scale == 1:
         return
     if not omegaconf.OmegaConf.is_interpolation(data, "image_size"):
         raise ConfigError(
