@@ -9,6 +9,10 @@ masks on one backbone), as a user runs it; its best backbone is saved in half pr
 Run (one core, about 9 minutes):
 
     OMP_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python scripts/pretrain_shapes_backbone.py [--work build/pretrain]
+
+`--radius LOW HIGH`, `--textured` and `--max-objects N` draw other data to try candidates (benchmarks/README.md,
+*Shipped weights that have seen small forms*: smaller forms on textures were tried and not adopted); without them the
+script makes the shipped file again.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -35,3 +37,25 @@ def test_the_pretraining_script_writes_half_precision_weights_the_compact_cnn_lo
     assert not list(tmp_path.glob(".*.tmp"))  # written atomically
     resolved = (tmp_path / "work" / "shapes_backbone" / "resolved_config.yaml").read_text()
     assert "weights: null" in resolved  # trained from scratch, not from the file it makes (the task's default: auto)
+
+
+@pytest.mark.slow
+def test_the_pretraining_knobs_change_the_data_drawn_and_its_folder(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("pretrain_shapes_backbone", SCRIPT)
+    assert spec is not None
+    assert spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    torch.set_num_threads(1)
+
+    arguments = ["--work", str(tmp_path / "work"), "--out", str(tmp_path / "small.pt"), "--num-train", "8"]
+    script.main([*arguments, "--max-epochs", "1", "--radius", "0.05", "0.08", "--textured", "--max-objects", "2"])
+
+    (data,) = (tmp_path / "work").glob("data_8_*")
+    assert "multi_radius_range" in data.name
+    assert "textured_background-True" in data.name
+    document = json.loads((data / "detection" / "train.json").read_text())
+    per_image = Counter(annotation["image_id"] for annotation in document["annotations"])
+    assert max(per_image.values()) <= 2
+    # a form of radius at most 0.08 * 96 px fits a box of twice that
+    assert max(max(annotation["bbox"][2:]) for annotation in document["annotations"]) <= 2 * 0.08 * 96 + 1
