@@ -4,6 +4,7 @@ import importlib.util
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -14,14 +15,20 @@ from torchbricks.bag_of_bricks.compact_cnn import create_task_backbone
 SCRIPT = Path(__file__).parents[2] / "scripts" / "pretrain_shapes_backbone.py"
 
 
-@pytest.mark.slow
-def test_the_pretraining_script_writes_half_precision_weights_the_compact_cnn_loads(tmp_path: Path) -> None:
+def _load_script() -> Any:
+    """The script as a module, with torch on one thread (the run is a small training)."""
     spec = importlib.util.spec_from_file_location("pretrain_shapes_backbone", SCRIPT)
     assert spec is not None
     assert spec.loader is not None
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     torch.set_num_threads(1)
+    return script
+
+
+@pytest.mark.slow
+def test_the_pretraining_script_writes_half_precision_weights_the_compact_cnn_loads(tmp_path: Path) -> None:
+    script = _load_script()
 
     arguments = ["--work", str(tmp_path / "work"), "--out", str(tmp_path / "shapes.pt"), "--num-train", "8"]
     out = script.main([*arguments, "--max-epochs", "1"])
@@ -41,12 +48,7 @@ def test_the_pretraining_script_writes_half_precision_weights_the_compact_cnn_lo
 
 @pytest.mark.slow
 def test_the_pretraining_knobs_change_the_data_drawn_and_its_folder(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("pretrain_shapes_backbone", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    torch.set_num_threads(1)
+    script = _load_script()
 
     arguments = ["--work", str(tmp_path / "work"), "--out", str(tmp_path / "small.pt"), "--num-train", "8"]
     script.main([*arguments, "--max-epochs", "1", "--radius", "0.05", "0.08", "--textured", "--max-objects", "2"])
