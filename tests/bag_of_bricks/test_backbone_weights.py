@@ -153,6 +153,20 @@ def test_auto_weights_are_the_shipped_ones_for_the_compact_cnn_and_none_for_a_ba
     assert asked == [None]  # from scratch: resnet18 ships no weights in the package
 
 
+def test_a_packaged_name_is_the_packaged_weights_even_beside_a_folder_of_that_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `torchbricks make-dataset shapes shapes` makes such a folder in the working directory
+    (tmp_path / "shapes" / "classification").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    saved = _stem(read_state_dict(packaged_weights("shapes"))).float()
+
+    for weights in ("auto", "shapes"):
+        torch.testing.assert_close(_stem(create_task_backbone("compact_cnn", weights=weights)), saved)
+    with pytest.raises(CheckpointError, match=r"no backbone\.pt"):  # './shapes' is that folder, read as weights
+        create_task_backbone("compact_cnn", weights="./shapes")
+
+
 def test_auto_weights_start_a_backbone_for_other_than_rgb_images_from_scratch() -> None:
     grey = create_task_backbone("compact_cnn", weights="auto", in_channels=1)
     assert _stem(grey).shape[1] == 1
