@@ -118,10 +118,12 @@ def create_task_backbone(
     """
     if weights == AUTO_WEIGHTS:
         weights = shipped_weights_for(name, in_channels)
-    path: str | Path | None = weights if weights is not None and is_weights_path(weights) else None
+    path: str | Path | None = None
     if name == COMPACT_CNN and weights in PACKAGED_WEIGHTS:
         # a packaged name is never a folder of the working directory that happens to share it ('./shapes' is)
         path = packaged_weights(str(weights))
+    elif weights is not None and is_weights_path(weights):
+        path = weights
     if name == COMPACT_CNN:
         if weights is not None and path is None:
             path = packaged_weights(weights)
