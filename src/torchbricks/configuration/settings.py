@@ -243,7 +243,7 @@ def _data(data: Any, omegaconf: Any) -> DataSettings:
 def _check_image_scale_is_used(data: Any, omegaconf: Any) -> None:
     """`data.image_scale` only chooses the default `data.image_size` (an interpolation of the data); a scale given
     beside a given size would be ignored, so that pair is refused. The packaged scale is an interpolation too
-    (`${oc.decode:'1.5'}`), so a size given alone is accepted. Its value is checked where it is used
+    (an `oc.decode` in `configs/data/image_folder.yaml`), so a size given alone is accepted. Its value is checked where it is used
     (`torchbricks.datasets.image_sizes.check_image_scale`)."""
     if "image_size" not in data or "image_scale" not in data or omegaconf.OmegaConf.is_interpolation(data, "image_scale"):
         return
