@@ -161,6 +161,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--no-reference", action="store_true", help="skip the plain reference (e.g. when comparing overrides)")
     parser.add_argument(
+        "--reference-seed", type=int, default=0, help="the reference's seed (ours: --overrides seed=N), to measure its spread"
+    )
+    parser.add_argument(
         "--reference-only", action="store_true", help="train only the plain reference (its rows have no figure of ours)"
     )
     parser.add_argument(
@@ -236,7 +239,9 @@ def main(argv: list[str] | None = None) -> int:
                 from suite_reference import train_reference
 
                 print(f"[suite] {task} on {set_name}: plain ResNet-18 reference, {arguments.budget_minutes} min", flush=True)
-                reference = train_reference(task, data_root, arguments.budget_minutes * 60, tile_size=suite_set.tile_size)
+                reference = train_reference(
+                    task, data_root, arguments.budget_minutes * 60, seed=arguments.reference_seed, tile_size=suite_set.tile_size
+                )
                 # Printed as it comes, so a later run's failure does not lose it (the table comes at the end).
                 print(f"[suite]   reference: {reference.metric:.3f} in {reference.wall_seconds:.0f} s", flush=True)
             if arguments.reference_only:

@@ -123,7 +123,7 @@ def test_the_suite_runs_the_job_and_the_reference_end_to_end_on_a_micro_set(
     assert (tmp_path / "data" / "lookalike-micro" / "classification" / "test").is_dir()
 
 
-def test_a_set_of_large_photographs_is_tiled_for_the_job_and_the_reference(
+def test_a_set_of_large_photographs_is_tiled_for_the_job_and_the_reference_which_gets_its_seed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import bench_suite
@@ -135,13 +135,16 @@ def test_a_set_of_large_photographs_is_tiled_for_the_job_and_the_reference(
         calls["overrides"] = overrides
         return {"test": {"detection/map_50": 0.5}, "epochs": 3}, 1.0, tmp_path / "log"
 
-    def fake_reference(task: str, root: Path, budget: float, tile_size: int | None = None) -> suite_reference.ReferenceResult:
-        calls["tile_size"] = tile_size
+    def fake_reference(
+        task: str, root: Path, budget: float, seed: int = 0, tile_size: int | None = None
+    ) -> suite_reference.ReferenceResult:
+        calls["tile_size"], calls["seed"] = tile_size, seed
         return suite_reference.ReferenceResult(0.4, 1.0, 1.0, 1, 1.0)
 
     monkeypatch.setattr(bench_suite, "write_set", lambda cache, name, micro=False: tmp_path)
     monkeypatch.setattr(bench_suite, "run_ours", fake_ours)
     monkeypatch.setattr(suite_reference, "train_reference", fake_reference)
 
-    assert main(["--tasks", "detection", "--sets", "trees", "--overrides", "model.hidden_channels=16"]) == 0
-    assert calls == {"tile_size": 192, "overrides": ["data.tile_size=192", "model.hidden_channels=16"]}
+    arguments = ["--tasks", "detection", "--sets", "trees", "--overrides", "model.hidden_channels=16", "--reference-seed", "2"]
+    assert main(arguments) == 0
+    assert calls == {"tile_size": 192, "seed": 2, "overrides": ["data.tile_size=192", "model.hidden_channels=16"]}
