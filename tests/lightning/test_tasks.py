@@ -4,6 +4,7 @@ a loader process), briefly, on a tiny generated shapes data set."""
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from pathlib import Path
 
@@ -198,3 +199,16 @@ def test_readme_train_on_your_own_data_commands_run(tmp_path: Path, monkeypatch:
         assert main(command[1:] + extra) == 0, command
         if command[1] == "train":
             assert (tmp_path / "build" / "experiments" / f"run{index}" / "metrics.json").is_file()
+
+
+def test_the_readmes_turn_overrides_set_the_classification_turn() -> None:
+    """The README tells users to give `data.augmentations.1.degrees=N` where the angle matters: index 1 must stay the
+    packaged list's turn, or the override would change another transform (or fail)."""
+    from torchbricks.configuration import compose_config
+
+    overrides = sorted(set(re.findall(r"data\.augmentations\.1\.degrees=\d+", README.read_text())))
+    assert overrides == ["data.augmentations.1.degrees=0", "data.augmentations.1.degrees=180"]
+
+    for override in overrides:
+        turn = compose_config(["task=classification", "data.root=unused", override]).data.augmentations[1]
+        assert (turn["_target_"], turn["degrees"]) == ("torchvision.transforms.v2.RandomAffine", int(override.split("=")[1]))
