@@ -212,3 +212,14 @@ def test_the_readmes_turn_overrides_set_the_classification_turn() -> None:
     for override in overrides:
         turn = compose_config(["task=classification", "data.root=unused", override]).data.augmentations[1]
         assert (turn["_target_"], turn["degrees"]) == ("torchvision.transforms.v2.RandomAffine", int(override.split("=")[1]))
+
+
+@pytest.mark.parametrize("task", ["classification", "segmentation", "detection", "multitask"])
+def test_a_patience_given_to_any_task_waits_for_half_the_budget_as_the_readme_says(task: str) -> None:
+    """`multitask` trains its whole budget, and `early_stopping.patience=10` (the README's way to stop it sooner) must
+    stop it as the other tasks stop: not before half the budget (a model may sit at chance for minutes)."""
+    from torchbricks.configuration import compose_config, read_job_settings
+
+    settings = read_job_settings(compose_config([f"task={task}", "data.root=unused", "early_stopping.patience=10"]))
+
+    assert (settings.early_stopping.patience, settings.early_stopping.start_fraction) == (10, 0.5)
