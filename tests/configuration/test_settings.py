@@ -96,6 +96,15 @@ def test_an_image_scale_beside_a_given_image_size_is_refused_as_it_would_be_igno
         read_job_settings(compose_config([*classification, "data.image_size=128", "data.image_scale=1.5"]))
 
 
+def test_an_image_scale_beside_a_tile_size_is_refused_and_the_packaged_one_is_not(tmp_path: Path) -> None:
+    segmentation = ["task=segmentation", f"data.root={tmp_path}", "data.tile_size=64"]
+
+    with pytest.raises(ConfigError, match=r"'data\.image_scale' is 3, but data\.tile_size is set \(64\)"):
+        read_job_settings(compose_config([*segmentation, "data.image_scale=3"]))
+    assert read_job_settings(compose_config(segmentation)).data.tile_size == 64  # the packaged scale (2) is not the user's
+    read_job_settings(compose_config([*segmentation, "data.image_scale=1"]))
+
+
 def test_the_packaged_image_scale_leaves_a_given_image_size_alone(tmp_path: Path) -> None:
     config = compose_config(["task=classification", f"data.root={tmp_path}", "data.image_size=128"])
 

@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
 
 from torchbricks.datasets.image_sizes import choose_image_size, read_image_sizes, typical_image_size
 from torchbricks.datasets.readers import DataError
+from torchbricks.datasets.shapes import write_shapes_dataset
 from torchbricks.errors import ConfigError
 
 
@@ -161,6 +163,29 @@ def test_the_task_config_scales_the_size_by_data_image_scale_and_a_bad_scale_sto
     assert len(error.splitlines()) == 1
     assert "Config key 'data.image_scale' must be a number > 0" in error
     assert not (tmp_path / "run").exists()
+
+
+def test_the_segmentation_config_reads_small_images_at_twice_their_median_size_and_tiles_at_the_tile_size(
+    tmp_path: Path,
+) -> None:
+    from omegaconf import OmegaConf
+
+    from torchbricks.configuration import compose_config
+    from torchbricks.lightning.task_resolvers import register_resolvers
+
+    register_resolvers()
+    root = write_shapes_dataset(tmp_path / "shapes", num_train=3, num_val=1, image_size=64) / "segmentation"
+
+    def resolved_size(*overrides: str) -> Any:
+        config = compose_config(["task=segmentation", f"data.root={root}", *overrides])
+        return OmegaConf.to_container(config.data, resolve=True)["image_size"]
+
+    packaged = compose_config(["task=segmentation", f"data.root={root}"]).data.image_scale
+    assert packaged == 2
+    assert resolved_size() == 128
+    assert resolved_size("data.image_scale=1") == 64
+    assert resolved_size("data.tile_size=32") == 32  # tiles are the input at their own size
+    assert resolved_size("data.image_size=80") == 80
 
 
 def test_a_scale_enlarges_small_images_only_up_to_the_limit_and_never_shrinks_larger_ones() -> None:

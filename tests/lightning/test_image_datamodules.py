@@ -118,6 +118,19 @@ def test_the_coco_data_module_reads_coco_whatever_layout_is_asked(tmp_path: Path
         CocoDataModule(root / "detection", layout="yolo")
 
 
+def test_a_segmentation_folder_without_a_size_takes_its_scale_times_the_median_size_unless_tiled(tmp_path: Path) -> None:
+    root = write_shapes_dataset(tmp_path / "shapes", num_train=3, num_val=1, image_size=48) / "segmentation"
+
+    assert SegmentationFolderDataModule(root, image_size=None).image_size == (64, 64)  # 48 rounds to 64
+    doubled = SegmentationFolderDataModule(root, image_size=None, image_scale=2)
+    assert doubled.image_size == (96, 96)
+    assert doubled.image_scale == 2.0
+    assert SegmentationFolderDataModule(root, image_size=40, image_scale=2).image_size == (40, 40)  # a size given wins
+    assert SegmentationFolderDataModule(root, image_size=None, tile_size=32, image_scale=2).image_size == (32, 32)
+    with pytest.raises(ConfigError, match=r"'data.image_scale' must be a number > 0 .* got int 0"):
+        SegmentationFolderDataModule(root, image_size=None, image_scale=0)
+
+
 def test_coco_data_module_keeps_its_positional_order(tmp_path: Path) -> None:
     # (root, task, image_size, batch_size, num_workers): code written against the earlier signature keeps working.
     data = CocoDataModule(_shapes(tmp_path) / "detection", "multitask", 24, 3, 0)

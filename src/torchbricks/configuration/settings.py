@@ -242,9 +242,10 @@ def _data(data: Any, omegaconf: Any) -> DataSettings:
 
 def _check_image_scale_is_used(data: Any, omegaconf: Any) -> None:
     """`data.image_scale` only chooses the default `data.image_size` (an interpolation of the data); a scale given
-    beside a given size would be ignored, so that pair is refused. The packaged scale is an interpolation too
-    (an `oc.decode` in `configs/data/image_folder.yaml`), so a size given alone is accepted. Its value is checked where it is used
-    (`torchbricks.datasets.image_sizes.check_image_scale`)."""
+    beside a given size, or beside `data.tile_size` (the tile is the input), would be ignored, so those pairs are
+    refused. The packaged scales are interpolations too (an `oc.decode` in `configs/data/image_folder.yaml` and
+    `segmentation_folder.yaml`), so a size or tile size given alone is accepted. Its value is checked where it is
+    used (`torchbricks.datasets.image_sizes.check_image_scale`)."""
     if "image_size" not in data or "image_scale" not in data or omegaconf.OmegaConf.is_interpolation(data, "image_scale"):
         return
     scale = data.get("image_scale")
@@ -254,4 +255,9 @@ def _check_image_scale_is_used(data: Any, omegaconf: Any) -> None:
         raise ConfigError(
             f"Config key 'data.image_scale' is {scale}, but data.image_size is set ({data.image_size}): the scale only "
             "chooses the default size from the data. Leave out one of them."
+        )
+    if data.get("tile_size") is not None:
+        raise ConfigError(
+            f"Config key 'data.image_scale' is {scale}, but data.tile_size is set ({data.tile_size}): tiles are the "
+            "input at their own size, so the scale would be ignored. Leave out one of them."
         )

@@ -175,17 +175,21 @@ class SegmentationFolderDataModule(FileDataModule):
     Args:
         root: The data folder.
         image_size: Side (or [height, width]) images and masks are resized to (masks by nearest neighbour); None:
-            the tile size with tiling, else 96.
+            the tile size with tiling, else the training images' median size times `image_scale`.
         batch_size: Samples per batch.
         num_workers: Loader processes, capped by `cap_num_workers`.
         augmentations: `torchvision.transforms.v2` transforms applied to training samples after the resize.
         tile_size: Cut each image and its mask into tiles of this side (`torchbricks.datasets.tiled`); None: whole
             images.
         tile_overlap: Fraction of a tile shared by neighbouring tiles, in [0, 1).
+        image_scale: With `image_size` and `tile_size` None, the images are resized to this many times the training
+            images' median size (`torchbricks.datasets.image_sizes.typical_image_size`); the packaged config
+            (`data.image_scale`, 2) applies it through its default `image_size`, so the resolved config holds the
+            number.
 
     Raises:
         DataError: A split is missing or empty, an image lacks its mask or differs from it in size.
-        ConfigError: `tile_size` is at least as large as every training image.
+        ConfigError: `tile_size` is at least as large as every training image, or `image_scale` is not a number > 0.
     """
 
     supports_tiling = True
@@ -199,7 +203,11 @@ class SegmentationFolderDataModule(FileDataModule):
         augmentations: Sequence[Callable[..., Any]] | None = None,
         tile_size: int | None = None,
         tile_overlap: float = 0.2,
+        image_scale: float = 1.0,
     ) -> None:
+        self.image_scale = check_image_scale(image_scale)
+        if image_size is None and tile_size is None and Path(root).is_dir():
+            image_size = typical_image_size("segmentation_folder", root, scale=self.image_scale).size
         super().__init__(root, image_size, batch_size, num_workers, augmentations, tile_size=tile_size, tile_overlap=tile_overlap)
         self.class_names = segmentation_class_names(self.root)
         self._prepare_tiles()
