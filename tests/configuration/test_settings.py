@@ -103,6 +103,10 @@ def test_an_image_scale_beside_a_tile_size_is_refused_and_the_packaged_one_is_no
         read_job_settings(compose_config([*segmentation, "data.image_scale=3"]))
     assert read_job_settings(compose_config(segmentation)).data.tile_size == 64  # the packaged scale (2) is not the user's
     read_job_settings(compose_config([*segmentation, "data.image_scale=1"]))
+    detection = ["task=detection", f"data.root={tmp_path}", "data.tile_size=64"]
+    with pytest.raises(ConfigError, match=r"'data\.image_scale' is 2, but data\.tile_size is set \(64\)"):
+        read_job_settings(compose_config([*detection, "data.image_scale=2"]))
+    assert read_job_settings(compose_config(detection)).data.tile_size == 64
 
 
 def test_the_packaged_image_scale_leaves_a_given_image_size_alone(tmp_path: Path) -> None:

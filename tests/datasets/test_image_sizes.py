@@ -188,6 +188,27 @@ def test_the_segmentation_config_reads_small_images_at_twice_their_median_size_a
     assert resolved_size("data.image_size=80") == 80
 
 
+def test_the_detection_config_reads_images_at_their_median_size_and_multitask_at_twice_it(tmp_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    from torchbricks.configuration import compose_config
+    from torchbricks.lightning.task_resolvers import register_resolvers
+
+    register_resolvers()
+    root = write_shapes_dataset(tmp_path / "shapes", num_train=3, num_val=1, image_size=64) / "detection"
+
+    def resolved_size(task: str, *overrides: str) -> Any:
+        config = compose_config([f"task={task}", f"data.root={root}", *overrides])
+        return OmegaConf.to_container(config.data, resolve=True)["image_size"]
+
+    assert resolved_size("detection") == 64
+    assert resolved_size("detection", "data.image_scale=2") == 128
+    assert resolved_size("detection", "data=coco", "data.image_scale=2") == 128
+    assert resolved_size("detection", "data.tile_size=32") == 32
+    assert resolved_size("multitask") == 128  # its masks, as task=segmentation's, at twice the size
+    assert resolved_size("multitask", "data.image_scale=1") == 64
+
+
 def test_a_scale_enlarges_small_images_only_up_to_the_limit_and_never_shrinks_larger_ones() -> None:
     part_way = choose_image_size([(160, 120)], scale=2)
     assert part_way.size == (256, 192)  # 1.6 times: the larger side reaches 256, the aspect is kept

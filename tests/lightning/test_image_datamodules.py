@@ -17,6 +17,7 @@ from torchbricks.datasets.shapes import write_shapes_dataset
 from torchbricks.errors import BrickError, ConfigError
 from torchbricks.lightning.datamodules import (
     CocoDataModule,
+    DetectionDataModule,
     ImageFolderDataModule,
     SegmentationFolderDataModule,
     cap_num_workers,
@@ -129,6 +130,18 @@ def test_a_segmentation_folder_without_a_size_takes_its_scale_times_the_median_s
     assert SegmentationFolderDataModule(root, image_size=None, tile_size=32, image_scale=2).image_size == (32, 32)
     with pytest.raises(ConfigError, match=r"'data.image_scale' must be a number > 0 .* got int 0"):
         SegmentationFolderDataModule(root, image_size=None, image_scale=0)
+
+
+def test_a_box_data_module_without_a_size_takes_its_scale_times_the_median_size_in_any_layout(tmp_path: Path) -> None:
+    root = write_shapes_dataset(tmp_path / "shapes", num_train=3, num_val=1, image_size=48) / "detection"
+
+    assert CocoDataModule(root).image_size == (64, 64)  # 48 rounds to 64
+    assert DetectionDataModule(root, "multitask", image_scale=2).image_size == (96, 96)
+    assert DetectionDataModule(root, image_size=40, image_scale=2).image_size == (40, 40)  # a size given wins
+    with pytest.raises(ConfigError, match=r"'data.image_scale' must be a number > 0 .* got float -1.0"):
+        CocoDataModule(root, image_scale=-1.0)
+    with pytest.raises(ConfigError, match=r"'data.layout' is 'yolo', but CocoDataModule reads coco data"):
+        CocoDataModule(root, layout="yolo")  # the layout is checked before the images are read for their size
 
 
 def test_coco_data_module_keeps_its_positional_order(tmp_path: Path) -> None:

@@ -120,11 +120,12 @@ def test_segmentation_module_cuts_masks_with_the_images(large_shapes: Path) -> N
     assert batch["targets"].shape == (4, 64, 64)
 
 
-def test_without_tiles_the_modules_keep_whole_images_at_96(large_shapes: Path) -> None:
+def test_without_tiles_the_modules_keep_whole_images_at_their_median_size(large_shapes: Path) -> None:
     data = CocoDataModule(large_shapes / "detection", batch_size=4, num_workers=0)
     data.setup()
 
-    assert data.image_size == (96, 96)
+    assert data.image_size == (128, 128)  # the images' own size, not a fixed default
+    assert SegmentationFolderDataModule(large_shapes / "segmentation", num_workers=0).image_size == (128, 128)
     assert len(data.datasets["train"]) == 6
     assert not isinstance(data.datasets["train"], TiledDataset)
 

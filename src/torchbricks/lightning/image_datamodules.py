@@ -241,7 +241,7 @@ class DetectionDataModule(FileDataModule):
         task: `detection` or `multitask`.
         layout: `auto`, `coco`, `yolo` or `voc`.
         image_size: Side (or [height, width]) images (tiles with `tile_size`), boxes and masks are resized to; None:
-            the tile size with tiling, else 96.
+            the tile size with tiling, else the training images' median size times `image_scale`.
         batch_size: Samples per batch.
         num_workers: Loader processes, capped by `cap_num_workers`.
         augmentations: `torchvision.transforms.v2` transforms applied to training samples after the resize.
@@ -251,12 +251,15 @@ class DetectionDataModule(FileDataModule):
             a box is kept in a tile when at least half of it lies inside; VOC difficult objects stay ignored);
             None: whole images.
         tile_overlap: Fraction of a tile shared by neighbouring tiles, in [0, 1).
+        image_scale: With `image_size` and `tile_size` None, the images are resized to this many times the training
+            images' median size (`torchbricks.datasets.image_sizes.typical_image_size`); the packaged configs
+            (`data.image_scale`: detection 1, multitask 2) apply it through their default `image_size`.
 
     Raises:
         DataError: The folder holds no layout (the message lists what each expects), a file or image is missing, an
             annotation is out of its image or names an unknown class.
-        ConfigError: An unknown task or layout, `multitask` on YOLO or VOC data, or `tile_size` at least as large as
-            every training image.
+        ConfigError: An unknown task or layout, `multitask` on YOLO or VOC data, `tile_size` at least as large as
+            every training image, or `image_scale` not a number > 0.
     """
 
     tasks = ("detection", "multitask")
@@ -277,23 +280,22 @@ class DetectionDataModule(FileDataModule):
         split_seed: int = SPLIT_SEED,
         tile_size: int | None = None,
         tile_overlap: float = 0.2,
+        image_scale: float = 1.0,
     ) -> None:
         if task not in self.tasks:
             raise BrickError(
                 f"{type(self).__name__}: task must be one of {list(self.tasks)}, got {task!r}.{did_you_mean(task, self.tasks)}"
             )
+        self.image_scale = check_image_scale(image_scale)
+        if Path(root).is_dir():  # else FileDataModule says the folder does not exist
+            layout = self._layout_of(Path(root), layout)
+            if image_size is None and tile_size is None:
+                image_size = typical_image_size(layout, root, scale=self.image_scale).size
         super().__init__(
             root, image_size, batch_size, num_workers, augmentations, boxes=True, tile_size=tile_size, tile_overlap=tile_overlap
         )
         self.task = task
-        if self.fixed_layout is not None:
-            if layout not in ("auto", self.fixed_layout):
-                raise ConfigError(
-                    f"Config key 'data.layout' is {layout!r}, but {type(self).__name__} reads {self.fixed_layout} data; "
-                    "use DetectionDataModule (data=detection) for other layouts."
-                )
-            layout = self.fixed_layout
-        self.layout = detect_detection_layout(self.root, layout)
+        self.layout = layout
         if task == "multitask" and self.layout != "coco":
             raise ConfigError(
                 f"Config key 'data.task' is multitask, which draws its segmentation masks from object outlines (COCO "
@@ -305,6 +307,17 @@ class DetectionDataModule(FileDataModule):
         self.class_names = detection_class_names(self.root, self.layout)
         self.category_ids = coco_category_ids(self.root) if self.layout == "coco" else None
         self._prepare_tiles()
+
+    def _layout_of(self, root: Path, layout: str) -> str:
+        """The layout the data at `root` is read in: `layout`, or the one the folder holds for `auto`."""
+        if self.fixed_layout is not None:
+            if layout not in ("auto", self.fixed_layout):
+                raise ConfigError(
+                    f"Config key 'data.layout' is {layout!r}, but {type(self).__name__} reads {self.fixed_layout} data; "
+                    "use DetectionDataModule (data=detection) for other layouts."
+                )
+            layout = self.fixed_layout
+        return detect_detection_layout(root, layout)
 
     def create_datasets(self) -> dict[str, Any]:
         test = "test" if has_test_split(self.root, self.layout) else "validation"
