@@ -29,7 +29,7 @@ COMMON_OVERRIDES = (
     ("model.weights=PATH", "backbone weights: a state dict file, an experiment's bricks/, or shapes (drawn forms)"),
     ("model.weights=null", "from scratch (the dense tasks start from the shipped weights: auto)"),
     ("data.image_size=128", "input size (default: from the training images' median size)"),
-    ("data.image_scale=2", "default size = this times the median (classification 1.5, segmentation/multitask 2; to 256 px)"),
+    ("data.image_scale=2", "default size = this times the median (classification 1.5, the others 2; enlarging to 256 px)"),
     ("data.batch_size=32 optimizer.lr=0.001", "batch size and learning rate"),
     ("experiment.name=NAME", "the experiment folder (default: a timestamp)"),
     ("experiment.name=NAME resume=true", "continue NAME from its last checkpoint"),

@@ -188,7 +188,7 @@ def test_the_segmentation_config_reads_small_images_at_twice_their_median_size_a
     assert resolved_size("data.image_size=80") == 80
 
 
-def test_the_detection_config_reads_images_at_their_median_size_and_multitask_at_twice_it(tmp_path: Path) -> None:
+def test_the_box_configs_read_small_images_at_twice_their_median_size_and_tiles_at_the_tile_size(tmp_path: Path) -> None:
     from omegaconf import OmegaConf
 
     from torchbricks.configuration import compose_config
@@ -201,11 +201,12 @@ def test_the_detection_config_reads_images_at_their_median_size_and_multitask_at
         config = compose_config([f"task={task}", f"data.root={root}", *overrides])
         return OmegaConf.to_container(config.data, resolve=True)["image_size"]
 
-    assert resolved_size("detection") == 64
-    assert resolved_size("detection", "data.image_scale=2") == 128
-    assert resolved_size("detection", "data=coco", "data.image_scale=2") == 128
+    assert resolved_size("detection") == 128
+    assert resolved_size("detection", "data.image_scale=1") == 64
+    assert resolved_size("detection", "data=coco") == 128
+    assert resolved_size("detection", "data=coco", "data.image_scale=1.5") == 96
     assert resolved_size("detection", "data.tile_size=32") == 32
-    assert resolved_size("multitask") == 128  # its masks, as task=segmentation's, at twice the size
+    assert resolved_size("multitask") == 128
     assert resolved_size("multitask", "data.image_scale=1") == 64
 
 

@@ -253,7 +253,7 @@ class DetectionDataModule(FileDataModule):
         tile_overlap: Fraction of a tile shared by neighbouring tiles, in [0, 1).
         image_scale: With `image_size` and `tile_size` None, the images are resized to this many times the training
             images' median size (`torchbricks.datasets.image_sizes.typical_image_size`); the packaged configs
-            (`data.image_scale`: detection 1, multitask 2) apply it through their default `image_size`.
+            (`data.image_scale`, 2) apply it through their default `image_size`.
 
     Raises:
         DataError: The folder holds no layout (the message lists what each expects), a file or image is missing, an
