@@ -189,7 +189,7 @@ def test_auto_class_weights_of_a_multitask_segmentation_head_count_the_masks_dra
 
 
 @pytest.mark.parametrize(("task", "folder"), [("detection", "detection"), ("segmentation", "segmentation")])
-def test_image_size_is_the_tile_size_when_tiling_and_the_median_image_size_without(
+def test_image_size_is_the_tile_size_when_tiling_and_twice_the_median_image_size_without(
     tmp_path: Path, task: str, folder: str
 ) -> None:
     root = write_shapes_dataset(tmp_path / "shapes", num_train=3, num_val=1, image_size=128) / folder
@@ -197,9 +197,11 @@ def test_image_size_is_the_tile_size_when_tiling_and_the_median_image_size_witho
 
     tiled = compose_config([f"task={task}", f"data.root={root}", "data.tile_size=48"])
     whole = compose_config([f"task={task}", f"data.root={root}"])
+    median = compose_config([f"task={task}", f"data.root={root}", "data.image_scale=1"])
 
     assert OmegaConf.to_container(tiled.data, resolve=True)["image_size"] == 48
-    assert OmegaConf.to_container(whole.data, resolve=True)["image_size"] == 128
+    assert OmegaConf.to_container(whole.data, resolve=True)["image_size"] == 256  # the packaged data.image_scale: 2
+    assert OmegaConf.to_container(median.data, resolve=True)["image_size"] == 128
 
 
 def test_the_tile_size_is_the_image_size_without_reading_the_images(tmp_path: Path) -> None:
