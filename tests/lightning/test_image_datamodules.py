@@ -119,19 +119,6 @@ def test_the_coco_data_module_reads_coco_whatever_layout_is_asked(tmp_path: Path
         CocoDataModule(root / "detection", layout="yolo")
 
 
-def test_a_segmentation_folder_without_a_size_takes_its_scale_times_the_median_size_unless_tiled(tmp_path: Path) -> None:
-    root = write_shapes_dataset(tmp_path / "shapes", num_train=3, num_val=1, image_size=48) / "segmentation"
-
-    assert SegmentationFolderDataModule(root, image_size=None).image_size == (64, 64)  # 48 rounds to 64
-    doubled = SegmentationFolderDataModule(root, image_size=None, image_scale=2)
-    assert doubled.image_size == (96, 96)
-    assert doubled.image_scale == 2.0
-    assert SegmentationFolderDataModule(root, image_size=40, image_scale=2).image_size == (40, 40)  # a size given wins
-    assert SegmentationFolderDataModule(root, image_size=None, tile_size=32, image_scale=2).image_size == (32, 32)
-    with pytest.raises(ConfigError, match=r"'data.image_scale' must be a number > 0 .* got int 0"):
-        SegmentationFolderDataModule(root, image_size=None, image_scale=0)
-
-
 def test_a_box_data_module_without_a_size_takes_its_scale_times_the_median_size_in_any_layout(tmp_path: Path) -> None:
     root = write_shapes_dataset(tmp_path / "shapes", num_train=3, num_val=1, image_size=48) / "detection"
 
@@ -150,13 +137,16 @@ def test_coco_data_module_keeps_its_positional_order(tmp_path: Path) -> None:
     assert (data.task, data.image_size, data.batch_size, data.num_workers) == ("multitask", (24, 24), 3, 0)
 
 
-def test_an_image_folder_without_a_size_takes_its_scale_times_the_median_size(tmp_path: Path) -> None:
-    root = write_shapes_dataset(tmp_path / "shapes", num_train=3, num_val=1, image_size=48) / "classification"
+@pytest.mark.parametrize(
+    ("module", "folder"), [(ImageFolderDataModule, "classification"), (SegmentationFolderDataModule, "segmentation")]
+)
+def test_a_folder_module_without_a_size_takes_its_scale_times_the_median_size(tmp_path: Path, module: Any, folder: str) -> None:
+    root = write_shapes_dataset(tmp_path / "shapes", num_train=3, num_val=1, image_size=48) / folder
 
-    assert ImageFolderDataModule(root, image_size=None).image_size == (64, 64)  # 48 rounds to 64
-    doubled = ImageFolderDataModule(root, image_size=None, image_scale=2)
+    assert module(root, image_size=None).image_size == (64, 64)  # 48 rounds to 64
+    doubled = module(root, image_size=None, image_scale=2)
     assert doubled.image_size == (96, 96)
     assert doubled.image_scale == 2.0
-    assert ImageFolderDataModule(root, image_size=40, image_scale=2).image_size == (40, 40)  # a size given wins
+    assert module(root, image_size=40, image_scale=2).image_size == (40, 40)  # a size given wins
     with pytest.raises(ConfigError, match=r"'data.image_scale' must be a number > 0 .* got int 0"):
-        ImageFolderDataModule(root, image_size=None, image_scale=0)
+        module(root, image_size=None, image_scale=0)

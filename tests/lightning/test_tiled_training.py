@@ -126,6 +126,8 @@ def test_without_tiles_the_modules_keep_whole_images_at_their_median_size(large_
 
     assert data.image_size == (128, 128)  # the images' own size, not a fixed default
     assert SegmentationFolderDataModule(large_shapes / "segmentation", num_workers=0).image_size == (128, 128)
+    tiled = SegmentationFolderDataModule(large_shapes / "segmentation", num_workers=0, tile_size=64, image_scale=2)
+    assert tiled.image_size == (64, 64)  # tiles are the input at their own size, whatever the scale
     assert len(data.datasets["train"]) == 6
     assert not isinstance(data.datasets["train"], TiledDataset)
 
