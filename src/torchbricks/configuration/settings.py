@@ -243,8 +243,8 @@ def _data(data: Any, omegaconf: Any) -> DataSettings:
 def _check_image_scale_is_used(data: Any, omegaconf: Any) -> None:
     """`data.image_scale` only chooses the default `data.image_size` (an interpolation of the data); a scale given
     beside a given size, or beside `data.tile_size` (the tile is the input), would be ignored, so those pairs are
-    refused. The packaged scales are interpolations too (an `oc.decode` in each packaged data config and in
-    `configs/task/multitask.yaml`), so a size or tile size given alone is accepted. Its value is checked where it is
+    refused. The packaged scales are interpolations too (an `oc.decode` in each packaged data config), so a size or
+    tile size given alone is accepted. Its value is checked where it is
     used (`torchbricks.datasets.image_sizes.check_image_scale`)."""
     if "image_size" not in data or "image_scale" not in data or omegaconf.OmegaConf.is_interpolation(data, "image_scale"):
         return

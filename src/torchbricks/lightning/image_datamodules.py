@@ -42,6 +42,16 @@ CLASSIFICATION_NOT_TILED = (
 )
 
 
+def _size_from_data(
+    layout: str, root: str | Path, image_size: int | Sequence[int] | None, scale: float, tile_size: int | None = None
+) -> int | Sequence[int] | None:
+    """`image_size`; when it and `tile_size` are None, the training images' median size times `scale`
+    (`torchbricks.datasets.image_sizes.typical_image_size`) of the data at `root` in `layout`."""
+    if image_size is None and tile_size is None and Path(root).is_dir():
+        return typical_image_size(layout, root, scale=scale).size
+    return image_size
+
+
 class FileDataModule(SplitDataModule):
     """Shared parts of the data modules reading files: the root, the transforms, padded batches and class names.
 
@@ -156,8 +166,7 @@ class ImageFolderDataModule(FileDataModule):
         if tile_size is not None:
             raise BrickError(f"ImageFolderDataModule cannot tile images (tile_size={tile_size!r}): {CLASSIFICATION_NOT_TILED}")
         self.image_scale = check_image_scale(image_scale)
-        if image_size is None and Path(root).is_dir():
-            image_size = typical_image_size("image_folder", root, scale=self.image_scale).size
+        image_size = _size_from_data("image_folder", root, image_size, self.image_scale)
         super().__init__(root, image_size, batch_size, num_workers, augmentations)
         self.class_names = image_folder_class_names(self.root / "train")
 
@@ -206,8 +215,7 @@ class SegmentationFolderDataModule(FileDataModule):
         image_scale: float = 1.0,
     ) -> None:
         self.image_scale = check_image_scale(image_scale)
-        if image_size is None and tile_size is None and Path(root).is_dir():
-            image_size = typical_image_size("segmentation_folder", root, scale=self.image_scale).size
+        image_size = _size_from_data("segmentation_folder", root, image_size, self.image_scale, tile_size)
         super().__init__(root, image_size, batch_size, num_workers, augmentations, tile_size=tile_size, tile_overlap=tile_overlap)
         self.class_names = segmentation_class_names(self.root)
         self._prepare_tiles()
@@ -289,8 +297,7 @@ class DetectionDataModule(FileDataModule):
         self.image_scale = check_image_scale(image_scale)
         if Path(root).is_dir():  # else FileDataModule says the folder does not exist
             layout = self._layout_of(Path(root), layout)
-            if image_size is None and tile_size is None:
-                image_size = typical_image_size(layout, root, scale=self.image_scale).size
+        image_size = _size_from_data(layout, root, image_size, self.image_scale, tile_size)
         super().__init__(
             root, image_size, batch_size, num_workers, augmentations, boxes=True, tile_size=tile_size, tile_overlap=tile_overlap
         )
