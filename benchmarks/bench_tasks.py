@@ -11,6 +11,7 @@ plain LightningModule running the same modules, in one process.
 
 Run: .venv/bin/python benchmarks/bench_tasks.py quality
      .venv/bin/python benchmarks/bench_tasks.py speed --task detection
+     .venv/bin/python benchmarks/bench_tasks.py speed --task segmentation --overrides data.image_size=192
 """
 
 from __future__ import annotations
@@ -117,6 +118,32 @@ class PlainDetection(pl.LightningModule):
         return torch.optim.AdamW(self.parameters(), lr=self.lr)
 
 
+class PlainSegmentation(pl.LightningModule):
+    """The segmentation task written by hand: the same modules, loss and metrics, called in order."""
+
+    def __init__(self, collection: Any, lr: float) -> None:
+        super().__init__()
+        head = collection["segmentation"]
+        self.preprocessor, self.backbone = collection["preprocessor"].model, collection["backbone"].model
+        self.neck, self.classify = head["neck"].model, head["classify"].model
+        self.loss, self.metrics = head["loss"].model, head["metrics"].metrics
+        self.lr = lr
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        logits, _, mask = self.classify(self.neck(*self.backbone(self.preprocessor(batch["raw"]))))
+        loss = self.loss(logits, batch["targets"])
+        self.metrics.update(mask, batch["targets"])
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(logits))
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        self.metrics.compute()
+        self.metrics.reset()
+
+    def configure_optimizers(self) -> Any:
+        return torch.optim.AdamW(self.parameters(), lr=self.lr)
+
+
 class _EpochTimer(pl.Callback):
     def __init__(self) -> None:
         self.times: list[float] = []
@@ -146,16 +173,16 @@ def _epoch_seconds(module: pl.LightningModule, data: Any, limit_batches: int | N
     return timer.times[-1]
 
 
-def speed(root: Path, task: str, repeats: int, limit_batches: int | None) -> None:
+def speed(root: Path, task: str, repeats: int, limit_batches: int | None, overrides: list[str]) -> None:
     if not root.exists():
         write_shapes_dataset(root, num_train=500, num_val=100, image_size=96)
     register_resolvers()
     layout, _ = TASKS[task]
-    config = compose_config([f"task={task}", f"data.root={root / layout}"])
+    config = compose_config([f"task={task}", f"data.root={root / layout}", *overrides])
     data = instantiate_config(config, "data")
     data.setup()
     images = min(len(data.train_dataloader()), limit_batches or len(data.train_dataloader())) * data.batch_size
-    plain_class = {"classification": PlainClassification, "detection": PlainDetection}[task]
+    plain_class = {"classification": PlainClassification, "detection": PlainDetection, "segmentation": PlainSegmentation}[task]
     lr = float(config.optimizer.lr)
     timings: dict[str, list[float]] = {"bricks": [], "plain": []}
     with tempfile.TemporaryDirectory() as folder:
@@ -170,7 +197,7 @@ def speed(root: Path, task: str, repeats: int, limit_batches: int | None) -> Non
             timings["plain"].append(_epoch_seconds(plain_class(create_brick_collection(config), lr), data, limit_batches))
     bricks_rate = images / statistics.median(timings["bricks"])
     plain_rate = images / statistics.median(timings["plain"])
-    print(f"task={task}: {images} training images per epoch, median of {repeats} alternated runs")
+    print(f"task={task} {' '.join(overrides)}: {images} training images per epoch, median of {repeats} alternated runs")
     print(f"  LightningBrickCollection: {bricks_rate:.1f} images/s   plain LightningModule: {plain_rate:.1f} images/s")
     print(f"  ratio (bricks / plain): {bricks_rate / plain_rate:.3f}   epoch seconds: {json.dumps(timings)}")
 
@@ -181,14 +208,17 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=Path("build/bench_shapes"), help="the generated data set")
     parser.add_argument("--experiments", type=Path, default=Path("build/bench_experiments"))
     parser.add_argument("--tasks", nargs="*", default=list(TASKS), help="tasks of the quality mode")
-    parser.add_argument("--task", default="detection", choices=["classification", "detection"], help="task of the speed mode")
+    parser.add_argument(
+        "--task", default="detection", choices=["classification", "detection", "segmentation"], help="task of the speed mode"
+    )
+    parser.add_argument("--overrides", nargs="*", default=[], help="config overrides of the speed mode: data.image_size=192")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--limit-batches", type=int, default=None, help="training batches per epoch in the speed mode")
     arguments = parser.parse_args()
     if arguments.mode == "quality":
         quality(arguments.root, arguments.experiments, arguments.tasks)
     else:
-        speed(arguments.root, arguments.task, arguments.repeats, arguments.limit_batches)
+        speed(arguments.root, arguments.task, arguments.repeats, arguments.limit_batches, arguments.overrides)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ import torch
 from torchbricks.bag_of_bricks.custom_metrics import (
     ConcatenatePredictionAndTarget,
     ConfusionMatrixClassScores,
+    MulticlassMeanIoU,
     MultilabelClassScores,
 )
 from torchbricks.bricks import BrickMetricSingle
@@ -90,6 +92,56 @@ def test_segmentation_class_scores_leave_out_ignored_pixels_as_scikit_learn_does
     assert [float(scores[name]["recall"]) for name in scores] == pytest.approx(recall.tolist(), abs=1e-6)
     assert [float(scores[name]["iou"]) for name in scores] == pytest.approx(iou.tolist(), abs=1e-6)
     assert [int(scores[name]["support"]) for name in scores] == support.tolist()
+
+
+def test_mean_iou_equals_scikit_learn_on_masks_with_ignored_pixels_and_from_scores() -> None:
+    from sklearn.metrics import jaccard_score
+
+    generator = torch.Generator().manual_seed(2)
+    target = torch.randint(0, 4, (3, 16, 16), generator=generator)
+    target[:, :3] = 255
+    scores = torch.rand(3, 4, 16, 16, generator=generator)
+    metric = MulticlassMeanIoU(num_classes=4, ignore_index=255)
+    metric.update(scores[:2], target[:2])  # float scores [B, C, H, W] are argmax'ed
+    metric.update(scores[2:].argmax(dim=1), target[2:])
+
+    kept = target != 255
+    expected = jaccard_score(target[kept].numpy(), scores.argmax(dim=1)[kept].numpy(), labels=range(4), average="macro")
+    assert float(metric.compute()) == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize("metric_class", [MulticlassMeanIoU, ConfusionMatrixClassScores])
+@pytest.mark.parametrize(
+    ("prediction", "target", "expected"),
+    [
+        (torch.tensor([[0, 1]]), torch.tensor([[1, 3]]), "targets hold 3, expected class indices 0 .. 2 or 255 (ignored)"),
+        (torch.tensor([[0, 1]]), torch.tensor([[-1, 0]]), "targets hold -1, expected class indices 0 .. 2"),
+        (torch.tensor([[0, 5]]), torch.tensor([[0, 0]]), "predictions hold 5"),
+        (torch.tensor([[0, 1]]), torch.tensor([[0.0, 1.0]]), "targets must be class indices (an integer tensor)"),
+        (torch.tensor([[0, 1, 1]]), torch.tensor([[0, 1]]), "predictions of shape (1, 3) do not fit targets of shape (1, 2)"),
+        (torch.rand(1, 2, 4), torch.tensor([[0, 1, 1, 0]]), "float scores with 3 classes on axis 1"),
+    ],
+)
+def test_multiclass_metrics_name_the_bad_value_or_shape(
+    metric_class: type, prediction: torch.Tensor, target: torch.Tensor, expected: str
+) -> None:
+    # torchmetrics' own validation counted distinct values only: [1, 3] with 3 classes passed it and failed later
+    # in a reshape; the check names the value and nothing is counted
+    metric = metric_class(num_classes=3, ignore_index=255)
+
+    with pytest.raises(BrickError, match=re.escape(expected)) as raised:
+        metric.update(prediction, target)
+
+    assert metric_class.__name__ in str(raised.value)
+    assert int(metric.confmat.sum()) == 0
+
+
+def test_multiclass_metrics_count_the_ignored_index_as_nothing_and_accept_every_class() -> None:
+    metric = ConfusionMatrixClassScores(num_classes=3, ignore_index=255)
+
+    metric.update(torch.tensor([[0, 1, 2, 2]]), torch.tensor([[0, 2, 255, 2]]))
+
+    assert metric.compute()["confusion_matrix"].tolist() == [[1, 0, 0], [0, 0, 0], [0, 1, 1]]
 
 
 def test_multilabel_class_scores_equal_scikit_learn_per_class() -> None:

@@ -72,7 +72,7 @@ class SegmentationTaskHead(TaskHead):
 
         Bricks: `neck` (a `FeaturePyramidUpsampler` merging the scales into `./features`), `classify` (a
         `SegmentationHead`: `./logits`, `./probabilities`, `./mask`), `loss` (per-pixel cross entropy, `./loss_ce`),
-        `metrics` (torchmetrics `MulticlassJaccardIndex`, the mean IoU, reported by `summarize()` as
+        `metrics` (`MulticlassMeanIoU`, torchmetrics' `MulticlassJaccardIndex`: the mean IoU, reported by `summarize()` as
         `<head>/mean_iou`; with `class_scores` also a pixel `confusion_matrix` and each class's `per_class` scores)
         and, when `image_name` is given, `visualize` (`./visualization`: the mask over each image).
 
@@ -106,9 +106,7 @@ class SegmentationTaskHead(TaskHead):
                     f"in_channels, got {in_channels}."
                 )
         scores = {
-            "mean_iou": node(
-                "torchmetrics.classification.MulticlassJaccardIndex", num_classes=num_classes, ignore_index=ignore_index
-            )
+            "mean_iou": node(f"{_MODULES}.custom_metrics.MulticlassMeanIoU", num_classes=num_classes, ignore_index=ignore_index)
         }
         if class_scores:
             scores["confusion_matrix"] = node(
