@@ -18,6 +18,18 @@ def test_the_budget_becomes_lightnings_max_time() -> None:
     assert max_time(0.001) == "00:00:00:01"
 
 
+@pytest.mark.parametrize("task", ["classification", "segmentation", "detection", "multitask"])
+def test_the_default_budget_is_the_packaged_training_time(task: str) -> None:
+    # the one command measures what a user gets: ours and the reference train as long as the packaged recipe does
+    from torchbricks.configuration import compose_config
+    from torchbricks.lightning.task_resolvers import register_resolvers
+
+    register_resolvers()
+    config = compose_config([f"task={task}", "data.root=unused"])
+
+    assert max_time(parse_arguments([]).budget_minutes) == config.trainer.max_time
+
+
 def test_targets_are_the_reference_less_0_02_the_held_out_floor_and_the_single_task_less_0_05() -> None:
     rows = [
         Row("classification", "shapes", False, "accuracy", 0.90, 60.0, reference=0.93),
