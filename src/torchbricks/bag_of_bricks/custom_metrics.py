@@ -170,7 +170,23 @@ def check_class_indices(
             )
 
 
-class MulticlassMeanIoU(MulticlassJaccardIndex):
+class _ChecksClassIndices:
+    """Mixed into a torchmetrics multiclass metric: `check_class_indices` on every update, torchmetrics' own
+    validation off unless `validate_args=True` is given."""
+
+    num_classes: int
+    ignore_index: int | None
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("validate_args", False)
+        super().__init__(**kwargs)
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        check_class_indices(type(self).__name__, preds, target, self.num_classes, self.ignore_index)
+        super().update(preds, target)  # type: ignore[misc]
+
+
+class MulticlassMeanIoU(_ChecksClassIndices, MulticlassJaccardIndex):
     """torchmetrics' `MulticlassJaccardIndex` (average `macro`: the mean IoU over the classes), whose inputs are
     checked by `check_class_indices` instead of torchmetrics' slower validation (`validate_args=True` adds it back).
 
@@ -180,16 +196,8 @@ class MulticlassMeanIoU(MulticlassJaccardIndex):
         0.5
     """
 
-    def __init__(self, num_classes: int, ignore_index: int | None = None, **kwargs: Any) -> None:
-        kwargs.setdefault("validate_args", False)
-        super().__init__(num_classes=num_classes, ignore_index=ignore_index, **kwargs)
 
-    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
-        check_class_indices(type(self).__name__, preds, target, self.num_classes, self.ignore_index)
-        super().update(preds, target)
-
-
-class ConfusionMatrixClassScores(MulticlassConfusionMatrix):
+class ConfusionMatrixClassScores(_ChecksClassIndices, MulticlassConfusionMatrix):
     """torchmetrics' `MulticlassConfusionMatrix` whose `compute` also gives each class's scores by name.
 
     `compute` returns `{"confusion_matrix": counts [K, K], "per_class": {name: {"precision", "recall", "iou",
@@ -218,13 +226,8 @@ class ConfusionMatrixClassScores(MulticlassConfusionMatrix):
     ) -> None:
         if kwargs.get("normalize") not in (None, "none"):
             raise BrickError("ConfusionMatrixClassScores counts; it takes no normalize (the report normalises its picture).")
-        kwargs.setdefault("validate_args", False)  # check_class_indices instead
         super().__init__(num_classes=num_classes, ignore_index=ignore_index, **kwargs)
         self.class_names = _names(class_names, num_classes, type(self).__name__)
-
-    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
-        check_class_indices(type(self).__name__, preds, target, self.num_classes, self.ignore_index)
-        super().update(preds, target)
 
     def compute(self) -> dict[str, Any]:  # type: ignore[override]
         counts = super().compute()
