@@ -65,21 +65,18 @@ def quality(root: Path, experiments: Path, tasks: list[str]) -> None:
             print(f"| {task} | {name} | {test[name]:.3f} | {'' if target is None else f'>= {target}'} | {wall:.0f} |")
 
 
-class PlainClassification(pl.LightningModule):
-    """The classification task written by hand: the same modules, loss and metrics, called in order."""
+class _PlainTask(pl.LightningModule):
+    """A task written by hand around the modules of `collection`'s head `name`: the same modules, loss and metrics
+    the collection runs, called in order by the subclass's `training_step`."""
 
-    def __init__(self, collection: Any, lr: float) -> None:
+    def __init__(self, collection: Any, lr: float, name: str) -> None:
         super().__init__()
-        head = collection["classification"]
         self.preprocessor, self.backbone = collection["preprocessor"].model, collection["backbone"].model
-        self.classify, self.loss, self.metrics = head["classify"].model, head["loss"].model, head["metrics"].metrics
+        self.loss, self.metrics = collection[name]["loss"].model, collection[name]["metrics"].metrics
         self.lr = lr
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        logits, _, prediction = self.classify(self.backbone(self.preprocessor(batch["raw"])))
-        loss = self.loss(logits, batch["targets"])
-        self.metrics.update(prediction, batch["targets"])
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(logits))
+    def log_loss(self, loss: torch.Tensor, batch_size: int) -> torch.Tensor:
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=batch_size)
         return loss
 
     def on_train_epoch_end(self) -> None:
@@ -90,58 +87,47 @@ class PlainClassification(pl.LightningModule):
         return torch.optim.AdamW(self.parameters(), lr=self.lr)
 
 
-class PlainDetection(pl.LightningModule):
-    """The detection task written by hand: the same modules, losses and metric, called in order."""
+class PlainClassification(_PlainTask):
+    """The classification task written by hand."""
 
     def __init__(self, collection: Any, lr: float) -> None:
-        super().__init__()
+        super().__init__(collection, lr, "classification")
+        self.classify = collection["classification"]["classify"].model
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        logits, _, prediction = self.classify(self.backbone(self.preprocessor(batch["raw"])))
+        self.metrics.update(prediction, batch["targets"])
+        return self.log_loss(self.loss(logits, batch["targets"]), len(logits))
+
+
+class PlainDetection(_PlainTask):
+    """The detection task written by hand."""
+
+    def __init__(self, collection: Any, lr: float) -> None:
+        super().__init__(collection, lr, "detection")
         head = collection["detection"]
-        self.preprocessor, self.backbone = collection["preprocessor"].model, collection["backbone"].model
         self.neck, self.detect, self.decode = head["neck"].model, head["detect"].model, head["decode"].model
-        self.loss, self.metrics = head["loss"].model, head["metrics"].metrics
-        self.lr = lr
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         heatmap, distances = self.detect(self.neck(*self.backbone(self.preprocessor(batch["raw"]))))
         boxes, scores, labels = self.decode(heatmap, distances)
         loss_heatmap, loss_box = self.loss(heatmap, distances, batch["target_boxes"], batch["target_labels"])
         self.metrics.update(boxes, scores, labels, batch["target_boxes"], batch["target_labels"])
-        loss = loss_heatmap + loss_box
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(heatmap))
-        return loss
-
-    def on_train_epoch_end(self) -> None:
-        self.metrics.compute()
-        self.metrics.reset()
-
-    def configure_optimizers(self) -> Any:
-        return torch.optim.AdamW(self.parameters(), lr=self.lr)
+        return self.log_loss(loss_heatmap + loss_box, len(heatmap))
 
 
-class PlainSegmentation(pl.LightningModule):
-    """The segmentation task written by hand: the same modules, loss and metrics, called in order."""
+class PlainSegmentation(_PlainTask):
+    """The segmentation task written by hand."""
 
     def __init__(self, collection: Any, lr: float) -> None:
-        super().__init__()
+        super().__init__(collection, lr, "segmentation")
         head = collection["segmentation"]
-        self.preprocessor, self.backbone = collection["preprocessor"].model, collection["backbone"].model
         self.neck, self.classify = head["neck"].model, head["classify"].model
-        self.loss, self.metrics = head["loss"].model, head["metrics"].metrics
-        self.lr = lr
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         logits, _, mask = self.classify(self.neck(*self.backbone(self.preprocessor(batch["raw"]))))
-        loss = self.loss(logits, batch["targets"])
         self.metrics.update(mask, batch["targets"])
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(logits))
-        return loss
-
-    def on_train_epoch_end(self) -> None:
-        self.metrics.compute()
-        self.metrics.reset()
-
-    def configure_optimizers(self) -> Any:
-        return torch.optim.AdamW(self.parameters(), lr=self.lr)
+        return self.log_loss(self.loss(logits, batch["targets"]), len(logits))
 
 
 class _EpochTimer(pl.Callback):
