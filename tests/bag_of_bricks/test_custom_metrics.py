@@ -117,6 +117,7 @@ def test_mean_iou_equals_scikit_learn_on_masks_with_ignored_pixels_and_from_scor
         (torch.tensor([[0, 1]]), torch.tensor([[1, 3]]), "targets hold 3, expected class indices 0 .. 2 or 255 (ignored)"),
         (torch.tensor([[0, 1]]), torch.tensor([[-1, 0]]), "targets hold -1, expected class indices 0 .. 2"),
         (torch.tensor([[0, 5]]), torch.tensor([[0, 0]]), "predictions hold 5"),
+        (torch.tensor([[0, 255]]), torch.tensor([[0, 0]]), "predictions hold 255, expected class indices 0 .. 2;"),
         (torch.tensor([[0, 1]]), torch.tensor([[0.0, 1.0]]), "targets must be class indices (an integer tensor)"),
         (torch.tensor([[0, 1, 1]]), torch.tensor([[0, 1]]), "predictions of shape (1, 3) do not fit targets of shape (1, 2)"),
         (torch.rand(1, 2, 4), torch.tensor([[0, 1, 1, 0]]), "float scores with 3 classes on axis 1"),

@@ -155,15 +155,15 @@ def check_class_indices(
             f"{metric}: predictions of shape {tuple(preds.shape)} do not fit targets of shape {tuple(target.shape)}; "
             f"expected class indices of the targets' shape, or float scores with {num_classes} classes on axis 1."
         )
-    checked = [("targets", target)]
+    checked = [("targets", target, ignore_index)]  # the ignored index marks targets only: a prediction is a class
     if not preds.is_floating_point():
-        checked.append(("predictions", preds))
-    for name, values in checked:
+        checked.append(("predictions", preds, None))
+    for name, values, ignored_value in checked:
         outside = (values < 0) | (values >= num_classes)
-        if ignore_index is not None:
-            outside &= values != ignore_index
+        if ignored_value is not None:
+            outside &= values != ignored_value
         if bool(outside.any()):
-            ignored = "" if ignore_index is None else f" or {ignore_index} (ignored)"
+            ignored = "" if ignored_value is None else f" or {ignored_value} (ignored)"
             raise BrickError(
                 f"{metric}: {name} hold {int(values[outside][0])}, expected class indices 0 .. {num_classes - 1}{ignored}; "
                 f"is num_classes={num_classes} right?"
