@@ -25,12 +25,17 @@ from torchbricks.configuration import compose_config, create_brick_collection, i
 DDP_JOB = Path(__file__).parent / "ddp_job.py"
 
 
-def run_ddp_job(path_experiments: Path, devices: int) -> dict[str, Any]:
-    name = f"devices_{devices}"
-    completed = run_command([sys.executable, str(DDP_JOB), str(path_experiments), name, str(devices)], timeout=600)
+def run_ddp_job(path_experiments: Path, devices: int, num_samples: int = 96, loaders: str = "plain") -> dict[str, Any]:
+    completed = start_ddp_job(path_experiments, devices, num_samples, loaders)
     assert completed.returncode == 0, completed.stderr[-3000:]
-    path = path_experiments / name
+    path = path_experiments / f"{loaders}_{num_samples}_devices_{devices}"
     return {file.stem: json.loads(file.read_text()) for file in path.glob("*.json")}
+
+
+def start_ddp_job(path_experiments: Path, devices: int, num_samples: int, loaders: str) -> subprocess.CompletedProcess[str]:
+    name = f"{loaders}_{num_samples}_devices_{devices}"
+    arguments = [sys.executable, str(DDP_JOB), str(path_experiments), name, str(devices), str(num_samples), loaders]
+    return run_command(arguments, timeout=600)
 
 
 @pytest.mark.slow
@@ -45,6 +50,30 @@ def test_metrics_on_two_ddp_processes_agree_with_one_process(tmp_path: Path) -> 
     assert two["metrics_test"]["accuracy"] == pytest.approx(one["metrics_test"]["accuracy"])
     # Training ran on both processes and validation metrics were synchronised too.
     assert sum(map(sum, two["metrics_validation"]["confusion_matrix"])) == 96
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loaders", ["unpadded", "datamodule"])
+def test_an_odd_number_of_samples_on_two_processes_is_counted_once(tmp_path: Path, loaders: str) -> None:
+    # 95 samples on 2 processes: Lightning's DistributedSampler would evaluate one of them twice (96 counted).
+    one = run_ddp_job(tmp_path, devices=1, num_samples=95, loaders=loaders)
+    two = run_ddp_job(tmp_path, devices=2, num_samples=95, loaders=loaders)
+
+    for split in ("test", "validation"):
+        assert sum(map(sum, two[f"metrics_{split}"]["confusion_matrix"])) == 95, split
+    assert two["metrics_test"]["confusion_matrix"] == one["metrics_test"]["confusion_matrix"]
+    assert two["metrics_test"]["accuracy"] == pytest.approx(one["metrics_test"]["accuracy"])
+
+
+@pytest.mark.slow
+def test_a_loader_that_would_repeat_samples_on_two_processes_fails_loudly(tmp_path: Path) -> None:
+    completed = start_ddp_job(tmp_path, devices=2, num_samples=95, loaders="plain")
+
+    assert completed.returncode != 0
+    assert "DataError: The test loader 0 has 95 samples on 2 processes" in completed.stderr
+    assert "repeats 1 of them" in completed.stderr
+    assert "UnpaddedDistributedSampler" in completed.stderr
+    assert not (tmp_path / "plain_95_devices_2" / "metrics_test.json").exists()  # no figure was written
 
 
 def run_command(arguments: list[str], timeout: float, terminal: bool = False) -> subprocess.CompletedProcess[str]:

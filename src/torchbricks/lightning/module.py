@@ -32,6 +32,7 @@ from torchbricks.errors import BrickError, UnknownMetricError, did_you_mean
 from torchbricks.lightning._epoch_values import LossMeans, metric_value_names, summarize_metrics
 from torchbricks.lightning.experiment_files import create_experiment_file_callbacks, to_json
 from torchbricks.lightning.optimizers import bind_training_budget
+from torchbricks.lightning.samplers import check_evaluation_loaders
 from torchbricks.loss_balancing import FixedWeights, LossBalancer
 from torchbricks.tags import VISUALIZATION, Stage, TagsLike
 
@@ -210,10 +211,14 @@ class LightningBrickCollection(pl.LightningModule):
         self._loss_means[Stage.TRAIN].reset()
 
     def on_validation_epoch_start(self) -> None:
+        if self.trainer.world_size > 1:  # the same decision on every process: all raise, none waits for the others
+            check_evaluation_loaders(self.trainer.val_dataloaders, "validation")
         self.stage_collection(Stage.VALIDATION).reset_metrics()
         self._loss_means[Stage.VALIDATION].reset()
 
     def on_test_epoch_start(self) -> None:
+        if self.trainer.world_size > 1:
+            check_evaluation_loaders(self.trainer.test_dataloaders, "test")
         self.stage_collection(Stage.TEST).reset_metrics()
         self._loss_means[Stage.TEST].reset()
 

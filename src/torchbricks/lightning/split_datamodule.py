@@ -10,6 +10,8 @@ from torch.utils.data import DataLoader
 
 from torchbricks._extras import require
 from torchbricks.datasets.tiled import TiledDataset
+from torchbricks.errors import DataError
+from torchbricks.lightning.samplers import UnpaddedDistributedSampler, distributed_world
 
 require("pytorch_lightning", "lightning")
 import pytorch_lightning as pl  # noqa: E402 (after `require`, so a missing extra names what to install)
@@ -29,7 +31,8 @@ def cap_num_workers(num_workers: int) -> int:
 
 class SplitDataModule(pl.LightningDataModule):
     """Serves `self.datasets["train" | "validation" | "test"]`, built by `create_datasets` in `setup` (and by the
-    loaders when called outside a Trainer); prediction runs on the test split.
+    loaders when called outside a Trainer); prediction runs on the test split. On several processes the validation,
+    test and predict loaders read every sample exactly once (`UnpaddedDistributedSampler`).
 
     Args:
         batch_size: Samples per batch.
@@ -76,7 +79,16 @@ class SplitDataModule(pl.LightningDataModule):
         self.prepare_datasets()
         dataset = self.datasets[split]
         # Tiles are shuffled a few images at a time, so each image is decoded once per epoch, not once per tile.
-        sampler = dataset.train_sampler() if shuffle and isinstance(dataset, TiledDataset) else None
+        sampler: Any = dataset.train_sampler() if shuffle and isinstance(dataset, TiledDataset) else None
+        processes = distributed_world()[0]
+        if not shuffle and processes > 1:  # evaluation on several processes: every sample once, none repeated
+            if len(dataset) < processes:
+                raise DataError(
+                    f"{type(self).__name__}: the {split} split has {len(dataset)} sample(s) for {processes} processes; "
+                    f"each process needs at least one. Give the {split} split at least {processes} samples or train "
+                    "on fewer processes (trainer.devices, trainer.num_nodes)."
+                )
+            sampler = UnpaddedDistributedSampler(dataset)
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
