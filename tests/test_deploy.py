@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from torchbricks.deploy import METADATA_FORMAT, OnnxPredictor, metadata_path, resize_image, resize_mask
+from torchbricks.deploy import METADATA_FORMAT, OnnxPredictor, metadata_path, read_image, resize_image, resize_mask
 from torchbricks.errors import BrickError
 
 SRC = Path(__file__).parent.parent / "src"
@@ -99,6 +99,23 @@ def test_resize_mask_takes_the_pixel_under_each_centre_like_torch_nearest_exact(
     expected = torch.nn.functional.interpolate(torch.from_numpy(mask).float()[None, None], size=size, mode="nearest-exact")
 
     np.testing.assert_array_equal(resize_mask(mask, size), expected[0, 0].long().numpy())
+
+
+def test_read_image_turns_a_phone_photo_upright_and_names_a_bad_file(tmp_path: Path) -> None:
+    from PIL import Image
+
+    upright = np.zeros((20, 30, 3), dtype=np.uint8)
+    upright[2:8, 3:12] = 255  # a block in the top-left corner as shown
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned a quarter anticlockwise; the tag says to turn it back
+    Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90).save(tmp_path / "photo.png", exif=exif)
+    (tmp_path / "notes.png").write_text("not an image")
+
+    np.testing.assert_array_equal(read_image(tmp_path / "photo.png"), upright)
+    with pytest.raises(BrickError, match=r"read_image: '.*missing\.jpg' does not exist"):
+        read_image(tmp_path / "missing.jpg")
+    with pytest.raises(BrickError, match=r"read_image: '.*notes\.png' cannot be read as an image"):
+        read_image(tmp_path / "notes.png")
 
 
 def test_the_runtime_imports_where_torch_cannot_be_imported() -> None:

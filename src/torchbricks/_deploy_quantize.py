@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from torchbricks._extras import require
-from torchbricks.deploy import INPUT_NAME, resize_image
+from torchbricks.deploy import INPUT_NAME, read_image, resize_image
 from torchbricks.errors import BrickError
 from torchbricks.tags import METRIC
 from torchbricks.trained_experiment import TrainedExperiment
@@ -139,13 +139,10 @@ def _dataset_images(data_module: Any, split: str, limit: int | None) -> Iterator
 
 
 def _folder_images(folder: Path, size: tuple[int, int]) -> list[np.ndarray]:
-    from PIL import Image
-
     images = []
     for path in sorted(folder.iterdir()):
         if path.suffix.lower() in IMAGE_SUFFIXES:
-            with Image.open(path) as image:
-                images.append(resize_image(np.asarray(image.convert("RGB")), size).transpose(2, 0, 1).copy())
+            images.append(resize_image(read_image(path), size).transpose(2, 0, 1).copy())
     return images
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from torchbricks._extras import require
+from torchbricks.datasets._reading import exif_orientation, upright
 from torchbricks.datasets.readers import IMAGE_EXTENSIONS
 from torchbricks.errors import BrickError
 
@@ -166,4 +167,5 @@ class ImageSourceDataset:
         with Image.open(item.path) as image:
             if item.frame is not None:
                 image.seek(item.frame)
-            return np.array(image.convert("RGB"))  # a writable copy: torch.from_numpy warns on read-only arrays
+            # upright, as the job read its training images; a writable copy: torch.from_numpy warns on read-only arrays
+            return np.array(upright(image.convert("RGB"), exif_orientation(image)))

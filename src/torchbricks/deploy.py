@@ -9,8 +9,10 @@ size (the scaling to [0, 1] and the normalization are inside) and returns each h
 image's results back at the image's own size:
 
     predictor = OnnxPredictor("model.onnx")
-    results = predictor.predict([image])  # image: uint8 numpy array [H, W, 3]
+    results = predictor.predict([read_image("photo.jpg")])  # or any uint8 numpy array [H, W, 3]
     results[0]["detection"]["boxes"]      # [N, 4] x_min, y_min, x_max, y_max in the image's pixels
+
+`read_image` reads a file upright, as its EXIF orientation says and as training read its images.
 
 This module imports no torchbricks module that imports torch, so it runs where torch is not installed.
 """
@@ -25,6 +27,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from torchbricks._exif import exif_orientation, upright
 from torchbricks.errors import BrickError
 
 __all__ = [
@@ -33,6 +36,7 @@ __all__ = [
     "METADATA_FORMAT",
     "OnnxPredictor",
     "metadata_path",
+    "read_image",
     "resize_image",
     "resize_mask",
 ]
@@ -71,6 +75,24 @@ def metadata_path(path_onnx: Path | str) -> Path:
     """
     path_onnx = Path(path_onnx)
     return path_onnx.with_name(f"{path_onnx.name}.json")
+
+
+def read_image(path: Path | str) -> np.ndarray:
+    """An image file as a uint8 RGB array [H, W, 3], upright as its EXIF orientation says (as training reads it).
+
+    Photographs from phones are often stored sideways with a tag saying so; read without it, their boxes would
+    come back in the sideways picture's pixels.
+
+    Raises:
+        BrickError: The file does not exist or is not an image Pillow can read.
+    """
+    try:
+        with Image.open(path) as image:
+            return np.asarray(upright(image.convert("RGB"), exif_orientation(image)))
+    except FileNotFoundError as error:
+        raise BrickError(f"read_image: {str(path)!r} does not exist.") from error
+    except OSError as error:
+        raise BrickError(f"read_image: {str(path)!r} cannot be read as an image: {error}") from error
 
 
 def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -1,5 +1,11 @@
 """The plumbing every reader of image data shares: the data errors, where problems go, decoding an image file and
-running a `torchvision.transforms.v2` transform over a sample."""
+running a `torchvision.transforms.v2` transform over a sample.
+
+Every image is read upright, as viewers, browsers, labelling tools and Ultralytics show it: a photograph whose EXIF
+`Orientation` says the camera was turned (phones store them sideways and say so) is turned back when decoded, and its
+size is the upright size (`torchbricks._exif`). Boxes, masks and predictions therefore refer to the picture a person
+saw when labelling it.
+"""
 
 from __future__ import annotations
 
@@ -10,22 +16,27 @@ from typing import Any, TypeVar
 import torch
 from PIL import Image
 
+from torchbricks._exif import EXIF_ORIENTATION, exif_orientation, upright, upright_size
 from torchbricks._extras import require
 from torchbricks.errors import DataError
 
 __all__ = [
     "BOX_TOLERANCE",
+    "EXIF_ORIENTATION",
     "IMAGE_EXTENSIONS",
     "DataError",
     "DataProblems",
     "Transform",
     "apply_transform",
+    "exif_orientation",
     "image_file_size",
     "image_files",
     "load_rgb",
     "problems_or_raise",
     "to_image",
     "torchvision_parts",
+    "upright",
+    "upright_size",
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -85,9 +96,10 @@ def image_files(folder: Path) -> list[Path]:
 
 
 def load_rgb(path: Path) -> Image.Image:
+    """The image file as an upright RGB picture (see the module docstring)."""
     try:
         with Image.open(path) as image:
-            return image.convert("RGB")
+            return upright(image.convert("RGB"), exif_orientation(image))
     except FileNotFoundError as error:
         raise DataError(f"Image {str(path)!r} does not exist.") from error
     except OSError as error:
@@ -95,10 +107,10 @@ def load_rgb(path: Path) -> Image.Image:
 
 
 def image_file_size(path: Path) -> tuple[int, int]:
-    """(width, height) from the file's header."""
+    """(width, height) of the upright image, from the file's header."""
     try:
         with Image.open(path) as image:
-            return image.size
+            return upright_size(image)
     except OSError as error:
         raise DataError(f"Image {str(path)!r} cannot be read: {error}") from error
 

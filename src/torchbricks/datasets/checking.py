@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from torchbricks._conventions import IGNORE_INDEX
+from torchbricks.datasets._reading import upright_size
 from torchbricks.datasets.detection_layouts import (
     DETECTION_LAYOUTS,
     LAYOUT_EXPECTS,
@@ -109,13 +110,13 @@ class DataReport:
 
 
 def decode_image(path: Path) -> tuple[tuple[int, int], str] | str:
-    """Fully decodes an image file: its size (width, height) and a digest of its pixels, or what is wrong with it."""
+    """Fully decodes an image file: its upright size (width, height) and a digest of its pixels, or what is wrong with it."""
     try:
         with Image.open(path) as image:
             image.verify()
         with Image.open(path) as image:
             image.load()
-            return image.size, hashlib.sha1(image.tobytes()).hexdigest()
+            return upright_size(image), hashlib.sha1(image.tobytes()).hexdigest()
     except FileNotFoundError:
         return f"Image {str(path)!r} does not exist."
     except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError, struct.error... for a broken file

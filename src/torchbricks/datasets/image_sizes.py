@@ -19,6 +19,7 @@ from typing import Any
 
 from PIL import Image
 
+from torchbricks.datasets._reading import upright_size
 from torchbricks.datasets.readers import IMAGE_EXTENSIONS, DataError
 from torchbricks.errors import ConfigError, did_you_mean
 
@@ -193,7 +194,7 @@ def _spread(items: list[Any], count: int) -> list[Any]:
 def _header_size(path: Path) -> tuple[int, int]:
     try:
         with Image.open(path) as image:  # reads the header only
-            width, height = image.size
+            width, height = upright_size(image)
     except OSError as error:
         raise DataError(f"Image {str(path)!r} cannot be read: {error}") from error
     return height, width

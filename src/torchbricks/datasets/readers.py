@@ -43,12 +43,14 @@ from torchbricks.datasets._reading import (
     DataProblems,
     Transform,
     apply_transform,
+    exif_orientation,
     image_file_size,
     image_files,
     load_rgb,
     problems_or_raise,
     to_image,
     torchvision_parts,
+    upright,
 )
 from torchbricks.datasets.boxes import (
     BoxDataset,
@@ -279,7 +281,8 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
 def read_mask(path: Path) -> np.ndarray:
     """A class mask file as int64 [H, W] (palette images keep their indices, others are read as grey levels)."""
     with Image.open(path) as mask_file:
-        return np.asarray(mask_file.convert("L") if mask_file.mode not in ("L", "P") else mask_file).astype(np.int64)
+        values = mask_file.convert("L") if mask_file.mode not in ("L", "P") else mask_file
+        return np.asarray(upright(values, exif_orientation(mask_file))).astype(np.int64)  # upright, as its image
 
 
 def mask_value_problem(mask: np.ndarray, num_classes: int, path: Path) -> str | None:

@@ -1,0 +1,118 @@
+"""Images are read upright, as their EXIF orientation says: photographs from phones are stored sideways."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from torchbricks._image_sources import ImageSource, ImageSourceDataset
+from torchbricks.datasets._reading import EXIF_ORIENTATION, image_file_size, load_rgb
+from torchbricks.datasets.checking import decode_image
+from torchbricks.datasets.coco import CocoDataset
+from torchbricks.datasets.image_sizes import read_image_sizes
+from torchbricks.datasets.readers import DataError, read_mask
+from torchbricks.datasets.yolo import YoloDataset
+
+# How a camera stores a picture that EXIF orientation k turns upright: the inverse of the turn the tag asks for.
+STORED = {
+    1: None,
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_90,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_270,
+}
+
+
+def upright_picture(mode: str = "RGB") -> Image.Image:
+    """30 wide, 20 high, a block in the top-left corner: every turn and mirror of it differs."""
+    array = np.zeros((20, 30, 3), dtype=np.uint8)
+    array[2:8, 3:12] = (250, 20, 20)
+    array[15:19, 25:29] = (20, 20, 250)
+    picture = Image.fromarray(array)
+    return picture if mode == "RGB" else picture.convert(mode)
+
+
+def save_as_camera(picture: Image.Image, path: Path, orientation: int, **options: object) -> None:
+    method = STORED[orientation]
+    stored = picture if method is None else picture.transpose(method)
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = orientation
+    stored.save(path, exif=exif, **options)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_is_read_upright_by_training_prediction_and_the_checks(tmp_path: Path, orientation: int) -> None:
+    path = tmp_path / "photo.png"
+    save_as_camera(upright_picture(), path, orientation)
+    expected = np.asarray(upright_picture())
+
+    assert np.array_equal(np.asarray(load_rgb(path)), expected)
+    assert image_file_size(path) == (30, 20)
+    _, array, reason = ImageSourceDataset([ImageSource(path)])[0]
+    assert reason == ""
+    assert np.array_equal(array, expected)  # what `predict` reads
+    decoded = decode_image(path)
+    assert not isinstance(decoded, str)
+    assert decoded[0] == (30, 20)  # what `torchbricks check-data` compares with the annotations
+
+
+def test_a_mask_with_an_orientation_is_turned_as_its_image(tmp_path: Path) -> None:
+    path = tmp_path / "mask.png"
+    save_as_camera(upright_picture("L"), path, 6)
+
+    assert np.array_equal(read_mask(path), np.asarray(upright_picture("L")).astype(np.int64))
+
+
+def _yolo_with_a_phone_photo(root: Path) -> None:
+    for split in ("train", "val"):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "labels" / split).mkdir(parents=True)
+        save_as_camera(upright_picture(), root / "images" / split / "a.jpg", 6, quality=100)
+        # The red block as the labelling tool showed it: x 3-12, y 2-8 of the upright 30 x 20 picture.
+        (root / "labels" / split / "a.txt").write_text(f"0 {7.5 / 30} {5 / 20} {9 / 30} {6 / 20}\n")
+    (root / "data.yaml").write_text("names: [block]\n")
+
+
+def test_yolo_boxes_drawn_on_a_phone_photo_as_shown_cover_their_object(tmp_path: Path) -> None:
+    _yolo_with_a_phone_photo(tmp_path)
+
+    sample = YoloDataset(tmp_path, "train")[0]
+
+    assert tuple(sample["raw"].shape) == (3, 20, 30)
+    x_min, y_min, x_max, y_max = (round(float(value)) for value in sample["target_boxes"][0])
+    assert (x_min, y_min, x_max, y_max) == (3, 2, 12, 8)
+    inside = sample["raw"][:, y_min:y_max, x_min:x_max].mean(dim=(1, 2))
+    # red (JPEG blurs its edges): the box covers the block, not the empty corner stored there
+    assert inside[0] > 0.7
+    assert inside[2] < 0.3
+    assert read_image_sizes("yolo", tmp_path)[0] == [(20, 30)]  # (height, width) upright: the size the job chooses
+
+
+def test_annotations_made_on_the_stored_picture_are_named_with_the_reason(tmp_path: Path) -> None:
+    save_as_camera(upright_picture(), tmp_path / "a.png", 6)  # stored 20 x 30, shown 30 x 20
+    image = {"id": 1, "file_name": "a.png", "width": 20, "height": 30}
+    category = {"id": 1, "name": "block"}
+    document = {"images": [image], "annotations": [], "categories": [category]}
+    (tmp_path / "train.json").write_text(json.dumps(document))
+
+    with pytest.raises(DataError, match=r"a\.png' is 30x20; .* says 20x30\. The sides are swapped: .* EXIF orientation"):
+        CocoDataset(tmp_path / "train.json")[0]
+
+
+def test_sides_swapped_without_an_orientation_get_no_exif_hint(tmp_path: Path) -> None:
+    upright_picture().save(tmp_path / "a.png")
+    image = {"id": 1, "file_name": "a.png", "width": 20, "height": 30}
+    document = {"images": [image], "annotations": [], "categories": [{"id": 1, "name": "block"}]}
+    (tmp_path / "train.json").write_text(json.dumps(document))
+
+    with pytest.raises(DataError) as raised:
+        CocoDataset(tmp_path / "train.json")[0]
+    assert "30x20" in str(raised.value)
+    assert "EXIF" not in str(raised.value)
