@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from torchbricks._extras import require
-from torchbricks.datasets._reading import exif_orientation, upright
+from torchbricks._pictures import rgb_as_shown
 from torchbricks.datasets.readers import IMAGE_EXTENSIONS
 from torchbricks.errors import BrickError
 
@@ -167,5 +167,5 @@ class ImageSourceDataset:
         with Image.open(item.path) as image:
             if item.frame is not None:
                 image.seek(item.frame)
-            # upright, as the job read its training images; a writable copy: torch.from_numpy warns on read-only arrays
-            return np.array(upright(image.convert("RGB"), exif_orientation(image)))
+            # as the job read its training images; a writable copy: torch.from_numpy warns on read-only arrays
+            return np.array(rgb_as_shown(image))

@@ -12,7 +12,8 @@ image's results back at the image's own size:
     results = predictor.predict([read_image("photo.jpg")])  # or any uint8 numpy array [H, W, 3]
     results[0]["detection"]["boxes"]      # [N, 4] x_min, y_min, x_max, y_max in the image's pixels
 
-`read_image` reads a file upright, as its EXIF orientation says and as training read its images.
+`read_image` reads a file as training read its images: upright as its EXIF orientation says, 16-bit images by their
+upper 8 bits.
 
 This module imports no torchbricks module that imports torch, so it runs where torch is not installed.
 """
@@ -27,8 +28,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from torchbricks._exif import exif_orientation, upright
-from torchbricks.errors import BrickError
+from torchbricks._pictures import rgb_as_shown
+from torchbricks.errors import BrickError, DataError
 
 __all__ = [
     "DEPLOY_OUTPUTS",
@@ -78,21 +79,24 @@ def metadata_path(path_onnx: Path | str) -> Path:
 
 
 def read_image(path: Path | str) -> np.ndarray:
-    """An image file as a uint8 RGB array [H, W, 3], upright as its EXIF orientation says (as training reads it).
+    """An image file as a uint8 RGB array [H, W, 3] as training reads it: upright as its EXIF orientation says, a
+    16-bit image by its upper 8 bits (`torchbricks._pictures.rgb_as_shown`).
 
     Photographs from phones are often stored sideways with a tag saying so; read without it, their boxes would
     come back in the sideways picture's pixels.
 
     Raises:
-        BrickError: The file does not exist or is not an image Pillow can read.
+        BrickError: The file does not exist or is not an image Pillow can read (`DataError`: a floating-point image).
     """
     try:
         with Image.open(path) as image:
-            return np.asarray(upright(image.convert("RGB"), exif_orientation(image)))
+            return np.asarray(rgb_as_shown(image))
     except FileNotFoundError as error:
         raise BrickError(f"read_image: {str(path)!r} does not exist.") from error
     except OSError as error:
         raise BrickError(f"read_image: {str(path)!r} cannot be read as an image: {error}") from error
+    except DataError as error:
+        raise DataError(f"read_image: {str(path)!r}: {error}") from error
 
 
 def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -3,7 +3,7 @@ running a `torchvision.transforms.v2` transform over a sample.
 
 Every image is read upright, as viewers, browsers, labelling tools and Ultralytics show it: a photograph whose EXIF
 `Orientation` says the camera was turned (phones store them sideways and say so) is turned back when decoded, and its
-size is the upright size (`torchbricks._exif`). Boxes, masks and predictions therefore refer to the picture a person
+size is the upright size (`torchbricks._pictures`). Boxes, masks and predictions therefore refer to the picture a person
 saw when labelling it.
 """
 
@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 import torch
 from PIL import Image
 
-from torchbricks._exif import EXIF_ORIENTATION, exif_orientation, upright, upright_size
 from torchbricks._extras import require
+from torchbricks._pictures import EXIF_ORIENTATION, exif_orientation, rgb_as_shown, upright, upright_size
 from torchbricks.errors import DataError
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "image_files",
     "load_rgb",
     "problems_or_raise",
+    "rgb_as_shown",
     "to_image",
     "torchvision_parts",
     "upright",
@@ -96,14 +97,16 @@ def image_files(folder: Path) -> list[Path]:
 
 
 def load_rgb(path: Path) -> Image.Image:
-    """The image file as an upright RGB picture (see the module docstring)."""
+    """The image file as the upright 8-bit RGB picture a viewer shows (`torchbricks._pictures.rgb_as_shown`)."""
     try:
         with Image.open(path) as image:
-            return upright(image.convert("RGB"), exif_orientation(image))
+            return rgb_as_shown(image)
     except FileNotFoundError as error:
         raise DataError(f"Image {str(path)!r} does not exist.") from error
     except OSError as error:
         raise DataError(f"Image {str(path)!r} cannot be read: {error}") from error
+    except DataError as error:
+        raise DataError(f"Image {str(path)!r}: {error}") from error
 
 
 def image_file_size(path: Path) -> tuple[int, int]:

@@ -1,0 +1,89 @@
+"""Image files as viewers show them (numpy and Pillow only: `torchbricks.deploy` uses it without torch).
+
+Upright: phones and many cameras store a photograph as the sensor saw it and note in the EXIF `Orientation` tag how
+to turn (and mirror) it; viewers, browsers, labelling tools and Ultralytics show it turned. Eight bits: a 16-bit
+image (microscopy, thermal, some satellite and medical files) keeps its upper 8 bits, as OpenCV and Ultralytics
+read it, instead of Pillow's RGB conversion, which clips every value above 255 to white. torchbricks reads every
+image this way (`rgb_as_shown`), for training, evaluation, prediction and the checks alike, so boxes and masks refer
+to the picture a person saw when labelling it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from torchbricks.errors import DataError
+
+__all__ = ["EXIF_ORIENTATION", "exif_orientation", "rgb_as_shown", "upright", "upright_size"]
+
+EXIF_ORIENTATION = 0x0112
+"""The EXIF tag saying how the stored picture must be turned (and mirrored) to be upright: 1 (as stored) to 8."""
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def exif_orientation(image: Image.Image) -> int:
+    """The image's EXIF orientation (1 to 8), 1 without one or with a value outside them (read from the header).
+
+    Example:
+        >>> exif_orientation(Image.new("RGB", (4, 2)))
+        1
+    """
+    try:
+        orientation = int(image.getexif().get(EXIF_ORIENTATION, 1))
+    except Exception:  # a broken EXIF block: Pillow raises SyntaxError, struct.error, ValueError...
+        return 1
+    return orientation if orientation in _UPRIGHT else 1
+
+
+def upright(image: Image.Image, orientation: int) -> Image.Image:
+    """`image` turned as EXIF `orientation` says (the same image for 1).
+
+    Example:
+        >>> upright(Image.new("RGB", (4, 2)), 6).size  # stored 4 wide, turned a quarter: 2 wide
+        (2, 4)
+    """
+    method = _UPRIGHT.get(orientation)
+    return image if method is None else image.transpose(method)
+
+
+def upright_size(image: Image.Image) -> tuple[int, int]:
+    """(width, height) of the image as shown (orientations 5 to 8 swap the stored sides), from the header."""
+    width, height = image.size
+    return (height, width) if exif_orientation(image) >= 5 else (width, height)
+
+
+def rgb_as_shown(image: Image.Image) -> Image.Image:
+    """An opened image file as the 8-bit RGB picture a viewer shows: upright, 16-bit values reduced to their upper
+    8 bits (see the module docstring).
+
+    Example:
+        >>> sixteen_bits = Image.fromarray(np.array([[0, 256, 65535]], dtype=np.uint16))
+        >>> np.asarray(rgb_as_shown(sixteen_bits))[0, :, 0].tolist()  # Pillow's own conversion: [0, 255, 255]
+        [0, 1, 255]
+
+    Raises:
+        DataError: A floating-point image, or 32-bit integers outside 0-65535: no range says what is black and white.
+    """
+    orientation = exif_orientation(image)
+    if image.mode.startswith("I;16") or image.mode == "I":
+        values = np.asarray(image).astype(np.int64)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise DataError(
+                f"A {image.mode} image with values {values.min()} to {values.max()}: only 8- and 16-bit images have a "
+                "range that says what is black and white. Convert it to 8 or 16 bits."
+            )
+        image = Image.fromarray((values >> 8).astype(np.uint8))
+    elif image.mode == "F":
+        raise DataError(
+            "A floating-point (mode F) image has no range that says what is black and white. Convert it to 8 or 16 bits."
+        )
+    return upright(image.convert("RGB"), orientation)

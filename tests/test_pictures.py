@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from torchbricks._image_sources import ImageSource, ImageSourceDataset
+from torchbricks._pictures import rgb_as_shown
+from torchbricks.datasets._reading import load_rgb
+from torchbricks.deploy import read_image
+from torchbricks.errors import DataError
+
+
+def test_a_16_bit_image_keeps_its_upper_8_bits_everywhere_it_is_read(tmp_path: Path) -> None:
+    values = np.arange(20 * 30, dtype=np.uint16).reshape(20, 30) * 109  # 0 to 65291
+    Image.fromarray(values).save(tmp_path / "scan.png")
+    expected = np.repeat((values >> 8).astype(np.uint8)[..., None], 3, axis=-1)
+    with Image.open(tmp_path / "scan.png") as image:
+        assert image.mode.startswith("I;16")  # what Pillow makes of a 16-bit PNG
+        assert (np.asarray(image.convert("RGB")) == 255).mean() > 0.9  # Pillow's conversion: nearly all white
+
+    assert np.array_equal(np.asarray(load_rgb(tmp_path / "scan.png")), expected)  # training and evaluation
+    assert np.array_equal(read_image(tmp_path / "scan.png"), expected)  # torchbricks.deploy
+    _, array, reason = ImageSourceDataset([ImageSource(tmp_path / "scan.png")])[0]  # predict
+    assert reason == ""
+    assert np.array_equal(array, expected)
+
+
+def test_32_bit_integers_within_16_bits_read_as_16_bits() -> None:
+    image = Image.fromarray(np.array([[0, 255, 256, 65535]], dtype=np.int32), mode="I")
+
+    assert np.asarray(rgb_as_shown(image))[0, :, 1].tolist() == [0, 0, 1, 255]
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        (Image.fromarray(np.array([[0.0, 0.5]], dtype=np.float32), mode="F"), r"floating-point \(mode F\) image"),
+        (Image.fromarray(np.array([[-1, 70000]], dtype=np.int32), mode="I"), r"I image with values -1 to 70000"),
+    ],
+)
+def test_an_image_without_a_known_range_is_refused(image: Image.Image, message: str) -> None:
+    with pytest.raises(DataError, match=message):
+        rgb_as_shown(image)
+
+
+def test_a_float_file_is_named_by_the_readers(tmp_path: Path) -> None:
+    Image.fromarray(np.zeros((4, 6), dtype=np.float32), mode="F").save(tmp_path / "depth.tif")
+
+    with pytest.raises(DataError, match=r"Image '.*depth\.tif': A floating-point"):
+        load_rgb(tmp_path / "depth.tif")
+    with pytest.raises(DataError, match=r"read_image: '.*depth\.tif': A floating-point"):
+        read_image(tmp_path / "depth.tif")
+    _, array, reason = ImageSourceDataset([ImageSource(tmp_path / "depth.tif")])[0]
+    assert array is None
+    assert reason.startswith("DataError: A floating-point")
