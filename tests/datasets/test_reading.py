@@ -11,7 +11,7 @@ from PIL import Image
 
 from torchbricks._image_sources import ImageSource, ImageSourceDataset
 from torchbricks.datasets._reading import EXIF_ORIENTATION, image_file_size, load_rgb
-from torchbricks.datasets.checking import decode_image
+from torchbricks.datasets.checking import check_data, decode_image
 from torchbricks.datasets.coco import CocoDataset
 from torchbricks.datasets.image_sizes import read_image_sizes
 from torchbricks.datasets.readers import DataError, read_mask
@@ -61,6 +61,7 @@ def test_every_exif_orientation_is_read_upright_by_training_prediction_and_the_c
     decoded = decode_image(path)
     assert not isinstance(decoded, str)
     assert decoded[0] == (30, 20)  # what `torchbricks check-data` compares with the annotations
+    assert decoded[2] == orientation
 
 
 def test_a_mask_with_an_orientation_is_turned_as_its_image(tmp_path: Path) -> None:
@@ -74,7 +75,8 @@ def _yolo_with_a_phone_photo(root: Path) -> None:
     for split in ("train", "val"):
         (root / "images" / split).mkdir(parents=True)
         (root / "labels" / split).mkdir(parents=True)
-        save_as_camera(upright_picture(), root / "images" / split / "a.jpg", 6, quality=100)
+        picture = upright_picture() if split == "train" else upright_picture().point(lambda value: min(value + 5, 255))
+        save_as_camera(picture, root / "images" / split / "a.jpg", 6, quality=100)
         # The red block as the labelling tool showed it: x 3-12, y 2-8 of the upright 30 x 20 picture.
         (root / "labels" / split / "a.txt").write_text(f"0 {7.5 / 30} {5 / 20} {9 / 30} {6 / 20}\n")
     (root / "data.yaml").write_text("names: [block]\n")
@@ -116,3 +118,22 @@ def test_sides_swapped_without_an_orientation_get_no_exif_hint(tmp_path: Path) -
         CocoDataset(tmp_path / "train.json")[0]
     assert "30x20" in str(raised.value)
     assert "EXIF" not in str(raised.value)
+
+
+def test_check_data_says_which_images_are_read_turned(tmp_path: Path) -> None:
+    _yolo_with_a_phone_photo(tmp_path / "phone")
+    _yolo_with_a_phone_photo(tmp_path / "scanner")
+    for split in ("train", "val"):  # the same pictures without the tag
+        path = tmp_path / "scanner" / "images" / split / "a.jpg"
+        with Image.open(path) as image:
+            image.save(path, quality=100, exif=Image.Exif())
+
+    turned, plain = check_data(tmp_path / "phone"), check_data(tmp_path / "scanner")
+
+    assert turned.ok
+    assert plain.ok
+    (note,) = [note for note in turned.notes if "EXIF" in note]
+    assert note.startswith("2 images ('")
+    assert "carry an EXIF orientation and are read turned upright" in note
+    assert f"Note: {note}" in turned.render()
+    assert not [note for note in plain.notes if "EXIF" in note]

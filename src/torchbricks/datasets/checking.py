@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from torchbricks._conventions import IGNORE_INDEX
-from torchbricks.datasets._reading import upright_size
+from torchbricks.datasets._reading import exif_orientation, upright_size
 from torchbricks.datasets.detection_layouts import (
     DETECTION_LAYOUTS,
     LAYOUT_EXPECTS,
@@ -109,14 +109,15 @@ class DataReport:
         return "\n".join(lines)
 
 
-def decode_image(path: Path) -> tuple[tuple[int, int], str] | str:
-    """Fully decodes an image file: its upright size (width, height) and a digest of its pixels, or what is wrong with it."""
+def decode_image(path: Path) -> tuple[tuple[int, int], str, int] | str:
+    """Fully decodes an image file: its upright size (width, height), a digest of its pixels and its EXIF orientation
+    (1: as stored), or what is wrong with it."""
     try:
         with Image.open(path) as image:
             image.verify()
         with Image.open(path) as image:
             image.load()
-            return upright_size(image), hashlib.sha1(image.tobytes()).hexdigest()
+            return upright_size(image), hashlib.sha1(image.tobytes()).hexdigest(), exif_orientation(image)
     except FileNotFoundError:
         return f"Image {str(path)!r} does not exist."
     except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError, struct.error... for a broken file
@@ -157,6 +158,7 @@ class _Checker:
         self.problems = DataProblems(collect=True)
         self.digests: dict[str, tuple[str, Path]] = {}
         self.used: dict[Path, str] = {}
+        self.turned: list[Path] = []  # images whose EXIF orientation turns or mirrors them
 
     def image(self, split: str, path: Path) -> tuple[int, int] | None:
         """Decodes an image, noting a problem, a file used twice or identical pixels seen before."""
@@ -169,7 +171,9 @@ class _Checker:
         if isinstance(decoded, str):
             self.problems.report(decoded)
             return None
-        size, digest = decoded
+        size, digest, orientation = decoded
+        if orientation != 1:
+            self.turned.append(path)
         if digest in self.digests:
             other_split, other = self.digests[digest]
             self.problems.report(
@@ -226,6 +230,14 @@ def check_data(root: Path | str, task: str | None = None, layout: str = "auto") 
         for name in report.class_names[1:] if task == "segmentation" else report.class_names:
             if name not in report.counts.get("train", {}):
                 checker.problems.report(f"Class {name!r} has no example in the train split.")
+    if checker.turned:
+        count = len(checker.turned)
+        report.notes.append(
+            f"{count} image{'s' if count > 1 else ''} ({str(checker.turned[0])!r}{', ...' if count > 1 else ''}) "
+            f"{'carry' if count > 1 else 'carries'} an EXIF orientation and {'are' if count > 1 else 'is'} read turned "
+            "upright, as viewers, labelling tools and Ultralytics show them; boxes and masks must be drawn on the "
+            "turned picture (look at the test predictions picture after a first run)."
+        )
     report.problems = checker.problems.messages
     return report
 

@@ -6,7 +6,8 @@ gathered over the processes, count it twice (or, with `drop_last`, leave the las
 user reads would be that of another data set. `UnpaddedDistributedSampler` gives process `r` of `W` the indices
 `r, r + W, r + 2W, ...`: the shares differ by at most one sample and together they are the data set once. This is
 safe because `LightningBrickCollection` starts no collective per evaluation step (it reduces its sums and metrics
-once, at the end of the epoch), so processes with one batch more or less stay in step.
+once, at the end of the epoch), so processes with one batch more or less stay in step; every process must have a
+sample, since DDP synchronises the buffers in the first forward of an evaluation (the sampler says so otherwise).
 
 The torchbricks data modules use it for their validation, test and predict loaders; `LightningBrickCollection`
 refuses a validation or test loader whose sampler would repeat or drop samples (`check_evaluation_loaders`).
