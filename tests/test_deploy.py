@@ -112,9 +112,9 @@ def test_read_image_turns_a_phone_photo_upright_and_names_a_bad_file(tmp_path: P
     (tmp_path / "notes.png").write_text("not an image")
 
     np.testing.assert_array_equal(read_image(tmp_path / "photo.png"), upright)
-    with pytest.raises(BrickError, match=r"read_image: '.*missing\.jpg' does not exist"):
+    with pytest.raises(BrickError, match=r"Image '.*missing\.jpg' does not exist"):
         read_image(tmp_path / "missing.jpg")
-    with pytest.raises(BrickError, match=r"read_image: '.*notes\.png' cannot be read as an image"):
+    with pytest.raises(BrickError, match=r"Image '.*notes\.png' cannot be read"):
         read_image(tmp_path / "notes.png")
 
 

@@ -51,7 +51,7 @@ def test_a_float_file_is_named_by_the_readers(tmp_path: Path) -> None:
 
     with pytest.raises(DataError, match=r"Image '.*depth\.tif': A floating-point"):
         load_rgb(tmp_path / "depth.tif")
-    with pytest.raises(DataError, match=r"read_image: '.*depth\.tif': A floating-point"):
+    with pytest.raises(DataError, match=r"Image '.*depth\.tif': A floating-point"):
         read_image(tmp_path / "depth.tif")
     _, array, reason = ImageSourceDataset([ImageSource(tmp_path / "depth.tif")])[0]
     assert array is None

@@ -10,12 +10,14 @@ to the picture a person saw when labelling it.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from PIL import Image
 
 from torchbricks.errors import DataError
 
-__all__ = ["EXIF_ORIENTATION", "exif_orientation", "rgb_as_shown", "upright", "upright_size"]
+__all__ = ["EXIF_ORIENTATION", "exif_orientation", "read_rgb_as_shown", "rgb_as_shown", "upright", "upright_size"]
 
 EXIF_ORIENTATION = 0x0112
 """The EXIF tag saying how the stored picture must be turned (and mirrored) to be upright: 1 (as stored) to 8."""
@@ -87,3 +89,20 @@ def rgb_as_shown(image: Image.Image) -> Image.Image:
             "A floating-point (mode F) image has no range that says what is black and white. Convert it to 8 or 16 bits."
         )
     return upright(image.convert("RGB"), orientation)
+
+
+def read_rgb_as_shown(path: Path | str) -> Image.Image:
+    """The image file as the upright 8-bit RGB picture a viewer shows (`rgb_as_shown`).
+
+    Raises:
+        DataError: Naming the file: it does not exist, Pillow cannot read it, or it has no known range of values.
+    """
+    try:
+        with Image.open(path) as image:
+            return rgb_as_shown(image)
+    except FileNotFoundError as error:
+        raise DataError(f"Image {str(path)!r} does not exist.") from error
+    except OSError as error:
+        raise DataError(f"Image {str(path)!r} cannot be read: {error}") from error
+    except DataError as error:
+        raise DataError(f"Image {str(path)!r}: {error}") from error

@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from torchbricks._pictures import rgb_as_shown
-from torchbricks.errors import BrickError, DataError
+from torchbricks._pictures import read_rgb_as_shown
+from torchbricks.errors import BrickError
 
 __all__ = [
     "DEPLOY_OUTPUTS",
@@ -86,17 +86,9 @@ def read_image(path: Path | str) -> np.ndarray:
     come back in the sideways picture's pixels.
 
     Raises:
-        BrickError: The file does not exist or is not an image Pillow can read (`DataError`: a floating-point image).
+        DataError: Naming the file: it does not exist, Pillow cannot read it, or it is a floating-point image.
     """
-    try:
-        with Image.open(path) as image:
-            return np.asarray(rgb_as_shown(image))
-    except FileNotFoundError as error:
-        raise BrickError(f"read_image: {str(path)!r} does not exist.") from error
-    except OSError as error:
-        raise BrickError(f"read_image: {str(path)!r} cannot be read as an image: {error}") from error
-    except DataError as error:
-        raise DataError(f"read_image: {str(path)!r}: {error}") from error
+    return np.asarray(read_rgb_as_shown(path))
 
 
 def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

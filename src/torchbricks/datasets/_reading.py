@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from torchbricks._extras import require
-from torchbricks._pictures import EXIF_ORIENTATION, exif_orientation, rgb_as_shown, upright, upright_size
+from torchbricks._pictures import EXIF_ORIENTATION, exif_orientation, read_rgb_as_shown, rgb_as_shown, upright, upright_size
 from torchbricks.errors import DataError
 
 __all__ = [
@@ -98,15 +98,7 @@ def image_files(folder: Path) -> list[Path]:
 
 def load_rgb(path: Path) -> Image.Image:
     """The image file as the upright 8-bit RGB picture a viewer shows (`torchbricks._pictures.rgb_as_shown`)."""
-    try:
-        with Image.open(path) as image:
-            return rgb_as_shown(image)
-    except FileNotFoundError as error:
-        raise DataError(f"Image {str(path)!r} does not exist.") from error
-    except OSError as error:
-        raise DataError(f"Image {str(path)!r} cannot be read: {error}") from error
-    except DataError as error:
-        raise DataError(f"Image {str(path)!r}: {error}") from error
+    return read_rgb_as_shown(path)
 
 
 def image_file_size(path: Path) -> tuple[int, int]:
