@@ -1,5 +1,6 @@
 """Test helpers: the shapes generator's COCO detection folder rewritten in the YOLO and Pascal VOC layouts, written
-here from the formats' descriptions (not with the readers under test)."""
+here from the formats' descriptions (not with the readers under test); YOLO also as labelImg saves it (images and
+their .txt files side by side, `classes.txt`) and as Label Studio exports it (`images/`, `labels/`, `classes.txt`)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,23 @@ def coco_to_yolo(coco_root: Path, out: Path, names_as_dict: bool = False) -> Pat
     else:
         listed = f" [{', '.join(names)}]"
     (out / "data.yaml").write_text(f"path: {out}\ntrain: images/train\nval: images/val\nnc: {len(names)}\nnames:{listed}\n")
+    return out
+
+
+def yolo_without_splits(yolo_root: Path, out: Path, tool: str) -> Path:
+    """The images and label files of a `coco_to_yolo` folder in one pool with `classes.txt`, without `data.yaml`:
+    `tool="labelimg"` puts each image and its .txt side by side in `out`, `tool="label_studio"` puts them under
+    `out/images` and `out/labels`."""
+    images, labels = (out, out) if tool == "labelimg" else (out / "images", out / "labels")
+    images.mkdir(parents=True, exist_ok=True)
+    labels.mkdir(parents=True, exist_ok=True)
+    for image in sorted((yolo_root / "images").rglob("*.png")):  # named <split>_<name>: the splits reuse names
+        shutil.copy(image, images / f"{image.parent.name}_{image.name}")
+        label = yolo_root / "labels" / image.parent.name / f"{image.stem}.txt"
+        if label.is_file():
+            shutil.copy(label, labels / f"{image.parent.name}_{label.name}")
+    names = yolo_root.joinpath("data.yaml").read_text().split("names: [", 1)[1].split("]", 1)[0].split(", ")
+    (out / "classes.txt").write_text("\n".join(names) + "\n")
     return out
 
 

@@ -9,10 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from layouts import coco_to_voc, coco_to_yolo, voc_xml
+from layouts import coco_to_voc, coco_to_yolo, voc_xml, yolo_without_splits
 from PIL import Image
 
-from torchbricks.datasets.detection_layouts import detect_detection_layout, detection_class_names, read_detection_split
+from torchbricks.datasets.detection_layouts import (
+    detect_detection_layout,
+    detection_class_names,
+    has_test_split,
+    read_detection_split,
+)
 from torchbricks.datasets.readers import BoxDataset, DataError, DataProblems
 from torchbricks.datasets.shapes import SHAPE_CLASSES, write_shapes_dataset
 from torchbricks.datasets.voc import VocDataset, read_voc_splits, voc_class_names
@@ -86,6 +91,43 @@ def test_voc_images_with_xml_beside_them_are_split_by_a_seeded_fraction(coco: Pa
         **_by_image(read_detection_split(coco, "coco", "validation")),
     }
     assert sorted(every) == sorted(reference)  # every image once, in one split or the other
+
+
+@pytest.mark.parametrize("tool", ["labelimg", "label_studio"])
+def test_yolo_without_splits_as_labelling_tools_save_it_is_split_by_a_seeded_fraction(
+    coco: Path, tmp_path: Path, tool: str
+) -> None:
+    root = yolo_without_splits(coco_to_yolo(coco, tmp_path / "yolo"), tmp_path / tool, tool)
+    assert not (root / "data.yaml").exists()
+
+    assert detect_detection_layout(root) == "yolo"
+    assert detection_class_names(root) == list(SHAPE_CLASSES)
+    splits = {split: read_detection_split(root, "yolo", split) for split in ("train", "validation")}
+    assert (len(splits["train"]), len(splits["validation"])) == (7, 2)  # 20 % of 9
+    assert not has_test_split(root, "yolo")
+    reference = {
+        f"{folder}_{name}": value
+        for split, folder in (("train", "train"), ("validation", "val"))
+        for name, value in _by_image(read_detection_split(coco, "coco", split), key="file").items()
+    }
+    every = {**_by_image(splits["train"], key="file"), **_by_image(splits["validation"], key="file")}
+    assert sorted(every) == sorted(reference)  # every image once, with the boxes and labels the COCO file gives it
+    for name, (size, labels, boxes) in reference.items():
+        assert every[name][:2] == (size, labels)
+        np.testing.assert_allclose(every[name][2].reshape(-1, 4), boxes.reshape(-1, 4), atol=1e-4)
+    validation = sorted(_by_image(splits["validation"], key="file"))
+    assert sorted(_by_image(read_detection_split(root, "yolo", "validation"), key="file")) == validation  # the seed's
+    assert sorted(_by_image(read_detection_split(root, "yolo", "validation", seed=1), key="file")) != validation
+    assert len(read_detection_split(root, "yolo", "validation", validation_fraction=0.5)) == round(0.5 * 9)
+
+
+def test_a_yolo_pool_of_one_image_cannot_be_split(tmp_path: Path) -> None:
+    Image.new("RGB", (20, 10)).save(tmp_path / "a.png")
+    (tmp_path / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (tmp_path / "classes.txt").write_text("cat\n")
+
+    with pytest.raises(DataError, match=r"has 1 labelled file\(s\); a split into train and validation needs two"):
+        YoloDataset(tmp_path, "train")
 
 
 def test_yolo_image_without_label_file_has_no_objects_and_a_test_split_is_read(coco: Path, tmp_path: Path) -> None:

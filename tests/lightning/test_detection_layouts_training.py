@@ -1,5 +1,6 @@
-"""`torchbricks train task=detection data.root=DIR` on the same shapes in the COCO, YOLO and Pascal VOC layouts: the
-layout is found from the folder and every run names the same classes."""
+"""`torchbricks train task=detection data.root=DIR` on the same shapes in the COCO, YOLO and Pascal VOC layouts (YOLO
+also as labelImg and Label Studio save it, without splits): the layout is found from the folder and every run names
+the same classes."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from layouts import coco_to_voc, coco_to_yolo
+from layouts import coco_to_voc, coco_to_yolo, yolo_without_splits
 
 from torchbricks.__main__ import main
 from torchbricks.datasets.shapes import SHAPE_CLASSES, write_shapes_dataset
@@ -19,11 +20,13 @@ TINY = ["trainer.max_epochs=1", "data.image_size=64", "data.batch_size=4", "n_vi
 def roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("data")
     coco = write_shapes_dataset(folder / "shapes", num_train=8, num_val=4, image_size=64) / "detection"
-    return {"coco": coco, "yolo": coco_to_yolo(coco, folder / "yolo"), "voc": coco_to_voc(coco, folder / "voc")}
+    yolo = coco_to_yolo(coco, folder / "yolo")
+    pools = {tool: yolo_without_splits(yolo, folder / tool, tool) for tool in ("labelimg", "label_studio")}
+    return {"coco": coco, "yolo": yolo, "voc": coco_to_voc(coco, folder / "voc"), **pools}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("layout", ["coco", "yolo", "voc"])
+@pytest.mark.parametrize("layout", ["coco", "yolo", "voc", "labelimg", "label_studio"])
 def test_detection_trains_from_each_layout_with_the_same_class_names(roots: dict[str, Path], tmp_path: Path, layout: str) -> None:
     status = main(
         [

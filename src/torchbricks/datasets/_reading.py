@@ -9,6 +9,7 @@ saw when labelling it.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,6 +25,8 @@ __all__ = [
     "BOX_TOLERANCE",
     "EXIF_ORIENTATION",
     "IMAGE_EXTENSIONS",
+    "SPLIT_SEED",
+    "VALIDATION_FRACTION",
     "DataError",
     "DataProblems",
     "Transform",
@@ -33,6 +36,7 @@ __all__ = [
     "image_files",
     "load_rgb",
     "problems_or_raise",
+    "random_split",
     "rgb_as_shown",
     "to_image",
     "torchvision_parts",
@@ -41,6 +45,11 @@ __all__ = [
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+VALIDATION_FRACTION = 0.2
+"""Fraction of the labelled files that go to validation when the data has no split of its own (VOC or YOLO files
+beside their images, as labelImg saves them; a YOLO export without splits, as Label Studio writes it)."""
+SPLIT_SEED = 0
+"""Seed of that split (independent of the training seed, so runs with other seeds see the same split)."""
 BOX_TOLERANCE = 1.0
 """Pixels a box may reach past its image's border (rounding in annotation tools) before it is an error."""
 
@@ -90,6 +99,27 @@ def torchvision_parts() -> tuple[Any, Any]:
 
 def problems_or_raise(problems: DataProblems | None) -> DataProblems:
     return problems if problems is not None else DataProblems()
+
+
+def random_split(items: list[_T], validation_fraction: float, seed: int, where: Path) -> tuple[list[_T], list[_T]]:
+    """(train, validation) of `items` (sorted within each): `validation_fraction` of them, at least one and leaving at
+    least one, drawn at random with `seed`.
+
+    Example:
+        >>> random_split(list(range(10)), 0.2, 0, Path("data"))
+        ([0, 1, 2, 3, 4, 5, 6, 9], [7, 8])
+
+    Raises:
+        DataError: The fraction is not between 0 and 1, or fewer than two items to split (naming `where`).
+    """
+    if not 0.0 < validation_fraction < 1.0:
+        raise DataError(f"validation_fraction must be between 0 and 1 to split {str(where)!r}, got {validation_fraction}.")
+    if len(items) < 2:
+        raise DataError(f"{str(where)!r} has {len(items)} labelled file(s); a split into train and validation needs two.")
+    shuffled = list(items)
+    random.Random(seed).shuffle(shuffled)
+    count = min(max(1, round(validation_fraction * len(shuffled))), len(shuffled) - 1)
+    return sorted(shuffled[count:]), sorted(shuffled[:count])  # type: ignore[type-var]  # paths and numbers sort
 
 
 def image_files(folder: Path) -> list[Path]:

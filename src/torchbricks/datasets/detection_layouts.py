@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from torchbricks.datasets._reading import DataError, DataProblems, Transform
+from torchbricks.datasets._reading import IMAGE_EXTENSIONS, DataError, DataProblems, Transform
 from torchbricks.datasets.boxes import BoxDataset
 from torchbricks.datasets.coco import CocoDataset, coco_class_names
 from torchbricks.datasets.voc import SPLIT_SEED, VALIDATION_FRACTION, VocDataset, read_voc_splits, voc_class_names
@@ -29,7 +29,8 @@ __all__ = [
 DETECTION_LAYOUTS = ("coco", "yolo", "voc")
 LAYOUT_EXPECTS = {
     "coco": "ROOT/train.json and ROOT/val.json (COCO instances; image file_name relative to ROOT)",
-    "yolo": f"ROOT/{YOLO_FILE} (names) with ROOT/images/{{train,val}}/* and ROOT/labels/{{train,val}}/*.txt",
+    "yolo": f"ROOT/{YOLO_FILE} (names) with ROOT/images/{{train,val}}/* and ROOT/labels/{{train,val}}/*.txt, or "
+    "ROOT/classes.txt with ROOT/images/* and ROOT/labels/*.txt, or with images and their .txt files beside them",
     "voc": "ROOT/Annotations/*.xml with ROOT/JPEGImages/* (split by ROOT/ImageSets/Main/{train,val}.txt), "
     "or images with their .xml files beside them",
 }
@@ -37,12 +38,15 @@ LAYOUT_EXPECTS = {
 
 
 def find_detection_layouts(root: Path | str) -> list[str]:
-    """The box layouts whose marks the folder has: `train.json` (COCO), `data.yaml` or `labels/` (YOLO),
-    `Annotations/` or XML files (VOC)."""
+    """The box layouts whose marks the folder has: `train.json` (COCO), `data.yaml`, `labels/` or `classes.txt` with
+    images and their .txt files side by side (YOLO), `Annotations/` or XML files (VOC)."""
     root = Path(root)
+    side_by_side = (root / "classes.txt").is_file() and any(
+        path.with_suffix(".txt").is_file() for path in root.iterdir() if path.suffix.lower() in IMAGE_EXTENSIONS
+    )
     signs = {
         "coco": (root / "train.json").is_file(),
-        "yolo": (root / YOLO_FILE).is_file() or (root / "labels").is_dir(),
+        "yolo": (root / YOLO_FILE).is_file() or (root / "labels").is_dir() or side_by_side,
         "voc": (root / "Annotations").is_dir() or any(root.glob("*.xml")),
     }
     return [name for name, present in signs.items() if present]
@@ -135,5 +139,5 @@ def read_detection_split(
             raise DataError(f"The categories of {str(path)!r} ({dataset.class_names}) differ from train.json's ({class_names}).")
         return dataset
     if layout == "yolo":
-        return YoloDataset(root, split, transform=transform, problems=problems)
+        return YoloDataset(root, split, transform, problems, validation_fraction, seed)
     return VocDataset(root, split, class_names, transform, validation_fraction, seed, problems)

@@ -23,12 +23,20 @@ file: XML that does not parse or lacks a box field, a missing image, a box outsi
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.etree import ElementTree
 
-from torchbricks.datasets._reading import IMAGE_EXTENSIONS, DataError, DataProblems, Transform, image_file_size
+from torchbricks.datasets._reading import (
+    IMAGE_EXTENSIONS,
+    SPLIT_SEED,
+    VALIDATION_FRACTION,
+    DataError,
+    DataProblems,
+    Transform,
+    image_file_size,
+    random_split,
+)
 from torchbricks.datasets.boxes import BoxDataset, BoxImage, BoxObject, box_problem, clip_box
 
 __all__ = [
@@ -42,10 +50,6 @@ __all__ = [
     "voc_class_names",
 ]
 
-VALIDATION_FRACTION = 0.2
-"""Fraction of the XML files that go to validation when the data has no `ImageSets/Main` split files."""
-SPLIT_SEED = 0
-"""Seed of that split."""
 SPLIT_FILES = {"train": "train.txt", "validation": "val.txt", "test": "test.txt"}
 
 
@@ -145,13 +149,8 @@ def read_voc_splits(root: Path | str, validation_fraction: float = VALIDATION_FR
     xml_files = sorted(annotations.glob("*.xml"))
     if not xml_files:
         raise DataError(f"The VOC folder {str(root)!r} has no XML file in {str(annotations)!r}.")
-    if not 0.0 < validation_fraction < 1.0:
-        raise DataError(f"validation_fraction must be between 0 and 1 to split {str(root)!r}, got {validation_fraction}.")
-    shuffled = list(xml_files)
-    random.Random(seed).shuffle(shuffled)
-    count = min(max(1, round(validation_fraction * len(shuffled))), len(shuffled) - 1)
-    validation = sorted(shuffled[:count])
-    return VocSplits(root, images, {"train": sorted(shuffled[count:]), "validation": validation, "test": []}, listed=False)
+    train, validation = random_split(xml_files, validation_fraction, seed, root)
+    return VocSplits(root, images, {"train": train, "validation": validation, "test": []}, listed=False)
 
 
 def voc_class_names(root: Path | str, validation_fraction: float = VALIDATION_FRACTION, seed: int = SPLIT_SEED) -> list[str]:

@@ -9,7 +9,9 @@ image paths (relative to that file's folder), or a list of those; they are relat
 existing folder (absolute, or relative to the folder of `data.yaml`), otherwise to the folder of `data.yaml` (a
 leading `../`, as Roboflow exports write it, is dropped when the path does not exist with it). Without them the
 splits are `images/train`, `images/val` and, if present, `images/test`. Without `data.yaml`, `ROOT/classes.txt` (one
-name per line, as labelImg writes it) names the classes.
+name per line) names the classes, and when there is no `images/train` the labelled images are split at random,
+`validation_fraction` of them to validation, fixed by `seed`: the images under `ROOT/images` with their labels in
+`ROOT/labels` (Label Studio's YOLO export), or else the images in ROOT with their label files beside them (labelImg).
 
 An image's label file is its path with the last `images` folder replaced by `labels` and the extension by `.txt`
 (beside the image when its path has no `images` folder). An image without a label file has no objects. A line with
@@ -26,7 +28,17 @@ from pathlib import Path
 from typing import Any
 
 from torchbricks._extras import require
-from torchbricks.datasets._reading import BOX_TOLERANCE, IMAGE_EXTENSIONS, DataError, DataProblems, Transform, image_file_size
+from torchbricks.datasets._reading import (
+    BOX_TOLERANCE,
+    IMAGE_EXTENSIONS,
+    SPLIT_SEED,
+    VALIDATION_FRACTION,
+    DataError,
+    DataProblems,
+    Transform,
+    image_file_size,
+    random_split,
+)
 from torchbricks.datasets.boxes import BoxDataset, BoxImage, BoxObject, box_problem, clip_box
 
 __all__ = ["YOLO_FILE", "YoloDataset", "YoloLayout", "read_yolo_layout", "yolo_class_names", "yolo_label_path"]
@@ -43,6 +55,7 @@ class YoloLayout:
     root: Path
     class_names: list[str]
     splits: dict[str, list[Path]]
+    """Split -> its image sources: folders, `.txt` lists of images, or (split at random) the image files themselves."""
 
 
 def _yaml_document(path: Path) -> dict[str, Any]:
@@ -85,11 +98,17 @@ def _source(base: Path, value: str) -> Path:
     return base / path
 
 
-def read_yolo_layout(root: Path | str) -> YoloLayout:
+def read_yolo_layout(root: Path | str, validation_fraction: float = VALIDATION_FRACTION, seed: int = SPLIT_SEED) -> YoloLayout:
     """The class names and split sources of a YOLO data folder (see the module docstring).
 
+    Args:
+        root: The data folder.
+        validation_fraction: Without `data.yaml` nor `images/train`: the fraction of the images held out for validation.
+        seed: The seed of that split (independent of the training seed).
+
     Raises:
-        DataError: `data.yaml` cannot be read or has no usable `names`, and no `classes.txt` stands in for it.
+        DataError: `data.yaml` cannot be read or has no usable `names`, and no `classes.txt` stands in for it; or a
+            folder to split at random has fewer than two images.
     """
     root = Path(root)
     path = root / YOLO_FILE
@@ -102,7 +121,12 @@ def read_yolo_layout(root: Path | str) -> YoloLayout:
         names = [line.strip() for line in listed.read_text().splitlines() if line.strip()]
         if not names:
             raise DataError(f"{str(listed)!r} names no class.")
-        splits = {split: [root / "images" / key] for split, key in SPLIT_KEYS.items()}
+        if (root / "images" / SPLIT_KEYS["train"]).is_dir():
+            splits = {split: [root / "images" / key] for split, key in SPLIT_KEYS.items()}
+        else:  # one pool of labelled images: Label Studio's images/ and labels/, or labelImg's files side by side
+            pool = _image_files(root / "images", recursive=True) if (root / "images").is_dir() else _image_files(root)
+            train, validation = random_split(pool, validation_fraction, seed, root)
+            splits = {"train": train, "validation": validation, "test": []}
         return YoloLayout(root, names, splits)
     document = _yaml_document(path)
     if "names" not in document:
@@ -148,13 +172,18 @@ def yolo_label_path(image: Path) -> Path:
     return Path(*parts)
 
 
+def _image_files(folder: Path, recursive: bool = False) -> list[Path]:
+    paths = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(path for path in paths if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file())
+
+
 def _split_images(sources: Sequence[Path], problems: DataProblems) -> list[Path]:
     images: list[Path] = []
     for source in sources:
         if source.is_dir():
-            images.extend(
-                sorted(path for path in source.rglob("*") if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file())
-            )
+            images.extend(_image_files(source, recursive=True))
+        elif source.suffix.lower() in IMAGE_EXTENSIONS:  # an image drawn into a random split
+            images.append(source)
         elif source.is_file() and source.suffix == ".txt":
             for line in source.read_text().splitlines():
                 if line.strip():
@@ -170,10 +199,12 @@ class YoloDataset(BoxDataset):
     """One split of a YOLO data folder as box samples (see `BoxDataset` and the module docstring).
 
     Args:
-        root: The data folder (holding `data.yaml`).
+        root: The data folder (holding `data.yaml` or `classes.txt`).
         split: `train`, `validation` or `test`.
         transform: A `torchvision.transforms.v2` transform of `{"image", "boxes", "labels"}`.
         problems: Where problems go; the first raises when None.
+        validation_fraction: Data without splits: the fraction of the images held out for validation.
+        seed: Data without splits: the seed of that split.
 
     Raises:
         DataError: The split holds no image, an image is missing or unreadable, or a label line is bad (the message
@@ -181,10 +212,16 @@ class YoloDataset(BoxDataset):
     """
 
     def __init__(
-        self, root: Path | str, split: str = "train", transform: Transform | None = None, problems: DataProblems | None = None
+        self,
+        root: Path | str,
+        split: str = "train",
+        transform: Transform | None = None,
+        problems: DataProblems | None = None,
+        validation_fraction: float = VALIDATION_FRACTION,
+        seed: int = SPLIT_SEED,
     ) -> None:
         problems = problems if problems is not None else DataProblems()
-        layout = read_yolo_layout(root)
+        layout = read_yolo_layout(root, validation_fraction, seed)
         self.root = layout.root
         self.split = split
         sources = layout.splits[split]

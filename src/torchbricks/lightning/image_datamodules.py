@@ -233,6 +233,8 @@ class DetectionDataModule(FileDataModule):
       `root`; classes are the categories in id order (`category_ids` gives their ids).
     - `yolo`: `root/data.yaml` (`names`, optional `path`, `train`, `val`, `test`) with `images/<split>/*` and
       `labels/<split>/*.txt` (`class cx cy w h` normalised); classes are `names` (see `torchbricks.datasets.yolo`).
+      Or `root/classes.txt` with `images/*` and `labels/*.txt` (Label Studio), or with images and their .txt files
+      side by side (labelImg), split by `validation_fraction` and `split_seed`.
     - `voc`: `root/JPEGImages`, `root/Annotations/*.xml`, `root/ImageSets/Main/{train,val[,test]}.txt`, or images
       with their XML files beside them, split by `validation_fraction` and `split_seed`; classes are the train
       split's object names, sorted; `difficult` objects are ignored by the loss and the mAP (see
@@ -253,8 +255,8 @@ class DetectionDataModule(FileDataModule):
         batch_size: Samples per batch.
         num_workers: Loader processes, capped by `cap_num_workers`.
         augmentations: `torchvision.transforms.v2` transforms applied to training samples after the resize.
-        validation_fraction: VOC without split files: the fraction of the XML files held out for validation.
-        split_seed: VOC without split files: the seed of that split (independent of the training seed).
+        validation_fraction: VOC or YOLO without splits: the fraction of the labelled images held out for validation.
+        split_seed: VOC or YOLO without splits: the seed of that split (independent of the training seed).
         tile_size: Cut each image with its boxes (and mask) into tiles of this side (`torchbricks.datasets.tiled`:
             a box is kept in a tile when at least half of it lies inside; VOC difficult objects stay ignored);
             None: whole images.
