@@ -72,6 +72,30 @@ def yolo_without_splits(yolo_root: Path, out: Path, tool: str) -> Path:
     return out
 
 
+def yolo_to_darknet(yolo_root: Path, out: Path, with_valid: bool = True, prefix: str = "data/") -> Path:
+    """A `coco_to_yolo` folder as CVAT's "YOLO 1.1" export writes it: `obj.data`, `obj.names`, `train.txt` (and
+    `valid.txt`) listing `<prefix>obj_<subset>_data/<image>`, each image with its label file in `obj_<subset>_data/`."""
+    names = yolo_root.joinpath("data.yaml").read_text().split("names: [", 1)[1].split("]", 1)[0].split(", ")
+    (out).mkdir(parents=True, exist_ok=True)
+    (out / "obj.names").write_text("\n".join(names) + "\n")
+    settings = [f"classes = {len(names)}", "names = obj.names", "train = train.txt"]
+    for split, subset in (("train", "train"), *((("val", "valid"),) if with_valid else ())):
+        folder = out / f"obj_{subset}_data"
+        folder.mkdir()
+        listed = []
+        for image in sorted((yolo_root / "images" / split).glob("*.png")):
+            shutil.copy(image, folder / image.name)
+            label = yolo_root / "labels" / split / f"{image.stem}.txt"
+            if label.is_file():
+                shutil.copy(label, folder / label.name)
+            listed.append(f"{prefix}obj_{subset}_data/{image.name}")
+        (out / f"{subset}.txt").write_text("\n".join(listed) + "\n")
+    if with_valid:
+        settings.append("valid = valid.txt")
+    (out / "obj.data").write_text("\n".join([*settings, "backup = backup/  # optional"]) + "\n")
+    return out
+
+
 def voc_xml(filename: str, width: int, height: int, objects: list[tuple[str, list[float], bool]]) -> str:
     """A VOC annotation; boxes `[x, y, w, h]` in pixel edges become 1-based inclusive indices."""
     parts = [f"<annotation><folder>JPEGImages</folder><filename>{escape(filename)}</filename>"]

@@ -4,12 +4,13 @@ helpers (tests/layouts.py) reads back as the same boxes, labels and classes; bad
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from layouts import coco_to_voc, coco_to_yolo, voc_xml, yolo_without_splits
+from layouts import coco_to_voc, coco_to_yolo, voc_xml, yolo_to_darknet, yolo_without_splits
 from PIL import Image
 
 from torchbricks.datasets.detection_layouts import (
@@ -119,6 +120,32 @@ def test_yolo_without_splits_as_labelling_tools_save_it_is_split_by_a_seeded_fra
     assert sorted(_by_image(read_detection_split(root, "yolo", "validation"), key="file")) == validation  # the seed's
     assert sorted(_by_image(read_detection_split(root, "yolo", "validation", seed=1), key="file")) != validation
     assert len(read_detection_split(root, "yolo", "validation", validation_fraction=0.5)) == round(0.5 * 9)
+
+
+@pytest.mark.parametrize("prefix", ["data/", ""])
+def test_darknet_yolo_as_cvat_exports_it_reads_the_listed_splits(coco: Path, tmp_path: Path, prefix: str) -> None:
+    root = yolo_to_darknet(coco_to_yolo(coco, tmp_path / "yolo"), tmp_path / "darknet", prefix=prefix)
+
+    assert detect_detection_layout(root) == "yolo"
+    assert detection_class_names(root) == list(SHAPE_CLASSES)
+    for split in ("train", "validation"):
+        _assert_same(read_detection_split(root, "yolo", split), read_detection_split(coco, "coco", split))
+
+
+def test_yolo_without_a_validation_split_draws_one_from_the_training_images(coco: Path, tmp_path: Path) -> None:
+    yolo = coco_to_yolo(coco, tmp_path / "yolo")
+    darknet = yolo_to_darknet(yolo, tmp_path / "darknet", with_valid=False)
+    (yolo / "data.yaml").write_text("path: ./\ntrain: images/train\nnames: [circle, square, triangle]\n")  # no val
+    shutil.rmtree(yolo / "images" / "val")
+
+    for root in (darknet, yolo):
+        train, validation = (read_detection_split(root, "yolo", split) for split in ("train", "validation"))
+        assert (len(train), len(validation)) == (5, 1)  # 20 % of the 6 training images
+        names = {record.path.name for record in train.records}
+        assert names.isdisjoint(record.path.name for record in validation.records)
+        assert names | {record.path.name for record in validation.records} == {
+            path.name for path in (tmp_path / "yolo" / "images" / "train").glob("*.png")
+        }
 
 
 def test_a_yolo_pool_of_one_image_cannot_be_split(tmp_path: Path) -> None:

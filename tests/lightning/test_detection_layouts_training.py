@@ -1,6 +1,6 @@
 """`torchbricks train task=detection data.root=DIR` on the same shapes in the COCO, YOLO and Pascal VOC layouts (YOLO
-also as labelImg and Label Studio save it, without splits): the layout is found from the folder and every run names
-the same classes."""
+also as Darknet and CVAT write it, and as labelImg and Label Studio save it, without splits): the layout is found from
+the folder and every run names the same classes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from layouts import coco_to_voc, coco_to_yolo, yolo_without_splits
+from layouts import coco_to_voc, coco_to_yolo, yolo_to_darknet, yolo_without_splits
 
 from torchbricks.__main__ import main
 from torchbricks.datasets.shapes import SHAPE_CLASSES, write_shapes_dataset
@@ -22,11 +22,12 @@ def roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     coco = write_shapes_dataset(folder / "shapes", num_train=8, num_val=4, image_size=64) / "detection"
     yolo = coco_to_yolo(coco, folder / "yolo")
     pools = {tool: yolo_without_splits(yolo, folder / tool, tool) for tool in ("labelimg", "label_studio")}
-    return {"coco": coco, "yolo": yolo, "voc": coco_to_voc(coco, folder / "voc"), **pools}
+    darknet = yolo_to_darknet(yolo, folder / "darknet")
+    return {"coco": coco, "yolo": yolo, "voc": coco_to_voc(coco, folder / "voc"), "darknet": darknet, **pools}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("layout", ["coco", "yolo", "voc", "labelimg", "label_studio"])
+@pytest.mark.parametrize("layout", ["coco", "yolo", "voc", "darknet", "labelimg", "label_studio"])
 def test_detection_trains_from_each_layout_with_the_same_class_names(roots: dict[str, Path], tmp_path: Path, layout: str) -> None:
     status = main(
         [

@@ -12,7 +12,7 @@ from torchbricks.datasets._reading import IMAGE_EXTENSIONS, DataError, DataProbl
 from torchbricks.datasets.boxes import BoxDataset
 from torchbricks.datasets.coco import CocoDataset, coco_class_names
 from torchbricks.datasets.voc import SPLIT_SEED, VALIDATION_FRACTION, VocDataset, read_voc_splits, voc_class_names
-from torchbricks.datasets.yolo import YOLO_FILE, YoloDataset, read_yolo_layout, yolo_class_names
+from torchbricks.datasets.yolo import DARKNET_DATA, DARKNET_NAMES, YOLO_FILE, YoloDataset, read_yolo_layout, yolo_class_names
 from torchbricks.errors import ConfigError, did_you_mean
 
 __all__ = [
@@ -30,7 +30,8 @@ DETECTION_LAYOUTS = ("coco", "yolo", "voc")
 LAYOUT_EXPECTS = {
     "coco": "ROOT/train.json and ROOT/val.json (COCO instances; image file_name relative to ROOT)",
     "yolo": f"ROOT/{YOLO_FILE} (names) with ROOT/images/{{train,val}}/* and ROOT/labels/{{train,val}}/*.txt, or "
-    "ROOT/classes.txt with ROOT/images/* and ROOT/labels/*.txt, or with images and their .txt files beside them",
+    "ROOT/obj.data and obj.names with ROOT/obj_train_data/* (Darknet, CVAT YOLO 1.1), or ROOT/classes.txt with "
+    "ROOT/images/* and ROOT/labels/*.txt, or with images and their .txt files beside them",
     "voc": "ROOT/Annotations/*.xml with ROOT/JPEGImages/* (split by ROOT/ImageSets/Main/{train,val}.txt), "
     "or images with their .xml files beside them",
 }
@@ -38,15 +39,18 @@ LAYOUT_EXPECTS = {
 
 
 def find_detection_layouts(root: Path | str) -> list[str]:
-    """The box layouts whose marks the folder has: `train.json` (COCO), `data.yaml`, `labels/` or `classes.txt` with
-    images and their .txt files side by side (YOLO), `Annotations/` or XML files (VOC)."""
+    """The box layouts whose marks the folder has: `train.json` (COCO), `data.yaml`, `obj.data` or `obj.names`,
+    `labels/`, or `classes.txt` with images and their .txt files side by side (YOLO), `Annotations/` or XML files
+    (VOC)."""
     root = Path(root)
     side_by_side = (root / "classes.txt").is_file() and any(
         path.with_suffix(".txt").is_file() for path in root.iterdir() if path.suffix.lower() in IMAGE_EXTENSIONS
     )
     signs = {
         "coco": (root / "train.json").is_file(),
-        "yolo": (root / YOLO_FILE).is_file() or (root / "labels").is_dir() or side_by_side,
+        "yolo": any((root / name).is_file() for name in (YOLO_FILE, DARKNET_DATA, DARKNET_NAMES))
+        or (root / "labels").is_dir()
+        or side_by_side,
         "voc": (root / "Annotations").is_dir() or any(root.glob("*.xml")),
     }
     return [name for name, present in signs.items() if present]

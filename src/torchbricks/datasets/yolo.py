@@ -1,4 +1,5 @@
-"""Box detection data in the YOLO txt layout, as Ultralytics writes it.
+"""Box detection data in the YOLO txt layouts: as Ultralytics writes it, as Darknet (and CVAT's "YOLO 1.1") writes
+it, and as labelImg and Label Studio save it.
 
     ROOT/data.yaml                  names: [cat, dog] (or {0: cat, 1: dog}); optional path, train, val, test
     ROOT/images/{train,val[,test]}/*.jpg|png|...
@@ -8,10 +9,15 @@
 image paths (relative to that file's folder), or a list of those; they are relative to `path` when it names an
 existing folder (absolute, or relative to the folder of `data.yaml`), otherwise to the folder of `data.yaml` (a
 leading `../`, as Roboflow exports write it, is dropped when the path does not exist with it). Without them the
-splits are `images/train`, `images/val` and, if present, `images/test`. Without `data.yaml`, `ROOT/classes.txt` (one
-name per line) names the classes, and when there is no `images/train` the labelled images are split at random,
-`validation_fraction` of them to validation, fixed by `seed`: the images under `ROOT/images` with their labels in
-`ROOT/labels` (Label Studio's YOLO export), or else the images in ROOT with their label files beside them (labelImg).
+splits are `images/train`, `images/val` and, if present, `images/test`.
+
+Without `data.yaml`: Darknet's `obj.data` (`names`, `train`, `valid`: list files, their entries relative to ROOT, a
+leading `data/` dropped when it leads nowhere) and `obj.names`, with the images and their label files in
+`obj_train_data/` (`obj_valid_data/`); or `ROOT/classes.txt` (one name per line) with `images/{train,val}`, or with
+one pool of images: under `ROOT/images` with their labels in `ROOT/labels` (Label Studio's YOLO export), or else in
+ROOT with their label files beside them (labelImg). Data without a validation split of its own (no `val` nor
+`images/val`, no `valid`, or one pool) has `validation_fraction` of its training images drawn at random for it,
+fixed by `seed`.
 
 An image's label file is its path with the last `images` folder replaced by `labels` and the extension by `.txt`
 (beside the image when its path has no `images` folder). An image without a label file has no objects. A line with
@@ -41,9 +47,20 @@ from torchbricks.datasets._reading import (
 )
 from torchbricks.datasets.boxes import BoxDataset, BoxImage, BoxObject, box_problem, clip_box
 
-__all__ = ["YOLO_FILE", "YoloDataset", "YoloLayout", "read_yolo_layout", "yolo_class_names", "yolo_label_path"]
+__all__ = [
+    "DARKNET_DATA",
+    "DARKNET_NAMES",
+    "YOLO_FILE",
+    "YoloDataset",
+    "YoloLayout",
+    "read_yolo_layout",
+    "yolo_class_names",
+    "yolo_label_path",
+]
 
 YOLO_FILE = "data.yaml"
+DARKNET_DATA = "obj.data"
+DARKNET_NAMES = "obj.names"
 SPLIT_KEYS = {"train": "train", "validation": "val", "test": "test"}
 """Split -> its key in `data.yaml` (and its folder under `images/` without one)."""
 
@@ -90,11 +107,13 @@ def _names(path: Path, names: Any, count: Any) -> list[str]:
 
 
 def _source(base: Path, value: str) -> Path:
+    """`value` relative to `base`; a leading `../` (Roboflow) or `data/` (Darknet, CVAT) that leads nowhere is dropped."""
     path = Path(value)
     if path.is_absolute():
         return path
-    if not (base / path).exists() and value.startswith("../") and (base / value[3:]).exists():
-        return base / value[3:]
+    for prefix in ("../", "data/"):
+        if not (base / path).exists() and value.startswith(prefix) and (base / value[len(prefix) :]).exists():
+            return base / value[len(prefix) :]
     return base / path
 
 
@@ -103,31 +122,46 @@ def read_yolo_layout(root: Path | str, validation_fraction: float = VALIDATION_F
 
     Args:
         root: The data folder.
-        validation_fraction: Without `data.yaml` nor `images/train`: the fraction of the images held out for validation.
+        validation_fraction: Data without a validation split: the fraction of the training images held out for it.
         seed: The seed of that split (independent of the training seed).
 
     Raises:
-        DataError: `data.yaml` cannot be read or has no usable `names`, and no `classes.txt` stands in for it; or a
-            folder to split at random has fewer than two images.
+        DataError: No `data.yaml`, `obj.names` or `classes.txt` with usable class names; or images to split at random
+            fewer than two.
     """
     root = Path(root)
-    path = root / YOLO_FILE
-    if not path.is_file():
-        listed = root / "classes.txt"
-        if not listed.is_file():
-            raise DataError(
-                f"The YOLO folder {str(root)!r} has no {YOLO_FILE} (names: [...]) nor classes.txt naming its classes."
-            )
-        names = [line.strip() for line in listed.read_text().splitlines() if line.strip()]
-        if not names:
-            raise DataError(f"{str(listed)!r} names no class.")
+    if (root / YOLO_FILE).is_file():
+        names, splits = _ultralytics_splits(root)
+    elif (root / DARKNET_DATA).is_file() or (root / DARKNET_NAMES).is_file():
+        names, splits = _darknet_splits(root)
+    elif (root / "classes.txt").is_file():
+        names = _listed_names(root / "classes.txt")
         if (root / "images" / SPLIT_KEYS["train"]).is_dir():
             splits = {split: [root / "images" / key] for split, key in SPLIT_KEYS.items()}
+            splits["validation"] = splits["validation"] if splits["validation"][0].is_dir() else None
         else:  # one pool of labelled images: Label Studio's images/ and labels/, or labelImg's files side by side
-            pool = _image_files(root / "images", recursive=True) if (root / "images").is_dir() else _image_files(root)
-            train, validation = random_split(pool, validation_fraction, seed, root)
-            splits = {"train": train, "validation": validation, "test": []}
-        return YoloLayout(root, names, splits)
+            pool = [root / "images"] if (root / "images").is_dir() else _image_files(root)
+            splits = {"train": pool, "validation": None, "test": []}
+    else:
+        raise DataError(
+            f"The YOLO folder {str(root)!r} has no {YOLO_FILE} (names: [...]), {DARKNET_NAMES} nor classes.txt naming "
+            "its classes."
+        )
+    if splits["validation"] is None:  # no validation split of its own: drawn at random from the training images
+        train, validation = random_split(_split_images(splits["train"], DataProblems()), validation_fraction, seed, root)
+        splits = {"train": train, "validation": validation, "test": splits["test"]}
+    return YoloLayout(root, names, splits)
+
+
+def _listed_names(path: Path) -> list[str]:
+    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not names:
+        raise DataError(f"{str(path)!r} names no class.")
+    return names
+
+
+def _ultralytics_splits(root: Path) -> tuple[list[str], dict[str, Any]]:
+    path = root / YOLO_FILE
     document = _yaml_document(path)
     if "names" not in document:
         raise DataError(f"The YOLO file {str(path)!r} has no 'names'; it has {sorted(document)}.")
@@ -137,7 +171,7 @@ def read_yolo_layout(root: Path | str, validation_fraction: float = VALIDATION_F
         candidate = Path(str(document["path"]))
         candidate = candidate if candidate.is_absolute() else root / candidate
         base = candidate if candidate.is_dir() else root
-    splits = {}
+    splits: dict[str, Any] = {}
     for split, key in SPLIT_KEYS.items():
         value = document.get(key)
         if value is None:
@@ -145,7 +179,29 @@ def read_yolo_layout(root: Path | str, validation_fraction: float = VALIDATION_F
         else:
             values = value if isinstance(value, list) else [value]
             splits[split] = [_source(base, str(item)) for item in values]
-    return YoloLayout(root, names, splits)
+    if "val" not in document and not (base / "images" / "val").is_dir():
+        splits["validation"] = None  # CVAT's Ultralytics export of a train subset alone
+    return names, splits
+
+
+def _darknet_splits(root: Path) -> tuple[list[str], dict[str, Any]]:
+    """Darknet's layout, as CVAT's "YOLO 1.1" export writes it: `obj.data` (`names`, `train`, `valid` files),
+    `obj.names`, images with their label files in `obj_train_data/` (and `obj_valid_data/`)."""
+    settings: dict[str, str] = {}
+    if (root / DARKNET_DATA).is_file():
+        for line in (root / DARKNET_DATA).read_text().splitlines():
+            key, separator, value = line.split("#", 1)[0].partition("=")
+            if separator:
+                settings[key.strip()] = value.strip()
+    names = _listed_names(_source(root, settings.get("names", DARKNET_NAMES)))
+    splits: dict[str, Any] = {"test": []}
+    for split, key in (("train", "train"), ("validation", "valid")):
+        folder = root / f"obj_{key}_data"
+        listed = [_source(root, settings[key])] if key in settings else [folder] if folder.is_dir() else None
+        splits[split] = listed
+    if splits["train"] is None:
+        raise DataError(f"The Darknet YOLO folder {str(root)!r} has no 'train' in {DARKNET_DATA} nor obj_train_data/.")
+    return names, splits
 
 
 def yolo_class_names(root: Path | str) -> list[str]:

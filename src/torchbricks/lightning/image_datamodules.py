@@ -233,8 +233,9 @@ class DetectionDataModule(FileDataModule):
       `root`; classes are the categories in id order (`category_ids` gives their ids).
     - `yolo`: `root/data.yaml` (`names`, optional `path`, `train`, `val`, `test`) with `images/<split>/*` and
       `labels/<split>/*.txt` (`class cx cy w h` normalised); classes are `names` (see `torchbricks.datasets.yolo`).
-      Or `root/classes.txt` with `images/*` and `labels/*.txt` (Label Studio), or with images and their .txt files
-      side by side (labelImg), split by `validation_fraction` and `split_seed`.
+      Or Darknet's `obj.data` and `obj.names` (CVAT's YOLO 1.1), or `root/classes.txt` with `images/*` and
+      `labels/*.txt` (Label Studio) or with images and their .txt files side by side (labelImg); without a
+      validation split of its own, one is drawn from the training images by `validation_fraction` and `split_seed`.
     - `voc`: `root/JPEGImages`, `root/Annotations/*.xml`, `root/ImageSets/Main/{train,val[,test]}.txt`, or images
       with their XML files beside them, split by `validation_fraction` and `split_seed`; classes are the train
       split's object names, sorted; `difficult` objects are ignored by the loss and the mAP (see
