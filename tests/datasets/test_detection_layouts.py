@@ -130,6 +130,9 @@ def test_darknet_yolo_as_cvat_exports_it_reads_the_listed_splits(coco: Path, tmp
     assert detection_class_names(root) == list(SHAPE_CLASSES)
     for split in ("train", "validation"):
         _assert_same(read_detection_split(root, "yolo", split), read_detection_split(coco, "coco", split))
+    (root / "obj.names").rename(root / "names.txt")
+    with pytest.raises(DataError, match=r"class names file '.*obj\.names' does not exist"):
+        detection_class_names(root)
 
 
 def test_yolo_without_a_validation_split_draws_one_from_the_training_images(coco: Path, tmp_path: Path) -> None:

@@ -154,6 +154,8 @@ def read_yolo_layout(root: Path | str, validation_fraction: float = VALIDATION_F
 
 
 def _listed_names(path: Path) -> list[str]:
+    if not path.is_file():
+        raise DataError(f"The YOLO class names file {str(path)!r} does not exist.")
     names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
     if not names:
         raise DataError(f"{str(path)!r} names no class.")
