@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from torchbricks._image_sources import ImageSource, ImageSourceDataset
-from torchbricks._pictures import rgb_as_shown
+from torchbricks._pictures import rgb_as_shown, upright_size
 from torchbricks.datasets._reading import load_rgb
 from torchbricks.deploy import read_image
 from torchbricks.errors import DataError
@@ -56,3 +56,11 @@ def test_a_float_file_is_named_by_the_readers(tmp_path: Path) -> None:
     _, array, reason = ImageSourceDataset([ImageSource(tmp_path / "depth.tif")])[0]
     assert array is None
     assert reason.startswith("DataError: A floating-point")
+
+
+def test_reading_the_size_of_a_png_does_not_decode_it(tmp_path: Path) -> None:
+    Image.new("RGB", (64, 48)).save(tmp_path / "plain.png")  # no eXIf chunk: Pillow would decode it looking for one
+
+    with Image.open(tmp_path / "plain.png") as image:
+        assert upright_size(image) == (64, 48)
+        assert image.tile  # still to be decoded: a data set's sizes are read from the headers alone

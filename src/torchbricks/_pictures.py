@@ -39,6 +39,8 @@ def exif_orientation(image: Image.Image) -> int:
         >>> exif_orientation(Image.new("RGB", (4, 2)))
         1
     """
+    if image.format == "PNG" and "exif" not in image.info:
+        return 1  # Pillow would decode the whole PNG looking for an eXIf chunk after the pixels (cameras write JPEG)
     try:
         orientation = int(image.getexif().get(EXIF_ORIENTATION, 1))
     except Exception:  # a broken EXIF block: Pillow raises SyntaxError, struct.error, ValueError...
