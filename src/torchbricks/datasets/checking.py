@@ -116,8 +116,9 @@ def decode_image(path: Path) -> tuple[tuple[int, int], str, int] | str:
         with Image.open(path) as image:
             image.verify()
         with Image.open(path) as image:
+            size, orientation = upright_size(image), exif_orientation(image)  # before decoding, as the readers see them
             image.load()
-            return upright_size(image), hashlib.sha1(image.tobytes()).hexdigest(), exif_orientation(image)
+            return size, hashlib.sha1(image.tobytes()).hexdigest(), orientation
     except FileNotFoundError:
         return f"Image {str(path)!r} does not exist."
     except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError, struct.error... for a broken file
