@@ -196,11 +196,12 @@ def _darknet_splits(root: Path) -> tuple[list[str], dict[str, Any]]:
             if separator:
                 settings[key.strip()] = value.strip()
     names = _listed_names(_source(root, settings.get("names", DARKNET_NAMES)))
-    splits: dict[str, Any] = {"test": []}
+    splits: dict[str, Any] = {"train": None, "validation": None, "test": []}  # None: not given
     for split, key in (("train", "train"), ("validation", "valid")):
-        folder = root / f"obj_{key}_data"
-        listed = [_source(root, settings[key])] if key in settings else [folder] if folder.is_dir() else None
-        splits[split] = listed
+        if key in settings:  # a list file of images
+            splits[split] = [_source(root, settings[key])]
+        elif (root / f"obj_{key}_data").is_dir():
+            splits[split] = [root / f"obj_{key}_data"]
     if splits["train"] is None:
         raise DataError(f"The Darknet YOLO folder {str(root)!r} has no 'train' in {DARKNET_DATA} nor obj_train_data/.")
     return names, splits
