@@ -17,10 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
-from torchbricks.datasets._reading import upright_size
-from torchbricks.datasets.readers import IMAGE_EXTENSIONS, DataError
+from torchbricks.datasets.readers import IMAGE_EXTENSIONS, DataError, image_file_size
 from torchbricks.errors import ConfigError, did_you_mean
 
 __all__ = [
@@ -192,11 +189,8 @@ def _spread(items: list[Any], count: int) -> list[Any]:
 
 
 def _header_size(path: Path) -> tuple[int, int]:
-    try:
-        with Image.open(path) as image:  # reads the header only
-            width, height = upright_size(image)
-    except OSError as error:
-        raise DataError(f"Image {str(path)!r} cannot be read: {error}") from error
+    """(height, width) of the upright image, from the file's header."""
+    width, height = image_file_size(path)
     return height, width
 
 
