@@ -43,6 +43,7 @@ from torchbricks.datasets._reading import (
     DataProblems,
     Transform,
     image_file_size,
+    image_files,
     random_split,
 )
 from torchbricks.datasets.boxes import BoxDataset, BoxImage, BoxObject, box_problem, clip_box
@@ -140,7 +141,7 @@ def read_yolo_layout(root: Path | str, validation_fraction: float = VALIDATION_F
             splits = {split: [root / "images" / key] for split, key in SPLIT_KEYS.items()}
             splits["validation"] = splits["validation"] if splits["validation"][0].is_dir() else None
         else:  # one pool of labelled images: Label Studio's images/ and labels/, or labelImg's files side by side
-            pool = [root / "images"] if (root / "images").is_dir() else _image_files(root)
+            pool = [root / "images"] if (root / "images").is_dir() else image_files(root)
             splits = {"train": pool, "validation": None, "test": []}
     else:
         raise DataError(
@@ -231,16 +232,13 @@ def yolo_label_path(image: Path) -> Path:
     return Path(*parts)
 
 
-def _image_files(folder: Path, recursive: bool = False) -> list[Path]:
-    paths = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(path for path in paths if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file())
-
-
 def _split_images(sources: Sequence[Path], problems: DataProblems) -> list[Path]:
     images: list[Path] = []
     for source in sources:
         if source.is_dir():
-            images.extend(_image_files(source, recursive=True))
+            images.extend(
+                sorted(path for path in source.rglob("*") if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file())
+            )
         elif source.suffix.lower() in IMAGE_EXTENSIONS:  # an image drawn into a random split
             images.append(source)
         elif source.is_file() and source.suffix == ".txt":
