@@ -18,7 +18,7 @@ from PIL import Image
 
 from torchbricks._extras import require
 from torchbricks._pictures import rgb_as_shown
-from torchbricks.datasets.readers import IMAGE_EXTENSIONS
+from torchbricks.datasets.readers import IMAGE_EXTENSIONS, visible_files
 from torchbricks.errors import BrickError
 
 __all__ = [
@@ -65,7 +65,7 @@ def collect_image_sources(sources: list[str | Path] | tuple[str | Path, ...] | A
         if path.is_file():
             files = [path]
         elif path.is_dir():
-            files = sorted(file for file in path.rglob("*") if file.suffix.lower() in _KNOWN and file.is_file())
+            files = visible_files(path, _KNOWN, recursive=True)
         elif glob.has_magic(text):
             files = sorted(Path(match) for match in glob.glob(text, recursive=True) if Path(match).suffix.lower() in _KNOWN)
             files = [file for file in files if file.is_file()]

@@ -1,20 +1,23 @@
-"""Images are read upright, as their EXIF orientation says: photographs from phones are stored sideways."""
+"""Images are read upright, as their EXIF orientation says: photographs from phones are stored sideways; hidden files
+(macOS's `._*` twins, `.DS_Store`, `__MACOSX`, `.ipynb_checkpoints`) are not data to any reader."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from torchbricks._image_sources import ImageSource, ImageSourceDataset
-from torchbricks.datasets._reading import EXIF_ORIENTATION, image_file_size, load_rgb
+from torchbricks._image_sources import ImageSource, ImageSourceDataset, collect_image_sources
+from torchbricks.datasets._reading import EXIF_ORIENTATION, image_file_size, load_rgb, visible_files
 from torchbricks.datasets.checking import check_data, decode_image
+from torchbricks.datasets.class_frequencies import image_folder_class_counts
 from torchbricks.datasets.coco import CocoDataset
 from torchbricks.datasets.image_sizes import read_image_sizes
-from torchbricks.datasets.readers import DataError, read_mask
+from torchbricks.datasets.readers import DataError, image_folder_class_names, read_mask
 from torchbricks.datasets.yolo import YoloDataset
 
 # How a camera stores a picture that EXIF orientation k turns upright: the inverse of the turn the tag asks for.
@@ -137,3 +140,84 @@ def test_check_data_says_which_images_are_read_turned(tmp_path: Path) -> None:
     assert "carry an EXIF orientation and are read turned upright" in note
     assert f"Note: {note}" in turned.render()
     assert not [note for note in plain.notes if "EXIF" in note]
+
+
+# --- Hidden files are not data ------------------------------------------------------------------------------------
+
+# What macOS writes beside a file it copies to a drive or share it does not own: an AppleDouble header, no image.
+APPLE_DOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(64)
+
+
+def _add_hidden_files(root: Path) -> None:
+    """Beside every image, mask and label file: its `._` twin; in every folder `.DS_Store`; at the root (and in the
+    first class folder's parent) a `__MACOSX` copy of a folder and a `.ipynb_checkpoints` copy of an image."""
+    folders = sorted({path.parent for path in root.rglob("*") if path.is_file()})
+    for folder in folders:
+        for path in sorted(folder.iterdir()):
+            if path.is_file() and path.suffix.lower() in {".png", ".jpg", ".txt", ".xml"}:
+                (folder / f"._{path.name}").write_bytes(APPLE_DOUBLE)
+        (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+        (folder / "__MACOSX" / "data").mkdir(parents=True)
+        (folder / "__MACOSX" / "data" / "._a.png").write_bytes(APPLE_DOUBLE)
+        (folder / ".ipynb_checkpoints").mkdir()
+        (folder / ".ipynb_checkpoints" / "a-checkpoint.png").write_bytes(APPLE_DOUBLE)
+
+
+def test_visible_files_leave_out_hidden_files_and_folders(tmp_path: Path) -> None:
+    for name in ("a.png", "B.JPG", "notes.txt", "sub/c.png", "sub/.hidden/d.png", "._a.png", ".DS_Store"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(APPLE_DOUBLE)
+    _add_hidden_files(tmp_path / "sub")
+
+    assert [path.name for path in visible_files(tmp_path)] == ["B.JPG", "a.png"]
+    listed = visible_files(tmp_path, recursive=True)
+    assert [path.relative_to(tmp_path).as_posix() for path in listed] == ["B.JPG", "a.png", "sub/c.png"]
+    assert [path.name for path in visible_files(tmp_path, (".txt",))] == ["notes.txt"]
+
+
+@pytest.mark.parametrize("layout", ["classification", "segmentation", "coco", "yolo_pool", "voc_pool"])
+def test_hidden_files_beside_the_data_change_nothing_it_reads(shapes_root: Path, tmp_path: Path, layout: str) -> None:
+    from tests.layouts import coco_to_voc, coco_to_yolo, yolo_without_splits
+
+    clean, copied = tmp_path / "clean", tmp_path / "copied_from_a_mac"
+    if layout in ("classification", "segmentation"):
+        shutil.copytree(shapes_root / layout, clean)
+    elif layout == "coco":
+        shutil.copytree(shapes_root / "detection", clean)
+    elif layout == "yolo_pool":
+        yolo_without_splits(coco_to_yolo(shapes_root / "detection", tmp_path / "yolo"), clean, tool="labelimg")
+    else:
+        coco_to_voc(shapes_root / "detection", clean, flat=True)
+    shutil.copytree(clean, copied)
+    _add_hidden_files(copied)
+
+    report, clean_report = check_data(copied), check_data(clean)
+
+    assert report.ok, report.problems
+    assert (report.class_names, report.images, report.counts) == (
+        clean_report.class_names,
+        clean_report.images,
+        clean_report.counts,
+    )
+    size_layout = {"classification": "image_folder", "segmentation": "segmentation_folder"}.get(layout, "auto")
+    if size_layout != "auto":
+        sizes, count = read_image_sizes(size_layout, copied)
+        assert (sizes, count) == read_image_sizes(size_layout, clean)
+    sources = collect_image_sources([copied])
+    assert [source.path.relative_to(copied) for source in sources] == [
+        source.path.relative_to(clean) for source in collect_image_sources([clean])
+    ]
+
+
+def test_a_class_folder_named_like_hidden_data_is_no_class(shapes_root: Path, tmp_path: Path) -> None:
+    root = tmp_path / "classification"
+    shutil.copytree(shapes_root / "classification", root)
+    _add_hidden_files(root / "train" / "circle")
+    (root / "train" / "__MACOSX" / "circle").mkdir(parents=True)
+    (root / "train" / "__MACOSX" / "circle" / "._a.png").write_bytes(APPLE_DOUBLE)
+
+    assert image_folder_class_names(root / "train") == ["circle", "square", "triangle"]
+    counts = image_folder_class_counts(root / "train", ["circle", "square", "triangle"])
+    assert counts == [
+        len(list((shapes_root / "classification" / "train" / name).glob("*.png"))) for name in ("circle", "square", "triangle")
+    ]

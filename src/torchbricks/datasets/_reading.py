@@ -5,6 +5,10 @@ Every image is read upright, as viewers, browsers, labelling tools and Ultralyti
 `Orientation` says the camera was turned (phones store them sideways and say so) is turned back when decoded, and its
 size is the upright size (`torchbricks._pictures`). Boxes, masks and predictions therefore refer to the picture a person
 saw when labelling it.
+
+Hidden files are not data: a name starting with "." (the `._*` files macOS writes beside each file on drives and
+shares it does not own, `.DS_Store`, folders such as `.ipynb_checkpoints`) or the `__MACOSX` folder of a zip made on
+a Mac is left out of every listing (`visible_files`, `is_hidden`), as `ls` and file browsers leave them out.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ __all__ = [
     "exif_orientation",
     "image_file_size",
     "image_files",
+    "is_hidden",
     "load_rgb",
     "problems_or_raise",
     "random_split",
@@ -42,6 +47,7 @@ __all__ = [
     "torchvision_parts",
     "upright",
     "upright_size",
+    "visible_files",
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -122,8 +128,33 @@ def random_split(items: list[_T], validation_fraction: float, seed: int, where: 
     return sorted(shuffled[count:]), sorted(shuffled[:count])  # type: ignore[type-var]  # paths and numbers sort
 
 
+def is_hidden(name: str) -> bool:
+    """Whether a file or folder name is hidden (see the module docstring): not data, never listed.
+
+    Example:
+        >>> [is_hidden(name) for name in ("._cat.jpg", ".DS_Store", "__MACOSX", ".ipynb_checkpoints", "cat.jpg", "_a.jpg")]
+        [True, True, True, True, False, False]
+    """
+    return name.startswith(".") or name == "__MACOSX"
+
+
+def visible_files(folder: Path | str, suffixes: tuple[str, ...] = IMAGE_EXTENSIONS, recursive: bool = False) -> list[Path]:
+    """The files of `folder` (with `recursive`, of its subfolders too) whose suffix, in any case, is one of `suffixes`,
+    sorted; hidden files and everything in hidden folders below `folder` are left out (`is_hidden`)."""
+    folder = Path(folder)
+    paths = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(
+        path
+        for path in paths
+        if path.suffix.lower() in suffixes
+        and not any(is_hidden(part) for part in path.relative_to(folder).parts)
+        and path.is_file()
+    )
+
+
 def image_files(folder: Path) -> list[Path]:
-    return sorted(path for path in folder.iterdir() if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file())
+    """The visible image files directly in `folder`, sorted (`visible_files`)."""
+    return visible_files(folder)
 
 
 def load_rgb(path: Path) -> Image.Image:

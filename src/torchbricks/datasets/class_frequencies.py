@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from torchbricks._conventions import IGNORE_INDEX
-from torchbricks.datasets.readers import IMAGE_EXTENSIONS, CocoDataset, DataError
+from torchbricks.datasets.readers import CocoDataset, DataError, visible_files
 
 __all__ = [
     "MAX_MASKS",
@@ -55,8 +55,7 @@ def image_folder_class_counts(folder: Path | str, class_names: Sequence[str]) ->
     counts = []
     for name in class_names:
         class_folder = folder / name
-        files = class_folder.iterdir() if class_folder.is_dir() else ()
-        counts.append(sum(1 for path in files if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()))
+        counts.append(len(visible_files(class_folder)) if class_folder.is_dir() else 0)
     return counts
 
 
@@ -68,7 +67,7 @@ def segmentation_pixel_counts(masks: Path | str, num_classes: int, max_masks: in
     Raises:
         DataError: The folder holds no mask, or a mask has a value that is neither a class nor 255.
     """
-    paths = _spread(sorted(Path(masks).glob("*.png")), max_masks)
+    paths = _spread(visible_files(Path(masks), (".png",)), max_masks) if Path(masks).is_dir() else []
     if not paths:
         raise DataError(f"The mask folder {str(masks)!r} holds no *.png mask to count classes in.")
     counts = np.zeros(num_classes, dtype=np.int64)

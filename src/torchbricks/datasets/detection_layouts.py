@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from torchbricks.datasets._reading import IMAGE_EXTENSIONS, DataError, DataProblems, Transform
+from torchbricks.datasets._reading import DataError, DataProblems, Transform, visible_files
 from torchbricks.datasets.boxes import BoxDataset
 from torchbricks.datasets.coco import CocoDataset, coco_class_names
 from torchbricks.datasets.voc import SPLIT_SEED, VALIDATION_FRACTION, VocDataset, read_voc_splits, voc_class_names
@@ -43,15 +43,13 @@ def find_detection_layouts(root: Path | str) -> list[str]:
     `labels/`, or `classes.txt` with images and their .txt files side by side (YOLO), `Annotations/` or XML files
     (VOC)."""
     root = Path(root)
-    side_by_side = (root / "classes.txt").is_file() and any(
-        path.with_suffix(".txt").is_file() for path in root.iterdir() if path.suffix.lower() in IMAGE_EXTENSIONS
-    )
+    side_by_side = (root / "classes.txt").is_file() and any(path.with_suffix(".txt").is_file() for path in visible_files(root))
     signs = {
         "coco": (root / "train.json").is_file(),
         "yolo": any((root / name).is_file() for name in (YOLO_FILE, DARKNET_DATA, DARKNET_NAMES))
         or (root / "labels").is_dir()
         or side_by_side,
-        "voc": (root / "Annotations").is_dir() or any(root.glob("*.xml")),
+        "voc": (root / "Annotations").is_dir() or bool(visible_files(root, (".xml",))),
     }
     return [name for name, present in signs.items() if present]
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from torchbricks.datasets.readers import IMAGE_EXTENSIONS, DataError, image_file_size
+from torchbricks.datasets.readers import IMAGE_EXTENSIONS, DataError, image_file_size, image_folder_class_names, visible_files
 from torchbricks.errors import ConfigError, did_you_mean
 
 __all__ = [
@@ -157,12 +157,12 @@ def read_image_sizes(layout: str, root: Path | str, max_sampled: int = 200) -> t
         split = folder / "train"
         if not split.is_dir():
             raise DataError(f"The image folder {str(split)!r} does not exist; expected {str(folder)!r}/train/<class>/*.")
-        files = sorted(path for path in split.glob("*/*") if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file())
+        files = [path for name in image_folder_class_names(split) for path in visible_files(split / name)]
     elif layout == "segmentation_folder":
         split = folder / "train" / "images"
         if not split.is_dir():
             raise DataError(f"The image folder {str(split)!r} does not exist; expected {str(folder)!r}/train/images/*.")
-        files = sorted(path for path in split.iterdir() if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file())
+        files = visible_files(split)
     else:
         raise ConfigError(
             f"Unknown data layout {layout!r} for the image size. Available: {list(IMAGE_SIZE_LAYOUTS)}."

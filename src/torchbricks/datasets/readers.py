@@ -46,11 +46,13 @@ from torchbricks.datasets._reading import (
     exif_orientation,
     image_file_size,
     image_files,
+    is_hidden,
     load_rgb,
     problems_or_raise,
     to_image,
     torchvision_parts,
     upright,
+    visible_files,
 )
 from torchbricks.datasets.boxes import (
     BoxDataset,
@@ -84,6 +86,8 @@ __all__ += [  # the readers' names from before the box and COCO readers got modu
     "coco_class_names",
     "image_file_size",
     "image_size_problem",
+    "is_hidden",
+    "visible_files",
 ]
 
 
@@ -91,7 +95,7 @@ __all__ += [  # the readers' names from before the box and COCO readers got modu
 
 
 def image_folder_class_names(folder: Path | str) -> list[str]:
-    """The class folders of an ImageFolder split, sorted (torchvision's order).
+    """The class folders of an ImageFolder split, sorted (torchvision's order); hidden folders are none (`is_hidden`).
 
     Raises:
         DataError: The folder does not exist or holds no class folder.
@@ -99,7 +103,7 @@ def image_folder_class_names(folder: Path | str) -> list[str]:
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"The image folder {str(folder)!r} does not exist; expected {folder}/<class>/<image>.")
-    names = sorted(path.name for path in folder.iterdir() if path.is_dir() and not path.name.startswith("."))
+    names = sorted(path.name for path in folder.iterdir() if path.is_dir() and not is_hidden(path.name))
     if not names:
         raise DataError(f"The image folder {str(folder)!r} holds no class folder; expected {folder}/<class>/<image>.")
     return names
@@ -164,7 +168,7 @@ class ImageFolderDataset(Dataset[dict[str, Any]]):
 @lru_cache(maxsize=8)
 def _scanned_class_count(masks_folder: str) -> int:
     largest = 0
-    for path in sorted(Path(masks_folder).glob("*.png")):
+    for path in visible_files(Path(masks_folder), (".png",)):
         with Image.open(path) as mask:
             values = np.unique(np.asarray(mask))
         values = values[values != IGNORE_INDEX]

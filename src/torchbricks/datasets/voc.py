@@ -36,6 +36,7 @@ from torchbricks.datasets._reading import (
     Transform,
     image_file_size,
     random_split,
+    visible_files,
 )
 from torchbricks.datasets.boxes import BoxDataset, BoxImage, BoxObject, box_problem, clip_box
 
@@ -146,7 +147,7 @@ def read_voc_splits(root: Path | str, validation_fraction: float = VALIDATION_FR
             ids = [line.split()[0] for line in listed.read_text().splitlines() if line.strip()] if listed.is_file() else []
             files[split] = [annotations / f"{image_id}.xml" for image_id in ids]
         return VocSplits(root, images, files, listed=True)
-    xml_files = sorted(annotations.glob("*.xml"))
+    xml_files = visible_files(annotations, (".xml",)) if annotations.is_dir() else []
     if not xml_files:
         raise DataError(f"The VOC folder {str(root)!r} has no XML file in {str(annotations)!r}.")
     train, validation = random_split(xml_files, validation_fraction, seed, root)

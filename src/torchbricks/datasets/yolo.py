@@ -45,6 +45,7 @@ from torchbricks.datasets._reading import (
     image_file_size,
     image_files,
     random_split,
+    visible_files,
 )
 from torchbricks.datasets.boxes import BoxDataset, BoxImage, BoxObject, box_problem, clip_box
 
@@ -236,9 +237,7 @@ def _split_images(sources: Sequence[Path], problems: DataProblems) -> list[Path]
     images: list[Path] = []
     for source in sources:
         if source.is_dir():
-            images.extend(
-                sorted(path for path in source.rglob("*") if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file())
-            )
+            images.extend(visible_files(source, recursive=True))
         elif source.suffix.lower() in IMAGE_EXTENSIONS:  # an image drawn into a random split
             images.append(source)
         elif source.is_file() and source.suffix == ".txt":
