@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from helpers import coco_semantic_mask, uncompressed_rle
 from test_readers import _coco, _image
 
@@ -20,7 +21,7 @@ def _annotation(index: int, image_id: int, category_id: int, bbox: list[float], 
     return {"id": index, "image_id": image_id, "category_id": category_id, "bbox": bbox, "iscrowd": 0, **extra}
 
 
-def test_coco_maps_category_ids_in_id_order_converts_boxes_and_skips_crowds(tmp_path: Path) -> None:
+def test_coco_maps_category_ids_in_id_order_converts_boxes_and_marks_crowds_ignored(tmp_path: Path) -> None:
     _image(tmp_path / "images" / "a.png", size=(40, 30))
     path = _coco(
         tmp_path / "train.json",
@@ -37,8 +38,54 @@ def test_coco_maps_category_ids_in_id_order_converts_boxes_and_skips_crowds(tmp_
     sample = dataset[0]
 
     assert dataset.class_names == ["cat", "zebra"] == coco_class_names(path)
-    assert sample["target_labels"].tolist() == [1, 0]
-    assert sample["target_boxes"].tolist() == [[10.0, 5.0, 30.0, 15.0], [0.0, 0.0, 5.0, 5.0]]
+    assert sample["target_labels"].tolist() == [1, 0, -2 - 0]  # the crowd of cats: ignored, as VOC difficult objects
+    assert sample["target_boxes"].tolist() == [[10.0, 5.0, 30.0, 15.0], [0.0, 0.0, 5.0, 5.0], [1.0, 1.0, 31.0, 21.0]]
+
+
+def test_a_detection_on_a_crowd_region_scores_as_pycocotools_cocoeval_scores_it(tmp_path: Path) -> None:
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    from torchbricks.bag_of_bricks.object_detection import BoxMeanAveragePrecision
+
+    _image(tmp_path / "a.png", size=(60, 40))
+    path = _coco(
+        tmp_path / "train.json",
+        [{"id": 1, "file_name": "a.png", "width": 60, "height": 40}],
+        [_annotation(1, 1, 4, [2, 2, 10, 10], area=100), _annotation(2, 1, 4, [30, 5, 25, 30], area=750, iscrowd=1)],
+        CATEGORIES,
+    )
+    # The better-scored detection lies on the crowd of cats, the other on the one cat; a third finds nothing there.
+    detections = [([31.0, 6.0, 54.0, 34.0], 0.9), ([2.0, 2.0, 12.0, 12.0], 0.6), ([0.0, 25.0, 10.0, 38.0], 0.7)]
+    sample = CocoDataset(path)[0]
+    metric = BoxMeanAveragePrecision()
+    metric.update(
+        torch.tensor([[box for box, _ in detections]]),
+        torch.tensor([[score for _, score in detections]]),
+        torch.zeros(1, len(detections), dtype=torch.int64),  # cat, contiguous class 0 (category 4)
+        sample["target_boxes"][None],
+        sample["target_labels"][None],
+    )
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        truth = COCO(str(path))
+        found = [
+            {"image_id": 1, "category_id": 4, "bbox": [x0, y0, x1 - x0, y1 - y0], "score": score}
+            for (x0, y0, x1, y1), score in detections
+        ]
+        evaluation = COCOeval(truth, truth.loadRes(found), iouType="bbox")
+        evaluation.params.catIds = [4]
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    result = metric.compute()
+
+    assert float(result["map"]) == pytest.approx(evaluation.stats[0], abs=1e-6)
+    assert float(result["map_50"]) == pytest.approx(evaluation.stats[1], abs=1e-6)
+    assert evaluation.stats[1] == pytest.approx(0.5)  # the miss ranked above the cat halves it; the crowd costs nothing
 
 
 def test_coco_multitask_targets_draw_polygons_into_a_semantic_mask_and_list_the_classes(tmp_path: Path) -> None:
@@ -143,10 +190,10 @@ def test_coco_multitask_masks_from_uncompressed_and_compressed_rle_equal_pycocot
     assert sample["target_classes"].tolist() == present.tolist() == [1, 1]
     assert (expected == 2).sum() == zebra.sum()  # the reference sees the hole and leaves out the crowd
     assert not expected[:, 37:].any()
-    assert sample["target_labels"].tolist() == [0, 1, 0]  # the crowd has no box either
+    assert sample["target_labels"].tolist() == [0, 1, 0, -2 - 1]  # the crowd's box is there to be ignored
 
 
-def test_a_crowd_annotation_alone_leaves_the_mask_and_the_classes_empty(tmp_path: Path) -> None:
+def test_a_crowd_annotation_alone_leaves_the_mask_and_the_classes_empty_and_its_box_ignored(tmp_path: Path) -> None:
     _image(tmp_path / "a.png", size=(40, 30))
     crowd = _compressed_rle(_object(30, 40, slice(5, 25), slice(5, 35)))
     path = _coco(
@@ -162,7 +209,8 @@ def test_a_crowd_annotation_alone_leaves_the_mask_and_the_classes_empty(tmp_path
     assert np.array_equal(sample["target_mask"].numpy(), expected)
     assert sample["target_classes"].tolist() == present.tolist() == [0, 0]
     assert not sample["target_mask"].any()
-    assert sample["target_boxes"].shape == (0, 4)
+    assert sample["target_boxes"].tolist() == [[5.0, 5.0, 35.0, 25.0]]
+    assert sample["target_labels"].tolist() == [-2 - 1]
 
 
 @pytest.mark.parametrize("kind", ["uncompressed", "compressed"])

@@ -44,12 +44,20 @@ __all__ = [
 @dataclass
 class BoxObject:
     """One annotated object: its box `(x_min, y_min, x_max, y_max)` in pixels, its class index, its outline (COCO
-    polygons or RLE, None when the box stands in for it) and whether evaluation ignores it (Pascal VOC `difficult`)."""
+    polygons or RLE, None when the box stands in for it) and whether evaluation ignores it: a Pascal VOC `difficult`
+    object, or a COCO crowd region (`iscrowd: 1`, which the semantic mask also leaves out, as pycocotools' masks of
+    the objects do)."""
 
     box: tuple[float, float, float, float]
     label: int
     segmentation: Any = None
     difficult: bool = False
+    crowd: bool = False
+
+    @property
+    def ignored(self) -> bool:
+        """Neither trained on nor counted by the mAP (`BoxDataset`)."""
+        return self.difficult or self.crowd
 
 
 @dataclass
@@ -115,7 +123,7 @@ class BoxDataset(Dataset[dict[str, Any]]):
     the sample path that every box layout shares (`CocoDataset`, `YoloDataset`, `VocDataset` parse their files into
     `BoxImage` records and leave the rest to this class).
 
-    An object that evaluation ignores (`BoxObject.difficult`) keeps its box with the label `-2 - class index`: the
+    An object that evaluation ignores (`BoxObject.ignored`: VOC difficult, COCO crowd) keeps its box with the label `-2 - class index`: the
     loss and the drawings skip negative labels as they skip the padding (-1), and `BoxMeanAveragePrecision` counts
     it as neither a ground truth nor, when detected, a false positive. With `with_masks`, each sample also has
     `target_mask` (int64 [H, W]: class index + 1, 0 the background, drawn in object order from the outlines) and
@@ -150,7 +158,7 @@ class BoxDataset(Dataset[dict[str, Any]]):
 
     def load_sample(self, index: int) -> dict[str, Any]:
         """Sample `index` decoded, before any transform: `{"image": uint8 Image, "boxes": BoundingBoxes (XYXY),
-        "labels"}` (difficult objects as `-2 - class index`), with `"mask"` (Mask [H, W]) when `with_masks`.
+        "labels"}` (ignored objects as `-2 - class index`), with `"mask"` (Mask [H, W]) when `with_masks`.
 
         Raises:
             DataError: The image's size differs from its annotations'.
@@ -163,7 +171,7 @@ class BoxDataset(Dataset[dict[str, Any]]):
             raise DataError(problem)
         objects = record.objects
         boxes = torch.tensor([item.box for item in objects], dtype=torch.float32).reshape(-1, 4)
-        labels = [-2 - item.label if item.difficult else item.label for item in objects]
+        labels = [-2 - item.label if item.ignored else item.label for item in objects]
         sample: dict[str, Any] = {
             "image": to_image(picture),
             "boxes": tv_tensors.BoundingBoxes(boxes, format="XYXY", canvas_size=(picture.height, picture.width)),
@@ -195,10 +203,13 @@ class BoxDataset(Dataset[dict[str, Any]]):
         return named
 
     def _semantic_mask(self, record: BoxImage) -> np.ndarray:
-        """Class index + 1 per pixel, drawn in object order (a later object covers an earlier one)."""
+        """Class index + 1 per pixel, drawn in object order (a later object covers an earlier one); crowd regions
+        are left out."""
         canvas = Image.new("L", (record.width, record.height), 0)
         draw = ImageDraw.Draw(canvas)
         for item in record.objects:
+            if item.crowd:
+                continue
             fill = item.label + 1
             segmentation = item.segmentation
             if isinstance(segmentation, list) and segmentation:

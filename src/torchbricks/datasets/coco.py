@@ -1,5 +1,5 @@
-"""COCO instances files: `bbox` `[x, y, w, h]`, category ids need not be contiguous, crowd annotations ignored; boxes
-alone or with a semantic mask drawn from the polygons (RLE masks need pycocotools, the `detection` extra)."""
+"""COCO instances files: `bbox` `[x, y, w, h]`, category ids need not be contiguous, crowd regions ignored by training and
+evaluation as COCO's evaluation ignores them; boxes alone or with a semantic mask drawn from the polygons (RLE masks need pycocotools, the `detection` extra)."""
 
 from __future__ import annotations
 
@@ -53,8 +53,9 @@ class CocoDataset(BoxDataset):
     (a string), is decoded by pycocotools exactly as its `annToMask` does; polygons are filled with Pillow, which
     also covers the pixels the outline passes through (as the shapes generator draws its images), so a polygon's
     mask is up to a pixel wider at its border than `annToMask`'s; an annotation without one fills its box.
-    Category ids are mapped to contiguous indices in id order; crowd annotations (`iscrowd: 1`) are left out of
-    the boxes, the mask and the classes present.
+    Category ids are mapped to contiguous indices in id order. A crowd annotation (`iscrowd: 1`) is a region that
+    evaluation ignores, as COCO's own evaluation does: its box keeps the label `-2 - class index` (see `BoxDataset`),
+    so the loss skips it and a detection on it is not a false positive; the mask and the classes present leave it out.
 
     Args:
         path_json: The instances file; image `file_name`s are relative to `image_root`.
@@ -88,8 +89,6 @@ class CocoDataset(BoxDataset):
         index_of = {category_id: index for index, category_id in enumerate(self.category_ids)}
         for annotation in document["annotations"]:
             where = f"annotation {annotation.get('id')} in {str(self.path_json)!r}"
-            if annotation.get("iscrowd", 0):
-                continue
             record = self.images.get(int(annotation["image_id"]))
             if int(annotation["category_id"]) not in index_of:
                 problems.report(
@@ -101,7 +100,8 @@ class CocoDataset(BoxDataset):
             else:
                 found = problems.guard(_coco_object, annotation, where, record)
                 if found is not None:
-                    record.objects.append(BoxObject(found[0], index_of[int(annotation["category_id"])], found[1]))
+                    crowd = bool(annotation.get("iscrowd", 0))
+                    record.objects.append(BoxObject(found[0], index_of[int(annotation["category_id"])], found[1], crowd=crowd))
         self.ids = sorted(self.images)
         super().__init__(
             [self.images[image_id] for image_id in self.ids],
