@@ -1,6 +1,7 @@
 """Test helpers: the shapes generator's COCO detection folder rewritten in the YOLO and Pascal VOC layouts, written
 here from the formats' descriptions (not with the readers under test); YOLO also as labelImg saves it (images and
-their .txt files side by side, `classes.txt`) and as Label Studio exports it (`images/`, `labels/`, `classes.txt`)."""
+their .txt files side by side, `classes.txt`) and as Label Studio exports it (`images/`, `labels/`, `classes.txt`);
+COCO as Roboflow, CVAT, COCO itself and Label Studio lay it out (`coco_as_tools_write_it`)."""
 
 from __future__ import annotations
 
@@ -52,6 +53,65 @@ def coco_to_yolo(coco_root: Path, out: Path, names_as_dict: bool = False) -> Pat
     else:
         listed = f" [{', '.join(names)}]"
     (out / "data.yaml").write_text(f"path: {out}\ntrain: images/train\nval: images/val\nnc: {len(names)}\nnames:{listed}\n")
+    return out
+
+
+COCO_TOOLS = ("roboflow", "cvat", "cvat_default", "coco2017", "label_studio")
+
+
+def coco_as_tools_write_it(coco_root: Path, out: Path, tool: str) -> Path:
+    """The shapes' COCO files and images (`train.json`, `val.json`, `images/{train,val}/*`) rewritten as `tool` writes
+    COCO: `roboflow` (`{train,valid}/_annotations.coco.json`, images beside, bare file names), `cvat` (Datumaro's
+    `annotations/instances_{train,val}.json`, `images/{train,val}/*`), `cvat_default` (a task without subsets:
+    `annotations/instances_default.json`, `images/*`, both splits in one pool), `coco2017`
+    (`annotations/instances_{train,val}2017.json`, `{train,val}2017/*`), `label_studio` (one pool: `result.json` with
+    `images/*`, file names with Windows separators `images\\<name>`, UTF-8 with a byte-order mark). Pools name each
+    image `<split>_<name>` (the splits reuse names)."""
+    splits = _splits(coco_root)
+    pooled = tool in ("cvat_default", "label_studio")
+    documents: dict[str, dict[str, Any]] = {}
+    for split, document in splits.items():
+        images = []
+        for image in document["images"]:
+            name = Path(image["file_name"]).name
+            if pooled:
+                name = f"{split}_{name}"
+            folder, file_name = {
+                "roboflow": (out / {"train": "train", "val": "valid"}[split], name),
+                "cvat": (out / "images" / split, name),
+                "cvat_default": (out / "images", name),
+                "coco2017": (out / f"{split}2017", name),
+                "label_studio": (out / "images", f"images\\{name}"),
+            }[tool]
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copy(coco_root / image["file_name"], folder / name)
+            images.append({**image, "file_name": file_name})
+        documents[split] = {**document, "images": images}
+    if pooled:  # one file: the validation images and annotations after the training ones, with ids that stay unique
+        train, val = documents["train"], documents["val"]
+        shift_image = max(image["id"] for image in train["images"]) + 1
+        shift_annotation = max((item["id"] for item in train["annotations"]), default=0) + 1
+        documents = {
+            "train": {
+                **train,
+                "images": train["images"] + [{**image, "id": image["id"] + shift_image} for image in val["images"]],
+                "annotations": train["annotations"]
+                + [
+                    {**item, "id": item["id"] + shift_annotation, "image_id": item["image_id"] + shift_image}
+                    for item in val["annotations"]
+                ],
+            }
+        }
+    for split, document in documents.items():
+        path = {
+            "roboflow": out / {"train": "train", "val": "valid"}[split] / "_annotations.coco.json",
+            "cvat": out / "annotations" / f"instances_{split}.json",
+            "cvat_default": out / "annotations" / "instances_default.json",
+            "coco2017": out / "annotations" / f"instances_{split}2017.json",
+            "label_studio": out / "result.json",
+        }[tool]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(document), encoding="utf-8-sig" if tool == "label_studio" else "utf-8")
     return out
 
 

@@ -20,7 +20,6 @@ lives in `torchbricks._deploy_quantize`.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -38,7 +37,7 @@ from torchbricks._files import write_json
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.bricks import BrickNotTrainable
 from torchbricks.deploy import DEPLOY_OUTPUTS, INPUT_NAME, METADATA_FORMAT, metadata_path
-from torchbricks.errors import BrickError, ConfigError
+from torchbricks.errors import BrickError, ConfigError, DataError
 from torchbricks.tags import MODEL, Stage
 from torchbricks.trained_experiment import TrainedExperiment, find_heads, load_experiment
 
@@ -314,7 +313,9 @@ def _coco_category_ids(loaded: TrainedExperiment) -> list[int] | None:
     experiment's description lacks them and the data is still there."""
     if not str(loaded.description.get("data_module", "")).endswith("CocoDataModule"):
         return None
-    path = Path(str(loaded.config.data.get("root"))) / "train.json"
-    if not path.is_file():
+    from torchbricks.datasets.detection_layouts import coco_category_ids
+
+    try:
+        return coco_category_ids(str(loaded.config.data.get("root")))
+    except DataError:  # the data is gone or changed: the export goes without the ids
         return None
-    return sorted(int(category["id"]) for category in json.loads(path.read_text())["categories"])

@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from layouts import coco_to_voc, coco_to_yolo, voc_xml, yolo_to_darknet, yolo_without_splits
+from layouts import COCO_TOOLS, coco_as_tools_write_it, coco_to_voc, coco_to_yolo, voc_xml, yolo_to_darknet, yolo_without_splits
 from PIL import Image
 
 from torchbricks.datasets.detection_layouts import (
+    coco_category_ids,
     detect_detection_layout,
     detection_class_names,
     has_test_split,
@@ -74,6 +75,55 @@ def test_yolo_and_voc_copies_of_coco_data_read_as_the_same_boxes_labels_and_clas
     assert torch.equal(sample["raw"], reference["raw"])
     torch.testing.assert_close(sample["target_boxes"], reference["target_boxes"], atol=1e-4, rtol=0)
     assert torch.equal(sample["target_labels"], reference["target_labels"])
+
+
+@pytest.mark.parametrize("tool", COCO_TOOLS)
+def test_coco_as_tools_write_it_reads_as_the_same_boxes_labels_and_classes(coco: Path, tmp_path: Path, tool: str) -> None:
+    root = coco_as_tools_write_it(coco, tmp_path / tool, tool)
+    assert not (root / "train.json").exists()
+
+    assert detect_detection_layout(root) == "coco"
+    assert detection_class_names(root) == list(SHAPE_CLASSES)
+    assert coco_category_ids(root) == coco_category_ids(coco)
+    assert not has_test_split(root, "coco")
+    splits = {split: read_detection_split(root, "coco", split) for split in ("train", "validation", "test")}
+    if tool in ("cvat_default", "label_studio"):  # one pool: 20 % of its 9 images drawn for validation, the seed's
+        assert (len(splits["train"]), len(splits["validation"])) == (7, 2)
+        drawn = {record.path.name for record in splits["validation"].records}
+        assert {record.path.name for record in read_detection_split(root, "coco", "validation").records} == drawn
+        assert {record.path.name for record in read_detection_split(root, "coco", "validation", seed=1).records} != drawn
+        pooled = {**_by_image(splits["train"], key="file"), **_by_image(splits["validation"], key="file")}
+        reference = {
+            f"{folder}_{name}": value
+            for split, folder in (("train", "train"), ("validation", "val"))
+            for name, value in _by_image(read_detection_split(coco, "coco", split), key="file").items()
+        }
+        assert sorted(pooled) == sorted(reference)  # every image once, with the boxes the COCO file gives it
+        for name, (size, labels, boxes) in reference.items():
+            assert pooled[name][:2] == (size, labels)
+            np.testing.assert_allclose(pooled[name][2].reshape(-1, 4), boxes.reshape(-1, 4), atol=1e-4)
+    else:
+        for split in ("train", "validation"):
+            _assert_same(splits[split], read_detection_split(coco, "coco", split))
+    assert [record.path for record in splits["test"].records] == [record.path for record in splits["validation"].records]
+    sample, reference_sample = splits["train"][0], read_detection_split(coco, "coco", "train")[0]
+    if tool not in ("cvat_default", "label_studio"):
+        assert torch.equal(sample["raw"], reference_sample["raw"])
+        assert torch.equal(sample["target_labels"], reference_sample["target_labels"])
+
+
+def test_a_coco_test_file_is_the_test_split_and_a_missing_training_file_is_named(coco: Path, tmp_path: Path) -> None:
+    root = coco_as_tools_write_it(coco, tmp_path / "roboflow", "roboflow")
+    shutil.copytree(root / "valid", root / "test")
+
+    assert has_test_split(root, "coco")
+    test = read_detection_split(root, "coco", "test")
+    assert [record.path.parent.name for record in test.records] == ["test"] * 3
+    shutil.rmtree(root / "train")
+    (root / "annotations").mkdir()
+    shutil.move(root / "valid" / "_annotations.coco.json", root / "annotations" / "instances_val.json")
+    with pytest.raises(DataError, match=r"has no training file among \['annotations/instances_val\.json'\]"):
+        detection_class_names(root)
 
 
 def test_voc_images_with_xml_beside_them_are_split_by_a_seeded_fraction(coco: Path, tmp_path: Path) -> None:
@@ -367,3 +417,30 @@ def test_yolo_splits_are_relative_to_the_path_entry_and_roboflow_parent_paths_ar
     assert [record.path for record in validation.records] == [base / "valid/images/y.png"]
     assert validation.records[0].objects[0].box == pytest.approx((3.0, 3.0, 7.0, 7.0))
     assert validation.class_names == ["dot"]
+
+
+def test_text_files_saved_by_windows_tools_read_as_written(coco: Path, tmp_path: Path) -> None:
+    """classes.txt from Notepad (a byte-order mark, CRLF line ends) and CRLF label files, as labelImg on Windows saves
+    them: the first class is named as written, not with the mark stuck to it."""
+    root = yolo_without_splits(coco_to_yolo(coco, tmp_path / "yolo"), tmp_path / "windows", "labelimg")
+    for path in root.glob("*.txt"):
+        text = path.read_text()
+        path.write_bytes((b"\xef\xbb\xbf" if path.name == "classes.txt" else b"") + text.replace("\n", "\r\n").encode())
+
+    assert detection_class_names(root) == list(SHAPE_CLASSES)
+    reference = yolo_without_splits(coco_to_yolo(coco, tmp_path / "yolo_unix"), tmp_path / "unix", "labelimg")
+    for split in ("train", "validation"):
+        assert (
+            _by_image(read_detection_split(root, "yolo", split)).keys()
+            == _by_image(read_detection_split(reference, "yolo", split)).keys()
+        )
+        for (size, labels, boxes), (size_unix, labels_unix, boxes_unix) in zip(
+            _by_image(read_detection_split(root, "yolo", split)).values(),
+            _by_image(read_detection_split(reference, "yolo", split)).values(),
+            strict=True,
+        ):
+            assert (size, labels) == (size_unix, labels_unix)
+            np.testing.assert_allclose(boxes, boxes_unix)
+    (root / "classes.txt").write_bytes("circle\nsquare\ntriangle\n".encode("utf-16"))
+    with pytest.raises(DataError, match=r"classes\.txt' is not UTF-8 text: .*Save it as UTF-8"):
+        detection_class_names(root)

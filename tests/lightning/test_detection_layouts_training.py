@@ -1,6 +1,6 @@
 """`torchbricks train task=detection data.root=DIR` on the same shapes in the COCO, YOLO and Pascal VOC layouts (YOLO
-also as Darknet and CVAT write it, and as labelImg and Label Studio save it, without splits): the layout is found from
-the folder and every run names the same classes."""
+also as Darknet and CVAT write it, and as labelImg and Label Studio save it, without splits; COCO as Roboflow, CVAT
+and Label Studio write it): the layout is found from the folder and every run names the same classes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from layouts import coco_to_voc, coco_to_yolo, yolo_to_darknet, yolo_without_splits
+from layouts import coco_as_tools_write_it, coco_to_voc, coco_to_yolo, yolo_to_darknet, yolo_without_splits
 
 from torchbricks.__main__ import main
 from torchbricks.datasets.shapes import SHAPE_CLASSES, write_shapes_dataset
@@ -23,16 +23,29 @@ def roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     yolo = coco_to_yolo(coco, folder / "yolo")
     pools = {tool: yolo_without_splits(yolo, folder / tool, tool) for tool in ("labelimg", "label_studio")}
     darknet = yolo_to_darknet(yolo, folder / "darknet")
-    return {"coco": coco, "yolo": yolo, "voc": coco_to_voc(coco, folder / "voc"), "darknet": darknet, **pools}
+    coco_tools = {
+        f"coco_{tool}": coco_as_tools_write_it(coco, folder / f"coco_{tool}", tool)
+        for tool in ("roboflow", "cvat", "label_studio")
+    }
+    return {"coco": coco, "yolo": yolo, "voc": coco_to_voc(coco, folder / "voc"), "darknet": darknet, **pools, **coco_tools}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("layout", ["coco", "yolo", "voc", "darknet", "labelimg", "label_studio"])
-def test_detection_trains_from_each_layout_with_the_same_class_names(roots: dict[str, Path], tmp_path: Path, layout: str) -> None:
+@pytest.mark.parametrize(
+    ("layout", "task"),
+    [
+        *[(layout, "detection") for layout in ("coco", "yolo", "voc", "darknet", "labelimg", "label_studio")],
+        *[(layout, "detection") for layout in ("coco_roboflow", "coco_label_studio")],
+        ("coco_cvat", "multitask"),
+    ],
+)
+def test_detection_trains_from_each_layout_with_the_same_class_names(
+    roots: dict[str, Path], tmp_path: Path, layout: str, task: str
+) -> None:
     status = main(
         [
             "train",
-            "task=detection",
+            f"task={task}",
             f"data.root={roots[layout]}",
             f"experiment.path_experiments={tmp_path}",
             "experiment.name=run",
@@ -43,7 +56,7 @@ def test_detection_trains_from_each_layout_with_the_same_class_names(roots: dict
     assert status == 0
     description = json.loads((tmp_path / "run" / "experiment.json").read_text())
     assert description["class_names"] == list(SHAPE_CLASSES)
-    assert description.get("category_ids") == ([3, 7, 12] if layout == "coco" else None)
+    assert description.get("category_ids") == ([3, 7, 12] if layout.startswith("coco") else None)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert 0.0 <= metrics["test"]["detection/map_50"] <= 1.0
 

@@ -42,6 +42,7 @@ __all__ = [
     "load_rgb",
     "problems_or_raise",
     "random_split",
+    "read_user_text",
     "rgb_as_shown",
     "to_image",
     "torchvision_parts",
@@ -126,6 +127,20 @@ def random_split(items: list[_T], validation_fraction: float, seed: int, where: 
     random.Random(seed).shuffle(shuffled)
     count = min(max(1, round(validation_fraction * len(shuffled))), len(shuffled) - 1)
     return sorted(shuffled[count:]), sorted(shuffled[:count])  # type: ignore[type-var]  # paths and numbers sort
+
+
+def read_user_text(path: Path) -> str:
+    """A text file a person or a tool wrote (class lists, YOLO labels, COCO JSON), as UTF-8 whatever the locale, a
+    byte-order mark left out (Windows Notepad and some exporters begin UTF-8 files with one; it would otherwise stick
+    to the first class name or number).
+
+    Raises:
+        DataError: The file is not UTF-8 text.
+    """
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise DataError(f"The file {str(path)!r} is not UTF-8 text: {error}. Save it as UTF-8.") from error
 
 
 def is_hidden(name: str) -> bool:

@@ -123,11 +123,11 @@ class BoxDataset(Dataset[dict[str, Any]]):
     the sample path that every box layout shares (`CocoDataset`, `YoloDataset`, `VocDataset` parse their files into
     `BoxImage` records and leave the rest to this class).
 
-    An object that evaluation ignores (`BoxObject.ignored`: VOC difficult, COCO crowd) keeps its box with the label `-2 - class index`: the
-    loss and the drawings skip negative labels as they skip the padding (-1), and `BoxMeanAveragePrecision` counts
-    it as neither a ground truth nor, when detected, a false positive. With `with_masks`, each sample also has
-    `target_mask` (int64 [H, W]: class index + 1, 0 the background, drawn in object order from the outlines) and
-    `target_classes` (int64 [K]: 1 for each class with a box in the image).
+    An object that evaluation ignores (`BoxObject.ignored`: VOC difficult, COCO crowd) keeps its box with the label
+    `-2 - class index`: the loss and the drawings skip negative labels as they skip the padding (-1), and
+    `BoxMeanAveragePrecision` counts it as neither a ground truth nor, when detected, a false positive. With
+    `with_masks`, each sample also has `target_mask` (int64 [H, W]: class index + 1, 0 the background, drawn in object
+    order from the outlines) and `target_classes` (int64 [K]: 1 for each class with a box in the image).
 
     Args:
         images: The records.

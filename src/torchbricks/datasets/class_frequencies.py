@@ -85,16 +85,19 @@ def segmentation_pixel_counts(masks: Path | str, num_classes: int, max_masks: in
     return counts.tolist()
 
 
-def coco_pixel_counts(path_json: Path | str, max_images: int = MAX_MASKS) -> list[int]:
+def coco_pixel_counts(
+    path_json: Path | str, max_images: int = MAX_MASKS, image_root: Path | str | Sequence[Path | str] | None = None
+) -> list[int]:
     """Pixels of the background (index 0) and of each category (index + 1, categories in id order) in the semantic
     masks drawn from the COCO file's polygons, as `CocoDataset(with_masks=True)` draws them.
 
-    At most `max_images` images are drawn, spread evenly over the image ids (see the module docstring).
+    At most `max_images` images are drawn, spread evenly over the image ids (see the module docstring); image file
+    names are relative to `image_root` (`CocoDataset`).
 
     Raises:
         DataError: The file or an image is missing (see `CocoDataset`).
     """
-    dataset = CocoDataset(path_json, with_masks=True)
+    dataset = CocoDataset(path_json, image_root, with_masks=True)
     counts = np.zeros(len(dataset.class_names) + 1, dtype=np.int64)
     for index in _spread(list(range(len(dataset))), max_images):
         mask = dataset[index]["target_mask"].numpy()

@@ -1,16 +1,143 @@
-"""COCO instances files: `bbox` `[x, y, w, h]`, category ids need not be contiguous, crowd regions ignored by training and
-evaluation as COCO's evaluation ignores them; boxes alone or with a semantic mask drawn from the polygons (RLE masks need pycocotools, the `detection` extra)."""
+"""COCO instances files: `bbox` `[x, y, w, h]`, category ids need not be contiguous, crowd regions ignored by training
+and evaluation as COCO's evaluation ignores them; boxes alone or with a semantic mask drawn from the polygons (RLE masks
+need pycocotools, the `detection` extra).
+
+The folders COCO comes in (`read_coco_layout`), as tools write them:
+
+- `ROOT/train.json`, `val.json`, `test.json`, file names relative to `ROOT` (torchbricks' own, `make-dataset`);
+- Roboflow: `ROOT/{train,valid,test}/_annotations.coco.json`, each split's images beside its file;
+- COCO itself and CVAT / Datumaro ("COCO 1.0"): `ROOT/annotations/instances_<subset>.json` with images in
+  `ROOT/images/<subset>/`, `ROOT/images/` or `ROOT/<subset>/` (`train2017/`); the subset `default` (CVAT's name for
+  a task without subsets) is the training split;
+- Label Studio: `ROOT/result.json` with `ROOT/images/`.
+
+File names may use Windows separators (`images\\a.jpg`, as Label Studio writes them on Windows). Data without a
+validation split of its own has `validation_fraction` of its training images drawn at random for it, fixed by a seed,
+as YOLO and VOC data without splits have.
+"""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
-from torchbricks.datasets._reading import DataError, DataProblems, Transform, image_file_size, problems_or_raise
+from torchbricks.datasets._reading import (
+    SPLIT_SEED,
+    VALIDATION_FRACTION,
+    DataError,
+    DataProblems,
+    Transform,
+    image_file_size,
+    problems_or_raise,
+    random_split,
+    read_user_text,
+)
 from torchbricks.datasets.boxes import BoxDataset, BoxImage, BoxObject, box_problem, clip_box
 
-__all__ = ["CocoDataset", "coco_class_names"]
+__all__ = [
+    "COCO_SIGNS",
+    "CocoDataset",
+    "CocoFile",
+    "CocoLayout",
+    "coco_class_names",
+    "image_path",
+    "read_coco_layout",
+    "split_image_ids",
+]
+
+ROBOFLOW_FILE = "_annotations.coco.json"
+LABEL_STUDIO_FILE = "result.json"
+COCO_SIGNS = ("train.json", f"train/{ROBOFLOW_FILE}", "annotations/instances_*.json", LABEL_STUDIO_FILE)
+"""What marks a folder as COCO data (`read_coco_layout`), for messages and layout detection."""
+_SPLIT_PREFIXES = {"train": ("train", "default"), "validation": ("val",), "test": ("test",)}
+"""Split -> the starts of the subset names (`instances_<subset>.json`, Roboflow's folders) that mean it."""
+
+
+@dataclass(frozen=True)
+class CocoFile:
+    """One instances file and the folders its image `file_name`s are looked up in, in order."""
+
+    path: Path
+    image_roots: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
+class CocoLayout:
+    """The COCO files of a data folder: one per split; `validation` None when the data has no validation split of
+    its own (it is then drawn from the training file's images, `CocoDataset`'s `image_ids`), `test` None when
+    there is no test split."""
+
+    root: Path
+    train: CocoFile
+    validation: CocoFile | None
+    test: CocoFile | None
+
+    def file(self, split: str) -> CocoFile | None:
+        """The file of `split` (`train`, `validation`, `test`)."""
+        return {"train": self.train, "validation": self.validation, "test": self.test}[split]
+
+
+def read_coco_layout(root: Path | str) -> CocoLayout | None:
+    """The COCO files of the folder `root` in any of the layouts of the module docstring, or None when it holds none.
+
+    Example:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> for split in ("train", "valid"):
+        ...     (root / split).mkdir()
+        ...     _ = (root / split / ROBOFLOW_FILE).write_text("{}")
+        >>> layout = read_coco_layout(root)
+        >>> layout.validation.path.relative_to(root).as_posix(), layout.test
+        ('valid/_annotations.coco.json', None)
+    """
+    root = Path(root)
+    if (root / "train.json").is_file():
+        files = {split: root / f"{name}.json" for split, name in (("train", "train"), ("validation", "val"), ("test", "test"))}
+        return _layout(root, {split: CocoFile(path, (root,)) for split, path in files.items() if path.is_file()})
+    if (root / "train" / ROBOFLOW_FILE).is_file():
+        folders = [path for path in sorted(root.iterdir()) if (path / ROBOFLOW_FILE).is_file()]
+        found = {_split_of(folder.name): CocoFile(folder / ROBOFLOW_FILE, (folder, folder / "images")) for folder in folders}
+        return _layout(root, found)
+    instances = sorted((root / "annotations").glob("instances_*.json")) if (root / "annotations").is_dir() else []
+    if instances:
+        found = {}
+        for path in instances:
+            subset = path.stem.removeprefix("instances_")
+            roots = (root / "images" / subset, root / "images", root / subset, root)
+            found.setdefault(_split_of(subset), CocoFile(path, roots))
+        return _layout(root, found)
+    if (root / LABEL_STUDIO_FILE).is_file():
+        return _layout(root, {"train": CocoFile(root / LABEL_STUDIO_FILE, (root, root / "images"))})
+    return None
+
+
+def _split_of(subset: str) -> str | None:
+    """The split a subset name means (`train2017` -> train, `valid` -> validation), None for another name."""
+    for split, prefixes in _SPLIT_PREFIXES.items():
+        if subset.lower().startswith(prefixes):
+            return split
+    return None
+
+
+def _layout(root: Path, found: dict[str | None, CocoFile]) -> CocoLayout:
+    """The layout of the files found per split.
+
+    Raises:
+        DataError: None of them is a training split.
+    """
+    if "train" not in found and list(found) == [None]:  # one file of a subset no split is named after: training
+        found = {"train": found[None]}
+    if "train" not in found:
+        names = sorted(str(file.path.relative_to(root)) for file in found.values())
+        raise DataError(
+            f"The COCO data in {str(root)!r} has no training file among {names}; name one train.json, "
+            f"train/{ROBOFLOW_FILE} or annotations/instances_train.json."
+        )
+    return CocoLayout(root, found["train"], found.get("validation"), found.get("test"))
+
 
 # --- COCO ---------------------------------------------------------------------------------------------------------
 
@@ -19,7 +146,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise DataError(f"The COCO file {str(path)!r} does not exist.")
     try:
-        document = json.loads(path.read_text())
+        document = json.loads(read_user_text(path))
     except (OSError, ValueError) as error:
         raise DataError(f"The COCO file {str(path)!r} cannot be read as JSON: {error}") from error
     missing = [key for key in ("images", "annotations", "categories") if key not in document]
@@ -59,10 +186,12 @@ class CocoDataset(BoxDataset):
 
     Args:
         path_json: The instances file; image `file_name`s are relative to `image_root`.
-        image_root: The folder image file names are relative to; the JSON file's folder when None.
+        image_root: The folder image file names are relative to, or several, tried in order (the first holding the
+            file wins; then each folder with the file name's last part alone); the JSON file's folder when None.
         with_masks: Also give the semantic mask and the classes present (the multitask targets).
         transform: A `torchvision.transforms.v2` transform of `{"image", "boxes", "labels"[, "mask"]}`.
         problems: Where problems go; the first raises when None.
+        image_ids: Read only these images (a split drawn from one file); all when None.
 
     Raises:
         DataError: A missing image, an unknown category or image id, a box outside its image, no image.
@@ -71,15 +200,28 @@ class CocoDataset(BoxDataset):
     def __init__(
         self,
         path_json: Path | str,
-        image_root: Path | str | None = None,
+        image_root: Path | str | Sequence[Path | str] | None = None,
         with_masks: bool = False,
         transform: Transform | None = None,
         problems: DataProblems | None = None,
+        image_ids: Sequence[int] | None = None,
     ) -> None:
         problems = problems_or_raise(problems)
         self.path_json = Path(path_json)
-        self.image_root = Path(image_root) if image_root is not None else self.path_json.parent
+        if image_root is None:
+            roots = [self.path_json.parent]
+        else:
+            roots = [Path(image_root)] if isinstance(image_root, (str, Path)) else [Path(folder) for folder in image_root]
+        self.image_roots = roots
+        self.image_root = roots[0]
         document = _read_json(self.path_json)
+        if image_ids is not None:
+            kept = {int(image_id) for image_id in image_ids}
+            document = {
+                **document,
+                "images": [image for image in document["images"] if int(image["id"]) in kept],
+                "annotations": [item for item in document["annotations"] if int(item["image_id"]) in kept],
+            }
         categories = sorted(document["categories"], key=lambda category: category["id"])
         self.category_ids = [int(category["id"]) for category in categories]
         self.images = self._read_images(document, problems)
@@ -113,10 +255,11 @@ class CocoDataset(BoxDataset):
     def _read_images(self, document: dict[str, Any], problems: DataProblems) -> dict[int, BoxImage]:
         images: dict[int, BoxImage] = {}
         for image in document["images"]:
-            path = self.image_root / image["file_name"]
             source = f"id {image['id']} in {str(self.path_json)!r}"
+            path = image_path(str(image["file_name"]), self.image_roots)
             if not path.is_file():
-                problems.report(f"Image {str(path)!r} ({source}) does not exist.")
+                tried = "" if len(self.image_roots) == 1 else f"; looked in {[str(folder) for folder in self.image_roots]}"
+                problems.report(f"Image {str(path)!r} ({source}) does not exist{tried}.")
                 continue
             if int(image["id"]) in images:
                 problems.report(f"The image {source} is listed twice.")
@@ -129,6 +272,34 @@ class CocoDataset(BoxDataset):
             if size is not None:
                 images[int(image["id"])] = BoxImage(path, size[0], size[1], source=repr(str(self.path_json)))
         return images
+
+
+def image_path(file_name: str, image_roots: Sequence[Path]) -> Path:
+    """Where the image `file_name` of a COCO file is: relative to the first of `image_roots` holding it, else the last
+    part of the name in the first holding that; the first root's path when none does (for the message). Windows
+    separators count as separators.
+
+    Example:
+        >>> image_path("images\\\\a.jpg", [Path("/nowhere")]).as_posix()
+        '/nowhere/images/a.jpg'
+    """
+    relative = Path(*PureWindowsPath(file_name).parts) if "\\" in file_name else Path(file_name)
+    for candidate in [folder / relative for folder in image_roots] + [folder / relative.name for folder in image_roots]:
+        if candidate.is_file():
+            return candidate
+    return image_roots[0] / relative
+
+
+def split_image_ids(
+    path_json: Path | str, validation_fraction: float = VALIDATION_FRACTION, seed: int = SPLIT_SEED
+) -> tuple[list[int], list[int]]:
+    """The image ids of a COCO file drawn at random into (train, validation), fixed by `seed` (`random_split`).
+
+    Raises:
+        DataError: The file is bad, lists fewer than two images or the fraction is not between 0 and 1.
+    """
+    ids = sorted(int(image["id"]) for image in _read_json(Path(path_json))["images"])
+    return random_split(ids, validation_fraction, seed, Path(path_json))
 
 
 def _coco_object(annotation: dict[str, Any], where: str, record: BoxImage) -> tuple[tuple[float, float, float, float], Any]:

@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from torchbricks.datasets._reading import DataError, DataProblems, Transform, visible_files
+from torchbricks.datasets._reading import DataError, DataProblems, Transform, read_user_text, visible_files
 from torchbricks.datasets.boxes import BoxDataset
-from torchbricks.datasets.coco import CocoDataset, coco_class_names
+from torchbricks.datasets.coco import CocoDataset, CocoLayout, coco_class_names, read_coco_layout, split_image_ids
 from torchbricks.datasets.voc import SPLIT_SEED, VALIDATION_FRACTION, VocDataset, read_voc_splits, voc_class_names
 from torchbricks.datasets.yolo import DARKNET_DATA, DARKNET_NAMES, YOLO_FILE, YoloDataset, read_yolo_layout, yolo_class_names
 from torchbricks.errors import ConfigError, did_you_mean
@@ -19,6 +19,7 @@ __all__ = [
     "DETECTION_LAYOUTS",
     "LAYOUT_EXPECTS",
     "coco_category_ids",
+    "coco_layout",
     "detect_detection_layout",
     "detection_class_names",
     "find_detection_layouts",
@@ -28,7 +29,9 @@ __all__ = [
 
 DETECTION_LAYOUTS = ("coco", "yolo", "voc")
 LAYOUT_EXPECTS = {
-    "coco": "ROOT/train.json and ROOT/val.json (COCO instances; image file_name relative to ROOT)",
+    "coco": "ROOT/train.json and ROOT/val.json (COCO instances; image file_name relative to ROOT), or "
+    "ROOT/{train,valid,test}/_annotations.coco.json (Roboflow), or ROOT/annotations/instances_<subset>.json with "
+    "ROOT/images/<subset>/* (COCO, CVAT), or ROOT/result.json with ROOT/images/* (Label Studio)",
     "yolo": f"ROOT/{YOLO_FILE} (names) with ROOT/images/{{train,val}}/* and ROOT/labels/{{train,val}}/*.txt, or "
     "ROOT/obj.data and obj.names with ROOT/obj_train_data/* (Darknet, CVAT YOLO 1.1), or ROOT/classes.txt with "
     "ROOT/images/* and ROOT/labels/*.txt, or with images and their .txt files beside them",
@@ -39,19 +42,40 @@ LAYOUT_EXPECTS = {
 
 
 def find_detection_layouts(root: Path | str) -> list[str]:
-    """The box layouts whose marks the folder has: `train.json` (COCO), `data.yaml`, `obj.data` or `obj.names`,
+    """The box layouts whose marks the folder has: `train.json`, `train/_annotations.coco.json`,
+    `annotations/instances_*.json` or `result.json` (COCO), `data.yaml`, `obj.data` or `obj.names`,
     `labels/`, or `classes.txt` with images and their .txt files side by side (YOLO), `Annotations/` or XML files
     (VOC)."""
     root = Path(root)
     side_by_side = (root / "classes.txt").is_file() and any(path.with_suffix(".txt").is_file() for path in visible_files(root))
     signs = {
-        "coco": (root / "train.json").is_file(),
+        "coco": _holds_coco(root),
         "yolo": any((root / name).is_file() for name in (YOLO_FILE, DARKNET_DATA, DARKNET_NAMES))
         or (root / "labels").is_dir()
         or side_by_side,
         "voc": (root / "Annotations").is_dir() or bool(visible_files(root, (".xml",))),
     }
     return [name for name, present in signs.items() if present]
+
+
+def _holds_coco(root: Path) -> bool:
+    """Whether the folder has a COCO file where a layout puts one (a bad layout is then COCO's reader's error)."""
+    try:
+        return read_coco_layout(root) is not None
+    except DataError:
+        return True
+
+
+def coco_layout(root: Path | str) -> CocoLayout:
+    """The COCO files of the data in `root` (`torchbricks.datasets.coco.read_coco_layout`).
+
+    Raises:
+        DataError: The folder holds no COCO file where a layout puts one, or none for training.
+    """
+    layout = read_coco_layout(root)
+    if layout is None:
+        raise DataError(f"The data folder {str(root)!r} holds no COCO data: expected {LAYOUT_EXPECTS['coco']}.")
+    return layout
 
 
 def detect_detection_layout(root: Path | str, layout: str = "auto") -> str:
@@ -90,24 +114,24 @@ def detection_class_names(root: Path | str, layout: str = "auto") -> list[str]:
     root = Path(root)
     layout = detect_detection_layout(root, layout)
     if layout == "coco":
-        return coco_class_names(root / "train.json")
+        return coco_class_names(coco_layout(root).train.path)
     if layout == "yolo":
         return yolo_class_names(root)
     return voc_class_names(root)
 
 
 def coco_category_ids(root: Path | str) -> list[int]:
-    """The category ids of `root/train.json` in id order (the class index is the position)."""
-    path = Path(root) / "train.json"
+    """The category ids of the COCO training file in `root`, in id order (the class index is the position)."""
+    path = coco_layout(root).train.path
     coco_class_names(path)  # the file's own checks
-    return sorted(int(category["id"]) for category in json.loads(path.read_text())["categories"])
+    return sorted(int(category["id"]) for category in json.loads(read_user_text(path))["categories"])
 
 
 def has_test_split(root: Path | str, layout: str) -> bool:
-    """Whether the data has its own test split (`test.json`, YOLO `test`, VOC `ImageSets/Main/test.txt`)."""
+    """Whether the data has its own test split (a COCO test file, YOLO `test`, VOC `ImageSets/Main/test.txt`)."""
     root = Path(root)
     if layout == "coco":
-        return (root / "test.json").is_file()
+        return coco_layout(root).test is not None
     if layout == "yolo":
         return any(source.exists() for source in read_yolo_layout(root).splits["test"])
     return bool(read_voc_splits(root).files["test"])
@@ -135,11 +159,38 @@ def read_detection_split(
     """
     root = Path(root)
     if layout == "coco":
-        path = root / {"train": "train.json", "validation": "val.json", "test": "test.json"}[split]
-        dataset: BoxDataset = CocoDataset(path, root, with_masks=with_masks, transform=transform, problems=problems)
-        if class_names is not None and dataset.class_names != class_names:
-            raise DataError(f"The categories of {str(path)!r} ({dataset.class_names}) differ from train.json's ({class_names}).")
-        return dataset
+        return _coco_split(root, split, class_names, with_masks, transform, problems, validation_fraction, seed)
     if layout == "yolo":
         return YoloDataset(root, split, transform, problems, validation_fraction, seed)
     return VocDataset(root, split, class_names, transform, validation_fraction, seed, problems)
+
+
+def _coco_split(
+    root: Path,
+    split: str,
+    class_names: list[str] | None,
+    with_masks: bool,
+    transform: Transform | None,
+    problems: DataProblems | None,
+    validation_fraction: float,
+    seed: int,
+) -> BoxDataset:
+    """`read_detection_split` of COCO data: the split's file, or the training file's images drawn at random into
+    train and validation when the data has no validation file (the test split is then the validation split)."""
+    layout = coco_layout(root)
+    if split == "test" and layout.test is None:
+        split = "validation"
+    file, image_ids = layout.file(split), None
+    if file is None:  # no validation file: drawn from the training file's images
+        file = layout.train
+        drawn = dict(zip(("train", "validation"), split_image_ids(file.path, validation_fraction, seed), strict=True))
+        image_ids = drawn[split]
+    elif split == "train" and layout.validation is None:
+        image_ids = split_image_ids(file.path, validation_fraction, seed)[0]
+    dataset = CocoDataset(file.path, file.image_roots, with_masks, transform, problems, image_ids=image_ids)
+    if class_names is not None and dataset.class_names != class_names:
+        raise DataError(
+            f"The categories of {str(file.path)!r} ({dataset.class_names}) differ from the training file "
+            f"{str(layout.train.path)!r}'s ({class_names})."
+        )
+    return dataset

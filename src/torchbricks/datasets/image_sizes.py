@@ -13,10 +13,13 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from torchbricks.datasets._reading import read_user_text
+from torchbricks.datasets.coco import image_path
 from torchbricks.datasets.readers import IMAGE_EXTENSIONS, DataError, image_file_size, image_folder_class_names, visible_files
 from torchbricks.errors import ConfigError, did_you_mean
 
@@ -152,7 +155,10 @@ def read_image_sizes(layout: str, root: Path | str, max_sampled: int = 200) -> t
                 raise DataError(f"The training split of {str(folder)!r} ({layout}) holds no image.")
             return [(record.height, record.width) for record in _spread(records, max_sampled)], len(records)
     if layout == "coco":
-        return _coco_sizes(folder / "train.json", folder, max_sampled)
+        from torchbricks.datasets.detection_layouts import coco_layout
+
+        train = coco_layout(folder).train
+        return _coco_sizes(train.path, train.image_roots, max_sampled)
     if layout == "image_folder":
         split = folder / "train"
         if not split.is_dir():
@@ -194,11 +200,11 @@ def _header_size(path: Path) -> tuple[int, int]:
     return height, width
 
 
-def _coco_sizes(path: Path, image_root: Path, max_sampled: int) -> tuple[list[tuple[int, int]], int]:
+def _coco_sizes(path: Path, image_roots: Sequence[Path], max_sampled: int) -> tuple[list[tuple[int, int]], int]:
     if not path.is_file():
         raise DataError(f"The COCO file {str(path)!r} does not exist.")
     try:
-        images = json.loads(path.read_text()).get("images", [])
+        images = json.loads(read_user_text(path)).get("images", [])
     except (OSError, ValueError) as error:
         raise DataError(f"The COCO file {str(path)!r} cannot be read as JSON: {error}") from error
     if not images:
@@ -209,5 +215,5 @@ def _coco_sizes(path: Path, image_root: Path, max_sampled: int) -> tuple[list[tu
         if isinstance(image.get("height"), int) and isinstance(image.get("width"), int):
             sizes.append((image["height"], image["width"]))
         else:
-            sizes.append(_header_size(image_root / str(image.get("file_name", ""))))
+            sizes.append(_header_size(image_path(str(image.get("file_name", "")), image_roots)))
     return sizes, len(images)

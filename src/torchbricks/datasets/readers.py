@@ -49,6 +49,7 @@ from torchbricks.datasets._reading import (
     is_hidden,
     load_rgb,
     problems_or_raise,
+    read_user_text,
     to_image,
     torchvision_parts,
     upright,
@@ -186,7 +187,7 @@ def segmentation_class_names(root: Path | str) -> list[str]:
     root = Path(root)
     listed = root / "classes.txt"
     if listed.is_file():
-        names = [line.strip() for line in listed.read_text().splitlines() if line.strip()]
+        names = [line.strip() for line in read_user_text(listed).splitlines() if line.strip()]
         if len(names) < 2:
             raise DataError(f"{str(listed)!r} must list at least two classes (line 0 the background), got {names}.")
         return names

@@ -36,6 +36,7 @@ from torchbricks.datasets._reading import (
     Transform,
     image_file_size,
     random_split,
+    read_user_text,
     visible_files,
 )
 from torchbricks.datasets.boxes import BoxDataset, BoxImage, BoxObject, box_problem, clip_box
@@ -144,7 +145,7 @@ def read_voc_splits(root: Path | str, validation_fraction: float = VALIDATION_FR
         files: dict[str, list[Path]] = {}
         for split, name in SPLIT_FILES.items():
             listed = lists / name
-            ids = [line.split()[0] for line in listed.read_text().splitlines() if line.strip()] if listed.is_file() else []
+            ids = [line.split()[0] for line in read_user_text(listed).splitlines() if line.strip()] if listed.is_file() else []
             files[split] = [annotations / f"{image_id}.xml" for image_id in ids]
         return VocSplits(root, images, files, listed=True)
     xml_files = visible_files(annotations, (".xml",)) if annotations.is_dir() else []

@@ -45,6 +45,7 @@ from torchbricks.datasets._reading import (
     image_file_size,
     image_files,
     random_split,
+    read_user_text,
     visible_files,
 )
 from torchbricks.datasets.boxes import BoxDataset, BoxImage, BoxObject, box_problem, clip_box
@@ -80,7 +81,7 @@ class YoloLayout:
 def _yaml_document(path: Path) -> dict[str, Any]:
     yaml = require("yaml", "hydra")
     try:
-        document = yaml.safe_load(path.read_text())
+        document = yaml.safe_load(read_user_text(path))
     except (OSError, yaml.YAMLError) as error:
         raise DataError(f"The YOLO file {str(path)!r} cannot be read as YAML: {' '.join(str(error).split())}") from error
     if not isinstance(document, dict):
@@ -158,7 +159,7 @@ def read_yolo_layout(root: Path | str, validation_fraction: float = VALIDATION_F
 def _listed_names(path: Path) -> list[str]:
     if not path.is_file():
         raise DataError(f"The YOLO class names file {str(path)!r} does not exist.")
-    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    names = [line.strip() for line in read_user_text(path).splitlines() if line.strip()]
     if not names:
         raise DataError(f"{str(path)!r} names no class.")
     return names
@@ -193,7 +194,7 @@ def _darknet_splits(root: Path) -> tuple[list[str], dict[str, Any]]:
     `obj.names`, images with their label files in `obj_train_data/` (and `obj_valid_data/`)."""
     settings: dict[str, str] = {}
     if (root / DARKNET_DATA).is_file():
-        for line in (root / DARKNET_DATA).read_text().splitlines():
+        for line in read_user_text(root / DARKNET_DATA).splitlines():
             key, separator, value = line.split("#", 1)[0].partition("=")
             if separator:
                 settings[key.strip()] = value.strip()
@@ -241,7 +242,7 @@ def _split_images(sources: Sequence[Path], problems: DataProblems) -> list[Path]
         elif source.suffix.lower() in IMAGE_EXTENSIONS:  # an image drawn into a random split
             images.append(source)
         elif source.is_file() and source.suffix == ".txt":
-            for line in source.read_text().splitlines():
+            for line in read_user_text(source).splitlines():
                 if line.strip():
                     images.append(_source(source.parent, line.strip()))
         elif not source.exists():
@@ -310,7 +311,7 @@ class YoloDataset(BoxDataset):
 
 def _read_label_file(path: Path, image: BoxImage, num_classes: int, problems: DataProblems) -> list[BoxObject]:
     objects = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(read_user_text(path).splitlines(), start=1):
         if line.strip():
             parsed = _parse_line(line, image, num_classes)
             if isinstance(parsed, str):

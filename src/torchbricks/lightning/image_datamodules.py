@@ -230,7 +230,9 @@ class DetectionDataModule(FileDataModule):
     folder (`layout="auto"`) or named.
 
     - `coco`: `root/train.json`, `root/val.json` and, if present, `root/test.json`; image `file_name`s relative to
-      `root`; classes are the categories in id order (`category_ids` gives their ids).
+      `root`; or as Roboflow, CVAT, COCO itself and Label Studio lay COCO out (`torchbricks.datasets.coco`); without a
+      validation file, one is drawn from the training images by `validation_fraction` and `split_seed`; classes are
+      the categories in id order (`category_ids` gives their ids).
     - `yolo`: `root/data.yaml` (`names`, optional `path`, `train`, `val`, `test`) with `images/<split>/*` and
       `labels/<split>/*.txt` (`class cx cy w h` normalised); classes are `names` (see `torchbricks.datasets.yolo`).
       Or Darknet's `obj.data` and `obj.names` (CVAT's YOLO 1.1), or `root/classes.txt` with `images/*` and
@@ -357,7 +359,8 @@ _COCO_POSITIONAL = ("batch_size", "num_workers", "augmentations", "tile_size", "
 class CocoDataModule(DetectionDataModule):
     """`DetectionDataModule` with the COCO layout: instances files `root/train.json`, `root/val.json` and, if
     present, `root/test.json` (otherwise the validation file is also the test split); image `file_name`s are
-    relative to `root`. Classes are the categories in id order, `category_ids` their ids.
+    relative to `root`; or as tools export COCO (`torchbricks.datasets.coco.read_coco_layout`). Classes are the
+    categories in id order, `category_ids` their ids.
 
     Args:
         root: The data folder.

@@ -37,6 +37,7 @@ from torchbricks.datasets.class_frequencies import (
     inverse_frequency_weights,
     segmentation_pixel_counts,
 )
+from torchbricks.datasets.coco import read_coco_layout
 from torchbricks.datasets.detection_layouts import DETECTION_LAYOUTS, detection_class_names
 from torchbricks.datasets.image_sizes import ImageSizeChoice, check_image_scale, typical_image_size
 from torchbricks.datasets.readers import image_folder_class_names, segmentation_class_names
@@ -133,9 +134,9 @@ def _automatic_weights(layout: str, root: str) -> tuple[float, ...]:
     elif layout == "segmentation_folder":
         counts = segmentation_pixel_counts(folder / "train" / "masks", len(names))
         source = f"the training masks of {str(folder / 'train' / 'masks')!r} (at most {MAX_MASKS} read)"
-    elif layout.endswith("_with_background") and (folder / "train.json").is_file():  # masks drawn from COCO outlines
-        counts = coco_pixel_counts(folder / "train.json")
-        source = f"the masks drawn from {str(folder / 'train.json')!r} (at most {MAX_MASKS} images read)"
+    elif layout.endswith("_with_background") and (coco := read_coco_layout(folder)) is not None:  # masks from outlines
+        counts = coco_pixel_counts(coco.train.path, image_root=coco.train.image_roots)
+        source = f"the masks drawn from {str(coco.train.path)!r} (at most {MAX_MASKS} images read)"
     else:
         raise ConfigError(
             f"Config key {CLASS_WEIGHTS_KEY!r} is auto, which counts classes in image_folder, segmentation_folder or "
