@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -29,6 +30,7 @@ from torchbricks.datasets.detection_layouts import (
     has_test_split,
     read_detection_split,
 )
+from torchbricks.datasets.folder_splits import FolderSplit, folder_splits, is_pool, training_folder
 from torchbricks.datasets.readers import (
     BoxDataset,
     DataError,
@@ -48,8 +50,9 @@ __all__ = ["TASKS", "DataReport", "check_data", "decode_image"]
 
 TASKS = ("classification", "segmentation", "detection", "multitask")
 FOLDER_EXPECTS = {
-    "classification": "ROOT/train/<class>/*, ROOT/val/<class>/* (image folders)",
-    "segmentation": "ROOT/train/images/* with ROOT/train/masks/<same stem>.png, and ROOT/val/... (segmentation folders)",
+    "classification": "ROOT/train/<class>/*, ROOT/val/<class>/* (image folders; or ROOT/<class>/*, split at random)",
+    "segmentation": "ROOT/train/images/* with ROOT/train/masks/<same stem>.png, and ROOT/val/... (segmentation folders; "
+    "or ROOT/images/* with ROOT/masks/*, split at random)",
 }
 
 
@@ -138,9 +141,9 @@ def _task_of(root: Path, task: str | None, layout: str) -> tuple[str, str]:
         raise DataError(f"The data folder {str(root)!r} does not exist.")
     if find_detection_layouts(root):
         return "detection", detect_detection_layout(root)
-    if (root / "train" / "images").is_dir() and (root / "train" / "masks").is_dir():
+    if ((root / "train" / "images").is_dir() and (root / "train" / "masks").is_dir()) or is_pool(root, "segmentation_folder"):
         return "segmentation", "segmentation_folder"
-    if (root / "train").is_dir():
+    if (root / "train").is_dir() or is_pool(root, "image_folder"):
         return "classification", "image_folder"
     expects = "; ".join(
         [
@@ -191,11 +194,18 @@ class _Checker:
         entry[1] += instances
 
 
-def _splits(root: Path, layout: str) -> list[tuple[str, str]]:
-    """(split, folder or source) of the splits to check: train, validation and the test split when the data has one."""
+def _splits(root: Path, layout: str) -> list[tuple[str, Any]]:
+    """(split, source) of the splits to check: train, validation and the test split when the data has one; the source
+    is the split's name for the box layouts, its `FolderSplit` for the folder layouts.
+
+    Raises:
+        DataError: A folder layout's validation split cannot be drawn (fewer than two images).
+    """
     if layout in DETECTION_LAYOUTS:
         return [("train", "train"), ("validation", "validation"), *([("test", "test")] if has_test_split(root, layout) else [])]
-    return [("train", "train"), ("validation", "val"), *([("test", "test")] if (root / "test").is_dir() else [])]
+    splits = folder_splits(root, layout)
+    has_test = splits["test"] is not splits["validation"]
+    return [(split, splits[split]) for split in ("train", "validation", *(["test"] if has_test else []))]
 
 
 def check_data(root: Path | str, task: str | None = None, layout: str = "auto") -> DataReport:
@@ -225,7 +235,14 @@ def check_data(root: Path | str, task: str | None = None, layout: str = "auto") 
                 report.notes.append(f"data.yaml points outside {str(root)!r}; images are read from {outside}.")
         if task == "multitask" and layout != "coco":
             checker.problems.report(f"task=multitask draws its masks from COCO outlines; the {layout} data has boxes only.")
-        for split, source in _splits(root, layout):
+        splits = checker.problems.guard(_splits, root, layout) or []
+        drawn = [source for split, source in splits if split == "validation" and isinstance(source, FolderSplit) and source.only]
+        if drawn:
+            report.notes.append(
+                f"{str(drawn[0].folder)!r} has no validation folder (val, valid, validation): {len(drawn[0].only or ())} "
+                "of its images are drawn at random for validation (data.validation_fraction, fixed by data.split_seed)."
+            )
+        for split, source in splits:
             report.counts[split] = {}
             SPLIT_CHECKS.get(layout, _check_boxes)(checker, root, layout, split, source)
         for name in report.class_names[1:] if task == "segmentation" else report.class_names:
@@ -245,14 +262,14 @@ def check_data(root: Path | str, task: str | None = None, layout: str = "auto") 
 
 def _class_names(root: Path, layout: str) -> list[str]:
     if layout == "image_folder":
-        return image_folder_class_names(root / "train")
+        return image_folder_class_names(training_folder(root, layout))
     if layout == "segmentation_folder":
         return segmentation_class_names(root)
     return detection_class_names(root, layout)
 
 
-def _check_image_folder(checker: _Checker, root: Path, layout: str, split: str, source: str) -> None:
-    dataset = ImageFolderDataset(root / source, checker.report.class_names, problems=checker.problems)
+def _check_image_folder(checker: _Checker, root: Path, layout: str, split: str, source: FolderSplit) -> None:
+    dataset = ImageFolderDataset(source.folder, checker.report.class_names, problems=checker.problems, only=source.only)
     checker.report.images[split] = 0
     for path, label in dataset.samples:
         if checker.image(split, path) is not None:
@@ -260,9 +277,9 @@ def _check_image_folder(checker: _Checker, root: Path, layout: str, split: str, 
             checker.count(split, checker.report.class_names[label], 1)
 
 
-def _check_segmentation_folder(checker: _Checker, root: Path, layout: str, split: str, source: str) -> None:
+def _check_segmentation_folder(checker: _Checker, root: Path, layout: str, split: str, source: FolderSplit) -> None:
     names = checker.report.class_names
-    dataset = SegmentationFolderDataset(root / source, len(names), problems=checker.problems)
+    dataset = SegmentationFolderDataset(source.folder, len(names), problems=checker.problems, only=source.only)
     checker.report.images[split] = 0
     for image_path, mask_path in dataset.samples:
         size = checker.image(split, image_path)
@@ -303,7 +320,7 @@ def _check_boxes(checker: _Checker, root: Path, layout: str, split: str, source:
             checker.count(split, name, instances)
 
 
-SPLIT_CHECKS: dict[str, Callable[[_Checker, Path, str, str, str], None]] = {
+SPLIT_CHECKS: dict[str, Callable[[_Checker, Path, str, str, Any], None]] = {
     "image_folder": _check_image_folder,
     "segmentation_folder": _check_segmentation_folder,
 }

@@ -20,6 +20,7 @@ from typing import Any
 
 from torchbricks.datasets._reading import read_user_text
 from torchbricks.datasets.coco import image_path
+from torchbricks.datasets.folder_splits import training_folder
 from torchbricks.datasets.readers import IMAGE_EXTENSIONS, DataError, image_file_size, image_folder_class_names, visible_files
 from torchbricks.errors import ConfigError, did_you_mean
 
@@ -159,13 +160,11 @@ def read_image_sizes(layout: str, root: Path | str, max_sampled: int = 200) -> t
 
         train = coco_layout(folder).train
         return _coco_sizes(train.path, train.image_roots, max_sampled)
-    if layout == "image_folder":
-        split = folder / "train"
-        if not split.is_dir():
-            raise DataError(f"The image folder {str(split)!r} does not exist; expected {str(folder)!r}/train/<class>/*.")
+    if layout == "image_folder":  # the training folder's images (a pool's all: validation is drawn from them)
+        split = training_folder(folder, layout)
         files = [path for name in image_folder_class_names(split) for path in visible_files(split / name)]
     elif layout == "segmentation_folder":
-        split = folder / "train" / "images"
+        split = training_folder(folder, layout) / "images"
         if not split.is_dir():
             raise DataError(f"The image folder {str(split)!r} does not exist; expected {str(folder)!r}/train/images/*.")
         files = visible_files(split)

@@ -64,6 +64,7 @@ from torchbricks.datasets.boxes import (
     image_size_problem,
 )
 from torchbricks.datasets.coco import CocoDataset, coco_class_names
+from torchbricks.datasets.folder_splits import is_pool
 
 __all__ = [
     "DataError",
@@ -119,6 +120,8 @@ class ImageFolderDataset(Dataset[dict[str, Any]]):
             split's own class folders when None. A class folder not among them is an error.
         transform: A `torchvision.transforms.v2` transform of `{"image": tv_tensors.Image}`.
         problems: Where problems go; the first raises when None.
+        only: The images of the split, as `<class>/<file name>`, when it shares its folder with another split (drawn
+            from it, `torchbricks.datasets.folder_splits`); every image of the folder when None.
 
     Raises:
         DataError: The folder is missing or empty, or has a class folder not in `class_names`.
@@ -130,6 +133,7 @@ class ImageFolderDataset(Dataset[dict[str, Any]]):
         class_names: Sequence[str] | None = None,
         transform: Transform | None = None,
         problems: DataProblems | None = None,
+        only: frozenset[str] | None = None,
     ) -> None:
         problems = problems_or_raise(problems)
         self.folder = Path(folder)
@@ -150,6 +154,7 @@ class ImageFolderDataset(Dataset[dict[str, Any]]):
             for index, name in enumerate(self.class_names)
             if (self.folder / name).is_dir()
             for path in image_files(self.folder / name)
+            if only is None or f"{name}/{path.name}" in only
         ]
         if not self.samples:
             problems.report(f"The image folder {str(self.folder)!r} holds no image ({', '.join(IMAGE_EXTENSIONS)}).")
@@ -191,7 +196,7 @@ def segmentation_class_names(root: Path | str) -> list[str]:
         if len(names) < 2:
             raise DataError(f"{str(listed)!r} must list at least two classes (line 0 the background), got {names}.")
         return names
-    masks = root / "train" / "masks"
+    masks = (root if is_pool(root, "segmentation_folder") else root / "train") / "masks"
     if not masks.is_dir():
         raise DataError(f"The segmentation folder {str(root)!r} has neither classes.txt nor {str(masks)!r}.")
     count = _scanned_class_count(str(masks))
@@ -207,13 +212,20 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
         num_classes: Classes including the background; a mask value at or above it (other than 255) is an error.
         transform: A `torchvision.transforms.v2` transform of `{"image": Image, "mask": Mask}`.
         problems: Where problems go; the first raises when None.
+        only: The image file names of the split when it shares its folder with another split (drawn from it,
+            `torchbricks.datasets.folder_splits`); every image of the folder when None.
 
     Raises:
         DataError: No image, an image without its mask, or a mask whose size differs from its image.
     """
 
     def __init__(
-        self, folder: Path | str, num_classes: int, transform: Transform | None = None, problems: DataProblems | None = None
+        self,
+        folder: Path | str,
+        num_classes: int,
+        transform: Transform | None = None,
+        problems: DataProblems | None = None,
+        only: frozenset[str] | None = None,
     ) -> None:
         problems = problems_or_raise(problems)
         self.folder = Path(folder)
@@ -229,6 +241,8 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
             return
         owners: dict[Path, Path] = {}
         for image in image_files(images):
+            if only is not None and image.name not in only:
+                continue
             mask = masks / f"{image.stem}.png"
             if mask in owners:
                 problems.report(

@@ -18,6 +18,7 @@ from torchbricks.datasets.detection_layouts import (
     has_test_split,
     read_detection_split,
 )
+from torchbricks.datasets.folder_splits import FolderSplit, folder_splits, training_folder
 from torchbricks.datasets.image_sizes import check_image_scale, typical_image_size
 from torchbricks.datasets.readers import (
     DataError,
@@ -60,6 +61,11 @@ class FileDataModule(SplitDataModule):
     runs on each tile) and `image_size` defaults to the tile size.
     """
 
+    validation_fraction: float = VALIDATION_FRACTION
+    """Without a validation split of its own, the fraction of the training images drawn for it (set per instance)."""
+    split_seed: int = SPLIT_SEED
+    """The seed of that draw."""
+
     def __init__(
         self,
         root: str | Path,
@@ -90,14 +96,14 @@ class FileDataModule(SplitDataModule):
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    def _folder_splits(self, create: Callable[[Path, Any], Any]) -> dict[str, Any]:
-        """`create(path, transform)` for each split from the folders `train`, `val` and `test` under `root`; without
-        `test` there, the validation folder is also the test split."""
-        test = "test" if (self.root / "test").exists() else "val"
-        sources = {"train": "train", "validation": "val", "test": test}
+    def _folder_splits(self, layout: str, create: Callable[[FolderSplit, Any], Any]) -> dict[str, Any]:
+        """`create(split, transform)` for each `FolderSplit` of the folder layout under `root`
+        (`torchbricks.datasets.folder_splits`: `train`, `val` or `valid` or `validation`, `test`, or drawn at random by
+        `validation_fraction` and `split_seed`); without a test split, the validation split is also the test split."""
+        splits = folder_splits(self.root, layout, self.validation_fraction, self.split_seed)
         return {
-            name: self._split_dataset(name, self._transform(name), functools.partial(create, self.root / source))
-            for name, source in sources.items()
+            name: self._split_dataset(name, self._transform(name), functools.partial(create, split))
+            for name, split in splits.items()
         }
 
     def _transform(self, split: str) -> Any:
@@ -128,8 +134,10 @@ class FileDataModule(SplitDataModule):
 
 
 class ImageFolderDataModule(FileDataModule):
-    """Image classification from torchvision's ImageFolder layout: `root/train/<class>/*`, `root/val/<class>/*` and,
-    if present, `root/test/<class>/*` (otherwise the validation split is also the test split).
+    """Image classification from torchvision's ImageFolder layout: `root/train/<class>/*`, `root/val/<class>/*` (or
+    `valid/`, `validation/`) and, if present, `root/test/<class>/*` (otherwise the validation split is also the test
+    split). Without a validation folder, `validation_fraction` of each class's training images are drawn for it; a
+    folder of class folders without splits (`root/<class>/*`) is split so too (`torchbricks.datasets.folder_splits`).
 
     Batches are dicts: `raw`, images [B, 3, H, W] in [0, 1], and `targets`, class indices [B]. The classes are
     the train split's folders, sorted.
@@ -144,6 +152,8 @@ class ImageFolderDataModule(FileDataModule):
         image_scale: With `image_size` None, the images are resized to this many times the training images' median
             size (`torchbricks.datasets.image_sizes.typical_image_size`); the packaged config (`data.image_scale`)
             applies it through its default `image_size`, so the resolved config holds the number.
+        validation_fraction: Without a validation folder: the fraction of each class's training images held out.
+        split_seed: The seed of that draw (independent of the training seed).
 
     Raises:
         DataError: A split is missing or empty, or a split has a class the training split lacks.
@@ -162,21 +172,31 @@ class ImageFolderDataModule(FileDataModule):
         augmentations: Sequence[Callable[..., Any]] | None = None,
         tile_size: None = None,
         image_scale: float = 1.0,
+        validation_fraction: float = VALIDATION_FRACTION,
+        split_seed: int = SPLIT_SEED,
     ) -> None:
         if tile_size is not None:
             raise BrickError(f"ImageFolderDataModule cannot tile images (tile_size={tile_size!r}): {CLASSIFICATION_NOT_TILED}")
         self.image_scale = check_image_scale(image_scale)
         image_size = _size_from_data("image_folder", root, image_size, self.image_scale)
         super().__init__(root, image_size, batch_size, num_workers, augmentations)
-        self.class_names = image_folder_class_names(self.root / "train")
+        self.validation_fraction = validation_fraction
+        self.split_seed = split_seed
+        self.class_names = image_folder_class_names(training_folder(self.root, "image_folder"))
 
     def create_datasets(self) -> dict[str, Any]:
-        return self._folder_splits(lambda folder, transform: ImageFolderDataset(folder, self.class_names, transform))
+        return self._folder_splits(
+            "image_folder",
+            lambda split, transform: ImageFolderDataset(split.folder, self.class_names, transform, only=split.only),
+        )
 
 
 class SegmentationFolderDataModule(FileDataModule):
     """Semantic segmentation from `root/{train,val[,test]}/images/*` with `masks/<same stem>.png` (pixel = class
-    index, 0 the background, 255 ignored); without `test` the validation split is also the test split.
+    index, 0 the background, 255 ignored); without `test` the validation split is also the test split. The validation
+    folder may be `val`, `valid` or `validation`; without one, `validation_fraction` of the training images are drawn
+    for it, and `root/images/` with `root/masks/` (no split folders) is split so too
+    (`torchbricks.datasets.folder_splits`).
 
     Batches are dicts: `raw`, images [B, 3, H, W] in [0, 1], and `targets`, masks [B, H, W] (int64). Class names
     come from `root/classes.txt` (line 0 the background) or, without it, from the largest mask value.
@@ -195,6 +215,8 @@ class SegmentationFolderDataModule(FileDataModule):
             images' median size (`torchbricks.datasets.image_sizes.typical_image_size`); the packaged config
             (`data.image_scale`, 2) applies it through its default `image_size`, so the resolved config holds the
             number.
+        validation_fraction: Without a validation folder: the fraction of the training images held out.
+        split_seed: The seed of that draw (independent of the training seed).
 
     Raises:
         DataError: A split is missing or empty, an image lacks its mask or differs from it in size.
@@ -213,15 +235,22 @@ class SegmentationFolderDataModule(FileDataModule):
         tile_size: int | None = None,
         tile_overlap: float = 0.2,
         image_scale: float = 1.0,
+        validation_fraction: float = VALIDATION_FRACTION,
+        split_seed: int = SPLIT_SEED,
     ) -> None:
         self.image_scale = check_image_scale(image_scale)
         image_size = _size_from_data("segmentation_folder", root, image_size, self.image_scale, tile_size)
         super().__init__(root, image_size, batch_size, num_workers, augmentations, tile_size=tile_size, tile_overlap=tile_overlap)
+        self.validation_fraction = validation_fraction
+        self.split_seed = split_seed
         self.class_names = segmentation_class_names(self.root)
         self._prepare_tiles()
 
     def create_datasets(self) -> dict[str, Any]:
-        return self._folder_splits(lambda folder, transform: SegmentationFolderDataset(folder, self.num_classes, transform))
+        return self._folder_splits(
+            "segmentation_folder",
+            lambda split, transform: SegmentationFolderDataset(split.folder, self.num_classes, transform, only=split.only),
+        )
 
 
 class DetectionDataModule(FileDataModule):

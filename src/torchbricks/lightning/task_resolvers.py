@@ -39,6 +39,7 @@ from torchbricks.datasets.class_frequencies import (
 )
 from torchbricks.datasets.coco import read_coco_layout
 from torchbricks.datasets.detection_layouts import DETECTION_LAYOUTS, detection_class_names
+from torchbricks.datasets.folder_splits import training_folder
 from torchbricks.datasets.image_sizes import ImageSizeChoice, check_image_scale, typical_image_size
 from torchbricks.datasets.readers import image_folder_class_names, segmentation_class_names
 from torchbricks.errors import BrickError, ConfigError, did_you_mean
@@ -69,7 +70,7 @@ def class_names_of(layout: str, root: str) -> list[str]:
     """
     folder = Path(str(root))
     if layout == "image_folder":
-        return image_folder_class_names(folder / "train")
+        return image_folder_class_names(training_folder(folder, layout))
     if layout == "segmentation_folder":
         return segmentation_class_names(folder)
     if layout in BOX_LAYOUTS:
@@ -129,11 +130,13 @@ def _automatic_weights(layout: str, root: str) -> tuple[float, ...]:
     names = class_names_of(layout, root)
     source = f"the training split of {root!r}"
     if layout == "image_folder":
-        counts = image_folder_class_counts(folder / "train", names)
-        source = f"the training images of {str(folder / 'train')!r}"
+        train = training_folder(folder, layout)  # a pool's all (validation is drawn from it per class, keeping the shares)
+        counts = image_folder_class_counts(train, names)
+        source = f"the training images of {str(train)!r}"
     elif layout == "segmentation_folder":
-        counts = segmentation_pixel_counts(folder / "train" / "masks", len(names))
-        source = f"the training masks of {str(folder / 'train' / 'masks')!r} (at most {MAX_MASKS} read)"
+        masks = training_folder(folder, layout) / "masks"  # a pool's all: validation is a random share of them
+        counts = segmentation_pixel_counts(masks, len(names))
+        source = f"the training masks of {str(masks)!r} (at most {MAX_MASKS} read)"
     elif layout.endswith("_with_background") and (coco := read_coco_layout(folder)) is not None:  # masks from outlines
         counts = coco_pixel_counts(coco.train.path, image_root=coco.train.image_roots)
         source = f"the masks drawn from {str(coco.train.path)!r} (at most {MAX_MASKS} images read)"

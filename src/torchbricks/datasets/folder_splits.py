@@ -1,0 +1,122 @@
+"""Where the splits of the folder layouts (image folders for classification, image and mask folders for segmentation)
+are, however a user's folder names them or leaves them out.
+
+- `ROOT/train/` holds the training split; validation is the first of `ROOT/val/`, `ROOT/valid/` (Roboflow's name) and
+  `ROOT/validation/` (Keras' name) that exists; the test split is `ROOT/test/`, or the validation split without it.
+- No validation folder: `validation_fraction` of the training images are drawn at random for validation, fixed by
+  `seed` (image folders draw per class, so each class keeps its share in both splits; a class of one image stays in
+  training).
+- No split folder at all: `ROOT` itself is the pool the splits are drawn from, as a folder of class folders
+  (`ROOT/<class>/*`, how people sort their photographs) or `ROOT/images/` with `ROOT/masks/`.
+
+`folder_splits` gives each split a `FolderSplit`: the folder its files are in and, for a drawn split, which of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from torchbricks.datasets._reading import SPLIT_SEED, VALIDATION_FRACTION, DataError, image_files, is_hidden, random_split
+
+__all__ = ["FOLDER_LAYOUTS", "VALIDATION_FOLDERS", "FolderSplit", "folder_splits", "is_pool", "training_folder"]
+
+FOLDER_LAYOUTS = ("image_folder", "segmentation_folder")
+VALIDATION_FOLDERS = ("val", "valid", "validation")
+"""The names of a validation folder, in the order they are looked for."""
+_SPLIT_FOLDERS = ("train", *VALIDATION_FOLDERS, "test")
+
+
+@dataclass(frozen=True)
+class FolderSplit:
+    """One split of a folder layout: the folder its files are in (`ROOT/train`, `ROOT/val`, or the pool `ROOT`) and,
+    when it was drawn from a folder it shares with another split, the file paths relative to that folder it keeps
+    (`<class>/<image>` for image folders, the image file name for segmentation); all the folder's files when None."""
+
+    folder: Path
+    only: frozenset[str] | None = None
+
+    def keeps(self, relative: str) -> bool:
+        """Whether the file at `relative` (POSIX, relative to `folder`) belongs to this split."""
+        return self.only is None or relative in self.only
+
+
+def is_pool(root: Path | str, layout: str) -> bool:
+    """Whether `root` is a pool without split folders: class folders holding images (`image_folder`), or `images/`
+    and `masks/` (`segmentation_folder`), and none of `train`, `val`, `valid`, `validation`, `test`."""
+    root = Path(root)
+    if not root.is_dir() or any((root / name).is_dir() for name in _SPLIT_FOLDERS):
+        return False
+    if layout == "segmentation_folder":
+        return (root / "images").is_dir() and (root / "masks").is_dir()
+    return any(path.is_dir() and not is_hidden(path.name) and image_files(path) for path in root.iterdir())
+
+
+def training_folder(root: Path | str, layout: str) -> Path:
+    """The folder of the training split: `root/train`, or `root` itself when it is a pool (`is_pool`); the class
+    names, image sizes and class frequencies of the data are read there.
+
+    Raises:
+        DataError: There is neither (the message says what the layout expects).
+    """
+    root = Path(root)
+    if is_pool(root, layout):
+        return root
+    train = root / "train"
+    if not train.is_dir():
+        expected = "<class>/<image>" if layout == "image_folder" else "images/* and masks/<same stem>.png"
+        raise DataError(
+            f"The data folder {str(root)!r} has no training folder {str(train)!r}; expected {root}/train/{expected} "
+            f"(validation in val/, valid/ or validation/), or {root}/{expected} for all labelled images, split at random."
+        )
+    return train
+
+
+def folder_splits(
+    root: Path | str, layout: str, validation_fraction: float = VALIDATION_FRACTION, seed: int = SPLIT_SEED
+) -> dict[str, FolderSplit]:
+    """The `train`, `validation` and `test` splits of the folder layout `layout` at `root` (see the module docstring).
+
+    Raises:
+        DataError: There is neither a training folder nor a pool, or a drawn split lacks images to draw from.
+    """
+    root = Path(root)
+    train_folder = training_folder(root, layout)
+    validation = next((root / name for name in VALIDATION_FOLDERS if train_folder != root and (root / name).is_dir()), None)
+    if validation is not None:
+        splits = {"train": FolderSplit(train_folder), "validation": FolderSplit(validation)}
+    else:
+        kept, drawn = _draw(train_folder, layout, validation_fraction, seed)
+        splits = {"train": FolderSplit(train_folder, kept), "validation": FolderSplit(train_folder, drawn)}
+    test = root / "test"
+    splits["test"] = FolderSplit(test) if train_folder != root and test.is_dir() else splits["validation"]
+    return splits
+
+
+def _draw(folder: Path, layout: str, fraction: float, seed: int) -> tuple[frozenset[str], frozenset[str]]:
+    """The files of `folder` drawn at random into (train, validation), relative to `folder`.
+
+    Raises:
+        DataError: Fewer than two images to draw from.
+    """
+    if layout == "segmentation_folder":
+        names = [path.name for path in image_files(folder / "images")] if (folder / "images").is_dir() else []
+        train, validation = random_split(names, fraction, seed, folder / "images")
+        return frozenset(train), frozenset(validation)
+    groups = [
+        [f"{path.name}/{image.name}" for image in image_files(path)]
+        for path in sorted(folder.iterdir())
+        if path.is_dir() and not is_hidden(path.name)
+    ]
+    if sum(len(group) for group in groups) < 2:
+        raise DataError(f"{str(folder)!r} has fewer than two images; a split into train and validation needs two.")
+    kept: set[str] = set()
+    drawn: set[str] = set()
+    for group in groups:  # per class, so that every class keeps its share; a class of one image stays in training
+        if len(group) < 2:
+            kept.update(group)
+            continue
+        train, validation = random_split(group, fraction, seed, folder)
+        kept.update(train)
+        drawn.update(validation)
+    return frozenset(kept), frozenset(drawn)
