@@ -170,16 +170,19 @@ def voc_xml(filename: str, width: int, height: int, objects: list[tuple[str, lis
     return "\n".join(parts)
 
 
-def coco_to_voc(coco_root: Path, out: Path, flat: bool = False) -> Path:
+def coco_to_voc(coco_root: Path, out: Path, flat: bool = False, per_split: bool = False) -> Path:
     """`out/JPEGImages`, `out/Annotations/*.xml`, `out/ImageSets/Main/{train,val}.txt` (ids `<split>_<stem>`), or with
-    `flat` the images and XML files side by side in `out` and no split files."""
+    `flat` the images and XML files side by side in `out` and no split files, or with `per_split` side by side in
+    `out/train` and `out/valid` (as Roboflow exports VOC)."""
     splits = _splits(coco_root)
     names = class_names_of(splits["train"])
     images = out if flat else out / "JPEGImages"
     annotations = out if flat else out / "Annotations"
-    for folder in (images, annotations):
-        folder.mkdir(parents=True, exist_ok=True)
     for split, document in splits.items():
+        if per_split:
+            images = annotations = out / {"train": "train", "val": "valid"}[split]
+        for folder in (images, annotations):
+            folder.mkdir(parents=True, exist_ok=True)
         objects = _objects(document)
         ids = []
         for image in document["images"]:
@@ -189,7 +192,7 @@ def coco_to_voc(coco_root: Path, out: Path, flat: bool = False) -> Path:
             found = [(names[label], bbox, False) for label, bbox in objects[image["id"]]]
             (annotations / f"{image_id}.xml").write_text(voc_xml(filename, image["width"], image["height"], found))
             ids.append(image_id)
-        if not flat:
+        if not flat and not per_split:
             (out / "ImageSets" / "Main").mkdir(parents=True, exist_ok=True)
             (out / "ImageSets" / "Main" / f"{split}.txt").write_text("\n".join(ids) + "\n")
     return out

@@ -55,12 +55,12 @@ def _assert_same(actual: BoxDataset, expected: BoxDataset) -> None:
         np.testing.assert_allclose(got[name][2].reshape(-1, 4), boxes.reshape(-1, 4), atol=1e-4)
 
 
-@pytest.mark.parametrize("layout", ["yolo", "yolo_names_dict", "voc"])
+@pytest.mark.parametrize("layout", ["yolo", "yolo_names_dict", "voc", "voc_per_split"])
 def test_yolo_and_voc_copies_of_coco_data_read_as_the_same_boxes_labels_and_classes(
     coco: Path, tmp_path: Path, layout: str
 ) -> None:
-    if layout == "voc":
-        root = coco_to_voc(coco, tmp_path / "voc")
+    if layout.startswith("voc"):
+        root = coco_to_voc(coco, tmp_path / "voc", per_split=layout == "voc_per_split")
     else:
         root = coco_to_yolo(coco, tmp_path / "yolo", names_as_dict=layout == "yolo_names_dict")
     kind = layout.split("_", maxsplit=1)[0]
@@ -444,3 +444,16 @@ def test_text_files_saved_by_windows_tools_read_as_written(coco: Path, tmp_path:
     (root / "classes.txt").write_bytes("circle\nsquare\ntriangle\n".encode("utf-16"))
     with pytest.raises(DataError, match=r"classes\.txt' is not UTF-8 text: .*Save it as UTF-8"):
         detection_class_names(root)
+
+
+def test_voc_per_split_folders_without_a_validation_folder_draw_one_and_read_a_test_folder(coco: Path, tmp_path: Path) -> None:
+    root = coco_to_voc(coco, tmp_path / "voc", per_split=True)
+    shutil.copytree(root / "valid", root / "test")
+    shutil.rmtree(root / "valid")
+
+    splits = read_voc_splits(root)
+
+    assert (len(splits.files["train"]), len(splits.files["validation"]), len(splits.files["test"])) == (5, 1, 3)
+    assert not splits.listed
+    assert has_test_split(root, "voc")
+    assert {record.path.parent.name for record in read_detection_split(root, "voc", "test").records} == {"test"}

@@ -36,7 +36,7 @@ LAYOUT_EXPECTS = {
     "ROOT/obj.data and obj.names with ROOT/obj_train_data/* (Darknet, CVAT YOLO 1.1), or ROOT/classes.txt with "
     "ROOT/images/* and ROOT/labels/*.txt, or with images and their .txt files beside them",
     "voc": "ROOT/Annotations/*.xml with ROOT/JPEGImages/* (split by ROOT/ImageSets/Main/{train,val}.txt), "
-    "or images with their .xml files beside them",
+    "or images with their .xml files beside them, in ROOT or in ROOT/{train,valid,test} (Roboflow)",
 }
 """Layout -> what a data folder in it holds, for messages."""
 
@@ -53,7 +53,9 @@ def find_detection_layouts(root: Path | str) -> list[str]:
         "yolo": any((root / name).is_file() for name in (YOLO_FILE, DARKNET_DATA, DARKNET_NAMES))
         or (root / "labels").is_dir()
         or side_by_side,
-        "voc": (root / "Annotations").is_dir() or bool(visible_files(root, (".xml",))),
+        "voc": (root / "Annotations").is_dir()
+        or bool(visible_files(root, (".xml",)))
+        or ((root / "train").is_dir() and bool(visible_files(root / "train", (".xml",)))),
     }
     return [name for name, present in signs.items() if present]
 

@@ -4,12 +4,15 @@
     ROOT/Annotations/<id>.xml
     ROOT/ImageSets/Main/{train,val[,test]}.txt      one image id (XML stem) per line
 
-or a folder of images with their XML files beside them (as labelImg saves them), `ROOT/*.jpg` and `ROOT/*.xml`, or
-`JPEGImages` and `Annotations` without `ImageSets`: then the XML files are split into train and validation at
+or a folder per split with the images and their XML files beside them, `ROOT/{train,valid,test}/*.jpg|xml` (as
+Roboflow exports VOC; the validation folder may be `valid`, `val` or `validation`), or one folder of images with
+their XML files beside them (as labelImg saves them), `ROOT/*.jpg` and `ROOT/*.xml`, or `JPEGImages` and
+`Annotations` without `ImageSets` (as CVAT exports VOC): then the XML files are split into train and validation at
 random, `validation_fraction` of them (`VALIDATION_FRACTION` by default, at least one) to validation, fixed by
 `seed` (`SPLIT_SEED` by default, independent of the training seed so runs with other seeds see the same split).
 
-Each XML's `filename` names its image (the XML's stem with an image extension when it does not exist); `size` gives
+Each XML's `filename` names its image, looked up in `JPEGImages` (or `ROOT`) and then beside the XML file (the XML's
+stem with an image extension when it does not exist); `size` gives
 the image's width and height (read from the file when it is missing or zero). Each `object` has a `name`, a
 `bndbox` in VOC's 1-based pixel indices (`xmin` to `xmax` inclusive, so the box is `(xmin - 1, ymin - 1, xmax,
 ymax)` in pixel edges) and an optional `difficult` flag: difficult objects are kept with the label that
@@ -40,6 +43,7 @@ from torchbricks.datasets._reading import (
     visible_files,
 )
 from torchbricks.datasets.boxes import BoxDataset, BoxImage, BoxObject, box_problem, clip_box
+from torchbricks.datasets.folder_splits import VALIDATION_FOLDERS
 
 __all__ = [
     "SPLIT_SEED",
@@ -82,14 +86,16 @@ def _text(element: ElementTree.Element, tag: str) -> str | None:
 
 
 def _image_of(path: Path, filename: str | None, images: Path) -> Path:
-    if filename:
-        named = images / filename
-        if named.is_file():
-            return named
-    for extension in IMAGE_EXTENSIONS:
-        for candidate in (images / f"{path.stem}{extension}", images / f"{path.stem}{extension.upper()}"):
-            if candidate.is_file():
-                return candidate
+    """The image of the XML file `path`: its `filename`, else its stem with an image extension, in `images` and then
+    beside the XML file; `images / filename` when there is none (for the message)."""
+    folders = [images] if path.parent == images else [images, path.parent]
+    for folder in folders:
+        if filename and (folder / filename).is_file():
+            return folder / filename
+        for extension in IMAGE_EXTENSIONS:
+            for candidate in (folder / f"{path.stem}{extension}", folder / f"{path.stem}{extension.upper()}"):
+                if candidate.is_file():
+                    return candidate
     return images / (filename or f"{path.stem}.jpg")
 
 
@@ -148,11 +154,22 @@ def read_voc_splits(root: Path | str, validation_fraction: float = VALIDATION_FR
             ids = [line.split()[0] for line in read_user_text(listed).splitlines() if line.strip()] if listed.is_file() else []
             files[split] = [annotations / f"{image_id}.xml" for image_id in ids]
         return VocSplits(root, images, files, listed=True)
+    if annotations == root and not visible_files(root, (".xml",)) and _xml_in(root / "train"):  # a folder per split
+        folders = {"train": "train", "validation": next((n for n in VALIDATION_FOLDERS if _xml_in(root / n)), None)}
+        files = {split: _xml_in(root / folder) if folder else [] for split, folder in {**folders, "test": "test"}.items()}
+        if folders["validation"] is None:  # no validation folder: drawn from the training files
+            files["train"], files["validation"] = random_split(files["train"], validation_fraction, seed, root / "train")
+        return VocSplits(root, images, files, listed=folders["validation"] is not None)
     xml_files = visible_files(annotations, (".xml",)) if annotations.is_dir() else []
     if not xml_files:
         raise DataError(f"The VOC folder {str(root)!r} has no XML file in {str(annotations)!r}.")
     train, validation = random_split(xml_files, validation_fraction, seed, root)
     return VocSplits(root, images, {"train": train, "validation": validation, "test": []}, listed=False)
+
+
+def _xml_in(folder: Path) -> list[Path]:
+    """The visible XML files of `folder`, none when it does not exist."""
+    return visible_files(folder, (".xml",)) if folder.is_dir() else []
 
 
 def voc_class_names(root: Path | str, validation_fraction: float = VALIDATION_FRACTION, seed: int = SPLIT_SEED) -> list[str]:
