@@ -13,6 +13,7 @@ import pytest
 from sklearn.metrics import confusion_matrix, precision_score, recall_score
 
 from torchbricks.__main__ import main
+from torchbricks.datasets.folder_splits import folder_splits
 from torchbricks.errors import BrickError, ConfigError
 from torchbricks.evaluate import evaluate_experiment, format_evaluation, per_class_values
 
@@ -124,7 +125,7 @@ def test_evaluate_refuses_unknown_keys_and_splits(trained_experiment: Any, shape
     folder = trained_experiment("classification")
     with pytest.raises(ConfigError, match=r"no key 'data.rot'; data has \[.*'root'.*\]\. Did you mean 'root'\?"):
         evaluate_experiment(folder, ["data.rot=x"])
-    with pytest.raises(BrickError, match=r"split must be one of \['val', 'test'\], got 'tset'"):
+    with pytest.raises(BrickError, match=r"split must be one of \['val', 'test', 'all'\], got 'tset'"):
         evaluate_experiment(folder, [], split="tset")
 
 
@@ -151,3 +152,50 @@ def test_evaluate_command_as_a_user_runs_it(trained_experiment: Any, shapes_root
     assert json.loads(out.read_text())["metrics"]["classification/accuracy"] == pytest.approx(
         json.loads((folder / "metrics.json").read_text())["test"]["classification/accuracy"]
     )
+
+
+def _pool_of(split_root: Path, out: Path) -> Path:
+    """The class folders of every split of an image-folder data set, in one folder of class folders (no splits)."""
+    for image in sorted(split_root.glob("*/*/*.png")):
+        (out / image.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(image, out / image.parent.name / f"{image.parents[1].name}_{image.name}")
+    return out
+
+
+@pytest.mark.slow
+def test_evaluate_on_new_labelled_photos_without_splits_reads_every_one_of_them(
+    trained_experiment: Any, shapes_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = trained_experiment("classification")
+    pool = _pool_of(shapes_root / "classification", tmp_path / "new_photos")
+    count = len(list(pool.glob("*/*.png")))
+
+    assert main(["evaluate", str(folder), f"data.root={pool}", "--out", str(tmp_path / "every.json")]) == 0
+    every = json.loads((tmp_path / "every.json").read_text())
+    assert (every["split"], every["samples"]) == ("all", count)
+    assert np.sum(every["metrics"]["classification/confusion_matrix"]) == count
+    assert f"{pool}: every labelled image (training, validation and test splits, without augmentation), {count} samples" in (
+        capsys.readouterr().out
+    )
+    test = evaluate_experiment(folder, [f"data.root={pool}"], split="test", out=tmp_path / "test.json")
+    drawn = folder_splits(pool, "image_folder")["validation"].only or ()
+    assert 0 < test.description["samples"] == len(drawn) < count  # the drawn fifth of each class
+    assert np.sum(test.metrics["classification/confusion_matrix"]) == test.description["samples"]
+
+
+@pytest.mark.slow
+def test_evaluate_all_reads_training_and_validation_once_each_and_the_default_stays_test(
+    trained_experiment: Any, shapes_root: Path, tmp_path: Path
+) -> None:
+    folder = trained_experiment("classification")
+    root = shapes_root / "classification"
+    counts = {split: len(list((root / split).glob("*/*.png"))) for split in ("train", "val")}
+
+    every = evaluate_experiment(folder, [f"data.root={root}"], split="all", out=tmp_path / "every.json")
+    default = evaluate_experiment(folder, [f"data.root={root}"], out=tmp_path / "default.json")
+
+    assert every.description["samples"] == counts["train"] + counts["val"]  # no test folder: val is not read twice
+    assert (default.description["split"], default.description["samples"]) == ("test", counts["val"])
+    copy = tmp_path / "copy"  # other data with a validation folder of its own: still its test split
+    shutil.copytree(root, copy)
+    assert evaluate_experiment(folder, [f"data.root={copy}"], out=tmp_path / "copy.json").description["split"] == "test"

@@ -31,7 +31,13 @@ from torchbricks.trained_experiment import load_experiment, use_trained_memory_o
 __all__ = ["EVALUATION_FILE", "SPLITS", "EvaluationResult", "evaluate_experiment", "format_evaluation", "per_class_values"]
 
 EVALUATION_FILE = "evaluation.json"
-SPLITS = ("val", "test")
+SPLITS = ("val", "test", "all")
+SPLIT_TEXT = {
+    "val": "the validation split",
+    "test": "the test split (the validation split where the data has no test split of its own)",
+    "all": "every labelled image (training, validation and test splits, without augmentation)",
+}
+"""How `format_evaluation` names each split."""
 """The splits `evaluate` reads: the data module's validation split, or its test split (the validation split when
 the data has no test split)."""
 
@@ -50,7 +56,7 @@ class EvaluationResult:
 
 
 def evaluate_experiment(
-    folder: Path | str, overrides: Sequence[str] = (), split: str = "test", out: Path | str | None = None
+    folder: Path | str, overrides: Sequence[str] = (), split: str | None = None, out: Path | str | None = None
 ) -> EvaluationResult:
     """Evaluates the trained experiment in `folder` on the data its config reads, after `overrides`.
 
@@ -58,7 +64,11 @@ def evaluate_experiment(
         folder: A trained experiment folder.
         overrides: `key=value` changes of the experiment's resolved config, e.g. `data.root=DIR`,
             `data.batch_size=8`; a key must exist in the config.
-        split: `val` or `test` (see `SPLITS`).
+        split: `val`, `test` or `all` (every labelled image once: training, validation and a test split of its own,
+            read without augmentation). None: `all` for labelled data other than the experiment's own that has no
+            validation split of its own (a folder of class folders, a labelling tool's export without splits: none of
+            it was trained on, and its "test split" would be a random fifth of it), else `test`. `evaluation.json`
+            says which split and how many samples.
         out: Where `evaluation.json` is written; `folder/evaluation.json` by default.
 
     Raises:
@@ -75,12 +85,13 @@ def evaluate_experiment(
     from torchbricks.lightning.module import LightningBrickCollection, to_json
     from torchbricks.tags import Stage
 
-    if split not in SPLITS:
+    if split is not None and split not in SPLITS:
         raise BrickError(f"split must be one of {list(SPLITS)}, got {split!r}.{did_you_mean(split, SPLITS)}")
     experiment = load_experiment(folder)
     config = _with_overrides(copy.deepcopy(experiment.config), overrides)
     quiet_third_party_notices()
     data_module = instantiate_config(config, "data")
+    data_module.evaluation_only = True  # `all` reads the training split too, as the others: no augmentation
     data_classes = getattr(data_module, "class_names", None)
     if experiment.class_names and data_classes and list(data_classes) != list(experiment.class_names):
         root = config.data.get("root", "the data")
@@ -91,7 +102,9 @@ def evaluate_experiment(
     collection = experiment.collection
     heads = find_heads(list(collection.plan(tags=Stage.TEST).produced))  # head path -> kind, as the report draws them
     use_trained_memory_order(collection, config)  # as the main job ran it: the same kernels, the same numbers
-    loader = data_module.val_dataloader() if split == "val" else data_module.test_dataloader()
+    if split is None:
+        split = "all" if _new_data_without_own_validation(data_module, config, experiment.config) else "test"
+    loader = {"val": data_module.val_dataloader, "test": data_module.test_dataloader, "all": data_module.all_dataloader}[split]()
     scratch = Path(tempfile.mkdtemp(prefix="torchbricks-evaluate-"))  # the module's graph and metrics_test.json
     try:
         module = LightningBrickCollection(
@@ -115,6 +128,7 @@ def evaluate_experiment(
         "experiment": str(experiment.folder),
         "data_root": str(config.data.get("root")) if "root" in config.data else None,
         "split": split,
+        "samples": len(loader.dataset),
         "overrides": list(overrides),
         "class_names": experiment.class_names,
         "heads": heads,
@@ -122,6 +136,15 @@ def evaluate_experiment(
     result = EvaluationResult(metrics, per_class_values(metrics, experiment.class_names), description)
     write_json(Path(out) if out is not None else experiment.folder / EVALUATION_FILE, result.to_json())
     return result
+
+
+def _new_data_without_own_validation(data_module: Any, config: Any, trained: Any) -> bool:
+    """Whether the data evaluated is not the data the experiment trained on and has no validation split of its own."""
+    root, trained_root = config.data.get("root"), trained.data.get("root")
+    if root is None or trained_root is None or Path(str(root)).resolve() == Path(str(trained_root)).resolve():
+        return False
+    drawn = getattr(data_module, "validation_drawn", None)
+    return bool(drawn()) if callable(drawn) else False
 
 
 def _no_optimizer(parameters: list[Any]) -> Any:
@@ -202,10 +225,15 @@ def per_class_values(metrics: dict[str, Any], class_names: Sequence[str] | None 
 
 
 def format_evaluation(result: EvaluationResult) -> str:
-    """The metrics as a table (scalars), then the per-class values of each head that has them."""
+    """What was evaluated (data, split, samples), the metrics as a table (scalars), then the per-class values of each
+    head that has them."""
     scalars = {name: value for name, value in result.metrics.items() if isinstance(value, (int, float))}
     width = max([len("metric"), *(len(name) for name in scalars)])
     lines = [f"{'metric':<{width}}  value", *(f"{name:<{width}}  {value:.4f}" for name, value in scalars.items())]
+    if "split" in result.description:
+        described = SPLIT_TEXT.get(result.description["split"], result.description["split"])
+        where = result.description.get("data_root") or "the data"
+        lines = [f"{where}: {described}, {result.description.get('samples', '?')} samples", "", *lines]
     for head, per_class in result.per_class.items():
         if not per_class:
             continue

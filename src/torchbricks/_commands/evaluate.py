@@ -20,7 +20,10 @@ def add_parser(commands: Any) -> None:
     )
     evaluate.add_argument("experiment", help="a trained experiment folder (made by `torchbricks train`)")
     evaluate.add_argument(
-        "overrides", nargs="*", help="changes of the experiment's config, e.g. data.root=DIR; split=val|test (default: test)"
+        "overrides",
+        nargs="*",
+        help="changes of the experiment's config, e.g. data.root=DIR; split=val|test|all (default: test; all, every "
+        "labelled image, for another data set without a validation split of its own)",
     )
     evaluate.add_argument("--out", default=None, help="the JSON file written (default: EXPERIMENT/evaluation.json)")
 
@@ -28,7 +31,7 @@ def add_parser(commands: Any) -> None:
 def run(arguments: argparse.Namespace) -> int:
     from torchbricks.evaluate import evaluate_experiment, format_evaluation
 
-    split = "test"
+    split = None
     overrides = []
     for override in arguments.overrides:
         if override.startswith("split="):

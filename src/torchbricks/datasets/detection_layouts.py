@@ -24,6 +24,7 @@ __all__ = [
     "detection_class_names",
     "find_detection_layouts",
     "has_test_split",
+    "has_validation_split",
     "read_detection_split",
 ]
 
@@ -137,6 +138,17 @@ def has_test_split(root: Path | str, layout: str) -> bool:
     if layout == "yolo":
         return any(source.exists() for source in read_yolo_layout(root).splits["test"])
     return bool(read_voc_splits(root).files["test"])
+
+
+def has_validation_split(root: Path | str, layout: str) -> bool:
+    """Whether the box data has a validation split of its own (else one is drawn from its training images): a COCO
+    validation file, YOLO `val` (or Darknet `valid`), VOC split lists or a validation folder."""
+    root = Path(root)
+    if layout == "coco":
+        return coco_layout(root).validation is not None
+    if layout == "yolo":
+        return not read_yolo_layout(root).drawn
+    return read_voc_splits(root).listed
 
 
 def read_detection_split(

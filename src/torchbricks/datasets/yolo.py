@@ -76,6 +76,8 @@ class YoloLayout:
     class_names: list[str]
     splits: dict[str, list[Path]]
     """Split -> its image sources: folders, `.txt` lists of images, or (split at random) the image files themselves."""
+    drawn: bool = False
+    """Whether the validation split was drawn at random from the training images (the data has none of its own)."""
 
 
 def _yaml_document(path: Path) -> dict[str, Any]:
@@ -152,7 +154,7 @@ def read_yolo_layout(root: Path | str, validation_fraction: float = VALIDATION_F
         )
     if splits["validation"] is None:  # no validation split of its own: drawn at random from the training images
         train, validation = random_split(_split_images(splits["train"], DataProblems()), validation_fraction, seed, root)
-        splits = {"train": train, "validation": validation, "test": splits["test"]}
+        return YoloLayout(root, names, {"train": train, "validation": validation, "test": splits["test"]}, drawn=True)
     return YoloLayout(root, names, splits)
 
 

@@ -16,6 +16,7 @@ from torchbricks.datasets.detection_layouts import (
     detect_detection_layout,
     detection_class_names,
     has_test_split,
+    has_validation_split,
     read_detection_split,
 )
 from torchbricks.datasets.folder_splits import FolderSplit, folder_splits, training_folder
@@ -65,6 +66,9 @@ class FileDataModule(SplitDataModule):
     """Without a validation split of its own, the fraction of the training images drawn for it (set per instance)."""
     split_seed: int = SPLIT_SEED
     """The seed of that draw."""
+    evaluation_only: bool = False
+    """Read every split, training included, as evaluation reads it: no augmentation, tiles not jittered (set before
+    the datasets are built; `torchbricks.evaluate` sets it)."""
 
     def __init__(
         self,
@@ -96,6 +100,20 @@ class FileDataModule(SplitDataModule):
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    def split_sources(self) -> dict[str, str]:
+        splits = folder_splits(self.root, self.folder_layout, self.validation_fraction, self.split_seed)
+        return {
+            "train": "train",
+            "validation": "validation",
+            "test": "validation" if splits["test"] is splits["validation"] else "test",
+        }
+
+    def validation_drawn(self) -> bool:
+        """Whether the data has no validation split of its own (it is drawn from the training images)."""
+        return (
+            folder_splits(self.root, self.folder_layout, self.validation_fraction, self.split_seed)["validation"].only is not None
+        )
+
     def _folder_splits(self, layout: str, create: Callable[[FolderSplit, Any], Any]) -> dict[str, Any]:
         """`create(split, transform)` for each `FolderSplit` of the folder layout under `root`
         (`torchbricks.datasets.folder_splits`: `train`, `val` or `valid` or `validation`, `test`, or drawn at random by
@@ -106,15 +124,19 @@ class FileDataModule(SplitDataModule):
             for name, split in splits.items()
         }
 
+    folder_layout: ClassVar[str] = "image_folder"
+    """The folder layout of `split_sources` (`torchbricks.datasets.folder_splits`); the box modules override both."""
+
     def _transform(self, split: str) -> Any:
-        return self.train_transform if split == "train" else self.test_transform
+        return self.train_transform if split == "train" and not self.evaluation_only else self.test_transform
 
     def _split_dataset(self, split: str, transform: Any, read: Callable[[Any], Any]) -> Any:
         """`read(transform)`, the reader of `split`; with `tile_size`, `read(None)` (whole decoded images) in a
         `TiledDataset` that runs `transform` on each tile, with jittered windows for training."""
         if self.tile_size is None:
             return read(transform)
-        return TiledDataset(read(None), self.tile_size, self.tile_overlap, transform, jitter=split == "train")
+        jitter = split == "train" and not self.evaluation_only
+        return TiledDataset(read(None), self.tile_size, self.tile_overlap, transform, jitter=jitter)
 
     def _prepare_tiles(self) -> None:
         """With tiling, builds the datasets at construction rather than in `setup`, so a tile size that cuts no
@@ -224,6 +246,7 @@ class SegmentationFolderDataModule(FileDataModule):
     """
 
     supports_tiling = True
+    folder_layout = "segmentation_folder"
 
     def __init__(
         self,
@@ -360,9 +383,16 @@ class DetectionDataModule(FileDataModule):
             layout = self.fixed_layout
         return detect_detection_layout(root, layout)
 
-    def create_datasets(self) -> dict[str, Any]:
+    def split_sources(self) -> dict[str, str]:
         test = "test" if has_test_split(self.root, self.layout) else "validation"
-        sources = {"train": "train", "validation": "validation", "test": test}
+        return {"train": "train", "validation": "validation", "test": test}
+
+    def validation_drawn(self) -> bool:
+        """Whether the data has no validation split of its own (it is drawn from the training images)."""
+        return not has_validation_split(self.root, self.layout)
+
+    def create_datasets(self) -> dict[str, Any]:
+        sources = self.split_sources()
         return {
             name: self._split_dataset(name, self._transform(name), functools.partial(self._read_split, source))
             for name, source in sources.items()
