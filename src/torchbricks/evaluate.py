@@ -104,6 +104,11 @@ def evaluate_experiment(
     use_trained_memory_order(collection, config)  # as the main job ran it: the same kernels, the same numbers
     if split is None:
         split = "all" if _new_data_without_own_validation(data_module, config, experiment.config) else "test"
+    if split == "all" and not hasattr(data_module, "all_dataloader"):
+        raise BrickError(
+            f"split=all reads every split of a torchbricks data module; {type(data_module).__name__} has only its own "
+            "loaders: evaluate split=val or split=test."
+        )
     loader = {"val": data_module.val_dataloader, "test": data_module.test_dataloader, "all": data_module.all_dataloader}[split]()
     scratch = Path(tempfile.mkdtemp(prefix="torchbricks-evaluate-"))  # the module's graph and metrics_test.json
     try:
