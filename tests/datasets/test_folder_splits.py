@@ -166,3 +166,29 @@ def test_torchbricks_train_runs_on_a_pool_without_split_folders(shapes_root: Pat
     confusion = metrics["test"].get("classification/confusion_matrix")
     if confusion is not None:  # the test split is the drawn validation split: a fifth of each class
         assert sum(map(sum, confusion)) == len(folder_splits(root, "image_folder")["validation"].only or ())
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.validation_fraction=0", r"'data.validation_fraction' must be .* between 0 and 1, got int 0"),
+        ("data.validation_fraction=1.5", r"'data.validation_fraction' must be .* got float 1.5"),
+        ("data.split_seed=0.5", r"'data.split_seed' must be an int, got 0.5"),
+    ],
+)
+def test_a_bad_split_setting_stops_the_job_with_one_line_naming_the_key(
+    shapes_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], override: str, message: str
+) -> None:
+    import re
+
+    from torchbricks.__main__ import main
+
+    root = _classification_pool(shapes_root, tmp_path / "pool")
+    arguments = ["train", "task=classification", f"data.root={root}", f"experiment.path_experiments={tmp_path / 'runs'}"]
+
+    assert main([*arguments, override]) == 2
+
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1
+    assert re.search(message, error), error
+    assert not (tmp_path / "runs").exists()

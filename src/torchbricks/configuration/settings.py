@@ -205,8 +205,9 @@ def _early_stopping(node: Any) -> EarlyStoppingSettings:
 
 
 def _data(data: Any, omegaconf: Any) -> DataSettings:
-    """`data.batch_size` >= 1, `data.image_scale` only beside the default `data.image_size`, `data.tile_size` null or
-    >= 1, `data.tile_overlap` in [0, 1), and a module that tiles."""
+    """`data.batch_size` >= 1, `data.image_scale` only beside the default `data.image_size`, `data.validation_fraction`
+    in (0, 1), `data.split_seed` an int, `data.tile_size` null or >= 1, `data.tile_overlap` in [0, 1), and a module
+    that tiles."""
     if not isinstance(data, omegaconf.DictConfig):
         return DataSettings(None, None, None, 0.2)
     target = str(data._target_) if "_target_" in data else None
@@ -215,6 +216,15 @@ def _data(data: Any, omegaconf: Any) -> DataSettings:
     if is_int(batch_size) and batch_size < minimum:
         raise ConfigError(f"Config key 'data.batch_size' must be an int >= {minimum}, got {batch_size}.")
     _check_image_scale_is_used(data, omegaconf)
+    fraction = data.get("validation_fraction", 0.2)
+    if not is_number(fraction) or not 0 < fraction < 1:
+        raise ConfigError(
+            "Config key 'data.validation_fraction' must be the fraction of the training images drawn for validation "
+            f"where the data has no validation split of its own, a number between 0 and 1, got {type(fraction).__name__} "
+            f"{fraction!r}."
+        )
+    if not is_int(data.get("split_seed", 0)):
+        raise ConfigError(f"Config key 'data.split_seed' must be an int, got {data.get('split_seed')!r}.")
     tile_size = data.get("tile_size")
     overlap = data.get("tile_overlap", 0.2)
     settings = DataSettings(target, batch_size if is_int(batch_size) else None, tile_size, overlap)
