@@ -221,3 +221,22 @@ def test_a_class_folder_named_like_hidden_data_is_no_class(shapes_root: Path, tm
     assert counts == [
         len(list((shapes_root / "classification" / "train" / name).glob("*.png"))) for name in ("circle", "square", "triangle")
     ]
+
+
+def test_check_data_names_files_in_image_folders_that_no_reader_reads(shapes_root: Path, tmp_path: Path) -> None:
+    root = tmp_path / "classification"
+    shutil.copytree(shapes_root / "classification", root)
+    (root / "train" / "circle" / "IMG_0001.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    (root / "val" / "square" / "notes.txt").write_text("taken on a Tuesday\n")
+    photo = root / "train" / "square" / "download.jfif"  # a JPEG as Windows browsers save it: read
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(photo, format="JPEG")
+
+    report = check_data(root)
+
+    assert report.ok, report.problems
+    (note,) = [note for note in report.notes if "left out" in note]
+    assert note.startswith("2 files in the image folders are no image torchbricks reads and are left out (")
+    assert ".heic (1), .txt (1)" in note
+    assert report.counts["train"]["square"][0] == 1 + len(
+        list((shapes_root / "classification" / "train" / "square").glob("*.png"))
+    )

@@ -51,7 +51,8 @@ __all__ = [
     "visible_files",
 ]
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jfif", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+"""The image files every reader lists (`.jfif`: JPEG as Windows browsers save it), in any case."""
 VALIDATION_FRACTION = 0.2
 """Fraction of the labelled files that go to validation when the data has no split of its own (VOC or YOLO files
 beside their images, as labelImg saves them; a YOLO export without splits, as Label Studio writes it)."""

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from torchbricks._conventions import IGNORE_INDEX
-from torchbricks.datasets._reading import exif_orientation, upright_size
+from torchbricks.datasets._reading import IMAGE_EXTENSIONS, exif_orientation, is_hidden, upright_size
 from torchbricks.datasets.detection_layouts import (
     DETECTION_LAYOUTS,
     LAYOUT_EXPECTS,
@@ -30,7 +30,7 @@ from torchbricks.datasets.detection_layouts import (
     has_test_split,
     read_detection_split,
 )
-from torchbricks.datasets.folder_splits import FolderSplit, folder_splits, is_pool, training_folder
+from torchbricks.datasets.folder_splits import VALIDATION_FOLDERS, FolderSplit, folder_splits, is_pool, training_folder
 from torchbricks.datasets.readers import (
     BoxDataset,
     DataError,
@@ -248,6 +248,18 @@ def check_data(root: Path | str, task: str | None = None, layout: str = "auto") 
         for name in report.class_names[1:] if task == "segmentation" else report.class_names:
             if name not in report.counts.get("train", {}):
                 checker.problems.report(f"Class {name!r} has no example in the train split.")
+    skipped = _files_not_read(root, layout)
+    if skipped:
+        kinds = ", ".join(
+            f"{suffix or '(no extension)'} ({count})"
+            for suffix, count in sorted(Counter(p.suffix.lower() for p in skipped).items())
+        )
+        report.notes.append(
+            f"{len(skipped)} file{'s' if len(skipped) > 1 else ''} in the image folders {'are' if len(skipped) > 1 else 'is'} "
+            f"no image torchbricks reads and {'are' if len(skipped) > 1 else 'is'} left out ({str(skipped[0])!r}"
+            f"{', ...' if len(skipped) > 1 else ''}): {kinds}. Images read: {', '.join(IMAGE_EXTENSIONS)}; convert "
+            "others (HEIC photographs, for one) to JPEG or PNG."
+        )
     if checker.turned:
         count = len(checker.turned)
         report.notes.append(
@@ -258,6 +270,27 @@ def check_data(root: Path | str, task: str | None = None, layout: str = "auto") 
         )
     report.problems = checker.problems.messages
     return report
+
+
+def _files_not_read(root: Path, layout: str) -> list[Path]:
+    """The visible files of a folder layout's image folders (class folders, `images/`) that are no image the readers
+    list; box layouts hold their labels beside their images, so they are not searched."""
+    if layout not in ("image_folder", "segmentation_folder") or not root.is_dir():
+        return []
+    if layout == "image_folder":
+        splits = [root, *(root / name for name in ("train", *VALIDATION_FOLDERS, "test"))]
+        folders = [
+            path for split in splits if split.is_dir() for path in split.iterdir() if path.is_dir() and not is_hidden(path.name)
+        ]
+    else:
+        folders = [split / "images" for split in (root, *(root / name for name in ("train", *VALIDATION_FOLDERS, "test")))]
+    return sorted(
+        path
+        for folder in folders
+        if folder.is_dir()
+        for path in folder.iterdir()
+        if path.is_file() and not is_hidden(path.name) and path.suffix.lower() not in IMAGE_EXTENSIONS
+    )
 
 
 def _class_names(root: Path, layout: str) -> list[str]:
