@@ -291,6 +291,7 @@ def _yolo(tmp_path: Path, lines: str, names: str = "[cat, dog]") -> Path:
         ("0 0.5 0.5 0.2\n", r"a\.txt' line 1: '0 0.5 0.5 0.2' is not 'class cx cy w h'"),
         ("0 0.5 0.5 0.2 0.2\nx 0.5 0.5 0.2 0.2\n", r"a\.txt' line 2: 'x 0.5 .*' is not a class index followed by numbers"),
         ("2 0.5 0.5 0.2 0.2\n", r"a\.txt' line 1: class 2 is out of range; the data has 2 classes \(0 to 1\)"),
+        ("0.5 0.5 0.5 0.2 0.2\n", r"a\.txt' line 1: .* the class 0.5 is not a whole number"),
         ("0 0.98 0.5 0.2 0.2\n", r"a\.txt' line 1: .* is outside \[0, 1\] .* of 20x10"),
         ("0 0.5 0.5 0 0.2\n", r"a\.txt' line 1: .* is outside \[0, 1\] \(or empty\)"),
     ],
@@ -302,8 +303,9 @@ def test_bad_yolo_lines_are_errors_naming_the_file_and_line(tmp_path: Path, line
         YoloDataset(root, "train")
 
 
-def test_yolo_coordinates_may_reach_a_pixel_past_the_border(tmp_path: Path) -> None:
-    root = _yolo(tmp_path, "1 0.5 0.5 1.05 1.0\n")  # 21 of 20 pixels wide: rounding in an annotation tool
+@pytest.mark.parametrize("label", ["1", "1.0"])  # 1.0: converters that write every column as a float
+def test_yolo_coordinates_may_reach_a_pixel_past_the_border(tmp_path: Path, label: str) -> None:
+    root = _yolo(tmp_path, f"{label} 0.5 0.5 1.05 1.0\n")  # 21 of 20 pixels wide: rounding in an annotation tool
 
     (record,) = YoloDataset(root, "train").records
     assert record.objects[0].box == (0.0, 0.0, 20.0, 10.0)

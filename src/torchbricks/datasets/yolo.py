@@ -329,10 +329,13 @@ def _parse_line(line: str, image: BoxImage, num_classes: int) -> BoxObject | str
     if len(fields) != 5 and (len(fields) < 7 or len(fields) % 2 == 0):
         return f"{line.strip()!r} is not 'class cx cy w h' (or 'class x1 y1 x2 y2 x3 y3 ...' for a polygon)."
     try:
-        label = int(fields[0])
+        number = float(fields[0])  # "1.0" as converters that write every column as a float give it
         values = [float(value) for value in fields[1:]]
     except ValueError:
         return f"{line.strip()!r} is not a class index followed by numbers."
+    if not number.is_integer():
+        return f"{line.strip()!r} is not a class index followed by numbers: the class {fields[0]} is not a whole number."
+    label = int(number)
     if not 0 <= label < num_classes:
         return f"class {label} is out of range; the data has {num_classes} classes (0 to {num_classes - 1})."
     width, height = image.width, image.height
