@@ -91,7 +91,6 @@ def evaluate_experiment(
     config = _with_overrides(copy.deepcopy(experiment.config), overrides)
     quiet_third_party_notices()
     data_module = instantiate_config(config, "data")
-    data_module.evaluation_only = True  # `all` reads the training split too, as the others: no augmentation
     data_classes = getattr(data_module, "class_names", None)
     if experiment.class_names and data_classes and list(data_classes) != list(experiment.class_names):
         root = config.data.get("root", "the data")

@@ -150,3 +150,29 @@ def test_a_folder_module_without_a_size_takes_its_scale_times_the_median_size(tm
     assert module(root, image_size=40, image_scale=2).image_size == (40, 40)  # a size given wins
     with pytest.raises(ConfigError, match=r"'data.image_scale' must be a number > 0 .* got int 0"):
         module(root, image_size=None, image_scale=0)
+
+
+@pytest.mark.parametrize("tile_size", [None, 16])
+def test_every_labelled_sample_is_read_once_and_without_augmentation_for_evaluation(
+    tmp_path: Path, tile_size: int | None
+) -> None:
+    import torch
+    from torchvision.transforms import v2
+
+    root = _shapes(tmp_path) / "segmentation"
+    turns = [v2.RandomRotation(180), v2.ColorJitter(brightness=0.5)]
+    data = SegmentationFolderDataModule(
+        root, image_size=32, batch_size=64, num_workers=0, augmentations=turns, tile_size=tile_size
+    )
+    data.prepare_datasets()  # as training builds them: augmented training samples
+    sizes = {split: len(data.datasets[split]) for split in ("train", "validation")}
+
+    first, second = (next(iter(data.all_dataloader())) for _ in range(2))
+
+    assert len(data.all_dataloader().dataset) == sizes["train"] + sizes["validation"]  # no test folder: val once
+    assert torch.equal(first["raw"], second["raw"])  # no random turn or jitter, no jittered tile window
+    reference = SegmentationFolderDataModule(root, image_size=32, batch_size=64, num_workers=0, tile_size=tile_size)
+    reference.read_for_evaluation()  # no augmentations at all; tiles at their fixed windows
+    reference.prepare_datasets()
+    expected = torch.stack([reference.datasets["train"][index]["raw"] for index in range(min(sizes["train"], 64))])
+    assert torch.equal(first["raw"][: len(expected)], expected)

@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from torch.utils.data import ConcatDataset, DataLoader
+
 from torchbricks.datasets.boxes import BoxDataset
 from torchbricks.datasets.detection_layouts import (
     coco_category_ids,
@@ -101,6 +103,7 @@ class FileDataModule(SplitDataModule):
         return len(self.class_names)
 
     def split_sources(self) -> dict[str, str]:
+        """Split -> the split it reads: `{"test": "validation"}` where the data has no test split of its own."""
         splits = folder_splits(self.root, self.folder_layout, self.validation_fraction, self.split_seed)
         return {
             "train": "train",
@@ -123,6 +126,24 @@ class FileDataModule(SplitDataModule):
             name: self._split_dataset(name, self._transform(name), functools.partial(create, split))
             for name, split in splits.items()
         }
+
+    def all_dataloader(self) -> DataLoader[Any]:
+        """Every labelled sample once: the training and validation splits and the test split when it is not the
+        validation split again (`split_sources`), read as evaluation reads them (`read_for_evaluation`)."""
+        self.read_for_evaluation()
+        self.prepare_datasets()
+        if "all" not in self.datasets:
+            sources = self.split_sources()
+            parts = [self.datasets[split] for split in ("train", "validation", "test") if sources[split] == split]
+            self.datasets["all"] = ConcatDataset(parts)
+        return self._loader("all", shuffle=False)
+
+    def read_for_evaluation(self) -> None:
+        """From now on every split, training included, is read as evaluation reads it (`evaluation_only`); datasets
+        built before (tiling builds them at construction) are built again."""
+        if not self.evaluation_only:
+            self.evaluation_only = True
+            self.datasets = {}
 
     folder_layout: ClassVar[str] = "image_folder"
     """The folder layout of `split_sources` (`torchbricks.datasets.folder_splits`); the box modules override both."""

@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from torch.utils.data import ConcatDataset, DataLoader
+from torch.utils.data import DataLoader
 
 from torchbricks._extras import require
 from torchbricks.datasets.tiled import TiledDataset
@@ -62,21 +62,6 @@ class SplitDataModule(pl.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader[Any]:
         return self._loader("test", shuffle=False)
-
-    def all_dataloader(self) -> DataLoader[Any]:
-        """Every labelled sample once, in evaluation order: the training and validation splits and the test split
-        when it is not the validation split again (`split_sources`). Its training samples come through the
-        training transform: evaluation builds the module with `evaluation_only` (see `FileDataModule`)."""
-        self.prepare_datasets()
-        if "all" not in self.datasets:
-            sources = self.split_sources()
-            parts = [self.datasets[split] for split in ("train", "validation", "test") if sources[split] == split]
-            self.datasets["all"] = ConcatDataset(parts)
-        return self._loader("all", shuffle=False)
-
-    def split_sources(self) -> dict[str, str]:
-        """Split -> the split it reads: `{"test": "validation"}` where the data has no test split of its own."""
-        return {"train": "train", "validation": "validation", "test": "test"}
 
     def setup(self, stage: str | None = None) -> None:
         self.prepare_datasets()
