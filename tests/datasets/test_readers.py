@@ -132,3 +132,51 @@ def test_two_images_sharing_one_mask_are_an_error_naming_both(tmp_path: Path) ->
 
     with pytest.raises(DataError, match=r"Images .*a\.jpg' and .*a\.png' share the mask .*a\.png'"):
         SegmentationFolderDataset(tmp_path / "train", num_classes=2)
+
+
+def _binary_segmentation(root: Path, foreground: int = 255, boundary: bool = False) -> Path:
+    """Two images per split with masks of one square drawn as `foreground` on 0 (and a 255 border when `boundary`)."""
+    for split in ("train", "val"):
+        for index in range(2):
+            mask = np.zeros((16, 16), dtype=np.uint8)
+            mask[4 + index : 12, 4:12] = foreground
+            if boundary:
+                mask[3, 3:13] = 255
+            _image(root / split / "images" / f"{index}.png", size=(16, 16), value=40 * index + 10 * (split == "val"))
+            _mask(root / split / "masks" / f"{index}.png", mask)
+    return root
+
+
+@pytest.mark.parametrize("listed", [False, True])
+def test_binary_masks_drawn_as_0_and_255_read_255_as_the_foreground_class(tmp_path: Path, listed: bool) -> None:
+    from torchbricks.datasets.checking import check_data
+    from torchbricks.lightning.datamodules import SegmentationFolderDataModule
+    from torchbricks.lightning.task_resolvers import class_weights_of
+
+    root = _binary_segmentation(tmp_path / "lesions")
+    if listed:
+        (root / "classes.txt").write_text("skin\nlesion\n")
+
+    data = SegmentationFolderDataModule(root, image_size=16, batch_size=2, num_workers=0)
+    targets = next(iter(data.train_dataloader()))["targets"]
+    report = check_data(root)
+
+    assert data.foreground_255
+    assert set(targets.unique().tolist()) == {0, 1}  # the square is class 1, nothing is ignored
+    assert report.ok, report.problems
+    names = data.class_names
+    assert report.counts["train"][names[1]] == [2, 64 + 56]  # both masks' squares, counted as the foreground
+    assert any("hold only 0 and 255: read as binary masks" in note for note in report.notes)
+    weights = class_weights_of("auto", "segmentation_folder", str(root))
+    assert weights[0] < 1 < weights[1]  # the square is the rarer class
+
+
+def test_masks_of_class_indices_keep_255_as_the_ignored_value(tmp_path: Path) -> None:
+    from torchbricks.lightning.datamodules import SegmentationFolderDataModule
+
+    root = _binary_segmentation(tmp_path / "indices", foreground=1, boundary=True)  # VOC's way: 255 borders objects
+
+    data = SegmentationFolderDataModule(root, image_size=16, batch_size=2, num_workers=0)
+
+    assert not data.foreground_255
+    assert {0, 1, 255} == set(next(iter(data.train_dataloader()))["targets"].unique().tolist())

@@ -37,9 +37,11 @@ from torchbricks.datasets.readers import (
     DataProblems,
     ImageFolderDataset,
     SegmentationFolderDataset,
+    binary_masks_notice,
     image_folder_class_names,
     image_size_problem,
     mask_value_problem,
+    masks_are_binary_255,
     read_mask,
     segmentation_class_names,
 )
@@ -312,7 +314,13 @@ def _check_image_folder(checker: _Checker, root: Path, layout: str, split: str, 
 
 def _check_segmentation_folder(checker: _Checker, root: Path, layout: str, split: str, source: FolderSplit) -> None:
     names = checker.report.class_names
-    dataset = SegmentationFolderDataset(source.folder, len(names), problems=checker.problems, only=source.only)
+    masks = training_folder(root, layout) / "masks"
+    binary = masks_are_binary_255(masks, len(names))
+    if binary and split == "train":
+        checker.report.notes.append(binary_masks_notice(masks, names))
+    dataset = SegmentationFolderDataset(
+        source.folder, len(names), problems=checker.problems, only=source.only, foreground_255=binary
+    )
     checker.report.images[split] = 0
     for image_path, mask_path in dataset.samples:
         size = checker.image(split, image_path)
@@ -321,7 +329,7 @@ def _check_segmentation_folder(checker: _Checker, root: Path, layout: str, split
             checker.problems.report(decoded.replace("Image ", "Mask ", 1))
         if size is None or isinstance(decoded, str):
             continue
-        mask = read_mask(mask_path)
+        mask = read_mask(mask_path, binary)
         problem = mask_value_problem(mask, len(names), mask_path)
         if problem is not None:
             checker.problems.report(problem)

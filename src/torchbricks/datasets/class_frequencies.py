@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
-from PIL import Image
 
 from torchbricks._conventions import IGNORE_INDEX
-from torchbricks.datasets.readers import CocoDataset, DataError, visible_files
+from torchbricks.datasets.readers import CocoDataset, DataError, read_mask, visible_files
 
 __all__ = [
     "MAX_MASKS",
@@ -59,7 +58,9 @@ def image_folder_class_counts(folder: Path | str, class_names: Sequence[str]) ->
     return counts
 
 
-def segmentation_pixel_counts(masks: Path | str, num_classes: int, max_masks: int = MAX_MASKS) -> list[int]:
+def segmentation_pixel_counts(
+    masks: Path | str, num_classes: int, max_masks: int = MAX_MASKS, foreground_255: bool = False
+) -> list[int]:
     """Pixels of each class 0..num_classes-1 over the `*.png` masks of the folder `masks` (255 left out).
 
     At most `max_masks` masks are read, spread evenly over the sorted file names (see the module docstring).
@@ -72,8 +73,7 @@ def segmentation_pixel_counts(masks: Path | str, num_classes: int, max_masks: in
         raise DataError(f"The mask folder {str(masks)!r} holds no *.png mask to count classes in.")
     counts = np.zeros(num_classes, dtype=np.int64)
     for path in paths:
-        with Image.open(path) as mask_file:
-            mask = np.asarray(mask_file.convert("L") if mask_file.mode not in ("L", "P") else mask_file)
+        mask = read_mask(path, foreground_255)
         values = np.bincount(mask.ravel(), minlength=IGNORE_INDEX + 1)
         values[IGNORE_INDEX] = 0
         if values[num_classes:].any():

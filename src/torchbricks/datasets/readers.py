@@ -71,8 +71,10 @@ __all__ = [
     "DataProblems",
     "ImageFolderDataset",
     "SegmentationFolderDataset",
+    "binary_masks_notice",
     "image_folder_class_names",
     "mask_value_problem",
+    "masks_are_binary_255",
     "read_mask",
     "segmentation_class_names",
 ]
@@ -182,6 +184,40 @@ def _scanned_class_count(masks_folder: str) -> int:
     return largest + 1
 
 
+BINARY_MASKS_SAMPLED = 300
+"""Training masks read (spread evenly over the sorted names) to tell binary 0/255 masks (`masks_are_binary_255`)."""
+
+
+@lru_cache(maxsize=8)
+def _sampled_mask_values(masks_folder: str) -> frozenset[int]:
+    paths = visible_files(Path(masks_folder), (".png",)) if Path(masks_folder).is_dir() else []
+    if len(paths) > BINARY_MASKS_SAMPLED:
+        paths = [paths[index * len(paths) // BINARY_MASKS_SAMPLED] for index in range(BINARY_MASKS_SAMPLED)]
+    values: set[int] = set()
+    for path in paths:
+        values.update(np.unique(read_mask(path)).tolist())
+    return frozenset(values)
+
+
+def masks_are_binary_255(masks_folder: Path | str, num_classes: int) -> bool:
+    """Whether a two-class data set's training masks are binary masks drawn as 0 and 255 (white on black, as most
+    tools and many data sets save one foreground class), not class indices: their values are only 0 and 255. Such
+    masks are read with 255 as class 1 (`read_mask(foreground_255=True)`); read as indices, 255 is the ignored value
+    and the foreground would never be trained on nor measured. Up to `BINARY_MASKS_SAMPLED` masks are read."""
+    if num_classes != 2:
+        return False
+    values = _sampled_mask_values(str(Path(masks_folder).resolve()))
+    return IGNORE_INDEX in values and values <= {0, IGNORE_INDEX}
+
+
+def binary_masks_notice(masks_folder: Path, class_names: Sequence[str]) -> str:
+    """What the job and `check-data` say when the masks are read as binary 0/255 masks."""
+    return (
+        f"The masks in {str(masks_folder)!r} hold only 0 and 255: read as binary masks, 255 the class "
+        f"{class_names[1]!r} (not the ignored value, as in masks of class indices)."
+    )
+
+
 def segmentation_class_names(root: Path | str) -> list[str]:
     """Class names of a segmentation folder: the lines of `root/classes.txt` (line 0 the background) or, without
     it, `background`, `class_1`, ... up to the largest value in the training masks.
@@ -214,6 +250,7 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
         problems: Where problems go; the first raises when None.
         only: The image file names of the split when it shares its folder with another split (drawn from it,
             `torchbricks.datasets.folder_splits`); every image of the folder when None.
+        foreground_255: The masks are binary, 0 and 255 (`masks_are_binary_255`): 255 is class 1, not ignored.
 
     Raises:
         DataError: No image, an image without its mask, or a mask whose size differs from its image.
@@ -226,9 +263,11 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
         transform: Transform | None = None,
         problems: DataProblems | None = None,
         only: frozenset[str] | None = None,
+        foreground_255: bool = False,
     ) -> None:
         problems = problems_or_raise(problems)
         self.folder = Path(folder)
+        self.foreground_255 = foreground_255
         self.num_classes = num_classes
         self.transform = transform
         self.samples: list[tuple[Path, Path]] = []
@@ -285,7 +324,7 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
         """Sample `index` decoded, before any transform: `{"image": uint8 Image [3, H, W], "mask": Mask [H, W]}`."""
         tv_tensors, _ = torchvision_parts()
         image_path, mask_path = self.samples[index]
-        mask = read_mask(mask_path)
+        mask = read_mask(mask_path, self.foreground_255)
         problem = mask_value_problem(mask, self.num_classes, mask_path)
         if problem is not None:
             raise DataError(problem)
@@ -297,11 +336,15 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
         return {"raw": sample["image"], "targets": sample["mask"].as_subclass(torch.Tensor).long()}
 
 
-def read_mask(path: Path) -> np.ndarray:
-    """A class mask file as int64 [H, W] (palette images keep their indices, others are read as grey levels)."""
+def read_mask(path: Path, foreground_255: bool = False) -> np.ndarray:
+    """A class mask file as int64 [H, W] (palette images keep their indices, others are read as grey levels); with
+    `foreground_255` (binary 0/255 masks, `masks_are_binary_255`), 255 is class 1."""
     with Image.open(path) as mask_file:
         values = mask_file.convert("L") if mask_file.mode not in ("L", "P") else mask_file
-        return np.asarray(upright(values, exif_orientation(mask_file))).astype(np.int64)  # upright, as its image
+        mask = np.asarray(upright(values, exif_orientation(mask_file))).astype(np.int64)  # upright, as its image
+    if foreground_255:
+        mask[mask == IGNORE_INDEX] = 1
+    return mask
 
 
 def mask_value_problem(mask: np.ndarray, num_classes: int, path: Path) -> str | None:

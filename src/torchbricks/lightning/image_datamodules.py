@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from torch.utils.data import ConcatDataset, DataLoader
 
+from torchbricks._experiment import launched_as_global_zero
 from torchbricks.datasets.boxes import BoxDataset
 from torchbricks.datasets.detection_layouts import (
     coco_category_ids,
@@ -27,7 +28,9 @@ from torchbricks.datasets.readers import (
     DataError,
     ImageFolderDataset,
     SegmentationFolderDataset,
+    binary_masks_notice,
     image_folder_class_names,
+    masks_are_binary_255,
     segmentation_class_names,
 )
 from torchbricks.datasets.tiled import TiledDataset
@@ -288,12 +291,18 @@ class SegmentationFolderDataModule(FileDataModule):
         self.validation_fraction = validation_fraction
         self.split_seed = split_seed
         self.class_names = segmentation_class_names(self.root)
+        masks = training_folder(self.root, "segmentation_folder") / "masks"
+        self.foreground_255 = masks_are_binary_255(masks, self.num_classes)
+        if self.foreground_255 and launched_as_global_zero():
+            print(binary_masks_notice(masks, self.class_names), flush=True)
         self._prepare_tiles()
 
     def create_datasets(self) -> dict[str, Any]:
         return self._folder_splits(
             "segmentation_folder",
-            lambda split, transform: SegmentationFolderDataset(split.folder, self.num_classes, transform, only=split.only),
+            lambda split, transform: SegmentationFolderDataset(
+                split.folder, self.num_classes, transform, only=split.only, foreground_255=self.foreground_255
+            ),
         )
 
 

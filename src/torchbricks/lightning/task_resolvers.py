@@ -41,7 +41,7 @@ from torchbricks.datasets.coco import read_coco_layout
 from torchbricks.datasets.detection_layouts import DETECTION_LAYOUTS, detection_class_names
 from torchbricks.datasets.folder_splits import training_folder
 from torchbricks.datasets.image_sizes import ImageSizeChoice, check_image_scale, typical_image_size
-from torchbricks.datasets.readers import image_folder_class_names, segmentation_class_names
+from torchbricks.datasets.readers import image_folder_class_names, masks_are_binary_255, segmentation_class_names
 from torchbricks.errors import BrickError, ConfigError, did_you_mean
 
 __all__ = [
@@ -135,7 +135,7 @@ def _automatic_weights(layout: str, root: str) -> tuple[float, ...]:
         source = f"the training images of {str(train)!r}"
     elif layout == "segmentation_folder":
         masks = training_folder(folder, layout) / "masks"  # a pool's all: validation is a random share of them
-        counts = segmentation_pixel_counts(masks, len(names))
+        counts = segmentation_pixel_counts(masks, len(names), foreground_255=masks_are_binary_255(masks, len(names)))
         source = f"the training masks of {str(masks)!r} (at most {MAX_MASKS} read)"
     elif layout.endswith("_with_background") and (coco := read_coco_layout(folder)) is not None:  # masks from outlines
         counts = coco_pixel_counts(coco.train.path, image_root=coco.train.image_roots)
