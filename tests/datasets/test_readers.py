@@ -180,3 +180,12 @@ def test_masks_of_class_indices_keep_255_as_the_ignored_value(tmp_path: Path) ->
 
     assert not data.foreground_255
     assert {0, 1, 255} == set(next(iter(data.train_dataloader()))["targets"].unique().tolist())
+
+
+def test_a_mask_saved_as_jpeg_is_named_with_why_masks_are_png(tmp_path: Path) -> None:
+    _image(tmp_path / "train" / "images" / "x.jpg")
+    (tmp_path / "train" / "masks").mkdir(parents=True)
+    Image.new("L", (20, 10), 255).save(tmp_path / "train" / "masks" / "x.jpg")
+
+    with pytest.raises(DataError, match=r"has no mask .*x\.png'\. '.*x\.jpg' exists, but masks are read from PNG only"):
+        SegmentationFolderDataset(tmp_path / "train", num_classes=2)

@@ -290,7 +290,7 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
                 continue
             owners[mask] = image
             if not mask.is_file():
-                problems.report(f"Image {str(image)!r} has no mask {str(mask)!r}.")
+                problems.report(f"Image {str(image)!r} has no mask {str(mask)!r}.{_other_mask_hint(mask)}")
                 continue
             image_size, mask_size = (
                 problems.guard(image_file_size, image),
@@ -334,6 +334,17 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
         """`{"raw", "targets"}` of a (transformed) sample of `load_sample`, the image as float in [0, 1]."""
         sample = apply_transform(None, sample)
         return {"raw": sample["image"], "targets": sample["mask"].as_subclass(torch.Tensor).long()}
+
+
+def _other_mask_hint(mask: Path) -> str:
+    """What to do when the mask exists under another extension (JPEG masks: lossy, their values blur at edges)."""
+    others = [path.name for path in visible_files(mask.parent, IMAGE_EXTENSIONS) if path.stem == mask.stem]
+    if not others:
+        return ""
+    return (
+        f" {str(mask.parent / others[0])!r} exists, but masks are read from PNG only: a lossy format (JPEG) blurs the "
+        "class values at every edge. Save the masks as PNG (from the original, not from the JPEG, if you have it)."
+    )
 
 
 def read_mask(path: Path, foreground_255: bool = False) -> np.ndarray:
