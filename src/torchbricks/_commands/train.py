@@ -45,4 +45,24 @@ def run(arguments: argparse.Namespace) -> int:
             if isinstance(value, float):
                 print(f"  test/{name}: {value:.4f}")
         print(f"  wall time: {result.metrics['wall_time_seconds']:.1f} s")
+        tested = result.metrics.get("test", {})
+        heads = [name.removesuffix("/confusion_matrix") for name in tested if name.endswith("/confusion_matrix")]
+        for hint in _hints(result.path_experiment, heads):
+            print(f"Hint: {hint}")
     return 0
+
+
+def _hints(path_experiment: Any, heads: list[str]) -> list[str]:
+    """`torchbricks.lightning.fit_hints` of the run's history and classes (none when either file is missing)."""
+    import json
+
+    from torchbricks.lightning.callbacks import HISTORY_FILE
+    from torchbricks.lightning.fit_hints import fit_hints
+    from torchbricks.trained_experiment import EXPERIMENT_FILE
+
+    try:
+        history = json.loads((path_experiment / HISTORY_FILE).read_text())
+        class_names = json.loads((path_experiment / EXPERIMENT_FILE).read_text()).get("class_names")
+    except (OSError, ValueError):
+        return []
+    return fit_hints(history, class_names, heads)
