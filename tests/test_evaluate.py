@@ -199,3 +199,17 @@ def test_evaluate_all_reads_training_and_validation_once_each_and_the_default_st
     copy = tmp_path / "copy"  # other data with a validation folder of its own: still its test split
     shutil.copytree(root, copy)
     assert evaluate_experiment(folder, [f"data.root={copy}"], out=tmp_path / "copy.json").description["split"] == "test"
+
+
+@pytest.mark.slow
+def test_evaluate_reads_the_digits_of_the_default_job_and_refuses_split_all_there(tmp_path: Path) -> None:
+    assert main(["train", f"experiment.path_experiments={tmp_path}", "experiment.name=digits", "trainer.max_epochs=1"]) == 0
+    trained = json.loads((tmp_path / "digits" / "metrics.json").read_text())["test"]
+
+    result = evaluate_experiment(tmp_path / "digits", out=tmp_path / "evaluation.json")
+
+    assert result.description["split"] == "test"
+    assert result.description["samples"] == np.sum(trained["head/confusion_matrix"])  # the default job names its head "head"
+    _metrics_equal(result.metrics, trained)
+    with pytest.raises(BrickError, match=r"split=all reads every split of a torchbricks data module; DigitsDataModule"):
+        evaluate_experiment(tmp_path / "digits", split="all", out=tmp_path / "all.json")

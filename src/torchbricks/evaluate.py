@@ -32,14 +32,15 @@ __all__ = ["EVALUATION_FILE", "SPLITS", "EvaluationResult", "evaluate_experiment
 
 EVALUATION_FILE = "evaluation.json"
 SPLITS = ("val", "test", "all")
+"""The splits `evaluate` reads: the data module's validation split, its test split (the validation split when the
+data has no test split), or every labelled sample (the file data modules)."""
 SPLIT_TEXT = {
     "val": "the validation split",
     "test": "the test split (the validation split where the data has no test split of its own)",
     "all": "every labelled image (training, validation and test splits, without augmentation)",
 }
 """How `format_evaluation` names each split."""
-"""The splits `evaluate` reads: the data module's validation split, or its test split (the validation split when
-the data has no test split)."""
+_LOADERS = {"val": "val_dataloader", "test": "test_dataloader", "all": "all_dataloader"}
 
 
 @dataclass
@@ -108,7 +109,7 @@ def evaluate_experiment(
             f"split=all reads every split of a torchbricks data module; {type(data_module).__name__} has only its own "
             "loaders: evaluate split=val or split=test."
         )
-    loader = {"val": data_module.val_dataloader, "test": data_module.test_dataloader, "all": data_module.all_dataloader}[split]()
+    loader = getattr(data_module, _LOADERS[split])()
     scratch = Path(tempfile.mkdtemp(prefix="torchbricks-evaluate-"))  # the module's graph and metrics_test.json
     try:
         module = LightningBrickCollection(
@@ -132,7 +133,7 @@ def evaluate_experiment(
         "experiment": str(experiment.folder),
         "data_root": str(config.data.get("root")) if "root" in config.data else None,
         "split": split,
-        "samples": len(loader.dataset),
+        "samples": sum(len(part.dataset) for part in (loader if isinstance(loader, list) else [loader])),
         "overrides": list(overrides),
         "class_names": experiment.class_names,
         "heads": heads,
