@@ -192,3 +192,16 @@ def test_a_bad_split_setting_stops_the_job_with_one_line_naming_the_key(
     assert len(error.splitlines()) == 1
     assert re.search(message, error), error
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_pool_of_one_image_per_class_cannot_be_split_but_is_evaluated_whole(tmp_path: Path) -> None:
+    for index, name in enumerate(("cat", "dog", "eel")):
+        (tmp_path / "pool" / name).mkdir(parents=True)
+        Image.new("RGB", (8, 8), (index * 60, 0, 0)).save(tmp_path / "pool" / name / "only.png")
+    data = ImageFolderDataModule(tmp_path / "pool", image_size=8, batch_size=4, num_workers=0)
+
+    with pytest.raises(DataError, match=r"holds one image at most, .* no validation image can be drawn\. Add images, or a val/"):
+        folder_splits(tmp_path / "pool", "image_folder")
+    assert data.validation_drawn()
+    batch = next(iter(data.all_dataloader()))  # every image, nothing drawn
+    assert sorted(batch["targets"].tolist()) == [0, 1, 2]

@@ -19,7 +19,15 @@ from pathlib import Path
 
 from torchbricks.datasets._reading import SPLIT_SEED, VALIDATION_FRACTION, DataError, image_files, is_hidden, random_split
 
-__all__ = ["FOLDER_LAYOUTS", "VALIDATION_FOLDERS", "FolderSplit", "folder_splits", "is_pool", "training_folder"]
+__all__ = [
+    "FOLDER_LAYOUTS",
+    "VALIDATION_FOLDERS",
+    "FolderSplit",
+    "folder_splits",
+    "has_own_split",
+    "is_pool",
+    "training_folder",
+]
 
 FOLDER_LAYOUTS = ("image_folder", "segmentation_folder")
 VALIDATION_FOLDERS = ("val", "valid", "validation")
@@ -72,6 +80,20 @@ def training_folder(root: Path | str, layout: str) -> Path:
     return train
 
 
+def has_own_split(root: Path | str, layout: str, split: str) -> bool:
+    """Whether the data at `root` has a folder of its own for `split` (`validation`: `val`, `valid` or `validation`;
+    `test`: `test`), decided from the folders alone (nothing is drawn).
+
+    Raises:
+        DataError: There is neither a training folder nor a pool (`training_folder`).
+    """
+    root = Path(root)
+    if training_folder(root, layout) == root:
+        return False
+    names = VALIDATION_FOLDERS if split == "validation" else (split,)
+    return any((root / name).is_dir() for name in names)
+
+
 def folder_splits(
     root: Path | str, layout: str, validation_fraction: float = VALIDATION_FRACTION, seed: int = SPLIT_SEED
 ) -> dict[str, FolderSplit]:
@@ -110,6 +132,11 @@ def _draw(folder: Path, layout: str, fraction: float, seed: int) -> tuple[frozen
     ]
     if sum(len(group) for group in groups) < 2:
         raise DataError(f"{str(folder)!r} has fewer than two images; a split into train and validation needs two.")
+    if all(len(group) < 2 for group in groups):
+        raise DataError(
+            f"Every class folder of {str(folder)!r} holds one image at most, and a class's only image stays in training: "
+            "no validation image can be drawn. Add images, or a val/ folder of class folders."
+        )
     kept: set[str] = set()
     drawn: set[str] = set()
     for group in groups:  # per class, so that every class keeps its share; a class of one image stays in training

@@ -22,7 +22,7 @@ from torchbricks.datasets.detection_layouts import (
     has_validation_split,
     read_detection_split,
 )
-from torchbricks.datasets.folder_splits import FolderSplit, folder_splits, training_folder
+from torchbricks.datasets.folder_splits import FolderSplit, folder_splits, has_own_split, training_folder
 from torchbricks.datasets.image_sizes import check_image_scale, typical_image_size
 from torchbricks.datasets.readers import (
     DataError,
@@ -107,18 +107,36 @@ class FileDataModule(SplitDataModule):
 
     def split_sources(self) -> dict[str, str]:
         """Split -> the split it reads: `{"test": "validation"}` where the data has no test split of its own."""
-        splits = folder_splits(self.root, self.folder_layout, self.validation_fraction, self.split_seed)
-        return {
-            "train": "train",
-            "validation": "validation",
-            "test": "validation" if splits["test"] is splits["validation"] else "test",
-        }
+        test = "test" if has_own_split(self.root, self._layout_of_folders(), "test") else "validation"
+        return {"train": "train", "validation": "validation", "test": test}
 
     def validation_drawn(self) -> bool:
         """Whether the data has no validation split of its own (it is drawn from the training images)."""
-        return (
-            folder_splits(self.root, self.folder_layout, self.validation_fraction, self.split_seed)["validation"].only is not None
-        )
+        return not has_own_split(self.root, self._layout_of_folders(), "validation")
+
+    def _layout_of_folders(self) -> str:
+        if self.folder_layout is None:
+            raise NotImplementedError(f"{type(self).__name__} reads no folder layout; it says where its splits are itself.")
+        return self.folder_layout
+
+    def _read_folder_split(self, split: FolderSplit, transform: Any) -> Any:
+        """The dataset of one `FolderSplit` (the folder modules' reader)."""
+        raise NotImplementedError(f"{type(self).__name__} reads no folder layout.")
+
+    def _all_datasets(self) -> list[Any]:
+        """The datasets `all_dataloader` concatenates: each split that is not another one again; a folder layout
+        whose validation split is drawn is read whole from its training folder instead (nothing is drawn, so a pool
+        too small to split is still evaluated)."""
+        sources = self.split_sources()
+        if self.folder_layout is not None and self.validation_drawn():
+            splits = [FolderSplit(training_folder(self.root, self.folder_layout))]
+            splits += [FolderSplit(self.root / "test")] if sources["test"] == "test" else []
+            return [
+                self._split_dataset("validation", self.test_transform, functools.partial(self._read_folder_split, split))
+                for split in splits
+            ]
+        self.prepare_datasets()
+        return [self.datasets[split] for split in ("train", "validation", "test") if sources[split] == split]
 
     def _folder_splits(self, layout: str, create: Callable[[FolderSplit, Any], Any]) -> dict[str, Any]:
         """`create(split, transform)` for each `FolderSplit` of the folder layout under `root`
@@ -134,11 +152,8 @@ class FileDataModule(SplitDataModule):
         """Every labelled sample once: the training and validation splits and the test split when it is not the
         validation split again (`split_sources`), read as evaluation reads them (`read_for_evaluation`)."""
         self.read_for_evaluation()
-        self.prepare_datasets()
         if "all" not in self.datasets:
-            sources = self.split_sources()
-            parts = [self.datasets[split] for split in ("train", "validation", "test") if sources[split] == split]
-            self.datasets["all"] = ConcatDataset(parts)
+            self.datasets["all"] = ConcatDataset(self._all_datasets())
         return self._loader("all", shuffle=False)
 
     def read_for_evaluation(self) -> None:
@@ -148,8 +163,9 @@ class FileDataModule(SplitDataModule):
             self.evaluation_only = True
             self.datasets = {}
 
-    folder_layout: ClassVar[str] = "image_folder"
-    """The folder layout of `split_sources` (`torchbricks.datasets.folder_splits`); the box modules override both."""
+    folder_layout: ClassVar[str | None] = None
+    """The folder layout (`torchbricks.datasets.folder_splits`) of the folder modules; None for the box modules,
+    which have their own `split_sources` and `validation_drawn`."""
 
     def _transform(self, split: str) -> Any:
         return self.train_transform if split == "train" and not self.evaluation_only else self.test_transform
@@ -208,6 +224,7 @@ class ImageFolderDataModule(FileDataModule):
     """
 
     why_not_tiled = CLASSIFICATION_NOT_TILED
+    folder_layout = "image_folder"
 
     def __init__(
         self,
@@ -231,10 +248,10 @@ class ImageFolderDataModule(FileDataModule):
         self.class_names = image_folder_class_names(training_folder(self.root, "image_folder"))
 
     def create_datasets(self) -> dict[str, Any]:
-        return self._folder_splits(
-            "image_folder",
-            lambda split, transform: ImageFolderDataset(split.folder, self.class_names, transform, only=split.only),
-        )
+        return self._folder_splits("image_folder", self._read_folder_split)
+
+    def _read_folder_split(self, split: FolderSplit, transform: Any) -> Any:
+        return ImageFolderDataset(split.folder, self.class_names, transform, only=split.only)
 
 
 class SegmentationFolderDataModule(FileDataModule):
@@ -298,11 +315,11 @@ class SegmentationFolderDataModule(FileDataModule):
         self._prepare_tiles()
 
     def create_datasets(self) -> dict[str, Any]:
-        return self._folder_splits(
-            "segmentation_folder",
-            lambda split, transform: SegmentationFolderDataset(
-                split.folder, self.num_classes, transform, only=split.only, foreground_255=self.foreground_255
-            ),
+        return self._folder_splits("segmentation_folder", self._read_folder_split)
+
+    def _read_folder_split(self, split: FolderSplit, transform: Any) -> Any:
+        return SegmentationFolderDataset(
+            split.folder, self.num_classes, transform, only=split.only, foreground_255=self.foreground_255
         )
 
 
