@@ -61,8 +61,9 @@ COCO_TOOLS = ("roboflow", "cvat", "cvat_default", "coco2017", "label_studio")
 
 def coco_as_tools_write_it(coco_root: Path, out: Path, tool: str) -> Path:
     """The shapes' COCO files and images (`train.json`, `val.json`, `images/{train,val}/*`) rewritten as `tool` writes
-    COCO: `roboflow` (`{train,valid}/_annotations.coco.json`, images beside, bare file names), `cvat` (Datumaro's
-    `annotations/instances_{train,val}.json`, `images/{train,val}/*`), `cvat_default` (a task without subsets:
+    COCO: `roboflow` (`{train,valid}/_annotations.coco.json`, images beside, bare file names, and the category Roboflow
+    adds to every export: id 0 named after the project, the supercategory of the others, used by no annotation),
+    `cvat` (Datumaro's `annotations/instances_{train,val}.json`, `images/{train,val}/*`), `cvat_default` (a task without subsets:
     `annotations/instances_default.json`, `images/*`, both splits in one pool), `coco2017`
     (`annotations/instances_{train,val}2017.json`, `{train,val}2017/*`), `label_studio` (one pool: `result.json` with
     `images/*`, file names with Windows separators `images\\<name>`, UTF-8 with a byte-order mark). Pools name each
@@ -87,6 +88,10 @@ def coco_as_tools_write_it(coco_root: Path, out: Path, tool: str) -> Path:
             shutil.copy(coco_root / image["file_name"], folder / name)
             images.append({**image, "file_name": file_name})
         documents[split] = {**document, "images": images}
+        if tool == "roboflow":
+            project = {"id": 0, "name": "shapes-Xy3z", "supercategory": "none"}
+            categories = [{**category, "supercategory": project["name"]} for category in document["categories"]]
+            documents[split]["categories"] = [project, *categories]
     if pooled:  # one file: the validation images and annotations after the training ones, with ids that stay unique
         train, val = documents["train"], documents["val"]
         shift_image = max(image["id"] for image in train["images"]) + 1

@@ -13,6 +13,7 @@ import torch
 from layouts import COCO_TOOLS, coco_as_tools_write_it, coco_to_voc, coco_to_yolo, voc_xml, yolo_to_darknet, yolo_without_splits
 from PIL import Image
 
+from torchbricks.datasets.coco import read_coco_layout
 from torchbricks.datasets.detection_layouts import (
     coco_category_ids,
     detect_detection_layout,
@@ -115,8 +116,10 @@ def test_coco_as_tools_write_it_reads_as_the_same_boxes_labels_and_classes(coco:
 def test_a_coco_test_file_is_the_test_split_and_a_missing_training_file_is_named(coco: Path, tmp_path: Path) -> None:
     root = coco_as_tools_write_it(coco, tmp_path / "roboflow", "roboflow")
     shutil.copytree(root / "valid", root / "test")
+    shutil.copytree(root / "valid", root / "train_old")  # a stray copy is no split: the folders go by their names
 
     assert has_test_split(root, "coco")
+    assert read_coco_layout(root).train.path == root / "train" / "_annotations.coco.json"
     test = read_detection_split(root, "coco", "test")
     assert [record.path.parent.name for record in test.records] == ["test"] * 3
     shutil.rmtree(root / "train")

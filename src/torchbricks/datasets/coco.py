@@ -42,6 +42,7 @@ __all__ = [
     "CocoDataset",
     "CocoFile",
     "CocoLayout",
+    "coco_categories",
     "coco_class_names",
     "image_path",
     "read_coco_layout",
@@ -97,9 +98,13 @@ def read_coco_layout(root: Path | str) -> CocoLayout | None:
     if (root / "train.json").is_file():
         files = {split: root / f"{name}.json" for split, name in (("train", "train"), ("validation", "val"), ("test", "test"))}
         return _layout(root, {split: CocoFile(path, (root,)) for split, path in files.items() if path.is_file()})
-    if (root / "train" / ROBOFLOW_FILE).is_file():
-        folders = [path for path in sorted(root.iterdir()) if (path / ROBOFLOW_FILE).is_file()]
-        found = {_split_of(folder.name): CocoFile(folder / ROBOFLOW_FILE, (folder, folder / "images")) for folder in folders}
+    if (root / "train" / ROBOFLOW_FILE).is_file():  # the split folders by their exact names (not train_old/)
+        names = {"train": ("train",), "validation": ("valid", "val", "validation"), "test": ("test",)}
+        found: dict[str | None, CocoFile] = {}
+        for split, candidates in names.items():
+            folder = next((root / name for name in candidates if (root / name / ROBOFLOW_FILE).is_file()), None)
+            if folder is not None:
+                found[split] = CocoFile(folder / ROBOFLOW_FILE, (folder, folder / "images"))
         return _layout(root, found)
     instances = sorted((root / "annotations").glob("instances_*.json")) if (root / "annotations").is_dir() else []
     if instances:
@@ -155,6 +160,31 @@ def _read_json(path: Path) -> dict[str, Any]:
     return document
 
 
+def coco_categories(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """The categories of a COCO document that are classes, in id order: all of them, except the one Roboflow adds
+    to every export (id 0, named after the project, the `supercategory` of every other category and used by no
+    annotation), which would be a class no image holds.
+
+    Example:
+        >>> document = {"annotations": [{"category_id": 1}], "categories": [
+        ...     {"id": 0, "name": "cells-x1", "supercategory": "none"},
+        ...     {"id": 1, "name": "red", "supercategory": "cells-x1"}, {"id": 2, "name": "white", "supercategory": "cells-x1"}]}
+        >>> [category["name"] for category in coco_categories(document)]
+        ['red', 'white']
+    """
+    categories = sorted(document["categories"], key=lambda category: category["id"])
+    used = {annotation.get("category_id") for annotation in document["annotations"]}
+    for candidate in categories:
+        others = [category for category in categories if category is not candidate]
+        if (
+            others
+            and candidate["id"] not in used
+            and all(category.get("supercategory") == candidate["name"] for category in others)
+        ):
+            return others
+    return categories
+
+
 def coco_class_names(path: Path | str) -> list[str]:
     """The category names of a COCO file, in the order of their ids (the contiguous index is the position).
 
@@ -162,7 +192,7 @@ def coco_class_names(path: Path | str) -> list[str]:
         DataError: The file is missing, not JSON, or has no category.
     """
     path = Path(path)
-    categories = sorted(_read_json(path)["categories"], key=lambda category: category["id"])
+    categories = coco_categories(_read_json(path))
     if not categories:
         raise DataError(f"The COCO file {str(path)!r} has no category.")
     return [str(category["name"]) for category in categories]
@@ -222,7 +252,7 @@ class CocoDataset(BoxDataset):
                 "images": [image for image in document["images"] if int(image["id"]) in kept],
                 "annotations": [item for item in document["annotations"] if int(item["image_id"]) in kept],
             }
-        categories = sorted(document["categories"], key=lambda category: category["id"])
+        categories = coco_categories(document)
         self.category_ids = [int(category["id"]) for category in categories]
         self.images = self._read_images(document, problems)
         if not document["images"]:

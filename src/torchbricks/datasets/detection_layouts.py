@@ -10,7 +10,14 @@ from pathlib import Path
 
 from torchbricks.datasets._reading import DataError, DataProblems, Transform, read_user_text, visible_files
 from torchbricks.datasets.boxes import BoxDataset
-from torchbricks.datasets.coco import CocoDataset, CocoLayout, coco_class_names, read_coco_layout, split_image_ids
+from torchbricks.datasets.coco import (
+    CocoDataset,
+    CocoLayout,
+    coco_categories,
+    coco_class_names,
+    read_coco_layout,
+    split_image_ids,
+)
 from torchbricks.datasets.voc import SPLIT_SEED, VALIDATION_FRACTION, VocDataset, read_voc_splits, voc_class_names
 from torchbricks.datasets.yolo import DARKNET_DATA, DARKNET_NAMES, YOLO_FILE, YoloDataset, read_yolo_layout, yolo_class_names
 from torchbricks.errors import ConfigError, did_you_mean
@@ -127,7 +134,7 @@ def coco_category_ids(root: Path | str) -> list[int]:
     """The category ids of the COCO training file in `root`, in id order (the class index is the position)."""
     path = coco_layout(root).train.path
     coco_class_names(path)  # the file's own checks
-    return sorted(int(category["id"]) for category in json.loads(read_user_text(path))["categories"])
+    return [int(category["id"]) for category in coco_categories(json.loads(read_user_text(path)))]
 
 
 def has_test_split(root: Path | str, layout: str) -> bool:
