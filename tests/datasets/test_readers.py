@@ -189,3 +189,12 @@ def test_a_mask_saved_as_jpeg_is_named_with_why_masks_are_png(tmp_path: Path) ->
 
     with pytest.raises(DataError, match=r"has no mask .*x\.png'\. '.*x\.jpg' exists, but masks are read from PNG only"):
         SegmentationFolderDataset(tmp_path / "train", num_classes=2)
+
+
+def test_a_mask_with_an_upper_case_png_suffix_is_its_images_mask(tmp_path: Path) -> None:
+    _image(tmp_path / "train" / "images" / "x.jpg")
+    _mask(tmp_path / "train" / "masks" / "x.PNG", np.ones((10, 20)))
+
+    (sample,) = SegmentationFolderDataset(tmp_path / "train", num_classes=2)
+
+    assert sample["targets"].unique().tolist() == [1]

@@ -279,10 +279,13 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
         if missing:
             return
         owners: dict[Path, Path] = {}
+        by_stem: dict[str, Path] = {}
+        for path in visible_files(masks, (".png",)):  # `.png` in any case, as every mask scan reads them
+            by_stem.setdefault(path.stem, path)
         for image in image_files(images):
             if only is not None and image.name not in only:
                 continue
-            mask = masks / f"{image.stem}.png"
+            mask = by_stem.get(image.stem, masks / f"{image.stem}.png")
             if mask in owners:
                 problems.report(
                     f"Images {str(owners[mask])!r} and {str(image)!r} share the mask {str(mask)!r}; rename one of them."
@@ -337,8 +340,10 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
 
 
 def _other_mask_hint(mask: Path) -> str:
-    """What to do when the mask exists under another extension (JPEG masks: lossy, their values blur at edges)."""
-    others = [path.name for path in visible_files(mask.parent, IMAGE_EXTENSIONS) if path.stem == mask.stem]
+    """What to do when the mask exists only under another image extension (JPEG masks: lossy, their values blur at
+    edges)."""
+    lossy = tuple(suffix for suffix in IMAGE_EXTENSIONS if suffix != ".png")
+    others = [path.name for path in visible_files(mask.parent, lossy) if path.stem == mask.stem]
     if not others:
         return ""
     return (
