@@ -27,7 +27,8 @@ LABELS = [0, 1, 2, 0, 1]
 
 
 def _reference_tile_boxes(window: tuple[int, int, int, int], min_visibility: float = 0.5) -> tuple[list[list[float]], list[int]]:
-    """Each box as a pixel mask: kept when enough of its pixels are in the window, as the bounds of those pixels."""
+    """Each box as a pixel mask, as the bounds of its pixels in the window: with its label when enough of them are
+    there, as an ignored region (-2 - label) when fewer are, left out when none is."""
     x_min, y_min, x_max, y_max = window
     boxes, labels = [], []
     for (bx0, by0, bx1, by1), label in zip(BOXES, LABELS, strict=True):
@@ -35,11 +36,12 @@ def _reference_tile_boxes(window: tuple[int, int, int, int], min_visibility: flo
         pixels[by0:by1, bx0:bx1] = True
         inside = pixels[y_min:y_max, x_min:x_max]
         window_area = (x_max - x_min) * (y_max - y_min)
-        if not inside.any() or inside.sum() < min_visibility * min(pixels.sum(), window_area):
+        if not inside.any():
             continue
         rows, columns = np.nonzero(inside)
         boxes.append([float(columns.min()), float(rows.min()), float(columns.max() + 1), float(rows.max() + 1)])
-        labels.append(label)
+        enough = inside.sum() >= min_visibility * min(pixels.sum(), window_area)
+        labels.append(label if enough or label < 0 else -2 - label)
     return boxes, labels
 
 
@@ -70,14 +72,23 @@ def test_boxes_land_in_their_tiles_clipped_to_tile_coordinates(overlap: float) -
         assert torch.equal(tile["image"], sample["image"][:, y_min:y_max, x_min:x_max])
 
 
-def test_a_box_mostly_outside_a_tile_is_dropped_and_kept_in_the_tile_holding_most_of_it() -> None:
+def crowd_tiles(sample: dict[str, Any]) -> tuple[list[int], list[int]]:
+    """The labels of the left and the right tile of a 200 px wide sample."""
+    left, right = (crop_sample(sample, window, tile_size=100) for window in ((0, 0, 100, 100), (100, 0, 200, 100)))
+    return left["labels"].tolist(), right["labels"].tolist()
+
+
+def test_a_box_mostly_outside_a_tile_is_ignored_there_and_kept_in_the_tile_holding_most_of_it() -> None:
     box = {"image": tv_tensors.Image(torch.zeros(3, 100, 200, dtype=torch.uint8)), "labels": torch.tensor([4])}
     box["boxes"] = tv_tensors.BoundingBoxes([[70.0, 10.0, 170.0, 30.0]], format="XYXY", canvas_size=(100, 200))
 
     left = crop_sample(box, (0, 0, 100, 100), tile_size=100)  # 30 % of the box
     right = crop_sample(box, (100, 0, 200, 100), tile_size=100)  # 70 % of it
 
-    assert left["labels"].tolist() == []
+    assert left["labels"].tolist() == [-2 - 4]  # a detection of the cut object is not a false positive there
+    crowd = {**box, "labels": torch.tensor([-2 - 4])}  # an ignored region (a crowd) stays ignored wherever it shows
+    assert crowd_tiles(crowd) == ([-2 - 4], [-2 - 4])
+    assert left["boxes"].tolist() == [[70.0, 10.0, 100.0, 30.0]]
     assert right["boxes"].tolist() == [[0.0, 10.0, 70.0, 30.0]]
     assert right["labels"].tolist() == [4]
 
@@ -149,7 +160,8 @@ def test_tiled_coco_serves_every_tile_of_every_image_with_the_reader_names(tmp_p
     assert {tuple(tile["raw"].shape) for tile in tiles} == {(3, 100, 100)}
     assert sorted(tiles[0]) == ["raw", "target_boxes", "target_classes", "target_labels", "target_mask"]
     for tile in tiles:  # the classes present are those of the tile's boxes
-        assert tile["target_classes"].nonzero().flatten().tolist() == sorted(set(tile["target_labels"].tolist()))
+        labels = {label for label in tile["target_labels"].tolist() if label >= 0}  # cut objects (-2 - class) are not
+        assert tile["target_classes"].nonzero().flatten().tolist() == sorted(labels)
     # The first tile's pixels are the image's: row and column indices in the red and green channels.
     assert torch.equal(tiles[0]["raw"][0, :, 0] * 255, torch.arange(100, dtype=torch.float32))
     assert torch.equal(tiles[0]["raw"][1, 0, :] * 255, torch.arange(100, dtype=torch.float32))

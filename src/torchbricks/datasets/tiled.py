@@ -6,7 +6,10 @@ float image) runs on each tile, after the cut. The rules:
 
 - Boxes: a box is kept in a tile when at least `min_box_visibility` (half) of it lies inside the tile, or, for an
   object larger than the tile, when it covers at least that much of the tile; a kept box is clipped to the tile.
-  With the default overlap of 0.2, an object smaller than a fifth of a tile lies whole in some tile.
+  With the default overlap of 0.2, an object smaller than a fifth of a tile lies whole in some tile. An object the
+  tile's border cuts below that share stays in the tile as an ignored region (label `-2 - class`, as a VOC difficult
+  object or a COCO crowd): the loss neither learns it as background nor as an object, and a detection of it is
+  not a false positive; ignored objects stay ignored wherever any of them shows.
 - Masks are cut like the image.
 - A side of the image shorter than the tile gives a window of the whole side, padded (image 0, mask 255, ignored
   by the losses and metrics) to the tile, so every tile keeps the image's scale.
@@ -92,10 +95,13 @@ def crop_sample(
         area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
         visible = (clipped[:, 2] - clipped[:, 0]) * (clipped[:, 3] - clipped[:, 1])
         window_area = float((x_max - x_min) * (y_max - y_min))
-        keep = (visible > 0) & (visible >= min_box_visibility * area.clamp(max=window_area))
+        whole_enough = (visible > 0) & (visible >= min_box_visibility * area.clamp(max=window_area))
+        keep = visible > 0 if "labels" in sample else whole_enough
         tile["boxes"] = tv_tensors.BoundingBoxes(clipped[keep], format="XYXY", canvas_size=(tile_size, tile_size))
         if "labels" in sample:
-            tile["labels"] = sample["labels"][keep]
+            labels = sample["labels"]
+            ignored = torch.where(labels >= 0, -2 - labels, labels)  # cut objects: regions evaluation ignores
+            tile["labels"] = torch.where(whole_enough, labels, ignored)[keep]
     elif "labels" in sample:
         tile["labels"] = sample["labels"]
     return tile

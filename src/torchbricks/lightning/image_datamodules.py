@@ -357,11 +357,12 @@ class DetectionDataModule(FileDataModule):
         batch_size: Samples per batch.
         num_workers: Loader processes, capped by `cap_num_workers`.
         augmentations: `torchvision.transforms.v2` transforms applied to training samples after the resize.
-        validation_fraction: VOC or YOLO without splits: the fraction of the labelled images held out for validation.
-        split_seed: VOC or YOLO without splits: the seed of that split (independent of the training seed).
+        validation_fraction: Data without a validation split of its own (VOC or YOLO without splits, COCO without a
+            validation file): the fraction of the labelled images held out for validation.
+        split_seed: The seed of that split (independent of the training seed).
         tile_size: Cut each image with its boxes (and mask) into tiles of this side (`torchbricks.datasets.tiled`:
-            a box is kept in a tile when at least half of it lies inside; VOC difficult objects stay ignored);
-            None: whole images.
+            a box is kept in a tile when at least half of it lies inside, a box cut below that is an ignored region
+            there; VOC difficult objects and COCO crowds stay ignored); None: whole images.
         tile_overlap: Fraction of a tile shared by neighbouring tiles, in [0, 1).
         image_scale: With `image_size` and `tile_size` None, the images are resized to this many times the training
             images' median size (`torchbricks.datasets.image_sizes.typical_image_size`); the packaged configs
@@ -477,7 +478,8 @@ class CocoDataModule(DetectionDataModule):
         num_workers: Loader processes, capped by `cap_num_workers`.
         augmentations: `torchvision.transforms.v2` transforms applied to training samples after the resize.
         tile_size: Cut each image with its boxes (and mask) into tiles of this side (`torchbricks.datasets.tiled`:
-            a box is kept in a tile when at least half of it lies inside); None: whole images.
+            a box is kept in a tile when at least half of it lies inside, a box cut below that is an ignored region there); None:
+            whole images.
         tile_overlap: Fraction of a tile shared by neighbouring tiles, in [0, 1).
         layout: `coco` (or `auto`, which means `coco` here); by keyword, as `DetectionDataModule`'s
             `validation_fraction` and `split_seed`: the positional order is the one this class always had
