@@ -76,5 +76,15 @@ def test_the_int8_file_computes_the_convolution_within_a_few_percent_of_its_rang
 def test_an_images_folder_without_images_is_an_error_naming_the_suffixes(tmp_path: Path) -> None:
     (tmp_path / "images").mkdir()
     (tmp_path / "images" / "notes.txt").write_text("no image")
-    with pytest.raises(BrickError, match=r"The images folder '.*images' has no image \(\.png, \.jpg"):
+    with pytest.raises(BrickError, match=r"The images folder '.*images' has no image \(\.jpg, \.jpeg, \.jfif, \.png"):
         quantize_int8(None, SIZE, tmp_path / "f.onnx", tmp_path / "i.onnx", tmp_path, tmp_path / "images", 4)  # type: ignore[arg-type]
+
+
+def test_calibration_images_leave_hidden_files_out(tmp_path: Path) -> None:
+    from torchbricks._deploy_quantize import _folder_images
+
+    (tmp_path / "images").mkdir()
+    Image.new("RGB", (10, 10), (200, 0, 0)).save(tmp_path / "images" / "a.png")
+    (tmp_path / "images" / "._a.png").write_bytes(b"\x00\x05\x16\x07 not an image")  # macOS's twin on a shared drive
+
+    assert len(_folder_images(tmp_path / "images", (8, 8))) == 1

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from torchbricks._extras import require
+from torchbricks.datasets._reading import IMAGE_EXTENSIONS, visible_files
 from torchbricks.deploy import INPUT_NAME, read_image, resize_image
 from torchbricks.errors import BrickError
 from torchbricks.tags import METRIC
@@ -28,7 +29,8 @@ __all__ = ["IMAGE_SUFFIXES", "QUANTIZED_OPS", "onnx_session", "quantize_int8"]
 
 QUANTIZED_OPS = ("Conv", "Gemm", "MatMul")
 """Operators quantized to int8; everything else (decoding, NMS, softmax) stays in float."""
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_SUFFIXES = IMAGE_EXTENSIONS
+"""The calibration images read from a folder: the readers' own (hidden files left out, as every reader does)."""
 """Files of a calibration images folder."""
 
 
@@ -140,9 +142,8 @@ def _dataset_images(data_module: Any, split: str, limit: int | None) -> Iterator
 
 def _folder_images(folder: Path, size: tuple[int, int]) -> list[np.ndarray]:
     images = []
-    for path in sorted(folder.iterdir()):
-        if path.suffix.lower() in IMAGE_SUFFIXES:
-            images.append(resize_image(read_image(path), size).transpose(2, 0, 1).copy())
+    for path in visible_files(folder, IMAGE_SUFFIXES):
+        images.append(resize_image(read_image(path), size).transpose(2, 0, 1).copy())
     return images
 
 
