@@ -173,6 +173,7 @@ def test_evaluate_on_new_labelled_photos_without_splits_reads_every_one_of_them(
     assert main(["evaluate", str(folder), f"data.root={pool}", "--out", str(tmp_path / "every.json")]) == 0
     every = json.loads((tmp_path / "every.json").read_text())
     assert (every["split"], every["samples"]) == ("all", count)
+    assert every["split_chosen"].startswith("not the experiment's training data, and without a validation split")
     assert np.sum(every["metrics"]["classification/confusion_matrix"]) == count
     assert f"{pool}: every labelled image (training, validation and test splits, without augmentation), {count} samples" in (
         capsys.readouterr().out

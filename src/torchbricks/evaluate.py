@@ -102,8 +102,14 @@ def evaluate_experiment(
     collection = experiment.collection
     heads = find_heads(list(collection.plan(tags=Stage.TEST).produced))  # head path -> kind, as the report draws them
     use_trained_memory_order(collection, config)  # as the main job ran it: the same kernels, the same numbers
+    chosen = ""
     if split is None:
         split = "all" if _new_data_without_own_validation(data_module, config, experiment.config) else "test"
+        if split == "all":
+            chosen = (
+                "not the experiment's training data, and without a validation split of its own: every image is "
+                "evaluated; if it holds images the model was trained on, evaluate split=test"
+            )
     if split == "all" and not hasattr(data_module, "all_dataloader"):
         raise BrickError(
             f"split=all reads every split of a torchbricks data module; {type(data_module).__name__} has only its own "
@@ -133,6 +139,7 @@ def evaluate_experiment(
         "experiment": str(experiment.folder),
         "data_root": str(config.data.get("root")) if "root" in config.data else None,
         "split": split,
+        "split_chosen": chosen,
         "samples": sum(len(part.dataset) for part in (loader if isinstance(loader, list) else [loader])),
         "overrides": list(overrides),
         "class_names": experiment.class_names,
@@ -238,7 +245,10 @@ def format_evaluation(result: EvaluationResult) -> str:
     if "split" in result.description:
         described = SPLIT_TEXT.get(result.description["split"], result.description["split"])
         where = result.description.get("data_root") or "the data"
-        lines = [f"{where}: {described}, {result.description.get('samples', '?')} samples", "", *lines]
+        header = [f"{where}: {described}, {result.description.get('samples', '?')} samples"]
+        if result.description.get("split_chosen"):
+            header.append(f"({result.description['split_chosen']})")
+        lines = [*header, "", *lines]
     for head, per_class in result.per_class.items():
         if not per_class:
             continue
