@@ -55,8 +55,8 @@ def crop_sample(
             `"mask"` (Mask [H, W]), as the readers' `load_sample` gives.
         window: The tile's pixels in the image.
         tile_size: Side of the tile; the cut is padded to it at its right and bottom.
-        min_box_visibility: A box is kept when this fraction of it (or of the window, for a box larger than the
-            window) lies inside the window.
+        min_box_visibility: A box keeps its label when this fraction of it (or of the window, for a box larger than
+            the window) lies inside the window; a box with less inside is kept as an ignored region (`-2 - label`).
 
     Raises:
         BrickError: The sample has a key that cannot be cut.
@@ -66,8 +66,8 @@ def crop_sample(
         >>> boxes = tv_tensors.BoundingBoxes([[10, 10, 30, 30], [50, 10, 70, 30]], format="XYXY", canvas_size=(100, 100))
         >>> sample = {"image": tv_tensors.Image(torch.zeros(3, 100, 100)), "boxes": boxes, "labels": torch.tensor([1, 2])}
         >>> tile = crop_sample(sample, (15, 0, 55, 40), tile_size=40)  # 3/4 of the first box inside, 1/4 of the second
-        >>> tile["boxes"].tolist(), tile["labels"].tolist()
-        ([[0.0, 10.0, 15.0, 30.0]], [1])
+        >>> tile["boxes"].tolist(), tile["labels"].tolist()  # the second, cut, is ignored there: -2 - 2
+        ([[0.0, 10.0, 15.0, 30.0], [35.0, 10.0, 40.0, 30.0]], [1, -4])
     """
     tv_tensors = require("torchvision.tv_tensors", "vision")
     unknown = sorted(set(sample) - {"image", "boxes", "labels", "mask"})
