@@ -72,8 +72,12 @@ class FileDataModule(SplitDataModule):
     split_seed: int = SPLIT_SEED
     """The seed of that draw."""
     evaluation_only: bool = False
-    """Read every split, training included, as evaluation reads it: no augmentation, tiles not jittered (set before
-    the datasets are built; `torchbricks.evaluate` sets it)."""
+    """Read every split, training included, as evaluation reads it: no augmentation, tiles not jittered
+    (`read_for_evaluation` sets it; `all_dataloader` calls that)."""
+    folder_layout: ClassVar[str | None] = None
+    """The folder layout (`torchbricks.datasets.folder_splits`) of the folder modules, whose datasets
+    `create_datasets` builds here; None for the box modules, which build their own and have their own
+    `split_sources` and `validation_drawn`."""
 
     def __init__(
         self,
@@ -138,13 +142,13 @@ class FileDataModule(SplitDataModule):
         self.prepare_datasets()
         return [self.datasets[split] for split in ("train", "validation", "test") if sources[split] == split]
 
-    def _folder_splits(self, layout: str, create: Callable[[FolderSplit, Any], Any]) -> dict[str, Any]:
-        """`create(split, transform)` for each `FolderSplit` of the folder layout under `root`
+    def create_datasets(self) -> dict[str, Any]:
+        """`_read_folder_split` of each `FolderSplit` of the folder layout under `root`
         (`torchbricks.datasets.folder_splits`: `train`, `val` or `valid` or `validation`, `test`, or drawn at random by
         `validation_fraction` and `split_seed`); without a test split, the validation split is also the test split."""
-        splits = folder_splits(self.root, layout, self.validation_fraction, self.split_seed)
+        splits = folder_splits(self.root, self._layout_of_folders(), self.validation_fraction, self.split_seed)
         return {
-            name: self._split_dataset(name, self._transform(name), functools.partial(create, split))
+            name: self._split_dataset(name, self._transform(name), functools.partial(self._read_folder_split, split))
             for name, split in splits.items()
         }
 
@@ -162,10 +166,6 @@ class FileDataModule(SplitDataModule):
         if not self.evaluation_only:
             self.evaluation_only = True
             self.datasets = {}
-
-    folder_layout: ClassVar[str | None] = None
-    """The folder layout (`torchbricks.datasets.folder_splits`) of the folder modules; None for the box modules,
-    which have their own `split_sources` and `validation_drawn`."""
 
     def _transform(self, split: str) -> Any:
         return self.train_transform if split == "train" and not self.evaluation_only else self.test_transform
@@ -247,9 +247,6 @@ class ImageFolderDataModule(FileDataModule):
         self.split_seed = split_seed
         self.class_names = image_folder_class_names(training_folder(self.root, "image_folder"))
 
-    def create_datasets(self) -> dict[str, Any]:
-        return self._folder_splits("image_folder", self._read_folder_split)
-
     def _read_folder_split(self, split: FolderSplit, transform: Any) -> Any:
         return ImageFolderDataset(split.folder, self.class_names, transform, only=split.only)
 
@@ -313,9 +310,6 @@ class SegmentationFolderDataModule(FileDataModule):
         if self.foreground_255 and launched_as_global_zero():
             print(binary_masks_notice(masks, self.class_names), flush=True)
         self._prepare_tiles()
-
-    def create_datasets(self) -> dict[str, Any]:
-        return self._folder_splits("segmentation_folder", self._read_folder_split)
 
     def _read_folder_split(self, split: FolderSplit, transform: Any) -> Any:
         return SegmentationFolderDataset(
