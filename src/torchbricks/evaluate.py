@@ -67,9 +67,9 @@ def evaluate_experiment(
             `data.batch_size=8`; a key must exist in the config.
         split: `val`, `test` or `all` (every labelled image once: training, validation and a test split of its own,
             read without augmentation). None: `all` for labelled data other than the experiment's own that has no
-            validation split of its own (a folder of class folders, a labelling tool's export without splits: none of
-            it was trained on, and its "test split" would be a random fifth of it), else `test`. `evaluation.json`
-            says which split and how many samples.
+            validation split of its own (a folder of class folders, a labelling tool's export without splits: its
+            "test split" would be a random fifth of it), else `test`. `evaluation.json` says which split, why the
+            default chose `all` when it did (`split_chosen`) and how many samples.
         out: Where `evaluation.json` is written; `folder/evaluation.json` by default.
 
     Raises:

@@ -30,7 +30,7 @@ from torchbricks.datasets.detection_layouts import (
     has_test_split,
     read_detection_split,
 )
-from torchbricks.datasets.folder_splits import VALIDATION_FOLDERS, FolderSplit, folder_splits, is_pool, training_folder
+from torchbricks.datasets.folder_splits import FOLDER_LAYOUTS, SPLIT_FOLDERS, FolderSplit, folder_splits, is_pool, training_folder
 from torchbricks.datasets.readers import (
     BoxDataset,
     DataError,
@@ -277,15 +277,15 @@ def check_data(root: Path | str, task: str | None = None, layout: str = "auto") 
 def _files_not_read(root: Path, layout: str) -> list[Path]:
     """The visible files of a folder layout's image folders (class folders, `images/`) that are no image the readers
     list; box layouts hold their labels beside their images, so they are not searched."""
-    if layout not in ("image_folder", "segmentation_folder") or not root.is_dir():
+    if layout not in FOLDER_LAYOUTS or not root.is_dir():
         return []
     if layout == "image_folder":
-        splits = [root, *(root / name for name in ("train", *VALIDATION_FOLDERS, "test"))]
+        splits = [root, *(root / name for name in SPLIT_FOLDERS)]
         folders = [
             path for split in splits if split.is_dir() for path in split.iterdir() if path.is_dir() and not is_hidden(path.name)
         ]
     else:
-        folders = [split / "images" for split in (root, *(root / name for name in ("train", *VALIDATION_FOLDERS, "test")))]
+        folders = [split / "images" for split in (root, *(root / name for name in SPLIT_FOLDERS))]
     return sorted(
         path
         for folder in folders

@@ -38,7 +38,6 @@ from torchbricks.datasets._reading import (
 from torchbricks.datasets.boxes import BoxDataset, BoxImage, BoxObject, box_problem, clip_box
 
 __all__ = [
-    "COCO_SIGNS",
     "CocoDataset",
     "CocoFile",
     "CocoLayout",
@@ -51,10 +50,8 @@ __all__ = [
 
 ROBOFLOW_FILE = "_annotations.coco.json"
 LABEL_STUDIO_FILE = "result.json"
-COCO_SIGNS = ("train.json", f"train/{ROBOFLOW_FILE}", "annotations/instances_*.json", LABEL_STUDIO_FILE)
-"""What marks a folder as COCO data (`read_coco_layout`), for messages and layout detection."""
 _SPLIT_PREFIXES = {"train": ("train", "default"), "validation": ("val",), "test": ("test",)}
-"""Split -> the starts of the subset names (`instances_<subset>.json`, Roboflow's folders) that mean it."""
+"""Split -> the starts of the subset names of `instances_<subset>.json` that mean it."""
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from torchbricks.datasets._reading import SPLIT_SEED, VALIDATION_FRACTION, DataE
 
 __all__ = [
     "FOLDER_LAYOUTS",
+    "SPLIT_FOLDERS",
     "VALIDATION_FOLDERS",
     "FolderSplit",
     "folder_splits",
@@ -32,7 +33,8 @@ __all__ = [
 FOLDER_LAYOUTS = ("image_folder", "segmentation_folder")
 VALIDATION_FOLDERS = ("val", "valid", "validation")
 """The names of a validation folder, in the order they are looked for."""
-_SPLIT_FOLDERS = ("train", *VALIDATION_FOLDERS, "test")
+SPLIT_FOLDERS = ("train", *VALIDATION_FOLDERS, "test")
+"""Every split folder name; a folder holding none of them is a pool (`is_pool`)."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ def is_pool(root: Path | str, layout: str) -> bool:
     """Whether `root` is a pool without split folders: class folders holding images (`image_folder`), or `images/`
     and `masks/` (`segmentation_folder`), and none of `train`, `val`, `valid`, `validation`, `test`."""
     root = Path(root)
-    if not root.is_dir() or any((root / name).is_dir() for name in _SPLIT_FOLDERS):
+    if not root.is_dir() or any((root / name).is_dir() for name in SPLIT_FOLDERS):
         return False
     if layout == "segmentation_folder":
         return (root / "images").is_dir() and (root / "masks").is_dir()

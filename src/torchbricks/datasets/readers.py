@@ -64,7 +64,7 @@ from torchbricks.datasets.boxes import (
     image_size_problem,
 )
 from torchbricks.datasets.coco import CocoDataset, coco_class_names
-from torchbricks.datasets.folder_splits import is_pool
+from torchbricks.datasets.folder_splits import training_folder
 
 __all__ = [
     "DataError",
@@ -232,7 +232,7 @@ def segmentation_class_names(root: Path | str) -> list[str]:
         if len(names) < 2:
             raise DataError(f"{str(listed)!r} must list at least two classes (line 0 the background), got {names}.")
         return names
-    masks = (root if is_pool(root, "segmentation_folder") else root / "train") / "masks"
+    masks = training_folder(root, "segmentation_folder") / "masks"
     if not masks.is_dir():
         raise DataError(f"The segmentation folder {str(root)!r} has neither classes.txt nor {str(masks)!r}.")
     count = _scanned_class_count(str(masks))
