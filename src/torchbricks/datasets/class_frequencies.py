@@ -54,7 +54,7 @@ def image_folder_class_counts(folder: Path | str, class_names: Sequence[str]) ->
     counts = []
     for name in class_names:
         class_folder = folder / name
-        counts.append(len(visible_files(class_folder)) if class_folder.is_dir() else 0)
+        counts.append(len(visible_files(class_folder)))
     return counts
 
 
@@ -68,7 +68,7 @@ def segmentation_pixel_counts(
     Raises:
         DataError: The folder holds no mask, or a mask has a value that is neither a class nor 255.
     """
-    paths = _spread(visible_files(Path(masks), (".png",)), max_masks) if Path(masks).is_dir() else []
+    paths = _spread(visible_files(Path(masks), (".png",)), max_masks)
     if not paths:
         raise DataError(f"The mask folder {str(masks)!r} holds no *.png mask to count classes in.")
     counts = np.zeros(num_classes, dtype=np.int64)

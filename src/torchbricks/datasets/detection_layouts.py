@@ -63,7 +63,7 @@ def find_detection_layouts(root: Path | str) -> list[str]:
         or side_by_side,
         "voc": (root / "Annotations").is_dir()
         or bool(visible_files(root, (".xml",)))
-        or ((root / "train").is_dir() and bool(visible_files(root / "train", (".xml",)))),
+        or bool(visible_files(root / "train", (".xml",))),
     }
     return [name for name, present in signs.items() if present]
 

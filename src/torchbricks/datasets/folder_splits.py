@@ -124,7 +124,7 @@ def _draw(folder: Path, layout: str, fraction: float, seed: int) -> tuple[frozen
         DataError: Fewer than two images to draw from.
     """
     if layout == "segmentation_folder":
-        names = [path.name for path in image_files(folder / "images")] if (folder / "images").is_dir() else []
+        names = [path.name for path in image_files(folder / "images")]
         train, validation = random_split(names, fraction, seed, folder / "images")
         return frozenset(train), frozenset(validation)
     groups = [

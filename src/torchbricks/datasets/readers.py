@@ -190,7 +190,7 @@ BINARY_MASKS_SAMPLED = 300
 
 @lru_cache(maxsize=8)
 def _sampled_mask_values(masks_folder: str) -> frozenset[int]:
-    paths = visible_files(Path(masks_folder), (".png",)) if Path(masks_folder).is_dir() else []
+    paths = visible_files(Path(masks_folder), (".png",))
     if len(paths) > BINARY_MASKS_SAMPLED:
         paths = [paths[index * len(paths) // BINARY_MASKS_SAMPLED] for index in range(BINARY_MASKS_SAMPLED)]
     values: set[int] = set()

@@ -154,13 +154,13 @@ def read_voc_splits(root: Path | str, validation_fraction: float = VALIDATION_FR
             ids = [line.split()[0] for line in read_user_text(listed).splitlines() if line.strip()] if listed.is_file() else []
             files[split] = [annotations / f"{image_id}.xml" for image_id in ids]
         return VocSplits(root, images, files, listed=True)
-    if annotations == root and not visible_files(root, (".xml",)) and _xml_in(root / "train"):  # a folder per split
+    if annotations == root and not _xml_in(root) and _xml_in(root / "train"):  # a folder per split
         folders = {"train": "train", "validation": next((n for n in VALIDATION_FOLDERS if _xml_in(root / n)), None)}
         files = {split: _xml_in(root / folder) if folder else [] for split, folder in {**folders, "test": "test"}.items()}
         if folders["validation"] is None:  # no validation folder: drawn from the training files
             files["train"], files["validation"] = random_split(files["train"], validation_fraction, seed, root / "train")
         return VocSplits(root, images, files, listed=folders["validation"] is not None)
-    xml_files = visible_files(annotations, (".xml",)) if annotations.is_dir() else []
+    xml_files = _xml_in(annotations)
     if not xml_files:
         raise DataError(f"The VOC folder {str(root)!r} has no XML file in {str(annotations)!r}.")
     train, validation = random_split(xml_files, validation_fraction, seed, root)
@@ -169,7 +169,7 @@ def read_voc_splits(root: Path | str, validation_fraction: float = VALIDATION_FR
 
 def _xml_in(folder: Path) -> list[Path]:
     """The visible XML files of `folder`, none when it does not exist."""
-    return visible_files(folder, (".xml",)) if folder.is_dir() else []
+    return visible_files(folder, (".xml",))
 
 
 def voc_class_names(root: Path | str, validation_fraction: float = VALIDATION_FRACTION, seed: int = SPLIT_SEED) -> list[str]:
