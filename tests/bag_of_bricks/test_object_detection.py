@@ -348,3 +348,19 @@ def test_peaks_whose_probabilities_are_all_one_are_ranked_by_their_logits() -> N
     everything = heatmap_peaks(heatmap, 81)[1][0].tolist()
     assert 7 * 9 + 7 in everything[:6]
     assert 7 * 9 + 8 not in everything[:6]
+
+
+def test_the_heatmap_loss_learns_an_ignored_box_neither_as_object_nor_as_background() -> None:
+    from torchbricks.bag_of_bricks.object_detection import BoxDetectionLoss
+
+    logits = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(0)).requires_grad_()
+    crowd = torch.tensor([[[8.0, 8.0, 40.0, 40.0]]])  # cells 1 to 4 on both sides at stride 8
+
+    heatmap_loss, box_loss = BoxDetectionLoss(3, 8)(logits, torch.rand(1, 4, 8, 8), crowd, torch.tensor([[-2 - 1]]))
+    heatmap_loss.backward()
+
+    assert box_loss.item() == 0.0
+    gradient = logits.grad[0]
+    assert gradient[1, 1:5, 1:5].abs().max().item() == 0.0  # its own class inside the region: no loss either way
+    assert gradient[1, 6:, 6:].abs().min().item() > 0.0  # the same class elsewhere: background as ever
+    assert gradient[0, 1:5, 1:5].abs().min().item() > 0.0  # other classes inside it: background as ever

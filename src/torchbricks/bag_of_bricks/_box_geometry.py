@@ -6,7 +6,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["cell_centers", "distances_to_boxes", "generalized_box_iou_pairs", "matrix_nms", "render_box_targets"]
+__all__ = [
+    "cell_centers",
+    "distances_to_boxes",
+    "generalized_box_iou_pairs",
+    "ignored_cells",
+    "matrix_nms",
+    "render_box_targets",
+]
 
 
 def cell_centers(height: int, width: int, stride: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -89,6 +96,36 @@ def render_box_targets(
     weight, assignment = candidates.max(dim=1)  # [B, h, w]
     assigned = torch.gather(boxes, 1, assignment.flatten(1)[..., None].expand(-1, -1, 4)).view(-1, height, width, 4)
     return heat, assigned, weight
+
+
+def ignored_cells(
+    boxes: torch.Tensor, labels: torch.Tensor, num_classes: int, size: tuple[int, int], stride: int
+) -> torch.Tensor:
+    """1 for each cell of the class heatmaps [B, K, h, w] whose centre lies inside an ignored box of that class (label
+    `-2 - k`: a VOC difficult object, a COCO crowd, an object a tile's border cuts), else 0: the heatmap loss learns
+    such a cell neither as the object nor as background.
+
+    Example:
+        >>> mask = ignored_cells(torch.tensor([[[0.0, 0, 16, 8]]]), torch.tensor([[-2 - 1]]), 2, (2, 4), 8)
+        >>> mask[0, 1].tolist(), mask[0, 0].sum().item()
+        ([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]], 0.0)
+    """
+    height, width = size
+    boxes = boxes.to(torch.float32)
+    ignored = labels <= -2
+    classes = F.one_hot((-2 - labels).clamp(min=0, max=num_classes - 1), num_classes).to(torch.float32) * ignored[..., None]
+    pixel_x, pixel_y = cell_centers(height, width, stride, boxes)
+    inside = (
+        (pixel_x >= boxes[..., 0, None, None])
+        & (pixel_x <= boxes[..., 2, None, None])
+        & (pixel_y >= boxes[..., 1, None, None])
+        & (pixel_y <= boxes[..., 3, None, None])
+    ).to(torch.float32)  # [B, N, h, w]
+    return (
+        (inside.unsqueeze(2) * classes[..., None, None]).amax(dim=1)
+        if boxes.shape[1]
+        else boxes.new_zeros(boxes.shape[0], num_classes, height, width)
+    )
 
 
 def matrix_nms(

@@ -48,9 +48,15 @@ def gather_cells(maps: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
 
 
 def heatmap_focal_loss(
-    heatmap_logits: torch.Tensor, heat: torch.Tensor, count: torch.Tensor, alpha: float, beta: float
+    heatmap_logits: torch.Tensor,
+    heat: torch.Tensor,
+    count: torch.Tensor,
+    alpha: float,
+    beta: float,
+    ignored: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """CenterNet's focal loss of heatmap logits against Gaussian targets `heat` (1 at the objects), divided by `count`.
+    """CenterNet's focal loss of heatmap logits against Gaussian targets `heat` (1 at the objects), divided by `count`;
+    cells where `ignored` [B, K, h, w] is 1 add no negative loss (regions that evaluation ignores).
 
     Example:
         >>> logits, heat = torch.zeros(1, 1, 2, 2), torch.tensor([[[[1.0, 0.5], [0.0, 0.0]]]])
@@ -61,4 +67,6 @@ def heatmap_focal_loss(
     positive = (heat >= 1.0).to(heatmap_logits.dtype)
     positive_loss = -((1 - probability) ** alpha) * F.logsigmoid(heatmap_logits) * positive
     negative_loss = -((1 - heat) ** beta) * probability**alpha * F.logsigmoid(-heatmap_logits) * (1 - positive)
+    if ignored is not None:
+        negative_loss = negative_loss * (1 - ignored)
     return (positive_loss.sum() + negative_loss.sum()) / count

@@ -23,6 +23,7 @@ from torch import nn
 from torchbricks.bag_of_bricks._box_geometry import (
     distances_to_boxes,
     generalized_box_iou_pairs,
+    ignored_cells,
     matrix_nms,
     render_box_targets,
 )
@@ -112,7 +113,8 @@ class BoxDetectionLoss(nn.Module):
         height, width = heatmap_logits.shape[-2:]
         heat, assigned, weight = render_box_targets(target_boxes, target_labels, self.num_classes, (height, width), self.stride)
         count = (target_labels >= 0).sum().clamp(min=1).to(heatmap_logits.dtype)
-        heatmap_loss = heatmap_focal_loss(heatmap_logits, heat, count, self.alpha, self.beta)
+        ignored = ignored_cells(target_boxes, target_labels, self.num_classes, (height, width), self.stride)
+        heatmap_loss = heatmap_focal_loss(heatmap_logits, heat, count, self.alpha, self.beta, ignored.to(heatmap_logits.dtype))
         _, giou = generalized_box_iou_pairs(distances_to_boxes(distances, self.stride), assigned)
         box_loss = ((1 - giou) * weight).sum() / weight.sum().clamp(min=1e-6)
         return heatmap_loss, self.box_weight * box_loss
