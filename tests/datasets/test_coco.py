@@ -240,3 +240,25 @@ def _compressed_rle(mask: np.ndarray) -> dict[str, Any]:
     mask_utils = pytest.importorskip("pycocotools.mask")
     rle = mask_utils.encode(np.asfortranarray(mask))
     return {"size": [int(side) for side in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def test_a_parent_category_used_by_one_image_is_a_class_in_every_drawn_split(tmp_path: Path) -> None:
+    from torchbricks.datasets.detection_layouts import detection_class_names, read_detection_split
+
+    categories = [
+        {"id": 0, "name": "vehicle", "supercategory": "none"},  # Roboflow's pattern, but used by one box: a class
+        {"id": 1, "name": "car", "supercategory": "vehicle"},
+        {"id": 2, "name": "truck", "supercategory": "vehicle"},
+    ]
+    images, annotations = [], []
+    for index in range(10):
+        _image(tmp_path / f"{index}.png", size=(40, 30), value=index * 20)
+        images.append({"id": index, "file_name": f"{index}.png", "width": 40, "height": 30})
+        annotations.append(_annotation(index, index, 0 if index == 3 else 1 + index % 2, [5, 5, 10, 10]))
+    _coco(tmp_path / "result.json", images, annotations, categories)  # Label Studio's pool: validation is drawn
+
+    names = detection_class_names(tmp_path)
+
+    assert names == ["vehicle", "car", "truck"]
+    for split in ("train", "validation"):  # one of them lacks the vehicle box; both keep the class
+        assert read_detection_split(tmp_path, "coco", split, names).class_names == names

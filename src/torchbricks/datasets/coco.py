@@ -159,8 +159,9 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def coco_categories(document: dict[str, Any]) -> list[dict[str, Any]]:
     """The categories of a COCO document that are classes, in id order: all of them, except the one Roboflow adds
-    to every export (id 0, named after the project, the `supercategory` of every other category and used by no
-    annotation), which would be a class no image holds.
+    to every export (id 0, named after the project, supercategory `none`, the `supercategory` of every other
+    category and used by no annotation), which would be a class no image holds. Only that exact pattern is left out,
+    so that every file of a data set (train, valid, test) keeps the same classes.
 
     Example:
         >>> document = {"annotations": [{"category_id": 1}], "categories": [
@@ -170,15 +171,12 @@ def coco_categories(document: dict[str, Any]) -> list[dict[str, Any]]:
         ['red', 'white']
     """
     categories = sorted(document["categories"], key=lambda category: category["id"])
+    if len(categories) < 2 or categories[0]["id"] != 0 or categories[0].get("supercategory") not in ("none", "", None):
+        return categories
+    project, others = categories[0], categories[1:]
     used = {annotation.get("category_id") for annotation in document["annotations"]}
-    for candidate in categories:
-        others = [category for category in categories if category is not candidate]
-        if (
-            others
-            and candidate["id"] not in used
-            and all(category.get("supercategory") == candidate["name"] for category in others)
-        ):
-            return others
+    if 0 not in used and all(category.get("supercategory") == project["name"] for category in others):
+        return others
     return categories
 
 
@@ -242,6 +240,7 @@ class CocoDataset(BoxDataset):
         self.image_roots = roots
         self.image_root = roots[0]
         document = _read_json(self.path_json)
+        categories = coco_categories(document)  # of the whole file, before a drawn split keeps some of its images
         if image_ids is not None:
             kept = {int(image_id) for image_id in image_ids}
             document = {
@@ -249,7 +248,6 @@ class CocoDataset(BoxDataset):
                 "images": [image for image in document["images"] if int(image["id"]) in kept],
                 "annotations": [item for item in document["annotations"] if int(item["image_id"]) in kept],
             }
-        categories = coco_categories(document)
         self.category_ids = [int(category["id"]) for category in categories]
         self.images = self._read_images(document, problems)
         if not document["images"]:
