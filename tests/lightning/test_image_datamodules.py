@@ -176,3 +176,19 @@ def test_every_labelled_sample_is_read_once_and_without_augmentation_for_evaluat
     reference.prepare_datasets()
     expected = torch.stack([reference.datasets["train"][index]["raw"] for index in range(min(sizes["train"], 64))])
     assert torch.equal(first["raw"][: len(expected)], expected)
+
+
+def test_every_image_is_read_once_where_data_yaml_names_one_folder_for_every_split(tmp_path: Path) -> None:
+    from layouts import coco_to_yolo
+
+    from torchbricks.lightning.datamodules import DetectionDataModule
+
+    root = coco_to_yolo(_shapes(tmp_path) / "detection", tmp_path / "yolo")
+    names = (root / "data.yaml").read_text().split("names:", 1)[1]
+    every_split = "train: images/train\nval: images/train\ntest: images/train\n"
+    (root / "data.yaml").write_text(f"path: {root}\n{every_split}names:{names}")
+    data = DetectionDataModule(root, image_size=32, batch_size=64, num_workers=0)
+
+    loader = data.all_dataloader()
+
+    assert len(loader.dataset) == len(list((root / "images" / "train").glob("*.png")))  # not three times over

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from torch.utils.data import ConcatDataset, DataLoader
+from torch.utils.data import ConcatDataset, DataLoader, Subset
 
 from torchbricks._experiment import launched_as_global_zero
 from torchbricks.datasets.boxes import BoxDataset
@@ -57,6 +57,39 @@ def _size_from_data(
     if image_size is None and tile_size is None and Path(root).is_dir():
         return typical_image_size(layout, root, scale=scale).size
     return image_size
+
+
+def _each_image_once(parts: list[Any]) -> list[Any]:
+    """`parts` with the samples of an image an earlier part already holds left out (a YOLO `data.yaml` may name the
+    same folder for train, val and test, as coco128 does); a part whose images cannot be told is kept whole."""
+    seen: set[Path] = set()
+    kept = []
+    for part in parts:
+        paths = _sample_image_paths(part)
+        if paths is None:
+            kept.append(part)
+            continue
+        fresh = {path for path in paths if path not in seen}
+        indices = [index for index, path in enumerate(paths) if path in fresh]
+        seen |= fresh
+        if len(indices) == len(paths):
+            kept.append(part)
+        elif indices:
+            kept.append(Subset(part, indices))
+    return kept
+
+
+def _sample_image_paths(dataset: Any) -> list[Path] | None:
+    """The image file of each sample of a torchbricks reader (of each tile, for a `TiledDataset`), resolved; None
+    for another dataset."""
+    if isinstance(dataset, TiledDataset):
+        images = _sample_image_paths(dataset.dataset)
+        return None if images is None else [images[index] for index, _ in dataset.tiles]
+    if isinstance(dataset, BoxDataset):
+        return [record.path.resolve() for record in dataset.records]
+    if isinstance(dataset, (ImageFolderDataset, SegmentationFolderDataset)):
+        return [Path(sample[0]).resolve() for sample in dataset.samples]
+    return None
 
 
 class FileDataModule(SplitDataModule):
@@ -140,7 +173,7 @@ class FileDataModule(SplitDataModule):
                 for split in splits
             ]
         self.prepare_datasets()
-        return [self.datasets[split] for split in ("train", "validation", "test") if sources[split] == split]
+        return _each_image_once([self.datasets[split] for split in ("train", "validation", "test") if sources[split] == split])
 
     def create_datasets(self) -> dict[str, Any]:
         """`_read_folder_split` of each `FolderSplit` of the folder layout under `root`
