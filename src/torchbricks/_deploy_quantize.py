@@ -31,7 +31,6 @@ QUANTIZED_OPS = ("Conv", "Gemm", "MatMul")
 """Operators quantized to int8; everything else (decoding, NMS, softmax) stays in float."""
 IMAGE_SUFFIXES = IMAGE_EXTENSIONS
 """The calibration images read from a folder: the readers' own (hidden files left out, as every reader does)."""
-"""Files of a calibration images folder."""
 
 
 def onnx_session(path: Path) -> Any:
@@ -121,8 +120,10 @@ def _data_module(loaded: TrainedExperiment, size: tuple[int, int]) -> Any:
         return None
     config = omegaconf.merge(loaded.config, {"data": {"image_size": list(size)}})  # boxes and masks at the file's size
     data_module = instantiate_config(config, "data")
-    if hasattr(data_module, "train_transform"):
-        data_module.train_transform = data_module.test_transform  # calibrate on the images as the model sees them
+    if hasattr(data_module, "read_for_evaluation"):  # calibrate on the images as the model sees them: no augmentation,
+        data_module.read_for_evaluation()  # tiles at their fixed windows (tiling builds its datasets at construction)
+    elif hasattr(data_module, "train_transform"):
+        data_module.train_transform = data_module.test_transform
     data_module.prepare_datasets()
     return data_module
 

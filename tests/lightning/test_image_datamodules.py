@@ -192,3 +192,16 @@ def test_every_image_is_read_once_where_data_yaml_names_one_folder_for_every_spl
     loader = data.all_dataloader()
 
     assert len(loader.dataset) == len(list((root / "images" / "train").glob("*.png")))  # not three times over
+
+
+def test_the_split_loaders_still_serve_after_all_dataloader_built_a_pool_alone(tmp_path: Path) -> None:
+    from PIL import Image
+
+    for name in ("cat", "dog"):
+        (tmp_path / "pool" / name).mkdir(parents=True)
+        for index in range(5):
+            Image.new("RGB", (8, 8), (index * 40, 0, 0)).save(tmp_path / "pool" / name / f"{index}.png")
+    data = ImageFolderDataModule(tmp_path / "pool", image_size=8, batch_size=4, num_workers=0)
+
+    assert len(data.all_dataloader().dataset) == 10  # the pool whole, nothing drawn
+    assert len(data.val_dataloader().dataset) == 2  # then the drawn split: a fifth of each class

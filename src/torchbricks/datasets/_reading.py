@@ -156,8 +156,8 @@ def is_hidden(name: str) -> bool:
 
 def visible_files(folder: Path | str, suffixes: tuple[str, ...] = IMAGE_EXTENSIONS, recursive: bool = False) -> list[Path]:
     """The files of `folder` (with `recursive`, of its subfolders too) whose suffix, in any case, is one of `suffixes`,
-    sorted; hidden files and everything in hidden folders below `folder` are left out (`is_hidden`). None when
-    `folder` is no folder."""
+    sorted; hidden files and everything in hidden folders below `folder` are left out (`is_hidden`). An empty list
+    when `folder` is no folder."""
     folder = Path(folder)
     if not folder.is_dir():
         return []

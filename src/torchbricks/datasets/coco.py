@@ -36,6 +36,7 @@ from torchbricks.datasets._reading import (
     read_user_text,
 )
 from torchbricks.datasets.boxes import BoxDataset, BoxImage, BoxObject, box_problem, clip_box
+from torchbricks.datasets.folder_splits import VALIDATION_FOLDERS
 
 __all__ = [
     "CocoDataset",
@@ -96,7 +97,7 @@ def read_coco_layout(root: Path | str) -> CocoLayout | None:
         files = {split: root / f"{name}.json" for split, name in (("train", "train"), ("validation", "val"), ("test", "test"))}
         return _layout(root, {split: CocoFile(path, (root,)) for split, path in files.items() if path.is_file()})
     if (root / "train" / ROBOFLOW_FILE).is_file():  # the split folders by their exact names (not train_old/)
-        names = {"train": ("train",), "validation": ("valid", "val", "validation"), "test": ("test",)}
+        names = {"train": ("train",), "validation": VALIDATION_FOLDERS, "test": ("test",)}
         found: dict[str | None, CocoFile] = {}
         for split, candidates in names.items():
             folder = next((root / name for name in candidates if (root / name / ROBOFLOW_FILE).is_file()), None)

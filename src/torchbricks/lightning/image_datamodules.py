@@ -193,6 +193,12 @@ class FileDataModule(SplitDataModule):
             self.datasets["all"] = ConcatDataset(self._all_datasets())
         return self._loader("all", shuffle=False)
 
+    def prepare_datasets(self) -> None:
+        """Fills `self.datasets` with `create_datasets()` once (beside `all`, which `all_dataloader` may have built
+        alone, drawing nothing)."""
+        if "train" not in self.datasets:
+            self.datasets.update(self.create_datasets())
+
     def read_for_evaluation(self) -> None:
         """From now on every split, training included, is read as evaluation reads it (`evaluation_only`); datasets
         built before (tiling builds them at construction) are built again."""
