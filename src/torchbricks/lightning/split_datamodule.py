@@ -76,7 +76,8 @@ class SplitDataModule(pl.LightningDataModule):
         raise NotImplementedError(f"{type(self).__name__} does not say how to build its datasets.")
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader[Any]:
-        self.prepare_datasets()
+        if split not in self.datasets:
+            self.prepare_datasets()
         dataset = self.datasets[split]
         # Tiles are shuffled a few images at a time, so each image is decoded once per epoch, not once per tile.
         sampler: Any = dataset.train_sampler() if shuffle and isinstance(dataset, TiledDataset) else None
