@@ -85,17 +85,21 @@ def render_box_targets(
     gaussians = torch.exp(-(dx**2 + dy**2) / 2) * valid[..., None, None]  # [B, N, h, w]
     one_hot = F.one_hot(labels.clamp(min=0), num_classes).to(torch.float32) * valid[..., None]  # [B, N, K]
     heat = (gaussians.unsqueeze(2) * one_hot[..., None, None]).amax(dim=1)
+    candidates = gaussians * _cells_inside(boxes, height, width, stride)
+    weight, assignment = candidates.max(dim=1)  # [B, h, w]
+    assigned = torch.gather(boxes, 1, assignment.flatten(1)[..., None].expand(-1, -1, 4)).view(-1, height, width, 4)
+    return heat, assigned, weight
+
+
+def _cells_inside(boxes: torch.Tensor, height: int, width: int, stride: int) -> torch.Tensor:
+    """Whether each cell's centre lies inside each box: bool [B, N, h, w] of boxes [B, N, 4] in pixels."""
     pixel_x, pixel_y = cell_centers(height, width, stride, boxes)
-    inside = (
+    return (
         (pixel_x >= boxes[..., 0, None, None])
         & (pixel_x <= boxes[..., 2, None, None])
         & (pixel_y >= boxes[..., 1, None, None])
         & (pixel_y <= boxes[..., 3, None, None])
     )
-    candidates = gaussians * inside
-    weight, assignment = candidates.max(dim=1)  # [B, h, w]
-    assigned = torch.gather(boxes, 1, assignment.flatten(1)[..., None].expand(-1, -1, 4)).view(-1, height, width, 4)
-    return heat, assigned, weight
 
 
 def ignored_cells(
@@ -114,13 +118,7 @@ def ignored_cells(
     boxes = boxes.to(torch.float32)
     ignored = labels <= -2
     classes = F.one_hot((-2 - labels).clamp(min=0, max=num_classes - 1), num_classes).to(torch.float32) * ignored[..., None]
-    pixel_x, pixel_y = cell_centers(height, width, stride, boxes)
-    inside = (
-        (pixel_x >= boxes[..., 0, None, None])
-        & (pixel_x <= boxes[..., 2, None, None])
-        & (pixel_y >= boxes[..., 1, None, None])
-        & (pixel_y <= boxes[..., 3, None, None])
-    ).to(torch.float32)  # [B, N, h, w]
+    inside = _cells_inside(boxes, height, width, stride).to(torch.float32)
     return (
         (inside.unsqueeze(2) * classes[..., None, None]).amax(dim=1)
         if boxes.shape[1]
