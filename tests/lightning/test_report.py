@@ -321,6 +321,38 @@ def test_a_box_matches_a_true_box_of_its_class_from_iou_one_half() -> None:
     assert unmatched([0.0, 0, 10, 10], label=1) == 2.0  # the right place, the wrong class
 
 
+def test_a_box_on_an_object_evaluation_ignores_is_no_mistake_by_cocos_crowd_rule() -> None:
+    image = np.zeros((1, 4, 4, 3))
+    truth = [Boxes(np.zeros((0, 4)), np.zeros(0, dtype=np.int64))]
+    ignored = [Boxes(np.array([[0.0, 0, 20, 20]]), np.array([0]))]  # a crowd region (or a cut object) of class 0
+
+    def unmatched(box: list[float], label: int = 0, regions: list[Boxes] | None = ignored) -> float:
+        prediction = [Boxes(np.array([box]), np.array([label]), np.array([0.9]))]
+        return float(BoxHeadPredictions("h", image, truth, prediction, ignored=regions).errors()[0])
+
+    assert unmatched([2.0, 2, 8, 8]) == 0.0  # inside the region: its IoU is small, its share inside is 1
+    assert unmatched([15.0, 0, 25, 10]) == 0.0  # half of it inside: COCO's crowd rule counts it as found
+    assert unmatched([16.0, 0, 26, 10]) == 1.0  # 0.4 of it inside: a false box
+    assert unmatched([2.0, 2, 8, 8], label=1) == 1.0  # another class: a false box
+    assert unmatched([2.0, 2, 8, 8], regions=None) == 1.0  # no ignored regions known
+
+
+def test_ignored_objects_come_from_the_labels_below_minus_one_of_the_collected_targets() -> None:
+    from torchbricks.bag_of_bricks.object_detection import create_object_detection_head
+
+    head = create_object_detection_head(2, 3, "raw", 1, target_boxes_name="boxes", target_labels_name="labels")
+    collection = BrickCollection({"detect": head})
+    labels = torch.tensor([[0, -3], [-2, -1], [1, 0]])  # -3: an ignored object of class 1
+    batch = {"raw": torch.rand(3, 3, 8, 8), "boxes": TRUE_BOXES / 4, "labels": labels}
+
+    (found,) = collect_predictions(collection, [batch])
+
+    assert isinstance(found, BoxHeadPredictions) and found.ignored is not None
+    assert [boxes.labels.tolist() for boxes in found.ignored] == [[1], [0], []]
+    np.testing.assert_allclose(found.ignored[0].boxes, (TRUE_BOXES[0][1:2] / 4).numpy())
+    assert [boxes.labels.tolist() for boxes in found.truth] == [[0], [], [1, 0]]
+
+
 def test_box_heads_of_the_packaged_detection_head_are_found_with_their_decoded_boxes() -> None:
     from torchbricks.bag_of_bricks.object_detection import create_object_detection_head
 

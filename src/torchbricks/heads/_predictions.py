@@ -17,7 +17,7 @@ __all__ = [
     "class_indices",
     "class_names_of",
     "color_cycle",
-    "greedy_matches",
+    "greedy_matched_rows",
     "indexed_predictions",
     "mistakes_first",
     "show_image",
@@ -135,12 +135,19 @@ class MatchedPredictions:
     """A predicted object matches a true one when their affinity is at least this."""
 
     def errors(self) -> np.ndarray:
-        """Per image: predicted objects matching no true object plus true objects missed (see `greedy_matches`)."""
+        """Per image: predicted objects matching no true object (and no ignored one, `unmatched_on_ignored`) plus
+        true objects missed (see `greedy_matched_rows`)."""
         counts = []
-        for truth, prediction in zip(self.truth, self.prediction, strict=True):
-            matched = greedy_matches(self.affinity(truth, prediction), self.match_threshold)
-            counts.append(len(truth.labels) + len(prediction.labels) - 2 * matched)
+        for index, (truth, prediction) in enumerate(zip(self.truth, self.prediction, strict=True)):
+            matched = greedy_matched_rows(self.affinity(truth, prediction), self.match_threshold)
+            spared = self.unmatched_on_ignored(index, ~matched)
+            counts.append(len(truth.labels) + len(prediction.labels) - 2 * int(matched.sum()) - spared)
         return np.asarray(counts, dtype=np.float64)
+
+    def unmatched_on_ignored(self, index: int, unmatched: np.ndarray) -> int:
+        """How many of image `index`'s unmatched predicted objects (`unmatched`: per row of `affinity`) found an
+        object the evaluation ignores, and so are no mistake; none here."""
+        return 0
 
     def order(self) -> np.ndarray:
         """Image indices, the most unmatched objects first, then the rest in their original order."""
@@ -163,20 +170,22 @@ class MatchedPredictions:
                 axes.set_title(f"pred ({error:.0f} unmatched)", fontsize=9, color="tab:red" if error > 0 else "black")
 
 
-def greedy_matches(affinity: np.ndarray, threshold: float) -> int:
-    """How many predicted objects (rows, in order) match a true object (columns): each row takes the free column of
+def greedy_matched_rows(affinity: np.ndarray, threshold: float) -> np.ndarray:
+    """Which predicted objects (rows, in order) match a true object (columns): each row takes the free column of
     highest affinity, if that affinity is at least `threshold`.
 
     Example:
-        >>> greedy_matches(np.array([[0.9, 0.8], [0.7, -np.inf], [0.6, 0.2]]), threshold=0.5)
-        1
+        >>> greedy_matched_rows(np.array([[0.9, 0.8], [0.7, -np.inf], [0.6, 0.2]]), threshold=0.5).tolist()
+        [True, False, False]
     """
     free = np.ones(affinity.shape[1], dtype=bool)
-    for row in affinity:
-        candidates = np.where(free, row, -np.inf)
+    matched = np.zeros(affinity.shape[0], dtype=bool)
+    for row, values in enumerate(affinity):
+        candidates = np.where(free, values, -np.inf)
         if len(candidates) and candidates.max() >= threshold:
             free[int(candidates.argmax())] = False
-    return int((~free).sum())
+            matched[row] = True
+    return matched
 
 
 def indexed_predictions(kind: Literal["classification", "segmentation"], collected: Any, ndim: int) -> HeadPredictions | None:

@@ -45,6 +45,8 @@ class BoxHeadPredictions(MatchedPredictions):
         truth: The true boxes per image (padding removed).
         prediction: The predicted boxes per image that are drawn (label >= 0 and score >= the minimum drawn score).
         iou_threshold: The overlap at which a predicted box matches a true box of its class.
+        ignored: The boxes evaluation ignores per image (VOC difficult objects, COCO crowds, objects a tile's
+            border cuts; labels are their classes): a predicted box on one is no mistake, as the mAP counts it.
     """
 
     head: str
@@ -53,6 +55,7 @@ class BoxHeadPredictions(MatchedPredictions):
     prediction: list[Boxes]
     iou_threshold: float = MATCH_IOU
     kind: Literal["boxes"] = "boxes"
+    ignored: list[Boxes] | None = None
 
     @property
     def match_threshold(self) -> float:  # type: ignore[override]
@@ -69,6 +72,22 @@ class BoxHeadPredictions(MatchedPredictions):
         boxes = torch.as_tensor(prediction.boxes[order], dtype=torch.float64)
         iou = require("torchvision.ops", "vision").box_iou(boxes, torch.as_tensor(truth.boxes, dtype=torch.float64)).numpy()
         return np.where(prediction.labels[order][:, None] == truth.labels[None, :], iou, -np.inf)
+
+    def unmatched_on_ignored(self, index: int, unmatched: np.ndarray) -> int:
+        """Unmatched predicted boxes (rows in `affinity`'s order, the highest score first) lying on an ignored box of
+        their class by COCO's crowd rule: the intersection covers at least `iou_threshold` of the predicted box."""
+        if self.ignored is None or not len(self.ignored[index].boxes) or not unmatched.any():
+            return 0
+        prediction, ignored = self.prediction[index], self.ignored[index]
+        scores = prediction.scores if prediction.scores is not None else np.zeros(len(prediction.boxes))
+        order = np.argsort(-scores, kind="stable")[unmatched]
+        boxes, labels = prediction.boxes[order], prediction.labels[order]
+        low = np.maximum(boxes[:, None, :2], ignored.boxes[None, :, :2])
+        high = np.minimum(boxes[:, None, 2:], ignored.boxes[None, :, 2:])
+        inside = np.clip(high - low, 0, None).prod(axis=2)
+        area = np.clip(boxes[:, 2:] - boxes[:, :2], 0, None).prod(axis=1)[:, None]
+        covered = inside >= self.iou_threshold * np.maximum(area, 1e-9)
+        return int((covered & (labels[:, None] == ignored.labels[None, :])).any(axis=1).sum())
 
     def title_detail(self) -> str:
         """The matching rule."""
@@ -195,15 +214,22 @@ class DetectionTaskHead(TaskHead):
     @classmethod
     def predictions(cls, collected: Collected) -> BoxHeadPredictions | None:
         """Boxes [B, P, 4], scores [B, P], labels [B, P] beside true boxes [B, N, 4] and labels [B, N] (label -1:
-        padding), per image; predicted boxes scoring below `MIN_DRAWN_SCORE` are left out."""
+        padding, -2 - k: an ignored object of class k), per image; predicted boxes scoring below `MIN_DRAWN_SCORE`
+        are left out."""
         if len(collected.values) != 5:
             return None
         truth, prediction = split_padded(
             collected.values, lambda boxes, scores, labels: (labels >= 0) & (scores >= MIN_DRAWN_SCORE)
         )
+        ignored = [
+            Boxes(boxes[labels <= -2], -2 - labels[labels <= -2].astype(np.int64))
+            for batch_boxes, batch_labels in zip(collected.values[3], collected.values[4], strict=True)
+            for boxes, labels in zip(batch_boxes, batch_labels, strict=True)
+        ]
         return BoxHeadPredictions(
             collected.head,
             collected.images,
             [Boxes(boxes, labels) for boxes, labels in truth],
             [Boxes(boxes, labels.astype(np.int64), scores) for boxes, scores, labels in prediction],
+            ignored=ignored,
         )
