@@ -25,6 +25,7 @@ from torchbricks.datasets._reading import (
     to_image,
     torchvision_parts,
 )
+from torchbricks.datasets.image_cache import ResizedImageCache
 from torchbricks.errors import BrickError
 
 __all__ = [
@@ -136,6 +137,11 @@ class BoxDataset(Dataset[dict[str, Any]]):
         transform: A `torchvision.transforms.v2` transform of `{"image", "boxes", "labels"[, "mask"]}`.
     """
 
+    image_cache: ResizedImageCache | None = None
+    """Reads the images at the transform's size and keeps them between epochs (the data modules set it for their
+    training and validation splits; the boxes and masks keep the decoded size as their canvas, which the transform's
+    resize maps to the input size); None decodes each image whenever it is read."""
+
     def __init__(
         self, images: Sequence[BoxImage], class_names: Sequence[str], with_masks: bool = False, transform: Transform | None = None
     ) -> None:
@@ -165,16 +171,20 @@ class BoxDataset(Dataset[dict[str, Any]]):
         """
         tv_tensors, _ = torchvision_parts()
         record = self.records[index]
-        picture = load_rgb(record.path)
-        problem = image_size_problem(record, picture.size)
+        if self.image_cache is not None:
+            image, (width, height) = self.image_cache.image(record.path)  # at the input size: the boxes keep their canvas
+        else:
+            picture = load_rgb(record.path)
+            image, (width, height) = to_image(picture), picture.size
+        problem = image_size_problem(record, (width, height))
         if problem is not None:
             raise DataError(problem)
         objects = record.objects
         boxes = torch.tensor([item.box for item in objects], dtype=torch.float32).reshape(-1, 4)
         labels = [-2 - item.label if item.ignored else item.label for item in objects]
         sample: dict[str, Any] = {
-            "image": to_image(picture),
-            "boxes": tv_tensors.BoundingBoxes(boxes, format="XYXY", canvas_size=(picture.height, picture.width)),
+            "image": image,
+            "boxes": tv_tensors.BoundingBoxes(boxes, format="XYXY", canvas_size=(height, width)),
             "labels": torch.tensor(labels, dtype=torch.int64),
         }
         if self.with_masks:
@@ -184,7 +194,7 @@ class BoxDataset(Dataset[dict[str, Any]]):
             # without polygons gets none and is turned by right angles, so that no box of it becomes loose
             from torchbricks.datasets.augmentations import Outlines
 
-            sample["outlines"] = Outlines.from_points(outline_points(objects), (picture.height, picture.width))
+            sample["outlines"] = Outlines.from_points(outline_points(objects), (height, width))
         return sample
 
     def named_sample(self, sample: dict[str, Any]) -> dict[str, Any]:

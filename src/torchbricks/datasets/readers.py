@@ -65,6 +65,7 @@ from torchbricks.datasets.boxes import (
 )
 from torchbricks.datasets.coco import CocoDataset, coco_class_names
 from torchbricks.datasets.folder_splits import training_folder
+from torchbricks.datasets.image_cache import ResizedImageCache
 
 __all__ = [
     "DataError",
@@ -129,6 +130,10 @@ class ImageFolderDataset(Dataset[dict[str, Any]]):
         DataError: The folder is missing or empty, or has a class folder not in `class_names`.
     """
 
+    image_cache: ResizedImageCache | None = None
+    """Reads the images at the transform's size and keeps them between epochs (the data modules set it for their
+    training and validation splits); None decodes each image whenever it is read."""
+
     def __init__(
         self,
         folder: Path | str,
@@ -166,7 +171,8 @@ class ImageFolderDataset(Dataset[dict[str, Any]]):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         path, label = self.samples[index]
-        sample = apply_transform(self.transform, {"image": to_image(load_rgb(path))})
+        image = self.image_cache.image(path)[0] if self.image_cache is not None else to_image(load_rgb(path))
+        sample = apply_transform(self.transform, {"image": image})
         return {"raw": sample["image"], "targets": torch.tensor(label, dtype=torch.int64)}
 
 
@@ -256,6 +262,10 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
         DataError: No image, an image without its mask, or a mask whose size differs from its image.
     """
 
+    image_cache: ResizedImageCache | None = None
+    """Reads images and masks at the transform's size and keeps them between epochs (the data modules set it for
+    their training and validation splits); None decodes each file whenever it is read."""
+
     def __init__(
         self,
         folder: Path | str,
@@ -327,11 +337,16 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
         """Sample `index` decoded, before any transform: `{"image": uint8 Image [3, H, W], "mask": Mask [H, W]}`."""
         tv_tensors, _ = torchvision_parts()
         image_path, mask_path = self.samples[index]
+        if self.image_cache is not None:
+            return {"image": self.image_cache.image(image_path)[0], "mask": self.image_cache.mask(mask_path, self._read_mask)}
+        return {"image": to_image(load_rgb(image_path)), "mask": tv_tensors.Mask(torch.from_numpy(self._read_mask(mask_path)))}
+
+    def _read_mask(self, mask_path: Path) -> np.ndarray:
         mask = read_mask(mask_path, self.foreground_255)
         problem = mask_value_problem(mask, self.num_classes, mask_path)
         if problem is not None:
             raise DataError(problem)
-        return {"image": to_image(load_rgb(image_path)), "mask": tv_tensors.Mask(torch.from_numpy(mask))}
+        return mask
 
     def named_sample(self, sample: dict[str, Any]) -> dict[str, Any]:
         """`{"raw", "targets"}` of a (transformed) sample of `load_sample`, the image as float in [0, 1]."""

@@ -23,6 +23,7 @@ from torchbricks.datasets.detection_layouts import (
     read_detection_split,
 )
 from torchbricks.datasets.folder_splits import FolderSplit, folder_splits, has_own_split, training_folder
+from torchbricks.datasets.image_cache import ResizedImageCache
 from torchbricks.datasets.image_sizes import check_image_scale, typical_image_size
 from torchbricks.datasets.readers import (
     DataError,
@@ -43,6 +44,11 @@ __all__ = ["CocoDataModule", "DetectionDataModule", "FileDataModule", "ImageFold
 
 DEFAULT_IMAGE_SIZE = 96
 """Side images are resized to when neither `image_size` nor `tile_size` is given."""
+CACHE_MEGABYTES = 1024.0
+"""Memory for the decoded images of each split read every epoch (training, validation), kept between epochs
+(`ResizedImageCache`; `data.cache_megabytes`)."""
+CACHED_SPLITS = ("train", "validation")
+"""The splits read every epoch, whose images are kept (the test split and `all` are read once)."""
 CLASSIFICATION_NOT_TILED = (
     "a class label belongs to the whole image, not to each of its tiles; tiling is for boxes and masks "
     "(task=detection, multitask, segmentation). Leave data.tile_size null and set data.image_size."
@@ -122,8 +128,11 @@ class FileDataModule(SplitDataModule):
         boxes: bool = False,
         tile_size: int | None = None,
         tile_overlap: float = 0.2,
+        cache_megabytes: float = CACHE_MEGABYTES,
     ) -> None:
         super().__init__(batch_size, num_workers)
+        ResizedImageCache((1, 1), cache_megabytes)  # refuses a bad value now, by its key
+        self.cache_megabytes = cache_megabytes
         self.root = Path(root)
         if not self.root.is_dir():
             raise DataError(f"The data folder {str(self.root)!r} does not exist.")
@@ -210,10 +219,14 @@ class FileDataModule(SplitDataModule):
         return self.train_transform if split == "train" and not self.evaluation_only else self.test_transform
 
     def _split_dataset(self, split: str, transform: Any, read: Callable[[Any], Any]) -> Any:
-        """`read(transform)`, the reader of `split`; with `tile_size`, `read(None)` (whole decoded images) in a
-        `TiledDataset` that runs `transform` on each tile, with jittered windows for training."""
+        """`read(transform)`, the reader of `split`, reading the training and validation images through a
+        `ResizedImageCache` of `cache_megabytes` (they are read every epoch); with `tile_size`, `read(None)` (whole
+        decoded images) in a `TiledDataset` that runs `transform` on each tile, with jittered windows for training."""
         if self.tile_size is None:
-            return read(transform)
+            dataset = read(transform)
+            if split in CACHED_SPLITS and not self.evaluation_only and self.cache_megabytes > 0:
+                dataset.image_cache = ResizedImageCache(self.image_size, self.cache_megabytes)
+            return dataset
         jitter = split == "train" and not self.evaluation_only
         return TiledDataset(read(None), self.tile_size, self.tile_overlap, transform, jitter=jitter)
 
@@ -255,6 +268,8 @@ class ImageFolderDataModule(FileDataModule):
             applies it through its default `image_size`, so the resolved config holds the number.
         validation_fraction: Without a validation folder: the fraction of each class's training images held out.
         split_seed: The seed of that draw (independent of the training seed).
+        cache_megabytes: Memory for the training and validation images, decoded once at the input size and kept
+            between epochs (`torchbricks.datasets.image_cache`); 0 decodes every image whenever it is read.
 
     Raises:
         DataError: A split is missing or empty, or a split has a class the training split lacks.
@@ -276,12 +291,13 @@ class ImageFolderDataModule(FileDataModule):
         image_scale: float = 1.0,
         validation_fraction: float = VALIDATION_FRACTION,
         split_seed: int = SPLIT_SEED,
+        cache_megabytes: float = CACHE_MEGABYTES,
     ) -> None:
         if tile_size is not None:
             raise BrickError(f"ImageFolderDataModule cannot tile images (tile_size={tile_size!r}): {CLASSIFICATION_NOT_TILED}")
         self.image_scale = check_image_scale(image_scale)
         image_size = _size_from_data("image_folder", root, image_size, self.image_scale)
-        super().__init__(root, image_size, batch_size, num_workers, augmentations)
+        super().__init__(root, image_size, batch_size, num_workers, augmentations, cache_megabytes=cache_megabytes)
         self.validation_fraction = validation_fraction
         self.split_seed = split_seed
         self.class_names = image_folder_class_names(training_folder(self.root, "image_folder"))
@@ -316,6 +332,8 @@ class SegmentationFolderDataModule(FileDataModule):
             number.
         validation_fraction: Without a validation folder: the fraction of the training images held out.
         split_seed: The seed of that draw (independent of the training seed).
+        cache_megabytes: Memory for the training and validation images, decoded once at the input size and kept
+            between epochs (`torchbricks.datasets.image_cache`); 0 decodes every image whenever it is read.
 
     Raises:
         DataError: A split is missing or empty, an image lacks its mask or differs from it in size.
@@ -337,10 +355,20 @@ class SegmentationFolderDataModule(FileDataModule):
         image_scale: float = 1.0,
         validation_fraction: float = VALIDATION_FRACTION,
         split_seed: int = SPLIT_SEED,
+        cache_megabytes: float = CACHE_MEGABYTES,
     ) -> None:
         self.image_scale = check_image_scale(image_scale)
         image_size = _size_from_data("segmentation_folder", root, image_size, self.image_scale, tile_size)
-        super().__init__(root, image_size, batch_size, num_workers, augmentations, tile_size=tile_size, tile_overlap=tile_overlap)
+        super().__init__(
+            root,
+            image_size,
+            batch_size,
+            num_workers,
+            augmentations,
+            tile_size=tile_size,
+            tile_overlap=tile_overlap,
+            cache_megabytes=cache_megabytes,
+        )
         self.validation_fraction = validation_fraction
         self.split_seed = split_seed
         self.class_names = segmentation_class_names(self.root)
@@ -400,6 +428,8 @@ class DetectionDataModule(FileDataModule):
         image_scale: With `image_size` and `tile_size` None, the images are resized to this many times the training
             images' median size (`torchbricks.datasets.image_sizes.typical_image_size`); the packaged configs
             (`data.image_scale`, 2) apply it through their default `image_size`.
+        cache_megabytes: Memory for the training and validation images, decoded once at the input size and kept
+            between epochs (`torchbricks.datasets.image_cache`); 0 decodes every image whenever it is read.
 
     Raises:
         DataError: The folder holds no layout (the message lists what each expects), a file or image is missing, an
@@ -427,6 +457,7 @@ class DetectionDataModule(FileDataModule):
         tile_size: int | None = None,
         tile_overlap: float = 0.2,
         image_scale: float = 1.0,
+        cache_megabytes: float = CACHE_MEGABYTES,
     ) -> None:
         if task not in self.tasks:
             raise BrickError(
@@ -437,7 +468,15 @@ class DetectionDataModule(FileDataModule):
             layout = self._layout_of(Path(root), layout)
         image_size = _size_from_data(layout, root, image_size, self.image_scale, tile_size)
         super().__init__(
-            root, image_size, batch_size, num_workers, augmentations, boxes=True, tile_size=tile_size, tile_overlap=tile_overlap
+            root,
+            image_size,
+            batch_size,
+            num_workers,
+            augmentations,
+            boxes=True,
+            tile_size=tile_size,
+            tile_overlap=tile_overlap,
+            cache_megabytes=cache_megabytes,
         )
         self.task = task
         self.layout = layout

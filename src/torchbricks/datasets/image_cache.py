@@ -1,0 +1,111 @@
+"""Images decoded once, resized to the input size and kept in memory for the next epochs (`ResizedImageCache`).
+
+A 12-megapixel phone photograph takes about 0.2 s to decode and resize on one CPU core, while the compact packaged
+models train on a 512 px image in a fraction of that: on a folder of photographs the loader, not the model, set the
+pace, every epoch again, and validation decoded its photographs again after every epoch. The data modules give their
+training and validation datasets a `ResizedImageCache` (`data.cache_megabytes`): the first read of an image decodes it
+and resizes it to the input size, as the transform's first step (`v2.Resize`, antialiased) would, and keeps the
+result; later reads copy it. The transform's own resize then finds the image at its size and leaves it as it is, so
+the samples are the same, pixel for pixel, as without the cache (`tests/datasets/test_image_cache.py`); masks are
+resized by nearest neighbour as the transform resizes them.
+
+Each loader process keeps its own images (a share of the budget: `megabytes / processes`); once its share is full it
+keeps no more, rather than dropping images it will need again (in a shuffled epoch every image is needed once, so
+dropping the oldest would drop every image before its next use).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from torchbricks.datasets._reading import load_rgb, to_image, torchvision_parts
+from torchbricks.errors import ConfigError
+
+__all__ = ["ResizedImageCache"]
+
+
+class ResizedImageCache:
+    """Images (and masks) read at `size`, the first time from their files and afterwards from memory.
+
+    Example:
+        >>> import tempfile
+        >>> from PIL import Image
+        >>> path = Path(tempfile.mkdtemp()) / "photo.png"
+        >>> Image.new("RGB", (64, 48), "red").save(path)
+        >>> cache = ResizedImageCache((24, 32), megabytes=1)
+        >>> image, decoded = cache.image(path)
+        >>> tuple(image.shape), decoded, cache.cached_images
+        ((3, 24, 32), (64, 48), 1)
+
+    Args:
+        size: `(height, width)` the images are resized to: the size the transform's first step resizes to.
+        megabytes: The memory all loader processes of one split may use for it together; each keeps its share
+            (`megabytes / processes`). 0 keeps nothing: images are still read at `size`.
+
+    Raises:
+        ConfigError: `megabytes` is not a number >= 0 (the key `data.cache_megabytes`).
+    """
+
+    def __init__(self, size: tuple[int, int], megabytes: float) -> None:
+        if isinstance(megabytes, bool) or not isinstance(megabytes, int | float) or not megabytes >= 0:
+            raise ConfigError(
+                "Config key 'data.cache_megabytes' must be the memory in megabytes kept for decoded images between "
+                f"epochs, a number >= 0 (0 keeps none), got {type(megabytes).__name__} {megabytes!r}."
+            )
+        self.size = (int(size[0]), int(size[1]))
+        self.megabytes = float(megabytes)
+        self._entries: dict[tuple[str, str], tuple[torch.Tensor, tuple[int, int]]] = {}
+        self._bytes = 0
+        self._budget: int | None = None
+        self._process: int | None = None  # the process the budget was reckoned in (forked loader processes reckon again)
+
+    @property
+    def cached_images(self) -> int:
+        """Images and masks this process keeps."""
+        return len(self._entries)
+
+    def image(self, path: Path) -> tuple[Any, tuple[int, int]]:
+        """The upright RGB image of `path` (`load_rgb`) resized to `size`, a uint8 `tv_tensors.Image` [3, H, W]
+        of its own (changing it changes nothing kept), and the `(width, height)` it was decoded at."""
+        tv_tensors, functional = torchvision_parts()
+        kept = self._entries.get(("image", str(path)))
+        if kept is not None:
+            return tv_tensors.Image(kept[0].clone()), kept[1]
+        picture = load_rgb(path)
+        image = functional.resize(to_image(picture), list(self.size), antialias=True)  # as v2.Resize(size, antialias=True)
+        self._keep(("image", str(path)), image.as_subclass(torch.Tensor), picture.size)
+        return image, picture.size
+
+    def mask(self, path: Path, read: Callable[[Path], np.ndarray]) -> Any:
+        """The class mask `read(path)` (int64 [H, W]) resized to `size` by nearest neighbour, an int64
+        `tv_tensors.Mask` of its own; kept as 8 bits when its values allow."""
+        tv_tensors, functional = torchvision_parts()
+        kept = self._entries.get(("mask", str(path)))
+        if kept is not None:
+            return tv_tensors.Mask(kept[0].long())
+        values = read(path)
+        mask = functional.resize(tv_tensors.Mask(torch.from_numpy(values)), list(self.size))  # nearest, as v2.Resize
+        plain = mask.as_subclass(torch.Tensor)
+        small = plain.to(torch.uint8) if plain.numel() and 0 <= int(plain.min()) and int(plain.max()) <= 255 else plain
+        self._keep(("mask", str(path)), small, (values.shape[1], values.shape[0]))
+        return tv_tensors.Mask(plain.long())
+
+    def _keep(self, key: tuple[str, str], value: torch.Tensor, decoded: tuple[int, int]) -> None:
+        if self._process != os.getpid():
+            info = torch.utils.data.get_worker_info()
+            self._budget = int(self.megabytes * 2**20 / (info.num_workers if info is not None else 1))
+            self._process = os.getpid()
+        size = value.numel() * value.element_size()
+        if self._bytes + size <= (self._budget or 0):
+            self._entries[key] = (value.clone(), decoded)
+            self._bytes += size
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Loader processes start empty, each with its own share (not a copy of what this process kept)."""
+        return {**self.__dict__, "_entries": {}, "_bytes": 0, "_budget": None, "_process": None}

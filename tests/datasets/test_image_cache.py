@@ -1,0 +1,224 @@
+"""`ResizedImageCache`: the samples are the same with and without it, each file is decoded once, the budget holds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from torchbricks.datasets import image_cache
+from torchbricks.datasets.coco import CocoDataset
+from torchbricks.datasets.image_cache import ResizedImageCache
+from torchbricks.datasets.readers import ImageFolderDataset, SegmentationFolderDataset
+from torchbricks.datasets.transforms import create_transform
+from torchbricks.errors import ConfigError
+from torchbricks.lightning.image_datamodules import DetectionDataModule, ImageFolderDataModule, SegmentationFolderDataModule
+
+SIZE = (24, 40)  # (height, width): neither the images' size nor their aspect
+
+
+def _photo(path: Path, size: tuple[int, int] = (90, 50), seed: int = 0) -> Path:
+    """A noisy RGB picture (noise makes any difference of resizing show)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def _augmentations() -> list[Any]:
+    from torchvision.transforms import v2
+
+    return [v2.RandomHorizontalFlip(p=0.5), v2.RandomAffine(degrees=30, translate=(0.1, 0.1)), v2.ColorJitter(brightness=0.2)]
+
+
+def _same(first: dict[str, torch.Tensor], second: dict[str, torch.Tensor]) -> None:
+    assert first.keys() == second.keys()
+    for name in first:
+        assert torch.equal(first[name], second[name]), name
+
+
+def _sample(dataset: Any, index: int, seed: int) -> dict[str, torch.Tensor]:
+    torch.manual_seed(seed)
+    return dataset[index]
+
+
+def _folder_dataset(root: Path, cache: ResizedImageCache | None, augmentations: list[Any]) -> ImageFolderDataset:
+    dataset = ImageFolderDataset(root, transform=create_transform(SIZE, augmentations))
+    dataset.image_cache = cache
+    return dataset
+
+
+@pytest.mark.parametrize("augmented", [False, True])
+def test_image_folder_samples_are_the_same_with_the_cache_pixel_for_pixel(tmp_path: Path, augmented: bool) -> None:
+    for index, size in enumerate([(90, 50), (33, 71)]):
+        _photo(tmp_path / "cat" / f"{index}.png", size, seed=index)
+    augmentations = _augmentations() if augmented else []
+    plain = _folder_dataset(tmp_path, None, augmentations)
+    cached = _folder_dataset(tmp_path, ResizedImageCache(SIZE, megabytes=1), augmentations)
+
+    for epoch in range(2):  # the first epoch decodes, the second reads what was kept
+        for index in range(len(plain)):
+            _same(_sample(plain, index, seed=epoch), _sample(cached, index, seed=epoch))
+    assert cached.image_cache is not None and cached.image_cache.cached_images == len(plain)
+
+
+def test_segmentation_samples_are_the_same_with_the_cache_masks_included(tmp_path: Path) -> None:
+    for index, size in enumerate([(90, 50), (33, 71)]):
+        _photo(tmp_path / "images" / f"{index}.png", size, seed=index)
+        mask = np.random.default_rng(index).integers(0, 3, (size[1], size[0]), dtype=np.uint8)
+        mask[0, :] = 255  # an ignored border, kept through the 8-bit copy
+        (tmp_path / "masks").mkdir(exist_ok=True)
+        Image.fromarray(mask).save(tmp_path / "masks" / f"{index}.png")
+    datasets = [SegmentationFolderDataset(tmp_path, 3, create_transform(SIZE, _augmentations())) for _ in range(2)]
+    datasets[1].image_cache = ResizedImageCache(SIZE, megabytes=1)
+
+    for epoch in range(2):
+        for index in range(2):
+            plain, cached = (_sample(dataset, index, seed=epoch) for dataset in datasets)
+            _same(plain, cached)
+            assert cached["targets"].dtype == torch.int64 and int(cached["targets"].max()) == 255
+
+
+def _coco_folder(root: Path) -> Path:
+    images, annotations = [], []
+    for index, size in enumerate([(90, 50), (33, 71)]):
+        _photo(root / "images" / f"{index}.png", size, seed=index)
+        images.append({"id": index + 1, "file_name": f"images/{index}.png", "width": size[0], "height": size[1]})
+        polygon = [4.0, 5.0, 25.0, 5.0, 25.0, 30.0, 4.0, 30.0]
+        annotations.append(
+            {"id": index + 1, "image_id": index + 1, "category_id": 1, "bbox": [4.0, 5.0, 21.0, 25.0], "segmentation": [polygon],
+             "area": 525.0, "iscrowd": 0}
+        )
+    document = {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "box"}]}
+    (root / "train.json").write_text(json.dumps(document))
+    return root / "train.json"
+
+
+@pytest.mark.parametrize("with_masks", [False, True])
+def test_box_samples_are_the_same_with_the_cache_boxes_in_the_input_size(tmp_path: Path, with_masks: bool) -> None:
+    annotations = _coco_folder(tmp_path)
+    transform = create_transform(SIZE, _augmentations(), boxes=True)
+    datasets = [CocoDataset(annotations, tmp_path, with_masks=with_masks, transform=transform) for _ in range(2)]
+    datasets[1].image_cache = ResizedImageCache(SIZE, megabytes=1)
+
+    for epoch in range(2):
+        for index in range(2):
+            _same(_sample(datasets[0], index, seed=epoch), _sample(datasets[1], index, seed=epoch))
+    datasets[0].transform = datasets[1].transform = create_transform(SIZE, boxes=True)
+    boxes = datasets[1][0]["target_boxes"]  # the 90 x 50 image at 40 x 24: the box scales with it
+    assert torch.allclose(boxes, torch.tensor([[4 * 40 / 90, 5 * 24 / 50, 25 * 40 / 90, 30 * 24 / 50]]))
+
+
+def test_each_file_is_decoded_once_over_epochs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for index in range(3):
+        _photo(tmp_path / "cat" / f"{index}.png", seed=index)
+    decoded: list[Path] = []
+    read = image_cache.load_rgb
+    monkeypatch.setattr(image_cache, "load_rgb", lambda path: decoded.append(path) or read(path))
+    dataset = _folder_dataset(tmp_path, ResizedImageCache(SIZE, megabytes=1), _augmentations())
+
+    for _ in range(3):
+        for index in range(len(dataset)):
+            dataset[index]
+
+    assert sorted(path.name for path in decoded) == ["0.png", "1.png", "2.png"]
+
+
+def test_a_full_budget_keeps_no_more_and_the_images_still_come_at_the_size(tmp_path: Path) -> None:
+    paths = [_photo(tmp_path / f"{index}.png", seed=index) for index in range(3)]
+    one_image = 3 * SIZE[0] * SIZE[1]
+    cache = ResizedImageCache(SIZE, megabytes=1.5 * one_image / 2**20)
+
+    shapes = [tuple(cache.image(path)[0].shape) for path in paths]
+
+    assert shapes == [(3, *SIZE)] * 3
+    assert cache.cached_images == 1
+
+
+def test_each_loader_process_keeps_its_share(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = [_photo(tmp_path / f"{index}.png", seed=index) for index in range(4)]
+    one_image = 3 * SIZE[0] * SIZE[1]
+
+    class Worker:
+        num_workers = 2
+
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: Worker())
+    cache = ResizedImageCache(SIZE, megabytes=4 * one_image / 2**20)  # four images in all: two per process
+    for path in paths:
+        cache.image(path)
+
+    assert cache.cached_images == 2
+
+
+def test_changing_a_read_image_changes_nothing_kept(tmp_path: Path) -> None:
+    path = _photo(tmp_path / "a.png")
+    cache = ResizedImageCache(SIZE, megabytes=1)
+    first = cache.image(path)[0]
+    kept = first.clone()
+    first.zero_()  # as an in-place augmentation would
+    assert torch.equal(cache.image(path)[0], kept)
+
+
+def test_loader_processes_start_with_an_empty_cache(tmp_path: Path) -> None:
+    for index in range(4):
+        _photo(tmp_path / "cat" / f"{index}.png", seed=index)
+    dataset = _folder_dataset(tmp_path, ResizedImageCache(SIZE, megabytes=1), [])
+    dataset[0]
+    assert dataset.image_cache is not None and dataset.image_cache.cached_images == 1
+
+    loader = DataLoader(dataset, batch_size=2, num_workers=1, multiprocessing_context="spawn")
+    batches = [batch["raw"] for batch in loader]
+
+    assert torch.cat(batches).shape == (4, 3, *SIZE)
+    assert torch.equal(batches[0][0], dataset[0]["raw"])
+
+
+@pytest.mark.parametrize("megabytes", [-1, "lots", True, float("nan")])
+def test_a_bad_budget_is_refused_by_its_key(megabytes: Any) -> None:
+    with pytest.raises(ConfigError, match=r"'data.cache_megabytes' must be .* a number >= 0"):
+        ResizedImageCache(SIZE, megabytes)
+
+
+def _folders(root: Path) -> Path:
+    for split in ("train", "val", "test"):
+        for name in ("cat", "dog"):
+            for index in range(2):
+                _photo(root / split / name / f"{index}.png", seed=index)
+    return root
+
+
+def test_the_data_modules_keep_the_training_and_validation_images_only(tmp_path: Path) -> None:
+    data = ImageFolderDataModule(_folders(tmp_path), image_size=list(SIZE), batch_size=2)
+    data.setup("fit")
+    data.setup("test")
+
+    caches = {split: dataset.image_cache for split, dataset in data.datasets.items()}
+    assert caches["train"] is not None and caches["validation"] is not None and caches["test"] is None
+    assert caches["train"] is not caches["validation"] and caches["train"].size == SIZE
+    assert all(dataset.image_cache is None for dataset in data.all_dataloader().dataset.datasets)
+
+
+def test_a_budget_of_zero_reads_every_image_from_its_file(tmp_path: Path) -> None:
+    data = ImageFolderDataModule(_folders(tmp_path), image_size=list(SIZE), batch_size=2, cache_megabytes=0)
+    data.setup("fit")
+    assert data.datasets["train"].image_cache is None
+
+
+def test_tiles_are_not_cached(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    _coco_folder(root)
+    (root / "val.json").write_text((root / "train.json").read_text())
+    data = DetectionDataModule(root, layout="coco", tile_size=32, batch_size=2)
+    assert all(getattr(dataset, "image_cache", None) is None for dataset in data.datasets.values())
+
+
+@pytest.mark.parametrize("module", [ImageFolderDataModule, SegmentationFolderDataModule])
+def test_the_data_modules_refuse_a_bad_budget_before_reading(tmp_path: Path, module: Any) -> None:
+    with pytest.raises(ConfigError, match="data.cache_megabytes"):
+        module(_folders(tmp_path), image_size=32, cache_megabytes=-5)
