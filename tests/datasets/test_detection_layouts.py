@@ -278,6 +278,40 @@ def test_the_data_module_exposes_class_names_and_coco_category_ids(coco: Path, t
 # --- Errors -------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("tool", ["labelimg", "label_studio"])
+def test_yolo_data_kept_under_a_folder_named_images_keeps_its_label_files(coco: Path, tmp_path: Path, tool: str) -> None:
+    yolo = coco_to_yolo(coco, tmp_path / "yolo")
+    outside = yolo_without_splits(yolo, tmp_path / "plain" / tool, tool)
+    inside = shutil.copytree(outside, tmp_path / "images" / tool)  # ~/images/<project>, as people name such folders
+
+    for root in (inside, yolo):
+        assert detection_class_names(root) == list(SHAPE_CLASSES)
+    train = read_detection_split(inside, "yolo", "train")
+    got, want = (_by_image(dataset, key="file") for dataset in (train, read_detection_split(outside, "yolo", "train")))
+    assert sorted(got) == sorted(want) and sum(len(record.objects) for record in train.records) > 0
+    for name, (size, labels, boxes) in want.items():
+        assert got[name][:2] == (size, labels)
+        np.testing.assert_array_equal(got[name][2], boxes)
+    moved = shutil.copytree(yolo, tmp_path / "images" / "ultralytics")
+    (moved / "data.yaml").write_text((yolo / "data.yaml").read_text().replace(f"path: {yolo}", "path: ."))
+    _assert_same(read_detection_split(moved, "yolo", "train"), read_detection_split(coco, "coco", "train"))
+
+
+def test_a_yolo_pose_line_is_read_as_its_box_and_a_short_one_is_named(tmp_path: Path) -> None:
+    keypoints = " 0.3 0.3 0.4 0.4 0.5 0.5 0.6 0.6"  # four keypoints of two numbers, inside the box
+    root = _yolo(tmp_path, "1 0.5 0.5 0.4 0.8" + keypoints + "\n", names="[cat, dog]\nkpt_shape: [4, 2]")
+
+    (record,) = YoloDataset(root, "train").records
+    assert record.objects[0].box == pytest.approx((6.0, 1.0, 14.0, 9.0))  # the box of cx cy w h, not the points'
+    assert record.objects[0].label == 1 and record.objects[0].segmentation is None
+    (root / "labels" / "train" / "a.txt").write_text("1 0.5 0.5 0.4 0.8 0.3 0.3\n")
+    with pytest.raises(DataError, match=r"a\.txt' line 1: .* has 7 numbers; with the kpt_shape of data.yaml .*\(13 in all\)"):
+        YoloDataset(root, "train")
+    (root / "data.yaml").write_text("names: [cat, dog]\nkpt_shape: [4]\n")
+    with pytest.raises(DataError, match=r"has kpt_shape \[4\]; expected \[keypoints, 2 or 3\]"):
+        YoloDataset(root, "train")
+
+
 def _yolo(tmp_path: Path, lines: str, names: str = "[cat, dog]") -> Path:
     for split in ("train", "val"):
         (tmp_path / "images" / split).mkdir(parents=True)

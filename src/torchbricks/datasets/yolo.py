@@ -19,10 +19,11 @@ ROOT with their label files beside them (labelImg). Data without a validation sp
 `images/val`, no `valid`, or one pool) has `validation_fraction` of its training images drawn at random for it,
 fixed by `seed`.
 
-An image's label file is its path with the last `images` folder replaced by `labels` and the extension by `.txt`
-(beside the image when its path has no `images` folder). An image without a label file has no objects. A line with
-more than five numbers is a polygon (Ultralytics' segmentation labels, `class x1 y1 x2 y2 ...`): its box is the
-polygon's extent. Bad data is a `DataError` naming the file and line: a malformed line, a class index out of range,
+An image's label file is its path with the last `images` folder below the data folder replaced by `labels` and the
+extension by `.txt` (beside the image when no folder below the data folder is `images`). An image without a label
+file has no objects. A line with more than five numbers is a polygon (Ultralytics' segmentation labels,
+`class x1 y1 x2 y2 ...`): its box is the polygon's extent; in a pose data set (`kpt_shape: [K, D]` in `data.yaml`)
+it is the box followed by K keypoints of D numbers, which are not read. Bad data is a `DataError` naming the file and line: a malformed line, a class index out of range,
 coordinates outside [0, 1] (by more than `BOX_TOLERANCE` pixels), an empty box, two images sharing a label file.
 """
 
@@ -78,6 +79,11 @@ class YoloLayout:
     """Split -> its image sources: folders, `.txt` lists of images, or (split at random) the image files themselves."""
     drawn: bool = False
     """Whether the validation split was drawn at random from the training images (the data has none of its own)."""
+    keypoint_fields: int = 0
+    """Numbers after the box on each line of a pose data set (`kpt_shape: [K, D]` in `data.yaml`: K x D), not read."""
+    base: Path | None = None
+    """The folder the label files are found under (`yolo_label_path`): `data.yaml`'s `path` when it names a folder,
+    else `root`."""
 
 
 def _yaml_document(path: Path) -> dict[str, Any]:
@@ -135,8 +141,10 @@ def read_yolo_layout(root: Path | str, validation_fraction: float = VALIDATION_F
             fewer than two.
     """
     root = Path(root)
+    base, keypoint_fields = root, 0
     if (root / YOLO_FILE).is_file():
-        names, splits = _ultralytics_splits(root)
+        names, splits, base = _ultralytics_splits(root)
+        keypoint_fields = _keypoint_fields(root / YOLO_FILE)
     elif (root / DARKNET_DATA).is_file() or (root / DARKNET_NAMES).is_file():
         names, splits = _darknet_splits(root)
     elif (root / "classes.txt").is_file():
@@ -154,8 +162,9 @@ def read_yolo_layout(root: Path | str, validation_fraction: float = VALIDATION_F
         )
     if splits["validation"] is None:  # no validation split of its own: drawn at random from the training images
         train, validation = random_split(_split_images(splits["train"], DataProblems()), validation_fraction, seed, root)
-        return YoloLayout(root, names, {"train": train, "validation": validation, "test": splits["test"]}, drawn=True)
-    return YoloLayout(root, names, splits)
+        drawn_splits = {"train": train, "validation": validation, "test": splits["test"]}
+        return YoloLayout(root, names, drawn_splits, drawn=True, keypoint_fields=keypoint_fields, base=base)
+    return YoloLayout(root, names, splits, keypoint_fields=keypoint_fields, base=base)
 
 
 def _listed_names(path: Path) -> list[str]:
@@ -167,17 +176,14 @@ def _listed_names(path: Path) -> list[str]:
     return names
 
 
-def _ultralytics_splits(root: Path) -> tuple[list[str], dict[str, Any]]:
+def _ultralytics_splits(root: Path) -> tuple[list[str], dict[str, Any], Path]:
+    """The names, the split sources and the folder they are relative to (`path` when it names a folder, else `root`)."""
     path = root / YOLO_FILE
     document = _yaml_document(path)
     if "names" not in document:
         raise DataError(f"The YOLO file {str(path)!r} has no 'names'; it has {sorted(document)}.")
     names = _names(path, document["names"], document.get("nc"))
-    base = root
-    if document.get("path"):
-        candidate = Path(str(document["path"]))
-        candidate = candidate if candidate.is_absolute() else root / candidate
-        base = candidate if candidate.is_dir() else root
+    base = _ultralytics_base(root, document)
     splits: dict[str, Any] = {}
     for split, key in SPLIT_KEYS.items():
         value = document.get(key)
@@ -188,7 +194,26 @@ def _ultralytics_splits(root: Path) -> tuple[list[str], dict[str, Any]]:
             splits[split] = [_source(base, str(item)) for item in values]
     if "val" not in document and not (base / "images" / "val").is_dir():
         splits["validation"] = None  # CVAT's Ultralytics export of a train subset alone
-    return names, splits
+    return names, splits, base
+
+
+def _keypoint_fields(path: Path) -> int:
+    """K x D of `kpt_shape: [K, D]` (a pose data set: each line is a box followed by K keypoints of D numbers), else 0."""
+    shape = _yaml_document(path).get("kpt_shape")
+    if shape is None:
+        return 0
+    if not (isinstance(shape, list) and len(shape) == 2 and all(isinstance(n, int) and n > 0 for n in shape) and shape[1] in (2, 3)):
+        raise DataError(f"The YOLO file {str(path)!r} has kpt_shape {shape!r}; expected [keypoints, 2 or 3], e.g. [17, 3].")
+    return shape[0] * shape[1]
+
+
+def _ultralytics_base(root: Path, document: dict[str, Any]) -> Path:
+    """The folder `data.yaml`'s paths are relative to: its `path` when that names a folder, else `root`."""
+    if document.get("path"):
+        candidate = Path(str(document["path"]))
+        candidate = candidate if candidate.is_absolute() else root / candidate
+        return candidate if candidate.is_dir() else root
+    return root
 
 
 def _darknet_splits(root: Path) -> tuple[list[str], dict[str, Any]]:
@@ -221,15 +246,23 @@ def yolo_class_names(root: Path | str) -> list[str]:
     return read_yolo_layout(root).class_names
 
 
-def yolo_label_path(image: Path) -> Path:
-    """The label file of an image: the last `images` folder of its path replaced by `labels`, the extension by `.txt`.
+def yolo_label_path(image: Path, root: Path | None = None) -> Path:
+    """The label file of an image: the last `images` folder of its path replaced by `labels`, the extension by `.txt`;
+    beside the image when no folder of its path is `images`. Only the folders below `root` (the data folder) count
+    when the image lies under it, so data kept in a folder that happens to be named `images` (`~/images/cats/`,
+    labelImg's files side by side) keeps its label files beside its images.
 
     Example:
         >>> yolo_label_path(Path("data/images/train/cat.jpg")).as_posix()
         'data/labels/train/cat.txt'
+        >>> yolo_label_path(Path("images/cats/cat.jpg"), root=Path("images/cats")).as_posix()
+        'images/cats/cat.txt'
     """
     parts = list(image.with_suffix(".txt").parts)
-    for index in range(len(parts) - 2, -1, -1):
+    first = 0
+    if root is not None and image.is_relative_to(root):
+        first = len(root.parts)
+    for index in range(len(parts) - 2, first - 1, -1):
         if parts[index] == "images":
             parts[index] = "labels"
             break
@@ -287,7 +320,7 @@ class YoloDataset(BoxDataset):
         records = []
         label_owner: dict[Path, Path] = {}
         for image in _split_images(sources, problems):
-            label_path = yolo_label_path(image)
+            label_path = yolo_label_path(image, layout.base)
             if label_path in label_owner:
                 problems.report(
                     f"Images {str(label_owner[label_path])!r} and {str(image)!r} share the label file {str(label_path)!r}; "
@@ -303,7 +336,7 @@ class YoloDataset(BoxDataset):
                 continue
             record = BoxImage(image, size[0], size[1], source=repr(str(label_path)))
             if label_path.is_file():
-                record.objects = _read_label_file(label_path, record, len(layout.class_names), problems)
+                record.objects = _read_label_file(label_path, record, len(layout.class_names), problems, layout.keypoint_fields)
             records.append(record)
         if not records:
             shown = [str(source) for source in sources]
@@ -311,11 +344,13 @@ class YoloDataset(BoxDataset):
         super().__init__(records, layout.class_names, with_masks=False, transform=transform)
 
 
-def _read_label_file(path: Path, image: BoxImage, num_classes: int, problems: DataProblems) -> list[BoxObject]:
+def _read_label_file(
+    path: Path, image: BoxImage, num_classes: int, problems: DataProblems, keypoint_fields: int = 0
+) -> list[BoxObject]:
     objects = []
     for number, line in enumerate(read_user_text(path).splitlines(), start=1):
         if line.strip():
-            parsed = _parse_line(line, image, num_classes)
+            parsed = _parse_line(line, image, num_classes, keypoint_fields)
             if isinstance(parsed, str):
                 problems.report(f"Label file {str(path)!r} line {number}: {parsed}")
             else:
@@ -323,9 +358,17 @@ def _read_label_file(path: Path, image: BoxImage, num_classes: int, problems: Da
     return objects
 
 
-def _parse_line(line: str, image: BoxImage, num_classes: int) -> BoxObject | str:
-    """The object of one label line, or what is wrong with it."""
+def _parse_line(line: str, image: BoxImage, num_classes: int, keypoint_fields: int = 0) -> BoxObject | str:
+    """The object of one label line, or what is wrong with it; with `keypoint_fields`, a pose line (the box, then
+    that many keypoint numbers, which are not read)."""
     fields = line.split()
+    if keypoint_fields:
+        if len(fields) != 5 + keypoint_fields:
+            return (
+                f"{line.strip()!r} has {len(fields)} numbers; with the kpt_shape of data.yaml a pose line is 'class cx "
+                f"cy w h' and {keypoint_fields} keypoint numbers ({5 + keypoint_fields} in all)."
+            )
+        fields = fields[:5]
     if len(fields) != 5 and (len(fields) < 7 or len(fields) % 2 == 0):
         return f"{line.strip()!r} is not 'class cx cy w h' (or 'class x1 y1 x2 y2 x3 y3 ...' for a polygon)."
     try:
