@@ -19,6 +19,7 @@ from torchbricks.datasets.detection_layouts import (
     detect_detection_layout,
     detection_class_names,
     has_test_split,
+    has_validation_split,
     read_detection_split,
 )
 from torchbricks.datasets.readers import BoxDataset, DataError, DataProblems
@@ -145,6 +146,57 @@ def test_voc_images_with_xml_beside_them_are_split_by_a_seeded_fraction(coco: Pa
         **_by_image(read_detection_split(coco, "coco", "validation")),
     }
     assert sorted(every) == sorted(reference)  # every image once, in one split or the other
+
+
+def _into_subfolders(folders: list[Path], stems: list[str], subfolder: str) -> None:
+    """Moves the files of `stems` in each of `folders` into `folder/subfolder/`, as CVAT keeps a task's folders."""
+    for folder in folders:
+        (folder / subfolder).mkdir()
+        for path in list(folder.iterdir()):
+            if path.is_file() and path.stem in stems:
+                path.rename(folder / subfolder / path.name)
+
+
+def _every_image(root: Path) -> dict[str, tuple[tuple[int, int], list[int], np.ndarray]]:
+    return {**_by_image(VocDataset(root, "train"), key="file"), **_by_image(VocDataset(root, "validation"), key="file")}
+
+
+@pytest.mark.parametrize("tool", ["cvat", "labelimg"])
+def test_voc_xml_files_in_subfolders_are_read_with_their_images(coco: Path, tmp_path: Path, tool: str) -> None:
+    root = coco_to_voc(coco, tmp_path / tool, flat=tool == "labelimg")
+    folders = [root] if tool == "labelimg" else [root / "Annotations", root / "JPEGImages"]
+    stems = sorted(path.stem for path in folders[0].glob("*.xml"))[::2]
+    _into_subfolders(folders, stems, "cam1")
+    if tool == "cvat":  # CVAT lists every id in default.txt, the subfolder's with it, and no train.txt
+        ids = [line if line not in stems else f"cam1/{line}" for line in sorted(path.stem for path in root.rglob("*.xml"))]
+        for listed in (root / "ImageSets" / "Main").iterdir():
+            listed.unlink()
+        (root / "ImageSets" / "Main" / "default.txt").write_text("\n".join(ids) + "\n")
+
+    every = _every_image(root)
+
+    reference = {
+        f"{folder}_{name}": value
+        for split, folder in (("train", "train"), ("validation", "val"))
+        for name, value in _by_image(read_detection_split(coco, "coco", split), key="file").items()
+    }
+    assert sorted(every) == sorted(reference)  # every image once, the subfolder's included
+    for name, (size, labels, boxes) in reference.items():
+        assert every[name][:2] == (size, labels)
+        np.testing.assert_allclose(every[name][2].reshape(-1, 4), boxes.reshape(-1, 4), atol=1e-4)
+
+
+def test_a_voc_training_list_alone_draws_the_validation_split_from_it(coco: Path, tmp_path: Path) -> None:
+    root = coco_to_voc(coco, tmp_path / "voc")
+    listed = (root / "ImageSets" / "Main" / "train.txt").read_text().split()
+    (root / "ImageSets" / "Main" / "val.txt").unlink()  # CVAT's export of a train subset alone
+
+    splits = read_voc_splits(root)
+
+    assert not splits.listed and not has_validation_split(root, "voc")
+    assert (len(splits.files["train"]), len(splits.files["validation"])) == (5, 1)  # 20 % of the 6 listed
+    assert sorted(path.stem for path in splits.files["train"] + splits.files["validation"]) == sorted(listed)
+    assert len(VocDataset(root, "validation")) == 1
 
 
 @pytest.mark.parametrize("tool", ["labelimg", "label_studio"])

@@ -7,12 +7,15 @@
 or a folder per split with the images and their XML files beside them, `ROOT/{train,valid,test}/*.jpg|xml` (as
 Roboflow exports VOC; the validation folder may be `valid`, `val` or `validation`), or one folder of images with
 their XML files beside them (as labelImg saves them), `ROOT/*.jpg` and `ROOT/*.xml`, or `JPEGImages` and
-`Annotations` without `ImageSets` (as CVAT exports VOC): then the XML files are split into train and validation at
-random, `validation_fraction` of them (`VALIDATION_FRACTION` by default, at least one) to validation, fixed by
-`seed` (`SPLIT_SEED` by default, independent of the training seed so runs with other seeds see the same split).
+`Annotations` without `ImageSets/Main/train.txt` (as CVAT exports VOC, with `default.txt`), their subfolders
+included (`Annotations/cam1/*.xml`): then the XML files are split into train and validation at random,
+`validation_fraction` of them (`VALIDATION_FRACTION` by default, at least one) to validation, fixed by `seed`
+(`SPLIT_SEED` by default, independent of the training seed so runs with other seeds see the same split). A
+`train.txt` without `val.txt` (CVAT's export of a train subset) has its validation split drawn from its ids so too.
 
-Each XML's `filename` names its image, looked up in `JPEGImages` (or `ROOT`) and then beside the XML file (the XML's
-stem with an image extension when it does not exist); `size` gives
+Each XML's `filename` names its image, looked up in the subfolder of `JPEGImages` that mirrors the XML file's
+subfolder of `Annotations`, in `JPEGImages` (or `ROOT`) and then beside the XML file (the XML's stem with an image
+extension when it does not exist); `size` gives
 the image's width and height (read from the file when it is missing or zero). Each `object` has a `name`, a
 `bndbox` in VOC's 1-based pixel indices (`xmin` to `xmax` inclusive, so the box is `(xmin - 1, ymin - 1, xmax,
 ymax)` in pixel edges) and an optional `difficult` flag: difficult objects are kept with the label that
@@ -78,6 +81,8 @@ class VocSplits:
     images: Path
     files: dict[str, list[Path]]
     listed: bool
+    annotations: Path | None = None
+    """The folder of the XML files (`Annotations`, or the root), whose subfolders the images' mirror."""
 
 
 def _text(element: ElementTree.Element, tag: str) -> str | None:
@@ -85,10 +90,16 @@ def _text(element: ElementTree.Element, tag: str) -> str | None:
     return found.text.strip() if found is not None and found.text is not None else None
 
 
-def _image_of(path: Path, filename: str | None, images: Path) -> Path:
-    """The image of the XML file `path`: its `filename`, else its stem with an image extension, in `images` and then
-    beside the XML file; `images / filename` when there is none (for the message)."""
-    folders = [images] if path.parent == images else [images, path.parent]
+def _image_of(path: Path, filename: str | None, images: Path, annotations: Path | None = None) -> Path:
+    """The image of the XML file `path`: its `filename`, else its stem with an image extension, in the subfolder of
+    `images` that mirrors the XML file's subfolder of `annotations` (CVAT's `Annotations/cam1/x.xml` for
+    `JPEGImages/cam1/x.jpg`), in `images` and then beside the XML file; `images / filename` when there is none (for
+    the message)."""
+    folders = [images]
+    if annotations is not None and path.parent != annotations and path.is_relative_to(annotations):
+        folders.insert(0, images / path.parent.relative_to(annotations))
+    if path.parent not in folders:
+        folders.append(path.parent)
     for folder in folders:
         if filename and (folder / filename).is_file():
             return folder / filename
@@ -99,8 +110,9 @@ def _image_of(path: Path, filename: str | None, images: Path) -> Path:
     return images / (filename or f"{path.stem}.jpg")
 
 
-def parse_voc_xml(path: Path, images: Path) -> VocAnnotation:
-    """Reads one VOC XML file; its image is looked up in `images`.
+def parse_voc_xml(path: Path, images: Path, annotations: Path | None = None) -> VocAnnotation:
+    """Reads one VOC XML file; its image is looked up in `images` (in the subfolder mirroring the XML file's
+    subfolder of `annotations`, first).
 
     Raises:
         DataError: The file does not parse, an object lacks its name or a box field, or the image is missing.
@@ -110,7 +122,7 @@ def parse_voc_xml(path: Path, images: Path) -> VocAnnotation:
     except (OSError, ElementTree.ParseError) as error:
         raise DataError(f"The VOC file {str(path)!r} cannot be read as XML: {error}") from error
     root = tree.getroot()
-    image = _image_of(path, _text(root, "filename"), images)
+    image = _image_of(path, _text(root, "filename"), images, annotations)
     if not image.is_file():
         raise DataError(f"The image {str(image)!r} of the VOC file {str(path)!r} does not exist.")
     width, height = (_text(root, "size/width"), _text(root, "size/height"))
@@ -153,23 +165,27 @@ def read_voc_splits(root: Path | str, validation_fraction: float = VALIDATION_FR
             listed = lists / name
             ids = [line.split()[0] for line in read_user_text(listed).splitlines() if line.strip()] if listed.is_file() else []
             files[split] = [annotations / f"{image_id}.xml" for image_id in ids]
-        return VocSplits(root, images, files, listed=True)
+        if (lists / SPLIT_FILES["validation"]).is_file():
+            return VocSplits(root, images, files, listed=True, annotations=annotations)
+        # a training list alone (CVAT's export of a train subset): validation drawn from it
+        files["train"], files["validation"] = random_split(files["train"], validation_fraction, seed, lists / "train.txt")
+        return VocSplits(root, images, files, listed=False, annotations=annotations)
     if annotations == root and not _xml_in(root) and _xml_in(root / "train"):  # a folder per split
         folders = {"train": "train", "validation": next((n for n in VALIDATION_FOLDERS if _xml_in(root / n)), None)}
         files = {split: _xml_in(root / folder) if folder else [] for split, folder in {**folders, "test": "test"}.items()}
         if folders["validation"] is None:  # no validation folder: drawn from the training files
             files["train"], files["validation"] = random_split(files["train"], validation_fraction, seed, root / "train")
         return VocSplits(root, images, files, listed=folders["validation"] is not None)
-    xml_files = _xml_in(annotations)
+    xml_files = _xml_in(annotations, recursive=True)  # CVAT keeps a task's subfolders: Annotations/cam1/*.xml
     if not xml_files:
         raise DataError(f"The VOC folder {str(root)!r} has no XML file in {str(annotations)!r}.")
     train, validation = random_split(xml_files, validation_fraction, seed, root)
-    return VocSplits(root, images, {"train": train, "validation": validation, "test": []}, listed=False)
+    return VocSplits(root, images, {"train": train, "validation": validation, "test": []}, listed=False, annotations=annotations)
 
 
-def _xml_in(folder: Path) -> list[Path]:
-    """The visible XML files of `folder`, none when it does not exist."""
-    return visible_files(folder, (".xml",))
+def _xml_in(folder: Path, recursive: bool = False) -> list[Path]:
+    """The visible XML files of `folder` (with `recursive`, of its subfolders too), none when it does not exist."""
+    return visible_files(folder, (".xml",), recursive=recursive)
 
 
 def voc_class_names(root: Path | str, validation_fraction: float = VALIDATION_FRACTION, seed: int = SPLIT_SEED) -> list[str]:
@@ -180,7 +196,7 @@ def voc_class_names(root: Path | str, validation_fraction: float = VALIDATION_FR
     """
     splits = read_voc_splits(root, validation_fraction, seed)
     files = splits.files["train"] if splits.listed else [path for paths in splits.files.values() for path in paths]
-    names = sorted({name for path in files for name, _, _ in parse_voc_xml(path, splits.images).objects})
+    names = sorted({name for path in files for name, _, _ in parse_voc_xml(path, splits.images, splits.annotations).objects})
     if not names:
         raise DataError(f"The VOC folder {str(splits.root)!r} has no object in its training XML files.")
     return names
@@ -228,7 +244,7 @@ class VocDataset(BoxDataset):
             if not path.is_file():
                 problems.report(f"The VOC file {str(path)!r} (listed in the {split!r} split) does not exist.")
                 continue
-            annotation = problems.guard(parse_voc_xml, path, splits.images)
+            annotation = problems.guard(parse_voc_xml, path, splits.images, splits.annotations)
             if annotation is None:
                 continue
             record = BoxImage(annotation.image, annotation.width, annotation.height, source=repr(str(path)))
