@@ -245,3 +245,15 @@ def test_config_dir_adds_the_users_configs_to_the_packaged_ones(capsys: pytest.C
 def test_loss_weights_are_set_without_plus(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "loss_weights={head/loss_ce: 0.5}", "--show-config"]) == 0
     assert "head/loss_ce: 0.5" in capsys.readouterr().out
+
+
+def test_an_error_raised_in_a_loader_process_is_its_message_alone() -> None:
+    from torchbricks.__main__ import _user_message
+    from torchbricks.errors import DataError
+
+    wrapped = DataError(
+        "Caught DataError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+        '  File "x.py", line 1, in f\n    raise DataError(\ntorchbricks.errors.DataError: Mask \'m.png\' is a colour mask.\n'
+    )
+    assert _user_message(wrapped) == "Mask 'm.png' is a colour mask."
+    assert _user_message(DataError("Caught a cold")) == "Caught a cold"

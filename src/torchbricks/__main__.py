@@ -59,8 +59,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(_command_module(arguments.command.replace("-", "_")).run(arguments))
     except BrickError as error:
-        print(f"torchbricks: error: {error}", file=sys.stderr)
+        print(f"torchbricks: error: {_user_message(error)}", file=sys.stderr)
         return 2
+
+
+def _user_message(error: BrickError) -> str:
+    """The error's message; for one raised in a DataLoader worker process, which torch raises again in the main
+    process with the worker's traceback in front of the message, the message alone."""
+    message = str(error)
+    marker = f"{type(error).__module__}.{type(error).__name__}: "
+    if message.startswith("Caught ") and "\nOriginal Traceback" in message and marker in message:
+        return message.rsplit(marker, 1)[1].strip()
+    return message
 
 
 if __name__ == "__main__":

@@ -16,8 +16,10 @@ from torchbricks.datasets.readers import (
     ImageFolderDataset,
     SegmentationFolderDataset,
     image_folder_class_names,
+    read_mask,
     segmentation_class_names,
 )
+from torchbricks.lightning.image_datamodules import SegmentationFolderDataModule
 
 
 def _image(path: Path, size: tuple[int, int] = (20, 10), value: int = 0) -> Path:
@@ -198,3 +200,36 @@ def test_a_mask_with_an_upper_case_png_suffix_is_its_images_mask(tmp_path: Path)
     (sample,) = SegmentationFolderDataset(tmp_path / "train", num_classes=2)
 
     assert sample["targets"].unique().tolist() == [1]
+
+
+def _colour_masks(root: Path, colours: list[tuple[int, int, int]]) -> Path:
+    """Images with RGB masks painted in `colours` (as CVAT's "Segmentation mask" export saves classes)."""
+    for index, colour in enumerate(colours):
+        _image(root / "train" / "images" / f"{index}.png")
+        pixels = np.zeros((10, 20, 3), dtype=np.uint8)
+        pixels[2:6, 3:9] = colour
+        (root / "train" / "masks").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(root / "train" / "masks" / f"{index}.png")
+    return root
+
+
+def test_a_colour_mask_is_an_error_naming_it_and_a_colour_not_grey_levels(tmp_path: Path) -> None:
+    root = _colour_masks(tmp_path, [(250, 50, 83), (51, 221, 255)])
+
+    with pytest.raises(DataError, match=r"Mask '.*0\.png' is a colour mask: .* colours such as \(250, 50, 83\)"):
+        segmentation_class_names(root)  # not 251 classes from the largest channel value
+    (root / "classes.txt").write_text("background\ncar\nroad\n")
+    with pytest.raises(DataError, match=r"is a colour mask.*labelmap\.txt"):
+        SegmentationFolderDataset(root / "train", num_classes=3)[0]  # not classes 114 and 174 (grey levels)
+    with pytest.raises(DataError, match=r"is a colour mask"):
+        SegmentationFolderDataModule(root, image_size=32)  # before the job starts
+
+
+def test_grey_rgb_and_16_bit_masks_keep_their_class_indices(tmp_path: Path) -> None:
+    root = _colour_masks(tmp_path, [(2, 2, 2)])  # grey saved as RGB: the channels agree
+    assert segmentation_class_names(root) == ["background", "class_1", "class_2"]
+    assert SegmentationFolderDataset(root / "train", num_classes=3)[0]["targets"].unique().tolist() == [0, 2]
+    values = np.zeros((10, 20), dtype=np.uint16)
+    values[0, :3] = [1, 300, 255]  # more than 255 classes, as predict writes them (16 bits)
+    Image.fromarray(values).save(tmp_path / "sixteen.png")
+    assert read_mask(tmp_path / "sixteen.png")[0, :4].tolist() == [1, 300, 255, 0]

@@ -329,7 +329,9 @@ def _check_segmentation_folder(checker: _Checker, root: Path, layout: str, split
             checker.problems.report(decoded.replace("Image ", "Mask ", 1))
         if size is None or isinstance(decoded, str):
             continue
-        mask = read_mask(mask_path, binary)
+        mask = checker.problems.guard(read_mask, mask_path, binary)
+        if mask is None:
+            continue
         problem = mask_value_problem(mask, len(names), mask_path)
         if problem is not None:
             checker.problems.report(problem)

@@ -183,8 +183,7 @@ class ImageFolderDataset(Dataset[dict[str, Any]]):
 def _scanned_class_count(masks_folder: str) -> int:
     largest = 0
     for path in visible_files(Path(masks_folder), (".png",)):
-        with Image.open(path) as mask:
-            values = np.unique(np.asarray(mask))
+        values = np.unique(read_mask(path))
         values = values[values != IGNORE_INDEX]
         largest = max(largest, int(values.max(initial=0)))
     return largest + 1
@@ -368,11 +367,30 @@ def _other_mask_hint(mask: Path) -> str:
 
 
 def read_mask(path: Path, foreground_255: bool = False) -> np.ndarray:
-    """A class mask file as int64 [H, W] (palette images keep their indices, others are read as grey levels); with
-    `foreground_255` (binary 0/255 masks, `masks_are_binary_255`), 255 is class 1."""
+    """A class mask file as int64 [H, W]: palette images keep their indices, grey levels (8 or 16 bits) are the
+    indices, an RGB(A) mask whose three channels agree is read by its first; with `foreground_255` (binary 0/255
+    masks, `masks_are_binary_255`), 255 is class 1.
+
+    Raises:
+        DataError: A colour mask (the channels differ: colours, as CVAT's "Segmentation mask" export and colour-coded
+            data sets save classes), which grey levels would turn into other classes without a word.
+    """
     with Image.open(path) as mask_file:
-        values = mask_file.convert("L") if mask_file.mode not in ("L", "P") else mask_file
-        mask = np.asarray(upright(values, exif_orientation(mask_file))).astype(np.int64)  # upright, as its image
+        upright_mask = upright(mask_file, exif_orientation(mask_file))  # upright, as its image
+        if mask_file.mode in ("L", "P", "I", "I;16", "I;16B", "I;16L"):
+            mask = np.asarray(upright_mask).astype(np.int64)
+        else:
+            channels = np.asarray(upright_mask.convert("RGB"))
+            differ = (channels[..., 0] != channels[..., 1]) | (channels[..., 0] != channels[..., 2])
+            if differ.any():
+                colour = tuple(int(value) for value in channels[differ][0])
+                raise DataError(
+                    f"Mask {str(path)!r} is a colour mask: its pixels have colours such as {colour}, not class indices. "
+                    "A mask holds the class index of each pixel (0 the background, 255 ignored) in one channel, as a "
+                    "grey-level or palette PNG; convert the colours to indices (CVAT's 'Segmentation mask' export "
+                    "lists its colours in labelmap.txt)."
+                )
+            mask = channels[..., 0].astype(np.int64)
     if foreground_255:
         mask[mask == IGNORE_INDEX] = 1
     return mask

@@ -32,7 +32,9 @@ from torchbricks.datasets.readers import (
     binary_masks_notice,
     image_folder_class_names,
     masks_are_binary_255,
+    read_mask,
     segmentation_class_names,
+    visible_files,
 )
 from torchbricks.datasets.tiled import TiledDataset
 from torchbricks.datasets.transforms import collate_padded, create_transform, image_size_pair
@@ -373,6 +375,9 @@ class SegmentationFolderDataModule(FileDataModule):
         self.split_seed = split_seed
         self.class_names = segmentation_class_names(self.root)
         masks = training_folder(self.root, "segmentation_folder") / "masks"
+        first = visible_files(masks, (".png",))[:1]
+        if first:
+            read_mask(first[0])  # a colour mask (or a file that is no mask) stops the job before it starts
         self.foreground_255 = masks_are_binary_255(masks, self.num_classes)
         if self.foreground_255 and launched_as_global_zero():
             print(binary_masks_notice(masks, self.class_names), flush=True)
