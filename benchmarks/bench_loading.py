@@ -89,7 +89,13 @@ def time_variants(root: Path, epochs: int) -> tuple[tuple[int, int], dict[str, l
     size: tuple[int, int] = (0, 0)
     for name, megabytes in (("cache", 1024.0), ("no cache", 0.0)):
         data = ImageFolderDataModule(
-            root, image_size=None, batch_size=16, num_workers=1, augmentations=_augmentations(), image_scale=1.5, cache_megabytes=megabytes
+            root,
+            image_size=None,
+            batch_size=16,
+            num_workers=1,
+            augmentations=_augmentations(),
+            image_scale=1.5,
+            cache_megabytes=megabytes,
         )
         size = data.image_size
         data.setup("fit")
@@ -132,8 +138,12 @@ def main() -> None:
     arguments = parser.parse_args()
     root = write_photos(arguments.scratch / "photos", arguments.images)
     size, results = time_variants(root, arguments.epochs)
-    print(f"{arguments.images} photographs of {PHOTO_SIZE[0]} x {PHOTO_SIZE[1]} read at {size[1]} x {size[0]}, one loader process\n")
-    print("| variant | " + " | ".join(f"epoch {index + 1} (s)" for index in range(arguments.epochs)) + " | later epochs / plain |")
+    print(
+        f"{arguments.images} photographs of {PHOTO_SIZE[0]} x {PHOTO_SIZE[1]} read at {size[1]} x {size[0]}, one loader process\n"
+    )
+    print(
+        "| variant | " + " | ".join(f"epoch {index + 1} (s)" for index in range(arguments.epochs)) + " | later epochs / plain |"
+    )
     print("| --- | " + " | ".join("---:" for _ in range(arguments.epochs)) + " | ---: |")
     plain_later = float(np.mean(results["plain"][1:] or results["plain"]))
     for name, seconds in results.items():
@@ -142,7 +152,8 @@ def main() -> None:
     if arguments.train_minutes:
         print()
         for name, found in train_epochs(root, arguments.scratch, arguments.train_minutes).items():
-            print(f"torchbricks train, {arguments.train_minutes:g} min, {name}: {found['epochs']} epochs, test accuracy {found['test_accuracy']}")
+            run = f"torchbricks train, {arguments.train_minutes:g} min, {name}"
+            print(f"{run}: {found['epochs']} epochs, test accuracy {found['test_accuracy']}")
 
 
 if __name__ == "__main__":

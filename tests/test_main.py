@@ -253,7 +253,7 @@ def test_an_error_raised_in_a_loader_process_is_its_message_alone() -> None:
 
     wrapped = DataError(
         "Caught DataError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
-        '  File "x.py", line 1, in f\n    raise DataError(\ntorchbricks.errors.DataError: Mask \'m.png\' is a colour mask.\n'
+        "  File \"x.py\", line 1, in f\n    raise DataError(\ntorchbricks.errors.DataError: Mask 'm.png' is a colour mask.\n"
     )
     assert _user_message(wrapped) == "Mask 'm.png' is a colour mask."
     assert _user_message(DataError("Caught a cold")) == "Caught a cold"

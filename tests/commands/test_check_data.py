@@ -119,6 +119,40 @@ def test_coco_and_voc_problems_are_all_listed(shapes: Path, tmp_path: Path) -> N
     assert "val_00002.png' of the VOC file" in voc_problems[2]
 
 
+def test_every_bad_voc_file_of_a_pool_is_listed_at_once(shapes: Path, tmp_path: Path) -> None:
+    voc = coco_to_voc(shapes / "detection", tmp_path / "flat", flat=True)  # labelImg: classes from every XML file
+    xml = sorted(voc.glob("*.xml"))
+    xml[0].write_text("<annotation>")  # does not parse
+    (voc / f"{xml[1].stem}.png").unlink()  # its image is missing
+    (voc / f"{xml[2].stem}.png").rename(voc / f"{xml[2].stem}.heic.bak")
+
+    problems = check_data(voc).problems
+
+    assert any(f"{xml[0].name}' cannot be read as XML" in problem for problem in problems), problems
+    assert any(f"{xml[1].stem}.png' of the VOC file" in problem for problem in problems), problems
+    assert any(f"{xml[2].stem}.png' of the VOC file" in problem for problem in problems), problems
+    assert len(problems) == len(set(problems)) == 3  # each once, though the class names read them too
+
+
+def test_box_layouts_note_a_drawn_validation_split_names_alike_and_files_not_read(shapes: Path, tmp_path: Path) -> None:
+    voc = coco_to_voc(shapes / "detection", tmp_path / "flat", flat=True)
+    first = sorted(voc.glob("*.xml"))[0]
+    first.write_text(first.read_text().replace("<name>circle</name>", "<name>Circle</name>"))
+    (voc / "IMG_0001.HEIC").write_bytes(b"not read")
+    yolo = coco_to_yolo(shapes / "detection", tmp_path / "yolo")
+    (yolo / "images" / "train" / "scan.gif").write_bytes(b"GIF89a")
+    listed = _copy(shapes, "voc", tmp_path)
+
+    voc_notes, yolo_notes, listed_notes = (check_data(root).notes for root in (voc, yolo, listed))
+
+    assert any("Classes 'Circle' and 'circle' differ only in case" in note for note in voc_notes), voc_notes
+    assert any("has no validation split of its own: data.validation_fraction" in note for note in voc_notes)
+    assert any("IMG_0001.HEIC" in note and ".heic (1)" in note for note in voc_notes), voc_notes
+    assert any("scan.gif" in note and ".gif (1)" in note for note in yolo_notes), yolo_notes
+    assert not any("validation split" in note for note in yolo_notes + listed_notes)  # their own val splits
+    assert not any("differ only in case" in note for note in yolo_notes + listed_notes)
+
+
 def test_segmentation_and_classification_problems_are_all_listed(shapes: Path, tmp_path: Path) -> None:
     root = _copy(shapes, "segmentation", tmp_path)
     masks = sorted((root / "train" / "masks").glob("*.png"))

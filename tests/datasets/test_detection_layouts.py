@@ -193,7 +193,8 @@ def test_a_voc_training_list_alone_draws_the_validation_split_from_it(coco: Path
 
     splits = read_voc_splits(root)
 
-    assert not splits.listed and not has_validation_split(root, "voc")
+    assert not splits.listed
+    assert not has_validation_split(root, "voc")
     assert (len(splits.files["train"]), len(splits.files["validation"])) == (5, 1)  # 20 % of the 6 listed
     assert sorted(path.stem for path in splits.files["train"] + splits.files["validation"]) == sorted(listed)
     assert len(VocDataset(root, "validation")) == 1
@@ -340,7 +341,8 @@ def test_yolo_data_kept_under_a_folder_named_images_keeps_its_label_files(coco: 
         assert detection_class_names(root) == list(SHAPE_CLASSES)
     train = read_detection_split(inside, "yolo", "train")
     got, want = (_by_image(dataset, key="file") for dataset in (train, read_detection_split(outside, "yolo", "train")))
-    assert sorted(got) == sorted(want) and sum(len(record.objects) for record in train.records) > 0
+    assert sorted(got) == sorted(want)
+    assert sum(len(record.objects) for record in train.records) > 0
     for name, (size, labels, boxes) in want.items():
         assert got[name][:2] == (size, labels)
         np.testing.assert_array_equal(got[name][2], boxes)
@@ -355,7 +357,8 @@ def test_a_yolo_pose_line_is_read_as_its_box_and_a_short_one_is_named(tmp_path: 
 
     (record,) = YoloDataset(root, "train").records
     assert record.objects[0].box == pytest.approx((6.0, 1.0, 14.0, 9.0))  # the box of cx cy w h, not the points'
-    assert record.objects[0].label == 1 and record.objects[0].segmentation is None
+    assert record.objects[0].label == 1
+    assert record.objects[0].segmentation is None
     (root / "labels" / "train" / "a.txt").write_text("1 0.5 0.5 0.4 0.8 0.3 0.3\n")
     with pytest.raises(DataError, match=r"a\.txt' line 1: .* has 7 numbers; with the kpt_shape of data.yaml .*\(13 in all\)"):
         YoloDataset(root, "train")

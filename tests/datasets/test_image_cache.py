@@ -39,8 +39,8 @@ def _augmentations() -> list[Any]:
 
 def _same(first: dict[str, torch.Tensor], second: dict[str, torch.Tensor]) -> None:
     assert first.keys() == second.keys()
-    for name in first:
-        assert torch.equal(first[name], second[name]), name
+    for name, value in first.items():
+        assert torch.equal(value, second[name]), name
 
 
 def _sample(dataset: Any, index: int, seed: int) -> dict[str, torch.Tensor]:
@@ -65,7 +65,8 @@ def test_image_folder_samples_are_the_same_with_the_cache_pixel_for_pixel(tmp_pa
     for epoch in range(2):  # the first epoch decodes, the second reads what was kept
         for index in range(len(plain)):
             _same(_sample(plain, index, seed=epoch), _sample(cached, index, seed=epoch))
-    assert cached.image_cache is not None and cached.image_cache.cached_images == len(plain)
+    assert cached.image_cache is not None
+    assert cached.image_cache.cached_images == len(plain)
 
 
 def test_segmentation_samples_are_the_same_with_the_cache_masks_included(tmp_path: Path) -> None:
@@ -82,7 +83,8 @@ def test_segmentation_samples_are_the_same_with_the_cache_masks_included(tmp_pat
         for index in range(2):
             plain, cached = (_sample(dataset, index, seed=epoch) for dataset in datasets)
             _same(plain, cached)
-            assert cached["targets"].dtype == torch.int64 and int(cached["targets"].max()) == 255
+            assert cached["targets"].dtype == torch.int64
+            assert int(cached["targets"].max()) == 255
 
 
 def _coco_folder(root: Path) -> Path:
@@ -92,8 +94,15 @@ def _coco_folder(root: Path) -> Path:
         images.append({"id": index + 1, "file_name": f"images/{index}.png", "width": size[0], "height": size[1]})
         polygon = [4.0, 5.0, 25.0, 5.0, 25.0, 30.0, 4.0, 30.0]
         annotations.append(
-            {"id": index + 1, "image_id": index + 1, "category_id": 1, "bbox": [4.0, 5.0, 21.0, 25.0], "segmentation": [polygon],
-             "area": 525.0, "iscrowd": 0}
+            {
+                "id": index + 1,
+                "image_id": index + 1,
+                "category_id": 1,
+                "bbox": [4.0, 5.0, 21.0, 25.0],
+                "segmentation": [polygon],
+                "area": 525.0,
+                "iscrowd": 0,
+            }
         )
     document = {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "box"}]}
     (root / "train.json").write_text(json.dumps(document))
@@ -148,7 +157,7 @@ def test_each_loader_process_keeps_its_share(tmp_path: Path, monkeypatch: pytest
     class Worker:
         num_workers = 2
 
-    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: Worker())
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", Worker)
     cache = ResizedImageCache(SIZE, megabytes=4 * one_image / 2**20)  # four images in all: two per process
     for path in paths:
         cache.image(path)
@@ -170,7 +179,8 @@ def test_loader_processes_start_with_an_empty_cache(tmp_path: Path) -> None:
         _photo(tmp_path / "cat" / f"{index}.png", seed=index)
     dataset = _folder_dataset(tmp_path, ResizedImageCache(SIZE, megabytes=1), [])
     dataset[0]
-    assert dataset.image_cache is not None and dataset.image_cache.cached_images == 1
+    assert dataset.image_cache is not None
+    assert dataset.image_cache.cached_images == 1
 
     loader = DataLoader(dataset, batch_size=2, num_workers=1, multiprocessing_context="spawn")
     batches = [batch["raw"] for batch in loader]
@@ -199,8 +209,11 @@ def test_the_data_modules_keep_the_training_and_validation_images_only(tmp_path:
     data.setup("test")
 
     caches = {split: dataset.image_cache for split, dataset in data.datasets.items()}
-    assert caches["train"] is not None and caches["validation"] is not None and caches["test"] is None
-    assert caches["train"] is not caches["validation"] and caches["train"].size == SIZE
+    assert caches["train"] is not None
+    assert caches["validation"] is not None
+    assert caches["test"] is None
+    assert caches["train"] is not caches["validation"]
+    assert caches["train"].size == SIZE
     assert all(dataset.image_cache is None for dataset in data.all_dataloader().dataset.datasets)
 
 
@@ -220,5 +233,5 @@ def test_tiles_are_not_cached(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("module", [ImageFolderDataModule, SegmentationFolderDataModule])
 def test_the_data_modules_refuse_a_bad_budget_before_reading(tmp_path: Path, module: Any) -> None:
-    with pytest.raises(ConfigError, match="data.cache_megabytes"):
+    with pytest.raises(ConfigError, match=r"data\.cache_megabytes"):
         module(_folders(tmp_path), image_size=32, cache_megabytes=-5)

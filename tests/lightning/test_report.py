@@ -347,7 +347,8 @@ def test_ignored_objects_come_from_the_labels_below_minus_one_of_the_collected_t
 
     (found,) = collect_predictions(collection, [batch])
 
-    assert isinstance(found, BoxHeadPredictions) and found.ignored is not None
+    assert isinstance(found, BoxHeadPredictions)
+    assert found.ignored is not None
     assert [boxes.labels.tolist() for boxes in found.ignored] == [[1], [0], []]
     np.testing.assert_allclose(found.ignored[0].boxes, (TRUE_BOXES[0][1:2] / 4).numpy())
     assert [boxes.labels.tolist() for boxes in found.truth] == [[0], [], [1, 0]]

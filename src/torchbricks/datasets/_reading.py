@@ -81,14 +81,16 @@ class DataProblems:
         self.messages: list[str] = []
 
     def report(self, message: str) -> None:
-        """Raises `DataError(message)`, or records it when collecting.
+        """Raises `DataError(message)`, or records it when collecting (once: a file read by two readers, the class
+        names' and its split's, is one problem).
 
         Raises:
             DataError: Not collecting.
         """
         if not self.collect:
             raise DataError(message)
-        self.messages.append(message)
+        if message not in self.messages:
+            self.messages.append(message)
 
     def guard(self, read: Callable[..., _T], *arguments: Any) -> _T | None:
         """`read(*arguments)`, or None after reporting the `DataError` it raised."""

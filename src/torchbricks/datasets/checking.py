@@ -28,6 +28,7 @@ from torchbricks.datasets.detection_layouts import (
     detection_class_names,
     find_detection_layouts,
     has_test_split,
+    has_validation_split,
     read_detection_split,
 )
 from torchbricks.datasets.folder_splits import FOLDER_LAYOUTS, SPLIT_FOLDERS, FolderSplit, folder_splits, is_pool, training_folder
@@ -45,6 +46,7 @@ from torchbricks.datasets.readers import (
     read_mask,
     segmentation_class_names,
 )
+from torchbricks.datasets.voc import voc_class_names
 from torchbricks.datasets.yolo import read_yolo_layout
 from torchbricks.errors import ConfigError, did_you_mean
 
@@ -227,9 +229,17 @@ def check_data(root: Path | str, task: str | None = None, layout: str = "auto") 
     task, layout = _task_of(root, task, layout)
     report = DataReport(root, task, layout)
     checker = _Checker(report)
-    names = checker.problems.guard(_class_names, root, layout)
+    names = checker.problems.guard(_class_names, root, layout, checker.problems)
     if names is not None:
         report.class_names = list(names)
+        alike = _names_alike(report.class_names)
+        if alike is not None:
+            report.notes.append(alike)
+        if layout in DETECTION_LAYOUTS and checker.problems.guard(has_validation_split, root, layout) is False:
+            report.notes.append(
+                f"{str(root)!r} has no validation split of its own: data.validation_fraction of its training images are "
+                "drawn at random for validation (fixed by data.split_seed)."
+            )
         if layout == "yolo":
             sources = [source for sources in read_yolo_layout(root).splits.values() for source in sources if source.exists()]
             outside = sorted({str(source) for source in sources if not source.resolve().is_relative_to(root.resolve())})
@@ -274,10 +284,34 @@ def check_data(root: Path | str, task: str | None = None, layout: str = "auto") 
     return report
 
 
+LABEL_SUFFIXES = (".txt", ".xml", ".json", ".yaml", ".yml", ".names", ".data", ".cache")
+"""Files the box layouts keep beside their images (labels, lists, settings, Ultralytics' label caches): not images,
+but not left out either."""
+
+
 def _files_not_read(root: Path, layout: str) -> list[Path]:
-    """The visible files of a folder layout's image folders (class folders, `images/`) that are no image the readers
-    list; box layouts hold their labels beside their images, so they are not searched."""
-    if layout not in FOLDER_LAYOUTS or not root.is_dir():
+    """The visible files of a layout's image folders (class folders, `images/`; YOLO's split folders, VOC's
+    `JPEGImages` or its folder of images and XML files) that are no image the readers list, nor a label file beside
+    one; none for COCO, whose files list their images."""
+    if not root.is_dir():
+        return []
+    if layout in ("yolo", "voc"):
+        if layout == "yolo":
+            sources = DataProblems(collect=True).guard(read_yolo_layout, root)
+            folders = [path for paths in (sources.splits.values() if sources else []) for path in paths if path.is_dir()]
+        else:
+            folders = [root / "JPEGImages" if (root / "JPEGImages").is_dir() else root]
+        return sorted(
+            {
+                path
+                for folder in folders
+                for path in folder.rglob("*")
+                if path.is_file()
+                and not any(is_hidden(part) for part in path.relative_to(folder).parts)
+                and path.suffix.lower() not in (*IMAGE_EXTENSIONS, *LABEL_SUFFIXES)
+            }
+        )
+    if layout not in FOLDER_LAYOUTS:
         return []
     if layout == "image_folder":
         splits = [root, *(root / name for name in SPLIT_FOLDERS)]
@@ -295,12 +329,29 @@ def _files_not_read(root: Path, layout: str) -> list[Path]:
     )
 
 
-def _class_names(root: Path, layout: str) -> list[str]:
+def _class_names(root: Path, layout: str, problems: DataProblems) -> list[str]:
     if layout == "image_folder":
         return image_folder_class_names(training_folder(root, layout))
     if layout == "segmentation_folder":
         return segmentation_class_names(root)
+    if layout == "voc":  # names from the XML files that parse; each one that does not is a problem of its own
+        return voc_class_names(root, problems=problems)
     return detection_class_names(root, layout)
+
+
+def _names_alike(names: list[str]) -> str | None:
+    """A note on class names equal but for their case (`Cat` and `cat`: one class written two ways?), or None."""
+    by_folded: dict[str, list[str]] = {}
+    for name in names:
+        by_folded.setdefault(name.strip().casefold(), []).append(name)
+    alike = [group for group in by_folded.values() if len(group) > 1]
+    if not alike:
+        return None
+    shown = "; ".join(" and ".join(repr(name) for name in group) for group in alike)
+    return (
+        f"Classes {shown} differ only in case: each is a class of its own. If they are one class written two ways, "
+        "write them alike in the labels."
+    )
 
 
 def _check_image_folder(checker: _Checker, root: Path, layout: str, split: str, source: FolderSplit) -> None:

@@ -92,7 +92,7 @@ class ResizedImageCache:
         values = read(path)
         mask = functional.resize(tv_tensors.Mask(torch.from_numpy(values)), list(self.size))  # nearest, as v2.Resize
         plain = mask.as_subclass(torch.Tensor)
-        small = plain.to(torch.uint8) if plain.numel() and 0 <= int(plain.min()) and int(plain.max()) <= 255 else plain
+        small = plain.to(torch.uint8) if plain.numel() and int(plain.min()) >= 0 and int(plain.max()) <= 255 else plain
         self._keep(("mask", str(path)), small, (values.shape[1], values.shape[0]))
         return tv_tensors.Mask(plain.long())
 

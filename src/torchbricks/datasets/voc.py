@@ -188,15 +188,29 @@ def _xml_in(folder: Path, recursive: bool = False) -> list[Path]:
     return visible_files(folder, (".xml",), recursive=recursive)
 
 
-def voc_class_names(root: Path | str, validation_fraction: float = VALIDATION_FRACTION, seed: int = SPLIT_SEED) -> list[str]:
+def voc_class_names(
+    root: Path | str,
+    validation_fraction: float = VALIDATION_FRACTION,
+    seed: int = SPLIT_SEED,
+    problems: DataProblems | None = None,
+) -> list[str]:
     """The object names of the train split, sorted (of every XML file when the split is made here).
+
+    Args:
+        root: The data folder.
+        validation_fraction: See `read_voc_splits`.
+        seed: See `read_voc_splits`.
+        problems: Where a file that does not parse goes (the names are then those of the other files); the first
+            raises when None.
 
     Raises:
         DataError: See `read_voc_splits` and `parse_voc_xml`, or no object at all.
     """
+    problems = problems if problems is not None else DataProblems()
     splits = read_voc_splits(root, validation_fraction, seed)
     files = splits.files["train"] if splits.listed else [path for paths in splits.files.values() for path in paths]
-    names = sorted({name for path in files for name, _, _ in parse_voc_xml(path, splits.images, splits.annotations).objects})
+    parsed = [problems.guard(parse_voc_xml, path, splits.images, splits.annotations) for path in files if path.is_file()]
+    names = sorted({name for annotation in parsed if annotation is not None for name, _, _ in annotation.objects})
     if not names:
         raise DataError(f"The VOC folder {str(splits.root)!r} has no object in its training XML files.")
     return names

@@ -23,8 +23,9 @@ An image's label file is its path with the last `images` folder below the data f
 extension by `.txt` (beside the image when no folder below the data folder is `images`). An image without a label
 file has no objects. A line with more than five numbers is a polygon (Ultralytics' segmentation labels,
 `class x1 y1 x2 y2 ...`): its box is the polygon's extent; in a pose data set (`kpt_shape: [K, D]` in `data.yaml`)
-it is the box followed by K keypoints of D numbers, which are not read. Bad data is a `DataError` naming the file and line: a malformed line, a class index out of range,
-coordinates outside [0, 1] (by more than `BOX_TOLERANCE` pixels), an empty box, two images sharing a label file.
+it is the box followed by K keypoints of D numbers, which are not read. Bad data is a `DataError` naming the file
+and line: a malformed line, a class index out of range, coordinates outside [0, 1] (by more than `BOX_TOLERANCE`
+pixels), an empty box, two images sharing a label file.
 """
 
 from __future__ import annotations
@@ -202,7 +203,8 @@ def _keypoint_fields(path: Path) -> int:
     shape = _yaml_document(path).get("kpt_shape")
     if shape is None:
         return 0
-    if not (isinstance(shape, list) and len(shape) == 2 and all(isinstance(n, int) and n > 0 for n in shape) and shape[1] in (2, 3)):
+    valid = isinstance(shape, list) and len(shape) == 2 and all(isinstance(n, int) and n > 0 for n in shape)
+    if not valid or shape[1] not in (2, 3):
         raise DataError(f"The YOLO file {str(path)!r} has kpt_shape {shape!r}; expected [keypoints, 2 or 3], e.g. [17, 3].")
     return shape[0] * shape[1]
 
@@ -358,19 +360,29 @@ def _read_label_file(
     return objects
 
 
+def _field_count_problem(count: int, keypoint_fields: int) -> str | None:
+    """What is wrong with a label line of `count` numbers, or None: a box has 5, a polygon an odd number from 7, a
+    pose line (`keypoint_fields` > 0) 5 and its keypoints'."""
+    if keypoint_fields:
+        if count == 5 + keypoint_fields:
+            return None
+        return (
+            f"has {count} numbers; with the kpt_shape of data.yaml a pose line is 'class cx cy w h' and "
+            f"{keypoint_fields} keypoint numbers ({5 + keypoint_fields} in all)."
+        )
+    if count == 5 or (count >= 7 and count % 2 == 1):
+        return None
+    return "is not 'class cx cy w h' (or 'class x1 y1 x2 y2 x3 y3 ...' for a polygon)."
+
+
 def _parse_line(line: str, image: BoxImage, num_classes: int, keypoint_fields: int = 0) -> BoxObject | str:
     """The object of one label line, or what is wrong with it; with `keypoint_fields`, a pose line (the box, then
     that many keypoint numbers, which are not read)."""
     fields = line.split()
-    if keypoint_fields:
-        if len(fields) != 5 + keypoint_fields:
-            return (
-                f"{line.strip()!r} has {len(fields)} numbers; with the kpt_shape of data.yaml a pose line is 'class cx "
-                f"cy w h' and {keypoint_fields} keypoint numbers ({5 + keypoint_fields} in all)."
-            )
-        fields = fields[:5]
-    if len(fields) != 5 and (len(fields) < 7 or len(fields) % 2 == 0):
-        return f"{line.strip()!r} is not 'class cx cy w h' (or 'class x1 y1 x2 y2 x3 y3 ...' for a polygon)."
+    problem = _field_count_problem(len(fields), keypoint_fields)
+    if problem is not None:
+        return f"{line.strip()!r} {problem}"
+    fields = fields[:5] if keypoint_fields else fields
     try:
         number = float(fields[0])  # "1.0" as converters that write every column as a float give it
         values = [float(value) for value in fields[1:]]
