@@ -661,6 +661,26 @@ def test_predict_with_onnx_gives_the_bricks_results(trained_experiment: Any, sha
         assert float(by_onnx[name]["score"]) == pytest.approx(float(row["score"]), abs=1e-4)
 
 
+def test_predict_with_the_onnx_file_of_another_experiment_names_its_own_classes_and_warns(
+    trained_experiment: Any, shapes_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    classifier, segmenter = trained_experiment("classification"), trained_experiment("segmentation")
+    assert main(["export", str(classifier), "--out", str(tmp_path / "deploy.onnx")]) == 0
+    images = shapes_root / "classification" / "val"
+    capsys.readouterr()
+
+    assert (
+        main(["predict", str(segmenter), str(images), "--out", str(tmp_path / "out"), "--onnx", str(tmp_path / "deploy.onnx")])
+        == 0
+    )
+
+    rows = list(csv.DictReader((tmp_path / "out" / "predictions.csv").open()))
+    assert rows
+    assert {row["class"] for row in rows} <= set(json.loads((classifier / "experiment.json").read_text())["class_names"])
+    warning = capsys.readouterr().err
+    assert f"was exported from {str(classifier.resolve())!r}, not from {str(segmenter)!r}; its own classes name" in warning
+
+
 def test_predict_with_onnx_without_an_exported_file_says_how_to_export(
     trained_experiment: Any, shapes_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -139,3 +139,26 @@ def test_pictures_keep_the_image_size_and_folders_and_none_writes_none(tmp_path:
 def test_an_unknown_picture_format_is_refused_naming_the_formats(tmp_path: Path) -> None:
     with pytest.raises(BrickError, match=r"pictures must be one of \['jpg', 'png', None\], got 'gif'"):
         PredictionWriter(tmp_path, {"head": "classification"}, pictures="gif")
+
+
+def test_heads_trained_on_data_sets_of_their_own_are_named_by_their_own_classes_and_ids(tmp_path: Path) -> None:
+    heads = {"detection": "detection", "shape/head": "classification"}  # a source `shape` names the head `shape/...`
+    names = {"detection": ["car", "bus"], "shape": ["circle", "square", "star"]}
+    writer = PredictionWriter(tmp_path, heads, names, category_ids={"detection": [3, 9]}, pictures="png")
+    result = {
+        "detection": {
+            "kind": "detection",
+            "boxes": np.array([[1.0, 1.0, 5.0, 5.0]], np.float32),
+            "scores": np.array([0.9], np.float32),
+            "labels": np.array([1]),
+        },
+        "shape/head": {"kind": "classification", "probabilities": np.array([0.1, 0.2, 0.7], np.float32)},
+    }
+    writer.add("a", "a.png", np.zeros((8, 8, 3), np.uint8), result)
+    writer.finish()
+
+    (row,) = csv.DictReader((tmp_path / "predictions.csv").open())
+    assert row["shape/head/class"] == "star"
+    assert row["shape/head/top5"] == "star:0.7000;square:0.2000;circle:0.1000"
+    (box,) = json.loads((tmp_path / "detection_predictions.json").read_text())
+    assert (box["category_id"], box["category_name"]) == (9, "bus")

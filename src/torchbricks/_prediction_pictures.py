@@ -14,7 +14,7 @@ background class clear), tuned for one picture per image written while the model
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw
 
 from torchbricks.bag_of_bricks.drawing import PALETTE, Color, color_for, load_font
 
-__all__ = ["BOX_FONT_SIZE", "DRAWN_MIN_SCORE", "MULTILABEL_THRESHOLD", "PALETTE_BYTES", "PictureDrawer", "label_tile"]
+__all__ = ["BOX_FONT_SIZE", "DRAWN_MIN_SCORE", "MULTILABEL_THRESHOLD", "PALETTE_BYTES", "PictureDrawer", "label_tile", "per_head"]
 
 DRAWN_MIN_SCORE = 0.3
 """Boxes scoring below it are left out of the drawn pictures (not out of `predictions.json`), as in training's
@@ -58,16 +58,20 @@ class PictureDrawer:
 
     Args:
         heads: Head path -> kind.
-        class_names: Names of the classes (indices when None).
+        class_names: Names of the classes (indices when None), or head path -> its names (heads trained on data
+            sets of their own, `data.sources`).
     """
 
-    def __init__(self, heads: dict[str, str], class_names: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, heads: dict[str, str], class_names: Sequence[str] | Mapping[str, Sequence[str] | None] | None = None
+    ) -> None:
         self.heads = dict(heads)
-        self.class_names = list(class_names) if class_names else []
+        self.names_by_head = per_head(class_names, heads)
 
-    def name_of(self, index: int) -> str:
-        """The class name of an index, or the index itself when it has no name."""
-        return self.class_names[index] if 0 <= index < len(self.class_names) else str(index)
+    def name_of(self, index: int, head: str) -> str:
+        """The name of class `index` of `head`, or the index itself when it has no name."""
+        names = self.names_by_head.get(head) or []
+        return names[index] if 0 <= index < len(names) else str(index)
 
     def start(self, image: np.ndarray) -> Image.Image:
         """The picture to draw on: an RGB copy of the image (uint8 [H, W, 3])."""
@@ -82,7 +86,7 @@ class PictureDrawer:
         foreground = Image.fromarray(((mask != 0) * 255).astype(np.uint8), mode="L")
         return Image.composite(Image.blend(picture, colors, 0.5), picture, foreground)
 
-    def draw_boxes(self, picture: Image.Image, values: dict[str, Any]) -> None:
+    def draw_boxes(self, picture: Image.Image, values: dict[str, Any], head: str) -> None:
         """Draws the boxes scoring at least `DRAWN_MIN_SCORE`, each labelled `name score` above its top-left corner."""
         keep = values["scores"] >= DRAWN_MIN_SCORE
         if not keep.any():
@@ -95,7 +99,7 @@ class PictureDrawer:
                 continue
             color = color_for(label)
             draw.rectangle((x_min, y_min, x_max, y_max), outline=color, width=BOX_WIDTH)
-            tile = label_tile(f"{self.name_of(label)} {score:.2f}", color, BOX_FONT_SIZE)
+            tile = label_tile(f"{self.name_of(label, head)} {score:.2f}", color, BOX_FONT_SIZE)
             picture.paste(tile, (int(x_min), int(max(0.0, y_min - (tile.height - 1)))))
 
     def write_label(self, picture: Image.Image, text: str, line: int) -> None:
@@ -103,12 +107,26 @@ class PictureDrawer:
         font_size = max(10, min(32, picture.height // 16))
         picture.paste(label_tile(text or "-", PALETTE[0], font_size), (4, 4 + line * (font_size + 8)))
 
-    def classification_text(self, kind: str, probabilities: np.ndarray) -> str:
+    def classification_text(self, kind: str, probabilities: np.ndarray, head: str) -> str:
         """`name score` of the most probable class, or the present classes of a multilabel head."""
         if kind == "classification":
             best = int(np.argmax(probabilities))
-            return f"{self.name_of(best)} {probabilities[best]:.2f}"
-        return ", ".join(self.name_of(i) for i, value in enumerate(probabilities.tolist()) if value > MULTILABEL_THRESHOLD)
+            return f"{self.name_of(best, head)} {probabilities[best]:.2f}"
+        present = [i for i, value in enumerate(probabilities.tolist()) if value > MULTILABEL_THRESHOLD]
+        return ", ".join(self.name_of(i, head) for i in present)
+
+
+def per_head(values: Sequence[Any] | Mapping[str, Sequence[Any] | None] | None, heads: Mapping[str, str]) -> dict[str, list[Any]]:
+    """Head path -> its list: `values` for every head, or each head's entry of a mapping (by its path, else by its
+    first name: a source `detection` names the head `detection/...`); empty lists where there is none.
+
+    Example:
+        >>> per_head({"boxes": ["car"], "kind": ["cat", "dog"]}, {"boxes": "detection", "kind/head": "classification"})
+        {'boxes': ['car'], 'kind/head': ['cat', 'dog']}
+    """
+    if values is None or not isinstance(values, Mapping):
+        return {head: list(values or []) for head in heads}
+    return {head: list(values.get(head) or values.get(head.split("/", 1)[0]) or []) for head in heads}
 
 
 def _class_colors(mask: np.ndarray) -> np.ndarray:

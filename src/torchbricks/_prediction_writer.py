@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from torchbricks._predict_backend import ImageResult
-from torchbricks._prediction_pictures import MULTILABEL_THRESHOLD, PALETTE_BYTES, PictureDrawer
+from torchbricks._prediction_pictures import MULTILABEL_THRESHOLD, PALETTE_BYTES, PictureDrawer, per_head
 from torchbricks.errors import BrickError
 
 __all__ = ["PICTURE_FORMATS", "TOP_K", "PredictionWriter"]
@@ -52,8 +52,9 @@ class PredictionWriter:
     Args:
         folder: Where the files go.
         heads: Head path -> kind, as the backend's `heads`.
-        class_names: Names of the classes (indices when None).
-        category_ids: COCO category id of each class, when the training data was COCO.
+        class_names: Names of the classes (indices when None), or head path -> its names (heads trained on data
+            sets of their own, `data.sources`).
+        category_ids: COCO category id of each class, when the training data was COCO (or head path -> its ids).
         pictures: Format of the drawn pictures, `jpg` (fast to write) or `png`; None draws none.
         overlays: Also write each mask in colours as its own palette PNG (`overlays/`); off by default, since the
             drawn picture already shows the mask blended and every file costs as much as the model per image.
@@ -63,8 +64,8 @@ class PredictionWriter:
         self,
         folder: Path | str,
         heads: dict[str, str],
-        class_names: Sequence[str] | None = None,
-        category_ids: Sequence[int] | None = None,
+        class_names: Sequence[str] | Mapping[str, Sequence[str] | None] | None = None,
+        category_ids: Sequence[int] | Mapping[str, Sequence[int] | None] | None = None,
         pictures: str | None = "jpg",
         overlays: bool = False,
     ) -> None:
@@ -72,14 +73,13 @@ class PredictionWriter:
             raise BrickError(f"pictures must be one of {list(PICTURE_FORMATS)}, got {pictures!r}.")
         self.folder = Path(folder)
         self.heads = dict(heads)
-        self.class_names = list(class_names) if class_names else None
-        self.category_ids = list(category_ids) if category_ids else None
+        self.category_ids = per_head(category_ids, heads)
         self.pictures = pictures
         self.overlays = overlays
         self.detections: dict[str, list[dict[str, Any]]] = {head: [] for head, kind in heads.items() if kind == "detection"}
         self.rows: list[dict[str, str]] = []
         self.count = 0
-        self._drawer = PictureDrawer(self.heads, self.class_names)
+        self._drawer = PictureDrawer(self.heads, class_names)
         self._created: set[Path] = set()
 
     def _prefix(self, head: str) -> str:
@@ -88,8 +88,8 @@ class PredictionWriter:
     def _column(self, head: str, name: str) -> str:
         return name if len(self.heads) == 1 else f"{head}/{name}"
 
-    def _name_of(self, index: int) -> str:
-        return self._drawer.name_of(index)
+    def _name_of(self, index: int, head: str) -> str:
+        return self._drawer.name_of(index, head)
 
     def add(self, name: str, file_name: str, image: np.ndarray, result: ImageResult) -> None:
         """Records one image's rows and writes its files.
@@ -116,18 +116,20 @@ class PredictionWriter:
                 if kind == "classification":
                     order = np.argsort(-probabilities, kind="stable")
                     best = int(order[0])
-                    row[self._column(head, "class")] = self._name_of(best)
+                    row[self._column(head, "class")] = self._name_of(best, head)
                     row[self._column(head, "score")] = f"{probabilities[best]:.4f}"
                     row[self._column(head, "top5")] = ";".join(
-                        f"{self._name_of(int(index))}:{probabilities[index]:.4f}" for index in order[:TOP_K]
+                        f"{self._name_of(int(index), head)}:{probabilities[index]:.4f}" for index in order[:TOP_K]
                     )
                 else:
                     present = [
-                        self._name_of(index) for index, value in enumerate(probabilities.tolist()) if value > MULTILABEL_THRESHOLD
+                        self._name_of(index, head)
+                        for index, value in enumerate(probabilities.tolist())
+                        if value > MULTILABEL_THRESHOLD
                     ]
                     row[self._column(head, "present")] = ";".join(present)
                     row[self._column(head, "probabilities")] = ";".join(
-                        f"{self._name_of(index)}:{value:.4f}" for index, value in enumerate(probabilities.tolist())
+                        f"{self._name_of(index, head)}:{value:.4f}" for index, value in enumerate(probabilities.tolist())
                     )
         if len(row) > 1:
             self.rows.append(row)
@@ -157,9 +159,10 @@ class PredictionWriter:
             elif picture is None:
                 continue
             elif kind == "detection":
-                self._drawer.draw_boxes(picture, values)
+                self._drawer.draw_boxes(picture, values, head)
             else:
-                self._drawer.write_label(picture, self._drawer.classification_text(kind, values["probabilities"]), text_line)
+                text = self._drawer.classification_text(kind, values["probabilities"], head)
+                self._drawer.write_label(picture, text, text_line)
                 text_line += 1
         if picture is not None:
             _save(picture, self.folder / "drawn" / f"{name}.{self.pictures}", self._created)
@@ -167,13 +170,14 @@ class PredictionWriter:
     def _add_boxes(self, head: str, file_name: str, values: dict[str, Any]) -> None:
         for box, score, label in zip(values["boxes"].tolist(), values["scores"].tolist(), values["labels"].tolist(), strict=True):
             x_min, y_min, x_max, y_max = box
-            category = self.category_ids[label] if self.category_ids and 0 <= label < len(self.category_ids) else label
+            ids = self.category_ids[head]
+            category = ids[label] if 0 <= label < len(ids) else label
             self.detections[head].append(
                 {
                     "image_id": self.count,
                     "file_name": file_name,
                     "category_id": int(category),
-                    "category_name": self._name_of(int(label)),
+                    "category_name": self._name_of(int(label), head),
                     "bbox": [round(x_min, 3), round(y_min, 3), round(x_max - x_min, 3), round(y_max - y_min, 3)],
                     "score": round(score, 5),
                 }

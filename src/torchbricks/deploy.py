@@ -166,6 +166,12 @@ class OnnxPredictor:
         """The class names of each head (a segmentation head's start with its background class)."""
         return {head: entry.get("class_names") for head, entry in self.metadata["heads"].items()}
 
+    @property
+    def category_ids(self) -> dict[str, list[int] | None]:
+        """The COCO category id of each class of each head, when its training data was COCO (None otherwise)."""
+        shared = self.metadata.get("category_ids")
+        return {head: entry.get("category_ids") or shared for head, entry in self.metadata["heads"].items()}
+
     def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """Runs the file on uint8 images [B, 3, H, W] at the model's size; returns its outputs by name."""
         values = self.session.run(self.output_names, {INPUT_NAME: images})

@@ -192,7 +192,7 @@ def _class_counts(loaded: TrainedExperiment, heads: dict[str, str], example: tor
     counts = {}
     for head, kind in heads.items():
         if kind == "detection":
-            counts[head] = len(loaded.class_names or [])
+            counts[head] = len(loaded.head_class_names(head) or [])
         else:
             counts[head] = int(named[f"{head}/probabilities"].shape[1])
     return counts
@@ -274,7 +274,6 @@ def _metadata(
 ) -> dict[str, Any]:
     import torchbricks
 
-    head_class_names = loaded.description.get("head_class_names") or {}  # experiments on several sources
     metadata: dict[str, Any] = {
         "format": METADATA_FORMAT,
         "torchbricks_version": torchbricks.__version__,
@@ -294,8 +293,9 @@ def _metadata(
             head: {
                 "kind": kind,
                 "num_classes": class_counts[head],
-                "class_names": _head_class_names(head_class_names.get(head) or loaded.class_names, class_counts[head]),
+                "class_names": _head_class_names(loaded.head_class_names(head), class_counts[head]),
                 "outputs": [f"{head}/{name}" for name in DEPLOY_OUTPUTS[kind]],
+                **({"category_ids": ids} if kind == "detection" and (ids := loaded.head_category_ids(head)) else {}),
             }
             for head, kind in heads.items()
         },

@@ -115,6 +115,8 @@ def evaluate_experiment(
             f"split=all reads every split of a torchbricks data module; {type(data_module).__name__} has only its own "
             "loaders: evaluate split=val or split=test."
         )
+    if split != "all":
+        data_module.setup("validate" if split == "val" else "test")  # as trainer.test does (data.sources renames there)
     loader = getattr(data_module, _LOADERS[split])()
     scratch = Path(tempfile.mkdtemp(prefix="torchbricks-evaluate-"))  # the module's graph and metrics_test.json
     try:
@@ -124,6 +126,7 @@ def evaluate_experiment(
             brick_collection=collection,
             create_optimizers_func=_no_optimizer,
             loss_weights=omegaconf.to_container(config.get("loss_weights", {})) or {},
+            missing_targets=str(config.get("missing_targets", "error")),  # skip: heads of data sets of their own
         )
         trainer = instantiate_config(
             config, "trainer", logger=False, enable_checkpointing=False, callbacks=_progress_callbacks(config), max_epochs=1

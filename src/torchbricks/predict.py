@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -97,8 +97,8 @@ def predict_images(
     backend: PredictionBackend,
     sources: Sequence[str | Path],
     out: Path | str,
-    class_names: Sequence[str] | None = None,
-    category_ids: Sequence[int] | None = None,
+    class_names: Sequence[str] | Mapping[str, Sequence[str] | None] | None = None,
+    category_ids: Sequence[int] | Mapping[str, Sequence[int] | None] | None = None,
     batch_size: int = 32,
     overwrite: bool = False,
     workers: int = 2,
@@ -126,8 +126,9 @@ def predict_images(
         backend: What predicts (`BrickBackend`, or any `PredictionBackend`).
         sources: Images, folders, globs or videos.
         out: The output folder; an existing non-empty one is refused unless `overwrite`.
-        class_names: Names of the classes, for the files and pictures.
-        category_ids: COCO category id of each class, for `predictions.json`.
+        class_names: Names of the classes, for the files and pictures; or head path -> its names (heads trained on
+            data sets of their own, `TrainedExperiment.head_class_names`).
+        category_ids: COCO category id of each class, for `predictions.json` (or head path -> its ids).
         batch_size: Images given to the backend at once.
         overwrite: Replace an existing non-empty `out` once the new predictions are complete.
         workers: Threads reading images, and as many writing files; 0 reads and writes in this thread, between batches.

@@ -86,7 +86,9 @@ def describe_experiment(config: Any, data_module: Any) -> dict[str, Any]:
     if isinstance(class_names, dict):  # several sources: the classes of each head
         description["head_class_names"] = {head: list(names) for head, names in class_names.items()}
     category_ids = getattr(data_module, "category_ids", None)
-    if category_ids:
+    if isinstance(category_ids, dict):  # several sources: the COCO ids of each head's classes
+        description["head_category_ids"] = {head: [int(value) for value in ids] for head, ids in category_ids.items() if ids}
+    elif category_ids:
         description["category_ids"] = [int(value) for value in category_ids]
     task = config.get("data", {}).get("task") if hasattr(config, "get") else None
     if task is not None:
@@ -120,6 +122,16 @@ class TrainedExperiment:
     def category_ids(self) -> list[int] | None:
         """The COCO category id of each class, when the training data was COCO."""
         return self.description.get("category_ids")
+
+    def head_class_names(self, head: str) -> list[str] | None:
+        """The class names of `head`: those of its own data set when the experiment trained on several
+        (`data.sources`, `experiment.json`'s `head_class_names`, by the head's path or its first name), else
+        `class_names`."""
+        return _of_head(self.description.get("head_class_names"), head) or self.class_names
+
+    def head_category_ids(self, head: str) -> list[int] | None:
+        """The COCO category ids of `head`'s classes (its own data set's with `data.sources`), else `category_ids`."""
+        return _of_head(self.description.get("head_category_ids"), head) or self.category_ids
 
     @property
     def image_size(self) -> tuple[int, int] | None:
@@ -200,3 +212,10 @@ def _load_lightning_checkpoint(collection: BrickCollection, path: Path, map_loca
     prefix = "brick_collection."
     state = {key[len(prefix) :]: value for key, value in checkpoint["state_dict"].items() if key.startswith(prefix)}
     collection.load_state_dict(state, strict=False)
+
+
+def _of_head(values: dict[str, Any] | None, head: str) -> Any:
+    """`values[head]`, or the entry of the head's first name (a source `detection` names `detection/...`)."""
+    if not values:
+        return None
+    return values.get(head) or values.get(head.split("/", 1)[0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -62,6 +63,33 @@ def test_multitask_from_three_separately_labelled_sets_trains_and_tests_a_head_o
     assert len(resolved.model.bricks.shape.loss.model.class_weights) == len(described["head_class_names"]["shape"])
     assert len(resolved.model.bricks.segmentation.loss.model.class_weights) == len(described["head_class_names"]["segmentation"])
     assert (folder / "predictions.png").is_file()
+    _predict_evaluate_and_export_name_each_heads_classes(three_sets, folder, metrics["test"])
+
+
+def _predict_evaluate_and_export_name_each_heads_classes(sets: list[Path], folder: Path, tested: dict[str, object]) -> None:
+    """After training on several sources: `evaluate` gives the test values; `predict` and `export` name each head's
+    classes (and the COCO ids of the boxes) from its own data set."""
+    assert main(["evaluate", str(folder), "--out", str(folder / "evaluation.json")]) == 0
+    evaluated = json.loads((folder / "evaluation.json").read_text())["metrics"]
+    for name in ("detection/map_50", "segmentation/mean_iou", "shape/accuracy"):
+        assert evaluated[name] == pytest.approx(tested[name], abs=1e-6), name
+    coco = json.loads((sets[0] / "detection" / "train.json").read_text())
+    ids = [category["id"] for category in sorted(coco["categories"], key=lambda category: category["id"])]
+    shape_names = sorted(path.name for path in (sets[2] / "classification/train").iterdir())
+    image = next((sets[0] / "detection" / "images" / "val").iterdir())
+    out = folder / "predicted"
+    assert main(["predict", str(folder), str(image), "--out", str(out), "--pictures", "none"]) == 0
+    (row,) = csv.DictReader((out / "predictions.csv").open())
+    assert row["shape/class"] in shape_names
+    boxes = json.loads((out / "detection_predictions.json").read_text())  # after one epoch, maybe none
+    names = [category["name"] for category in sorted(coco["categories"], key=lambda category: category["id"])]
+    assert all(names[ids.index(box["category_id"])] == box["category_name"] for box in boxes)
+    assert json.loads((folder / "experiment.json").read_text())["head_category_ids"] == {"detection": ids}
+    assert main(["export", str(folder)]) == 0
+    heads = json.loads((folder / "deploy.onnx.json").read_text())["heads"]
+    assert heads["detection"]["class_names"] == names
+    assert heads["detection"]["category_ids"] == ids
+    assert heads["shape"]["class_names"] == shape_names
 
 
 def test_a_source_of_an_unknown_task_names_the_key_and_the_close_match(three_sets: list[Path]) -> None:

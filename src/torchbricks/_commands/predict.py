@@ -75,10 +75,20 @@ def run(arguments: argparse.Namespace) -> int:
 
     experiment = load_experiment(arguments.experiment)
     backend: Any
-    if arguments.onnx is not None:
+    if arguments.onnx is not None:  # the file's own classes: it may come from another experiment
         backend = _onnx_backend(experiment.folder, arguments)
+        class_names, category_ids = backend.predictor.class_names, backend.predictor.category_ids
+        exported_from = backend.predictor.metadata.get("experiment")
+        if exported_from and Path(exported_from) != experiment.folder.resolve():
+            print(
+                f"torchbricks: warning: {str(backend.predictor.path)!r} was exported from {exported_from!r}, not from "
+                f"{str(experiment.folder)!r}; its own classes name the results.",
+                file=sys.stderr,
+            )
     else:
         backend = BrickBackend(experiment, batch_size=arguments.batch_size, tile=arguments.tile, overlap=arguments.overlap)
+        class_names = {head: experiment.head_class_names(head) for head in backend.heads}
+        category_ids = {head: experiment.head_category_ids(head) for head in backend.heads}
     out = (
         Path(arguments.out)
         if arguments.out
@@ -92,8 +102,8 @@ def run(arguments: argparse.Namespace) -> int:
         backend,
         arguments.sources,
         out,
-        class_names=experiment.class_names,
-        category_ids=experiment.category_ids,
+        class_names=class_names,
+        category_ids=category_ids,
         batch_size=arguments.batch_size,
         overwrite=arguments.overwrite,
         workers=arguments.workers,

@@ -112,6 +112,11 @@ class MultiSourceDataModule(pl.LightningDataModule):
         return {name: list(getattr(source, "class_names", []) or []) for name, source in self.sources.items()}
 
     @property
+    def category_ids(self) -> dict[str, list[int]]:
+        """Source name -> the COCO category ids of its classes, for the sources read from COCO files."""
+        return {name: list(ids) for name, source in self.sources.items() if (ids := getattr(source, "category_ids", None))}
+
+    @property
     def image_size(self) -> Any:
         """The input size of the first source (the job gives every source the same)."""
         return getattr(next(iter(self.sources.values())), "image_size", None)
@@ -174,6 +179,10 @@ class RenamedDataModule(pl.LightningDataModule):
     @property
     def class_names(self) -> list[str]:
         return list(getattr(self.data_module, "class_names", []) or [])
+
+    @property
+    def category_ids(self) -> list[int] | None:
+        return getattr(self.data_module, "category_ids", None)
 
     @property
     def image_size(self) -> Any:
