@@ -73,3 +73,12 @@ def test_output_names_are_relative_and_unique() -> None:
         ImageSource(Path("/data/b/clip.gif"), frame=2),
     ]
     assert output_names(items) == ["a/x_png", "a/x_jpg", "b/y", "b/clip_frame000002"]
+
+
+def test_output_names_differing_only_in_case_stay_apart() -> None:
+    items = [ImageSource(Path("/data/x.png")), ImageSource(Path("/data/x.PNG")), ImageSource(Path("/data/X_png.jpg"))]
+
+    names = output_names(items)
+
+    assert names[:2] == ["x_png", "x_PNG_2"]  # x_PNG and x_png are one file where names ignore case (macOS, Windows)
+    assert len({name.casefold() for name in names}) == len(names)

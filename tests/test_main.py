@@ -3,6 +3,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -257,3 +258,18 @@ def test_an_error_raised_in_a_loader_process_is_its_message_alone() -> None:
     )
     assert _user_message(wrapped) == "Mask 'm.png' is a colour mask."
     assert _user_message(DataError("Caught a cold")) == "Caught a cold"
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_a_missing_data_folder_is_its_own_line_not_wrapped_in_config_text(
+    command: str, trained_experiment: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if command == "train":
+        arguments = ["train", "task=detection", f"data.root={tmp_path / 'gone'}", f"experiment.path_experiments={tmp_path}"]
+    else:
+        arguments = ["evaluate", str(trained_experiment("detection")), f"data.root={tmp_path / 'gone'}"]
+    capsys.readouterr()
+
+    assert main(arguments) == 2
+
+    assert capsys.readouterr().err.strip() == f"torchbricks: error: The data folder {str(tmp_path / 'gone')!r} does not exist."

@@ -10,7 +10,7 @@ from torchbricks._image_sources import ImageSource, ImageSourceDataset
 from torchbricks._pictures import rgb_as_shown, upright_size
 from torchbricks.datasets._reading import load_rgb
 from torchbricks.deploy import read_image
-from torchbricks.errors import DataError
+from torchbricks.errors import ConfigError, DataError
 
 
 def test_a_16_bit_image_keeps_its_upper_8_bits_everywhere_it_is_read(tmp_path: Path) -> None:
@@ -64,3 +64,32 @@ def test_reading_the_size_of_a_png_does_not_decode_it(tmp_path: Path) -> None:
     with Image.open(tmp_path / "plain.png") as image:
         assert upright_size(image) == (64, 48)
         assert image.tile  # still to be decoded: a data set's sizes are read from the headers alone
+
+
+def test_an_image_beyond_pillows_pixel_limit_is_named_with_how_to_read_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from torchbricks.datasets._reading import image_file_size
+
+    Image.new("RGB", (30, 20)).save(tmp_path / "ortho.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 600 pixels: more than twice the limit, refused
+
+    for read in (load_rgb, read_image, image_file_size):
+        with pytest.raises(DataError, match=r"'.*ortho\.png' is larger than Pillow reads .* TORCHBRICKS_MAX_IMAGE_PIXELS=0"):
+            read(tmp_path / "ortho.png")
+    _, image, reason = ImageSourceDataset([ImageSource(tmp_path / "ortho.png")])[0]
+    assert image is None
+    assert "TORCHBRICKS_MAX_IMAGE_PIXELS=0" in reason
+
+
+@pytest.mark.parametrize(("value", "limit"), [("0", None), ("1000", 1000)])
+def test_the_pixel_limit_variable_sets_pillows_limit(monkeypatch: pytest.MonkeyPatch, value: str, limit: int | None) -> None:
+    from torchbricks import _pictures
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # restored after the test
+    monkeypatch.setenv(_pictures.PIXEL_LIMIT_VARIABLE, value)
+    _pictures._apply_pixel_limit()
+    assert limit == Image.MAX_IMAGE_PIXELS
+    monkeypatch.setenv(_pictures.PIXEL_LIMIT_VARIABLE, "lots")
+    with pytest.raises(ConfigError, match=r"TORCHBRICKS_MAX_IMAGE_PIXELS must be a number of pixels >= 0 .* got 'lots'"):
+        _pictures._apply_pixel_limit()

@@ -322,6 +322,35 @@ def test_unreadable_images_are_skipped_named_and_listed(tmp_path: Path) -> None:
     ]
 
 
+def test_predict_tile_reads_images_beyond_pillows_pixel_limit_and_without_it_names_them(
+    trained_experiment: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    experiment = trained_experiment("detection")
+    write_png(tmp_path / "images" / "ortho.png", blob_image(64, 48, (4, 4, 12, 12)))
+    write_png(tmp_path / "images" / "small.png", blob_image(16, 16, (4, 4, 12, 12)))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 3072 pixels: refused by default
+
+    assert main(["predict", str(experiment), str(tmp_path / "images"), "--out", str(tmp_path / "whole")]) == 0
+    assert "TORCHBRICKS_MAX_IMAGE_PIXELS=0" in (tmp_path / "whole" / "skipped.txt").read_text()
+    assert main(["predict", str(experiment), str(tmp_path / "images"), "--out", str(tmp_path / "tiled"), "--tile", "32"]) == 0
+    assert not (tmp_path / "tiled" / "skipped.txt").exists()
+    assert (tmp_path / "tiled" / "drawn" / "ortho.jpg").is_file()
+
+
+def test_predict_refuses_in_one_line_an_experiment_not_of_rgb_images(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    arguments = ["train", "trainer.max_epochs=1", f"experiment.path_experiments={tmp_path}", "experiment.name=digits"]
+    assert main(arguments) == 0  # the default job: grey 8 x 8 digits
+    write_png(tmp_path / "photo.png", blob_image(32, 32, (4, 4, 12, 12)))
+    capsys.readouterr()
+
+    assert main(["predict", str(tmp_path / "digits"), str(tmp_path / "photo.png"), "--out", str(tmp_path / "out")]) == 2
+
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"torchbricks: error: Experiment {str(tmp_path / 'digits')!r} does not run on RGB images of [8, 8]")
+    assert len(error.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
 def test_an_existing_output_folder_is_refused_unless_overwrite(tmp_path: Path) -> None:
     source = write_png(tmp_path / "a.png", blob_image(16, 16, (2, 2, 8, 8)))
     out = tmp_path / "out"

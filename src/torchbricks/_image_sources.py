@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from torchbricks._extras import require
-from torchbricks._pictures import rgb_as_shown
+from torchbricks._pictures import rgb_as_shown, too_large
 from torchbricks.datasets.readers import IMAGE_EXTENSIONS, visible_files
 from torchbricks.errors import BrickError
 
@@ -84,7 +84,7 @@ def _frames(path: Path) -> list[ImageSource]:
         try:
             with Image.open(path) as image:
                 count = int(getattr(image, "n_frames", 1))
-        except OSError:
+        except (OSError, Image.DecompressionBombError):
             count = 1  # unreadable: reported, with its reason, when it is read
         return [ImageSource(path)] if count == 1 else [ImageSource(path, frame) for frame in range(count)]
     if suffix in VIDEO_EXTENSIONS:
@@ -129,9 +129,16 @@ def output_names(items: list[ImageSource]) -> list[str]:
     for relative, stem in stems:
         counts.setdefault(stem, set()).add(relative)
     names = []
+    taken: set[str] = set()  # case-folded: x.png and x.PNG must not write one file, on any file system
     for item, (relative, stem) in zip(items, stems, strict=True):
-        name = stem if len(counts[stem]) == 1 else f"{stem}_{relative.suffix.lstrip('.').lower()}"
-        names.append(name if item.frame is None else f"{name}_frame{item.frame:06d}")
+        name = stem if len(counts[stem]) == 1 else f"{stem}_{relative.suffix.lstrip('.')}"
+        name = name if item.frame is None else f"{name}_frame{item.frame:06d}"
+        unique, number = name, 1
+        while unique.casefold() in taken:
+            number += 1
+            unique = f"{name}_{number}"
+        taken.add(unique.casefold())
+        names.append(unique)
     return names
 
 
@@ -152,6 +159,8 @@ class ImageSourceDataset:
         item = self.items[index]
         try:
             return index, self._read(item), ""
+        except Image.DecompressionBombError as error:  # an orthomosaic, say: the reason says how to read it
+            return index, None, str(too_large(item.path, error))
         except (OSError, ValueError, RuntimeError) as error:  # Pillow's and the decoders' errors for a bad file
             return index, None, f"{type(error).__name__}: {error}"
 

@@ -10,14 +10,57 @@ to the picture a person saw when labelling it.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from torchbricks.errors import DataError
+from torchbricks.errors import ConfigError, DataError
 
-__all__ = ["EXIF_ORIENTATION", "exif_orientation", "read_rgb_as_shown", "rgb_as_shown", "upright", "upright_size"]
+__all__ = [
+    "EXIF_ORIENTATION",
+    "PIXEL_LIMIT_VARIABLE",
+    "exif_orientation",
+    "read_rgb_as_shown",
+    "rgb_as_shown",
+    "too_large",
+    "upright",
+    "upright_size",
+]
+
+PIXEL_LIMIT_VARIABLE = "TORCHBRICKS_MAX_IMAGE_PIXELS"
+"""The environment variable that sets Pillow's limit of pixels per image (`PIL.Image.MAX_IMAGE_PIXELS`, its guard
+against decompression bombs: about 179 million pixels are refused, half as many warned about); 0 lifts it. An
+orthomosaic of 20,000 x 10,000 pixels is read with `TORCHBRICKS_MAX_IMAGE_PIXELS=0`."""
+
+
+def _apply_pixel_limit() -> None:
+    value = os.environ.get(PIXEL_LIMIT_VARIABLE)
+    if value is None:
+        return
+    try:
+        limit = int(value)
+    except ValueError:
+        limit = -1
+    if limit < 0:
+        raise ConfigError(
+            f"The environment variable {PIXEL_LIMIT_VARIABLE} must be a number of pixels >= 0 (0: no limit), got {value!r}."
+        )
+    Image.MAX_IMAGE_PIXELS = limit or None
+
+
+_apply_pixel_limit()
+
+
+def too_large(path: Path | str, error: Exception) -> DataError:
+    """The error for an image Pillow refuses as a possible decompression bomb, saying how to read it."""
+    return DataError(
+        f"Image {str(path)!r} is larger than Pillow reads by default ({error}). If you trust the file, set the "
+        f"environment variable {PIXEL_LIMIT_VARIABLE}=0 (no limit) or a larger number of pixels; `torchbricks predict "
+        "--tile N` reads such images whatever the limit."
+    )
+
 
 EXIF_ORIENTATION = 0x0112
 """The EXIF tag saying how the stored picture must be turned (and mirrored) to be upright: 1 (as stored) to 8."""
@@ -104,6 +147,8 @@ def read_rgb_as_shown(path: Path | str) -> Image.Image:
             return rgb_as_shown(image)
     except FileNotFoundError as error:
         raise DataError(f"Image {str(path)!r} does not exist.") from error
+    except Image.DecompressionBombError as error:
+        raise too_large(path, error) from error
     except OSError as error:
         raise DataError(f"Image {str(path)!r} cannot be read: {error}") from error
     except DataError as error:

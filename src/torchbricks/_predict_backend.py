@@ -105,6 +105,13 @@ class BrickBackend:
         self.iou_thresholds = {head: _decoder_iou_threshold(self.collection, head) for head in self.heads}
         parameter = next(self.collection.parameters(), None)
         self.device = parameter.device if parameter is not None else torch.device("cpu")
+        try:  # one black image: a model of other inputs (the digits job's grey 8 x 8 images) is one line, not a traceback
+            self._run(torch.zeros((1, 3, *self.input_size), dtype=torch.uint8))
+        except RuntimeError as error:
+            raise BrickError(
+                f"Experiment {str(experiment.folder)!r} does not run on RGB images of {list(self.input_size)} pixels, "
+                f"which predict gives it: {str(error).splitlines()[0]}"
+            ) from error
         if tile is not None:
             from torchbricks.datasets.tiling import tile_windows
 

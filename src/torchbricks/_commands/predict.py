@@ -74,6 +74,10 @@ def run(arguments: argparse.Namespace) -> int:
     from torchbricks.trained_experiment import load_experiment
 
     experiment = load_experiment(arguments.experiment)
+    if arguments.tile is not None:  # windows are for large images: orthomosaics beyond Pillow's default limit too
+        from PIL import Image
+
+        Image.MAX_IMAGE_PIXELS = None
     backend: Any
     if arguments.onnx is not None:  # the file's own classes: it may come from another experiment
         backend = _onnx_backend(experiment.folder, arguments)

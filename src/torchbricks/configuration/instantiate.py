@@ -14,7 +14,7 @@ from torchbricks._extras import require
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.bricks import BrickInterface
 from torchbricks.configuration.settings import PARAMETER_MINIMUMS
-from torchbricks.errors import BrickError, ConfigError, did_you_mean
+from torchbricks.errors import BrickError, ConfigError, DataError, did_you_mean
 
 __all__ = ["create_brick_collection", "instantiate_config"]
 
@@ -104,8 +104,23 @@ def _instantiate(node: Any, key: str, **kwargs: Any) -> Any:
         _check_argument_types(node, key, hydra_utils.get_object(node._target_))
         return hydra_utils.instantiate(node, _convert_="all", **kwargs)
     except (hydra_errors.HydraException, omegaconf_errors.OmegaConfBaseException) as error:
+        data_error = _data_error_within(error)
+        if data_error is not None:  # the data, not the config, is wrong: its own message says which file and why
+            raise data_error from error
         full_key, reason = _hydra_reason(error)
         raise ConfigError(f"Config key {(full_key or key)!r} cannot be instantiated: {reason}") from error
+
+
+def _data_error_within(error: BaseException) -> DataError | None:
+    """The `DataError` a target (or a resolver) raised inside Hydra's or OmegaConf's wrapping error, if any."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, DataError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 _PRIMITIVES = (bool, int, float, str, type(None))

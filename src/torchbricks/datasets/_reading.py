@@ -22,7 +22,15 @@ import torch
 from PIL import Image
 
 from torchbricks._extras import require
-from torchbricks._pictures import EXIF_ORIENTATION, exif_orientation, read_rgb_as_shown, rgb_as_shown, upright, upright_size
+from torchbricks._pictures import (
+    EXIF_ORIENTATION,
+    exif_orientation,
+    read_rgb_as_shown,
+    rgb_as_shown,
+    too_large,
+    upright,
+    upright_size,
+)
 from torchbricks.errors import DataError
 
 __all__ = [
@@ -188,6 +196,8 @@ def image_file_size(path: Path) -> tuple[int, int]:
     try:
         with Image.open(path) as image:
             return upright_size(image)
+    except Image.DecompressionBombError as error:
+        raise too_large(path, error) from error
     except OSError as error:
         raise DataError(f"Image {str(path)!r} cannot be read: {error}") from error
 

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from torchbricks._conventions import IGNORE_INDEX
+from torchbricks._pictures import too_large
 from torchbricks.datasets._reading import IMAGE_EXTENSIONS, exif_orientation, is_hidden, upright_size
 from torchbricks.datasets.detection_layouts import (
     DETECTION_LAYOUTS,
@@ -128,6 +129,8 @@ def decode_image(path: Path) -> tuple[tuple[int, int], str, int] | str:
             return size, hashlib.sha1(image.tobytes()).hexdigest(), orientation
     except FileNotFoundError:
         return f"Image {str(path)!r} does not exist."
+    except Image.DecompressionBombError as error:
+        return str(too_large(path, error))
     except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError, struct.error... for a broken file
         return f"Image {str(path)!r} cannot be decoded: {type(error).__name__}: {error}"
 
