@@ -15,6 +15,7 @@ from torchbricks.datasets.readers import (
     DataError,
     ImageFolderDataset,
     SegmentationFolderDataset,
+    binary_mask_kind,
     image_folder_class_names,
     read_mask,
     segmentation_class_names,
@@ -233,3 +234,93 @@ def test_grey_rgb_and_16_bit_masks_keep_their_class_indices(tmp_path: Path) -> N
     values[0, :3] = [1, 300, 255]  # more than 255 classes, as predict writes them (16 bits)
     Image.fromarray(values).save(tmp_path / "sixteen.png")
     assert read_mask(tmp_path / "sixteen.png")[0, :4].tolist() == [1, 300, 255, 0]
+
+
+def _smoothed(mask: np.ndarray) -> np.ndarray:
+    """A 0/255 mask as a smoothing resize leaves it: grey levels on the edges of the objects."""
+    height, width = mask.shape
+    return np.asarray(Image.fromarray(mask).resize((width * 13 // 10, height * 13 // 10), Image.Resampling.BILINEAR))
+
+
+def test_binary_masks_with_smoothed_edges_are_two_classes_thresholded_at_128(tmp_path: Path) -> None:
+    from torchbricks.datasets.checking import check_data
+    from torchbricks.lightning.datamodules import SegmentationFolderDataModule
+
+    root = tmp_path / "smoothed"
+    for split in ("train", "val"):
+        for index in range(3):
+            mask = np.zeros((64, 64), dtype=np.uint8)
+            mask[8 + index : 40, 12:52] = 255
+            smoothed = _smoothed(mask)
+            _image(root / split / "images" / f"{index}.png", size=smoothed.shape[::-1], value=30 * index + (split == "val"))
+            _mask(root / split / "masks" / f"{index}.png", smoothed)
+    assert binary_mask_kind(root / "train" / "masks") == "smoothed"  # grey levels between 0 and 255 on the edges
+
+    assert segmentation_class_names(root) == ["background", "class_1"]  # not 252 classes up to the largest grey level
+    data = SegmentationFolderDataModule(root, image_size=48, batch_size=3, num_workers=0)
+    targets = next(iter(data.val_dataloader()))["targets"]
+    assert data.foreground_255
+    assert set(targets.unique().tolist()) == {0, 1}  # nothing ignored, the objects are the class
+    smoothed = np.asarray(Image.open(root / "train" / "masks" / "0.png"))
+    assert np.array_equal(read_mask(root / "train" / "masks" / "0.png", foreground_255=True), smoothed >= 128)
+    report = check_data(root)
+    assert report.ok, report.problems
+    assert any("grey levels on their edges (smoothed binary masks)" in note for note in report.notes)
+
+
+def test_masks_of_index_classes_with_a_255_border_and_few_levels_stay_indices(tmp_path: Path) -> None:
+    root = tmp_path / "voc"
+    mask = np.zeros((16, 16), dtype=np.uint8)
+    mask[4:12, 4:12] = 1
+    mask[3, 3:13] = 255  # VOC's border: few levels, not smoothed edges
+    _image(root / "train" / "images" / "a.png", size=(16, 16))
+    _mask(root / "train" / "masks" / "a.png", mask)
+    assert binary_mask_kind(root / "train" / "masks") is None
+    assert segmentation_class_names(root) == ["background", "class_1"]
+
+
+@pytest.mark.parametrize("binary_split", ["train", "val"])
+def test_splits_whose_masks_are_of_two_kinds_are_refused_naming_both(tmp_path: Path, binary_split: str) -> None:
+    from torchbricks.datasets.checking import check_data
+
+    root = tmp_path / "mixed"
+    for split in ("train", "val"):
+        mask = np.zeros((16, 16), dtype=np.uint8)
+        mask[4:12, 4:12] = 255 if split == binary_split else 1
+        _image(root / split / "images" / "a.png", size=(16, 16))
+        _mask(root / split / "masks" / "a.png", mask)
+    (root / "classes.txt").write_text("background\nobject\n")
+
+    with pytest.raises(
+        DataError, match=r"'.*train/masks' hold .*, those in '.*val/masks' .*Save every split's masks the same way"
+    ):
+        SegmentationFolderDataModule(root, image_size=16)
+    assert any("Save every split's masks the same way" in problem for problem in check_data(root).problems)
+
+
+def test_automatic_class_weights_count_the_training_split_as_training_reads_it(tmp_path: Path) -> None:
+    from torchbricks.lightning.task_resolvers import class_weights_of
+
+    pool = tmp_path / "pool"  # class folders without splits: a fifth of each class is drawn for validation
+    for name, count in (("a", 20), ("b", 5)):
+        for index in range(count):
+            _image(pool / name / f"{index}.png", value=index)
+    segmentation = tmp_path / "segmentation"
+    for index in range(2):
+        mask = np.zeros((10, 20), dtype=np.uint8)
+        mask[:, : 5 * (index + 1)] = 1
+        _image(segmentation / "train" / "images" / f"{index}.png")
+        _mask(segmentation / "train" / "masks" / f"{index}.png", mask)
+        _image(segmentation / "val" / "images" / f"{index}.png")
+        _mask(segmentation / "val" / "masks" / f"{index}.png", mask)
+    _mask(segmentation / "train" / "masks" / "orphan.png", np.ones((10, 20)))  # its image was deleted
+
+    assert class_weights_of("auto", "image_folder", str(pool)) == pytest.approx([0.4, 1.6])  # 16 and 4 kept
+    assert class_weights_of("auto", "image_folder", str(pool), 0.5, 0) == pytest.approx(
+        [2 * 3 / 13, 2 * 10 / 13], abs=1e-6
+    )  # 10, 3
+    pixels = [150 + 100, 50 + 100]  # the two masks of the training images, not the orphan's 200 pixels of class 1
+    expected = [1 / pixels[0], 1 / pixels[1]]
+    assert class_weights_of("auto", "segmentation_folder", str(segmentation)) == pytest.approx(
+        [2 * value / sum(expected) for value in expected]
+    )

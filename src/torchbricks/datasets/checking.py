@@ -39,6 +39,7 @@ from torchbricks.datasets.readers import (
     DataProblems,
     ImageFolderDataset,
     SegmentationFolderDataset,
+    binary_masks_disagree,
     binary_masks_notice,
     image_folder_class_names,
     image_size_problem,
@@ -372,6 +373,10 @@ def _check_segmentation_folder(checker: _Checker, root: Path, layout: str, split
     binary = masks_are_binary_255(masks, len(names))
     if binary and split == "train":
         checker.report.notes.append(binary_masks_notice(masks, names))
+    if split == "train":
+        disagree = binary_masks_disagree(root, len(names))
+        if disagree is not None:
+            checker.problems.report(disagree)
     dataset = SegmentationFolderDataset(
         source.folder, len(names), problems=checker.problems, only=source.only, foreground_255=binary
     )

@@ -21,7 +21,7 @@ from typing import TypeVar
 import numpy as np
 
 from torchbricks._conventions import IGNORE_INDEX
-from torchbricks.datasets.readers import CocoDataset, DataError, read_mask, visible_files
+from torchbricks.datasets.readers import CocoDataset, DataError, image_files, read_mask, visible_files
 
 __all__ = [
     "MAX_MASKS",
@@ -29,6 +29,7 @@ __all__ = [
     "image_folder_class_counts",
     "inverse_frequency_weights",
     "segmentation_pixel_counts",
+    "split_masks",
 ]
 
 T = TypeVar("T")
@@ -37,8 +38,9 @@ MAX_MASKS = 300
 """Masks read to count pixels per class; a split with more is counted on this many, spread evenly over it."""
 
 
-def image_folder_class_counts(folder: Path | str, class_names: Sequence[str]) -> list[int]:
-    """The image files of each class folder `folder/<class>/` (a missing folder counts 0), in `class_names` order.
+def image_folder_class_counts(folder: Path | str, class_names: Sequence[str], only: frozenset[str] | None = None) -> list[int]:
+    """The image files of each class folder `folder/<class>/` (a missing folder counts 0), in `class_names` order;
+    with `only` (`<class>/<file name>` of a split drawn from the folder), those of the split.
 
     Example:
         >>> import tempfile
@@ -53,22 +55,33 @@ def image_folder_class_counts(folder: Path | str, class_names: Sequence[str]) ->
     folder = Path(folder)
     counts = []
     for name in class_names:
-        class_folder = folder / name
-        counts.append(len(visible_files(class_folder)))
+        files = visible_files(folder / name)
+        counts.append(len(files) if only is None else sum(f"{name}/{path.name}" in only for path in files))
     return counts
 
 
+def split_masks(folder: Path | str, only: frozenset[str] | None = None) -> list[Path]:
+    """The masks of a segmentation split's images (`folder/images/<stem>.*` -> `folder/masks/<stem>.png`), of the
+    images named in `only` when the split is drawn from the folder: masks without an image are not the split's."""
+    folder = Path(folder)
+    by_stem = {path.stem: path for path in visible_files(folder / "masks", (".png",))}
+    images = [path for path in image_files(folder / "images") if only is None or path.name in only]
+    return [by_stem[path.stem] for path in images if path.stem in by_stem]
+
+
 def segmentation_pixel_counts(
-    masks: Path | str, num_classes: int, max_masks: int = MAX_MASKS, foreground_255: bool = False
+    masks: Path | str | Sequence[Path], num_classes: int, max_masks: int = MAX_MASKS, foreground_255: bool = False
 ) -> list[int]:
-    """Pixels of each class 0..num_classes-1 over the `*.png` masks of the folder `masks` (255 left out).
+    """Pixels of each class 0..num_classes-1 over the `*.png` masks of the folder `masks`, or the mask files `masks`
+    (`split_masks`), 255 left out.
 
     At most `max_masks` masks are read, spread evenly over the sorted file names (see the module docstring).
 
     Raises:
         DataError: The folder holds no mask, or a mask has a value that is neither a class nor 255.
     """
-    paths = _spread(visible_files(Path(masks), (".png",)), max_masks)
+    listed = sorted(masks) if not isinstance(masks, str | Path) else visible_files(Path(masks), (".png",))
+    paths = _spread(listed, max_masks)
     if not paths:
         raise DataError(f"The mask folder {str(masks)!r} holds no *.png mask to count classes in.")
     counts = np.zeros(num_classes, dtype=np.int64)

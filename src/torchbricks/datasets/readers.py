@@ -64,7 +64,7 @@ from torchbricks.datasets.boxes import (
     image_size_problem,
 )
 from torchbricks.datasets.coco import CocoDataset, coco_class_names
-from torchbricks.datasets.folder_splits import training_folder
+from torchbricks.datasets.folder_splits import VALIDATION_FOLDERS, training_folder
 from torchbricks.datasets.image_cache import ResizedImageCache
 
 __all__ = [
@@ -72,6 +72,8 @@ __all__ = [
     "DataProblems",
     "ImageFolderDataset",
     "SegmentationFolderDataset",
+    "binary_mask_kind",
+    "binary_masks_disagree",
     "binary_masks_notice",
     "image_folder_class_names",
     "mask_value_problem",
@@ -193,34 +195,85 @@ BINARY_MASKS_SAMPLED = 300
 """Training masks read (spread evenly over the sorted names) to tell binary 0/255 masks (`masks_are_binary_255`)."""
 
 
+SMOOTHED_EDGE_SHARE = 0.1
+"""Binary masks saved with smoothed edges (resized bilinearly, drawn antialiased) hold 0, 255 and grey levels between
+on their edges: under this share of their pixels."""
+SMOOTHED_EDGE_LEVELS = 8
+"""...and on at least this many grey levels (masks of a few class indices with a 255 border hold a few values)."""
+
+
 @lru_cache(maxsize=8)
-def _sampled_mask_values(masks_folder: str) -> frozenset[int]:
+def _sampled_mask_counts(masks_folder: str) -> tuple[tuple[int, int], ...]:
+    """(value, pixels) over up to `BINARY_MASKS_SAMPLED` masks of the folder, spread evenly over the sorted names."""
     paths = visible_files(Path(masks_folder), (".png",))
     if len(paths) > BINARY_MASKS_SAMPLED:
         paths = [paths[index * len(paths) // BINARY_MASKS_SAMPLED] for index in range(BINARY_MASKS_SAMPLED)]
-    values: set[int] = set()
+    counts: dict[int, int] = {}
     for path in paths:
-        values.update(np.unique(read_mask(path)).tolist())
-    return frozenset(values)
+        values, pixels = np.unique(read_mask(path), return_counts=True)
+        for value, count in zip(values.tolist(), pixels.tolist(), strict=True):
+            counts[value] = counts.get(value, 0) + count
+    return tuple(sorted(counts.items()))
+
+
+def binary_mask_kind(masks_folder: Path | str) -> str | None:
+    """`exact` when the masks hold only 0 and 255 (white on black, as most tools and many data sets save one
+    foreground class), `smoothed` when they also hold grey levels on their edges (`SMOOTHED_EDGE_SHARE`,
+    `SMOOTHED_EDGE_LEVELS`: a binary mask resized bilinearly or drawn antialiased), else None (masks of class indices,
+    or no masks). Up to `BINARY_MASKS_SAMPLED` masks are read."""
+    counts = dict(_sampled_mask_counts(str(Path(masks_folder).resolve())))
+    if IGNORE_INDEX not in counts or 0 not in counts:
+        return None
+    between = {value: pixels for value, pixels in counts.items() if value not in (0, IGNORE_INDEX)}
+    if not between:
+        return "exact"
+    if len(between) >= SMOOTHED_EDGE_LEVELS and sum(between.values()) < SMOOTHED_EDGE_SHARE * sum(counts.values()):
+        return "smoothed"
+    return None
 
 
 def masks_are_binary_255(masks_folder: Path | str, num_classes: int) -> bool:
-    """Whether a two-class data set's training masks are binary masks drawn as 0 and 255 (white on black, as most
-    tools and many data sets save one foreground class), not class indices: their values are only 0 and 255. Such
-    masks are read with 255 as class 1 (`read_mask(foreground_255=True)`); read as indices, 255 is the ignored value
-    and the foreground would never be trained on nor measured. Up to `BINARY_MASKS_SAMPLED` masks are read."""
-    if num_classes != 2:
-        return False
-    values = _sampled_mask_values(str(Path(masks_folder).resolve()))
-    return IGNORE_INDEX in values and values <= {0, IGNORE_INDEX}
+    """Whether a two-class data set's training masks are binary masks drawn as 0 and 255, exact or with smoothed
+    edges (`binary_mask_kind`), not class indices. Such masks are read with 128 and above as class 1
+    (`read_mask(foreground_255=True)`); read as indices, 255 is the ignored value and the foreground would never be
+    trained on nor measured (and smoothed edges would be classes of their own)."""
+    return num_classes == 2 and binary_mask_kind(masks_folder) is not None
 
 
 def binary_masks_notice(masks_folder: Path, class_names: Sequence[str]) -> str:
     """What the job and `check-data` say when the masks are read as binary 0/255 masks."""
+    if binary_mask_kind(masks_folder) == "smoothed":
+        return (
+            f"The masks in {str(masks_folder)!r} hold 0 and 255 with grey levels on their edges (smoothed binary masks): "
+            f"read as binary masks, 128 and above the class {class_names[1]!r}."
+        )
     return (
         f"The masks in {str(masks_folder)!r} hold only 0 and 255: read as binary masks, 255 the class "
         f"{class_names[1]!r} (not the ignored value, as in masks of class indices)."
     )
+
+
+def binary_masks_disagree(root: Path | str, num_classes: int) -> str | None:
+    """The problem when a two-class data set's splits hold masks of two kinds (binary 0/255 in one, class indices 0/1
+    in another, as two tools export them): read the training split's way, the other's foreground would be ignored
+    or background. None when they agree."""
+    if num_classes != 2:
+        return None
+    root = Path(root)
+    training = training_folder(root, "segmentation_folder") / "masks"
+    binary = masks_are_binary_255(training, num_classes)
+    for split in (*VALIDATION_FOLDERS, "test"):
+        masks = root / split / "masks"
+        if masks.resolve() == training.resolve() or not visible_files(masks, (".png",)):
+            continue
+        if masks_are_binary_255(masks, num_classes) != binary:
+            kinds = ("0 and 255 (binary masks)", "class indices 0 and 1")
+            train_kind, other_kind = (kinds[0], kinds[1]) if binary else (kinds[1], kinds[0])
+            return (
+                f"The masks in {str(training)!r} hold {train_kind}, those in {str(masks)!r} {other_kind}: read one way, "
+                "the other split's objects would be lost. Save every split's masks the same way."
+            )
+    return None
 
 
 def segmentation_class_names(root: Path | str) -> list[str]:
@@ -240,6 +293,8 @@ def segmentation_class_names(root: Path | str) -> list[str]:
     masks = training_folder(root, "segmentation_folder") / "masks"
     if not masks.is_dir():
         raise DataError(f"The segmentation folder {str(root)!r} has neither classes.txt nor {str(masks)!r}.")
+    if binary_mask_kind(masks) is not None:  # white objects on black, edges smoothed or not: one class
+        return ["background", "class_1"]
     count = _scanned_class_count(str(masks))
     return ["background", *(f"class_{index}" for index in range(1, max(count, 2)))]
 
@@ -255,7 +310,7 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
         problems: Where problems go; the first raises when None.
         only: The image file names of the split when it shares its folder with another split (drawn from it,
             `torchbricks.datasets.folder_splits`); every image of the folder when None.
-        foreground_255: The masks are binary, 0 and 255 (`masks_are_binary_255`): 255 is class 1, not ignored.
+        foreground_255: The masks are binary, 0 and 255 (`masks_are_binary_255`): 128 and above is class 1.
 
     Raises:
         DataError: No image, an image without its mask, or a mask whose size differs from its image.
@@ -369,7 +424,7 @@ def _other_mask_hint(mask: Path) -> str:
 def read_mask(path: Path, foreground_255: bool = False) -> np.ndarray:
     """A class mask file as int64 [H, W]: palette images keep their indices, grey levels (8 or 16 bits) are the
     indices, an RGB(A) mask whose three channels agree is read by its first; with `foreground_255` (binary 0/255
-    masks, `masks_are_binary_255`), 255 is class 1.
+    masks, `masks_are_binary_255`, edges smoothed or not), 128 and above is class 1.
 
     Raises:
         DataError: A colour mask (the channels differ: colours, as CVAT's "Segmentation mask" export and colour-coded
@@ -391,8 +446,8 @@ def read_mask(path: Path, foreground_255: bool = False) -> np.ndarray:
                     "lists its colours in labelmap.txt)."
                 )
             mask = channels[..., 0].astype(np.int64)
-    if foreground_255:
-        mask[mask == IGNORE_INDEX] = 1
+    if foreground_255:  # binary masks (smoothed edges too): 128 and above is the object
+        mask = (mask >= 128).astype(np.int64)
     return mask
 
 

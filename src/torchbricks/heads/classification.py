@@ -80,7 +80,10 @@ class ClassificationTaskHead(TaskHead):
             "targets_name": "targets",
             "image_name": "raw",
             "class_names": "${model.class_names}",
-            "class_weights": "${torchbricks_class_weights:${oc.select:loss.class_weights,null},${model.layout},${data.root}}",
+            "class_weights": (
+                "${torchbricks_class_weights:${oc.select:loss.class_weights,null},${model.layout},${data.root},"
+                "${oc.select:data.validation_fraction,0.2},${oc.select:data.split_seed,0}}"
+            ),
             "font_size": 12,
             "pooling": "${oc.select:model.pooling,null}",
         },

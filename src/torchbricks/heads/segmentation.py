@@ -46,7 +46,8 @@ class SegmentationTaskHead(TaskHead):
             "hidden_channels": "${model.hidden_channels}",
             "image_name": "raw",
             "class_weights": (
-                "${torchbricks_class_weights:${oc.select:loss.class_weights,null},${model.segmentation_layout},${data.root}}"
+                "${torchbricks_class_weights:${oc.select:loss.class_weights,null},${model.segmentation_layout},"
+                "${data.root},${oc.select:data.validation_fraction,0.2},${oc.select:data.split_seed,0}}"
             ),
             "class_scores": True,
             "class_names": "${torchbricks_class_names:${model.segmentation_layout},${data.root}}",

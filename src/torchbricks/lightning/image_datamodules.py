@@ -29,6 +29,7 @@ from torchbricks.datasets.readers import (
     DataError,
     ImageFolderDataset,
     SegmentationFolderDataset,
+    binary_masks_disagree,
     binary_masks_notice,
     image_folder_class_names,
     masks_are_binary_255,
@@ -378,6 +379,9 @@ class SegmentationFolderDataModule(FileDataModule):
         first = visible_files(masks, (".png",))[:1]
         if first:
             read_mask(first[0])  # a colour mask (or a file that is no mask) stops the job before it starts
+        disagree = binary_masks_disagree(self.root, self.num_classes)
+        if disagree is not None:
+            raise DataError(disagree)
         self.foreground_255 = masks_are_binary_255(masks, self.num_classes)
         if self.foreground_255 and launched_as_global_zero():
             print(binary_masks_notice(masks, self.class_names), flush=True)

@@ -6,10 +6,11 @@ and the backbone, so `torchbricks train task=detection data.root=DIR` needs no c
   one ROOT holds, see `torchbricks.datasets.detection_layouts`), or a box layout with `_with_background` (its
   classes after a `background` class, for semantic masks drawn from COCO polygons).
 - `${torchbricks_backbone:NAME,NUM_SCALES,FACT}`: see `torchbricks.bag_of_bricks.compact_cnn.backbone_info`.
-- `${torchbricks_class_weights:SPEC,LAYOUT,ROOT}`: the class weights of a cross-entropy head (`class_weights_of`),
-  SPEC being the config key `loss.class_weights`: null (no weights), `auto` (inverse class frequency in the
-  training split) or a list of one weight per class. `check_class_weights(config)` resolves them once, before
-  anything is written, so a bad value is one error naming `loss.class_weights`.
+- `${torchbricks_class_weights:SPEC,LAYOUT,ROOT[,VALIDATION_FRACTION,SPLIT_SEED]}`: the class weights of a
+  cross-entropy head (`class_weights_of`), SPEC being the config key `loss.class_weights`: null (no weights),
+  `auto` (inverse class frequency in the training split, drawn as `data.validation_fraction` and `data.split_seed`
+  draw it) or a list of one weight per class. `check_class_weights(config)` resolves them once, before anything is
+  written, so a bad value is one error naming `loss.class_weights`.
 - `${torchbricks_image_size:LAYOUT,ROOT,MULTIPLE,MAX_SIDE[,TILE_SIZE[,SCALE]]}`: the training images' median size
   (times SCALE, the config key `data.image_scale`, when given) rounded to a multiple of MULTIPLE and at most
   MAX_SIDE (`torchbricks.datasets.image_sizes.typical_image_size`), as one side when square, else `[height, width]`;
@@ -30,16 +31,18 @@ from typing import Any
 from torchbricks._experiment import launched_as_global_zero
 from torchbricks._extras import require
 from torchbricks.bag_of_bricks.compact_cnn import backbone_info
+from torchbricks.datasets._reading import SPLIT_SEED, VALIDATION_FRACTION
 from torchbricks.datasets.class_frequencies import (
     MAX_MASKS,
     coco_pixel_counts,
     image_folder_class_counts,
     inverse_frequency_weights,
     segmentation_pixel_counts,
+    split_masks,
 )
 from torchbricks.datasets.coco import read_coco_layout
 from torchbricks.datasets.detection_layouts import DETECTION_LAYOUTS, detection_class_names
-from torchbricks.datasets.folder_splits import training_folder
+from torchbricks.datasets.folder_splits import folder_splits, training_folder
 from torchbricks.datasets.image_sizes import ImageSizeChoice, check_image_scale, typical_image_size
 from torchbricks.datasets.readers import image_folder_class_names, masks_are_binary_255, segmentation_class_names
 from torchbricks.errors import BrickError, ConfigError, did_you_mean
@@ -80,13 +83,17 @@ def class_names_of(layout: str, root: str) -> list[str]:
     raise ConfigError(f"Unknown data layout {layout!r}. Available: {list(LAYOUTS)}.{did_you_mean(layout, LAYOUTS)}")
 
 
-def class_weights_of(spec: Any, layout: str, root: str) -> list[float] | None:
+def class_weights_of(
+    spec: Any, layout: str, root: str, validation_fraction: float = VALIDATION_FRACTION, split_seed: int = SPLIT_SEED
+) -> list[float] | None:
     """The class weights `spec` (the value of `loss.class_weights`) gives the classes of the data at `root`.
 
     - None: no weights (every class counts 1).
     - `auto`: inverse class frequency in the training split, averaging 1 over the classes present (a class absent
       from it gets 0 and a warning): image files per class folder (`image_folder`), mask pixels per class with 255
-      left out (`segmentation_folder`, at most `MAX_MASKS` masks, see `torchbricks.datasets.class_frequencies`),
+      left out (`segmentation_folder`: the masks of the split's images, at most `MAX_MASKS`, see
+      `torchbricks.datasets.class_frequencies`); a split drawn from a folder without validation split is the one
+      `validation_fraction` and `split_seed` draw (`data.validation_fraction`, `data.split_seed`), as training reads it;
       pixels of the masks drawn from the COCO polygons, background first (`coco_with_background`). Counted once
       per process and data folder.
     - a list: one weight >= 0 per class, used as given.
@@ -104,7 +111,7 @@ def class_weights_of(spec: Any, layout: str, root: str) -> list[float] | None:
                 f"Config key {CLASS_WEIGHTS_KEY!r} must be null, auto or a list of one weight per class "
                 f"({len(names)}: {names}), got {spec!r}.{did_you_mean(spec, ['auto'])}"
             )
-        return list(_automatic_weights(layout, str(root)))
+        return list(_automatic_weights(layout, str(root), float(validation_fraction), int(split_seed)))
     values = list(spec) if isinstance(spec, Sequence) else None
     if values is None:
         raise ConfigError(
@@ -125,18 +132,21 @@ def class_weights_of(spec: Any, layout: str, root: str) -> list[float] | None:
 
 
 @lru_cache(maxsize=16)
-def _automatic_weights(layout: str, root: str) -> tuple[float, ...]:
+def _automatic_weights(layout: str, root: str, validation_fraction: float, split_seed: int) -> tuple[float, ...]:
     folder = Path(root)
     names = class_names_of(layout, root)
     source = f"the training split of {root!r}"
+    if layout in ("image_folder", "segmentation_folder"):  # the training split as training reads it (maybe drawn)
+        train = folder_splits(folder, layout, validation_fraction, split_seed)["train"]
+        drawn = "" if train.only is None else f", without the {validation_fraction:g} drawn for validation"
     if layout == "image_folder":
-        train = training_folder(folder, layout)  # a pool's all (validation is drawn from it per class, keeping the shares)
-        counts = image_folder_class_counts(train, names)
-        source = f"the training images of {str(train)!r}"
+        counts = image_folder_class_counts(train.folder, names, train.only)
+        source = f"the training images of {str(train.folder)!r}{drawn}"
     elif layout == "segmentation_folder":
-        masks = training_folder(folder, layout) / "masks"  # a pool's all: validation is a random share of them
-        counts = segmentation_pixel_counts(masks, len(names), foreground_255=masks_are_binary_255(masks, len(names)))
-        source = f"the training masks of {str(masks)!r} (at most {MAX_MASKS} read)"
+        masks = split_masks(train.folder, train.only)  # the masks of the split's images, no mask without an image
+        binary = masks_are_binary_255(train.folder / "masks", len(names))
+        counts = segmentation_pixel_counts(masks, len(names), foreground_255=binary)
+        source = f"the training masks of {str(train.folder / 'masks')!r}{drawn} (at most {MAX_MASKS} read)"
     elif layout.endswith("_with_background") and (coco := read_coco_layout(folder)) is not None:  # masks from outlines
         counts = coco_pixel_counts(coco.train.path, image_root=coco.train.image_roots)
         source = f"the masks drawn from {str(coco.train.path)!r} (at most {MAX_MASKS} images read)"
