@@ -7,6 +7,7 @@ reader (or a crash) never meets half a file and a failed write leaves the previo
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import uuid
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["replace_folder", "write_atomically", "write_json", "write_text"]
+__all__ = ["json_ready", "replace_folder", "write_atomically", "write_json", "write_text"]
 
 
 def write_atomically(target: Path, write: Callable[[Path], object]) -> None:
@@ -54,7 +55,26 @@ def write_json(path: Path, value: Any) -> None:
         >>> json.loads((folder / "m.json").read_text())
         {'accuracy': 0.5, 'curve': [[1, 2], 3]}
     """
-    write_text(path, json.dumps(value, indent=2, default=_to_plain) + "\n")
+    write_text(path, json.dumps(json_ready(value), indent=2, allow_nan=False, default=_to_plain) + "\n")
+
+
+def json_ready(value: Any) -> Any:
+    """`value` with tensors and arrays as numbers or nested lists, and NaN and infinities as None (`null`: JSON has
+    neither, and `jq`, JavaScript and most readers refuse the `NaN` Python would write).
+
+    Example:
+        >>> json_ready({"loss": float("nan"), "best": (float("inf"), 0.5)})
+        {'loss': None, 'best': [None, 0.5]}
+    """
+    if isinstance(value, dict):
+        return {key: json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(item) for item in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        return json_ready(_to_plain(value))
+    return value
 
 
 def _to_plain(value: Any) -> Any:

@@ -195,3 +195,37 @@ def test_a_strictly_better_value_wins_whatever_its_loss_and_more_than_one_checkp
     assert epoch == 2
     with pytest.raises(ConfigError, match=r"BestCheckpoint keeps one checkpoint; got save_top_k=3"):
         BestCheckpoint(monitor="validation/accuracy", save_top_k=3, tie_breaker=None)
+
+
+def test_a_moved_or_copied_experiment_keeps_its_best_score_on_resume(tmp_path: Path) -> None:
+    saved = BestCheckpoint(tie_breaker=None, dirpath=str(tmp_path / "run" / "checkpoints"), monitor="loss", mode="min")
+    saved.best_model_score = torch.tensor(0.0445)
+    saved.best_model_path = str(tmp_path / "run" / "checkpoints" / "best.ckpt")
+    saved.best_k_models = {saved.best_model_path: saved.best_model_score}
+    saved.last_model_path = str(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    state = saved.state_dict()
+
+    copy = BestCheckpoint(tie_breaker=None, dirpath=str(tmp_path / "copy" / "checkpoints"), monitor="loss", mode="min")
+    copy.load_state_dict(state)
+
+    assert copy.best_model_score is not None
+    assert float(copy.best_model_score) == pytest.approx(0.0445)
+    assert copy.best_model_path == str(tmp_path / "copy" / "checkpoints" / "best.ckpt")
+    assert list(copy.best_k_models) == [copy.best_model_path]
+    assert copy.last_model_path == str(tmp_path / "copy" / "checkpoints" / "last.ckpt")
+
+
+def test_a_loss_that_is_not_finite_in_the_first_epoch_is_early_stopping_in_valid_json(tmp_path: Path) -> None:
+    from torchbricks.__main__ import main
+
+    arguments = ["train", "trainer.max_epochs=3", "optimizer.lr=1e12", "early_stopping.patience=3", "export_onnx=false"]
+    assert main([*arguments, f"experiment.path_experiments={tmp_path}", "experiment.name=nan"]) == 0
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    metrics = json.loads((tmp_path / "nan" / "metrics.json").read_text(), parse_constant=refuse)
+    json.loads((tmp_path / "nan" / "history.json").read_text(), parse_constant=refuse)
+    assert metrics["epochs"] == 1
+    assert metrics["stop_reason"] == "early_stopping"
+    assert "not finite" in metrics["early_stopping_message"]

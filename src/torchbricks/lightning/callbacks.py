@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import RandomSampler
 
 from torchbricks._extras import require
-from torchbricks._files import write_text
+from torchbricks._files import json_ready, write_text
 from torchbricks.errors import ConfigError
 
 require("pytorch_lightning", "lightning")
@@ -141,7 +141,7 @@ class MetricHistory(pl.Callback):
     def write(self, draw: bool | None = None) -> None:
         """Writes `history.json` and, when `draw` (default: the callback's `draw`), `curves.png` into the experiment
         folder."""
-        text = json.dumps(self.history, indent=2) + "\n"
+        text = json.dumps(json_ready(self.history), indent=2, allow_nan=False) + "\n"
         self.path_experiment.mkdir(parents=True, exist_ok=True)
         write_text(self.path_experiment / HISTORY_FILE, text)
         if self.draw if draw is None else draw:
@@ -251,8 +251,29 @@ class BestCheckpoint(pl.callbacks.ModelCheckpoint):
         return {**super().state_dict(), "best_tie_breaker": self.best_tie_breaker}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Lightning's restore, also when the experiment folder was moved, copied or renamed since it was saved (or is
+        mounted elsewhere): Lightning then forgets the best score, and the next epoch, however worse, would replace
+        `best.ckpt`. The saved paths are read as the same files in this checkpoint folder."""
+        saved = state_dict.get("dirpath")
+        if saved is not None and self.dirpath is not None and saved != self.dirpath:
+            state_dict = {**state_dict, "dirpath": self.dirpath}
+            for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
+                if state_dict.get(key):
+                    state_dict[key] = _moved(state_dict[key], saved, self.dirpath)
+            if "best_k_models" in state_dict:
+                state_dict["best_k_models"] = {
+                    _moved(path, saved, self.dirpath): score for path, score in state_dict["best_k_models"].items()
+                }
         super().load_state_dict(state_dict)
         self.best_tie_breaker = state_dict.get("best_tie_breaker")
+
+
+def _moved(path: str, old_folder: str | Path, new_folder: str | Path) -> str:
+    """`path` in `old_folder` as the same file in `new_folder` (a path elsewhere stays)."""
+    try:
+        return str(Path(new_folder) / Path(path).relative_to(old_folder))
+    except ValueError:
+        return path
 
 
 class LineProgressBar(pl.callbacks.ProgressBar):

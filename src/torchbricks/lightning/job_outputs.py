@@ -112,11 +112,26 @@ def export_and_check_onnx(path_onnx: Path, brick_collection: BrickCollection, na
         raise BrickError(f"The ONNX model outputs {output_names}; the export stage of the collection outputs {list(expected)}.")
     difference = 0.0
     for name, value in actual.items():
-        reference = expected[name].numpy()
-        difference = max(difference, float(np.max(np.abs(value.astype(np.float64) - reference.astype(np.float64)), initial=0.0)))
+        difference = max(difference, _largest_gap(value, expected[name].numpy()))
     if difference > ONNX_TOLERANCE:
         raise BrickError(f"The ONNX model in {str(path_onnx)!r} differs from PyTorch by {difference:.3g} > {ONNX_TOLERANCE}.")
     return difference
+
+
+def _largest_gap(actual: np.ndarray, reference: np.ndarray) -> float:
+    """The largest absolute difference; a NaN or infinity on one side only is an infinite one (`max` would pass a
+    NaN by), the same non-finite value on both sides none.
+
+    Example:
+        >>> _largest_gap(np.array([1.0, np.nan, np.inf]), np.array([1.5, np.nan, np.inf]))
+        0.5
+        >>> _largest_gap(np.array([np.nan]), np.array([0.0]))
+        inf
+    """
+    first, second = actual.astype(np.float64), reference.astype(np.float64)
+    same = (first == second) | (np.isnan(first) & np.isnan(second))
+    gap = np.where(same, 0.0, np.abs(first - second))
+    return float(np.max(np.nan_to_num(gap, nan=np.inf), initial=0.0))
 
 
 def save_visualizations(path_png: Path, brick_collection: BrickCollection, named_inputs: dict[str, Any]) -> None:

@@ -40,7 +40,7 @@ def training_summary(trainer: Any) -> dict[str, Any]:
     timers = [callback for callback in trainer.callbacks if isinstance(callback, pl.callbacks.Timer)]
     if trainer.interrupted:
         summary["stop_reason"] = "interrupted"
-    elif stoppers and stoppers[0].stopped_epoch > 0:
+    elif stoppers and (stoppers[0].stopped_epoch > 0 or stoppers[0].stopping_reason_message):  # epoch 0 too (a NaN loss)
         summary["stop_reason"] = "early_stopping"
         summary["early_stopping_message"] = stoppers[0].stopping_reason_message
     elif timers and (timers[0].time_remaining() or 0.0) <= 0.0:
