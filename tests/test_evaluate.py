@@ -214,3 +214,21 @@ def test_evaluate_reads_the_digits_of_the_default_job_and_refuses_split_all_ther
     _metrics_equal(result.metrics, trained)
     with pytest.raises(BrickError, match=r"split=all reads every split of a torchbricks data module; DigitsDataModule"):
         evaluate_experiment(tmp_path / "digits", split="all", out=tmp_path / "all.json")
+
+
+def test_an_experiment_trained_on_several_processes_is_evaluated_in_one(
+    trained_experiment: Any, shapes_root: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    folder = Path(shutil.copytree(trained_experiment("classification"), tmp_path / "ddp"))
+    from omegaconf import OmegaConf
+
+    resolved = OmegaConf.load(folder / "resolved_config.yaml")
+    resolved.trainer.devices, resolved.trainer.strategy = 2, "ddp"  # as a run on two processes wrote it
+    OmegaConf.save(resolved, folder / "resolved_config.yaml")
+
+    assert main(["evaluate", str(folder), f"data.root={shapes_root / 'classification'}", "split=test"]) == 0
+
+    evaluation = json.loads((folder / "evaluation.json").read_text())
+    _metrics_equal(evaluation["metrics"], json.loads((folder / "metrics.json").read_text())["test"])

@@ -128,8 +128,16 @@ def evaluate_experiment(
             loss_weights=omegaconf.to_container(config.get("loss_weights", {})) or {},
             missing_targets=str(config.get("missing_targets", "error")),  # skip: heads of data sets of their own
         )
-        trainer = instantiate_config(
-            config, "trainer", logger=False, enable_checkpointing=False, callbacks=_progress_callbacks(config), max_epochs=1
+        trainer = instantiate_config(  # one process, whatever the training ran on (a DDP run's loaders would pad)
+            config,
+            "trainer",
+            logger=False,
+            enable_checkpointing=False,
+            callbacks=_progress_callbacks(config),
+            max_epochs=1,
+            devices=1,
+            num_nodes=1,
+            strategy="auto",
         )
         trainer.test(module, dataloaders=loader, verbose=False)
         if not trainer.is_global_zero:
