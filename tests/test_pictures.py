@@ -93,3 +93,21 @@ def test_the_pixel_limit_variable_sets_pillows_limit(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv(_pictures.PIXEL_LIMIT_VARIABLE, "lots")
     with pytest.raises(ConfigError, match=r"TORCHBRICKS_MAX_IMAGE_PIXELS must be a number of pixels >= 0 .* got 'lots'"):
         _pictures._apply_pixel_limit()
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P"])
+def test_a_transparent_image_is_read_on_white_as_a_viewer_shows_it(tmp_path: Path, mode: str) -> None:
+    pixels = np.zeros((4, 6, 4), dtype=np.uint8)  # black everywhere, transparent but for one opaque black pixel
+    pixels[1, 2, 3] = 255
+    image = Image.fromarray(pixels, "RGBA")
+    if mode == "P":
+        image = image.quantize(colors=4)
+        image.info["transparency"] = int(np.asarray(image)[0, 0])  # the transparent palette index, as GIF and PNG keep it
+    else:
+        image = image.convert(mode)
+    image.save(tmp_path / "icon.png", **({"transparency": image.info["transparency"]} if mode == "P" else {}))
+
+    for read in (load_rgb, read_image):
+        shown = np.asarray(read(tmp_path / "icon.png"))
+        assert shown[1, 2].tolist() == [0, 0, 0]  # the opaque pixel
+        assert (shown.reshape(-1, 3).sum(axis=1) == 3 * 255).sum() == 4 * 6 - 1  # the rest on white, not black

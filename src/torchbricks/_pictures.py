@@ -110,7 +110,7 @@ def upright_size(image: Image.Image) -> tuple[int, int]:
 
 def rgb_as_shown(image: Image.Image) -> Image.Image:
     """An opened image file as the 8-bit RGB picture a viewer shows: upright, 16-bit values reduced to their upper
-    8 bits (see the module docstring).
+    8 bits (see the module docstring), a transparent image on white.
 
     Example:
         >>> sixteen_bits = Image.fromarray(np.array([[0, 256, 65535]], dtype=np.uint16))
@@ -133,6 +133,11 @@ def rgb_as_shown(image: Image.Image) -> Image.Image:
         raise DataError(
             "A floating-point (mode F) image has no range that says what is black and white. Convert it to 8 or 16 bits."
         )
+    elif image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info:
+        # on white, as a viewer shows it on a page: dropping the alpha would show the colour hidden under transparent
+        # pixels, often black (an icon drawn black on transparency would be black on black)
+        picture = image.convert("RGBA")
+        return upright(Image.alpha_composite(Image.new("RGBA", picture.size, "white"), picture).convert("RGB"), orientation)
     return upright(image.convert("RGB"), orientation)
 
 

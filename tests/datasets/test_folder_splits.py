@@ -205,3 +205,46 @@ def test_a_pool_of_one_image_per_class_cannot_be_split_but_is_evaluated_whole(tm
     assert data.validation_drawn()
     batch = next(iter(data.all_dataloader()))  # every image, nothing drawn
     assert sorted(batch["targets"].tolist()) == [0, 1, 2]
+
+
+def test_images_in_subfolders_of_a_class_folder_are_the_class_as_torchvision_reads_them(tmp_path: Path) -> None:
+    from torchbricks.datasets.readers import ImageFolderDataset
+
+    for split in ("train", "val"):
+        for name, folders in (("cat", ["", "2019", "2019/summer"]), ("dog", ["2020"])):
+            for index, sub in enumerate(folders):
+                path = tmp_path / split / name / sub / f"{split}{index}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.new("RGB", (8, 8), (index * 40, 0, 0)).save(path)
+
+    dataset = ImageFolderDataset(tmp_path / "train")
+
+    assert [(path.relative_to(tmp_path / "train").as_posix(), label) for path, label in dataset.samples] == [
+        ("cat/2019/summer/train2.png", 0), ("cat/2019/train1.png", 0), ("cat/train0.png", 0), ("dog/2020/train0.png", 1)
+    ]  # fmt: skip
+    pool = tmp_path / "train"  # as a pool, drawn per class with the nested images
+    (tmp_path / "val").rename(tmp_path / "elsewhere")
+    data = ImageFolderDataModule(pool, image_size=8, batch_size=2, validation_fraction=0.5)
+    data.setup("fit")
+    assert len(data.datasets["train"]) + len(data.datasets["validation"]) == 4
+
+
+def test_a_class_named_like_a_split_is_a_class_of_a_pool(tmp_path: Path) -> None:
+    for name in ("bus", "car", "train"):  # a pool of vehicles: `train` holds images, not class folders
+        for index in range(3):
+            (tmp_path / name).mkdir(exist_ok=True)
+            Image.new("RGB", (8, 8), (index * 40, len(name), 0)).save(tmp_path / name / f"{index}.png")
+
+    data = ImageFolderDataModule(tmp_path, image_size=8, batch_size=2)
+
+    assert data.class_names == ["bus", "car", "train"]
+
+
+def test_one_class_folder_is_an_error_saying_a_classifier_needs_two(tmp_path: Path) -> None:
+    for index in range(3):  # a folder of images with a CSV of labels beside it, as Kaggle hands them out
+        (tmp_path / "images").mkdir(exist_ok=True)
+        Image.new("RGB", (8, 8), (index * 40, 0, 0)).save(tmp_path / "images" / f"{index}.png")
+    (tmp_path / "train.csv").write_text("file,label\n0.png,cat\n")
+
+    with pytest.raises(DataError, match=r"holds one class folder, 'images'; classification needs two or more.*CSV"):
+        ImageFolderDataModule(tmp_path, image_size=8)

@@ -43,6 +43,7 @@ __all__ = [
     "DataProblems",
     "Transform",
     "apply_transform",
+    "class_images",
     "exif_orientation",
     "image_file_size",
     "image_files",
@@ -184,6 +185,12 @@ def visible_files(folder: Path | str, suffixes: tuple[str, ...] = IMAGE_EXTENSIO
 def image_files(folder: Path) -> list[Path]:
     """The visible image files directly in `folder`, sorted (`visible_files`)."""
     return visible_files(folder)
+
+
+def class_images(folder: Path) -> list[Path]:
+    """The visible image files of a class folder, its subfolders included (`photos/cat/2019/*.jpg`), sorted: as
+    torchvision's `ImageFolder` reads a class."""
+    return visible_files(folder, recursive=True)
 
 
 def load_rgb(path: Path) -> Image.Image:

@@ -41,12 +41,12 @@ from torchbricks.datasets.readers import (
     SegmentationFolderDataset,
     binary_masks_disagree,
     binary_masks_notice,
-    image_folder_class_names,
     image_size_problem,
     mask_value_problem,
     masks_are_binary_255,
     read_mask,
     segmentation_class_names,
+    training_class_names,
 )
 from torchbricks.datasets.voc import voc_class_names
 from torchbricks.datasets.yolo import read_yolo_layout
@@ -335,7 +335,7 @@ def _files_not_read(root: Path, layout: str) -> list[Path]:
 
 def _class_names(root: Path, layout: str, problems: DataProblems) -> list[str]:
     if layout == "image_folder":
-        return image_folder_class_names(training_folder(root, layout))
+        return training_class_names(training_folder(root, layout))
     if layout == "segmentation_folder":
         return segmentation_class_names(root)
     if layout == "voc":  # names from the XML files that parse; each one that does not is a problem of its own

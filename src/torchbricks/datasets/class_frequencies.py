@@ -21,7 +21,7 @@ from typing import TypeVar
 import numpy as np
 
 from torchbricks._conventions import IGNORE_INDEX
-from torchbricks.datasets.readers import CocoDataset, DataError, image_files, read_mask, visible_files
+from torchbricks.datasets.readers import CocoDataset, DataError, class_images, image_files, read_mask, visible_files
 
 __all__ = [
     "MAX_MASKS",
@@ -55,8 +55,9 @@ def image_folder_class_counts(folder: Path | str, class_names: Sequence[str], on
     folder = Path(folder)
     counts = []
     for name in class_names:
-        files = visible_files(folder / name)
-        counts.append(len(files) if only is None else sum(f"{name}/{path.name}" in only for path in files))
+        files = class_images(folder / name)
+        relative = [f"{name}/{path.relative_to(folder / name).as_posix()}" for path in files]
+        counts.append(len(files) if only is None else sum(path in only for path in relative))
     return counts
 
 

@@ -17,7 +17,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from torchbricks.datasets._reading import SPLIT_SEED, VALIDATION_FRACTION, DataError, image_files, is_hidden, random_split
+from torchbricks.datasets._reading import (
+    SPLIT_SEED,
+    VALIDATION_FRACTION,
+    DataError,
+    class_images,
+    image_files,
+    is_hidden,
+    random_split,
+)
 
 __all__ = [
     "FOLDER_LAYOUTS",
@@ -55,11 +63,21 @@ def is_pool(root: Path | str, layout: str) -> bool:
     """Whether `root` is a pool without split folders: class folders holding images (`image_folder`), or `images/`
     and `masks/` (`segmentation_folder`), and none of `train`, `val`, `valid`, `validation`, `test`."""
     root = Path(root)
-    if not root.is_dir() or any((root / name).is_dir() for name in SPLIT_FOLDERS):
+    if not root.is_dir() or any(_is_split_folder(root / name, layout) for name in SPLIT_FOLDERS):
         return False
     if layout == "segmentation_folder":
         return (root / "images").is_dir() and (root / "masks").is_dir()
-    return any(path.is_dir() and not is_hidden(path.name) and image_files(path) for path in root.iterdir())
+    return any(path.is_dir() and not is_hidden(path.name) and class_images(path) for path in root.iterdir())
+
+
+def _is_split_folder(path: Path, layout: str) -> bool:
+    """Whether `path` (named as a split) is one: for image folders, not when it holds images and no folder, as the
+    class `train` of a pool of vehicles or the class `test` of a pool of lab results would."""
+    if not path.is_dir():
+        return False
+    if layout != "image_folder":
+        return True
+    return any(child.is_dir() and not is_hidden(child.name) for child in path.iterdir()) or not image_files(path)
 
 
 def training_folder(root: Path | str, layout: str) -> Path:
@@ -128,7 +146,7 @@ def _draw(folder: Path, layout: str, fraction: float, seed: int) -> tuple[frozen
         train, validation = random_split(names, fraction, seed, folder / "images")
         return frozenset(train), frozenset(validation)
     groups = [
-        [f"{path.name}/{image.name}" for image in image_files(path)]
+        [f"{path.name}/{image.relative_to(path).as_posix()}" for image in class_images(path)]
         for path in sorted(folder.iterdir())
         if path.is_dir() and not is_hidden(path.name)
     ]

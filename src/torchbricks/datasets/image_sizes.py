@@ -21,7 +21,14 @@ from typing import Any
 from torchbricks.datasets._reading import read_user_text
 from torchbricks.datasets.coco import image_path
 from torchbricks.datasets.folder_splits import training_folder
-from torchbricks.datasets.readers import IMAGE_EXTENSIONS, DataError, image_file_size, image_folder_class_names, visible_files
+from torchbricks.datasets.readers import (
+    IMAGE_EXTENSIONS,
+    DataError,
+    class_images,
+    image_file_size,
+    image_folder_class_names,
+    visible_files,
+)
 from torchbricks.errors import ConfigError, did_you_mean
 
 __all__ = [
@@ -162,7 +169,7 @@ def read_image_sizes(layout: str, root: Path | str, max_sampled: int = 200) -> t
         return _coco_sizes(train.path, train.image_roots, max_sampled)
     if layout == "image_folder":  # the training folder's images (a pool's all: validation is drawn from them)
         split = training_folder(folder, layout)
-        files = [path for name in image_folder_class_names(split) for path in visible_files(split / name)]
+        files = [path for name in image_folder_class_names(split) for path in class_images(split / name)]
     elif layout == "segmentation_folder":
         split = training_folder(folder, layout) / "images"
         if not split.is_dir():

@@ -43,6 +43,7 @@ from torchbricks.datasets._reading import (
     DataProblems,
     Transform,
     apply_transform,
+    class_images,
     exif_orientation,
     image_file_size,
     image_files,
@@ -80,6 +81,7 @@ __all__ = [
     "masks_are_binary_255",
     "read_mask",
     "segmentation_class_names",
+    "training_class_names",
 ]
 __all__ += [  # the readers' names from before the box and COCO readers got modules of their own
     "BOX_TOLERANCE",
@@ -99,6 +101,22 @@ __all__ += [  # the readers' names from before the box and COCO readers got modu
 
 
 # --- ImageFolder --------------------------------------------------------------------------------------------------
+
+
+def training_class_names(folder: Path | str) -> list[str]:
+    """The classes of a classification data set: the class folders of its training folder (`image_folder_class_names`).
+
+    Raises:
+        DataError: As `image_folder_class_names`, or there is one class folder: a classifier needs two classes or more.
+    """
+    names = image_folder_class_names(folder)
+    if len(names) < 2:
+        raise DataError(
+            f"The image folder {str(folder)!r} holds one class folder, {names[0]!r}; classification needs two or more, a "
+            f"folder per class: {folder}/<class>/<image>. (A table of labels, such as a CSV, is not read: sort the "
+            "images into class folders.)"
+        )
+    return names
 
 
 def image_folder_class_names(folder: Path | str) -> list[str]:
@@ -162,8 +180,8 @@ class ImageFolderDataset(Dataset[dict[str, Any]]):
             (path, index)
             for index, name in enumerate(self.class_names)
             if (self.folder / name).is_dir()
-            for path in image_files(self.folder / name)
-            if only is None or f"{name}/{path.name}" in only
+            for path in class_images(self.folder / name)  # subfolders too, as torchvision's ImageFolder reads them
+            if only is None or f"{name}/{path.relative_to(self.folder / name).as_posix()}" in only
         ]
         if not self.samples:
             problems.report(f"The image folder {str(self.folder)!r} holds no image ({', '.join(IMAGE_EXTENSIONS)}).")

@@ -31,10 +31,10 @@ from torchbricks.datasets.readers import (
     SegmentationFolderDataset,
     binary_masks_disagree,
     binary_masks_notice,
-    image_folder_class_names,
     masks_are_binary_255,
     read_mask,
     segmentation_class_names,
+    training_class_names,
     visible_files,
 )
 from torchbricks.datasets.tiled import TiledDataset
@@ -303,7 +303,7 @@ class ImageFolderDataModule(FileDataModule):
         super().__init__(root, image_size, batch_size, num_workers, augmentations, cache_megabytes=cache_megabytes)
         self.validation_fraction = validation_fraction
         self.split_seed = split_seed
-        self.class_names = image_folder_class_names(training_folder(self.root, "image_folder"))
+        self.class_names = training_class_names(training_folder(self.root, "image_folder"))
 
     def _read_folder_split(self, split: FolderSplit, transform: Any) -> Any:
         return ImageFolderDataset(split.folder, self.class_names, transform, only=split.only)

@@ -44,7 +44,11 @@ from torchbricks.datasets.coco import read_coco_layout
 from torchbricks.datasets.detection_layouts import DETECTION_LAYOUTS, detection_class_names
 from torchbricks.datasets.folder_splits import folder_splits, training_folder
 from torchbricks.datasets.image_sizes import ImageSizeChoice, check_image_scale, typical_image_size
-from torchbricks.datasets.readers import image_folder_class_names, masks_are_binary_255, segmentation_class_names
+from torchbricks.datasets.readers import (
+    masks_are_binary_255,
+    segmentation_class_names,
+    training_class_names,
+)
 from torchbricks.errors import BrickError, ConfigError, did_you_mean
 
 __all__ = [
@@ -73,7 +77,7 @@ def class_names_of(layout: str, root: str) -> list[str]:
     """
     folder = Path(str(root))
     if layout == "image_folder":
-        return image_folder_class_names(training_folder(folder, layout))
+        return training_class_names(training_folder(folder, layout))
     if layout == "segmentation_folder":
         return segmentation_class_names(folder)
     if layout in BOX_LAYOUTS:
