@@ -175,6 +175,15 @@ def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
         ),
         ("n_visualized=-1", "Config key 'n_visualized' must be an int >= 0, got int -1."),
         (
+            "trainer.max_time=abc",
+            "Config key 'trainer.max_time' must be null or a time budget DD:HH:MM:SS (00:00:08:00 is 8 minutes), got str 'abc'.",
+        ),
+        (
+            "trainer.max_epochs=0",
+            "Config key 'trainer.max_epochs' must be an int >= 1 (or -1: no limit but trainer.max_time), got int 0.",
+        ),
+        ("trainer.devices=0", "Config key 'trainer.devices' must be a number of devices >= 1, -1 (all) or auto, got 0."),
+        (
             "early_stopping.start_fraction=1",
             "Config key 'early_stopping.start_fraction' must be a number in [0, 1) (the fraction of the training budget "
             "before which early stopping never ends a run), got int 1.",

@@ -140,6 +140,7 @@ def read_job_settings(config: Any) -> JobSettings:
     if not is_int(every) or every < 1:
         raise ConfigError(f"Config key 'pictures_every_n_epochs' must be 1 or more (1: every epoch), got {every}.")
     trainer = config.get("trainer") or {}
+    _check_trainer(trainer)
     experiment = config.get("experiment") or {}
     name = experiment.get("name")
     return JobSettings(
@@ -179,6 +180,38 @@ def _checkpoint(node: Any, omegaconf: Any) -> CheckpointSettings:
             f"got {names}."
         )
     return CheckpointSettings(tuple(names), mode)
+
+
+_TIME_UNITS = ("days", "hours", "minutes", "seconds", "milliseconds", "microseconds", "weeks")
+
+
+def _check_trainer(trainer: Any) -> None:
+    """`trainer.max_time` null, `DD:HH:MM:SS` or a mapping of time units; `trainer.max_epochs` null, -1 (no limit) or
+    >= 1; `trainer.devices` not 0: checked before anything is written (Lightning would refuse them later, with a
+    traceback, after the experiment folder exists)."""
+    max_time = trainer.get("max_time")
+    if max_time is not None:
+        units = dict(max_time) if hasattr(max_time, "items") else None
+        fields = str(max_time).split(":") if units is None else []
+        valid = (
+            all(unit in _TIME_UNITS and is_number(value) and value >= 0 for unit, value in units.items())
+            if units is not None
+            else isinstance(max_time, str) and len(fields) == 4 and all(field.isdigit() for field in fields)
+        )
+        if not valid:
+            raise ConfigError(
+                "Config key 'trainer.max_time' must be null or a time budget DD:HH:MM:SS (00:00:08:00 is 8 minutes), "
+                f"got {type(max_time).__name__} {max_time!r}."
+            )
+    max_epochs = trainer.get("max_epochs")
+    if max_epochs is not None and (not is_int(max_epochs) or (max_epochs < 1 and max_epochs != -1)):
+        raise ConfigError(
+            "Config key 'trainer.max_epochs' must be an int >= 1 (or -1: no limit but trainer.max_time), got "
+            f"{type(max_epochs).__name__} {max_epochs!r}."
+        )
+    devices = trainer.get("devices")
+    if (is_int(devices) and devices == 0) or devices in ("0", ""):
+        raise ConfigError(f"Config key 'trainer.devices' must be a number of devices >= 1, -1 (all) or auto, got {devices!r}.")
 
 
 def _early_stopping(node: Any) -> EarlyStoppingSettings:
