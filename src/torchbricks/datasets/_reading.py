@@ -88,6 +88,7 @@ class DataProblems:
     def __init__(self, collect: bool = False) -> None:
         self.collect = collect
         self.messages: list[str] = []
+        self._reported: set[str] = set()
 
     def report(self, message: str) -> None:
         """Raises `DataError(message)`, or records it when collecting (once: a file read by two readers, the class
@@ -98,7 +99,8 @@ class DataProblems:
         """
         if not self.collect:
             raise DataError(message)
-        if message not in self.messages:
+        if message not in self._reported:
+            self._reported.add(message)
             self.messages.append(message)
 
     def guard(self, read: Callable[..., _T], *arguments: Any) -> _T | None:
