@@ -27,7 +27,21 @@ import torch
 from torchbricks.datasets._reading import load_rgb, to_image, torchvision_parts
 from torchbricks.errors import ConfigError
 
-__all__ = ["ResizedImageCache"]
+__all__ = ["ResizedImageCache", "check_megabytes"]
+
+
+def check_megabytes(megabytes: Any) -> float:
+    """`megabytes` as a float, when it is a number >= 0.
+
+    Raises:
+        ConfigError: It is not (the message names the key `data.cache_megabytes`).
+    """
+    if isinstance(megabytes, bool) or not isinstance(megabytes, int | float) or not megabytes >= 0:
+        raise ConfigError(
+            "Config key 'data.cache_megabytes' must be the memory in megabytes kept for decoded images between "
+            f"epochs, a number >= 0 (0 keeps none), got {type(megabytes).__name__} {megabytes!r}."
+        )
+    return float(megabytes)
 
 
 class ResizedImageCache:
@@ -53,13 +67,8 @@ class ResizedImageCache:
     """
 
     def __init__(self, size: tuple[int, int], megabytes: float) -> None:
-        if isinstance(megabytes, bool) or not isinstance(megabytes, int | float) or not megabytes >= 0:
-            raise ConfigError(
-                "Config key 'data.cache_megabytes' must be the memory in megabytes kept for decoded images between "
-                f"epochs, a number >= 0 (0 keeps none), got {type(megabytes).__name__} {megabytes!r}."
-            )
         self.size = (int(size[0]), int(size[1]))
-        self.megabytes = float(megabytes)
+        self.megabytes = check_megabytes(megabytes)
         self._entries: dict[tuple[str, str], tuple[torch.Tensor, tuple[int, int]]] = {}
         self._bytes = 0
         self._budget: int | None = None

@@ -23,7 +23,7 @@ from torchbricks.datasets.detection_layouts import (
     read_detection_split,
 )
 from torchbricks.datasets.folder_splits import FolderSplit, folder_splits, has_own_split, training_folder
-from torchbricks.datasets.image_cache import ResizedImageCache
+from torchbricks.datasets.image_cache import ResizedImageCache, check_megabytes
 from torchbricks.datasets.image_sizes import check_image_scale, typical_image_size
 from torchbricks.datasets.readers import (
     DataError,
@@ -134,8 +134,7 @@ class FileDataModule(SplitDataModule):
         cache_megabytes: float = CACHE_MEGABYTES,
     ) -> None:
         super().__init__(batch_size, num_workers)
-        ResizedImageCache((1, 1), cache_megabytes)  # refuses a bad value now, by its key
-        self.cache_megabytes = cache_megabytes
+        self.cache_megabytes = check_megabytes(cache_megabytes)  # a bad value is refused now, by its key
         self.root = Path(root)
         if not self.root.is_dir():
             raise DataError(f"The data folder {str(self.root)!r} does not exist.")
