@@ -324,3 +324,26 @@ def test_automatic_class_weights_count_the_training_split_as_training_reads_it(t
     assert class_weights_of("auto", "segmentation_folder", str(segmentation)) == pytest.approx(
         [2 * value / sum(expected) for value in expected]
     )
+
+
+def test_a_mask_drawn_on_the_stored_picture_of_an_exif_turned_image_is_named_with_why(tmp_path: Path) -> None:
+    image = Image.new("RGB", (20, 10))
+    exif = image.getexif()
+    exif[0x0112] = 6  # stored 20 x 10, shown turned a quarter: 10 x 20
+    (tmp_path / "train" / "images").mkdir(parents=True)
+    image.save(tmp_path / "train" / "images" / "a.jpg", exif=exif)
+    _mask(tmp_path / "train" / "masks" / "a.png", np.zeros((10, 20)))  # drawn on the picture as stored
+
+    with pytest.raises(DataError, match=r"is 20x10 but its image .* is 10x20 .* The sides are swapped: .*EXIF orientation"):
+        SegmentationFolderDataset(tmp_path / "train", num_classes=2)
+
+
+def test_check_data_notes_masks_without_an_image(tmp_path: Path) -> None:
+    from torchbricks.datasets.checking import check_data
+
+    root = _binary_segmentation(tmp_path / "data", foreground=1)
+    _mask(root / "train" / "masks" / "deleted.png", np.ones((16, 16)))  # its image was deleted
+
+    notes = check_data(root).notes
+
+    assert any("1 mask in " in note and "('deleted.png') has no image of the same name" in note for note in notes), notes

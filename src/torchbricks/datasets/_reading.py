@@ -38,6 +38,7 @@ __all__ = [
     "EXIF_ORIENTATION",
     "IMAGE_EXTENSIONS",
     "SPLIT_SEED",
+    "SWAPPED_BY_EXIF",
     "VALIDATION_FRACTION",
     "DataError",
     "DataProblems",
@@ -55,6 +56,7 @@ __all__ = [
     "rgb_as_shown",
     "to_image",
     "torchvision_parts",
+    "turned_by_exif",
     "upright",
     "upright_size",
     "visible_files",
@@ -198,6 +200,23 @@ def class_images(folder: Path) -> list[Path]:
 def load_rgb(path: Path) -> Image.Image:
     """The image file as the upright 8-bit RGB picture a viewer shows (`torchbricks._pictures.rgb_as_shown`)."""
     return read_rgb_as_shown(path)
+
+
+def turned_by_exif(path: Path) -> bool:
+    """Whether the file's EXIF orientation turns it by a quarter (orientations 5 to 8 swap its sides)."""
+    try:
+        with Image.open(path) as picture:
+            return exif_orientation(picture) >= 5
+    except (OSError, Image.DecompressionBombError):
+        return False
+
+
+SWAPPED_BY_EXIF = (
+    " The sides are swapped: the image is read upright, as its EXIF orientation turns it (as viewers and labelling "
+    "tools show it), but {what} made on the picture as stored. Save the image upright without the orientation tag, "
+    "or {fix} as shown."
+)
+"""What a size error adds when the image's EXIF orientation swaps its sides (`{what}`, `{fix}`: the labels' words)."""
 
 
 def image_file_size(path: Path) -> tuple[int, int]:

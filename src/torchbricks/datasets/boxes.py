@@ -17,13 +17,14 @@ from torch.utils.data import Dataset
 from torchbricks._extras import require
 from torchbricks.datasets._reading import (
     BOX_TOLERANCE,
+    SWAPPED_BY_EXIF,
     DataError,
     Transform,
     apply_transform,
-    exif_orientation,
     load_rgb,
     to_image,
     torchvision_parts,
+    turned_by_exif,
 )
 from torchbricks.datasets.image_cache import ResizedImageCache
 from torchbricks.errors import BrickError
@@ -101,22 +102,9 @@ def image_size_problem(image: BoxImage, size: tuple[int, int]) -> str | None:
     if size == (image.width, image.height):
         return None
     message = f"Image {str(image.path)!r} is {size[0]}x{size[1]}; {image.source} says {image.width}x{image.height}."
-    if size == (image.height, image.width) and _turned_by_exif(image.path):
-        message += (
-            " The sides are swapped: the image is read upright, as its EXIF orientation turns it (as viewers and "
-            "labelling tools show it), but the annotations were made on the picture as stored. Save the image "
-            "upright without the orientation tag, or annotate it as shown."
-        )
+    if size == (image.height, image.width) and turned_by_exif(image.path):
+        message += SWAPPED_BY_EXIF.format(what="the annotations were", fix="annotate it")
     return message
-
-
-def _turned_by_exif(path: Path) -> bool:
-    """Whether the file's EXIF orientation turns it by a quarter (orientations 5 to 8 swap its sides)."""
-    try:
-        with Image.open(path) as picture:
-            return exif_orientation(picture) >= 5
-    except OSError:
-        return False
 
 
 class BoxDataset(Dataset[dict[str, Any]]):

@@ -21,7 +21,7 @@ from PIL import Image
 
 from torchbricks._conventions import IGNORE_INDEX
 from torchbricks._pictures import too_large
-from torchbricks.datasets._reading import IMAGE_EXTENSIONS, exif_orientation, is_hidden, upright_size
+from torchbricks.datasets._reading import IMAGE_EXTENSIONS, exif_orientation, image_files, is_hidden, upright_size, visible_files
 from torchbricks.datasets.detection_layouts import (
     DETECTION_LAYOUTS,
     LAYOUT_EXPECTS,
@@ -377,6 +377,17 @@ def _check_segmentation_folder(checker: _Checker, root: Path, layout: str, split
         disagree = binary_masks_disagree(root, len(names))
         if disagree is not None:
             checker.problems.report(disagree)
+    stems = {path.stem for path in image_files(source.folder / "images")}
+    orphans = [path for path in visible_files(source.folder / "masks", (".png",)) if path.stem not in stems]
+    if orphans:
+        many = len(orphans) > 1
+        note = (
+            f"{len(orphans)} mask{'s' if many else ''} in {str(source.folder / 'masks')!r} ({orphans[0].name!r}"
+            f"{', ...' if many else ''}) {'have' if many else 'has'} no image of the same name and "
+            f"{'are' if many else 'is'} not read (nor counted in the class weights)."
+        )
+        if note not in checker.report.notes:  # a drawn split shares its folder with the training split
+            checker.report.notes.append(note)
     dataset = SegmentationFolderDataset(
         source.folder, len(names), problems=checker.problems, only=source.only, foreground_255=binary
     )

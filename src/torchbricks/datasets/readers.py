@@ -39,6 +39,7 @@ from torchbricks._conventions import IGNORE_INDEX
 from torchbricks.datasets._reading import (
     BOX_TOLERANCE,
     IMAGE_EXTENSIONS,
+    SWAPPED_BY_EXIF,
     DataError,
     DataProblems,
     Transform,
@@ -53,6 +54,7 @@ from torchbricks.datasets._reading import (
     read_user_text,
     to_image,
     torchvision_parts,
+    turned_by_exif,
     upright,
     visible_files,
 )
@@ -384,9 +386,11 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
             if image_size is None or mask_size is None:
                 continue
             if image_size != mask_size:
+                swapped = mask_size == image_size[::-1] and turned_by_exif(image)
                 problems.report(
                     f"Mask {str(mask)!r} is {mask_size[0]}x{mask_size[1]} but its image {str(image)!r} is "
                     f"{image_size[0]}x{image_size[1]} (width x height)."
+                    + (SWAPPED_BY_EXIF.format(what="the mask was", fix="draw the mask on it") if swapped else "")
                 )
                 continue
             self.samples.append((image, mask))
