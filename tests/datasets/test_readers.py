@@ -347,3 +347,17 @@ def test_check_data_notes_masks_without_an_image(tmp_path: Path) -> None:
     notes = check_data(root).notes
 
     assert any("1 mask in " in note and "('deleted.png') has no image of the same name" in note for note in notes), notes
+
+
+def test_class_folders_spelt_in_another_unicode_form_are_the_same_class(tmp_path: Path) -> None:
+    import unicodedata
+
+    composed, decomposed = (unicodedata.normalize(form, "café") for form in ("NFC", "NFD"))
+    assert composed != decomposed  # the same name shown, two spellings on disk (macOS copies write NFD)
+    _image(tmp_path / "train" / composed / "a.png")
+    _image(tmp_path / "train" / "thé" / "b.png")
+    _image(tmp_path / "val" / decomposed / "c.png")
+
+    dataset = ImageFolderDataset(tmp_path / "val", [composed, "thé"])
+
+    assert [(path.name, label) for path, label in dataset.samples] == [("c.png", 0)]

@@ -25,6 +25,7 @@ share (`DataError`, `DataProblems`, decoding and transforming) lives in `torchbr
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -172,18 +173,26 @@ class ImageFolderDataset(Dataset[dict[str, Any]]):
         self.class_names = list(class_names) if class_names is not None else list(present or [])
         if present is None:
             return
-        unknown = sorted(set(present) - set(self.class_names))
+        # by the names' Unicode form: a copy from macOS (or a zip made there) writes `café` decomposed (NFD), so the
+        # split folders of one data set can spell a class in two forms that show alike
+        folder_of = {unicodedata.normalize("NFC", name): name for name in present}
+        known = {unicodedata.normalize("NFC", name) for name in self.class_names}
+        unknown = sorted(name for normal, name in folder_of.items() if normal not in known)
         if unknown:
             problems.report(
                 f"The image folder {str(self.folder)!r} has class folders {unknown} that the training split lacks; "
                 f"classes: {self.class_names}."
             )
+        folders = [
+            (index, self.folder / folder_of.get(unicodedata.normalize("NFC", name), name))
+            for index, name in enumerate(self.class_names)
+        ]
         self.samples = [
             (path, index)
-            for index, name in enumerate(self.class_names)
-            if (self.folder / name).is_dir()
-            for path in class_images(self.folder / name)  # subfolders too, as torchvision's ImageFolder reads them
-            if only is None or f"{name}/{path.relative_to(self.folder / name).as_posix()}" in only
+            for index, class_folder in folders
+            if class_folder.is_dir()
+            for path in class_images(class_folder)  # subfolders too, as torchvision's ImageFolder reads them
+            if only is None or f"{class_folder.name}/{path.relative_to(class_folder).as_posix()}" in only
         ]
         if not self.samples:
             problems.report(f"The image folder {str(self.folder)!r} holds no image ({', '.join(IMAGE_EXTENSIONS)}).")
