@@ -4,11 +4,14 @@
 - Logged names: `<stage>/<head>/<metric>` for metric values, `<stage>/loss` for the summed loss and
   `<stage>/losses/<head>/<loss>` for each loss; Lightning adds `_epoch` / `_step` to values logged both ways.
   `logged_name` builds them and `parse_logged_name` reads them back.
+- A head's entry in a mapping by head (`of_head`): by its path, else by its first name (a data source `detection`
+  names its head `detection/...`).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 __all__ = [
     "CONFUSION_MATRIX",
@@ -19,6 +22,7 @@ __all__ = [
     "TOTAL_LOSS",
     "LoggedName",
     "logged_name",
+    "of_head",
     "parse_logged_name",
 ]
 
@@ -82,3 +86,16 @@ def parse_logged_name(key: str, stages: tuple[str, ...] = ("train", "validation"
     rest = rest.removeprefix(LOSSES + SEPARATOR)
     head, _, name = rest.rpartition(SEPARATOR)
     return LoggedName(stage, is_loss, head, name)
+
+
+def of_head(values: Mapping[str, Any] | None, head: str) -> Any:
+    """`values[head]`, or the entry of the head's first name (a source `detection` names `detection/...`); None
+    without either.
+
+    Example:
+        >>> of_head({"detection": ["car"]}, "detection/boxes"), of_head(None, "kind")
+        (['car'], None)
+    """
+    if not values:
+        return None
+    return values.get(head) or values.get(head.split(SEPARATOR, 1)[0])

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from torchbricks._conventions import of_head
 from torchbricks.bag_of_bricks.drawing import PALETTE, Color, color_for, load_font
 
 __all__ = ["BOX_FONT_SIZE", "DRAWN_MIN_SCORE", "MULTILABEL_THRESHOLD", "PALETTE_BYTES", "PictureDrawer", "label_tile", "per_head"]
@@ -126,7 +127,7 @@ def per_head(values: Sequence[Any] | Mapping[str, Sequence[Any] | None] | None, 
     """
     if values is None or not isinstance(values, Mapping):
         return {head: list(values or []) for head in heads}
-    return {head: list(values.get(head) or values.get(head.split("/", 1)[0]) or []) for head in heads}
+    return {head: list(of_head(values, head) or []) for head in heads}
 
 
 def _class_colors(mask: np.ndarray) -> np.ndarray:

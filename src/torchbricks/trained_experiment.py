@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from torchbricks._conventions import of_head
 from torchbricks._extras import require
 from torchbricks._files import write_json, write_text
 from torchbricks.brick_collection import BrickCollection
@@ -127,11 +128,11 @@ class TrainedExperiment:
         """The class names of `head`: those of its own data set when the experiment trained on several
         (`data.sources`, `experiment.json`'s `head_class_names`, by the head's path or its first name), else
         `class_names`."""
-        return _of_head(self.description.get("head_class_names"), head) or self.class_names
+        return of_head(self.description.get("head_class_names"), head) or self.class_names
 
     def head_category_ids(self, head: str) -> list[int] | None:
         """The COCO category ids of `head`'s classes (its own data set's with `data.sources`), else `category_ids`."""
-        return _of_head(self.description.get("head_category_ids"), head) or self.category_ids
+        return of_head(self.description.get("head_category_ids"), head) or self.category_ids
 
     @property
     def image_size(self) -> tuple[int, int] | None:
@@ -212,10 +213,3 @@ def _load_lightning_checkpoint(collection: BrickCollection, path: Path, map_loca
     prefix = "brick_collection."
     state = {key[len(prefix) :]: value for key, value in checkpoint["state_dict"].items() if key.startswith(prefix)}
     collection.load_state_dict(state, strict=False)
-
-
-def _of_head(values: dict[str, Any] | None, head: str) -> Any:
-    """`values[head]`, or the entry of the head's first name (a source `detection` names `detection/...`)."""
-    if not values:
-        return None
-    return values.get(head) or values.get(head.split("/", 1)[0])
