@@ -108,8 +108,35 @@ def test_resume_refuses_overrides_that_change_the_model(tmp_path: Path) -> None:
         "+head@model.bricks.head2=classification",
     ]
 
-    with pytest.raises(ConfigError, match="would change them"):
+    with pytest.raises(ConfigError, match="adds or removes a part of them"):
         resumed_config(compose_config(overrides), overrides)
+
+
+@pytest.mark.parametrize("override", ["optimizer=sgd_cosine", "loss_balancing=dwa", "missing_targets=skip"])
+def test_resume_refuses_a_top_level_choice_naming_it_and_what_can_change(tmp_path: Path, override: str) -> None:
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / CONFIG_FILE).write_text("seed: 0\n")
+    overrides = [f"experiment.path_experiments={tmp_path}", "experiment.name=run", "resume=true", override]
+
+    with pytest.raises(ConfigError, match=rf"with the '{override.split('=', maxsplit=1)[0]}' it was trained with.*'export_onnx'"):
+        resumed_config(compose_config(overrides), overrides)
+
+
+def test_resume_takes_the_job_keys_that_leave_the_checkpoint_alone(tmp_path: Path) -> None:
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / CONFIG_FILE).write_text("seed: 0\nexport_onnx: true\nn_visualized: 16\n")
+    overrides = [
+        f"experiment.path_experiments={tmp_path}",
+        "experiment.name=run",
+        "resume=true",
+        "export_onnx=false",
+        "n_visualized=4",
+        "loss_weights.head/loss_ce=2",
+    ]
+
+    config = resumed_config(compose_config(overrides), overrides)
+
+    assert (config.export_onnx, config.n_visualized) == (False, 4)
 
 
 def test_resume_of_an_unknown_experiment_lists_the_experiments_there(tmp_path: Path) -> None:

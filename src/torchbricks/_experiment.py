@@ -17,6 +17,7 @@ from torchbricks.errors import ConfigError, ExperimentExistsError
 __all__ = [
     "CHECKPOINTS_FOLDER",
     "CONFIG_FILE",
+    "RESUMABLE_KEYS",
     "ExperimentExistsError",
     "experiment_folder",
     "last_checkpoint",
@@ -30,6 +31,12 @@ CONFIG_FILE = "config.yaml"
 CHECKPOINTS_FOLDER = "checkpoints"
 """Lightning's checkpoints of a run: `last.ckpt` (every epoch) and `best.ckpt` (by `checkpoint.monitor`)."""
 LAST_CHECKPOINT = "last.ckpt"
+
+RESUMABLE_KEYS = frozenset(
+    {"resume", "seed", "export_onnx", "n_visualized", "pictures_every_n_epochs", "compile", "channels_last", "loss_weights"}
+)
+"""The top-level keys of `train.yaml` that a `resume=true` run can change: none of them changes what the checkpoint
+holds. The others choose a config group (`model=`, `optimizer=`, ...) or the loss balancing, whose state is saved."""
 
 _RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID")
 
@@ -77,10 +84,17 @@ def resumed_config(config: Any, overrides: Sequence[str]) -> Any:
     plain = []
     for override in overrides:
         key = override.split("=", 1)[0]
-        if key.startswith(("+", "~")) or "@" in key or ("." not in key and key not in ("resume", "seed")):
+        if key.startswith(("+", "~")) or "@" in key:
             raise ConfigError(
                 f"resume=true continues experiment {folder.name!r} with its saved model and data; the override "
-                f"{override!r} would change them. Start a new experiment for it."
+                f"{override!r} adds or removes a part of them. Start a new experiment for it."
+            )
+        if "." not in key and key not in RESUMABLE_KEYS:
+            raise ConfigError(
+                f"resume=true continues experiment {folder.name!r} with the {key!r} it was trained with (its "
+                f"checkpoint holds what that choice built); the override {override!r} would change it. Start a new "
+                f"experiment for it. What a resumed run can change: keys of a section (trainer.max_epochs=20, "
+                f"early_stopping.patience=5, ...) and {sorted(RESUMABLE_KEYS)}."
             )
         plain.append(override)
     saved = omegaconf.OmegaConf.load(folder / CONFIG_FILE)

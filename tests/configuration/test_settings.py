@@ -62,6 +62,24 @@ def test_a_bad_value_is_one_error_naming_its_key(override: str, message: str) ->
         read_job_settings(compose_config(overrides))
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["loss_weights.head/loss_ce=2", "loss_weights.other/loss_bce=0.5"],
+        ["loss_weights.head.loss_ce=2", "loss_weights={other/loss_bce: 0.5}"],
+    ],
+)
+def test_loss_weights_take_a_loss_path_in_the_key(overrides: list[str]) -> None:
+    settings = read_job_settings(compose_config(overrides))
+
+    assert settings.loss_weights == {"head/loss_ce": 2.0, "other/loss_bce": 0.5}
+
+
+def test_a_loss_weight_given_twice_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"'loss_weights' gives loss 'head/loss_ce' twice"):
+        read_job_settings(compose_config(["loss_weights={head/loss_ce: 2, head: {loss_ce: 3}}"]))
+
+
 def test_loss_weights_with_a_learned_balancing_are_refused() -> None:
     config = compose_config(["loss_balancing=dwa", "loss_weights={head/loss_ce: 0.5}"])
 

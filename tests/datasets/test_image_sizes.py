@@ -49,7 +49,7 @@ def test_an_image_folder_is_read_from_its_headers_and_sampled(tmp_path: Path) ->
 
     assert (len(sizes), total) == (4, 9)
     assert choice.size == (64, 64)  # median 64 x 48: 48 rounds to 64 (1.5 x 32, to the even multiple)
-    assert "of 9 of the 9 training images" in choice.describe()
+    assert "of 9 of the 9 images the training split comes from" in choice.describe()
 
 
 def test_coco_sizes_come_from_the_json(tmp_path: Path) -> None:

@@ -32,12 +32,23 @@ def choice(value: Any, key: str, choices: tuple[str, ...]) -> str:
 
 
 def read_loss_weights(weights: Any, omegaconf: Any) -> dict[str, float]:
+    """Loss name -> weight. A nested dict is a loss path (`loss_weights.head.loss_ce=2`, as `head/loss_ce`): the
+    command line cannot spell `/` in a key, and brick names never hold a `.`."""
     if weights is not None and not isinstance(weights, omegaconf.DictConfig):
         raise ConfigError(f"Config key 'loss_weights' must be a dict of loss name -> weight, got {weights!r}.")
-    for name, weight in (weights or {}).items():
+    flat: dict[str, float] = {}
+    pending = [(str(name), weight) for name, weight in (weights or {}).items()]
+    while pending:
+        name, weight = pending.pop(0)
+        if isinstance(weight, omegaconf.DictConfig):
+            pending.extend((f"{name}/{inner}", value) for inner, value in weight.items())
+            continue
         if not is_number(weight):
             raise ConfigError(f"Config key 'loss_weights.{name}' must be a number, got {type(weight).__name__} {weight!r}.")
-    return {str(name): float(weight) for name, weight in (weights or {}).items()}
+        if name in flat:
+            raise ConfigError(f"Config key 'loss_weights' gives loss {name!r} twice.")
+        flat[name] = float(weight)
+    return flat
 
 
 def loss_balancing(config: Any, loss_weights: dict[str, float], trainer: Any) -> str:

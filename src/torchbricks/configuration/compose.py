@@ -18,7 +18,7 @@ CONFIG_DIR = Path(__file__).parents[1] / "configs"
 
 FREE_FORM_KEYS = ("loss_weights",)
 """Config keys holding a dict the user fills (loss name -> weight): set without Hydra's `+`, e.g.
-`loss_weights={head/loss_ce: 0.5}`."""
+`loss_weights={head/loss_ce: 0.5}` or `loss_weights.head/loss_ce=0.5`."""
 
 
 def compose_config(
@@ -126,10 +126,12 @@ def _check_head_names(folders: Sequence[Path]) -> None:
 
 
 def _free_form(override: str) -> str:
-    """`loss_weights={...}` -> `++loss_weights={...}`: keys of a free-form dict can be added without `+`."""
-    key = override.split("=", 1)[0]
+    """`loss_weights={...}` -> `++loss_weights={...}`: keys of a free-form dict can be added without `+`. A loss
+    path in the key, which Hydra's grammar refuses (`loss_weights.head/loss_ce=2`), is nested instead
+    (`loss_weights.head.loss_ce`; `read_loss_weights` joins it back)."""
+    key, equals, value = override.partition("=")
     if key.split(".", 1)[0] in FREE_FORM_KEYS and not key.startswith(("+", "~")):
-        return "++" + override
+        return "++" + key.replace("/", ".") + equals + value
     return override
 
 

@@ -86,8 +86,8 @@ class ImageSizeChoice:
         rounded = "" if exact or self.capped else f", rounded to a multiple of {self.multiple}"
         return (
             f"data.image_size: {shown}, {times}the median size {self.median[0]:g} x {self.median[1]:g} (height x width) "
-            f"of {self.sampled} of the {self.total} training images{by}{rounded}{note}; set data.image_size=SIDE or "
-            "[H,W] to choose"
+            f"of {self.sampled} of the {self.total} images the training split comes from{by}{rounded}{note}; "
+            "set data.image_size=SIDE or [H,W] to choose"
         )
 
 
