@@ -282,3 +282,62 @@ def test_a_missing_data_folder_is_its_own_line_not_wrapped_in_config_text(
     assert main(arguments) == 2
 
     assert capsys.readouterr().err.strip() == f"torchbricks: error: The data folder {str(tmp_path / 'gone')!r} does not exist."
+
+
+class _FakeDistributed:
+    """`torch.distributed` as a process of a two-process run sees it."""
+
+    @staticmethod
+    def is_available() -> bool:
+        return True
+
+    @staticmethod
+    def is_initialized() -> bool:
+        return True
+
+    @staticmethod
+    def get_world_size() -> int:
+        return 2
+
+    @staticmethod
+    def get_rank() -> int:
+        return 1
+
+
+class _FailingCommand:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def run(self, arguments: Any) -> int:
+        raise self.error
+
+
+def test_a_process_left_by_a_failed_peer_says_so_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torchbricks.__main__ as entry
+
+    gloo = RuntimeError("[gloo/transport/tcp/pair.cc:561] Connection closed by peer [127.0.0.1]:37805. This is typically ...")
+    parser = entry._parser()
+    monkeypatch.setattr(entry, "_parser", lambda: parser)
+    monkeypatch.setitem(sys.modules, "torch.distributed", _FakeDistributed())
+    monkeypatch.setattr(entry, "_command_module", lambda name: _FailingCommand(gloo))
+
+    assert main(["train"]) == 1
+
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0
+    assert error.startswith("torchbricks: error: process 1 of this distributed run stopped because another process left")
+    assert "Connection closed by peer" in error
+
+
+def test_another_runtime_error_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torchbricks.__main__ as entry
+
+    parser = entry._parser()
+    monkeypatch.setattr(entry, "_parser", lambda: parser)
+    monkeypatch.setitem(sys.modules, "torch.distributed", _FakeDistributed())
+    monkeypatch.setattr(entry, "_command_module", lambda name: _FailingCommand(RuntimeError("shape mismatch")))
+
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        main(["train"])

@@ -61,6 +61,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrickError as error:
         print(f"torchbricks: error: {_user_message(error)}", file=sys.stderr)
         return 2
+    except RuntimeError as error:
+        rank = _rank_left_by_a_peer(error)
+        if rank is None:
+            raise
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(
+            f"torchbricks: error: process {rank} of this distributed run stopped because another process left it (that "
+            f"process's error is printed above): {first_line}",
+            file=sys.stderr,
+        )
+        return 1
+
+
+_PEER_LEFT = ("Connection closed by peer", "Connection reset by peer", "remote worker crashing", "Broken pipe")
+
+
+def _rank_left_by_a_peer(error: RuntimeError) -> int | None:
+    """This process's rank if `error` is the collective call of a distributed run failing because another process
+    ended (with an error of its own, printed by that process); else None. Without it, each surviving process printed
+    about 70 lines of traceback ending in gloo's "Connection closed by peer" after the one line that said why."""
+    distributed = sys.modules.get("torch.distributed")
+    if distributed is None or not distributed.is_available() or not distributed.is_initialized():
+        return None
+    if distributed.get_world_size() < 2 or not any(text in str(error) for text in _PEER_LEFT):
+        return None
+    return int(distributed.get_rank())
 
 
 def _user_message(error: BrickError) -> str:
