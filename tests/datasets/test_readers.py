@@ -16,6 +16,7 @@ from torchbricks.datasets.readers import (
     ImageFolderDataset,
     SegmentationFolderDataset,
     binary_mask_kind,
+    binary_masks_disagree,
     image_folder_class_names,
     read_mask,
     segmentation_class_names,
@@ -277,6 +278,19 @@ def test_masks_of_index_classes_with_a_255_border_and_few_levels_stay_indices(tm
     _mask(root / "train" / "masks" / "a.png", mask)
     assert binary_mask_kind(root / "train" / "masks") is None
     assert segmentation_class_names(root) == ["background", "class_1"]
+
+
+def test_a_split_of_background_only_masks_agrees_with_binary_training_masks(tmp_path: Path) -> None:
+    root = tmp_path / "few_objects"
+    for split, value in (("train", 255), ("val", 0)):
+        mask = np.zeros((16, 16), dtype=np.uint8)
+        mask[4:12, 4:12] = value
+        _image(root / split / "images" / "a.png", size=(16, 16))
+        _mask(root / split / "masks" / "a.png", mask)
+    (root / "classes.txt").write_text("background\nobject\n")
+
+    assert binary_masks_disagree(root, 2) is None
+    assert SegmentationFolderDataModule(root, image_size=16).class_names == ["background", "object"]
 
 
 @pytest.mark.parametrize("binary_split", ["train", "val"])

@@ -295,6 +295,8 @@ def binary_masks_disagree(root: Path | str, num_classes: int) -> str | None:
         masks = root / split / "masks"
         if masks.resolve() == training.resolve() or not visible_files(masks, (".png",)):
             continue
+        if {value for value, _ in _sampled_mask_counts(str(masks.resolve()))} <= {0}:
+            continue  # background only (a split without objects): read alike either way
         if masks_are_binary_255(masks, num_classes) != binary:
             kinds = ("0 and 255 (binary masks)", "class indices 0 and 1")
             train_kind, other_kind = (kinds[0], kinds[1]) if binary else (kinds[1], kinds[0])
