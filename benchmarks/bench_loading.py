@@ -9,8 +9,10 @@ iterates the training loader of `ImageFolderDataModule` as the packaged config b
 data, the packaged augmentations, one loader process) for `--epochs` epochs, in three variants side by side in this
 one process:
 
-- `cache` (`data.cache_megabytes: 1024`, the packaged default): the first epoch decodes, later ones read memory;
-- `no cache` (`data.cache_megabytes=0`): every image decoded every epoch, as before 2026-12-05;
+- `cache` (`data.cache_megabytes: 1024`, the packaged default): the first epoch decodes (a JPEG reduced by 2, 4 or 8
+  where the input size allows: `torchbricks._pictures.reduce_jpeg_decoding`), later ones read memory;
+- `cache, decoded in full`: the same with every JPEG decoded at its whole size, as before 2026-12-06;
+- `no cache` (`data.cache_megabytes=0`): every image decoded (reduced) every epoch;
 - `plain`: the loop a user writes by hand, torchvision's `ImageFolder` with `v2.Resize` and the same augmentations,
   one loader process.
 
@@ -83,11 +85,15 @@ def time_variants(root: Path, epochs: int) -> tuple[tuple[int, int], dict[str, l
     from torchvision.datasets import ImageFolder
     from torchvision.transforms import v2
 
+    from torchbricks import _pictures
     from torchbricks.lightning.image_datamodules import ImageFolderDataModule
 
     results: dict[str, list[float]] = {}
     size: tuple[int, int] = (0, 0)
-    for name, megabytes in (("cache", 1024.0), ("no cache", 0.0)):
+    reduce = _pictures.reduce_jpeg_decoding
+    for name, megabytes, reduced in (("cache", 1024.0, True), ("cache, decoded in full", 1024.0, False), ("no cache", 0.0, True)):
+        # the loader process is forked after this: it decodes as its parent was told
+        _pictures.reduce_jpeg_decoding = reduce if reduced else (lambda image, at_least: 1)  # type: ignore[assignment]
         data = ImageFolderDataModule(
             root,
             image_size=None,
@@ -100,6 +106,7 @@ def time_variants(root: Path, epochs: int) -> tuple[tuple[int, int], dict[str, l
         size = data.image_size
         data.setup("fit")
         results[name] = _epochs(data.train_dataloader(), epochs)
+    _pictures.reduce_jpeg_decoding = reduce  # type: ignore[assignment]
     transform = v2.Compose([v2.ToImage(), v2.Resize(size, antialias=True), *_augmentations(), v2.ToDtype(_float(), scale=True)])
     plain = ImageFolder(str(root / "train"), transform=transform)
     loader = DataLoader(plain, batch_size=16, shuffle=True, drop_last=True, num_workers=1, persistent_workers=True)

@@ -128,8 +128,8 @@ def test_each_file_is_decoded_once_over_epochs(tmp_path: Path, monkeypatch: pyte
     for index in range(3):
         _photo(tmp_path / "cat" / f"{index}.png", seed=index)
     decoded: list[Path] = []
-    read = image_cache.load_rgb
-    monkeypatch.setattr(image_cache, "load_rgb", lambda path: decoded.append(path) or read(path))
+    read = image_cache.load_rgb_reduced
+    monkeypatch.setattr(image_cache, "load_rgb_reduced", lambda path, size: decoded.append(path) or read(path, size))
     dataset = _folder_dataset(tmp_path, ResizedImageCache(SIZE, megabytes=1), _augmentations())
 
     for _ in range(3):
@@ -220,7 +220,66 @@ def test_the_data_modules_keep_the_training_and_validation_images_only(tmp_path:
 def test_a_budget_of_zero_reads_every_image_from_its_file(tmp_path: Path) -> None:
     data = ImageFolderDataModule(_folders(tmp_path), image_size=list(SIZE), batch_size=2, cache_megabytes=0)
     data.setup("fit")
-    assert data.datasets["train"].image_cache is None
+    dataset = data.datasets["train"]
+    for index in range(len(dataset)):
+        dataset[index]
+    assert dataset.image_cache.cached_images == 0  # read through the cache (JPEGs reduced alike), nothing kept
+
+
+def _jpeg(path: Path, size: tuple[int, int], orientation: int = 1) -> Path:
+    """A smooth picture with fine noise, as a camera JPEG."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(0, 200, size[0])[None, :, None] + np.linspace(0, 50, size[1])[:, None, None]
+    pixels = (ramp + rng.normal(0, 6, (size[1], size[0], 3))).clip(0, 255).astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(pixels).save(path, "JPEG", quality=90, exif=exif.tobytes())
+    return path
+
+
+def test_a_large_jpeg_is_decoded_reduced_at_nearly_the_same_pixels_and_its_whole_size_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from torchvision.transforms.v2 import functional
+
+    from torchbricks import _pictures
+    from torchbricks.datasets._reading import load_rgb, to_image
+
+    path = _jpeg(tmp_path / "photo.jpg", (1024, 768))
+    reductions: list[int] = []
+    reduce = _pictures.reduce_jpeg_decoding
+    monkeypatch.setattr(_pictures, "reduce_jpeg_decoding", lambda image, size: reductions.append(reduce(image, size)))
+
+    image, shown = ResizedImageCache(SIZE, megabytes=0).image(path)
+
+    full = functional.resize(to_image(load_rgb(path)), list(SIZE), antialias=True)  # as the test split reads it
+    assert reductions == [8]  # 128 x 96 still covers 40 x 24
+    assert shown == (1024, 768)  # boxes refer to the whole image
+    assert tuple(image.shape) == (3, *SIZE)
+    assert (image.float() - full.float()).abs().mean() < 2.0
+
+
+def test_a_jpeg_turned_by_exif_is_reduced_by_its_sides_as_shown(tmp_path: Path) -> None:
+    from torchbricks._pictures import reduce_jpeg_decoding
+
+    path = _jpeg(tmp_path / "turned.jpg", (1600, 800), orientation=6)  # stored 1600 x 800, shown 800 x 1600
+    with Image.open(path) as stored:
+        assert reduce_jpeg_decoding(stored, (300, 700)) == 2  # 800 x 400 stored is 400 x 800 shown
+    with Image.open(path) as stored:
+        assert reduce_jpeg_decoding(stored, (700, 300)) == 1  # shown 700 wide needs the stored height in full
+    cache = ResizedImageCache((700, 300), megabytes=0)
+    image, shown = cache.image(path)
+    assert (tuple(image.shape), shown) == ((3, 700, 300), (800, 1600))
+
+
+def test_a_jpeg_whose_sides_the_reduction_does_not_divide_is_decoded_in_full(tmp_path: Path) -> None:
+    from torchbricks._pictures import reduce_jpeg_decoding
+
+    path = _jpeg(tmp_path / "odd.jpg", (1001, 800))
+    with Image.open(path) as image:
+        assert reduce_jpeg_decoding(image, (40, 24)) == 1
+        assert image.size == (1001, 800)
 
 
 def test_tiles_are_not_cached(tmp_path: Path) -> None:

@@ -222,11 +222,13 @@ class FileDataModule(SplitDataModule):
 
     def _split_dataset(self, split: str, transform: Any, read: Callable[[Any], Any]) -> Any:
         """`read(transform)`, the reader of `split`, reading the training and validation images through a
-        `ResizedImageCache` of `cache_megabytes` (they are read every epoch); with `tile_size`, `read(None)` (whole
-        decoded images) in a `TiledDataset` that runs `transform` on each tile, with jittered windows for training."""
+        `ResizedImageCache` of `cache_megabytes` (they are read every epoch; a large JPEG decoded reduced, kept or
+        not); the test split and `evaluate` decode every image in full, as `predict` and `torchbricks.deploy` do, so
+        their figures agree; with `tile_size`, `read(None)` (whole decoded images) in a `TiledDataset` that runs
+        `transform` on each tile, with jittered windows for training."""
         if self.tile_size is None:
             dataset = read(transform)
-            if split in CACHED_SPLITS and not self.evaluation_only and self.cache_megabytes > 0:
+            if split in CACHED_SPLITS and not self.evaluation_only:  # with cache_megabytes=0 too: the JPEGs read reduced
                 dataset.image_cache = ResizedImageCache(self.image_size, self.cache_megabytes)
             return dataset
         jitter = split == "train" and not self.evaluation_only
