@@ -331,6 +331,60 @@ def test_per_class_average_precision_equals_pycocotools_evaluated_one_category_a
     assert 0 < float(per_class["cat"]["ap_50"]) < 1
 
 
+def test_mean_average_precision_equals_pycocotools_when_a_recall_falls_on_a_threshold() -> None:
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    # 20 true boxes, found in order with one false positive after the 7th: recall 0.35 (a multiple of 0.01, which
+    # a float32 threshold of 0.34999999 reads on the wrong side) is reached before the precision drops
+    true_boxes = torch.tensor([[index * 10.0, 0, index * 10 + 8, 8] for index in range(20)])
+    found = [True] * 7 + [False] + [True] * 13
+    boxes, next_true = [], 0
+    for hit in found:
+        boxes.append(true_boxes[next_true].tolist() if hit else [500.0, 500, 508, 508])
+        next_true += hit
+    detections = torch.tensor(boxes)
+    scores = torch.linspace(0.99, 0.5, len(detections))
+    metric = BoxMeanAveragePrecision(class_names=["a"])
+    metric.update(
+        detections[None],
+        scores[None],
+        torch.zeros(1, len(found), dtype=torch.long),
+        true_boxes[None],
+        torch.zeros(1, 20, dtype=torch.long),
+    )
+    values = metric.compute()
+
+    truth = COCO()
+    truth.dataset = {
+        "images": [{"id": 1, "width": 1000, "height": 1000}],
+        "categories": [{"id": 0, "name": "a"}],
+        "annotations": [
+            {"id": index + 1, "image_id": 1, "category_id": 0, "bbox": [float(box[0]), 0.0, 8.0, 8.0], "area": 64.0, "iscrowd": 0}
+            for index, box in enumerate(true_boxes)
+        ],
+    }
+    with contextlib.redirect_stdout(io.StringIO()):
+        truth.createIndex()
+        predicted = truth.loadRes(
+            [
+                {"image_id": 1, "category_id": 0, "bbox": [float(box[0]), float(box[1]), 8.0, 8.0], "score": float(score)}
+                for box, score in zip(detections, scores, strict=True)
+            ]
+        )
+        evaluation = COCOeval(truth, predicted, iouType="bbox")
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+
+    assert float(values["map"]) == pytest.approx(evaluation.stats[0], abs=1e-6)
+    assert float(values["map_50"]) == pytest.approx(evaluation.stats[1], abs=1e-6)
+    assert float(values["per_class"]["a"]["ap"]) == pytest.approx(evaluation.stats[0], abs=1e-6)
+
+
 def test_peaks_whose_probabilities_are_all_one_are_ranked_by_their_logits() -> None:
     from torchbricks.bag_of_bricks._heatmaps import heatmap_peaks
 

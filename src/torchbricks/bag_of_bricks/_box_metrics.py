@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torchmetrics.detection.mean_ap import MeanAveragePrecision
 
 from torchbricks._extras import require
 from torchbricks.errors import MissingExtraError
 
-__all__ = ["BoxMeanAveragePrecision"]
+__all__ = ["COCO_IOU_THRESHOLDS", "COCO_RECALL_THRESHOLDS", "BoxMeanAveragePrecision"]
 
 
 def _coco_backend() -> str:
@@ -27,6 +28,12 @@ def _coco_backend() -> str:
             ) from None
         return "faster_coco_eval"
     return "pycocotools"
+
+
+COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10).tolist()
+"""The IoU thresholds of COCO's mAP, as pycocotools makes them (float64)."""
+COCO_RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101).tolist()
+"""The 101 recall thresholds of COCO's precision curve, as pycocotools makes them (float64)."""
 
 
 class BoxMeanAveragePrecision(MeanAveragePrecision):
@@ -58,6 +65,11 @@ class BoxMeanAveragePrecision(MeanAveragePrecision):
     def __init__(self, class_names: Sequence[str] | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("backend", _coco_backend())
         kwargs["extended_summary"] = True  # the precision array, from which the per-class values are read
+        # pycocotools' own thresholds, in float64: torchmetrics' defaults come from a float32 linspace (0.35 is
+        # 0.34999999), which picks another point of the precision curve whenever a recall falls on a multiple of
+        # 0.01, and the mAP drifted from pycocotools' (0.6507 against 0.6513 on a small test split)
+        kwargs.setdefault("iou_thresholds", COCO_IOU_THRESHOLDS)
+        kwargs.setdefault("rec_thresholds", COCO_RECALL_THRESHOLDS)
         super().__init__(box_format="xyxy", iou_type="bbox", **kwargs)
         self.class_names = None if class_names is None else [str(name) for name in class_names]
 
