@@ -324,3 +324,40 @@ def test_an_averaged_metric_no_brick_logs_is_refused_with_its_name_and_the_logge
     )
     assert "validation/monitored_mean" in module.logged_names(Stage.VALIDATION)
     assert "train/monitored_mean" not in module.logged_names(Stage.TRAIN)
+
+
+@pytest.mark.parametrize("stage", ["validate", "test"])
+def test_several_evaluation_loaders_get_their_own_values(tmp_path: Path, stage: str) -> None:
+    torch.manual_seed(0)
+    collection = create_collection()
+    module = create_module(tmp_path, collection, write_files=False)
+    splits = [
+        (torch.randn(13, 4), torch.randint(0, NUM_CLASSES, (13,))),
+        (torch.randn(7, 4), torch.randint(0, NUM_CLASSES, (7,))),
+    ]
+    loaders = [create_loader(raw, targets, batch_size=5) for raw, targets in splits]
+
+    results = getattr(create_trainer(), stage)(module, dataloaders=loaders, verbose=False)
+
+    prefix = "validation" if stage == "validate" else "test"
+    with torch.no_grad():
+        expected = [
+            multiclass_accuracy(
+                collection["classify"].model(collection["scale"].model(raw)), targets, NUM_CLASSES, average="micro"
+            )
+            for raw, targets in splits
+        ]
+        pooled = multiclass_accuracy(
+            collection["classify"].model(collection["scale"].model(torch.cat([raw for raw, _ in splits]))),
+            torch.cat([targets for _, targets in splits]),
+            NUM_CLASSES,
+            average="micro",
+        )
+    assert len(results) == 2
+    for index, result in enumerate(results):
+        assert set(result) == {
+            f"{prefix}/{name}/dataloader_idx_{index}" for name in ("loss", "losses/loss_ce", "losses/loss_nll", "accuracy")
+        }
+        assert result[f"{prefix}/accuracy/dataloader_idx_{index}"] == pytest.approx(float(expected[index]))
+    assert float(expected[0]) != pytest.approx(float(pooled))  # the pooled value, which every loader reported before
+    assert module.epoch_metrics[f"{prefix}/dataloader_idx_1"]["confusion_matrix"].sum() == 7

@@ -150,6 +150,8 @@ class LightningBrickCollection(pl.LightningModule):
 
         self._stage_collections: dict[Stage, BrickCollection] = {}
         self._loss_means = {stage: LossMeans() for stage in _METRIC_STAGES}
+        self._loaders_done = 0  # validation or test loaders whose values were logged after their last batch
+        self._summarized_loader: int | None = None  # the loader whose values are being logged (several loaders)
         self.stage_metric_bricks = nn.ModuleDict()
         self._create_stage_views()
         self.averaged_metrics = _check_averaged_metrics(averaged_metrics, self)
@@ -202,6 +204,35 @@ class LightningBrickCollection(pl.LightningModule):
     def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
         return self._losses_step(batch, Stage.TEST)
 
+    def on_validation_batch_end(self, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._end_of_loader(Stage.VALIDATION, batch_idx, dataloader_idx)
+
+    def on_test_batch_end(self, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._end_of_loader(Stage.TEST, batch_idx, dataloader_idx)
+
+    def _loader_batches(self, stage: Stage) -> list[int | float]:
+        """The number of batches of each validation or test loader of this run (one entry per loader)."""
+        if stage is Stage.VALIDATION:
+            return list(self.trainer.num_sanity_val_batches if self.trainer.sanity_checking else self.trainer.num_val_batches)
+        return list(self.trainer.num_test_batches)
+
+    def _end_of_loader(self, stage: Stage, batch_idx: int, dataloader_idx: int) -> None:
+        """With several validation or test loaders (Lightning runs them one after the other), each loader's values
+        are computed, logged and reset after its last batch: Lightning names them `<name>/dataloader_idx_<i>` and
+        `trainer.validate` returns one dict per loader. (Computed once at the epoch's end, they were the values of
+        every loader pooled, reported for each.)"""
+        batches = self._loader_batches(stage)
+        if len(batches) < 2 or batch_idx + 1 != batches[dataloader_idx]:
+            return
+        self._summarized_loader = dataloader_idx
+        try:
+            self._summarize_epoch(stage)
+        finally:
+            self._summarized_loader = None
+        self.stage_collection(stage).reset_metrics()
+        self._loss_means[stage].reset()
+        self._loaders_done += 1
+
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
         named_inputs = self.named_inputs_from_batch(batch)
         return self.brick_collection(named_inputs=named_inputs, tags=Stage.INFERENCE, return_inputs=False)
@@ -215,12 +246,14 @@ class LightningBrickCollection(pl.LightningModule):
             check_evaluation_loaders(self.trainer.val_dataloaders, "validation")
         self.stage_collection(Stage.VALIDATION).reset_metrics()
         self._loss_means[Stage.VALIDATION].reset()
+        self._loaders_done = 0
 
     def on_test_epoch_start(self) -> None:
         if self.trainer.world_size > 1:
             check_evaluation_loaders(self.trainer.test_dataloaders, "test")
         self.stage_collection(Stage.TEST).reset_metrics()
         self._loss_means[Stage.TEST].reset()
+        self._loaders_done = 0
 
     def on_train_epoch_end(self) -> None:
         self._summarize_epoch(Stage.TRAIN)
@@ -232,10 +265,12 @@ class LightningBrickCollection(pl.LightningModule):
                 self.log(key, value, on_step=False, on_epoch=True, sync_dist=True, rank_zero_only=True)
 
     def on_validation_epoch_end(self) -> None:
-        self._summarize_epoch(Stage.VALIDATION)
+        if self._loaders_done == 0:  # one loader (or loaders of unknown length, pooled)
+            self._summarize_epoch(Stage.VALIDATION)
 
     def on_test_epoch_end(self) -> None:
-        self._summarize_epoch(Stage.TEST)
+        if self._loaders_done == 0:
+            self._summarize_epoch(Stage.TEST)
 
     def configure_callbacks(self) -> list[pl.Callback]:
         """The writers of the experiment folder's files (`torchbricks.lightning.experiment_files`), unless
@@ -373,7 +408,9 @@ class LightningBrickCollection(pl.LightningModule):
             mean = torch.stack([values[name].float().reshape(()) for name in self.averaged_metrics]).mean()
             log(logged_name(stage.value, AVERAGED_METRICS_NAME), mean, prog_bar=stage is Stage.VALIDATION)
         if values:  # the experiment files' writer reads them (no metric brick ran in this stage: nothing to keep)
-            self.epoch_metrics[stage.value] = {name: _to_cpu(value) for name, value in values.items()}
+            loader = self._summarized_loader
+            key = stage.value if loader is None else f"{stage.value}/dataloader_idx_{loader}"
+            self.epoch_metrics[key] = {name: _to_cpu(value) for name, value in values.items()}
 
 
 def _stage_view(collection: BrickCollection) -> BrickCollection:
