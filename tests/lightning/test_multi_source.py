@@ -112,6 +112,17 @@ def test_the_temperature_schedule_draws_by_size_and_is_the_same_for_every_proces
     assert draws.count("shape") / len(draws) == pytest.approx(0.5, abs=0.05)
 
 
+def test_the_temperature_schedule_draws_every_source_in_every_epoch() -> None:
+    loaders = {name: source.train_dataloader() for name, source in sources(shape_size=160, colour_size=4).items()}
+    schedule = SourceSchedule(loaders, "temperature", temperature=1.0, seed=0)
+    assert [len(loader) for loader in loaders.values()] == [40, 1]  # by size alone, 'colour' is missing from 37 % of epochs
+
+    epochs = [schedule.schedule(epoch) for epoch in range(40)]
+
+    assert all(steps.count("colour") >= 1 and len(steps) == 41 for steps in epochs)
+    assert sum(steps.count("colour") for steps in epochs) / (40 * 41) < 0.05  # still drawn by size otherwise
+
+
 def test_an_unknown_mode_is_rejected_with_the_close_match() -> None:
     with pytest.raises(BrickError, match=r"Unknown multi-source mode 'max_size_cycles'.*Did you mean 'max_size_cycle'"):
         MultiSourceDataModule(sources(), mode="max_size_cycles")
@@ -158,3 +169,36 @@ def test_two_ddp_processes_follow_one_source_schedule_and_agree_on_the_weights(t
     assert len({tuple(step) for step in first["steps"]}) == (2 if mode == "temperature" else 1)
     assert first["weights"] == second["weights"]  # DWA moved alike on both: its inputs are the reduced epoch means
     assert first["weights"] != [1.0, 1.0]
+
+
+def test_a_target_name_no_training_batch_carries_is_an_error_naming_the_close_name(tmp_path: Path) -> None:
+    collection = two_heads()
+    misspelt = BrickCollection(
+        {
+            "backbone": collection["backbone"],
+            "shape": collection["shape"],
+            "colour": {
+                "classify": collection["colour"]["classify"],
+                "loss": BrickLoss(nn.CrossEntropyLoss(), input_names=["./logits", "colour_target"], output_names=["./loss"]),
+            },
+        }
+    )
+    module = LightningBrickCollection(
+        tmp_path, "run", misspelt, lambda params: torch.optim.SGD(params, lr=0.1), missing_targets="skip", write_files=False
+    )
+    options = {"max_epochs": 2, "logger": False, "enable_checkpointing": False, "enable_model_summary": False}
+    data = MultiSourceDataModule(sources(), mode="max_size_cycle")
+
+    with pytest.raises(BrickError, match=r"No training batch up to epoch 0 carried 'colour_target'") as raised:
+        pl.Trainer(**options, enable_progress_bar=False, limit_val_batches=0).fit(module, datamodule=data)
+    assert "the bricks ['colour/loss']" in str(raised.value)
+    assert "Did you mean 'colour_targets'?" in str(raised.value)
+    with pytest.raises(
+        BrickError, match=r"No loss brick ran in stage 'validation'.* For 'colour_target': Did you mean 'colour_targets'\?"
+    ):
+        pl.Trainer(**options, enable_progress_bar=False).fit(module, datamodule=data)  # the sanity check's batch of colours
+
+
+def test_every_target_name_some_batch_carries_passes_the_check(tmp_path: Path) -> None:
+    _, trainer = fit(tmp_path, "sequential", epochs=1)
+    assert trainer.current_epoch == 1

@@ -87,8 +87,11 @@ class LightningBrickCollection(pl.LightningModule):
             Its per-epoch values (the weights) are logged as `train/balancing/...`. Not with `loss_weights`.
         missing_targets: `"skip"` runs each batch's model and only the losses and metrics whose targets the batch
             carries (batches from separately labelled data sets, see `BrickCollection.forward`); `"error"` (the
-            default) needs every target in every batch. A batch that is a dict of named batches (Lightning's
-            `CombinedLoader`, one batch per data source) runs each of them and sums their losses.
+            default) needs every target in every batch. With `"skip"`, an input that no training batch carried since
+            the fit started (on any process) is an error at the end of the epoch, naming the bricks that never ran
+            and the close batch name: a misspelt target name would otherwise switch a head off without a word. A
+            batch that is a dict of named batches (Lightning's `CombinedLoader`, one batch per data source) runs
+            each of them and sums their losses.
         compile_stages: Run the training, validation and test steps through `torch.compile(stage, fullgraph=True)`
             (one compiled graph per stage; the first step of each stage pays the compilation). A stage that runs
             VISUALIZATION bricks (the test stage of a collection that draws) stays eager: drawing is not traceable.
@@ -96,6 +99,11 @@ class LightningBrickCollection(pl.LightningModule):
             mean is also logged, as `validation/monitored_mean` and `test/monitored_mean`: one value for a
             checkpoint or early stopping to follow several heads. Each name is checked against the logged values.
         write_files: Add the writers of the experiment folder's files to the Trainer (`configure_callbacks`).
+        separate_loaders: With several validation or test loaders, whether each gets its own values (logged as
+            `<name>/dataloader_idx_<i>`; `trainer.validate` returns one dict per loader) or all are pooled into one.
+            None (the default): separate, except with `missing_targets="skip"`, where the loaders are the sources of
+            different heads (`MultiSourceDataModule`) and each head's values come from the loaders carrying its
+            targets.
 
     Example:
         >>> import torch
@@ -122,6 +130,7 @@ class LightningBrickCollection(pl.LightningModule):
         missing_targets: str = "error",
         averaged_metrics: Sequence[str] = (),
         write_files: bool = True,
+        separate_loaders: bool | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(brick_collection, BrickCollection):
@@ -141,6 +150,7 @@ class LightningBrickCollection(pl.LightningModule):
         if missing_targets not in ("error", "skip"):
             raise BrickError(f"missing_targets must be 'error' or 'skip', got {missing_targets!r}.")
         self.missing_targets = missing_targets
+        self.separate_loaders = missing_targets != "skip" if separate_loaders is None else bool(separate_loaders)
         self.write_files = write_files
         self.averaged_metrics: tuple[str, ...] = ()
         self._train_losses: dict[str, torch.Tensor] = {}
@@ -151,6 +161,7 @@ class LightningBrickCollection(pl.LightningModule):
         self._stage_collections: dict[Stage, BrickCollection] = {}
         self._loss_means = {stage: LossMeans() for stage in _METRIC_STAGES}
         self._loaders_done = 0  # validation or test loaders whose values were logged after their last batch
+        self._batch_names: set[str] = set()  # the names the training batches of this fit carried (missing_targets="skip")
         self._summarized_loader: int | None = None  # the loader whose values are being logged (several loaders)
         self.stage_metric_bricks = nn.ModuleDict()
         self._create_stage_views()
@@ -222,7 +233,7 @@ class LightningBrickCollection(pl.LightningModule):
         `trainer.validate` returns one dict per loader. (Computed once at the epoch's end, they were the values of
         every loader pooled, reported for each.)"""
         batches = self._loader_batches(stage)
-        if len(batches) < 2 or batch_idx + 1 != batches[dataloader_idx]:
+        if not self.separate_loaders or len(batches) < 2 or batch_idx + 1 != batches[dataloader_idx]:
             return
         self._summarized_loader = dataloader_idx
         try:
@@ -236,6 +247,9 @@ class LightningBrickCollection(pl.LightningModule):
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
         named_inputs = self.named_inputs_from_batch(batch)
         return self.brick_collection(named_inputs=named_inputs, tags=Stage.INFERENCE, return_inputs=False)
+
+    def on_train_start(self) -> None:
+        self._batch_names.clear()
 
     def on_train_epoch_start(self) -> None:
         self.stage_collection(Stage.TRAIN).reset_metrics()
@@ -256,6 +270,8 @@ class LightningBrickCollection(pl.LightningModule):
         self._loaders_done = 0
 
     def on_train_epoch_end(self) -> None:
+        if self.missing_targets == "skip":
+            self._check_inputs_were_given()
         self._summarize_epoch(Stage.TRAIN)
         means = {name: float(loss) for name, loss in self._epoch_loss_means.items()}
         self.loss_balancer.epoch_end(means)  # the means are reduced over processes: every process moves alike
@@ -357,6 +373,8 @@ class LightningBrickCollection(pl.LightningModule):
         losses: dict[str, Any] = {}
         batch_size = 0
         for named_inputs in self._named_batches(batch):
+            if stage is Stage.TRAIN and self.missing_targets == "skip":
+                self._batch_names.update(named_inputs)
             named_outputs = run(named_inputs=named_inputs, tags=stage, missing_targets=self.missing_targets)
             for name, loss in self.brick_collection.extract_losses(named_outputs).items():
                 losses[name] = losses[name] + loss if name in losses else loss
@@ -365,7 +383,7 @@ class LightningBrickCollection(pl.LightningModule):
             raise BrickError(
                 f"No loss brick ran in stage {stage.value!r}; loss outputs of the collection: "
                 f"{self.brick_collection.loss_names()}. Add a BrickLoss (tag LOSS) to train with it"
-                + (", or give each batch the targets of at least one head." if self.missing_targets == "skip" else ".")
+                + (_lacked_by(run, stage, named_inputs) if self.missing_targets == "skip" else ".")
             )
         total = self.loss_balancer(losses)
         if stage is Stage.TRAIN:
@@ -379,6 +397,28 @@ class LightningBrickCollection(pl.LightningModule):
             for name, loss in losses.items():
                 log(logged_name("train", name, loss=True) + "_step", loss)
         return {"loss": total, **losses}
+
+    def _check_inputs_were_given(self) -> None:
+        """With `missing_targets="skip"`: raises when an input the training stage needs came in no training batch
+        since the fit started, on any process (decided from all processes at once, so that all raise or none)."""
+        plan = self.stage_collection(Stage.TRAIN).plan(tags=Stage.TRAIN)
+        needed = list(plan.required_inputs)
+        seen = torch.tensor([name in self._batch_names for name in needed], dtype=torch.float32, device=self.device)
+        if self._trainer is not None and self.trainer.world_size > 1:
+            seen = self.trainer.strategy.reduce(seen, reduce_op="sum")
+        never = [name for name, count in zip(needed, seen.tolist(), strict=True) if count == 0]
+        if not never:
+            return
+        batch_names = sorted(self._batch_names)
+        name = never[0]
+        skipped = [node.path for node in plan.bricks if name in node.inputs]
+        raise BrickError(
+            f"No training batch up to epoch {self.current_epoch} carried {name!r}, which brick {plan.first_consumer[name]!r} "
+            f"needs: with missing_targets='skip' the bricks {skipped} (and those after them) never ran. The batches "
+            f"carried {batch_names}.{did_you_mean(name, batch_names)} Name the targets as the bricks read them, or "
+            "leave the bricks that do not train on this data out of the training stage (their tags)."
+            + (f" Other inputs no batch carried: {never[1:]}." if len(never) > 1 else "")
+        )
 
     def _summarize_epoch(self, stage: Stage) -> None:
         # Every process runs the same collectives here, in the same order, whatever the callbacks do.
@@ -411,6 +451,17 @@ class LightningBrickCollection(pl.LightningModule):
             loader = self._summarized_loader
             key = stage.value if loader is None else f"{stage.value}/dataloader_idx_{loader}"
             self.epoch_metrics[key] = {name: _to_cpu(value) for name, value in values.items()}
+
+
+def _lacked_by(collection: Any, stage: Stage, named_inputs: Mapping[str, Any]) -> str:
+    """The end of the "no loss brick ran" error with `missing_targets="skip"`: the names the batch lacked, and the
+    close name it carried (a misspelt target name)."""
+    plan = getattr(collection, "plan", None)
+    needed = list(plan(tags=stage).required_inputs) if plan is not None else []
+    lacked = [name for name in needed if name not in named_inputs]
+    carried = sorted(named_inputs)
+    close = "".join(f" For {name!r}:{hint}" for name in lacked if (hint := did_you_mean(name, carried)))
+    return f", or give each batch the targets of at least one head. This batch carried {carried} and lacked {lacked}.{close}"
 
 
 def _stage_view(collection: BrickCollection) -> BrickCollection:

@@ -11,8 +11,9 @@ Training schedules (`mode`):
   epoch lasts as long as the longest source (the shorter ones cycle) or the shortest.
 - `sequential`: one source per step, every batch of the first source, then of the second, ...
 - `temperature`: one source per step, drawn with probability proportional to `len(source) ** (1 / temperature)`
-  (1: by size, large: uniform), as many steps as all sources have batches. The draw is seeded by `seed` and the
-  epoch, so every process of a distributed run follows the same schedule and their collectives stay in step.
+  (1: by size, large: uniform), as many steps as all sources have batches, every source at least once. The draw is
+  seeded by `seed` and the epoch, so every process of a distributed run follows the same schedule and their
+  collectives stay in step.
 
 Under DDP a step that runs one source leaves the other heads' parameters without gradients: use
 `strategy="ddp_find_unused_parameters_true"` with the `sequential` and `temperature` schedules.
@@ -61,7 +62,13 @@ class SourceSchedule:
             return [name for name, loader in self.loaders.items() for _ in range(len(loader))]
         sizes = {name: len(loader) for name, loader in self.loaders.items()}
         weights = [size ** (1.0 / self.temperature) for size in sizes.values()]
-        return random.Random(self.seed * 100_003 + epoch).choices(list(sizes), weights=weights, k=len(self))
+        draw = random.Random(self.seed * 100_003 + epoch)
+        steps = draw.choices(list(sizes), weights=weights, k=len(self))
+        for name in sizes:  # every source at least once an epoch: each head trains and is measured every epoch
+            if name not in steps:
+                counts = {source: steps.count(source) for source in sizes}
+                steps[draw.choice([index for index, source in enumerate(steps) if counts[source] > 1])] = name
+        return steps
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         epoch, self.epoch = self.epoch, self.epoch + 1
