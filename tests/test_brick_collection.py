@@ -577,3 +577,35 @@ def test_compile_fullgraph_matches_eager_for_keywords_all_names_several_outputs_
         assert list(actual) == list(expected)
         for name in expected:
             torch.testing.assert_close(actual[name], expected[name])
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_a_named_input_a_brick_produces_is_refused_naming_the_brick_and_its_readers(compiled: bool) -> None:
+    from torchbricks import ShadowedInputError
+
+    collection = BrickCollection(chain())
+    run = torch.compile(collection, fullgraph=True, backend="eager") if compiled else collection
+    inputs = {"raw": torch.ones(2), "targets": torch.zeros(2)}
+
+    expected = ShadowedInputError if not compiled else Exception  # dynamo wraps it, with the message
+    with pytest.raises(expected, match=r"gives 'embedding', which brick 'backbone' produces.*\['head'\] would read"):
+        run(named_inputs={**inputs, "embedding": torch.zeros(2)})
+    assert set(run(named_inputs={**inputs, "extra": 1})) >= {"extra", "embedding"}  # an unused extra name is fine
+    losses_only = run(named_inputs={**inputs, "logits": torch.zeros(2)}, tags="LOSS")  # its producer is not selected
+    assert float(losses_only["loss"]) == 0.0
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_a_tuple_returned_for_one_output_name_is_refused_at_the_brick_that_returned_it(compiled: bool) -> None:
+    collection = BrickCollection(
+        {
+            "head": BrickTrainable(Split(), input_names=["raw"], output_names=["logits"]),
+            "loss": BrickLoss(nn.L1Loss(), input_names=["logits", "targets"], output_names=["loss"]),
+        }
+    )
+    run = torch.compile(collection, fullgraph=True, backend="eager") if compiled else collection
+
+    with pytest.raises(
+        Exception, match=r"Brick 'head' \(.*\) returned a tuple of 2 values, but has one output name \['logits'\]"
+    ):
+        run(named_inputs={"raw": torch.ones(2), "targets": torch.zeros(2)})

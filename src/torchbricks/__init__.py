@@ -44,6 +44,7 @@ if TYPE_CHECKING:  # the names below are imported on first use, see __getattr__
         NamedInputsTypeError,
         NoBricksSelectedError,
         NotABrickError,
+        ShadowedInputError,
         ShapesDatasetExistsError,
         UnknownMetricError,
     )
@@ -83,6 +84,7 @@ _LAZY_NAMES = {  # the public names: name -> the module defining it; `__all__` i
     "NoBricksSelectedError": "torchbricks.errors",
     "NotABrickError": "torchbricks.errors",
     "STAGE_TAGS": "torchbricks.tags",
+    "ShadowedInputError": "torchbricks.errors",
     "ShapesDatasetExistsError": "torchbricks.errors",
     "Stage": "torchbricks.tags",
     "VISUALIZATION": "torchbricks.tags",

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import torch
 
 from torchbricks._plan import CompiledPlan, PlanCache, StepTable, provided_names, run_steps
-from torchbricks.errors import MissingInputError
+from torchbricks.errors import MissingInputError, ShadowedInputError
 
 __all__ = ["PlannedCollection", "run_compiling"]
 
@@ -57,9 +57,11 @@ def run_compiling(
         missing_targets: The call's `missing_targets`.
     """
     cache = collection._plan_cache
-    index, table, missing = _table_of(collection, cache.version, tags, output_names, (*named_inputs,), missing_targets)
+    index, table, missing, shadowed = _table_of(collection, cache.version, tags, output_names, (*named_inputs,), missing_targets)
     if missing is not None:
         raise MissingInputError(missing)
+    if shadowed is not None:
+        raise ShadowedInputError(shadowed)
     return run_steps(table, cache.ordered[index].functions, named_inputs, return_inputs)
 
 
@@ -71,11 +73,12 @@ def _table_of(
     output_names: tuple[str, ...] | list[str] | None,
     available: tuple[str, ...],
     missing_targets: str,
-) -> tuple[int, StepTable, str | None]:
+) -> tuple[int, StepTable, str | None, str | None]:
     """A compiled call's plan as constants, computed eagerly while dynamo traces and baked into the graph.
 
-    Returns the plan's index in the collection's `PlanCache.ordered`, its step table, and the message of the
-    `MissingInputError` a call with the input names `available` raises (None when nothing is missing).
+    Returns the plan's index in the collection's `PlanCache.ordered`, its step table, and the messages of the
+    `MissingInputError` and the `ShadowedInputError` a call with the input names `available` raises (None when
+    nothing is missing, or no input has a produced name).
     `version` is not read here: passing it makes dynamo guard the structure version, so a change recompiles.
     """
     provided = None if missing_targets == "error" else provided_names(available, missing_targets)
@@ -84,5 +87,9 @@ def _table_of(
     try:
         compiled.check_inputs(dict.fromkeys(available))
     except MissingInputError as error:
-        return index, compiled.table, str(error)
-    return index, compiled.table, None
+        return index, compiled.table, str(error), None
+    try:
+        compiled.check_not_produced(dict.fromkeys(available))
+    except ShadowedInputError as error:
+        return index, compiled.table, None, str(error)
+    return index, compiled.table, None, None

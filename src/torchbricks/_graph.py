@@ -18,6 +18,7 @@ from torchbricks.errors import (
     DuplicateOutputError,
     MissingInputError,
     NoBricksSelectedError,
+    ShadowedInputError,
     did_you_mean,
 )
 from torchbricks.tags import MODEL, stage_hint
@@ -278,6 +279,18 @@ def missing_input_error(plan_: Plan, name: str, available: Iterable[str], tags: 
     else:
         why = "which no brick produces and named_inputs lacks"
     return MissingInputError(f"{who} {name!r}, {why}. Available: {names}.{did_you_mean(name, names)}")
+
+
+def shadowed_input_error(plan_: Plan, name: str) -> ShadowedInputError:
+    """The error for a named input a planned brick produces."""
+    producer = next(node for node in plan_.bricks if name in node.outputs)
+    readers = [node.path for node in plan_.bricks if name in node.inputs]
+    return ShadowedInputError(
+        f"named_inputs gives {name!r}, which brick {producer.path!r} produces: the brick would replace the given value"
+        + (f", and {readers} would read the brick's" if readers else "")
+        + ". To feed it yourself, leave the brick out of the call (tags, output_names) or give the input another name; "
+        "to run again on a dict a call returned, pass only its inputs."
+    )
 
 
 def _lacking_inputs(

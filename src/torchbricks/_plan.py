@@ -22,7 +22,7 @@ from typing import Any, Literal, NamedTuple, Protocol
 
 from torch.compiler import is_compiling
 
-from torchbricks._graph import ALL_NAMES, BrickNode, GraphBrick, Plan, build_node, plan, release_after
+from torchbricks._graph import ALL_NAMES, BrickNode, GraphBrick, Plan, build_node, plan, release_after, shadowed_input_error
 from torchbricks.errors import BrickError, BrickOutputError, NamedInputsTypeError
 
 __all__ = [
@@ -73,13 +73,15 @@ class CompiledPlan:
         wanted: The output names a call asked for, or None for every name.
     """
 
-    __slots__ = ("functions", "plan", "table")
+    __slots__ = ("functions", "n_required", "plan", "produced", "table")
 
     def __init__(self, plan_: Plan, wanted: tuple[str, ...] | None) -> None:
         nodes = plan_.nodes
         # With `output_names` only the wanted names are returned, so each other name is freed once nothing reads it.
         releases = [()] * len(plan_.order) if wanted is None else release_after(nodes, plan_, wanted)
         self.plan = plan_
+        self.produced = frozenset(plan_.produced)
+        self.n_required = len(plan_.required_inputs)
         self.functions: tuple[Callable[..., Any], ...] = tuple(_brick_of(nodes[i]).step_function() for i in plan_.order)
         """The callable of each planned brick, in execution order."""
         self.table = StepTable(
@@ -94,11 +96,20 @@ class CompiledPlan:
         """Raises `MissingInputError` when `named_inputs` lacks a name the planned bricks need."""
         self.plan.check_inputs(named_inputs)
 
+    def check_not_produced(self, named_inputs: Mapping[str, Any]) -> None:
+        """Raises `ShadowedInputError` when `named_inputs` gives a name a planned brick produces: the brick would
+        replace the given value, and the bricks reading the name would never see it."""
+        for name in named_inputs:
+            if name in self.produced:
+                raise shadowed_input_error(self.plan, name)
+
     def run(self, named_inputs: Mapping[str, Any], return_inputs: bool) -> dict[str, Any]:
         """An eager call: checks the inputs, runs the step table, and notes on an error which brick raised it."""
         for name in self.plan.required_inputs:
             if name not in named_inputs:
                 self.plan.check_inputs(named_inputs)
+        if len(named_inputs) > self.n_required:  # names beyond the required ones: none may be a brick's output
+            self.check_not_produced(named_inputs)
         try:
             return run_steps(self.table, self.functions, named_inputs, return_inputs)
         except Exception as error:
@@ -162,7 +173,7 @@ def run_steps(
             result = fn(**{keyword: data[name] for keyword, name in zip(keywords, ins, strict=True)})  # type: ignore[arg-type]
         else:
             result = _call_reading_all(fn, ins, keywords, data)
-        if count == 1:
+        if count == 1 and type(result) is not tuple:
             data[outs[0]] = result
         else:
             _store_outputs(data, outs, result, who, path)
@@ -246,6 +257,15 @@ def _store_outputs(data: dict[str, Any], outs: tuple[str, ...], result: Any, who
                 path,
             )
         return
+    if len(outs) == 1:  # a tuple for one name: a model returning (logits, features) read as one value would fail
+        raise _in_brick(  # later, in whichever brick read it, under another brick's name
+            BrickOutputError(
+                f"{who} returned a tuple of {len(result)} values, but has one output name {list(outs)}; give one "
+                f"output name per value (output_names=[{', '.join(repr(f'{outs[0]}_{i}') for i in range(len(result)))}]), "
+                "or return one value (a list or a dict is kept as one value)."
+            ),
+            path,
+        )
     if not isinstance(result, (tuple, list)) or len(result) != len(outs):
         got = f"{len(result)} values" if isinstance(result, (tuple, list)) else f"a {type(result).__name__}"
         raise _in_brick(

@@ -28,6 +28,7 @@ __all__ = [
     "NamedInputsTypeError",
     "NoBricksSelectedError",
     "NotABrickError",
+    "ShadowedInputError",
     "ShapesDatasetExistsError",
     "UnknownMetricError",
 ]
@@ -59,6 +60,10 @@ class NotABrickError(BrickBuildError, TypeError):
 
 class MissingInputError(BrickError):
     """A brick needs a name that neither the named inputs nor a selected brick provides."""
+
+
+class ShadowedInputError(BrickError):
+    """A named input has the name of an output a selected brick produces: the brick would replace it unseen."""
 
 
 class NoBricksSelectedError(BrickError):
