@@ -257,3 +257,97 @@ def test_per_stage_brick_collections_share_the_model_and_keep_metrics_per_stage(
         assert sorted(summaries[name]) == sorted(metrics)
         for metric, value in metrics.items():
             torch.testing.assert_close(summaries[name][metric], value)
+
+
+def test_the_stage_tag_sets_of_042_run_what_they_ran_there() -> None:
+    from torchbricks.brick_collection_utils import per_stage_brick_collections
+    from torchbricks.brick_tags import DEFAULT_MODEL_STAGE_TAGS, EXPORT, INFERENCE, TEST, TRAINING, VALIDATION
+
+    collection = BrickCollection(
+        {
+            "head": BrickTrainable(nn.Linear(4, 3), input_names=["raw"], output_names=["logits"]),
+            "loss": BrickLoss(nn.CrossEntropyLoss(), input_names=["logits", "targets"], output_names=["loss_ce"]),
+            "accuracy": BrickMetricSingle(MulticlassAccuracy(num_classes=3), input_names=["logits", "targets"]),
+            "extra": BrickMetricSingle(MulticlassConfusionMatrix(num_classes=3), ["logits", "targets"], tags=[Tag.METRIC_EXTRA]),
+        }
+    )
+    stages = per_stage_brick_collections(collection)  # as 0.4.2's LightningBrickCollection runs its stages
+    named = {"raw": torch.rand(2, 4), "targets": torch.tensor([0, 2])}
+
+    assert set(DEFAULT_MODEL_STAGE_TAGS) == {stage.name for stage in ModelStage}
+    assert DEFAULT_MODEL_STAGE_TAGS[ModelStage.TEST.name] is TEST
+    assert [{"MODEL", "LOSS", "METRIC"}] * 2 + [{"MODEL"}] * 2 == [TRAINING, VALIDATION, EXPORT, INFERENCE]
+    assert stages[ModelStage.TRAIN.name].execution_order(tags=DEFAULT_MODEL_STAGE_TAGS["TRAIN"]) == ["head", "loss", "accuracy"]
+    assert stages[ModelStage.TEST.name].execution_order(tags=TEST) == ["head", "loss", "accuracy", "extra"]
+    assert set(stages[ModelStage.TEST.name](named_inputs=named, tags=TEST)) >= {"logits", "loss_ce"}
+    assert collection.execution_order(tags=INFERENCE) == ["head"]
+
+
+def test_a_brick_written_for_042_runs_through_its_forward_of_named_inputs() -> None:
+    from torchbricks.bricks import BrickInterface
+
+    class BrickScale(BrickInterface, nn.Module):  # 0.4.2's contract: forward, extract_losses, get_module_name
+        def __init__(self, input_names: list[str], output_names: list[str]) -> None:
+            BrickInterface.__init__(self, input_names=input_names, output_names=output_names, tags="MODEL")
+            nn.Module.__init__(self)
+
+        def forward(self, named_inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+            return {self.output_names[0]: named_inputs[self.input_names[0]] * 2, self.output_names[1]: named_inputs["./x"]}
+
+        def extract_losses(self, named_outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+            return {}
+
+        def get_module_name(self) -> str:
+            return "Scale"
+
+    collection = BrickCollection(
+        {
+            "head": {"scale": BrickScale(["./x"], ["./doubled", "./same"])},
+            "after": BrickTrainable(nn.Identity(), ["head/doubled"], ["z"]),
+        }
+    )
+    outputs = collection(named_inputs={"head/x": torch.ones(2)})
+
+    assert torch.equal(outputs["z"], torch.full((2,), 2.0))
+    assert torch.equal(outputs["head/same"], torch.ones(2))
+    brick = collection["head"]["scale"]
+    assert (brick.get_module_name(), brick.get_brick_type(), brick.input_names_as_list()) == ("Scale", "BrickScale", ["./x"])
+    assert brick.run_now({"MODEL"})
+    assert brick.run_now(None)
+    assert not brick.run_now({"LOSS"})
+
+
+def test_the_brick_methods_of_042_answer_on_todays_bricks() -> None:
+    loss = BrickLoss(nn.CrossEntropyLoss(), input_names={"input": "logits", "target": "targets"}, output_names=["loss_ce"])
+    assert loss.input_names_as_list() == ["logits", "targets"]
+    assert loss.output_names_as_list() == ["loss_ce"]
+    assert loss.extract_losses({"loss_ce": 1.0, "other": 2.0}) == {"loss_ce": 1.0}
+    assert loss.get_module_name() == "CrossEntropyLoss"
+
+
+def test_export_bricks_as_onnx_takes_042s_tags_none_and_dynamic_axes(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    import onnxruntime
+
+    from torchbricks.brick_collection_utils import export_bricks_as_onnx
+
+    collection = BrickCollection(
+        {
+            "head": BrickTrainable(nn.Linear(4, 3), input_names=["raw"], output_names=["logits"]),
+            "loss": BrickLoss(nn.CrossEntropyLoss(), input_names=["logits", "targets"], output_names=["loss_ce"]),
+        }
+    )
+    named = {"raw": torch.rand(2, 4), "targets": torch.tensor([0, 2])}
+    every_brick = export_bricks_as_onnx(tmp_path / "all.onnx", collection, named, False, None)  # 0.4.2's positional form
+    axes = export_bricks_as_onnx(
+        tmp_path / "axes.onnx", collection, {"raw": named["raw"]}, False, {"MODEL"}, dynamic_axes={"raw": {0: "batch"}}
+    )
+
+    assert [output.name for output in onnxruntime.InferenceSession(str(every_brick)).get_outputs()] == ["logits", "loss_ce"]
+    session = onnxruntime.InferenceSession(str(axes))
+    assert session.get_inputs()[0].shape == ["batch", 4]
+    assert session.run(None, {"raw": torch.rand(5, 4).numpy()})[0].shape == (5, 3)
+    with pytest.raises(BrickError, match=r"dynamic_axes names \['rwa'\].*Did you mean 'raw'"):
+        export_bricks_as_onnx(
+            tmp_path / "bad.onnx", collection, {"raw": named["raw"]}, False, {"MODEL"}, dynamic_axes={"rwa": [0]}
+        )

@@ -118,8 +118,52 @@ class BrickInterface(nn.Module):
         self.__dict__["_plan_owners"] = weakref.WeakSet()
 
     def step_function(self) -> Callable[..., Any]:
-        """The callable a collection calls with this brick's input values."""
-        raise NotImplementedError(f"{type(self).__name__} must implement step_function().")
+        """The callable a collection calls with this brick's input values.
+
+        A brick written for torchbricks 0.4.2, which implements `forward(named_inputs) -> named outputs` instead,
+        runs through its `forward`: the callable names the values by the brick's own input names and returns the
+        values of its output names.
+        """
+        if type(self).forward is not BrickInterface.forward:
+            return self._forward_by_names
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement step_function() (the callable a collection calls with the input "
+            "values), or forward(named_inputs) returning a dict of its outputs (torchbricks 0.4.2's contract)."
+        )
+
+    def _forward_by_names(self, *values: Any) -> Any:
+        """A 0.4.2 brick's `forward(named_inputs)` called with positional input values (see `step_function`)."""
+        named_outputs = self.forward(dict(zip(self._input_names, values, strict=True)))
+        outputs = [named_outputs[name] for name in self._output_names]
+        if not outputs:
+            return None
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    # --- torchbricks 0.4.2's brick methods ----------------------------------------------------------------------
+
+    def run_now(self, tags: TagsLike | None) -> bool:
+        """Whether the brick runs for `tags` (None: always), as a collection selects it (0.4.2's method)."""
+        return tags is None or bool(self._tags & normalize_tags(tags))
+
+    def input_names_as_list(self) -> list[str]:
+        """The input names as a list (the values of a dict of keyword -> name) (0.4.2's method)."""
+        return list(self._input_names)
+
+    def output_names_as_list(self) -> list[str]:
+        """The output names (0.4.2's method)."""
+        return list(self._output_names)
+
+    def get_module_name(self) -> str:
+        """What the brick wraps (`describe`) (0.4.2's method)."""
+        return self.describe()
+
+    def get_brick_type(self) -> str:
+        """The brick's class name (0.4.2's method)."""
+        return type(self).__name__
+
+    def extract_losses(self, named_outputs: Mapping[str, Any]) -> dict[str, Any]:
+        """This brick's losses among `named_outputs` (0.4.2's method; collections use `loss_output_names`)."""
+        return {name: named_outputs[name] for name in self.loss_output_names if name in named_outputs}
 
     def describe(self) -> str:
         """What the brick wraps, as shown in its repr (a module's class name by default)."""

@@ -23,7 +23,7 @@ from torch import nn
 from torchbricks._extras import require
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.compat import copy_metric_bricks, filter_brick_types, per_stage_brick_collections
-from torchbricks.errors import BrickError
+from torchbricks.errors import BrickError, did_you_mean
 from torchbricks.tags import Stage, TagsLike, normalize_tags
 
 if TYPE_CHECKING:
@@ -42,7 +42,11 @@ class _BricksAsModule(nn.Module):
     """Runs the bricks of one tag set on positional tensors and returns a tuple of their outputs."""
 
     def __init__(
-        self, brick_collection: BrickCollection, input_names: Sequence[str], tags: frozenset[str], output_names: Sequence[str]
+        self,
+        brick_collection: BrickCollection,
+        input_names: Sequence[str],
+        tags: frozenset[str] | None,
+        output_names: Sequence[str],
     ) -> None:
         super().__init__()
         self.brick_collection = brick_collection
@@ -59,7 +63,7 @@ class _BricksAsModule(nn.Module):
 class _NamedBricksAsModule(nn.Module):
     """Runs the bricks of one tag set on a dict of tensors and returns a dict of their outputs."""
 
-    def __init__(self, brick_collection: BrickCollection, tags: frozenset[str], output_names: Sequence[str]) -> None:
+    def __init__(self, brick_collection: BrickCollection, tags: frozenset[str] | None, output_names: Sequence[str]) -> None:
         super().__init__()
         self.brick_collection = brick_collection
         self.tags = tags
@@ -74,7 +78,7 @@ def export_bricks_as_onnx(
     brick_collection: BrickCollection,
     named_inputs: Mapping[str, Any],
     dynamic_batch_size: bool = True,
-    tags: TagsLike = Stage.EXPORT,
+    tags: TagsLike | None = Stage.EXPORT,
     output_names: Sequence[str] | None = None,
     opset_version: int | None = None,
     **onnx_export_kwargs: Any,
@@ -92,10 +96,13 @@ def export_bricks_as_onnx(
         dynamic_batch_size: Make dimension 0 of every input (the batch) dynamic, shared by all inputs (on by
             default, as in `export_bricks`). An example batch of one is traced as two copies, since torch.export
             fixes sizes of one.
-        tags: The bricks to export; the export stage's tags (MODEL) by default, so losses and metrics stay out.
+        tags: The bricks to export; the export stage's tags (MODEL) by default, so losses and metrics stay out;
+            None exports every brick (as a call with `tags=None`, and 0.4.2's default).
         output_names: Export only these outputs (and only the bricks they need); every produced name by default.
         opset_version: The ONNX opset; the exporter's default when None.
-        **onnx_export_kwargs: Passed on to `torch.onnx.export`.
+        **onnx_export_kwargs: Passed on to `torch.onnx.export`. `dynamic_axes` ({name: {axis: axis name}}, the
+            older exporter's form, as 0.4.2 passed it) is turned into the inputs' dynamic shapes and replaces
+            `dynamic_batch_size`.
 
     Returns:
         The path of the ONNX file.
@@ -110,7 +117,11 @@ def export_bricks_as_onnx(
     module = _BricksAsModule(brick_collection, input_names, tag_set, outputs)
     args = tuple(named_inputs[name] for name in input_names)
     dynamic_shapes = None
-    if dynamic_batch_size:
+    dynamic_axes = onnx_export_kwargs.pop("dynamic_axes", None)
+    if dynamic_axes is not None:  # torch.onnx's older form (0.4.2 passed it): the dynamo exporter takes shapes
+        dynamic_shapes = (_shapes_of_axes(dynamic_axes, args, input_names, outputs),)
+        args = _batch_of_two_if_one(args)
+    elif dynamic_batch_size:
         dynamic_shapes = (_dynamic_batch(args),)  # one entry: the *tensors tuple
         args = _batch_of_two_if_one(args)
     path_onnx = Path(path_onnx)
@@ -136,7 +147,7 @@ def export_bricks_as_onnx(
 def export_bricks(
     brick_collection: BrickCollection,
     named_inputs: Mapping[str, Any],
-    tags: TagsLike = Stage.EXPORT,
+    tags: TagsLike | None = Stage.EXPORT,
     dynamic_batch_size: bool = True,
     output_names: Sequence[str] | None = None,
     strict: bool = False,
@@ -150,7 +161,7 @@ def export_bricks(
     Args:
         brick_collection: The collection to export.
         named_inputs: Example inputs, used to trace the bricks; names the selected bricks do not read are dropped.
-        tags: The bricks to export; the export stage's tags (MODEL) by default.
+        tags: The bricks to export; the export stage's tags (MODEL) by default; None exports every brick.
         dynamic_batch_size: Make dimension 0 of every input (the batch) dynamic, shared by all inputs. An
             example batch of one is traced as two copies, since torch.export fixes sizes of one.
         output_names: Export only these outputs (and only the bricks they need); every produced name by default.
@@ -174,10 +185,10 @@ def export_bricks(
 
 
 def _signature(
-    brick_collection: BrickCollection, named_inputs: Mapping[str, Any], tags: TagsLike, output_names: Sequence[str] | None
-) -> tuple[frozenset[str], tuple[str, ...], tuple[str, ...]]:
+    brick_collection: BrickCollection, named_inputs: Mapping[str, Any], tags: TagsLike | None, output_names: Sequence[str] | None
+) -> tuple[frozenset[str] | None, tuple[str, ...], tuple[str, ...]]:
     """The tags, the inputs the selected bricks read and the outputs to export, checked against `named_inputs`."""
-    tag_set = normalize_tags(tags)
+    tag_set = None if tags is None else normalize_tags(tags)  # None: every brick, as a call with tags=None
     plan = brick_collection.plan(tags=tag_set, output_names=None if output_names is None else list(output_names))
     plan.check_inputs(named_inputs)
     for name in plan.required_inputs:
@@ -187,6 +198,42 @@ def _signature(
             )
     outputs = plan.produced if output_names is None else tuple(output_names)
     return tag_set, plan.required_inputs, outputs
+
+
+def _shapes_of_axes(
+    dynamic_axes: Any, tensors: tuple[torch.Tensor, ...], input_names: Sequence[str], output_names: Sequence[str]
+) -> tuple[dict[int, Any] | None, ...]:
+    """`dynamic_axes` ({name: {axis: axis name} or [axis, ...]}, `torch.onnx.export`'s older form) as the dynamic
+    shapes of the inputs; axes of one name share one dimension. The outputs' axes follow from the inputs'."""
+    if not isinstance(dynamic_axes, Mapping):
+        raise BrickError(f"dynamic_axes must be a dict of name -> {{axis: axis name}}, got {type(dynamic_axes).__name__}.")
+    unknown = sorted(set(dynamic_axes) - set(input_names) - set(output_names))
+    if unknown:
+        known = [*input_names, *output_names]
+        raise BrickError(
+            f"dynamic_axes names {unknown}, which are neither inputs nor outputs of the export: {known}."
+            f"{did_you_mean(unknown[0], known)}"
+        )
+    dims: dict[str, Any] = {}
+    shapes: list[dict[int, Any] | None] = []
+    for name, tensor in zip(input_names, tensors, strict=True):
+        axes = dynamic_axes.get(name)
+        if axes is None:
+            shapes.append(None)
+            continue
+        named = axes if isinstance(axes, Mapping) else {axis: f"{name}_dim_{axis}" for axis in axes}
+        for axis in named:
+            if not isinstance(axis, int) or not -tensor.ndim <= axis < tensor.ndim:
+                raise BrickError(f"dynamic_axes[{name!r}] names axis {axis!r}; input {name!r} has {tensor.ndim} axes.")
+        key = {axis % tensor.ndim: str(label) for axis, label in named.items()}
+        shapes.append({axis: dims.setdefault(label, torch.export.Dim(_identifier(label))) for axis, label in key.items()})
+    return tuple(shapes)
+
+
+def _identifier(label: str) -> str:
+    """An axis name as torch.export's `Dim` takes it (an identifier)."""
+    cleaned = "".join(character if character.isalnum() else "_" for character in label)
+    return cleaned if cleaned.isidentifier() else f"dim_{cleaned}"
 
 
 def _dynamic_batch(tensors: tuple[torch.Tensor, ...]) -> tuple[dict[int, Any] | None, ...]:

@@ -35,7 +35,13 @@ Arguments = ParamSpec("Arguments")
 Result = TypeVar("Result")
 
 __all__ = [
+    "DEFAULT_MODEL_STAGE_TAGS",
+    "EXPORT",
+    "INFERENCE",
     "METRIC_STAGES",
+    "TEST",
+    "TRAINING",
+    "VALIDATION_TAGS",
     "ModelStage",
     "Tag",
     "accepting_042",
@@ -68,6 +74,22 @@ class Tag:
 ModelStage = Stage
 """The model stages under their 0.4.2 name (0.4.2: `class ModelStage(Enum)` with TRAIN, VALIDATION, TEST,
 INFERENCE, EXPORT); `ModelStage` *is* `Stage`, so it is accepted wherever tags are."""
+
+TRAINING: set[str] = {MODEL, LOSS, METRIC}
+"""0.4.2's tag sets per stage, with its values: code passing `tags=TEST` runs what it ran in 0.4.2 (`Stage.TEST`
+also runs VISUALIZATION bricks, `Stage.INFERENCE` too)."""
+VALIDATION_TAGS: set[str] = {MODEL, LOSS, METRIC}
+TEST: set[str] = {MODEL, LOSS, METRIC, METRIC_EXTRA}
+EXPORT: set[str] = {MODEL}
+INFERENCE: set[str] = {MODEL}
+DEFAULT_MODEL_STAGE_TAGS: dict[str, set[str]] = {
+    Stage.TRAIN.name: TRAINING,
+    Stage.VALIDATION.name: VALIDATION_TAGS,
+    Stage.TEST.name: TEST,
+    Stage.EXPORT.name: EXPORT,
+    Stage.INFERENCE.name: INFERENCE,
+}
+"""0.4.2's stage name (`ModelStage.TRAIN.name`) -> its tag set."""
 
 
 # --- torchbricks.brick_collection_utils: 0.4.2's per-stage helpers ----------------------------------------------------
