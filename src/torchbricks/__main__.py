@@ -60,7 +60,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(_command_module(arguments.command.replace("-", "_")).run(arguments))
     except BrickError as error:
         print(f"torchbricks: error: {_user_message(error)}", file=sys.stderr)
-        return 2
+        return int(getattr(error, "exit_status", 2))  # 2, or 130 / 143 for a run stopped by Ctrl-C / SIGTERM
+    except KeyboardInterrupt:  # Ctrl-C in a command other than a training run (which says more, see RunStoppedError)
+        print(
+            f"torchbricks: error: {arguments.command} was interrupted (Ctrl-C); what it was writing was not kept.",
+            file=sys.stderr,
+        )
+        return 130
     except RuntimeError as error:
         rank = _rank_left_by_a_peer(error)
         if rank is None:

@@ -28,6 +28,7 @@ __all__ = [
     "NamedInputsTypeError",
     "NoBricksSelectedError",
     "NotABrickError",
+    "RunStoppedError",
     "ShadowedInputError",
     "ShapesDatasetExistsError",
     "UnknownMetricError",
@@ -123,6 +124,19 @@ class DataError(BrickError):
 
 class ExperimentExistsError(BrickError):
     """The experiment folder exists and the run was asked neither to resume it nor to overwrite it."""
+
+
+class RunStoppedError(BrickError):
+    """A training run was stopped from outside (Ctrl-C, SIGTERM) before it finished; its checkpoints are kept."""
+
+    def __init__(self, path_experiment: object, signal_name: str, exit_status: int) -> None:
+        self.path_experiment = path_experiment
+        self.exit_status = exit_status
+        super().__init__(
+            f"The run was stopped by {signal_name} before it finished: no test figures, metrics.json, export or "
+            f"pictures were made. Its checkpoints are in {str(path_experiment)!r}; continue it with the same command "
+            f"and resume=true experiment.name={getattr(path_experiment, 'name', path_experiment)}."
+        )
 
 
 class ShapesDatasetExistsError(BrickError, FileExistsError):

@@ -92,3 +92,25 @@ def test_a_redirected_run_prints_plain_lines_and_no_warning_the_user_cannot_act_
     assert not re.search(r"\.py:\d+: ", output), output  # Lightning's warnings read `<file>.py:<line>: <message>`
     for noise in ("eval mode at the start of training", "Tip:", "LeafSpec", "does not have many workers"):
         assert noise not in output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("stop", "status", "name"), [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "Ctrl-C")])
+def test_a_run_stopped_by_a_signal_says_so_with_its_status_and_how_to_continue(
+    tmp_path: Path, stop: signal.Signals, status: int, name: str
+) -> None:
+    # a scheduler's SIGTERM (SLURM preemption, docker stop) ended the run with status 0 and no word
+    overrides = ["trainer.max_epochs=200", "+trainer.limit_train_batches=6", "export_onnx=false", "n_visualized=0"]
+    run = _train(tmp_path, *overrides, "experiment.name=stopped", output=tmp_path / "stopped.txt")
+    last = tmp_path / "stopped" / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + TIMEOUT
+    while not last.exists() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.kill(run.pid, stop)
+
+    assert run.wait(timeout=120) == status
+    output = (tmp_path / "stopped.txt").read_text()
+    assert f"torchbricks: error: The run was stopped by {name} before it finished" in output, output[-3000:]
+    assert "resume=true experiment.name=stopped" in output
+    assert "Traceback" not in output
+    assert not (tmp_path / "stopped" / "metrics.json").exists()

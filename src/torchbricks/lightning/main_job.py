@@ -29,8 +29,10 @@ An existing experiment is refused unless `resume=true` (continue from `checkpoin
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +42,7 @@ from torchbricks._extras import require
 from torchbricks._files import write_json, write_text
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.configuration import JobSettings, create_job
-from torchbricks.errors import BrickError, ConfigError, UnknownMetricError, did_you_mean
+from torchbricks.errors import BrickError, ConfigError, RunStoppedError, UnknownMetricError, did_you_mean
 from torchbricks.lightning.experiment_files import BRICKS_FOLDER, to_json
 from torchbricks.lightning.job_outputs import draw_test_pictures, export_and_check_onnx
 from torchbricks.lightning.job_trainer import (
@@ -95,38 +97,56 @@ def run_main_job(config: Any) -> MainJobResult:
     check_class_weights(config, log=pl.utilities.rank_zero_info)  # counted in the training data, logged once
     settings, parts = create_job(config)  # every key checked, every node instantiated: nothing written before
     path_experiment = prepare_experiment_folder(config)
-    data_module, brick_collection = parts.data_module, parts.brick_collection
-    module = create_module(settings, brick_collection, parts.create_optimizer)
-    if settings.enable_checkpointing or settings.early_stopping.patience is not None:
-        check_checkpoint_monitor(settings.checkpoint.monitored_value, module)
-    if launched_as_global_zero():
-        write_run_files(path_experiment, config, data_module)
-    class_names = getattr(data_module, "class_names", None)  # several sources (data.sources): a dict, one list per head
-    class_names = class_names if isinstance(class_names, list) else None
-    trainer = parts.create_trainer(
-        logger=create_loggers(path_experiment, settings.resume),
-        callbacks=create_callbacks(settings, path_experiment, class_names),
-    )
-    checkpoint = path_experiment / CHECKPOINTS_FOLDER / "last.ckpt" if settings.resume else None
-    stopped, best = fit_and_test_best(trainer, module, data_module, checkpoint, settings.enable_checkpointing)
-    if not trainer.is_global_zero:
-        return MainJobResult(path_experiment, {}, module)
-    if best is not None:  # the bricks writer saved the last epoch's weights when fitting ended
-        brick_collection.save_bricks(path_experiment / BRICKS_FOLDER, exist_ok=True)
+    with stops_named(path_experiment):
+        data_module, brick_collection = parts.data_module, parts.brick_collection
+        module = create_module(settings, brick_collection, parts.create_optimizer)
+        if settings.enable_checkpointing or settings.early_stopping.patience is not None:
+            check_checkpoint_monitor(settings.checkpoint.monitored_value, module)
+        if launched_as_global_zero():
+            write_run_files(path_experiment, config, data_module)
+        class_names = getattr(data_module, "class_names", None)  # several sources (data.sources): a dict, one list per head
+        class_names = class_names if isinstance(class_names, list) else None
+        trainer = parts.create_trainer(
+            logger=create_loggers(path_experiment, settings.resume),
+            callbacks=create_callbacks(settings, path_experiment, class_names),
+        )
+        checkpoint = path_experiment / CHECKPOINTS_FOLDER / "last.ckpt" if settings.resume else None
+        stopped, best = fit_and_test_best(trainer, module, data_module, checkpoint, settings.enable_checkpointing)
+        if not trainer.is_global_zero:
+            return MainJobResult(path_experiment, {}, module)
+        if best is not None:  # the bricks writer saved the last epoch's weights when fitting ended
+            brick_collection.save_bricks(path_experiment / BRICKS_FOLDER, exist_ok=True)
 
-    brick_collection.eval()
-    loaders = data_module.test_dataloader()
-    loaders = loaders if isinstance(loaders, list) else [loaders]  # one test loader per source with data.sources
-    batch = module.named_inputs_from_batch(next(iter(loaders[0])))
-    metrics: dict[str, Any] = to_json(module.epoch_metrics)
-    if settings.export_onnx:
-        metrics["onnx_max_abs_difference"] = export_and_check_onnx(path_experiment / "model.onnx", brick_collection, batch)
-    if settings.n_visualized:
-        draw_test_pictures(path_experiment, module, loaders, settings.n_visualized, class_names)
-    metrics.update(stopped, **best_summary(trainer, best))
-    metrics["wall_time_seconds"] = round(time.perf_counter() - started, 2)
-    write_json(path_experiment / "metrics.json", metrics)
-    return MainJobResult(path_experiment, metrics, module)
+        brick_collection.eval()
+        loaders = data_module.test_dataloader()
+        loaders = loaders if isinstance(loaders, list) else [loaders]  # one test loader per source with data.sources
+        batch = module.named_inputs_from_batch(next(iter(loaders[0])))
+        metrics: dict[str, Any] = to_json(module.epoch_metrics)
+        if settings.export_onnx:
+            metrics["onnx_max_abs_difference"] = export_and_check_onnx(path_experiment / "model.onnx", brick_collection, batch)
+        if settings.n_visualized:
+            draw_test_pictures(path_experiment, module, loaders, settings.n_visualized, class_names)
+        metrics.update(stopped, **best_summary(trainer, best))
+        metrics["wall_time_seconds"] = round(time.perf_counter() - started, 2)
+        write_json(path_experiment / "metrics.json", metrics)
+        return MainJobResult(path_experiment, metrics, module)
+
+
+@contextlib.contextmanager
+def stops_named(path_experiment: Path) -> Iterator[None]:
+    """Turns a run stopped from outside (Ctrl-C, SIGTERM from a scheduler or `docker stop`) into a `RunStoppedError`
+    that says what was not done and how to continue. Lightning ends a fit stopped by SIGTERM with a `SystemExit`
+    without a code (exit status 0, as if the run had finished) and one stopped by Ctrl-C with `sys.exit(1)`."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise RunStoppedError(path_experiment, "Ctrl-C", 130) from None
+    except SystemExit as stop:
+        if type(stop).__name__ == "SIGTERMException":
+            raise RunStoppedError(path_experiment, "SIGTERM", 143) from None
+        if isinstance(stop.__context__, KeyboardInterrupt):  # Lightning's sys.exit(1) after a Ctrl-C in fit
+            raise RunStoppedError(path_experiment, "Ctrl-C", 130) from None
+        raise
 
 
 def write_run_files(path_experiment: Path, config: Any, data_module: Any) -> None:
