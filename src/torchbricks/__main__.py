@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(getattr(error, "exit_status", 2))  # 2, or 130 / 143 for a run stopped by Ctrl-C / SIGTERM
     except KeyboardInterrupt:  # Ctrl-C in a command other than a training run (which says more, see RunStoppedError)
         print(
-            f"torchbricks: error: {arguments.command} was interrupted (Ctrl-C); what it was writing was not kept.",
+            f"torchbricks: error: {arguments.command} was interrupted (Ctrl-C) before it finished.",
             file=sys.stderr,
         )
         return 130
