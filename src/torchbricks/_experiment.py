@@ -12,17 +12,19 @@ from pathlib import Path
 from typing import Any
 
 from torchbricks._extras import require
-from torchbricks.errors import ConfigError, ExperimentExistsError
+from torchbricks.errors import ConfigError, ExperimentExistsError, did_you_mean
 
 __all__ = [
     "CHECKPOINTS_FOLDER",
     "CONFIG_FILE",
+    "LOCATING_KEYS",
     "RESUMABLE_KEYS",
     "ExperimentExistsError",
     "experiment_folder",
     "last_checkpoint",
     "launched_as_global_zero",
     "prepare_experiment_folder",
+    "resume_requested",
     "resumed_config",
 ]
 
@@ -63,9 +65,11 @@ def launched_as_global_zero() -> bool:
 def resumed_config(config: Any, overrides: Sequence[str]) -> Any:
     """The config a `resume=true` run continues with: the experiment's saved config, with `overrides` on top.
 
-    Plain `key=value` overrides apply on top of the saved config (`trainer.max_epochs=20` trains further);
-    group choices and added keys (`model=...`, `+head@...`) are refused: the checkpoint holds the saved model.
-    A config without `resume=true` is returned as it is.
+    Plain `key=value` overrides apply on top of the saved config (`trainer.max_epochs=20` trains further), each
+    checked against the saved config's keys; group choices and added keys (`model=...`, `+head@...`) are refused:
+    the checkpoint holds the saved model. An override the run was started with (`experiment.command_overrides`) is
+    taken as it is, so the same command with `resume=true` continues the run. A config without `resume=true` is
+    returned as it is.
 
     Raises:
         ConfigError: No experiment name, no saved config in the folder, or an override that changes the model.
@@ -81,26 +85,76 @@ def resumed_config(config: Any, overrides: Sequence[str]) -> Any:
         raise ConfigError(
             f"resume=true: no experiment {folder.name!r} to continue in {str(folder.parent)!r}. Experiments there: {available}."
         )
+    from torchbricks.configuration.compose import FREE_FORM_KEYS
+
+    saved = omegaconf.OmegaConf.load(folder / CONFIG_FILE)
+    started_with = set(saved.get("experiment", {}).get("command_overrides") or [])
     plain = []
     for override in overrides:
         key = override.split("=", 1)[0]
+        if override in started_with:
+            continue  # the run was started with it: the saved config holds it already (the same command, resumed)
         if key.startswith(("+", "~")) or "@" in key:
             raise ConfigError(
                 f"resume=true continues experiment {folder.name!r} with its saved model and data; the override "
                 f"{override!r} adds or removes a part of them. Start a new experiment for it."
             )
-        if "." not in key and key not in RESUMABLE_KEYS:
+        if "." not in key and key not in RESUMABLE_KEYS and not _same_value(saved, override, omegaconf):
             raise ConfigError(
                 f"resume=true continues experiment {folder.name!r} with the {key!r} it was trained with (its "
                 f"checkpoint holds what that choice built); the override {override!r} would change it. Start a new "
                 f"experiment for it. What a resumed run can change: keys of a section (trainer.max_epochs=20, "
                 f"early_stopping.patience=5, ...) and {sorted(RESUMABLE_KEYS)}."
             )
+        if "." in key and key.split(".", 1)[0] not in FREE_FORM_KEYS and key not in LOCATING_KEYS:
+            _check_saved_key(saved, key, folder.name, omegaconf)
         plain.append(override)
-    saved = omegaconf.OmegaConf.load(folder / CONFIG_FILE)
     merged = omegaconf.OmegaConf.merge(saved, omegaconf.OmegaConf.from_dotlist(plain))
     merged.resume = True
     return merged
+
+
+LOCATING_KEYS = ("experiment.path_experiments", "experiment.name", "resume")
+"""The overrides that find the experiment a `resume=true` command continues: the default config is composed with
+these alone, and every other override applies to the experiment's saved config (`resumed_config`)."""
+
+
+def resume_requested(overrides: Sequence[str]) -> bool:
+    """Whether the command line asks for `resume=true`."""
+    return any(override.split("=", 1)[0] == "resume" and override.split("=", 1)[1].lower() == "true" for override in overrides
+               if "=" in override)  # fmt: skip
+
+
+def _same_value(saved: Any, override: str, omegaconf: Any) -> bool:
+    """Whether a top-level `key=value` override gives the value the saved config holds (a group choice never does:
+    its name is not a value of the config)."""
+    key = override.split("=", 1)[0]
+    if key not in saved:
+        return False
+    try:
+        given = omegaconf.OmegaConf.from_dotlist([override])[key]
+    except Exception:  # an override the dotlist grammar does not read is no match
+        return False
+    return bool(given == saved[key])
+
+
+def _check_saved_key(saved: Any, key: str, name: str, omegaconf: Any) -> None:
+    """Raises `ConfigError` when the dotted `key` is not in the saved config, naming the close key there."""
+    node = saved
+    walked: list[str] = []
+    for part in key.split("."):
+        if isinstance(node, omegaconf.ListConfig) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, omegaconf.DictConfig) and part in node:
+            node = node[part]
+        else:
+            where = ".".join(walked) or "the config"
+            keys = [str(item) for item in node] if isinstance(node, omegaconf.DictConfig) else []
+            raise ConfigError(
+                f"resume=true: experiment {name!r}'s saved config has no key {key!r} ({where} has no {part!r}; it has "
+                f"{keys}).{did_you_mean(part, keys)}"
+            )
+        walked.append(part)
 
 
 def prepare_experiment_folder(config: Any) -> Path:

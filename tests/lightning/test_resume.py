@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -114,3 +115,55 @@ def test_a_run_stopped_by_a_signal_says_so_with_its_status_and_how_to_continue(
     assert "resume=true experiment.name=stopped" in output
     assert "Traceback" not in output
     assert not (tmp_path / "stopped" / "metrics.json").exists()
+
+
+def _copied(trained_experiment: Any, tmp_path: Path) -> Path:
+    import shutil
+
+    folder = tmp_path / "experiments" / "classification"
+    shutil.copytree(trained_experiment("classification"), folder)
+    return folder
+
+
+def test_the_same_command_with_resume_continues_and_each_key_is_checked_against_the_saved_config(
+    trained_experiment: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from omegaconf import OmegaConf
+
+    from torchbricks.__main__ import main
+
+    folder = _copied(trained_experiment, tmp_path)
+    capsys.readouterr()  # the fixture's own training run, on first use
+    started_with = list(OmegaConf.load(folder / "config.yaml").experiment.command_overrides)
+    moved = [
+        f"experiment.path_experiments={folder.parent}" if item.startswith("experiment.path_experiments=") else item
+        for item in started_with
+    ]
+    assert any(item.startswith("task=") for item in moved)  # a group choice, which resume refuses unless the run began with it
+
+    assert main(["train", *moved, "resume=true", "trainer.max_epochs=2", "data.cache_megabytes=0", "--show-config"]) == 0
+    shown = OmegaConf.create(capsys.readouterr().out)
+    assert (shown.resume, shown.trainer.max_epochs, shown.data.cache_megabytes) == (True, 2, 0)  # vision keys, not digits'
+
+    assert main(["train", *moved, "resume=true", "data.imag_size=48", "--show-config"]) == 2
+    assert "saved config has no key 'data.imag_size'" in capsys.readouterr().err
+    assert main(["train", *moved, "resume=true", "task=segmentation", "--show-config"]) == 2
+    assert "the override 'task=segmentation' would change it" in capsys.readouterr().err
+
+
+def test_a_resume_whose_overrides_change_the_model_is_refused_before_anything_is_written(
+    trained_experiment: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from torchbricks.__main__ import main
+
+    folder = _copied(trained_experiment, tmp_path)
+    capsys.readouterr()
+    before = {path.name: path.read_bytes() for path in folder.glob("*.yaml")}
+    locate = [f"experiment.path_experiments={folder.parent}", "experiment.name=classification", "resume=true"]
+
+    assert main(["train", *locate, "loss.class_weights=auto", "trainer.max_epochs=2"]) == 2
+
+    error = capsys.readouterr().err
+    assert "does not fit" in error
+    assert "the model now has weights the checkpoint lacks" in error
+    assert {path.name: path.read_bytes() for path in folder.glob("*.yaml")} == before  # a later plain resume still works

@@ -25,12 +25,18 @@ def add_parser(commands: Any) -> None:
 
 
 def run(arguments: argparse.Namespace) -> int:
-    from torchbricks._experiment import resumed_config
+    from torchbricks._experiment import LOCATING_KEYS, resume_requested, resumed_config
     from torchbricks.configuration import compose_config
 
     extra_dirs = [arguments.config_dir] if arguments.config_dir else []
-    config = compose_config(arguments.overrides, arguments.config_name, extra_config_dirs=extra_dirs)
-    config = resumed_config(config, arguments.overrides)
+    overrides = list(arguments.overrides)
+    if resume_requested(overrides):  # the other overrides apply to the experiment's saved config, not the defaults
+        locating = [override for override in overrides if override.split("=", 1)[0] in LOCATING_KEYS]
+        config = resumed_config(compose_config(locating, arguments.config_name, extra_config_dirs=extra_dirs), overrides)
+    else:
+        config = compose_config(overrides, arguments.config_name, extra_config_dirs=extra_dirs)
+        if "experiment" in config and "command_overrides" in config.experiment:
+            config.experiment.command_overrides = overrides  # kept in config.yaml: the same command resumes it
     if arguments.show_config:
         from omegaconf import OmegaConf
 

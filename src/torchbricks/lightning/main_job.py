@@ -102,6 +102,8 @@ def run_main_job(config: Any) -> MainJobResult:
         module = create_module(settings, brick_collection, parts.create_optimizer)
         if settings.enable_checkpointing or settings.early_stopping.patience is not None:
             check_checkpoint_monitor(settings.checkpoint.monitored_value, module)
+        if settings.resume:  # before anything is written: a model the overrides changed leaves the experiment as it was
+            check_checkpoint_fits(path_experiment / CHECKPOINTS_FOLDER / "last.ckpt", module)
         if launched_as_global_zero():
             write_run_files(path_experiment, config, data_module)
         class_names = getattr(data_module, "class_names", None)  # several sources (data.sources): a dict, one list per head
@@ -147,6 +149,34 @@ def stops_named(path_experiment: Path) -> Iterator[None]:
         if isinstance(stop.__context__, KeyboardInterrupt):  # Lightning's sys.exit(1) after a Ctrl-C in fit
             raise RunStoppedError(path_experiment, "Ctrl-C", 130) from None
         raise
+
+
+def check_checkpoint_fits(checkpoint: Path, module: Any) -> None:
+    """Raises `ConfigError` when the weights of `checkpoint` do not fit `module` (a resumed run whose overrides
+    changed the model: `model.n_features=32`, `loss.class_weights=auto`), naming the first keys that differ."""
+    import torch
+
+    saved = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=False).get("state_dict", {})
+    expected = module.state_dict()
+    missing = [key for key in expected if key not in saved]
+    unexpected = [key for key in saved if key not in expected]
+    reshaped = [
+        f"{key} {list(saved[key].shape)} in the checkpoint, {list(value.shape)} now"
+        for key, value in expected.items()
+        if key in saved and hasattr(saved[key], "shape") and tuple(saved[key].shape) != tuple(value.shape)
+    ]
+    if not (missing or unexpected or reshaped):
+        return
+    found = [
+        *(["shapes differ: " + "; ".join(reshaped[:3])] if reshaped else []),
+        *([f"the model now has weights the checkpoint lacks: {missing[:3]}"] if missing else []),
+        *([f"the checkpoint has weights the model lacks: {unexpected[:3]}"] if unexpected else []),
+    ]
+    raise ConfigError(
+        f"resume=true: the model built from the saved config and this command's overrides does not fit "
+        f"{str(checkpoint)!r} ({'; '.join(found)}). An override changed the model; resume without it, or start a new "
+        "experiment for it. Nothing was written."
+    )
 
 
 def write_run_files(path_experiment: Path, config: Any, data_module: Any) -> None:
