@@ -609,3 +609,19 @@ def test_a_tuple_returned_for_one_output_name_is_refused_at_the_brick_that_retur
         Exception, match=r"Brick 'head' \(.*\) returned a tuple of 2 values, but has one output name \['logits'\]"
     ):
         run(named_inputs={"raw": torch.ones(2), "targets": torch.zeros(2)})
+
+
+def test_an_unknown_output_name_lists_what_the_bricks_produce_and_the_close_name() -> None:
+    collection = BrickCollection(chain())
+
+    with pytest.raises(MissingInputError, match=r"output_names include 'logit'.*'logits'.*Did you mean 'logits'") as raised:
+        collection(named_inputs={"raw": torch.ones(2)}, output_names=["logit"])
+    assert "'embedding'" in str(raised.value)  # every name the selected bricks produce, though none was kept
+
+
+def test_an_error_met_while_planning_is_not_chained_to_an_internal_lookup() -> None:
+    collection = BrickCollection(chain())
+
+    with pytest.raises(NoBricksSelectedError) as raised:
+        collection(named_inputs={"raw": torch.ones(2)}, tags="train")
+    assert raised.value.__context__ is None

@@ -269,6 +269,8 @@ def missing_input_error(plan_: Plan, name: str, available: Iterable[str], tags: 
     """The error for a required input the caller did not provide."""
     consumer = plan_.first_consumer[name]
     names = sorted(set(available) | set(plan_.produced))
+    if consumer == "output_names":  # the names the selected bricks can produce, not only those the request kept
+        names = sorted(set(names).union(*(node.outputs for node in plan_.nodes if tags is None or node.tags & tags)))
     who = "The requested output_names include" if consumer == "output_names" else f"Brick {consumer!r} needs input"
     excluded = plan_.excluded_producers.get(name)
     if excluded is not None:

@@ -257,6 +257,8 @@ class BrickCollection(nn.ModuleDict):
         try:
             compiled = self._plan_cache.plans[tags, output_names]
         except (KeyError, TypeError):
+            compiled = None  # planned outside the except block: a planning error is not chained to this KeyError
+        if compiled is None:
             compiled = self.compiled_plan(tags, output_names)
         return compiled.run(named_inputs, return_inputs)
 
