@@ -252,15 +252,17 @@ class BrickCollection(nn.ModuleDict):
         if type(named_inputs) is not dict:
             check_named_inputs(named_inputs)
         if missing_targets != "error":
-            compiled = self.compiled_plan(tags, output_names, provided_names(named_inputs, missing_targets))
-            return compiled.run(named_inputs, return_inputs)
+            return self.compiled_plan(tags, output_names, provided_names(named_inputs, missing_targets)).run(
+                named_inputs, return_inputs
+            )
+        cached: CompiledPlan | None
         try:
-            compiled = self._plan_cache.plans[tags, output_names]
+            cached = self._plan_cache.plans[tags, output_names]
         except (KeyError, TypeError):
-            compiled = None  # planned outside the except block: a planning error is not chained to this KeyError
-        if compiled is None:
-            compiled = self.compiled_plan(tags, output_names)
-        return compiled.run(named_inputs, return_inputs)
+            cached = None  # planned outside the except block: a planning error is not chained to this KeyError
+        if cached is None:
+            cached = self.compiled_plan(tags, output_names)
+        return cached.run(named_inputs, return_inputs)
 
     def compiled_plan(
         self,

@@ -89,6 +89,30 @@ def test_tensorboard_receives_the_scalars_and_the_prediction_pictures_every_n_ep
     assert history[-1]["validation/head/accuracy"] == pytest.approx(result.metrics["validation"]["head/accuracy"])
 
 
+@pytest.mark.slow
+def test_the_last_epochs_predictions_picture_is_drawn_when_the_run_ends_before_max_epochs(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    config = compose_config(
+        [
+            f"experiment.path_experiments={tmp_path}",
+            "experiment.name=tb",
+            "trainer.max_epochs=5",
+            "+trainer.max_steps=8",  # 4 batches an epoch: ends after epoch 1, as max_time or early stopping end runs
+            "+trainer.limit_train_batches=4",
+            "pictures_every_n_epochs=3",
+            "export_onnx=false",
+        ]
+    )
+
+    run_main_job(config)
+
+    events = EventAccumulator(str(tmp_path / "tb" / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    assert [picture.step for picture in events.Images("predictions")] == [1]
+
+
 @pytest.fixture(scope="module")
 def tiny_shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from torchbricks.datasets.shapes import write_shapes_dataset

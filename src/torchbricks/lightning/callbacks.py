@@ -344,7 +344,8 @@ class TensorBoardPredictions(pl.Callback):
     Args:
         n_samples: Images per head.
         class_names: Names of the classes for the captions; indices when None.
-        every_n_epochs: Draw after every this many epochs; the last epoch (`max_epochs`) is always drawn.
+        every_n_epochs: Draw after every this many epochs; the last epoch is always drawn (`max_epochs`, or the
+            epoch `max_time` or early stopping ended the run with, drawn when training ends).
     """
 
     def __init__(self, n_samples: int = 16, class_names: list[str] | None = None, every_n_epochs: int = 1) -> None:
@@ -354,13 +355,32 @@ class TensorBoardPredictions(pl.Callback):
         self.class_names = class_names
         self.every_n_epochs = every_n_epochs
         self._batch: dict[str, Any] | None = None
+        self._validated: int | None = None  # the last validated epoch
+        self._drawn: int | None = None  # the epoch last drawn
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        tensorboard = next((logger for logger in trainer.loggers if isinstance(logger, pl.loggers.TensorBoardLogger)), None)
-        if tensorboard is None or trainer.sanity_checking or not trainer.is_global_zero:
+        if trainer.sanity_checking or not trainer.is_global_zero:
             return
+        self._validated = trainer.current_epoch
         epochs_done = trainer.current_epoch + 1
-        if epochs_done % self.every_n_epochs != 0 and epochs_done != trainer.max_epochs:
+        if epochs_done % self.every_n_epochs == 0 or epochs_done == trainer.max_epochs:
+            self._draw(trainer, pl_module)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """The last epoch's picture when the run ended before `max_epochs` (`max_time`, early stopping)."""
+        if not trainer.is_global_zero or self._validated is None or self._validated == self._drawn:
+            return
+        training = pl_module.training
+        pl_module.eval()
+        try:
+            with torch.no_grad():
+                self._draw(trainer, pl_module)
+        finally:
+            pl_module.train(training)
+
+    def _draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        tensorboard = next((logger for logger in trainer.loggers if isinstance(logger, pl.loggers.TensorBoardLogger)), None)
+        if tensorboard is None:
             return
         from torchbricks.lightning.report import collect_predictions, plot_predictions
 
@@ -372,6 +392,7 @@ class TensorBoardPredictions(pl.Callback):
             name: value.to(pl_module.device) if isinstance(value, torch.Tensor) else value for name, value in self._batch.items()
         }
         predictions = collect_predictions(pl_module.brick_collection, [batch])  # type: ignore[arg-type]
+        self._drawn = self._validated
         if predictions:
             figure = plot_predictions(predictions, self.class_names, n_samples=self.n_samples)
-            tensorboard.experiment.add_figure("predictions", figure, global_step=trainer.current_epoch)
+            tensorboard.experiment.add_figure("predictions", figure, global_step=self._validated)
