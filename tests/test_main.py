@@ -128,6 +128,46 @@ def test_an_existing_experiment_name_exits_with_status_2_and_a_one_line_error(
     assert "experiment.overwrite=true" in error
 
 
+def test_an_existing_experiment_name_is_refused_before_the_data_is_read(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "first").mkdir()
+    missing = tmp_path / "no_such_data"
+
+    status = main(
+        [
+            "train",
+            f"experiment.path_experiments={tmp_path}",
+            "experiment.name=first",
+            "task=classification",
+            f"data.root={missing}",
+        ]
+    )
+
+    assert status == 2
+    assert "already exists" in capsys.readouterr().err  # not the missing data folder: nothing was read
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["experiment.name=''"], r"'experiment.name' must be a folder name .* got ''"),
+        (["experiment.name=a/b"], r"'experiment.name' must be a folder name .* got 'a/b'"),
+        (["experiment.name=run", "resume=true", "experiment.overwrite=true"], r"give one of them"),
+    ],
+)
+def test_a_bad_experiment_name_or_resume_with_overwrite_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, overrides: list[str], message: str
+) -> None:
+    import re
+
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "run" / "config.yaml").write_text("seed: 0\n")
+
+    assert main(["train", f"experiment.path_experiments={tmp_path}", *overrides]) == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
 def _readme_train_commands() -> list[list[str]]:
     import re
     import shlex

@@ -87,6 +87,9 @@ def resumed_config(config: Any, overrides: Sequence[str]) -> Any:
         )
     from torchbricks.configuration.compose import FREE_FORM_KEYS
 
+    if any(override.replace(" ", "").lower() == "experiment.overwrite=true" for override in overrides):
+        raise ConfigError(RESUME_AND_OVERWRITE)
+
     saved = omegaconf.OmegaConf.load(folder / CONFIG_FILE)
     started_with = set(saved.get("experiment", {}).get("command_overrides") or [])
     plain = []
@@ -113,6 +116,8 @@ def resumed_config(config: Any, overrides: Sequence[str]) -> Any:
     merged.resume = True
     return merged
 
+
+RESUME_AND_OVERWRITE = "resume=true continues an experiment and experiment.overwrite=true deletes it: give one of them."
 
 LOCATING_KEYS = ("experiment.path_experiments", "experiment.name", "resume")
 """The overrides that find the experiment a `resume=true` command continues: the default config is composed with
@@ -155,6 +160,36 @@ def _check_saved_key(saved: Any, key: str, name: str, omegaconf: Any) -> None:
                 f"{keys}).{did_you_mean(part, keys)}"
             )
         walked.append(part)
+
+
+def check_experiment_folder(config: Any) -> None:
+    """The checks of `prepare_experiment_folder` that need nothing built, run before the data and the model are
+    read: a bad name, `resume` with `overwrite`, an existing name without either, `resume` without a checkpoint.
+
+    Raises:
+        ConfigError: The name is empty or a path, both `resume` and `experiment.overwrite` are set, or `resume=true`
+            finds no last checkpoint.
+        ExperimentExistsError: The folder exists and neither `resume=true` nor `experiment.overwrite=true` is set.
+    """
+    name = str(config.experiment.name)
+    if not name.strip() or name in (".", "..") or "/" in name or "\\" in name:
+        raise ConfigError(
+            f"Config key 'experiment.name' must be a folder name (the experiment's folder in experiment.path_experiments), "
+            f"got {name!r}."
+        )
+    if bool(config.get("resume", False)) and bool(config.experiment.get("overwrite", False)):
+        raise ConfigError(RESUME_AND_OVERWRITE)
+    folder = experiment_folder(config)
+    if bool(config.get("resume", False)):
+        if not last_checkpoint(folder).is_file():
+            raise ConfigError(
+                f"resume=true: experiment {str(folder)!r} has no {CHECKPOINTS_FOLDER}/{LAST_CHECKPOINT} to continue from."
+            )
+    elif launched_as_global_zero() and folder.exists() and not bool(config.experiment.get("overwrite", False)):
+        raise ExperimentExistsError(
+            f"Experiment {str(folder)!r} already exists; continue it with resume=true, "
+            "or replace it with experiment.overwrite=true (or choose another experiment.name)."
+        )
 
 
 def prepare_experiment_folder(config: Any) -> Path:

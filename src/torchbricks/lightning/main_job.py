@@ -37,7 +37,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from torchbricks._experiment import CHECKPOINTS_FOLDER, CONFIG_FILE, launched_as_global_zero, prepare_experiment_folder
+from torchbricks._experiment import (
+    CHECKPOINTS_FOLDER,
+    CONFIG_FILE,
+    check_experiment_folder,
+    launched_as_global_zero,
+    prepare_experiment_folder,
+)
 from torchbricks._extras import require
 from torchbricks._files import write_json, write_text
 from torchbricks.brick_collection import BrickCollection
@@ -93,6 +99,7 @@ def run_main_job(config: Any) -> MainJobResult:
     started = time.perf_counter()
     if config.experiment.get("name") is None:
         config.experiment.name = create_experiment_name()
+    check_experiment_folder(config)  # an existing name is refused before the data and the model are read
     quiet_third_party_notices(bool(config.get("resume", False)))
     check_class_weights(config, log=pl.utilities.rank_zero_info)  # counted in the training data, logged once
     settings, parts = create_job(config)  # every key checked, every node instantiated: nothing written before
