@@ -47,3 +47,12 @@ def test_the_head_group_lists_every_packaged_head_config_of_the_kinds_without_a_
 
     assert sorted(groups["head"].options) == sorted(packaged_head_configs())
     assert groups["head"].options["image_classification"].startswith("a classification head (ClassificationTaskHead)")
+
+
+def test_a_hydra_directive_is_not_shown_as_a_config_description() -> None:
+    from torchbricks._cli_help import CONFIG_DIR, describe_config_groups
+
+    described = describe_config_groups(CONFIG_DIR)
+
+    assert "@package" not in described
+    assert "image classification" in described  # task=classification's own first line

@@ -139,6 +139,8 @@ def _read_defaults(path: Path) -> dict[str, str]:
 
 def _first_comment(path: Path) -> str:
     for line in path.read_text().splitlines():
+        if line.startswith("# @"):  # a Hydra directive (`# @package _global_`), not a description
+            continue
         if line.startswith("#"):
             return line.lstrip("# ").strip().split(". ")[0].rstrip(".")  # the first sentence
         if line.strip():
