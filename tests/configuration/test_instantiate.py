@@ -110,3 +110,13 @@ def test_a_wiring_error_is_a_brick_error_noting_the_config_key() -> None:
     with pytest.raises(DuplicateOutputError, match="'features'") as raised:
         create_brick_collection(config)
     assert "config key 'model.bricks'" in raised.value.__notes__[0]
+
+
+def test_an_item_of_a_list_is_named_with_its_index_as_the_command_line_names_it() -> None:
+    from omegaconf import OmegaConf
+
+    bad = {"_target_": "torchvision.transforms.v2.RandomVerticalFlipp"}
+    config = OmegaConf.create({"data": {"_target_": "builtins.dict", "augmentations": [{"_target_": "builtins.dict"}, bad]}})
+
+    with pytest.raises(ConfigError, match=r"^Config key 'data\.augmentations\.1' cannot be instantiated"):
+        instantiate_config(config, "data")

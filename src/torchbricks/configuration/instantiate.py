@@ -108,6 +108,7 @@ def _instantiate(node: Any, key: str, **kwargs: Any) -> Any:
         if data_error is not None:  # the data, not the config, is wrong: its own message says which file and why
             raise data_error from error
         full_key, reason = _hydra_reason(error)
+        full_key = _list_item_key(node, full_key)
         raise ConfigError(f"Config key {(full_key or key)!r} cannot be instantiated: {reason}") from error
 
 
@@ -189,6 +190,22 @@ def _plain_types(hint: Any) -> tuple[type, ...] | None:
     if all(argument in _PRIMITIVES for argument in arguments):
         return tuple(arguments)
     return None
+
+
+def _list_item_key(node: Any, full_key: str | None) -> str | None:
+    """Hydra names an item of a list without a separator (`data.augmentations0`); as the command line names it,
+    `data.augmentations.0`. A key only ends in an index when the config holds a list at the key before it."""
+    import re
+
+    omegaconf = require("omegaconf", "hydra")
+    match = re.fullmatch(r"(.*\D)(\d+)", full_key or "")
+    if match is None:
+        return full_key
+    try:
+        parent = omegaconf.OmegaConf.select(node._get_root(), match.group(1))
+    except Exception:  # a key OmegaConf cannot select: keep Hydra's
+        return full_key
+    return f"{match.group(1)}.{match.group(2)}" if isinstance(parent, omegaconf.ListConfig) else full_key
 
 
 def _hydra_reason(error: Exception) -> tuple[str | None, str]:
