@@ -168,6 +168,12 @@ class BrickMetrics(BrickAccumulator):
             names = self.metric_names
 
             def batch_values(*args: Any, **kwargs: Any) -> Any:
+                if torch.compiler.is_compiling():  # torchmetrics' forward (update, compute, merge) is not traceable
+                    raise BrickError(
+                        f"A metric brick with return_metrics=True ({names}) computes its metrics on every batch, which "
+                        "torch.compile cannot trace. Compile with return_metrics=False (the metrics are updated in "
+                        "the graph and summarized at the epoch's end), or leave this stage eager."
+                    )
                 values = metrics(*args, **kwargs)
                 if isinstance(values, Mapping):
                     values = tuple(values[name] for name in names)

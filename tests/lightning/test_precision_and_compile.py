@@ -84,3 +84,20 @@ def test_compiled_stages_train_to_the_weights_of_eager_stages_and_a_drawing_test
         torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-6, msg=name)
     for stage in ("train", "validation", "test"):
         assert float(results["compiled"][stage]["accuracy"]) == pytest.approx(float(results["eager"][stage]["accuracy"]))
+
+
+def test_a_stage_with_per_batch_metric_values_stays_eager_and_compiling_it_directly_names_the_brick() -> None:
+    from torchbricks import BrickMetricSingle, Stage
+    from torchbricks.lightning.module import _traceable
+
+    collection = _collection()
+    collection["batch_accuracy"] = BrickMetricSingle(
+        MulticlassAccuracy(num_classes=3), input_names=["logits", "targets"], metric_name="batch_accuracy", return_metrics=True
+    )
+    assert not _traceable(collection, Stage.TRAIN)
+    assert _traceable(_collection(), Stage.TRAIN)
+
+    torch._dynamo.reset()
+    compiled = torch.compile(collection, fullgraph=True, backend="eager")
+    with pytest.raises(Exception, match=r"return_metrics=True \(\['batch_accuracy'\]\).*torch.compile cannot trace"):
+        compiled(named_inputs={"raw": torch.rand(4, 8), "targets": torch.tensor([0, 1, 2, 0])}, tags=Stage.TRAIN)

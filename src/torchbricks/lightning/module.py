@@ -94,7 +94,8 @@ class LightningBrickCollection(pl.LightningModule):
             each of them and sums their losses.
         compile_stages: Run the training, validation and test steps through `torch.compile(stage, fullgraph=True)`
             (one compiled graph per stage; the first step of each stage pays the compilation). A stage that runs
-            VISUALIZATION bricks (the test stage of a collection that draws) stays eager: drawing is not traceable.
+            VISUALIZATION bricks (the test stage of a collection that draws) or metric bricks with
+            `return_metrics=True` stays eager: drawing and per-batch metric values are not traceable.
         averaged_metrics: Metric values logged in validation (`detection/map_50`, `segmentation/mean_iou`) whose
             mean is also logged, as `validation/monitored_mean` and `test/monitored_mean`: one value for a
             checkpoint or early stopping to follow several heads. Each name is checked against the logged values.
@@ -478,9 +479,14 @@ def _stage_view(collection: BrickCollection) -> BrickCollection:
 
 
 def _traceable(collection: BrickCollection, stage: Stage) -> bool:
-    """Whether the bricks a stage runs can be compiled whole: none of them draws (VISUALIZATION)."""
+    """Whether the bricks a stage runs can be compiled whole: none of them draws (VISUALIZATION) or computes its
+    metrics on every batch (`return_metrics=True`)."""
     running = set(collection.execution_order(tags=stage))
-    return not any(VISUALIZATION in brick.tags for path, brick in collection.iter_bricks() if path in running)
+    return not any(
+        VISUALIZATION in brick.tags or getattr(brick, "return_metrics", False)
+        for path, brick in collection.iter_bricks()
+        if path in running
+    )
 
 
 def _metric_bricks(collection: BrickCollection) -> list[BrickMetrics]:
