@@ -43,3 +43,8 @@ def test_compose_works_inside_an_initialized_hydra_application_and_leaves_it_alo
         theirs = hydra.compose("train", overrides=["data.batch_size=3"])
 
     assert (ours.trainer.max_epochs, theirs.data.batch_size) == (2, 3)
+
+
+def test_an_override_of_hydras_own_config_is_refused_with_what_to_use_instead() -> None:
+    with pytest.raises(ConfigError, match=r"'hydra.run.dir=out' sets Hydra's own config.*experiment.path_experiments"):
+        compose_config(["hydra.run.dir=out"])

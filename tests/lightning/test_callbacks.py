@@ -34,6 +34,7 @@ def _fit(
     max_epochs: int = 3,
     enable_progress_bar: bool = False,
     checkpoints: bool = False,
+    **trainer_options: object,
 ) -> None:
     collection = BrickCollection(
         {
@@ -50,6 +51,7 @@ def _fit(
         enable_progress_bar=enable_progress_bar,
         enable_model_summary=False,
         callbacks=callbacks + ([ModelCheckpoint(tmp_path / "checkpoints", save_on_train_epoch_end=True)] if checkpoints else []),
+        **trainer_options,  # type: ignore[arg-type]
     )
     trainer.fit(module, DataLoader(data, batch_size=4, shuffle=True), DataLoader(data, batch_size=8))
 
@@ -128,6 +130,14 @@ def test_line_progress_bar_prints_one_plain_line_per_epoch(tmp_path: Path) -> No
     assert "\r" not in stream.getvalue()
     assert [line.split()[:2] for line in lines] == [["epoch", "1/3"], ["epoch", "2/3"], ["epoch", "3/3"]]
     assert all("train/loss " in line and "validation/loss " in line for line in lines)
+
+
+def test_line_progress_bar_of_a_run_without_an_epoch_limit_shows_no_limit(tmp_path: Path) -> None:
+    stream = io.StringIO()
+
+    _fit(tmp_path, [LineProgressBar(stream)], max_epochs=-1, enable_progress_bar=True, max_steps=8)  # 4 batches an epoch
+
+    assert [line.split()[:2] for line in stream.getvalue().splitlines()] == [["epoch", "1"], ["epoch", "2"]]
 
 
 class _Scripted(pl.LightningModule):

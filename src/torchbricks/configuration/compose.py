@@ -62,6 +62,13 @@ def compose_config(
             f"{did_you_mean(config_name, available)}"
         )
     _check_head_names(search)
+    for override in overrides:
+        if override.lstrip("+~").startswith("hydra."):  # the compose API has no run folder, launcher or sweep
+            raise ConfigError(
+                f"The override {override!r} sets Hydra's own config, which torchbricks does not use (it composes the "
+                "config without a Hydra run). The run's folder is experiment.path_experiments/experiment.name; "
+                "more config folders come with --config-dir."
+            )
     overrides = [_free_form(override) for override in overrides]
     others = [directory for directory in search if directory != primary_dir]
     if others:  # searched after the primary config's folder, like Hydra's own --config-dir

@@ -329,7 +329,8 @@ class LineProgressBar(pl.callbacks.ProgressBar):
             for name, value in metrics.items()
             if isinstance(value, (int, float)) and not name.endswith("_step") and name != "v_num"
         )
-        print(f"epoch {epoch + 1}/{trainer.max_epochs}  {values}  ({seconds:.1f} s)", file=self._stream or sys.stdout, flush=True)
+        limit = f"/{trainer.max_epochs}" if trainer.max_epochs is not None and trainer.max_epochs >= 0 else ""  # -1: none
+        print(f"epoch {epoch + 1}{limit}  {values}  ({seconds:.1f} s)", file=self._stream or sys.stdout, flush=True)
 
 
 class TensorBoardPredictions(pl.Callback):
