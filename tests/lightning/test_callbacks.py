@@ -239,3 +239,18 @@ def test_a_loss_that_is_not_finite_in_the_first_epoch_is_early_stopping_in_valid
     assert metrics["epochs"] == 1
     assert metrics["stop_reason"] == "early_stopping"
     assert "not finite" in metrics["early_stopping_message"]
+
+
+@pytest.mark.parametrize(("patience", "stops"), [(2, True), (5, False)])
+def test_a_run_resumed_after_early_stopping_ended_it_stops_before_another_epoch(patience: int, stops: bool) -> None:
+    from types import SimpleNamespace
+
+    from torchbricks.lightning.callbacks import BudgetEarlyStopping
+
+    stopping = BudgetEarlyStopping(monitor="validation/loss", patience=patience)
+    stopping.load_state_dict({"wait_count": 2, "stopped_epoch": 9, "best_score": torch.tensor(0.1), "patience": 2})
+    trainer = SimpleNamespace(current_epoch=10, should_stop=False)  # resumed from the stopping epoch's last.ckpt
+
+    stopping.on_train_start(trainer, None)
+
+    assert trainer.should_stop is stops  # a larger early_stopping.patience on resume lets the run go on

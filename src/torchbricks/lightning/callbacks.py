@@ -183,6 +183,21 @@ class BudgetEarlyStopping(pl.callbacks.EarlyStopping):
         super().setup(trainer, pl_module, stage)
         self._trainer = trainer
 
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Lightning's state, but the patience given now: a resumed run with `early_stopping.patience=20` waits
+        20 epochs (Lightning restores the checkpoint's patience, so the override was silently ignored)."""
+        patience = self.patience
+        super().load_state_dict(state_dict)
+        self.patience = patience
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        """A run resumed from the checkpoint of a run early stopping ended stops again before training an epoch
+        (Lightning's `EarlyStopping` checks only at an epoch's end, so it trained one more); a larger
+        `early_stopping.patience` lets it go on."""
+        if self.patience > 0 and self.wait_count >= self.patience and trainer.current_epoch > 0:
+            trainer.should_stop = True
+            self.stopped_epoch = trainer.current_epoch - 1
+
     def _evaluate_stopping_criteria(self, current: torch.Tensor) -> tuple[bool, str | None]:
         should_stop, reason = super()._evaluate_stopping_criteria(current)
         waited = self.wait_count >= self.patience and bool(torch.isfinite(current))
