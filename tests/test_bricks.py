@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import pytest
 import torch
@@ -216,3 +217,26 @@ def test_tensor_cache_keeps_only_the_latest_batches_and_detaches() -> None:
 def test_tensor_cache_rejects_a_non_positive_size() -> None:
     with pytest.raises(BrickError, match="max_batches must be at least 1 or None, got 0"):
         BrickTensorCache(input_names=["x"], max_batches=0)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: BrickTrainable(nn.Linear(4, 3), input_names=["x", "y"], output_names=["z"]), r"too many positional"),
+        (lambda: BrickTrainable(nn.Linear(4, 3), input_names={"inp": "x"}, output_names=["z"]), r"\{'inp': 'x'\}"),
+        (lambda: BrickMetricSingle(MulticlassAccuracy(num_classes=3), input_names=["logits"]), r"metric 'MulticlassAccuracy'"),
+    ],
+)
+def test_inputs_the_wrapped_callable_cannot_take_are_refused_when_the_brick_is_built(make: Any, message: str) -> None:
+    from torchbricks.errors import BrickBuildError
+
+    with pytest.raises(BrickBuildError, match=message):
+        make()
+
+
+def test_a_callable_taking_any_arguments_is_not_checked() -> None:
+    class TakesAny(nn.Module):
+        def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+            return sum(tensors)
+
+    assert BrickTrainable(TakesAny(), input_names=["a", "b", "c"], output_names=["s"]).input_names == ["a", "b", "c"]

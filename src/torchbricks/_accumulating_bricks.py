@@ -13,7 +13,7 @@ import torch
 from torchmetrics import Metric, MetricCollection
 
 from torchbricks import _stateful_update
-from torchbricks._brick_interface import BrickInterface, InputNames, OutputNames
+from torchbricks._brick_interface import BrickInterface, InputNames, OutputNames, check_call_fits
 from torchbricks.errors import BrickError, BrickNameError
 from torchbricks.tags import METRIC, TagsLike
 
@@ -125,6 +125,8 @@ class BrickMetrics(BrickAccumulator):
         self.metrics = metrics
         self.metric_names = metric_names
         self.return_metrics = return_metrics
+        for name, metric in metrics.items() if isinstance(metrics, MetricCollection) else [(metric_names[0], metrics)]:
+            check_call_fits(metric.update, self, f"the update of metric {name!r}")
         self._init_accumulator()
 
     def update(self, *args: Any, **kwargs: Any) -> None:

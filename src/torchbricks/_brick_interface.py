@@ -6,6 +6,7 @@ A collection reads a brick through this contract only (`torchbricks._graph.Graph
 
 from __future__ import annotations
 
+import inspect
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -13,13 +14,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from torch import nn
 
 from torchbricks._plan import run_single_brick
-from torchbricks.errors import BrickNameError
+from torchbricks.errors import BrickBuildError, BrickNameError
 from torchbricks.tags import MODEL, TagsLike, normalize_tags
 
 if TYPE_CHECKING:
     from torchbricks._plan import PlanOwner
 
-__all__ = ["BrickInterface", "InputNames", "LossOutputNames", "OutputNames", "names_list"]
+__all__ = ["BrickInterface", "InputNames", "LossOutputNames", "OutputNames", "check_call_fits", "names_list"]
 
 InputNames = Sequence[str] | Mapping[str, str] | str
 OutputNames = Sequence[str] | str
@@ -40,6 +41,28 @@ def names_list(names: Sequence[str] | str | None, what: str, owner: str) -> list
     if wrong:
         raise BrickNameError(f"{owner}: {what} must be non-empty strings, got {wrong!r}.")
     return result
+
+
+def check_call_fits(function: Callable[..., Any], brick: BrickInterface, what: str) -> None:
+    """Raises `BrickBuildError` when `function` cannot be called with the brick's inputs (too many or too few
+    positional values, an unknown keyword of a dict of `input_names`), naming the brick, its inputs and the
+    signature; a callable whose signature Python cannot read, or that takes `*args`, is not checked."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return
+    placeholders = [None] * len(brick._input_names)
+    try:
+        if brick._keywords is None:
+            signature.bind(*placeholders)
+        else:
+            signature.bind(**dict(zip(brick._keywords, placeholders, strict=True)))
+    except TypeError as error:
+        raise BrickBuildError(
+            f"{type(brick).__name__}({brick.describe()}): {what} takes {signature}, which cannot be called with "
+            f"input_names {brick.input_names!r} ({error}). Give one input name per argument it needs (a dict maps "
+            "argument names to input names)."
+        ) from None
 
 
 def _format_tags(tags: frozenset[str]) -> str:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from torchbricks._accumulating_bricks import BrickAccumulator, BrickMetrics, BrickMetricSingle, BrickTensorCache
-from torchbricks._brick_interface import BrickInterface, InputNames, LossOutputNames, OutputNames, names_list
+from torchbricks._brick_interface import BrickInterface, InputNames, LossOutputNames, OutputNames, check_call_fits, names_list
 from torchbricks.errors import BrickError, BrickNameError, did_you_mean
 from torchbricks.tags import LOSS, METRIC, MODEL, STAGE_TAGS, VISUALIZATION, Stage, TagsLike
 
@@ -70,6 +70,7 @@ class BrickModule(BrickInterface):
         if not callable(model):
             raise BrickError(f"{type(self).__name__}: model must be callable (an nn.Module), got {type(model).__name__}.")
         self.model = model
+        check_call_fits(model.forward if isinstance(model, nn.Module) else model, self, "its module")
         self.calculate_gradients = calculate_gradients
         self.trainable = trainable
         if loss_output_names == "all":
