@@ -381,3 +381,14 @@ def test_another_runtime_error_keeps_its_traceback(monkeypatch: pytest.MonkeyPat
 
     with pytest.raises(RuntimeError, match="shape mismatch"):
         main(["train"])
+
+
+def test_overrides_after_an_option_are_overrides_too(capsys: pytest.CaptureFixture[str]) -> None:
+    from omegaconf import OmegaConf
+
+    assert main(["train", "trainer.max_epochs=2", "--show-config", "seed=7"]) == 0
+
+    shown = OmegaConf.create(capsys.readouterr().out)
+    assert (shown.trainer.max_epochs, shown.seed) == (2, 7)
+    with pytest.raises(SystemExit):
+        main(["train", "--show-config", "--bogus"])

@@ -55,7 +55,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status (2 for a bad command or config)."""
-    arguments = _parser().parse_args(argv)
+    parser = _parser()
+    arguments, extra = parser.parse_known_args(argv)
+    if extra:  # overrides after an option (`train trainer.max_epochs=2 --show-config seed=1`) are overrides too
+        if not hasattr(arguments, "overrides") or any(item.startswith("-") or "=" not in item for item in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        arguments.overrides = [*arguments.overrides, *extra]
     try:
         return int(_command_module(arguments.command.replace("-", "_")).run(arguments))
     except BrickError as error:
