@@ -48,3 +48,8 @@ def test_compose_works_inside_an_initialized_hydra_application_and_leaves_it_alo
 def test_an_override_of_hydras_own_config_is_refused_with_what_to_use_instead() -> None:
     with pytest.raises(ConfigError, match=r"'hydra.run.dir=out' sets Hydra's own config.*experiment.path_experiments"):
         compose_config(["hydra.run.dir=out"])
+
+
+def test_an_override_hydra_cannot_merge_says_why() -> None:
+    with pytest.raises(ConfigError, match=r"Error merging override data.augmentations.5.p=0.3: list index out of range"):
+        compose_config(["task=classification", "data.root=.", "data.augmentations.5.p=0.3"])

@@ -96,6 +96,9 @@ def _compose(config_dir: Path, config_name: str, overrides: list[str]) -> Any:
     except (hydra_errors.HydraException, omegaconf_errors.OmegaConfBaseException) as error:
         shown = [override for override in overrides if not override.startswith("hydra.searchpath=")]
         reason = " ".join(line.strip() for line in str(error).splitlines() if line.strip() and not line.startswith("See https"))
+        cause = error.__cause__  # Hydra's "Error merging override ..." keeps the reason in the error it chains
+        if cause is not None and str(cause).strip():
+            reason += f": {str(cause).strip().splitlines()[0]}"
         raise ConfigError(f"Config {config_name!r} with overrides {shown} cannot be composed: {reason}") from error
     finally:
         if outer is not None:  # the context manager restored a copy of the cleared instance: fill that one
