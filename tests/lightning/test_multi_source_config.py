@@ -114,3 +114,23 @@ def test_without_sources_the_multitask_config_reads_one_coco_root(three_sets: li
     expanded = expand_sources(config)
     assert "sources" not in expanded.data
     assert expanded.data._target_ == config.data._target_
+
+
+def test_every_source_is_read_at_one_image_size_the_largest_of_their_defaults(three_sets: list[Path]) -> None:
+    register_resolvers()
+    expanded = expand_sources(compose_config(["task=multitask", sources_override(three_sets)]))
+
+    sizes = {name: list(source.data_module.image_size) for name, source in expanded.data.sources.items()}
+    # alone, boxes and masks would be read at twice the 64 px images (128) and classes at 1.5 times (96): the head
+    # trained at 96 was then predicted and exported at 128, the first source's size
+    assert sizes == {"detection": [128, 128], "segmentation": [128, 128], "shape": [128, 128]}
+
+
+def test_sources_given_different_image_sizes_are_refused(three_sets: list[Path]) -> None:
+    register_resolvers()
+    override = (
+        f"data.sources=[{{task: detection, root: {three_sets[0] / 'detection'}, image_size: 64}}, "
+        f"{{task: classification, root: {three_sets[2] / 'classification'}, image_size: 96}}]"
+    )
+    with pytest.raises(ConfigError, match=r"sets image sizes .*give one data.image_size for all"):
+        expand_sources(compose_config(["task=multitask", override]))

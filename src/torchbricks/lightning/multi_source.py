@@ -125,8 +125,10 @@ class MultiSourceDataModule(pl.LightningDataModule):
 
     @property
     def image_size(self) -> Any:
-        """The input size of the first source (the job gives every source the same)."""
-        return getattr(next(iter(self.sources.values())), "image_size", None)
+        """The input size every source reads (`torchbricks train` gives them one); None when they differ, so that
+        nothing (`experiment.json`, `predict`, the export) takes one source's size for all heads."""
+        sizes = [getattr(source, "image_size", None) for source in self.sources.values()]
+        return sizes[0] if all(size == sizes[0] for size in sizes) else None
 
     def setup(self, stage: str) -> None:
         for source in self.sources.values():

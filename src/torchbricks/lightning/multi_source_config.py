@@ -6,6 +6,8 @@
   single task would be (`task=<task> data.root=DIR`, the multitask config's backbone, scales, channels, image size
   and batch size, and the source's other keys as `data.<key>`), and its head is taken from that config with its
   classes resolved from its own data; the head is named `name` (the task by default);
+- every source is read at one image size (the model takes one): `data.image_size` when given, else the largest of
+  the sources' own defaults;
 - each head reads its targets under names of its own (`<head>_targets`, `<head>_target_boxes`, ...), which its
   source's batches carry (`RenamedDataModule`), so no two sources' targets collide;
 - the data becomes a `MultiSourceDataModule` (`data.mode`, `data.temperature`), and the job runs with
@@ -76,12 +78,48 @@ def expand_sources(config: Any) -> Any:
             "data_module": data,
             "rename": rename,
         }
+    _one_image_size(data_sources, config, sources)
     with open_dict(expanded):
         _replace_heads_and_data(expanded, config, heads, data_sources)
         # Each head's own main validation value, averaged: training stops when no head improves, not the first.
         expanded.checkpoint.monitor = monitors
         expanded.checkpoint.mode = "max"
     return expanded
+
+
+def _one_image_size(data_sources: dict[str, Any], config: Any, sources: Any) -> None:
+    """Gives every source one input size: the heads share one backbone, and `predict` and the export take one
+    input size. Without `data.image_size`, each source's own default (from its images' median size and its task's
+    scale) is computed, and the largest is taken for all, so that no source is read smaller than its own default.
+    Sources given different sizes of their own are refused.
+
+    Raises:
+        ConfigError: Two sources set different `image_size`s.
+    """
+    sizes = {name: _pair(source["data_module"].get("image_size")) for name, source in data_sources.items()}
+    given = {str(source.get("name", source.task)): _pair(source.image_size) for source in sources if "image_size" in source}
+    if len(set(given.values())) > 1:
+        raise ConfigError(
+            f"Config key 'data.sources' sets image sizes {given}; the sources share one model, which takes one input "
+            "size: give one data.image_size for all."
+        )
+    known = [size for size in sizes.values() if size is not None]
+    if not known or len(set(known)) == 1 or _value(config.data, "image_size") is not None:
+        return
+    chosen = [size for size in given.values() if size is not None]
+    shared = chosen[0] if chosen else max(known, key=lambda size: (size[0] * size[1], size))
+    for source in data_sources.values():
+        source["data_module"]["image_size"] = list(shared)
+
+
+def _pair(size: Any) -> tuple[int, int] | None:
+    """An image size (a side or [height, width]) as (height, width); None when unset."""
+    if size is None:
+        return None
+    if isinstance(size, int):
+        return (size, size)
+    values = [int(side) for side in size]
+    return (values[0], values[-1])
 
 
 def _replace_heads_and_data(expanded: Any, config: Any, heads: dict[str, Any], data_sources: dict[str, Any]) -> None:
