@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from torchbricks.deploy import resize_mask_nearest
 from torchbricks.errors import BrickError, ConfigError
 from torchbricks.tags import VISUALIZATION, Stage, tags_for
 from torchbricks.trained_experiment import TrainedExperiment, find_heads, use_trained_memory_order
@@ -247,17 +248,3 @@ def _decoder_iou_threshold(collection: Any, head: str) -> float:
         if path.startswith(f"{head}/") and isinstance(threshold, float):
             return threshold
     return 0.5
-
-
-def resize_mask_nearest(mask: np.ndarray, height: int, width: int) -> np.ndarray:
-    """A class mask [h, w] resized to [height, width] by nearest neighbour (torch's `mode="nearest"`).
-
-    Example:
-        >>> resize_mask_nearest(np.array([[0, 1], [2, 3]]), 4, 4)[:, 0].tolist()
-        [0, 0, 2, 2]
-    """
-    if mask.shape == (height, width):
-        return mask.astype(np.int64, copy=False)
-    rows = np.minimum((np.arange(height) * (mask.shape[0] / height)).astype(np.int64), mask.shape[0] - 1)
-    columns = np.minimum((np.arange(width) * (mask.shape[1] / width)).astype(np.int64), mask.shape[1] - 1)
-    return mask[rows[:, None], columns[None, :]].astype(np.int64)

@@ -40,6 +40,7 @@ __all__ = [
     "read_image",
     "resize_image",
     "resize_mask",
+    "resize_mask_nearest",
 ]
 
 INPUT_NAME = "images"
@@ -119,6 +120,22 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     rows = ((2 * np.arange(height) + 1) * mask.shape[0]) // (2 * height)
     columns = ((2 * np.arange(width) + 1) * mask.shape[1]) // (2 * width)
     return mask[rows[:, None], columns[None, :]]
+
+
+def resize_mask_nearest(mask: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A class mask [h, w] resized to [height, width] by nearest neighbour (torch's `mode="nearest"`, as the data
+    modules resize the training masks): how both `predict` paths (`BrickBackend`, `OnnxPredictor`) bring a predicted
+    mask to the image's size, so that they give the same masks.
+
+    Example:
+        >>> resize_mask_nearest(np.array([[0, 1], [2, 3]]), 4, 4)[:, 0].tolist()
+        [0, 0, 2, 2]
+    """
+    if mask.shape == (height, width):
+        return mask.astype(np.int64, copy=False)
+    rows = np.minimum((np.arange(height) * (mask.shape[0] / height)).astype(np.int64), mask.shape[0] - 1)
+    columns = np.minimum((np.arange(width) * (mask.shape[1] / width)).astype(np.int64), mask.shape[1] - 1)
+    return mask[rows[:, None], columns[None, :]].astype(np.int64)
 
 
 class OnnxPredictor:
@@ -221,7 +238,7 @@ class OnnxPredictor:
                 result["scores"] = outputs[f"{head}/scores"][index][kept].astype(np.float32)
                 result["labels"] = labels[kept].astype(np.int64)
             elif kind == "segmentation":
-                result["mask"] = resize_mask(outputs[f"{head}/mask"][index], (height, width))
+                result["mask"] = resize_mask_nearest(outputs[f"{head}/mask"][index], height, width)
             else:
                 result["probabilities"] = outputs[f"{head}/probabilities"][index].astype(np.float32)
             results[head] = result
