@@ -124,3 +124,42 @@ def test_resize_mask_nearest_is_torch_nearest(size: tuple[int, int]) -> None:
     mask = torch.randint(0, 5, (6, 4), generator=torch.Generator().manual_seed(0))
     expected = F.interpolate(mask[None, None].float(), size=size, mode="nearest")[0, 0].long().numpy()
     np.testing.assert_array_equal(resize_mask_nearest(mask.numpy(), *size), expected)
+
+
+class CentreSquare(nn.Module):
+    """Detection: one 8 x 8 box (in input pixels) around the centre of the bright pixels, as a detector trained on
+    unstretched tiles reports an object of the size it learned."""
+
+    def forward(self, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        bright = raw.mean(dim=1) > 0.5  # [B, H, W]
+        rows = torch.arange(raw.shape[2], dtype=torch.float32)[None, :, None]
+        columns = torch.arange(raw.shape[3], dtype=torch.float32)[None, None, :]
+        count = bright.sum(dim=(1, 2)).clamp(min=1)
+        y, x = (bright * rows).sum(dim=(1, 2)) / count + 0.5, (bright * columns).sum(dim=(1, 2)) / count + 0.5
+        boxes = torch.stack([x - 4, y - 4, x + 4, y + 4], dim=1)[:, None]
+        found = bright.flatten(1).any(dim=1)
+        return boxes, found.float()[:, None], torch.where(found, 0, -1).long()[:, None]
+
+
+def test_a_tile_of_an_image_side_shorter_than_the_tile_is_padded_not_stretched(tmp_path: Path) -> None:
+    brick = BrickNotTrainable(CentreSquare(), input_names=["raw"], output_names=["./boxes", "./scores", "./labels"])
+    backend = BrickBackend(_experiment(tmp_path, {"det": {"find": brick}}, input_size=32), tile=32, overlap=0.0)
+    strip = np.zeros((20, 64, 3), dtype=np.uint8)  # 20 px tall, tiles of 32: as training pads such a tile
+    strip[6:14, 40:48] = 255
+
+    (result,) = backend.predict([strip])
+
+    np.testing.assert_allclose(result["det"]["boxes"], [[40.0, 6.0, 48.0, 14.0]], atol=1e-4)  # stretched: 5 px tall
+
+
+def test_a_tiled_mask_of_a_short_image_leaves_the_padding_out_and_keeps_the_image_size(tmp_path: Path) -> None:
+    brick = BrickNotTrainable(RedHalf(), input_names=["raw"], output_names=["./probabilities", "./mask"])
+    backend = BrickBackend(_experiment(tmp_path, {"seg": {"segment": brick}}, input_size=32), tile=32, overlap=0.0)
+    strip = np.zeros((20, 64, 3), dtype=np.uint8)
+    strip[:, 10:50, 0] = 255
+
+    (result,) = backend.predict([strip])
+
+    expected = np.zeros((20, 64), dtype=np.int64)
+    expected[:, 10:50] = 1
+    np.testing.assert_array_equal(result["seg"]["mask"], expected)

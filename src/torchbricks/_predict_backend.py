@@ -147,7 +147,7 @@ class BrickBackend:
         outputs: list[dict[str, np.ndarray]] = []
         for start in range(0, len(views), self.batch_size):
             chunk = views[start : start + self.batch_size]
-            batch = torch.stack([self._to_input(_crop(images[index], window)) for index, window in chunk])
+            batch = torch.stack([self._to_input(self._tile_of(images[index], window)) for index, window in chunk])
             outputs.extend(self._run(batch))
         by_image: list[list[tuple[tuple[int, int, int, int], dict[str, np.ndarray]]]] = [[] for _ in images]
         for (index, window), output in zip(views, outputs, strict=True):
@@ -161,6 +161,22 @@ class BrickBackend:
         from torchbricks.datasets.tiling import tile_windows
 
         return tile_windows(height, width, self.tile, self.overlap)
+
+    def _tile_of(self, image: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
+        """The window's pixels; with `tile`, padded with black to the tile's size at the right and bottom, as the
+        training tiles of an image smaller than the tile are (`torchbricks.datasets.tiled.crop_sample`): a window
+        of an image side shorter than the tile keeps its scale instead of being stretched to the input size."""
+        pixels = _crop(image, window)
+        if self.tile is None or pixels.shape[:2] == (self.tile, self.tile):
+            return pixels
+        padded = np.zeros((self.tile, self.tile, *pixels.shape[2:]), dtype=pixels.dtype)
+        padded[: pixels.shape[0], : pixels.shape[1]] = pixels
+        return padded
+
+    def _canvas(self, window: tuple[int, int, int, int]) -> tuple[int, int]:
+        """(width, height) of the pixels a window's input shows: the tile's, or the window's without tiles."""
+        x_min, y_min, x_max, y_max = window
+        return (self.tile, self.tile) if self.tile is not None else (x_max - x_min, y_max - y_min)
 
     def _to_input(self, image: np.ndarray) -> torch.Tensor:
         tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
@@ -198,7 +214,7 @@ class BrickBackend:
         boxes, scores, labels = [], [], []
         for (x_min, y_min, x_max, y_max), output in parts:
             keep = output[f"{head}/labels"] >= 0  # the decoder pads with label -1
-            scale = np.array([x_max - x_min, y_max - y_min] * 2, dtype=np.float32) / np.array(
+            scale = np.array(list(self._canvas((x_min, y_min, x_max, y_max))) * 2, dtype=np.float32) / np.array(
                 [input_width, input_height] * 2, np.float32
             )
             boxes.append(output[f"{head}/boxes"][keep] * scale + np.array([x_min, y_min, x_min, y_min], dtype=np.float32))
@@ -222,7 +238,7 @@ class BrickBackend:
     def _merge_masks(
         self, head: str, parts: list[tuple[tuple[int, int, int, int], dict[str, np.ndarray]]], height: int, width: int
     ) -> dict[str, Any]:
-        if len(parts) == 1:
+        if len(parts) == 1 and self.tile is None:
             return {"kind": "segmentation", "mask": resize_mask_nearest(parts[0][1][f"{head}/mask"], height, width)}
         import torch.nn.functional as F
 
@@ -231,8 +247,9 @@ class BrickBackend:
         count = torch.zeros(1, height, width)
         for (x_min, y_min, x_max, y_max), output in parts:
             probabilities = torch.from_numpy(output[f"{head}/probabilities"])[None]
-            resized = F.interpolate(probabilities, size=(y_max - y_min, x_max - x_min), mode="bilinear", align_corners=False)
-            total[:, y_min:y_max, x_min:x_max] += resized[0]
+            canvas_width, canvas_height = self._canvas((x_min, y_min, x_max, y_max))
+            resized = F.interpolate(probabilities, size=(canvas_height, canvas_width), mode="bilinear", align_corners=False)
+            total[:, y_min:y_max, x_min:x_max] += resized[0, :, : y_max - y_min, : x_max - x_min]  # padding left out
             count[:, y_min:y_max, x_min:x_max] += 1
         return {"kind": "segmentation", "mask": (total / count).argmax(dim=0).numpy().astype(np.int64)}
 
