@@ -28,14 +28,17 @@ Overrides use Hydra's syntax: `trainer.max_epochs=3`, `data.batch_size=32`,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torchbricks
 from torchbricks._commands import COMMANDS
-from torchbricks.errors import BrickError
+from torchbricks.errors import LOADER_TERMINATED, BrickError, Terminated
 
 __all__ = ["main"]
 
@@ -62,7 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         arguments.overrides = [*arguments.overrides, *extra]
     try:
-        return int(_command_module(arguments.command.replace("-", "_")).run(arguments))
+        with _sigterm_raises():
+            return int(_command_module(arguments.command.replace("-", "_")).run(arguments))
+    except Terminated:
+        print(f"torchbricks: error: {arguments.command} was stopped by SIGTERM before it finished.", file=sys.stderr)
+        return 143
     except BrickError as error:
         print(f"torchbricks: error: {_user_message(error)}", file=sys.stderr)
         return int(getattr(error, "exit_status", 2))  # 2, or 130 / 143 for a run stopped by Ctrl-C / SIGTERM
@@ -73,6 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 130
     except RuntimeError as error:
+        if LOADER_TERMINATED in str(error):  # SIGTERM sent to the process group reached a loader process first
+            print(f"torchbricks: error: {arguments.command} was stopped by SIGTERM before it finished.", file=sys.stderr)
+            return 143
         rank = _rank_left_by_a_peer(error)
         if rank is None:
             raise
@@ -83,6 +93,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM raises `Terminated` (a `SystemExit`) for the block, so that the commands' cleanup runs (temporary
+    folders removed, nothing half-written) as on Ctrl-C; Python's default ends the process without it. Lightning
+    installs its own handler while it trains and gives this one back."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminated(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 _PEER_LEFT = ("Connection closed by peer", "Connection reset by peer", "remote worker crashing", "Broken pipe")

@@ -10,6 +10,7 @@ import difflib
 from collections.abc import Iterable
 
 __all__ = [
+    "LOADER_TERMINATED",
     "BrickBuildError",
     "BrickCycleError",
     "BrickError",
@@ -31,6 +32,7 @@ __all__ = [
     "RunStoppedError",
     "ShadowedInputError",
     "ShapesDatasetExistsError",
+    "Terminated",
     "UnknownMetricError",
 ]
 
@@ -137,6 +139,18 @@ class RunStoppedError(BrickError):
             f"pictures were made. Its checkpoints are in {str(path_experiment)!r}; continue it with the same command "
             f"and resume=true experiment.name={getattr(path_experiment, 'name', path_experiment)}."
         )
+
+
+LOADER_TERMINATED = "is killed by signal: Terminated"
+"""What torch's error says when SIGTERM ended a DataLoader process (sent to the whole process group)."""
+
+
+class Terminated(SystemExit):
+    """Raised by the command line's SIGTERM handler (a scheduler, `timeout`, `docker stop`), so that what a command
+    was writing is cleaned up as on Ctrl-C; exit status 143."""
+
+    def __init__(self) -> None:
+        super().__init__(143)
 
 
 class ShapesDatasetExistsError(BrickError, FileExistsError):

@@ -48,3 +48,26 @@ def test_too_small_images_are_refused_before_anything_is_written(tmp_path: Path,
     assert main(["make-dataset", "shapes", str(tmp_path / "shapes"), "--image-size", "8"]) == 2
     assert "image_size must be at least 16 pixels, got 8" in capsys.readouterr().err
     assert not (tmp_path / "shapes").exists()
+
+
+@pytest.mark.slow
+def test_a_run_stopped_by_sigterm_leaves_no_temporary_folder(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    command = [sys.executable, "-m", "torchbricks", "make-dataset", "shapes", str(tmp_path / "shapes"), "--num-train", "3000"]
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not any(tmp_path.glob(".*.tmp")) and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert any(tmp_path.glob(".*.tmp")), "the run never started writing"
+    time.sleep(0.5)
+    os.kill(run.pid, signal.SIGTERM)  # as a scheduler, `timeout` or `docker stop` stop it
+
+    _, error = run.communicate(timeout=60)
+    assert run.returncode == 143
+    assert "make-dataset was stopped by SIGTERM" in error
+    assert sorted(path.name for path in tmp_path.iterdir()) == []  # the hidden temporary folder was removed

@@ -48,7 +48,15 @@ from torchbricks._extras import require
 from torchbricks._files import write_json, write_text
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.configuration import JobSettings, create_job
-from torchbricks.errors import BrickError, ConfigError, RunStoppedError, UnknownMetricError, did_you_mean
+from torchbricks.errors import (
+    LOADER_TERMINATED,
+    BrickError,
+    ConfigError,
+    RunStoppedError,
+    Terminated,
+    UnknownMetricError,
+    did_you_mean,
+)
 from torchbricks.lightning.experiment_files import BRICKS_FOLDER, to_json
 from torchbricks.lightning.job_outputs import draw_test_pictures, export_and_check_onnx
 from torchbricks.lightning.job_trainer import (
@@ -151,10 +159,14 @@ def stops_named(path_experiment: Path) -> Iterator[None]:
     except KeyboardInterrupt:
         raise RunStoppedError(path_experiment, "Ctrl-C", 130) from None
     except SystemExit as stop:
-        if type(stop).__name__ == "SIGTERMException":
+        if type(stop).__name__ == "SIGTERMException" or isinstance(stop, Terminated):
             raise RunStoppedError(path_experiment, "SIGTERM", 143) from None
         if isinstance(stop.__context__, KeyboardInterrupt):  # Lightning's sys.exit(1) after a Ctrl-C in fit
             raise RunStoppedError(path_experiment, "Ctrl-C", 130) from None
+        raise
+    except RuntimeError as error:
+        if LOADER_TERMINATED in str(error):  # SIGTERM sent to the process group reached a loader process first
+            raise RunStoppedError(path_experiment, "SIGTERM", 143) from None
         raise
 
 
