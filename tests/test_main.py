@@ -392,3 +392,22 @@ def test_overrides_after_an_option_are_overrides_too(capsys: pytest.CaptureFixtu
     assert (shown.trainer.max_epochs, shown.seed) == (2, 7)
     with pytest.raises(SystemExit):
         main(["train", "--show-config", "--bogus"])
+
+
+def test_a_command_without_torch_installed_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torchbricks.__main__ as entry
+
+    class NeedsTorch:
+        def run(self, arguments: Any) -> int:
+            raise ModuleNotFoundError("No module named 'torch'", name="torch")
+
+    parser = entry._parser()
+    monkeypatch.setattr(entry, "_parser", lambda: parser)
+    monkeypatch.setattr(entry, "_command_module", lambda name: NeedsTorch())
+
+    assert main(["check-data", "somewhere"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("torchbricks: error: check-data needs torch, which is not installed: pip install torch")
+    assert error.count("\n") == 1

@@ -67,32 +67,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with _sigterm_raises():
             return int(_command_module(arguments.command.replace("-", "_")).run(arguments))
-    except Terminated:
-        print(f"torchbricks: error: {arguments.command} was stopped by SIGTERM before it finished.", file=sys.stderr)
-        return 143
-    except BrickError as error:
-        print(f"torchbricks: error: {_user_message(error)}", file=sys.stderr)
-        return int(getattr(error, "exit_status", 2))  # 2, or 130 / 143 for a run stopped by Ctrl-C / SIGTERM
-    except KeyboardInterrupt:  # Ctrl-C in a command other than a training run (which says more, see RunStoppedError)
-        print(
-            f"torchbricks: error: {arguments.command} was interrupted (Ctrl-C) before it finished.",
-            file=sys.stderr,
-        )
-        return 130
-    except RuntimeError as error:
-        if LOADER_TERMINATED in str(error):  # SIGTERM sent to the process group reached a loader process first
-            print(f"torchbricks: error: {arguments.command} was stopped by SIGTERM before it finished.", file=sys.stderr)
-            return 143
-        rank = _rank_left_by_a_peer(error)
-        if rank is None:
+    except (Terminated, BrickError, ModuleNotFoundError, KeyboardInterrupt, RuntimeError) as error:
+        failure = _failure(error, arguments.command)
+        if failure is None:
             raise
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        print(
-            f"torchbricks: error: process {rank} of this distributed run stopped because another process left it (that "
-            f"process's error is printed above): {first_line}",
-            file=sys.stderr,
-        )
-        return 1
+        message, status = failure
+        print(f"torchbricks: error: {message}", file=sys.stderr)
+        return status
+
+
+def _failure(error: BaseException, command: str) -> tuple[str, int] | None:
+    """The one line and the exit status a command's `error` ends with, or None for an error that keeps its traceback
+    (a bug, not a bad input): 2 for a bad command, config or data (and a missing torch), 130 / 143 for Ctrl-C /
+    SIGTERM, 1 for a distributed process left by another."""
+    if isinstance(error, Terminated) or (isinstance(error, RuntimeError) and LOADER_TERMINATED in str(error)):
+        return f"{command} was stopped by SIGTERM before it finished.", 143  # a loader process may have met it first
+    if isinstance(error, BrickError):
+        return _user_message(error), int(getattr(error, "exit_status", 2))  # RunStoppedError: 130 / 143
+    if isinstance(error, KeyboardInterrupt):  # a training run says more (RunStoppedError)
+        return f"{command} was interrupted (Ctrl-C) before it finished.", 130
+    if isinstance(error, ModuleNotFoundError):
+        return _missing_torch(error, command)
+    if isinstance(error, RuntimeError):
+        return _left_by_a_peer(error)
+    return None
+
+
+def _missing_torch(error: ModuleNotFoundError, command: str) -> tuple[str, int] | None:
+    if error.name not in ("torch", "torchvision", "torchmetrics"):
+        return None
+    return (
+        f"{command} needs {error.name}, which is not installed: pip install torch torchvision, then pip install "
+        "torchbricks with the extras it needs (README, Install). Without torch, an exported model runs from Python "
+        "with torchbricks.deploy.OnnxPredictor (numpy, pillow, onnxruntime).",
+        2,
+    )
+
+
+def _left_by_a_peer(error: RuntimeError) -> tuple[str, int] | None:
+    rank = _rank_left_by_a_peer(error)
+    if rank is None:
+        return None
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return (
+        f"process {rank} of this distributed run stopped because another process left it (that process's error is "
+        f"printed above): {first_line}",
+        1,
+    )
 
 
 @contextlib.contextmanager
