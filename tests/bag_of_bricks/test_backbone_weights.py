@@ -122,6 +122,33 @@ def test_torchvision_weights_pass_in_either_spelling_torchvision_takes(monkeypat
     assert asked == ["DEFAULT", "IMAGENET1K_V1", "ResNet18_Weights.IMAGENET1K_V1"]
 
 
+def test_torchvision_weights_that_cannot_be_downloaded_say_what_to_give_instead(monkeypatch: pytest.MonkeyPatch) -> None:
+    import urllib.error
+
+    def offline(name: str, weights: str) -> torch.nn.Module:
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(torchvision.models, "get_model", offline)
+
+    with pytest.raises(CheckpointError, match=r"'DEFAULT' weights for 'resnet18' could not be downloaded.*model.weights=PATH"):
+        create_task_backbone("resnet18", weights="DEFAULT")
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"", r"the file is empty or cut short"),
+        (b"not a torch file at all", r"it is not a state dict that torch.load reads safely"),
+    ],
+)
+def test_an_empty_or_foreign_weights_file_says_why_it_cannot_be_read(tmp_path: Path, content: bytes, reason: str) -> None:
+    file = tmp_path / "weights.pt"
+    file.write_bytes(content)
+
+    with pytest.raises(CheckpointError, match=rf"Cannot read the weights file .*weights.pt': {reason}"):
+        read_state_dict(file)
+
+
 def test_the_packaged_shapes_weights_load_into_the_compact_cnn_at_every_number_of_scales() -> None:
     file = packaged_weights("shapes")
     saved = read_state_dict(file)

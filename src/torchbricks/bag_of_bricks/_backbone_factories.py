@@ -89,7 +89,14 @@ def create_backbone(
                     f"create_backbone: torchvision has no weights {weights!r} for {model!r}; it has {accepted}, or give "
                     f"a weights file.{did_you_mean(str(weights), accepted)}"
                 )
-        network: nn.Module = models.get_model(model, weights=weights)
+        try:
+            network: nn.Module = models.get_model(model, weights=weights)
+        except OSError as error:  # urllib's URLError is an OSError: no network, a proxy, a full disk
+            raise CheckpointError(
+                f"create_backbone: torchvision's {weights!r} weights for {model!r} could not be downloaded ({error}). "
+                "Without a network, give a weights file saved elsewhere (model.weights=PATH) or start from scratch "
+                "(model.weights=null)."
+            ) from error
     elif weights is not None:
         raise BrickError("create_backbone: weights only apply to a model given by name; load them into the module instead.")
     else:
