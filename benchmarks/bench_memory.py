@@ -59,6 +59,9 @@ def measure(variant: str, runs: int = 5) -> float:
 
 
 def main() -> None:
+    import argparse
+
+    argparse.ArgumentParser(description=__doc__.split("\n")[0]).parse_args()  # no options; --help answers
     activation_mib = BATCH * WIDTH * 4 / 2**20
     print(f"Peak memory of one call: {BRICKS} x nn.Linear({WIDTH}, {WIDTH}), batch {BATCH} ({activation_mib:.0f} MiB/activation)")
     plain = measure("plain")
