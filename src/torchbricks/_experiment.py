@@ -203,24 +203,12 @@ def prepare_experiment_folder(config: Any) -> Path:
 
     Raises:
         ExperimentExistsError: The folder exists and neither `resume=true` nor `experiment.overwrite=true` is set.
-        ConfigError: `resume=true` without a last checkpoint, or `overwrite` of a folder that is not an experiment.
+        ConfigError: As `check_experiment_folder`, or `overwrite` of a folder that is not an experiment.
     """
+    check_experiment_folder(config)
     folder = experiment_folder(config)
-    resume = bool(config.get("resume", False))
-    overwrite = bool(config.experiment.get("overwrite", False))
-    if resume:
-        if not last_checkpoint(folder).is_file():
-            raise ConfigError(
-                f"resume=true: experiment {str(folder)!r} has no {CHECKPOINTS_FOLDER}/{LAST_CHECKPOINT} to continue from."
-            )
+    if bool(config.get("resume", False)) or not launched_as_global_zero() or not folder.exists():
         return folder
-    if not launched_as_global_zero() or not folder.exists():
-        return folder
-    if not overwrite:
-        raise ExperimentExistsError(
-            f"Experiment {str(folder)!r} already exists; continue it with resume=true, "
-            "or replace it with experiment.overwrite=true (or choose another experiment.name)."
-        )
     if not (folder / CONFIG_FILE).is_file() and any(folder.iterdir()):
         raise ConfigError(
             f"experiment.overwrite=true would delete {str(folder)!r}, which holds no {CONFIG_FILE}: it does not look "
