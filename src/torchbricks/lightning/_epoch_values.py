@@ -39,6 +39,11 @@ class LossMeans:
         self._sums.clear()
         self._counts.clear()
 
+    @property
+    def updated(self) -> bool:
+        """Whether a batch was added since the last reset."""
+        return bool(self._counts)
+
     def update(self, losses: Mapping[str, torch.Tensor], batch_size: int) -> None:
         for name, loss in losses.items():
             value = loss.detach().to(torch.float64 if loss.device.type != "mps" else torch.float32) * batch_size

@@ -282,11 +282,11 @@ class LightningBrickCollection(pl.LightningModule):
                 self.log(key, value, on_step=False, on_epoch=True, sync_dist=True, rank_zero_only=True)
 
     def on_validation_epoch_end(self) -> None:
-        if self._loaders_done == 0:  # one loader (or loaders of unknown length, pooled)
+        if self._loaders_done == 0 or self._loss_means[Stage.VALIDATION].updated:  # one loader, or one of unknown length
             self._summarize_epoch(Stage.VALIDATION)
 
     def on_test_epoch_end(self) -> None:
-        if self._loaders_done == 0:
+        if self._loaders_done == 0 or self._loss_means[Stage.TEST].updated:
             self._summarize_epoch(Stage.TEST)
 
     def configure_callbacks(self) -> list[pl.Callback]:
