@@ -738,3 +738,22 @@ def test_the_overlays_option_of_the_command_writes_the_colour_masks(
     for name in names:
         overlay = np.array(Image.open(tmp_path / "with" / "overlays" / name))
         np.testing.assert_array_equal(overlay, np.array(Image.open(tmp_path / "with" / "masks" / name)))
+
+
+def test_tiled_boxes_leave_out_the_cut_parts_of_an_object_another_window_saw_whole(tmp_path: Path) -> None:
+    image = blob_image(32, 64, (26, 8, 38, 20))  # windows at x 0, 16, 32: the outer two see a cut half of the blob
+    backend = BrickBackend(bright_box_experiment(tmp_path), tile=32, overlap=0.5)
+
+    (result,) = backend.predict([image])
+
+    np.testing.assert_allclose(result["det"]["boxes"], [[26.0, 8.0, 38.0, 20.0]])  # the halves overlap it at IoU 0.5 only
+
+
+def test_tiled_boxes_of_two_objects_side_by_side_are_both_kept(tmp_path: Path) -> None:
+    image = blob_image(32, 64, (4, 8, 12, 20))
+    image[8:20, 50:60] = 255  # a second object, whole in the last window, touching no other box
+    backend = BrickBackend(bright_box_experiment(tmp_path), tile=32, overlap=0.5)
+
+    (result,) = backend.predict([image])
+
+    assert sorted(result["det"]["boxes"][:, 0].tolist()) == [4.0, 50.0]

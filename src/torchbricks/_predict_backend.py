@@ -200,7 +200,7 @@ class BrickBackend:
         result: ImageResult = {}
         for head, kind in self.heads.items():
             if kind == "detection":
-                result[head] = self._merge_boxes(head, parts)
+                result[head] = self._merge_boxes(head, parts, height, width)
             elif kind == "segmentation":
                 result[head] = self._merge_masks(head, parts, height, width)
             else:
@@ -209,17 +209,22 @@ class BrickBackend:
                 result[head] = {"kind": kind, "probabilities": probabilities}
         return result
 
-    def _merge_boxes(self, head: str, parts: list[tuple[tuple[int, int, int, int], dict[str, np.ndarray]]]) -> dict[str, Any]:
+    def _merge_boxes(
+        self, head: str, parts: list[tuple[tuple[int, int, int, int], dict[str, np.ndarray]]], height: int, width: int
+    ) -> dict[str, Any]:
         input_height, input_width = self.input_size
-        boxes, scores, labels = [], [], []
-        for (x_min, y_min, x_max, y_max), output in parts:
+        boxes, scores, labels, cut = [], [], [], []
+        for window, output in parts:
+            x_min, y_min = window[0], window[1]
             keep = output[f"{head}/labels"] >= 0  # the decoder pads with label -1
-            scale = np.array(list(self._canvas((x_min, y_min, x_max, y_max))) * 2, dtype=np.float32) / np.array(
+            scale = np.array(list(self._canvas(window)) * 2, dtype=np.float32) / np.array(
                 [input_width, input_height] * 2, np.float32
             )
-            boxes.append(output[f"{head}/boxes"][keep] * scale + np.array([x_min, y_min, x_min, y_min], dtype=np.float32))
+            found = output[f"{head}/boxes"][keep] * scale + np.array([x_min, y_min, x_min, y_min], dtype=np.float32)
+            boxes.append(found)
             scores.append(output[f"{head}/scores"][keep])
             labels.append(output[f"{head}/labels"][keep])
+            cut.append(_at_inner_border(found, window, height, width))
         merged_boxes = np.concatenate(boxes).astype(np.float32)
         merged_scores = np.concatenate(scores).astype(np.float32)
         merged_labels = np.concatenate(labels).astype(np.int64)
@@ -232,6 +237,7 @@ class BrickBackend:
                 torch.from_numpy(merged_labels),
                 self.iou_thresholds[head],
             ).numpy()
+            kept = _without_cut_parts(kept, merged_boxes, merged_scores, merged_labels, np.concatenate(cut))
             merged_boxes, merged_scores, merged_labels = merged_boxes[kept], merged_scores[kept], merged_labels[kept]
         return {"kind": "detection", "boxes": merged_boxes, "scores": merged_scores, "labels": merged_labels}
 
@@ -252,6 +258,46 @@ class BrickBackend:
             total[:, y_min:y_max, x_min:x_max] += resized[0, :, : y_max - y_min, : x_max - x_min]  # padding left out
             count[:, y_min:y_max, x_min:x_max] += 1
         return {"kind": "segmentation", "mask": (total / count).argmax(dim=0).numpy().astype(np.int64)}
+
+
+CUT_PART_CONTAINED = 0.7
+"""A box found against an inner window border is the cut part of an object when at least this share of it lies
+inside a better box of its class (`_without_cut_parts`)."""
+
+
+def _at_inner_border(boxes: np.ndarray, window: tuple[int, int, int, int], height: int, width: int) -> np.ndarray:
+    """Whether each box (image coordinates) reaches a border of its window that is not the image's own border: the
+    window may have cut the object there."""
+    x_min, y_min, x_max, y_max = window
+    return (
+        ((x_min > 0) & (boxes[:, 0] <= x_min + 1))
+        | ((y_min > 0) & (boxes[:, 1] <= y_min + 1))
+        | ((x_max < width) & (boxes[:, 2] >= x_max - 1))
+        | ((y_max < height) & (boxes[:, 3] >= y_max - 1))
+    )
+
+
+def _without_cut_parts(
+    kept: np.ndarray, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, cut: np.ndarray
+) -> np.ndarray:
+    """`kept` (indices after non-maximum suppression) without the boxes that are the cut part of an object another
+    window saw whole: found against an inner window border, and mostly (`CUT_PART_CONTAINED`) inside a better box of
+    the same class (higher score, or as high and larger). Such a part overlaps the whole box too little for the IoU
+    threshold (a third of an object: IoU 0.33), so suppression alone reported the object twice."""
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    dropped = set()
+    for i in kept:
+        if not cut[i]:
+            continue
+        for j in kept:
+            if j == i or labels[j] != labels[i] or (scores[j], area[j]) <= (scores[i], area[i]):
+                continue
+            overlap_width = min(boxes[i, 2], boxes[j, 2]) - max(boxes[i, 0], boxes[j, 0])
+            overlap_height = min(boxes[i, 3], boxes[j, 3]) - max(boxes[i, 1], boxes[j, 1])
+            if max(overlap_width, 0) * max(overlap_height, 0) >= CUT_PART_CONTAINED * max(area[i], 1e-6):
+                dropped.add(int(i))
+                break
+    return np.array([index for index in kept if int(index) not in dropped], dtype=np.int64)
 
 
 def _crop(image: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
