@@ -10,7 +10,6 @@ import difflib
 from collections.abc import Iterable
 
 __all__ = [
-    "LOADER_TERMINATED",
     "BrickBuildError",
     "BrickCycleError",
     "BrickError",
@@ -32,7 +31,6 @@ __all__ = [
     "RunStoppedError",
     "ShadowedInputError",
     "ShapesDatasetExistsError",
-    "Terminated",
     "UnknownMetricError",
 ]
 
@@ -147,7 +145,7 @@ LOADER_TERMINATED = "is killed by signal: Terminated"
 
 class Terminated(SystemExit):
     """Raised by the command line's SIGTERM handler (a scheduler, `timeout`, `docker stop`), so that what a command
-    was writing is cleaned up as on Ctrl-C; exit status 143."""
+    was writing is cleaned up as on Ctrl-C; exit status 143. Not a `BrickError`, so not in `__all__`."""
 
     def __init__(self) -> None:
         super().__init__(143)
