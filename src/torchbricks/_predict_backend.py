@@ -284,20 +284,21 @@ def _without_cut_parts(
     window saw whole: found against an inner window border, and mostly (`CUT_PART_CONTAINED`) inside a better box of
     the same class (higher score, or as high and larger). Such a part overlaps the whole box too little for the IoU
     threshold (a third of an object: IoU 0.33), so suppression alone reported the object twice."""
+    if not cut[kept].any():
+        return kept
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    dropped = set()
-    for i in kept:
-        if not cut[i]:
-            continue
-        for j in kept:
-            if j == i or labels[j] != labels[i] or (scores[j], area[j]) <= (scores[i], area[i]):
-                continue
-            overlap_width = min(boxes[i, 2], boxes[j, 2]) - max(boxes[i, 0], boxes[j, 0])
-            overlap_height = min(boxes[i, 3], boxes[j, 3]) - max(boxes[i, 1], boxes[j, 1])
-            if max(overlap_width, 0) * max(overlap_height, 0) >= CUT_PART_CONTAINED * max(area[i], 1e-6):
-                dropped.add(int(i))
-                break
-    return np.array([index for index in kept if int(index) not in dropped], dtype=np.int64)
+    parts, others = kept[cut[kept]], kept  # every cut box against every kept box at once: [parts, others]
+    overlap = np.clip(
+        np.minimum(boxes[parts, None, 2:], boxes[None, others, 2:]) - np.maximum(boxes[parts, None, :2], boxes[None, others, :2]),
+        0,
+        None,
+    ).prod(axis=2)
+    better = (scores[others][None] > scores[parts][:, None]) | (
+        (scores[others][None] == scores[parts][:, None]) & (area[others][None] > area[parts][:, None])
+    )
+    inside = overlap >= CUT_PART_CONTAINED * np.maximum(area[parts], 1e-6)[:, None]
+    dropped = parts[((labels[others][None] == labels[parts][:, None]) & better & inside).any(axis=1)]
+    return kept[~np.isin(kept, dropped)]
 
 
 def _crop(image: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
