@@ -42,6 +42,7 @@ from torchbricks.datasets.readers import (
     binary_masks_disagree,
     binary_masks_notice,
     image_size_problem,
+    mask_colours,
     mask_value_problem,
     masks_are_binary_255,
     read_mask,
@@ -370,7 +371,8 @@ def _check_image_folder(checker: _Checker, root: Path, layout: str, split: str, 
 def _check_segmentation_folder(checker: _Checker, root: Path, layout: str, split: str, source: FolderSplit) -> None:
     names = checker.report.class_names
     masks = training_folder(root, layout) / "masks"
-    binary = masks_are_binary_255(masks, len(names))
+    colours = mask_colours(root)
+    binary = colours is None and masks_are_binary_255(masks, len(names))
     if binary and split == "train":
         checker.report.notes.append(binary_masks_notice(masks, names))
     if split == "train":
@@ -389,7 +391,7 @@ def _check_segmentation_folder(checker: _Checker, root: Path, layout: str, split
         if note not in checker.report.notes:  # a drawn split shares its folder with the training split
             checker.report.notes.append(note)
     dataset = SegmentationFolderDataset(
-        source.folder, len(names), problems=checker.problems, only=source.only, foreground_255=binary
+        source.folder, len(names), problems=checker.problems, only=source.only, foreground_255=binary, colours=colours
     )
     checker.report.images[split] = 0
     for image_path, mask_path in dataset.samples:
@@ -399,7 +401,7 @@ def _check_segmentation_folder(checker: _Checker, root: Path, layout: str, split
             checker.problems.report(decoded.replace("Image ", "Mask ", 1))
         if size is None or isinstance(decoded, str):
             continue
-        mask = checker.problems.guard(read_mask, mask_path, binary)
+        mask = checker.problems.guard(read_mask, mask_path, binary, colours)
         if mask is None:
             continue
         problem = mask_value_problem(mask, len(names), mask_path)

@@ -21,6 +21,7 @@ from typing import TypeVar
 import numpy as np
 
 from torchbricks._conventions import IGNORE_INDEX
+from torchbricks.datasets.labelmap import MaskColours
 from torchbricks.datasets.readers import CocoDataset, DataError, class_images, image_files, read_mask, visible_files
 
 __all__ = [
@@ -71,10 +72,14 @@ def split_masks(folder: Path | str, only: frozenset[str] | None = None) -> list[
 
 
 def segmentation_pixel_counts(
-    masks: Path | str | Sequence[Path], num_classes: int, max_masks: int = MAX_MASKS, foreground_255: bool = False
+    masks: Path | str | Sequence[Path],
+    num_classes: int,
+    max_masks: int = MAX_MASKS,
+    foreground_255: bool = False,
+    colours: MaskColours | None = None,
 ) -> list[int]:
     """Pixels of each class 0..num_classes-1 over the `*.png` masks of the folder `masks`, or the mask files `masks`
-    (`split_masks`), 255 left out.
+    (`split_masks`), 255 left out; colour masks are read by `colours` (`torchbricks.datasets.labelmap`).
 
     At most `max_masks` masks are read, spread evenly over the sorted file names (see the module docstring).
 
@@ -87,7 +92,7 @@ def segmentation_pixel_counts(
         raise DataError(f"The mask folder {str(masks)!r} holds no *.png mask to count classes in.")
     counts = np.zeros(num_classes, dtype=np.int64)
     for path in paths:
-        mask = read_mask(path, foreground_255)
+        mask = read_mask(path, foreground_255, colours)
         values = np.bincount(mask.ravel(), minlength=IGNORE_INDEX + 1)
         values[IGNORE_INDEX] = 0
         if values[num_classes:].any():

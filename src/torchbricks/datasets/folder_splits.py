@@ -96,8 +96,16 @@ def training_folder(root: Path | str, layout: str) -> Path:
         raise DataError(
             f"The data folder {str(root)!r} has no training folder {str(train)!r}; expected {root}/train/{expected} "
             f"(validation in val/, valid/ or validation/), or {root}/{expected} for all labelled images, split at random."
+            + (_VOC_SEGMENTATION_HINT if layout == "segmentation_folder" and (root / "SegmentationClass").is_dir() else "")
         )
     return train
+
+
+_VOC_SEGMENTATION_HINT = (
+    " It holds SegmentationClass/, as Pascal VOC and CVAT's 'Segmentation mask' export lay masks out: move "
+    "JPEGImages/* to images/ and SegmentationClass/* to masks/ (labelmap.txt stays where it is, and gives the "
+    "classes of the colours)."
+)
 
 
 def has_own_split(root: Path | str, layout: str, split: str) -> bool:

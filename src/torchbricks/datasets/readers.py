@@ -2,7 +2,8 @@
 
 - `ImageFolderDataset`: torchvision's ImageFolder layout, `SPLIT/<class>/*.png|jpg|...`.
 - `SegmentationFolderDataset`: `SPLIT/images/*` with `SPLIT/masks/<same stem>.png`; a mask pixel is the class
-  index (0 the background) and 255 is ignored.
+  index (0 the background) and 255 is ignored, or, beside a `labelmap.txt` (CVAT's and VOC's colour masks), the
+  class of its colour (`torchbricks.datasets.labelmap`).
 - `CocoDataset` (in `torchbricks.datasets.coco`, importable from here): COCO instances JSON, for boxes alone or
   with a semantic mask drawn from the polygons and the classes present.
 
@@ -70,6 +71,7 @@ from torchbricks.datasets.boxes import (
 from torchbricks.datasets.coco import CocoDataset, coco_class_names
 from torchbricks.datasets.folder_splits import VALIDATION_FOLDERS, training_folder
 from torchbricks.datasets.image_cache import ResizedImageCache
+from torchbricks.datasets.labelmap import LABELMAP_FILE, MaskColours, mask_colours
 
 __all__ = [
     "DataError",
@@ -80,6 +82,7 @@ __all__ = [
     "binary_masks_disagree",
     "binary_masks_notice",
     "image_folder_class_names",
+    "mask_colours",
     "mask_value_problem",
     "masks_are_binary_255",
     "read_mask",
@@ -285,10 +288,10 @@ def binary_masks_notice(masks_folder: Path, class_names: Sequence[str]) -> str:
 def binary_masks_disagree(root: Path | str, num_classes: int) -> str | None:
     """The problem when a two-class data set's splits hold masks of two kinds (binary 0/255 in one, class indices 0/1
     in another, as two tools export them): read the training split's way, the other's foreground would be ignored
-    or background. None when they agree."""
-    if num_classes != 2:
-        return None
+    or background. None when they agree, and for colour masks (a `labelmap.txt` at `root`)."""
     root = Path(root)
+    if num_classes != 2 or (root / LABELMAP_FILE).is_file():
+        return None
     training = training_folder(root, "segmentation_folder") / "masks"
     binary = masks_are_binary_255(training, num_classes)
     for split in (*VALIDATION_FOLDERS, "test"):
@@ -308,16 +311,26 @@ def binary_masks_disagree(root: Path | str, num_classes: int) -> str | None:
 
 
 def segmentation_class_names(root: Path | str) -> list[str]:
-    """Class names of a segmentation folder: the lines of `root/classes.txt` (line 0 the background) or, without
-    it, `background`, `class_1`, ... up to the largest value in the training masks.
+    """Class names of a segmentation folder: the classes of `root/labelmap.txt` (colour masks, the background first,
+    `torchbricks.datasets.labelmap`), else the lines of `root/classes.txt` (line 0 the background), else
+    `background`, `class_1`, ... up to the largest value in the training masks.
 
     Raises:
-        DataError: Neither `classes.txt` nor training masks exist.
+        DataError: Neither a class list nor training masks exist, a bad `labelmap.txt`, or a `classes.txt` beside it
+            that names other classes.
     """
     root = Path(root)
     listed = root / "classes.txt"
-    if listed.is_file():
-        names = [line.strip() for line in read_user_text(listed).splitlines() if line.strip()]
+    names = [line.strip() for line in read_user_text(listed).splitlines() if line.strip()] if listed.is_file() else None
+    colours = mask_colours(root)
+    if colours is not None:
+        if names is not None and names != list(colours.names):
+            raise DataError(
+                f"{str(listed)!r} lists {names} but {str(colours.path)!r} {list(colours.names)} (the background first); "
+                "the labelmap's classes are those of the colour masks: remove classes.txt or make it agree."
+            )
+        return list(colours.names)
+    if names is not None:
         if len(names) < 2:
             raise DataError(f"{str(listed)!r} must list at least two classes (line 0 the background), got {names}.")
         return names
@@ -342,6 +355,7 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
         only: The image file names of the split when it shares its folder with another split (drawn from it,
             `torchbricks.datasets.folder_splits`); every image of the folder when None.
         foreground_255: The masks are binary, 0 and 255 (`masks_are_binary_255`): 128 and above is class 1.
+        colours: The class colours of colour masks (`mask_colours` of the data folder); None reads class indices.
 
     Raises:
         DataError: No image, an image without its mask, or a mask whose size differs from its image.
@@ -359,10 +373,12 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
         problems: DataProblems | None = None,
         only: frozenset[str] | None = None,
         foreground_255: bool = False,
+        colours: MaskColours | None = None,
     ) -> None:
         problems = problems_or_raise(problems)
         self.folder = Path(folder)
         self.foreground_255 = foreground_255
+        self.colours = colours
         self.num_classes = num_classes
         self.transform = transform
         self.samples: list[tuple[Path, Path]] = []
@@ -429,7 +445,7 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
         return {"image": to_image(load_rgb(image_path)), "mask": tv_tensors.Mask(torch.from_numpy(self._read_mask(mask_path)))}
 
     def _read_mask(self, mask_path: Path) -> np.ndarray:
-        mask = read_mask(mask_path, self.foreground_255)
+        mask = read_mask(mask_path, self.foreground_255, self.colours)
         problem = mask_value_problem(mask, self.num_classes, mask_path)
         if problem is not None:
             raise DataError(problem)
@@ -454,19 +470,27 @@ def _other_mask_hint(mask: Path) -> str:
     )
 
 
-def read_mask(path: Path, foreground_255: bool = False) -> np.ndarray:
+def read_mask(path: Path, foreground_255: bool = False, colours: MaskColours | None = None) -> np.ndarray:
     """A class mask file as int64 [H, W]: palette images keep their indices, grey levels (8 or 16 bits) are the
     indices, an RGB(A) mask whose three channels agree is read by its first; with `foreground_255` (binary 0/255
-    masks, `masks_are_binary_255`, edges smoothed or not), 128 and above is class 1.
+    masks, `masks_are_binary_255`, edges smoothed or not), 128 and above is class 1. With `colours` (a labelmap), an
+    RGB(A) mask is read by colour (`MaskColours.indices`) and a palette mask's palette must agree with it.
 
     Raises:
-        DataError: A colour mask (the channels differ: colours, as CVAT's "Segmentation mask" export and colour-coded
-            data sets save classes), which grey levels would turn into other classes without a word.
+        DataError: A colour mask without `colours` (the channels differ: colours, as CVAT's "Segmentation mask"
+            export and colour-coded data sets save classes), which grey levels would turn into other classes without
+            a word; with `colours`, a colour it does not list or a palette that disagrees with it.
     """
     with Image.open(path) as mask_file:
         upright_mask = upright(mask_file, exif_orientation(mask_file))  # upright, as its image
         if mask_file.mode in ("L", "P", "I", "I;16", "I;16B", "I;16L"):
             mask = np.asarray(upright_mask).astype(np.int64)
+            if colours is not None and mask_file.mode == "P":
+                problem = colours.palette_problem(mask_file.getpalette("RGB"), np.unique(mask), path)
+                if problem is not None:
+                    raise DataError(problem)
+        elif colours is not None:
+            mask = colours.indices(np.asarray(upright_mask.convert("RGB")), path)
         else:
             channels = np.asarray(upright_mask.convert("RGB"))
             differ = (channels[..., 0] != channels[..., 1]) | (channels[..., 0] != channels[..., 2])
@@ -475,8 +499,9 @@ def read_mask(path: Path, foreground_255: bool = False) -> np.ndarray:
                 raise DataError(
                     f"Mask {str(path)!r} is a colour mask: its pixels have colours such as {colour}, not class indices. "
                     "A mask holds the class index of each pixel (0 the background, 255 ignored) in one channel, as a "
-                    "grey-level or palette PNG; convert the colours to indices (CVAT's 'Segmentation mask' export "
-                    "lists its colours in labelmap.txt)."
+                    f"grey-level or palette PNG. Colour masks are read by the {LABELMAP_FILE} that lists their colours "
+                    "(as CVAT's 'Segmentation mask' export and Pascal VOC write it), put in the data folder beside "
+                    "train/ (where classes.txt goes)."
                 )
             mask = channels[..., 0].astype(np.int64)
     if foreground_255:  # binary masks (smoothed edges too): 128 and above is the object

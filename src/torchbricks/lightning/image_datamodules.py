@@ -31,6 +31,7 @@ from torchbricks.datasets.readers import (
     SegmentationFolderDataset,
     binary_masks_disagree,
     binary_masks_notice,
+    mask_colours,
     masks_are_binary_255,
     read_mask,
     segmentation_class_names,
@@ -376,21 +377,27 @@ class SegmentationFolderDataModule(FileDataModule):
         self.validation_fraction = validation_fraction
         self.split_seed = split_seed
         self.class_names = segmentation_class_names(self.root)
+        self.colours = mask_colours(self.root)
         masks = training_folder(self.root, "segmentation_folder") / "masks"
         first = visible_files(masks, (".png",))[:1]
-        if first:
-            read_mask(first[0])  # a colour mask (or a file that is no mask) stops the job before it starts
+        if first:  # a colour mask without labelmap.txt, a colour it lacks, a file that is no mask: before the job starts
+            read_mask(first[0], colours=self.colours)
         disagree = binary_masks_disagree(self.root, self.num_classes)
         if disagree is not None:
             raise DataError(disagree)
-        self.foreground_255 = masks_are_binary_255(masks, self.num_classes)
+        self.foreground_255 = self.colours is None and masks_are_binary_255(masks, self.num_classes)
         if self.foreground_255 and launched_as_global_zero():
             print(binary_masks_notice(masks, self.class_names), flush=True)
         self._prepare_tiles()
 
     def _read_folder_split(self, split: FolderSplit, transform: Any) -> Any:
         return SegmentationFolderDataset(
-            split.folder, self.num_classes, transform, only=split.only, foreground_255=self.foreground_255
+            split.folder,
+            self.num_classes,
+            transform,
+            only=split.only,
+            foreground_255=self.foreground_255,
+            colours=self.colours,
         )
 
 

@@ -45,6 +45,7 @@ from torchbricks.datasets.detection_layouts import DETECTION_LAYOUTS, detection_
 from torchbricks.datasets.folder_splits import folder_splits, training_folder
 from torchbricks.datasets.image_sizes import ImageSizeChoice, check_image_scale, typical_image_size
 from torchbricks.datasets.readers import (
+    mask_colours,
     masks_are_binary_255,
     segmentation_class_names,
     training_class_names,
@@ -148,8 +149,9 @@ def _automatic_weights(layout: str, root: str, validation_fraction: float, split
         source = f"the training images of {str(train.folder)!r}{drawn}"
     elif layout == "segmentation_folder":
         masks = split_masks(train.folder, train.only)  # the masks of the split's images, no mask without an image
-        binary = masks_are_binary_255(train.folder / "masks", len(names))
-        counts = segmentation_pixel_counts(masks, len(names), foreground_255=binary)
+        colours = mask_colours(folder)
+        binary = colours is None and masks_are_binary_255(train.folder / "masks", len(names))
+        counts = segmentation_pixel_counts(masks, len(names), foreground_255=binary, colours=colours)
         source = f"the training masks of {str(train.folder / 'masks')!r}{drawn} (at most {MAX_MASKS} read)"
     elif layout.endswith("_with_background") and (coco := read_coco_layout(folder)) is not None:  # masks from outlines
         counts = coco_pixel_counts(coco.train.path, image_root=coco.train.image_roots)

@@ -1,0 +1,178 @@
+"""The class colours of segmentation masks saved in colour: a `labelmap.txt`, as Pascal VOC's tools, Datumaro and
+CVAT's "Segmentation mask 1.1" export write it beside their colour masks (`SegmentationClass/*.png`):
+
+    # label:color_rgb:parts:actions
+    background:0,0,0::
+    cat:128,0,0::
+    person:192,128,128:head,hand:jumping
+
+One class a line, `name:r,g,b:parts:actions` (the parts and actions, VOC's person layout and action lists, are not
+read); a line starting with `#` is a comment. The classes are numbered in the file's order, with the class coloured
+(0, 0, 0) first (it is the background, index 0; a `background` is added in black when no class is). A colour mask
+pixel is the class of its exact colour; Pascal VOC's border colour (224, 224, 192) is the ignored value 255 unless
+the file lists it. A colour the file does not list is a `DataError` naming the mask, the colour, its pixels and the
+file's closest colour. Palette and grey-level masks hold class indices, as they do without a labelmap (VOC's own
+`SegmentationClass` PNGs are palette images whose index 255 is the border); a palette whose colours disagree with
+the labelmap's for the indices a mask uses is a `DataError` too, as the indices would then mean other classes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from torchbricks._conventions import IGNORE_INDEX
+from torchbricks.datasets._reading import DataError, read_user_text
+
+__all__ = ["LABELMAP_FILE", "VOC_BORDER_COLOUR", "MaskColours", "mask_colours", "read_labelmap"]
+
+LABELMAP_FILE = "labelmap.txt"
+VOC_BORDER_COLOUR = (224, 224, 192)
+"""The colour Pascal VOC draws object borders and unclear regions in: ignored (255) unless a labelmap lists it."""
+_LISTED_COLOURS = 12
+"""Colours a message lists before it says how many more there are."""
+
+Colour = tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class MaskColours:
+    """The classes of a `labelmap.txt` (index order, the background first) and the colour of each."""
+
+    path: Path
+    names: tuple[str, ...]
+    colours: tuple[Colour, ...]
+
+    def _described(self, index: int) -> str:
+        return f"{self.names[index]!r} {self.colours[index]}"
+
+    def indices(self, rgb: np.ndarray, mask: Path) -> np.ndarray:
+        """The class index of each pixel of the colour mask `rgb` (uint8 [H, W, 3]) read from the file `mask`, int64
+        [H, W]; VOC's border colour is 255 when the labelmap does not list it.
+
+        Raises:
+            DataError: A pixel's colour is not listed (naming `mask`, the colour, its pixels and the closest listed).
+        """
+        listed = {_packed(colour): index for index, colour in enumerate(self.colours)}
+        listed.setdefault(_packed(VOC_BORDER_COLOUR), IGNORE_INDEX)
+        keys = np.array(sorted(listed), dtype=np.int64)
+        values = np.array([listed[key] for key in keys.tolist()], dtype=np.int64)
+        channels = rgb.astype(np.int64)
+        packed = (channels[..., 0] << 16) | (channels[..., 1] << 8) | channels[..., 2]
+        position = np.minimum(np.searchsorted(keys, packed), len(keys) - 1)
+        known = keys[position] == packed
+        if not known.all():
+            raise DataError(self._unknown_colours_message(packed[~known], mask))
+        return values[position]
+
+    def _unknown_colours_message(self, unknown: np.ndarray, mask: Path) -> str:
+        found, pixels = np.unique(unknown, return_counts=True)
+        order = np.argsort(-pixels, kind="stable")
+        colour = _unpacked(int(found[order[0]]))
+        distances = [sum((a - b) ** 2 for a, b in zip(colour, listed, strict=True)) for listed in self.colours]
+        closest = int(np.argmin(distances))
+        others = f" ({len(found) - 1} more unlisted colours)" if len(found) > 1 else ""
+        shown = ", ".join(self._described(index) for index in range(min(len(self.names), _LISTED_COLOURS)))
+        if len(self.names) > _LISTED_COLOURS:
+            shown += f", ... ({len(self.names)} classes)"
+        return (
+            f"Mask {str(mask)!r} has {int(pixels[order[0]])} pixels of colour {colour}{others}, which "
+            f"{str(self.path)!r} does not list; closest: {self._described(closest)}. Its colours: {shown}. Colour masks "
+            "are read by exact colour: save them without smoothing (nearest-neighbour resizing, no antialiasing), or "
+            "add the class to the labelmap."
+        )
+
+    def palette_problem(self, palette: list[int] | None, used: np.ndarray, mask: Path) -> str | None:
+        """The message when the palette (flat RGB list) of the palette mask `mask` gives a class index it `used`
+        another colour than the labelmap gives that class (the indices would mean other classes), or None."""
+        for index in used.tolist():
+            if index == IGNORE_INDEX or index >= len(self.names):
+                continue  # the ignored value, and values past the classes (a problem of their own)
+            drawn = tuple(palette[3 * index : 3 * index + 3]) if palette is not None else ()
+            if drawn != self.colours[index]:
+                return (
+                    f"Mask {str(mask)!r} is a palette PNG whose index {index} is coloured {drawn or 'nothing'}, but "
+                    f"{str(self.path)!r} gives class {index} the colour {self._described(index)}: its indices would "
+                    "be read as other classes. Save the mask with the labelmap's colours (an RGB PNG) or its indices "
+                    "in the labelmap's order."
+                )
+        return None
+
+
+def _packed(colour: Colour) -> int:
+    return (colour[0] << 16) | (colour[1] << 8) | colour[2]
+
+
+def _unpacked(packed: int) -> Colour:
+    return ((packed >> 16) & 255, (packed >> 8) & 255, packed & 255)
+
+
+def read_labelmap(path: Path | str) -> MaskColours:
+    """The classes and colours of a `labelmap.txt` (see the module docstring).
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "labelmap.txt"
+        >>> _ = path.write_text("# label:color_rgb:parts:actions\\ncat:128,0,0::\\nbackground:0,0,0::\\n")
+        >>> read_labelmap(path).names, read_labelmap(path).colours
+        (('background', 'cat'), ((0, 0, 0), (128, 0, 0)))
+
+    Raises:
+        DataError: A line without a colour `r,g,b` (0 to 255 each), a name or a colour given twice, more classes
+            than fit below the ignored value 255, or fewer than two classes.
+    """
+    path = Path(path)
+    names: list[str] = []
+    colours: list[Colour] = []
+    for number, text in enumerate(read_user_text(path).splitlines(), start=1):
+        line = text.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, _, rest = line.partition(":")
+        name, field = name.strip(), rest.split(":")[0].strip()
+        try:
+            values = tuple(int(value) for value in field.split(","))
+        except ValueError:
+            values = ()
+        if not name or len(values) != 3 or not all(0 <= value <= 255 for value in values):
+            raise DataError(
+                f"{str(path)!r} line {number} is {line!r}; expected name:r,g,b:parts:actions with a colour of three "
+                "numbers 0 to 255, such as cat:128,0,0::."
+            )
+        colour: Colour = (values[0], values[1], values[2])
+        if name in names:
+            raise DataError(f"{str(path)!r} line {number} lists the class {name!r} a second time.")
+        if colour in colours:
+            raise DataError(
+                f"{str(path)!r} line {number} gives {name!r} the colour {colour} of {names[colours.index(colour)]!r}: a "
+                "pixel of that colour would be either class."
+            )
+        names.append(name)
+        colours.append(colour)
+    if (0, 0, 0) in colours:  # the background, index 0 of every segmentation layout
+        first = colours.index((0, 0, 0))
+        names.insert(0, names.pop(first))
+        colours.insert(0, colours.pop(first))
+    else:
+        if "background" in names:
+            raise DataError(f"{str(path)!r} colours 'background' {colours[names.index('background')]}; expected (0, 0, 0).")
+        names.insert(0, "background")
+        colours.insert(0, (0, 0, 0))
+    if len(names) < 2 or len(names) > IGNORE_INDEX:
+        raise DataError(
+            f"{str(path)!r} lists {len(names)} classes with the background; expected 2 to {IGNORE_INDEX} "
+            f"({IGNORE_INDEX} is the ignored value): {names[:_LISTED_COLOURS]}."
+        )
+    return MaskColours(path, tuple(names), tuple(colours))
+
+
+def mask_colours(root: Path | str) -> MaskColours | None:
+    """The colours of `root/labelmap.txt` (`read_labelmap`), or None when there is no such file.
+
+    Raises:
+        DataError: See `read_labelmap`.
+    """
+    path = Path(root) / LABELMAP_FILE
+    return read_labelmap(path) if path.is_file() else None
