@@ -13,7 +13,7 @@ import torch
 from layouts import COCO_TOOLS, coco_as_tools_write_it, coco_to_voc, coco_to_yolo, voc_xml, yolo_to_darknet, yolo_without_splits
 from PIL import Image
 
-from torchbricks.datasets.coco import read_coco_layout
+from torchbricks.datasets.coco import CocoDataset, read_coco_layout
 from torchbricks.datasets.detection_layouts import (
     coco_category_ids,
     detect_detection_layout,
@@ -305,6 +305,50 @@ def test_a_voc_difficult_object_gets_the_ignored_label(tmp_path: Path) -> None:
     assert [(item.label, item.difficult) for item in dataset.records[0].objects] == [(1, False), (0, True)]
     assert sample["target_labels"].tolist() == [1, -2 - 0]  # class 0, ignored
     assert sample["target_boxes"][1].tolist() == [5.0, 5.0, 15.0, 10.0]
+
+
+VOC_DEVKIT_XML = """<annotation>
+\t<folder>VOC2012</folder>
+\t<filename>{name}.jpg</filename>
+\t<size><width>40</width><height>30</height><depth>3</depth></size>
+\t<object>
+\t\t<name>cat</name><pose>Unspecified</pose><truncated>0</truncated><difficult>0</difficult>
+\t\t<bndbox><xmin>{xmin}</xmin><ymin>{ymin}</ymin><xmax>{xmax}</xmax><ymax>{ymax}</ymax></bndbox>
+\t</object>
+</annotation>
+"""
+"""A VOC annotation as the devkit writes one: 1-based pixel indices, `xmax` and `ymax` the last pixel inside."""
+
+
+@pytest.mark.parametrize(
+    ("voc_box", "coco_bbox"),
+    [((10, 5, 19, 7), [9, 4, 10, 3]), ((1, 1, 40, 30), [0, 0, 40, 30]), ((7, 30, 7, 30), [6, 29, 1, 1])],
+    ids=["columns_10_to_19", "whole_image", "one_pixel_at_the_bottom"],
+)
+def test_a_voc_box_of_1_based_inclusive_pixels_is_the_coco_box_of_the_same_pixels(
+    tmp_path: Path, voc_box: tuple[int, int, int, int], coco_bbox: list[int]
+) -> None:
+    for name in ("a", "b"):
+        Image.new("RGB", (40, 30)).save(tmp_path / f"{name}.jpg")
+        (tmp_path / f"{name}.xml").write_text(
+            VOC_DEVKIT_XML.format(name=name, **dict(zip(("xmin", "ymin", "xmax", "ymax"), voc_box, strict=True)))
+        )
+    (tmp_path / "coco.json").write_text(
+        json.dumps(
+            {
+                "images": [{"id": 1, "file_name": "a.jpg", "width": 40, "height": 30}],
+                "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": coco_bbox, "area": 1, "iscrowd": 0}],
+                "categories": [{"id": 1, "name": "cat"}],
+            }
+        )
+    )
+
+    voc = [record for split in ("train", "validation") for record in VocDataset(tmp_path, split, validation_fraction=0.5).records]
+    coco = CocoDataset(tmp_path / "coco.json", tmp_path).records
+
+    assert voc[0].objects[0].box == coco[0].objects[0].box  # (x_min, y_min, x_max, y_max) in pixel edges
+    x, y, width, height = coco_bbox
+    assert coco[0].objects[0].box == pytest.approx((x, y, x + width, y + height))
 
 
 def test_multitask_on_boxes_without_outlines_is_a_config_error(coco: Path, tmp_path: Path) -> None:
