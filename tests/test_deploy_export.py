@@ -3,6 +3,7 @@ run in onnxruntime on uint8 images and compared with the collection in PyTorch; 
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -323,6 +324,102 @@ def test_the_runtime_runs_without_torch_and_gives_the_bricks_results_at_the_imag
         expected_mask = torch.nn.functional.interpolate(mask, size=(height, width), mode="nearest")[0, 0].long()  # as predict
         np.testing.assert_array_equal(predicted[f"{index}|segmentation|mask"], expected_mask.numpy())
         np.testing.assert_allclose(predicted[f"{index}|presence|probabilities"], expected["presence/probabilities"][0], atol=1e-4)
+
+
+_NOT_INSTALLED = {"torch", "torchvision", "torchmetrics", "lightning", "pytorch_lightning"}
+
+_PYTHON_M_TORCHBRICKS_WITHOUT_TORCH = f"""
+import atexit
+import runpy
+import sys
+from importlib.abc import MetaPathFinder
+
+NOT_INSTALLED = {sorted(_NOT_INSTALLED)!r}
+
+
+class NotInstalled(MetaPathFinder):  # as on a machine without them: every import of them or their modules fails
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in NOT_INSTALLED:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, NotInstalled())
+atexit.register(lambda: print("imported:", sorted({{name.partition(".")[0] for name in sys.modules}}), file=sys.stderr))
+runpy.run_module("torchbricks", run_name="__main__", alter_sys=True)  # python -m torchbricks ARGUMENTS
+"""
+
+
+def _python_m_torchbricks_without_torch(arguments: list[str], folder: Path) -> subprocess.CompletedProcess[str]:
+    wrapper = folder / "without_torch.py"
+    wrapper.write_text(_PYTHON_M_TORCHBRICKS_WITHOUT_TORCH)
+    environment = {**os.environ, "PYTHONPATH": str(SRC)}
+    command = [sys.executable, str(wrapper), *arguments]
+    return subprocess.run(command, capture_output=True, text=True, env=environment, timeout=300, check=False)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def _boxes_by_file(path: Path) -> dict[str, np.ndarray]:
+    """predictions.json as file name -> rows [category id, score, x, y, width, height]."""
+    rows: dict[str, list[list[float]]] = {}
+    for row in json.loads(path.read_text()):
+        rows.setdefault(row["file_name"], []).append([row["category_id"], row["score"], *row["bbox"]])
+    return {name: np.array(values) for name, values in rows.items()}
+
+
+def _probabilities(text: str) -> dict[str, float]:
+    return {name: float(value) for name, value in (item.rsplit(":", 1) for item in text.split(";"))}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["multitask", "classification"])
+def test_predict_onnx_runs_where_torch_is_not_installed_and_writes_the_bricks_predictions(
+    task: str, request: pytest.FixtureRequest, shapes: Path, tmp_path: Path
+) -> None:
+    import csv
+
+    experiment = request.getfixturevalue(task)
+    exported = tmp_path / "model.onnx"
+    assert main(["export", str(experiment), "--out", str(exported)]) == 0
+    images = shapes / ("detection/images/val" if task == "multitask" else "classification/val")  # 64 px: the model's size
+    common = [str(images), "--workers", "0"]
+    assert main(["predict", str(experiment), *common, "--out", str(tmp_path / "bricks")]) == 0
+    assert main(["predict", str(experiment), *common, "--out", str(tmp_path / "with_torch"), "--onnx", str(exported)]) == 0
+
+    process = _python_m_torchbricks_without_torch(
+        ["predict", str(experiment), *common, "--out", str(tmp_path / "without_torch"), "--onnx", str(exported)], tmp_path
+    )
+
+    assert process.returncode == 0, process.stderr
+    imported = set(ast.literal_eval(process.stderr.rpartition("imported:")[2].strip()))
+    assert "onnxruntime" in imported
+    assert not imported & _NOT_INSTALLED
+    without_torch, bricks = tmp_path / "without_torch", tmp_path / "bricks"
+    assert _files(without_torch) == _files(tmp_path / "with_torch")  # the same files, byte for byte
+    assert sorted(_files(without_torch)) == sorted(_files(bricks))
+    if task == "multitask":
+        by_onnx, by_bricks = (
+            _boxes_by_file(without_torch / "detection_predictions.json"),
+            _boxes_by_file(bricks / "detection_predictions.json"),
+        )
+        assert sorted(by_onnx) == sorted(by_bricks)
+        for name, rows in by_bricks.items():  # [category, score, box]: the same boxes in any order (ties in top-k)
+            assert len(by_onnx[name]) == len(rows) > 0
+            for row in by_onnx[name]:
+                assert np.abs(rows - row).max(axis=1).min() <= 2e-3, f"{name}: {row} is not a box of the bricks"
+        for path in sorted((bricks / "segmentation_masks").iterdir()):
+            mask = np.asarray(Image.open(without_torch / "segmentation_masks" / path.name))
+            np.testing.assert_array_equal(mask, np.asarray(Image.open(path)))
+    column = "presence/probabilities" if task == "multitask" else "top5"
+    rows_onnx, rows_bricks = (list(csv.DictReader((folder / "predictions.csv").open())) for folder in (without_torch, bricks))
+    assert [row["file"] for row in rows_onnx] == [row["file"] for row in rows_bricks]
+    for row, reference in zip(rows_onnx, rows_bricks, strict=True):
+        probabilities, expected = _probabilities(row[column]), _probabilities(reference[column])
+        assert probabilities.keys() == expected.keys()
+        assert max(abs(probabilities[name] - expected[name]) for name in expected) <= 2e-4
 
 
 @pytest.mark.slow

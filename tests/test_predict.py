@@ -452,6 +452,24 @@ def test_progress_is_a_line_per_tenth_when_not_a_terminal(tmp_path: Path) -> Non
     assert lines[-1].startswith("predict 20/20 images (100 %)")
 
 
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_on_a_terminal_without_tqdm_is_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # not a dependency: a machine predicting with --onnx may lack it
+    for index in range(4):
+        write_png(tmp_path / "images" / f"{index:02d}.png", blob_image(16, 16, (2, 2, 8, 8)))
+    stream = _Terminal()
+
+    predict_images(
+        BrickBackend(bright_box_experiment(tmp_path)), [tmp_path / "images"], tmp_path / "out", batch_size=2, stream=stream
+    )
+
+    assert stream.getvalue().splitlines()[-1].startswith("predict 4/4 images (100 %)")
+
+
 def test_the_backend_refuses_a_bad_tile(tmp_path: Path) -> None:
     with pytest.raises(BrickError, match=r"tile overlap must be a fraction in \[0, 1\), got 1.5"):
         BrickBackend(bright_box_experiment(tmp_path), tile=32, overlap=1.5)

@@ -15,8 +15,8 @@
     torchbricks export EXPERIMENT [--quantize int8] [--image-size N] [--out FILE]
                                             writes one ONNX file taking uint8 images [B, 3, H, W] and giving
                                             each head's final results (boxes after NMS, masks, probabilities),
-                                            with FILE.json beside it; torchbricks.deploy.OnnxPredictor runs it
-                                            without torch
+                                            with FILE.json beside it; `predict --onnx` and
+                                            torchbricks.deploy.OnnxPredictor run it without torch
     torchbricks --version
 
 `--help`, `train --help` and `--version` answer without importing torch (the package imports lazily).
@@ -98,8 +98,9 @@ def _missing_torch(error: ModuleNotFoundError, command: str) -> tuple[str, int] 
         return None
     return (
         f"{command} needs {error.name}, which is not installed: pip install torch torchvision, then pip install "
-        "torchbricks with the extras it needs (README, Install). Without torch, an exported model runs from Python "
-        "with torchbricks.deploy.OnnxPredictor (numpy, pillow, onnxruntime).",
+        "torchbricks with the extras it needs (README, Install). Without torch, an exported model predicts with "
+        "`torchbricks predict EXPERIMENT SOURCE --onnx [FILE]` or from Python with torchbricks.deploy.OnnxPredictor "
+        "(numpy, pillow, onnxruntime).",
         2,
     )
 

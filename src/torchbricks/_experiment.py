@@ -1,4 +1,5 @@
-"""The experiment folder of the main job: refusing to overwrite a run, resuming one, and where its files go.
+"""The experiment folder of the main job: refusing to overwrite a run, resuming one, where its files go, and whether
+a folder is a trained experiment.
 
 Torch-free (only omegaconf, through `require`), so the command line checks a name before importing torch.
 """
@@ -17,9 +18,12 @@ from torchbricks.errors import ConfigError, ExperimentExistsError, did_you_mean
 __all__ = [
     "CHECKPOINTS_FOLDER",
     "CONFIG_FILE",
+    "EXPERIMENT_FILE",
     "LOCATING_KEYS",
+    "RESOLVED_CONFIG_FILE",
     "RESUMABLE_KEYS",
     "ExperimentExistsError",
+    "check_trained_experiment_folder",
     "experiment_folder",
     "last_checkpoint",
     "launched_as_global_zero",
@@ -30,6 +34,10 @@ __all__ = [
 
 CONFIG_FILE = "config.yaml"
 """The composed config of a run, written into its experiment folder; `resume=true` starts from it."""
+EXPERIMENT_FILE = "experiment.json"
+"""The run's description (version, data module, input size, class names), written when a run starts."""
+RESOLVED_CONFIG_FILE = "resolved_config.yaml"
+"""The composed config with every interpolation resolved, written when a run starts; the model is rebuilt from it."""
 CHECKPOINTS_FOLDER = "checkpoints"
 """Lightning's checkpoints of a run: `last.ckpt` (every epoch) and `best.ckpt` (by `checkpoint.monitor`)."""
 LAST_CHECKPOINT = "last.ckpt"
@@ -216,3 +224,18 @@ def prepare_experiment_folder(config: Any) -> Path:
         )
     shutil.rmtree(folder)
     return folder
+
+
+def check_trained_experiment_folder(folder: Path) -> None:
+    """Checks that `folder` holds the files `torchbricks train` writes when a run starts (`EXPERIMENT_FILE`,
+    `RESOLVED_CONFIG_FILE`); reads neither (`predict --onnx` checks its folder with it where torch is not installed).
+
+    Raises:
+        ConfigError: Naming the files the folder lacks.
+    """
+    missing = [name for name in (RESOLVED_CONFIG_FILE, EXPERIMENT_FILE) if not (folder / name).is_file()]
+    if missing:
+        raise ConfigError(
+            f"{str(folder)!r} is not a trained experiment folder: it lacks {missing} (written by `torchbricks train` "
+            "when a run starts)."
+        )

@@ -17,8 +17,8 @@ import numpy as np
 from PIL import Image
 
 from torchbricks._extras import require
+from torchbricks._image_files import IMAGE_EXTENSIONS, visible_files
 from torchbricks._pictures import rgb_as_shown, too_large
-from torchbricks.datasets.readers import IMAGE_EXTENSIONS, visible_files
 from torchbricks.errors import BrickError
 
 __all__ = [

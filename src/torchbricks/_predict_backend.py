@@ -23,20 +23,18 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
 
+from torchbricks._predict_results import ImageResult, PredictionBackend
 from torchbricks.deploy import resize_mask_nearest
 from torchbricks.errors import BrickError, ConfigError
 from torchbricks.tags import VISUALIZATION, Stage, tags_for
 from torchbricks.trained_experiment import TrainedExperiment, find_heads, use_trained_memory_order
 
 __all__ = ["PREDICTED_TAGS", "BrickBackend", "ImageResult", "PredictionBackend", "resize_mask_nearest"]
-
-ImageResult = dict[str, dict[str, Any]]
-"""One image's predictions: head path -> `{"kind": kind, ...values at the original image size}`."""
 
 PREDICTED_TAGS = tags_for(Stage.INFERENCE) - {VISUALIZATION}
 """The inference stage without its drawing: pictures are drawn at the original size by `PredictionWriter`."""
@@ -47,18 +45,6 @@ _HEAD_VALUES = {
     "classification": ("probabilities",),
     "multilabel": ("probabilities",),
 }
-
-
-class PredictionBackend(Protocol):
-    """What predicts: heads (path -> kind) and `predict(images) -> one ImageResult per image`.
-
-    Optional, read by `predict_images`: `threads` (CPU threads a call takes) and `shared_threads(lanes)` (a context
-    manager sharing them among concurrent calls); a backend with both predicts in lanes (`BrickBackend`).
-    """
-
-    heads: dict[str, str]
-
-    def predict(self, images: Sequence[np.ndarray]) -> list[ImageResult]: ...
 
 
 class BrickBackend:

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from torchbricks._conventions import of_head
-from torchbricks.bag_of_bricks.drawing import PALETTE, Color, color_for, load_font
+from torchbricks._palette import PALETTE, Color, color_for, load_font
 
 __all__ = ["BOX_FONT_SIZE", "DRAWN_MIN_SCORE", "MULTILABEL_THRESHOLD", "PALETTE_BYTES", "PictureDrawer", "label_tile", "per_head"]
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from torchbricks._predict_backend import ImageResult
+from torchbricks._predict_results import ImageResult
 from torchbricks._prediction_pictures import MULTILABEL_THRESHOLD, PALETTE_BYTES, PictureDrawer, per_head
 from torchbricks.errors import BrickError
 

@@ -32,6 +32,7 @@ from torchbricks._pictures import read_rgb_as_shown
 from torchbricks.errors import BrickError
 
 __all__ = [
+    "DEFAULT_FILE",
     "DEPLOY_OUTPUTS",
     "INPUT_NAME",
     "METADATA_FORMAT",
@@ -42,6 +43,10 @@ __all__ = [
     "resize_mask",
     "resize_mask_nearest",
 ]
+
+DEFAULT_FILE = "deploy.onnx"
+"""The file written into the experiment folder when no output file is given (`deploy_int8.onnx` quantized); what
+`predict --onnx` reads without a file named."""
 
 INPUT_NAME = "images"
 """The input of an exported file: uint8 RGB images [B, 3, H, W] (B dynamic, H and W the model's size)."""

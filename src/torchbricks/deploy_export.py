@@ -36,15 +36,12 @@ from torchbricks._deploy_quantize import onnx_session, quantize_int8
 from torchbricks._files import write_json
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.bricks import BrickNotTrainable
-from torchbricks.deploy import DEPLOY_OUTPUTS, INPUT_NAME, METADATA_FORMAT, metadata_path
+from torchbricks.deploy import DEFAULT_FILE, DEPLOY_OUTPUTS, INPUT_NAME, METADATA_FORMAT, metadata_path
 from torchbricks.errors import BrickError, ConfigError, DataError
 from torchbricks.tags import MODEL, Stage
 from torchbricks.trained_experiment import TrainedExperiment, find_heads, load_experiment
 
 __all__ = ["DEFAULT_FILE", "QUANTIZE_MODES", "ExportResult", "ImagesToFloat", "export_deployable_onnx"]
-
-DEFAULT_FILE = "deploy.onnx"
-"""The file written into the experiment folder when no output file is given (`deploy_int8.onnx` quantized)."""
 
 QUANTIZE_MODES = ("int8",)
 TOLERANCE = 1e-4

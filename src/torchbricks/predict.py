@@ -4,9 +4,13 @@
 and writes everything into a temporary folder renamed into place at the end. The pieces, each in its module and
 all importable from here:
 
-- backends (`BrickBackend`, the `PredictionBackend` protocol, `ImageResult`): `torchbricks._predict_backend`;
+- backends: `BrickBackend` in `torchbricks._predict_backend`, the `PredictionBackend` protocol and `ImageResult` in
+  `torchbricks._predict_results`;
 - the files per image and for all images (`PredictionWriter`): `torchbricks._prediction_writer`;
 - the drawn pictures: `torchbricks._prediction_pictures`.
+
+Importing this module imports no torch: `BrickBackend` and `PREDICTED_TAGS` are imported on first use, so
+`predict_images` with another backend (`torchbricks predict --onnx`) runs where torch is not installed.
 """
 
 from __future__ import annotations
@@ -17,14 +21,19 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
-from torchbricks._predict_backend import PREDICTED_TAGS, BrickBackend, ImageResult, PredictionBackend, resize_mask_nearest
+from torchbricks._lazy import lazy_attributes
+from torchbricks._predict_results import ImageResult, PredictionBackend
 from torchbricks._prediction_pictures import DRAWN_MIN_SCORE, MULTILABEL_THRESHOLD
 from torchbricks._prediction_writer import PICTURE_FORMATS, TOP_K, PredictionWriter
+from torchbricks.deploy import resize_mask_nearest
 from torchbricks.errors import BrickError
+
+if TYPE_CHECKING:  # imported on first use (torch), see __getattr__
+    from torchbricks._predict_backend import PREDICTED_TAGS, BrickBackend
 
 __all__ = [
     "DRAWN_MIN_SCORE",
@@ -40,6 +49,10 @@ __all__ = [
     "predict_images",
     "resize_mask_nearest",
 ]
+
+__getattr__, __dir__ = lazy_attributes(
+    __name__, {"BrickBackend": "torchbricks._predict_backend", "PREDICTED_TAGS": "torchbricks._predict_backend"}, globals()
+)
 
 
 # --- running --------------------------------------------------------------------------------------------------------
@@ -57,7 +70,9 @@ class PredictionSummary:
 
 
 class _Progress:
-    """tqdm's bar on a terminal; otherwise a plain line at every tenth of the work (a log keeps every line)."""
+    """tqdm's bar on a terminal; otherwise a plain line at every tenth of the work (a log keeps every line). Without
+    tqdm (not a dependency: training's extras bring it, a machine predicting with `--onnx` may lack it) the lines
+    go to the terminal too."""
 
     def __init__(self, total: int, stream: TextIO | None = None, enabled: bool = True) -> None:
         self.total = total
@@ -68,8 +83,10 @@ class _Progress:
         self.enabled = enabled
         self.bar = None
         if enabled and self.stream.isatty():
-            from tqdm import tqdm
-
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                return
             self.bar = tqdm(total=total, unit="img", desc="predict", file=self.stream)
 
     def update(self, count: int) -> None:

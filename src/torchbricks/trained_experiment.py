@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from torchbricks._conventions import of_head
+from torchbricks._experiment import EXPERIMENT_FILE, RESOLVED_CONFIG_FILE, check_trained_experiment_folder
 from torchbricks._extras import require
 from torchbricks._files import write_json, write_text
 from torchbricks.brick_collection import BrickCollection
@@ -41,8 +42,6 @@ __all__ = [
     "write_experiment_description",
 ]
 
-EXPERIMENT_FILE = "experiment.json"
-RESOLVED_CONFIG_FILE = "resolved_config.yaml"
 BRICKS_FOLDER = "bricks"
 BEST_CHECKPOINT = "checkpoints/best.ckpt"
 
@@ -152,12 +151,7 @@ def load_experiment(folder: Path | str, map_location: str | torch.device = "cpu"
 
     omegaconf = require("omegaconf", "hydra").OmegaConf
     folder = Path(folder)
-    missing = [name for name in (RESOLVED_CONFIG_FILE, EXPERIMENT_FILE) if not (folder / name).is_file()]
-    if missing:
-        raise ConfigError(
-            f"{str(folder)!r} is not a trained experiment folder: it lacks {missing} (written by `torchbricks train` "
-            "when a run starts)."
-        )
+    check_trained_experiment_folder(folder)
     config = omegaconf.load(folder / RESOLVED_CONFIG_FILE)
     description = json.loads((folder / EXPERIMENT_FILE).read_text())
     collection = create_brick_collection(without_initial_weights(config), "model.bricks")

@@ -67,37 +67,39 @@ def _one_or_more(text: str) -> int:
 
 
 def run(arguments: argparse.Namespace) -> int:
+    """Predicts with the experiment's bricks, or with `--onnx` with the exported file and no torch imported (numpy,
+    Pillow and onnxruntime only), so that the file predicts where torch is not installed."""
     import datetime
     from pathlib import Path
 
-    from torchbricks.predict import BrickBackend, predict_images
-    from torchbricks.trained_experiment import load_experiment
+    from torchbricks.predict import predict_images
 
-    experiment = load_experiment(arguments.experiment)
     if arguments.tile is not None:  # windows are for large images: orthomosaics beyond Pillow's default limit too
         from PIL import Image
 
         Image.MAX_IMAGE_PIXELS = None
     backend: Any
     if arguments.onnx is not None:  # the file's own classes: it may come from another experiment
-        backend = _onnx_backend(experiment.folder, arguments)
+        folder = Path(arguments.experiment)
+        backend = _onnx_backend(folder, arguments)
         class_names, category_ids = backend.predictor.class_names, backend.predictor.category_ids
         exported_from = backend.predictor.metadata.get("experiment")
-        if exported_from and Path(exported_from) != experiment.folder.resolve():
+        if exported_from and Path(exported_from) != folder.resolve():
             print(
                 f"torchbricks: warning: {str(backend.predictor.path)!r} was exported from {exported_from!r}, not from "
-                f"{str(experiment.folder)!r}; its own classes name the results.",
+                f"{str(folder)!r}; its own classes name the results.",
                 file=sys.stderr,
             )
     else:
+        from torchbricks.predict import BrickBackend
+        from torchbricks.trained_experiment import load_experiment
+
+        experiment = load_experiment(arguments.experiment)
+        folder = experiment.folder
         backend = BrickBackend(experiment, batch_size=arguments.batch_size, tile=arguments.tile, overlap=arguments.overlap)
         class_names = {head: experiment.head_class_names(head) for head in backend.heads}
         category_ids = {head: experiment.head_category_ids(head) for head in backend.heads}
-    out = (
-        Path(arguments.out)
-        if arguments.out
-        else experiment.folder / "predictions" / f"{datetime.datetime.now():%Y-%m-%d_%H-%M-%S}"
-    )
+    out = Path(arguments.out) if arguments.out else folder / "predictions" / f"{datetime.datetime.now():%Y-%m-%d_%H-%M-%S}"
 
     def warn(source: str, reason: str) -> None:
         print(f"torchbricks: warning: skipped {source!r}: {reason}", file=sys.stderr)
@@ -137,15 +139,19 @@ class _OnnxBackend:
 def _onnx_backend(folder: Any, arguments: argparse.Namespace) -> _OnnxBackend:
     """The exported file of `--onnx` (the experiment's `deploy.onnx` when no file is named), run by onnxruntime.
 
+    The experiment folder is checked for the files training writes but not loaded: its bricks need torch.
+
     Raises:
-        BrickError: `--tile` with `--onnx`, or no exported file (the message says how to export one).
+        BrickError: A folder that is not a trained experiment, `--tile` with `--onnx`, or no exported file (the
+            message says how to export one).
     """
     from pathlib import Path
 
-    from torchbricks.deploy import OnnxPredictor
-    from torchbricks.deploy_export import DEFAULT_FILE
+    from torchbricks._experiment import check_trained_experiment_folder
+    from torchbricks.deploy import DEFAULT_FILE, OnnxPredictor
     from torchbricks.errors import BrickError
 
+    check_trained_experiment_folder(Path(folder))
     if arguments.tile is not None:
         raise BrickError("--tile runs the bricks tile by tile; it does not combine with --onnx.")
     path = Path(arguments.onnx) if arguments.onnx else Path(folder) / DEFAULT_FILE

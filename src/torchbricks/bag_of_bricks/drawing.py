@@ -7,13 +7,13 @@ Every function takes one image (a Pillow image, or a channel-last numpy array [H
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
+from torchbricks._palette import PALETTE, Color, Font, color_for, load_font
 from torchbricks.errors import BrickError
 from torchbricks.tensor_conversions import numpy_to_pillow, torch_to_numpy
 
@@ -28,43 +28,6 @@ __all__ = [
     "overlay_segmentation_mask",
     "to_pillow_rgb",
 ]
-
-Color = tuple[int, int, int]
-Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
-
-PALETTE: tuple[Color, ...] = (
-    (230, 25, 75),
-    (60, 180, 75),
-    (255, 225, 25),
-    (0, 130, 200),
-    (245, 130, 48),
-    (145, 30, 180),
-    (70, 240, 240),
-    (240, 50, 230),
-    (210, 245, 60),
-    (250, 190, 212),
-    (0, 128, 128),
-    (170, 110, 40),
-)
-"""Distinct colors; class `i` is drawn with `PALETTE[i % len(PALETTE)]`."""
-
-
-def color_for(index: int) -> Color:
-    """The palette color of a class index.
-
-    Example:
-        >>> color_for(1), color_for(13)
-        ((60, 180, 75), (60, 180, 75))
-    """
-    return PALETTE[int(index) % len(PALETTE)]
-
-
-@lru_cache(maxsize=16)
-def load_font(size: int = 16, path: str | None = None) -> Font:
-    """A TrueType font from `path`, or Pillow's bundled default font, at `size` pixels."""
-    if path is not None:
-        return ImageFont.truetype(path, size=size)
-    return ImageFont.load_default(size=size)
 
 
 def to_pillow_rgb(image: Image.Image | np.ndarray | torch.Tensor) -> Image.Image:

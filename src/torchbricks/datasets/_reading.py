@@ -6,9 +6,8 @@ Every image is read upright, as viewers, browsers, labelling tools and Ultralyti
 size is the upright size (`torchbricks._pictures`). Boxes, masks and predictions therefore refer to the picture a person
 saw when labelling it.
 
-Hidden files are not data: a name starting with "." (the `._*` files macOS writes beside each file on drives and
-shares it does not own, `.DS_Store`, folders such as `.ipynb_checkpoints`) or the `__MACOSX` folder of a zip made on
-a Mac is left out of every listing (`visible_files`, `is_hidden`), as `ls` and file browsers leave them out.
+Hidden files are not data: every listing leaves them out (`visible_files`, `is_hidden`, from
+`torchbricks._image_files`, which says which files are hidden).
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ import torch
 from PIL import Image
 
 from torchbricks._extras import require
+from torchbricks._image_files import IMAGE_EXTENSIONS, is_hidden, visible_files
 from torchbricks._pictures import (
     EXIF_ORIENTATION,
     exif_orientation,
@@ -64,8 +64,6 @@ __all__ = [
     "visible_files",
 ]
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jfif", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
-"""The image files every reader lists (`.jfif`: JPEG as Windows browsers save it), in any case."""
 VALIDATION_FRACTION = 0.2
 """Fraction of the labelled files that go to validation when the data has no split of its own (VOC or YOLO files
 beside their images, as labelImg saves them; a YOLO export without splits, as Label Studio writes it)."""
@@ -159,33 +157,6 @@ def read_user_text(path: Path) -> str:
         return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as error:
         raise DataError(f"The file {str(path)!r} is not UTF-8 text: {error}. Save it as UTF-8.") from error
-
-
-def is_hidden(name: str) -> bool:
-    """Whether a file or folder name is hidden (see the module docstring): not data, never listed.
-
-    Example:
-        >>> [is_hidden(name) for name in ("._cat.jpg", ".DS_Store", "__MACOSX", ".ipynb_checkpoints", "cat.jpg", "_a.jpg")]
-        [True, True, True, True, False, False]
-    """
-    return name.startswith(".") or name == "__MACOSX"
-
-
-def visible_files(folder: Path | str, suffixes: tuple[str, ...] = IMAGE_EXTENSIONS, recursive: bool = False) -> list[Path]:
-    """The files of `folder` (with `recursive`, of its subfolders too) whose suffix, in any case, is one of `suffixes`,
-    sorted; hidden files and everything in hidden folders below `folder` are left out (`is_hidden`). An empty list
-    when `folder` is no folder."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    paths = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(
-        path
-        for path in paths
-        if path.suffix.lower() in suffixes
-        and not any(is_hidden(part) for part in path.relative_to(folder).parts)
-        and path.is_file()
-    )
 
 
 def image_files(folder: Path) -> list[Path]:
