@@ -67,7 +67,9 @@ def compare_with_bricks(experiment: Path, path_onnx: Path) -> dict[str, float]:
     from torchbricks.tags import Stage
     from torchbricks.trained_experiment import load_experiment
 
-    loaded = load_experiment(experiment)
+    loaded = load_experiment(experiment)  # a relative data.root is read from the folder training ran in
+    if loaded.unlocated_data_root:
+        raise SystemExit(f"No data to compare on: {loaded.unlocated_data_root}; run this benchmark from that folder.")
     predictor = OnnxPredictor(path_onnx)
     height, width = predictor.image_size
     root = Path(str(loaded.config.data.root))

@@ -54,6 +54,12 @@ def quantize_int8(
     quantization = require("onnxruntime.quantization", "onnx")
     data_module = None if images is not None else _data_module(loaded, size)
     if data_module is None and images is None:
+        unlocated = loaded.unlocated_data_root
+        if unlocated:
+            raise BrickError(
+                f"Quantizing needs images to calibrate on: {unlocated}. Run from that folder, or pass a folder of "
+                "images (--images DIR)."
+            )
         raise BrickError(
             f"Quantizing needs images to calibrate on: the experiment's data ({loaded.config.data.get('root')!r}) is "
             "not available; pass a folder of images (--images DIR)."

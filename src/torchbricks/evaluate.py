@@ -1,7 +1,9 @@
 """A trained experiment's metrics on another labelled data set: `torchbricks evaluate EXPERIMENT data.root=DIR`.
 
 The data is read with the experiment's own data config (`resolved_config.yaml`'s `data`, with the overrides
-applied, `data.root` typically), so every layout the data modules read works. The experiment's collection with its
+applied, `data.root` typically), so every layout the data modules read works. The experiment's own `data.root`,
+when relative, is read from the folder the training command ran in (`load_experiment`); a `data.root` override
+from the current folder. The experiment's collection with its
 trained weights runs its test stage under Lightning's `trainer.test` (`LightningBrickCollection`), as
 `torchbricks train` does for its test split, so on the same data the values equal `metrics.json`'s `test` values.
 
@@ -90,6 +92,9 @@ def evaluate_experiment(
         raise BrickError(f"split must be one of {list(SPLITS)}, got {split!r}.{did_you_mean(split, SPLITS)}")
     experiment = load_experiment(folder)
     config = _with_overrides(copy.deepcopy(experiment.config), overrides)
+    unlocated = experiment.unlocated_data_root
+    if unlocated and config.data.get("root") == experiment.config.data.get("root"):  # not overridden
+        raise ConfigError(f"No data to evaluate on: {unlocated}; run from that folder, or pass data.root=<the data folder>.")
     quiet_third_party_notices()
     data_module = instantiate_config(config, "data")
     data_classes = getattr(data_module, "class_names", None)

@@ -3,11 +3,14 @@
 The main job writes two files for this when a run starts (`write_experiment_description`):
 
 - `experiment.json`: the torchbricks version, the data module, the model's input size `[height, width]`, the class
-  names of the data (and the COCO category ids, when the data has them);
+  names of the data (and the COCO category ids, when the data has them), and the folder the training command ran
+  in (`working_directory`), which a relative `data.root` is relative to;
 - `resolved_config.yaml`: the composed config with every interpolation resolved, so the model is rebuilt without
   the training data (the class names are in it, not read again from `data.root`).
 
-`load_experiment` rebuilds the collection from `resolved_config.yaml` and loads the trained weights: the
+`load_experiment` reads a relative `data.root` (each source's too, with `data.sources`) from that folder, so
+`evaluate`, `export` and the benchmarks find the data from any folder, and rebuilds the collection from
+`resolved_config.yaml` and loads the trained weights: the
 per-brick checkpoints of `bricks/` (written when fitting ends), or Lightning's `checkpoints/best.ckpt` when a
 run stopped before writing them. The weights training started from (`model.weights`: a file, torchvision's
 `DEFAULT`) are not read again: the trained ones replace them, and the file may be gone or the network absent.
@@ -33,15 +36,19 @@ __all__ = [
     "DEPLOYED_KINDS",
     "EXPERIMENT_FILE",
     "RESOLVED_CONFIG_FILE",
+    "WORKING_DIRECTORY",
     "TrainedExperiment",
     "describe_experiment",
     "find_heads",
     "load_experiment",
     "use_trained_memory_order",
+    "with_rooted_paths",
     "without_initial_weights",
     "write_experiment_description",
 ]
 
+WORKING_DIRECTORY = "working_directory"
+"""The key of `experiment.json` that holds the folder the training command ran in."""
 BRICKS_FOLDER = "bricks"
 BEST_CHECKPOINT = "checkpoints/best.ckpt"
 
@@ -80,6 +87,7 @@ def describe_experiment(config: Any, data_module: Any) -> dict[str, Any]:
         "torchbricks_version": torchbricks.__version__,
         "data_module": f"{type(data_module).__module__}.{type(data_module).__qualname__}",
         "image_size": list(getattr(data_module, "image_size", ())) or None,
+        WORKING_DIRECTORY: str(Path.cwd()),  # a relative data.root is read from here
     }
     class_names = getattr(data_module, "class_names", None)
     description["class_names"] = list(class_names) if isinstance(class_names, (list, tuple)) and class_names else None
@@ -134,6 +142,21 @@ class TrainedExperiment:
         return of_head(self.description.get("head_category_ids"), head) or self.category_ids
 
     @property
+    def unlocated_data_root(self) -> str | None:
+        """Why the training data cannot be found from here, when that is because the experiment does not record the
+        folder training ran in (one written before `experiment.json` kept it) and `data.root` is relative to it;
+        None otherwise. The caller says what to pass instead."""
+        if WORKING_DIRECTORY in self.description:
+            return None
+        root = self.config.get("data", {}).get("root")
+        if root is None or Path(str(root)).is_absolute() or Path(str(root)).exists():
+            return None
+        return (
+            f"experiment {str(self.folder)!r} reads its data from {str(root)!r}, relative to the folder `torchbricks train` "
+            f"ran in, which the experiment does not record and which is not {str(Path.cwd())!r}"
+        )
+
+    @property
     def image_size(self) -> tuple[int, int] | None:
         """`(height, width)` the model's input images were resized to in training."""
         size = self.description.get("image_size")
@@ -154,6 +177,8 @@ def load_experiment(folder: Path | str, map_location: str | torch.device = "cpu"
     check_trained_experiment_folder(folder)
     config = omegaconf.load(folder / RESOLVED_CONFIG_FILE)
     description = json.loads((folder / EXPERIMENT_FILE).read_text())
+    if description.get(WORKING_DIRECTORY) and "data" in config:
+        config.data = with_rooted_paths(config.data, Path(description[WORKING_DIRECTORY]))
     collection = create_brick_collection(without_initial_weights(config), "model.bricks")
     if (folder / BRICKS_FOLDER).is_dir():
         collection.load_bricks(folder / BRICKS_FOLDER)
@@ -166,6 +191,33 @@ def load_experiment(folder: Path | str, map_location: str | torch.device = "cpu"
         )
     collection.to(map_location).eval()
     return TrainedExperiment(folder, config, description, collection)
+
+
+def with_rooted_paths(data: Any, working_directory: Path) -> Any:
+    """A copy of the data config `data` in which every relative `root` (`data.root`, each source's with
+    `data.sources`) is joined to `working_directory`, the folder the training command read it from.
+
+    Example:
+        >>> from omegaconf import OmegaConf
+        >>> data = OmegaConf.create({"root": "data/shapes", "sources": {"a": {"data_module": {"root": "/data/a"}}}})
+        >>> rooted = with_rooted_paths(data, Path("/home/me/project"))
+        >>> rooted.root, rooted.sources.a.data_module.root
+        ('/home/me/project/data/shapes', '/data/a')
+    """
+    omegaconf = require("omegaconf", "hydra").OmegaConf
+
+    def rooted(node: Any) -> Any:
+        if isinstance(node, list):
+            return [rooted(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        joined = {key: rooted(value) for key, value in node.items()}
+        root = joined.get("root")
+        if isinstance(root, str) and root and not Path(root).expanduser().is_absolute():
+            joined["root"] = str(working_directory / root)
+        return joined
+
+    return omegaconf.create(rooted(omegaconf.to_container(data, resolve=False)))
 
 
 def without_initial_weights(config: Any) -> Any:

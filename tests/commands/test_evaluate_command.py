@@ -21,3 +21,57 @@ def test_a_folder_that_is_not_an_experiment_is_named(tmp_path: Path, capsys: pyt
     assert main(["evaluate", str(tmp_path), "split=val"]) == 2
     assert f"{str(tmp_path)!r} is not a trained experiment folder" in capsys.readouterr().err
     assert not (tmp_path / "evaluation.json").exists()
+
+
+@pytest.mark.slow
+def test_an_experiment_trained_on_a_relative_data_root_is_evaluated_and_exported_from_another_folder(
+    shapes_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    import shutil
+
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    shutil.copytree(shapes_root / "classification", project / "data" / "classification")
+    elsewhere.mkdir()
+    monkeypatch.chdir(project)
+    trained = main(
+        [
+            "train",
+            "task=classification",
+            "data.root=data/classification",  # relative to the folder training runs in
+            "experiment.path_experiments=experiments",
+            "experiment.name=run",
+            "trainer.max_epochs=1",
+            "data.image_size=32",
+            "data.batch_size=4",
+            "data.num_workers=0",
+            "n_visualized=0",
+            "export_onnx=false",
+        ]
+    )
+    assert trained == 0
+    monkeypatch.chdir(elsewhere)
+    experiment = Path("..") / "project" / "experiments" / "run"
+
+    assert main(["evaluate", str(experiment), "--out", "evaluation.json"]) == 0
+    evaluation = json.loads((elsewhere / "evaluation.json").read_text())
+    assert evaluation["data_root"] == str(project / "data" / "classification")
+    tested = json.loads((experiment / "metrics.json").read_text())["test"]
+    assert evaluation["metrics"]["classification/accuracy"] == pytest.approx(tested["classification/accuracy"])
+    assert main(["export", str(experiment), "--quantize", "int8", "--out", "int8.onnx"]) == 0  # calibrated on its data
+    assert (
+        str(project / "data" / "classification")
+        in json.loads((elsewhere / "int8.onnx.json").read_text())["quantization"]["evaluated_on"]
+    )
+
+    # An experiment that does not record the folder training ran in: the error says what to pass.
+    description = json.loads((experiment / "experiment.json").read_text())
+    del description["working_directory"]
+    (experiment / "experiment.json").write_text(json.dumps(description))
+    capsys.readouterr()
+    assert main(["evaluate", str(experiment)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert "reads its data from 'data/classification', relative to the folder `torchbricks train` ran in" in error
+    assert "pass data.root=<the data folder>" in error
+    assert main(["evaluate", str(experiment), f"data.root={project / 'data' / 'classification'}", "--out", "again.json"]) == 0

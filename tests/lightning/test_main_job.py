@@ -75,7 +75,8 @@ def test_tensorboard_receives_the_scalars_and_the_prediction_pictures_every_n_ep
     } <= scalars
     assert len(events.Scalars("validation/head/accuracy")) == 3
     pictures = events.Images("predictions")
-    assert [picture.step for picture in pictures] == [1, 2]  # after the second epoch, and the last
+    validated = [value.step for value in events.Scalars("validation/head/accuracy")]
+    assert [picture.step for picture in pictures] == validated[1:]  # after the second epoch, and the last, at their steps
     assert all(picture.width > 100 and picture.height > 100 for picture in pictures)
     # The pictures of the run, drawn from what metrics.json holds.
     folder = tmp_path / "tb"
@@ -108,9 +109,10 @@ def test_the_last_epochs_predictions_picture_is_drawn_when_the_run_ends_before_m
 
     run_main_job(config)
 
-    events = EventAccumulator(str(tmp_path / "tb" / "tensorboard"), size_guidance={"images": 0})
+    events = EventAccumulator(str(tmp_path / "tb" / "tensorboard"), size_guidance={"images": 0, "scalars": 0})
     events.Reload()
-    assert [picture.step for picture in events.Images("predictions")] == [1]
+    validated = [value.step for value in events.Scalars("validation/loss")]
+    assert [picture.step for picture in events.Images("predictions")] == validated[1:] == [7]  # epoch 1's last batch
 
 
 @pytest.fixture(scope="module")

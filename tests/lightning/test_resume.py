@@ -167,3 +167,88 @@ def test_a_resume_whose_overrides_change_the_model_is_refused_before_anything_is
     assert "does not fit" in error
     assert "the model now has weights the checkpoint lacks" in error
     assert {path.name: path.read_bytes() for path in folder.glob("*.yaml")} == before  # a later plain resume still works
+
+
+def _tensorboard(folder: Path) -> Any:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder / "tensorboard"), size_guidance={"scalars": 0, "images": 0})
+    events.Reload()  # honours the purge marker a resumed run writes, as TensorBoard does
+    return events
+
+
+def _logged(folder: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every TensorBoard scalar as (step, value), and the pictures' steps under their tag."""
+    events = _tensorboard(folder)
+    logged = {tag: [(value.step, value.value) for value in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+    logged |= {tag: [(picture.step, 0.0) for picture in events.Images(tag)] for tag in events.Tags()["images"]}
+    return logged
+
+
+@pytest.mark.slow
+def test_a_run_stopped_mid_epoch_and_resumed_shows_tensorboard_one_value_per_step_the_resumed_runs(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    # 16 batches an epoch, each logged, a picture every epoch: a stop in the second epoch leaves values past the checkpoint
+    overrides = [
+        "trainer.max_epochs=3",
+        "+trainer.limit_train_batches=16",
+        "trainer.log_every_n_steps=1",
+        "export_onnx=false",
+        "n_visualized=2",
+        "pictures_every_n_epochs=1",
+    ]
+    whole = _train(tmp_path, *overrides, "experiment.name=whole", output=tmp_path / "whole.txt")
+    stopped = _train(tmp_path, *overrides, "experiment.name=stopped", output=tmp_path / "stopped.txt")
+    deadline = time.monotonic() + TIMEOUT
+    past_checkpoint: list[tuple[int, float]] = []
+    while not past_checkpoint and stopped.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        if (tmp_path / "stopped" / "checkpoints" / "last.ckpt").exists() and (tmp_path / "stopped" / "tensorboard").is_dir():
+            steps = _logged(tmp_path / "stopped").get("train/loss_step", [])
+            past_checkpoint = [step for step in steps if step[0] >= 16]
+    os.kill(stopped.pid, signal.SIGTERM)
+    assert stopped.wait(timeout=120) == 143, (tmp_path / "stopped.txt").read_text()[-3000:]
+    assert past_checkpoint, "the run ended before it logged a step of its second epoch"
+    assert whole.wait(timeout=TIMEOUT) == 0, (tmp_path / "whole.txt").read_text()[-3000:]
+
+    resumed = subprocess.run(
+        [*TORCHBRICKS, "train", f"experiment.path_experiments={tmp_path}", "experiment.name=stopped", "resume=true"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    expected, actual = _logged(tmp_path / "whole"), _logged(tmp_path / "stopped")
+    assert set(actual) == set(expected)
+    for tag, values in expected.items():  # Lightning logs `epoch` with every call: several at an epoch's last step
+        assert [step for step, _ in actual[tag]] == [step for step, _ in values], tag
+        assert [value for _, value in actual[tag]] == pytest.approx([value for _, value in values], abs=1e-5), tag
+    assert [step for step, _ in actual["predictions"]] == [step for step, _ in actual["validation/loss"]]  # one per epoch
+
+
+@pytest.mark.slow
+def test_a_run_the_time_budget_ended_and_resumed_keeps_only_the_resumed_runs_values_in_tensorboard(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    from torchbricks.__main__ import main
+
+    locate = [f"experiment.path_experiments={tmp_path}", "experiment.name=cut"]
+    overrides = ["trainer.max_epochs=100", "+trainer.limit_train_batches=6", "trainer.max_time=00:00:00:01", "export_onnx=false"]
+    assert main(["train", *locate, *overrides, "n_visualized=2", "pictures_every_n_epochs=1"]) == 0
+    assert _metrics(tmp_path / "cut")["stop_reason"] == "max_time"
+    assert len(_tensorboard(tmp_path / "cut").Scalars("test/loss")) == 1  # the cut run was tested
+    epochs = len(json.loads((tmp_path / "cut" / "history.json").read_text()))
+
+    assert main(["train", *locate, "resume=true", "trainer.max_time=null", f"trainer.max_epochs={epochs + 1}"]) == 0
+
+    events = _tensorboard(tmp_path / "cut")
+    tested = _metrics(tmp_path / "cut")["test"]
+    assert [value.value for value in events.Scalars("test/head/accuracy")] == pytest.approx([tested["head/accuracy"]])
+    validated = [value.step for value in events.Scalars("validation/loss")]
+    assert len(validated) == epochs + 1
+    assert [value.step for value in events.Images("predictions")] == validated  # one picture per epoch
+    for tag in events.Tags()["scalars"]:
+        if tag != "epoch":  # Lightning logs it with every call: several at an epoch's last step
+            steps = [value.step for value in events.Scalars(tag)]
+            assert len(steps) == len(set(steps)), tag

@@ -33,6 +33,7 @@ __all__ = [
     "MetricHistory",
     "TensorBoardPredictions",
     "epoch_seed",
+    "logging_step",
 ]
 
 HISTORY_FILE = "history.json"
@@ -47,6 +48,12 @@ def epoch_seed(seed: int, epoch: int, stream: int = 0) -> int:
         True
     """
     return int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1)[0])
+
+
+def logging_step(trainer: pl.Trainer) -> int:
+    """The step Lightning logs values at now: its count of training batches that stepped the optimizer, which a
+    checkpoint keeps and a resumed run continues (Lightning reads it in `log_metrics` but does not expose it)."""
+    return int(getattr(trainer.fit_loop.epoch_loop, "_batches_that_stepped", trainer.global_step))
 
 
 class EpochSeed(pl.Callback):
@@ -353,9 +360,10 @@ class TensorBoardPredictions(pl.Callback):
     validation epochs and after the last epoch.
 
     The picture is `predictions.png`'s (`report.plot_predictions`): ground truth beside prediction, mistakes
-    first, one section per head, under the tag `predictions`, with the epoch as its step. Does nothing without a
-    `TensorBoardLogger`. Drawing the picture takes a few seconds, as long as a small model's epoch, hence
-    `every_n_epochs`.
+    first, one section per head, under the tag `predictions`, at the step of its epoch's validation values (so the
+    purge marker of a resumed run, `job_trainer.create_loggers`, drops an interrupted epoch's picture with its
+    values). Does nothing without a `TensorBoardLogger`. Drawing the picture takes a few seconds, as long as a
+    small model's epoch, hence `every_n_epochs`.
 
     Args:
         n_samples: Images per head.
@@ -372,12 +380,14 @@ class TensorBoardPredictions(pl.Callback):
         self.every_n_epochs = every_n_epochs
         self._batch: dict[str, Any] | None = None
         self._validated: int | None = None  # the last validated epoch
+        self._validated_step = 0  # the step its validation values were logged at
         self._drawn: int | None = None  # the epoch last drawn
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
         self._validated = trainer.current_epoch
+        self._validated_step = logging_step(trainer)
         epochs_done = trainer.current_epoch + 1
         if epochs_done % self.every_n_epochs == 0 or epochs_done == trainer.max_epochs:
             self._draw(trainer, pl_module)
@@ -411,4 +421,4 @@ class TensorBoardPredictions(pl.Callback):
         self._drawn = self._validated
         if predictions:
             figure = plot_predictions(predictions, self.class_names, n_samples=self.n_samples)
-            tensorboard.experiment.add_figure("predictions", figure, global_step=self._validated)
+            tensorboard.experiment.add_figure("predictions", figure, global_step=self._validated_step)

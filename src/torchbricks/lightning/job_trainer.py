@@ -21,6 +21,7 @@ from torchbricks.lightning.module import create_experiment_name
 __all__ = [
     "best_checkpoint",
     "best_summary",
+    "checkpoint_logging_step",
     "create_callbacks",
     "create_loggers",
     "quiet_third_party_notices",
@@ -75,20 +76,37 @@ def best_summary(trainer: Any, best: Path | None) -> dict[str, Any]:
     }
 
 
-def create_loggers(path_experiment: Path, resume: bool) -> list[Any]:
+def create_loggers(path_experiment: Path, resumed_step: int | None = None) -> list[Any]:
     """Lightning's CSV logger (`logs/`), and its TensorBoard logger (`tensorboard/`) when tensorboard is installed.
 
-    A resumed run logs its CSV into `logs/resumed_<time>/`, as Lightning's CSV logger would otherwise delete the
-    interrupted run's file; TensorBoard adds an event file beside the earlier ones and continues their steps.
+    A resumed run (`resumed_step`, the logging step of the checkpoint it continues from, `checkpoint_logging_step`)
+    logs its CSV into `logs/resumed_<time>/`, as Lightning's CSV logger would otherwise delete the interrupted run's
+    file. TensorBoard adds an event file beside the earlier ones that starts with a purge marker at `resumed_step`:
+    TensorBoard drops the earlier files' values from that step on (the interrupted epoch's steps, a finished run's
+    test values), which the resumed run logs again, so every step keeps one value, the resumed run's.
     """
     pl = require("pytorch_lightning", "lightning")
-    version = f"resumed_{create_experiment_name()}" if resume else ""
+    version = "" if resumed_step is None else f"resumed_{create_experiment_name()}"
     loggers = [pl.loggers.CSVLogger(save_dir=str(path_experiment), name="logs", version=version)]
     if installed("tensorboard"):
         loggers.append(
-            pl.loggers.TensorBoardLogger(save_dir=str(path_experiment), name="tensorboard", version="", default_hp_metric=False)
+            pl.loggers.TensorBoardLogger(
+                save_dir=str(path_experiment),
+                name="tensorboard",
+                version="",
+                default_hp_metric=False,
+                purge_step=resumed_step,  # SummaryWriter's: None writes no marker
+            )
         )
     return loggers
+
+
+def checkpoint_logging_step(checkpoint: Path) -> int:
+    """The step Lightning logs at when it resumes from `checkpoint`: its count of batches that stepped the
+    optimizer (`callbacks.logging_step`), kept in the checkpoint's fit loop state; else the global step."""
+    saved = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=True)
+    epoch_loop = saved.get("loops", {}).get("fit_loop", {}).get("epoch_loop.state_dict", {})
+    return int(epoch_loop.get("_batches_that_stepped", saved.get("global_step", 0)))
 
 
 def create_callbacks(settings: JobSettings, path_experiment: Path, class_names: list[str] | None = None) -> list[Any]:

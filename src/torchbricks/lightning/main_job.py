@@ -62,6 +62,7 @@ from torchbricks.lightning.job_outputs import draw_test_pictures, export_and_che
 from torchbricks.lightning.job_trainer import (
     best_checkpoint,
     best_summary,
+    checkpoint_logging_step,
     create_callbacks,
     create_loggers,
     quiet_third_party_notices,
@@ -117,17 +118,17 @@ def run_main_job(config: Any) -> MainJobResult:
         module = create_module(settings, brick_collection, parts.create_optimizer)
         if settings.enable_checkpointing or settings.early_stopping.patience is not None:
             check_checkpoint_monitor(settings.checkpoint.monitored_value, module)
-        if settings.resume:  # before anything is written: a model the overrides changed leaves the experiment as it was
-            check_checkpoint_fits(path_experiment / CHECKPOINTS_FOLDER / "last.ckpt", module)
+        checkpoint = path_experiment / CHECKPOINTS_FOLDER / "last.ckpt" if settings.resume else None
+        if checkpoint is not None:  # before anything is written: a model the overrides changed leaves the experiment as it was
+            check_checkpoint_fits(checkpoint, module)
         if launched_as_global_zero():
             write_run_files(path_experiment, config, data_module)
         class_names = getattr(data_module, "class_names", None)  # several sources (data.sources): a dict, one list per head
         class_names = class_names if isinstance(class_names, list) else None
         trainer = parts.create_trainer(
-            logger=create_loggers(path_experiment, settings.resume),
+            logger=create_loggers(path_experiment, None if checkpoint is None else checkpoint_logging_step(checkpoint)),
             callbacks=create_callbacks(settings, path_experiment, class_names),
         )
-        checkpoint = path_experiment / CHECKPOINTS_FOLDER / "last.ckpt" if settings.resume else None
         stopped, best = fit_and_test_best(trainer, module, data_module, checkpoint, settings.enable_checkpointing)
         if not trainer.is_global_zero:
             return MainJobResult(path_experiment, {}, module)
