@@ -213,10 +213,3 @@ def test_check_data_counts_the_classes_of_colour_masks_and_lists_unlisted_colour
     Image.fromarray(painted, "RGB").save(root / "masks" / "frame_000002.png")
     assert main(["check-data", str(root)]) == 1
     assert "frame_000002.png' has 1 pixels of colour (0, 0, 255)" in capsys.readouterr().out
-
-
-def test_a_cvat_export_not_yet_arranged_is_named_with_what_to_move(tmp_path: Path) -> None:
-    export = _cvat_export(tmp_path / "cvat")
-
-    with pytest.raises(DataError, match=r"holds SegmentationClass/.*move JPEGImages/\* to images/ and SegmentationClass/\*"):
-        SegmentationFolderDataModule(export, image_size=32)

@@ -32,7 +32,16 @@ from torchbricks.datasets.detection_layouts import (
     has_validation_split,
     read_detection_split,
 )
-from torchbricks.datasets.folder_splits import FOLDER_LAYOUTS, SPLIT_FOLDERS, FolderSplit, folder_splits, is_pool, training_folder
+from torchbricks.datasets.folder_splits import (
+    FOLDER_LAYOUTS,
+    SPLIT_FOLDERS,
+    FolderSplit,
+    folder_splits,
+    is_pool,
+    is_voc_layout,
+    segmentation_folders,
+    training_folder,
+)
 from torchbricks.datasets.readers import (
     BoxDataset,
     DataError,
@@ -46,10 +55,13 @@ from torchbricks.datasets.readers import (
     mask_value_problem,
     masks_are_binary_255,
     read_mask,
+    reads_voc_classes,
     segmentation_class_names,
     training_class_names,
+    voc_class_names_notice,
 )
 from torchbricks.datasets.voc import voc_class_names
+from torchbricks.datasets.voc_segmentation import read_voc_segmentation
 from torchbricks.datasets.yolo import read_yolo_layout
 from torchbricks.errors import ConfigError, did_you_mean
 
@@ -59,7 +71,8 @@ TASKS = ("classification", "segmentation", "detection", "multitask")
 FOLDER_EXPECTS = {
     "classification": "ROOT/train/<class>/*, ROOT/val/<class>/* (image folders; or ROOT/<class>/*, split at random)",
     "segmentation": "ROOT/train/images/* with ROOT/train/masks/<same stem>.png, and ROOT/val/... (segmentation folders; "
-    "or ROOT/images/* with ROOT/masks/*, split at random)",
+    "or ROOT/images/* with ROOT/masks/*, split at random; or Pascal VOC's ROOT/JPEGImages/* with "
+    "ROOT/SegmentationClass/<same stem>.png, split by ROOT/ImageSets/Segmentation/*.txt)",
 }
 
 
@@ -150,7 +163,11 @@ def _task_of(root: Path, task: str | None, layout: str) -> tuple[str, str]:
         raise DataError(f"The data folder {str(root)!r} does not exist.")
     if find_detection_layouts(root):
         return "detection", detect_detection_layout(root)
-    if ((root / "train" / "images").is_dir() and (root / "train" / "masks").is_dir()) or is_pool(root, "segmentation_folder"):
+    if (
+        ((root / "train" / "images").is_dir() and (root / "train" / "masks").is_dir())
+        or is_pool(root, "segmentation_folder")
+        or is_voc_layout(root, "segmentation_folder")
+    ):
         return "segmentation", "segmentation_folder"
     if (root / "train").is_dir() or is_pool(root, "image_folder"):
         return "classification", "image_folder"
@@ -255,10 +272,16 @@ def check_data(root: Path | str, task: str | None = None, layout: str = "auto") 
         splits = checker.problems.guard(_splits, root, layout) or []
         drawn = [source for split, source in splits if split == "validation" and isinstance(source, FolderSplit) and source.only]
         if drawn:
-            report.notes.append(
-                f"{str(drawn[0].folder)!r} has no validation folder (val, valid, validation): {len(drawn[0].only or ())} "
-                "of its images are drawn at random for validation (data.validation_fraction, fixed by data.split_seed)."
+            where, missing = (
+                (drawn[0].listed, "validation list (val.txt)")
+                if drawn[0].listed is not None
+                else (drawn[0].folder, "validation folder (val, valid, validation)")
             )
+            report.notes.append(
+                f"{str(where)!r} has no {missing}: {len(drawn[0].only or ())} of its images are drawn at random for "
+                "validation (data.validation_fraction, fixed by data.split_seed)."
+            )
+        report.notes += _voc_notes(root, layout, checker.problems)
         for split, source in splits:
             report.counts[split] = {}
             SPLIT_CHECKS.get(layout, _check_boxes)(checker, root, layout, split, source)
@@ -287,6 +310,16 @@ def check_data(root: Path | str, task: str | None = None, layout: str = "auto") 
         )
     report.problems = checker.problems.messages
     return report
+
+
+def _voc_notes(root: Path, layout: str, problems: DataProblems) -> list[str]:
+    """What `check-data` says of segmentation data in Pascal VOC's layout: VOC's classes read without a labelmap,
+    listed images without a mask."""
+    if not is_voc_layout(root, layout):
+        return []
+    voc = problems.guard(read_voc_segmentation, root)
+    unlabelled = voc.unlabelled_notice() if voc is not None else None
+    return ([voc_class_names_notice(root)] if reads_voc_classes(root) else []) + ([unlabelled] if unlabelled else [])
 
 
 LABEL_SUFFIXES = (".txt", ".xml", ".json", ".yaml", ".yml", ".names", ".data", ".cache")
@@ -325,6 +358,7 @@ def _files_not_read(root: Path, layout: str) -> list[Path]:
         ]
     else:
         folders = [split / "images" for split in (root, *(root / name for name in SPLIT_FOLDERS))]
+        folders += [segmentation_folders(root)[0]] if is_voc_layout(root, layout) else []
     return sorted(
         path
         for folder in folders
@@ -370,7 +404,7 @@ def _check_image_folder(checker: _Checker, root: Path, layout: str, split: str, 
 
 def _check_segmentation_folder(checker: _Checker, root: Path, layout: str, split: str, source: FolderSplit) -> None:
     names = checker.report.class_names
-    masks = training_folder(root, layout) / "masks"
+    masks = segmentation_folders(root)[1]
     colours = mask_colours(root)
     binary = colours is None and masks_are_binary_255(masks, len(names))
     if binary and split == "train":
@@ -379,19 +413,29 @@ def _check_segmentation_folder(checker: _Checker, root: Path, layout: str, split
         disagree = binary_masks_disagree(root, len(names))
         if disagree is not None:
             checker.problems.report(disagree)
-    stems = {path.stem for path in image_files(source.folder / "images")}
-    orphans = [path for path in visible_files(source.folder / "masks", (".png",)) if path.stem not in stems]
+    stems = {path.stem for path in image_files(source.images)}
+    # VOC's lists name the images of a split: a mask of no listed image is not the split's, nor an orphan
+    orphans = [path for path in visible_files(source.masks, (".png",)) if path.stem not in stems] if source.stems is None else []
     if orphans:
         many = len(orphans) > 1
         note = (
-            f"{len(orphans)} mask{'s' if many else ''} in {str(source.folder / 'masks')!r} ({orphans[0].name!r}"
+            f"{len(orphans)} mask{'s' if many else ''} in {str(source.masks)!r} ({orphans[0].name!r}"
             f"{', ...' if many else ''}) {'have' if many else 'has'} no image of the same name and "
             f"{'are' if many else 'is'} not read (nor counted in the class weights)."
         )
         if note not in checker.report.notes:  # a drawn split shares its folder with the training split
             checker.report.notes.append(note)
     dataset = SegmentationFolderDataset(
-        source.folder, len(names), problems=checker.problems, only=source.only, foreground_255=binary, colours=colours
+        source.folder,
+        len(names),
+        problems=checker.problems,
+        only=source.only,
+        foreground_255=binary,
+        colours=colours,
+        images=source.images,
+        masks=source.masks,
+        stems=source.stems,
+        listed=source.listed,
     )
     checker.report.images[split] = 0
     for image_path, mask_path in dataset.samples:

@@ -8,6 +8,9 @@ are, however a user's folder names them or leaves them out.
   training).
 - No split folder at all: `ROOT` itself is the pool the splits are drawn from, as a folder of class folders
   (`ROOT/<class>/*`, how people sort their photographs) or `ROOT/images/` with `ROOT/masks/`.
+- Segmentation in Pascal VOC's layout (`ROOT/SegmentationClass/`, as VOC and CVAT's exports write it, without
+  `ROOT/train/` or `ROOT/images/`): the splits are the lists of `ROOT/ImageSets/Segmentation/`, drawn from a pool list
+  as above when there is no validation list (`torchbricks.datasets.voc_segmentation`).
 
 `folder_splits` gives each split a `FolderSplit`: the folder its files are in and, for a drawn split, which of them.
 """
@@ -26,6 +29,13 @@ from torchbricks.datasets._reading import (
     is_hidden,
     random_split,
 )
+from torchbricks.datasets.voc_segmentation import (
+    IMAGES_FOLDER,
+    MASKS_FOLDER,
+    VocSegmentation,
+    is_voc_segmentation,
+    read_voc_segmentation,
+)
 
 __all__ = [
     "FOLDER_LAYOUTS",
@@ -35,7 +45,10 @@ __all__ = [
     "folder_splits",
     "has_own_split",
     "is_pool",
+    "is_voc_layout",
+    "segmentation_folders",
     "training_folder",
+    "whole_splits",
 ]
 
 FOLDER_LAYOUTS = ("image_folder", "segmentation_folder")
@@ -53,10 +66,51 @@ class FolderSplit:
 
     folder: Path
     only: frozenset[str] | None = None
+    stems: tuple[str, ...] | None = None
+    """Pascal VOC's layout (`folder` is then the data folder): the split's images by stem, relative to `JPEGImages`
+    without extension, in the order of its list; `only` holds them too when the split was drawn."""
+    listed: Path | None = None
+    """Pascal VOC's layout: the list file the stems come from (the masks folder for a pool of every mask)."""
 
     def keeps(self, relative: str) -> bool:
         """Whether the file at `relative` (POSIX, relative to `folder`) belongs to this split."""
         return self.only is None or relative in self.only
+
+    @property
+    def images(self) -> Path:
+        """The folder of a segmentation split's images: `folder/images`, or `JPEGImages` in VOC's layout."""
+        return self.folder / ("images" if self.stems is None else IMAGES_FOLDER)
+
+    @property
+    def masks(self) -> Path:
+        """The folder of a segmentation split's masks: `folder/masks`, or `SegmentationClass` in VOC's layout."""
+        return self.folder / ("masks" if self.stems is None else MASKS_FOLDER)
+
+
+def is_voc_layout(root: Path | str, layout: str) -> bool:
+    """Whether the segmentation data at `root` is in Pascal VOC's layout: `SegmentationClass/`, and neither `train/`
+    nor `images/` (which the folder layout reads first)."""
+    root = Path(root)
+    return (
+        layout == "segmentation_folder"
+        and is_voc_segmentation(root)
+        and not (root / "train").is_dir()
+        and not (root / "images").is_dir()
+    )
+
+
+def segmentation_folders(root: Path | str) -> tuple[Path, Path]:
+    """The folders of the training images and masks of segmentation data: `JPEGImages` and `SegmentationClass` in
+    VOC's layout (every split's), else `images` and `masks` of the training folder (`training_folder`).
+
+    Raises:
+        DataError: There is neither a training folder nor a pool.
+    """
+    root = Path(root)
+    if is_voc_layout(root, "segmentation_folder"):
+        return root / IMAGES_FOLDER, root / MASKS_FOLDER
+    train = training_folder(root, "segmentation_folder")
+    return train / "images", train / "masks"
 
 
 def is_pool(root: Path | str, layout: str) -> bool:
@@ -88,24 +142,21 @@ def training_folder(root: Path | str, layout: str) -> Path:
         DataError: There is neither (the message says what the layout expects).
     """
     root = Path(root)
-    if is_pool(root, layout):
+    if is_pool(root, layout) or is_voc_layout(root, layout):
         return root
     train = root / "train"
     if not train.is_dir():
         expected = "<class>/<image>" if layout == "image_folder" else "images/* and masks/<same stem>.png"
         raise DataError(
             f"The data folder {str(root)!r} has no training folder {str(train)!r}; expected {root}/train/{expected} "
-            f"(validation in val/, valid/ or validation/), or {root}/{expected} for all labelled images, split at random."
-            + (_VOC_SEGMENTATION_HINT if layout == "segmentation_folder" and (root / "SegmentationClass").is_dir() else "")
+            f"(validation in val/, valid/ or validation/), or {root}/{expected} for all labelled images, split at random"
+            + (
+                f", or Pascal VOC's {root}/{IMAGES_FOLDER}/* with {root}/{MASKS_FOLDER}/<same stem>.png."
+                if layout == "segmentation_folder"
+                else "."
+            )
         )
     return train
-
-
-_VOC_SEGMENTATION_HINT = (
-    " It holds SegmentationClass/, as Pascal VOC and CVAT's 'Segmentation mask' export lay masks out: move "
-    "JPEGImages/* to images/ and SegmentationClass/* to masks/ (labelmap.txt stays where it is, and gives the "
-    "classes of the colours)."
-)
 
 
 def has_own_split(root: Path | str, layout: str, split: str) -> bool:
@@ -116,6 +167,8 @@ def has_own_split(root: Path | str, layout: str, split: str) -> bool:
         DataError: There is neither a training folder nor a pool (`training_folder`).
     """
     root = Path(root)
+    if is_voc_layout(root, layout):
+        return split in read_voc_segmentation(root).lists
     if training_folder(root, layout) == root:
         return False
     names = VALIDATION_FOLDERS if split == "validation" else (split,)
@@ -131,6 +184,8 @@ def folder_splits(
         DataError: There is neither a training folder nor a pool, or a drawn split lacks images to draw from.
     """
     root = Path(root)
+    if is_voc_layout(root, layout):
+        return _voc_splits(read_voc_segmentation(root), validation_fraction, seed)
     train_folder = training_folder(root, layout)
     validation = next((root / name for name in VALIDATION_FOLDERS if train_folder != root and (root / name).is_dir()), None)
     if validation is not None:
@@ -141,6 +196,49 @@ def folder_splits(
     test = root / "test"
     splits["test"] = FolderSplit(test) if train_folder != root and test.is_dir() else splits["validation"]
     return splits
+
+
+def _voc_splits(voc: VocSegmentation, fraction: float, seed: int) -> dict[str, FolderSplit]:
+    """The splits of VOC's layout: its lists, each image with its mask (`VocSegmentation.labelled`), the validation
+    split drawn from the training (or pool) list when there is no validation list."""
+    root = voc.root
+
+    def listed(split: str) -> FolderSplit:
+        return FolderSplit(root, stems=voc.labelled(split), listed=voc.lists[split][0])
+
+    source = "train" if "train" in voc.lists else "pool"
+    where = voc.lists[source][0]
+    if "validation" in voc.lists:  # VOC's trainval holds val: what the validation list holds is not trained on
+        held = set(voc.labelled("validation"))
+        train = tuple(stem for stem in voc.labelled(source) if stem not in held)
+        splits = {"train": FolderSplit(root, stems=train, listed=where), "validation": listed("validation")}
+    else:
+        kept, drawn = random_split(list(voc.labelled(source)), fraction, seed, where)
+        splits = {
+            "train": FolderSplit(root, frozenset(kept), tuple(kept), where),
+            "validation": FolderSplit(root, frozenset(drawn), tuple(drawn), where),
+        }
+    splits["test"] = listed("test") if "test" in voc.lists else splits["validation"]
+    return splits
+
+
+def whole_splits(root: Path | str, layout: str) -> list[FolderSplit]:
+    """The splits of data whose validation split is drawn, read whole (nothing drawn, so a pool too small to split is
+    still evaluated): the training folder (or VOC's pool list) and the test split when the data has its own.
+
+    Raises:
+        DataError: There is neither a training folder nor a pool.
+    """
+    root = Path(root)
+    if is_voc_layout(root, layout):
+        voc = read_voc_segmentation(root)
+        pool = "train" if "train" in voc.lists else "pool"
+        parts = [FolderSplit(root, stems=voc.labelled(pool), listed=voc.lists[pool][0])]
+        if "test" in voc.lists:
+            parts.append(FolderSplit(root, stems=voc.labelled("test"), listed=voc.lists["test"][0]))
+        return parts
+    parts = [FolderSplit(training_folder(root, layout))]
+    return parts + ([FolderSplit(root / "test")] if has_own_split(root, layout, "test") else [])
 
 
 def _draw(folder: Path, layout: str, fraction: float, seed: int) -> tuple[frozenset[str], frozenset[str]]:

@@ -20,7 +20,7 @@ from typing import Any
 
 from torchbricks.datasets._reading import read_user_text
 from torchbricks.datasets.coco import image_path
-from torchbricks.datasets.folder_splits import training_folder
+from torchbricks.datasets.folder_splits import is_voc_layout, segmentation_folders, training_folder
 from torchbricks.datasets.readers import (
     IMAGE_EXTENSIONS,
     DataError,
@@ -171,10 +171,10 @@ def read_image_sizes(layout: str, root: Path | str, max_sampled: int = 200) -> t
         split = training_folder(folder, layout)
         files = [path for name in image_folder_class_names(split) for path in class_images(split / name)]
     elif layout == "segmentation_folder":
-        split = training_folder(folder, layout) / "images"
+        split = segmentation_folders(folder)[0]
         if not split.is_dir():
             raise DataError(f"The image folder {str(split)!r} does not exist; expected {str(folder)!r}/train/images/*.")
-        files = visible_files(split)
+        files = visible_files(split, recursive=is_voc_layout(folder, layout))  # CVAT keeps a task's subfolders
     else:
         raise ConfigError(
             f"Unknown data layout {layout!r} for the image size. Available: {list(IMAGE_SIZE_LAYOUTS)}."

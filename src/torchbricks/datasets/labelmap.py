@@ -7,9 +7,11 @@ CVAT's "Segmentation mask 1.1" export write it beside their colour masks (`Segme
     person:192,128,128:head,hand:jumping
 
 One class a line, `name:r,g,b:parts:actions` (the parts and actions, VOC's person layout and action lists, are not
-read); a line starting with `#` is a comment. The classes are numbered in the file's order, with the class coloured
-(0, 0, 0) first (it is the background, index 0; a `background` is added in black when no class is). A colour mask
-pixel is the class of its exact colour; Pascal VOC's border colour (224, 224, 192) is the ignored value 255 unless
+read); a line starting with `#` is a comment. A file without any colour (`background:::`, as CVAT's "PASCAL VOC 1.1"
+export writes it) colours its classes with VOC's colour map by line (`voc_colour_map`), as Datumaro paints them.
+The classes are numbered in the file's order, with the class coloured (0, 0, 0) first (it is the background, index
+0; a `background` is added in black when no class is). A colour mask pixel is the class of its exact colour; Pascal
+VOC's border colour (224, 224, 192) is the ignored value 255 unless
 the file lists it. A colour the file does not list is a `DataError` naming the mask, the colour, its pixels and the
 file's closest colour. Palette and grey-level masks hold class indices, as they do without a labelmap (VOC's own
 `SegmentationClass` PNGs are palette images whose index 255 is the border); a palette whose colours disagree with
@@ -26,7 +28,7 @@ import numpy as np
 from torchbricks._conventions import IGNORE_INDEX
 from torchbricks.datasets._reading import DataError, read_user_text
 
-__all__ = ["LABELMAP_FILE", "VOC_BORDER_COLOUR", "MaskColours", "mask_colours", "read_labelmap"]
+__all__ = ["LABELMAP_FILE", "VOC_BORDER_COLOUR", "MaskColours", "mask_colours", "read_labelmap", "voc_colour_map"]
 
 LABELMAP_FILE = "labelmap.txt"
 VOC_BORDER_COLOUR = (224, 224, 192)
@@ -109,6 +111,26 @@ def _unpacked(packed: int) -> Colour:
     return ((packed >> 16) & 255, (packed >> 8) & 255, packed & 255)
 
 
+def _labelmap_line(path: Path, number: int, line: str) -> tuple[int, str, str, Colour | None]:
+    """(number, line, name, colour or None when the line gives none) of one line of a labelmap.
+
+    Raises:
+        DataError: No name, or a colour that is not three numbers 0 to 255.
+    """
+    name, _, rest = line.partition(":")
+    name, field = name.strip(), rest.split(":")[0].strip()
+    try:
+        values = tuple(int(value) for value in field.split(",")) if field else ()
+    except ValueError:
+        values = (-1,)
+    if not name or (field and (len(values) != 3 or not all(0 <= value <= 255 for value in values))):
+        raise DataError(
+            f"{str(path)!r} line {number} is {line!r}; expected name:r,g,b:parts:actions with a colour of three "
+            "numbers 0 to 255, such as cat:128,0,0::."
+        )
+    return number, line, name, (values[0], values[1], values[2]) if field else None
+
+
 def read_labelmap(path: Path | str) -> MaskColours:
     """The classes and colours of a `labelmap.txt` (see the module docstring).
 
@@ -124,24 +146,25 @@ def read_labelmap(path: Path | str) -> MaskColours:
             than fit below the ignored value 255, or fewer than two classes.
     """
     path = Path(path)
+    lines = [
+        _labelmap_line(path, number, text.strip())
+        for number, text in enumerate(read_user_text(path).splitlines(), start=1)
+        if text.strip() and not text.strip().startswith("#")
+    ]
+    if all(colour is None for *_, colour in lines):  # no colour at all (CVAT's "PASCAL VOC 1.1"): VOC's, by position
+        lines = [
+            (number, line, name, colour)
+            for (number, line, name, _), colour in zip(lines, voc_colour_map(len(lines)), strict=True)
+        ]
     names: list[str] = []
     colours: list[Colour] = []
-    for number, text in enumerate(read_user_text(path).splitlines(), start=1):
-        line = text.strip()
-        if not line or line.startswith("#"):
-            continue
-        name, _, rest = line.partition(":")
-        name, field = name.strip(), rest.split(":")[0].strip()
-        try:
-            values = tuple(int(value) for value in field.split(","))
-        except ValueError:
-            values = ()
-        if not name or len(values) != 3 or not all(0 <= value <= 255 for value in values):
+    for number, line, name, given in lines:
+        if given is None:
             raise DataError(
-                f"{str(path)!r} line {number} is {line!r}; expected name:r,g,b:parts:actions with a colour of three "
-                "numbers 0 to 255, such as cat:128,0,0::."
+                f"{str(path)!r} line {number} is {line!r}, without the colour other lines give; expected "
+                "name:r,g,b:parts:actions, such as cat:128,0,0:: (a labelmap without any colour takes VOC's colour map)."
             )
-        colour: Colour = (values[0], values[1], values[2])
+        colour: Colour = given
         if name in names:
             raise DataError(f"{str(path)!r} line {number} lists the class {name!r} a second time.")
         if colour in colours:
@@ -166,6 +189,24 @@ def read_labelmap(path: Path | str) -> MaskColours:
             f"({IGNORE_INDEX} is the ignored value): {names[:_LISTED_COLOURS]}."
         )
     return MaskColours(path, tuple(names), tuple(colours))
+
+
+def voc_colour_map(count: int) -> list[Colour]:
+    """The first `count` colours of Pascal VOC's colour map (the devkit's: the bits of the index spread over the
+    channels, highest first), which its masks, CVAT and Datumaro colour classes with by index.
+
+    Example:
+        >>> voc_colour_map(4)
+        [(0, 0, 0), (128, 0, 0), (0, 128, 0), (128, 128, 0)]
+    """
+    colours: list[Colour] = []
+    for index in range(count):
+        channels = [0, 0, 0]
+        for bit in range(8):
+            for channel in range(3):
+                channels[channel] |= ((index >> (3 * bit + channel)) & 1) << (7 - bit)
+        colours.append((channels[0], channels[1], channels[2]))
+    return colours
 
 
 def mask_colours(root: Path | str) -> MaskColours | None:

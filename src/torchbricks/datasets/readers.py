@@ -69,9 +69,10 @@ from torchbricks.datasets.boxes import (
     image_size_problem,
 )
 from torchbricks.datasets.coco import CocoDataset, coco_class_names
-from torchbricks.datasets.folder_splits import VALIDATION_FOLDERS, training_folder
+from torchbricks.datasets.folder_splits import VALIDATION_FOLDERS, is_voc_layout, segmentation_folders
 from torchbricks.datasets.image_cache import ResizedImageCache
 from torchbricks.datasets.labelmap import LABELMAP_FILE, MaskColours, mask_colours
+from torchbricks.datasets.voc_segmentation import VOC_CLASSES, has_voc_palette, image_index
 
 __all__ = [
     "DataError",
@@ -86,8 +87,10 @@ __all__ = [
     "mask_value_problem",
     "masks_are_binary_255",
     "read_mask",
+    "reads_voc_classes",
     "segmentation_class_names",
     "training_class_names",
+    "voc_class_names_notice",
 ]
 __all__ += [  # the readers' names from before the box and COCO readers got modules of their own
     "BOX_TOLERANCE",
@@ -290,9 +293,9 @@ def binary_masks_disagree(root: Path | str, num_classes: int) -> str | None:
     in another, as two tools export them): read the training split's way, the other's foreground would be ignored
     or background. None when they agree, and for colour masks (a `labelmap.txt` at `root`)."""
     root = Path(root)
-    if num_classes != 2 or (root / LABELMAP_FILE).is_file():
-        return None
-    training = training_folder(root, "segmentation_folder") / "masks"
+    if num_classes != 2 or (root / LABELMAP_FILE).is_file() or is_voc_layout(root, "segmentation_folder"):
+        return None  # VOC's layout keeps every split's masks in one folder
+    training = segmentation_folders(root)[1]
     binary = masks_are_binary_255(training, num_classes)
     for split in (*VALIDATION_FOLDERS, "test"):
         masks = root / split / "masks"
@@ -312,7 +315,8 @@ def binary_masks_disagree(root: Path | str, num_classes: int) -> str | None:
 
 def segmentation_class_names(root: Path | str) -> list[str]:
     """Class names of a segmentation folder: the classes of `root/labelmap.txt` (colour masks, the background first,
-    `torchbricks.datasets.labelmap`), else the lines of `root/classes.txt` (line 0 the background), else
+    `torchbricks.datasets.labelmap`), else the lines of `root/classes.txt` (line 0 the background), else in Pascal
+    VOC's layout with palette masks coloured by VOC's colour map VOC's 21 classes (`voc_class_names_notice`), else
     `background`, `class_1`, ... up to the largest value in the training masks.
 
     Raises:
@@ -334,13 +338,40 @@ def segmentation_class_names(root: Path | str) -> list[str]:
         if len(names) < 2:
             raise DataError(f"{str(listed)!r} must list at least two classes (line 0 the background), got {names}.")
         return names
-    masks = training_folder(root, "segmentation_folder") / "masks"
+    masks = segmentation_folders(root)[1]
     if not masks.is_dir():
         raise DataError(f"The segmentation folder {str(root)!r} has neither classes.txt nor {str(masks)!r}.")
+    if reads_voc_classes(root):
+        return list(VOC_CLASSES)
     if binary_mask_kind(masks) is not None:  # white objects on black, edges smoothed or not: one class
         return ["background", "class_1"]
     count = _scanned_class_count(str(masks))
     return ["background", *(f"class_{index}" for index in range(1, max(count, 2)))]
+
+
+VOC_PALETTE_MASKS_SAMPLED = 20
+"""Masks read (spread evenly over the sorted names) to tell VOC's own palette masks (`reads_voc_classes`)."""
+
+
+def reads_voc_classes(root: Path | str) -> bool:
+    """Whether the segmentation data at `root` gets VOC's 21 classes: Pascal VOC's layout without `labelmap.txt`
+    and `classes.txt`, its masks palette PNGs coloured by VOC's colour map (up to `VOC_PALETTE_MASKS_SAMPLED` read)."""
+    root = Path(root)
+    if not is_voc_layout(root, "segmentation_folder") or (root / LABELMAP_FILE).is_file() or (root / "classes.txt").is_file():
+        return False
+    masks = visible_files(segmentation_folders(root)[1], (".png",), recursive=True)
+    if len(masks) > VOC_PALETTE_MASKS_SAMPLED:
+        masks = [masks[index * len(masks) // VOC_PALETTE_MASKS_SAMPLED] for index in range(VOC_PALETTE_MASKS_SAMPLED)]
+    return has_voc_palette(masks)
+
+
+def voc_class_names_notice(root: Path | str) -> str:
+    """What the job and `check-data` say when the masks are read as VOC's 21 classes (`reads_voc_classes`)."""
+    return (
+        f"{str(root)!r} has no {LABELMAP_FILE} nor classes.txt and its masks are palette PNGs in Pascal VOC's colours: "
+        f"read as VOC's {len(VOC_CLASSES)} classes ({', '.join(VOC_CLASSES[:4])}, ..., {VOC_CLASSES[-1]}). Other "
+        f"classes: put their names in {str(Path(root) / 'classes.txt')!r}, one a line, the background first."
+    )
 
 
 class SegmentationFolderDataset(Dataset[dict[str, Any]]):
@@ -356,6 +387,12 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
             `torchbricks.datasets.folder_splits`); every image of the folder when None.
         foreground_255: The masks are binary, 0 and 255 (`masks_are_binary_255`): 128 and above is class 1.
         colours: The class colours of colour masks (`mask_colours` of the data folder); None reads class indices.
+        images: The folder of the images; `folder/images` when None.
+        masks: The folder of the masks; `folder/masks` when None.
+        stems: The split's images by stem (relative to `images`, subfolders included, without extension) in this
+            order, as a list of Pascal VOC's layout names them, instead of every image of `images`; a stem without
+            image is a problem naming `listed`.
+        listed: The list file `stems` come from, for messages.
 
     Raises:
         DataError: No image, an image without its mask, or a mask whose size differs from its image.
@@ -374,6 +411,10 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
         only: frozenset[str] | None = None,
         foreground_255: bool = False,
         colours: MaskColours | None = None,
+        images: Path | None = None,
+        masks: Path | None = None,
+        stems: Sequence[str] | None = None,
+        listed: Path | None = None,
     ) -> None:
         problems = problems_or_raise(problems)
         self.folder = Path(folder)
@@ -383,20 +424,16 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
         self.transform = transform
         self.samples: list[tuple[Path, Path]] = []
         self.sizes: list[tuple[int, int]] = []
-        images, masks = self.folder / "images", self.folder / "masks"
+        images = images if images is not None else self.folder / "images"
+        masks = masks if masks is not None else self.folder / "masks"
         missing = [needed for needed in (images, masks) if not needed.is_dir()]
         for needed in missing:
             problems.report(f"The segmentation split {str(self.folder)!r} has no folder {str(needed)!r}.")
         if missing:
             return
         owners: dict[Path, Path] = {}
-        by_stem: dict[str, Path] = {}
-        for path in visible_files(masks, (".png",)):  # `.png` in any case, as every mask scan reads them
-            by_stem.setdefault(path.stem, path)
-        for image in image_files(images):
-            if only is not None and image.name not in only:
-                continue
-            mask = by_stem.get(image.stem, masks / f"{image.stem}.png")
+        pairs = _image_mask_pairs(images, masks, only, stems, listed, problems)
+        for image, mask in pairs:
             if mask in owners:
                 problems.report(
                     f"Images {str(owners[mask])!r} and {str(image)!r} share the mask {str(mask)!r}; rename one of them."
@@ -455,6 +492,36 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
         """`{"raw", "targets"}` of a (transformed) sample of `load_sample`, the image as float in [0, 1]."""
         sample = apply_transform(None, sample)
         return {"raw": sample["image"], "targets": sample["mask"].as_subclass(torch.Tensor).long()}
+
+
+def _image_mask_pairs(
+    images: Path,
+    masks: Path,
+    only: frozenset[str] | None,
+    stems: Sequence[str] | None,
+    listed: Path | None,
+    problems: DataProblems,
+) -> list[tuple[Path, Path]]:
+    """(image, its mask) of a segmentation split (see `SegmentationFolderDataset`), the mask maybe missing; a listed
+    stem without image is reported."""
+    if stems is None:
+        by_stem: dict[str, Path] = {}
+        for path in visible_files(masks, (".png",)):  # `.png` in any case, as every mask scan reads them
+            by_stem.setdefault(path.stem, path)
+        return [
+            (image, by_stem.get(image.stem, masks / f"{image.stem}.png"))
+            for image in image_files(images)
+            if only is None or image.name in only
+        ]
+    index = image_index(images)  # named by a list, subfolders included: `cam1/frame_000001`
+    pairs = []
+    for stem in stems:
+        if stem not in index:
+            where = f" (listed in {str(listed)!r})" if listed is not None else ""
+            problems.report(f"The image {stem!r}{where} is not in {str(images)!r}.")
+            continue
+        pairs.append((index[stem], masks / f"{stem}.png"))
+    return pairs
 
 
 def _other_mask_hint(mask: Path) -> str:

@@ -7,11 +7,14 @@
 or a folder per split with the images and their XML files beside them, `ROOT/{train,valid,test}/*.jpg|xml` (as
 Roboflow exports VOC; the validation folder may be `valid`, `val` or `validation`), or one folder of images with
 their XML files beside them (as labelImg saves them), `ROOT/*.jpg` and `ROOT/*.xml`, or `JPEGImages` and
-`Annotations` without `ImageSets/Main/train.txt` (as CVAT exports VOC, with `default.txt`), their subfolders
-included (`Annotations/cam1/*.xml`): then the XML files are split into train and validation at random,
+`Annotations` without split lists, their subfolders included (`Annotations/cam1/*.xml`): then the XML files are
+split into train and validation at random,
 `validation_fraction` of them (`VALIDATION_FRACTION` by default, at least one) to validation, fixed by `seed`
-(`SPLIT_SEED` by default, independent of the training seed so runs with other seeds see the same split). A
-`train.txt` without `val.txt` (CVAT's export of a train subset) has its validation split drawn from its ids so too.
+(`SPLIT_SEED` by default, independent of the training seed so runs with other seeds see the same split). The lists of
+`ImageSets/Main` are named as in `torchbricks.datasets.voc_segmentation.split_lists` (in any case, `val`, `valid` or
+`validation`); without `train.txt`, `trainval.txt` or else `default.txt` (CVAT's "PASCAL VOC 1.1" export of a task)
+is the training list, less what `val.txt` holds; a training list without a validation list has its validation split
+drawn from its ids as above. VOC's per-class lists (`aeroplane_train.txt`) are not read.
 
 Each XML's `filename` names its image, looked up in the subfolder of `JPEGImages` that mirrors the XML file's
 subfolder of `Annotations`, in `JPEGImages` (or `ROOT`) and then beside the XML file (the XML's stem with an image
@@ -42,11 +45,11 @@ from torchbricks.datasets._reading import (
     Transform,
     image_file_size,
     random_split,
-    read_user_text,
     visible_files,
 )
 from torchbricks.datasets.boxes import BoxDataset, BoxImage, BoxObject, box_problem, clip_box
 from torchbricks.datasets.folder_splits import VALIDATION_FOLDERS
+from torchbricks.datasets.voc_segmentation import split_lists
 
 __all__ = [
     "SPLIT_SEED",
@@ -158,17 +161,19 @@ def read_voc_splits(root: Path | str, validation_fraction: float = VALIDATION_FR
     root = Path(root)
     annotations = root / "Annotations" if (root / "Annotations").is_dir() else root
     images = root / "JPEGImages" if (root / "JPEGImages").is_dir() else root
-    lists = root / "ImageSets" / "Main"
-    if (lists / SPLIT_FILES["train"]).is_file():
-        files: dict[str, list[Path]] = {}
-        for split, name in SPLIT_FILES.items():
-            listed = lists / name
-            ids = [line.split()[0] for line in read_user_text(listed).splitlines() if line.strip()] if listed.is_file() else []
-            files[split] = [annotations / f"{image_id}.xml" for image_id in ids]
-        if (lists / SPLIT_FILES["validation"]).is_file():
+    lists = split_lists(root / "ImageSets" / "Main")
+    if "train" in lists or "pool" in lists:
+        source = "train" if "train" in lists else "pool"
+        files = {
+            split: [annotations / f"{stem}.xml" for stem in lists[split][1]] if split in lists else [] for split in SPLIT_FILES
+        }
+        files["train"] = [annotations / f"{stem}.xml" for stem in lists[source][1]]
+        if "validation" in lists:  # VOC's trainval holds val: what the validation list holds is not trained on
+            held = set(files["validation"])
+            files["train"] = [path for path in files["train"] if path not in held]
             return VocSplits(root, images, files, listed=True, annotations=annotations)
-        # a training list alone (CVAT's export of a train subset): validation drawn from it
-        files["train"], files["validation"] = random_split(files["train"], validation_fraction, seed, lists / "train.txt")
+        # a training list alone (CVAT's default.txt, or a train subset): validation drawn from it
+        files["train"], files["validation"] = random_split(files["train"], validation_fraction, seed, lists[source][0])
         return VocSplits(root, images, files, listed=False, annotations=annotations)
     if annotations == root and not _xml_in(root) and _xml_in(root / "train"):  # a folder per split
         folders = {"train": "train", "validation": next((n for n in VALIDATION_FOLDERS if _xml_in(root / n)), None)}

@@ -22,7 +22,15 @@ from torchbricks.datasets.detection_layouts import (
     has_validation_split,
     read_detection_split,
 )
-from torchbricks.datasets.folder_splits import FolderSplit, folder_splits, has_own_split, training_folder
+from torchbricks.datasets.folder_splits import (
+    FolderSplit,
+    folder_splits,
+    has_own_split,
+    is_voc_layout,
+    segmentation_folders,
+    training_folder,
+    whole_splits,
+)
 from torchbricks.datasets.image_cache import ResizedImageCache, check_megabytes
 from torchbricks.datasets.image_sizes import check_image_scale, typical_image_size
 from torchbricks.datasets.readers import (
@@ -34,13 +42,16 @@ from torchbricks.datasets.readers import (
     mask_colours,
     masks_are_binary_255,
     read_mask,
+    reads_voc_classes,
     segmentation_class_names,
     training_class_names,
     visible_files,
+    voc_class_names_notice,
 )
 from torchbricks.datasets.tiled import TiledDataset
 from torchbricks.datasets.transforms import collate_padded, create_transform, image_size_pair
 from torchbricks.datasets.voc import SPLIT_SEED, VALIDATION_FRACTION
+from torchbricks.datasets.voc_segmentation import read_voc_segmentation
 from torchbricks.errors import BrickError, ConfigError, did_you_mean
 from torchbricks.lightning.split_datamodule import SplitDataModule
 
@@ -178,8 +189,7 @@ class FileDataModule(SplitDataModule):
         too small to split is still evaluated)."""
         sources = self.split_sources()
         if self.folder_layout is not None and self.validation_drawn():
-            splits = [FolderSplit(training_folder(self.root, self.folder_layout))]
-            splits += [FolderSplit(self.root / "test")] if sources["test"] == "test" else []
+            splits = whole_splits(self.root, self.folder_layout)
             return [
                 self._split_dataset("validation", self.test_transform, functools.partial(self._read_folder_split, split))
                 for split in splits
@@ -316,7 +326,9 @@ class SegmentationFolderDataModule(FileDataModule):
     index, 0 the background, 255 ignored); without `test` the validation split is also the test split. The validation
     folder may be `val`, `valid` or `validation`; without one, `validation_fraction` of the training images are drawn
     for it, and `root/images/` with `root/masks/` (no split folders) is split so too
-    (`torchbricks.datasets.folder_splits`).
+    (`torchbricks.datasets.folder_splits`). Pascal VOC's layout, as VOC and CVAT's exports write it, is read where it
+    lies: `JPEGImages/*`, `SegmentationClass/<stem>.png`, the splits listed in `ImageSets/Segmentation/*.txt`
+    (`torchbricks.datasets.voc_segmentation`).
 
     Batches are dicts: `raw`, images [B, 3, H, W] in [0, 1], and `targets`, masks [B, H, W] (int64). Class names
     come from `root/classes.txt` (line 0 the background) or, without it, from the largest mask value.
@@ -378,16 +390,21 @@ class SegmentationFolderDataModule(FileDataModule):
         self.split_seed = split_seed
         self.class_names = segmentation_class_names(self.root)
         self.colours = mask_colours(self.root)
-        masks = training_folder(self.root, "segmentation_folder") / "masks"
-        first = visible_files(masks, (".png",))[:1]
+        masks = segmentation_folders(self.root)[1]
+        first = visible_files(masks, (".png",), recursive=is_voc_layout(self.root, self.folder_layout))[:1]
         if first:  # a colour mask without labelmap.txt, a colour it lacks, a file that is no mask: before the job starts
             read_mask(first[0], colours=self.colours)
         disagree = binary_masks_disagree(self.root, self.num_classes)
         if disagree is not None:
             raise DataError(disagree)
         self.foreground_255 = self.colours is None and masks_are_binary_255(masks, self.num_classes)
-        if self.foreground_255 and launched_as_global_zero():
-            print(binary_masks_notice(masks, self.class_names), flush=True)
+        notices = [binary_masks_notice(masks, self.class_names)] if self.foreground_255 else []
+        if is_voc_layout(self.root, self.folder_layout):
+            notices += [voc_class_names_notice(self.root)] if reads_voc_classes(self.root) else []
+            unlabelled = read_voc_segmentation(self.root).unlabelled_notice()
+            notices += [unlabelled] if unlabelled is not None else []
+        if notices and launched_as_global_zero():
+            print("\n".join(notices), flush=True)
         self._prepare_tiles()
 
     def _read_folder_split(self, split: FolderSplit, transform: Any) -> Any:
@@ -398,6 +415,10 @@ class SegmentationFolderDataModule(FileDataModule):
             only=split.only,
             foreground_255=self.foreground_255,
             colours=self.colours,
+            images=split.images,
+            masks=split.masks,
+            stems=split.stems,
+            listed=split.listed,
         )
 
 

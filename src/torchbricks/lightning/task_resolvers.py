@@ -148,11 +148,14 @@ def _automatic_weights(layout: str, root: str, validation_fraction: float, split
         counts = image_folder_class_counts(train.folder, names, train.only)
         source = f"the training images of {str(train.folder)!r}{drawn}"
     elif layout == "segmentation_folder":
-        masks = split_masks(train.folder, train.only)  # the masks of the split's images, no mask without an image
+        if train.stems is None:  # the masks of the split's images, no mask without an image
+            masks = split_masks(train.folder, train.only)
+        else:  # VOC's layout: those of the split's list, which only names images with their mask
+            masks = [train.masks / f"{stem}.png" for stem in train.stems]
         colours = mask_colours(folder)
-        binary = colours is None and masks_are_binary_255(train.folder / "masks", len(names))
+        binary = colours is None and masks_are_binary_255(train.masks, len(names))
         counts = segmentation_pixel_counts(masks, len(names), foreground_255=binary, colours=colours)
-        source = f"the training masks of {str(train.folder / 'masks')!r}{drawn} (at most {MAX_MASKS} read)"
+        source = f"the training masks of {str(train.masks)!r}{drawn} (at most {MAX_MASKS} read)"
     elif layout.endswith("_with_background") and (coco := read_coco_layout(folder)) is not None:  # masks from outlines
         counts = coco_pixel_counts(coco.train.path, image_root=coco.train.image_roots)
         source = f"the masks drawn from {str(coco.train.path)!r} (at most {MAX_MASKS} images read)"

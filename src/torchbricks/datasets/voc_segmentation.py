@@ -1,0 +1,178 @@
+"""Segmentation data in the Pascal VOC layout, as the VOC devkit and CVAT's "Segmentation mask 1.1" and "PASCAL VOC
+1.1" exports write it, read where it lies:
+
+    ROOT/JPEGImages/<stem>.jpg|png|...             the images (CVAT keeps each image's own extension)
+    ROOT/SegmentationClass/<stem>.png              the class masks (SegmentationObject/, the instance masks, unread)
+    ROOT/labelmap.txt                              the classes and their colours (CVAT; optional)
+    ROOT/ImageSets/Segmentation/<split>.txt        one stem a line: train, val, test, trainval, default
+
+The splits (`split_lists`): `train.txt` and `val.txt` (also `valid.txt` or `validation.txt`; the names in any case,
+as a CVAT project's subsets name them), `test.txt` if present. Without `train.txt`, `trainval.txt` (VOC) or else
+`default.txt` (CVAT's one subset) is the training list, less what `val.txt` holds (VOC's trainval holds val). Without
+a validation list, the validation split is drawn at random from the training list, as the other folder layouts draw
+theirs (`torchbricks.datasets.folder_splits`). Without `ImageSets/Segmentation`, the masks of `SegmentationClass` are
+that list. A stem may hold a
+subfolder (`cam1/frame_000001`), as CVAT writes the images of a task's subfolders.
+
+CVAT lists every image of a task, also those nobody annotated, and writes no mask for them: a listed image without
+its mask is left out of every split (`VocSegmentation.unlabelled`, which the job and `check-data` report), never
+read as background. A listed image missing from `JPEGImages` is an error naming the list; an export without images
+(CVAT's "Save images" off) has no `JPEGImages` at all, which is an error saying so.
+
+The classes: `labelmap.txt` (`torchbricks.datasets.labelmap`), else `classes.txt`, else, when the training masks are
+palette PNGs coloured with VOC's colour map (as VOC's own `SegmentationClass` is), VOC's 21 classes (`VOC_CLASSES`);
+other masks get `background`, `class_1`, ... up to their largest value, as the folder layout does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from torchbricks.datasets._reading import DataError, read_user_text, visible_files
+from torchbricks.datasets.labelmap import voc_colour_map
+
+__all__ = [
+    "IMAGES_FOLDER",
+    "LISTS_FOLDER",
+    "MASKS_FOLDER",
+    "VOC_CLASSES",
+    "VocSegmentation",
+    "has_voc_palette",
+    "image_index",
+    "is_voc_segmentation",
+    "read_voc_segmentation",
+    "split_lists",
+]
+
+IMAGES_FOLDER = "JPEGImages"
+MASKS_FOLDER = "SegmentationClass"
+LISTS_FOLDER = Path("ImageSets") / "Segmentation"
+VOC_CLASSES = (
+    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
+    "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
+)  # fmt: skip
+"""Pascal VOC's classes in index order (the palette index of its masks), the background first."""
+LIST_NAMES = {
+    "train": ("train",),
+    "validation": ("val", "valid", "validation"),
+    "test": ("test",),
+    "pool": ("trainval", "default"),
+}
+"""Split -> the names of its list in `ImageSets/Segmentation`, in the order they are looked for (any case)."""
+
+
+@dataclass(frozen=True)
+class VocSegmentation:
+    """The files of a VOC segmentation folder: its image and mask folders and the stems of each list it has."""
+
+    root: Path
+    lists: dict[str, tuple[Path, tuple[str, ...]]]
+    """Split (`train`, `validation`, `test`, `pool`) -> (the list file, its stems in order); the masks folder stands
+    for the list of a pool of every mask."""
+
+    @property
+    def images(self) -> Path:
+        return self.root / IMAGES_FOLDER
+
+    @property
+    def masks(self) -> Path:
+        return self.root / MASKS_FOLDER
+
+    def has_mask(self, stem: str) -> bool:
+        return (self.masks / f"{stem}.png").is_file()
+
+    def labelled(self, split: str) -> tuple[str, ...]:
+        """The stems of `split`'s list that have their mask, in the list's order, each once."""
+        _, stems = self.lists[split]
+        return tuple(stem for stem in dict.fromkeys(stems) if self.has_mask(stem))
+
+    def unlabelled(self) -> list[str]:
+        """The listed stems without a mask (images nobody annotated, as CVAT lists them), sorted."""
+        return sorted({stem for _, stems in self.lists.values() for stem in stems if not self.has_mask(stem)})
+
+    def unlabelled_notice(self) -> str | None:
+        """What the job and `check-data` say of the listed images without a mask, or None when there is none."""
+        missing = self.unlabelled()
+        if not missing:
+            return None
+        many = len(missing) > 1
+        return (
+            f"{len(missing)} image{'s' if many else ''} listed in {str(self.root / LISTS_FOLDER)!r} ({missing[0]!r}"
+            f"{', ...' if many else ''}) {'have' if many else 'has'} no mask in {str(self.masks)!r} and "
+            f"{'are' if many else 'is'} left out (CVAT lists the images nobody annotated and writes no mask for them). "
+            "An image that shows only background needs a mask too: paint it with the background class."
+        )
+
+
+def is_voc_segmentation(root: Path | str) -> bool:
+    """Whether `root` holds segmentation data in the VOC layout: a `SegmentationClass` folder."""
+    return (Path(root) / MASKS_FOLDER).is_dir()
+
+
+def split_lists(folder: Path) -> dict[str, tuple[Path, tuple[str, ...]]]:
+    """The split lists in `folder` (VOC's `ImageSets/Segmentation` or `ImageSets/Main`): split (`train`, `validation`,
+    `test`, `pool`) -> (the first file of `LIST_NAMES` that exists, the name in any case; its stems in order, the
+    first word of each line). No `pool` beside a `train` list."""
+    if not folder.is_dir():
+        return {}
+    by_name = {
+        path.stem.casefold(): path for path in sorted(folder.iterdir()) if path.suffix.lower() == ".txt" and path.is_file()
+    }
+    found = {split: next((by_name[name] for name in names if name in by_name), None) for split, names in LIST_NAMES.items()}
+    lists = {split: (path, _stems(path)) for split, path in found.items() if path is not None}
+    if "train" in lists:
+        lists.pop("pool", None)
+    return lists
+
+
+def _stems(path: Path) -> tuple[str, ...]:
+    return tuple(line.split()[0] for line in read_user_text(path).splitlines() if line.strip())
+
+
+def read_voc_segmentation(root: Path | str) -> VocSegmentation:
+    """The lists of the VOC segmentation folder `root` (see the module docstring).
+
+    Raises:
+        DataError: `root` has no `JPEGImages` (an export without its images), or no list and no mask.
+    """
+    root = Path(root)
+    if not (root / IMAGES_FOLDER).is_dir():
+        raise DataError(
+            f"The segmentation folder {str(root)!r} holds {MASKS_FOLDER}/ but no {IMAGES_FOLDER}/: the images are "
+            f"expected in {root / IMAGES_FOLDER}/<stem>.jpg (Pascal VOC's layout). Export the data set with its images "
+            "(CVAT: 'Save images' on)."
+        )
+    lists = split_lists(root / LISTS_FOLDER)
+    if "train" not in lists and "pool" not in lists:
+        masks = visible_files(root / MASKS_FOLDER, (".png",), recursive=True)
+        stems = tuple(path.relative_to(root / MASKS_FOLDER).with_suffix("").as_posix() for path in masks)
+        if not stems:
+            raise DataError(
+                f"The segmentation folder {str(root)!r} has no mask in {str(root / MASKS_FOLDER)!r} and no list in "
+                f"{str(root / LISTS_FOLDER)!r} (train.txt, val.txt, trainval.txt or default.txt, one image stem a line)."
+            )
+        lists["pool"] = (root / MASKS_FOLDER, stems)
+    return VocSegmentation(root, lists)
+
+
+def image_index(images: Path) -> dict[str, Path]:
+    """The images under `images`, subfolders included, by their path relative to it without the extension."""
+    index: dict[str, Path] = {}
+    for path in visible_files(images, recursive=True):
+        index.setdefault(path.relative_to(images).with_suffix("").as_posix(), path)
+    return index
+
+
+def has_voc_palette(masks: list[Path]) -> bool:
+    """Whether the masks are palette PNGs whose first 21 colours are VOC's colour map (as VOC's own masks are)."""
+    expected = [value for colour in voc_colour_map(len(VOC_CLASSES)) for value in colour]
+    if not masks:
+        return False
+    for path in masks:
+        with Image.open(path) as mask:
+            if mask.mode != "P" or (mask.getpalette("RGB") or [])[: len(expected)] != expected:
+                return False
+    return True

@@ -1,0 +1,84 @@
+"""Pascal VOC boxes as VOC's devkit and CVAT's "PASCAL VOC 1.1" export write them: JPEGImages/, Annotations/*.xml and
+the lists of ImageSets/Main (CVAT names them after the subsets: default.txt, or a project's Train.txt, Test.txt...)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from layouts import voc_xml
+from PIL import Image
+
+from torchbricks.__main__ import main
+from torchbricks.datasets.checking import check_data
+from torchbricks.datasets.detection_layouts import detect_detection_layout, has_test_split, has_validation_split
+from torchbricks.datasets.voc import VocDataset, read_voc_splits, voc_class_names
+
+
+def _cvat_voc_export(root: Path, subsets: dict[str, list[str]]) -> Path:
+    """CVAT's "PASCAL VOC 1.1" export with its images: an XML file for every image (none of the unannotated's
+    objects), each image under its own extension, a list per subset, labelmap.txt without colours."""
+    for folder in ("JPEGImages", "Annotations", "ImageSets/Main"):
+        (root / folder).mkdir(parents=True)
+    (root / "labelmap.txt").write_text("# label:color_rgb:parts:actions\nbackground:::\ncar:::\nroad:::\n")
+    index = 0
+    for subset, stems in subsets.items():
+        (root / "ImageSets" / "Main" / f"{subset}.txt").write_text("".join(f"{stem}\n" for stem in stems))
+        for stem in stems:
+            name = f"{stem}{'.png' if index % 2 else '.jpg'}"
+            Image.new("RGB", (40, 30), (10 * index, 80, 40)).save(root / "JPEGImages" / name)
+            objects = [("car", [2.0, 3.0, 10.0 + index, 8.0], False), ("road", [0.0, 20.0, 40.0, 10.0], False)]
+            (root / "Annotations" / f"{stem}.xml").write_text(voc_xml(name, 40, 30, objects if index % 5 else []))
+            index += 1
+    return root
+
+
+def test_cvat_default_list_is_split_at_random_and_its_test_subset_kept_out_of_training(tmp_path: Path) -> None:
+    stems = {"default": [f"frame_{index:06d}" for index in range(10)], "Test": ["t_1", "t_2", "t_3"]}
+    root = _cvat_voc_export(tmp_path / "cvat", stems)
+
+    splits = read_voc_splits(root)
+
+    assert detect_detection_layout(root) == "voc"
+    assert (len(splits.files["train"]), len(splits.files["validation"])) == (8, 2)  # 20 % of default.txt
+    assert sorted(path.stem for path in splits.files["train"] + splits.files["validation"]) == stems["default"]
+    assert [path.stem for path in splits.files["test"]] == stems["Test"]
+    assert has_test_split(root, "voc")
+    assert not has_validation_split(root, "voc")
+    assert voc_class_names(root) == ["car", "road"]
+    dataset = VocDataset(root, "test")
+    assert [record.path.name for record in dataset.records] == ["t_1.jpg", "t_2.png", "t_3.jpg"]
+
+
+def test_voc_trainval_with_val_trains_on_what_val_lacks(tmp_path: Path) -> None:
+    stems = [f"2008_{index:06d}" for index in range(6)]
+    root = _cvat_voc_export(tmp_path / "voc", {"trainval": stems})
+    (root / "ImageSets" / "Main" / "val.txt").write_text("2008_000001\n2008_000004\n")
+    (root / "ImageSets" / "Main" / "car_trainval.txt").write_text("".join(f"{stem}  1\n" for stem in stems))  # per class
+
+    splits = read_voc_splits(root)
+
+    assert splits.listed
+    assert [path.stem for path in splits.files["train"]] == ["2008_000000", "2008_000002", "2008_000003", "2008_000005"]
+    assert [path.stem for path in splits.files["validation"]] == ["2008_000001", "2008_000004"]
+
+
+def test_check_data_counts_a_cvat_voc_export(tmp_path: Path) -> None:
+    root = _cvat_voc_export(tmp_path / "cvat", {"Train": [f"a{index}" for index in range(4)], "Validation": ["b0", "b1"]})
+
+    report = check_data(root)
+
+    assert (report.task, report.layout, report.class_names, report.problems) == ("detection", "voc", ["car", "road"], [])
+    assert report.images == {"train": 4, "validation": 2}
+    assert report.counts["train"]["car"] == [3, 3]  # a0 is unannotated: an image without objects
+
+
+def test_train_reads_a_cvat_voc_export_as_it_is(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = _cvat_voc_export(tmp_path / "cvat", {"default": [f"frame_{index:06d}" for index in range(8)]})
+    arguments = ["train", "task=detection", f"data.root={root}", f"experiment.path_experiments={tmp_path}"]
+    tiny = ["experiment.name=run", "trainer.max_epochs=1", "data.image_size=32", "data.batch_size=4", "n_visualized=4"]
+
+    status = main([*arguments, *tiny, "export_onnx=false"])
+
+    assert status == 0, capsys.readouterr().err[-2000:]
+    assert (tmp_path / "run" / "metrics_test.json").is_file()
