@@ -151,3 +151,67 @@ def test_a_run_without_resume_keeps_its_config(tmp_path: Path) -> None:
     config = _config(tmp_path)
 
     assert resumed_config(config, []) is config
+
+
+def _trained_in(project: Path, experiments: Path, *, recorded: bool = True) -> list[str]:
+    """An experiment `run` in `experiments` whose training ran in `project` with `data.root=data/shapes` and a
+    second source's root `data/more`; the locating overrides of its resume."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    folder = experiments / "run"
+    folder.mkdir(parents=True)
+    saved = {
+        "seed": 0,
+        "experiment": {"path_experiments": "runs", "name": "run", "command_overrides": ["data.root=data/shapes"]},
+        "data": {"root": "data/shapes", "batch_size": 4, "sources": {"more": {"data_module": {"root": "data/more"}}}},
+    }
+    (folder / CONFIG_FILE).write_text(OmegaConf.to_yaml(OmegaConf.create(saved)))
+    (folder / "experiment.json").write_text(json.dumps({"working_directory": str(project)} if recorded else {}))
+    return [f"experiment.path_experiments={experiments}", "experiment.name=run", "resume=true"]
+
+
+def test_resume_from_another_folder_reads_the_saved_data_roots_from_the_folder_training_ran_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    locate = _trained_in(project, tmp_path / "experiments")
+    monkeypatch.chdir(elsewhere)
+
+    config = resumed_config(compose_config(locate), locate)
+
+    assert config.data.root == str(project / "data" / "shapes")
+    assert config.data.sources.more.data_module.root == str(project / "data" / "more")
+    assert config.experiment.path_experiments == str(tmp_path / "experiments")  # where it was found, not the saved `runs`
+    # The same command the run began with: the saved root, from the folder training ran in.
+    again = [*locate, "data.root=data/shapes"]
+    assert resumed_config(compose_config(locate), again).data.root == str(project / "data" / "shapes")
+    # A root this command gives is read from the current folder, as `evaluate` reads it.
+    other = [*locate, "data.root=data/other", "data.sources.more.data_module.root=/abs/more"]
+    config = resumed_config(compose_config(locate), other)  # composed as `train` does: the locating keys alone
+    assert (config.data.root, config.data.sources.more.data_module.root) == ("data/other", "/abs/more")
+
+
+def test_resume_from_the_folder_training_ran_in_keeps_the_saved_relative_roots(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    locate = _trained_in(tmp_path, tmp_path / "experiments")
+    monkeypatch.chdir(tmp_path)
+
+    assert resumed_config(compose_config(locate), locate).data.root == "data/shapes"  # config.yaml stays as it was
+
+
+@pytest.mark.parametrize("case", ["not recorded", "recorded folder gone"])
+def test_resume_reads_the_data_roots_from_the_current_folder_without_a_recorded_folder_to_read_them_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    # an experiment written before experiment.json kept the folder, or a project moved or copied to another machine
+    locate = _trained_in(tmp_path / "gone", tmp_path / "experiments", recorded=case == "recorded folder gone")
+    monkeypatch.chdir(tmp_path)
+
+    config = resumed_config(compose_config(locate), locate)
+
+    assert (config.data.root, config.data.sources.more.data_module.root) == ("data/shapes", "data/more")

@@ -1,11 +1,12 @@
-"""The experiment folder of the main job: refusing to overwrite a run, resuming one, where its files go, and whether
-a folder is a trained experiment.
+"""The experiment folder of the main job: refusing to overwrite a run, resuming one, where its files go, whether
+a folder is a trained experiment, and the folder a relative `data.root` of a run is read from.
 
 Torch-free (only omegaconf, through `require`), so the command line checks a name before importing torch.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Sequence
@@ -22,14 +23,17 @@ __all__ = [
     "LOCATING_KEYS",
     "RESOLVED_CONFIG_FILE",
     "RESUMABLE_KEYS",
+    "WORKING_DIRECTORY",
     "ExperimentExistsError",
     "check_trained_experiment_folder",
     "experiment_folder",
     "last_checkpoint",
     "launched_as_global_zero",
     "prepare_experiment_folder",
+    "recorded_working_directory",
     "resume_requested",
     "resumed_config",
+    "with_rooted_paths",
 ]
 
 CONFIG_FILE = "config.yaml"
@@ -38,6 +42,8 @@ EXPERIMENT_FILE = "experiment.json"
 """The run's description (version, data module, input size, class names), written when a run starts."""
 RESOLVED_CONFIG_FILE = "resolved_config.yaml"
 """The composed config with every interpolation resolved, written when a run starts; the model is rebuilt from it."""
+WORKING_DIRECTORY = "working_directory"
+"""The key of `experiment.json` that holds the folder the training command ran in."""
 CHECKPOINTS_FOLDER = "checkpoints"
 """Lightning's checkpoints of a run: `last.ckpt` (every epoch) and `best.ckpt` (by `checkpoint.monitor`)."""
 LAST_CHECKPOINT = "last.ckpt"
@@ -79,6 +85,12 @@ def resumed_config(config: Any, overrides: Sequence[str]) -> Any:
     taken as it is, so the same command with `resume=true` continues the run. A config without `resume=true` is
     returned as it is.
 
+    The saved relative data roots (`data.root`, each source's with `data.sources`) are joined to the folder the
+    training command ran in (`recorded_working_directory`), so a run resumed from another folder reads the data it
+    trained on; a data root given on this command line (not one the run was started with) is read from the current
+    folder. The experiment is continued where it was found: `experiment.path_experiments`, from the command line or
+    the default, is relative to the current folder.
+
     Raises:
         ConfigError: No experiment name, no saved config in the folder, or an override that changes the model.
     """
@@ -99,6 +111,9 @@ def resumed_config(config: Any, overrides: Sequence[str]) -> Any:
         raise ConfigError(RESUME_AND_OVERWRITE)
 
     saved = omegaconf.OmegaConf.load(folder / CONFIG_FILE)
+    recorded = recorded_working_directory(folder)
+    if recorded is not None and "data" in saved and recorded.resolve() != Path.cwd().resolve():
+        saved.data = with_rooted_paths(saved.data, recorded)  # before the overrides: theirs stay relative to here
     started_with = set(saved.get("experiment", {}).get("command_overrides") or [])
     plain = []
     for override in overrides:
@@ -122,7 +137,50 @@ def resumed_config(config: Any, overrides: Sequence[str]) -> Any:
         plain.append(override)
     merged = omegaconf.OmegaConf.merge(saved, omegaconf.OmegaConf.from_dotlist(plain))
     merged.resume = True
+    if "experiment" in merged:  # where the experiment was found, not the saved value when the command gave another
+        merged.experiment.path_experiments = config.experiment.path_experiments
     return merged
+
+
+def recorded_working_directory(folder: Path) -> Path | None:
+    """The folder the training command of the experiment in `folder` ran in, which its relative data roots are
+    relative to (`experiment.json`'s `working_directory`), when the experiment records it and the folder still
+    exists; None otherwise (an experiment written before the record, a project moved elsewhere or to another
+    machine), and the roots are read from the current folder, as they were before the record.
+    """
+    try:
+        recorded = json.loads((folder / EXPERIMENT_FILE).read_text()).get(WORKING_DIRECTORY)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return Path(recorded) if isinstance(recorded, str) and recorded and Path(recorded).is_dir() else None
+
+
+def with_rooted_paths(data: Any, working_directory: Path) -> Any:
+    """A copy of the data config `data` in which every relative `root` (`data.root`, each source's with
+    `data.sources`) is joined to `working_directory`, the folder the training command read it from. A root that is
+    an interpolation (`${oc.env:DATA}`) is left as it is.
+
+    Example:
+        >>> from omegaconf import OmegaConf
+        >>> data = OmegaConf.create({"root": "data/shapes", "sources": {"a": {"data_module": {"root": "/data/a"}}}})
+        >>> rooted = with_rooted_paths(data, Path("/home/me/project"))
+        >>> rooted.root, rooted.sources.a.data_module.root
+        ('/home/me/project/data/shapes', '/data/a')
+    """
+    omegaconf = require("omegaconf", "hydra").OmegaConf
+
+    def rooted(node: Any) -> Any:
+        if isinstance(node, list):
+            return [rooted(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        joined = {key: rooted(value) for key, value in node.items()}
+        root = joined.get("root")
+        if isinstance(root, str) and root and "${" not in root and not Path(root).expanduser().is_absolute():
+            joined["root"] = str(working_directory / root)
+        return joined
+
+    return omegaconf.create(rooted(omegaconf.to_container(data, resolve=False)))
 
 
 RESUME_AND_OVERWRITE = "resume=true continues an experiment and experiment.overwrite=true deletes it: give one of them."

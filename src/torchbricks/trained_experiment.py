@@ -26,7 +26,13 @@ from typing import Any
 import torch
 
 from torchbricks._conventions import of_head
-from torchbricks._experiment import EXPERIMENT_FILE, RESOLVED_CONFIG_FILE, check_trained_experiment_folder
+from torchbricks._experiment import (
+    EXPERIMENT_FILE,
+    RESOLVED_CONFIG_FILE,
+    WORKING_DIRECTORY,
+    check_trained_experiment_folder,
+    with_rooted_paths,
+)
 from torchbricks._extras import require
 from torchbricks._files import write_json, write_text
 from torchbricks.brick_collection import BrickCollection
@@ -47,8 +53,6 @@ __all__ = [
     "write_experiment_description",
 ]
 
-WORKING_DIRECTORY = "working_directory"
-"""The key of `experiment.json` that holds the folder the training command ran in."""
 BRICKS_FOLDER = "bricks"
 BEST_CHECKPOINT = "checkpoints/best.ckpt"
 
@@ -191,33 +195,6 @@ def load_experiment(folder: Path | str, map_location: str | torch.device = "cpu"
         )
     collection.to(map_location).eval()
     return TrainedExperiment(folder, config, description, collection)
-
-
-def with_rooted_paths(data: Any, working_directory: Path) -> Any:
-    """A copy of the data config `data` in which every relative `root` (`data.root`, each source's with
-    `data.sources`) is joined to `working_directory`, the folder the training command read it from.
-
-    Example:
-        >>> from omegaconf import OmegaConf
-        >>> data = OmegaConf.create({"root": "data/shapes", "sources": {"a": {"data_module": {"root": "/data/a"}}}})
-        >>> rooted = with_rooted_paths(data, Path("/home/me/project"))
-        >>> rooted.root, rooted.sources.a.data_module.root
-        ('/home/me/project/data/shapes', '/data/a')
-    """
-    omegaconf = require("omegaconf", "hydra").OmegaConf
-
-    def rooted(node: Any) -> Any:
-        if isinstance(node, list):
-            return [rooted(item) for item in node]
-        if not isinstance(node, dict):
-            return node
-        joined = {key: rooted(value) for key, value in node.items()}
-        root = joined.get("root")
-        if isinstance(root, str) and root and not Path(root).expanduser().is_absolute():
-            joined["root"] = str(working_directory / root)
-        return joined
-
-    return omegaconf.create(rooted(omegaconf.to_container(data, resolve=False)))
 
 
 def without_initial_weights(config: Any) -> Any:

@@ -252,3 +252,37 @@ def test_a_run_the_time_budget_ended_and_resumed_keeps_only_the_resumed_runs_val
         if tag != "epoch":  # Lightning logs it with every call: several at an epoch's last step
             steps = [value.step for value in events.Scalars(tag)]
             assert len(steps) == len(set(steps)), tag
+
+
+@pytest.mark.slow
+def test_a_run_resumed_from_another_folder_trains_on_the_data_of_the_folder_it_began_in(
+    shapes_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from omegaconf import OmegaConf
+
+    from torchbricks.__main__ import main
+
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    shutil.copytree(shapes_root / "classification", project / "data" / "shapes")
+    # The same relative name in the other folder holds other images, of as many classes under other names: a resume
+    # that read it would fit the checkpoint and train on them without a word.
+    for split in ("train", "val"):
+        for folder in (project / "data" / "shapes" / split).iterdir():
+            shutil.copytree(folder, elsewhere / "data" / "shapes" / split / f"other_{folder.name}")
+    trained_on = sorted(folder.name for folder in (project / "data" / "shapes" / "train").iterdir())
+    overrides = ["task=classification", "data.root=data/shapes", "experiment.name=run", "data.image_size=32"]
+    overrides += ["data.batch_size=4", "data.num_workers=0", "n_visualized=0", "export_onnx=false"]
+    monkeypatch.chdir(project)
+    assert main(["train", "experiment.path_experiments=experiments", *overrides, "trainer.max_epochs=1"]) == 0
+    monkeypatch.chdir(elsewhere)
+    experiment = project / "experiments" / "run"
+
+    locate = [f"experiment.path_experiments={Path('..') / 'project' / 'experiments'}", "experiment.name=run"]
+    assert main(["train", *locate, "resume=true", "trainer.max_epochs=2"]) == 0
+
+    assert [record["epoch"] for record in json.loads((experiment / "history.json").read_text())] == [0, 1]
+    assert json.loads((experiment / "experiment.json").read_text())["class_names"] == trained_on
+    assert OmegaConf.load(experiment / "config.yaml").data.root == str(project / "data" / "shapes")
+    assert not (elsewhere / "experiments").exists()  # continued where it was found
