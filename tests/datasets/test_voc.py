@@ -82,3 +82,16 @@ def test_train_reads_a_cvat_voc_export_as_it_is(tmp_path: Path, capsys: pytest.C
 
     assert status == 0, capsys.readouterr().err[-2000:]
     assert (tmp_path / "run" / "metrics_test.json").is_file()
+
+
+def test_a_list_line_is_an_id_whole_and_a_per_class_line_in_a_split_list_is_named(tmp_path: Path) -> None:
+    root = _cvat_voc_export(tmp_path / "cvat", {"Train": ["IMG 0001", "IMG 0002", "img_3"], "Validation": ["IMG 0004"]})
+
+    splits = read_voc_splits(root)
+
+    assert [path.name for path in splits.files["train"]] == ["IMG 0001.xml", "IMG 0002.xml", "img_3.xml"]
+    assert check_data(root).problems == []
+    # A split list written in the per-class form '<id> <flag>' (the devkit's train.txt holds one id a line)
+    (root / "ImageSets" / "Main" / "Train.txt").write_text("img_3  1\nIMG 0002\n")
+    problems = check_data(root).problems
+    assert any("'img_3  1' reads as VOC's per-class form" in problem for problem in problems), problems

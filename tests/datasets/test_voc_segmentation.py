@@ -175,3 +175,17 @@ def test_train_reads_a_cvat_segmentation_export_as_it_is(tmp_path: Path, capsys:
 
     assert status == 0, capsys.readouterr().err[-2000:]
     assert (tmp_path / "run" / "metrics_test.json").is_file()
+
+
+def test_a_list_line_is_a_stem_whole_so_a_name_with_a_space_is_read(tmp_path: Path) -> None:
+    # CVAT writes the item of 'IMG 0001.jpg' as the line 'IMG 0001'; the first word named no image: dropped as unannotated
+    stems = ["IMG 0001", "IMG 0002", "frame_000002", "frame_000003"]
+    root = _cvat_export(tmp_path / "cvat", stems, lists={"Train": stems[:3], "Validation": stems[3:]})
+    listed = "".join(f"  {stem} \r\n" for stem in stems[:3])
+    (root / "ImageSets" / "Segmentation" / "Train.txt").write_bytes(listed.encode("utf-8-sig"))  # BOM, CRLF, spaces
+
+    splits = folder_splits(root, "segmentation_folder")
+
+    assert splits["train"].stems == tuple(stems[:3])
+    assert read_voc_segmentation(root).unlabelled() == []
+    assert check_data(root).images == {"train": 3, "validation": 1}

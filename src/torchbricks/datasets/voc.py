@@ -2,7 +2,7 @@
 
     ROOT/JPEGImages/*.jpg
     ROOT/Annotations/<id>.xml
-    ROOT/ImageSets/Main/{train,val[,test]}.txt      one image id (XML stem) per line
+    ROOT/ImageSets/Main/{train,val[,test]}.txt      one image id (XML stem) per line, the whole line (`IMG 0001`)
 
 or a folder per split with the images and their XML files beside them, `ROOT/{train,valid,test}/*.jpg|xml` (as
 Roboflow exports VOC; the validation folder may be `valid`, `val` or `validation`), or one folder of images with
@@ -14,7 +14,8 @@ split into train and validation at random,
 `ImageSets/Main` are named as in `torchbricks.datasets.voc_segmentation.split_lists` (in any case, `val`, `valid` or
 `validation`); without `train.txt`, `trainval.txt` or else `default.txt` (CVAT's "PASCAL VOC 1.1" export of a task)
 is the training list, less what `val.txt` holds; a training list without a validation list has its validation split
-drawn from its ids as above. VOC's per-class lists (`aeroplane_train.txt`) are not read.
+drawn from its ids as above. VOC's per-class lists (`aeroplane_train.txt`, `<id> <flag>` a line) are not read; a
+split list's line is an id whole, spaces included (`IMG 0001`, as CVAT writes an image's name).
 
 Each XML's `filename` names its image, looked up in the subfolder of `JPEGImages` that mirrors the XML file's
 subfolder of `Annotations`, in `JPEGImages` (or `ROOT`) and then beside the XML file (the XML's stem with an image
@@ -188,6 +189,18 @@ def read_voc_splits(root: Path | str, validation_fraction: float = VALIDATION_FR
     return VocSplits(root, images, {"train": train, "validation": validation, "test": []}, listed=False, annotations=annotations)
 
 
+def _flagged(path: Path) -> str:
+    """What to add to the message of a listed XML file that does not exist when its list line reads `<id> <flag>`, as
+    VOC's per-class lists do, and the XML file of `<id>` exists; "" otherwise."""
+    words = path.stem.split()
+    if len(words) != 2 or words[1] not in ("-1", "0", "1") or not path.with_name(f"{words[0]}.xml").is_file():
+        return ""
+    return (
+        f" Its line {path.stem!r} reads as VOC's per-class form (<id> <flag>); a split list holds one image id a line, "
+        "the whole line."
+    )
+
+
 def _xml_in(folder: Path, recursive: bool = False) -> list[Path]:
     """The visible XML files of `folder` (with `recursive`, of its subfolders too), none when it does not exist."""
     return visible_files(folder, (".xml",), recursive=recursive)
@@ -261,7 +274,7 @@ class VocDataset(BoxDataset):
                 continue
             seen.add(path)
             if not path.is_file():
-                problems.report(f"The VOC file {str(path)!r} (listed in the {split!r} split) does not exist.")
+                problems.report(f"The VOC file {str(path)!r} (listed in the {split!r} split) does not exist.{_flagged(path)}")
                 continue
             annotation = problems.guard(parse_voc_xml, path, splits.images, splits.annotations)
             if annotation is None:

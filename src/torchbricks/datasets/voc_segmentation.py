@@ -11,8 +11,10 @@ as a CVAT project's subsets name them), `test.txt` if present. Without `train.tx
 `default.txt` (CVAT's one subset) is the training list, less what `val.txt` holds (VOC's trainval holds val). Without
 a validation list, the validation split is drawn at random from the training list, as the other folder layouts draw
 theirs (`torchbricks.datasets.folder_splits`). Without `ImageSets/Segmentation`, the masks of `SegmentationClass` are
-that list. A stem may hold a
-subfolder (`cam1/frame_000001`), as CVAT writes the images of a task's subfolders.
+that list. A stem is a list line's whole text less the space around it: it may hold a subfolder
+(`cam1/frame_000001`), as CVAT writes the images of a task's subfolders, and spaces (`IMG 0001`, as CVAT writes an
+image's name, unquoted). Only the split lists are read, which the devkit writes one stem a line; VOC's per-class lists
+(`aeroplane_train.txt`, `<stem> <flag>` a line) are not, so no line is cut at a space.
 
 CVAT lists every image of a task, also those nobody annotated, and writes no mask for them: a listed image without
 its mask is left out of every split (`VocSegmentation.unlabelled`, which the job and `check-data` report), never
@@ -114,8 +116,8 @@ def is_voc_segmentation(root: Path | str) -> bool:
 
 def split_lists(folder: Path) -> dict[str, tuple[Path, tuple[str, ...]]]:
     """The split lists in `folder` (VOC's `ImageSets/Segmentation` or `ImageSets/Main`): split (`train`, `validation`,
-    `test`, `pool`) -> (the first file of `LIST_NAMES` that exists, the name in any case; its stems in order, the
-    first word of each line). No `pool` beside a `train` list."""
+    `test`, `pool`) -> (the first file of `LIST_NAMES` that exists, the name in any case; its stems in order, each
+    line's whole text less the space around it, as a name may hold spaces). No `pool` beside a `train` list."""
     if not folder.is_dir():
         return {}
     by_name = {
@@ -129,7 +131,9 @@ def split_lists(folder: Path) -> dict[str, tuple[Path, tuple[str, ...]]]:
 
 
 def _stems(path: Path) -> tuple[str, ...]:
-    return tuple(line.split()[0] for line in read_user_text(path).splitlines() if line.strip())
+    """The stems of a split list: each line whole, stripped (a byte-order mark and CRLF line ends left out), as CVAT
+    writes `IMG 0001` for the image `IMG 0001.jpg`; the first word would name another image or none."""
+    return tuple(line.strip() for line in read_user_text(path).splitlines() if line.strip())
 
 
 def read_voc_segmentation(root: Path | str) -> VocSegmentation:
