@@ -189,3 +189,29 @@ def test_a_list_line_is_a_stem_whole_so_a_name_with_a_space_is_read(tmp_path: Pa
     assert splits["train"].stems == tuple(stems[:3])
     assert read_voc_segmentation(root).unlabelled() == []
     assert check_data(root).images == {"train": 3, "validation": 1}
+
+
+def test_a_test_list_without_any_mask_leaves_the_validation_split_as_the_test_split(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # VOC2012's test.txt: its test set ships no masks; the test split was empty and training stopped
+    lists = {"train": ["2007_000001", "2007_000002", "2007_000003"], "val": ["2007_000004", "2007_000005"]}
+    root = _voc_devkit(tmp_path / "VOC2012", lists)
+    for index in range(3):
+        _image(root / "JPEGImages" / f"2008_00000{index}.jpg", index)
+    (root / "ImageSets" / "Segmentation" / "test.txt").write_text("".join(f"2008_00000{index}\n" for index in range(3)))
+
+    splits = folder_splits(root, "segmentation_folder")
+    module = SegmentationFolderDataModule(root, image_size=16, batch_size=2, num_workers=0)
+    module.setup("test")
+
+    assert splits["test"] is splits["validation"]
+    assert not has_own_split(root, "segmentation_folder", "test")
+    assert len(module.datasets["test"]) == 2
+    notice = capsys.readouterr().out
+    assert "test.txt' has no image with a mask" in notice
+    assert "the validation split is the test split" in notice
+    assert "left out (CVAT lists the images nobody annotated" not in notice
+    report = check_data(root, task="segmentation")
+    assert set(report.images) == {"train", "validation"}
+    assert any("the validation split is the test split" in note for note in report.notes)

@@ -18,7 +18,9 @@ image's name, unquoted). Only the split lists are read, which the devkit writes 
 
 CVAT lists every image of a task, also those nobody annotated, and writes no mask for them: a listed image without
 its mask is left out of every split (`VocSegmentation.unlabelled`, which the job and `check-data` report), never
-read as background. A listed image missing from `JPEGImages` is an error naming the list; an export without images
+read as background; a test list none of whose images has a mask (VOC2012's `test.txt`: its test set ships no masks) is
+left out, and the validation split is the test split, as without a test list. A listed image missing from
+`JPEGImages` is an error naming the list; an export without images
 (CVAT's "Save images" off) has no `JPEGImages` at all, which is an error saying so.
 
 The classes: `labelmap.txt` (`torchbricks.datasets.labelmap`), else `classes.txt`, else, when the training masks are
@@ -74,6 +76,9 @@ class VocSegmentation:
     lists: dict[str, tuple[Path, tuple[str, ...]]]
     """Split (`train`, `validation`, `test`, `pool`) -> (the list file, its stems in order); the masks folder stands
     for the list of a pool of every mask."""
+    unmasked_test: Path | None = None
+    """A test list none of whose images has a mask (VOC2012's `test.txt`: its test set ships no masks), left out of
+    `lists`: the validation split is then the test split, as without a test list."""
 
     @property
     def images(self) -> Path:
@@ -96,12 +101,19 @@ class VocSegmentation:
         return sorted({stem for _, stems in self.lists.values() for stem in stems if not self.has_mask(stem)})
 
     def unlabelled_notice(self) -> str | None:
-        """What the job and `check-data` say of the listed images without a mask, or None when there is none."""
+        """What the job and `check-data` say of the listed images without a mask and of a test list without any, or
+        None when there is none."""
         missing = self.unlabelled()
+        test = (
+            f"The test list {str(self.unmasked_test)!r} has no image with a mask in {str(self.masks)!r} (as VOC2012's "
+            "test set ships none): the validation split is the test split, as without a test list."
+            if self.unmasked_test is not None
+            else None
+        )
         if not missing:
-            return None
+            return test
         many = len(missing) > 1
-        return (
+        return (f"{test}\n" if test else "") + (
             f"{len(missing)} image{'s' if many else ''} listed in {str(self.root / LISTS_FOLDER)!r} ({missing[0]!r}"
             f"{', ...' if many else ''}) {'have' if many else 'has'} no mask in {str(self.masks)!r} and "
             f"{'are' if many else 'is'} left out (CVAT lists the images nobody annotated and writes no mask for them). "
@@ -159,7 +171,10 @@ def read_voc_segmentation(root: Path | str) -> VocSegmentation:
                 f"{str(root / LISTS_FOLDER)!r} (train.txt, val.txt, trainval.txt or default.txt, one image stem a line)."
             )
         lists["pool"] = (root / MASKS_FOLDER, stems)
-    return VocSegmentation(root, lists)
+    unmasked_test = None
+    if "test" in lists and not any((root / MASKS_FOLDER / f"{stem}.png").is_file() for stem in lists["test"][1]):
+        unmasked_test = lists.pop("test")[0]  # VOC2012's test set: images without masks, nothing to test on
+    return VocSegmentation(root, lists, unmasked_test)
 
 
 def image_index(images: Path) -> dict[str, Path]:
