@@ -69,7 +69,7 @@ def compare_with_bricks(experiment: Path, path_onnx: Path) -> dict[str, float]:
 
     loaded = load_experiment(experiment)  # a relative data.root is read from the folder training ran in
     if loaded.unlocated_data_root:
-        raise SystemExit(f"No data to compare on: {loaded.unlocated_data_root}; run this benchmark from that folder.")
+        raise SystemExit(f"No data to compare on: {loaded.unlocated_data_root}.")
     predictor = OnnxPredictor(path_onnx)
     height, width = predictor.image_size
     root = Path(str(loaded.config.data.root))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -59,3 +60,23 @@ def coco_semantic_mask(path: Path, image_id: int) -> tuple[np.ndarray, np.ndarra
         mask[drawn] = index_of[annotation["category_id"]] + 1
         present[index_of[annotation["category_id"]]] = 1
     return mask, present
+
+
+def experiment_trained_in(folder: Path, working_directory: Path) -> Path:
+    """A trained experiment whose training ran in `working_directory` with the relative `data.root=data/shapes`."""
+    from omegaconf import OmegaConf
+
+    from torchbricks.configuration import create_brick_collection
+
+    brick = {
+        "_target_": "torchbricks.bricks.BrickTrainable",
+        "model": {"_target_": "torch.nn.Linear", "in_features": 2, "out_features": 2},
+        "input_names": ["raw"],
+        "output_names": ["features"],
+    }
+    config = OmegaConf.create({"model": {"bricks": {"backbone": brick}}, "data": {"root": "data/shapes"}})
+    folder.mkdir(parents=True)
+    create_brick_collection(config, "model.bricks").save_bricks(folder / "bricks")
+    OmegaConf.save(config, folder / "resolved_config.yaml")
+    (folder / "experiment.json").write_text(json.dumps({"working_directory": str(working_directory)}))
+    return folder

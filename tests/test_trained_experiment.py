@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import experiment_trained_in
 from torch import nn
 
 from torchbricks.brick_collection import BrickCollection
@@ -113,3 +114,26 @@ def test_only_torchbricks_factories_lose_their_initial_weights() -> None:
     assert stripped.c.weights == "uniform"
     assert stripped.d.weights == "not/a/target"
     assert config.a.weights == "DEFAULT"  # the given config is not changed
+
+
+def test_an_experiment_whose_training_folder_is_gone_reads_its_relative_data_root_from_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The project folder was moved or renamed: the recorded folder is gone, the data is under the current one
+    moved = tmp_path / "moved"
+    (moved / "data" / "shapes").mkdir(parents=True)
+    experiment = experiment_trained_in(moved / "experiments" / "run", tmp_path / "project")
+    monkeypatch.chdir(moved)
+
+    loaded = load_experiment(experiment)
+
+    assert loaded.config.data.root == "data/shapes"
+    assert loaded.unlocated_data_root is None
+    (moved / "data" / "shapes").rmdir()
+    unlocated = str(load_experiment(experiment).unlocated_data_root)
+    assert "'data/shapes', relative to the folder `torchbricks train` ran in" in unlocated
+    assert f"{str(tmp_path / 'project')!r}, which no longer exists" in unlocated
+    # Where the recorded folder exists, the root is read there
+    (tmp_path / "project" / "data" / "shapes").mkdir(parents=True)
+    loaded = load_experiment(experiment)
+    assert (loaded.config.data.root, loaded.unlocated_data_root) == (str(tmp_path / "project" / "data" / "shapes"), None)

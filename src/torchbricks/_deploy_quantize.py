@@ -56,10 +56,7 @@ def quantize_int8(
     if data_module is None and images is None:
         unlocated = loaded.unlocated_data_root
         if unlocated:
-            raise BrickError(
-                f"Quantizing needs images to calibrate on: {unlocated}. Run from that folder, or pass a folder of "
-                "images (--images DIR)."
-            )
+            raise BrickError(f"Quantizing needs images to calibrate on: {unlocated}; pass a folder of images (--images DIR).")
         raise BrickError(
             f"Quantizing needs images to calibrate on: the experiment's data ({loaded.config.data.get('root')!r}) is "
             "not available; pass a folder of images (--images DIR)."

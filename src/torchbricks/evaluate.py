@@ -2,8 +2,9 @@
 
 The data is read with the experiment's own data config (`resolved_config.yaml`'s `data`, with the overrides
 applied, `data.root` typically), so every layout the data modules read works. The experiment's own `data.root`,
-when relative, is read from the folder the training command ran in (`load_experiment`); a `data.root` override
-from the current folder. The experiment's collection with its
+when relative, is read from the folder the training command ran in (`load_experiment`; from the current folder when
+that one is gone); a `data.root` override from the current folder, and data found in neither is an error saying to
+pass `data.root`. The experiment's collection with its
 trained weights runs its test stage under Lightning's `trainer.test` (`LightningBrickCollection`), as
 `torchbricks train` does for its test split, so on the same data the values equal `metrics.json`'s `test` values.
 
@@ -94,7 +95,7 @@ def evaluate_experiment(
     config = _with_overrides(copy.deepcopy(experiment.config), overrides)
     unlocated = experiment.unlocated_data_root
     if unlocated and config.data.get("root") == experiment.config.data.get("root"):  # not overridden
-        raise ConfigError(f"No data to evaluate on: {unlocated}; run from that folder, or pass data.root=<the data folder>.")
+        raise ConfigError(f"No data to evaluate on: {unlocated}; pass data.root=<the data folder>.")
     quiet_third_party_notices()
     data_module = instantiate_config(config, "data")
     data_classes = getattr(data_module, "class_names", None)

@@ -9,7 +9,8 @@ The main job writes two files for this when a run starts (`write_experiment_desc
   the training data (the class names are in it, not read again from `data.root`).
 
 `load_experiment` reads a relative `data.root` (each source's too, with `data.sources`) from that folder, so
-`evaluate`, `export` and the benchmarks find the data from any folder, and rebuilds the collection from
+`evaluate`, `export` and the benchmarks find the data from any folder (from the current one when that folder is gone,
+a project moved or renamed, as `resume=true` does: `recorded_working_directory`), and rebuilds the collection from
 `resolved_config.yaml` and loads the trained weights: the
 per-brick checkpoints of `bricks/` (written when fitting ends), or Lightning's `checkpoints/best.ckpt` when a
 run stopped before writing them. The weights training started from (`model.weights`: a file, torchvision's
@@ -31,6 +32,7 @@ from torchbricks._experiment import (
     RESOLVED_CONFIG_FILE,
     WORKING_DIRECTORY,
     check_trained_experiment_folder,
+    recorded_working_directory,
     with_rooted_paths,
 )
 from torchbricks._extras import require
@@ -147,17 +149,25 @@ class TrainedExperiment:
 
     @property
     def unlocated_data_root(self) -> str | None:
-        """Why the training data cannot be found from here, when that is because the experiment does not record the
-        folder training ran in (one written before `experiment.json` kept it) and `data.root` is relative to it;
-        None otherwise. The caller says what to pass instead."""
-        if WORKING_DIRECTORY in self.description:
-            return None
+        """Why the training data (`data.root`) cannot be found from here: it does not exist, or it is relative to the
+        folder training ran in, which the experiment does not record (one written before `experiment.json` kept it)
+        or which is gone (read from the current folder then); None when it exists or there is none. The caller says
+        what to pass instead."""
         root = self.config.get("data", {}).get("root")
-        if root is None or Path(str(root)).is_absolute() or Path(str(root)).exists():
+        if root is None or "${" in str(root) or Path(str(root)).expanduser().exists():
             return None
+        where = f"experiment {str(self.folder)!r} reads its data from {str(root)!r}"
+        recorded = self.description.get(WORKING_DIRECTORY)
+        if Path(str(root)).expanduser().is_absolute():
+            return f"{where}, which does not exist"
+        if not recorded:
+            return (
+                f"{where}, relative to the folder `torchbricks train` ran in, which the experiment does not record and "
+                f"which is not {str(Path.cwd())!r}"
+            )
         return (
-            f"experiment {str(self.folder)!r} reads its data from {str(root)!r}, relative to the folder `torchbricks train` "
-            f"ran in, which the experiment does not record and which is not {str(Path.cwd())!r}"
+            f"{where}, relative to the folder `torchbricks train` ran in, {str(recorded)!r}, which no longer exists, "
+            f"and {str(Path.cwd())!r} does not hold it either"
         )
 
     @property
@@ -181,8 +191,9 @@ def load_experiment(folder: Path | str, map_location: str | torch.device = "cpu"
     check_trained_experiment_folder(folder)
     config = omegaconf.load(folder / RESOLVED_CONFIG_FILE)
     description = json.loads((folder / EXPERIMENT_FILE).read_text())
-    if description.get(WORKING_DIRECTORY) and "data" in config:
-        config.data = with_rooted_paths(config.data, Path(description[WORKING_DIRECTORY]))
+    recorded = recorded_working_directory(folder)  # None when gone (a project moved): read from here, as resume does
+    if recorded is not None and "data" in config:
+        config.data = with_rooted_paths(config.data, recorded)
     collection = create_brick_collection(without_initial_weights(config), "model.bricks")
     if (folder / BRICKS_FOLDER).is_dir():
         collection.load_bricks(folder / BRICKS_FOLDER)

@@ -75,3 +75,18 @@ def test_an_experiment_trained_on_a_relative_data_root_is_evaluated_and_exported
     assert "reads its data from 'data/classification', relative to the folder `torchbricks train` ran in" in error
     assert "pass data.root=<the data folder>" in error
     assert main(["evaluate", str(experiment), f"data.root={project / 'data' / 'classification'}", "--out", "again.json"]) == 0
+
+
+def test_an_experiment_whose_data_is_nowhere_says_to_pass_data_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from helpers import experiment_trained_in
+
+    experiment = experiment_trained_in(tmp_path / "experiments" / "run", tmp_path / "gone")
+    monkeypatch.chdir(tmp_path)
+
+    assert main(["evaluate", str(experiment)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert f"relative to the folder `torchbricks train` ran in, {str(tmp_path / 'gone')!r}, which no longer exists" in error
+    assert error.rstrip().endswith("pass data.root=<the data folder>.")
