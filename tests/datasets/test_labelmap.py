@@ -213,3 +213,28 @@ def test_check_data_counts_the_classes_of_colour_masks_and_lists_unlisted_colour
     Image.fromarray(painted, "RGB").save(root / "masks" / "frame_000002.png")
     assert main(["check-data", str(root)]) == 1
     assert "frame_000002.png' has 1 pixels of colour (0, 0, 255)" in capsys.readouterr().out
+
+
+def test_a_cvat_background_label_of_its_own_colour_is_the_background_class(tmp_path: Path) -> None:
+    # CVAT keeps the colour of a project's own 'background' label and paints the unlabelled pixels with it (Datumaro)
+    root = _cvat_export(tmp_path / "cvat")
+    purple = (184, 61, 245)
+    (root / "labelmap.txt").write_text(
+        "# label:color_rgb:parts:actions\ncar:250,50,83::\nbackground:184,61,245::\nroad:51,221,255::\n"
+    )
+    for index, mask in enumerate(sorted((root / "SegmentationClass").glob("*.png"))):
+        Image.fromarray(_painted(_classes(index), [purple, *CVAT_COLOURS[1:]]), "RGB").save(mask)
+
+    colours = read_labelmap(root / "labelmap.txt")
+    report = check_data(root)
+
+    assert (colours.names, colours.colours) == (("background", "car", "road"), (purple, *CVAT_COLOURS[1:]))
+    assert (report.class_names, report.problems) == (["background", "car", "road"], [])
+    dataset = SegmentationFolderDataset(
+        root, num_classes=3, colours=colours, images=root / "JPEGImages", masks=root / "SegmentationClass"
+    )
+    for index in range(4):
+        assert np.array_equal(dataset[index]["targets"].numpy(), _classes(index).astype(np.int64))
+    # A black class is the background, as Datumaro finds it first: 'background' of another colour is then a class
+    (root / "labelmap.txt").write_text("background:184,61,245::\nvoid:0,0,0::\n")
+    assert read_labelmap(root / "labelmap.txt").names == ("void", "background")

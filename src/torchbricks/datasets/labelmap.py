@@ -9,10 +9,11 @@ CVAT's "Segmentation mask 1.1" export write it beside their colour masks (`Segme
 One class a line, `name:r,g,b:parts:actions` (the parts and actions, VOC's person layout and action lists, are not
 read); a line starting with `#` is a comment. A file without any colour (`background:::`, as CVAT's "PASCAL VOC 1.1"
 export writes it) colours its classes with VOC's colour map by line (`voc_colour_map`), as Datumaro paints them.
-The classes are numbered in the file's order, with the class coloured (0, 0, 0) first (it is the background, index
-0; a `background` is added in black when no class is). A colour mask pixel is the class of its exact colour; Pascal
-VOC's border colour (224, 224, 192) is the ignored value 255 unless
-the file lists it. A colour the file does not list is a `DataError` naming the mask, the colour, its pixels and the
+The classes are numbered in the file's order, with the background first (index 0): the class coloured (0, 0, 0), else
+the class named `background` whatever its colour (a CVAT project with its own `background` label keeps that label's
+colour and paints the unlabelled pixels with it, as Datumaro does), else a `background` added in black. A colour mask
+pixel is the class of its exact colour; Pascal VOC's border colour (224, 224, 192) is the ignored value 255 unless the
+file lists it. A colour the file does not list is a `DataError` naming the mask, the colour, its pixels and the
 file's closest colour. Palette and grey-level masks hold class indices, as they do without a labelmap (VOC's own
 `SegmentationClass` PNGs are palette images whose index 255 is the border); a palette whose colours disagree with
 the labelmap's for the indices a mask uses is a `DataError` too, as the indices would then mean other classes.
@@ -174,13 +175,14 @@ def read_labelmap(path: Path | str) -> MaskColours:
             )
         names.append(name)
         colours.append(colour)
-    if (0, 0, 0) in colours:  # the background, index 0 of every segmentation layout
-        first = colours.index((0, 0, 0))
-        names.insert(0, names.pop(first))
-        colours.insert(0, colours.pop(first))
+    # the background, index 0 of every segmentation layout: black, else CVAT's own `background` label in its colour
+    background = (
+        colours.index((0, 0, 0)) if (0, 0, 0) in colours else names.index("background") if "background" in names else None
+    )
+    if background is not None:
+        names.insert(0, names.pop(background))
+        colours.insert(0, colours.pop(background))
     else:
-        if "background" in names:
-            raise DataError(f"{str(path)!r} colours 'background' {colours[names.index('background')]}; expected (0, 0, 0).")
         names.insert(0, "background")
         colours.insert(0, (0, 0, 0))
     if len(names) < 2 or len(names) > IGNORE_INDEX:
