@@ -249,7 +249,8 @@ def check_experiment_folder(config: Any) -> None:
     if bool(config.get("resume", False)):
         if not last_checkpoint(folder).is_file():
             raise ConfigError(
-                f"resume=true: experiment {str(folder)!r} has no {CHECKPOINTS_FOLDER}/{LAST_CHECKPOINT} to continue from."
+                f"resume=true: experiment {str(folder)!r} has no {CHECKPOINTS_FOLDER}/{LAST_CHECKPOINT} to continue from "
+                "(a run stopped in its first epoch saved none); start it again with experiment.overwrite=true instead."
             )
     elif launched_as_global_zero() and folder.exists() and not bool(config.experiment.get("overwrite", False)):
         raise ExperimentExistsError(

@@ -127,16 +127,29 @@ class ExperimentExistsError(BrickError):
 
 
 class RunStoppedError(BrickError):
-    """A training run was stopped from outside (Ctrl-C, SIGTERM) before it finished; its checkpoints are kept."""
+    """A training run was stopped from outside (Ctrl-C, SIGTERM) before it finished; its checkpoints are kept.
 
-    def __init__(self, path_experiment: object, signal_name: str, exit_status: int) -> None:
+    `resumable` says whether it wrote a checkpoint to continue from (`checkpoints/last.ckpt`): one stopped in its
+    first epoch did not, and `resume=true` would refuse it, so the message says to start it again instead."""
+
+    def __init__(self, path_experiment: object, signal_name: str, exit_status: int, resumable: bool = True) -> None:
         self.path_experiment = path_experiment
         self.exit_status = exit_status
-        super().__init__(
+        name = getattr(path_experiment, "name", path_experiment)
+        stopped = (
             f"The run was stopped by {signal_name} before it finished: no test figures, metrics.json, export or "
-            f"pictures were made. Its checkpoints are in {str(path_experiment)!r}; continue it with the same command "
-            f"and resume=true experiment.name={getattr(path_experiment, 'name', path_experiment)}."
+            "pictures were made. "
         )
+        if resumable:
+            super().__init__(
+                f"{stopped}Its checkpoints are in {str(path_experiment)!r}; continue it with the same command and "
+                f"resume=true experiment.name={name}."
+            )
+        else:
+            super().__init__(
+                f"{stopped}It stopped before its first checkpoint, so nothing was saved to continue from; start it "
+                f"again with the same command and experiment.overwrite=true (it replaces {str(path_experiment)!r})."
+            )
 
 
 LOADER_TERMINATED = "is killed by signal: Terminated"

@@ -371,3 +371,19 @@ def test_detection_and_multitask_turn_by_any_angle_with_tight_boxes_unless_given
     assert ("outlines" in train.load_sample(0)) is any_angle  # the shapes' COCO polygons
     assert "outlines" not in train[0]
     assert data.test_transform.uses_outlines is False
+
+
+def test_a_run_stopped_before_its_first_checkpoint_says_to_start_again_not_to_resume(tmp_path: Path) -> None:
+    from torchbricks.errors import RunStoppedError
+    from torchbricks.lightning.main_job import stops_named
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    with pytest.raises(RunStoppedError, match="nothing was saved") as stopped, stops_named(folder):
+        raise KeyboardInterrupt  # Ctrl-C in the first epoch: resume=true would find no checkpoints/last.ckpt
+    assert "resume=true" not in str(stopped.value)
+    assert "start it again with the same command and experiment.overwrite=true" in str(stopped.value)
+    (folder / "checkpoints").mkdir()
+    (folder / "checkpoints" / "last.ckpt").write_bytes(b"")
+    with pytest.raises(RunStoppedError, match=r"and resume=true experiment\.name=run\.$"), stops_named(folder):
+        raise KeyboardInterrupt

@@ -41,6 +41,7 @@ from torchbricks._experiment import (
     CHECKPOINTS_FOLDER,
     CONFIG_FILE,
     check_experiment_folder,
+    last_checkpoint,
     launched_as_global_zero,
     prepare_experiment_folder,
 )
@@ -155,19 +156,23 @@ def stops_named(path_experiment: Path) -> Iterator[None]:
     """Turns a run stopped from outside (Ctrl-C, SIGTERM from a scheduler or `docker stop`) into a `RunStoppedError`
     that says what was not done and how to continue. Lightning ends a fit stopped by SIGTERM with a `SystemExit`
     without a code (exit status 0, as if the run had finished) and one stopped by Ctrl-C with `sys.exit(1)`."""
+
+    def stopped(signal_name: str, exit_status: int) -> RunStoppedError:
+        return RunStoppedError(path_experiment, signal_name, exit_status, last_checkpoint(path_experiment).is_file())
+
     try:
         yield
     except KeyboardInterrupt:
-        raise RunStoppedError(path_experiment, "Ctrl-C", 130) from None
+        raise stopped("Ctrl-C", 130) from None
     except SystemExit as stop:
         if type(stop).__name__ == "SIGTERMException" or isinstance(stop, Terminated):
-            raise RunStoppedError(path_experiment, "SIGTERM", 143) from None
+            raise stopped("SIGTERM", 143) from None
         if isinstance(stop.__context__, KeyboardInterrupt):  # Lightning's sys.exit(1) after a Ctrl-C in fit
-            raise RunStoppedError(path_experiment, "Ctrl-C", 130) from None
+            raise stopped("Ctrl-C", 130) from None
         raise
     except RuntimeError as error:
         if LOADER_TERMINATED in str(error):  # SIGTERM sent to the process group reached a loader process first
-            raise RunStoppedError(path_experiment, "SIGTERM", 143) from None
+            raise stopped("SIGTERM", 143) from None
         raise
 
 
