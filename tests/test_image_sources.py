@@ -82,3 +82,23 @@ def test_output_names_differing_only_in_case_stay_apart() -> None:
 
     assert names[:2] == ["x_png", "x_PNG_2"]  # x_PNG and x_png are one file where names ignore case (macOS, Windows)
     assert len({name.casefold() for name in names}) == len(names)
+
+
+def test_a_video_in_a_folder_that_cannot_be_opened_is_an_unreadable_source_and_one_given_by_name_an_error(
+    tmp_path: Path,
+) -> None:
+    # a folder holding an .mp4 stopped the whole predict (torchcodec missing, or a file it cannot decode)
+    image = _png(tmp_path / "in" / "a.png")
+    (tmp_path / "in" / "clip.mp4").write_bytes(b"\x00not a video")
+
+    items = collect_image_sources([tmp_path / "in"])
+
+    assert [item.path.name for item in items] == ["a.png", "clip.mp4"]
+    index, read, reason = ImageSourceDataset(items)[1]
+    assert (index, read) == (1, None)
+    assert reason.startswith("a video")
+    assert "torchcodec" in reason
+    assert "torchvision" not in reason  # said where torch is not installed either
+    assert collect_image_sources([str(tmp_path / "in" / "*")])[1].unreadable == reason
+    with pytest.raises(BrickError, match=r"^(Reading video|Video) '.*clip\.mp4'"):
+        collect_image_sources([image, tmp_path / "in" / "clip.mp4"])

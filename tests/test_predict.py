@@ -436,6 +436,24 @@ def test_a_video_without_torchcodec_names_what_to_install(tmp_path: Path) -> Non
         predict_images(BrickBackend(bright_box_experiment(tmp_path)), [tmp_path / "clip.mp4"], tmp_path / "out", progress=False)
 
 
+def test_a_video_in_a_folder_that_cannot_be_read_is_skipped_and_listed(tmp_path: Path) -> None:
+    write_png(tmp_path / "photos" / "a.png", blob_image(16, 16, (2, 2, 8, 8)))
+    (tmp_path / "photos" / "clip.mp4").write_bytes(b"\x00")
+    skipped: list[str] = []
+
+    summary = predict_images(
+        BrickBackend(bright_box_experiment(tmp_path)),
+        [tmp_path / "photos"],
+        tmp_path / "out",
+        progress=False,
+        on_skip=lambda source, reason: skipped.append(source),
+    )
+
+    assert summary.num_images == 1
+    assert skipped == [str(tmp_path / "photos" / "clip.mp4")]
+    assert (tmp_path / "out" / "skipped.txt").read_text().startswith(f"{tmp_path / 'photos' / 'clip.mp4'}\ta video")
+
+
 def test_progress_is_a_line_per_tenth_when_not_a_terminal(tmp_path: Path) -> None:
     for index in range(20):
         write_png(tmp_path / "images" / f"{index:02d}.png", blob_image(16, 16, (2, 2, 8, 8)))

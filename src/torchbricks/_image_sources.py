@@ -1,8 +1,10 @@
 """The images `torchbricks predict` reads: image files, folders (recursive), glob patterns and videos.
 
 Still images are read with Pillow. Animated GIF and WebP files are read frame by frame with Pillow (no extra
-package). Other videos (`VIDEO_EXTENSIONS`) need torchcodec (`pip install torchcodec`): this torchvision has no
-video reader (`torchvision.io.read_video` was removed in torchvision 0.24).
+package). Other videos (`VIDEO_EXTENSIONS`) need torchcodec (`pip install torchcodec`; torchvision has no video
+reader since 0.24). A video found in a folder or by a glob that cannot be opened (torchcodec missing, a file it cannot
+decode) is one unreadable source, skipped and listed as an unreadable image is; a video given by name stops with an
+error naming it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from PIL import Image
 from torchbricks._extras import require
 from torchbricks._image_files import IMAGE_EXTENSIONS, visible_files
 from torchbricks._pictures import rgb_as_shown, too_large
-from torchbricks.errors import BrickError
+from torchbricks.errors import BrickError, MissingExtraError
 
 __all__ = [
     "ANIMATED_EXTENSIONS",
@@ -43,6 +45,8 @@ class ImageSource:
 
     path: Path
     frame: int | None = None
+    unreadable: str | None = None
+    """Why it cannot be read, known when it was listed (a video torchcodec cannot open); None otherwise."""
 
     @property
     def label(self) -> str:
@@ -52,11 +56,14 @@ class ImageSource:
 
 def collect_image_sources(sources: list[str | Path] | tuple[str | Path, ...] | Any) -> list[ImageSource]:
     """The images of `sources`, in order: a file as given, a folder's image and video files (recursive, sorted), a
-    glob's matching image and video files (sorted); animations and videos expand to one source per frame.
+    glob's matching image and video files (sorted); animations and videos expand to one source per frame. A video of a
+    folder or glob that cannot be opened is one source with the reason (`ImageSource.unreadable`), which
+    `ImageSourceDataset` reports as unreadable.
 
     Raises:
-        BrickError: A source is neither a file, a folder nor a glob, or matches no image or video file.
-        MissingExtraError: A video needs torchcodec, which is not installed.
+        BrickError: A source is neither a file, a folder nor a glob, matches no image or video file, or is a video
+            that cannot be decoded.
+        MissingExtraError: A video given by name needs torchcodec, which is not installed.
     """
     items: list[ImageSource] = []
     for source in sources:
@@ -74,11 +81,13 @@ def collect_image_sources(sources: list[str | Path] | tuple[str | Path, ...] | A
         if not files:
             raise BrickError(f"Source {text!r} matches no image or video file (looked for {', '.join(_KNOWN)}).")
         for file in files:
-            items.extend(_frames(file))
+            items.extend(_frames(file, given=file == path))
     return items
 
 
-def _frames(path: Path) -> list[ImageSource]:
+def _frames(path: Path, given: bool = True) -> list[ImageSource]:
+    """The sources of one file: itself, or one per frame of an animation or video. A video that cannot be opened
+    raises when the user `given` it by name, else is one source with the reason."""
     suffix = path.suffix.lower()
     if suffix in ANIMATED_EXTENSIONS:
         try:
@@ -88,7 +97,16 @@ def _frames(path: Path) -> list[ImageSource]:
             count = 1  # unreadable: reported, with its reason, when it is read
         return [ImageSource(path)] if count == 1 else [ImageSource(path, frame) for frame in range(count)]
     if suffix in VIDEO_EXTENSIONS:
-        decoder = _video_decoder(path)
+        try:
+            decoder = _video_decoder(path)
+        except MissingExtraError as error:
+            if given:
+                raise
+            return [ImageSource(path, unreadable=f"a video: {error}")]
+        except (OSError, ValueError, RuntimeError) as error:  # torchcodec's errors for a file it cannot decode
+            if given:
+                raise BrickError(f"Video {str(path)!r} cannot be decoded: {type(error).__name__}: {error}") from error
+            return [ImageSource(path, unreadable=f"a video torchcodec cannot decode: {type(error).__name__}: {error}")]
         return [ImageSource(path, frame) for frame in range(len(decoder))]
     return [ImageSource(path)]
 
@@ -97,7 +115,7 @@ def _video_decoder(path: Path) -> Any:
     decoders = require(
         "torchcodec.decoders",
         package="torchcodec",
-        why=f"Reading video {str(path)!r} needs torchcodec (this torchvision has no video reader)",
+        why=f"Reading video {str(path)!r} needs torchcodec",
         alternative=f"or extract its frames to images; GIF and animated WebP ({', '.join(ANIMATED_EXTENSIONS)}) need no extra",
     )
     return decoders.VideoDecoder(str(path))
@@ -157,6 +175,8 @@ class ImageSourceDataset:
 
     def __getitem__(self, index: int) -> tuple[int, np.ndarray | None, str]:
         item = self.items[index]
+        if item.unreadable is not None:
+            return index, None, item.unreadable
         try:
             return index, self._read(item), ""
         except Image.DecompressionBombError as error:  # an orthomosaic, say: the reason says how to read it
