@@ -114,9 +114,21 @@ FORMS: dict[str, Callable[[float], list[tuple[float, float]]]] = {
 }
 """Outline of each form on the unit circle, given the drawn rotation angle."""
 
-UPRIGHT_FORMS = {"square": 0.0, "tilted_square": math.pi / 12}
-"""Forms whose rotation is fixed (they differ only by it): a square and the same square turned by 15 degrees."""
+UPRIGHT_FORMS = {
+    "square": 0.0,
+    "tilted_square": math.pi / 12,
+    "triangle": 0.0,
+    "turned_triangle": math.pi / 9,
+    "cross": 0.0,
+    "turned_cross": math.pi / 9,
+}
+"""Forms whose rotation is fixed under `ShapesSpec.upright` (pairs that differ only by it): a square and the same
+square turned by 15 degrees (held out), a triangle and a cross and the same turned by 20 degrees (tuning)."""
 FORMS["tilted_square"] = _regular(4, math.pi / 4)
+FORMS["turned_triangle"] = FORMS["triangle"]
+FORMS["turned_cross"] = _cross
+TURNED_FORMS = ("tilted_square", "turned_triangle", "turned_cross")
+"""Forms that differ from another only by their rotation."""
 
 
 @dataclass(frozen=True)
@@ -163,8 +175,9 @@ class ShapesSpec:
             raise ValueError(f"ShapesSpec: unknown forms {unknown}; available: {sorted(FORMS)}.")
         if len(set(self.classes)) != len(self.classes) or len(self.classes) < 2:
             raise ValueError(f"ShapesSpec: classes must be at least two distinct forms, got {self.classes}.")
-        if "tilted_square" in self.classes and not self.upright:
-            raise ValueError("ShapesSpec: 'tilted_square' differs from 'square' only by its rotation; set upright=True.")
+        turned = [name for name in self.classes if name in TURNED_FORMS]
+        if turned and not self.upright:
+            raise ValueError(f"ShapesSpec: {turned} differ from other forms only by their rotation; set upright=True.")
 
     def class_probabilities(self, split: str) -> np.ndarray:
         if split != "train" or self.imbalance == 1.0:
@@ -572,6 +585,13 @@ added (2026-12-05) after twice the image size, chosen on the other tuning sets, 
 and `imbalanced_few` (both with such pairs) 0.1-0.2: no tuning set had a pair of that kind. Written in every layout
 since 2026-12-05 (the same images; the dense tasks' twice the size had cost the held-out `lookalike_pairs` too)."""
 
+TURNED = ShapesSpec(
+    classes=("triangle", "turned_triangle", "cross", "turned_cross"), image_size=96, num_train=400, upright=True, seed=1705
+)
+"""A tuning set where turning an image changes its class (a triangle and a cross, upright and turned by 20 degrees),
+added (2026-12-06) to choose what the classifier does when its augmentations destroy the label: only the held-out
+`tilted` was of that kind, and a held-out set chooses nothing."""
+
 SETS: dict[str, SuiteSet] = {
     suite_set.name: suite_set
     for suite_set in (
@@ -622,6 +642,14 @@ SETS: dict[str, SuiteSet] = {
             ALL_TASKS,
             _variant(ASPECT_PAIRS),
             _micro(ASPECT_PAIRS),
+        ),
+        SuiteSet(
+            "turned",
+            "triangle/cross upright vs the same turned 20 degrees, 96 px, 400 train",
+            False,
+            ("classification",),
+            _variant(TURNED, CLASSIFICATION),
+            _micro(TURNED, CLASSIFICATION),
         ),
         SuiteSet("digits", "scikit-learn digits (real), 10 classes, 32 px, 1078 train", False, ("classification",), write_digits),
         SuiteSet(

@@ -229,6 +229,10 @@ def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
             "before which early stopping never ends a run), got int 1.",
         ),
         (
+            "early_stopping.finish_without_augmentations=sometimes",
+            "Config key 'early_stopping.finish_without_augmentations' must be true or false, got str 'sometimes'.",
+        ),
+        (
             "checkpoint.monitor=validation/head/acuracy",
             "Config key 'checkpoint.monitor' is 'validation/head/acuracy', which the run never logs; it logs ['train/loss', "
             "'train/losses/head/loss_ce', 'train/head/accuracy', 'validation/loss', 'validation/losses/head/loss_ce', "

@@ -25,6 +25,10 @@ COMMON_OVERRIDES = (
     ("trainer.max_time=00:00:20:00", "a longer training time budget (DD:HH:MM:SS)"),
     ("early_stopping.patience=20", "epochs without improvement before stopping (null: never)"),
     ("early_stopping.start_fraction=0.8", "no early stop before this fraction of the budget (tasks: 0.5)"),
+    (
+        "early_stopping.finish_without_augmentations=false",
+        "stop at the first plateau (classification: train on without augmentations first)",
+    ),
     ("trainer.max_epochs=20", "an epoch cap"),
     ("model.weights=PATH", "backbone weights: a state dict file, an experiment's bricks/, or shapes (drawn forms)"),
     ("model.weights=null", "from scratch (the dense tasks start from the shipped weights: auto)"),

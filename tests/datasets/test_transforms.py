@@ -5,7 +5,7 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from torchbricks.datasets.transforms import collate_padded, create_transform, image_size_pair
+from torchbricks.datasets.transforms import AugmentationSwitch, collate_padded, create_transform, image_size_pair
 from torchbricks.errors import BrickError
 
 
@@ -63,3 +63,47 @@ def test_image_size_must_be_positive() -> None:
     assert image_size_pair([32]) == (32, 32)
     with pytest.raises(BrickError, match="image_size"):
         image_size_pair(0)
+
+
+class _Invert:
+    """An augmentation whose effect is plain to see: the image upside down in value."""
+
+    def __call__(self, sample: dict) -> dict:
+        return {**sample, "image": tv_tensors.Image(255 - sample["image"])}
+
+
+class _Samples(torch.utils.data.Dataset):
+    def __init__(self, transform: object) -> None:
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.transform({"image": tv_tensors.Image(torch.zeros(3, 4, 4, dtype=torch.uint8))})["image"]
+
+
+def test_an_augmentation_switch_turned_off_skips_the_augmentations_and_only_them() -> None:
+    switch = AugmentationSwitch()
+    transform = create_transform(4, [_Invert()], switch=switch)
+    black = {"image": tv_tensors.Image(torch.zeros(3, 8, 8, dtype=torch.uint8))}
+
+    assert transform(black)["image"].min().item() == 1.0
+    switch.turn_off()
+    off = transform(black)["image"]
+    assert (off.shape, off.dtype, off.max().item()) == ((3, 4, 4), torch.float32, 0.0)  # still resized and scaled
+    switch.turn_on()
+    assert transform(black)["image"].min().item() == 1.0
+
+
+def test_an_augmentation_switch_reaches_loader_processes_that_are_already_running() -> None:
+    switch = AugmentationSwitch()
+    loader = torch.utils.data.DataLoader(
+        _Samples(create_transform(4, [_Invert()], switch=switch)), batch_size=2, num_workers=1, persistent_workers=True
+    )
+    first = next(iter(loader))
+    switch.turn_off()  # between epochs, as early stopping does it
+    second = next(iter(loader))
+
+    assert first.min().item() == 1.0
+    assert second.max().item() == 0.0

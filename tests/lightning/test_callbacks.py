@@ -254,3 +254,77 @@ def test_a_run_resumed_after_early_stopping_ended_it_stops_before_another_epoch(
     stopping.on_train_start(trainer, None)
 
     assert trainer.should_stop is stops  # a larger early_stopping.patience on resume lets the run go on
+
+
+def _stopping_with_a_switch(patience: int, finish: bool) -> tuple[Any, Any]:
+    from types import SimpleNamespace
+
+    from torchbricks.datasets.transforms import AugmentationSwitch
+    from torchbricks.lightning.callbacks import BudgetEarlyStopping
+
+    stopping = BudgetEarlyStopping(monitor="validation/loss", patience=patience, finish_without_augmentations=finish)
+    data_module = SimpleNamespace(augmentation_switch=AugmentationSwitch())
+    stopping._trainer = SimpleNamespace(current_epoch=0, datamodule=data_module)
+    return stopping, data_module.augmentation_switch
+
+
+@pytest.mark.parametrize("finish", [True, False])
+def test_early_stopping_first_turns_the_augmentations_off_then_stops_at_the_next_plateau(finish: bool) -> None:
+    stopping, switch = _stopping_with_a_switch(patience=2, finish=finish)
+
+    decisions = []
+    for epoch, value in enumerate([1.0, 0.5, 0.5, 0.5, 0.4, 0.4, 0.4]):
+        stopping._trainer.current_epoch = epoch
+        decisions.append(stopping._evaluate_stopping_criteria(torch.tensor(value))[0])
+        if decisions[-1]:
+            break
+
+    if finish:  # the plateau at epoch 4 turns them off; the next plateau, from a better value, ends the run
+        assert decisions == [False, False, False, False, False, False, True]
+        assert (switch.on, stopping.augmentations_off_epoch) == (False, 4)
+    else:
+        assert decisions == [False, False, False, True]
+        assert (switch.on, stopping.augmentations_off_epoch) == (True, None)
+
+
+def test_a_run_resumed_without_its_augmentations_stays_without_them() -> None:
+    stopping, _ = _stopping_with_a_switch(patience=2, finish=True)
+    for epoch, value in enumerate([1.0, 1.0, 1.0]):
+        stopping._trainer.current_epoch = epoch
+        stopping._evaluate_stopping_criteria(torch.tensor(value))
+    resumed, switch = _stopping_with_a_switch(patience=2, finish=True)
+
+    resumed.load_state_dict(stopping.state_dict())
+    resumed.on_train_start(resumed._trainer, None)
+
+    assert (switch.on, resumed.augmentations_off_epoch, resumed.wait_count) == (False, 3, 0)
+
+
+def test_without_an_augmentation_switch_the_run_stops_as_before() -> None:
+    from types import SimpleNamespace
+
+    from torchbricks.lightning.callbacks import BudgetEarlyStopping
+
+    stopping = BudgetEarlyStopping(monitor="validation/loss", patience=1, finish_without_augmentations=True)
+    stopping._trainer = SimpleNamespace(current_epoch=0, datamodule=None)  # a data module of the user's, no switch
+
+    decisions = [stopping._evaluate_stopping_criteria(torch.tensor(value))[0] for value in (1.0, 1.0)]
+
+    assert decisions == [False, True]
+
+
+def test_the_augmentations_of_every_source_of_a_multi_source_data_module_are_turned_off() -> None:
+    from types import SimpleNamespace
+
+    from torchbricks.datasets.transforms import AugmentationSwitch
+    from torchbricks.lightning.callbacks import BudgetEarlyStopping
+
+    sources = {name: SimpleNamespace(augmentation_switch=AugmentationSwitch()) for name in ("boxes", "masks")}
+    stopping = BudgetEarlyStopping(monitor="validation/loss", patience=1, finish_without_augmentations=True)
+    stopping._trainer = SimpleNamespace(current_epoch=4, datamodule=SimpleNamespace(sources=sources))
+
+    decisions = [stopping._evaluate_stopping_criteria(torch.tensor(value))[0] for value in (1.0, 1.0)]
+
+    assert decisions == [False, False]
+    assert [source.augmentation_switch.on for source in sources.values()] == [False, False]
+    assert stopping.augmentations_off_epoch == 5

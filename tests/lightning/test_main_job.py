@@ -206,6 +206,25 @@ def test_early_stopping_ends_the_run_after_patience_epochs_without_improvement_o
 
 
 @pytest.mark.slow
+def test_finish_without_augmentations_trains_on_without_them_before_early_stopping_ends_the_run(
+    tiny_shapes: Path, tmp_path: Path
+) -> None:
+    # Nothing improves by 2.0: the plateau after epoch 2 turns the augmentations off, the next one ends the run.
+    metrics = _classification(
+        tiny_shapes,
+        tmp_path,
+        "trainer.max_epochs=6",
+        "early_stopping.patience=1",
+        "early_stopping.min_delta=2.0",
+        "early_stopping.start_fraction=0",
+        "early_stopping.finish_without_augmentations=true",
+        "export_onnx=false",
+    )
+
+    assert (metrics["stop_reason"], metrics["epochs"], metrics["augmentations_off_epoch"]) == ("early_stopping", 3, 2)
+
+
+@pytest.mark.slow
 def test_the_time_budget_ends_a_run_with_a_huge_epoch_cap(tiny_shapes: Path, tmp_path: Path) -> None:
     # Early stopping off: on an idle machine 10 epochs without progress fit in 2 seconds.
     result = _run_classification(

@@ -223,3 +223,14 @@ def test_a_patience_given_to_any_task_waits_for_half_the_budget_as_the_readme_sa
     settings = read_job_settings(compose_config([f"task={task}", "data.root=unused", "early_stopping.patience=10"]))
 
     assert (settings.early_stopping.patience, settings.early_stopping.start_fraction) == (10, 0.5)
+
+
+@pytest.mark.parametrize("task", ["classification", "segmentation", "detection", "multitask"])
+def test_only_classification_trains_its_last_phase_without_augmentations(task: str) -> None:
+    """The README: classification turns its augmentations off at the first plateau (chosen on the suite's tuning
+    sets); the dense tasks, whose right-angle turns keep their labels, stop there."""
+    from torchbricks.configuration import compose_config, read_job_settings
+
+    settings = read_job_settings(compose_config([f"task={task}", "data.root=unused"]))
+
+    assert settings.early_stopping.finish_without_augmentations is (task == "classification")

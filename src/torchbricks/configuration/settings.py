@@ -83,6 +83,7 @@ class EarlyStoppingSettings:
     patience: int | None
     min_delta: float
     start_fraction: float = 0.0
+    finish_without_augmentations: bool = False
 
 
 @dataclass(frozen=True)
@@ -223,8 +224,14 @@ def _early_stopping(node: Any) -> EarlyStoppingSettings:
             "Config key 'early_stopping.start_fraction' must be a number in [0, 1) (the fraction of the training budget "
             f"before which early stopping never ends a run), got {type(start).__name__} {start!r}."
         )
+    finish = node.get("finish_without_augmentations", False)
+    if not isinstance(finish, bool):
+        raise ConfigError(
+            "Config key 'early_stopping.finish_without_augmentations' must be true or false, "
+            f"got {type(finish).__name__} {finish!r}."
+        )
     if patience is None:
-        return EarlyStoppingSettings(None, float(min_delta) if is_number(min_delta) else 0.0, float(start))
+        return EarlyStoppingSettings(None, float(min_delta) if is_number(min_delta) else 0.0, float(start), finish)
     if not is_int(patience) or patience < 1:
         raise ConfigError(
             f"Config key 'early_stopping.patience' must be an int >= 1 (validation epochs without improvement) "
@@ -234,7 +241,7 @@ def _early_stopping(node: Any) -> EarlyStoppingSettings:
         raise ConfigError(
             f"Config key 'early_stopping.min_delta' must be a number >= 0, got {type(min_delta).__name__} {min_delta!r}."
         )
-    return EarlyStoppingSettings(patience, float(min_delta), float(start))
+    return EarlyStoppingSettings(patience, float(min_delta), float(start), finish)
 
 
 def _data(data: Any, omegaconf: Any) -> DataSettings:

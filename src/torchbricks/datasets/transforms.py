@@ -12,7 +12,7 @@ import torch
 from torchbricks._extras import require
 from torchbricks.errors import BrickError
 
-__all__ = ["collate_padded", "create_transform", "image_size_pair"]
+__all__ = ["AugmentationSwitch", "collate_padded", "create_transform", "image_size_pair"]
 
 
 def image_size_pair(image_size: int | Sequence[int]) -> tuple[int, int]:
@@ -28,15 +28,66 @@ def image_size_pair(image_size: int | Sequence[int]) -> tuple[int, int]:
     return (sizes[0], sizes[-1])
 
 
+class AugmentationSwitch:
+    """Turns a pipeline's augmentations off, in the loader processes too: its flag lives in shared memory, so a
+    switch made in the training process reaches loader processes that are already running (persistent ones).
+
+    Example:
+        >>> switch = AugmentationSwitch()
+        >>> switch.on
+        True
+        >>> switch.turn_off()
+        >>> switch.on
+        False
+    """
+
+    def __init__(self) -> None:
+        self._off = torch.zeros((), dtype=torch.uint8).share_memory_()
+
+    @property
+    def on(self) -> bool:
+        return not bool(self._off)
+
+    def turn_off(self) -> None:
+        self._off.fill_(1)
+
+    def turn_on(self) -> None:
+        self._off.fill_(0)
+
+    def __repr__(self) -> str:
+        return f"AugmentationSwitch(on={self.on})"
+
+
+class _Switched:
+    """The augmentations as one step of the pipeline, skipped while their switch is off."""
+
+    def __init__(self, augmentations: Sequence[Callable[..., Any]], switch: AugmentationSwitch) -> None:
+        self.augmentations = list(augmentations)
+        self.switch = switch
+
+    def __call__(self, sample: Any) -> Any:
+        if self.switch.on:
+            for augmentation in self.augmentations:
+                sample = augmentation(sample)
+        return sample
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.augmentations!r}, {self.switch!r})"
+
+
 def create_transform(
-    image_size: int | Sequence[int], augmentations: Sequence[Callable[..., Any]] = (), boxes: bool = False
+    image_size: int | Sequence[int],
+    augmentations: Sequence[Callable[..., Any]] = (),
+    boxes: bool = False,
+    switch: AugmentationSwitch | None = None,
 ) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """A v2 pipeline over a sample dict: resize to `image_size`, the `augmentations`, then a float image in [0, 1].
 
     With `boxes`, boxes that the augmentations made degenerate (or pushed out of the image) are dropped with
     their labels (`SanitizeBoundingBoxes`). When an augmentation has `uses_outlines` (`RandomRotationTightBoxes`),
     the pipeline's `uses_outlines` is True, the box readers add the objects' outlines to its samples, and
-    `BoxesFromOutlines` makes the boxes from them after the augmentations.
+    `BoxesFromOutlines` makes the boxes from them after the augmentations. With a `switch`, the augmentations are
+    skipped while it is off (`AugmentationSwitch`).
 
     Example:
         >>> from torchvision import tv_tensors
@@ -53,7 +104,8 @@ def create_transform(
                 f"An augmentation must be a transform (callable), got {type(augmentation).__name__} {augmentation!r}."
             )
     uses_outlines = boxes and any(getattr(augmentation, "uses_outlines", False) for augmentation in augmentations)
-    steps = [v2.Resize(image_size_pair(image_size), antialias=True), *augmentations]
+    switched = [_Switched(augmentations, switch)] if switch is not None and augmentations else list(augmentations)
+    steps = [v2.Resize(image_size_pair(image_size), antialias=True), *switched]
     if uses_outlines:
         from torchbricks.datasets.augmentations import BoxesFromOutlines
 

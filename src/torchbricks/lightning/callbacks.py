@@ -174,21 +174,36 @@ class BudgetEarlyStopping(pl.callbacks.EarlyStopping):
     classes) are not cut off during that start. The budget is the one the learning rate schedule follows
     (`torchbricks.lightning.optimizers.training_progress`).
 
+    With `finish_without_augmentations`, the first time it would stop it turns the training augmentations off instead
+    (the data module's `augmentation_switch`, `torchbricks.datasets.transforms.AugmentationSwitch`) and counts its
+    patience again: the run goes on with the training images as they are until the value stops improving again. An
+    augmentation that destroys what tells two classes apart (a turn where the angle is the label) leaves a plateau
+    near chance, which the images as they are then resolve; where the augmentations helped, the best checkpoint of
+    the first part stays the one tested unless the last part does better.
+
     Args:
         start_fraction: Fraction of the training budget, in [0, 1), before which no run is stopped.
+        finish_without_augmentations: Turn the augmentations off at the first plateau instead of stopping (a data
+            module without an `augmentation_switch` stops as before).
         **kwargs: `EarlyStopping`'s arguments (`monitor`, `mode`, `patience`, `min_delta`, ...).
     """
 
-    def __init__(self, *, start_fraction: float = 0.0, **kwargs: Any) -> None:
+    def __init__(self, *, start_fraction: float = 0.0, finish_without_augmentations: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not 0 <= start_fraction < 1:
             raise ConfigError(f"BudgetEarlyStopping: start_fraction must be in [0, 1), got {start_fraction!r}.")
         self.start_fraction = start_fraction
+        self.finish_without_augmentations = finish_without_augmentations
+        self.augmentations_off_epoch: int | None = None
+        """The last epoch (counted from 1) trained with the augmentations, once they were turned off."""
         self._trainer: Any = None
 
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
         self._trainer = trainer
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "augmentations_off_epoch": self.augmentations_off_epoch}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Lightning's state, but the patience given now: a resumed run with `early_stopping.patience=20` waits
@@ -196,11 +211,14 @@ class BudgetEarlyStopping(pl.callbacks.EarlyStopping):
         patience = self.patience
         super().load_state_dict(state_dict)
         self.patience = patience
+        self.augmentations_off_epoch = state_dict.get("augmentations_off_epoch")
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         """A run resumed from the checkpoint of a run early stopping ended stops again before training an epoch
         (Lightning's `EarlyStopping` checks only at an epoch's end, so it trained one more); a larger
-        `early_stopping.patience` lets it go on."""
+        `early_stopping.patience` lets it go on. A run resumed in its phase without augmentations stays in it."""
+        if self.augmentations_off_epoch is not None:
+            self._turn_augmentations_off(trainer, announce=False)
         if self.patience > 0 and self.wait_count >= self.patience and trainer.current_epoch > 0:
             trainer.should_stop = True
             self.stopped_epoch = trainer.current_epoch - 1
@@ -213,7 +231,39 @@ class BudgetEarlyStopping(pl.callbacks.EarlyStopping):
 
             if training_progress(self._trainer) < self.start_fraction:
                 return False, None
+        finishing = self.finish_without_augmentations and self.augmentations_off_epoch is None and self._trainer is not None
+        if should_stop and waited and finishing and self._turn_augmentations_off(self._trainer, announce=True):
+            self.wait_count = 0
+            return False, None
         return should_stop, reason
+
+    def _turn_augmentations_off(self, trainer: Any, announce: bool) -> bool:
+        """Turns the training augmentations off (the data module's `augmentation_switches`); False if it has none."""
+        switches = _augmentation_switches(getattr(trainer, "datamodule", None))
+        if not switches:
+            return False
+        for switch in switches:
+            switch.turn_off()
+        if announce:
+            self.augmentations_off_epoch = int(trainer.current_epoch) + 1
+            from pytorch_lightning.utilities import rank_zero_info
+
+            rank_zero_info(
+                f"{self.monitor} did not improve for {self.patience} epochs with the augmentations: training goes on "
+                "without them until it stops improving again (early_stopping.finish_without_augmentations)."
+            )
+        return True
+
+
+def _augmentation_switches(data_module: Any) -> list[Any]:
+    """The `AugmentationSwitch`es of a data module and of the sources of a multi-source one."""
+    if data_module is None:
+        return []
+    own = getattr(data_module, "augmentation_switch", None)
+    switches = [own] if own is not None else []
+    for source in (getattr(data_module, "sources", None) or {}).values():
+        switches += _augmentation_switches(source)
+    return switches
 
 
 class BestCheckpoint(pl.callbacks.ModelCheckpoint):

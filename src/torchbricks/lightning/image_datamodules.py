@@ -49,7 +49,7 @@ from torchbricks.datasets.readers import (
     voc_class_names_notice,
 )
 from torchbricks.datasets.tiled import TiledDataset
-from torchbricks.datasets.transforms import collate_padded, create_transform, image_size_pair
+from torchbricks.datasets.transforms import AugmentationSwitch, collate_padded, create_transform, image_size_pair
 from torchbricks.datasets.voc import SPLIT_SEED, VALIDATION_FRACTION
 from torchbricks.datasets.voc_segmentation import read_voc_segmentation
 from torchbricks.errors import BrickError, ConfigError, did_you_mean
@@ -155,7 +155,10 @@ class FileDataModule(SplitDataModule):
         if image_size is None:
             image_size = tile_size if tile_size is not None else DEFAULT_IMAGE_SIZE
         self.image_size = image_size_pair(image_size)
-        self.train_transform = create_transform(self.image_size, list(augmentations or ()), boxes=boxes)
+        self.augmentation_switch = AugmentationSwitch()  # off: training reads images as they are (early stopping's last phase)
+        self.train_transform = create_transform(
+            self.image_size, list(augmentations or ()), boxes=boxes, switch=self.augmentation_switch
+        )
         self.test_transform = create_transform(self.image_size, boxes=boxes)
         self.collate_fn = collate_padded
         self.drop_last_train = True

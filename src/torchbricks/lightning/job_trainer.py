@@ -33,7 +33,8 @@ def training_summary(trainer: Any) -> dict[str, Any]:
     """How many epochs a finished `trainer.fit` ran and why it stopped.
 
     `stop_reason` is `early_stopping` (with `early_stopping_message`, Lightning's explanation), `max_time`,
-    `max_steps`, `max_epochs` or `interrupted`.
+    `max_steps`, `max_epochs` or `interrupted`; `augmentations_off_epoch` is the last epoch trained with the
+    augmentations when `early_stopping.finish_without_augmentations` turned them off.
     """
     pl = require("pytorch_lightning", "lightning")
     summary: dict[str, Any] = {"epochs": int(trainer.current_epoch)}
@@ -50,6 +51,8 @@ def training_summary(trainer: Any) -> dict[str, Any]:
         summary["stop_reason"] = "max_steps"
     else:
         summary["stop_reason"] = "max_epochs"
+    if stoppers and getattr(stoppers[0], "augmentations_off_epoch", None) is not None:
+        summary["augmentations_off_epoch"] = stoppers[0].augmentations_off_epoch
     if timers:
         summary["training_seconds"] = round(timers[0].time_elapsed(), 2)
     return summary
@@ -130,6 +133,7 @@ def create_callbacks(settings: JobSettings, path_experiment: Path, class_names: 
         callbacks.append(
             BudgetEarlyStopping(
                 start_fraction=settings.early_stopping.start_fraction,
+                finish_without_augmentations=settings.early_stopping.finish_without_augmentations,
                 monitor=monitored,
                 mode=mode,
                 patience=settings.early_stopping.patience,
