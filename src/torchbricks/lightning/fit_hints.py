@@ -1,7 +1,8 @@
 """What a finished run's history says a user should change: a classifier that never fit its own training images.
 
-A classifier whose training accuracy (on augmented images, as the history logs it) never got halfway from chance to
-1 in a run of `MIN_EPOCHS` epochs or more could not tell the classes apart as it was trained. Either the
+A classifier whose training accuracy (on the images as trained, augmented until the classification task's last
+phase without augmentations; as the history logs it) never got halfway from chance to 1 in a run of `MIN_EPOCHS`
+epochs or more could not tell the classes apart as it was trained. Either the
 augmentations destroy what tells them apart (a turn where the angle is the label, a mirror image where the side is),
 or the run needs more time. `torchbricks train` prints the hint after the test figures; nothing here changes a number.
 """
@@ -46,9 +47,9 @@ def fit_hints(history: Sequence[dict[str, Any]], class_names: Sequence[str] | No
             continue
         hints.append(
             f"The {head} head never fit its own training images: {best:.3f} accuracy at best in {len(history)} epochs "
-            f"(chance {chance:.3f}; on the augmented training images). If the angle or the side of an object is what "
-            "tells the classes apart (a turned form, text, arrows), the packaged turns and mirror images destroy the "
-            "label: train with data.augmentations.1.degrees=0 (and data.augmentations.0.p=0). Otherwise give the run "
-            "more time (trainer.max_time)."
+            f"(chance {chance:.3f}; on the training images as trained, augmented until a last phase without). If the "
+            "angle or the side of an object is what tells the classes apart (a turned form, text, arrows), the "
+            "packaged turns and mirror images destroy the label: train with data.augmentations.1.degrees=0 (and "
+            "data.augmentations.0.p=0). Otherwise give the run more time (trainer.max_time)."
         )
     return hints
