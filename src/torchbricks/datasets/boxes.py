@@ -74,22 +74,19 @@ class BoxImage:
     source: str = ""
 
 
-def box_problem(box: Sequence[float], width: float, height: float) -> bool:
-    """Whether a box `(x_min, y_min, x_max, y_max)` is empty or reaches past its image by more than `BOX_TOLERANCE`.
+def box_problem(
+    box: Sequence[float], width: float, height: float, tolerance: tuple[float, float] = (BOX_TOLERANCE, BOX_TOLERANCE)
+) -> bool:
+    """Whether a box `(x_min, y_min, x_max, y_max)` is empty or reaches past its image by more than `tolerance`
+    (pixels across, pixels down).
 
     Example:
         >>> box_problem((0, 0, 10, 10), 10, 10), box_problem((0, 0, 11.5, 10), 10, 10), box_problem((4, 0, 4, 10), 10, 10)
         (False, True, True)
     """
     x_min, y_min, x_max, y_max = box
-    return (
-        x_max <= x_min
-        or y_max <= y_min
-        or x_min < -BOX_TOLERANCE
-        or y_min < -BOX_TOLERANCE
-        or x_max > width + BOX_TOLERANCE
-        or y_max > height + BOX_TOLERANCE
-    )
+    across, down = tolerance
+    return x_max <= x_min or y_max <= y_min or x_min < -across or y_min < -down or x_max > width + across or y_max > height + down
 
 
 def clip_box(box: Sequence[float], width: float, height: float) -> tuple[float, float, float, float]:

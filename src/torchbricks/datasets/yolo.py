@@ -5,14 +5,16 @@ it, and as labelImg and Label Studio save it.
     ROOT/images/{train,val[,test]}/*.jpg|png|...
     ROOT/labels/{train,val[,test]}/<image stem>.txt    one object per line: class cx cy w h, normalised to [0, 1]
 
-`train`, `val` and `test` in `data.yaml` name a split's images: a folder (searched recursively), a text file listing
-image paths (relative to that file's folder), or a list of those; they are relative to `path` when it names an
-existing folder (absolute, or relative to the folder of `data.yaml`), otherwise to the folder of `data.yaml` (a
-leading `../`, as Roboflow exports write it, is dropped when the path does not exist with it). Without them the
-splits are `images/train`, `images/val` and, if present, `images/test`.
+`train`, `val` (or `validation`) and `test` in `data.yaml` name a split's images: a folder (searched recursively), a
+text file listing image paths (relative to that file's folder or, when not there, to `path`), or a list of those; they
+are relative to `path` when it names an existing folder (absolute, or relative to the folder of `data.yaml`),
+otherwise to the folder of `data.yaml` (a leading `../`, as Roboflow exports write it, is dropped when the path does
+not exist with it). Without them the splits are `images/train`, `images/val` and, if present, `images/test`. Without
+`names`, `nc: 3` names the classes `class_0` to `class_2`, as Ultralytics does.
 
-Without `data.yaml`: Darknet's `obj.data` (`names`, `train`, `valid`: list files, their entries relative to ROOT, a
-leading `data/` dropped when it leads nowhere) and `obj.names`, with the images and their label files in
+Without `data.yaml`: Darknet's `obj.data` (`names`, and a list file per subset, `train`, `valid`, `test` in any case,
+as CVAT writes a project's subsets `Train`, `Validation`, `Test`; their entries relative to ROOT, a leading `data/`
+dropped when it leads nowhere) and `obj.names`, with the images and their label files in
 `obj_train_data/` (`obj_valid_data/`); or `ROOT/classes.txt` (one name per line) with `images/{train,val}`, or with
 one pool of images: under `ROOT/images` with their labels in `ROOT/labels` (Label Studio's YOLO export), or else in
 ROOT with their label files beside them (labelImg). Data without a validation split of its own (no `val` nor
@@ -24,8 +26,9 @@ extension by `.txt` (beside the image when no folder below the data folder is `i
 file has no objects. A line with more than five numbers is a polygon (Ultralytics' segmentation labels,
 `class x1 y1 x2 y2 ...`): its box is the polygon's extent; in a pose data set (`kpt_shape: [K, D]` in `data.yaml`)
 it is the box followed by K keypoints of D numbers, which are not read. Bad data is a `DataError` naming the file
-and line: a malformed line, a class index out of range, coordinates outside [0, 1] (by more than `BOX_TOLERANCE`
-pixels), an empty box, two images sharing a label file.
+and line: a malformed line (six numbers: a prediction with its confidence), a class index out of range, coordinates
+outside [0, 1] by more than `COORDINATE_TOLERANCE` of the image's side (1%, as Ultralytics allows; at least
+`BOX_TOLERANCE` pixels; the box is cut to its image within it), an empty box, two images sharing a label file.
 """
 
 from __future__ import annotations
@@ -68,6 +71,13 @@ DARKNET_DATA = "obj.data"
 DARKNET_NAMES = "obj.names"
 SPLIT_KEYS = {"train": "train", "validation": "val", "test": "test"}
 """Split -> its key in `data.yaml` (and its folder under `images/` without one)."""
+DARKNET_SETTINGS = ("classes", "names", "backup", "eval")
+"""The keys of `obj.data` that are not subsets (every other key names a subset's list of images, as CVAT writes it)."""
+DARKNET_SUBSETS = {"train": "train", "valid": "validation", "val": "validation", "validation": "validation", "test": "test"}
+"""A subset of `obj.data`, in lower case -> its split (CVAT writes a project's subsets as named: Train, Validation)."""
+COORDINATE_TOLERANCE = 0.01
+"""How far outside [0, 1] a normalised coordinate may reach (a fraction of the image's side; at least `BOX_TOLERANCE`
+pixels) before it is an error, as Ultralytics allows; the box is cut to its image."""
 
 
 @dataclass(frozen=True)
@@ -162,7 +172,7 @@ def read_yolo_layout(root: Path | str, validation_fraction: float = VALIDATION_F
             "its classes."
         )
     if splits["validation"] is None:  # no validation split of its own: drawn at random from the training images
-        train, validation = random_split(_split_images(splits["train"], DataProblems()), validation_fraction, seed, root)
+        train, validation = random_split(_split_images(splits["train"], DataProblems(), base), validation_fraction, seed, root)
         drawn_splits = {"train": train, "validation": validation, "test": splits["test"]}
         return YoloLayout(root, names, drawn_splits, drawn=True, keypoint_fields=keypoint_fields, base=base)
     return YoloLayout(root, names, splits, keypoint_fields=keypoint_fields, base=base)
@@ -181,9 +191,14 @@ def _ultralytics_splits(root: Path) -> tuple[list[str], dict[str, Any], Path]:
     """The names, the split sources and the folder they are relative to (`path` when it names a folder, else `root`)."""
     path = root / YOLO_FILE
     document = _yaml_document(path)
-    if "names" not in document:
-        raise DataError(f"The YOLO file {str(path)!r} has no 'names'; it has {sorted(document)}.")
-    names = _names(path, document["names"], document.get("nc"))
+    if "names" in document:
+        names = _names(path, document["names"], document.get("nc"))
+    elif isinstance(document.get("nc"), int) and document["nc"] > 0:  # as Ultralytics names them
+        names = [f"class_{index}" for index in range(document["nc"])]
+    else:
+        raise DataError(f"The YOLO file {str(path)!r} has no 'names' (nor a class count 'nc'); it has {sorted(document)}.")
+    if "val" not in document and "validation" in document:  # Ultralytics reads it as 'val'
+        document["val"] = document.pop("validation")
     base = _ultralytics_base(root, document)
     splits: dict[str, Any] = {}
     for split, key in SPLIT_KEYS.items():
@@ -229,13 +244,19 @@ def _darknet_splits(root: Path) -> tuple[list[str], dict[str, Any]]:
                 settings[key.strip()] = value.strip()
     names = _listed_names(_source(root, settings.get("names", DARKNET_NAMES)))
     splits: dict[str, Any] = {"train": None, "validation": None, "test": []}  # None: not given
-    for split, key in (("train", "train"), ("validation", "valid")):
-        if key in settings:  # a list file of images
+    subsets = [key for key in settings if key.lower() not in DARKNET_SETTINGS]
+    for key in subsets:  # a list file of images
+        split = DARKNET_SUBSETS.get(key.lower())
+        if split is not None:
             splits[split] = [_source(root, settings[key])]
-        elif (root / f"obj_{key}_data").is_dir():
+    for split, key in (("train", "train"), ("validation", "valid")):
+        if splits[split] is None and (root / f"obj_{key}_data").is_dir():
             splits[split] = [root / f"obj_{key}_data"]
     if splits["train"] is None:
-        raise DataError(f"The Darknet YOLO folder {str(root)!r} has no 'train' in {DARKNET_DATA} nor obj_train_data/.")
+        raise DataError(
+            f"The Darknet YOLO folder {str(root)!r} has no 'train' subset in {DARKNET_DATA} (it lists {subsets}) nor "
+            "obj_train_data/."
+        )
     return names, splits
 
 
@@ -271,7 +292,17 @@ def yolo_label_path(image: Path, root: Path | None = None) -> Path:
     return Path(*parts)
 
 
-def _split_images(sources: Sequence[Path], problems: DataProblems) -> list[Path]:
+def _listed_image(list_file: Path, entry: str, base: Path) -> Path:
+    """An image path written in a split's list file: relative to the list file's folder (`./images/a.jpg`, as
+    Ultralytics reads it) or, when it is not there, to `base` (`data.yaml`'s `path`), or absolute."""
+    beside = _source(list_file.parent, entry)
+    if beside.exists() or Path(entry).is_absolute():
+        return beside
+    under_base = _source(base, entry)
+    return under_base if under_base.exists() else beside
+
+
+def _split_images(sources: Sequence[Path], problems: DataProblems, base: Path) -> list[Path]:
     images: list[Path] = []
     for source in sources:
         if source.is_dir():
@@ -281,7 +312,7 @@ def _split_images(sources: Sequence[Path], problems: DataProblems) -> list[Path]
         elif source.is_file() and source.suffix == ".txt":
             for line in read_user_text(source).splitlines():
                 if line.strip():
-                    images.append(_source(source.parent, line.strip()))
+                    images.append(_listed_image(source, line.strip(), base))
         elif not source.exists():
             problems.report(f"The YOLO split source {str(source)!r} does not exist.")
         else:
@@ -321,7 +352,7 @@ class YoloDataset(BoxDataset):
         sources = layout.splits[split]
         records = []
         label_owner: dict[Path, Path] = {}
-        for image in _split_images(sources, problems):
+        for image in _split_images(sources, problems, layout.base or layout.root):
             label_path = yolo_label_path(image, layout.base)
             if label_path in label_owner:
                 problems.report(
@@ -372,6 +403,11 @@ def _field_count_problem(count: int, keypoint_fields: int) -> str | None:
         )
     if count == 5 or (count >= 7 and count % 2 == 1):
         return None
+    if count == 6:
+        return (
+            "has 6 numbers: 'class cx cy w h confidence' is how Ultralytics saves predictions (save_txt with "
+            "save_conf); a label line is 'class cx cy w h', without the confidence."
+        )
     return "is not 'class cx cy w h' (or 'class x1 y1 x2 y2 x3 y3 ...' for a polygon)."
 
 
@@ -402,9 +438,11 @@ def _parse_line(line: str, image: BoxImage, num_classes: int, keypoint_fields: i
         xs, ys = [x * width for x in values[0::2]], [y * height for y in values[1::2]]
         box = (min(xs), min(ys), max(xs), max(ys))
         polygon = [coordinate for point in zip(xs, ys, strict=True) for coordinate in point]
-    if box_problem(box, width, height):
+    tolerance = (max(BOX_TOLERANCE, COORDINATE_TOLERANCE * width), max(BOX_TOLERANCE, COORDINATE_TOLERANCE * height))
+    if box_problem(box, width, height, tolerance):
         return (
             f"{line.strip()!r} is outside [0, 1] (or empty) in its image {str(image.path)!r} of {width}x{height} "
-            f"(by more than {BOX_TOLERANCE} pixel); coordinates are normalised by the image's width and height."
+            f"(by more than {COORDINATE_TOLERANCE:.0%} of its side or {BOX_TOLERANCE:g} pixel); coordinates are "
+            "normalised by the image's width and height."
         )
     return BoxObject(clip_box(box, width, height), label, [polygon] if polygon else None)

@@ -1,0 +1,131 @@
+"""The YOLO reader on files written as Ultralytics writes and reads them (see also test_detection_layouts.py, which
+reads the same shapes in every box layout)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from torchbricks.datasets.readers import DataError
+from torchbricks.datasets.yolo import YoloDataset, read_yolo_layout, yolo_class_names
+
+SPLITS = ("train", "validation", "test")
+
+
+def _ultralytics(root: Path, data_yaml: str, labels: dict[str, str], size: tuple[int, int] = (640, 480)) -> Path:
+    """`root/data.yaml` and, for each `<split>/<stem>` of `labels`, `images/<split>/<stem>.jpg` of `size` with its label
+    file `labels/<split>/<stem>.txt`."""
+    for name, lines in labels.items():
+        split, stem = name.split("/")
+        (root / "images" / split).mkdir(parents=True, exist_ok=True)
+        (root / "labels" / split).mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", size).save(root / "images" / split / f"{stem}.jpg")
+        (root / "labels" / split / f"{stem}.txt").write_text(lines)
+    (root / "data.yaml").write_text(data_yaml)
+    return root
+
+
+def test_yolo_coordinates_up_to_one_percent_of_the_side_past_the_border_are_cut_to_the_image(tmp_path: Path) -> None:
+    """Ultralytics accepts normalised coordinates up to 1% outside [0, 1]: 1.92 pixels past a 640-pixel side here."""
+    root = _ultralytics(
+        tmp_path,
+        "names: [cat, dog]\n",
+        {"train/a": "0 0.998 0.5 0.01 0.2\n1 0.003 0.5 0.01 0.2\n", "val/b": "0 0.5 0.5 0.2 0.2\n"},
+    )
+
+    (record,) = YoloDataset(root, "train").records
+
+    assert [item.box for item in record.objects] == [
+        pytest.approx((635.52, 192.0, 640.0, 288.0)),
+        pytest.approx((0.0, 192.0, 5.12, 288.0)),
+    ]
+
+
+def test_yolo_coordinates_more_than_one_percent_past_the_border_are_an_error(tmp_path: Path) -> None:
+    root = _ultralytics(tmp_path, "names: [cat, dog]\n", {"train/a": "0 0.5 0.5 1.03 0.2\n", "val/b": ""})
+
+    message = r"a\.txt' line 1: '0 0\.5 0\.5 1\.03 0\.2' is outside \[0, 1\] .* \(by more than 1% of its side"
+    with pytest.raises(DataError, match=message):
+        YoloDataset(root, "train")
+
+
+def test_a_yolo_line_of_six_numbers_is_named_as_a_prediction_with_its_confidence(tmp_path: Path) -> None:
+    """Ultralytics' predict with save_txt and save_conf writes `class cx cy w h confidence`; used as labels by mistake."""
+    root = _ultralytics(tmp_path, "names: [cat, dog]\n", {"train/a": "0 0.5 0.5 0.2 0.2 0.87\n", "val/b": ""})
+
+    with pytest.raises(DataError, match=r"a\.txt' line 1: '0 0\.5 0\.5 0\.2 0\.2 0\.87' has 6 numbers: .*save_conf"):
+        YoloDataset(root, "train")
+
+
+def test_yolo_list_file_entries_may_be_relative_to_path(tmp_path: Path) -> None:
+    """`train: splits/train.txt` listing `images/train/a.jpg`: relative to `path`, not to the list file's folder;
+    `./images/val/b.jpg` is relative to the list file's folder (as Ultralytics reads it), an absolute path is itself."""
+    root = _ultralytics(
+        tmp_path,
+        f"path: {tmp_path}\ntrain: splits/train.txt\nval: [splits/val.txt, {tmp_path / 'val.txt'}]\nnames: [cat, dog]\n",
+        {"train/a": "1 0.5 0.5 0.2 0.2\n", "val/b": "0 0.5 0.5 0.2 0.2\n", "val/c": ""},
+    )
+    (root / "splits").mkdir()
+    (root / "splits" / "train.txt").write_text("images/train/a.jpg\n")
+    (root / "splits" / "images" / "val").mkdir(parents=True)
+    Image.new("RGB", (20, 10)).save(root / "splits" / "images" / "val" / "b.jpg")
+    (root / "splits" / "val.txt").write_text("./images/val/b.jpg\n")
+    (root / "val.txt").write_text(f"{root / 'images' / 'val' / 'c.jpg'}\n")
+
+    train, validation = YoloDataset(root, "train"), YoloDataset(root, "validation")
+
+    assert [(record.path, [item.label for item in record.objects]) for record in train.records] == [
+        (root / "images" / "train" / "a.jpg", [1])
+    ]
+    assert [record.path for record in validation.records] == [
+        root / "splits" / "images" / "val" / "b.jpg",
+        root / "images" / "val" / "c.jpg",
+    ]
+
+
+def test_a_yolo_validation_key_names_the_validation_split_and_nc_alone_names_the_classes(tmp_path: Path) -> None:
+    """As Ultralytics reads data.yaml: `validation:` for `val:`, and `nc` without `names` gives class_0, class_1, ..."""
+    root = _ultralytics(
+        tmp_path,
+        "train: images/train\nvalidation: images/valid\nnc: 2\n",
+        {"train/a": "1 0.5 0.5 0.2 0.2\n", "train/b": "", "valid/c": "0 0.5 0.5 0.2 0.2\n"},
+    )
+
+    validation = YoloDataset(root, "validation")
+
+    assert yolo_class_names(root) == ["class_0", "class_1"]
+    assert [record.path.name for record in validation.records] == ["c.jpg"]
+    assert [record.path.name for record in YoloDataset(root, "train").records] == ["a.jpg", "b.jpg"]
+
+
+def test_darknet_yolo_reads_every_subset_cvat_writes_whatever_its_case(tmp_path: Path) -> None:
+    """CVAT's "YOLO 1.1" export of a project with the subsets Train, Validation and Test: a `<subset> = data/<subset>.txt`
+    line in obj.data for each, its images and label files in `obj_<subset>_data/`."""
+    for subset, count in (("Train", 2), ("Validation", 1), ("Test", 1)):
+        folder = tmp_path / f"obj_{subset}_data"
+        folder.mkdir()
+        for index in range(count):
+            Image.new("RGB", (20, 10)).save(folder / f"{subset}{index}.jpg")
+            (folder / f"{subset}{index}.txt").write_text(f"{index} 0.500000 0.500000 0.200000 0.200000\n")
+        listed = "".join(f"data/obj_{subset}_data/{subset}{index}.jpg\n" for index in range(count))
+        (tmp_path / f"{subset}.txt").write_text(listed)
+    (tmp_path / "obj.names").write_text("cat\ndog\n")
+    (tmp_path / "obj.data").write_text(
+        "classes = 2\nTrain = data/Train.txt\nValidation = data/Validation.txt\nTest = data/Test.txt\n"
+        "names = data/obj.names\nbackup = backup/\n"
+    )
+
+    names = {split: [record.path.name for record in YoloDataset(tmp_path, split).records] for split in SPLITS}
+
+    assert names == {"train": ["Train0.jpg", "Train1.jpg"], "validation": ["Validation0.jpg"], "test": ["Test0.jpg"]}
+    assert not read_yolo_layout(tmp_path).drawn
+
+
+def test_darknet_yolo_without_a_training_subset_names_the_subsets_it_found(tmp_path: Path) -> None:
+    (tmp_path / "obj.names").write_text("cat\n")
+    (tmp_path / "obj.data").write_text("classes = 1\nSubset1 = data/Subset1.txt\nnames = data/obj.names\n")
+
+    with pytest.raises(DataError, match=r"has no 'train' subset in obj\.data \(it lists \['Subset1'\]\) nor obj_train_data/"):
+        read_yolo_layout(tmp_path)
