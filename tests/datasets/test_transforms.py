@@ -96,10 +96,15 @@ def test_an_augmentation_switch_turned_off_skips_the_augmentations_and_only_them
     assert transform(black)["image"].min().item() == 1.0
 
 
-def test_an_augmentation_switch_reaches_loader_processes_that_are_already_running() -> None:
+@pytest.mark.parametrize("start", ["fork", "spawn"])  # spawn: the default on macOS and Windows
+def test_an_augmentation_switch_reaches_loader_processes_that_are_already_running(start: str) -> None:
     switch = AugmentationSwitch()
     loader = torch.utils.data.DataLoader(
-        _Samples(create_transform(4, [_Invert()], switch=switch)), batch_size=2, num_workers=1, persistent_workers=True
+        _Samples(create_transform(4, [_Invert()], switch=switch)),
+        batch_size=2,
+        num_workers=1,
+        persistent_workers=True,
+        multiprocessing_context=start,
     )
     first = next(iter(loader))
     switch.turn_off()  # between epochs, as early stopping does it
