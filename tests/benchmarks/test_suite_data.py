@@ -119,7 +119,7 @@ def test_small_objects_reach_about_eight_pixels() -> None:
 
 
 def test_a_square_turned_by_a_few_degrees_needs_upright_forms() -> None:
-    with pytest.raises(ValueError, match="only by its rotation; set upright=True"):
+    with pytest.raises(ValueError, match="only by their rotation; set upright=True"):
         ShapesSpec(classes=("square", "tilted_square"))
     with pytest.raises(ValueError, match=r"unknown forms \['hexagn'\]"):
         ShapesSpec(classes=("pentagon", "hexagn"))

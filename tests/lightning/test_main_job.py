@@ -188,7 +188,7 @@ def test_a_list_of_monitored_values_keeps_the_epoch_best_by_their_mean(tiny_shap
 def test_early_stopping_ends_the_run_after_patience_epochs_without_improvement_once_its_start_has_passed(
     tiny_shapes: Path, tmp_path: Path, start_fraction: float, epochs: int
 ) -> None:
-    # Nothing improves by 2.0, so the first epoch is the best; with patience 1 the run stops at the first check
+    # Nothing improves by 2.0 on the first epoch (early stopping's reference); with patience 1 the run stops at the first check
     # from which on stopping is allowed: 2 epochs of 6 steps' worth of budget each, or the first epoch that ends at
     # or past start_fraction of the 6 planned epochs (the step budget; the time budget of 8 minutes is far).
     metrics = _classification(
@@ -198,10 +198,12 @@ def test_early_stopping_ends_the_run_after_patience_epochs_without_improvement_o
         "early_stopping.patience=1",
         "early_stopping.min_delta=2.0",
         f"early_stopping.start_fraction={start_fraction}",
+        "early_stopping.finish_without_augmentations=false",  # the classification task's last phase: the test below
         "export_onnx=false",
     )
 
-    assert (metrics["stop_reason"], metrics["epochs"], metrics["best_epoch"]) == ("early_stopping", epochs, 1)
+    # (the best checkpoint has no min_delta: which epoch it keeps depends on the numerics, e.g. the thread count)
+    assert (metrics["stop_reason"], metrics["epochs"]) == ("early_stopping", epochs)
     assert f"did not improve in the last {epochs - 1} records" in metrics["early_stopping_message"]
 
 

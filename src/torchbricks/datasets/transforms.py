@@ -58,21 +58,28 @@ class AugmentationSwitch:
         return f"AugmentationSwitch(on={self.on})"
 
 
-class _Switched:
-    """The augmentations as one step of the pipeline, skipped while their switch is off."""
+class _SwitchedPipeline:
+    """A pipeline of steps whose augmentations (the steps `augmentations`, a slice) are skipped while `switch` is off.
 
-    def __init__(self, augmentations: Sequence[Callable[..., Any]], switch: AugmentationSwitch) -> None:
-        self.augmentations = list(augmentations)
+    Its `transforms` lists every step, flat, as `v2.Compose`'s does.
+    """
+
+    def __init__(self, transforms: Sequence[Callable[..., Any]], augmentations: slice, switch: AugmentationSwitch) -> None:
+        self.transforms = list(transforms)
+        self.augmentations = augmentations
         self.switch = switch
+        self.uses_outlines = False
 
     def __call__(self, sample: Any) -> Any:
-        if self.switch.on:
-            for augmentation in self.augmentations:
-                sample = augmentation(sample)
+        off = not self.switch.on
+        for index, step in enumerate(self.transforms):
+            if not (off and self.augmentations.start <= index < self.augmentations.stop):
+                sample = step(sample)
         return sample
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.augmentations!r}, {self.switch!r})"
+        steps = "".join(f"\n    {step!r}" for step in self.transforms)
+        return f"{type(self).__name__}(augmentations={self.augmentations}, switch={self.switch!r}){steps}"
 
 
 def create_transform(
@@ -104,8 +111,7 @@ def create_transform(
                 f"An augmentation must be a transform (callable), got {type(augmentation).__name__} {augmentation!r}."
             )
     uses_outlines = boxes and any(getattr(augmentation, "uses_outlines", False) for augmentation in augmentations)
-    switched = [_Switched(augmentations, switch)] if switch is not None and augmentations else list(augmentations)
-    steps = [v2.Resize(image_size_pair(image_size), antialias=True), *switched]
+    steps = [v2.Resize(image_size_pair(image_size), antialias=True), *augmentations]
     if uses_outlines:
         from torchbricks.datasets.augmentations import BoxesFromOutlines
 
@@ -113,7 +119,9 @@ def create_transform(
     steps.append(v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True))
     if boxes:
         steps.append(v2.SanitizeBoundingBoxes(labels_getter=_labels))
-    pipeline = v2.Compose(steps)
+    pipeline: Any = v2.Compose(steps)
+    if switch is not None and augmentations:
+        pipeline = _SwitchedPipeline(steps, slice(1, 1 + len(augmentations)), switch)
     pipeline.uses_outlines = uses_outlines  # the box readers give the objects' outlines to such a pipeline
     return pipeline
 
