@@ -20,6 +20,17 @@ COMMON = ["trainer.max_epochs=3", "+trainer.limit_train_batches=6", "export_onnx
 TIMEOUT = 300
 
 
+def _resume(experiments: Path, name: str) -> subprocess.CompletedProcess[str]:
+    """`torchbricks train resume=true` of experiment `name`, with nothing but the name: config.yaml brings the rest."""
+    return subprocess.run(
+        [*TORCHBRICKS, "train", f"experiment.path_experiments={experiments}", f"experiment.name={name}", "resume=true"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
 def _train(path_experiments: Path, *overrides: str, output: Path) -> subprocess.Popen[bytes]:
     with open(output, "wb") as file:  # redirected, as in a batch job: the progress output is not a terminal
         return subprocess.Popen(
@@ -48,13 +59,7 @@ def test_a_run_killed_after_its_first_checkpoint_resumes_to_the_uninterrupted_ru
     assert whole.wait(timeout=TIMEOUT) == 0, (tmp_path / "whole.txt").read_text()[-3000:]
 
     # Resuming needs only the name: the saved config.yaml brings the rest.
-    resumed = subprocess.run(
-        [*TORCHBRICKS, "train", f"experiment.path_experiments={tmp_path}", "experiment.name=killed", "resume=true"],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
+    resumed = _resume(tmp_path, "killed")
 
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert "Restored all states from the checkpoint" in resumed.stderr
@@ -211,13 +216,7 @@ def test_a_run_stopped_mid_epoch_and_resumed_shows_tensorboard_one_value_per_ste
     assert past_checkpoint, "the run ended before it logged a step of its second epoch"
     assert whole.wait(timeout=TIMEOUT) == 0, (tmp_path / "whole.txt").read_text()[-3000:]
 
-    resumed = subprocess.run(
-        [*TORCHBRICKS, "train", f"experiment.path_experiments={tmp_path}", "experiment.name=stopped", "resume=true"],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
+    resumed = _resume(tmp_path, "stopped")
 
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     expected, actual = _logged(tmp_path / "whole"), _logged(tmp_path / "stopped")
