@@ -62,6 +62,31 @@ def test_predict_resizes_each_image_to_the_model_and_returns_its_results_per_hea
         assert result["head"]["probabilities"].dtype == np.float32
 
 
+def test_predict_with_tiles_averages_the_classification_of_each_padded_and_resized_window(tmp_path: Path) -> None:
+    predictor = OnnxPredictor(_channel_means_file(tmp_path))
+    image = np.random.default_rng(0).integers(0, 256, (5, 12, 3), dtype=np.uint8)
+
+    (result,) = predictor.predict([image], batch_size=1, tile=6, overlap=0.0)
+
+    windows = []  # x at 0 and 6; the 5 rows padded with a black row to the tile of 6, then resized to the model's 4 x 6
+    for x_min in (0, 6):
+        padded = np.zeros((6, 6, 3), dtype=np.uint8)
+        padded[:5] = image[:, x_min : x_min + 6]
+        windows.append(resize_image(padded, (4, 6)).reshape(-1, 3).mean(axis=0))
+    np.testing.assert_allclose(result["head"]["probabilities"], np.mean(windows, axis=0), rtol=1e-6)
+
+
+def test_tiles_are_refused_by_a_segmentation_file_without_class_probabilities_saying_to_export_again(tmp_path: Path) -> None:
+    path = _channel_means_file(tmp_path)
+    metadata = json.loads(metadata_path(path).read_text())
+    metadata["heads"] = {"seg": {"kind": "segmentation", "class_names": None}}  # the file has no seg/probabilities
+    metadata_path(path).write_text(json.dumps(metadata))
+    predictor = OnnxPredictor(path)
+
+    with pytest.raises(BrickError, match=r"no output 'seg/probabilities', which merging the tiles .* `torchbricks export`"):
+        predictor.predict([np.zeros((8, 8, 3), np.uint8)], tile=4)
+
+
 def test_predict_refuses_an_image_that_is_not_uint8_rgb_naming_it(tmp_path: Path) -> None:
     predictor = OnnxPredictor(_channel_means_file(tmp_path))
 

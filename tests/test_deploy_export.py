@@ -158,7 +158,14 @@ def test_the_metadata_describes_the_input_the_outputs_and_the_heads(multitask: P
         "presence/present",
         "presence/probabilities",
         "segmentation/mask",
+        "segmentation/probabilities",
     ]
+    decoder = next(
+        brick.model
+        for path, brick in load_experiment(multitask).collection.iter_bricks()
+        if path.startswith("detection/") and hasattr(getattr(brick, "model", None), "iou_threshold")
+    )
+    assert metadata["heads"]["detection"]["iou_threshold"] == decoder.iou_threshold  # what merging tiles suppresses at
     assert "-1 marks a padding row" in metadata["outputs"]["detection/labels"]
     assert metadata["torchbricks_version"] == __import__("torchbricks").__version__
     assert metadata["max_abs_difference_to_pytorch"] < 1e-4
@@ -440,3 +447,69 @@ def test_the_readme_deploy_example_runs_on_an_exported_file(multitask_onnx: Path
 
 def _py_blocks(path: Path) -> list[str]:
     return re.findall(r"^```py\n(.*?)^```", path.read_text(), flags=re.DOTALL | re.MULTILINE)
+
+
+def _mosaics(shapes: Path, folder: Path) -> Path:
+    """Two images larger than the 64 px model from the 64 px validation images: a 2 x 2 mosaic of 128 x 128, cut into
+    overlapping windows at 0, 32 and 64, and a strip 40 px high, whose windows are padded below to the tile."""
+    pictures = [np.asarray(Image.open(path).convert("RGB")) for path in sorted((shapes / "detection/images/val").glob("*.png"))]
+    mosaic = np.concatenate([np.concatenate(pictures[:2], axis=1), np.concatenate(pictures[2:4], axis=1)], axis=0)
+    folder.mkdir()
+    Image.fromarray(mosaic).save(folder / "mosaic.png")
+    Image.fromarray(mosaic[10:50, :, :][:, np.r_[0:128, 0:22]]).save(folder / "strip.png")
+    return folder
+
+
+@pytest.mark.slow
+def test_predict_onnx_tile_runs_where_torch_is_not_installed_and_merges_the_tiles_as_the_bricks_do(
+    multitask: Path, multitask_onnx: Path, shapes: Path, tmp_path: Path
+) -> None:
+    import csv
+
+    # Tiles of 64, the model's input size: neither backend resizes a tile (their resizings differ by a grey level), so
+    # the two see the same pixels and differ only by onnxruntime's arithmetic against torch's (1e-5 on the outputs).
+    common = [str(_mosaics(shapes, tmp_path / "images")), "--workers", "0", "--tile", "64", "--overlap", "0.2"]
+    assert main(["predict", str(multitask), *common, "--out", str(tmp_path / "bricks")]) == 0
+    assert main(["predict", str(multitask), *common, "--out", str(tmp_path / "with_torch"), "--onnx", str(multitask_onnx)]) == 0
+
+    process = _python_m_torchbricks_without_torch(
+        ["predict", str(multitask), *common, "--out", str(tmp_path / "without_torch"), "--onnx", str(multitask_onnx)], tmp_path
+    )
+
+    assert process.returncode == 0, process.stderr
+    assert not set(ast.literal_eval(process.stderr.rpartition("imported:")[2].strip())) & _NOT_INSTALLED
+    without_torch, bricks = tmp_path / "without_torch", tmp_path / "bricks"
+    assert _files(without_torch) == _files(tmp_path / "with_torch")  # the same files, byte for byte
+    assert sorted(_files(without_torch)) == sorted(_files(bricks))
+    by_onnx, by_bricks = (_boxes_by_file(folder / "detection_predictions.json") for folder in (without_torch, bricks))
+    assert sorted(by_onnx) == sorted(by_bricks) == [str(tmp_path / "images" / name) for name in ("mosaic.png", "strip.png")]
+    for name, rows in by_bricks.items():  # [category, score, box] in any order: equal scores leave top-k in any order
+        assert len(by_onnx[name]) == len(rows) > 0
+        for row in by_onnx[name]:
+            assert np.abs(rows - row).max(axis=1).min() <= 2e-3, f"{name}: {row} is not a box of the bricks"
+    for path in sorted((bricks / "segmentation_masks").iterdir()):
+        mask = np.asarray(Image.open(without_torch / "segmentation_masks" / path.name))
+        np.testing.assert_array_equal(mask, np.asarray(Image.open(path)))
+        assert mask.shape == {"mosaic.png": (128, 128), "strip.png": (40, 150)}[path.name]
+    rows_onnx, rows_bricks = (list(csv.DictReader((folder / "predictions.csv").open())) for folder in (without_torch, bricks))
+    for row, reference in zip(rows_onnx, rows_bricks, strict=True):
+        probabilities, expected = (
+            _probabilities(row["presence/probabilities"]),
+            _probabilities(reference["presence/probabilities"]),
+        )
+        assert max(abs(probabilities[name] - expected[name]) for name in expected) <= 2e-4
+
+
+@pytest.mark.slow
+def test_predict_onnx_tile_reads_images_beyond_pillows_pixel_limit(
+    multitask: Path, multitask_onnx: Path, shapes: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    images = _mosaics(shapes, tmp_path / "images")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 7000)  # the mosaic's 16384 pixels, over twice that: refused
+    onnx = ["--onnx", str(multitask_onnx), "--workers", "0", "--pictures", "none"]
+
+    assert main(["predict", str(multitask), str(images), "--out", str(tmp_path / "whole"), *onnx]) == 0
+    assert "TORCHBRICKS_MAX_IMAGE_PIXELS=0" in (tmp_path / "whole" / "skipped.txt").read_text()
+    assert main(["predict", str(multitask), str(images), "--out", str(tmp_path / "tiled"), *onnx, "--tile", "64"]) == 0
+    assert not (tmp_path / "tiled" / "skipped.txt").exists()
+    assert (tmp_path / "tiled" / "segmentation_masks" / "mosaic.png").is_file()

@@ -11,6 +11,11 @@ image's results back at the image's own size:
     predictor = OnnxPredictor("model.onnx")
     results = predictor.predict([read_image("photo.jpg")])  # or any uint8 numpy array [H, W, 3]
     results[0]["detection"]["boxes"]      # [N, 4] x_min, y_min, x_max, y_max in the image's pixels
+    tiled = predictor.predict([read_image("orthomosaic.tif")], batch_size=16, tile=192, overlap=0.2)
+
+With `tile`, each image is cut into overlapping windows, each window is predicted at the model's size and the windows
+are merged back into one result per image by the rules the bricks' `predict --tile` follows
+(`torchbricks._tiled_predictions`).
 
 `read_image` reads a file as training read its images: upright as its EXIF orientation says, 16-bit images by their
 upper 8 bits.
@@ -29,6 +34,15 @@ import numpy as np
 from PIL import Image
 
 from torchbricks._pictures import read_rgb_as_shown
+from torchbricks._tiled_predictions import (
+    DEFAULT_IOU_THRESHOLD,
+    Window,
+    WindowOutputs,
+    image_windows,
+    merge_windows,
+    resize_mask_nearest,
+    tile_pixels,
+)
 from torchbricks.errors import BrickError
 
 __all__ = [
@@ -60,7 +74,10 @@ DEPLOY_OUTPUTS: dict[str, dict[str, str]] = {
         "scores": "float32 [B, P]: score of each box after non-maximum suppression, sorted; padding rows are 0",
         "labels": "int64 [B, P]: class index of each box; -1 marks a padding row (suppressed or below the score threshold)",
     },
-    "segmentation": {"mask": "int64 [B, H, W]: class index of each pixel of the model's input"},
+    "segmentation": {
+        "mask": "int64 [B, H, W]: class index of each pixel of the model's input",
+        "probabilities": "float32 [B, K, H, W]: probability of each class at each pixel of the model's input",
+    },
     "classification": {
         "probabilities": "float32 [B, K]: softmax probability of each class",
         "class_prediction": "int64 [B]: the most probable class",
@@ -127,22 +144,6 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return mask[rows[:, None], columns[None, :]]
 
 
-def resize_mask_nearest(mask: np.ndarray, height: int, width: int) -> np.ndarray:
-    """A class mask [h, w] resized to [height, width] by nearest neighbour (torch's `mode="nearest"`, as the data
-    modules resize the training masks): how both `predict` paths (`BrickBackend`, `OnnxPredictor`) bring a predicted
-    mask to the image's size, so that they give the same masks.
-
-    Example:
-        >>> resize_mask_nearest(np.array([[0, 1], [2, 3]]), 4, 4)[:, 0].tolist()
-        [0, 0, 2, 2]
-    """
-    if mask.shape == (height, width):
-        return mask.astype(np.int64, copy=False)
-    rows = np.minimum((np.arange(height) * (mask.shape[0] / height)).astype(np.int64), mask.shape[0] - 1)
-    columns = np.minimum((np.arange(width) * (mask.shape[1] / width)).astype(np.int64), mask.shape[1] - 1)
-    return mask[rows[:, None], columns[None, :]].astype(np.int64)
-
-
 class OnnxPredictor:
     """Runs a file written by `torchbricks export` in onnxruntime on images of any size.
 
@@ -179,6 +180,11 @@ class OnnxPredictor:
             str(self.path), options, providers=list(providers or ["CPUExecutionProvider"])
         )
         self.output_names = [output.name for output in self.session.get_outputs()]
+        self.iou_thresholds: dict[str, float] = {
+            head: float(entry.get("iou_threshold", DEFAULT_IOU_THRESHOLD))
+            for head, entry in metadata["heads"].items()
+            if entry["kind"] == "detection"
+        }
 
     def __repr__(self) -> str:
         return f"OnnxPredictor({str(self.path)!r})"
@@ -194,17 +200,39 @@ class OnnxPredictor:
         shared = self.metadata.get("category_ids")
         return {head: entry.get("category_ids") or shared for head, entry in self.metadata["heads"].items()}
 
-    def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        """Runs the file on uint8 images [B, 3, H, W] at the model's size; returns its outputs by name."""
-        values = self.session.run(self.output_names, {INPUT_NAME: images})
-        return dict(zip(self.output_names, values, strict=True))
+    def run(self, images: np.ndarray, output_names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """Runs the file on uint8 images [B, 3, H, W] at the model's size; returns its outputs (`output_names`, every
+        output when None) by name."""
+        names = list(self.output_names if output_names is None else output_names)
+        values = self.session.run(names, {INPUT_NAME: images})
+        return dict(zip(names, values, strict=True))
 
-    def predict(self, images: Sequence[np.ndarray], batch_size: int | None = None) -> list[dict[str, dict[str, Any]]]:
+    def check_tile(self, tile: int, overlap: float) -> None:
+        """Checks that the file predicts tile by tile with these values (`predict(tile=..., overlap=...)`).
+
+        Raises:
+            BrickError: `tile` below 1, `overlap` outside [0, 1), or a segmentation head without the class
+                probabilities that the windows' masks are merged by (a file exported before they were an output).
+        """
+        image_windows(tile, tile, tile, overlap)
+        for head, kind in self.heads.items():
+            if kind == "segmentation" and f"{head}/probabilities" not in self.output_names:
+                raise BrickError(
+                    f"{str(self.path)!r} has no output '{head}/probabilities', which merging the tiles of a segmentation "
+                    f"needs (its outputs: {self.output_names}); export the experiment again with `torchbricks export`."
+                )
+
+    def predict(
+        self, images: Sequence[np.ndarray], batch_size: int | None = None, tile: int | None = None, overlap: float = 0.2
+    ) -> list[dict[str, dict[str, Any]]]:
         """Each image's results, at the image's own size.
 
         Args:
             images: uint8 RGB arrays [H, W, 3], of any sizes.
-            batch_size: Images per onnxruntime call; all at once when None.
+            batch_size: Images (with `tile`, tiles) per onnxruntime call; all at once when None.
+            tile: Predict windows of this side in the image's pixels and merge them (see the module docstring); None:
+                each image whole.
+            overlap: With `tile`, the fraction of a tile its neighbours share.
 
         Returns:
             Per image, head path -> `{"kind": kind, ...}` with numpy values: a detection head's `boxes` float32
@@ -213,21 +241,61 @@ class OnnxPredictor:
             neighbour, `resize_mask`); a classification or multilabel head's `probabilities` float32 [K].
 
         Raises:
-            BrickError: An image is not a uint8 array [H, W, 3].
+            BrickError: An image is not a uint8 array [H, W, 3], or a bad tile (`check_tile`).
         """
         for index, image in enumerate(images):
             if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
                 found = f"{image.dtype} array {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
                 raise BrickError(f"OnnxPredictor.predict: image {index} must be a uint8 RGB array [H, W, 3], got a {found}.")
+        if tile is not None:
+            return self._predict_tiles(images, batch_size, tile, overlap)
+        names = [name for name in self.output_names if not self._is_segmentation_probabilities(name)]
         step = batch_size or max(1, len(images))
         results: list[dict[str, dict[str, Any]]] = []
         for start in range(0, len(images), step):
             chunk = images[start : start + step]
             batch = np.stack([resize_image(image, self.image_size).transpose(2, 0, 1) for image in chunk])
-            outputs = self.run(np.ascontiguousarray(batch))
+            outputs = self.run(np.ascontiguousarray(batch), names)
             for offset, image in enumerate(chunk):
                 results.append(self._image_results(outputs, offset, image.shape[:2]))
         return results
+
+    def _is_segmentation_probabilities(self, name: str) -> bool:
+        head, _, leaf = name.rpartition("/")
+        return leaf == "probabilities" and self.heads.get(head) == "segmentation"
+
+    def _predict_tiles(
+        self, images: Sequence[np.ndarray], batch_size: int | None, tile: int, overlap: float
+    ) -> list[dict[str, dict[str, Any]]]:
+        """The windows of every image predicted in batches of `batch_size`, then merged image by image."""
+        self.check_tile(tile, overlap)
+        kinds = {"detection": ("boxes", "scores", "labels")}  # segmentation, classification, multilabel: probabilities
+        names = [f"{head}/{leaf}" for head, kind in self.heads.items() for leaf in kinds.get(kind, ("probabilities",))]
+        views = [
+            (index, window)
+            for index, image in enumerate(images)
+            for window in image_windows(image.shape[0], image.shape[1], tile, overlap)
+        ]
+        step = batch_size or max(1, len(views))
+        by_image: list[list[tuple[Window, WindowOutputs]]] = [[] for _ in images]
+        for start in range(0, len(views), step):
+            chunk = views[start : start + step]
+            pixels = [resize_image(tile_pixels(images[index], window, tile), self.image_size) for index, window in chunk]
+            outputs = self.run(np.ascontiguousarray(np.stack(pixels).transpose(0, 3, 1, 2)), names)
+            for offset, (index, window) in enumerate(chunk):
+                by_image[index].append((window, {name: value[offset] for name, value in outputs.items()}))
+        return [
+            merge_windows(
+                self.heads,
+                parts,
+                image.shape[0],
+                image.shape[1],
+                input_size=self.image_size,
+                tile=tile,
+                iou_thresholds=self.iou_thresholds,
+            )
+            for image, parts in zip(images, by_image, strict=True)
+        ]
 
     def _image_results(self, outputs: dict[str, np.ndarray], index: int, size: tuple[int, int]) -> dict[str, dict[str, Any]]:
         height, width = size

@@ -4,10 +4,12 @@
 (`torchbricks.trained_experiment.load_experiment`), puts a brick converting uint8 images [B, 3, H, W] to floats
 in [0, 1] in front of its collection (the collection's own preprocessor then normalizes), and exports the export
 stage's head outputs with `export_bricks_as_onnx`: detection boxes, scores and labels after top-k and NMS,
-segmentation masks, class probabilities (`torchbricks.deploy.DEPLOY_OUTPUTS`). The batch dimension is dynamic.
+segmentation masks and their class probabilities (which `predict --onnx --tile` averages across windows), class
+probabilities (`torchbricks.deploy.DEPLOY_OUTPUTS`). The batch dimension is dynamic.
 
 Beside the file it writes `<file>.json`: class names, input size, input name, dtype and layout, each output and
-its meaning, the heads and their kinds, the torchbricks version, the COCO category ids when the data had them, the
+its meaning, the heads and their kinds (a detection head's decoder IoU threshold, which merging the boxes of tiles
+suppresses at), the torchbricks version, the COCO category ids when the data had them, the
 check against PyTorch and, with `quantize="int8"`, the accuracy of the int8 file against the float one.
 
 `quantize="int8"` quantizes the convolutions and matrix products statically (onnxruntime's QDQ format, int8
@@ -39,7 +41,7 @@ from torchbricks.bricks import BrickNotTrainable
 from torchbricks.deploy import DEFAULT_FILE, DEPLOY_OUTPUTS, INPUT_NAME, METADATA_FORMAT, metadata_path
 from torchbricks.errors import BrickError, ConfigError, DataError
 from torchbricks.tags import MODEL, Stage
-from torchbricks.trained_experiment import TrainedExperiment, find_heads, load_experiment
+from torchbricks.trained_experiment import TrainedExperiment, decoder_iou_threshold, find_heads, load_experiment
 
 __all__ = ["DEFAULT_FILE", "QUANTIZE_MODES", "ExportResult", "ImagesToFloat", "export_deployable_onnx"]
 
@@ -293,6 +295,7 @@ def _metadata(
                 "class_names": _head_class_names(loaded.head_class_names(head), class_counts[head]),
                 "outputs": [f"{head}/{name}" for name in DEPLOY_OUTPUTS[kind]],
                 **({"category_ids": ids} if kind == "detection" and (ids := loaded.head_category_ids(head)) else {}),
+                **({"iou_threshold": decoder_iou_threshold(loaded.collection, head)} if kind == "detection" else {}),
             }
             for head, kind in heads.items()
         },

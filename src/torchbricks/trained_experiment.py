@@ -85,6 +85,17 @@ def find_heads(output_names: list[str]) -> dict[str, str]:
     return find_registered_heads(output_names, kinds=DEPLOYED_KINDS)
 
 
+def decoder_iou_threshold(collection: BrickCollection, head: str) -> float:
+    """The IoU threshold of the box decoder of a detection head (`torchbricks.bag_of_bricks.object_detection.BoxDecoder`):
+    what merging the boxes of a tiled image suppresses at, in `predict` and in an exported file's metadata. 0.5 when the
+    head has no decoder naming one."""
+    for path, brick in collection.iter_bricks():
+        threshold = getattr(getattr(brick, "model", None), "iou_threshold", None)
+        if path.startswith(f"{head}/") and isinstance(threshold, float):
+            return threshold
+    return 0.5
+
+
 def describe_experiment(config: Any, data_module: Any) -> dict[str, Any]:
     """What `experiment.json` holds for a run of `config` on `data_module`."""
     import torchbricks

@@ -28,6 +28,26 @@ def test_lanes_below_one_are_refused_by_the_parser(capsys: pytest.CaptureFixture
     assert "argument --lanes: must be 1 or more, got 0" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        (["--tile", "0"], "argument --tile: must be 1 or more, got 0"),
+        (["--tile", "32", "--overlap", "1"], r"argument --overlap: must be a fraction in \[0, 1\), got 1.0"),
+        (["--tile", "32", "--overlap", "-0.1"], r"argument --overlap: must be a fraction in \[0, 1\), got -0.1"),
+    ],
+)
+@pytest.mark.parametrize("backend", [[], ["--onnx"]])
+def test_a_bad_tile_or_overlap_is_refused_by_the_parser_for_both_backends(
+    option: list[str], expected: str, backend: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["predict", "run", "photos", *backend, *option])
+    assert exited.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1
+    assert re.search(expected, errors[0])
+
+
 def test_a_folder_that_is_not_an_experiment_is_one_error_line_and_writes_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

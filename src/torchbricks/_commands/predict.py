@@ -17,7 +17,9 @@ def add_parser(commands: Any) -> None:
         "picture (drawn/*.jpg), and per head kind: predictions.json (detection, COCO results), masks/ "
         "(segmentation; overlays/ with --overlays), predictions.csv (classification, multilabel). Unreadable images "
         "are skipped and listed in skipped.txt.",
-        epilog="example: torchbricks predict build/experiments/run photos/ 'more/*.jpg' --out predictions",
+        epilog="examples:\n  torchbricks predict build/experiments/run photos/ 'more/*.jpg' --out predictions\n"
+        "  torchbricks predict build/experiments/run ortho.tif --onnx --tile 192   # windows of 192 px in onnxruntime, "
+        "no torch needed",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     predict.add_argument("experiment", help="a trained experiment folder (made by `torchbricks train`)")
@@ -33,8 +35,21 @@ def add_parser(commands: Any) -> None:
         metavar="FILE",
         help="run the file `torchbricks export` wrote (default: EXPERIMENT/deploy.onnx) in onnxruntime, not the bricks",
     )
-    predict.add_argument("--tile", type=int, default=None, help="predict tiles of this side in pixels and merge them")
-    predict.add_argument("--overlap", type=float, default=0.2, help="fraction of a tile its neighbours share (default: 0.2)")
+    predict.add_argument(
+        "--tile",
+        type=_one_or_more,
+        default=None,
+        metavar="N",
+        help="predict windows of N x N pixels and merge them, with the bricks or --onnx alike (padded, resized and "
+        "merged the same way); images beyond Pillow's pixel limit are read",
+    )
+    predict.add_argument(
+        "--overlap",
+        type=_fraction,
+        default=0.2,
+        metavar="F",
+        help="with --tile, the fraction of a tile its neighbours share, in [0, 1) (default: 0.2)",
+    )
     predict.add_argument(
         "--workers",
         type=int,
@@ -66,9 +81,16 @@ def _one_or_more(text: str) -> int:
     return value
 
 
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction in [0, 1), got {value}")
+    return value
+
+
 def run(arguments: argparse.Namespace) -> int:
     """Predicts with the experiment's bricks, or with `--onnx` with the exported file and no torch imported (numpy,
-    Pillow and onnxruntime only), so that the file predicts where torch is not installed."""
+    Pillow and onnxruntime only), so that the file predicts where torch is not installed; `--tile` with either."""
     import datetime
     from pathlib import Path
 
@@ -127,13 +149,17 @@ def run(arguments: argparse.Namespace) -> int:
 class _OnnxBackend:
     """`predict`'s backend interface over `torchbricks.deploy.OnnxPredictor` (the same per-image results)."""
 
-    def __init__(self, predictor: Any, batch_size: int) -> None:
+    def __init__(self, predictor: Any, batch_size: int, tile: int | None, overlap: float) -> None:
         self.predictor = predictor
         self.batch_size = batch_size
+        self.tile = tile
+        self.overlap = overlap
         self.heads: dict[str, str] = dict(predictor.heads)
+        if tile is not None:
+            predictor.check_tile(tile, overlap)  # before the first image: a file too old to merge masks is one line
 
     def predict(self, images: Any) -> list[Any]:
-        return self.predictor.predict(list(images), batch_size=self.batch_size)
+        return self.predictor.predict(list(images), batch_size=self.batch_size, tile=self.tile, overlap=self.overlap)
 
 
 def _onnx_backend(folder: Any, arguments: argparse.Namespace) -> _OnnxBackend:
@@ -142,8 +168,9 @@ def _onnx_backend(folder: Any, arguments: argparse.Namespace) -> _OnnxBackend:
     The experiment folder is checked for the files training writes but not loaded: its bricks need torch.
 
     Raises:
-        BrickError: A folder that is not a trained experiment, `--tile` with `--onnx`, or no exported file (the
-            message says how to export one).
+        BrickError: A folder that is not a trained experiment, no exported file (the message says how to export
+            one), or with `--tile` a file that cannot merge tiles (exported before the segmentation probabilities
+            were an output).
     """
     from pathlib import Path
 
@@ -152,9 +179,7 @@ def _onnx_backend(folder: Any, arguments: argparse.Namespace) -> _OnnxBackend:
     from torchbricks.errors import BrickError
 
     check_trained_experiment_folder(Path(folder))
-    if arguments.tile is not None:
-        raise BrickError("--tile runs the bricks tile by tile; it does not combine with --onnx.")
     path = Path(arguments.onnx) if arguments.onnx else Path(folder) / DEFAULT_FILE
     if not path.is_file():
         raise BrickError(f"--onnx: no exported model {str(path)!r}; write it with `torchbricks export {folder}` first.")
-    return _OnnxBackend(OnnxPredictor(path), arguments.batch_size)
+    return _OnnxBackend(OnnxPredictor(path), arguments.batch_size, arguments.tile, arguments.overlap)

@@ -1,0 +1,311 @@
+"""Windows in, one image's results out: what both `predict` backends share to predict an image tile by tile.
+
+numpy only (no torch), so the bricks backend (`torchbricks._predict_backend.BrickBackend`) and the ONNX runtime
+(`torchbricks.deploy.OnnxPredictor`, which runs where torch is not installed) cut images into the same windows, pad
+them the same way and merge the same rules, and cannot drift apart:
+
+- windows: `torchbricks.datasets.tiling.tile_windows`; a window shorter than the tile (an image side shorter than
+  it) is padded with black at the right and bottom to the tile's size, as the training tiles are
+  (`torchbricks.datasets.tiled.crop_sample`), so it keeps its scale instead of being stretched to the input size;
+- detection: each window's boxes scaled from the model's input to the window's canvas (the tile) and shifted to
+  the image, then class-wise non-maximum suppression at the head's IoU threshold (`non_maximum_suppression`), then
+  the cut parts of objects another window saw whole left out (`without_cut_parts`);
+- segmentation: each window's class probabilities resized bilinearly to the canvas (`resize_bilinear`, torch's
+  `interpolate(mode="bilinear", align_corners=False)`), averaged over the windows covering a pixel (the padding
+  left out), and the most probable class taken;
+- classification: the mean of the windows' probabilities; multilabel: their maximum (a class present in one window
+  is present in the image).
+
+Without tiles (`tile=None`) the one window is the whole image: boxes scaled to it, the mask resized to it by
+nearest neighbour (`resize_mask_nearest`).
+
+A window's outputs are the model's, for one input: `{"<head>/<name>": array}` with a detection head's `boxes`
+[P, 4] (pixels of the model's input), `scores` [P] and `labels` [P] (-1 marks a padding row), a segmentation head's
+`probabilities` [K, h, w] (or, without tiles, `mask` [h, w]), and the others' `probabilities` [K].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from torchbricks._tiling import tile_windows
+
+__all__ = [
+    "CUT_PART_CONTAINED",
+    "DEFAULT_IOU_THRESHOLD",
+    "Window",
+    "WindowOutputs",
+    "at_inner_border",
+    "image_windows",
+    "merge_windows",
+    "non_maximum_suppression",
+    "resize_bilinear",
+    "resize_mask_nearest",
+    "tile_pixels",
+    "without_cut_parts",
+]
+
+Window = tuple[int, int, int, int]
+"""(x_min, y_min, x_max, y_max) of a window in the image's pixels."""
+
+WindowOutputs = dict[str, np.ndarray]
+"""One window's model outputs by name, `<head>/<name>` (see the module docstring)."""
+
+DEFAULT_IOU_THRESHOLD = 0.5
+"""The IoU threshold of merging a detection head's boxes when its decoder names none (or an exported file predates
+the `iou_threshold` of its metadata)."""
+
+CUT_PART_CONTAINED = 0.7
+"""A box found against an inner window border is the cut part of an object when at least this share of it lies
+inside a better box of its class (`without_cut_parts`)."""
+
+
+def image_windows(height: int, width: int, tile: int | None, overlap: float) -> list[Window]:
+    """The windows of an image: `tile_windows` with a tile, else the whole image.
+
+    Example:
+        >>> image_windows(40, 60, None, 0.2), image_windows(40, 60, 40, 0.5)
+        ([(0, 0, 60, 40)], [(0, 0, 40, 40), (20, 0, 60, 40)])
+    """
+    if tile is None:
+        return [(0, 0, width, height)]
+    return tile_windows(height, width, tile, overlap)
+
+
+def tile_pixels(image: np.ndarray, window: Window, tile: int | None) -> np.ndarray:
+    """The window's pixels of an image [H, W, ...]; with a tile, padded with black to the tile's size at the right and
+    bottom (see the module docstring).
+
+    Example:
+        >>> tile_pixels(np.ones((3, 5, 3), dtype=np.uint8), (2, 0, 5, 3), tile=4)[..., 0].tolist()
+        [[1, 1, 1, 0], [1, 1, 1, 0], [1, 1, 1, 0], [0, 0, 0, 0]]
+    """
+    x_min, y_min, x_max, y_max = window
+    pixels = image[y_min:y_max, x_min:x_max]
+    if tile is None or pixels.shape[:2] == (tile, tile):
+        return pixels
+    padded = np.zeros((tile, tile, *pixels.shape[2:]), dtype=pixels.dtype)
+    padded[: pixels.shape[0], : pixels.shape[1]] = pixels
+    return padded
+
+
+def merge_windows(
+    heads: dict[str, str],
+    parts: Sequence[tuple[Window, WindowOutputs]],
+    height: int,
+    width: int,
+    *,
+    input_size: tuple[int, int],
+    tile: int | None,
+    iou_thresholds: dict[str, float] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """One image's results at its size (`torchbricks._predict_results.ImageResult`) from its windows' outputs.
+
+    Args:
+        heads: Head path -> kind.
+        parts: Each window of the image with the model's outputs for it.
+        height: The image's height.
+        width: The image's width.
+        input_size: (height, width) of the model's input, which the boxes are in.
+        tile: The tile side the windows were cut with; None: one window of the whole image.
+        iou_thresholds: Detection head -> IoU threshold of merging its boxes (`DEFAULT_IOU_THRESHOLD` if missing).
+    """
+    result: dict[str, dict[str, Any]] = {}
+    for head, kind in heads.items():
+        if kind == "detection":
+            threshold = (iou_thresholds or {}).get(head, DEFAULT_IOU_THRESHOLD)
+            result[head] = _merge_boxes(head, parts, height, width, input_size, tile, threshold)
+        elif kind == "segmentation":
+            result[head] = _merge_masks(head, parts, height, width, tile)
+        else:
+            stacked = np.stack([output[f"{head}/probabilities"] for _, output in parts]).astype(np.float32)
+            probabilities = stacked.max(axis=0) if kind == "multilabel" else stacked.mean(axis=0)
+            result[head] = {"kind": kind, "probabilities": probabilities}
+    return result
+
+
+def _canvas(window: Window, tile: int | None) -> tuple[int, int]:
+    """(width, height) of the pixels a window's input shows: the tile's, or the window's without tiles."""
+    x_min, y_min, x_max, y_max = window
+    return (tile, tile) if tile is not None else (x_max - x_min, y_max - y_min)
+
+
+def _merge_boxes(
+    head: str,
+    parts: Sequence[tuple[Window, WindowOutputs]],
+    height: int,
+    width: int,
+    input_size: tuple[int, int],
+    tile: int | None,
+    iou_threshold: float,
+) -> dict[str, Any]:
+    input_height, input_width = input_size
+    boxes, scores, labels, cut = [], [], [], []
+    for window, output in parts:
+        x_min, y_min = window[0], window[1]
+        keep = output[f"{head}/labels"] >= 0  # the decoder pads with label -1
+        scale = np.array(list(_canvas(window, tile)) * 2, dtype=np.float32) / np.array(
+            [input_width, input_height] * 2, np.float32
+        )
+        found = output[f"{head}/boxes"][keep] * scale + np.array([x_min, y_min, x_min, y_min], dtype=np.float32)
+        boxes.append(found.astype(np.float32))
+        scores.append(output[f"{head}/scores"][keep])
+        labels.append(output[f"{head}/labels"][keep])
+        cut.append(at_inner_border(found, window, height, width))
+    merged_boxes = np.concatenate(boxes).astype(np.float32)
+    merged_scores = np.concatenate(scores).astype(np.float32)
+    merged_labels = np.concatenate(labels).astype(np.int64)
+    if len(parts) > 1 and len(merged_boxes):
+        kept = non_maximum_suppression(merged_boxes, merged_scores, merged_labels, iou_threshold)
+        kept = without_cut_parts(kept, merged_boxes, merged_scores, merged_labels, np.concatenate(cut))
+        merged_boxes, merged_scores, merged_labels = merged_boxes[kept], merged_scores[kept], merged_labels[kept]
+    return {"kind": "detection", "boxes": merged_boxes, "scores": merged_scores, "labels": merged_labels}
+
+
+def _merge_masks(
+    head: str, parts: Sequence[tuple[Window, WindowOutputs]], height: int, width: int, tile: int | None
+) -> dict[str, Any]:
+    if len(parts) == 1 and tile is None:
+        return {"kind": "segmentation", "mask": resize_mask_nearest(parts[0][1][f"{head}/mask"], height, width)}
+    num_classes = parts[0][1][f"{head}/probabilities"].shape[0]
+    total = np.zeros((num_classes, height, width), dtype=np.float32)
+    count = np.zeros((height, width), dtype=np.float32)
+    for window, output in parts:
+        x_min, y_min, x_max, y_max = window
+        canvas_width, canvas_height = _canvas(window, tile)
+        resized = resize_bilinear(output[f"{head}/probabilities"].astype(np.float32), canvas_height, canvas_width)
+        total[:, y_min:y_max, x_min:x_max] += resized[:, : y_max - y_min, : x_max - x_min]  # the padding left out
+        count[y_min:y_max, x_min:x_max] += 1
+    return {"kind": "segmentation", "mask": (total / count).argmax(axis=0).astype(np.int64)}
+
+
+def resize_mask_nearest(mask: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A class mask [h, w] resized to [height, width] by nearest neighbour (torch's `mode="nearest"`, as the data
+    modules resize the training masks): how both `predict` paths (`BrickBackend`, `OnnxPredictor`) bring a predicted
+    mask to the image's size, so that they give the same masks.
+
+    Example:
+        >>> resize_mask_nearest(np.array([[0, 1], [2, 3]]), 4, 4)[:, 0].tolist()
+        [0, 0, 2, 2]
+    """
+    if mask.shape == (height, width):
+        return mask.astype(np.int64, copy=False)
+    rows = np.minimum((np.arange(height) * (mask.shape[0] / height)).astype(np.int64), mask.shape[0] - 1)
+    columns = np.minimum((np.arange(width) * (mask.shape[1] / width)).astype(np.int64), mask.shape[1] - 1)
+    return mask[rows[:, None], columns[None, :]].astype(np.int64)
+
+
+def resize_bilinear(values: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resizes float maps [C, h, w] to [C, height, width] bilinearly as torch's `interpolate(mode="bilinear",
+    align_corners=False)` does (no antialiasing): each output pixel centre is mapped into the input, clamped at its
+    first pixel, and the two nearest input pixels of each axis are weighted by distance.
+
+    Example:
+        >>> resize_bilinear(np.array([[[0.0, 1.0]]], dtype=np.float32), 1, 4).round(2).tolist()
+        [[[0.0, 0.25, 0.75, 1.0]]]
+    """
+    rows, row_weights = _linear_taps(values.shape[1], height)
+    columns, column_weights = _linear_taps(values.shape[2], width)
+    along_rows = values[:, rows[0]] * row_weights[0][:, None] + values[:, rows[1]] * row_weights[1][:, None]
+    return along_rows[:, :, columns[0]] * column_weights[0] + along_rows[:, :, columns[1]] * column_weights[1]
+
+
+def _linear_taps(length: int, size: int) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """For each of `size` output positions, the two input positions of `length` and their weights."""
+    scale = np.float32(length / size)
+    source = np.maximum((np.arange(size, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5), np.float32(0))
+    lower = source.astype(np.int64)
+    upper = np.minimum(lower + 1, length - 1)
+    weight = (source - lower).astype(np.float32)
+    return (lower, upper), (np.float32(1) - weight, weight)
+
+
+def non_maximum_suppression(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Indices of the boxes kept by class-wise non-maximum suppression, by decreasing score (torchvision's
+    `batched_nms`): a box goes when it overlaps a better-scoring kept box of its class by IoU above the threshold.
+    Equal scores keep their order.
+
+    Only pairs of boxes whose x ranges overlap are compared (found by sorting on x_min), so the boxes of a large
+    orthomosaic cost about as many comparisons as there are neighbouring boxes, not their count squared.
+
+    Example:
+        >>> boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [1, 0, 11, 10], [50, 50, 60, 60]], dtype=np.float32)
+        >>> non_maximum_suppression(boxes, np.array([0.9, 0.8, 0.7, 0.6]), np.array([0, 0, 1, 0]), 0.5).tolist()
+        [0, 2, 3]
+    """
+    order = np.argsort(-scores, kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    better, worse = _suppressing_pairs(boxes, labels, rank, iou_threshold)
+    # Each box with the better boxes that would suppress it, grouped by box in score order: kept unless one is kept.
+    grouped = np.lexsort((better, rank[worse]))
+    better, worse = better[grouped], worse[grouped]
+    starts = np.searchsorted(rank[worse], np.arange(len(order) + 1))
+    kept = np.ones(len(order), dtype=bool)
+    for position in np.flatnonzero(starts[1:] > starts[:-1]):
+        kept[order[position]] = not kept[better[starts[position] : starts[position + 1]]].any()
+    return order[kept[order]]
+
+
+def _suppressing_pairs(
+    boxes: np.ndarray, labels: np.ndarray, rank: np.ndarray, iou_threshold: float, chunk: int = 4096
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair of boxes of one class overlapping by IoU above the threshold, as (better, worse) index arrays."""
+    by_x = np.argsort(boxes[:, 0], kind="stable")
+    x_min = boxes[by_x, 0]
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    better, worse = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+    for start in range(0, len(by_x), chunk):
+        firsts = by_x[start : start + chunk]  # each box against the boxes starting after it and before its x_max
+        ends = np.searchsorted(x_min, boxes[firsts, 2], side="left")
+        counts = np.maximum(ends - np.arange(start, start + len(firsts)) - 1, 0)
+        one = np.repeat(firsts, counts)
+        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        other = by_x[np.repeat(np.arange(start, start + len(firsts)) + 1, counts) + offsets]
+        same = labels[one] == labels[other]
+        one, other = one[same], other[same]
+        inner = np.clip(np.minimum(boxes[one, 2:], boxes[other, 2:]) - np.maximum(boxes[one, :2], boxes[other, :2]), 0, None)
+        intersection = inner[:, 0] * inner[:, 1]
+        overlapping = intersection / (area[one] + area[other] - intersection) > iou_threshold
+        one, other = one[overlapping], other[overlapping]
+        first_better = rank[one] < rank[other]
+        better.append(np.where(first_better, one, other))
+        worse.append(np.where(first_better, other, one))
+    return np.concatenate(better), np.concatenate(worse)
+
+
+def at_inner_border(boxes: np.ndarray, window: Window, height: int, width: int) -> np.ndarray:
+    """Whether each box (image coordinates) reaches a border of its window that is not the image's own border: the
+    window may have cut the object there."""
+    x_min, y_min, x_max, y_max = window
+    return (
+        ((x_min > 0) & (boxes[:, 0] <= x_min + 1))
+        | ((y_min > 0) & (boxes[:, 1] <= y_min + 1))
+        | ((x_max < width) & (boxes[:, 2] >= x_max - 1))
+        | ((y_max < height) & (boxes[:, 3] >= y_max - 1))
+    )
+
+
+def without_cut_parts(kept: np.ndarray, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, cut: np.ndarray) -> np.ndarray:
+    """`kept` (indices after non-maximum suppression) without the boxes that are the cut part of an object another
+    window saw whole: found against an inner window border, and mostly (`CUT_PART_CONTAINED`) inside a better box of
+    the same class (higher score, or as high and larger). Such a part overlaps the whole box too little for the IoU
+    threshold (a third of an object: IoU 0.33), so suppression alone reported the object twice."""
+    if not cut[kept].any():
+        return kept
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    parts, others = kept[cut[kept]], kept  # every cut box against every kept box at once: [parts, others]
+    overlap = np.clip(
+        np.minimum(boxes[parts, None, 2:], boxes[None, others, 2:]) - np.maximum(boxes[parts, None, :2], boxes[None, others, :2]),
+        0,
+        None,
+    ).prod(axis=2)
+    better = (scores[others][None] > scores[parts][:, None]) | (
+        (scores[others][None] == scores[parts][:, None]) & (area[others][None] > area[parts][:, None])
+    )
+    inside = overlap >= CUT_PART_CONTAINED * np.maximum(area[parts], 1e-6)[:, None]
+    dropped = parts[((labels[others][None] == labels[parts][:, None]) & better & inside).any(axis=1)]
+    return kept[~np.isin(kept, dropped)]
