@@ -18,13 +18,16 @@ from typing import Any
 __all__ = ["json_ready", "replace_folder", "write_atomically", "write_json", "write_text"]
 
 
-def write_atomically(target: Path, write: Callable[[Path], object]) -> None:
+def write_atomically(target: Path, write: Callable[[Path], object], *, temporary_stem: str | None = None) -> None:
     """Writes through a temporary file in the target's folder, then renames it over the target.
 
     The writer creates the temporary file itself, so a file gets the permissions its writer gives on its own
-    (`torch.save` honours the umask), not `mkstemp`'s owner-only 0600.
+    (`torch.save` honours the umask), not `mkstemp`'s owner-only 0600. The temporary file is named
+    `.<temporary_stem>.<random>.tmp`, the stem the target's name unless given: a folder whose readers pick files by
+    a part of their name (TensorBoard reads every file whose name holds `tfevents`) needs another, so that a file a
+    crash left behind is not read.
     """
-    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    temporary = target.with_name(f".{temporary_stem or target.name}.{uuid.uuid4().hex}.tmp")
     try:
         write(temporary)
         with open(temporary, "rb") as file:

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytorch_lightning as pl
 import torch
+from helpers import tensorboard_values_in_files
 
 from torchbricks.configuration import compose_config, read_job_settings
 from torchbricks.lightning.callbacks import BestCheckpoint, EpochSeed, MetricHistory
@@ -59,20 +68,89 @@ def test_a_resumed_run_logs_its_csv_beside_the_interrupted_one(tmp_path: Path) -
 def test_a_resumed_runs_tensorboard_values_replace_the_interrupted_runs_from_the_checkpoints_step(tmp_path: Path) -> None:
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.backend.event_processing.plugin_event_accumulator import EventAccumulator as ServerAccumulator
+    from tensorboard.util.tensor_util import make_ndarray
 
     interrupted = create_loggers(tmp_path)[-1]
     for step in range(6):  # stopped in the epoch after the checkpoint of step 3
         interrupted.log_metrics({"loss": float(step)}, step=step)
+    interrupted.log_metrics({"test/loss": 99.0}, step=5)  # a value the resumed run logs at another step
     interrupted.finalize("failed")
     resumed = create_loggers(tmp_path, resumed_step=3)[-1]
     for step in range(3, 8):
         resumed.log_metrics({"loss": 10.0 + step}, step=step)
+    resumed.log_metrics({"test/loss": 1.0}, step=7)
     resumed.finalize("success")
 
+    expected = {
+        "loss": [(0, 0.0), (1, 1.0), (2, 2.0), (3, 13.0), (4, 14.0), (5, 15.0), (6, 16.0), (7, 17.0)],
+        "test/loss": [(7, 1.0)],
+    }
+    assert tensorboard_values_in_files(tmp_path / "tensorboard") == expected  # as the Rust data server reads them
     events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"scalars": 0})
     events.Reload()
-    values = [(value.step, value.value) for value in events.Scalars("loss")]
-    assert values == [(0, 0.0), (1, 1.0), (2, 2.0), (3, 13.0), (4, 14.0), (5, 15.0), (6, 16.0), (7, 17.0)]
+    assert {tag: [(value.step, value.value) for value in events.Scalars(tag)] for tag in expected} == expected
+    served = ServerAccumulator(str(tmp_path / "tensorboard"), size_guidance={"tensors": 0})  # --load_fast=false's
+    served.Reload()
+    served_values = {
+        tag: [(value.step, float(make_ndarray(value.tensor_proto))) for value in served.Tensors(tag)] for tag in expected
+    }
+    assert served_values == expected
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("load_fast", ["true", "false"])  # the Rust data server, the Python one
+def test_tensorboard_serves_a_resumed_runs_values_alone(tmp_path: Path, load_fast: str) -> None:
+    pytest.importorskip("tensorboard_data_server" if load_fast == "true" else "tensorboard")
+    interrupted = create_loggers(tmp_path)[-1]
+    for step in range(6):
+        interrupted.log_metrics({"loss": float(step)}, step=step)
+    interrupted.log_metrics({"test/loss": 99.0}, step=5)
+    interrupted.finalize("failed")
+    resumed = create_loggers(tmp_path, resumed_step=3)[-1]
+    for step in range(3, 8):
+        resumed.log_metrics({"loss": 10.0 + step}, step=step)
+    resumed.log_metrics({"test/loss": 1.0}, step=7)
+    resumed.finalize("success")
+
+    served = _served_scalars(tmp_path, load_fast, run="tensorboard", tags=["loss", "test/loss"])
+
+    assert served == {
+        "loss": [(0, 0.0), (1, 1.0), (2, 2.0), (3, 13.0), (4, 14.0), (5, 15.0), (6, 16.0), (7, 17.0)],
+        "test/loss": [(7, 1.0)],
+    }
+
+
+def _served_scalars(logdir: Path, load_fast: str, run: str, tags: list[str]) -> dict[str, list[tuple[int, float]]]:
+    """The scalars `tensorboard --logdir logdir` serves over HTTP once it has read the files (two reloads later)."""
+    command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), f"--load_fast={load_fast}"]
+    output = logdir / "tensorboard_output.txt"  # a file, not a pipe: a full pipe would stop the server
+    with open(output, "w") as file:
+        server = subprocess.Popen([*command, "--port=0", "--host=127.0.0.1", "--reload_interval=1"], stderr=file, stdout=file)
+    try:
+        deadline = time.monotonic() + 120
+        address = None
+        while address is None and time.monotonic() < deadline and server.poll() is None:
+            time.sleep(0.2)
+            address = re.search(r"(http://127\.0\.0\.1:\d+)/", output.read_text())
+        assert address is not None, output.read_text()
+        while run not in _served_json(f"{address[1]}/data/plugin/scalars/tags"):
+            assert time.monotonic() < deadline, "tensorboard found no run"
+            time.sleep(0.2)
+        time.sleep(3)  # two reloads: every file read
+        served = {}
+        for tag in tags:
+            query = urllib.parse.urlencode({"run": run, "tag": tag})
+            served[tag] = [(step, value) for _, step, value in _served_json(f"{address[1]}/data/plugin/scalars/scalars?{query}")]
+        return served
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _served_json(address: str) -> Any:
+    with urllib.request.urlopen(address, timeout=30) as response:
+        return json.load(response)
 
 
 def test_the_logging_step_of_a_checkpoint_is_lightnings_count_of_batches_that_stepped(tmp_path: Path) -> None:

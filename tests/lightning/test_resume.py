@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import tensorboard_values_in_files
+
+from torchbricks.lightning.job_trainer import checkpoint_logging_step
 
 TORCHBRICKS = [sys.executable, "-m", "torchbricks"]
 # Small: 6 batches per epoch. ONNX and the prediction pictures are tested elsewhere.
@@ -215,16 +218,27 @@ def test_a_run_stopped_mid_epoch_and_resumed_shows_tensorboard_one_value_per_ste
     assert stopped.wait(timeout=120) == 143, (tmp_path / "stopped.txt").read_text()[-3000:]
     assert past_checkpoint, "the run ended before it logged a step of its second epoch"
     assert whole.wait(timeout=TIMEOUT) == 0, (tmp_path / "whole.txt").read_text()[-3000:]
+    resumed_from = checkpoint_logging_step(tmp_path / "stopped" / "checkpoints" / "last.ckpt")
+    stopped_files = sorted((tmp_path / "stopped" / "tensorboard").glob("*tfevents*"))
 
     resumed = _resume(tmp_path, "stopped")
 
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    expected, actual = _logged(tmp_path / "whole"), _logged(tmp_path / "stopped")
-    assert set(actual) == set(expected)
-    for tag, values in expected.items():  # Lightning logs `epoch` with every call: several at an epoch's last step
-        assert [step for step, _ in actual[tag]] == [step for step, _ in values], tag
-        assert [value for _, value in actual[tag]] == pytest.approx([value for _, value in values], abs=1e-5), tag
-    assert [step for step, _ in actual["predictions"]] == [step for step, _ in actual["validation/loss"]]  # one per epoch
+    # The stopped run's files keep no value from the step the resumed run logs from: TensorBoard's servers ignore
+    # the purge marker, and read the files as they are.
+    for path in stopped_files:
+        values = tensorboard_values_in_files(path)
+        assert {tag: [step for step, _ in steps if step >= resumed_from] for tag, steps in values.items()} == {
+            key: [] for key in values
+        }, path
+    readers = {"EventAccumulator": _logged, "files": lambda folder: tensorboard_values_in_files(folder / "tensorboard")}
+    for reader, read in readers.items():
+        expected, actual = read(tmp_path / "whole"), read(tmp_path / "stopped")
+        assert set(actual) == set(expected), reader
+        for tag, values in expected.items():  # Lightning logs `epoch` with every call: several at an epoch's last step
+            assert [step for step, _ in actual[tag]] == [step for step, _ in values], (reader, tag)
+            assert [value for _, value in actual[tag]] == pytest.approx([value for _, value in values], abs=1e-5), tag
+        assert [step for step, _ in actual["predictions"]] == [step for step, _ in actual["validation/loss"]]  # one an epoch
 
 
 @pytest.mark.slow
@@ -239,8 +253,22 @@ def test_a_run_the_time_budget_ended_and_resumed_keeps_only_the_resumed_runs_val
     assert len(_tensorboard(tmp_path / "cut").Scalars("test/loss")) == 1  # the cut run was tested
     epochs = len(json.loads((tmp_path / "cut" / "history.json").read_text()))
 
+    resumed_from = checkpoint_logging_step(tmp_path / "cut" / "checkpoints" / "last.ckpt")
+    cut_files = sorted((tmp_path / "cut" / "tensorboard").glob("*tfevents*"))
+    assert any(step >= resumed_from for step, _ in tensorboard_values_in_files(tmp_path / "cut" / "tensorboard")["test/loss"])
+
     assert main(["train", *locate, "resume=true", "trainer.max_time=null", f"trainer.max_epochs={epochs + 1}"]) == 0
 
+    for path in cut_files:  # the cut run's test values are gone from its files, not only hidden by the purge marker
+        values = tensorboard_values_in_files(path)
+        assert {tag: [step for step, _ in steps if step >= resumed_from] for tag, steps in values.items()} == {
+            key: [] for key in values
+        }, path
+    in_files = tensorboard_values_in_files(tmp_path / "cut" / "tensorboard")
+    assert len(in_files["test/loss"]) == 1
+    for tag, values in in_files.items():
+        if tag != "epoch":
+            assert len(values) == len({step for step, _ in values}), tag
     events = _tensorboard(tmp_path / "cut")
     tested = _metrics(tmp_path / "cut")["test"]
     assert [value.value for value in events.Scalars("test/head/accuracy")] == pytest.approx([tested["head/accuracy"]])

@@ -12,9 +12,10 @@ from typing import Any
 import torch
 
 from torchbricks._conventions import TOTAL_LOSS, logged_name
-from torchbricks._experiment import CHECKPOINTS_FOLDER
+from torchbricks._experiment import CHECKPOINTS_FOLDER, launched_as_global_zero
 from torchbricks._extras import require
 from torchbricks.configuration.settings import JobSettings
+from torchbricks.lightning._tensorboard_events import drop_events_from_step
 from torchbricks.lightning.job_outputs import installed
 from torchbricks.lightning.module import create_experiment_name
 
@@ -84,14 +85,18 @@ def create_loggers(path_experiment: Path, resumed_step: int | None = None) -> li
 
     A resumed run (`resumed_step`, the logging step of the checkpoint it continues from, `checkpoint_logging_step`)
     logs its CSV into `logs/resumed_<time>/`, as Lightning's CSV logger would otherwise delete the interrupted run's
-    file. TensorBoard adds an event file beside the earlier ones that starts with a purge marker at `resumed_step`:
-    TensorBoard drops the earlier files' values from that step on (the interrupted epoch's steps, a finished run's
-    test values), which the resumed run logs again, so every step keeps one value, the resumed run's.
+    file. The earlier TensorBoard event files lose their values from `resumed_step` on (the interrupted epoch's steps,
+    a finished run's test values; `drop_events_from_step`), which the resumed run logs again, so every step keeps
+    one value, the resumed run's, in every TensorBoard reader. The resumed run's event file also starts with a purge
+    marker at that step, which some readers honour (`EventAccumulator`).
     """
     pl = require("pytorch_lightning", "lightning")
     version = "" if resumed_step is None else f"resumed_{create_experiment_name()}"
     loggers = [pl.loggers.CSVLogger(save_dir=str(path_experiment), name="logs", version=version)]
     if installed("tensorboard"):
+        folder = path_experiment / "tensorboard"
+        if resumed_step is not None and folder.is_dir() and launched_as_global_zero():  # one process rewrites
+            drop_events_from_step(folder, resumed_step)
         loggers.append(
             pl.loggers.TensorBoardLogger(
                 save_dir=str(path_experiment),
