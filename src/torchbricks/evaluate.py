@@ -275,7 +275,29 @@ def format_evaluation(result: EvaluationResult) -> str:
         for name, entry in per_class.items():
             cells = [_cell(column, entry.get(column)) for column in columns]
             lines.append(f"{name:<{name_width}}  " + "  ".join(cells))
+        lines += _undefined_notes(per_class)
     return "\n".join(lines)
+
+
+def _undefined_notes(per_class: dict[str, dict[str, Any]]) -> list[str]:
+    """What the table of a head says under it of classes the split has no example of, whose values are written by
+    convention rather than measured: 0 for a ratio with nothing to divide by, -1 for the AP of a class without a
+    true box."""
+    notes = []
+    unsampled = [name for name, entry in per_class.items() if entry.get("support") == 0]
+    if unsampled:
+        notes.append(
+            f"No sample of {', '.join(map(repr, unsampled))} in this split: recall has nothing to divide by and is "
+            "written 0 (scikit-learn's zero_division=0), as are precision, IoU and F1 when the class was never "
+            "predicted; not a measured 0."
+        )
+    unboxed = [name for name, entry in per_class.items() if entry.get("ap") == -1 or entry.get("ap_50") == -1]
+    if unboxed:
+        notes.append(
+            f"No true box of {', '.join(map(repr, unboxed))} in this split: its AP is undefined, written -1 "
+            "(pycocotools' mark), and left out of the mAP."
+        )
+    return notes
 
 
 def _cell(column: str, value: Any) -> str:
