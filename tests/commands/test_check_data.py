@@ -259,5 +259,5 @@ def test_label_lines_written_twice_are_a_note_with_their_count_and_first_images(
     status, printed = _check(root, capsys)
 
     assert status == 0, printed
-    assert "Note: 4 objects in 2 images of the 'train' split repeat another of the same image exactly" in printed
-    assert f"read once: {images[0]!r}, {images[1]!r}." in printed
+    assert f"Note: 4 objects in 2 images of the 'train' split ({images[0]!r}, {images[1]!r}) repeat another of the " in printed
+    assert "same image exactly (same class and box: an annotation written twice) and are read once." in printed

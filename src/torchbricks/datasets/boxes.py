@@ -158,8 +158,8 @@ class BoxDataset(Dataset[dict[str, Any]]):
         shown = ", ".join(repr(str(path)) for path in images[:3]) + (", ..." if len(images) > 3 else "")
         return (
             f"{count} object{'s' if count > 1 else ''} in {len(images)} image{'s' if len(images) > 1 else ''} of the "
-            f"{split!r} split repeat{'' if count > 1 else 's'} another of the same image exactly (same class and box: "
-            f"an annotation written twice) and {'are' if count > 1 else 'is'} read once: {shown}."
+            f"{split!r} split ({shown}) repeat{'' if count > 1 else 's'} another of the same image exactly (same class "
+            f"and box: an annotation written twice) and {'are' if count > 1 else 'is'} read once."
         )
 
     def __getitem__(self, index: int) -> dict[str, Any]:
