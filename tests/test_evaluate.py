@@ -15,7 +15,7 @@ from sklearn.metrics import confusion_matrix, precision_score, recall_score
 from torchbricks.__main__ import main
 from torchbricks.datasets.folder_splits import folder_splits
 from torchbricks.errors import BrickError, ConfigError
-from torchbricks.evaluate import evaluate_experiment, format_evaluation, per_class_values
+from torchbricks.evaluate import EvaluationResult, evaluate_experiment, format_evaluation, per_class_values
 
 SRC = Path(__file__).parents[1] / "src"
 
@@ -232,3 +232,21 @@ def test_an_experiment_trained_on_several_processes_is_evaluated_in_one(
 
     evaluation = json.loads((folder / "evaluation.json").read_text())
     _metrics_equal(evaluation["metrics"], json.loads((folder / "metrics.json").read_text())["test"])
+
+
+def test_the_table_says_which_values_are_written_by_convention_for_a_class_or_box_absent_from_the_split() -> None:
+    """A class without a sample in the split has recall 0/0, written 0, a class without a true box AP -1, and a split
+    without any true box a mAP of -1: the table must not let any of them pass for a measured value."""
+    per_class = {
+        "head": {"cat": {"precision": 1.0, "recall": 1.0, "support": 3}, "dog": {"precision": 0.0, "recall": 0.0, "support": 0}},
+        "boxes": {"cat": {"ap": 0.5, "ap_50": 0.7}, "dog": {"ap": -1.0, "ap_50": -1.0}},
+    }
+
+    printed = format_evaluation(EvaluationResult({"head/accuracy": 1.0}, per_class))
+
+    assert "No sample of 'dog' in this split: recall has nothing to divide by and is written 0" in printed
+    assert "No true box of 'dog' in this split: AP undefined, written -1" in printed
+    assert "'cat'" not in printed
+    nothing_to_find = format_evaluation(EvaluationResult({"boxes/map": -1.0, "boxes/map_50": -1.0, "head/accuracy": -1.0}))
+    assert "boxes/map_50   -1.0000  (undefined: no true box in this split)" in nothing_to_find
+    assert "head/accuracy  -1.0000\n" in nothing_to_find + "\n"

@@ -258,7 +258,8 @@ def format_evaluation(result: EvaluationResult) -> str:
     head that has them."""
     scalars = {name: value for name, value in result.metrics.items() if isinstance(value, (int, float))}
     width = max([len("metric"), *(len(name) for name in scalars)])
-    lines = [f"{'metric':<{width}}  value", *(f"{name:<{width}}  {value:.4f}" for name, value in scalars.items())]
+    rows = (f"{name:<{width}}  {value:.4f}{_undefined(name, value)}" for name, value in scalars.items())
+    lines = [f"{'metric':<{width}}  value", *rows]
     if "split" in result.description:
         described = SPLIT_TEXT.get(result.description["split"], result.description["split"])
         where = result.description.get("data_root") or "the data"
@@ -275,7 +276,35 @@ def format_evaluation(result: EvaluationResult) -> str:
         for name, entry in per_class.items():
             cells = [_cell(column, entry.get(column)) for column in columns]
             lines.append(f"{name:<{name_width}}  " + "  ".join(cells))
+        lines += _undefined_notes(per_class)
     return "\n".join(lines)
+
+
+def _undefined(name: str, value: float) -> str:
+    """What the table adds after a box metric of -1: pycocotools' mark of a split without any true box."""
+    last = name.rpartition(SEPARATOR)[2]
+    return "  (undefined: no true box in this split)" if value == -1 and last.startswith(("map", "mar")) else ""
+
+
+def _undefined_notes(per_class: dict[str, dict[str, Any]]) -> list[str]:
+    """What the table of a head says under it of classes the split has no example of, whose values are written by
+    convention rather than measured: 0 for a ratio with nothing to divide by, -1 for the AP of a class without a
+    true box."""
+    notes = []
+    unsampled = [name for name, entry in per_class.items() if entry.get("support") == 0]
+    if unsampled:
+        notes.append(
+            f"No sample of {', '.join(map(repr, unsampled))} in this split: recall has nothing to divide by and is "
+            "written 0 (scikit-learn's zero_division=0), as are precision, IoU and F1 when the class was never "
+            "predicted; not a measured 0."
+        )
+    unboxed = [name for name, entry in per_class.items() if entry.get("ap") == -1 or entry.get("ap_50") == -1]
+    if unboxed:
+        notes.append(
+            f"No true box of {', '.join(map(repr, unboxed))} in this split: AP undefined, written -1 (pycocotools' "
+            "mark), and left out of the mAP."
+        )
+    return notes
 
 
 def _cell(column: str, value: Any) -> str:

@@ -244,3 +244,20 @@ def test_an_empty_split_is_listed_with_the_other_problems(shapes: Path, tmp_path
     assert "line 1: class 3 is out of range" in problems[0]
     assert f"The YOLO split source {str(root / 'images' / 'val')!r} does not exist." == problems[1]
     assert "The YOLO split 'validation' holds no image" in problems[2]
+
+
+def test_label_lines_written_twice_are_a_note_with_their_count_and_first_images(
+    shapes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = coco_to_yolo(shapes / "detection", tmp_path / "yolo")
+    labels = sorted((root / "labels" / "train").glob("*.txt"))
+    for label in labels[:2]:
+        first = label.read_text().splitlines()[0]
+        label.write_text(label.read_text() + first + "\n" + first + "\n")
+    images = [str(root / "images" / "train" / f"{label.stem}.png") for label in labels[:2]]
+
+    status, printed = _check(root, capsys)
+
+    assert status == 0, printed
+    assert f"Note: 4 objects in 2 images of the 'train' split ({images[0]!r}, {images[1]!r}) repeat another of the " in printed
+    assert "same image exactly (same class and box: an annotation written twice) and are read once." in printed

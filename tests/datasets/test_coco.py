@@ -262,3 +262,26 @@ def test_a_parent_category_used_by_one_image_is_a_class_in_every_drawn_split(tmp
     assert names == ["vehicle", "car", "truck"]
     for split in ("train", "validation"):  # one of them lacks the vehicle box; both keep the class
         assert read_detection_split(tmp_path, "coco", split, names).class_names == names
+
+
+def test_an_annotation_repeated_under_another_id_is_read_once(tmp_path: Path) -> None:
+    """Two exports merged list an object twice under two ids; read once, as Ultralytics' COCO converter keeps it.
+    The same box of another category, or with another outline, is another object."""
+    _image(tmp_path / "a.png", size=(40, 30))
+    polygon = [[10, 5, 30, 5, 30, 15]]
+    path = _coco(
+        tmp_path / "train.json",
+        [{"id": 1, "file_name": "a.png", "width": 40, "height": 30}],
+        [
+            _annotation(1, 1, 4, [10, 5, 20, 10], segmentation=polygon),
+            _annotation(2, 1, 4, [10, 5, 20, 10], segmentation=polygon),
+            _annotation(3, 1, 90, [10, 5, 20, 10], segmentation=polygon),
+            _annotation(4, 1, 4, [10, 5, 20, 10], segmentation=[[10, 5, 30, 15, 10, 15]]),
+        ],
+        CATEGORIES,
+    )
+
+    dataset = CocoDataset(path)
+
+    assert [item.label for item in dataset.records[0].objects] == [0, 1, 0]
+    assert dataset.duplicates == {tmp_path / "a.png": 1}

@@ -95,3 +95,19 @@ def test_a_list_line_is_an_id_whole_and_a_per_class_line_in_a_split_list_is_name
     (root / "ImageSets" / "Main" / "Train.txt").write_text("img_3  1\nIMG 0002\n")
     problems = check_data(root).problems
     assert any("'img_3  1' reads as VOC's per-class form" in problem for problem in problems), problems
+
+
+def test_an_object_written_twice_is_read_once_and_a_difficult_one_on_the_same_box_is_kept(tmp_path: Path) -> None:
+    for folder in ("JPEGImages", "Annotations", "ImageSets/Main"):
+        (tmp_path / folder).mkdir(parents=True)
+    for stem, split in (("a", "train"), ("b", "val")):
+        Image.new("RGB", (40, 30)).save(tmp_path / "JPEGImages" / f"{stem}.jpg")
+        (tmp_path / "ImageSets" / "Main" / f"{split}.txt").write_text(f"{stem}\n")
+        car = ("car", [2.0, 3.0, 10.0, 8.0], False)
+        objects = [car, car, ("car", [2.0, 3.0, 10.0, 8.0], True), car]
+        (tmp_path / "Annotations" / f"{stem}.xml").write_text(voc_xml(f"{stem}.jpg", 40, 30, objects))
+
+    dataset = VocDataset(tmp_path, "train")
+
+    assert [item.difficult for item in dataset.records[0].objects] == [False, True]
+    assert dataset.duplicates == {tmp_path / "JPEGImages" / "a.jpg": 2}

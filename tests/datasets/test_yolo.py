@@ -129,3 +129,24 @@ def test_darknet_yolo_without_a_training_subset_names_the_subsets_it_found(tmp_p
 
     with pytest.raises(DataError, match=r"has no 'train' subset in obj\.data \(it lists \['Subset1'\]\) nor obj_train_data/"):
         read_yolo_layout(tmp_path)
+
+
+def test_a_label_line_written_twice_is_read_once_so_a_perfect_prediction_scores_a_map_of_one(tmp_path: Path) -> None:
+    """Labelling tools and merges write a line twice (here once as `1.0`, as converters writing floats do); kept, the
+    repeat is a ground truth no detection can match (mAP 0.5 here) and a box trained on twice."""
+    import torch
+
+    from torchbricks.bag_of_bricks.object_detection import BoxMeanAveragePrecision
+
+    lines = "0 0.5 0.5 0.2 0.2\n1 0.25 0.25 0.1 0.1\n0 0.5 0.5 0.2 0.2\n1.0 0.25 0.25 0.1 0.1\n0 0.5 0.5 0.2 0.4\n"
+    root = _ultralytics(tmp_path, "names: [cat, dog]\n", {"train/a": lines, "val/b": ""}, size=(64, 48))
+    dataset = YoloDataset(root, "train")
+
+    sample = dataset[0]
+    metric = BoxMeanAveragePrecision()
+    boxes, labels = sample["target_boxes"][None], sample["target_labels"][None]
+    metric.update(boxes, torch.ones(labels.shape), labels, boxes, labels)
+
+    assert metric.compute()["map_50"].item() == 1.0
+    assert labels.tolist() == [[0, 1, 0]]  # the taller box of class 0 is another object
+    assert dataset.duplicates == {root / "images" / "train" / "a.jpg": 2}

@@ -205,3 +205,25 @@ def test_the_split_loaders_still_serve_after_all_dataloader_built_a_pool_alone(t
 
     assert len(data.all_dataloader().dataset) == 10  # the pool whole, nothing drawn
     assert len(data.val_dataloader().dataset) == 2  # then the drawn split: a fifth of each class
+
+
+def test_objects_dropped_as_repeats_are_said_once_for_training_and_evaluation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from layouts import coco_to_yolo
+
+    from torchbricks.lightning.datamodules import DetectionDataModule
+
+    root = coco_to_yolo(_shapes(tmp_path) / "detection", tmp_path / "yolo")
+    label = sorted((root / "labels" / "val").glob("*.txt"))[0]
+    label.write_text(label.read_text() + label.read_text().splitlines()[0] + "\n")
+    data = DetectionDataModule(root, image_size=32, batch_size=64, num_workers=0)
+
+    data.setup("fit")
+    data.prepare_datasets()  # the validation split is also the test split: read twice, said once
+    data.all_dataloader()  # read again for evaluation
+
+    printed = capsys.readouterr().out
+    assert printed.count("1 object in 1 image of the 'validation' split (") == 1, printed
+    assert ") repeats another of the same image exactly" in printed
+    assert "'train' split" not in printed

@@ -111,7 +111,11 @@ class BoxDataset(Dataset[dict[str, Any]]):
 
     An object that evaluation ignores (`BoxObject.ignored`: VOC difficult, COCO crowd) keeps its box with the label
     `-2 - class index`: the loss and the drawings skip negative labels as they skip the padding (-1), and
-    `BoxMeanAveragePrecision` counts it as neither a ground truth nor, when detected, a false positive. With
+    `BoxMeanAveragePrecision` counts it as neither a ground truth nor, when detected, a false positive. An object
+    identical to an earlier one of the same image (same class, box, outline and flags: a label line written twice, as
+    labelling tools and merged exports do) is read once, as Ultralytics reads a repeated label line: kept, it would be
+    a ground truth no detection can match, lowering the mAP, and a box trained on twice; `duplicates` counts them per
+    image (`duplicates_notice` says so). With
     `with_masks`, each sample also has `target_mask` (int64 [H, W]: class index + 1, 0 the background, drawn in object
     order from the outlines) and `target_classes` (int64 [K]: 1 for each class with a box in the image).
 
@@ -131,12 +135,32 @@ class BoxDataset(Dataset[dict[str, Any]]):
         self, images: Sequence[BoxImage], class_names: Sequence[str], with_masks: bool = False, transform: Transform | None = None
     ) -> None:
         self.records = list(images)
+        self.duplicates: dict[Path, int] = {}
+        """Image -> how many of its objects repeated an earlier one exactly and were dropped."""
+        for record in self.records:
+            kept = _without_duplicates(record.objects)
+            if len(kept) < len(record.objects):
+                self.duplicates[record.path] = len(record.objects) - len(kept)
+                record.objects = kept
         self.class_names = list(class_names)
         self.with_masks = with_masks
         self.transform = transform
 
     def __len__(self) -> int:
         return len(self.records)
+
+    def duplicates_notice(self, split: str) -> str | None:
+        """What the training job and `check-data` say of the objects dropped as exact repeats (`duplicates`), naming
+        the count and the first images; None when there were none."""
+        if not self.duplicates:
+            return None
+        count, images = sum(self.duplicates.values()), list(self.duplicates)
+        shown = ", ".join(repr(str(path)) for path in images[:3]) + (", ..." if len(images) > 3 else "")
+        return (
+            f"{count} object{'s' if count > 1 else ''} in {len(images)} image{'s' if len(images) > 1 else ''} of the "
+            f"{split!r} split ({shown}) repeat{'' if count > 1 else 's'} another of the same image exactly (same class "
+            f"and box: an annotation written twice) and {'are' if count > 1 else 'is'} read once."
+        )
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         sample = self.load_sample(index)
@@ -218,6 +242,19 @@ class BoxDataset(Dataset[dict[str, Any]]):
             else:  # no outline: the box stands in for it
                 draw.rectangle(item.box, fill=fill)
         return np.asarray(canvas).astype(np.int64)
+
+
+def _without_duplicates(objects: list[BoxObject]) -> list[BoxObject]:
+    """The objects, each exact repeat of an earlier one left out (in order)."""
+    kept: list[BoxObject] = []
+    seen: dict[tuple[Any, ...], list[BoxObject]] = {}
+    for item in objects:
+        alike = seen.setdefault((item.box, item.label, item.difficult, item.crowd), [])
+        if any(other.segmentation == item.segmentation for other in alike):
+            continue
+        alike.append(item)
+        kept.append(item)
+    return kept
 
 
 def _polygons(item: BoxObject) -> list[list[float]]:

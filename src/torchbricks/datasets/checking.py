@@ -464,6 +464,9 @@ def _check_boxes(checker: _Checker, root: Path, layout: str, split: str, source:
     except DataError as error:  # a whole file unreadable (COCO JSON, categories differing from train.json's)
         checker.problems.report(str(error))
         return
+    duplicates = dataset.duplicates_notice(split)
+    if duplicates is not None:
+        checker.report.notes.append(duplicates)
     checker.report.images[split] = 0
     for record in dataset.records:
         size = checker.image(split, record.path)

@@ -531,6 +531,7 @@ class DetectionDataModule(FileDataModule):
         self.split_seed = split_seed
         self.class_names = detection_class_names(self.root, self.layout)
         self.category_ids = coco_category_ids(self.root) if self.layout == "coco" else None
+        self._notices_said: set[str] = set()
         self._prepare_tiles()
 
     def _layout_of(self, root: Path, layout: str) -> str:
@@ -560,7 +561,9 @@ class DetectionDataModule(FileDataModule):
         }
 
     def _read_split(self, split: str, transform: Any) -> BoxDataset:
-        return read_detection_split(
+        """The dataset of one split; the objects it dropped as exact repeats are said once per split, as the
+        segmentation module says its notices (the splits are read again for evaluation)."""
+        dataset = read_detection_split(
             self.root,
             self.layout,
             split,
@@ -570,6 +573,12 @@ class DetectionDataModule(FileDataModule):
             validation_fraction=self.validation_fraction,
             seed=self.split_seed,
         )
+        notice = dataset.duplicates_notice(split)
+        if notice is not None and notice not in self._notices_said:
+            self._notices_said.add(notice)
+            if launched_as_global_zero():
+                print(notice, flush=True)
+        return dataset
 
 
 _COCO_POSITIONAL = ("batch_size", "num_workers", "augmentations", "tile_size", "tile_overlap")
