@@ -43,8 +43,9 @@ def uncompressed_rle(mask: np.ndarray) -> dict[str, Any]:
 def coco_semantic_mask(path: Path, image_id: int) -> tuple[np.ndarray, np.ndarray]:
     """The semantic mask and classes present that pycocotools' own COCO API gives for one image of an instances file.
 
-    Each non-crowd annotation's `annToMask`, drawn as its contiguous class index (category ids in id order) + 1 in
-    annotation order, a later object covering an earlier one; and 1 for each class with such an annotation.
+    Each crowd annotation's `annToMask` drawn first as 255 (ignored), then each other annotation's drawn as its
+    contiguous class index (category ids in id order) + 1 in annotation order, a later object covering an earlier
+    one; and 1 for each class with a non-crowd annotation.
     """
     from pycocotools.coco import COCO
 
@@ -53,10 +54,14 @@ def coco_semantic_mask(path: Path, image_id: int) -> tuple[np.ndarray, np.ndarra
     info = coco_api.loadImgs(image_id)[0]
     mask = np.zeros((info["height"], info["width"]), dtype=np.int64)
     present = np.zeros(len(index_of), dtype=np.int64)
-    for annotation in coco_api.loadAnns(coco_api.getAnnIds(imgIds=image_id, iscrowd=False)):
+    annotations = coco_api.loadAnns(coco_api.getAnnIds(imgIds=image_id))
+    for annotation in sorted(annotations, key=lambda annotation: not annotation.get("iscrowd", 0)):
         with warnings.catch_warnings():  # pycocotools' decode predates numpy 2's `copy` keyword and says so
             warnings.simplefilter("ignore", DeprecationWarning)
             drawn = coco_api.annToMask(annotation).astype(bool)
+        if annotation.get("iscrowd", 0):
+            mask[drawn] = 255
+            continue
         mask[drawn] = index_of[annotation["category_id"]] + 1
         present[index_of[annotation["category_id"]]] = 1
     return mask, present

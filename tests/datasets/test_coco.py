@@ -188,12 +188,14 @@ def test_coco_multitask_masks_from_uncompressed_and_compressed_rle_equal_pycocot
     expected, present = coco_semantic_mask(path, 1)
     assert np.array_equal(sample["target_mask"].numpy(), expected)
     assert sample["target_classes"].tolist() == present.tolist() == [1, 1]
-    assert (expected == 2).sum() == zebra.sum()  # the reference sees the hole and leaves out the crowd
-    assert not expected[:, 37:].any()
+    assert (expected == 2).sum() == zebra.sum()  # the reference sees the hole; the zebra covers the crowd
+    assert (expected[:, 37:] == 255).all()  # the crowd's own pixels are ignored, neither background nor a zebra
     assert sample["target_labels"].tolist() == [0, 1, 0, -2 - 1]  # the crowd's box is there to be ignored
 
 
-def test_a_crowd_annotation_alone_leaves_the_mask_and_the_classes_empty_and_its_box_ignored(tmp_path: Path) -> None:
+def test_a_crowd_annotation_alone_is_an_ignored_region_of_the_mask_leaves_the_classes_empty_and_its_box_ignored(
+    tmp_path: Path,
+) -> None:
     _image(tmp_path / "a.png", size=(40, 30))
     crowd = _compressed_rle(_object(30, 40, slice(5, 25), slice(5, 35)))
     path = _coco(
@@ -208,7 +210,8 @@ def test_a_crowd_annotation_alone_leaves_the_mask_and_the_classes_empty_and_its_
     expected, present = coco_semantic_mask(path, 1)
     assert np.array_equal(sample["target_mask"].numpy(), expected)
     assert sample["target_classes"].tolist() == present.tolist() == [0, 0]
-    assert not sample["target_mask"].any()
+    assert set(np.unique(sample["target_mask"].numpy()).tolist()) == {0, 255}
+    assert (sample["target_mask"][5:25, 5:35] == 255).all()
     assert sample["target_boxes"].tolist() == [[5.0, 5.0, 35.0, 25.0]]
     assert sample["target_labels"].tolist() == [-2 - 1]
 
@@ -226,6 +229,20 @@ def test_an_rle_mask_of_another_size_than_its_image_is_an_error_naming_the_file(
     )
 
     with pytest.raises(DataError, match=r"annotation 1 in .*train\.json' has an RLE segmentation of size \[20, 40\] "):
+        CocoDataset(path, with_masks=True)
+
+
+def test_an_uncompressed_rle_whose_counts_do_not_cover_its_image_is_an_error_naming_the_annotation(tmp_path: Path) -> None:
+    _image(tmp_path / "a.png", size=(40, 30))
+    short = {"size": [30, 40], "counts": [0, 30 * 4]}  # the four left columns, but the rest of the image not run
+    path = _coco(
+        tmp_path / "train.json",
+        [{"id": 1, "file_name": "a.png", "width": 40, "height": 30}],
+        [_annotation(1, 1, 4, [0, 0, 4, 30], segmentation=short, iscrowd=1)],
+        CATEGORIES,
+    )
+
+    with pytest.raises(DataError, match=r"annotation 1 in .*train\.json' has an uncompressed RLE whose counts add up to 120 "):
         CocoDataset(path, with_masks=True)
 
 

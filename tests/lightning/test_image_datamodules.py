@@ -73,7 +73,7 @@ def test_coco_data_module_checks_the_task_and_the_categories_of_every_split(tmp_
         CocoDataModule(root / "detection").setup()
 
 
-def test_multitask_masks_from_rle_files_reach_the_batches_as_pycocotools_draws_them_crowds_left_out(tmp_path: Path) -> None:
+def test_multitask_masks_from_rle_files_reach_the_batches_as_pycocotools_draws_them_crowds_ignored(tmp_path: Path) -> None:
     mask_utils = pytest.importorskip("pycocotools.mask")
     root = _shapes(tmp_path)
     path = root / "detection" / "val.json"
@@ -88,8 +88,9 @@ def test_multitask_masks_from_rle_files_reach_the_batches_as_pycocotools_draws_t
             annotation["segmentation"] = uncompressed_rle(_decoded(mask_utils, rle))
     first = document["annotations"][0]
     crowd = {**first, "id": 10_000, "iscrowd": 1, "category_id": document["categories"][-1]["id"]}
-    crowd["segmentation"] = {"size": list(sizes[first["image_id"]]), "counts": [0, sizes[first["image_id"]][0] * 4]}
-    document["annotations"].append(crowd)  # the four left columns, whole, of another class: ignored
+    height, width = sizes[first["image_id"]]
+    crowd["segmentation"] = {"size": [height, width], "counts": [0, height * 4, height * (width - 4)]}
+    document["annotations"].append(crowd)  # the four left columns, whole, of another class: ignored where no object is
     path.write_text(json.dumps(document))
     data = CocoDataModule(root / "detection", task="multitask", image_size=32, batch_size=3, num_workers=1)
 

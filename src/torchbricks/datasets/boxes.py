@@ -14,6 +14,7 @@ import torch
 from PIL import Image, ImageDraw
 from torch.utils.data import Dataset
 
+from torchbricks._conventions import IGNORE_INDEX
 from torchbricks._extras import require
 from torchbricks.datasets._reading import (
     BOX_TOLERANCE,
@@ -47,8 +48,7 @@ __all__ = [
 class BoxObject:
     """One annotated object: its box `(x_min, y_min, x_max, y_max)` in pixels, its class index, its outline (COCO
     polygons or RLE, None when the box stands in for it) and whether evaluation ignores it: a Pascal VOC `difficult`
-    object, or a COCO crowd region (`iscrowd: 1`, which the semantic mask also leaves out, as pycocotools' masks of
-    the objects do)."""
+    object, or a COCO crowd region (`iscrowd: 1`, whose pixels the semantic mask marks as ignored)."""
 
     box: tuple[float, float, float, float]
     label: int
@@ -115,9 +115,9 @@ class BoxDataset(Dataset[dict[str, Any]]):
     identical to an earlier one of the same image (same class, box, outline and flags: a label line written twice, as
     labelling tools and merged exports do) is read once, as Ultralytics reads a repeated label line: kept, it would be
     a ground truth no detection can match, lowering the mAP, and a box trained on twice; `duplicates` counts them per
-    image (`duplicates_notice` says so). With
-    `with_masks`, each sample also has `target_mask` (int64 [H, W]: class index + 1, 0 the background, drawn in object
-    order from the outlines) and `target_classes` (int64 [K]: 1 for each class with a box in the image).
+    image (`duplicates_notice` says so). With `with_masks`, each sample also has `target_mask` (int64 [H, W]: class
+    index + 1, 0 the background, drawn in object order from the outlines, a crowd region's pixels 255, ignored) and
+    `target_classes` (int64 [K]: 1 for each class with a box in the image).
 
     Args:
         images: The records.
@@ -223,13 +223,12 @@ class BoxDataset(Dataset[dict[str, Any]]):
 
     def _semantic_mask(self, record: BoxImage) -> np.ndarray:
         """Class index + 1 per pixel, drawn in object order (a later object covers an earlier one); crowd regions
-        are left out."""
+        are drawn first as `IGNORE_INDEX`, so that the loss and the mean IoU leave their pixels out (a crowd of
+        people is neither background nor a person to outline) and an object drawn over one keeps its pixels."""
         canvas = Image.new("L", (record.width, record.height), 0)
         draw = ImageDraw.Draw(canvas)
-        for item in record.objects:
-            if item.crowd:
-                continue
-            fill = item.label + 1
+        for item in sorted(record.objects, key=lambda item: not item.crowd):  # stable: the crowds, then the objects
+            fill = IGNORE_INDEX if item.crowd else item.label + 1
             segmentation = item.segmentation
             if isinstance(segmentation, list) and segmentation:
                 for polygon in segmentation:

@@ -208,7 +208,8 @@ class CocoDataset(BoxDataset):
     mask is up to a pixel wider at its border than `annToMask`'s; an annotation without one fills its box.
     Category ids are mapped to contiguous indices in id order. A crowd annotation (`iscrowd: 1`) is a region that
     evaluation ignores, as COCO's own evaluation does: its box keeps the label `-2 - class index` (see `BoxDataset`),
-    so the loss skips it and a detection on it is not a false positive; the mask and the classes present leave it out.
+    so the loss skips it and a detection on it is not a false positive; the mask marks its pixels as ignored (255:
+    neither background nor an object for the loss and the mean IoU) and the classes present leave it out.
 
     Args:
         path_json: The instances file; image `file_name`s are relative to `image_root`.
@@ -346,7 +347,8 @@ def _coco_object(annotation: dict[str, Any], where: str, record: BoxImage) -> tu
 
 
 def _check_segmentation(segmentation: Any, where: str, image: BoxImage) -> None:
-    """Passes a polygon list, an RLE of the image's size, or nothing (the box then stands in for the outline).
+    """Passes a polygon list, an RLE of the image's size (an uncompressed one's counts covering it), or nothing (the box
+    then stands in for the outline).
 
     Raises:
         DataError: Anything else.
@@ -363,4 +365,11 @@ def _check_segmentation(segmentation: Any, where: str, image: BoxImage) -> None:
         raise DataError(
             f"The {where} has an RLE segmentation of size {segmentation.get('size')} [height, width], but its image "
             f"{str(image.path)!r} is {size}."
+        )
+    counts = segmentation["counts"]
+    if isinstance(counts, list) and sum(int(count) for count in counts) != size[0] * size[1]:
+        raise DataError(  # pycocotools decodes a short run list from memory it never wrote: pixels at random
+            f"The {where} has an uncompressed RLE whose counts add up to {sum(int(count) for count in counts)} pixels, "
+            f"but its size {size} [height, width] has {size[0] * size[1]}; each count is a run of pixels, column by "
+            "column, starting with the pixels outside the object, and together they cover the whole image."
         )
