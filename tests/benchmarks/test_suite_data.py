@@ -17,7 +17,7 @@ from torchbricks.lightning.datamodules import CocoDataModule, ImageFolderDataMod
 sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
 
 import suite_data
-from suite_data import FORMS, SETS, ShapesSpec, write_photo_patches, write_shapes_variant
+from suite_data import FORMS, SETS, ShapesSpec, write_photo_patches, write_set, write_shapes_variant
 
 SMALL = ShapesSpec(
     classes=("circle", "ellipse", "pentagon", "hexagon"),
@@ -146,13 +146,28 @@ def test_held_out_sets_are_marked_and_the_tuning_ones_are_not() -> None:
     assert held_out == [
         "faces",
         "imbalanced_few",
+        "imbalanced_few_fresh",
         "lookalike",
+        "lookalike_fresh",
         "lookalike_pairs",
+        "lookalike_pairs_fresh",
         "photo_patches",
         "small_clutter",
+        "small_clutter_fresh",
         "textures",
         "tilted",
+        "tilted_fresh",
         "trees",
     ]
     tuning = ("shapes", "variety", "few", "small_forms", "aspect_pairs", "digits", "polygons")
     assert {suite_set.held_out for name, suite_set in SETS.items() if name in tuning} == {False}
+
+
+def test_a_fresh_set_has_its_held_out_sets_knobs_and_classes_but_other_images(tmp_path: Path) -> None:
+    original = write_set(tmp_path, "tilted", micro=True) / "classification" / "train"
+    fresh = write_set(tmp_path, "tilted_fresh", micro=True) / "classification" / "train"
+
+    assert sorted(path.name for path in fresh.iterdir()) == sorted(path.name for path in original.iterdir())
+    first = sorted(original.rglob("*.png"))[0]
+    assert Image.open(first).size == Image.open(fresh / first.relative_to(original)).size
+    assert np.asarray(Image.open(first)).tolist() != np.asarray(Image.open(fresh / first.relative_to(original))).tolist()
