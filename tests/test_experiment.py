@@ -98,6 +98,40 @@ def test_resume_continues_with_the_saved_config_and_plain_overrides_on_top(tmp_p
     assert "head2" in config.model.bricks  # the saved model, though the command did not repeat its override
 
 
+@pytest.mark.parametrize("repeated", [[], ["experiment.overwrite=true"]], ids=["resume-only", "the-same-command"])
+def test_a_run_started_with_overwrite_resumes_without_deleting_itself(tmp_path: Path, repeated: list[str]) -> None:
+    from omegaconf import OmegaConf
+
+    from torchbricks._experiment import check_experiment_folder
+
+    started = ["experiment.overwrite=true", "trainer.max_epochs=3"]  # "or start it again", then stopped by Ctrl-C
+    saved = _config(tmp_path, *started)
+    saved.experiment.command_overrides = [f"experiment.path_experiments={tmp_path}", "experiment.name=run", *started]
+    folder = _saved_experiment(tmp_path)
+    (folder / CONFIG_FILE).write_text(OmegaConf.to_yaml(saved))
+    (folder / "checkpoints" / "last.ckpt").write_bytes(b"")
+    overrides = [f"experiment.path_experiments={tmp_path}", "experiment.name=run", *repeated, "resume=true"]
+
+    config = resumed_config(compose_config([o for o in overrides if "overwrite" not in o]), overrides)
+    check_experiment_folder(config)
+
+    assert config.resume is True
+    assert config.experiment.overwrite is False
+    assert prepare_experiment_folder(config) == folder
+    assert (folder / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_resume_with_an_overwrite_the_run_was_not_started_with_is_refused(tmp_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    folder = _saved_experiment(tmp_path)
+    (folder / CONFIG_FILE).write_text(OmegaConf.to_yaml(_config(tmp_path)))
+    overrides = [f"experiment.path_experiments={tmp_path}", "experiment.name=run", "resume=true", "experiment.overwrite=true"]
+
+    with pytest.raises(ConfigError, match=r"experiment\.overwrite=true deletes it: give one of them"):
+        resumed_config(compose_config(overrides[:3]), overrides)
+
+
 def test_resume_refuses_overrides_that_change_the_model(tmp_path: Path) -> None:
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / CONFIG_FILE).write_text("seed: 0\n")

@@ -82,8 +82,9 @@ def resumed_config(config: Any, overrides: Sequence[str]) -> Any:
     Plain `key=value` overrides apply on top of the saved config (`trainer.max_epochs=20` trains further), each
     checked against the saved config's keys; group choices and added keys (`model=...`, `+head@...`) are refused:
     the checkpoint holds the saved model. An override the run was started with (`experiment.command_overrides`) is
-    taken as it is, so the same command with `resume=true` continues the run. A config without `resume=true` is
-    returned as it is.
+    taken as it is, so the same command with `resume=true` continues the run, also one started with
+    `experiment.overwrite=true` (the resumed run deletes nothing: its `experiment.overwrite` is false). A config
+    without `resume=true` is returned as it is.
 
     The saved relative data roots (`data.root`, each source's with `data.sources`) are joined to the folder the
     training command ran in (`recorded_working_directory`), so a run resumed from another folder reads the data it
@@ -92,7 +93,8 @@ def resumed_config(config: Any, overrides: Sequence[str]) -> Any:
     the default, is relative to the current folder.
 
     Raises:
-        ConfigError: No experiment name, no saved config in the folder, or an override that changes the model.
+        ConfigError: No experiment name, no saved config in the folder, an override that changes the model, or
+            `experiment.overwrite=true` the run was not started with.
     """
     if not config.get("resume", False):
         return config
@@ -107,14 +109,14 @@ def resumed_config(config: Any, overrides: Sequence[str]) -> Any:
         )
     from torchbricks.configuration.compose import FREE_FORM_KEYS
 
-    if any(override.replace(" ", "").lower() == "experiment.overwrite=true" for override in overrides):
-        raise ConfigError(RESUME_AND_OVERWRITE)
-
     saved = omegaconf.OmegaConf.load(folder / CONFIG_FILE)
+    started_with = set(saved.get("experiment", {}).get("command_overrides") or [])
+    # A run started with experiment.overwrite=true ("or start it again") is continued by the same command
+    if any(_overwrites(override) and override not in started_with for override in overrides):
+        raise ConfigError(RESUME_AND_OVERWRITE)
     recorded = recorded_working_directory(folder)
     if recorded is not None and "data" in saved and recorded.resolve() != Path.cwd().resolve():
         saved.data = with_rooted_paths(saved.data, recorded)  # before the overrides: theirs stay relative to here
-    started_with = set(saved.get("experiment", {}).get("command_overrides") or [])
     plain = []
     for override in overrides:
         key = override.split("=", 1)[0]
@@ -139,6 +141,8 @@ def resumed_config(config: Any, overrides: Sequence[str]) -> Any:
     merged.resume = True
     if "experiment" in merged:  # where the experiment was found, not the saved value when the command gave another
         merged.experiment.path_experiments = config.experiment.path_experiments
+        if "overwrite" in merged.experiment:  # the saved `true` of a run started again: continuing deletes nothing
+            merged.experiment.overwrite = False
     return merged
 
 
@@ -188,6 +192,10 @@ RESUME_AND_OVERWRITE = "resume=true continues an experiment and experiment.overw
 LOCATING_KEYS = ("experiment.path_experiments", "experiment.name", "resume")
 """The overrides that find the experiment a `resume=true` command continues: the default config is composed with
 these alone, and every other override applies to the experiment's saved config (`resumed_config`)."""
+
+
+def _overwrites(override: str) -> bool:
+    return override.replace(" ", "").lower() == "experiment.overwrite=true"
 
 
 def resume_requested(overrides: Sequence[str]) -> bool:

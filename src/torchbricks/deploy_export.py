@@ -36,6 +36,7 @@ from torch import nn
 
 from torchbricks._deploy_quantize import onnx_session, quantize_int8
 from torchbricks._files import write_json
+from torchbricks._output_agreement import output_gap
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.bricks import BrickNotTrainable
 from torchbricks.deploy import DEFAULT_FILE, DEPLOY_OUTPUTS, INPUT_NAME, METADATA_FORMAT, metadata_path
@@ -204,6 +205,7 @@ def _check_against_pytorch(
 
     A detection head's boxes are compared as sets (the rows with a label, each matched with its closest reference
     row): candidates of equal score may leave top-k in another order in another runtime.
+    A mask that differs on at most 0.1 % of its pixels, near ties of two classes, counts as equal (`output_gap`).
     """
     session = onnx_session(path)
     difference = 0.0
@@ -218,7 +220,7 @@ def _check_against_pytorch(
                     f"Output {name!r} of the ONNX file has shape {actual[name].shape}; PyTorch's {expected[name].shape}."
                 )
             if heads[name.rpartition("/")[0]] != "detection":
-                difference = max(difference, _largest_difference(actual[name], expected[name]))
+                difference = max(difference, output_gap(actual[name], expected[name]))
         for head in (head for head, kind in heads.items() if kind == "detection"):
             rows, reference = _box_rows(actual, head), _box_rows(expected, head)
             for image in range(len(batch)):
@@ -226,10 +228,6 @@ def _check_against_pytorch(
     if difference > TOLERANCE:
         raise BrickError(f"The exported file differs from the PyTorch collection by {difference:.3g} > {TOLERANCE}.")
     return difference
-
-
-def _largest_difference(values: np.ndarray, reference: np.ndarray) -> float:
-    return float(np.abs(values.astype(np.float64) - reference.astype(np.float64)).max(initial=0.0))
 
 
 def _box_rows(outputs: dict[str, np.ndarray], head: str) -> list[np.ndarray]:

@@ -48,6 +48,20 @@ def test_a_bad_tile_or_overlap_is_refused_by_the_parser_for_both_backends(
     assert re.search(expected, errors[0])
 
 
+@pytest.mark.parametrize("backend", [[], ["--onnx"]])
+def test_an_overlap_without_a_tile_is_one_error_line_not_silently_unused(
+    tmp_path: Path, backend: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+
+    assert main(["predict", str(tmp_path / "run"), str(tmp_path), *backend, "--overlap", "0.5", "--out", str(out)]) == 2
+
+    assert capsys.readouterr().err == (
+        "torchbricks: error: --overlap 0.5 needs --tile N: without it each image is predicted whole.\n"
+    )
+    assert not out.exists()
+
+
 def test_a_folder_that_is_not_an_experiment_is_one_error_line_and_writes_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -411,3 +411,31 @@ def test_a_run_stopped_before_its_first_checkpoint_says_to_start_again_not_to_re
     (folder / "checkpoints" / "last.ckpt").write_bytes(b"")
     with pytest.raises(RunStoppedError, match=r"and resume=true experiment\.name=run\.$"), stops_named(folder):
         raise KeyboardInterrupt
+
+
+@pytest.mark.slow
+def test_a_failed_onnx_check_still_writes_the_runs_metrics_and_pictures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from torchbricks.errors import BrickError
+    from torchbricks.lightning import main_job
+
+    def failing_check(path: Path, *_: object) -> float:
+        path.write_bytes(b"onnx")
+        raise BrickError(f"The ONNX model in {str(path)!r} differs from PyTorch by 1 > 0.0001.")
+
+    monkeypatch.setattr(main_job, "export_and_check_onnx", failing_check)
+    config = compose_config(
+        [
+            f"experiment.path_experiments={tmp_path}",
+            "experiment.name=run",
+            "trainer.max_epochs=1",
+            "trainer.enable_progress_bar=false",
+        ]
+    )
+
+    with pytest.raises(BrickError, match=r"differs from PyTorch by 1 > 0\.0001\. The run's bricks, metrics\.json and pictures"):
+        run_main_job(config)
+
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["test"]["head/accuracy"] > 0.1
+    assert "onnx_max_abs_difference" not in metrics
+    assert (tmp_path / "run" / "predictions.png").is_file()

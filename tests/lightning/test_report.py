@@ -49,10 +49,18 @@ def test_curves_have_one_panel_per_head_with_train_and_validation_of_every_loss_
         **_lines(cat),
         **{label: data for axes in figure.axes if axes.bbox.bounds == cat.bbox.bounds for label, data in _lines(axes).items()},
     }
-    assert plotted["loss_ce (train)"] == ([0, 1], [1.2, 0.7])
-    assert plotted["accuracy (validation)"] == ([0, 1], [0.4, 0.7])
+    assert plotted["loss_ce (train)"] == ([1, 2], [1.2, 0.7])
+    assert plotted["accuracy (validation)"] == ([1, 2], [0.4, 0.7])
     total = _lines(next(axes for axes in panels if axes.get_title() == "total loss"))
-    assert total == {"loss (train)": ([0, 1], [2.0, 1.0]), "loss (validation)": ([0, 1], [2.5, 1.5])}
+    assert total == {"loss (train)": ([1, 2], [2.0, 1.0]), "loss (validation)": ([1, 2], [2.5, 1.5])}
+
+
+def test_curves_count_epochs_from_one_as_the_progress_lines_and_best_epoch_do() -> None:
+    history = [{"epoch": epoch, "validation/loss": loss} for epoch, loss in enumerate([3.0, 1.0, 2.0])]  # best: the 2nd
+
+    (line,) = _lines(plot_curves(history).axes[0]).values()
+
+    assert line == ([1, 2, 3], [3.0, 1.0, 2.0])  # metrics.json: best_epoch 2, the line "epoch 2/3"
 
 
 def test_curve_series_leaves_out_step_values_and_the_test_stage() -> None:

@@ -8,6 +8,8 @@ from typing import Any
 
 __all__ = ["add_parser", "run"]
 
+DEFAULT_OVERLAP = 0.2  # of a tile, with --tile
+
 
 def add_parser(commands: Any) -> None:
     predict = commands.add_parser(
@@ -46,7 +48,7 @@ def add_parser(commands: Any) -> None:
     predict.add_argument(
         "--overlap",
         type=_fraction,
-        default=0.2,
+        default=None,
         metavar="F",
         help="with --tile, the fraction of a tile its neighbours share, in [0, 1) (default: 0.2)",
     )
@@ -94,8 +96,12 @@ def run(arguments: argparse.Namespace) -> int:
     import datetime
     from pathlib import Path
 
+    from torchbricks.errors import BrickError
     from torchbricks.predict import predict_images
 
+    if arguments.overlap is not None and arguments.tile is None:  # else the whole image is predicted, overlap unused
+        raise BrickError(f"--overlap {arguments.overlap} needs --tile N: without it each image is predicted whole.")
+    arguments.overlap = DEFAULT_OVERLAP if arguments.overlap is None else arguments.overlap
     if arguments.tile is not None:  # windows are for large images: orthomosaics beyond Pillow's default limit too
         from PIL import Image
 

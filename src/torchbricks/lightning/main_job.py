@@ -141,13 +141,24 @@ def run_main_job(config: Any) -> MainJobResult:
         loaders = loaders if isinstance(loaders, list) else [loaders]  # one test loader per source with data.sources
         batch = module.named_inputs_from_batch(next(iter(loaders[0])))
         metrics: dict[str, Any] = to_json(module.epoch_metrics)
+        onnx_failure: BrickError | None = None
         if settings.export_onnx:
-            metrics["onnx_max_abs_difference"] = export_and_check_onnx(path_experiment / "model.onnx", brick_collection, batch)
+            try:
+                metrics["onnx_max_abs_difference"] = export_and_check_onnx(
+                    path_experiment / "model.onnx", brick_collection, batch
+                )
+            except BrickError as error:  # the trained run's metrics and pictures are written all the same
+                onnx_failure = error
         if settings.n_visualized:
             draw_test_pictures(path_experiment, module, loaders, settings.n_visualized, class_names)
         metrics.update(stopped, **best_summary(trainer, best))
         metrics["wall_time_seconds"] = round(time.perf_counter() - started, 2)
         write_json(path_experiment / "metrics.json", metrics)
+        if onnx_failure is not None:
+            raise BrickError(
+                f"{onnx_failure} The run's bricks, metrics.json and pictures are written in {str(path_experiment)!r}; "
+                "export_onnx=false leaves out the export and its check."
+            ) from onnx_failure
         return MainJobResult(path_experiment, metrics, module)
 
 

@@ -94,7 +94,11 @@ def curve_series(history: Sequence[Mapping[str, float]]) -> dict[str, dict[str, 
 
 
 def plot_curves(history: Sequence[Mapping[str, float]]) -> Any:
-    """The learning curves of `curve_series(history)`: one panel per head; returns a matplotlib `Figure`."""
+    """The learning curves of `curve_series(history)`: one panel per head; returns a matplotlib `Figure`.
+
+    The epochs are counted from 1, as the progress lines (`epoch 3/10`) and `metrics.json`'s `best_epoch` count them
+    (`history.json` keeps Lightning's count from 0).
+    """
     figure_class = require("matplotlib.figure", "plots").Figure
     ticker = require("matplotlib.ticker", "plots")
     panels = curve_series(history)
@@ -115,7 +119,12 @@ def plot_curves(history: Sequence[Mapping[str, float]]) -> Any:
                 name, stage = label.rsplit(" (", 1)
                 color = color_of.setdefault(name, colors[len(color_of) % len(colors)])
                 (line,) = target.plot(
-                    epochs, values, color=color, linestyle="-" if stage.startswith("train") else "--", marker="o", label=label
+                    [epoch + 1 for epoch in epochs],
+                    values,
+                    color=color,
+                    linestyle="-" if stage.startswith("train") else "--",
+                    marker="o",
+                    label=label,
                 )
                 handles.append(line)
         axes.grid(alpha=0.3)
