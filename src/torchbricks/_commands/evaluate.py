@@ -14,7 +14,8 @@ def add_parser(commands: Any) -> None:
         help="a trained experiment's metrics on another labelled data set (data.root=DIR)",
         description="Reads the data with the experiment's data config (any layout `torchbricks train` reads), with "
         "the overrides applied, runs the experiment's test stage on it and writes the metrics to "
-        "EXPERIMENT/evaluation.json (or --out); classification heads also get precision and recall per class.",
+        "EXPERIMENT/evaluation.json (or --out), with each head's values per class (precision, recall, IoU and support; "
+        "AP and AP50 per class for detection; F1 for multilabel).",
         epilog="example: torchbricks evaluate build/experiments/run data.root=data/other split=val",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -83,6 +83,16 @@ def _one_or_more(text: str) -> int:
     return value
 
 
+def _count(number: int, noun: str) -> str:
+    """The number and the noun, plural unless the number is 1.
+
+    Example:
+        >>> _count(1, "image"), _count(3, "unreadable image")
+        ('1 image', '3 unreadable images')
+    """
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0 <= value < 1:
@@ -146,9 +156,9 @@ def run(arguments: argparse.Namespace) -> int:
         overlays=arguments.overlays,
         on_skip=warn,
     )
-    print(f"Predicted {summary.num_images} images in {summary.seconds:.1f} s: {summary.folder}")
+    print(f"Predicted {_count(summary.num_images, 'image')} in {summary.seconds:.1f} s: {summary.folder}")
     if summary.skipped:
-        print(f"Skipped {len(summary.skipped)} unreadable images, listed in {summary.folder / 'skipped.txt'}")
+        print(f"Skipped {_count(len(summary.skipped), 'unreadable image')}, listed in {summary.folder / 'skipped.txt'}")
     return 0
 
 
