@@ -35,12 +35,19 @@ def _resume(experiments: Path, name: str) -> subprocess.CompletedProcess[str]:
 
 
 def _train(path_experiments: Path, *overrides: str, output: Path) -> subprocess.Popen[bytes]:
-    with open(output, "wb") as file:  # redirected, as in a batch job: the progress output is not a terminal
-        return subprocess.Popen(
-            [*TORCHBRICKS, "train", f"experiment.path_experiments={path_experiments}", *overrides],
-            stdout=file,
-            stderr=subprocess.STDOUT,
-        )
+    # A shell without job control starts a background job (`.ci/run &`, `nohup`) with SIGINT ignored, which a child
+    # inherits and Python then keeps: the run would never see the Ctrl-C the tests send. A handler, unlike an ignored
+    # signal, is reset to the default in the child, so the run gets Ctrl-C as in a terminal whatever the tests' own.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with open(output, "wb") as file:  # redirected, as in a batch job: the progress output is not a terminal
+            return subprocess.Popen(
+                [*TORCHBRICKS, "train", f"experiment.path_experiments={path_experiments}", *overrides],
+                stdout=file,
+                stderr=subprocess.STDOUT,
+            )
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _metrics(folder: Path) -> dict:
