@@ -152,7 +152,7 @@ def read_job_settings(config: Any) -> JobSettings:
         ),
         resume=flag(config, "resume", False),
         checkpoint=_checkpoint(config.get("checkpoint") or {}, omegaconf),
-        early_stopping=_early_stopping(config.get("early_stopping") or {}),
+        early_stopping=_last_phase_used(_early_stopping(config.get("early_stopping") or {}), config.get("data")),
         compile=flag(config, "compile", False),
         channels_last=flag(config, "channels_last", False),
         seed=seed,
@@ -242,6 +242,19 @@ def _early_stopping(node: Any) -> EarlyStoppingSettings:
             f"Config key 'early_stopping.min_delta' must be a number >= 0, got {type(min_delta).__name__} {min_delta!r}."
         )
     return EarlyStoppingSettings(patience, float(min_delta), float(start), finish)
+
+
+def _last_phase_used(early_stopping: EarlyStoppingSettings, data: Any) -> EarlyStoppingSettings:
+    """`data.last_phase_augmentations` only where early stopping starts a last phase: otherwise they would never run."""
+    last_phase = data.get("last_phase_augmentations") if hasattr(data, "get") else None
+    if last_phase and not (early_stopping.patience is not None and early_stopping.finish_without_augmentations):
+        raise ConfigError(
+            "Config key 'data.last_phase_augmentations' lists transforms for early stopping's last phase, which this "
+            "run never starts: it needs early_stopping.finish_without_augmentations=true and an "
+            f"early_stopping.patience (now {early_stopping.finish_without_augmentations} and {early_stopping.patience}). "
+            "Set them, or data.last_phase_augmentations=[]."
+        )
+    return early_stopping
 
 
 def _data(data: Any, omegaconf: Any) -> DataSettings:

@@ -59,27 +59,38 @@ class AugmentationSwitch:
 
 
 class _SwitchedPipeline:
-    """A pipeline of steps whose augmentations (the steps `augmentations`, a slice) are skipped while `switch` is off.
+    """A pipeline whose steps are `on_steps` while `switch` is on and `off_steps` once it is off (the resize, the last
+    phase's augmentations, if any (`last_phase`), and the conversions: early stopping's last phase).
 
-    Its `transforms` lists every step, flat, as `v2.Compose`'s does.
+    Its `transforms` lists the steps in use now, flat, as `v2.Compose`'s does.
     """
 
-    def __init__(self, transforms: Sequence[Callable[..., Any]], augmentations: slice, switch: AugmentationSwitch) -> None:
-        self.transforms = list(transforms)
-        self.augmentations = augmentations
+    def __init__(
+        self,
+        on_steps: Sequence[Callable[..., Any]],
+        off_steps: Sequence[Callable[..., Any]],
+        switch: AugmentationSwitch,
+        last_phase: bool,
+    ) -> None:
+        self.on_steps = list(on_steps)
+        self.off_steps = list(off_steps)
         self.switch = switch
         self.uses_outlines = False
+        self.has_last_phase_augmentations = last_phase
+
+    @property
+    def transforms(self) -> list[Callable[..., Any]]:
+        return self.on_steps if self.switch.on else self.off_steps
 
     def __call__(self, sample: Any) -> Any:
-        off = not self.switch.on
-        for index, step in enumerate(self.transforms):
-            if not (off and self.augmentations.start <= index < self.augmentations.stop):
-                sample = step(sample)
+        for step in self.transforms:
+            sample = step(sample)
         return sample
 
     def __repr__(self) -> str:
-        steps = "".join(f"\n    {step!r}" for step in self.transforms)
-        return f"{type(self).__name__}(augmentations={self.augmentations}, switch={self.switch!r}){steps}"
+        on = "".join(f"\n    {step!r}" for step in self.on_steps)
+        off = "".join(f"\n    {step!r}" for step in self.off_steps)
+        return f"{type(self).__name__}(switch={self.switch!r})\n  on:{on}\n  off:{off}"
 
 
 def create_transform(
@@ -87,14 +98,15 @@ def create_transform(
     augmentations: Sequence[Callable[..., Any]] = (),
     boxes: bool = False,
     switch: AugmentationSwitch | None = None,
+    last_phase_augmentations: Sequence[Callable[..., Any]] = (),
 ) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """A v2 pipeline over a sample dict: resize to `image_size`, the `augmentations`, then a float image in [0, 1].
 
     With `boxes`, boxes that the augmentations made degenerate (or pushed out of the image) are dropped with
     their labels (`SanitizeBoundingBoxes`). When an augmentation has `uses_outlines` (`RandomRotationTightBoxes`),
     the pipeline's `uses_outlines` is True, the box readers add the objects' outlines to its samples, and
-    `BoxesFromOutlines` makes the boxes from them after the augmentations. With a `switch`, the augmentations are
-    skipped while it is off (`AugmentationSwitch`).
+    `BoxesFromOutlines` makes the boxes from them after the augmentations. With a `switch`, the pipeline applies
+    `last_phase_augmentations` (none by default) instead of `augmentations` while it is off (`AugmentationSwitch`).
 
     Example:
         >>> from torchvision import tv_tensors
@@ -103,14 +115,32 @@ def create_transform(
         >>> sample["image"].shape, sample["image"].max().item()
         (torch.Size([3, 8, 8]), 1.0)
     """
-    v2 = require("torchvision.transforms.v2", "vision")
-    tv_tensors = require("torchvision.tv_tensors", "vision")
-    for augmentation in augmentations:
+    for augmentation in [*augmentations, *last_phase_augmentations]:
         if not callable(augmentation):
             raise BrickError(
                 f"An augmentation must be a transform (callable), got {type(augmentation).__name__} {augmentation!r}."
             )
-    uses_outlines = boxes and any(getattr(augmentation, "uses_outlines", False) for augmentation in augmentations)
+    if last_phase_augmentations and switch is None:
+        raise BrickError("last_phase_augmentations need a switch (AugmentationSwitch) that says when the last phase begins.")
+    uses_outlines = boxes and any(
+        getattr(augmentation, "uses_outlines", False) for augmentation in [*augmentations, *last_phase_augmentations]
+    )
+    on_steps = _pipeline_steps(image_size, augmentations, boxes, uses_outlines)
+    pipeline: Any = _compose(on_steps)
+    if switch is not None and (augmentations or last_phase_augmentations):
+        off_steps = _pipeline_steps(image_size, last_phase_augmentations, boxes, uses_outlines)
+        pipeline = _SwitchedPipeline(on_steps, off_steps, switch, last_phase=bool(last_phase_augmentations))
+    pipeline.uses_outlines = uses_outlines  # the box readers give the objects' outlines to such a pipeline
+    return pipeline
+
+
+def _pipeline_steps(
+    image_size: int | Sequence[int], augmentations: Sequence[Callable[..., Any]], boxes: bool, uses_outlines: bool
+) -> list[Any]:
+    """Resize, `augmentations`, the boxes from the outlines (`uses_outlines`: the readers add them to the samples of
+    either phase), a float image, degenerate boxes dropped."""
+    v2 = require("torchvision.transforms.v2", "vision")
+    tv_tensors = require("torchvision.tv_tensors", "vision")
     steps = [v2.Resize(image_size_pair(image_size), antialias=True), *augmentations]
     if uses_outlines:
         from torchbricks.datasets.augmentations import BoxesFromOutlines
@@ -119,11 +149,11 @@ def create_transform(
     steps.append(v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True))
     if boxes:
         steps.append(v2.SanitizeBoundingBoxes(labels_getter=_labels))
-    pipeline: Any = v2.Compose(steps)
-    if switch is not None and augmentations:
-        pipeline = _SwitchedPipeline(steps, slice(1, 1 + len(augmentations)), switch)
-    pipeline.uses_outlines = uses_outlines  # the box readers give the objects' outlines to such a pipeline
-    return pipeline
+    return steps
+
+
+def _compose(steps: list[Any]) -> Any:
+    return require("torchvision.transforms.v2", "vision").Compose(steps)
 
 
 def _labels(sample: Any) -> Any:

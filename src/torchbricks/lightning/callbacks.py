@@ -176,7 +176,8 @@ class BudgetEarlyStopping(pl.callbacks.EarlyStopping):
 
     With `finish_without_augmentations`, the first time it would stop it turns the training augmentations off instead
     (the data module's `augmentation_switch`, `torchbricks.datasets.transforms.AugmentationSwitch`) and counts its
-    patience again: the run goes on with the training images as they are until the value stops improving again. An
+    patience again: the run goes on with the training images as they are (or with the data module's last-phase
+    augmentations, `data.last_phase_augmentations`) until the value stops improving again. An
     augmentation that destroys what tells two classes apart (a turn where the angle is the label) leaves a plateau
     near chance, which the images as they are then resolve; where the augmentations helped, the best checkpoint of
     the first part stays the one tested unless the last part does better.
@@ -248,9 +249,11 @@ class BudgetEarlyStopping(pl.callbacks.EarlyStopping):
             self.augmentations_off_epoch = int(trainer.current_epoch) + 1
             from pytorch_lightning.utilities import rank_zero_info
 
+            last_phase = _has_last_phase_augmentations(getattr(trainer, "datamodule", None))
+            how = "with data.last_phase_augmentations instead" if last_phase else "without them"
             rank_zero_info(
                 f"{self.monitor} did not improve for {self.patience} epochs with the augmentations: training goes on "
-                "without them until it stops improving again (early_stopping.finish_without_augmentations)."
+                f"{how} until it stops improving again (early_stopping.finish_without_augmentations)."
             )
         return True
 
@@ -264,6 +267,16 @@ def _augmentation_switches(data_module: Any) -> list[Any]:
     for source in (getattr(data_module, "sources", None) or {}).values():
         switches += _augmentation_switches(source)
     return switches
+
+
+def _has_last_phase_augmentations(data_module: Any) -> bool:
+    """Whether the training pipeline of a data module (or of a source of a multi-source one) has augmentations of its
+    own for the last phase (`data.last_phase_augmentations`)."""
+    if data_module is None:
+        return False
+    if getattr(getattr(data_module, "train_transform", None), "has_last_phase_augmentations", False):
+        return True
+    return any(_has_last_phase_augmentations(source) for source in (getattr(data_module, "sources", None) or {}).values())
 
 
 class BestCheckpoint(pl.callbacks.ModelCheckpoint):

@@ -144,6 +144,7 @@ class FileDataModule(SplitDataModule):
         tile_size: int | None = None,
         tile_overlap: float = 0.2,
         cache_megabytes: float = CACHE_MEGABYTES,
+        last_phase_augmentations: Sequence[Callable[..., Any]] | None = None,
     ) -> None:
         super().__init__(batch_size, num_workers)
         self.cache_megabytes = check_megabytes(cache_megabytes)  # a bad value is refused now, by its key
@@ -157,7 +158,11 @@ class FileDataModule(SplitDataModule):
         self.image_size = image_size_pair(image_size)
         self.augmentation_switch = AugmentationSwitch()  # off: training reads images as they are (early stopping's last phase)
         self.train_transform = create_transform(
-            self.image_size, list(augmentations or ()), boxes=boxes, switch=self.augmentation_switch
+            self.image_size,
+            list(augmentations or ()),
+            boxes=boxes,
+            switch=self.augmentation_switch,
+            last_phase_augmentations=list(last_phase_augmentations or ()),
         )
         self.test_transform = create_transform(self.image_size, boxes=boxes)
         self.collate_fn = collate_padded
@@ -280,6 +285,8 @@ class ImageFolderDataModule(FileDataModule):
         batch_size: Samples per batch.
         num_workers: Loader processes, capped by `cap_num_workers`.
         augmentations: `torchvision.transforms.v2` transforms applied to training samples after the resize.
+        last_phase_augmentations: The transforms applied instead of `augmentations` once early stopping's last phase
+            has turned them off (`early_stopping.finish_without_augmentations`); None: none.
         tile_size: Must stay None: a class label belongs to the whole image, not to each of its tiles.
         image_scale: With `image_size` None, the images are resized to this many times the training images' median
             size (`torchbricks.datasets.image_sizes.typical_image_size`); the packaged config (`data.image_scale`)
@@ -310,12 +317,21 @@ class ImageFolderDataModule(FileDataModule):
         validation_fraction: float = VALIDATION_FRACTION,
         split_seed: int = SPLIT_SEED,
         cache_megabytes: float = CACHE_MEGABYTES,
+        last_phase_augmentations: Sequence[Callable[..., Any]] | None = None,
     ) -> None:
         if tile_size is not None:
             raise BrickError(f"ImageFolderDataModule cannot tile images (tile_size={tile_size!r}): {CLASSIFICATION_NOT_TILED}")
         self.image_scale = check_image_scale(image_scale)
         image_size = _size_from_data("image_folder", root, image_size, self.image_scale)
-        super().__init__(root, image_size, batch_size, num_workers, augmentations, cache_megabytes=cache_megabytes)
+        super().__init__(
+            root,
+            image_size,
+            batch_size,
+            num_workers,
+            augmentations,
+            cache_megabytes=cache_megabytes,
+            last_phase_augmentations=last_phase_augmentations,
+        )
         self.validation_fraction = validation_fraction
         self.split_seed = split_seed
         self.class_names = training_class_names(training_folder(self.root, "image_folder"))
@@ -343,6 +359,8 @@ class SegmentationFolderDataModule(FileDataModule):
         batch_size: Samples per batch.
         num_workers: Loader processes, capped by `cap_num_workers`.
         augmentations: `torchvision.transforms.v2` transforms applied to training samples after the resize.
+        last_phase_augmentations: The transforms applied instead of `augmentations` once early stopping's last phase
+            has turned them off (`early_stopping.finish_without_augmentations`); None: none.
         tile_size: Cut each image and its mask into tiles of this side (`torchbricks.datasets.tiled`); None: whole
             images.
         tile_overlap: Fraction of a tile shared by neighbouring tiles, in [0, 1).
@@ -376,6 +394,7 @@ class SegmentationFolderDataModule(FileDataModule):
         validation_fraction: float = VALIDATION_FRACTION,
         split_seed: int = SPLIT_SEED,
         cache_megabytes: float = CACHE_MEGABYTES,
+        last_phase_augmentations: Sequence[Callable[..., Any]] | None = None,
     ) -> None:
         self.image_scale = check_image_scale(image_scale)
         image_size = _size_from_data("segmentation_folder", root, image_size, self.image_scale, tile_size)
@@ -388,6 +407,7 @@ class SegmentationFolderDataModule(FileDataModule):
             tile_size=tile_size,
             tile_overlap=tile_overlap,
             cache_megabytes=cache_megabytes,
+            last_phase_augmentations=last_phase_augmentations,
         )
         self.validation_fraction = validation_fraction
         self.split_seed = split_seed
@@ -459,6 +479,8 @@ class DetectionDataModule(FileDataModule):
         batch_size: Samples per batch.
         num_workers: Loader processes, capped by `cap_num_workers`.
         augmentations: `torchvision.transforms.v2` transforms applied to training samples after the resize.
+        last_phase_augmentations: The transforms applied instead of `augmentations` once early stopping's last phase
+            has turned them off (`early_stopping.finish_without_augmentations`); None: none.
         validation_fraction: Data without a validation split of its own (VOC or YOLO without splits, COCO without a
             validation file): the fraction of the labelled images held out for validation.
         split_seed: The seed of that split (independent of the training seed).
@@ -499,6 +521,7 @@ class DetectionDataModule(FileDataModule):
         tile_overlap: float = 0.2,
         image_scale: float = 1.0,
         cache_megabytes: float = CACHE_MEGABYTES,
+        last_phase_augmentations: Sequence[Callable[..., Any]] | None = None,
     ) -> None:
         if task not in self.tasks:
             raise BrickError(
@@ -518,6 +541,7 @@ class DetectionDataModule(FileDataModule):
             tile_size=tile_size,
             tile_overlap=tile_overlap,
             cache_megabytes=cache_megabytes,
+            last_phase_augmentations=last_phase_augmentations,
         )
         self.task = task
         self.layout = layout
@@ -599,6 +623,8 @@ class CocoDataModule(DetectionDataModule):
         batch_size: Samples per batch.
         num_workers: Loader processes, capped by `cap_num_workers`.
         augmentations: `torchvision.transforms.v2` transforms applied to training samples after the resize.
+        last_phase_augmentations: The transforms applied instead of `augmentations` once early stopping's last phase
+            has turned them off (`early_stopping.finish_without_augmentations`); None: none.
         tile_size: Cut each image with its boxes (and mask) into tiles of this side (`torchbricks.datasets.tiled`:
             a box is kept in a tile when at least half of it lies inside, a box cut below that is an ignored region there); None:
             whole images.
