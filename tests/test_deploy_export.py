@@ -504,6 +504,33 @@ def test_predict_onnx_tile_runs_where_torch_is_not_installed_and_merges_the_tile
 
 
 @pytest.mark.slow
+def test_predict_onnx_tiles_resized_to_the_input_size_map_back_to_the_bricks_boxes_and_masks(
+    multitask: Path, multitask_onnx: Path, shapes: Path, tmp_path: Path
+) -> None:
+    # Tiles of 96 read by a 64 px model: each window is resized, so the boxes and masks go back through the scale
+    # twice, once per backend. Their resizings differ by a grey level, so scores differ a little: boxes are compared
+    # by place, masks by their share of equal pixels.
+    common = [str(_mosaics(shapes, tmp_path / "images")), "--workers", "0", "--tile", "96", "--overlap", "0.25"]
+    assert main(["predict", str(multitask), *common, "--out", str(tmp_path / "bricks")]) == 0
+    assert main(["predict", str(multitask), *common, "--out", str(tmp_path / "onnx"), "--onnx", str(multitask_onnx)]) == 0
+
+    by_onnx, by_bricks = (_boxes_by_file(tmp_path / folder / "detection_predictions.json") for folder in ("onnx", "bricks"))
+    assert sorted(by_onnx) == sorted(by_bricks)
+    for name, rows in by_bricks.items():
+        confident = rows[rows[:, 1] >= 0.5]
+        assert len(confident) > 0, name
+        for row in confident:  # a box of the bricks has its ONNX twin: same class, within 2 px on every side
+            twins = by_onnx[name][by_onnx[name][:, 0] == row[0]]
+            assert np.abs(twins[:, 2:] - row[2:]).max(axis=1).min() <= 2.0, f"{name}: {row} has no ONNX twin"
+    for path in sorted((tmp_path / "bricks" / "segmentation_masks").iterdir()):
+        masks = tmp_path / "onnx" / "segmentation_masks", tmp_path / "bricks" / "segmentation_masks"
+        mask, expected = (np.asarray(Image.open(folder / path.name)) for folder in masks)
+        assert mask.shape == expected.shape == {"mosaic.png": (128, 128), "strip.png": (40, 150)}[path.name]
+        assert len(np.unique(expected)) > 1
+        assert (mask != expected).mean() <= 0.02
+
+
+@pytest.mark.slow
 def test_predict_onnx_tile_reads_images_beyond_pillows_pixel_limit(
     multitask: Path, multitask_onnx: Path, shapes: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

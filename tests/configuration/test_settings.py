@@ -133,3 +133,18 @@ def test_the_packaged_image_scale_leaves_a_given_image_size_alone(tmp_path: Path
     read_job_settings(config)  # the packaged scale (1.5) is not the user's: nothing is refused
     assert config.data.image_scale == 1.5
     assert config.data.image_size == 128
+
+
+def test_last_phase_augmentations_where_no_last_phase_starts_are_refused(tmp_path: Path) -> None:
+    flip = "data.last_phase_augmentations=[{_target_:torchvision.transforms.v2.RandomHorizontalFlip,p:0.5}]"
+    classification = ["task=classification", f"data.root={tmp_path}", flip]
+
+    read_job_settings(compose_config(classification))  # the classification task has its last phase
+    with pytest.raises(ConfigError, match=r"'data\.last_phase_augmentations' .* never starts: .* \(now False and 10\)"):
+        read_job_settings(compose_config([*classification, "early_stopping.finish_without_augmentations=false"]))
+    with pytest.raises(ConfigError, match=r"'data\.last_phase_augmentations' .* \(now True and None\)"):
+        read_job_settings(compose_config([*classification, "early_stopping.patience=null"]))
+    segmentation = ["task=segmentation", f"data.root={tmp_path}"]
+    read_job_settings(compose_config(segmentation))  # its packaged [] with no last phase is not refused
+    with pytest.raises(ConfigError, match=r"'data\.last_phase_augmentations'"):
+        read_job_settings(compose_config([*segmentation, flip]))

@@ -96,6 +96,32 @@ def test_an_augmentation_switch_turned_off_skips_the_augmentations_and_only_them
     assert transform(black)["image"].min().item() == 1.0
 
 
+class _Brighten:
+    """A last-phase augmentation told apart from `_Invert`: a black image turns grey, not white."""
+
+    def __call__(self, sample: dict) -> dict:
+        return {**sample, "image": tv_tensors.Image(sample["image"] + 100)}
+
+
+def test_once_the_switch_is_off_the_last_phase_augmentations_replace_the_augmentations() -> None:
+    switch = AugmentationSwitch()
+    transform = create_transform(4, [_Invert()], switch=switch, last_phase_augmentations=[_Brighten()])
+    black = {"image": tv_tensors.Image(torch.zeros(3, 8, 8, dtype=torch.uint8))}
+
+    assert transform(black)["image"].unique().tolist() == [1.0]
+    switch.turn_off()
+    assert transform(black)["image"].unique().tolist() == [pytest.approx(100 / 255)]
+    assert transform.has_last_phase_augmentations
+    assert not create_transform(4, [_Invert()], switch=AugmentationSwitch()).has_last_phase_augmentations
+
+
+def test_last_phase_augmentations_without_a_switch_or_that_are_not_transforms_are_refused() -> None:
+    with pytest.raises(BrickError, match="need a switch"):
+        create_transform(4, [_Invert()], last_phase_augmentations=[_Brighten()])
+    with pytest.raises(BrickError, match=r"must be a transform.*'flip'"):
+        create_transform(4, [_Invert()], switch=AugmentationSwitch(), last_phase_augmentations=["flip"])
+
+
 @pytest.mark.parametrize("start", ["fork", "spawn"])  # spawn: the default on macOS and Windows
 def test_an_augmentation_switch_reaches_loader_processes_that_are_already_running(start: str) -> None:
     switch = AugmentationSwitch()

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -285,6 +286,23 @@ def test_early_stopping_first_turns_the_augmentations_off_then_stops_at_the_next
     else:
         assert decisions == [False, False, False, True]
         assert (switch.on, stopping.augmentations_off_epoch) == (True, None)
+
+
+@pytest.mark.parametrize("last_phase", [True, False])
+def test_the_switch_says_whether_the_last_phase_has_augmentations_of_its_own(
+    last_phase: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    from types import SimpleNamespace
+
+    stopping, _ = _stopping_with_a_switch(patience=1, finish=True)
+    stopping._trainer.datamodule.train_transform = SimpleNamespace(has_last_phase_augmentations=last_phase)
+
+    with caplog.at_level(logging.INFO, logger="pytorch_lightning.utilities.rank_zero"):
+        for value in (1.0, 1.0):
+            stopping._evaluate_stopping_criteria(torch.tensor(value))
+
+    expected = "with data.last_phase_augmentations instead" if last_phase else "without them"
+    assert f"training goes on {expected} until" in caplog.text
 
 
 def test_a_run_resumed_without_its_augmentations_stays_without_them() -> None:

@@ -65,27 +65,32 @@ def test_a_resumed_run_logs_its_csv_beside_the_interrupted_one(tmp_path: Path) -
     assert Path(resumed.log_dir).name.startswith("resumed_")
 
 
+def _log_an_interrupted_and_a_resumed_run(folder: Path) -> dict[str, list[tuple[int, float]]]:
+    """TensorBoard values of a run stopped in the epoch after its checkpoint of step 3, and of the run resumed from
+    that checkpoint; returns the values a reader must see: the resumed run's from step 3 on."""
+    interrupted = create_loggers(folder)[-1]
+    for step in range(6):
+        interrupted.log_metrics({"loss": float(step)}, step=step)
+    interrupted.log_metrics({"test/loss": 99.0}, step=5)  # a value the resumed run logs at another step
+    interrupted.finalize("failed")
+    resumed = create_loggers(folder, resumed_step=3)[-1]
+    for step in range(3, 8):
+        resumed.log_metrics({"loss": 10.0 + step}, step=step)
+    resumed.log_metrics({"test/loss": 1.0}, step=7)
+    resumed.finalize("success")
+    return {
+        "loss": [(0, 0.0), (1, 1.0), (2, 2.0), (3, 13.0), (4, 14.0), (5, 15.0), (6, 16.0), (7, 17.0)],
+        "test/loss": [(7, 1.0)],
+    }
+
+
 def test_a_resumed_runs_tensorboard_values_replace_the_interrupted_runs_from_the_checkpoints_step(tmp_path: Path) -> None:
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.backend.event_processing.plugin_event_accumulator import EventAccumulator as ServerAccumulator
     from tensorboard.util.tensor_util import make_ndarray
 
-    interrupted = create_loggers(tmp_path)[-1]
-    for step in range(6):  # stopped in the epoch after the checkpoint of step 3
-        interrupted.log_metrics({"loss": float(step)}, step=step)
-    interrupted.log_metrics({"test/loss": 99.0}, step=5)  # a value the resumed run logs at another step
-    interrupted.finalize("failed")
-    resumed = create_loggers(tmp_path, resumed_step=3)[-1]
-    for step in range(3, 8):
-        resumed.log_metrics({"loss": 10.0 + step}, step=step)
-    resumed.log_metrics({"test/loss": 1.0}, step=7)
-    resumed.finalize("success")
-
-    expected = {
-        "loss": [(0, 0.0), (1, 1.0), (2, 2.0), (3, 13.0), (4, 14.0), (5, 15.0), (6, 16.0), (7, 17.0)],
-        "test/loss": [(7, 1.0)],
-    }
+    expected = _log_an_interrupted_and_a_resumed_run(tmp_path)
     assert tensorboard_values_in_files(tmp_path / "tensorboard") == expected  # as the Rust data server reads them
     events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"scalars": 0})
     events.Reload()
@@ -102,23 +107,11 @@ def test_a_resumed_runs_tensorboard_values_replace_the_interrupted_runs_from_the
 @pytest.mark.parametrize("load_fast", ["true", "false"])  # the Rust data server, the Python one
 def test_tensorboard_serves_a_resumed_runs_values_alone(tmp_path: Path, load_fast: str) -> None:
     pytest.importorskip("tensorboard_data_server" if load_fast == "true" else "tensorboard")
-    interrupted = create_loggers(tmp_path)[-1]
-    for step in range(6):
-        interrupted.log_metrics({"loss": float(step)}, step=step)
-    interrupted.log_metrics({"test/loss": 99.0}, step=5)
-    interrupted.finalize("failed")
-    resumed = create_loggers(tmp_path, resumed_step=3)[-1]
-    for step in range(3, 8):
-        resumed.log_metrics({"loss": 10.0 + step}, step=step)
-    resumed.log_metrics({"test/loss": 1.0}, step=7)
-    resumed.finalize("success")
+    expected = _log_an_interrupted_and_a_resumed_run(tmp_path)
 
     served = _served_scalars(tmp_path, load_fast, run="tensorboard", tags=["loss", "test/loss"])
 
-    assert served == {
-        "loss": [(0, 0.0), (1, 1.0), (2, 2.0), (3, 13.0), (4, 14.0), (5, 15.0), (6, 16.0), (7, 17.0)],
-        "test/loss": [(7, 1.0)],
-    }
+    assert served == expected
 
 
 def _served_scalars(logdir: Path, load_fast: str, run: str, tags: list[str]) -> dict[str, list[tuple[int, float]]]:

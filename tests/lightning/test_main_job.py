@@ -214,19 +214,25 @@ def test_early_stopping_ends_the_run_after_patience_epochs_without_improvement_o
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("last_phase", ["[]", "[{_target_:torchvision.transforms.v2.RandomHorizontalFlip,p:0.5}]"])
 def test_finish_without_augmentations_trains_on_without_them_before_early_stopping_ends_the_run(
-    tiny_shapes: Path, tmp_path: Path
+    tiny_shapes: Path, tmp_path: Path, last_phase: str
 ) -> None:
     # Nothing improves by 2.0: the plateau after epoch 2 turns the augmentations off, the next one ends the run.
-    metrics = _classification(
+    result = _run_classification(
         tiny_shapes,
         tmp_path,
         *_NO_IMPROVEMENT,
         "early_stopping.start_fraction=0",
         "early_stopping.finish_without_augmentations=true",
+        f"data.last_phase_augmentations={last_phase}",
     )
 
+    metrics = result.metrics
     assert (metrics["stop_reason"], metrics["epochs"], metrics["augmentations_off_epoch"]) == ("early_stopping", 3, 2)
+    pipeline = result.module.trainer.datamodule.train_transform
+    assert not pipeline.switch.on
+    assert [type(step).__name__ for step in pipeline.transforms[1:-1]] == (["RandomHorizontalFlip"] if last_phase != "[]" else [])
 
 
 @pytest.mark.slow
