@@ -134,3 +134,19 @@ def test_sources_given_different_image_sizes_are_refused(three_sets: list[Path])
     )
     with pytest.raises(ConfigError, match=r"sets image sizes .*give one data.image_size for all"):
         expand_sources(compose_config(["task=multitask", override]))
+
+
+def test_last_phase_augmentations_of_a_source_without_a_last_phase_are_refused(three_sets: list[Path]) -> None:
+    from torchbricks.configuration import read_job_settings
+
+    register_resolvers()
+    root = three_sets[2] / "classification"
+    flip = "[{_target_: torchvision.transforms.v2.RandomHorizontalFlip, p: 0.5}]"
+    plain = compose_config(["task=multitask", f"data.sources=[{{task: classification, root: {root}}}]"])
+    given = compose_config(
+        ["task=multitask", f"data.sources=[{{task: classification, root: {root}, last_phase_augmentations: {flip}}}]"]
+    )
+
+    read_job_settings(expand_sources(plain))  # the packaged [] of the source is not refused
+    with pytest.raises(ConfigError, match=r"'data\.last_phase_augmentations' .* never starts"):
+        read_job_settings(expand_sources(given))

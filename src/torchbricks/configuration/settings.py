@@ -246,7 +246,7 @@ def _early_stopping(node: Any) -> EarlyStoppingSettings:
 
 def _last_phase_used(early_stopping: EarlyStoppingSettings, data: Any) -> EarlyStoppingSettings:
     """`data.last_phase_augmentations` only where early stopping starts a last phase: otherwise they would never run."""
-    last_phase = data.get("last_phase_augmentations") if hasattr(data, "get") else None
+    last_phase = _last_phase_augmentations(data)
     if last_phase and not (early_stopping.patience is not None and early_stopping.finish_without_augmentations):
         raise ConfigError(
             "Config key 'data.last_phase_augmentations' lists transforms for early stopping's last phase, which this "
@@ -255,6 +255,17 @@ def _last_phase_used(early_stopping: EarlyStoppingSettings, data: Any) -> EarlyS
             "Set them, or data.last_phase_augmentations=[]."
         )
     return early_stopping
+
+
+def _last_phase_augmentations(data: Any) -> list[Any]:
+    """`data.last_phase_augmentations`, and those of each source of a multi-source module (`data.sources`, expanded)."""
+    if not hasattr(data, "get"):
+        return []
+    found = list(data.get("last_phase_augmentations") or [])
+    sources = data.get("sources")
+    for source in sources.values() if hasattr(sources, "values") else ():
+        found += _last_phase_augmentations(source.get("data_module") if hasattr(source, "get") else None)
+    return found
 
 
 def _data(data: Any, omegaconf: Any) -> DataSettings:
