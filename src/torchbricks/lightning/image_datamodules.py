@@ -156,7 +156,7 @@ class FileDataModule(SplitDataModule):
         if image_size is None:
             image_size = tile_size if tile_size is not None else DEFAULT_IMAGE_SIZE
         self.image_size = image_size_pair(image_size)
-        self.augmentation_switch = AugmentationSwitch()  # off: training reads images as they are (early stopping's last phase)
+        self.augmentation_switch = AugmentationSwitch()  # off: early stopping's last phase (last_phase_augmentations, or none)
         self.train_transform = create_transform(
             self.image_size,
             list(augmentations or ()),
