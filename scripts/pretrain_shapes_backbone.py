@@ -10,7 +10,7 @@ Run (one core, about 9 minutes):
 
     OMP_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python scripts/pretrain_shapes_backbone.py [--work build/pretrain]
 
-`--radius LOW HIGH`, `--textured` and `--max-objects N` draw other data to try candidates (benchmarks/README.md,
+`--radius LOW HIGH`, `--textured`, `--max-objects N` and `--upright` draw other data to try candidates (benchmarks/README.md,
 *Shipped weights that have seen small forms*: smaller forms on textures were tried and not adopted); without them the
 script makes the shipped file again.
 """
@@ -28,6 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / "src" / "torchbricks" / "bag_of_bricks" / "weights" / "compact_cnn_shapes.pt"
 PRETRAINING_SEED = 1650
 NUM_TRAIN = 1600
+UPRIGHT_AUGMENTATIONS = (
+    "data.augmentations=[{_target_: torchvision.transforms.v2.RandomHorizontalFlip, p: 0.5}, "
+    "{_target_: torchvision.transforms.v2.ColorJitter, brightness: 0.2, contrast: 0.2, saturation: 0.2}]"
+)
+"""`--upright`: the packaged detection augmentations without their turns."""
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -40,6 +45,9 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--radius", type=float, nargs=2, default=None, help="object radius range, fraction of the side")
     parser.add_argument("--textured", action="store_true", help="textured backgrounds")
     parser.add_argument("--max-objects", type=int, default=None, help="objects per image, at most")
+    parser.add_argument(
+        "--upright", action="store_true", help="squares, triangles and crosses upright, and no turns among the augmentations"
+    )
     arguments = parser.parse_args(argv)
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -57,6 +65,8 @@ def main(argv: list[str] | None = None) -> Path:
         knobs["textured_background"] = True
     if arguments.max_objects is not None:
         knobs["max_objects"] = arguments.max_objects
+    if arguments.upright:
+        knobs["upright"] = True
     spec = ShapesSpec(**{**VARIETY.__dict__, **counts, **knobs, "seed": PRETRAINING_SEED})
     # a folder name a Hydra override can carry: letters, digits, '.', '-' and '_'
     suffix = re.sub(r"[^\w.-]+", "-", "".join(f"_{key}-{value}" for key, value in sorted(knobs.items())))
@@ -76,6 +86,7 @@ def main(argv: list[str] | None = None) -> Path:
             "trainer.enable_progress_bar=false",
             "export_onnx=false",
             *([f"trainer.max_epochs={arguments.max_epochs}", "n_visualized=0"] if arguments.max_epochs else []),
+            *([UPRIGHT_AUGMENTATIONS] if arguments.upright else []),
         ]
     )
     if status != 0:

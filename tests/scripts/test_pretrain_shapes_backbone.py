@@ -61,3 +61,24 @@ def test_the_pretraining_knobs_change_the_data_drawn_and_its_folder(tmp_path: Pa
     assert max(per_image.values()) <= 2
     # a form of radius at most 0.08 * 96 px fits a box of twice that
     assert max(max(annotation["bbox"][2:]) for annotation in document["annotations"]) <= 2 * 0.08 * 96 + 1
+
+
+@pytest.mark.slow
+def test_the_upright_knob_draws_upright_squares_and_trains_without_turns(tmp_path: Path) -> None:
+    script = _load_script()
+
+    arguments = ["--work", str(tmp_path / "work"), "--out", str(tmp_path / "upright.pt"), "--num-train", "8"]
+    script.main([*arguments, "--max-epochs", "1", "--upright"])
+
+    (data,) = (tmp_path / "work").glob("data_8_*")
+    assert "upright-True" in data.name
+    document = json.loads((data / "detection" / "train.json").read_text())
+    square = next(category["id"] for category in document["categories"] if category["name"] == "square")
+    outlines = [annotation["segmentation"][0] for annotation in document["annotations"] if annotation["category_id"] == square]
+    assert outlines
+    for outline in outlines:  # an upright square's outline has two distinct x and two distinct y values
+        assert len({round(x) for x in outline[0::2]}) == 2
+        assert len({round(y) for y in outline[1::2]}) == 2
+    resolved = (tmp_path / "work" / "shapes_backbone" / "resolved_config.yaml").read_text()
+    assert "RandomHorizontalFlip" in resolved
+    assert "Rotation" not in resolved
