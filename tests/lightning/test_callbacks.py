@@ -331,6 +331,25 @@ def test_without_an_augmentation_switch_the_run_stops_as_before() -> None:
     assert decisions == [False, True]
 
 
+def test_the_augmentations_of_the_sources_data_set_expands_to_are_turned_off_through_their_renaming() -> None:
+    from types import SimpleNamespace
+
+    from torchbricks.datasets.transforms import AugmentationSwitch
+    from torchbricks.lightning.callbacks import BudgetEarlyStopping
+    from torchbricks.lightning.multi_source import MultiSourceDataModule, RenamedDataModule
+
+    # data.sources=[...] wraps each source's data module in a RenamedDataModule (multi_source_config.expand_sources)
+    inner = {name: SimpleNamespace(datasets={}, augmentation_switch=AugmentationSwitch()) for name in ("boxes", "masks")}
+    sources = {name: RenamedDataModule(module, rename={}) for name, module in inner.items()}
+    stopping = BudgetEarlyStopping(monitor="validation/loss", patience=1, finish_without_augmentations=True)
+    stopping._trainer = SimpleNamespace(current_epoch=4, datamodule=MultiSourceDataModule(sources))
+
+    decisions = [stopping._evaluate_stopping_criteria(torch.tensor(value))[0] for value in (1.0, 1.0)]
+
+    assert decisions == [False, False]  # the plateau turned the augmentations off instead of stopping
+    assert [module.augmentation_switch.on for module in inner.values()] == [False, False]
+
+
 def test_the_augmentations_of_every_source_of_a_multi_source_data_module_are_turned_off() -> None:
     from types import SimpleNamespace
 

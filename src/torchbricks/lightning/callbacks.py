@@ -260,23 +260,28 @@ class BudgetEarlyStopping(pl.callbacks.EarlyStopping):
 
 def _augmentation_switches(data_module: Any) -> list[Any]:
     """The `AugmentationSwitch`es of a data module and of the sources of a multi-source one."""
-    if data_module is None:
-        return []
-    own = getattr(data_module, "augmentation_switch", None)
-    switches = [own] if own is not None else []
-    for source in (getattr(data_module, "sources", None) or {}).values():
-        switches += _augmentation_switches(source)
-    return switches
+    switches = (getattr(module, "augmentation_switch", None) for module in _data_modules(data_module))
+    return [switch for switch in switches if switch is not None]
 
 
 def _has_last_phase_augmentations(data_module: Any) -> bool:
     """Whether the training pipeline of a data module (or of a source of a multi-source one) has augmentations of its
     own for the last phase (`data.last_phase_augmentations`)."""
+    return any(
+        getattr(getattr(module, "train_transform", None), "has_last_phase_augmentations", False)
+        for module in _data_modules(data_module)
+    )
+
+
+def _data_modules(data_module: Any) -> list[Any]:
+    """A data module, the one it wraps (`RenamedDataModule.data_module`) and, for a multi-source one, its sources
+    (and theirs), in order; none for None."""
     if data_module is None:
-        return False
-    if getattr(getattr(data_module, "train_transform", None), "has_last_phase_augmentations", False):
-        return True
-    return any(_has_last_phase_augmentations(source) for source in (getattr(data_module, "sources", None) or {}).values())
+        return []
+    found = [data_module, *_data_modules(getattr(data_module, "data_module", None))]
+    for source in (getattr(data_module, "sources", None) or {}).values():
+        found += _data_modules(source)
+    return found
 
 
 class BestCheckpoint(pl.callbacks.ModelCheckpoint):
