@@ -126,7 +126,7 @@ def create_transform(
         getattr(augmentation, "uses_outlines", False) for augmentation in [*augmentations, *last_phase_augmentations]
     )
     on_steps = _pipeline_steps(image_size, augmentations, boxes, uses_outlines)
-    pipeline: Any = _compose(on_steps)
+    pipeline: Any = require("torchvision.transforms.v2", "vision").Compose(on_steps)
     if switch is not None and (augmentations or last_phase_augmentations):
         off_steps = _pipeline_steps(image_size, last_phase_augmentations, boxes, uses_outlines)
         pipeline = _SwitchedPipeline(on_steps, off_steps, switch, last_phase=bool(last_phase_augmentations))
@@ -150,10 +150,6 @@ def _pipeline_steps(
     if boxes:
         steps.append(v2.SanitizeBoundingBoxes(labels_getter=_labels))
     return steps
-
-
-def _compose(steps: list[Any]) -> Any:
-    return require("torchvision.transforms.v2", "vision").Compose(steps)
 
 
 def _labels(sample: Any) -> Any:
