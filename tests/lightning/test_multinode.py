@@ -92,3 +92,19 @@ def test_two_nodes_of_one_process_report_the_metrics_one_process_computes_on_the
     assert int(expected.sum()) == 360
     assert metrics["test"]["head/confusion_matrix"] == expected.tolist()
     assert metrics["test"]["head/accuracy"] == pytest.approx(float(expected.trace() / expected.sum()), abs=1e-6)
+
+
+def test_a_run_leaves_its_process_group_so_that_it_does_not_outlive_the_run(tmp_path: Path) -> None:
+    import torch.distributed as dist
+
+    from torchbricks.lightning.main_job import leave_process_group
+
+    store = dist.FileStore(str(tmp_path / "store"), 1)
+    dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+    try:
+        leave_process_group()
+        assert not dist.is_initialized()
+        leave_process_group()  # one process, or already left: nothing to do
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

@@ -131,6 +131,7 @@ def run_main_job(config: Any) -> MainJobResult:
             callbacks=create_callbacks(settings, path_experiment, class_names),
         )
         stopped, best = fit_and_test_best(trainer, module, data_module, checkpoint, settings.enable_checkpointing)
+        leave_process_group()  # the test was the run's last collective call
         if not trainer.is_global_zero:
             return MainJobResult(path_experiment, {}, module)
         if best is not None:  # the bricks writer saved the last epoch's weights when fitting ended
@@ -160,6 +161,16 @@ def run_main_job(config: Any) -> MainJobResult:
                 "export_onnx=false leaves out the export and its check."
             ) from onnx_failure
         return MainJobResult(path_experiment, metrics, module)
+
+
+def leave_process_group() -> None:
+    """Destroys the default process group of a multi-process run (nothing for one process). A process that reached
+    its end with the group alive could abort in the teardown of gloo's threads ("terminate called without an active
+    exception", exit status -6 on the second node of a two-node run whose work was done)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 @contextlib.contextmanager
