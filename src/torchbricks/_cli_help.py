@@ -41,6 +41,7 @@ COMMON_OVERRIDES = (
     ("checkpoint.monitor=validation/head/accuracy checkpoint.mode=max", "what best.ckpt keeps"),
     ("trainer.precision=bf16-mixed", "bfloat16 mixed precision"),
     ("compile=true", "compile each stage with torch.compile(fullgraph=True)"),
+    ("ema_decay=0.99", "validate, test and keep a moving average of the weights (null: the trained weights)"),
     ("trainer.devices=2 trainer.strategy=ddp", "two processes on this machine"),
     ("trainer.num_nodes=2 trainer.strategy=ddp", "two machines (set MASTER_ADDR, MASTER_PORT, NODE_RANK)"),
     ("+head@model.bricks.head2=classification", "add a second head"),

@@ -22,6 +22,8 @@ def test_the_packaged_defaults_read_into_typed_settings() -> None:
     assert settings.checkpoint.averaged_metrics == ()
     assert settings.early_stopping.patience is None
     assert (settings.data.batch_size, settings.data.tile_size) == (64, None)
+    assert settings.ema_decay is None
+    assert read_job_settings(compose_config(["ema_decay=0.99"])).ema_decay == 0.99
 
 
 def test_a_list_of_monitored_values_is_followed_through_their_mean() -> None:
@@ -48,6 +50,9 @@ def test_a_list_of_monitored_values_is_followed_through_their_mean() -> None:
         ("checkpoint.mode=maximum", r"^Config key 'checkpoint\.mode' must be one of \['min', 'max'\], got 'maximum'\."),
         ("missing_targets=skipp", r"^Config key 'missing_targets' must be one of .* got 'skipp'\. Did you mean 'skip'\?$"),
         ("compile=yes", r"^Config key 'compile' must be true or false, got 'yes'\.$"),
+        ("ema_decay=1", r"^Config key 'ema_decay' must be null \(no averaging\) or the decay .* such as 0\.99, got int 1\.$"),
+        ("ema_decay=0.0", r"^Config key 'ema_decay' must be null .* got float 0\.0\.$"),
+        ("ema_decay=true", r"^Config key 'ema_decay' must be null .* got bool True\.$"),
         ("data.batch_size=0", r"^Config key 'data\.batch_size' must be an int >= 1, got 0\.$"),
         (
             "loss_balancing=uncertain",

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from torchbricks import BrickCollection, BrickLoss, BrickTrainable
 from torchbricks.errors import ConfigError
 from torchbricks.lightning import LightningBrickCollection
-from torchbricks.lightning.callbacks import BestCheckpoint, EpochSeed, LineProgressBar, MetricHistory
+from torchbricks.lightning.callbacks import BestCheckpoint, EpochSeed, ExponentialMovingAverage, LineProgressBar, MetricHistory
 from torchbricks.lightning.datamodules import NamedTensorDataset
 
 
@@ -365,3 +365,29 @@ def test_the_augmentations_of_every_source_of_a_multi_source_data_module_are_tur
     assert decisions == [False, False]
     assert [source.augmentation_switch.on for source in sources.values()] == [False, False]
     assert stopping.augmentations_off_epoch == 5
+
+
+def test_the_moving_average_warms_up_then_follows_the_decay_and_copies_integer_buffers() -> None:
+    module = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    averaging = ExponentialMovingAverage(decay=0.9)
+    averaged = torch.optim.swa_utils.AveragedModel(module, multi_avg_fn=averaging._average, use_buffers=True)
+    expected = module[0].weight.detach().clone()
+    for step in range(30):
+        with torch.no_grad():
+            module[0].weight.add_(1.0)
+            module[1].num_batches_tracked.add_(1)
+        averaged.update_parameters(module)
+        if step == 0:  # the first update copies
+            expected = module[0].weight.detach().clone()
+        else:  # the n-th update, n = step: the warm-up rate until it reaches the decay (from n = 80 on)
+            rate = min(0.9, (1 + step) / (10 + step))
+            expected = rate * expected + (1 - rate) * module[0].weight
+        torch.testing.assert_close(averaged.module[0].weight, expected)
+    assert averaged.module[1].num_batches_tracked.item() == 30  # copied, not averaged
+    assert averaged.module[1].num_batches_tracked.dtype == torch.long
+
+
+@pytest.mark.parametrize("decay", [0.0, 1.0, -0.5])
+def test_a_decay_outside_zero_to_one_is_refused(decay: float) -> None:
+    with pytest.raises(ConfigError, match=r"ExponentialMovingAverage: decay must be in \(0, 1\)"):
+        ExponentialMovingAverage(decay=decay)

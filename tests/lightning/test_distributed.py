@@ -145,13 +145,24 @@ def evaluate_in_one_process(config: Any, path_bricks: Path, split: str) -> dict[
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("terminal", [True, False], ids=["in-a-terminal", "redirected"])
+@pytest.mark.parametrize(
+    ("terminal", "averaging"),
+    [(True, []), (False, []), (False, ["ema_decay=0.9"])],
+    ids=["in-a-terminal", "redirected", "redirected-moving-average"],
+)
 def test_the_readme_two_process_command_finishes_with_the_packaged_config_and_synchronised_metrics(
-    tmp_path: Path, terminal: bool
+    tmp_path: Path, terminal: bool, averaging: list[str]
 ) -> None:
     # As the README runs it: the packaged config as shipped (progress bar on), 2 processes (gloo on the CPU), in a
-    # terminal (Lightning's progress bar, which deadlocked) and redirected to a file (one line per epoch).
-    overrides = ["trainer.devices=2", "trainer.strategy=ddp", "trainer.max_epochs=2", f"experiment.path_experiments={tmp_path}"]
+    # terminal (Lightning's progress bar, which deadlocked) and redirected to a file (one line per epoch); and with
+    # a moving average of the weights, which each process keeps and which is validated, tested and kept instead.
+    overrides = [
+        "trainer.devices=2",
+        "trainer.strategy=ddp",
+        "trainer.max_epochs=2",
+        f"experiment.path_experiments={tmp_path}",
+        *averaging,
+    ]
     command = [str(Path(sys.executable).parent / "torchbricks"), "train", *overrides, "experiment.name=ddp"]
 
     completed = run_command(command, timeout=480, terminal=terminal)

@@ -445,3 +445,22 @@ def test_a_failed_onnx_check_still_writes_the_runs_metrics_and_pictures(tmp_path
     assert metrics["test"]["head/accuracy"] > 0.1
     assert "onnx_max_abs_difference" not in metrics
     assert (tmp_path / "run" / "predictions.png").is_file()
+
+
+@pytest.mark.slow
+def test_with_ema_decay_the_averaged_weights_are_validated_tested_and_kept(tiny_shapes: Path, tmp_path: Path) -> None:
+    from torchbricks.evaluate import evaluate_experiment
+
+    metrics = _classification(tiny_shapes, tmp_path, "trainer.max_epochs=3", "ema_decay=0.9", "export_onnx=false")
+
+    folder = tmp_path / "run"
+    best = torch.load(folder / "checkpoints" / "best.ckpt", weights_only=True)
+    averaged, trained = best["state_dict"], best["current_model_state"]  # both travel in every checkpoint
+    bricks = torch.load(folder / "bricks" / "backbone.pt", weights_only=True)
+    for key, value in bricks.items():
+        torch.testing.assert_close(value, averaged[f"brick_collection.backbone.{key}"])
+    assert not all(torch.equal(value, trained[f"brick_collection.backbone.{key}"]) for key, value in bricks.items())
+    # The test's figure is the kept weights' own: evaluating the experiment's bricks on the test split gives it again.
+    evaluation = evaluate_experiment(folder, split="test")
+    assert evaluation.metrics["classification/confusion_matrix"] == metrics["test"]["classification/confusion_matrix"]
+    assert evaluation.metrics["classification/accuracy"] == pytest.approx(metrics["test"]["classification/accuracy"])

@@ -55,9 +55,13 @@ def _metrics(folder: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_a_run_killed_after_its_first_checkpoint_resumes_to_the_uninterrupted_runs_metrics(tmp_path: Path) -> None:
-    whole = _train(tmp_path, *COMMON, "experiment.name=whole", output=tmp_path / "whole.txt")
-    killed = _train(tmp_path, *COMMON, "experiment.name=killed", output=tmp_path / "killed.txt")
+@pytest.mark.parametrize("averaging", [[], ["ema_decay=0.9"]], ids=["trained weights", "moving average"])
+def test_a_run_killed_after_its_first_checkpoint_resumes_to_the_uninterrupted_runs_metrics(
+    tmp_path: Path, averaging: list[str]
+) -> None:
+    # With ema_decay, a checkpoint holds the average and the trained weights: the resumed run must continue both.
+    whole = _train(tmp_path, *COMMON, *averaging, "experiment.name=whole", output=tmp_path / "whole.txt")
+    killed = _train(tmp_path, *COMMON, *averaging, "experiment.name=killed", output=tmp_path / "killed.txt")
     last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + TIMEOUT
     while not last.exists() and killed.poll() is None and time.monotonic() < deadline:

@@ -106,6 +106,7 @@ class JobSettings:
     early_stopping: EarlyStoppingSettings
     compile: bool
     channels_last: bool
+    ema_decay: float | None
     seed: int
     loss_weights: dict[str, float] = field(hash=False)
     loss_balancing: str
@@ -155,6 +156,7 @@ def read_job_settings(config: Any) -> JobSettings:
         early_stopping=_last_phase_used(_early_stopping(config.get("early_stopping") or {}), config.get("data")),
         compile=flag(config, "compile", False),
         channels_last=flag(config, "channels_last", False),
+        ema_decay=_ema_decay(config.get("ema_decay")),
         seed=seed,
         loss_weights=loss_weights,
         loss_balancing=loss_balancing(config, loss_weights, trainer),
@@ -213,6 +215,18 @@ def _check_trainer(trainer: Any) -> None:
     devices = trainer.get("devices")
     if (is_int(devices) and devices == 0) or devices in ("0", ""):
         raise ConfigError(f"Config key 'trainer.devices' must be a number of devices >= 1, -1 (all) or auto, got {devices!r}.")
+
+
+def _ema_decay(decay: Any) -> float | None:
+    """`ema_decay` null (the trained weights are validated, tested and kept) or a number in (0, 1)."""
+    if decay is None:
+        return None
+    if not is_number(decay) or not 0 < decay < 1:
+        raise ConfigError(
+            "Config key 'ema_decay' must be null (no averaging) or the decay of an exponential moving average of the "
+            f"weights, a number between 0 and 1 such as 0.99, got {type(decay).__name__} {decay!r}."
+        )
+    return float(decay)
 
 
 def _early_stopping(node: Any) -> EarlyStoppingSettings:

@@ -29,6 +29,7 @@ __all__ = [
     "BestCheckpoint",
     "BudgetEarlyStopping",
     "EpochSeed",
+    "ExponentialMovingAverage",
     "LineProgressBar",
     "MetricHistory",
     "TensorBoardPredictions",
@@ -282,6 +283,53 @@ def _data_modules(data_module: Any) -> list[Any]:
     for source in (getattr(data_module, "sources", None) or {}).values():
         found += _data_modules(source)
     return found
+
+
+class ExponentialMovingAverage(pl.callbacks.WeightAveraging):
+    """Keeps an exponential moving average (EMA) of the module's weights and buffers, updated after every optimizer
+    step, and puts it in the trained weights' place wherever weights are judged or kept: validation (so early
+    stopping and `best.ckpt` follow the averaged weights), every checkpoint's `state_dict` (the trained weights
+    travel beside it, and a resumed run continues both) and the end of training. The tested, exported and saved
+    bricks are therefore the averaged ones. Lightning's `WeightAveraging` does the swapping and the checkpoints;
+    this class gives it the average:
+
+        averaged <- rate * averaged + (1 - rate) * trained,   rate = min(decay, (1 + n) / (10 + n))
+
+    after the n-th update. The warm-up in `rate` keeps the first hundred steps from dragging the randomly
+    initialised weights along for a thousand more (as TensorFlow's `ExponentialMovingAverage(num_updates=)` does);
+    integer buffers (batch norm's count of batches) are copied, not averaged.
+
+    Args:
+        decay: The weight of the average at each step once warmed up, in (0, 1): 0.99 averages over about the
+            last hundred steps.
+
+    Example:
+        >>> ExponentialMovingAverage(decay=0.99).decay
+        0.99
+    """
+
+    def __init__(self, decay: float) -> None:
+        if not 0 < decay < 1:
+            raise ConfigError(f"ExponentialMovingAverage: decay must be in (0, 1), got {decay!r}.")
+        self.decay = decay
+        super().__init__(multi_avg_fn=self._average)
+
+    def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
+        """Resuming a fit restores both the average and the trained weights. Testing or validating a checkpoint
+        keeps what Lightning loaded, its `state_dict`: the average. (Lightning 2.6 also calls this hook when
+        `trainer.test(ckpt_path=...)` follows a fit, and `WeightAveraging` would then load the trained weights
+        over the average, so the test would silently judge weights that were never validated.)"""
+        if trainer.state.fn == "fit":
+            super().on_load_checkpoint(trainer, pl_module, checkpoint)
+
+    def _average(self, averaged: list[torch.Tensor], trained: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
+        """One update of a group of same-type tensors (`AveragedModel` groups them by device and dtype)."""
+        if not averaged[0].is_floating_point():
+            torch._foreach_copy_(averaged, trained)
+            return
+        n = float(n_averaged)
+        rate = min(self.decay, (1 + n) / (10 + n))
+        torch._foreach_lerp_(averaged, trained, 1 - rate)
 
 
 class BestCheckpoint(pl.callbacks.ModelCheckpoint):

@@ -125,6 +125,7 @@ def create_callbacks(settings: JobSettings, path_experiment: Path, class_names: 
         BestCheckpoint,
         BudgetEarlyStopping,
         EpochSeed,
+        ExponentialMovingAverage,
         LineProgressBar,
         MetricHistory,
         TensorBoardPredictions,
@@ -167,6 +168,8 @@ def create_callbacks(settings: JobSettings, path_experiment: Path, class_names: 
         callbacks.append(LineProgressBar())
     if draw and installed("tensorboard") and settings.n_visualized:
         callbacks.append(TensorBoardPredictions(settings.n_visualized, class_names, every_n_epochs=every))
+    if settings.ema_decay is not None:  # last: it swaps the trained weights back after the others' validation hooks
+        callbacks.append(ExponentialMovingAverage(settings.ema_decay))
     return callbacks
 
 
