@@ -3,9 +3,9 @@
     .venv/bin/python benchmarks/bench_training.py [--sizes 8 64] [--batches 20] [--epochs 3]
 
 The packaged model (`torchbricks train`'s CNN and classification head, built from the packaged configs) trains
-under a Lightning `Trainer` on random images of each size, in four variants side by side in this one process:
-eager float32, `trainer.precision=bf16-mixed`, `compile=true` (each stage compiled with `fullgraph=True`) and
-both. An epoch is timed from its first to its last batch; the first epoch (compilation) is left out and the
+under a Lightning `Trainer` on random images of each size, in five variants side by side in this one process:
+eager float32, `trainer.precision=bf16-mixed`, `compile=true` (each stage compiled with `fullgraph=True`), both,
+and eager float32 with `ema_decay=0.99` (a moving average of the weights updated after every step). An epoch is timed from its first to its last batch; the first epoch (compilation) is left out and the
 fastest later epoch is reported, with its ratio to eager float32. A measurement, not a test.
 """
 
@@ -22,13 +22,15 @@ from torch.utils.data import DataLoader
 
 from torchbricks.configuration import compose_config, create_brick_collection, instantiate_config
 from torchbricks.lightning import LightningBrickCollection
+from torchbricks.lightning.callbacks import ExponentialMovingAverage
 from torchbricks.lightning.datamodules import NamedTensorDataset
 
-VARIANTS = (
-    ("eager float32", "32-true", False),
-    ("bf16-mixed", "bf16-mixed", False),
-    ("compiled", "32-true", True),
-    ("compiled + bf16", "bf16-mixed", True),
+VARIANTS = (  # name, precision, compiled stages, ema_decay
+    ("eager float32", "32-true", False, None),
+    ("bf16-mixed", "bf16-mixed", False, None),
+    ("compiled", "32-true", True, None),
+    ("compiled + bf16", "bf16-mixed", True, None),
+    ("eager + ema_decay=0.99", "32-true", False, 0.99),
 )
 BATCH_SIZE = 64
 
@@ -48,7 +50,9 @@ class EpochTimer(pl.Callback):
         self.seconds.append(time.perf_counter() - self._started)
 
 
-def images_per_second(size: int, precision: str, compile_stages: bool, batches: int, epochs: int) -> float:
+def images_per_second(
+    size: int, precision: str, compile_stages: bool, ema_decay: float | None, batches: int, epochs: int
+) -> float:
     config = compose_config()
     torch.manual_seed(0)
     module = LightningBrickCollection(
@@ -73,7 +77,7 @@ def images_per_second(size: int, precision: str, compile_stages: bool, batches: 
         enable_progress_bar=False,
         enable_model_summary=False,
         limit_val_batches=0,
-        callbacks=[timer],
+        callbacks=[timer] if ema_decay is None else [timer, ExponentialMovingAverage(ema_decay)],
     )
     trainer.fit(module, DataLoader(data, batch_size=BATCH_SIZE, shuffle=True, drop_last=True))
     return count / min(timer.seconds[1:])
@@ -89,12 +93,12 @@ def main() -> None:
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {BATCH_SIZE}, {arguments.batches} batches per epoch"
     )
-    print("| image size | " + " | ".join(name for name, _, _ in VARIANTS) + " |")
+    print("| image size | " + " | ".join(name for name, *_ in VARIANTS) + " |")
     print("| ---: |" + " ---: |" * len(VARIANTS))
     for size in arguments.sizes:
         rates = [
-            images_per_second(size, precision, compiled, arguments.batches, arguments.epochs)
-            for _, precision, compiled in VARIANTS
+            images_per_second(size, precision, compiled, ema_decay, arguments.batches, arguments.epochs)
+            for _, precision, compiled, ema_decay in VARIANTS
         ]
         cells = [f"{rate:,.0f} ({rate / rates[0]:.2f}x)" for rate in rates]
         print(f"| {size}x{size} | " + " | ".join(cells) + " |", flush=True)
