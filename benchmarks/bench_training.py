@@ -5,8 +5,9 @@
 The packaged model (`torchbricks train`'s CNN and classification head, built from the packaged configs) trains
 under a Lightning `Trainer` on random images of each size, in five variants side by side in this one process:
 eager float32, `trainer.precision=bf16-mixed`, `compile=true` (each stage compiled with `fullgraph=True`), both,
-and eager float32 with `ema_decay=0.99` (a moving average of the weights updated after every step). An epoch is timed from its first to its last batch; the first epoch (compilation) is left out and the
-fastest later epoch is reported, with its ratio to eager float32. A measurement, not a test.
+and eager float32 with `ema_decay=0.99` (a moving average of the weights updated after every step). An epoch is
+timed from its first to its last batch; the first epoch (compilation) is left out and the fastest later epoch is
+reported, with its ratio to eager float32. A measurement, not a test.
 """
 
 from __future__ import annotations

@@ -391,3 +391,34 @@ def test_the_moving_average_warms_up_then_follows_the_decay_and_copies_integer_b
 def test_a_decay_outside_zero_to_one_is_refused(decay: float) -> None:
     with pytest.raises(ConfigError, match=r"ExponentialMovingAverage: decay must be in \(0, 1\)"):
         ExponentialMovingAverage(decay=decay)
+
+
+def test_the_moving_average_follows_the_loss_balancers_state_and_averages_only_the_bricks(tmp_path: Path) -> None:
+    from torchbricks.loss_balancing import DynamicWeightAverage
+
+    collection = BrickCollection(
+        {
+            "model": BrickTrainable(nn.Linear(1, 2), input_names=["raw"], output_names=["logits"]),
+            "loss": BrickLoss(nn.CrossEntropyLoss(), input_names=["logits", "targets"], output_names=["ce"]),
+            "loss_2": BrickLoss(nn.CrossEntropyLoss(), input_names=["logits", "targets"], output_names=["ce_2"]),
+        }
+    )
+    balancer = DynamicWeightAverage(["ce", "ce_2"])
+    module = LightningBrickCollection(tmp_path, "run", collection, partial(torch.optim.SGD, lr=0.1), loss_balancer=balancer)
+    data = NamedTensorDataset(raw=torch.randn(16, 1), targets=torch.randint(0, 2, (16,)))
+    checkpoint = ModelCheckpoint(tmp_path / "checkpoints", save_on_train_epoch_end=True, save_last=True)
+    trainer = pl.Trainer(
+        max_epochs=4,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[ExponentialMovingAverage(decay=0.9), checkpoint],
+    )
+    trainer.fit(module, DataLoader(data, batch_size=4), DataLoader(data, batch_size=8))
+
+    saved = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    averaged, trained = saved["state_dict"], saved["current_model_state"]
+    assert not torch.equal(averaged["brick_collection.model.model.weight"], trained["brick_collection.model.model.weight"])
+    assert bool(torch.isfinite(trained["loss_balancer.history"]).all())  # four epochs: two of history
+    for name in ("loss_balancer.history", "loss_balancer.weights"):  # copied, not averaged (an average of NaN stays NaN)
+        torch.testing.assert_close(averaged[name], trained[name])

@@ -296,8 +296,10 @@ class ExponentialMovingAverage(pl.callbacks.WeightAveraging):
         averaged <- rate * averaged + (1 - rate) * trained,   rate = min(decay, (1 + n) / (10 + n))
 
     after the n-th update. The warm-up in `rate` keeps the first hundred steps from dragging the randomly
-    initialised weights along for a thousand more (as TensorFlow's `ExponentialMovingAverage(num_updates=)` does);
-    integer buffers (batch norm's count of batches) are copied, not averaged.
+    initialised weights along for a thousand more (as TensorFlow's `ExponentialMovingAverage(num_updates=)` does).
+    Copied, not averaged: integer buffers (batch norm's count of batches) and, in a `LightningBrickCollection`,
+    everything outside its `brick_collection` (the loss balancer's weights and loss history weigh the losses; they
+    are not the model, and an average of a history that starts as NaN would stay NaN).
 
     Args:
         decay: The weight of the average at each step once warmed up, in (0, 1): 0.99 averages over about the
@@ -312,7 +314,42 @@ class ExponentialMovingAverage(pl.callbacks.WeightAveraging):
         if not 0 < decay < 1:
             raise ConfigError(f"ExponentialMovingAverage: decay must be in (0, 1), got {decay!r}.")
         self.decay = decay
+        self._followed: set[int] = set()  # storage addresses of the averaged module's tensors that copy the trained ones
         super().__init__(multi_avg_fn=self._average)
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        averaged = self._average_model.module if self._average_model is not None else None
+        collection = getattr(averaged, "brick_collection", None)
+        if averaged is None or collection is None:
+            return
+        model = {tensor.data_ptr() for tensor in (*collection.parameters(), *collection.buffers())}
+        every = (*averaged.parameters(), *averaged.buffers())
+        self._followed = {tensor.data_ptr() for tensor in every if tensor.data_ptr() not in model}
+
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._follow_the_trained(pl_module)
+        super().on_validation_epoch_start(trainer, pl_module)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._follow_the_trained(pl_module)
+        super().on_train_end(trainer, pl_module)
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
+        self._follow_the_trained(pl_module)
+        super().on_save_checkpoint(trainer, pl_module, checkpoint)
+
+    def _follow_the_trained(self, pl_module: pl.LightningModule) -> None:
+        """Copies the followed tensors, which may change outside the optimizer steps (the loss balancer's history
+        at the end of an epoch), from the trained module, before the average is shown or saved."""
+        if not self._followed or self._average_model is None:
+            return
+        averaged = (*self._average_model.module.parameters(), *self._average_model.module.buffers())
+        trained = (*pl_module.parameters(), *pl_module.buffers())
+        with torch.no_grad():
+            for average, current in zip(averaged, trained, strict=True):
+                if average.data_ptr() in self._followed:
+                    average.copy_(current)
 
     def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
         """Resuming a fit restores both the average and the trained weights. Testing or validating a checkpoint
@@ -324,12 +361,20 @@ class ExponentialMovingAverage(pl.callbacks.WeightAveraging):
 
     def _average(self, averaged: list[torch.Tensor], trained: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
         """One update of a group of same-type tensors (`AveragedModel` groups them by device and dtype)."""
-        if not averaged[0].is_floating_point():
-            torch._foreach_copy_(averaged, trained)
-            return
-        n = float(n_averaged)
-        rate = min(self.decay, (1 + n) / (10 + n))
-        torch._foreach_lerp_(averaged, trained, 1 - rate)
+        copied = [not tensor.is_floating_point() or tensor.data_ptr() in self._followed for tensor in averaged]
+        if any(copied):
+            torch._foreach_copy_(
+                [tensor for tensor, copy in zip(averaged, copied, strict=True) if copy],
+                [tensor for tensor, copy in zip(trained, copied, strict=True) if copy],
+            )
+        if not all(copied):
+            n = float(n_averaged)
+            rate = min(self.decay, (1 + n) / (10 + n))
+            torch._foreach_lerp_(
+                [tensor for tensor, copy in zip(averaged, copied, strict=True) if not copy],
+                [tensor for tensor, copy in zip(trained, copied, strict=True) if not copy],
+                1 - rate,
+            )
 
 
 class BestCheckpoint(pl.callbacks.ModelCheckpoint):
