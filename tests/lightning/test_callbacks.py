@@ -422,3 +422,33 @@ def test_the_moving_average_follows_the_loss_balancers_state_and_averages_only_t
     assert bool(torch.isfinite(trained["loss_balancer.history"]).all())  # four epochs: two of history
     for name in ("loss_balancer.history", "loss_balancer.weights"):  # copied, not averaged (an average of NaN stays NaN)
         torch.testing.assert_close(averaged[name], trained[name])
+
+
+class _RecordWeight(pl.Callback):
+    """The weight of the module's linear layer when validation ends an epoch and when training ends."""
+
+    def __init__(self) -> None:
+        self.validated: list[torch.Tensor] = []
+        self.at_the_end: torch.Tensor | None = None
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.validated.append(pl_module.brick_collection["model"].model.weight.detach().clone())
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.at_the_end = pl_module.brick_collection["model"].model.weight.detach().clone()
+
+
+@pytest.mark.parametrize("probe_first", [True, False])
+def test_other_callbacks_see_the_average_when_validation_ends_whatever_their_order(tmp_path: Path, probe_first: bool) -> None:
+    # Lightning's WeightAveraging swaps the trained weights back in its own epoch-end hook, so a callback after it
+    # (the prediction picture drawn when validation ends) saw the trained weights, not the validated ones.
+    probe, averaging = _RecordWeight(), ExponentialMovingAverage(decay=0.9)
+    _fit(tmp_path, [probe, averaging] if probe_first else [averaging, probe], max_epochs=2, checkpoints=True)
+
+    saved = torch.load(next((tmp_path / "checkpoints").glob("*.ckpt")), weights_only=True)
+    averaged, trained = (saved[key]["brick_collection.model.model.weight"] for key in ("state_dict", "current_model_state"))
+    assert not torch.equal(averaged, trained)  # the checkpoint, saved after validation, has the two the right way round
+    torch.testing.assert_close(probe.validated[-1], averaged)
+    if not probe_first:  # the main job puts the average first, so the picture drawn when training ends shows it too
+        assert probe.at_the_end is not None
+        torch.testing.assert_close(probe.at_the_end, averaged)

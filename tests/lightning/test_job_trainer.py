@@ -18,7 +18,7 @@ import torch
 from helpers import tensorboard_values_in_files
 
 from torchbricks.configuration import compose_config, read_job_settings
-from torchbricks.lightning.callbacks import BestCheckpoint, EpochSeed, MetricHistory
+from torchbricks.lightning.callbacks import BestCheckpoint, EpochSeed, ExponentialMovingAverage, MetricHistory
 from torchbricks.lightning.job_trainer import checkpoint_logging_step, create_callbacks, create_loggers
 
 
@@ -49,6 +49,15 @@ def test_a_list_of_monitored_values_is_followed_through_their_mean(tmp_path: Pat
 
     monitors = {getattr(callback, "monitor", None) for callback in callbacks[2:4]}
     assert monitors == {"validation/monitored_mean"}
+
+
+def test_ema_decay_puts_the_moving_average_first_and_none_without_it(tmp_path: Path) -> None:
+    callbacks = _callbacks(tmp_path, "ema_decay=0.95", "n_visualized=4")
+
+    # first: the average is in place when the prediction pictures are drawn at the end of training
+    assert isinstance(callbacks[0], ExponentialMovingAverage)
+    assert callbacks[0].decay == 0.95
+    assert not any(isinstance(callback, ExponentialMovingAverage) for callback in _callbacks(tmp_path))
 
 
 def test_no_checkpoint_and_no_early_stopping_when_both_are_off(tmp_path: Path) -> None:

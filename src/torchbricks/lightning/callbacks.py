@@ -290,8 +290,10 @@ class ExponentialMovingAverage(pl.callbacks.WeightAveraging):
     step, and puts it in the trained weights' place wherever weights are judged or kept: validation (so early
     stopping and `best.ckpt` follow the averaged weights), every checkpoint's `state_dict` (the trained weights
     travel beside it, and a resumed run continues both) and the end of training. The tested, exported and saved
-    bricks are therefore the averaged ones. Lightning's `WeightAveraging` does the swapping and the checkpoints;
-    this class gives it the average:
+    bricks are therefore the averaged ones. The average stays in place until validation has ended, so every other
+    callback's validation hooks see it; list this callback before those that read the weights when training ends
+    (the main job puts it first). Lightning's `WeightAveraging` does the swapping and the checkpoints; this class
+    gives it the average:
 
         averaged <- rate * averaged + (1 - rate) * trained,   rate = min(decay, (1 + n) / (10 + n))
 
@@ -330,6 +332,14 @@ class ExponentialMovingAverage(pl.callbacks.WeightAveraging):
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._follow_the_trained(pl_module)
         super().on_validation_epoch_start(trainer, pl_module)
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """The average stays in place until validation ends (`on_validation_end`): the other callbacks' epoch-end
+        hooks, whatever their order (the prediction pictures), see the weights that were validated."""
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Puts the trained weights back, before any checkpoint is saved (Lightning calls checkpoint callbacks last)."""
+        super().on_validation_epoch_end(trainer, pl_module)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._follow_the_trained(pl_module)

@@ -168,8 +168,8 @@ def create_callbacks(settings: JobSettings, path_experiment: Path, class_names: 
         callbacks.append(LineProgressBar())
     if draw and installed("tensorboard") and settings.n_visualized:
         callbacks.append(TensorBoardPredictions(settings.n_visualized, class_names, every_n_epochs=every))
-    if settings.ema_decay is not None:  # last: it swaps the trained weights back after the others' validation hooks
-        callbacks.append(ExponentialMovingAverage(settings.ema_decay))
+    if settings.ema_decay is not None:  # first: the average is in place when the others draw at the end of training
+        callbacks.insert(0, ExponentialMovingAverage(settings.ema_decay))
     return callbacks
 
 
