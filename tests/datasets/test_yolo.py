@@ -59,6 +59,15 @@ def test_a_yolo_line_of_six_numbers_is_named_as_a_prediction_with_its_confidence
         YoloDataset(root, "train")
 
 
+@pytest.mark.parametrize("line", ["0 nan 0.5 0.2 0.2", "0 0.5 0.5 0.2 NaN", "0 0.5 0.5 inf 0.2"])
+def test_a_yolo_coordinate_that_is_no_finite_number_is_an_error_naming_it(tmp_path: Path, line: str) -> None:
+    """A converter that divides by an image size it did not know writes `nan`; read as a box, it would train on NaN."""
+    root = _ultralytics(tmp_path, "names: [cat, dog]\n", {"train/a": f"1 0.5 0.5 0.2 0.2\n{line}\n", "val/b": ""})
+
+    with pytest.raises(DataError, match=r"a\.txt' line 2: .* is not a class index followed by numbers: it holds '(nan|NaN|inf)'"):
+        YoloDataset(root, "train")
+
+
 def test_yolo_list_file_entries_may_be_relative_to_path(tmp_path: Path) -> None:
     """`train: splits/train.txt` listing `images/train/a.jpg`: relative to `path`, not to the list file's folder;
     `./images/val/b.jpg` is relative to the list file's folder (as Ultralytics reads it), an absolute path is itself."""

@@ -33,6 +33,7 @@ outside [0, 1] by more than `COORDINATE_TOLERANCE` of the image's side (1%, as U
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -424,8 +425,11 @@ def _parse_line(line: str, image: BoxImage, num_classes: int, keypoint_fields: i
         values = [float(value) for value in fields[1:]]
     except ValueError:
         return f"{line.strip()!r} is not a class index followed by numbers."
-    if not number.is_integer():
-        return f"{line.strip()!r} is not a class index followed by numbers: the class {fields[0]} is not a whole number."
+    # `nan` parses as a float (a converter dividing by a size it did not know writes it) and passes every comparison
+    not_finite = [field for field, value in zip(fields, (number, *values), strict=True) if not math.isfinite(value)]
+    if not_finite or not number.is_integer():
+        reason = f"it holds {not_finite[0]!r}" if not_finite else f"the class {fields[0]} is not a whole number"
+        return f"{line.strip()!r} is not a class index followed by numbers: {reason}."
     label = int(number)
     if not 0 <= label < num_classes:
         return f"class {label} is out of range; the data has {num_classes} classes (0 to {num_classes - 1})."
