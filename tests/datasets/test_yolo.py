@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from torchbricks.datasets.detection_layouts import has_test_split
 from torchbricks.datasets.readers import DataError
 from torchbricks.datasets.yolo import YoloDataset, read_yolo_layout, yolo_class_names
 
@@ -107,6 +108,15 @@ def test_a_yolo_validation_key_names_the_validation_split_and_nc_alone_names_the
     assert yolo_class_names(root) == ["class_0", "class_1"]
     assert [record.path.name for record in validation.records] == ["c.jpg"]
     assert [record.path.name for record in YoloDataset(root, "train").records] == ["a.jpg", "b.jpg"]
+
+
+def test_an_empty_yolo_split_entry_names_no_split_rather_than_every_image_of_the_folder(tmp_path: Path) -> None:
+    """Read as a path, `test: ''` is the data folder itself: a test split of every training and validation image."""
+    labels = {"train/a": "0 0.5 0.5 0.2 0.2\n", "val/b": "0 0.5 0.5 0.2 0.2\n"}
+    root = _ultralytics(tmp_path, "names: [cat]\ntrain: images/train\nval: ''\ntest: ''\n", labels)
+
+    assert read_yolo_layout(root).splits["validation"] == [root / "images" / "val"]
+    assert not has_test_split(root, "yolo")
 
 
 def test_darknet_yolo_reads_every_subset_cvat_writes_whatever_its_case(tmp_path: Path) -> None:

@@ -9,8 +9,9 @@ it, and as labelImg and Label Studio save it.
 text file listing image paths (relative to that file's folder or, when not there, to `path`), or a list of those; they
 are relative to `path` when it names an existing folder (absolute, or relative to the folder of `data.yaml`),
 otherwise to the folder of `data.yaml` (a leading `../`, as Roboflow exports write it, is dropped when the path does
-not exist with it). Without them the splits are `images/train`, `images/val` and, if present, `images/test`. Without
-`names`, `nc: 3` names the classes `class_0` to `class_2`, as Ultralytics does.
+not exist with it); an empty one (`test: ''`) names none, as Ultralytics reads it. Without them the splits are
+`images/train`, `images/val` and, if present, `images/test`. Without `names`, `nc: 3` names the classes `class_0` to
+`class_2`, as Ultralytics does.
 
 Without `data.yaml`: Darknet's `obj.data` (`names`, and a list file per subset, `train`, `valid`, `test` in any case,
 as CVAT writes a project's subsets `Train`, `Validation`, `Test`; their entries relative to ROOT, a leading `data/`
@@ -200,6 +201,9 @@ def _ultralytics_splits(root: Path) -> tuple[list[str], dict[str, Any], Path]:
         raise DataError(f"The YOLO file {str(path)!r} has no 'names' (nor a class count 'nc'); it has {sorted(document)}.")
     if "val" not in document and "validation" in document:  # Ultralytics reads it as 'val'
         document["val"] = document.pop("validation")
+    for key in SPLIT_KEYS.values():  # `test: ''` or `[]` names no split, as Ultralytics reads it (not the whole folder)
+        if document.get(key) in ("", []):
+            del document[key]
     base = _ultralytics_base(root, document)
     splits: dict[str, Any] = {}
     for split, key in SPLIT_KEYS.items():
