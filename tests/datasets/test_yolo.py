@@ -119,6 +119,15 @@ def test_an_empty_yolo_split_entry_names_no_split_rather_than_every_image_of_the
     assert not has_test_split(root, "yolo")
 
 
+def test_a_label_file_named_as_its_image_but_for_case_is_an_error_not_an_image_without_objects(tmp_path: Path) -> None:
+    """Labelled on Windows or macOS, whose file names ignore case, `IMG_1.jpg` finds `img_1.txt`; on Linux it would not."""
+    root = _ultralytics(tmp_path, "names: [cat]\n", {"train/IMG_1": "0 0.5 0.5 0.2 0.2\n", "val/b": ""})
+    (root / "labels" / "train" / "IMG_1.txt").rename(root / "labels" / "train" / "img_1.txt")
+
+    with pytest.raises(DataError, match=r"IMG_1\.jpg' has no label file '.*IMG_1\.txt', but '.*img_1\.txt' differs from it"):
+        YoloDataset(root, "train")
+
+
 def test_darknet_yolo_reads_every_subset_cvat_writes_whatever_its_case(tmp_path: Path) -> None:
     """CVAT's "YOLO 1.1" export of a project with the subsets Train, Validation and Test: a `<subset> = data/<subset>.txt`
     line in obj.data for each, its images and label files in `obj_<subset>_data/`."""

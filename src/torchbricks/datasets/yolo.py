@@ -24,9 +24,10 @@ fixed by `seed`.
 
 An image's label file is its path with the last `images` folder below the data folder replaced by `labels` and the
 extension by `.txt` (beside the image when no folder below the data folder is `images`). An image without a label
-file has no objects. A line with more than five numbers is a polygon (Ultralytics' segmentation labels,
-`class x1 y1 x2 y2 ...`): its box is the polygon's extent; in a pose data set (`kpt_shape: [K, D]` in `data.yaml`)
-it is the box followed by K keypoints of D numbers, which are not read. Bad data is a `DataError` naming the file
+file has no objects; one whose label file is named as it but for case (`IMG_1.jpg`, `img_1.txt`) is an error. A
+line with more than five numbers is a polygon (Ultralytics' segmentation labels, `class x1 y1 x2 y2 ...`): its box is
+the polygon's extent; in a pose data set (`kpt_shape: [K, D]` in `data.yaml`) it is the box followed by K keypoints of
+D numbers, which are not read. Bad data is a `DataError` naming the file
 and line: a malformed line (six numbers: a prediction with its confidence), a class index out of range, coordinates
 outside [0, 1] by more than `COORDINATE_TOLERANCE` of the image's side (1%, as Ultralytics allows; at least
 `BOX_TOLERANCE` pixels; the box is cut to its image within it), an empty box, two images sharing a label file.
@@ -357,6 +358,7 @@ class YoloDataset(BoxDataset):
         sources = layout.splits[split]
         records = []
         label_owner: dict[Path, Path] = {}
+        label_files: dict[Path, dict[str, Path]] = {}  # folder -> its .txt files by their name in lower case
         for image in _split_images(sources, problems, layout.base or layout.root):
             label_path = yolo_label_path(image, layout.base)
             if label_path in label_owner:
@@ -375,11 +377,26 @@ class YoloDataset(BoxDataset):
             record = BoxImage(image, size[0], size[1], source=repr(str(label_path)))
             if label_path.is_file():
                 record.objects = _read_label_file(label_path, record, len(layout.class_names), problems, layout.keypoint_fields)
+            elif (other := _other_case(label_path, label_files)) is not None:
+                problems.report(
+                    f"Image {str(image)!r} has no label file {str(label_path)!r}, but {str(other)!r} differs from it only "
+                    "in case (as a copy from Windows or macOS, whose file names ignore case, leaves them): read without "
+                    "it, the image would have no objects. Rename one of them."
+                )
+                continue
             records.append(record)
         if not records:
             shown = [str(source) for source in sources]
             problems.report(f"The YOLO split {split!r} holds no image; looked in {shown}.")
         super().__init__(records, layout.class_names, with_masks=False, transform=transform)
+
+
+def _other_case(label_path: Path, label_files: dict[Path, dict[str, Path]]) -> Path | None:
+    """The file of `label_path`'s folder named as it but for case, or None (`label_files` caches each folder's)."""
+    folder = label_path.parent
+    if folder not in label_files:
+        label_files[folder] = {path.name.casefold(): path for path in visible_files(folder, (".txt",))}
+    return label_files[folder].get(label_path.name.casefold())
 
 
 def _read_label_file(
