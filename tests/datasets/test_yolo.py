@@ -128,6 +128,15 @@ def test_a_label_file_named_as_its_image_but_for_case_is_an_error_not_an_image_w
         YoloDataset(root, "train")
 
 
+@pytest.mark.parametrize("names", ["[cat, no]", "{0: cat, 1: on}", "[cat, null]"])
+def test_a_yolo_class_name_yaml_reads_as_a_boolean_or_nothing_is_an_error_saying_to_quote_it(tmp_path: Path, names: str) -> None:
+    """YAML 1.1 reads `no` as False: the class would be named 'False' in every report."""
+    root = _ultralytics(tmp_path, f"names: {names}\n", {"train/a": "1 0.5 0.5 0.2 0.2\n", "val/b": ""})
+
+    with pytest.raises(DataError, match=r"data\.yaml' has 'names' .*: YAML reads an unquoted yes, no, .* Quote the class"):
+        yolo_class_names(root)
+
+
 def test_darknet_yolo_reads_every_subset_cvat_writes_whatever_its_case(tmp_path: Path) -> None:
     """CVAT's "YOLO 1.1" export of a project with the subsets Train, Validation and Test: a `<subset> = data/<subset>.txt`
     line in obj.data for each, its images and label files in `obj_<subset>_data/`."""

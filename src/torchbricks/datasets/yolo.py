@@ -11,7 +11,8 @@ are relative to `path` when it names an existing folder (absolute, or relative t
 otherwise to the folder of `data.yaml` (a leading `../`, as Roboflow exports write it, is dropped when the path does
 not exist with it); an empty one (`test: ''`) names none, as Ultralytics reads it. Without them the splits are
 `images/train`, `images/val` and, if present, `images/test`. Without `names`, `nc: 3` names the classes `class_0` to
-`class_2`, as Ultralytics does.
+`class_2`, as Ultralytics does. A name YAML reads as a boolean or as nothing (an unquoted `no`, `on`, `null`) is
+an error: it would be the class `False`.
 
 Without `data.yaml`: Darknet's `obj.data` (`names`, and a list file per subset, `train`, `valid`, `test` in any case,
 as CVAT writes a project's subsets `Train`, `Validation`, `Test`; their entries relative to ROOT, a leading `data/`
@@ -112,6 +113,13 @@ def _yaml_document(path: Path) -> dict[str, Any]:
 
 
 def _names(path: Path, names: Any, count: Any) -> list[str]:
+    given = list(names.values()) if isinstance(names, dict) else names if isinstance(names, list) else []
+    read_as = [name for name in given if name is None or isinstance(name, bool)]
+    if read_as:  # str() would name the class 'True' or 'None' in every report
+        raise DataError(
+            f"The YOLO file {str(path)!r} has 'names' {names}: YAML reads an unquoted yes, no, on, off, true or false as "
+            f"a boolean and null, ~ or nothing as no value ({read_as[0]!r} here). Quote the class names: ['yes', 'no']."
+        )
     if isinstance(names, dict):
         try:
             by_index = {int(index): str(name) for index, name in names.items()}
