@@ -15,6 +15,8 @@ from torchbricks.datasets.boxes import box_problem, clip_box
         ((5, 5, 5, 8), True),  # empty
         ((0, 0, 12, 10), True),  # two pixels past the right border
         ((0, -3, 4, 4), True),
+        ((float("nan"), 0, 4, 4), True),  # every comparison with nan is false: none would say it is past the border
+        ((0, 0, 4, float("nan")), True),
     ],
 )
 def test_a_box_is_a_problem_when_empty_or_past_its_image(box: tuple[float, ...], problem: bool) -> None:

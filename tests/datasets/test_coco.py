@@ -123,8 +123,26 @@ def test_coco_multitask_targets_draw_polygons_into_a_semantic_mask_and_list_the_
             _annotation(5, 1, 4, [0, 0, 5, 5], segmentation="0 5 5 0"),
             r"annotation 5 .* has segmentation '0 5 5 0'; expected a list of polygons or an RLE",
         ),
+        ({"id": 6, "image_id": 1, "category_id": 4, "iscrowd": 0}, r"annotation 6 .* has no bbox; an annotation has"),
+        (_annotation(7, 1, 4, None), r"annotation 7 .* has no bbox"),  # type: ignore[arg-type]
+        ({"id": 8, "category_id": 4, "bbox": [0, 0, 5, 5]}, r"annotation 8 .* has no image_id"),
+        (_annotation(9, 1, 4, [float("nan"), 0, 5, 5]), r"annotation 9 .* has bbox \[nan, 0, 5, 5\]; expected .* finite"),
+        (_annotation(10, 1, 4, [0, 0, 5, 5], segmentation=[[]]), r"annotation 10 .* has the polygon \[\]; a polygon is"),
+        (_annotation(11, 1, 4, [0, 0, 5, 5], segmentation=[[0, 0, 5, 5]]), r"annotation 11 .* polygon \[0, 0, 5, 5\]"),
     ],
-    ids=["unknown category", "box outside the image", "empty box", "unknown image", "segmentation neither polygons nor RLE"],
+    ids=[
+        "unknown category",
+        "box outside the image",
+        "empty box",
+        "unknown image",
+        "segmentation neither polygons nor RLE",
+        "no bbox",
+        "bbox null",
+        "no image_id",
+        "bbox of nan",
+        "empty polygon",
+        "polygon of two points",
+    ],
 )
 def test_bad_coco_annotations_are_errors_naming_the_file(tmp_path: Path, annotation: dict[str, Any], message: str) -> None:
     _image(tmp_path / "a.png", size=(40, 30))
@@ -132,6 +150,23 @@ def test_bad_coco_annotations_are_errors_naming_the_file(tmp_path: Path, annotat
 
     with pytest.raises(DataError, match=message):
         CocoDataset(path)
+
+
+def test_two_coco_categories_of_one_id_are_an_error_naming_both(tmp_path: Path) -> None:
+    """Read as two classes, every annotation of the id would go to the second and the first would never be seen."""
+    _image(tmp_path / "a.png", size=(40, 30))
+    categories = [{"id": 1, "name": "cat"}, {"id": 1, "name": "dog"}]
+    path = _coco(
+        tmp_path / "train.json",
+        [{"id": 1, "file_name": "a.png", "width": 40, "height": 30}],
+        [_annotation(1, 1, 1, [0, 0, 5, 5])],
+        categories,
+    )
+
+    with pytest.raises(DataError, match=r"train\.json' gives the category id 1 to 'cat' and to 'dog'"):
+        CocoDataset(path)
+    with pytest.raises(DataError, match=r"gives the category id 1 to 'cat' and to 'dog'"):
+        coco_class_names(path)
 
 
 def test_a_missing_coco_image_is_an_error_naming_it(tmp_path: Path) -> None:

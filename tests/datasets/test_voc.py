@@ -12,6 +12,7 @@ from PIL import Image
 from torchbricks.__main__ import main
 from torchbricks.datasets.checking import check_data
 from torchbricks.datasets.detection_layouts import detect_detection_layout, has_test_split, has_validation_split
+from torchbricks.datasets.readers import DataError
 from torchbricks.datasets.voc import VocDataset, read_voc_splits, voc_class_names
 
 
@@ -111,3 +112,17 @@ def test_an_object_written_twice_is_read_once_and_a_difficult_one_on_the_same_bo
 
     assert [item.difficult for item in dataset.records[0].objects] == [False, True]
     assert dataset.duplicates == {tmp_path / "JPEGImages" / "a.jpg": 2}
+
+
+def test_a_voc_coordinate_that_is_no_finite_number_is_an_error_naming_it(tmp_path: Path) -> None:
+    """`float("nan")` parses: without a check of its own the box would be read, and trained on, as NaN."""
+    for folder in ("JPEGImages", "Annotations", "ImageSets/Main"):
+        (tmp_path / folder).mkdir(parents=True)
+    for stem, split, x in (("a", "train", 2.0), ("b", "val", float("nan"))):
+        Image.new("RGB", (40, 30)).save(tmp_path / "JPEGImages" / f"{stem}.jpg")
+        (tmp_path / "ImageSets" / "Main" / f"{split}.txt").write_text(f"{stem}\n")
+        objects = [("car", [x, 3.0, 8.0, 5.0], False)]
+        (tmp_path / "Annotations" / f"{stem}.xml").write_text(voc_xml(f"{stem}.jpg", 40, 30, objects))
+
+    with pytest.raises(DataError, match=r"b\.xml': object 1 \(car\) has a field that is not a number: .*\('nan', '4\.0'"):
+        VocDataset(tmp_path, "validation")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from torchbricks.datasets.detection_layouts import has_test_split
 from torchbricks.datasets.readers import DataError
 from torchbricks.datasets.yolo import YoloDataset, read_yolo_layout, yolo_class_names
 
@@ -59,6 +60,15 @@ def test_a_yolo_line_of_six_numbers_is_named_as_a_prediction_with_its_confidence
         YoloDataset(root, "train")
 
 
+@pytest.mark.parametrize("line", ["0 nan 0.5 0.2 0.2", "0 0.5 0.5 0.2 NaN", "0 0.5 0.5 inf 0.2"])
+def test_a_yolo_coordinate_that_is_no_finite_number_is_an_error_naming_it(tmp_path: Path, line: str) -> None:
+    """A converter that divides by an image size it did not know writes `nan`; read as a box, it would train on NaN."""
+    root = _ultralytics(tmp_path, "names: [cat, dog]\n", {"train/a": f"1 0.5 0.5 0.2 0.2\n{line}\n", "val/b": ""})
+
+    with pytest.raises(DataError, match=r"a\.txt' line 2: .* is not a class index followed by numbers: it holds '(nan|NaN|inf)'"):
+        YoloDataset(root, "train")
+
+
 def test_yolo_list_file_entries_may_be_relative_to_path(tmp_path: Path) -> None:
     """`train: splits/train.txt` listing `images/train/a.jpg`: relative to `path`, not to the list file's folder;
     `./images/val/b.jpg` is relative to the list file's folder (as Ultralytics reads it), an absolute path is itself."""
@@ -98,6 +108,33 @@ def test_a_yolo_validation_key_names_the_validation_split_and_nc_alone_names_the
     assert yolo_class_names(root) == ["class_0", "class_1"]
     assert [record.path.name for record in validation.records] == ["c.jpg"]
     assert [record.path.name for record in YoloDataset(root, "train").records] == ["a.jpg", "b.jpg"]
+
+
+def test_an_empty_yolo_split_entry_names_no_split_rather_than_every_image_of_the_folder(tmp_path: Path) -> None:
+    """Read as a path, `test: ''` is the data folder itself: a test split of every training and validation image."""
+    labels = {"train/a": "0 0.5 0.5 0.2 0.2\n", "val/b": "0 0.5 0.5 0.2 0.2\n"}
+    root = _ultralytics(tmp_path, "names: [cat]\ntrain: images/train\nval: ''\ntest: ''\n", labels)
+
+    assert read_yolo_layout(root).splits["validation"] == [root / "images" / "val"]
+    assert not has_test_split(root, "yolo")
+
+
+def test_a_label_file_named_as_its_image_but_for_case_is_an_error_not_an_image_without_objects(tmp_path: Path) -> None:
+    """Labelled on Windows or macOS, whose file names ignore case, `IMG_1.jpg` finds `img_1.txt`; on Linux it would not."""
+    root = _ultralytics(tmp_path, "names: [cat]\n", {"train/IMG_1": "0 0.5 0.5 0.2 0.2\n", "val/b": ""})
+    (root / "labels" / "train" / "IMG_1.txt").rename(root / "labels" / "train" / "img_1.txt")
+
+    with pytest.raises(DataError, match=r"IMG_1\.jpg' has no label file '.*IMG_1\.txt', but '.*img_1\.txt' differs from it"):
+        YoloDataset(root, "train")
+
+
+@pytest.mark.parametrize("names", ["[cat, no]", "{0: cat, 1: on}", "[cat, null]"])
+def test_a_yolo_class_name_yaml_reads_as_a_boolean_or_nothing_is_an_error_saying_to_quote_it(tmp_path: Path, names: str) -> None:
+    """YAML 1.1 reads `no` as False: the class would be named 'False' in every report."""
+    root = _ultralytics(tmp_path, f"names: {names}\n", {"train/a": "1 0.5 0.5 0.2 0.2\n", "val/b": ""})
+
+    with pytest.raises(DataError, match=r"data\.yaml' has 'names' .*: YAML reads an unquoted yes, no, .* Quote the class"):
+        yolo_class_names(root)
 
 
 def test_darknet_yolo_reads_every_subset_cvat_writes_whatever_its_case(tmp_path: Path) -> None:

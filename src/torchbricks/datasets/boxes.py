@@ -3,6 +3,7 @@ of a box against its image, and `BoxDataset`, the samples every box reader serve
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -77,13 +78,18 @@ class BoxImage:
 def box_problem(
     box: Sequence[float], width: float, height: float, tolerance: tuple[float, float] = (BOX_TOLERANCE, BOX_TOLERANCE)
 ) -> bool:
-    """Whether a box `(x_min, y_min, x_max, y_max)` is empty or reaches past its image by more than `tolerance`
-    (pixels across, pixels down).
+    """Whether a box `(x_min, y_min, x_max, y_max)` is empty, reaches past its image by more than `tolerance`
+    (pixels across, pixels down) or has a coordinate that is not a finite number (`nan`, which every comparison
+    below would let through).
 
     Example:
         >>> box_problem((0, 0, 10, 10), 10, 10), box_problem((0, 0, 11.5, 10), 10, 10), box_problem((4, 0, 4, 10), 10, 10)
         (False, True, True)
+        >>> box_problem((float("nan"), 0, 10, 10), 10, 10)
+        True
     """
+    if not all(math.isfinite(coordinate) for coordinate in box):
+        return True
     x_min, y_min, x_max, y_max = box
     across, down = tolerance
     return x_max <= x_min or y_max <= y_min or x_min < -across or y_min < -down or x_max > width + across or y_max > height + down

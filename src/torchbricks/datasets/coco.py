@@ -19,6 +19,7 @@ as YOLO and VOC data without splits have.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
@@ -155,6 +156,18 @@ def _read_json(path: Path) -> dict[str, Any]:
     missing = [key for key in ("images", "annotations", "categories") if key not in document]
     if missing:
         raise DataError(f"The COCO file {str(path)!r} lacks {missing}; an instances file has images, annotations, categories.")
+    for kind, keys in (("images", ("id", "file_name")), ("categories", ("id", "name"))):
+        for entry in document[kind]:
+            if not isinstance(entry, dict) or any(key not in entry for key in keys):
+                raise DataError(f"The COCO file {str(path)!r} has an entry of {kind} without {list(keys)}: {str(entry)[:80]}.")
+    names: dict[int, str] = {}
+    for category in document["categories"]:  # two classes of one id: its annotations would all go to the last
+        name = names.setdefault(int(category["id"]), str(category["name"]))
+        if name != str(category["name"]):
+            raise DataError(
+                f"The COCO file {str(path)!r} gives the category id {category['id']} to {name!r} and to "
+                f"{str(category['name'])!r}; each category needs an id of its own."
+            )
     return document
 
 
@@ -221,7 +234,9 @@ class CocoDataset(BoxDataset):
         image_ids: Read only these images (a split drawn from one file); all when None.
 
     Raises:
-        DataError: A missing image, an unknown category or image id, a box outside its image, no image.
+        DataError: A missing image, an unknown category or image id, two categories of one id, an annotation without
+            its image_id, category_id or a bbox of four finite numbers, a box outside its image, a polygon of fewer than
+            three points, no image.
     """
 
     def __init__(
@@ -248,7 +263,9 @@ class CocoDataset(BoxDataset):
             document = {
                 **document,
                 "images": [image for image in document["images"] if int(image["id"]) in kept],
-                "annotations": [item for item in document["annotations"] if int(item["image_id"]) in kept],
+                "annotations": [  # one without its image_id stays, to be reported
+                    item for item in document["annotations"] if "image_id" not in item or int(item["image_id"]) in kept
+                ],
             }
         self.category_ids = [int(category["id"]) for category in categories]
         self.images = self._read_images(document, problems)
@@ -258,6 +275,10 @@ class CocoDataset(BoxDataset):
         index_of = {category_id: index for index, category_id in enumerate(self.category_ids)}
         for annotation in document["annotations"]:
             where = f"annotation {annotation.get('id')} in {str(self.path_json)!r}"
+            problem = _annotation_problem(annotation)
+            if problem is not None:
+                problems.report(f"The {where} {problem}")
+                continue
             record = self.images.get(int(annotation["image_id"]))
             if int(annotation["category_id"]) not in index_of:
                 problems.report(
@@ -329,6 +350,21 @@ def split_image_ids(
     return random_split(ids, validation_fraction, seed, Path(path_json))
 
 
+def _annotation_problem(annotation: dict[str, Any]) -> str | None:
+    """What an annotation lacks to be read (its image_id, category_id, and bbox as four finite numbers), or None."""
+    missing = [key for key in ("image_id", "category_id", "bbox") if annotation.get(key) is None]
+    if missing:
+        return f"has no {' nor '.join(missing)}; an annotation has image_id, category_id and bbox [x, y, w, h]."
+    bbox = annotation["bbox"]
+    try:
+        values = [float(value) for value in bbox] if isinstance(bbox, list) else []
+    except (TypeError, ValueError):
+        values = []
+    if len(values) != 4 or not all(math.isfinite(value) for value in values):  # nan would pass every box check
+        return f"has bbox {bbox!r}; expected [x, y, w, h], four finite numbers in pixels."
+    return None
+
+
 def _coco_object(annotation: dict[str, Any], where: str, record: BoxImage) -> tuple[tuple[float, float, float, float], Any]:
     """The clipped box and the segmentation of an annotation.
 
@@ -347,13 +383,23 @@ def _coco_object(annotation: dict[str, Any], where: str, record: BoxImage) -> tu
 
 
 def _check_segmentation(segmentation: Any, where: str, image: BoxImage) -> None:
-    """Passes a polygon list, an RLE of the image's size (an uncompressed one's counts covering it), or nothing (the box
-    then stands in for the outline).
+    """Passes a list of polygons of three points or more, an RLE of the image's size (an uncompressed one's counts
+    covering it), or nothing (`None` or `[]`: the box then stands in for the outline).
 
     Raises:
-        DataError: Anything else.
+        DataError: Anything else: a polygon of fewer than three points (`[[]]`, a point) would fail to draw as a mask
+            and turn to an empty box under `RandomRotationTightBoxes`.
     """
-    if segmentation is None or isinstance(segmentation, list):
+    if segmentation is None:
+        return
+    if isinstance(segmentation, list):
+        short = next((polygon for polygon in segmentation if not isinstance(polygon, list) or len(polygon) < 6), None)
+        if short is not None or any(len(polygon) % 2 for polygon in segmentation):
+            shown = short if short is not None else next(polygon for polygon in segmentation if len(polygon) % 2)
+            raise DataError(
+                f"The {where} has the polygon {str(shown)[:80]}; a polygon is [x1, y1, x2, y2, x3, y3, ...], three "
+                "points or more (a segmentation of no outline is [], and the box then stands in for it)."
+            )
         return
     size = [image.height, image.width]
     if not isinstance(segmentation, dict) or not isinstance(segmentation.get("counts"), (list, str)):

@@ -33,6 +33,7 @@ file: XML that does not parse or lacks a box field, a missing image, a box outsi
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.etree import ElementTree
@@ -144,11 +145,17 @@ def parse_voc_xml(path: Path, images: Path, annotations: Path | None = None) -> 
             raise DataError(
                 f"The VOC file {str(path)!r}: object {number} lacks its name or a bndbox field (xmin, ymin, xmax, ymax)."
             )
+        flag = _text(item, "difficult")
         try:
             x_min, y_min, x_max, y_max = (float(corner) for corner in corners)  # type: ignore[arg-type]
-            difficult = bool(int(float(_text(item, "difficult") or 0)))
+            difficult = bool(int(float(flag or 0)))
+            if not all(math.isfinite(corner) for corner in (x_min, y_min, x_max, y_max)):  # `nan` parses as a float
+                raise ValueError(corners)
         except ValueError as error:
-            raise DataError(f"The VOC file {str(path)!r}: object {number} ({name}) has a field that is not a number.") from error
+            raise DataError(
+                f"The VOC file {str(path)!r}: object {number} ({name}) has a field that is not a number: bndbox "
+                f"(xmin, ymin, xmax, ymax) = {tuple(corners)}, difficult = {flag!r}."
+            ) from error
         annotation.objects.append((name, (x_min - 1.0, y_min - 1.0, x_max, y_max), difficult))
     return annotation
 

@@ -9,8 +9,10 @@ it, and as labelImg and Label Studio save it.
 text file listing image paths (relative to that file's folder or, when not there, to `path`), or a list of those; they
 are relative to `path` when it names an existing folder (absolute, or relative to the folder of `data.yaml`),
 otherwise to the folder of `data.yaml` (a leading `../`, as Roboflow exports write it, is dropped when the path does
-not exist with it). Without them the splits are `images/train`, `images/val` and, if present, `images/test`. Without
-`names`, `nc: 3` names the classes `class_0` to `class_2`, as Ultralytics does.
+not exist with it); an empty one (`test: ''`) names none, as Ultralytics reads it. Without them the splits are
+`images/train`, `images/val` and, if present, `images/test`. Without `names`, `nc: 3` names the classes `class_0` to
+`class_2`, as Ultralytics does. A name YAML reads as a boolean or as nothing (an unquoted `no`, `on`, `null`) is
+an error: it would be the class `False`.
 
 Without `data.yaml`: Darknet's `obj.data` (`names`, and a list file per subset, `train`, `valid`, `test` in any case,
 as CVAT writes a project's subsets `Train`, `Validation`, `Test`; their entries relative to ROOT, a leading `data/`
@@ -23,9 +25,10 @@ fixed by `seed`.
 
 An image's label file is its path with the last `images` folder below the data folder replaced by `labels` and the
 extension by `.txt` (beside the image when no folder below the data folder is `images`). An image without a label
-file has no objects. A line with more than five numbers is a polygon (Ultralytics' segmentation labels,
-`class x1 y1 x2 y2 ...`): its box is the polygon's extent; in a pose data set (`kpt_shape: [K, D]` in `data.yaml`)
-it is the box followed by K keypoints of D numbers, which are not read. Bad data is a `DataError` naming the file
+file has no objects; one whose label file is named as it but for case (`IMG_1.jpg`, `img_1.txt`) is an error. A
+line with more than five numbers is a polygon (Ultralytics' segmentation labels, `class x1 y1 x2 y2 ...`): its box is
+the polygon's extent; in a pose data set (`kpt_shape: [K, D]` in `data.yaml`) it is the box followed by K keypoints of
+D numbers, which are not read. Bad data is a `DataError` naming the file
 and line: a malformed line (six numbers: a prediction with its confidence), a class index out of range, coordinates
 outside [0, 1] by more than `COORDINATE_TOLERANCE` of the image's side (1%, as Ultralytics allows; at least
 `BOX_TOLERANCE` pixels; the box is cut to its image within it), an empty box, two images sharing a label file.
@@ -33,6 +36,7 @@ outside [0, 1] by more than `COORDINATE_TOLERANCE` of the image's side (1%, as U
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,6 +113,13 @@ def _yaml_document(path: Path) -> dict[str, Any]:
 
 
 def _names(path: Path, names: Any, count: Any) -> list[str]:
+    given = list(names.values()) if isinstance(names, dict) else names if isinstance(names, list) else []
+    read_as = [name for name in given if name is None or isinstance(name, bool)]
+    if read_as:  # str() would name the class 'True' or 'None' in every report
+        raise DataError(
+            f"The YOLO file {str(path)!r} has 'names' {names}: YAML reads an unquoted yes, no, on, off, true or false as "
+            f"a boolean and null, ~ or nothing as no value ({read_as[0]!r} here). Quote the class names: ['yes', 'no']."
+        )
     if isinstance(names, dict):
         try:
             by_index = {int(index): str(name) for index, name in names.items()}
@@ -199,6 +210,9 @@ def _ultralytics_splits(root: Path) -> tuple[list[str], dict[str, Any], Path]:
         raise DataError(f"The YOLO file {str(path)!r} has no 'names' (nor a class count 'nc'); it has {sorted(document)}.")
     if "val" not in document and "validation" in document:  # Ultralytics reads it as 'val'
         document["val"] = document.pop("validation")
+    for key in SPLIT_KEYS.values():  # `test: ''` or `[]` names no split, as Ultralytics reads it (not the whole folder)
+        if document.get(key) in ("", []):
+            del document[key]
     base = _ultralytics_base(root, document)
     splits: dict[str, Any] = {}
     for split, key in SPLIT_KEYS.items():
@@ -352,6 +366,7 @@ class YoloDataset(BoxDataset):
         sources = layout.splits[split]
         records = []
         label_owner: dict[Path, Path] = {}
+        label_files: dict[Path, dict[str, Path]] = {}  # folder -> its .txt files by their name in lower case
         for image in _split_images(sources, problems, layout.base or layout.root):
             label_path = yolo_label_path(image, layout.base)
             if label_path in label_owner:
@@ -370,11 +385,26 @@ class YoloDataset(BoxDataset):
             record = BoxImage(image, size[0], size[1], source=repr(str(label_path)))
             if label_path.is_file():
                 record.objects = _read_label_file(label_path, record, len(layout.class_names), problems, layout.keypoint_fields)
+            elif (other := _other_case(label_path, label_files)) is not None:
+                problems.report(
+                    f"Image {str(image)!r} has no label file {str(label_path)!r}, but {str(other)!r} differs from it only "
+                    "in case (as a copy from Windows or macOS, whose file names ignore case, leaves them): read without "
+                    "it, the image would have no objects. Rename one of them."
+                )
+                continue
             records.append(record)
         if not records:
             shown = [str(source) for source in sources]
             problems.report(f"The YOLO split {split!r} holds no image; looked in {shown}.")
         super().__init__(records, layout.class_names, with_masks=False, transform=transform)
+
+
+def _other_case(label_path: Path, label_files: dict[Path, dict[str, Path]]) -> Path | None:
+    """The file of `label_path`'s folder named as it but for case, or None (`label_files` caches each folder's)."""
+    folder = label_path.parent
+    if folder not in label_files:
+        label_files[folder] = {path.name.casefold(): path for path in visible_files(folder, (".txt",))}
+    return label_files[folder].get(label_path.name.casefold())
 
 
 def _read_label_file(
@@ -424,8 +454,11 @@ def _parse_line(line: str, image: BoxImage, num_classes: int, keypoint_fields: i
         values = [float(value) for value in fields[1:]]
     except ValueError:
         return f"{line.strip()!r} is not a class index followed by numbers."
-    if not number.is_integer():
-        return f"{line.strip()!r} is not a class index followed by numbers: the class {fields[0]} is not a whole number."
+    # `nan` parses as a float (a converter dividing by a size it did not know writes it) and passes every comparison
+    not_finite = [field for field, value in zip(fields, (number, *values), strict=True) if not math.isfinite(value)]
+    if not_finite or not number.is_integer():
+        reason = f"it holds {not_finite[0]!r}" if not_finite else f"the class {fields[0]} is not a whole number"
+        return f"{line.strip()!r} is not a class index followed by numbers: {reason}."
     label = int(number)
     if not 0 <= label < num_classes:
         return f"class {label} is out of range; the data has {num_classes} classes (0 to {num_classes - 1})."
