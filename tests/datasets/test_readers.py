@@ -121,6 +121,30 @@ def test_a_mask_value_beyond_the_classes_is_an_error_naming_the_mask(tmp_path: P
         SegmentationFolderDataset(tmp_path / "train", num_classes=3)[0]
 
 
+def test_images_in_subfolders_of_a_segmentation_split_are_an_error_not_left_out(tmp_path: Path) -> None:
+    _image(tmp_path / "train" / "images" / "x.png")
+    _mask(tmp_path / "train" / "masks" / "x.png", np.zeros((10, 20)))
+    for name in ("a", "b"):  # a camera's frames in a folder of their own, with their masks likewise
+        _image(tmp_path / "train" / "images" / "cam1" / f"{name}.png")
+        _mask(tmp_path / "train" / "masks" / "cam1" / f"{name}.png", np.zeros((10, 20)))
+
+    with pytest.raises(DataError, match=r"^2 images in subfolders of .*images' \('cam1/a\.png', \.\.\.\) are not read"):
+        SegmentationFolderDataset(tmp_path / "train", num_classes=2)
+
+
+def test_check_data_names_the_images_in_subfolders_of_a_segmentation_split(tmp_path: Path) -> None:
+    from torchbricks.datasets.checking import check_data
+
+    root = _binary_segmentation(tmp_path / "data", foreground=1)
+    _image(root / "train" / "images" / "cam1" / "a.png", size=(16, 16))
+
+    problems = check_data(root).problems
+
+    found = [problem for problem in problems if problem.startswith("1 image in subfolders of")]
+    assert len(found) == 1, problems
+    assert "('cam1/a.png') is not read" in found[0]
+
+
 def test_an_empty_segmentation_split_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "val" / "images").mkdir(parents=True)
     (tmp_path / "val" / "masks").mkdir(parents=True)

@@ -505,6 +505,15 @@ def _image_mask_pairs(
     """(image, its mask) of a segmentation split (see `SegmentationFolderDataset`), the mask maybe missing; a listed
     stem without image is reported."""
     if stems is None:
+        nested = [path for path in visible_files(images, recursive=True) if path.parent != images]
+        if nested:  # without a list naming them, they would be left out without a word
+            many = len(nested) > 1
+            problems.report(
+                f"{len(nested)} image{'s' if many else ''} in subfolders of {str(images)!r} "
+                f"({nested[0].relative_to(images).as_posix()!r}{', ...' if many else ''}) {'are' if many else 'is'} not "
+                "read: a segmentation split reads the images directly in its images/ folder, each with the mask of its "
+                "name directly in masks/. Move them (and their masks) up, or out of images/."
+            )
         by_stem: dict[str, Path] = {}
         for path in visible_files(masks, (".png",)):  # `.png` in any case, as every mask scan reads them
             by_stem.setdefault(path.stem, path)
