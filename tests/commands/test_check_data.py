@@ -141,6 +141,7 @@ def test_box_layouts_note_a_drawn_validation_split_names_alike_and_files_not_rea
     (voc / "IMG_0001.HEIC").write_bytes(b"not read")
     yolo = coco_to_yolo(shapes / "detection", tmp_path / "yolo")
     (yolo / "images" / "train" / "scan.gif").write_bytes(b"GIF89a")
+    (yolo / "labels" / "val" / "deleted.txt").write_text("0 0.5 0.5 0.2 0.2\n")  # its image was deleted
     listed = _copy(shapes, "voc", tmp_path)
 
     voc_notes, yolo_notes, listed_notes = (check_data(root).notes for root in (voc, yolo, listed))
@@ -149,6 +150,10 @@ def test_box_layouts_note_a_drawn_validation_split_names_alike_and_files_not_rea
     assert any("has no validation split of its own: data.validation_fraction" in note for note in voc_notes)
     assert any("IMG_0001.HEIC" in note and ".heic (1)" in note for note in voc_notes), voc_notes
     assert any("scan.gif" in note and ".gif (1)" in note for note in yolo_notes), yolo_notes
+    unread = [note for note in yolo_notes if note.startswith("1 label file (")]
+    assert len(unread) == 1, yolo_notes
+    assert "deleted.txt') has no image of the same name and is not read" in unread[0]
+    assert not any("label file" in note for note in voc_notes + listed_notes)
     assert not any("validation split" in note for note in yolo_notes + listed_notes)  # their own val splits
     assert not any("differ only in case" in note for note in yolo_notes + listed_notes)
 

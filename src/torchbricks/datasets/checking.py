@@ -62,7 +62,7 @@ from torchbricks.datasets.readers import (
 )
 from torchbricks.datasets.voc import voc_class_names
 from torchbricks.datasets.voc_segmentation import read_voc_segmentation
-from torchbricks.datasets.yolo import read_yolo_layout
+from torchbricks.datasets.yolo import read_yolo_layout, unread_label_files
 from torchbricks.errors import ConfigError, did_you_mean
 
 __all__ = ["TASKS", "DataReport", "check_data", "decode_image"]
@@ -263,10 +263,7 @@ def check_data(root: Path | str, task: str | None = None, layout: str = "auto") 
                 "drawn at random for validation (fixed by data.split_seed)."
             )
         if layout == "yolo":
-            sources = [source for sources in read_yolo_layout(root).splits.values() for source in sources if source.exists()]
-            outside = sorted({str(source) for source in sources if not source.resolve().is_relative_to(root.resolve())})
-            if outside:
-                report.notes.append(f"data.yaml points outside {str(root)!r}; images are read from {outside}.")
+            report.notes += _yolo_notes(root)
         if task == "multitask" and layout != "coco":
             checker.problems.report(f"task=multitask draws its masks from COCO outlines; the {layout} data has boxes only.")
         splits = checker.problems.guard(_splits, root, layout) or []
@@ -366,6 +363,24 @@ def _files_not_read(root: Path, layout: str) -> list[Path]:
         for path in folder.iterdir()
         if path.is_file() and not is_hidden(path.name) and path.suffix.lower() not in IMAGE_EXTENSIONS
     )
+
+
+def _yolo_notes(root: Path) -> list[str]:
+    """Where `data.yaml` points outside the data folder, and the label files of no image read."""
+    layout = read_yolo_layout(root)
+    notes = []
+    sources = [source for sources in layout.splits.values() for source in sources if source.exists()]
+    outside = sorted({str(source) for source in sources if not source.resolve().is_relative_to(root.resolve())})
+    if outside:
+        notes.append(f"data.yaml points outside {str(root)!r}; images are read from {outside}.")
+    unread = unread_label_files(layout)
+    if unread:
+        many = len(unread) > 1
+        notes.append(
+            f"{len(unread)} label file{'s' if many else ''} ({str(unread[0])!r}{', ...' if many else ''}) "
+            f"{'have' if many else 'has'} no image of the same name and {'are' if many else 'is'} not read."
+        )
+    return notes
 
 
 def _class_names(root: Path, layout: str, problems: DataProblems) -> list[str]:

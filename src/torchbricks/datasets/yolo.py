@@ -66,6 +66,7 @@ __all__ = [
     "YoloDataset",
     "YoloLayout",
     "read_yolo_layout",
+    "unread_label_files",
     "yolo_class_names",
     "yolo_label_path",
 ]
@@ -314,6 +315,18 @@ def _listed_image(list_file: Path, entry: str, base: Path) -> Path:
         return beside
     under_base = _source(base, entry)
     return under_base if under_base.exists() else beside
+
+
+def unread_label_files(layout: YoloLayout) -> list[Path]:
+    """The label files of a YOLO data folder that belong to no image it reads (`labels/train/x.txt` whose image was
+    deleted or never copied), sorted: the `labels` folders of the images read, where they are not image folders
+    themselves (label files beside their images share a folder with lists and notes)."""
+    problems = DataProblems(collect=True)  # a split source that does not exist is reported where the split is read
+    base = layout.base or layout.root
+    images = [image for sources in layout.splits.values() for image in _split_images(sources, problems, base)]
+    used = {yolo_label_path(image, layout.base) for image in images}
+    folders = {path.parent for path in used} - {image.parent for image in images}
+    return sorted(path for folder in folders if folder.is_dir() for path in visible_files(folder, (".txt",)) if path not in used)
 
 
 def _split_images(sources: Sequence[Path], problems: DataProblems, base: Path) -> list[Path]:
