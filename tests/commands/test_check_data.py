@@ -61,6 +61,20 @@ def test_a_clean_folder_exits_0_with_images_and_instances_per_class_and_split(
         assert report.images == {"train": 8, "validation": 4}
 
 
+def test_the_folder_is_also_taken_as_train_takes_it_and_an_option_first_is_named(
+    shapes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _copy(shapes, "segmentation", tmp_path)
+
+    status, printed = _check(Path(f"data.root={root}"), capsys, "task=segmentation")  # copied from a train command
+    assert status == 0, printed
+    assert "No problem found." in printed
+    status, printed = _check(Path("task=segmentation"), capsys, str(root))
+    assert status == 2
+    assert "check-data takes the data folder first" in printed
+    assert "got 'task=segmentation' first" in printed
+
+
 def test_a_box_folder_with_several_problems_exits_1_and_lists_them_all(
     shapes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

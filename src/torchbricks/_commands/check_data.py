@@ -23,7 +23,7 @@ def add_parser(commands: Any) -> None:
         "         torchbricks check-data data/voc layout=voc",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    check.add_argument("root", help="the data folder")
+    check.add_argument("root", help="the data folder (or data.root=DIR, as train takes it)")
     check.add_argument(
         "options",
         nargs="*",
@@ -37,12 +37,15 @@ def run(arguments: argparse.Namespace) -> int:
     from torchbricks.datasets.checking import check_data
     from torchbricks.errors import ConfigError, did_you_mean
 
+    root = arguments.root.removeprefix("data.root=")  # as `train` takes it
+    if root.partition("=")[0] in KEYS:
+        raise ConfigError(f"check-data takes the data folder first, then {[f'{key}=...' for key in KEYS]}; got {root!r} first.")
     options: dict[str, str] = {}
     for option in arguments.options:
         key, equals, value = option.partition("=")
         if not equals or key not in KEYS:
             raise ConfigError(f"check-data takes {[f'{key}=...' for key in KEYS]}, got {option!r}.{did_you_mean(key, KEYS)}")
         options[key] = value
-    report = check_data(arguments.root, task=options.get("task"), layout=options.get("layout", "auto"))
+    report = check_data(root, task=options.get("task"), layout=options.get("layout", "auto"))
     print(report.render())
     return 0 if report.ok else 1
