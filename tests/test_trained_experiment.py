@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,26 @@ def test_load_experiment_does_not_read_the_weights_training_started_from(tmp_pat
             loaded.collection(named_inputs={"raw": raw})["features"], trained(named_inputs={"raw": raw})["features"]
         )
     assert loaded.config.model.bricks.backbone.model.weights == str(start)  # the experiment's config is kept as written
+
+
+def test_load_experiment_refuses_bricks_without_their_weights_file_naming_them(tmp_path: Path) -> None:
+    # An experiment copied without one file of bricks/: its brick was built untrained and predicted with a warning
+    experiment = experiment_trained_in(tmp_path / "run", tmp_path)
+    load_experiment(experiment)
+    (experiment / "bricks" / "backbone.pt").unlink()
+
+    with pytest.raises(ConfigError, match=r"no trained weights for bricks \['backbone'\] in bricks/, which holds \[\]"):
+        load_experiment(experiment)
+
+
+def test_load_experiment_refuses_a_lightning_checkpoint_without_the_bricks_weights_naming_them(tmp_path: Path) -> None:
+    experiment = experiment_trained_in(tmp_path / "run", tmp_path)
+    shutil.rmtree(experiment / "bricks")  # a run stopped before writing bricks/: its best checkpoint is read
+    (experiment / "checkpoints").mkdir()
+    torch.save({"state_dict": {"brick_collection.head.weight": torch.zeros(2)}}, experiment / "checkpoints" / "best.ckpt")
+
+    with pytest.raises(ConfigError, match=r"best.ckpt' has no trained weights for \['backbone.model.weight'"):
+        load_experiment(experiment)
 
 
 def test_only_torchbricks_factories_lose_their_initial_weights() -> None:

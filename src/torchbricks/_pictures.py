@@ -79,12 +79,16 @@ _UPRIGHT = {
 
 
 def exif_orientation(image: Image.Image) -> int:
-    """The image's EXIF orientation (1 to 8), 1 without one or with a value outside them (read from the header).
+    """The image's EXIF orientation (1 to 8) still to apply, 1 without one or with a value outside them (read from the
+    header). 1 for a TIFF: Pillow turns a TIFF upright itself (its size as it opens it, its pixels as it loads it), and
+    turned again it would be shown wrong.
 
     Example:
         >>> exif_orientation(Image.new("RGB", (4, 2)))
         1
     """
+    if image.format == "TIFF":
+        return 1
     if image.format == "PNG" and "exif" not in image.info:
         return 1  # Pillow would decode the whole PNG looking for an eXIf chunk after the pixels (cameras write JPEG)
     try:
@@ -124,6 +128,7 @@ def rgb_as_shown(image: Image.Image) -> Image.Image:
         DataError: A floating-point image, or 32-bit integers outside 0-65535: no range says what is black and white.
     """
     orientation = exif_orientation(image)
+    image.load()  # before np.asarray: Pillow turns a TIFF as it loads it, and an array of it unloaded keeps it stored
     if image.mode.startswith("I;16") or image.mode == "I":
         values = np.asarray(image).astype(np.int64)
         if values.size and (values.min() < 0 or values.max() > 65535):

@@ -207,7 +207,7 @@ def load_experiment(folder: Path | str, map_location: str | torch.device = "cpu"
         config.data = with_rooted_paths(config.data, recorded)
     collection = create_brick_collection(without_initial_weights(config), "model.bricks")
     if (folder / BRICKS_FOLDER).is_dir():
-        collection.load_bricks(folder / BRICKS_FOLDER)
+        _load_trained_bricks(collection, folder)
     elif (folder / BEST_CHECKPOINT).is_file():
         _load_lightning_checkpoint(collection, folder / BEST_CHECKPOINT, map_location)
     else:
@@ -253,8 +253,33 @@ def without_initial_weights(config: Any) -> Any:
     return omegaconf.create(strip(container))
 
 
+def _load_trained_bricks(collection: BrickCollection, folder: Path) -> None:
+    """Loads `bricks/`; a brick with weights but no file there is an error, not `load_bricks`' warning: its weights
+    would be the untrained ones (the initial weights are not read, `without_initial_weights`)."""
+    import warnings
+
+    weighted = [path for path, brick in collection.iter_bricks() if brick.state_dict()]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Brick .* has weights but no checkpoint file")
+        loaded = collection.load_bricks(folder / BRICKS_FOLDER)
+    missing = [path for path in weighted if path not in loaded]
+    if missing:
+        files = sorted(
+            str(file.relative_to(folder / BRICKS_FOLDER)) for file in (folder / BRICKS_FOLDER).rglob("*") if file.is_file()
+        )
+        raise ConfigError(
+            f"Experiment {str(folder)!r} has no trained weights for bricks {missing} in {BRICKS_FOLDER}/, which holds "
+            f"{files}; they would predict with untrained weights. Copy the experiment's {BRICKS_FOLDER}/ whole."
+        )
+
+
 def _load_lightning_checkpoint(collection: BrickCollection, path: Path, map_location: str | torch.device) -> None:
     checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     prefix = "brick_collection."
     state = {key[len(prefix) :]: value for key, value in checkpoint["state_dict"].items() if key.startswith(prefix)}
-    collection.load_state_dict(state, strict=False)
+    missing = collection.load_state_dict(state, strict=False).missing_keys
+    if missing:
+        raise ConfigError(
+            f"Experiment {str(path)!r} has no trained weights for {missing} (its weights are "
+            f"{[key[len(prefix) :] for key in checkpoint['state_dict']][:10]}); they would predict with untrained weights."
+        )

@@ -19,6 +19,7 @@ from torchbricks.datasets.coco import CocoDataset
 from torchbricks.datasets.image_sizes import read_image_sizes
 from torchbricks.datasets.readers import DataError, image_folder_class_names, read_mask
 from torchbricks.datasets.yolo import YoloDataset
+from torchbricks.deploy import read_image
 
 # How a camera stores a picture that EXIF orientation k turns upright: the inverse of the turn the tag asks for.
 STORED = {
@@ -65,6 +66,25 @@ def test_every_exif_orientation_is_read_upright_by_training_prediction_and_the_c
     assert not isinstance(decoded, str)
     assert decoded[0] == (30, 20)  # what `torchbricks check-data` compares with the annotations
     assert decoded[2] == orientation
+
+
+@pytest.mark.parametrize("orientation", range(2, 9))
+@pytest.mark.parametrize("compression", [None, "tiff_lzw"])
+def test_a_tiff_with_an_orientation_is_turned_upright_once(tmp_path: Path, orientation: int, compression: str | None) -> None:
+    # Pillow turns a TIFF upright itself (its size as it opens it, its pixels as it loads it): turned again by the
+    # readers, a scan was trained on and predicted turned or mirrored the wrong way, its boxes on another picture
+    path = tmp_path / "scan.tif"
+    save_as_camera(upright_picture(), path, orientation, **({"compression": compression} if compression else {}))
+    # compressed: Pillow maps an uncompressed one-band TIFF into memory at its turned size and scrambles its pixels
+    save_as_camera(upright_picture("L"), tmp_path / "mask.tif", orientation, compression="tiff_lzw")
+    expected = np.asarray(upright_picture())
+
+    assert np.array_equal(np.asarray(load_rgb(path)), expected)
+    assert np.array_equal(read_image(path), expected)  # what `predict --onnx` and deployments read
+    _, array, _ = ImageSourceDataset([ImageSource(path)])[0]
+    assert np.array_equal(array, expected)  # what `predict` reads
+    assert image_file_size(path) == (30, 20)
+    assert np.array_equal(read_mask(tmp_path / "mask.tif"), np.asarray(upright_picture("L")).astype(np.int64))
 
 
 def test_a_mask_with_an_orientation_is_turned_as_its_image(tmp_path: Path) -> None:

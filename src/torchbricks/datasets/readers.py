@@ -558,7 +558,9 @@ def read_mask(path: Path, foreground_255: bool = False, colours: MaskColours | N
             a word; with `colours`, a colour it does not list or a palette that disagrees with it.
     """
     with Image.open(path) as mask_file:
-        upright_mask = upright(mask_file, exif_orientation(mask_file))  # upright, as its image
+        orientation = exif_orientation(mask_file)
+        mask_file.load()  # before np.asarray: Pillow turns a TIFF as it loads it, and an array of it unloaded keeps it stored
+        upright_mask = upright(mask_file, orientation)  # upright, as its image
         if mask_file.mode in ("L", "P", "I", "I;16", "I;16B", "I;16L"):
             mask = np.asarray(upright_mask).astype(np.int64)
             if colours is not None and mask_file.mode == "P":
