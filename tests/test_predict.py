@@ -4,6 +4,7 @@ import contextlib
 import csv
 import io
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -744,6 +745,31 @@ def test_predict_with_the_onnx_file_of_another_experiment_names_its_own_classes_
     assert {row["class"] for row in rows} <= set(json.loads((classifier / "experiment.json").read_text())["class_names"])
     warning = capsys.readouterr().err
     assert f"was exported from {str(classifier.resolve())!r}, not from {str(segmenter)!r}; its own classes name" in warning
+
+
+def test_predict_with_onnx_refuses_a_file_exported_before_the_experiment_trained_on(
+    trained_experiment: Any, shapes_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = trained_experiment("classification")
+    experiment = tmp_path / "run"
+    shutil.copytree(source, experiment)
+    images = shapes_root / "classification" / "val"
+    assert main(["export", str(experiment)]) == 0
+    assert main(["predict", str(experiment), str(images), "--out", str(tmp_path / "before"), "--onnx"]) == 0
+    # training goes on (resume=true): the bricks change, the export in the folder stays
+    brick = next((experiment / "bricks").rglob("*.pt"))
+    weights = torch.load(brick, weights_only=True)
+    torch.save({name: value + 0.01 if value.is_floating_point() else value for name, value in weights.items()}, brick)
+    capsys.readouterr()
+
+    assert main(["predict", str(experiment), str(images), "--out", str(tmp_path / "after"), "--onnx"]) == 2
+
+    error = capsys.readouterr().err
+    assert "was exported from other weights than the experiment's trained weights now" in error
+    assert f"`torchbricks export {experiment} --overwrite`" in error
+    assert not (tmp_path / "after").exists()
+    assert main(["export", str(experiment), "--overwrite"]) == 0
+    assert main(["predict", str(experiment), str(images), "--out", str(tmp_path / "after"), "--onnx"]) == 0
 
 
 def test_predict_with_onnx_without_an_exported_file_says_how_to_export(

@@ -6,6 +6,7 @@ Torch-free (only omegaconf, through `require`), so the command line checks a nam
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ __all__ = [
     "LOCATING_KEYS",
     "RESOLVED_CONFIG_FILE",
     "RESUMABLE_KEYS",
+    "TRAINED_WEIGHTS",
     "WORKING_DIRECTORY",
     "ExperimentExistsError",
     "check_trained_experiment_folder",
@@ -33,6 +35,7 @@ __all__ = [
     "recorded_working_directory",
     "resume_requested",
     "resumed_config",
+    "trained_weights_digest",
     "with_rooted_paths",
 ]
 
@@ -306,3 +309,24 @@ def check_trained_experiment_folder(folder: Path) -> None:
             f"{str(folder)!r} is not a trained experiment folder: it lacks {missing} (written by `torchbricks train` "
             "when a run starts)."
         )
+
+
+TRAINED_WEIGHTS = ("bricks", "checkpoints/best.ckpt")
+"""Where an experiment's trained weights are read from, the first that exists (`load_experiment`)."""
+
+
+def trained_weights_digest(folder: Path) -> str | None:
+    """A SHA-256 of the trained weights an experiment's predictions come from: the files of its `bricks/` (names and
+    contents), or its `checkpoints/best.ckpt` without `bricks/`; None without either. An export records it, so a file
+    exported before the experiment trained on (`resume=true`) is told from a current one. Reads no torch."""
+    bricks, checkpoint = (folder / name for name in TRAINED_WEIGHTS)
+    files = sorted(path for path in bricks.rglob("*") if path.is_file()) if bricks.is_dir() else [checkpoint]
+    if not bricks.is_dir() and not checkpoint.is_file():
+        return None
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        with open(path, "rb") as file:
+            while block := file.read(1 << 20):
+                digest.update(block)
+    return digest.hexdigest()

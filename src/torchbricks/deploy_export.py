@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from torchbricks._deploy_quantize import onnx_session, quantize_int8
+from torchbricks._experiment import trained_weights_digest
 from torchbricks._files import write_json
 from torchbricks._output_agreement import output_gap
 from torchbricks.brick_collection import BrickCollection
@@ -299,6 +300,7 @@ def _metadata(
         },
         "outputs": {name: DEPLOY_OUTPUTS[heads[name.rpartition("/")[0]]][name.rpartition("/")[2]] for name in outputs},
         "max_abs_difference_to_pytorch": difference,
+        "trained_weights": trained_weights_digest(loaded.folder),  # predict --onnx tells a file exported before training went on
     }
     category_ids = loaded.category_ids or _coco_category_ids(loaded)
     if category_ids:

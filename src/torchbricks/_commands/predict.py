@@ -198,4 +198,29 @@ def _onnx_backend(folder: Any, arguments: argparse.Namespace) -> _OnnxBackend:
     path = Path(arguments.onnx) if arguments.onnx else Path(folder) / DEFAULT_FILE
     if not path.is_file():
         raise BrickError(f"--onnx: no exported model {str(path)!r}; write it with `torchbricks export {folder}` first.")
-    return _OnnxBackend(OnnxPredictor(path), arguments.batch_size, arguments.tile, arguments.overlap)
+    predictor = OnnxPredictor(path)
+    _check_exported_from_the_current_weights(Path(folder), path, predictor.metadata)
+    return _OnnxBackend(predictor, arguments.batch_size, arguments.tile, arguments.overlap)
+
+
+def _check_exported_from_the_current_weights(folder: Any, path: Any, metadata: dict[str, Any]) -> None:
+    """A file exported from this experiment must come from its trained weights as they are now: after `resume=true`
+    trained on, its predictions would silently be those of the earlier weights. (A file of another experiment is
+    named in a warning instead; a file exported before the digest was recorded is not checked.)
+
+    Raises:
+        BrickError: The file's recorded weights differ from the experiment's; the message says how to export again.
+    """
+    from pathlib import Path
+
+    from torchbricks._experiment import trained_weights_digest
+    from torchbricks.errors import BrickError
+
+    recorded = metadata.get("trained_weights")
+    if recorded is None or Path(metadata.get("experiment", "")) != folder.resolve():
+        return
+    if recorded != trained_weights_digest(folder):
+        raise BrickError(
+            f"--onnx: {str(path)!r} was exported from other weights than the experiment's trained weights now (it trained "
+            f"on since, e.g. with resume=true); export it again: `torchbricks export {folder} --overwrite`."
+        )
