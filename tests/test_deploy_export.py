@@ -486,7 +486,11 @@ def test_predict_onnx_tile_runs_where_torch_is_not_installed_and_merges_the_tile
     for name, rows in by_bricks.items():  # [category, score, box] in any order: equal scores leave top-k in any order
         assert len(by_onnx[name]) == len(rows) > 0
         for row in by_onnx[name]:
-            assert np.abs(rows - row).max(axis=1).min() <= 2e-3, f"{name}: {row} is not a box of the bricks"
+            gap = np.abs(rows - row)
+            # An object seen by two overlapping tiles at a saturated score (1.0 in one runtime, 1 - 6e-8 in the other)
+            # keeps either tile's box, which differ by a fraction of a pixel: with torch on two threads that happens.
+            saturated = (row[1] >= 0.999) & (gap[:, 0] == 0) & (gap[:, 1] <= 2e-3) & (gap[:, 2:].max(axis=1) <= 0.5)
+            assert gap.max(axis=1).min() <= 2e-3 or saturated.any(), f"{name}: {row} is not a box of the bricks"
     for path in sorted((bricks / "segmentation_masks").iterdir()):
         # Equal but for pixels where two classes' mean probabilities lie within the runtimes' 1e-6 of each other (one
         # pixel of a million on a 1024 x 1024 mosaic): at most 0.1 %.
