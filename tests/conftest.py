@@ -9,7 +9,23 @@ sys.path.insert(0, str(TESTS_DIR))  # the spec imports its helpers as `utils_tes
 
 # --- tiny trained experiments, one per task, shared by the predict and evaluate tests ---------------------------------
 
+import os  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+
 import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_as_they_were() -> Iterator[None]:
+    """Every test leaves torch's thread count as it found it (torch's default when it was not imported yet): a test
+    that trains on one thread once left every later test on one, so a test passed in the suite and failed alone."""
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else len(os.sched_getaffinity(0))
+    yield
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != before:
+        torch.set_num_threads(before)
+
 
 TRAINED_TASK_LAYOUTS = {
     "classification": "classification",
