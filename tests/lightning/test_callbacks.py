@@ -87,6 +87,18 @@ def test_metric_history_records_each_epoch_and_travels_in_checkpoints(tmp_path: 
     assert restored.history == written
 
 
+def test_an_epoch_without_validation_has_no_validation_values_in_the_history(tmp_path: Path) -> None:
+    history = MetricHistory(tmp_path / "run", draw=False)
+
+    _fit(tmp_path, [history], max_epochs=4, check_val_every_n_epoch=2)
+
+    written = json.loads((tmp_path / "run" / "history.json").read_text())
+    validated = [epoch for epoch in range(4) if (epoch + 1) % 2 == 0]  # Lightning validates after epochs 2 and 4
+    assert [record["epoch"] for record in written] == [0, 1, 2, 3]
+    assert [record["epoch"] for record in written if "validation/loss" in record] == validated
+    assert all("train/loss" in record for record in written)
+
+
 class _WatchedHistory(MetricHistory):
     """Notes, after each write, the epochs of `history.json` whenever `curves.png` was drawn anew."""
 

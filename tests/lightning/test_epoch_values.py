@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -56,6 +62,52 @@ def test_only_metrics_that_saw_a_batch_are_summarized_and_reset() -> None:
     assert list(values) == ["a/accuracy"]
     assert float(values["a/accuracy"]) == pytest.approx(float((predictions == targets).float().mean()))
     assert summarize_metrics(collection, CPU, _no_other_process) == {}  # reset after summarizing
+
+
+def _summarize_on_one_of_two_processes(rank: int, port: int, folder: str) -> None:
+    import torch.distributed as dist
+
+    os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    collection = BrickCollection(
+        {
+            "a": {"metrics": BrickMetrics({"accuracy": MulticlassAccuracy(3, average="micro")}, input_names=["p", "t"])},
+            "b": {"metrics": BrickMetrics({"accuracy": MulticlassAccuracy(3, average="micro")}, input_names=["q", "t"])},
+        }
+    )
+    if rank == 0:  # a test split smaller than the processes: only this one saw a batch of head a
+        collection["a"]["metrics"].metrics.update(torch.tensor([0, 1]), torch.tensor([0, 0]))
+    collection["b"]["metrics"].metrics.update(torch.tensor([rank, rank]), torch.tensor([0, 0]))  # right here, wrong there
+
+    def reduce(tensor: torch.Tensor) -> torch.Tensor:
+        tensor = tensor.clone()
+        dist.all_reduce(tensor)
+        return tensor
+
+    values = summarize_metrics(collection, CPU, reduce)
+    reduce(torch.zeros(3))  # the next collective of the epoch's end (a logged value), as the module goes on
+    Path(folder, f"{rank}.json").write_text(json.dumps({name: float(value) for name, value in values.items()}))
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_a_brick_one_process_saw_no_batch_of_is_computed_from_every_process_batches_on_each(tmp_path: Path) -> None:
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    context = torch.multiprocessing.spawn(_summarize_on_one_of_two_processes, args=(port, str(tmp_path)), nprocs=2, join=False)
+    deadline = time.monotonic() + 60
+    while not context.join(timeout=1):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail("the two processes waited for each other in summarize_metrics")
+
+    expected_a = (np.array([0, 1]) == 0).mean()  # only process 0's batch
+    expected_b = (np.array([0, 0, 1, 1]) == 0).mean()  # both processes' batches
+    for rank in range(2):
+        values = json.loads((tmp_path / f"{rank}.json").read_text())
+        assert values == pytest.approx({"a/accuracy": expected_a, "b/accuracy": expected_b}), rank
 
 
 def test_metric_value_names_are_the_scalars_known_before_any_batch() -> None:

@@ -11,6 +11,7 @@ and logged already reduced (no collective left for Lightning to start at a rank-
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -83,7 +84,9 @@ def summarize_metrics(collection: BrickCollection, device: torch.device, reduce:
     """Computes and resets every metric brick that saw a batch on any process, named as `BrickCollection.summarize`.
 
     Whether a brick is computed is decided from all processes at once (one reduction), so a process that saw no
-    batch for a brick still joins the brick's synchronisation instead of leaving the others waiting.
+    batch for a brick still computes it and joins the brick's synchronisation (torchmetrics gathers its empty
+    state): skipped there, the others' gathers met that process's next collective and computed another brick's
+    states into this one's values.
     """
     bricks = metric_bricks(collection)
     if not bricks:
@@ -95,8 +98,19 @@ def summarize_metrics(collection: BrickCollection, device: torch.device, reduce:
         if not updated:
             continue
         scope = path.split(SEPARATOR)[:-1]
-        for name, value in brick.summarize(reset=True).items():  # torchmetrics synchronises the states here
+        for name, value in _computed_and_reset(brick).items():  # torchmetrics synchronises the states here
             values[SEPARATOR.join((*scope, name))] = value
+    return values
+
+
+def _computed_and_reset(brick: BrickMetrics) -> dict[str, Any]:
+    """The brick's values, computed also where this process saw none of its batches (another process did)."""
+    if brick.updated():
+        return brick.summarize(reset=True)
+    with warnings.catch_warnings():  # torchmetrics warns of a compute before any update: the states come from the others
+        warnings.filterwarnings("ignore", message=r".*was called before the ``update`` method")
+        values = brick.compute()
+    brick.reset()
     return values
 
 

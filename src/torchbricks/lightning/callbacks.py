@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import RandomSampler
 
+from torchbricks._conventions import logged_name
 from torchbricks._extras import require
 from torchbricks._files import json_ready, write_text
 from torchbricks.errors import ConfigError
@@ -94,7 +95,8 @@ class MetricHistory(pl.Callback):
     metrics, so an epoch is recorded at the next point where they are complete: when the next epoch starts,
     when training ends, and when a checkpoint is saved after the epoch (`ModelCheckpoint(save_on_train_epoch_end=
     True)` saves after the module's hook). The history travels in those checkpoints, so a resumed run's curves
-    start at epoch 0.
+    start at epoch 0. An epoch without validation (`trainer.check_val_every_n_epoch` above 1) has no validation
+    values: Lightning keeps the last ones it logged, which would repeat an earlier epoch's.
 
     `history.json` is written every epoch; `curves.png` every `draw_every_n_epochs` epochs and when training
     ends (a matplotlib figure takes about a second to draw, as long as a small model's epoch).
@@ -114,6 +116,7 @@ class MetricHistory(pl.Callback):
         self.history: list[dict[str, float]] = []
         self._trainer: pl.Trainer | None = None
         self._pending: int | None = None
+        self._validated = False  # whether validation ran since the last recorded epoch
         self._drawn = 0  # number of epochs in the last curves.png
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -121,6 +124,9 @@ class MetricHistory(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._pending = trainer.current_epoch
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._validated = self._validated or not trainer.sanity_checking
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._record()
@@ -138,8 +144,11 @@ class MetricHistory(pl.Callback):
             return
         record: dict[str, float] = {"epoch": self._pending}
         self._pending = None
+        stale = () if self._validated else (logged_name("validation", ""),)  # an earlier epoch's validation values
+        self._validated = False
         for name, value in sorted(trainer.callback_metrics.items()):  # on every process: may all-reduce
-            if isinstance(value, torch.Tensor) and value.numel() == 1 and not name.endswith("_step"):
+            scalar = isinstance(value, torch.Tensor) and value.numel() == 1
+            if scalar and not name.endswith("_step") and not name.startswith(stale):
                 record[name.removesuffix("_epoch")] = float(value)
         self.history = [entry for entry in self.history if entry["epoch"] != record["epoch"]] + [record]
         if trainer.is_global_zero:
