@@ -145,6 +145,28 @@ def test_line_progress_bar_prints_one_plain_line_per_epoch(tmp_path: Path) -> No
     assert all("train/loss " in line and "validation/loss " in line for line in lines)
 
 
+def test_an_epoch_without_validation_shows_no_validation_values_and_does_not_count_against_the_patience(
+    tmp_path: Path,
+) -> None:
+    from torchbricks.lightning.callbacks import BudgetEarlyStopping
+
+    stream = io.StringIO()
+    # min_delta no value can beat: every check counts against the patience, so the run stops at the second check
+    stopping = BudgetEarlyStopping(
+        monitor="validation/loss",
+        patience=1,
+        min_delta=1e9,
+        check_on_train_epoch_end=True,
+        strict=False,  # as the job
+    )
+
+    _fit(tmp_path, [LineProgressBar(stream), stopping], max_epochs=8, enable_progress_bar=True, check_val_every_n_epoch=2)
+
+    lines = stream.getvalue().splitlines()
+    assert [("validation/loss " in line) for line in lines] == [False, True, False, True]  # validated after 2 and 4
+    assert stopping.stopped_epoch == 3  # the second validation, not the second epoch with the first one's value
+
+
 def test_line_progress_bar_of_a_run_without_an_epoch_limit_shows_no_limit(tmp_path: Path) -> None:
     stream = io.StringIO()
 

@@ -208,6 +208,19 @@ class BudgetEarlyStopping(pl.callbacks.EarlyStopping):
         self.augmentations_off_epoch: int | None = None
         """The last epoch (counted from 1) trained with the augmentations, once they were turned off."""
         self._trainer: Any = None
+        self._validated = False  # whether validation ran since the last check
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        self._validated = self._validated or not trainer.sanity_checking
+        super().on_validation_end(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        """Checks at the end of each epoch, but not at an epoch without validation (`trainer.check_val_every_n_epoch`
+        above 1) when the monitored value is a validation value: Lightning keeps the last one logged, so that epoch
+        would count against the patience with the previous epoch's value."""
+        validated, self._validated = self._validated, False
+        if validated or not str(self.monitor).startswith(logged_name("validation", "")):
+            super().on_train_epoch_end(trainer, pl_module)
 
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
@@ -495,6 +508,7 @@ class LineProgressBar(pl.callbacks.ProgressBar):
         self._enabled = True
         self._started = 0.0
         self._pending: tuple[int, float] | None = None
+        self._validated = False  # whether validation ran since the last line
 
     @property
     def is_enabled(self) -> bool:
@@ -518,18 +532,24 @@ class LineProgressBar(pl.callbacks.ProgressBar):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._print_pending(trainer, pl_module)
 
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._validated = self._validated or not trainer.sanity_checking
+
     def _print_pending(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._pending is None:
             return
         epoch, seconds = self._pending
         self._pending = None
         metrics = self.get_metrics(trainer, pl_module)  # on every process, at the same point
+        # an epoch without validation (check_val_every_n_epoch above 1): Lightning keeps the previous epoch's values
+        stale = () if self._validated else (logged_name("validation", ""),)
+        self._validated = False
         if not (trainer.is_global_zero and self._enabled):
             return
         values = "  ".join(
             f"{name.removesuffix('_epoch')} {value:.4g}"
             for name, value in metrics.items()
-            if isinstance(value, (int, float)) and not name.endswith("_step") and name != "v_num"
+            if isinstance(value, (int, float)) and not name.endswith("_step") and name != "v_num" and not name.startswith(stale)
         )
         limit = f"/{trainer.max_epochs}" if trainer.max_epochs is not None and trainer.max_epochs >= 0 else ""  # -1: none
         print(f"epoch {epoch + 1}{limit}  {values}  ({seconds:.1f} s)", file=self._stream or sys.stdout, flush=True)
