@@ -418,3 +418,61 @@ def test_the_heatmap_loss_learns_an_ignored_box_neither_as_object_nor_as_backgro
     assert gradient[1, 1:5, 1:5].abs().max().item() == 0.0  # its own class inside the region: no loss either way
     assert gradient[1, 6:, 6:].abs().min().item() > 0.0  # the same class elsewhere: background as ever
     assert gradient[0, 1:5, 1:5].abs().min().item() > 0.0  # other classes inside it: background as ever
+
+
+def _box_batches(seed: int, images: int) -> list[tuple[torch.Tensor, ...]]:
+    """One image per batch: 3 predicted and 2 true boxes of 2 classes near each other, drawn from `seed`."""
+    generator = torch.Generator().manual_seed(seed)
+    batches = []
+    for _ in range(images):
+        corners = torch.rand(1, 2, 2, generator=generator) * 40
+        truth = torch.cat([corners, corners + 10 + torch.rand(1, 2, 2, generator=generator) * 20], dim=-1)
+        boxes = torch.cat([truth + torch.randn(1, 2, 4, generator=generator), truth[:, :1] + 15], dim=1)
+        scores = torch.rand(1, 3, generator=generator)
+        batches.append((boxes, scores, torch.tensor([[0, 1, 0]]), truth, torch.tensor([[0, 1]])))
+    return batches
+
+
+def _map_on_one_of_two_processes(rank: int, port: int, folder: str) -> None:
+    import json
+    import os
+
+    import torch.distributed as dist
+
+    os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    metric = BoxMeanAveragePrecision(class_names=["a", "b"])
+    batches = _box_batches(seed=0, images=5)
+    for batch in batches[:3] if rank == 0 else batches[3:]:  # five test images on two processes: three and two
+        metric.update(*batch)
+    values = metric.compute()  # gathers the other process's images
+    Path(folder, f"{rank}.json").write_text(json.dumps({name: float(values[name]) for name in metric.reported}))
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_mean_average_precision_of_processes_that_saw_different_numbers_of_images_is_that_of_all_images(
+    tmp_path: Path,
+) -> None:
+    import json
+    import socket
+    import time
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    context = torch.multiprocessing.spawn(_map_on_one_of_two_processes, args=(port, str(tmp_path)), nprocs=2, join=False)
+    deadline = time.monotonic() + 120
+    while not context.join(timeout=1):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail("the two processes did not finish gathering their images")
+
+    whole = BoxMeanAveragePrecision(class_names=["a", "b"])
+    for batch in _box_batches(seed=0, images=5):
+        whole.update(*batch)
+    expected = {name: float(whole.compute()[name]) for name in whole.reported}
+    assert 0 < expected["map_50"] < 1  # neither nothing nor everything found: a sum of the wrong images would differ
+    for rank in range(2):
+        assert json.loads((tmp_path / f"{rank}.json").read_text()) == pytest.approx(expected), rank

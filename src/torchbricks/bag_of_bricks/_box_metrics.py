@@ -76,6 +76,29 @@ class BoxMeanAveragePrecision(MeanAveragePrecision):
     reported = ("map", "map_50", "map_75", "mar_100")
     """The scalar values `compute` returns: COCO mAP, mAP at IoU 0.5 and 0.75, and the recall at 100 boxes."""
 
+    _image_states = (
+        "detection_box",
+        "detection_scores",
+        "detection_labels",
+        "groundtruth_box",
+        "groundtruth_labels",
+        "groundtruth_crowds",
+        "groundtruth_area",
+    )
+    """The states holding one entry per image, gathered whole across processes (`_sync_dist`)."""
+
+    def _sync_dist(self, dist_sync_fn: Any = None, process_group: Any = None) -> None:
+        """Gathers every process's images, however many each saw. torchmetrics gathers the per-image lists one tensor
+        at a time, so processes that saw different numbers of images (an odd-sized split on two processes, which
+        the unpadded evaluation samplers give) called different numbers of collectives and the run crashed."""
+        import torch.distributed as dist
+
+        local = [[tensor.cpu() for tensor in getattr(self, name)] for name in self._image_states]
+        gathered: list[Any] = [None] * dist.get_world_size(group=process_group)
+        dist.all_gather_object(gathered, local, group=process_group)
+        for index, name in enumerate(self._image_states):
+            setattr(self, name, [tensor.to(self.device) for part in gathered for tensor in part[index]])
+
     def compute(self) -> dict[str, Any]:
         values = super().compute()
         result: dict[str, Any] = {name: values[name] for name in self.reported}
