@@ -45,7 +45,8 @@ def coco_semantic_mask(path: Path, image_id: int) -> tuple[np.ndarray, np.ndarra
 
     Each crowd annotation's `annToMask` drawn first as 255 (ignored), then each other annotation's drawn as its
     contiguous class index (category ids in id order) + 1 in annotation order, a later object covering an earlier
-    one; and 1 for each class with a non-crowd annotation.
+    one; and 1 for each class with a non-crowd annotation, -1 for a class with crowd annotations only (its presence
+    is unknown: the multi-label loss and metrics leave it out).
     """
     from pycocotools.coco import COCO
 
@@ -61,6 +62,7 @@ def coco_semantic_mask(path: Path, image_id: int) -> tuple[np.ndarray, np.ndarra
             drawn = coco_api.annToMask(annotation).astype(bool)
         if annotation.get("iscrowd", 0):
             mask[drawn] = 255
+            present[index_of[annotation["category_id"]]] = -1  # crowds come first: an object of the class sets it to 1
             continue
         mask[drawn] = index_of[annotation["category_id"]] + 1
         present[index_of[annotation["category_id"]]] = 1

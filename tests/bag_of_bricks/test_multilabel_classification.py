@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -56,3 +57,26 @@ def test_drawing_writes_nothing_but_a_dash_when_no_class_is_present() -> None:
     both = np.asarray(brick.draw(np.zeros((20, 60, 3), dtype=np.uint8), np.array([1, 1])))
 
     assert (both > 0).sum() > (empty > 0).sum() > 0
+
+
+def test_a_class_seen_only_in_ignored_objects_is_neither_right_nor_wrong_in_the_loss_and_the_metrics() -> None:
+    from torchbricks.datasets.boxes import PRESENCE_IGNORED
+
+    torch.manual_seed(0)
+    model = BrickCollection({"presence": create_multilabel_classification_head(3, 4, "features", "present")})
+    targets = torch.tensor([[1, 0, 1], [0, 1, 0], [1, 1, 0], [0, 0, 1]])
+    targets[0, 1] = targets[2, 2] = PRESENCE_IGNORED  # a crowd region, an object a tile cuts
+
+    outputs = model({"features": torch.rand(4, 4, 2, 2), "present": targets}, tags={"MODEL", "LOSS", "METRIC"})
+
+    metrics = model.summarize(reset=True)
+    known = (targets >= 0).numpy()
+    truth, predicted = targets.numpy()[known], outputs["presence/present"].numpy()[known]
+    true_positives = int(((truth == 1) & (predicted == 1)).sum())
+    wrong = int((truth != predicted).sum())
+    assert float(metrics["presence/accuracy"]) == pytest.approx(1 - wrong / known.sum())
+    assert float(metrics["presence/f1"]) == pytest.approx(2 * true_positives / (2 * true_positives + wrong))
+    logits = outputs["presence/logits"][targets >= 0]
+    expected_loss = F.binary_cross_entropy_with_logits(logits, targets[targets >= 0].float())
+    assert torch.allclose(outputs["presence/loss_bce"], expected_loss)
+    assert sum(value["support"] for value in metrics["presence/per_class"].values()) == int((truth == 1).sum())

@@ -228,7 +228,7 @@ def test_coco_multitask_masks_from_uncompressed_and_compressed_rle_equal_pycocot
     assert sample["target_labels"].tolist() == [0, 1, 0, -2 - 1]  # the crowd's box is there to be ignored
 
 
-def test_a_crowd_annotation_alone_is_an_ignored_region_of_the_mask_leaves_the_classes_empty_and_its_box_ignored(
+def test_a_crowd_annotation_alone_is_an_ignored_region_of_the_mask_and_of_the_classes_and_its_box_ignored(
     tmp_path: Path,
 ) -> None:
     _image(tmp_path / "a.png", size=(40, 30))
@@ -244,7 +244,7 @@ def test_a_crowd_annotation_alone_is_an_ignored_region_of_the_mask_leaves_the_cl
 
     expected, present = coco_semantic_mask(path, 1)
     assert np.array_equal(sample["target_mask"].numpy(), expected)
-    assert sample["target_classes"].tolist() == present.tolist() == [0, 0]
+    assert sample["target_classes"].tolist() == present.tolist() == [0, -1]  # a crowd of zebras (id 90, class 1): unknown
     assert set(np.unique(sample["target_mask"].numpy()).tolist()) == {0, 255}
     assert (sample["target_mask"][5:25, 5:35] == 255).all()
     assert sample["target_boxes"].tolist() == [[5.0, 5.0, 35.0, 25.0]]

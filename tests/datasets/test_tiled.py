@@ -159,9 +159,14 @@ def test_tiled_coco_serves_every_tile_of_every_image_with_the_reader_names(tmp_p
     assert len(tiled) == sum(len(tile_windows(height, width, 100, 0.2)) for height, width in sizes)
     assert {tuple(tile["raw"].shape) for tile in tiles} == {(3, 100, 100)}
     assert sorted(tiles[0]) == ["raw", "target_boxes", "target_classes", "target_labels", "target_mask"]
-    for tile in tiles:  # the classes present are those of the tile's boxes
-        labels = {label for label in tile["target_labels"].tolist() if label >= 0}  # cut objects (-2 - class) are not
-        assert tile["target_classes"].nonzero().flatten().tolist() == sorted(labels)
+    cut_somewhere = False
+    for tile in tiles:  # the classes present are those of the tile's boxes; a class only cut here is unknown (-1)
+        labels = {label for label in tile["target_labels"].tolist() if label >= 0}
+        cut = {-2 - label for label in tile["target_labels"].tolist() if label <= -2} - labels
+        assert (tile["target_classes"] == 1).nonzero().flatten().tolist() == sorted(labels)
+        assert (tile["target_classes"] == -1).nonzero().flatten().tolist() == sorted(cut)
+        cut_somewhere = cut_somewhere or bool(cut)
+    assert cut_somewhere  # some tile cuts an object of a class it has no whole object of
     # The first tile's pixels are the image's: row and column indices in the red and green channels.
     assert torch.equal(tiles[0]["raw"][0, :, 0] * 255, torch.arange(100, dtype=torch.float32))
     assert torch.equal(tiles[0]["raw"][1, 0, :] * 255, torch.arange(100, dtype=torch.float32))

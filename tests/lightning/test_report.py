@@ -491,6 +491,18 @@ def test_multilabel_heads_caption_true_classes_above_predicted_classes_with_scor
         np.testing.assert_array_equal(axes.images[0].get_array(), head.images[index])
 
 
+def test_a_class_of_unknown_presence_is_drawn_as_neither_true_nor_a_mistake() -> None:
+    head = MultiLabelHeadPredictions(
+        "presence",
+        images=np.zeros((2, 4, 4, 3)),
+        truth=np.array([[1, -1, 0], [-1, 0, 0]]),  # -1: a class seen only in ignored objects (a crowd, a cut object)
+        prediction=np.array([[1, 1, 0], [0, 0, 1]]),
+    )
+
+    assert head.errors().tolist() == [0.0, 1.0]  # the class of unknown presence is neither right nor wrong
+    assert head.caption(0, ["cat", "dog", "eel"]) == "true cat\npred cat, dog"
+
+
 def test_multilabel_metrics_reading_scores_threshold_them_at_one_half_and_list_many_classes_shortly() -> None:
     from torchmetrics.classification import MultilabelAccuracy
 

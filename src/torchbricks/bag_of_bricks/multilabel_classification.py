@@ -50,15 +50,20 @@ class MultiLabelClassifier(nn.Module):
 
 
 class MultiLabelLoss(nn.Module):
-    """Binary cross entropy of logits [B, K] against 0/1 targets [B, K] of any dtype.
+    """Binary cross entropy of logits [B, K] against 0/1 targets [B, K] of any dtype, averaged over the targets that
+    are not negative: a negative target (`PRESENCE_IGNORED`, a class seen only in ignored objects) is left out.
 
     Example:
         >>> round(MultiLabelLoss()(torch.zeros(1, 2), torch.tensor([[1, 0]])).item(), 4)
         0.6931
+        >>> round(MultiLabelLoss()(torch.tensor([[0.0, 9.0]]), torch.tensor([[1, -1]])).item(), 4)  # the 9 is left out
+        0.6931
     """
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype))
+        known = targets >= 0
+        losses = F.binary_cross_entropy_with_logits(logits, targets.clamp(min=0).to(logits.dtype), reduction="none")
+        return (losses * known).sum() / known.sum().clamp(min=1)
 
 
 class BrickVisualizeMultiLabel(BrickPerImageVisualization):

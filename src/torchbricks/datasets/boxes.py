@@ -31,7 +31,12 @@ from torchbricks.datasets._reading import (
 from torchbricks.datasets.image_cache import ResizedImageCache
 from torchbricks.errors import BrickError
 
+PRESENCE_IGNORED = -1
+"""`target_classes` of a class whose only objects in the image are ignored (crowd regions, objects a tile cuts): the
+multi-label loss and metrics (`ignore_index`) leave it out."""
+
 __all__ = [
+    "PRESENCE_IGNORED",
     "BoxDataset",
     "BoxImage",
     "BoxObject",
@@ -123,7 +128,9 @@ class BoxDataset(Dataset[dict[str, Any]]):
     a ground truth no detection can match, lowering the mAP, and a box trained on twice; `duplicates` counts them per
     image (`duplicates_notice` says so). With `with_masks`, each sample also has `target_mask` (int64 [H, W]: class
     index + 1, 0 the background, drawn in object order from the outlines, a crowd region's pixels 255, ignored) and
-    `target_classes` (int64 [K]: 1 for each class with a box in the image).
+    `target_classes` (int64 [K]: 1 for each class with a box in the image, `PRESENCE_IGNORED` (-1) for a class whose
+    only objects are ignored ones, a crowd region or an object a tile cuts, whose presence is then neither right nor
+    wrong: the multi-label loss and metrics leave it out, as the detection metric leaves out the object).
 
     Args:
         images: The records.
@@ -223,7 +230,9 @@ class BoxDataset(Dataset[dict[str, Any]]):
         if self.with_masks:
             named["target_mask"] = sample["mask"].as_subclass(torch.Tensor).long()
             present = torch.zeros(len(self.class_names), dtype=torch.int64)
-            present[sample["labels"][sample["labels"] >= 0]] = 1
+            labels = sample["labels"]
+            present[-2 - labels[labels <= -2]] = PRESENCE_IGNORED  # a class seen only in ignored objects: unknown
+            present[labels[labels >= 0]] = 1
             named["target_classes"] = present
         return named
 

@@ -33,7 +33,8 @@ class MultiLabelHeadPredictions:
     Attributes:
         head: The head's name (the collection path of its metric brick's parent).
         images: The input images, [N, H, W, 3] floats in [0, 1] ready to draw.
-        truth: The true classes, [N, K] of 0/1 (1: the class is in the image).
+        truth: The true classes, [N, K] of 0/1 (1: the class is in the image), -1 where it is unknown (a class seen
+            only in ignored objects), which no prediction gets wrong.
         prediction: The predicted classes, [N, K] of 0/1.
         scores: The predicted probability of each class, [N, K], or None when the head gives none.
     """
@@ -48,7 +49,7 @@ class MultiLabelHeadPredictions:
 
     def errors(self) -> np.ndarray:
         """Per image: the wrong classes, classes predicted but absent plus classes present but missed."""
-        return (self.truth != self.prediction).sum(axis=1).astype(np.float64)
+        return ((self.truth != self.prediction) & (self.truth >= 0)).sum(axis=1).astype(np.float64)
 
     def order(self) -> np.ndarray:
         """Image indices, the most wrong classes first, then the rest in their original order."""
@@ -70,7 +71,7 @@ class MultiLabelHeadPredictions:
             lines = [", ".join(items[start : start + per_line]) for start in range(0, len(items), per_line)]
             return ",\n".join(lines) or "-"
 
-        truth = np.flatnonzero(self.truth[index])
+        truth = np.flatnonzero(self.truth[index] == 1)
         predicted = np.flatnonzero(self.prediction[index])
         scores = self.scores[index] if self.scores is not None else None
         if scores is not None:
@@ -147,12 +148,14 @@ class MultiLabelTaskHead(TaskHead):
         classes = "torchmetrics.classification"
         classifier = node(f"{module}.MultiLabelClassifier", num_classes=given.num_classes, n_features=given.in_channels)
         scores = {
-            "f1": node(f"{classes}.MultilabelF1Score", num_labels=given.num_classes, average="micro"),
-            "accuracy": node(f"{classes}.MultilabelAccuracy", num_labels=given.num_classes, average="micro"),
+            # a target of -1 (PRESENCE_IGNORED: a class seen only in ignored objects) is neither right nor wrong
+            "f1": node(f"{classes}.MultilabelF1Score", num_labels=given.num_classes, average="micro", ignore_index=-1),
+            "accuracy": node(f"{classes}.MultilabelAccuracy", num_labels=given.num_classes, average="micro", ignore_index=-1),
             "per_class": node(
                 f"{_MODULES}.custom_metrics.MultilabelClassScores",
                 num_labels=given.num_classes,
                 class_names=given.class_names,
+                ignore_index=-1,
             ),
         }
         head: Description = {
@@ -170,7 +173,7 @@ class MultiLabelTaskHead(TaskHead):
         if pair is None:
             return None
         prediction, truth = pair
-        if truth.ndim != 2 or prediction.shape != truth.shape or not np.isin(truth, (0, 1)).all():
+        if truth.ndim != 2 or prediction.shape != truth.shape or not np.isin(truth, (-1, 0, 1)).all():
             return None
         scores = None
         if not np.isin(prediction, (0, 1)).all():
