@@ -103,3 +103,23 @@ def tensorboard_values_in_files(folder: Path) -> dict[str, list[tuple[int, float
                 if value.metadata.plugin_data.plugin_name != "hparams":
                     values.setdefault(value.tag, []).append((event.step, value.simple_value))
     return values
+
+
+def spawn_two_gloo_processes(function: Any, folder: Path, timeout: float, waiting: str) -> None:
+    """Runs `function(rank, port, str(folder))` in two processes (torch.multiprocessing), given a free local port for
+    their gloo group; kills both and fails the test, saying what they were `waiting` for, after `timeout` seconds."""
+    import socket
+    import time
+
+    import pytest
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    context = torch.multiprocessing.spawn(function, args=(port, str(folder)), nprocs=2, join=False)
+    deadline = time.monotonic() + timeout
+    while not context.join(timeout=1):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail(f"the two processes did not finish {waiting} in {timeout} s")

@@ -455,19 +455,10 @@ def test_mean_average_precision_of_processes_that_saw_different_numbers_of_image
     tmp_path: Path,
 ) -> None:
     import json
-    import socket
-    import time
 
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        port = free.getsockname()[1]
-    context = torch.multiprocessing.spawn(_map_on_one_of_two_processes, args=(port, str(tmp_path)), nprocs=2, join=False)
-    deadline = time.monotonic() + 120
-    while not context.join(timeout=1):
-        if time.monotonic() > deadline:
-            for process in context.processes:
-                process.kill()
-            pytest.fail("the two processes did not finish gathering their images")
+    from helpers import spawn_two_gloo_processes
+
+    spawn_two_gloo_processes(_map_on_one_of_two_processes, tmp_path, timeout=120, waiting="gathering their images")
 
     whole = BoxMeanAveragePrecision(class_names=["a", "b"])
     for batch in _box_batches(seed=0, images=5):

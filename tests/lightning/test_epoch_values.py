@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import spawn_two_gloo_processes
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 from torchmetrics.detection import MeanAveragePrecision
 
@@ -92,16 +91,7 @@ def _summarize_on_one_of_two_processes(rank: int, port: int, folder: str) -> Non
 
 @pytest.mark.slow
 def test_a_brick_one_process_saw_no_batch_of_is_computed_from_every_process_batches_on_each(tmp_path: Path) -> None:
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        port = free.getsockname()[1]
-    context = torch.multiprocessing.spawn(_summarize_on_one_of_two_processes, args=(port, str(tmp_path)), nprocs=2, join=False)
-    deadline = time.monotonic() + 60
-    while not context.join(timeout=1):
-        if time.monotonic() > deadline:
-            for process in context.processes:
-                process.kill()
-            pytest.fail("the two processes waited for each other in summarize_metrics")
+    spawn_two_gloo_processes(_summarize_on_one_of_two_processes, tmp_path, timeout=60, waiting="summarize_metrics")
 
     expected_a = (np.array([0, 1]) == 0).mean()  # only process 0's batch
     expected_b = (np.array([0, 0, 1, 1]) == 0).mean()  # both processes' batches
