@@ -18,13 +18,14 @@ from torchbricks._extras import require
 from torchbricks.errors import ConfigError, ExperimentExistsError, did_you_mean
 
 __all__ = [
+    "BEST_CHECKPOINT",
+    "BRICKS_FOLDER",
     "CHECKPOINTS_FOLDER",
     "CONFIG_FILE",
     "EXPERIMENT_FILE",
     "LOCATING_KEYS",
     "RESOLVED_CONFIG_FILE",
     "RESUMABLE_KEYS",
-    "TRAINED_WEIGHTS",
     "WORKING_DIRECTORY",
     "ExperimentExistsError",
     "check_trained_experiment_folder",
@@ -49,6 +50,11 @@ WORKING_DIRECTORY = "working_directory"
 """The key of `experiment.json` that holds the folder the training command ran in."""
 CHECKPOINTS_FOLDER = "checkpoints"
 """Lightning's checkpoints of a run: `last.ckpt` (every epoch) and `best.ckpt` (by `checkpoint.monitor`)."""
+BRICKS_FOLDER = "bricks"
+"""The trained weights of a run, one file per brick (`BrickCollection.save_bricks`): what predict, evaluate and
+export load."""
+BEST_CHECKPOINT = f"{CHECKPOINTS_FOLDER}/best.ckpt"
+"""The best epoch's Lightning checkpoint, which those load when there is no `bricks/`."""
 LAST_CHECKPOINT = "last.ckpt"
 
 RESUMABLE_KEYS = frozenset(
@@ -311,18 +317,14 @@ def check_trained_experiment_folder(folder: Path) -> None:
         )
 
 
-TRAINED_WEIGHTS = ("bricks", "checkpoints/best.ckpt")
-"""Where an experiment's trained weights are read from, the first that exists (`load_experiment`)."""
-
-
 def trained_weights_digest(folder: Path) -> str | None:
     """A SHA-256 of the trained weights an experiment's predictions come from: the files of its `bricks/` (names and
     contents), or its `checkpoints/best.ckpt` without `bricks/`; None without either. An export records it, so a file
     exported before the experiment trained on (`resume=true`) is told from a current one. Reads no torch."""
-    bricks, checkpoint = (folder / name for name in TRAINED_WEIGHTS)
-    files = sorted(path for path in bricks.rglob("*") if path.is_file()) if bricks.is_dir() else [checkpoint]
+    bricks, checkpoint = folder / BRICKS_FOLDER, folder / BEST_CHECKPOINT
     if not bricks.is_dir() and not checkpoint.is_file():
         return None
+    files = sorted(path for path in bricks.rglob("*") if path.is_file()) if bricks.is_dir() else [checkpoint]
     digest = hashlib.sha256()
     for path in files:
         digest.update(path.relative_to(folder).as_posix().encode() + b"\0")

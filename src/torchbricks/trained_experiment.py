@@ -28,6 +28,8 @@ import torch
 
 from torchbricks._conventions import of_head
 from torchbricks._experiment import (
+    BEST_CHECKPOINT,
+    BRICKS_FOLDER,
     EXPERIMENT_FILE,
     RESOLVED_CONFIG_FILE,
     WORKING_DIRECTORY,
@@ -55,8 +57,6 @@ __all__ = [
     "write_experiment_description",
 ]
 
-BRICKS_FOLDER = "bricks"
-BEST_CHECKPOINT = "checkpoints/best.ckpt"
 
 DEPLOYED_KINDS = ("detection", "segmentation", "classification", "multilabel")
 """The head kinds (`torchbricks.heads`) that `predict`, `evaluate` and `export` serve."""

@@ -21,8 +21,9 @@ from typing import TypeVar
 import numpy as np
 
 from torchbricks._conventions import IGNORE_INDEX
+from torchbricks.datasets._reading import image_files
 from torchbricks.datasets.labelmap import MaskColours
-from torchbricks.datasets.readers import CocoDataset, DataError, class_images, image_files, read_mask, visible_files
+from torchbricks.datasets.readers import CocoDataset, DataError, class_images, read_mask, visible_files
 
 __all__ = [
     "MAX_MASKS",

@@ -49,7 +49,6 @@ from torchbricks.datasets._reading import (
     class_images,
     exif_orientation,
     image_file_size,
-    image_files,
     is_hidden,
     load_rgb,
     problems_or_raise,
@@ -505,7 +504,8 @@ def _image_mask_pairs(
     """(image, its mask) of a segmentation split (see `SegmentationFolderDataset`), the mask maybe missing; a listed
     stem without image is reported."""
     if stems is None:
-        nested = [path for path in visible_files(images, recursive=True) if path.parent != images]
+        found = visible_files(images, recursive=True)
+        nested = [path for path in found if path.parent != images]
         if nested:  # without a list naming them, they would be left out without a word
             many = len(nested) > 1
             problems.report(
@@ -519,7 +519,8 @@ def _image_mask_pairs(
             by_stem.setdefault(path.stem, path)
         return [
             (image, by_stem.get(image.stem, masks / f"{image.stem}.png"))
-            for image in image_files(images)
+            for image in found
+            if image.parent == images  # the folder's own (a report that collects goes on without the subfolders')
             if only is None or image.name in only
         ]
     index = image_index(images)  # named by a list, subfolders included: `cam1/frame_000001`

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import torch
 
+from torchbricks._experiment import BRICKS_FOLDER
 from torchbricks._extras import require
 from torchbricks._files import write_json, write_text
 from torchbricks.brick_collection import BrickCollection
@@ -40,7 +41,6 @@ __all__ = [
 
 METRICS_FILE = "metrics_{stage}.json"
 GRAPH_FILE = "brick_graph.md"
-BRICKS_FOLDER = "bricks"
 
 
 class ExperimentModule(Protocol):
