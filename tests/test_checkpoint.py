@@ -158,6 +158,35 @@ def test_brick_without_a_file_warns_naming_it_and_keeps_its_weights(tmp_path: Pa
     assert torch.equal(target["head0"]["classify"].model.weight, before)
 
 
+@pytest.mark.parametrize("file_format", FORMATS)
+def test_missing_error_names_every_brick_without_a_file_and_changes_nothing(tmp_path: Path, file_format: str) -> None:
+    _collection(seed=0).save_bricks(tmp_path, file_format=file_format)  # type: ignore[arg-type]
+    (tmp_path / f"head0/classify.{file_format}").rename(tmp_path / f"head0/clasify.{file_format}")
+    target = _collection(seed=1)
+    before = _state(target)
+
+    with pytest.raises(CheckpointError, match=r"Bricks \['head0/classify'\] have weights but no checkpoint file") as raised:
+        target.load_bricks(tmp_path, missing="error")
+
+    assert f"Is 'head0/clasify.{file_format}' the file of 'head0/classify' under another name?" in str(raised.value)
+    _assert_same_state(target, before)  # the backbone, which has its file, was not loaded either
+
+
+def test_missing_error_loads_as_warn_does_when_every_brick_has_its_file(tmp_path: Path) -> None:
+    _collection(seed=0).save_bricks(tmp_path)
+    target = _collection(seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert target.load_bricks(tmp_path, missing="error") == ["backbone", "head0/classify"]
+    _assert_same_state(target, _state(_collection(seed=0)))
+
+
+def test_an_unknown_missing_mode_is_refused_naming_the_choices(tmp_path: Path) -> None:
+    _collection().save_bricks(tmp_path)
+    with pytest.raises(CheckpointError, match=r"missing='raise'; expected one of \['warn', 'error'\]"):
+        _collection().load_bricks(tmp_path, missing="raise")  # type: ignore[arg-type]
+
+
 def test_files_matching_no_brick_are_reported(tmp_path: Path) -> None:
     _collection().save_bricks(tmp_path)
     torch.save({}, tmp_path / "neck.pt")

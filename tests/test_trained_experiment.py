@@ -12,7 +12,7 @@ from torch import nn
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.bricks import BrickTrainable
 from torchbricks.configuration import compose_config
-from torchbricks.errors import ConfigError
+from torchbricks.errors import CheckpointError, ConfigError
 from torchbricks.lightning.main_job import run_main_job
 from torchbricks.tags import Stage
 from torchbricks.trained_experiment import load_experiment, use_trained_memory_order
@@ -99,7 +99,7 @@ def test_load_experiment_refuses_bricks_without_their_weights_file_naming_them(t
     load_experiment(experiment)
     (experiment / "bricks" / "backbone.pt").unlink()
 
-    with pytest.raises(ConfigError, match=r"no trained weights for bricks \['backbone'\] in bricks/, which holds \[\]"):
+    with pytest.raises(CheckpointError, match=r"untrained ones\): Bricks \['backbone'\] have weights but no checkpoint file"):
         load_experiment(experiment)
 
 

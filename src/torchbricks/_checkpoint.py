@@ -9,6 +9,7 @@ collection as it was.
 
 from __future__ import annotations
 
+import difflib
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
@@ -29,7 +30,7 @@ from torchbricks.errors import (
     did_you_mean,
 )
 
-__all__ = ["FileFormat", "load_bricks", "save_bricks"]
+__all__ = ["FileFormat", "MissingFiles", "load_bricks", "save_bricks"]
 
 FileFormat = Literal["pt", "safetensors"]
 _SUFFIXES: dict[str, str] = {"pt": ".pt", "safetensors": ".safetensors"}
@@ -70,21 +71,32 @@ def save_bricks(
     return [target for target, _, _ in targets]
 
 
+MissingFiles = Literal["warn", "error"]
+_MISSING_FILES: tuple[str, ...] = ("warn", "error")
+
+
 def load_bricks(
-    bricks: Iterable[tuple[str, BrickInterface]], path_model_folder: Path | str, file_format: FileFormat | None = None
+    bricks: Iterable[tuple[str, BrickInterface]],
+    path_model_folder: Path | str,
+    file_format: FileFormat | None = None,
+    missing: MissingFiles = "warn",
 ) -> list[str]:
     """Loads every brick that has weights from its file; returns the paths of the bricks loaded.
 
-    A brick with weights but no file keeps its weights, with a warning naming it. The format is read from each
-    file's suffix; with `file_format` only files of that format are read.
+    A brick with weights but no file keeps its weights, with a warning naming it (`missing="warn"`), or the load
+    fails before any brick changes (`missing="error"`). The format is read from each file's suffix; with
+    `file_format` only files of that format are read.
 
     Raises:
         CheckpointNotFoundError: The folder does not exist.
         CheckpointNotADirectoryError: The path is a file.
         CheckpointError: A file does not match its brick (missing or unexpected tensors, other shapes), a
-            brick has files in two formats, or a file cannot be read. No brick has been changed.
+            brick has files in two formats, a file cannot be read, or (`missing="error"`) a brick with weights has
+            no file. No brick has been changed.
         MissingExtraError: A file is in safetensors format and safetensors is not installed.
     """
+    if missing not in _MISSING_FILES:
+        raise CheckpointError(f"load_bricks got missing={missing!r}; expected one of {list(_MISSING_FILES)}.")
     folder = Path(path_model_folder)
     suffixes = list(_SUFFIXES.values()) if file_format is None else [_suffix(file_format)]
     if folder.exists() and not folder.is_dir():
@@ -95,6 +107,7 @@ def load_bricks(
         raise CheckpointNotFoundError(f"The brick checkpoint folder {str(folder)!r} does not exist.")
     staged: list[tuple[BrickInterface, Mapping[str, torch.Tensor]]] = []
     loaded: list[str] = []
+    without_file: list[str] = []
     expected_files: set[Path] = set()
     for path, brick in bricks:
         current = brick.state_dict()
@@ -104,10 +117,7 @@ def load_bricks(
         if not current:
             continue
         if not present:
-            warnings.warn(
-                f"Brick {path!r} has weights but no checkpoint file in {str(folder)!r}; it keeps its current weights.",
-                stacklevel=3,
-            )
+            without_file.append(path)
             continue
         if len(present) > 1:
             raise CheckpointError(f"Brick {path!r} has checkpoint files in two formats: {[str(f) for f in present]}; keep one.")
@@ -115,6 +125,14 @@ def load_bricks(
         _check(path, present[0], state, current)
         staged.append((brick, state))
         loaded.append(path)
+    if without_file and missing == "error":
+        raise CheckpointError(_without_file_message(folder, without_file, expected_files, suffixes))
+    for path in without_file:
+        warnings.warn(
+            f"Brick {path!r} has weights but no checkpoint file in {str(folder)!r}; it keeps its current weights. "
+            'Pass missing="error" to make this an error.',
+            stacklevel=3,
+        )
     _warn_about_unused_files(folder, expected_files, suffixes)
     for brick, state in staged:
         brick.load_state_dict(state, strict=True)
@@ -193,12 +211,27 @@ def _check(path: str, file: Path, state: Mapping[str, object], current: Mapping[
             )
 
 
-def _warn_about_unused_files(folder: Path, expected: set[Path], suffixes: list[str]) -> None:
-    unused = sorted(
+def _without_file_message(folder: Path, without_file: list[str], expected: set[Path], suffixes: list[str]) -> str:
+    unused = _unused_files(folder, expected, suffixes)
+    by_brick_path = {name.rsplit(".", 1)[0]: name for name in unused}
+    close = difflib.get_close_matches(without_file[0], list(by_brick_path), n=1, cutoff=0.6)
+    hint = f" Is {by_brick_path[close[0]]!r} the file of {without_file[0]!r} under another name?" if close else ""
+    return (
+        f"Bricks {without_file} have weights but no checkpoint file ({' or '.join(suffixes)}) in {str(folder)!r}; "
+        f"they would keep their current weights. Files matching no brick: {unused}.{hint} No brick has been changed."
+    )
+
+
+def _unused_files(folder: Path, expected: set[Path], suffixes: list[str]) -> list[str]:
+    return sorted(
         str(file.relative_to(folder))
         for suffix in suffixes
         for file in folder.rglob(f"*{suffix}")
         if file not in expected and not file.name.startswith(".")
     )
+
+
+def _warn_about_unused_files(folder: Path, expected: set[Path], suffixes: list[str]) -> None:
+    unused = _unused_files(folder, expected, suffixes)
     if unused:
         warnings.warn(f"Checkpoint files in {str(folder)!r} match no brick and were not loaded: {unused}.", stacklevel=4)

@@ -21,7 +21,7 @@ from torchbricks.tags import TagsLike, normalize_tags
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from torchbricks._checkpoint import FileFormat
+    from torchbricks._checkpoint import FileFormat, MissingFiles
 
 __all__ = ["BrickCollection"]
 
@@ -398,24 +398,29 @@ class BrickCollection(nn.ModuleDict):
 
         return _checkpoint.save_bricks(self.iter_bricks(), path_model_folder, exist_ok=exist_ok, file_format=file_format)
 
-    def load_bricks(self, path_model_folder: Path | str, file_format: FileFormat | None = None) -> list[str]:
+    def load_bricks(
+        self, path_model_folder: Path | str, file_format: FileFormat | None = None, missing: MissingFiles = "warn"
+    ) -> list[str]:
         """Loads the weights `save_bricks` wrote, onto the device each brick is on; returns the bricks loaded.
 
         Files are read without executing code (weights-only `torch.load`, or safetensors) and all of them are
-        checked before any brick changes. A brick with weights but no file keeps its weights, with a warning.
+        checked before any brick changes.
 
         Args:
             path_model_folder: The folder `save_bricks` wrote.
             file_format: Read only files of this format (`"pt"` or `"safetensors"`, as given to `save_bricks`);
                 by default each file's format is read from its suffix.
+            missing: What a brick with weights but no file does: `"warn"` keeps its weights, with a warning naming
+                it; `"error"` raises `CheckpointError` naming every such brick, before any brick changes.
 
         Raises:
             CheckpointNotFoundError: The folder does not exist.
             CheckpointNotADirectoryError: The path is a file, not a folder (a `NotADirectoryError`).
+            CheckpointError: A file does not match its brick, or `missing="error"` and a brick has no file.
         """
         from torchbricks import _checkpoint
 
-        return _checkpoint.load_bricks(self.iter_bricks(), path_model_folder, file_format=file_format)
+        return _checkpoint.load_bricks(self.iter_bricks(), path_model_folder, file_format=file_format, missing=missing)
 
 
 def _nested_dict(entries: Iterable[tuple[tuple[str, ...], str, Any]]) -> dict[str, Any]:

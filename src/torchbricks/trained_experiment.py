@@ -40,7 +40,7 @@ from torchbricks._experiment import (
 from torchbricks._extras import require
 from torchbricks._files import write_json, write_text
 from torchbricks.brick_collection import BrickCollection
-from torchbricks.errors import ConfigError
+from torchbricks.errors import CheckpointError, ConfigError
 
 __all__ = [
     "DEPLOYED_KINDS",
@@ -254,23 +254,15 @@ def without_initial_weights(config: Any) -> Any:
 
 
 def _load_trained_bricks(collection: BrickCollection, folder: Path) -> None:
-    """Loads `bricks/`; a brick with weights but no file there is an error, not `load_bricks`' warning: its weights
-    would be the untrained ones (the initial weights are not read, `without_initial_weights`)."""
-    import warnings
-
-    weighted = [path for path, brick in collection.iter_bricks() if brick.state_dict()]
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Brick .* has weights but no checkpoint file")
-        loaded = collection.load_bricks(folder / BRICKS_FOLDER)
-    missing = [path for path in weighted if path not in loaded]
-    if missing:
-        files = sorted(
-            str(file.relative_to(folder / BRICKS_FOLDER)) for file in (folder / BRICKS_FOLDER).rglob("*") if file.is_file()
-        )
-        raise ConfigError(
-            f"Experiment {str(folder)!r} has no trained weights for bricks {missing} in {BRICKS_FOLDER}/, which holds "
-            f"{files}; they would predict with untrained weights. Copy the experiment's {BRICKS_FOLDER}/ whole."
-        )
+    """Loads `bricks/`; a brick with weights but no file there is an error (`missing="error"`), not a warning: its
+    weights would be the untrained ones (the initial weights are not read, `without_initial_weights`)."""
+    try:
+        collection.load_bricks(folder / BRICKS_FOLDER, missing="error")
+    except CheckpointError as error:
+        raise CheckpointError(
+            f"Cannot load the trained weights of experiment {str(folder)!r} (the bricks would predict with the "
+            f"untrained ones): {error} Copy the experiment's {BRICKS_FOLDER}/ whole, as its training run wrote it."
+        ) from error
 
 
 def _load_lightning_checkpoint(collection: BrickCollection, path: Path, map_location: str | torch.device) -> None:
