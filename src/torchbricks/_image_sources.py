@@ -20,7 +20,7 @@ from PIL import Image
 
 from torchbricks._extras import require
 from torchbricks._image_files import IMAGE_EXTENSIONS, visible_files
-from torchbricks._pictures import rgb_as_shown, too_large
+from torchbricks._pictures import open_image, rgb_as_shown, too_large
 from torchbricks.errors import BrickError, MissingExtraError
 
 __all__ = [
@@ -193,7 +193,7 @@ class ImageSourceDataset:
                 frame = decoder[item.frame]  # uint8 [C, H, W]
             array = np.asarray(frame.permute(1, 2, 0).cpu())
             return np.ascontiguousarray(array[..., :3] if array.shape[-1] >= 3 else np.repeat(array, 3, axis=-1))
-        with Image.open(item.path) as image:
+        with open_image(item.path) as image:
             if item.frame is not None:
                 image.seek(item.frame)
             # as the job read its training images; a writable copy: torch.from_numpy warns on read-only arrays

@@ -11,6 +11,8 @@ to the picture a person saw when labelling it.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,7 @@ __all__ = [
     "JPEG_REDUCTIONS",
     "PIXEL_LIMIT_VARIABLE",
     "exif_orientation",
+    "open_image",
     "read_rgb_as_shown",
     "read_rgb_reduced",
     "reduce_jpeg_decoding",
@@ -63,6 +66,18 @@ def too_large(path: Path | str, error: Exception) -> DataError:
         f"environment variable {PIXEL_LIMIT_VARIABLE}=0 (no limit) or a larger number of pixels; `torchbricks predict "
         "--tile N` reads such images whatever the limit."
     )
+
+
+@contextmanager
+def open_image(path: Path | str) -> Iterator[Image.Image]:
+    """`PIL.Image.open` of the file, read through a file object rather than by path.
+
+    Pillow memory-maps an uncompressed file it opens by path, and then loads a single-channel TIFF (8 or 16 bits)
+    whose orientation tag turns it by a quarter (5 to 8) with its pixels scrambled: the size is turned, the rows are
+    the stored ones cut to it. Read through a file object it is turned right. Every reader of pixels opens files here.
+    """
+    with open(path, "rb") as file, Image.open(file) as image:
+        yield image
 
 
 EXIF_ORIENTATION = 0x0112
@@ -166,7 +181,7 @@ def read_rgb_reduced(path: Path | str, at_least: tuple[int, int] | None) -> tupl
         DataError: As `read_rgb_as_shown`.
     """
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             shown = upright_size(image)
             if at_least is not None:
                 reduce_jpeg_decoding(image, at_least)

@@ -74,9 +74,9 @@ def test_a_tiff_with_an_orientation_is_turned_upright_once(tmp_path: Path, orien
     # Pillow turns a TIFF upright itself (its size as it opens it, its pixels as it loads it): turned again by the
     # readers, a scan was trained on and predicted turned or mirrored the wrong way, its boxes on another picture
     path = tmp_path / "scan.tif"
-    save_as_camera(upright_picture(), path, orientation, **({"compression": compression} if compression else {}))
-    # compressed: Pillow maps an uncompressed one-band TIFF into memory at its turned size and scrambles its pixels
-    save_as_camera(upright_picture("L"), tmp_path / "mask.tif", orientation, compression="tiff_lzw")
+    options = {"compression": compression} if compression else {}
+    save_as_camera(upright_picture(), path, orientation, **options)
+    save_as_camera(upright_picture("L"), tmp_path / "mask.tif", orientation, **options)  # one band: see below
     expected = np.asarray(upright_picture())
 
     assert np.array_equal(np.asarray(load_rgb(path)), expected)
@@ -85,6 +85,24 @@ def test_a_tiff_with_an_orientation_is_turned_upright_once(tmp_path: Path, orien
     assert np.array_equal(array, expected)  # what `predict` reads
     assert image_file_size(path) == (30, 20)
     assert np.array_equal(read_mask(tmp_path / "mask.tif"), np.asarray(upright_picture("L")).astype(np.int64))
+
+
+@pytest.mark.parametrize("orientation", range(5, 9))
+@pytest.mark.parametrize("mode", ["L", "I;16"])
+def test_an_uncompressed_one_band_tiff_turned_a_quarter_keeps_its_pixels(tmp_path: Path, orientation: int, mode: str) -> None:
+    # Pillow memory-maps an uncompressed file opened by path, and a one-band TIFF whose tag turns it by a quarter then
+    # loads at its turned size with the stored rows cut to it: a grey scan or a mask of other pixels, without a word
+    grey = np.asarray(upright_picture("L"))
+    stored = grey.astype(np.uint16) * 257 if mode == "I;16" else grey  # 16 bits read as their upper 8
+    save_as_camera(Image.fromarray(stored), tmp_path / "scan.tif", orientation)
+    expected = np.repeat(grey[..., None], 3, axis=-1)
+
+    assert np.array_equal(np.asarray(load_rgb(tmp_path / "scan.tif")), expected)
+    assert np.array_equal(read_image(tmp_path / "scan.tif"), expected)
+    _, array, _ = ImageSourceDataset([ImageSource(tmp_path / "scan.tif")])[0]
+    assert np.array_equal(array, expected)
+    if mode == "L":
+        assert np.array_equal(read_mask(tmp_path / "scan.tif"), grey.astype(np.int64))
 
 
 def test_a_mask_with_an_orientation_is_turned_as_its_image(tmp_path: Path) -> None:

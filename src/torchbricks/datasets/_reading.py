@@ -25,6 +25,7 @@ from torchbricks._image_files import IMAGE_EXTENSIONS, is_hidden, visible_files
 from torchbricks._pictures import (
     EXIF_ORIENTATION,
     exif_orientation,
+    open_image,
     read_rgb_as_shown,
     read_rgb_reduced,
     rgb_as_shown,
@@ -52,6 +53,7 @@ __all__ = [
     "is_hidden",
     "load_rgb",
     "load_rgb_reduced",
+    "open_image",
     "problems_or_raise",
     "random_split",
     "read_user_text",

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from torchbricks._conventions import IGNORE_INDEX
-from torchbricks._pictures import too_large
+from torchbricks._pictures import open_image, too_large
 from torchbricks.datasets._reading import IMAGE_EXTENSIONS, exif_orientation, image_files, is_hidden, upright_size, visible_files
 from torchbricks.datasets.detection_layouts import (
     DETECTION_LAYOUTS,
@@ -138,7 +138,7 @@ def decode_image(path: Path) -> tuple[tuple[int, int], str, int] | str:
     try:
         with Image.open(path) as image:
             image.verify()
-        with Image.open(path) as image:
+        with open_image(path) as image:
             size, orientation = upright_size(image), exif_orientation(image)  # before decoding, as the readers see them
             image.load()
             return size, hashlib.sha1(image.tobytes()).hexdigest(), orientation

@@ -34,7 +34,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
 from torchbricks._conventions import IGNORE_INDEX
@@ -51,6 +50,7 @@ from torchbricks.datasets._reading import (
     image_file_size,
     is_hidden,
     load_rgb,
+    open_image,
     problems_or_raise,
     read_user_text,
     to_image,
@@ -558,7 +558,7 @@ def read_mask(path: Path, foreground_255: bool = False, colours: MaskColours | N
             export and colour-coded data sets save classes), which grey levels would turn into other classes without
             a word; with `colours`, a colour it does not list or a palette that disagrees with it.
     """
-    with Image.open(path) as mask_file:
+    with open_image(path) as mask_file:
         orientation = exif_orientation(mask_file)
         mask_file.load()  # before np.asarray: Pillow turns a TIFF as it loads it, and an array of it unloaded keeps it stored
         upright_mask = upright(mask_file, orientation)  # upright, as its image
