@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +116,25 @@ def test_decoding_a_perfect_prediction_gives_back_the_boxes() -> None:
     assert torch.allclose(boxes[1, :1], BOXES[1, :1], atol=1e-4)
     assert (boxes[labels < 0] == 0).all()
     assert (scores[labels >= 0] > 0.99).all()
+
+
+def test_boxes_decoded_under_bfloat16_mixed_precision_are_the_pixels_and_scores_of_the_head_outputs() -> None:
+    # A head under precision=bf16-mixed gives bfloat16 maps; decoded in bfloat16, a coordinate near 1000 px was a
+    # multiple of 4 and a score near 1 a multiple of 1/256, so validation and test measured rounded boxes.
+    logits = torch.full((1, 1, 256, 256), -9.0, dtype=torch.bfloat16)  # 1024 px at stride 4
+    logits[0, 0, 201, 250] = 4.0
+    distances = torch.full((1, 4, 256, 256), 1.0, dtype=torch.bfloat16)
+    distances[0, :, 201, 250] = torch.tensor([3.3, 2.7, 5.1, 1.9], dtype=torch.bfloat16)
+
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        boxes, scores, labels = BoxDecoder(stride=4, max_detections=2)(logits, distances)
+
+    sides = distances[0, :, 201, 250].double() * 4
+    centre_x, centre_y = (250 + 0.5) * 4, (201 + 0.5) * 4
+    expected = torch.stack([centre_x - sides[0], centre_y - sides[1], centre_x + sides[2], centre_y + sides[3]])
+    assert labels[0, 0].item() == 0
+    torch.testing.assert_close(boxes[0, 0].double(), expected, atol=1e-4, rtol=0)
+    assert scores[0, 0].item() == pytest.approx(1 / (1 + math.exp(-4.0)), abs=1e-6)
 
 
 def test_loss_is_small_for_a_perfect_prediction_and_large_for_a_wrong_one() -> None:

@@ -28,7 +28,13 @@ from torchbricks.bag_of_bricks._box_geometry import (
     render_box_targets,
 )
 from torchbricks.bag_of_bricks._box_metrics import BoxMeanAveragePrecision
-from torchbricks.bag_of_bricks._heatmaps import gather_cells, heatmap_focal_loss, heatmap_peaks, set_prior
+from torchbricks.bag_of_bricks._heatmaps import (
+    at_least_float32,
+    gather_cells,
+    heatmap_focal_loss,
+    heatmap_peaks,
+    set_prior,
+)
 from torchbricks.bag_of_bricks.brick_visualizer import BrickPerImageVisualization
 from torchbricks.bag_of_bricks.drawing import draw_boxes
 from torchbricks.bag_of_bricks.necks import create_pyramid_feature_bricks
@@ -160,6 +166,7 @@ class BoxDecoder(nn.Module):
         self.nms_iterations = nms_iterations
 
     def forward(self, heatmap_logits: torch.Tensor, distances: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        heatmap_logits, distances = at_least_float32(heatmap_logits), at_least_float32(distances)  # mixed precision
         scores, cells, labels = heatmap_peaks(heatmap_logits, self.max_detections)
         boxes = gather_cells(distances_to_boxes(distances, self.stride).permute(0, 3, 1, 2), cells).transpose(1, 2)  # [B, P, 4]
         keep = matrix_nms(boxes, scores, labels, self.iou_threshold, self.nms_iterations) & (scores >= self.score_threshold)
