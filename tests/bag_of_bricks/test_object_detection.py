@@ -150,6 +150,20 @@ def test_loss_is_small_for_a_perfect_prediction_and_large_for_a_wrong_one() -> N
     assert box_bad > 0.5
 
 
+def test_the_box_loss_of_a_perfect_prediction_is_zero_under_bfloat16_mixed_precision() -> None:
+    # Boxes near 1000 px made from bfloat16 distances were rounded to multiples of 4 px: the GIoU loss of a perfect
+    # prediction was 0.43, which training followed and the epoch's loss_box logged.
+    boxes = torch.tensor([[[900.0, 800.0, 916.0, 812.0], [500.0, 300.0, 530.0, 340.0]]])
+    labels = torch.tensor([[0, 1]])
+    logits, distances = _perfect_prediction(boxes, labels, stride=4, size=(256, 256))
+    assert torch.equal(distances.bfloat16().float(), distances)  # the head's bfloat16 output can be exact
+
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, box_loss = BoxDetectionLoss(num_classes=2, stride=4)(logits.bfloat16(), distances.bfloat16(), boxes, labels)
+
+    assert box_loss.item() == pytest.approx(0.0, abs=1e-4)
+
+
 def test_loss_of_a_batch_without_boxes_is_the_loss_of_padding_alone() -> None:
     # Tiles of a large image are often empty; a batch of them must train like a batch padded with label -1.
     loss = BoxDetectionLoss(num_classes=2, stride=4)

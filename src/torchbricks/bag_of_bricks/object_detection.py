@@ -121,7 +121,8 @@ class BoxDetectionLoss(nn.Module):
         count = (target_labels >= 0).sum().clamp(min=1).to(heatmap_logits.dtype)
         ignored = ignored_cells(target_boxes, target_labels, self.num_classes, (height, width), self.stride)
         heatmap_loss = heatmap_focal_loss(heatmap_logits, heat, count, self.alpha, self.beta, ignored.to(heatmap_logits.dtype))
-        _, giou = generalized_box_iou_pairs(distances_to_boxes(distances, self.stride), assigned)
+        # in float32: in bfloat16 (mixed precision) a box side near 1000 px is a multiple of 4, and a perfect box lost GIoU
+        _, giou = generalized_box_iou_pairs(distances_to_boxes(at_least_float32(distances), self.stride), assigned)
         box_loss = ((1 - giou) * weight).sum() / weight.sum().clamp(min=1e-6)
         return heatmap_loss, self.box_weight * box_loss
 
