@@ -110,6 +110,16 @@ def test_mean_iou_equals_scikit_learn_on_masks_with_ignored_pixels_and_from_scor
     assert float(metric.compute()) == pytest.approx(expected, abs=1e-6)
 
 
+def test_mean_iou_takes_its_arguments_by_position_as_torchmetrics_jaccard_index_does() -> None:
+    from torchmetrics.classification import MulticlassJaccardIndex
+
+    generator = torch.Generator().manual_seed(3)
+    target, prediction = torch.randint(0, 3, (2, 8, 8), generator=generator), torch.randint(0, 3, (2, 8, 8), generator=generator)
+    metric, reference = MulticlassMeanIoU(3, "macro", 255), MulticlassJaccardIndex(3, "macro", 255)
+
+    assert float(metric(prediction, target)) == pytest.approx(float(reference(prediction, target)), abs=1e-6)
+
+
 @pytest.mark.parametrize("metric_class", [MulticlassMeanIoU, ConfusionMatrixClassScores])
 @pytest.mark.parametrize(
     ("prediction", "target", "expected"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +118,25 @@ def test_decoding_a_perfect_prediction_gives_back_the_boxes() -> None:
     assert (scores[labels >= 0] > 0.99).all()
 
 
+def test_boxes_decoded_under_bfloat16_mixed_precision_are_the_pixels_and_scores_of_the_head_outputs() -> None:
+    # A head under precision=bf16-mixed gives bfloat16 maps; decoded in bfloat16, a coordinate near 1000 px was a
+    # multiple of 4 and a score near 1 a multiple of 1/256, so validation and test measured rounded boxes.
+    logits = torch.full((1, 1, 256, 256), -9.0, dtype=torch.bfloat16)  # 1024 px at stride 4
+    logits[0, 0, 201, 250] = 4.0
+    distances = torch.full((1, 4, 256, 256), 1.0, dtype=torch.bfloat16)
+    distances[0, :, 201, 250] = torch.tensor([3.3, 2.7, 5.1, 1.9], dtype=torch.bfloat16)
+
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        boxes, scores, labels = BoxDecoder(stride=4, max_detections=2)(logits, distances)
+
+    sides = distances[0, :, 201, 250].double() * 4
+    centre_x, centre_y = (250 + 0.5) * 4, (201 + 0.5) * 4
+    expected = torch.stack([centre_x - sides[0], centre_y - sides[1], centre_x + sides[2], centre_y + sides[3]])
+    assert labels[0, 0].item() == 0
+    torch.testing.assert_close(boxes[0, 0].double(), expected, atol=1e-4, rtol=0)
+    assert scores[0, 0].item() == pytest.approx(1 / (1 + math.exp(-4.0)), abs=1e-6)
+
+
 def test_loss_is_small_for_a_perfect_prediction_and_large_for_a_wrong_one() -> None:
     loss = BoxDetectionLoss(num_classes=2, stride=4)
     logits, distances = _perfect_prediction(BOXES, LABELS, stride=4, size=(8, 8))
@@ -128,6 +148,20 @@ def test_loss_is_small_for_a_perfect_prediction_and_large_for_a_wrong_one() -> N
     assert box_good < 1e-4
     assert heat_bad > 100 * heat_good
     assert box_bad > 0.5
+
+
+def test_the_box_loss_of_a_perfect_prediction_is_zero_under_bfloat16_mixed_precision() -> None:
+    # Boxes near 1000 px made from bfloat16 distances were rounded to multiples of 4 px: the GIoU loss of a perfect
+    # prediction was 0.43, which training followed and the epoch's loss_box logged.
+    boxes = torch.tensor([[[900.0, 800.0, 916.0, 812.0], [500.0, 300.0, 530.0, 340.0]]])
+    labels = torch.tensor([[0, 1]])
+    logits, distances = _perfect_prediction(boxes, labels, stride=4, size=(256, 256))
+    assert torch.equal(distances.bfloat16().float(), distances)  # the head's bfloat16 output can be exact
+
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, box_loss = BoxDetectionLoss(num_classes=2, stride=4)(logits.bfloat16(), distances.bfloat16(), boxes, labels)
+
+    assert box_loss.item() == pytest.approx(0.0, abs=1e-4)
 
 
 def test_loss_of_a_batch_without_boxes_is_the_loss_of_padding_alone() -> None:

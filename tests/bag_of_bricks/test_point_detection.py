@@ -50,6 +50,24 @@ def test_decoding_the_targets_gives_back_the_points() -> None:
     assert (scores[labels >= 0] > 0.99).all()
 
 
+def test_points_decoded_under_bfloat16_mixed_precision_are_the_pixels_and_scores_of_the_head_outputs() -> None:
+    # Decoded in bfloat16 (a head's maps under precision=bf16-mixed), a coordinate near 1000 px was a multiple of 4:
+    # the F1 matched points within a stride of 4 px against rounded positions.
+    logits = torch.full((1, 1, 256, 256), -9.0, dtype=torch.bfloat16)
+    logits[0, 0, 201, 250] = 4.0
+    offsets = torch.zeros(1, 2, 256, 256, dtype=torch.bfloat16)
+    offsets[0, :, 201, 250] = torch.tensor([0.3, 0.7], dtype=torch.bfloat16)
+
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        points, scores, labels = PointDecoder(stride=4, max_points=2)(logits, offsets)
+
+    offset = offsets[0, :, 201, 250].double()
+    expected = torch.stack([(250 + offset[0]) * 4, (201 + offset[1]) * 4])
+    assert labels[0, 0].item() == 0
+    torch.testing.assert_close(points[0, 0].double(), expected, atol=1e-4, rtol=0)
+    assert scores[0, 0].item() == pytest.approx(1 / (1 + math.exp(-4.0)), abs=1e-6)
+
+
 def test_loss_is_small_for_the_targets_and_large_for_a_wrong_heatmap() -> None:
     heat = render_heatmap_targets(POINTS, LABELS, num_classes=2, size=(8, 8), stride=4)[0]
     loss = PointDetectionLoss(num_classes=2, stride=4)

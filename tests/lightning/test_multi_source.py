@@ -99,6 +99,26 @@ def test_every_schedule_trains_both_heads_and_reports_each_on_its_own_source(tmp
         torch.testing.assert_close(logged[f"validation/{head}/MulticlassAccuracy"], expected, atol=1e-6, rtol=0)
 
 
+def test_a_head_loss_of_combined_batches_is_the_mean_over_its_own_source_samples(tmp_path: Path) -> None:
+    # min_size: 3 steps, each a shape batch of 4 beside a colour batch of 4, 4 and then the last 2; with a learning
+    # rate of 0 the colour loss of the epoch is the cross entropy of its 10 samples, whatever their order.
+    colour_size = 10
+    module = LightningBrickCollection(
+        tmp_path, "run", two_heads(), lambda params: torch.optim.SGD(params, lr=0.0), missing_targets="skip"
+    )
+    trainer = pl.Trainer(
+        max_epochs=1, logger=False, enable_checkpointing=False, enable_model_summary=False, accelerator="cpu",
+        limit_val_batches=0,
+    )  # fmt: skip
+    trainer.fit(module, datamodule=MultiSourceDataModule(sources(colour_size=colour_size), mode="min_size"))
+
+    colour = sources(colour_size=colour_size)["colour"].dataset.tensors
+    with torch.no_grad():
+        logits = module.brick_collection(named_inputs={"raw": colour["raw"]}, tags="MODEL")["colour/logits"]
+    expected = nn.functional.cross_entropy(logits, colour["colour_targets"])
+    torch.testing.assert_close(trainer.callback_metrics["train/losses/colour/loss_epoch"], expected, rtol=1e-6, atol=0)
+
+
 def test_the_temperature_schedule_draws_by_size_and_is_the_same_for_every_process() -> None:
     loaders = {name: source.train_dataloader() for name, source in sources(shape_size=64, colour_size=8).items()}
     by_size = SourceSchedule(loaders, "temperature", temperature=1.0, seed=3)

@@ -200,6 +200,39 @@ def test_predictions_show_ground_truth_beside_prediction_mistakes_first_one_titl
     assert Image.open(tmp_path / "predictions.png").size[0] > 0
 
 
+@pytest.mark.parametrize("output", ["probabilities", "logits"])
+def test_a_binary_head_is_drawn_with_the_classes_its_binary_metric_decides(output: str) -> None:
+    # Truncated to integers, probabilities were all class 0 and logits any integer: a head of accuracy 1.0 was drawn
+    # with every positive image wrong.
+    from torchmetrics.classification import BinaryAccuracy
+
+    generator = torch.Generator().manual_seed(0)
+    raw = torch.randn(8, 3, 2, 2, generator=generator)
+    targets = (raw.mean(dim=(1, 2, 3)) > 0).long()
+    logits = raw.mean(dim=(1, 2, 3)) * 5
+
+    class Score(nn.Module):
+        def forward(self, images: torch.Tensor) -> torch.Tensor:
+            scores = images.mean(dim=(1, 2, 3)) * 5
+            return torch.sigmoid(scores) if output == "probabilities" else scores
+
+    collection = BrickCollection(
+        {
+            "head": {
+                "score": BrickTrainable(Score(), input_names=["raw"], output_names=["./score"]),
+                "accuracy": BrickMetricSingle(BinaryAccuracy(), input_names=["./score", "targets"]),
+            }
+        }
+    )
+
+    (head,) = collect_predictions(collection, [{"raw": raw, "targets": targets}])
+
+    assert head.kind == "classification"
+    np.testing.assert_array_equal(head.prediction, (torch.sigmoid(logits) > 0.5).long().numpy())
+    assert int(head.errors().sum()) == 0  # as BinaryAccuracy says of the same scores
+    assert float(BinaryAccuracy()(torch.sigmoid(logits), targets)) == 1.0
+
+
 def test_segmentation_heads_draw_the_true_and_the_predicted_mask_side_by_side() -> None:
     collection = BrickCollection(
         {

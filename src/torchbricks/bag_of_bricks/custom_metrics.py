@@ -177,9 +177,9 @@ class _ChecksClassIndices:
     num_classes: int
     ignore_index: int | None
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # the torchmetrics class's own arguments, by position too
         kwargs.setdefault("validate_args", False)
-        super().__init__(**kwargs)
+        super().__init__(*args, **kwargs)
 
     def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
         check_class_indices(type(self).__name__, preds, target, self.num_classes, self.ignore_index)

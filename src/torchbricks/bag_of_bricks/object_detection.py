@@ -28,7 +28,13 @@ from torchbricks.bag_of_bricks._box_geometry import (
     render_box_targets,
 )
 from torchbricks.bag_of_bricks._box_metrics import BoxMeanAveragePrecision
-from torchbricks.bag_of_bricks._heatmaps import gather_cells, heatmap_focal_loss, heatmap_peaks, set_prior
+from torchbricks.bag_of_bricks._heatmaps import (
+    at_least_float32,
+    gather_cells,
+    heatmap_focal_loss,
+    heatmap_peaks,
+    set_prior,
+)
 from torchbricks.bag_of_bricks.brick_visualizer import BrickPerImageVisualization
 from torchbricks.bag_of_bricks.drawing import draw_boxes
 from torchbricks.bag_of_bricks.necks import create_pyramid_feature_bricks
@@ -115,7 +121,8 @@ class BoxDetectionLoss(nn.Module):
         count = (target_labels >= 0).sum().clamp(min=1).to(heatmap_logits.dtype)
         ignored = ignored_cells(target_boxes, target_labels, self.num_classes, (height, width), self.stride)
         heatmap_loss = heatmap_focal_loss(heatmap_logits, heat, count, self.alpha, self.beta, ignored.to(heatmap_logits.dtype))
-        _, giou = generalized_box_iou_pairs(distances_to_boxes(distances, self.stride), assigned)
+        # in float32: in bfloat16 (mixed precision) a box side near 1000 px is a multiple of 4, and a perfect box lost GIoU
+        _, giou = generalized_box_iou_pairs(distances_to_boxes(at_least_float32(distances), self.stride), assigned)
         box_loss = ((1 - giou) * weight).sum() / weight.sum().clamp(min=1e-6)
         return heatmap_loss, self.box_weight * box_loss
 
@@ -160,6 +167,7 @@ class BoxDecoder(nn.Module):
         self.nms_iterations = nms_iterations
 
     def forward(self, heatmap_logits: torch.Tensor, distances: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        heatmap_logits, distances = at_least_float32(heatmap_logits), at_least_float32(distances)  # mixed precision
         scores, cells, labels = heatmap_peaks(heatmap_logits, self.max_detections)
         boxes = gather_cells(distances_to_boxes(distances, self.stride).permute(0, 3, 1, 2), cells).transpose(1, 2)  # [B, P, 4]
         keep = matrix_nms(boxes, scores, labels, self.iou_threshold, self.nms_iterations) & (scores >= self.score_threshold)

@@ -16,7 +16,13 @@ from PIL import Image
 from torch import nn
 from torchmetrics import Metric
 
-from torchbricks.bag_of_bricks._heatmaps import gather_cells, heatmap_focal_loss, heatmap_peaks, set_prior
+from torchbricks.bag_of_bricks._heatmaps import (
+    at_least_float32,
+    gather_cells,
+    heatmap_focal_loss,
+    heatmap_peaks,
+    set_prior,
+)
 from torchbricks.bag_of_bricks.brick_visualizer import BrickPerImageVisualization
 from torchbricks.bag_of_bricks.drawing import draw_points
 from torchbricks.bag_of_bricks.necks import create_pyramid_feature_bricks
@@ -94,6 +100,7 @@ class PointDecoder(nn.Module):
         self.threshold = threshold
 
     def forward(self, heatmap_logits: torch.Tensor, offsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        heatmap_logits, offsets = at_least_float32(heatmap_logits), at_least_float32(offsets)  # mixed precision
         width = heatmap_logits.shape[-1]
         scores, cells, labels = heatmap_peaks(heatmap_logits, self.max_points)
         offset = gather_cells(offsets, cells)  # [B, 2, P]

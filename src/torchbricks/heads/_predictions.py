@@ -106,14 +106,30 @@ class HeadPredictions:
 
 def class_indices(pair: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray] | None:
     """Predicted and true class indices of the same shape from (prediction, truth) (scores or logits argmax'ed over
-    axis 1), or None."""
+    axis 1; against 0/1 targets, one score per sample or pixel, a probability or a logit, decided as torchmetrics'
+    binary metrics decide it: a sigmoid unless every value is in [0, 1], then above 1/2), or None.
+
+    Example:
+        >>> [indices.tolist() for indices in class_indices((np.array([0.2, 0.9]), np.array([0, 0])))]
+        [[0, 1], [0, 0]]
+    """
     if pair is None:
         return None
     prediction, truth = pair[0], pair[1].astype(np.int64)
     if prediction.ndim == truth.ndim + 1:
         prediction = prediction.argmax(axis=1)
+    if _binary_scores(prediction, truth):
+        scores = prediction if ((prediction >= 0) & (prediction <= 1)).all() else 1 / (1 + np.exp(-prediction))
+        prediction = scores > 0.5
     prediction = prediction.astype(np.int64)
     return (prediction, truth) if prediction.shape == truth.shape else None
+
+
+def _binary_scores(prediction: np.ndarray, truth: np.ndarray) -> bool:
+    """Whether `prediction` holds scores of 0/1 targets (truncated to integers they were all class 0)."""
+    if not np.issubdtype(prediction.dtype, np.floating) or prediction.shape != truth.shape:
+        return False
+    return bool(np.isin(truth, (0, 1, IGNORE_INDEX)).all()) and not bool((prediction == np.round(prediction)).all())
 
 
 class MatchedPredictions:

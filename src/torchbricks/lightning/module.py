@@ -373,13 +373,17 @@ class LightningBrickCollection(pl.LightningModule):
         run = self._compiled_stages.get(stage) or self.stage_collection(stage)
         losses: dict[str, Any] = {}
         batch_size = 0
+        per_source: list[tuple[dict[str, Any], int]] = []  # each named batch's losses and its size, for the epoch means
         for named_inputs in self._named_batches(batch):
             if stage is Stage.TRAIN and self.missing_targets == "skip":
                 self._batch_names.update(named_inputs)
             named_outputs = run(named_inputs=named_inputs, tags=stage, missing_targets=self.missing_targets)
-            for name, loss in self.brick_collection.extract_losses(named_outputs).items():
+            source_losses = self.brick_collection.extract_losses(named_outputs)
+            for name, loss in source_losses.items():
                 losses[name] = losses[name] + loss if name in losses else loss
-            batch_size += _batch_size(named_inputs) or 1
+            source_size = _batch_size(named_inputs) or 1
+            per_source.append((source_losses, source_size))
+            batch_size += source_size
         if not losses:
             raise BrickError(
                 f"No loss brick ran in stage {stage.value!r}; loss outputs of the collection: "
@@ -391,7 +395,12 @@ class LightningBrickCollection(pl.LightningModule):
             self._train_losses = losses if self.loss_balancer.uses_gradients else {}
         if self._trainer is None:
             return {"loss": total, **losses}  # called outside a Trainer (a notebook, a test): nothing to log to
-        self._loss_means[stage].update({"loss": total, **losses}, batch_size)
+        # A head's loss is the mean over the samples of the batches that carried its targets: weighed by the whole
+        # step's size (every source of a combined batch), a head's epoch mean leaned towards the steps where the
+        # other sources' batches were larger (a source's last, partial batch, or a cycled shorter source).
+        self._loss_means[stage].update({"loss": total}, batch_size)
+        for source_losses, source_size in per_source:
+            self._loss_means[stage].update(source_losses, source_size)
         if stage is Stage.TRAIN:  # this process's batch; the epoch means are reduced over processes in _summarize_epoch
             log = partial(self.log, on_step=True, on_epoch=False, batch_size=batch_size)
             log(logged_name("train", TOTAL_LOSS, loss=True) + "_step", total, prog_bar=True)
