@@ -167,6 +167,20 @@ def test_the_best_epochs_weights_are_tested_and_saved_in_bricks_not_the_last(tin
     assert not all(torch.equal(value, last[f"brick_collection.backbone.{key}"]) for key, value in bricks.items())
 
 
+def test_metrics_json_says_which_epoch_its_train_and_validation_values_are_of(tiny_shapes: Path, tmp_path: Path) -> None:
+    # Validated every second epoch, the last of three trained epochs was not validated: metrics.json's validation
+    # values are epoch 2's, beside epoch 3's training values, and it says so.
+    overrides = ["trainer.max_epochs=3", "+trainer.check_val_every_n_epoch=2", "early_stopping.patience=null"]
+    metrics = _classification(tiny_shapes, tmp_path, *overrides, "model.weights=null")
+
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    validated = [record["epoch"] + 1 for record in history if "validation/loss" in record]
+    assert metrics["metric_epochs"] == {"train": 3, "validation": validated[-1]} == {"train": 3, "validation": 2}
+    assert metrics["validation"]["classification/accuracy"] == pytest.approx(
+        next(record for record in history if record["epoch"] == 1)["validation/classification/accuracy"]
+    )
+
+
 @pytest.mark.slow
 def test_a_list_of_monitored_values_keeps_the_epoch_best_by_their_mean(tiny_shapes: Path, tmp_path: Path) -> None:
     # The classification task logs one validation metric; the list of several is the multi-source test's.

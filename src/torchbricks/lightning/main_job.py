@@ -8,7 +8,9 @@ Everything comes from a composed config (`torchbricks.configuration.compose_conf
   `torchbricks.trained_experiment.load_experiment` rebuilds the trained model without the training data;
 - `checkpoints/`: Lightning's `last.ckpt` (every epoch) and `best.ckpt` (by `checkpoint.monitor`);
 - `metrics.json`: the last epoch's train and validation metrics and the test metrics of the best epoch's weights
-  (confusion matrices and each head's `per_class` values keyed by class name included), the ONNX check, the wall
+  (confusion matrices and each head's `per_class` values keyed by class name included), the epoch of each of the
+  first two (`metric_epochs`, counted from 1: the last validated epoch, with `trainer.check_val_every_n_epoch` above
+  1, may be older than the last trained), the ONNX check, the wall
   time, the epochs run, why training stopped (`stop_reason`: `max_epochs`, `max_time`, `early_stopping`...) and
   which epoch was best (`best_epoch`, counted from 1, with `best_score` of `checkpoint.monitor`);
   `metrics_<stage>.json`: the last epoch of each stage, written during training;
@@ -142,6 +144,7 @@ def run_main_job(config: Any) -> MainJobResult:
         loaders = loaders if isinstance(loaders, list) else [loaders]  # one test loader per source with data.sources
         batch = module.named_inputs_from_batch(next(iter(loaders[0])))
         metrics: dict[str, Any] = to_json(module.epoch_metrics)
+        metrics["metric_epochs"] = {stage: epoch for stage, epoch in module.epoch_metrics_epoch.items() if stage != "test"}
         onnx_failure: BrickError | None = None
         if settings.export_onnx:
             try:

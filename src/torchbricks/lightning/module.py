@@ -171,6 +171,9 @@ class LightningBrickCollection(pl.LightningModule):
         `<stage>/monitored_mean`, for a checkpoint that monitors several heads at once."""
         self.epoch_metrics: dict[str, dict[str, Any]] = {}
         """Stage name -> the metric values computed at the end of its last epoch (on the CPU)."""
+        self.epoch_metrics_epoch: dict[str, int] = {}
+        """Stage name -> the training epoch (counted from 1) whose end computed its `epoch_metrics`: with
+        `check_val_every_n_epoch` above 1 the validation values are older than the training ones."""
 
     @property
     def path_experiment(self) -> Path:
@@ -461,6 +464,7 @@ class LightningBrickCollection(pl.LightningModule):
             loader = self._summarized_loader
             key = stage.value if loader is None else f"{stage.value}/dataloader_idx_{loader}"
             self.epoch_metrics[key] = {name: _to_cpu(value) for name, value in values.items()}
+            self.epoch_metrics_epoch[key] = int(self.current_epoch) + 1
 
 
 def _lacked_by(collection: Any, stage: Stage, named_inputs: Mapping[str, Any]) -> str:
