@@ -26,7 +26,53 @@ from torchbricks.errors import BrickError
 v2 = require("torchvision.transforms.v2", "vision")
 tv_tensors = require("torchvision.tv_tensors", "vision")
 
-__all__ = ["BoxesFromOutlines", "Outlines", "RandomRightAngleRotation", "RandomRotationTightBoxes", "rotate_boxes_right_angle"]
+__all__ = [
+    "BoxesFromOutlines",
+    "Outlines",
+    "RandomRightAngleRotation",
+    "RandomRotationTightBoxes",
+    "ResizeCentredMasks",
+    "resize_mask_centred",
+    "rotate_boxes_right_angle",
+]
+
+
+def resize_mask_centred(mask: torch.Tensor, size: tuple[int, int] | list[int]) -> torch.Tensor:
+    """A mask [..., h, w] resized to `size` (height, width), each pixel taking the mask's pixel under its centre
+    (torch's `nearest-exact`, in exact integer arithmetic); a `tv_tensors.Mask` stays one.
+
+    torchvision resizes masks by `nearest`, which takes the pixel under each output pixel's top-left corner: shrunk
+    by a factor s, a mask moves (s - 1) / 2 pixels of the original up and left of its image (whose antialiased
+    resize centres each output pixel on the pixels it covers), and a model trained on it predicts masks shifted so.
+
+    Example:
+        >>> resize_mask_centred(torch.arange(8).reshape(1, 8), (1, 2)).tolist()  # the pixels under 2 and 6, not 0 and 4
+        [[2, 6]]
+    """
+    height, width = int(size[0]), int(size[1])
+    plain = mask.as_subclass(torch.Tensor)
+    if tuple(plain.shape[-2:]) == (height, width):
+        return mask
+    rows = torch.div((2 * torch.arange(height) + 1) * plain.shape[-2], 2 * height, rounding_mode="floor")
+    columns = torch.div((2 * torch.arange(width) + 1) * plain.shape[-1], 2 * width, rounding_mode="floor")
+    resized = plain[..., rows[:, None], columns[None, :]]
+    return tv_tensors.wrap(resized, like=mask) if isinstance(mask, tv_tensors.TVTensor) else resized
+
+
+class ResizeCentredMasks(v2.Resize):  # type: ignore[name-defined]
+    """`v2.Resize` whose masks take the pixel under each output pixel's centre (`resize_mask_centred`), as the
+    image's antialiased resize does, instead of torchvision's top-left one: the first step of `create_transform`.
+
+    Example:
+        >>> from torchvision import tv_tensors
+        >>> ResizeCentredMasks((1, 2))(tv_tensors.Mask(torch.arange(8).reshape(1, 8))).tolist()
+        [[2, 6]]
+    """
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if isinstance(inpt, tv_tensors.Mask):
+            return resize_mask_centred(inpt, self.size)
+        return super().transform(inpt, params)
 
 
 def rotate_boxes_right_angle(boxes: torch.Tensor, turns: int, canvas_size: tuple[int, int]) -> torch.Tensor:
