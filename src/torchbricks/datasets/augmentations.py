@@ -255,7 +255,12 @@ class BoxesFromOutlines:
                 "dropped boxes without their outlines (SanitizeBoundingBoxes belongs after it)."
             )
         if count:
-            tight = _clipped_boxes(vertices.reshape(count, -1, per_part, 2), float(width), float(height))
+            polygons = vertices.reshape(count, -1, per_part, 2)
+            x, y = polygons[..., 0].flatten(1), polygons[..., 1].flatten(1)
+            tight = torch.stack([x.amin(1), y.amin(1), x.amax(1), y.amax(1)], dim=-1)  # objects wholly inside
+            crossing = (tight[:, 0] < 0) | (tight[:, 1] < 0) | (tight[:, 2] > width) | (tight[:, 3] > height)
+            if crossing.any():
+                tight[crossing] = _clipped_boxes(polygons[crossing], float(width), float(height))
         else:
             tight = vertices.new_zeros((0, 4))
         result = tv_tensors.BoundingBoxes(tight, format="XYXY", canvas_size=(height, width))
@@ -286,7 +291,7 @@ def _clipped_boxes(polygons: torch.Tensor, width: float, height: float) -> torch
         point[..., axis] = limit
         candidates.append(point)
         inside.append(crosses & _in_rectangle(point, width, height, slack))
-    corners = torch.tensor([[0.0, 0.0], [width, 0.0], [0.0, height], [width, height]], dtype=polygons.dtype)
+    corners = polygons.new_tensor([[0.0, 0.0], [width, 0.0], [0.0, height], [width, height]])
     x0, y0, x1, y1 = start[..., 0], start[..., 1], end[..., 0], end[..., 1]
     for corner in corners:  # even-odd rule: a ray from the corner to the right crosses an odd number of edges
         straddles = (y0 > corner[1]) != (y1 > corner[1])
@@ -298,7 +303,7 @@ def _clipped_boxes(polygons: torch.Tensor, width: float, height: float) -> torch
     keep = torch.cat([flags.reshape(len(polygons), -1) for flags in inside], dim=1)
     x = points[..., 0].clamp(0, width)
     y = points[..., 1].clamp(0, height)
-    infinity = torch.tensor(float("inf"), dtype=points.dtype)
+    infinity = points.new_tensor(float("inf"))
     boxes = torch.stack(
         [
             torch.where(keep, x, infinity).amin(1),
