@@ -270,6 +270,10 @@ def test_outlines_and_boxes_out_of_step_and_bad_arguments_are_refused() -> None:
     sample["boxes"] = tv_tensors.BoundingBoxes(torch.zeros(2, 4), format="XYXY", canvas_size=(48, 48))
     with pytest.raises(BrickError, match=r"5 outline vertices for 2 boxes"):
         BoxesFromOutlines()(sample)
+    sample["outlines"] = Outlines.from_points(torch.zeros(2, 3, 2), (48, 48))  # two objects' outlines, one box left
+    sample["boxes"] = tv_tensors.BoundingBoxes(torch.zeros(1, 4), format="XYXY", canvas_size=(48, 48))
+    with pytest.raises(BrickError, match=r"6 outline vertices for 1 boxes"):
+        BoxesFromOutlines()(sample)
     with pytest.raises(BrickError, match=r"degrees must be in \[0, 180\], got 200"):
         RandomRotationTightBoxes(degrees=200)
     with pytest.raises(BrickError, match=r"p must be in \[0, 1\], got -0.1"):

@@ -140,7 +140,7 @@ class RandomRightAngleRotation(v2.Transform):  # type: ignore[name-defined]
 
 class Outlines(tv_tensors.BoundingBoxes):  # type: ignore[name-defined]
     """The outlines of a sample's N objects, each P polygons (parts) of K vertices: XYXY boxes of no size
-    [N * P * K, 4], object by object, part by part (`vertices_per_part` is K).
+    [N * P * K, 4], object by object, part by part (`parts_per_object` is P, `vertices_per_part` K).
 
     Being boxes, the vertices are moved by every torchvision transform exactly as the sample's boxes are (flips,
     turns, resizing, affine maps); torchvision's `KeyPoints` follow another convention for flips (x -> width - 1 - x,
@@ -149,6 +149,7 @@ class Outlines(tv_tensors.BoundingBoxes):  # type: ignore[name-defined]
     `from_points`, read back by `BoxesFromOutlines`.
     """
 
+    parts_per_object: int
     vertices_per_part: int
 
     @classmethod
@@ -157,6 +158,7 @@ class Outlines(tv_tensors.BoundingBoxes):  # type: ignore[name-defined]
         closed by the edge from its last vertex to its first) (x, y) on a canvas of `(height, width)`."""
         flat = points.reshape(-1, 2)
         outlines = cls(torch.cat([flat, flat], dim=-1), format="XYXY", canvas_size=canvas_size, clamping_mode=None)
+        outlines.parts_per_object = int(points.shape[1]) if points.dim() == 4 else 1
         outlines.vertices_per_part = int(points.shape[-2])
         return outlines
 
@@ -164,6 +166,7 @@ class Outlines(tv_tensors.BoundingBoxes):  # type: ignore[name-defined]
     def wrap(cls, tensor: torch.Tensor, like: Outlines, **kwargs: Any) -> Outlines:
         """What torchvision's transforms return: the moved vertices, with the layout of `like`."""
         outlines = super().wrap(tensor, like, **kwargs)
+        outlines.parts_per_object = like.parts_per_object
         outlines.vertices_per_part = like.vertices_per_part
         return outlines
 
@@ -249,7 +252,8 @@ class BoxesFromOutlines:
         vertices = outlines.as_subclass(torch.Tensor).float()[:, :2]
         count = boxes.shape[0]
         per_part = getattr(outlines, "vertices_per_part", None) or max(1, len(vertices) // max(count, 1))
-        if (count == 0 and len(vertices)) or (count and len(vertices) % (count * per_part)):
+        per_object = getattr(outlines, "parts_per_object", None) or max(1, len(vertices) // max(count * per_part, 1))
+        if len(vertices) != count * per_object * per_part:
             raise BrickError(
                 f"BoxesFromOutlines: {len(vertices)} outline vertices for {count} boxes; a transform before it "
                 "dropped boxes without their outlines (SanitizeBoundingBoxes belongs after it)."
