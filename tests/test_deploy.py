@@ -173,3 +173,62 @@ def test_both_predict_paths_bring_a_mask_to_the_images_size_by_one_rule() -> Non
     assert bricks_path.resize_mask_nearest is deploy.resize_mask_nearest
     mask = np.arange(4 * 6).reshape(4, 6)
     assert not np.array_equal(deploy.resize_mask_nearest(mask, 2, 3), resize_mask(mask, (2, 3)))  # the rules differ
+
+
+def _fixed_boxes_file(folder: Path, boxes: list[list[float]]) -> Path:
+    """An ONNX detection file taking uint8 images [B, 3, 4, 6] and giving every image the same `boxes` (label 0)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    count = len(boxes)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Cast", ["images"], ["floats"], to=TensorProto.FLOAT),
+            helper.make_node("ReduceMean", ["floats", "axes"], ["means"], keepdims=0),  # [B, 3]
+            helper.make_node("Mul", ["means", "zero"], ["zeros"]),
+            helper.make_node("Reshape", ["zeros", "row"], ["column"]),  # [B, 3, 1]
+            helper.make_node("Slice", ["column", "start", "stop", "axis"], ["one"]),  # [B, 1, 1]
+            helper.make_node("Add", ["one", "boxes"], ["det/boxes"]),  # [B, count, 4]
+            helper.make_node("Squeeze", ["one", "last"], ["flat"]),  # [B, 1]
+            helper.make_node("Add", ["flat", "scores"], ["det/scores"]),  # [B, count]
+            helper.make_node("Cast", ["det/scores"], ["scores_as_int"], to=TensorProto.INT64),
+            helper.make_node("Mul", ["scores_as_int", "zero_int"], ["det/labels"]),
+        ],
+        "fixed_boxes",
+        [helper.make_tensor_value_info("images", TensorProto.UINT8, ["batch", 3, 4, 6])],
+        [
+            helper.make_tensor_value_info("det/boxes", TensorProto.FLOAT, ["batch", count, 4]),
+            helper.make_tensor_value_info("det/scores", TensorProto.FLOAT, ["batch", count]),
+            helper.make_tensor_value_info("det/labels", TensorProto.INT64, ["batch", count]),
+        ],
+        [
+            helper.make_tensor("axes", TensorProto.INT64, [2], [2, 3]),
+            helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
+            helper.make_tensor("zero_int", TensorProto.INT64, [], [0]),
+            helper.make_tensor("row", TensorProto.INT64, [3], [-1, 3, 1]),
+            helper.make_tensor("start", TensorProto.INT64, [1], [0]),
+            helper.make_tensor("stop", TensorProto.INT64, [1], [1]),
+            helper.make_tensor("axis", TensorProto.INT64, [1], [1]),
+            helper.make_tensor("last", TensorProto.INT64, [1], [2]),
+            helper.make_tensor("boxes", TensorProto.FLOAT, [1, count, 4], [value for box in boxes for value in box]),
+            helper.make_tensor("scores", TensorProto.FLOAT, [1, count], [0.9] * count),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    path = folder / "boxes.onnx"
+    onnx.save(model, str(path))
+    metadata = {"format": METADATA_FORMAT, "image_size": [4, 6], "heads": {"det": {"kind": "detection", "class_names": None}}}
+    metadata_path(path).write_text(json.dumps(metadata))
+    return path
+
+
+def test_predicted_boxes_are_cut_to_the_image_and_those_wholly_outside_it_dropped(tmp_path: Path) -> None:
+    # the model's input is 6 x 4 (width x height); the image 60 x 20: x times 10, y times 5
+    predictor = OnnxPredictor(_fixed_boxes_file(tmp_path, [[-1.0, 1.0, 2.0, 5.0], [6.5, 0.0, 8.0, 2.0]]))
+
+    result = predictor.predict([np.zeros((20, 60, 3), dtype=np.uint8)])[0]["det"]
+
+    np.testing.assert_allclose(result["boxes"], [[0.0, 5.0, 20.0, 20.0]])  # x from -10, y to 25: past the image
+    assert result["scores"].tolist() == pytest.approx([0.9])
+    assert result["labels"].tolist() == [0]

@@ -108,9 +108,11 @@ def test_detection_boxes_are_the_collection_boxes_scaled_to_the_original_size(
     assert written, "no box written"
     for image_id, path in enumerate(images, start=1):
         outputs, (height, width) = reference_outputs(experiment, path)
-        keep = outputs["detection/labels"][0] >= 0
         scale = torch.tensor([width / 32, height / 32] * 2)
-        boxes = outputs["detection/boxes"][0][keep] * scale
+        limits = torch.tensor([width, height] * 2, dtype=torch.float32)
+        boxes = torch.minimum((outputs["detection/boxes"][0] * scale).clamp(min=0), limits)  # cut to the image
+        keep = (outputs["detection/labels"][0] >= 0) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        boxes = boxes[keep]
         rows = [row for row in written if row["image_id"] == image_id]
         assert {row["file_name"] for row in rows} == {str(path)}
         actual = torch.tensor([[x, y, x + w, y + h] for x, y, w, h in (row["bbox"] for row in rows)])

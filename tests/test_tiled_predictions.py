@@ -59,3 +59,24 @@ def test_masks_average_the_windows_probabilities_where_they_overlap() -> None:
 
     assert result["seg"]["mask"].tolist() == [[0, 0, 0, 0, 1, 1]] * 4
     assert result["seg"]["mask"].dtype == np.int64
+
+
+@pytest.mark.parametrize("tile", [None, 64])
+def test_boxes_are_cut_to_the_image_and_boxes_wholly_outside_it_dropped(tile: int | None) -> None:
+    # A 50 x 40 image (width x height) and a model of 32 x 32: without tiles the input shows the image stretched, with a
+    # tile of 64 the one window is the image padded with black to 64 x 64. The first box reaches past the image's left
+    # and bottom borders, the second lies wholly right of the image (in the padding, or past the input's border).
+    boxes = np.array([[-2.0, 4.0, 10.0, 40.0], [33.0, 10.0, 40.0, 20.0], [0.0, 0.0, 0.0, 0.0]], dtype=np.float32)
+    outputs = {
+        "det/boxes": boxes,
+        "det/scores": np.array([0.9, 0.8, 0.0], dtype=np.float32),
+        "det/labels": np.array([1, 0, -1]),
+    }
+
+    result = merge_windows({"det": "detection"}, [((0, 0, 50, 40), outputs)], 40, 50, input_size=(32, 32), tile=tile)
+
+    scale_x, scale_y = (50 / 32, 40 / 32) if tile is None else (2.0, 2.0)
+    expected = [[0.0, 4.0 * scale_y, 10.0 * scale_x, 40.0]]  # cut at x = 0 and y = 40 (the image's height)
+    np.testing.assert_allclose(result["det"]["boxes"], expected, rtol=1e-6)
+    assert result["det"]["scores"].tolist() == pytest.approx([0.9])
+    assert result["det"]["labels"].tolist() == [1]

@@ -4,7 +4,7 @@ A *backend* has `heads` (head path -> kind, see `torchbricks.trained_experiment.
 `predict(images)`, taking uint8 arrays [H, W, 3] at their original size and returning one result per image:
 `{head_path: {"kind": kind, ...}}` with numpy values at the ORIGINAL image size:
 
-- detection: `boxes` float32 [N, 4] (x_min, y_min, x_max, y_max in original pixels), `scores` float32 [N],
+- detection: `boxes` float32 [N, 4] (x_min, y_min, x_max, y_max in original pixels, cut to the image), `scores` float32 [N],
   `labels` int64 [N];
 - segmentation: `mask` int64 [H, W], the class index per pixel;
 - classification and multilabel: `probabilities` float32 [K].

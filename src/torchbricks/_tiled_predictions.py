@@ -7,17 +7,17 @@ them the same way and merge the same rules, and cannot drift apart:
 - windows: `torchbricks.datasets.tiling.tile_windows`; a window shorter than the tile (an image side shorter than
   it) is padded with black at the right and bottom to the tile's size, as the training tiles are
   (`torchbricks.datasets.tiled.crop_sample`), so it keeps its scale instead of being stretched to the input size;
-- detection: each window's boxes scaled from the model's input to the window's canvas (the tile) and shifted to
-  the image, then class-wise non-maximum suppression at the head's IoU threshold (`non_maximum_suppression`), then
-  the cut parts of objects another window saw whole left out (`without_cut_parts`);
+- detection: each window's boxes scaled from the model's input to the window's canvas (the tile), shifted to
+  the image and cut to it (`boxes_in_image`), then class-wise non-maximum suppression at the head's IoU threshold
+  (`non_maximum_suppression`), then the cut parts of objects another window saw whole left out (`without_cut_parts`);
 - segmentation: each window's class probabilities resized bilinearly to the canvas (`resize_bilinear`, torch's
   `interpolate(mode="bilinear", align_corners=False)`), averaged over the windows covering a pixel (the padding
   left out), and the most probable class taken;
 - classification: the mean of the windows' probabilities; multilabel: their maximum (a class present in one window
   is present in the image).
 
-Without tiles (`tile=None`) the one window is the whole image: boxes scaled to it, the mask resized to it by
-nearest neighbour (`resize_mask_nearest`).
+Without tiles (`tile=None`) the one window is the whole image: boxes scaled to it and cut to it, the mask resized to
+it by nearest neighbour (`resize_mask_nearest`).
 
 A window's outputs are the model's, for one input: `{"<head>/<name>": array}` with a detection head's `boxes`
 [P, 4] (pixels of the model's input), `scores` [P] and `labels` [P] (-1 marks a padding row), a segmentation head's
@@ -39,6 +39,7 @@ __all__ = [
     "Window",
     "WindowOutputs",
     "at_inner_border",
+    "boxes_in_image",
     "image_windows",
     "merge_windows",
     "non_maximum_suppression",
@@ -158,11 +159,35 @@ def _merge_boxes(
     merged_boxes = np.concatenate(boxes).astype(np.float32)
     merged_scores = np.concatenate(scores).astype(np.float32)
     merged_labels = np.concatenate(labels).astype(np.int64)
+    merged_cut = np.concatenate(cut)
+    shown = boxes_in_image(merged_boxes, height, width)
+    merged_boxes, merged_scores, merged_labels, merged_cut = (
+        merged_boxes[shown],
+        merged_scores[shown],
+        merged_labels[shown],
+        merged_cut[shown],
+    )
     if len(parts) > 1 and len(merged_boxes):
         kept = non_maximum_suppression(merged_boxes, merged_scores, merged_labels, iou_threshold)
-        kept = without_cut_parts(kept, merged_boxes, merged_scores, merged_labels, np.concatenate(cut))
+        kept = without_cut_parts(kept, merged_boxes, merged_scores, merged_labels, merged_cut)
         merged_boxes, merged_scores, merged_labels = merged_boxes[kept], merged_scores[kept], merged_labels[kept]
     return {"kind": "detection", "boxes": merged_boxes, "scores": merged_scores, "labels": merged_labels}
+
+
+def boxes_in_image(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Cuts boxes [N, 4] (x_min, y_min, x_max, y_max) to the image, in place, and says which still cover some of it.
+
+    The decoder's boxes may reach past the model's input (an object at the border, the black padding of a short
+    window); in the image's pixels such a box would reach past the picture, as no true box does.
+
+    Example:
+        >>> boxes = np.array([[-4.0, 2.0, 10.0, 30.0], [25.0, 5.0, 28.0, 9.0]], dtype=np.float32)
+        >>> boxes_in_image(boxes, 20, 24).tolist(), boxes[0].tolist()
+        ([True, False], [0.0, 2.0, 10.0, 20.0])
+    """
+    np.clip(boxes[:, 0::2], 0, width, out=boxes[:, 0::2])
+    np.clip(boxes[:, 1::2], 0, height, out=boxes[:, 1::2])
+    return (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
 
 
 def _merge_masks(

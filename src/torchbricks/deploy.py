@@ -38,6 +38,7 @@ from torchbricks._tiled_predictions import (
     DEFAULT_IOU_THRESHOLD,
     Window,
     WindowOutputs,
+    boxes_in_image,
     image_windows,
     merge_windows,
     resize_mask_nearest,
@@ -236,9 +237,10 @@ class OnnxPredictor:
 
         Returns:
             Per image, head path -> `{"kind": kind, ...}` with numpy values: a detection head's `boxes` float32
-            [N, 4] (x_min, y_min, x_max, y_max in the image's pixels, padding rows removed), `scores` [N] and
-            `labels` int64 [N]; a segmentation head's `mask` int64 [H, W] class indices (resized back by nearest
-            neighbour, `resize_mask`); a classification or multilabel head's `probabilities` float32 [K].
+            [N, 4] (x_min, y_min, x_max, y_max in the image's pixels, cut to the image; padding rows and boxes wholly
+            outside it removed), `scores` [N] and `labels` int64 [N]; a segmentation head's `mask` int64 [H, W] class
+            indices (resized back by nearest neighbour, `resize_mask_nearest`); a classification or multilabel head's
+            `probabilities` float32 [K].
 
         Raises:
             BrickError: An image is not a uint8 array [H, W, 3], or a bad tile (`check_tile`).
@@ -307,9 +309,11 @@ class OnnxPredictor:
                 labels = outputs[f"{head}/labels"][index]
                 kept = labels >= 0
                 boxes = outputs[f"{head}/boxes"][index][kept].astype(np.float32)
-                result["boxes"] = boxes * np.array([scale_x, scale_y, scale_x, scale_y], dtype=np.float32)
-                result["scores"] = outputs[f"{head}/scores"][index][kept].astype(np.float32)
-                result["labels"] = labels[kept].astype(np.int64)
+                boxes = boxes * np.array([scale_x, scale_y, scale_x, scale_y], dtype=np.float32)
+                shown = boxes_in_image(boxes, height, width)
+                result["boxes"] = boxes[shown]
+                result["scores"] = outputs[f"{head}/scores"][index][kept][shown].astype(np.float32)
+                result["labels"] = labels[kept][shown].astype(np.int64)
             elif kind == "segmentation":
                 result["mask"] = resize_mask_nearest(outputs[f"{head}/mask"][index], height, width)
             else:

@@ -168,7 +168,7 @@ def test_the_box_readers_give_outlines_only_to_a_pipeline_that_uses_them_and_onl
     assert outlines.tolist() == [[x, y, x, y] for x, y in vertices]
     assert "outlines" not in tight.load_sample(1)  # turned by right angles: its box-only object keeps a tight box
     assert set(tight[0]) == {"raw", "target_boxes", "target_labels"}
-    assert outline_points([]).shape == (0, 1, 2)
+    assert outline_points([]).shape == (0, 1, 1, 2)
     with pytest.raises(BrickError, match=r"object of class 1 at \(1, 1, 4, 4\) has no polygon"):
         outline_points(box_only)
 
@@ -188,11 +188,91 @@ def test_no_objects_and_objects_turned_out_of_the_image_leave_no_boxes() -> None
     assert sanitized["labels"].tolist() == []
 
 
+def _clipped_polygon_box(polygon: list[tuple[float, float]], width: float, height: float) -> list[float] | None:
+    """The reference: the polygon cut to the image by Sutherland-Hodgman, and the box of what is left."""
+    edges = [
+        (lambda x, y: x >= 0, lambda p, q: p[0] / (p[0] - q[0])),
+        (lambda x, y: x <= width, lambda p, q: (p[0] - width) / (p[0] - q[0])),
+        (lambda x, y: y >= 0, lambda p, q: p[1] / (p[1] - q[1])),
+        (lambda x, y: y <= height, lambda p, q: (p[1] - height) / (p[1] - q[1])),
+    ]
+    points = list(polygon)
+    for inside, fraction in edges:
+        kept: list[tuple[float, float]] = []
+        for index, current in enumerate(points):
+            previous = points[index - 1]
+            if inside(*current) != inside(*previous):
+                t = fraction(previous, current)
+                kept.append((previous[0] + t * (current[0] - previous[0]), previous[1] + t * (current[1] - previous[1])))
+            if inside(*current):
+                kept.append(current)
+        points = kept
+    if not points:
+        return None
+    xs, ys = [x for x, _ in points], [y for _, y in points]
+    return [min(xs), min(ys), max(xs), max(ys)]
+
+
+def _turned(points: list[tuple[float, float]], angle: float, size: int) -> list[tuple[float, float]]:
+    """The points turned counter-clockwise on the screen about the image's centre, as torchvision turns boxes."""
+    radians, centre = np.deg2rad(angle), size / 2
+    cos, sin = np.cos(radians), np.sin(radians)
+    return [
+        (centre + (x - centre) * cos + (y - centre) * sin, centre - (x - centre) * sin + (y - centre) * cos) for x, y in points
+    ]
+
+
+@pytest.mark.parametrize("angle", [45.0, -45.0, 40.0, 60.0])
+def test_an_object_turned_partly_out_of_the_image_gets_the_box_of_what_shows(angle: float) -> None:
+    size = 96
+    square = [(0.0, 0.0), (20.0, 0.0), (20.0, 20.0), (0.0, 20.0)]  # in the corner: a turn moves most of it out
+    canvas = Image.new("L", (size, size), 0)
+    ImageDraw.Draw(canvas).polygon(square, fill=1)
+    mask = torch.from_numpy(np.asarray(canvas).copy())
+    sample = {
+        "image": tv_tensors.Image((mask * 200).expand(3, size, size).to(torch.uint8).clone()),
+        "mask": tv_tensors.Mask(mask),
+        "boxes": tv_tensors.BoundingBoxes([[0, 0, 20, 20]], format="XYXY", canvas_size=(size, size)),
+        "labels": torch.tensor([1]),
+        "outlines": Outlines.from_points(torch.tensor([square]), (size, size)),
+    }
+    transform = v2.Compose([RandomRotationTightBoxes(), BoxesFromOutlines()])
+    transform.transforms[0].make_params = lambda flat_inputs: {"angle": angle, "turns": 0}
+
+    turned = transform(sample)
+
+    expected = _clipped_polygon_box(_turned(square, angle, size), size, size)
+    assert turned["boxes"].tolist()[0] == pytest.approx(expected, abs=1e-3)
+    assert turned["boxes"].tolist()[0] == pytest.approx(_tight_box(turned["mask"]), abs=2.0)  # what the mask shows
+
+
+def test_an_outline_out_of_the_image_adds_nothing_to_the_box_nor_does_the_gap_between_its_polygons() -> None:
+    objects = [
+        BoxObject((10, 10, 70, 48), 0, [[10, 10, 20, 10, 15, 20], [60, 40, 70, 40, 65, 48]]),  # two parts, one out
+        BoxObject((0, 0, 5, 5), 1, [[-10, 5, 5, -10, -10, -10]]),  # nothing inside, though its box reaches in
+    ]
+    sample = {
+        "image": tv_tensors.Image(torch.zeros(3, 50, 50, dtype=torch.uint8)),
+        "boxes": tv_tensors.BoundingBoxes([[0, 0, 1, 1]] * 2, format="XYXY", canvas_size=(50, 50)),
+        "labels": torch.tensor([0, 1]),
+        "outlines": Outlines.from_points(outline_points(objects), (50, 50)),
+    }
+
+    sanitized = v2.SanitizeBoundingBoxes()(BoxesFromOutlines()(sample))
+
+    assert sanitized["boxes"].tolist() == [[10.0, 10.0, 20.0, 20.0]]
+    assert sanitized["labels"].tolist() == [0]
+
+
 def test_outlines_and_boxes_out_of_step_and_bad_arguments_are_refused() -> None:
     sample = _triangle_sample()
     sample["outlines"] = Outlines.from_points(torch.zeros(1, 5, 2), (48, 48))
     sample["boxes"] = tv_tensors.BoundingBoxes(torch.zeros(2, 4), format="XYXY", canvas_size=(48, 48))
     with pytest.raises(BrickError, match=r"5 outline vertices for 2 boxes"):
+        BoxesFromOutlines()(sample)
+    sample["outlines"] = Outlines.from_points(torch.zeros(2, 3, 2), (48, 48))  # two objects' outlines, one box left
+    sample["boxes"] = tv_tensors.BoundingBoxes(torch.zeros(1, 4), format="XYXY", canvas_size=(48, 48))
+    with pytest.raises(BrickError, match=r"6 outline vertices for 1 boxes"):
         BoxesFromOutlines()(sample)
     with pytest.raises(BrickError, match=r"degrees must be in \[0, 180\], got 200"):
         RandomRotationTightBoxes(degrees=200)

@@ -35,12 +35,13 @@ def _reference_tile_boxes(window: tuple[int, int, int, int], min_visibility: flo
         pixels = np.zeros((HEIGHT, WIDTH), dtype=bool)
         pixels[by0:by1, bx0:bx1] = True
         inside = pixels[y_min:y_max, x_min:x_max]
-        window_area = (x_max - x_min) * (y_max - y_min)
+        # the most pixels of the object a window can show: its columns and rows, each at most the window's
+        showable = min(pixels.any(axis=0).sum(), x_max - x_min) * min(pixels.any(axis=1).sum(), y_max - y_min)
         if not inside.any():
             continue
         rows, columns = np.nonzero(inside)
         boxes.append([float(columns.min()), float(rows.min()), float(columns.max() + 1), float(rows.max() + 1)])
-        enough = inside.sum() >= min_visibility * min(pixels.sum(), window_area)
+        enough = inside.sum() >= min_visibility * showable
         labels.append(label if enough or label < 0 else -2 - label)
     return boxes, labels
 
@@ -99,6 +100,34 @@ def test_an_object_larger_than_the_tile_is_kept_as_the_tile() -> None:
     tile = crop_sample(sample, (100, 150, 200, 250), tile_size=100)
 
     assert [0.0, 0.0, 100.0, 90.0] in tile["boxes"].tolist()  # BOXES[4] covers 90 % of this tile
+
+
+def test_an_object_longer_than_the_tile_on_one_side_is_kept_where_it_crosses_the_tile() -> None:
+    # A pole 12 px wide and 230 px tall and a rail 180 x 8 px, in 64-px tiles: they cover less than half of any tile
+    # and at most 64/230 of themselves, so a rule of half the box or half the tile ignored them in every tile, and
+    # they were never learned nor counted.
+    objects = [(120, 20, 132, 250), (20, 150, 200, 158)]  # each inside its tiles across: never cut across its width
+    sample = {
+        "image": tv_tensors.Image(torch.zeros(3, 300, 300, dtype=torch.uint8)),
+        "boxes": tv_tensors.BoundingBoxes(torch.tensor(objects, dtype=torch.float32), format="XYXY", canvas_size=(300, 300)),
+        "labels": torch.tensor([0, 1]),
+    }
+    kept = {0: 0, 1: 0}
+
+    for window in tile_windows(300, 300, 64, 0.2):
+        tile = crop_sample(sample, window, tile_size=64)
+        x_min, y_min, x_max, y_max = window
+        for (bx0, by0, bx1, by1), label in zip(objects, (0, 1), strict=True):
+            columns = max(0, min(bx1, x_max) - max(bx0, x_min))
+            rows = max(0, min(by1, y_max) - max(by0, y_min))
+            if columns * rows == 0:
+                continue
+            crosses = (columns == bx1 - bx0 and rows >= 32) or (rows == by1 - by0 and columns >= 32)  # half the tile's side
+            assert (label in tile["labels"].tolist()) == crosses, (window, label)
+            kept[label] += crosses
+
+    assert kept[0] > 0  # both are learned somewhere
+    assert kept[1] > 0
 
 
 def test_a_side_shorter_than_the_tile_is_padded_and_its_mask_padding_ignored() -> None:

@@ -138,3 +138,19 @@ def test_an_augmentation_switch_reaches_loader_processes_that_are_already_runnin
 
     assert first.min().item() == 1.0
     assert second.max().item() == 0.0
+
+
+@pytest.mark.parametrize(("side", "size", "first", "last"), [(400, 100, 101, 301), (400, (57, 80), 37, 260), (90, 24, 10, 77)])
+def test_a_resized_mask_lies_on_its_resized_image(side: int, size: int | tuple[int, int], first: int, last: int) -> None:
+    # torchvision's nearest took each pixel's top-left source pixel: shrunk 4 times, the mask lay 1.5 pixels of the
+    # original up and left of its image, and a model learned to predict masks so shifted
+    mask = torch.zeros(side, side, dtype=torch.int64)
+    mask[first:last, first + 3 : last - 5] = 1
+    image = (mask * 255).to(torch.uint8).expand(3, side, side).clone()
+
+    sample = create_transform(size)({"image": tv_tensors.Image(image), "mask": tv_tensors.Mask(mask)})
+
+    shown = sample["image"][0]  # the share of each output pixel the object covers: the image's antialiased resize
+    clear = (shown - 0.5).abs() > 0.25  # pixels the border does not split about evenly (nor corners cut)
+    assert clear.float().mean() > 0.9
+    assert torch.equal((sample["mask"] == 1)[clear], (shown > 0.5)[clear])

@@ -278,28 +278,34 @@ def _polygons(item: BoxObject) -> list[list[float]]:
 
 
 def outline_points(objects: Sequence[BoxObject]) -> torch.Tensor:
-    """The vertices of every object's COCO polygons as float32 [N, K, 2] (x, y); shorter outlines repeat their first
-    vertex up to K.
+    """The vertices of every object's COCO polygons as float32 [N, P, K, 2] (x, y): P polygons (parts) per object,
+    K vertices per part. A shorter part repeats its first vertex up to K (its closing edge stays its own), an object
+    of fewer parts repeats its first part up to P (which adds no area).
 
     Raises:
         BrickError: An object has no polygon.
 
     Example:
         >>> outline_points([BoxObject((1, 1, 3, 3), 1, [[1, 1, 3, 1, 2, 3]]), BoxObject((0, 0, 2, 2), 0, [[0, 0, 2, 2]])])[1]
-        tensor([[0., 0.],
-                [2., 2.],
-                [0., 0.]])
+        tensor([[[0., 0.],
+                 [2., 2.],
+                 [0., 0.]]])
     """
     outlines = []
     for item in objects:
-        values = [value for polygon in _polygons(item) for value in polygon[: len(polygon) // 2 * 2]]
-        if not values:
+        parts = [
+            torch.tensor(polygon[: len(polygon) // 2 * 2], dtype=torch.float32).reshape(-1, 2) for polygon in _polygons(item)
+        ]
+        if not parts:
             raise BrickError(f"outline_points: the object of class {item.label} at {item.box} has no polygon.")
-        outlines.append(torch.tensor(values, dtype=torch.float32).reshape(-1, 2))
-    longest = max((len(points) for points in outlines), default=1)
-    padded = torch.zeros((len(outlines), longest, 2), dtype=torch.float32)
-    for index, points in enumerate(outlines):
-        padded[index] = torch.cat([points, points[:1].expand(longest - len(points), 2)])
+        outlines.append(parts)
+    most_parts = max((len(parts) for parts in outlines), default=1)
+    longest = max((len(part) for parts in outlines for part in parts), default=1)
+    padded = torch.zeros((len(outlines), most_parts, longest, 2), dtype=torch.float32)
+    for index, parts in enumerate(outlines):
+        for place in range(most_parts):
+            part = parts[place] if place < len(parts) else parts[0]
+            padded[index, place] = torch.cat([part, part[:1].expand(longest - len(part), 2)])
     return padded
 
 

@@ -7,10 +7,10 @@ training and validation datasets a `ResizedImageCache` (`data.cache_megabytes`):
 and resizes it to the input size, as the transform's first step (`v2.Resize`, antialiased) would, and keeps the
 result; later reads copy it. The transform's own resize then finds the image at its size and leaves it as it is, so
 the samples are the same, pixel for pixel, as without the cache (`tests/datasets/test_image_cache.py`); masks are
-resized by nearest neighbour as the transform resizes them. A JPEG at least twice the input size is decoded reduced
-(`torchbricks._pictures.reduce_jpeg_decoding`), kept or not (`data.cache_megabytes=0` still reads through a cache
-that keeps nothing). The test split, `torchbricks evaluate`, `predict` and `torchbricks.deploy` decode in full: the
-figures a user compares come from the same pixels.
+resized by nearest neighbour as the transform resizes them (`torchbricks.datasets.augmentations.resize_mask_centred`).
+A JPEG at least twice the input size is decoded reduced (`torchbricks._pictures.reduce_jpeg_decoding`), kept or not
+(`data.cache_megabytes=0` still reads through a cache that keeps nothing). The test split, `torchbricks evaluate`,
+`predict` and `torchbricks.deploy` decode in full: the figures a user compares come from the same pixels.
 
 Each loader process keeps its own images (a share of the budget: `megabytes / processes`); once its share is full it
 keeps no more, rather than dropping images it will need again (in a shuffled epoch every image is needed once, so
@@ -98,15 +98,17 @@ class ResizedImageCache:
         return image, shown
 
     def mask(self, path: Path, read: Callable[[Path], np.ndarray]) -> Any:
-        """The class mask `read(path)` (int64 [H, W]) resized to `size` by nearest neighbour, an int64
+        """The class mask `read(path)` (int64 [H, W]) resized to `size` by nearest neighbour (the pixel under each
+        output pixel's centre, `resize_mask_centred`, as the transform resizes masks), an int64
         `tv_tensors.Mask` of its own; kept as 8 bits when its values allow."""
-        tv_tensors, functional = torchvision_parts()
+        tv_tensors, _ = torchvision_parts()
         kept = self._entries.get(("mask", str(path)))
         if kept is not None:
             return tv_tensors.Mask(kept[0].long())
+        from torchbricks.datasets.augmentations import resize_mask_centred
+
         values = read(path)
-        mask = functional.resize(tv_tensors.Mask(torch.from_numpy(values)), list(self.size))  # nearest, as v2.Resize
-        plain = mask.as_subclass(torch.Tensor)
+        plain = resize_mask_centred(torch.from_numpy(values), self.size)  # as the transform's first step
         small = plain.to(torch.uint8) if plain.numel() and int(plain.min()) >= 0 and int(plain.max()) <= 255 else plain
         self._keep(("mask", str(path)), small, (values.shape[1], values.shape[0]))
         return tv_tensors.Mask(plain.long())

@@ -5,7 +5,8 @@ per tile of `torchbricks.datasets.tiling.tile_windows`; the transform (resize to
 float image) runs on each tile, after the cut. The rules:
 
 - Boxes: a box is kept in a tile when at least `min_box_visibility` (half) of it lies inside the tile, or, for an
-  object larger than the tile, when it covers at least that much of the tile; a kept box is clipped to the tile.
+  object longer than the tile on a side, of the most of it the tile can show (the tile's side there: a pole longer
+  than the tile that crosses it whole is kept); a kept box is clipped to the tile.
   With the default overlap of 0.2, an object smaller than a fifth of a tile lies whole in some tile. An object the
   tile's border cuts below that share stays in the tile as an ignored region (label `-2 - class`, as a VOC difficult
   object or a COCO crowd): the loss neither learns it as background nor as an object, and a detection of it is
@@ -39,7 +40,8 @@ from torchbricks.errors import BrickError
 __all__ = ["MIN_BOX_VISIBILITY", "TileGroupSampler", "TiledDataset", "crop_sample"]
 
 MIN_BOX_VISIBILITY = 0.5
-"""Fraction of a box (or of the tile, for a box larger than it) that must lie inside a tile for the box to be kept."""
+"""Fraction of a box (of the most of it a tile can show, for a box longer than the tile on a side) that must lie inside
+a tile for the box to be kept."""
 IMAGES_PER_GROUP = 4
 """Images whose tiles a training epoch mixes at a time, and the decoded images kept per loader process."""
 _TILEABLE = ("image_size_at", "load_sample", "named_sample")
@@ -55,8 +57,9 @@ def crop_sample(
             `"mask"` (Mask [H, W]), as the readers' `load_sample` gives.
         window: The tile's pixels in the image.
         tile_size: Side of the tile; the cut is padded to it at its right and bottom.
-        min_box_visibility: A box keeps its label when this fraction of it (or of the window, for a box larger than
-            the window) lies inside the window; a box with less inside is kept as an ignored region (`-2 - label`).
+        min_box_visibility: A box keeps its label when this fraction of it lies inside the window (of the most of it
+            the window can show, the window's side on a side longer than the window); a box with less inside is kept
+            as an ignored region (`-2 - label`).
 
     Raises:
         BrickError: The sample has a key that cannot be cut.
@@ -92,10 +95,11 @@ def crop_sample(
             ],
             dim=1,
         )
-        area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        # the most of a box the window can show: its sides, each at most the window's (an object longer than the
+        # window on one side only, a pole or a road, shows at most its width times the window's height)
+        showable = (boxes[:, 2] - boxes[:, 0]).clamp(max=x_max - x_min) * (boxes[:, 3] - boxes[:, 1]).clamp(max=y_max - y_min)
         visible = (clipped[:, 2] - clipped[:, 0]) * (clipped[:, 3] - clipped[:, 1])
-        window_area = float((x_max - x_min) * (y_max - y_min))
-        whole_enough = (visible > 0) & (visible >= min_box_visibility * area.clamp(max=window_area))
+        whole_enough = (visible > 0) & (visible >= min_box_visibility * showable)
         keep = visible > 0 if "labels" in sample else whole_enough
         tile["boxes"] = tv_tensors.BoundingBoxes(clipped[keep], format="XYXY", canvas_size=(tile_size, tile_size))
         if "labels" in sample:

@@ -100,7 +100,8 @@ def create_transform(
     switch: AugmentationSwitch | None = None,
     last_phase_augmentations: Sequence[Callable[..., Any]] = (),
 ) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """A v2 pipeline over a sample dict: resize to `image_size`, the `augmentations`, then a float image in [0, 1].
+    """A v2 pipeline over a sample dict: resize to `image_size` (masks by the pixel under each output pixel's centre,
+    `ResizeCentredMasks`), the `augmentations`, then a float image in [0, 1].
 
     With `boxes`, boxes that the augmentations made degenerate (or pushed out of the image) are dropped with
     their labels (`SanitizeBoundingBoxes`). When an augmentation has `uses_outlines` (`RandomRotationTightBoxes`),
@@ -141,10 +142,10 @@ def _pipeline_steps(
     either phase), a float image, degenerate boxes dropped."""
     v2 = require("torchvision.transforms.v2", "vision")
     tv_tensors = require("torchvision.tv_tensors", "vision")
-    steps = [v2.Resize(image_size_pair(image_size), antialias=True), *augmentations]
-    if uses_outlines:
-        from torchbricks.datasets.augmentations import BoxesFromOutlines
+    from torchbricks.datasets.augmentations import BoxesFromOutlines, ResizeCentredMasks
 
+    steps = [ResizeCentredMasks(image_size_pair(image_size), antialias=True), *augmentations]
+    if uses_outlines:
         steps.append(BoxesFromOutlines())
     steps.append(v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True))
     if boxes:
