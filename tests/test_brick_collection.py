@@ -396,6 +396,33 @@ def test_replacing_a_brick_model_is_seen_by_the_next_call() -> None:
     assert collection(inputs)["embedding"].item() == 101.0
 
 
+def test_deleting_a_brick_as_an_attribute_is_seen_by_the_next_call() -> None:
+    collection = BrickCollection(chain())
+    inputs = {"raw": torch.zeros(1), "targets": torch.zeros(1)}
+    collection(inputs)  # fills the plan cache
+    del collection.loss
+    assert "loss" not in collection
+    assert "loss" not in collection(inputs)
+
+
+@pytest.mark.parametrize("swap", ["add_module", "register_module"])
+def test_swapping_a_brick_model_through_add_module_is_seen_by_the_next_call(swap: str) -> None:
+    collection = BrickCollection(chain())
+    inputs = {"raw": torch.zeros(1), "targets": torch.zeros(1)}
+    collection(inputs)
+    getattr(collection["backbone"], swap)("model", AddConstant(100))
+    assert collection(inputs)["embedding"].item() == 101.0
+
+
+def test_deleting_a_brick_model_is_seen_by_the_next_call() -> None:
+    collection = BrickCollection(chain())
+    inputs = {"raw": torch.zeros(1), "targets": torch.zeros(1)}
+    collection(inputs)
+    del collection["backbone"].model
+    with pytest.raises(AttributeError, match="model"):
+        collection(inputs)
+
+
 def test_assigning_a_module_attribute_goes_through_validation() -> None:
     collection = BrickCollection(chain())
     with pytest.raises(NotABrickError):

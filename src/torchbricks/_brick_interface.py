@@ -126,10 +126,25 @@ class BrickInterface(nn.Module):
 
     def __setattr__(self, name: str, value: Any) -> None:
         super().__setattr__(name, value)
-        owners = self.__dict__.get("_plan_owners")
-        if owners and (isinstance(value, nn.Module) or name in self.plan_attributes):
-            for owner in list(owners):  # collections holding this brick: their cached plans hold the old value
-                owner.invalidate_plans()
+        if isinstance(value, nn.Module) or name in self.plan_attributes:
+            self._invalidate_owners()
+
+    def add_module(self, name: str, module: nn.Module | None) -> None:
+        # `register_module` and code swapping a brick's module in place (`brick.add_module("model", m)`) go through
+        # here, not `__setattr__`: the cached plans of the collections holding the brick call the old module.
+        super().add_module(name, module)
+        self._invalidate_owners()
+
+    def __delattr__(self, name: str) -> None:
+        was_module = name in self._modules
+        super().__delattr__(name)
+        if was_module or name in self.plan_attributes:
+            self._invalidate_owners()
+
+    def _invalidate_owners(self) -> None:
+        """Drops the cached plans of the collections holding this brick, which hold its old modules and attributes."""
+        for owner in list(self.__dict__.get("_plan_owners") or ()):
+            owner.invalidate_plans()
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

@@ -38,7 +38,8 @@ class BrickCollection(nn.ModuleDict):
 
     Each call runs a `CompiledPlan` cached per (tags, output_names) in the collection's `PlanCache`. The cache is
     dropped, here and in every collection holding this one, by each change that matters to it: adding, replacing or
-    deleting a brick, and assigning a module or metric attribute of a brick (`brick.model = ...`, `brick.metrics = ...`).
+    deleting a brick (also `del collection.name`), and assigning, registering or deleting a module or metric attribute of
+    a brick (`brick.model = ...`, `brick.add_module("model", ...)`, `brick.metrics = ...`).
 
     Args:
         bricks: Brick name -> brick, nested `BrickCollection`, or nested dict of bricks.
@@ -165,6 +166,12 @@ class BrickCollection(nn.ModuleDict):
     def __delitem__(self, key: str) -> None:
         super().__delitem__(key)
         self.invalidate_plans()
+
+    def __delattr__(self, name: str) -> None:
+        if name in self._modules:  # `del collection.head` removes the brick as `del collection["head"]` does
+            del self[name]
+        else:
+            super().__delattr__(name)
 
     def clear(self) -> None:
         super().clear()
