@@ -101,6 +101,25 @@ def test_not_trainable_freezes_parameters_and_stays_in_eval_mode() -> None:
     torch.testing.assert_close(brick.model[1].running_mean, running_mean)
 
 
+@pytest.mark.parametrize("swap", ["assign", "add_module"])
+def test_a_module_swapped_into_a_not_trainable_brick_is_frozen_too(swap: str) -> None:
+    brick = BrickNotTrainable(nn.Linear(2, 2), input_names=["x"], output_names=["y"])
+    replacement = nn.Linear(2, 2)
+    if swap == "assign":
+        brick.model = replacement
+    else:
+        brick.add_module("model", replacement)
+    brick.train()
+    assert not any(parameter.requires_grad for parameter in brick.parameters())
+    assert not replacement.training
+
+
+def test_a_module_swapped_into_a_trainable_brick_stays_trainable() -> None:
+    brick = BrickTrainable(nn.Linear(2, 2), input_names=["x"], output_names=["y"])
+    brick.model = nn.Linear(2, 2)
+    assert all(parameter.requires_grad for parameter in brick.parameters())
+
+
 def test_not_trainable_passes_the_gradient_to_earlier_bricks_and_keeps_none_itself() -> None:
     torch.manual_seed(0)
     first, frozen = nn.Linear(2, 3), nn.Linear(3, 1)
