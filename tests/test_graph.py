@@ -110,6 +110,13 @@ def test_plan_rejects_tags_selecting_no_brick() -> None:
         plan([node("a", ("x",), ("y",))], frozenset({"LOSS"}), None)
 
 
+def test_tags_selecting_no_brick_suggest_the_close_tag_in_use() -> None:
+    with pytest.raises(
+        NoBricksSelectedError, match=r"Tags \['MODLE'\] select no brick. Tags in use: \['MODEL'\]. Did you mean 'MODEL'\?"
+    ):
+        plan([node("a", ("x",), ("y",))], frozenset({"MODLE"}), None)
+
+
 def test_missing_input_error_suggests_the_close_match() -> None:
     result = plan([node("head/classify", ("featurs",), ("y",))], None, None)
     error = missing_input_error(result, "featurs", ["features", "raw"], None)
