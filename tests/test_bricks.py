@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+from torchmetrics.classification import BinaryPrecisionRecallCurve, MulticlassAccuracy, MulticlassF1Score
+from torchmetrics.wrappers import ClasswiseWrapper
 
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.bricks import (
@@ -177,6 +178,24 @@ def test_metric_brick_accumulates_and_returns_nothing() -> None:
     values = brick.summarize(reset=True)
     torch.testing.assert_close(values["MulticlassAccuracy"], reference.compute())
     assert brick.metrics.update_count == 0
+
+
+def test_a_single_metric_returning_a_curve_outputs_the_whole_curve_with_return_metrics() -> None:
+    scores, targets = torch.tensor([0.1, 0.8, 0.6, 0.3]), torch.tensor([0, 1, 0, 1])
+    brick = BrickMetricSingle(BinaryPrecisionRecallCurve(), ["scores", "targets"], return_metrics=True)
+    curve = brick({"scores": scores, "targets": targets})["BinaryPrecisionRecallCurve"]
+    expected = BinaryPrecisionRecallCurve()(scores, targets)
+    assert len(curve) == len(expected) == 3  # precision, recall and thresholds, not the precision alone
+    for value, reference in zip(curve, expected, strict=True):
+        torch.testing.assert_close(value, reference)
+
+
+def test_a_single_metric_returning_a_dict_outputs_the_dict_with_return_metrics() -> None:
+    metric = ClasswiseWrapper(MulticlassAccuracy(num_classes=2, average=None), labels=["cat", "dog"])
+    brick = BrickMetricSingle(metric, ["predictions", "targets"], metric_name="per_class", return_metrics=True)
+    values = brick({"predictions": torch.tensor([0, 1, 1]), "targets": torch.tensor([0, 1, 0])})["per_class"]
+    assert sorted(values) == ["multiclassaccuracy_cat", "multiclassaccuracy_dog"]
+    torch.testing.assert_close(values["multiclassaccuracy_cat"], torch.tensor(0.5))
 
 
 def test_metric_brick_with_return_metrics_outputs_the_batch_value() -> None:
