@@ -465,6 +465,31 @@ def test_a_deep_copy_runs_its_own_modules() -> None:
     assert collection(data)["features"].abs().sum() > 0
 
 
+def test_a_shallow_copy_gets_its_own_bricks_dict_and_the_original_runs_what_it_holds() -> None:
+    collection = BrickCollection(chain())
+    inputs = {"raw": torch.zeros(1), "targets": torch.zeros(1)}
+    collection(inputs)  # fills the plan cache
+    twin = copy.copy(collection)
+    twin["extra"] = BrickTrainable(AddConstant(), ["logits"], ["extra"])
+    del twin["loss"]
+    assert list(collection) == ["preprocessor", "backbone", "head", "loss"]
+    assert set(collection(inputs)) == {"raw", "targets", "processed", "embedding", "logits", "negated", "loss"}
+    twin_outputs = twin(inputs)
+    assert "extra" in twin_outputs
+    assert "loss" not in twin_outputs
+    assert twin["backbone"] is collection["backbone"]
+
+
+def test_a_module_assigned_to_a_shallow_copy_of_a_brick_leaves_the_original_running_its_own() -> None:
+    collection = BrickCollection(chain())
+    inputs = {"raw": torch.zeros(1), "targets": torch.zeros(1)}
+    embedding = collection(inputs)["embedding"].item()
+    twin = copy.copy(collection["backbone"])
+    twin.model = AddConstant(100)
+    assert collection["backbone"].model is not twin.model
+    assert collection(inputs)["embedding"].item() == embedding
+
+
 def test_a_pickled_collection_runs_and_validates_nested_mutations() -> None:
     collection = two_heads()
     collection(batch())

@@ -155,6 +155,15 @@ class BrickInterface(nn.Module):
         super().__setstate__(state)
         self.__dict__["_plan_owners"] = weakref.WeakSet()
 
+    def __copy__(self) -> BrickInterface:
+        """A shallow copy shares the modules but not the slots holding them: `copy.model = ...` replaces the copy's
+        module only, so the collections holding the original never run a module it no longer has."""
+        state = self.__getstate__()
+        state["_modules"] = dict(self._modules)
+        clone = type(self).__new__(type(self))
+        clone.__setstate__(state)
+        return clone
+
     def step_function(self) -> Callable[..., Any]:
         """The callable a collection calls with this brick's input values.
 

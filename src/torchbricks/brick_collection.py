@@ -375,6 +375,15 @@ class BrickCollection(nn.ModuleDict):
         state["_plan_owners"] = None  # a copy belongs to no collection until one takes it
         return state
 
+    def __copy__(self) -> BrickCollection:
+        """A shallow copy holds the same bricks in a dict of its own, as `dict.copy` does: adding or deleting a brick
+        in one leaves the other (and its cached plans) as it was."""
+        state = self.__getstate__()
+        state["_modules"] = dict(self._modules)
+        clone = type(self).__new__(type(self))
+        clone.__setstate__(state)
+        return clone
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self.__dict__["_plan_owners"] = weakref.WeakSet()
