@@ -414,6 +414,15 @@ def test_swapping_a_brick_model_through_add_module_is_seen_by_the_next_call(swap
     assert collection(inputs)["embedding"].item() == 101.0
 
 
+def test_a_module_swapped_through_modules_dict_is_seen_by_the_next_call() -> None:
+    """As torch.ao.quantization's in-place convert swaps a module: `module._modules[key] = new`, past `__setattr__`."""
+    collection = BrickCollection(chain())
+    inputs = {"raw": torch.zeros(1), "targets": torch.zeros(1)}
+    collection(inputs)  # fills the plan cache
+    collection["backbone"]._modules["model"] = AddConstant(100)
+    assert collection(inputs)["embedding"].item() == 101.0
+
+
 def test_deleting_a_brick_model_is_seen_by_the_next_call() -> None:
     collection = BrickCollection(chain())
     inputs = {"raw": torch.zeros(1), "targets": torch.zeros(1)}

@@ -102,14 +102,16 @@ def test_not_trainable_freezes_parameters_and_stays_in_eval_mode() -> None:
     torch.testing.assert_close(brick.model[1].running_mean, running_mean)
 
 
-@pytest.mark.parametrize("swap", ["assign", "add_module"])
+@pytest.mark.parametrize("swap", ["assign", "add_module", "modules_dict"])
 def test_a_module_swapped_into_a_not_trainable_brick_is_frozen_too(swap: str) -> None:
     brick = BrickNotTrainable(nn.Linear(2, 2), input_names=["x"], output_names=["y"])
     replacement = nn.Linear(2, 2)
     if swap == "assign":
         brick.model = replacement
-    else:
+    elif swap == "add_module":
         brick.add_module("model", replacement)
+    else:  # as torch.ao.quantization swaps modules
+        brick._modules["model"] = replacement
     brick.train()
     assert not any(parameter.requires_grad for parameter in brick.parameters())
     assert not replacement.training

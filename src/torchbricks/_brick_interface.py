@@ -65,6 +65,31 @@ def check_call_fits(function: Callable[..., Any], brick: BrickInterface, what: s
         ) from None
 
 
+class _WatchedModules(dict[str, Any]):
+    """A brick's `_modules`: every write reaches the brick, also those that bypass `__setattr__` and `add_module`
+    (`torch.ao.quantization.quantize_dynamic(..., inplace=True)` swaps modules by `module._modules[key] = ...`), so the
+    cached plans of the collections holding the brick never call a module it no longer has."""
+
+    __slots__ = ("_brick",)
+
+    def __init__(self, brick: BrickInterface, modules: Mapping[str, Any]) -> None:
+        super().__init__(modules)
+        self._brick = weakref.ref(brick)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self._changed(key)
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self._changed(key)
+
+    def _changed(self, key: str) -> None:
+        brick = self._brick()
+        if brick is not None:
+            brick._module_replaced(key)
+
+
 def _format_tags(tags: frozenset[str]) -> str:
     return "{" + ", ".join(repr(tag) for tag in sorted(tags)) + "}" if tags else "set()"
 
@@ -91,6 +116,7 @@ class BrickInterface(nn.Module):
     def __init__(self, input_names: InputNames, output_names: OutputNames | None, tags: TagsLike | None = None) -> None:
         super().__init__()
         self._plan_owners: weakref.WeakSet[PlanOwner] = weakref.WeakSet()
+        self.__dict__["_modules"] = _WatchedModules(self, self._modules)
         owner = type(self).__name__
         self._keywords: tuple[str, ...] | None
         if isinstance(input_names, Mapping):
@@ -125,21 +151,18 @@ class BrickInterface(nn.Module):
         return []
 
     def __setattr__(self, name: str, value: Any) -> None:
-        super().__setattr__(name, value)
-        if isinstance(value, nn.Module) or name in self.plan_attributes:
+        super().__setattr__(name, value)  # a module goes into `_modules`, which reports it (`_module_replaced`)
+        if name in self.plan_attributes and not isinstance(value, nn.Module):
             self._invalidate_owners()
-
-    def add_module(self, name: str, module: nn.Module | None) -> None:
-        # `register_module` and code swapping a brick's module in place (`brick.add_module("model", m)`) go through
-        # here, not `__setattr__`: the cached plans of the collections holding the brick call the old module.
-        super().add_module(name, module)
-        self._invalidate_owners()
 
     def __delattr__(self, name: str) -> None:
-        was_module = name in self._modules
         super().__delattr__(name)
-        if was_module or name in self.plan_attributes:
+        if name in self.plan_attributes:
             self._invalidate_owners()
+
+    def _module_replaced(self, name: str) -> None:
+        """Called by `_modules` when the module `name` is set, replaced or deleted, by any route."""
+        self._invalidate_owners()
 
     def _invalidate_owners(self) -> None:
         """Drops the cached plans of the collections holding this brick, which hold its old modules and attributes."""
@@ -149,17 +172,18 @@ class BrickInterface(nn.Module):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_plan_owners"] = None  # a copy belongs to no collection until one takes it
+        state["_modules"] = dict(self._modules)  # a plain dict: the watcher holds a weak reference to this brick
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self.__dict__["_plan_owners"] = weakref.WeakSet()
+        self.__dict__["_modules"] = _WatchedModules(self, self._modules)
 
     def __copy__(self) -> BrickInterface:
         """A shallow copy shares the modules but not the slots holding them: `copy.model = ...` replaces the copy's
         module only, so the collections holding the original never run a module it no longer has."""
         state = self.__getstate__()
-        state["_modules"] = dict(self._modules)
         clone = type(self).__new__(type(self))
         clone.__setstate__(state)
         return clone

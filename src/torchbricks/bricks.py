@@ -89,14 +89,9 @@ class BrickModule(BrickInterface):
 
     plan_attributes: ClassVar[frozenset[str]] = frozenset({"model", "calculate_gradients"})
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        super().__setattr__(name, value)
+    def _module_replaced(self, name: str) -> None:
+        super()._module_replaced(name)
         if name == "model":  # a module swapped into a frozen brick is frozen too
-            self._freeze_if_not_trainable()
-
-    def add_module(self, name: str, module: nn.Module | None) -> None:
-        super().add_module(name, module)
-        if name == "model":
             self._freeze_if_not_trainable()
 
     def _freeze_if_not_trainable(self) -> None:
