@@ -65,6 +65,18 @@ def test_tags_accept_a_stage() -> None:
     assert brick.tags == {"MODEL", "LOSS", "METRIC"}
 
 
+def test_a_brick_whose_only_tag_is_a_misspelled_stage_tag_warns_that_it_runs_in_no_stage() -> None:
+    with pytest.warns(UserWarning, match=r"BrickLoss with tags \['loss'\] runs in no Stage.*Did you mean 'LOSS'\?") as record:
+        BrickLoss(nn.MSELoss(), ["y", "t"], ["mse"], tags="loss")
+    assert record[0].filename == __file__  # points at the brick's construction
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("tags", ["HEAD", {"MODEL", "model"}, Stage.TRAIN])
+def test_custom_tags_and_bricks_some_stage_runs_give_no_warning(tags: Any) -> None:
+    BrickTrainable(nn.Identity(), ["x"], ["y"], tags=tags)
+
+
 def test_tags_of_the_wrong_type_are_rejected() -> None:
     with pytest.raises(BrickError, match="BrickTrainable: tags must be a str, an iterable of str or a Stage, got int"):
         BrickTrainable(nn.Identity(), ["x"], ["y"], tags=3)  # type: ignore[arg-type]

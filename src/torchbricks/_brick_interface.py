@@ -7,6 +7,8 @@ A collection reads a brick through this contract only (`torchbricks._graph.Graph
 from __future__ import annotations
 
 import inspect
+import sys
+import warnings
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -15,9 +17,11 @@ from torch import nn
 
 from torchbricks._plan import run_single_brick
 from torchbricks.errors import BrickBuildError, BrickNameError
-from torchbricks.tags import MODEL, TagsLike, normalize_tags
+from torchbricks.tags import MODEL, STAGE_TAG_NAMES, TagsLike, misspelled_tag_hint, normalize_tags
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     from torchbricks._plan import PlanOwner
 
 __all__ = ["BrickInterface", "InputNames", "LossOutputNames", "OutputNames", "check_call_fits", "names_list"]
@@ -90,6 +94,16 @@ class _WatchedModules(dict[str, Any]):
             brick._module_replaced(key)
 
 
+def _caller_level() -> int:
+    """The `stacklevel` of a warning pointing at the first frame outside torchbricks (the user's brick construction)."""
+    package = __file__.rsplit("/", 1)[0]
+    frame: FrameType | None = sys._getframe(1)
+    level = 1
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def _format_tags(tags: frozenset[str]) -> str:
     return "{" + ", ".join(repr(tag) for tag in sorted(tags)) + "}" if tags else "set()"
 
@@ -129,6 +143,13 @@ class BrickInterface(nn.Module):
             self._input_names = names_list(input_names, "input_names", owner)
         self._output_names = names_list(output_names, "output_names", owner)
         self._tags = self.default_tags if tags is None else normalize_tags(tags, owner=f"{owner}: tags")
+        if tags is not None and not self._tags & STAGE_TAG_NAMES:
+            # A custom tag is allowed, but one spelled like a stage tag leaves the brick out of every stage unseen.
+            hint = misspelled_tag_hint(self._tags)
+            if hint:
+                warnings.warn(
+                    f"{owner} with tags {sorted(self._tags)} runs in no Stage.{hint}", UserWarning, stacklevel=_caller_level()
+                )
 
     @property
     def input_names(self) -> list[str] | dict[str, str]:
