@@ -29,7 +29,7 @@ from torchbricks import (
     NotABrickError,
     Stage,
 )
-from torchbricks.errors import BrickBuildError, BrickError
+from torchbricks.errors import BrickBuildError, BrickError, UnknownBrickError
 
 
 def chain() -> dict[str, Any]:
@@ -430,6 +430,25 @@ def test_deleting_a_brick_model_is_seen_by_the_next_call() -> None:
     del collection["backbone"].model
     with pytest.raises(AttributeError, match="model"):
         collection(inputs)
+
+
+def test_a_mistyped_brick_key_names_the_keys_and_the_close_match() -> None:
+    collection = two_heads()
+    with pytest.raises(
+        UnknownBrickError, match=r"has no brick or collection 'backbon'. Keys: \['backbone', .*Did you mean 'backbone'\?"
+    ):
+        collection["backbon"]
+    with pytest.raises(UnknownBrickError, match=r"BrickCollection 'head0' has no brick or collection 'clasify'.*'classify'"):
+        collection["head0"]["clasify"]
+    with pytest.raises(KeyError, match="Did you mean 'backbone'"):  # still a KeyError, as for a dict
+        del collection["bakbone"]
+
+
+def test_a_nested_brick_path_as_a_key_says_how_to_index_it() -> None:
+    with pytest.raises(
+        UnknownBrickError, match=r"holds 'head0/classify' nested: index it as collection\['head0'\]\['classify'\]"
+    ):
+        two_heads()["head0/classify"]
 
 
 def test_assigning_a_module_attribute_goes_through_validation() -> None:

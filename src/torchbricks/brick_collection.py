@@ -15,7 +15,7 @@ from torchbricks._compiled_call import run_compiling
 from torchbricks._graph import SEPARATOR, BrickNode, Plan
 from torchbricks._plan import CompiledPlan, PlanCache, check_named_inputs, provided_names
 from torchbricks.bricks import BrickInterface, BrickMetrics
-from torchbricks.errors import BrickBuildError, BrickError, BrickNameError, NotABrickError
+from torchbricks.errors import BrickBuildError, BrickError, BrickNameError, NotABrickError, UnknownBrickError, did_you_mean
 from torchbricks.tags import TagsLike, normalize_tags
 
 if TYPE_CHECKING:
@@ -163,7 +163,25 @@ class BrickCollection(nn.ModuleDict):
         else:
             super().__setattr__(name, value)
 
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self._modules[key]
+        except KeyError:
+            raise self._unknown_key(key) from None
+
+    def _unknown_key(self, key: str) -> UnknownBrickError:
+        where = f"BrickCollection {SEPARATOR.join(self._scope)!r}" if self._scope else "The BrickCollection"
+        keys = list(self._modules)
+        paths = [path for path, _ in self.iter_bricks()]
+        if isinstance(key, str) and key in paths:  # a nested brick's path: index level by level
+            spelled = "".join(f"[{part!r}]" for part in key.split(SEPARATOR))
+            return UnknownBrickError(f"{where} holds {key!r} nested: index it as collection{spelled}.")
+        hint = did_you_mean(key, keys) or did_you_mean(key, paths) if isinstance(key, str) else ""
+        return UnknownBrickError(f"{where} has no brick or collection {key!r}. Keys: {keys}.{hint}")
+
     def __delitem__(self, key: str) -> None:
+        if key not in self._modules:
+            raise self._unknown_key(key)
         super().__delitem__(key)
         self.invalidate_plans()
 
