@@ -332,8 +332,20 @@ class BrickCollection(nn.ModuleDict):
         return [name for node in self._nodes() for name in node.losses]
 
     def extract_losses(self, named_outputs: Mapping[str, Any]) -> dict[str, Any]:
-        """The losses among `named_outputs` (the outputs of loss bricks that ran)."""
-        return {name: named_outputs[name] for name in self.loss_names() if name in named_outputs}
+        """The losses among `named_outputs` (the outputs of loss bricks that ran).
+
+        A brick written for torchbricks 0.4.2 that implements its own `extract_losses` (and has no
+        `loss_output_names`) is asked, as 0.4.2 asked it, with its outputs under the names it spells.
+        """
+        losses = {name: named_outputs[name] for name in self.loss_names() if name in named_outputs}
+        for node in self._nodes():
+            brick = node.brick
+            if isinstance(brick, BrickInterface) and type(brick).extract_losses is not BrickInterface.extract_losses:
+                resolved = dict(zip(brick.output_names, node.outputs, strict=True))
+                own = {name: named_outputs[full] for name, full in resolved.items() if full in named_outputs}
+                for name, value in brick.extract_losses(own).items():
+                    losses[resolved.get(name, name)] = value
+        return losses
 
     def summarize(self, reset: bool) -> dict[str, Any]:
         """Computes every metric accumulated since the last reset.
@@ -344,8 +356,9 @@ class BrickCollection(nn.ModuleDict):
         """
         values: dict[str, Any] = {}
         for _, scope, brick in self._walk():
-            if isinstance(brick, BrickMetrics):
-                for name, value in brick.summarize(reset=reset).items():
+            summarize = getattr(brick, "summarize", None)  # a metric brick, or a 0.4.2 brick with its own summarize
+            if callable(summarize):
+                for name, value in summarize(reset=reset).items():
                     values[SEPARATOR.join((*scope, name))] = value
         return values
 
