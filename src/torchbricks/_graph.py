@@ -344,14 +344,16 @@ def _explicit_children(nodes: Sequence[BrickNode], selected: Iterable[int], prod
 def _add_all_names_edges(nodes: Sequence[BrickNode], selected: list[int], children: dict[int, list[int]]) -> None:
     """A brick taking `__all__` runs after every selected brick that does not depend on it.
 
-    Bricks are visited in insertion order, so of two `__all__` bricks the later one sees the earlier one's outputs.
+    Of two `__all__` bricks the one inserted later runs later and sees the earlier one's outputs (unless it feeds
+    the earlier one by name): an `__all__` brick is not made to wait for a later `__all__` brick, nor for the
+    bricks downstream of one.
     """
-    for i in selected:
-        if ALL_NAMES not in nodes[i].inputs:
-            continue
+    reading_all = [i for i in selected if ALL_NAMES in nodes[i].inputs]
+    for position, i in enumerate(reading_all):
         descendants = _descendants(i, children)
+        after_later = _reachable(reading_all[position + 1 :], children)
         for j in selected:
-            if j != i and j not in descendants and i not in children[j]:
+            if j != i and j not in descendants and j not in after_later and i not in children[j]:
                 children[j].append(i)
 
 
