@@ -195,3 +195,50 @@ def test_a_collection_grown_brick_by_brick_at_any_depth_runs_what_it_holds_after
             assert set(actual) == set(expected)
             for name in expected:
                 torch.testing.assert_close(actual[name], expected[name])
+
+
+class Everything(nn.Module):
+    """Reads the dict of every value computed so far (and its other inputs); keeps the names it saw."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.saw: set[str] = set()
+
+    def forward(self, everything: dict[str, Any], *tensors: torch.Tensor) -> torch.Tensor:
+        self.saw = set(everything)
+        return sum(tensors, torch.zeros(()))
+
+
+@settings(max_examples=60, deadline=None)
+@given(random_dags(), st.data())
+def test_bricks_reading_all_names_run_after_their_inputs_and_in_insertion_order(dag: Any, data: st.DataObject) -> None:
+    """Any bricks may also read `__all__`: the plan never cycles, every named input comes first, of two `__all__`
+    bricks the one inserted later runs later (unless it, or an `__all__` brick inserted after it, feeds the other by
+    name), and each sees exactly the values of the bricks that ran before it."""
+    specs, order = dag
+    reads_all = data.draw(st.sets(st.sampled_from([spec[0] for spec in specs])))
+    bricks: dict[str, Any] = {}
+    for position in order:
+        name, ins, out, _ = specs[position]
+        if name in reads_all:
+            bricks[name] = BrickTrainable(Everything(), input_names=["__all__", *ins], output_names=[out])
+        else:
+            bricks[name] = BrickTrainable(Affine(1.0, 0.0), input_names=list(ins), output_names=[out])
+    collection = BrickCollection(bricks)
+    executed = collection.execution_order()
+    position = {name: k for k, name in enumerate(executed)}
+    ancestors: dict[str, set[str]] = {}
+    for name, ins, _, _ in specs:  # specs list producers before readers
+        parents = {f"b{source[1:]}" for source in ins if source.startswith("v")}
+        ancestors[name] = parents.union(*(ancestors[parent] for parent in parents))
+        assert all(position[parent] < position[name] for parent in parents)
+    inserted = [name for name in bricks if name in reads_all]
+    for k, earlier in enumerate(inserted):
+        for m, later in enumerate(inserted[k + 1 :], start=k + 1):
+            if not ancestors[earlier] & set(inserted[m:]):  # no feed from `later` or an `__all__` brick after it
+                assert position[earlier] < position[later]
+    collection({name: torch.tensor(1.0) for name in EXTERNAL})
+    for name, _, _, _ in specs:
+        if name in reads_all:  # it saw every value of the bricks that ran before it
+            ran_before = {spec[2] for spec in specs if position[spec[0]] < position[name]}
+            assert collection[name].model.saw == set(EXTERNAL) | ran_before
