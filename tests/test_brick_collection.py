@@ -315,6 +315,20 @@ def test_too_many_outputs_names_the_count() -> None:
         collection({"x": torch.zeros(2)})
 
 
+@pytest.mark.parametrize("output_names", [["y"], ["y", "z"]])
+def test_a_brick_returning_none_for_its_outputs_names_the_brick(output_names: list[str]) -> None:
+    class Forgot(nn.Module):  # computes, but forgets `return`
+        def forward(self, x: torch.Tensor) -> None:
+            x + 1
+
+    collection = BrickCollection(
+        {"forgot": BrickTrainable(Forgot(), ["x"], output_names), "after": BrickTrainable(AddConstant(), ["y"], ["w"])}
+    )
+    with pytest.raises(BrickOutputError, match=r"Brick 'forgot' \(Forgot\) returned None, but has output_names") as info:
+        collection({"x": torch.zeros(1)}, output_names=output_names)  # not `after`: None would reach the caller
+    assert info.value.__notes__ == ["while running brick 'forgot' of a BrickCollection"]
+
+
 def test_a_brick_error_raised_inside_a_brick_carries_the_brick_name() -> None:
     class Strict(nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
