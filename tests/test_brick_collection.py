@@ -29,7 +29,7 @@ from torchbricks import (
     NotABrickError,
     Stage,
 )
-from torchbricks.errors import BrickBuildError, BrickError
+from torchbricks.errors import BrickBuildError, BrickError, UnknownBrickError
 
 
 def chain() -> dict[str, Any]:
@@ -315,6 +315,20 @@ def test_too_many_outputs_names_the_count() -> None:
         collection({"x": torch.zeros(2)})
 
 
+@pytest.mark.parametrize("output_names", [["y"], ["y", "z"]])
+def test_a_brick_returning_none_for_its_outputs_names_the_brick(output_names: list[str]) -> None:
+    class Forgot(nn.Module):  # computes, but forgets `return`
+        def forward(self, x: torch.Tensor) -> None:
+            x + 1
+
+    collection = BrickCollection(
+        {"forgot": BrickTrainable(Forgot(), ["x"], output_names), "after": BrickTrainable(AddConstant(), ["y"], ["w"])}
+    )
+    with pytest.raises(BrickOutputError, match=r"Brick 'forgot' \(Forgot\) returned None, but has output_names") as info:
+        collection({"x": torch.zeros(1)}, output_names=output_names)  # not `after`: None would reach the caller
+    assert info.value.__notes__ == ["while running brick 'forgot' of a BrickCollection"]
+
+
 def test_a_brick_error_raised_inside_a_brick_carries_the_brick_name() -> None:
     class Strict(nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -396,6 +410,61 @@ def test_replacing_a_brick_model_is_seen_by_the_next_call() -> None:
     assert collection(inputs)["embedding"].item() == 101.0
 
 
+def test_deleting_a_brick_as_an_attribute_is_seen_by_the_next_call() -> None:
+    collection = BrickCollection(chain())
+    inputs = {"raw": torch.zeros(1), "targets": torch.zeros(1)}
+    collection(inputs)  # fills the plan cache
+    del collection.loss
+    assert "loss" not in collection
+    assert "loss" not in collection(inputs)
+
+
+@pytest.mark.parametrize("swap", ["add_module", "register_module"])
+def test_swapping_a_brick_model_through_add_module_is_seen_by_the_next_call(swap: str) -> None:
+    collection = BrickCollection(chain())
+    inputs = {"raw": torch.zeros(1), "targets": torch.zeros(1)}
+    collection(inputs)
+    getattr(collection["backbone"], swap)("model", AddConstant(100))
+    assert collection(inputs)["embedding"].item() == 101.0
+
+
+def test_a_module_swapped_through_modules_dict_is_seen_by_the_next_call() -> None:
+    """As torch.ao.quantization's in-place convert swaps a module: `module._modules[key] = new`, past `__setattr__`."""
+    collection = BrickCollection(chain())
+    inputs = {"raw": torch.zeros(1), "targets": torch.zeros(1)}
+    collection(inputs)  # fills the plan cache
+    collection["backbone"]._modules["model"] = AddConstant(100)
+    assert collection(inputs)["embedding"].item() == 101.0
+
+
+def test_deleting_a_brick_model_is_seen_by_the_next_call() -> None:
+    collection = BrickCollection(chain())
+    inputs = {"raw": torch.zeros(1), "targets": torch.zeros(1)}
+    collection(inputs)
+    del collection["backbone"].model
+    with pytest.raises(AttributeError, match="model"):
+        collection(inputs)
+
+
+def test_a_mistyped_brick_key_names_the_keys_and_the_close_match() -> None:
+    collection = two_heads()
+    with pytest.raises(
+        UnknownBrickError, match=r"has no brick or collection 'backbon'. Keys: \['backbone', .*Did you mean 'backbone'\?"
+    ):
+        collection["backbon"]
+    with pytest.raises(UnknownBrickError, match=r"BrickCollection 'head0' has no brick or collection 'clasify'.*'classify'"):
+        collection["head0"]["clasify"]
+    with pytest.raises(KeyError, match="Did you mean 'backbone'"):  # still a KeyError, as for a dict
+        del collection["bakbone"]
+
+
+def test_a_nested_brick_path_as_a_key_says_how_to_index_it() -> None:
+    with pytest.raises(
+        UnknownBrickError, match=r"holds 'head0/classify' nested: index it as collection\['head0'\]\['classify'\]"
+    ):
+        two_heads()["head0/classify"]
+
+
 def test_assigning_a_module_attribute_goes_through_validation() -> None:
     collection = BrickCollection(chain())
     with pytest.raises(NotABrickError):
@@ -436,6 +505,31 @@ def test_a_deep_copy_runs_its_own_modules() -> None:
         twin["backbone"].model.bias.zero_()
     assert twin(data)["features"].abs().sum() == 0
     assert collection(data)["features"].abs().sum() > 0
+
+
+def test_a_shallow_copy_gets_its_own_bricks_dict_and_the_original_runs_what_it_holds() -> None:
+    collection = BrickCollection(chain())
+    inputs = {"raw": torch.zeros(1), "targets": torch.zeros(1)}
+    collection(inputs)  # fills the plan cache
+    twin = copy.copy(collection)
+    twin["extra"] = BrickTrainable(AddConstant(), ["logits"], ["extra"])
+    del twin["loss"]
+    assert list(collection) == ["preprocessor", "backbone", "head", "loss"]
+    assert set(collection(inputs)) == {"raw", "targets", "processed", "embedding", "logits", "negated", "loss"}
+    twin_outputs = twin(inputs)
+    assert "extra" in twin_outputs
+    assert "loss" not in twin_outputs
+    assert twin["backbone"] is collection["backbone"]
+
+
+def test_a_module_assigned_to_a_shallow_copy_of_a_brick_leaves_the_original_running_its_own() -> None:
+    collection = BrickCollection(chain())
+    inputs = {"raw": torch.zeros(1), "targets": torch.zeros(1)}
+    embedding = collection(inputs)["embedding"].item()
+    twin = copy.copy(collection["backbone"])
+    twin.model = AddConstant(100)
+    assert collection["backbone"].model is not twin.model
+    assert collection(inputs)["embedding"].item() == embedding
 
 
 def test_a_pickled_collection_runs_and_validates_nested_mutations() -> None:

@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+from torchmetrics.classification import BinaryPrecisionRecallCurve, MulticlassAccuracy, MulticlassF1Score
+from torchmetrics.wrappers import ClasswiseWrapper
 
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.bricks import (
@@ -64,6 +65,18 @@ def test_tags_accept_a_stage() -> None:
     assert brick.tags == {"MODEL", "LOSS", "METRIC"}
 
 
+def test_a_brick_whose_only_tag_is_a_misspelled_stage_tag_warns_that_it_runs_in_no_stage() -> None:
+    with pytest.warns(UserWarning, match=r"BrickLoss with tags \['loss'\] runs in no Stage.*Did you mean 'LOSS'\?") as record:
+        BrickLoss(nn.MSELoss(), ["y", "t"], ["mse"], tags="loss")
+    assert record[0].filename == __file__  # points at the brick's construction
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("tags", ["HEAD", {"MODEL", "model"}, Stage.TRAIN])
+def test_custom_tags_and_bricks_some_stage_runs_give_no_warning(tags: Any) -> None:
+    BrickTrainable(nn.Identity(), ["x"], ["y"], tags=tags)
+
+
 def test_tags_of_the_wrong_type_are_rejected() -> None:
     with pytest.raises(BrickError, match="BrickTrainable: tags must be a str, an iterable of str or a Stage, got int"):
         BrickTrainable(nn.Identity(), ["x"], ["y"], tags=3)  # type: ignore[arg-type]
@@ -99,6 +112,27 @@ def test_not_trainable_freezes_parameters_and_stays_in_eval_mode() -> None:
     running_mean = brick.model[1].running_mean.clone()
     brick({"x": torch.randn(8, 2)})
     torch.testing.assert_close(brick.model[1].running_mean, running_mean)
+
+
+@pytest.mark.parametrize("swap", ["assign", "add_module", "modules_dict"])
+def test_a_module_swapped_into_a_not_trainable_brick_is_frozen_too(swap: str) -> None:
+    brick = BrickNotTrainable(nn.Linear(2, 2), input_names=["x"], output_names=["y"])
+    replacement = nn.Linear(2, 2)
+    if swap == "assign":
+        brick.model = replacement
+    elif swap == "add_module":
+        brick.add_module("model", replacement)
+    else:  # as torch.ao.quantization swaps modules
+        brick._modules["model"] = replacement
+    brick.train()
+    assert not any(parameter.requires_grad for parameter in brick.parameters())
+    assert not replacement.training
+
+
+def test_a_module_swapped_into_a_trainable_brick_stays_trainable() -> None:
+    brick = BrickTrainable(nn.Linear(2, 2), input_names=["x"], output_names=["y"])
+    brick.model = nn.Linear(2, 2)
+    assert all(parameter.requires_grad for parameter in brick.parameters())
 
 
 def test_not_trainable_passes_the_gradient_to_earlier_bricks_and_keeps_none_itself() -> None:
@@ -158,6 +192,24 @@ def test_metric_brick_accumulates_and_returns_nothing() -> None:
     values = brick.summarize(reset=True)
     torch.testing.assert_close(values["MulticlassAccuracy"], reference.compute())
     assert brick.metrics.update_count == 0
+
+
+def test_a_single_metric_returning_a_curve_outputs_the_whole_curve_with_return_metrics() -> None:
+    scores, targets = torch.tensor([0.1, 0.8, 0.6, 0.3]), torch.tensor([0, 1, 0, 1])
+    brick = BrickMetricSingle(BinaryPrecisionRecallCurve(), ["scores", "targets"], return_metrics=True)
+    curve = brick({"scores": scores, "targets": targets})["BinaryPrecisionRecallCurve"]
+    expected = BinaryPrecisionRecallCurve()(scores, targets)
+    assert len(curve) == len(expected) == 3  # precision, recall and thresholds, not the precision alone
+    for value, reference in zip(curve, expected, strict=True):
+        torch.testing.assert_close(value, reference)
+
+
+def test_a_single_metric_returning_a_dict_outputs_the_dict_with_return_metrics() -> None:
+    metric = ClasswiseWrapper(MulticlassAccuracy(num_classes=2, average=None), labels=["cat", "dog"])
+    brick = BrickMetricSingle(metric, ["predictions", "targets"], metric_name="per_class", return_metrics=True)
+    values = brick({"predictions": torch.tensor([0, 1, 1]), "targets": torch.tensor([0, 1, 0])})["per_class"]
+    assert sorted(values) == ["multiclassaccuracy_cat", "multiclassaccuracy_dog"]
+    torch.testing.assert_close(values["multiclassaccuracy_cat"], torch.tensor(0.5))
 
 
 def test_metric_brick_with_return_metrics_outputs_the_batch_value() -> None:

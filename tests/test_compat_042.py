@@ -12,6 +12,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from torchbricks import BrickCollection, BrickError, BrickLoss, BrickMetrics, BrickMetricSingle, BrickNotTrainable, BrickTrainable
 from torchbricks.brick_tags import ModelStage, Tag
+from torchbricks.bricks import BrickInterface
 from torchbricks.errors import BrickNameError, CheckpointError, NoBricksSelectedError
 from torchbricks.tags import STAGE_TAGS, Stage
 
@@ -351,3 +352,44 @@ def test_export_bricks_as_onnx_takes_042s_tags_none_and_dynamic_axes(tmp_path: P
         export_bricks_as_onnx(
             tmp_path / "bad.onnx", collection, {"raw": named["raw"]}, False, {"MODEL"}, dynamic_axes={"rwa": [0]}
         )
+
+
+class BrickL1Loss042(BrickInterface, nn.Module):
+    """A loss brick written for 0.4.2: its own forward, extract_losses and summarize, no loss_output_names."""
+
+    def __init__(self, input_names: list[str], output_names: list[str]) -> None:
+        BrickInterface.__init__(self, input_names=input_names, output_names=output_names, tags="LOSS")
+        nn.Module.__init__(self)
+        self.batches = 0
+
+    def forward(self, named_inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        self.batches += 1
+        prediction, target = (named_inputs[name] for name in self.input_names)
+        return {self.output_names[0]: (prediction - target).abs().mean()}
+
+    def extract_losses(self, named_outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {name: named_outputs[name] for name in self.output_names if name in named_outputs}
+
+    def summarize(self, reset: bool) -> dict[str, torch.Tensor]:
+        values = {"batches": torch.tensor(float(self.batches))}
+        if reset:
+            self.batches = 0
+        return values
+
+    def get_module_name(self) -> str:
+        return "L1"
+
+
+def test_the_losses_and_summaries_of_a_brick_written_for_042_reach_the_collection() -> None:
+    collection = BrickCollection(
+        {
+            "model": BrickTrainable(nn.Identity(), ["x"], ["y"]),
+            "head": {"l1": BrickL1Loss042(["../y", "targets"], ["./l1"])},
+            "l1": BrickL1Loss042(["y", "targets"], ["l1_top"]),
+        }
+    )
+    outputs = collection(named_inputs={"x": torch.ones(3), "targets": torch.zeros(3)})
+    losses = collection.extract_losses(outputs)
+    assert sorted(losses) == ["head/l1", "l1_top"]  # 0.4.2 trained on them; dropped, the model trains without them
+    torch.testing.assert_close(losses["head/l1"], torch.tensor(1.0))
+    assert collection.summarize(reset=True) == {"head/batches": torch.tensor(1.0), "batches": torch.tensor(1.0)}

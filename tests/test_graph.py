@@ -105,9 +105,33 @@ def test_plan_runs_consumers_of_an_all_names_brick_after_it() -> None:
     assert plan(nodes, None, None).order == (2, 1, 0)
 
 
+def test_of_two_all_names_bricks_the_later_inserted_runs_later_and_sees_the_earlier() -> None:
+    nodes = [
+        node("a", ("raw",), ("y",)),
+        node("first", (ALL_NAMES,), ("first_saw",)),
+        node("second", (ALL_NAMES,), ("second_saw",)),
+        node("after_second", ("second_saw",), ("z",)),
+        node("late", ("y",), ("w",)),
+    ]
+    order = [nodes[i].path for i in plan(nodes, None, None).order]
+    assert order == ["a", "late", "first", "second", "after_second"]
+
+
+def test_an_all_names_brick_fed_by_name_by_a_later_one_runs_after_it() -> None:
+    nodes = [node("first", (ALL_NAMES, "second_saw"), ("first_saw",)), node("second", (ALL_NAMES,), ("second_saw",))]
+    assert [nodes[i].path for i in plan(nodes, None, None).order] == ["second", "first"]
+
+
 def test_plan_rejects_tags_selecting_no_brick() -> None:
     with pytest.raises(NoBricksSelectedError, match=r"Tags \['LOSS'\] select no brick. Tags in use: \['MODEL'\]"):
         plan([node("a", ("x",), ("y",))], frozenset({"LOSS"}), None)
+
+
+def test_tags_selecting_no_brick_suggest_the_close_tag_in_use() -> None:
+    with pytest.raises(
+        NoBricksSelectedError, match=r"Tags \['MODLE'\] select no brick. Tags in use: \['MODEL'\]. Did you mean 'MODEL'\?"
+    ):
+        plan([node("a", ("x",), ("y",))], frozenset({"MODLE"}), None)
 
 
 def test_missing_input_error_suggests_the_close_match() -> None:

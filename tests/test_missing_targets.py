@@ -93,3 +93,26 @@ def test_compiled_steps_handle_batches_with_and_without_a_heads_targets() -> Non
         for name, value in expected.items():
             torch.testing.assert_close(actual[name], value)
     model.reset_metrics()
+
+
+def test_asking_for_the_output_of_a_skipped_loss_says_which_input_is_missing_not_that_tags_left_it_out() -> None:
+    batch = {"raw": torch.rand(2, 4), "shape_targets": torch.tensor([0, 1])}
+    with pytest.raises(MissingInputError) as error:
+        two_heads()(named_inputs=batch, tags=Stage.TRAIN, missing_targets="skip", output_names=["colour/loss"])
+    message = str(error.value)
+    assert "brick 'colour/loss' would produce, but it is skipped (missing_targets='skip'): named_inputs lacks" in message
+    assert "its input 'colour_targets'" in message
+    assert "tags" not in message
+    assert "Did you mean 'colour/loss'" not in message  # the skipped output is not offered as available
+
+
+def test_a_model_brick_reading_a_skipped_output_names_the_skipped_brick_it_depends_on() -> None:
+    model = two_heads()
+    model["colour"]["shift"] = BrickLoss(nn.Identity(), input_names=["./loss"], output_names=["./shifted"])
+    model["reads_shifted"] = BrickTrainable(nn.Identity(), input_names=["colour/shifted"], output_names=["again"])
+    batch = {"raw": torch.rand(2, 4), "shape_targets": torch.tensor([0, 1])}
+    with pytest.raises(
+        MissingInputError, match=r"Brick 'reads_shifted' needs input 'colour/shifted', which brick 'colour/shift'"
+    ) as error:
+        model(named_inputs=batch, tags=Stage.TRAIN, missing_targets="skip")
+    assert "is skipped (missing_targets='skip'): it depends on brick 'colour/loss', which is skipped" in str(error.value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from torchbricks.errors import BrickError
-from torchbricks.tags import LOSS, METRIC, MODEL, VISUALIZATION, Stage, normalize_tags, stage_hint, tags_for
+from torchbricks.tags import LOSS, METRIC, MODEL, VISUALIZATION, Stage, misspelled_tag_hint, normalize_tags, stage_hint, tags_for
 
 
 def test_a_bare_string_is_one_tag_not_its_characters() -> None:
@@ -35,3 +35,20 @@ def test_an_unknown_stage_name_lists_the_stages_and_the_close_match() -> None:
 def test_a_stage_name_given_as_a_tag_gets_a_hint_and_a_tag_none() -> None:
     assert "use Stage.VALIDATION" in stage_hint({"VALIDATION"})
     assert stage_hint({MODEL}) == ""
+
+
+@pytest.mark.parametrize(
+    ("tags", "meant"),
+    [({"loss"}, "'LOSS'"), ({"METRICS"}, "'METRIC'"), ({"MODLE"}, "'MODEL'"), ({"VISUALISATION"}, "'VISUALIZATION'")],
+)
+def test_a_tag_spelled_like_a_stage_tag_gets_a_hint(tags: set[str], meant: str) -> None:
+    assert misspelled_tag_hint(tags).endswith(f"Did you mean {meant}?")
+
+
+def test_a_stage_name_used_as_a_tag_gets_the_stage_hint() -> None:
+    assert "use Stage.TRAIN" in misspelled_tag_hint({"train"})
+
+
+@pytest.mark.parametrize("tags", [{"HEAD"}, {"EXTRA"}, {"EVAL"}, {"FROZEN"}, {"MODEL"}, {"LOSS", "EXTRA"}])
+def test_custom_and_stage_tags_get_no_hint(tags: set[str]) -> None:
+    assert misspelled_tag_hint(tags) == ""

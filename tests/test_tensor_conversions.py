@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
@@ -152,3 +153,21 @@ def test_importing_the_public_path_imports_none_of_the_other_bricks() -> None:
     code = f"import sys, torchbricks.tensor_conversions; print(sorted(m for m in sys.modules if m.startswith({heavy!r})))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
     assert ast.literal_eval(result.stdout.strip()) == []
+
+
+def test_float2uint8_reads_integers_of_0_and_1_and_booleans_as_the_range() -> None:
+    assert float2uint8(np.array([0, 1])).tolist() == [0, 255]
+    assert float2uint8(torch.tensor([False, True])).tolist() == [0, 255]
+
+
+@pytest.mark.parametrize("values", [torch.tensor([0, 81, 240]), np.array([0, 128, 255], dtype=np.int32), np.array([-1, 0])])
+def test_float2uint8_refuses_integer_pixel_values_it_would_clip_to_white(values: Any) -> None:
+    with pytest.raises(BrickError, match=r"float2uint8 maps values in \[0, 1\].*convert them first"):
+        float2uint8(values)
+
+
+def test_integer_images_are_refused_rather_than_drawn_white() -> None:
+    with pytest.raises(BrickError, match="int64 values from 0 to 200"):
+        unpack_batched_tensor_to_pillow_images(
+            torch.full((1, 3, 2, 2), 200, dtype=torch.int64).index_fill_(3, torch.tensor([0]), 0)
+        )

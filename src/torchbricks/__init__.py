@@ -47,6 +47,7 @@ if TYPE_CHECKING:  # the names below are imported on first use, see __getattr__
         RunStoppedError,
         ShadowedInputError,
         ShapesDatasetExistsError,
+        UnknownBrickError,
         UnknownMetricError,
     )
     from torchbricks.tags import LOSS, METRIC, MODEL, STAGE_TAGS, VISUALIZATION, Stage, tags_for
@@ -80,6 +81,7 @@ _LAZY_NAMES = {  # the public names: name -> the module defining it; `__all__` i
     "MODEL": "torchbricks.tags",
     "MissingExtraError": "torchbricks.errors",
     "MissingInputError": "torchbricks.errors",
+    "UnknownBrickError": "torchbricks.errors",
     "UnknownMetricError": "torchbricks.errors",
     "NamedInputsTypeError": "torchbricks.errors",
     "NoBricksSelectedError": "torchbricks.errors",

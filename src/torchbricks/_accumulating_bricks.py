@@ -71,7 +71,9 @@ class BrickMetrics(BrickAccumulator):
     metric that has seen no batch since the last reset is left out of `summarize`, since it has no value yet.
     The brick returns nothing unless `return_metrics=True`, in which case it also returns the batch values
     (the metric's `forward`), named by `output_names` (by default the metric names, relative to the brick's
-    collection). Updates are traced by `torch.compile(fullgraph=True)` as an opaque op; batch values are not.
+    collection). The value of a single `Metric` is one output, whole (a dict as it is, a tuple such as a
+    precision-recall curve as a list). Updates are traced by `torch.compile(fullgraph=True)` as an opaque op;
+    batch values are not.
 
     Args:
         metric_collection: A `MetricCollection` or a dict of name -> `Metric`.
@@ -168,6 +170,7 @@ class BrickMetrics(BrickAccumulator):
         if self.return_metrics:
             metrics = self.metrics
             names = self.metric_names
+            by_name = isinstance(metrics, MetricCollection)
 
             def batch_values(*args: Any, **kwargs: Any) -> Any:
                 if torch.compiler.is_compiling():  # torchmetrics' forward (update, compute, merge) is not traceable
@@ -177,9 +180,10 @@ class BrickMetrics(BrickAccumulator):
                         "the graph and summarized at the epoch's end), or leave this stage eager."
                     )
                 values = metrics(*args, **kwargs)
-                if isinstance(values, Mapping):
-                    values = tuple(values[name] for name in names)
-                return values[0] if len(names) == 1 and isinstance(values, tuple) else values
+                if not by_name:  # a single Metric's value is one output, whole: a tuple (a curve) is kept as a list
+                    return list(values) if isinstance(values, tuple) else values
+                values = tuple(values[name] for name in names)
+                return values[0] if len(names) == 1 else values
 
             return batch_values
         return self._update_step()

@@ -7,6 +7,8 @@ A collection reads a brick through this contract only (`torchbricks._graph.Graph
 from __future__ import annotations
 
 import inspect
+import sys
+import warnings
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -15,9 +17,11 @@ from torch import nn
 
 from torchbricks._plan import run_single_brick
 from torchbricks.errors import BrickBuildError, BrickNameError
-from torchbricks.tags import MODEL, TagsLike, normalize_tags
+from torchbricks.tags import MODEL, STAGE_TAG_NAMES, TagsLike, misspelled_tag_hint, normalize_tags
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     from torchbricks._plan import PlanOwner
 
 __all__ = ["BrickInterface", "InputNames", "LossOutputNames", "OutputNames", "check_call_fits", "names_list"]
@@ -65,6 +69,41 @@ def check_call_fits(function: Callable[..., Any], brick: BrickInterface, what: s
         ) from None
 
 
+class _WatchedModules(dict[str, Any]):
+    """A brick's `_modules`: every write reaches the brick, also those that bypass `__setattr__` and `add_module`
+    (`torch.ao.quantization.quantize_dynamic(..., inplace=True)` swaps modules by `module._modules[key] = ...`), so the
+    cached plans of the collections holding the brick never call a module it no longer has."""
+
+    __slots__ = ("_brick",)
+
+    def __init__(self, brick: BrickInterface, modules: Mapping[str, Any]) -> None:
+        super().__init__(modules)
+        self._brick = weakref.ref(brick)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self._changed(key)
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self._changed(key)
+
+    def _changed(self, key: str) -> None:
+        brick = self._brick()
+        if brick is not None:
+            brick._module_replaced(key)
+
+
+def _caller_level() -> int:
+    """The `stacklevel` of a warning pointing at the first frame outside torchbricks (the user's brick construction)."""
+    package = __file__.rsplit("/", 1)[0]
+    frame: FrameType | None = sys._getframe(1)
+    level = 1
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def _format_tags(tags: frozenset[str]) -> str:
     return "{" + ", ".join(repr(tag) for tag in sorted(tags)) + "}" if tags else "set()"
 
@@ -91,6 +130,7 @@ class BrickInterface(nn.Module):
     def __init__(self, input_names: InputNames, output_names: OutputNames | None, tags: TagsLike | None = None) -> None:
         super().__init__()
         self._plan_owners: weakref.WeakSet[PlanOwner] = weakref.WeakSet()
+        self.__dict__["_modules"] = _WatchedModules(self, self._modules)
         owner = type(self).__name__
         self._keywords: tuple[str, ...] | None
         if isinstance(input_names, Mapping):
@@ -103,6 +143,13 @@ class BrickInterface(nn.Module):
             self._input_names = names_list(input_names, "input_names", owner)
         self._output_names = names_list(output_names, "output_names", owner)
         self._tags = self.default_tags if tags is None else normalize_tags(tags, owner=f"{owner}: tags")
+        if tags is not None and not self._tags & STAGE_TAG_NAMES:
+            # A custom tag is allowed, but one spelled like a stage tag leaves the brick out of every stage unseen.
+            hint = misspelled_tag_hint(self._tags)
+            if hint:
+                warnings.warn(
+                    f"{owner} with tags {sorted(self._tags)} runs in no Stage.{hint}", UserWarning, stacklevel=_caller_level()
+                )
 
     @property
     def input_names(self) -> list[str] | dict[str, str]:
@@ -125,20 +172,42 @@ class BrickInterface(nn.Module):
         return []
 
     def __setattr__(self, name: str, value: Any) -> None:
-        super().__setattr__(name, value)
-        owners = self.__dict__.get("_plan_owners")
-        if owners and (isinstance(value, nn.Module) or name in self.plan_attributes):
-            for owner in list(owners):  # collections holding this brick: their cached plans hold the old value
-                owner.invalidate_plans()
+        super().__setattr__(name, value)  # a module goes into `_modules`, which reports it (`_module_replaced`)
+        if name in self.plan_attributes and not isinstance(value, nn.Module):
+            self._invalidate_owners()
+
+    def __delattr__(self, name: str) -> None:
+        super().__delattr__(name)
+        if name in self.plan_attributes:
+            self._invalidate_owners()
+
+    def _module_replaced(self, name: str) -> None:
+        """Called by `_modules` when the module `name` is set, replaced or deleted, by any route."""
+        self._invalidate_owners()
+
+    def _invalidate_owners(self) -> None:
+        """Drops the cached plans of the collections holding this brick, which hold its old modules and attributes."""
+        for owner in list(self.__dict__.get("_plan_owners") or ()):
+            owner.invalidate_plans()
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_plan_owners"] = None  # a copy belongs to no collection until one takes it
+        state["_modules"] = dict(self._modules)  # a plain dict: the watcher holds a weak reference to this brick
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self.__dict__["_plan_owners"] = weakref.WeakSet()
+        self.__dict__["_modules"] = _WatchedModules(self, self._modules)
+
+    def __copy__(self) -> BrickInterface:
+        """A shallow copy shares the modules but not the slots holding them: `copy.model = ...` replaces the copy's
+        module only, so the collections holding the original never run a module it no longer has."""
+        state = self.__getstate__()
+        clone = type(self).__new__(type(self))
+        clone.__setstate__(state)
+        return clone
 
     def step_function(self) -> Callable[..., Any]:
         """The callable a collection calls with this brick's input values.

@@ -115,6 +115,8 @@ class Plan:
     """Every brick of the collection (selected or not), in insertion order; `order` indexes into it."""
     tags: frozenset[str] | None = None
     """The tags the plan was made for (None: every brick)."""
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Path -> why, for each brick selected by the tags but left out by `missing_targets="skip"`."""
 
     @property
     def bricks(self) -> tuple[BrickNode, ...]:
@@ -209,8 +211,11 @@ def plan(
         in_use = sorted(set().union(*(node.tags for node in nodes)))
         shown = sorted(tags) if tags is not None else None
         hint = stage_hint(tags) if tags is not None else ""
+        if tags is not None and not hint:
+            hint = next((match for match in (did_you_mean(tag, in_use) for tag in sorted(tags)) if match), "")
         raise NoBricksSelectedError(f"Tags {shown} select no brick. Tags in use: {in_use}.{hint}")
     producer = {name: i for i in selected for name in nodes[i].outputs}
+    skipped: dict[int, str] = {}
     if provided is not None:
         # Only named edges carry the lack downstream: a brick reading `__all__` reads whatever did run.
         skipped = _lacking_inputs(nodes, selected, producer, _explicit_children(nodes, selected, producer), provided)
@@ -239,7 +244,8 @@ def plan(
         name: node for i, node in enumerate(nodes) if i not in selected_set for name in node.outputs if name not in producer
     }
     produced = tuple(name for i in order for name in nodes[i].outputs)
-    return Plan(order, tuple(first_consumer), first_consumer, produced, excluded, tuple(nodes), tags)
+    why_skipped = {nodes[i].path: why for i, why in skipped.items()}
+    return Plan(order, tuple(first_consumer), first_consumer, produced, excluded, tuple(nodes), tags, why_skipped)
 
 
 def release_after(nodes: Sequence[BrickNode], plan_: Plan, keep: Iterable[str]) -> list[tuple[str, ...]]:
@@ -270,10 +276,19 @@ def missing_input_error(plan_: Plan, name: str, available: Iterable[str], tags: 
     consumer = plan_.first_consumer[name]
     names = sorted(set(available) | set(plan_.produced))
     if consumer == "output_names":  # the names the selected bricks can produce, not only those the request kept
-        names = sorted(set(names).union(*(node.outputs for node in plan_.nodes if tags is None or node.tags & tags)))
+        names = sorted(
+            set(names).union(
+                *(node.outputs for node in plan_.nodes if (tags is None or node.tags & tags) and node.path not in plan_.skipped)
+            )
+        )
     who = "The requested output_names include" if consumer == "output_names" else f"Brick {consumer!r} needs input"
     excluded = plan_.excluded_producers.get(name)
-    if excluded is not None:
+    if excluded is not None and excluded.path in plan_.skipped:
+        why = (
+            f"which brick {excluded.path!r} would produce, but it is skipped (missing_targets='skip'): "
+            f"{plan_.skipped[excluded.path]}"
+        )
+    elif excluded is not None:
         why = (
             f"which brick {excluded.path!r} would produce, but its tags {sorted(excluded.tags)} "
             f"are not selected by tags {sorted(tags) if tags is not None else None}"
@@ -301,16 +316,19 @@ def _lacking_inputs(
     producer: dict[str, int],
     children: dict[int, list[int]],
     provided: frozenset[str],
-) -> set[int]:
-    """The non-`MODEL` bricks that need a name neither `provided` nor produced, and the non-`MODEL` bricks downstream."""
-    starts = [
-        i
-        for i in selected
-        if MODEL not in nodes[i].tags
-        and any(name != ALL_NAMES and name not in producer and name not in provided for name in nodes[i].inputs)
-    ]
-    reached = _reachable(starts, children) if starts else set()
-    return {i for i in reached if MODEL not in nodes[i].tags}
+) -> dict[int, str]:
+    """The non-`MODEL` bricks that need a name neither `provided` nor produced, and the non-`MODEL` bricks downstream,
+    each with why it is left out."""
+    why: dict[int, str] = {}
+    for i in selected:
+        lacking = [name for name in nodes[i].inputs if name != ALL_NAMES and name not in producer and name not in provided]
+        if lacking and MODEL not in nodes[i].tags:
+            why[i] = f"named_inputs lacks its input {lacking[0]!r}"
+    for start in list(why):
+        for i in _reachable([start], children):
+            if MODEL not in nodes[i].tags:
+                why.setdefault(i, f"it depends on brick {nodes[start].path!r}, which is skipped")
+    return why
 
 
 def _explicit_children(nodes: Sequence[BrickNode], selected: Iterable[int], producer: dict[str, int]) -> dict[int, list[int]]:
@@ -326,14 +344,16 @@ def _explicit_children(nodes: Sequence[BrickNode], selected: Iterable[int], prod
 def _add_all_names_edges(nodes: Sequence[BrickNode], selected: list[int], children: dict[int, list[int]]) -> None:
     """A brick taking `__all__` runs after every selected brick that does not depend on it.
 
-    Bricks are visited in insertion order, so of two `__all__` bricks the later one sees the earlier one's outputs.
+    Of two `__all__` bricks the one inserted later runs later and sees the earlier one's outputs (unless it feeds
+    the earlier one by name): an `__all__` brick is not made to wait for a later `__all__` brick, nor for the
+    bricks downstream of one.
     """
-    for i in selected:
-        if ALL_NAMES not in nodes[i].inputs:
-            continue
+    reading_all = [i for i in selected if ALL_NAMES in nodes[i].inputs]
+    for position, i in enumerate(reading_all):
         descendants = _descendants(i, children)
+        after_later = _reachable(reading_all[position + 1 :], children)
         for j in selected:
-            if j != i and j not in descendants and i not in children[j]:
+            if j != i and j not in descendants and j not in after_later and i not in children[j]:
                 children[j].append(i)
 
 

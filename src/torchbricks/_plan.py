@@ -173,7 +173,7 @@ def run_steps(
             result = fn(**{keyword: data[name] for keyword, name in zip(keywords, ins, strict=True)})  # type: ignore[arg-type]
         else:
             result = _call_reading_all(fn, ins, keywords, data)
-        if count == 1 and type(result) is not tuple:
+        if count == 1 and type(result) is not tuple and result is not None:
             data[outs[0]] = result
         else:
             _store_outputs(data, outs, result, who, path)
@@ -246,7 +246,15 @@ def _call_reading_all(
 
 
 def _store_outputs(data: dict[str, Any], outs: tuple[str, ...], result: Any, who: str, path: str) -> None:
-    """Stores the result of a brick with no or several output names, checking that it fits them."""
+    """Stores the result of a brick with no or several output names (or that returned None), checking that it fits them."""
+    if result is None and outs:  # a callable that forgot its `return`: None would reach the readers as the value
+        raise _in_brick(
+            BrickOutputError(
+                f"{who} returned None, but has output_names {list(outs)}; return the value (or a tuple with one value "
+                "per output name), or give the brick no output_names."
+            ),
+            path,
+        )
     if not outs:
         if result is not None:
             raise _in_brick(

@@ -15,7 +15,7 @@ from torchbricks._compiled_call import run_compiling
 from torchbricks._graph import SEPARATOR, BrickNode, Plan
 from torchbricks._plan import CompiledPlan, PlanCache, check_named_inputs, provided_names
 from torchbricks.bricks import BrickInterface, BrickMetrics
-from torchbricks.errors import BrickBuildError, BrickError, BrickNameError, NotABrickError
+from torchbricks.errors import BrickBuildError, BrickError, BrickNameError, NotABrickError, UnknownBrickError, did_you_mean
 from torchbricks.tags import TagsLike, normalize_tags
 
 if TYPE_CHECKING:
@@ -38,7 +38,8 @@ class BrickCollection(nn.ModuleDict):
 
     Each call runs a `CompiledPlan` cached per (tags, output_names) in the collection's `PlanCache`. The cache is
     dropped, here and in every collection holding this one, by each change that matters to it: adding, replacing or
-    deleting a brick, and assigning a module or metric attribute of a brick (`brick.model = ...`, `brick.metrics = ...`).
+    deleting a brick (also `del collection.name`), and assigning, registering or deleting a module or metric attribute of
+    a brick (`brick.model = ...`, `brick.add_module("model", ...)`, `brick.metrics = ...`).
 
     Args:
         bricks: Brick name -> brick, nested `BrickCollection`, or nested dict of bricks.
@@ -162,9 +163,33 @@ class BrickCollection(nn.ModuleDict):
         else:
             super().__setattr__(name, value)
 
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self._modules[key]
+        except KeyError:
+            raise self._unknown_key(key) from None
+
+    def _unknown_key(self, key: str) -> UnknownBrickError:
+        where = f"BrickCollection {SEPARATOR.join(self._scope)!r}" if self._scope else "The BrickCollection"
+        keys = list(self._modules)
+        paths = [path for path, _ in self.iter_bricks()]
+        if isinstance(key, str) and key in paths:  # a nested brick's path: index level by level
+            spelled = "".join(f"[{part!r}]" for part in key.split(SEPARATOR))
+            return UnknownBrickError(f"{where} holds {key!r} nested: index it as collection{spelled}.")
+        hint = did_you_mean(key, keys) or did_you_mean(key, paths) if isinstance(key, str) else ""
+        return UnknownBrickError(f"{where} has no brick or collection {key!r}. Keys: {keys}.{hint}")
+
     def __delitem__(self, key: str) -> None:
+        if key not in self._modules:
+            raise self._unknown_key(key)
         super().__delitem__(key)
         self.invalidate_plans()
+
+    def __delattr__(self, name: str) -> None:
+        if name in self._modules:  # `del collection.head` removes the brick as `del collection["head"]` does
+            del self[name]
+        else:
+            super().__delattr__(name)
 
     def clear(self) -> None:
         super().clear()
@@ -307,8 +332,20 @@ class BrickCollection(nn.ModuleDict):
         return [name for node in self._nodes() for name in node.losses]
 
     def extract_losses(self, named_outputs: Mapping[str, Any]) -> dict[str, Any]:
-        """The losses among `named_outputs` (the outputs of loss bricks that ran)."""
-        return {name: named_outputs[name] for name in self.loss_names() if name in named_outputs}
+        """The losses among `named_outputs` (the outputs of loss bricks that ran).
+
+        A brick written for torchbricks 0.4.2 that implements its own `extract_losses` (and has no
+        `loss_output_names`) is asked, as 0.4.2 asked it, with its outputs under the names it spells.
+        """
+        losses = {name: named_outputs[name] for name in self.loss_names() if name in named_outputs}
+        for node in self._nodes():
+            brick = node.brick
+            if isinstance(brick, BrickInterface) and type(brick).extract_losses is not BrickInterface.extract_losses:
+                resolved = dict(zip(brick.output_names, node.outputs, strict=True))
+                own = {name: named_outputs[full] for name, full in resolved.items() if full in named_outputs}
+                for name, value in brick.extract_losses(own).items():
+                    losses[resolved.get(name, name)] = value
+        return losses
 
     def summarize(self, reset: bool) -> dict[str, Any]:
         """Computes every metric accumulated since the last reset.
@@ -319,8 +356,9 @@ class BrickCollection(nn.ModuleDict):
         """
         values: dict[str, Any] = {}
         for _, scope, brick in self._walk():
-            if isinstance(brick, BrickMetrics):
-                for name, value in brick.summarize(reset=reset).items():
+            summarize = getattr(brick, "summarize", None)  # a metric brick, or a 0.4.2 brick with its own summarize
+            if callable(summarize):
+                for name, value in summarize(reset=reset).items():
                     values[SEPARATOR.join((*scope, name))] = value
         return values
 
@@ -367,6 +405,15 @@ class BrickCollection(nn.ModuleDict):
         state["_plan_cache"] = PlanCache()  # plans hold this object's bricks, never a copy's
         state["_plan_owners"] = None  # a copy belongs to no collection until one takes it
         return state
+
+    def __copy__(self) -> BrickCollection:
+        """A shallow copy holds the same bricks in a dict of its own, as `dict.copy` does: adding or deleting a brick
+        in one leaves the other (and its cached plans) as it was."""
+        state = self.__getstate__()
+        state["_modules"] = dict(self._modules)
+        clone = type(self).__new__(type(self))
+        clone.__setstate__(state)
+        return clone
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)

@@ -85,11 +85,20 @@ class BrickModule(BrickInterface):
                 f"output_names {self._output_names}.{did_you_mean(unknown[0], self._output_names)}"
             )
         self._loss_output_names = losses
-        if not trainable and isinstance(model, nn.Module):
-            model.requires_grad_(False)
-            model.eval()
+        self._freeze_if_not_trainable()
 
     plan_attributes: ClassVar[frozenset[str]] = frozenset({"model", "calculate_gradients"})
+
+    def _module_replaced(self, name: str) -> None:
+        super()._module_replaced(name)
+        if name == "model":  # a module swapped into a frozen brick is frozen too
+            self._freeze_if_not_trainable()
+
+    def _freeze_if_not_trainable(self) -> None:
+        model = self.__dict__.get("_modules", {}).get("model")
+        if not self.__dict__.get("trainable", True) and isinstance(model, nn.Module):
+            model.requires_grad_(False)
+            model.eval()
 
     @property
     def loss_output_names(self) -> list[str]:

@@ -31,6 +31,7 @@ __all__ = [
     "RunStoppedError",
     "ShadowedInputError",
     "ShapesDatasetExistsError",
+    "UnknownBrickError",
     "UnknownMetricError",
 ]
 
@@ -102,6 +103,13 @@ class CheckpointNotADirectoryError(CheckpointError, NotADirectoryError):
 
 class MissingExtraError(BrickError, ImportError):
     """An optional dependency is not installed."""
+
+
+class UnknownBrickError(BrickError, KeyError):
+    """A collection is indexed by a key it does not hold (`collection["haed"]`); a `KeyError` too, as for a dict."""
+
+    def __str__(self) -> str:  # the message as written, not KeyError's repr of it
+        return str(self.args[0]) if self.args else ""
 
 
 class UnknownMetricError(BrickError):

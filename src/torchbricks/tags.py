@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import enum
 from collections.abc import Iterable
 
@@ -13,9 +14,11 @@ __all__ = [
     "METRIC_EXTRA",
     "MODEL",
     "STAGE_TAGS",
+    "STAGE_TAG_NAMES",
     "VISUALIZATION",
     "Stage",
     "TagsLike",
+    "misspelled_tag_hint",
     "normalize_tags",
     "stage_hint",
     "tags_for",
@@ -49,6 +52,9 @@ STAGE_TAGS: dict[Stage, frozenset[str]] = {
 """The tags each stage runs. Visualizations never run in training, validation or export."""
 
 TagsLike = str | Iterable[str] | Stage
+
+STAGE_TAG_NAMES: frozenset[str] = frozenset().union(*STAGE_TAGS.values())
+"""Every tag some stage runs."""
 
 
 def normalize_tags(tags: TagsLike, *, owner: str = "tags") -> frozenset[str]:
@@ -100,4 +106,30 @@ def stage_hint(tags: Iterable[str]) -> str:
         if stage is not None:
             name = f"Stage.{stage.name}"
             return f" {tag!r} is a stage name, not a tag: use {name} (tags={name} runs the bricks of that stage)."
+    return ""
+
+
+def misspelled_tag_hint(tags: Iterable[str]) -> str:
+    """A sentence naming a tag among `tags` that no stage runs but that is spelled like a stage tag or a stage name
+    (`"model"`, `"METRICS"`, `"train"`), with what was probably meant; an empty string when there is none.
+
+    A brick with only such tags runs in no `Stage`, silently: a loss tagged `"loss"` is never computed in training.
+    Other custom tags (`"HEAD"`) are left alone.
+
+    Example:
+        >>> misspelled_tag_hint({"METRICS"}).endswith("Did you mean 'METRIC'?")
+        True
+        >>> misspelled_tag_hint({"HEAD", "MODEL"})
+        ''
+    """
+    known = sorted(STAGE_TAG_NAMES)
+    for tag in sorted(tags):
+        if tag in STAGE_TAG_NAMES:
+            continue
+        hint = stage_hint([tag])
+        if not hint:
+            match = difflib.get_close_matches(tag.upper(), known, n=1, cutoff=0.8)
+            hint = f" Did you mean {match[0]!r}?" if match else ""
+        if hint:
+            return f" No stage runs tag {tag!r} (stages run {known}).{hint}"
     return ""

@@ -44,6 +44,9 @@ _PILLOW_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 def float2uint8(values: np.ndarray | torch.Tensor) -> np.ndarray:
     """Maps floats in [0, 1] to uint8 in [0, 255], clipping values outside the range; uint8 input is returned as is.
 
+    Booleans and integers of 0 and 1 are read as [0, 1] too. Other integers raise `BrickError`: they are pixel
+    values (0..255), which clipping to [0, 1] would turn white; convert them to uint8 first.
+
     Example:
         >>> float2uint8(np.array([0.0, 0.5, 1.0, 2.0])).tolist()
         [0, 128, 255, 255]
@@ -51,6 +54,12 @@ def float2uint8(values: np.ndarray | torch.Tensor) -> np.ndarray:
     array = torch_to_numpy(values) if isinstance(values, torch.Tensor) else np.asarray(values)
     if array.dtype == np.uint8:
         return array
+    if np.issubdtype(array.dtype, np.integer) and array.size and (array.min() < 0 or array.max() > 1):
+        raise BrickError(
+            f"float2uint8 maps values in [0, 1] to [0, 255], got {array.dtype} values from {array.min()} to "
+            f"{array.max()}, which it would clip to black and white. Pixel values (0..255) go in as uint8: "
+            "convert them first (tensor.to(torch.uint8), array.astype(np.uint8))."
+        )
     return np.rint(np.clip(array.astype(np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
