@@ -122,6 +122,7 @@ def run_main_job(config: Any) -> MainJobResult:
         checkpoint = path_experiment / CHECKPOINTS_FOLDER / "last.ckpt" if settings.resume else None
         if checkpoint is not None:  # before anything is written: a model the overrides changed leaves the experiment as it was
             check_checkpoint_fits(checkpoint, module)
+            check_epochs_left(checkpoint, config.trainer.get("max_epochs"))
         if launched_as_global_zero():
             write_run_files(path_experiment, config, data_module)
         class_names = getattr(data_module, "class_names", None)  # several sources (data.sources): a dict, one list per head
@@ -224,6 +225,25 @@ def check_checkpoint_fits(checkpoint: Path, module: Any) -> None:
         f"{str(checkpoint)!r} ({'; '.join(found)}). An override changed the model; resume without it, or start a new "
         "experiment for it. Nothing was written."
     )
+
+
+def check_epochs_left(checkpoint: Path, max_epochs: Any) -> None:
+    """Raises `ConfigError` when `trainer.max_epochs` of a resumed run is below the epochs `checkpoint` has trained:
+    Lightning refused it only after the run's config.yaml, logs and TensorBoard files were rewritten, with a
+    traceback (or, one epoch below, trained nothing and tested again as if the run had ended there)."""
+    import torch
+
+    if max_epochs is None or max_epochs == -1:
+        return
+    saved = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=False)
+    progress = saved.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
+    trained = int(progress.get("processed", saved.get("epoch", 0) + 1))
+    if max_epochs < trained:
+        raise ConfigError(
+            f"Config key 'trainer.max_epochs' is {max_epochs}, but {str(checkpoint)!r} has trained {trained} epochs "
+            f"already; resume=true trains on up to trainer.max_epochs: give more than {trained} (or -1 and "
+            "trainer.max_time). Nothing was written."
+        )
 
 
 def write_run_files(path_experiment: Path, config: Any, data_module: Any) -> None:
