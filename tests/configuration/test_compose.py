@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,14 @@ def test_an_override_of_hydras_own_config_is_refused_with_what_to_use_instead() 
 def test_an_override_hydra_cannot_merge_says_why() -> None:
     with pytest.raises(ConfigError, match=r"Error merging override data.augmentations.5.p=0.3: list index out of range"):
         compose_config(["task=classification", "data.root=.", "data.augmentations.5.p=0.3"])
+
+
+@pytest.mark.parametrize(
+    ("override", "quoted"),
+    [("data.root=~/data/shapes", "data.root='~/data/shapes'"), ("data.root=/data/Zürich", "data.root='/data/Zürich'")],
+)
+def test_a_value_hydra_reads_only_quoted_is_refused_with_the_quoted_override(override: str, quoted: str) -> None:
+    # Hydra's own message was "LexerNoViableAltException: data.root=~/data/shapes ^", for a home folder or an accent
+    with pytest.raises(ConfigError, match=rf"override '{re.escape(override)}' cannot be read.* {re.escape(quoted)} "):
+        compose_config(["task=classification", override])
+    assert compose_config(["task=classification", quoted]).data.root == override.partition("=")[2]
