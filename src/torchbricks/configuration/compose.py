@@ -95,7 +95,14 @@ def _compose(config_dir: Path, config_name: str, overrides: list[str]) -> Any:
         with hydra.initialize_config_dir(config_dir=str(config_dir), version_base=None, job_name="torchbricks"):
             return hydra.compose(config_name=config_name, overrides=list(overrides))
     except (hydra_errors.HydraException, omegaconf_errors.OmegaConfBaseException) as error:
-        quoted = _quoted(getattr(error, "override", None)) if isinstance(error, hydra_errors.OverrideParseException) else None
+        unread = getattr(error, "override", None) if isinstance(error, hydra_errors.OverrideParseException) else None
+        key, _, value = (unread or "").partition("=")
+        if value.startswith("~/"):  # the shell leaves a ~ after `key=` as it is, and neither Hydra nor the readers expand it
+            raise ConfigError(
+                f"The override {unread!r} cannot be read: Hydra's override grammar does not read a ~, and the home "
+                f"folder is not looked up in paths; write {key}=$HOME/{value[2:]} (the shell replaces $HOME)."
+            ) from error
+        quoted = _quoted(unread)
         if quoted is not None:
             raise ConfigError(
                 f"The override {error.override!r} cannot be read: Hydra's override grammar reads a value with non-ASCII "
