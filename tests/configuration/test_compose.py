@@ -71,3 +71,16 @@ def test_a_home_folder_path_is_refused_with_the_override_the_shell_expands() -> 
     # Quoting it would not help: no reader expands ~ (the data folder would be '<current folder>/~/data/shapes')
     with pytest.raises(ConfigError, match=r"override 'data.root=~/data/shapes' cannot be read.* data.root=\$HOME/data/shapes "):
         compose_config(["task=classification", "data.root=~/data/shapes"])
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("task=clasification", "Config group 'task' has no option 'clasification'. Available: ['classification', "),
+        ("+head@model.bricks.second=clasification", "Config group 'head' has no option 'clasification'. Available: ["),
+    ],
+)
+def test_a_misspelt_config_option_names_its_group_and_the_close_option(override: str, expected: str) -> None:
+    # Hydra's message listed the options and the search path, without the close one
+    with pytest.raises(ConfigError, match=re.escape(expected) + r".*\]\. Did you mean 'classification'\?$"):
+        compose_config([override])

@@ -109,6 +109,12 @@ def _compose(config_dir: Path, config_name: str, overrides: list[str]) -> Any:
                 f"letters or any of ~ ' # [ ] = ( ) only in quotes: {quoted} (on a shell's command line, "
                 f"{_shell_quoted(quoted)})."
             ) from error
+        missing, options = getattr(error, "missing_cfg_file", None), getattr(error, "options", None)
+        if isinstance(error, hydra_errors.MissingConfigException) and missing and "/" in missing and options:
+            group, _, option = missing.rpartition("/")
+            raise ConfigError(
+                f"Config group {group!r} has no option {option!r}. Available: {sorted(options)}.{did_you_mean(option, options)}"
+            ) from error
         shown = [override for override in overrides if not override.startswith("hydra.searchpath=")]
         reason = " ".join(line.strip() for line in str(error).splitlines() if line.strip() and not line.startswith("See https"))
         cause = error.__cause__  # Hydra's "Error merging override ..." keeps the reason in the error it chains
