@@ -107,9 +107,27 @@ def _instantiate(node: Any, key: str, **kwargs: Any) -> Any:
         data_error = _data_error_within(error)
         if data_error is not None:  # the data, not the config, is wrong: its own message says which file and why
             raise data_error from error
+        if isinstance(error.__cause__, ConfigError) and str(error.__cause__).startswith("Config key "):
+            raise error.__cause__ from error  # the target named the key itself
+        named = _argument_named_by(error.__cause__, node, key)
+        if named is not None:  # the target's own message about one of its arguments: the key of that argument
+            raise ConfigError(f"Config key {named[0]!r}: {named[1]}") from error
         full_key, reason = _hydra_reason(error)
         full_key = _list_item_key(node, full_key)
         raise ConfigError(f"Config key {(full_key or key)!r} cannot be instantiated: {reason}") from error
+
+
+def _argument_named_by(cause: BaseException | None, node: Any, key: str) -> tuple[str, str] | None:
+    """(`key.argument`, message) when the target refused one of its arguments with a message that starts with the
+    argument's name (`BrickError('image_size must be a positive int ...')`); None otherwise. Hydra's message named
+    only the node (`Config key 'data' cannot be instantiated: Error in call to target ...`)."""
+    if not isinstance(cause, (BrickError, ValueError)) or not hasattr(node, "keys"):
+        return None
+    message = str(cause).strip()
+    name = message.split(" ", 1)[0]
+    if name.startswith("_") or name not in node or not message.startswith(f"{name} "):
+        return None
+    return f"{key}.{name}", message
 
 
 def _data_error_within(error: BaseException) -> DataError | None:
