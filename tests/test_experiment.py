@@ -249,3 +249,20 @@ def test_resume_reads_the_data_roots_from_the_current_folder_without_a_recorded_
     config = resumed_config(compose_config(locate), locate)
 
     assert (config.data.root, config.data.sources.more.data_module.root) == ("data/shapes", "data/more")
+
+
+def test_a_resume_with_another_seed_keeps_the_digits_splits_it_trained_and_tested_on(tmp_path: Path) -> None:
+    # README: seed is a key a resumed run can change, as it leaves the checkpoint alone. The digits' split seed was
+    # `${seed}`, so resume=true seed=1 drew other training, validation and test splits halfway through the run: its test
+    # images had been trained on, and the test metrics were silently too good.
+    from omegaconf import OmegaConf
+
+    folder = _saved_experiment(tmp_path)
+    (folder / CONFIG_FILE).write_text(OmegaConf.to_yaml(_config(tmp_path)))
+    overrides = [f"experiment.path_experiments={tmp_path}", "experiment.name=run", "resume=true"]
+
+    config = resumed_config(compose_config(overrides), [*overrides, "seed=1"])
+
+    assert config.seed == 1
+    assert config.data.seed == _config(tmp_path).data.seed == 0
+    assert _config(tmp_path, "seed=1").data.seed == 0  # and a new run with another seed is tested on the same split
