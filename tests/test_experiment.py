@@ -266,3 +266,19 @@ def test_a_resume_with_another_seed_keeps_the_digits_splits_it_trained_and_teste
     assert config.seed == 1
     assert config.data.seed == _config(tmp_path).data.seed == 0
     assert _config(tmp_path, "seed=1").data.seed == 0  # and a new run with another seed is tested on the same split
+
+
+@pytest.mark.parametrize("override", ["data.validation_fraction=0.3", "data.seed=4", "data.test_fraction=0.1"])
+def test_a_resume_that_would_draw_other_splits_is_refused(tmp_path: Path, override: str) -> None:
+    # Accepted as keys of a section, they drew other splits halfway through the run: its test split held trained images.
+    from omegaconf import OmegaConf
+
+    folder = _saved_experiment(tmp_path)
+    (folder / CONFIG_FILE).write_text(OmegaConf.to_yaml(_config(tmp_path)))
+    overrides = [f"experiment.path_experiments={tmp_path}", "experiment.name=run", "resume=true"]
+
+    with pytest.raises(ConfigError, match=rf"the override '{override}' would draw others"):
+        resumed_config(compose_config(overrides), [*overrides, override])
+    key = override.partition("=")[0]
+    saved_value = f"{key}={OmegaConf.select(_config(tmp_path), key)}"
+    assert resumed_config(compose_config(overrides), [*overrides, saved_value]).resume is True  # the same value is no change

@@ -144,7 +144,7 @@ def resumed_config(config: Any, overrides: Sequence[str]) -> Any:
                 f"early_stopping.patience=5, ...) and {sorted(RESUMABLE_KEYS)}."
             )
         if "." in key and key.split(".", 1)[0] not in FREE_FORM_KEYS and key not in LOCATING_KEYS:
-            _check_saved_key(saved, key, folder.name, omegaconf)
+            _check_section_override(saved, override, folder.name, omegaconf)
         plain.append(override)
     merged = omegaconf.OmegaConf.merge(saved, omegaconf.OmegaConf.from_dotlist(plain))
     merged.resume = True
@@ -196,6 +196,10 @@ def with_rooted_paths(data: Any, working_directory: Path) -> Any:
     return omegaconf.create(rooted(omegaconf.to_container(data, resolve=False)))
 
 
+SPLIT_KEYS = frozenset({"data.seed", "data.split_seed", "data.validation_fraction", "data.test_fraction"})
+"""The keys that draw a run's splits from its data (the digits', and those of data without a validation split of its
+own): a resumed run keeps them."""
+
 RESUME_AND_OVERWRITE = "resume=true continues an experiment and experiment.overwrite=true deletes it: give one of them."
 
 LOCATING_KEYS = ("experiment.path_experiments", "experiment.name", "resume")
@@ -214,16 +218,30 @@ def resume_requested(overrides: Sequence[str]) -> bool:
 
 
 def _same_value(saved: Any, override: str, omegaconf: Any) -> bool:
-    """Whether a top-level `key=value` override gives the value the saved config holds (a group choice never does:
-    its name is not a value of the config)."""
+    """Whether a `key=value` override gives the value the saved config holds (a group choice never does: its name is
+    not a value of the config)."""
     key = override.split("=", 1)[0]
-    if key not in saved:
+    missing = object()
+    held = omegaconf.OmegaConf.select(saved, key, default=missing)
+    if held is missing:
         return False
     try:
-        given = omegaconf.OmegaConf.from_dotlist([override])[key]
+        given = omegaconf.OmegaConf.select(omegaconf.OmegaConf.from_dotlist([override]), key)
     except Exception:  # an override the dotlist grammar does not read is no match
         return False
-    return bool(given == saved[key])
+    return bool(given == held)
+
+
+def _check_section_override(saved: Any, override: str, name: str, omegaconf: Any) -> None:
+    """Raises `ConfigError` when the dotted key of `override` is not in the saved config, or would draw other splits."""
+    key = override.split("=", 1)[0]
+    _check_saved_key(saved, key, name, omegaconf)
+    if key in SPLIT_KEYS and not _same_value(saved, override, omegaconf):
+        raise ConfigError(
+            f"resume=true continues experiment {name!r} on the training, validation and test splits it began with; "
+            f"the override {override!r} would draw others, so the test split would hold images the run has trained on. "
+            "Start a new experiment for it."
+        )
 
 
 def _check_saved_key(saved: Any, key: str, name: str, omegaconf: Any) -> None:
