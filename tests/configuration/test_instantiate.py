@@ -146,3 +146,20 @@ def test_an_argument_the_data_module_refuses_is_named_by_its_key(tmp_path: Path,
 
     with pytest.raises(ConfigError, match=f"^{re.escape(expected)}"):
         instantiate_config(config, "data")
+
+
+def test_an_error_raised_while_resolving_an_interpolation_is_one_line_without_omegaconfs_key_lines(tmp_path: Path) -> None:
+    # It ended in "Did you mean 'resnet18'? full_key: model.bricks.backbone.output_names object_type=dict"
+    from PIL import Image
+
+    from torchbricks.lightning.task_resolvers import register_resolvers
+
+    for split in ("train", "val"):
+        (tmp_path / split / "cat").mkdir(parents=True)
+        Image.new("RGB", (16, 16)).save(tmp_path / split / "cat" / "a.png")
+    register_resolvers()
+    config = compose_config(["task=classification", f"data.root={tmp_path}", "data.image_size=32", "model.backbone=resnet19"])
+
+    expected = r"^Config key 'model\.bricks\.backbone' cannot be instantiated: .*'resnet19'\. Did you mean 'resnet18'\?$"
+    with pytest.raises(ConfigError, match=expected):
+        create_brick_collection(config)

@@ -227,13 +227,14 @@ def _list_item_key(node: Any, full_key: str | None) -> str | None:
 
 
 def _hydra_reason(error: Exception) -> tuple[str | None, str]:
-    """Hydra's message without its `full_key:` line and its hint about HYDRA_FULL_ERROR; plus that full key."""
+    """Hydra's message without its `full_key:` line and its hint about HYDRA_FULL_ERROR, and without the indented
+    `full_key:` and `object_type=` lines of an OmegaConf error it holds (an interpolation's); plus Hydra's full key."""
     full_key = None
     reasons = []
     for line in str(error).strip().splitlines():
         if line.startswith("full_key:"):
             full_key = line.removeprefix("full_key:").strip()
-        elif line.strip():
+        elif line.strip() and not line.strip().startswith(("full_key:", "object_type=", "reference_type=")):
             reasons.append(line.replace(", set env var HYDRA_FULL_ERROR=1 to see chained exception", "").strip())
     return full_key, " ".join(reasons) or type(error).__name__
 
