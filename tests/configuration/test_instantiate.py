@@ -130,6 +130,7 @@ def test_an_item_of_a_list_is_named_with_its_index_as_the_command_line_names_it(
     [
         ("data.image_size=0", "Config key 'data.image_size': image_size must be a positive int or [height, width], got 0."),
         ("data.cache_megabytes=-1", "Config key 'data.cache_megabytes' must be the memory in megabytes"),
+        ("data.image_scale=0", "Config key 'data.image_scale' must be a number > 0"),  # raised by a resolver
     ],
 )
 def test_an_argument_the_data_module_refuses_is_named_by_its_key(tmp_path: Path, override: str, expected: str) -> None:

@@ -107,8 +107,9 @@ def _instantiate(node: Any, key: str, **kwargs: Any) -> Any:
         data_error = _data_error_within(error)
         if data_error is not None:  # the data, not the config, is wrong: its own message says which file and why
             raise data_error from error
-        if isinstance(error.__cause__, ConfigError) and str(error.__cause__).startswith("Config key "):
-            raise error.__cause__ from error  # the target named the key itself
+        keyed = _keyed_config_error_within(error)
+        if keyed is not None:  # the target (or a resolver of the data) named the key itself
+            raise keyed from keyed.__cause__
         named = _argument_named_by(error.__cause__, node, key)
         if named is not None:  # the target's own message about one of its arguments: the key of that argument
             raise ConfigError(f"Config key {named[0]!r}: {named[1]}") from error
@@ -128,6 +129,19 @@ def _argument_named_by(cause: BaseException | None, node: Any, key: str) -> tupl
     if name.startswith("_") or name not in node or not message.startswith(f"{name} "):
         return None
     return f"{key}.{name}", message
+
+
+def _keyed_config_error_within(error: BaseException) -> ConfigError | None:
+    """A `ConfigError` naming its key (`Config key 'data.image_scale' must be ...`) raised inside Hydra's or
+    OmegaConf's wrapping error, by a target or an interpolation's resolver; None if there is none."""
+    seen: set[int] = set()
+    current: BaseException | None = error.__cause__ or error.__context__
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ConfigError) and str(current).startswith("Config key "):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _data_error_within(error: BaseException) -> DataError | None:
