@@ -242,7 +242,7 @@ def check_epochs_left(checkpoint: Path, max_epochs: Any) -> None:
 
     if max_epochs is None or max_epochs == -1:
         return
-    saved = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=False)
+    saved = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=True)
     progress = saved.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
     trained = int(progress.get("processed", saved.get("epoch", 0) + 1))
     if max_epochs < trained:
