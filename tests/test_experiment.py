@@ -282,3 +282,14 @@ def test_a_resume_that_would_draw_other_splits_is_refused(tmp_path: Path, overri
     key = override.partition("=")[0]
     saved_value = f"{key}={OmegaConf.select(_config(tmp_path), key)}"
     assert resumed_config(compose_config(overrides), [*overrides, saved_value]).resume is True  # the same value is no change
+
+
+@pytest.mark.parametrize("name", ["0.10", "1e3", "true"])
+def test_an_experiment_name_hydra_reads_as_a_number_or_a_boolean_is_refused(tmp_path: Path, name: str) -> None:
+    # experiment.name=0.10 made the folder '0.1' (and true the folder 'True') without a word
+    from torchbricks._experiment import check_experiment_folder
+
+    with pytest.raises(ConfigError, match=r"'experiment.name' must be a folder name, got (float|bool) .*Quote it"):
+        check_experiment_folder(_config(tmp_path, f"experiment.name={name}"))
+    check_experiment_folder(_config(tmp_path, f"experiment.name='{name}'"))
+    check_experiment_folder(_config(tmp_path, "experiment.name=10"))  # an int is the text typed

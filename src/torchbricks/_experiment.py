@@ -272,6 +272,12 @@ def check_experiment_folder(config: Any) -> None:
             finds no last checkpoint.
         ExperimentExistsError: The folder exists and neither `resume=true` nor `experiment.overwrite=true` is set.
     """
+    if isinstance(config.experiment.name, (bool, float)):  # not the text typed: experiment.name=0.10 is the folder 0.1
+        raise ConfigError(
+            f"Config key 'experiment.name' must be a folder name, got {type(config.experiment.name).__name__} "
+            f"{config.experiment.name!r}: Hydra reads an unquoted number or true/false as one (experiment.name=0.10 as "
+            "0.1). Quote it: \"experiment.name='0.10'\"."
+        )
     name = str(config.experiment.name)
     if not name.strip() or name in (".", "..") or "/" in name or "\\" in name:
         raise ConfigError(
