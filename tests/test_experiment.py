@@ -293,3 +293,19 @@ def test_an_experiment_name_hydra_reads_as_a_number_or_a_boolean_is_refused(tmp_
         check_experiment_folder(_config(tmp_path, f"experiment.name={name}"))
     check_experiment_folder(_config(tmp_path, f"experiment.name='{name}'"))
     check_experiment_folder(_config(tmp_path, "experiment.name=10"))  # an int is the text typed
+
+
+def test_an_experiment_saved_with_the_digits_split_following_the_seed_keeps_its_splits_when_resumed_with_another(
+    tmp_path: Path,
+) -> None:
+    from omegaconf import OmegaConf
+
+    saved = _config(tmp_path)
+    saved.data.seed = "${seed}"  # as data/digits.yaml had it
+    folder = _saved_experiment(tmp_path)
+    (folder / CONFIG_FILE).write_text(OmegaConf.to_yaml(saved))
+    overrides = [f"experiment.path_experiments={tmp_path}", "experiment.name=run", "resume=true"]
+
+    config = resumed_config(compose_config(overrides), [*overrides, "seed=1"])
+
+    assert (config.seed, config.data.seed) == (1, 0)

@@ -123,9 +123,8 @@ def resumed_config(config: Any, overrides: Sequence[str]) -> Any:
     # A run started with experiment.overwrite=true ("or start it again") is continued by the same command
     if any(_overwrites(override) and override not in started_with for override in overrides):
         raise ConfigError(RESUME_AND_OVERWRITE)
-    recorded = recorded_working_directory(folder)
-    if recorded is not None and "data" in saved and recorded.resolve() != Path.cwd().resolve():
-        saved.data = with_rooted_paths(saved.data, recorded)  # before the overrides: theirs stay relative to here
+    if "data" in saved:  # before the overrides: theirs stay relative to here, and may choose other values
+        saved.data = _data_as_trained(saved, folder, omegaconf)
     plain = []
     for override in overrides:
         key = override.split("=", 1)[0]
@@ -153,6 +152,33 @@ def resumed_config(config: Any, overrides: Sequence[str]) -> Any:
         if "overwrite" in merged.experiment:  # the saved `true` of a run started again: continuing deletes nothing
             merged.experiment.overwrite = False
     return merged
+
+
+def _data_as_trained(saved: Any, folder: Path, omegaconf: Any) -> Any:
+    """The saved data config as the run read it: its relative roots joined to the folder training ran in, and a split
+    seed that was `${seed}` (the digits' before their split seed was their own) pinned to the saved seed."""
+    data = saved.data
+    recorded = recorded_working_directory(folder)
+    if recorded is not None and recorded.resolve() != Path.cwd().resolve():
+        data = with_rooted_paths(data, recorded)
+    if "seed" in saved:
+        data = omegaconf.OmegaConf.create(_pinned(omegaconf.OmegaConf.to_container(data), "${seed}", saved.seed))
+    return data
+
+
+def _pinned(node: Any, interpolation: str, value: Any) -> Any:
+    """`node` with every value that is exactly `interpolation` replaced by `value`: a resumed run keeps the splits
+    its saved seed drew, whatever `seed=N` it is given.
+
+    Example:
+        >>> _pinned({"seed": "${seed}", "sources": [{"seed": "${seed}"}], "root": "a"}, "${seed}", 0)
+        {'seed': 0, 'sources': [{'seed': 0}], 'root': 'a'}
+    """
+    if isinstance(node, dict):
+        return {key: _pinned(item, interpolation, value) for key, item in node.items()}
+    if isinstance(node, list):
+        return [_pinned(item, interpolation, value) for item in node]
+    return value if node == interpolation else node
 
 
 def recorded_working_directory(folder: Path) -> Path | None:
