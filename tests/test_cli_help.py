@@ -56,3 +56,16 @@ def test_a_hydra_directive_is_not_shown_as_a_config_description() -> None:
 
     assert "@package" not in described
     assert "image classification" in described  # task=classification's own first line
+
+
+def test_what_the_help_says_of_the_tasks_default_weights_is_what_their_configs_hold() -> None:
+    # It said "the dense tasks start from the shipped weights" after task=classification had started from them too.
+    from torchbricks._cli_help import COMMON_OVERRIDES
+    from torchbricks.configuration import compose_config
+
+    tasks = next(group for group in read_config_groups() if group.name == "task").options
+    shipped = [task for task in tasks if compose_config([f"task={task}", "data.root=x"]).model.weights == "auto"]
+    said = dict(COMMON_OVERRIDES)["model.weights=null"]
+
+    assert shipped == list(tasks)
+    assert "every task starts from the shipped weights: auto" in said

@@ -130,6 +130,17 @@ def test_evaluate_refuses_unknown_keys_and_splits(trained_experiment: Any, shape
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("override", ["model.num_classes=5", "model.bricks.classification.classify.model.pooling=max", "seed=3"])
+def test_evaluate_refuses_an_override_that_would_change_nothing(trained_experiment: Any, tmp_path: Path, override: str) -> None:
+    # The model is the experiment's saved bricks: a model key was accepted, written into evaluation.json's overrides and
+    # ignored, so the numbers looked like those of the changed model.
+    folder = trained_experiment("classification")
+    with pytest.raises(ConfigError, match=rf"Override '{re.escape(override)}' would change nothing: .* overrides of data\.\*"):
+        evaluate_experiment(folder, [override], out=tmp_path / "evaluation.json")
+    assert not (tmp_path / "evaluation.json").exists()
+
+
+@pytest.mark.slow
 def test_evaluate_command_as_a_user_runs_it(trained_experiment: Any, shapes_root: Path, tmp_path: Path) -> None:
     folder = trained_experiment("classification")
     out = tmp_path / "eval.json"

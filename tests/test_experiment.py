@@ -249,3 +249,63 @@ def test_resume_reads_the_data_roots_from_the_current_folder_without_a_recorded_
     config = resumed_config(compose_config(locate), locate)
 
     assert (config.data.root, config.data.sources.more.data_module.root) == ("data/shapes", "data/more")
+
+
+def test_a_resume_with_another_seed_keeps_the_digits_splits_it_trained_and_tested_on(tmp_path: Path) -> None:
+    # README: seed is a key a resumed run can change, as it leaves the checkpoint alone. The digits' split seed was
+    # `${seed}`, so resume=true seed=1 drew other training, validation and test splits halfway through the run: its test
+    # images had been trained on, and the test metrics were silently too good.
+    from omegaconf import OmegaConf
+
+    folder = _saved_experiment(tmp_path)
+    (folder / CONFIG_FILE).write_text(OmegaConf.to_yaml(_config(tmp_path)))
+    overrides = [f"experiment.path_experiments={tmp_path}", "experiment.name=run", "resume=true"]
+
+    config = resumed_config(compose_config(overrides), [*overrides, "seed=1"])
+
+    assert config.seed == 1
+    assert config.data.seed == _config(tmp_path).data.seed == 0
+    assert _config(tmp_path, "seed=1").data.seed == 0  # and a new run with another seed is tested on the same split
+
+
+@pytest.mark.parametrize("override", ["data.validation_fraction=0.3", "data.seed=4", "data.test_fraction=0.1"])
+def test_a_resume_that_would_draw_other_splits_is_refused(tmp_path: Path, override: str) -> None:
+    # Accepted as keys of a section, they drew other splits halfway through the run: its test split held trained images.
+    from omegaconf import OmegaConf
+
+    folder = _saved_experiment(tmp_path)
+    (folder / CONFIG_FILE).write_text(OmegaConf.to_yaml(_config(tmp_path)))
+    overrides = [f"experiment.path_experiments={tmp_path}", "experiment.name=run", "resume=true"]
+
+    with pytest.raises(ConfigError, match=rf"the override '{override}' would draw others"):
+        resumed_config(compose_config(overrides), [*overrides, override])
+    key = override.partition("=")[0]
+    saved_value = f"{key}={OmegaConf.select(_config(tmp_path), key)}"
+    assert resumed_config(compose_config(overrides), [*overrides, saved_value]).resume is True  # the same value is no change
+
+
+@pytest.mark.parametrize("name", ["0.10", "1e3", "true"])
+def test_an_experiment_name_hydra_reads_as_a_number_or_a_boolean_is_refused(tmp_path: Path, name: str) -> None:
+    # experiment.name=0.10 made the folder '0.1' (and true the folder 'True') without a word
+    from torchbricks._experiment import check_experiment_folder
+
+    with pytest.raises(ConfigError, match=r"'experiment.name' must be a folder name, got (float|bool) .*Quote it"):
+        check_experiment_folder(_config(tmp_path, f"experiment.name={name}"))
+    check_experiment_folder(_config(tmp_path, f"experiment.name='{name}'"))
+    check_experiment_folder(_config(tmp_path, "experiment.name=10"))  # an int is the text typed
+
+
+def test_an_experiment_saved_with_the_digits_split_following_the_seed_keeps_its_splits_when_resumed_with_another(
+    tmp_path: Path,
+) -> None:
+    from omegaconf import OmegaConf
+
+    saved = _config(tmp_path)
+    saved.data.seed = "${seed}"  # as data/digits.yaml had it
+    folder = _saved_experiment(tmp_path)
+    (folder / CONFIG_FILE).write_text(OmegaConf.to_yaml(saved))
+    overrides = [f"experiment.path_experiments={tmp_path}", "experiment.name=run", "resume=true"]
+
+    config = resumed_config(compose_config(overrides), [*overrides, "seed=1"])
+
+    assert (config.seed, config.data.seed) == (1, 0)

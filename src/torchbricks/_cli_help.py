@@ -31,7 +31,7 @@ COMMON_OVERRIDES = (
     ),
     ("trainer.max_epochs=20", "an epoch cap"),
     ("model.weights=PATH", "backbone weights: a state dict file, an experiment's bricks/, or shapes (drawn forms)"),
-    ("model.weights=null", "from scratch (the dense tasks start from the shipped weights: auto)"),
+    ("model.weights=null", "from scratch (every task starts from the shipped weights: auto)"),
     ("data.image_size=128", "input size (default: from the training images' median size)"),
     ("data.image_scale=2", "default size = this times the median (classification 1.5, the others 2; enlarging to 256 px)"),
     ("data.batch_size=32 optimizer.lr=0.001", "batch size and learning rate"),

@@ -123,9 +123,8 @@ def resumed_config(config: Any, overrides: Sequence[str]) -> Any:
     # A run started with experiment.overwrite=true ("or start it again") is continued by the same command
     if any(_overwrites(override) and override not in started_with for override in overrides):
         raise ConfigError(RESUME_AND_OVERWRITE)
-    recorded = recorded_working_directory(folder)
-    if recorded is not None and "data" in saved and recorded.resolve() != Path.cwd().resolve():
-        saved.data = with_rooted_paths(saved.data, recorded)  # before the overrides: theirs stay relative to here
+    if "data" in saved:  # before the overrides: theirs stay relative to here, and may choose other values
+        saved.data = _data_as_trained(saved, folder, omegaconf)
     plain = []
     for override in overrides:
         key = override.split("=", 1)[0]
@@ -144,7 +143,7 @@ def resumed_config(config: Any, overrides: Sequence[str]) -> Any:
                 f"early_stopping.patience=5, ...) and {sorted(RESUMABLE_KEYS)}."
             )
         if "." in key and key.split(".", 1)[0] not in FREE_FORM_KEYS and key not in LOCATING_KEYS:
-            _check_saved_key(saved, key, folder.name, omegaconf)
+            _check_section_override(saved, override, folder.name, omegaconf)
         plain.append(override)
     merged = omegaconf.OmegaConf.merge(saved, omegaconf.OmegaConf.from_dotlist(plain))
     merged.resume = True
@@ -153,6 +152,33 @@ def resumed_config(config: Any, overrides: Sequence[str]) -> Any:
         if "overwrite" in merged.experiment:  # the saved `true` of a run started again: continuing deletes nothing
             merged.experiment.overwrite = False
     return merged
+
+
+def _data_as_trained(saved: Any, folder: Path, omegaconf: Any) -> Any:
+    """The saved data config as the run read it: its relative roots joined to the folder training ran in, and a split
+    seed that was `${seed}` (the digits' before their split seed was their own) pinned to the saved seed."""
+    data = saved.data
+    recorded = recorded_working_directory(folder)
+    if recorded is not None and recorded.resolve() != Path.cwd().resolve():
+        data = with_rooted_paths(data, recorded)
+    if "seed" in saved:
+        data = omegaconf.OmegaConf.create(_pinned(omegaconf.OmegaConf.to_container(data), "${seed}", saved.seed))
+    return data
+
+
+def _pinned(node: Any, interpolation: str, value: Any) -> Any:
+    """`node` with every value that is exactly `interpolation` replaced by `value`: a resumed run keeps the splits
+    its saved seed drew, whatever `seed=N` it is given.
+
+    Example:
+        >>> _pinned({"seed": "${seed}", "sources": [{"seed": "${seed}"}], "root": "a"}, "${seed}", 0)
+        {'seed': 0, 'sources': [{'seed': 0}], 'root': 'a'}
+    """
+    if isinstance(node, dict):
+        return {key: _pinned(item, interpolation, value) for key, item in node.items()}
+    if isinstance(node, list):
+        return [_pinned(item, interpolation, value) for item in node]
+    return value if node == interpolation else node
 
 
 def recorded_working_directory(folder: Path) -> Path | None:
@@ -196,6 +222,10 @@ def with_rooted_paths(data: Any, working_directory: Path) -> Any:
     return omegaconf.create(rooted(omegaconf.to_container(data, resolve=False)))
 
 
+SPLIT_KEYS = frozenset({"data.seed", "data.split_seed", "data.validation_fraction", "data.test_fraction"})
+"""The keys that draw a run's splits from its data (the digits', and those of data without a validation split of its
+own): a resumed run keeps them."""
+
 RESUME_AND_OVERWRITE = "resume=true continues an experiment and experiment.overwrite=true deletes it: give one of them."
 
 LOCATING_KEYS = ("experiment.path_experiments", "experiment.name", "resume")
@@ -214,16 +244,30 @@ def resume_requested(overrides: Sequence[str]) -> bool:
 
 
 def _same_value(saved: Any, override: str, omegaconf: Any) -> bool:
-    """Whether a top-level `key=value` override gives the value the saved config holds (a group choice never does:
-    its name is not a value of the config)."""
+    """Whether a `key=value` override gives the value the saved config holds (a group choice never does: its name is
+    not a value of the config)."""
     key = override.split("=", 1)[0]
-    if key not in saved:
+    missing = object()
+    held = omegaconf.OmegaConf.select(saved, key, default=missing)
+    if held is missing:
         return False
     try:
-        given = omegaconf.OmegaConf.from_dotlist([override])[key]
+        given = omegaconf.OmegaConf.select(omegaconf.OmegaConf.from_dotlist([override]), key)
     except Exception:  # an override the dotlist grammar does not read is no match
         return False
-    return bool(given == saved[key])
+    return bool(given == held)
+
+
+def _check_section_override(saved: Any, override: str, name: str, omegaconf: Any) -> None:
+    """Raises `ConfigError` when the dotted key of `override` is not in the saved config, or would draw other splits."""
+    key = override.split("=", 1)[0]
+    _check_saved_key(saved, key, name, omegaconf)
+    if key in SPLIT_KEYS and not _same_value(saved, override, omegaconf):
+        raise ConfigError(
+            f"resume=true continues experiment {name!r} on the training, validation and test splits it began with; "
+            f"the override {override!r} would draw others, so the test split would hold images the run has trained on. "
+            "Start a new experiment for it."
+        )
 
 
 def _check_saved_key(saved: Any, key: str, name: str, omegaconf: Any) -> None:
@@ -254,6 +298,12 @@ def check_experiment_folder(config: Any) -> None:
             finds no last checkpoint.
         ExperimentExistsError: The folder exists and neither `resume=true` nor `experiment.overwrite=true` is set.
     """
+    if isinstance(config.experiment.name, (bool, float)):  # not the text typed: experiment.name=0.10 is the folder 0.1
+        raise ConfigError(
+            f"Config key 'experiment.name' must be a folder name, got {type(config.experiment.name).__name__} "
+            f"{config.experiment.name!r}: Hydra reads an unquoted number or true/false as one (experiment.name=0.10 as "
+            "0.1). Quote it: \"experiment.name='0.10'\"."
+        )
     name = str(config.experiment.name)
     if not name.strip() or name in (".", "..") or "/" in name or "\\" in name:
         raise ConfigError(

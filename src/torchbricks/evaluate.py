@@ -44,6 +44,9 @@ SPLIT_TEXT = {
 }
 """How `format_evaluation` names each split."""
 _LOADERS = {"val": "val_dataloader", "test": "test_dataloader", "all": "all_dataloader"}
+EVALUATED_KEYS = ("data", "trainer", "loss_weights", "missing_targets", "channels_last")
+"""The top-level keys of the experiment's config whose overrides change an evaluation; the model is the experiment's
+trained bricks as they were saved, so an override of `model.*` (or of a training key) would change nothing."""
 
 
 @dataclass
@@ -67,7 +70,7 @@ def evaluate_experiment(
     Args:
         folder: A trained experiment folder.
         overrides: `key=value` changes of the experiment's resolved config, e.g. `data.root=DIR`,
-            `data.batch_size=8`; a key must exist in the config.
+            `data.batch_size=8`; a key must exist in the config and be one of `EVALUATED_KEYS` (or under one).
         split: `val`, `test` or `all` (every labelled image once: training, validation and a test split of its own,
             read without augmentation). None: `all` for labelled data other than the experiment's own that has no
             validation split of its own (a folder of class folders, a labelling tool's export without splits: its
@@ -76,8 +79,8 @@ def evaluate_experiment(
         out: Where `evaluation.json` is written; `folder/evaluation.json` by default.
 
     Raises:
-        ConfigError: `folder` is not a trained experiment, an override names a key the config lacks, or the data's
-            classes differ from the experiment's.
+        ConfigError: `folder` is not a trained experiment, an override names a key the config lacks or one that
+            does not change an evaluation (`model.*`), or the data's classes differ from the experiment's.
         BrickError: `split` is not one of `SPLITS`.
     """
     pl = require("pytorch_lightning", "lightning")
@@ -201,6 +204,13 @@ def _with_overrides(config: Any, overrides: Sequence[str]) -> Any:
             raise ConfigError(
                 f"Override {override!r}: the experiment's config has no key {key!r}"
                 + (f"; {parent or 'the top level'} has {keys}.{did_you_mean(leaf, keys)}" if keys else ".")
+            )
+        section = key.split(".", 1)[0]
+        if section not in EVALUATED_KEYS:
+            raise ConfigError(
+                f"Override {override!r} would change nothing: evaluate runs the experiment's trained bricks as they were "
+                "saved on the data; it takes overrides of data.*, trainer.*, loss_weights, missing_targets and channels_last. "
+                "Another model is another experiment: train it with the override."
             )
         omegaconf.update(config, key, _parse_value(text), merge=False)
     return config

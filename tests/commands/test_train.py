@@ -31,3 +31,38 @@ def test_a_misspelt_override_is_one_error_line_and_trains_nothing(tmp_path: Path
     assert error.startswith("torchbricks: error: ")
     assert "trainer.max_epoch" in error
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("trainer.strategy=dpp", "Config key 'trainer.strategy' is 'dpp', which does not make a Lightning Trainer: "),
+        ("trainer.precision=17", "Config key 'trainer.precision' is 17, which does not make a Lightning Trainer: "),
+    ],
+)
+def test_a_trainer_value_lightning_refuses_is_one_error_line_naming_the_key_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], override: str, expected: str
+) -> None:
+    # Lightning refused them with a traceback after config.yaml, experiment.json and resolved_config.yaml were written,
+    # and the same command with the value fixed was then refused: the experiment existed.
+    assert main(["train", f"experiment.path_experiments={tmp_path}", "experiment.name=run", override]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"torchbricks: error: {expected}")
+    assert "Traceback" not in error
+    assert "Did you mean 'ddp'?" in error or "strategy" not in override
+    assert not any(tmp_path.iterdir())
+
+
+def test_overwrite_keeps_the_existing_experiment_when_the_new_run_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The folder was deleted before checkpoint.monitor (and the loss names of loss_weights) were checked.
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "config.yaml").write_text("seed: 0\n")
+    (folder / "metrics.json").write_text("{}")
+    locate = [f"experiment.path_experiments={tmp_path}", "experiment.name=run", "experiment.overwrite=true"]
+
+    assert main(["train", *locate, "checkpoint.monitor=validation/acc"]) == 2
+    assert "Config key 'checkpoint.monitor' is 'validation/acc'" in capsys.readouterr().err
+    assert sorted(path.name for path in folder.iterdir()) == ["config.yaml", "metrics.json"]

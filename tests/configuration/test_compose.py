@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,33 @@ def test_an_override_of_hydras_own_config_is_refused_with_what_to_use_instead() 
 def test_an_override_hydra_cannot_merge_says_why() -> None:
     with pytest.raises(ConfigError, match=r"Error merging override data.augmentations.5.p=0.3: list index out of range"):
         compose_config(["task=classification", "data.root=.", "data.augmentations.5.p=0.3"])
+
+
+@pytest.mark.parametrize(
+    ("override", "quoted"),
+    [("data.root=/data/Zürich", "data.root='/data/Zürich'"), ("data.root=/data/a#1", "data.root='/data/a#1'")],
+)
+def test_a_value_hydra_reads_only_quoted_is_refused_with_the_quoted_override(override: str, quoted: str) -> None:
+    # Hydra's own message was "LexerNoViableAltException: data.root=/data/Zürich ^"
+    with pytest.raises(ConfigError, match=rf"override '{re.escape(override)}' cannot be read.* {re.escape(quoted)} "):
+        compose_config(["task=classification", override])
+    assert compose_config(["task=classification", quoted]).data.root == override.partition("=")[2]
+
+
+def test_a_home_folder_path_is_refused_with_the_override_the_shell_expands() -> None:
+    # Quoting it would not help: no reader expands ~ (the data folder would be '<current folder>/~/data/shapes')
+    with pytest.raises(ConfigError, match=r"override 'data.root=~/data/shapes' cannot be read.* data.root=\$HOME/data/shapes "):
+        compose_config(["task=classification", "data.root=~/data/shapes"])
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("task=clasification", "Config group 'task' has no option 'clasification'. Available: ['classification', "),
+        ("+head@model.bricks.second=clasification", "Config group 'head' has no option 'clasification'. Available: ["),
+    ],
+)
+def test_a_misspelt_config_option_names_its_group_and_the_close_option(override: str, expected: str) -> None:
+    # Hydra's message listed the options and the search path, without the close one
+    with pytest.raises(ConfigError, match=re.escape(expected) + r".*\]\. Did you mean 'classification'\?$"):
+        compose_config([override])

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -120,3 +123,44 @@ def test_an_item_of_a_list_is_named_with_its_index_as_the_command_line_names_it(
 
     with pytest.raises(ConfigError, match=r"^Config key 'data\.augmentations\.1' cannot be instantiated"):
         instantiate_config(config, "data")
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("data.image_size=0", "Config key 'data.image_size': image_size must be a positive int or [height, width], got 0."),
+        ("data.cache_megabytes=-1", "Config key 'data.cache_megabytes' must be the memory in megabytes"),
+        ("data.image_scale=0", "Config key 'data.image_scale' must be a number > 0"),  # raised by a resolver
+    ],
+)
+def test_an_argument_the_data_module_refuses_is_named_by_its_key(tmp_path: Path, override: str, expected: str) -> None:
+    # Both were "Config key 'data' cannot be instantiated: Error in call to target '...ImageFolderDataModule': ..."
+    from PIL import Image
+
+    from torchbricks.lightning.task_resolvers import register_resolvers
+
+    for split in ("train", "val"):
+        (tmp_path / split / "cat").mkdir(parents=True)
+        Image.new("RGB", (16, 16)).save(tmp_path / split / "cat" / "a.png")
+    register_resolvers()
+    config = compose_config(["task=classification", f"data.root={tmp_path}", override])
+
+    with pytest.raises(ConfigError, match=f"^{re.escape(expected)}"):
+        instantiate_config(config, "data")
+
+
+def test_an_error_raised_while_resolving_an_interpolation_is_one_line_without_omegaconfs_key_lines(tmp_path: Path) -> None:
+    # It ended in "Did you mean 'resnet18'? full_key: model.bricks.backbone.output_names object_type=dict"
+    from PIL import Image
+
+    from torchbricks.lightning.task_resolvers import register_resolvers
+
+    for split in ("train", "val"):
+        (tmp_path / split / "cat").mkdir(parents=True)
+        Image.new("RGB", (16, 16)).save(tmp_path / split / "cat" / "a.png")
+    register_resolvers()
+    config = compose_config(["task=classification", f"data.root={tmp_path}", "data.image_size=32", "model.backbone=resnet19"])
+
+    expected = r"^Config key 'model\.bricks\.backbone' cannot be instantiated: .*'resnet19'\. Did you mean 'resnet18'\?$"
+    with pytest.raises(ConfigError, match=expected):
+        create_brick_collection(config)

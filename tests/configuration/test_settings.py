@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,17 @@ def test_last_phase_augmentations_where_no_last_phase_starts_are_refused(tmp_pat
     read_job_settings(compose_config(segmentation))  # its packaged [] with no last phase is not refused
     with pytest.raises(ConfigError, match=r"'data\.last_phase_augmentations'"):
         read_job_settings(compose_config([*segmentation, flip]))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["task=classification"], "'data.root' has no value (??? in its config); set it on the command line: data.root=DIR"),
+        (["model=vision"], "'model.layout' has no value (??? in its config); set it on the command line: model.layout=VALUE"),
+    ],
+)
+def test_a_value_the_user_must_give_is_named_with_how_to_set_it(overrides: list[str], expected: str) -> None:
+    # A new user's first command, `torchbricks train task=classification`, ended in "Config key 'data' cannot be
+    # instantiated: Missing mandatory value: data.root full_key: data.root object_type=dict".
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        read_job_settings(compose_config(overrides))

@@ -324,3 +324,26 @@ def test_a_run_resumed_from_another_folder_trains_on_the_data_of_the_folder_it_b
     assert json.loads((experiment / "experiment.json").read_text())["class_names"] == trained_on
     assert OmegaConf.load(experiment / "config.yaml").data.root == str(project / "data" / "shapes")
     assert not (elsewhere / "experiments").exists()  # continued where it was found
+
+
+def test_a_resume_with_fewer_epochs_than_trained_is_refused_by_key_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Lightning refused it only after config.yaml (now saying max_epochs: 1), the logs and the TensorBoard files had been
+    # rewritten, with a traceback; one epoch below the trained ones it trained nothing and tested again.
+    from torchbricks.__main__ import main
+
+    tiny = ["+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1", "export_onnx=false", "n_visualized=0"]
+    locate = [f"experiment.path_experiments={tmp_path}", "experiment.name=three"]
+    assert main(["train", *locate, "trainer.max_epochs=3", *tiny]) == 0
+    folder = tmp_path / "three"
+    before = {path: path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+    capsys.readouterr()
+
+    for fewer in (1, 2):
+        assert main(["train", *locate, "resume=true", f"trainer.max_epochs={fewer}"]) == 2
+        error = capsys.readouterr().err
+        assert f"Config key 'trainer.max_epochs' is {fewer}, but" in error
+        assert "has trained 3 epochs already" in error
+        assert "Traceback" not in error
+    assert {path: path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()} == before

@@ -148,7 +148,7 @@ def create_task_backbone(
 
 
 AUTO_WEIGHTS = "auto"
-"""`weights="auto"` (`model.weights=auto`, the dense tasks' default): the backbone's shipped weights, if it has any."""
+"""`weights="auto"` (`model.weights=auto`, every task's default): the backbone's shipped weights, if it has any."""
 
 PACKAGED_WEIGHTS = {"shapes": "compact_cnn_shapes.pt"}
 """Weights of the compact CNN shipped inside the package, by name (`model.weights=shapes`).

@@ -9,7 +9,7 @@ from torchbricks.brick_collection import BrickCollection
 from torchbricks.configuration.settings import JobSettings, read_job_settings
 from torchbricks.errors import ConfigError
 
-__all__ = ["check_classes_cover_data", "check_optimizer_factory", "check_train_config"]
+__all__ = ["check_classes_cover_data", "check_optimizer_factory", "check_train_config", "check_trainer_factory"]
 
 
 def check_train_config(config: Any) -> JobSettings:
@@ -35,6 +35,51 @@ def check_optimizer_factory(create_optimizer: Any, key: str = "optimizer") -> No
         create_optimizer([torch.nn.Parameter(torch.zeros(1))])
     except (TypeError, ValueError) as error:
         raise ConfigError(f"Config key {key!r} does not make an optimizer: {error}") from error
+
+
+def check_trainer_factory(create_trainer: Any, node: Any, key: str = "trainer") -> None:
+    """Builds the trainer once, without loggers and callbacks, so a value Lightning refuses (`trainer.strategy=dpp`,
+    `trainer.precision=17`, `trainer.accelerator=gpu` without one) is reported by key before the experiment folder is
+    written; the job builds its own trainer later, when its loggers and callbacks have a folder.
+
+    Raises:
+        ConfigError: Lightning cannot build the trainer; the message names the key its reason mentions (or `key`),
+            the value given and Lightning's reason.
+    """
+    import logging
+    import re
+
+    from pytorch_lightning.utilities.exceptions import MisconfigurationException
+
+    notices = logging.getLogger("pytorch_lightning.utilities.rank_zero")  # "GPU available: ...", said by the real one
+    level = notices.level
+    notices.setLevel(logging.WARNING)
+    try:
+        create_trainer(logger=False, callbacks=[])
+    except (TypeError, ValueError, MisconfigurationException) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        names = [str(name) for name in (node or {}) if not str(name).startswith("_")]
+        named = [name for name in names if re.search(rf"\b{re.escape(name)}\b", reason, re.IGNORECASE)]
+        named = named or [name for name in names if isinstance(node[name], str) and node[name] and node[name] in reason]
+        where = f"{key}.{named[0]}" if named else key
+        given = f" is {node[named[0]]!r}, which" if named else ""
+        hint = _close_choice(named[0], node[named[0]]) if named else ""
+        raise ConfigError(f"Config key {where!r}{given} does not make a Lightning Trainer: {reason}{hint}") from error
+    finally:
+        notices.setLevel(level)
+
+
+def _close_choice(name: str, value: Any) -> str:
+    """` Did you mean 'ddp'?` for a misspelt strategy or accelerator name; "" for other keys and values."""
+    from pytorch_lightning.accelerators import AcceleratorRegistry
+    from pytorch_lightning.strategies import StrategyRegistry
+
+    from torchbricks.errors import did_you_mean
+
+    choices = {"strategy": StrategyRegistry.available_strategies, "accelerator": AcceleratorRegistry.available_accelerators}
+    if name not in choices or not isinstance(value, str):
+        return ""
+    return did_you_mean(value, sorted(choices[name]()))
 
 
 def check_classes_cover_data(data_module: Any, collection: BrickCollection, key: str = "model.num_classes") -> None:

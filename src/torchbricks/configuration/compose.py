@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,26 @@ def _compose(config_dir: Path, config_name: str, overrides: list[str]) -> Any:
         with hydra.initialize_config_dir(config_dir=str(config_dir), version_base=None, job_name="torchbricks"):
             return hydra.compose(config_name=config_name, overrides=list(overrides))
     except (hydra_errors.HydraException, omegaconf_errors.OmegaConfBaseException) as error:
+        unread = getattr(error, "override", None) if isinstance(error, hydra_errors.OverrideParseException) else None
+        key, _, value = (unread or "").partition("=")
+        if value.startswith("~/"):  # the shell leaves a ~ after `key=` as it is, and neither Hydra nor the readers expand it
+            raise ConfigError(
+                f"The override {unread!r} cannot be read: Hydra's override grammar does not read a ~, and the home "
+                f"folder is not looked up in paths; write {key}=$HOME/{value[2:]} (the shell replaces $HOME)."
+            ) from error
+        quoted = _quoted(unread)
+        if quoted is not None:
+            raise ConfigError(
+                f"The override {error.override!r} cannot be read: Hydra's override grammar reads a value with non-ASCII "
+                f"letters or any of ~ ' # [ ] = ( ) only in quotes: {quoted} (on a shell's command line, "
+                f"{_shell_quoted(quoted)})."
+            ) from error
+        missing, options = getattr(error, "missing_cfg_file", None), getattr(error, "options", None)
+        if isinstance(error, hydra_errors.MissingConfigException) and missing and "/" in missing and options:
+            group, _, option = missing.rpartition("/")
+            raise ConfigError(
+                f"Config group {group!r} has no option {option!r}. Available: {sorted(options)}.{did_you_mean(option, options)}"
+            ) from error
         shown = [override for override in overrides if not override.startswith("hydra.searchpath=")]
         reason = " ".join(line.strip() for line in str(error).splitlines() if line.strip() and not line.startswith("See https"))
         cause = error.__cause__  # Hydra's "Error merging override ..." keeps the reason in the error it chains
@@ -104,6 +125,38 @@ def _compose(config_dir: Path, config_name: str, overrides: list[str]) -> Any:
         if outer is not None:  # the context manager restored a copy of the cleared instance: fill that one
             global_hydra.instance().clear()
             global_hydra.instance().initialize(outer)
+
+
+def _quoted(override: str | None) -> str | None:
+    """`key='value'`, when Hydra cannot read the `key=value` override as it is but reads it so (a path with a `~`, a
+    non-ASCII letter or a `#`); None when quoting would not help (a bad key, a value already quoted, a list).
+
+    Example:
+        >>> _quoted("data.root=~/data/Zürich"), _quoted("trainer.max_epochs 3")
+        ("data.root='~/data/Zürich'", None)
+    """
+    key, equals, value = (override or "").partition("=")
+    if not equals or not value or value[0] in "'\"[{" or ("'" in value and '"' in value):
+        return None
+    mark = '"' if "'" in value else "'"
+    quoted = f"{key}={mark}{value}{mark}"
+    try:
+        require("hydra.core.override_parser.overrides_parser", "hydra").OverridesParser.create().parse_overrides([quoted])
+    except Exception:  # still unreadable: the key or the rest of it is wrong, which Hydra's own message says
+        return None
+    return quoted
+
+
+def _shell_quoted(override: str) -> str:
+    """The override as a POSIX shell passes it on: in the other kind of quotes than its value's.
+
+    Example:
+        >>> print(_shell_quoted("data.root='~/x'"))
+        "data.root='~/x'"
+    """
+    if "'" in override and '"' in override:
+        return shlex.quote(override)
+    return f"'{override}'" if '"' in override else f'"{override}"'
 
 
 def _store_head_configs() -> None:

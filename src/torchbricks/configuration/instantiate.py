@@ -107,9 +107,41 @@ def _instantiate(node: Any, key: str, **kwargs: Any) -> Any:
         data_error = _data_error_within(error)
         if data_error is not None:  # the data, not the config, is wrong: its own message says which file and why
             raise data_error from error
+        keyed = _keyed_config_error_within(error)
+        if keyed is not None:  # the target (or a resolver of the data) named the key itself
+            raise keyed from keyed.__cause__
+        named = _argument_named_by(error.__cause__, node, key)
+        if named is not None:  # the target's own message about one of its arguments: the key of that argument
+            raise ConfigError(f"Config key {named[0]!r}: {named[1]}") from error
         full_key, reason = _hydra_reason(error)
         full_key = _list_item_key(node, full_key)
         raise ConfigError(f"Config key {(full_key or key)!r} cannot be instantiated: {reason}") from error
+
+
+def _argument_named_by(cause: BaseException | None, node: Any, key: str) -> tuple[str, str] | None:
+    """(`key.argument`, message) when the target refused one of its arguments with a message that starts with the
+    argument's name (`BrickError('image_size must be a positive int ...')`); None otherwise. Hydra's message named
+    only the node (`Config key 'data' cannot be instantiated: Error in call to target ...`)."""
+    if not isinstance(cause, (BrickError, ValueError)) or not hasattr(node, "keys"):
+        return None
+    message = str(cause).strip()
+    name = message.split(" ", 1)[0]
+    if name.startswith("_") or name not in node or not message.startswith(f"{name} "):
+        return None
+    return f"{key}.{name}", message
+
+
+def _keyed_config_error_within(error: BaseException) -> ConfigError | None:
+    """A `ConfigError` naming its key (`Config key 'data.image_scale' must be ...`) raised inside Hydra's or
+    OmegaConf's wrapping error, by a target or an interpolation's resolver; None if there is none."""
+    seen: set[int] = set()
+    current: BaseException | None = error.__cause__ or error.__context__
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ConfigError) and str(current).startswith("Config key "):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _data_error_within(error: BaseException) -> DataError | None:
@@ -209,13 +241,14 @@ def _list_item_key(node: Any, full_key: str | None) -> str | None:
 
 
 def _hydra_reason(error: Exception) -> tuple[str | None, str]:
-    """Hydra's message without its `full_key:` line and its hint about HYDRA_FULL_ERROR; plus that full key."""
+    """Hydra's message without its `full_key:` line and its hint about HYDRA_FULL_ERROR, and without the indented
+    `full_key:` and `object_type=` lines of an OmegaConf error it holds (an interpolation's); plus Hydra's full key."""
     full_key = None
     reasons = []
     for line in str(error).strip().splitlines():
         if line.startswith("full_key:"):
             full_key = line.removeprefix("full_key:").strip()
-        elif line.strip():
+        elif line.strip() and not line.strip().startswith(("full_key:", "object_type=", "reference_type=")):
             reasons.append(line.replace(", set env var HYDRA_FULL_ERROR=1 to see chained exception", "").strip())
     return full_key, " ".join(reasons) or type(error).__name__
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from torchbricks.brick_collection import BrickCollection
-from torchbricks.configuration.checks import check_classes_cover_data, check_optimizer_factory
+from torchbricks.configuration.checks import check_classes_cover_data, check_optimizer_factory, check_trainer_factory
 from torchbricks.configuration.instantiate import create_brick_collection, instantiate_config
 from torchbricks.configuration.settings import JobSettings, read_job_settings
 from torchbricks.errors import CheckpointError, ConfigError
@@ -51,8 +51,8 @@ def instantiate_job(config: Any, settings: JobSettings) -> JobParts:
     """Instantiates `data`, `model.bricks`, `optimizer` and (partially) `trainer` of a composed `train.yaml` config.
 
     Raises:
-        ConfigError: A node cannot be instantiated, the optimizer cannot be built, or a head has fewer classes than
-            the data; the message names the key.
+        ConfigError: A node cannot be instantiated, the optimizer or the trainer cannot be built, or a head has fewer
+            classes than the data; the message names the key.
     """
     data_module = instantiate_config(config, "data")
     collection = create_model_bricks(config)
@@ -64,6 +64,7 @@ def instantiate_job(config: Any, settings: JobSettings) -> JobParts:
     check_optimizer_factory(create_optimizer, "optimizer")
     check_classes_cover_data(data_module, collection, "model.num_classes" if "num_classes" in config.model else "model")
     create_trainer = instantiate_config(config, "trainer", _partial_=True)
+    check_trainer_factory(create_trainer, config.trainer, "trainer")
     return JobParts(data_module, collection, create_optimizer, create_trainer)
 
 

@@ -127,6 +127,7 @@ def read_job_settings(config: Any) -> JobSettings:
         ConfigError: A value has the wrong type or range, or contradicts another; the message names the key.
     """
     omegaconf = require("omegaconf", "hydra")
+    _check_no_missing_value(omegaconf.OmegaConf.to_container(config, resolve=False))
     seed = config.get("seed")
     if not is_int(seed):
         raise ConfigError(f"Config key 'seed' must be an int, got {type(seed).__name__} {seed!r}.")
@@ -169,6 +170,19 @@ def read_job_settings(config: Any) -> JobSettings:
         enable_checkpointing=flag(trainer, "enable_checkpointing", True, "trainer."),
         enable_progress_bar=flag(trainer, "enable_progress_bar", True, "trainer."),
     )
+
+
+def _check_no_missing_value(node: Any, key: str = "") -> None:
+    """Raises `ConfigError` for the first key left `???` (a value the user must give, as `data.root` of the vision
+    tasks), naming it and how to set it; Hydra said `Config key 'data' cannot be instantiated: Missing mandatory value:
+    data.root full_key: data.root object_type=dict`."""
+    if isinstance(node, (dict, list)):
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for name, value in items:
+            _check_no_missing_value(value, f"{key}.{name}" if key else str(name))
+    elif node == "???":
+        example = f"{key}=DIR, the data folder" if key.endswith("root") else f"{key}=VALUE"
+        raise ConfigError(f"Config key {key!r} has no value (??? in its config); set it on the command line: {example}.")
 
 
 def _checkpoint(node: Any, omegaconf: Any) -> CheckpointSettings:

@@ -43,6 +43,7 @@ from torchbricks._experiment import (
     CHECKPOINTS_FOLDER,
     CONFIG_FILE,
     check_experiment_folder,
+    experiment_folder,
     last_checkpoint,
     launched_as_global_zero,
     prepare_experiment_folder,
@@ -115,7 +116,7 @@ def run_main_job(config: Any) -> MainJobResult:
     quiet_third_party_notices(bool(config.get("resume", False)))
     check_class_weights(config, log=pl.utilities.rank_zero_info)  # counted in the training data, logged once
     settings, parts = create_job(config)  # every key checked, every node instantiated: nothing written before
-    path_experiment = prepare_experiment_folder(config)
+    path_experiment = experiment_folder(config)
     with stops_named(path_experiment):
         data_module, brick_collection = parts.data_module, parts.brick_collection
         module = create_module(settings, brick_collection, parts.create_optimizer)
@@ -123,7 +124,8 @@ def run_main_job(config: Any) -> MainJobResult:
             check_checkpoint_monitor(settings.checkpoint.monitored_value, module)
         checkpoint = path_experiment / CHECKPOINTS_FOLDER / "last.ckpt" if settings.resume else None
         if checkpoint is not None:  # before anything is written: a model the overrides changed leaves the experiment as it was
-            check_checkpoint_fits(checkpoint, module)
+            check_resumable(checkpoint, module, config.trainer.get("max_epochs"))
+        prepare_experiment_folder(config)  # after every check: experiment.overwrite=true deletes a run only for one that starts
         if launched_as_global_zero():
             write_run_files(path_experiment, config, data_module)
         class_names = getattr(data_module, "class_names", None)  # several sources (data.sources): a dict, one list per head
@@ -227,6 +229,31 @@ def check_checkpoint_fits(checkpoint: Path, module: Any) -> None:
         f"{str(checkpoint)!r} ({'; '.join(found)}). An override changed the model; resume without it, or start a new "
         "experiment for it. Nothing was written."
     )
+
+
+def check_resumable(checkpoint: Path, module: Any, max_epochs: Any) -> None:
+    """`check_checkpoint_fits` and `check_epochs_left`: what a `resume=true` run checks before anything is written."""
+    check_checkpoint_fits(checkpoint, module)
+    check_epochs_left(checkpoint, max_epochs)
+
+
+def check_epochs_left(checkpoint: Path, max_epochs: Any) -> None:
+    """Raises `ConfigError` when `trainer.max_epochs` of a resumed run is below the epochs `checkpoint` has trained:
+    Lightning refused it only after the run's config.yaml, logs and TensorBoard files were rewritten, with a
+    traceback (or, one epoch below, trained nothing and tested again as if the run had ended there)."""
+    import torch
+
+    if max_epochs is None or max_epochs == -1:
+        return
+    saved = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=True)
+    progress = saved.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
+    trained = int(progress.get("processed", saved.get("epoch", 0) + 1))
+    if max_epochs < trained:
+        raise ConfigError(
+            f"Config key 'trainer.max_epochs' is {max_epochs}, but {str(checkpoint)!r} has trained {trained} epochs "
+            f"already; resume=true trains on up to trainer.max_epochs: give more than {trained} (or -1 and "
+            "trainer.max_time). Nothing was written."
+        )
 
 
 def write_run_files(path_experiment: Path, config: Any, data_module: Any) -> None:
