@@ -145,8 +145,10 @@ def run_main_job(config: Any) -> MainJobResult:
         loaders = data_module.test_dataloader()
         loaders = loaders if isinstance(loaders, list) else [loaders]  # one test loader per source with data.sources
         batch = module.named_inputs_from_batch(next(iter(loaders[0])))
-        metrics: dict[str, Any] = to_json(module.epoch_metrics)
-        metrics["metric_epochs"] = {stage: epoch for stage, epoch in module.epoch_metrics_epoch.items() if stage != "test"}
+        metrics: dict[str, Any] = {
+            **to_json(module.epoch_metrics),
+            "metric_epochs": {stage: epoch for stage, epoch in module.epoch_metrics_epoch.items() if stage != "test"},
+        }
         onnx_failure: BrickError | None = None
         if settings.export_onnx:
             try:
