@@ -264,13 +264,13 @@ def test_a_loss_that_is_not_finite_in_the_first_epoch_is_early_stopping_in_valid
     from torchbricks.__main__ import main
 
     arguments = ["train", "trainer.max_epochs=3", "optimizer.lr=1e12", "early_stopping.patience=3", "export_onnx=false"]
-    assert main([*arguments, f"experiment.path_experiments={tmp_path}", "experiment.name=nan"]) == 0
+    assert main([*arguments, f"experiment.path_experiments={tmp_path}", "experiment.name=diverged"]) == 0
 
     def refuse(constant: str) -> None:
         raise ValueError(f"{constant} is not JSON")
 
-    metrics = json.loads((tmp_path / "nan" / "metrics.json").read_text(), parse_constant=refuse)
-    json.loads((tmp_path / "nan" / "history.json").read_text(), parse_constant=refuse)
+    metrics = json.loads((tmp_path / "diverged" / "metrics.json").read_text(), parse_constant=refuse)
+    json.loads((tmp_path / "diverged" / "history.json").read_text(), parse_constant=refuse)
     assert metrics["epochs"] == 1
     assert metrics["stop_reason"] == "early_stopping"
     assert "not finite" in metrics["early_stopping_message"]
