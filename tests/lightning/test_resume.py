@@ -347,3 +347,32 @@ def test_a_resume_with_fewer_epochs_than_trained_is_refused_by_key_before_anythi
         assert "has trained 3 epochs already" in error
         assert "Traceback" not in error
     assert {path: path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()} == before
+
+
+def test_a_resume_on_data_with_other_classes_is_refused_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The same number of classes fits the checkpoint: the run went on training each output as another class than it
+    # had learned, and experiment.json was rewritten with the new names, without a word.
+    import shutil
+
+    from torchbricks.__main__ import main
+    from torchbricks.datasets.shapes import write_shapes_dataset
+
+    data = write_shapes_dataset(tmp_path / "shapes", num_train=6, num_val=3, image_size=32) / "classification"
+    other = shutil.copytree(data, tmp_path / "other")
+    for split in ("train", "val"):
+        (other / split / "circle").rename(other / split / "disc")
+    tiny = ["data.batch_size=3", "data.image_size=32", "model.weights=null", "export_onnx=false", "n_visualized=0"]
+    locate = [f"experiment.path_experiments={tmp_path}", "experiment.name=run"]
+    assert main(["train", "task=classification", f"data.root={data}", *locate, "trainer.max_epochs=1", *tiny]) == 0
+    folder = tmp_path / "run"
+    before = {path: path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+    capsys.readouterr()
+
+    assert main(["train", *locate, "resume=true", f"data.root={other}", "trainer.max_epochs=2"]) == 2
+    error = capsys.readouterr().err
+    assert "resume=true: the data has the classes ['disc', 'square', 'triangle'], but" in error
+    assert "trained on ['circle', 'square', 'triangle']" in error
+    assert {path: path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()} == before
+    assert main(["train", *locate, "resume=true", f"data.root={data}", "trainer.max_epochs=2"]) == 0  # its own data

@@ -124,7 +124,7 @@ def run_main_job(config: Any) -> MainJobResult:
             check_checkpoint_monitor(settings.checkpoint.monitored_value, module)
         checkpoint = path_experiment / CHECKPOINTS_FOLDER / "last.ckpt" if settings.resume else None
         if checkpoint is not None:  # before anything is written: a model the overrides changed leaves the experiment as it was
-            check_resumable(checkpoint, module, config.trainer.get("max_epochs"))
+            check_resumable(checkpoint, module, config.trainer.get("max_epochs"), data_module)
         prepare_experiment_folder(config)  # after every check: experiment.overwrite=true deletes a run only for one that starts
         if launched_as_global_zero():
             write_run_files(path_experiment, config, data_module)
@@ -233,10 +233,36 @@ def check_checkpoint_fits(checkpoint: Path, module: Any) -> None:
     )
 
 
-def check_resumable(checkpoint: Path, module: Any, max_epochs: Any) -> None:
-    """`check_checkpoint_fits` and `check_epochs_left`: what a `resume=true` run checks before anything is written."""
+def check_resumable(checkpoint: Path, module: Any, max_epochs: Any, data_module: Any) -> None:
+    """`check_checkpoint_fits`, `check_epochs_left` and `check_same_classes`: what a `resume=true` run checks before
+    anything is written."""
     check_checkpoint_fits(checkpoint, module)
     check_epochs_left(checkpoint, max_epochs)
+    check_same_classes(checkpoint.parent.parent, data_module)  # <experiment>/checkpoints/last.ckpt
+
+
+def check_same_classes(path_experiment: Path, data_module: Any) -> None:
+    """Raises `ConfigError` when the data a resumed run reads has other classes than the run trained on
+    (`experiment.json`'s `class_names`, or `head_class_names` with several sources): with as many classes, the
+    checkpoint fits the model, and each output would go on being trained as another class than it learned, with
+    `experiment.json` rewritten to the new names."""
+    import json
+
+    from torchbricks._experiment import EXPERIMENT_FILE
+
+    file = path_experiment / EXPERIMENT_FILE
+    names = getattr(data_module, "class_names", None)
+    if not file.is_file() or not names:
+        return
+    saved = json.loads(file.read_text(encoding="utf-8"))
+    trained = saved.get("head_class_names") if isinstance(names, dict) else saved.get("class_names")
+    now = {head: list(value) for head, value in names.items()} if isinstance(names, dict) else list(names)
+    if trained is not None and trained != now:
+        raise ConfigError(
+            f"resume=true: the data has the classes {now}, but {str(path_experiment)!r} trained on {trained} "
+            f"({EXPERIMENT_FILE}); each output would go on as another class than it learned. Resume on the run's own "
+            "data (its data.root), or start a new experiment on this data. Nothing was written."
+        )
 
 
 def check_epochs_left(checkpoint: Path, max_epochs: Any) -> None:
