@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchmetrics.functional.regression import mean_absolute_error
 
@@ -31,6 +32,19 @@ def test_loss_is_smooth_l1_and_metric_mean_absolute_error_of_the_label_counts() 
 
     torch.testing.assert_close(CountLoss()(predicted, LABELS), nn.SmoothL1Loss()(predicted, truth))
     torch.testing.assert_close(metric.compute(), mean_absolute_error(predicted, truth))
+
+
+def test_counts_above_256_are_compared_exactly_under_bfloat16_mixed_precision() -> None:
+    # In bfloat16 301 is 300: the true count was cast to the prediction's dtype, a count one off scored 0
+    predicted = torch.tensor([300.0], dtype=torch.bfloat16)
+    labels = torch.zeros((1, 301), dtype=torch.long)
+    metric = CountMeanAbsoluteError()
+    metric.update(predicted, labels)
+
+    assert metric.compute().item() == 1.0
+    assert CountLoss()(predicted, labels).item() == pytest.approx(
+        F.smooth_l1_loss(torch.tensor([300.0]), torch.tensor([301.0])).item()
+    )
 
 
 def test_the_count_head_is_found_by_its_output_and_drawn_true_above_predicted_count_worst_first() -> None:

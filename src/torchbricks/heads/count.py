@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.regression import MeanAbsoluteError
 
+from torchbricks.bag_of_bricks._heatmaps import at_least_float32
 from torchbricks.heads._predictions import mistakes_first, show_image
 from torchbricks.heads._registry import Collected, Description, TaskHead, brick, metrics, node, register_head
 
@@ -68,6 +69,7 @@ class CountLoss(nn.Module):
         self.beta = beta
 
     def forward(self, count: torch.Tensor, target_labels: torch.Tensor) -> torch.Tensor:
+        count = at_least_float32(count)  # in bfloat16 (mixed precision) a true count above 256 would be rounded
         return F.smooth_l1_loss(count, count_objects(target_labels).to(count.dtype), beta=self.beta)
 
 
@@ -82,6 +84,7 @@ class CountMeanAbsoluteError(MeanAbsoluteError):
     """
 
     def update(self, count: torch.Tensor, target_labels: torch.Tensor) -> None:
+        count = at_least_float32(count)  # in bfloat16 (mixed precision) a true count above 256 would be rounded
         super().update(count, count_objects(target_labels).to(count.dtype))
 
 
