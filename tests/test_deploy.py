@@ -232,3 +232,14 @@ def test_predicted_boxes_are_cut_to_the_image_and_those_wholly_outside_it_droppe
     np.testing.assert_allclose(result["boxes"], [[0.0, 5.0, 20.0, 20.0]])  # x from -10, y to 25: past the image
     assert result["scores"].tolist() == pytest.approx([0.9])
     assert result["labels"].tolist() == [0]
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5])
+def test_predict_refuses_a_batch_size_below_one_instead_of_predicting_no_image(tmp_path: Path, batch_size: float) -> None:
+    predictor = OnnxPredictor(_channel_means_file(tmp_path))
+    images = [np.zeros((4, 6, 3), dtype=np.uint8)] * 3
+
+    with pytest.raises(BrickError, match=rf"batch_size must be an int of 1 or more .*got {batch_size}"):
+        predictor.predict(images, batch_size=batch_size)  # type: ignore[arg-type]
+    with pytest.raises(BrickError, match="batch_size must be an int of 1 or more"):
+        predictor.predict(images, batch_size=batch_size, tile=4)  # type: ignore[arg-type]

@@ -243,8 +243,13 @@ class OnnxPredictor:
             `probabilities` float32 [K].
 
         Raises:
-            BrickError: An image is not a uint8 array [H, W, 3], or a bad tile (`check_tile`).
+            BrickError: An image is not a uint8 array [H, W, 3], a batch size below 1, or a bad tile (`check_tile`).
         """
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+            # a negative step would predict no image at all and 0 every image at once, both without a word
+            raise BrickError(
+                f"OnnxPredictor.predict: batch_size must be an int of 1 or more (or None: all at once), got {batch_size!r}."
+            )
         for index, image in enumerate(images):
             if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
                 found = f"{image.dtype} array {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
