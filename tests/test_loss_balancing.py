@@ -92,3 +92,12 @@ def test_the_names_logged_are_known_before_training_and_naming_them_changes_noth
     names = balancer.logged_value_names()
     assert balancer.logged_value_names() == names  # asking twice: no counter reset, nothing consumed
     assert sorted(names) == sorted(balancer.logged_values())
+
+
+def test_pcgrad_with_no_parameter_shared_by_two_losses_backpropagates_the_plain_sum() -> None:
+    first, second = nn.Parameter(torch.tensor([1.0, 2.0])), nn.Parameter(torch.tensor([3.0]))
+    losses = {"a": (first**2).sum(), "b": 2 * second.sum()}
+    total = PCGrad(["a", "b"]).backward(losses)
+    assert float(total) == 11.0
+    torch.testing.assert_close(first.grad, torch.tensor([2.0, 4.0]))
+    torch.testing.assert_close(second.grad, torch.tensor([2.0]))

@@ -224,6 +224,9 @@ class PCGrad(LossBalancer):
         shared = [parameter for parameter in shared_parameters if parameter.requires_grad]
         total: torch.Tensor = sum(losses.values())  # type: ignore[assignment]
         names = list(losses)
+        if not shared:  # no parameter more than one loss depends on (one loss, or heads apart): nothing to project
+            total.backward()
+            return total.detach()
         gradients = []
         for name in names:
             grads = torch.autograd.grad(losses[name], shared, retain_graph=True, allow_unused=True)

@@ -486,3 +486,23 @@ def test_other_callbacks_see_the_average_when_validation_ends_whatever_their_ord
     if not probe_first:  # the main job puts the average first, so the picture drawn when training ends shows it too
         assert probe.at_the_end is not None
         torch.testing.assert_close(probe.at_the_end, averaged)
+
+
+@pytest.mark.parametrize(("global_step", "stops"), [(2, False), (6, True)])
+def test_a_run_resumed_with_its_patience_spent_before_start_fraction_goes_on_until_start_fraction(
+    global_step: int, stops: bool
+) -> None:
+    from types import SimpleNamespace
+
+    from torchbricks.lightning.callbacks import BudgetEarlyStopping
+
+    stopping = BudgetEarlyStopping(monitor="validation/loss", patience=2, start_fraction=0.5)
+    # The patience ran out at epoch 2, but start_fraction kept the run going; its checkpoint holds wait_count 3.
+    stopping.load_state_dict({"wait_count": 3, "stopped_epoch": 0, "best_score": torch.tensor(0.1), "patience": 2})
+    trainer = SimpleNamespace(
+        current_epoch=3, should_stop=False, callbacks=[], global_step=global_step, estimated_stepping_batches=10
+    )
+
+    stopping.on_train_start(trainer, None)
+
+    assert trainer.should_stop is stops  # 2 of 10 steps is before start_fraction 0.5; 6 of 10 is past it

@@ -361,3 +361,26 @@ def test_several_evaluation_loaders_get_their_own_values(tmp_path: Path, stage: 
         assert result[f"{prefix}/accuracy/dataloader_idx_{index}"] == pytest.approx(float(expected[index]))
     assert float(expected[0]) != pytest.approx(float(pooled))  # the pooled value, which every loader reported before
     assert module.epoch_metrics[f"{prefix}/dataloader_idx_1"]["confusion_matrix"].sum() == 7
+
+
+def test_pcgrad_gradients_are_scaled_by_accumulate_grad_batches_as_the_plain_total(tmp_path: Path) -> None:
+    # Two copies of one loss never conflict, so PCGrad's step is the plain sum's; Lightning divides the total by
+    # accumulate_grad_batches before backward, and PCGrad's own backward of the losses must do the same.
+    from torchbricks.loss_balancing import PCGrad
+
+    generator = torch.Generator().manual_seed(1)
+    raw, targets = torch.rand(8, 4, generator=generator), torch.randint(0, NUM_CLASSES, (8,), generator=generator)
+    trained = {}
+    for name, balancer in (("sum", None), ("pcgrad", PCGrad(["loss_a", "loss_b"]))):
+        torch.manual_seed(0)
+        collection = BrickCollection(
+            {
+                "classify": BrickTrainable(nn.Linear(4, NUM_CLASSES), input_names=["raw"], output_names=["logits"]),
+                "a": BrickLoss(nn.CrossEntropyLoss(), input_names=["logits", "targets"], output_names=["loss_a"]),
+                "b": BrickLoss(nn.CrossEntropyLoss(), input_names=["logits", "targets"], output_names=["loss_b"]),
+            }
+        )
+        module = create_module(tmp_path, collection, loss_balancer=balancer, write_files=False)
+        create_trainer(accumulate_grad_batches=2).fit(module, create_loader(raw, targets))
+        trained[name] = collection["classify"].model.weight.detach()
+    torch.testing.assert_close(trained["pcgrad"], trained["sum"])

@@ -222,3 +222,14 @@ def test_a_target_name_no_training_batch_carries_is_an_error_naming_the_close_na
 def test_every_target_name_some_batch_carries_passes_the_check(tmp_path: Path) -> None:
     _, trainer = fit(tmp_path, "sequential", epochs=1)
     assert trainer.current_epoch == 1
+
+
+def test_a_resumed_fit_draws_the_schedule_of_its_epoch_not_of_the_first() -> None:
+    from types import SimpleNamespace
+
+    data = MultiSourceDataModule(sources(shape_size=64, colour_size=8), mode="temperature", seed=3)
+    data.trainer = SimpleNamespace(current_epoch=3, world_size=1)  # type: ignore[assignment]  # resumed after 3 epochs
+
+    schedule = data.train_dataloader()
+
+    assert [next(iter(batch)) for batch in schedule] == schedule.schedule(3) != schedule.schedule(0)

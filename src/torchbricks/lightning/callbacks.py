@@ -243,25 +243,37 @@ class BudgetEarlyStopping(pl.callbacks.EarlyStopping):
         `early_stopping.patience` lets it go on. A run resumed in its phase without augmentations stays in it."""
         if self.augmentations_off_epoch is not None:
             self._turn_augmentations_off(trainer, announce=False)
-        if self.patience > 0 and self.wait_count >= self.patience and trainer.current_epoch > 0:
+        # The patience may have run out before start_fraction of the budget (or before the augmentations went off):
+        # the same rules as at an epoch's end decide, or the resumed run stopped before the budget allowed it.
+        waited = self.patience > 0 and self.wait_count >= self.patience and trainer.current_epoch > 0
+        if waited and self._stops_after_waiting(trainer, last_epoch=int(trainer.current_epoch)):
             trainer.should_stop = True
             self.stopped_epoch = trainer.current_epoch - 1
 
     def _evaluate_stopping_criteria(self, current: torch.Tensor) -> tuple[bool, str | None]:
         should_stop, reason = super()._evaluate_stopping_criteria(current)
         waited = self.wait_count >= self.patience and bool(torch.isfinite(current))
-        if should_stop and waited and self.start_fraction > 0 and self._trainer is not None:
-            from torchbricks.lightning.optimizers import training_progress
-
-            if training_progress(self._trainer) < self.start_fraction:
-                return False, None
-        finishing = self.finish_without_augmentations and self.augmentations_off_epoch is None and self._trainer is not None
-        if should_stop and waited and finishing and self._turn_augmentations_off(self._trainer, announce=True):
-            self.wait_count = 0
+        trainer = self._trainer
+        if should_stop and waited and trainer is not None and not self._stops_after_waiting(trainer, trainer.current_epoch + 1):
             return False, None
         return should_stop, reason
 
-    def _turn_augmentations_off(self, trainer: Any, announce: bool) -> bool:
+    def _stops_after_waiting(self, trainer: Any, last_epoch: int) -> bool:
+        """Whether a run whose patience ran out at `last_epoch` (counted from 1) stops: not before `start_fraction`
+        of its budget, and with `finish_without_augmentations` not before the augmentations are off (which this
+        turns off, counting the patience again)."""
+        if self.start_fraction > 0:
+            from torchbricks.lightning.optimizers import training_progress
+
+            if training_progress(trainer) < self.start_fraction:
+                return False
+        finishing = self.finish_without_augmentations and self.augmentations_off_epoch is None
+        if finishing and self._turn_augmentations_off(trainer, announce=True, last_epoch=last_epoch):
+            self.wait_count = 0
+            return False
+        return True
+
+    def _turn_augmentations_off(self, trainer: Any, announce: bool, last_epoch: int | None = None) -> bool:
         """Turns the training augmentations off (the data module's `augmentation_switches`); False if it has none."""
         switches = _augmentation_switches(getattr(trainer, "datamodule", None))
         if not switches:
@@ -269,7 +281,7 @@ class BudgetEarlyStopping(pl.callbacks.EarlyStopping):
         for switch in switches:
             switch.turn_off()
         if announce:
-            self.augmentations_off_epoch = int(trainer.current_epoch) + 1
+            self.augmentations_off_epoch = int(trainer.current_epoch) + 1 if last_epoch is None else last_epoch
             from pytorch_lightning.utilities import rank_zero_info
 
             last_phase = _has_last_phase_augmentations(getattr(trainer, "datamodule", None))

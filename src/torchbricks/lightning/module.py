@@ -155,6 +155,7 @@ class LightningBrickCollection(pl.LightningModule):
         self.write_files = write_files
         self.averaged_metrics: tuple[str, ...] = ()
         self._train_losses: dict[str, torch.Tensor] = {}
+        self._train_total = torch.zeros(())  # the total of `_train_losses`, which Lightning scales before backward
         self._epoch_loss_means: dict[str, torch.Tensor] = {}
         self.compile_stages = compile_stages
         self._compiled_stages: dict[Stage, Callable[..., dict[str, Any]]] = {}
@@ -206,7 +207,15 @@ class LightningBrickCollection(pl.LightningModule):
 
     def backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
         if self.loss_balancer.uses_gradients and self._train_losses:
-            self.loss_balancer.backward(self._train_losses)
+            # Lightning hands over the step's total divided by accumulate_grad_batches (and times the mixed-precision
+            # loss scale); the balancer backpropagates the losses themselves, so they are scaled alike, or the
+            # accumulated gradients came out accumulate_grad_batches times too large.
+            total = self._train_total.detach()
+            scale = loss.detach() / total if bool(total != 0) and bool(torch.isfinite(total)) else None
+            if scale is None and self._trainer is not None:
+                scale = torch.tensor(1.0 / self.trainer.accumulate_grad_batches)
+            losses = self._train_losses if scale is None else {name: value * scale for name, value in self._train_losses.items()}
+            self.loss_balancer.backward(losses)
             return
         super().backward(loss, *args, **kwargs)
 
@@ -396,6 +405,7 @@ class LightningBrickCollection(pl.LightningModule):
         total = self.loss_balancer(losses)
         if stage is Stage.TRAIN:
             self._train_losses = losses if self.loss_balancer.uses_gradients else {}
+            self._train_total = total
         if self._trainer is None:
             return {"loss": total, **losses}  # called outside a Trainer (a notebook, a test): nothing to log to
         # A head's loss is the mean over the samples of the batches that carried its targets: weighed by the whole

@@ -141,7 +141,10 @@ class MultiSourceDataModule(pl.LightningDataModule):
         distributed = self.trainer is not None and self.trainer.world_size > 1
         if distributed:
             loaders = {name: _with_distributed_sampler(loader, self.trainer) for name, loader in loaders.items()}
-        return SourceSchedule(loaders, self.mode, self.temperature, self.seed)
+        schedule = SourceSchedule(loaders, self.mode, self.temperature, self.seed)
+        if self.trainer is not None:  # a resumed fit (or reloaded loaders) goes on with its epoch's draw, not epoch 0's
+            schedule.epoch = int(self.trainer.current_epoch)
+        return schedule
 
     def val_dataloader(self) -> Any:
         return [source.val_dataloader() for source in self.sources.values()]
