@@ -205,12 +205,11 @@ def stops_named(path_experiment: Path) -> Iterator[None]:
         raise
 
 
-def check_checkpoint_fits(checkpoint: Path, module: Any) -> None:
-    """Raises `ConfigError` when the weights of `checkpoint` do not fit `module` (a resumed run whose overrides
-    changed the model: `model.n_features=32`, `loss.class_weights=auto`), naming the first keys that differ."""
-    import torch
-
-    saved = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=False).get("state_dict", {})
+def check_checkpoint_fits(checkpoint: Path, saved_checkpoint: dict[str, Any], module: Any) -> None:
+    """Raises `ConfigError` when the weights of `checkpoint` (read as `saved_checkpoint`) do not fit `module` (a
+    resumed run whose overrides changed the model: `model.n_features=32`, `loss.class_weights=auto`), naming the
+    first keys that differ."""
+    saved = saved_checkpoint.get("state_dict", {})
     expected = module.state_dict()
     missing = [key for key in expected if key not in saved]
     unexpected = [key for key in saved if key not in expected]
@@ -235,9 +234,12 @@ def check_checkpoint_fits(checkpoint: Path, module: Any) -> None:
 
 def check_resumable(checkpoint: Path, module: Any, max_epochs: Any, data_module: Any) -> None:
     """`check_checkpoint_fits`, `check_epochs_left` and `check_same_classes`: what a `resume=true` run checks before
-    anything is written."""
-    check_checkpoint_fits(checkpoint, module)
-    check_epochs_left(checkpoint, max_epochs)
+    anything is written. The checkpoint is read once, memory-mapped, without executing code."""
+    import torch
+
+    saved = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=True)
+    check_checkpoint_fits(checkpoint, saved, module)
+    check_epochs_left(checkpoint, saved, max_epochs)
     check_same_classes(checkpoint.parent.parent, data_module)  # <experiment>/checkpoints/last.ckpt
 
 
@@ -265,15 +267,13 @@ def check_same_classes(path_experiment: Path, data_module: Any) -> None:
         )
 
 
-def check_epochs_left(checkpoint: Path, max_epochs: Any) -> None:
-    """Raises `ConfigError` when `trainer.max_epochs` of a resumed run is below the epochs `checkpoint` has trained:
-    Lightning refused it only after the run's config.yaml, logs and TensorBoard files were rewritten, with a
-    traceback (or, one epoch below, trained nothing and tested again as if the run had ended there)."""
-    import torch
-
+def check_epochs_left(checkpoint: Path, saved: dict[str, Any], max_epochs: Any) -> None:
+    """Raises `ConfigError` when `trainer.max_epochs` of a resumed run is below the epochs `checkpoint` (read as
+    `saved`) has trained: Lightning refused it only after the run's config.yaml, logs and TensorBoard files were
+    rewritten, with a traceback (or, one epoch below, trained nothing and tested again as if the run had ended
+    there)."""
     if max_epochs is None or max_epochs == -1:
         return
-    saved = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=True)
     progress = saved.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
     trained = int(progress.get("processed", saved.get("epoch", 0) + 1))
     if max_epochs < trained:
