@@ -24,6 +24,7 @@ from torchbricks.bag_of_bricks.object_detection import (
     render_box_targets,
 )
 from torchbricks.brick_collection import BrickCollection
+from torchbricks.errors import BrickError
 from torchbricks.tags import Stage
 
 BOXES = torch.tensor(
@@ -195,7 +196,7 @@ def test_mean_average_precision_equals_torchmetrics_fed_with_lists() -> None:
     values, expected = metric.compute(), reference.compute()
 
     assert sorted(values) == ["map", "map_50", "map_75", "mar_100", "per_class"]
-    for name in BoxMeanAveragePrecision.reported:
+    for name in metric.reported:
         assert values[name].item() == pytest.approx(expected[name].item())
     assert 0 < values["map_50"].item() < 1
 
@@ -417,6 +418,131 @@ def test_mean_average_precision_equals_pycocotools_when_a_recall_falls_on_a_thre
     assert float(values["map"]) == pytest.approx(evaluation.stats[0], abs=1e-6)
     assert float(values["map_50"]) == pytest.approx(evaluation.stats[1], abs=1e-6)
     assert float(values["per_class"]["a"]["ap"]) == pytest.approx(evaluation.stats[0], abs=1e-6)
+
+
+def _crowded_image(n_true: int, n_false: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """One 1000 px image holding `n_true` true boxes of class 0, found by jittered detections with random scores,
+    and `n_false` detections of nothing: detections [1, n_true + n_false, 4], scores, labels, true boxes, labels."""
+    generator = torch.Generator().manual_seed(seed)
+    corners = torch.rand(n_true, 2, generator=generator) * 960
+    true_boxes = torch.cat((corners, corners + 30), dim=1)
+    found = true_boxes + torch.randn(true_boxes.shape, generator=generator) * 3
+    nothing = torch.cat((torch.full((n_false, 2), 2000.0), torch.full((n_false, 2), 2030.0)), dim=1)
+    detections = torch.cat((found, nothing))
+    scores = torch.rand(len(detections), generator=generator)
+    zeros = torch.zeros(1, len(detections), dtype=torch.long)
+    return detections[None], scores[None], zeros, true_boxes[None], torch.zeros(1, n_true, dtype=torch.long)
+
+
+def _pycocotools_summary(detections: torch.Tensor, scores: torch.Tensor, true_boxes: torch.Tensor, max_dets: list[int]):
+    """pycocotools' evaluation of one image of class 0 with `maxDets`: the evaluator, after `summarize`."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    def xywh(box: torch.Tensor) -> list[float]:
+        return [float(box[0]), float(box[1]), float(box[2] - box[0]), float(box[3] - box[1])]
+
+    truth = COCO()
+    truth.dataset = {
+        "images": [{"id": 1, "width": 3000, "height": 3000}],
+        "categories": [{"id": 0}],
+        "annotations": [
+            {"id": index + 1, "image_id": 1, "category_id": 0, "bbox": xywh(box), "area": 900.0, "iscrowd": 0}
+            for index, box in enumerate(true_boxes)
+        ],
+    }
+    with contextlib.redirect_stdout(io.StringIO()):
+        truth.createIndex()
+        found = zip(detections, scores, strict=True)
+        predicted = truth.loadRes([{"image_id": 1, "category_id": 0, "bbox": xywh(b), "score": float(s)} for b, s in found])
+        evaluation = COCOeval(truth, predicted, iouType="bbox")
+        evaluation.params.maxDets = max_dets
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    return evaluation
+
+
+def test_mean_average_precision_counts_every_detection_of_an_image_holding_more_than_100_objects() -> None:
+    # 150 tree crowns in one image, all found, among 170 detections: COCO's 100-detection cap left 50 crowns
+    # uncounted (recall 0.667 at most, reported as if it were the model's).
+    detections, scores, labels, true_boxes, true_labels = _crowded_image(n_true=150, n_false=20)
+    metric = BoxMeanAveragePrecision(max_detections=200)  # the decoder's max_detections
+    metric.update(detections, scores, labels, true_boxes, true_labels)
+
+    values = metric.compute()
+    reference = _pycocotools_summary(detections[0], scores[0], true_boxes[0], max_dets=[1, 10, 200])
+
+    assert metric.reported == ("map", "map_50", "map_75", "mar_200")
+    assert sorted(values) == ["map", "map_50", "map_75", "mar_200", "per_class"]
+    assert float(values["map_50"]) == pytest.approx(reference.stats[1], abs=1e-6)
+    assert float(values["map_75"]) == pytest.approx(reference.stats[2], abs=1e-6)
+    assert float(values["mar_200"]) == pytest.approx(reference.stats[8], abs=1e-6)
+    # pycocotools' summary reads its first value (mAP) at 100 detections whatever maxDets says; the same mean of its
+    # precision array read at 200 detections:
+    curve = reference.eval["precision"][:, :, :, 0, -1]
+    assert float(values["map"]) == pytest.approx(curve[curve > -1].mean(), abs=1e-6)
+    assert float(values["per_class"]["0"]["ap"]) == pytest.approx(float(values["map"]), abs=1e-6)
+    at_coco_cap = _pycocotools_summary(detections[0], scores[0], true_boxes[0], max_dets=[1, 10, 100])
+    assert float(values["mar_200"]) > at_coco_cap.stats[8] + 0.1  # what cutting at 100 detections reported
+    assert float(values["map_50"]) > at_coco_cap.stats[1] + 0.1
+
+
+def test_mean_average_precision_keeps_cocos_values_when_the_decoder_keeps_100_detections_or_fewer() -> None:
+    detections, scores, labels, true_boxes, true_labels = _crowded_image(n_true=40, n_false=10)
+    from torchbricks.bag_of_bricks._box_metrics import COCO_IOU_THRESHOLDS, COCO_RECALL_THRESHOLDS
+
+    metric = BoxMeanAveragePrecision(max_detections=50)
+    reference = MeanAveragePrecision(  # pycocotools' thresholds (torchmetrics' own are float32, see the metric)
+        box_format="xyxy", iou_type="bbox", iou_thresholds=COCO_IOU_THRESHOLDS, rec_thresholds=COCO_RECALL_THRESHOLDS
+    )
+    metric.update(detections, scores, labels, true_boxes, true_labels)
+    reference.update(
+        [{"boxes": detections[0], "scores": scores[0], "labels": labels[0]}], [{"boxes": true_boxes[0], "labels": true_labels[0]}]
+    )
+
+    values, expected = metric.compute(), reference.compute()
+
+    assert metric.reported == ("map", "map_50", "map_75", "mar_100")
+    for name in metric.reported:
+        assert float(values[name]) == pytest.approx(float(expected[name]), abs=1e-6), name
+
+
+def test_mean_average_precision_refuses_an_image_with_more_detections_than_its_cap() -> None:
+    detections, scores, labels, true_boxes, true_labels = _crowded_image(n_true=120, n_false=0)
+    metric = BoxMeanAveragePrecision()
+
+    with pytest.raises(BrickError, match=r"at most 100 detections per image.*an image with 120.*max_detections=120"):
+        metric.update(detections, scores, labels, true_boxes, true_labels)
+    with pytest.raises(BrickError, match=r"max_detections must be a whole number of 1 or more.*got 0"):
+        BoxMeanAveragePrecision(max_detections=0)
+
+
+def test_the_detection_heads_metric_counts_as_many_boxes_as_its_decoder_keeps() -> None:
+    head = create_object_detection_head(
+        2, 8, "features", stride=4, target_boxes_name="boxes", target_labels_name="labels", max_detections=300
+    )
+    model = BrickCollection({"trees": head})
+
+    model({"features": torch.rand(1, 8, 8, 8), "boxes": BOXES[:1], "labels": LABELS[:1]}, tags=Stage.TRAIN)
+
+    assert head["metrics"].metrics["mean_average_precision"].max_detections == 300
+    expected = ["trees/map", "trees/map_50", "trees/map_75", "trees/mar_300", "trees/per_class"]
+    assert sorted(model.summarize(reset=True)) == expected
+
+
+def test_the_packaged_detection_configs_metric_follows_a_command_line_override_of_the_decoders_max_detections() -> None:
+    from torchbricks.configuration import compose_config
+
+    override = "model.bricks.detection.decode.model.max_detections=300"
+    config = compose_config(["task=detection", "data.root=unused", override])
+    node = config.model.bricks.detection.metrics.metric_collection.mean_average_precision
+
+    assert node.max_detections == 300
+    assert BoxMeanAveragePrecision(max_detections=node.max_detections).reported[-1] == "mar_300"
 
 
 def test_peaks_whose_probabilities_are_all_one_are_ranked_by_their_logits() -> None:

@@ -10,9 +10,9 @@ import torch
 from torchmetrics.detection.mean_ap import MeanAveragePrecision
 
 from torchbricks._extras import require
-from torchbricks.errors import MissingExtraError
+from torchbricks.errors import BrickError, MissingExtraError
 
-__all__ = ["COCO_IOU_THRESHOLDS", "COCO_RECALL_THRESHOLDS", "BoxMeanAveragePrecision"]
+__all__ = ["COCO_IOU_THRESHOLDS", "COCO_MAX_DETECTIONS", "COCO_RECALL_THRESHOLDS", "BoxMeanAveragePrecision"]
 
 
 def _coco_backend() -> str:
@@ -34,6 +34,8 @@ COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10).tolist()
 """The IoU thresholds of COCO's mAP, as pycocotools makes them (float64)."""
 COCO_RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101).tolist()
 """The 101 recall thresholds of COCO's precision curve, as pycocotools makes them (float64)."""
+COCO_MAX_DETECTIONS = 100
+"""The detections per image COCO's summary counts at most (the highest of its `maxDets`)."""
 
 
 class BoxMeanAveragePrecision(MeanAveragePrecision):
@@ -43,15 +45,23 @@ class BoxMeanAveragePrecision(MeanAveragePrecision):
     targets; entries with label -1 are left out, and a target labelled `-2 - k` (an ignored object of class k, such
     as a VOC `difficult` one) is passed as a COCO crowd region (`iscrowd`): not a ground truth to find, and a
     detection of class k overlapping it (by intersection over the detection's area, COCO's crowd rule) is not a
-    false positive. `compute` returns `map`, `map_50`, `map_75` and `mar_100` (the values of torchmetrics' dict that
-    mean something without per-class or per-size settings) and `per_class`: class name -> `{"ap": COCO AP at IoU
-    0.50:0.95, "ap_50": AP at IoU 0.5}`, read from the same COCO evaluation's precision array (all areas, 100
-    detections) as pycocotools' summary reads the mean; -1 for a class without a true box (pycocotools' mark of an
-    undefined value). Needs pycocotools or faster-coco-eval (the `detection` extra).
+    false positive.
+
+    Every detection the model returns is counted: the cap on detections per image (COCO's `maxDets`, 100 in COCO's
+    summary) is the larger of 100 and `max_detections`, which the detection head sets to its decoder's
+    `max_detections`; an image with more detections than the cap is refused rather than cut. `compute` returns
+    `map` (AP at IoU 0.50:0.95), `map_50`, `map_75` and `mar_<cap>` (the recall with at most `<cap>` detections
+    per image: `mar_100` as in COCO's summary, `mar_300` for a decoder keeping 300), the names listed in `reported`,
+    all at that cap and all areas, as pycocotools' summary computes them with `maxDets` ending at the cap; and
+    `per_class`: class name -> `{"ap": AP at IoU 0.50:0.95, "ap_50": AP at IoU 0.5}`, read from the same
+    precision array. -1 marks an undefined value (no true box), as pycocotools marks it. Needs pycocotools or
+    faster-coco-eval (the `detection` extra).
 
     Args:
         class_names: The name of each class index, keying `per_class`; `"0"`, `"1"`, ... when None.
-        kwargs: Passed to `MeanAveragePrecision` (`iou_thresholds`, `max_detection_thresholds`, ...).
+        max_detections: The most detections per image the model returns (the decoder's `max_detections`).
+        kwargs: Passed to `MeanAveragePrecision` (`iou_thresholds`, ...); `max_detection_thresholds` given here
+            replaces the cap (its highest value) that `max_detections` sets.
 
     Example:
         >>> metric = BoxMeanAveragePrecision(class_names=["cat", "dog"])
@@ -60,9 +70,21 @@ class BoxMeanAveragePrecision(MeanAveragePrecision):
         >>> values = metric.compute()
         >>> values["map_50"].item(), values["per_class"]["dog"]["ap"].item(), values["per_class"]["cat"]["ap"].item()
         (1.0, 1.0, -1.0)
+        >>> BoxMeanAveragePrecision(max_detections=300).reported
+        ('map', 'map_50', 'map_75', 'mar_300')
     """
 
-    def __init__(self, class_names: Sequence[str] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, class_names: Sequence[str] | None = None, max_detections: int = COCO_MAX_DETECTIONS, **kwargs: Any
+    ) -> None:
+        if isinstance(max_detections, bool) or not isinstance(max_detections, int) or max_detections < 1:
+            raise BrickError(
+                f"BoxMeanAveragePrecision: max_detections must be a whole number of 1 or more (the decoder's "
+                f"max_detections), got {max_detections!r}."
+            )
+        # COCO's summary counts at most 100 detections per image: a decoder keeping more (300 tree crowns) had its
+        # recall and mAP capped by the metric without a word, so the cap follows the decoder above 100
+        kwargs.setdefault("max_detection_thresholds", [1, 10, max(COCO_MAX_DETECTIONS, max_detections)])
         kwargs.setdefault("backend", _coco_backend())
         kwargs["extended_summary"] = True  # the precision array, from which the per-class values are read
         # pycocotools' own thresholds, in float64: torchmetrics' defaults come from a float32 linspace (0.35 is
@@ -72,9 +94,10 @@ class BoxMeanAveragePrecision(MeanAveragePrecision):
         kwargs.setdefault("rec_thresholds", COCO_RECALL_THRESHOLDS)
         super().__init__(box_format="xyxy", iou_type="bbox", **kwargs)
         self.class_names = None if class_names is None else [str(name) for name in class_names]
-
-    reported = ("map", "map_50", "map_75", "mar_100")
-    """The scalar values `compute` returns: COCO mAP, mAP at IoU 0.5 and 0.75, and the recall at 100 boxes."""
+        self.max_detections: int = self.max_detection_thresholds[-1]
+        """The cap on detections per image: the most each image may have, and the `maxDets` of every value."""
+        self.reported: tuple[str, ...] = ("map", "map_50", "map_75", f"mar_{self.max_detections}")
+        """The scalar values `compute` returns: COCO mAP, mAP at IoU 0.5 and 0.75, and the recall at the cap."""
 
     _image_states = (
         "detection_box",
@@ -102,6 +125,12 @@ class BoxMeanAveragePrecision(MeanAveragePrecision):
     def compute(self) -> dict[str, Any]:
         values = super().compute()
         result: dict[str, Any] = {name: values[name] for name in self.reported}
+        precision = values.get("precision")
+        if precision is not None:
+            # pycocotools' summary reads `map` at 100 detections whatever its maxDets (-1 when 100 is not among
+            # them); the other values it reads at the highest, the cap. `map` is read at the cap too, as pycocotools
+            # reads it: the mean of the defined precision values, all areas.
+            result["map"] = _mean_defined(precision[:, :, :, 0, -1].double()).to(values["map"].dtype)
         result["per_class"] = self._per_class(values)
         return result
 
@@ -131,6 +160,14 @@ class BoxMeanAveragePrecision(MeanAveragePrecision):
         target_boxes: torch.Tensor,
         target_labels: torch.Tensor,
     ) -> None:
+        if labels.shape[-1] > self.max_detections:
+            most = int((labels >= 0).sum(dim=-1).max()) if labels.numel() else 0
+            if most > self.max_detections:
+                raise BrickError(
+                    f"BoxMeanAveragePrecision counts at most {self.max_detections} detections per image (max_detections), "
+                    f"got an image with {most}: the lowest-scored ones would be left out of the mAP and recall. Pass "
+                    f"max_detections={labels.shape[-1]} (the decoder's max_detections); the detection head does so."
+                )
         predictions, targets = [], []
         for image in range(boxes.shape[0]):
             kept, real = labels[image] >= 0, target_labels[image] >= 0

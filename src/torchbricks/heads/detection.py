@@ -116,7 +116,8 @@ class DetectionArguments(DenseHeadInputs):
         target_boxes_name: Name of the target boxes [B, N, 4] (x_min, y_min, x_max, y_max in pixels).
         target_labels_name: Name of the target labels [B, N], -1 for padding.
         hidden_channels: Channels of the head.
-        max_detections: Boxes decoded per image.
+        max_detections: Boxes decoded per image; the mAP counts all of them (its recall key is `mar_100`, or
+            `mar_<max_detections>` above 100).
         score_threshold: Minimum score of a decoded box.
         iou_threshold: Overlap above which NMS removes a box.
         box_weight: Weight of the box loss.
@@ -146,7 +147,8 @@ class DetectionArguments(DenseHeadInputs):
 class DetectionTaskHead(TaskHead):
     """Bricks `neck` (with several feature maps: `./features`), `detect` (`./heatmap`, `./distances`), `decode`
     (`./boxes`, `./scores`, `./labels`), `loss` (`./loss_heatmap`, `./loss_box`), `metrics` (`mean_average_precision`:
-    `map`, `map_50`, `map_75`, `mar_100` and `per_class`) and, given an image, `visualize` (`./visualization`)."""
+    `map`, `map_50`, `map_75`, `mar_100` (`mar_<max_detections>` above 100) and `per_class`) and, given an image,
+    `visualize` (`./visualization`)."""
 
     outputs = ("boxes", "scores", "labels")
     arguments = DetectionArguments
@@ -184,8 +186,9 @@ class DetectionTaskHead(TaskHead):
 
         Bricks: `neck` (given `neck_inputs`), `detect` (a `BoxDetectionHead`: `./heatmap`, `./distances`), `decode`
         (a `BoxDecoder`: `./boxes`, `./scores`, `./labels`), `loss` (`./loss_heatmap`, `./loss_box`), `metrics` (a
-        `BoxMeanAveragePrecision` reporting `map`, `map_50`, `map_75`, `mar_100` and `per_class` under the head's
-        name) and, when `image_name` is given, `visualize` (`./visualization`).
+        `BoxMeanAveragePrecision` counting every decoded box and reporting `map`, `map_50`, `map_75`, `mar_100`
+        (`mar_<max_detections>` when the decoder keeps more than 100) and `per_class` under the head's name) and,
+        when `image_name` is given, `visualize` (`./visualization`).
 
         Example:
             >>> from torchbricks.bag_of_bricks.object_detection import create_object_detection_head
@@ -204,12 +207,24 @@ class DetectionTaskHead(TaskHead):
         detector = node_of(f"{_DETECTION}.BoxDetectionHead", given, "in_channels", "num_classes", "hidden_channels")
         decoder = node_of(f"{_DETECTION}.BoxDecoder", given, "stride", "max_detections", "score_threshold", "iou_threshold")
         loss = node_of(f"{_DETECTION}.BoxDetectionLoss", given, "num_classes", "stride", "box_weight")
-        average_precision = {"mean_average_precision": node_of(f"{_DETECTION}.BoxMeanAveragePrecision", given, "class_names")}
+        # the metric counts every box the decoder keeps (its cap is the larger of COCO's 100 and max_detections)
+        average_precision = {
+            "mean_average_precision": node_of(f"{_DETECTION}.BoxMeanAveragePrecision", given, "class_names", "max_detections")
+        }
         head["detect"] = brick("BrickTrainable", detector, [given.features_name], ["./heatmap", "./distances"])
         head["decode"] = brick("BrickNotTrainable", decoder, ["./heatmap", "./distances"], ["./boxes", "./scores", "./labels"])
         head["loss"] = brick("BrickLoss", loss, ["./heatmap", "./distances", *targets], ["./loss_heatmap", "./loss_box"])
         head["metrics"] = metrics(average_precision, ["./boxes", "./scores", "./labels", *targets])
         return cls.with_drawing(head, given.image_name, class_names=given.class_names, min_score=given.min_drawn_score)
+
+    @classmethod
+    def config(cls, name: str) -> Description:
+        """The packaged head config `name`, whose metric reads `max_detections` from the decoder's node, so that
+        `model.bricks.<head>.decode.model.max_detections=300` on the command line raises the metric's cap with it."""
+        description = super().config(name)
+        metric = description["metrics"]["metric_collection"]["mean_average_precision"]
+        metric["max_detections"] = "${....decode.model.max_detections}"  # metric node, collection, metrics, head
+        return description
 
     @classmethod
     def predictions(cls, collected: Collected) -> BoxHeadPredictions | None:
