@@ -11,7 +11,7 @@ import pytest
 
 import torchbricks
 from torchbricks import errors
-from torchbricks.errors import BrickError, did_you_mean
+from torchbricks.errors import BrickError, did_you_mean, did_you_mean_key
 
 PACKAGE_ROOT = Path(torchbricks.__file__).parent
 ERROR_CLASSES = [value for _, value in inspect.getmembers(errors, inspect.isclass) if issubclass(value, BrickError)]
@@ -74,3 +74,50 @@ def test_every_error_is_a_brick_error_and_a_value_error() -> None:
 def test_did_you_mean_names_the_closest_candidate_or_nothing() -> None:
     assert did_you_mean("featurs", ["raw", "features"]) == " Did you mean 'features'?"
     assert did_you_mean("zzz", ["raw", "features"]) == ""
+
+
+LOGGED_KEYS = [
+    "train/loss",
+    "train/loss_epoch",
+    "train/losses/classification/loss_ce",
+    "train/classification/accuracy",
+    "validation/loss",
+    "validation/losses/classification/loss_ce",
+    "validation/losses/detection/loss_box",
+    "validation/classification/accuracy",
+    "validation/detection/map",
+    "validation/detection/map_50",
+    "validation/detection/mar_100",
+    "validation/segmentation/mean_iou",
+    "validation/presence/f1",
+    "validation/head/*",  # a metric whose values are named once it computes: never suggested
+]
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [
+        ("validation/acc", "validation/classification/accuracy"),  # the whole string is closest to validation/loss
+        ("validation/accuracy", "validation/classification/accuracy"),
+        ("validation/classification/acuracy", "validation/classification/accuracy"),
+        ("train/acc", "train/classification/accuracy"),
+        ("validation/miou", "validation/segmentation/mean_iou"),
+        ("validation/map50", "validation/detection/map_50"),
+        ("validation/detection/mAP_50", "validation/detection/map_50"),
+        ("validation/detection/mar", "validation/detection/mar_100"),
+        ("validation/f1_score", "validation/presence/f1"),
+        ("validation/loss_box", "validation/losses/detection/loss_box"),
+        ("val/loss", "validation/loss"),
+        ("val_loss", "validation/loss"),
+        ("validation/los", "validation/loss"),
+    ],
+)
+def test_did_you_mean_key_suggests_the_logged_key_a_misspelt_monitor_meant(typed: str, meant: str) -> None:
+    assert did_you_mean_key(typed, LOGGED_KEYS) == f" Did you mean {meant!r}?"
+
+
+def test_did_you_mean_key_names_every_key_that_fits_as_well_or_nothing() -> None:
+    keys = ["validation/loss", "validation/cats/accuracy", "validation/dogs/accuracy"]
+
+    assert did_you_mean_key("validation/acc", keys) == " Did you mean 'validation/cats/accuracy' or 'validation/dogs/accuracy'?"
+    assert did_you_mean_key("zzz", keys) == ""

@@ -238,6 +238,12 @@ def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
             "'train/losses/head/loss_ce', 'train/head/accuracy', 'validation/loss', 'validation/losses/head/loss_ce', "
             "'validation/head/accuracy'] (training values also with _epoch and _step). Did you mean 'validation/head/accuracy'?",
         ),
+        (  # the closest whole string is validation/loss; the key meant ends in the word `acc` begins
+            "checkpoint.monitor=validation/acc",
+            "Config key 'checkpoint.monitor' is 'validation/acc', which the run never logs; it logs ['train/loss', "
+            "'train/losses/head/loss_ce', 'train/head/accuracy', 'validation/loss', 'validation/losses/head/loss_ce', "
+            "'validation/head/accuracy'] (training values also with _epoch and _step). Did you mean 'validation/head/accuracy'?",
+        ),
         (
             "checkpoint.monitor=[validation/head/accuracy,train/loss]",
             "Config key 'checkpoint.monitor' lists validation values whose mean is monitored, each 'validation/...'; "
@@ -246,6 +252,11 @@ def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
         (
             "checkpoint.monitor=[validation/head/acuracy]",
             "Config key 'checkpoint.monitor': lists 'head/acuracy', which no metric brick of the validation stage logs. "
+            "Metric values: ['head/accuracy']. Did you mean 'head/accuracy'?",
+        ),
+        (
+            "checkpoint.monitor=[validation/acc]",
+            "Config key 'checkpoint.monitor': lists 'acc', which no metric brick of the validation stage logs. "
             "Metric values: ['head/accuracy']. Did you mean 'head/accuracy'?",
         ),
     ],

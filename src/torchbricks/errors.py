@@ -180,3 +180,73 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     """Returns ` Did you mean 'x'?` for the closest candidate, or an empty string."""
     matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     return f" Did you mean {matches[0]!r}?" if matches else ""
+
+
+def did_you_mean_key(name: str, candidates: Iterable[str], separator: str = "/") -> str:
+    """` Did you mean 'x'?` for the logged key (`validation/classification/accuracy`) the user most likely meant by
+    `name`, or an empty string.
+
+    Keys are compared part by part, the last part (the value's own name) first: a last part that is the candidate's
+    spelt out (`acc` for `accuracy`, `miou` for `mean_iou`, `val` for `validation`), misspelt or without its
+    underscores counts more than the whole string's likeness, which made `validation/acc` suggest `validation/loss`.
+    A middle part left out (`validation/accuracy` for `validation/classification/accuracy`) is no mismatch; keys that
+    fit equally well (two heads' `accuracy`) are all named. Without a candidate whose last and first parts both
+    resemble the name's, the closest whole string (`did_you_mean`).
+
+    Example:
+        >>> keys = ["validation/loss", "validation/classification/accuracy", "train/classification/accuracy"]
+        >>> did_you_mean_key("validation/acc", keys)
+        " Did you mean 'validation/classification/accuracy'?"
+        >>> did_you_mean_key("val/loss", keys)
+        " Did you mean 'validation/loss'?"
+    """
+    choices = [candidate for candidate in candidates if "*" not in candidate]
+    typed = name.split(separator)
+    stages = {candidate.split(separator)[0] for candidate in choices}
+    words = name.split("_", 1)
+    if len(typed) == 1 and len(words) == 2 and any(_part_likeness(words[0], stage) >= 0.8 for stage in stages):
+        typed = words  # `val_loss`, as Keras names it
+    scored = []
+    for candidate in choices:
+        parts = candidate.split(separator)
+        leaf = _part_likeness(typed[-1], parts[-1])
+        first = _part_likeness(typed[0], parts[0]) if len(typed) > 1 else 1.0
+        if leaf < _CUTOFF or first < _CUTOFF:
+            continue
+        middles = [max((_part_likeness(part, other) for other in parts[1:-1]), default=0.0) for part in typed[1:-1]]
+        middle = sum(middles) / len(middles) if middles else 1.0
+        scored.append((round(2 * leaf + first + middle - 0.1 * abs(len(parts) - len(typed)), 6), candidate))
+    if not scored:
+        return did_you_mean(name, choices)
+    best = max(score for score, _ in scored)
+    tied = [candidate for score, candidate in scored if score == best][:3]  # two heads' `accuracy`: both
+    return " Did you mean " + " or ".join(repr(candidate) for candidate in tied) + "?"
+
+
+_CUTOFF = 0.6
+
+
+def _part_likeness(typed: str, candidate: str) -> float:
+    """How likely the key part `candidate` is what `typed` meant, in [0, 1]: 1 for the same word (case, `_`, `-`
+    aside), 0.9 for its beginning (`acc`, `val`), 0.8 for its letters in order with the same first one (`miou`,
+    `map50`), 0.75 for the word with more after it (`f1_score`), else the likeness of the two strings (a
+    misspelling)."""
+    short, full = (_plain(part) for part in (typed, candidate))
+    if short == full:
+        return 1.0
+    if len(short) >= 2 and full.startswith(short):
+        return 0.9
+    if len(full) >= 2 and short.startswith(full):  # `f1_score` for `f1`
+        return 0.75
+    if len(short) >= 2 and short[0] == full[:1] and _in_order(short, full):
+        return 0.8
+    return difflib.SequenceMatcher(None, short, full).ratio()
+
+
+def _plain(part: str) -> str:
+    return part.lower().replace("_", "").replace("-", "")
+
+
+def _in_order(letters: str, word: str) -> bool:
+    remaining = iter(word)
+    return all(letter in remaining for letter in letters)

@@ -59,7 +59,7 @@ from torchbricks.errors import (
     RunStoppedError,
     Terminated,
     UnknownMetricError,
-    did_you_mean,
+    did_you_mean_key,
 )
 from torchbricks.lightning.experiment_files import BRICKS_FOLDER, to_json
 from torchbricks.lightning.job_outputs import draw_test_pictures, export_and_check_onnx
@@ -359,5 +359,5 @@ def check_checkpoint_monitor(monitor: str, module: LightningBrickCollection, key
     shown = [name for name in logged if not name.endswith(("_epoch", "_step"))]
     raise ConfigError(
         f"Config key {key!r} is {monitor!r}, which the run never logs; it logs {shown} (training values also with "
-        f"_epoch and _step).{did_you_mean(monitor, logged)}"
+        f"_epoch and _step).{did_you_mean_key(monitor, logged)}"
     )

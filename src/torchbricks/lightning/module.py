@@ -28,7 +28,7 @@ from torchbricks._extras import require
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.bricks import BrickInterface, BrickMetrics
 from torchbricks.configuration.settings import AVERAGED_METRICS_NAME
-from torchbricks.errors import BrickError, UnknownMetricError, did_you_mean
+from torchbricks.errors import BrickError, UnknownMetricError, did_you_mean, did_you_mean_key
 from torchbricks.lightning._epoch_values import LossMeans, metric_value_names, summarize_metrics
 from torchbricks.lightning.experiment_files import create_experiment_file_callbacks, to_json
 from torchbricks.lightning.optimizers import bind_training_budget
@@ -533,7 +533,7 @@ def _check_averaged_metrics(averaged_metrics: Sequence[str], module: LightningBr
     for name in averaged_metrics:
         if not any(fnmatch.fnmatchcase(name, pattern) for pattern in logged):
             values = [item for item in logged if not item.startswith(("loss", "losses/"))]
-            raise UnknownMetricError(name, values, did_you_mean(name, logged))
+            raise UnknownMetricError(name, values, did_you_mean_key(name, logged))
     return tuple(averaged_metrics)
 
 
