@@ -114,15 +114,16 @@ class UnknownBrickError(BrickError, KeyError):
 
 class UnknownMetricError(BrickError):
     """A metric value is named that no metric brick logs; carries the `name`, the metric values that are logged
-    (`available`) and the close-match hint, so a caller can phrase the message for its own key."""
+    (`available`), the close-match hint and `when` it was found missing (empty: when the names were checked), so a
+    caller can phrase the message for its own key."""
 
-    def __init__(self, name: str, available: list[str], hint: str) -> None:
-        self.name, self.available, self.hint = name, available, hint
+    def __init__(self, name: str, available: list[str], hint: str, when: str = "") -> None:
+        self.name, self.available, self.hint, self.when = name, available, hint, when
         super().__init__(self.phrased("averaged_metrics names"))
 
     def phrased(self, subject: str) -> str:
         """The message with `subject` naming who asked for the metric (`"averaged_metrics names"`)."""
-        logged = f"which no metric brick of the validation stage logs. Metric values: {self.available}."
+        logged = f"which no metric brick of the validation stage logs{self.when}. Metric values: {self.available}."
         return f"{subject} {self.name!r}, {logged}{self.hint}"
 
 

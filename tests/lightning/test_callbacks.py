@@ -167,6 +167,37 @@ def test_an_epoch_without_validation_shows_no_validation_values_and_does_not_cou
     assert stopping.stopped_epoch == 3  # the second validation, not the second epoch with the first one's value
 
 
+@pytest.mark.parametrize("check_on_train_epoch_end", [True, False])
+def test_early_stopping_on_a_value_never_logged_fails_at_the_first_validation_instead_of_never_acting(
+    tmp_path: Path, check_on_train_epoch_end: bool
+) -> None:
+    from torchbricks.lightning.callbacks import BudgetEarlyStopping
+
+    # strict=False (as the job: a first epoch cut by max_time has no value yet) skipped every check without a word
+    stopping = BudgetEarlyStopping(
+        monitor="validation/los", patience=1, min_delta=1e9, check_on_train_epoch_end=check_on_train_epoch_end, strict=False
+    )
+
+    with pytest.raises(
+        ConfigError,
+        match=r"BudgetEarlyStopping monitors 'validation/los', which is not logged at the end of epoch 1 after its "
+        r"validation: early stopping would never act\. Logged: \[.*'validation/loss'.*\]\. Did you mean 'validation/loss'\?",
+    ):
+        _fit(tmp_path, [stopping], max_epochs=4)
+
+
+def test_early_stopping_on_a_validation_value_waits_for_an_epoch_that_validates(tmp_path: Path) -> None:
+    from torchbricks.lightning.callbacks import BudgetEarlyStopping
+
+    stopping = BudgetEarlyStopping(
+        monitor="validation/loss", patience=1, min_delta=1e9, check_on_train_epoch_end=True, strict=False
+    )
+
+    _fit(tmp_path, [stopping], max_epochs=8, check_val_every_n_epoch=3, num_sanity_val_steps=0)
+
+    assert stopping.stopped_epoch == 5  # the second validation, after epoch 6
+
+
 def test_line_progress_bar_of_a_run_without_an_epoch_limit_shows_no_limit(tmp_path: Path) -> None:
     stream = io.StringIO()
 

@@ -326,6 +326,36 @@ def test_an_averaged_metric_no_brick_logs_is_refused_with_its_name_and_the_logge
     assert "train/monitored_mean" not in module.logged_names(Stage.TRAIN)
 
 
+def test_an_averaged_metric_a_metric_names_only_once_it_computes_fails_at_the_sanity_check_when_it_is_not_computed(
+    tmp_path: Path,
+) -> None:
+    # A metric collection with a prefix names its values when it computes (`validation/head/*` before): the
+    # misspelt `head/accuracy` passed, the mean was never logged, and early stopping on it never acted.
+    from torchmetrics import MetricCollection
+
+    from torchbricks.errors import UnknownMetricError
+
+    metrics = MetricCollection({"accuracy": MulticlassAccuracy(num_classes=NUM_CLASSES)}, prefix="top1_")
+    collection = BrickCollection(
+        {**create_collection(with_metrics=False), "head": {"metrics": BrickMetrics(metrics, input_names=["logits", "targets"])}}
+    )
+    module = create_module(tmp_path, collection, averaged_metrics=["head/accuracy"], write_files=False)
+    assert "validation/head/*" in module.logged_names(Stage.VALIDATION)
+    loader = create_loader(torch.randn(8, 4), torch.randint(0, NUM_CLASSES, (8,)))
+
+    with pytest.raises(
+        UnknownMetricError,
+        match=r"averaged_metrics names 'head/accuracy', which no metric brick of the validation stage logs at the end of "
+        r"the sanity check: .*Metric values: \['head/top1_accuracy'\]\. Did you mean 'head/top1_accuracy'\?",
+    ):
+        create_trainer(num_sanity_val_steps=1, max_epochs=3).fit(module, loader, loader)
+
+    module = create_module(tmp_path, collection, averaged_metrics=["head/top1_accuracy"], write_files=False)
+    create_trainer(num_sanity_val_steps=1, max_epochs=1).fit(module, loader, loader)
+    mean = module.trainer.callback_metrics["validation/monitored_mean"]
+    assert mean == module.epoch_metrics["validation"]["head/top1_accuracy"]
+
+
 @pytest.mark.parametrize("stage", ["validate", "test"])
 def test_several_evaluation_loaders_get_their_own_values(tmp_path: Path, stage: str) -> None:
     torch.manual_seed(0)

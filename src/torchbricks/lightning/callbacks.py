@@ -21,7 +21,7 @@ from torch.utils.data import RandomSampler
 from torchbricks._conventions import logged_name
 from torchbricks._extras import require
 from torchbricks._files import json_ready, write_text
-from torchbricks.errors import ConfigError
+from torchbricks.errors import ConfigError, did_you_mean_key
 
 require("pytorch_lightning", "lightning")
 import pytorch_lightning as pl  # noqa: E402 (after `require`, so a missing extra names what to install)
@@ -212,6 +212,8 @@ class BudgetEarlyStopping(pl.callbacks.EarlyStopping):
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         self._validated = self._validated or not trainer.sanity_checking
+        if not self._check_on_train_epoch_end and not self._should_skip_check(trainer):
+            self._check_monitor_logged(trainer)
         super().on_validation_end(trainer, pl_module)
 
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
@@ -219,8 +221,28 @@ class BudgetEarlyStopping(pl.callbacks.EarlyStopping):
         above 1) when the monitored value is a validation value: Lightning keeps the last one logged, so that epoch
         would count against the patience with the previous epoch's value."""
         validated, self._validated = self._validated, False
-        if validated or not str(self.monitor).startswith(logged_name("validation", "")):
+        if validated or not self._validated_monitor:
+            if self._check_on_train_epoch_end and not self._should_skip_check(trainer):
+                self._check_monitor_logged(trainer)
             super().on_train_epoch_end(trainer, pl_module)
+
+    def _check_monitor_logged(self, trainer: Any) -> None:
+        """Raises when the monitored value is not logged at a check where it should be (after a validation for a
+        validation value): with `strict=False`, which lets a first epoch cut short by `max_time` pass, Lightning
+        skips such a check without a word, and a misspelt monitor or an average never logged stopped nothing."""
+        if trainer.fast_dev_run or self.monitor in trainer.callback_metrics:
+            return
+        logged = sorted(name for name in trainer.callback_metrics if not name.endswith("_step"))
+        raise ConfigError(
+            f"BudgetEarlyStopping monitors {self.monitor!r}, which is not logged at the end of epoch "
+            f"{int(trainer.current_epoch) + 1}{' after its validation' if self._validated_monitor else ''}: early stopping "
+            f"would never act. Logged: {logged}.{did_you_mean_key(str(self.monitor), logged)}"
+        )
+
+    @property
+    def _validated_monitor(self) -> bool:
+        """Whether the monitored value is a validation value (logged only in epochs that validate)."""
+        return str(self.monitor).startswith(logged_name("validation", ""))
 
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
         super().setup(trainer, pl_module, stage)

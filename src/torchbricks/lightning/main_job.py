@@ -339,6 +339,8 @@ def fit_and_test_best(
         if "could not find the monitored key" not in str(error):
             raise
         raise ConfigError(f"Config key 'checkpoint.monitor' names a metric that is not logged: {error}") from error
+    except UnknownMetricError as error:  # a value the validation stage did not compute, averaged by the monitor
+        raise ConfigError(f"Config key 'checkpoint.monitor': {error.phrased('lists')}") from error
     stopped = training_summary(trainer)
     best = best_checkpoint(trainer) if checkpointing else None
     trainer.test(module, datamodule=data_module, ckpt_path=None if best is None else str(best))

@@ -421,6 +421,23 @@ class LightningBrickCollection(pl.LightningModule):
                 log(logged_name("train", name, loss=True) + "_step", loss)
         return {"loss": total, **losses}
 
+    def _check_averaged_values(self, values: Mapping[str, Any]) -> None:
+        """Raises when a name of `averaged_metrics` is not among the values the epoch computed: the mean (what the
+        checkpoint and early stopping follow) would never be logged, and they would never act. Names are checked
+        against the logged names when the module is built, but a metric that names its values only once it computes
+        (`<stage>/<path>/*`) lets any name under its path through."""
+        missing = [name for name in self.averaged_metrics if name not in values]
+        if not missing:
+            return
+        scalars = [name for name, value in values.items() if isinstance(value, torch.Tensor) and value.numel() == 1]
+        sanity = self._trainer is not None and self.trainer.sanity_checking
+        when = (
+            f" at the end of {'the sanity check' if sanity else f'epoch {int(self.current_epoch) + 1}'}: the mean of "
+            f"averaged_metrics ({AVERAGED_METRICS_NAME}), which checkpoints and early stopping follow, cannot be computed"
+            + (f" (also missing: {missing[1:]})" if len(missing) > 1 else "")
+        )
+        raise UnknownMetricError(missing[0], scalars, did_you_mean_key(missing[0], scalars), when=when)
+
     def _check_inputs_were_given(self) -> None:
         """With `missing_targets="skip"`: raises when an input the training stage needs came in no training batch
         since the fit started, on any process (decided from all processes at once, so that all raise or none)."""
@@ -451,6 +468,8 @@ class LightningBrickCollection(pl.LightningModule):
         if stage is Stage.TRAIN:
             self._epoch_loss_means = {name: loss for name, loss in losses.items() if name != "loss"}
         values = summarize_metrics(self.stage_collection(stage), self.device, reduce)
+        if stage is not Stage.TRAIN and self._summarized_loader is None:
+            self._check_averaged_values(values)  # in the sanity check too: before the first epoch trains
         if self.trainer.sanity_checking:
             return
         # The values are reduced already. `sync_dist=True, rank_zero_only=True` is how Lightning is told to log
