@@ -198,6 +198,43 @@ def test_early_stopping_on_a_validation_value_waits_for_an_epoch_that_validates(
     assert stopping.stopped_epoch == 5  # the second validation, after epoch 6
 
 
+def test_the_learning_rate_of_each_parameter_group_goes_to_tensorboard_and_not_to_the_progress_bar(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from torchbricks.lightning.callbacks import LearningRateLogger
+
+    def create_optimizer(parameters: list[nn.Parameter]) -> dict[str, Any]:
+        weight, bias = parameters
+        optimizer = torch.optim.SGD([{"params": [weight]}, {"params": [bias], "lr": 1.0}], lr=0.1)
+        halving = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": halving, "interval": "step"}}
+
+    collection = BrickCollection(
+        {
+            "model": BrickTrainable(nn.Linear(1, 2), input_names=["raw"], output_names=["logits"]),
+            "loss": BrickLoss(nn.CrossEntropyLoss(), input_names=["logits", "targets"], output_names=["ce"]),
+        }
+    )
+    data = NamedTensorDataset(raw=torch.randn(16, 1), targets=torch.randint(0, 2, (16,)))
+    module = LightningBrickCollection(tmp_path, "run", collection, create_optimizer, write_files=False)
+    logger = pl.loggers.TensorBoardLogger(str(tmp_path), name="tensorboard", version="")
+    trainer = pl.Trainer(
+        max_epochs=2, logger=logger, log_every_n_steps=3, enable_checkpointing=False, enable_model_summary=False,
+        callbacks=[LearningRateLogger()], enable_progress_bar=False,
+    )  # fmt: skip
+    trainer.fit(module, DataLoader(data, batch_size=4), DataLoader(data, batch_size=8))  # 4 steps an epoch
+
+    events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    for name, initial in [("train/lr/group_0", 0.1), ("train/lr/group_1", 1.0)]:
+        logged = [(value.step, value.value) for value in events.Scalars(name)]
+        # each epoch's first step (0, 4) and every third (2, 5): the rate that step's update used, halved every step
+        assert logged == [(step, pytest.approx(initial * 0.5**step)) for step in (0, 2, 4, 5)]
+    assert not any("lr" in name for name in trainer.progress_bar_metrics)
+    assert not any("lr" in name for name in trainer.callback_metrics)  # nor in history.json, which reads these
+
+
 def test_line_progress_bar_of_a_run_without_an_epoch_limit_shows_no_limit(tmp_path: Path) -> None:
     stream = io.StringIO()
 

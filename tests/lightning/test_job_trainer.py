@@ -51,6 +51,12 @@ def test_a_list_of_monitored_values_is_followed_through_their_mean(tmp_path: Pat
     assert monitors == {"validation/monitored_mean"}
 
 
+def test_the_job_sends_the_learning_rate_to_its_loggers(tmp_path: Path) -> None:
+    from torchbricks.lightning.callbacks import LearningRateLogger
+
+    assert sum(isinstance(callback, LearningRateLogger) for callback in _callbacks(tmp_path)) == 1
+
+
 def test_ema_decay_puts_the_moving_average_first_and_none_without_it(tmp_path: Path) -> None:
     callbacks = _callbacks(tmp_path, "ema_decay=0.95", "n_visualized=4")
 

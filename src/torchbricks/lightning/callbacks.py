@@ -31,10 +31,12 @@ __all__ = [
     "BudgetEarlyStopping",
     "EpochSeed",
     "ExponentialMovingAverage",
+    "LearningRateLogger",
     "LineProgressBar",
     "MetricHistory",
     "TensorBoardPredictions",
     "epoch_seed",
+    "learning_rates",
     "logging_step",
 ]
 
@@ -523,6 +525,49 @@ def _moved(path: str, old_folder: str | Path, new_folder: str | Path) -> str:
         return str(Path(new_folder) / Path(path).relative_to(old_folder))
     except ValueError:
         return path
+
+
+class LearningRateLogger(pl.Callback):
+    """Sends the learning rate of each optimizer's parameter groups to the loggers (TensorBoard, the CSV log): at the
+    first step of every epoch and at every step Lightning logs the step values (`trainer.log_every_n_steps`).
+
+    The value is the rate the step's update uses (read before the optimizer steps; schedulers step after it), logged
+    at Lightning's logging step (`logging_step`). Its name is `train/lr`, with `/optimizer_<i>` when there are several
+    optimizers and `/group_<j>` when an optimizer has several parameter groups. It goes to the loggers only: neither
+    the progress bar nor `history.json` show it.
+
+    Example:
+        >>> optimizer = torch.optim.SGD([{"params": [torch.zeros(1)]}, {"params": [torch.zeros(1)], "lr": 0.01}], lr=0.1)
+        >>> learning_rates([optimizer])
+        {'train/lr/group_0': 0.1, 'train/lr/group_1': 0.01}
+    """
+
+    def __init__(self) -> None:
+        self._logged_step: int | None = None
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
+        step = logging_step(trainer)
+        every = max(1, int(getattr(trainer, "log_every_n_steps", 1)))  # set on the Trainer by its logger connector
+        # as Lightning decides for its own step values; once per step when batches accumulate into one
+        if not trainer.loggers or step == self._logged_step or (batch_idx != 0 and (step + 1) % every != 0):
+            return
+        self._logged_step = step
+        values = learning_rates(trainer.optimizers)
+        for logger in trainer.loggers:
+            logger.log_metrics(values, step=step)  # Lightning's loggers write from the global-zero process alone
+
+
+def learning_rates(optimizers: list[torch.optim.Optimizer]) -> dict[str, float]:
+    """The learning rate of each parameter group of `optimizers`, named as `LearningRateLogger` logs them."""
+    values = {}
+    for index, optimizer in enumerate(optimizers):
+        groups = optimizer.param_groups
+        for group_index, group in enumerate(groups):
+            name = logged_name("train", "lr")
+            name += f"/optimizer_{index}" if len(optimizers) > 1 else ""
+            name += f"/group_{group_index}" if len(groups) > 1 else ""
+            values[name] = float(group["lr"])
+    return values
 
 
 class LineProgressBar(pl.callbacks.ProgressBar):

@@ -118,14 +118,16 @@ def checkpoint_logging_step(checkpoint: Path) -> int:
 
 
 def create_callbacks(settings: JobSettings, path_experiment: Path, class_names: list[str] | None = None) -> list[Any]:
-    """The main job's callbacks: per-epoch seeding, the metric history and curves, early stopping, checkpoints, line
-    progress output when standard output is not a terminal, and prediction pictures for TensorBoard."""
+    """The main job's callbacks: per-epoch seeding, the metric history and curves, early stopping, checkpoints, the
+    learning rate sent to the loggers, line progress output when standard output is not a terminal, and prediction
+    pictures for TensorBoard."""
     pl = require("pytorch_lightning", "lightning")
     from torchbricks.lightning.callbacks import (
         BestCheckpoint,
         BudgetEarlyStopping,
         EpochSeed,
         ExponentialMovingAverage,
+        LearningRateLogger,
         LineProgressBar,
         MetricHistory,
         TensorBoardPredictions,
@@ -164,6 +166,7 @@ def create_callbacks(settings: JobSettings, path_experiment: Path, class_names: 
         tie_breaker = None if monitored == validation_loss else validation_loss
         callbacks.append(BestCheckpoint(filename="best", monitor=monitored, tie_breaker=tie_breaker, **options))
         callbacks.append(pl.callbacks.ModelCheckpoint(filename="last", monitor=None, save_top_k=1, **options))
+    callbacks.append(LearningRateLogger())
     if settings.enable_progress_bar and not sys.stdout.isatty():
         callbacks.append(LineProgressBar())
     if draw and installed("tensorboard") and settings.n_visualized:
