@@ -356,6 +356,38 @@ def test_an_averaged_metric_a_metric_names_only_once_it_computes_fails_at_the_sa
     assert mean == module.epoch_metrics["validation"]["head/top1_accuracy"]
 
 
+def test_a_class_weighted_loss_epoch_value_is_the_size_weighted_mean_of_its_batch_values_not_the_splits_ratio(
+    tmp_path: Path,
+) -> None:
+    # What the README documents: per-batch normalization (the summed weights of the batch's targets) is kept.
+    from torchbricks.bag_of_bricks.losses import ClassWeightedCrossEntropyLoss
+
+    torch.manual_seed(0)
+    weights = [0.2, 1.0, 5.0]
+    classify = nn.Linear(4, NUM_CLASSES)
+    collection = BrickCollection(
+        {
+            "classify": BrickTrainable(classify, input_names=["raw"], output_names=["logits"]),
+            "ce": BrickLoss(ClassWeightedCrossEntropyLoss(weights), input_names=["logits", "targets"], output_names=["loss_ce"]),
+        }
+    )
+    raw = torch.randn(10, 4)
+    targets = torch.tensor([0, 0, 0, 0, 2, 1, 2, 1, 0, 2])  # batches of 4, 4, 2 with different weight sums
+    module = create_module(tmp_path, collection, write_files=False)
+
+    (logged,) = create_trainer().validate(module, create_loader(raw, targets, batch_size=4), verbose=False)
+
+    weight = torch.tensor(weights)
+    with torch.no_grad():
+        logits = classify(raw)
+        batches = [slice(0, 4), slice(4, 8), slice(8, 10)]
+        per_batch = [nn.functional.cross_entropy(logits[part], targets[part], weight=weight) for part in batches]
+        size_weighted = sum(loss * len(targets[part]) for loss, part in zip(per_batch, batches, strict=True)) / len(targets)
+        whole_split = nn.functional.cross_entropy(logits, targets, weight=weight)
+    assert logged["validation/losses/loss_ce"] == pytest.approx(float(size_weighted), rel=1e-5)
+    assert abs(float(whole_split) - float(size_weighted)) > 1e-3  # so it is not the split's weighted loss
+
+
 @pytest.mark.parametrize("stage", ["validate", "test"])
 def test_several_evaluation_loaders_get_their_own_values(tmp_path: Path, stage: str) -> None:
     torch.manual_seed(0)

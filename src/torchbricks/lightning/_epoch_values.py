@@ -30,7 +30,14 @@ Reduce = Callable[[torch.Tensor], torch.Tensor]
 
 
 class LossMeans:
-    """Accumulates batch-size weighted loss sums of one stage on this process; `compute` reduces them over all."""
+    """Accumulates batch-size weighted loss sums of one stage on this process; `compute` reduces them over all.
+
+    An epoch's value is `sum(n_b * L_b) / sum(n_b)` over its batches `b` of `n_b` samples, `L_b` the loss as its
+    brick computed it: the whole split's loss for a mean over samples, but for a loss divided within its batch by
+    something else (summed class weights, valid pixels, boxes) a mean of per-batch ratios, not the split's ratio.
+    Exact split values would need every loss brick to hand over its numerator and denominator, which plain
+    `nn.Module` losses (a user's own) do not; the README's *Training with Lightning* says what is logged.
+    """
 
     def __init__(self) -> None:
         self._sums: dict[str, torch.Tensor] = {}

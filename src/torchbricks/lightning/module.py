@@ -59,7 +59,9 @@ class LightningBrickCollection(pl.LightningModule):
     `Stage.TRAIN`, `validation_step` `Stage.VALIDATION`, `test_step` `Stage.TEST` and `predict_step`
     `Stage.INFERENCE` (returning the inference outputs). The loss is the (optionally weighted) sum of the loss
     outputs; each loss and the total are logged per stage (`train/loss`, `train/losses/head0/loss_ce`), per step
-    while training and as the batch-size weighted mean of the epoch. Epoch means and metrics are computed at the
+    while training and as the batch-size weighted mean of the epoch (for a loss normalized within its batch by
+    something else than its samples, class weights or valid pixels, a mean of per-batch ratios, not the whole split's
+    loss: see `LossMeans`). Epoch means and metrics are computed at the
     end of each epoch, on every process and in the same order on each (see `torchbricks.lightning._epoch_values`:
     collectives started at rank-dependent moments deadlock), so under DDP they cover the data of every process;
     scalars are logged (`validation/head0/accuracy`), and every value, confusion matrices included, is kept in
