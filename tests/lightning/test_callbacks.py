@@ -186,6 +186,22 @@ def test_early_stopping_on_a_value_never_logged_fails_at_the_first_validation_in
         _fit(tmp_path, [stopping], max_epochs=4)
 
 
+@pytest.mark.parametrize("check_on_train_epoch_end", [True, False])
+def test_early_stopping_on_a_training_value_is_not_refused_before_the_module_logs_it(
+    tmp_path: Path, check_on_train_epoch_end: bool
+) -> None:
+    from torchbricks.lightning.callbacks import BudgetEarlyStopping
+
+    # checked at validation's end, the epoch's training values come later (the module's on_train_epoch_end)
+    stopping = BudgetEarlyStopping(
+        monitor="train/loss", patience=1, min_delta=1e9, check_on_train_epoch_end=check_on_train_epoch_end, strict=False
+    )
+
+    _fit(tmp_path, [stopping], max_epochs=4)
+
+    assert stopping.stopped_epoch > 0
+
+
 def test_early_stopping_on_a_validation_value_waits_for_an_epoch_that_validates(tmp_path: Path) -> None:
     from torchbricks.lightning.callbacks import BudgetEarlyStopping
 

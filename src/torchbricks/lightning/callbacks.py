@@ -214,7 +214,8 @@ class BudgetEarlyStopping(pl.callbacks.EarlyStopping):
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         self._validated = self._validated or not trainer.sanity_checking
-        if not self._check_on_train_epoch_end and not self._should_skip_check(trainer):
+        # a training value may be logged after validation (the module's epoch values): only validation values here
+        if not self._check_on_train_epoch_end and self._validated_monitor and not self._should_skip_check(trainer):
             self._check_monitor_logged(trainer)
         super().on_validation_end(trainer, pl_module)
 
