@@ -478,3 +478,47 @@ def test_with_ema_decay_the_averaged_weights_are_validated_tested_and_kept(tiny_
     evaluation = evaluate_experiment(folder, split="test")
     assert evaluation.metrics["classification/confusion_matrix"] == metrics["test"]["classification/confusion_matrix"]
     assert evaluation.metrics["classification/accuracy"] == pytest.approx(metrics["test"]["classification/accuracy"])
+
+
+def test_a_checkpoint_monitor_a_metric_names_only_once_it_computes_misses_is_a_config_error_with_the_close_match(
+    tmp_path: Path,
+) -> None:
+    # `validation/head/*` (a metric collection with a prefix) lets the misspelt name through the check before training
+    from functools import partial
+
+    import pytorch_lightning as pl
+    from torchmetrics import MetricCollection
+    from torchmetrics.classification import MulticlassAccuracy
+
+    from torchbricks import BrickLoss, BrickMetrics, BrickTrainable
+    from torchbricks.errors import ConfigError
+    from torchbricks.lightning import LightningBrickCollection
+    from torchbricks.lightning.callbacks import BestCheckpoint
+    from torchbricks.lightning.datamodules import NamedTensorDataset
+    from torchbricks.lightning.main_job import check_checkpoint_monitor, fit_and_test_best
+
+    metrics = MetricCollection({"accuracy": MulticlassAccuracy(num_classes=2)}, prefix="top1_")
+    collection = BrickCollection(
+        {
+            "model": BrickTrainable(torch.nn.Linear(1, 2), input_names=["raw"], output_names=["logits"]),
+            "loss": BrickLoss(torch.nn.CrossEntropyLoss(), input_names=["logits", "targets"], output_names=["ce"]),
+            "head": {"metrics": BrickMetrics(metrics, input_names=["logits", "targets"])},
+        }
+    )
+    module = LightningBrickCollection(tmp_path, "run", collection, partial(torch.optim.SGD, lr=0.1), write_files=False)
+    check_checkpoint_monitor("validation/head/acc", module)  # passes: `validation/head/*`
+    data = NamedTensorDataset(raw=torch.randn(8, 1), targets=torch.randint(0, 2, (8,)))
+    data_module = pl.LightningDataModule.from_datasets(data, data, data, batch_size=4)
+    checkpoint = BestCheckpoint(
+        dirpath=tmp_path / "checkpoints", filename="best", monitor="validation/head/acc", mode="max", tie_breaker=None
+    )
+    trainer = pl.Trainer(
+        max_epochs=1, logger=False, callbacks=[checkpoint], enable_progress_bar=False, enable_model_summary=False
+    )
+
+    with pytest.raises(
+        ConfigError,
+        match=r"Config key 'checkpoint.monitor' names a metric that is not logged: .*"
+        r"Did you mean 'validation/head/top1_accuracy'\?",
+    ):
+        fit_and_test_best(trainer, module, data_module, checkpoint=None, checkpointing=True)

@@ -338,7 +338,9 @@ def fit_and_test_best(
     except pl.utilities.exceptions.MisconfigurationException as error:
         if "could not find the monitored key" not in str(error):
             raise
-        raise ConfigError(f"Config key 'checkpoint.monitor' names a metric that is not logged: {error}") from error
+        monitor = str(getattr(trainer.checkpoint_callback, "monitor", ""))
+        hint = did_you_mean_key(monitor, [name for name in trainer.callback_metrics if not name.endswith("_step")])
+        raise ConfigError(f"Config key 'checkpoint.monitor' names a metric that is not logged: {error}{hint}") from error
     except UnknownMetricError as error:  # a value the validation stage did not compute, averaged by the monitor
         raise ConfigError(f"Config key 'checkpoint.monitor': {error.phrased('lists')}") from error
     stopped = training_summary(trainer)
