@@ -216,9 +216,9 @@ class CocoDataset(BoxDataset):
     With `with_masks`, each sample also has `target_mask` (int64 [H, W]: contiguous class index + 1, 0 the
     background) and `target_classes` (int64 [K]: 1 for each class with a box in the image). The mask is drawn in
     annotation order from each annotation's `segmentation`: an RLE, uncompressed (`counts` a list) or compressed
-    (a string), is decoded by pycocotools exactly as its `annToMask` does; polygons are filled with Pillow, which
-    also covers the pixels the outline passes through (as the shapes generator draws its images), so a polygon's
-    mask is up to a pixel wider at its border than `annToMask`'s; an annotation without one fills its box.
+    (a string), is decoded by pycocotools exactly as its `annToMask` does; polygons are filled by COCO's pixel rule
+    (a pixel whose centre is inside; `torchbricks.datasets.polygons`), the same pixels as `annToMask` gives, without
+    pycocotools; an annotation without one fills its box by the same rule.
     Category ids are mapped to contiguous indices in id order. A crowd annotation (`iscrowd: 1`) is a region that
     evaluation ignores, as COCO's own evaluation does: its box keeps the label `-2 - class index` (see `BoxDataset`),
     so the loss skips it and a detection on it is not a false positive; the mask marks its pixels as ignored (255:
