@@ -174,6 +174,14 @@ def test_coco_multitask_mask_of_an_annotation_without_outline_fills_its_box_as_p
         (_annotation(9, 1, 4, [float("nan"), 0, 5, 5]), r"annotation 9 .* has bbox \[nan, 0, 5, 5\]; expected .* finite"),
         (_annotation(10, 1, 4, [0, 0, 5, 5], segmentation=[[]]), r"annotation 10 .* has the polygon \[\]; a polygon is"),
         (_annotation(11, 1, 4, [0, 0, 5, 5], segmentation=[[0, 0, 5, 5]]), r"annotation 11 .* polygon \[0, 0, 5, 5\]"),
+        (
+            _annotation(12, 1, 4, [0, 0, 5, 5], segmentation=[[0, 0, 5, 0, 5, 5], [0, 0, 5, float("nan"), 5, 5]]),
+            r"annotation 12 .* polygon \[0, 0, 5, nan, 5, 5\], with nan; expected finite numbers",
+        ),
+        (
+            _annotation(13, 1, 4, [0, 0, 5, 5], segmentation=[[0, 0, "5", 0, 5, 5]]),
+            r"annotation 13 .* polygon \[0, 0, '5', 0, 5, 5\], with '5'; expected finite numbers",
+        ),
     ],
     ids=[
         "unknown category",
@@ -187,6 +195,8 @@ def test_coco_multitask_mask_of_an_annotation_without_outline_fills_its_box_as_p
         "bbox of nan",
         "empty polygon",
         "polygon of two points",
+        "polygon with nan",
+        "polygon with a string",
     ],
 )
 def test_bad_coco_annotations_are_errors_naming_the_file(tmp_path: Path, annotation: dict[str, Any], message: str) -> None:

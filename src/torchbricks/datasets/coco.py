@@ -388,7 +388,8 @@ def _check_segmentation(segmentation: Any, where: str, image: BoxImage) -> None:
 
     Raises:
         DataError: Anything else: a polygon of fewer than three points (`[[]]`, a point) would fail to draw as a mask
-            and turn to an empty box under `RandomRotationTightBoxes`.
+            and turn to an empty box under `RandomRotationTightBoxes`; a coordinate that is not a finite number
+            (`NaN`, a string) has no pixels.
     """
     if segmentation is None:
         return
@@ -399,6 +400,12 @@ def _check_segmentation(segmentation: Any, where: str, image: BoxImage) -> None:
             raise DataError(
                 f"The {where} has the polygon {str(shown)[:80]}; a polygon is [x1, y1, x2, y2, x3, y3, ...], three "
                 "points or more (a segmentation of no outline is [], and the box then stands in for it)."
+            )
+        unreadable = next((polygon for polygon in segmentation if not all(map(_finite_number, polygon))), None)
+        if unreadable is not None:
+            raise DataError(
+                f"The {where} has the polygon {str(unreadable)[:80]}, with "
+                f"{next(value for value in unreadable if not _finite_number(value))!r}; expected finite numbers."
             )
         return
     size = [image.height, image.width]
@@ -419,3 +426,7 @@ def _check_segmentation(segmentation: Any, where: str, image: BoxImage) -> None:
             f"but its size {size} [height, width] has {size[0] * size[1]}; each count is a run of pixels, column by "
             "column, starting with the pixels outside the object, and together they cover the whole image."
         )
+
+
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
