@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
+from pycocotools import mask as mask_utils  # the reference: the `detection` extra, part of `dev`
 
 from torchbricks.datasets.polygons import outline_pixels, rasterize_polygons
 from torchbricks.errors import BrickError
@@ -15,7 +15,6 @@ from torchbricks.errors import BrickError
 
 def _pycocotools_mask(polygons: list[list[float]], height: int, width: int) -> np.ndarray:
     """`annToMask` of a polygon segmentation: each part by `frPyObjects`, the parts merged, decoded."""
-    mask_utils: Any = pytest.importorskip("pycocotools.mask")
     rle = mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
     with warnings.catch_warnings():  # pycocotools' decode predates numpy 2's `copy` keyword and says so
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -54,6 +53,37 @@ def test_rasterized_polygons_are_the_pixels_of_pycocotools_ann_to_mask(seed: int
 
         expected = _pycocotools_mask(polygons, height, width)
         assert np.array_equal(mask, expected), (height, width, polygons, np.argwhere(mask != expected)[:5].tolist())
+
+
+def _centres_inside_and_clear(points: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Even-odd rule at each pixel centre (c + 0.5, r + 0.5), exactly, and whether the centre is more than a
+    quarter pixel from every edge (COCO puts the vertices on a fifth-pixel grid first, which moves edges a little)."""
+    y, x = np.mgrid[0:height, 0:width] + 0.5
+    inside = np.zeros((height, width), dtype=bool)
+    distance = np.full((height, width), np.inf)
+    for (x0, y0), (x1, y1) in zip(points, np.roll(points, -1, axis=0), strict=True):
+        crosses = (y0 > y) != (y1 > y)  # a horizontal ray to the right from the centre crosses the edge
+        at = x0 + (y - y0) * (x1 - x0) / np.where(y1 == y0, 1.0, y1 - y0)
+        inside ^= crosses & (x < at)
+        length = max(float(np.hypot(x1 - x0, y1 - y0)), 1e-12)
+        along = np.clip(((x - x0) * (x1 - x0) + (y - y0) * (y1 - y0)) / length**2, 0.0, 1.0)
+        distance = np.minimum(distance, np.hypot(x - x0 - along * (x1 - x0), y - y0 - along * (y1 - y0)))
+    return inside, distance > 0.25
+
+
+def test_a_pixel_clear_of_the_edges_is_in_the_mask_exactly_when_its_centre_is_inside_the_polygon() -> None:
+    rng = np.random.default_rng(7)
+    compared = 0
+    for _ in range(300):
+        height, width = (int(side) for side in rng.integers(1, 30, size=2))
+        part = _random_part(rng, height, width)
+
+        mask = rasterize_polygons([part], height, width)
+
+        inside, clear = _centres_inside_and_clear(np.asarray(part).reshape(-1, 2), height, width)
+        assert np.array_equal(mask[clear], inside[clear]), part
+        compared += int(clear.sum())
+    assert compared > 50_000
 
 
 def test_a_square_along_pixel_edges_covers_the_pixels_inside_not_a_row_and_column_more_as_pillow_fills() -> None:
