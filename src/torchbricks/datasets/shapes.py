@@ -47,7 +47,7 @@ class Shape:
     """One drawn shape: its class index (into `SHAPE_CLASSES`), the polygon Pillow filled (pixel centres on the
     integers, the pixels its outline passes through included) and `outline`, the COCO polygons of the pixels it
     filled: COCO's pixel rule (`torchbricks.datasets.polygons.rasterize_polygons`, pycocotools' `annToMask`) gives
-    exactly those pixels back, where `polygon` itself would give a pixel less on the right and at the bottom."""
+    exactly those pixels back, where `polygon` itself would give about half a pixel less all round."""
 
     label: int
     polygon: list[tuple[float, float]]
