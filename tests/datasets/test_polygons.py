@@ -130,7 +130,7 @@ def _pillow_convex_shapes(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.asarray(canvas, dtype=bool)
 
 
-@pytest.mark.parametrize("kind", ["pillow convex shapes", "random pixels", "ring", "empty"])
+@pytest.mark.parametrize("kind", ["pillow convex shapes", "random pixels", "ring", "corners touching", "empty"])
 def test_the_outline_of_pixels_rasterizes_back_to_exactly_those_pixels(kind: str) -> None:
     rng = np.random.default_rng(0)
     for _ in range(100 if kind in ("pillow convex shapes", "random pixels") else 1):
@@ -141,6 +141,9 @@ def test_the_outline_of_pixels_rasterizes_back_to_exactly_those_pixels(kind: str
         elif kind == "ring":
             pixels = np.ones((9, 9), dtype=bool)
             pixels[3:6, 3:6] = False
+        elif kind == "corners touching":  # one run a row, but a run that does not reach the next row's
+            pixels = np.zeros((6, 8), dtype=bool)
+            pixels[0, 0:2] = pixels[1, 2:5] = pixels[2, 3:5] = pixels[4, 1:3] = True
         else:
             pixels = np.zeros((5, 7), dtype=bool)
         height, width = pixels.shape
@@ -153,3 +156,5 @@ def test_the_outline_of_pixels_rasterizes_back_to_exactly_those_pixels(kind: str
         if kind == "pillow convex shapes":
             assert len(polygons) == 1  # one staircase, not a rectangle per row
             assert all(value == int(value) for value in polygons[0])
+        if kind == "corners touching":
+            assert len(polygons) == 3  # a piece per run of rows that share columns: no polygon crosses itself

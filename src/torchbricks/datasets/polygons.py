@@ -20,6 +20,7 @@ xor-ed (a COCO polygon has no holes; several parts are pieces of one object).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 
 import numpy as np
 
@@ -159,8 +160,10 @@ def _crossings_of_tall_edges(start: np.ndarray, end: np.ndarray, width: int) -> 
 def outline_pixels(pixels: np.ndarray) -> list[list[float]]:
     """COCO polygons along pixel edges whose mask (`rasterize_polygons`) is exactly `pixels` (boolean [H, W]).
 
-    A set whose rows each hold one run of pixels, on consecutive rows, (a filled convex shape) gives one polygon,
-    a staircase around it; any other set gives one rectangle per run of each row. No pixels give no polygon.
+    A set whose rows each hold one run of pixels, each run sharing a column with the next row's (a filled convex
+    shape), gives one polygon, a staircase around it; where a row's run does not reach the next (pixels that touch
+    at a corner only, a skipped row) a new staircase starts. A set with several runs in a row gives one rectangle per
+    run of each row. No pixels give no polygon.
 
     Example:
         >>> pixels = np.zeros((4, 5), dtype=bool)
@@ -177,9 +180,14 @@ def outline_pixels(pixels: np.ndarray) -> list[list[float]]:
     _, stops = np.nonzero(changes == -1)  # row-major order: the n-th stop ends the n-th start's run
     if not len(run_rows):
         return []
-    rows = np.unique(run_rows)
-    if len(rows) == len(run_rows) and rows[-1] - rows[0] + 1 == len(rows):
-        return [_staircase(int(rows[0]), starts.tolist(), stops.tolist())]
+    if len(np.unique(run_rows)) == len(run_rows):
+        # a new piece where the next run is not on the next row or shares no column with this one
+        apart = (np.diff(run_rows) != 1) | (starts[1:] >= stops[:-1]) | (stops[1:] <= starts[:-1])
+        bounds = [0, *(np.flatnonzero(apart) + 1).tolist(), len(run_rows)]
+        return [
+            _staircase(int(run_rows[first]), starts[first:stop].tolist(), stops[first:stop].tolist())
+            for first, stop in pairwise(bounds)
+        ]
     return [
         [float(a), float(row), float(b), float(row), float(b), float(row + 1), float(a), float(row + 1)]
         for row, a, b in zip(run_rows.tolist(), starts.tolist(), stops.tolist(), strict=True)
