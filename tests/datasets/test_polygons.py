@@ -154,7 +154,7 @@ def test_the_outline_of_pixels_rasterizes_back_to_exactly_those_pixels(kind: str
         if polygons:
             assert np.array_equal(_pycocotools_mask(polygons, height, width), pixels)
         if kind == "pillow convex shapes":
-            assert len(polygons) == 1  # one staircase, not a rectangle per row
-            assert all(value == int(value) for value in polygons[0])
+            assert len(polygons) <= 3  # a staircase (and a pixel Pillow adds at a sharp tip), not a rectangle a row
+            assert all(value == int(value) for polygon in polygons for value in polygon)
         if kind == "corners touching":
             assert len(polygons) == 3  # a piece per run of rows that share columns: no polygon crosses itself
