@@ -40,6 +40,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from torchbricks.datasets.polygons import outline_pixels
+
 __all__ = ["FORMS", "SETS", "ShapesSpec", "SuiteSet", "draw_variant_image", "write_set", "write_shapes_variant"]
 
 SPLITS = ("train", "val", "test")
@@ -188,8 +190,19 @@ class ShapesSpec:
 
 @dataclass(frozen=True)
 class DrawnObject:
+    """A form drawn: its class, the polygon Pillow filled and `outline`, the COCO polygons along the pixel edges of
+    the pixels it filled (COCO's pixel rule, pycocotools' `annToMask` and the multitask masks give exactly those
+    pixels, where `polygon` itself would give about a pixel less around it)."""
+
     label: int
     polygon: list[tuple[float, float]]
+    outline: list[list[float]]
+
+    def box(self) -> list[int]:
+        """`[x, y, w, h]` of the pixels drawn (cut by the image's border, as the drawing is)."""
+        xs = [int(part[i]) for part in self.outline for i in range(0, len(part), 2)]
+        ys = [int(part[i]) for part in self.outline for i in range(1, len(part), 2)]
+        return [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
 
 
 def _color(rng: np.random.Generator) -> tuple[int, int, int]:
@@ -274,7 +287,9 @@ def draw_variant_image(
         draw.polygon(polygon, fill=_color(rng))
         draw_mask.polygon(polygon, fill=label + 1)
         taken.append((*center, radius))
-        objects.append(DrawnObject(label, polygon))
+        alone = Image.new("1", (size, size), 0)  # the form's own pixels, also where a later form covers them
+        ImageDraw.Draw(alone).polygon(polygon, fill=1)
+        objects.append(DrawnObject(label, polygon, outline_pixels(np.asarray(alone, dtype=bool))))
     return image, mask, objects
 
 
@@ -335,19 +350,18 @@ def _write_multi_object(root: Path, spec: ShapesSpec, split: str, count: int, sp
                 {"id": index + 1, "file_name": f"images/{split}/{name}", "width": spec.image_size, "height": spec.image_size}
             )
             for drawn in objects:
-                # The visible part: a form that reaches past the border is cut by it, so is its box.
-                xs = [min(max(x, 0.0), spec.image_size) for x, _ in drawn.polygon]
-                ys = [min(max(y, 0.0), spec.image_size) for _, y in drawn.polygon]
-                box = [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
+                # The pixels drawn, cut by the border: painted in annotation order (a later form over an earlier
+                # one, as the mask PNG is painted), the outlines give the segmentation layout's mask exactly.
+                box = drawn.box()
                 annotations.append(
                     {
                         "id": len(annotations) + 1,
                         "image_id": index + 1,
                         "category_id": drawn.label + 1,
-                        "bbox": [round(value, 2) for value in box],
-                        "area": round(box[2] * box[3], 2),
+                        "bbox": box,
+                        "area": box[2] * box[3],
                         "iscrowd": 0,
-                        "segmentation": [[round(value, 2) for point in drawn.polygon for value in point]],
+                        "segmentation": [[int(value) for value in part] for part in drawn.outline],
                     }
                 )
     if detection:

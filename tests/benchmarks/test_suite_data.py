@@ -12,6 +12,7 @@ from PIL import Image
 from pycocotools.coco import COCO
 from torchvision.datasets import ImageFolder
 
+from torchbricks.datasets.coco import CocoDataset
 from torchbricks.lightning.datamodules import CocoDataModule, ImageFolderDataModule, SegmentationFolderDataModule
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
@@ -59,10 +60,27 @@ def test_a_variant_is_read_by_torchvision_pycocotools_and_the_library_data_modul
             np.asarray(Image.open(root / "segmentation" / "test" / "images" / f"{stem}.png")),
             np.asarray(Image.open(root / "detection" / info["file_name"])),
         )
+        painted = np.zeros_like(mask)
         for annotation in coco.loadAnns(coco.getAnnIds(imgIds=image_id)):
             drawn = coco.annToMask(annotation).astype(bool)
             name = coco.loadCats(annotation["category_id"])[0]["name"]
-            assert (mask[drawn] == classes.index(name)).mean() > 0.9  # no occlusion in SMALL: the mask is the polygon
+            painted[drawn] = classes.index(name)
+        assert np.array_equal(painted, mask)  # the outlines are the pixels drawn: COCO's rule gives the mask PNG
+
+
+def test_the_coco_outlines_painted_in_order_give_the_mask_png_also_where_forms_overlap(tmp_path: Path) -> None:
+    spec = ShapesSpec(**{**SMALL.__dict__, "occlusion": 0.6, "max_objects": 4})
+    root = write_shapes_variant(tmp_path / "variant", spec, ("segmentation", "detection"))
+
+    dataset = CocoDataset(root / "detection" / "train.json", with_masks=True)  # multitask's masks
+
+    overlapping = 0
+    for index, record in enumerate(dataset.records):
+        mask = np.asarray(Image.open(root / "segmentation" / "train" / "masks" / record.path.name))
+        assert np.array_equal(dataset[index]["target_mask"].numpy(), mask), record.path.name
+        boxes = [item.box for item in record.objects]
+        overlapping += any(a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3] for a in boxes for b in boxes if a != b)
+    assert overlapping  # forms did overlap: the later one is painted over the earlier, in the PNG as in the masks
 
 
 def test_every_class_is_in_every_classification_split(tmp_path: Path) -> None:

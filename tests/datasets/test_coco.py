@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -101,9 +102,53 @@ def test_coco_multitask_targets_draw_polygons_into_a_semantic_mask_and_list_the_
     sample = CocoDataset(path, with_masks=True)[0]
 
     expected = np.zeros((30, 40), dtype=np.int64)
-    expected[5:15, 10:30] = 2  # zebra is class 1, drawn as 1 + 1 (0 is the background)
+    expected[5:14, 10:29] = 2  # the pixels between the edges (COCO's rule); zebra is class 1, drawn as 1 + 1
     assert np.array_equal(sample["target_mask"].numpy(), expected)
     assert sample["target_classes"].tolist() == [0, 1]
+
+
+def test_coco_multitask_masks_from_polygons_equal_pycocotools_ann_to_mask(tmp_path: Path) -> None:
+    height, width = 30, 40
+    _image(tmp_path / "a.png", size=(width, height))
+    concave = [[3.4, 2.2, 20.7, 4.1, 9.5, 9.8, 18.2, 17.6, 2.9, 19.3]]
+    two_parts = [[22.5, 1.5, 39.0, 1.5, 30.5, 12.25], [25, 20, 32.6, 14.2, 38.8, 26.4]]  # one object in two pieces
+    at_the_edges = [[-0.4, 24.0, 12.6, 22.3, 14.0, 30.0, 0.0, 30.0]]  # reaches past the left and the bottom edges
+    crowd = [[8, 8, 30, 8, 30, 28, 8, 28]]
+    annotations = [
+        _annotation(1, 1, 4, [2.9, 2.2, 17.8, 17.1], segmentation=concave),
+        _annotation(2, 1, 90, [22.5, 1.5, 16.5, 24.9], segmentation=two_parts),  # drawn over the crowd: keeps its pixels
+        _annotation(3, 1, 4, [0, 22.3, 14, 7.7], segmentation=at_the_edges),
+        _annotation(4, 1, 90, [8, 8, 22, 20], segmentation=crowd, iscrowd=1),
+    ]
+    path = _coco(
+        tmp_path / "train.json", [{"id": 1, "file_name": "a.png", "width": width, "height": height}], annotations, CATEGORIES
+    )
+
+    sample = CocoDataset(path, with_masks=True)[0]
+
+    expected, present = coco_semantic_mask(path, 1)
+    assert np.array_equal(sample["target_mask"].numpy(), expected)
+    assert sample["target_classes"].tolist() == present.tolist() == [1, 1]
+    assert set(np.unique(expected).tolist()) == {0, 1, 2, 255}  # every kind of pixel is there to compare
+
+
+def test_coco_multitask_mask_of_an_annotation_without_outline_fills_its_box_as_pycocotools_fills_a_box(tmp_path: Path) -> None:
+    mask_utils = pytest.importorskip("pycocotools.mask")
+    _image(tmp_path / "a.png", size=(40, 30))
+    path = _coco(
+        tmp_path / "train.json",
+        [{"id": 1, "file_name": "a.png", "width": 40, "height": 30}],
+        [_annotation(1, 1, 90, [10.3, 5.6, 12.5, 8.2])],
+        CATEGORIES,
+    )
+
+    mask = CocoDataset(path, with_masks=True)[0]["target_mask"].numpy()
+
+    with warnings.catch_warnings():  # pycocotools' decode predates numpy 2's `copy` keyword and says so
+        warnings.simplefilter("ignore", DeprecationWarning)
+        expected = mask_utils.decode(mask_utils.frPyObjects(np.array([[10.3, 5.6, 12.5, 8.2]]), 30, 40))[:, :, 0]
+    assert np.array_equal(mask == 2, expected.astype(bool))
+    assert int((mask == 2).sum()) == 13 * 8  # the pixel centres 10.5 to 22.5 across, 6.5 to 13.5 down (Pillow: 13 x 9)
 
 
 @pytest.mark.parametrize(
@@ -129,6 +174,14 @@ def test_coco_multitask_targets_draw_polygons_into_a_semantic_mask_and_list_the_
         (_annotation(9, 1, 4, [float("nan"), 0, 5, 5]), r"annotation 9 .* has bbox \[nan, 0, 5, 5\]; expected .* finite"),
         (_annotation(10, 1, 4, [0, 0, 5, 5], segmentation=[[]]), r"annotation 10 .* has the polygon \[\]; a polygon is"),
         (_annotation(11, 1, 4, [0, 0, 5, 5], segmentation=[[0, 0, 5, 5]]), r"annotation 11 .* polygon \[0, 0, 5, 5\]"),
+        (
+            _annotation(12, 1, 4, [0, 0, 5, 5], segmentation=[[0, 0, 5, 0, 5, 5], [0, 0, 5, float("nan"), 5, 5]]),
+            r"annotation 12 .* polygon \[0, 0, 5, nan, 5, 5\], with nan; expected finite numbers",
+        ),
+        (
+            _annotation(13, 1, 4, [0, 0, 5, 5], segmentation=[[0, 0, "5", 0, 5, 5]]),
+            r"annotation 13 .* polygon \[0, 0, '5', 0, 5, 5\], with '5'; expected finite numbers",
+        ),
     ],
     ids=[
         "unknown category",
@@ -142,6 +195,8 @@ def test_coco_multitask_targets_draw_polygons_into_a_semantic_mask_and_list_the_
         "bbox of nan",
         "empty polygon",
         "polygon of two points",
+        "polygon with nan",
+        "polygon with a string",
     ],
 )
 def test_bad_coco_annotations_are_errors_naming_the_file(tmp_path: Path, annotation: dict[str, Any], message: str) -> None:

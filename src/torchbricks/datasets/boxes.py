@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
 from torch.utils.data import Dataset
 
 from torchbricks._conventions import IGNORE_INDEX
@@ -29,6 +28,7 @@ from torchbricks.datasets._reading import (
     turned_by_exif,
 )
 from torchbricks.datasets.image_cache import ResizedImageCache
+from torchbricks.datasets.polygons import rasterize_polygons
 from torchbricks.errors import BrickError
 
 PRESENCE_IGNORED = -1
@@ -239,23 +239,23 @@ class BoxDataset(Dataset[dict[str, Any]]):
     def _semantic_mask(self, record: BoxImage) -> np.ndarray:
         """Class index + 1 per pixel, drawn in object order (a later object covers an earlier one); crowd regions
         are drawn first as `IGNORE_INDEX`, so that the loss and the mean IoU leave their pixels out (a crowd of
-        people is neither background nor a person to outline) and an object drawn over one keeps its pixels."""
-        canvas = Image.new("L", (record.width, record.height), 0)
-        draw = ImageDraw.Draw(canvas)
+        people is neither background nor a person to outline) and an object drawn over one keeps its pixels.
+        Polygons, and a box standing in for a missing outline, are filled by COCO's pixel rule, as pycocotools'
+        `annToMask` fills them (`rasterize_polygons`)."""
+        canvas = np.zeros((record.height, record.width), dtype=np.int64)
         for item in sorted(record.objects, key=lambda item: not item.crowd):  # stable: the crowds, then the objects
-            fill = IGNORE_INDEX if item.crowd else item.label + 1
             segmentation = item.segmentation
             if isinstance(segmentation, list) and segmentation:
-                for polygon in segmentation:
-                    draw.polygon([(polygon[i], polygon[i + 1]) for i in range(0, len(polygon) - 1, 2)], fill=fill)
+                pixels = rasterize_polygons(segmentation, record.height, record.width)
             elif isinstance(segmentation, dict):  # RLE, uncompressed (counts a list) or compressed (a string)
-                mask = np.asarray(canvas).copy()
-                mask[decode_rle(segmentation)] = fill
-                canvas = Image.fromarray(mask)
-                draw = ImageDraw.Draw(canvas)
-            else:  # no outline: the box stands in for it
-                draw.rectangle(item.box, fill=fill)
-        return np.asarray(canvas).astype(np.int64)
+                pixels = decode_rle(segmentation)
+            else:  # no outline: the box stands in for it, as pycocotools turns a box into a polygon
+                x_min, y_min, x_max, y_max = item.box
+                pixels = rasterize_polygons(
+                    [[x_min, y_min, x_min, y_max, x_max, y_max, x_max, y_min]], record.height, record.width
+                )
+            canvas[pixels] = IGNORE_INDEX if item.crowd else item.label + 1
+        return canvas
 
 
 def _without_duplicates(objects: list[BoxObject]) -> list[BoxObject]:

@@ -216,9 +216,9 @@ class CocoDataset(BoxDataset):
     With `with_masks`, each sample also has `target_mask` (int64 [H, W]: contiguous class index + 1, 0 the
     background) and `target_classes` (int64 [K]: 1 for each class with a box in the image). The mask is drawn in
     annotation order from each annotation's `segmentation`: an RLE, uncompressed (`counts` a list) or compressed
-    (a string), is decoded by pycocotools exactly as its `annToMask` does; polygons are filled with Pillow, which
-    also covers the pixels the outline passes through (as the shapes generator draws its images), so a polygon's
-    mask is up to a pixel wider at its border than `annToMask`'s; an annotation without one fills its box.
+    (a string), is decoded by pycocotools exactly as its `annToMask` does; polygons are filled by COCO's pixel rule
+    (a pixel whose centre is inside; `torchbricks.datasets.polygons`), the same pixels as `annToMask` gives, without
+    pycocotools; an annotation without one fills its box by the same rule.
     Category ids are mapped to contiguous indices in id order. A crowd annotation (`iscrowd: 1`) is a region that
     evaluation ignores, as COCO's own evaluation does: its box keeps the label `-2 - class index` (see `BoxDataset`),
     so the loss skips it and a detection on it is not a false positive; the mask marks its pixels as ignored (255:
@@ -388,7 +388,8 @@ def _check_segmentation(segmentation: Any, where: str, image: BoxImage) -> None:
 
     Raises:
         DataError: Anything else: a polygon of fewer than three points (`[[]]`, a point) would fail to draw as a mask
-            and turn to an empty box under `RandomRotationTightBoxes`.
+            and turn to an empty box under `RandomRotationTightBoxes`; a coordinate that is not a finite number
+            (`NaN`, a string) has no pixels.
     """
     if segmentation is None:
         return
@@ -399,6 +400,12 @@ def _check_segmentation(segmentation: Any, where: str, image: BoxImage) -> None:
             raise DataError(
                 f"The {where} has the polygon {str(shown)[:80]}; a polygon is [x1, y1, x2, y2, x3, y3, ...], three "
                 "points or more (a segmentation of no outline is [], and the box then stands in for it)."
+            )
+        unreadable = next((polygon for polygon in segmentation if not all(map(_finite_number, polygon))), None)
+        if unreadable is not None:
+            raise DataError(
+                f"The {where} has the polygon {str(unreadable)[:80]}, with "
+                f"{next(value for value in unreadable if not _finite_number(value))!r}; expected finite numbers."
             )
         return
     size = [image.height, image.width]
@@ -419,3 +426,7 @@ def _check_segmentation(segmentation: Any, where: str, image: BoxImage) -> None:
             f"but its size {size} [height, width] has {size[0] * size[1]}; each count is a run of pixels, column by "
             "column, starting with the pixels outside the object, and together they cover the whole image."
         )
+
+
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -6,7 +6,9 @@
 - `DIR/segmentation/{train,val}/images/*.png` and `masks/*.png` of the same stem (pixel = class index, 0 the
   background) and `DIR/segmentation/classes.txt` (one class name per line, line 0 the background);
 - `DIR/detection/{train,val}.json`: COCO instances with `bbox` `[x, y, w, h]` and polygon `segmentation`, images
-  under `DIR/detection/images/{train,val}/`, category ids that are not contiguous.
+  under `DIR/detection/images/{train,val}/`, category ids that are not contiguous. A shape's polygon follows the
+  pixel edges around the pixels drawn, so that COCO's pixel rule (pycocotools' `annToMask`, the multitask masks)
+  gives exactly those pixels, the segmentation layout's mask; `bbox` and `area` are those pixels' box and count.
 
 A shape's class is its form (circle, square, triangle), never its colour; images hold one to four shapes that do
 not overlap. The same seed writes the same files. Everything is written into a temporary folder beside `DIR`
@@ -28,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from torchbricks.datasets.polygons import outline_pixels
 from torchbricks.errors import BrickError, ShapesDatasetExistsError
 
 __all__ = ["CATEGORY_IDS", "SHAPE_CLASSES", "ShapesDatasetExistsError", "draw_shapes_image", "write_shapes_dataset"]
@@ -41,15 +44,24 @@ _SPLITS = ("train", "val")
 
 @dataclass(frozen=True)
 class Shape:
-    """One drawn shape: its class index (into `SHAPE_CLASSES`) and its outline polygon in pixels."""
+    """One drawn shape: its class index (into `SHAPE_CLASSES`), the polygon Pillow filled (pixel centres on the
+    integers, the pixels its outline passes through included) and `outline`, the COCO polygons of the pixels it
+    filled: COCO's pixel rule (`torchbricks.datasets.polygons.rasterize_polygons`, pycocotools' `annToMask`) gives
+    exactly those pixels back, where `polygon` itself would give about half a pixel less all round."""
 
     label: int
     polygon: list[tuple[float, float]]
+    outline: list[list[float]]
 
     def bbox(self) -> tuple[float, float, float, float]:
-        """`[x, y, w, h]` of the polygon, COCO style."""
-        xs, ys = [x for x, _ in self.polygon], [y for _, y in self.polygon]
+        """`[x, y, w, h]` of the outline, COCO style: the box of the pixels drawn."""
+        xs = [part[i] for part in self.outline for i in range(0, len(part), 2)]
+        ys = [part[i] for part in self.outline for i in range(1, len(part), 2)]
         return min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)
+
+    def area(self) -> int:
+        """Pixels drawn: the area of the outline."""
+        return round(sum(_polygon_area(list(zip(part[::2], part[1::2], strict=True))) for part in self.outline))
 
 
 def _polygon(label: int, center: tuple[float, float], radius: float, angle: float) -> list[tuple[float, float]]:
@@ -117,8 +129,16 @@ def draw_shapes_image(
         draw.polygon(polygon, fill=_shape_color(rng))
         draw_mask.polygon(polygon, fill=label + 1)
         taken.append((*center, radius))
-        shapes.append(Shape(label, polygon))
+        shapes.append(Shape(label, polygon, outline_pixels(_pixels_filled(polygon, size))))
     return image, mask, shapes
+
+
+def _pixels_filled(polygon: list[tuple[float, float]], size: int) -> np.ndarray:
+    """The pixels Pillow's `polygon` fills for `polygon` (boolean [size, size]), drawn alone: the shapes of an image
+    do not overlap, so these are the shape's pixels in the image and in its mask."""
+    canvas = Image.new("1", (size, size), 0)
+    ImageDraw.Draw(canvas).polygon(polygon, fill=1)
+    return np.asarray(canvas, dtype=bool)
 
 
 def write_shapes_dataset(
@@ -211,16 +231,16 @@ def _write_multi_shape(root: Path, split: str, count: int, size: int, stream: Se
         image_id = index + 1
         coco_images.append({"id": image_id, "file_name": f"images/{split}/{name}", "width": size, "height": size})
         for shape in shapes:
-            x, y, w, h = shape.bbox()
+            x, y, w, h = (int(value) for value in shape.bbox())
             annotations.append(
                 {
                     "id": len(annotations) + 1,
                     "image_id": image_id,
                     "category_id": CATEGORY_IDS[SHAPE_CLASSES[shape.label]],
-                    "bbox": [round(x, 2), round(y, 2), round(w, 2), round(h, 2)],
-                    "area": round(_polygon_area(shape.polygon), 2),
+                    "bbox": [x, y, w, h],
+                    "area": shape.area(),
                     "iscrowd": 0,
-                    "segmentation": [[round(value, 2) for point in shape.polygon for value in point]],
+                    "segmentation": [[int(value) for value in part] for part in shape.outline],
                 }
             )
     categories = [{"id": CATEGORY_IDS[name], "name": name, "supercategory": "shape"} for name in SHAPE_CLASSES]
@@ -229,4 +249,5 @@ def _write_multi_shape(root: Path, split: str, count: int, size: int, stream: Se
 
 
 def _polygon_area(polygon: list[tuple[float, float]]) -> float:
+    """The area of a simple polygon (the shoelace formula)."""
     return abs(sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(polygon, polygon[1:] + polygon[:1], strict=True))) / 2
