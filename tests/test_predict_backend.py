@@ -119,6 +119,16 @@ def test_the_backend_refuses_an_experiment_without_size_or_head_and_a_bad_batch(
         BrickBackend(_experiment(tmp_path, no_head))
 
 
+def test_an_overlap_without_a_tile_is_refused_naming_both(tmp_path: Path) -> None:
+    with pytest.raises(BrickError, match=r"BrickBackend: overlap=0\.5 needs tile=N .* the overlap would be ignored"):
+        BrickBackend(_classifier(tmp_path), overlap=0.5)
+    image = np.zeros((16, 32, 3), dtype=np.uint8)
+    image[:, 16:, 2] = 255
+    defaulted = BrickBackend(_classifier(tmp_path), tile=16).predict([image])[0]["colour"]["probabilities"]
+    explicit = BrickBackend(_classifier(tmp_path), tile=16, overlap=0.2).predict([image])[0]["colour"]["probabilities"]
+    np.testing.assert_array_equal(defaulted, explicit)
+
+
 @pytest.mark.parametrize("size", [(3, 5), (6, 4), (7, 7), (16, 9)])
 def test_resize_mask_nearest_is_torch_nearest(size: tuple[int, int]) -> None:
     mask = torch.randint(0, 5, (6, 4), generator=torch.Generator().manual_seed(0))

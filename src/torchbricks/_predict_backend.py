@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from torchbricks._predict_results import ImageResult, PredictionBackend
-from torchbricks._tiled_predictions import image_windows, merge_windows, resize_mask_nearest, tile_pixels
+from torchbricks._tiled_predictions import chosen_overlap, image_windows, merge_windows, resize_mask_nearest, tile_pixels
 from torchbricks.errors import BrickError, ConfigError
 from torchbricks.tags import VISUALIZATION, Stage, tags_for
 from torchbricks.trained_experiment import (
@@ -64,15 +64,17 @@ class BrickBackend:
         batch_size: Images (or tiles) per call of the collection.
         tile: Predict window by window of this side in original pixels (see the module docstring); None: the whole
             image at once.
-        overlap: Fraction of a tile shared by neighbouring tiles.
+        overlap: With `tile`, the fraction of a tile shared by neighbouring tiles (`DEFAULT_OVERLAP`, 0.2, when None).
 
     Raises:
         ConfigError: The experiment has no input size or its collection no task head.
+        BrickError: A batch size below 1, a bad tile or overlap, or an overlap without a tile.
     """
 
     def __init__(
-        self, experiment: TrainedExperiment, batch_size: int = 32, tile: int | None = None, overlap: float = 0.2
+        self, experiment: TrainedExperiment, batch_size: int = 32, tile: int | None = None, overlap: float | None = None
     ) -> None:
+        overlap = chosen_overlap(tile, overlap, "BrickBackend")
         if experiment.image_size is None:
             raise ConfigError(
                 f"Experiment {str(experiment.folder)!r} has no image_size in experiment.json; cannot resize images."

@@ -32,14 +32,17 @@ from typing import Any
 import numpy as np
 
 from torchbricks._tiling import tile_windows
+from torchbricks.errors import BrickError
 
 __all__ = [
     "CUT_PART_CONTAINED",
     "DEFAULT_IOU_THRESHOLD",
+    "DEFAULT_OVERLAP",
     "Window",
     "WindowOutputs",
     "at_inner_border",
     "boxes_in_image",
+    "chosen_overlap",
     "image_windows",
     "merge_windows",
     "non_maximum_suppression",
@@ -59,9 +62,30 @@ DEFAULT_IOU_THRESHOLD = 0.5
 """The IoU threshold of merging a detection head's boxes when its decoder names none (or an exported file predates
 the `iou_threshold` of its metadata)."""
 
+DEFAULT_OVERLAP = 0.2
+"""The fraction of a tile its neighbours share when a tile is given without an overlap (`predict --tile`)."""
+
 CUT_PART_CONTAINED = 0.7
 """A box found against an inner window border is the cut part of an object when at least this share of it lies
 inside a better box of its class (`without_cut_parts`)."""
+
+
+def chosen_overlap(tile: int | None, overlap: float | None, caller: str) -> float:
+    """The overlap to cut windows with: `overlap`, or `DEFAULT_OVERLAP` when None.
+
+    Raises:
+        BrickError: An overlap given without a tile: each image would be predicted whole and the overlap ignored.
+
+    Example:
+        >>> chosen_overlap(64, None, "predict"), chosen_overlap(64, 0.5, "predict"), chosen_overlap(None, None, "predict")
+        (0.2, 0.5, 0.2)
+    """
+    if overlap is not None and tile is None:
+        raise BrickError(
+            f"{caller}: overlap={overlap!r} needs tile=N (the side of the windows): with tile=None each image is "
+            f"predicted whole and the overlap would be ignored. Pass tile, or leave overlap out."
+        )
+    return DEFAULT_OVERLAP if overlap is None else overlap
 
 
 def image_windows(height: int, width: int, tile: int | None, overlap: float) -> list[Window]:

@@ -39,6 +39,7 @@ from torchbricks._tiled_predictions import (
     Window,
     WindowOutputs,
     boxes_in_image,
+    chosen_overlap,
     image_windows,
     merge_windows,
     resize_mask_nearest,
@@ -208,14 +209,14 @@ class OnnxPredictor:
         values = self.session.run(names, {INPUT_NAME: images})
         return dict(zip(names, values, strict=True))
 
-    def check_tile(self, tile: int, overlap: float) -> None:
+    def check_tile(self, tile: int, overlap: float | None = None) -> None:
         """Checks that the file predicts tile by tile with these values (`predict(tile=..., overlap=...)`).
 
         Raises:
             BrickError: `tile` below 1, `overlap` outside [0, 1), or a segmentation head without the class
                 probabilities that the windows' masks are merged by (a file exported before they were an output).
         """
-        image_windows(tile, tile, tile, overlap)
+        image_windows(tile, tile, tile, chosen_overlap(tile, overlap, "OnnxPredictor.check_tile"))
         for head, kind in self.heads.items():
             if kind == "segmentation" and f"{head}/probabilities" not in self.output_names:
                 raise BrickError(
@@ -224,7 +225,11 @@ class OnnxPredictor:
                 )
 
     def predict(
-        self, images: Sequence[np.ndarray], batch_size: int | None = None, tile: int | None = None, overlap: float = 0.2
+        self,
+        images: Sequence[np.ndarray],
+        batch_size: int | None = None,
+        tile: int | None = None,
+        overlap: float | None = None,
     ) -> list[dict[str, dict[str, Any]]]:
         """Each image's results, at the image's own size.
 
@@ -233,7 +238,7 @@ class OnnxPredictor:
             batch_size: Images (with `tile`, tiles) per onnxruntime call; all at once when None.
             tile: Predict windows of this side in the image's pixels and merge them (see the module docstring); None:
                 each image whole.
-            overlap: With `tile`, the fraction of a tile its neighbours share.
+            overlap: With `tile`, the fraction of a tile its neighbours share (0.2 when None); refused without `tile`.
 
         Returns:
             Per image, head path -> `{"kind": kind, ...}` with numpy values: a detection head's `boxes` float32
@@ -243,8 +248,10 @@ class OnnxPredictor:
             `probabilities` float32 [K].
 
         Raises:
-            BrickError: An image is not a uint8 array [H, W, 3], a batch size below 1, or a bad tile (`check_tile`).
+            BrickError: An image is not a uint8 array [H, W, 3], a batch size below 1, a bad tile (`check_tile`), or an
+                overlap without a tile (it would be ignored).
         """
+        overlap = chosen_overlap(tile, overlap, "OnnxPredictor.predict")
         if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
             # a negative step would predict no image at all and 0 every image at once, both without a word
             raise BrickError(

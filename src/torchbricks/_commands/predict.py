@@ -8,8 +8,6 @@ from typing import Any
 
 __all__ = ["add_parser", "run"]
 
-DEFAULT_OVERLAP = 0.2  # of a tile, with --tile
-
 
 def add_parser(commands: Any) -> None:
     predict = commands.add_parser(
@@ -111,7 +109,6 @@ def run(arguments: argparse.Namespace) -> int:
 
     if arguments.overlap is not None and arguments.tile is None:  # else the whole image is predicted, overlap unused
         raise BrickError(f"--overlap {arguments.overlap} needs --tile N: without it each image is predicted whole.")
-    arguments.overlap = DEFAULT_OVERLAP if arguments.overlap is None else arguments.overlap
     if arguments.tile is not None:  # windows are for large images: orthomosaics beyond Pillow's default limit too
         from PIL import Image
 
@@ -165,7 +162,7 @@ def run(arguments: argparse.Namespace) -> int:
 class _OnnxBackend:
     """`predict`'s backend interface over `torchbricks.deploy.OnnxPredictor` (the same per-image results)."""
 
-    def __init__(self, predictor: Any, batch_size: int, tile: int | None, overlap: float) -> None:
+    def __init__(self, predictor: Any, batch_size: int, tile: int | None, overlap: float | None) -> None:
         self.predictor = predictor
         self.batch_size = batch_size
         self.tile = tile
