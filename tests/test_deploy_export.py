@@ -4,12 +4,14 @@ run in onnxruntime on uint8 images and compared with the collection in PyTorch; 
 from __future__ import annotations
 
 import ast
+import csv
 import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -550,3 +552,47 @@ def test_predict_onnx_tile_reads_images_beyond_pillows_pixel_limit(
     assert main(["predict", str(multitask), str(images), "--out", str(tmp_path / "tiled"), *onnx, "--tile", "64"]) == 0
     assert not (tmp_path / "tiled" / "skipped.txt").exists()
     assert (tmp_path / "tiled" / "segmentation_masks" / "mosaic.png").is_file()
+
+
+# --- a multilabel head deciding at a threshold of its own ------------------------------------------------------------
+
+
+def _multilabel_at(folder: Path, threshold: float) -> Path:
+    """An experiment whose multilabel head gives the probabilities 0.9, 0.6 and 0.3 on every image, deciding at
+    `threshold` (`MultiLabelClassifier(threshold=...)`, as a config override sets it)."""
+    from helpers import hand_built_experiment
+
+    from torchbricks.heads.multilabel import MultiLabelTaskHead
+
+    head = MultiLabelTaskHead.describe(num_classes=3, in_channels=8, features_name="features", targets_name="targets")
+    head["classify"]["model"]["threshold"] = threshold
+
+    def constant(collection: Any) -> None:
+        classifier = collection["tags"]["classify"].model.fc
+        classifier.weight.zero_()
+        classifier.bias.copy_(torch.logit(torch.tensor([0.9, 0.6, 0.3])))
+
+    return hand_built_experiment(folder, {"tags": head}, ["a", "b", "c"], prepare=constant)
+
+
+@pytest.mark.parametrize("onnx", [False, True])
+@pytest.mark.parametrize("tile", [None, 16])
+def test_multilabel_present_is_decided_at_the_heads_own_threshold_in_files_pictures_and_onnx(
+    tmp_path: Path, onnx: bool, tile: int | None
+) -> None:
+    experiment = _multilabel_at(tmp_path / "run", threshold=0.7)
+    Image.new("RGB", (40, 24), (90, 120, 30)).save(tmp_path / "photo one.png")
+    out = tmp_path / "out"
+    assert main(["export", str(experiment)]) == 0
+
+    arguments = ["predict", str(experiment), str(tmp_path / "photo one.png"), "--out", str(out), "--pictures", "none"]
+    assert main(arguments + (["--onnx"] if onnx else []) + (["--tile", str(tile)] if tile else [])) == 0
+
+    (row,) = csv.DictReader((out / "predictions.csv").open())
+    assert row["present"] == "a"  # b's 0.6 is below the head's 0.7 (it was written present at 0.5)
+    assert row["probabilities"] == "a:0.9000;b:0.6000;c:0.3000"
+    if onnx:
+        (result,) = OnnxPredictor(experiment / "deploy.onnx").predict([np.zeros((24, 40, 3), np.uint8)], tile=tile)
+        assert result["tags"]["present"].tolist() == [1, 0, 0]
+    metadata = json.loads(metadata_path(experiment / "deploy.onnx").read_text())
+    assert metadata["heads"]["tags"]["threshold"] == pytest.approx(0.7)

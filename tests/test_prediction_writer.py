@@ -52,6 +52,18 @@ def test_multilabel_columns_list_the_classes_above_one_half(tmp_path: Path) -> N
     assert row["tags/probabilities"] == "a:0.9000;b:0.5000;c:0.5100"
 
 
+def test_multilabel_present_column_and_picture_follow_the_models_own_decision_at_its_threshold(tmp_path: Path) -> None:
+    # A head of threshold 0.7 decides 0.6 is absent: 0.5 would have written b as present.
+    writer = PredictionWriter(tmp_path, {"tags": "multilabel"}, ["a", "b", "c"], pictures=None)
+    probabilities = np.array([0.9, 0.6, 0.3], np.float32)
+    writer.record("x.png", {"tags": {"kind": "multilabel", "probabilities": probabilities, "present": probabilities > 0.7}})
+    writer.finish()
+
+    (row,) = csv.DictReader((tmp_path / "predictions.csv").open())
+    assert row["present"] == "a"
+    assert writer._drawer.classification_text("multilabel", {"probabilities": probabilities, "present": [1, 0, 0]}, "tags") == "a"
+
+
 def test_detections_are_coco_results_with_x_y_width_height_and_the_training_category_ids(tmp_path: Path) -> None:
     writer = PredictionWriter(tmp_path, {"det": "detection"}, ["cat", "dog"], category_ids=[3, 7], pictures=None)
     for name in ("a", "b"):

@@ -7,7 +7,8 @@ A *backend* has `heads` (head path -> kind, see `torchbricks.trained_experiment.
 - detection: `boxes` float32 [N, 4] (x_min, y_min, x_max, y_max in original pixels, cut to the image), `scores` float32 [N],
   `labels` int64 [N];
 - segmentation: `mask` int64 [H, W], the class index per pixel;
-- classification and multilabel: `probabilities` float32 [K].
+- classification and multilabel: `probabilities` float32 [K]; multilabel also `present` int64 [K], 1 for each class
+  the model decides is present (at its head's own threshold, which need not be 0.5).
 
 `BrickBackend` runs a trained collection (`load_experiment`). Tiled prediction (`BrickBackend(tile=...)`) cuts each
 image into overlapping windows, resizes each window to the model's input size as in training and merges the
@@ -47,7 +48,7 @@ _HEAD_VALUES = {
     "detection": ("boxes", "scores", "labels"),
     "segmentation": ("probabilities", "mask"),
     "classification": ("probabilities",),
-    "multilabel": ("probabilities",),
+    "multilabel": ("probabilities", "present"),
 }
 
 

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from torchbricks._predict_results import ImageResult
-from torchbricks._prediction_pictures import MULTILABEL_THRESHOLD, PALETTE_BYTES, PictureDrawer, per_head
+from torchbricks._prediction_pictures import PALETTE_BYTES, PictureDrawer, per_head, present_classes
 from torchbricks.errors import BrickError
 
 __all__ = ["PICTURE_FORMATS", "TOP_K", "PredictionWriter"]
@@ -40,8 +40,9 @@ class PredictionWriter:
       else the class index; image ids count from 1 in the order of the images; pixels rounded to 0.001, scores to
       0.00001);
     - classification and multilabel: `predictions.csv`, one row per image: `file`, then per head `class`,
-      `score` and `top5` (`name:probability;...`), for a multilabel head `present` (`name;...` above
-      `MULTILABEL_THRESHOLD`) and `probabilities` (`name:probability;...`).
+      `score` and `top5` (`name:probability;...`), for a multilabel head `present` (`name;...`: the result's
+      `present`, the model's decision at its head's own threshold; above `MULTILABEL_THRESHOLD` for a backend that
+      gives none) and `probabilities` (`name:probability;...`).
 
     With several heads, each head's files and columns carry its name: `<head>_predictions.json`,
     `<head>_masks/`, `<head>_overlays/`, columns `<head>/class`... (a `/` in a head path becomes `-` in a file name).
@@ -122,11 +123,7 @@ class PredictionWriter:
                         f"{self._name_of(int(index), head)}:{probabilities[index]:.4f}" for index in order[:TOP_K]
                     )
                 else:
-                    present = [
-                        self._name_of(index, head)
-                        for index, value in enumerate(probabilities.tolist())
-                        if value > MULTILABEL_THRESHOLD
-                    ]
+                    present = [self._name_of(index, head) for index in present_classes(values)]
                     row[self._column(head, "present")] = ";".join(present)
                     row[self._column(head, "probabilities")] = ";".join(
                         f"{self._name_of(index, head)}:{value:.4f}" for index, value in enumerate(probabilities.tolist())
@@ -161,7 +158,7 @@ class PredictionWriter:
             elif kind == "detection":
                 self._drawer.draw_boxes(picture, values, head)
             else:
-                text = self._drawer.classification_text(kind, values["probabilities"], head)
+                text = self._drawer.classification_text(kind, values, head)
                 self._drawer.write_label(picture, text, text_line)
                 text_line += 1
         if picture is not None:

@@ -13,15 +13,16 @@ them the same way and merge the same rules, and cannot drift apart:
 - segmentation: each window's class probabilities resized bilinearly to the canvas (`resize_bilinear`, torch's
   `interpolate(mode="bilinear", align_corners=False)`), averaged over the windows covering a pixel (the padding
   left out), and the most probable class taken;
-- classification: the mean of the windows' probabilities; multilabel: their maximum (a class present in one window
-  is present in the image).
+- classification: the mean of the windows' probabilities; multilabel: their maximum, and a class is present in the
+  image when the model decides it is present in one window (`present`, at the head's own threshold).
 
 Without tiles (`tile=None`) the one window is the whole image: boxes scaled to it and cut to it, the mask resized to
 it by nearest neighbour (`resize_mask_nearest`).
 
 A window's outputs are the model's, for one input: `{"<head>/<name>": array}` with a detection head's `boxes`
 [P, 4] (pixels of the model's input), `scores` [P] and `labels` [P] (-1 marks a padding row), a segmentation head's
-`probabilities` [K, h, w] (or, without tiles, `mask` [h, w]), and the others' `probabilities` [K].
+`probabilities` [K, h, w] (or, without tiles, `mask` [h, w]), and the others' `probabilities` [K] (a multilabel
+head's with its `present` [K], when the model gives it).
 """
 
 from __future__ import annotations
@@ -149,6 +150,10 @@ def merge_windows(
             stacked = np.stack([output[f"{head}/probabilities"] for _, output in parts]).astype(np.float32)
             probabilities = stacked.max(axis=0) if kind == "multilabel" else stacked.mean(axis=0)
             result[head] = {"kind": kind, "probabilities": probabilities}
+            if kind == "multilabel" and all(f"{head}/present" in output for _, output in parts):
+                # the model's decision at its own threshold: present in the image when present in a window
+                present = np.stack([output[f"{head}/present"] for _, output in parts])
+                result[head]["present"] = present.max(axis=0).astype(np.int64)
     return result
 
 

@@ -86,7 +86,7 @@ DEPLOY_OUTPUTS: dict[str, dict[str, str]] = {
     },
     "multilabel": {
         "probabilities": "float32 [B, K]: sigmoid probability that each class is present",
-        "present": "int64 [B, K]: 1 for each class above the head's threshold",
+        "present": "int64 [B, K]: 1 for each class above the head's threshold (the head's `threshold` in the metadata)",
     },
 }
 """Head kind -> the outputs an exported file has for a head of that kind (`<head>/<output>`) and their meaning."""
@@ -245,7 +245,8 @@ class OnnxPredictor:
             [N, 4] (x_min, y_min, x_max, y_max in the image's pixels, cut to the image; padding rows and boxes wholly
             outside it removed), `scores` [N] and `labels` int64 [N]; a segmentation head's `mask` int64 [H, W] class
             indices (resized back by nearest neighbour, `resize_mask_nearest`); a classification or multilabel head's
-            `probabilities` float32 [K].
+            `probabilities` float32 [K], and a multilabel head's `present` int64 [K] (1 for each class the model
+            decides is present, at its head's own threshold).
 
         Raises:
             BrickError: An image is not a uint8 array [H, W, 3], a batch size below 1, a bad tile (`check_tile`), or an
@@ -283,8 +284,13 @@ class OnnxPredictor:
     ) -> list[dict[str, dict[str, Any]]]:
         """The windows of every image predicted in batches of `batch_size`, then merged image by image."""
         self.check_tile(tile, overlap)
-        kinds = {"detection": ("boxes", "scores", "labels")}  # segmentation, classification, multilabel: probabilities
-        names = [f"{head}/{leaf}" for head, kind in self.heads.items() for leaf in kinds.get(kind, ("probabilities",))]
+        kinds = {"detection": ("boxes", "scores", "labels"), "multilabel": ("probabilities", "present")}
+        names = [
+            f"{head}/{leaf}"
+            for head, kind in self.heads.items()
+            for leaf in kinds.get(kind, ("probabilities",))
+            if leaf != "present" or f"{head}/present" in self.output_names  # a hand-made file may lack it
+        ]
         views = [
             (index, window)
             for index, image in enumerate(images)
@@ -330,5 +336,7 @@ class OnnxPredictor:
                 result["mask"] = resize_mask_nearest(outputs[f"{head}/mask"][index], height, width)
             else:
                 result["probabilities"] = outputs[f"{head}/probabilities"][index].astype(np.float32)
+                if kind == "multilabel" and f"{head}/present" in outputs:
+                    result["present"] = outputs[f"{head}/present"][index].astype(np.int64)
             results[head] = result
         return results

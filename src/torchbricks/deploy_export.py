@@ -43,7 +43,13 @@ from torchbricks.bricks import BrickNotTrainable
 from torchbricks.deploy import DEFAULT_FILE, DEPLOY_OUTPUTS, INPUT_NAME, METADATA_FORMAT, metadata_path
 from torchbricks.errors import BrickError, ConfigError, DataError
 from torchbricks.tags import MODEL, Stage
-from torchbricks.trained_experiment import TrainedExperiment, decoder_iou_threshold, find_heads, load_experiment
+from torchbricks.trained_experiment import (
+    TrainedExperiment,
+    decoder_iou_threshold,
+    find_heads,
+    load_experiment,
+    multilabel_threshold,
+)
 
 __all__ = ["DEFAULT_FILE", "QUANTIZE_MODES", "ExportResult", "ImagesToFloat", "export_deployable_onnx"]
 
@@ -295,6 +301,7 @@ def _metadata(
                 "outputs": [f"{head}/{name}" for name in DEPLOY_OUTPUTS[kind]],
                 **({"category_ids": ids} if kind == "detection" and (ids := loaded.head_category_ids(head)) else {}),
                 **({"iou_threshold": decoder_iou_threshold(loaded.collection, head)} if kind == "detection" else {}),
+                **_multilabel_threshold_entry(loaded, head, kind),
             }
             for head, kind in heads.items()
         },
@@ -306,6 +313,12 @@ def _metadata(
     if category_ids:
         metadata["category_ids"] = list(category_ids)
     return metadata
+
+
+def _multilabel_threshold_entry(loaded: TrainedExperiment, head: str, kind: str) -> dict[str, float]:
+    """`{"threshold": t}` of a multilabel head whose model names the threshold its `present` output decides at."""
+    threshold = multilabel_threshold(loaded.collection, head) if kind == "multilabel" else None
+    return {} if threshold is None else {"threshold": threshold}
 
 
 def _coco_category_ids(loaded: TrainedExperiment) -> list[int] | None:

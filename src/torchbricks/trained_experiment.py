@@ -51,6 +51,7 @@ __all__ = [
     "describe_experiment",
     "find_heads",
     "load_experiment",
+    "multilabel_threshold",
     "use_trained_memory_order",
     "with_rooted_paths",
     "without_initial_weights",
@@ -94,6 +95,17 @@ def decoder_iou_threshold(collection: BrickCollection, head: str) -> float:
         if path.startswith(f"{head}/") and isinstance(threshold, float):
             return threshold
     return 0.5
+
+
+def multilabel_threshold(collection: BrickCollection, head: str) -> float | None:
+    """The probability above which a multilabel head's model decides a class is present (`MultiLabelClassifier`'s
+    `threshold`, 0.5 by default and settable), read from the brick making `<head>/present`; None when its model
+    names none."""
+    for node in collection.plan().nodes:
+        threshold = getattr(getattr(node.brick, "model", None), "threshold", None)
+        if f"{head}/present" in node.outputs and isinstance(threshold, (int, float)) and not isinstance(threshold, bool):
+            return float(threshold)
+    return None
 
 
 def describe_experiment(config: Any, data_module: Any) -> dict[str, Any]:
