@@ -596,3 +596,94 @@ def test_multilabel_present_is_decided_at_the_heads_own_threshold_in_files_pictu
         assert result["tags"]["present"].tolist() == [1, 0, 0]
     metadata = json.loads(metadata_path(experiment / "deploy.onnx").read_text())
     assert metadata["heads"]["tags"]["threshold"] == pytest.approx(0.7)
+
+
+# --- points and count heads: exported, predicted and written like the others -----------------------------------------
+
+
+def _points_and_count(folder: Path, image_size: int = 32) -> Path:
+    """An experiment of a points head (stride 4, its heatmap scaled up so that a few dozen peaks pass the decoder's
+    threshold) and a count head on one backbone, as `+head@model.bricks.count=count` adds it."""
+    from helpers import hand_built_experiment
+
+    from torchbricks.heads.count import CountTaskHead
+    from torchbricks.heads.points import PointsTaskHead
+
+    points = PointsTaskHead.describe(
+        num_classes=2, in_channels=8, features_name="features", stride=4, target_points_name="p", target_labels_name="l"
+    )
+    count = CountTaskHead.describe(in_channels=8, features_name="features", target_labels_name="l")
+
+    def confident(collection: Any) -> None:
+        collection["spots"]["detect"].model.heatmap.weight.mul_(40.0)
+        collection["spots"]["detect"].model.heatmap.bias.fill_(0.0)
+
+    heads = {"spots": points, "count": count}
+    return hand_built_experiment(folder, heads, ["dot", "cross"], image_size=image_size, prepare=confident)
+
+
+def _bricks_outputs(experiment: Path, images: np.ndarray) -> dict[str, np.ndarray]:
+    collection = load_experiment(experiment).collection
+    raw = torch.from_numpy(images).float() / 255.0
+    with torch.no_grad():
+        outputs = collection(named_inputs={"raw": raw}, tags=Stage.INFERENCE, return_inputs=False)
+    return {name: value.numpy() for name, value in outputs.items() if isinstance(value, torch.Tensor)}
+
+
+def test_points_and_count_heads_are_exported_and_give_the_bricks_outputs(tmp_path: Path) -> None:
+    experiment = _points_and_count(tmp_path / "run")
+    assert main(["export", str(experiment)]) == 0
+
+    metadata = json.loads(metadata_path(experiment / "deploy.onnx").read_text())
+    assert {head: entry["kind"] for head, entry in metadata["heads"].items()} == {"count": "count", "spots": "points"}
+    assert metadata["heads"]["spots"]["class_names"] == ["dot", "cross"]
+    assert sorted(metadata["outputs"]) == ["count/count", "spots/labels", "spots/points", "spots/scores"]
+    images = np.random.default_rng(0).integers(0, 256, (3, 3, 32, 32), dtype=np.uint8)
+    exported = OnnxPredictor(experiment / "deploy.onnx").run(images)
+    expected = _bricks_outputs(experiment, images)
+    kept = expected["spots/labels"] >= 0  # padding rows (label -1) below the threshold may come in any order
+    assert kept.sum() > 10  # points to compare, not only padding
+    np.testing.assert_allclose(exported["count/count"], expected["count/count"], rtol=1e-5)
+    np.testing.assert_array_equal(exported["spots/labels"], expected["spots/labels"])
+    np.testing.assert_allclose(exported["spots/points"][kept], expected["spots/points"][kept], atol=1e-4)
+    np.testing.assert_allclose(exported["spots/scores"][kept], expected["spots/scores"][kept], atol=1e-5)
+
+
+@pytest.mark.parametrize("onnx", [False, True])
+def test_predict_writes_the_points_in_the_images_pixels_and_the_count(tmp_path: Path, onnx: bool) -> None:
+    experiment = _points_and_count(tmp_path / "run")
+    assert main(["export", str(experiment)]) == 0
+    big = np.random.default_rng(1).integers(0, 256, (64, 96, 3), dtype=np.uint8)  # 2 and 3 times the model's 32 x 32
+    Image.fromarray(big).save(tmp_path / "field.png")
+    out = tmp_path / "out"
+
+    assert main(["predict", str(experiment), str(tmp_path / "field.png"), "--out", str(out)] + (["--onnx"] if onnx else [])) == 0
+
+    if onnx:  # each runtime's resize to the model's size: Pillow's without torch, torchvision's with the bricks
+        image = resize_image(big, (32, 32)).transpose(2, 0, 1)
+    else:
+        from torchvision.transforms.v2 import functional
+
+        image = functional.resize(torch.from_numpy(big).permute(2, 0, 1), [32, 32], antialias=True).numpy()
+    expected = _bricks_outputs(experiment, image[None])
+    kept = expected["spots/labels"][0] >= 0
+    rows = json.loads((out / "spots_points.json").read_text())
+    assert len(rows) == kept.sum() > 0
+    np.testing.assert_allclose([row["point"] for row in rows], expected["spots/points"][0][kept] * [3, 2], atol=2e-3)
+    assert [row["category_name"] for row in rows] == [["dot", "cross"][label] for label in expected["spots/labels"][0][kept]]
+    (row,) = csv.DictReader((out / "predictions.csv").open())
+    assert float(row["count/count"]) == pytest.approx(float(expected["count/count"][0]), abs=1e-4)
+    assert (out / "drawn" / "field.jpg").is_file()
+
+
+@pytest.mark.parametrize("onnx", [False, True])
+def test_a_count_head_refuses_tiles_naming_it(tmp_path: Path, onnx: bool, capsys: pytest.CaptureFixture[str]) -> None:
+    experiment = _points_and_count(tmp_path / "run")
+    assert main(["export", str(experiment)]) == 0
+    Image.new("RGB", (64, 64)).save(tmp_path / "field.png")
+    arguments = ["predict", str(experiment), str(tmp_path / "field.png"), "--out", str(tmp_path / "out"), "--tile", "32"]
+
+    assert main(arguments + (["--onnx"] if onnx else [])) == 2
+
+    assert "Count head 'count' cannot be predicted tile by tile" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -8,7 +8,9 @@ A *backend* has `heads` (head path -> kind, see `torchbricks.trained_experiment.
   `labels` int64 [N];
 - segmentation: `mask` int64 [H, W], the class index per pixel;
 - classification and multilabel: `probabilities` float32 [K]; multilabel also `present` int64 [K], 1 for each class
-  the model decides is present (at its head's own threshold, which need not be 0.5).
+  the model decides is present (at its head's own threshold, which need not be 0.5);
+- points: `points` float32 [N, 2] (x, y in original pixels), `scores` float32 [N], `labels` int64 [N], by score;
+- count: `count`, a float32 number (the model's regression, not rounded).
 
 `BrickBackend` runs a trained collection (`load_experiment`). Tiled prediction (`BrickBackend(tile=...)`) cuts each
 image into overlapping windows, resizes each window to the model's input size as in training and merges the
@@ -29,7 +31,14 @@ import numpy as np
 import torch
 
 from torchbricks._predict_results import ImageResult, PredictionBackend
-from torchbricks._tiled_predictions import chosen_overlap, image_windows, merge_windows, resize_mask_nearest, tile_pixels
+from torchbricks._tiled_predictions import (
+    chosen_overlap,
+    image_windows,
+    merge_windows,
+    resize_mask_nearest,
+    tile_pixels,
+    untileable_count,
+)
 from torchbricks.errors import BrickError, ConfigError
 from torchbricks.tags import VISUALIZATION, Stage, tags_for
 from torchbricks.trained_experiment import (
@@ -49,6 +58,8 @@ _HEAD_VALUES = {
     "segmentation": ("probabilities", "mask"),
     "classification": ("probabilities",),
     "multilabel": ("probabilities", "present"),
+    "points": ("points", "scores", "labels"),
+    "count": ("count",),
 }
 
 
@@ -93,7 +104,7 @@ class BrickBackend:
         if not self.heads:
             raise ConfigError(
                 f"Experiment {str(experiment.folder)!r} has no task head (outputs of a detection, segmentation, "
-                f"classification or multilabel head); its inference outputs are {produced}."
+                f"classification, multilabel, points or count head); its inference outputs are {produced}."
             )
         self.output_names = tuple(f"{head}/{name}" for head, kind in self.heads.items() for name in _HEAD_VALUES[kind])
         self.iou_thresholds = {head: decoder_iou_threshold(self.collection, head) for head in self.heads}
@@ -108,6 +119,8 @@ class BrickBackend:
             ) from error
         if tile is not None:
             image_windows(tile, tile, tile, overlap)  # checks tile and overlap now, not at the first image
+            for head in (head for head, kind in self.heads.items() if kind == "count"):
+                raise BrickError(untileable_count(head))
 
     @property
     def threads(self) -> int:

@@ -44,6 +44,7 @@ model's own decision, at its head's threshold, which both `predict` backends giv
 BOX_FONT_SIZE = 12
 """Font size of the box labels, as `drawing.draw_boxes`."""
 BOX_WIDTH = 2
+POINT_RADIUS = 3
 PALETTE_BYTES = (bytes(value for color in PALETTE for value in color) * (256 // len(PALETTE) + 1))[:768]
 """256 RGB palette entries, class i in `PALETTE[i % len(PALETTE)]`, for the segmentation overlays (palette PNGs)."""
 
@@ -113,13 +114,35 @@ class PictureDrawer:
             tile = label_tile(f"{self.name_of(label, head)} {score:.2f}", color, BOX_FONT_SIZE)
             picture.paste(tile, (int(x_min), int(max(0.0, y_min - (tile.height - 1)))))
 
+    def draw_points(self, picture: Image.Image, values: dict[str, Any], head: str) -> None:
+        """Draws the points scoring at least `DRAWN_MIN_SCORE` as dots in their class colour, each labelled `name score`
+        to its right."""
+        keep = values["scores"] >= DRAWN_MIN_SCORE
+        if not keep.any():
+            return
+        draw = ImageDraw.Draw(picture)
+        for (x, y), score, label in zip(
+            values["points"][keep].tolist(), values["scores"][keep].tolist(), values["labels"][keep].tolist(), strict=True
+        ):
+            if label < 0:
+                continue
+            color = color_for(label)
+            draw.ellipse(
+                (x - POINT_RADIUS, y - POINT_RADIUS, x + POINT_RADIUS, y + POINT_RADIUS), fill=color, outline=(255, 255, 255)
+            )
+            tile = label_tile(f"{self.name_of(label, head)} {score:.2f}", color, BOX_FONT_SIZE)
+            picture.paste(tile, (int(x + POINT_RADIUS + 1), int(max(0.0, y - tile.height / 2))))
+
     def write_label(self, picture: Image.Image, text: str, line: int) -> None:
         """Writes a text on a filled box at the top-left corner, on the `line`-th line."""
         font_size = max(10, min(32, picture.height // 16))
         picture.paste(label_tile(text or "-", PALETTE[0], font_size), (4, 4 + line * (font_size + 8)))
 
     def classification_text(self, kind: str, values: Mapping[str, Any], head: str) -> str:
-        """`name score` of the most probable class, or the present classes of a multilabel head (`present_classes`)."""
+        """`name score` of the most probable class, the present classes of a multilabel head (`present_classes`), or a
+        count head's `count N.N`."""
+        if kind == "count":
+            return f"count {float(values['count']):.1f}"
         if kind == "classification":
             probabilities = values["probabilities"]
             best = int(np.argmax(probabilities))

@@ -3,7 +3,8 @@
 `torchbricks export EXPERIMENT` (`torchbricks.deploy_export.export_deployable_onnx`) writes one ONNX file and its
 metadata beside it (`<file>.json`). The ONNX file takes a batch of uint8 RGB images [B, 3, H, W] at the model's
 size (the scaling to [0, 1] and the normalization are inside) and returns each head's final results, named
-`<head>/<output>`: boxes, scores and labels after non-maximum suppression, class masks, class probabilities.
+`<head>/<output>`: boxes, scores and labels after non-maximum suppression, class masks, class probabilities, points
+and their scores and labels, counts.
 
 `OnnxPredictor` resizes images of any size to the model's size, runs the file in onnxruntime and gives each
 image's results back at the image's own size:
@@ -38,12 +39,12 @@ from torchbricks._tiled_predictions import (
     DEFAULT_IOU_THRESHOLD,
     Window,
     WindowOutputs,
-    boxes_in_image,
     chosen_overlap,
     image_windows,
     merge_windows,
     resize_mask_nearest,
     tile_pixels,
+    untileable_count,
 )
 from torchbricks.errors import BrickError
 
@@ -83,6 +84,14 @@ DEPLOY_OUTPUTS: dict[str, dict[str, str]] = {
     "classification": {
         "probabilities": "float32 [B, K]: softmax probability of each class",
         "class_prediction": "int64 [B]: the most probable class",
+    },
+    "points": {
+        "points": "float32 [B, P, 2]: x, y of each point in pixels of the model's input; padding rows are 0",
+        "scores": "float32 [B, P]: score of each point, sorted",
+        "labels": "int64 [B, P]: class index of each point; -1 marks a padding row (below the decoder's threshold)",
+    },
+    "count": {
+        "count": "float32 [B]: the number of objects in each image, regressed (a real number, not rounded)",
     },
     "multilabel": {
         "probabilities": "float32 [B, K]: sigmoid probability that each class is present",
@@ -213,11 +222,14 @@ class OnnxPredictor:
         """Checks that the file predicts tile by tile with these values (`predict(tile=..., overlap=...)`).
 
         Raises:
-            BrickError: `tile` below 1, `overlap` outside [0, 1), or a segmentation head without the class
-                probabilities that the windows' masks are merged by (a file exported before they were an output).
+            BrickError: `tile` below 1, `overlap` outside [0, 1), a count head (counts of windows do not merge), or a
+                segmentation head without the class probabilities that the windows' masks are merged by (a file
+                exported before they were an output).
         """
         image_windows(tile, tile, tile, chosen_overlap(tile, overlap, "OnnxPredictor.check_tile"))
         for head, kind in self.heads.items():
+            if kind == "count":
+                raise BrickError(untileable_count(head))
             if kind == "segmentation" and f"{head}/probabilities" not in self.output_names:
                 raise BrickError(
                     f"{str(self.path)!r} has no output '{head}/probabilities', which merging the tiles of a segmentation "
@@ -246,7 +258,8 @@ class OnnxPredictor:
             outside it removed), `scores` [N] and `labels` int64 [N]; a segmentation head's `mask` int64 [H, W] class
             indices (resized back by nearest neighbour, `resize_mask_nearest`); a classification or multilabel head's
             `probabilities` float32 [K], and a multilabel head's `present` int64 [K] (1 for each class the model
-            decides is present, at its head's own threshold).
+            decides is present, at its head's own threshold); a points head's `points` float32 [N, 2] (x, y in the
+            image's pixels), `scores` [N] and `labels` int64 [N]; a count head's `count` (a float32 number).
 
         Raises:
             BrickError: An image is not a uint8 array [H, W, 3], a batch size below 1, a bad tile (`check_tile`), or an
@@ -272,7 +285,10 @@ class OnnxPredictor:
             batch = np.stack([resize_image(image, self.image_size).transpose(2, 0, 1) for image in chunk])
             outputs = self.run(np.ascontiguousarray(batch), names)
             for offset, image in enumerate(chunk):
-                results.append(self._image_results(outputs, offset, image.shape[:2]))
+                height, width = image.shape[:2]
+                whole = (0, 0, width, height)  # one window, the whole image: scaled back to it as tiles are
+                part = {name: value[offset] for name, value in outputs.items()}
+                results.append(merge_windows(self.heads, [(whole, part)], height, width, input_size=self.image_size, tile=None))
         return results
 
     def _is_segmentation_probabilities(self, name: str) -> bool:
@@ -284,7 +300,11 @@ class OnnxPredictor:
     ) -> list[dict[str, dict[str, Any]]]:
         """The windows of every image predicted in batches of `batch_size`, then merged image by image."""
         self.check_tile(tile, overlap)
-        kinds = {"detection": ("boxes", "scores", "labels"), "multilabel": ("probabilities", "present")}
+        kinds = {
+            "detection": ("boxes", "scores", "labels"),
+            "points": ("points", "scores", "labels"),
+            "multilabel": ("probabilities", "present"),
+        }
         names = [
             f"{head}/{leaf}"
             for head, kind in self.heads.items()
@@ -316,27 +336,3 @@ class OnnxPredictor:
             )
             for image, parts in zip(images, by_image, strict=True)
         ]
-
-    def _image_results(self, outputs: dict[str, np.ndarray], index: int, size: tuple[int, int]) -> dict[str, dict[str, Any]]:
-        height, width = size
-        scale_y, scale_x = height / self.image_size[0], width / self.image_size[1]
-        results: dict[str, dict[str, Any]] = {}
-        for head, kind in self.heads.items():
-            result: dict[str, Any] = {"kind": kind}
-            if kind == "detection":
-                labels = outputs[f"{head}/labels"][index]
-                kept = labels >= 0
-                boxes = outputs[f"{head}/boxes"][index][kept].astype(np.float32)
-                boxes = boxes * np.array([scale_x, scale_y, scale_x, scale_y], dtype=np.float32)
-                shown = boxes_in_image(boxes, height, width)
-                result["boxes"] = boxes[shown]
-                result["scores"] = outputs[f"{head}/scores"][index][kept][shown].astype(np.float32)
-                result["labels"] = labels[kept][shown].astype(np.int64)
-            elif kind == "segmentation":
-                result["mask"] = resize_mask_nearest(outputs[f"{head}/mask"][index], height, width)
-            else:
-                result["probabilities"] = outputs[f"{head}/probabilities"][index].astype(np.float32)
-                if kind == "multilabel" and f"{head}/present" in outputs:
-                    result["present"] = outputs[f"{head}/present"][index].astype(np.int64)
-            results[head] = result
-        return results

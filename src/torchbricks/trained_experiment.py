@@ -59,8 +59,8 @@ __all__ = [
 ]
 
 
-DEPLOYED_KINDS = ("detection", "segmentation", "classification", "multilabel")
-"""The head kinds (`torchbricks.heads`) that `predict`, `evaluate` and `export` serve."""
+DEPLOYED_KINDS = ("detection", "segmentation", "classification", "multilabel", "points", "count")
+"""The head kinds (`torchbricks.heads`) that `predict`, `evaluate` and `export` serve: every registered kind."""
 
 
 def use_trained_memory_order(collection: BrickCollection, config: Any) -> None:
@@ -75,7 +75,7 @@ def find_heads(output_names: list[str]) -> dict[str, str]:
     """The task heads among a collection's output names: head path -> kind, one of `DEPLOYED_KINDS`.
 
     A head is a nested collection whose outputs include every output of a registered head kind
-    (`torchbricks.heads.find_heads`); kinds that predict and export do not serve (points, count) are left out.
+    (`torchbricks.heads.find_heads`).
 
     Example:
         >>> find_heads(["features", "det/boxes", "det/scores", "det/labels", "cls/class_prediction", "cls/probabilities"])

@@ -15,8 +15,8 @@ def add_parser(commands: Any) -> None:
         help="predict images, folders, globs or videos with a trained experiment",
         description="Predicts every image of the sources with a trained experiment and writes, per image, the drawn "
         "picture (drawn/*.jpg), and per head kind: predictions.json (detection, COCO results), masks/ "
-        "(segmentation; overlays/ with --overlays), predictions.csv (classification, multilabel). Unreadable images "
-        "are skipped and listed in skipped.txt.",
+        "(segmentation; overlays/ with --overlays), points.json (points), predictions.csv (classification, multilabel, "
+        "count). Unreadable images are skipped and listed in skipped.txt.",
         epilog="examples:\n  torchbricks predict build/experiments/run photos/ 'more/*.jpg' --out predictions\n"
         "  torchbricks predict build/experiments/run ortho.tif --onnx --tile 192   # windows of 192 px in onnxruntime, "
         "no torch needed",
@@ -41,7 +41,7 @@ def add_parser(commands: Any) -> None:
         default=None,
         metavar="N",
         help="predict windows of N x N pixels and merge them, with the bricks or --onnx alike (padded, resized and "
-        "merged the same way); images beyond Pillow's pixel limit are read",
+        "merged the same way); images beyond Pillow's pixel limit are read; refused by a count head",
     )
     predict.add_argument(
         "--overlap",
