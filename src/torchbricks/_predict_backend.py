@@ -25,6 +25,7 @@ windows; multilabel probabilities by their maximum (a class present in one windo
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -37,7 +38,7 @@ from torchbricks._tiled_predictions import (
     merge_windows,
     resize_mask_nearest,
     tile_pixels,
-    untileable_count,
+    tiled_heads,
 )
 from torchbricks.errors import BrickError, ConfigError
 from torchbricks.tags import VISUALIZATION, Stage, tags_for
@@ -75,7 +76,7 @@ class BrickBackend:
         experiment: A trained experiment (`torchbricks.trained_experiment.load_experiment`).
         batch_size: Images (or tiles) per call of the collection.
         tile: Predict window by window of this side in original pixels (see the module docstring); None: the whole
-            image at once.
+            image at once. Tiles leave count heads out of `heads` and the results, with a warning naming them.
         overlap: With `tile`, the fraction of a tile shared by neighbouring tiles (`DEFAULT_OVERLAP`, 0.2, when None).
 
     Raises:
@@ -106,6 +107,12 @@ class BrickBackend:
                 f"Experiment {str(experiment.folder)!r} has no task head (outputs of a detection, segmentation, "
                 f"classification, multilabel, points or count head); its inference outputs are {produced}."
             )
+        if tile is not None:
+            self.heads, left_out = tiled_heads(self.heads)
+            if left_out is not None:
+                warnings.warn(left_out, stacklevel=2)
+            if not self.heads:
+                raise BrickError(f"Experiment {str(experiment.folder)!r}: {left_out} It has no other head.")
         self.output_names = tuple(f"{head}/{name}" for head, kind in self.heads.items() for name in _HEAD_VALUES[kind])
         self.iou_thresholds = {head: decoder_iou_threshold(self.collection, head) for head in self.heads}
         parameter = next(self.collection.parameters(), None)
@@ -119,8 +126,6 @@ class BrickBackend:
             ) from error
         if tile is not None:
             image_windows(tile, tile, tile, overlap)  # checks tile and overlap now, not at the first image
-            for head in (head for head, kind in self.heads.items() if kind == "count"):
-                raise BrickError(untileable_count(head))
 
     @property
     def threads(self) -> int:

@@ -15,7 +15,8 @@ them the same way and merge the same rules, and cannot drift apart:
   left out), and the most probable class taken;
 - points: each window's points scaled and shifted as boxes are, each window keeping those in its own part of the
   image (`owned_regions`: overlaps split at their middle), so a point two windows found is reported once;
-- count: not merged (the counts of overlapping windows do not add up to the image's): a count head refuses tiles;
+- count: not merged (the counts of overlapping windows do not add up to the image's): tiled predictions leave count
+  heads out, with a warning naming them (`tiled_heads`);
 - classification: the mean of the windows' probabilities; multilabel: their maximum, and a class is present in the
   image when the model decides it is present in one window (`present`, at the head's own threshold).
 
@@ -43,6 +44,7 @@ __all__ = [
     "CUT_PART_CONTAINED",
     "DEFAULT_IOU_THRESHOLD",
     "DEFAULT_OVERLAP",
+    "UNTILEABLE_KINDS",
     "Window",
     "WindowOutputs",
     "at_inner_border",
@@ -55,7 +57,7 @@ __all__ = [
     "resize_bilinear",
     "resize_mask_nearest",
     "tile_pixels",
-    "untileable_count",
+    "tiled_heads",
     "without_cut_parts",
 ]
 
@@ -156,7 +158,7 @@ def merge_windows(
             result[head] = _merge_points(head, parts, height, width, input_size, tile)
         elif kind == "count":
             if len(parts) > 1 or tile is not None:
-                raise BrickError(untileable_count(head))
+                raise BrickError(tiled_heads({head: kind})[1] or "")
             result[head] = {"kind": kind, "count": np.float32(parts[0][1][f"{head}/count"])}
         else:
             stacked = np.stack([output[f"{head}/probabilities"] for _, output in parts]).astype(np.float32)
@@ -215,11 +217,26 @@ def _merge_boxes(
     return {"kind": "detection", "boxes": merged_boxes, "scores": merged_scores, "labels": merged_labels}
 
 
-def untileable_count(head: str) -> str:
-    """Why a count head refuses tiles: a message naming it."""
-    return (
-        f"Count head {head!r} cannot be predicted tile by tile: the counts of overlapping windows do not add up to the "
-        f"image's (an object in an overlap, or cut by a border, counts in two windows). Predict without tile (--tile)."
+UNTILEABLE_KINDS = ("count",)
+"""Head kinds whose window results do not merge into the image's: the counts of overlapping windows do not add up."""
+
+
+def tiled_heads(heads: dict[str, str]) -> tuple[dict[str, str], str | None]:
+    """The heads a tiled prediction gives (`UNTILEABLE_KINDS` left out), and the warning naming those left out and
+    why (None when none is).
+
+    Example:
+        >>> tiled_heads({"det": "detection", "n": "count"})[0]
+        {'det': 'detection'}
+    """
+    kept = {head: kind for head, kind in heads.items() if kind not in UNTILEABLE_KINDS}
+    left_out = [head for head in heads if head not in kept]
+    if not left_out:
+        return kept, None
+    return kept, (
+        f"Tiled prediction leaves out the count head(s) {left_out}: the counts of overlapping windows do not add up to "
+        f"an image's (an object in an overlap, or cut by a window's border, counts in two windows). Predict without "
+        f"tile (--tile) for the counts."
     )
 
 

@@ -27,6 +27,7 @@ This module imports no torchbricks module that imports torch, so it runs where t
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ from torchbricks._tiled_predictions import (
     merge_windows,
     resize_mask_nearest,
     tile_pixels,
-    untileable_count,
+    tiled_heads,
 )
 from torchbricks.errors import BrickError
 
@@ -191,6 +192,7 @@ class OnnxPredictor:
             str(self.path), options, providers=list(providers or ["CPUExecutionProvider"])
         )
         self.output_names = [output.name for output in self.session.get_outputs()]
+        self._warned_tiles = False
         self.iou_thresholds: dict[str, float] = {
             head: float(entry.get("iou_threshold", DEFAULT_IOU_THRESHOLD))
             for head, entry in metadata["heads"].items()
@@ -222,14 +224,19 @@ class OnnxPredictor:
         """Checks that the file predicts tile by tile with these values (`predict(tile=..., overlap=...)`).
 
         Raises:
-            BrickError: `tile` below 1, `overlap` outside [0, 1), a count head (counts of windows do not merge), or a
+            BrickError: `tile` below 1, `overlap` outside [0, 1), only count heads (their windows' counts do not
+                merge; beside other heads they are left out of tiled results, with a warning naming them, once), or a
                 segmentation head without the class probabilities that the windows' masks are merged by (a file
                 exported before they were an output).
         """
         image_windows(tile, tile, tile, chosen_overlap(tile, overlap, "OnnxPredictor.check_tile"))
-        for head, kind in self.heads.items():
-            if kind == "count":
-                raise BrickError(untileable_count(head))
+        heads, left_out = tiled_heads(self.heads)
+        if left_out is not None and not self._warned_tiles:
+            warnings.warn(left_out, stacklevel=2)
+            self._warned_tiles = True  # once per predictor, not at every call
+        if not heads:
+            raise BrickError(f"{str(self.path)!r}: {left_out} It has no other head.")
+        for head, kind in heads.items():
             if kind == "segmentation" and f"{head}/probabilities" not in self.output_names:
                 raise BrickError(
                     f"{str(self.path)!r} has no output '{head}/probabilities', which merging the tiles of a segmentation "
@@ -249,7 +256,7 @@ class OnnxPredictor:
             images: uint8 RGB arrays [H, W, 3], of any sizes.
             batch_size: Images (with `tile`, tiles) per onnxruntime call; all at once when None.
             tile: Predict windows of this side in the image's pixels and merge them (see the module docstring); None:
-                each image whole.
+                each image whole. Tiled results leave count heads out (a warning names them, once).
             overlap: With `tile`, the fraction of a tile its neighbours share (0.2 when None); refused without `tile`.
 
         Returns:
@@ -300,6 +307,7 @@ class OnnxPredictor:
     ) -> list[dict[str, dict[str, Any]]]:
         """The windows of every image predicted in batches of `batch_size`, then merged image by image."""
         self.check_tile(tile, overlap)
+        heads = tiled_heads(self.heads)[0]
         kinds = {
             "detection": ("boxes", "scores", "labels"),
             "points": ("points", "scores", "labels"),
@@ -307,7 +315,7 @@ class OnnxPredictor:
         }
         names = [
             f"{head}/{leaf}"
-            for head, kind in self.heads.items()
+            for head, kind in heads.items()
             for leaf in kinds.get(kind, ("probabilities",))
             if leaf != "present" or f"{head}/present" in self.output_names  # a hand-made file may lack it
         ]
@@ -326,7 +334,7 @@ class OnnxPredictor:
                 by_image[index].append((window, {name: value[offset] for name, value in outputs.items()}))
         return [
             merge_windows(
-                self.heads,
+                heads,
                 parts,
                 image.shape[0],
                 image.shape[1],

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 __all__ = ["add_parser", "run"]
@@ -41,7 +43,7 @@ def add_parser(commands: Any) -> None:
         default=None,
         metavar="N",
         help="predict windows of N x N pixels and merge them, with the bricks or --onnx alike (padded, resized and "
-        "merged the same way); images beyond Pillow's pixel limit are read; refused by a count head",
+        "merged the same way); images beyond Pillow's pixel limit are read; count heads are left out (a warning says so)",
     )
     predict.add_argument(
         "--overlap",
@@ -116,7 +118,8 @@ def run(arguments: argparse.Namespace) -> int:
     backend: Any
     if arguments.onnx is not None:  # the file's own classes: it may come from another experiment
         folder = Path(arguments.experiment)
-        backend = _onnx_backend(folder, arguments)
+        with _warnings_as_lines():
+            backend = _onnx_backend(folder, arguments)
         class_names, category_ids = backend.predictor.class_names, backend.predictor.category_ids
         exported_from = backend.predictor.metadata.get("experiment")
         if exported_from and Path(exported_from) != folder.resolve():
@@ -131,7 +134,8 @@ def run(arguments: argparse.Namespace) -> int:
 
         experiment = load_experiment(arguments.experiment)
         folder = experiment.folder
-        backend = BrickBackend(experiment, batch_size=arguments.batch_size, tile=arguments.tile, overlap=arguments.overlap)
+        with _warnings_as_lines():
+            backend = BrickBackend(experiment, batch_size=arguments.batch_size, tile=arguments.tile, overlap=arguments.overlap)
         class_names = {head: experiment.head_class_names(head) for head in backend.heads}
         category_ids = {head: experiment.head_category_ids(head) for head in backend.heads}
     out = Path(arguments.out) if arguments.out else folder / "predictions" / f"{datetime.datetime.now():%Y-%m-%d_%H-%M-%S}"
@@ -159,6 +163,18 @@ def run(arguments: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """The warnings of the block (a head tiles leave out) printed as `torchbricks: warning: ...` lines."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        yield
+    for warning in caught:
+        print(f"torchbricks: warning: {warning.message}", file=sys.stderr)
+
+
 class _OnnxBackend:
     """`predict`'s backend interface over `torchbricks.deploy.OnnxPredictor` (the same per-image results)."""
 
@@ -167,9 +183,12 @@ class _OnnxBackend:
         self.batch_size = batch_size
         self.tile = tile
         self.overlap = overlap
+        from torchbricks._tiled_predictions import tiled_heads
+
         self.heads: dict[str, str] = dict(predictor.heads)
         if tile is not None:
             predictor.check_tile(tile, overlap)  # before the first image: a file too old to merge masks is one line
+            self.heads = tiled_heads(self.heads)[0]
 
     def predict(self, images: Any) -> list[Any]:
         return self.predictor.predict(list(images), batch_size=self.batch_size, tile=self.tile, overlap=self.overlap)
