@@ -107,6 +107,10 @@ def test_a_file_without_its_metadata_or_with_another_format_is_refused(tmp_path:
     with pytest.raises(BrickError, match="has format 'something else'; expected 'torchbricks-deployable-onnx/1'"):
         OnnxPredictor(path)
 
+    metadata_path(path).write_text('{"format": "torchbricks-deployable-onnx/1", "image_si')  # a copy cut short
+    with pytest.raises(BrickError, match=r"means\.onnx\.json' is not the JSON `torchbricks export` writes \(JSONDecodeError"):
+        OnnxPredictor(path)
+
     metadata_path(path).unlink()
     with pytest.raises(BrickError, match=r"means.onnx.json'\] missing \(written by `torchbricks export`\)"):
         OnnxPredictor(path)

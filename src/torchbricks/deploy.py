@@ -178,7 +178,13 @@ class OnnxPredictor:
         missing = [str(file) for file in (self.path, path_metadata) if not file.is_file()]
         if missing:
             raise BrickError(f"Cannot load the exported model: {missing} missing (written by `torchbricks export`).")
-        metadata = json.loads(path_metadata.read_text())
+        try:
+            metadata = json.loads(path_metadata.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:  # cut short by a full disk or a copy, say
+            raise BrickError(
+                f"{str(path_metadata)!r} is not the JSON `torchbricks export` writes ({type(error).__name__}: {error}); "
+                "export the model again (`torchbricks export EXPERIMENT --overwrite`)."
+            ) from error
         if not isinstance(metadata, dict) or metadata.get("format") != METADATA_FORMAT:
             found = metadata.get("format") if isinstance(metadata, dict) else type(metadata).__name__
             raise BrickError(f"{str(path_metadata)!r} has format {found!r}; expected {METADATA_FORMAT!r}.")
