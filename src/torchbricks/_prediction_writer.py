@@ -47,6 +47,8 @@ class PredictionWriter:
       `present`, the model's decision at its head's own threshold; above `MULTILABEL_THRESHOLD` for a backend that
       gives none) and `probabilities` (`name:probability;...`).
 
+    `predictions.csv` is UTF-8 whatever the system's locale, as the JSON files are (ASCII with `\\u` escapes).
+
     With several heads, each head's files and columns carry its name: `<head>_predictions.json`,
     `<head>_masks/`, `<head>_overlays/`, columns `<head>/class`... (a `/` in a head path becomes `-` in a file name).
 
@@ -226,7 +228,7 @@ class PredictionWriter:
             writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
             writer.writeheader()
             writer.writerows(self.rows)
-            path.write_text(buffer.getvalue())
+            path.write_text(buffer.getvalue(), encoding="utf-8")  # not the locale's: file names in any script
             written.append(path)
         return written
 
