@@ -173,3 +173,18 @@ def test_a_tiled_mask_of_a_short_image_leaves_the_padding_out_and_keeps_the_imag
     expected = np.zeros((20, 64), dtype=np.int64)
     expected[:, 10:50] = 1
     np.testing.assert_array_equal(result["seg"]["mask"], expected)
+
+
+@pytest.mark.parametrize(
+    ("image", "found"),
+    [
+        (np.full((16, 16, 3), 0.8, np.float32), r"float32 array \(16, 16, 3\)"),  # read as 0.8 / 255: black
+        (np.zeros((16, 16), np.uint8), r"uint8 array \(16, 16\)"),
+        (np.zeros((16, 16, 4), np.uint8), r"uint8 array \(16, 16, 4\)"),
+    ],
+)
+def test_predict_refuses_an_image_that_is_not_uint8_rgb_naming_it(tmp_path: Path, image: np.ndarray, found: str) -> None:
+    backend = BrickBackend(_classifier(tmp_path))
+
+    with pytest.raises(BrickError, match=rf"BrickBackend\.predict: image 1 must be a uint8 RGB array \[H, W, 3\], got a {found}"):
+        backend.predict([np.zeros((8, 8, 3), np.uint8), image])

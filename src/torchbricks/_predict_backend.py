@@ -31,7 +31,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
-from torchbricks._predict_results import ImageResult, PredictionBackend
+from torchbricks._predict_results import ImageResult, PredictionBackend, check_images
 from torchbricks._tiled_predictions import (
     chosen_overlap,
     image_windows,
@@ -151,7 +151,11 @@ class BrickBackend:
         """Predicts each image (uint8 [H, W, 3] at its original size); results at the original size.
 
         Concurrent calls from several threads are safe: the collection is only read (inference mode).
+
+        Raises:
+            BrickError: An image is not a uint8 RGB array [H, W, 3] (a float image would be divided by 255 again).
         """
+        check_images(images, "BrickBackend.predict")
         views = [
             (index, window)
             for index, image in enumerate(images)

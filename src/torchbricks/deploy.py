@@ -36,6 +36,7 @@ import numpy as np
 from PIL import Image
 
 from torchbricks._pictures import read_rgb_as_shown
+from torchbricks._predict_results import check_images
 from torchbricks._tiled_predictions import (
     DEFAULT_IOU_THRESHOLD,
     Window,
@@ -284,10 +285,7 @@ class OnnxPredictor:
             raise BrickError(
                 f"OnnxPredictor.predict: batch_size must be an int of 1 or more (or None: all at once), got {batch_size!r}."
             )
-        for index, image in enumerate(images):
-            if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-                found = f"{image.dtype} array {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
-                raise BrickError(f"OnnxPredictor.predict: image {index} must be a uint8 RGB array [H, W, 3], got a {found}.")
+        check_images(images, "OnnxPredictor.predict")
         if tile is not None:
             return self._predict_tiles(images, batch_size, tile, overlap)
         names = [name for name in self.output_names if not self._is_segmentation_probabilities(name)]
