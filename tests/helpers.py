@@ -123,3 +123,38 @@ def spawn_two_gloo_processes(function: Any, folder: Path, timeout: float, waitin
             for process in context.processes:
                 process.kill()
             pytest.fail(f"the two processes did not finish {waiting} in {timeout} s")
+
+
+def hand_built_experiment(
+    folder: Path,
+    heads: dict[str, dict[str, Any]],
+    class_names: list[str],
+    image_size: int = 16,
+    prepare: Any = None,
+) -> Path:
+    """An experiment folder as `torchbricks train` leaves it (`resolved_config.yaml`, `experiment.json`, `bricks/`) of
+    a one-convolution backbone (`features` [B, 8, image_size / 4, image_size / 4] from `raw`) and `heads`, each a
+    head path -> the nodes of a registered kind's `describe(...)`, as a packaged config nests them; `prepare` is
+    called with the collection before its weights are saved (to set them)."""
+    from omegaconf import OmegaConf
+
+    from torchbricks.configuration import create_brick_collection
+
+    backbone = {
+        "_target_": "torchbricks.bricks.BrickTrainable",
+        "model": {"_target_": "torch.nn.Conv2d", "in_channels": 3, "out_channels": 8, "kernel_size": 4, "stride": 4},
+        "input_names": ["raw"],
+        "output_names": ["features"],
+    }
+    config = OmegaConf.create({"model": {"bricks": {"backbone": backbone, **heads}}})
+    folder.mkdir(parents=True)
+    torch.manual_seed(0)
+    collection = create_brick_collection(config, "model.bricks")
+    if prepare is not None:
+        with torch.no_grad():
+            prepare(collection)
+    collection.save_bricks(folder / "bricks")
+    OmegaConf.save(config, folder / "resolved_config.yaml")
+    description = {"image_size": [image_size, image_size], "class_names": class_names}
+    (folder / "experiment.json").write_text(json.dumps(description))
+    return folder

@@ -87,6 +87,13 @@ def test_tiles_are_refused_by_a_segmentation_file_without_class_probabilities_sa
         predictor.predict([np.zeros((8, 8, 3), np.uint8)], tile=4)
 
 
+def test_an_overlap_without_a_tile_is_refused_naming_both(tmp_path: Path) -> None:
+    predictor = OnnxPredictor(_channel_means_file(tmp_path))
+
+    with pytest.raises(BrickError, match=r"OnnxPredictor\.predict: overlap=0\.5 needs tile=N .* would be ignored"):
+        predictor.predict([np.zeros((8, 8, 3), np.uint8)], overlap=0.5)
+
+
 def test_predict_refuses_an_image_that_is_not_uint8_rgb_naming_it(tmp_path: Path) -> None:
     predictor = OnnxPredictor(_channel_means_file(tmp_path))
 
@@ -98,6 +105,10 @@ def test_a_file_without_its_metadata_or_with_another_format_is_refused(tmp_path:
     path = _channel_means_file(tmp_path)
     metadata_path(path).write_text(json.dumps({"format": "something else"}))
     with pytest.raises(BrickError, match="has format 'something else'; expected 'torchbricks-deployable-onnx/1'"):
+        OnnxPredictor(path)
+
+    metadata_path(path).write_text('{"format": "torchbricks-deployable-onnx/1", "image_si')  # a copy cut short
+    with pytest.raises(BrickError, match=r"means\.onnx\.json' is not the JSON `torchbricks export` writes \(JSONDecodeError"):
         OnnxPredictor(path)
 
     metadata_path(path).unlink()

@@ -4,12 +4,14 @@ run in onnxruntime on uint8 images and compared with the collection in PyTorch; 
 from __future__ import annotations
 
 import ast
+import csv
 import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -550,3 +552,157 @@ def test_predict_onnx_tile_reads_images_beyond_pillows_pixel_limit(
     assert main(["predict", str(multitask), str(images), "--out", str(tmp_path / "tiled"), *onnx, "--tile", "64"]) == 0
     assert not (tmp_path / "tiled" / "skipped.txt").exists()
     assert (tmp_path / "tiled" / "segmentation_masks" / "mosaic.png").is_file()
+
+
+# --- a multilabel head deciding at a threshold of its own ------------------------------------------------------------
+
+
+def _multilabel_at(folder: Path, threshold: float) -> Path:
+    """An experiment whose multilabel head gives the probabilities 0.9, 0.6 and 0.3 on every image, deciding at
+    `threshold` (`MultiLabelClassifier(threshold=...)`, as a config override sets it)."""
+    from helpers import hand_built_experiment
+
+    from torchbricks.heads.multilabel import MultiLabelTaskHead
+
+    head = MultiLabelTaskHead.describe(num_classes=3, in_channels=8, features_name="features", targets_name="targets")
+    head["classify"]["model"]["threshold"] = threshold
+
+    def constant(collection: Any) -> None:
+        classifier = collection["tags"]["classify"].model.fc
+        classifier.weight.zero_()
+        classifier.bias.copy_(torch.logit(torch.tensor([0.9, 0.6, 0.3])))
+
+    return hand_built_experiment(folder, {"tags": head}, ["a", "b", "c"], prepare=constant)
+
+
+@pytest.mark.parametrize("onnx", [False, True])
+@pytest.mark.parametrize("tile", [None, 16])
+def test_multilabel_present_is_decided_at_the_heads_own_threshold_in_files_pictures_and_onnx(
+    tmp_path: Path, onnx: bool, tile: int | None
+) -> None:
+    experiment = _multilabel_at(tmp_path / "run", threshold=0.7)
+    Image.new("RGB", (40, 24), (90, 120, 30)).save(tmp_path / "photo one.png")
+    out = tmp_path / "out"
+    assert main(["export", str(experiment)]) == 0
+
+    arguments = ["predict", str(experiment), str(tmp_path / "photo one.png"), "--out", str(out), "--pictures", "none"]
+    assert main(arguments + (["--onnx"] if onnx else []) + (["--tile", str(tile)] if tile else [])) == 0
+
+    (row,) = csv.DictReader((out / "predictions.csv").open())
+    assert row["present"] == "a"  # b's 0.6 is below the head's 0.7 (it was written present at 0.5)
+    assert row["probabilities"] == "a:0.9000;b:0.6000;c:0.3000"
+    if onnx:
+        (result,) = OnnxPredictor(experiment / "deploy.onnx").predict([np.zeros((24, 40, 3), np.uint8)], tile=tile)
+        assert result["tags"]["present"].tolist() == [1, 0, 0]
+    metadata = json.loads(metadata_path(experiment / "deploy.onnx").read_text())
+    assert metadata["heads"]["tags"]["threshold"] == pytest.approx(0.7)
+
+
+# --- points and count heads: exported, predicted and written like the others -----------------------------------------
+
+
+def _points_and_count(folder: Path, image_size: int = 32) -> Path:
+    """An experiment of a points head (stride 4, its heatmap scaled up so that a few dozen peaks pass the decoder's
+    threshold) and a count head on one backbone, as `+head@model.bricks.count=count` adds it."""
+    from helpers import hand_built_experiment
+
+    from torchbricks.heads.count import CountTaskHead
+    from torchbricks.heads.points import PointsTaskHead
+
+    points = PointsTaskHead.describe(
+        num_classes=2, in_channels=8, features_name="features", stride=4, target_points_name="p", target_labels_name="l"
+    )
+    count = CountTaskHead.describe(in_channels=8, features_name="features", target_labels_name="l")
+
+    def confident(collection: Any) -> None:
+        collection["spots"]["detect"].model.heatmap.weight.mul_(40.0)
+        collection["spots"]["detect"].model.heatmap.bias.fill_(0.0)
+
+    heads = {"spots": points, "count": count}
+    return hand_built_experiment(folder, heads, ["dot", "cross"], image_size=image_size, prepare=confident)
+
+
+def _bricks_outputs(experiment: Path, images: np.ndarray) -> dict[str, np.ndarray]:
+    collection = load_experiment(experiment).collection
+    raw = torch.from_numpy(np.array(images)).float() / 255.0  # a copy: a resized image may be read-only
+    with torch.no_grad():
+        outputs = collection(named_inputs={"raw": raw}, tags=Stage.INFERENCE, return_inputs=False)
+    return {name: value.numpy() for name, value in outputs.items() if isinstance(value, torch.Tensor)}
+
+
+def test_points_and_count_heads_are_exported_and_give_the_bricks_outputs(tmp_path: Path) -> None:
+    experiment = _points_and_count(tmp_path / "run")
+    assert main(["export", str(experiment)]) == 0
+
+    metadata = json.loads(metadata_path(experiment / "deploy.onnx").read_text())
+    assert {head: entry["kind"] for head, entry in metadata["heads"].items()} == {"count": "count", "spots": "points"}
+    assert metadata["heads"]["spots"]["class_names"] == ["dot", "cross"]
+    assert sorted(metadata["outputs"]) == ["count/count", "spots/labels", "spots/points", "spots/scores"]
+    images = np.random.default_rng(0).integers(0, 256, (3, 3, 32, 32), dtype=np.uint8)
+    exported = OnnxPredictor(experiment / "deploy.onnx").run(images)
+    expected = _bricks_outputs(experiment, images)
+    kept = expected["spots/labels"] >= 0  # padding rows (label -1) below the threshold may come in any order
+    assert kept.sum() > 10  # points to compare, not only padding
+    np.testing.assert_allclose(exported["count/count"], expected["count/count"], rtol=1e-5)
+    np.testing.assert_array_equal(exported["spots/labels"], expected["spots/labels"])
+    np.testing.assert_allclose(exported["spots/points"][kept], expected["spots/points"][kept], atol=1e-4)
+    np.testing.assert_allclose(exported["spots/scores"][kept], expected["spots/scores"][kept], atol=1e-5)
+
+
+@pytest.mark.parametrize("onnx", [False, True])
+def test_predict_writes_the_points_in_the_images_pixels_and_the_count(tmp_path: Path, onnx: bool) -> None:
+    experiment = _points_and_count(tmp_path / "run")
+    assert main(["export", str(experiment)]) == 0
+    big = np.random.default_rng(1).integers(0, 256, (64, 96, 3), dtype=np.uint8)  # 2 and 3 times the model's 32 x 32
+    Image.fromarray(big).save(tmp_path / "field.png")
+    out = tmp_path / "out"
+
+    assert main(["predict", str(experiment), str(tmp_path / "field.png"), "--out", str(out)] + (["--onnx"] if onnx else [])) == 0
+
+    if onnx:  # each runtime's resize to the model's size: Pillow's without torch, torchvision's with the bricks
+        image = resize_image(big, (32, 32)).transpose(2, 0, 1)
+    else:
+        from torchvision.transforms.v2 import functional
+
+        image = functional.resize(torch.from_numpy(big).permute(2, 0, 1), [32, 32], antialias=True).numpy()
+    expected = _bricks_outputs(experiment, image[None])
+    kept = expected["spots/labels"][0] >= 0
+    rows = json.loads((out / "spots_points.json").read_text())
+    assert len(rows) == kept.sum() > 0
+    np.testing.assert_allclose([row["point"] for row in rows], expected["spots/points"][0][kept] * [3, 2], atol=2e-3)
+    assert [row["category_name"] for row in rows] == [["dot", "cross"][label] for label in expected["spots/labels"][0][kept]]
+    (row,) = csv.DictReader((out / "predictions.csv").open())
+    assert float(row["count/count"]) == pytest.approx(float(expected["count/count"][0]), abs=1e-4)
+    assert (out / "drawn" / "field.jpg").is_file()
+
+
+@pytest.mark.parametrize("onnx", [False, True])
+def test_tiles_leave_a_count_head_out_saying_so_once_and_predict_the_others(
+    tmp_path: Path, onnx: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    experiment = _points_and_count(tmp_path / "run")
+    assert main(["export", str(experiment)]) == 0
+    for name in ("a", "b"):
+        Image.fromarray(np.random.default_rng(2).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(tmp_path / f"{name}.png")
+    out = tmp_path / "out"
+    arguments = ["predict", str(experiment), str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--out", str(out)]
+
+    assert main([*arguments, "--tile", "32", *(["--onnx"] if onnx else [])]) == 0
+
+    error = capsys.readouterr().err
+    assert error.count("warning: Tiled prediction leaves out the count head(s) ['count']: the counts of overlapping") == 1
+    assert not (out / "predictions.csv").exists()  # no count column of a count that was not predicted
+    assert len(json.loads((out / "points.json").read_text())) > 0
+
+
+def test_tiles_are_refused_when_the_only_head_is_a_count(tmp_path: Path) -> None:
+    from helpers import hand_built_experiment
+
+    from torchbricks.errors import BrickError
+    from torchbricks.heads.count import CountTaskHead
+    from torchbricks.predict import BrickBackend
+
+    count = CountTaskHead.describe(in_channels=8, features_name="features", target_labels_name="l")
+    experiment = load_experiment(hand_built_experiment(tmp_path / "run", {"count": count}, ["dot"], image_size=32))
+    with pytest.warns(UserWarning, match="leaves out the count head"), pytest.raises(BrickError, match="no other head"):
+        BrickBackend(experiment, tile=32)

@@ -88,3 +88,18 @@ def test_calibration_images_leave_hidden_files_out(tmp_path: Path) -> None:
     (tmp_path / "images" / "._a.png").write_bytes(b"\x00\x05\x16\x07 not an image")  # macOS's twin on a shared drive
 
     assert len(_folder_images(tmp_path / "images", (8, 8))) == 1
+
+
+def test_the_agreement_does_not_pair_points_by_position_as_they_are_sorted_by_score() -> None:
+    from torchbricks._deploy_quantize import _agreement
+
+    points = np.array([[[4.0, 4.0], [20.0, 8.0]]], dtype=np.float32)
+    labels = np.array([[0, 1]])
+    swapped = {"spots/points": points[:, ::-1], "spots/labels": labels[:, ::-1], "count/count": np.array([2.0], np.float32)}
+    reference = {"spots/points": points, "spots/labels": labels, "count/count": np.array([2.5], np.float32)}
+
+    agreement = _agreement([(reference, swapped)])
+
+    assert "spots/points:max_abs_difference" not in agreement  # 16 px by position, though the same two points
+    assert agreement["spots/labels:same_box_count"] == 1.0
+    assert agreement["count/count:max_abs_difference"] == 0.5

@@ -821,3 +821,21 @@ def test_tiled_boxes_of_two_objects_side_by_side_are_both_kept(tmp_path: Path) -
     (result,) = backend.predict([image])
 
     assert sorted(result["det"]["boxes"][:, 0].tolist()) == [4.0, 50.0]
+
+
+def test_an_output_folder_inside_a_source_folder_is_not_read_as_images_by_the_next_run(tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    for name, box in (("a", (2, 2, 10, 10)), ("b", (5, 1, 20, 9))):
+        write_png(photos / f"{name}.png", blob_image(24, 32, box))
+    backend = BrickBackend(bright_box_experiment(tmp_path))
+    out = photos / "predictions"
+
+    first = predict_images(backend, [photos], out, class_names=["blob"], progress=False, pictures="png")
+    second = predict_images(backend, [photos, f"{photos}/**/*.png"], out, overwrite=True, class_names=["blob"], progress=False)
+
+    assert first.num_images == 2
+    assert second.num_images == 4  # a.png and b.png by the folder and by the glob, not predictions/drawn/*.png
+    assert {row["file_name"] for row in json.loads((out / "predictions.json").read_text())} == {
+        str(photos / "a.png"),
+        str(photos / "b.png"),
+    }

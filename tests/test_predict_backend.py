@@ -119,6 +119,16 @@ def test_the_backend_refuses_an_experiment_without_size_or_head_and_a_bad_batch(
         BrickBackend(_experiment(tmp_path, no_head))
 
 
+def test_an_overlap_without_a_tile_is_refused_naming_both(tmp_path: Path) -> None:
+    with pytest.raises(BrickError, match=r"BrickBackend: overlap=0\.5 needs tile=N .* the overlap would be ignored"):
+        BrickBackend(_classifier(tmp_path), overlap=0.5)
+    image = np.zeros((16, 32, 3), dtype=np.uint8)
+    image[:, 16:, 2] = 255
+    defaulted = BrickBackend(_classifier(tmp_path), tile=16).predict([image])[0]["colour"]["probabilities"]
+    explicit = BrickBackend(_classifier(tmp_path), tile=16, overlap=0.2).predict([image])[0]["colour"]["probabilities"]
+    np.testing.assert_array_equal(defaulted, explicit)
+
+
 @pytest.mark.parametrize("size", [(3, 5), (6, 4), (7, 7), (16, 9)])
 def test_resize_mask_nearest_is_torch_nearest(size: tuple[int, int]) -> None:
     mask = torch.randint(0, 5, (6, 4), generator=torch.Generator().manual_seed(0))
@@ -163,3 +173,18 @@ def test_a_tiled_mask_of_a_short_image_leaves_the_padding_out_and_keeps_the_imag
     expected = np.zeros((20, 64), dtype=np.int64)
     expected[:, 10:50] = 1
     np.testing.assert_array_equal(result["seg"]["mask"], expected)
+
+
+@pytest.mark.parametrize(
+    ("image", "found"),
+    [
+        (np.full((16, 16, 3), 0.8, np.float32), r"float32 array \(16, 16, 3\)"),  # read as 0.8 / 255: black
+        (np.zeros((16, 16), np.uint8), r"uint8 array \(16, 16\)"),
+        (np.zeros((16, 16, 4), np.uint8), r"uint8 array \(16, 16, 4\)"),
+    ],
+)
+def test_predict_refuses_an_image_that_is_not_uint8_rgb_naming_it(tmp_path: Path, image: np.ndarray, found: str) -> None:
+    backend = BrickBackend(_classifier(tmp_path))
+
+    with pytest.raises(BrickError, match=rf"BrickBackend\.predict: image 1 must be a uint8 RGB array \[H, W, 3\], got a {found}"):
+        backend.predict([np.zeros((8, 8, 3), np.uint8), image])

@@ -56,11 +56,12 @@ def test_the_mask_blend_is_the_drawing_overlay_within_one_grey_level() -> None:
 
 def test_the_classification_text_names_the_best_class_or_the_present_ones() -> None:
     drawer = PictureDrawer({"a": "classification", "b": "multilabel"}, ["cat", "dog", "fox"])
-    assert drawer.classification_text("classification", np.array([0.1, 0.7, 0.2]), "a") == "dog 0.70"
-    assert drawer.classification_text("multilabel", np.array([0.6, 0.2, 0.9]), "b") == "cat, fox"
+    assert drawer.classification_text("classification", {"probabilities": np.array([0.1, 0.7, 0.2])}, "a") == "dog 0.70"
+    assert drawer.classification_text("multilabel", {"probabilities": np.array([0.6, 0.2, 0.9])}, "b") == "cat, fox"
     assert drawer.name_of(7, "a") == "7"
     own = PictureDrawer({"a": "classification", "b": "multilabel"}, {"a": ["cat", "dog", "fox"], "b": ["red", "green", "blue"]})
-    assert own.classification_text("multilabel", np.array([0.6, 0.2, 0.9]), "b") == "red, blue"  # each head its own names
+    values = {"probabilities": np.array([0.6, 0.2, 0.9])}
+    assert own.classification_text("multilabel", values, "b") == "red, blue"  # each head its own names
 
 
 def test_label_tiles_are_rendered_once_per_text_colour_and_size() -> None:

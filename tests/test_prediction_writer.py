@@ -52,6 +52,18 @@ def test_multilabel_columns_list_the_classes_above_one_half(tmp_path: Path) -> N
     assert row["tags/probabilities"] == "a:0.9000;b:0.5000;c:0.5100"
 
 
+def test_multilabel_present_column_and_picture_follow_the_models_own_decision_at_its_threshold(tmp_path: Path) -> None:
+    # A head of threshold 0.7 decides 0.6 is absent: 0.5 would have written b as present.
+    writer = PredictionWriter(tmp_path, {"tags": "multilabel"}, ["a", "b", "c"], pictures=None)
+    probabilities = np.array([0.9, 0.6, 0.3], np.float32)
+    writer.record("x.png", {"tags": {"kind": "multilabel", "probabilities": probabilities, "present": probabilities > 0.7}})
+    writer.finish()
+
+    (row,) = csv.DictReader((tmp_path / "predictions.csv").open())
+    assert row["present"] == "a"
+    assert writer._drawer.classification_text("multilabel", {"probabilities": probabilities, "present": [1, 0, 0]}, "tags") == "a"
+
+
 def test_detections_are_coco_results_with_x_y_width_height_and_the_training_category_ids(tmp_path: Path) -> None:
     writer = PredictionWriter(tmp_path, {"det": "detection"}, ["cat", "dog"], category_ids=[3, 7], pictures=None)
     for name in ("a", "b"):
@@ -162,3 +174,47 @@ def test_heads_trained_on_data_sets_of_their_own_are_named_by_their_own_classes_
     assert row["shape/head/top5"] == "star:0.7000;square:0.2000;circle:0.1000"
     (box,) = json.loads((tmp_path / "detection_predictions.json").read_text())
     assert (box["category_id"], box["category_name"]) == (9, "bus")
+
+
+_UNICODE_CLASSES = """
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from torchbricks.predict import predict_images
+
+
+class Grey:
+    heads = {"head": "classification"}
+
+    def predict(self, images):
+        return [{"head": {"kind": "classification", "probabilities": np.array([0.25, 0.75], np.float32)}} for _ in images]
+
+
+folder = Path(sys.argv[1])
+Image.new("RGB", (8, 8)).save(folder / "photo.png")
+predict_images(Grey(), [folder], folder / "out", class_names=["cat", "d\\u00f6g \\u732b"], progress=False, workers=0)
+"""
+
+
+def test_predictions_csv_is_utf8_whatever_the_locale(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    src = Path(__file__).parents[1] / "src"
+    environment = {"PYTHONPATH": str(src), "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}  # ASCII locale
+    completed = subprocess.run(
+        [sys.executable, "-c", _UNICODE_CLASSES, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environment,
+        check=False,
+    )
+
+    assert completed.returncode == 0, completed.stderr  # the class names of a German or Japanese data set
+    (row,) = csv.DictReader((tmp_path / "out" / "predictions.csv").open(encoding="utf-8"))
+    assert row["class"] == "d\u00f6g \u732b"
+    assert row["top5"] == "d\u00f6g \u732b:0.7500;cat:0.2500"

@@ -80,3 +80,36 @@ def test_boxes_are_cut_to_the_image_and_boxes_wholly_outside_it_dropped(tile: in
     np.testing.assert_allclose(result["det"]["boxes"], expected, rtol=1e-6)
     assert result["det"]["scores"].tolist() == pytest.approx([0.9])
     assert result["det"]["labels"].tolist() == [1]
+
+
+def _points_window(points: list[tuple[float, float]], scores: list[float]) -> dict[str, np.ndarray]:
+    """A points head's outputs for one window, padded with a row of label -1; points in the window's input pixels."""
+    return {
+        "p/points": np.array([*points, (0.0, 0.0)], dtype=np.float32),
+        "p/scores": np.array([*scores, 0.01], dtype=np.float32),
+        "p/labels": np.array([0] * len(points) + [-1], dtype=np.int64),
+    }
+
+
+def test_tiled_points_seen_by_two_windows_are_reported_once_by_the_window_they_are_central_to() -> None:
+    # Windows of 40 at x 0 and 20 over an image 60 wide, input 20 x 20 (half the tile): the overlap 20..40 splits at 30.
+    left = _points_window([(5.0, 5.0), (12.5, 10.0), (17.5, 10.0)], [0.9, 0.8, 0.7])  # x 10, 25 and 35 in the image
+    right = _points_window([(2.5, 10.0), (7.5, 10.0), (15.0, 5.0)], [0.75, 0.6, 0.5])  # x 25, 35 and 50 in the image
+    parts = [((0, 0, 40, 40), left), ((20, 0, 60, 40), right)]
+
+    result = merge_windows({"p": "points"}, parts, 40, 60, input_size=(20, 20), tile=40)["p"]
+
+    # x 25 is the left window's (left of 30), x 35 the right one's: each object once, at its score there
+    np.testing.assert_allclose(result["points"], [[10.0, 10.0], [25.0, 20.0], [35.0, 20.0], [50.0, 10.0]])
+    np.testing.assert_allclose(result["scores"], [0.9, 0.8, 0.6, 0.5])
+    assert result["labels"].tolist() == [0, 0, 0, 0]
+
+
+def test_untiled_points_are_scaled_to_the_image_and_the_padding_left_out() -> None:
+    output = _points_window([(4.0, 2.0), (20.0, 10.0)], [0.9, 0.4])
+
+    result = merge_windows({"p": "points"}, [((0, 0, 60, 30), output)], 30, 60, input_size=(10, 20), tile=None)["p"]
+
+    np.testing.assert_allclose(result["points"], [[12.0, 6.0], [60.0, 30.0]])  # the far border is on the image
+    assert result["labels"].tolist() == [0, 0]
+    assert result["points"].dtype == np.float32

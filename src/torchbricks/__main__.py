@@ -3,7 +3,8 @@
     torchbricks train [OVERRIDE ...]        trains, tests, exports and visualizes the configured model
     torchbricks train --show-config [...]   prints the composed config and exits
     torchbricks predict EXPERIMENT SOURCE...  predicts images, folders, globs or videos with a trained experiment
-                                            and writes the drawn pictures, predictions.json / .csv and masks
+                                            and writes the drawn pictures, predictions.json / .csv, points.json
+                                            and masks
     torchbricks evaluate EXPERIMENT data.root=DIR [split=val|test]
                                             the experiment's metrics on another labelled data set
                                             (evaluation.json, per-class precision and recall)
@@ -14,7 +15,8 @@
                                             per class and split; exit status 1 when anything is wrong
     torchbricks export EXPERIMENT [--quantize int8] [--image-size N] [--out FILE]
                                             writes one ONNX file taking uint8 images [B, 3, H, W] and giving
-                                            each head's final results (boxes after NMS, masks, probabilities),
+                                            each head's final results (boxes after NMS, masks, probabilities,
+                                            points, counts),
                                             with FILE.json beside it; `predict --onnx` and
                                             torchbricks.deploy.OnnxPredictor run it without torch
     torchbricks --version

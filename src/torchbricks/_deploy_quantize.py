@@ -210,6 +210,6 @@ def _agreement(pairs: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]])
             agreement[f"{name}:mean_boxes_int8"] = float(counts[1].mean())
         elif reference.dtype.kind in "iu":
             agreement[f"{name}:equal_fraction"] = float((reference == quantized).mean())
-        elif leaf not in ("boxes", "scores"):  # boxes are sorted by score: positions do not pair them across files
+        elif leaf not in ("boxes", "points", "scores"):  # sorted by score: positions do not pair them across files
             agreement[f"{name}:max_abs_difference"] = float(np.abs(reference - quantized).max(initial=0.0))
     return agreement

@@ -54,11 +54,14 @@ class ImageSource:
         return str(self.path) if self.frame is None else f"{self.path}#{self.frame}"
 
 
-def collect_image_sources(sources: list[str | Path] | tuple[str | Path, ...] | Any) -> list[ImageSource]:
+def collect_image_sources(
+    sources: list[str | Path] | tuple[str | Path, ...] | Any, exclude: Path | str | None = None
+) -> list[ImageSource]:
     """The images of `sources`, in order: a file as given, a folder's image and video files (recursive, sorted), a
     glob's matching image and video files (sorted); animations and videos expand to one source per frame. A video of a
     folder or glob that cannot be opened is one source with the reason (`ImageSource.unreadable`), which
-    `ImageSourceDataset` reports as unreadable.
+    `ImageSourceDataset` reports as unreadable. Files a folder or glob finds inside the folder `exclude` (the output
+    folder of `predict`, whose drawn pictures a second run into a folder of the sources would find) are left out.
 
     Raises:
         BrickError: A source is neither a file, a folder nor a glob, matches no image or video file, or is a video
@@ -66,16 +69,17 @@ def collect_image_sources(sources: list[str | Path] | tuple[str | Path, ...] | A
         MissingExtraError: A video given by name needs torchcodec, which is not installed.
     """
     items: list[ImageSource] = []
+    excluded = Path(exclude).resolve() if exclude is not None else None
     for source in sources:
         text = str(source)
         path = Path(text)
         if path.is_file():
             files = [path]
         elif path.is_dir():
-            files = visible_files(path, _KNOWN, recursive=True)
+            files = _outside(visible_files(path, _KNOWN, recursive=True), excluded)
         elif glob.has_magic(text):
             files = sorted(Path(match) for match in glob.glob(text, recursive=True) if Path(match).suffix.lower() in _KNOWN)
-            files = [file for file in files if file.is_file()]
+            files = _outside([file for file in files if file.is_file()], excluded)
         else:
             raise BrickError(f"Source {text!r} is neither an image, a folder nor a glob pattern (no such file or folder).")
         if not files:
@@ -83,6 +87,13 @@ def collect_image_sources(sources: list[str | Path] | tuple[str | Path, ...] | A
         for file in files:
             items.extend(_frames(file, given=file == path))
     return items
+
+
+def _outside(files: list[Path], folder: Path | None) -> list[Path]:
+    """The files that do not lie inside `folder` (resolved; all of them when None)."""
+    if folder is None:
+        return files
+    return [file for file in files if not file.resolve().is_relative_to(folder)]
 
 
 def _frames(path: Path, given: bool = True) -> list[ImageSource]:

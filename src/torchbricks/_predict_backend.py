@@ -7,7 +7,10 @@ A *backend* has `heads` (head path -> kind, see `torchbricks.trained_experiment.
 - detection: `boxes` float32 [N, 4] (x_min, y_min, x_max, y_max in original pixels, cut to the image), `scores` float32 [N],
   `labels` int64 [N];
 - segmentation: `mask` int64 [H, W], the class index per pixel;
-- classification and multilabel: `probabilities` float32 [K].
+- classification and multilabel: `probabilities` float32 [K]; multilabel also `present` int64 [K], 1 for each class
+  the model decides is present (at its head's own threshold, which need not be 0.5);
+- points: `points` float32 [N, 2] (x, y in original pixels), `scores` float32 [N], `labels` int64 [N], by score;
+- count: `count`, a float32 number (the model's regression, not rounded).
 
 `BrickBackend` runs a trained collection (`load_experiment`). Tiled prediction (`BrickBackend(tile=...)`) cuts each
 image into overlapping windows, resizes each window to the model's input size as in training and merges the
@@ -22,13 +25,21 @@ windows; multilabel probabilities by their maximum (a class present in one windo
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
 
-from torchbricks._predict_results import ImageResult, PredictionBackend
-from torchbricks._tiled_predictions import image_windows, merge_windows, resize_mask_nearest, tile_pixels
+from torchbricks._predict_results import ImageResult, PredictionBackend, check_images
+from torchbricks._tiled_predictions import (
+    chosen_overlap,
+    image_windows,
+    merge_windows,
+    resize_mask_nearest,
+    tile_pixels,
+    tiled_heads,
+)
 from torchbricks.errors import BrickError, ConfigError
 from torchbricks.tags import VISUALIZATION, Stage, tags_for
 from torchbricks.trained_experiment import (
@@ -47,7 +58,9 @@ _HEAD_VALUES = {
     "detection": ("boxes", "scores", "labels"),
     "segmentation": ("probabilities", "mask"),
     "classification": ("probabilities",),
-    "multilabel": ("probabilities",),
+    "multilabel": ("probabilities", "present"),
+    "points": ("points", "scores", "labels"),
+    "count": ("count",),
 }
 
 
@@ -63,16 +76,18 @@ class BrickBackend:
         experiment: A trained experiment (`torchbricks.trained_experiment.load_experiment`).
         batch_size: Images (or tiles) per call of the collection.
         tile: Predict window by window of this side in original pixels (see the module docstring); None: the whole
-            image at once.
-        overlap: Fraction of a tile shared by neighbouring tiles.
+            image at once. Tiles leave count heads out of `heads` and the results, with a warning naming them.
+        overlap: With `tile`, the fraction of a tile shared by neighbouring tiles (`DEFAULT_OVERLAP`, 0.2, when None).
 
     Raises:
         ConfigError: The experiment has no input size or its collection no task head.
+        BrickError: A batch size below 1, a bad tile or overlap, or an overlap without a tile.
     """
 
     def __init__(
-        self, experiment: TrainedExperiment, batch_size: int = 32, tile: int | None = None, overlap: float = 0.2
+        self, experiment: TrainedExperiment, batch_size: int = 32, tile: int | None = None, overlap: float | None = None
     ) -> None:
+        overlap = chosen_overlap(tile, overlap, "BrickBackend")
         if experiment.image_size is None:
             raise ConfigError(
                 f"Experiment {str(experiment.folder)!r} has no image_size in experiment.json; cannot resize images."
@@ -90,8 +105,14 @@ class BrickBackend:
         if not self.heads:
             raise ConfigError(
                 f"Experiment {str(experiment.folder)!r} has no task head (outputs of a detection, segmentation, "
-                f"classification or multilabel head); its inference outputs are {produced}."
+                f"classification, multilabel, points or count head); its inference outputs are {produced}."
             )
+        if tile is not None:
+            self.heads, left_out = tiled_heads(self.heads)
+            if left_out is not None:
+                warnings.warn(left_out, stacklevel=2)
+            if not self.heads:
+                raise BrickError(f"Experiment {str(experiment.folder)!r}: {left_out} It has no other head.")
         self.output_names = tuple(f"{head}/{name}" for head, kind in self.heads.items() for name in _HEAD_VALUES[kind])
         self.iou_thresholds = {head: decoder_iou_threshold(self.collection, head) for head in self.heads}
         parameter = next(self.collection.parameters(), None)
@@ -130,7 +151,11 @@ class BrickBackend:
         """Predicts each image (uint8 [H, W, 3] at its original size); results at the original size.
 
         Concurrent calls from several threads are safe: the collection is only read (inference mode).
+
+        Raises:
+            BrickError: An image is not a uint8 RGB array [H, W, 3] (a float image would be divided by 255 again).
         """
+        check_images(images, "BrickBackend.predict")
         views = [
             (index, window)
             for index, image in enumerate(images)

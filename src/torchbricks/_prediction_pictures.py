@@ -24,16 +24,27 @@ from PIL import Image, ImageDraw
 from torchbricks._conventions import of_head
 from torchbricks._palette import PALETTE, Color, color_for, load_font
 
-__all__ = ["BOX_FONT_SIZE", "DRAWN_MIN_SCORE", "MULTILABEL_THRESHOLD", "PALETTE_BYTES", "PictureDrawer", "label_tile", "per_head"]
+__all__ = [
+    "BOX_FONT_SIZE",
+    "DRAWN_MIN_SCORE",
+    "MULTILABEL_THRESHOLD",
+    "PALETTE_BYTES",
+    "PictureDrawer",
+    "label_tile",
+    "per_head",
+    "present_classes",
+]
 
 DRAWN_MIN_SCORE = 0.3
 """Boxes scoring below it are left out of the drawn pictures (not out of `predictions.json`), as in training's
 pictures (`BrickVisualizeBoxes`)."""
 MULTILABEL_THRESHOLD = 0.5
-"""A class of a multilabel head is present above this probability (`MultiLabelClassifier`'s default)."""
+"""A class of a multilabel head is present above this probability when the backend's result gives no `present` (the
+model's own decision, at its head's threshold, which both `predict` backends give): `MultiLabelClassifier`'s default."""
 BOX_FONT_SIZE = 12
 """Font size of the box labels, as `drawing.draw_boxes`."""
 BOX_WIDTH = 2
+POINT_RADIUS = 3
 PALETTE_BYTES = (bytes(value for color in PALETTE for value in color) * (256 // len(PALETTE) + 1))[:768]
 """256 RGB palette entries, class i in `PALETTE[i % len(PALETTE)]`, for the segmentation overlays (palette PNGs)."""
 
@@ -103,18 +114,54 @@ class PictureDrawer:
             tile = label_tile(f"{self.name_of(label, head)} {score:.2f}", color, BOX_FONT_SIZE)
             picture.paste(tile, (int(x_min), int(max(0.0, y_min - (tile.height - 1)))))
 
+    def draw_points(self, picture: Image.Image, values: dict[str, Any], head: str) -> None:
+        """Draws the points scoring at least `DRAWN_MIN_SCORE` as dots in their class colour, each labelled `name score`
+        to its right."""
+        keep = values["scores"] >= DRAWN_MIN_SCORE
+        if not keep.any():
+            return
+        draw = ImageDraw.Draw(picture)
+        for (x, y), score, label in zip(
+            values["points"][keep].tolist(), values["scores"][keep].tolist(), values["labels"][keep].tolist(), strict=True
+        ):
+            if label < 0:
+                continue
+            color = color_for(label)
+            draw.ellipse(
+                (x - POINT_RADIUS, y - POINT_RADIUS, x + POINT_RADIUS, y + POINT_RADIUS), fill=color, outline=(255, 255, 255)
+            )
+            tile = label_tile(f"{self.name_of(label, head)} {score:.2f}", color, BOX_FONT_SIZE)
+            picture.paste(tile, (int(x + POINT_RADIUS + 1), int(max(0.0, y - tile.height / 2))))
+
     def write_label(self, picture: Image.Image, text: str, line: int) -> None:
         """Writes a text on a filled box at the top-left corner, on the `line`-th line."""
         font_size = max(10, min(32, picture.height // 16))
         picture.paste(label_tile(text or "-", PALETTE[0], font_size), (4, 4 + line * (font_size + 8)))
 
-    def classification_text(self, kind: str, probabilities: np.ndarray, head: str) -> str:
-        """`name score` of the most probable class, or the present classes of a multilabel head."""
+    def classification_text(self, kind: str, values: Mapping[str, Any], head: str) -> str:
+        """`name score` of the most probable class, the present classes of a multilabel head (`present_classes`), or a
+        count head's `count N.N`."""
+        if kind == "count":
+            return f"count {float(values['count']):.1f}"
         if kind == "classification":
+            probabilities = values["probabilities"]
             best = int(np.argmax(probabilities))
             return f"{self.name_of(best, head)} {probabilities[best]:.2f}"
-        present = [i for i, value in enumerate(probabilities.tolist()) if value > MULTILABEL_THRESHOLD]
-        return ", ".join(self.name_of(i, head) for i in present)
+        return ", ".join(self.name_of(i, head) for i in present_classes(values))
+
+
+def present_classes(values: Mapping[str, Any]) -> list[int]:
+    """The classes a multilabel head's result says are present: its `present` (the model's own decision at its head's
+    threshold) where nonzero, or without one, those of probability above `MULTILABEL_THRESHOLD`.
+
+    Example:
+        >>> scores = np.array([0.9, 0.4, 0.2])
+        >>> present_classes({"probabilities": scores}), present_classes({"probabilities": scores, "present": [1, 1, 0]})
+        ([0], [0, 1])
+    """
+    if values.get("present") is not None:
+        return np.flatnonzero(values["present"]).tolist()
+    return np.flatnonzero(np.asarray(values["probabilities"]) > MULTILABEL_THRESHOLD).tolist()
 
 
 def per_head(values: Sequence[Any] | Mapping[str, Sequence[Any] | None] | None, heads: Mapping[str, str]) -> dict[str, list[Any]]:

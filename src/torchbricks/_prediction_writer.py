@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from torchbricks._predict_results import ImageResult
-from torchbricks._prediction_pictures import MULTILABEL_THRESHOLD, PALETTE_BYTES, PictureDrawer, per_head
+from torchbricks._prediction_pictures import PALETTE_BYTES, PictureDrawer, per_head, present_classes
 from torchbricks.errors import BrickError
 
 __all__ = ["PICTURE_FORMATS", "TOP_K", "PredictionWriter"]
@@ -28,7 +28,7 @@ class PredictionWriter:
     Per image `name` (a relative path without suffix, see `predict_images`):
 
     - `drawn/<name>.jpg` (or `.png`): the image at its original size with every head drawn on it (mask overlay,
-      boxes with class and score at or above `DRAWN_MIN_SCORE`, class names);
+      boxes and points with class and score at or above `DRAWN_MIN_SCORE`, class names, counts);
     - segmentation: `masks/<name>.png`, the class index per pixel (8-bit greyscale, 16-bit above 255 classes), and
       with `overlays`, `overlays/<name>.png`, the mask in colours (a palette PNG, class i in `drawing.PALETTE[i]`,
       the background class 0 transparent) to lay over the image in another tool (the drawn picture has it blended);
@@ -39,9 +39,15 @@ class PredictionWriter:
       category_name, bbox: [x, y, width, height], score}]` (the category id of the training data when it was COCO,
       else the class index; image ids count from 1 in the order of the images; pixels rounded to 0.001, scores to
       0.00001);
+    - points: `points.json`, `[{image_id, file_name, category_id, category_name, point: [x, y], score}]` (ids and
+      rounding as `predictions.json`);
+    - count: the column `count` of `predictions.csv` (the model's real number, 4 decimals, not rounded to a whole);
     - classification and multilabel: `predictions.csv`, one row per image: `file`, then per head `class`,
-      `score` and `top5` (`name:probability;...`), for a multilabel head `present` (`name;...` above
-      `MULTILABEL_THRESHOLD`) and `probabilities` (`name:probability;...`).
+      `score` and `top5` (`name:probability;...`), for a multilabel head `present` (`name;...`: the result's
+      `present`, the model's decision at its head's own threshold; above `MULTILABEL_THRESHOLD` for a backend that
+      gives none) and `probabilities` (`name:probability;...`).
+
+    `predictions.csv` is UTF-8 whatever the system's locale, as the JSON files are (ASCII with `\\u` escapes).
 
     With several heads, each head's files and columns carry its name: `<head>_predictions.json`,
     `<head>_masks/`, `<head>_overlays/`, columns `<head>/class`... (a `/` in a head path becomes `-` in a file name).
@@ -77,6 +83,7 @@ class PredictionWriter:
         self.pictures = pictures
         self.overlays = overlays
         self.detections: dict[str, list[dict[str, Any]]] = {head: [] for head, kind in heads.items() if kind == "detection"}
+        self.points: dict[str, list[dict[str, Any]]] = {head: [] for head, kind in heads.items() if kind == "points"}
         self.rows: list[dict[str, str]] = []
         self.count = 0
         self._drawer = PictureDrawer(self.heads, class_names)
@@ -111,6 +118,10 @@ class PredictionWriter:
             values = result[head]
             if kind == "detection":
                 self._add_boxes(head, file_name, values)
+            elif kind == "points":
+                self._add_points(head, file_name, values)
+            elif kind == "count":
+                row[self._column(head, "count")] = f"{float(values['count']):.4f}"
             elif kind in ("classification", "multilabel"):
                 probabilities = values["probabilities"]
                 if kind == "classification":
@@ -122,11 +133,7 @@ class PredictionWriter:
                         f"{self._name_of(int(index), head)}:{probabilities[index]:.4f}" for index in order[:TOP_K]
                     )
                 else:
-                    present = [
-                        self._name_of(index, head)
-                        for index, value in enumerate(probabilities.tolist())
-                        if value > MULTILABEL_THRESHOLD
-                    ]
+                    present = [self._name_of(index, head) for index in present_classes(values)]
                     row[self._column(head, "present")] = ";".join(present)
                     row[self._column(head, "probabilities")] = ";".join(
                         f"{self._name_of(index, head)}:{value:.4f}" for index, value in enumerate(probabilities.tolist())
@@ -160,8 +167,10 @@ class PredictionWriter:
                 continue
             elif kind == "detection":
                 self._drawer.draw_boxes(picture, values, head)
+            elif kind == "points":
+                self._drawer.draw_points(picture, values, head)
             else:
-                text = self._drawer.classification_text(kind, values["probabilities"], head)
+                text = self._drawer.classification_text(kind, values, head)
                 self._drawer.write_label(picture, text, text_line)
                 text_line += 1
         if picture is not None:
@@ -183,17 +192,35 @@ class PredictionWriter:
                 }
             )
 
+    def _add_points(self, head: str, file_name: str, values: dict[str, Any]) -> None:
+        for (x, y), score, label in zip(
+            values["points"].tolist(), values["scores"].tolist(), values["labels"].tolist(), strict=True
+        ):
+            ids = self.category_ids[head]
+            self.points[head].append(
+                {
+                    "image_id": self.count,
+                    "file_name": file_name,
+                    "category_id": int(ids[label] if 0 <= label < len(ids) else label),
+                    "category_name": self._name_of(int(label), head),
+                    "point": [round(x, 3), round(y, 3)],
+                    "score": round(score, 5),
+                }
+            )
+
     def finish(self) -> list[Path]:
-        """Writes `predictions.json` and `predictions.csv` (for the heads that have them); returns their paths."""
+        """Writes `predictions.json`, `points.json` and `predictions.csv` (for the heads that have them); returns their
+        paths."""
         import json
 
         written = []
-        for head, detections in self.detections.items():
-            path = self.folder / f"{self._prefix(head)}predictions.json"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # One detection per line, by json's C encoder (an indent makes json encode in Python: 5x slower).
-            path.write_text("[\n" + ",\n".join(json.dumps(detection) for detection in detections) + "\n]\n")
-            written.append(path)
+        for file, found in (("predictions.json", self.detections), ("points.json", self.points)):
+            for head, rows in found.items():
+                path = self.folder / f"{self._prefix(head)}{file}"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                # One object per line, by json's C encoder (an indent makes json encode in Python: 5x slower).
+                path.write_text("[\n" + ",\n".join(json.dumps(row) for row in rows) + "\n]\n")
+                written.append(path)
         if self.rows:
             path = self.folder / "predictions.csv"
             columns = list(dict.fromkeys(column for row in self.rows for column in row))
@@ -201,7 +228,7 @@ class PredictionWriter:
             writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
             writer.writeheader()
             writer.writerows(self.rows)
-            path.write_text(buffer.getvalue())
+            path.write_text(buffer.getvalue(), encoding="utf-8")  # not the locale's: file names in any script
             written.append(path)
         return written
 

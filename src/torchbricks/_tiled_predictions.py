@@ -13,15 +13,21 @@ them the same way and merge the same rules, and cannot drift apart:
 - segmentation: each window's class probabilities resized bilinearly to the canvas (`resize_bilinear`, torch's
   `interpolate(mode="bilinear", align_corners=False)`), averaged over the windows covering a pixel (the padding
   left out), and the most probable class taken;
-- classification: the mean of the windows' probabilities; multilabel: their maximum (a class present in one window
-  is present in the image).
+- points: each window's points scaled and shifted as boxes are, each window keeping those in its own part of the
+  image (`owned_regions`: overlaps split at their middle), so a point two windows found is reported once;
+- count: not merged (the counts of overlapping windows do not add up to the image's): tiled predictions leave count
+  heads out, with a warning naming them (`tiled_heads`);
+- classification: the mean of the windows' probabilities; multilabel: their maximum, and a class is present in the
+  image when the model decides it is present in one window (`present`, at the head's own threshold).
 
-Without tiles (`tile=None`) the one window is the whole image: boxes scaled to it and cut to it, the mask resized to
-it by nearest neighbour (`resize_mask_nearest`).
+Without tiles (`tile=None`) the one window is the whole image: boxes and points scaled to it (boxes cut to it), the
+mask resized to it by nearest neighbour (`resize_mask_nearest`), the count as it is.
 
 A window's outputs are the model's, for one input: `{"<head>/<name>": array}` with a detection head's `boxes`
 [P, 4] (pixels of the model's input), `scores` [P] and `labels` [P] (-1 marks a padding row), a segmentation head's
-`probabilities` [K, h, w] (or, without tiles, `mask` [h, w]), and the others' `probabilities` [K].
+`probabilities` [K, h, w] (or, without tiles, `mask` [h, w]), a points head's `points` [P, 2], `scores` [P] and
+`labels` [P] (-1 padding), a count head's `count` (a number), and the others' `probabilities` [K] (a multilabel
+head's with its `present` [K], when the model gives it).
 """
 
 from __future__ import annotations
@@ -32,20 +38,26 @@ from typing import Any
 import numpy as np
 
 from torchbricks._tiling import tile_windows
+from torchbricks.errors import BrickError
 
 __all__ = [
     "CUT_PART_CONTAINED",
     "DEFAULT_IOU_THRESHOLD",
+    "DEFAULT_OVERLAP",
+    "UNTILEABLE_KINDS",
     "Window",
     "WindowOutputs",
     "at_inner_border",
     "boxes_in_image",
+    "chosen_overlap",
     "image_windows",
     "merge_windows",
     "non_maximum_suppression",
+    "owned_regions",
     "resize_bilinear",
     "resize_mask_nearest",
     "tile_pixels",
+    "tiled_heads",
     "without_cut_parts",
 ]
 
@@ -59,9 +71,30 @@ DEFAULT_IOU_THRESHOLD = 0.5
 """The IoU threshold of merging a detection head's boxes when its decoder names none (or an exported file predates
 the `iou_threshold` of its metadata)."""
 
+DEFAULT_OVERLAP = 0.2
+"""The fraction of a tile its neighbours share when a tile is given without an overlap (`predict --tile`)."""
+
 CUT_PART_CONTAINED = 0.7
 """A box found against an inner window border is the cut part of an object when at least this share of it lies
 inside a better box of its class (`without_cut_parts`)."""
+
+
+def chosen_overlap(tile: int | None, overlap: float | None, caller: str) -> float:
+    """The overlap to cut windows with: `overlap`, or `DEFAULT_OVERLAP` when None.
+
+    Raises:
+        BrickError: An overlap given without a tile: each image would be predicted whole and the overlap ignored.
+
+    Example:
+        >>> chosen_overlap(64, None, "predict"), chosen_overlap(64, 0.5, "predict"), chosen_overlap(None, None, "predict")
+        (0.2, 0.5, 0.2)
+    """
+    if overlap is not None and tile is None:
+        raise BrickError(
+            f"{caller}: overlap={overlap!r} needs tile=N (the side of the windows): with tile=None each image is "
+            f"predicted whole and the overlap would be ignored. Pass tile, or leave overlap out."
+        )
+    return DEFAULT_OVERLAP if overlap is None else overlap
 
 
 def image_windows(height: int, width: int, tile: int | None, overlap: float) -> list[Window]:
@@ -121,10 +154,20 @@ def merge_windows(
             result[head] = _merge_boxes(head, parts, height, width, input_size, tile, threshold)
         elif kind == "segmentation":
             result[head] = _merge_masks(head, parts, height, width, tile)
+        elif kind == "points":
+            result[head] = _merge_points(head, parts, height, width, input_size, tile)
+        elif kind == "count":
+            if len(parts) > 1 or tile is not None:
+                raise BrickError(tiled_heads({head: kind})[1] or "")
+            result[head] = {"kind": kind, "count": np.float32(parts[0][1][f"{head}/count"])}
         else:
             stacked = np.stack([output[f"{head}/probabilities"] for _, output in parts]).astype(np.float32)
             probabilities = stacked.max(axis=0) if kind == "multilabel" else stacked.mean(axis=0)
             result[head] = {"kind": kind, "probabilities": probabilities}
+            if kind == "multilabel" and all(f"{head}/present" in output for _, output in parts):
+                # the model's decision at its own threshold: present in the image when present in a window
+                present = np.stack([output[f"{head}/present"] for _, output in parts])
+                result[head]["present"] = present.max(axis=0).astype(np.int64)
     return result
 
 
@@ -172,6 +215,93 @@ def _merge_boxes(
         kept = without_cut_parts(kept, merged_boxes, merged_scores, merged_labels, merged_cut)
         merged_boxes, merged_scores, merged_labels = merged_boxes[kept], merged_scores[kept], merged_labels[kept]
     return {"kind": "detection", "boxes": merged_boxes, "scores": merged_scores, "labels": merged_labels}
+
+
+UNTILEABLE_KINDS = ("count",)
+"""Head kinds whose window results do not merge into the image's: the counts of overlapping windows do not add up."""
+
+
+def tiled_heads(heads: dict[str, str]) -> tuple[dict[str, str], str | None]:
+    """The heads a tiled prediction gives (`UNTILEABLE_KINDS` left out), and the warning naming those left out and
+    why (None when none is).
+
+    Example:
+        >>> tiled_heads({"det": "detection", "n": "count"})[0]
+        {'det': 'detection'}
+    """
+    kept = {head: kind for head, kind in heads.items() if kind not in UNTILEABLE_KINDS}
+    left_out = [head for head in heads if head not in kept]
+    if not left_out:
+        return kept, None
+    return kept, (
+        f"Tiled prediction leaves out the count head(s) {left_out}: the counts of overlapping windows do not add up to "
+        f"an image's (an object in an overlap, or cut by a window's border, counts in two windows). Predict without "
+        f"tile (--tile) for the counts."
+    )
+
+
+def _merge_points(
+    head: str,
+    parts: Sequence[tuple[Window, WindowOutputs]],
+    height: int,
+    width: int,
+    input_size: tuple[int, int],
+    tile: int | None,
+) -> dict[str, Any]:
+    """The points of every window in the image's pixels, by decreasing score. With several windows each keeps the
+    points in its own part (`owned_regions`): a point in an overlap is the one of the window it is more central to,
+    so an object two windows saw is reported once."""
+    input_height, input_width = input_size
+    owned = owned_regions([window for window, _ in parts])
+    points, scores, labels = [], [], []
+    for window, output in parts:
+        keep = output[f"{head}/labels"] >= 0  # the decoder pads with label -1
+        canvas_width, canvas_height = _canvas(window, tile)
+        scale = np.array([canvas_width / input_width, canvas_height / input_height], dtype=np.float32)
+        found = output[f"{head}/points"][keep].astype(np.float32) * scale + np.array(window[:2], dtype=np.float32)
+        x_low, y_low, x_high, y_high = owned[window]
+        mine = (found[:, 0] >= x_low) & (found[:, 0] < x_high) & (found[:, 1] >= y_low) & (found[:, 1] < y_high)
+        points.append(found[mine])
+        scores.append(output[f"{head}/scores"][keep][mine].astype(np.float32))
+        labels.append(output[f"{head}/labels"][keep][mine].astype(np.int64))
+    merged_points, merged_scores, merged_labels = np.concatenate(points), np.concatenate(scores), np.concatenate(labels)
+    # on the image (a point in the black padding of a short window is not), its far borders included
+    shown = (merged_points >= 0).all(axis=1) & (merged_points[:, 0] <= width) & (merged_points[:, 1] <= height)
+    order = np.argsort(-merged_scores[shown], kind="stable")
+    return {
+        "kind": "points",
+        "points": merged_points[shown][order].reshape(-1, 2),
+        "scores": merged_scores[shown][order],
+        "labels": merged_labels[shown][order],
+    }
+
+
+def owned_regions(windows: Sequence[Window]) -> dict[Window, tuple[float, float, float, float]]:
+    """Each window of a grid -> the part of the plane it owns, (x_low, y_low, x_high, y_high): split at the middle of
+    each overlap with its neighbour, unbounded at the image's borders. The parts tile the plane without overlapping.
+
+    Example:
+        >>> owned_regions([(0, 0, 40, 40), (20, 0, 60, 40)])
+        {(0, 0, 40, 40): (-inf, -inf, 30.0, inf), (20, 0, 60, 40): (30.0, -inf, inf, inf)}
+    """
+
+    def bounds(spans: list[tuple[int, int]]) -> dict[tuple[int, int], tuple[float, float]]:
+        return {
+            (start, end): (
+                -np.inf if index == 0 else (start + spans[index - 1][1]) / 2,
+                np.inf if index == len(spans) - 1 else (end + spans[index + 1][0]) / 2,
+            )
+            for index, (start, end) in enumerate(spans)
+        }
+
+    columns = bounds(sorted({(window[0], window[2]) for window in windows}))
+    rows = bounds(sorted({(window[1], window[3]) for window in windows}))
+    regions = {}
+    for window in windows:
+        x_low, x_high = columns[window[0], window[2]]
+        y_low, y_high = rows[window[1], window[3]]
+        regions[window] = (x_low, y_low, x_high, y_high)
+    return regions
 
 
 def boxes_in_image(boxes: np.ndarray, height: int, width: int) -> np.ndarray:

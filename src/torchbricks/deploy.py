@@ -3,7 +3,8 @@
 `torchbricks export EXPERIMENT` (`torchbricks.deploy_export.export_deployable_onnx`) writes one ONNX file and its
 metadata beside it (`<file>.json`). The ONNX file takes a batch of uint8 RGB images [B, 3, H, W] at the model's
 size (the scaling to [0, 1] and the normalization are inside) and returns each head's final results, named
-`<head>/<output>`: boxes, scores and labels after non-maximum suppression, class masks, class probabilities.
+`<head>/<output>`: boxes, scores and labels after non-maximum suppression, class masks, class probabilities, points
+and their scores and labels, counts.
 
 `OnnxPredictor` resizes images of any size to the model's size, runs the file in onnxruntime and gives each
 image's results back at the image's own size:
@@ -26,6 +27,7 @@ This module imports no torchbricks module that imports torch, so it runs where t
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,15 +36,17 @@ import numpy as np
 from PIL import Image
 
 from torchbricks._pictures import read_rgb_as_shown
+from torchbricks._predict_results import check_images
 from torchbricks._tiled_predictions import (
     DEFAULT_IOU_THRESHOLD,
     Window,
     WindowOutputs,
-    boxes_in_image,
+    chosen_overlap,
     image_windows,
     merge_windows,
     resize_mask_nearest,
     tile_pixels,
+    tiled_heads,
 )
 from torchbricks.errors import BrickError
 
@@ -83,9 +87,17 @@ DEPLOY_OUTPUTS: dict[str, dict[str, str]] = {
         "probabilities": "float32 [B, K]: softmax probability of each class",
         "class_prediction": "int64 [B]: the most probable class",
     },
+    "points": {
+        "points": "float32 [B, P, 2]: x, y of each point in pixels of the model's input; padding rows are 0",
+        "scores": "float32 [B, P]: score of each point, sorted",
+        "labels": "int64 [B, P]: class index of each point; -1 marks a padding row (below the decoder's threshold)",
+    },
+    "count": {
+        "count": "float32 [B]: the number of objects in each image, regressed (a real number, not rounded)",
+    },
     "multilabel": {
         "probabilities": "float32 [B, K]: sigmoid probability that each class is present",
-        "present": "int64 [B, K]: 1 for each class above the head's threshold",
+        "present": "int64 [B, K]: 1 for each class above the head's threshold (the head's `threshold` in the metadata)",
     },
 }
 """Head kind -> the outputs an exported file has for a head of that kind (`<head>/<output>`) and their meaning."""
@@ -167,7 +179,13 @@ class OnnxPredictor:
         missing = [str(file) for file in (self.path, path_metadata) if not file.is_file()]
         if missing:
             raise BrickError(f"Cannot load the exported model: {missing} missing (written by `torchbricks export`).")
-        metadata = json.loads(path_metadata.read_text())
+        try:
+            metadata = json.loads(path_metadata.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:  # cut short by a full disk or a copy, say
+            raise BrickError(
+                f"{str(path_metadata)!r} is not the JSON `torchbricks export` writes ({type(error).__name__}: {error}); "
+                "export the model again (`torchbricks export EXPERIMENT --overwrite`)."
+            ) from error
         if not isinstance(metadata, dict) or metadata.get("format") != METADATA_FORMAT:
             found = metadata.get("format") if isinstance(metadata, dict) else type(metadata).__name__
             raise BrickError(f"{str(path_metadata)!r} has format {found!r}; expected {METADATA_FORMAT!r}.")
@@ -181,6 +199,7 @@ class OnnxPredictor:
             str(self.path), options, providers=list(providers or ["CPUExecutionProvider"])
         )
         self.output_names = [output.name for output in self.session.get_outputs()]
+        self._warned_tiles = False
         self.iou_thresholds: dict[str, float] = {
             head: float(entry.get("iou_threshold", DEFAULT_IOU_THRESHOLD))
             for head, entry in metadata["heads"].items()
@@ -208,15 +227,23 @@ class OnnxPredictor:
         values = self.session.run(names, {INPUT_NAME: images})
         return dict(zip(names, values, strict=True))
 
-    def check_tile(self, tile: int, overlap: float) -> None:
+    def check_tile(self, tile: int, overlap: float | None = None) -> None:
         """Checks that the file predicts tile by tile with these values (`predict(tile=..., overlap=...)`).
 
         Raises:
-            BrickError: `tile` below 1, `overlap` outside [0, 1), or a segmentation head without the class
-                probabilities that the windows' masks are merged by (a file exported before they were an output).
+            BrickError: `tile` below 1, `overlap` outside [0, 1), only count heads (their windows' counts do not
+                merge; beside other heads they are left out of tiled results, with a warning naming them, once), or a
+                segmentation head without the class probabilities that the windows' masks are merged by (a file
+                exported before they were an output).
         """
-        image_windows(tile, tile, tile, overlap)
-        for head, kind in self.heads.items():
+        image_windows(tile, tile, tile, chosen_overlap(tile, overlap, "OnnxPredictor.check_tile"))
+        heads, left_out = tiled_heads(self.heads)
+        if left_out is not None and not self._warned_tiles:
+            warnings.warn(left_out, stacklevel=2)
+            self._warned_tiles = True  # once per predictor, not at every call
+        if not heads:
+            raise BrickError(f"{str(self.path)!r}: {left_out} It has no other head.")
+        for head, kind in heads.items():
             if kind == "segmentation" and f"{head}/probabilities" not in self.output_names:
                 raise BrickError(
                     f"{str(self.path)!r} has no output '{head}/probabilities', which merging the tiles of a segmentation "
@@ -224,7 +251,11 @@ class OnnxPredictor:
                 )
 
     def predict(
-        self, images: Sequence[np.ndarray], batch_size: int | None = None, tile: int | None = None, overlap: float = 0.2
+        self,
+        images: Sequence[np.ndarray],
+        batch_size: int | None = None,
+        tile: int | None = None,
+        overlap: float | None = None,
     ) -> list[dict[str, dict[str, Any]]]:
         """Each image's results, at the image's own size.
 
@@ -232,28 +263,29 @@ class OnnxPredictor:
             images: uint8 RGB arrays [H, W, 3], of any sizes.
             batch_size: Images (with `tile`, tiles) per onnxruntime call; all at once when None.
             tile: Predict windows of this side in the image's pixels and merge them (see the module docstring); None:
-                each image whole.
-            overlap: With `tile`, the fraction of a tile its neighbours share.
+                each image whole. Tiled results leave count heads out (a warning names them, once).
+            overlap: With `tile`, the fraction of a tile its neighbours share (0.2 when None); refused without `tile`.
 
         Returns:
             Per image, head path -> `{"kind": kind, ...}` with numpy values: a detection head's `boxes` float32
             [N, 4] (x_min, y_min, x_max, y_max in the image's pixels, cut to the image; padding rows and boxes wholly
             outside it removed), `scores` [N] and `labels` int64 [N]; a segmentation head's `mask` int64 [H, W] class
             indices (resized back by nearest neighbour, `resize_mask_nearest`); a classification or multilabel head's
-            `probabilities` float32 [K].
+            `probabilities` float32 [K], and a multilabel head's `present` int64 [K] (1 for each class the model
+            decides is present, at its head's own threshold); a points head's `points` float32 [N, 2] (x, y in the
+            image's pixels), `scores` [N] and `labels` int64 [N]; a count head's `count` (a float32 number).
 
         Raises:
-            BrickError: An image is not a uint8 array [H, W, 3], a batch size below 1, or a bad tile (`check_tile`).
+            BrickError: An image is not a uint8 array [H, W, 3], a batch size below 1, a bad tile (`check_tile`), or an
+                overlap without a tile (it would be ignored).
         """
+        overlap = chosen_overlap(tile, overlap, "OnnxPredictor.predict")
         if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
             # a negative step would predict no image at all and 0 every image at once, both without a word
             raise BrickError(
                 f"OnnxPredictor.predict: batch_size must be an int of 1 or more (or None: all at once), got {batch_size!r}."
             )
-        for index, image in enumerate(images):
-            if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-                found = f"{image.dtype} array {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
-                raise BrickError(f"OnnxPredictor.predict: image {index} must be a uint8 RGB array [H, W, 3], got a {found}.")
+        check_images(images, "OnnxPredictor.predict")
         if tile is not None:
             return self._predict_tiles(images, batch_size, tile, overlap)
         names = [name for name in self.output_names if not self._is_segmentation_probabilities(name)]
@@ -264,7 +296,10 @@ class OnnxPredictor:
             batch = np.stack([resize_image(image, self.image_size).transpose(2, 0, 1) for image in chunk])
             outputs = self.run(np.ascontiguousarray(batch), names)
             for offset, image in enumerate(chunk):
-                results.append(self._image_results(outputs, offset, image.shape[:2]))
+                height, width = image.shape[:2]
+                whole = (0, 0, width, height)  # one window, the whole image: scaled back to it as tiles are
+                part = {name: value[offset] for name, value in outputs.items()}
+                results.append(merge_windows(self.heads, [(whole, part)], height, width, input_size=self.image_size, tile=None))
         return results
 
     def _is_segmentation_probabilities(self, name: str) -> bool:
@@ -276,8 +311,18 @@ class OnnxPredictor:
     ) -> list[dict[str, dict[str, Any]]]:
         """The windows of every image predicted in batches of `batch_size`, then merged image by image."""
         self.check_tile(tile, overlap)
-        kinds = {"detection": ("boxes", "scores", "labels")}  # segmentation, classification, multilabel: probabilities
-        names = [f"{head}/{leaf}" for head, kind in self.heads.items() for leaf in kinds.get(kind, ("probabilities",))]
+        heads = tiled_heads(self.heads)[0]
+        kinds = {
+            "detection": ("boxes", "scores", "labels"),
+            "points": ("points", "scores", "labels"),
+            "multilabel": ("probabilities", "present"),
+        }
+        names = [
+            f"{head}/{leaf}"
+            for head, kind in heads.items()
+            for leaf in kinds.get(kind, ("probabilities",))
+            if leaf != "present" or f"{head}/present" in self.output_names  # a hand-made file may lack it
+        ]
         views = [
             (index, window)
             for index, image in enumerate(images)
@@ -293,7 +338,7 @@ class OnnxPredictor:
                 by_image[index].append((window, {name: value[offset] for name, value in outputs.items()}))
         return [
             merge_windows(
-                self.heads,
+                heads,
                 parts,
                 image.shape[0],
                 image.shape[1],
@@ -303,25 +348,3 @@ class OnnxPredictor:
             )
             for image, parts in zip(images, by_image, strict=True)
         ]
-
-    def _image_results(self, outputs: dict[str, np.ndarray], index: int, size: tuple[int, int]) -> dict[str, dict[str, Any]]:
-        height, width = size
-        scale_y, scale_x = height / self.image_size[0], width / self.image_size[1]
-        results: dict[str, dict[str, Any]] = {}
-        for head, kind in self.heads.items():
-            result: dict[str, Any] = {"kind": kind}
-            if kind == "detection":
-                labels = outputs[f"{head}/labels"][index]
-                kept = labels >= 0
-                boxes = outputs[f"{head}/boxes"][index][kept].astype(np.float32)
-                boxes = boxes * np.array([scale_x, scale_y, scale_x, scale_y], dtype=np.float32)
-                shown = boxes_in_image(boxes, height, width)
-                result["boxes"] = boxes[shown]
-                result["scores"] = outputs[f"{head}/scores"][index][kept][shown].astype(np.float32)
-                result["labels"] = labels[kept][shown].astype(np.int64)
-            elif kind == "segmentation":
-                result["mask"] = resize_mask_nearest(outputs[f"{head}/mask"][index], height, width)
-            else:
-                result["probabilities"] = outputs[f"{head}/probabilities"][index].astype(np.float32)
-            results[head] = result
-        return results

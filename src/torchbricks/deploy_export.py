@@ -5,7 +5,8 @@
 in [0, 1] in front of its collection (the collection's own preprocessor then normalizes), and exports the export
 stage's head outputs with `export_bricks_as_onnx`: detection boxes, scores and labels after top-k and NMS,
 segmentation masks and their class probabilities (which `predict --onnx --tile` averages across windows), class
-probabilities (`torchbricks.deploy.DEPLOY_OUTPUTS`). The batch dimension is dynamic.
+probabilities, points with their scores and labels, counts (`torchbricks.deploy.DEPLOY_OUTPUTS`). The batch dimension is
+dynamic.
 
 Beside the file it writes `<file>.json`: class names, input size, input name, dtype and layout, each output and
 its meaning, the heads and their kinds (a detection head's decoder IoU threshold, which merging the boxes of tiles
@@ -43,7 +44,13 @@ from torchbricks.bricks import BrickNotTrainable
 from torchbricks.deploy import DEFAULT_FILE, DEPLOY_OUTPUTS, INPUT_NAME, METADATA_FORMAT, metadata_path
 from torchbricks.errors import BrickError, ConfigError, DataError
 from torchbricks.tags import MODEL, Stage
-from torchbricks.trained_experiment import TrainedExperiment, decoder_iou_threshold, find_heads, load_experiment
+from torchbricks.trained_experiment import (
+    TrainedExperiment,
+    decoder_iou_threshold,
+    find_heads,
+    load_experiment,
+    multilabel_threshold,
+)
 
 __all__ = ["DEFAULT_FILE", "QUANTIZE_MODES", "ExportResult", "ImagesToFloat", "export_deployable_onnx"]
 
@@ -192,9 +199,9 @@ def _class_counts(loaded: TrainedExperiment, heads: dict[str, str], example: tor
         ) from error
     counts = {}
     for head, kind in heads.items():
-        if kind == "detection":
+        if kind in ("detection", "points"):
             counts[head] = len(loaded.head_class_names(head) or [])
-        else:
+        elif kind != "count":  # a count has no classes
             counts[head] = int(named[f"{head}/probabilities"].shape[1])
     return counts
 
@@ -204,8 +211,8 @@ def _check_against_pytorch(
 ) -> float:
     """The largest difference between the file in onnxruntime and the collection, on two batch sizes.
 
-    A detection head's boxes are compared as sets (the rows with a label, each matched with its closest reference
-    row): candidates of equal score may leave top-k in another order in another runtime.
+    A detection head's boxes and a points head's points are compared as sets (the rows with a label, each matched
+    with its closest reference row): candidates of equal score may leave top-k in another order in another runtime.
     A mask that differs on at most 0.1 % of its pixels, near ties of two classes, counts as equal (`output_gap`).
     """
     session = onnx_session(path)
@@ -220,10 +227,12 @@ def _check_against_pytorch(
                 raise BrickError(
                     f"Output {name!r} of the ONNX file has shape {actual[name].shape}; PyTorch's {expected[name].shape}."
                 )
-            if heads[name.rpartition("/")[0]] != "detection":
+            if heads[name.rpartition("/")[0]] not in _LOCATED:
                 difference = max(difference, output_gap(actual[name], expected[name]))
-        for head in (head for head, kind in heads.items() if kind == "detection"):
-            rows, reference = _box_rows(actual, head), _box_rows(expected, head)
+        for head, kind in heads.items():
+            if kind not in _LOCATED:
+                continue
+            rows, reference = _located_rows(actual, head, _LOCATED[kind]), _located_rows(expected, head, _LOCATED[kind])
             for image in range(len(batch)):
                 difference = max(difference, _set_difference(rows[image], reference[image]))
     if difference > TOLERANCE:
@@ -231,9 +240,13 @@ def _check_against_pytorch(
     return difference
 
 
-def _box_rows(outputs: dict[str, np.ndarray], head: str) -> list[np.ndarray]:
-    """Per image, the boxes with a label as rows (x_min, y_min, x_max, y_max, score, label)."""
-    boxes, scores, labels = (outputs[f"{head}/{name}"].astype(np.float64) for name in ("boxes", "scores", "labels"))
+_LOCATED = {"detection": "boxes", "points": "points"}
+"""Head kinds whose outputs are padded rows of a place (boxes, points), a score and a label; their coordinates."""
+
+
+def _located_rows(outputs: dict[str, np.ndarray], head: str, place: str) -> list[np.ndarray]:
+    """Per image, the boxes (or points) with a label as rows (x_min, y_min, x_max, y_max or x, y, then score, label)."""
+    boxes, scores, labels = (outputs[f"{head}/{name}"].astype(np.float64) for name in (place, "scores", "labels"))
     rows = np.concatenate([boxes, scores[..., None], labels[..., None]], axis=-1)
     return [image_rows[image_labels >= 0] for image_rows, image_labels in zip(rows, labels, strict=True)]
 
@@ -290,11 +303,18 @@ def _metadata(
         "heads": {
             head: {
                 "kind": kind,
-                "num_classes": class_counts[head],
-                "class_names": _head_class_names(loaded.head_class_names(head), class_counts[head]),
+                **(
+                    {
+                        "num_classes": class_counts[head],
+                        "class_names": _head_class_names(loaded.head_class_names(head), class_counts[head]),
+                    }
+                    if kind != "count"
+                    else {}
+                ),
                 "outputs": [f"{head}/{name}" for name in DEPLOY_OUTPUTS[kind]],
                 **({"category_ids": ids} if kind == "detection" and (ids := loaded.head_category_ids(head)) else {}),
                 **({"iou_threshold": decoder_iou_threshold(loaded.collection, head)} if kind == "detection" else {}),
+                **_multilabel_threshold_entry(loaded, head, kind),
             }
             for head, kind in heads.items()
         },
@@ -306,6 +326,12 @@ def _metadata(
     if category_ids:
         metadata["category_ids"] = list(category_ids)
     return metadata
+
+
+def _multilabel_threshold_entry(loaded: TrainedExperiment, head: str, kind: str) -> dict[str, float]:
+    """`{"threshold": t}` of a multilabel head whose model names the threshold its `present` output decides at."""
+    threshold = multilabel_threshold(loaded.collection, head) if kind == "multilabel" else None
+    return {} if threshold is None else {"threshold": threshold}
 
 
 def _coco_category_ids(loaded: TrainedExperiment) -> list[int] | None:

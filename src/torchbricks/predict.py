@@ -137,7 +137,8 @@ def predict_images(
     thread writes them between batches, so as not to stall the backend's own threads.
     Everything is written into a temporary folder beside `out`, renamed to `out` once complete, so a failed run
     leaves nothing behind. An image that cannot be read is skipped, reported (`on_skip(source, reason)`), listed in
-    `skipped.txt` and in the summary; the others are predicted.
+    `skipped.txt` and in the summary; the others are predicted. Files a folder or glob finds inside `out` are not
+    sources: `--out photos/predictions --overwrite` run twice does not predict the first run's pictures.
 
     Args:
         backend: What predicts (`BrickBackend`, or any `PredictionBackend`).
@@ -182,7 +183,7 @@ def predict_images(
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise BrickError(f"The output folder {str(out)!r} exists and is not empty; pass --overwrite to replace it.")
-    items = collect_image_sources(sources)
+    items = collect_image_sources(sources, exclude=out)  # not the pictures of an earlier run into a source folder
     if concurrent_writes is None:
         concurrent_writes = _spare_core(backend)
     if lanes is None:

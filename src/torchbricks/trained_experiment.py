@@ -51,6 +51,7 @@ __all__ = [
     "describe_experiment",
     "find_heads",
     "load_experiment",
+    "multilabel_threshold",
     "use_trained_memory_order",
     "with_rooted_paths",
     "without_initial_weights",
@@ -58,8 +59,8 @@ __all__ = [
 ]
 
 
-DEPLOYED_KINDS = ("detection", "segmentation", "classification", "multilabel")
-"""The head kinds (`torchbricks.heads`) that `predict`, `evaluate` and `export` serve."""
+DEPLOYED_KINDS = ("detection", "segmentation", "classification", "multilabel", "points", "count")
+"""The head kinds (`torchbricks.heads`) that `predict`, `evaluate` and `export` serve: every registered kind."""
 
 
 def use_trained_memory_order(collection: BrickCollection, config: Any) -> None:
@@ -74,7 +75,7 @@ def find_heads(output_names: list[str]) -> dict[str, str]:
     """The task heads among a collection's output names: head path -> kind, one of `DEPLOYED_KINDS`.
 
     A head is a nested collection whose outputs include every output of a registered head kind
-    (`torchbricks.heads.find_heads`); kinds that predict and export do not serve (points, count) are left out.
+    (`torchbricks.heads.find_heads`).
 
     Example:
         >>> find_heads(["features", "det/boxes", "det/scores", "det/labels", "cls/class_prediction", "cls/probabilities"])
@@ -94,6 +95,17 @@ def decoder_iou_threshold(collection: BrickCollection, head: str) -> float:
         if path.startswith(f"{head}/") and isinstance(threshold, float):
             return threshold
     return 0.5
+
+
+def multilabel_threshold(collection: BrickCollection, head: str) -> float | None:
+    """The probability above which a multilabel head's model decides a class is present (`MultiLabelClassifier`'s
+    `threshold`, 0.5 by default and settable), read from the brick making `<head>/present`; None when its model
+    names none."""
+    for node in collection.plan().nodes:
+        threshold = getattr(getattr(node.brick, "model", None), "threshold", None)
+        if f"{head}/present" in node.outputs and isinstance(threshold, (int, float)) and not isinstance(threshold, bool):
+            return float(threshold)
+    return None
 
 
 def describe_experiment(config: Any, data_module: Any) -> dict[str, Any]:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 __all__ = ["add_parser", "run"]
-
-DEFAULT_OVERLAP = 0.2  # of a tile, with --tile
 
 
 def add_parser(commands: Any) -> None:
@@ -17,8 +17,8 @@ def add_parser(commands: Any) -> None:
         help="predict images, folders, globs or videos with a trained experiment",
         description="Predicts every image of the sources with a trained experiment and writes, per image, the drawn "
         "picture (drawn/*.jpg), and per head kind: predictions.json (detection, COCO results), masks/ "
-        "(segmentation; overlays/ with --overlays), predictions.csv (classification, multilabel). Unreadable images "
-        "are skipped and listed in skipped.txt.",
+        "(segmentation; overlays/ with --overlays), points.json (points), predictions.csv (classification, multilabel, "
+        "count). Unreadable images are skipped and listed in skipped.txt.",
         epilog="examples:\n  torchbricks predict build/experiments/run photos/ 'more/*.jpg' --out predictions\n"
         "  torchbricks predict build/experiments/run ortho.tif --onnx --tile 192   # windows of 192 px in onnxruntime, "
         "no torch needed",
@@ -43,7 +43,7 @@ def add_parser(commands: Any) -> None:
         default=None,
         metavar="N",
         help="predict windows of N x N pixels and merge them, with the bricks or --onnx alike (padded, resized and "
-        "merged the same way); images beyond Pillow's pixel limit are read",
+        "merged the same way); images beyond Pillow's pixel limit are read; count heads are left out (a warning says so)",
     )
     predict.add_argument(
         "--overlap",
@@ -111,7 +111,6 @@ def run(arguments: argparse.Namespace) -> int:
 
     if arguments.overlap is not None and arguments.tile is None:  # else the whole image is predicted, overlap unused
         raise BrickError(f"--overlap {arguments.overlap} needs --tile N: without it each image is predicted whole.")
-    arguments.overlap = DEFAULT_OVERLAP if arguments.overlap is None else arguments.overlap
     if arguments.tile is not None:  # windows are for large images: orthomosaics beyond Pillow's default limit too
         from PIL import Image
 
@@ -119,7 +118,8 @@ def run(arguments: argparse.Namespace) -> int:
     backend: Any
     if arguments.onnx is not None:  # the file's own classes: it may come from another experiment
         folder = Path(arguments.experiment)
-        backend = _onnx_backend(folder, arguments)
+        with _warnings_as_lines():
+            backend = _onnx_backend(folder, arguments)
         class_names, category_ids = backend.predictor.class_names, backend.predictor.category_ids
         exported_from = backend.predictor.metadata.get("experiment")
         if exported_from and Path(exported_from) != folder.resolve():
@@ -134,7 +134,8 @@ def run(arguments: argparse.Namespace) -> int:
 
         experiment = load_experiment(arguments.experiment)
         folder = experiment.folder
-        backend = BrickBackend(experiment, batch_size=arguments.batch_size, tile=arguments.tile, overlap=arguments.overlap)
+        with _warnings_as_lines():
+            backend = BrickBackend(experiment, batch_size=arguments.batch_size, tile=arguments.tile, overlap=arguments.overlap)
         class_names = {head: experiment.head_class_names(head) for head in backend.heads}
         category_ids = {head: experiment.head_category_ids(head) for head in backend.heads}
     out = Path(arguments.out) if arguments.out else folder / "predictions" / f"{datetime.datetime.now():%Y-%m-%d_%H-%M-%S}"
@@ -162,17 +163,32 @@ def run(arguments: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """The warnings of the block (a head tiles leave out) printed as `torchbricks: warning: ...` lines."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        yield
+    for warning in caught:
+        print(f"torchbricks: warning: {warning.message}", file=sys.stderr)
+
+
 class _OnnxBackend:
     """`predict`'s backend interface over `torchbricks.deploy.OnnxPredictor` (the same per-image results)."""
 
-    def __init__(self, predictor: Any, batch_size: int, tile: int | None, overlap: float) -> None:
+    def __init__(self, predictor: Any, batch_size: int, tile: int | None, overlap: float | None) -> None:
         self.predictor = predictor
         self.batch_size = batch_size
         self.tile = tile
         self.overlap = overlap
+        from torchbricks._tiled_predictions import tiled_heads
+
         self.heads: dict[str, str] = dict(predictor.heads)
         if tile is not None:
             predictor.check_tile(tile, overlap)  # before the first image: a file too old to merge masks is one line
+            self.heads = tiled_heads(self.heads)[0]
 
     def predict(self, images: Any) -> list[Any]:
         return self.predictor.predict(list(images), batch_size=self.batch_size, tile=self.tile, overlap=self.overlap)
