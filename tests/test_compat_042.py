@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -13,7 +15,14 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 from torchbricks import BrickCollection, BrickError, BrickLoss, BrickMetrics, BrickMetricSingle, BrickNotTrainable, BrickTrainable
 from torchbricks.brick_tags import ModelStage, Tag
 from torchbricks.bricks import BrickInterface
-from torchbricks.errors import BrickNameError, CheckpointError, NoBricksSelectedError
+from torchbricks.errors import (
+    BrickBuildError,
+    BrickCycleError,
+    BrickNameError,
+    CheckpointError,
+    DuplicateOutputError,
+    NoBricksSelectedError,
+)
 from torchbricks.tags import STAGE_TAGS, Stage
 
 
@@ -393,3 +402,148 @@ def test_the_losses_and_summaries_of_a_brick_written_for_042_reach_the_collectio
     assert sorted(losses) == ["head/l1", "l1_top"]  # 0.4.2 trained on them; dropped, the model trains without them
     torch.testing.assert_close(losses["head/l1"], torch.tensor(1.0))
     assert collection.summarize(reset=True) == {"head/batches": torch.tensor(1.0), "batches": torch.tensor(1.0)}
+
+
+# --- 0.4.2 code assigns a brick's names and tags ----------------------------------------------------------------------
+
+
+def _chain() -> BrickCollection:
+    from helpers import AddConstant
+
+    return BrickCollection(
+        {
+            "first": BrickTrainable(AddConstant(1.0), ["x"], ["y"]),
+            "head": {"second": BrickTrainable(AddConstant(10.0), ["../y"], ["./z"])},
+        }
+    )
+
+
+def _runner(collection: BrickCollection, compiled: bool) -> Any:
+    torch._dynamo.reset()
+    return torch.compile(collection, fullgraph=True) if compiled else collection
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+def test_assigned_input_names_are_run_by_the_next_call(compiled: bool) -> None:
+    collection = _chain()
+    run = _runner(collection, compiled)
+    x = torch.arange(3.0)
+    torch.testing.assert_close(run({"x": x})["head/z"], x + 1 + 10)
+
+    collection["head"]["second"].input_names = ["../x"]  # 0.4.2 code rewiring a brick in place
+
+    outputs = run({"x": x})
+    torch.testing.assert_close(outputs["head/z"], x + 10)
+    assert collection.execution_order() == ["first", "head/second"]
+    assert collection["head"]["second"].input_names == ["../x"]
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+def test_assigned_output_names_are_run_by_the_next_call(compiled: bool) -> None:
+    collection = _chain()
+    run = _runner(collection, compiled)
+    x = torch.arange(3.0)
+    run({"x": x})
+
+    collection["first"].output_names = ["renamed"]
+    collection["head"]["second"].input_names = ["renamed"]
+
+    outputs = run({"x": x})
+    assert sorted(outputs) == ["head/z", "renamed", "x"]
+    torch.testing.assert_close(outputs["head/z"], x + 1 + 10)
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+@pytest.mark.parametrize(("tags", "expected"), [("LOSS", {"LOSS"}), ({"LOSS"}, {"LOSS"}), (["LOSS", "HEAD"], {"LOSS", "HEAD"})])
+def test_assigned_tags_select_the_brick_at_the_next_call(compiled: bool, tags: Any, expected: set[str]) -> None:
+    collection = _chain()
+    run = _runner(collection, compiled)
+    x = torch.arange(3.0)
+    assert "head/z" in run({"x": x}, tags=Stage.EXPORT)
+
+    collection["head"]["second"].tags = tags
+
+    assert collection["head"]["second"].tags == frozenset(expected)  # a str is one tag, never its characters
+    assert "head/z" not in run({"x": x}, tags=Stage.EXPORT)
+    torch.testing.assert_close(run({"x": x}, tags=Stage.TRAIN)["head/z"], x + 1 + 10)
+    assert collection.execution_order(tags=Stage.EXPORT) == ["first"]
+
+
+BAD_ASSIGNMENTS = {  # case -> (brick path, attribute, value, error, message)
+    "an output another brick produces": (
+        ("head", "second"),
+        "output_names",
+        ["y"],
+        DuplicateOutputError,
+        "Bricks 'first' and 'head/second' both produce the output 'y'",
+    ),
+    "an input making a cycle": (("first",), "input_names", ["head/z"], BrickCycleError, "'first' -> 'head/second' -> 'first'"),
+    "a relative name above the root": (("head", "second"), "input_names", ["../../y"], BrickNameError, "climbs above the root"),
+    "a keyword the module does not take": (("first",), "input_names", {"input": "x"}, BrickBuildError, "cannot be called with"),
+    "an empty name": (("first",), "output_names", [""], BrickNameError, "must be non-empty strings"),
+    "tags that are not strings": (("first",), "tags", [1], BrickError, "must hold strings only"),
+}
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+@pytest.mark.parametrize("case", BAD_ASSIGNMENTS, ids=list(BAD_ASSIGNMENTS))
+def test_a_bad_assignment_is_refused_naming_the_brick_and_leaves_the_wiring_as_it_was(case: str, compiled: bool) -> None:
+    path, attribute, value, error, message = BAD_ASSIGNMENTS[case]
+    collection = _chain()
+    run = _runner(collection, compiled)
+    x = torch.arange(3.0)
+    before = run({"x": x})
+    brick = collection[path[0]] if len(path) == 1 else collection[path[0]][path[1]]
+    wiring = (brick.input_names, brick.output_names, brick.tags)
+
+    with pytest.raises(error, match=re.escape(message) if "'" in message else message):
+        setattr(brick, attribute, value)
+
+    assert (brick.input_names, brick.output_names, brick.tags) == wiring
+    after = run({"x": x})
+    assert list(after) == list(before)
+    for name in before:
+        torch.testing.assert_close(after[name], before[name])
+
+
+def test_an_assignment_is_checked_in_every_collection_holding_the_brick_and_undone_in_all() -> None:
+    from helpers import AddConstant
+
+    shared = BrickTrainable(AddConstant(1.0), ["x"], ["y"])
+    alone = BrickCollection({"shared": shared})
+    clashing = BrickCollection({"shared": shared, "other": BrickTrainable(AddConstant(2.0), ["x"], ["w"])})
+    x = torch.arange(2.0)
+    alone({"x": x}), clashing({"x": x})
+
+    with pytest.raises(DuplicateOutputError, match="Bricks 'shared' and 'other' both produce the output 'w'"):
+        shared.output_names = ["w"]  # fine in `alone`, a second producer of 'w' in `clashing`
+
+    assert shared.output_names == ["y"]
+    assert sorted(alone({"x": x})) == ["x", "y"]
+    torch.testing.assert_close(clashing({"x": x})["w"], x + 2)
+    shared.output_names = ["v"]
+    assert sorted(alone({"x": x})) == ["v", "x"]
+    assert sorted(clashing({"x": x})) == ["v", "w", "x"]
+
+
+def test_renamed_outputs_keep_their_losses_by_position_as_042_kept_loss_indices() -> None:
+    brick = BrickTrainable(lambda x: (x.sum(), -x.sum()), ["x"], ["total", "negated"], ["negated"])
+    collection = BrickCollection({"split": brick})
+
+    brick.output_names = ["kept", "loss"]  # renamed: the loss is still the second output
+    assert brick.loss_output_names == ["loss"]
+    x = torch.arange(3.0)
+    torch.testing.assert_close(collection.extract_losses(collection({"x": x})), {"loss": -x.sum()})
+    brick.output_names = ["loss", "kept"]  # reordered names: the loss keeps its name, now the first output
+    assert brick.loss_output_names == ["loss"]
+    torch.testing.assert_close(collection.extract_losses(collection({"x": x})), {"loss": x.sum()})
+    with pytest.raises(BrickNameError, match=r"hold none of the loss outputs \['loss'\] and have another count"):
+        brick.output_names = ["a", "b", "c"]
+    assert (brick.output_names, brick.loss_output_names) == (["loss", "kept"], ["loss"])
+
+
+def test_output_names_assigned_to_a_metric_brick_without_return_metrics_are_refused() -> None:
+    brick = BrickMetricSingle(MulticlassAccuracy(num_classes=2), ["p", "t"])
+    with pytest.raises(BrickNameError, match=r"output_names are only used with return_metrics=True, got \['accuracy'\]"):
+        brick.output_names = ["accuracy"]
+    assert brick.output_names == []

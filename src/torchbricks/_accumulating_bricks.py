@@ -116,20 +116,27 @@ class BrickMetrics(BrickAccumulator):
     ) -> None:
         if return_metrics and output_names is None:
             output_names = [f"./{name}" for name in metric_names]
-        if not return_metrics and output_names:
-            raise BrickNameError(f"{type(self).__name__}: output_names are only used with return_metrics=True.")
         super().__init__(input_names=input_names, output_names=output_names, tags=tags)
-        if return_metrics and len(self._output_names) != len(metric_names):
+        self.metrics = metrics
+        self.metric_names = metric_names
+        self.return_metrics = return_metrics
+        self._check_wiring()
+        self._init_accumulator()
+
+    def _check_wiring(self) -> None:
+        metrics, metric_names = self.metrics, self.metric_names
+        if self.return_metrics and len(self._output_names) != len(metric_names):
             raise BrickNameError(
                 f"{type(self).__name__}: {len(metric_names)} metrics {metric_names} need as many output_names, "
                 f"got {self._output_names}."
             )
-        self.metrics = metrics
-        self.metric_names = metric_names
-        self.return_metrics = return_metrics
+        if not self.return_metrics and self._output_names:
+            raise BrickNameError(
+                f"{type(self).__name__}({self.describe()}): output_names are only used with return_metrics=True, got "
+                f"{self._output_names}."
+            )
         for name, metric in metrics.items() if isinstance(metrics, MetricCollection) else [(metric_names[0], metrics)]:
             check_call_fits(metric.update, self, f"the update of metric {name!r}")
-        self._init_accumulator()
 
     def update(self, *args: Any, **kwargs: Any) -> None:
         """Updates the metric states with one batch."""

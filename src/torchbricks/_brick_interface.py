@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from torch import nn
 
 from torchbricks._plan import run_single_brick
-from torchbricks.errors import BrickBuildError, BrickNameError
+from torchbricks.errors import BrickBuildError, BrickError, BrickNameError
 from torchbricks.tags import MODEL, STAGE_TAG_NAMES, TagsLike, misspelled_tag_hint, normalize_tags
 
 if TYPE_CHECKING:
@@ -95,13 +95,37 @@ class _WatchedModules(dict[str, Any]):
 
 
 def _caller_level() -> int:
-    """The `stacklevel` of a warning pointing at the first frame outside torchbricks (the user's brick construction)."""
+    """The `stacklevel` of a warning pointing at the first frame outside torchbricks and `nn.Module`'s attribute
+    setting (the user's brick construction, or assignment `brick.tags = ...`)."""
     package = __file__.rsplit("/", 1)[0]
+    torch_module = nn.Module.__setattr__.__code__.co_filename
     frame: FrameType | None = sys._getframe(1)
     level = 1
-    while frame is not None and frame.f_code.co_filename.startswith(package):
+    while frame is not None and (frame.f_code.co_filename.startswith(package) or frame.f_code.co_filename == torch_module):
         frame, level = frame.f_back, level + 1
     return level
+
+
+def _parse_input_names(input_names: InputNames, owner: str) -> tuple[tuple[str, ...] | None, list[str]]:
+    """The keywords (None for a list) and the names of `input_names`, checked."""
+    if isinstance(input_names, Mapping):
+        keywords = tuple(input_names.keys())
+        names = names_list(list(input_names.values()), "input_names", owner)
+        if not all(isinstance(keyword, str) and keyword.isidentifier() for keyword in keywords):
+            raise BrickNameError(f"{owner}: the keys of input_names must be argument names, got {list(keywords)}.")
+        return keywords, names
+    return None, names_list(input_names, "input_names", owner)
+
+
+def _parse_tags(tags: TagsLike, owner: str) -> frozenset[str]:
+    """The tags as a frozenset, warning of a tag spelled like a stage tag when no stage runs the brick."""
+    parsed = normalize_tags(tags, owner=f"{owner}: tags")
+    if not parsed & STAGE_TAG_NAMES:
+        # A custom tag is allowed, but one spelled like a stage tag leaves the brick out of every stage unseen.
+        hint = misspelled_tag_hint(parsed)
+        if hint:
+            warnings.warn(f"{owner} with tags {sorted(parsed)} runs in no Stage.{hint}", UserWarning, stacklevel=_caller_level())
+    return parsed
 
 
 def _format_tags(tags: frozenset[str]) -> str:
@@ -133,38 +157,78 @@ class BrickInterface(nn.Module):
         self.__dict__["_modules"] = _WatchedModules(self, self._modules)
         owner = type(self).__name__
         self._keywords: tuple[str, ...] | None
-        if isinstance(input_names, Mapping):
-            self._keywords = tuple(input_names.keys())
-            self._input_names = names_list(list(input_names.values()), "input_names", owner)
-            if not all(isinstance(keyword, str) and keyword.isidentifier() for keyword in self._keywords):
-                raise BrickNameError(f"{owner}: the keys of input_names must be argument names, got {list(self._keywords)}.")
-        else:
-            self._keywords = None
-            self._input_names = names_list(input_names, "input_names", owner)
+        self._keywords, self._input_names = _parse_input_names(input_names, owner)
         self._output_names = names_list(output_names, "output_names", owner)
-        self._tags = self.default_tags if tags is None else normalize_tags(tags, owner=f"{owner}: tags")
-        if tags is not None and not self._tags & STAGE_TAG_NAMES:
-            # A custom tag is allowed, but one spelled like a stage tag leaves the brick out of every stage unseen.
-            hint = misspelled_tag_hint(self._tags)
-            if hint:
-                warnings.warn(
-                    f"{owner} with tags {sorted(self._tags)} runs in no Stage.{hint}", UserWarning, stacklevel=_caller_level()
-                )
+        self._tags = self.default_tags if tags is None else _parse_tags(tags, owner)
 
     @property
     def input_names(self) -> list[str] | dict[str, str]:
-        """The input names as given: a list, or a dict from keyword argument to name."""
+        """The input names as given: a list, or a dict from keyword argument to name.
+
+        Assigning them (as torchbricks 0.4.2 code does) rewires the brick at once: every collection holding it checks
+        its wiring again and drops its cached plans; on an error (naming the brick) the brick keeps its old names.
+        """
         if self._keywords is None:
             return list(self._input_names)
         return dict(zip(self._keywords, self._input_names, strict=True))
 
+    @input_names.setter
+    def input_names(self, input_names: InputNames) -> None:
+        keywords, names = _parse_input_names(input_names, type(self).__name__)
+        self._rewire({"_keywords": keywords, "_input_names": names})
+
     @property
     def output_names(self) -> list[str]:
+        """The output names; assigning them rewires the brick as assigning `input_names` does.
+
+        A loss output keeps its name when the new names hold it; otherwise (outputs renamed) it keeps its position,
+        as torchbricks 0.4.2 kept losses by index.
+        """
         return list(self._output_names)
+
+    @output_names.setter
+    def output_names(self, output_names: OutputNames | None) -> None:
+        self._rewire({"_output_names": names_list(output_names, "output_names", type(self).__name__)})
 
     @property
     def tags(self) -> frozenset[str]:
+        """The tags; assigning them (a str, a collection of str or a `Stage`) rewires the brick as assigning
+        `input_names` does."""
         return self._tags
+
+    @tags.setter
+    def tags(self, tags: TagsLike) -> None:
+        self._rewire({"_tags": _parse_tags(tags, type(self).__name__)})
+
+    def _rewire(self, changes: Mapping[str, Any]) -> None:
+        """Sets the brick's parsed wiring attributes (`_input_names`, `_keywords`, `_output_names`, `_tags`) and checks
+        the result where it is used, at once: the brick's own checks (`_check_wiring`: its callable takes the inputs, its
+        losses are among its outputs) and the wiring of every collection holding it, whose cached plans are dropped, so
+        the next call (eager or compiled) runs the new wiring. On an error (a `BrickError` naming the brick) nothing
+        changed: the brick keeps its old wiring.
+        """
+        if "_tags" not in self.__dict__:  # assigned before BrickInterface.__init__ (a 0.4.2 subclass): nothing to check
+            self.__dict__.update(changes)
+            return
+        changes = self._derived_wiring(dict(changes))
+        before = {name: self.__dict__[name] for name in changes}
+        self.__dict__.update(changes)
+        try:
+            self._check_wiring()
+            for owner in list(self._plan_owners):
+                owner.wiring_changed(self)
+        except BrickError:
+            self.__dict__.update(before)
+            self._invalidate_owners()
+            raise
+        self._invalidate_owners()  # also the collections that validate nothing of it (no longer holding it)
+
+    def _derived_wiring(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """`changes` of `_rewire` with the brick's attributes that follow from them; raises before anything changes."""
+        return changes
+
+    def _check_wiring(self) -> None:
+        """Raises `BrickBuildError` when the brick's own wiring does not fit (its callable, its losses, ...)."""
 
     @property
     def loss_output_names(self) -> list[str]:

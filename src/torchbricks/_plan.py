@@ -64,6 +64,10 @@ class PlanOwner(Protocol):
 
     def invalidate_plans(self) -> None: ...
 
+    def wiring_changed(self, brick: object) -> None:
+        """`brick` changed its names or tags: drops the cached plans and, when the owner holds `brick`, checks the
+        wiring of every tree holding the owner (raising `BrickBuildError`)."""
+
 
 class CompiledPlan:
     """A plan with its step table and its callables: what one call with given tags and output names runs.

@@ -38,8 +38,9 @@ class BrickCollection(nn.ModuleDict):
 
     Each call runs a `CompiledPlan` cached per (tags, output_names) in the collection's `PlanCache`. The cache is
     dropped, here and in every collection holding this one, by each change that matters to it: adding, replacing or
-    deleting a brick (also `del collection.name`), and assigning, registering or deleting a module or metric attribute of
-    a brick (`brick.model = ...`, `brick.add_module("model", ...)`, `brick.metrics = ...`).
+    deleting a brick (also `del collection.name`), assigning, registering or deleting a module or metric attribute of
+    a brick (`brick.model = ...`, `brick.add_module("model", ...)`, `brick.metrics = ...`), and assigning a brick's
+    `input_names`, `output_names` or `tags`, which also validates the new wiring.
 
     Args:
         bricks: Brick name -> brick, nested `BrickCollection`, or nested dict of bricks.
@@ -112,12 +113,22 @@ class BrickCollection(nn.ModuleDict):
         for owner in self._owners():
             owner.invalidate_plans()
 
+    def wiring_changed(self, brick: object) -> None:
+        """Called by `brick` when its names or tags are assigned: drops the cached plans and, when this collection
+        holds `brick`, validates every tree holding this collection (raising `BrickBuildError`, the brick undoes)."""
+        self.invalidate_plans()
+        if any(value is brick for value in self._modules.values()):
+            self._validate_roots()
+
+    def _validate_roots(self) -> None:
+        for root in self._roots():
+            root._validate()
+
     def _changed(self, undo: Callable[[], None]) -> None:
         """Validates every tree holding this collection after a change; on failure undoes it and re-raises."""
         self.invalidate_plans()
         try:
-            for root in self._roots():
-                root._validate()
+            self._validate_roots()
         except BrickError:
             undo()
             self.invalidate_plans()

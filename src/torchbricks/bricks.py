@@ -70,7 +70,7 @@ class BrickModule(BrickInterface):
         if not callable(model):
             raise BrickError(f"{type(self).__name__}: model must be callable (an nn.Module), got {type(model).__name__}.")
         self.model = model
-        check_call_fits(model.forward if isinstance(model, nn.Module) else model, self, "its module")
+        self._check_wiring()
         self.calculate_gradients = calculate_gradients
         self.trainable = trainable
         if loss_output_names == "all":
@@ -88,6 +88,25 @@ class BrickModule(BrickInterface):
         self._freeze_if_not_trainable()
 
     plan_attributes: ClassVar[frozenset[str]] = frozenset({"model", "calculate_gradients"})
+
+    def _check_wiring(self) -> None:
+        model = self.model
+        check_call_fits(model.forward if isinstance(model, nn.Module) else model, self, "its module")
+
+    def _derived_wiring(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """New output names carry the losses along: by name when they hold every loss, else (renamed) by position."""
+        outputs = changes.get("_output_names")
+        losses = self._loss_output_names
+        if outputs is None or all(name in outputs for name in losses):
+            return changes
+        positions = [self._output_names.index(name) for name in losses]
+        if len(outputs) != len(self._output_names):
+            raise BrickNameError(
+                f"{type(self).__name__}({self.describe()}): the new output_names {outputs} hold none of the loss outputs "
+                f"{[name for name in losses if name not in outputs]} and have another count than {self._output_names}, so "
+                "no loss output can be told by its position. Keep the loss names, or rename the outputs one for one."
+            )
+        return {**changes, "_loss_output_names": [outputs[position] for position in positions]}
 
     def _module_replaced(self, name: str) -> None:
         super()._module_replaced(name)
