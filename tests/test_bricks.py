@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import torch
 from torch import nn
-from torchmetrics import MetricCollection
-from torchmetrics.classification import BinaryPrecisionRecallCurve, MulticlassAccuracy, MulticlassF1Score
+from torchmetrics import Metric, MetricCollection
+from torchmetrics.classification import BinaryAccuracy, BinaryPrecisionRecallCurve, MulticlassAccuracy, MulticlassF1Score
 from torchmetrics.wrappers import ClasswiseWrapper
 
 from torchbricks.brick_collection import BrickCollection
@@ -25,7 +25,7 @@ from torchbricks.bricks import (
     BrickTensorCache,
     BrickTrainable,
 )
-from torchbricks.errors import BrickError, BrickNameError
+from torchbricks.errors import BrickError, BrickNameError, BrickOutputError
 from torchbricks.tags import Stage
 
 
@@ -225,6 +225,88 @@ def test_metric_collection_brick_reports_each_metric() -> None:
     outputs = brick({"p": torch.tensor([0, 1]), "t": torch.tensor([0, 1])})
     assert list(outputs) == ["acc", "f1"]
     assert set(brick.summarize(reset=False)) == {"acc", "f1"}
+
+
+def _classwise(labels: list[str]) -> ClasswiseWrapper:
+    return ClasswiseWrapper(MulticlassAccuracy(num_classes=2, average=None), labels=labels)
+
+
+LABELS, SCORES, TARGETS = torch.tensor([0, 1, 1, 0, 1]), torch.tensor([0.2, 0.9, 0.6, 0.4, 0.7]), torch.tensor([0, 1, 0, 0, 0])
+MEMBERS_WITH_DICTS_OR_TUPLES = {  # case -> (a function making the members, the MetricCollection's keywords, predictions)
+    "a dict-valued member beside a tensor": (
+        lambda: {"per_class": _classwise(["cat", "dog"]), "acc": MulticlassAccuracy(2)},
+        {},
+        LABELS,
+    ),
+    "two dict-valued members whose keys clash": (
+        lambda: {"a": _classwise(["cat", "dog"]), "b": _classwise(["cat", "dog"])},
+        {},
+        LABELS,
+    ),
+    "a dict-valued member with a prefix": (lambda: {"per_class": _classwise(["cat", "dog"])}, {"prefix": "val_"}, LABELS),
+    "a tuple-valued member alone": (lambda: {"curve": BinaryPrecisionRecallCurve(thresholds=4)}, {}, SCORES),
+    "a tuple-valued member beside a tensor": (
+        lambda: {"curve": BinaryPrecisionRecallCurve(thresholds=4), "acc": BinaryAccuracy()},
+        {},
+        SCORES,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", MEMBERS_WITH_DICTS_OR_TUPLES, ids=list(MEMBERS_WITH_DICTS_OR_TUPLES))
+def test_return_metrics_outputs_each_value_of_a_metric_collection_as_torchmetrics_names_it(case: str) -> None:
+    members, keywords, predictions = MEMBERS_WITH_DICTS_OR_TUPLES[case]
+    collection = BrickCollection(
+        {"head": {"metrics": BrickMetrics(MetricCollection(members(), **keywords), ["../p", "../t"], return_metrics=True)}}
+    )
+
+    outputs = collection({"p": predictions, "t": TARGETS}, return_inputs=False)
+    expected = MetricCollection(members(), **keywords)(predictions, TARGETS)  # torchmetrics' own flattening
+
+    assert sorted(outputs) == sorted(f"head/{name}" for name in expected)
+    for name, value in expected.items():
+        got = outputs[f"head/{name}"]
+        if isinstance(value, tuple):  # a curve is one output, a list of its tensors
+            assert isinstance(got, list)
+            assert len(got) == len(value)
+            for part, reference in zip(got, value, strict=True):
+                torch.testing.assert_close(part, reference, equal_nan=True)  # a precision at no prediction is nan
+        else:
+            torch.testing.assert_close(got, value)
+
+
+def test_return_metrics_output_names_name_the_flattened_values_in_order() -> None:
+    metrics = MetricCollection({"per_class": _classwise(["cat", "dog"]), "acc": MulticlassAccuracy(2)})
+    with pytest.raises(BrickNameError, match=r"the 3 values \['acc', 'multiclassaccuracy_cat', 'multiclassaccuracy_dog'\]"):
+        BrickMetrics(metrics, ["p", "t"], return_metrics=True, output_names=["accuracy", "per_class"])
+    brick = BrickMetrics(metrics, ["p", "t"], return_metrics=True, output_names=["accuracy", "cat", "dog"])
+
+    outputs = brick({"p": LABELS, "t": TARGETS})
+
+    expected = metrics.clone()(LABELS, TARGETS)
+    renamed = {"acc": "accuracy", "multiclassaccuracy_cat": "cat", "multiclassaccuracy_dog": "dog"}
+    torch.testing.assert_close(outputs, {renamed[name]: value for name, value in expected.items()})
+
+
+class _KeysFromData(Metric):
+    """A dict-valued metric whose key depends on the data (the number of samples seen)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("count", torch.tensor(0), dist_reduce_fx="sum")
+
+    def update(self, values: torch.Tensor) -> None:
+        self.count += values.numel()
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        return {f"seen_{int(self.count)}": self.count}
+
+
+def test_return_metrics_refuses_a_dict_whose_keys_change_with_the_data_naming_the_brick() -> None:
+    brick = BrickMetrics(MetricCollection({"seen": _KeysFromData()}), ["x"], return_metrics=True)
+    assert brick.output_names == ["./seen_0"]
+    with pytest.raises(BrickOutputError, match=r"torchmetrics returned no value 'seen_0' this batch \(values: \['seen_3'\]\)"):
+        BrickCollection({"seen": brick})({"x": torch.ones(3)})
 
 
 def test_metric_brick_needs_a_metric() -> None:

@@ -5,6 +5,9 @@ Their public path is `torchbricks.bricks`.
 
 from __future__ import annotations
 
+import copy
+import inspect
+import warnings
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
@@ -14,7 +17,7 @@ from torchmetrics import Metric, MetricCollection
 
 from torchbricks import _stateful_update
 from torchbricks._brick_interface import BrickInterface, InputNames, OutputNames, check_call_fits
-from torchbricks.errors import BrickError, BrickNameError
+from torchbricks.errors import BrickBuildError, BrickError, BrickNameError, BrickOutputError, did_you_mean
 from torchbricks.tags import METRIC, TagsLike
 
 __all__ = ["BrickAccumulator", "BrickMetricSingle", "BrickMetrics", "BrickTensorCache"]
@@ -70,10 +73,12 @@ class BrickMetrics(BrickAccumulator):
     Metrics accumulate inside the brick; `BrickCollection.summarize` computes (and optionally resets) them. A
     metric that has seen no batch since the last reset is left out of `summarize`, since it has no value yet.
     The brick returns nothing unless `return_metrics=True`, in which case it also returns the batch values
-    (the metric's `forward`), named by `output_names` (by default the metric names, relative to the brick's
-    collection). The value of a single `Metric` is one output, whole (a dict as it is, a tuple such as a
-    precision-recall curve as a list). Updates are traced by `torch.compile(fullgraph=True)` as an opaque op;
-    batch values are not.
+    (the metric's `forward`), one output per value as torchmetrics names them: a member of a `MetricCollection`
+    whose value is a dict gives one value per key, named as the collection flattens it (`map`, `map_50`, ...; the
+    keys prefixed by the member's name where two members give the same key); any other member gives one value under
+    its name, a tuple (a curve) as a list. `output_names` name them in that order (by default the value names,
+    relative to the brick's collection). The value of a `BrickMetricSingle` is one output, whole (a dict as it is,
+    a tuple as a list). Updates are traced by `torch.compile(fullgraph=True)` as an opaque op; batch values are not.
 
     Args:
         metric_collection: A `MetricCollection` or a dict of name -> `Metric`.
@@ -114,21 +119,24 @@ class BrickMetrics(BrickAccumulator):
         return_metrics: bool,
         output_names: OutputNames | None,
     ) -> None:
+        value_names = _value_names(metrics, metric_names, type(self).__name__) if return_metrics else metric_names
         if return_metrics and output_names is None:
-            output_names = [f"./{name}" for name in metric_names]
+            output_names = [f"./{name}" for name in value_names]
         super().__init__(input_names=input_names, output_names=output_names, tags=tags)
         self.metrics = metrics
         self.metric_names = metric_names
+        self.value_names = value_names
+        """The names of the batch values a call returns with `return_metrics=True`, in the order of `output_names`."""
         self.return_metrics = return_metrics
         self._check_wiring()
         self._init_accumulator()
 
     def _check_wiring(self) -> None:
-        metrics, metric_names = self.metrics, self.metric_names
-        if self.return_metrics and len(self._output_names) != len(metric_names):
+        metrics, metric_names, value_names = self.metrics, self.metric_names, self.value_names
+        if self.return_metrics and len(self._output_names) != len(value_names):
+            what = f"metrics {metric_names}" if value_names == metric_names else f"values {value_names} of metrics {metric_names}"
             raise BrickNameError(
-                f"{type(self).__name__}: {len(metric_names)} metrics {metric_names} need as many output_names, "
-                f"got {self._output_names}."
+                f"{type(self).__name__}: the {len(value_names)} {what} need as many output_names, got {self._output_names}."
             )
         if not self.return_metrics and self._output_names:
             raise BrickNameError(
@@ -177,7 +185,9 @@ class BrickMetrics(BrickAccumulator):
         if self.return_metrics:
             metrics = self.metrics
             names = self.metric_names
+            value_names = self.value_names
             by_name = isinstance(metrics, MetricCollection)
+            brick = f"{type(self).__name__}({self.describe()})"
 
             def batch_values(*args: Any, **kwargs: Any) -> Any:
                 if torch.compiler.is_compiling():  # torchmetrics' forward (update, compute, merge) is not traceable
@@ -189,11 +199,62 @@ class BrickMetrics(BrickAccumulator):
                 values = metrics(*args, **kwargs)
                 if not by_name:  # a single Metric's value is one output, whole: a tuple (a curve) is kept as a list
                     return list(values) if isinstance(values, tuple) else values
-                values = tuple(values[name] for name in names)
-                return values[0] if len(names) == 1 else values
+                try:
+                    batch = tuple(values[name] for name in value_names)
+                except KeyError:
+                    raise _missing_value_error(brick, value_names, values) from None
+                batch = tuple(list(value) if isinstance(value, tuple) else value for value in batch)
+                return batch[0] if len(batch) == 1 else batch
 
             return batch_values
         return self._update_step()
+
+
+def _value_names(metrics: Metric | MetricCollection, metric_names: list[str], owner: str) -> list[str]:
+    """The names torchmetrics gives the batch values of `metrics`: the metric names, except that a collection flattens
+    the dict a member returns into its keys.
+
+    The keys are read from what the collection's `compute` returns before any batch, on a copy, so that they are
+    torchmetrics' own (prefix, postfix, the keys of two members that clash); the metric itself is not touched.
+    """
+    if not isinstance(metrics, MetricCollection):
+        return metric_names
+    probe = copy.deepcopy(metrics)
+    for module in probe.modules():
+        if isinstance(module, Metric):
+            module._to_sync = False  # no collective with the other processes while a brick is built
+    try:
+        with warnings.catch_warnings():  # torchmetrics warns of a compute before any update
+            warnings.simplefilter("ignore")
+            computed = probe.compute()
+    except Exception:  # any metric's compute may fail without data: its keys are then unknown here
+        computed = None
+    if computed is not None:
+        return [str(name) for name in computed]
+    dict_valued = [name for name, metric in metrics.items(keep_base=False, copy_state=False) if _returns_dict(metric)]
+    if dict_valued:
+        raise BrickBuildError(
+            f"{owner}({metric_names}) with return_metrics=True: the metric {dict_valued[0]!r} returns a dict, whose keys "
+            "torchmetrics names only once it computes, and its compute fails before any batch. Give it a "
+            "BrickMetricSingle of its own, whose batch value is the whole dict."
+        )
+    return metric_names
+
+
+def _returns_dict(metric: Metric) -> bool:
+    annotation = inspect.signature(type(metric).compute).return_annotation
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    return text.lower().startswith(("dict", "mapping", "typing.dict", "typing.mapping"))
+
+
+def _missing_value_error(brick: str, value_names: list[str], values: Mapping[str, Any]) -> BrickOutputError:
+    missing = next(name for name in value_names if name not in values)
+    available = [str(name) for name in values]
+    return BrickOutputError(
+        f"{brick} with return_metrics=True: torchmetrics returned no value {missing!r} this batch (values: "
+        f"{available}), though it named its values {value_names} before any batch.{did_you_mean(missing, available)} "
+        "Give the metric whose keys change with the data a BrickMetricSingle of its own (its value is one output)."
+    )
 
 
 class BrickMetricSingle(BrickMetrics):
