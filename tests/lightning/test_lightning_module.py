@@ -23,6 +23,7 @@ from torchbricks import (
     BrickTrainable,
     Stage,
 )
+from torchbricks.bricks import BrickInterface
 from torchbricks.lightning import LightningBrickCollection
 from torchbricks.lightning.datamodules import NamedTensorDataset
 
@@ -446,3 +447,58 @@ def test_pcgrad_gradients_are_scaled_by_accumulate_grad_batches_as_the_plain_tot
         create_trainer(accumulate_grad_batches=2).fit(module, create_loader(raw, targets))
         trained[name] = collection["classify"].model.weight.detach()
     torch.testing.assert_close(trained["pcgrad"], trained["sum"])
+
+
+class _MeanOf042(BrickInterface, nn.Module):
+    """A metric-like brick written for torchbricks 0.4.2: its own forward and summarize, no metric brick."""
+
+    def __init__(self, input_names: list[str]) -> None:
+        BrickInterface.__init__(self, input_names=input_names, output_names=[], tags="METRIC")
+        nn.Module.__init__(self)
+        self.total, self.count = 0.0, 0
+
+    def forward(self, named_inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        values = named_inputs[self.input_names[0]].float()
+        self.total += float(values.sum())
+        self.count += values.numel()
+        return {}
+
+    def extract_losses(self, named_outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {}
+
+    def summarize(self, reset: bool) -> dict[str, torch.Tensor]:
+        values = {"target_mean": torch.tensor(self.total / self.count)} if self.count else {}
+        if reset:
+            self.total, self.count = 0.0, 0
+        return values
+
+    def get_module_name(self) -> str:
+        return "MeanOf"
+
+
+def test_a_042_bricks_own_summarize_is_logged_per_stage_as_collection_summarize_reports_it(tmp_path: Path) -> None:
+    collection = create_collection(with_metrics=False)
+    collection["head"] = {"mean": _MeanOf042(["targets"])}
+    module = create_module(tmp_path, collection, lr=0.0)
+    train_targets, validation_targets = torch.zeros(12, dtype=torch.int64), torch.randint(0, NUM_CLASSES, (8,))
+    trainer = create_trainer()
+
+    trainer.fit(module, create_loader(torch.rand(12, 4), train_targets), create_loader(torch.rand(8, 4), validation_targets))
+
+    # each stage's mean is that of its own data: the stages' batches are not mixed
+    torch.testing.assert_close(module.epoch_metrics["train"]["head/target_mean"], train_targets.float().mean())
+    torch.testing.assert_close(module.epoch_metrics["validation"]["head/target_mean"], validation_targets.float().mean())
+    assert {"train/head/target_mean", "validation/head/target_mean"} <= set(trainer.callback_metrics)
+    assert "validation/head/*" in module.logged_names(Stage.VALIDATION)
+    assert collection["head"]["mean"].count == 0  # the stages ran their own copies
+
+
+def test_a_042_brick_with_its_own_summarize_and_parameters_is_shared_by_the_stages_with_a_warning(tmp_path: Path) -> None:
+    collection = create_collection(with_metrics=False)
+    collection["mean"] = _MeanOf042(["targets"])
+    collection["mean"].scale = nn.Parameter(torch.ones(()))
+
+    with pytest.warns(UserWarning, match=r"Brick 'mean' has its own summarize\(\) and parameters, so the training"):
+        module = create_module(tmp_path, collection)
+
+    assert all(view["mean"] is collection["mean"] for view in module._stage_collections.values())

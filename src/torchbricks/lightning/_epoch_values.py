@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -21,7 +21,7 @@ from torchmetrics import Metric, MetricCollection
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.bricks import BrickMetrics
 
-__all__ = ["LossMeans", "metric_value_names", "summarize_metrics"]
+__all__ = ["LossMeans", "metric_value_names", "summarize_metrics", "summarizes_itself"]
 
 SEPARATOR = "/"
 
@@ -75,9 +75,10 @@ class LossMeans:
         return {name: (sums[index] / counts[index]).float() for index, name in enumerate(names) if counts[index] > 0}
 
 
-def metric_bricks(collection: BrickCollection) -> list[tuple[str, BrickMetrics]]:
-    """The (path, brick) of every metric brick of `collection`, in its insertion order (the same on every process)."""
-    return [(path, brick) for path, brick in collection.iter_bricks() if isinstance(brick, BrickMetrics)]
+def summarizes_itself(brick: object) -> bool:
+    """Whether `brick` is not a metric brick but has its own `summarize(reset)` (a brick written for torchbricks
+    0.4.2), which `BrickCollection.summarize` asks too."""
+    return not isinstance(brick, BrickMetrics) and callable(getattr(brick, "summarize", None))
 
 
 def was_updated(brick: BrickMetrics) -> bool:
@@ -87,25 +88,40 @@ def was_updated(brick: BrickMetrics) -> bool:
     return bool(metrics.update_called)
 
 
-def summarize_metrics(collection: BrickCollection, device: torch.device, reduce: Reduce) -> dict[str, Any]:
-    """Computes and resets every metric brick that saw a batch on any process, named as `BrickCollection.summarize`.
+def summarize_metrics(
+    collection: BrickCollection, device: torch.device, reduce: Reduce, running: Container[str] | None = None
+) -> dict[str, Any]:
+    """Computes and resets every metric brick that saw a batch on any process, named as `BrickCollection.summarize`,
+    and asks every other brick with its own `summarize` (`summarizes_itself`) among `running` (the paths of the
+    bricks the stage runs; None: all) for its values, resetting it, in the collection's order.
 
-    Whether a brick is computed is decided from all processes at once (one reduction), so a process that saw no
-    batch for a brick still computes it and joins the brick's synchronisation (torchmetrics gathers its empty
+    Whether a metric brick is computed is decided from all processes at once (one reduction), so a process that saw
+    no batch for a brick still computes it and joins the brick's synchronisation (torchmetrics gathers its empty
     state): skipped there, the others' gathers met that process's next collective and computed another brick's
-    states into this one's values.
+    states into this one's values. A brick's own `summarize` is called on every process alike; its values are this
+    process's (rank 0's are logged), as torchbricks 0.4.2 gave them.
     """
-    bricks = metric_bricks(collection)
+    bricks = [
+        (path, brick)
+        for path, brick in collection.iter_bricks()
+        if isinstance(brick, BrickMetrics) or (summarizes_itself(brick) and (running is None or path in running))
+    ]
     if not bricks:
         return {}
-    flags = torch.tensor([float(was_updated(brick)) for _, brick in bricks], device=device)
-    updated_anywhere = reduce(flags) > 0
+    metrics = [(path, brick) for path, brick in bricks if isinstance(brick, BrickMetrics)]
+    flags = torch.tensor([float(was_updated(brick)) for _, brick in metrics], device=device)
+    updated_anywhere = dict(zip([path for path, _ in metrics], (reduce(flags) > 0).tolist(), strict=True))
     values: dict[str, Any] = {}
-    for (path, brick), updated in zip(bricks, updated_anywhere.tolist(), strict=True):
-        if not updated:
-            continue
+    for path, brick in bricks:
+        if isinstance(brick, BrickMetrics):
+            if not updated_anywhere[path]:
+                continue
+            summary = _computed_and_reset(brick)  # torchmetrics synchronises the states here
+        else:
+            summarize: Callable[..., Mapping[str, Any]] = brick.summarize  # type: ignore[assignment] # its own method
+            summary = dict(summarize(reset=True))
         scope = path.split(SEPARATOR)[:-1]
-        for name, value in _computed_and_reset(brick).items():  # torchmetrics synchronises the states here
+        for name, value in summary.items():
             values[SEPARATOR.join((*scope, name))] = value
     return values
 

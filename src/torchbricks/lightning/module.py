@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import datetime
 import fnmatch
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
@@ -29,7 +30,7 @@ from torchbricks.brick_collection import BrickCollection
 from torchbricks.bricks import BrickInterface, BrickMetrics
 from torchbricks.configuration.settings import AVERAGED_METRICS_NAME
 from torchbricks.errors import BrickError, UnknownMetricError, did_you_mean, did_you_mean_key
-from torchbricks.lightning._epoch_values import LossMeans, metric_value_names, summarize_metrics
+from torchbricks.lightning._epoch_values import LossMeans, metric_value_names, summarize_metrics, summarizes_itself
 from torchbricks.lightning.experiment_files import create_experiment_file_callbacks, to_json
 from torchbricks.lightning.optimizers import bind_training_budget
 from torchbricks.lightning.samplers import check_evaluation_loaders
@@ -319,6 +320,7 @@ class LightningBrickCollection(pl.LightningModule):
     # --- the work ---------------------------------------------------------------------------------------------
 
     def _create_stage_views(self) -> None:
+        _warn_shared_summaries(self.brick_collection)
         views = {stage: _stage_view(self.brick_collection) for stage in _METRIC_STAGES}
         self._stage_collections = views
         if self.compile_stages:
@@ -347,10 +349,10 @@ class LightningBrickCollection(pl.LightningModule):
         losses = [TOTAL_LOSS] + [name for node in plan.bricks for name in node.losses]
         names = [logged_name(stage.value, loss, loss=True) + form for loss in losses for form in forms]
         for path, brick in collection.iter_bricks():
-            if path not in planned or not isinstance(brick, BrickMetrics):
+            if path not in planned or not (isinstance(brick, BrickMetrics) or summarizes_itself(brick)):
                 continue
             scope = SEPARATOR.join(path.split(SEPARATOR)[:-1])
-            values = metric_value_names(brick)
+            values = metric_value_names(brick) if isinstance(brick, BrickMetrics) else None  # a brick's own: known once run
             names += [
                 logged_name(stage.value, SEPARATOR.join(filter(None, (scope, value))))
                 for value in (["*"] if values is None else values)
@@ -469,7 +471,9 @@ class LightningBrickCollection(pl.LightningModule):
         losses = self._loss_means[stage].compute(loss_names, self.device, reduce)
         if stage is Stage.TRAIN:
             self._epoch_loss_means = {name: loss for name, loss in losses.items() if name != "loss"}
-        values = summarize_metrics(self.stage_collection(stage), self.device, reduce)
+        collection = self.stage_collection(stage)
+        running = set(collection.execution_order(tags=stage))
+        values = summarize_metrics(collection, self.device, reduce, running)
         if stage is not Stage.TRAIN and self._summarized_loader is None:
             self._check_averaged_values(values)  # in the sanity check too: before the first epoch trains
         if self.trainer.sanity_checking:
@@ -510,16 +514,34 @@ def _lacked_by(collection: Any, stage: Stage, named_inputs: Mapping[str, Any]) -
 
 
 def _stage_view(collection: BrickCollection) -> BrickCollection:
-    """A collection sharing every brick of `collection` except the metric bricks, which are fresh copies."""
+    """A collection sharing every brick of `collection` except the metric bricks, which are fresh copies, and the
+    bricks with their own `summarize` and no parameters (0.4.2's metric-like bricks), which are copies.
+
+    A brick with its own `summarize` and parameters is shared, as its parameters must be (`_warn_shared_summaries`)."""
 
     def copy_metrics(path: str, brick: BrickInterface) -> BrickInterface:
-        if not isinstance(brick, BrickMetrics):
-            return brick
-        fresh = copy.deepcopy(brick)
-        fresh.reset()
-        return fresh
+        if isinstance(brick, BrickMetrics):
+            fresh = copy.deepcopy(brick)
+            fresh.reset()
+            return fresh
+        if summarizes_itself(brick) and next(brick.parameters(), None) is None:
+            return copy.deepcopy(brick)
+        return brick
 
     return collection.map_bricks(copy_metrics)
+
+
+def _warn_shared_summaries(collection: BrickCollection) -> None:
+    """Warns of each brick with its own `summarize` that the stage views share (it has parameters)."""
+    for path, brick in collection.iter_bricks():
+        if summarizes_itself(brick) and next(brick.parameters(), None) is not None:
+            warnings.warn(
+                f"Brick {path!r} has its own summarize() and parameters, so the training, validation and test stages "
+                "share it: what it summarizes at the end of a stage's epoch holds the batches of every stage since its "
+                "last summary. Keep its values in a metric brick (BrickMetrics) to get them per stage.",
+                UserWarning,
+                stacklevel=3,
+            )
 
 
 def _traceable(collection: BrickCollection, stage: Stage) -> bool:
@@ -533,8 +555,9 @@ def _traceable(collection: BrickCollection, stage: Stage) -> bool:
     )
 
 
-def _metric_bricks(collection: BrickCollection) -> list[BrickMetrics]:
-    return [brick for _, brick in collection.iter_bricks() if isinstance(brick, BrickMetrics)]
+def _metric_bricks(collection: BrickCollection) -> list[BrickInterface]:
+    """The bricks a stage view owns (its metric bricks and the copies of bricks with their own `summarize`)."""
+    return [brick for _, brick in collection.iter_bricks() if isinstance(brick, BrickMetrics) or summarizes_itself(brick)]
 
 
 def _to_cpu(value: Any) -> Any:
