@@ -10,12 +10,15 @@ import pytest
 import torch
 from helpers import AddConstant, Split
 from torch import nn
+from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.wrappers import ClasswiseWrapper
 
 from torchbricks import (
     BrickCollection,
     BrickCycleError,
     BrickLoss,
+    BrickMetrics,
     BrickMetricSingle,
     BrickNameError,
     BrickNotTrainable,
@@ -166,6 +169,42 @@ def test_two_metric_bricks_reporting_the_same_name_are_rejected() -> None:
                 "b": BrickMetricSingle(MulticlassAccuracy(num_classes=2), ["p", "t"]),
             }
         )
+
+
+def test_two_metric_bricks_whose_dict_values_flatten_to_the_same_names_are_rejected() -> None:
+    def per_class() -> ClasswiseWrapper:
+        return ClasswiseWrapper(MulticlassAccuracy(num_classes=2, average=None), labels=["cat", "dog"])
+
+    # each brick's MetricCollection flattens its dict into `multiclassaccuracy_cat`, ...: summarize kept only b's
+    with pytest.raises(BrickBuildError, match=r"Metric bricks 'a' and 'b' both report 'multiclassaccuracy_cat'.*prefix"):
+        BrickCollection(
+            {"a": BrickMetrics({"strict": per_class()}, ["p", "t"]), "b": BrickMetrics({"loose": per_class()}, ["q", "t"])}
+        )
+    prefixed = BrickMetrics(MetricCollection({"loose": per_class()}, prefix="loose_"), ["q", "t"])
+    collection = BrickCollection({"a": BrickMetrics({"strict": per_class()}, ["p", "t"]), "b": prefixed})
+    p, q, t = torch.tensor([0, 1, 1, 0]), torch.tensor([1, 1, 1, 1]), torch.tensor([0, 1, 0, 1])
+    collection({"p": p, "q": q, "t": t})
+    summary = collection.summarize(reset=True)
+    torch.testing.assert_close(summary["multiclassaccuracy_cat"], per_class()(p, t)["multiclassaccuracy_cat"])
+    torch.testing.assert_close(summary["loose_multiclassaccuracy_cat"], per_class()(q, t)["multiclassaccuracy_cat"])
+
+
+def test_two_bricks_whose_own_summaries_report_the_same_name_are_refused_at_summarize() -> None:
+    class Counter(BrickTrainable):  # a brick with its own summarize, as 0.4.2 bricks have
+        def summarize(self, reset: bool) -> dict[str, torch.Tensor]:
+            return {"count": torch.tensor(1.0)}
+
+    collection = BrickCollection(
+        {
+            "a": Counter(nn.Identity(), ["x"], ["y"]),
+            "b": Counter(nn.Identity(), ["x"], ["z"]),
+            "head": {"c": Counter(nn.Identity(), ["x"], ["w"])},
+        }
+    )
+    with pytest.raises(BrickError, match=r"Bricks 'a' and 'b' both report 'count' in summarize\(\), so only one value"):
+        collection.summarize(reset=True)
+    del collection["b"]
+    assert sorted(collection.summarize(reset=True)) == ["count", "head/count"]
 
 
 def test_all_names_passes_every_value_computed_so_far() -> None:

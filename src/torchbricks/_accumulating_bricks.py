@@ -119,14 +119,15 @@ class BrickMetrics(BrickAccumulator):
         return_metrics: bool,
         output_names: OutputNames | None,
     ) -> None:
-        value_names = _value_names(metrics, metric_names, type(self).__name__) if return_metrics else metric_names
+        value_names = _value_names(metrics, metric_names, type(self).__name__, return_metrics)
         if return_metrics and output_names is None:
             output_names = [f"./{name}" for name in value_names]
         super().__init__(input_names=input_names, output_names=output_names, tags=tags)
         self.metrics = metrics
         self.metric_names = metric_names
         self.value_names = value_names
-        """The names of the batch values a call returns with `return_metrics=True`, in the order of `output_names`."""
+        """The names of the values `summarize` reports and, with `return_metrics=True`, a call returns (in the order of
+        `output_names`): the metric names, a dict-valued member's keys flattened in as torchmetrics names them."""
         self.return_metrics = return_metrics
         self._check_wiring()
         self._init_accumulator()
@@ -210,14 +211,20 @@ class BrickMetrics(BrickAccumulator):
         return self._update_step()
 
 
-def _value_names(metrics: Metric | MetricCollection, metric_names: list[str], owner: str) -> list[str]:
-    """The names torchmetrics gives the batch values of `metrics`: the metric names, except that a collection flattens
-    the dict a member returns into its keys.
+def _value_names(metrics: Metric | MetricCollection, metric_names: list[str], owner: str, return_metrics: bool) -> list[str]:
+    """The names torchmetrics gives the values of `metrics`: the metric names, except that a collection flattens the
+    dict a member returns into its keys.
 
     The keys are read from what the collection's `compute` returns before any batch, on a copy, so that they are
-    torchmetrics' own (prefix, postfix, the keys of two members that clash); the metric itself is not touched.
+    torchmetrics' own (prefix, postfix, the keys of two members that clash); the metric itself is not touched. That
+    is done for a member annotated as returning a dict, and with `return_metrics` (whose outputs need the names) for
+    every collection. Where the keys stay unknown, `return_metrics` is refused.
     """
     if not isinstance(metrics, MetricCollection):
+        return metric_names
+    members = dict(metrics.items(keep_base=False, copy_state=False))
+    dict_valued = [name for name, metric in members.items() if _returns_dict(metric)]
+    if not dict_valued and not return_metrics:
         return metric_names
     probe = copy.deepcopy(metrics)
     for module in probe.modules():
@@ -231,8 +238,7 @@ def _value_names(metrics: Metric | MetricCollection, metric_names: list[str], ow
         computed = None
     if computed is not None:
         return [str(name) for name in computed]
-    dict_valued = [name for name, metric in metrics.items(keep_base=False, copy_state=False) if _returns_dict(metric)]
-    if dict_valued:
+    if dict_valued and return_metrics:
         raise BrickBuildError(
             f"{owner}({metric_names}) with return_metrics=True: the metric {dict_valued[0]!r} returns a dict, whose keys "
             "torchmetrics names only once it computes, and its compute fails before any batch. Give it a "

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from torchbricks._checkpoint import FileFormat, MissingFiles
 
-__all__ = ["BrickCollection"]
+__all__ = ["BrickCollection", "merge_summaries"]
 
 BrickTree = Mapping[str, "BrickInterface | BrickCollection | BrickTree"]
 MissingTargets = Literal["error", "skip"]
@@ -222,12 +222,13 @@ class BrickCollection(nn.ModuleDict):
         seen: dict[str, str] = {}
         for path, scope, brick in self._walk():
             if isinstance(brick, BrickMetrics):
-                for name in brick.metric_names:
+                for name in brick.value_names:
                     key = SEPARATOR.join((*scope, name))
                     if key in seen:
                         raise BrickBuildError(
                             f"Metric bricks {seen[key]!r} and {path!r} both report {key!r} in summarize(). "
-                            "Give one a metric_name=... (BrickMetricSingle) or another key in its MetricCollection."
+                            "Give one a metric_name=... (BrickMetricSingle), or another key or a prefix=... in its "
+                            "MetricCollection (a metric returning a dict, such as ClasswiseWrapper, takes prefix=... too)."
                         )
                     seen[key] = path
 
@@ -365,13 +366,12 @@ class BrickCollection(nn.ModuleDict):
         metrics keep their bare name. A metric brick that has seen no batch since the last reset is left out:
         it has no value yet (see `BrickMetrics.summarize`).
         """
-        values: dict[str, Any] = {}
-        for _, scope, brick in self._walk():
+        summaries = []
+        for path, _, brick in self._walk():
             summarize = getattr(brick, "summarize", None)  # a metric brick, or a 0.4.2 brick with its own summarize
             if callable(summarize):
-                for name, value in summarize(reset=reset).items():
-                    values[SEPARATOR.join((*scope, name))] = value
-        return values
+                summaries.append((path, summarize(reset=reset)))
+        return merge_summaries(summaries)
 
     def reset_metrics(self) -> None:
         for _, _, brick in self._walk():
@@ -479,6 +479,29 @@ class BrickCollection(nn.ModuleDict):
         from torchbricks import _checkpoint
 
         return _checkpoint.load_bricks(self.iter_bricks(), path_model_folder, file_format=file_format, missing=missing)
+
+
+def merge_summaries(summaries: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
+    """The values of several bricks' summaries, given as (brick path, its summary), each value named under its
+    brick's collection path (`head0/MulticlassAccuracy`; a top-level brick's names stay bare).
+
+    Raises `BrickError` when two bricks report one name, which would keep only the second's value (two metrics whose
+    dict values flatten to the same keys, such as two `ClasswiseWrapper`s or two mAP metrics in one collection).
+    """
+    values: dict[str, Any] = {}
+    reporter: dict[str, str] = {}
+    for path, summary in summaries:
+        scope = path.split(SEPARATOR)[:-1]
+        for name, value in summary.items():
+            key = SEPARATOR.join((*scope, name))
+            if key in reporter and reporter[key] != path:
+                raise BrickError(
+                    f"Bricks {reporter[key]!r} and {path!r} both report {key!r} in summarize(), so only one value would "
+                    "be kept. Give their metrics distinct names (a MetricCollection or ClasswiseWrapper prefix=..., "
+                    "another key, or another collection for one of the bricks)."
+                )
+            values[key], reporter[key] = value, path
+    return values
 
 
 def _nested_dict(entries: Iterable[tuple[tuple[str, ...], str, Any]]) -> dict[str, Any]:

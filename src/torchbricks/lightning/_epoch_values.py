@@ -18,12 +18,10 @@ from typing import Any
 import torch
 from torchmetrics import Metric, MetricCollection
 
-from torchbricks.brick_collection import BrickCollection
+from torchbricks.brick_collection import BrickCollection, merge_summaries
 from torchbricks.bricks import BrickMetrics
 
 __all__ = ["LossMeans", "metric_value_names", "summarize_metrics", "summarizes_itself"]
-
-SEPARATOR = "/"
 
 Reduce = Callable[[torch.Tensor], torch.Tensor]
 """Sums a tensor over every process (identity on one process); every process must call it, in the same order."""
@@ -111,19 +109,15 @@ def summarize_metrics(
     metrics = [(path, brick) for path, brick in bricks if isinstance(brick, BrickMetrics)]
     flags = torch.tensor([float(was_updated(brick)) for _, brick in metrics], device=device)
     updated_anywhere = dict(zip([path for path, _ in metrics], (reduce(flags) > 0).tolist(), strict=True))
-    values: dict[str, Any] = {}
+    summaries: list[tuple[str, Mapping[str, Any]]] = []
     for path, brick in bricks:
         if isinstance(brick, BrickMetrics):
-            if not updated_anywhere[path]:
-                continue
-            summary = _computed_and_reset(brick)  # torchmetrics synchronises the states here
+            if updated_anywhere[path]:
+                summaries.append((path, _computed_and_reset(brick)))  # torchmetrics synchronises the states here
         else:
             summarize: Callable[..., Mapping[str, Any]] = brick.summarize  # type: ignore[assignment] # its own method
-            summary = dict(summarize(reset=True))
-        scope = path.split(SEPARATOR)[:-1]
-        for name, value in summary.items():
-            values[SEPARATOR.join((*scope, name))] = value
-    return values
+            summaries.append((path, summarize(reset=True)))
+    return merge_summaries(summaries)
 
 
 def _computed_and_reset(brick: BrickMetrics) -> dict[str, Any]:
