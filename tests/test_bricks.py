@@ -114,6 +114,28 @@ def test_not_trainable_freezes_parameters_and_stays_in_eval_mode() -> None:
     torch.testing.assert_close(brick.model[1].running_mean, running_mean)
 
 
+def test_assigning_trainable_false_freezes_the_module_as_the_constructor_does_and_true_thaws_it() -> None:
+    brick = BrickTrainable(nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2)), ["x"], ["y"])
+    collection = BrickCollection({"backbone": brick})
+    optimizer = torch.optim.SGD(brick.parameters(), lr=0.5)
+
+    brick.trainable = False  # freezing a backbone during training
+    collection.train()
+    weights, running_mean = brick.model[0].weight.clone(), brick.model[1].running_mean.clone()
+    outputs = collection({"x": torch.randn(8, 2)})
+    assert not outputs["y"].requires_grad  # nothing to train: the optimizer has no gradient to step with
+    optimizer.step()
+    torch.testing.assert_close(brick.model[0].weight, weights)
+    torch.testing.assert_close(brick.model[1].running_mean, running_mean)  # eval mode: the statistics do not drift
+
+    brick.trainable = True
+    assert brick.model.training
+    collection({"x": torch.randn(8, 2)})["y"].sum().backward()
+    optimizer.step()
+    assert not torch.equal(brick.model[0].weight, weights)
+    assert not torch.equal(brick.model[1].running_mean, running_mean)
+
+
 @pytest.mark.parametrize("swap", ["assign", "add_module", "modules_dict"])
 def test_a_module_swapped_into_a_not_trainable_brick_is_frozen_too(swap: str) -> None:
     brick = BrickNotTrainable(nn.Linear(2, 2), input_names=["x"], output_names=["y"])

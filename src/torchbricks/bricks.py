@@ -53,7 +53,8 @@ class BrickModule(BrickInterface):
             naming the brick and the shape otherwise (e.g. for `nn.MSELoss(reduction="none")`).
         calculate_gradients: When False the module runs under `torch.no_grad()`.
         trainable: When False the module's parameters are frozen (`requires_grad=False`) and the module
-            stays in eval mode, so batch-norm statistics do not drift either.
+            stays in eval mode, so batch-norm statistics do not drift either. Assigning `brick.trainable` later
+            freezes or thaws it the same way.
     """
 
     def __init__(
@@ -72,7 +73,7 @@ class BrickModule(BrickInterface):
         self.model = model
         self._check_wiring()
         self.calculate_gradients = calculate_gradients
-        self.trainable = trainable
+        self._trainable = trainable
         if loss_output_names == "all":
             loss_output_names = self._output_names
         elif loss_output_names == "none":
@@ -115,9 +116,33 @@ class BrickModule(BrickInterface):
 
     def _freeze_if_not_trainable(self) -> None:
         model = self.__dict__.get("_modules", {}).get("model")
-        if not self.__dict__.get("trainable", True) and isinstance(model, nn.Module):
+        if not self.__dict__.get("_trainable", True) and isinstance(model, nn.Module):
             model.requires_grad_(False)
             model.eval()
+
+    @property
+    def trainable(self) -> bool:
+        """Whether the module trains. Assigning False freezes it as `trainable=False` does (parameters
+        `requires_grad=False`, the module in eval mode); assigning True makes every parameter of the module trainable
+        again and lets it follow the brick's train/eval mode."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, trainable: bool) -> None:
+        self._trainable = bool(trainable)
+        model = self.model
+        if not isinstance(model, nn.Module):
+            return
+        if trainable:
+            model.requires_grad_(True)
+            model.train(self.training)
+        else:
+            self._freeze_if_not_trainable()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "trainable" in state:  # pickled before `trainable` became a property
+            state["_trainable"] = state.pop("trainable")
+        super().__setstate__(state)
 
     @property
     def loss_output_names(self) -> list[str]:
