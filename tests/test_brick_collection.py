@@ -425,6 +425,23 @@ def test_update_keeps_none_of_the_bricks_when_one_is_invalid() -> None:
     assert "fine" in collection({"raw": torch.zeros(1), "targets": torch.zeros(1)})
 
 
+@pytest.mark.parametrize("into", ["itself", "its nested collection"])
+def test_a_collection_put_into_itself_is_refused_and_leaves_the_tree_as_it_was(into: str) -> None:
+    collection = BrickCollection(
+        {
+            "backbone": BrickTrainable(nn.Identity(), ["x"], ["features"]),
+            "head": {"c": BrickTrainable(nn.Identity(), ["../features"], ["./y"])},
+        }
+    )
+    target = collection if into == "itself" else collection["head"]
+
+    with pytest.raises(BrickBuildError, match="a tree cannot hold itself"):
+        target["loop"] = collection
+
+    assert [path for path, _ in collection.iter_bricks()] == ["backbone", "head/c"]
+    assert sorted(collection({"x": torch.ones(1)})) == ["features", "head/y", "x"]
+
+
 def test_mutating_a_nested_collection_is_validated_at_the_root() -> None:
     collection = two_heads()
     with pytest.raises(DuplicateOutputError, match="'backbone' and 'head0/again' both produce the output 'features'"):

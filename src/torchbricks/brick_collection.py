@@ -86,6 +86,11 @@ class BrickCollection(nn.ModuleDict):
             raise NotABrickError(
                 f"The value at {path!r} is a {type(value).__name__}, not a brick, a BrickCollection or a dict of bricks.{hint}"
             )
+        if isinstance(value, BrickCollection) and (value is self or any(held is self for _, _, held in value._walk_tree())):
+            raise BrickBuildError(
+                f"The collection put at {path!r} holds the collection it is put into (or is it): a tree cannot hold "
+                "itself. Put a new collection of the same bricks there (BrickCollection(collection.to_dict()))."
+            )
         nn.Module.add_module(self, key, value)
         value._plan_owners.add(self)
 
