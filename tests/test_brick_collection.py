@@ -354,6 +354,28 @@ def test_too_many_outputs_names_the_count() -> None:
         collection({"x": torch.zeros(2)})
 
 
+class _PerImageDetections(nn.Module):
+    """A detection model as torchvision's: one dict per image, in a list."""
+
+    def forward(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        return [{"boxes": image.new_zeros(1, 4), "scores": image.new_ones(1)} for image in images]
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+def test_a_list_is_one_value_also_for_several_output_names_so_per_image_results_are_never_split(compiled: bool) -> None:
+    collection = BrickCollection({"detect": BrickTrainable(_PerImageDetections(), ["images"], ["boxes", "scores"])})
+    torch._dynamo.reset()
+    run = torch.compile(collection, fullgraph=True) if compiled else collection
+
+    # two images and two output names: the list used to be split, image 0's dict as 'boxes', image 1's as 'scores'
+    with pytest.raises(
+        (BrickOutputError, torch._dynamo.exc.Unsupported), match=r"returned a list of 2 values \(a list is one value"
+    ):
+        run({"images": torch.rand(2, 3, 4, 4)})
+    one = BrickCollection({"detect": BrickTrainable(_PerImageDetections(), ["images"], ["detections"])})
+    assert len(one({"images": torch.rand(2, 3, 4, 4)})["detections"]) == 2  # one output name: the list, whole
+
+
 @pytest.mark.parametrize("output_names", [["y"], ["y", "z"]])
 def test_a_brick_returning_none_for_its_outputs_names_the_brick(output_names: list[str]) -> None:
     class Forgot(nn.Module):  # computes, but forgets `return`

@@ -278,8 +278,15 @@ def _store_outputs(data: dict[str, Any], outs: tuple[str, ...], result: Any, who
             ),
             path,
         )
-    if not isinstance(result, (tuple, list)) or len(result) != len(outs):
-        got = f"{len(result)} values" if isinstance(result, (tuple, list)) else f"a {type(result).__name__}"
+    if not isinstance(result, tuple) or len(result) != len(outs):
+        # A list is one value, as for one output name: read as several, a detection model's list of per-image results
+        # was split over the output names whenever the batch held as many images as there are names.
+        if isinstance(result, tuple):
+            got = f"{len(result)} values"
+        elif isinstance(result, list):
+            got = f"a list of {len(result)} values (a list is one value; several values are a tuple)"
+        else:
+            got = f"a {type(result).__name__}"
         raise _in_brick(
             BrickOutputError(
                 f"{who} returned {got}, but has {len(outs)} output_names {list(outs)}; return a tuple with one value "
