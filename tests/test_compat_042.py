@@ -547,3 +547,34 @@ def test_output_names_assigned_to_a_metric_brick_without_return_metrics_are_refu
     with pytest.raises(BrickNameError, match=r"output_names are only used with return_metrics=True, got \['accuracy'\]"):
         brick.output_names = ["accuracy"]
     assert brick.output_names == []
+
+
+class _BrickMisnamed042(BrickInterface, nn.Module):
+    """A 0.4.2 brick whose forward returns its value under another name than its output name."""
+
+    def __init__(self) -> None:
+        BrickInterface.__init__(self, input_names=["x"], output_names=["doubled"], tags="MODEL")
+        nn.Module.__init__(self)
+
+    def forward(self, named_inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"double": named_inputs["x"] * 2}
+
+    def extract_losses(self, named_outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {}
+
+    def get_module_name(self) -> str:
+        return "Doubler"
+
+
+def test_a_042_brick_whose_forward_lacks_an_output_name_raises_naming_the_brick_and_what_it_returned() -> None:
+    collection = BrickCollection({"head": {"doubler": _BrickMisnamed042()}})
+    expected = (
+        r"_BrickMisnamed042\(Doubler\): forward\(named_inputs\) returned no value for its output 'doubled'; "
+        r"it returned \['double'\]\. Did you mean 'double'\?"
+    )
+
+    with pytest.raises(BrickError, match=expected) as error:
+        collection({"x": torch.ones(2)})
+
+    assert error.value.__notes__ == ["while running brick 'head/doubler' of a BrickCollection"]
+    assert repr(collection["head"]["doubler"]).startswith("_BrickMisnamed042(Doubler, input_names=['x']")

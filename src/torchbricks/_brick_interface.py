@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from torch import nn
 
 from torchbricks._plan import run_single_brick
-from torchbricks.errors import BrickBuildError, BrickError, BrickNameError
+from torchbricks.errors import BrickBuildError, BrickError, BrickNameError, BrickOutputError, did_you_mean
 from torchbricks.tags import MODEL, STAGE_TAG_NAMES, TagsLike, misspelled_tag_hint, normalize_tags
 
 if TYPE_CHECKING:
@@ -290,10 +290,28 @@ class BrickInterface(nn.Module):
     def _forward_by_names(self, *values: Any) -> Any:
         """A 0.4.2 brick's `forward(named_inputs)` called with positional input values (see `step_function`)."""
         named_outputs = self.forward(dict(zip(self._input_names, values, strict=True)))
-        outputs = [named_outputs[name] for name in self._output_names]
+        try:
+            outputs = [named_outputs[name] for name in self._output_names]
+        except (KeyError, TypeError, IndexError):
+            raise self._forward_outputs_error(named_outputs) from None
         if not outputs:
             return None
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    def _forward_outputs_error(self, named_outputs: Any) -> BrickOutputError:
+        """The error for a 0.4.2 brick whose `forward` did not return a dict holding each of its output names."""
+        who = f"{type(self).__name__}({self.describe()})"
+        if not isinstance(named_outputs, Mapping):
+            return BrickOutputError(
+                f"{who}: forward(named_inputs) returned a {type(named_outputs).__name__}, not a dict of its outputs "
+                f"{self._output_names} (torchbricks 0.4.2's contract)."
+            )
+        returned = [str(name) for name in named_outputs]
+        missing = next(name for name in self._output_names if name not in named_outputs)
+        return BrickOutputError(
+            f"{who}: forward(named_inputs) returned no value for its output {missing!r}; it returned {returned}."
+            f"{did_you_mean(missing, returned)} Return a dict holding every name of output_names {self._output_names}."
+        )
 
     # --- torchbricks 0.4.2's brick methods ----------------------------------------------------------------------
 
@@ -322,7 +340,9 @@ class BrickInterface(nn.Module):
         return {name: named_outputs[name] for name in self.loss_output_names if name in named_outputs}
 
     def describe(self) -> str:
-        """What the brick wraps, as shown in its repr (a module's class name by default)."""
+        """What the brick wraps, as shown in its repr: a 0.4.2 brick's own `get_module_name()`, else its class name."""
+        if type(self).get_module_name is not BrickInterface.get_module_name:
+            return self.get_module_name()
         return type(self).__name__
 
     def graph_label(self) -> str:
