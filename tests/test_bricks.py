@@ -71,6 +71,24 @@ def test_a_brick_whose_only_tag_is_a_misspelled_stage_tag_warns_that_it_runs_in_
     assert record[0].filename == __file__  # points at the brick's construction
 
 
+@pytest.mark.parametrize("tags", ["", [""], {"LOSS", ""}])
+def test_an_empty_tag_is_refused(tags: Any) -> None:
+    with pytest.raises(BrickNameError, match=r"BrickLoss: tags must be non-empty strings, got \[''"):
+        BrickLoss(nn.MSELoss(), ["y", "t"], ["mse"], tags=tags)
+
+
+@pytest.mark.parametrize("tags", [[], set()])
+def test_a_brick_without_tags_warns_that_it_runs_in_no_stage(tags: Any) -> None:
+    with pytest.warns(
+        UserWarning, match=r"BrickLoss with tags \[\] runs in no Stage\. It has no tag, so it runs only in calls"
+    ) as record:
+        brick = BrickLoss(nn.MSELoss(), ["y", "t"], ["mse"], tags=tags)
+    assert record[0].filename == __file__
+    with pytest.warns(UserWarning, match="runs in no Stage") as record:
+        brick.tags = []
+    assert record[0].filename == __file__  # assigned: points at the assignment
+
+
 @pytest.mark.filterwarnings("error")
 @pytest.mark.parametrize("tags", ["HEAD", {"MODEL", "model"}, Stage.TRAIN])
 def test_custom_tags_and_bricks_some_stage_runs_give_no_warning(tags: Any) -> None:

@@ -120,9 +120,11 @@ def _parse_input_names(input_names: InputNames, owner: str) -> tuple[tuple[str, 
 def _parse_tags(tags: TagsLike, owner: str) -> frozenset[str]:
     """The tags as a frozenset, warning of a tag spelled like a stage tag when no stage runs the brick."""
     parsed = normalize_tags(tags, owner=f"{owner}: tags")
+    if "" in parsed:
+        raise BrickNameError(f"{owner}: tags must be non-empty strings, got {sorted(parsed)!r}.")
     if not parsed & STAGE_TAG_NAMES:
-        # A custom tag is allowed, but one spelled like a stage tag leaves the brick out of every stage unseen.
-        hint = misspelled_tag_hint(parsed)
+        # A custom tag is allowed, but one spelled like a stage tag (or no tag) leaves the brick out of every stage unseen.
+        hint = misspelled_tag_hint(parsed) if parsed else " It has no tag, so it runs only in calls with tags=None."
         if hint:
             warnings.warn(f"{owner} with tags {sorted(parsed)} runs in no Stage.{hint}", UserWarning, stacklevel=_caller_level())
     return parsed
