@@ -464,6 +464,24 @@ def test_a_collection_put_into_itself_is_refused_and_leaves_the_tree_as_it_was(i
     assert sorted(collection({"x": torch.ones(1)})) == ["features", "head/y", "x"]
 
 
+def test_a_nested_collection_run_on_its_own_says_its_relative_names_resolve_from_it() -> None:
+    collection = BrickCollection(
+        {
+            "backbone": BrickTrainable(nn.Identity(), ["x"], ["features"]),
+            "head": {"classify": BrickTrainable(nn.Identity(), ["../features"], ["./logits"])},
+        }
+    )
+
+    with pytest.raises(BrickNameError, match="climbs above the root collection") as error:
+        collection["head"]({"features": torch.ones(1)})
+
+    assert error.value.__notes__ == [
+        "This collection is nested (under the key 'head'), and relative names resolve from the collection that is run: "
+        "run the outer collection instead, with output_names=[...] to run only this part."
+    ]
+    assert list(collection({"x": torch.ones(1)}, output_names=["head/logits"])) == ["head/logits"]
+
+
 def test_mutating_a_nested_collection_is_validated_at_the_root() -> None:
     collection = two_heads()
     with pytest.raises(DuplicateOutputError, match="'backbone' and 'head0/again' both produce the output 'features'"):

@@ -219,7 +219,17 @@ class BrickCollection(nn.ModuleDict):
         """The graph nodes of every brick, built once per structure version."""
         cache = self._plan_cache
         if cache.nodes is None:
-            cache.nodes = tuple(_graph.build_node(brick, path, scope) for path, scope, brick in self._walk())
+            try:
+                cache.nodes = tuple(_graph.build_node(brick, path, scope) for path, scope, brick in self._walk())
+            except BrickNameError as error:
+                places = [key for owner in self._owners() for key, value in owner._modules.items() if value is self]
+                if places:  # a nested collection run (or planned) on its own: its relative names resolve from it
+                    error.add_note(
+                        f"This collection is nested (under the key {places[0]!r}), and relative names resolve from the "
+                        "collection that is run: run the outer collection instead, with output_names=[...] to run "
+                        "only this part."
+                    )
+                raise
         return cache.nodes
 
     def _check_metric_names(self) -> None:
