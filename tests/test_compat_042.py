@@ -578,3 +578,23 @@ def test_a_042_brick_whose_forward_lacks_an_output_name_raises_naming_the_brick_
 
     assert error.value.__notes__ == ["while running brick 'head/doubler' of a BrickCollection"]
     assert repr(collection["head"]["doubler"]).startswith("_BrickMisnamed042(Doubler, input_names=['x']")
+
+
+def test_assigned_loss_output_names_and_042s_loss_output_indices_choose_the_losses_of_the_next_call() -> None:
+    brick = BrickTrainable(lambda x: (x.sum(), -x.sum()), ["x"], ["total", "negated"])
+    collection = BrickCollection({"split": brick})
+    x = torch.arange(3.0)
+    assert collection.extract_losses(collection({"x": x})) == {}
+
+    brick.loss_output_names = ["negated"]
+    torch.testing.assert_close(collection.extract_losses(collection({"x": x})), {"negated": -x.sum()})
+    assert brick.loss_output_indices == [1]
+    brick.loss_output_indices = [0]  # 0.4.2 kept its losses as positions in this attribute
+    torch.testing.assert_close(collection.extract_losses(collection({"x": x})), {"total": x.sum()})
+    assert collection.loss_names() == ["total"]
+
+    with pytest.raises(BrickNameError, match=r"loss_output_indices \[2\] are not positions among output_names"):
+        brick.loss_output_indices = [2]
+    with pytest.raises(BrickNameError, match=r"loss_output_names \['totl'\] are not among output_names.*Did you mean 'total'"):
+        brick.loss_output_names = ["totl"]
+    assert brick.loss_output_names == ["total"]

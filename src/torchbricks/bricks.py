@@ -74,6 +74,10 @@ class BrickModule(BrickInterface):
         self._check_wiring()
         self.calculate_gradients = calculate_gradients
         self._trainable = trainable
+        self._loss_output_names = self._parse_losses(loss_output_names)
+        self._freeze_if_not_trainable()
+
+    def _parse_losses(self, loss_output_names: LossOutputNames) -> list[str]:
         if loss_output_names == "all":
             loss_output_names = self._output_names
         elif loss_output_names == "none":
@@ -85,8 +89,7 @@ class BrickModule(BrickInterface):
                 f"{type(self).__name__}({self.describe()}): loss_output_names {unknown} are not among "
                 f"output_names {self._output_names}.{did_you_mean(unknown[0], self._output_names)}"
             )
-        self._loss_output_names = losses
-        self._freeze_if_not_trainable()
+        return losses
 
     plan_attributes: ClassVar[frozenset[str]] = frozenset({"model", "calculate_gradients"})
 
@@ -146,7 +149,29 @@ class BrickModule(BrickInterface):
 
     @property
     def loss_output_names(self) -> list[str]:
+        """The outputs that are losses; assigning them (a list of output names, `"all"` or `"none"`) rewires the
+        brick as assigning `input_names` does."""
         return list(self._loss_output_names)
+
+    @loss_output_names.setter
+    def loss_output_names(self, loss_output_names: LossOutputNames) -> None:
+        self._rewire({"_loss_output_names": self._parse_losses(loss_output_names)})
+
+    @property
+    def loss_output_indices(self) -> list[int]:
+        """The positions of the loss outputs among `output_names` (torchbricks 0.4.2's attribute, also assignable)."""
+        return [self._output_names.index(name) for name in self._loss_output_names]
+
+    @loss_output_indices.setter
+    def loss_output_indices(self, indices: list[int]) -> None:
+        count = len(self._output_names)
+        wrong = [index for index in indices if not isinstance(index, int) or not -count <= index < count]
+        if wrong:
+            raise BrickNameError(
+                f"{type(self).__name__}({self.describe()}): loss_output_indices {wrong} are not positions among "
+                f"output_names {self._output_names}."
+            )
+        self.loss_output_names = [self._output_names[index] for index in indices]
 
     def train(self, mode: bool = True) -> BrickModule:
         super().train(mode)
