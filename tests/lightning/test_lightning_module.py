@@ -491,6 +491,9 @@ def test_a_042_bricks_own_summarize_is_logged_per_stage_as_collection_summarize_
     assert {"train/head/target_mean", "validation/head/target_mean"} <= set(trainer.callback_metrics)
     assert "validation/head/*" in module.logged_names(Stage.VALIDATION)
     assert collection["head"]["mean"].count == 0  # the stages ran their own copies
+    train_copy = module.stage_collection(Stage.TRAIN)["head"]["mean"]
+    assert list(module.stage_metric_bricks["train_stage_own_summaries"]) == [train_copy]  # moved with the module
+    assert len(module.stage_metric_bricks["train_stage"]) == 0  # the metric bricks' keys stay as they were
 
 
 def test_a_042_brick_with_its_own_summarize_and_parameters_is_shared_by_the_stages_with_a_warning(tmp_path: Path) -> None:

@@ -329,9 +329,15 @@ class LightningBrickCollection(pl.LightningModule):
             }
         # The views are not submodules (that would repeat every shared parameter in the state_dict); their metric
         # bricks are, so `.to(device)` moves the metric states along with the model.
-        self.stage_metric_bricks = nn.ModuleDict(
-            {f"{stage.value}_stage": nn.ModuleList(_metric_bricks(view)) for stage, view in views.items()}
-        )
+        # The copies of bricks with their own summarize sit under keys of their own, so the metric bricks keep the
+        # state_dict keys of checkpoints written before they were copied.
+        owned = {f"{stage.value}_stage": nn.ModuleList(_metric_bricks(view)) for stage, view in views.items()}
+        originals = dict(self.brick_collection.iter_bricks())
+        for stage, view in views.items():
+            copies = [brick for path, brick in view.iter_bricks() if summarizes_itself(brick) and brick is not originals[path]]
+            if copies:
+                owned[f"{stage.value}_stage_own_summaries"] = nn.ModuleList(copies)
+        self.stage_metric_bricks = nn.ModuleDict(owned)
 
     def logged_names(self, stage: Stage) -> list[str]:
         """The epoch (and, while training, step) values this module logs for `stage`, as callbacks read them.
@@ -555,9 +561,8 @@ def _traceable(collection: BrickCollection, stage: Stage) -> bool:
     )
 
 
-def _metric_bricks(collection: BrickCollection) -> list[BrickInterface]:
-    """The bricks a stage view owns (its metric bricks and the copies of bricks with their own `summarize`)."""
-    return [brick for _, brick in collection.iter_bricks() if isinstance(brick, BrickMetrics) or summarizes_itself(brick)]
+def _metric_bricks(collection: BrickCollection) -> list[BrickMetrics]:
+    return [brick for _, brick in collection.iter_bricks() if isinstance(brick, BrickMetrics)]
 
 
 def _to_cpu(value: Any) -> Any:
