@@ -598,3 +598,25 @@ def test_assigned_loss_output_names_and_042s_loss_output_indices_choose_the_loss
     with pytest.raises(BrickNameError, match=r"loss_output_names \['totl'\] are not among output_names.*Did you mean 'total'"):
         brick.loss_output_names = ["totl"]
     assert brick.loss_output_names == ["total"]
+
+
+def test_a_brick_s_names_changed_in_place_are_refused_and_added_to_with_plus_equals_rewire_it() -> None:
+    from helpers import AddConstant
+
+    brick = BrickTrainable(AddConstant(1.0), ["x"], ["y"])
+    keywords = BrickLoss(nn.L1Loss(), {"input": "y", "target": "t"}, ["l1"])
+    collection = BrickCollection({"add": brick, "l1": keywords})
+
+    # 0.4.2 handed out the brick's own lists: these changed its wiring there, and would change nothing here
+    with pytest.raises(BrickNameError, match=r"assign the whole list instead: brick\.output_names = \['y'\]"):
+        brick.output_names[0] = "z"
+    with pytest.raises(BrickNameError, match=r"brick\.input_names is a copy"):
+        brick.input_names.append("w")
+    with pytest.raises(BrickNameError, match=r"assign the whole dict instead: brick\.input_names = \{'input': 'y'"):
+        keywords.input_names["target"] = "y"
+    assert (brick.output_names, keywords.input_names) == (["y"], {"input": "y", "target": "t"})
+
+    brick.input_names += ["t"]  # assigned back, so the brick is rewired
+
+    x, t = torch.arange(3.0), torch.ones(3)
+    torch.testing.assert_close(collection({"x": x, "t": t})["y"], x + t + 1)

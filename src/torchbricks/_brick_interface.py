@@ -130,6 +130,49 @@ def _parse_tags(tags: TagsLike, owner: str) -> frozenset[str]:
     return parsed
 
 
+class _NamesCopy(list[str]):
+    """A brick's names as read (`brick.output_names`): a copy that refuses in-place changes, which would not reach the
+    brick (0.4.2 handed out its own list, so `brick.output_names[0] = "y"` rewired it there). `+=` assigns the
+    extended list back, which rewires the brick."""
+
+    __slots__ = ("_attribute",)
+
+    def __init__(self, names: Iterable[str], attribute: str) -> None:
+        super().__init__(names)
+        self._attribute = attribute
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise BrickNameError(
+            f"brick.{self._attribute} is a copy of the brick's names, so changing it in place would change nothing; "
+            f"assign the whole list instead: brick.{self._attribute} = {[*self]!r} (changed)."
+        )
+
+    append = extend = insert = remove = pop = clear = sort = reverse = _refuse
+    __setitem__ = __delitem__ = __imul__ = _refuse
+
+    def __iadd__(self, other: Iterable[str]) -> list[str]:  # type: ignore[override,misc]
+        return [*self, *other]
+
+    def __reduce__(self) -> tuple[Any, ...]:  # a copy or a pickle is a plain list
+        return (list, (list(self),))
+
+
+class _KeywordNamesCopy(dict[str, str]):
+    """A brick's dict of input names as read: a copy that refuses in-place changes (see `_NamesCopy`)."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise BrickNameError(
+            "brick.input_names is a copy of the brick's names, so changing it in place would change nothing; assign "
+            f"the whole dict instead: brick.input_names = {dict(self)!r} (changed)."
+        )
+
+    __setitem__ = __delitem__ = update = pop = popitem = clear = setdefault = _refuse
+    __ior__ = _refuse
+
+    def __reduce__(self) -> tuple[Any, ...]:  # a copy or a pickle is a plain dict
+        return (dict, (dict(self),))
+
+
 def _format_tags(tags: frozenset[str]) -> str:
     return "{" + ", ".join(repr(tag) for tag in sorted(tags)) + "}" if tags else "set()"
 
@@ -171,8 +214,8 @@ class BrickInterface(nn.Module):
         its wiring again and drops its cached plans; on an error (naming the brick) the brick keeps its old names.
         """
         if self._keywords is None:
-            return list(self._input_names)
-        return dict(zip(self._keywords, self._input_names, strict=True))
+            return _NamesCopy(self._input_names, "input_names")
+        return _KeywordNamesCopy(zip(self._keywords, self._input_names, strict=True))
 
     @input_names.setter
     def input_names(self, input_names: InputNames) -> None:
@@ -186,7 +229,7 @@ class BrickInterface(nn.Module):
         A loss output keeps its name when the new names hold it; otherwise (outputs renamed) it keeps its position,
         as torchbricks 0.4.2 kept losses by index.
         """
-        return list(self._output_names)
+        return _NamesCopy(self._output_names, "output_names")
 
     @output_names.setter
     def output_names(self, output_names: OutputNames | None) -> None:
