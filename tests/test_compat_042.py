@@ -614,6 +614,8 @@ def test_a_brick_s_names_changed_in_place_are_refused_and_added_to_with_plus_equ
         brick.input_names.append("w")
     with pytest.raises(BrickNameError, match=r"assign the whole dict instead: brick\.input_names = \{'input': 'y'"):
         keywords.input_names["target"] = "y"
+    with pytest.raises(BrickNameError, match=r"brick\.loss_output_indices is a copy"):
+        keywords.loss_output_indices.append(0)
     assert (brick.output_names, keywords.input_names) == (["y"], {"input": "y", "target": "t"})
 
     brick.input_names += ["t"]  # assigned back, so the brick is rewired

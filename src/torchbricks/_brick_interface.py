@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from torchbricks._plan import PlanOwner
 
-__all__ = ["BrickInterface", "InputNames", "LossOutputNames", "OutputNames", "check_call_fits", "names_list"]
+__all__ = ["BrickInterface", "InputNames", "LossOutputNames", "NamesCopy", "OutputNames", "check_call_fits", "names_list"]
 
 InputNames = Sequence[str] | Mapping[str, str] | str
 OutputNames = Sequence[str] | str
@@ -130,14 +130,14 @@ def _parse_tags(tags: TagsLike, owner: str) -> frozenset[str]:
     return parsed
 
 
-class _NamesCopy(list[str]):
+class NamesCopy(list[Any]):
     """A brick's names as read (`brick.output_names`): a copy that refuses in-place changes, which would not reach the
     brick (0.4.2 handed out its own list, so `brick.output_names[0] = "y"` rewired it there). `+=` assigns the
     extended list back, which rewires the brick."""
 
     __slots__ = ("_attribute",)
 
-    def __init__(self, names: Iterable[str], attribute: str) -> None:
+    def __init__(self, names: Iterable[Any], attribute: str) -> None:
         super().__init__(names)
         self._attribute = attribute
 
@@ -150,7 +150,7 @@ class _NamesCopy(list[str]):
     append = extend = insert = remove = pop = clear = sort = reverse = _refuse
     __setitem__ = __delitem__ = __imul__ = _refuse
 
-    def __iadd__(self, other: Iterable[str]) -> list[str]:  # type: ignore[override,misc]
+    def __iadd__(self, other: Iterable[Any]) -> list[Any]:  # type: ignore[override,misc]
         return [*self, *other]
 
     def __reduce__(self) -> tuple[Any, ...]:  # a copy or a pickle is a plain list
@@ -158,7 +158,7 @@ class _NamesCopy(list[str]):
 
 
 class _KeywordNamesCopy(dict[str, str]):
-    """A brick's dict of input names as read: a copy that refuses in-place changes (see `_NamesCopy`)."""
+    """A brick's dict of input names as read: a copy that refuses in-place changes (see `NamesCopy`)."""
 
     def _refuse(self, *args: Any, **kwargs: Any) -> Any:
         raise BrickNameError(
@@ -214,7 +214,7 @@ class BrickInterface(nn.Module):
         its wiring again and drops its cached plans; on an error (naming the brick) the brick keeps its old names.
         """
         if self._keywords is None:
-            return _NamesCopy(self._input_names, "input_names")
+            return NamesCopy(self._input_names, "input_names")
         return _KeywordNamesCopy(zip(self._keywords, self._input_names, strict=True))
 
     @input_names.setter
@@ -229,7 +229,7 @@ class BrickInterface(nn.Module):
         A loss output keeps its name when the new names hold it; otherwise (outputs renamed) it keeps its position,
         as torchbricks 0.4.2 kept losses by index.
         """
-        return _NamesCopy(self._output_names, "output_names")
+        return NamesCopy(self._output_names, "output_names")
 
     @output_names.setter
     def output_names(self, output_names: OutputNames | None) -> None:

@@ -14,7 +14,15 @@ import torch
 from torch import nn
 
 from torchbricks._accumulating_bricks import BrickAccumulator, BrickMetrics, BrickMetricSingle, BrickTensorCache
-from torchbricks._brick_interface import BrickInterface, InputNames, LossOutputNames, OutputNames, check_call_fits, names_list
+from torchbricks._brick_interface import (
+    BrickInterface,
+    InputNames,
+    LossOutputNames,
+    NamesCopy,
+    OutputNames,
+    check_call_fits,
+    names_list,
+)
 from torchbricks.errors import BrickError, BrickNameError, did_you_mean
 from torchbricks.tags import LOSS, METRIC, MODEL, STAGE_TAGS, VISUALIZATION, Stage, TagsLike
 
@@ -151,7 +159,7 @@ class BrickModule(BrickInterface):
     def loss_output_names(self) -> list[str]:
         """The outputs that are losses; assigning them (a list of output names, `"all"` or `"none"`) rewires the
         brick as assigning `input_names` does."""
-        return list(self._loss_output_names)
+        return NamesCopy(self._loss_output_names, "loss_output_names")
 
     @loss_output_names.setter
     def loss_output_names(self, loss_output_names: LossOutputNames) -> None:
@@ -160,7 +168,7 @@ class BrickModule(BrickInterface):
     @property
     def loss_output_indices(self) -> list[int]:
         """The positions of the loss outputs among `output_names` (torchbricks 0.4.2's attribute, also assignable)."""
-        return [self._output_names.index(name) for name in self._loss_output_names]
+        return NamesCopy([self._output_names.index(name) for name in self._loss_output_names], "loss_output_indices")
 
     @loss_output_indices.setter
     def loss_output_indices(self, indices: list[int]) -> None:
