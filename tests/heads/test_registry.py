@@ -25,11 +25,12 @@ def test_an_unknown_kind_names_the_close_match() -> None:
         get_head("detecton")
 
 
-def test_heads_are_found_by_their_outputs_and_the_deployed_ones_keep_the_four_kinds_predict_serves() -> None:
+def test_heads_are_found_by_their_outputs_and_every_packaged_kind_is_deployed() -> None:
     names = ["raw", "a/boxes", "a/scores", "a/labels", "b/count", "c/mask", "c/probabilities", "d/points", "d/scores", "d/labels"]
+    names += ["e/embedding"]  # a user's own output that matches no kind: neither found nor deployed
 
     assert find_heads(names) == {"a": "detection", "b": "count", "c": "segmentation", "d": "points"}
-    assert find_deployed_heads(names) == {"a": "detection", "c": "segmentation"}
+    assert find_deployed_heads(names) == find_heads(names)  # predict and export serve points and count heads too
 
 
 @pytest.mark.parametrize("name", sorted(packaged_head_configs()))
