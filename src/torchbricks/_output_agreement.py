@@ -38,5 +38,6 @@ def output_gap(actual: np.ndarray, reference: np.ndarray) -> float:
             return 0.0
     first, second = actual.astype(np.float64), reference.astype(np.float64)
     same = (first == second) | (np.isnan(first) & np.isnan(second))
-    gap = np.where(same, 0.0, np.abs(first - second))
+    with np.errstate(invalid="ignore"):  # inf - inf is nan where `same` already holds; nan - x stays nan (-> inf)
+        gap = np.where(same, 0.0, np.abs(first - second))
     return float(np.max(np.nan_to_num(gap, nan=np.inf), initial=0.0))
