@@ -280,3 +280,47 @@ def test_label_lines_written_twice_are_a_note_with_their_count_and_first_images(
     assert status == 0, printed
     assert f"Note: 4 objects in 2 images of the 'train' split ({images[0]!r}, {images[1]!r}) repeat another of the " in printed
     assert "same image exactly (same class and box: an annotation written twice) and are read once." in printed
+
+
+def test_difficult_objects_and_crowd_regions_are_not_counted_as_instances_and_a_class_with_only_them_has_no_example(
+    shapes: Path, tmp_path: Path
+) -> None:
+    coco = _copy(shapes, "detection", tmp_path)
+    document = json.loads((coco / "train.json").read_text())
+    class_of = {category["id"]: category["name"] for category in document["categories"]}
+    circles = [item for item in document["annotations"] if class_of[item["category_id"]] == "circle"]
+    crowds = [item for item in document["annotations"] if class_of[item["category_id"]] == "triangle"] + circles[:1]
+    for item in crowds:
+        item["iscrowd"] = 1
+    (coco / "train.json").write_text(json.dumps(document))
+    voc = _copy(shapes, "voc", tmp_path)
+    difficult = 0
+    for path in sorted((voc / "Annotations").glob("train_*.xml")):
+        text, marked = re.subn(
+            r"(<name>triangle</name>(?:(?!</object>).)*)<difficult>0</difficult>", r"\1<difficult>1</difficult>", path.read_text()
+        )
+        difficult += marked
+        path.write_text(text)
+
+    coco_report, voc_report = check_data(coco), check_data(voc)
+
+    triangles = len(crowds) - 1
+    assert coco_report.counts["train"]["circle"][1] == len(circles) - 1
+    assert "triangle" not in coco_report.counts["train"]
+    assert coco_report.problems == [
+        f"Class 'triangle' has no example in the train split: it has only {triangles} crowd regions there, which "
+        "training ignores."
+    ]
+    assert any(
+        note.startswith(f"{len(crowds)} crowd regions (iscrowd: 1) of the 'train' split (circle: 1, triangle: {triangles})")
+        for note in coco_report.notes
+    ), coco_report.notes
+    assert difficult > 1
+    assert "triangle" not in voc_report.counts["train"]
+    assert voc_report.problems == [
+        f"Class 'triangle' has no example in the train split: it has only {difficult} difficult objects there, which "
+        "training ignores."
+    ]
+    assert any(
+        f"{difficult} difficult objects (<difficult>1</difficult>) of the 'train' split" in note for note in voc_report.notes
+    )

@@ -189,6 +189,7 @@ class _Checker:
         self.digests: dict[str, tuple[str, Path]] = {}
         self.used: dict[Path, str] = {}
         self.turned: list[Path] = []  # images whose EXIF orientation turns or mirrors them
+        self.ignored: dict[str, Counter[str]] = {}  # split -> class -> objects training ignores (difficult, crowd)
 
     def image(self, split: str, path: Path) -> tuple[int, int] | None:
         """Decodes an image, noting a problem, a file used twice or identical pixels seen before."""
@@ -282,9 +283,13 @@ def check_data(root: Path | str, task: str | None = None, layout: str = "auto") 
         for split, source in splits:
             report.counts[split] = {}
             SPLIT_CHECKS.get(layout, _check_boxes)(checker, root, layout, split, source)
+        for split, per_class in checker.ignored.items():
+            report.notes.append(_ignored_notice(layout, split, per_class))
         for name in report.class_names[1:] if task == "segmentation" else report.class_names:
             if name not in report.counts.get("train", {}):
-                checker.problems.report(f"Class {name!r} has no example in the train split.")
+                ignored = checker.ignored.get("train", Counter())[name]
+                only_ignored = f": it has only {_ignored_words(layout, ignored)} there, which training ignores" if ignored else ""
+                checker.problems.report(f"Class {name!r} has no example in the train split{only_ignored}.")
     skipped = _files_not_read(root, layout)
     if skipped:
         kinds = ", ".join(
@@ -307,6 +312,27 @@ def check_data(root: Path | str, task: str | None = None, layout: str = "auto") 
         )
     report.problems = checker.problems.messages
     return report
+
+
+IGNORED_OBJECTS = {"voc": ("difficult object", "difficult objects"), "coco": ("crowd region", "crowd regions")}
+"""Layout -> what its objects that training and the mAP ignore (`BoxObject.ignored`) are called, one and several."""
+
+
+def _ignored_words(layout: str, count: int) -> str:
+    one, several = IGNORED_OBJECTS.get(layout, ("ignored object", "ignored objects"))
+    return f"{count} {one if count == 1 else several}"
+
+
+def _ignored_notice(layout: str, split: str, per_class: Counter[str]) -> str:
+    """What `check-data` says of the objects of a split that training ignores: how many, of which classes."""
+    count = sum(per_class.values())
+    classes = ", ".join(f"{name}: {number}" for name, number in sorted(per_class.items()))
+    marked = "<difficult>1</difficult>" if layout == "voc" else "iscrowd: 1"
+    return (
+        f"{_ignored_words(layout, count)} ({marked}) of the {split!r} split ({classes}) {'is' if count == 1 else 'are'} "
+        "kept out of training and of the mAP's ground truths (a detection on one is neither right nor a false "
+        "positive) and not counted as instances above."
+    )
 
 
 def _voc_notes(root: Path, layout: str, problems: DataProblems) -> list[str]:
@@ -492,9 +518,14 @@ def _check_boxes(checker: _Checker, root: Path, layout: str, split: str, source:
             checker.problems.report(problem)
             continue
         checker.report.images[split] += 1
-        per_class: Counter[str] = Counter(checker.report.class_names[item.label] for item in record.objects)
+        # what training learns from: an ignored object (VOC difficult, COCO crowd) is neither trained on nor a ground
+        # truth of the mAP, so it is told apart below rather than counted as an instance of its class
+        per_class: Counter[str] = Counter(checker.report.class_names[item.label] for item in record.objects if not item.ignored)
         for name, instances in per_class.items():
             checker.count(split, name, instances)
+        for item in record.objects:
+            if item.ignored:
+                checker.ignored.setdefault(split, Counter())[checker.report.class_names[item.label]] += 1
 
 
 SPLIT_CHECKS: dict[str, Callable[[_Checker, Path, str, str, Any], None]] = {
