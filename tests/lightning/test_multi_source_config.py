@@ -126,6 +126,18 @@ def test_every_source_is_read_at_one_image_size_the_largest_of_their_defaults(th
     assert sizes == {"detection": [128, 128], "segmentation": [128, 128], "shape": [128, 128]}
 
 
+def test_a_source_root_with_parentheses_or_a_comma_is_read_as_written(three_sets: list[Path], tmp_path: Path) -> None:
+    register_resolvers()
+    root = tmp_path / "shapes.v1 (1), copy" / "classification"  # as a second download of an export is named
+    root.parent.mkdir()
+    root.symlink_to(three_sets[2] / "classification")
+    config = compose_config(["task=multitask", f"data.sources=[{{task: classification, root: '{root}'}}]"])
+
+    expanded = expand_sources(config)
+
+    assert expanded.data.sources.classification.data_module.root == str(root)
+
+
 def test_sources_given_different_image_sizes_are_refused(three_sets: list[Path]) -> None:
     register_resolvers()
     override = (
