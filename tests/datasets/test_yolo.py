@@ -187,3 +187,23 @@ def test_a_label_line_written_twice_is_read_once_so_a_perfect_prediction_scores_
     assert metric.compute()["map_50"].item() == 1.0
     assert labels.tolist() == [[0, 1, 0]]  # the taller box of class 0 is another object
     assert dataset.duplicates == {root / "images" / "train" / "a.jpg": 2}
+
+
+@pytest.mark.parametrize("names_file", ["classes.txt", "obj.names"])
+def test_an_empty_line_before_a_class_name_is_an_error_naming_the_file_and_line(tmp_path: Path, names_file: str) -> None:
+    # Darknet numbers the classes by line: 'dog' on line 3 is class 2, which skipping the empty line made 'bird'
+    (tmp_path / names_file).write_text("cat\n\ndog\nbird\n\n")  # the empty lines at the end are no class
+    for index in range(2):
+        Image.new("RGB", (8, 8)).save(tmp_path / f"{index}.png")
+        (tmp_path / f"{index}.txt").write_text("2 0.5 0.5 0.5 0.5\n")
+
+    with pytest.raises(DataError, match=rf"{names_file}' line 2 is empty: .*'dog' on line 3 would be class 2"):
+        yolo_class_names(tmp_path)
+
+
+def test_empty_lines_after_the_last_class_name_are_no_classes(tmp_path: Path) -> None:
+    (tmp_path / "classes.txt").write_text("cat\r\ndog \r\n\r\n\r\n")  # Windows line ends, a trailing space
+    for index in range(2):
+        Image.new("RGB", (8, 8)).save(tmp_path / f"{index}.png")
+
+    assert yolo_class_names(tmp_path) == ["cat", "dog"]

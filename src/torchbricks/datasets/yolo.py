@@ -54,6 +54,7 @@ from torchbricks.datasets._reading import (
     image_file_size,
     image_files,
     random_split,
+    read_name_lines,
     read_user_text,
     visible_files,
 )
@@ -193,7 +194,7 @@ def read_yolo_layout(root: Path | str, validation_fraction: float = VALIDATION_F
 def _listed_names(path: Path) -> list[str]:
     if not path.is_file():
         raise DataError(f"The YOLO class names file {str(path)!r} does not exist.")
-    names = [line.strip() for line in read_user_text(path).splitlines() if line.strip()]
+    names = read_name_lines(path)
     if not names:
         raise DataError(f"{str(path)!r} names no class.")
     return names
