@@ -207,3 +207,19 @@ def test_empty_lines_after_the_last_class_name_are_no_classes(tmp_path: Path) ->
         Image.new("RGB", (8, 8)).save(tmp_path / f"{index}.png")
 
     assert yolo_class_names(tmp_path) == ["cat", "dog"]
+
+
+def test_a_training_split_without_a_single_label_file_is_an_error_naming_where_they_were_looked_for(tmp_path: Path) -> None:
+    (tmp_path / "data.yaml").write_text("names: [cat, dog]\n")
+    for split in ("train", "val"):
+        (tmp_path / "images" / split).mkdir(parents=True)
+        (tmp_path / "Labels" / split).mkdir(parents=True)  # as a copy from Windows may capitalise it
+        for index in range(3):
+            Image.new("RGB", (8, 8)).save(tmp_path / "images" / split / f"{index}.png")
+            (tmp_path / "Labels" / split / f"{index}.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+
+    with pytest.raises(
+        DataError, match=r"split 'train' has 3 images and not one label file: .*labels/train/0\.txt'.*\['Labels', 'images'\]"
+    ):
+        YoloDataset(tmp_path, "train")
+    assert len(YoloDataset(tmp_path, "validation")) == 3  # a split to test on may be blank images
