@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -324,3 +325,28 @@ def test_difficult_objects_and_crowd_regions_are_not_counted_as_instances_and_a_
     assert any(
         f"{difficult} difficult objects (<difficult>1</difficult>) of the 'train' split" in note for note in voc_report.notes
     )
+
+
+@pytest.mark.parametrize("layout", ["yolo", "classification"])
+def test_a_drawn_validation_split_is_drawn_with_the_fraction_and_seed_training_is_given(
+    shapes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], layout: str
+) -> None:
+    from layouts import yolo_without_splits
+
+    from torchbricks.lightning.datamodules import DetectionDataModule, ImageFolderDataModule
+
+    if layout == "yolo":
+        root = yolo_without_splits(coco_to_yolo(shapes / "detection", tmp_path / "yolo"), tmp_path / "pool", "label_studio")
+        data: Any = DetectionDataModule(root, image_size=32, num_workers=0, validation_fraction=0.5, split_seed=3)
+    else:
+        root = Path(shutil.copytree(shapes / "classification" / "train", tmp_path / "pool"))  # class folders, no splits
+        data = ImageFolderDataModule(root, image_size=32, num_workers=0, validation_fraction=0.5, split_seed=3)
+    data.setup("fit")
+    trained, validated = (len(loader.dataset) for loader in (data.train_dataloader(), data.val_dataloader()))
+
+    status, printed = _check(root, capsys, "data.validation_fraction=0.5", "split_seed=3")
+
+    assert status == 0, printed
+    report = check_data(root, validation_fraction=0.5, seed=3)
+    assert (report.images["train"], report.images["validation"]) == (trained, validated)
+    assert "data.validation_fraction=0.5, data.split_seed=3" in printed

@@ -21,7 +21,16 @@ from PIL import Image
 
 from torchbricks._conventions import IGNORE_INDEX
 from torchbricks._pictures import open_image, too_large
-from torchbricks.datasets._reading import IMAGE_EXTENSIONS, exif_orientation, image_files, is_hidden, upright_size, visible_files
+from torchbricks.datasets._reading import (
+    IMAGE_EXTENSIONS,
+    SPLIT_SEED,
+    VALIDATION_FRACTION,
+    exif_orientation,
+    image_files,
+    is_hidden,
+    upright_size,
+    visible_files,
+)
 from torchbricks.datasets.detection_layouts import (
     DETECTION_LAYOUTS,
     LAYOUT_EXPECTS,
@@ -183,8 +192,10 @@ def _task_of(root: Path, task: str | None, layout: str) -> tuple[str, str]:
 class _Checker:
     """Runs the readers of one data folder with a collecting `DataProblems`, then the checks they do not make."""
 
-    def __init__(self, report: DataReport) -> None:
+    def __init__(self, report: DataReport, validation_fraction: float = VALIDATION_FRACTION, seed: int = SPLIT_SEED) -> None:
         self.report = report
+        self.validation_fraction = validation_fraction  # of the splits drawn, as training draws them
+        self.seed = seed
         self.problems = DataProblems(collect=True)
         self.digests: dict[str, tuple[str, Path]] = {}
         self.used: dict[Path, str] = {}
@@ -221,7 +232,7 @@ class _Checker:
         entry[1] += instances
 
 
-def _splits(root: Path, layout: str) -> list[tuple[str, Any]]:
+def _splits(root: Path, layout: str, validation_fraction: float, seed: int) -> list[tuple[str, Any]]:
     """(split, source) of the splits to check: train, validation and the test split when the data has one; the source
     is the split's name for the box layouts, its `FolderSplit` for the folder layouts.
 
@@ -230,12 +241,18 @@ def _splits(root: Path, layout: str) -> list[tuple[str, Any]]:
     """
     if layout in DETECTION_LAYOUTS:
         return [("train", "train"), ("validation", "validation"), *([("test", "test")] if has_test_split(root, layout) else [])]
-    splits = folder_splits(root, layout)
+    splits = folder_splits(root, layout, validation_fraction, seed)
     has_test = splits["test"] is not splits["validation"]
     return [(split, splits[split]) for split in ("train", "validation", *(["test"] if has_test else []))]
 
 
-def check_data(root: Path | str, task: str | None = None, layout: str = "auto") -> DataReport:
+def check_data(
+    root: Path | str,
+    task: str | None = None,
+    layout: str = "auto",
+    validation_fraction: float = VALIDATION_FRACTION,
+    seed: int = SPLIT_SEED,
+) -> DataReport:
     """Checks the data in `root` and reports every problem and the counts per class and split.
 
     Args:
@@ -243,6 +260,9 @@ def check_data(root: Path | str, task: str | None = None, layout: str = "auto") 
         task: `classification`, `segmentation`, `detection` or `multitask`; found from the folder when None (a box
             layout, then segmentation folders, then image folders).
         layout: For detection: `auto`, `coco`, `yolo` or `voc`.
+        validation_fraction: Data without a validation split of its own: the fraction of its training images drawn
+            for validation, as training's `data.validation_fraction` draws it.
+        seed: The seed of that draw, training's `data.split_seed`.
 
     Raises:
         DataError: `root` does not exist or is in no layout (the message lists what each expects).
@@ -251,7 +271,11 @@ def check_data(root: Path | str, task: str | None = None, layout: str = "auto") 
     root = Path(root)
     task, layout = _task_of(root, task, layout)
     report = DataReport(root, task, layout)
-    checker = _Checker(report)
+    checker = _Checker(report, validation_fraction, seed)
+    drawn_by = (
+        f"data.validation_fraction={validation_fraction:g}, data.split_seed={seed}; check-data takes "
+        "validation_fraction=... split_seed=... as training sets them"
+    )
     names = checker.problems.guard(_class_names, root, layout, checker.problems)
     if names is not None:
         report.class_names = list(names)
@@ -261,13 +285,13 @@ def check_data(root: Path | str, task: str | None = None, layout: str = "auto") 
         if layout in DETECTION_LAYOUTS and checker.problems.guard(has_validation_split, root, layout) is False:
             report.notes.append(
                 f"{str(root)!r} has no validation split of its own: data.validation_fraction of its training images are "
-                "drawn at random for validation (fixed by data.split_seed)."
+                f"drawn at random for validation, fixed by data.split_seed ({drawn_by})."
             )
         if layout == "yolo":
             report.notes += _yolo_notes(root)
         if task == "multitask" and layout != "coco":
             checker.problems.report(f"task=multitask draws its masks from COCO outlines; the {layout} data has boxes only.")
-        splits = checker.problems.guard(_splits, root, layout) or []
+        splits = checker.problems.guard(_splits, root, layout, validation_fraction, seed) or []
         drawn = [source for split, source in splits if split == "validation" and isinstance(source, FolderSplit) and source.only]
         if drawn:
             where, missing = (
@@ -277,7 +301,7 @@ def check_data(root: Path | str, task: str | None = None, layout: str = "auto") 
             )
             report.notes.append(
                 f"{str(where)!r} has no {missing}: {len(drawn[0].only or ())} of its images are drawn at random for "
-                "validation (data.validation_fraction, fixed by data.split_seed)."
+                f"validation ({drawn_by})."
             )
         report.notes += _voc_notes(root, layout, checker.problems)
         for split, source in splits:
@@ -501,7 +525,15 @@ def _check_segmentation_folder(checker: _Checker, root: Path, layout: str, split
 
 def _check_boxes(checker: _Checker, root: Path, layout: str, split: str, source: str) -> None:
     try:
-        dataset: BoxDataset = read_detection_split(root, layout, source, checker.report.class_names, problems=checker.problems)
+        dataset: BoxDataset = read_detection_split(
+            root,
+            layout,
+            source,
+            checker.report.class_names,
+            problems=checker.problems,
+            validation_fraction=checker.validation_fraction,
+            seed=checker.seed,
+        )
     except DataError as error:  # a whole file unreadable (COCO JSON, categories differing from train.json's)
         checker.problems.report(str(error))
         return
