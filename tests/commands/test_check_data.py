@@ -350,3 +350,33 @@ def test_a_drawn_validation_split_is_drawn_with_the_fraction_and_seed_training_i
     report = check_data(root, validation_fraction=0.5, seed=3)
     assert (report.images["train"], report.images["validation"]) == (trained, validated)
     assert "data.validation_fraction=0.5, data.split_seed=3" in printed
+
+
+def test_ignored_mask_pixels_are_noted_and_masks_of_nothing_but_0_and_255_among_class_indices_are_named(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "roads"
+    (root / "classes.txt").parent.mkdir()
+    (root / "classes.txt").write_text("background\nroad\n")
+    drawn_255 = []
+    for split in ("train", "val"):
+        for folder in ("images", "masks"):
+            (root / split / folder).mkdir(parents=True)
+        for index in range(4):
+            mask = np.zeros((8, 8), dtype=np.uint8)
+            mask[2:6, 2:6] = 1
+            if split == "train" and index == 3:  # from another tool: the road drawn as 255
+                mask[2:6, 2:6] = 255
+                drawn_255.append(root / split / "masks" / f"{index}.png")
+            Image.fromarray(np.full((8, 8, 3), index * 40 + len(split), dtype=np.uint8)).save(
+                root / split / "images" / f"{index}.png"
+            )
+            Image.fromarray(mask).save(root / split / "masks" / f"{index}.png")
+
+    report = check_data(root)
+
+    assert report.counts["train"]["road"] == [3, 48]  # 3 masks of 16 road pixels: the fourth's are ignored
+    (notice,) = [note for note in report.notes if "mask pixels of the 'train' split" in note]
+    assert notice.startswith("16 mask pixels of the 'train' split (6.2%) are 255: ignored")
+    assert f"1 mask ({str(drawn_255[0])!r}) holds no class but the background and 255" in notice
+    assert not any("'validation' split" in note for note in report.notes)

@@ -201,6 +201,7 @@ class _Checker:
         self.used: dict[Path, str] = {}
         self.turned: list[Path] = []  # images whose EXIF orientation turns or mirrors them
         self.ignored: dict[str, Counter[str]] = {}  # split -> class -> objects training ignores (difficult, crowd)
+        self.ignored_pixels: dict[str, list[Any]] = {}  # split -> [pixels 255, pixels, masks of nothing but 0 and 255]
 
     def image(self, split: str, path: Path) -> tuple[int, int] | None:
         """Decodes an image, noting a problem, a file used twice or identical pixels seen before."""
@@ -518,9 +519,41 @@ def _check_segmentation_folder(checker: _Checker, root: Path, layout: str, split
             checker.problems.report(problem)
             continue
         checker.report.images[split] += 1
-        values, pixels = np.unique(mask[mask != IGNORE_INDEX], return_counts=True)
-        for value, count in zip(values.tolist(), pixels.tolist(), strict=True):
-            checker.count(split, names[value], count)
+        _count_mask(checker, split, mask, mask_path)
+    totals = checker.ignored_pixels.get(split)
+    if totals is not None and totals[0]:
+        checker.report.notes.append(_ignored_pixels_notice(split, *totals))
+
+
+def _count_mask(checker: _Checker, split: str, mask: np.ndarray, path: Path) -> None:
+    """Counts the pixels of each class of a mask read as training reads it, and those it ignores (255)."""
+    values, pixels = np.unique(mask[mask != IGNORE_INDEX], return_counts=True)
+    for value, count in zip(values.tolist(), pixels.tolist(), strict=True):
+        checker.count(split, checker.report.class_names[value], count)
+    totals = checker.ignored_pixels.setdefault(split, [0, 0, []])
+    ignored = int((mask == IGNORE_INDEX).sum())
+    totals[0] += ignored
+    totals[1] += mask.size
+    if ignored and not (values > 0).any():  # nothing but background and 255: objects drawn as 255 (a 0/255 mask?)
+        totals[2].append(path)
+
+
+def _ignored_pixels_notice(split: str, ignored: int, pixels: int, only_ignored: list[Path]) -> str:
+    """What `check-data` says of the mask pixels of a split that are 255 (ignored by the loss and the mean IoU), and of
+    the masks that hold no class but the background and 255 (objects drawn as 255 among masks of class indices)."""
+    notice = (
+        f"{ignored} mask pixels of the {split!r} split ({ignored / max(pixels, 1):.1%}) are {IGNORE_INDEX}: ignored, "
+        "neither trained on nor measured, and not counted above."
+    )
+    if only_ignored:
+        many = len(only_ignored) > 1
+        notice += (
+            f" {len(only_ignored)} mask{'s' if many else ''} ({str(only_ignored[0])!r}{', ...' if many else ''}) "
+            f"{'hold' if many else 'holds'} no class but the background and {IGNORE_INDEX}: if {IGNORE_INDEX} is an "
+            "object there (a binary 0/255 mask among masks of class indices), it is never learned; save it with "
+            "the class index."
+        )
+    return notice
 
 
 def _check_boxes(checker: _Checker, root: Path, layout: str, split: str, source: str) -> None:
