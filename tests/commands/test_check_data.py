@@ -380,3 +380,17 @@ def test_ignored_mask_pixels_are_noted_and_masks_of_nothing_but_0_and_255_among_
     assert notice.startswith("16 mask pixels of the 'train' split (6.2%) are 255: ignored")
     assert f"1 mask ({str(drawn_255[0])!r}) holds no class but the background and 255" in notice
     assert not any("'validation' split" in note for note in report.notes)
+
+
+def test_voc_xml_files_in_no_split_list_are_noted_as_not_read(shapes: Path, tmp_path: Path) -> None:
+    voc = _copy(shapes, "voc", tmp_path)
+    listed = voc / "ImageSets" / "Main" / "train.txt"
+    ids = listed.read_text().split()
+    listed.write_text("\n".join(ids[:-2]) + "\n")  # two images labelled after the lists were written
+
+    report = check_data(voc)
+
+    (note,) = [note for note in report.notes if "in no split list" in note]
+    assert note.startswith(f"2 XML files of {str(voc / 'Annotations')!r} ('{ids[-2]}.xml', ...) are in no split list")
+    assert report.images["train"] == len(ids) - 2  # as training reads it
+    assert not any("in no split list" in note for note in check_data(_copy(shapes, "voc", tmp_path / "whole")).notes)

@@ -69,8 +69,8 @@ from torchbricks.datasets.readers import (
     training_class_names,
     voc_class_names_notice,
 )
-from torchbricks.datasets.voc import voc_class_names
-from torchbricks.datasets.voc_segmentation import read_voc_segmentation
+from torchbricks.datasets.voc import read_voc_splits, voc_class_names
+from torchbricks.datasets.voc_segmentation import read_voc_segmentation, split_lists
 from torchbricks.datasets.yolo import read_yolo_layout, unread_label_files
 from torchbricks.errors import ConfigError, did_you_mean
 
@@ -288,8 +288,7 @@ def check_data(
                 f"{str(root)!r} has no validation split of its own: data.validation_fraction of its training images are "
                 f"drawn at random for validation, fixed by data.split_seed ({drawn_by})."
             )
-        if layout == "yolo":
-            report.notes += _yolo_notes(root)
+        report.notes += _yolo_notes(root) if layout == "yolo" else _unlisted_voc_files(root, layout, checker.problems)
         if task == "multitask" and layout != "coco":
             checker.problems.report(f"task=multitask draws its masks from COCO outlines; the {layout} data has boxes only.")
         splits = checker.problems.guard(_splits, root, layout, validation_fraction, seed) or []
@@ -432,6 +431,27 @@ def _yolo_notes(root: Path) -> list[str]:
             f"{'have' if many else 'has'} no image of the same name and {'are' if many else 'is'} not read."
         )
     return notes
+
+
+def _unlisted_voc_files(root: Path, layout: str, problems: DataProblems) -> list[str]:
+    """The note on the XML files of `Annotations` that no split list of `ImageSets/Main` names (added after the lists
+    were written): training reads the lists, so these are not read. None for another layout."""
+    if layout != "voc":
+        return []
+    splits = problems.guard(read_voc_splits, root)
+    if splits is None or splits.annotations is None or not split_lists(root / "ImageSets" / "Main"):
+        return []
+    listed = {path for paths in splits.files.values() for path in paths}
+    unlisted = [path for path in visible_files(splits.annotations, (".xml",), recursive=True) if path not in listed]
+    if not unlisted:
+        return []
+    many = len(unlisted) > 1
+    return [
+        f"{len(unlisted)} XML file{'s' if many else ''} of {str(splits.annotations)!r} ({unlisted[0].name!r}"
+        f"{', ...' if many else ''}) {'are' if many else 'is'} in no split list of {str(root / 'ImageSets' / 'Main')!r} "
+        f"and {'are' if many else 'is'} not read: add {'their ids' if many else 'its id'} to train.txt (or val.txt) "
+        "to train on them."
+    ]
 
 
 def _class_names(root: Path, layout: str, problems: DataProblems) -> list[str]:
