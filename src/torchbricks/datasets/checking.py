@@ -361,12 +361,25 @@ def _ignored_notice(layout: str, split: str, per_class: Counter[str]) -> str:
 
 def _voc_notes(root: Path, layout: str, problems: DataProblems) -> list[str]:
     """What `check-data` says of segmentation data in Pascal VOC's layout: VOC's classes read without a labelmap,
-    listed images without a mask."""
+    listed images without a mask, masks in no list (training reads the lists)."""
     if not is_voc_layout(root, layout):
         return []
     voc = problems.guard(read_voc_segmentation, root)
     unlabelled = voc.unlabelled_notice() if voc is not None else None
-    return ([voc_class_names_notice(root)] if reads_voc_classes(root) else []) + ([unlabelled] if unlabelled else [])
+    notes = ([voc_class_names_notice(root)] if reads_voc_classes(root) else []) + ([unlabelled] if unlabelled else [])
+    if voc is not None and any(path.is_file() for path, _ in voc.lists.values()):  # lists, not the masks as a pool
+        listed = {stem for _, stems in voc.lists.values() for stem in stems}
+        masks = visible_files(voc.masks, (".png",), recursive=True)
+        unlisted = [path for path in masks if path.relative_to(voc.masks).with_suffix("").as_posix() not in listed]
+        if unlisted:
+            many = len(unlisted) > 1
+            notes.append(
+                f"{len(unlisted)} mask{'s' if many else ''} of {str(voc.masks)!r} ({unlisted[0].name!r}"
+                f"{', ...' if many else ''}) {'are' if many else 'is'} in no split list of "
+                f"{str(root / 'ImageSets' / 'Segmentation')!r} and {'are' if many else 'is'} not read: add "
+                f"{'their stems' if many else 'its stem'} to train.txt (or val.txt) to train on them."
+            )
+    return notes
 
 
 LABEL_SUFFIXES = (".txt", ".xml", ".json", ".yaml", ".yml", ".names", ".data", ".cache")
