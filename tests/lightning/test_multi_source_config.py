@@ -109,6 +109,15 @@ def test_two_sources_labelling_one_head_are_refused(three_sets: list[Path]) -> N
         expand_sources(config)
 
 
+def test_a_source_named_as_a_shared_brick_is_refused_instead_of_replacing_it(three_sets: list[Path]) -> None:
+    register_resolvers()
+    root = three_sets[2] / "classification"
+    config = compose_config(["task=multitask", f"data.sources=[{{task: classification, root: {root}, name: backbone}}]"])
+
+    with pytest.raises(ConfigError, match=r"'data.sources\[0\]' names its head 'backbone', the name of the model's shared brick"):
+        expand_sources(config)
+
+
 def test_without_sources_the_multitask_config_reads_one_coco_root(three_sets: list[Path]) -> None:
     config = compose_config(["task=multitask", f"data.root={three_sets[0] / 'detection'}"])
     expanded = expand_sources(config)

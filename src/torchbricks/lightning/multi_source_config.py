@@ -72,6 +72,12 @@ def expand_sources(config: Any) -> Any:
         monitors.append(monitor)
         if name in heads:
             raise ConfigError(f"Config key {key!r}: two sources label head {name!r}; give one of them another `name`.")
+        shared = [brick for brick, node in config.model.bricks.items() if "_target_" in node]  # kept beside the heads
+        if name in shared:
+            raise ConfigError(
+                f"Config key {key!r} names its head {name!r}, the name of the model's shared brick {name!r} (the shared "
+                f"bricks are {shared}), which the head would replace; give the source another `name`."
+            )
         heads[name] = head
         data_sources[name] = {
             "_target_": "torchbricks.lightning.multi_source.RenamedDataModule",
