@@ -387,3 +387,16 @@ def test_an_image_size_given_as_null_is_read_from_the_file(tmp_path: Path) -> No
     (record,) = CocoDataset(path).records
 
     assert (record.width, record.height) == (40, 30)
+
+
+def test_a_bbox_wholly_past_the_border_within_the_tolerance_is_an_error(tmp_path: Path) -> None:
+    _image(tmp_path / "a.png", size=(40, 30))
+    path = _coco(
+        tmp_path / "train.json",
+        [{"id": 1, "file_name": "a.png", "width": 40, "height": 30}],
+        [_annotation(5, 1, 4, [40.2, 5, 0.5, 10])],  # within the pixel a box may reach past, but none of it inside
+        CATEGORIES,
+    )
+
+    with pytest.raises(DataError, match=r"annotation 5 in .* has bbox \[x, y, w, h\] = \[40.2, 5, 0.5, 10\], outside"):
+        CocoDataset(path)

@@ -223,3 +223,14 @@ def test_a_training_split_without_a_single_label_file_is_an_error_naming_where_t
     ):
         YoloDataset(tmp_path, "train")
     assert len(YoloDataset(tmp_path, "validation")) == 3  # a split to test on may be blank images
+
+
+def test_a_box_wholly_past_the_border_within_the_tolerance_is_an_error_not_an_empty_true_box(tmp_path: Path) -> None:
+    # 1.005 - 0.01 / 2 is 0.99999999999999: cut to its image, the box was 1e-14 px wide, a true box no detection matches
+    (tmp_path / "classes.txt").write_text("cat\n")
+    for index in range(2):
+        Image.new("RGB", (100, 80)).save(tmp_path / f"{index}.png")
+        (tmp_path / f"{index}.txt").write_text("0 0.5 0.5 0.2 0.2\n0 1.005 0.5 0.01 0.1\n")
+
+    with pytest.raises(DataError, match=r"[01].txt' line 2: '0 1.005 0.5 0.01 0.1' is outside \[0, 1\] .* or wholly\), or empty"):
+        YoloDataset(tmp_path, "train")

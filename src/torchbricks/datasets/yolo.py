@@ -510,8 +510,8 @@ def _parse_line(line: str, image: BoxImage, num_classes: int, keypoint_fields: i
     tolerance = (max(BOX_TOLERANCE, COORDINATE_TOLERANCE * width), max(BOX_TOLERANCE, COORDINATE_TOLERANCE * height))
     if box_problem(box, width, height, tolerance):
         return (
-            f"{line.strip()!r} is outside [0, 1] (or empty) in its image {str(image.path)!r} of {width}x{height} "
-            f"(by more than {COORDINATE_TOLERANCE:.0%} of its side or {BOX_TOLERANCE:g} pixel); coordinates are "
+            f"{line.strip()!r} is outside [0, 1] in its image {str(image.path)!r} of {width}x{height} (by more than "
+            f"{COORDINATE_TOLERANCE:.0%} of its side or {BOX_TOLERANCE:g} pixel, or wholly), or empty; coordinates are "
             "normalised by the image's width and height."
         )
     return BoxObject(clip_box(box, width, height), label, [polygon] if polygon else None)
