@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -280,3 +281,116 @@ def test_label_lines_written_twice_are_a_note_with_their_count_and_first_images(
     assert status == 0, printed
     assert f"Note: 4 objects in 2 images of the 'train' split ({images[0]!r}, {images[1]!r}) repeat another of the " in printed
     assert "same image exactly (same class and box: an annotation written twice) and are read once." in printed
+
+
+def test_difficult_objects_and_crowd_regions_are_not_counted_as_instances_and_a_class_with_only_them_has_no_example(
+    shapes: Path, tmp_path: Path
+) -> None:
+    coco = _copy(shapes, "detection", tmp_path)
+    document = json.loads((coco / "train.json").read_text())
+    class_of = {category["id"]: category["name"] for category in document["categories"]}
+    circles = [item for item in document["annotations"] if class_of[item["category_id"]] == "circle"]
+    crowds = [item for item in document["annotations"] if class_of[item["category_id"]] == "triangle"] + circles[:1]
+    for item in crowds:
+        item["iscrowd"] = 1
+    (coco / "train.json").write_text(json.dumps(document))
+    voc = _copy(shapes, "voc", tmp_path)
+    difficult = 0
+    for path in sorted((voc / "Annotations").glob("train_*.xml")):
+        text, marked = re.subn(
+            r"(<name>triangle</name>(?:(?!</object>).)*)<difficult>0</difficult>", r"\1<difficult>1</difficult>", path.read_text()
+        )
+        difficult += marked
+        path.write_text(text)
+
+    coco_report, voc_report = check_data(coco), check_data(voc)
+
+    triangles = len(crowds) - 1
+    assert coco_report.counts["train"]["circle"][1] == len(circles) - 1
+    assert "triangle" not in coco_report.counts["train"]
+    assert coco_report.problems == [
+        f"Class 'triangle' has no example in the train split: it has only {triangles} crowd regions there, which "
+        "training ignores."
+    ]
+    assert any(
+        note.startswith(f"{len(crowds)} crowd regions (iscrowd: 1) of the 'train' split (circle: 1, triangle: {triangles})")
+        for note in coco_report.notes
+    ), coco_report.notes
+    assert difficult > 1
+    assert "triangle" not in voc_report.counts["train"]
+    assert voc_report.problems == [
+        f"Class 'triangle' has no example in the train split: it has only {difficult} difficult objects there, which "
+        "training ignores."
+    ]
+    assert any(
+        f"{difficult} difficult objects (<difficult>1</difficult>) of the 'train' split" in note for note in voc_report.notes
+    )
+
+
+@pytest.mark.parametrize("layout", ["yolo", "classification"])
+def test_a_drawn_validation_split_is_drawn_with_the_fraction_and_seed_training_is_given(
+    shapes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], layout: str
+) -> None:
+    from layouts import yolo_without_splits
+
+    from torchbricks.lightning.datamodules import DetectionDataModule, ImageFolderDataModule
+
+    if layout == "yolo":
+        root = yolo_without_splits(coco_to_yolo(shapes / "detection", tmp_path / "yolo"), tmp_path / "pool", "label_studio")
+        data: Any = DetectionDataModule(root, image_size=32, num_workers=0, validation_fraction=0.5, split_seed=3)
+    else:
+        root = Path(shutil.copytree(shapes / "classification" / "train", tmp_path / "pool"))  # class folders, no splits
+        data = ImageFolderDataModule(root, image_size=32, num_workers=0, validation_fraction=0.5, split_seed=3)
+    data.setup("fit")
+    trained, validated = (len(loader.dataset) for loader in (data.train_dataloader(), data.val_dataloader()))
+
+    status, printed = _check(root, capsys, "data.validation_fraction=0.5", "split_seed=3")
+
+    assert status == 0, printed
+    report = check_data(root, validation_fraction=0.5, seed=3)
+    assert (report.images["train"], report.images["validation"]) == (trained, validated)
+    assert "data.validation_fraction=0.5, data.split_seed=3" in printed
+
+
+def test_ignored_mask_pixels_are_noted_and_masks_of_nothing_but_0_and_255_among_class_indices_are_named(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "roads"
+    (root / "classes.txt").parent.mkdir()
+    (root / "classes.txt").write_text("background\nroad\n")
+    drawn_255 = []
+    for split in ("train", "val"):
+        for folder in ("images", "masks"):
+            (root / split / folder).mkdir(parents=True)
+        for index in range(4):
+            mask = np.zeros((8, 8), dtype=np.uint8)
+            mask[2:6, 2:6] = 1
+            if split == "train" and index == 3:  # from another tool: the road drawn as 255
+                mask[2:6, 2:6] = 255
+                drawn_255.append(root / split / "masks" / f"{index}.png")
+            Image.fromarray(np.full((8, 8, 3), index * 40 + len(split), dtype=np.uint8)).save(
+                root / split / "images" / f"{index}.png"
+            )
+            Image.fromarray(mask).save(root / split / "masks" / f"{index}.png")
+
+    report = check_data(root)
+
+    assert report.counts["train"]["road"] == [3, 48]  # 3 masks of 16 road pixels: the fourth's are ignored
+    (notice,) = [note for note in report.notes if "mask pixels of the 'train' split" in note]
+    assert notice.startswith("16 mask pixels of the 'train' split (6.2%) are 255: ignored")
+    assert f"1 mask ({str(drawn_255[0])!r}) holds no class but the background and 255" in notice
+    assert not any("'validation' split" in note for note in report.notes)
+
+
+def test_voc_xml_files_in_no_split_list_are_noted_as_not_read(shapes: Path, tmp_path: Path) -> None:
+    voc = _copy(shapes, "voc", tmp_path)
+    listed = voc / "ImageSets" / "Main" / "train.txt"
+    ids = listed.read_text().split()
+    listed.write_text("\n".join(ids[:-2]) + "\n")  # two images labelled after the lists were written
+
+    report = check_data(voc)
+
+    (note,) = [note for note in report.notes if "in no split list" in note]
+    assert note.startswith(f"2 XML files of {str(voc / 'Annotations')!r} ('{ids[-2]}.xml', ...) are in no split list")
+    assert report.images["train"] == len(ids) - 2  # as training reads it
+    assert not any("in no split list" in note for note in check_data(_copy(shapes, "voc", tmp_path / "whole")).notes)

@@ -9,6 +9,7 @@ import pytest
 
 from torchbricks import BrickError
 from torchbricks.configuration import CONFIG_DIR, compose_config
+from torchbricks.configuration.compose import override_string
 from torchbricks.errors import ConfigError
 
 
@@ -84,3 +85,15 @@ def test_a_misspelt_config_option_names_its_group_and_the_close_option(override:
     # Hydra's message listed the options and the search path, without the close one
     with pytest.raises(ConfigError, match=re.escape(expected) + r".*\]\. Did you mean 'classification'\?$"):
         compose_config([override])
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["data/export (1)", "a,b", "a=b", "it's", 'say "hi"', "C:\\data\\", "C:\\x\\'y", "Zürich", "#1", "[1]", " x ", "true", "123"],
+)
+def test_override_string_reads_back_as_the_same_string(value: str) -> None:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    override = OverridesParser.create().parse_overrides([f"data.root={override_string(value)}"])[0]
+
+    assert override.value() == value

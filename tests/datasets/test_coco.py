@@ -392,3 +392,66 @@ def test_an_annotation_repeated_under_another_id_is_read_once(tmp_path: Path) ->
 
     assert [item.label for item in dataset.records[0].objects] == [0, 1, 0]
     assert dataset.duplicates == {tmp_path / "a.png": 1}
+
+
+def test_an_iscrowd_written_as_a_string_is_an_error_not_a_crowd(tmp_path: Path) -> None:
+    # "0" is true in Python: read as a crowd, the cat was ignored by training and the mAP without a word
+    _image(tmp_path / "a.png", size=(40, 30))
+    path = _coco(
+        tmp_path / "train.json",
+        [{"id": 1, "file_name": "a.png", "width": 40, "height": 30}],
+        [_annotation(5, 1, 4, [10, 5, 20, 10], iscrowd="0")],
+        CATEGORIES,
+    )
+
+    with pytest.raises(DataError, match=r"annotation 5 in .*train.json' has iscrowd '0'; expected 0 \(an object\) or 1"):
+        CocoDataset(path)
+
+
+@pytest.mark.parametrize(
+    ("image", "annotation", "message"),
+    [
+        ({"id": "a"}, {}, r"an entry of images whose id 'a' is not a whole number"),
+        ({}, {"category_id": "cat"}, r"annotation 5 in .* has category_id 'cat'; expected the whole number"),
+        ({}, {"image_id": None}, r"annotation 5 in .* has no image_id"),
+        ({"width": "wide"}, {}, r"The image id 1 in .* has width 'wide' and height 30; expected numbers of pixels"),
+    ],
+)
+def test_ids_and_sizes_that_are_not_numbers_are_errors_naming_the_entry(
+    tmp_path: Path, image: dict[str, Any], annotation: dict[str, Any], message: str
+) -> None:
+    _image(tmp_path / "a.png", size=(40, 30))
+    entry = {"id": 1, "file_name": "a.png", "width": 40, "height": 30, **image}
+    path = _coco(
+        tmp_path / "train.json", [entry], [{**_annotation(5, entry["id"], 4, [10, 5, 20, 10]), **annotation}], CATEGORIES
+    )
+
+    with pytest.raises(DataError, match=message):
+        CocoDataset(path)
+
+
+def test_an_image_size_given_as_null_is_read_from_the_file(tmp_path: Path) -> None:
+    _image(tmp_path / "a.png", size=(40, 30))
+    path = _coco(
+        tmp_path / "train.json",
+        [{"id": 1, "file_name": "a.png", "width": None, "height": None}],
+        [_annotation(5, 1, 4, [10, 5, 20, 10])],
+        CATEGORIES,
+    )
+
+    (record,) = CocoDataset(path).records
+
+    assert (record.width, record.height) == (40, 30)
+
+
+def test_a_bbox_wholly_past_the_border_within_the_tolerance_is_an_error(tmp_path: Path) -> None:
+    _image(tmp_path / "a.png", size=(40, 30))
+    path = _coco(
+        tmp_path / "train.json",
+        [{"id": 1, "file_name": "a.png", "width": 40, "height": 30}],
+        [_annotation(5, 1, 4, [40.2, 5, 0.5, 10])],  # within the pixel a box may reach past, but none of it inside
+        CATEGORIES,
+    )
+
+    with pytest.raises(DataError, match=r"annotation 5 in .* has bbox \[x, y, w, h\] = \[40.2, 5, 0.5, 10\], outside"):
+        CocoDataset(path)

@@ -429,7 +429,7 @@ def _yolo(tmp_path: Path, lines: str, names: str = "[cat, dog]") -> Path:
         ("2 0.5 0.5 0.2 0.2\n", r"a\.txt' line 1: class 2 is out of range; the data has 2 classes \(0 to 1\)"),
         ("0.5 0.5 0.5 0.2 0.2\n", r"a\.txt' line 1: .* the class 0.5 is not a whole number"),
         ("0 0.98 0.5 0.2 0.2\n", r"a\.txt' line 1: .* is outside \[0, 1\] .* of 20x10"),
-        ("0 0.5 0.5 0 0.2\n", r"a\.txt' line 1: .* is outside \[0, 1\] \(or empty\)"),
+        ("0 0.5 0.5 0 0.2\n", r"a\.txt' line 1: .* is outside \[0, 1\] .*, or empty;"),
     ],
 )
 def test_bad_yolo_lines_are_errors_naming_the_file_and_line(tmp_path: Path, lines: str, message: str) -> None:

@@ -133,7 +133,7 @@ def test_check_data_reads_a_pool_of_class_folders_and_says_validation_is_drawn(s
     assert report.task == "classification"
     assert sum(report.images.values()) == len(list(root.glob("*/*.png")))
     (note,) = [note for note in report.notes if "validation" in note]
-    assert "drawn at random for validation (data.validation_fraction, fixed by data.split_seed)" in note
+    assert "drawn at random for validation (data.validation_fraction=0.2, data.split_seed=0; check-data takes" in note
 
 
 def test_a_folder_without_training_images_says_what_is_expected(tmp_path: Path) -> None:

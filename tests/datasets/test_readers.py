@@ -399,3 +399,11 @@ def test_class_folders_spelt_in_another_unicode_form_are_the_same_class(tmp_path
     dataset = ImageFolderDataset(tmp_path / "val", [composed, "thé"])
 
     assert [(path.name, label) for path, label in dataset.samples] == [("c.png", 0)]
+
+
+def test_an_empty_line_in_a_segmentation_classes_file_is_an_error_naming_the_line(tmp_path: Path) -> None:
+    # line n names the mask value n - 1: skipped, the empty line would give the values above it the next class's name
+    (tmp_path / "classes.txt").write_text("background\nroad\n\ncar\n")
+
+    with pytest.raises(DataError, match=r"classes.txt' line 3 is empty"):
+        segmentation_class_names(tmp_path)

@@ -154,3 +154,8 @@ def test_a_resized_mask_lies_on_its_resized_image(side: int, size: int | tuple[i
     clear = (shown - 0.5).abs() > 0.25  # pixels the border does not split about evenly (nor corners cut)
     assert clear.float().mean() > 0.9
     assert torch.equal((sample["mask"] == 1)[clear], (shown > 0.5)[clear])
+
+
+def test_an_evaluation_transform_with_augmentations_is_refused() -> None:
+    with pytest.raises(BrickError, match="evaluation=True"):
+        create_transform(8, [v2.RandomHorizontalFlip()], boxes=True, evaluation=True)

@@ -215,3 +215,14 @@ def test_a_test_list_without_any_mask_leaves_the_validation_split_as_the_test_sp
     report = check_data(root, task="segmentation")
     assert set(report.images) == {"train", "validation"}
     assert any("the validation split is the test split" in note for note in report.notes)
+
+
+def test_masks_in_no_split_list_are_noted_as_not_read(tmp_path: Path) -> None:
+    stems = [f"frame_{index:06d}" for index in range(6)]
+    root = _cvat_export(tmp_path / "cvat", stems, lists={"train": stems[:3], "val": stems[3:4]})  # 2 masked later
+
+    report = check_data(root, task="segmentation")
+
+    (note,) = [note for note in report.notes if "in no split list" in note]
+    assert note.startswith(f"2 masks of {str(root / 'SegmentationClass')!r} ('frame_000004.png', ...) are in no split list")
+    assert (report.images["train"], report.images["validation"]) == (3, 1)  # as training reads them

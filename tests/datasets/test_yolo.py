@@ -187,3 +187,50 @@ def test_a_label_line_written_twice_is_read_once_so_a_perfect_prediction_scores_
     assert metric.compute()["map_50"].item() == 1.0
     assert labels.tolist() == [[0, 1, 0]]  # the taller box of class 0 is another object
     assert dataset.duplicates == {root / "images" / "train" / "a.jpg": 2}
+
+
+@pytest.mark.parametrize("names_file", ["classes.txt", "obj.names"])
+def test_an_empty_line_before_a_class_name_is_an_error_naming_the_file_and_line(tmp_path: Path, names_file: str) -> None:
+    # Darknet numbers the classes by line: 'dog' on line 3 is class 2, which skipping the empty line made 'bird'
+    (tmp_path / names_file).write_text("cat\n\ndog\nbird\n\n")  # the empty lines at the end are no class
+    for index in range(2):
+        Image.new("RGB", (8, 8)).save(tmp_path / f"{index}.png")
+        (tmp_path / f"{index}.txt").write_text("2 0.5 0.5 0.5 0.5\n")
+
+    with pytest.raises(DataError, match=rf"{names_file}' line 2 is empty: .*'dog' on line 3 would be class 2"):
+        yolo_class_names(tmp_path)
+
+
+def test_empty_lines_after_the_last_class_name_are_no_classes(tmp_path: Path) -> None:
+    (tmp_path / "classes.txt").write_text("cat\r\ndog \r\n\r\n\r\n")  # Windows line ends, a trailing space
+    for index in range(2):
+        Image.new("RGB", (8, 8)).save(tmp_path / f"{index}.png")
+
+    assert yolo_class_names(tmp_path) == ["cat", "dog"]
+
+
+def test_a_training_split_without_a_single_label_file_is_an_error_naming_where_they_were_looked_for(tmp_path: Path) -> None:
+    (tmp_path / "data.yaml").write_text("names: [cat, dog]\n")
+    for split in ("train", "val"):
+        (tmp_path / "images" / split).mkdir(parents=True)
+        (tmp_path / "Labels" / split).mkdir(parents=True)  # as a copy from Windows may capitalise it
+        for index in range(3):
+            Image.new("RGB", (8, 8)).save(tmp_path / "images" / split / f"{index}.png")
+            (tmp_path / "Labels" / split / f"{index}.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+
+    with pytest.raises(
+        DataError, match=r"split 'train' has 3 images and not one label file: .*labels/train/0\.txt'.*\['Labels', 'images'\]"
+    ):
+        YoloDataset(tmp_path, "train")
+    assert len(YoloDataset(tmp_path, "validation")) == 3  # a split to test on may be blank images
+
+
+def test_a_box_wholly_past_the_border_within_the_tolerance_is_an_error_not_an_empty_true_box(tmp_path: Path) -> None:
+    # 1.005 - 0.01 / 2 is 0.99999999999999: cut to its image, the box was 1e-14 px wide, a true box no detection matches
+    (tmp_path / "classes.txt").write_text("cat\n")
+    for index in range(2):
+        Image.new("RGB", (100, 80)).save(tmp_path / f"{index}.png")
+        (tmp_path / f"{index}.txt").write_text("0 0.5 0.5 0.2 0.2\n0 1.005 0.5 0.01 0.1\n")
+
+    with pytest.raises(DataError, match=r"[01].txt' line 2: '0 1.005 0.5 0.01 0.1' is outside \[0, 1\] .* or wholly\), or empty"):
+        YoloDataset(tmp_path, "train")

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from helpers import coco_semantic_mask, uncompressed_rle
 
 from torchbricks.datasets.readers import DataError
@@ -228,3 +229,28 @@ def test_objects_dropped_as_repeats_are_said_once_for_training_and_evaluation(
     assert printed.count("1 object in 1 image of the 'validation' split (") == 1, printed
     assert ") repeats another of the same image exactly" in printed
     assert "'train' split" not in printed
+
+
+def test_evaluation_counts_every_true_box_however_small_the_resize_makes_it(tmp_path: Path) -> None:
+    from PIL import Image
+
+    root = tmp_path / "yolo"
+    root.mkdir()
+    (root / "data.yaml").write_text("names: [bird, plane]\n")
+    for split in ("train", "val"):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "labels" / split).mkdir(parents=True)
+        for index in range(2):
+            Image.new("RGB", (400, 400), (index * 90, 60, 30)).save(root / "images" / split / f"{index}.png")
+            # a 6 px bird (0.48 px at 32 px) and a 200 px plane
+            lines = ["0 0.25 0.25 0.015 0.015", "1 0.5 0.5 0.5 0.5"]
+            (root / "labels" / split / f"{index}.txt").write_text("\n".join(lines) + "\n")
+    data = DetectionDataModule(root, image_size=32, batch_size=4, num_workers=0)
+    data.setup("fit")
+
+    batch = next(iter(data.val_dataloader()))
+
+    labels = batch["target_labels"]
+    assert sorted(labels[labels >= 0].tolist()) == [0, 0, 1, 1]  # as the label files say
+    birds = batch["target_boxes"][labels == 0]
+    assert torch.allclose(birds[:, 2:] - birds[:, :2], torch.full((2, 2), 0.48))

@@ -109,6 +109,15 @@ def test_two_sources_labelling_one_head_are_refused(three_sets: list[Path]) -> N
         expand_sources(config)
 
 
+def test_a_source_named_as_a_shared_brick_is_refused_instead_of_replacing_it(three_sets: list[Path]) -> None:
+    register_resolvers()
+    root = three_sets[2] / "classification"
+    config = compose_config(["task=multitask", f"data.sources=[{{task: classification, root: {root}, name: backbone}}]"])
+
+    with pytest.raises(ConfigError, match=r"'data.sources\[0\]' names its head 'backbone', the name of the model's shared brick"):
+        expand_sources(config)
+
+
 def test_without_sources_the_multitask_config_reads_one_coco_root(three_sets: list[Path]) -> None:
     config = compose_config(["task=multitask", f"data.root={three_sets[0] / 'detection'}"])
     expanded = expand_sources(config)
@@ -124,6 +133,18 @@ def test_every_source_is_read_at_one_image_size_the_largest_of_their_defaults(th
     # alone, boxes and masks would be read at twice the 64 px images (128) and classes at 1.5 times (96): the head
     # trained at 96 was then predicted and exported at 128, the first source's size
     assert sizes == {"detection": [128, 128], "segmentation": [128, 128], "shape": [128, 128]}
+
+
+def test_a_source_root_with_parentheses_or_a_comma_is_read_as_written(three_sets: list[Path], tmp_path: Path) -> None:
+    register_resolvers()
+    root = tmp_path / "shapes.v1 (1), copy" / "classification"  # as a second download of an export is named
+    root.parent.mkdir()
+    root.symlink_to(three_sets[2] / "classification")
+    config = compose_config(["task=multitask", f"data.sources=[{{task: classification, root: '{root}'}}]"])
+
+    expanded = expand_sources(config)
+
+    assert expanded.data.sources.classification.data_module.root == str(root)
 
 
 def test_sources_given_different_image_sizes_are_refused(three_sets: list[Path]) -> None:

@@ -7,7 +7,8 @@ from typing import Any
 
 __all__ = ["add_parser", "run"]
 
-KEYS = ("task", "layout")
+KEYS = ("task", "layout", "validation_fraction", "split_seed")
+"""The options, `KEY=VALUE`; the last two also as training spells them (`data.validation_fraction=0.1`)."""
 
 
 def add_parser(commands: Any) -> None:
@@ -20,6 +21,7 @@ def add_parser(commands: Any) -> None:
         "wrong, 0 when the data is clean, 2 when the folder is in no layout.",
         epilog="example: torchbricks check-data data/shapes/detection\n"
         "         torchbricks check-data data/mine task=segmentation\n"
+        "         torchbricks check-data data/pool validation_fraction=0.1 split_seed=3\n"
         "         torchbricks check-data data/voc layout=voc",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -29,11 +31,13 @@ def add_parser(commands: Any) -> None:
         nargs="*",
         metavar="KEY=VALUE",
         help="task=classification|segmentation|detection|multitask (found from the folder by default), "
-        "layout=auto|coco|yolo|voc (detection)",
+        "layout=auto|coco|yolo|voc (detection), validation_fraction=0.2 and split_seed=0 (data without a validation "
+        "split of its own: the split drawn for it, as training's data.validation_fraction and data.split_seed draw it)",
     )
 
 
 def run(arguments: argparse.Namespace) -> int:
+    from torchbricks.datasets._reading import SPLIT_SEED, VALIDATION_FRACTION
     from torchbricks.datasets.checking import check_data
     from torchbricks.errors import ConfigError, did_you_mean
 
@@ -42,10 +46,33 @@ def run(arguments: argparse.Namespace) -> int:
         raise ConfigError(f"check-data takes the data folder first, then {[f'{key}=...' for key in KEYS]}; got {root!r} first.")
     options: dict[str, str] = {}
     for option in arguments.options:
-        key, equals, value = option.partition("=")
+        key, equals, value = option.removeprefix("data.").partition("=")
         if not equals or key not in KEYS:
             raise ConfigError(f"check-data takes {[f'{key}=...' for key in KEYS]}, got {option!r}.{did_you_mean(key, KEYS)}")
         options[key] = value
-    report = check_data(root, task=options.get("task"), layout=options.get("layout", "auto"))
+    report = check_data(
+        root,
+        task=options.get("task"),
+        layout=options.get("layout", "auto"),
+        validation_fraction=_number(options, "validation_fraction", float, VALIDATION_FRACTION),
+        seed=_number(options, "split_seed", int, SPLIT_SEED),
+    )
     print(report.render())
     return 0 if report.ok else 1
+
+
+def _number(options: dict[str, str], key: str, kind: type[float] | type[int], default: float) -> Any:
+    """The option `key` read as `kind`, `default` when not given.
+
+    Raises:
+        ConfigError: It is not a number of that kind (a fraction outside (0, 1) is the reader's error, naming the data).
+    """
+    from torchbricks.errors import ConfigError
+
+    if key not in options:
+        return default
+    try:
+        return kind(options[key])
+    except ValueError as error:
+        expected = "a number between 0 and 1" if kind is float else "a whole number"
+        raise ConfigError(f"check-data takes {key}= as {expected}, got {options[key]!r}.") from error

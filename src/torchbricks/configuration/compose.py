@@ -12,7 +12,7 @@ from typing import Any
 from torchbricks._extras import require
 from torchbricks.errors import ConfigError, did_you_mean
 
-__all__ = ["CONFIG_DIR", "FREE_FORM_KEYS", "compose_config"]
+__all__ = ["CONFIG_DIR", "FREE_FORM_KEYS", "compose_config", "override_string"]
 
 CONFIG_DIR = Path(__file__).parents[1] / "configs"
 """The configs shipped with torchbricks."""
@@ -145,6 +145,20 @@ def _quoted(override: str | None) -> str | None:
     except Exception:  # still unreadable: the key or the rest of it is wrong, which Hydra's own message says
         return None
     return quoted
+
+
+def override_string(value: str) -> str:
+    """`value` as the right-hand side of a Hydra override that reads back as exactly this string: quoted, so that a
+    path with `( ) , = ' # [ ]`, spaces or non-ASCII letters (`export (1)`, `Zürich`) is one string, not a grammar
+    error, a sweep or another type (`true`, `123`).
+
+    Example:
+        >>> print(override_string("data/export (1)"), override_string("it's"))
+        'data/export (1)' 'it\\'s'
+    """
+    # in Hydra's quoted strings a backslash escapes a quote, so a run of them before a quote or the end is doubled
+    escaped = re.sub(r"(\\+)(?='|$)", lambda run: run.group(1) * 2, value)
+    return "'" + escaped.replace("'", "\\'") + "'"
 
 
 def _shell_quoted(override: str) -> str:

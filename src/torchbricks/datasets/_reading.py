@@ -56,6 +56,7 @@ __all__ = [
     "open_image",
     "problems_or_raise",
     "random_split",
+    "read_name_lines",
     "read_user_text",
     "rgb_as_shown",
     "to_image",
@@ -159,6 +160,27 @@ def read_user_text(path: Path) -> str:
         return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as error:
         raise DataError(f"The file {str(path)!r} is not UTF-8 text: {error}. Save it as UTF-8.") from error
+
+
+def read_name_lines(path: Path) -> list[str]:
+    """The names of a file of one name a line whose line number is the index (`classes.txt`, Darknet's `obj.names`),
+    the space around each left out, as are the empty lines after the last name.
+
+    Raises:
+        DataError: The file is not UTF-8 text, or an empty line comes before a name: the names after it would be
+            numbered one lower than the label files (and Darknet) number them, another class each.
+    """
+    lines = [line.strip() for line in read_user_text(path).splitlines()]
+    while lines and not lines[-1]:
+        lines.pop()
+    empty = next((number for number, line in enumerate(lines, start=1) if not line), None)
+    if empty is not None:
+        raise DataError(
+            f"{str(path)!r} line {empty} is empty: each line names the class of its index (line 1 is class 0), so "
+            f"{lines[empty]!r} on line {empty + 1} would be class {empty} for the labels but class {empty - 1} once "
+            "the empty line is skipped. Remove the empty line, or name the class it stands for."
+        )
+    return lines
 
 
 def image_files(folder: Path) -> list[Path]:

@@ -84,20 +84,28 @@ def box_problem(
     box: Sequence[float], width: float, height: float, tolerance: tuple[float, float] = (BOX_TOLERANCE, BOX_TOLERANCE)
 ) -> bool:
     """Whether a box `(x_min, y_min, x_max, y_max)` is empty, reaches past its image by more than `tolerance`
-    (pixels across, pixels down) or has a coordinate that is not a finite number (`nan`, which every comparison
-    below would let through).
+    (pixels across, pixels down), lies outside it within that tolerance (empty once cut to the image, `clip_box`: it
+    would be a true box no detection can match) or has a coordinate that is not a finite number (`nan`, which every
+    comparison below would let through).
 
     Example:
         >>> box_problem((0, 0, 10, 10), 10, 10), box_problem((0, 0, 11.5, 10), 10, 10), box_problem((4, 0, 4, 10), 10, 10)
         (False, True, True)
-        >>> box_problem((float("nan"), 0, 10, 10), 10, 10)
-        True
+        >>> box_problem((float("nan"), 0, 10, 10), 10, 10), box_problem((10, 0, 10.5, 10), 10, 10)
+        (True, True)
     """
     if not all(math.isfinite(coordinate) for coordinate in box):
         return True
     x_min, y_min, x_max, y_max = box
     across, down = tolerance
-    return x_max <= x_min or y_max <= y_min or x_min < -across or y_min < -down or x_max > width + across or y_max > height + down
+    outside = x_min < -across or y_min < -down or x_max > width + across or y_max > height + down
+    # what is left inside, beyond rounding (a YOLO line 1.005 0.01 wide ends at 0.99999999999999 of the image)
+    inside = min(x_max, width) - max(x_min, 0.0) > _INSIDE and min(y_max, height) - max(y_min, 0.0) > _INSIDE
+    return x_max <= x_min or y_max <= y_min or outside or not inside
+
+
+_INSIDE = 1e-6
+"""Pixels of a box that must lie inside its image, across and down (more than rounding leaves of a box outside it)."""
 
 
 def clip_box(box: Sequence[float], width: float, height: float) -> tuple[float, float, float, float]:

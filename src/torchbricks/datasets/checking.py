@@ -21,7 +21,16 @@ from PIL import Image
 
 from torchbricks._conventions import IGNORE_INDEX
 from torchbricks._pictures import open_image, too_large
-from torchbricks.datasets._reading import IMAGE_EXTENSIONS, exif_orientation, image_files, is_hidden, upright_size, visible_files
+from torchbricks.datasets._reading import (
+    IMAGE_EXTENSIONS,
+    SPLIT_SEED,
+    VALIDATION_FRACTION,
+    exif_orientation,
+    image_files,
+    is_hidden,
+    upright_size,
+    visible_files,
+)
 from torchbricks.datasets.detection_layouts import (
     DETECTION_LAYOUTS,
     LAYOUT_EXPECTS,
@@ -60,8 +69,8 @@ from torchbricks.datasets.readers import (
     training_class_names,
     voc_class_names_notice,
 )
-from torchbricks.datasets.voc import voc_class_names
-from torchbricks.datasets.voc_segmentation import read_voc_segmentation
+from torchbricks.datasets.voc import read_voc_splits, voc_class_names
+from torchbricks.datasets.voc_segmentation import read_voc_segmentation, split_lists
 from torchbricks.datasets.yolo import read_yolo_layout, unread_label_files
 from torchbricks.errors import ConfigError, did_you_mean
 
@@ -183,12 +192,16 @@ def _task_of(root: Path, task: str | None, layout: str) -> tuple[str, str]:
 class _Checker:
     """Runs the readers of one data folder with a collecting `DataProblems`, then the checks they do not make."""
 
-    def __init__(self, report: DataReport) -> None:
+    def __init__(self, report: DataReport, validation_fraction: float = VALIDATION_FRACTION, seed: int = SPLIT_SEED) -> None:
         self.report = report
+        self.validation_fraction = validation_fraction  # of the splits drawn, as training draws them
+        self.seed = seed
         self.problems = DataProblems(collect=True)
         self.digests: dict[str, tuple[str, Path]] = {}
         self.used: dict[Path, str] = {}
         self.turned: list[Path] = []  # images whose EXIF orientation turns or mirrors them
+        self.ignored: dict[str, Counter[str]] = {}  # split -> class -> objects training ignores (difficult, crowd)
+        self.ignored_pixels: dict[str, list[Any]] = {}  # split -> [pixels 255, pixels, masks of nothing but 0 and 255]
 
     def image(self, split: str, path: Path) -> tuple[int, int] | None:
         """Decodes an image, noting a problem, a file used twice or identical pixels seen before."""
@@ -220,7 +233,7 @@ class _Checker:
         entry[1] += instances
 
 
-def _splits(root: Path, layout: str) -> list[tuple[str, Any]]:
+def _splits(root: Path, layout: str, validation_fraction: float, seed: int) -> list[tuple[str, Any]]:
     """(split, source) of the splits to check: train, validation and the test split when the data has one; the source
     is the split's name for the box layouts, its `FolderSplit` for the folder layouts.
 
@@ -229,12 +242,18 @@ def _splits(root: Path, layout: str) -> list[tuple[str, Any]]:
     """
     if layout in DETECTION_LAYOUTS:
         return [("train", "train"), ("validation", "validation"), *([("test", "test")] if has_test_split(root, layout) else [])]
-    splits = folder_splits(root, layout)
+    splits = folder_splits(root, layout, validation_fraction, seed)
     has_test = splits["test"] is not splits["validation"]
     return [(split, splits[split]) for split in ("train", "validation", *(["test"] if has_test else []))]
 
 
-def check_data(root: Path | str, task: str | None = None, layout: str = "auto") -> DataReport:
+def check_data(
+    root: Path | str,
+    task: str | None = None,
+    layout: str = "auto",
+    validation_fraction: float = VALIDATION_FRACTION,
+    seed: int = SPLIT_SEED,
+) -> DataReport:
     """Checks the data in `root` and reports every problem and the counts per class and split.
 
     Args:
@@ -242,6 +261,9 @@ def check_data(root: Path | str, task: str | None = None, layout: str = "auto") 
         task: `classification`, `segmentation`, `detection` or `multitask`; found from the folder when None (a box
             layout, then segmentation folders, then image folders).
         layout: For detection: `auto`, `coco`, `yolo` or `voc`.
+        validation_fraction: Data without a validation split of its own: the fraction of its training images drawn
+            for validation, as training's `data.validation_fraction` draws it.
+        seed: The seed of that draw, training's `data.split_seed`.
 
     Raises:
         DataError: `root` does not exist or is in no layout (the message lists what each expects).
@@ -250,7 +272,11 @@ def check_data(root: Path | str, task: str | None = None, layout: str = "auto") 
     root = Path(root)
     task, layout = _task_of(root, task, layout)
     report = DataReport(root, task, layout)
-    checker = _Checker(report)
+    checker = _Checker(report, validation_fraction, seed)
+    drawn_by = (
+        f"data.validation_fraction={validation_fraction:g}, data.split_seed={seed}; check-data takes "
+        "validation_fraction=... split_seed=... as training sets them"
+    )
     names = checker.problems.guard(_class_names, root, layout, checker.problems)
     if names is not None:
         report.class_names = list(names)
@@ -260,13 +286,12 @@ def check_data(root: Path | str, task: str | None = None, layout: str = "auto") 
         if layout in DETECTION_LAYOUTS and checker.problems.guard(has_validation_split, root, layout) is False:
             report.notes.append(
                 f"{str(root)!r} has no validation split of its own: data.validation_fraction of its training images are "
-                "drawn at random for validation (fixed by data.split_seed)."
+                f"drawn at random for validation, fixed by data.split_seed ({drawn_by})."
             )
-        if layout == "yolo":
-            report.notes += _yolo_notes(root)
+        report.notes += _yolo_notes(root) if layout == "yolo" else _unlisted_voc_files(root, layout, checker.problems)
         if task == "multitask" and layout != "coco":
             checker.problems.report(f"task=multitask draws its masks from COCO outlines; the {layout} data has boxes only.")
-        splits = checker.problems.guard(_splits, root, layout) or []
+        splits = checker.problems.guard(_splits, root, layout, validation_fraction, seed) or []
         drawn = [source for split, source in splits if split == "validation" and isinstance(source, FolderSplit) and source.only]
         if drawn:
             where, missing = (
@@ -276,15 +301,19 @@ def check_data(root: Path | str, task: str | None = None, layout: str = "auto") 
             )
             report.notes.append(
                 f"{str(where)!r} has no {missing}: {len(drawn[0].only or ())} of its images are drawn at random for "
-                "validation (data.validation_fraction, fixed by data.split_seed)."
+                f"validation ({drawn_by})."
             )
         report.notes += _voc_notes(root, layout, checker.problems)
         for split, source in splits:
             report.counts[split] = {}
             SPLIT_CHECKS.get(layout, _check_boxes)(checker, root, layout, split, source)
+        for split, per_class in checker.ignored.items():
+            report.notes.append(_ignored_notice(layout, split, per_class))
         for name in report.class_names[1:] if task == "segmentation" else report.class_names:
             if name not in report.counts.get("train", {}):
-                checker.problems.report(f"Class {name!r} has no example in the train split.")
+                ignored = checker.ignored.get("train", Counter())[name]
+                only_ignored = f": it has only {_ignored_words(layout, ignored)} there, which training ignores" if ignored else ""
+                checker.problems.report(f"Class {name!r} has no example in the train split{only_ignored}.")
     skipped = _files_not_read(root, layout)
     if skipped:
         kinds = ", ".join(
@@ -309,14 +338,48 @@ def check_data(root: Path | str, task: str | None = None, layout: str = "auto") 
     return report
 
 
+IGNORED_OBJECTS = {"voc": ("difficult object", "difficult objects"), "coco": ("crowd region", "crowd regions")}
+"""Layout -> what its objects that training and the mAP ignore (`BoxObject.ignored`) are called, one and several."""
+
+
+def _ignored_words(layout: str, count: int) -> str:
+    one, several = IGNORED_OBJECTS.get(layout, ("ignored object", "ignored objects"))
+    return f"{count} {one if count == 1 else several}"
+
+
+def _ignored_notice(layout: str, split: str, per_class: Counter[str]) -> str:
+    """What `check-data` says of the objects of a split that training ignores: how many, of which classes."""
+    count = sum(per_class.values())
+    classes = ", ".join(f"{name}: {number}" for name, number in sorted(per_class.items()))
+    marked = "<difficult>1</difficult>" if layout == "voc" else "iscrowd: 1"
+    return (
+        f"{_ignored_words(layout, count)} ({marked}) of the {split!r} split ({classes}) {'is' if count == 1 else 'are'} "
+        "kept out of training and of the mAP's ground truths (a detection on one is neither right nor a false "
+        "positive) and not counted as instances above."
+    )
+
+
 def _voc_notes(root: Path, layout: str, problems: DataProblems) -> list[str]:
     """What `check-data` says of segmentation data in Pascal VOC's layout: VOC's classes read without a labelmap,
-    listed images without a mask."""
+    listed images without a mask, masks in no list (training reads the lists)."""
     if not is_voc_layout(root, layout):
         return []
     voc = problems.guard(read_voc_segmentation, root)
     unlabelled = voc.unlabelled_notice() if voc is not None else None
-    return ([voc_class_names_notice(root)] if reads_voc_classes(root) else []) + ([unlabelled] if unlabelled else [])
+    notes = ([voc_class_names_notice(root)] if reads_voc_classes(root) else []) + ([unlabelled] if unlabelled else [])
+    if voc is not None and any(path.is_file() for path, _ in voc.lists.values()):  # lists, not the masks as a pool
+        listed = {stem for _, stems in voc.lists.values() for stem in stems}
+        masks = visible_files(voc.masks, (".png",), recursive=True)
+        unlisted = [path for path in masks if path.relative_to(voc.masks).with_suffix("").as_posix() not in listed]
+        if unlisted:
+            many = len(unlisted) > 1
+            notes.append(
+                f"{len(unlisted)} mask{'s' if many else ''} of {str(voc.masks)!r} ({unlisted[0].name!r}"
+                f"{', ...' if many else ''}) {'are' if many else 'is'} in no split list of "
+                f"{str(root / 'ImageSets' / 'Segmentation')!r} and {'are' if many else 'is'} not read: add "
+                f"{'their stems' if many else 'its stem'} to train.txt (or val.txt) to train on them."
+            )
+    return notes
 
 
 LABEL_SUFFIXES = (".txt", ".xml", ".json", ".yaml", ".yml", ".names", ".data", ".cache")
@@ -381,6 +444,27 @@ def _yolo_notes(root: Path) -> list[str]:
             f"{'have' if many else 'has'} no image of the same name and {'are' if many else 'is'} not read."
         )
     return notes
+
+
+def _unlisted_voc_files(root: Path, layout: str, problems: DataProblems) -> list[str]:
+    """The note on the XML files of `Annotations` that no split list of `ImageSets/Main` names (added after the lists
+    were written): training reads the lists, so these are not read. None for another layout."""
+    if layout != "voc":
+        return []
+    splits = problems.guard(read_voc_splits, root)
+    if splits is None or splits.annotations is None or not split_lists(root / "ImageSets" / "Main"):
+        return []
+    listed = {path for paths in splits.files.values() for path in paths}
+    unlisted = [path for path in visible_files(splits.annotations, (".xml",), recursive=True) if path not in listed]
+    if not unlisted:
+        return []
+    many = len(unlisted) > 1
+    return [
+        f"{len(unlisted)} XML file{'s' if many else ''} of {str(splits.annotations)!r} ({unlisted[0].name!r}"
+        f"{', ...' if many else ''}) {'are' if many else 'is'} in no split list of {str(root / 'ImageSets' / 'Main')!r} "
+        f"and {'are' if many else 'is'} not read: add {'their ids' if many else 'its id'} to train.txt (or val.txt) "
+        "to train on them."
+    ]
 
 
 def _class_names(root: Path, layout: str, problems: DataProblems) -> list[str]:
@@ -468,14 +552,54 @@ def _check_segmentation_folder(checker: _Checker, root: Path, layout: str, split
             checker.problems.report(problem)
             continue
         checker.report.images[split] += 1
-        values, pixels = np.unique(mask[mask != IGNORE_INDEX], return_counts=True)
-        for value, count in zip(values.tolist(), pixels.tolist(), strict=True):
-            checker.count(split, names[value], count)
+        _count_mask(checker, split, mask, mask_path)
+    totals = checker.ignored_pixels.get(split)
+    if totals is not None and totals[0]:
+        checker.report.notes.append(_ignored_pixels_notice(split, *totals))
+
+
+def _count_mask(checker: _Checker, split: str, mask: np.ndarray, path: Path) -> None:
+    """Counts the pixels of each class of a mask read as training reads it, and those it ignores (255)."""
+    values, pixels = np.unique(mask[mask != IGNORE_INDEX], return_counts=True)
+    for value, count in zip(values.tolist(), pixels.tolist(), strict=True):
+        checker.count(split, checker.report.class_names[value], count)
+    totals = checker.ignored_pixels.setdefault(split, [0, 0, []])
+    ignored = int((mask == IGNORE_INDEX).sum())
+    totals[0] += ignored
+    totals[1] += mask.size
+    if ignored and not (values > 0).any():  # nothing but background and 255: objects drawn as 255 (a 0/255 mask?)
+        totals[2].append(path)
+
+
+def _ignored_pixels_notice(split: str, ignored: int, pixels: int, only_ignored: list[Path]) -> str:
+    """What `check-data` says of the mask pixels of a split that are 255 (ignored by the loss and the mean IoU), and of
+    the masks that hold no class but the background and 255 (objects drawn as 255 among masks of class indices)."""
+    notice = (
+        f"{ignored} mask pixels of the {split!r} split ({ignored / max(pixels, 1):.1%}) are {IGNORE_INDEX}: ignored, "
+        "neither trained on nor measured, and not counted above."
+    )
+    if only_ignored:
+        many = len(only_ignored) > 1
+        notice += (
+            f" {len(only_ignored)} mask{'s' if many else ''} ({str(only_ignored[0])!r}{', ...' if many else ''}) "
+            f"{'hold' if many else 'holds'} no class but the background and {IGNORE_INDEX}: if {IGNORE_INDEX} is an "
+            "object there (a binary 0/255 mask among masks of class indices), it is never learned; save it with "
+            "the class index."
+        )
+    return notice
 
 
 def _check_boxes(checker: _Checker, root: Path, layout: str, split: str, source: str) -> None:
     try:
-        dataset: BoxDataset = read_detection_split(root, layout, source, checker.report.class_names, problems=checker.problems)
+        dataset: BoxDataset = read_detection_split(
+            root,
+            layout,
+            source,
+            checker.report.class_names,
+            problems=checker.problems,
+            validation_fraction=checker.validation_fraction,
+            seed=checker.seed,
+        )
     except DataError as error:  # a whole file unreadable (COCO JSON, categories differing from train.json's)
         checker.problems.report(str(error))
         return
@@ -492,9 +616,14 @@ def _check_boxes(checker: _Checker, root: Path, layout: str, split: str, source:
             checker.problems.report(problem)
             continue
         checker.report.images[split] += 1
-        per_class: Counter[str] = Counter(checker.report.class_names[item.label] for item in record.objects)
+        # what training learns from: an ignored object (VOC difficult, COCO crowd) is neither trained on nor a ground
+        # truth of the mAP, so it is told apart below rather than counted as an instance of its class
+        per_class: Counter[str] = Counter(checker.report.class_names[item.label] for item in record.objects if not item.ignored)
         for name, instances in per_class.items():
             checker.count(split, name, instances)
+        for item in record.objects:
+            if item.ignored:
+                checker.ignored.setdefault(split, Counter())[checker.report.class_names[item.label]] += 1
 
 
 SPLIT_CHECKS: dict[str, Callable[[_Checker, Path, str, str, Any], None]] = {

@@ -48,6 +48,7 @@ __all__ = [
     "image_path",
     "read_coco_layout",
     "split_image_ids",
+    "whole_number",
 ]
 
 ROBOFLOW_FILE = "_annotations.coco.json"
@@ -160,6 +161,11 @@ def _read_json(path: Path) -> dict[str, Any]:
         for entry in document[kind]:
             if not isinstance(entry, dict) or any(key not in entry for key in keys):
                 raise DataError(f"The COCO file {str(path)!r} has an entry of {kind} without {list(keys)}: {str(entry)[:80]}.")
+            if whole_number(entry["id"]) is None:
+                raise DataError(
+                    f"The COCO file {str(path)!r} has an entry of {kind} whose id {entry['id']!r} is not a whole number "
+                    f"(annotations name {kind} by their number): {str(entry)[:80]}."
+                )
     names: dict[int, str] = {}
     for category in document["categories"]:  # two classes of one id: its annotations would all go to the last
         name = names.setdefault(int(category["id"]), str(category["name"]))
@@ -263,8 +269,10 @@ class CocoDataset(BoxDataset):
             document = {
                 **document,
                 "images": [image for image in document["images"] if int(image["id"]) in kept],
-                "annotations": [  # one without its image_id stays, to be reported
-                    item for item in document["annotations"] if "image_id" not in item or int(item["image_id"]) in kept
+                "annotations": [  # one without a readable image_id stays, to be reported
+                    item
+                    for item in document["annotations"]
+                    if whole_number(item.get("image_id")) is None or whole_number(item["image_id"]) in kept
                 ],
             }
         self.category_ids = [int(category["id"]) for category in categories]
@@ -290,7 +298,7 @@ class CocoDataset(BoxDataset):
             else:
                 found = problems.guard(_coco_object, annotation, where, record)
                 if found is not None:
-                    crowd = bool(annotation.get("iscrowd", 0))
+                    crowd = bool(annotation.get("iscrowd", 0))  # 0 or 1 (`_annotation_problem`)
                     record.objects.append(BoxObject(found[0], index_of[int(annotation["category_id"])], found[1], crowd=crowd))
         self.ids = sorted(self.images)
         super().__init__(
@@ -312,10 +320,15 @@ class CocoDataset(BoxDataset):
             if int(image["id"]) in images:
                 problems.report(f"The image {source} is listed twice.")
                 continue
-            size: tuple[int, int] | None = (
-                (int(image["width"]), int(image["height"])) if "width" in image and "height" in image else None
-            )
-            if size is None:  # optional in some exports: read from the file's header
+            given = (whole_number(image.get("width")), whole_number(image.get("height")))
+            size: tuple[int, int] | None = (given[0], given[1]) if given[0] and given[1] else None
+            if size is None and (image.get("width"), image.get("height")) not in ((None, None), (0, 0)):
+                problems.report(
+                    f"The image {source} has width {image.get('width')!r} and height {image.get('height')!r}; expected "
+                    "numbers of pixels (or neither, to read them from the file)."
+                )
+                continue
+            if size is None:  # optional in some exports (null, or 0 as Label Studio may write it): from the file's header
                 size = problems.guard(image_file_size, path)
             if size is not None:
                 images[int(image["id"])] = BoxImage(path, size[0], size[1], source=repr(str(self.path_json)))
@@ -350,11 +363,37 @@ def split_image_ids(
     return random_split(ids, validation_fraction, seed, Path(path_json))
 
 
+def whole_number(value: Any) -> int | None:
+    """`value` as an int when it is one as a COCO file can write it (`3`, `3.0`, `"3"`), else None (`"cat"`, `None`,
+    `true`: a boolean would be read as 0 or 1).
+
+    Example:
+        >>> whole_number(3), whole_number(3.0), whole_number("3"), whole_number("x1"), whole_number(True)
+        (3, 3, 3, None, None)
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def _annotation_problem(annotation: dict[str, Any]) -> str | None:
-    """What an annotation lacks to be read (its image_id, category_id, and bbox as four finite numbers), or None."""
+    """What an annotation lacks to be read (its image_id, category_id, and bbox as four finite numbers; an iscrowd of
+    0 or 1), or None."""
     missing = [key for key in ("image_id", "category_id", "bbox") if annotation.get(key) is None]
     if missing:
         return f"has no {' nor '.join(missing)}; an annotation has image_id, category_id and bbox [x, y, w, h]."
+    for key in ("image_id", "category_id"):
+        if whole_number(annotation[key]) is None:
+            return f"has {key} {annotation[key]!r}; expected the whole number that is the id of an entry of the file."
+    crowd = annotation.get("iscrowd", 0)
+    if crowd not in (0, 1):  # True and 1.0 are 1
+        # a string "0" is true in Python: read so, every object would be a crowd region, ignored by training
+        return f"has iscrowd {crowd!r}; expected 0 (an object) or 1 (a crowd region, ignored), as numbers."
     bbox = annotation["bbox"]
     try:
         values = [float(value) for value in bbox] if isinstance(bbox, list) else []

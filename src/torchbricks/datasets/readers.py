@@ -52,7 +52,7 @@ from torchbricks.datasets._reading import (
     load_rgb,
     open_image,
     problems_or_raise,
-    read_user_text,
+    read_name_lines,
     to_image,
     torchvision_parts,
     turned_by_exif,
@@ -324,7 +324,7 @@ def segmentation_class_names(root: Path | str) -> list[str]:
     """
     root = Path(root)
     listed = root / "classes.txt"
-    names = [line.strip() for line in read_user_text(listed).splitlines() if line.strip()] if listed.is_file() else None
+    names = read_name_lines(listed) if listed.is_file() else None
     colours = mask_colours(root)
     if colours is not None:
         if names is not None and names != list(colours.names):

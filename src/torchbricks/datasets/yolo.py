@@ -25,7 +25,8 @@ fixed by `seed`.
 
 An image's label file is its path with the last `images` folder below the data folder replaced by `labels` and the
 extension by `.txt` (beside the image when no folder below the data folder is `images`). An image without a label
-file has no objects; one whose label file is named as it but for case (`IMG_1.jpg`, `img_1.txt`) is an error. A
+file has no objects (but a training split none of whose images has one is an error: its labels are elsewhere); one
+whose label file is named as it but for case (`IMG_1.jpg`, `img_1.txt`) is an error. A
 line with more than five numbers is a polygon (Ultralytics' segmentation labels, `class x1 y1 x2 y2 ...`): its box is
 the polygon's extent; in a pose data set (`kpt_shape: [K, D]` in `data.yaml`) it is the box followed by K keypoints of
 D numbers, which are not read. Bad data is a `DataError` naming the file
@@ -53,7 +54,9 @@ from torchbricks.datasets._reading import (
     Transform,
     image_file_size,
     image_files,
+    is_hidden,
     random_split,
+    read_name_lines,
     read_user_text,
     visible_files,
 )
@@ -193,7 +196,7 @@ def read_yolo_layout(root: Path | str, validation_fraction: float = VALIDATION_F
 def _listed_names(path: Path) -> list[str]:
     if not path.is_file():
         raise DataError(f"The YOLO class names file {str(path)!r} does not exist.")
-    names = [line.strip() for line in read_user_text(path).splitlines() if line.strip()]
+    names = read_name_lines(path)
     if not names:
         raise DataError(f"{str(path)!r} names no class.")
     return names
@@ -380,6 +383,7 @@ class YoloDataset(BoxDataset):
         records = []
         label_owner: dict[Path, Path] = {}
         label_files: dict[Path, dict[str, Path]] = {}  # folder -> its .txt files by their name in lower case
+        labelled = 0  # images with a label file
         for image in _split_images(sources, problems, layout.base or layout.root):
             label_path = yolo_label_path(image, layout.base)
             if label_path in label_owner:
@@ -397,6 +401,7 @@ class YoloDataset(BoxDataset):
                 continue
             record = BoxImage(image, size[0], size[1], source=repr(str(label_path)))
             if label_path.is_file():
+                labelled += 1
                 record.objects = _read_label_file(label_path, record, len(layout.class_names), problems, layout.keypoint_fields)
             elif (other := _other_case(label_path, label_files)) is not None:
                 problems.report(
@@ -409,7 +414,25 @@ class YoloDataset(BoxDataset):
         if not records:
             shown = [str(source) for source in sources]
             problems.report(f"The YOLO split {split!r} holds no image; looked in {shown}.")
+        elif not labelled and split == "train":  # a split of a few blank images to test on may have none
+            problems.report(_no_label_file_message(split, records, yolo_label_path(records[0].path, layout.base)))
         super().__init__(records, layout.class_names, with_masks=False, transform=transform)
+
+
+def _no_label_file_message(split: str, records: Sequence[BoxImage], first: Path) -> str:
+    """The problem of a training split none of whose images has a label file (a `labels` folder misnamed or elsewhere), with
+    what the nearest existing folder on the way to the first image's label file holds."""
+    folder = first.parent
+    while not folder.is_dir() and folder != folder.parent:
+        folder = folder.parent
+    holds = sorted(child.name for child in folder.iterdir() if child.is_dir() and not is_hidden(child.name))
+    return (
+        f"The YOLO split {split!r} has {len(records)} image{'s' if len(records) > 1 else ''} and not one label file: the "
+        f"first image's would be {str(first)!r} (its path with the last 'images' folder made 'labels' and the "
+        f"extension '.txt'), and {str(folder)!r} holds the folders {holds}. Read so, every image would be trained on "
+        "as one without objects. Put the label files there (an image without objects may have an empty one, as "
+        "Ultralytics writes it)."
+    )
 
 
 def _other_case(label_path: Path, label_files: dict[Path, dict[str, Path]]) -> Path | None:
@@ -487,8 +510,8 @@ def _parse_line(line: str, image: BoxImage, num_classes: int, keypoint_fields: i
     tolerance = (max(BOX_TOLERANCE, COORDINATE_TOLERANCE * width), max(BOX_TOLERANCE, COORDINATE_TOLERANCE * height))
     if box_problem(box, width, height, tolerance):
         return (
-            f"{line.strip()!r} is outside [0, 1] (or empty) in its image {str(image.path)!r} of {width}x{height} "
-            f"(by more than {COORDINATE_TOLERANCE:.0%} of its side or {BOX_TOLERANCE:g} pixel); coordinates are "
+            f"{line.strip()!r} is outside [0, 1] in its image {str(image.path)!r} of {width}x{height} (by more than "
+            f"{COORDINATE_TOLERANCE:.0%} of its side or {BOX_TOLERANCE:g} pixel, or wholly), or empty; coordinates are "
             "normalised by the image's width and height."
         )
     return BoxObject(clip_box(box, width, height), label, [polygon] if polygon else None)

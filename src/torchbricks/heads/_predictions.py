@@ -10,12 +10,15 @@ from typing import Any, Literal
 import numpy as np
 
 from torchbricks._conventions import IGNORE_INDEX
+from torchbricks._palette import PALETTE
 
 __all__ = [
+    "MASK_ALPHA",
     "HeadPredictions",
     "MatchedPredictions",
     "class_indices",
     "class_names_of",
+    "class_overlay",
     "color_cycle",
     "greedy_matched_rows",
     "indexed_predictions",
@@ -98,10 +101,30 @@ class HeadPredictions:
             return
         for label, mask in (("true", self.truth[index]), ("pred", self.prediction[index])):
             axes = show_image(cells, self.images[index])
-            shown = np.ma.masked_where((mask == 0) | (mask == IGNORE_INDEX), mask)
-            axes.imshow(shown, cmap="tab20", alpha=0.55, interpolation="nearest")
+            axes.imshow(class_overlay(mask), interpolation="nearest")
             caption = label if label == "true" else f"pred ({error:.0%} wrong)"
             axes.set_title(caption, fontsize=9, color=color if label == "pred" else "black")
+
+
+MASK_ALPHA = 0.55
+"""Opacity of a class's colour over the image in the report's mask pictures."""
+
+
+def class_overlay(mask: np.ndarray) -> np.ndarray:
+    """RGBA floats [H, W, 4] of a class mask [H, W]: each class in its palette colour (`torchbricks._palette`, as
+    `predict` and the training pictures colour it, the same in every picture), `MASK_ALPHA` opaque; the background
+    (0) and the ignored pixels (255) clear.
+
+    Example:
+        >>> class_overlay(np.array([[0, 1, 13]]))[0, :, 3].tolist() == [0.0, MASK_ALPHA, MASK_ALPHA]
+        True
+    """
+    colours = np.asarray(PALETTE, dtype=np.float64) / 255.0
+    overlay = np.zeros((*mask.shape, 4))
+    shown = (mask != 0) & (mask != IGNORE_INDEX)
+    overlay[shown, :3] = colours[mask[shown].astype(np.int64) % len(colours)]
+    overlay[shown, 3] = MASK_ALPHA
+    return overlay
 
 
 def class_indices(pair: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray] | None:

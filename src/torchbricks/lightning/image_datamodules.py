@@ -164,7 +164,7 @@ class FileDataModule(SplitDataModule):
             switch=self.augmentation_switch,
             last_phase_augmentations=list(last_phase_augmentations or ()),
         )
-        self.test_transform = create_transform(self.image_size, boxes=boxes)
+        self.test_transform = create_transform(self.image_size, boxes=boxes, evaluation=True)  # every true box counts
         self.collate_fn = collate_padded
         self.drop_last_train = True
         self.class_names: list[str] = []

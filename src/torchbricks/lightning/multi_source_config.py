@@ -72,6 +72,12 @@ def expand_sources(config: Any) -> Any:
         monitors.append(monitor)
         if name in heads:
             raise ConfigError(f"Config key {key!r}: two sources label head {name!r}; give one of them another `name`.")
+        shared = [brick for brick, node in config.model.bricks.items() if "_target_" in node]  # kept beside the heads
+        if name in shared:
+            raise ConfigError(
+                f"Config key {key!r} names its head {name!r}, the name of the model's shared brick {name!r} (the shared "
+                f"bricks are {shared}), which the head would replace; give the source another `name`."
+            )
         heads[name] = head
         data_sources[name] = {
             "_target_": "torchbricks.lightning.multi_source.RenamedDataModule",
@@ -151,6 +157,8 @@ def _replace_heads_and_data(expanded: Any, config: Any, heads: dict[str, Any], d
 
 
 def _expand_source(config: Any, source: Any, key: str, compose: Any) -> tuple[str, Any, Any, dict[str, str], str]:
+    from torchbricks.configuration.compose import override_string
+
     omegaconf = require("omegaconf", "hydra").OmegaConf
     if not omegaconf.is_dict(source) or "task" not in source or "root" not in source:
         raise ConfigError(f"Config key {key!r} must be a source {{task: ..., root: DIR}}, got {source!r}.")
@@ -161,7 +169,7 @@ def _expand_source(config: Any, source: Any, key: str, compose: Any) -> tuple[st
         )
     head_key, target_names = SOURCE_TASKS[task]
     name = str(source.get("name", task))
-    overrides = [f"task={task}", f"data.root={source.root}"]
+    overrides = [f"task={task}", f"data.root={override_string(str(source.root))}"]  # a folder `export (1)` too
     overrides += [f"model.{item}={value}" for item in _SHARED_MODEL_KEYS if (value := _value(config.model, item)) is not None]
     overrides += [f"data.{item}={value}" for item in _SHARED_DATA_KEYS if (value := _value(config.data, item)) is not None]
     overrides += [f"data.{item}={_value(source, item)}" for item in source if item not in ("task", "root", "name")]
