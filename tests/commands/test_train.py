@@ -66,3 +66,15 @@ def test_overwrite_keeps_the_existing_experiment_when_the_new_run_is_refused(
     assert main(["train", *locate, "checkpoint.monitor=validation/acc"]) == 2
     assert "Config key 'checkpoint.monitor' is 'validation/acc'" in capsys.readouterr().err
     assert sorted(path.name for path in folder.iterdir()) == ["config.yaml", "metrics.json"]
+
+
+def test_the_hints_after_a_run_read_the_class_names_as_every_reader_of_experiment_json_does(tmp_path: Path) -> None:
+    # _hints read experiment.json with its own json.loads and gave no hints, without a word, for a file it could not read
+    from torchbricks._commands.train import _hints
+    from torchbricks.errors import ConfigError
+
+    (tmp_path / "history.json").write_text("{}")
+    (tmp_path / "experiment.json").write_text('{"class_nam')
+
+    with pytest.raises(ConfigError, match=r"train's hints reads .*experiment.json', but it is not JSON"):
+        _hints(tmp_path, ["classification"])

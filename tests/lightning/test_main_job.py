@@ -478,3 +478,35 @@ def test_with_ema_decay_the_averaged_weights_are_validated_tested_and_kept(tiny_
     evaluation = evaluate_experiment(folder, split="test")
     assert evaluation.metrics["classification/confusion_matrix"] == metrics["test"]["classification/confusion_matrix"]
     assert evaluation.metrics["classification/accuracy"] == pytest.approx(metrics["test"]["classification/accuracy"])
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        (None, "there is no such file"),
+        ('{"class_names": ["a", ', "it is not JSON"),
+        ('{"image_size": [8, 8]}', r"has no key 'class_names'"),
+    ],
+    ids=["missing", "truncated", "key missing"],
+)
+def test_resume_checks_the_classes_against_experiment_json_and_refuses_one_it_cannot_read(
+    tmp_path: Path, text: str | None, match: str
+) -> None:
+    # check_same_classes returned without a word when experiment.json was missing (and failed with json's own error
+    # when it was cut short): the resumed run trained each output on as whichever class the new data put there.
+    from types import SimpleNamespace
+
+    from torchbricks.errors import ConfigError
+    from torchbricks.lightning.main_job import check_same_classes
+
+    data = SimpleNamespace(class_names=["circle", "square"])
+    if text is not None:
+        (tmp_path / "experiment.json").write_text(text)
+
+    with pytest.raises(ConfigError, match=match):
+        check_same_classes(tmp_path, data)
+    (tmp_path / "experiment.json").write_text(json.dumps({"class_names": ["square", "circle"]}))
+    with pytest.raises(ConfigError, match=r"the data has the classes \['circle', 'square'\]"):
+        check_same_classes(tmp_path, data)
+    (tmp_path / "experiment.json").write_text(json.dumps({"class_names": ["circle", "square"]}))
+    check_same_classes(tmp_path, data)

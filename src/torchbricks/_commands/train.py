@@ -59,16 +59,17 @@ def run(arguments: argparse.Namespace) -> int:
 
 
 def _hints(path_experiment: Any, heads: list[str]) -> list[str]:
-    """`torchbricks.lightning.fit_hints` of the run's history and classes (none when either file is missing)."""
+    """`torchbricks.lightning.fit_hints` of the run's history and classes (none without a history: a run whose
+    validation never ran). The run description is read as every reader reads it (`read_experiment_description`)."""
     import json
 
+    from torchbricks._experiment import read_experiment_description
     from torchbricks.lightning.callbacks import HISTORY_FILE
     from torchbricks.lightning.fit_hints import fit_hints
-    from torchbricks.trained_experiment import EXPERIMENT_FILE
 
+    class_names = read_experiment_description(path_experiment, required=["class_names"], reader="train's hints")["class_names"]
     try:
         history = json.loads((path_experiment / HISTORY_FILE).read_text())
-        class_names = json.loads((path_experiment / EXPERIMENT_FILE).read_text()).get("class_names")
     except (OSError, ValueError):
         return []
     return fit_hints(history, class_names, heads)
