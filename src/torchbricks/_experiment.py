@@ -29,6 +29,7 @@ __all__ = [
     "WORKING_DIRECTORY",
     "ExperimentExistsError",
     "check_trained_experiment_folder",
+    "expand_home",
     "experiment_folder",
     "last_checkpoint",
     "launched_as_global_zero",
@@ -38,6 +39,7 @@ __all__ = [
     "resume_requested",
     "resumed_config",
     "trained_weights_digest",
+    "with_home_expanded",
     "with_rooted_paths",
 ]
 
@@ -240,6 +242,74 @@ def recorded_working_directory(
         description = read_experiment_description(folder, reader=reader)
     recorded = description.get(WORKING_DIRECTORY)
     return Path(recorded) if isinstance(recorded, str) and recorded and Path(recorded).is_dir() else None
+
+
+def expand_home(path: str) -> str:
+    """`path` with a leading `~` (`~/photos`, `~user/photos`) replaced by that home folder, as a shell does; argparse's
+    `type` of every path a command takes, since neither `--out=~/x` nor a quoted `'~/x'` reaches it expanded.
+
+    Example:
+        >>> import os
+        >>> expand_home("~/photos") == os.path.join(os.path.expanduser("~"), "photos"), expand_home("data/~x")
+        (True, 'data/~x')
+    """
+    return os.path.expanduser(path)
+
+
+HOME_EXPANDED_KEYS = ("model.weights", "experiment.path_experiments")
+"""The config keys holding a user's path besides the data roots (every `root` under `data`, `data.sources`' too)."""
+
+
+def with_home_expanded(config: Any) -> Any:
+    """A copy of the composed `config` in which each user path with a leading `~` (every `root` under `data`, each
+    source's of `data.sources` too, and `HOME_EXPANDED_KEYS`) starts at the home folder: the data readers, the
+    resolvers reading `${data.root}` and the weights loader took `~` as a folder of that name. Interpolations
+    (`${oc.env:DATA}`) and values without a `~` are left as they are.
+
+    Example:
+        >>> import os
+        >>> from omegaconf import OmegaConf
+        >>> config = OmegaConf.create({"data": {"root": "~/shapes", "sources": [{"root": "~/more"}]}, "model": {}})
+        >>> expanded = with_home_expanded(config)
+        >>> expanded.data.root == os.path.expanduser("~/shapes"), expanded.data.sources[0].root == os.path.expanduser("~/more")
+        (True, True)
+        >>> config.data.root
+        '~/shapes'
+    """
+    import copy
+
+    omegaconf = require("omegaconf", "hydra")
+    expanded = copy.deepcopy(config)
+
+    def unread(node: Any, key: Any) -> bool:  # an interpolation, or ??? (a value still to give)
+        return bool(omegaconf.OmegaConf.is_interpolation(node, key) or omegaconf.OmegaConf.is_missing(node, key))
+
+    def expand(node: Any, key: Any) -> None:
+        if unread(node, key):
+            return
+        value = node[key]
+        if isinstance(value, str) and value.startswith("~"):
+            node[key] = expand_home(value)
+
+    def roots(node: Any) -> None:
+        if isinstance(node, omegaconf.DictConfig):
+            for key in list(node.keys()):
+                if key == "root":
+                    expand(node, key)
+                elif not unread(node, key):
+                    roots(node[key])
+        elif isinstance(node, omegaconf.ListConfig):
+            for index in range(len(node)):
+                if not unread(node, index):
+                    roots(node[index])
+
+    if "data" in expanded:
+        roots(expanded.data)
+    for dotted in HOME_EXPANDED_KEYS:
+        section, key = dotted.split(".")
+        if section in expanded and isinstance(expanded[section], omegaconf.DictConfig) and key in expanded[section]:
+            expand(expanded[section], key)
+    return expanded
 
 
 def with_rooted_paths(data: Any, working_directory: Path) -> Any:

@@ -35,6 +35,7 @@ from torchbricks._experiment import (
     check_trained_experiment_folder,
     read_experiment_description,
     recorded_working_directory,
+    with_home_expanded,
     with_rooted_paths,
 )
 from torchbricks._extras import require
@@ -205,6 +206,7 @@ def load_experiment(folder: Path | str, map_location: str | torch.device = "cpu"
     recorded = recorded_working_directory(folder, description)  # None when gone (a project moved): read from here, as resume does
     if recorded is not None and "data" in config:
         config.data = with_rooted_paths(config.data, recorded)
+    config = with_home_expanded(config)  # a data.root=~/photos the run was given (before the job expanded it)
     collection = create_brick_collection(without_initial_weights(config), "model.bricks")
     if (folder / BRICKS_FOLDER).is_dir():
         _load_trained_bricks(collection, folder)

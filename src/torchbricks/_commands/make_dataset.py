@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from torchbricks._experiment import expand_home
+
 __all__ = ["add_parser", "run"]
 
 
@@ -17,7 +19,7 @@ def add_parser(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     make.add_argument("kind", choices=["shapes"], help="the generated data set")
-    make.add_argument("root", help="the folder to create")
+    make.add_argument("root", type=expand_home, help="the folder to create")
     make.add_argument("--num-train", type=int, default=500, help="training images per layout (default: 500)")
     make.add_argument("--num-val", type=int, default=100, help="validation images per layout (default: 100)")
     make.add_argument("--image-size", type=int, default=96, help="side of the images in pixels (default: 96)")

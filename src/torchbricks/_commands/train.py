@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from torchbricks._cli_help import CONFIG_DIR, describe_config_groups
+from torchbricks._experiment import expand_home
 
 __all__ = ["add_parser", "run"]
 
@@ -19,7 +20,9 @@ def add_parser(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     train.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. trainer.max_epochs=3")
-    train.add_argument("--config-dir", default=None, help="a folder of your configs, added to the packaged ones")
+    train.add_argument(
+        "--config-dir", type=expand_home, default=None, help="a folder of your configs, added to the packaged ones"
+    )
     train.add_argument("--config-name", default="train", help="the primary config (default: train)")
     train.add_argument("--show-config", action="store_true", help="print the composed config and exit")
 

@@ -70,7 +70,7 @@ def compose_config(
                 "config without a Hydra run). The run's folder is experiment.path_experiments/experiment.name; "
                 "more config folders come with --config-dir."
             )
-    overrides = [_free_form(override) for override in overrides]
+    overrides = [_home_quoted(_free_form(override)) for override in overrides]
     others = [directory for directory in search if directory != primary_dir]
     if others:  # searched after the primary config's folder, like Hydra's own --config-dir
         overrides.append(f"hydra.searchpath=[{','.join(repr(directory.as_uri()) for directory in others)}]")
@@ -96,12 +96,6 @@ def _compose(config_dir: Path, config_name: str, overrides: list[str]) -> Any:
             return hydra.compose(config_name=config_name, overrides=list(overrides))
     except (hydra_errors.HydraException, omegaconf_errors.OmegaConfBaseException) as error:
         unread = getattr(error, "override", None) if isinstance(error, hydra_errors.OverrideParseException) else None
-        key, _, value = (unread or "").partition("=")
-        if value.startswith("~/"):  # the shell leaves a ~ after `key=` as it is, and neither Hydra nor the readers expand it
-            raise ConfigError(
-                f"The override {unread!r} cannot be read: Hydra's override grammar does not read a ~, and the home "
-                f"folder is not looked up in paths; write {key}=$HOME/{value[2:]} (the shell replaces $HOME)."
-            ) from error
         quoted = _quoted(unread)
         if quoted is not None:
             raise ConfigError(
@@ -145,6 +139,18 @@ def _quoted(override: str | None) -> str | None:
     except Exception:  # still unreadable: the key or the rest of it is wrong, which Hydra's own message says
         return None
     return quoted
+
+
+def _home_quoted(override: str) -> str:
+    """`key='~/x'` for `key=~/x`: the shell leaves a `~` after `key=` as it is, and Hydra's grammar reads it only in
+    quotes; the job then expands it in the paths it reads (`torchbricks._experiment.with_home_expanded`).
+
+    Example:
+        >>> _home_quoted("data.root=~/photos"), _home_quoted("~data.root"), _home_quoted("data.root='~/x'")
+        ("data.root='~/photos'", '~data.root', "data.root='~/x'")
+    """
+    value = override.partition("=")[2]
+    return (_quoted(override) or override) if value.startswith("~") else override
 
 
 def _shell_quoted(override: str) -> str:

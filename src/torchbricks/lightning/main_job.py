@@ -47,6 +47,7 @@ from torchbricks._experiment import (
     last_checkpoint,
     launched_as_global_zero,
     prepare_experiment_folder,
+    with_home_expanded,
 )
 from torchbricks._extras import require
 from torchbricks._files import write_json, write_text
@@ -108,7 +109,8 @@ def run_main_job(config: Any) -> MainJobResult:
     pl = require("pytorch_lightning", "lightning")
     require("omegaconf", "hydra")  # a missing extra is named before anything runs
     register_resolvers()  # the task configs read their classes from the data
-    config = expand_sources(config)  # task=multitask data.sources=[...]: a head per separately labelled data set
+    # ~ in the paths; task=multitask data.sources=[...]: a head per separately labelled data set
+    config = expand_sources(with_home_expanded(config))
     started = time.perf_counter()
     if config.experiment.get("name") is None:
         config.experiment.name = create_experiment_name()
