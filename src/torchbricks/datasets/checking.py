@@ -21,7 +21,15 @@ from PIL import Image
 
 from torchbricks._conventions import IGNORE_INDEX
 from torchbricks._pictures import open_image, too_large
-from torchbricks.datasets._reading import IMAGE_EXTENSIONS, exif_orientation, image_files, is_hidden, upright_size, visible_files
+from torchbricks.datasets._reading import (
+    IMAGE_EXTENSIONS,
+    check_data_folder,
+    exif_orientation,
+    image_files,
+    is_hidden,
+    upright_size,
+    visible_files,
+)
 from torchbricks.datasets.detection_layouts import (
     DETECTION_LAYOUTS,
     LAYOUT_EXPECTS,
@@ -159,8 +167,7 @@ def _task_of(root: Path, task: str | None, layout: str) -> tuple[str, str]:
         return task, "segmentation_folder"
     if task == "classification":
         return task, "image_folder"
-    if not root.is_dir():
-        raise DataError(f"The data folder {str(root)!r} does not exist.")
+    check_data_folder(root)
     if find_detection_layouts(root):
         return "detection", detect_detection_layout(root)
     if (

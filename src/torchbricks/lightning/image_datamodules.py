@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from torch.utils.data import ConcatDataset, DataLoader, Subset
 
 from torchbricks._experiment import launched_as_global_zero
+from torchbricks.datasets._reading import check_data_folder
 from torchbricks.datasets.boxes import BoxDataset
 from torchbricks.datasets.detection_layouts import (
     coco_category_ids,
@@ -149,8 +150,7 @@ class FileDataModule(SplitDataModule):
         super().__init__(batch_size, num_workers)
         self.cache_megabytes = check_megabytes(cache_megabytes)  # a bad value is refused now, by its key
         self.root = Path(root)
-        if not self.root.is_dir():
-            raise DataError(f"The data folder {str(self.root)!r} does not exist.")
+        check_data_folder(self.root)
         self.tile_size = tile_size
         self.tile_overlap = tile_overlap
         if image_size is None:
