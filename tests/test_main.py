@@ -467,3 +467,21 @@ def test_a_missing_data_folder_names_the_folder_beside_it_of_a_close_name(
         .err.strip()
         .endswith(f"The data folder {str(tmp_path / 'fotos')!r} does not exist. Did you mean 'photos'?")
     )
+
+
+def test_classification_of_segmentation_data_is_refused_before_training(
+    shapes_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It trained on the classes 'images' and 'masks' (test accuracy 0.0 on the shapes), without a word.
+    arguments = [
+        "train",
+        "task=classification",
+        f"data.root={shapes_root / 'segmentation'}",
+        f"experiment.path_experiments={tmp_path}",
+    ]
+    capsys.readouterr()
+
+    assert main([*arguments, "experiment.name=run"]) == 2
+
+    assert "holds the folders ['images', 'masks'], which are segmentation data" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
