@@ -180,3 +180,5 @@ def test_hidden_channels_given_for_a_classification_head_which_reads_none_is_ref
         read_job_settings(compose_config([f"task={task}", f"data.root={tmp_path}", "model.hidden_channels=128"]))
     added = ["+head@model.bricks.segmentation=segmentation", "model.hidden_channels=16"]  # a head added beside reads it
     read_job_settings(compose_config(["task=classification", f"data.root={tmp_path}", *added]))
+    # a config.yaml of a classification run saved before the default was an interpolation: resumed as it is
+    read_job_settings(compose_config(["task=classification", f"data.root={tmp_path}", "model.hidden_channels=64", "resume=true"]))

@@ -347,11 +347,14 @@ def _check_hidden_channels_read(config: Any, omegaconf: Any) -> None:
     """A `model.hidden_channels` given where no brick reads it (`task=classification`: the classifier is linear on the
     pooled features) would change nothing, so it is refused. The packaged default is an interpolation (`vision.yaml`),
     as `data.image_scale`'s, so the default goes unread without a word and a value set on the command line does not.
-    With `data.sources`, each source's head is composed with the value on its own and the sources share it."""
+    With `data.sources`, each source's head is composed with the value on its own and the sources share it. A resumed
+    run is not checked: its saved config is the run's, and older ones hold the default as a plain value."""
     model = config.get("model")
     if model is None or "hidden_channels" not in model or omegaconf.OmegaConf.is_interpolation(model, "hidden_channels"):
         return
     if (config.get("data") or {}).get("sources") is not None or model.get("hidden_channels") is None:
+        return
+    if config.get("resume", False):  # a config.yaml saved before the default was an interpolation holds a plain 64
         return
     bricks = omegaconf.OmegaConf.to_container(model.get("bricks") or {}, resolve=False)
     if "model.hidden_channels" in str(bricks):  # an interpolation of a head: ${model.hidden_channels}
