@@ -84,8 +84,9 @@ def test_a_home_folder_path_is_read_and_each_user_path_of_the_config_starts_at_h
     assert expanded.data.root == str(tmp_path / "data" / "shapes")
     assert expanded.model.bricks.backbone.model.weights == str(tmp_path / "start.pt")  # through ${model.weights}
     assert expanded.experiment.path_experiments == str(tmp_path / "runs")
-    sources = compose_config(["task=multitask", "data.sources=[{task: detection, root: '~/a'}, {task: segmentation, root: /b}]"])
-    assert [source.root for source in with_home_expanded(sources).data.sources] == [str(tmp_path / "a"), "/b"]
+    sources = "data.sources=[{task: detection, root: ~/a}, {task: segmentation, root: '~/b'}, {task: classification, root: /c}]"
+    expanded = with_home_expanded(compose_config(["task=multitask", sources])).data.sources  # a list's ~ unquoted too
+    assert [source.root for source in expanded] == [str(tmp_path / "a"), str(tmp_path / "b"), "/c"]
 
 
 @pytest.mark.parametrize(

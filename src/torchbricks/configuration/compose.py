@@ -148,9 +148,29 @@ def _home_quoted(override: str) -> str:
     Example:
         >>> _home_quoted("data.root=~/photos"), _home_quoted("~data.root"), _home_quoted("data.root='~/x'")
         ("data.root='~/photos'", '~data.root', "data.root='~/x'")
+        >>> _home_quoted("data.sources=[{task: detection, root: ~/a}, {task: segmentation, root: '~/b'}]")
+        "data.sources=[{task: detection, root: '~/a'}, {task: segmentation, root: '~/b'}]"
     """
-    value = override.partition("=")[2]
-    return (_quoted(override) or override) if value.startswith("~") else override
+    key, _, value = override.partition("=")
+    if value.startswith("~"):
+        return _quoted(override) or override
+    if value[:1] in "[{" and "~" in value:  # a source's root in a list: data.sources=[{task: detection, root: ~/a}]
+        quoted = f"{key}={_HOME_IN_LIST.sub(lambda match: repr(match[0]), value)}"
+        return quoted if _readable(quoted) else override
+    return override
+
+
+_HOME_IN_LIST = re.compile(r"(?<=[\[{:,]\s)~[^,\]}\s'\"]*|(?<=[\[{:,])~[^,\]}\s'\"]*")
+"""An unquoted `~/...` element or value of a list or dict override."""
+
+
+def _readable(override: str) -> bool:
+    """Whether Hydra's override grammar reads `override`."""
+    try:
+        require("hydra.core.override_parser.overrides_parser", "hydra").OverridesParser.create().parse_overrides([override])
+    except Exception:  # the grammar's own errors: Hydra says what is wrong once the override is composed
+        return False
+    return True
 
 
 def _shell_quoted(override: str) -> str:
