@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 from typing import Any
 
 from torchbricks._experiment import expand_home
@@ -34,4 +36,13 @@ def run(arguments: argparse.Namespace) -> int:
         arguments.root, arguments.num_train, arguments.num_val, arguments.image_size, arguments.seed, arguments.overwrite
     )
     print(f"Wrote {root}/classification, {root}/segmentation and {root}/detection")
+    training = Path(root) / "classification" / "train"
+    empty = sorted(folder.name for folder in training.iterdir() if folder.is_dir() and not any(folder.iterdir()))
+    if empty:  # the shapes are drawn at random: a few images may miss a class, and training refuses its empty folder
+        print(
+            f"torchbricks: warning: no training image of the class{'es' if len(empty) > 1 else ''} {empty} was drawn in "
+            f"{arguments.num_train}; task=classification refuses the empty folder{'s' if len(empty) > 1 else ''} "
+            f"{training}/{{{','.join(empty)}}}: give more --num-train.",
+            file=sys.stderr,
+        )
     return 0
