@@ -23,6 +23,7 @@ def _saved_experiment(tmp_path: Path) -> Path:
     folder = tmp_path / "run"
     (folder / "checkpoints").mkdir(parents=True)
     (folder / CONFIG_FILE).write_text("seed: 0\n")
+    (folder / "experiment.json").write_text("{}")  # as written before it recorded the working directory
     (folder / "metrics.json").write_text("{}")
     return folder
 
@@ -89,6 +90,7 @@ def test_resume_continues_with_the_saved_config_and_plain_overrides_on_top(tmp_p
     saved = _config(tmp_path, "trainer.max_epochs=3", "+head@model.bricks.head2=classification")
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / CONFIG_FILE).write_text(OmegaConf.to_yaml(saved))
+    (tmp_path / "run" / "experiment.json").write_text("{}")
     overrides = [f"experiment.path_experiments={tmp_path}", "experiment.name=run", "resume=true", "trainer.max_epochs=5"]
 
     config = resumed_config(compose_config(overrides), overrides)
@@ -309,3 +311,63 @@ def test_an_experiment_saved_with_the_digits_split_following_the_seed_keeps_its_
     config = resumed_config(compose_config(overrides), [*overrides, "seed=1"])
 
     assert (config.seed, config.data.seed) == (1, 0)
+
+
+# One reader of experiment.json (read_experiment_description): every way the file can be unreadable is one library
+# error naming the file (and the key), for each of its readers.
+
+
+def _described(folder: Path, text: str | None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / CONFIG_FILE).write_text("seed: 0\n")
+    if text is not None:
+        (folder / "experiment.json").write_text(text)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        (None, r"there is no such file: .* holds \['config.yaml'\]"),
+        ('{"class_names": ["a", "b"], "image_si', "it is not JSON .*cut short"),
+        ('["a", "b"]', "holds a JSON list, not the object"),
+        ('{"class_name": ["a", "b"]}', r"has no key 'class_names'; keys there: \['class_name'\]. Did you mean 'class_name'\?"),
+    ],
+    ids=["missing", "truncated", "not an object", "key missing"],
+)
+def test_an_unreadable_experiment_json_is_one_library_error_naming_the_file_and_the_key(
+    tmp_path: Path, text: str | None, match: str
+) -> None:
+    from torchbricks._experiment import read_experiment_description
+
+    folder = _described(tmp_path / "run", text)
+
+    with pytest.raises(ConfigError, match=match) as raised:
+        read_experiment_description(folder, required=["class_names"], reader="resume=true")
+
+    assert str(folder / "experiment.json") in str(raised.value)
+    assert str(raised.value).startswith("resume=true reads")
+
+
+def test_a_description_with_the_needed_keys_is_read_as_written_and_a_null_value_is_a_present_key(tmp_path: Path) -> None:
+    from torchbricks._experiment import read_experiment_description
+
+    folder = _described(tmp_path / "run", '{"class_names": null, "image_size": [32, 32]}')
+
+    assert read_experiment_description(folder, required=["class_names"]) == {"class_names": None, "image_size": [32, 32]}
+
+
+def test_resume_refuses_a_truncated_experiment_json_instead_of_reading_the_data_from_another_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # recorded_working_directory swallowed the JSON error: a resumed run started elsewhere read its relative data.root
+    # from the current folder without a word (other data, or none).
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    locate = _trained_in(project, tmp_path / "experiments")
+    (tmp_path / "experiments" / "run" / "experiment.json").write_text('{"working_directory": "' + str(project)[:5])
+    monkeypatch.chdir(elsewhere)
+
+    with pytest.raises(ConfigError, match=r"resume=true reads .*experiment.json', but it is not JSON"):
+        resumed_config(compose_config(locate), locate)

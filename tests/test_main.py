@@ -426,3 +426,73 @@ def test_a_command_without_torch_installed_says_what_to_install(
     error = capsys.readouterr().err
     assert error.startswith("torchbricks: error: check-data needs torch, which is not installed: pip install torch")
     assert error.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["train", "task=classification"],
+        ["train", "task=segmentation"],
+        ["train", "task=detection"],
+        ["train", "task=multitask"],
+        ["check-data"],
+        ["check-data", "task=classification"],
+    ],
+    ids=["classification", "segmentation", "detection", "multitask", "check-data", "check-data classification"],
+)
+def test_a_data_root_naming_a_file_is_one_line_saying_so_and_naming_its_folder(
+    arguments: list[str], shapes_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # data.root=data/coco/train.json (the COCO file, not its folder) was "The data folder '.../train.json' does not
+    # exist.", which it does; check-data task=classification said it had no training folder '.../train.json/train'.
+    file = shapes_root / "detection" / "train.json"
+    root = f"data.root={file}"
+    command = [*arguments[:1], root, *arguments[1:]] if arguments[0] == "check-data" else [*arguments, root]
+    command += [f"experiment.path_experiments={tmp_path}"] if arguments[0] == "train" else []
+    capsys.readouterr()
+
+    status = main(command)
+
+    output = capsys.readouterr()
+    expected = (
+        f"The data folder {str(file)!r} is a file, not a folder: data.root is the folder holding the data (this file is "
+        f"in {str(file.parent)!r})."
+    )
+    assert status in (1, 2)
+    assert expected in output.err + output.out
+    assert not (tmp_path / "train.json").exists()
+
+
+def test_a_missing_data_folder_names_the_folder_beside_it_of_a_close_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "photos").mkdir()
+    capsys.readouterr()
+
+    assert (
+        main(["train", "task=classification", f"data.root={tmp_path / 'fotos'}", f"experiment.path_experiments={tmp_path}"]) == 2
+    )
+
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith(f"The data folder {str(tmp_path / 'fotos')!r} does not exist. Did you mean 'photos'?")
+    )
+
+
+def test_classification_of_segmentation_data_is_refused_before_training(
+    shapes_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It trained on the classes 'images' and 'masks' (test accuracy 0.0 on the shapes), without a word.
+    arguments = [
+        "train",
+        "task=classification",
+        f"data.root={shapes_root / 'segmentation'}",
+        f"experiment.path_experiments={tmp_path}",
+    ]
+    capsys.readouterr()
+
+    assert main([*arguments, "experiment.name=run"]) == 2
+
+    assert "holds the folders ['images', 'masks'], which are segmentation data" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

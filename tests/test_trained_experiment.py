@@ -158,3 +158,12 @@ def test_an_experiment_whose_training_folder_is_gone_reads_its_relative_data_roo
     (tmp_path / "project" / "data" / "shapes").mkdir(parents=True)
     loaded = load_experiment(experiment)
     assert (loaded.config.data.root, loaded.unlocated_data_root) == (str(tmp_path / "project" / "data" / "shapes"), None)
+
+
+def test_load_experiment_refuses_a_truncated_experiment_json_in_one_library_error_naming_it(tmp_path: Path) -> None:
+    # json.loads' own JSONDecodeError reached the caller: `predict` and `evaluate` ended with a traceback
+    experiment = experiment_trained_in(tmp_path / "run", tmp_path)
+    (experiment / "experiment.json").write_text('{"working_directory": "/ho')
+
+    with pytest.raises(ConfigError, match=r"load_experiment reads .*run/experiment.json', but it is not JSON"):
+        load_experiment(experiment)

@@ -29,14 +29,17 @@ __all__ = [
     "WORKING_DIRECTORY",
     "ExperimentExistsError",
     "check_trained_experiment_folder",
+    "expand_home",
     "experiment_folder",
     "last_checkpoint",
     "launched_as_global_zero",
     "prepare_experiment_folder",
+    "read_experiment_description",
     "recorded_working_directory",
     "resume_requested",
     "resumed_config",
     "trained_weights_digest",
+    "with_home_expanded",
     "with_rooted_paths",
 ]
 
@@ -158,7 +161,7 @@ def _data_as_trained(saved: Any, folder: Path, omegaconf: Any) -> Any:
     """The saved data config as the run read it: its relative roots joined to the folder training ran in, and a split
     seed that was `${seed}` (the digits' before their split seed was their own) pinned to the saved seed."""
     data = saved.data
-    recorded = recorded_working_directory(folder)
+    recorded = recorded_working_directory(folder, reader="resume=true")
     if recorded is not None and recorded.resolve() != Path.cwd().resolve():
         data = with_rooted_paths(data, recorded)
     if "seed" in saved:
@@ -181,17 +184,132 @@ def _pinned(node: Any, interpolation: str, value: Any) -> Any:
     return value if node == interpolation else node
 
 
-def recorded_working_directory(folder: Path) -> Path | None:
-    """The folder the training command of the experiment in `folder` ran in, which its relative data roots are
-    relative to (`experiment.json`'s `working_directory`), when the experiment records it and the folder still
-    exists; None otherwise (an experiment written before the record, a project moved elsewhere or to another
-    machine), and the roots are read from the current folder, as they were before the record.
+def read_experiment_description(folder: Path, required: Sequence[str] = (), reader: str = "torchbricks") -> dict[str, Any]:
+    """The run description `experiment.json` of the experiment in `folder`: the one reader of that file.
+
+    Args:
+        folder: The experiment folder.
+        required: The keys the caller needs; a file without one of them is refused (a key written as null is there).
+        reader: What reads the file, for the message (`"resume=true"`, `"load_experiment"`).
+
+    Raises:
+        ConfigError: The file is missing, is not a JSON object (cut short, edited) or lacks a key of `required`; the
+            message names the file, and the key with the keys the file has.
     """
+    file = folder / EXPERIMENT_FILE
+    needs = f"{reader} reads {str(file)!r}"
+    if not file.is_file():
+        present = sorted(path.name for path in folder.iterdir()) if folder.is_dir() else None
+        where = f"{str(folder)!r} holds {present}" if present is not None else f"{str(folder)!r} does not exist"
+        raise ConfigError(
+            f"{needs}, the run description `torchbricks train` writes when a run starts, but there is no such file: "
+            f"{where}. Is {str(folder)!r} a trained experiment folder, copied whole?"
+        )
     try:
-        recorded = json.loads((folder / EXPERIMENT_FILE).read_text()).get(WORKING_DIRECTORY)
-    except (OSError, ValueError, AttributeError):
-        return None
+        description = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise ConfigError(
+            f"{needs}, but it is not JSON ({error}): cut short or edited. Copy it again from the experiment as "
+            "`torchbricks train` wrote it."
+        ) from error
+    if not isinstance(description, dict):
+        raise ConfigError(
+            f"{needs}, but it holds a JSON {type(description).__name__}, not the object of keys `torchbricks train` "
+            "writes. Copy it again from the experiment as it was written."
+        )
+    for key in required:
+        if key not in description:
+            raise ConfigError(
+                f"{needs}, which has no key {key!r}; keys there: {sorted(description)}.{did_you_mean(key, description)} "
+                "Copy it again from the experiment as `torchbricks train` wrote it."
+            )
+    return description
+
+
+def recorded_working_directory(
+    folder: Path, description: dict[str, Any] | None = None, reader: str = "torchbricks"
+) -> Path | None:
+    """The folder the training command of the experiment in `folder` ran in, which its relative data roots are
+    relative to (`experiment.json`'s `working_directory`, read with `read_experiment_description` unless its
+    `description` is given), when the experiment records it and the folder still exists; None otherwise (an
+    experiment written before the record, a project moved elsewhere or to another machine), and the roots are read
+    from the current folder, as they were before the record.
+
+    Raises:
+        ConfigError: As `read_experiment_description`: no `experiment.json`, or one that is not a JSON object.
+    """
+    if description is None:
+        description = read_experiment_description(folder, reader=reader)
+    recorded = description.get(WORKING_DIRECTORY)
     return Path(recorded) if isinstance(recorded, str) and recorded and Path(recorded).is_dir() else None
+
+
+def expand_home(path: str) -> str:
+    """`path` with a leading `~` (`~/photos`, `~user/photos`) replaced by that home folder, as a shell does; argparse's
+    `type` of every path a command takes, since neither `--out=~/x` nor a quoted `'~/x'` reaches it expanded.
+
+    Example:
+        >>> import os
+        >>> expand_home("~/photos") == os.path.join(os.path.expanduser("~"), "photos"), expand_home("data/~x")
+        (True, 'data/~x')
+    """
+    return os.path.expanduser(path)
+
+
+HOME_EXPANDED_KEYS = ("model.weights", "experiment.path_experiments")
+"""The config keys holding a user's path besides the data roots (every `root` under `data`, `data.sources`' too)."""
+
+
+def with_home_expanded(config: Any) -> Any:
+    """A copy of the composed `config` in which each user path with a leading `~` (every `root` under `data`, each
+    source's of `data.sources` too, and `HOME_EXPANDED_KEYS`) starts at the home folder: the data readers, the
+    resolvers reading `${data.root}` and the weights loader took `~` as a folder of that name. Interpolations
+    (`${oc.env:DATA}`) and values without a `~` are left as they are.
+
+    Example:
+        >>> import os
+        >>> from omegaconf import OmegaConf
+        >>> config = OmegaConf.create({"data": {"root": "~/shapes", "sources": [{"root": "~/more"}]}, "model": {}})
+        >>> expanded = with_home_expanded(config)
+        >>> expanded.data.root == os.path.expanduser("~/shapes"), expanded.data.sources[0].root == os.path.expanduser("~/more")
+        (True, True)
+        >>> config.data.root
+        '~/shapes'
+    """
+    import copy
+
+    omegaconf = require("omegaconf", "hydra")
+    expanded = copy.deepcopy(config)
+
+    def unread(node: Any, key: Any) -> bool:  # an interpolation, or ??? (a value still to give)
+        return bool(omegaconf.OmegaConf.is_interpolation(node, key) or omegaconf.OmegaConf.is_missing(node, key))
+
+    def expand(node: Any, key: Any) -> None:
+        if unread(node, key):
+            return
+        value = node[key]
+        if isinstance(value, str) and value.startswith("~"):
+            node[key] = expand_home(value)
+
+    def roots(node: Any) -> None:
+        if isinstance(node, omegaconf.DictConfig):
+            for key in list(node.keys()):
+                if key == "root":
+                    expand(node, key)
+                elif not unread(node, key):
+                    roots(node[key])
+        elif isinstance(node, omegaconf.ListConfig):
+            for index in range(len(node)):
+                if not unread(node, index):
+                    roots(node[index])
+
+    if "data" in expanded:
+        roots(expanded.data)
+    for dotted in HOME_EXPANDED_KEYS:
+        section, key = dotted.split(".")
+        if section in expanded and isinstance(expanded[section], omegaconf.DictConfig) and key in expanded[section]:
+            expand(expanded[section], key)
+    return expanded
 
 
 def with_rooted_paths(data: Any, working_directory: Path) -> Any:

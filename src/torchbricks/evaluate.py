@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from torchbricks._conventions import CONFUSION_MATRIX, PER_CLASS, SEPARATOR
+from torchbricks._experiment import with_home_expanded
 from torchbricks._extras import require
 from torchbricks._files import write_json
 from torchbricks.errors import BrickError, ConfigError, did_you_mean
@@ -95,7 +96,7 @@ def evaluate_experiment(
     if split is not None and split not in SPLITS:
         raise BrickError(f"split must be one of {list(SPLITS)}, got {split!r}.{did_you_mean(split, SPLITS)}")
     experiment = load_experiment(folder)
-    config = _with_overrides(copy.deepcopy(experiment.config), overrides)
+    config = with_home_expanded(_with_overrides(copy.deepcopy(experiment.config), overrides))
     unlocated = experiment.unlocated_data_root
     if unlocated and config.data.get("root") == experiment.config.data.get("root"):  # not overridden
         raise ConfigError(f"No data to evaluate on: {unlocated}; pass data.root=<the data folder>.")

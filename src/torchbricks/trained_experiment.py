@@ -19,7 +19,6 @@ run stopped before writing them. The weights training started from (`model.weigh
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,9 @@ from torchbricks._experiment import (
     RESOLVED_CONFIG_FILE,
     WORKING_DIRECTORY,
     check_trained_experiment_folder,
+    read_experiment_description,
     recorded_working_directory,
+    with_home_expanded,
     with_rooted_paths,
 )
 from torchbricks._extras import require
@@ -213,10 +214,11 @@ def load_experiment(folder: Path | str, map_location: str | torch.device = "cpu"
     folder = Path(folder)
     check_trained_experiment_folder(folder)
     config = omegaconf.load(folder / RESOLVED_CONFIG_FILE)
-    description = json.loads((folder / EXPERIMENT_FILE).read_text())
-    recorded = recorded_working_directory(folder)  # None when gone (a project moved): read from here, as resume does
+    description = read_experiment_description(folder, reader="load_experiment")
+    recorded = recorded_working_directory(folder, description)  # None when gone (a project moved): read from here, as resume does
     if recorded is not None and "data" in config:
         config.data = with_rooted_paths(config.data, recorded)
+    config = with_home_expanded(config)  # a data.root=~/photos the run was given (before the job expanded it)
     collection = create_brick_collection(without_initial_weights(config), "model.bricks")
     if (folder / BRICKS_FOLDER).is_dir():
         _load_trained_bricks(collection, folder)

@@ -71,3 +71,13 @@ def test_a_run_stopped_by_sigterm_leaves_no_temporary_folder(tmp_path: Path) -> 
     assert run.returncode == 143
     assert "make-dataset was stopped by SIGTERM" in error
     assert sorted(path.name for path in tmp_path.iterdir()) == []  # the hidden temporary folder was removed
+
+
+def test_a_class_that_drew_no_training_image_is_named_in_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # 8 images of 48 px draw no square: the folder was written empty without a word, and task=classification refuses it
+    arguments = ["--num-train", "8", "--num-val", "4", "--image-size", "48"]
+
+    assert main(["make-dataset", "shapes", str(tmp_path / "few"), *arguments]) == 0
+    assert "no training image of the class ['square'] was drawn in 8" in capsys.readouterr().err
+    assert main(["make-dataset", "shapes", str(tmp_path / "enough"), "--num-train", "12", *arguments[2:]]) == 0
+    assert capsys.readouterr().err == ""

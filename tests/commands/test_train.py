@@ -66,3 +66,45 @@ def test_overwrite_keeps_the_existing_experiment_when_the_new_run_is_refused(
     assert main(["train", *locate, "checkpoint.monitor=validation/acc"]) == 2
     assert "Config key 'checkpoint.monitor' is 'validation/acc'" in capsys.readouterr().err
     assert sorted(path.name for path in folder.iterdir()) == ["config.yaml", "metrics.json"]
+
+
+def test_the_hints_after_a_run_read_the_class_names_as_every_reader_of_experiment_json_does(tmp_path: Path) -> None:
+    # _hints read experiment.json with its own json.loads and gave no hints, without a word, for a file it could not read
+    from torchbricks._commands.train import _hints
+    from torchbricks.errors import ConfigError
+
+    (tmp_path / "history.json").write_text("{}")
+    (tmp_path / "experiment.json").write_text('{"class_nam')
+
+    with pytest.raises(ConfigError, match=r"train's hints reads .*experiment.json', but it is not JSON"):
+        _hints(tmp_path, ["classification"])
+
+
+def test_every_path_the_commands_take_may_start_at_the_home_folder(
+    shapes_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `data.root=~/photos` (the shell leaves a ~ after `key=` as it is) was refused by Hydra, and quoted it was read as
+    # a folder named '~' under the current one; `--out=~/x` and a quoted '~/x' reached the other commands as they were.
+    import json
+    import shutil
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    shutil.copytree(shapes_root / "classification", tmp_path / "home" / "shapes")
+    monkeypatch.chdir(tmp_path)
+    train = ["train", "task=classification", "data.root=~/shapes", "experiment.path_experiments=~/runs", "experiment.name=run"]
+    quick = ["trainer.max_epochs=1", "data.image_size=32", "data.batch_size=4", "data.num_workers=0", "n_visualized=0"]
+
+    assert main([*train, *quick, "export_onnx=false"]) == 0
+
+    experiment = tmp_path / "home" / "runs" / "run"
+    assert json.loads((experiment / "experiment.json").read_text())["class_names"] == ["circle", "square", "triangle"]
+    assert yaml.safe_load((experiment / "config.yaml").read_text())["data"]["root"] == str(tmp_path / "home" / "shapes")
+    assert main(["predict", "~/runs/run", "~/shapes/val/circle", "--out=~/predicted", "--pictures=none"]) == 0
+    assert (tmp_path / "home" / "predicted" / "predictions.csv").is_file()
+    assert main(["evaluate", "~/runs/run", "data.root=~/shapes", "--out=~/evaluation.json"]) == 0
+    assert (tmp_path / "home" / "evaluation.json").is_file()
+    assert main(["export", "~/runs/run", "--out=~/deploy.onnx"]) == 0
+    assert (tmp_path / "home" / "deploy.onnx").is_file()
+    assert main(["check-data", "data.root=~/shapes"]) == 0
+    assert not (tmp_path / "~").exists()
+    capsys.readouterr()

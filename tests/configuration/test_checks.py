@@ -17,3 +17,29 @@ def test_a_head_with_at_least_the_data_classes_passes_the_class_check() -> None:
         check_classes_cover_data(DigitsDataModule(), collection)
     with pytest.raises(ConfigError, match=r"brick 'head/classify' \(ImageClassifier\) has 9 classes.*has 10"):
         check_classes_cover_data(DigitsDataModule(), create_brick_collection(compose_config(["model.num_classes=9"])))
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "optimizer.warmup_fraction=-0.1",
+            r"'optimizer\.warmup_fraction' must be a fraction of the training budget in \[0, 1\] \(0: no warm-up\), got -0\.1\.$",
+        ),
+        ("optimizer.warmup_fraction=1.5", r"'optimizer\.warmup_fraction' must be a fraction .*got 1\.5\.$"),
+        ("optimizer.warmup_fraction=nan", r"'optimizer\.warmup_fraction' must be a fraction .*got nan\.$"),
+        ("optimizer.warmup_steps=-1", r"'optimizer\.warmup_steps' must be 0 or more \(0: no warm-up\), got -1\.$"),
+        ("optimizer.min_lr_ratio=2", r"'optimizer\.min_lr_ratio' must be a fraction of the learning rate in \[0, 1\], got 2\.$"),
+    ],
+)
+def test_a_bad_warm_up_or_floor_of_the_cosine_schedule_is_refused_naming_its_key(override: str, message: str) -> None:
+    # Refused as "Config key 'optimizer' does not make an optimizer: BudgetCosine needs warmup_steps >= 0, 0 <=
+    # warmup_fraction <= 1 and 0 <= min_lr_ratio <= 1, got 500, -0.1 and 0.0.": the key left to guess.
+    from torchbricks.configuration import check_optimizer_factory, instantiate_config
+
+    for optimizer in ("adamw_cosine", "sgd_cosine"):
+        config = compose_config([f"optimizer={optimizer}", override])
+        with pytest.raises(ConfigError, match=rf"^Config key {message}"):
+            check_optimizer_factory(instantiate_config(config, "optimizer"), "optimizer")
+    for fine in ("optimizer.warmup_fraction=0", "optimizer.warmup_fraction=1", "optimizer.warmup_steps=0"):
+        check_optimizer_factory(instantiate_config(compose_config(["optimizer=adamw_cosine", fine]), "optimizer"), "optimizer")

@@ -68,10 +68,26 @@ def test_a_value_hydra_reads_only_quoted_is_refused_with_the_quoted_override(ove
     assert compose_config(["task=classification", quoted]).data.root == override.partition("=")[2]
 
 
-def test_a_home_folder_path_is_refused_with_the_override_the_shell_expands() -> None:
-    # Quoting it would not help: no reader expands ~ (the data folder would be '<current folder>/~/data/shapes')
-    with pytest.raises(ConfigError, match=r"override 'data.root=~/data/shapes' cannot be read.* data.root=\$HOME/data/shapes "):
-        compose_config(["task=classification", "data.root=~/data/shapes"])
+def test_a_home_folder_path_is_read_and_each_user_path_of_the_config_starts_at_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The shell leaves `data.root=~/x` as it is: Hydra refused it unquoted, and quoted the readers took '~' as a folder
+    # of that name under the current one.
+    from torchbricks._experiment import with_home_expanded
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    overrides = ["task=detection", "data.root=~/data/shapes", "model.weights=~/start.pt", "experiment.path_experiments=~/runs"]
+
+    config = compose_config(overrides)
+
+    assert config.data.root == "~/data/shapes"  # as given: config.yaml keeps what the user typed until the job runs
+    expanded = with_home_expanded(config)
+    assert expanded.data.root == str(tmp_path / "data" / "shapes")
+    assert expanded.model.bricks.backbone.model.weights == str(tmp_path / "start.pt")  # through ${model.weights}
+    assert expanded.experiment.path_experiments == str(tmp_path / "runs")
+    sources = "data.sources=[{task: detection, root: ~/a}, {task: segmentation, root: '~/b'}, {task: classification, root: /c}]"
+    expanded = with_home_expanded(compose_config(["task=multitask", sources])).data.sources  # a list's ~ unquoted too
+    assert [source.root for source in expanded] == [str(tmp_path / "a"), str(tmp_path / "b"), "/c"]
 
 
 @pytest.mark.parametrize(

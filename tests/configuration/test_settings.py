@@ -168,3 +168,17 @@ def test_a_value_the_user_must_give_is_named_with_how_to_set_it(overrides: list[
     # instantiated: Missing mandatory value: data.root full_key: data.root object_type=dict".
     with pytest.raises(ConfigError, match=re.escape(expected)):
         read_job_settings(compose_config(overrides))
+
+
+def test_hidden_channels_given_for_a_classification_head_which_reads_none_is_refused_naming_the_key(tmp_path: Path) -> None:
+    # task=classification model.hidden_channels=128 trained the very model of the default, without a word: the
+    # classifier is linear on the pooled features and nothing reads the key.
+    with pytest.raises(ConfigError, match=r"'model\.hidden_channels' is 128, but no brick of the model reads it"):
+        read_job_settings(compose_config(["task=classification", f"data.root={tmp_path}", "model.hidden_channels=128"]))
+    read_job_settings(compose_config(["task=classification", f"data.root={tmp_path}"]))  # the unread default: no word
+    for task in ("detection", "segmentation", "multitask"):  # heads that read it take it
+        read_job_settings(compose_config([f"task={task}", f"data.root={tmp_path}", "model.hidden_channels=128"]))
+    added = ["+head@model.bricks.segmentation=segmentation", "model.hidden_channels=16"]  # a head added beside reads it
+    read_job_settings(compose_config(["task=classification", f"data.root={tmp_path}", *added]))
+    # a config.yaml of a classification run saved before the default was an interpolation: resumed as it is
+    read_job_settings(compose_config(["task=classification", f"data.root={tmp_path}", "model.hidden_channels=64", "resume=true"]))

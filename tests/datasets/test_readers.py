@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -407,3 +408,40 @@ def test_an_empty_line_in_a_segmentation_classes_file_is_an_error_naming_the_lin
 
     with pytest.raises(DataError, match=r"classes.txt' line 3 is empty"):
         segmentation_class_names(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("folders", "layout"),
+    [
+        (["images", "masks"], "segmentation data"),
+        (["JPEGImages", "SegmentationClass"], "Pascal VOC's segmentation layout"),
+        (["Annotations", "JPEGImages"], "Pascal VOC's box layout"),
+        (["images", "labels"], "YOLO's box layout"),
+    ],
+)
+def test_the_folders_of_another_tasks_layout_are_refused_as_classes(tmp_path: Path, folders: list[str], layout: str) -> None:
+    # task=classification data.root=<segmentation data> trained on the classes 'images' and 'masks' without a word
+    from torchbricks.datasets.readers import DataError, training_class_names
+
+    for name in folders:
+        (tmp_path / name).mkdir()
+        Image.new("RGB", (8, 8)).save(tmp_path / name / "a.png")
+
+    with pytest.raises(
+        DataError, match=rf"holds the folders {re.escape(str(folders))}, which are {re.escape(layout)}.* not classes"
+    ):
+        training_class_names(tmp_path)
+    (tmp_path / "other").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "other" / "a.png")
+    with pytest.raises(DataError, match=r"not classes"):
+        training_class_names(tmp_path)
+
+
+def test_class_folders_named_as_no_layouts_folders_together_are_classes(tmp_path: Path) -> None:
+    from torchbricks.datasets.readers import training_class_names
+
+    for name in ("images", "cats"):
+        (tmp_path / name).mkdir()
+        Image.new("RGB", (8, 8)).save(tmp_path / name / "a.png")
+
+    assert training_class_names(tmp_path) == ["cats", "images"]

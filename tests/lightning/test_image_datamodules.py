@@ -143,7 +143,8 @@ def test_coco_data_module_keeps_its_positional_order(tmp_path: Path) -> None:
     ("module", "folder"), [(ImageFolderDataModule, "classification"), (SegmentationFolderDataModule, "segmentation")]
 )
 def test_a_folder_module_without_a_size_takes_its_scale_times_the_median_size(tmp_path: Path, module: Any, folder: str) -> None:
-    root = write_shapes_dataset(tmp_path / "shapes", num_train=3, num_val=1, image_size=48) / folder
+    # 12 training images: at 48 px fewer leave the square class folder empty, which the classification module refuses
+    root = write_shapes_dataset(tmp_path / "shapes", num_train=12, num_val=1, image_size=48) / folder
 
     assert module(root, image_size=None).image_size == (64, 64)  # 48 rounds to 64
     doubled = module(root, image_size=None, image_scale=2)
@@ -254,3 +255,20 @@ def test_evaluation_counts_every_true_box_however_small_the_resize_makes_it(tmp_
     assert sorted(labels[labels >= 0].tolist()) == [0, 0, 1, 1]  # as the label files say
     birds = batch["target_boxes"][labels == 0]
     assert torch.allclose(birds[:, 2:] - birds[:, :2], torch.full((2, 2), 0.48))
+
+
+@pytest.mark.parametrize("layout", ["splits", "pool"])
+def test_an_empty_class_folder_of_the_training_images_is_refused_naming_it(
+    shapes_root: Path, tmp_path: Path, layout: str
+) -> None:
+    # A class folder made and never filled trained a classifier with an output for a class it never saw, and the
+    # metrics counted a class without a sample, without a word (check-data said "Class 'hexagon' has no example").
+    root = tmp_path / "data"
+    shutil.copytree(shapes_root / "classification" / ("train" if layout == "pool" else ""), root)
+    training = root if layout == "pool" else root / "train"
+    (training / "hexagon" / "2019").mkdir(parents=True)  # a subfolder holds no image either
+
+    with pytest.raises(DataError, match=rf"The class folder '{training / 'hexagon'}' of the training images holds no image"):
+        ImageFolderDataModule(root, image_size=16, batch_size=4, num_workers=0)
+    shutil.copy(next((training / "circle").iterdir()), training / "hexagon" / "2019")
+    assert ImageFolderDataModule(root, image_size=16, batch_size=4, num_workers=0).class_names[1] == "hexagon"

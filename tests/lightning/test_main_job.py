@@ -522,3 +522,35 @@ def test_a_checkpoint_monitor_a_metric_names_only_once_it_computes_misses_is_a_c
         r"Did you mean 'validation/head/top1_accuracy'\?",
     ):
         fit_and_test_best(trainer, module, data_module, checkpoint=None, checkpointing=True)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        (None, "there is no such file"),
+        ('{"class_names": ["a", ', "it is not JSON"),
+        ('{"image_size": [8, 8]}', r"has no key 'class_names'"),
+    ],
+    ids=["missing", "truncated", "key missing"],
+)
+def test_resume_checks_the_classes_against_experiment_json_and_refuses_one_it_cannot_read(
+    tmp_path: Path, text: str | None, match: str
+) -> None:
+    # check_same_classes returned without a word when experiment.json was missing (and failed with json's own error
+    # when it was cut short): the resumed run trained each output on as whichever class the new data put there.
+    from types import SimpleNamespace
+
+    from torchbricks.errors import ConfigError
+    from torchbricks.lightning.main_job import check_same_classes
+
+    data = SimpleNamespace(class_names=["circle", "square"])
+    if text is not None:
+        (tmp_path / "experiment.json").write_text(text)
+
+    with pytest.raises(ConfigError, match=match):
+        check_same_classes(tmp_path, data)
+    (tmp_path / "experiment.json").write_text(json.dumps({"class_names": ["square", "circle"]}))
+    with pytest.raises(ConfigError, match=r"the data has the classes \['circle', 'square'\]"):
+        check_same_classes(tmp_path, data)
+    (tmp_path / "experiment.json").write_text(json.dumps({"class_names": ["circle", "square"]}))
+    check_same_classes(tmp_path, data)

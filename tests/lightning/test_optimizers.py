@@ -21,12 +21,18 @@ def _reference(
     step: int, elapsed: float, total_steps: float, max_seconds: float, warmup_steps: int, fraction: float, floor: float
 ) -> float:
     """The rule written out again, by cases: progress over whichever budget is further along; warm-up until either
-    warmup_steps steps or `fraction` of the budget; cosine from 1 to `floor`."""
+    warmup_steps steps or `fraction` of the budget are done once this step is taken (either 0: none); cosine from 1
+    to `floor`."""
     step_progress = step / total_steps if total_steps not in (None, math.inf) else 0.0
+    steps_done = (step + 1) / total_steps if total_steps not in (None, math.inf) else 0.0
     time_progress = elapsed / max_seconds if max_seconds is not None else 0.0
     progress = min(1.0, step_progress if step_progress > time_progress else time_progress)
-    in_warmup = step + 1 < warmup_steps and progress < fraction
-    warmup = max((step + 1) / warmup_steps, progress / fraction) if in_warmup else 1.0
+    done = min(1.0, steps_done if steps_done > time_progress else time_progress)
+    if warmup_steps == 0 or fraction == 0:
+        warmup = 1.0
+    else:
+        in_warmup = step + 1 < warmup_steps and done < fraction
+        warmup = max((step + 1) / warmup_steps, done / fraction) if in_warmup else 1.0
     return warmup * (floor + (1 - floor) * (1 + math.cos(math.pi * progress)) / 2)
 
 
@@ -68,9 +74,11 @@ def test_learning_rate_follows_the_step_budget_when_time_is_plentiful() -> None:
         scheduler.step()
         clock.now += 0.01
 
-    assert max(rates) == pytest.approx(
-        2.0 * (0.1 + 0.9 * (1 + math.cos(math.pi * 0.05)) / 2)
-    )  # the warm-up ends at 5 % of 100 steps
+    # the warm-up ends with the fifth of 100 steps (5 %), taken at 4 % of the cosine
+    assert max(rates) == pytest.approx(2.0 * (0.1 + 0.9 * (1 + math.cos(math.pi * 0.04)) / 2))
+    assert rates[:5] == pytest.approx(
+        [2.0 * (step + 1) / 5 * (0.1 + 0.9 * (1 + math.cos(math.pi * step / 100)) / 2) for step in range(5)]
+    )
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.2)  # the floor when the planned steps are done
 
 
@@ -112,8 +120,12 @@ def test_the_saved_state_holds_the_step_but_not_the_budget_nor_the_clock() -> No
 
 def test_warmup_and_floor_out_of_range_are_refused() -> None:
     optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
-    with pytest.raises(ValueError, match="0 <= warmup_fraction <= 1"):
+    with pytest.raises(ValueError, match=r"^warmup_fraction must be a fraction of the training budget in \[0, 1\] .*got 2.0"):
         BudgetCosine(optimizer, warmup_fraction=2.0)
+    with pytest.raises(ValueError, match=r"^warmup_steps must be 0 or more .*got -1"):
+        BudgetCosine(optimizer, warmup_steps=-1)
+    with pytest.raises(ValueError, match=r"^warmup_fraction must be .*got nan"):
+        BudgetCosine(optimizer, warmup_fraction=math.nan)
 
 
 class _Timer:
@@ -170,3 +182,62 @@ def test_sgd_cosine_is_nesterov_sgd_with_its_weight_decay_under_the_budget_sched
     assert (config["optimizer"].defaults["momentum"], config["optimizer"].defaults["nesterov"]) == (0.9, True)
     assert float(parameter) == pytest.approx(1.0 - 0.1 * 0.5 * (1 + 0.9))  # Nesterov: the step plus momentum times it
     assert isinstance(config["lr_scheduler"]["scheduler"], BudgetCosine)
+
+
+@pytest.mark.parametrize("total_steps", [1, 2, 4, 19])
+def test_a_warm_up_fraction_shorter_than_a_step_leaves_no_step_warming_up(total_steps: int) -> None:
+    # A tiny data set: 5 % of a budget of 1 to 19 steps is less than one step, yet the first step was taken at
+    # 1/warmup_steps of the learning rate (0.002: a one-step run did not train), the budget's warm-up lagging a step
+    # behind warmup_steps' ((step + 1) / warmup_steps).
+    factors = [
+        budget_cosine_factor(step, 0.0, total_steps, None, warmup_steps=500, warmup_fraction=0.05) for step in range(total_steps)
+    ]
+
+    assert factors == pytest.approx([(1 + math.cos(math.pi * step / total_steps)) / 2 for step in range(total_steps)])
+
+
+def _rate_recording_module(**schedule: Any) -> Any:
+    """A Lightning module under `create_adamw_cosine(**schedule)` that records the learning rate of each step."""
+    import pytorch_lightning as pl
+    from torch.utils.data import DataLoader, TensorDataset
+
+    class RecordsRates(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = nn.Linear(2, 1)
+            self.rates: list[float] = []
+
+        def training_step(self, batch: Any, index: int) -> torch.Tensor:
+            self.rates.append(self.trainer.optimizers[0].param_groups[0]["lr"])
+            return self.layer(batch[0]).pow(2).mean()
+
+        def configure_optimizers(self) -> Any:
+            config = create_adamw_cosine(self.parameters(), lr=1.0, **schedule)
+            bind_training_budget(config, self.trainer)
+            return config
+
+        def train_dataloader(self) -> Any:
+            return DataLoader(TensorDataset(torch.rand(5, 2)), batch_size=2)  # 3 steps an epoch, the last of 1
+
+    return RecordsRates()
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.05, 0.5, 1.0])
+def test_any_warm_up_fraction_follows_the_real_steps_of_a_tiny_run(fraction: float) -> None:
+    import pytorch_lightning as pl
+
+    module = _rate_recording_module(warmup_steps=500, warmup_fraction=fraction)
+    trainer = pl.Trainer(
+        max_epochs=2,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=True,
+        enable_model_summary=False,
+    )
+
+    trainer.fit(module)
+
+    assert trainer.global_step == 6
+    assert module.rates == pytest.approx([_reference(step, 0.0, 6, None, 500, fraction, 0.0) for step in range(6)])
+    assert module.rates[0] == pytest.approx(1.0 if fraction < 1 / 6 else 1 / 6 / fraction)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from torchbricks._experiment import expand_home
+
 __all__ = ["add_parser", "run"]
 
 KEYS = ("task", "layout", "validation_fraction", "split_seed")
@@ -41,7 +43,7 @@ def run(arguments: argparse.Namespace) -> int:
     from torchbricks.datasets.checking import check_data
     from torchbricks.errors import ConfigError, did_you_mean
 
-    root = arguments.root.removeprefix("data.root=")  # as `train` takes it
+    root = expand_home(arguments.root.removeprefix("data.root="))  # as `train` takes it
     if root.partition("=")[0] in KEYS:
         raise ConfigError(f"check-data takes the data folder first, then {[f'{key}=...' for key in KEYS]}; got {root!r} first.")
     options: dict[str, str] = {}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from torchbricks._experiment import expand_home
+
 __all__ = ["add_parser", "run"]
 
 
@@ -19,14 +21,16 @@ def add_parser(commands: Any) -> None:
         epilog="example: torchbricks evaluate build/experiments/run data.root=data/other split=val",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    evaluate.add_argument("experiment", help="a trained experiment folder (made by `torchbricks train`)")
+    evaluate.add_argument("experiment", type=expand_home, help="a trained experiment folder (made by `torchbricks train`)")
     evaluate.add_argument(
         "overrides",
         nargs="*",
         help="changes of the experiment's config, e.g. data.root=DIR; split=val|test|all (default: test; all, every "
         "labelled image, for another data set without a validation split of its own)",
     )
-    evaluate.add_argument("--out", default=None, help="the JSON file written (default: EXPERIMENT/evaluation.json)")
+    evaluate.add_argument(
+        "--out", type=expand_home, default=None, help="the JSON file written (default: EXPERIMENT/evaluation.json)"
+    )
 
 
 def run(arguments: argparse.Namespace) -> int:

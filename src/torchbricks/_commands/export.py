@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from torchbricks._experiment import expand_home
+
 __all__ = ["add_parser", "run"]
 
 
@@ -20,14 +22,18 @@ def add_parser(commands: Any) -> None:
         "         torchbricks export build/experiments/run --quantize int8 --out model_int8.onnx",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    export.add_argument("experiment", help="the experiment folder written by `torchbricks train`")
+    export.add_argument("experiment", type=expand_home, help="the experiment folder written by `torchbricks train`")
     export.add_argument("--format", choices=["onnx"], default="onnx", help="the file format (default: onnx)")
     export.add_argument(
         "--quantize", choices=["int8"], default=None, help="int8 static quantization, calibrated on training images"
     )
     export.add_argument("--image-size", type=int, default=None, help="side of the input images (default: the experiment's)")
-    export.add_argument("--out", default=None, help="the file to write (default: EXPERIMENT/deploy.onnx, deploy_int8.onnx)")
-    export.add_argument("--images", default=None, help="images to calibrate int8 on when the experiment's data is gone")
+    export.add_argument(
+        "--out", type=expand_home, default=None, help="the file to write (default: EXPERIMENT/deploy.onnx, deploy_int8.onnx)"
+    )
+    export.add_argument(
+        "--images", type=expand_home, default=None, help="images to calibrate int8 on when the experiment's data is gone"
+    )
     export.add_argument("--overwrite", action="store_true", help="replace an existing file")
 
 

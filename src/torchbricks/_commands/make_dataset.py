@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 from typing import Any
+
+from torchbricks._experiment import expand_home
 
 __all__ = ["add_parser", "run"]
 
@@ -17,7 +21,7 @@ def add_parser(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     make.add_argument("kind", choices=["shapes"], help="the generated data set")
-    make.add_argument("root", help="the folder to create")
+    make.add_argument("root", type=expand_home, help="the folder to create")
     make.add_argument("--num-train", type=int, default=500, help="training images per layout (default: 500)")
     make.add_argument("--num-val", type=int, default=100, help="validation images per layout (default: 100)")
     make.add_argument("--image-size", type=int, default=96, help="side of the images in pixels (default: 96)")
@@ -32,4 +36,13 @@ def run(arguments: argparse.Namespace) -> int:
         arguments.root, arguments.num_train, arguments.num_val, arguments.image_size, arguments.seed, arguments.overwrite
     )
     print(f"Wrote {root}/classification, {root}/segmentation and {root}/detection")
+    training = Path(root) / "classification" / "train"
+    empty = sorted(folder.name for folder in training.iterdir() if folder.is_dir() and not any(folder.iterdir()))
+    if empty:  # the shapes are drawn at random: a few images may miss a class, and training refuses its empty folder
+        print(
+            f"torchbricks: warning: no training image of the class{'es' if len(empty) > 1 else ''} {empty} was drawn in "
+            f"{arguments.num_train}; task=classification refuses the empty folder{'s' if len(empty) > 1 else ''} "
+            f"{training}/{{{','.join(empty)}}}: give more --num-train.",
+            file=sys.stderr,
+        )
     return 0

@@ -8,6 +8,8 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+from torchbricks._experiment import expand_home
+
 __all__ = ["add_parser", "run"]
 
 
@@ -24,14 +26,17 @@ def add_parser(commands: Any) -> None:
         "no torch needed",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    predict.add_argument("experiment", help="a trained experiment folder (made by `torchbricks train`)")
-    predict.add_argument("sources", nargs="+", metavar="SOURCE", help="an image, a folder (recursive), a glob or a video")
-    predict.add_argument("--out", default=None, help="output folder (default: EXPERIMENT/predictions/<time>)")
+    predict.add_argument("experiment", type=expand_home, help="a trained experiment folder (made by `torchbricks train`)")
+    predict.add_argument(
+        "sources", nargs="+", type=expand_home, metavar="SOURCE", help="an image, a folder (recursive), a glob or a video"
+    )
+    predict.add_argument("--out", type=expand_home, default=None, help="output folder (default: EXPERIMENT/predictions/<time>)")
     predict.add_argument("--overwrite", action="store_true", help="replace an existing non-empty output folder")
     predict.add_argument("--batch-size", type=int, default=32, help="images (or tiles) per model call (default: 32)")
     predict.add_argument(
         "--onnx",
         nargs="?",
+        type=expand_home,
         const="",
         default=None,
         metavar="FILE",

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from torchbricks._cli_help import CONFIG_DIR, describe_config_groups
+from torchbricks._experiment import expand_home
 
 __all__ = ["add_parser", "run"]
 
@@ -19,7 +20,9 @@ def add_parser(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     train.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. trainer.max_epochs=3")
-    train.add_argument("--config-dir", default=None, help="a folder of your configs, added to the packaged ones")
+    train.add_argument(
+        "--config-dir", type=expand_home, default=None, help="a folder of your configs, added to the packaged ones"
+    )
     train.add_argument("--config-name", default="train", help="the primary config (default: train)")
     train.add_argument("--show-config", action="store_true", help="print the composed config and exit")
 
@@ -59,16 +62,17 @@ def run(arguments: argparse.Namespace) -> int:
 
 
 def _hints(path_experiment: Any, heads: list[str]) -> list[str]:
-    """`torchbricks.lightning.fit_hints` of the run's history and classes (none when either file is missing)."""
+    """`torchbricks.lightning.fit_hints` of the run's history and classes (none without a history: a run whose
+    validation never ran). The run description is read as every reader reads it (`read_experiment_description`)."""
     import json
 
+    from torchbricks._experiment import read_experiment_description
     from torchbricks.lightning.callbacks import HISTORY_FILE
     from torchbricks.lightning.fit_hints import fit_hints
-    from torchbricks.trained_experiment import EXPERIMENT_FILE
 
+    class_names = read_experiment_description(path_experiment, required=["class_names"], reader="train's hints")["class_names"]
     try:
         history = json.loads((path_experiment / HISTORY_FILE).read_text())
-        class_names = json.loads((path_experiment / EXPERIMENT_FILE).read_text()).get("class_names")
     except (OSError, ValueError):
         return []
     return fit_hints(history, class_names, heads)

@@ -3,6 +3,7 @@ data's classes. The plain values are checked by `torchbricks.configuration.setti
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from torchbricks.brick_collection import BrickCollection
@@ -34,6 +35,9 @@ def check_optimizer_factory(create_optimizer: Any, key: str = "optimizer") -> No
     try:
         create_optimizer([torch.nn.Parameter(torch.zeros(1))])
     except (TypeError, ValueError) as error:
+        argument = re.match(r"(\w+) must be ", str(error))  # a factory's `<argument> must be ...`: its own key
+        if argument is not None:
+            raise ConfigError(f"Config key '{key}.{argument[1]}' {str(error)[len(argument[1]) + 1 :]}") from error
         raise ConfigError(f"Config key {key!r} does not make an optimizer: {error}") from error
 
 

@@ -70,7 +70,7 @@ def compose_config(
                 "config without a Hydra run). The run's folder is experiment.path_experiments/experiment.name; "
                 "more config folders come with --config-dir."
             )
-    overrides = [_free_form(override) for override in overrides]
+    overrides = [_home_quoted(_free_form(override)) for override in overrides]
     others = [directory for directory in search if directory != primary_dir]
     if others:  # searched after the primary config's folder, like Hydra's own --config-dir
         overrides.append(f"hydra.searchpath=[{','.join(repr(directory.as_uri()) for directory in others)}]")
@@ -96,12 +96,6 @@ def _compose(config_dir: Path, config_name: str, overrides: list[str]) -> Any:
             return hydra.compose(config_name=config_name, overrides=list(overrides))
     except (hydra_errors.HydraException, omegaconf_errors.OmegaConfBaseException) as error:
         unread = getattr(error, "override", None) if isinstance(error, hydra_errors.OverrideParseException) else None
-        key, _, value = (unread or "").partition("=")
-        if value.startswith("~/"):  # the shell leaves a ~ after `key=` as it is, and neither Hydra nor the readers expand it
-            raise ConfigError(
-                f"The override {unread!r} cannot be read: Hydra's override grammar does not read a ~, and the home "
-                f"folder is not looked up in paths; write {key}=$HOME/{value[2:]} (the shell replaces $HOME)."
-            ) from error
         quoted = _quoted(unread)
         if quoted is not None:
             raise ConfigError(
@@ -159,6 +153,38 @@ def override_string(value: str) -> str:
     # in Hydra's quoted strings a backslash escapes a quote, so a run of them before a quote or the end is doubled
     escaped = re.sub(r"(\\+)(?='|$)", lambda run: run.group(1) * 2, value)
     return "'" + escaped.replace("'", "\\'") + "'"
+
+
+def _home_quoted(override: str) -> str:
+    """`key='~/x'` for `key=~/x`: the shell leaves a `~` after `key=` as it is, and Hydra's grammar reads it only in
+    quotes; the job then expands it in the paths it reads (`torchbricks._experiment.with_home_expanded`).
+
+    Example:
+        >>> _home_quoted("data.root=~/photos"), _home_quoted("~data.root"), _home_quoted("data.root='~/x'")
+        ("data.root='~/photos'", '~data.root', "data.root='~/x'")
+        >>> _home_quoted("data.sources=[{task: detection, root: ~/a}, {task: segmentation, root: '~/b'}]")
+        "data.sources=[{task: detection, root: '~/a'}, {task: segmentation, root: '~/b'}]"
+    """
+    key, _, value = override.partition("=")
+    if value.startswith("~"):
+        return _quoted(override) or override
+    if value[:1] in "[{" and "~" in value:  # a source's root in a list: data.sources=[{task: detection, root: ~/a}]
+        quoted = f"{key}={_HOME_IN_LIST.sub(lambda match: override_string(match[0]), value)}"
+        return quoted if _readable(quoted) else override
+    return override
+
+
+_HOME_IN_LIST = re.compile(r"(?<=[\[{:,]\s)~[^,\]}\s'\"]*|(?<=[\[{:,])~[^,\]}\s'\"]*")
+"""An unquoted `~/...` element or value of a list or dict override."""
+
+
+def _readable(override: str) -> bool:
+    """Whether Hydra's override grammar reads `override`."""
+    try:
+        require("hydra.core.override_parser.overrides_parser", "hydra").OverridesParser.create().parse_overrides([override])
+    except Exception:  # the grammar's own errors: Hydra says what is wrong once the override is composed
+        return False
+    return True
 
 
 def _shell_quoted(override: str) -> str:

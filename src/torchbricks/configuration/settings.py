@@ -139,6 +139,7 @@ def read_job_settings(config: Any) -> JobSettings:
         raise ConfigError(f"Config key 'export_onnx' must be true or false, got {export_onnx!r}.")
     loss_weights = read_loss_weights(config.get("loss_weights"), omegaconf)
     data = _data(config.get("data"), omegaconf)
+    _check_hidden_channels_read(config, omegaconf)
     every = config.get("pictures_every_n_epochs", 1)
     if not is_int(every) or every < 1:
         raise ConfigError(f"Config key 'pictures_every_n_epochs' must be 1 or more (1: every epoch), got {every}.")
@@ -340,6 +341,31 @@ def _data(data: Any, omegaconf: Any) -> DataSettings:
         reason = getattr(module, "why_not_tiled", "it reads whole images.")
         raise ConfigError(f"Config key 'data.tile_size' is {tile_size}, but {module.__name__} does not tile images: {reason}")
     return settings
+
+
+def _check_hidden_channels_read(config: Any, omegaconf: Any) -> None:
+    """A `model.hidden_channels` given where no brick reads it (`task=classification`: the classifier is linear on the
+    pooled features) would change nothing, so it is refused. The packaged default is an interpolation (`vision.yaml`),
+    as `data.image_scale`'s, so the default goes unread without a word and a value set on the command line does not.
+    With `data.sources`, each source's head is composed with the value on its own and the sources share it. A resumed
+    run is not checked: its saved config is the run's, and older ones hold the default as a plain value."""
+    model = config.get("model")
+    if model is None or "hidden_channels" not in model or omegaconf.OmegaConf.is_interpolation(model, "hidden_channels"):
+        return
+    if (config.get("data") or {}).get("sources") is not None or model.get("hidden_channels") is None:
+        return
+    if config.get("resume", False):  # a config.yaml saved before the default was an interpolation holds a plain 64
+        return
+    bricks = omegaconf.OmegaConf.to_container(model.get("bricks") or {}, resolve=False)
+    if "model.hidden_channels" in str(bricks):  # an interpolation of a head: ${model.hidden_channels}
+        return
+    heads = sorted(str(name) for name, node in (model.get("bricks") or {}).items() if "_target_" not in node)
+    raise ConfigError(
+        f"Config key 'model.hidden_channels' is {model.hidden_channels}, but no brick of the model reads it (heads "
+        f"{heads}): a classification head is a linear classifier on the pooled backbone features, without necks or "
+        "hidden layers, so it would change nothing. Leave it out; the detection, segmentation, points and count heads "
+        "read it."
+    )
 
 
 def _check_image_scale_is_used(data: Any, omegaconf: Any) -> None:

@@ -46,6 +46,7 @@ __all__ = [
     "DataProblems",
     "Transform",
     "apply_transform",
+    "check_data_folder",
     "class_images",
     "exif_orientation",
     "image_file_size",
@@ -77,6 +78,35 @@ BOX_TOLERANCE = 1.0
 
 Transform = Callable[[dict[str, Any]], dict[str, Any]]
 _T = TypeVar("_T")
+
+
+def check_data_folder(root: Path) -> None:
+    """Raises `DataError` unless `root` (a `data.root`) is a folder: one that does not exist is named with its close
+    sibling, a file (an image, a COCO file: the data inside the folder) is named with the folder holding it.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> (folder / "train.json").write_text("{}")
+        2
+        >>> check_data_folder(folder / "train.json")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        torchbricks.errors.DataError: The data folder '.../train.json' is a file, not a folder: data.root is the folder ...
+    """
+    if root.is_dir():
+        return
+    if root.exists():
+        raise DataError(
+            f"The data folder {str(root)!r} is a file, not a folder: data.root is the folder holding the data (this "
+            f"file is in {str(root.parent)!r})."
+        )
+    from torchbricks.errors import did_you_mean
+
+    siblings = [path.name for path in root.parent.iterdir() if path.is_dir()] if root.parent.is_dir() else []
+    hint = did_you_mean(root.name, siblings)
+    where = "" if root.parent.is_dir() or root.parent == root else f" (nor does {str(root.parent)!r})"
+    raise DataError(f"The data folder {str(root)!r} does not exist{where}.{hint}")
 
 
 class DataProblems:

@@ -25,6 +25,7 @@ from torchbricks.datasets._reading import (
     IMAGE_EXTENSIONS,
     SPLIT_SEED,
     VALIDATION_FRACTION,
+    check_data_folder,
     exif_orientation,
     image_files,
     is_hidden,
@@ -168,8 +169,7 @@ def _task_of(root: Path, task: str | None, layout: str) -> tuple[str, str]:
         return task, "segmentation_folder"
     if task == "classification":
         return task, "image_folder"
-    if not root.is_dir():
-        raise DataError(f"The data folder {str(root)!r} does not exist.")
+    check_data_folder(root)
     if find_detection_layouts(root):
         return "detection", detect_detection_layout(root)
     if (

@@ -8,7 +8,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from torchbricks.datasets._reading import DataError, DataProblems, Transform, read_user_text, visible_files
+from torchbricks.datasets._reading import (
+    DataError,
+    DataProblems,
+    Transform,
+    check_data_folder,
+    read_user_text,
+    visible_files,
+)
 from torchbricks.datasets.boxes import BoxDataset
 from torchbricks.datasets.coco import (
     CocoDataset,
@@ -101,8 +108,7 @@ def detect_detection_layout(root: Path | str, layout: str = "auto") -> str:
         raise ConfigError(
             f"Config key 'data.layout' is {layout!r}; choose one of {list(choices)}.{did_you_mean(layout, choices)}"
         )
-    if not root.is_dir():
-        raise DataError(f"The data folder {str(root)!r} does not exist.")
+    check_data_folder(root)
     if layout != "auto":
         return layout
     found = find_detection_layouts(root)

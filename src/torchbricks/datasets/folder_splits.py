@@ -24,6 +24,7 @@ from torchbricks.datasets._reading import (
     SPLIT_SEED,
     VALIDATION_FRACTION,
     DataError,
+    check_data_folder,
     class_images,
     image_files,
     is_hidden,
@@ -142,6 +143,7 @@ def training_folder(root: Path | str, layout: str) -> Path:
         DataError: There is neither (the message says what the layout expects).
     """
     root = Path(root)
+    check_data_folder(root)
     if is_pool(root, layout) or is_voc_layout(root, layout):
         return root
     train = root / "train"

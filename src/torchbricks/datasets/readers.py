@@ -118,6 +118,12 @@ def training_class_names(folder: Path | str) -> list[str]:
         DataError: As `image_folder_class_names`, or there is one class folder: a classifier needs two classes or more.
     """
     names = image_folder_class_names(folder)
+    other = _other_task_layout(set(names))
+    if other is not None:
+        raise DataError(
+            f"The image folder {str(folder)!r} holds the folders {names}, which are {other}, not classes: classification "
+            f"reads a folder per class, {folder}/<class>/<image>. Train it with the task of its layout."
+        )
     if len(names) < 2:
         raise DataError(
             f"The image folder {str(folder)!r} holds one class folder, {names[0]!r}; classification needs two or more, a "
@@ -125,6 +131,20 @@ def training_class_names(folder: Path | str) -> list[str]:
             "images into class folders.)"
         )
     return names
+
+
+_OTHER_TASK_FOLDERS = (
+    ({"images", "masks"}, "segmentation data (images/ with masks/ of the same names: task=segmentation)"),
+    ({"JPEGImages", "SegmentationClass"}, "Pascal VOC's segmentation layout (task=segmentation)"),
+    ({"JPEGImages", "Annotations"}, "Pascal VOC's box layout (task=detection)"),
+    ({"images", "labels"}, "YOLO's box layout (images/ with labels/*.txt: task=detection)"),
+)
+"""Folders that together make another task's layout: read as class folders, the classes were 'images' and 'masks'
+(task=classification on segmentation data trained, at chance, without a word)."""
+
+
+def _other_task_layout(names: set[str]) -> str | None:
+    return next((layout for folders, layout in _OTHER_TASK_FOLDERS if folders <= names), None)
 
 
 def image_folder_class_names(folder: Path | str) -> list[str]:

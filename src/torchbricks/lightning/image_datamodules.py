@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from torch.utils.data import ConcatDataset, DataLoader, Subset
 
 from torchbricks._experiment import launched_as_global_zero
+from torchbricks.datasets._reading import check_data_folder, class_images
 from torchbricks.datasets.boxes import BoxDataset
 from torchbricks.datasets.detection_layouts import (
     coco_category_ids,
@@ -149,8 +150,7 @@ class FileDataModule(SplitDataModule):
         super().__init__(batch_size, num_workers)
         self.cache_megabytes = check_megabytes(cache_megabytes)  # a bad value is refused now, by its key
         self.root = Path(root)
-        if not self.root.is_dir():
-            raise DataError(f"The data folder {str(self.root)!r} does not exist.")
+        check_data_folder(self.root)
         self.tile_size = tile_size
         self.tile_overlap = tile_overlap
         if image_size is None:
@@ -334,7 +334,15 @@ class ImageFolderDataModule(FileDataModule):
         )
         self.validation_fraction = validation_fraction
         self.split_seed = split_seed
-        self.class_names = training_class_names(training_folder(self.root, "image_folder"))
+        training = training_folder(self.root, "image_folder")
+        self.class_names = training_class_names(training)
+        empty = [str(training / name) for name in self.class_names if not class_images(training / name)]
+        if empty:  # its output would never be trained, and the metrics would average over a class with no sample
+            raise DataError(
+                f"The class folder{'s' if len(empty) > 1 else ''} {', '.join(repr(folder) for folder in empty)} of the "
+                f"training images hold{'' if len(empty) > 1 else 's'} no image: the classifier would have an output for "
+                "a class it never sees. Add the images, or remove the folder (`torchbricks check-data` lists every problem)."
+            )
 
     def _read_folder_split(self, split: FolderSplit, transform: Any) -> Any:
         return ImageFolderDataset(split.folder, self.class_names, transform, only=split.only)

@@ -47,6 +47,7 @@ from torchbricks._experiment import (
     last_checkpoint,
     launched_as_global_zero,
     prepare_experiment_folder,
+    with_home_expanded,
 )
 from torchbricks._extras import require
 from torchbricks._files import write_json, write_text
@@ -108,7 +109,8 @@ def run_main_job(config: Any) -> MainJobResult:
     pl = require("pytorch_lightning", "lightning")
     require("omegaconf", "hydra")  # a missing extra is named before anything runs
     register_resolvers()  # the task configs read their classes from the data
-    config = expand_sources(config)  # task=multitask data.sources=[...]: a head per separately labelled data set
+    # ~ in the paths; task=multitask data.sources=[...]: a head per separately labelled data set
+    config = expand_sources(with_home_expanded(config))
     started = time.perf_counter()
     if config.experiment.get("name") is None:
         config.experiment.name = create_experiment_name()
@@ -248,16 +250,13 @@ def check_same_classes(path_experiment: Path, data_module: Any) -> None:
     (`experiment.json`'s `class_names`, or `head_class_names` with several sources): with as many classes, the
     checkpoint fits the model, and each output would go on being trained as another class than it learned, with
     `experiment.json` rewritten to the new names."""
-    import json
+    from torchbricks._experiment import EXPERIMENT_FILE, read_experiment_description
 
-    from torchbricks._experiment import EXPERIMENT_FILE
-
-    file = path_experiment / EXPERIMENT_FILE
     names = getattr(data_module, "class_names", None)
-    if not file.is_file() or not names:
+    if not names:
         return
-    saved = json.loads(file.read_text(encoding="utf-8"))
-    trained = saved.get("head_class_names") if isinstance(names, dict) else saved.get("class_names")
+    key = "head_class_names" if isinstance(names, dict) else "class_names"
+    trained = read_experiment_description(path_experiment, required=[key], reader="resume=true")[key]
     now = {head: list(value) for head, value in names.items()} if isinstance(names, dict) else list(names)
     if trained is not None and trained != now:
         raise ConfigError(

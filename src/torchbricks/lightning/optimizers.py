@@ -61,8 +61,10 @@ def budget_cosine_factor(
 
     `progress = min(1, max(step / total_steps, elapsed_seconds / max_seconds))` (a budget that is None or infinite
     counts 0); the factor is `warmup * (min_lr_ratio + (1 - min_lr_ratio) * (1 + cos(pi * progress)) / 2)` with
-    `warmup = min(1, max((step + 1) / warmup_steps, progress / warmup_fraction))`: the warm-up ends after
-    `warmup_steps` steps or `warmup_fraction` of the budget, whichever comes first.
+    `warmup = min(1, max((step + 1) / warmup_steps, done / warmup_fraction))`, `done` the progress once this step is
+    taken (`step + 1` steps): the warm-up ends after `warmup_steps` steps or `warmup_fraction` of the budget,
+    whichever comes first, and either at 0 means no warm-up. So a fraction of a budget shorter than one step (a tiny
+    data set) leaves no step warming up, as a `warmup_steps` of 1 leaves none.
 
     Example:
         >>> round(budget_cosine_factor(step=50, elapsed_seconds=0.0, total_steps=100, max_seconds=None), 3)
@@ -72,10 +74,9 @@ def budget_cosine_factor(
     """
     progress = _budget_progress(step, elapsed_seconds, total_steps, max_seconds)
     warmup = 1.0
-    if warmup_steps > 0 or warmup_fraction > 0:
-        by_steps = (step + 1) / warmup_steps if warmup_steps > 0 else math.inf
-        by_budget = progress / warmup_fraction if warmup_fraction > 0 else math.inf
-        warmup = min(1.0, max(by_steps, by_budget))
+    if warmup_steps > 0 and warmup_fraction > 0:  # either at 0 ends the warm-up before the first step
+        done = _budget_progress(step + 1, elapsed_seconds, total_steps, max_seconds)  # as (step + 1) / warmup_steps
+        warmup = min(1.0, max((step + 1) / warmup_steps, done / warmup_fraction))
     return warmup * (min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
@@ -108,7 +109,7 @@ class BudgetCosine(torch.optim.lr_scheduler.LRScheduler):
 
     Example:
         >>> optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
-        >>> scheduler = BudgetCosine(optimizer, total_steps=10, warmup_steps=2)
+        >>> scheduler = BudgetCosine(optimizer, total_steps=10, warmup_steps=2, warmup_fraction=0.5)
         >>> rates = []
         >>> for _ in range(10):
         ...     rates.append(round(optimizer.param_groups[0]["lr"], 3))
@@ -130,11 +131,7 @@ class BudgetCosine(torch.optim.lr_scheduler.LRScheduler):
         min_lr_ratio: float = 0.0,
         elapsed_seconds: Callable[[], float] | None = None,
     ) -> None:
-        if warmup_steps < 0 or not 0.0 <= warmup_fraction <= 1.0 or not 0.0 <= min_lr_ratio <= 1.0:
-            raise ValueError(
-                "BudgetCosine needs warmup_steps >= 0, 0 <= warmup_fraction <= 1 and 0 <= min_lr_ratio <= 1, got "
-                f"{warmup_steps}, {warmup_fraction} and {min_lr_ratio}."
-            )
+        _check_schedule_arguments(warmup_steps, warmup_fraction, min_lr_ratio)
         self.warmup_steps = int(warmup_steps)
         self.warmup_fraction = float(warmup_fraction)
         self.min_lr_ratio = float(min_lr_ratio)
@@ -174,6 +171,19 @@ class BudgetCosine(torch.optim.lr_scheduler.LRScheduler):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.__dict__.update({key: value for key, value in state_dict.items() if key not in self._BUDGET_FIELDS})
+
+
+def _check_schedule_arguments(warmup_steps: int, warmup_fraction: float, min_lr_ratio: float) -> None:
+    """Raises `ValueError` naming the first bad argument of `BudgetCosine` as `<argument> must be ...`, which
+    `check_optimizer_factory` reports as the config key `optimizer.<argument>`."""
+    if not warmup_steps >= 0:
+        raise ValueError(f"warmup_steps must be 0 or more (0: no warm-up), got {warmup_steps}.")
+    if not 0.0 <= warmup_fraction <= 1.0:
+        raise ValueError(
+            f"warmup_fraction must be a fraction of the training budget in [0, 1] (0: no warm-up), got {warmup_fraction}."
+        )
+    if not 0.0 <= min_lr_ratio <= 1.0:
+        raise ValueError(f"min_lr_ratio must be a fraction of the learning rate in [0, 1], got {min_lr_ratio}.")
 
 
 def bind_training_budget(optimizers_config: Any, trainer: Any) -> None:
