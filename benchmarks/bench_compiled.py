@@ -294,7 +294,7 @@ def chain_all_orders(rounds: int, processes: int, timeout: float = 1800) -> tupl
             command = [sys.executable, os.path.abspath(__file__), "--only", "chain", "--compile-order", str(order_index)]
             command += ["--rounds", str(rounds), "--json", out]
             subprocess.run(command, check=True, timeout=timeout, stdout=subprocess.DEVNULL)
-            with open(out) as handle:
+            with open(out, encoding="utf-8") as handle:
                 rows = json.load(handle)[f"chain, {COMPILED} (compile order {order_index})"]
         runs.append({"compile_order": orders[order_index], "rows": rows})
     combined = []
@@ -357,7 +357,7 @@ def main() -> None:
             _print_rows(f"{workload}, {mode}, {rounds} rounds of {number} calls", rows)
     results["load_average_at_end"] = os.getloadavg()
     if args.json:
-        with open(args.json, "w") as handle:
+        with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(results, handle, indent=2)
 
 

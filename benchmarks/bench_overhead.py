@@ -155,7 +155,7 @@ def main() -> None:
     results["memory"] = row
     print(f"plain module {row['plain_bytes_per_brick']:.0f} B/brick, collection {row['collection_bytes_per_brick']:.0f} B/brick")
     if args.json:
-        with open(args.json, "w") as handle:
+        with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(results, handle, indent=2)
 
 

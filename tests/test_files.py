@@ -52,3 +52,34 @@ def test_replace_folder_swaps_in_the_new_folder_whole(tmp_path: Path) -> None:
     replace_folder(new, target)
     assert [path.name for path in target.iterdir()] == ["new.txt"]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["out"]  # the old folder is gone, not set aside
+
+
+_WRITE_UNDER_AN_ASCII_LOCALE = """
+import sys
+from pathlib import Path
+
+from torchbricks._files import write_text
+
+write_text(Path(sys.argv[1]) / "config.yaml", "class_names:\\n- d\\u00f6g \\u732b\\n")
+"""
+
+
+def test_text_files_are_written_in_utf8_whatever_the_locale(tmp_path: Path) -> None:
+    # config.yaml and graph.md hold the user's class and brick names: under an ASCII locale (or cp1252 on Windows) the
+    # locale's encoding failed the run at its end with UnicodeEncodeError, or wrote a file other tools read wrongly
+    import subprocess
+    import sys
+
+    src = Path(__file__).parents[1] / "src"
+    environment = {"PYTHONPATH": str(src), "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    completed = subprocess.run(
+        [sys.executable, "-c", _WRITE_UNDER_AN_ASCII_LOCALE, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environment,
+        check=False,
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    assert (tmp_path / "config.yaml").read_bytes() == "class_names:\n- d\u00f6g \u732b\n".encode()

@@ -86,7 +86,7 @@ def _head_options() -> dict[str, str]:
     """Packaged head config -> `<kind> head`, from the source of the head kinds (no import: no torch)."""
     options = {}
     for path in sorted(HEADS_DIR.glob("[!_]*.py")):
-        for node in ast.parse(path.read_text()).body:
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
             kind = _registered_kind(node)
             if kind is None or not isinstance(node, ast.ClassDef):
                 continue
@@ -130,7 +130,7 @@ def _read_defaults(path: Path) -> dict[str, str]:
     if not path.is_file():
         return defaults
     in_defaults = False
-    for line in path.read_text().splitlines():
+    for line in path.read_text(encoding="utf-8").splitlines():
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         if not line.startswith((" ", "-")):
@@ -143,7 +143,7 @@ def _read_defaults(path: Path) -> dict[str, str]:
 
 
 def _first_comment(path: Path) -> str:
-    for line in path.read_text().splitlines():
+    for line in path.read_text(encoding="utf-8").splitlines():
         if line.startswith("# @"):  # a Hydra directive (`# @package _global_`), not a description
             continue
         if line.startswith("#"):

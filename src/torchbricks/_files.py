@@ -43,7 +43,7 @@ def write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
 
     def write(temporary: Path) -> None:
-        temporary.write_text(text)
+        temporary.write_text(text, encoding="utf-8")
 
     write_atomically(path, write)
 

@@ -219,7 +219,7 @@ class PredictionWriter:
                 path = self.folder / f"{self._prefix(head)}{file}"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 # One object per line, by json's C encoder (an indent makes json encode in Python: 5x slower).
-                path.write_text("[\n" + ",\n".join(json.dumps(row) for row in rows) + "\n]\n")
+                path.write_text("[\n" + ",\n".join(json.dumps(row) for row in rows) + "\n]\n", encoding="utf-8")
                 written.append(path)
         if self.rows:
             path = self.folder / "predictions.csv"

@@ -211,7 +211,9 @@ def predict_images(
             raise BrickError(f"None of the {len(items)} images could be read; first reasons: {skipped[:3]}")
         writer.finish()
         if skipped:
-            (temporary / "skipped.txt").write_text("".join(f"{source}\t{reason}\n" for source, reason in skipped))
+            (temporary / "skipped.txt").write_text(
+                "".join(f"{source}\t{reason}\n" for source, reason in skipped), encoding="utf-8"
+            )
         replace_folder(temporary, out)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)

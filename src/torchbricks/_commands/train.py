@@ -72,7 +72,7 @@ def _hints(path_experiment: Any, heads: list[str]) -> list[str]:
 
     class_names = read_experiment_description(path_experiment, required=["class_names"], reader="train's hints")["class_names"]
     try:
-        history = json.loads((path_experiment / HISTORY_FILE).read_text())
+        history = json.loads((path_experiment / HISTORY_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
     return fit_hints(history, class_names, heads)

@@ -182,7 +182,9 @@ def write_shapes_dataset(
         for split_index, (split, count) in enumerate(zip(_SPLITS, (num_train, num_val), strict=True)):
             _write_classification(temporary / "classification" / split, count, image_size, (seed, split_index, 0))
             _write_multi_shape(temporary, split, count, image_size, (seed, split_index, 1))
-        (temporary / "segmentation" / "classes.txt").write_text("\n".join(("background", *SHAPE_CLASSES)) + "\n")
+        (temporary / "segmentation" / "classes.txt").write_text(
+            "\n".join(("background", *SHAPE_CLASSES)) + "\n", encoding="utf-8"
+        )
         _replace(temporary, root)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
@@ -245,7 +247,7 @@ def _write_multi_shape(root: Path, split: str, count: int, size: int, stream: Se
             )
     categories = [{"id": CATEGORY_IDS[name], "name": name, "supercategory": "shape"} for name in SHAPE_CLASSES]
     document = {"images": coco_images, "annotations": annotations, "categories": categories}
-    (root / "detection" / f"{split}.json").write_text(json.dumps(document))
+    (root / "detection" / f"{split}.json").write_text(json.dumps(document), encoding="utf-8")
 
 
 def _polygon_area(polygon: list[tuple[float, float]]) -> float:
