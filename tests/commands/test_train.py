@@ -125,3 +125,15 @@ def test_a_gpu_accelerator_on_a_machine_without_one_says_no_gpu_is_found_and_wha
     assert "trainer.accelerator=auto" in error
     assert "tpu" not in error
     assert not any(tmp_path.iterdir())
+
+
+def test_show_config_prints_the_paths_the_job_reads_with_the_home_folder_expanded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    overrides = ["task=classification", "data.root=~/shapes", "experiment.path_experiments=~/experiments"]
+    assert main(["train", "--show-config", *overrides]) == 0
+
+    config = yaml.safe_load(capsys.readouterr().out)
+    assert config["data"]["root"] == str(tmp_path / "shapes")
+    assert config["experiment"]["path_experiments"] == str(tmp_path / "experiments")
