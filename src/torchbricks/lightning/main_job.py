@@ -397,7 +397,7 @@ def never_validated_note(settings: JobSettings, module: LightningBrickCollection
     acting = "the best checkpoint" + (" and early stopping" if settings.early_stopping.patience is not None else "")
     note = (
         f"No epoch was validated, so {acting} (checkpoint.monitor={settings.checkpoint.monitored_value!r}) never "
-        "acted: the last weights are tested, exported and kept in bricks/."
+        "acted: the last weights are tested and kept in bricks/ (and model.onnx)."
     )
     rank_zero_warn = require("pytorch_lightning", "lightning").utilities.rank_zero_warn
     rank_zero_warn(note)
