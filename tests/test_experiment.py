@@ -371,3 +371,44 @@ def test_resume_refuses_a_truncated_experiment_json_instead_of_reading_the_data_
 
     with pytest.raises(ConfigError, match=r"resume=true reads .*experiment.json', but it is not JSON"):
         resumed_config(compose_config(locate), locate)
+
+
+@pytest.mark.parametrize(("chosen", "recorded"), [(["task=classification"], "classification"), ([], None)])
+def test_experiment_json_records_the_task_the_run_was_composed_with(
+    tmp_path: Path, chosen: list[str], recorded: str | None
+) -> None:
+    from torchbricks.trained_experiment import describe_experiment
+
+    assert describe_experiment(_config(tmp_path, *chosen), object())["task"] == recorded
+
+
+@pytest.mark.parametrize(
+    ("trained", "named"),
+    [
+        (["task=classification"], "(task=classification, as its experiment.json records; its checkpoint holds"),
+        ([], "(no task= (the default data and model), as its experiment.json records; its checkpoint holds"),
+        (None, "which its experiment.json does not record: a torchbricks that did not record it trained it"),
+    ],
+)
+def test_resume_refuses_another_task_naming_the_one_the_run_was_trained_with(
+    tmp_path: Path, trained: list[str] | None, named: str
+) -> None:
+    import json
+
+    from omegaconf import OmegaConf
+
+    from torchbricks.trained_experiment import describe_experiment
+
+    folder = _saved_experiment(tmp_path)
+    config = _config(tmp_path, *(trained or []))
+    (folder / CONFIG_FILE).write_text(OmegaConf.to_yaml(config))
+    description = describe_experiment(config, object())
+    if trained is None:  # as written before experiment.json recorded the task
+        del description["task"]
+    (folder / "experiment.json").write_text(json.dumps(description))
+    overrides = [f"experiment.path_experiments={tmp_path}", "experiment.name=run", "resume=true", "task=detection"]
+
+    with pytest.raises(ConfigError, match="with the 'task' it was trained with") as refused:
+        resumed_config(compose_config(overrides[:3]), overrides)
+    assert named in str(refused.value)
+    assert "the override 'task=detection' would change it" in str(refused.value)

@@ -839,3 +839,46 @@ def test_an_output_folder_inside_a_source_folder_is_not_read_as_images_by_the_ne
         str(photos / "a.png"),
         str(photos / "b.png"),
     }
+
+
+def test_two_predict_runs_in_the_same_second_write_two_default_folders_and_overwrite_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datetime
+
+    import torchbricks.trained_experiment
+
+    second = datetime.datetime(2026, 12, 6, 20, 53, 1)
+
+    class FrozenClock(datetime.datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> datetime.datetime:
+            return second
+
+    monkeypatch.setattr(datetime, "datetime", FrozenClock)  # the clock every caller of datetime.datetime.now() reads
+    experiment = tmp_path / "run"
+    monkeypatch.setattr(torchbricks.trained_experiment, "load_experiment", lambda folder: bright_box_experiment(experiment))
+    first = write_png(tmp_path / "first" / "a.png", blob_image(16, 16, (2, 2, 8, 8)))
+    later = write_png(tmp_path / "later" / "b.png", blob_image(16, 16, (2, 2, 8, 8)))
+
+    assert main(["predict", str(experiment), str(first)]) == 0
+    assert main(["predict", str(experiment), str(later)]) == 0
+
+    folders = sorted((experiment / "predictions").iterdir())
+    stem = f"{second:%Y-%m-%d_%H-%M-%S}"
+    assert [folder.name for folder in folders] == [stem, f"{stem}_2"]
+    sources = [[row["file_name"] for row in json.loads((folder / "predictions.json").read_text())] for folder in folders]
+    assert sources == [[str(first)], [str(later)]]
+
+
+def test_a_failed_predict_run_leaves_no_default_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torchbricks.trained_experiment
+
+    experiment = tmp_path / "run"
+    monkeypatch.setattr(torchbricks.trained_experiment, "load_experiment", lambda folder: bright_box_experiment(experiment))
+    broken = tmp_path / "images" / "broken.png"
+    broken.parent.mkdir()
+    broken.write_bytes(b"not a png")
+
+    assert main(["predict", str(experiment), str(broken)]) == 2
+    assert list((experiment / "predictions").iterdir()) == []

@@ -29,6 +29,7 @@ __all__ = [
     "WORKING_DIRECTORY",
     "ExperimentExistsError",
     "check_trained_experiment_folder",
+    "chosen_task",
     "expand_home",
     "experiment_folder",
     "last_checkpoint",
@@ -139,8 +140,9 @@ def resumed_config(config: Any, overrides: Sequence[str]) -> Any:
                 f"{override!r} adds or removes a part of them. Start a new experiment for it."
             )
         if "." not in key and key not in RESUMABLE_KEYS and not _same_value(saved, override, omegaconf):
+            trained = f"{_trained_task(folder)}; " if key == "task" else ""
             raise ConfigError(
-                f"resume=true continues experiment {folder.name!r} with the {key!r} it was trained with (its "
+                f"resume=true continues experiment {folder.name!r} with the {key!r} it was trained with ({trained}its "
                 f"checkpoint holds what that choice built); the override {override!r} would change it. Start a new "
                 f"experiment for it. What a resumed run can change: keys of a section (trainer.max_epochs=20, "
                 f"early_stopping.patience=5, ...) and {sorted(RESUMABLE_KEYS)}."
@@ -155,6 +157,36 @@ def resumed_config(config: Any, overrides: Sequence[str]) -> Any:
         if "overwrite" in merged.experiment:  # the saved `true` of a run started again: continuing deletes nothing
             merged.experiment.overwrite = False
     return merged
+
+
+def chosen_task(config: Any) -> dict[str, str | None]:
+    """`{"task": ...}`, what `experiment.json` records of the task a run of `config` trains: the `task=` choice the
+    config was composed with (`experiment.task`, kept by `compose_config`; None without `task=`), else its
+    `data.task` (a config saved before `experiment.task` was kept); an empty dict when neither tells."""
+    experiment = config.get("experiment") if hasattr(config, "get") else None
+    if experiment is not None and "task" in experiment:
+        task = experiment.get("task")
+    else:
+        task = (config.get("data") or {}).get("task") if hasattr(config, "get") else None
+        if task is None:
+            return {}
+    return {"task": None if task is None else str(task)}
+
+
+def _trained_task(folder: Path) -> str:
+    """How a refusal of `resume=true` names the task `folder`'s run trained, from its `experiment.json`."""
+    try:
+        description = read_experiment_description(folder, reader="resume=true")
+    except ConfigError as error:
+        return f"which is unknown: {error}"
+    if "task" not in description:
+        return (
+            f"which its {EXPERIMENT_FILE} does not record: a torchbricks that did not record it trained it (its "
+            f"{CONFIG_FILE} holds the data and model it continues with)"
+        )
+    task = description["task"]
+    chosen = f"task={task}" if task is not None else "no task= (the default data and model)"
+    return f"{chosen}, as its {EXPERIMENT_FILE} records"
 
 
 def _data_as_trained(saved: Any, folder: Path, omegaconf: Any) -> Any:

@@ -33,6 +33,7 @@ from torchbricks._experiment import (
     RESOLVED_CONFIG_FILE,
     WORKING_DIRECTORY,
     check_trained_experiment_folder,
+    chosen_task,
     read_experiment_description,
     recorded_working_directory,
     with_home_expanded,
@@ -128,9 +129,7 @@ def describe_experiment(config: Any, data_module: Any) -> dict[str, Any]:
         description["head_category_ids"] = {head: [int(value) for value in ids] for head, ids in category_ids.items() if ids}
     elif category_ids:
         description["category_ids"] = [int(value) for value in category_ids]
-    task = config.get("data", {}).get("task") if hasattr(config, "get") else None
-    if task is not None:
-        description["task"] = str(task)
+    description.update(chosen_task(config))
     return description
 
 

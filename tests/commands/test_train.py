@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from torchbricks.__main__ import main
@@ -108,3 +109,31 @@ def test_every_path_the_commands_take_may_start_at_the_home_folder(
     assert main(["check-data", "data.root=~/shapes"]) == 0
     assert not (tmp_path / "~").exists()
     capsys.readouterr()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the machine has a GPU: Lightning builds the trainer")
+@pytest.mark.parametrize("accelerator", ["gpu", "cuda"])
+def test_a_gpu_accelerator_on_a_machine_without_one_says_no_gpu_is_found_and_what_to_use(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], accelerator: str
+) -> None:
+    # Lightning's reason, "No supported gpu backend found! Did you mean 'tpu'?", read as a misspelling of 'tpu'.
+    assert main(["train", f"experiment.path_experiments={tmp_path}", f"trainer.accelerator={accelerator}"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"torchbricks: error: Config key 'trainer.accelerator' is '{accelerator}', which needs a GPU")
+    assert "no GPU is found (torch.cuda.is_available() is False)" in error
+    assert "trainer.accelerator=cpu" in error
+    assert "trainer.accelerator=auto" in error
+    assert "tpu" not in error
+    assert not any(tmp_path.iterdir())
+
+
+def test_show_config_prints_the_paths_the_job_reads_with_the_home_folder_expanded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    overrides = ["task=classification", "data.root=~/shapes", "experiment.path_experiments=~/experiments"]
+    assert main(["train", "--show-config", *overrides]) == 0
+
+    config = yaml.safe_load(capsys.readouterr().out)
+    assert config["data"]["root"] == str(tmp_path / "shapes")
+    assert config["experiment"]["path_experiments"] == str(tmp_path / "experiments")

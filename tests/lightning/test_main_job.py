@@ -11,6 +11,7 @@ from PIL import Image
 
 from torchbricks import BrickCollection, Stage
 from torchbricks.configuration import compose_config, create_brick_collection
+from torchbricks.errors import ConfigError
 from torchbricks.lightning.main_job import MainJobResult, run_main_job
 
 
@@ -554,3 +555,35 @@ def test_resume_checks_the_classes_against_experiment_json_and_refuses_one_it_ca
         check_same_classes(tmp_path, data)
     (tmp_path / "experiment.json").write_text(json.dumps({"class_names": ["circle", "square"]}))
     check_same_classes(tmp_path, data)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "cause"),
+    [
+        (["+trainer.limit_val_batches=0"], "trainer.limit_val_batches=0 validates no batch"),
+        (["+trainer.check_val_every_n_epoch=3"], "check_val_every_n_epoch=3 validates no epoch of trainer.max_epochs=2"),
+    ],
+)
+def test_a_validation_monitor_without_validation_is_refused_before_training_naming_the_keys(
+    tiny_shapes: Path, tmp_path: Path, overrides: list[str], cause: str
+) -> None:
+    with pytest.raises(ConfigError, match=r"\['checkpoint.monitor', 'early_stopping.patience'\]") as raised:
+        _run_classification(tiny_shapes, tmp_path, "trainer.max_epochs=2", "early_stopping.patience=2", *overrides)
+    assert cause in str(raised.value)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_that_validated_no_epoch_tests_the_last_weights_and_says_so(tiny_shapes: Path, tmp_path: Path) -> None:
+    # max_steps ends the run in its first epoch, before the third that would have validated: the keys alone cannot tell.
+    overrides = ["trainer.max_epochs=-1", "+trainer.max_steps=2", "+trainer.check_val_every_n_epoch=3", "export_onnx=false"]
+    with pytest.warns(UserWarning, match="No epoch was validated") as warned:
+        result = _run_classification(tiny_shapes, tmp_path, *overrides, "early_stopping.patience=2")
+
+    metrics = result.metrics
+    assert (metrics["epochs"], metrics["tested_weights"], metrics["best_epoch"]) == (1, "last", None)
+    assert "validation" not in metrics["metric_epochs"]
+    note = metrics["tested_weights_note"]
+    assert "best checkpoint and early stopping" in note
+    assert "the last weights are tested" in note
+    assert any(str(warning.message) == note for warning in warned)
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["tested_weights_note"] == note

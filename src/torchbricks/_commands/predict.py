@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from torchbricks._experiment import expand_home
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "claim_output_folder", "run"]
 
 
 def add_parser(commands: Any) -> None:
@@ -30,7 +32,12 @@ def add_parser(commands: Any) -> None:
     predict.add_argument(
         "sources", nargs="+", type=expand_home, metavar="SOURCE", help="an image, a folder (recursive), a glob or a video"
     )
-    predict.add_argument("--out", type=expand_home, default=None, help="output folder (default: EXPERIMENT/predictions/<time>)")
+    predict.add_argument(
+        "--out",
+        type=expand_home,
+        default=None,
+        help="output folder (default: EXPERIMENT/predictions/<time>, with _2, _3... added when a run of the same second has it)",
+    )
     predict.add_argument("--overwrite", action="store_true", help="replace an existing non-empty output folder")
     predict.add_argument("--batch-size", type=int, default=32, help="images (or tiles) per model call (default: 32)")
     predict.add_argument(
@@ -81,6 +88,24 @@ def add_parser(commands: Any) -> None:
     )
 
 
+def claim_output_folder(parent: Path, now: datetime.datetime) -> Path:
+    """Creates and returns a new empty folder in `parent` named from `now` to the second (`2026-12-06_20-53-01`),
+    with `_2`, `_3`... added when that name is taken (another run in the same second), so that a default output
+    folder never holds or replaces another run's predictions. Creating it claims the name, also against a run in
+    another process."""
+    parent.mkdir(parents=True, exist_ok=True)
+    stem = f"{now:%Y-%m-%d_%H-%M-%S}"
+    number = 1
+    while True:
+        folder = parent / (stem if number == 1 else f"{stem}_{number}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            number += 1
+            continue
+        return folder
+
+
 def _one_or_more(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -108,9 +133,6 @@ def _fraction(text: str) -> float:
 def run(arguments: argparse.Namespace) -> int:
     """Predicts with the experiment's bricks, or with `--onnx` with the exported file and no torch imported (numpy,
     Pillow and onnxruntime only), so that the file predicts where torch is not installed; `--tile` with either."""
-    import datetime
-    from pathlib import Path
-
     from torchbricks.errors import BrickError
     from torchbricks.predict import predict_images
 
@@ -143,25 +165,31 @@ def run(arguments: argparse.Namespace) -> int:
             backend = BrickBackend(experiment, batch_size=arguments.batch_size, tile=arguments.tile, overlap=arguments.overlap)
         class_names = {head: experiment.head_class_names(head) for head in backend.heads}
         category_ids = {head: experiment.head_category_ids(head) for head in backend.heads}
-    out = Path(arguments.out) if arguments.out else folder / "predictions" / f"{datetime.datetime.now():%Y-%m-%d_%H-%M-%S}"
+    out = Path(arguments.out) if arguments.out else claim_output_folder(folder / "predictions", datetime.datetime.now())
 
     def warn(source: str, reason: str) -> None:
         print(f"torchbricks: warning: skipped {source!r}: {reason}", file=sys.stderr)
 
-    summary = predict_images(
-        backend,
-        arguments.sources,
-        out,
-        class_names=class_names,
-        category_ids=category_ids,
-        batch_size=arguments.batch_size,
-        overwrite=arguments.overwrite,
-        workers=arguments.workers,
-        lanes=arguments.lanes,
-        pictures=None if arguments.pictures == "none" else arguments.pictures,
-        overlays=arguments.overlays,
-        on_skip=warn,
-    )
+    try:
+        summary = predict_images(
+            backend,
+            arguments.sources,
+            out,
+            class_names=class_names,
+            category_ids=category_ids,
+            batch_size=arguments.batch_size,
+            overwrite=arguments.overwrite,
+            workers=arguments.workers,
+            lanes=arguments.lanes,
+            pictures=None if arguments.pictures == "none" else arguments.pictures,
+            overlays=arguments.overlays,
+            on_skip=warn,
+        )
+    except BaseException:
+        if not arguments.out:  # the claimed default folder, still empty: a failed run leaves nothing behind
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
     print(f"Predicted {_count(summary.num_images, 'image')} in {summary.seconds:.1f} s: {summary.folder}")
     if summary.skipped:
         print(f"Skipped {_count(len(summary.skipped), 'unreadable image')}, listed in {summary.folder / 'skipped.txt'}")

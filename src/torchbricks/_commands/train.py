@@ -24,11 +24,13 @@ def add_parser(commands: Any) -> None:
         "--config-dir", type=expand_home, default=None, help="a folder of your configs, added to the packaged ones"
     )
     train.add_argument("--config-name", default="train", help="the primary config (default: train)")
-    train.add_argument("--show-config", action="store_true", help="print the composed config and exit")
+    train.add_argument(
+        "--show-config", action="store_true", help="print the composed config the run would use (~ in paths expanded) and exit"
+    )
 
 
 def run(arguments: argparse.Namespace) -> int:
-    from torchbricks._experiment import LOCATING_KEYS, resume_requested, resumed_config
+    from torchbricks._experiment import LOCATING_KEYS, resume_requested, resumed_config, with_home_expanded
     from torchbricks.configuration import compose_config
 
     extra_dirs = [arguments.config_dir] if arguments.config_dir else []
@@ -43,7 +45,7 @@ def run(arguments: argparse.Namespace) -> int:
     if arguments.show_config:
         from omegaconf import OmegaConf
 
-        print(OmegaConf.to_yaml(config), end="")
+        print(OmegaConf.to_yaml(with_home_expanded(config)), end="")  # the paths the job reads: ~ from the home folder
         return 0
     from torchbricks.lightning.main_job import run_main_job
 

@@ -67,10 +67,31 @@ def check_trainer_factory(create_trainer: Any, node: Any, key: str = "trainer") 
         named = named or [name for name in names if isinstance(node[name], str) and node[name] and node[name] in reason]
         where = f"{key}.{named[0]}" if named else key
         given = f" is {node[named[0]]!r}, which" if named else ""
+        if named and named[0] == "accelerator" and (missing := _missing_device(node[named[0]])) is not None:
+            raise ConfigError(f"Config key {where!r}{given} needs {missing}") from error
         hint = _close_choice(named[0], node[named[0]]) if named else ""
         raise ConfigError(f"Config key {where!r}{given} does not make a Lightning Trainer: {reason}{hint}") from error
     finally:
         notices.setLevel(level)
+
+
+def _missing_device(accelerator: Any) -> str | None:
+    """The end of the error for a known accelerator this machine lacks (`gpu` without CUDA): Lightning's own reason
+    for `gpu` ("No supported gpu backend found! Did you mean 'tpu'?") reads as a misspelling. None for a name that
+    is not a known accelerator, or one that is available."""
+    import torch
+
+    name = str(accelerator).lower()
+    if name in ("gpu", "cuda") and not torch.cuda.is_available():
+        found = "no GPU is found (torch.cuda.is_available() is False)"
+    elif name == "mps" and not torch.backends.mps.is_available():
+        found = "no Apple GPU is found (torch.backends.mps.is_available() is False)"
+    else:
+        return None
+    return (
+        f"a GPU, but {found}. Use trainer.accelerator=cpu, or trainer.accelerator=auto to take a GPU where there is "
+        "one and the CPU elsewhere."
+    )
 
 
 def _close_choice(name: str, value: Any) -> str:

@@ -93,7 +93,8 @@ def _compose(config_dir: Path, config_name: str, overrides: list[str]) -> Any:
     _store_head_configs()
     try:
         with hydra.initialize_config_dir(config_dir=str(config_dir), version_base=None, job_name="torchbricks"):
-            return hydra.compose(config_name=config_name, overrides=list(overrides))
+            composed = hydra.compose(config_name=config_name, overrides=list(overrides), return_hydra_config=True)
+            return _with_task_recorded(composed)
     except (hydra_errors.HydraException, omegaconf_errors.OmegaConfBaseException) as error:
         unread = getattr(error, "override", None) if isinstance(error, hydra_errors.OverrideParseException) else None
         quoted = _quoted(unread)
@@ -119,6 +120,18 @@ def _compose(config_dir: Path, config_name: str, overrides: list[str]) -> Any:
         if outer is not None:  # the context manager restored a copy of the cleared instance: fill that one
             global_hydra.instance().clear()
             global_hydra.instance().initialize(outer)
+
+
+def _with_task_recorded(config: Any) -> Any:
+    """`config` without Hydra's own node, with the choice of the `task` group kept in `experiment.task` (null without
+    `task=`) when the config has an `experiment` section: `experiment.json` records it, and a resumed run names it."""
+    omegaconf = require("omegaconf", "hydra")
+    choices = omegaconf.OmegaConf.select(config, "hydra.runtime.choices", default=None) or {}
+    with omegaconf.open_dict(config):
+        del config["hydra"]
+        if isinstance(config.get("experiment"), omegaconf.DictConfig):
+            config.experiment.task = choices.get("task")
+    return config
 
 
 def _quoted(override: str | None) -> str | None:

@@ -12,7 +12,8 @@ Everything comes from a composed config (`torchbricks.configuration.compose_conf
   first two (`metric_epochs`, counted from 1: the last validated epoch, with `trainer.check_val_every_n_epoch` above
   1, may be older than the last trained), the ONNX check, the wall
   time, the epochs run, why training stopped (`stop_reason`: `max_epochs`, `max_time`, `early_stopping`...) and
-  which epoch was best (`best_epoch`, counted from 1, with `best_score` of `checkpoint.monitor`);
+  which epoch was best (`best_epoch`, counted from 1, with `best_score` of `checkpoint.monitor`), which weights were
+  tested (`tested_weights`) and, when no epoch was validated for a validation monitor, `tested_weights_note`;
   `metrics_<stage>.json`: the last epoch of each stage, written during training;
 - `history.json` and `curves.png`: every logged scalar per epoch, and their curves (one panel per head);
 - `confusion_matrix.png`: each classification or segmentation head's normalised test confusion matrix with its
@@ -39,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from torchbricks._conventions import logged_name
 from torchbricks._experiment import (
     CHECKPOINTS_FOLDER,
     CONFIG_FILE,
@@ -122,8 +124,7 @@ def run_main_job(config: Any) -> MainJobResult:
     with stops_named(path_experiment):
         data_module, brick_collection = parts.data_module, parts.brick_collection
         module = create_module(settings, brick_collection, parts.create_optimizer)
-        if settings.enable_checkpointing or settings.early_stopping.patience is not None:
-            check_checkpoint_monitor(settings.checkpoint.monitored_value, module)
+        check_validation_runs(settings, config.trainer, module)
         checkpoint = path_experiment / CHECKPOINTS_FOLDER / "last.ckpt" if settings.resume else None
         if checkpoint is not None:  # before anything is written: a model the overrides changed leaves the experiment as it was
             check_resumable(checkpoint, module, config.trainer.get("max_epochs"), data_module)
@@ -161,7 +162,7 @@ def run_main_job(config: Any) -> MainJobResult:
                 onnx_failure = error
         if settings.n_visualized:
             draw_test_pictures(path_experiment, module, loaders, settings.n_visualized, class_names)
-        metrics.update(stopped, **best_summary(trainer, best))
+        metrics.update(stopped, **best_summary(trainer, best), **never_validated_note(settings, module, best))
         metrics["wall_time_seconds"] = round(time.perf_counter() - started, 2)
         write_json(path_experiment / "metrics.json", metrics)
         if onnx_failure is not None:
@@ -346,6 +347,61 @@ def fit_and_test_best(
     best = best_checkpoint(trainer) if checkpointing else None
     trainer.test(module, datamodule=data_module, ckpt_path=None if best is None else str(best))
     return stopped, best
+
+
+def monitors_validation(settings: JobSettings) -> bool:
+    """Whether the job has a checkpoint or early stopping that follows a validation value of `checkpoint.monitor`."""
+    uses_monitor = settings.enable_checkpointing or settings.early_stopping.patience is not None
+    return uses_monitor and settings.checkpoint.monitored_value.startswith(logged_name("validation", ""))
+
+
+def check_validation_runs(settings: JobSettings, trainer_config: Any, module: LightningBrickCollection) -> None:
+    """Checks, before training, that the best checkpoint and early stopping can act: their value is logged
+    (`check_checkpoint_monitor`) and, for a validation value, the trainer's keys validate some epoch.
+
+    Raises:
+        ConfigError: the monitored value is not logged, or it is a validation value while `trainer.limit_val_batches=0`
+            or `trainer.check_val_every_n_epoch` above `trainer.max_epochs` validates nothing: neither would ever act,
+            and the weights tested as the best would be the last ones.
+    """
+    if settings.enable_checkpointing or settings.early_stopping.patience is not None:
+        check_checkpoint_monitor(settings.checkpoint.monitored_value, module)
+    if not monitors_validation(settings):
+        return
+    limit = trainer_config.get("limit_val_batches")
+    every = trainer_config.get("check_val_every_n_epoch")
+    max_epochs = trainer_config.get("max_epochs")
+    if isinstance(limit, int | float) and not isinstance(limit, bool) and limit == 0:
+        cause = f"trainer.limit_val_batches={limit} validates no batch"
+    elif isinstance(every, int) and isinstance(max_epochs, int) and max_epochs > 0 and every > max_epochs:
+        cause = f"trainer.check_val_every_n_epoch={every} validates no epoch of trainer.max_epochs={max_epochs}"
+    else:
+        return
+    users = ["checkpoint.monitor", *(["early_stopping.patience"] if settings.early_stopping.patience is not None else [])]
+    raise ConfigError(
+        f"Config keys {users}: {settings.checkpoint.monitored_value!r} is a validation value, but {cause}, so the best "
+        "checkpoint and early stopping would never act. Validate (trainer.limit_val_batches, "
+        "trainer.check_val_every_n_epoch), monitor a training value (checkpoint.monitor=train/loss checkpoint.mode=min), "
+        "or set early_stopping.patience=null and enable_checkpointing=false to test the last weights."
+    )
+
+
+def never_validated_note(settings: JobSettings, module: LightningBrickCollection, best: Path | None) -> dict[str, str]:
+    """When no epoch of the fit was validated (no validation data, a run cut by `trainer.max_time` before its first
+    validation) although the best checkpoint or early stopping follows a validation value: the note, said in the
+    progress output and kept in `metrics.json` (`tested_weights_note`), that neither acted and the last weights
+    are tested, as `{"tested_weights_note": note}`; an empty dict otherwise."""
+    validated = any(key.startswith("validation") for key in module.epoch_metrics_epoch)
+    if best is not None or validated or not monitors_validation(settings):
+        return {}
+    acting = "the best checkpoint" + (" and early stopping" if settings.early_stopping.patience is not None else "")
+    note = (
+        f"No epoch was validated, so {acting} (checkpoint.monitor={settings.checkpoint.monitored_value!r}) never "
+        "acted: the last weights are tested and kept in bricks/ (and model.onnx)."
+    )
+    rank_zero_warn = require("pytorch_lightning", "lightning").utilities.rank_zero_warn
+    rank_zero_warn(note)
+    return {"tested_weights_note": note}
 
 
 def check_checkpoint_monitor(monitor: str, module: LightningBrickCollection, key: str = "checkpoint.monitor") -> None:
