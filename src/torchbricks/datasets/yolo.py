@@ -322,14 +322,46 @@ def _listed_image(list_file: Path, entry: str, base: Path) -> Path:
 
 def unread_label_files(layout: YoloLayout) -> list[Path]:
     """The label files of a YOLO data folder that belong to no image it reads (`labels/train/x.txt` whose image was
-    deleted or never copied), sorted: the `labels` folders of the images read, where they are not image folders
-    themselves (label files beside their images share a folder with lists and notes)."""
+    deleted or never copied), sorted: those of the `labels` folders of the images read, and, where label files sit
+    beside their images (Darknet's `obj_train_data/`, labelImg), the `.txt` files there that hold label lines and are
+    neither `classes.txt` nor a split's list of images (such a folder also keeps lists and notes)."""
     problems = DataProblems(collect=True)  # a split source that does not exist is reported where the split is read
     base = layout.base or layout.root
     images = [image for sources in layout.splits.values() for image in _split_images(sources, problems, base)]
     used = {yolo_label_path(image, layout.base) for image in images}
-    folders = {path.parent for path in used} - {image.parent for image in images}
-    return sorted(path for folder in folders if folder.is_dir() for path in visible_files(folder, (".txt",)) if path not in used)
+    folders = {path.parent for path in used}
+    beside = folders & {image.parent for image in images}
+    lists = {source.resolve() for sources in layout.splits.values() for source in sources}
+    return sorted(
+        path
+        for folder in folders
+        if folder.is_dir()
+        for path in visible_files(folder, (".txt",))
+        if path not in used
+        and (
+            folder not in beside
+            or (path.name != "classes.txt" and path.resolve() not in lists and _holds_label_lines(path, layout.keypoint_fields))
+        )
+    )
+
+
+def _holds_label_lines(path: Path, keypoint_fields: int) -> bool:
+    """Whether the text file holds lines and each is a label line (numbers, as many as a box, polygon or pose line
+    has): a label file, not a list of images or a note."""
+    try:
+        lines = [line.split() for line in read_user_text(path).splitlines() if line.strip()]
+    except (OSError, DataError):
+        return False
+    if not lines:
+        return False
+    for fields in lines:
+        if _field_count_problem(len(fields), keypoint_fields) is not None:
+            return False
+        try:
+            [float(field) for field in fields]
+        except ValueError:
+            return False
+    return True
 
 
 def _split_images(sources: Sequence[Path], problems: DataProblems, base: Path) -> list[Path]:
