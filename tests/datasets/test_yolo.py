@@ -222,7 +222,23 @@ def test_a_training_split_without_a_single_label_file_is_an_error_naming_where_t
         DataError, match=r"split 'train' has 3 images and not one label file: .*labels/train/0\.txt'.*\['Labels', 'images'\]"
     ):
         YoloDataset(tmp_path, "train")
-    assert len(YoloDataset(tmp_path, "validation")) == 3  # a split to test on may be blank images
+
+
+def test_a_validation_split_without_a_single_label_file_is_an_error_and_one_of_empty_label_files_is_read(
+    tmp_path: Path,
+) -> None:
+    # A validation (or test) split whose labels were not copied read as images without objects: its mAP was measured
+    # against no true box without a word. Images without objects say so with empty label files.
+    _ultralytics(tmp_path, "names: [cat]\n", {"train/a": "0 0.5 0.5 0.5 0.5\n", "val/b": "", "val/c": ""})
+    (tmp_path / "labels" / "val" / "b.txt").rename(tmp_path / "b.txt")
+    (tmp_path / "labels" / "val" / "c.txt").unlink()
+
+    with pytest.raises(
+        DataError, match=r"split 'validation' has 2 images and not one label file: .*its mAP would be measured against no"
+    ):
+        YoloDataset(tmp_path, "validation")
+    (tmp_path / "b.txt").rename(tmp_path / "labels" / "val" / "b.txt")
+    assert [len(YoloDataset(tmp_path, "validation")[index]["target_labels"]) for index in range(2)] == [0, 0]
 
 
 def test_a_box_wholly_past_the_border_within_the_tolerance_is_an_error_not_an_empty_true_box(tmp_path: Path) -> None:

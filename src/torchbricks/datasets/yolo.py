@@ -25,7 +25,8 @@ fixed by `seed`.
 
 An image's label file is its path with the last `images` folder below the data folder replaced by `labels` and the
 extension by `.txt` (beside the image when no folder below the data folder is `images`). An image without a label
-file has no objects (but a training split none of whose images has one is an error: its labels are elsewhere); one
+file has no objects (but a split none of whose images has one is an error: its labels are elsewhere; a split of images
+without objects has empty label files, as Ultralytics and Roboflow write them); one
 whose label file is named as it but for case (`IMG_1.jpg`, `img_1.txt`) is an error. A
 line with more than five numbers is a polygon (Ultralytics' segmentation labels, `class x1 y1 x2 y2 ...`): its box is
 the polygon's extent; in a pose data set (`kpt_shape: [K, D]` in `data.yaml`) it is the box followed by K keypoints of
@@ -446,24 +447,29 @@ class YoloDataset(BoxDataset):
         if not records:
             shown = [str(source) for source in sources]
             problems.report(f"The YOLO split {split!r} holds no image; looked in {shown}.")
-        elif not labelled and split == "train":  # a split of a few blank images to test on may have none
+        elif not labelled:  # a split of images without objects says so with empty label files
             problems.report(_no_label_file_message(split, records, yolo_label_path(records[0].path, layout.base)))
         super().__init__(records, layout.class_names, with_masks=False, transform=transform)
 
 
 def _no_label_file_message(split: str, records: Sequence[BoxImage], first: Path) -> str:
-    """The problem of a training split none of whose images has a label file (a `labels` folder misnamed or elsewhere), with
-    what the nearest existing folder on the way to the first image's label file holds."""
+    """The problem of a split none of whose images has a label file (a `labels` folder misnamed, elsewhere or not
+    copied), with what the nearest existing folder on the way to the first image's label file holds."""
     folder = first.parent
     while not folder.is_dir() and folder != folder.parent:
         folder = folder.parent
     holds = sorted(child.name for child in folder.iterdir() if child.is_dir() and not is_hidden(child.name))
+    read_so = (
+        "every image would be trained on as one without objects"
+        if split == "train"
+        else "every image would be one without objects, and its mAP would be measured against no true box"
+    )
     return (
         f"The YOLO split {split!r} has {len(records)} image{'s' if len(records) > 1 else ''} and not one label file: the "
         f"first image's would be {str(first)!r} (its path with the last 'images' folder made 'labels' and the "
-        f"extension '.txt'), and {str(folder)!r} holds the folders {holds}. Read so, every image would be trained on "
-        "as one without objects. Put the label files there (an image without objects may have an empty one, as "
-        "Ultralytics writes it)."
+        f"extension '.txt'), and {str(folder)!r} holds the folders {holds}. Read so, {read_so}. Put the label files "
+        "there; images without objects have empty ones, as Ultralytics and Roboflow write them (a split of such "
+        "images only is read when they have)."
     )
 
 
