@@ -4,7 +4,8 @@ The main job writes two files for this when a run starts (`write_experiment_desc
 
 - `experiment.json`: the torchbricks version, the data module, the model's input size `[height, width]`, the class
   names of the data (and the COCO category ids, when the data has them), and the folder the training command ran
-  in (`working_directory`), which a relative `data.root` is relative to;
+  in (`working_directory`), which a relative `data.root` is relative to, and the classes the training split has no
+  example of (`classes_without_training_example`, box and mask data, when there are any);
 - `resolved_config.yaml`: the composed config with every interpolation resolved, so the model is rebuilt without
   the training data (the class names are in it, not read again from `data.root`).
 
@@ -128,6 +129,9 @@ def describe_experiment(config: Any, data_module: Any) -> dict[str, Any]:
         description["head_category_ids"] = {head: [int(value) for value in ids] for head, ids in category_ids.items() if ids}
     elif category_ids:
         description["category_ids"] = [int(value) for value in category_ids]
+    untrained = getattr(data_module, "classes_without_training_example", None)
+    if isinstance(untrained, list) and untrained:  # the data module warned of them at the start of the run
+        description["classes_without_training_example"] = list(untrained)
     task = config.get("data", {}).get("task") if hasattr(config, "get") else None
     if task is not None:
         description["task"] = str(task)
