@@ -4,7 +4,8 @@ The main job writes two files for this when a run starts (`write_experiment_desc
 
 - `experiment.json`: the torchbricks version, the data module, the model's input size `[height, width]`, the class
   names of the data (and the COCO category ids, when the data has them), and the folder the training command ran
-  in (`working_directory`), which a relative `data.root` is relative to;
+  in (`working_directory`), which a relative `data.root` is relative to, and the classes the training split has no
+  example of (`classes_without_training_example`, box and mask data, when there are any);
 - `resolved_config.yaml`: the composed config with every interpolation resolved, so the model is rebuilt without
   the training data (the class names are in it, not read again from `data.root`).
 
@@ -130,6 +131,9 @@ def describe_experiment(config: Any, data_module: Any) -> dict[str, Any]:
     elif category_ids:
         description["category_ids"] = [int(value) for value in category_ids]
     description.update(chosen_task(config))
+    untrained = getattr(data_module, "classes_without_training_example", None)
+    if isinstance(untrained, list) and untrained:  # the data module warned of them at the start of the run
+        description["classes_without_training_example"] = list(untrained)
     return description
 
 

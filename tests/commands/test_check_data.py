@@ -161,7 +161,8 @@ def test_box_layouts_note_a_drawn_validation_split_names_alike_and_files_not_rea
 
     voc_notes, yolo_notes, listed_notes = (check_data(root).notes for root in (voc, yolo, listed))
 
-    assert any("Classes 'Circle' and 'circle' differ only in case" in note for note in voc_notes), voc_notes
+    alike = r"Classes 'Circle' and 'circle' \(\d and \d\) differ only in case:"
+    assert any(re.match(alike, note) for note in voc_notes), voc_notes
     assert any("has no validation split of its own: data.validation_fraction" in note for note in voc_notes)
     assert any("IMG_0001.HEIC" in note and ".heic (1)" in note for note in voc_notes), voc_notes
     assert any("scan.gif" in note and ".gif (1)" in note for note in yolo_notes), yolo_notes
@@ -394,3 +395,20 @@ def test_voc_xml_files_in_no_split_list_are_noted_as_not_read(shapes: Path, tmp_
     assert note.startswith(f"2 XML files of {str(voc / 'Annotations')!r} ('{ids[-2]}.xml', ...) are in no split list")
     assert report.images["train"] == len(ids) - 2  # as training reads it
     assert not any("in no split list" in note for note in check_data(_copy(shapes, "voc", tmp_path / "whole")).notes)
+
+
+def test_two_coco_categories_of_one_name_are_noted_as_one_name_not_as_differing_in_case(shapes: Path, tmp_path: Path) -> None:
+    # The note said "Classes 'circle' and 'circle' differ only in case", which they do not.
+    root = _copy(shapes, "detection", tmp_path)
+    for split in ("train", "val"):
+        document = json.loads((root / f"{split}.json").read_text())
+        document["categories"][-1]["name"] = document["categories"][0]["name"]
+        (root / f"{split}.json").write_text(json.dumps(document))
+    first, last = 0, len(document["categories"]) - 1
+    name = document["categories"][0]["name"]
+
+    notes = [note for note in check_data(root).notes if name in note]
+
+    assert len(notes) == 1, notes
+    assert notes[0].startswith(f"Classes {first} and {last} are both named {name!r}: each is a class of its own")
+    assert "case" not in notes[0]

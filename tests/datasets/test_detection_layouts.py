@@ -272,6 +272,8 @@ def test_yolo_image_without_label_file_has_no_objects_and_a_test_split_is_read(c
     label.unlink()
     (root / "images" / "test").mkdir()
     Image.new("RGB", (16, 12)).save(root / "images" / "test" / "blank.png")
+    (root / "labels" / "test").mkdir()
+    (root / "labels" / "test" / "blank.txt").write_text("")  # a split of images without objects says so
     (root / "data.yaml").write_text((root / "data.yaml").read_text() + "test: images/test\n")
 
     emptied = next(record for record in YoloDataset(root, "train").records if record.path.stem == label.stem)

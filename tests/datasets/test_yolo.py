@@ -10,7 +10,7 @@ from PIL import Image
 
 from torchbricks.datasets.detection_layouts import has_test_split
 from torchbricks.datasets.readers import DataError
-from torchbricks.datasets.yolo import YoloDataset, read_yolo_layout, yolo_class_names
+from torchbricks.datasets.yolo import YoloDataset, read_yolo_layout, unread_label_files, yolo_class_names
 
 SPLITS = ("train", "validation", "test")
 
@@ -222,7 +222,23 @@ def test_a_training_split_without_a_single_label_file_is_an_error_naming_where_t
         DataError, match=r"split 'train' has 3 images and not one label file: .*labels/train/0\.txt'.*\['Labels', 'images'\]"
     ):
         YoloDataset(tmp_path, "train")
-    assert len(YoloDataset(tmp_path, "validation")) == 3  # a split to test on may be blank images
+
+
+def test_a_validation_split_without_a_single_label_file_is_an_error_and_one_of_empty_label_files_is_read(
+    tmp_path: Path,
+) -> None:
+    # A validation (or test) split whose labels were not copied read as images without objects: its mAP was measured
+    # against no true box without a word. Images without objects say so with empty label files.
+    _ultralytics(tmp_path, "names: [cat]\n", {"train/a": "0 0.5 0.5 0.5 0.5\n", "val/b": "", "val/c": ""})
+    (tmp_path / "labels" / "val" / "b.txt").rename(tmp_path / "b.txt")
+    (tmp_path / "labels" / "val" / "c.txt").unlink()
+
+    with pytest.raises(
+        DataError, match=r"split 'validation' has 2 images and not one label file: .*its mAP would be measured against no"
+    ):
+        YoloDataset(tmp_path, "validation")
+    (tmp_path / "b.txt").rename(tmp_path / "labels" / "val" / "b.txt")
+    assert [len(YoloDataset(tmp_path, "validation")[index]["target_labels"]) for index in range(2)] == [0, 0]
 
 
 def test_a_box_wholly_past_the_border_within_the_tolerance_is_an_error_not_an_empty_true_box(tmp_path: Path) -> None:
@@ -234,3 +250,27 @@ def test_a_box_wholly_past_the_border_within_the_tolerance_is_an_error_not_an_em
 
     with pytest.raises(DataError, match=r"[01].txt' line 2: '0 1.005 0.5 0.01 0.1' is outside \[0, 1\] .* or wholly\), or empty"):
         YoloDataset(tmp_path, "train")
+
+
+@pytest.mark.parametrize("tool", ["darknet", "labelimg"])
+def test_a_label_file_beside_the_images_without_its_image_is_found(tmp_path: Path, tool: str) -> None:
+    # Label files kept beside their images (Darknet's obj_train_data/, labelImg) were never looked at, so the label file
+    # of a deleted image went unnoticed; the lists, classes.txt and notes there are not label files.
+    folder = tmp_path / "obj_train_data" if tool == "darknet" else tmp_path
+    folder.mkdir(exist_ok=True)
+    for stem in ("a", "b", "c"):
+        Image.new("RGB", (8, 8)).save(folder / f"{stem}.png")
+        (folder / f"{stem}.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    (folder / "deleted.txt").write_text("1 0.5 0.5 0.2 0.2\n0 0.1 0.1 0.1 0.1 0.2 0.2\n")  # a box and a polygon
+    (folder / "notes.txt").write_text("labelled by Ada, 2024\n")
+    (folder / "empty.txt").write_text("")
+    if tool == "darknet":
+        (tmp_path / "obj.names").write_text("cat\ndog\n")
+        (tmp_path / "train.txt").write_text("".join(f"data/obj_train_data/{stem}.png\n" for stem in "abc"))
+        (folder / "valid.txt").write_text("data/obj_train_data/a.png\n")  # a list kept beside the images
+        settings = "classes = 2\ntrain = train.txt\nvalid = obj_train_data/valid.txt\nnames = obj.names\n"
+        (tmp_path / "obj.data").write_text(settings)
+    else:
+        (tmp_path / "classes.txt").write_text("cat\ndog\n")
+
+    assert unread_label_files(read_yolo_layout(tmp_path)) == [folder / "deleted.txt"]

@@ -272,3 +272,74 @@ def test_an_empty_class_folder_of_the_training_images_is_refused_naming_it(
         ImageFolderDataModule(root, image_size=16, batch_size=4, num_workers=0)
     shutil.copy(next((training / "circle").iterdir()), training / "hexagon" / "2019")
     assert ImageFolderDataModule(root, image_size=16, batch_size=4, num_workers=0).class_names[1] == "hexagon"
+
+
+def _with_unused_category(root: Path, crowd: bool = False) -> None:
+    """Every COCO file of `root` given the category 'hexagon' (the last id) with no object; with `crowd`, the training
+    file gives it one crowd region, which training ignores."""
+    for split in ("train", "val"):
+        document = json.loads((root / f"{split}.json").read_text())
+        category = max(category["id"] for category in document["categories"]) + 1
+        document["categories"].append({"id": category, "name": "hexagon", "supercategory": "shape"})
+        if crowd and split == "train":
+            box = document["annotations"][0]
+            document["annotations"].append({**box, "id": 10_000, "category_id": category, "iscrowd": 1})
+        (root / f"{split}.json").write_text(json.dumps(document))
+
+
+@pytest.mark.parametrize(("task", "crowd"), [("detection", False), ("multitask", True)])
+def test_a_box_class_without_a_training_object_is_warned_of_once_and_recorded(
+    shapes_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], task: str, crowd: bool
+) -> None:
+    # A COCO category no training box has trained an output the model never saw trained, without a word.
+    from omegaconf import OmegaConf
+
+    from torchbricks.trained_experiment import describe_experiment
+
+    root = Path(shutil.copytree(shapes_root / "detection", tmp_path / "detection"))
+    _with_unused_category(root, crowd=crowd)
+
+    data = DetectionDataModule(root, task=task, image_size=16, batch_size=4, num_workers=0)
+    data.setup("fit")
+    printed = capsys.readouterr().err
+    description = describe_experiment(OmegaConf.create({"data": {"task": task}}), data)
+
+    assert data.class_names[-1] == "hexagon"
+    assert data.classes_without_training_example == ["hexagon"]
+    assert description["classes_without_training_example"] == ["hexagon"]
+    assert printed.count("warning: the class ['hexagon'] of") == 1, printed
+    assert "has no box" in printed
+    assert "in the 'train' split" in printed
+    assert ("only crowd regions, which training ignores: {'hexagon': 1}" in printed) == crowd
+    DetectionDataModule(shapes_root / "detection", task=task, image_size=16, batch_size=4, num_workers=0)
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_a_yolo_name_without_a_training_box_is_warned_of(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from layouts import coco_to_yolo
+
+    root = coco_to_yolo(
+        write_shapes_dataset(tmp_path / "shapes", num_train=12, num_val=3, image_size=32) / "detection", tmp_path / "y"
+    )
+    (root / "data.yaml").write_text((root / "data.yaml").read_text().replace("nc: 3", "nc: 4").replace("]", ", hexagon]"))
+
+    data = DetectionDataModule(root, image_size=16, batch_size=4, num_workers=0)
+
+    assert data.classes_without_training_example == ["hexagon"]
+    assert "warning: the class ['hexagon'] of" in capsys.readouterr().err
+
+
+def test_a_segmentation_class_without_a_training_pixel_is_warned_of(
+    shapes_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = Path(shutil.copytree(shapes_root / "segmentation", tmp_path / "segmentation"))
+    (root / "classes.txt").write_text("background\ncircle\nsquare\ntriangle\nhexagon\n")
+
+    data = SegmentationFolderDataModule(root, image_size=16, batch_size=4, num_workers=0)
+
+    assert data.classes_without_training_example == ["hexagon"]
+    printed = capsys.readouterr().err
+    assert "warning: the class ['hexagon'] of" in printed
+    assert "has no mask pixel in the 'train' split" in printed
+    SegmentationFolderDataModule(shapes_root / "segmentation", image_size=16, batch_size=4, num_workers=0)
+    assert "warning" not in capsys.readouterr().err

@@ -170,6 +170,21 @@ class BoxDataset(Dataset[dict[str, Any]]):
     def __len__(self) -> int:
         return len(self.records)
 
+    def object_counts(self) -> tuple[list[int], list[int]]:
+        """Per class, in index order: the objects trained on, and those ignored (crowd regions, difficult objects),
+        read from the parsed records (no image is decoded).
+
+        Example:
+            >>> records = [BoxImage(Path("a.png"), 8, 8, [BoxObject((0, 0, 2, 2), 1), BoxObject((2, 2, 4, 4), 0, crowd=True)])]
+            >>> BoxDataset(records, ["cat", "dog", "bird"]).object_counts()
+            ([0, 1, 0], [1, 0, 0])
+        """
+        trained, ignored = [0] * len(self.class_names), [0] * len(self.class_names)
+        for record in self.records:
+            for item in record.objects:
+                (ignored if item.ignored else trained)[item.label] += 1
+        return trained, ignored
+
     def duplicates_notice(self, split: str) -> str | None:
         """What the training job and `check-data` say of the objects dropped as exact repeats (`duplicates`), naming
         the count and the first images; None when there were none."""

@@ -478,17 +478,37 @@ def _class_names(root: Path, layout: str, problems: DataProblems) -> list[str]:
 
 
 def _names_alike(names: list[str]) -> str | None:
-    """A note on class names equal but for their case (`Cat` and `cat`: one class written two ways?), or None."""
-    by_folded: dict[str, list[str]] = {}
-    for name in names:
-        by_folded.setdefault(name.strip().casefold(), []).append(name)
-    alike = [group for group in by_folded.values() if len(group) > 1]
-    if not alike:
+    """A note on class names written alike, or None: the same name twice (two COCO categories named `cat`), or names
+    equal but for their case or the spaces around them (`Cat` and `cat`: one class written two ways?).
+
+    Example:
+        >>> _names_alike(["cat", "dog", "cat"])[:44]
+        "Classes 0 and 2 are both named 'cat': each i"
+        >>> _names_alike(["Cat", "dog", "cat"])[:52]
+        "Classes 'Cat' and 'cat' (0 and 2) differ only in cas"
+    """
+    by_folded: dict[str, list[int]] = {}
+    for index, name in enumerate(names):
+        by_folded.setdefault(name.strip().casefold(), []).append(index)
+    found = []
+    for indices in (group for group in by_folded.values() if len(group) > 1):
+        group = [names[index] for index in indices]
+        numbers = " and ".join(str(index) for index in indices)
+        if len(set(group)) == 1:
+            found.append(f"Classes {numbers} are {'both' if len(group) == 2 else 'all'} named {group[0]!r}")
+            continue
+        ways = [
+            *(["case"] if len({name.strip() for name in group}) > 1 else []),
+            *(["the spaces around them"] if len({name.casefold() for name in group}) > 1 else []),
+        ]
+        same = "are the same name or " if len(set(group)) < len(group) else ""
+        shown = " and ".join(repr(name) for name in group)
+        found.append(f"Classes {shown} ({numbers}) {same}differ only in {' and '.join(ways)}")
+    if not found:
         return None
-    shown = "; ".join(" and ".join(repr(name) for name in group) for group in alike)
     return (
-        f"Classes {shown} differ only in case: each is a class of its own. If they are one class written two ways, "
-        "write them alike in the labels."
+        f"{'; '.join(found)}: each is a class of its own, trained and reported apart, and the per-class results and "
+        "predictions name them alike. If they are one class, label it with one name; if two, give each a name of its own."
     )
 
 

@@ -4,6 +4,7 @@
 - `segmentation_pixel_counts(masks, num_classes)`: mask pixels per class, 255 (ignored) left out.
 - `coco_pixel_counts(path_json)`: pixels per class of the semantic masks drawn from COCO polygons (index 0 the
   background), as the multitask segmentation head sees them.
+- `classes_in_masks(masks, num_classes)`: the classes the masks hold, read until every class is found.
 - `inverse_frequency_weights(counts, class_names)`: weights proportional to 1 / count, averaging 1 over the classes
   present; a class that never occurs gets weight 0 and a warning naming it.
 
@@ -27,6 +28,7 @@ from torchbricks.datasets.readers import CocoDataset, DataError, class_images, r
 
 __all__ = [
     "MAX_MASKS",
+    "classes_in_masks",
     "coco_pixel_counts",
     "image_folder_class_counts",
     "inverse_frequency_weights",
@@ -123,6 +125,29 @@ def coco_pixel_counts(
         mask = dataset[index]["target_mask"].numpy()
         counts += np.bincount(mask.ravel(), minlength=len(counts))[: len(counts)]
     return counts.tolist()
+
+
+def classes_in_masks(
+    masks: Sequence[Path], num_classes: int, foreground_255: bool = False, colours: MaskColours | None = None
+) -> set[int]:
+    """The class indices (below `num_classes`; 255, ignored, left out) that the mask files hold, read as training reads
+    them. Reading stops once every class is found: first `MAX_MASKS` masks spread evenly over the sorted names, then
+    the others in order, so data holding every class costs a few masks and only a class absent (or very rare) has
+    every mask read, once.
+
+    Raises:
+        DataError: A mask cannot be read (`read_mask`).
+    """
+    listed = sorted(masks)
+    first = _spread(listed, MAX_MASKS)
+    chosen = set(first)
+    found: set[int] = set()
+    for path in [*first, *(path for path in listed if path not in chosen)]:
+        values = np.bincount(read_mask(path, foreground_255, colours).ravel(), minlength=num_classes)[:num_classes]
+        found.update(np.flatnonzero(values).tolist())
+        if len(found) == num_classes:
+            break
+    return found
 
 
 def inverse_frequency_weights(

@@ -25,7 +25,8 @@ fixed by `seed`.
 
 An image's label file is its path with the last `images` folder below the data folder replaced by `labels` and the
 extension by `.txt` (beside the image when no folder below the data folder is `images`). An image without a label
-file has no objects (but a training split none of whose images has one is an error: its labels are elsewhere); one
+file has no objects (but a split none of whose images has one is an error: its labels are elsewhere; a split of images
+without objects has empty label files, as Ultralytics and Roboflow write them); one
 whose label file is named as it but for case (`IMG_1.jpg`, `img_1.txt`) is an error. A
 line with more than five numbers is a polygon (Ultralytics' segmentation labels, `class x1 y1 x2 y2 ...`): its box is
 the polygon's extent; in a pose data set (`kpt_shape: [K, D]` in `data.yaml`) it is the box followed by K keypoints of
@@ -322,14 +323,46 @@ def _listed_image(list_file: Path, entry: str, base: Path) -> Path:
 
 def unread_label_files(layout: YoloLayout) -> list[Path]:
     """The label files of a YOLO data folder that belong to no image it reads (`labels/train/x.txt` whose image was
-    deleted or never copied), sorted: the `labels` folders of the images read, where they are not image folders
-    themselves (label files beside their images share a folder with lists and notes)."""
+    deleted or never copied), sorted: those of the `labels` folders of the images read, and, where label files sit
+    beside their images (Darknet's `obj_train_data/`, labelImg), the `.txt` files there that hold label lines and are
+    neither `classes.txt` nor a split's list of images (such a folder also keeps lists and notes)."""
     problems = DataProblems(collect=True)  # a split source that does not exist is reported where the split is read
     base = layout.base or layout.root
     images = [image for sources in layout.splits.values() for image in _split_images(sources, problems, base)]
     used = {yolo_label_path(image, layout.base) for image in images}
-    folders = {path.parent for path in used} - {image.parent for image in images}
-    return sorted(path for folder in folders if folder.is_dir() for path in visible_files(folder, (".txt",)) if path not in used)
+    folders = {path.parent for path in used}
+    beside = folders & {image.parent for image in images}
+    lists = {source.resolve() for sources in layout.splits.values() for source in sources}
+    return sorted(
+        path
+        for folder in folders
+        if folder.is_dir()
+        for path in visible_files(folder, (".txt",))
+        if path not in used
+        and (
+            folder not in beside
+            or (path.name != "classes.txt" and path.resolve() not in lists and _holds_label_lines(path, layout.keypoint_fields))
+        )
+    )
+
+
+def _holds_label_lines(path: Path, keypoint_fields: int) -> bool:
+    """Whether the text file holds lines and each is a label line (numbers, as many as a box, polygon or pose line
+    has): a label file, not a list of images or a note."""
+    try:
+        lines = [line.split() for line in read_user_text(path).splitlines() if line.strip()]
+    except (OSError, DataError):
+        return False
+    if not lines:
+        return False
+    for fields in lines:
+        if _field_count_problem(len(fields), keypoint_fields) is not None:
+            return False
+        try:
+            [float(field) for field in fields]
+        except ValueError:
+            return False
+    return True
 
 
 def _split_images(sources: Sequence[Path], problems: DataProblems, base: Path) -> list[Path]:
@@ -414,24 +447,29 @@ class YoloDataset(BoxDataset):
         if not records:
             shown = [str(source) for source in sources]
             problems.report(f"The YOLO split {split!r} holds no image; looked in {shown}.")
-        elif not labelled and split == "train":  # a split of a few blank images to test on may have none
+        elif not labelled:  # a split of images without objects says so with empty label files
             problems.report(_no_label_file_message(split, records, yolo_label_path(records[0].path, layout.base)))
         super().__init__(records, layout.class_names, with_masks=False, transform=transform)
 
 
 def _no_label_file_message(split: str, records: Sequence[BoxImage], first: Path) -> str:
-    """The problem of a training split none of whose images has a label file (a `labels` folder misnamed or elsewhere), with
-    what the nearest existing folder on the way to the first image's label file holds."""
+    """The problem of a split none of whose images has a label file (a `labels` folder misnamed, elsewhere or not
+    copied), with what the nearest existing folder on the way to the first image's label file holds."""
     folder = first.parent
     while not folder.is_dir() and folder != folder.parent:
         folder = folder.parent
     holds = sorted(child.name for child in folder.iterdir() if child.is_dir() and not is_hidden(child.name))
+    read_so = (
+        "every image would be trained on as one without objects"
+        if split == "train"
+        else "every image would be one without objects, and its mAP would be measured against no true box"
+    )
     return (
         f"The YOLO split {split!r} has {len(records)} image{'s' if len(records) > 1 else ''} and not one label file: the "
         f"first image's would be {str(first)!r} (its path with the last 'images' folder made 'labels' and the "
-        f"extension '.txt'), and {str(folder)!r} holds the folders {holds}. Read so, every image would be trained on "
-        "as one without objects. Put the label files there (an image without objects may have an empty one, as "
-        "Ultralytics writes it)."
+        f"extension '.txt'), and {str(folder)!r} holds the folders {holds}. Read so, {read_so}. Put the label files "
+        "there; images without objects have empty ones, as Ultralytics and Roboflow write them (a split of such "
+        "images only is read when they have)."
     )
 
 

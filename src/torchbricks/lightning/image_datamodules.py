@@ -6,6 +6,7 @@ the root, the image size, the augmentations, tiling and padded batches; each bui
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -15,6 +16,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Subset
 from torchbricks._experiment import launched_as_global_zero
 from torchbricks.datasets._reading import check_data_folder, class_images
 from torchbricks.datasets.boxes import BoxDataset
+from torchbricks.datasets.class_frequencies import classes_in_masks, split_masks
 from torchbricks.datasets.detection_layouts import (
     coco_category_ids,
     detect_detection_layout,
@@ -63,6 +65,9 @@ DEFAULT_IMAGE_SIZE = 96
 CACHE_MEGABYTES = 1024.0
 """Memory for the decoded images of each split read every epoch (training, validation), kept between epochs
 (`ResizedImageCache`; `data.cache_megabytes`)."""
+UNTRAINED_CLASSES_KEY = "classes_without_training_example"
+"""The attribute of the box and mask data modules, and the key of `experiment.json`, naming the classes the training
+split has no example of (no box, no mask pixel)."""
 CACHED_SPLITS = ("train", "validation")
 """The splits read every epoch, whose images are kept (the test split and `all` are read once)."""
 CLASSIFICATION_NOT_TILED = (
@@ -112,6 +117,24 @@ def _sample_image_paths(dataset: Any) -> list[Path] | None:
     if isinstance(dataset, (ImageFolderDataset, SegmentationFolderDataset)):
         return [Path(sample[0]).resolve() for sample in dataset.samples]
     return None
+
+
+def _warn_classes_without_training_example(root: Path, missing: list[str], found_in: str, detail: str = "") -> None:
+    """Says once, at the start of the run (on the first process), which classes the training split has no example of:
+    the model gets an output for each that is never trained. Not an error: data sets often list classes they do not
+    use (COCO files keep every category of a project); `experiment.json` records them."""
+    if not missing or not launched_as_global_zero():
+        return
+    many = len(missing) > 1
+    print(
+        f"torchbricks: warning: the class{'es' if many else ''} {missing} of {str(root)!r} ha{'ve' if many else 's'} no "
+        f"{found_in} in the 'train' split{detail}: the model gets an output for {'each' if many else 'it'} that is never "
+        f"trained, and {'their' if many else 'its'} validation and test figures measure a class it never saw. Add "
+        f"training examples, or leave {'them' if many else 'it'} out of the classes (experiment.json lists "
+        f"{'them' if many else 'it'} under {UNTRAINED_CLASSES_KEY!r}; `torchbricks check-data` counts every class).",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 class FileDataModule(SplitDataModule):
@@ -168,6 +191,8 @@ class FileDataModule(SplitDataModule):
         self.collate_fn = collate_padded
         self.drop_last_train = True
         self.class_names: list[str] = []
+        self.classes_without_training_example: list[str] = []
+        """The classes the training split has no example of (box and mask data; `UNTRAINED_CLASSES_KEY`)."""
 
     @property
     def num_classes(self) -> int:
@@ -436,7 +461,24 @@ class SegmentationFolderDataModule(FileDataModule):
             notices += [unlabelled] if unlabelled is not None else []
         if notices and launched_as_global_zero():
             print("\n".join(notices), flush=True)
+        self._find_classes_without_training_example()
         self._prepare_tiles()
+
+    def _find_classes_without_training_example(self) -> None:
+        """Reads the training masks until every class but the background is found (`classes_in_masks`: a few masks
+        when all are there; every mask once when one is missing) and warns naming those that are not."""
+        train = folder_splits(self.root, self.folder_layout, self.validation_fraction, self.split_seed)["train"]
+        if train.stems is None:
+            masks = split_masks(train.folder, train.only)
+        else:
+            masks = [train.masks / f"{stem}.png" for stem in train.stems]
+        if not masks:
+            return  # the split's own error comes when it is read
+        found = classes_in_masks(masks, self.num_classes, self.foreground_255, self.colours)
+        self.classes_without_training_example = [
+            name for index, name in enumerate(self.class_names) if index > 0 and index not in found
+        ]
+        _warn_classes_without_training_example(self.root, self.classes_without_training_example, "mask pixel")
 
     def _read_folder_split(self, split: FolderSplit, transform: Any) -> Any:
         return SegmentationFolderDataset(
@@ -564,7 +606,22 @@ class DetectionDataModule(FileDataModule):
         self.class_names = detection_class_names(self.root, self.layout)
         self.category_ids = coco_category_ids(self.root) if self.layout == "coco" else None
         self._notices_said: set[str] = set()
+        self.prepare_datasets()  # here, not in setup: the training objects say which classes have none, at the start
+        self._find_classes_without_training_example()
         self._prepare_tiles()
+
+    def _find_classes_without_training_example(self) -> None:
+        """Counts the objects per class of the training split's records (no image decoded) and warns naming the
+        classes it has none of (only ignored ones: crowd regions, difficult objects)."""
+        train = self.datasets["train"]
+        trained, ignored = (train.dataset if isinstance(train, TiledDataset) else train).object_counts()
+        missing = [index for index, count in enumerate(trained) if count == 0]
+        self.classes_without_training_example = [self.class_names[index] for index in missing]
+        only_ignored = {self.class_names[index]: ignored[index] for index in missing if ignored[index]}
+        words = {"coco": "crowd regions", "voc": "difficult objects"}.get(self.layout, "ignored objects")
+        detail = f" (only {words}, which training ignores: {only_ignored})" if only_ignored else ""
+        found_in = "box nor mask pixel" if self.task == "multitask" else "box"
+        _warn_classes_without_training_example(self.root, self.classes_without_training_example, found_in, detail)
 
     def _layout_of(self, root: Path, layout: str) -> str:
         """The layout the data at `root` is read in: `layout`, or the one the folder holds for `auto`."""
