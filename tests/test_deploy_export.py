@@ -528,9 +528,12 @@ def test_predict_onnx_tiles_resized_to_the_input_size_map_back_to_the_bricks_box
     for name, rows in by_bricks.items():
         confident = rows[rows[:, 1] >= 0.5]
         assert len(confident) > 0, name
-        for row in confident:  # a box of the bricks has its ONNX twin: same class, within 2 px on every side
+        for row in confident:  # a box of the bricks has its ONNX twin: same class, within 3 px on every side
+            # 3 px is 2 px of the 64 px model's input (the tiles are read at 1.5 times less): a box edge near a
+            # window's border moved 2.16 px between the backends once (CI, 2026-12-06); a window put at the wrong
+            # place or scale moves every box by 8 px or more
             twins = by_onnx[name][by_onnx[name][:, 0] == row[0]]
-            assert np.abs(twins[:, 2:] - row[2:]).max(axis=1).min() <= 2.0, f"{name}: {row} has no ONNX twin"
+            assert np.abs(twins[:, 2:] - row[2:]).max(axis=1).min() <= 3.0, f"{name}: {row} has no ONNX twin"
     for path in sorted((tmp_path / "bricks" / "segmentation_masks").iterdir()):
         masks = tmp_path / "onnx" / "segmentation_masks", tmp_path / "bricks" / "segmentation_masks"
         mask, expected = (np.asarray(Image.open(folder / path.name)) for folder in masks)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from torchbricks.__main__ import main
@@ -174,7 +175,9 @@ def test_the_default_job_is_still_the_digits_one(capsys: pytest.CaptureFixture[s
     assert main(["train", "--show-config"]) == 0
     printed = capsys.readouterr().out
     assert "DigitsDataModule" in printed
-    assert "task" not in printed
+    shown = yaml.safe_load(printed)
+    assert shown["experiment"]["task"] is None  # no task= choice (experiment.json records it as such)
+    assert "task" not in shown["data"]
 
 
 README = Path(__file__).parents[2] / "README.md"
