@@ -158,3 +158,17 @@ def hand_built_experiment(
     description = {"image_size": [image_size, image_size], "class_names": class_names}
     (folder / "experiment.json").write_text(json.dumps(description))
     return folder
+
+
+def run_under_an_ascii_locale(code: str, *arguments: str) -> None:
+    """Runs `python -c code arguments` with the source tree under an ASCII locale (`LC_ALL=C`, neither UTF-8 mode nor
+    locale coercion: the locale's encoding is ASCII, as cp1252 is not UTF-8 on Windows), failing with its stderr."""
+    import subprocess
+    import sys
+
+    src = Path(__file__).parents[1] / "src"
+    environment = {"PYTHONPATH": str(src), "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    completed = subprocess.run(
+        [sys.executable, "-c", code, *arguments], capture_output=True, text=True, timeout=120, env=environment, check=False
+    )
+    assert completed.returncode == 0, completed.stderr

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import run_under_an_ascii_locale
 
 from torchbricks._files import replace_folder, write_atomically, write_json, write_text
 
@@ -67,19 +68,5 @@ write_text(Path(sys.argv[1]) / "config.yaml", "class_names:\\n- d\\u00f6g \\u732
 def test_text_files_are_written_in_utf8_whatever_the_locale(tmp_path: Path) -> None:
     # config.yaml and graph.md hold the user's class and brick names: under an ASCII locale (or cp1252 on Windows) the
     # locale's encoding failed the run at its end with UnicodeEncodeError, or wrote a file other tools read wrongly
-    import subprocess
-    import sys
-
-    src = Path(__file__).parents[1] / "src"
-    environment = {"PYTHONPATH": str(src), "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
-    completed = subprocess.run(
-        [sys.executable, "-c", _WRITE_UNDER_AN_ASCII_LOCALE, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=environment,
-        check=False,
-    )
-
-    assert completed.returncode == 0, completed.stderr
+    run_under_an_ascii_locale(_WRITE_UNDER_AN_ASCII_LOCALE, str(tmp_path))
     assert (tmp_path / "config.yaml").read_bytes() == "class_names:\n- d\u00f6g \u732b\n".encode()

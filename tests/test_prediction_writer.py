@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run_under_an_ascii_locale
 from PIL import Image
 
 from torchbricks._prediction_writer import grey_png
@@ -200,21 +201,7 @@ predict_images(Grey(), [folder], folder / "out", class_names=["cat", "d\\u00f6g 
 
 
 def test_predictions_csv_is_utf8_whatever_the_locale(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    src = Path(__file__).parents[1] / "src"
-    environment = {"PYTHONPATH": str(src), "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}  # ASCII locale
-    completed = subprocess.run(
-        [sys.executable, "-c", _UNICODE_CLASSES, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=environment,
-        check=False,
-    )
-
-    assert completed.returncode == 0, completed.stderr  # the class names of a German or Japanese data set
+    run_under_an_ascii_locale(_UNICODE_CLASSES, str(tmp_path))  # the class names of a German or Japanese data set
     (row,) = csv.DictReader((tmp_path / "out" / "predictions.csv").open(encoding="utf-8"))
     assert row["class"] == "d\u00f6g \u732b"
     assert row["top5"] == "d\u00f6g \u732b:0.7500;cat:0.2500"
