@@ -17,7 +17,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
@@ -26,12 +26,16 @@ from torchbricks.datasets._reading import image_files
 from torchbricks.datasets.labelmap import MaskColours
 from torchbricks.datasets.readers import CocoDataset, DataError, class_images, read_mask, visible_files
 
+if TYPE_CHECKING:
+    from torchbricks.datasets.folder_splits import FolderSplit
+
 __all__ = [
     "MAX_MASKS",
     "classes_in_masks",
     "coco_pixel_counts",
     "image_folder_class_counts",
     "inverse_frequency_weights",
+    "masks_of_split",
     "segmentation_pixel_counts",
     "split_masks",
 ]
@@ -72,6 +76,15 @@ def split_masks(folder: Path | str, only: frozenset[str] | None = None) -> list[
     by_stem = {path.stem: path for path in visible_files(folder / "masks", (".png",))}
     images = [path for path in image_files(folder / "images") if only is None or path.name in only]
     return [by_stem[path.stem] for path in images if path.stem in by_stem]
+
+
+def masks_of_split(split: FolderSplit) -> list[Path]:
+    """The mask files of a segmentation `FolderSplit` (`torchbricks.datasets.folder_splits`) as training reads them:
+    those of the split's images (`split_masks`, no mask without an image), or in VOC's layout those of the split's
+    list, which names only images with their mask."""
+    if split.stems is None:
+        return split_masks(split.folder, split.only)
+    return [split.masks / f"{stem}.png" for stem in split.stems]
 
 
 def segmentation_pixel_counts(

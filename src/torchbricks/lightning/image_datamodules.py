@@ -16,7 +16,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Subset
 from torchbricks._experiment import launched_as_global_zero
 from torchbricks.datasets._reading import check_data_folder, class_images
 from torchbricks.datasets.boxes import BoxDataset
-from torchbricks.datasets.class_frequencies import classes_in_masks, split_masks
+from torchbricks.datasets.class_frequencies import classes_in_masks, masks_of_split
 from torchbricks.datasets.detection_layouts import (
     coco_category_ids,
     detect_detection_layout,
@@ -468,10 +468,7 @@ class SegmentationFolderDataModule(FileDataModule):
         """Reads the training masks until every class but the background is found (`classes_in_masks`: a few masks
         when all are there; every mask once when one is missing) and warns naming those that are not."""
         train = folder_splits(self.root, self.folder_layout, self.validation_fraction, self.split_seed)["train"]
-        if train.stems is None:
-            masks = split_masks(train.folder, train.only)
-        else:
-            masks = [train.masks / f"{stem}.png" for stem in train.stems]
+        masks = masks_of_split(train)
         if not masks:
             return  # the split's own error comes when it is read
         found = classes_in_masks(masks, self.num_classes, self.foreground_255, self.colours)

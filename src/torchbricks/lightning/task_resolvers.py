@@ -37,8 +37,8 @@ from torchbricks.datasets.class_frequencies import (
     coco_pixel_counts,
     image_folder_class_counts,
     inverse_frequency_weights,
+    masks_of_split,
     segmentation_pixel_counts,
-    split_masks,
 )
 from torchbricks.datasets.coco import read_coco_layout
 from torchbricks.datasets.detection_layouts import DETECTION_LAYOUTS, detection_class_names
@@ -148,10 +148,7 @@ def _automatic_weights(layout: str, root: str, validation_fraction: float, split
         counts = image_folder_class_counts(train.folder, names, train.only)
         source = f"the training images of {str(train.folder)!r}{drawn}"
     elif layout == "segmentation_folder":
-        if train.stems is None:  # the masks of the split's images, no mask without an image
-            masks = split_masks(train.folder, train.only)
-        else:  # VOC's layout: those of the split's list, which only names images with their mask
-            masks = [train.masks / f"{stem}.png" for stem in train.stems]
+        masks = masks_of_split(train)
         colours = mask_colours(folder)
         binary = colours is None and masks_are_binary_255(train.masks, len(names))
         counts = segmentation_pixel_counts(masks, len(names), foreground_255=binary, colours=colours)
