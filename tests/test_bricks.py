@@ -414,3 +414,41 @@ def test_a_callable_taking_any_arguments_is_not_checked() -> None:
             return sum(tensors)
 
     assert BrickTrainable(TakesAny(), input_names=["a", "b", "c"], output_names=["s"]).input_names == ["a", "b", "c"]
+
+
+# --- a brick run on its own keeps its plan ----------------------------------------------------------------------------
+
+
+def test_a_brick_run_on_its_own_plans_once_and_again_only_after_a_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torchbricks._plan
+
+    plans: list[object] = []
+    planner = torchbricks._plan.plan
+
+    def counting_plan(*args: Any, **kwargs: Any) -> Any:
+        plans.append(args)
+        return planner(*args, **kwargs)
+
+    monkeypatch.setattr(torchbricks._plan, "plan", counting_plan)
+    brick = BrickTrainable(nn.Identity(), ["x"], ["y"])
+    x = torch.ones(2)
+    for _ in range(3):
+        assert list(brick({"x": x})) == ["y"]
+    assert len(plans) == 1
+
+    brick.output_names = ["z"]  # each change is seen by the next call
+    assert list(brick({"x": x})) == ["z"]
+    brick.model = _Negate()
+    torch.testing.assert_close(brick({"x": x})["z"], -x)
+    brick.calculate_gradients = False
+    assert not brick({"x": x.requires_grad_()})["z"].requires_grad
+    assert len(plans) == 4
+    copied = copy.copy(brick)  # a copy plans for itself: its plan holds its own module
+    copied.model = nn.Identity()
+    torch.testing.assert_close(copied({"x": x})["z"], x)
+    torch.testing.assert_close(brick({"x": x})["z"], -x)
+
+
+class _Negate(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return -x

@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from torch import nn
+from torch.compiler import is_compiling
 
-from torchbricks._plan import run_single_brick
+from torchbricks._plan import check_named_inputs, single_brick_plan
 from torchbricks.errors import BrickBuildError, BrickError, BrickNameError, BrickOutputError, did_you_mean
 from torchbricks.tags import MODEL, STAGE_TAG_NAMES, TagsLike, misspelled_tag_hint, normalize_tags
 
@@ -295,13 +296,16 @@ class BrickInterface(nn.Module):
         self._invalidate_owners()
 
     def _invalidate_owners(self) -> None:
-        """Drops the cached plans of the collections holding this brick, which hold its old modules and attributes."""
+        """Drops the brick's own plan and the cached plans of the collections holding it, which hold its old modules
+        and attributes."""
+        self.__dict__.pop("_own_plan", None)
         for owner in list(self.__dict__.get("_plan_owners") or ()):
             owner.invalidate_plans()
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_plan_owners"] = None  # a copy belongs to no collection until one takes it
+        state.pop("_own_plan", None)  # it holds this object's callables, never a copy's
         state["_modules"] = dict(self._modules)  # a plain dict: the watcher holds a weak reference to this brick
         return state
 
@@ -395,8 +399,18 @@ class BrickInterface(nn.Module):
         return self.describe()
 
     def forward(self, named_inputs: dict[str, Any]) -> dict[str, Any]:
-        """Runs the brick on its own: reads its inputs from `named_inputs` and returns its outputs by name."""
-        return run_single_brick(self, named_inputs)
+        """Runs the brick on its own: reads its inputs from `named_inputs` and returns its outputs by name.
+
+        Relative names resolve as at the root. The brick keeps its plan, as a collection does, until its names, tags,
+        modules or plan attributes change.
+        """
+        check_named_inputs(named_inputs)
+        if is_compiling():  # planned inside the trace, as the brick's attributes are guarded there anyway
+            return single_brick_plan(self).run(named_inputs, False)
+        compiled = self.__dict__.get("_own_plan")
+        if compiled is None:
+            compiled = self.__dict__["_own_plan"] = single_brick_plan(self)
+        return compiled.run(named_inputs, False)
 
     def __repr__(self) -> str:
         return (

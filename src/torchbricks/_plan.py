@@ -10,30 +10,47 @@ Eager calls (`CompiledPlan.run`) and compiled calls (`torchbricks._compiled_call
 compile-time constant) run the same table through the same `run_steps`: output storing, the loss check and
 `__all__` have one implementation, and a failing step gets the same note in both.
 
-A collection keeps its plans in a `PlanCache` it owns, dropped by the collection when its structure changes;
-there is no global state. Bricks know nothing of this module beyond `run_single_brick`, and this module knows
-bricks only through the `GraphBrick` protocol of the graph.
+What a plan depends on is the collection's `Structure`: its bricks' nodes (paths, resolved names, tags) without the
+bricks, and how messages name each brick. Structures are interned: collections built alike (a model per fold, the
+stage views Lightning rebuilds) have the one `Structure` and its small int `key`, and share its step tables. The
+callables are the collection's own, one per node, so a table runs any collection of its structure.
+
+State: the intern table of structures (`_STRUCTURES`, `_BY_KEY`), a memo of a pure function of the nodes: nothing in
+it is ever invalidated, a key is never reused, and it holds no brick (the interned nodes are stripped of theirs). It
+grows by one entry per distinct structure the process builds. Everything else belongs to its owner: a collection
+keeps its plans, nodes, structure and callables in a `PlanCache` it refreshes when its structure changes, and a brick
+run on its own keeps its plan (`single_brick_plan`). Bricks know nothing of this module beyond that function, and
+this module knows bricks only through the `GraphBrick` protocol of the graph.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import dataclasses
+import itertools
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, NamedTuple, Protocol
 
 from torch.compiler import is_compiling
 
 from torchbricks._graph import ALL_NAMES, BrickNode, GraphBrick, Plan, build_node, plan, release_after, shadowed_input_error
 from torchbricks.errors import BrickError, BrickOutputError, NamedInputsTypeError
+from torchbricks.tags import TagsLike, normalize_tags
 
 __all__ = [
     "CompiledPlan",
     "PlanCache",
     "PlanOwner",
+    "PlannedSteps",
+    "Selection",
     "StepTable",
+    "Structure",
     "check_named_inputs",
+    "normalize_selection",
     "provided_names",
-    "run_single_brick",
     "run_steps",
+    "single_brick_plan",
+    "structure_of",
+    "structure_with_key",
 ]
 
 StepKind = Literal["one", "one_last_read", "positional", "keywords", "all"]
@@ -44,7 +61,7 @@ constants, as a compiled call guards every module global it reads."""
 
 Names = tuple[str, ...]
 Step = tuple[int, StepKind, Names, "Names | None", Names, int, Names, Names, str, str]
-"""One row of the step table, as plain constants: the index of its callable, how its inputs are passed (a
+"""One row of the step table, as plain constants: the index of its callable (its node's index), how its inputs are passed (a
 `StepKind`), its input names, their keywords (or None), its output names and their count, its losses, the names released
 after it, the brick as messages name it (`Brick 'head/classify' (Linear)`) and its path. Everything `run_steps`
 would otherwise compute with a builtin or a module global is decided here, as each global a compiled call reads
@@ -69,32 +86,125 @@ class PlanOwner(Protocol):
         wiring of every tree holding the owner (raising `BrickBuildError`)."""
 
 
+Selection = tuple[frozenset[str] | None, tuple[str, ...] | None, frozenset[str] | None]
+"""What a call selects, in hashable form: its tag set, its wanted output names and the input names a
+`missing_targets="skip"` call plans with (None for each when not given)."""
+
+
+class PlannedSteps(NamedTuple):
+    """A plan and its step table: the part of a call's plan that depends on the structure only."""
+
+    plan: Plan
+    table: StepTable
+
+
+def planned_steps(nodes: Sequence[BrickNode], whos: Sequence[str], selection: Selection) -> PlannedSteps:
+    """Plans a selection over `nodes` and turns the plan into a step table; `whos` names each node's brick."""
+    tags, wanted, provided = selection
+    plan_ = plan(nodes, tags, wanted, provided)
+    # With `output_names` only the wanted names are returned, so each other name is freed once nothing reads it.
+    releases = [()] * len(plan_.order) if wanted is None else release_after(nodes, plan_, wanted)
+    steps = tuple(_step(i, nodes[i], whos[i], released) for i, released in zip(plan_.order, releases, strict=True))
+    return PlannedSteps(plan_, StepTable(steps, plan_.produced, wanted))
+
+
+class Structure:
+    """What the plans of a collection depend on, as plain data: its bricks' nodes without the bricks, and how messages
+    name each brick (`Brick 'head/classify' (Linear)`).
+
+    Interned (`structure_of`): equal structures are one object, numbered by a small int `key` that is never reused,
+    which a compiled call guards instead of the collection. Its step tables are cached per selection.
+    """
+
+    __slots__ = ("_steps", "key", "nodes", "whos")
+
+    def __init__(self, key: int, nodes: tuple[BrickNode, ...], whos: tuple[str, ...]) -> None:
+        self.key = key
+        self.nodes = nodes
+        self.whos = whos
+        self._steps: dict[Selection, PlannedSteps] = {}
+
+    def steps(self, selection: Selection) -> PlannedSteps:
+        """The plan and step table of `selection` (cached; raises the planner's errors)."""
+        steps = self._steps.get(selection)
+        if steps is None:
+            steps = self._steps[selection] = planned_steps(self.nodes, self.whos, selection)
+        return steps
+
+
+_STRUCTURES: dict[tuple[tuple[BrickNode, ...], tuple[str, ...]], Structure] = {}
+_BY_KEY: dict[int, Structure] = {}
+_KEYS = itertools.count()
+
+
+def structure_of(nodes: Sequence[BrickNode]) -> Structure:
+    """The interned `Structure` of `nodes` (the nodes of a collection, with their bricks)."""
+    whos = tuple(f"Brick {node.path!r} ({node.description()})" for node in nodes)
+    stripped = tuple(dataclasses.replace(node, brick=None) for node in nodes)
+    signature = (stripped, whos)
+    structure = _STRUCTURES.get(signature)
+    if structure is None:
+        candidate = Structure(next(_KEYS), stripped, whos)
+        structure = _STRUCTURES.setdefault(signature, candidate)
+        if structure is candidate:
+            _BY_KEY[candidate.key] = candidate
+    return structure
+
+
+def structure_with_key(key: int) -> Structure:
+    """The interned `Structure` numbered `key`."""
+    return _BY_KEY[key]
+
+
+class _Unrunnable:
+    """The callable of a brick whose `step_function` raised: a call that plans the brick raises its error."""
+
+    __slots__ = ("brick",)
+
+    def __init__(self, brick: GraphBrick) -> None:
+        self.brick = brick
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.brick.step_function()(*args, **kwargs)
+
+
+def step_functions(nodes: Sequence[BrickNode]) -> tuple[Callable[..., Any], ...]:
+    """The callable of each node's brick, in node order.
+
+    A brick that cannot give one gets an `_Unrunnable`, so that a collection holding it still runs the calls that
+    leave it out; a call that plans it raises the brick's error (`CompiledPlan`).
+    """
+    functions: list[Callable[..., Any]] = []
+    for node in nodes:
+        brick = _brick_of(node)
+        try:
+            functions.append(brick.step_function())
+        except Exception:  # raised again, with the brick's own message, by the call that plans the brick
+            functions.append(_Unrunnable(brick))
+    return tuple(functions)
+
+
 class CompiledPlan:
-    """A plan with its step table and its callables: what one call with given tags and output names runs.
+    """A plan with its step table and the callables of a collection: what one call with given tags and output names
+    runs, eagerly.
 
     Args:
-        plan_: The plan (order, required inputs, produced names, nodes).
-        wanted: The output names a call asked for, or None for every name.
+        steps: The plan and its step table (from the collection's `Structure`).
+        functions: The callable of every node of the collection, in node order (the table indexes them).
     """
 
     __slots__ = ("functions", "n_required", "plan", "produced", "table")
 
-    def __init__(self, plan_: Plan, wanted: tuple[str, ...] | None) -> None:
-        nodes = plan_.nodes
-        # With `output_names` only the wanted names are returned, so each other name is freed once nothing reads it.
-        releases = [()] * len(plan_.order) if wanted is None else release_after(nodes, plan_, wanted)
-        self.plan = plan_
-        self.produced = frozenset(plan_.produced)
-        self.n_required = len(plan_.required_inputs)
-        self.functions: tuple[Callable[..., Any], ...] = tuple(_brick_of(nodes[i]).step_function() for i in plan_.order)
-        """The callable of each planned brick, in execution order."""
-        self.table = StepTable(
-            tuple(
-                _step(index, nodes[i], released) for index, (i, released) in enumerate(zip(plan_.order, releases, strict=True))
-            ),
-            plan_.produced,
-            wanted,
-        )
+    def __init__(self, steps: PlannedSteps, functions: tuple[Callable[..., Any], ...]) -> None:
+        self.plan, self.table = steps
+        self.produced = frozenset(self.plan.produced)
+        self.n_required = len(self.plan.required_inputs)
+        for step in self.table.steps:
+            function = functions[step[0]]
+            if isinstance(function, _Unrunnable):  # the brick could not give its callable: its error, now it is planned
+                function.brick.step_function()
+        self.functions = functions
+        """The callable of every node, in node order."""
 
     def check_inputs(self, named_inputs: Mapping[str, Any]) -> None:
         """Raises `MissingInputError` when `named_inputs` lacks a name the planned bricks need."""
@@ -124,34 +234,47 @@ class CompiledPlan:
 
 
 class PlanCache:
-    """The compiled plans of one collection, a value its owner drops (`clear`) whenever its structure changes.
+    """What a collection derives from its structure, a value its owner refreshes (`clear`, then `set_nodes`) whenever
+    the structure changes: its nodes, its interned `Structure`, its callables and its compiled plans.
 
-    `version` counts the changes; a compiled call passes it to dynamo, which guards it, so a change recompiles.
-    `plans` maps a call's selection to its plan; `ordered` lists the distinct plans, so a compiled call finds a
-    plan's callables by an int index (see `torchbricks._compiled_call`).
+    `key` is the structure's key (-1 while the nodes cannot be built, e.g. in a nested collection whose relative
+    names climb above it); a compiled call passes it to dynamo, which guards it, so collections of one structure
+    share compiled code and a change of structure recompiles. `functions` holds the callable of each node, which a
+    compiled call reads by int index (see `torchbricks._compiled_call`). `plans` maps a call's selection to its plan.
     """
 
-    __slots__ = ("nodes", "ordered", "plans", "version")
+    __slots__ = ("functions", "key", "nodes", "plans", "structure")
 
     def __init__(self) -> None:
-        self.version = 0
+        self.key = -1
         self.plans: dict[Any, CompiledPlan] = {}
-        self.ordered: list[CompiledPlan] = []
         self.nodes: tuple[BrickNode, ...] | None = None
-        """The graph nodes of every brick, built once per structure version."""
+        """The graph nodes of every brick, built once per structure."""
+        self.structure: Structure | None = None
+        self.functions: tuple[Callable[..., Any], ...] = ()
 
     def clear(self) -> None:
-        self.version += 1
+        self.key = -1
         self.plans.clear()
-        self.ordered.clear()
         self.nodes = None
+        self.structure = None
+        self.functions = ()
 
-    def add(self, key: Any, compiled: CompiledPlan) -> None:
-        self.plans[key] = compiled
-        self.ordered.append(compiled)
+    def set_nodes(self, nodes: tuple[BrickNode, ...]) -> None:
+        """Derives the structure, its key and the callables from freshly built `nodes`."""
+        self.structure = structure_of(nodes)
+        self.functions = step_functions(nodes)
+        self.nodes = nodes
+        self.key = self.structure.key
 
-    def index(self, compiled: CompiledPlan) -> int:
-        return next(i for i, known in enumerate(self.ordered) if known is compiled)
+    def compiled(self, selection: Selection) -> CompiledPlan:
+        """The plan of `selection` with this collection's callables (cached); `set_nodes` must have run."""
+        compiled = self.plans.get(selection)
+        if compiled is None:
+            if self.structure is None:
+                raise ValueError("PlanCache.compiled needs the nodes; call set_nodes first.")
+            compiled = self.plans[selection] = CompiledPlan(self.structure.steps(selection), self.functions)
+        return compiled
 
 
 def run_steps(
@@ -223,7 +346,7 @@ def _failing_path(error: BaseException) -> str | None:
     return None
 
 
-def _step(index: int, node: BrickNode, released: tuple[str, ...]) -> Step:
+def _step(index: int, node: BrickNode, who: str, released: tuple[str, ...]) -> Step:
     kind: StepKind
     if ALL_NAMES in node.inputs:
         kind = "all"
@@ -235,7 +358,6 @@ def _step(index: int, node: BrickNode, released: tuple[str, ...]) -> Step:
         kind, released = "one_last_read", ()
     else:
         kind = "one"
-    who = f"Brick {node.path!r} ({node.description()})"
     return (index, kind, node.inputs, node.keywords, node.outputs, len(node.outputs), node.losses, released, who, node.path)
 
 
@@ -334,8 +456,21 @@ def provided_names(named_inputs: Iterable[str], missing_targets: str) -> frozens
     return frozenset(named_inputs)
 
 
-def run_single_brick(brick: GraphBrick, named_inputs: Mapping[str, Any]) -> dict[str, Any]:
-    """Runs one brick outside a collection; relative names resolve as at the root. Returns its outputs."""
-    check_named_inputs(named_inputs)
+def normalize_selection(
+    tags: TagsLike | None, output_names: tuple[str, ...] | list[str] | str | None, provided: frozenset[str] | None = None
+) -> Selection:
+    """The hashable form of a call's `tags` and `output_names` (a bare str is one name), with `provided`."""
+    tag_set = None if tags is None else normalize_tags(tags)
+    if output_names is None:
+        return tag_set, None, provided
+    return tag_set, (output_names,) if isinstance(output_names, str) else tuple(output_names), provided
+
+
+def single_brick_plan(brick: GraphBrick) -> CompiledPlan:
+    """The plan of one brick run outside a collection (relative names resolve as at the root); the brick keeps it
+    until its wiring, modules or plan attributes change."""
     node = build_node(brick, path=type(brick).__name__, scope=())
-    return CompiledPlan(plan([node], None, None), None).run(named_inputs, False)
+    nodes = (node,)
+    return CompiledPlan(
+        planned_steps(nodes, (f"Brick {node.path!r} ({node.description()})",), (None, None, None)), step_functions(nodes)
+    )

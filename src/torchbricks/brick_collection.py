@@ -13,7 +13,7 @@ from torch.compiler import is_compiling
 from torchbricks import _graph, _mermaid
 from torchbricks._compiled_call import run_compiling
 from torchbricks._graph import SEPARATOR, BrickNode, Plan
-from torchbricks._plan import CompiledPlan, PlanCache, check_named_inputs, provided_names
+from torchbricks._plan import CompiledPlan, PlanCache, PlannedSteps, check_named_inputs, normalize_selection, provided_names
 from torchbricks.bricks import BrickInterface, BrickMetrics
 from torchbricks.errors import BrickBuildError, BrickError, BrickNameError, NotABrickError, UnknownBrickError, did_you_mean
 from torchbricks.tags import TagsLike, normalize_tags
@@ -66,6 +66,7 @@ class BrickCollection(nn.ModuleDict):
             self._insert(key, value)
         if _validate:
             self._validate()
+        self._refresh_plans()
 
     # --- structure -------------------------------------------------------------------------------------------
 
@@ -110,13 +111,24 @@ class BrickCollection(nn.ModuleDict):
         return roots
 
     def invalidate_plans(self) -> None:
-        """Drops the cached plans of this collection and of every collection holding it.
+        """Drops the cached plans of this collection and of every collection holding it, and derives the structure
+        again (the key a compiled call guards must be the structure's before the next call, eager or compiled).
 
         Called by every change that matters to a plan; bricks call it when a module or metric attribute is assigned.
         """
         self._plan_cache.clear()
+        self._refresh_plans()
         for owner in self._owners():
             owner.invalidate_plans()
+
+    def _refresh_plans(self) -> None:
+        """Builds the nodes, structure key and callables of the current structure, when they can be built.
+
+        When they cannot (a nested collection whose relative names climb above it, a brick whose names do not
+        resolve), the key stays -1 and the next call, eager or compiled, raises the error of `_nodes`.
+        """
+        with contextlib.suppress(Exception):
+            self._nodes()
 
     def wiring_changed(self, brick: object) -> None:
         """Called by `brick` when its names or tags are assigned: drops the cached plans and, when this collection
@@ -216,11 +228,13 @@ class BrickCollection(nn.ModuleDict):
         self._check_metric_names()
 
     def _nodes(self) -> tuple[BrickNode, ...]:
-        """The graph nodes of every brick, built once per structure version."""
+        """The graph nodes of every brick, built (with the structure and the callables, `PlanCache.set_nodes`) once per
+        change of structure."""
         cache = self._plan_cache
-        if cache.nodes is None:
+        nodes = cache.nodes
+        if nodes is None:
             try:
-                cache.nodes = tuple(_graph.build_node(brick, path, scope) for path, scope, brick in self._walk())
+                nodes = tuple(_graph.build_node(brick, path, scope) for path, scope, brick in self._walk())
             except BrickNameError as error:
                 places = [key for owner in self._owners() for key, value in owner._modules.items() if value is self]
                 if places:  # a nested collection run (or planned) on its own: its relative names resolve from it
@@ -230,7 +244,8 @@ class BrickCollection(nn.ModuleDict):
                         "only this part."
                     )
                 raise
-        return cache.nodes
+            cache.set_nodes(nodes)
+        return nodes
 
     def _check_metric_names(self) -> None:
         """Two metric bricks in one collection must not report the same summarize() name."""
@@ -327,22 +342,33 @@ class BrickCollection(nn.ModuleDict):
         `provided` (the input names of a `missing_targets="skip"` call) plans without the non-model bricks whose
         inputs are neither provided nor produced.
         """
-        tag_set, wanted = _normalize_selection(tags, output_names)
-        key = (tag_set, wanted) if provided is None else (tag_set, wanted, provided)
+        selection = normalize_selection(tags, output_names, provided)
         cache = self._plan_cache
-        compiled = cache.plans.get(key)
-        if compiled is None:
-            compiled = CompiledPlan(_graph.plan(self._nodes(), tag_set, wanted, provided), wanted)
-            cache.add(key, compiled)
+        self._nodes()
+        compiled = cache.compiled(selection)
         if provided is None:
             with contextlib.suppress(TypeError):  # an unhashable tags argument (a set) is normalized on every call
                 cache.plans[tags, output_names] = compiled
         return compiled
 
+    def planned_steps(
+        self,
+        tags: TagsLike | None = None,
+        output_names: tuple[str, ...] | list[str] | None = None,
+        provided: frozenset[str] | None = None,
+    ) -> PlannedSteps:
+        """The plan and step table of a call with these arguments, from the collection's structure (cached)."""
+        self._nodes()
+        structure = self._plan_cache.structure
+        if structure is None:  # set by `_nodes`
+            raise BrickError("The collection's structure was not derived from its nodes.")
+        return structure.steps(normalize_selection(tags, output_names, provided))
+
     def plan(self, tags: TagsLike | None = None, output_names: list[str] | None = None) -> Plan:
         """The execution plan for `tags` and `output_names`: the bricks (`nodes`), their order, the required
         inputs and the produced names. Renderers and exporters read it; it never changes the collection."""
-        return _graph.plan(self._nodes(), *_normalize_selection(tags, output_names))
+        tag_set, wanted, _ = normalize_selection(tags, output_names)
+        return _graph.plan(self._nodes(), tag_set, wanted)
 
     def execution_order(self, tags: TagsLike | None = None, output_names: list[str] | None = None) -> list[str]:
         """The paths of the bricks a call with these arguments runs, in order."""
@@ -447,6 +473,7 @@ class BrickCollection(nn.ModuleDict):
         for value in self._modules.values():
             if isinstance(value, (BrickCollection, BrickInterface)):
                 value._plan_owners.add(self)
+        self._refresh_plans()
 
     def _repr_markdown_(self) -> str | None:
         """Jupyter shows a collection as its mermaid graph (JupyterLab and GitHub render it)."""
@@ -528,13 +555,3 @@ def _nested_dict(entries: Iterable[tuple[tuple[str, ...], str, Any]]) -> dict[st
             branch = branch.setdefault(part, {})
         branch[key] = value
     return tree
-
-
-def _normalize_selection(
-    tags: TagsLike | None, output_names: tuple[str, ...] | list[str] | str | None
-) -> tuple[frozenset[str] | None, tuple[str, ...] | None]:
-    """The hashable form of a call's `tags` and `output_names` (a bare str is one name)."""
-    tag_set = None if tags is None else normalize_tags(tags)
-    if output_names is None:
-        return tag_set, None
-    return tag_set, (output_names,) if isinstance(output_names, str) else tuple(output_names)

@@ -13,7 +13,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchmetrics.classification import MulticlassAccuracy
 
-from torchbricks import VISUALIZATION, BrickCollection, BrickLoss, BrickMetrics, BrickNotTrainable, BrickTrainable
+from torchbricks import VISUALIZATION, BrickCollection, BrickLoss, BrickMetrics, BrickNotTrainable, BrickTrainable, Stage
+from torchbricks.bricks import BrickInterface
 from torchbricks.lightning import LightningBrickCollection
 from torchbricks.lightning.datamodules import NamedTensorDataset
 
@@ -87,7 +88,7 @@ def test_compiled_stages_train_to_the_weights_of_eager_stages_and_a_drawing_test
 
 
 def test_a_stage_with_per_batch_metric_values_stays_eager_and_compiling_it_directly_names_the_brick() -> None:
-    from torchbricks import BrickMetricSingle, Stage
+    from torchbricks import BrickMetricSingle
     from torchbricks.lightning.module import _traceable
 
     collection = _collection()
@@ -101,3 +102,21 @@ def test_a_stage_with_per_batch_metric_values_stays_eager_and_compiling_it_direc
     compiled = torch.compile(collection, fullgraph=True, backend="eager")
     with pytest.raises(Exception, match=r"return_metrics=True \(\['batch_accuracy'\]\).*torch.compile cannot trace"):
         compiled(named_inputs={"raw": torch.rand(4, 8), "targets": torch.tensor([0, 1, 2, 0])}, tags=Stage.TRAIN)
+
+
+def test_stage_views_rebuilt_twelve_times_run_compiled_without_reaching_dynamos_recompile_limit(tmp_path: Path) -> None:
+    # Lightning calls setup (which rebuilds the stage views) at every fit, validate and test: a notebook calling
+    # trainer.validate a dozen times, or a model per fold, compiles the same structure again each time
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    collection = _collection()
+    module = LightningBrickCollection(
+        tmp_path, "compiled", collection, partial(torch.optim.SGD, lr=0.1), compile_stages=True, write_files=False
+    )
+    batch = (torch.rand(4, 8), torch.tensor([0, 1, 2, 0]))
+    for _ in range(12):
+        module._create_stage_views()  # what each setup does
+        losses = module.validation_step(batch, batch_idx=0)
+        expected = collection(named_inputs={"raw": batch[0], "targets": batch[1]}, tags=Stage.VALIDATION)
+        torch.testing.assert_close(losses["ce"], expected["ce"])
+    assert int(torch._dynamo.utils.counters["stats"]["unique_graphs"]) == 1
