@@ -452,3 +452,84 @@ def test_a_brick_run_on_its_own_plans_once_and_again_only_after_a_change(monkeyp
 class _Negate(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return -x
+
+
+# --- assigning a metric brick's metrics re-derives its names ----------------------------------------------------------
+
+PREDS, TARGETS = torch.tensor([0, 1, 2, 0, 2]), torch.tensor([0, 1, 1, 0, 0])
+
+
+def test_a_metric_assigned_to_a_single_metric_brick_is_reported_under_its_own_name_not_the_old_ones() -> None:
+    brick = BrickMetricSingle(MulticlassAccuracy(num_classes=3), ["preds", "targets"])
+    collection = BrickCollection({"metric": brick})
+    brick.metrics = MulticlassF1Score(num_classes=3)
+    collection({"preds": PREDS, "targets": TARGETS})
+
+    expected = MulticlassF1Score(num_classes=3)(PREDS, TARGETS)
+    assert collection.summarize(reset=True) == {"MulticlassF1Score": expected}
+    assert (brick.metric_names, brick.value_names, brick.describe()) == (
+        ["MulticlassF1Score"],
+        ["MulticlassF1Score"],
+        "['MulticlassF1Score']",
+    )
+
+
+def test_a_metric_assigned_to_a_brick_with_its_own_metric_name_keeps_that_name() -> None:
+    brick = BrickMetricSingle(MulticlassAccuracy(num_classes=3), ["preds", "targets"], metric_name="score")
+    brick.metrics = MulticlassF1Score(num_classes=3)
+    brick.metrics.update(PREDS, TARGETS)
+    assert list(brick.summarize(reset=True)) == ["score"]
+    brick.metric_names = ["renamed"]
+    assert (brick.metric_names, brick.value_names) == (["renamed"], ["renamed"])
+
+
+def test_metrics_assigned_to_a_brick_returning_its_values_return_them_under_the_new_names() -> None:
+    brick = BrickMetrics({"accuracy": MulticlassAccuracy(num_classes=3)}, ["preds", "targets"], return_metrics=True)
+    collection = BrickCollection({"metrics": brick})
+    brick.metrics = {"f1": MulticlassF1Score(num_classes=3)}
+    outputs = collection({"preds": PREDS, "targets": TARGETS})
+    torch.testing.assert_close(outputs["f1"], MulticlassF1Score(num_classes=3)(PREDS, TARGETS))
+    assert (brick.metric_names, brick.value_names, brick.output_names) == (["f1"], ["f1"], ["./f1"])
+    brick.return_metrics = False
+    assert brick.output_names == []
+    assert list(collection({"preds": PREDS, "targets": TARGETS})) == ["preds", "targets"]
+
+
+def test_metrics_assigned_under_a_name_another_brick_reports_are_refused_and_nothing_changes() -> None:
+    first = BrickMetrics({"accuracy": MulticlassAccuracy(num_classes=3)}, ["preds", "targets"])
+    second = BrickMetrics({"f1": MulticlassF1Score(num_classes=3)}, ["preds", "targets"])
+    collection = BrickCollection({"first": first, "second": second})
+    kept = second.metrics
+    with pytest.raises(BrickError, match=r"Metric bricks 'first' and 'second' both report 'accuracy'"):
+        second.metrics = MetricCollection({"accuracy": MulticlassAccuracy(num_classes=3, average="micro")})
+    assert second.metrics is kept
+    assert (second.metric_names, second.value_names) == (["f1"], ["f1"])
+    collection({"preds": PREDS, "targets": TARGETS})
+    assert sorted(collection.summarize(reset=True)) == ["accuracy", "f1"]
+
+
+@pytest.mark.parametrize(
+    ("make", "assigned", "message"),
+    [
+        (lambda: BrickMetrics({"a": BinaryAccuracy()}, ["p", "t"]), BinaryAccuracy(), "must be a torchmetrics MetricCollection"),
+        (
+            lambda: BrickMetricSingle(BinaryAccuracy(), ["p", "t"]),
+            MetricCollection([BinaryAccuracy()]),
+            "must be one torchmetrics Metric",
+        ),
+    ],
+    ids=["a metric for a collection brick", "a collection for a single metric brick"],
+)
+def test_metrics_of_the_wrong_kind_are_refused_and_nothing_changes(make: Any, assigned: Any, message: str) -> None:
+    brick = make()
+    kept = brick.metrics
+    with pytest.raises(BrickError, match=message):
+        brick.metrics = assigned
+    assert brick.metrics is kept
+
+
+def test_metric_names_other_than_a_collections_keys_are_refused() -> None:
+    brick = BrickMetrics({"accuracy": BinaryAccuracy()}, ["p", "t"])
+    with pytest.raises(BrickNameError, match=r"are the keys of its MetricCollection \['accuracy'\], got metric_names \['acc'\]"):
+        brick.metric_names = ["acc"]
+    assert brick.metric_names == ["accuracy"]

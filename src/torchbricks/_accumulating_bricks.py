@@ -16,7 +16,7 @@ import torch
 from torchmetrics import Metric, MetricCollection
 
 from torchbricks import _stateful_update
-from torchbricks._brick_interface import BrickInterface, InputNames, OutputNames, check_call_fits
+from torchbricks._brick_interface import BrickInterface, InputNames, OutputNames, check_call_fits, names_list
 from torchbricks.errors import BrickBuildError, BrickError, BrickNameError, BrickOutputError, did_you_mean
 from torchbricks.tags import METRIC, TagsLike
 
@@ -121,7 +121,7 @@ class BrickMetrics(BrickAccumulator):
     ) -> None:
         value_names = _value_names(metrics, metric_names, type(self).__name__, return_metrics)
         if return_metrics and output_names is None:
-            output_names = [f"./{name}" for name in value_names]
+            output_names = _default_output_names(value_names)
         super().__init__(input_names=input_names, output_names=output_names, tags=tags)
         self.metrics = metrics
         self.metric_names = metric_names
@@ -131,6 +131,89 @@ class BrickMetrics(BrickAccumulator):
         self.return_metrics = return_metrics
         self._check_wiring()
         self._init_accumulator()
+        self.__dict__.setdefault("_metric_name_given", None)
+        self.__dict__["_metrics_built"] = True  # from here on, assigning the metrics re-derives what follows from them
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        if "_metrics_built" not in self.__dict__:  # pickled before assignments re-derived the names
+            metrics, names = self.metrics, self.metric_names
+            given = names[0] if isinstance(metrics, Metric) and names[0] != type(metrics).__name__ else None
+            self.__dict__.update(_metric_name_given=given, _metrics_built=True)
+
+    _METRIC_ATTRIBUTES: ClassVar[frozenset[str]] = frozenset({"metrics", "metric_names", "return_metrics"})
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Assigning `metrics`, `metric_names` or `return_metrics` (as torchbricks 0.4.2 code does) re-derives what
+        follows from them at once: the metric names (of a `BrickMetricSingle` without its own `metric_name`, the
+        new metric's class name), `value_names`, the default output names with `return_metrics=True`; then checks
+        the brick and every collection holding it (two bricks reporting one name), as assigning `input_names` does.
+        On an error (naming the brick) nothing changed."""
+        if name in self._METRIC_ATTRIBUTES and self.__dict__.get("_metrics_built"):
+            self._rewire(self._metric_changes(name, value))
+        else:
+            super().__setattr__(name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if name in self._METRIC_ATTRIBUTES and self.__dict__.get("_metrics_built"):
+            raise BrickError(
+                f"{type(self).__name__}({self.describe()}): {name} cannot be deleted, as the brick runs and reports them; "
+                f"assign new ones instead (brick.{name} = ...)."
+            )
+        super().__delattr__(name)
+
+    def _metric_changes(self, name: str, value: Any) -> dict[str, Any]:
+        """The attributes an assignment of `name` sets, all checked before any of them is set."""
+        metrics, metric_names, return_metrics = self.metrics, self.metric_names, self.return_metrics
+        given = self.__dict__.get("_metric_name_given")
+        if name == "metrics":
+            metrics = self._checked_metrics(value)
+            metric_names = self._metric_names_of(metrics, given)
+        elif name == "metric_names":
+            metric_names, given = self._checked_metric_names(value)
+        else:
+            return_metrics = bool(value)
+        value_names = _value_names(metrics, metric_names, type(self).__name__, return_metrics)
+        outputs = self._output_names
+        if not return_metrics:
+            outputs = []
+        elif not outputs or outputs == _default_output_names(self.value_names):  # the defaults follow the values
+            outputs = _default_output_names(value_names)
+        return {
+            "metrics": metrics,
+            "metric_names": metric_names,
+            "_metric_name_given": given,
+            "value_names": value_names,
+            "return_metrics": return_metrics,
+            "_output_names": outputs,
+        }
+
+    def _checked_metrics(self, value: Any) -> Metric | MetricCollection:
+        """`value` assigned to `metrics`, as the brick keeps it: a `MetricCollection` (a dict of metrics becomes one)."""
+        if isinstance(value, Mapping) and not isinstance(value, MetricCollection):
+            value = MetricCollection(dict(value))
+        if not isinstance(value, MetricCollection):
+            raise BrickError(
+                f"{type(self).__name__}({self.describe()}): metrics must be a torchmetrics MetricCollection (or a dict of "
+                f"name -> Metric), got {type(value).__name__}; a single Metric belongs in a BrickMetricSingle."
+            )
+        return value
+
+    def _metric_names_of(self, metrics: Metric | MetricCollection, given: str | None) -> list[str]:
+        """The metric names of `metrics`: the keys of the collection."""
+        return [str(key) for key in metrics] if isinstance(metrics, MetricCollection) else [given or type(metrics).__name__]
+
+    def _checked_metric_names(self, value: Any) -> tuple[list[str], str | None]:
+        """`value` assigned to `metric_names`: a collection's metrics are named by its keys, so only those are taken."""
+        names = names_list(value, "metric_names", f"{type(self).__name__}({self.describe()})")
+        keys = self._metric_names_of(self.metrics, None)
+        if names != keys:
+            raise BrickNameError(
+                f"{type(self).__name__}({self.describe()}): the metric names of a BrickMetrics are the keys of its "
+                f"MetricCollection {keys}, got metric_names {names}; to rename a metric assign brick.metrics = "
+                "MetricCollection({...}) under the new keys."
+            )
+        return names, None
 
     def _check_wiring(self) -> None:
         metrics, metric_names, value_names = self.metrics, self.metric_names, self.value_names
@@ -247,6 +330,12 @@ def _value_names(metrics: Metric | MetricCollection, metric_names: list[str], ow
     return metric_names
 
 
+def _default_output_names(value_names: list[str]) -> list[str]:
+    """The output names of a metric brick with `return_metrics=True` and no `output_names`: its value names,
+    relative to its collection."""
+    return [f"./{name}" for name in value_names]
+
+
 def _returns_dict(metric: Metric) -> bool:
     annotation = inspect.signature(type(metric).compute).return_annotation
     text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
@@ -293,10 +382,30 @@ class BrickMetricSingle(BrickMetrics):
                 "use BrickMetrics for a MetricCollection."
             )
         name = metric_name or type(metric).__name__
+        self.__dict__["_metric_name_given"] = metric_name or None
         self._init_metrics(metric.clone(), [name], input_names, tags, return_metrics, output_names)
 
     def compute(self) -> dict[str, Any]:
         return {self.metric_names[0]: self.metrics.compute()}
+
+    def _checked_metrics(self, value: Any) -> Metric | MetricCollection:
+        """`value` assigned to `metrics`: one `Metric`. Without a `metric_name` of its own the brick reports it under
+        its class name, so a metric of another class is reported under its own name, never the old one's."""
+        if not isinstance(value, Metric):
+            raise BrickError(
+                f"{type(self).__name__}({self.describe()}): metrics must be one torchmetrics Metric, got "
+                f"{type(value).__name__}; a MetricCollection belongs in a BrickMetrics."
+            )
+        return value
+
+    def _checked_metric_names(self, value: Any) -> tuple[list[str], str | None]:
+        """`value` assigned to `metric_names`: the one name the metric is reported under."""
+        names = names_list(value, "metric_names", f"{type(self).__name__}({self.describe()})")
+        if len(names) != 1:
+            raise BrickNameError(
+                f"{type(self).__name__}({self.describe()}): metric_names holds the one name of its metric, got {names}."
+            )
+        return names, names[0]
 
 
 class BrickTensorCache(BrickAccumulator):

@@ -247,7 +247,8 @@ class BrickInterface(nn.Module):
         self._rewire({"_tags": _parse_tags(tags, type(self).__name__)})
 
     def _rewire(self, changes: Mapping[str, Any]) -> None:
-        """Sets the brick's parsed wiring attributes (`_input_names`, `_keywords`, `_output_names`, `_tags`) and checks
+        """Sets the brick's parsed wiring attributes (`_input_names`, `_keywords`, `_output_names`, `_tags`, and what a
+        brick kind derives from its names, such as a metric brick's `metrics` and `value_names`) and checks
         the result where it is used, at once: the brick's own checks (`_check_wiring`: its callable takes the inputs, its
         losses are among its outputs) and the wiring of every collection holding it, whose cached plans are dropped, so
         the next call (eager or compiled) runs the new wiring. On an error (a `BrickError` naming the brick) nothing
@@ -257,17 +258,25 @@ class BrickInterface(nn.Module):
             self.__dict__.update(changes)
             return
         changes = self._derived_wiring(dict(changes))
-        before = {name: self.__dict__[name] for name in changes}
-        self.__dict__.update(changes)
+        before = {name: self._modules[name] if name in self._modules else self.__dict__[name] for name in changes}
+        self._store_wiring(changes)
         try:
             self._check_wiring()
             for owner in list(self._plan_owners):
                 owner.wiring_changed(self)
         except BrickError:
-            self.__dict__.update(before)
+            self._store_wiring(before)
             self._invalidate_owners()
             raise
         self._invalidate_owners()  # also the collections that validate nothing of it (no longer holding it)
+
+    def _store_wiring(self, values: Mapping[str, Any]) -> None:
+        """Sets attributes for `_rewire`: a module in `_modules` (a metric brick's `metrics`), the rest in `__dict__`."""
+        for name, value in values.items():
+            if name in self._modules:
+                self._modules[name] = value
+            else:
+                self.__dict__[name] = value
 
     def _derived_wiring(self, changes: dict[str, Any]) -> dict[str, Any]:
         """`changes` of `_rewire` with the brick's attributes that follow from them; raises before anything changes."""
