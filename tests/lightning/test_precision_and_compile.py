@@ -104,6 +104,44 @@ def test_a_stage_with_per_batch_metric_values_stays_eager_and_compiling_it_direc
         compiled(named_inputs={"raw": torch.rand(4, 8), "targets": torch.tensor([0, 1, 2, 0])}, tags=Stage.TRAIN)
 
 
+class _Accuracy042(BrickInterface, nn.Module):
+    """A metric-like brick written for torchbricks 0.4.2: its own forward updates torchmetrics, which dynamo cannot trace."""
+
+    def __init__(self, input_names: list[str]) -> None:
+        BrickInterface.__init__(self, input_names=input_names, output_names=[], tags="METRIC")
+        nn.Module.__init__(self)
+        self.accuracy = MulticlassAccuracy(num_classes=3)
+
+    def forward(self, named_inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        self.accuracy.update(*(named_inputs[name] for name in self.input_names))
+        return {}
+
+    def extract_losses(self, named_outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {}
+
+    def summarize(self, reset: bool) -> dict[str, torch.Tensor]:
+        values = {"accuracy_042": self.accuracy.compute()}
+        if reset:
+            self.accuracy.reset()
+        return values
+
+
+def test_a_stage_running_a_042_brick_with_its_own_forward_stays_eager_and_gives_the_eager_step(tmp_path: Path) -> None:
+    torch._dynamo.reset()
+    collection = _collection()
+    collection["accuracy_042"] = _Accuracy042(["logits", "targets"])
+    module = LightningBrickCollection(
+        tmp_path, "compiled", collection, partial(torch.optim.SGD, lr=0.1), compile_stages=True, write_files=False
+    )
+    batch = (torch.rand(4, 8), torch.tensor([0, 1, 2, 0]))
+
+    assert Stage.TRAIN not in module._compiled_stages  # eager: dynamo would fail on the brick's torchmetrics update
+    losses = module.training_step(batch, batch_idx=0)
+    eager = collection(named_inputs={"raw": batch[0], "targets": batch[1]}, tags=Stage.TRAIN)
+    torch.testing.assert_close(losses["ce"], eager["ce"])
+    assert module.stage_collection(Stage.TRAIN)["accuracy_042"].accuracy.update_count == 1
+
+
 def test_stage_views_rebuilt_twelve_times_run_compiled_without_reaching_dynamos_recompile_limit(tmp_path: Path) -> None:
     # Lightning calls setup (which rebuilds the stage views) at every fit, validate and test: a notebook calling
     # trainer.validate a dozen times, or a model per fold, compiles the same structure again each time

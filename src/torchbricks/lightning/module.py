@@ -97,8 +97,9 @@ class LightningBrickCollection(pl.LightningModule):
             each of them and sums their losses.
         compile_stages: Run the training, validation and test steps through `torch.compile(stage, fullgraph=True)`
             (one compiled graph per stage; the first step of each stage pays the compilation). A stage that runs
-            VISUALIZATION bricks (the test stage of a collection that draws) or metric bricks with
-            `return_metrics=True` stays eager: drawing and per-batch metric values are not traceable.
+            VISUALIZATION bricks (the test stage of a collection that draws), metric bricks with
+            `return_metrics=True` or bricks written for torchbricks 0.4.2 that run their own `forward(named_inputs)`
+            stays eager: drawing, per-batch metric values and such a forward are not known to be traceable.
         averaged_metrics: Metric values logged in validation (`detection/map_50`, `segmentation/mean_iou`) whose
             mean is also logged, as `validation/monitored_mean` and `test/monitored_mean`: one value for a
             checkpoint or early stopping to follow several heads. Each name is checked against the logged values.
@@ -551,14 +552,21 @@ def _warn_shared_summaries(collection: BrickCollection) -> None:
 
 
 def _traceable(collection: BrickCollection, stage: Stage) -> bool:
-    """Whether the bricks a stage runs can be compiled whole: none of them draws (VISUALIZATION) or computes its
-    metrics on every batch (`return_metrics=True`)."""
+    """Whether the bricks a stage runs can be compiled whole: none of them draws (VISUALIZATION), computes its
+    metrics on every batch (`return_metrics=True`) or runs its own Python `forward(named_inputs)` (a brick written
+    for torchbricks 0.4.2, whose forward may do anything: update torchmetrics, move values to the CPU, ...)."""
     running = set(collection.execution_order(tags=stage))
     return not any(
-        VISUALIZATION in brick.tags or getattr(brick, "return_metrics", False)
+        VISUALIZATION in brick.tags or getattr(brick, "return_metrics", False) or _runs_own_forward(brick)
         for path, brick in collection.iter_bricks()
         if path in running
     )
+
+
+def _runs_own_forward(brick: BrickInterface) -> bool:
+    """Whether a collection runs `brick` through its own `forward(named_inputs)` (see `BrickInterface.step_function`)."""
+    kind = type(brick)
+    return kind.step_function is BrickInterface.step_function and kind.forward is not BrickInterface.forward
 
 
 def _metric_bricks(collection: BrickCollection) -> list[BrickMetrics]:
