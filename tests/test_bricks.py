@@ -533,3 +533,21 @@ def test_metric_names_other_than_a_collections_keys_are_refused() -> None:
     with pytest.raises(BrickNameError, match=r"are the keys of its MetricCollection \['accuracy'\], got metric_names \['acc'\]"):
         brick.metric_names = ["acc"]
     assert brick.metric_names == ["accuracy"]
+
+
+@pytest.mark.parametrize(
+    ("replacement", "message"),
+    [
+        (nn.Bilinear(2, 2, 2), r"its module takes \(input1: torch.Tensor, input2: torch.Tensor\).*input_names \['x'\]"),
+        (3, "model must be callable"),
+    ],
+    ids=["a module taking two inputs", "not callable"],
+)
+def test_a_model_assigned_that_cannot_take_the_inputs_is_refused_and_nothing_changes(replacement: Any, message: str) -> None:
+    brick = BrickTrainable(nn.Linear(2, 2), ["x"], ["y"])
+    collection = BrickCollection({"layer": brick})
+    kept = brick.model
+    with pytest.raises(BrickError, match=message):
+        brick.model = replacement
+    assert brick.model is kept
+    torch.testing.assert_close(collection({"x": torch.ones(1, 2)})["y"], kept(torch.ones(1, 2)))

@@ -102,8 +102,22 @@ class BrickModule(BrickInterface):
     plan_attributes: ClassVar[frozenset[str]] = frozenset({"model", "calculate_gradients"})
 
     def _check_wiring(self) -> None:
-        model = self.model
+        self._check_model(self.model)
+
+    def _check_model(self, model: Any) -> None:
+        """Raises `BrickError` unless `model` is callable with the brick's inputs."""
+        if not callable(model):
+            raise BrickError(f"{type(self).__name__}: model must be callable (an nn.Module), got {type(model).__name__}.")
         check_call_fits(model.forward if isinstance(model, nn.Module) else model, self, "its module")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Assigning `model` (`brick.model = ...`) checks the new module as the constructor does (callable with the
+        brick's inputs) before it replaces the old one: a module that does not fit is refused, naming the brick, and
+        nothing changes. (A module swapped in by `brick._modules["model"] = ...`, as in-place quantization does, is
+        not checked.)"""
+        if name == "model" and "_loss_output_names" in self.__dict__:
+            self._check_model(value)
+        super().__setattr__(name, value)
 
     def _derived_wiring(self, changes: dict[str, Any]) -> dict[str, Any]:
         """New output names carry the losses along: by name when they hold every loss, else (renamed) by position."""
