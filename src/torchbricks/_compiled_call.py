@@ -16,7 +16,9 @@ pickle. So a compiled collection pays about what a hand-written module pays for 
 As with a hand-written module, compiled code is counted per code object: every collection runs
 `BrickCollection.forward`, so the structures and selections (tags, output names, input names) compiled in one process
 share dynamo's `recompile_limit` (8), as a hand-written class compiled with that many shapes of itself would;
-`torch.compile(..., isolate_recompiles=True)` gives one compiled collection a count of its own.
+`torch.compile(..., isolate_recompiles=True)` (in the torch versions that have it) gives one compiled collection a
+count of its own. (Guarding the collection's identity, as before, gave each live collection its own count, but every
+collection built anew compiled anew, and the code of collections no longer alive still counted.)
 
 A collection whose nodes cannot be built (key -1: a nested collection whose relative names climb above it) is
 planned by `_table_of_collection`, which takes the collection, so its eager error is raised.
