@@ -149,8 +149,9 @@ class BoxDataset(Dataset[dict[str, Any]]):
 
     image_cache: ResizedImageCache | None = None
     """Reads the images at the transform's size and keeps them between epochs (the data modules set it for their
-    training and validation splits; the boxes and masks keep the decoded size as their canvas, which the transform's
-    resize maps to the input size); None decodes each image whenever it is read."""
+    training and validation splits; the boxes keep the decoded size as their canvas, which the transform's resize maps
+    to the input size); with `with_masks` it also keeps the masks drawn from the outlines, at the input size, so each
+    is drawn once rather than at every epoch. None decodes each image and draws each mask whenever it is read."""
 
     def __init__(
         self, images: Sequence[BoxImage], class_names: Sequence[str], with_masks: bool = False, transform: Transform | None = None
@@ -233,7 +234,10 @@ class BoxDataset(Dataset[dict[str, Any]]):
             "labels": torch.tensor(labels, dtype=torch.int64),
         }
         if self.with_masks:
-            sample["mask"] = tv_tensors.Mask(torch.from_numpy(self._semantic_mask(record)))
+            if self.image_cache is not None:  # drawn once, at the input size, as the transform's resize leaves it
+                sample["mask"] = self.image_cache.drawn_mask(_drawing_source(record), lambda: self._semantic_mask(record))
+            else:
+                sample["mask"] = tv_tensors.Mask(torch.from_numpy(self._semantic_mask(record)))
         if getattr(self.transform, "uses_outlines", False) and all(_polygons(item) for item in objects):
             # RandomRotationTightBoxes turns by any angle and makes the boxes from them; an image with an object
             # without polygons gets none and is turned by right angles, so that no box of it becomes loose
@@ -279,6 +283,25 @@ class BoxDataset(Dataset[dict[str, Any]]):
                 )
             canvas[pixels] = IGNORE_INDEX if item.crowd else item.label + 1
         return canvas
+
+
+def _drawing_source(record: BoxImage) -> tuple[Any, ...]:
+    """Everything `BoxDataset._semantic_mask` reads of a record, hashable: its size and, in order, each object's
+    class, crowd flag, outline and box (which stands in for a missing outline). Records of equal sources draw equal
+    masks; the decoded-image cache keeps a drawn mask under it (`ResizedImageCache.drawn_mask`)."""
+    objects = tuple((item.label, item.crowd, _frozen(item.segmentation), tuple(item.box)) for item in record.objects)
+    return (record.height, record.width, objects)
+
+
+def _frozen(value: Any) -> Any:
+    """A COCO segmentation (lists of polygons, or an RLE dict) as nested tuples, hashable; other values as they are."""
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(element) for element in value)
+    if isinstance(value, dict):
+        return tuple(sorted((str(key), _frozen(element)) for key, element in value.items()))
+    if isinstance(value, np.ndarray):
+        return (value.dtype.str, value.shape, value.tobytes())
+    return value
 
 
 def _without_duplicates(objects: list[BoxObject]) -> list[BoxObject]:

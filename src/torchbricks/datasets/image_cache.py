@@ -8,6 +8,8 @@ and resizes it to the input size, as the transform's first step (`v2.Resize`, an
 result; later reads copy it. The transform's own resize then finds the image at its size and leaves it as it is, so
 the samples are the same, pixel for pixel, as without the cache (`tests/datasets/test_image_cache.py`); masks are
 resized by nearest neighbour as the transform resizes them (`torchbricks.datasets.augmentations.resize_mask_centred`).
+The multitask masks that the box readers draw from COCO polygons are kept the same way (`drawn_mask`), keyed by what
+they are drawn from, so a mask is drawn once rather than at every epoch.
 A JPEG at least twice the input size is decoded reduced (`torchbricks._pictures.reduce_jpeg_decoding`), kept or not
 (`data.cache_megabytes=0` still reads through a cache that keeps nothing). The test split, `torchbricks evaluate`,
 `predict` and `torchbricks.deploy` decode in full: the figures a user compares come from the same pixels.
@@ -20,7 +22,7 @@ dropping the oldest would drop every image before its next use).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +74,7 @@ class ResizedImageCache:
     def __init__(self, size: tuple[int, int], megabytes: float) -> None:
         self.size = (int(size[0]), int(size[1]))
         self.megabytes = check_megabytes(megabytes)
-        self._entries: dict[tuple[str, str], tuple[torch.Tensor, tuple[int, int]]] = {}
+        self._entries: dict[tuple[str, Hashable], tuple[torch.Tensor, tuple[int, int]]] = {}
         self._bytes = 0
         self._budget: int | None = None
         self._process: int | None = None  # the process the budget was reckoned in (forked loader processes reckon again)
@@ -101,19 +103,39 @@ class ResizedImageCache:
         """The class mask `read(path)` (int64 [H, W]) resized to `size` by nearest neighbour (the pixel under each
         output pixel's centre, `resize_mask_centred`, as the transform resizes masks), an int64
         `tv_tensors.Mask` of its own; kept as 8 bits when its values allow."""
+        return self._resized_mask(("mask", str(path)), lambda: read(path))
+
+    def drawn_mask(self, source: Hashable, draw: Callable[[], np.ndarray]) -> Any:
+        """The class mask `draw()` (int64 [H, W]) resized to `size` as `mask` resizes it, drawn only when no mask
+        of the same `source` is kept: `source` holds everything the drawing reads (the image's size and its
+        objects' classes and outlines), so two images share a mask only when they would draw the same one.
+
+        Example:
+            >>> import numpy as np
+            >>> cache = ResizedImageCache((2, 2), megabytes=1)
+            >>> drawn = []
+            >>> draw = lambda: drawn.append(1) or np.eye(4, dtype=np.int64)
+            >>> for _ in range(3):
+            ...     mask = cache.drawn_mask(((4, 4), ("diagonal",)), draw)
+            >>> mask.tolist(), len(drawn)
+            ([[1, 0], [0, 1]], 1)
+        """
+        return self._resized_mask(("drawn mask", source), draw)
+
+    def _resized_mask(self, key: tuple[str, Hashable], values: Callable[[], np.ndarray]) -> Any:
         tv_tensors, _ = torchvision_parts()
-        kept = self._entries.get(("mask", str(path)))
+        kept = self._entries.get(key)
         if kept is not None:
             return tv_tensors.Mask(kept[0].long())
         from torchbricks.datasets.augmentations import resize_mask_centred
 
-        values = read(path)
-        plain = resize_mask_centred(torch.from_numpy(values), self.size)  # as the transform's first step
+        read = values()
+        plain = resize_mask_centred(torch.from_numpy(read), self.size)  # as the transform's first step
         small = plain.to(torch.uint8) if plain.numel() and int(plain.min()) >= 0 and int(plain.max()) <= 255 else plain
-        self._keep(("mask", str(path)), small, (values.shape[1], values.shape[0]))
+        self._keep(key, small, (read.shape[1], read.shape[0]))
         return tv_tensors.Mask(plain.long())
 
-    def _keep(self, key: tuple[str, str], value: torch.Tensor, decoded: tuple[int, int]) -> None:
+    def _keep(self, key: tuple[str, Hashable], value: torch.Tensor, decoded: tuple[int, int]) -> None:
         if self._process != os.getpid():
             info = torch.utils.data.get_worker_info()
             self._budget = int(self.megabytes * 2**20 / (info.num_workers if info is not None else 1))
