@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -424,3 +425,49 @@ def test_a_kept_mask_is_still_augmented_anew_at_every_epoch(tmp_path: Path) -> N
 
     assert dataset.image_cache.cached_images == 2
     assert len({tuple(mask.flatten().tolist()) for mask in masks}) == 4
+
+
+def _rewritten(path: Path, seed: int) -> None:
+    """The file written again with other pixels of the same size, its modification time a second later."""
+    before = path.stat().st_mtime_ns
+    with Image.open(path) as image:
+        size, mode = image.size, image.mode
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3) if mode == "RGB" else size[::-1], dtype=np.uint8)
+    Image.fromarray(pixels % 3 if mode != "RGB" else pixels).save(path)
+    os.utime(path, ns=(before + 10**9, before + 10**9))
+
+
+def test_an_image_file_changed_since_it_was_kept_is_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _photo(tmp_path / "a.png")
+    one_image = 3 * SIZE[0] * SIZE[1]
+    cache = ResizedImageCache(SIZE, megabytes=1.5 * one_image / 2**20)  # room for one image
+    first = cache.image(path)[0]
+    decoded: list[Path] = []
+    read = image_cache.load_rgb_reduced
+    monkeypatch.setattr(image_cache, "load_rgb_reduced", lambda path, size: decoded.append(path) or read(path, size))
+
+    _rewritten(path, seed=7)
+    again = cache.image(path)[0]
+
+    assert torch.equal(again, ResizedImageCache(SIZE, megabytes=0).image(path)[0])
+    assert not torch.equal(again, first)
+    decoded.clear()
+    assert torch.equal(cache.image(path)[0], again)
+    assert decoded == []  # the new pixels are kept in the old ones' place, within the budget
+    assert cache.cached_images == 1
+
+
+def test_a_mask_file_changed_since_it_was_kept_is_read_again(tmp_path: Path) -> None:
+    for index, size in enumerate([(90, 50), (33, 71)]):
+        _photo(tmp_path / "images" / f"{index}.png", size, seed=index)
+        (tmp_path / "masks").mkdir(exist_ok=True)
+        mask = np.random.default_rng(index).integers(0, 3, (size[1], size[0]), dtype=np.uint8)
+        Image.fromarray(mask).save(tmp_path / "masks" / f"{index}.png")
+    plain, cached = (SegmentationFolderDataset(tmp_path, 3, create_transform(SIZE)) for _ in range(2))
+    cached.image_cache = ResizedImageCache(SIZE, megabytes=1)
+    before = cached[0]["targets"]
+
+    _rewritten(tmp_path / "masks" / "0.png", seed=9)
+
+    assert torch.equal(cached[0]["targets"], plain[0]["targets"])
+    assert not torch.equal(cached[0]["targets"], before)
