@@ -20,6 +20,21 @@ Each epoch is timed from the loader's creation to its last batch (the loader pro
 only: it is persistent, as the job's). The ratio column is each variant's epoch time over the plain loop's. With
 `--train-minutes M`, `torchbricks train task=classification` runs on the same folder for M minutes with each cache
 setting and the epochs it completed are read from its `metrics.json`. A measurement, not a test.
+
+Where a training step's time goes on the dense tasks, loader against model, as the benchmark suite trains them:
+
+    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/bench_loading.py --dense multitask segmentation detection \
+        [--sets lookalike_pairs small_clutter shapes] [--images 64] [--epochs 4]
+
+writes `--images` training images of each set's kind (the suite's generator and knobs, `suite_data.py`, another seed:
+timing only, nothing is chosen on them; `shapes` is `torchbricks make-dataset shapes`), builds the job of the packaged
+config (`task=<task> data.root=...`: the data module, the model, the optimizer, as `torchbricks train` builds them)
+and runs its training steps with the loader's work done in this process, each stage timed apart: the image (from the
+decoded-image cache), the mask (segmentation: read; multitask: drawn from the COCO polygons, `rasterize_polygons`),
+the outlines, each transform step, the collate, then the model's forward and loss, backward and optimizer step. The
+suite pins a job to one core (`taskset -c 1`), where the loader process and the training take turns, so their times
+add up as they do here. The first epoch (decoding, filling the cache) is left out; the table gives the median over the
+later epochs of each stage's milliseconds per image and its share of the step.
 """
 
 from __future__ import annotations
@@ -136,13 +151,214 @@ def train_epochs(root: Path, scratch: Path, minutes: float) -> dict[str, dict[st
     return found
 
 
+DENSE_LAYOUTS = {"segmentation": "segmentation", "detection": "detection", "multitask": "detection"}
+
+
+def write_dense_set(scratch: Path, name: str, images: int) -> Path:
+    """`images` training images (8 to validate) of set `name`'s kind in the segmentation and COCO layouts, written once."""
+    root = scratch / "dense" / f"{name}_{images}"
+    if root.exists():
+        return root
+    if name == "shapes":
+        from torchbricks.datasets.shapes import write_shapes_dataset
+
+        return write_shapes_dataset(root, num_train=images, num_val=8)
+    import suite_data  # benchmarks/, beside this script
+
+    spec = getattr(suite_data, name.upper())
+    drawn = suite_data.ShapesSpec(**{**spec.__dict__, "num_train": images, "num_val": 8, "num_test": 8, "seed": spec.seed + 7})
+    return suite_data.write_shapes_variant(root, drawn, ("segmentation", "detection"))
+
+
+class _Stages:
+    """Seconds per stage of the current epoch, and the methods and transform steps that add to them."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
+    def timed(self, stage: str, function: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.add(stage, time.perf_counter() - started)
+
+        return run
+
+
+def time_dense_steps(task: str, root: Path, epochs: int) -> tuple[tuple[int, int], int, list[dict[str, float]]]:
+    """The input size, the training images and, per epoch, the seconds of each stage of `task`'s training steps."""
+    from torchbricks._experiment import with_home_expanded
+    from torchbricks.configuration import compose_config, create_job
+    from torchbricks.lightning.main_job import create_module
+    from torchbricks.lightning.multi_source_config import expand_sources
+    from torchbricks.lightning.task_resolvers import register_resolvers
+
+    register_resolvers()
+    overrides = [f"task={task}", f"data.root={root / DENSE_LAYOUTS[task]}", "data.num_workers=0"]
+    settings, parts = create_job(expand_sources(with_home_expanded(compose_config(overrides))))
+    module = create_module(settings, parts.brick_collection, parts.create_optimizer)
+    data = parts.data_module
+    data.setup("fit")
+    loader = data.train_dataloader()
+    stages = _Stages()
+    originals = _time_the_stages(loader.dataset, stages)
+    optimizer = module.configure_optimizers()
+    optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
+    optimizer = optimizer[0] if isinstance(optimizer, list | tuple) else optimizer
+    module.train()
+    per_epoch = []
+    try:
+        for _ in range(epochs):
+            stages.seconds = {}
+            for indices in loader.batch_sampler:
+                started = time.perf_counter()
+                samples = [loader.dataset[index] for index in indices]
+                stages.add("loader: sample (all of its stages)", time.perf_counter() - started)
+                batch = stages.timed("collate", loader.collate_fn)(samples)
+                outputs = stages.timed("model: forward and losses", module.training_step)(batch, 0)
+                started = time.perf_counter()
+                if module.loss_balancer.uses_gradients:
+                    module.backward(outputs["loss"])
+                else:
+                    outputs["loss"].backward()
+                stages.add("model: backward", time.perf_counter() - started)
+                started = time.perf_counter()
+                optimizer.step()
+                optimizer.zero_grad()
+                stages.add("model: optimizer step", time.perf_counter() - started)
+            per_epoch.append(dict(stages.seconds))
+    finally:
+        for owner, name, original in originals:
+            setattr(owner, name, original)
+    return data.image_size, len(loader.dataset), per_epoch
+
+
+def _time_the_stages(dataset: Any, stages: _Stages) -> list[tuple[Any, str, Any]]:
+    """Times the reading methods (those this checkout has) and each transform step of `dataset`; returns the methods
+    replaced, to put back."""
+    from torchbricks.datasets import boxes, image_cache
+
+    patched = [
+        (image_cache.ResizedImageCache, "image", "image (decoded-image cache)"),
+        (image_cache.ResizedImageCache, "mask", "mask read (segmentation)"),
+        (image_cache.ResizedImageCache, "drawn_mask", "mask (multitask, kept)"),
+        (boxes.BoxDataset, "_semantic_mask", "mask drawn from the polygons"),
+        (boxes, "outline_points", "outlines"),
+    ]
+    originals = [(owner, name, getattr(owner, name)) for owner, name, _ in patched if hasattr(owner, name)]
+    for owner, name, stage in patched:
+        if hasattr(owner, name):
+            setattr(owner, name, stages.timed(stage, getattr(owner, name)))
+    pipeline = dataset.transform
+    steps_name = "on_steps" if hasattr(pipeline, "on_steps") else "transforms"  # an AugmentationSwitch's or v2.Compose's
+    steps = getattr(pipeline, steps_name)
+    setattr(pipeline, steps_name, [_TimedStep(stages, f"transform: {type(step).__name__}", step) for step in steps])
+    return originals
+
+
+class _TimedStep:
+    """A transform step whose calls add to a stage (the pipeline's own attributes read through)."""
+
+    def __init__(self, stages: _Stages, stage: str, step: Any) -> None:
+        self.stages, self.stage, self.step = stages, stage, step
+
+    def __call__(self, *args: Any) -> Any:
+        return self.stages.timed(self.stage, self.step)(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.step, name)
+
+
+def print_dense(task: str, name: str, size: tuple[int, int], images: int, per_epoch: list[dict[str, float]]) -> None:
+    later = per_epoch[1:] or per_epoch
+    stages = list(dict.fromkeys(stage for epoch in later for stage in epoch))
+    median = {stage: float(np.median([epoch.get(stage, 0.0) for epoch in later])) * 1000 / images for stage in stages}
+    step = sum(value for stage, value in median.items() if stage.startswith(("loader:", "collate", "model:")))
+    loader = median.get("loader: sample (all of its stages)", 0.0) + median.get("collate", 0.0)
+    print(f"\n{task}, {name}: {images} training images read at {size[1]} x {size[0]}, median of {len(later)} later epochs")
+    print(f"loader {loader:.2f} ms per image, {100 * loader / step:.0f} % of the step ({step:.1f} ms per image)\n")
+    print("| stage | ms per image | share of the step |")
+    print("| --- | ---: | ---: |")
+    for stage in sorted(stages, key=lambda stage: (not stage.startswith(("loader:", "collate", "model:")), -median[stage])):
+        inside = "" if stage.startswith(("loader:", "collate", "model:")) else "  (within the sample)"
+        print(f"| {stage}{inside} | {median[stage]:.3f} | {100 * median[stage] / step:.1f} % |")
+
+
+def print_mask_calls(name: str, root: Path, size: tuple[int, int], repeats: int = 5) -> None:
+    """Per image of the COCO training split, the best of `repeats` calls: drawing the multitask mask from the polygons
+    and resizing it to `size` (every epoch before the masks were kept), reading the kept mask, and Pillow's polygon
+    fill for scale (which fills other pixels: not COCO's rule)."""
+    import timeit
+
+    import torch
+    from PIL import ImageDraw
+
+    from torchbricks.datasets import boxes
+    from torchbricks.datasets.augmentations import resize_mask_centred
+    from torchbricks.datasets.coco import CocoDataset
+    from torchbricks.datasets.image_cache import ResizedImageCache
+
+    dataset = CocoDataset(root / "detection" / "train.json", root / "detection", with_masks=True)
+    records = dataset.records
+
+    def best(function: Any) -> float:
+        calls = [lambda record=record: function(record) for record in records]
+        return float(np.median([min(timeit.repeat(call, number=1, repeat=repeats)) for call in calls]))
+
+    def pillow(record: Any) -> np.ndarray:
+        canvas = Image.new("L", (record.width, record.height))
+        draw = ImageDraw.Draw(canvas)
+        for item in record.objects:
+            for polygon in item.segmentation or []:
+                draw.polygon(polygon, fill=item.label + 1)
+        return np.asarray(canvas)
+
+    def drawn_and_resized(record: Any) -> Any:
+        return resize_mask_centred(torch.from_numpy(dataset._semantic_mask(record)), size)
+
+    drawn = best(dataset._semantic_mask)
+    found = {
+        "drawn (rasterize_polygons, per object)": drawn,
+        f"resized to {size[1]} x {size[0]}": best(drawn_and_resized) - drawn,
+    }
+    if hasattr(ResizedImageCache, "drawn_mask"):
+        cache = ResizedImageCache(size, megabytes=1024)
+        for record in records:
+            cache.drawn_mask(boxes._drawing_source(record), lambda record=record: dataset._semantic_mask(record))
+        found["kept mask read (its key included)"] = best(lambda record: cache.drawn_mask(boxes._drawing_source(record), None))
+    found["Pillow's polygon fill, for scale"] = best(pillow)
+    objects = np.mean([len(record.objects) for record in records])
+    parts = np.mean([sum(len(item.segmentation or []) for item in record.objects) for record in records])
+    print(f"\nmultitask masks, {name}: {objects:.1f} objects, {parts:.1f} polygons per image (median image, best of {repeats})\n")
+    print("| per image | ms |")
+    print("| --- | ---: |")
+    for what, seconds in found.items():
+        print(f"| {what} | {seconds * 1000:.3f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=60, help="training photographs (a third as many for validation)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--scratch", type=Path, default=Path("build/bench_loading"))
     parser.add_argument("--train-minutes", type=float, default=0.0, help="also run `torchbricks train` this long, both ways")
+    parser.add_argument("--dense", nargs="+", choices=sorted(DENSE_LAYOUTS), help="time the steps of these tasks instead")
+    parser.add_argument("--sets", nargs="+", default=["lookalike_pairs", "small_clutter"], help="with --dense")
     arguments = parser.parse_args()
+    if arguments.dense:
+        for name in arguments.sets:
+            root = write_dense_set(arguments.scratch, name, arguments.images)
+            for task in arguments.dense:
+                size, images, per_epoch = time_dense_steps(task, root, arguments.epochs)
+                print_dense(task, name, size, images, per_epoch)
+                if task == "multitask":
+                    print_mask_calls(name, root, size)
+        return
     root = write_photos(arguments.scratch / "photos", arguments.images)
     size, results = time_variants(root, arguments.epochs)
     print(

@@ -83,6 +83,29 @@ def test_the_coco_outlines_painted_in_order_give_the_mask_png_also_where_forms_o
     assert overlapping  # forms did overlap: the later one is painted over the earlier, in the PNG as in the masks
 
 
+def test_the_multitask_masks_of_a_variant_are_the_same_read_through_the_cache(tmp_path: Path) -> None:
+    import torch
+    from torchvision.transforms import v2
+
+    from torchbricks.datasets.augmentations import RandomRotationTightBoxes
+    from torchbricks.datasets.image_cache import ResizedImageCache
+    from torchbricks.datasets.transforms import create_transform
+
+    spec = ShapesSpec(**{**SMALL.__dict__, "occlusion": 0.6, "max_objects": 4, "textured_background": True})
+    root = write_shapes_variant(tmp_path / "variant", spec, ("detection",)) / "detection"
+    transform = create_transform(96, [v2.RandomHorizontalFlip(), RandomRotationTightBoxes()], boxes=True)
+    plain, cached = (CocoDataset(root / "train.json", with_masks=True, transform=transform) for _ in range(2))
+    cached.image_cache = ResizedImageCache((96, 96), megabytes=16)  # twice the size, as the packaged multitask reads it
+
+    for epoch in range(2):
+        for index in range(len(plain)):
+            torch.manual_seed(epoch * 100 + index)
+            expected = plain[index]["target_mask"]
+            torch.manual_seed(epoch * 100 + index)
+            assert torch.equal(cached[index]["target_mask"], expected), (epoch, index)
+    assert cached.image_cache.cached_images == 2 * len(plain)
+
+
 def test_every_class_is_in_every_classification_split(tmp_path: Path) -> None:
     root = write_shapes_variant(
         tmp_path / "variant", ShapesSpec(classes=tuple(FORMS)[:6], image_size=32, num_train=6, num_val=6, num_test=6)

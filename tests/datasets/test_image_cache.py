@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -294,3 +295,179 @@ def test_tiles_are_not_cached(tmp_path: Path) -> None:
 def test_the_data_modules_refuse_a_bad_budget_before_reading(tmp_path: Path, module: Any) -> None:
     with pytest.raises(ConfigError, match=r"data\.cache_megabytes"):
         module(_folders(tmp_path), image_size=32, cache_megabytes=-5)
+
+
+def _random_polygons_folder(root: Path, count: int = 4, seed: int = 0) -> Path:
+    """COCO files of noisy images with random objects: polygons of one or several parts (some reaching out of the
+    image, some overlapping), a box without outline and a crowd region, in random order."""
+    rng = np.random.default_rng(seed)
+    images, annotations = [], []
+    for index in range(count):
+        width, height = int(rng.integers(30, 70)), int(rng.integers(30, 70))
+        _photo(root / "images" / f"{index}.png", (width, height), seed=index)
+        images.append({"id": index + 1, "file_name": f"images/{index}.png", "width": width, "height": height})
+        for number in range(int(rng.integers(2, 6))):
+            box = [0.0, 0.0, 0.0, 0.0]
+            while min(box[2:]) < 1:  # a box with something inside the image
+                parts = []
+                for _ in range(int(rng.integers(1, 4))):
+                    centre = rng.uniform(0.1, 0.9, 2) * (width, height)
+                    angles = np.sort(rng.uniform(0, 2 * np.pi, int(rng.integers(3, 9))))
+                    radii = rng.uniform(2, 0.4 * min(width, height), len(angles))
+                    points = centre + np.stack([np.cos(angles), np.sin(angles)], 1) * radii[:, None]
+                    parts.append([round(float(value), 3) for value in points.reshape(-1)])
+                xs, ys = np.concatenate([part[0::2] for part in parts]), np.concatenate([part[1::2] for part in parts])
+                x, y = max(float(xs.min()), 0.0), max(float(ys.min()), 0.0)
+                box = [x, y, min(float(xs.max()), width) - x, min(float(ys.max()), height) - y]
+            kind = number % 4
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": index + 1,
+                    "category_id": int(rng.integers(1, 4)),
+                    "bbox": box,
+                    "segmentation": [] if kind == 2 else parts,  # no outline: the box stands in for it
+                    "area": 1.0,
+                    "iscrowd": int(kind == 3),
+                }
+            )
+    categories = [{"id": number, "name": name} for number, name in enumerate(["cat", "dog", "bird"], start=1)]
+    (root / "train.json").write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}))
+    return root / "train.json"
+
+
+def _rotations() -> list[Any]:
+    from torchvision.transforms import v2
+
+    from torchbricks.datasets.augmentations import RandomRotationTightBoxes
+
+    return [v2.RandomHorizontalFlip(p=0.5), RandomRotationTightBoxes(degrees=180), v2.ColorJitter(brightness=0.2)]
+
+
+@pytest.mark.parametrize("augmented", [False, True])
+def test_masks_drawn_from_random_polygons_are_the_same_with_the_cache_pixel_for_pixel(tmp_path: Path, augmented: bool) -> None:
+    annotations = _random_polygons_folder(tmp_path)
+    transform = create_transform(SIZE, _rotations() if augmented else [], boxes=True)
+    plain, cached = (CocoDataset(annotations, tmp_path, with_masks=True, transform=transform) for _ in range(2))
+    cached.image_cache = ResizedImageCache(SIZE, megabytes=1)
+
+    for epoch in range(3):  # the first epoch draws, the later ones read what was kept
+        for index in range(len(plain)):
+            _same(_sample(plain, index, seed=epoch), _sample(cached, index, seed=epoch))
+    assert cached.image_cache.cached_images == 2 * len(plain)  # an image and a mask each
+    assert any(len(set(map(str, record.objects))) > 1 for record in cached.records)
+
+
+def test_masks_of_the_shapes_generators_files_are_the_same_with_the_cache(tmp_path: Path) -> None:
+    from torchbricks.datasets.shapes import write_shapes_dataset
+
+    root = write_shapes_dataset(tmp_path / "shapes", num_train=6, num_val=1, image_size=48) / "detection"
+    transform = create_transform(SIZE, _rotations(), boxes=True)
+    plain, cached = (CocoDataset(root / "train.json", root, with_masks=True, transform=transform) for _ in range(2))
+    cached.image_cache = ResizedImageCache(SIZE, megabytes=1)
+
+    for epoch in range(2):
+        for index in range(len(plain)):
+            _same(_sample(plain, index, seed=epoch), _sample(cached, index, seed=epoch))
+
+
+def test_each_mask_is_drawn_once_over_epochs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from torchbricks.datasets import boxes
+
+    annotations = _random_polygons_folder(tmp_path, count=3)
+    dataset = CocoDataset(annotations, tmp_path, with_masks=True, transform=create_transform(SIZE, _rotations(), boxes=True))
+    dataset.image_cache = ResizedImageCache(SIZE, megabytes=1)
+    drawn: list[Path] = []
+    draw = boxes.BoxDataset._semantic_mask
+    monkeypatch.setattr(boxes.BoxDataset, "_semantic_mask", lambda self, record: drawn.append(record.path) or draw(self, record))
+
+    for _ in range(3):
+        for index in range(len(dataset)):
+            dataset[index]
+
+    assert sorted(path.name for path in drawn) == ["0.png", "1.png", "2.png"]
+
+
+def test_a_kept_mask_is_never_served_for_another_image(tmp_path: Path) -> None:
+    annotations = _random_polygons_folder(tmp_path, count=4)
+    cache = ResizedImageCache(SIZE, megabytes=1)
+    plain = CocoDataset(annotations, tmp_path, with_masks=True, transform=create_transform(SIZE, boxes=True))
+    # two datasets reading through one cache, one of them with its images in another order
+    first = CocoDataset(annotations, tmp_path, with_masks=True, transform=create_transform(SIZE, boxes=True))
+    second = CocoDataset(annotations, tmp_path, with_masks=True, transform=create_transform(SIZE, boxes=True))
+    second.records.reverse()
+    first.image_cache = second.image_cache = cache
+    expected = [plain[index]["target_mask"] for index in range(len(plain))]
+    assert len({tuple(mask.flatten().tolist()) for mask in expected}) == len(expected)  # no two alike
+
+    for _ in range(2):
+        for index in range(len(plain)):
+            assert torch.equal(first[index]["target_mask"], expected[index])
+            assert torch.equal(second[index]["target_mask"], expected[len(plain) - 1 - index])
+
+    record = first.records[0]  # an outline changed after it was drawn: drawn again
+    record.objects[0].segmentation = [[0.0, 0.0, 9.0, 0.0, 9.0, 9.0, 0.0, 9.0]]
+    record.objects[0].crowd = False
+    plain.records[0] = record
+    assert torch.equal(first[0]["target_mask"], plain[0]["target_mask"])
+    assert not torch.equal(first[0]["target_mask"], expected[0])
+
+
+def test_a_kept_mask_is_still_augmented_anew_at_every_epoch(tmp_path: Path) -> None:
+    from torchbricks.datasets.shapes import write_shapes_dataset
+
+    root = write_shapes_dataset(tmp_path / "shapes", num_train=1, num_val=1, image_size=48) / "detection"
+    transform = create_transform(SIZE, _rotations(), boxes=True)  # any angle: every object has its outline
+    dataset = CocoDataset(root / "train.json", root, with_masks=True, transform=transform)
+    dataset.image_cache = ResizedImageCache(SIZE, megabytes=1)
+
+    masks = [_sample(dataset, 0, seed=epoch)["target_mask"] for epoch in range(4)]
+
+    assert dataset.image_cache.cached_images == 2
+    assert len({tuple(mask.flatten().tolist()) for mask in masks}) == 4
+
+
+def _rewritten(path: Path, seed: int) -> None:
+    """The file written again with other pixels of the same size, its modification time a second later."""
+    before = path.stat().st_mtime_ns
+    with Image.open(path) as image:
+        size, mode = image.size, image.mode
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3) if mode == "RGB" else size[::-1], dtype=np.uint8)
+    Image.fromarray(pixels % 3 if mode != "RGB" else pixels).save(path)
+    os.utime(path, ns=(before + 10**9, before + 10**9))
+
+
+def test_an_image_file_changed_since_it_was_kept_is_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _photo(tmp_path / "a.png")
+    one_image = 3 * SIZE[0] * SIZE[1]
+    cache = ResizedImageCache(SIZE, megabytes=1.5 * one_image / 2**20)  # room for one image
+    first = cache.image(path)[0]
+    decoded: list[Path] = []
+    read = image_cache.load_rgb_reduced
+    monkeypatch.setattr(image_cache, "load_rgb_reduced", lambda path, size: decoded.append(path) or read(path, size))
+
+    _rewritten(path, seed=7)
+    again = cache.image(path)[0]
+
+    assert torch.equal(again, ResizedImageCache(SIZE, megabytes=0).image(path)[0])
+    assert not torch.equal(again, first)
+    decoded.clear()
+    assert torch.equal(cache.image(path)[0], again)
+    assert decoded == []  # the new pixels are kept in the old ones' place, within the budget
+    assert cache.cached_images == 1
+
+
+def test_a_mask_file_changed_since_it_was_kept_is_read_again(tmp_path: Path) -> None:
+    for index, size in enumerate([(90, 50), (33, 71)]):
+        _photo(tmp_path / "images" / f"{index}.png", size, seed=index)
+        (tmp_path / "masks").mkdir(exist_ok=True)
+        mask = np.random.default_rng(index).integers(0, 3, (size[1], size[0]), dtype=np.uint8)
+        Image.fromarray(mask).save(tmp_path / "masks" / f"{index}.png")
+    plain, cached = (SegmentationFolderDataset(tmp_path, 3, create_transform(SIZE)) for _ in range(2))
+    cached.image_cache = ResizedImageCache(SIZE, megabytes=1)
+    before = cached[0]["targets"]
+
+    _rewritten(tmp_path / "masks" / "0.png", seed=9)
+
+    assert torch.equal(cached[0]["targets"], plain[0]["targets"])
+    assert not torch.equal(cached[0]["targets"], before)
