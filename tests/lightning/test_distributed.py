@@ -182,3 +182,44 @@ def test_the_readme_two_process_command_finishes_with_the_packaged_config_and_sy
         assert metrics[split]["head/confusion_matrix"] == reference["confusion_matrix"], split
         assert metrics[split]["head/accuracy"] == pytest.approx(reference["accuracy"], abs=1e-6), split
         assert loss == pytest.approx(reference["loss"], rel=1e-4), split
+
+
+BALANCING_JOB = Path(__file__).parent / "ddp_balancing_job.py"
+
+
+def run_balancing_job(path: Path, devices: int, **options: Any) -> list[dict[str, Any]]:
+    """What each process of `ddp_balancing_job.py` kept: its weights after training and the values it logged."""
+    out = path / f"devices_{devices}"
+    out.mkdir()
+    arguments = [sys.executable, str(BALANCING_JOB), str(out), json.dumps({"devices": devices, **options})]
+    completed = run_command(arguments, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return [torch.load(file, weights_only=True) for file in sorted(out.glob("rank*.pt"))]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"balancer": "uncertainty", "ema_decay": 0.9},
+        {"balancer": "dwa", "epochs": 3},
+    ],
+    ids=["uncertainty-moving-average", "dwa"],
+)
+def test_two_processes_train_and_log_what_one_process_does_on_their_batches_together(
+    tmp_path: Path, options: dict[str, Any]
+) -> None:
+    # Each step's batch of 8 is dealt out to the two processes (4 each): the weights after training, the losses
+    # logged per step and per epoch, the balancer's values and the validation and test metrics must be those of one
+    # process training on the batches of 8.
+    (one,) = run_balancing_job(tmp_path, devices=1, **options)
+    first, second = run_balancing_job(tmp_path, devices=2, **options)
+
+    assert (one["world_size"], first["world_size"]) == (1, 2)
+    for name, value in one["state_dict"].items():
+        torch.testing.assert_close(first["state_dict"][name], value, rtol=1e-5, atol=1e-6, msg=name)
+        assert torch.equal(first["state_dict"][name], second["state_dict"][name]), name
+    for kind in ("fitted", "tested"):
+        assert sorted(first[kind]) == sorted(one[kind])
+        for name, value in one[kind].items():
+            assert first[kind][name] == pytest.approx(value, rel=1e-5, abs=1e-6), f"{kind} {name}"

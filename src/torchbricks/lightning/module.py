@@ -60,9 +60,9 @@ class LightningBrickCollection(pl.LightningModule):
     `Stage.TRAIN`, `validation_step` `Stage.VALIDATION`, `test_step` `Stage.TEST` and `predict_step`
     `Stage.INFERENCE` (returning the inference outputs). The loss is the (optionally weighted) sum of the loss
     outputs; each loss and the total are logged per stage (`train/loss`, `train/losses/head0/loss_ce`), per step
-    while training and as the batch-size weighted mean of the epoch (for a loss normalized within its batch by
-    something else than its samples, class weights or valid pixels, a mean of per-batch ratios, not the whole split's
-    loss: see `LossMeans`). Epoch means and metrics are computed at the
+    while training (under DDP, of the step's batches on every process together) and as the batch-size weighted mean
+    of the epoch (for a loss normalized within its batch by something else than its samples, class weights or valid
+    pixels, a mean of per-batch ratios, not the whole split's loss: see `LossMeans`). Epoch means and metrics are computed at the
     end of each epoch, on every process and in the same order on each (see `torchbricks.lightning._epoch_values`:
     collectives started at rank-dependent moments deadlock), so under DDP they cover the data of every process;
     scalars are logged (`validation/head0/accuracy`), and every value, confusion matrices included, is kept in
@@ -424,12 +424,30 @@ class LightningBrickCollection(pl.LightningModule):
         self._loss_means[stage].update({"loss": total}, batch_size)
         for source_losses, source_size in per_source:
             self._loss_means[stage].update(source_losses, source_size)
-        if stage is Stage.TRAIN:  # this process's batch; the epoch means are reduced over processes in _summarize_epoch
+        if stage is Stage.TRAIN:
             log = partial(self.log, on_step=True, on_epoch=False, batch_size=batch_size)
-            log(logged_name("train", TOTAL_LOSS, loss=True) + "_step", total, prog_bar=True)
-            for name, loss in losses.items():
-                log(logged_name("train", name, loss=True) + "_step", loss)
+            for name, loss in self._step_losses(total, losses, per_source, batch_size).items():
+                log(logged_name("train", name, loss=True) + "_step", loss, prog_bar=name == TOTAL_LOSS)
         return {"loss": total, **losses}
+
+    def _step_losses(
+        self,
+        total: torch.Tensor,
+        losses: Mapping[str, torch.Tensor],
+        per_source: Sequence[tuple[Mapping[str, torch.Tensor], int]],
+        batch_size: int,
+    ) -> dict[str, torch.Tensor]:
+        """The total and each loss of a training step, as logged per step: under DDP the step's batch of every
+        process, as one process given their batches together computes them (each process's own were rank 0's half
+        alone in the log), with one collective on every process in every step."""
+        if self.trainer.world_size < 2:
+            return {TOTAL_LOSS: total, **losses}
+        step = LossMeans()
+        step.update({TOTAL_LOSS: total}, batch_size)
+        for source_losses, source_size in per_source:
+            step.update(source_losses, source_size)
+        names = [TOTAL_LOSS, *self.brick_collection.loss_names()]
+        return step.compute(names, self.device, partial(self.trainer.strategy.reduce, reduce_op="sum"))
 
     def _check_averaged_values(self, values: Mapping[str, Any]) -> None:
         """Raises when a name of `averaged_metrics` is not among the values the epoch computed: the mean (what the
