@@ -196,6 +196,8 @@ class LightningBrickCollection(pl.LightningModule):
 
     def setup(self, stage: str) -> None:
         self._create_stage_views()  # the collection may have changed since __init__ (a brick added, a head swapped)
+        if stage == "fit":
+            _check_gradient_balancer_strategy(self.loss_balancer, self.trainer)
         if self._name_generated and self.trainer.world_size > 1:
             # Each process made up its own timestamp; all of them must write to (and read from) the same folder.
             self.experiment_name = self.trainer.strategy.broadcast(self.experiment_name, src=0)
@@ -218,7 +220,11 @@ class LightningBrickCollection(pl.LightningModule):
             if scale is None and self._trainer is not None:
                 scale = torch.tensor(1.0 / self.trainer.accumulate_grad_batches)
             losses = self._train_losses if scale is None else {name: value * scale for name, value in self._train_losses.items()}
-            self.loss_balancer.backward(losses)
+            # Under DDP the balancer averages each loss's gradient over the processes itself: the surgery on the
+            # whole step's gradients, as one process does (DDP's reducer averages only the sum's).
+            several = self._trainer is not None and self.trainer.world_size > 1
+            average = partial(self.trainer.strategy.reduce, reduce_op="mean") if several else None
+            self.loss_balancer.backward(losses, average=average)
             return
         super().backward(loss, *args, **kwargs)
 
@@ -524,6 +530,22 @@ class LightningBrickCollection(pl.LightningModule):
             key = stage.value if loader is None else f"{stage.value}/dataloader_idx_{loader}"
             self.epoch_metrics[key] = {name: _to_cpu(value) for name, value in values.items()}
             self.epoch_metrics_epoch[key] = int(self.current_epoch) + 1
+
+
+def _check_gradient_balancer_strategy(balancer: LossBalancer, trainer: pl.Trainer) -> None:
+    """Raises when a balancer that combines gradients (PCGrad) would train under several processes of another
+    strategy than DDP: it averages each loss's gradient over the processes itself, next to DDP's reducer, which
+    sharded (FSDP) or engine-driven (DeepSpeed) training does not have, and would train on wrong gradients."""
+    if not balancer.uses_gradients or trainer.world_size < 2:
+        return
+    strategy = trainer.strategy
+    if isinstance(strategy, pl.strategies.DDPStrategy) and "deepspeed" not in type(strategy).__name__.lower():
+        return
+    raise BrickError(
+        f"Loss balancing {type(balancer).__name__} (loss_balancing=pcgrad) combines each loss's gradient itself, which on "
+        f"{trainer.world_size} processes works with DDP only (trainer.strategy=ddp), not with {type(strategy).__name__} "
+        "(trainer.strategy). Use trainer.strategy=ddp, or loss_balancing=uncertainty or dwa."
+    )
 
 
 def _lacked_by(collection: Any, stage: Stage, named_inputs: Mapping[str, Any]) -> str:
