@@ -227,3 +227,33 @@ def test_two_processes_train_and_log_what_one_process_does_on_their_batches_toge
             assert first[kind][name] == pytest.approx(value, rel=1e-5, abs=1e-6), f"{kind} {name}"
     if options["balancer"] == "pcgrad":
         assert one["fitted"]["train/balancing/pcgrad/conflicting_fraction"] > 0  # the surgery acted
+
+
+@pytest.mark.slow
+def test_a_two_process_run_resumed_from_its_checkpoint_continues_every_state_as_the_uninterrupted_run(tmp_path: Path) -> None:
+    # Uncertainty weights, a moving average, a learning rate schedule and early stopping whose patience ran out at
+    # epoch 3 (the augmentation turned off) and runs out again at epoch 5: resumed after epoch 3, every one of them
+    # must go on as in the run that was never interrupted, on both processes.
+    job = Path(__file__).parent / "ddp_resume_job.py"
+
+    def run(name: str, max_epochs: int, *checkpoint: str) -> list[dict[str, Any]]:
+        (tmp_path / name).mkdir()
+        completed = run_command([sys.executable, str(job), str(tmp_path / name), str(max_epochs), *checkpoint], timeout=300)
+        assert completed.returncode == 0, completed.stderr[-3000:]
+        return [torch.load(file, weights_only=True) for file in sorted((tmp_path / name).glob("rank*.pt"))]
+
+    whole = run("whole", 6)
+    interrupted = run("interrupted", 3)
+    resumed = run("resumed", 6, str(tmp_path / "interrupted" / "checkpoints" / "last.ckpt"))
+
+    assert interrupted[0]["early_stopping"]["augmentations_off_epoch"] == 3  # the checkpoint is in the last phase
+    assert whole[0]["early_stopping"]["stopped_epoch"] == 4  # and the whole run stopped in it, at epoch 5
+    for expected, actual in zip(whole, resumed, strict=True):
+        assert actual["epochs"] == expected["epochs"] == 5
+        assert actual["early_stopping"] == expected["early_stopping"]
+        assert actual["augmentations_on"] is expected["augmentations_on"] is False
+        assert actual["lr"] == pytest.approx(expected["lr"])
+        for part in ("state_dict", "average"):  # the module's (with the balancer's weights) and the moving average
+            for name, value in expected[part].items():
+                torch.testing.assert_close(actual[part][name], value, msg=f"{part} {name}")
+        assert actual["logged"] == pytest.approx(expected["logged"])
