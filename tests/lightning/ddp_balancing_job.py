@@ -1,13 +1,14 @@
-"""Trains a two-head model on 1 or 2 CPU processes with a loss balancer; run by test_distributed_training.py.
+"""Trains a two-head model on 1 or 2 CPU processes with a loss balancer; run by test_distributed.py.
 
     python ddp_balancing_job.py OUT_FOLDER OPTIONS_JSON
 
 OPTIONS_JSON: `devices` (1 or 2), `balancer` (a key of `BALANCERS`), `ema_decay` (null or a decay),
 `accumulate` (`trainer.accumulate_grad_batches`), `epochs`, `batch_size` (of the whole step: each of 2 processes
-gets half). The two processes' batches of a step are together the one process's batch of that step.
+gets half), `class_weights` (of the shape head's 3 classes). The two processes' batches of a step are together
+the one process's batch of that step.
 
-Each process writes `rank<r>.pt`: the module's state_dict after training, the values logged at the end of the fit
-and of the test, and the balancer's logged values.
+Each process writes `rank<r>.pt`: the module's state_dict after training and the values logged at the end of the
+fit (the balancer's among them) and of the test.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from torchmetrics.classification import MulticlassAccuracy
 
 from torchbricks import BrickCollection, BrickLoss, BrickMetricSingle, BrickTrainable
+from torchbricks.bag_of_bricks.losses import ClassWeightedCrossEntropyLoss
 from torchbricks.lightning import LightningBrickCollection
 from torchbricks.lightning.callbacks import ExponentialMovingAverage
 from torchbricks.lightning.datamodules import NamedTensorDataset
@@ -32,13 +34,15 @@ from torchbricks.loss_balancing import create_loss_balancer
 NUM_SAMPLES = 32
 
 
-def two_heads() -> BrickCollection:
-    """A shared trunk and two classification heads, each with its own loss and accuracy."""
+def two_heads(class_weights: list[float] | None = None) -> BrickCollection:
+    """A shared trunk and two classification heads, each with its own loss and accuracy; `class_weights` weigh the
+    classes of the shape head's cross entropy."""
 
-    def head(targets: str, num_classes: int) -> dict[str, Any]:
+    def head(targets: str, num_classes: int, weights: list[float] | None = None) -> dict[str, Any]:
+        loss = ClassWeightedCrossEntropyLoss(weights)
         return {
             "classify": BrickTrainable(nn.Linear(8, num_classes), input_names=["features"], output_names=["./logits"]),
-            "loss": BrickLoss(nn.CrossEntropyLoss(), input_names=["./logits", targets], output_names=["./loss"]),
+            "loss": BrickLoss(loss, input_names=["./logits", targets], output_names=["./loss"]),
             "accuracy": BrickMetricSingle(
                 MulticlassAccuracy(num_classes=num_classes, average="micro"), input_names=["./logits", targets]
             ),
@@ -47,7 +51,7 @@ def two_heads() -> BrickCollection:
     return BrickCollection(
         {
             "trunk": BrickTrainable(nn.Sequential(nn.Linear(4, 8), nn.Tanh()), input_names=["raw"], output_names=["features"]),
-            "shape": head("shape_targets", 3),
+            "shape": head("shape_targets", 3, class_weights),
             "colour": head("colour_targets", 2),
         }
     )
@@ -65,7 +69,7 @@ def dataset() -> NamedTensorDataset:
 def main(out: Path, options: dict[str, Any]) -> None:
     devices = int(options.get("devices", 1))
     torch.manual_seed(0)
-    collection = two_heads()
+    collection = two_heads(options.get("class_weights"))
     balancer = create_loss_balancer(options.get("balancer", "fixed"), collection.loss_names())
     module = LightningBrickCollection(
         out, "run", collection, lambda params: torch.optim.SGD(params, lr=0.5), loss_balancer=balancer, write_files=False
