@@ -12,6 +12,7 @@ import subprocess
 import sys
 import termios
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -260,3 +261,46 @@ def test_a_two_process_run_resumed_from_its_checkpoint_continues_every_state_as_
             for name, value in expected[part].items():
                 torch.testing.assert_close(actual[part][name], value, msg=f"{part} {name}")
         assert actual["logged"] == pytest.approx(expected["logged"])
+
+
+@pytest.mark.slow
+def test_a_two_process_command_killed_after_a_checkpoint_resumes_to_the_uninterrupted_runs_values(tmp_path: Path) -> None:
+    # As a user runs it: the packaged config on two processes with learned loss weights and a moving average of the
+    # weights, killed (both processes, at once) once an epoch's checkpoint is written, then `resume=true`.
+    train = [str(Path(sys.executable).parent / "torchbricks"), "train", f"experiment.path_experiments={tmp_path}"]
+    overrides = [
+        "trainer.devices=2",
+        "trainer.strategy=ddp",
+        "trainer.max_epochs=3",
+        "+trainer.limit_train_batches=6",
+        "loss_balancing=uncertainty",
+        "ema_decay=0.9",
+        "export_onnx=false",
+        "n_visualized=0",
+    ]
+    whole = run_command([*train, *overrides, "experiment.name=whole"], timeout=480)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    with subprocess.Popen([*train, *overrides, "experiment.name=killed"], start_new_session=True, **quiet) as killed:
+        deadline = time.monotonic() + 480
+        while not last.exists() and killed.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)  # the checkpoint written whole
+        os.killpg(killed.pid, signal.SIGKILL)
+    assert last.exists()
+    assert not (tmp_path / "killed" / "metrics.json").exists()  # it really was interrupted
+
+    resumed = run_command([*train, "experiment.name=killed", "resume=true"], timeout=480)
+
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    expected, actual = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("whole", "killed"))
+    assert actual["epochs"] == expected["epochs"] == 3
+    for stage in ("train", "validation", "test"):
+        assert actual[stage]["head/confusion_matrix"] == expected[stage]["head/confusion_matrix"], stage
+        assert actual[stage]["head/accuracy"] == pytest.approx(expected[stage]["head/accuracy"], abs=1e-6), stage
+    history, expected_history = (json.loads((tmp_path / name / "history.json").read_text()) for name in ("killed", "whole"))
+    assert [record["epoch"] for record in history] == [0, 1, 2]
+    assert "train/balancing/weights/head/loss_ce" in history[-1]  # the learned weight, logged every epoch
+    for record, expected_record in zip(history, expected_history, strict=True):
+        assert record == pytest.approx(expected_record, abs=1e-6)
