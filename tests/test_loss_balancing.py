@@ -101,3 +101,32 @@ def test_pcgrad_with_no_parameter_shared_by_two_losses_backpropagates_the_plain_
     assert float(total) == 11.0
     torch.testing.assert_close(first.grad, torch.tensor([2.0, 4.0]))
     torch.testing.assert_close(second.grad, torch.tensor([2.0]))
+
+
+def test_pcgrad_under_several_processes_refuses_a_step_whose_losses_differ_between_them() -> None:
+    shared = nn.Parameter(torch.ones(2))
+    losses = {"a": shared.sum(), "b": (2 * shared).sum()}
+
+    def other_process_lacks_b(tensor: torch.Tensor) -> torch.Tensor:  # the mean with a process that computed only "a"
+        return (tensor + torch.tensor([1.0, 0.0])) / 2
+
+    with pytest.raises(BrickError, match=r"the loss 'b' was computed on some processes and not on others"):
+        PCGrad(["a", "b"]).backward(losses, average=other_process_lacks_b)
+    with pytest.raises(BrickError, match=r"needs the names of the losses it balances"):
+        PCGrad().backward(losses, average=lambda tensor: tensor)
+
+
+def test_pcgrad_under_several_processes_projects_the_averaged_gradients() -> None:
+    # The other process's gradients of "a" and "b" are (-3, 0) and (0, 0): averaged with this one's (1, 0) and
+    # (-1, 1), "a" becomes (-1, 0), which no longer conflicts with "b" (-0.5, 0.5) and is kept as it is.
+    shared = nn.Parameter(torch.zeros(2))
+    losses = {"a": torch.dot(torch.tensor([1.0, 0.0]), shared), "b": torch.dot(torch.tensor([-1.0, 1.0]), shared)}
+    others = {2: torch.tensor([[-3.0, 0.0], [0.0, 0.0]]), 1: torch.tensor([1.0, 1.0])}  # gradients; losses present
+
+    def average(tensor: torch.Tensor) -> torch.Tensor:
+        return (tensor + others[tensor.ndim]) / 2
+
+    balancer = PCGrad(["a", "b"])
+    balancer.backward(losses, [shared], average=average)
+    torch.testing.assert_close(shared.grad, torch.tensor([-1.5, 0.5]))
+    assert balancer.logged_values() == {"pcgrad/conflicting_fraction": 0.0}

@@ -13,7 +13,9 @@ returning the total, so it works with any collection and any training loop. Loss
   Call `epoch_end(mean_losses)` after each epoch.
 - `PCGrad`: Yu et al. (2020), gradient surgery: each loss's gradient on the shared parameters is projected off
   the gradients it conflicts with (negative dot product) before they are summed. Its `backward(losses, shared)`
-  replaces `total.backward()`.
+  replaces `total.backward()`; under DDP, `backward(..., average=...)` averages each loss's gradient over the
+  processes before the surgery (`LightningBrickCollection` does), as the surgery of the averaged gradients is not
+  the average of each process's surgery.
 
 `logged_values()` gives what to log per epoch: the weights, or for PCGrad the fraction of conflicting pairs.
 
@@ -28,7 +30,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -74,9 +76,13 @@ class LossBalancer(nn.Module):
         """Called with each loss's mean over the epoch that ended (strategies that adapt per epoch use it)."""
 
     def backward(
-        self, losses: Mapping[str, torch.Tensor], shared_parameters: Sequence[torch.Tensor] | None = None
+        self,
+        losses: Mapping[str, torch.Tensor],
+        shared_parameters: Sequence[torch.Tensor] | None = None,
+        average: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """The backward pass of a strategy that `uses_gradients`; the others weigh the total, which is backpropagated."""
+        """The backward pass of a strategy that `uses_gradients` (`average`: the mean of a tensor over the processes of
+        a data-parallel run); the others weigh the total, which is backpropagated."""
         raise BrickError(f"{type(self).__name__} combines losses, not gradients: call backward() on its total.")
 
     def logged_values(self) -> dict[str, float]:
@@ -211,28 +217,62 @@ class PCGrad(LossBalancer):
         self._conflicts = 0
 
     def backward(
-        self, losses: Mapping[str, torch.Tensor], shared_parameters: Sequence[torch.Tensor] | None = None
+        self,
+        losses: Mapping[str, torch.Tensor],
+        shared_parameters: Sequence[torch.Tensor] | None = None,
+        average: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Accumulates the surgically combined gradients into `.grad`; returns the plain sum of the losses.
 
-        `shared_parameters` None: the parameters that more than one loss depends on (found in the autograd graph).
+        Args:
+            losses: Loss name -> loss of this step.
+            shared_parameters: The parameters the surgery acts on; None: those more than one loss depends on (found
+                in the autograd graph).
+            average: Under data parallelism (DDP), the mean of a tensor over the processes (an all-reduce), which
+                every process calls at the same points. Each loss's gradient is then averaged before the surgery, so
+                every process projects the gradients of the whole step's batch, as one process given that batch
+                does (the surgery is not linear: projecting each process's own gradients and averaging the results
+                differs). The other parameters' gradients come from one `backward()` of the total, whose gradient
+                hooks DDP's reducer counts on to average them, and the shared parameters' gradient from that pass
+                is replaced by the surgery's.
         """
         if not losses:
             raise BrickError("PCGrad: no loss to balance: the call produced no loss.")
+        if average is not None:
+            self._check_same_losses_on_every_process(losses, average)
         if shared_parameters is None:
             shared_parameters = _shared_leaves(list(losses.values()))
         shared = [parameter for parameter in shared_parameters if parameter.requires_grad]
         total: torch.Tensor = sum(losses.values())  # type: ignore[assignment]
-        names = list(losses)
         if not shared:  # no parameter more than one loss depends on (one loss, or heads apart): nothing to project
             total.backward()
             return total.detach()
-        gradients = []
-        for name in names:
-            grads = torch.autograd.grad(losses[name], shared, retain_graph=True, allow_unused=True)
-            gradients.append(
-                torch.cat([(g if g is not None else torch.zeros_like(p)).flatten() for g, p in zip(grads, shared, strict=True)])
-            )
+        gradients = _loss_gradients(losses, shared)
+        combined = self._surgery(gradients if average is None else average(gradients))
+        sizes = [parameter.numel() for parameter in shared]
+        pieces = [piece.view_as(parameter) for piece, parameter in zip(combined.split(sizes), shared, strict=True)]
+        if average is None:
+            shared_ids = {id(parameter) for parameter in shared}
+            # The other parameters (the heads) get the plain gradient of the summed loss.
+            rest = [p for p in _parameters_of(total) if id(p) not in shared_ids]
+            if rest:
+                torch.autograd.backward(total, inputs=rest)
+            for parameter, piece in zip(shared, pieces, strict=True):
+                parameter.grad = piece.clone() if parameter.grad is None else parameter.grad + piece
+            return total.detach()
+        before = [None if parameter.grad is None else parameter.grad.detach().clone() for parameter in shared]
+        total.backward()
+        with torch.no_grad():
+            for parameter, earlier, piece in zip(shared, before, pieces, strict=True):
+                value = piece if earlier is None else earlier + piece
+                if parameter.grad is None:
+                    parameter.grad = value.clone()
+                else:  # in place: DDP may keep the gradient as a view of its bucket
+                    parameter.grad.copy_(value)
+        return total.detach()
+
+    def _surgery(self, gradients: torch.Tensor) -> torch.Tensor:
+        """The sum of each loss's gradient (a row of `gradients`) projected off the others it conflicts with."""
         projected = []
         for index, gradient in enumerate(gradients):
             others = [other for position, other in enumerate(gradients) if position != index]
@@ -245,19 +285,29 @@ class PCGrad(LossBalancer):
                     self._conflicts += 1
                     result -= dot / other.dot(other).clamp_min(1e-12) * other
             projected.append(result)
-        combined = torch.stack(projected).sum(dim=0)
-        shared_ids = {id(parameter) for parameter in shared}
-        # The other parameters (the heads) get the plain gradient of the summed loss.
-        rest = [p for p in _parameters_of(total) if id(p) not in shared_ids]
-        if rest:
-            torch.autograd.backward(total, inputs=rest)
-        offset = 0
-        for parameter in shared:
-            size = parameter.numel()
-            piece = combined[offset : offset + size].view_as(parameter)
-            parameter.grad = piece.clone() if parameter.grad is None else parameter.grad + piece
-            offset += size
-        return total.detach()
+        return torch.stack(projected).sum(dim=0)
+
+    def _check_same_losses_on_every_process(
+        self, losses: Mapping[str, torch.Tensor], average: Callable[[torch.Tensor], torch.Tensor]
+    ) -> None:
+        """Raises on every process alike when the processes' steps produced different losses: their gradients could
+        not be averaged loss by loss (the collective would pair different losses, or wait forever)."""
+        if not self.loss_names:
+            raise BrickError(
+                "PCGrad under several processes needs the names of the losses it balances (PCGrad(loss_names=[...]), "
+                f"here {sorted(losses)}), to average each loss's gradient over the processes."
+            )
+        self._check_names(losses)
+        device = next(iter(losses.values())).device
+        present = average(torch.tensor([float(name in losses) for name in self.loss_names], device=device))
+        uneven = [name for name, share in zip(self.loss_names, present.tolist(), strict=True) if share not in (0.0, 1.0)]
+        if uneven:
+            raise BrickError(
+                f"PCGrad: the loss {uneven[0]!r} was computed on some processes and not on others in this step "
+                f"(on a share of {present[self.loss_names.index(uneven[0])].item():.2f} of them); the processes must "
+                "train the same heads at every step (a data schedule that is the same on every process) for their "
+                "gradients to be averaged loss by loss."
+            )
 
     def logged_values(self) -> dict[str, float]:
         """The fraction of gradient pairs that conflicted since the last call (then reset)."""
@@ -268,6 +318,16 @@ class PCGrad(LossBalancer):
     def logged_value_names(self) -> list[str]:
         """The names `logged_values` returns, known before training and without its side effects."""
         return ["pcgrad/conflicting_fraction"]
+
+
+def _loss_gradients(losses: Mapping[str, torch.Tensor], shared: Sequence[torch.Tensor]) -> torch.Tensor:
+    """One row per loss: its gradient on `shared`, flattened (zero where it does not depend on a parameter)."""
+    rows = []
+    for loss in losses.values():
+        grads = torch.autograd.grad(loss, shared, retain_graph=True, allow_unused=True)
+        flat = [(g if g is not None else torch.zeros_like(p)).flatten() for g, p in zip(grads, shared, strict=True)]
+        rows.append(torch.cat(flat))
+    return torch.stack(rows)
 
 
 def _shared_leaves(losses: Sequence[torch.Tensor]) -> list[torch.Tensor]:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import termios
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -182,3 +183,124 @@ def test_the_readme_two_process_command_finishes_with_the_packaged_config_and_sy
         assert metrics[split]["head/confusion_matrix"] == reference["confusion_matrix"], split
         assert metrics[split]["head/accuracy"] == pytest.approx(reference["accuracy"], abs=1e-6), split
         assert loss == pytest.approx(reference["loss"], rel=1e-4), split
+
+
+BALANCING_JOB = Path(__file__).parent / "ddp_balancing_job.py"
+
+
+def run_balancing_job(path: Path, devices: int, **options: Any) -> list[dict[str, Any]]:
+    """What each process of `ddp_balancing_job.py` kept: its weights after training and the values it logged."""
+    out = path / f"devices_{devices}"
+    out.mkdir()
+    arguments = [sys.executable, str(BALANCING_JOB), str(out), json.dumps({"devices": devices, **options})]
+    completed = run_command(arguments, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return [torch.load(file, weights_only=True) for file in sorted(out.glob("rank*.pt"))]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"balancer": "pcgrad", "accumulate": 2},
+        {"balancer": "uncertainty", "ema_decay": 0.9},
+        {"balancer": "dwa", "epochs": 3},
+        {"balancer": "fixed", "class_weights": [0.3, 1.0, 3.0]},
+    ],
+    ids=["pcgrad-accumulating", "uncertainty-moving-average", "dwa", "class-weights"],
+)
+def test_two_processes_train_and_log_what_one_process_does_on_their_batches_together(
+    tmp_path: Path, options: dict[str, Any]
+) -> None:
+    # Each step's batch of 8 is dealt out to the two processes (4 each): the weights after training, the losses
+    # logged per step and per epoch, the balancer's values and the validation and test metrics must be those of one
+    # process training on the batches of 8. PCGrad's surgery is not linear: projecting each process's gradients and
+    # averaging the results (or leaving DDP's reducer waiting for the shared parameters' gradients) differs.
+    (one,) = run_balancing_job(tmp_path, devices=1, **options)
+    first, second = run_balancing_job(tmp_path, devices=2, **options)
+
+    assert (one["world_size"], first["world_size"]) == (1, 2)
+    for name, value in one["state_dict"].items():
+        torch.testing.assert_close(first["state_dict"][name], value, rtol=1e-5, atol=1e-6, msg=name)
+        assert torch.equal(first["state_dict"][name], second["state_dict"][name]), name
+    for kind in ("fitted", "tested"):
+        assert sorted(first[kind]) == sorted(one[kind])
+        for name, value in one[kind].items():
+            if "class_weights" in options and name.startswith(("validation/loss", "test/loss")):
+                continue  # a mean of per-batch ratios (LossMeans), and the batches of 4 are not those of 8
+            assert first[kind][name] == pytest.approx(value, rel=1e-5, abs=1e-6), f"{kind} {name}"
+    if options["balancer"] == "pcgrad":
+        assert one["fitted"]["train/balancing/pcgrad/conflicting_fraction"] > 0  # the surgery acted
+
+
+@pytest.mark.slow
+def test_a_two_process_run_resumed_from_its_checkpoint_continues_every_state_as_the_uninterrupted_run(tmp_path: Path) -> None:
+    # Uncertainty weights, a moving average, a learning rate schedule and early stopping whose patience ran out at
+    # epoch 3 (the augmentation turned off) and runs out again at epoch 5: resumed after epoch 3, every one of them
+    # must go on as in the run that was never interrupted, on both processes.
+    job = Path(__file__).parent / "ddp_resume_job.py"
+
+    def run(name: str, max_epochs: int, *checkpoint: str) -> list[dict[str, Any]]:
+        (tmp_path / name).mkdir()
+        completed = run_command([sys.executable, str(job), str(tmp_path / name), str(max_epochs), *checkpoint], timeout=300)
+        assert completed.returncode == 0, completed.stderr[-3000:]
+        return [torch.load(file, weights_only=True) for file in sorted((tmp_path / name).glob("rank*.pt"))]
+
+    whole = run("whole", 6)
+    interrupted = run("interrupted", 3)
+    resumed = run("resumed", 6, str(tmp_path / "interrupted" / "checkpoints" / "last.ckpt"))
+
+    assert interrupted[0]["early_stopping"]["augmentations_off_epoch"] == 3  # the checkpoint is in the last phase
+    assert whole[0]["early_stopping"]["stopped_epoch"] == 4  # and the whole run stopped in it, at epoch 5
+    for expected, actual in zip(whole, resumed, strict=True):
+        assert actual["epochs"] == expected["epochs"] == 5
+        assert actual["early_stopping"] == expected["early_stopping"]
+        assert actual["augmentations_on"] is expected["augmentations_on"] is False
+        assert actual["lr"] == pytest.approx(expected["lr"])
+        for part in ("state_dict", "average"):  # the module's (with the balancer's weights) and the moving average
+            for name, value in expected[part].items():
+                torch.testing.assert_close(actual[part][name], value, msg=f"{part} {name}")
+        assert actual["logged"] == pytest.approx(expected["logged"])
+
+
+@pytest.mark.slow
+def test_a_two_process_command_killed_after_a_checkpoint_resumes_to_the_uninterrupted_runs_values(tmp_path: Path) -> None:
+    # As a user runs it: the packaged config on two processes with learned loss weights and a moving average of the
+    # weights, killed (both processes, at once) once an epoch's checkpoint is written, then `resume=true`.
+    train = [str(Path(sys.executable).parent / "torchbricks"), "train", f"experiment.path_experiments={tmp_path}"]
+    overrides = [
+        "trainer.devices=2",
+        "trainer.strategy=ddp",
+        "trainer.max_epochs=3",
+        "+trainer.limit_train_batches=6",
+        "loss_balancing=uncertainty",
+        "ema_decay=0.9",
+        "export_onnx=false",
+        "n_visualized=0",
+    ]
+    whole = run_command([*train, *overrides, "experiment.name=whole"], timeout=480)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    with subprocess.Popen([*train, *overrides, "experiment.name=killed"], start_new_session=True, **quiet) as killed:
+        deadline = time.monotonic() + 480
+        while not last.exists() and killed.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)  # the checkpoint written whole
+        os.killpg(killed.pid, signal.SIGKILL)
+    assert last.exists()
+    assert not (tmp_path / "killed" / "metrics.json").exists()  # it really was interrupted
+
+    resumed = run_command([*train, "experiment.name=killed", "resume=true"], timeout=480)
+
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    expected, actual = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("whole", "killed"))
+    assert actual["epochs"] == expected["epochs"] == 3
+    for stage in ("train", "validation", "test"):
+        assert actual[stage]["head/confusion_matrix"] == expected[stage]["head/confusion_matrix"], stage
+        assert actual[stage]["head/accuracy"] == pytest.approx(expected[stage]["head/accuracy"], abs=1e-6), stage
+    history, expected_history = (json.loads((tmp_path / name / "history.json").read_text()) for name in ("killed", "whole"))
+    assert [record["epoch"] for record in history] == [0, 1, 2]
+    assert "train/balancing/weights/head/loss_ce" in history[-1]  # the learned weight, logged every epoch
+    for record, expected_record in zip(history, expected_history, strict=True):
+        assert record == pytest.approx(expected_record, abs=1e-6)

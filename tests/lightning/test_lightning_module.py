@@ -505,3 +505,20 @@ def test_a_042_brick_with_its_own_summarize_and_parameters_is_shared_by_the_stag
         module = create_module(tmp_path, collection)
 
     assert all(view["mean"] is collection["mean"] for view in module._stage_collections.values())
+
+
+def test_pcgrad_on_several_processes_of_another_strategy_than_ddp_is_refused_naming_it() -> None:
+    from types import SimpleNamespace
+
+    from torchbricks.lightning.module import _check_gradient_balancer_strategy
+    from torchbricks.loss_balancing import PCGrad, UncertaintyWeighting
+
+    class FSDPStrategy:  # stands for Lightning's, which needs GPUs
+        pass
+
+    sharded = SimpleNamespace(world_size=2, strategy=FSDPStrategy())
+    with pytest.raises(BrickError, match=r"PCGrad \(loss_balancing=pcgrad\).*2 processes works with DDP only.*not with FSDPS"):
+        _check_gradient_balancer_strategy(PCGrad(["a", "b"]), sharded)  # type: ignore[arg-type]
+    _check_gradient_balancer_strategy(UncertaintyWeighting(["a", "b"]), sharded)  # type: ignore[arg-type]
+    ddp = SimpleNamespace(world_size=2, strategy=pl.strategies.DDPStrategy())
+    _check_gradient_balancer_strategy(PCGrad(["a", "b"]), ddp)  # type: ignore[arg-type]

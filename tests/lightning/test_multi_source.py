@@ -171,7 +171,7 @@ def test_pcgrad_replaces_the_backward_pass_of_every_training_step(tmp_path: Path
     balancer = PCGrad(["shape/loss", "colour/loss"])
     calls = []
     surgery = balancer.backward
-    balancer.backward = lambda losses, shared=None: calls.append(sorted(losses)) or surgery(losses, shared)  # type: ignore[method-assign]
+    balancer.backward = lambda losses, shared=None, average=None: calls.append(sorted(losses)) or surgery(losses, shared, average)  # type: ignore[method-assign]
     _, trainer = fit(tmp_path, "max_size_cycle", balancer)
     assert calls == [["colour/loss", "shape/loss"]] * 8  # 2 epochs of 4 steps, each with both sources' batches
     assert 0 <= trainer.callback_metrics["train/balancing/pcgrad/conflicting_fraction"].item() <= 1

@@ -19,7 +19,14 @@ class ClassWeightedCrossEntropyLoss(nn.CrossEntropyLoss):
 
     The weights are the loss's `weight` buffer, so they move with the module to its device and are saved in its
     state dict. With mean reduction each sample (pixel) counts by its class's weight, divided by the summed weights
-    of the batch's targets, as in `CrossEntropyLoss`.
+    of the batch's targets (those not ignored), as in `CrossEntropyLoss`.
+
+    Under data parallelism (DDP: several processes, `torch.distributed` initialized), the training loss of class
+    targets is divided by the summed weights of the targets of every process's batch, times the number of processes:
+    DDP's mean of the processes' gradients is then the gradient one process computes on their batches together.
+    (Divided by each process's own sum, a process whose batch held more of a light class, or more ignored pixels,
+    counted for as much as the others.) This needs one collective per call, so the loss must be called at the same
+    steps on every process, as DDP's training steps are; evaluation (no gradient) stays per process.
 
     Args:
         class_weights: One weight >= 0 per class, or None.
@@ -50,3 +57,26 @@ class ClassWeightedCrossEntropyLoss(nn.CrossEntropyLoss):
                 raise BrickError(f"class_weights must be one finite number >= 0 per class, not all 0; got {list(class_weights)}.")
             weight = torch.tensor(values, dtype=torch.float32)
         super().__init__(weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing)
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        processes = _training_processes(self.training)
+        if processes < 2 or self.reduction != "mean" or target.is_floating_point():
+            return super().forward(input, target)
+        summed = nn.functional.cross_entropy(
+            input, target, self.weight, ignore_index=self.ignore_index, reduction="sum", label_smoothing=self.label_smoothing
+        )
+        counted = target[target != self.ignore_index]
+        normalizer = self.weight[counted].sum() if self.weight is not None else torch.tensor(counted.numel())
+        normalizer = normalizer.detach().to(device=summed.device, dtype=summed.dtype).clone()
+        torch.distributed.all_reduce(normalizer)
+        return summed * processes / normalizer
+
+
+def _training_processes(training: bool) -> int:
+    """The number of data-parallel processes a training call runs on (1 outside training, without a process group,
+    and while compiling: a collective in the middle of a traced graph)."""
+    if not (training and torch.is_grad_enabled()) or torch.compiler.is_compiling():
+        return 1
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return 1
+    return int(torch.distributed.get_world_size())

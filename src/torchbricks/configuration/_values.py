@@ -51,7 +51,7 @@ def read_loss_weights(weights: Any, omegaconf: Any) -> dict[str, float]:
     return flat
 
 
-def loss_balancing(config: Any, loss_weights: dict[str, float], trainer: Any) -> str:
+def loss_balancing(config: Any, loss_weights: dict[str, float]) -> str:
     from torchbricks.loss_balancing import BALANCERS
 
     strategy = str(config.get("loss_balancing", "fixed"))
@@ -63,12 +63,5 @@ def loss_balancing(config: Any, loss_weights: dict[str, float], trainer: Any) ->
     if strategy != "fixed" and loss_weights:
         raise ConfigError(
             f"Config key 'loss_weights' applies to loss_balancing=fixed; loss_balancing={strategy} sets its own weights."
-        )
-    devices, nodes = trainer.get("devices", 1) or 1, trainer.get("num_nodes", 1) or 1
-    processes = (devices if is_int(devices) else 1) * (nodes if is_int(nodes) else 1)
-    if strategy == "pcgrad" and processes > 1:
-        raise ConfigError(
-            "Config key 'loss_balancing': pcgrad computes one gradient per loss on one process; DDP averages gradients "
-            "in its own backward pass. Use uncertainty or dwa with several processes."
         )
     return strategy

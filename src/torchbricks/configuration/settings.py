@@ -161,7 +161,7 @@ def read_job_settings(config: Any) -> JobSettings:
         ema_decay=_ema_decay(config.get("ema_decay")),
         seed=seed,
         loss_weights=loss_weights,
-        loss_balancing=loss_balancing(config, loss_weights, trainer),
+        loss_balancing=loss_balancing(config, loss_weights),
         missing_targets=choice(config.get("missing_targets", "error"), "missing_targets", MISSING_TARGETS),
         class_weights=omegaconf.OmegaConf.select(config, "loss.class_weights", default=None),
         export_onnx=export_onnx,

@@ -60,9 +60,9 @@ class LightningBrickCollection(pl.LightningModule):
     `Stage.TRAIN`, `validation_step` `Stage.VALIDATION`, `test_step` `Stage.TEST` and `predict_step`
     `Stage.INFERENCE` (returning the inference outputs). The loss is the (optionally weighted) sum of the loss
     outputs; each loss and the total are logged per stage (`train/loss`, `train/losses/head0/loss_ce`), per step
-    while training and as the batch-size weighted mean of the epoch (for a loss normalized within its batch by
-    something else than its samples, class weights or valid pixels, a mean of per-batch ratios, not the whole split's
-    loss: see `LossMeans`). Epoch means and metrics are computed at the
+    while training (under DDP, of the step's batches on every process together) and as the batch-size weighted mean
+    of the epoch (for a loss normalized within its batch by something else than its samples, class weights or valid
+    pixels, a mean of per-batch ratios, not the whole split's loss: see `LossMeans`). Epoch means and metrics are computed at the
     end of each epoch, on every process and in the same order on each (see `torchbricks.lightning._epoch_values`:
     collectives started at rank-dependent moments deadlock), so under DDP they cover the data of every process;
     scalars are logged (`validation/head0/accuracy`), and every value, confusion matrices included, is kept in
@@ -197,6 +197,8 @@ class LightningBrickCollection(pl.LightningModule):
 
     def setup(self, stage: str) -> None:
         self._create_stage_views()  # the collection may have changed since __init__ (a brick added, a head swapped)
+        if stage == "fit":
+            _check_gradient_balancer_strategy(self.loss_balancer, self.trainer)
         if self._name_generated and self.trainer.world_size > 1:
             # Each process made up its own timestamp; all of them must write to (and read from) the same folder.
             self.experiment_name = self.trainer.strategy.broadcast(self.experiment_name, src=0)
@@ -219,7 +221,11 @@ class LightningBrickCollection(pl.LightningModule):
             if scale is None and self._trainer is not None:
                 scale = torch.tensor(1.0 / self.trainer.accumulate_grad_batches)
             losses = self._train_losses if scale is None else {name: value * scale for name, value in self._train_losses.items()}
-            self.loss_balancer.backward(losses)
+            # Under DDP the balancer averages each loss's gradient over the processes itself: the surgery on the
+            # whole step's gradients, as one process does (DDP's reducer averages only the sum's).
+            several = self._trainer is not None and self.trainer.world_size > 1
+            average = partial(self.trainer.strategy.reduce, reduce_op="mean") if several else None
+            self.loss_balancer.backward(losses, average=average)
             return
         super().backward(loss, *args, **kwargs)
 
@@ -425,12 +431,30 @@ class LightningBrickCollection(pl.LightningModule):
         self._loss_means[stage].update({"loss": total}, batch_size)
         for source_losses, source_size in per_source:
             self._loss_means[stage].update(source_losses, source_size)
-        if stage is Stage.TRAIN:  # this process's batch; the epoch means are reduced over processes in _summarize_epoch
+        if stage is Stage.TRAIN:
             log = partial(self.log, on_step=True, on_epoch=False, batch_size=batch_size)
-            log(logged_name("train", TOTAL_LOSS, loss=True) + "_step", total, prog_bar=True)
-            for name, loss in losses.items():
-                log(logged_name("train", name, loss=True) + "_step", loss)
+            for name, loss in self._step_losses(total, losses, per_source, batch_size).items():
+                log(logged_name("train", name, loss=True) + "_step", loss, prog_bar=name == TOTAL_LOSS)
         return {"loss": total, **losses}
+
+    def _step_losses(
+        self,
+        total: torch.Tensor,
+        losses: Mapping[str, torch.Tensor],
+        per_source: Sequence[tuple[Mapping[str, torch.Tensor], int]],
+        batch_size: int,
+    ) -> dict[str, torch.Tensor]:
+        """The total and each loss of a training step, as logged per step: under DDP the step's batch of every
+        process, as one process given their batches together computes them (each process's own were rank 0's half
+        alone in the log), with one collective on every process in every step."""
+        if self.trainer.world_size < 2:
+            return {TOTAL_LOSS: total, **losses}
+        step = LossMeans()
+        step.update({TOTAL_LOSS: total}, batch_size)
+        for source_losses, source_size in per_source:
+            step.update(source_losses, source_size)
+        names = [TOTAL_LOSS, *self.brick_collection.loss_names()]
+        return step.compute(names, self.device, partial(self.trainer.strategy.reduce, reduce_op="sum"))
 
     def _check_averaged_values(self, values: Mapping[str, Any]) -> None:
         """Raises when a name of `averaged_metrics` is not among the values the epoch computed: the mean (what the
@@ -507,6 +531,22 @@ class LightningBrickCollection(pl.LightningModule):
             key = stage.value if loader is None else f"{stage.value}/dataloader_idx_{loader}"
             self.epoch_metrics[key] = {name: _to_cpu(value) for name, value in values.items()}
             self.epoch_metrics_epoch[key] = int(self.current_epoch) + 1
+
+
+def _check_gradient_balancer_strategy(balancer: LossBalancer, trainer: pl.Trainer) -> None:
+    """Raises when a balancer that combines gradients (PCGrad) would train under several processes of another
+    strategy than DDP: it averages each loss's gradient over the processes itself, next to DDP's reducer, which
+    sharded (FSDP) or engine-driven (DeepSpeed) training does not have, and would train on wrong gradients."""
+    if not balancer.uses_gradients or trainer.world_size < 2:
+        return
+    strategy = trainer.strategy
+    if isinstance(strategy, pl.strategies.DDPStrategy) and "deepspeed" not in type(strategy).__name__.lower():
+        return
+    raise BrickError(
+        f"Loss balancing {type(balancer).__name__} (loss_balancing=pcgrad) combines each loss's gradient itself, which on "
+        f"{trainer.world_size} processes works with DDP only (trainer.strategy=ddp), not with {type(strategy).__name__} "
+        "(trainer.strategy). Use trainer.strategy=ddp, or loss_balancing=uncertainty or dwa."
+    )
 
 
 def _lacked_by(collection: Any, stage: Stage, named_inputs: Mapping[str, Any]) -> str:

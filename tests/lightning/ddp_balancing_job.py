@@ -1,0 +1,106 @@
+"""Trains a two-head model on 1 or 2 CPU processes with a loss balancer; run by test_distributed.py.
+
+    python ddp_balancing_job.py OUT_FOLDER OPTIONS_JSON
+
+OPTIONS_JSON: `devices` (1 or 2), `balancer` (a key of `BALANCERS`), `ema_decay` (null or a decay),
+`accumulate` (`trainer.accumulate_grad_batches`), `epochs`, `batch_size` (of the whole step: each of 2 processes
+gets half), `class_weights` (of the shape head's 3 classes). The two processes' batches of a step are together
+the one process's batch of that step.
+
+Each process writes `rank<r>.pt`: the module's state_dict after training and the values logged at the end of the
+fit (the balancer's among them) and of the test.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+from torchmetrics.classification import MulticlassAccuracy
+
+from torchbricks import BrickCollection, BrickLoss, BrickMetricSingle, BrickTrainable
+from torchbricks.bag_of_bricks.losses import ClassWeightedCrossEntropyLoss
+from torchbricks.lightning import LightningBrickCollection
+from torchbricks.lightning.callbacks import ExponentialMovingAverage
+from torchbricks.lightning.datamodules import NamedTensorDataset
+from torchbricks.loss_balancing import create_loss_balancer
+
+NUM_SAMPLES = 32
+
+
+def two_heads(class_weights: list[float] | None = None) -> BrickCollection:
+    """A shared trunk and two classification heads, each with its own loss and accuracy; `class_weights` weigh the
+    classes of the shape head's cross entropy."""
+
+    def head(targets: str, num_classes: int, weights: list[float] | None = None) -> dict[str, Any]:
+        loss = ClassWeightedCrossEntropyLoss(weights)
+        return {
+            "classify": BrickTrainable(nn.Linear(8, num_classes), input_names=["features"], output_names=["./logits"]),
+            "loss": BrickLoss(loss, input_names=["./logits", targets], output_names=["./loss"]),
+            "accuracy": BrickMetricSingle(
+                MulticlassAccuracy(num_classes=num_classes, average="micro"), input_names=["./logits", targets]
+            ),
+        }
+
+    return BrickCollection(
+        {
+            "trunk": BrickTrainable(nn.Sequential(nn.Linear(4, 8), nn.Tanh()), input_names=["raw"], output_names=["features"]),
+            "shape": head("shape_targets", 3, class_weights),
+            "colour": head("colour_targets", 2),
+        }
+    )
+
+
+def dataset() -> NamedTensorDataset:
+    generator = torch.Generator().manual_seed(3)
+    raw = torch.randn(NUM_SAMPLES, 4, generator=generator)
+    shape = (raw[:, 0] > 0).long() + (raw[:, 1] > 0.5).long()
+    # The colour head is taught the opposite of what the shape head is, so that their gradients conflict.
+    colour = (raw[:, 0] < 0.2).long()
+    return NamedTensorDataset(raw=raw, shape_targets=shape, colour_targets=colour)
+
+
+def main(out: Path, options: dict[str, Any]) -> None:
+    devices = int(options.get("devices", 1))
+    torch.manual_seed(0)
+    collection = two_heads(options.get("class_weights"))
+    balancer = create_loss_balancer(options.get("balancer", "fixed"), collection.loss_names())
+    module = LightningBrickCollection(
+        out, "run", collection, lambda params: torch.optim.SGD(params, lr=0.5), loss_balancer=balancer, write_files=False
+    )
+    batch_size = int(options.get("batch_size", 8)) // devices
+    data = dataset()
+    callbacks = [] if options.get("ema_decay") is None else [ExponentialMovingAverage(float(options["ema_decay"]))]
+    trainer = pl.Trainer(
+        max_epochs=int(options.get("epochs", 2)),
+        devices=devices,
+        strategy="ddp" if devices > 1 else "auto",
+        accelerator="cpu",
+        accumulate_grad_batches=int(options.get("accumulate", 1)),
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=False,
+        num_sanity_val_steps=0,
+        callbacks=callbacks,
+    )
+    # Under DDP Lightning shuffles the training samples with DistributedSampler (seed 0, reseeded per epoch) and deals
+    # them out in turn; on one process the same sampler for one replica gives each step the union of their batches.
+    sampler = DistributedSampler(data, num_replicas=1, rank=0, shuffle=True, seed=0) if devices == 1 else None
+    train_loader = DataLoader(data, batch_size=batch_size, sampler=sampler)
+    trainer.fit(module, train_loader, DataLoader(data, batch_size=batch_size))
+    fitted = {name: float(value) for name, value in trainer.callback_metrics.items()}
+    state = {name: value.detach().clone() for name, value in module.state_dict().items()}
+    tested = trainer.test(module, DataLoader(data, batch_size=batch_size), verbose=False)[0]
+    result = {"state_dict": state, "fitted": fitted, "tested": tested, "world_size": trainer.world_size}
+    torch.save(result, out / f"rank{trainer.global_rank}.pt")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), json.loads(sys.argv[2]))
