@@ -56,8 +56,11 @@ def render_box_targets(
     """Heatmap and box targets of padded boxes (label -1 is padding), computed with tensor ops only.
 
     Each box puts an elliptic Gaussian on its class heatmap, exactly 1 at the cell holding its centre, with
-    standard deviations `alpha / 6` of its width and height. Each cell whose centre lies inside a box is assigned
-    the box whose Gaussian is highest there; its regression weight is that Gaussian's value.
+    standard deviations `alpha / 6` of its width and height. Each cell whose centre lies inside a box, and the cell
+    holding a box's centre, is assigned the box whose Gaussian is highest there; its regression weight is that
+    Gaussian's value. The cell holding the centre always regresses its box (its Gaussian is 1), as the decoder reads
+    the box there: a box smaller than a cell may hold no cell's centre, and a small box inside a larger one would
+    otherwise be read from the larger box's regression.
 
     Returns:
         The heatmaps [B, K, h, w], each cell's assigned box [B, h, w, 4] in pixels and its weight [B, h, w]
@@ -85,7 +88,8 @@ def render_box_targets(
     gaussians = torch.exp(-(dx**2 + dy**2) / 2) * valid[..., None, None]  # [B, N, h, w]
     one_hot = F.one_hot(labels.clamp(min=0), num_classes).to(torch.float32) * valid[..., None]  # [B, N, K]
     heat = (gaussians.unsqueeze(2) * one_hot[..., None, None]).amax(dim=1)
-    candidates = gaussians * _cells_inside(boxes, height, width, stride)
+    at_centre = (xs == cells[..., 0, None, None]) & (ys == cells[..., 1, None, None])  # [B, N, h, w]
+    candidates = gaussians * (_cells_inside(boxes, height, width, stride) | at_centre)
     weight, assignment = candidates.max(dim=1)  # [B, h, w]
     assigned = torch.gather(boxes, 1, assignment.flatten(1)[..., None].expand(-1, -1, 4)).view(-1, height, width, 4)
     return heat, assigned, weight
