@@ -121,22 +121,32 @@ def test_decoding_a_perfect_prediction_gives_back_the_boxes() -> None:
     assert (scores[labels >= 0] > 0.99).all()
 
 
-def _head_giving(heatmap_logits: torch.Tensor, distances: torch.Tensor) -> torch.Tensor:
-    """What a `BoxDetectionHead` trained to perfection outputs as distances: `distances` through the head's own
-    activation (its last layers made to pass the wanted values through)."""
-    num_classes = heatmap_logits.shape[1]
+def _pass_through_head(num_classes: int) -> BoxDetectionHead:
+    """A `BoxDetectionHead` reading features [B, K + 4, h, w]: the heatmap logits, then what its distances are the
+    activation of (`_pass_through_features`), so it outputs what a head trained to perfection would."""
     head = BoxDetectionHead(in_channels=num_classes + 4, num_classes=num_classes, hidden_channels=num_classes + 4)
     head.shared = nn.Identity()
-    raw = distances - head.min_distance
-    assert (raw > 0).all(), "a target distance lies outside what the head can predict"
     with torch.no_grad():
         for layer, channels in ((head.heatmap, range(num_classes)), (head.distances, range(num_classes, num_classes + 4))):
             layer.weight.zero_()
             layer.bias.zero_()
             for row, channel in enumerate(channels):
                 layer.weight[row, channel] = 1.0
-        inverse_softplus = raw + torch.log(-torch.expm1(-raw))
-        _, predicted = head(torch.cat((heatmap_logits, inverse_softplus.double().float()), dim=1))
+    return head.eval()
+
+
+def _pass_through_features(heatmap_logits: torch.Tensor, distances: torch.Tensor) -> torch.Tensor:
+    """The features that make `_pass_through_head` output `heatmap_logits` and `distances`."""
+    raw = distances.double() - MIN_DISTANCE
+    assert (raw > 0).all(), "a target distance lies outside what the head can predict"
+    return torch.cat((heatmap_logits, (raw + torch.log(-torch.expm1(-raw))).float()), dim=1)  # softplus's inverse
+
+
+def _head_giving(heatmap_logits: torch.Tensor, distances: torch.Tensor) -> torch.Tensor:
+    """What a `BoxDetectionHead` trained to perfection outputs as distances: `distances` through the head's own
+    activation."""
+    with torch.no_grad():
+        _, predicted = _pass_through_head(heatmap_logits.shape[1])(_pass_through_features(heatmap_logits, distances))
     return predicted
 
 
@@ -394,6 +404,52 @@ def test_export_stage_runs_in_onnxruntime_as_in_pytorch(tmp_path: Path) -> None:
     assert (actual["head/labels"] >= 0).sum() > 3
     for name, value in actual.items():
         assert np.allclose(value, expected[name].numpy(), atol=1e-4), name
+
+
+@pytest.mark.slow
+def test_the_exported_head_and_decoder_give_small_boxes_at_sub_stride_offsets_as_pytorch_does(tmp_path: Path) -> None:
+    import onnxruntime
+
+    from torchbricks.brick_collection_utils import export_bricks_as_onnx
+    from torchbricks.bricks import BrickNotTrainable, BrickTrainable
+
+    # boxes of 1 to 7 px at stride 8, one per image, centred anywhere in their cell: sides down to -0.5 cells
+    stride, cells = 8, (6, 7)
+    generator = torch.Generator().manual_seed(3)
+    sizes = 1 + torch.rand(16, 2, generator=generator) * 6
+    centres = (torch.tensor([[2.0, 3.0]]) + torch.rand(16, 2, generator=generator)) * stride
+    boxes = torch.cat((centres - sizes / 2, centres + sizes / 2), dim=1)[:, None]
+    labels = torch.randint(0, 2, (16, 1), generator=generator)
+    heat, assigned, weight = render_box_targets(boxes, labels, num_classes=2, size=cells, stride=stride)
+    xs, ys = (torch.arange(cells[1]) + 0.5) * stride, (torch.arange(cells[0]) + 0.5) * stride
+    sides = torch.stack(
+        (xs - assigned[..., 0], ys[:, None] - assigned[..., 1], assigned[..., 2] - xs, assigned[..., 3] - ys[:, None]), dim=1
+    )
+    distances = torch.where(weight[:, None] > 0, sides / stride, torch.full_like(sides, 3.0))
+    features = _pass_through_features(torch.where(heat >= 1, 9.0, -9.0), distances)
+    assert (distances[weight[:, None].expand_as(distances) > 0] < 0).any()  # the case needs sides past a cell's centre
+    model = BrickCollection(
+        {
+            "detect": BrickTrainable(_pass_through_head(2), ["features"], ["heatmap", "distances"]),
+            "decode": BrickNotTrainable(
+                BoxDecoder(stride, max_detections=3), ["heatmap", "distances"], ["boxes", "scores", "labels"]
+            ),
+        }
+    )
+    path = export_bricks_as_onnx(
+        path_onnx=tmp_path / "boxes.onnx", brick_collection=model, named_inputs={"features": features[:2]}
+    )
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    actual = dict(
+        zip([node.name for node in session.get_outputs()], session.run(None, {"features": features.numpy()}), strict=True)
+    )
+    with torch.no_grad():
+        expected = model({"features": features}, tags=Stage.EXPORT)
+
+    assert actual["labels"][:, 0].tolist() == labels[:, 0].tolist() == expected["labels"][:, 0].tolist()
+    np.testing.assert_allclose(actual["boxes"], expected["boxes"].numpy(), atol=1e-4, rtol=0)
+    np.testing.assert_allclose(actual["boxes"][:, :1], boxes.numpy(), atol=1e-3, rtol=0)
 
 
 def test_mean_average_precision_ignores_objects_labelled_as_ignored_like_voc_difficult_ones() -> None:
