@@ -214,6 +214,20 @@ def test_each_small_box_is_regressed_at_the_cell_holding_its_centre_even_inside_
     assert assigned[1, 5, 5].tolist() == boxes[1, 0].tolist()
 
 
+def test_an_ignored_box_smaller_than_a_cell_is_not_learnt_as_background_at_the_cell_holding_its_centre() -> None:
+    # A 3 px object of class 1 that a tile's border cut (label -2 - 1), centred 1 px into cell (2, 2) of stride 8: it
+    # covers no cell centre, so the cell where a model finds it was learnt as background, and the heatmap loss grew
+    # as the model learnt to find small objects.
+    from torchbricks.bag_of_bricks._box_geometry import ignored_cells
+
+    boxes, labels = torch.tensor([[[15.5, 15.5, 18.5, 18.5]]]), torch.tensor([[-2 - 1]])
+
+    mask = ignored_cells(boxes, labels, num_classes=2, size=(4, 4), stride=8)
+
+    assert mask[0, 1].nonzero().tolist() == [[2, 2]]
+    assert mask[0, 0].sum() == 0
+
+
 def test_weights_saved_before_the_heads_lowest_distance_load_with_positive_distances_as_they_were_trained() -> None:
     torch.manual_seed(0)
     head = BoxDetectionHead(in_channels=4, num_classes=2, hidden_channels=4)
