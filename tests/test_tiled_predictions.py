@@ -142,7 +142,7 @@ def _scattered_small_boxes(height: int, width: int, generator: torch.Generator) 
     return torch.cat((centres - sizes / 2, centres + sizes / 2), dim=1)
 
 
-@pytest.mark.parametrize(("tile", "input_size"), [(None, (64, 96)), (96, (64, 64)), (64, (64, 64))])
+@pytest.mark.parametrize(("tile", "input_size"), [(None, (64, 96)), (None, (128, 96)), (96, (64, 64)), (64, (64, 64))])
 def test_small_boxes_read_at_another_size_or_in_overlapping_tiles_come_back_once_at_their_pixels(
     tile: int | None, input_size: tuple[int, int]
 ) -> None:
