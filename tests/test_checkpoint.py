@@ -333,3 +333,30 @@ def test_spec_flow_loads_a_nested_save_into_a_flat_collection(tmp_path: Path) ->
     messages = [str(warning.message) for warning in caught]
     assert any("Brick 'head' has weights but no checkpoint file" in message for message in messages)
     assert any("['head0/classify.pt']" in message for message in messages)
+
+
+@pytest.mark.parametrize("file_format", FORMATS)
+def test_a_file_saved_before_a_module_kept_state_it_fills_in_loads_and_the_module_fills_it(
+    tmp_path: Path, file_format: str
+) -> None:
+    from torchbricks.bag_of_bricks.object_detection import BoxDetectionHead
+
+    def detector() -> BrickCollection:
+        head = BoxDetectionHead(in_channels=4, num_classes=2, hidden_channels=4)
+        return BrickCollection({"detect": BrickTrainable(head, input_names=["features"], output_names=["heat", "sides"])})
+
+    torch.manual_seed(0)
+    saved = detector()
+    saved.save_bricks(tmp_path, exist_ok=False, file_format=file_format)
+    file = tmp_path / f"detect.{file_format}"
+    older = {key: value for key, value in saved["detect"].state_dict().items() if not key.endswith("min_distance")}
+    if file_format == "pt":
+        torch.save(older, file)
+    else:
+        safetensors_torch.save_file({key: value.contiguous() for key, value in older.items()}, str(file))
+    loaded = detector()
+
+    loaded.load_bricks(tmp_path, missing="error")
+
+    assert loaded["detect"].model.min_distance.item() == 0.0  # the positive distances the older weights were trained with
+    assert torch.equal(loaded["detect"].model.distances.weight, saved["detect"].model.distances.weight)

@@ -113,3 +113,91 @@ def test_untiled_points_are_scaled_to_the_image_and_the_padding_left_out() -> No
     np.testing.assert_allclose(result["points"], [[12.0, 6.0], [60.0, 30.0]])  # the far border is on the image
     assert result["labels"].tolist() == [0, 0]
     assert result["points"].dtype == np.float32
+
+
+def _perfectly_detected(
+    boxes: torch.Tensor, labels: torch.Tensor, input_size: tuple[int, int], stride: int
+) -> dict[str, np.ndarray]:
+    """The outputs of a detection head trained to perfection on one input's target boxes [N, 4] (labels [N]; those
+    below 0 are not detected): the targets encoded as training encodes them, decoded as prediction decodes them."""
+    from torchbricks.bag_of_bricks.object_detection import BoxDecoder, render_box_targets
+
+    cells = (-(-input_size[0] // stride), -(-input_size[1] // stride))
+    heat, assigned, weight = render_box_targets(boxes[None], labels[None], num_classes=2, size=cells, stride=stride)
+    xs = (torch.arange(cells[1]) + 0.5) * stride
+    ys = (torch.arange(cells[0]) + 0.5) * stride
+    sides = torch.stack(
+        (xs - assigned[..., 0], ys[:, None] - assigned[..., 1], assigned[..., 2] - xs, assigned[..., 3] - ys[:, None]), dim=1
+    )
+    distances = torch.where(weight[:, None] > 0, sides / stride, torch.full_like(sides, 3.0))
+    decoded, scores, decoded_labels = BoxDecoder(stride, max_detections=128)(torch.where(heat >= 1, 9.0, -9.0), distances)
+    return {"det/boxes": decoded[0].numpy(), "det/scores": scores[0].numpy(), "det/labels": decoded_labels[0].numpy()}
+
+
+def _scattered_small_boxes(height: int, width: int, generator: torch.Generator) -> torch.Tensor:
+    """Boxes of 1 to 12 px, one near each point of a 24 px grid (so no two centres share a cell of the model)."""
+    centres = torch.stack(torch.meshgrid(torch.arange(12, width - 12, 24), torch.arange(12, height - 12, 24), indexing="xy"), -1)
+    centres = centres.reshape(-1, 2).float() + (torch.rand(centres.numel() // 2, 2, generator=generator) - 0.5) * 8
+    sizes = 1 + torch.rand(len(centres), 2, generator=generator) * 11
+    return torch.cat((centres - sizes / 2, centres + sizes / 2), dim=1)
+
+
+@pytest.mark.parametrize(("tile", "input_size"), [(None, (64, 96)), (None, (128, 96)), (96, (64, 64)), (64, (64, 64))])
+def test_small_boxes_read_at_another_size_or_in_overlapping_tiles_come_back_once_at_their_pixels(
+    tile: int | None, input_size: tuple[int, int]
+) -> None:
+    # The round trip of predict: an image read at the model's size (or cut into tiles, each read at it) as the data
+    # modules read the training images and their boxes, each input's boxes encoded and decoded by a perfect head, and
+    # the windows merged back to the image's pixels. A box in an overlap is found by two tiles, a box cut by a tile's
+    # border is found cut by one and whole by another: each is one box, where it is.
+    from torchvision import tv_tensors
+
+    from torchbricks._tiled_predictions import image_windows
+    from torchbricks.datasets.tiled import crop_sample
+    from torchbricks.datasets.transforms import create_transform
+
+    height, width = 200, 300
+    boxes = _scattered_small_boxes(height, width, torch.Generator().manual_seed(0))
+    labels = torch.arange(len(boxes)) % 2
+    image = tv_tensors.Image(torch.zeros(3, height, width, dtype=torch.uint8))
+    sample = {
+        "image": image,
+        "boxes": tv_tensors.BoundingBoxes(boxes, format="XYXY", canvas_size=(height, width)),
+        "labels": labels,
+    }
+    transform = create_transform(input_size, boxes=True, evaluation=True)
+    parts = []
+    for window in image_windows(height, width, tile, overlap=0.25):
+        cut = sample if tile is None else crop_sample(sample, window, tile)
+        seen = transform(cut)
+        parts.append((window, _perfectly_detected(seen["boxes"].as_subclass(torch.Tensor), seen["labels"], input_size, 4)))
+
+    result = merge_windows({"det": "detection"}, parts, height, width, input_size=input_size, tile=tile)["det"]
+
+    order = np.lexsort((result["boxes"][:, 0], result["boxes"][:, 1]))
+    expected = np.lexsort((boxes[:, 0].numpy(), boxes[:, 1].numpy()))
+    assert len(result["boxes"]) == len(boxes)
+    np.testing.assert_allclose(result["boxes"][order], boxes[expected].numpy(), atol=1e-3, rtol=0)
+    assert result["labels"][order].tolist() == labels[expected].tolist()
+
+
+@pytest.mark.parametrize("cut_part_score", [0.8, 0.9])
+def test_the_cut_part_of_a_box_does_not_suppress_the_whole_box_another_window_found(cut_part_score: float) -> None:
+    # Windows [0, 40) and [30, 70) of a 70 x 40 image and an object at x 32 to 42: the first window finds its part
+    # 32-40 against its inner border, the second finds it whole. Their IoU, 0.8, is above the threshold: the part,
+    # scoring as high or higher, suppressed the whole box, and was reported in its place.
+    def window(box: list[float], score: float) -> dict[str, np.ndarray]:
+        return {
+            "det/boxes": np.array([box], dtype=np.float32),
+            "det/scores": np.array([score], dtype=np.float32),
+            "det/labels": np.array([0]),
+        }
+
+    parts = [
+        ((0, 0, 40, 40), window([32.0, 5.0, 40.0, 15.0], cut_part_score)),
+        ((30, 0, 70, 40), window([2.0, 5.0, 12.0, 15.0], 0.8)),
+    ]
+
+    result = merge_windows({"det": "detection"}, parts, 40, 70, input_size=(40, 40), tile=40)["det"]
+
+    assert result["boxes"].tolist() == [[32.0, 5.0, 42.0, 15.0]]

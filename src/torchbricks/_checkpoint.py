@@ -122,7 +122,7 @@ def load_bricks(
         if len(present) > 1:
             raise CheckpointError(f"Brick {path!r} has checkpoint files in two formats: {[str(f) for f in present]}; keep one.")
         state = _read(present[0], _device_of(current))
-        _check(path, present[0], state, current)
+        _check(path, present[0], state, current, _filled_on_load(brick))
         staged.append((brick, state))
         loaded.append(path)
     if without_file and missing == "error":
@@ -193,8 +193,18 @@ def _read(file: Path, device: torch.device) -> Mapping[str, torch.Tensor]:
     return state
 
 
-def _check(path: str, file: Path, state: Mapping[str, object], current: Mapping[str, object]) -> None:
-    missing = [key for key in current if key not in state]
+def _filled_on_load(brick: BrickInterface) -> set[str]:
+    """The state entries of `brick` that a checkpoint may lack: those its modules name in `state_filled_on_load` and
+    fill in themselves as they load (an older file, saved before the module kept them)."""
+    return {
+        f"{name}.{key}" if name else key
+        for name, module in brick.named_modules()
+        for key in getattr(module, "state_filled_on_load", ())
+    }
+
+
+def _check(path: str, file: Path, state: Mapping[str, object], current: Mapping[str, object], filled_on_load: set[str]) -> None:
+    missing = [key for key in current if key not in state and key not in filled_on_load]
     unexpected = [key for key in state if key not in current]
     if missing or unexpected:
         hint = did_you_mean(unexpected[0], missing) if unexpected and missing else ""
@@ -203,6 +213,8 @@ def _check(path: str, file: Path, state: Mapping[str, object], current: Mapping[
             f"tensors {unexpected}.{hint}"
         )
     for key, value in current.items():
+        if key not in state:
+            continue
         saved = state[key]
         if isinstance(value, torch.Tensor) and (not isinstance(saved, torch.Tensor) or saved.shape != value.shape):
             got = f"shape {list(saved.shape)}" if isinstance(saved, torch.Tensor) else f"a {type(saved).__name__}"

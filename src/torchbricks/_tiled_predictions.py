@@ -8,8 +8,9 @@ them the same way and merge the same rules, and cannot drift apart:
   it) is padded with black at the right and bottom to the tile's size, as the training tiles are
   (`torchbricks.datasets.tiled.crop_sample`), so it keeps its scale instead of being stretched to the input size;
 - detection: each window's boxes scaled from the model's input to the window's canvas (the tile), shifted to
-  the image and cut to it (`boxes_in_image`), then class-wise non-maximum suppression at the head's IoU threshold
-  (`non_maximum_suppression`), then the cut parts of objects another window saw whole left out (`without_cut_parts`);
+  the image and cut to it (`boxes_in_image`), then the cut parts of objects another window saw whole left out
+  (`without_cut_parts`), then class-wise non-maximum suppression at the head's IoU threshold
+  (`non_maximum_suppression`);
 - segmentation: each window's class probabilities resized bilinearly to the canvas (`resize_bilinear`, torch's
   `interpolate(mode="bilinear", align_corners=False)`), averaged over the windows covering a pixel (the padding
   left out), and the most probable class taken;
@@ -211,8 +212,10 @@ def _merge_boxes(
         merged_cut[shown],
     )
     if len(parts) > 1 and len(merged_boxes):
-        kept = non_maximum_suppression(merged_boxes, merged_scores, merged_labels, iou_threshold)
-        kept = without_cut_parts(kept, merged_boxes, merged_scores, merged_labels, merged_cut)
+        # the cut parts go first: a part overlapping its whole box by more than the IoU threshold, and scoring as
+        # high, suppressed the whole box, and then had no whole box left to be the part of
+        whole = without_cut_parts(np.arange(len(merged_boxes)), merged_boxes, merged_scores, merged_labels, merged_cut)
+        kept = whole[non_maximum_suppression(merged_boxes[whole], merged_scores[whole], merged_labels[whole], iou_threshold)]
         merged_boxes, merged_scores, merged_labels = merged_boxes[kept], merged_scores[kept], merged_labels[kept]
     return {"kind": "detection", "boxes": merged_boxes, "scores": merged_scores, "labels": merged_labels}
 
@@ -445,10 +448,11 @@ def at_inner_border(boxes: np.ndarray, window: Window, height: int, width: int) 
 
 
 def without_cut_parts(kept: np.ndarray, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, cut: np.ndarray) -> np.ndarray:
-    """`kept` (indices after non-maximum suppression) without the boxes that are the cut part of an object another
-    window saw whole: found against an inner window border, and mostly (`CUT_PART_CONTAINED`) inside a better box of
-    the same class (higher score, or as high and larger). Such a part overlaps the whole box too little for the IoU
-    threshold (a third of an object: IoU 0.33), so suppression alone reported the object twice."""
+    """`kept` (indices of candidate boxes) without the boxes that are the cut part of an object another window saw
+    whole: found against an inner window border, and mostly (`CUT_PART_CONTAINED`) inside another box of the same
+    class that no window border cut, or that is better (higher score, or as high and larger). Such a part often
+    overlaps the whole box too little for the IoU threshold (a third of an object: IoU 0.33), so suppression alone
+    reported the object twice; and one overlapping it more, scoring as high, suppressed the whole box instead."""
     if not cut[kept].any():
         return kept
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
@@ -458,8 +462,10 @@ def without_cut_parts(kept: np.ndarray, boxes: np.ndarray, scores: np.ndarray, l
         0,
         None,
     ).prod(axis=2)
-    better = (scores[others][None] > scores[parts][:, None]) | (
-        (scores[others][None] == scores[parts][:, None]) & (area[others][None] > area[parts][:, None])
+    better = (
+        (scores[others][None] > scores[parts][:, None])
+        | ((scores[others][None] == scores[parts][:, None]) & (area[others][None] > area[parts][:, None]))
+        | ~cut[others][None]
     )
     inside = overlap >= CUT_PART_CONTAINED * np.maximum(area[parts], 1e-6)[:, None]
     dropped = parts[((labels[others][None] == labels[parts][:, None]) & better & inside).any(axis=1)]

@@ -13,7 +13,9 @@ from torch import nn
 from torchmetrics.detection import MeanAveragePrecision
 
 from torchbricks.bag_of_bricks.object_detection import (
+    MIN_DISTANCE,
     BoxDecoder,
+    BoxDetectionHead,
     BoxDetectionLoss,
     BoxMeanAveragePrecision,
     BrickVisualizeBoxes,
@@ -117,6 +119,138 @@ def test_decoding_a_perfect_prediction_gives_back_the_boxes() -> None:
     assert torch.allclose(boxes[1, :1], BOXES[1, :1], atol=1e-4)
     assert (boxes[labels < 0] == 0).all()
     assert (scores[labels >= 0] > 0.99).all()
+
+
+def _pass_through_head(num_classes: int) -> BoxDetectionHead:
+    """A `BoxDetectionHead` reading features [B, K + 4, h, w]: the heatmap logits, then what its distances are the
+    activation of (`_pass_through_features`), so it outputs what a head trained to perfection would."""
+    head = BoxDetectionHead(in_channels=num_classes + 4, num_classes=num_classes, hidden_channels=num_classes + 4)
+    head.shared = nn.Identity()
+    with torch.no_grad():
+        for layer, channels in ((head.heatmap, range(num_classes)), (head.distances, range(num_classes, num_classes + 4))):
+            layer.weight.zero_()
+            layer.bias.zero_()
+            for row, channel in enumerate(channels):
+                layer.weight[row, channel] = 1.0
+    return head.eval()
+
+
+def _pass_through_features(heatmap_logits: torch.Tensor, distances: torch.Tensor) -> torch.Tensor:
+    """The features that make `_pass_through_head` output `heatmap_logits` and `distances`."""
+    raw = distances.double() - MIN_DISTANCE
+    assert (raw > 0).all(), "a target distance lies outside what the head can predict"
+    return torch.cat((heatmap_logits, (raw + torch.log(-torch.expm1(-raw))).float()), dim=1)  # softplus's inverse
+
+
+def _head_giving(heatmap_logits: torch.Tensor, distances: torch.Tensor) -> torch.Tensor:
+    """What a `BoxDetectionHead` trained to perfection outputs as distances: `distances` through the head's own
+    activation."""
+    with torch.no_grad():
+        _, predicted = _pass_through_head(heatmap_logits.shape[1])(_pass_through_features(heatmap_logits, distances))
+    return predicted
+
+
+def _random_boxes(count: int, height: int, width: int, stride: int, generator: torch.Generator) -> torch.Tensor:
+    """One box per image [count, 1, 4] inside the image, from a pixel to three strides a side, anywhere."""
+    sizes = (0.1 + torch.rand(count, 2, generator=generator) * 3 * stride).minimum(torch.tensor([width, height]) - 0.01)
+    room = torch.tensor([width, height]) - sizes
+    corners = torch.rand(count, 2, generator=generator) * room
+    return torch.cat((corners, corners + sizes), dim=1)[:, None, :]
+
+
+@pytest.mark.parametrize("stride", [2, 4, 8, 16, 32])  # every stride a packaged backbone's finest features have
+@pytest.mark.parametrize("size", [(64, 64), (50, 70), (33, 47)])  # multiples of the stride and not
+def test_a_box_of_any_size_and_position_is_decoded_exactly_from_its_encoded_target(stride: int, size: tuple[int, int]) -> None:
+    # Boxes smaller than the stride came out off-centre, by up to the half-stride: the decoder read them at the cell
+    # holding their centre, which no box target reached unless the box covered that cell's centre, and a head with
+    # positive side distances could only give boxes covering it (a 2 px box 1.5 px left of it: 10.5 px off at stride 8).
+    height, width = size
+    generator = torch.Generator().manual_seed(stride * 1000 + height)
+    boxes = _random_boxes(200, height, width, stride, generator)
+    labels = torch.zeros(200, 1, dtype=torch.int64)
+    cells = (math.ceil(height / stride), math.ceil(width / stride))  # the backbones' feature size (see below)
+    heat, assigned, weight = render_box_targets(boxes, labels, num_classes=1, size=cells, stride=stride)
+    xs = (torch.arange(cells[1]) + 0.5) * stride
+    ys = (torch.arange(cells[0]) + 0.5) * stride
+    sides = torch.stack(
+        (xs - assigned[..., 0], ys[:, None] - assigned[..., 1], assigned[..., 2] - xs, assigned[..., 3] - ys[:, None]), dim=1
+    )
+    untrained = torch.full_like(sides, 3.0)  # a cell no box target reaches predicts whatever it learnt elsewhere
+    distances = torch.where(weight[:, None] > 0, sides.double() / stride, untrained).float()
+    logits = torch.where(heat >= 1, 9.0, -9.0)
+
+    decoded, _, decoded_labels = BoxDecoder(stride=stride, max_detections=1)(logits, _head_giving(logits, distances))
+
+    assert (decoded_labels == 0).all()
+    torch.testing.assert_close(decoded, boxes, atol=1e-3, rtol=0)
+
+
+@pytest.mark.parametrize("size", [(64, 64), (50, 70), (33, 47)])
+def test_the_packaged_backbones_finest_cells_cover_the_input_from_its_top_left_corner(size: tuple[int, int]) -> None:
+    # The box targets put cell i on pixels [i * stride, (i + 1) * stride): the feature map must have ceil(side /
+    # stride) cells, or a box's centre cell would be cut off at the right or bottom (and clamped to another cell).
+    from torchbricks.bag_of_bricks.compact_cnn import create_task_backbone
+
+    backbone = create_task_backbone("compact_cnn", num_scales=5)
+    with torch.no_grad():
+        features = backbone(torch.rand(1, 3, *size))
+    maps = features if isinstance(features, (list, tuple)) else list(features.values())
+    assert [tuple(map.shape[-2:]) for map in maps] == [
+        (math.ceil(size[0] / stride), math.ceil(size[1] / stride)) for stride in backbone.strides
+    ]
+
+
+def test_each_small_box_is_regressed_at_the_cell_holding_its_centre_even_inside_a_larger_box() -> None:
+    # A 3 px box centred 1 px into cell (2, 2) of stride 8 covers no cell centre; a small box whose centre cell lies
+    # inside a larger box was regressed to the larger box there, and its peak decoded it.
+    boxes = torch.tensor([[[16.5, 16.5, 19.5, 19.5], [0.0, 0.0, 0.0, 0.0]], [[41.0, 41.0, 43.0, 43.0], [0.0, 0.0, 64.0, 64.0]]])
+    labels = torch.tensor([[0, -1], [0, 1]])
+
+    _, assigned, weight = render_box_targets(boxes, labels, num_classes=2, size=(8, 8), stride=8)
+
+    assert weight[0, 2, 2] == 1.0
+    assert assigned[0, 2, 2].tolist() == boxes[0, 0].tolist()
+    assert weight[1, 5, 5] == 1.0
+    assert assigned[1, 5, 5].tolist() == boxes[1, 0].tolist()
+
+
+def test_an_ignored_box_smaller_than_a_cell_is_not_learnt_as_background_at_the_cell_holding_its_centre() -> None:
+    # A 3 px object of class 1 that a tile's border cut (label -2 - 1), centred 1 px into cell (2, 2) of stride 8: it
+    # covers no cell centre, so the cell where a model finds it was learnt as background, and the heatmap loss grew
+    # as the model learnt to find small objects.
+    from torchbricks.bag_of_bricks._box_geometry import ignored_cells
+
+    boxes, labels = torch.tensor([[[15.5, 15.5, 18.5, 18.5]]]), torch.tensor([[-2 - 1]])
+
+    mask = ignored_cells(boxes, labels, num_classes=2, size=(4, 4), stride=8)
+
+    assert mask[0, 1].nonzero().tolist() == [[2, 2]]
+    assert mask[0, 0].sum() == 0
+
+
+def test_weights_saved_before_the_heads_lowest_distance_load_with_positive_distances_as_they_were_trained() -> None:
+    torch.manual_seed(0)
+    head = BoxDetectionHead(in_channels=4, num_classes=2, hidden_channels=4)
+    older = {key: value for key, value in head.state_dict().items() if key != "min_distance"}
+    features = torch.rand(1, 4, 3, 3)
+
+    head.load_state_dict(older)
+    _, distances = head(features)
+
+    assert head.min_distance.item() == 0.0
+    assert (distances > 0).all()
+    head.load_state_dict(BoxDetectionHead(in_channels=4, num_classes=2, hidden_channels=4).state_dict())
+    assert head.min_distance.item() == MIN_DISTANCE
+
+
+def test_a_box_whose_sides_crossed_is_decoded_as_its_middle_not_a_reversed_box() -> None:
+    heatmap = torch.full((1, 1, 4, 4), -9.0)
+    heatmap[0, 0, 1, 2] = 9.0
+    distances = torch.full((1, 4, 4, 4), MIN_DISTANCE + 0.1)  # each side 0.4 cells past the centre
+
+    boxes, _, _ = BoxDecoder(stride=8, max_detections=1)(heatmap, distances)
+
+    assert boxes[0, 0].tolist() == [20.0, 12.0, 20.0, 12.0]
 
 
 def test_boxes_decoded_under_bfloat16_mixed_precision_are_the_pixels_and_scores_of_the_head_outputs() -> None:
@@ -284,6 +418,52 @@ def test_export_stage_runs_in_onnxruntime_as_in_pytorch(tmp_path: Path) -> None:
     assert (actual["head/labels"] >= 0).sum() > 3
     for name, value in actual.items():
         assert np.allclose(value, expected[name].numpy(), atol=1e-4), name
+
+
+@pytest.mark.slow
+def test_the_exported_head_and_decoder_give_small_boxes_at_sub_stride_offsets_as_pytorch_does(tmp_path: Path) -> None:
+    import onnxruntime
+
+    from torchbricks.brick_collection_utils import export_bricks_as_onnx
+    from torchbricks.bricks import BrickNotTrainable, BrickTrainable
+
+    # boxes of 1 to 7 px at stride 8, one per image, centred anywhere in their cell: sides down to -0.5 cells
+    stride, cells = 8, (6, 7)
+    generator = torch.Generator().manual_seed(3)
+    sizes = 1 + torch.rand(16, 2, generator=generator) * 6
+    centres = (torch.tensor([[2.0, 3.0]]) + torch.rand(16, 2, generator=generator)) * stride
+    boxes = torch.cat((centres - sizes / 2, centres + sizes / 2), dim=1)[:, None]
+    labels = torch.randint(0, 2, (16, 1), generator=generator)
+    heat, assigned, weight = render_box_targets(boxes, labels, num_classes=2, size=cells, stride=stride)
+    xs, ys = (torch.arange(cells[1]) + 0.5) * stride, (torch.arange(cells[0]) + 0.5) * stride
+    sides = torch.stack(
+        (xs - assigned[..., 0], ys[:, None] - assigned[..., 1], assigned[..., 2] - xs, assigned[..., 3] - ys[:, None]), dim=1
+    )
+    distances = torch.where(weight[:, None] > 0, sides / stride, torch.full_like(sides, 3.0))
+    features = _pass_through_features(torch.where(heat >= 1, 9.0, -9.0), distances)
+    assert (distances[weight[:, None].expand_as(distances) > 0] < 0).any()  # the case needs sides past a cell's centre
+    model = BrickCollection(
+        {
+            "detect": BrickTrainable(_pass_through_head(2), ["features"], ["heatmap", "distances"]),
+            "decode": BrickNotTrainable(
+                BoxDecoder(stride, max_detections=3), ["heatmap", "distances"], ["boxes", "scores", "labels"]
+            ),
+        }
+    )
+    path = export_bricks_as_onnx(
+        path_onnx=tmp_path / "boxes.onnx", brick_collection=model, named_inputs={"features": features[:2]}
+    )
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    actual = dict(
+        zip([node.name for node in session.get_outputs()], session.run(None, {"features": features.numpy()}), strict=True)
+    )
+    with torch.no_grad():
+        expected = model({"features": features}, tags=Stage.EXPORT)
+
+    assert actual["labels"][:, 0].tolist() == labels[:, 0].tolist() == expected["labels"][:, 0].tolist()
+    np.testing.assert_allclose(actual["boxes"], expected["boxes"].numpy(), atol=1e-4, rtol=0)
+    np.testing.assert_allclose(actual["boxes"][:, :1], boxes.numpy(), atol=1e-3, rtol=0)
 
 
 def test_mean_average_precision_ignores_objects_labelled_as_ignored_like_voc_difficult_ones() -> None:

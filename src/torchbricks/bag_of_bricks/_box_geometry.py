@@ -56,8 +56,11 @@ def render_box_targets(
     """Heatmap and box targets of padded boxes (label -1 is padding), computed with tensor ops only.
 
     Each box puts an elliptic Gaussian on its class heatmap, exactly 1 at the cell holding its centre, with
-    standard deviations `alpha / 6` of its width and height. Each cell whose centre lies inside a box is assigned
-    the box whose Gaussian is highest there; its regression weight is that Gaussian's value.
+    standard deviations `alpha / 6` of its width and height. Each cell whose centre lies inside a box, and the cell
+    holding a box's centre, is assigned the box whose Gaussian is highest there; its regression weight is that
+    Gaussian's value. The cell holding the centre always regresses its box (its Gaussian is 1), as the decoder reads
+    the box there: a box smaller than a cell may hold no cell's centre, and a small box inside a larger one would
+    otherwise be read from the larger box's regression.
 
     Returns:
         The heatmaps [B, K, h, w], each cell's assigned box [B, h, w, 4] in pixels and its weight [B, h, w]
@@ -74,9 +77,7 @@ def render_box_targets(
         boxes = boxes.new_zeros(boxes.shape[0], 1, 4)
         labels = labels.new_full((labels.shape[0], 1), -1)
     valid = labels >= 0
-    centers = (boxes[..., :2] + boxes[..., 2:]) / 2 / stride  # [B, N, 2] in cells
-    limits = torch.tensor([width - 1, height - 1], device=boxes.device)
-    cells = torch.minimum(centers.floor().clamp(min=0).long(), limits).to(torch.float32)
+    cells = _centre_cells(boxes, height, width, stride)
     sigma = ((boxes[..., 2:] - boxes[..., :2]) / stride * alpha / 6).clamp(min=0.3)  # [B, N, 2]
     xs = torch.arange(width, device=boxes.device, dtype=torch.float32).view(1, 1, 1, width)
     ys = torch.arange(height, device=boxes.device, dtype=torch.float32).view(1, 1, height, 1)
@@ -85,10 +86,27 @@ def render_box_targets(
     gaussians = torch.exp(-(dx**2 + dy**2) / 2) * valid[..., None, None]  # [B, N, h, w]
     one_hot = F.one_hot(labels.clamp(min=0), num_classes).to(torch.float32) * valid[..., None]  # [B, N, K]
     heat = (gaussians.unsqueeze(2) * one_hot[..., None, None]).amax(dim=1)
-    candidates = gaussians * _cells_inside(boxes, height, width, stride)
+    candidates = gaussians * _cells_inside_or_at_centre(boxes, height, width, stride)
     weight, assignment = candidates.max(dim=1)  # [B, h, w]
     assigned = torch.gather(boxes, 1, assignment.flatten(1)[..., None].expand(-1, -1, 4)).view(-1, height, width, 4)
     return heat, assigned, weight
+
+
+def _centre_cells(boxes: torch.Tensor, height: int, width: int, stride: int) -> torch.Tensor:
+    """The (x, y) cell [B, N, 2] (float) holding the centre of each box [B, N, 4] in pixels: cell i spans pixels
+    [i * stride, (i + 1) * stride); a centre past the map's last cell is held by that cell."""
+    centers = (boxes[..., :2] + boxes[..., 2:]) / 2 / stride
+    limits = torch.tensor([width - 1, height - 1], device=boxes.device)
+    return torch.minimum(centers.floor().clamp(min=0).long(), limits).to(torch.float32)
+
+
+def _cells_inside_or_at_centre(boxes: torch.Tensor, height: int, width: int, stride: int) -> torch.Tensor:
+    """Whether each cell's centre lies inside each box, or the cell holds the box's centre: bool [B, N, h, w]."""
+    cells = _centre_cells(boxes, height, width, stride)
+    xs = torch.arange(width, device=boxes.device, dtype=torch.float32)
+    ys = torch.arange(height, device=boxes.device, dtype=torch.float32).view(height, 1)
+    at_centre = (xs == cells[..., 0, None, None]) & (ys == cells[..., 1, None, None])
+    return _cells_inside(boxes, height, width, stride) | at_centre
 
 
 def _cells_inside(boxes: torch.Tensor, height: int, width: int, stride: int) -> torch.Tensor:
@@ -106,8 +124,9 @@ def ignored_cells(
     boxes: torch.Tensor, labels: torch.Tensor, num_classes: int, size: tuple[int, int], stride: int
 ) -> torch.Tensor:
     """1 for each cell of the class heatmaps [B, K, h, w] whose centre lies inside an ignored box of that class (label
-    `-2 - k`: a VOC difficult object, a COCO crowd, an object a tile's border cuts), else 0: the heatmap loss learns
-    such a cell neither as the object nor as background.
+    `-2 - k`: a VOC difficult object, a COCO crowd, an object a tile's border cuts), or that holds the centre of one,
+    else 0: the heatmap loss learns such a cell neither as the object nor as background. (An ignored box smaller
+    than a cell may hold no cell's centre: the cell where a model finds it was learnt as background.)
 
     Example:
         >>> mask = ignored_cells(torch.tensor([[[0.0, 0, 16, 8]]]), torch.tensor([[-2 - 1]]), 2, (2, 4), 8)
@@ -118,7 +137,7 @@ def ignored_cells(
     boxes = boxes.to(torch.float32)
     ignored = labels <= -2
     classes = F.one_hot((-2 - labels).clamp(min=0, max=num_classes - 1), num_classes).to(torch.float32) * ignored[..., None]
-    inside = _cells_inside(boxes, height, width, stride).to(torch.float32)
+    inside = _cells_inside_or_at_centre(boxes, height, width, stride).to(torch.float32)
     return (
         (inside.unsqueeze(2) * classes[..., None, None]).amax(dim=1)
         if boxes.shape[1]
