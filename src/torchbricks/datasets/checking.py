@@ -623,6 +623,8 @@ def _check_boxes(checker: _Checker, root: Path, layout: str, split: str, source:
     except DataError as error:  # a whole file unreadable (COCO JSON, categories differing from train.json's)
         checker.problems.report(str(error))
         return
+    if dataset.reading_notice is not None and dataset.reading_notice not in checker.report.notes:
+        checker.report.notes.append(dataset.reading_notice)
     duplicates = dataset.duplicates_notice(split)
     if duplicates is not None:
         checker.report.notes.append(duplicates)

@@ -21,9 +21,19 @@ Each XML's `filename` names its image, looked up in the subfolder of `JPEGImages
 subfolder of `Annotations`, in `JPEGImages` (or `ROOT`) and then beside the XML file (the XML's stem with an image
 extension when it does not exist); `size` gives
 the image's width and height (read from the file when it is missing or zero). Each `object` has a `name`, a
-`bndbox` in VOC's 1-based pixel indices (`xmin` to `xmax` inclusive, so the box is `(xmin - 1, ymin - 1, xmax,
-ymax)` in pixel edges) and an optional `difficult` flag: difficult objects are kept with the label that
-`BoxDataset` marks as ignored (not trained on; in mAP neither a ground truth nor, when detected, a false positive).
+`bndbox` and an optional `difficult` flag (`truncated`, `pose`, `occluded` are not read): difficult objects are kept
+with the label that `BoxDataset` marks as ignored (not trained on; in mAP neither a ground truth nor, when
+detected, a false positive).
+
+The tools do not agree on what a `bndbox` number is (`voc_coordinate_origin`). VOC's devkit, and the VOC data sets,
+write 1-based pixel indices, `xmin` to `xmax` inclusive: the box is `(xmin - 1, ymin - 1, xmax, ymax)` in pixel
+edges. The annotation tools write pixel edges from 0, the box as it is: CVAT's "PASCAL VOC 1.1" export (Datumaro's
+writer: floats, `263.58`, source `annotation` and `image` 'Unknown'), Label Studio's export (whole pixels from 0,
+truncated, owner 'Label Studio') and labelImg (whole pixels, truncated, a `path` element, source `database`
+'Unknown'; it raises an edge at 0 to 1). A data set is read from 0 when one of its XML files is written by one of
+those tools or holds what 1-based indices cannot (a `xmin` or `ymin` of 0, a coordinate with a fraction); from 1
+otherwise. Read the other way, every box would be one pixel wider and taller (its left and top edges moved out),
+or narrower, without a word; the job and `check-data` say which way the data was read when it is from 0.
 
 The classes are the object names of the train split, sorted; a name in another split that the train split lacks is
 a `DataError` naming the file. When the split is made here, the names of every XML file are the classes, so a rare
@@ -34,6 +44,7 @@ file: XML that does not parse or lacks a box field, a missing image, a box outsi
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.etree import ElementTree
@@ -62,6 +73,7 @@ __all__ = [
     "parse_voc_xml",
     "read_voc_splits",
     "voc_class_names",
+    "voc_coordinate_origin",
 ]
 
 SPLIT_FILES = {"train": "train.txt", "validation": "val.txt", "test": "test.txt"}
@@ -115,9 +127,10 @@ def _image_of(path: Path, filename: str | None, images: Path, annotations: Path 
     return images / (filename or f"{path.stem}.jpg")
 
 
-def parse_voc_xml(path: Path, images: Path, annotations: Path | None = None) -> VocAnnotation:
+def parse_voc_xml(path: Path, images: Path, annotations: Path | None = None, origin: int = 1) -> VocAnnotation:
     """Reads one VOC XML file; its image is looked up in `images` (in the subfolder mirroring the XML file's
-    subfolder of `annotations`, first).
+    subfolder of `annotations`, first); its boxes are pixel indices from `origin` (1: VOC's devkit, inclusive; 0:
+    pixel edges, as the annotation tools write them; `voc_coordinate_origin`).
 
     Raises:
         DataError: The file does not parse, an object lacks its name or a box field, or the image is missing.
@@ -156,8 +169,61 @@ def parse_voc_xml(path: Path, images: Path, annotations: Path | None = None) -> 
                 f"The VOC file {str(path)!r}: object {number} ({name}) has a field that is not a number: bndbox "
                 f"(xmin, ymin, xmax, ymax) = {tuple(corners)}, difficult = {flag!r}."
             ) from error
-        annotation.objects.append((name, (x_min - 1.0, y_min - 1.0, x_max, y_max), difficult))
+        shift = float(origin)  # 1-based inclusive indices: the first pixel's left edge is 0, the last's right edge xmax
+        annotation.objects.append((name, (x_min - shift, y_min - shift, x_max, y_max), difficult))
     return annotation
+
+
+_ZERO_BASED_WRITERS = (
+    ("Label Studio's export (owner 'Label Studio')", lambda root: _text(root, "owner/name") == "Label Studio"),
+    (
+        "CVAT's or Datumaro's export (source annotation and image 'Unknown')",
+        lambda root: _text(root, "source/annotation") == "Unknown" and _text(root, "source/image") == "Unknown",
+    ),
+    (
+        "labelImg (a path element, source database 'Unknown')",
+        lambda root: (
+            root.find("path") is not None
+            and _text(root, "source/database") == "Unknown"
+            and root.find("source/annotation") is None
+        ),
+    ),
+)
+"""The tools that write pixel edges from 0, and how their XML files show it."""
+
+
+def voc_coordinate_origin(files: Sequence[Path]) -> tuple[int, str | None]:
+    """Whether the `bndbox` numbers of a data set's XML `files` count pixels from 1, as VOC's devkit writes them, or
+    are pixel edges from 0, as the annotation tools write them (see the module docstring): `(0, why)` when a file is
+    written by such a tool or holds what 1-based indices cannot (a `xmin` or `ymin` of 0, a fraction), naming the
+    file; `(1, None)` otherwise. A file that does not parse is passed over (reading it reports it)."""
+    for path in files:
+        try:
+            root = ElementTree.parse(path).getroot()
+        except (OSError, ElementTree.ParseError):
+            continue
+        writer = next((name for name, written_by in _ZERO_BASED_WRITERS if written_by(root)), None)
+        if writer is not None:
+            return 0, f"{str(path)!r} is written by {writer}"
+        for item in root.iter("object"):
+            corners = [_text(item, f"bndbox/{tag}") for tag in ("xmin", "ymin", "xmax", "ymax")]
+            try:
+                values = [float(corner) for corner in corners if corner is not None]
+            except ValueError:
+                continue
+            if any(math.isfinite(value) and not value.is_integer() for value in values):
+                return 0, f"{str(path)!r} has a box {tuple(corners)} with a fraction, which pixel indices never have"
+            if len(values) == 4 and 0.0 in values[:2]:
+                return 0, f"{str(path)!r} has a box {tuple(corners)} starting at 0, which 1-based pixel indices never do"
+    return 1, None
+
+
+def voc_origin_notice(root: Path, why: str) -> str:
+    """What the job and `check-data` say when the VOC data at `root` is read with pixel edges from 0."""
+    return (
+        f"The VOC boxes of {str(root)!r} are read as pixel edges from 0, as CVAT, Label Studio and labelImg write "
+        f"them, not as the 1-based pixel indices of VOC's devkit (xmin - 1): {why}."
+    )
 
 
 def read_voc_splits(root: Path | str, validation_fraction: float = VALIDATION_FRACTION, seed: int = SPLIT_SEED) -> VocSplits:
@@ -272,6 +338,10 @@ class VocDataset(BoxDataset):
         self.root = splits.root
         self.split = split
         names = class_names if class_names is not None else voc_class_names(root, validation_fraction, seed)
+        every_file = [path for paths in splits.files.values() for path in paths if path.is_file()]
+        origin, why = voc_coordinate_origin(every_file)  # of the whole data set, so that every split is read alike
+        self.origin = origin
+        """1: the boxes are VOC's 1-based pixel indices; 0: pixel edges from 0 (`voc_coordinate_origin`)."""
         index_of = {name: index for index, name in enumerate(names)}
         records = []
         seen: set[Path] = set()
@@ -283,7 +353,7 @@ class VocDataset(BoxDataset):
             if not path.is_file():
                 problems.report(f"The VOC file {str(path)!r} (listed in the {split!r} split) does not exist.{_flagged(path)}")
                 continue
-            annotation = problems.guard(parse_voc_xml, path, splits.images, splits.annotations)
+            annotation = problems.guard(parse_voc_xml, path, splits.images, splits.annotations, origin)
             if annotation is None:
                 continue
             record = BoxImage(annotation.image, annotation.width, annotation.height, source=repr(str(path)))
@@ -303,3 +373,4 @@ class VocDataset(BoxDataset):
         if not records and (split != "test" or splits.files[split]):
             problems.report(f"The VOC split {split!r} of {str(self.root)!r} holds no image.")
         super().__init__(records, names, with_masks=False, transform=transform)
+        self.reading_notice = voc_origin_notice(self.root, why) if why is not None else None

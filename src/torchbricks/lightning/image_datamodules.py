@@ -659,11 +659,11 @@ class DetectionDataModule(FileDataModule):
             validation_fraction=self.validation_fraction,
             seed=self.split_seed,
         )
-        notice = dataset.duplicates_notice(split)
-        if notice is not None and notice not in self._notices_said:
-            self._notices_said.add(notice)
-            if launched_as_global_zero():
-                print(notice, flush=True)
+        for notice in (dataset.reading_notice, dataset.duplicates_notice(split)):
+            if notice is not None and notice not in self._notices_said:
+                self._notices_said.add(notice)
+                if launched_as_global_zero():
+                    print(notice, flush=True)
         return dataset
 
 
