@@ -455,3 +455,28 @@ def test_a_bbox_wholly_past_the_border_within_the_tolerance_is_an_error(tmp_path
 
     with pytest.raises(DataError, match=r"annotation 5 in .* has bbox \[x, y, w, h\] = \[40.2, 5, 0.5, 10\], outside"):
         CocoDataset(path)
+
+
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        (("frames/0001.png", "frames/0001.png"), "listed twice under two ids, each with its own annotations"),
+        (("cam1/0001.png", "cam2/0001.png"), "the only file of that name where they were looked for"),
+    ],
+    ids=["merged_export", "flattened_folders"],
+)
+def test_two_coco_images_read_from_one_file_are_an_error_naming_both(
+    tmp_path: Path, names: tuple[str, str], message: str
+) -> None:
+    # Each entry was read as the picture with only its own annotations: the other's objects trained as background and
+    # counted as false positives when found, without a word.
+    _image(tmp_path / "frames" / "0001.png" if names[0] == names[1] else tmp_path / "0001.png", (20, 10))
+    images = [{"id": index, "file_name": name, "width": 20, "height": 10} for index, name in enumerate(names, start=1)]
+    annotations = [
+        {"id": index, "image_id": index, "category_id": 4, "bbox": [2.0 * index, 2, 4, 4], "area": 16, "iscrowd": 0}
+        for index in (1, 2)
+    ]
+    path = _coco(tmp_path / "train.json", images, annotations, CATEGORIES)
+
+    with pytest.raises(DataError, match=rf"id 1 \('{names[0]}'\) and id 2 \('{names[1]}'\) .* are both read from .*{message}"):
+        CocoDataset(path)

@@ -310,6 +310,7 @@ class CocoDataset(BoxDataset):
 
     def _read_images(self, document: dict[str, Any], problems: DataProblems) -> dict[int, BoxImage]:
         images: dict[int, BoxImage] = {}
+        read_as: dict[Path, dict[str, Any]] = {}  # file -> the first entry read from it
         for image in document["images"]:
             source = f"id {image['id']} in {str(self.path_json)!r}"
             path = image_path(str(image["file_name"]), self.image_roots)
@@ -319,6 +320,20 @@ class CocoDataset(BoxDataset):
                 continue
             if int(image["id"]) in images:
                 problems.report(f"The image {source} is listed twice.")
+                continue
+            first = read_as.setdefault(path.resolve(), image)
+            if first is not image:  # each entry would be the picture with part of its objects: the rest read as background
+                problems.report(
+                    f"The images id {first['id']} ({str(first['file_name'])!r}) and id {image['id']} "
+                    f"({str(image['file_name'])!r}) in {str(self.path_json)!r} are both read from {str(path)!r}"
+                    + (
+                        ": the image is listed twice under two ids, each with its own annotations (as merged exports "
+                        "leave it). Merge them into one entry."
+                        if str(first["file_name"]) == str(image["file_name"])
+                        else ", the only file of that name where they were looked for (the folders of their file_name "
+                        "do not hold them). Put each image where its file_name says."
+                    )
+                )
                 continue
             given = (whole_number(image.get("width")), whole_number(image.get("height")))
             size: tuple[int, int] | None = (given[0], given[1]) if given[0] and given[1] else None
