@@ -225,3 +225,17 @@ def test_a_box_only_pixel_edges_can_be_read_from_0_makes_the_whole_data_set_read
     (notice,) = {dataset.reading_notice for dataset in datasets}
     assert "c.xml' has a box" in str(notice)
     assert why in str(notice)
+
+
+def test_two_xml_files_naming_one_image_are_an_error_naming_both(tmp_path: Path) -> None:
+    # labelImg keeps the filename an image had when it was labelled: after the images were renamed, b.xml still
+    # named a.jpg and its boxes were read on a's picture (and b.jpg's own boxes lost), without a word.
+    for stem in ("a", "b", "c"):
+        Image.new("RGB", (40, 30)).save(tmp_path / f"{stem}.jpg")
+        (tmp_path / f"{stem}.xml").write_text(WRITTEN_BY["labelimg"].format(stem=stem))
+    (tmp_path / "b.xml").write_text((tmp_path / "b.xml").read_text().replace("<filename>b.jpg", "<filename>a.jpg"))
+
+    with pytest.raises(DataError, match=r"The VOC files .* both describe the image '.*a\.jpg'") as error:
+        [VocDataset(tmp_path, split, validation_fraction=0.5) for split in ("train", "validation")]
+    assert "a.xml'" in str(error.value)
+    assert "b.xml'" in str(error.value)

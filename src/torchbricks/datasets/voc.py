@@ -38,7 +38,8 @@ or narrower, without a word; the job and `check-data` say which way the data was
 The classes are the object names of the train split, sorted; a name in another split that the train split lacks is
 a `DataError` naming the file. When the split is made here, the names of every XML file are the classes, so a rare
 class that the random split puts only in validation is not an error. Other bad data is a `DataError` naming the
-file: XML that does not parse or lacks a box field, a missing image, a box outside its image.
+file: XML that does not parse or lacks a box field, a missing image, a box outside its image, two XML files
+describing one image (a `filename` left from before the images were renamed).
 """
 
 from __future__ import annotations
@@ -218,6 +219,23 @@ def voc_coordinate_origin(files: Sequence[Path]) -> tuple[int, str | None]:
     return 1, None
 
 
+def _files_sharing_an_image(files: Sequence[Path], splits: VocSplits) -> dict[Path, Path]:
+    """XML file -> an earlier one of `files` whose image is the same file (whichever splits they are in)."""
+    described_by: dict[Path, Path] = {}
+    clashes: dict[Path, Path] = {}
+    for path in files:
+        try:
+            filename = _text(ElementTree.parse(path).getroot(), "filename")
+        except (OSError, ElementTree.ParseError):
+            continue  # reading it reports it
+        image = _image_of(path, filename, splits.images, splits.annotations)
+        if image.is_file():
+            first = described_by.setdefault(image.resolve(), path)
+            if first != path:
+                clashes[path] = first
+    return clashes
+
+
 def voc_origin_notice(root: Path, why: str) -> str:
     """What the job and `check-data` say when the VOC data at `root` is read with pixel edges from 0."""
     return (
@@ -338,8 +356,9 @@ class VocDataset(BoxDataset):
         self.root = splits.root
         self.split = split
         names = class_names if class_names is not None else voc_class_names(root, validation_fraction, seed)
-        every_file = [path for paths in splits.files.values() for path in paths if path.is_file()]
+        every_file = list(dict.fromkeys(path for paths in splits.files.values() for path in paths if path.is_file()))
         origin, why = voc_coordinate_origin(every_file)  # of the whole data set, so that every split is read alike
+        clashes = _files_sharing_an_image(every_file, splits)
         self.origin = origin
         """1: the boxes are VOC's 1-based pixel indices; 0: pixel edges from 0 (`voc_coordinate_origin`)."""
         index_of = {name: index for index, name in enumerate(names)}
@@ -355,6 +374,14 @@ class VocDataset(BoxDataset):
                 continue
             annotation = problems.guard(parse_voc_xml, path, splits.images, splits.annotations, origin)
             if annotation is None:
+                continue
+            if path in clashes:  # a filename left from before the images were renamed, or copied from another file
+                problems.report(
+                    f"The VOC files {str(clashes[path])!r} and {str(path)!r} both describe the image "
+                    f"{str(annotation.image)!r} (their filename element, or their name): one of them would be read "
+                    "with the other's picture. Correct its filename (the image of x.xml is found as x.jpg when "
+                    "filename names no file)."
+                )
                 continue
             record = BoxImage(annotation.image, annotation.width, annotation.height, source=repr(str(path)))
             for name, box, difficult in annotation.objects:
