@@ -29,9 +29,25 @@ def _cvat_voc_export(root: Path, subsets: dict[str, list[str]]) -> Path:
             name = f"{stem}{'.png' if index % 2 else '.jpg'}"
             Image.new("RGB", (40, 30), (10 * index, 80, 40)).save(root / "JPEGImages" / name)
             objects = [("car", [2.0, 3.0, 10.0 + index, 8.0], False), ("road", [0.0, 20.0, 40.0, 10.0], False)]
-            (root / "Annotations" / f"{stem}.xml").write_text(voc_xml(name, 40, 30, objects if index % 5 else []))
+            (root / "Annotations" / f"{stem}.xml").write_text(_datumaro_xml(name, objects if index % 5 else []))
             index += 1
     return root
+
+
+def _datumaro_xml(filename: str, objects: list[tuple[str, list[float], bool]]) -> str:
+    """An XML file as CVAT's export (Datumaro's writer) writes it for a 40x30 image: boxes `[x, y, w, h]` as the pixel
+    edges `str(x)`, `str(x + w)`, source annotation and image 'Unknown'."""
+    parts = [
+        f"<annotation><folder></folder><filename>{filename}</filename><source><database>Unknown</database>"
+        "<annotation>Unknown</annotation><image>Unknown</image></source><size><width>40</width><height>30</height>"
+        "<depth></depth></size><segmented>0</segmented>"
+    ]
+    for name, (x, y, w, h), difficult in objects:
+        parts.append(
+            f"<object><name>{name}</name><truncated>0</truncated><occluded>0</occluded><difficult>{int(difficult)}"
+            f"</difficult><bndbox><xmin>{x}</xmin><ymin>{y}</ymin><xmax>{x + w}</xmax><ymax>{y + h}</ymax></bndbox></object>"
+        )
+    return "".join(parts) + "</annotation>"
 
 
 def test_cvat_default_list_is_split_at_random_and_its_test_subset_kept_out_of_training(tmp_path: Path) -> None:
@@ -81,8 +97,10 @@ def test_train_reads_a_cvat_voc_export_as_it_is(tmp_path: Path, capsys: pytest.C
 
     status = main([*arguments, *tiny, "export_onnx=false"])
 
-    assert status == 0, capsys.readouterr().err[-2000:]
+    printed = capsys.readouterr()
+    assert status == 0, printed.err[-2000:]
     assert (tmp_path / "run" / "metrics_test.json").is_file()
+    assert printed.out.count("are read as pixel edges from 0, as CVAT, Label Studio and labelImg write them") == 1
 
 
 def test_a_list_line_is_an_id_whole_and_a_per_class_line_in_a_split_list_is_named(tmp_path: Path) -> None:
