@@ -199,41 +199,55 @@ def voc_coordinate_origin(files: Sequence[Path]) -> tuple[int, str | None]:
     written by such a tool or holds what 1-based indices cannot (a `xmin` or `ymin` of 0, a fraction), naming the
     file; `(1, None)` otherwise. A file that does not parse is passed over (reading it reports it)."""
     for path in files:
-        try:
-            root = ElementTree.parse(path).getroot()
-        except (OSError, ElementTree.ParseError):
-            continue
-        writer = next((name for name, written_by in _ZERO_BASED_WRITERS if written_by(root)), None)
-        if writer is not None:
-            return 0, f"{str(path)!r} is written by {writer}"
-        for item in root.iter("object"):
-            corners = [_text(item, f"bndbox/{tag}") for tag in ("xmin", "ymin", "xmax", "ymax")]
-            try:
-                values = [float(corner) for corner in corners if corner is not None]
-            except ValueError:
-                continue
-            if any(math.isfinite(value) and not value.is_integer() for value in values):
-                return 0, f"{str(path)!r} has a box {tuple(corners)} with a fraction, which pixel indices never have"
-            if len(values) == 4 and 0.0 in values[:2]:
-                return 0, f"{str(path)!r} has a box {tuple(corners)} starting at 0, which 1-based pixel indices never do"
+        root = _parsed(path)
+        why = _zero_based(path, root) if root is not None else None
+        if why is not None:
+            return 0, why
     return 1, None
 
 
-def _files_sharing_an_image(files: Sequence[Path], splits: VocSplits) -> dict[Path, Path]:
-    """XML file -> an earlier one of `files` whose image is the same file (whichever splits they are in)."""
+def _parsed(path: Path) -> ElementTree.Element | None:
+    try:
+        return ElementTree.parse(path).getroot()
+    except (OSError, ElementTree.ParseError):
+        return None  # reading it reports it
+
+
+def _zero_based(path: Path, root: ElementTree.Element) -> str | None:
+    """Why the XML file `path` (parsed: `root`) holds pixel edges from 0, or None (see `voc_coordinate_origin`)."""
+    writer = next((name for name, written_by in _ZERO_BASED_WRITERS if written_by(root)), None)
+    if writer is not None:
+        return f"{str(path)!r} is written by {writer}"
+    for item in root.iter("object"):
+        corners = [_text(item, f"bndbox/{tag}") for tag in ("xmin", "ymin", "xmax", "ymax")]
+        try:
+            values = [float(corner) for corner in corners if corner is not None]
+        except ValueError:
+            continue
+        if any(math.isfinite(value) and not value.is_integer() for value in values):
+            return f"{str(path)!r} has a box {tuple(corners)} with a fraction, which pixel indices never have"
+        if len(values) == 4 and 0.0 in values[:2]:
+            return f"{str(path)!r} has a box {tuple(corners)} starting at 0, which 1-based pixel indices never do"
+    return None
+
+
+def _read_data_set(files: Sequence[Path], splits: VocSplits) -> tuple[int, str | None, dict[Path, Path]]:
+    """What reading a split needs to know of the whole data set's XML `files`, each parsed once: the coordinate
+    origin and why (`voc_coordinate_origin`), and XML file -> an earlier one whose image is the same file."""
+    why: str | None = None
     described_by: dict[Path, Path] = {}
     clashes: dict[Path, Path] = {}
     for path in files:
-        try:
-            filename = _text(ElementTree.parse(path).getroot(), "filename")
-        except (OSError, ElementTree.ParseError):
-            continue  # reading it reports it
-        image = _image_of(path, filename, splits.images, splits.annotations)
+        root = _parsed(path)
+        if root is None:
+            continue
+        why = why or _zero_based(path, root)
+        image = _image_of(path, _text(root, "filename"), splits.images, splits.annotations)
         if image.is_file():
             first = described_by.setdefault(image.resolve(), path)
             if first != path:
                 clashes[path] = first
-    return clashes
+    return (1 if why is None else 0), why, clashes
 
 
 def voc_origin_notice(root: Path, why: str) -> str:
@@ -357,8 +371,7 @@ class VocDataset(BoxDataset):
         self.split = split
         names = class_names if class_names is not None else voc_class_names(root, validation_fraction, seed)
         every_file = list(dict.fromkeys(path for paths in splits.files.values() for path in paths if path.is_file()))
-        origin, why = voc_coordinate_origin(every_file)  # of the whole data set, so that every split is read alike
-        clashes = _files_sharing_an_image(every_file, splits)
+        origin, why, clashes = _read_data_set(every_file, splits)  # of the whole data set: every split read alike
         self.origin = origin
         """1: the boxes are VOC's 1-based pixel indices; 0: pixel edges from 0 (`voc_coordinate_origin`)."""
         index_of = {name: index for index, name in enumerate(names)}
