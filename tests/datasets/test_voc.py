@@ -257,3 +257,34 @@ def test_two_xml_files_naming_one_image_are_an_error_naming_both(tmp_path: Path)
         [VocDataset(tmp_path, split, validation_fraction=0.5) for split in ("train", "validation")]
     assert "a.xml'" in str(error.value)
     assert "b.xml'" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("origin", "box"), [("auto", (9.0, 4.0, 20.0, 15.0)), (1, (9.0, 4.0, 20.0, 15.0)), ("0", EDGES), (0, EDGES)]
+)
+def test_data_voc_origin_says_what_the_boxes_count_from_when_the_files_do_not(
+    tmp_path: Path, origin: int | str, box: tuple[float, ...]
+) -> None:
+    # a tool no file shows: its pixel edges from 0 read as VOC's 1-based indices unless data.voc_origin=0 says so
+    unknown = WRITTEN_BY["labelimg"].replace("<database>Unknown</database>", "<database>my-tool</database>")
+    for index, stem in enumerate(("a", "b")):
+        Image.new("RGB", (40, 30), (80 * index, 0, 0)).save(tmp_path / f"{stem}.jpg")
+        (tmp_path / f"{stem}.xml").write_text(unknown.format(stem=stem))
+
+    datasets = [VocDataset(tmp_path, split, validation_fraction=0.5, origin=origin) for split in ("train", "validation")]
+    report = check_data(tmp_path, task="detection", voc_origin=origin)
+
+    assert [record.objects[0].box for dataset in datasets for record in dataset.records] == [box, box]
+    assert report.problems == []
+
+
+def test_an_unknown_voc_origin_is_refused_naming_the_key(tmp_path: Path) -> None:
+    from torchbricks.errors import ConfigError
+    from torchbricks.lightning.datamodules import DetectionDataModule
+
+    _cvat_voc_export(tmp_path / "cvat", {"Train": ["a0", "a1"], "Validation": ["b0"]})
+
+    with pytest.raises(ConfigError, match=r"'data.voc_origin' is 'zero'; expected auto .*, 1 .* or 0"):
+        DetectionDataModule(tmp_path / "cvat", voc_origin="zero", image_size=32, batch_size=2, num_workers=0)
+    with pytest.raises(ConfigError, match=r"'data.voc_origin' is 2"):
+        check_data(tmp_path / "cvat", voc_origin=2)

@@ -32,8 +32,9 @@ writer: floats, `263.58`, source `annotation` and `image` 'Unknown'), Label Stud
 truncated, owner 'Label Studio') and labelImg (whole pixels, truncated, a `path` element, source `database`
 'Unknown'; it raises an edge at 0 to 1). A data set is read from 0 when one of its XML files is written by one of
 those tools or holds what 1-based indices cannot (a `xmin` or `ymin` of 0, a coordinate with a fraction); from 1
-otherwise. Read the other way, every box would be one pixel wider and taller (its left and top edges moved out),
-or narrower, without a word; the job and `check-data` say which way the data was read when it is from 0.
+otherwise (`data.voc_origin=auto`; `1` or `0` says it). Read the other way, every box would be one pixel wider and
+taller (its left and top edges moved out), or narrower, without a word; the job and `check-data` say which way the
+data was read when it is found to be from 0.
 
 The classes are the object names of the train split, sorted; a name in another split that the train split lacks is
 a `DataError` naming the file. When the split is made here, the names of every XML file are the classes, so a rare
@@ -64,13 +65,16 @@ from torchbricks.datasets._reading import (
 from torchbricks.datasets.boxes import BoxDataset, BoxImage, BoxObject, box_problem, clip_box
 from torchbricks.datasets.folder_splits import VALIDATION_FOLDERS
 from torchbricks.datasets.voc_segmentation import split_lists
+from torchbricks.errors import ConfigError, did_you_mean
 
 __all__ = [
     "SPLIT_SEED",
     "VALIDATION_FRACTION",
+    "VOC_ORIGINS",
     "VocAnnotation",
     "VocDataset",
     "VocSplits",
+    "check_voc_origin",
     "parse_voc_xml",
     "read_voc_splits",
     "voc_class_names",
@@ -78,6 +82,8 @@ __all__ = [
 ]
 
 SPLIT_FILES = {"train": "train.txt", "validation": "val.txt", "test": "test.txt"}
+VOC_ORIGINS = ("auto", "1", "0")
+"""The values of `data.voc_origin`: what the `bndbox` numbers count from (see the module docstring)."""
 
 
 @dataclass
@@ -250,6 +256,21 @@ def _read_data_set(files: Sequence[Path], splits: VocSplits) -> tuple[int, str |
     return (1 if why is None else 0), why, clashes
 
 
+def check_voc_origin(origin: int | str) -> int | None:
+    """`data.voc_origin` read: 1 or 0, None for `auto` (found from the files, `voc_coordinate_origin`).
+
+    Raises:
+        ConfigError: Another value.
+    """
+    if str(origin) not in VOC_ORIGINS:
+        raise ConfigError(
+            f"Config key 'data.voc_origin' is {origin!r}; expected auto (found from the XML files), 1 (VOC's devkit: "
+            "1-based pixel indices, xmin - 1 the left edge) or 0 (pixel edges from 0, as CVAT, Label Studio and labelImg "
+            f"write them).{did_you_mean(str(origin), VOC_ORIGINS)}"
+        )
+    return None if str(origin) == "auto" else int(origin)
+
+
 def voc_origin_notice(root: Path, why: str) -> str:
     """What the job and `check-data` say when the VOC data at `root` is read with pixel edges from 0."""
     return (
@@ -350,9 +371,12 @@ class VocDataset(BoxDataset):
         validation_fraction: Fraction of the XML files split off for validation when there are no split files.
         seed: Seed of that split.
         problems: Where problems go; the first raises when None.
+        origin: What the `bndbox` numbers count from: `auto` (found from the files), 1 (VOC's devkit) or 0 (pixel
+            edges; see the module docstring).
 
     Raises:
         DataError: A bad or missing file, an unknown class name, a box outside its image, an empty split.
+        ConfigError: An `origin` other than those.
     """
 
     def __init__(
@@ -364,14 +388,17 @@ class VocDataset(BoxDataset):
         validation_fraction: float = VALIDATION_FRACTION,
         seed: int = SPLIT_SEED,
         problems: DataProblems | None = None,
+        origin: int | str = "auto",
     ) -> None:
+        given = check_voc_origin(origin)
         problems = problems if problems is not None else DataProblems()
         splits = read_voc_splits(root, validation_fraction, seed)
         self.root = splits.root
         self.split = split
         names = class_names if class_names is not None else voc_class_names(root, validation_fraction, seed)
         every_file = list(dict.fromkeys(path for paths in splits.files.values() for path in paths if path.is_file()))
-        origin, why, clashes = _read_data_set(every_file, splits)  # of the whole data set: every split read alike
+        found, why, clashes = _read_data_set(every_file, splits)  # of the whole data set: every split read alike
+        origin, why = (found, why) if given is None else (given, None)
         self.origin = origin
         """1: the boxes are VOC's 1-based pixel indices; 0: pixel edges from 0 (`voc_coordinate_origin`)."""
         index_of = {name: index for index, name in enumerate(names)}
