@@ -5,7 +5,8 @@ The main job writes two files for this when a run starts (`write_experiment_desc
 - `experiment.json`: the torchbricks version, the data module, the model's input size `[height, width]`, the class
   names of the data (and the COCO category ids, when the data has them), and the folder the training command ran
   in (`working_directory`), which a relative `data.root` is relative to, and the classes the training split has no
-  example of (`classes_without_training_example`, box and mask data, when there are any);
+  example of (`classes_without_training_example`, box and mask data, when there are any; with `data.sources`,
+  `head_classes_without_training_example`, those of each head's source);
 - `resolved_config.yaml`: the composed config with every interpolation resolved, so the model is rebuilt without
   the training data (the class names are in it, not read again from `data.root`).
 
@@ -134,6 +135,8 @@ def describe_experiment(config: Any, data_module: Any) -> dict[str, Any]:
     untrained = getattr(data_module, "classes_without_training_example", None)
     if isinstance(untrained, list) and untrained:  # the data module warned of them at the start of the run
         description["classes_without_training_example"] = list(untrained)
+    elif isinstance(untrained, dict) and untrained:  # several sources: those of each head's source
+        description["head_classes_without_training_example"] = {head: list(names) for head, names in untrained.items()}
     return description
 
 

@@ -455,3 +455,78 @@ def test_a_bbox_wholly_past_the_border_within_the_tolerance_is_an_error(tmp_path
 
     with pytest.raises(DataError, match=r"annotation 5 in .* has bbox \[x, y, w, h\] = \[40.2, 5, 0.5, 10\], outside"):
         CocoDataset(path)
+
+
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        (("frames/0001.png", "frames/0001.png"), "listed twice under two ids, each with its own annotations"),
+        (("cam1/0001.png", "cam2/0001.png"), "the only file of that name where they were looked for"),
+    ],
+    ids=["merged_export", "flattened_folders"],
+)
+def test_two_coco_images_read_from_one_file_are_an_error_naming_both(
+    tmp_path: Path, names: tuple[str, str], message: str
+) -> None:
+    # Each entry was read as the picture with only its own annotations: the other's objects trained as background and
+    # counted as false positives when found, without a word.
+    _image(tmp_path / "frames" / "0001.png" if names[0] == names[1] else tmp_path / "0001.png", (20, 10))
+    images = [{"id": index, "file_name": name, "width": 20, "height": 10} for index, name in enumerate(names, start=1)]
+    annotations = [
+        {"id": index, "image_id": index, "category_id": 4, "bbox": [2.0 * index, 2, 4, 4], "area": 16, "iscrowd": 0}
+        for index in (1, 2)
+    ]
+    path = _coco(tmp_path / "train.json", images, annotations, CATEGORIES)
+
+    with pytest.raises(DataError, match=rf"id 1 \('{names[0]}'\) and id 2 \('{names[1]}'\) .* are both read from .*{message}"):
+        CocoDataset(path)
+
+
+@pytest.mark.parametrize("written_by", ["cvat", "coco"])
+def test_crowd_regions_of_a_cvat_export_are_said_to_be_objects_drawn_as_masks(tmp_path: Path, written_by: str) -> None:
+    # CVAT's COCO export (Datumaro's writer) marks every object drawn with the brush as a crowd region, iscrowd 1 with
+    # its mask as an uncompressed RLE: training and the mAP ignored those objects without a word.
+    from torchbricks.datasets.checking import check_data
+
+    brushed = np.zeros((10, 20), dtype=np.uint8)
+    brushed[2:6, 3:9] = 1
+    extra = {"attributes": {"occluded": False}} if written_by == "cvat" else {}
+    images, annotations = [], []
+    for image_id, name in enumerate(("a.png", "b.png"), start=1):
+        _image(tmp_path / "images" / "default" / name, (20, 10))
+        images.append({"id": image_id, "file_name": name, "width": 20, "height": 10})
+        polygon = [10.0, 1.0, 18.0, 1.0, 18.0, 8.0, 10.0, 8.0]
+        annotations += [
+            {
+                "id": 2 * image_id,
+                "image_id": image_id,
+                "category_id": 1,
+                "segmentation": [polygon],
+                "area": 56.0,
+                "bbox": [10.0, 1.0, 8.0, 7.0],
+                "iscrowd": 0,
+                **extra,
+            },
+            {
+                "id": 2 * image_id + 1,
+                "image_id": image_id,
+                "category_id": 1,
+                "segmentation": uncompressed_rle(brushed),
+                "area": 24.0,
+                "bbox": [3.0, 2.0, 6.0, 4.0],
+                "iscrowd": 1,
+                **extra,
+            },
+        ]
+    categories = [{"id": 1, "name": "cell", "supercategory": ""}]
+    path = _coco(tmp_path / "annotations" / "instances_default.json", images, annotations, categories)
+
+    dataset = CocoDataset(path, tmp_path / "images" / "default", image_ids=[1])
+
+    assert [item.crowd for item in dataset.records[0].objects] == [False, True]
+    if written_by == "cvat":
+        assert "1 annotation of" in str(dataset.reading_notice)
+        assert "brush or mask tool as a crowd region" in str(dataset.reading_notice)
+        assert dataset.reading_notice in check_data(tmp_path, task="detection").notes
+    else:  # COCO's own crowd regions are crowds
+        assert dataset.reading_notice is None

@@ -597,3 +597,37 @@ def test_voc_per_split_folders_without_a_validation_folder_draw_one_and_read_a_t
     assert not splits.listed
     assert has_test_split(root, "voc")
     assert {record.path.parent.name for record in read_detection_split(root, "voc", "test").records} == {"test"}
+
+
+@pytest.mark.parametrize(
+    ("line", "box"),
+    [
+        ("1 0.25 0.2 0.75 0.2 0.75 0.8 0.25 0.8", (5.0, 2.0, 15.0, 8.0)),  # Ultralytics' segmentation (and OBB) line
+        ("1\t0.5\t0.5\t0.5\t0.6  ", (5.0, 2.0, 15.0, 8.0)),  # tabs and trailing spaces, as converters leave them
+        ("1 0.5 0.5 0.5 0.6\r", (5.0, 2.0, 15.0, 8.0)),  # a Windows line end
+        ("1 0.5 0.5 1.01 0.6", (0.0, 2.0, 20.0, 8.0)),  # within 1% past the border: cut to the image
+    ],
+    ids=["polygon", "tabs_and_spaces", "windows_line_end", "past_the_border"],
+)
+def test_yolo_lines_as_tools_write_them_are_read_as_the_box_they_draw(tmp_path: Path, line: str, box: tuple) -> None:
+    root = _yolo(tmp_path, f"{line}\n")
+
+    (record,) = YoloDataset(root, "train").records
+
+    assert [(item.label, item.box) for item in record.objects] == [(1, pytest.approx(box))]
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("1 0.5 0.5 0.5 0.6 0.93", r"line 1: .* has 6 numbers: 'class cx cy w h confidence'"),  # a prediction
+        ("1 0.25 0.2 0.75 0.2 0.75 0.8 0.93", r"line 1: .* is not 'class cx cy w h' \(or 'class x1 y1"),  # a polygon's
+        ("1 320 240 64 48", r"line 1: .* is outside \[0, 1\] .* coordinates are normalised"),  # pixels, not normalised
+    ],
+    ids=["box_with_confidence", "polygon_with_confidence", "pixels"],
+)
+def test_yolo_lines_no_label_reads_right_are_refused_naming_the_file_and_line(tmp_path: Path, line: str, message: str) -> None:
+    root = _yolo(tmp_path, f"0 0.5 0.5 0.2 0.2\n{line}\n".replace("line 1", "line 2"))
+
+    with pytest.raises(DataError, match=r"a\.txt' " + message.replace("line 1", "line 2")):
+        YoloDataset(root, "train")

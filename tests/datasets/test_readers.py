@@ -97,6 +97,27 @@ def test_segmentation_masks_keep_class_indices_and_the_ignore_value(tmp_path: Pa
     assert segmentation_class_names(tmp_path) == ["background", "road", "car"]
 
 
+def test_labelmes_labels_txt_as_classes_txt_names_the_classes_its_masks_hold(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # labelme's labels.txt begins with __ignore__ (-1, which labelme2voc saves as 255) and then _background_ (0): read
+    # as classes.txt line by line, every class took the name of the one before it ('cat' pixels reported as
+    # '_background_', 'dog' as 'cat') and 'dog' was said to have no training pixel.
+    (tmp_path / "classes.txt").write_text("__ignore__\n_background_\ncat\ndog\n")
+    for split in ("train", "val"):
+        for index in range(2):
+            mask = np.zeros((10, 20), dtype=np.uint8)
+            mask[1:4, 1:4], mask[5:8, 10:14], mask[0, :] = 1, 2, 255  # a cat, a dog, a row left unlabelled
+            _image(tmp_path / split / "images" / f"{index}.jpg")
+            _mask(tmp_path / split / "masks" / f"{index}.png", mask)
+
+    data = SegmentationFolderDataModule(tmp_path, image_size=16, batch_size=2, num_workers=0)
+
+    assert segmentation_class_names(tmp_path) == data.class_names == ["_background_", "cat", "dog"]
+    assert data.classes_without_training_example == []
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_a_mask_of_another_size_than_its_image_is_an_error_naming_both_files(tmp_path: Path) -> None:
     _image(tmp_path / "train" / "images" / "x.png", size=(20, 10))
     _mask(tmp_path / "train" / "masks" / "x.png", np.zeros((10, 21)))

@@ -29,9 +29,25 @@ def _cvat_voc_export(root: Path, subsets: dict[str, list[str]]) -> Path:
             name = f"{stem}{'.png' if index % 2 else '.jpg'}"
             Image.new("RGB", (40, 30), (10 * index, 80, 40)).save(root / "JPEGImages" / name)
             objects = [("car", [2.0, 3.0, 10.0 + index, 8.0], False), ("road", [0.0, 20.0, 40.0, 10.0], False)]
-            (root / "Annotations" / f"{stem}.xml").write_text(voc_xml(name, 40, 30, objects if index % 5 else []))
+            (root / "Annotations" / f"{stem}.xml").write_text(_datumaro_xml(name, objects if index % 5 else []))
             index += 1
     return root
+
+
+def _datumaro_xml(filename: str, objects: list[tuple[str, list[float], bool]]) -> str:
+    """An XML file as CVAT's export (Datumaro's writer) writes it for a 40x30 image: boxes `[x, y, w, h]` as the pixel
+    edges `str(x)`, `str(x + w)`, source annotation and image 'Unknown'."""
+    parts = [
+        f"<annotation><folder></folder><filename>{filename}</filename><source><database>Unknown</database>"
+        "<annotation>Unknown</annotation><image>Unknown</image></source><size><width>40</width><height>30</height>"
+        "<depth></depth></size><segmented>0</segmented>"
+    ]
+    for name, (x, y, w, h), difficult in objects:
+        parts.append(
+            f"<object><name>{name}</name><truncated>0</truncated><occluded>0</occluded><difficult>{int(difficult)}"
+            f"</difficult><bndbox><xmin>{x}</xmin><ymin>{y}</ymin><xmax>{x + w}</xmax><ymax>{y + h}</ymax></bndbox></object>"
+        )
+    return "".join(parts) + "</annotation>"
 
 
 def test_cvat_default_list_is_split_at_random_and_its_test_subset_kept_out_of_training(tmp_path: Path) -> None:
@@ -81,8 +97,10 @@ def test_train_reads_a_cvat_voc_export_as_it_is(tmp_path: Path, capsys: pytest.C
 
     status = main([*arguments, *tiny, "export_onnx=false"])
 
-    assert status == 0, capsys.readouterr().err[-2000:]
+    printed = capsys.readouterr()
+    assert status == 0, printed.err[-2000:]
     assert (tmp_path / "run" / "metrics_test.json").is_file()
+    assert printed.out.count("are read as pixel edges from 0, as CVAT, Label Studio and labelImg write them") == 1
 
 
 def test_a_list_line_is_an_id_whole_and_a_per_class_line_in_a_split_list_is_named(tmp_path: Path) -> None:
@@ -126,3 +144,147 @@ def test_a_voc_coordinate_that_is_no_finite_number_is_an_error_naming_it(tmp_pat
 
     with pytest.raises(DataError, match=r"b\.xml': object 1 \(car\) has a field that is not a number: .*\('nan', '4\.0'"):
         VocDataset(tmp_path, "validation")
+
+
+# One object covering the pixel columns 10 to 19 and rows 5 to 14 of a 40x30 image: pixel edges (10, 5, 20, 15),
+# written as each tool writes it.
+EDGES = (10.0, 5.0, 20.0, 15.0)
+WRITTEN_BY = {
+    # VOC's devkit: 1-based pixel indices, the last pixel inside
+    "voc_devkit": (
+        "<annotation><folder>VOC2012</folder><filename>{stem}.jpg</filename><source><database>The VOC2012 Database"
+        "</database><annotation>PASCAL VOC2012</annotation><image>flickr</image></source>"
+        "<size><width>40</width><height>30</height><depth>3</depth></size><segmented>0</segmented>"
+        "<object><name>cat</name><pose>Left</pose><truncated>0</truncated><occluded>0</occluded><difficult>0</difficult>"
+        "<bndbox><xmin>11</xmin><ymin>6</ymin><xmax>20</xmax><ymax>15</ymax></bndbox></object></annotation>"
+    ),
+    # CVAT's "PASCAL VOC 1.1" (Datumaro's writer): pixel edges from 0 as floats, str(x) and str(x + w)
+    "cvat": (
+        "<annotation>\n  <folder></folder>\n  <filename>{stem}.jpg</filename>\n  <source>\n    <database>Unknown"
+        "</database>\n    <annotation>Unknown</annotation>\n    <image>Unknown</image>\n  </source>\n  <size>\n"
+        "    <width>40</width>\n    <height>30</height>\n    <depth></depth>\n  </size>\n  <segmented>0</segmented>\n"
+        "  <object>\n    <name>cat</name>\n    <truncated>0</truncated>\n    <occluded>0</occluded>\n"
+        "    <difficult>0</difficult>\n    <bndbox>\n      <xmin>10.0</xmin>\n      <ymin>5.0</ymin>\n"
+        "      <xmax>20.0</xmax>\n      <ymax>15.0</ymax>\n    </bndbox>\n  </object>\n</annotation>\n"
+    ),
+    # Label Studio's export: int(x), int(x) + int(w) from 0; the filename without its extension
+    "label_studio": (
+        '<?xml version="1.0" encoding="utf-8"?><annotation><folder>images</folder><filename>{stem}</filename>'
+        "<source><database>MyDatabase</database><annotation>COCO2017</annotation><image>flickr</image>"
+        "<flickrid>NULL</flickrid><annotator>1</annotator></source><owner><flickrid>NULL</flickrid>"
+        "<name>Label Studio</name></owner><size><width>40</width><height>30</height><depth>3</depth></size>"
+        "<segmented>0</segmented><object><name>cat</name><pose>Unspecified</pose><truncated>0</truncated>"
+        "<difficult>0</difficult><bndbox><xmin>10</xmin><ymin>5</ymin><xmax>20</xmax><ymax>15</ymax></bndbox>"
+        "</object></annotation>"
+    ),
+    # labelImg: int() of the corners it was drawn with, from 0 (an edge below 1 raised to 1), a path element
+    "labelimg": (
+        "<annotation>\n\t<folder>shots</folder>\n\t<filename>{stem}.jpg</filename>\n\t<path>/home/me/shots/{stem}.jpg"
+        "</path>\n\t<source>\n\t\t<database>Unknown</database>\n\t</source>\n\t<size>\n\t\t<width>40</width>\n"
+        "\t\t<height>30</height>\n\t\t<depth>3</depth>\n\t</size>\n\t<segmented>0</segmented>\n\t<object>\n"
+        "\t\t<name>cat</name>\n\t\t<pose>Unspecified</pose>\n\t\t<truncated>0</truncated>\n\t\t<difficult>0</difficult>\n"
+        "\t\t<bndbox>\n\t\t\t<xmin>10</xmin>\n\t\t\t<ymin>5</ymin>\n\t\t\t<xmax>20</xmax>\n\t\t\t<ymax>15</ymax>\n"
+        "\t\t</bndbox>\n\t</object>\n</annotation>\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("tool", list(WRITTEN_BY))
+def test_a_box_is_read_as_the_same_pixels_whichever_tool_wrote_it(
+    tmp_path: Path, tool: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Every XML was read as VOC's 1-based indices: the boxes of CVAT, Label Studio and labelImg, pixel edges from 0,
+    # were one pixel wider and taller than drawn, (9, 4, 20, 15), without a word.
+    for stem in ("a", "b", "c"):
+        Image.new("RGB", (40, 30)).save(tmp_path / f"{stem}.jpg")
+        (tmp_path / f"{stem}.xml").write_text(WRITTEN_BY[tool].format(stem=stem))
+
+    datasets = [VocDataset(tmp_path, split, validation_fraction=0.3) for split in ("train", "validation")]
+    boxes = [item.box for dataset in datasets for record in dataset.records for item in record.objects]
+
+    assert boxes == [EDGES] * 3
+    notices = {dataset.reading_notice for dataset in datasets}  # one for the data set, whichever split says it
+    report = check_data(tmp_path, task="detection")
+    if tool == "voc_devkit":
+        assert notices == {None}
+        assert not any("pixel edges" in note for note in report.notes)
+    else:
+        (notice,) = notices
+        assert "read as pixel edges from 0" in str(notice)
+        assert notice in report.notes
+
+
+@pytest.mark.parametrize(
+    ("corners", "why"), [((0, 5, 10, 15), "starting at 0"), ((10.5, 5, 20, 15), "with a fraction")], ids=["zero", "fraction"]
+)
+def test_a_box_only_pixel_edges_can_be_read_from_0_makes_the_whole_data_set_read_so(
+    tmp_path: Path, corners: tuple[float, ...], why: str
+) -> None:
+    # a file of no known writer: one box that 1-based indices cannot be (a 0, a fraction) says how all are written
+    plain = WRITTEN_BY["voc_devkit"].replace(
+        "<source><database>The VOC2012 Database</database><annotation>PASCAL VOC2012</annotation><image>flickr</image></source>",
+        "",
+    )
+    for stem in ("a", "b", "c"):
+        Image.new("RGB", (40, 30)).save(tmp_path / f"{stem}.jpg")
+        (tmp_path / f"{stem}.xml").write_text(
+            plain.format(stem=stem).replace("<xmin>11</xmin><ymin>6</ymin>", "<xmin>10</xmin><ymin>5</ymin>")
+        )
+    xml = (tmp_path / "c.xml").read_text()
+    (tmp_path / "c.xml").write_text(
+        xml.replace("<xmin>10</xmin><ymin>5</ymin>", f"<xmin>{corners[0]}</xmin><ymin>{corners[1]}</ymin>")
+    )
+
+    datasets = [VocDataset(tmp_path, split, validation_fraction=0.3) for split in ("train", "validation")]
+    boxes = {record.path.stem: record.objects[0].box for dataset in datasets for record in dataset.records}
+
+    assert boxes["a"] == boxes["b"] == EDGES
+    assert boxes["c"] == (float(corners[0]), float(corners[1]), 20.0, 15.0)
+    (notice,) = {dataset.reading_notice for dataset in datasets}
+    assert "c.xml' has a box" in str(notice)
+    assert why in str(notice)
+
+
+def test_two_xml_files_naming_one_image_are_an_error_naming_both(tmp_path: Path) -> None:
+    # labelImg keeps the filename an image had when it was labelled: after the images were renamed, b.xml still
+    # named a.jpg and its boxes were read on a's picture (and b.jpg's own boxes lost), without a word.
+    for stem in ("a", "b", "c"):
+        Image.new("RGB", (40, 30)).save(tmp_path / f"{stem}.jpg")
+        (tmp_path / f"{stem}.xml").write_text(WRITTEN_BY["labelimg"].format(stem=stem))
+    (tmp_path / "b.xml").write_text((tmp_path / "b.xml").read_text().replace("<filename>b.jpg", "<filename>a.jpg"))
+
+    with pytest.raises(DataError, match=r"The VOC files .* both describe the image '.*a\.jpg'") as error:
+        [VocDataset(tmp_path, split, validation_fraction=0.5) for split in ("train", "validation")]
+    assert "a.xml'" in str(error.value)
+    assert "b.xml'" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("origin", "box"), [("auto", (9.0, 4.0, 20.0, 15.0)), (1, (9.0, 4.0, 20.0, 15.0)), ("0", EDGES), (0, EDGES)]
+)
+def test_data_voc_origin_says_what_the_boxes_count_from_when_the_files_do_not(
+    tmp_path: Path, origin: int | str, box: tuple[float, ...]
+) -> None:
+    # a tool no file shows: its pixel edges from 0 read as VOC's 1-based indices unless data.voc_origin=0 says so
+    unknown = WRITTEN_BY["labelimg"].replace("<database>Unknown</database>", "<database>my-tool</database>")
+    for index, stem in enumerate(("a", "b")):
+        Image.new("RGB", (40, 30), (80 * index, 0, 0)).save(tmp_path / f"{stem}.jpg")
+        (tmp_path / f"{stem}.xml").write_text(unknown.format(stem=stem))
+
+    datasets = [VocDataset(tmp_path, split, validation_fraction=0.5, origin=origin) for split in ("train", "validation")]
+    report = check_data(tmp_path, task="detection", voc_origin=origin)
+
+    assert [record.objects[0].box for dataset in datasets for record in dataset.records] == [box, box]
+    assert report.problems == []
+
+
+def test_an_unknown_voc_origin_is_refused_naming_the_key(tmp_path: Path) -> None:
+    from torchbricks.errors import ConfigError
+    from torchbricks.lightning.datamodules import DetectionDataModule
+
+    _cvat_voc_export(tmp_path / "cvat", {"Train": ["a0", "a1"], "Validation": ["b0"]})
+
+    with pytest.raises(ConfigError, match=r"'data.voc_origin' is 'zero'; expected auto .*, 1 .* or 0"):
+        DetectionDataModule(tmp_path / "cvat", voc_origin="zero", image_size=32, batch_size=2, num_workers=0)
+    with pytest.raises(ConfigError, match=r"'data.voc_origin' is 2"):
+        check_data(tmp_path / "cvat", voc_origin=2)

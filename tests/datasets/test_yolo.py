@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from torchbricks.datasets._reading import image_files
 from torchbricks.datasets.detection_layouts import has_test_split
 from torchbricks.datasets.readers import DataError
 from torchbricks.datasets.yolo import YoloDataset, read_yolo_layout, unread_label_files, yolo_class_names
@@ -239,6 +240,28 @@ def test_a_validation_split_without_a_single_label_file_is_an_error_and_one_of_e
         YoloDataset(tmp_path, "validation")
     (tmp_path / "b.txt").rename(tmp_path / "labels" / "val" / "b.txt")
     assert [len(YoloDataset(tmp_path, "validation")[index]["target_labels"]) for index in range(2)] == [0, 0]
+
+
+def test_a_drawn_validation_split_without_a_label_file_names_a_split_seed_that_draws_one(tmp_path: Path) -> None:
+    # A labelImg pool where few images have a label file: the validation split drawn at random can miss all of them.
+    # The refusal said to put label files where they already were; it now names seeds whose draw takes some.
+    import re
+
+    (tmp_path / "classes.txt").write_text("cat\n")
+    for index in range(10):
+        Image.new("RGB", (8, 8)).save(tmp_path / f"{index}.png")
+    drawn = read_yolo_layout(tmp_path, 0.2, 0).splits["validation"]
+    for image in sorted(set(image_files(tmp_path)) - set(drawn))[:2]:
+        image.with_suffix(".txt").write_text("0 0.5 0.5 0.5 0.5\n")
+
+    refused = r"drawn at random from the 10 training images .*data.split_seed=0\), of which 2 have a label file"
+    with pytest.raises(DataError, match=refused) as error:
+        YoloDataset(tmp_path, "validation", validation_fraction=0.2, seed=0)
+    seeds = re.search(r"data.split_seed=([\d, ]+) draws? some", str(error.value))
+    assert seeds is not None, str(error.value)
+    for seed in seeds.group(1).split(", "):
+        dataset = YoloDataset(tmp_path, "validation", validation_fraction=0.2, seed=int(seed))
+        assert any(len(dataset[index]["target_labels"]) for index in range(len(dataset)))
 
 
 def test_a_box_wholly_past_the_border_within_the_tolerance_is_an_error_not_an_empty_true_box(tmp_path: Path) -> None:

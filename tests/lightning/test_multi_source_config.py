@@ -171,3 +171,32 @@ def test_last_phase_augmentations_of_a_source_without_a_last_phase_are_refused(t
     read_job_settings(expand_sources(plain))  # the packaged [] of the source is not refused
     with pytest.raises(ConfigError, match=r"'data\.last_phase_augmentations' .* never starts"):
         read_job_settings(expand_sources(given))
+
+
+def test_experiment_json_records_the_classes_without_training_example_of_each_source(
+    three_sets: list[Path], tmp_path: Path
+) -> None:
+    # A single-source run records them under classes_without_training_example; data.sources runs recorded nothing.
+    import shutil
+
+    from hydra.utils import instantiate
+
+    from torchbricks.trained_experiment import describe_experiment
+
+    register_resolvers()
+    boxes = Path(shutil.copytree(three_sets[0] / "detection", tmp_path / "detection"))
+    for split in ("train", "val"):
+        document = json.loads((boxes / f"{split}.json").read_text())
+        category = max(category["id"] for category in document["categories"]) + 1
+        document["categories"].append({"id": category, "name": "hexagon", "supercategory": "shape"})
+        (boxes / f"{split}.json").write_text(json.dumps(document))
+    override = (
+        f"data.sources=[{{task: detection, root: {boxes}}}, "
+        f"{{task: classification, root: {three_sets[2] / 'classification'}, name: shape}}]"
+    )
+    config = expand_sources(compose_config(["task=multitask", override, "data.image_size=32"]))
+
+    described = describe_experiment(config, instantiate(config.data))
+
+    assert described["head_classes_without_training_example"] == {"detection": ["hexagon"]}
+    assert "classes_without_training_example" not in described

@@ -9,8 +9,8 @@ from torchbricks._experiment import expand_home
 
 __all__ = ["add_parser", "run"]
 
-KEYS = ("task", "layout", "validation_fraction", "split_seed")
-"""The options, `KEY=VALUE`; the last two also as training spells them (`data.validation_fraction=0.1`)."""
+KEYS = ("task", "layout", "validation_fraction", "split_seed", "voc_origin")
+"""The options, `KEY=VALUE`; the last three also as training spells them (`data.validation_fraction=0.1`)."""
 
 
 def add_parser(commands: Any) -> None:
@@ -34,7 +34,8 @@ def add_parser(commands: Any) -> None:
         metavar="KEY=VALUE",
         help="task=classification|segmentation|detection|multitask (found from the folder by default), "
         "layout=auto|coco|yolo|voc (detection), validation_fraction=0.2 and split_seed=0 (data without a validation "
-        "split of its own: the split drawn for it, as training's data.validation_fraction and data.split_seed draw it)",
+        "split of its own: the split drawn for it, as training's data.validation_fraction and data.split_seed draw it), "
+        "voc_origin=auto|1|0 (what VOC boxes count from, as training's data.voc_origin)",
     )
 
 
@@ -58,6 +59,7 @@ def run(arguments: argparse.Namespace) -> int:
         layout=options.get("layout", "auto"),
         validation_fraction=_number(options, "validation_fraction", float, VALIDATION_FRACTION),
         seed=_number(options, "split_seed", int, SPLIT_SEED),
+        voc_origin=options.get("voc_origin", "auto"),
     )
     print(report.render())
     return 0 if report.ok else 1

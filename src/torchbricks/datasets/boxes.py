@@ -148,6 +148,10 @@ class BoxDataset(Dataset[dict[str, Any]]):
         transform: A `torchvision.transforms.v2` transform of `{"image", "boxes", "labels"[, "mask"]}`.
     """
 
+    reading_notice: str | None = None
+    """How the layout's files were read, when the data module and `check-data` should say so (`VocDataset`: boxes
+    read as pixel edges from 0); None when there is nothing to say."""
+
     image_cache: ResizedImageCache | None = None
     """Reads the images at the transform's size and keeps them between epochs (the data modules set it for their
     training and validation splits; the boxes keep the decoded size as their canvas, which the transform's resize maps

@@ -70,7 +70,7 @@ from torchbricks.datasets.readers import (
     training_class_names,
     voc_class_names_notice,
 )
-from torchbricks.datasets.voc import read_voc_splits, voc_class_names
+from torchbricks.datasets.voc import check_voc_origin, read_voc_splits, voc_class_names
 from torchbricks.datasets.voc_segmentation import read_voc_segmentation, split_lists
 from torchbricks.datasets.yolo import read_yolo_layout, unread_label_files
 from torchbricks.errors import ConfigError, did_you_mean
@@ -192,8 +192,15 @@ def _task_of(root: Path, task: str | None, layout: str) -> tuple[str, str]:
 class _Checker:
     """Runs the readers of one data folder with a collecting `DataProblems`, then the checks they do not make."""
 
-    def __init__(self, report: DataReport, validation_fraction: float = VALIDATION_FRACTION, seed: int = SPLIT_SEED) -> None:
+    def __init__(
+        self,
+        report: DataReport,
+        validation_fraction: float = VALIDATION_FRACTION,
+        seed: int = SPLIT_SEED,
+        voc_origin: int | str = "auto",
+    ) -> None:
         self.report = report
+        self.voc_origin = voc_origin  # what VOC boxes count from, as training's data.voc_origin
         self.validation_fraction = validation_fraction  # of the splits drawn, as training draws them
         self.seed = seed
         self.problems = DataProblems(collect=True)
@@ -253,6 +260,7 @@ def check_data(
     layout: str = "auto",
     validation_fraction: float = VALIDATION_FRACTION,
     seed: int = SPLIT_SEED,
+    voc_origin: int | str = "auto",
 ) -> DataReport:
     """Checks the data in `root` and reports every problem and the counts per class and split.
 
@@ -264,15 +272,17 @@ def check_data(
         validation_fraction: Data without a validation split of its own: the fraction of its training images drawn
             for validation, as training's `data.validation_fraction` draws it.
         seed: The seed of that draw, training's `data.split_seed`.
+        voc_origin: VOC data: what the boxes count from, training's `data.voc_origin` (`auto`, 1 or 0).
 
     Raises:
         DataError: `root` does not exist or is in no layout (the message lists what each expects).
-        ConfigError: An unknown task or layout.
+        ConfigError: An unknown task or layout, or `voc_origin`.
     """
+    check_voc_origin(voc_origin)
     root = Path(root)
     task, layout = _task_of(root, task, layout)
     report = DataReport(root, task, layout)
-    checker = _Checker(report, validation_fraction, seed)
+    checker = _Checker(report, validation_fraction, seed, voc_origin)
     drawn_by = (
         f"data.validation_fraction={validation_fraction:g}, data.split_seed={seed}; check-data takes "
         "validation_fraction=... split_seed=... as training sets them"
@@ -619,10 +629,13 @@ def _check_boxes(checker: _Checker, root: Path, layout: str, split: str, source:
             problems=checker.problems,
             validation_fraction=checker.validation_fraction,
             seed=checker.seed,
+            voc_origin=checker.voc_origin,
         )
     except DataError as error:  # a whole file unreadable (COCO JSON, categories differing from train.json's)
         checker.problems.report(str(error))
         return
+    if dataset.reading_notice is not None and dataset.reading_notice not in checker.report.notes:
+        checker.report.notes.append(dataset.reading_notice)
     duplicates = dataset.duplicates_notice(split)
     if duplicates is not None:
         checker.report.notes.append(duplicates)

@@ -281,6 +281,7 @@ class CocoDataset(BoxDataset):
             problems.report(f"The COCO file {str(self.path_json)!r} lists no image.")
         listed = {int(image["id"]) for image in document["images"]}
         index_of = {category_id: index for index, category_id in enumerate(self.category_ids)}
+        cvat_crowds = 0
         for annotation in document["annotations"]:
             where = f"annotation {annotation.get('id')} in {str(self.path_json)!r}"
             problem = _annotation_problem(annotation)
@@ -300,6 +301,8 @@ class CocoDataset(BoxDataset):
                 if found is not None:
                     crowd = bool(annotation.get("iscrowd", 0))  # 0 or 1 (`_annotation_problem`)
                     record.objects.append(BoxObject(found[0], index_of[int(annotation["category_id"])], found[1], crowd=crowd))
+                    if crowd and _written_by_cvat(annotation):
+                        cvat_crowds += 1
         self.ids = sorted(self.images)
         super().__init__(
             [self.images[image_id] for image_id in self.ids],
@@ -307,9 +310,11 @@ class CocoDataset(BoxDataset):
             with_masks,
             transform,
         )
+        self.reading_notice = _cvat_crowds_notice(self.path_json, cvat_crowds) if cvat_crowds else None
 
     def _read_images(self, document: dict[str, Any], problems: DataProblems) -> dict[int, BoxImage]:
         images: dict[int, BoxImage] = {}
+        read_as: dict[Path, dict[str, Any]] = {}  # file -> the first entry read from it
         for image in document["images"]:
             source = f"id {image['id']} in {str(self.path_json)!r}"
             path = image_path(str(image["file_name"]), self.image_roots)
@@ -319,6 +324,20 @@ class CocoDataset(BoxDataset):
                 continue
             if int(image["id"]) in images:
                 problems.report(f"The image {source} is listed twice.")
+                continue
+            first = read_as.setdefault(path.resolve(), image)
+            if first is not image:  # each entry would be the picture with part of its objects: the rest read as background
+                problems.report(
+                    f"The images id {first['id']} ({str(first['file_name'])!r}) and id {image['id']} "
+                    f"({str(image['file_name'])!r}) in {str(self.path_json)!r} are both read from {str(path)!r}"
+                    + (
+                        ": the image is listed twice under two ids, each with its own annotations (as merged exports "
+                        "leave it). Merge them into one entry."
+                        if str(first["file_name"]) == str(image["file_name"])
+                        else ", the only file of that name where they were looked for (the folders of their file_name "
+                        "do not hold them). Put each image where its file_name says."
+                    )
+                )
                 continue
             given = (whole_number(image.get("width")), whole_number(image.get("height")))
             size: tuple[int, int] | None = (given[0], given[1]) if given[0] and given[1] else None
@@ -333,6 +352,24 @@ class CocoDataset(BoxDataset):
             if size is not None:
                 images[int(image["id"])] = BoxImage(path, size[0], size[1], source=repr(str(self.path_json)))
         return images
+
+
+def _written_by_cvat(annotation: dict[str, Any]) -> bool:
+    """Whether an annotation carries the `attributes` (with `occluded`) that CVAT's COCO export (Datumaro's writer)
+    adds to every annotation, and COCO's own files never have."""
+    attributes = annotation.get("attributes")
+    return isinstance(attributes, dict) and "occluded" in attributes
+
+
+def _cvat_crowds_notice(path: Path, count: int) -> str:
+    """What the job and `check-data` say of the crowd regions of a COCO file written by CVAT."""
+    return (
+        f"{count} annotation{'s' if count > 1 else ''} of {str(path)!r} {'are' if count > 1 else 'is'} a crowd region "
+        "(iscrowd: 1), which training and the mAP ignore, in a file written by CVAT: its COCO export marks every object "
+        "drawn with the brush or mask tool as a crowd region (its mask as an RLE). If they are single objects, give "
+        "their label the attribute is_crowd, unchecked, before exporting (the masks are then written as polygons of "
+        "objects), or export them with Datumaro's --segmentation-mode polygons."
+    )
 
 
 def image_path(file_name: str, image_roots: Sequence[Path]) -> Path:

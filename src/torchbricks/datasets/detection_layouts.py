@@ -174,8 +174,10 @@ def read_detection_split(
     problems: DataProblems | None = None,
     validation_fraction: float = VALIDATION_FRACTION,
     seed: int = SPLIT_SEED,
+    voc_origin: int | str = "auto",
 ) -> BoxDataset:
-    """One split (`train`, `validation`, `test`) of the box data in `root`, in `layout` (not `auto`).
+    """One split (`train`, `validation`, `test`) of the box data in `root`, in `layout` (not `auto`); VOC boxes
+    counted from `voc_origin` (`VocDataset`'s `origin`).
 
     `class_names` are the train split's (so every split numbers the classes alike); a split whose classes differ
     (COCO categories) or name one outside them (VOC) is an error. With `with_masks` (COCO only) the samples also have
@@ -189,7 +191,7 @@ def read_detection_split(
         return _coco_split(root, split, class_names, with_masks, transform, problems, validation_fraction, seed)
     if layout == "yolo":
         return YoloDataset(root, split, transform, problems, validation_fraction, seed)
-    return VocDataset(root, split, class_names, transform, validation_fraction, seed, problems)
+    return VocDataset(root, split, class_names, transform, validation_fraction, seed, problems, voc_origin)
 
 
 def _coco_split(

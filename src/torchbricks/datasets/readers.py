@@ -332,9 +332,16 @@ def binary_masks_disagree(root: Path | str, num_classes: int) -> str | None:
     return None
 
 
+LABELME_IGNORE = "__ignore__"
+"""The first line of labelme's `labels.txt` (`__ignore__`, `_background_`, then the classes): the pixels its
+labelme2voc leaves unlabelled, -1, which its masks hold as 255, as torchbricks ignores them; the background is the
+next line."""
+
+
 def segmentation_class_names(root: Path | str) -> list[str]:
     """Class names of a segmentation folder: the classes of `root/labelmap.txt` (colour masks, the background first,
-    `torchbricks.datasets.labelmap`), else the lines of `root/classes.txt` (line 0 the background), else in Pascal
+    `torchbricks.datasets.labelmap`), else the lines of `root/classes.txt` (line 0 the background; a first line
+    `__ignore__`, as labelme's `labels.txt` begins, is no class: `LABELME_IGNORE`), else in Pascal
     VOC's layout with palette masks coloured by VOC's colour map VOC's 21 classes (`voc_class_names_notice`), else
     `background`, `class_1`, ... up to the largest value in the training masks.
 
@@ -353,6 +360,8 @@ def segmentation_class_names(root: Path | str) -> list[str]:
                 "the labelmap's classes are those of the colour masks: remove classes.txt or make it agree."
             )
         return list(colours.names)
+    if names is not None and names[:1] == [LABELME_IGNORE]:  # labelme's labels.txt: its masks hold it as 255
+        names = names[1:]
     if names is not None:
         if len(names) < 2:
             raise DataError(f"{str(listed)!r} must list at least two classes (line 0 the background), got {names}.")

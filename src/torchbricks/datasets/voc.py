@@ -21,19 +21,32 @@ Each XML's `filename` names its image, looked up in the subfolder of `JPEGImages
 subfolder of `Annotations`, in `JPEGImages` (or `ROOT`) and then beside the XML file (the XML's stem with an image
 extension when it does not exist); `size` gives
 the image's width and height (read from the file when it is missing or zero). Each `object` has a `name`, a
-`bndbox` in VOC's 1-based pixel indices (`xmin` to `xmax` inclusive, so the box is `(xmin - 1, ymin - 1, xmax,
-ymax)` in pixel edges) and an optional `difficult` flag: difficult objects are kept with the label that
-`BoxDataset` marks as ignored (not trained on; in mAP neither a ground truth nor, when detected, a false positive).
+`bndbox` and an optional `difficult` flag (`truncated`, `pose`, `occluded` are not read): difficult objects are kept
+with the label that `BoxDataset` marks as ignored (not trained on; in mAP neither a ground truth nor, when
+detected, a false positive).
+
+The tools do not agree on what a `bndbox` number is (`voc_coordinate_origin`). VOC's devkit, and the VOC data sets,
+write 1-based pixel indices, `xmin` to `xmax` inclusive: the box is `(xmin - 1, ymin - 1, xmax, ymax)` in pixel
+edges. The annotation tools write pixel edges from 0, the box as it is: CVAT's "PASCAL VOC 1.1" export (Datumaro's
+writer: floats, `263.58`, source `annotation` and `image` 'Unknown'), Label Studio's export (whole pixels from 0,
+truncated, owner 'Label Studio') and labelImg (whole pixels, truncated, a `path` element, source `database`
+'Unknown'; it raises an edge at 0 to 1). A data set is read from 0 when one of its XML files is written by one of
+those tools or holds what 1-based indices cannot (a `xmin` or `ymin` of 0, a coordinate with a fraction); from 1
+otherwise (`data.voc_origin=auto`; `1` or `0` says it). Read the other way, every box would be one pixel wider and
+taller (its left and top edges moved out), or narrower, without a word; the job and `check-data` say which way the
+data was read when it is found to be from 0.
 
 The classes are the object names of the train split, sorted; a name in another split that the train split lacks is
 a `DataError` naming the file. When the split is made here, the names of every XML file are the classes, so a rare
 class that the random split puts only in validation is not an error. Other bad data is a `DataError` naming the
-file: XML that does not parse or lacks a box field, a missing image, a box outside its image.
+file: XML that does not parse or lacks a box field, a missing image, a box outside its image, two XML files
+describing one image (a `filename` left from before the images were renamed).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.etree import ElementTree
@@ -52,19 +65,25 @@ from torchbricks.datasets._reading import (
 from torchbricks.datasets.boxes import BoxDataset, BoxImage, BoxObject, box_problem, clip_box
 from torchbricks.datasets.folder_splits import VALIDATION_FOLDERS
 from torchbricks.datasets.voc_segmentation import split_lists
+from torchbricks.errors import ConfigError, did_you_mean
 
 __all__ = [
     "SPLIT_SEED",
     "VALIDATION_FRACTION",
+    "VOC_ORIGINS",
     "VocAnnotation",
     "VocDataset",
     "VocSplits",
+    "check_voc_origin",
     "parse_voc_xml",
     "read_voc_splits",
     "voc_class_names",
+    "voc_coordinate_origin",
 ]
 
 SPLIT_FILES = {"train": "train.txt", "validation": "val.txt", "test": "test.txt"}
+VOC_ORIGINS = ("auto", "1", "0")
+"""The values of `data.voc_origin`: what the `bndbox` numbers count from (see the module docstring)."""
 
 
 @dataclass
@@ -115,9 +134,10 @@ def _image_of(path: Path, filename: str | None, images: Path, annotations: Path 
     return images / (filename or f"{path.stem}.jpg")
 
 
-def parse_voc_xml(path: Path, images: Path, annotations: Path | None = None) -> VocAnnotation:
+def parse_voc_xml(path: Path, images: Path, annotations: Path | None = None, origin: int = 1) -> VocAnnotation:
     """Reads one VOC XML file; its image is looked up in `images` (in the subfolder mirroring the XML file's
-    subfolder of `annotations`, first).
+    subfolder of `annotations`, first); its boxes are pixel indices from `origin` (1: VOC's devkit, inclusive; 0:
+    pixel edges, as the annotation tools write them; `voc_coordinate_origin`).
 
     Raises:
         DataError: The file does not parse, an object lacks its name or a box field, or the image is missing.
@@ -156,8 +176,107 @@ def parse_voc_xml(path: Path, images: Path, annotations: Path | None = None) -> 
                 f"The VOC file {str(path)!r}: object {number} ({name}) has a field that is not a number: bndbox "
                 f"(xmin, ymin, xmax, ymax) = {tuple(corners)}, difficult = {flag!r}."
             ) from error
-        annotation.objects.append((name, (x_min - 1.0, y_min - 1.0, x_max, y_max), difficult))
+        shift = float(origin)  # 1-based inclusive indices: the first pixel's left edge is 0, the last's right edge xmax
+        annotation.objects.append((name, (x_min - shift, y_min - shift, x_max, y_max), difficult))
     return annotation
+
+
+_ZERO_BASED_WRITERS = (
+    ("Label Studio's export (owner 'Label Studio')", lambda root: _text(root, "owner/name") == "Label Studio"),
+    (
+        "CVAT's or Datumaro's export (source annotation and image 'Unknown')",
+        lambda root: _text(root, "source/annotation") == "Unknown" and _text(root, "source/image") == "Unknown",
+    ),
+    (
+        "labelImg (a path element, source database 'Unknown')",
+        lambda root: (
+            root.find("path") is not None
+            and _text(root, "source/database") == "Unknown"
+            and root.find("source/annotation") is None
+        ),
+    ),
+)
+"""The tools that write pixel edges from 0, and how their XML files show it."""
+
+
+def voc_coordinate_origin(files: Sequence[Path]) -> tuple[int, str | None]:
+    """Whether the `bndbox` numbers of a data set's XML `files` count pixels from 1, as VOC's devkit writes them, or
+    are pixel edges from 0, as the annotation tools write them (see the module docstring): `(0, why)` when a file is
+    written by such a tool or holds what 1-based indices cannot (a `xmin` or `ymin` of 0, a fraction), naming the
+    file; `(1, None)` otherwise. A file that does not parse is passed over (reading it reports it)."""
+    for path in files:
+        root = _parsed(path)
+        why = _zero_based(path, root) if root is not None else None
+        if why is not None:
+            return 0, why
+    return 1, None
+
+
+def _parsed(path: Path) -> ElementTree.Element | None:
+    try:
+        return ElementTree.parse(path).getroot()
+    except (OSError, ElementTree.ParseError):
+        return None  # reading it reports it
+
+
+def _zero_based(path: Path, root: ElementTree.Element) -> str | None:
+    """Why the XML file `path` (parsed: `root`) holds pixel edges from 0, or None (see `voc_coordinate_origin`)."""
+    writer = next((name for name, written_by in _ZERO_BASED_WRITERS if written_by(root)), None)
+    if writer is not None:
+        return f"{str(path)!r} is written by {writer}"
+    for item in root.iter("object"):
+        corners = [_text(item, f"bndbox/{tag}") for tag in ("xmin", "ymin", "xmax", "ymax")]
+        try:
+            values = [float(corner) for corner in corners if corner is not None]
+        except ValueError:
+            continue
+        if any(math.isfinite(value) and not value.is_integer() for value in values):
+            return f"{str(path)!r} has a box {tuple(corners)} with a fraction, which pixel indices never have"
+        if len(values) == 4 and 0.0 in values[:2]:
+            return f"{str(path)!r} has a box {tuple(corners)} starting at 0, which 1-based pixel indices never do"
+    return None
+
+
+def _read_data_set(files: Sequence[Path], splits: VocSplits) -> tuple[int, str | None, dict[Path, Path]]:
+    """What reading a split needs to know of the whole data set's XML `files`, each parsed once: the coordinate
+    origin and why (`voc_coordinate_origin`), and XML file -> an earlier one whose image is the same file."""
+    why: str | None = None
+    described_by: dict[Path, Path] = {}
+    clashes: dict[Path, Path] = {}
+    for path in files:
+        root = _parsed(path)
+        if root is None:
+            continue
+        why = why or _zero_based(path, root)
+        image = _image_of(path, _text(root, "filename"), splits.images, splits.annotations)
+        if image.is_file():
+            first = described_by.setdefault(image.resolve(), path)
+            if first != path:
+                clashes[path] = first
+    return (1 if why is None else 0), why, clashes
+
+
+def check_voc_origin(origin: int | str) -> int | None:
+    """`data.voc_origin` read: 1 or 0, None for `auto` (found from the files, `voc_coordinate_origin`).
+
+    Raises:
+        ConfigError: Another value.
+    """
+    if str(origin) not in VOC_ORIGINS:
+        raise ConfigError(
+            f"Config key 'data.voc_origin' is {origin!r}; expected auto (found from the XML files), 1 (VOC's devkit: "
+            "1-based pixel indices, xmin - 1 the left edge) or 0 (pixel edges from 0, as CVAT, Label Studio and labelImg "
+            f"write them).{did_you_mean(str(origin), VOC_ORIGINS)}"
+        )
+    return None if str(origin) == "auto" else int(origin)
+
+
+def voc_origin_notice(root: Path, why: str) -> str:
+    """What the job and `check-data` say when the VOC data at `root` is read with pixel edges from 0."""
+    return (
+        f"The VOC boxes of {str(root)!r} are read as pixel edges from 0, as CVAT, Label Studio and labelImg write "
+        f"them, not as the 1-based pixel indices of VOC's devkit (xmin - 1): {why}."
+    )
 
 
 def read_voc_splits(root: Path | str, validation_fraction: float = VALIDATION_FRACTION, seed: int = SPLIT_SEED) -> VocSplits:
@@ -252,9 +371,12 @@ class VocDataset(BoxDataset):
         validation_fraction: Fraction of the XML files split off for validation when there are no split files.
         seed: Seed of that split.
         problems: Where problems go; the first raises when None.
+        origin: What the `bndbox` numbers count from: `auto` (found from the files), 1 (VOC's devkit) or 0 (pixel
+            edges; see the module docstring).
 
     Raises:
         DataError: A bad or missing file, an unknown class name, a box outside its image, an empty split.
+        ConfigError: An `origin` other than those.
     """
 
     def __init__(
@@ -266,12 +388,19 @@ class VocDataset(BoxDataset):
         validation_fraction: float = VALIDATION_FRACTION,
         seed: int = SPLIT_SEED,
         problems: DataProblems | None = None,
+        origin: int | str = "auto",
     ) -> None:
+        given = check_voc_origin(origin)
         problems = problems if problems is not None else DataProblems()
         splits = read_voc_splits(root, validation_fraction, seed)
         self.root = splits.root
         self.split = split
         names = class_names if class_names is not None else voc_class_names(root, validation_fraction, seed)
+        every_file = list(dict.fromkeys(path for paths in splits.files.values() for path in paths if path.is_file()))
+        found, why, clashes = _read_data_set(every_file, splits)  # of the whole data set: every split read alike
+        origin, why = (found, why) if given is None else (given, None)
+        self.origin = origin
+        """1: the boxes are VOC's 1-based pixel indices; 0: pixel edges from 0 (`voc_coordinate_origin`)."""
         index_of = {name: index for index, name in enumerate(names)}
         records = []
         seen: set[Path] = set()
@@ -283,8 +412,16 @@ class VocDataset(BoxDataset):
             if not path.is_file():
                 problems.report(f"The VOC file {str(path)!r} (listed in the {split!r} split) does not exist.{_flagged(path)}")
                 continue
-            annotation = problems.guard(parse_voc_xml, path, splits.images, splits.annotations)
+            annotation = problems.guard(parse_voc_xml, path, splits.images, splits.annotations, origin)
             if annotation is None:
+                continue
+            if path in clashes:  # a filename left from before the images were renamed, or copied from another file
+                problems.report(
+                    f"The VOC files {str(clashes[path])!r} and {str(path)!r} both describe the image "
+                    f"{str(annotation.image)!r} (their filename element, or their name): one of them would be read "
+                    "with the other's picture. Correct its filename (the image of x.xml is found as x.jpg when "
+                    "filename names no file)."
+                )
                 continue
             record = BoxImage(annotation.image, annotation.width, annotation.height, source=repr(str(path)))
             for name, box, difficult in annotation.objects:
@@ -303,3 +440,4 @@ class VocDataset(BoxDataset):
         if not records and (split != "test" or splits.files[split]):
             problems.report(f"The VOC split {split!r} of {str(self.root)!r} holds no image.")
         super().__init__(records, names, with_masks=False, transform=transform)
+        self.reading_notice = voc_origin_notice(self.root, why) if why is not None else None

@@ -104,6 +104,12 @@ class YoloLayout:
     base: Path | None = None
     """The folder the label files are found under (`yolo_label_path`): `data.yaml`'s `path` when it names a folder,
     else `root`."""
+    pool: list[Path] | None = None
+    """Drawn: the training images the validation split was drawn from, in the order the draw shuffles them."""
+    validation_fraction: float = VALIDATION_FRACTION
+    """Drawn: the fraction drawn for validation."""
+    seed: int = SPLIT_SEED
+    """Drawn: the seed of the draw."""
 
 
 def _yaml_document(path: Path) -> dict[str, Any]:
@@ -188,9 +194,20 @@ def read_yolo_layout(root: Path | str, validation_fraction: float = VALIDATION_F
             "its classes."
         )
     if splits["validation"] is None:  # no validation split of its own: drawn at random from the training images
-        train, validation = random_split(_split_images(splits["train"], DataProblems(), base), validation_fraction, seed, root)
+        pool = _split_images(splits["train"], DataProblems(), base)
+        train, validation = random_split(pool, validation_fraction, seed, root)
         drawn_splits = {"train": train, "validation": validation, "test": splits["test"]}
-        return YoloLayout(root, names, drawn_splits, drawn=True, keypoint_fields=keypoint_fields, base=base)
+        return YoloLayout(
+            root,
+            names,
+            drawn_splits,
+            drawn=True,
+            keypoint_fields=keypoint_fields,
+            base=base,
+            pool=pool,
+            validation_fraction=validation_fraction,
+            seed=seed,
+        )
     return YoloLayout(root, names, splits, keypoint_fields=keypoint_fields, base=base)
 
 
@@ -448,7 +465,8 @@ class YoloDataset(BoxDataset):
             shown = [str(source) for source in sources]
             problems.report(f"The YOLO split {split!r} holds no image; looked in {shown}.")
         elif not labelled:  # a split of images without objects says so with empty label files
-            problems.report(_no_label_file_message(split, records, yolo_label_path(records[0].path, layout.base)))
+            message = _no_label_file_message(split, records, yolo_label_path(records[0].path, layout.base))
+            problems.report(message + (_another_draw_hint(layout) if layout.drawn and split == "validation" else ""))
         super().__init__(records, layout.class_names, with_masks=False, transform=transform)
 
 
@@ -470,6 +488,28 @@ def _no_label_file_message(split: str, records: Sequence[BoxImage], first: Path)
         f"extension '.txt'), and {str(folder)!r} holds the folders {holds}. Read so, {read_so}. Put the label files "
         "there; images without objects have empty ones, as Ultralytics and Roboflow write them (a split of such "
         "images only is read when they have)."
+    )
+
+
+def _another_draw_hint(layout: YoloLayout) -> str:
+    """For a validation split drawn at random that holds no labelled image: how many of the pool have a label file,
+    and the next seeds whose draw holds some (the pool's labels are where they should be; the draw missed them)."""
+    pool = layout.pool or []
+    labelled = {image for image in pool if yolo_label_path(image, layout.base).is_file()}
+    seeds: list[int] = []
+    for seed in range(layout.seed + 1, layout.seed + 1000):
+        if len(seeds) == 3 or not labelled:
+            break
+        if labelled.intersection(random_split(pool, layout.validation_fraction, seed, layout.root)[1]):
+            seeds.append(seed)
+    has = "has" if len(labelled) == 1 else "have"
+    others = f" (data.split_seed={', '.join(map(str, seeds))} draw{'s' if len(seeds) == 1 else ''} some)" if seeds else ""
+    return (
+        f" This validation split was drawn at random from the {len(pool)} training images (data.validation_fraction="
+        f"{layout.validation_fraction}, data.split_seed={layout.seed}), of which {len(labelled)} {has} a label file, and "
+        f"the draw took none of them: draw another with another data.split_seed{others} or a larger "
+        "data.validation_fraction, or give the data a validation split of its own ('val' in data.yaml, 'valid' in "
+        "obj.data, or images/val beside images/train, with their label files)."
     )
 
 

@@ -53,7 +53,7 @@ from torchbricks.datasets.readers import (
 )
 from torchbricks.datasets.tiled import TiledDataset
 from torchbricks.datasets.transforms import AugmentationSwitch, collate_padded, create_transform, image_size_pair
-from torchbricks.datasets.voc import SPLIT_SEED, VALIDATION_FRACTION
+from torchbricks.datasets.voc import SPLIT_SEED, VALIDATION_FRACTION, check_voc_origin
 from torchbricks.datasets.voc_segmentation import read_voc_segmentation
 from torchbricks.errors import BrickError, ConfigError, did_you_mean
 from torchbricks.lightning.split_datamodule import SplitDataModule
@@ -540,12 +540,14 @@ class DetectionDataModule(FileDataModule):
             (`data.image_scale`, 2) apply it through their default `image_size`.
         cache_megabytes: Memory for the training and validation images, decoded once at the input size and kept
             between epochs (`torchbricks.datasets.image_cache`); 0 decodes every image whenever it is read.
+        voc_origin: VOC data: what the `bndbox` numbers count from, `auto` (found from the XML files), 1 (VOC's
+            devkit) or 0 (pixel edges, as CVAT, Label Studio and labelImg write them; `torchbricks.datasets.voc`).
 
     Raises:
         DataError: The folder holds no layout (the message lists what each expects), a file or image is missing, an
             annotation is out of its image or names an unknown class.
         ConfigError: An unknown task or layout, `multitask` on YOLO or VOC data, `tile_size` at least as large as
-            every training image, or `image_scale` not a number > 0.
+            every training image, `image_scale` not a number > 0, or another `voc_origin`.
     """
 
     tasks = ("detection", "multitask")
@@ -569,7 +571,9 @@ class DetectionDataModule(FileDataModule):
         image_scale: float = 1.0,
         cache_megabytes: float = CACHE_MEGABYTES,
         last_phase_augmentations: Sequence[Callable[..., Any]] | None = None,
+        voc_origin: int | str = "auto",
     ) -> None:
+        check_voc_origin(voc_origin)  # refused by its key before the data is read
         if task not in self.tasks:
             raise BrickError(
                 f"{type(self).__name__}: task must be one of {list(self.tasks)}, got {task!r}.{did_you_mean(task, self.tasks)}"
@@ -592,6 +596,7 @@ class DetectionDataModule(FileDataModule):
         )
         self.task = task
         self.layout = layout
+        self.voc_origin = voc_origin
         if task == "multitask" and self.layout != "coco":
             raise ConfigError(
                 f"Config key 'data.task' is multitask, which draws its segmentation masks from object outlines (COCO "
@@ -658,12 +663,13 @@ class DetectionDataModule(FileDataModule):
             transform=transform,
             validation_fraction=self.validation_fraction,
             seed=self.split_seed,
+            voc_origin=self.voc_origin,
         )
-        notice = dataset.duplicates_notice(split)
-        if notice is not None and notice not in self._notices_said:
-            self._notices_said.add(notice)
-            if launched_as_global_zero():
-                print(notice, flush=True)
+        for notice in (dataset.reading_notice, dataset.duplicates_notice(split)):
+            if notice is not None and notice not in self._notices_said:
+                self._notices_said.add(notice)
+                if launched_as_global_zero():
+                    print(notice, flush=True)
         return dataset
 
 

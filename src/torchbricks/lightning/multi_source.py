@@ -124,6 +124,16 @@ class MultiSourceDataModule(pl.LightningDataModule):
         return {name: list(ids) for name, source in self.sources.items() if (ids := getattr(source, "category_ids", None))}
 
     @property
+    def classes_without_training_example(self) -> dict[str, list[str]]:
+        """Source name -> the classes its training split has no example of, for the sources that have such classes
+        (each source's data module warned of them as it was built; `experiment.json` records them per head)."""
+        return {
+            name: list(untrained)
+            for name, source in self.sources.items()
+            if (untrained := getattr(source, "classes_without_training_example", None))
+        }
+
+    @property
     def image_size(self) -> Any:
         """The input size every source reads (`torchbricks train` gives them one); None when they differ, so that
         nothing (`experiment.json`, `predict`, the export) takes one source's size for all heads."""
@@ -195,6 +205,10 @@ class RenamedDataModule(pl.LightningDataModule):
     @property
     def category_ids(self) -> list[int] | None:
         return getattr(self.data_module, "category_ids", None)
+
+    @property
+    def classes_without_training_example(self) -> list[str]:
+        return list(getattr(self.data_module, "classes_without_training_example", []) or [])
 
     @property
     def image_size(self) -> Any:
