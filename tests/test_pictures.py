@@ -139,7 +139,7 @@ def test_check_image_file_refuses_a_file_cut_short_that_opens_and_keeps_a_whole_
     with pytest.raises(DataError):
         load_rgb(cut)
 
-    assert check_image_file(whole) == (64, 48)
+    assert check_image_file(whole) == ((64, 48), 1)
     with pytest.raises(DataError, match=rf"Image '.*cut\{suffix}' cannot be read"):
         check_image_file(cut)
 
@@ -153,7 +153,7 @@ def test_check_image_file_keeps_a_photo_followed_by_its_video_and_refuses_what_i
     (tmp_path / "empty.png").write_bytes(b"")
     Image.fromarray(np.zeros((4, 4), dtype=np.float32), mode="F").save(tmp_path / "depth.tif")
 
-    assert check_image_file(motion) == (64, 48)
+    assert check_image_file(motion) == ((64, 48), 1)
     assert np.asarray(load_rgb(motion)).shape == (48, 64, 3)
     for name, reason in [("page.jpg", "cannot be read"), ("empty.png", "cannot be read"), ("depth.tif", "floating-point")]:
         with pytest.raises(DataError, match=rf"Image '.*{re.escape(name)}'.*{reason}"):

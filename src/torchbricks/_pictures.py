@@ -196,8 +196,9 @@ _LAST_BYTES = {"JPEG": b"\xff\xd9", "MPO": b"\xff\xd9", "PNG": b"IEND\xaeB`\x82"
 """How a whole file of the format ends (JPEG's end-of-image marker, PNG's IEND chunk, GIF's trailer)."""
 
 
-def check_image_file(path: Path | str) -> tuple[int, int]:
-    """The (width, height) of the image as shown, from the file's header, once a look at the file says it is whole:
+def check_image_file(path: Path | str) -> tuple[tuple[int, int], int]:
+    """The (width, height) of the image as shown and its EXIF orientation (1: as stored; `exif_orientation`), from the
+    file's header, once a look at the file says it is whole:
     a JPEG, PNG or GIF that does not end as one ends (cut short by an interrupted copy or download) is decoded to tell
     (a phone's motion photo keeps a video after its JPEG), as is an uncompressed file (BMP, PPM, PGM, a raw TIFF),
     whose decoding is a read. For a photograph that is about a thousandth of a decode's time; damage inside a
@@ -211,13 +212,13 @@ def check_image_file(path: Path | str) -> tuple[int, int]:
         with open_image(path) as image:
             if image.mode == "F":
                 raise _floating_point()
-            shown = upright_size(image)
+            shown, orientation = upright_size(image), exif_orientation(image)
             ending = _LAST_BYTES.get(image.format or "")
             tiles = getattr(image, "tile", [])  # how an ImageFile decodes its pixels
             uncompressed = bool(tiles) and all(tile[0] == "raw" for tile in tiles)
         if uncompressed or (ending is not None and not _ends_with(path, ending)):
             read_rgb_reduced(path, (1, 1))
-        return shown
+        return shown, orientation
 
 
 def _ends_with(path: Path | str, ending: bytes) -> bool:

@@ -120,17 +120,17 @@ def _sample_image_paths(dataset: Any) -> list[Path] | None:
     return None
 
 
-def _files_of(dataset: Any) -> list[tuple[Path, BoxImage | None]]:
-    """The files the reader of a split decodes (its images, and a segmentation split's masks), each with the box
-    record whose annotations state the image's size; none for another dataset."""
+def _files_of(dataset: Any) -> list[tuple[Path, BoxImage | None, bool]]:
+    """The files the reader of a split decodes, each with the box record whose annotations state the image's size
+    and whether it is an image (a segmentation split's masks are not); none for another dataset."""
     if isinstance(dataset, TiledDataset):
         return _files_of(dataset.dataset)
     if isinstance(dataset, BoxDataset):
-        return [(record.path, record) for record in dataset.records]
+        return [(record.path, record, True) for record in dataset.records]
     if isinstance(dataset, ImageFolderDataset):
-        return [(Path(path), None) for path, _ in dataset.samples]
+        return [(Path(path), None, True) for path, _ in dataset.samples]
     if isinstance(dataset, SegmentationFolderDataset):
-        return [(path, None) for pair in dataset.samples for path in pair]
+        return [file for image, mask in dataset.samples for file in ((image, None, True), (mask, None, False))]
     return []
 
 
@@ -142,6 +142,19 @@ def _unreadable_files_message(root: Path, problems: list[str]) -> str:
         f"{'them' if many else 'it'} (found before training, which would stop at the first one it reaches, at a test "
         f"image only after training): {shown}. Replace or remove {'them' if many else 'it'}; `torchbricks check-data "
         f"{root}` decodes every image and lists every problem."
+    )
+
+
+def _turned_images_note(root: Path, turned: list[Path]) -> str:
+    """What the job says at its start about the images an EXIF orientation turns: a label tool that ignores the tag
+    drew their boxes and masks on the stored picture, and for a half turn or a mirror nothing else can tell."""
+    many = len(turned) > 1
+    return (
+        f"torchbricks: note: {len(turned)} image{'s' if many else ''} of {str(root)!r} ({str(turned[0])!r}"
+        f"{', ...' if many else ''}) {'carry' if many else 'carries'} an EXIF orientation and {'are' if many else 'is'} "
+        "read turned upright, as viewers and labelling tools (CVAT, Label Studio, labelImg, Roboflow) show them: their "
+        "boxes, masks or classes must be of the turned picture (a tool that ignores the tag labelled the stored one; "
+        "the test pictures, predictions.png, show which)."
     )
 
 
@@ -298,22 +311,29 @@ class FileDataModule(SplitDataModule):
             DataError: Listing every such file (the first five named).
         """
         self.prepare_datasets()
-        sizes: dict[Path, tuple[int, int] | None] = {}
+        headers: dict[Path, tuple[tuple[int, int], int] | None] = {}
         problems: list[str] = []
+        turned: dict[Path, None] = {}  # the images whose EXIF orientation turns or mirrors them, in order
         for split in ("train", "validation", "test"):
-            for path, record in _files_of(self.datasets.get(split)):
-                if path not in sizes:
+            for path, record, is_image in _files_of(self.datasets.get(split)):
+                if path not in headers:
                     try:
-                        sizes[path] = check_image_file(path)
+                        headers[path] = check_image_file(path)
                     except DataError as error:
-                        sizes[path] = None
+                        headers[path] = None
                         problems.append(str(error))
-                size = sizes[path]
-                problem = None if record is None or size is None else image_size_problem(record, size)
+                header = headers[path]
+                if header is None:
+                    continue
+                if is_image and header[1] != 1:
+                    turned[path] = None
+                problem = None if record is None else image_size_problem(record, header[0])
                 if problem is not None and problem not in problems:
                     problems.append(problem)
         if problems:
             raise DataError(_unreadable_files_message(self.root, problems))
+        if turned and launched_as_global_zero():
+            print(_turned_images_note(self.root, list(turned)), file=sys.stderr, flush=True)
 
     def _transform(self, split: str) -> Any:
         return self.train_transform if split == "train" and not self.evaluation_only else self.test_transform
