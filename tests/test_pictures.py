@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -111,3 +112,49 @@ def test_a_transparent_image_is_read_on_white_as_a_viewer_shows_it(tmp_path: Pat
         shown = np.asarray(read(tmp_path / "icon.png"))
         assert shown[1, 2].tolist() == [0, 0, 0]  # the opaque pixel
         assert (shown.reshape(-1, 3).sum(axis=1) == 3 * 255).sum() == 4 * 6 - 1  # the rest on white, not black
+
+
+def _photo_bytes(image_format: str) -> bytes:
+    import io
+
+    values = (np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8)
+    file = io.BytesIO()
+    Image.fromarray(values).save(file, format=image_format)
+    return file.getvalue()
+
+
+@pytest.mark.parametrize(("image_format", "suffix"), [("JPEG", ".jpg"), ("PNG", ".png"), ("BMP", ".bmp"), ("PPM", ".ppm")])
+def test_check_image_file_refuses_a_file_cut_short_that_opens_and_keeps_a_whole_one(
+    tmp_path: Path, image_format: str, suffix: str
+) -> None:
+    # An interrupted copy or download leaves a file whose header opens: training stopped at it only when a loader
+    # decoded it, for a test image after the whole training.
+    from torchbricks._pictures import check_image_file
+
+    whole, cut = tmp_path / f"whole{suffix}", tmp_path / f"cut{suffix}"
+    whole.write_bytes(_photo_bytes(image_format))
+    cut.write_bytes(whole.read_bytes()[: len(whole.read_bytes()) * 2 // 3])
+    with Image.open(cut) as image:
+        assert image.size == (64, 48)  # the header reads
+    with pytest.raises(DataError):
+        load_rgb(cut)
+
+    assert check_image_file(whole) == ((64, 48), 1)
+    with pytest.raises(DataError, match=rf"Image '.*cut\{suffix}' cannot be read"):
+        check_image_file(cut)
+
+
+def test_check_image_file_keeps_a_photo_followed_by_its_video_and_refuses_what_is_no_image(tmp_path: Path) -> None:
+    from torchbricks._pictures import check_image_file
+
+    motion = tmp_path / "PXL_0001.MP.jpg"  # a phone's motion photo: the JPEG, then a video after its end marker
+    motion.write_bytes(_photo_bytes("JPEG") + b"\x00\x00\x00\x18ftypmp42" + bytes(4000))
+    (tmp_path / "page.jpg").write_text("<html><body>Not Found</body></html>")  # what a failed download saves
+    (tmp_path / "empty.png").write_bytes(b"")
+    Image.fromarray(np.zeros((4, 4), dtype=np.float32), mode="F").save(tmp_path / "depth.tif")
+
+    assert check_image_file(motion) == ((64, 48), 1)
+    assert np.asarray(load_rgb(motion)).shape == (48, 64, 3)
+    for name, reason in [("page.jpg", "cannot be read"), ("empty.png", "cannot be read"), ("depth.tif", "floating-point")]:
+        with pytest.raises(DataError, match=rf"Image '.*{re.escape(name)}'.*{reason}"):
+            check_image_file(tmp_path / name)

@@ -4,42 +4,61 @@ Plain Python (no torch), so both the data readers (`torchbricks.datasets`) and `
 runs where torch is not installed, list image files by the same rules.
 
 Hidden files are not data: a name starting with "." (the `._*` files macOS writes beside each file on drives and
-shares it does not own, `.DS_Store`, folders such as `.ipynb_checkpoints`) or the `__MACOSX` folder of a zip made on
-a Mac is left out of every listing (`visible_files`, `is_hidden`), as `ls` and file browsers leave them out.
+shares it does not own, `.DS_Store`, folders such as `.ipynb_checkpoints`), the `__MACOSX` folder of a zip made on
+a Mac, and the files Windows Explorer leaves in folders of pictures and marks hidden (`Thumbs.db`, `desktop.ini`)
+are left out of every listing (`visible_files`, `is_hidden`), as `ls` and file browsers leave them out.
+
+A folder linked into the data (`photos/cat/2019 -> /mnt/archive/2019`) is listed as a folder, as torchvision's
+`ImageFolder` and file browsers follow it; a link back to a folder above is followed once.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["IMAGE_EXTENSIONS", "is_hidden", "visible_files"]
+__all__ = ["IMAGE_EXTENSIONS", "all_visible_files", "is_hidden", "visible_files"]
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jfif", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
-"""The image files every reader lists (`.jfif`: JPEG as Windows browsers save it), in any case."""
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+"""The image files every reader lists (`.jpe` and `.jfif`: JPEG as some cameras and Windows browsers save it), in
+any case."""
+_WINDOWS_DROPPINGS = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini"})
 
 
 def is_hidden(name: str) -> bool:
     """Whether a file or folder name is hidden (see the module docstring): not data, never listed.
 
     Example:
-        >>> [is_hidden(name) for name in ("._cat.jpg", ".DS_Store", "__MACOSX", ".ipynb_checkpoints", "cat.jpg", "_a.jpg")]
+        >>> [is_hidden(name) for name in ("._cat.jpg", ".DS_Store", "__MACOSX", "Thumbs.db", "cat.jpg", "_a.jpg")]
         [True, True, True, True, False, False]
     """
-    return name.startswith(".") or name == "__MACOSX"
+    return name.startswith(".") or name == "__MACOSX" or name.casefold() in _WINDOWS_DROPPINGS
 
 
 def visible_files(folder: Path | str, suffixes: tuple[str, ...] = IMAGE_EXTENSIONS, recursive: bool = False) -> list[Path]:
-    """The files of `folder` (with `recursive`, of its subfolders too) whose suffix, in any case, is one of `suffixes`,
-    sorted; hidden files and everything in hidden folders below `folder` are left out (`is_hidden`). An empty list
-    when `folder` is no folder."""
+    """The files of `folder` (with `recursive`, of its subfolders too, linked ones included: `all_visible_files`)
+    whose suffix, in any case, is one of `suffixes`, sorted; hidden files and everything in hidden folders below
+    `folder` are left out (`is_hidden`). An empty list when `folder` is no folder."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    paths = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(
-        path
-        for path in paths
-        if path.suffix.lower() in suffixes
-        and not any(is_hidden(part) for part in path.relative_to(folder).parts)
-        and path.is_file()
-    )
+    paths = all_visible_files(folder) if recursive else (path for path in folder.iterdir() if not is_hidden(path.name))
+    return sorted(path for path in paths if path.suffix.lower() in suffixes and path.is_file())
+
+
+def all_visible_files(folder: Path) -> Iterator[Path]:
+    """Every file below `folder` but the hidden ones and those in hidden folders, unsorted. Linked folders are
+    followed (`Path.rglob` leaves them out before Python 3.13: the photographs of `cat/2019 -> /mnt/archive/2019`
+    were left out of training without a word), each real folder once; a link to `folder` or a folder above it is
+    not followed (it would list the data again, or without end)."""
+    top = Path(os.path.realpath(folder))
+    seen: set[str] = set()
+    for parent, folders, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(parent)
+        if real in seen or (parent != str(folder) and top.is_relative_to(real)):
+            folders.clear()
+            continue
+        seen.add(real)
+        folders[:] = [name for name in folders if not is_hidden(name)]
+        yield from (Path(parent) / name for name in files if not is_hidden(name))

@@ -24,6 +24,7 @@ __all__ = [
     "EXIF_ORIENTATION",
     "JPEG_REDUCTIONS",
     "PIXEL_LIMIT_VARIABLE",
+    "check_image_file",
     "exif_orientation",
     "open_image",
     "read_rgb_as_shown",
@@ -153,15 +154,19 @@ def rgb_as_shown(image: Image.Image) -> Image.Image:
             )
         image = Image.fromarray((values >> 8).astype(np.uint8))
     elif image.mode == "F":
-        raise DataError(
-            "A floating-point (mode F) image has no range that says what is black and white. Convert it to 8 or 16 bits."
-        )
+        raise _floating_point()
     elif image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info:
         # on white, as a viewer shows it on a page: dropping the alpha would show the colour hidden under transparent
         # pixels, often black (an icon drawn black on transparency would be black on black)
         picture = image.convert("RGBA")
         return upright(Image.alpha_composite(Image.new("RGBA", picture.size, "white"), picture).convert("RGB"), orientation)
     return upright(image.convert("RGB"), orientation)
+
+
+def _floating_point() -> DataError:
+    return DataError(
+        "A floating-point (mode F) image has no range that says what is black and white. Convert it to 8 or 16 bits."
+    )
 
 
 def read_rgb_as_shown(path: Path | str) -> Image.Image:
@@ -180,12 +185,56 @@ def read_rgb_reduced(path: Path | str, at_least: tuple[int, int] | None) -> tupl
     Raises:
         DataError: As `read_rgb_as_shown`.
     """
-    try:
+    with _named(path), open_image(path) as image:
+        shown = upright_size(image)
+        if at_least is not None:
+            reduce_jpeg_decoding(image, at_least)
+        return rgb_as_shown(image), shown
+
+
+_LAST_BYTES = {"JPEG": b"\xff\xd9", "MPO": b"\xff\xd9", "PNG": b"IEND\xaeB`\x82", "GIF": b";"}
+"""How a whole file of the format ends (JPEG's end-of-image marker, PNG's IEND chunk, GIF's trailer)."""
+
+
+def check_image_file(path: Path | str) -> tuple[tuple[int, int], int]:
+    """The (width, height) of the image as shown and its EXIF orientation (1: as stored; `exif_orientation`), from the
+    file's header, once a look at the file says it is whole:
+    a JPEG, PNG or GIF that does not end as one ends (cut short by an interrupted copy or download) is decoded to tell
+    (a phone's motion photo keeps a video after its JPEG), as is an uncompressed file (BMP, PPM, PGM, a raw TIFF),
+    whose decoding is a read. For a photograph that is about a thousandth of a decode's time; damage inside a
+    compressed file that ends well shows only when it is decoded.
+
+    Raises:
+        DataError: Naming the file: it does not exist, is no image Pillow reads, is cut short, or is of floating-point
+            values.
+    """
+    with _named(path):
         with open_image(path) as image:
-            shown = upright_size(image)
-            if at_least is not None:
-                reduce_jpeg_decoding(image, at_least)
-            return rgb_as_shown(image), shown
+            if image.mode == "F":
+                raise _floating_point()
+            shown, orientation = upright_size(image), exif_orientation(image)
+            ending = _LAST_BYTES.get(image.format or "")
+            tiles = getattr(image, "tile", [])  # how an ImageFile decodes its pixels
+            uncompressed = bool(tiles) and all(tile[0] == "raw" for tile in tiles)
+        if uncompressed or (ending is not None and not _ends_with(path, ending)):
+            read_rgb_reduced(path, (1, 1))
+        return shown, orientation
+
+
+def _ends_with(path: Path | str, ending: bytes) -> bool:
+    """Whether the file ends with `ending`, padding of zeros or line ends after it left out."""
+    with open(path, "rb") as file:
+        size = file.seek(0, os.SEEK_END)
+        file.seek(max(0, size - 64))
+        return file.read().rstrip(b"\x00\r\n ").endswith(ending)
+
+
+@contextmanager
+def _named(path: Path | str) -> Iterator[None]:
+    """Turns what Pillow raises for a file it cannot read (and a `DataError` of its values) into a `DataError`
+    naming the file."""
+    try:
+        yield
     except FileNotFoundError as error:
         raise DataError(f"Image {str(path)!r} does not exist.") from error
     except Image.DecompressionBombError as error:
@@ -193,6 +242,8 @@ def read_rgb_reduced(path: Path | str, at_least: tuple[int, int] | None) -> tupl
     except OSError as error:
         raise DataError(f"Image {str(path)!r} cannot be read: {error}") from error
     except DataError as error:
+        if str(path) in str(error):
+            raise
         raise DataError(f"Image {str(path)!r}: {error}") from error
 
 

@@ -137,3 +137,54 @@ def test_show_config_prints_the_paths_the_job_reads_with_the_home_folder_expande
     config = yaml.safe_load(capsys.readouterr().out)
     assert config["data"]["root"] == str(tmp_path / "shapes")
     assert config["experiment"]["path_experiments"] == str(tmp_path / "experiments")
+
+
+def _with_test_split(shapes_root: Path, tmp_path: Path, task: str) -> tuple[Path, Path, str]:
+    """A copy of the shapes of `task` with a test split of the validation images, one of them broken as users' files
+    are: a photograph cut short by an interrupted copy (classification), an image of another size than its COCO
+    file says, resized after labelling (detection). Returns the data folder, the broken image and the expected text."""
+    import json
+    import shutil
+
+    if task == "classification":
+        root = tmp_path / "classification"
+        shutil.copytree(shapes_root / "classification", root)
+        shutil.copytree(root / "val", root / "test")
+        broken = sorted((root / "test" / "circle").glob("*.png"))[0]
+        broken.write_bytes(broken.read_bytes()[:200])
+        return root, broken, "cannot be read: image file is truncated"
+    root = tmp_path / "detection"
+    shutil.copytree(shapes_root / "detection", root)
+    shutil.copytree(root / "images" / "val", root / "images" / "test")
+    document = json.loads((root / "val.json").read_text().replace('"images/val/', '"images/test/'))
+    (root / "test.json").write_text(json.dumps(document))
+    from PIL import Image
+
+    broken = root / document["images"][0]["file_name"]
+    with Image.open(broken) as picture:
+        picture.resize((picture.width * 2, picture.height * 2)).save(broken)
+    return root, broken, "is 128x128; "
+
+
+@pytest.mark.parametrize("task", ["classification", "detection"])
+def test_a_test_image_that_cannot_be_read_stops_the_job_before_training_naming_it(
+    shapes_root: Path, tmp_path: Path, task: str
+) -> None:
+    # It stopped the job only when the test stage reached it, after the whole training budget (eight minutes by
+    # default, hours on a GPU), with no metrics.json, model.onnx or pictures written.
+    import subprocess
+    import sys
+
+    root, broken, expected = _with_test_split(shapes_root, tmp_path, task)
+    command = [sys.executable, "-m", "torchbricks", "train", f"task={task}", f"data.root={root}"]
+    command += [f"experiment.path_experiments={tmp_path / 'runs'}", "experiment.name=run", "trainer.max_epochs=1"]
+    source = Path(__file__).parents[2] / "src"
+    done = subprocess.run(command, check=False, capture_output=True, text=True, env={"PYTHONPATH": str(source)}, timeout=300)
+
+    assert done.returncode != 0
+    assert f"1 file of {str(root)!r} cannot be read as training reads it" in done.stderr
+    assert f"{broken}" in done.stderr
+    assert expected in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "epoch 1/1" not in done.stdout + done.stderr
+    assert not (tmp_path / "runs" / "run").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -343,3 +344,39 @@ def test_a_segmentation_class_without_a_training_pixel_is_warned_of(
     assert "has no mask pixel in the 'train' split" in printed
     SegmentationFolderDataModule(shapes_root / "segmentation", image_size=16, batch_size=4, num_workers=0)
     assert "warning" not in capsys.readouterr().err
+
+
+def test_check_files_names_every_file_that_cannot_be_read_and_says_which_images_are_read_turned(
+    shapes_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A photograph turned by half or mirrored by its EXIF orientation has the size of its stored picture, so boxes a
+    # tool drew on that one were trained on without a word; files that cannot be read were found one per run, by a
+    # loader, a test image's after the whole training.
+    from PIL import Image
+
+    root = tmp_path / "classification"
+    shutil.copytree(shapes_root / "classification", root)
+    circles = sorted((root / "train" / "circle").glob("*.png"))
+    exif = Image.Exif()
+    exif[0x0112] = 3  # a half turn
+    with Image.open(circles[0]) as picture:
+        picture.convert("RGB").rotate(180).save(circles[0].with_suffix(".jpg"), exif=exif)
+    circles[0].unlink()
+    data = ImageFolderDataModule(root, image_size=16, batch_size=2, num_workers=0)
+
+    data.check_files()
+
+    note = capsys.readouterr().err
+    assert note.startswith(f"torchbricks: note: 1 image of {str(root)!r} ({str(circles[0].with_suffix('.jpg'))!r}) carries")
+    assert "read turned upright" in note
+
+    for broken in circles[1:3]:
+        broken.write_bytes(broken.read_bytes()[:100])
+    (root / "val" / "square" / "page.png").write_text("<html>Not Found</html>")
+    data = ImageFolderDataModule(root, image_size=16, batch_size=2, num_workers=0)
+
+    expected = rf"^3 files of {re.escape(repr(str(root)))} cannot be read as training reads them"
+    with pytest.raises(DataError, match=expected) as error:
+        data.check_files()
+    for name in (circles[1].name, circles[2].name, "page.png"):
+        assert f"{name}' cannot be read" in str(error.value)

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from torchbricks._conventions import IGNORE_INDEX
+from torchbricks._image_files import all_visible_files
 from torchbricks._pictures import open_image, too_large
 from torchbricks.datasets._reading import (
     IMAGE_EXTENSIONS,
@@ -413,10 +414,8 @@ def _files_not_read(root: Path, layout: str) -> list[Path]:
             {
                 path
                 for folder in folders
-                for path in folder.rglob("*")
-                if path.is_file()
-                and not any(is_hidden(part) for part in path.relative_to(folder).parts)
-                and path.suffix.lower() not in (*IMAGE_EXTENSIONS, *LABEL_SUFFIXES)
+                for path in all_visible_files(folder)
+                if path.suffix.lower() not in (*IMAGE_EXTENSIONS, *LABEL_SUFFIXES) and path.is_file()
             }
         )
     if layout not in FOLDER_LAYOUTS:
@@ -429,13 +428,12 @@ def _files_not_read(root: Path, layout: str) -> list[Path]:
     else:
         folders = [split / "images" for split in (root, *(root / name for name in SPLIT_FOLDERS))]
         folders += [segmentation_folders(root)[0]] if is_voc_layout(root, layout) else []
-    return sorted(
-        path
+    files = (
+        all_visible_files(folder) if layout == "image_folder" else (path for path in folder.iterdir() if not is_hidden(path.name))
         for folder in folders
         if folder.is_dir()
-        for path in folder.iterdir()
-        if path.is_file() and not is_hidden(path.name) and path.suffix.lower() not in IMAGE_EXTENSIONS
-    )
+    )  # a class folder's subfolders are read (cat/2019/*.jpg), a segmentation images/ folder's are an error
+    return sorted({path for paths in files for path in paths if path.suffix.lower() not in IMAGE_EXTENSIONS and path.is_file()})
 
 
 def _yolo_notes(root: Path) -> list[str]:

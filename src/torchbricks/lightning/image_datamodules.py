@@ -14,8 +14,9 @@ from typing import Any, ClassVar
 from torch.utils.data import ConcatDataset, DataLoader, Subset
 
 from torchbricks._experiment import launched_as_global_zero
+from torchbricks._pictures import check_image_file
 from torchbricks.datasets._reading import check_data_folder, class_images
-from torchbricks.datasets.boxes import BoxDataset
+from torchbricks.datasets.boxes import BoxDataset, BoxImage, image_size_problem
 from torchbricks.datasets.class_frequencies import classes_in_masks, masks_of_split
 from torchbricks.datasets.detection_layouts import (
     coco_category_ids,
@@ -117,6 +118,44 @@ def _sample_image_paths(dataset: Any) -> list[Path] | None:
     if isinstance(dataset, (ImageFolderDataset, SegmentationFolderDataset)):
         return [Path(sample[0]).resolve() for sample in dataset.samples]
     return None
+
+
+def _files_of(dataset: Any) -> list[tuple[Path, BoxImage | None, bool]]:
+    """The files the reader of a split decodes, each with the box record whose annotations state the image's size
+    and whether it is an image (a segmentation split's masks are not); none for another dataset."""
+    if isinstance(dataset, TiledDataset):
+        return _files_of(dataset.dataset)
+    if isinstance(dataset, BoxDataset):
+        return [(record.path, record, True) for record in dataset.records]
+    if isinstance(dataset, ImageFolderDataset):
+        return [(Path(path), None, True) for path, _ in dataset.samples]
+    if isinstance(dataset, SegmentationFolderDataset):
+        return [file for image, mask in dataset.samples for file in ((image, None, True), (mask, None, False))]
+    return []
+
+
+def _unreadable_files_message(root: Path, problems: list[str]) -> str:
+    many = len(problems) > 1
+    shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+    return (
+        f"{len(problems)} file{'s' if many else ''} of {str(root)!r} cannot be read as training reads "
+        f"{'them' if many else 'it'} (found before training, which would stop at the first one it reaches, at a test "
+        f"image only after training): {shown}. Replace or remove {'them' if many else 'it'}; `torchbricks check-data "
+        f"{root}` decodes every image and lists every problem."
+    )
+
+
+def _turned_images_note(root: Path, turned: list[Path]) -> str:
+    """What the job says at its start about the images an EXIF orientation turns: a label tool that ignores the tag
+    drew their boxes and masks on the stored picture, and for a half turn or a mirror nothing else can tell."""
+    many = len(turned) > 1
+    return (
+        f"torchbricks: note: {len(turned)} image{'s' if many else ''} of {str(root)!r} ({str(turned[0])!r}"
+        f"{', ...' if many else ''}) {'carry' if many else 'carries'} an EXIF orientation and {'are' if many else 'is'} "
+        "read turned upright, as viewers and labelling tools (CVAT, Label Studio, labelImg, Roboflow) show them: their "
+        "boxes, masks or classes must be of the turned picture (a tool that ignores the tag labelled the stored one; "
+        "the test pictures, predictions.png, show which)."
+    )
 
 
 def _warn_classes_without_training_example(root: Path, missing: list[str], found_in: str, detail: str = "") -> None:
@@ -260,6 +299,41 @@ class FileDataModule(SplitDataModule):
         if not self.evaluation_only:
             self.evaluation_only = True
             self.datasets = {}
+
+    def check_files(self) -> None:
+        """Looks at every image (and mask) of the splits before training: raises `DataError` naming each one that is
+        no image Pillow reads, is cut short (`torchbricks._pictures.check_image_file`: the file's header and end, no
+        decoding) or differs in size from its annotations. Without it the loaders stop at the first such file they
+        reach: in the first epoch for a training image, at the end of it for a validation image, and for a test image
+        only after the whole training.
+
+        Raises:
+            DataError: Listing every such file (the first five named).
+        """
+        self.prepare_datasets()
+        headers: dict[Path, tuple[tuple[int, int], int] | None] = {}
+        problems: list[str] = []
+        turned: dict[Path, None] = {}  # the images whose EXIF orientation turns or mirrors them, in order
+        for split in ("train", "validation", "test"):
+            for path, record, is_image in _files_of(self.datasets.get(split)):
+                if path not in headers:
+                    try:
+                        headers[path] = check_image_file(path)
+                    except DataError as error:
+                        headers[path] = None
+                        problems.append(str(error))
+                header = headers[path]
+                if header is None:
+                    continue
+                if is_image and header[1] != 1:
+                    turned[path] = None
+                problem = None if record is None else image_size_problem(record, header[0])
+                if problem is not None and problem not in problems:
+                    problems.append(problem)
+        if problems:
+            raise DataError(_unreadable_files_message(self.root, problems))
+        if turned and launched_as_global_zero():
+            print(_turned_images_note(self.root, list(turned)), file=sys.stderr, flush=True)
 
     def _transform(self, split: str) -> Any:
         return self.train_transform if split == "train" and not self.evaluation_only else self.test_transform

@@ -125,6 +125,7 @@ def run_main_job(config: Any) -> MainJobResult:
         data_module, brick_collection = parts.data_module, parts.brick_collection
         module = create_module(settings, brick_collection, parts.create_optimizer)
         check_validation_runs(settings, config.trainer, module)
+        check_data_files(data_module)
         checkpoint = path_experiment / CHECKPOINTS_FOLDER / "last.ckpt" if settings.resume else None
         if checkpoint is not None:  # before anything is written: a model the overrides changed leaves the experiment as it was
             check_resumable(checkpoint, module, config.trainer.get("max_epochs"), data_module)
@@ -171,6 +172,17 @@ def run_main_job(config: Any) -> MainJobResult:
                 "export_onnx=false leaves out the export and its check."
             ) from onnx_failure
         return MainJobResult(path_experiment, metrics, module)
+
+
+def check_data_files(data_module: Any) -> None:
+    """`check_files` of the data module (of each source's, with `data.sources`): a file that cannot be read stops the
+    job before anything is written, named with every other one, rather than in a loader later (a test image after
+    the whole training)."""
+    sources = getattr(data_module, "sources", None)
+    for source in sources.values() if isinstance(sources, dict) else [data_module]:
+        check = getattr(getattr(source, "data_module", source), "check_files", None)  # a renamed source wraps its module
+        if check is not None:
+            check()
 
 
 def leave_process_group() -> None:
