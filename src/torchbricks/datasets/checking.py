@@ -59,6 +59,7 @@ from torchbricks.datasets.readers import (
     DataProblems,
     ImageFolderDataset,
     SegmentationFolderDataset,
+    background_line_notice,
     binary_masks_disagree,
     binary_masks_notice,
     image_size_problem,
@@ -563,6 +564,7 @@ def _check_segmentation_folder(checker: _Checker, root: Path, layout: str, split
         masks=source.masks,
         stems=source.stems,
         listed=source.listed,
+        class_names=names,
     )
     checker.report.images[split] = 0
     for image_path, mask_path in dataset.samples:
@@ -575,7 +577,7 @@ def _check_segmentation_folder(checker: _Checker, root: Path, layout: str, split
         mask = checker.problems.guard(read_mask, mask_path, binary, colours)
         if mask is None:
             continue
-        problem = mask_value_problem(mask, len(names), mask_path)
+        problem = mask_value_problem(mask, len(names), mask_path, names)
         if problem is not None:
             checker.problems.report(problem)
             continue
@@ -584,6 +586,18 @@ def _check_segmentation_folder(checker: _Checker, root: Path, layout: str, split
     totals = checker.ignored_pixels.get(split)
     if totals is not None and totals[0]:
         checker.report.notes.append(_ignored_pixels_notice(split, *totals))
+    if split == "train":
+        _note_background_line(checker, root)
+
+
+def _note_background_line(checker: _Checker, root: Path) -> None:
+    """The note of a `classes.txt` that begins with no background name (`background_line_notice`), once the training
+    masks are counted."""
+    names = checker.report.class_names
+    found = {index for index, name in enumerate(names) if name in checker.report.counts.get("train", {})}
+    shifted = background_line_notice(root, names, found)
+    if shifted is not None:
+        checker.report.notes.append(shifted)
 
 
 def _count_mask(checker: _Checker, split: str, mask: np.ndarray, path: Path) -> None:

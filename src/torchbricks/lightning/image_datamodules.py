@@ -41,6 +41,7 @@ from torchbricks.datasets.readers import (
     DataError,
     ImageFolderDataset,
     SegmentationFolderDataset,
+    background_line_notice,
     binary_masks_disagree,
     binary_masks_notice,
     mask_colours,
@@ -550,6 +551,9 @@ class SegmentationFolderDataModule(FileDataModule):
             name for index, name in enumerate(self.class_names) if index > 0 and index not in found
         ]
         _warn_classes_without_training_example(self.root, self.classes_without_training_example, "mask pixel")
+        shifted = None if self.colours is not None else background_line_notice(self.root, self.class_names, found)
+        if shifted is not None and launched_as_global_zero():
+            print(f"torchbricks: note: {shifted}", file=sys.stderr, flush=True)
 
     def _read_folder_split(self, split: FolderSplit, transform: Any) -> Any:
         return SegmentationFolderDataset(
@@ -563,6 +567,7 @@ class SegmentationFolderDataModule(FileDataModule):
             masks=split.masks,
             stems=split.stems,
             listed=split.listed,
+            class_names=self.class_names,
         )
 
 
