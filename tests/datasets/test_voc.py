@@ -225,11 +225,11 @@ def test_a_box_is_read_as_the_same_pixels_whichever_tool_wrote_it(
         assert notice in report.notes
 
 
-def test_roboflows_web_export_and_supervisions_files_of_before_2023_are_not_read_as_supervision_now_writes(
+def test_roboflows_web_export_and_supervisions_files_of_before_0_14_are_not_read_as_supervision_now_writes(
     tmp_path: Path,
 ) -> None:
     # Roboflow's web export also names the database roboflow.ai, with a path and each object's pose and difficult; the
-    # supervision of before 2023 wrote int(edge), no + 1, told by a box starting at 0
+    # supervision before 0.14 (July 2023) wrote int(edge), no + 1, told by a box starting at 0
     supervision = WRITTEN_BY["supervision"]
     web = supervision.replace("<segmented>", "<path>{stem}.jpg</path><segmented>").replace(
         "<name>cat</name>", "<name>cat</name><pose>Unspecified</pose><truncated>0</truncated><difficult>0</difficult>"

@@ -36,7 +36,7 @@ otherwise (`data.voc_origin=auto`; `1` or `0` says it). Read the other way, ever
 taller (its left and top edges moved out), or narrower, without a word; the job and `check-data` say which way the
 data was read when it is found to be from 0. Roboflow's `supervision` writes every corner as its pixel edge plus 1:
 under `auto`, its files (`SUPERVISION_WRITER`) are read as it reads them back, `xmin - 1` to `xmax - 1`, unless a
-box starts at 0 (its versions before 2023 wrote pixel edges from 0).
+box starts at 0 (its versions before 0.14, of July 2023, wrote pixel edges from 0).
 
 The classes are the object names of the train split, sorted; a name in another split that the train split lacks is
 a `DataError` naming the file. When the split is made here, the names of every XML file are the classes, so a rare
@@ -205,7 +205,7 @@ _ZERO_BASED_WRITERS = (
 """The tools that write pixel edges from 0, and how their XML files show it."""
 
 SUPERVISION_WRITER = "Roboflow's supervision (folder 'VOC', source database 'roboflow.ai', objects of a name and a box)"
-"""Roboflow's `supervision` library (`detections_to_pascal_voc`, `DetectionDataset.as_pascal_voc`, since 2023) writes
+"""Roboflow's `supervision` library (`detections_to_pascal_voc`, `DetectionDataset.as_pascal_voc`, since 0.14) writes
 each corner of a box in pixel edges plus 1, `int(x + 1)`, the right and bottom too, and reads its files back by
 subtracting 1 from each: read as VOC's devkit indices, its boxes would end 1 pixel right of and below their
 objects. Its files have the folder `VOC`, the source database `roboflow.ai`, no `path`, and objects of a name, a
@@ -264,8 +264,8 @@ def _zero_based(path: Path, root: ElementTree.Element) -> str | None:
 def _read_data_set(files: Sequence[Path], splits: VocSplits) -> tuple[int, int, str | None, dict[Path, Path]]:
     """What reading a split needs to know of the whole data set's XML `files`, each parsed once: the coordinate
     origin, what `xmax` and `ymax` are shifted by and why (`voc_coordinate_origin`; 1 and 1 for files `supervision`
-    wrote, `SUPERVISION_WRITER`, unless one starts a box at 0, as its versions before 2023 wrote pixel edges from 0),
-    and XML file -> an earlier one whose image is the same file."""
+    wrote, `SUPERVISION_WRITER`, unless one starts a box at 0, as its versions before 0.14, of July 2023, wrote
+    pixel edges from 0), and XML file -> an earlier one whose image is the same file."""
     why: str | None = None
     supervision: str | None = None
     described_by: dict[Path, Path] = {}
