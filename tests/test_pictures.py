@@ -114,6 +114,28 @@ def test_a_transparent_image_is_read_on_white_as_a_viewer_shows_it(tmp_path: Pat
         assert (shown.reshape(-1, 3).sum(axis=1) == 3 * 255).sum() == 4 * 6 - 1  # the rest on white, not black
 
 
+@pytest.mark.parametrize("mode", ["RGBA", "LA"])
+def test_an_image_transparent_everywhere_is_read_by_its_colours_and_named_by_check_data(tmp_path: Path, mode: str) -> None:
+    # A 4-channel array saved with its alpha channel left at 0 (a script's np.zeros, an export that drops the alpha):
+    # read on white, as a viewer shows it, every such image was a blank white picture, in training and predict alike,
+    # without a word. It is now read by its colours, as OpenCV, torchvision and Ultralytics read it.
+    from torchbricks.datasets.checking import check_data
+
+    colours = (np.random.default_rng(0).random((6, 8, 3)) * 255).astype(np.uint8)
+    pixels = np.concatenate([colours, np.zeros((6, 8, 1), dtype=np.uint8)], axis=2)
+    for split, name in (("train", "cat"), ("train", "dog"), ("val", "cat"), ("val", "dog")):
+        (tmp_path / split / name).mkdir(parents=True)
+        Image.new("RGB", (8, 6), (10, 20, 30) if name == "cat" else (200, 100, 0)).save(tmp_path / split / name / "a.png")
+    path = tmp_path / "train" / "cat" / "export.png"
+    Image.fromarray(pixels, "RGBA").convert(mode).save(path)
+    expected = np.asarray(Image.open(path).convert("RGB"))  # the colours under the alpha (grey levels for LA)
+
+    for read in (load_rgb, read_image, lambda file: ImageSourceDataset([ImageSource(file)])[0][1]):  # train, deploy, predict
+        assert np.array_equal(np.asarray(read(path)), expected)
+    (note,) = [note for note in check_data(tmp_path, task="classification").notes if "transparent everywhere" in note]
+    assert note.startswith(f"1 image ({str(path)!r}) is transparent everywhere (alpha 0)")
+
+
 def _photo_bytes(image_format: str) -> bytes:
     import io
 

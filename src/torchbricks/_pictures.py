@@ -26,6 +26,8 @@ __all__ = [
     "PIXEL_LIMIT_VARIABLE",
     "check_image_file",
     "exif_orientation",
+    "fully_transparent",
+    "has_alpha",
     "open_image",
     "read_rgb_as_shown",
     "read_rgb_reduced",
@@ -133,7 +135,8 @@ def upright_size(image: Image.Image) -> tuple[int, int]:
 
 def rgb_as_shown(image: Image.Image) -> Image.Image:
     """An opened image file as the 8-bit RGB picture a viewer shows: upright, 16-bit values reduced to their upper
-    8 bits (see the module docstring), a transparent image on white.
+    8 bits (see the module docstring), a transparent image on white (one transparent everywhere, which a viewer shows
+    blank, by the colours under its alpha: `fully_transparent`).
 
     Example:
         >>> sixteen_bits = Image.fromarray(np.array([[0, 256, 65535]], dtype=np.uint16))
@@ -155,12 +158,35 @@ def rgb_as_shown(image: Image.Image) -> Image.Image:
         image = Image.fromarray((values >> 8).astype(np.uint8))
     elif image.mode == "F":
         raise _floating_point()
-    elif image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info:
+    elif has_alpha(image):
         # on white, as a viewer shows it on a page: dropping the alpha would show the colour hidden under transparent
         # pixels, often black (an icon drawn black on transparency would be black on black)
         picture = image.convert("RGBA")
-        return upright(Image.alpha_composite(Image.new("RGBA", picture.size, "white"), picture).convert("RGB"), orientation)
+        if not fully_transparent(picture):
+            return upright(Image.alpha_composite(Image.new("RGBA", picture.size, "white"), picture).convert("RGB"), orientation)
+        image = picture  # nothing shown: an export that wrote alpha 0 (a zeroed channel); its colours, as OpenCV reads it
     return upright(image.convert("RGB"), orientation)
+
+
+def has_alpha(image: Image.Image) -> bool:
+    """Whether an opened image has an alpha channel or a transparent colour (from its header)."""
+    return image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
+
+
+def fully_transparent(image: Image.Image) -> bool:
+    """Whether every pixel of an image with an alpha channel (`has_alpha`) is transparent (alpha 0): a viewer shows
+    nothing, and `rgb_as_shown` reads the colours under the alpha, as OpenCV, torchvision, Ultralytics and Pillow's
+    RGB conversion read every image, rather than a blank white picture. Such a file is almost always an export that
+    wrote a zeroed alpha channel (a 4-channel array saved without its alpha set).
+
+    Example:
+        >>> fully_transparent(Image.new("RGBA", (2, 2), (200, 30, 60, 0))), fully_transparent(Image.new("RGB", (2, 2)))
+        (True, False)
+    """
+    if not has_alpha(image):
+        return False
+    alpha = (image if image.mode == "RGBA" else image.convert("RGBA")).getchannel("A")
+    return alpha.getextrema()[1] == 0
 
 
 def _floating_point() -> DataError:

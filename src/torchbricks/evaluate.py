@@ -83,6 +83,8 @@ def evaluate_experiment(
         ConfigError: `folder` is not a trained experiment, an override names a key the config lacks or one that
             does not change an evaluation (`model.*`), or the data's classes differ from the experiment's.
         BrickError: `split` is not one of `SPLITS`.
+        DataError: Files of the evaluated split cannot be read (each named, the first five; found before anything is
+            computed, `torchbricks.lightning.image_datamodules.check_dataset_files`).
     """
     pl = require("pytorch_lightning", "lightning")
     omegaconf = require("omegaconf", "hydra").OmegaConf
@@ -128,6 +130,8 @@ def evaluate_experiment(
     if split != "all":
         data_module.setup("validate" if split == "val" else "test")  # as trainer.test does (data.sources renames there)
     loader = getattr(data_module, _LOADERS[split])()
+    parts = loader if isinstance(loader, list) else [loader]
+    _check_files(data_module, config, parts)
     scratch = Path(tempfile.mkdtemp(prefix="torchbricks-evaluate-"))  # the module's graph and metrics_test.json
     try:
         module = LightningBrickCollection(
@@ -161,7 +165,7 @@ def evaluate_experiment(
         "data_root": str(config.data.get("root")) if "root" in config.data else None,
         "split": split,
         "split_chosen": chosen,
-        "samples": sum(len(part.dataset) for part in (loader if isinstance(loader, list) else [loader])),
+        "samples": sum(len(part.dataset) for part in parts),
         "overrides": list(overrides),
         "class_names": experiment.class_names,
         "heads": heads,
@@ -169,6 +173,15 @@ def evaluate_experiment(
     result = EvaluationResult(metrics, per_class_values(metrics, experiment.class_names), description)
     write_json(Path(out) if out is not None else experiment.folder / EVALUATION_FILE, result.to_json())
     return result
+
+
+def _check_files(data_module: Any, config: Any, loaders: list[Any]) -> None:
+    """Every file the `loaders` read looked at before anything is computed: one error naming each bad file
+    (`check_dataset_files`) rather than the first a loader reaches, after the samples before it were evaluated."""
+    from torchbricks.lightning.image_datamodules import check_dataset_files
+
+    root = getattr(data_module, "root", None) or config.data.get("root", "the data")
+    check_dataset_files(Path(root), [loader.dataset for loader in loaders], "evaluation")
 
 
 def _new_data_without_own_validation(data_module: Any, config: Any, trained: Any) -> bool:

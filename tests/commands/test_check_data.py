@@ -412,3 +412,21 @@ def test_two_coco_categories_of_one_name_are_noted_as_one_name_not_as_differing_
     assert len(notes) == 1, notes
     assert notes[0].startswith(f"Classes {first} and {last} are both named {name!r}: each is a class of its own")
     assert "case" not in notes[0]
+
+
+def test_a_classes_txt_without_its_background_line_is_a_note(tmp_path: Path) -> None:
+    for split in ("train", "val"):
+        (tmp_path / split / "images").mkdir(parents=True)
+        (tmp_path / split / "masks").mkdir(parents=True)
+        mask = np.zeros((8, 8), dtype=np.uint8)
+        mask[1:3, 1:3], mask[5:7, 5:7] = 1, 2  # a cat and a dog; no bird drawn yet
+        Image.new("RGB", (8, 8)).save(tmp_path / split / "images" / "a.png")
+        Image.fromarray(mask).save(tmp_path / split / "masks" / "a.png")
+    (tmp_path / "classes.txt").write_text("cat\ndog\nbird\n")
+
+    report = check_data(tmp_path, task="segmentation")
+
+    (note,) = [note for note in report.notes if "begins with" in note]
+    assert "classes.txt' begins with 'cat': its first line names mask value 0" in note
+    (tmp_path / "classes.txt").write_text("background\ncat\ndog\nbird\n")
+    assert not any("begins with" in note for note in check_data(tmp_path, task="segmentation").notes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -90,3 +91,31 @@ def test_an_experiment_whose_data_is_nowhere_says_to_pass_data_root(
     assert error.count("\n") == 1
     assert f"relative to the folder `torchbricks train` ran in, {str(tmp_path / 'gone')!r}, which no longer exists" in error
     assert error.rstrip().endswith("pass data.root=<the data folder>.")
+
+
+@pytest.mark.slow
+def test_evaluate_names_every_file_it_cannot_read_before_computing_anything(
+    trained_experiment: Any, shapes_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # evaluate stopped at the first bad file a loader reached, naming only it, after evaluating what came before
+    import shutil
+
+    folder = trained_experiment("classification")
+    data = Path(shutil.copytree(shapes_root / "classification", tmp_path / "data"))
+    validation = sorted((data / "val").glob("*/*.png"))
+    cut = [validation[0], validation[-1], *sorted((data / "train").glob("*/*.png"))[:5]]
+    for path in cut:  # an interrupted copy: the first half of each file
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    out = tmp_path / "evaluation.json"
+
+    assert main(["evaluate", str(folder), f"data.root={data}", "split=test", "--out", str(out)]) != 0
+    error = capsys.readouterr().err
+    assert "2 files of " + repr(str(data)) + " cannot be read as evaluation reads them (found before evaluation" in error
+    assert all(str(path) in error for path in cut[:2])
+    assert str(cut[2]) not in error  # a training image: not of the evaluated split
+    assert not out.exists()
+    assert main(["evaluate", str(folder), f"data.root={data}", "split=all", "--out", str(out)]) != 0
+    error = capsys.readouterr().err
+    assert "7 files of" in error
+    assert "; and 2 more" in error
+    assert not out.exists()

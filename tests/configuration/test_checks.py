@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from torchbricks.configuration import compose_config, create_brick_collection
@@ -43,3 +45,30 @@ def test_a_bad_warm_up_or_floor_of_the_cosine_schedule_is_refused_naming_its_key
             check_optimizer_factory(instantiate_config(config, "optimizer"), "optimizer")
     for fine in ("optimizer.warmup_fraction=0", "optimizer.warmup_fraction=1", "optimizer.warmup_steps=0"):
         check_optimizer_factory(instantiate_config(compose_config(["optimizer=adamw_cosine", fine]), "optimizer"), "optimizer")
+
+
+@pytest.mark.parametrize("processes", [["trainer.devices=2", "trainer.strategy=ddp"], ["trainer.strategy=ddp"]])
+def test_synchronised_batch_norm_on_the_cpu_with_a_process_group_is_refused_by_its_key_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], processes: list[str]
+) -> None:
+    # torch's SyncBatchNorm raises "SyncBatchNorm expected input tensor to be on GPU" at the first training step on the
+    # CPU (gloo), with one process of a DDP strategy too: after the data was read and the experiment folder written
+    from torchbricks.__main__ import main
+
+    command = ["train", "+trainer.sync_batchnorm=true", *processes, f"experiment.path_experiments={tmp_path / 'runs'}"]
+
+    assert main(command) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("torchbricks: error: Config key 'trainer.sync_batchnorm' is true, but synchronised BatchNorm")
+    assert "on GPUs only" in error
+    assert not (tmp_path / "runs").exists()
+
+
+def test_synchronised_batch_norm_on_one_cpu_process_is_kept() -> None:
+    # one process without a process group: SyncBatchNorm falls back to BatchNorm, which is what it computes anyway
+    from pytorch_lightning import Trainer
+
+    from torchbricks.configuration.checks import check_sync_batchnorm
+
+    node = {"accelerator": "cpu", "devices": 1, "sync_batchnorm": True}
+    check_sync_batchnorm(Trainer(logger=False, **node), node)

@@ -466,3 +466,53 @@ def test_class_folders_named_as_no_layouts_folders_together_are_classes(tmp_path
         Image.new("RGB", (8, 8)).save(tmp_path / name / "a.png")
 
     assert training_class_names(tmp_path) == ["cats", "images"]
+
+
+def _cat_dog_segmentation(root: Path, classes: str, values: tuple[int, ...] = (1, 2)) -> Path:
+    """Masks as a user's tool writes them (0 the background, the cat 1, the dog 2), with the `classes.txt` a user
+    writes by hand."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "classes.txt").write_text(classes)
+    for split in ("train", "val"):
+        for index in range(2):
+            mask = np.zeros((10, 20), dtype=np.uint8)
+            for place, value in enumerate(values):
+                mask[1:4, 1 + 5 * place : 4 + 5 * place] = value
+            _image(root / split / "images" / f"{index}.jpg")
+            _mask(root / split / "masks" / f"{index}.png", mask)
+    return root
+
+
+def test_a_classes_txt_without_its_background_line_is_named_when_a_mask_value_is_past_it(tmp_path: Path) -> None:
+    # 'cat' and 'dog' listed, masks 0/1/2: the error said "classes are 0 to 1" without saying line 1 is value 0
+    root = _cat_dog_segmentation(tmp_path, "cat\ndog\n")
+    data = SegmentationFolderDataModule(root, image_size=16, batch_size=2, num_workers=0)
+    data.setup("fit")
+
+    with pytest.raises(DataError, match=r"has value 2; classes are 0 to 1") as raised:
+        data.datasets["train"].load_sample(0)
+    assert "Value 0 is the background ('cat', the first line of the class list)" in str(raised.value)
+    assert "put a line `background` first" in str(raised.value)
+    with pytest.raises(DataError, match=r"got \['cat'\]: put a line `background` first"):
+        segmentation_class_names(_cat_dog_segmentation(tmp_path / "one", "cat\n", (1,)))
+
+
+def test_a_classes_txt_without_its_background_line_is_noted_once_at_the_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # cat, dog, bird listed, masks 0 (background), 1 (cat), 2 (dog), no bird drawn yet: 'cat' named the background,
+    # 'dog' the cats and 'bird' the dogs, and every value was in range: not a word
+    root = _cat_dog_segmentation(tmp_path / "shifted", "cat\ndog\nbird\n")
+
+    SegmentationFolderDataModule(root, image_size=16, batch_size=2, num_workers=0)
+
+    printed = capsys.readouterr().err
+    assert "note: " + repr(str(root / "classes.txt")) + " begins with 'cat': its first line names mask value 0" in printed
+    assert "put a line `background` first" in printed
+    assert printed.count("begins with") == 1
+    # a background line (as VOC, labelme and CVAT export), with a class not drawn yet or not: no note
+    for number, classes in enumerate(("background\ncat\ndog\nbird\n", "_background_\ncat\ndog\n", "Void\ncat\ndog\n")):
+        SegmentationFolderDataModule(
+            _cat_dog_segmentation(tmp_path / str(number), classes), image_size=16, batch_size=2, num_workers=0
+        )
+        assert "begins with" not in capsys.readouterr().err

@@ -177,6 +177,14 @@ WRITTEN_BY = {
         "<difficult>0</difficult><bndbox><xmin>10</xmin><ymin>5</ymin><xmax>20</xmax><ymax>15</ymax></bndbox>"
         "</object></annotation>"
     ),
+    # Roboflow's supervision (detections_to_pascal_voc, pretty-printed by minidom): int(edge + 1) for every corner
+    "supervision": (
+        '<?xml version="1.0" ?>\n<annotation>\n  <folder>VOC</folder>\n  <filename>{stem}.jpg</filename>\n  <source>\n'
+        "    <database>roboflow.ai</database>\n  </source>\n  <size>\n    <width>40</width>\n    <height>30</height>\n"
+        "    <depth>3</depth>\n  </size>\n  <segmented>0</segmented>\n  <object>\n    <name>cat</name>\n    <bndbox>\n"
+        "      <xmin>11</xmin>\n      <ymin>6</ymin>\n      <xmax>21</xmax>\n      <ymax>16</ymax>\n    </bndbox>\n"
+        "  </object>\n</annotation>\n"
+    ),
     # labelImg: int() of the corners it was drawn with, from 0 (an edge below 1 raised to 1), a path element
     "labelimg": (
         "<annotation>\n\t<folder>shots</folder>\n\t<filename>{stem}.jpg</filename>\n\t<path>/home/me/shots/{stem}.jpg"
@@ -194,7 +202,8 @@ def test_a_box_is_read_as_the_same_pixels_whichever_tool_wrote_it(
     tmp_path: Path, tool: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Every XML was read as VOC's 1-based indices: the boxes of CVAT, Label Studio and labelImg, pixel edges from 0,
-    # were one pixel wider and taller than drawn, (9, 4, 20, 15), without a word.
+    # were one pixel wider and taller than drawn, (9, 4, 20, 15), without a word; supervision's, each corner an edge
+    # plus 1, ended one pixel right of and below their objects, (10, 5, 21, 16).
     for stem in ("a", "b", "c"):
         Image.new("RGB", (40, 30)).save(tmp_path / f"{stem}.jpg")
         (tmp_path / f"{stem}.xml").write_text(WRITTEN_BY[tool].format(stem=stem))
@@ -210,8 +219,36 @@ def test_a_box_is_read_as_the_same_pixels_whichever_tool_wrote_it(
         assert not any("pixel edges" in note for note in report.notes)
     else:
         (notice,) = notices
-        assert "read as pixel edges from 0" in str(notice)
+        assert ("read as Roboflow's supervision writes them" if tool == "supervision" else "read as pixel edges from 0") in str(
+            notice
+        )
         assert notice in report.notes
+
+
+def test_roboflows_web_export_and_supervisions_files_of_before_0_14_are_not_read_as_supervision_now_writes(
+    tmp_path: Path,
+) -> None:
+    # Roboflow's web export also names the database roboflow.ai, with a path and each object's pose and difficult; the
+    # supervision before 0.14 (July 2023) wrote int(edge), no + 1, told by a box starting at 0
+    supervision = WRITTEN_BY["supervision"]
+    web = supervision.replace("<segmented>", "<path>{stem}.jpg</path><segmented>").replace(
+        "<name>cat</name>", "<name>cat</name><pose>Unspecified</pose><truncated>0</truncated><difficult>0</difficult>"
+    )
+    old = supervision.replace("<xmin>11</xmin>", "<xmin>10</xmin>").replace("<ymin>6</ymin>", "<ymin>5</ymin>")
+    old = old.replace("<xmax>21</xmax>", "<xmax>20</xmax>").replace("<ymax>16</ymax>", "<ymax>15</ymax>")
+    for name, text, box in (("web", web, (10.0, 5.0, 21.0, 16.0)), ("old", old, EDGES)):
+        (tmp_path / name).mkdir()
+        for stem in ("a", "b", "c"):
+            Image.new("RGB", (40, 30)).save(tmp_path / name / f"{stem}.jpg")
+            (tmp_path / name / f"{stem}.xml").write_text(text.format(stem=stem))
+        # c starts its box at 0 in the old files (10 -> 00); 11 -> 01 in the web export's, still 1
+        (tmp_path / name / "c.xml").write_text(text.format(stem="c").replace("<xmin>1", "<xmin>0", 1))
+
+        datasets = [VocDataset(tmp_path / name, split, validation_fraction=0.3) for split in ("train", "validation")]
+
+        boxes = {record.path.stem: record.objects[0].box for dataset in datasets for record in dataset.records}
+        assert boxes["a"] == boxes["b"] == box, name
+        assert all("supervision" not in str(dataset.reading_notice) for dataset in datasets)
 
 
 @pytest.mark.parametrize(

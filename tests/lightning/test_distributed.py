@@ -6,6 +6,7 @@ import fcntl
 import json
 import os
 import pty
+import re
 import signal
 import struct
 import subprocess
@@ -171,6 +172,7 @@ def test_the_readme_two_process_command_finishes_with_the_packaged_config_and_sy
     output = completed.stdout + completed.stderr
     assert completed.returncode == 0, output[-3000:]
     assert ("Epoch 1: 100%" if terminal else "epoch 2/2 ") in output  # the progress bar was on
+    assert len(re.findall(r"note: training on 2 processes, the model's \d+ BatchNorm layers normalise each", output)) == 1
     folder = tmp_path / "ddp"
     metrics = json.loads((folder / "metrics.json").read_text())
     log = list(csv.DictReader((folder / "logs" / "metrics.csv").open()))

@@ -587,3 +587,19 @@ def test_a_run_that_validated_no_epoch_tests_the_last_weights_and_says_so(tiny_s
     assert "the last weights are tested" in note
     assert any(str(warning.message) == note for warning in warned)
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["tested_weights_note"] == note
+
+
+def test_training_on_several_processes_with_batch_norm_says_each_process_normalises_with_its_own_batch() -> None:
+    import pytorch_lightning as pl
+
+    from torchbricks.lightning.main_job import batch_norm_note
+
+    with_batch_norm = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.BatchNorm1d(4))
+    two = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp", logger=False)  # built, not launched
+
+    note = batch_norm_note(two, with_batch_norm)
+    assert note is not None
+    assert note.startswith("torchbricks: note: training on 2 processes, the model's 2 BatchNorm layers normalise each")
+    assert "trainer.sync_batchnorm=true (synchronised BatchNorm, on GPUs only)" in note
+    assert batch_norm_note(pl.Trainer(accelerator="cpu", devices=1, logger=False), with_batch_norm) is None
+    assert batch_norm_note(two, torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3))) is None

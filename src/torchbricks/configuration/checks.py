@@ -10,7 +10,13 @@ from torchbricks.brick_collection import BrickCollection
 from torchbricks.configuration.settings import JobSettings, read_job_settings
 from torchbricks.errors import ConfigError
 
-__all__ = ["check_classes_cover_data", "check_optimizer_factory", "check_train_config", "check_trainer_factory"]
+__all__ = [
+    "check_classes_cover_data",
+    "check_optimizer_factory",
+    "check_sync_batchnorm",
+    "check_train_config",
+    "check_trainer_factory",
+]
 
 
 def check_train_config(config: Any) -> JobSettings:
@@ -59,7 +65,7 @@ def check_trainer_factory(create_trainer: Any, node: Any, key: str = "trainer") 
     level = notices.level
     notices.setLevel(logging.WARNING)
     try:
-        create_trainer(logger=False, callbacks=[])
+        trainer = create_trainer(logger=False, callbacks=[])
     except (TypeError, ValueError, MisconfigurationException) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         names = [str(name) for name in (node or {}) if not str(name).startswith("_")]
@@ -73,6 +79,31 @@ def check_trainer_factory(create_trainer: Any, node: Any, key: str = "trainer") 
         raise ConfigError(f"Config key {where!r}{given} does not make a Lightning Trainer: {reason}{hint}") from error
     finally:
         notices.setLevel(level)
+    check_sync_batchnorm(trainer, node, key)
+
+
+def check_sync_batchnorm(trainer: Any, node: Any, key: str = "trainer") -> None:
+    """Refuses `trainer.sync_batchnorm=true` for a trainer on the CPU with a process group (several processes, or a
+    DDP strategy): torch's `SyncBatchNorm` synchronises on GPUs only and raises at the first training step on the
+    CPU, after the data was read and the experiment folder written. On one CPU process without a process group it
+    is kept (it changes nothing there: the batch is the whole batch).
+
+    Raises:
+        ConfigError: Naming `trainer.sync_batchnorm`, why and what to do instead.
+    """
+    from pytorch_lightning.accelerators import CPUAccelerator
+    from pytorch_lightning.strategies import DDPStrategy
+
+    if not (node or {}).get("sync_batchnorm", False) or not isinstance(trainer.accelerator, CPUAccelerator):
+        return
+    if trainer.world_size > 1 or isinstance(trainer.strategy, DDPStrategy):
+        raise ConfigError(
+            f"Config key '{key}.sync_batchnorm' is true, but synchronised BatchNorm (torch.nn.SyncBatchNorm) runs on "
+            f"GPUs only: on the CPU ({key}.accelerator={(node or {}).get('accelerator', 'auto')}, "
+            f"{trainer.world_size} processes, {type(trainer.strategy).__name__}) it fails at the first training step. "
+            f"Leave it out (each process's BatchNorm layers then normalise with the statistics of its own batch), or "
+            f"train on GPUs ({key}.accelerator=gpu)."
+        )
 
 
 def _missing_device(accelerator: Any) -> str | None:

@@ -21,7 +21,7 @@ from PIL import Image
 
 from torchbricks._conventions import IGNORE_INDEX
 from torchbricks._image_files import all_visible_files
-from torchbricks._pictures import open_image, too_large
+from torchbricks._pictures import fully_transparent, open_image, too_large
 from torchbricks.datasets._reading import (
     IMAGE_EXTENSIONS,
     SPLIT_SEED,
@@ -59,6 +59,7 @@ from torchbricks.datasets.readers import (
     DataProblems,
     ImageFolderDataset,
     SegmentationFolderDataset,
+    background_line_notice,
     binary_masks_disagree,
     binary_masks_notice,
     image_size_problem,
@@ -143,16 +144,17 @@ class DataReport:
         return "\n".join(lines)
 
 
-def decode_image(path: Path) -> tuple[tuple[int, int], str, int] | str:
-    """Fully decodes an image file: its upright size (width, height), a digest of its pixels and its EXIF orientation
-    (1: as stored), or what is wrong with it."""
+def decode_image(path: Path) -> tuple[tuple[int, int], str, int, bool] | str:
+    """Fully decodes an image file: its upright size (width, height), a digest of its pixels, its EXIF orientation
+    (1: as stored) and whether it is transparent everywhere (`torchbricks._pictures.fully_transparent`), or what is
+    wrong with it."""
     try:
         with Image.open(path) as image:
             image.verify()
         with open_image(path) as image:
             size, orientation = upright_size(image), exif_orientation(image)  # before decoding, as the readers see them
             image.load()
-            return size, hashlib.sha1(image.tobytes()).hexdigest(), orientation
+            return size, hashlib.sha1(image.tobytes()).hexdigest(), orientation, fully_transparent(image)
     except FileNotFoundError:
         return f"Image {str(path)!r} does not exist."
     except Image.DecompressionBombError as error:
@@ -208,6 +210,7 @@ class _Checker:
         self.digests: dict[str, tuple[str, Path]] = {}
         self.used: dict[Path, str] = {}
         self.turned: list[Path] = []  # images whose EXIF orientation turns or mirrors them
+        self.transparent: list[Path] = []  # images whose alpha is 0 everywhere
         self.ignored: dict[str, Counter[str]] = {}  # split -> class -> objects training ignores (difficult, crowd)
         self.ignored_pixels: dict[str, list[Any]] = {}  # split -> [pixels 255, pixels, masks of nothing but 0 and 255]
 
@@ -222,9 +225,11 @@ class _Checker:
         if isinstance(decoded, str):
             self.problems.report(decoded)
             return None
-        size, digest, orientation = decoded
+        size, digest, orientation, transparent = decoded
         if orientation != 1:
             self.turned.append(path)
+        if transparent:
+            self.transparent.append(path)
         if digest in self.digests:
             other_split, other = self.digests[digest]
             self.problems.report(
@@ -345,8 +350,21 @@ def check_data(
             "upright, as viewers, labelling tools and Ultralytics show them; boxes and masks must be drawn on the "
             "turned picture (look at the test predictions picture after a first run)."
         )
+    if checker.transparent:
+        report.notes.append(_transparent_notice(checker.transparent))
     report.problems = checker.problems.messages
     return report
+
+
+def _transparent_notice(paths: list[Path]) -> str:
+    """The note of the images whose alpha is 0 everywhere (`fully_transparent`)."""
+    many = len(paths) > 1
+    return (
+        f"{len(paths)} image{'s' if many else ''} ({str(paths[0])!r}{', ...' if many else ''}) "
+        f"{'are' if many else 'is'} transparent everywhere (alpha 0): a viewer shows nothing, and torchbricks reads the "
+        "colours under the alpha, as OpenCV and Ultralytics do. Such a file is almost always an export that wrote an "
+        "empty alpha channel: save it as RGB (or with its alpha set) so that what a person sees is what is learned."
+    )
 
 
 IGNORED_OBJECTS = {"voc": ("difficult object", "difficult objects"), "coco": ("crowd region", "crowd regions")}
@@ -563,6 +581,7 @@ def _check_segmentation_folder(checker: _Checker, root: Path, layout: str, split
         masks=source.masks,
         stems=source.stems,
         listed=source.listed,
+        class_names=names,
     )
     checker.report.images[split] = 0
     for image_path, mask_path in dataset.samples:
@@ -575,7 +594,7 @@ def _check_segmentation_folder(checker: _Checker, root: Path, layout: str, split
         mask = checker.problems.guard(read_mask, mask_path, binary, colours)
         if mask is None:
             continue
-        problem = mask_value_problem(mask, len(names), mask_path)
+        problem = mask_value_problem(mask, len(names), mask_path, names)
         if problem is not None:
             checker.problems.report(problem)
             continue
@@ -584,6 +603,18 @@ def _check_segmentation_folder(checker: _Checker, root: Path, layout: str, split
     totals = checker.ignored_pixels.get(split)
     if totals is not None and totals[0]:
         checker.report.notes.append(_ignored_pixels_notice(split, *totals))
+    if split == "train":
+        _note_background_line(checker, root)
+
+
+def _note_background_line(checker: _Checker, root: Path) -> None:
+    """The note of a `classes.txt` that begins with no background name (`background_line_notice`), once the training
+    masks are counted."""
+    names = checker.report.class_names
+    found = {index for index, name in enumerate(names) if name in checker.report.counts.get("train", {})}
+    shifted = background_line_notice(root, names, found)
+    if shifted is not None:
+        checker.report.notes.append(shifted)
 
 
 def _count_mask(checker: _Checker, split: str, mask: np.ndarray, path: Path) -> None:

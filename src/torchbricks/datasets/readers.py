@@ -74,14 +74,17 @@ from torchbricks.datasets.labelmap import LABELMAP_FILE, MaskColours, mask_colou
 from torchbricks.datasets.voc_segmentation import VOC_CLASSES, has_voc_palette, image_index
 
 __all__ = [
+    "BACKGROUND_NAMES",
     "DataError",
     "DataProblems",
     "ImageFolderDataset",
     "SegmentationFolderDataset",
+    "background_line_notice",
     "binary_mask_kind",
     "binary_masks_disagree",
     "binary_masks_notice",
     "image_folder_class_names",
+    "is_background_name",
     "mask_colours",
     "mask_value_problem",
     "masks_are_binary_255",
@@ -364,7 +367,10 @@ def segmentation_class_names(root: Path | str) -> list[str]:
         names = names[1:]
     if names is not None:
         if len(names) < 2:
-            raise DataError(f"{str(listed)!r} must list at least two classes (line 0 the background), got {names}.")
+            raise DataError(
+                f"{str(listed)!r} must list at least two classes (line 0 the background), got {names}"
+                f"{'' if not names or is_background_name(names[0]) else ': put a line `background` first'}."
+            )
         return names
     masks = segmentation_folders(root)[1]
     if not masks.is_dir():
@@ -421,6 +427,7 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
             order, as a list of Pascal VOC's layout names them, instead of every image of `images`; a stem without
             image is a problem naming `listed`.
         listed: The list file `stems` come from, for messages.
+        class_names: The classes, for the message of a mask value past them (`mask_value_problem`).
 
     Raises:
         DataError: No image, an image without its mask, or a mask whose size differs from its image.
@@ -443,9 +450,11 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
         masks: Path | None = None,
         stems: Sequence[str] | None = None,
         listed: Path | None = None,
+        class_names: Sequence[str] | None = None,
     ) -> None:
         problems = problems_or_raise(problems)
         self.folder = Path(folder)
+        self.class_names = class_names
         self.foreground_255 = foreground_255
         self.colours = colours
         self.num_classes = num_classes
@@ -511,7 +520,7 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
 
     def _read_mask(self, mask_path: Path) -> np.ndarray:
         mask = read_mask(mask_path, self.foreground_255, self.colours)
-        problem = mask_value_problem(mask, self.num_classes, mask_path)
+        problem = mask_value_problem(mask, self.num_classes, mask_path, self.class_names)
         if problem is not None:
             raise DataError(problem)
         return mask
@@ -617,9 +626,70 @@ def read_mask(path: Path, foreground_255: bool = False, colours: MaskColours | N
     return mask
 
 
-def mask_value_problem(mask: np.ndarray, num_classes: int, path: Path) -> str | None:
-    """The message for a mask value at or above `num_classes` (other than the ignored 255), or None."""
+def mask_value_problem(mask: np.ndarray, num_classes: int, path: Path, class_names: Sequence[str] | None = None) -> str | None:
+    """The message for a mask value at or above `num_classes` (other than the ignored 255), or None; with the
+    `class_names`, it names the first (value 0) and, when that is no background name, says what a class list
+    without its background line does."""
     bad = (mask >= num_classes) & (mask != IGNORE_INDEX)
     if not bad.any():
         return None
-    return f"Mask {str(path)!r} has value {int(mask[bad][0])}; classes are 0 to {num_classes - 1} and {IGNORE_INDEX} is ignored."
+    value = int(mask[bad].max())
+    first = f" ({class_names[0]!r}, the first line of the class list)" if class_names else ""
+    message = (
+        f"Mask {str(path)!r} has value {value}; classes are 0 to {num_classes - 1} and {IGNORE_INDEX} is ignored. "
+        f"Value 0 is the background{first}: masks of class indices number the object classes from 1."
+    )
+    if class_names and not is_background_name(class_names[0]) and value == num_classes:
+        message += (
+            f" A classes.txt listing only the object classes ({', '.join(map(repr, class_names[:3]))}"
+            f"{', ...' if len(class_names) > 3 else ''}) names every value one class too low: put a line "
+            "`background` first."
+        )
+    return message
+
+
+BACKGROUND_NAMES = frozenset(
+    {"background", "bg", "back", "backgnd", "void", "unlabeled", "unlabelled", "none", "null", "nothing", "empty"}
+    | {"other", "others", "rest", "clutter", "ignore", "ignored", "negative", "unknown", "0"}
+)
+"""Names (lower case, without `_`, `-`, spaces and dots) that say a class list's first line is the background, as
+VOC, labelme (`_background_`), CVAT, Cityscapes-like lists (`unlabeled`, `void`) and other exports write it."""
+
+
+def is_background_name(name: str) -> bool:
+    """Whether `name` reads as the background (`BACKGROUND_NAMES`): `background`, `_background_`, `Background`,
+    `bg`, `void`, ... .
+
+    Example:
+        >>> is_background_name("_background_"), is_background_name("cat")
+        (True, False)
+    """
+    return "".join(character for character in name.lower() if character not in "_- .") in BACKGROUND_NAMES
+
+
+def background_line_notice(root: Path | str, class_names: Sequence[str], found: set[int]) -> str | None:
+    """What the job and `check-data` say when `root/classes.txt` (the class list of masks of class indices) begins
+    with no background name (`is_background_name`): line 1 names mask value 0, which the masks of most tools give
+    the background, so a file listing only the object classes reads every class one too low, silently when the
+    highest value the masks use has no pixel yet. `found` (the class values of the training masks) adds whether its
+    last class has a pixel. None for a labelmap, a labelme `labels.txt` and a first line `background`,
+    `_background_`, `void`, ... (as VOC, labelme and CVAT export)."""
+    root = Path(root)
+    if (
+        not (root / "classes.txt").is_file()
+        or (root / LABELMAP_FILE).is_file()
+        or len(class_names) < 2
+        or is_background_name(class_names[0])
+    ):
+        return None
+    unused = (
+        f" Its last class {class_names[-1]!r} has no pixel in the training masks, as when it is so."
+        if len(class_names) - 1 not in found
+        else ""
+    )
+    return (
+        f"{str(root / 'classes.txt')!r} begins with {class_names[0]!r}: its first line names mask value 0, which the "
+        f"masks of most tools give the background. If the file lists only the object classes, every class is read "
+        f"one too low ({class_names[1]!r} is trained on the pixels of value 1, those of {class_names[0]!r}): put a "
+        f"line `background` first.{unused} If value 0 is indeed {class_names[0]!r}, this note can be ignored."
+    )

@@ -34,7 +34,9 @@ truncated, owner 'Label Studio') and labelImg (whole pixels, truncated, a `path`
 those tools or holds what 1-based indices cannot (a `xmin` or `ymin` of 0, a coordinate with a fraction); from 1
 otherwise (`data.voc_origin=auto`; `1` or `0` says it). Read the other way, every box would be one pixel wider and
 taller (its left and top edges moved out), or narrower, without a word; the job and `check-data` say which way the
-data was read when it is found to be from 0.
+data was read when it is found to be from 0. Roboflow's `supervision` writes every corner as its pixel edge plus 1:
+under `auto`, its files (`SUPERVISION_WRITER`) are read as it reads them back, `xmin - 1` to `xmax - 1`, unless a
+box starts at 0 (its versions before 0.14, of July 2023, wrote pixel edges from 0).
 
 The classes are the object names of the train split, sorted; a name in another split that the train split lacks is
 a `DataError` naming the file. When the split is made here, the names of every XML file are the classes, so a rare
@@ -69,6 +71,7 @@ from torchbricks.errors import ConfigError, did_you_mean
 
 __all__ = [
     "SPLIT_SEED",
+    "SUPERVISION_WRITER",
     "VALIDATION_FRACTION",
     "VOC_ORIGINS",
     "VocAnnotation",
@@ -134,10 +137,13 @@ def _image_of(path: Path, filename: str | None, images: Path, annotations: Path 
     return images / (filename or f"{path.stem}.jpg")
 
 
-def parse_voc_xml(path: Path, images: Path, annotations: Path | None = None, origin: int = 1) -> VocAnnotation:
+def parse_voc_xml(
+    path: Path, images: Path, annotations: Path | None = None, origin: int = 1, end_shift: int = 0
+) -> VocAnnotation:
     """Reads one VOC XML file; its image is looked up in `images` (in the subfolder mirroring the XML file's
     subfolder of `annotations`, first); its boxes are pixel indices from `origin` (1: VOC's devkit, inclusive; 0:
-    pixel edges, as the annotation tools write them; `voc_coordinate_origin`).
+    pixel edges, as the annotation tools write them; `voc_coordinate_origin`), their `xmax` and `ymax` less
+    `end_shift` (1 for Roboflow's supervision, which adds 1 to both corners: `SUPERVISION_WRITER`).
 
     Raises:
         DataError: The file does not parse, an object lacks its name or a box field, or the image is missing.
@@ -177,7 +183,7 @@ def parse_voc_xml(path: Path, images: Path, annotations: Path | None = None, ori
                 f"(xmin, ymin, xmax, ymax) = {tuple(corners)}, difficult = {flag!r}."
             ) from error
         shift = float(origin)  # 1-based inclusive indices: the first pixel's left edge is 0, the last's right edge xmax
-        annotation.objects.append((name, (x_min - shift, y_min - shift, x_max, y_max), difficult))
+        annotation.objects.append((name, (x_min - shift, y_min - shift, x_max - end_shift, y_max - end_shift), difficult))
     return annotation
 
 
@@ -197,6 +203,24 @@ _ZERO_BASED_WRITERS = (
     ),
 )
 """The tools that write pixel edges from 0, and how their XML files show it."""
+
+SUPERVISION_WRITER = "Roboflow's supervision (folder 'VOC', source database 'roboflow.ai', objects of a name and a box)"
+"""Roboflow's `supervision` library (`detections_to_pascal_voc`, `DetectionDataset.as_pascal_voc`, since 0.14) writes
+each corner of a box in pixel edges plus 1, `int(x + 1)`, the right and bottom too, and reads its files back by
+subtracting 1 from each: read as VOC's devkit indices, its boxes would end 1 pixel right of and below their
+objects. Its files have the folder `VOC`, the source database `roboflow.ai`, no `path`, and objects of a name, a
+box and maybe a polygon only (Roboflow's web export also names the database `roboflow.ai`, but writes a `path`
+and each object's `pose`, `truncated` and `difficult`)."""
+
+
+def _written_by_supervision(root: ElementTree.Element) -> bool:
+    """Whether a parsed XML file is as `supervision` writes it (`SUPERVISION_WRITER`)."""
+    return (
+        _text(root, "folder") == "VOC"
+        and _text(root, "source/database") == "roboflow.ai"
+        and root.find("path") is None
+        and all({child.tag for child in item} <= {"name", "bndbox", "polygon"} for item in root.iter("object"))
+    )
 
 
 def voc_coordinate_origin(files: Sequence[Path]) -> tuple[int, str | None]:
@@ -237,10 +261,13 @@ def _zero_based(path: Path, root: ElementTree.Element) -> str | None:
     return None
 
 
-def _read_data_set(files: Sequence[Path], splits: VocSplits) -> tuple[int, str | None, dict[Path, Path]]:
+def _read_data_set(files: Sequence[Path], splits: VocSplits) -> tuple[int, int, str | None, dict[Path, Path]]:
     """What reading a split needs to know of the whole data set's XML `files`, each parsed once: the coordinate
-    origin and why (`voc_coordinate_origin`), and XML file -> an earlier one whose image is the same file."""
+    origin, what `xmax` and `ymax` are shifted by and why (`voc_coordinate_origin`; 1 and 1 for files `supervision`
+    wrote, `SUPERVISION_WRITER`, unless one starts a box at 0, as its versions before 0.14, of July 2023, wrote
+    pixel edges from 0), and XML file -> an earlier one whose image is the same file."""
     why: str | None = None
+    supervision: str | None = None
     described_by: dict[Path, Path] = {}
     clashes: dict[Path, Path] = {}
     for path in files:
@@ -248,12 +275,16 @@ def _read_data_set(files: Sequence[Path], splits: VocSplits) -> tuple[int, str |
         if root is None:
             continue
         why = why or _zero_based(path, root)
+        if supervision is None and _written_by_supervision(root):
+            supervision = f"{str(path)!r} is written by {SUPERVISION_WRITER}"
         image = _image_of(path, _text(root, "filename"), splits.images, splits.annotations)
         if image.is_file():
             first = described_by.setdefault(image.resolve(), path)
             if first != path:
                 clashes[path] = first
-    return (1 if why is None else 0), why, clashes
+    if why is None and supervision is not None:
+        return 1, 1, supervision, clashes
+    return (1 if why is None else 0), 0, why, clashes
 
 
 def check_voc_origin(origin: int | str) -> int | None:
@@ -271,8 +302,15 @@ def check_voc_origin(origin: int | str) -> int | None:
     return None if str(origin) == "auto" else int(origin)
 
 
-def voc_origin_notice(root: Path, why: str) -> str:
-    """What the job and `check-data` say when the VOC data at `root` is read with pixel edges from 0."""
+def voc_origin_notice(root: Path, why: str, end_shift: int = 0) -> str:
+    """What the job and `check-data` say when the VOC data at `root` is read with pixel edges from 0, or as
+    `supervision` writes it (`end_shift` 1)."""
+    if end_shift:
+        return (
+            f"The VOC boxes of {str(root)!r} are read as Roboflow's supervision writes them, each corner a pixel edge "
+            f"plus 1 (xmin - 1 to xmax - 1, as supervision reads them back), not as VOC's devkit indices, which would "
+            f"end every box 1 pixel right of and below its object: {why}. data.voc_origin=1 reads them as the devkit's."
+        )
     return (
         f"The VOC boxes of {str(root)!r} are read as pixel edges from 0, as CVAT, Label Studio and labelImg write "
         f"them, not as the 1-based pixel indices of VOC's devkit (xmin - 1): {why}."
@@ -397,10 +435,12 @@ class VocDataset(BoxDataset):
         self.split = split
         names = class_names if class_names is not None else voc_class_names(root, validation_fraction, seed)
         every_file = list(dict.fromkeys(path for paths in splits.files.values() for path in paths if path.is_file()))
-        found, why, clashes = _read_data_set(every_file, splits)  # of the whole data set: every split read alike
-        origin, why = (found, why) if given is None else (given, None)
+        found, found_shift, why, clashes = _read_data_set(every_file, splits)  # of the whole data set: read alike
+        origin, end_shift, why = (found, found_shift, why) if given is None else (given, 0, None)
         self.origin = origin
         """1: the boxes are VOC's 1-based pixel indices; 0: pixel edges from 0 (`voc_coordinate_origin`)."""
+        self.end_shift = end_shift
+        """1: `xmax` and `ymax` are pixel edges plus 1, as `supervision` writes them (`SUPERVISION_WRITER`); else 0."""
         index_of = {name: index for index, name in enumerate(names)}
         records = []
         seen: set[Path] = set()
@@ -412,7 +452,7 @@ class VocDataset(BoxDataset):
             if not path.is_file():
                 problems.report(f"The VOC file {str(path)!r} (listed in the {split!r} split) does not exist.{_flagged(path)}")
                 continue
-            annotation = problems.guard(parse_voc_xml, path, splits.images, splits.annotations, origin)
+            annotation = problems.guard(parse_voc_xml, path, splits.images, splits.annotations, origin, end_shift)
             if annotation is None:
                 continue
             if path in clashes:  # a filename left from before the images were renamed, or copied from another file
@@ -440,4 +480,4 @@ class VocDataset(BoxDataset):
         if not records and (split != "test" or splits.files[split]):
             problems.report(f"The VOC split {split!r} of {str(self.root)!r} holds no image.")
         super().__init__(records, names, with_masks=False, transform=transform)
-        self.reading_notice = voc_origin_notice(self.root, why) if why is not None else None
+        self.reading_notice = voc_origin_notice(self.root, why, end_shift) if why is not None else None

@@ -41,6 +41,7 @@ from torchbricks.datasets.readers import (
     DataError,
     ImageFolderDataset,
     SegmentationFolderDataset,
+    background_line_notice,
     binary_masks_disagree,
     binary_masks_notice,
     mask_colours,
@@ -59,7 +60,14 @@ from torchbricks.datasets.voc_segmentation import read_voc_segmentation
 from torchbricks.errors import BrickError, ConfigError, did_you_mean
 from torchbricks.lightning.split_datamodule import SplitDataModule
 
-__all__ = ["CocoDataModule", "DetectionDataModule", "FileDataModule", "ImageFolderDataModule", "SegmentationFolderDataModule"]
+__all__ = [
+    "CocoDataModule",
+    "DetectionDataModule",
+    "FileDataModule",
+    "ImageFolderDataModule",
+    "SegmentationFolderDataModule",
+    "check_dataset_files",
+]
 
 DEFAULT_IMAGE_SIZE = 96
 """Side images are resized to when neither `image_size` nor `tile_size` is given."""
@@ -122,26 +130,62 @@ def _sample_image_paths(dataset: Any) -> list[Path] | None:
 
 def _files_of(dataset: Any) -> list[tuple[Path, BoxImage | None, bool]]:
     """The files the reader of a split decodes, each with the box record whose annotations state the image's size
-    and whether it is an image (a segmentation split's masks are not); none for another dataset."""
-    if isinstance(dataset, TiledDataset):
-        return _files_of(dataset.dataset)
+    and whether it is an image (a segmentation split's masks are not), through the datasets that wrap readers (tiles,
+    `all`'s concatenation and subsets, renamed sources: a subset's whole reader); none for another dataset."""
+    if isinstance(dataset, ConcatDataset):
+        return [file for part in dataset.datasets for file in _files_of(part)]
     if isinstance(dataset, BoxDataset):
         return [(record.path, record, True) for record in dataset.records]
     if isinstance(dataset, ImageFolderDataset):
         return [(Path(path), None, True) for path, _ in dataset.samples]
     if isinstance(dataset, SegmentationFolderDataset):
         return [file for image, mask in dataset.samples for file in ((image, None, True), (mask, None, False))]
-    return []
+    inner = getattr(dataset, "dataset", None)  # TiledDataset, Subset, a source's renamed dataset
+    return [] if inner is None else _files_of(inner)
 
 
-def _unreadable_files_message(root: Path, problems: list[str]) -> str:
+def check_dataset_files(root: Path, datasets: Sequence[Any], job: str = "training") -> list[Path]:
+    """Looks at every image (and mask) the `datasets` read (`_files_of`) before `job` starts, and returns the images
+    an EXIF orientation turns or mirrors, in order.
+
+    Raises:
+        DataError: Naming each file that is no image Pillow reads, is cut short
+            (`torchbricks._pictures.check_image_file`: the file's header and end, no decoding) or differs in size from
+            its annotations (the first five), and their count.
+    """
+    headers: dict[Path, tuple[tuple[int, int], int] | None] = {}
+    problems: list[str] = []
+    turned: dict[Path, None] = {}
+    for dataset in datasets:
+        for path, record, is_image in _files_of(dataset):
+            if path not in headers:
+                try:
+                    headers[path] = check_image_file(path)
+                except DataError as error:
+                    headers[path] = None
+                    problems.append(str(error))
+            header = headers[path]
+            if header is None:
+                continue
+            if is_image and header[1] != 1:
+                turned[path] = None
+            problem = None if record is None else image_size_problem(record, header[0])
+            if problem is not None and problem not in problems:
+                problems.append(problem)
+    if problems:
+        raise DataError(_unreadable_files_message(root, problems, job))
+    return list(turned)
+
+
+def _unreadable_files_message(root: Path, problems: list[str], job: str = "training") -> str:
     many = len(problems) > 1
     shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+    late = ", at a test image only after training" if job == "training" else ""
     return (
-        f"{len(problems)} file{'s' if many else ''} of {str(root)!r} cannot be read as training reads "
-        f"{'them' if many else 'it'} (found before training, which would stop at the first one it reaches, at a test "
-        f"image only after training): {shown}. Replace or remove {'them' if many else 'it'}; `torchbricks check-data "
-        f"{root}` decodes every image and lists every problem."
+        f"{len(problems)} file{'s' if many else ''} of {str(root)!r} cannot be read as {job} reads "
+        f"{'them' if many else 'it'} (found before {job}, which would stop at the first one it reaches{late}): "
+        f"{shown}. Replace or remove {'them' if many else 'it'}; `torchbricks check-data {root}` decodes every image "
+        "and lists every problem."
     )
 
 
@@ -311,29 +355,9 @@ class FileDataModule(SplitDataModule):
             DataError: Listing every such file (the first five named).
         """
         self.prepare_datasets()
-        headers: dict[Path, tuple[tuple[int, int], int] | None] = {}
-        problems: list[str] = []
-        turned: dict[Path, None] = {}  # the images whose EXIF orientation turns or mirrors them, in order
-        for split in ("train", "validation", "test"):
-            for path, record, is_image in _files_of(self.datasets.get(split)):
-                if path not in headers:
-                    try:
-                        headers[path] = check_image_file(path)
-                    except DataError as error:
-                        headers[path] = None
-                        problems.append(str(error))
-                header = headers[path]
-                if header is None:
-                    continue
-                if is_image and header[1] != 1:
-                    turned[path] = None
-                problem = None if record is None else image_size_problem(record, header[0])
-                if problem is not None and problem not in problems:
-                    problems.append(problem)
-        if problems:
-            raise DataError(_unreadable_files_message(self.root, problems))
+        turned = check_dataset_files(self.root, [self.datasets.get(split) for split in ("train", "validation", "test")])
         if turned and launched_as_global_zero():
-            print(_turned_images_note(self.root, list(turned)), file=sys.stderr, flush=True)
+            print(_turned_images_note(self.root, turned), file=sys.stderr, flush=True)
 
     def _transform(self, split: str) -> Any:
         return self.train_transform if split == "train" and not self.evaluation_only else self.test_transform
@@ -550,6 +574,9 @@ class SegmentationFolderDataModule(FileDataModule):
             name for index, name in enumerate(self.class_names) if index > 0 and index not in found
         ]
         _warn_classes_without_training_example(self.root, self.classes_without_training_example, "mask pixel")
+        shifted = None if self.colours is not None else background_line_notice(self.root, self.class_names, found)
+        if shifted is not None and launched_as_global_zero():
+            print(f"torchbricks: note: {shifted}", file=sys.stderr, flush=True)
 
     def _read_folder_split(self, split: FolderSplit, transform: Any) -> Any:
         return SegmentationFolderDataset(
@@ -563,6 +590,7 @@ class SegmentationFolderDataModule(FileDataModule):
             masks=split.masks,
             stems=split.stems,
             listed=split.listed,
+            class_names=self.class_names,
         )
 
 

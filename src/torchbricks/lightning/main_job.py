@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -82,7 +83,7 @@ from torchbricks.loss_balancing import create_loss_balancer
 from torchbricks.tags import Stage
 from torchbricks.trained_experiment import write_experiment_description
 
-__all__ = ["MainJobResult", "quiet_third_party_notices", "run_main_job"]
+__all__ = ["MainJobResult", "batch_norm_note", "quiet_third_party_notices", "run_main_job"]
 
 
 @dataclass
@@ -183,6 +184,34 @@ def check_data_files(data_module: Any) -> None:
         check = getattr(getattr(source, "data_module", source), "check_files", None)  # a renamed source wraps its module
         if check is not None:
             check()
+
+
+def batch_norm_note(trainer: Any, module: Any) -> str | None:
+    """What the job says when it trains on several processes with BatchNorm layers that are not synchronised
+    (`trainer.sync_batchnorm` off, as on the CPU, where it cannot be on: `check_sync_batchnorm`): each process
+    normalises with the statistics of its own batch, not of every process's together, and DDP keeps the running
+    statistics of the first process. None on one process, without BatchNorm, or with synchronised BatchNorm."""
+    import torch
+
+    layers = [
+        layer
+        for layer in module.modules()
+        if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm) and not isinstance(layer, torch.nn.SyncBatchNorm)
+    ]
+    if trainer.world_size <= 1 or not layers or getattr(trainer.strategy, "_layer_sync", None) is not None:
+        return None
+    return (
+        f"torchbricks: note: training on {trainer.world_size} processes, the model's {len(layers)} BatchNorm layers "
+        "normalise each process's batch (data.batch_size samples) with its own statistics, not those of every "
+        "process's batches together, and the running statistics kept for evaluation are the first process's, as "
+        "DDP does without trainer.sync_batchnorm=true (synchronised BatchNorm, on GPUs only)."
+    )
+
+
+def _say(note: str | None) -> None:
+    """Prints a note of the job once, from the first process, on stderr beside the other notes."""
+    if note is not None and launched_as_global_zero():
+        print(note, file=sys.stderr, flush=True)
 
 
 def leave_process_group() -> None:
@@ -339,12 +368,14 @@ def fit_and_test_best(
     trainer: Any, module: LightningBrickCollection, data_module: Any, checkpoint: Path | None, checkpointing: bool
 ) -> tuple[dict[str, Any], Path | None]:
     """Trains (from `checkpoint` when resuming), then tests the best epoch's weights by `checkpoint.monitor` (the
-    last weights when `checkpointing` is off or no checkpoint was saved), which the module keeps afterwards.
+    last weights when `checkpointing` is off or no checkpoint was saved), which the module keeps afterwards; says
+    first how BatchNorm layers normalise on several processes (`batch_norm_note`).
 
     Returns:
         `training_summary` of the fit and the best checkpoint's file (None when the last weights were tested).
     """
     pl = require("pytorch_lightning", "lightning")
+    _say(batch_norm_note(trainer, module))
     try:
         trainer.fit(module, datamodule=data_module, ckpt_path=checkpoint)
     except pl.utilities.exceptions.MisconfigurationException as error:
