@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from torchbricks.bag_of_bricks._data_parallel import divide_by_every_process, training_processes
 from torchbricks.errors import BrickError
 
 __all__ = ["ClassWeightedCrossEntropyLoss"]
@@ -59,24 +60,11 @@ class ClassWeightedCrossEntropyLoss(nn.CrossEntropyLoss):
         super().__init__(weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        processes = _training_processes(self.training)
-        if processes < 2 or self.reduction != "mean" or target.is_floating_point():
+        if training_processes(self.training) < 2 or self.reduction != "mean" or target.is_floating_point():
             return super().forward(input, target)
         summed = nn.functional.cross_entropy(
             input, target, self.weight, ignore_index=self.ignore_index, reduction="sum", label_smoothing=self.label_smoothing
         )
         counted = target[target != self.ignore_index]
         normalizer = self.weight[counted].sum() if self.weight is not None else torch.tensor(counted.numel())
-        normalizer = normalizer.detach().to(device=summed.device, dtype=summed.dtype).clone()
-        torch.distributed.all_reduce(normalizer)
-        return summed * processes / normalizer
-
-
-def _training_processes(training: bool) -> int:
-    """The number of data-parallel processes a training call runs on (1 outside training, without a process group,
-    and while compiling: a collective in the middle of a traced graph)."""
-    if not (training and torch.is_grad_enabled()) or torch.compiler.is_compiling():
-        return 1
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return 1
-    return int(torch.distributed.get_world_size())
+        return divide_by_every_process(summed, normalizer, self.training)

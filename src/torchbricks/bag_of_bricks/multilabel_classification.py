@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from torchbricks.bag_of_bricks._data_parallel import divide_by_every_process
 from torchbricks.bag_of_bricks.brick_visualizer import BrickPerImageVisualization
 from torchbricks.bag_of_bricks.drawing import draw_class_label, load_font
 from torchbricks.heads._registry import head_factory
@@ -51,7 +52,9 @@ class MultiLabelClassifier(nn.Module):
 
 class MultiLabelLoss(nn.Module):
     """Binary cross entropy of logits [B, K] against 0/1 targets [B, K] of any dtype, averaged over the targets that
-    are not negative: a negative target (`PRESENCE_IGNORED`, a class seen only in ignored objects) is left out.
+    are not negative: a negative target (`PRESENCE_IGNORED`, a class seen only in ignored objects) is left out. In
+    training under DDP the average is over the known targets of every process's batch (see
+    `torchbricks.bag_of_bricks._data_parallel`).
 
     Example:
         >>> round(MultiLabelLoss()(torch.zeros(1, 2), torch.tensor([[1, 0]])).item(), 4)
@@ -63,7 +66,7 @@ class MultiLabelLoss(nn.Module):
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         known = targets >= 0
         losses = F.binary_cross_entropy_with_logits(logits, targets.clamp(min=0).to(logits.dtype), reduction="none")
-        return (losses * known).sum() / known.sum().clamp(min=1)
+        return divide_by_every_process((losses * known).sum(), known.sum(), self.training, minimum=1.0)
 
 
 class BrickVisualizeMultiLabel(BrickPerImageVisualization):

@@ -29,10 +29,11 @@ from torchbricks.bag_of_bricks._box_geometry import (
     render_box_targets,
 )
 from torchbricks.bag_of_bricks._box_metrics import BoxMeanAveragePrecision
+from torchbricks.bag_of_bricks._data_parallel import divide_by_every_process
 from torchbricks.bag_of_bricks._heatmaps import (
     at_least_float32,
     gather_cells,
-    heatmap_focal_loss,
+    heatmap_focal_sum,
     heatmap_peaks,
     set_prior,
 )
@@ -123,7 +124,9 @@ class BoxDetectionLoss(nn.Module):
     """A focal loss on the heatmaps (CenterNet's) and a GIoU loss on the boxes of the cells inside target boxes and
     of the cells holding their centres (see `render_box_targets`).
 
-    Returns (heatmap loss normalized by the number of objects, weighted box loss times `box_weight`).
+    Returns (heatmap loss normalized by the number of objects, weighted box loss times `box_weight`). In training
+    under DDP both are divided by the objects (the box cells' weights) of every process's batch, so that two processes
+    train what one process trains on their batches together (see `torchbricks.bag_of_bricks._data_parallel`).
 
     Args:
         num_classes: Number of object classes.
@@ -146,12 +149,13 @@ class BoxDetectionLoss(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         height, width = heatmap_logits.shape[-2:]
         heat, assigned, weight = render_box_targets(target_boxes, target_labels, self.num_classes, (height, width), self.stride)
-        count = (target_labels >= 0).sum().clamp(min=1).to(heatmap_logits.dtype)
+        count = (target_labels >= 0).sum().to(heatmap_logits.dtype)
         ignored = ignored_cells(target_boxes, target_labels, self.num_classes, (height, width), self.stride)
-        heatmap_loss = heatmap_focal_loss(heatmap_logits, heat, count, self.alpha, self.beta, ignored.to(heatmap_logits.dtype))
+        focal = heatmap_focal_sum(heatmap_logits, heat, self.alpha, self.beta, ignored.to(heatmap_logits.dtype))
+        heatmap_loss = divide_by_every_process(focal, count, self.training, minimum=1.0)
         # in float32: in bfloat16 (mixed precision) a box side near 1000 px is a multiple of 4, and a perfect box lost GIoU
         _, giou = generalized_box_iou_pairs(distances_to_boxes(at_least_float32(distances), self.stride), assigned)
-        box_loss = ((1 - giou) * weight).sum() / weight.sum().clamp(min=1e-6)
+        box_loss = divide_by_every_process(((1 - giou) * weight).sum(), weight.sum(), self.training, minimum=1e-6)
         return heatmap_loss, self.box_weight * box_loss
 
 

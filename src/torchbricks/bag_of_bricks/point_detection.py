@@ -16,10 +16,11 @@ from PIL import Image
 from torch import nn
 from torchmetrics import Metric
 
+from torchbricks.bag_of_bricks._data_parallel import divide_by_every_process
 from torchbricks.bag_of_bricks._heatmaps import (
     at_least_float32,
     gather_cells,
-    heatmap_focal_loss,
+    heatmap_focal_sum,
     heatmap_peaks,
     set_prior,
 )
@@ -143,7 +144,8 @@ def render_heatmap_targets(
 class PointDetectionLoss(nn.Module):
     """CenterNet losses: a focal loss on the heatmaps and an L1 loss on the offsets at the target points.
 
-    Returns (heatmap loss, offset loss), both normalized by the number of target points.
+    Returns (heatmap loss, offset loss), both normalized by the number of target points; in training under DDP, by
+    the points of every process's batch (see `torchbricks.bag_of_bricks._data_parallel`).
 
     Args:
         num_classes: Number of point classes.
@@ -168,11 +170,13 @@ class PointDetectionLoss(nn.Module):
         heat, cells, target_offsets, valid = render_heatmap_targets(
             target_points, target_labels, self.num_classes, (height, width), self.stride, self.sigma
         )
-        count = valid.sum().clamp(min=1).to(heatmap_logits.dtype)
-        heatmap_loss = heatmap_focal_loss(heatmap_logits, heat, count, self.alpha, self.beta)
+        count = valid.sum().to(heatmap_logits.dtype)
+        heatmap_loss = divide_by_every_process(
+            heatmap_focal_sum(heatmap_logits, heat, self.alpha, self.beta), count, self.training, minimum=1.0
+        )
         predicted = gather_cells(offsets, cells[..., 1] * width + cells[..., 0]).transpose(1, 2)  # [B, N, 2]
-        offset_loss = ((predicted - target_offsets).abs() * valid[..., None]).sum() / count
-        return heatmap_loss, offset_loss
+        offset_error = ((predicted - target_offsets).abs() * valid[..., None]).sum()
+        return heatmap_loss, divide_by_every_process(offset_error, count, self.training, minimum=1.0)
 
 
 class PointDetectionF1(Metric):
