@@ -116,3 +116,20 @@ def test_without_a_process_group_the_division_is_by_the_batch_own_denominator_at
     numerator = torch.tensor(6.0)
     assert divide_by_every_process(numerator, torch.tensor(3.0), training=True).item() == 2.0
     assert divide_by_every_process(numerator, torch.tensor(0.0), training=True, minimum=1.0).item() == 6.0
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_with_return_parts_each_loss_is_the_numerator_over_the_denominator_it_hands_over(name: str) -> None:
+    predictions, targets = _batch(name, slice(0, 4))
+    plain = LOSSES[name][0]()
+    with_parts = LOSSES[name][0]()
+    with_parts.return_parts = True
+
+    *losses, parts = with_parts(*predictions, *targets)
+    expected = plain(*predictions, *targets)
+
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    assert parts.shape == (len(expected), 2)
+    for loss, reference, (numerator, denominator) in zip(losses, expected, parts, strict=True):
+        torch.testing.assert_close(loss, reference)
+        torch.testing.assert_close(loss.detach(), numerator / denominator.clamp(min=1e-6), rtol=1e-5, atol=0)

@@ -3,11 +3,12 @@
     python ddp_balancing_job.py OUT_FOLDER OPTIONS_JSON
 
 OPTIONS_JSON: `devices` (1 or 2), `balancer` (a key of `BALANCERS`), `ema_decay` (null or a decay),
-`accumulate` (`trainer.accumulate_grad_batches`), `epochs`, `lr` (SGD's), `batch_size` (of the whole step: each of 2 processes
-gets half), `class_weights` (of the shape head's 3 classes), `heads` (`classes`, the default: two classification
-heads; `dense`: the packaged detection, segmentation and multi-label heads of task=multitask and a points head, on
-images whose boxes, points, known labels and unignored pixels vary from image to image). The two processes'
-batches of a step are together the one process's batch of that step.
+`accumulate` (`trainer.accumulate_grad_batches`), `epochs`, `lr` (SGD's), `batch_size` (of the whole step: each of
+2 processes gets half), `eval_batch_size` (of each process's validation and test batches; its share of
+`batch_size` by default), `class_weights` (of the shape head's 3 classes), `heads` (`classes`, the default: two
+classification heads; `dense`: the packaged detection, segmentation and multi-label heads of task=multitask and a
+points head, on images whose boxes, points, known labels and unignored pixels vary from image to image). The two
+processes' batches of a step are together the one process's batch of that step.
 
 Each process writes `rank<r>.pt`: the module's state_dict after training and the values logged at the end of the
 fit (the balancer's among them) and of the test.
@@ -155,10 +156,11 @@ def main(out: Path, options: dict[str, Any]) -> None:
     # them out in turn; on one process the same sampler for one replica gives each step the union of their batches.
     sampler = DistributedSampler(data, num_replicas=1, rank=0, shuffle=True, seed=0) if devices == 1 else None
     train_loader = DataLoader(data, batch_size=batch_size, sampler=sampler)
-    trainer.fit(module, train_loader, DataLoader(data, batch_size=batch_size))
+    eval_batch_size = int(options.get("eval_batch_size", batch_size))
+    trainer.fit(module, train_loader, DataLoader(data, batch_size=eval_batch_size))
     fitted = {name: float(value) for name, value in trainer.callback_metrics.items()}
     state = {name: value.detach().clone() for name, value in module.state_dict().items()}
-    tested = trainer.test(module, DataLoader(data, batch_size=batch_size), verbose=False)[0]
+    tested = trainer.test(module, DataLoader(data, batch_size=eval_batch_size), verbose=False)[0]
     result = {"state_dict": state, "fitted": fitted, "tested": tested, "world_size": trainer.world_size}
     torch.save(result, out / f"rank{trainer.global_rank}.pt")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["divide_by_every_process", "training_processes"]
+__all__ = ["divide_by_every_process", "parts", "training_processes"]
 
 
 def training_processes(training: bool) -> int:
@@ -48,3 +48,15 @@ def divide_by_every_process(
     if minimum is not None:
         denominator = denominator.clamp(min=minimum)
     return numerator / denominator
+
+
+def parts(*fractions: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """The (numerator, denominator) of each loss a module returns, as one tensor [n, 2] without gradient: the output
+    `torchbricks._conventions.LOSS_PARTS` of the packaged loss bricks.
+
+    Example:
+        >>> parts((torch.tensor(3.0), torch.tensor(2)), (torch.tensor(1.0), torch.tensor(4.0))).tolist()
+        [[3.0, 2.0], [1.0, 4.0]]
+    """
+    rows = [torch.stack((numerator.detach().float(), denominator.detach().float())) for numerator, denominator in fractions]
+    return torch.stack(rows)

@@ -16,7 +16,7 @@ from PIL import Image
 from torch import nn
 from torchmetrics import Metric
 
-from torchbricks.bag_of_bricks._data_parallel import divide_by_every_process
+from torchbricks.bag_of_bricks._data_parallel import divide_by_every_process, parts
 from torchbricks.bag_of_bricks._heatmaps import (
     at_least_float32,
     gather_cells,
@@ -153,30 +153,43 @@ class PointDetectionLoss(nn.Module):
         sigma: Spread of the Gaussian target around each point, in cells.
         alpha: Focusing exponent of the focal loss.
         beta: Down-weighting exponent for negatives near a point.
+        return_parts: Also return each loss's numerator and denominator on this batch, [2, 2] (see
+            `torchbricks._conventions.LOSS_PARTS`), for a validation epoch's loss over the whole split.
     """
 
-    def __init__(self, num_classes: int, stride: int, sigma: float = 1.0, alpha: float = 2.0, beta: float = 4.0) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        stride: int,
+        sigma: float = 1.0,
+        alpha: float = 2.0,
+        beta: float = 4.0,
+        return_parts: bool = False,
+    ) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.stride = stride
         self.sigma = sigma
         self.alpha = alpha
         self.beta = beta
+        self.return_parts = return_parts
 
     def forward(
         self, heatmap_logits: torch.Tensor, offsets: torch.Tensor, target_points: torch.Tensor, target_labels: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, ...]:
         height, width = heatmap_logits.shape[-2:]
         heat, cells, target_offsets, valid = render_heatmap_targets(
             target_points, target_labels, self.num_classes, (height, width), self.stride, self.sigma
         )
         count = valid.sum().to(heatmap_logits.dtype)
-        heatmap_loss = divide_by_every_process(
-            heatmap_focal_sum(heatmap_logits, heat, self.alpha, self.beta), count, self.training, minimum=1.0
-        )
+        focal = heatmap_focal_sum(heatmap_logits, heat, self.alpha, self.beta)
+        heatmap_loss = divide_by_every_process(focal, count, self.training, minimum=1.0)
         predicted = gather_cells(offsets, cells[..., 1] * width + cells[..., 0]).transpose(1, 2)  # [B, N, 2]
         offset_error = ((predicted - target_offsets).abs() * valid[..., None]).sum()
-        return heatmap_loss, divide_by_every_process(offset_error, count, self.training, minimum=1.0)
+        offset_loss = divide_by_every_process(offset_error, count, self.training, minimum=1.0)
+        if self.return_parts:
+            return heatmap_loss, offset_loss, parts((focal, count), (offset_error, count))
+        return heatmap_loss, offset_loss
 
 
 class PointDetectionF1(Metric):
