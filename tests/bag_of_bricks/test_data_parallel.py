@@ -96,7 +96,7 @@ def test_two_processes_train_the_gradients_of_one_process_on_their_batches_toget
     # Each process holds two of the four images, the second process's with fewer boxes, points, known labels and
     # heavy or unignored pixels. DDP averages the processes' gradients: divided by each process's own count, the
     # second process's few boxes counted for as much as the first's many.
-    spawn_two_gloo_processes(_on_two_processes, tmp_path, timeout=120, waiting="the losses")
+    spawn_two_gloo_processes(_on_two_processes, tmp_path, timeout=300, waiting="the losses")
     ranks = [torch.load(tmp_path / f"{rank}.pt", weights_only=True) for rank in range(2)]
 
     for name in LOSSES:
