@@ -4,6 +4,7 @@
 - Logged names: `<stage>/<head>/<metric>` for metric values, `<stage>/loss` for the summed loss and
   `<stage>/losses/<head>/<loss>` for each loss; Lightning adds `_epoch` / `_step` to values logged both ways.
   `logged_name` builds them and `parse_logged_name` reads them back.
+- `LOSS_PARTS`: the output beside a loss brick's losses that hands over each loss's numerator and denominator.
 - A head's entry in a mapping by head (`of_head`): by its path, else by its first name (a data source `detection`
   names its head `detection/...`).
 """
@@ -17,6 +18,7 @@ __all__ = [
     "CONFUSION_MATRIX",
     "IGNORE_INDEX",
     "LOSSES",
+    "LOSS_PARTS",
     "PER_CLASS",
     "SEPARATOR",
     "TOTAL_LOSS",
@@ -37,6 +39,13 @@ TOTAL_LOSS = "loss"
 
 LOSSES = "losses"
 """The logged group of the individual losses, `<stage>/losses/<head>/<loss>`."""
+
+LOSS_PARTS = "loss_parts"
+"""The last name of a loss brick's output [n, 2] that holds, beside its n losses, each loss's numerator and denominator
+(row i: the brick's i-th loss output = numerator / denominator, denominator 0 read as 1) for the batch the process
+computed it on, not divided over the processes. A validation or test epoch's loss is then the sum of the numerators
+over the epoch's batches and processes divided by the sum of their denominators: the whole split's loss, whatever
+the batch size and the number of processes (see `torchbricks.lightning.LightningBrickCollection`)."""
 
 PER_CLASS = "per_class"
 """The metric name under which a head's per-class values are kept, `<head>/per_class` (class name -> score -> value)."""

@@ -108,7 +108,11 @@ def test_a_missing_key_lists_what_is_available() -> None:
 
 
 def test_a_wiring_error_is_a_brick_error_noting_the_config_key() -> None:
-    config = compose_config(["model.bricks.head.loss.output_names=[features]"])
+    wiring = [
+        "model.bricks.head.loss.output_names=[features,./loss_parts]",
+        "model.bricks.head.loss.loss_output_names=[features]",
+    ]
+    config = compose_config(wiring)
 
     with pytest.raises(DuplicateOutputError, match="'features'") as raised:
         create_brick_collection(config)

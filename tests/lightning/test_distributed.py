@@ -236,6 +236,30 @@ def test_two_processes_train_and_log_what_one_process_does_on_their_batches_toge
 
 
 @pytest.mark.slow
+def test_the_packaged_heads_train_and_log_on_two_processes_what_one_process_does_on_their_batches_together(
+    tmp_path: Path,
+) -> None:
+    # The packaged detection, points, multi-label and segmentation heads divide their losses within the batch by
+    # its boxes, points, known labels and unignored pixels, which vary from image to image. Trained on two processes
+    # (batches of 4 each), the weights must be one process's trained on the batches of 8 together; validated and
+    # tested in batches of 3 on each process (the last one of 1), the epoch losses must be the whole split's, as
+    # one process computes them in batches of 8.
+    options = {"balancer": "fixed", "heads": "dense", "lr": 0.01}
+    (one,) = run_balancing_job(tmp_path, devices=1, **options)
+    first, second = run_balancing_job(tmp_path, devices=2, eval_batch_size=3, **options)
+
+    assert (one["world_size"], first["world_size"]) == (1, 2)
+    for name, value in one["state_dict"].items():
+        torch.testing.assert_close(first["state_dict"][name], value, rtol=1e-5, atol=1e-6, msg=name)
+        assert torch.equal(first["state_dict"][name], second["state_dict"][name]), name
+    assert "validation/losses/detection/loss_box" in one["fitted"]
+    for kind in ("fitted", "tested"):
+        assert sorted(first[kind]) == sorted(one[kind])
+        for name, value in one[kind].items():
+            assert first[kind][name] == pytest.approx(value, rel=1e-5, abs=1e-6), f"{kind} {name}"
+
+
+@pytest.mark.slow
 def test_a_two_process_run_resumed_from_its_checkpoint_continues_every_state_as_the_uninterrupted_run(tmp_path: Path) -> None:
     # Uncertainty weights, a moving average, a learning rate schedule and early stopping whose patience ran out at
     # epoch 3 (the augmentation turned off) and runs out again at epoch 5: resumed after epoch 3, every one of them

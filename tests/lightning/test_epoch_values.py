@@ -36,14 +36,46 @@ def test_loss_means_weigh_each_batch_by_its_size() -> None:
     assert float(computed["loss"]) == pytest.approx(expected)
 
 
-def test_loss_means_add_up_the_sums_and_counts_of_every_process() -> None:
-    here = LossMeans()
-    here.update({"loss": torch.tensor(1.0)}, 2)
-    layout_of_there = torch.tensor([4.0 * 6, 6.0], dtype=torch.float64)  # the other process: loss 4 over 6 samples
+def _sums_of(means: LossMeans, names: list[str]) -> torch.Tensor:
+    """What `means` hands to the reduction over processes: the other process's share of a sum."""
+    handed: list[torch.Tensor] = []
+    means.compute(names, CPU, lambda tensor: handed.append(tensor) or tensor)
+    return handed[0]
 
-    computed = here.compute(["loss"], CPU, lambda tensor: tensor + layout_of_there)
+
+def test_loss_means_add_up_the_sums_and_counts_of_every_process() -> None:
+    here, there = LossMeans(), LossMeans()
+    here.update({"loss": torch.tensor(1.0)}, 2)
+    there.update({"loss": torch.tensor(4.0)}, 6)  # the other process: loss 4 over 6 samples
+
+    computed = here.compute(["loss"], CPU, lambda tensor: tensor + _sums_of(there, ["loss"]))
 
     assert float(computed["loss"]) == pytest.approx((1.0 * 2 + 4.0 * 6) / 8)
+
+
+def test_a_loss_with_parts_is_its_numerators_over_its_denominators_on_every_process() -> None:
+    # Per batch (numerator, denominator) of a loss divided by its boxes: its epoch value is the whole split's, not
+    # a mean of the batches' ratios weighed by their sizes. A batch without boxes adds its numerator (its negatives).
+    batches = [((6.0, 3.0), 4), ((1.0, 1.0), 4), ((2.0, 0.0), 1)]
+    elsewhere = ((10.0, 4.0), 2)
+    here, there = LossMeans(), LossMeans()
+    for (numerator, denominator), size in batches:
+        ratio = numerator / max(denominator, 1.0)
+        here.update({"boxes": torch.tensor(ratio)}, size, {"boxes": torch.tensor([numerator, denominator])})
+    (numerator, denominator), size = elsewhere
+    there.update({"boxes": torch.tensor(numerator / denominator)}, size, {"boxes": torch.tensor([numerator, denominator])})
+
+    computed = here.compute(["boxes"], CPU, lambda tensor: tensor + _sums_of(there, ["boxes"]))
+
+    assert float(computed["boxes"]) == pytest.approx((6.0 + 1.0 + 2.0 + 10.0) / (3.0 + 1.0 + 0.0 + 4.0))
+
+
+def test_a_loss_whose_denominators_are_all_zero_is_its_numerator_as_the_losses_divide_by_at_least_one() -> None:
+    means = LossMeans()
+    means.update({"boxes": torch.tensor(2.5)}, 3, {"boxes": torch.tensor([2.5, 0.0])})
+    means.update({"boxes": torch.tensor(0.5)}, 3, {"boxes": torch.tensor([0.5, 0.0])})
+
+    assert float(means.compute(["boxes"], CPU, _no_other_process)["boxes"]) == pytest.approx(3.0)
 
 
 def test_only_metrics_that_saw_a_batch_are_summarized_and_reset() -> None:

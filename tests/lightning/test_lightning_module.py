@@ -522,3 +522,22 @@ def test_pcgrad_on_several_processes_of_another_strategy_than_ddp_is_refused_nam
     _check_gradient_balancer_strategy(UncertaintyWeighting(["a", "b"]), sharded)  # type: ignore[arg-type]
     ddp = SimpleNamespace(world_size=2, strategy=pl.strategies.DDPStrategy())
     _check_gradient_balancer_strategy(PCGrad(["a", "b"]), ddp)  # type: ignore[arg-type]
+
+
+class _LossWithShortParts(nn.Module):
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        loss = nn.functional.cross_entropy(logits, targets)
+        return loss, torch.stack((loss.detach(), torch.tensor(1.0)))  # [2], not one row [1, 2] per loss
+
+
+def test_a_loss_parts_output_of_another_shape_than_one_row_per_loss_is_refused_naming_it() -> None:
+    collection = BrickCollection(
+        {
+            "head": BrickTrainable(nn.Linear(4, 2), input_names=["raw"], output_names=["logits"]),
+            "loss": BrickLoss(_LossWithShortParts(), ["logits", "targets"], ["ce", "loss_parts"], loss_output_names=["ce"]),
+        }
+    )
+    module = LightningBrickCollection("build", "parts", collection, lambda params: torch.optim.SGD(params, lr=0.1))
+
+    with pytest.raises(BrickError, match=r"'loss_parts' must hold the numerator and denominator of each of the losses \['ce'\]"):
+        module.validation_step((torch.rand(3, 4), torch.tensor([0, 1, 1])), batch_idx=0)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["at_least_float32", "gather_cells", "heatmap_focal_loss", "heatmap_peaks", "set_prior"]
+__all__ = ["at_least_float32", "gather_cells", "heatmap_focal_sum", "heatmap_peaks", "set_prior"]
 
 
 def set_prior(heatmap: nn.Conv2d, prior: float) -> None:
@@ -63,20 +63,16 @@ def gather_cells(maps: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
     return torch.gather(maps.flatten(2), 2, cells.unsqueeze(1).expand(-1, maps.shape[1], -1))
 
 
-def heatmap_focal_loss(
-    heatmap_logits: torch.Tensor,
-    heat: torch.Tensor,
-    count: torch.Tensor,
-    alpha: float,
-    beta: float,
-    ignored: torch.Tensor | None = None,
+def heatmap_focal_sum(
+    heatmap_logits: torch.Tensor, heat: torch.Tensor, alpha: float, beta: float, ignored: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """CenterNet's focal loss of heatmap logits against Gaussian targets `heat` (1 at the objects), divided by `count`;
-    cells where `ignored` [B, K, h, w] is 1 add no negative loss (regions that evaluation ignores).
+    """CenterNet's focal loss of heatmap logits against Gaussian targets `heat` (1 at the objects), summed over the
+    cells (the losses divide it by their objects, see `torchbricks.bag_of_bricks._data_parallel`); cells where
+    `ignored` [B, K, h, w] is 1 add no negative loss (regions that evaluation ignores).
 
     Example:
         >>> logits, heat = torch.zeros(1, 1, 2, 2), torch.tensor([[[[1.0, 0.5], [0.0, 0.0]]]])
-        >>> round(heatmap_focal_loss(logits, heat, torch.tensor(1.0), alpha=2.0, beta=4.0).item(), 4)
+        >>> round(heatmap_focal_sum(logits, heat, alpha=2.0, beta=4.0).item(), 4)
         0.5307
     """
     probability = torch.sigmoid(heatmap_logits)
@@ -85,4 +81,4 @@ def heatmap_focal_loss(
     negative_loss = -((1 - heat) ** beta) * probability**alpha * F.logsigmoid(-heatmap_logits) * (1 - positive)
     if ignored is not None:
         negative_loss = negative_loss * (1 - ignored)
-    return (positive_loss.sum() + negative_loss.sum()) / count
+    return positive_loss.sum() + negative_loss.sum()

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from torchbricks.bag_of_bricks._data_parallel import divide_by_every_process, parts, training_processes
 from torchbricks.errors import BrickError
 
 __all__ = ["ClassWeightedCrossEntropyLoss"]
@@ -32,6 +33,8 @@ class ClassWeightedCrossEntropyLoss(nn.CrossEntropyLoss):
         class_weights: One weight >= 0 per class, or None.
         ignore_index: Targets with this value are left out (255 for segmentation masks).
         label_smoothing: Passed to `CrossEntropyLoss`.
+        return_parts: Also return the loss's numerator and denominator on this batch, [1, 2] (see
+            `torchbricks._conventions.LOSS_PARTS`), for a validation epoch's loss over the whole split.
 
     Raises:
         BrickError: A weight is negative or not finite, every weight is 0, or the weights are a string.
@@ -43,7 +46,11 @@ class ClassWeightedCrossEntropyLoss(nn.CrossEntropyLoss):
     """
 
     def __init__(
-        self, class_weights: Sequence[float] | None = None, ignore_index: int = -100, label_smoothing: float = 0.0
+        self,
+        class_weights: Sequence[float] | None = None,
+        ignore_index: int = -100,
+        label_smoothing: float = 0.0,
+        return_parts: bool = False,
     ) -> None:
         weight = None
         if isinstance(class_weights, str):
@@ -57,26 +64,30 @@ class ClassWeightedCrossEntropyLoss(nn.CrossEntropyLoss):
                 raise BrickError(f"class_weights must be one finite number >= 0 per class, not all 0; got {list(class_weights)}.")
             weight = torch.tensor(values, dtype=torch.float32)
         super().__init__(weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing)
+        self.return_parts = return_parts
 
-    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        processes = _training_processes(self.training)
-        if processes < 2 or self.reduction != "mean" or target.is_floating_point():
-            return super().forward(input, target)
+    def forward(  # type: ignore[override] # with return_parts, the loss and its parts (a loss brick with two outputs)
+        self, input: torch.Tensor, target: torch.Tensor
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        divided = self.reduction == "mean" and not target.is_floating_point()
+        if not divided or (training_processes(self.training) < 2 and not self.return_parts):
+            loss = super().forward(input, target)
+            if not self.return_parts:
+                return loss
+            if self.reduction != "mean":
+                raise BrickError(
+                    "ClassWeightedCrossEntropyLoss(return_parts=True) hands over the numerator and denominator of a mean: "
+                    f"reduction must be 'mean', got {self.reduction!r}."
+                )
+            samples = torch.tensor(float(input.numel() // input.shape[1] if input.ndim > 1 else 1), device=loss.device)
+            return loss, parts((loss * samples, samples))  # class probabilities: a mean over the samples
         summed = nn.functional.cross_entropy(
             input, target, self.weight, ignore_index=self.ignore_index, reduction="sum", label_smoothing=self.label_smoothing
         )
-        counted = target[target != self.ignore_index]
-        normalizer = self.weight[counted].sum() if self.weight is not None else torch.tensor(counted.numel())
-        normalizer = normalizer.detach().to(device=summed.device, dtype=summed.dtype).clone()
-        torch.distributed.all_reduce(normalizer)
-        return summed * processes / normalizer
-
-
-def _training_processes(training: bool) -> int:
-    """The number of data-parallel processes a training call runs on (1 outside training, without a process group,
-    and while compiling: a collective in the middle of a traced graph)."""
-    if not (training and torch.is_grad_enabled()) or torch.compiler.is_compiling():
-        return 1
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return 1
-    return int(torch.distributed.get_world_size())
+        counted = target != self.ignore_index  # a mask, not the targets it selects: traceable by torch.compile
+        if self.weight is None:
+            normalizer = counted.sum()
+        else:
+            normalizer = (self.weight[torch.where(counted, target, torch.zeros_like(target))] * counted).sum()
+        loss = divide_by_every_process(summed, normalizer, self.training)
+        return (loss, parts((summed, normalizer))) if self.return_parts else loss

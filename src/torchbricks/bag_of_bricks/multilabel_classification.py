@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from torchbricks.bag_of_bricks._data_parallel import divide_by_every_process, parts
 from torchbricks.bag_of_bricks.brick_visualizer import BrickPerImageVisualization
 from torchbricks.bag_of_bricks.drawing import draw_class_label, load_font
 from torchbricks.heads._registry import head_factory
@@ -51,7 +52,10 @@ class MultiLabelClassifier(nn.Module):
 
 class MultiLabelLoss(nn.Module):
     """Binary cross entropy of logits [B, K] against 0/1 targets [B, K] of any dtype, averaged over the targets that
-    are not negative: a negative target (`PRESENCE_IGNORED`, a class seen only in ignored objects) is left out.
+    are not negative: a negative target (`PRESENCE_IGNORED`, a class seen only in ignored objects) is left out. In
+    training under DDP the average is over the known targets of every process's batch (see
+    `torchbricks.bag_of_bricks._data_parallel`). With `return_parts`, it also returns the loss's numerator and
+    denominator on this batch, [1, 2] (see `torchbricks._conventions.LOSS_PARTS`).
 
     Example:
         >>> round(MultiLabelLoss()(torch.zeros(1, 2), torch.tensor([[1, 0]])).item(), 4)
@@ -60,10 +64,16 @@ class MultiLabelLoss(nn.Module):
         0.6931
     """
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def __init__(self, return_parts: bool = False) -> None:
+        super().__init__()
+        self.return_parts = return_parts
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         known = targets >= 0
         losses = F.binary_cross_entropy_with_logits(logits, targets.clamp(min=0).to(logits.dtype), reduction="none")
-        return (losses * known).sum() / known.sum().clamp(min=1)
+        summed = (losses * known).sum()
+        loss = divide_by_every_process(summed, known.sum(), self.training, minimum=1.0)
+        return (loss, parts((summed, known.sum()))) if self.return_parts else loss
 
 
 class BrickVisualizeMultiLabel(BrickPerImageVisualization):

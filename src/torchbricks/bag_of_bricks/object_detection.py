@@ -29,10 +29,11 @@ from torchbricks.bag_of_bricks._box_geometry import (
     render_box_targets,
 )
 from torchbricks.bag_of_bricks._box_metrics import BoxMeanAveragePrecision
+from torchbricks.bag_of_bricks._data_parallel import divide_by_every_process, parts
 from torchbricks.bag_of_bricks._heatmaps import (
     at_least_float32,
     gather_cells,
-    heatmap_focal_loss,
+    heatmap_focal_sum,
     heatmap_peaks,
     set_prior,
 )
@@ -123,7 +124,9 @@ class BoxDetectionLoss(nn.Module):
     """A focal loss on the heatmaps (CenterNet's) and a GIoU loss on the boxes of the cells inside target boxes and
     of the cells holding their centres (see `render_box_targets`).
 
-    Returns (heatmap loss normalized by the number of objects, weighted box loss times `box_weight`).
+    Returns (heatmap loss normalized by the number of objects, weighted box loss times `box_weight`). In training
+    under DDP both are divided by the objects (the box cells' weights) of every process's batch, so that two processes
+    train what one process trains on their batches together (see `torchbricks.bag_of_bricks._data_parallel`).
 
     Args:
         num_classes: Number of object classes.
@@ -131,28 +134,43 @@ class BoxDetectionLoss(nn.Module):
         box_weight: Weight of the box loss.
         alpha: Focusing exponent of the focal loss.
         beta: Down-weighting exponent for negatives near an object centre.
+        return_parts: Also return each loss's numerator and denominator on this batch, [2, 2] (see
+            `torchbricks._conventions.LOSS_PARTS`), for a validation epoch's loss over the whole split.
     """
 
-    def __init__(self, num_classes: int, stride: int, box_weight: float = 2.0, alpha: float = 2.0, beta: float = 4.0) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        stride: int,
+        box_weight: float = 2.0,
+        alpha: float = 2.0,
+        beta: float = 4.0,
+        return_parts: bool = False,
+    ) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.stride = stride
         self.box_weight = box_weight
         self.alpha = alpha
         self.beta = beta
+        self.return_parts = return_parts
 
     def forward(
         self, heatmap_logits: torch.Tensor, distances: torch.Tensor, target_boxes: torch.Tensor, target_labels: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, ...]:
         height, width = heatmap_logits.shape[-2:]
         heat, assigned, weight = render_box_targets(target_boxes, target_labels, self.num_classes, (height, width), self.stride)
-        count = (target_labels >= 0).sum().clamp(min=1).to(heatmap_logits.dtype)
+        count = (target_labels >= 0).sum().to(heatmap_logits.dtype)
         ignored = ignored_cells(target_boxes, target_labels, self.num_classes, (height, width), self.stride)
-        heatmap_loss = heatmap_focal_loss(heatmap_logits, heat, count, self.alpha, self.beta, ignored.to(heatmap_logits.dtype))
+        focal = heatmap_focal_sum(heatmap_logits, heat, self.alpha, self.beta, ignored.to(heatmap_logits.dtype))
+        heatmap_loss = divide_by_every_process(focal, count, self.training, minimum=1.0)
         # in float32: in bfloat16 (mixed precision) a box side near 1000 px is a multiple of 4, and a perfect box lost GIoU
         _, giou = generalized_box_iou_pairs(distances_to_boxes(at_least_float32(distances), self.stride), assigned)
-        box_loss = ((1 - giou) * weight).sum() / weight.sum().clamp(min=1e-6)
-        return heatmap_loss, self.box_weight * box_loss
+        box_error = self.box_weight * ((1 - giou) * weight).sum()
+        box_loss = divide_by_every_process(box_error, weight.sum(), self.training, minimum=1e-6)
+        if self.return_parts:
+            return heatmap_loss, box_loss, parts((focal, count), (box_error, weight.sum()))
+        return heatmap_loss, box_loss
 
 
 class BoxDecoder(nn.Module):

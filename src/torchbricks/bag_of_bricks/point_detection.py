@@ -16,10 +16,11 @@ from PIL import Image
 from torch import nn
 from torchmetrics import Metric
 
+from torchbricks.bag_of_bricks._data_parallel import divide_by_every_process, parts
 from torchbricks.bag_of_bricks._heatmaps import (
     at_least_float32,
     gather_cells,
-    heatmap_focal_loss,
+    heatmap_focal_sum,
     heatmap_peaks,
     set_prior,
 )
@@ -143,7 +144,8 @@ def render_heatmap_targets(
 class PointDetectionLoss(nn.Module):
     """CenterNet losses: a focal loss on the heatmaps and an L1 loss on the offsets at the target points.
 
-    Returns (heatmap loss, offset loss), both normalized by the number of target points.
+    Returns (heatmap loss, offset loss), both normalized by the number of target points; in training under DDP, by
+    the points of every process's batch (see `torchbricks.bag_of_bricks._data_parallel`).
 
     Args:
         num_classes: Number of point classes.
@@ -151,27 +153,42 @@ class PointDetectionLoss(nn.Module):
         sigma: Spread of the Gaussian target around each point, in cells.
         alpha: Focusing exponent of the focal loss.
         beta: Down-weighting exponent for negatives near a point.
+        return_parts: Also return each loss's numerator and denominator on this batch, [2, 2] (see
+            `torchbricks._conventions.LOSS_PARTS`), for a validation epoch's loss over the whole split.
     """
 
-    def __init__(self, num_classes: int, stride: int, sigma: float = 1.0, alpha: float = 2.0, beta: float = 4.0) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        stride: int,
+        sigma: float = 1.0,
+        alpha: float = 2.0,
+        beta: float = 4.0,
+        return_parts: bool = False,
+    ) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.stride = stride
         self.sigma = sigma
         self.alpha = alpha
         self.beta = beta
+        self.return_parts = return_parts
 
     def forward(
         self, heatmap_logits: torch.Tensor, offsets: torch.Tensor, target_points: torch.Tensor, target_labels: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, ...]:
         height, width = heatmap_logits.shape[-2:]
         heat, cells, target_offsets, valid = render_heatmap_targets(
             target_points, target_labels, self.num_classes, (height, width), self.stride, self.sigma
         )
-        count = valid.sum().clamp(min=1).to(heatmap_logits.dtype)
-        heatmap_loss = heatmap_focal_loss(heatmap_logits, heat, count, self.alpha, self.beta)
+        count = valid.sum().to(heatmap_logits.dtype)
+        focal = heatmap_focal_sum(heatmap_logits, heat, self.alpha, self.beta)
+        heatmap_loss = divide_by_every_process(focal, count, self.training, minimum=1.0)
         predicted = gather_cells(offsets, cells[..., 1] * width + cells[..., 0]).transpose(1, 2)  # [B, N, 2]
-        offset_loss = ((predicted - target_offsets).abs() * valid[..., None]).sum() / count
+        offset_error = ((predicted - target_offsets).abs() * valid[..., None]).sum()
+        offset_loss = divide_by_every_process(offset_error, count, self.training, minimum=1.0)
+        if self.return_parts:
+            return heatmap_loss, offset_loss, parts((focal, count), (offset_error, count))
         return heatmap_loss, offset_loss
 
 

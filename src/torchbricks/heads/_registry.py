@@ -25,6 +25,7 @@ from typing import Any, ClassVar, ParamSpec, Protocol, TypeVar
 
 import numpy as np
 
+from torchbricks._conventions import LOSS_PARTS
 from torchbricks.bricks import BrickInterface
 from torchbricks.errors import BrickError, did_you_mean
 
@@ -40,6 +41,7 @@ __all__ = [
     "get_head",
     "head_factory",
     "list_heads",
+    "loss_with_parts",
     "metrics",
     "node",
     "node_of",
@@ -323,6 +325,19 @@ def head_factory(
 def brick(brick_type: str, model: dict[str, Any], input_names: Any, output_names: list[str]) -> dict[str, Any]:
     """A `torchbricks.bricks.<brick_type>` (`BrickTrainable`, `BrickNotTrainable`, `BrickLoss`) node around `model`."""
     return node(f"torchbricks.bricks.{brick_type}", model=model, input_names=input_names, output_names=output_names)
+
+
+def loss_with_parts(model: dict[str, Any], input_names: list[Any], loss_names: list[str]) -> dict[str, Any]:
+    """A `torchbricks.bricks.BrickLoss` node around the loss `model` (built with `return_parts=True`) writing the
+    losses `loss_names` and, beside them, each one's numerator and denominator (`./loss_parts`, see
+    `torchbricks._conventions.LOSS_PARTS`), so that a validation epoch's loss is the whole split's."""
+    return node(
+        "torchbricks.bricks.BrickLoss",
+        model={**model, "return_parts": True},
+        input_names=input_names,
+        output_names=[*loss_names, f"./{LOSS_PARTS}"],
+        loss_output_names=list(loss_names),
+    )
 
 
 def metrics(metric_collection: dict[str, Any], input_names: list[Any]) -> dict[str, Any]:

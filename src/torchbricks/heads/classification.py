@@ -15,6 +15,7 @@ from torchbricks.heads._registry import (
     TaskHead,
     brick,
     head_factory,
+    loss_with_parts,
     metrics,
     node,
     node_of,
@@ -50,7 +51,7 @@ class ClassificationArguments(HeadInputs):
 
 @register_head("classification")
 class ClassificationTaskHead(TaskHead):
-    """Bricks `classify` (`./logits`, `./probabilities`, `./class_prediction`), `loss` (`./loss_ce`), `metrics`
+    """Bricks `classify` (`./logits`, `./probabilities`, `./class_prediction`), `loss` (`./loss_ce`, `./loss_parts`), `metrics`
     (`accuracy`, micro average, and `confusion_matrix` with `per_class` scores) and, given an image, `visualize`."""
 
     outputs = ("class_prediction", "probabilities")
@@ -94,8 +95,9 @@ class ClassificationTaskHead(TaskHead):
         """Image classification bricks, with relative names so the dict nests under any name.
 
         Bricks: `classify` (an `ImageClassifier` producing `./logits`, `./probabilities` and `./class_prediction`),
-        `loss` (cross entropy, `./loss_ce`), `metrics` (`accuracy`, micro average, and `confusion_matrix` with each
-        class's `per_class` scores) and, when `image_name` is given, `visualize` (`./visualization`: the predicted
+        `loss` (cross entropy, `./loss_ce`, and its numerator and denominator `./loss_parts`), `metrics`
+        (`accuracy`, micro average, and `confusion_matrix` with each class's `per_class` scores) and, when
+        `image_name` is given, `visualize` (`./visualization`: the predicted
         class drawn on each image).
 
         Example:
@@ -103,7 +105,7 @@ class ClassificationTaskHead(TaskHead):
             >>> from torchbricks.brick_collection import BrickCollection
             >>> model = BrickCollection({"head": create_classification_head(3, 8, "features", "targets")})
             >>> sorted(model({"features": torch.rand(2, 8, 4, 4), "targets": torch.tensor([0, 2])}, return_inputs=False))
-            ['head/class_prediction', 'head/logits', 'head/loss_ce', 'head/probabilities']
+            ['head/class_prediction', 'head/logits', 'head/loss_ce', 'head/loss_parts', 'head/probabilities']
         """
         cross_entropy = node(f"{_MODULES}.losses.ClassWeightedCrossEntropyLoss", class_weights=given.class_weights)
         classifier = node(
@@ -122,7 +124,7 @@ class ClassificationTaskHead(TaskHead):
             "classify": brick(
                 "BrickTrainable", classifier, [given.features_name], ["./logits", "./probabilities", "./class_prediction"]
             ),
-            "loss": brick("BrickLoss", cross_entropy, ["./logits", given.targets_name], ["./loss_ce"]),
+            "loss": loss_with_parts(cross_entropy, ["./logits", given.targets_name], ["./loss_ce"]),
             "metrics": metrics(scores, ["./class_prediction", given.targets_name]),
         }
         return cls.with_drawing(head, given.image_name, class_names=given.class_names, font_size=given.font_size)

@@ -12,7 +12,17 @@ import torch
 
 from torchbricks._extras import require
 from torchbricks.heads._predictions import MatchedPredictions, class_names_of, color_cycle, split_padded
-from torchbricks.heads._registry import Collected, DenseHeadInputs, Description, TaskHead, brick, metrics, node_of, register_head
+from torchbricks.heads._registry import (
+    Collected,
+    DenseHeadInputs,
+    Description,
+    TaskHead,
+    brick,
+    loss_with_parts,
+    metrics,
+    node_of,
+    register_head,
+)
 
 __all__ = ["MATCH_IOU", "BoxHeadPredictions", "Boxes", "DetectionArguments", "DetectionTaskHead"]
 
@@ -146,8 +156,9 @@ class DetectionArguments(DenseHeadInputs):
 @register_head("detection")
 class DetectionTaskHead(TaskHead):
     """Bricks `neck` (with several feature maps: `./features`), `detect` (`./heatmap`, `./distances`), `decode`
-    (`./boxes`, `./scores`, `./labels`), `loss` (`./loss_heatmap`, `./loss_box`), `metrics` (`mean_average_precision`:
-    `map`, `map_50`, `map_75`, `mar_100` (`mar_<max_detections>` above 100) and `per_class`) and, given an image,
+    (`./boxes`, `./scores`, `./labels`), `loss` (`./loss_heatmap`, `./loss_box`, `./loss_parts`), `metrics`
+    (`mean_average_precision`: `map`, `map_50`, `map_75`, `mar_100` (`mar_<max_detections>` above 100) and
+    `per_class`) and, given an image,
     `visualize` (`./visualization`)."""
 
     outputs = ("boxes", "scores", "labels")
@@ -185,7 +196,8 @@ class DetectionTaskHead(TaskHead):
         """Box detection bricks, with relative names so the dict nests under any name.
 
         Bricks: `neck` (given `neck_inputs`), `detect` (a `BoxDetectionHead`: `./heatmap`, `./distances`), `decode`
-        (a `BoxDecoder`: `./boxes`, `./scores`, `./labels`), `loss` (`./loss_heatmap`, `./loss_box`), `metrics` (a
+        (a `BoxDecoder`: `./boxes`, `./scores`, `./labels`), `loss` (`./loss_heatmap`, `./loss_box`, `./loss_parts`),
+        `metrics` (a
         `BoxMeanAveragePrecision` counting every decoded box and reporting `map`, `map_50`, `map_75`, `mar_100`
         (`mar_<max_detections>` when the decoder keeps more than 100) and `per_class` under the head's name) and,
         when `image_name` is given, `visualize` (`./visualization`).
@@ -213,7 +225,7 @@ class DetectionTaskHead(TaskHead):
         }
         head["detect"] = brick("BrickTrainable", detector, [given.features_name], ["./heatmap", "./distances"])
         head["decode"] = brick("BrickNotTrainable", decoder, ["./heatmap", "./distances"], ["./boxes", "./scores", "./labels"])
-        head["loss"] = brick("BrickLoss", loss, ["./heatmap", "./distances", *targets], ["./loss_heatmap", "./loss_box"])
+        head["loss"] = loss_with_parts(loss, ["./heatmap", "./distances", *targets], ["./loss_heatmap", "./loss_box"])
         head["metrics"] = metrics(average_precision, ["./boxes", "./scores", "./labels", *targets])
         return cls.with_drawing(head, given.image_name, class_names=given.class_names, min_score=given.min_drawn_score)
 

@@ -16,6 +16,7 @@ from torchbricks.heads._registry import (
     HeadInputs,
     TaskHead,
     brick,
+    loss_with_parts,
     metrics,
     node,
     register_head,
@@ -101,7 +102,7 @@ class MultiLabelArguments(HeadInputs):
 
 @register_head("multilabel")
 class MultiLabelTaskHead(TaskHead):
-    """Bricks `classify` (`./logits`, `./probabilities`, `./present`), `loss` (`./loss_bce`), `metrics` (`f1` and
+    """Bricks `classify` (`./logits`, `./probabilities`, `./present`), `loss` (`./loss_bce`, `./loss_parts`), `metrics` (`f1` and
     `accuracy`, micro averaged, and `per_class` scores) and, given an image, `visualize` (`./visualization`)."""
 
     outputs = ("present", "probabilities")
@@ -131,8 +132,9 @@ class MultiLabelTaskHead(TaskHead):
         """Multi-label classification bricks, with relative names so the dict nests under any name.
 
         Bricks: `classify` (a `MultiLabelClassifier`: `./logits`, `./probabilities`, `./present`), `loss` (binary
-        cross entropy, `./loss_bce`), `metrics` (torchmetrics `MultilabelF1Score` and `MultilabelAccuracy`, micro
-        averaged, as `f1` and `accuracy`, and each class's scores as `per_class`) and, when `image_name` is given,
+        cross entropy, `./loss_bce`, and its numerator and denominator `./loss_parts`), `metrics` (torchmetrics
+        `MultilabelF1Score` and `MultilabelAccuracy`, micro averaged, as `f1` and `accuracy`, and each class's scores
+        as `per_class`) and, when `image_name` is given,
         `visualize` (`./visualization`).
 
         Example:
@@ -160,7 +162,7 @@ class MultiLabelTaskHead(TaskHead):
         }
         head: Description = {
             "classify": brick("BrickTrainable", classifier, [given.features_name], ["./logits", "./probabilities", "./present"]),
-            "loss": brick("BrickLoss", node(f"{module}.MultiLabelLoss"), ["./logits", given.targets_name], ["./loss_bce"]),
+            "loss": loss_with_parts(node(f"{module}.MultiLabelLoss"), ["./logits", given.targets_name], ["./loss_bce"]),
             "metrics": metrics(scores, ["./present", given.targets_name]),
         }
         return cls.with_drawing(head, given.image_name, class_names=given.class_names)

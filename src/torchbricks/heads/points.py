@@ -10,7 +10,17 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from torchbricks.heads._predictions import MatchedPredictions, class_names_of, split_padded, tag
-from torchbricks.heads._registry import Collected, DenseHeadInputs, Description, TaskHead, brick, metrics, node_of, register_head
+from torchbricks.heads._registry import (
+    Collected,
+    DenseHeadInputs,
+    Description,
+    TaskHead,
+    brick,
+    loss_with_parts,
+    metrics,
+    node_of,
+    register_head,
+)
 
 __all__ = ["PointHeadPredictions", "Points", "PointsArguments", "PointsTaskHead"]
 
@@ -96,7 +106,8 @@ class PointsArguments(DenseHeadInputs):
 @register_head("points")
 class PointsTaskHead(TaskHead):
     """Bricks `detect` (`./heatmap`, `./offsets`), `decode` (`./points`, `./scores`, `./labels`), `loss`
-    (`./loss_heatmap`, `./loss_offset`), `metrics` (`f1`, a `PointDetectionF1`) and, given an image, `visualize`."""
+    (`./loss_heatmap`, `./loss_offset`, `./loss_parts`), `metrics` (`f1`, a `PointDetectionF1`) and, given an
+    image, `visualize`."""
 
     outputs = ("points", "scores", "labels")
     arguments = PointsArguments
@@ -118,7 +129,7 @@ class PointsTaskHead(TaskHead):
         """Point detection bricks, with relative names so the dict nests under any name.
 
         Bricks: `detect` (a `PointDetectionHead`: `./heatmap`, `./offsets`), `decode` (a `PointDecoder`:
-        `./points`, `./scores`, `./labels`), `loss` (`./loss_heatmap`, `./loss_offset`), `metrics` (a
+        `./points`, `./scores`, `./labels`), `loss` (`./loss_heatmap`, `./loss_offset`, `./loss_parts`), `metrics` (a
         `PointDetectionF1`, reported by `summarize()` as `<head>/f1`) and, when `image_name` is given, `visualize`
         (`./visualization`).
         """
@@ -131,7 +142,7 @@ class PointsTaskHead(TaskHead):
         head: Description = {
             "detect": brick("BrickTrainable", detector, [given.features_name], ["./heatmap", "./offsets"]),
             "decode": brick("BrickNotTrainable", decoder, ["./heatmap", "./offsets"], ["./points", "./scores", "./labels"]),
-            "loss": brick("BrickLoss", loss, ["./heatmap", "./offsets", *targets], ["./loss_heatmap", "./loss_offset"]),
+            "loss": loss_with_parts(loss, ["./heatmap", "./offsets", *targets], ["./loss_heatmap", "./loss_offset"]),
             "metrics": metrics(f1, ["./points", "./labels", *targets]),
         }
         return cls.with_drawing(head, given.image_name, class_names=given.class_names)

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from torchbricks._conventions import IGNORE_INDEX
 from torchbricks.errors import BrickError
 from torchbricks.heads._predictions import HeadPredictions, indexed_predictions
-from torchbricks.heads._registry import Collected, Description, TaskHead, brick, metrics, node, register_head
+from torchbricks.heads._registry import Collected, Description, TaskHead, brick, loss_with_parts, metrics, node, register_head
 
 __all__ = ["SegmentationTaskHead"]
 
@@ -20,7 +20,7 @@ _NUM_CLASSES = "${torchbricks_num_classes:${model.segmentation_layout},${data.ro
 
 @register_head("segmentation")
 class SegmentationTaskHead(TaskHead):
-    """Bricks `neck` (`./features`), `classify` (`./logits`, `./probabilities`, `./mask`), `loss` (`./loss_ce`),
+    """Bricks `neck` (`./features`), `classify` (`./logits`, `./probabilities`, `./mask`), `loss` (`./loss_ce`, `./loss_parts`),
     `metrics` (`mean_iou`, and with `class_scores` a `confusion_matrix` with `per_class` scores) and, given an
     image, `visualize` (`./visualization`)."""
 
@@ -72,8 +72,9 @@ class SegmentationTaskHead(TaskHead):
         """Semantic segmentation bricks, with relative names so the dict nests under any name.
 
         Bricks: `neck` (a `FeaturePyramidUpsampler` merging the scales into `./features`), `classify` (a
-        `SegmentationHead`: `./logits`, `./probabilities`, `./mask`), `loss` (per-pixel cross entropy, `./loss_ce`),
-        `metrics` (`MulticlassMeanIoU`, torchmetrics' `MulticlassJaccardIndex`: the mean IoU, reported by `summarize()` as
+        `SegmentationHead`: `./logits`, `./probabilities`, `./mask`), `loss` (per-pixel cross entropy, `./loss_ce`,
+        and its numerator and denominator `./loss_parts`), `metrics` (`MulticlassMeanIoU`, torchmetrics'
+        `MulticlassJaccardIndex`: the mean IoU, reported by `summarize()` as
         `<head>/mean_iou`; with `class_scores` also a pixel `confusion_matrix` and each class's `per_class` scores)
         and, when `image_name` is given, `visualize` (`./visualization`: the mask over each image).
 
@@ -130,7 +131,7 @@ class SegmentationTaskHead(TaskHead):
         head: Description = {
             "neck": brick("BrickTrainable", neck, features_names, ["./features"]),
             "classify": brick("BrickTrainable", classifier, ["./features"], ["./logits", "./probabilities", "./mask"]),
-            "loss": brick("BrickLoss", cross_entropy, ["./logits", targets_name], ["./loss_ce"]),
+            "loss": loss_with_parts(cross_entropy, ["./logits", targets_name], ["./loss_ce"]),
             "metrics": metrics(scores, ["./mask", targets_name]),
         }
         return cls.with_drawing(head, image_name)

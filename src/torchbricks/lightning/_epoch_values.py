@@ -28,49 +28,65 @@ Reduce = Callable[[torch.Tensor], torch.Tensor]
 
 
 class LossMeans:
-    """Accumulates batch-size weighted loss sums of one stage on this process; `compute` reduces them over all.
+    """Accumulates the epoch's loss sums of one stage on this process; `compute` reduces them over all processes.
 
     An epoch's value is `sum(n_b * L_b) / sum(n_b)` over its batches `b` of `n_b` samples, `L_b` the loss as its
     brick computed it: the whole split's loss for a mean over samples, but for a loss divided within its batch by
-    something else (summed class weights, valid pixels, boxes) a mean of per-batch ratios, not the split's ratio.
-    Exact split values would need every loss brick to hand over its numerator and denominator, which plain
-    `nn.Module` losses (a user's own) do not; the README's *Training with Lightning* says what is logged.
+    something else (summed class weights, valid pixels, boxes) a mean of per-batch ratios. A loss whose brick hands
+    over its numerator and denominator (`torchbricks._conventions.LOSS_PARTS`, as the packaged heads' losses do)
+    is `sum(numerator_b) / sum(denominator_b)` instead (a sum of 0 read as 1, as the losses read a batch's): the
+    whole split's loss, whatever the batch size and the number of processes.
     """
 
     def __init__(self) -> None:
         self._sums: dict[str, torch.Tensor] = {}
-        self._counts: dict[str, int] = {}
+        self._weights: dict[str, torch.Tensor | float] = {}
+        self._batches: dict[str, int] = {}
 
     def reset(self) -> None:
         self._sums.clear()
-        self._counts.clear()
+        self._weights.clear()
+        self._batches.clear()
 
     @property
     def updated(self) -> bool:
         """Whether a batch was added since the last reset."""
-        return bool(self._counts)
+        return bool(self._batches)
 
-    def update(self, losses: Mapping[str, torch.Tensor], batch_size: int) -> None:
+    def update(
+        self, losses: Mapping[str, torch.Tensor], batch_size: int, parts: Mapping[str, torch.Tensor] | None = None
+    ) -> None:
+        """Adds a batch of `batch_size` samples; `parts` holds the (numerator, denominator) of the losses that have them."""
         for name, loss in losses.items():
-            value = loss.detach().to(torch.float64 if loss.device.type != "mps" else torch.float32) * batch_size
+            dtype = torch.float64 if loss.device.type != "mps" else torch.float32
+            if parts is not None and name in parts:
+                numerator, weight = parts[name].detach().to(dtype).unbind()
+                value: torch.Tensor = numerator
+                weighed: torch.Tensor | float = weight
+            else:
+                value, weighed = loss.detach().to(dtype) * batch_size, float(batch_size)
             self._sums[name] = self._sums[name] + value if name in self._sums else value
-            self._counts[name] = self._counts.get(name, 0) + batch_size
+            self._weights[name] = self._weights[name] + weighed if name in self._weights else weighed
+            self._batches[name] = self._batches.get(name, 0) + 1
 
     def compute(self, names: Sequence[str], device: torch.device, reduce: Reduce) -> dict[str, torch.Tensor]:
-        """The mean of each loss in `names` over every process; losses no process saw are left out.
+        """The epoch value of each loss in `names` over every process; losses no process saw are left out.
 
         `names` must be the same list on every process (it comes from the collection's structure, not from the data),
         since the sums travel in one tensor laid out by it.
         """
         dtype = torch.float32 if device.type == "mps" else torch.float64
-        local = torch.zeros(2 * len(names), dtype=dtype, device=device)
+        count = len(names)
+        local = torch.zeros(3 * count, dtype=dtype, device=device)
         for index, name in enumerate(names):
             if name in self._sums:
                 local[index] = self._sums[name].to(device=device, dtype=dtype)
-                local[len(names) + index] = self._counts[name]
+                local[count + index] = torch.as_tensor(self._weights[name], dtype=dtype).to(device)
+                local[2 * count + index] = self._batches[name]
         total = reduce(local)
-        sums, counts = total[: len(names)], total[len(names) :]
-        return {name: (sums[index] / counts[index]).float() for index, name in enumerate(names) if counts[index] > 0}
+        sums, weights, batches = total[:count], total[count : 2 * count], total[2 * count :]
+        divided = sums / torch.where(weights > 0, weights, torch.ones_like(weights))
+        return {name: divided[index].float() for index, name in enumerate(names) if batches[index] > 0}
 
 
 def summarizes_itself(brick: object) -> bool:

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchbricks._conventions import SEPARATOR, TOTAL_LOSS, logged_name
+from torchbricks._conventions import LOSS_PARTS, SEPARATOR, TOTAL_LOSS, logged_name
 from torchbricks._extras import require
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.bricks import BrickInterface, BrickMetrics
@@ -60,9 +60,11 @@ class LightningBrickCollection(pl.LightningModule):
     `Stage.TRAIN`, `validation_step` `Stage.VALIDATION`, `test_step` `Stage.TEST` and `predict_step`
     `Stage.INFERENCE` (returning the inference outputs). The loss is the (optionally weighted) sum of the loss
     outputs; each loss and the total are logged per stage (`train/loss`, `train/losses/head0/loss_ce`), per step
-    while training (under DDP, of the step's batches on every process together) and as the batch-size weighted mean
-    of the epoch (for a loss normalized within its batch by something else than its samples, class weights or valid
-    pixels, a mean of per-batch ratios, not the whole split's loss: see `LossMeans`). Epoch means and metrics are computed at the
+    while training (under DDP, of the step's batches on every process together) and per epoch: the batch-size
+    weighted mean of the epoch's losses, except in validation and test for a loss whose brick hands over its
+    numerator and denominator (an output `loss_parts`, `torchbricks._conventions.LOSS_PARTS`, as the packaged heads'
+    losses do), which is the sum of the numerators over the sum of the denominators, the whole split's loss (see
+    `LossMeans`; the total is then the balancer's total of the epoch's losses). Epoch values and metrics are computed at the
     end of each epoch, on every process and in the same order on each (see `torchbricks.lightning._epoch_values`:
     collectives started at rank-dependent moments deadlock), so under DDP they cover the data of every process;
     scalars are logged (`validation/head0/accuracy`), and every value, confusion matrices included, is kept in
@@ -166,6 +168,7 @@ class LightningBrickCollection(pl.LightningModule):
 
         self._stage_collections: dict[Stage, BrickCollection] = {}
         self._loss_means = {stage: LossMeans() for stage in _METRIC_STAGES}
+        self._loss_parts: dict[Stage, dict[str, tuple[str, ...]]] = {}
         self._loaders_done = 0  # validation or test loaders whose values were logged after their last batch
         self._batch_names: set[str] = set()  # the names the training batches of this fit carried (missing_targets="skip")
         self._summarized_loader: int | None = None  # the loader whose values are being logged (several loaders)
@@ -330,6 +333,7 @@ class LightningBrickCollection(pl.LightningModule):
         _warn_shared_summaries(self.brick_collection)
         views = {stage: _stage_view(self.brick_collection) for stage in _METRIC_STAGES}
         self._stage_collections = views
+        self._loss_parts = {stage: _loss_parts_outputs(view, stage) for stage, view in views.items() if stage is not Stage.TRAIN}
         if self.compile_stages:
             self._compiled_stages = {
                 stage: torch.compile(view, fullgraph=True) for stage, view in views.items() if _traceable(view, stage)
@@ -402,7 +406,9 @@ class LightningBrickCollection(pl.LightningModule):
         run = self._compiled_stages.get(stage) or self.stage_collection(stage)
         losses: dict[str, Any] = {}
         batch_size = 0
-        per_source: list[tuple[dict[str, Any], int]] = []  # each named batch's losses and its size, for the epoch means
+        # each named batch's losses, its size and the losses' numerators and denominators, for the epoch values
+        per_source: list[tuple[dict[str, Any], int, dict[str, Any]]] = []
+        parts_outputs = self._loss_parts.get(stage, {})
         for named_inputs in self._named_batches(batch):
             if stage is Stage.TRAIN and self.missing_targets == "skip":
                 self._batch_names.update(named_inputs)
@@ -411,7 +417,7 @@ class LightningBrickCollection(pl.LightningModule):
             for name, loss in source_losses.items():
                 losses[name] = losses[name] + loss if name in losses else loss
             source_size = _batch_size(named_inputs) or 1
-            per_source.append((source_losses, source_size))
+            per_source.append((source_losses, source_size, _parts_of(named_outputs, parts_outputs)))
             batch_size += source_size
         if not losses:
             raise BrickError(
@@ -429,8 +435,8 @@ class LightningBrickCollection(pl.LightningModule):
         # step's size (every source of a combined batch), a head's epoch mean leaned towards the steps where the
         # other sources' batches were larger (a source's last, partial batch, or a cycled shorter source).
         self._loss_means[stage].update({"loss": total}, batch_size)
-        for source_losses, source_size in per_source:
-            self._loss_means[stage].update(source_losses, source_size)
+        for source_losses, source_size, parts in per_source:
+            self._loss_means[stage].update(source_losses, source_size, parts)
         if stage is Stage.TRAIN:
             log = partial(self.log, on_step=True, on_epoch=False, batch_size=batch_size)
             for name, loss in self._step_losses(total, losses, per_source, batch_size).items():
@@ -441,7 +447,7 @@ class LightningBrickCollection(pl.LightningModule):
         self,
         total: torch.Tensor,
         losses: Mapping[str, torch.Tensor],
-        per_source: Sequence[tuple[Mapping[str, torch.Tensor], int]],
+        per_source: Sequence[tuple[Mapping[str, torch.Tensor], int, Mapping[str, torch.Tensor]]],
         batch_size: int,
     ) -> dict[str, torch.Tensor]:
         """The total and each loss of a training step, as logged per step: under DDP the step's batch of every
@@ -451,7 +457,7 @@ class LightningBrickCollection(pl.LightningModule):
             return {TOTAL_LOSS: total, **losses}
         step = LossMeans()
         step.update({TOTAL_LOSS: total}, batch_size)
-        for source_losses, source_size in per_source:
+        for source_losses, source_size, _ in per_source:
             step.update(source_losses, source_size)
         names = [TOTAL_LOSS, *self.brick_collection.loss_names()]
         return step.compute(names, self.device, partial(self.trainer.strategy.reduce, reduce_op="sum"))
@@ -500,6 +506,11 @@ class LightningBrickCollection(pl.LightningModule):
         reduce = partial(self.trainer.strategy.reduce, reduce_op="sum")
         loss_names = ["loss", *self.brick_collection.loss_names()]
         losses = self._loss_means[stage].compute(loss_names, self.device, reduce)
+        if stage is not Stage.TRAIN and len(losses) > 1:
+            # the balancer's weights stay put over an evaluation epoch, and its total is affine in each loss: the
+            # total of the epoch's losses is the whole split's, as they are (a mean of the batches' totals was not)
+            with torch.no_grad():
+                losses[TOTAL_LOSS] = self.loss_balancer({name: loss for name, loss in losses.items() if name != TOTAL_LOSS})
         if stage is Stage.TRAIN:
             self._epoch_loss_means = {name: loss for name, loss in losses.items() if name != "loss"}
         collection = self.stage_collection(stage)
@@ -531,6 +542,35 @@ class LightningBrickCollection(pl.LightningModule):
             key = stage.value if loader is None else f"{stage.value}/dataloader_idx_{loader}"
             self.epoch_metrics[key] = {name: _to_cpu(value) for name, value in values.items()}
             self.epoch_metrics_epoch[key] = int(self.current_epoch) + 1
+
+
+def _loss_parts_outputs(collection: BrickCollection, stage: Stage) -> dict[str, tuple[str, ...]]:
+    """The output `LOSS_PARTS` of each loss brick the stage runs -> the losses whose numerators and denominators are
+    its rows (the brick's loss outputs, in order)."""
+    return {
+        output: node.losses
+        for node in collection.plan(tags=stage).bricks
+        if node.losses
+        for output in node.outputs
+        if output.rpartition(SEPARATOR)[2] == LOSS_PARTS and output not in node.losses
+    }
+
+
+def _parts_of(named_outputs: Mapping[str, Any], parts_outputs: Mapping[str, tuple[str, ...]]) -> dict[str, torch.Tensor]:
+    """Each loss's (numerator, denominator) among `named_outputs`, read from the `LOSS_PARTS` outputs that ran."""
+    parts: dict[str, torch.Tensor] = {}
+    for output, names in parts_outputs.items():
+        if output not in named_outputs:
+            continue
+        value = named_outputs[output]
+        if not isinstance(value, torch.Tensor) or tuple(value.shape) != (len(names), 2):
+            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise BrickError(
+                f"Output {output!r} must hold the numerator and denominator of each of the losses {list(names)}, "
+                f"a tensor of shape {(len(names), 2)}; got {shape}. Name it otherwise if it is something else."
+            )
+        parts.update(zip(names, value, strict=True))
+    return parts
 
 
 def _check_gradient_balancer_strategy(balancer: LossBalancer, trainer: pl.Trainer) -> None:
