@@ -94,6 +94,26 @@ def test_a_run_killed_after_its_first_checkpoint_resumes_to_the_uninterrupted_ru
 
 
 @pytest.mark.slow
+def test_a_run_stopped_after_its_last_epochs_checkpoint_resumes_reporting_that_epochs_values(tmp_path: Path) -> None:
+    # Stopped in its test or export, after the last epoch's checkpoint: the resumed run trains no epoch, and must still
+    # report the last epoch's train and validation values, not leave them out (metrics.json had no "train" then).
+    whole = _train(tmp_path, *COMMON, "experiment.name=run", output=tmp_path / "run.txt")
+    assert whole.wait(timeout=TIMEOUT) == 0, (tmp_path / "run.txt").read_text()[-3000:]
+    expected = _metrics(tmp_path / "run")
+    (tmp_path / "run" / "metrics.json").unlink()  # as a run killed while testing leaves its folder
+
+    resumed = _resume(tmp_path, "run")
+
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    actual = _metrics(tmp_path / "run")
+    assert actual["epochs"] == expected["epochs"] == 3
+    assert actual["metric_epochs"] == expected["metric_epochs"]
+    for stage in ("train", "validation", "test"):
+        assert actual[stage]["head/confusion_matrix"] == expected[stage]["head/confusion_matrix"], stage
+        assert actual[stage]["head/accuracy"] == pytest.approx(expected[stage]["head/accuracy"], abs=1e-6), stage
+
+
+@pytest.mark.slow
 def test_a_redirected_run_prints_plain_lines_and_no_warning_the_user_cannot_act_on(tmp_path: Path) -> None:
     completed = subprocess.run(
         [*TORCHBRICKS, "train", f"experiment.path_experiments={tmp_path}", "experiment.name=quiet", "trainer.max_epochs=2"],

@@ -53,6 +53,10 @@ def create_experiment_name() -> str:
     return f"{now:%Y-%m-%d_%H-%M-%S}_{now.microsecond // 1000:03d}"
 
 
+EPOCH_METRICS_KEY = "torchbricks_epoch_metrics"
+"""The checkpoint entry holding `LightningBrickCollection.epoch_metrics` and the epochs that computed them."""
+
+
 class LightningBrickCollection(pl.LightningModule):
     """Trains, validates, tests and predicts with a brick collection under any `pl.Trainer`.
 
@@ -276,6 +280,21 @@ class LightningBrickCollection(pl.LightningModule):
 
     def on_train_start(self) -> None:
         self._batch_names.clear()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keeps the last epochs' metric values (`epoch_metrics`) in the checkpoint: a run stopped after its last
+        epoch's checkpoint (in its test or export) and resumed trains no epoch, and would otherwise report no train or
+        validation values."""
+        checkpoint[EPOCH_METRICS_KEY] = {"values": self.epoch_metrics, "epochs": self.epoch_metrics_epoch}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Takes the checkpoint's `epoch_metrics` back when fitting resumes from it, not when a test loads the best
+        epoch's weights (the values reported stay the last epoch's)."""
+        saved = checkpoint.get(EPOCH_METRICS_KEY)
+        trainer = self._trainer
+        if saved is not None and trainer is not None and trainer.state.fn == "fit":
+            self.epoch_metrics = dict(saved["values"])
+            self.epoch_metrics_epoch = dict(saved["epochs"])
 
     def on_train_epoch_start(self) -> None:
         self.stage_collection(Stage.TRAIN).reset_metrics()
