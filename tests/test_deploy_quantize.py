@@ -76,7 +76,7 @@ def test_the_int8_file_computes_the_convolution_within_a_few_percent_of_its_rang
 def test_an_images_folder_without_images_is_an_error_naming_the_suffixes(tmp_path: Path) -> None:
     (tmp_path / "images").mkdir()
     (tmp_path / "images" / "notes.txt").write_text("no image")
-    with pytest.raises(BrickError, match=r"The images folder '.*images' has no image \(\.jpg, \.jpeg, \.jfif, \.png"):
+    with pytest.raises(BrickError, match=r"The images folder '.*images' has no image \(\.jpg, \.jpeg, \.jpe, \.jfif, \.png"):
         quantize_int8(None, SIZE, tmp_path / "f.onnx", tmp_path / "i.onnx", tmp_path, tmp_path / "images", 4)  # type: ignore[arg-type]
 
 
