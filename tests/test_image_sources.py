@@ -75,6 +75,20 @@ def test_output_names_are_relative_and_unique() -> None:
     assert output_names(items) == ["a/x_png", "a/x_jpg", "b/y", "b/clip_frame000002"]
 
 
+def test_output_names_of_a_linked_folder_follow_the_link_not_its_target(tmp_path: Path) -> None:
+    photos, archive = tmp_path / "photos", tmp_path / "archive" / "2019"
+    photos.mkdir()
+    archive.mkdir(parents=True)
+    Image.new("RGB", (4, 4)).save(photos / "a.png")
+    Image.new("RGB", (4, 4)).save(archive / "b.png")
+    (photos / "2019").symlink_to(archive, target_is_directory=True)
+
+    items = collect_image_sources([photos])
+
+    assert [item.label for item in items] == [str(photos / "2019" / "b.png"), str(photos / "a.png")]
+    assert output_names(items) == ["2019/b", "a"]  # was ['archive/2019/b', 'photos/a']
+
+
 def test_output_names_differing_only_in_case_stay_apart() -> None:
     items = [ImageSource(Path("/data/x.png")), ImageSource(Path("/data/x.PNG")), ImageSource(Path("/data/X_png.jpg"))]
 

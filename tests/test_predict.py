@@ -325,6 +325,20 @@ def test_unreadable_images_are_skipped_named_and_listed(tmp_path: Path) -> None:
     ]
 
 
+def test_files_of_a_linked_folder_are_written_under_the_path_given_not_the_links_target(tmp_path: Path) -> None:
+    photos, archive = tmp_path / "photos", tmp_path / "archive" / "2019"
+    write_png(photos / "a.png", blob_image(32, 32, (4, 4, 12, 12)))
+    write_png(archive / "b.png", blob_image(32, 32, (8, 8, 20, 20)))
+    (photos / "2019").symlink_to(archive, target_is_directory=True)
+
+    predict_images(BrickBackend(bright_box_experiment(tmp_path)), [photos], tmp_path / "out", progress=False)
+
+    drawn = tmp_path / "out" / "drawn"
+    assert sorted(path.relative_to(drawn).as_posix() for path in drawn.rglob("*.jpg")) == ["2019/b.jpg", "a.jpg"]
+    rows = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    assert [row["file_name"] for row in rows] == [str(photos / "2019" / "b.png"), str(photos / "a.png")]
+
+
 def test_predict_tile_reads_images_beyond_pillows_pixel_limit_and_without_it_names_them(
     trained_experiment: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -134,7 +134,9 @@ def _video_decoder(path: Path) -> Any:
 
 def output_names(items: list[ImageSource]) -> list[str]:
     """A unique output name per item: its path relative to the items' common folder, without suffix (with the
-    suffix as `_<ext>` when two files differ only by it), and `_frame<n>` for a frame.
+    suffix as `_<ext>` when two files differ only by it), and `_frame<n>` for a frame. Paths are taken as given,
+    made absolute without following links: a file of a linked folder (`photos/2019 -> /mnt/archive/2019`) is named
+    by the link (`2019/b`), as the user sees it, not by where the link points.
 
     Example:
         >>> output_names([ImageSource(Path("a/x.png")), ImageSource(Path("a/b/y.jpg")), ImageSource(Path("a/x.jpg"))])
@@ -142,12 +144,12 @@ def output_names(items: list[ImageSource]) -> list[str]:
     """
     import os
 
-    resolved: dict[Path, Path] = {}  # one resolve per folder: it walks the file system
+    resolved: dict[Path, Path] = {}
     paths = []
     for item in items:
         folder = resolved.get(item.path.parent)
-        if folder is None:
-            folder = resolved[item.path.parent] = item.path.parent.resolve()
+        if folder is None:  # absolute and without '..', links kept: Path.resolve would name a link's target
+            folder = resolved[item.path.parent] = Path(os.path.abspath(item.path.parent))
         paths.append(folder / item.path.name)
     common = Path(os.path.commonpath(sorted({str(folder) for folder in resolved.values()}))) if resolved else Path()
     stems = []
