@@ -2,13 +2,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from colour_profiles import icc_profile, to_srgb
 from PIL import Image
 
 from torchbricks._image_sources import ImageSource, ImageSourceDataset
-from torchbricks._pictures import rgb_as_shown, upright_size
+from torchbricks._pictures import check_image_file, rgb_as_shown, upright_size
 from torchbricks.datasets._reading import load_rgb
 from torchbricks.deploy import read_image
 from torchbricks.errors import ConfigError, DataError
@@ -161,7 +163,7 @@ def test_check_image_file_refuses_a_file_cut_short_that_opens_and_keeps_a_whole_
     with pytest.raises(DataError):
         load_rgb(cut)
 
-    assert check_image_file(whole) == ((64, 48), 1)
+    assert check_image_file(whole)[:2] == ((64, 48), 1)
     with pytest.raises(DataError, match=rf"Image '.*cut\{suffix}' cannot be read"):
         check_image_file(cut)
 
@@ -175,8 +177,101 @@ def test_check_image_file_keeps_a_photo_followed_by_its_video_and_refuses_what_i
     (tmp_path / "empty.png").write_bytes(b"")
     Image.fromarray(np.zeros((4, 4), dtype=np.float32), mode="F").save(tmp_path / "depth.tif")
 
-    assert check_image_file(motion) == ((64, 48), 1)
+    assert check_image_file(motion)[:2] == ((64, 48), 1)
     assert np.asarray(load_rgb(motion)).shape == (48, 64, 3)
     for name, reason in [("page.jpg", "cannot be read"), ("empty.png", "cannot be read"), ("depth.tif", "floating-point")]:
         with pytest.raises(DataError, match=rf"Image '.*{re.escape(name)}'.*{reason}"):
             check_image_file(tmp_path / name)
+
+
+# --- colour profiles ---------------------------------------------------------------------------------------------
+
+
+def _readers() -> list[Any]:
+    """Every way torchbricks reads an image file: training and evaluation, the decoded-image cache at the image's own
+    size, a reduced JPEG decode asked for the whole size, torchbricks.deploy and predict."""
+    from torchbricks.datasets._reading import load_rgb_reduced
+    from torchbricks.datasets.image_cache import ResizedImageCache
+
+    def cached(path: Path) -> np.ndarray:
+        width, height = Image.open(path).size
+        return ResizedImageCache((height, width), megabytes=0).image(path)[0].permute(1, 2, 0).numpy()
+
+    return [
+        load_rgb,
+        cached,
+        lambda path: load_rgb_reduced(path, Image.open(path).size)[0],
+        read_image,
+        lambda path: ImageSourceDataset([ImageSource(path)])[0][1],
+    ]
+
+
+@pytest.mark.parametrize("space", ["display-p3", "adobe-rgb"])
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_an_image_with_a_wide_gamut_profile_is_read_converted_to_srgb_by_every_reader(
+    tmp_path: Path, space: str, suffix: str
+) -> None:
+    # A Display P3 photograph (iPhones embed the profile) or an Adobe RGB one was read by its stored numbers as if
+    # sRGB: its colours duller than any viewer shows them, and other than a model deployed behind a browser sees.
+    values = (np.random.default_rng(1).random((48, 64, 3)) * 255).astype(np.uint8)
+    values[0, :4] = [(255, 0, 0), (0, 255, 0), (128, 128, 128), (255, 255, 255)]
+    path = tmp_path / f"photo{suffix}"
+    Image.fromarray(values).save(path, icc_profile=icc_profile(space), **({"quality": 95} if suffix == ".jpg" else {}))
+    stored = np.asarray(Image.open(path).convert("RGB"))  # Pillow alone: the numbers as stored
+    expected = to_srgb(stored, space)  # the textbook conversion, numpy only
+    assert np.abs(expected.astype(int) - stored).max() > 40  # the profile matters
+
+    for read in _readers():
+        shown = np.asarray(read(path)).astype(int)
+        assert shown.shape == expected.shape
+        assert np.abs(shown - expected).max() <= 1  # LittleCMS's 8-bit rounding
+    description = {"display-p3": "Display P3", "adobe-rgb": "Adobe RGB (1998)"}[space]
+    assert check_image_file(path) == ((64, 48), 1, False, description)
+
+
+def test_images_without_a_profile_or_with_an_srgb_one_are_read_as_stored(tmp_path: Path) -> None:
+    from PIL import ImageCms
+
+    values = (np.random.default_rng(2).random((24, 32, 3)) * 255).astype(np.uint8)
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.fromarray(values).save(tmp_path / "plain.png")
+    Image.fromarray(values).save(tmp_path / "srgb.png", icc_profile=srgb)
+    for name in ("plain.png", "srgb.png"):
+        for read in _readers():
+            assert np.array_equal(np.asarray(read(tmp_path / name)), values)
+        assert check_image_file(tmp_path / name) == ((32, 24), 1, False, None)
+
+
+def test_check_image_file_tells_an_image_transparent_everywhere_from_one_partly_transparent(tmp_path: Path) -> None:
+    pixels = np.full((6, 8, 4), 90, dtype=np.uint8)
+    pixels[..., 3] = 0
+    Image.fromarray(pixels, "RGBA").save(tmp_path / "empty_alpha.png")
+    pixels[2, 3, 3] = 1
+    Image.fromarray(pixels, "RGBA").save(tmp_path / "icon.png")
+
+    assert check_image_file(tmp_path / "empty_alpha.png").transparent
+    assert not check_image_file(tmp_path / "icon.png").transparent
+
+
+def test_without_littlecms_a_profiled_image_is_read_as_stored_and_said_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    import PIL
+
+    from torchbricks import _pictures
+
+    values = (np.random.default_rng(3).random((8, 8, 3)) * 255).astype(np.uint8)
+    Image.fromarray(values).save(tmp_path / "p3.png", icc_profile=icc_profile("display-p3"))
+    _pictures.srgb_profile_conversion.cache_clear()
+    monkeypatch.setitem(sys.modules, "PIL.ImageCms", None)  # a Pillow built without LittleCMS
+    monkeypatch.delattr(PIL, "ImageCms", raising=False)  # else `from PIL import ImageCms` finds it imported
+    monkeypatch.setattr(_pictures._ImageCmsMissing, "noted", False)
+    try:
+        for _ in range(2):
+            assert np.array_equal(np.asarray(load_rgb(tmp_path / "p3.png")), values)
+    finally:
+        _pictures.srgb_profile_conversion.cache_clear()
+    error = capsys.readouterr().err
+    assert error.count("torchbricks: note: this Pillow has no ImageCms (LittleCMS)") == 1

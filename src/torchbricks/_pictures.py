@@ -3,17 +3,26 @@
 Upright: phones and many cameras store a photograph as the sensor saw it and note in the EXIF `Orientation` tag how
 to turn (and mirror) it; viewers, browsers, labelling tools and Ultralytics show it turned. Eight bits: a 16-bit
 image (microscopy, thermal, some satellite and medical files) keeps its upper 8 bits, as OpenCV and Ultralytics
-read it, instead of Pillow's RGB conversion, which clips every value above 255 to white. torchbricks reads every
+read it, instead of Pillow's RGB conversion, which clips every value above 255 to white. In sRGB: an image whose
+embedded ICC colour profile is another (Display P3, which iPhones and macOS screenshots embed, Adobe RGB from cameras
+and Lightroom, a CMYK press profile) is converted to sRGB with LittleCMS (`PIL.ImageCms`), as browsers and viewers
+show it; Pillow alone reads its numbers as if sRGB (the sRGB red (255, 0, 0) is stored in Display P3 as
+(234, 51, 35), which read so is a duller red).
+Images without a profile, or with an sRGB one, are read as stored (`srgb_profile_conversion`). torchbricks reads every
 image this way (`rgb_as_shown`), for training, evaluation, prediction and the checks alike, so boxes and masks refer
-to the picture a person saw when labelling it.
+to the picture a person saw when labelling it and a model sees the same colours in every stage.
 """
 
 from __future__ import annotations
 
+import functools
+import io
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 from PIL import Image
@@ -24,7 +33,9 @@ __all__ = [
     "EXIF_ORIENTATION",
     "JPEG_REDUCTIONS",
     "PIXEL_LIMIT_VARIABLE",
+    "ImageFacts",
     "check_image_file",
+    "converted_profile",
     "exif_orientation",
     "fully_transparent",
     "has_alpha",
@@ -33,6 +44,7 @@ __all__ = [
     "read_rgb_reduced",
     "reduce_jpeg_decoding",
     "rgb_as_shown",
+    "srgb_profile_conversion",
     "too_large",
     "upright",
     "upright_size",
@@ -136,7 +148,8 @@ def upright_size(image: Image.Image) -> tuple[int, int]:
 def rgb_as_shown(image: Image.Image) -> Image.Image:
     """An opened image file as the 8-bit RGB picture a viewer shows: upright, 16-bit values reduced to their upper
     8 bits (see the module docstring), a transparent image on white (one transparent everywhere, which a viewer shows
-    blank, by the colours under its alpha: `fully_transparent`).
+    blank, by the colours under its alpha: `fully_transparent`), in sRGB (an embedded colour profile of other colours
+    converted: `srgb_profile_conversion`).
 
     Example:
         >>> sixteen_bits = Image.fromarray(np.array([[0, 256, 65535]], dtype=np.uint16))
@@ -147,6 +160,7 @@ def rgb_as_shown(image: Image.Image) -> Image.Image:
         DataError: A floating-point image, or 32-bit integers outside 0-65535: no range says what is black and white.
     """
     orientation = exif_orientation(image)
+    conversion = _conversion_of(image)  # from the opened file: its mode and profile, before the steps below change them
     image.load()  # before np.asarray: Pillow turns a TIFF as it loads it, and an array of it unloaded keeps it stored
     if image.mode.startswith("I;16") or image.mode == "I":
         values = np.asarray(image).astype(np.int64)
@@ -163,9 +177,112 @@ def rgb_as_shown(image: Image.Image) -> Image.Image:
         # pixels, often black (an icon drawn black on transparency would be black on black)
         picture = image.convert("RGBA")
         if not fully_transparent(picture):
-            return upright(Image.alpha_composite(Image.new("RGBA", picture.size, "white"), picture).convert("RGB"), orientation)
+            on_white = Image.alpha_composite(Image.new("RGBA", picture.size, "white"), picture).convert("RGB")
+            return upright(_in_srgb(on_white, conversion), orientation)  # white stays white in every profile
         image = picture  # nothing shown: an export that wrote alpha 0 (a zeroed channel); its colours, as OpenCV reads it
-    return upright(image.convert("RGB"), orientation)
+    return upright(_in_srgb(image, conversion), orientation)
+
+
+_GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N"})
+_PROFILE_MODES = {"RGB": "RGB", "GRAY": "L", "CMYK": "CMYK"}
+"""The ICC colour spaces converted to sRGB, and the Pillow mode of the pictures each converts."""
+_SRGB_TOLERANCE = 2
+"""A profile converting every probe colour within this many levels of 255 of itself is sRGB (as the sRGB profiles
+of cameras, Photoshop and LittleCMS differ among themselves): its images are read as stored."""
+_PROBE_LEVELS = (16, 64, 128, 192, 240)
+
+
+def _kind(mode: str) -> str:
+    """What colours an opened image of `mode` has: 'L' (grey), 'CMYK' or 'RGB' (palette and alpha images included)."""
+    return "L" if mode in _GREY_MODES else "CMYK" if mode == "CMYK" else "RGB"
+
+
+def _conversion_of(image: Image.Image) -> tuple[str, Any] | None:
+    profile = image.info.get("icc_profile")
+    return srgb_profile_conversion(profile, _kind(image.mode)) if profile else None
+
+
+def _in_srgb(image: Image.Image, conversion: tuple[str, Any] | None) -> Image.Image:
+    """The 8-bit picture `image` in RGB, converted to sRGB by `conversion` (`srgb_profile_conversion`) when given."""
+    if conversion is None:
+        return image.convert("RGB")
+    from PIL import ImageCms
+
+    mode, transform = conversion
+    return cast(Image.Image, ImageCms.applyTransform(image if image.mode == mode else image.convert(mode), transform))
+
+
+class _ImageCmsMissing:
+    noted = False
+
+
+@functools.lru_cache(maxsize=64)
+def srgb_profile_conversion(profile: bytes, kind: str) -> tuple[str, Any] | None:
+    """How a picture of `kind` ('RGB', 'L', 'CMYK': `_kind`) with the ICC `profile` embedded is converted to sRGB:
+    (the mode it is converted to first, the LittleCMS transform from that mode to sRGB RGB), or None when it is read
+    as stored: the profile is sRGB (it converts every probe colour within `_SRGB_TOLERANCE` of itself), cannot be
+    read, or is of colours the picture is not (a CMYK profile on an RGB picture); and without LittleCMS, said once
+    on stderr. Computed once per profile (transforms are made without LittleCMS's cache: predict reads on threads).
+
+    Example:
+        >>> from PIL import ImageCms
+        >>> srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+        >>> srgb_profile_conversion(srgb, "RGB") is None
+        True
+    """
+    try:
+        from PIL import ImageCms
+    except ImportError:  # a Pillow built without LittleCMS
+        if not _ImageCmsMissing.noted:
+            _ImageCmsMissing.noted = True
+            print(
+                "torchbricks: note: this Pillow has no ImageCms (LittleCMS): images with a colour profile other than "
+                "sRGB (Display P3, Adobe RGB, CMYK) are read as if sRGB, their colours off; Pillow's wheels from PyPI "
+                "include it.",
+                file=sys.stderr,
+                flush=True,
+            )
+        return None
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+        mode = _PROFILE_MODES.get(source.profile.xcolor_space.strip())
+        if mode is None or (kind == "CMYK") != (mode == "CMYK") or (mode == "L" and kind != "L"):
+            return None
+        transform = ImageCms.buildTransform(
+            source, _srgb_profile(), mode, "RGB", ImageCms.Intent.PERCEPTUAL, flags=ImageCms.Flags.NOCACHE
+        )
+        levels = np.array(_PROBE_LEVELS, dtype=np.uint8)
+        channels = {"RGB": 3, "L": 1, "CMYK": 4}[mode]
+        grid = np.stack(np.meshgrid(*[levels] * channels), axis=-1).reshape(1, -1, channels)
+        probe = Image.frombytes(mode, (grid.shape[1], 1), grid.tobytes())
+        converted = np.asarray(ImageCms.applyTransform(probe, transform), dtype=np.int16)  # raises now, not in a read
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):  # a broken or unsupported profile: read as stored
+        return None
+    if mode != "CMYK" and np.abs(converted - np.asarray(probe.convert("RGB"), dtype=np.int16)).max() <= _SRGB_TOLERANCE:
+        return None
+    return mode, transform
+
+
+@functools.lru_cache(maxsize=1)
+def _srgb_profile() -> Any:
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+def converted_profile(image: Image.Image) -> str | None:
+    """The description of the colour profile an opened image is converted from (`srgb_profile_conversion`), e.g.
+    'Display P3'; None when it is read as stored (no profile, or an sRGB one)."""
+    profile = image.info.get("icc_profile")
+    if not profile or srgb_profile_conversion(profile, _kind(image.mode)) is None:
+        return None
+    from PIL import ImageCms
+
+    try:
+        description = ImageCms.ImageCmsProfile(io.BytesIO(profile)).profile.profile_description
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        description = None
+    return (description or "").strip() or "an unnamed profile"
 
 
 def has_alpha(image: Image.Image) -> bool:
@@ -222,13 +339,27 @@ _LAST_BYTES = {"JPEG": b"\xff\xd9", "MPO": b"\xff\xd9", "PNG": b"IEND\xaeB`\x82"
 """How a whole file of the format ends (JPEG's end-of-image marker, PNG's IEND chunk, GIF's trailer)."""
 
 
-def check_image_file(path: Path | str) -> tuple[tuple[int, int], int]:
-    """The (width, height) of the image as shown and its EXIF orientation (1: as stored; `exif_orientation`), from the
-    file's header, once a look at the file says it is whole:
+class ImageFacts(NamedTuple):
+    """What `check_image_file` tells of an image file before it is read."""
+
+    size: tuple[int, int]
+    """(width, height) as shown."""
+    orientation: int
+    """Its EXIF orientation (1: as stored; `exif_orientation`)."""
+    transparent: bool = False
+    """Whether it is transparent everywhere (`fully_transparent`): read by the colours under its alpha."""
+    profile: str | None = None
+    """The colour profile it is converted to sRGB from (`converted_profile`); None: read as stored."""
+
+
+def check_image_file(path: Path | str, alpha: bool = True) -> ImageFacts:
+    """The size of the image as shown, its EXIF orientation and colour profile, from the file's header, and whether
+    it is transparent everywhere (`ImageFacts`), once a look at the file says it is whole:
     a JPEG, PNG or GIF that does not end as one ends (cut short by an interrupted copy or download) is decoded to tell
     (a phone's motion photo keeps a video after its JPEG), as is an uncompressed file (BMP, PPM, PGM, a raw TIFF),
     whose decoding is a read. For a photograph that is about a thousandth of a decode's time; damage inside a
-    compressed file that ends well shows only when it is decoded.
+    compressed file that ends well shows only when it is decoded. With `alpha` (not for a mask), an image with an
+    alpha channel or a transparent colour (from its header) is decoded to tell whether it is transparent everywhere.
 
     Raises:
         DataError: Naming the file: it does not exist, is no image Pillow reads, is cut short, or is of floating-point
@@ -238,13 +369,15 @@ def check_image_file(path: Path | str) -> tuple[tuple[int, int], int]:
         with open_image(path) as image:
             if image.mode == "F":
                 raise _floating_point()
-            shown, orientation = upright_size(image), exif_orientation(image)
+            shown, orientation, profile = upright_size(image), exif_orientation(image), converted_profile(image)
             ending = _LAST_BYTES.get(image.format or "")
             tiles = getattr(image, "tile", [])  # how an ImageFile decodes its pixels
             uncompressed = bool(tiles) and all(tile[0] == "raw" for tile in tiles)
-        if uncompressed or (ending is not None and not _ends_with(path, ending)):
+            decoded = alpha and has_alpha(image)
+            transparent = decoded and fully_transparent(image)  # decodes it: a file cut short is an error here
+        if not decoded and (uncompressed or (ending is not None and not _ends_with(path, ending))):
             read_rgb_reduced(path, (1, 1))
-        return shown, orientation
+        return ImageFacts(shown, orientation, transparent, profile)
 
 
 def _ends_with(path: Path | str, ending: bytes) -> bool:

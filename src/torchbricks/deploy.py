@@ -19,7 +19,9 @@ are merged back into one result per image by the rules the bricks' `predict --ti
 (`torchbricks._tiled_predictions`).
 
 `read_image` reads a file as training read its images: upright as its EXIF orientation says, 16-bit images by their
-upper 8 bits.
+upper 8 bits, in sRGB (an image with another colour profile, Display P3 or Adobe RGB, converted). Arrays given to
+`predict` are taken as sRGB: read them with `read_image`, or convert them so (OpenCV's `imread` reads a profile's
+numbers as they are stored).
 
 This module imports no torchbricks module that imports torch, so it runs where torch is not installed.
 """
@@ -116,7 +118,8 @@ def metadata_path(path_onnx: Path | str) -> Path:
 
 def read_image(path: Path | str) -> np.ndarray:
     """An image file as a uint8 RGB array [H, W, 3] as training reads it: upright as its EXIF orientation says, a
-    16-bit image by its upper 8 bits (`torchbricks._pictures.rgb_as_shown`).
+    16-bit image by its upper 8 bits, in sRGB (an embedded Display P3, Adobe RGB or CMYK profile converted with
+    LittleCMS: `torchbricks._pictures.rgb_as_shown`).
 
     Photographs from phones are often stored sideways with a tag saying so; read without it, their boxes would
     come back in the sideways picture's pixels.

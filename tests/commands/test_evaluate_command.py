@@ -119,3 +119,43 @@ def test_evaluate_names_every_file_it_cannot_read_before_computing_anything(
     assert "7 files of" in error
     assert "; and 2 more" in error
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_evaluate_says_which_images_are_turned_transparent_or_converted_as_training_says_it(
+    trained_experiment: Any, shapes_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # train noted the images an EXIF orientation turns at its start; evaluate, reading them the same way, said nothing
+    import shutil
+
+    from colour_profiles import icc_profile
+    from PIL import Image
+
+    from torchbricks.lightning.image_datamodules import ImageFolderDataModule
+
+    folder = trained_experiment("classification")
+    data = Path(shutil.copytree(shapes_root / "classification", tmp_path / "data"))
+    first, second, third = sorted((data / "val").glob("*/*.png"))[:3]  # the test split: no test folder
+    exif = Image.Exif()
+    exif[0x0112] = 3  # a half turn
+    with Image.open(first) as picture:
+        picture.convert("RGB").rotate(180).save(first.with_suffix(".jpg"), exif=exif)
+    first.unlink()
+    with Image.open(second) as picture:
+        empty_alpha = picture.convert("RGBA")
+    empty_alpha.putalpha(0)
+    empty_alpha.save(second)
+    with Image.open(third) as picture:
+        picture.convert("RGB").save(third, icc_profile=icc_profile("adobe-rgb"))
+    ImageFolderDataModule(data, image_size=16, batch_size=2, num_workers=0).check_files()
+    said_by_training = [line for line in capsys.readouterr().err.splitlines() if line.startswith("torchbricks: note:")]
+
+    assert main(["evaluate", str(folder), f"data.root={data}", "split=test", "--out", str(tmp_path / "e.json")]) == 0
+
+    said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("torchbricks: note:")]
+    assert said == said_by_training
+    assert [note.split(") ", 1)[1][:22] for note in said] == [
+        "carries an EXIF orient",
+        "is transparent everywh",
+        "carries a colour profi",
+    ]

@@ -367,7 +367,7 @@ def test_check_files_names_every_file_that_cannot_be_read_and_says_which_images_
     data.check_files()
 
     note = capsys.readouterr().err
-    assert note.startswith(f"torchbricks: note: 1 image of {str(root)!r} ({str(circles[0].with_suffix('.jpg'))!r}) carries")
+    assert note.startswith(f"torchbricks: note: 1 image ({str(circles[0].with_suffix('.jpg'))!r}) carries")
     assert "read turned upright" in note
 
     for broken in circles[1:3]:
@@ -380,3 +380,39 @@ def test_check_files_names_every_file_that_cannot_be_read_and_says_which_images_
         data.check_files()
     for name in (circles[1].name, circles[2].name, "page.png"):
         assert f"{name}' cannot be read" in str(error.value)
+
+
+def test_check_files_says_what_check_data_says_of_turned_transparent_and_profiled_images(
+    shapes_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An image transparent everywhere (read by its colours) was noted by check-data only, and an image converted to
+    # sRGB from its colour profile by neither: training said nothing of either.
+    from colour_profiles import icc_profile
+    from PIL import Image
+
+    from torchbricks.datasets.checking import check_data
+
+    root = Path(shutil.copytree(shapes_root / "classification", tmp_path / "classification"))
+    circles = sorted((root / "train" / "circle").glob("*.png"))
+    with Image.open(circles[0]) as picture:
+        empty_alpha = picture.convert("RGBA")
+    empty_alpha.putalpha(0)
+    empty_alpha.save(circles[0])
+    with Image.open(circles[1]) as picture:
+        picture.convert("RGB").save(circles[1], icc_profile=icc_profile("display-p3"))
+    exif = Image.Exif()
+    exif[0x0112] = 2  # mirrored
+    square = sorted((root / "val" / "square").glob("*.png"))[0]
+    with Image.open(square) as picture:
+        picture.convert("RGB").save(square.with_suffix(".jpg"), exif=exif)
+    square.unlink()
+
+    ImageFolderDataModule(root, image_size=16, batch_size=2, num_workers=0).check_files()
+
+    printed = [line.removeprefix("torchbricks: note: ") for line in capsys.readouterr().err.splitlines()]
+    checked = [note for note in check_data(root, task="classification").notes if str(root) in note]
+    assert printed == checked
+    assert len(printed) == 3
+    assert printed[0].startswith(f"1 image ({str(square.with_suffix('.jpg'))!r}) carries an EXIF orientation")
+    assert printed[1].startswith(f"1 image ({str(circles[0])!r}) is transparent everywhere (alpha 0)")
+    assert printed[2].startswith(f"1 image ({str(circles[1])!r}) carries a colour profile other than sRGB (Display P3)")

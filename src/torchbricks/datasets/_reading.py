@@ -51,6 +51,7 @@ __all__ = [
     "exif_orientation",
     "image_file_size",
     "image_files",
+    "image_notes",
     "is_hidden",
     "load_rgb",
     "load_rgb_reduced",
@@ -250,6 +251,54 @@ SWAPPED_BY_EXIF = (
     "or {fix} as shown."
 )
 """What a size error adds when the image's EXIF orientation swaps its sides (`{what}`, `{fix}`: the labels' words)."""
+
+
+def image_notes(turned: list[Path], transparent: list[Path], profiles: dict[Path, str]) -> list[str]:
+    """What training, evaluation and check-data say of the images they read otherwise than their stored pixels
+    suggest: those an EXIF orientation turns (`turned`), those transparent everywhere, read by their colours
+    (`transparent`: `torchbricks._pictures.fully_transparent`), and those converted to sRGB from another colour
+    profile (`profiles`: each image's profile, `torchbricks._pictures.converted_profile`); one note for each kind
+    there is, naming the first image.
+
+    Example:
+        >>> image_notes([], [], {Path("iphone.jpg"): "Display P3"})[0][:76]
+        "1 image ('iphone.jpg') carries a colour profile other than sRGB (Display P3)"
+    """
+    notes = []
+    if turned:
+        notes.append(
+            f"{_count_and_first(turned)} {_verb(turned, 'carries', 'carry')} an EXIF orientation and "
+            f"{_verb(turned, 'is', 'are')} read turned upright, as viewers, labelling tools (CVAT, Label Studio, "
+            "labelImg, Roboflow) and Ultralytics show them: their boxes, masks or classes must be of the turned picture "
+            "(a tool that ignores the tag labelled the stored one; the test pictures of a run, predictions.png, show "
+            "which)."
+        )
+    if transparent:
+        notes.append(
+            f"{_count_and_first(transparent)} {_verb(transparent, 'is', 'are')} transparent everywhere (alpha 0): a "
+            "viewer shows nothing, and torchbricks reads the colours under the alpha, as OpenCV and Ultralytics do. Such "
+            "a file is almost always an export that wrote an empty alpha channel: save it as RGB (or with its alpha set) "
+            "so that what a person sees is what is learned."
+        )
+    if profiles:
+        paths = list(profiles)
+        names = ", ".join(sorted(set(profiles.values())))
+        notes.append(
+            f"{_count_and_first(paths)} {_verb(paths, 'carries', 'carry')} a colour profile other than sRGB ({names}) "
+            f"and {_verb(paths, 'is', 'are')} read converted to sRGB, as browsers and viewers show them: the model "
+            "learns and predicts those colours, so a program of your own that feeds it images must convert them too "
+            "(torchbricks.deploy.read_image does; OpenCV's imread and Pillow's convert('RGB') do not)."
+        )
+    return notes
+
+
+def _count_and_first(paths: list[Path]) -> str:
+    many = len(paths) > 1
+    return f"{len(paths)} image{'s' if many else ''} ({str(paths[0])!r}{', ...' if many else ''})"
+
+
+def _verb(paths: list[Path], one: str, several: str) -> str:
+    return several if len(paths) > 1 else one
 
 
 def image_file_size(path: Path) -> tuple[int, int]:

@@ -21,7 +21,7 @@ from PIL import Image
 
 from torchbricks._conventions import IGNORE_INDEX
 from torchbricks._image_files import all_visible_files
-from torchbricks._pictures import fully_transparent, open_image, too_large
+from torchbricks._pictures import converted_profile, fully_transparent, open_image, too_large
 from torchbricks.datasets._reading import (
     IMAGE_EXTENSIONS,
     SPLIT_SEED,
@@ -29,6 +29,7 @@ from torchbricks.datasets._reading import (
     check_data_folder,
     exif_orientation,
     image_files,
+    image_notes,
     is_hidden,
     upright_size,
     visible_files,
@@ -144,17 +145,18 @@ class DataReport:
         return "\n".join(lines)
 
 
-def decode_image(path: Path) -> tuple[tuple[int, int], str, int, bool] | str:
+def decode_image(path: Path) -> tuple[tuple[int, int], str, int, bool, str | None] | str:
     """Fully decodes an image file: its upright size (width, height), a digest of its pixels, its EXIF orientation
-    (1: as stored) and whether it is transparent everywhere (`torchbricks._pictures.fully_transparent`), or what is
-    wrong with it."""
+    (1: as stored), whether it is transparent everywhere (`torchbricks._pictures.fully_transparent`) and the colour
+    profile it is converted to sRGB from (`torchbricks._pictures.converted_profile`), or what is wrong with it."""
     try:
         with Image.open(path) as image:
             image.verify()
         with open_image(path) as image:
             size, orientation = upright_size(image), exif_orientation(image)  # before decoding, as the readers see them
+            profile = converted_profile(image)
             image.load()
-            return size, hashlib.sha1(image.tobytes()).hexdigest(), orientation, fully_transparent(image)
+            return size, hashlib.sha1(image.tobytes()).hexdigest(), orientation, fully_transparent(image), profile
     except FileNotFoundError:
         return f"Image {str(path)!r} does not exist."
     except Image.DecompressionBombError as error:
@@ -211,6 +213,7 @@ class _Checker:
         self.used: dict[Path, str] = {}
         self.turned: list[Path] = []  # images whose EXIF orientation turns or mirrors them
         self.transparent: list[Path] = []  # images whose alpha is 0 everywhere
+        self.profiles: dict[Path, str] = {}  # images read converted to sRGB, and from which colour profile
         self.ignored: dict[str, Counter[str]] = {}  # split -> class -> objects training ignores (difficult, crowd)
         self.ignored_pixels: dict[str, list[Any]] = {}  # split -> [pixels 255, pixels, masks of nothing but 0 and 255]
 
@@ -225,11 +228,13 @@ class _Checker:
         if isinstance(decoded, str):
             self.problems.report(decoded)
             return None
-        size, digest, orientation, transparent = decoded
+        size, digest, orientation, transparent, profile = decoded
         if orientation != 1:
             self.turned.append(path)
         if transparent:
             self.transparent.append(path)
+        if profile is not None:
+            self.profiles[path] = profile
         if digest in self.digests:
             other_split, other = self.digests[digest]
             self.problems.report(
@@ -342,29 +347,9 @@ def check_data(
             f"{', ...' if len(skipped) > 1 else ''}): {kinds}. Images read: {', '.join(IMAGE_EXTENSIONS)}; convert "
             "others (HEIC photographs, for one) to JPEG or PNG."
         )
-    if checker.turned:
-        count = len(checker.turned)
-        report.notes.append(
-            f"{count} image{'s' if count > 1 else ''} ({str(checker.turned[0])!r}{', ...' if count > 1 else ''}) "
-            f"{'carry' if count > 1 else 'carries'} an EXIF orientation and {'are' if count > 1 else 'is'} read turned "
-            "upright, as viewers, labelling tools and Ultralytics show them; boxes and masks must be drawn on the "
-            "turned picture (look at the test predictions picture after a first run)."
-        )
-    if checker.transparent:
-        report.notes.append(_transparent_notice(checker.transparent))
+    report.notes += image_notes(checker.turned, checker.transparent, checker.profiles)  # as training says them
     report.problems = checker.problems.messages
     return report
-
-
-def _transparent_notice(paths: list[Path]) -> str:
-    """The note of the images whose alpha is 0 everywhere (`fully_transparent`)."""
-    many = len(paths) > 1
-    return (
-        f"{len(paths)} image{'s' if many else ''} ({str(paths[0])!r}{', ...' if many else ''}) "
-        f"{'are' if many else 'is'} transparent everywhere (alpha 0): a viewer shows nothing, and torchbricks reads the "
-        "colours under the alpha, as OpenCV and Ultralytics do. Such a file is almost always an export that wrote an "
-        "empty alpha channel: save it as RGB (or with its alpha set) so that what a person sees is what is learned."
-    )
 
 
 IGNORED_OBJECTS = {"voc": ("difficult object", "difficult objects"), "coco": ("crowd region", "crowd regions")}

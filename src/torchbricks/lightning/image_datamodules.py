@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 from torch.utils.data import ConcatDataset, DataLoader, Subset
 
 from torchbricks._experiment import launched_as_global_zero
-from torchbricks._pictures import check_image_file
-from torchbricks.datasets._reading import check_data_folder, class_images
+from torchbricks._pictures import ImageFacts, check_image_file
+from torchbricks.datasets._reading import check_data_folder, class_images, image_notes
 from torchbricks.datasets.boxes import BoxDataset, BoxImage, image_size_problem
 from torchbricks.datasets.class_frequencies import classes_in_masks, masks_of_split
 from torchbricks.datasets.detection_layouts import (
@@ -144,37 +144,50 @@ def _files_of(dataset: Any) -> list[tuple[Path, BoxImage | None, bool]]:
     return [] if inner is None else _files_of(inner)
 
 
-def check_dataset_files(root: Path, datasets: Sequence[Any], job: str = "training") -> list[Path]:
-    """Looks at every image (and mask) the `datasets` read (`_files_of`) before `job` starts, and returns the images
-    an EXIF orientation turns or mirrors, in order.
+def check_dataset_files(root: Path, datasets: Sequence[Any], job: str = "training") -> list[str]:
+    """Looks at every image (and mask) the `datasets` read (`_files_of`) before `job` starts, and says (on the first
+    process) what is read otherwise than the stored pixels suggest: the images an EXIF orientation turns, those
+    transparent everywhere and those converted to sRGB from another colour profile (`image_notes`, as check-data
+    says them). Training and evaluation both look here, so both say the same.
+
+    Returns:
+        Those notes.
 
     Raises:
         DataError: Naming each file that is no image Pillow reads, is cut short
-            (`torchbricks._pictures.check_image_file`: the file's header and end, no decoding) or differs in size from
-            its annotations (the first five), and their count.
+            (`torchbricks._pictures.check_image_file`: the file's header and end, no decoding but of an image with an
+            alpha channel) or differs in size from its annotations (the first five), and their count.
     """
-    headers: dict[Path, tuple[tuple[int, int], int] | None] = {}
+    headers: dict[Path, ImageFacts | None] = {}
+    images: dict[Path, ImageFacts] = {}  # in the order read
     problems: list[str] = []
-    turned: dict[Path, None] = {}
     for dataset in datasets:
         for path, record, is_image in _files_of(dataset):
             if path not in headers:
                 try:
-                    headers[path] = check_image_file(path)
+                    headers[path] = check_image_file(path, alpha=is_image)
                 except DataError as error:
                     headers[path] = None
                     problems.append(str(error))
             header = headers[path]
             if header is None:
                 continue
-            if is_image and header[1] != 1:
-                turned[path] = None
-            problem = None if record is None else image_size_problem(record, header[0])
+            if is_image:
+                images[path] = header
+            problem = None if record is None else image_size_problem(record, header.size)
             if problem is not None and problem not in problems:
                 problems.append(problem)
     if problems:
         raise DataError(_unreadable_files_message(root, problems, job))
-    return list(turned)
+    notes = image_notes(
+        [path for path, facts in images.items() if facts.orientation != 1],
+        [path for path, facts in images.items() if facts.transparent],
+        {path: facts.profile for path, facts in images.items() if facts.profile is not None},
+    )
+    if notes and launched_as_global_zero():
+        for note in notes:
+            print(f"torchbricks: note: {note}", file=sys.stderr, flush=True)
+    return notes
 
 
 def _unreadable_files_message(root: Path, problems: list[str], job: str = "training") -> str:
@@ -186,19 +199,6 @@ def _unreadable_files_message(root: Path, problems: list[str], job: str = "train
         f"{'them' if many else 'it'} (found before {job}, which would stop at the first one it reaches{late}): "
         f"{shown}. Replace or remove {'them' if many else 'it'}; `torchbricks check-data {root}` decodes every image "
         "and lists every problem."
-    )
-
-
-def _turned_images_note(root: Path, turned: list[Path]) -> str:
-    """What the job says at its start about the images an EXIF orientation turns: a label tool that ignores the tag
-    drew their boxes and masks on the stored picture, and for a half turn or a mirror nothing else can tell."""
-    many = len(turned) > 1
-    return (
-        f"torchbricks: note: {len(turned)} image{'s' if many else ''} of {str(root)!r} ({str(turned[0])!r}"
-        f"{', ...' if many else ''}) {'carry' if many else 'carries'} an EXIF orientation and {'are' if many else 'is'} "
-        "read turned upright, as viewers and labelling tools (CVAT, Label Studio, labelImg, Roboflow) show them: their "
-        "boxes, masks or classes must be of the turned picture (a tool that ignores the tag labelled the stored one; "
-        "the test pictures, predictions.png, show which)."
     )
 
 
@@ -347,17 +347,15 @@ class FileDataModule(SplitDataModule):
     def check_files(self) -> None:
         """Looks at every image (and mask) of the splits before training: raises `DataError` naming each one that is
         no image Pillow reads, is cut short (`torchbricks._pictures.check_image_file`: the file's header and end, no
-        decoding) or differs in size from its annotations. Without it the loaders stop at the first such file they
-        reach: in the first epoch for a training image, at the end of it for a validation image, and for a test image
-        only after the whole training.
+        decoding) or differs in size from its annotations, and says what is read otherwise than stored
+        (`check_dataset_files`). Without it the loaders stop at the first such file they reach: in the first epoch for
+        a training image, at the end of it for a validation image, and for a test image only after the whole training.
 
         Raises:
             DataError: Listing every such file (the first five named).
         """
         self.prepare_datasets()
-        turned = check_dataset_files(self.root, [self.datasets.get(split) for split in ("train", "validation", "test")])
-        if turned and launched_as_global_zero():
-            print(_turned_images_note(self.root, turned), file=sys.stderr, flush=True)
+        check_dataset_files(self.root, [self.datasets.get(split) for split in ("train", "validation", "test")])
 
     def _transform(self, split: str) -> Any:
         return self.train_transform if split == "train" and not self.evaluation_only else self.test_transform
