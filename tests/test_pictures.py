@@ -275,3 +275,22 @@ def test_without_littlecms_a_profiled_image_is_read_as_stored_and_said_once(
         _pictures.srgb_profile_conversion.cache_clear()
     error = capsys.readouterr().err
     assert error.count("torchbricks: note: this Pillow has no ImageCms (LittleCMS)") == 1
+
+
+def test_a_jpeg_carrying_more_pictures_is_decoded_reduced_as_a_plain_jpeg(tmp_path: Path) -> None:
+    # Pillow opens a JPEG followed by further pictures (an Ultra HDR photograph's gain map) as MPO: such photographs
+    # were decoded whole for every training read, five times slower than a plain JPEG of their size.
+    from torchbricks._pictures import read_rgb_reduced
+
+    values = (np.random.default_rng(4).random((1200, 1600, 3)) * 255).astype(np.uint8)
+    Image.fromarray(values).save(tmp_path / "plain.jpg")
+    Image.fromarray(values).save(tmp_path / "hdr.jpg", format="MPO", save_all=True, append_images=[Image.new("RGB", (400, 300))])
+    with Image.open(tmp_path / "hdr.jpg") as image:
+        assert image.format == "MPO"
+
+    plain, plain_shown = read_rgb_reduced(tmp_path / "plain.jpg", (200, 150))
+    photo, shown = read_rgb_reduced(tmp_path / "hdr.jpg", (200, 150))
+
+    assert photo.size == plain.size == (200, 150)
+    assert shown == plain_shown == (1600, 1200)
+    assert np.array_equal(np.asarray(photo), np.asarray(plain))

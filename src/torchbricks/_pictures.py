@@ -411,11 +411,13 @@ JPEG_REDUCTIONS = (8, 4, 2)
 
 
 def reduce_jpeg_decoding(image: Image.Image, at_least: tuple[int, int]) -> int:
-    """Lets an opened JPEG (not yet loaded) decode at 1/2, 1/4 or 1/8 of its size, the largest reduction whose
-    picture still has at least `at_least` ((width, height) as shown) pixels on each side, and that divides both
-    sides exactly (so the reduced picture covers the same area: boxes and masks stay aligned). A 12-megapixel
-    photograph read for a 512 x 384 input decodes at a quarter, about 5 times faster; each reduced pixel is the
-    mean of the pixels it covers, so the resize that follows gives nearly the same picture (0.5 of 255 on average).
+    """Lets an opened JPEG (not yet loaded; the first picture of an MPO file too: Pillow opens a JPEG followed by
+    further pictures, as Android's Ultra HDR photographs carry their gain map, as MPO) decode at 1/2, 1/4 or 1/8 of
+    its size, the largest reduction whose picture still has at least `at_least` ((width, height) as shown) pixels on
+    each side, and that divides both sides exactly (so the reduced picture covers the same area: boxes and masks
+    stay aligned). A 12-megapixel photograph read for a 512 x 384 input decodes at a quarter, about 5 times faster;
+    each reduced pixel is the mean of the pixels it covers, so the resize that follows gives nearly the same picture
+    (0.5 of 255 on average).
 
     Returns:
         The reduction applied (1: none; other formats, or a picture too small to reduce).
@@ -430,7 +432,7 @@ def reduce_jpeg_decoding(image: Image.Image, at_least: tuple[int, int]) -> int:
         >>> reduce_jpeg_decoding(Image.open(file), (4032, 3024))
         1
     """
-    if image.format != "JPEG":
+    if image.format not in ("JPEG", "MPO"):  # MPO: a JPEG followed by more pictures (a phone's HDR gain map, say)
         return 1
     width, height = image.size  # as stored: orientations 5 to 8 swap the sides as shown
     wanted_width, wanted_height = at_least if exif_orientation(image) < 5 else (at_least[1], at_least[0])
