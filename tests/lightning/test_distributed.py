@@ -281,6 +281,26 @@ def test_compiled_stages_on_two_processes_train_the_weights_of_eager_ones_and_of
 
 
 @pytest.mark.slow
+def test_a_training_epoch_loss_is_the_whole_split_loss_whatever_the_batch_size_and_the_processes(tmp_path: Path) -> None:
+    # With the weights kept (lr 0), a training epoch sees the split at one set of weights, so its loss is the whole
+    # split's, as validation's is: one process in batches of 8 and two processes in batches of 3 (the last of 1) must
+    # agree, and agree with the validation epoch of the same weights. The training epoch was the mean of the steps'
+    # ratios: points' heatmap loss 4.4470 in batches of 3 on two processes, 4.4401 in batches of 8 on one, 4.4405 the
+    # split's (presence 0.7173, 0.7286, 0.7283).
+    options = {"balancer": "fixed", "heads": "dense", "lr": 0.0, "epochs": 1}
+    (one,) = run_balancing_job(tmp_path, devices=1, **options)
+    first, _ = run_balancing_job(tmp_path, devices=2, batch_size=6, **options)
+
+    losses = [name.removeprefix("validation/") for name in one["fitted"] if name.startswith("validation/loss")]
+    assert "losses/points/loss_heatmap" in losses
+    for name in losses:
+        for run in (one, first):
+            trained = run["fitted"][f"train/{name}_epoch"]
+            assert trained == pytest.approx(run["fitted"][f"validation/{name}"], rel=1e-5), name
+        assert first["fitted"][f"train/{name}_epoch"] == pytest.approx(one["fitted"][f"train/{name}_epoch"], rel=1e-5), name
+
+
+@pytest.mark.slow
 def test_a_two_process_run_resumed_from_its_checkpoint_continues_every_state_as_the_uninterrupted_run(tmp_path: Path) -> None:
     # Uncertainty weights, a moving average, a learning rate schedule and early stopping whose patience ran out at
     # epoch 3 (the augmentation turned off) and runs out again at epoch 5: resumed after epoch 3, every one of them
