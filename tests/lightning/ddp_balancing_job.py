@@ -7,8 +7,9 @@ OPTIONS_JSON: `devices` (1 or 2), `balancer` (a key of `BALANCERS`), `ema_decay`
 2 processes gets half), `eval_batch_size` (of each process's validation and test batches; its share of
 `batch_size` by default), `class_weights` (of the shape head's 3 classes), `heads` (`classes`, the default: two
 classification heads; `dense`: the packaged detection, segmentation and multi-label heads of task=multitask and a
-points head, on images whose boxes, points, known labels and unignored pixels vary from image to image). The two
-processes' batches of a step are together the one process's batch of that step.
+points head, on images whose boxes, points, known labels and unignored pixels vary from image to image), `compile`
+(`compile_stages`, false by default). The two processes' batches of a step are together the one process's batch of
+that step.
 
 Each process writes `rank<r>.pt`: the module's state_dict after training and the values logged at the end of the
 fit (the balancer's among them) and of the test.
@@ -135,6 +136,7 @@ def main(out: Path, options: dict[str, Any]) -> None:
         lambda params: torch.optim.SGD(params, lr=float(options.get("lr", 0.5))),
         loss_balancer=balancer,
         write_files=False,
+        compile_stages=bool(options.get("compile", False)),
     )
     batch_size = int(options.get("batch_size", 8)) // devices
     data = dense_dataset() if dense else dataset()

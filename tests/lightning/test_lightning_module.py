@@ -541,3 +541,43 @@ def test_a_loss_parts_output_of_another_shape_than_one_row_per_loss_is_refused_n
 
     with pytest.raises(BrickError, match=r"'loss_parts' must hold the numerator and denominator of each of the losses \['ce'\]"):
         module.validation_step((torch.rand(3, 4), torch.tensor([0, 1, 1])), batch_idx=0)
+
+
+@pytest.mark.parametrize(("batch_size", "compile_stages"), [(3, False), (9, False), (3, True)], ids=["3", "9", "3-compiled"])
+def test_a_training_epoch_loss_with_parts_is_the_whole_split_loss_whatever_the_batch_size(
+    tmp_path: Path, batch_size: int, compile_stages: bool
+) -> None:
+    # Multilabel's loss divides each batch's sum by its known labels (-1: unknown), which vary from image to image:
+    # with the weights kept (lr 0), the training epoch's loss is the mean over every known label of the split, as the
+    # validation epoch's is (it was the mean of the batches' ratios, weighed by their sizes: another number per size).
+    # Compiled, the numerators and denominators are outputs of the compiled call.
+    from torchbricks.bag_of_bricks.multilabel_classification import MultiLabelLoss
+
+    generator = torch.Generator().manual_seed(0)
+    raw = torch.randn(9, 4, generator=generator)
+    targets = torch.randint(0, 2, (9, 3), generator=generator)
+    targets[torch.arange(3) >= torch.tensor([3, 0, 1, 3, 2, 0, 1, 3, 2])[:, None]] = -1
+    collection = BrickCollection(
+        {
+            "head": BrickTrainable(nn.Linear(4, 3), input_names=["raw"], output_names=["logits"]),
+            "loss": BrickLoss(
+                MultiLabelLoss(return_parts=True), ["logits", "targets"], ["bce", "loss_parts"], loss_output_names=["bce"]
+            ),
+        }
+    )
+    module = LightningBrickCollection(
+        tmp_path, "parts", collection, lambda params: torch.optim.SGD(params, lr=0.0), write_files=False,
+        compile_stages=compile_stages,
+    )  # fmt: skip
+    trainer = pl.Trainer(
+        max_epochs=1, logger=False, enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=False,
+        accelerator="cpu", limit_val_batches=0,
+    )  # fmt: skip
+    trainer.fit(module, DataLoader(NamedTensorDataset(raw=raw, targets=targets), batch_size=batch_size))
+
+    known = targets >= 0
+    with torch.no_grad():
+        logits = collection(named_inputs={"raw": raw}, tags="MODEL")["logits"]
+    expected = nn.functional.binary_cross_entropy_with_logits(logits[known], targets[known].float())
+    torch.testing.assert_close(trainer.callback_metrics["train/losses/bce_epoch"], expected, rtol=1e-5, atol=0)
+    torch.testing.assert_close(trainer.callback_metrics["train/loss_epoch"], expected, rtol=1e-5, atol=0)

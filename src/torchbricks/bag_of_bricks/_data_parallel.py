@@ -5,19 +5,26 @@ DDP averages the processes' gradients. A loss that each process divides by its o
 process whose batch held few boxes (or light classes, or many ignored pixels) like one whose batch held many, and
 two processes train other weights than one process given their batches together. Divided instead by the count of
 every process's batch, times the number of processes, DDP's mean is the gradient of the loss of the batches together.
+
+The sum is a functional collective (`torch.distributed._functional_collectives.all_reduce`), which torch.compile
+traces into the compiled graph: compiled stages (`LightningBrickCollection(compile_stages=True)`) divide as eager ones.
 """
 
 from __future__ import annotations
 
 import torch
 
+if torch.distributed.is_available():  # builds without torch.distributed have no process group to sum over either
+    import torch.distributed._functional_collectives as functional_collectives
+
 __all__ = ["divide_by_every_process", "parts", "training_processes"]
 
 
 def training_processes(training: bool) -> int:
     """The number of data-parallel processes a training call runs on: 1 outside training (a module in eval mode or no
-    gradient), without a process group, and while compiling (a collective in the middle of a traced graph)."""
-    if not (training and torch.is_grad_enabled()) or torch.compiler.is_compiling():
+    gradient) and without a process group. Traced by torch.compile, the answer is fixed in the compiled graph (dynamo
+    guards on the grad mode and the module's `training`, and takes the process group's size as a constant)."""
+    if not (training and torch.is_grad_enabled()):
         return 1
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
         return 1
@@ -42,8 +49,11 @@ def divide_by_every_process(
     processes = training_processes(training)
     if processes > 1:
         dtype = torch.promote_types(numerator.dtype, torch.float32)  # counts of a bfloat16 loss stay exact
-        denominator = denominator.detach().to(device=numerator.device, dtype=dtype).clone()
-        torch.distributed.all_reduce(denominator)
+        denominator = denominator.detach().to(device=numerator.device, dtype=dtype)
+        # functional (out of place): traceable, so that a compiled training call sums as an eager one does. (Left out
+        # of the trace, as it was, each compiled process divided by its own batch's count without a word.)
+        world = torch.distributed.group.WORLD  # not None: training_processes found the process group initialized
+        denominator = functional_collectives.all_reduce(denominator, "sum", world)  # type: ignore[arg-type]
         numerator = numerator * processes
     if minimum is not None:
         denominator = denominator.clamp(min=minimum)

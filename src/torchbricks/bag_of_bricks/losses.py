@@ -34,7 +34,7 @@ class ClassWeightedCrossEntropyLoss(nn.CrossEntropyLoss):
         ignore_index: Targets with this value are left out (255 for segmentation masks).
         label_smoothing: Passed to `CrossEntropyLoss`.
         return_parts: Also return the loss's numerator and denominator on this batch, [1, 2] (see
-            `torchbricks._conventions.LOSS_PARTS`), for a validation epoch's loss over the whole split.
+            `torchbricks._conventions.LOSS_PARTS`), for an epoch's loss over the whole split.
 
     Raises:
         BrickError: A weight is negative or not finite, every weight is 0, or the weights are a string.

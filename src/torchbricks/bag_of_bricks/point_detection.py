@@ -154,7 +154,7 @@ class PointDetectionLoss(nn.Module):
         alpha: Focusing exponent of the focal loss.
         beta: Down-weighting exponent for negatives near a point.
         return_parts: Also return each loss's numerator and denominator on this batch, [2, 2] (see
-            `torchbricks._conventions.LOSS_PARTS`), for a validation epoch's loss over the whole split.
+            `torchbricks._conventions.LOSS_PARTS`), for an epoch's loss over the whole split.
     """
 
     def __init__(

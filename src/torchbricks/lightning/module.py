@@ -65,10 +65,12 @@ class LightningBrickCollection(pl.LightningModule):
     `Stage.INFERENCE` (returning the inference outputs). The loss is the (optionally weighted) sum of the loss
     outputs; each loss and the total are logged per stage (`train/loss`, `train/losses/head0/loss_ce`), per step
     while training (under DDP, of the step's batches on every process together) and per epoch: the batch-size
-    weighted mean of the epoch's losses, except in validation and test for a loss whose brick hands over its
-    numerator and denominator (an output `loss_parts`, `torchbricks._conventions.LOSS_PARTS`, as the packaged heads'
-    losses do), which is the sum of the numerators over the sum of the denominators, the whole split's loss (see
-    `LossMeans`; the total is then the balancer's total of the epoch's losses). Epoch values and metrics are computed at the
+    weighted mean of the epoch's losses, except for a loss whose brick hands over its numerator and denominator (an
+    output `loss_parts`, `torchbricks._conventions.LOSS_PARTS`, as the packaged heads' losses do), which is the sum of
+    the numerators over the sum of the denominators, the whole split's loss whatever the batch size and the number of
+    processes, in training epochs too (see `LossMeans`). The epoch's total is the balancer's total of the epoch's
+    losses, except in a training epoch of a balancer that learns its weights in its steps (uncertainty weighting):
+    there the batch-size weighted mean of the steps' totals. Epoch values and metrics are computed at the
     end of each epoch, on every process and in the same order on each (see `torchbricks.lightning._epoch_values`:
     collectives started at rank-dependent moments deadlock), so under DDP they cover the data of every process;
     scalars are logged (`validation/head0/accuracy`), and every value, confusion matrices included, is kept in
@@ -352,7 +354,7 @@ class LightningBrickCollection(pl.LightningModule):
         _warn_shared_summaries(self.brick_collection)
         views = {stage: _stage_view(self.brick_collection) for stage in _METRIC_STAGES}
         self._stage_collections = views
-        self._loss_parts = {stage: _loss_parts_outputs(view, stage) for stage, view in views.items() if stage is not Stage.TRAIN}
+        self._loss_parts = {stage: _loss_parts_outputs(view, stage) for stage, view in views.items()}
         if self.compile_stages:
             self._compiled_stages = {
                 stage: torch.compile(view, fullgraph=True) for stage, view in views.items() if _traceable(view, stage)
@@ -525,9 +527,10 @@ class LightningBrickCollection(pl.LightningModule):
         reduce = partial(self.trainer.strategy.reduce, reduce_op="sum")
         loss_names = ["loss", *self.brick_collection.loss_names()]
         losses = self._loss_means[stage].compute(loss_names, self.device, reduce)
-        if stage is not Stage.TRAIN and len(losses) > 1:
-            # the balancer's weights stay put over an evaluation epoch, and its total is affine in each loss: the
-            # total of the epoch's losses is the whole split's, as they are (a mean of the batches' totals was not)
+        if len(losses) > 1 and (stage is not Stage.TRAIN or not _learns_weights(self.loss_balancer)):
+            # the balancer's weights stay put over an evaluation epoch (and over a training epoch unless it learns them
+            # in its steps), and its total is affine in each loss: the total of the epoch's losses is the whole
+            # split's, as they are (a mean of the batches' totals was not)
             with torch.no_grad():
                 losses[TOTAL_LOSS] = self.loss_balancer({name: loss for name, loss in losses.items() if name != TOTAL_LOSS})
         if stage is Stage.TRAIN:
@@ -561,6 +564,12 @@ class LightningBrickCollection(pl.LightningModule):
             key = stage.value if loader is None else f"{stage.value}/dataloader_idx_{loader}"
             self.epoch_metrics[key] = {name: _to_cpu(value) for name, value in values.items()}
             self.epoch_metrics_epoch[key] = int(self.current_epoch) + 1
+
+
+def _learns_weights(balancer: LossBalancer) -> bool:
+    """Whether the balancer's weights change within a training epoch (learned in its steps, as uncertainty weighting's
+    log-variances), rather than only at the epoch's end (dynamic weight average) or never (fixed weights, PCGrad)."""
+    return any(parameter.requires_grad for parameter in balancer.parameters())
 
 
 def _loss_parts_outputs(collection: BrickCollection, stage: Stage) -> dict[str, tuple[str, ...]]:
