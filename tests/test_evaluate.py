@@ -261,3 +261,15 @@ def test_the_table_says_which_values_are_written_by_convention_for_a_class_or_bo
     nothing_to_find = format_evaluation(EvaluationResult({"boxes/map": -1.0, "boxes/map_50": -1.0, "head/accuracy": -1.0}))
     assert "boxes/map_50   -1.0000  (undefined: no true box in this split)" in nothing_to_find
     assert "head/accuracy  -1.0000\n" in nothing_to_find + "\n"
+
+
+def test_the_table_of_a_tiled_evaluation_says_its_samples_are_tiles_and_its_metrics_per_tile() -> None:
+    description = {"split": "test", "data_root": "data", "samples": 36, "tiled_images": 4}
+
+    header = format_evaluation(EvaluationResult({"boxes/map": 0.5}, {}, description)).splitlines()[0]
+
+    assert header.startswith("data: ")
+    assert header.endswith(
+        ", 36 tiles of 4 images (the metrics are per tile: an object or pixel where tiles overlap counts in each)"
+    )
+    assert "samples" not in header

@@ -76,7 +76,8 @@ def evaluate_experiment(
             read without augmentation). None: `all` for labelled data other than the experiment's own that has no
             validation split of its own (a folder of class folders, a labelling tool's export without splits: its
             "test split" would be a random fifth of it), else `test`. `evaluation.json` says which split, why the
-            default chose `all` when it did (`split_chosen`) and how many samples.
+            default chose `all` when it did (`split_chosen`) and how many samples (with `data.tile_size`, tiles,
+            and `tiled_images`: of how many images; the metrics are then per tile).
         out: Where `evaluation.json` is written; `folder/evaluation.json` by default.
 
     Raises:
@@ -166,6 +167,7 @@ def evaluate_experiment(
         "split": split,
         "split_chosen": chosen,
         "samples": sum(len(part.dataset) for part in parts),
+        **_tiled_images(parts),
         "overrides": list(overrides),
         "class_names": experiment.class_names,
         "heads": heads,
@@ -173,6 +175,15 @@ def evaluate_experiment(
     result = EvaluationResult(metrics, per_class_values(metrics, experiment.class_names), description)
     write_json(Path(out) if out is not None else experiment.folder / EVALUATION_FILE, result.to_json())
     return result
+
+
+def _tiled_images(loaders: list[Any]) -> dict[str, int]:
+    """`{"tiled_images": N}` when the loaders read tiles (`data.tile_size`) of N images, else nothing: the samples
+    are then tiles, and the metrics are per tile, an object or pixel in an overlap counted in each tile."""
+    counts: list[list[int]] = [getattr(loader.dataset, "tile_counts", None) or [] for loader in loaders]
+    if not all(counts):
+        return {}
+    return {"tiled_images": sum(len(count) for count in counts)}
 
 
 def _check_files(data_module: Any, config: Any, loaders: list[Any]) -> None:
@@ -287,7 +298,13 @@ def format_evaluation(result: EvaluationResult) -> str:
     if "split" in result.description:
         described = SPLIT_TEXT.get(result.description["split"], result.description["split"])
         where = result.description.get("data_root") or "the data"
-        header = [f"{where}: {described}, {result.description.get('samples', '?')} samples"]
+        samples = f"{result.description.get('samples', '?')} samples"
+        if "tiled_images" in result.description:  # the metrics of tiles are not those of the whole images
+            samples = (
+                f"{result.description.get('samples', '?')} tiles of {result.description['tiled_images']} images "
+                "(the metrics are per tile: an object or pixel where tiles overlap counts in each)"
+            )
+        header = [f"{where}: {described}, {samples}"]
         if result.description.get("split_chosen"):
             header.append(f"({result.description['split_chosen']})")
         lines = [*header, "", *lines]

@@ -546,6 +546,67 @@ def test_per_class_average_precision_equals_pycocotools_evaluated_one_category_a
     assert 0 < float(per_class["cat"]["ap_50"]) < 1
 
 
+def test_mean_average_precision_given_the_images_scores_boxes_cut_to_them_as_pycocotools_scores_the_cut_boxes() -> None:
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    # A 32 x 32 image with one true box at its left border, found by a box reaching 6 px past the border (IoU 0.67
+    # uncut, 1 cut), behind a box wholly outside the image, scored higher (a false positive uncut, nothing cut).
+    true_boxes, true_labels = torch.tensor([[[0.0, 8, 12, 20]]]), torch.tensor([[0]])
+    boxes = torch.tensor([[[-6.0, 8, 12, 20], [33, 2, 40, 9]]])
+    scores, labels = torch.tensor([[0.6, 0.9]]), torch.tensor([[0, 0]])
+    cut = [[0.0, 8, 12, 20]]  # what `predict` writes: the first box cut at x = 0; the second left out
+    truth = COCO()
+    truth.dataset = {
+        "images": [{"id": 1, "width": 32, "height": 32}],
+        "categories": [{"id": 0}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 0, "bbox": [0.0, 8, 12, 12], "iscrowd": 0, "area": 144.0}],
+    }
+    detections = [{"image_id": 1, "category_id": 0, "bbox": [x0, y0, x1 - x0, y1 - y0], "score": 0.6} for x0, y0, x1, y1 in cut]
+    with contextlib.redirect_stdout(io.StringIO()):
+        truth.createIndex()
+        evaluation = COCOeval(truth, truth.loadRes(detections), iouType="bbox")
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+
+    metric, uncut = BoxMeanAveragePrecision(), BoxMeanAveragePrecision()
+    metric.update(boxes, scores, labels, true_boxes, true_labels, torch.zeros(1, 3, 32, 32))
+    uncut.update(boxes, scores, labels, true_boxes, true_labels)
+    values, uncut_values = metric.compute(), uncut.compute()
+
+    for name, index in (("map", 0), ("map_50", 1), ("map_75", 2), ("mar_100", 8)):
+        assert float(values[name]) == pytest.approx(evaluation.stats[index], abs=1e-6), name
+    assert float(values["map"]) == pytest.approx(1.0)
+    assert float(uncut_values["map"]) < 0.5  # the boxes as the decoder gave them: a false positive first, a loose box
+
+
+def test_the_detection_head_scores_the_boxes_cut_to_its_images() -> None:
+    """The decoder's box reaching past the image (x_min -4 of a 32 px image) is scored as `predict` writes it, cut at 0:
+    equal to the true box, an AP of 1 at every IoU threshold (uncut, IoU 0.75: 0.6)."""
+    head = create_object_detection_head(
+        1, 5, "features", stride=8, target_boxes_name="boxes", target_labels_name="labels", image_name="raw", hidden_channels=5
+    )
+    model = BrickCollection({"cars": head})
+    model["cars"]["detect"].model = _pass_through_head(1)
+    heatmap = torch.full((1, 1, 4, 4), -9.0)
+    heatmap[0, 0, 1, 0] = 9.0  # the cell centred on (4, 12)
+    distances = torch.full((1, 4, 4, 4), 1.0)
+    distances[0, 1::2, 1, 0] = 0.5  # sides in cells: the box [-4, 8, 12, 16]
+    named = {"features": _pass_through_features(heatmap, distances), "raw": torch.zeros(1, 3, 32, 32)}
+
+    with torch.no_grad():
+        model({**named, "boxes": torch.tensor([[[0.0, 8, 12, 16]]]), "labels": torch.tensor([[0]])}, tags=Stage.TEST)
+
+    assert model({**named}, tags=Stage.INFERENCE)["cars/boxes"][0, 0].tolist() == pytest.approx([-4.0, 8, 12, 16], abs=1e-4)
+    values = model.summarize(reset=True)
+    assert float(values["cars/map"]) == pytest.approx(1.0)
+    assert float(values["cars/per_class"]["0"]["ap"]) == pytest.approx(1.0)
+
+
 def test_mean_average_precision_equals_pycocotools_when_a_recall_falls_on_a_threshold() -> None:
     import contextlib
     import io

@@ -160,7 +160,9 @@ def _train(root: Path, tmp_path: Path, *overrides: str, task: str = "detection")
 
 
 @pytest.mark.slow
-def test_detection_trains_on_tiles_of_larger_images(large_shapes: Path, tmp_path: Path) -> None:
+def test_detection_trains_on_tiles_of_larger_images_and_evaluate_says_its_metrics_are_per_tile(
+    large_shapes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert _train(large_shapes / "detection", tmp_path, "data.tile_size=64") == 0
 
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
@@ -168,6 +170,13 @@ def test_detection_trains_on_tiles_of_larger_images(large_shapes: Path, tmp_path
     assert 0.0 <= metrics["test"]["detection/map_50"] <= 1.0
     assert metrics["onnx_max_abs_difference"] < 1e-4
     assert described["image_size"] == [64, 64]
+
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "run"), "split=test"]) == 0
+    evaluation = json.loads((tmp_path / "run" / "evaluation.json").read_text())
+    assert evaluation["metrics"] == metrics["test"]  # the same tiles, the same numbers: per tile, not per image
+    assert (evaluation["samples"], evaluation["tiled_images"]) == (2 * TILES_PER_IMAGE, 2)
+    assert f"{2 * TILES_PER_IMAGE} tiles of 2 images (the metrics are per tile" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

@@ -47,6 +47,11 @@ class BoxMeanAveragePrecision(MeanAveragePrecision):
     detection of class k overlapping it (by intersection over the detection's area, COCO's crowd rule) is not a
     false positive.
 
+    Given the `images` [B, C, H, W] the boxes were found on, each box is cut to the image and a box left without
+    area is dropped, as `predict` writes them: the decoder's boxes may reach past the input (an object at the
+    border), and scored uncut, such a box overlapped its true box (which lies in the image) less than the box
+    `predict` delivers, so the mAP at the stricter IoU thresholds read lower than the delivered boxes' mAP.
+
     Every detection the model returns is counted: the cap on detections per image (COCO's `maxDets`, 100 in COCO's
     summary) is the larger of 100 and `max_detections`, which the detection head sets to its decoder's
     `max_detections`; an image with more detections than the cap is refused rather than cut. `compute` returns
@@ -159,7 +164,10 @@ class BoxMeanAveragePrecision(MeanAveragePrecision):
         labels: torch.Tensor,
         target_boxes: torch.Tensor,
         target_labels: torch.Tensor,
+        images: torch.Tensor | None = None,
     ) -> None:
+        if images is not None:
+            boxes, labels = _cut_to_image(boxes, labels, images.shape[-2], images.shape[-1])
         if labels.shape[-1] > self.max_detections:
             most = int((labels >= 0).sum(dim=-1).max()) if labels.numel() else 0
             if most > self.max_detections:
@@ -184,6 +192,15 @@ class BoxMeanAveragePrecision(MeanAveragePrecision):
                 }
             )
         super().update(predictions, targets)
+
+
+def _cut_to_image(boxes: torch.Tensor, labels: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Boxes [B, P, 4] cut to an image of `height` x `width` pixels, and their labels with -1 for a box left without
+    area (outside the image), as `torchbricks._tiled_predictions.boxes_in_image` cuts the boxes `predict` writes."""
+    limits = boxes.new_tensor([width, height, width, height])
+    boxes = torch.minimum(boxes.clamp(min=0), limits)
+    shown = (boxes[..., 2] > boxes[..., 0]) & (boxes[..., 3] > boxes[..., 1])
+    return boxes, torch.where(shown, labels, torch.full_like(labels, -1))
 
 
 def _mean_defined(precision: torch.Tensor) -> torch.Tensor:

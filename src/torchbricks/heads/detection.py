@@ -226,7 +226,9 @@ class DetectionTaskHead(TaskHead):
         head["detect"] = brick("BrickTrainable", detector, [given.features_name], ["./heatmap", "./distances"])
         head["decode"] = brick("BrickNotTrainable", decoder, ["./heatmap", "./distances"], ["./boxes", "./scores", "./labels"])
         head["loss"] = loss_with_parts(loss, ["./heatmap", "./distances", *targets], ["./loss_heatmap", "./loss_box"])
-        head["metrics"] = metrics(average_precision, ["./boxes", "./scores", "./labels", *targets])
+        # given the images, the metric cuts the boxes to them as `predict` does, so it scores the boxes users get
+        images = [given.image_name] if given.image_name is not None else []
+        head["metrics"] = metrics(average_precision, ["./boxes", "./scores", "./labels", *targets, *images])
         return cls.with_drawing(head, given.image_name, class_names=given.class_names, min_score=given.min_drawn_score)
 
     @classmethod
@@ -242,11 +244,18 @@ class DetectionTaskHead(TaskHead):
     def predictions(cls, collected: Collected) -> BoxHeadPredictions | None:
         """Boxes [B, P, 4], scores [B, P], labels [B, P] beside true boxes [B, N, 4] and labels [B, N] (label -1:
         padding, -2 - k: an ignored object of class k), per image; predicted boxes scoring below `MIN_DRAWN_SCORE`
-        are left out."""
-        if len(collected.values) != 5:
+        are left out. A sixth input, the images the metric cuts the boxes to, cuts the drawn boxes to them too."""
+        if len(collected.values) not in (5, 6):
             return None
+        values = collected.values[:5]
+        if len(collected.values) == 6:  # drawn as the metric scores them and `predict` writes them: in the image
+            height, width = collected.images.shape[1:3]
+            values[0] = [np.minimum(boxes.clip(min=0), [width, height, width, height]) for boxes in values[0]]
         truth, prediction = split_padded(
-            collected.values, lambda boxes, scores, labels: (labels >= 0) & (scores >= MIN_DRAWN_SCORE)
+            values,
+            lambda boxes, scores, labels: (
+                (labels >= 0) & (scores >= MIN_DRAWN_SCORE) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+            ),
         )
         ignored = [
             Boxes(boxes[labels <= -2], -2 - labels[labels <= -2].astype(np.int64))

@@ -68,6 +68,9 @@ def collect_predictions(
             kept_images.append(_displayable(image_batch))
             for name in wanted:
                 value = outputs[name]
+                if name in batch and value is image_batch:  # an input image batch (a box metric's): kept once, above
+                    kept[name].append(np.zeros(len(value), dtype=np.float32))
+                    continue
                 # Other outputs are kept only where multi-label scores can be, [B, K] (not a segmentation head's maps).
                 if name not in extra or (isinstance(value, torch.Tensor) and value.ndim == 2):
                     kept[name].append(value.detach().float().cpu().numpy())
