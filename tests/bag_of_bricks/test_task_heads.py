@@ -17,6 +17,7 @@ from torchbricks.bag_of_bricks.image_classification import create_bricks_image_c
 from torchbricks.bag_of_bricks.point_detection import create_bricks_point_detection
 from torchbricks.bag_of_bricks.segmentation import create_bricks_segmentation, create_segmentation_head
 from torchbricks.brick_collection import BrickCollection
+from torchbricks.errors import BrickError
 from torchbricks.tags import Stage
 
 
@@ -321,3 +322,17 @@ def test_ready_made_collections_report_readable_metric_names_those_of_the_packag
     expected_f1.update(points_outputs["head/points"], points_outputs["head/labels"], points_batch["target_points"],
                        points_batch["target_labels"])  # fmt: skip
     torch.testing.assert_close(reported["points"]["head/f1"], expected_f1.compute())
+
+
+def test_a_segmentation_head_refuses_an_ignore_index_that_is_one_of_its_classes() -> None:
+    with pytest.raises(BrickError, match=r"ignore_index 255 is one of the 300 classes .*ignore_index=-1"):
+        create_segmentation_head(300, [8], ["f8"], "targets", output_stride=8)
+
+    head = create_segmentation_head(
+        300, [8], ["f8"], "targets", output_stride=8, hidden_channels=4, ignore_index=-1, class_scores=True
+    )
+    targets = torch.full((1, 16, 16), 255)
+    targets[0, 0] = -1
+    model = BrickCollection({"seg": head})
+    model({"f8": torch.rand(1, 8, 2, 2), "targets": targets}, tags=Stage.VALIDATION)
+    assert list(model.summarize(reset=True)["seg/per_class"].values())[255]["support"] == 16 * 15  # -1 left out

@@ -516,3 +516,9 @@ def test_a_classes_txt_without_its_background_line_is_noted_once_at_the_start(
             _cat_dog_segmentation(tmp_path / str(number), classes), image_size=16, batch_size=2, num_workers=0
         )
         assert "begins with" not in capsys.readouterr().err
+
+
+def test_a_segmentation_split_of_more_classes_than_the_ignored_value_leaves_out_is_refused(tmp_path: Path) -> None:
+    # 16-bit masks can number 300 classes, but 255 marks ignored pixels: class 255 would never be trained or scored
+    with pytest.raises(DataError, match=r"has 256 classes, but mask value 255 marks ignored pixels: class 255"):
+        SegmentationFolderDataset(tmp_path, num_classes=256)

@@ -170,6 +170,13 @@ class BoxDataset(Dataset[dict[str, Any]]):
                 self.duplicates[record.path] = len(record.objects) - len(kept)
                 record.objects = kept
         self.class_names = list(class_names)
+        if with_masks and len(self.class_names) >= IGNORE_INDEX:  # drawn as index + 1: the 255th class would be 255
+            raise DataError(
+                f"{len(self.class_names)} classes do not fit the semantic masks drawn from their outlines: a mask "
+                f"holds the background 0, the classes 1 to {IGNORE_INDEX - 1} and {IGNORE_INDEX} for ignored pixels, "
+                f"so class {self.class_names[IGNORE_INDEX - 1]!r} (the {IGNORE_INDEX}th) would be drawn as ignored. "
+                f"Multitask takes at most {IGNORE_INDEX - 1} classes; task=detection takes any number."
+            )
         self.with_masks = with_masks
         self.transform = transform
 

@@ -452,6 +452,13 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
         listed: Path | None = None,
         class_names: Sequence[str] | None = None,
     ) -> None:
+        if num_classes > IGNORE_INDEX:
+            raise DataError(
+                f"The segmentation split {str(folder)!r} has {num_classes} classes, but mask value {IGNORE_INDEX} "
+                f"marks ignored pixels: class {IGNORE_INDEX} would be left out of training and the metrics without a "
+                f"word. Masks of class indices take at most {IGNORE_INDEX} classes with the background (0 to "
+                f"{IGNORE_INDEX - 1})."
+            )
         problems = problems_or_raise(problems)
         self.folder = Path(folder)
         self.class_names = class_names

@@ -100,6 +100,13 @@ class SegmentationTaskHead(TaskHead):
             >>> model({"f8": torch.rand(1, 8, 2, 2), "f16": torch.rand(1, 16, 1, 1)}, tags="MODEL")["segment/mask"].shape
             torch.Size([1, 16, 16])
         """
+        if isinstance(num_classes, int) and 0 <= ignore_index < num_classes:
+            raise BrickError(
+                f"create_segmentation_head: ignore_index {ignore_index} is one of the {num_classes} classes (0 to "
+                f"{num_classes - 1}): class {ignore_index}'s pixels would be left out of the loss and the mean IoU "
+                "without a word. Pass an ignore_index outside the classes (e.g. ignore_index=-1, as 16-bit masks of "
+                f"more than {IGNORE_INDEX} classes need), or fewer classes."
+            )
         if not isinstance(features_names, str):  # not an interpolation of the packaged config: names and channels
             features_names, in_channels = list(features_names), list(in_channels)
             if len(in_channels) != len(features_names):
