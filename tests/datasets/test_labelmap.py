@@ -113,7 +113,7 @@ def test_a_colour_the_labelmap_lacks_is_an_error_naming_mask_colour_pixels_and_c
     assert "Its colours: 'background' (0, 0, 0), 'car' (250, 50, 83), 'road' (51, 221, 255)" in message
 
 
-def test_voc_palette_masks_keep_their_indices_and_the_255_border_beside_a_labelmap(tmp_path: Path) -> None:
+def test_voc_palette_masks_are_read_by_colour_and_keep_the_255_border_beside_a_labelmap(tmp_path: Path) -> None:
     root = tmp_path / "voc"
     (root / "images").mkdir(parents=True)
     (root / "masks").mkdir()
@@ -131,9 +131,12 @@ def test_voc_palette_masks_keep_their_indices_and_the_255_border_beside_a_labelm
     assert np.array_equal(dataset[1]["targets"].numpy(), _classes(1).astype(np.int64))
     assert 255 in dataset[1]["targets"]
     (root / "labelmap.txt").write_text("background:0,0,0::\nbicycle:0,128,0::\naeroplane:128,0,0::\n")  # reordered
-    with pytest.raises(
-        DataError, match=r"palette PNG whose index 1 is coloured \(128, 0, 0\), but .* class 1 the colour 'bicycle'"
-    ):
+    reordered = read_mask(root / "masks" / "2007_000001.png", colours=mask_colours(root))  # read by colour
+    expected = _classes(1).astype(np.int64)
+    expected[_classes(1) == 1], expected[_classes(1) == 2] = 2, 1
+    assert np.array_equal(reordered, expected)
+    (root / "labelmap.txt").write_text("background:0,0,0::\naeroplane:128,0,0::\n")  # bicycle not listed
+    with pytest.raises(DataError, match=r"has 24 pixels of colour \(0, 128, 0\), which .* does not list"):
         read_mask(root / "masks" / "2007_000000.png", colours=mask_colours(root))
 
 

@@ -34,6 +34,7 @@ from torchbricks.datasets._reading import (
     upright_size,
     visible_files,
 )
+from torchbricks.datasets.class_frequencies import masks_of_split
 from torchbricks.datasets.detection_layouts import (
     DETECTION_LAYOUTS,
     LAYOUT_EXPECTS,
@@ -54,6 +55,7 @@ from torchbricks.datasets.folder_splits import (
     segmentation_folders,
     training_folder,
 )
+from torchbricks.datasets.mask_palettes import palette_disagreement
 from torchbricks.datasets.readers import (
     BoxDataset,
     DataError,
@@ -537,12 +539,8 @@ def _check_segmentation_folder(checker: _Checker, root: Path, layout: str, split
     masks = segmentation_folders(root)[1]
     colours = mask_colours(root)
     binary = colours is None and masks_are_binary_255(masks, len(names))
-    if binary and split == "train":
-        checker.report.notes.append(binary_masks_notice(masks, names))
     if split == "train":
-        disagree = binary_masks_disagree(root, len(names))
-        if disagree is not None:
-            checker.problems.report(disagree)
+        _check_training_masks(checker, root, layout, binary)
     stems = {path.stem for path in image_files(source.images)}
     # VOC's lists name the images of a split: a mask of no listed image is not the split's, nor an orphan
     orphans = [path for path in visible_files(source.masks, (".png",)) if path.stem not in stems] if source.stems is None else []
@@ -590,6 +588,23 @@ def _check_segmentation_folder(checker: _Checker, root: Path, layout: str, split
         checker.report.notes.append(_ignored_pixels_notice(split, *totals))
     if split == "train":
         _note_background_line(checker, root)
+
+
+def _check_training_masks(checker: _Checker, root: Path, layout: str, binary: bool) -> None:
+    """What is checked once for a segmentation data set, with its training split: binary 0/255 masks (noted), splits
+    whose masks are of two kinds, and palettes that disagree between masks (`palette_disagreement`)."""
+    names = checker.report.class_names
+    if binary:
+        checker.report.notes.append(binary_masks_notice(segmentation_folders(root)[1], names))
+    disagree = binary_masks_disagree(root, len(names))
+    if disagree is not None:
+        checker.problems.report(disagree)
+    if mask_colours(root) is None and not binary:
+        splits = folder_splits(root, layout)
+        every = dict.fromkeys(path for name in ("train", "validation", "test") for path in masks_of_split(splits[name]))
+        renumbered = palette_disagreement(list(every), len(names), root)
+        if renumbered is not None:
+            checker.problems.report(renumbered)
 
 
 def _note_background_line(checker: _Checker, root: Path) -> None:

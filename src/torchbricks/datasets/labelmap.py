@@ -14,9 +14,10 @@ the class named `background` whatever its colour (a CVAT project with its own `b
 colour and paints the unlabelled pixels with it, as Datumaro does), else a `background` added in black. A colour mask
 pixel is the class of its exact colour; Pascal VOC's border colour (224, 224, 192) is the ignored value 255 unless the
 file lists it. A colour the file does not list is a `DataError` naming the mask, the colour, its pixels and the
-file's closest colour. Palette and grey-level masks hold class indices, as they do without a labelmap (VOC's own
-`SegmentationClass` PNGs are palette images whose index 255 is the border); a palette whose colours disagree with
-the labelmap's for the indices a mask uses is a `DataError` too, as the indices would then mean other classes.
+file's closest colour. Palette masks are read by the colour their palette gives each index, as RGB masks are, so a
+mask an image editor saved with a renumbered palette reads right; index 255 stays ignored whatever its colour (VOC's
+own `SegmentationClass` PNGs are palette images whose index 255 is the border). Grey-level masks hold class indices,
+as they do without a labelmap.
 """
 
 from __future__ import annotations
@@ -87,21 +88,27 @@ class MaskColours:
             "add the class to the labelmap."
         )
 
-    def palette_problem(self, palette: list[int] | None, used: np.ndarray, mask: Path) -> str | None:
-        """The message when the palette (flat RGB list) of the palette mask `mask` gives a class index it `used`
-        another colour than the labelmap gives that class (the indices would mean other classes), or None."""
-        for index in used.tolist():
-            if index == IGNORE_INDEX or index >= len(self.names):
-                continue  # the ignored value, and values past the classes (a problem of their own)
-            drawn = tuple(palette[3 * index : 3 * index + 3]) if palette is not None else ()
-            if drawn != self.colours[index]:
-                return (
-                    f"Mask {str(mask)!r} is a palette PNG whose index {index} is coloured {drawn or 'nothing'}, but "
-                    f"{str(self.path)!r} gives class {index} the colour {self._described(index)}: its indices would "
-                    "be read as other classes. Save the mask with the labelmap's colours (an RGB PNG) or its indices "
-                    "in the labelmap's order."
-                )
-        return None
+    def palette_indices(self, indices: np.ndarray, palette: list[int] | None, mask: Path) -> np.ndarray:
+        """The class index of each pixel of the palette mask `mask` (its `indices`, int64 [H, W], and its flat RGB
+        `palette`), read by the colour its palette gives it, as an RGB mask is (`indices`), so that a palette an
+        image editor renumbered reads right. Index 255 stays 255 (ignored, VOC's border) whatever its colour.
+
+        Raises:
+            DataError: An index the palette does not colour, or a colour the labelmap does not list.
+        """
+        entries = np.asarray(palette or [], dtype=np.uint8).reshape(-1, 3)
+        ignored = indices == IGNORE_INDEX
+        past = (indices >= len(entries)) & ~ignored
+        if past.any():
+            raise DataError(
+                f"Mask {str(mask)!r} is a palette PNG with index {int(indices[past].max())}, which its palette of "
+                f"{len(entries)} colours does not colour; with {str(self.path)!r} palette masks are read by colour."
+            )
+        rgb = entries[np.where(ignored, 0, indices)]
+        rgb[ignored] = self.colours[0]  # any listed colour; these pixels stay ignored
+        classes = self.indices(rgb, mask)
+        classes[ignored] = IGNORE_INDEX
+        return classes
 
 
 def _packed(colour: Colour) -> int:

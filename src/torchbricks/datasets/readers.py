@@ -596,12 +596,14 @@ def read_mask(path: Path, foreground_255: bool = False, colours: MaskColours | N
     """A class mask file as int64 [H, W]: palette images keep their indices, grey levels (8 or 16 bits) are the
     indices, an RGB(A) mask whose three channels agree is read by its first; with `foreground_255` (binary 0/255
     masks, `masks_are_binary_255`, edges smoothed or not), 128 and above is class 1. With `colours` (a labelmap), an
-    RGB(A) mask is read by colour (`MaskColours.indices`) and a palette mask's palette must agree with it.
+    RGB(A) mask is read by colour (`MaskColours.indices`), and so is a palette mask, by the colour its palette gives
+    each index (255 stays ignored; `MaskColours.palette_indices`). Palettes that disagree between the masks of a data
+    set without a labelmap are found before training (`torchbricks.datasets.mask_palettes`).
 
     Raises:
         DataError: A colour mask without `colours` (the channels differ: colours, as CVAT's "Segmentation mask"
             export and colour-coded data sets save classes), which grey levels would turn into other classes without
-            a word; with `colours`, a colour it does not list or a palette that disagrees with it.
+            a word; with `colours`, a colour it does not list, or a palette index without a colour.
     """
     with open_image(path) as mask_file:
         orientation = exif_orientation(mask_file)
@@ -609,10 +611,8 @@ def read_mask(path: Path, foreground_255: bool = False, colours: MaskColours | N
         upright_mask = upright(mask_file, orientation)  # upright, as its image
         if mask_file.mode in ("L", "P", "I", "I;16", "I;16B", "I;16L"):
             mask = np.asarray(upright_mask).astype(np.int64)
-            if colours is not None and mask_file.mode == "P":
-                problem = colours.palette_problem(mask_file.getpalette("RGB"), np.unique(mask), path)
-                if problem is not None:
-                    raise DataError(problem)
+            if colours is not None and mask_file.mode == "P":  # the labelmap's colours are the classes
+                mask = colours.palette_indices(mask, mask_file.getpalette("RGB"), path)
         elif colours is not None:
             mask = colours.indices(np.asarray(upright_mask.convert("RGB")), path)
         else:

@@ -37,6 +37,7 @@ from torchbricks.datasets.folder_splits import (
 )
 from torchbricks.datasets.image_cache import ResizedImageCache, check_megabytes
 from torchbricks.datasets.image_sizes import check_image_scale, typical_image_size
+from torchbricks.datasets.mask_palettes import palette_disagreement
 from torchbricks.datasets.readers import (
     DataError,
     ImageFolderDataset,
@@ -550,6 +551,10 @@ class SegmentationFolderDataModule(FileDataModule):
         if disagree is not None:
             raise DataError(disagree)
         self.foreground_255 = self.colours is None and masks_are_binary_255(masks, self.num_classes)
+        if self.colours is None and not self.foreground_255:  # palettes renumbered by an editor: before the job starts
+            problem = palette_disagreement(self._every_mask(), self.num_classes, self.root)
+            if problem is not None:
+                raise DataError(problem)
         notices = [binary_masks_notice(masks, self.class_names)] if self.foreground_255 else []
         if is_voc_layout(self.root, self.folder_layout):
             notices += [voc_class_names_notice(self.root)] if reads_voc_classes(self.root) else []
@@ -559,6 +564,11 @@ class SegmentationFolderDataModule(FileDataModule):
             print("\n".join(notices), flush=True)
         self._find_classes_without_training_example()
         self._prepare_tiles()
+
+    def _every_mask(self) -> list[Path]:
+        """The masks of every split, the training split's first, each once."""
+        splits = folder_splits(self.root, self.folder_layout, self.validation_fraction, self.split_seed)
+        return list(dict.fromkeys(path for name in ("train", "validation", "test") for path in masks_of_split(splits[name])))
 
     def _find_classes_without_training_example(self) -> None:
         """Reads the training masks until every class but the background is found (`classes_in_masks`: a few masks
