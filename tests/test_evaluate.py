@@ -116,8 +116,36 @@ def test_evaluate_refuses_data_with_other_classes(trained_experiment: Any, shape
     for split in ("train", "val"):
         (other / split / "square").rename(other / split / "rectangle")
 
-    with pytest.raises(ConfigError, match=r"has classes \['circle', 'rectangle', 'triangle'\]; experiment .* was trained on"):
+    with pytest.raises(
+        ConfigError, match=r"has class folders \['rectangle'\] that the experiment was not trained on \(its classes: \['circle'"
+    ):
         evaluate_experiment(folder, [f"data.root={other}"])
+    (other / "train" / "rectangle").rename(other / "train" / "squares")
+    (other / "val" / "rectangle").rename(other / "val" / "squares")
+    with pytest.raises(ConfigError, match=r"\['squares'\] .* Did you mean 'square'\?"):
+        evaluate_experiment(folder, [f"data.root={other}"])
+
+
+@pytest.mark.slow
+def test_evaluate_numbers_folders_of_some_of_the_classes_by_name(
+    trained_experiment: Any, shapes_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = trained_experiment("classification")
+    whole, some = tmp_path / "whole", tmp_path / "some"
+    for target in (whole, some):
+        shutil.copytree(shapes_root / "classification" / "val", target)
+    shutil.rmtree(some / "circle")  # new images without the first class: the others would shift down by one
+
+    every = evaluate_experiment(folder, [f"data.root={whole}"], split="all", out=tmp_path / "whole.json")
+    assert main(["evaluate", str(folder), f"data.root={some}", "split=all", "--out", str(tmp_path / "some.json")]) == 0
+
+    written = json.loads((tmp_path / "some.json").read_text())
+    rows = every.metrics["classification/confusion_matrix"]  # rows: true classes circle, square, triangle
+    assert written["metrics"]["classification/confusion_matrix"] == [[0, 0, 0], rows[1], rows[2]]
+    assert written["classes_without_folder"] == ["circle"]
+    supports = {name: values["support"] for name, values in written["per_class"]["classification"].items()}
+    assert supports == {"circle": 0, **{name: len(list((some / name).iterdir())) for name in ("square", "triangle")}}
+    assert "(no folder of 'circle': the other classes' images evaluated, numbered as in training)" in capsys.readouterr().out
 
 
 @pytest.mark.slow

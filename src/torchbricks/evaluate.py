@@ -82,7 +82,9 @@ def evaluate_experiment(
 
     Raises:
         ConfigError: `folder` is not a trained experiment, an override names a key the config lacks or one that
-            does not change an evaluation (`model.*`), or the data's classes differ from the experiment's.
+            does not change an evaluation (`model.*`), or the data's classes differ from the experiment's (class
+            folders may be some of its classes: they are numbered by name, and `evaluation.json`'s
+            `classes_without_folder` lists the others).
         BrickError: `split` is not one of `SPLITS`.
         DataError: Files of the evaluated split cannot be read (each named, the first five; found before anything is
             computed, `torchbricks.lightning.image_datamodules.check_dataset_files`).
@@ -105,13 +107,7 @@ def evaluate_experiment(
         raise ConfigError(f"No data to evaluate on: {unlocated}; pass data.root=<the data folder>.")
     quiet_third_party_notices()
     data_module = instantiate_config(config, "data")
-    data_classes = getattr(data_module, "class_names", None)
-    if experiment.class_names and data_classes and list(data_classes) != list(experiment.class_names):
-        root = config.data.get("root", "the data")
-        raise ConfigError(
-            f"The data in {str(root)!r} has classes {list(data_classes)}; experiment {str(experiment.folder)!r} was trained "
-            f"on {experiment.class_names}. Evaluate on data with the same classes."
-        )
+    absent = _classes_without_folder(experiment, data_module, config)
     collection = experiment.collection
     heads = find_heads(list(collection.plan(tags=Stage.TEST).produced))  # head path -> kind, as the report draws them
     use_trained_memory_order(collection, config)  # as the main job ran it: the same kernels, the same numbers
@@ -170,11 +166,33 @@ def evaluate_experiment(
         **_tiled_images(parts),
         "overrides": list(overrides),
         "class_names": experiment.class_names,
+        "classes_without_folder": absent,
         "heads": heads,
     }
     result = EvaluationResult(metrics, per_class_values(metrics, experiment.class_names), description)
     write_json(Path(out) if out is not None else experiment.folder / EVALUATION_FILE, result.to_json())
     return result
+
+
+def _classes_without_folder(experiment: Any, data_module: Any, config: Any) -> list[str]:
+    """The experiment's classes the data has no folder of, once the data module numbers its classes as the
+    experiment does; [] when the data has the experiment's classes.
+
+    Raises:
+        ConfigError: Classes other than the experiment's: a folder of a class it was not trained on, or a class list
+            (masks, boxes) other than its own.
+    """
+    data_classes = getattr(data_module, "class_names", None)
+    if not experiment.class_names or not data_classes or list(data_classes) == list(experiment.class_names):
+        return []
+    renumber = getattr(data_module, "use_class_names", None)
+    if renumber is None:  # classes listed in a file (masks, boxes): numbered by it, so another list is other data
+        root = config.data.get("root", "the data")
+        raise ConfigError(
+            f"The data in {str(root)!r} has classes {list(data_classes)}; experiment {str(experiment.folder)!r} was "
+            f"trained on {experiment.class_names}. Evaluate on data with the same classes."
+        )
+    return list(renumber(experiment.class_names))  # class folders, by name: some of the classes will do
 
 
 def _tiled_images(loaders: list[Any]) -> dict[str, int]:
@@ -307,6 +325,9 @@ def format_evaluation(result: EvaluationResult) -> str:
         header = [f"{where}: {described}, {samples}"]
         if result.description.get("split_chosen"):
             header.append(f"({result.description['split_chosen']})")
+        if result.description.get("classes_without_folder"):
+            absent = ", ".join(map(repr, result.description["classes_without_folder"]))
+            header.append(f"(no folder of {absent}: the other classes' images evaluated, numbered as in training)")
         lines = [*header, "", *lines]
     for head, per_class in result.per_class.items():
         if not per_class:

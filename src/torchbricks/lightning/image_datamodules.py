@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -465,6 +466,26 @@ class ImageFolderDataModule(FileDataModule):
                 f"training images hold{'' if len(empty) > 1 else 's'} no image: the classifier would have an output for "
                 "a class it never sees. Add the images, or remove the folder (`torchbricks check-data` lists every problem)."
             )
+
+    def use_class_names(self, class_names: Sequence[str]) -> list[str]:
+        """Numbers the classes as `class_names` (a trained experiment's) do, for data whose class folders are some of
+        them (`torchbricks evaluate` on new images that lack a class); returns the classes without a folder here.
+        Call it before `setup`.
+
+        Raises:
+            ConfigError: A class folder here is not one of `class_names` (named, with the closest class).
+        """
+        trained = {unicodedata.normalize("NFC", name) for name in class_names}
+        unknown = [name for name in self.class_names if unicodedata.normalize("NFC", name) not in trained]
+        if unknown:
+            raise ConfigError(
+                f"The data in {str(self.root)!r} has class folders {unknown} that the experiment was not trained on "
+                f"(its classes: {list(class_names)}).{did_you_mean(unknown[0], list(class_names))} Evaluate on folders "
+                "of the experiment's classes (some of them will do)."
+            )
+        present = {unicodedata.normalize("NFC", name) for name in self.class_names}
+        self.class_names = list(class_names)
+        return [name for name in class_names if unicodedata.normalize("NFC", name) not in present]
 
     def _read_folder_split(self, split: FolderSplit, transform: Any) -> Any:
         return ImageFolderDataset(split.folder, self.class_names, transform, only=split.only)
