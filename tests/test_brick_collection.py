@@ -567,6 +567,180 @@ def test_assigning_a_module_attribute_goes_through_validation() -> None:
         collection.extra = nn.Linear(1, 1)
 
 
+# --- changes written straight into `_modules` (model surgery) ----------------------------------------------------
+# Model-surgery code (torch.ao.quantization's convert, users' "replace module" helpers) writes `parent._modules[name]`
+# past `__setitem__`; such a change must reach the cached plans as `collection[name] = ...` does, eager and compiled.
+
+
+def _chain_inputs() -> dict[str, torch.Tensor]:
+    return {"raw": torch.zeros(1), "targets": torch.zeros(1)}
+
+
+def _compiled_or_not(collection: BrickCollection, compiled: bool) -> Any:
+    torch._dynamo.reset()
+    return torch.compile(collection, fullgraph=True, backend="eager") if compiled else collection
+
+
+def _shift() -> BrickTrainable:
+    return BrickTrainable(AddConstant(5), ["logits"], ["shifted"])
+
+
+ADD_ROUTES = {
+    "item": lambda collection: collection._modules.__setitem__("extra", _shift()),
+    "dict_update": lambda collection: collection._modules.update({"extra": _shift()}),
+    "dict_update_keywords": lambda collection: collection._modules.update(extra=_shift()),
+    "setdefault": lambda collection: collection._modules.setdefault("extra", _shift()),
+    "in_place_or": lambda collection: collection._modules.__ior__({"extra": _shift()}),
+    "module_dict_update_pairs": lambda collection: collection.update([("extra", _shift())]),
+}
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+@pytest.mark.parametrize("route", ADD_ROUTES)
+def test_a_brick_added_through_the_modules_dict_runs_in_the_next_call(route: str, compiled: bool) -> None:
+    collection = BrickCollection(chain())
+    run = _compiled_or_not(collection, compiled)
+    assert "shifted" not in run(_chain_inputs())  # fills the plan cache (and compiles)
+    ADD_ROUTES[route](collection)
+    outputs = run(_chain_inputs())
+    torch.testing.assert_close(outputs["shifted"], torch.tensor([16.0]))  # raw 0 + 1 + 10 is logits 11, + 5
+    assert collection.execution_order()[-1] == "extra"
+
+
+REPLACE_ROUTES = {
+    "item": lambda collection, brick: collection._modules.__setitem__("backbone", brick),
+    "dict_update": lambda collection, brick: collection._modules.update(backbone=brick),
+    "in_place_or": lambda collection, brick: collection._modules.__ior__({"backbone": brick}),
+}
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+@pytest.mark.parametrize("route", REPLACE_ROUTES)
+def test_a_brick_replaced_through_the_modules_dict_runs_in_the_next_call(route: str, compiled: bool) -> None:
+    collection = BrickCollection(chain())
+    run = _compiled_or_not(collection, compiled)
+    run(_chain_inputs())
+    replacement = BrickTrainable(AddConstant(100), input_names=["processed"], output_names=["embedding"])
+    REPLACE_ROUTES[route](collection, replacement)
+    torch.testing.assert_close(run(_chain_inputs())["embedding"], torch.tensor([101.0]))
+    assert collection["backbone"] is replacement
+
+
+DELETE_ROUTES = {
+    "del_item": lambda collection: collection._modules.__delitem__("loss"),
+    "dict_pop": lambda collection: collection._modules.pop("loss"),
+    "dict_popitem": lambda collection: collection._modules.popitem(),
+    "module_dict_pop": lambda collection: collection.pop("loss"),
+}
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+@pytest.mark.parametrize("route", DELETE_ROUTES)
+def test_a_brick_deleted_through_the_modules_dict_no_longer_runs(route: str, compiled: bool) -> None:
+    collection = BrickCollection(chain())
+    run = _compiled_or_not(collection, compiled)
+    assert "loss" in run(_chain_inputs())
+    DELETE_ROUTES[route](collection)
+    assert list(collection) == ["preprocessor", "backbone", "head"]
+    assert set(run(_chain_inputs())) == {"raw", "targets", "processed", "embedding", "logits", "negated"}
+
+
+@pytest.mark.parametrize("route", ["dict_clear", "module_dict_clear"])
+def test_clearing_the_modules_dict_leaves_no_brick_to_run(route: str) -> None:
+    collection = BrickCollection(chain())
+    collection(_chain_inputs())
+    (collection._modules if route == "dict_clear" else collection).clear()
+    assert list(collection) == []
+    with pytest.raises(NoBricksSelectedError, match="select no brick"):  # as a collection built empty
+        collection(_chain_inputs())
+
+
+def test_popping_a_missing_key_from_the_modules_dict_behaves_as_a_dict() -> None:
+    collection = BrickCollection(chain())
+    assert collection._modules.pop("absent", None) is None
+    with pytest.raises(KeyError):
+        collection._modules.pop("absent")
+    assert collection._modules.setdefault("loss", _shift()) is collection["loss"]  # present: kept, not replaced
+
+
+def test_a_brick_written_into_the_modules_dict_is_validated_and_refused_as_through_setitem() -> None:
+    collection = two_heads()
+    collection(batch())
+    clash = BrickTrainable(AddConstant(), ["raw"], ["features"])
+    with pytest.raises(DuplicateOutputError, match="'backbone' and 'head0/again' both produce the output 'features'"):
+        collection["head0"]._modules["again"] = clash
+    with pytest.raises(DuplicateOutputError, match="'backbone' and 'again' both produce the output 'features'"):
+        collection._modules.update({"fine": _shift(), "again": clash})
+    with pytest.raises(NotABrickError, match=r"The value at 'head1/linear' is a Linear, not a brick.*BrickTrainable\(Linear"):
+        collection["head1"]._modules["linear"] = nn.Linear(2, 2)
+    with pytest.raises(BrickNameError, match=r"Brick name 'head1/a\.b' is invalid"):
+        collection["head1"]._modules["a.b"] = _shift()
+    assert list(collection) == ["backbone", "head0", "head1"]  # nothing of a refused write is kept
+    assert list(collection["head0"]) == list(collection["head1"]) == ["classify", "predict", "accuracy", "loss"]
+    assert "again" not in collection(batch())
+
+
+def test_writing_back_the_bricks_a_collection_holds_changes_nothing() -> None:
+    """torch.ao.quantization's convert writes every child back (`module._modules[name] = swap_module(child)`)."""
+    collection = BrickCollection(chain())
+    plan = collection.compiled_plan()
+    for key, value in list(collection._modules.items()):
+        collection._modules[key] = value
+    assert collection.compiled_plan() is plan
+
+
+def test_dynamic_quantization_in_place_runs_the_quantized_modules() -> None:
+    torch.manual_seed(0)
+    linear = nn.Linear(4, 3)
+    reference = torch.ao.quantization.quantize_dynamic(copy.deepcopy(nn.Sequential(linear)), {nn.Linear}, torch.qint8)
+    collection = BrickCollection({"head": {"classify": BrickTrainable(linear, ["x"], ["logits"])}})
+    x = torch.randn(5, 4)
+    collection({"x": x})  # fills the plan cache
+    torch.ao.quantization.quantize_dynamic(collection, {nn.Linear}, torch.qint8, inplace=True)
+    assert type(collection["head"]["classify"].model).__module__.startswith("torch.ao.nn.quantized")
+    torch.testing.assert_close(collection({"x": x})["logits"], reference(x))
+
+
+SWAP_ROUTES = {
+    "item": lambda brick, module: brick._modules.__setitem__("model", module),
+    "dict_update": lambda brick, module: brick._modules.update(model=module),
+    "in_place_or": lambda brick, module: brick._modules.__ior__({"model": module}),
+}
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+@pytest.mark.parametrize("route", SWAP_ROUTES)
+def test_a_brick_module_swapped_through_its_modules_dict_runs_in_the_next_call(route: str, compiled: bool) -> None:
+    collection = BrickCollection(chain())
+    run = _compiled_or_not(collection, compiled)
+    run(_chain_inputs())
+    SWAP_ROUTES[route](collection["backbone"], AddConstant(100))
+    torch.testing.assert_close(run(_chain_inputs())["embedding"], torch.tensor([101.0]))
+
+
+@pytest.mark.parametrize("route", ["dict_pop", "dict_popitem", "dict_clear"])
+def test_a_brick_module_deleted_through_its_modules_dict_is_not_run(route: str) -> None:
+    collection = BrickCollection(chain())
+    collection(_chain_inputs())
+    modules = collection["backbone"]._modules
+    {"dict_pop": lambda: modules.pop("model"), "dict_popitem": modules.popitem, "dict_clear": modules.clear}[route]()
+    with pytest.raises(AttributeError, match="model"):
+        collection(_chain_inputs())
+
+
+@pytest.mark.parametrize("copier", ["deepcopy", "copy", "pickle"])
+def test_a_copy_sees_changes_written_into_its_own_modules_dict_only(copier: str) -> None:
+    collection = BrickCollection(chain())
+    collection(_chain_inputs())
+    twin = {"deepcopy": copy.deepcopy, "copy": copy.copy, "pickle": lambda c: pickle.loads(pickle.dumps(c))}[copier](collection)
+    twin._modules["extra"] = _shift()
+    del twin._modules["loss"]
+    assert set(twin(_chain_inputs())) == {"raw", "targets", "processed", "embedding", "logits", "negated", "shifted"}
+    assert list(collection) == ["preprocessor", "backbone", "head", "loss"]
+    assert "shifted" not in collection(_chain_inputs())
+    assert "loss" in collection(_chain_inputs())
+
+
 # --- nn.Module behaviour ---------------------------------------------------------------------------------------
 
 

@@ -152,6 +152,19 @@ def test_a_brick_replaced_twelve_times_by_one_wired_alike_compiles_once_as_a_han
     assert _graphs_compiled() == 2
 
 
+def test_a_brick_replaced_twelve_times_through_the_modules_dict_compiles_once_and_runs_each_new_brick() -> None:
+    # model surgery writes `parent._modules[name] = new`: the same structure, so no recompile, but the new module runs
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    collection = _classifier()
+    compiled = torch.compile(collection, fullgraph=True, backend="eager")
+    batch = _batch()
+    for _ in range(12):
+        collection._modules["model"] = BrickTrainable(nn.Linear(4, 3), ["x"], ["logits"])
+        torch.testing.assert_close(compiled(batch)["logits"], collection["model"].model(batch["x"]))
+    assert _graphs_compiled() == 1
+
+
 def _survived_changes(compiled: Any, change: Any, data: dict[str, torch.Tensor]) -> int:
     """How many of 12 changes a compiled module survives, each followed by a compiled call."""
     for count in range(12):

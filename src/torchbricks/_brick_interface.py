@@ -17,6 +17,7 @@ from torch import nn
 from torch.compiler import is_compiling
 
 from torchbricks._plan import check_named_inputs, single_brick_plan
+from torchbricks._watched_modules import WatchedModules
 from torchbricks.errors import BrickBuildError, BrickError, BrickNameError, BrickOutputError, did_you_mean
 from torchbricks.tags import MODEL, STAGE_TAG_NAMES, TagsLike, misspelled_tag_hint, normalize_tags
 
@@ -70,16 +71,13 @@ def check_call_fits(function: Callable[..., Any], brick: BrickInterface, what: s
         ) from None
 
 
-class _WatchedModules(dict[str, Any]):
+class _BrickModules(WatchedModules["BrickInterface"]):
     """A brick's `_modules`: every write reaches the brick, also those that bypass `__setattr__` and `add_module`
-    (`torch.ao.quantization.quantize_dynamic(..., inplace=True)` swaps modules by `module._modules[key] = ...`), so the
-    cached plans of the collections holding the brick never call a module it no longer has."""
+    (`torch.ao.quantization.quantize_dynamic(..., inplace=True)` swaps modules by `module._modules[key] = ...`, and
+    `update`, `pop`, `clear` of the dict itself), so the cached plans of the collections holding the brick never call a
+    module it no longer has."""
 
-    __slots__ = ("_brick",)
-
-    def __init__(self, brick: BrickInterface, modules: Mapping[str, Any]) -> None:
-        super().__init__(modules)
-        self._brick = weakref.ref(brick)
+    __slots__ = ()
 
     def __setitem__(self, key: str, value: Any) -> None:
         super().__setitem__(key, value)
@@ -90,7 +88,7 @@ class _WatchedModules(dict[str, Any]):
         self._changed(key)
 
     def _changed(self, key: str) -> None:
-        brick = self._brick()
+        brick = self.owner()
         if brick is not None:
             brick._module_replaced(key)
 
@@ -200,7 +198,7 @@ class BrickInterface(nn.Module):
     def __init__(self, input_names: InputNames, output_names: OutputNames | None, tags: TagsLike | None = None) -> None:
         super().__init__()
         self._plan_owners: weakref.WeakSet[PlanOwner] = weakref.WeakSet()
-        self.__dict__["_modules"] = _WatchedModules(self, self._modules)
+        self.__dict__["_modules"] = _BrickModules(self, self._modules)
         owner = type(self).__name__
         self._keywords: tuple[str, ...] | None
         self._keywords, self._input_names = _parse_input_names(input_names, owner)
@@ -321,7 +319,7 @@ class BrickInterface(nn.Module):
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self.__dict__["_plan_owners"] = weakref.WeakSet()
-        self.__dict__["_modules"] = _WatchedModules(self, self._modules)
+        self.__dict__["_modules"] = _BrickModules(self, self._modules)
 
     def __copy__(self) -> BrickInterface:
         """A shallow copy shares the modules but not the slots holding them: `copy.model = ...` replaces the copy's

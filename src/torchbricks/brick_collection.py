@@ -14,6 +14,7 @@ from torchbricks import _graph, _mermaid
 from torchbricks._compiled_call import run_compiling
 from torchbricks._graph import SEPARATOR, BrickNode, Plan
 from torchbricks._plan import CompiledPlan, PlanCache, PlannedSteps, check_named_inputs, normalize_selection, provided_names
+from torchbricks._watched_modules import WatchedModules
 from torchbricks.bricks import BrickInterface, BrickMetrics
 from torchbricks.errors import BrickBuildError, BrickError, BrickNameError, NotABrickError, UnknownBrickError, did_you_mean
 from torchbricks.tags import TagsLike, normalize_tags
@@ -42,6 +43,13 @@ class BrickCollection(nn.ModuleDict):
     a brick (`brick.model = ...`, `brick.add_module("model", ...)`, `brick.metrics = ...`), and assigning a brick's
     `input_names`, `output_names` or `tags`, which also validates the new wiring.
 
+    Changes written straight into `collection._modules`, as model-surgery code writes them
+    (`parent._modules[name] = new`, torch.ao.quantization's convert), and through the dict's `update`, `setdefault`,
+    `pop`, `popitem`, `clear` and `|=`, are made as `collection[name] = new`, `del collection[name]`, `update` and
+    `clear` make them: validated, a refused brick raising the same error and not kept, and the cached plans dropped.
+    Writing back the brick a key already holds changes nothing. A brick's own `_modules` reports every change the
+    same way (`brick._modules["model"] = quantized`). Nothing of this runs on a call, eager or compiled.
+
     Args:
         bricks: Brick name -> brick, nested `BrickCollection`, or nested dict of bricks.
 
@@ -57,6 +65,7 @@ class BrickCollection(nn.ModuleDict):
 
     def __init__(self, bricks: BrickTree, *, _scope: tuple[str, ...] = (), _validate: bool = True) -> None:
         super().__init__()
+        self.__dict__["_modules"] = _Bricks(self, {})
         self._plan_cache = PlanCache()
         self._plan_owners: weakref.WeakSet[BrickCollection] = weakref.WeakSet()
         self._scope = _scope
@@ -92,7 +101,8 @@ class BrickCollection(nn.ModuleDict):
                 f"The collection put at {path!r} holds the collection it is put into (or is it): a tree cannot hold "
                 "itself. Put a new collection of the same bricks there (BrickCollection(collection.to_dict()))."
             )
-        nn.Module.add_module(self, key, value)
+        with _admitting(self._modules):  # checked above: the dict stores it without asking the collection again
+            nn.Module.add_module(self, key, value)
         value._plan_owners.add(self)
 
     def _owners(self) -> list[BrickCollection]:
@@ -157,9 +167,9 @@ class BrickCollection(nn.ModuleDict):
 
         def undo() -> None:
             if old is None:
-                del self._modules[key]
+                dict.__delitem__(self._modules, key)
             else:
-                self._modules[key] = old
+                dict.__setitem__(self._modules, key, old)
 
         self._changed(undo)
 
@@ -168,8 +178,8 @@ class BrickCollection(nn.ModuleDict):
         before = dict(self._modules)
 
         def undo() -> None:
-            self._modules.clear()
-            self._modules.update(before)
+            dict.clear(self._modules)
+            dict.update(self._modules, before)
 
         try:
             for key, value in dict(modules).items():
@@ -210,7 +220,7 @@ class BrickCollection(nn.ModuleDict):
     def __delitem__(self, key: str) -> None:
         if key not in self._modules:
             raise self._unknown_key(key)
-        super().__delitem__(key)
+        dict.__delitem__(self._modules, key)
         self.invalidate_plans()
 
     def __delattr__(self, name: str) -> None:
@@ -220,7 +230,7 @@ class BrickCollection(nn.ModuleDict):
             super().__delattr__(name)
 
     def clear(self) -> None:
-        super().clear()
+        dict.clear(self._modules)
         self.invalidate_plans()
 
     def _validate(self) -> None:
@@ -456,13 +466,13 @@ class BrickCollection(nn.ModuleDict):
         state = self.__dict__.copy()
         state["_plan_cache"] = PlanCache()  # plans hold this object's bricks, never a copy's
         state["_plan_owners"] = None  # a copy belongs to no collection until one takes it
+        state["_modules"] = dict(self._modules)  # a plain dict: the watcher holds a weak reference to this collection
         return state
 
     def __copy__(self) -> BrickCollection:
         """A shallow copy holds the same bricks in a dict of its own, as `dict.copy` does: adding or deleting a brick
         in one leaves the other (and its cached plans) as it was."""
         state = self.__getstate__()
-        state["_modules"] = dict(self._modules)
         clone = type(self).__new__(type(self))
         clone.__setstate__(state)
         return clone
@@ -470,6 +480,7 @@ class BrickCollection(nn.ModuleDict):
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self.__dict__["_plan_owners"] = weakref.WeakSet()
+        self.__dict__["_modules"] = _Bricks(self, self._modules)
         for value in self._modules.values():
             if isinstance(value, (BrickCollection, BrickInterface)):
                 value._plan_owners.add(self)
@@ -521,6 +532,63 @@ class BrickCollection(nn.ModuleDict):
         from torchbricks import _checkpoint
 
         return _checkpoint.load_bricks(self.iter_bricks(), path_model_folder, file_format=file_format, missing=missing)
+
+
+class _Bricks(WatchedModules[BrickCollection]):
+    """A collection's `_modules`: a change written straight into it (model surgery's `parent._modules[name] = new`,
+    or the dict's `update`, `setdefault`, `pop`, `popitem`, `clear`, `|=`) is made as the collection's own
+    `collection[name] = new`, `del collection[name]`, `update` or `clear` make it: validated (a refused brick raises
+    the same error and is not kept) and dropping the cached plans. Writing back the brick a key holds (as convert
+    does for every child it leaves alone) changes nothing."""
+
+    __slots__ = ("admitting",)
+
+    def __init__(self, owner: BrickCollection, modules: dict[str, Any]) -> None:
+        super().__init__(owner, modules)
+        self.admitting = False
+        """True while the collection itself stores a brick it has checked."""
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        collection = self.owner()
+        if self.admitting or collection is None:
+            super().__setitem__(key, value)
+        elif key not in self or dict.__getitem__(self, key) is not value:
+            collection[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        collection = self.owner()
+        if collection is None:
+            super().__delitem__(key)
+        else:
+            del collection[key]
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        collection = self.owner()
+        if collection is None:
+            super().update(*args, **kwargs)
+        else:  # validated once, all or nothing, as BrickCollection.update
+            collection.update(dict(*args, **kwargs))
+
+    def clear(self) -> None:
+        collection = self.owner()
+        if collection is None:
+            super().clear()
+        else:
+            collection.clear()
+
+
+@contextlib.contextmanager
+def _admitting(modules: dict[str, Any]) -> Iterator[None]:
+    """Lets the collection store a brick it checked in its `_modules` (a plain dict, in a copy `nn.DataParallel` makes,
+    stores it anyway)."""
+    if not isinstance(modules, _Bricks):
+        yield
+        return
+    modules.admitting = True
+    try:
+        yield
+    finally:
+        modules.admitting = False
 
 
 def merge_summaries(summaries: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
