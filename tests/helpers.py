@@ -172,3 +172,39 @@ def run_under_an_ascii_locale(code: str, *arguments: str) -> None:
         [sys.executable, "-c", code, *arguments], capture_output=True, text=True, timeout=120, env=environment, check=False
     )
     assert completed.returncode == 0, completed.stderr
+
+
+class PointsDataModule:
+    """A data module of 10 random 16 x 16 images (`raw`) with 0 to 3 points each (`target_points` [B, 3, 2],
+    `target_labels` [B, 3], -1 for padding) of the classes `dot` and `cross`, the second never in the truth: what a
+    hand-built points experiment (`hand_built_experiment`) is evaluated on, as `data._target_: helpers.PointsDataModule`."""
+
+    class_names = ("dot", "cross")
+
+    def __init__(self, batch_size: int = 4) -> None:
+        from torchbricks.datasets.in_memory import NamedTensorDataset
+
+        generator = torch.Generator().manual_seed(5)
+        labels = torch.zeros(10, 3, dtype=torch.int64)
+        labels[torch.arange(3) >= torch.randint(0, 4, (10, 1), generator=generator)] = -1
+        labels[0] = -1  # an image without points
+        self.dataset = NamedTensorDataset(
+            raw=torch.rand(10, 3, 16, 16, generator=generator),
+            target_points=torch.rand(10, 3, 2, generator=generator) * 16,
+            target_labels=labels,
+        )
+        self.batch_size = batch_size
+
+    def setup(self, stage: str) -> None:
+        """Nothing to prepare."""
+
+    def _loader(self) -> Any:
+        from torch.utils.data import DataLoader
+
+        return DataLoader(self.dataset, batch_size=self.batch_size)
+
+    def val_dataloader(self) -> Any:
+        return self._loader()
+
+    def test_dataloader(self) -> Any:
+        return self._loader()

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from sklearn.metrics import confusion_matrix, precision_score, recall_score
 
 from torchbricks.__main__ import main
@@ -301,3 +302,85 @@ def test_the_table_of_a_tiled_evaluation_says_its_samples_are_tiles_and_its_metr
         ", 36 tiles of 4 images (the metrics are per tile: an object or pixel where tiles overlap counts in each)"
     )
     assert "samples" not in header
+
+
+def _points_experiment(folder: Path, saved_metric: str) -> Path:
+    """A hand-built experiment of a points head `spots` evaluated on `helpers.PointsDataModule`; `saved_metric` `f1`
+    saves the head's metric as experiments saved it before precision, recall and the per-class values (a
+    `PointDetectionF1` alone)."""
+    from helpers import hand_built_experiment
+    from omegaconf import OmegaConf
+
+    from torchbricks.heads.points import PointsTaskHead
+
+    head = PointsTaskHead.describe(
+        num_classes=2, in_channels=8, features_name="features", stride=4, target_points_name="target_points",
+        target_labels_name="target_labels", max_points=4, threshold=0.0, class_names=["dot", "cross"],
+    )  # fmt: skip
+    if saved_metric == "f1":
+        head["metrics"]["metric_collection"] = {"f1": {"_target_": "torchbricks.bag_of_bricks.point_detection.PointDetectionF1",
+                                                       "distance": 4}}  # fmt: skip
+    hand_built_experiment(folder, {"spots": head}, ["dot", "cross"])
+    config = OmegaConf.load(folder / "resolved_config.yaml")
+    config.data = {"_target_": "helpers.PointsDataModule"}
+    config.trainer = {"_target_": "pytorch_lightning.Trainer", "accelerator": "cpu", "enable_progress_bar": False}
+    config.loss_weights = {}
+    OmegaConf.save(config, folder / "resolved_config.yaml")
+    return folder
+
+
+def _points_outputs(folder: Path) -> list[tuple[torch.Tensor, ...]]:
+    """Each test batch's predicted points and labels and true points and labels, of the experiment's collection."""
+    from helpers import PointsDataModule
+
+    from torchbricks.tags import Stage
+    from torchbricks.trained_experiment import load_experiment
+
+    collection = load_experiment(folder).collection
+    batches = []
+    with torch.no_grad():
+        for batch in PointsDataModule().test_dataloader():
+            outputs = collection(named_inputs=batch, tags=Stage.TEST)
+            batches.append((outputs["spots/points"], outputs["spots/labels"], batch["target_points"], batch["target_labels"]))
+    return batches
+
+
+@pytest.mark.slow
+def test_evaluate_writes_a_points_head_precision_recall_and_per_class_values_beside_its_f1(tmp_path: Path) -> None:
+    from torchbricks.bag_of_bricks.point_detection import PointDetectionScores
+
+    folder = _points_experiment(tmp_path / "run", saved_metric="scores")
+    expected = PointDetectionScores(num_classes=2, distance=4, class_names=["dot", "cross"])
+    for batch in _points_outputs(folder):
+        expected.update(*batch)
+    values = expected.compute()
+
+    result = evaluate_experiment(folder, out=tmp_path / "evaluation.json")
+
+    written = json.loads((tmp_path / "evaluation.json").read_text())
+    assert sorted(written["metrics"]) == ["spots/f1", "spots/per_class", "spots/precision", "spots/recall"]
+    for key in ("f1", "precision", "recall"):
+        assert written["metrics"][f"spots/{key}"] == pytest.approx(values[key].item()), key
+    per_class = {name: {key: value.item() for key, value in entry.items()} for name, entry in values["per_class"].items()}
+    assert written["per_class"] == {"spots": per_class} == result.per_class
+    assert (per_class["cross"]["support"], per_class["dot"]["support"] > 0) == (0, True)  # cross is never a true point
+    printed = format_evaluation(result)
+    assert re.search(r"^class\s+precision\s+recall\s+f1\s+support$", printed, re.MULTILINE)
+    assert "No sample of 'cross' in this split" in printed
+
+
+@pytest.mark.slow
+def test_a_points_experiment_saved_with_its_f1_alone_still_evaluates_and_writes_its_f1(tmp_path: Path) -> None:
+    from torchbricks.bag_of_bricks.point_detection import PointDetectionF1
+
+    folder = _points_experiment(tmp_path / "run", saved_metric="f1")
+    expected = PointDetectionF1(distance=4)
+    for batch in _points_outputs(folder):
+        expected.update(*batch)
+
+    result = evaluate_experiment(folder, out=tmp_path / "evaluation.json")
+
+    written = json.loads((tmp_path / "evaluation.json").read_text())
+    assert written["metrics"] == {"spots/f1": pytest.approx(expected.compute().item())}
+    assert written["per_class"] == {} == result.per_class
+    assert "spots/f1" in format_evaluation(result)

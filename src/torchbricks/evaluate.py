@@ -9,7 +9,8 @@ trained weights runs its test stage under Lightning's `trainer.test` (`Lightning
 `torchbricks train` does for its test split, so on the same data the values equal `metrics.json`'s `test` values.
 
 Per class: each head's `per_class` values as its metrics compute them (precision, recall, IoU and support for
-classification and segmentation, AP and AP50 for detection, precision, recall, F1 and support for multilabel), or,
+classification and segmentation, AP and AP50 for detection, precision, recall, F1 and support for multilabel and
+points; a points head saved before it computed them has its F1 alone, and no per-class values), or,
 for a head with only a confusion matrix, precision, recall and support from it. `evaluation.json` names the heads
 and their kinds (`heads`, from the head registry `torchbricks.heads.find_heads`).
 """
@@ -272,7 +273,8 @@ def _parse_value(text: str) -> Any:
 
 def per_class_values(metrics: dict[str, Any], class_names: Sequence[str] | None = None) -> dict[str, dict[str, dict[str, float]]]:
     """Each head's values per class: the `<head>/per_class` its metrics compute (precision, recall, IoU and support
-    for classification and segmentation, AP and AP50 for boxes, precision, recall and F1 for multilabel), or else
+    for classification and segmentation, AP and AP50 for boxes, precision, recall, F1 and support for multilabel and
+    points), or else
     precision, recall and support from a `<head>/confusion_matrix` (rows: true classes).
 
     Example:

@@ -1,11 +1,20 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from torchbricks.bag_of_bricks.point_detection import PointDecoder, PointDetectionF1, PointDetectionLoss, render_heatmap_targets
+from torchbricks.bag_of_bricks.point_detection import (
+    PointDecoder,
+    PointDetectionF1,
+    PointDetectionLoss,
+    PointDetectionScores,
+    render_heatmap_targets,
+)
+from torchbricks.errors import BrickError
 
 POINTS = torch.tensor([[[13.0, 6.0], [30.5, 21.25], [0.0, 0.0]], [[2.0, 29.0], [0.0, 0.0], [0.0, 0.0]]])
 LABELS = torch.tensor([[0, 1, -1], [1, -1, -1]])
@@ -110,3 +119,190 @@ def test_one_prediction_matches_one_target_only() -> None:
         torch.tensor([[[1.0, 1.0], [1.5, 1.0]]]), torch.tensor([[0, 0]]), torch.tensor([[[1.0, 1.0]]]), torch.tensor([[0]])
     )
     assert (metric.true_positives.item(), metric.false_positives.item(), metric.false_negatives.item()) == (1, 1, 0)
+
+
+# --- precision, recall and the values of each class (PointDetectionScores) ---------------------------------------------
+
+
+def _reference_counts(
+    cases: list[dict[str, np.ndarray]], num_classes: int, distance: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """True positives, false positives and false negatives per class, of a matching written out: per image, the
+    predictions by falling score each take the nearest not yet taken true point of their class within `distance`."""
+    hits, wrong, missed = (np.zeros(num_classes, dtype=np.int64) for _ in range(3))
+    for case in cases:
+        taken = [False] * len(case["target_labels"])
+        for index in np.argsort(-case["scores"], kind="stable"):
+            label = int(case["labels"][index])
+            best, best_distance = None, math.inf
+            for target, target_label in enumerate(case["target_labels"]):
+                gap = math.dist(case["points"][index].tolist(), case["target_points"][target].tolist())
+                if not taken[target] and int(target_label) == label and gap <= distance and gap < best_distance:
+                    best, best_distance = target, gap
+            if best is None:
+                wrong[label] += 1
+            else:
+                taken[best] = True
+                hits[label] += 1
+        for target, target_label in enumerate(case["target_labels"]):
+            if not taken[target]:
+                missed[int(target_label)] += 1
+    return hits, wrong, missed
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator else 0.0  # scikit-learn's zero_division=0
+
+
+def _random_cases(rng: np.random.Generator, images: int, num_classes: int, extent: float = 40.0) -> list[dict[str, np.ndarray]]:
+    """Images of 0 to 5 true points of the classes but the last (absent from the truth) and 0 to 7 predictions: near a
+    true point (of its class or, now and then, another, the last among them), or anywhere in a square of `extent`
+    pixels; some images without any true point, some without predictions, some with neither. In a small square the
+    points crowd: predictions compete for a true point, and a prediction has several in reach."""
+    cases = []
+    for _ in range(images):
+        count = int(rng.integers(0, 6))
+        target_points = rng.uniform(0, extent, (count, 2))
+        target_labels = rng.integers(0, num_classes - 1, count)
+        points, labels = [], []
+        for _ in range(int(rng.integers(0, 8))):
+            if count and rng.random() < 0.7:
+                target = int(rng.integers(0, count))
+                points.append(target_points[target] + rng.normal(0, 2.0, 2))
+                labels.append(int(target_labels[target]) if rng.random() < 0.8 else int(rng.integers(0, num_classes)))
+            else:
+                points.append(rng.uniform(0, extent, 2))
+                labels.append(int(rng.integers(0, num_classes)))
+        cases.append(
+            {
+                "points": np.array(points, dtype=np.float32).reshape(-1, 2),
+                "scores": rng.random(len(points)),
+                "labels": np.array(labels, dtype=np.int64),
+                "target_points": target_points.astype(np.float32),
+                "target_labels": target_labels,
+            }
+        )
+    return cases
+
+
+def _padded(cases: list[dict[str, np.ndarray]]) -> tuple[torch.Tensor, ...]:
+    """The cases as the decoder and the data loader give them: predictions by falling score, padded with label -1."""
+    width = max([1, *(len(case["labels"]) for case in cases)])
+    target_width = max([1, *(len(case["target_labels"]) for case in cases)])
+    points, labels = torch.zeros(len(cases), width, 2), torch.full((len(cases), width), -1)
+    target_points, target_labels = torch.zeros(len(cases), target_width, 2), torch.full((len(cases), target_width), -1)
+    for image, case in enumerate(cases):
+        order = np.argsort(-case["scores"], kind="stable")
+        points[image, : len(order)] = torch.from_numpy(case["points"][order])
+        labels[image, : len(order)] = torch.from_numpy(case["labels"][order])
+        target_points[image, : len(case["target_labels"])] = torch.from_numpy(case["target_points"])
+        target_labels[image, : len(case["target_labels"])] = torch.from_numpy(case["target_labels"])
+    return points, labels, target_points, target_labels
+
+
+@pytest.mark.parametrize("extent", [40.0, 8.0])
+@pytest.mark.parametrize("seed", range(4))
+def test_precision_recall_and_f1_overall_and_per_class_match_a_matching_written_out(seed: int, extent: float) -> None:
+    rng = np.random.default_rng(seed)
+    num_classes, distance, names = 4, 3.0, ["car", "tree", "sign", "absent"]
+    cases = _random_cases(rng, images=30, num_classes=num_classes, extent=extent)
+    metric = PointDetectionScores(num_classes=num_classes, distance=distance, class_names=names)
+    f1_alone = PointDetectionF1(distance=distance)
+
+    metric.update(*_padded(cases))
+    f1_alone.update(*_padded(cases))
+    values = metric.compute()
+
+    hits, wrong, missed = _reference_counts(cases, num_classes, distance)
+    assert min(hits.sum(), wrong.sum(), missed.sum()) > 0  # the cases hold all three
+    assert hits[-1] + missed[-1] == 0  # the last class has no true point
+    tp, fp, fn = hits.sum(), wrong.sum(), missed.sum()
+    assert values["precision"].item() == pytest.approx(_ratio(tp, tp + fp))
+    assert values["recall"].item() == pytest.approx(_ratio(tp, tp + fn))
+    assert values["f1"].item() == pytest.approx(_ratio(2 * tp, 2 * tp + fp + fn))
+    assert values["f1"] == f1_alone.compute()  # the <head>/f1 of before, bit for bit
+    assert list(values["per_class"]) == names
+    for index, name in enumerate(names):
+        entry = {key: value.item() for key, value in values["per_class"][name].items()}
+        expected = {
+            "precision": _ratio(hits[index], hits[index] + wrong[index]),
+            "recall": _ratio(hits[index], hits[index] + missed[index]),
+            "f1": _ratio(2 * hits[index], 2 * hits[index] + wrong[index] + missed[index]),
+        }
+        assert {key: entry[key] for key in expected} == pytest.approx(expected), name
+        assert entry["support"] == hits[index] + missed[index], name
+
+
+def test_the_values_accumulated_over_batches_equal_those_of_one_batch() -> None:
+    rng = np.random.default_rng(7)
+    cases = _random_cases(rng, images=15, num_classes=3)
+    whole = PointDetectionScores(num_classes=3, distance=3.0)
+    whole.update(*_padded(cases))
+    accumulated = PointDetectionScores(num_classes=3, distance=3.0)
+    for start, stop in [(0, 1), (1, 5), (5, 6), (6, 13), (13, 15)]:  # batches padded each to its own widths
+        accumulated.update(*_padded(cases[start:stop]))
+
+    expected, values = whole.compute(), accumulated.compute()
+
+    for key in ("f1", "precision", "recall"):
+        assert values[key] == expected[key], key
+    for name, entry in expected["per_class"].items():
+        for key, value in entry.items():
+            assert values["per_class"][name][key] == value, (name, key)
+
+
+def test_a_class_with_neither_true_points_nor_predictions_is_written_zero_with_support_zero() -> None:
+    # As the classification and multilabel heads' per-class values: a ratio with nothing to divide by is 0, and the
+    # support (0) tells it from a measured 0; a class only predicted has precision 0, measured (all false positives).
+    metric = PointDetectionScores(num_classes=3, distance=2.0, class_names=["seen", "unseen", "only_predicted"])
+    metric.update(
+        torch.tensor([[[1.0, 1.0], [9.0, 9.0]]]), torch.tensor([[0, 2]]), torch.tensor([[[1.5, 1.0]]]), torch.tensor([[0]])
+    )
+
+    per_class = {
+        name: {key: value.item() for key, value in entry.items()} for name, entry in metric.compute()["per_class"].items()
+    }
+
+    assert per_class["unseen"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    assert per_class["only_predicted"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    assert per_class["seen"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 1}
+
+
+def test_points_scores_refuse_a_label_past_num_classes_and_mismatched_class_names() -> None:
+    metric = PointDetectionScores(num_classes=2)
+    with pytest.raises(BrickError, match=r"target labels hold 2, expected class indices 0 \.\. 1 .*num_classes=2"):
+        metric.update(torch.zeros(1, 1, 2), torch.tensor([[0]]), torch.zeros(1, 1, 2), torch.tensor([[2]]))
+    with pytest.raises(BrickError, match=r"PointDetectionScores has 2 classes but 1 class names: \['car'\]"):
+        PointDetectionScores(num_classes=2, class_names=["car"])
+
+
+def _scores_on_two_processes(rank: int, port: int, folder: str) -> None:
+    import os
+
+    import torch.distributed as dist
+
+    os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    cases = _random_cases(np.random.default_rng(11), images=9, num_classes=3)
+    metric = PointDetectionScores(num_classes=3, distance=3.0)
+    mine = cases[:6] if rank == 0 else cases[6:]  # unequal shares, in batches of their own widths
+    for start in range(0, len(mine), 2):
+        metric.update(*_padded(mine[start : start + 2]))
+    torch.save(metric.compute(), Path(folder) / f"{rank}.pt")
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_two_processes_report_the_values_of_one_process_on_their_images_together(tmp_path: Path) -> None:
+    from helpers import spawn_two_gloo_processes
+
+    spawn_two_gloo_processes(_scores_on_two_processes, tmp_path, timeout=300, waiting="the point scores")
+    one = PointDetectionScores(num_classes=3, distance=3.0)
+    one.update(*_padded(_random_cases(np.random.default_rng(11), images=9, num_classes=3)))
+    expected = one.compute()
+
+    for rank in range(2):
+        values = torch.load(tmp_path / f"{rank}.pt", weights_only=True)
+        for key in ("f1", "precision", "recall"):
+            assert values[key] == expected[key], (rank, key)
+        assert values["per_class"] == expected["per_class"], rank

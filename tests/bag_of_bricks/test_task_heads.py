@@ -129,7 +129,9 @@ def test_point_detection_collection_trains_and_draws_points() -> None:
 
     outputs = model(named_inputs=_points_batch(torch.Generator().manual_seed(1)), tags=Stage.TEST)
     assert outputs["head/points"].shape == (4, 32, 2)
-    assert set(model.summarize(reset=True)) == {"head/f1"}
+    summary = model.summarize(reset=True)
+    assert set(summary) == {"head/f1", "head/precision", "head/recall", "head/per_class"}
+    assert list(summary["head/per_class"]) == ["r", "g"]  # keyed by the head's class names
     assert outputs["head/visualization"][0].size == (32, 32)
 
 
@@ -310,7 +312,7 @@ def test_ready_made_collections_report_readable_metric_names_those_of_the_packag
                                                                        ("boxes", boxes)]}  # fmt: skip
 
     assert list(reported["segmentation"]) == ["head/mean_iou"]
-    assert list(reported["points"]) == ["head/f1"]
+    assert list(reported["points"]) == ["head/f1", "head/precision", "head/recall", "head/per_class"]
     assert sorted(reported["boxes"]) == ["head/map", "head/map_50", "head/map_75", "head/mar_100", "head/per_class"]
     packaged = compose_config(["task=multitask", "data.root=unused"]).model.bricks  # keys only: nothing is resolved
     # The packaged head adds a pixel confusion matrix with per-class values; the factory's mean IoU has the same name.

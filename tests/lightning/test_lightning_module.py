@@ -279,6 +279,52 @@ def test_logged_names_known_before_training_are_the_names_lightning_holds_after_
     )
 
 
+def test_a_points_head_logs_its_f1_precision_and_recall_and_writes_its_per_class_values_to_the_metrics_file(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    from helpers import PointsDataModule
+
+    from torchbricks.bag_of_bricks.point_detection import PointDetectionScores, create_point_detection_head
+
+    torch.manual_seed(0)
+    collection = BrickCollection(
+        {
+            "trunk": BrickTrainable(nn.Conv2d(3, 8, 4, stride=4), input_names=["raw"], output_names=["features"]),
+            "spots": create_point_detection_head(
+                2, 8, "features", 4, "target_points", "target_labels", hidden_channels=8, threshold=0.0,
+                max_points=4, class_names=["dot", "cross"],
+            ),
+        }
+    )  # fmt: skip
+    module = create_module(tmp_path, collection, lr=0.0)
+    loader = PointsDataModule().test_dataloader()
+    known = module.logged_names(Stage.VALIDATION)
+    trainer = create_trainer()
+
+    trainer.fit(module, loader, loader)
+    fitted = set(trainer.callback_metrics)
+    trainer.test(module, loader, verbose=False)
+
+    logged = {"validation/spots/f1", "validation/spots/precision", "validation/spots/recall"}
+    assert logged <= set(known) & fitted  # the per-class values are written, not logged
+    assert not any("per_class" in name for name in fitted)
+    expected = PointDetectionScores(num_classes=2, distance=4, class_names=["dot", "cross"])
+    collection.eval()
+    with torch.no_grad():
+        for batch in loader:
+            outputs = collection(named_inputs=batch, tags=Stage.TEST)
+            expected.update(outputs["spots/points"], outputs["spots/labels"], batch["target_points"], batch["target_labels"])
+    values = expected.compute()
+    written = json.loads((module.path_experiment / "metrics_test.json").read_text())
+    for key in ("f1", "precision", "recall"):
+        assert written[f"spots/{key}"] == pytest.approx(values[key].item()), key
+    assert written["spots/per_class"] == {
+        name: {key: value.item() for key, value in entry.items()} for name, entry in values["per_class"].items()
+    }
+
+
 def test_a_dict_valued_metric_that_does_not_declare_its_keys_is_logged_under_its_path() -> None:
     from torchmetrics.detection import MeanAveragePrecision
 

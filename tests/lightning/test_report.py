@@ -471,6 +471,29 @@ def test_point_heads_draw_true_points_beside_predicted_points_unmatched_counts_a
             assert (axes.get_xlim(), axes.get_ylim()) == ((-0.5, 31.5), (31.5, -0.5))
 
 
+def test_a_points_head_gets_a_bar_panel_of_each_class_precision_recall_and_f1() -> None:
+    from torchbricks.bag_of_bricks.point_detection import PointDetectionScores
+
+    scores = PointDetectionScores(num_classes=2, distance=2.0, class_names=["a", "b"])
+    collection = BrickCollection(
+        {
+            "cells": {
+                "decode": BrickTrainable(_FixedPoints(), input_names=["raw"], output_names=["./points", "./labels"]),
+                "metrics": BrickMetrics({"f1": scores}, input_names=["./points", "./labels", "points", "labels"]),
+            }
+        }
+    )
+    collection(named_inputs={"raw": torch.rand(3, 3, 32, 32), "points": TRUE_POINTS, "labels": TRUE_POINT_LABELS})
+
+    figure = plot_class_scores(collection.summarize(reset=True))
+
+    (panel,) = (axes for axes in figure.axes if axes.get_title())
+    assert panel.get_title() == "cells: per class"
+    assert [label.get_text() for label in panel.get_yticklabels()] == ["a", "b"]
+    # a: 2 of its 4 true points found, by 3 predictions (the one at (30, 30) is far from any); b: both, by 2
+    assert [patch.get_width() for patch in panel.patches] == pytest.approx([2 / 3, 1.0, 2 / 4, 1.0, 4 / 7, 1.0])
+
+
 # --- multi-label heads -------------------------------------------------------------------------------------------
 
 # Four images, three classes. Image 0 is right; image 1 misses class 2 (1 wrong); image 2 adds class 0 and misses

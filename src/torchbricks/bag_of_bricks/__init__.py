@@ -55,6 +55,7 @@ if TYPE_CHECKING:  # the names below are imported on first use, see __getattr__
         PointDetectionF1,
         PointDetectionHead,
         PointDetectionLoss,
+        PointDetectionScores,
         create_bricks_point_detection,
         create_point_detection_head,
     )
@@ -99,6 +100,7 @@ _LAZY_NAMES = {
     "PointDetectionF1": "torchbricks.bag_of_bricks.point_detection",
     "PointDetectionHead": "torchbricks.bag_of_bricks.point_detection",
     "PointDetectionLoss": "torchbricks.bag_of_bricks.point_detection",
+    "PointDetectionScores": "torchbricks.bag_of_bricks.point_detection",
     "Preprocessor": "torchbricks.bag_of_bricks.preprocessors",
     "SegmentationHead": "torchbricks.bag_of_bricks.segmentation",
     "create_backbone": "torchbricks.bag_of_bricks.backbones",
@@ -150,6 +152,7 @@ __all__ = [
     "PointDetectionF1",
     "PointDetectionHead",
     "PointDetectionLoss",
+    "PointDetectionScores",
     "Preprocessor",
     "SegmentationHead",
     "create_backbone",

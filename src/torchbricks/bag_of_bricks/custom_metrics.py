@@ -5,6 +5,9 @@
   recall, IoU and support keyed by class name (`class_scores` does the arithmetic).
 - `MulticlassMeanIoU`: torchmetrics' `MulticlassJaccardIndex` (the mean IoU of a segmentation head).
 - `MultilabelClassScores`: each class's precision, recall, F1 and support of a multi-label head, keyed by name.
+- `counted_scores` (precision, recall, F1 and support from counts of true positives, false positives and false
+  negatives), `class_name_list` and `by_class_name`: the per-class arithmetic and naming these metrics and
+  `point_detection.PointDetectionScores` share.
 
 The per-class values are a nested dict `{"per_class": {name: {"precision": ..., ...}}}`: the training job writes
 them to `metrics.json` and draws them, and logs none of them (a logger takes scalars only). A ratio whose
@@ -34,8 +37,11 @@ __all__ = [
     "ConfusionMatrixClassScores",
     "MulticlassMeanIoU",
     "MultilabelClassScores",
+    "by_class_name",
     "check_class_indices",
+    "class_name_list",
     "class_scores",
+    "counted_scores",
 ]
 
 PER_CLASS = "per_class"
@@ -111,7 +117,32 @@ def _ratio(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
     return torch.where(denominator > 0, numerator / denominator.clamp(min=1e-300), 0.0).float()
 
 
-def _names(class_names: Sequence[str] | None, count: int, metric: str) -> list[str]:
+def counted_scores(
+    true_positives: torch.Tensor, false_positives: torch.Tensor, false_negatives: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """`precision`, `recall`, `f1` and `support` (true positives and false negatives: the true objects) of counts, one
+    entry per class; a ratio with a zero denominator is 0 (scikit-learn's `zero_division=0`).
+
+    Example:
+        >>> scores = counted_scores(torch.tensor([2, 0]), torch.tensor([2, 0]), torch.tensor([0, 0]))
+        >>> [[round(value, 3) for value in scores[key].tolist()] for key in ("precision", "recall", "f1", "support")]
+        [[0.5, 0.0], [1.0, 0.0], [0.667, 0.0], [2, 0]]
+    """
+    hits, wrong, missed = true_positives.double(), false_positives.double(), false_negatives.double()
+    return {
+        "precision": _ratio(hits, hits + wrong),
+        "recall": _ratio(hits, hits + missed),
+        "f1": _ratio(2 * hits, 2 * hits + wrong + missed),
+        "support": (hits + missed).long(),
+    }
+
+
+def class_name_list(class_names: Sequence[str] | None, count: int, metric: str) -> list[str]:
+    """The names keying a metric's per-class values: `class_names` as strings, or `"0"`, `"1"`, ... when None.
+
+    Raises:
+        BrickError: Naming `metric`, when the names are not `count` distinct ones.
+    """
     if class_names is None:
         return [str(index) for index in range(count)]
     names = [str(name) for name in class_names]
@@ -122,7 +153,8 @@ def _names(class_names: Sequence[str] | None, count: int, metric: str) -> list[s
     return names
 
 
-def _by_name(names: list[str], values: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+def by_class_name(names: list[str], values: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+    """`{name: {key: value[index]}}`: per-class tensors (one entry per class) regrouped by class name."""
     return {name: {key: value[index] for key, value in values.items()} for index, name in enumerate(names)}
 
 
@@ -227,11 +259,11 @@ class ConfusionMatrixClassScores(_ChecksClassIndices, MulticlassConfusionMatrix)
         if kwargs.get("normalize") not in (None, "none"):
             raise BrickError("ConfusionMatrixClassScores counts; it takes no normalize (the report normalises its picture).")
         super().__init__(num_classes=num_classes, ignore_index=ignore_index, **kwargs)
-        self.class_names = _names(class_names, num_classes, type(self).__name__)
+        self.class_names = class_name_list(class_names, num_classes, type(self).__name__)
 
     def compute(self) -> dict[str, Any]:  # type: ignore[override]
         counts = super().compute()
-        return {"confusion_matrix": counts, PER_CLASS: _by_name(self.class_names, class_scores(counts))}
+        return {"confusion_matrix": counts, PER_CLASS: by_class_name(self.class_names, class_scores(counts))}
 
 
 class MultilabelClassScores(MultilabelStatScores):
@@ -257,12 +289,9 @@ class MultilabelClassScores(MultilabelStatScores):
     def __init__(self, num_labels: int, class_names: Sequence[str] | None = None, **kwargs: Any) -> None:
         kwargs["average"] = "none"
         super().__init__(num_labels=num_labels, **kwargs)
-        self.class_names = _names(class_names, num_labels, type(self).__name__)
+        self.class_names = class_name_list(class_names, num_labels, type(self).__name__)
 
     def compute(self) -> dict[str, Any]:  # type: ignore[override]
-        true_positives, false_positives, _, false_negatives, support = super().compute().double().unbind(dim=-1)
-        precision = _ratio(true_positives, true_positives + false_positives)
-        recall = _ratio(true_positives, true_positives + false_negatives)
-        f1 = _ratio(2 * true_positives, 2 * true_positives + false_positives + false_negatives)
-        values = {"precision": precision, "recall": recall, "f1": f1, "support": support.long()}
-        return {PER_CLASS: _by_name(self.class_names, values)}
+        true_positives, false_positives, _, false_negatives, _ = super().compute().unbind(dim=-1)
+        values = counted_scores(true_positives, false_positives, false_negatives)  # its support: the images holding it
+        return {PER_CLASS: by_class_name(self.class_names, values)}

@@ -8,6 +8,7 @@ pixels and labels [B, N] with -1 marking padding.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,9 +26,11 @@ from torchbricks.bag_of_bricks._heatmaps import (
     set_prior,
 )
 from torchbricks.bag_of_bricks.brick_visualizer import BrickPerImageVisualization
+from torchbricks.bag_of_bricks.custom_metrics import PER_CLASS, by_class_name, class_name_list, counted_scores
 from torchbricks.bag_of_bricks.drawing import draw_points
 from torchbricks.bag_of_bricks.necks import create_pyramid_feature_bricks
 from torchbricks.brick_collection import BrickCollection
+from torchbricks.errors import BrickError
 from torchbricks.heads._registry import head_factory
 from torchbricks.heads.points import PointsArguments, PointsTaskHead
 from torchbricks.tags import TagsLike
@@ -38,8 +41,10 @@ __all__ = [
     "PointDetectionF1",
     "PointDetectionHead",
     "PointDetectionLoss",
+    "PointDetectionScores",
     "create_bricks_point_detection",
     "create_point_detection_head",
+    "matched_points",
     "render_heatmap_targets",
 ]
 
@@ -194,9 +199,11 @@ class PointDetectionLoss(nn.Module):
 
 class PointDetectionF1(Metric):
     """F1 score of detected points: a prediction is a true positive when it lies within `distance` pixels of
-    an unmatched target of the same class (greedy, in prediction order, which the decoder sorts by score).
+    an unmatched target of the same class (greedy, in prediction order, which the decoder sorts by score; of the
+    unmatched targets in reach, the nearest).
 
-    Inputs are padded like the targets: labels of -1 are ignored.
+    Inputs are padded like the targets: labels of -1 are ignored. `PointDetectionScores` adds precision, recall and
+    the values of each class.
 
     Example:
         >>> metric = PointDetectionF1(distance=2.0)
@@ -229,21 +236,116 @@ class PointDetectionF1(Metric):
             keep_target = target_labels[image] >= 0
             predicted, predicted_labels = points[image][keep], labels[image][keep]
             targets, targets_labels = target_points[image][keep_target], target_labels[image][keep_target]
-            distances = torch.cdist(predicted.float(), targets.float())
-            distances[predicted_labels[:, None] != targets_labels[None, :]] = float("inf")
-            matched = torch.zeros(len(targets), dtype=torch.bool, device=points.device)
-            hits = 0
-            for row in distances:
-                available = row.masked_fill(matched, float("inf"))
-                if len(available) and available.min() <= self.distance:
-                    matched[available.argmin()] = True
-                    hits += 1
-            self.true_positives += hits
-            self.false_positives += len(predicted) - hits
-            self.false_negatives += len(targets) - hits
+            hit = matched_points(predicted, predicted_labels, targets, targets_labels, self.distance)
+            self._count(predicted_labels, targets_labels, hit)
+
+    def _count(self, predicted_labels: torch.Tensor, target_labels: torch.Tensor, hit: torch.Tensor) -> None:
+        """Adds one image's counts: its predictions' labels [P], its targets' labels [N], which predictions hit [P]."""
+        hits = int(hit.sum())
+        self.true_positives += hits
+        self.false_positives += len(predicted_labels) - hits
+        self.false_negatives += len(target_labels) - hits
 
     def compute(self) -> torch.Tensor:
         return 2 * self.true_positives / (2 * self.true_positives + self.false_positives + self.false_negatives).clamp(min=1)
+
+
+def matched_points(
+    points: torch.Tensor, labels: torch.Tensor, target_points: torch.Tensor, target_labels: torch.Tensor, distance: float
+) -> torch.Tensor:
+    """Which of one image's predicted points [P, 2] (labels [P], in the order they are matched: by score) match a
+    target [N, 2] (labels [N]): in turn, each takes the nearest unmatched target of its class within `distance`
+    pixels, if any. Returns a bool tensor [P]; the matched targets are as many as its true values.
+
+    Example:
+        >>> matched_points(torch.tensor([[0.0, 0], [1, 0]]), torch.tensor([0, 0]), torch.tensor([[1.0, 0]]),
+        ...                torch.tensor([0]), distance=2.0).tolist()
+        [True, False]
+    """
+    distances = torch.cdist(points.float(), target_points.float())
+    distances[labels[:, None] != target_labels[None, :]] = float("inf")
+    matched = torch.zeros(len(target_points), dtype=torch.bool, device=points.device)
+    hit = torch.zeros(len(points), dtype=torch.bool, device=points.device)
+    for index, row in enumerate(distances):
+        available = row.masked_fill(matched, float("inf"))
+        if len(available) and available.min() <= distance:
+            matched[available.argmin()] = True
+            hit[index] = True
+    return hit
+
+
+class PointDetectionScores(PointDetectionF1):
+    """`PointDetectionF1` with precision and recall beside the F1, over all classes and for each class, of the same
+    matching (a prediction within `distance` pixels of an unmatched target of its class, greedy by score).
+
+    `compute` returns `f1` (the value `PointDetectionF1` computes), `precision` (true positives over predictions) and
+    `recall` (true positives over targets), micro averaged: the true positives, false positives and false negatives
+    summed over every image of the epoch (and every process), as listed in `reported`; and `per_class`: class name ->
+    `{"precision", "recall", "f1", "support"}`, `support` the class's true points (see
+    `torchbricks.bag_of_bricks.custom_metrics.counted_scores`). A ratio with nothing to divide by is 0, as the other
+    heads' per-class values write it: a class with no true point and no prediction has all three 0 and support 0,
+    a class never predicted precision 0; the support says which.
+
+    Args:
+        num_classes: The number of point classes; labels must be below it (or negative: padding).
+        distance: The matching distance in pixels.
+        class_names: The name of each class, keying `per_class`; `"0"`, `"1"`, ... when None.
+
+    Example:
+        >>> metric = PointDetectionScores(num_classes=2, distance=2.0, class_names=["car", "tree"])
+        >>> predicted, predicted_labels = torch.tensor([[[1.0, 1.0], [9.0, 9.0]]]), torch.tensor([[0, 0]])
+        >>> metric.update(predicted, predicted_labels, torch.tensor([[[1.5, 1.0]]]), torch.tensor([[0]]))
+        >>> values = metric.compute()
+        >>> [round(values[key].item(), 3) for key in ("f1", "precision", "recall")]
+        [0.667, 0.5, 1.0]
+        >>> {key: round(value.item(), 3) for key, value in values["per_class"]["tree"].items()}
+        {'precision': 0.0, 'recall': 0.0, 'f1': 0.0, 'support': 0}
+    """
+
+    reported = ("f1", "precision", "recall")
+    """The scalar values `compute` returns (logged); `per_class` is written to `metrics.json` only."""
+
+    class_true_positives: torch.Tensor
+    class_false_positives: torch.Tensor
+    class_false_negatives: torch.Tensor
+
+    def __init__(self, num_classes: int, distance: float = 4.0, class_names: Sequence[str] | None = None) -> None:
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise BrickError(f"PointDetectionScores: num_classes must be a whole number of 1 or more, got {num_classes!r}.")
+        super().__init__(distance=distance)
+        self.num_classes = num_classes
+        self.class_names = class_name_list(class_names, num_classes, type(self).__name__)
+        for name in ("class_true_positives", "class_false_positives", "class_false_negatives"):
+            self.add_state(name, default=torch.zeros(num_classes, dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(
+        self, points: torch.Tensor, labels: torch.Tensor, target_points: torch.Tensor, target_labels: torch.Tensor
+    ) -> None:
+        for name, values in (("predicted labels", labels), ("target labels", target_labels)):
+            if values.numel() and int(values.max()) >= self.num_classes:
+                raise BrickError(
+                    f"PointDetectionScores: {name} hold {int(values.max())}, expected class indices 0 .. "
+                    f"{self.num_classes - 1} (or -1 for padding); is num_classes={self.num_classes} right?"
+                )
+        super().update(points, labels, target_points, target_labels)
+
+    def _count(self, predicted_labels: torch.Tensor, target_labels: torch.Tensor, hit: torch.Tensor) -> None:
+        super()._count(predicted_labels, target_labels, hit)
+        classes = self.num_classes
+        hits = torch.bincount(predicted_labels[hit].long(), minlength=classes)
+        self.class_true_positives += hits
+        self.class_false_positives += torch.bincount(predicted_labels.long(), minlength=classes) - hits
+        self.class_false_negatives += torch.bincount(target_labels.long(), minlength=classes) - hits
+
+    def compute(self) -> dict[str, Any]:  # type: ignore[override]
+        hits = self.true_positives
+        per_class = counted_scores(self.class_true_positives, self.class_false_positives, self.class_false_negatives)
+        return {
+            "f1": super().compute(),
+            "precision": hits / (hits + self.false_positives).clamp(min=1),
+            "recall": hits / (hits + self.false_negatives).clamp(min=1),
+            PER_CLASS: by_class_name(self.class_names, per_class),
+        }
 
 
 class BrickVisualizePoints(BrickPerImageVisualization):

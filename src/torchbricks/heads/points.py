@@ -1,5 +1,6 @@
-"""The point detection head (CenterNet style): class heatmaps with sub-cell offsets, focal + L1 losses, F1 of the
-points matched within a distance, and the points drawn with their class names."""
+"""The point detection head (CenterNet style): class heatmaps with sub-cell offsets, focal + L1 losses, F1,
+precision and recall of the points matched within a distance (over all classes and per class), and the points drawn
+with their class names."""
 
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ class PointHeadPredictions(MatchedPredictions):
 
     def affinity(self, truth: Points, prediction: Points) -> np.ndarray:
         """Minus the distance of each predicted point to each true point of its class (the matching of
-        `PointDetectionF1`, whose false positives and negatives `errors()` counts)."""
+        `PointDetectionScores`, whose false positives and negatives `errors()` counts)."""
         distances = np.linalg.norm(prediction.points[:, None] - truth.points[None], axis=-1)
         return np.where(prediction.labels[:, None] == truth.labels[None, :], -distances, -np.inf)
 
@@ -106,8 +107,8 @@ class PointsArguments(DenseHeadInputs):
 @register_head("points")
 class PointsTaskHead(TaskHead):
     """Bricks `detect` (`./heatmap`, `./offsets`), `decode` (`./points`, `./scores`, `./labels`), `loss`
-    (`./loss_heatmap`, `./loss_offset`, `./loss_parts`), `metrics` (`f1`, a `PointDetectionF1`) and, given an
-    image, `visualize`."""
+    (`./loss_heatmap`, `./loss_offset`, `./loss_parts`), `metrics` (`f1`, a `PointDetectionScores`: `f1`,
+    `precision`, `recall` and `per_class`) and, given an image, `visualize`."""
 
     outputs = ("points", "scores", "labels")
     arguments = PointsArguments
@@ -130,15 +131,18 @@ class PointsTaskHead(TaskHead):
 
         Bricks: `detect` (a `PointDetectionHead`: `./heatmap`, `./offsets`), `decode` (a `PointDecoder`:
         `./points`, `./scores`, `./labels`), `loss` (`./loss_heatmap`, `./loss_offset`, `./loss_parts`), `metrics` (a
-        `PointDetectionF1`, reported by `summarize()` as `<head>/f1`) and, when `image_name` is given, `visualize`
-        (`./visualization`).
+        `PointDetectionScores` under the name `f1`, reported by `summarize()` as `<head>/f1`, `<head>/precision` and
+        `<head>/recall`, micro averaged over the points, and each class's precision, recall, F1 and support as
+        `<head>/per_class`, keyed by `class_names`) and, when `image_name` is given, `visualize` (`./visualization`).
+        A head saved with the former metric, a `PointDetectionF1`, still builds and reports its `<head>/f1` alone.
         """
         targets = [given.target_points_name, given.target_labels_name]
         detector = node_of(f"{_POINTS}.PointDetectionHead", given, "in_channels", "num_classes", "hidden_channels")
         decoder = node_of(f"{_POINTS}.PointDecoder", given, "stride", "max_points", "threshold")
         loss = node_of(f"{_POINTS}.PointDetectionLoss", given, "num_classes", "stride")
         distance = given.stride if given.distance is None else given.distance
-        f1 = {"f1": node_of(f"{_POINTS}.PointDetectionF1", given, distance=distance)}
+        # named f1 as the PointDetectionF1 it extends was, so that a config's overrides of its distance still apply
+        f1 = {"f1": node_of(f"{_POINTS}.PointDetectionScores", given, "num_classes", "class_names", distance=distance)}
         head: Description = {
             "detect": brick("BrickTrainable", detector, [given.features_name], ["./heatmap", "./offsets"]),
             "decode": brick("BrickNotTrainable", decoder, ["./heatmap", "./offsets"], ["./points", "./scores", "./labels"]),

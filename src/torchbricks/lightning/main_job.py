@@ -17,7 +17,7 @@ Everything comes from a composed config (`torchbricks.configuration.compose_conf
   `metrics_<stage>.json`: the last epoch of each stage, written during training;
 - `history.json` and `curves.png`: every logged scalar per epoch, and their curves (one panel per head);
 - `confusion_matrix.png`: each classification or segmentation head's normalised test confusion matrix with its
-  per-class precision, recall and IoU, and per-class bars of the detection (AP) and multi-label heads;
+  per-class precision, recall and IoU, and per-class bars of the detection (AP), multi-label and points heads;
 - `predictions.png`: test images with ground truth beside prediction, mistakes first, one section per head;
 - `brick_graph.md`: the mermaid graph of the collection;
 - `bricks/`: one checkpoint per brick (`BrickCollection.save_bricks`) of the best epoch (the last one when

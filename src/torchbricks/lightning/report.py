@@ -8,8 +8,8 @@ can be checked against an independent reference:
 - `confusion_matrix.png`: `plot_class_scores(metrics)` -> one matrix per classification or segmentation head
   (`normalized_confusion_matrices(metrics)`: each row, a true class, divided by its count; class names on both
   axes), with each class's recall and IoU beside its row and precision above its column; one bar panel per box
-  detection head (AP and AP50 per class) and per multi-label head (precision, recall, F1 per class), from the
-  `per_class` values of `per_class_values(metrics)`.
+  detection head (AP and AP50 per class) and per multi-label or points head (precision, recall, F1 per class), from
+  the `per_class` values of `per_class_values(metrics)`.
 - `predictions.png`: `collect_predictions(...)` and `HeadPredictions.order()` -> one titled section per head,
   ground truth beside prediction in a caption above each image, mistakes first (segmentation: the truth and the
   predicted mask side by side over the image, the images with most wrong pixels first; boxes: the true and the
@@ -244,7 +244,7 @@ def plot_class_scores(metrics: Mapping[str, Any], class_names: Sequence[str] | N
     its row and precision above its column (`class_scores` of its counts), its class names those of the head's
     `per_class` values when it has them (a segmentation head's, background first), else `class_names`. A head with
     per-class values but no matrix gets a bar panel: AP and AP50 per class (box detection; a class without a true
-    box is left out), precision, recall and F1 per class (multi-label).
+    box is left out), precision, recall and F1 per class (multi-label, points).
     """
     from torchbricks.bag_of_bricks.custom_metrics import class_scores
 
