@@ -651,8 +651,10 @@ def test_clearing_the_modules_dict_leaves_no_brick_to_run(route: str) -> None:
     collection(_chain_inputs())
     (collection._modules if route == "dict_clear" else collection).clear()
     assert list(collection) == []
-    with pytest.raises(NoBricksSelectedError, match="select no brick"):  # as a collection built empty
+    with pytest.raises(NoBricksSelectedError, match="The collection holds no brick"):  # as a collection built empty
         collection(_chain_inputs())
+    with pytest.raises(NoBricksSelectedError, match="The collection holds no brick, so a call has nothing to run"):
+        BrickCollection({})(_chain_inputs())
 
 
 def test_popping_a_missing_key_from_the_modules_dict_behaves_as_a_dict() -> None:

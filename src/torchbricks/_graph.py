@@ -207,6 +207,11 @@ def plan(
     left out, so a missing model input still fails the input check.
     """
     selected = [i for i, node in enumerate(nodes) if tags is None or node.tags & tags]
+    if not selected and not nodes:
+        raise NoBricksSelectedError(
+            "The collection holds no brick, so a call has nothing to run: add bricks (`collection[name] = brick`) "
+            "before calling it."
+        )
     if not selected:
         in_use = sorted(set().union(*(node.tags for node in nodes)))
         shown = sorted(tags) if tags is not None else None
