@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torchmetrics.detection.mean_ap import MeanAveragePrecision
 
+from torchbricks._box_cutting import cut_to_image
 from torchbricks._extras import require
 from torchbricks.errors import BrickError, MissingExtraError
 
@@ -167,7 +168,8 @@ class BoxMeanAveragePrecision(MeanAveragePrecision):
         images: torch.Tensor | None = None,
     ) -> None:
         if images is not None:
-            boxes, labels = _cut_to_image(boxes, labels, images.shape[-2], images.shape[-1])
+            boxes, shown = cut_to_image(boxes, images.shape[-2], images.shape[-1])
+            labels = torch.where(shown, labels, torch.full_like(labels, -1))
         if labels.shape[-1] > self.max_detections:
             most = int((labels >= 0).sum(dim=-1).max()) if labels.numel() else 0
             if most > self.max_detections:
@@ -192,15 +194,6 @@ class BoxMeanAveragePrecision(MeanAveragePrecision):
                 }
             )
         super().update(predictions, targets)
-
-
-def _cut_to_image(boxes: torch.Tensor, labels: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Boxes [B, P, 4] cut to an image of `height` x `width` pixels, and their labels with -1 for a box left without
-    area (outside the image), as `torchbricks._tiled_predictions.boxes_in_image` cuts the boxes `predict` writes."""
-    limits = boxes.new_tensor([width, height, width, height])
-    boxes = torch.minimum(boxes.clamp(min=0), limits)
-    shown = (boxes[..., 2] > boxes[..., 0]) & (boxes[..., 3] > boxes[..., 1])
-    return boxes, torch.where(shown, labels, torch.full_like(labels, -1))
 
 
 def _mean_defined(precision: torch.Tensor) -> torch.Tensor:

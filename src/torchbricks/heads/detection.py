@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 
+from torchbricks._box_cutting import cut_to_image
 from torchbricks._extras import require
 from torchbricks.heads._predictions import MatchedPredictions, class_names_of, color_cycle, split_padded
 from torchbricks.heads._registry import (
@@ -250,7 +251,7 @@ class DetectionTaskHead(TaskHead):
         values = collected.values[:5]
         if len(collected.values) == 6:  # drawn as the metric scores them and `predict` writes them: in the image
             height, width = collected.images.shape[1:3]
-            values[0] = [np.minimum(boxes.clip(min=0), [width, height, width, height]) for boxes in values[0]]
+            values[0] = [cut_to_image(boxes, height, width)[0] for boxes in values[0]]
         truth, prediction = split_padded(
             values,
             lambda boxes, scores, labels: (
