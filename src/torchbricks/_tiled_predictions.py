@@ -8,9 +8,9 @@ them the same way and merge the same rules, and cannot drift apart:
   it) is padded with black at the right and bottom to the tile's size, as the training tiles are
   (`torchbricks.datasets.tiled.crop_sample`), so it keeps its scale instead of being stretched to the input size;
 - detection: each window's boxes scaled from the model's input to the window's canvas (the tile), shifted to
-  the image and cut to it (`boxes_in_image`), then the cut parts of objects another window saw whole left out
-  (`without_cut_parts`), then class-wise non-maximum suppression at the head's IoU threshold
-  (`non_maximum_suppression`);
+  the image and cut to it (`torchbricks._box_cutting.cut_to_image`, the rule the mAP scores them by), then the cut
+  parts of objects another window saw whole left out (`without_cut_parts`), then class-wise non-maximum suppression
+  at the head's IoU threshold (`non_maximum_suppression`);
 - segmentation: each window's class probabilities resized bilinearly to the canvas (`resize_bilinear`, torch's
   `interpolate(mode="bilinear", align_corners=False)`), averaged over the windows covering a pixel (the padding
   left out), and the most probable class taken;
@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from torchbricks._box_cutting import cut_to_image
 from torchbricks._tiling import tile_windows
 from torchbricks.errors import BrickError
 
@@ -49,7 +50,6 @@ __all__ = [
     "Window",
     "WindowOutputs",
     "at_inner_border",
-    "boxes_in_image",
     "chosen_overlap",
     "image_windows",
     "merge_windows",
@@ -204,7 +204,7 @@ def _merge_boxes(
     merged_scores = np.concatenate(scores).astype(np.float32)
     merged_labels = np.concatenate(labels).astype(np.int64)
     merged_cut = np.concatenate(cut)
-    shown = boxes_in_image(merged_boxes, height, width)
+    merged_boxes, shown = cut_to_image(merged_boxes, height, width)
     merged_boxes, merged_scores, merged_labels, merged_cut = (
         merged_boxes[shown],
         merged_scores[shown],
@@ -305,22 +305,6 @@ def owned_regions(windows: Sequence[Window]) -> dict[Window, tuple[float, float,
         y_low, y_high = rows[window[1], window[3]]
         regions[window] = (x_low, y_low, x_high, y_high)
     return regions
-
-
-def boxes_in_image(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Cuts boxes [N, 4] (x_min, y_min, x_max, y_max) to the image, in place, and says which still cover some of it.
-
-    The decoder's boxes may reach past the model's input (an object at the border, the black padding of a short
-    window); in the image's pixels such a box would reach past the picture, as no true box does.
-
-    Example:
-        >>> boxes = np.array([[-4.0, 2.0, 10.0, 30.0], [25.0, 5.0, 28.0, 9.0]], dtype=np.float32)
-        >>> boxes_in_image(boxes, 20, 24).tolist(), boxes[0].tolist()
-        ([True, False], [0.0, 2.0, 10.0, 20.0])
-    """
-    np.clip(boxes[:, 0::2], 0, width, out=boxes[:, 0::2])
-    np.clip(boxes[:, 1::2], 0, height, out=boxes[:, 1::2])
-    return (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
 
 
 def _merge_masks(

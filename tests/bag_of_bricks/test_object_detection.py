@@ -607,6 +607,99 @@ def test_the_detection_head_scores_the_boxes_cut_to_its_images() -> None:
     assert float(values["cars/per_class"]["0"]["ap"]) == pytest.approx(1.0)
 
 
+def test_the_detection_head_scores_a_padded_tiles_boxes_cut_to_its_picture_as_pycocotools_scores_them(tmp_path: Path) -> None:
+    """A 20 px wide image in 32-px tiles: its tile is black from x = 20 on. The decoder finds the object with a box
+    reaching 8 px into the padding (IoU 0.6 with the true box; 0.75 cut at x = 20, as `predict` writes it) behind a
+    box wholly in the padding, scored higher (which `predict` leaves out). The mAP is pycocotools' on the boxes cut
+    to the picture; cut to the padded tile, the box in the padding was a false positive ranked first."""
+    import json
+
+    from PIL import Image
+
+    from torchbricks.datasets.readers import CocoDataset
+    from torchbricks.datasets.tiled import TiledDataset
+    from torchbricks.datasets.transforms import collate_padded, create_transform
+
+    Image.new("RGB", (20, 32), (90, 90, 90)).save(tmp_path / "narrow.png")
+    coco = {
+        "images": [{"id": 1, "file_name": "narrow.png", "width": 20, "height": 32}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [4, 8, 12, 12], "area": 144, "iscrowd": 0}],
+        "categories": [{"id": 1, "name": "car"}],
+    }
+    (tmp_path / "test.json").write_text(json.dumps(coco))
+    tiles = TiledDataset(CocoDataset(tmp_path / "test.json"), tile_size=32, transform=create_transform(32, evaluation=True))
+    batch = collate_padded([tiles[0]])
+    assert batch["image_extent"].tolist() == [[32.0, 20.0]]
+    assert batch["raw"].shape == (1, 3, 32, 32)
+
+    head = create_object_detection_head(
+        1, 5, "features", stride=8, target_boxes_name="target_boxes", target_labels_name="target_labels",
+        image_name="raw", image_extent_name="image_extent", hidden_channels=5,
+    )  # fmt: skip
+    model = BrickCollection({"cars": head})
+    model["cars"]["detect"].model = _pass_through_head(1)
+    heatmap = torch.full((1, 1, 4, 4), -9.0)
+    distances = torch.full((1, 4, 4, 4), 1.0)
+    heatmap[0, 0, 1, 1] = 2.0  # the cell centred on (12, 12): the box [4, 8, 24, 20], sides in cells 1, 0.5, 1.5, 1
+    distances[0, :, 1, 1] = torch.tensor([1.0, 0.5, 1.5, 1.0])
+    heatmap[0, 0, 0, 3] = 4.0  # the cell centred on (28, 4): the box [22, 2, 30, 10], in the padding
+    distances[0, :, 0, 3] = torch.tensor([0.75, 0.25, 0.25, 0.75])
+    named = {**batch, "features": _pass_through_features(heatmap, distances)}
+
+    with torch.no_grad():
+        decoded = model(named, tags=Stage.INFERENCE)
+        model(named, tags=Stage.TEST)
+    values = model.summarize(reset=True)
+
+    found = decoded["cars/labels"][0] >= 0
+    boxes, scores = decoded["cars/boxes"][0][found], decoded["cars/scores"][0][found]
+    torch.testing.assert_close(boxes, torch.tensor([[22.0, 2, 30, 10], [4, 8, 24, 20]]), atol=1e-4, rtol=0)  # by score
+    cut = [[4.0, 8, 20, 20]]  # what `predict` writes: the first box left out, the second cut at x = 20
+    reference = _pycocotools_summary(torch.tensor(cut), scores[1:], batch["target_boxes"][0], max_dets=[1, 10, 100])
+    for name, index in (("map", 0), ("map_50", 1), ("map_75", 2), ("mar_100", 8)):
+        assert float(values[f"cars/{name}"]) == pytest.approx(reference.stats[index], abs=1e-6), name
+    assert float(values["cars/map"]) == pytest.approx(0.6)  # found at IoU 0.50 to 0.75: 6 of the 10 thresholds
+
+    from torchbricks.lightning.report import collect_predictions
+
+    (drawn,) = collect_predictions(model, [named])  # the report draws the boxes as they are scored
+    np.testing.assert_allclose(drawn.prediction[0].boxes, cut, atol=1e-4)
+
+
+def test_mean_average_precision_cuts_each_images_boxes_to_its_own_extent() -> None:
+    """Two 32 x 32 tiles showing 20 x 32 and 32 x 12 pixels (width x height) of their images, each with an object at
+    the picture's border found by a box reaching past it (IoU 0.625, 1 cut), behind a better-scored box in the
+    padding: each box is scored cut to its own tile's picture (cut here by hand), a box left without area dropped."""
+    boxes = torch.tensor([[[10.0, 4, 26, 14], [22, 20, 30, 28], [1, 1, 5, 5]], [[4, 2, 14, 18], [5, 20, 15, 30], [30, 0, 40, 6]]])
+    scores = torch.tensor([[0.5, 0.9, 0.3], [0.6, 0.95, 0.4]])
+    labels = torch.tensor([[0, 0, 1], [1, 1, 0]])
+    true_boxes, true_labels = torch.tensor([[[10.0, 4, 20, 14]], [[4, 2, 14, 12]]]), torch.tensor([[0], [1]])
+    extents = torch.tensor([[32.0, 20.0], [12.0, 32.0]])  # (height, width)
+
+    by_hand_boxes, by_hand_labels = boxes.clone(), labels.clone()
+    for image, (height, width) in enumerate(extents.tolist()):
+        for index, box in enumerate(boxes[image].tolist()):
+            x0, y0, x1, y1 = (min(max(value, 0.0), limit) for value, limit in zip(box, (width, height) * 2, strict=True))
+            by_hand_boxes[image, index] = torch.tensor([x0, y0, x1, y1])
+            if x1 <= x0 or y1 <= y0:
+                by_hand_labels[image, index] = -1
+    assert by_hand_labels.tolist() == [[0, -1, 1], [1, -1, 0]]
+
+    metric, reference = BoxMeanAveragePrecision(), BoxMeanAveragePrecision()
+    metric.update(boxes, scores, labels, true_boxes, true_labels, torch.zeros(2, 3, 32, 32), extents)
+    reference.update(by_hand_boxes, scores, by_hand_labels, true_boxes, true_labels)
+    values, expected = metric.compute(), reference.compute()
+
+    assert float(expected["map"]) == pytest.approx(1.0)
+    for name in ("map", "map_50", "map_75", "mar_100"):
+        assert float(values[name]) == pytest.approx(float(expected[name]), abs=1e-7), name
+
+
+def test_a_detection_head_reading_image_extents_without_images_is_refused() -> None:
+    with pytest.raises(BrickError, match="image_extent_name='extent' needs image_name too"):
+        create_object_detection_head(1, 5, "features", 8, "boxes", "labels", image_extent_name="extent")
+
+
 def test_mean_average_precision_equals_pycocotools_when_a_recall_falls_on_a_threshold() -> None:
     import contextlib
     import io

@@ -187,7 +187,7 @@ def test_tiled_coco_serves_every_tile_of_every_image_with_the_reader_names(tmp_p
 
     assert len(tiled) == sum(len(tile_windows(height, width, 100, 0.2)) for height, width in sizes)
     assert {tuple(tile["raw"].shape) for tile in tiles} == {(3, 100, 100)}
-    assert sorted(tiles[0]) == ["raw", "target_boxes", "target_classes", "target_labels", "target_mask"]
+    assert sorted(tiles[0]) == ["image_extent", "raw", "target_boxes", "target_classes", "target_labels", "target_mask"]
     cut_somewhere = False
     for tile in tiles:  # the classes present are those of the tile's boxes; a class only cut here is unknown (-1)
         labels = {label for label in tile["target_labels"].tolist() if label >= 0}
@@ -199,6 +199,33 @@ def test_tiled_coco_serves_every_tile_of_every_image_with_the_reader_names(tmp_p
     # The first tile's pixels are the image's: row and column indices in the red and green channels.
     assert torch.equal(tiles[0]["raw"][0, :, 0] * 255, torch.arange(100, dtype=torch.float32))
     assert torch.equal(tiles[0]["raw"][1, 0, :] * 255, torch.arange(100, dtype=torch.float32))
+
+
+def test_a_tile_padded_past_a_short_side_gives_the_extent_of_its_picture_at_the_input_scale(tmp_path: Path) -> None:
+    """An image 90 px wide cut into 100-px tiles: the tiles' real part is 90 px wide, the rest black padding; the
+    extent is checked against the padded pixels (the image has no black pixel but its corner), and read at an input
+    of half the tile it is half as large."""
+    from torchbricks.datasets.transforms import create_transform
+
+    reader = CocoDataset(_write_coco(tmp_path, [(120, 90)]))
+    tiled = TiledDataset(reader, tile_size=100, overlap=0.2, transform=create_transform(100, evaluation=True))
+    halved = TiledDataset(reader, tile_size=100, overlap=0.2, transform=create_transform(50, evaluation=True))
+
+    assert len(tiled) == 2  # 90 x 100 and 90 x 100 windows (the second from y = 20)
+    for index in range(len(tiled)):
+        tile = tiled[index]
+        picture = (tile["raw"] > 0).any(dim=0)
+        picture[0, 0] = True
+        rows, columns = picture.any(dim=1).nonzero().flatten(), picture.any(dim=0).nonzero().flatten()
+        assert tile["image_extent"].tolist() == [float(rows.max() + 1), float(columns.max() + 1)] == [100.0, 90.0]
+        assert (halved[index]["image_extent"] * 2).tolist() == tile["image_extent"].tolist()
+
+
+def test_a_jittered_training_tile_gives_its_whole_input_as_extent(tmp_path: Path) -> None:
+    """Training tiles may be flipped or turned by the augmentations, the padding with them: their extent is the input."""
+    tiled = TiledDataset(CocoDataset(_write_coco(tmp_path, [(120, 90)])), tile_size=100, overlap=0.2, jitter=True)
+
+    assert {tuple(tiled[index]["image_extent"].tolist()) for index in range(len(tiled))} == {(100.0, 100.0)}
 
 
 def test_tiled_segmentation_cuts_the_mask_with_the_image(tmp_path: Path) -> None:

@@ -7,10 +7,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
-from torchbricks.configuration import compose_config, create_brick_collection
+from torchbricks.configuration import compose_config, create_brick_collection, instantiate_config
 from torchbricks.datasets.shapes import write_shapes_dataset
 from torchbricks.errors import ConfigError
 from torchbricks.lightning.task_resolvers import (
@@ -20,6 +21,7 @@ from torchbricks.lightning.task_resolvers import (
     image_size_of,
     register_resolvers,
 )
+from torchbricks.tags import Stage
 
 
 def test_configs_read_the_classes_of_each_layout_from_the_data(tmp_path: Path) -> None:
@@ -212,3 +214,28 @@ def test_the_tile_size_is_the_image_size_without_reading_the_images(tmp_path: Pa
 def test_a_bad_tile_size_given_to_the_image_size_resolver_names_the_key(tmp_path: Path, tile_size: Any) -> None:
     with pytest.raises(ConfigError, match=r"'data.tile_size' must be null \(whole images\) or the side of a tile"):
         image_size_of("coco", str(tmp_path), 32, 512, tile_size)
+
+
+def test_the_packaged_detection_heads_cut_their_boxes_to_the_tiles_extent_only_when_tiling(tmp_path: Path) -> None:
+    """With data.tile_size the batches carry each tile's `image_extent` and the mAP reads it; without, they do not,
+    and a head reading it would need an input no batch has."""
+    root = write_shapes_dataset(tmp_path / "shapes", num_train=3, num_val=1, image_size=32) / "detection"
+    register_resolvers()
+    head_inputs = ["./boxes", "./scores", "./labels", "target_boxes", "target_labels", "raw"]
+
+    for task in ("detection", "multitask"):
+        whole = compose_config([f"task={task}", f"data.root={root}"])
+        tiled = compose_config([f"task={task}", f"data.root={root}", "data.tile_size=16"])
+
+        assert OmegaConf.to_container(whole.model.bricks.detection.metrics, resolve=True)["input_names"] == head_inputs
+        resolved = OmegaConf.to_container(tiled.model.bricks.detection.metrics, resolve=True)
+        assert resolved["input_names"] == [*head_inputs, "image_extent"]
+    # the tiled job's own batches run its test stage: the extent comes with every batch
+    tiled = compose_config(["task=detection", f"data.root={root}", "data.tile_size=16"])
+    data = instantiate_config(tiled, "data", num_workers=0)
+    batch = next(iter(data.test_dataloader()))
+    assert batch["image_extent"].shape == (len(batch["raw"]), 2)
+    model = create_brick_collection(tiled)
+    with torch.no_grad():
+        model(dict(batch), tags=Stage.TEST)
+    assert "detection/map" in model.summarize(reset=True)

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torchmetrics.detection.mean_ap import MeanAveragePrecision
 
+from torchbricks._box_cutting import cut_to_image
 from torchbricks._extras import require
 from torchbricks.errors import BrickError, MissingExtraError
 
@@ -50,7 +51,11 @@ class BoxMeanAveragePrecision(MeanAveragePrecision):
     Given the `images` [B, C, H, W] the boxes were found on, each box is cut to the image and a box left without
     area is dropped, as `predict` writes them: the decoder's boxes may reach past the input (an object at the
     border), and scored uncut, such a box overlapped its true box (which lies in the image) less than the box
-    `predict` delivers, so the mAP at the stricter IoU thresholds read lower than the delivered boxes' mAP.
+    `predict` delivers, so the mAP at the stricter IoU thresholds read lower than the delivered boxes' mAP. Given
+    also `image_extents` [B, 2], the (height, width) of the part of each input that shows the image (a tile of
+    `torchbricks.datasets.tiled` padded at its right and bottom, the data's `image_extent`), each box is cut to that
+    part instead: `predict` cuts its boxes to the image, so a box in the black padding is no box it writes, and
+    scored against the padded tile it was a false positive.
 
     Every detection the model returns is counted: the cap on detections per image (COCO's `maxDets`, 100 in COCO's
     summary) is the larger of 100 and `max_detections`, which the detection head sets to its decoder's
@@ -165,9 +170,17 @@ class BoxMeanAveragePrecision(MeanAveragePrecision):
         target_boxes: torch.Tensor,
         target_labels: torch.Tensor,
         images: torch.Tensor | None = None,
+        image_extents: torch.Tensor | None = None,
     ) -> None:
-        if images is not None:
-            boxes, labels = _cut_to_image(boxes, labels, images.shape[-2], images.shape[-1])
+        cut_at: tuple[Any, Any] | None = None  # the height and width the boxes are cut to
+        if image_extents is not None:  # each image's own part of its input: [B, 1, 1] heights and widths
+            extents = image_extents.to(device=boxes.device, dtype=boxes.dtype)[:, None, :, None]
+            cut_at = (extents[:, :, 0], extents[:, :, 1])
+        elif images is not None:
+            cut_at = (images.shape[-2], images.shape[-1])
+        if cut_at is not None:
+            boxes, shown = cut_to_image(boxes, *cut_at)
+            labels = torch.where(shown, labels, torch.full_like(labels, -1))
         if labels.shape[-1] > self.max_detections:
             most = int((labels >= 0).sum(dim=-1).max()) if labels.numel() else 0
             if most > self.max_detections:
@@ -192,15 +205,6 @@ class BoxMeanAveragePrecision(MeanAveragePrecision):
                 }
             )
         super().update(predictions, targets)
-
-
-def _cut_to_image(boxes: torch.Tensor, labels: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Boxes [B, P, 4] cut to an image of `height` x `width` pixels, and their labels with -1 for a box left without
-    area (outside the image), as `torchbricks._tiled_predictions.boxes_in_image` cuts the boxes `predict` writes."""
-    limits = boxes.new_tensor([width, height, width, height])
-    boxes = torch.minimum(boxes.clamp(min=0), limits)
-    shown = (boxes[..., 2] > boxes[..., 0]) & (boxes[..., 3] > boxes[..., 1])
-    return boxes, torch.where(shown, labels, torch.full_like(labels, -1))
 
 
 def _mean_defined(precision: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,11 @@ float image) runs on each tile, after the cut. The rules:
   not a false positive; ignored objects stay ignored wherever any of them shows.
 - Masks are cut like the image.
 - A side of the image shorter than the tile gives a window of the whole side, padded (image 0, mask 255, ignored
-  by the losses and metrics) to the tile, so every tile keeps the image's scale.
+  by the losses and metrics) to the tile, so every tile keeps the image's scale. Each tile says which part of it
+  shows the image (`image_extent`: its (height, width) at the input's scale), and the packaged detection heads cut
+  their predicted boxes to it for the mAP, as `predict` cuts them to the image: a box wholly in the padding, which
+  `predict` never writes, is not scored. Training tiles (`jitter`) give the whole input, as their augmentations
+  may have moved the padding.
 - Training (`jitter=True`) takes every tile once per epoch, each window shifted at random by up to half the
   spacing of its neighbours: the epoch's length stays the same and the whole image is seen, but objects are cut
   differently each epoch. Validation and test take the fixed windows.
@@ -37,7 +41,11 @@ from torchbricks._extras import require
 from torchbricks.datasets.tiling import tile_windows
 from torchbricks.errors import BrickError
 
-__all__ = ["MIN_BOX_VISIBILITY", "TileGroupSampler", "TiledDataset", "crop_sample"]
+__all__ = ["IMAGE_EXTENT", "MIN_BOX_VISIBILITY", "TileGroupSampler", "TiledDataset", "crop_sample"]
+
+IMAGE_EXTENT = "image_extent"
+"""The name under which a tile's sample gives the (height, width) of the part of its input that shows the image
+(float32 [2]): less than the input where the tile is padded past a short side of the image."""
 
 MIN_BOX_VISIBILITY = 0.5
 """Fraction of a box (of the most of it a tile can show, for a box longer than the tile on a side) that must lie inside
@@ -112,7 +120,8 @@ def crop_sample(
 
 
 class TiledDataset(Dataset[dict[str, Any]]):
-    """The tiles of every image of a reader of boxes or masks, as the reader's named samples (see the module).
+    """The tiles of every image of a reader of boxes or masks, as the reader's named samples with `IMAGE_EXTENT`, the
+    part of the tile that shows the image (see the module).
 
     Args:
         dataset: A reader with `image_size_at(index)` ((height, width) without decoding), `load_sample(index)` (the
@@ -176,7 +185,13 @@ class TiledDataset(Dataset[dict[str, Any]]):
         tile = crop_sample(self._load(image_index), window, self.tile_size, self.min_box_visibility)
         if self.transform is not None:
             tile = self.transform(tile)
-        return self.dataset.named_sample(tile)
+        extent = torch.tensor(tile["image"].shape[-2:], dtype=torch.float32)  # (height, width) of the input
+        if not self.jitter:
+            # the window's share of the tile, at the input's scale; jittered (training) tiles keep the whole input,
+            # as their augmentations may have flipped or turned the padding to another side
+            x_min, y_min, x_max, y_max = window
+            extent = extent * torch.tensor([y_max - y_min, x_max - x_min]) / self.tile_size
+        return {**self.dataset.named_sample(tile), IMAGE_EXTENT: extent}
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

@@ -10,7 +10,9 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 
+from torchbricks._box_cutting import cut_to_image
 from torchbricks._extras import require
+from torchbricks.errors import BrickError
 from torchbricks.heads._predictions import MatchedPredictions, class_names_of, color_cycle, split_padded
 from torchbricks.heads._registry import (
     Collected,
@@ -131,12 +133,16 @@ class DetectionArguments(DenseHeadInputs):
         score_threshold: Minimum score of a decoded box.
         iou_threshold: Overlap above which NMS removes a box.
         box_weight: Weight of the box loss.
-        image_name: Name of the images in [0, 1] to draw on; no visualization brick when None.
+        image_name: Name of the images in [0, 1] to draw on, and to whose size the mAP cuts the predicted boxes (as
+            `predict` cuts them to the image); no visualization brick when None.
         class_names: Names of the classes for the visualization and the per-class AP.
         min_drawn_score: Boxes scoring below it are not drawn.
         neck_inputs: Names of feature maps, fine to coarse, that a `neck` (an FPN) merges into `./features` of
             `in_channels` channels; `features_name` is then `./features`.
         neck_channels: Channels of each of `neck_inputs`.
+        image_extent_name: Name of the (height, width) [B, 2] of the part of each image that shows the picture (the
+            data's `image_extent`: less than the input for a tile padded at its right and bottom); the mAP cuts the
+            predicted boxes to it instead of to the whole input, and the report draws them so. Needs `image_name`.
     """
 
     target_boxes_name: str
@@ -151,6 +157,7 @@ class DetectionArguments(DenseHeadInputs):
     min_drawn_score: float = MIN_DRAWN_SCORE
     neck_inputs: Sequence[str] | None = None
     neck_channels: Sequence[int] | None = None
+    image_extent_name: str | None = None
 
 
 @register_head("detection")
@@ -226,31 +233,48 @@ class DetectionTaskHead(TaskHead):
         head["detect"] = brick("BrickTrainable", detector, [given.features_name], ["./heatmap", "./distances"])
         head["decode"] = brick("BrickNotTrainable", decoder, ["./heatmap", "./distances"], ["./boxes", "./scores", "./labels"])
         head["loss"] = loss_with_parts(loss, ["./heatmap", "./distances", *targets], ["./loss_heatmap", "./loss_box"])
-        # given the images, the metric cuts the boxes to them as `predict` does, so it scores the boxes users get
-        images = [given.image_name] if given.image_name is not None else []
+        # given the images, the metric cuts the boxes to them as `predict` does, so it scores the boxes users get; given
+        # their extents too, to the part of each that shows the picture (a tile's padding left out, as `predict` does)
+        if given.image_extent_name is not None and given.image_name is None:
+            raise BrickError(
+                f"A detection head given image_extent_name={given.image_extent_name!r} needs image_name too (the images "
+                "whose extents they are): pass image_name, or leave image_extent_name out."
+            )
+        images = [name for name in (given.image_name, given.image_extent_name) if name is not None]
         head["metrics"] = metrics(average_precision, ["./boxes", "./scores", "./labels", *targets, *images])
         return cls.with_drawing(head, given.image_name, class_names=given.class_names, min_score=given.min_drawn_score)
 
     @classmethod
     def config(cls, name: str) -> Description:
         """The packaged head config `name`, whose metric reads `max_detections` from the decoder's node, so that
-        `model.bricks.<head>.decode.model.max_detections=300` on the command line raises the metric's cap with it."""
+        `model.bricks.<head>.decode.model.max_detections=300` on the command line raises the metric's cap with it,
+        and, with `data.tile_size`, each tile's `image_extent` as its last input (`image_extent_name`;
+        `torchbricks.lightning.task_resolvers`)."""
         description = super().config(name)
         metric = description["metrics"]["metric_collection"]["mean_average_precision"]
         metric["max_detections"] = "${....decode.model.max_detections}"  # metric node, collection, metrics, head
+        # with data.tile_size, the metric (and the report) also read each tile's extent and cut the boxes to it, as
+        # `predict` cuts them to the image; without tiles the batches have no extent and the boxes are cut to the input
+        names = ",".join(f"'{name}'" for name in description["metrics"]["input_names"])
+        description["metrics"]["input_names"] = f"${{torchbricks_with_image_extent:${{oc.select:data.tile_size,null}},[{names}]}}"
         return description
 
     @classmethod
     def predictions(cls, collected: Collected) -> BoxHeadPredictions | None:
         """Boxes [B, P, 4], scores [B, P], labels [B, P] beside true boxes [B, N, 4] and labels [B, N] (label -1:
         padding, -2 - k: an ignored object of class k), per image; predicted boxes scoring below `MIN_DRAWN_SCORE`
-        are left out. A sixth input, the images the metric cuts the boxes to, cuts the drawn boxes to them too."""
-        if len(collected.values) not in (5, 6):
+        are left out. A sixth input, the images the metric cuts the boxes to, cuts the drawn boxes to them too, and a
+        seventh, the (height, width) [B, 2] of the part of each image that shows the picture, to that part."""
+        if len(collected.values) not in (5, 6, 7):
             return None
         values = collected.values[:5]
-        if len(collected.values) == 6:  # drawn as the metric scores them and `predict` writes them: in the image
+        if len(collected.values) > 5:  # drawn as the metric scores them and `predict` writes them: in the image
             height, width = collected.images.shape[1:3]
-            values[0] = [np.minimum(boxes.clip(min=0), [width, height, width, height]) for boxes in values[0]]
+            extents = collected.values[6] if len(collected.values) == 7 else [np.array([[height, width]])] * len(values[0])
+            values[0] = [
+                cut_to_image(boxes, extent[:, None, :1].astype(boxes.dtype), extent[:, None, 1:].astype(boxes.dtype))[0]
+                for boxes, extent in zip(values[0], extents, strict=True)
+            ]
         truth, prediction = split_padded(
             values,
             lambda boxes, scores, labels: (

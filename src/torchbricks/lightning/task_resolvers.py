@@ -18,6 +18,10 @@ and the backbone, so `torchbricks train task=detection data.root=DIR` needs no c
   once per process and data set, and the resolved config (`resolved_config.yaml`) holds the number. With TILE_SIZE
   (the config key `data.tile_size`, when not null) the images are cut into tiles of that side, and the tile size is
   the input size (the images are not read).
+- `${torchbricks_with_image_extent:TILE_SIZE,NAMES}`: the input names NAMES (a list), followed, when TILE_SIZE
+  (`data.tile_size`) is not null, by the name under which each tile gives the part of it that shows the image
+  (`torchbricks.datasets.tiled.IMAGE_EXTENT`): the packaged detection head's mAP cuts its boxes to it, as `predict`
+  cuts them to the image; without tiles the batches have no extent, and the boxes are cut to the whole input.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from torchbricks.datasets.readers import (
     segmentation_class_names,
     training_class_names,
 )
+from torchbricks.datasets.tiled import IMAGE_EXTENT
 from torchbricks.errors import BrickError, ConfigError, did_you_mean
 
 __all__ = [
@@ -60,6 +65,7 @@ __all__ = [
     "class_weights_of",
     "image_size_of",
     "register_resolvers",
+    "with_image_extent",
 ]
 
 BOX_LAYOUTS = (*DETECTION_LAYOUTS, "auto")
@@ -257,6 +263,17 @@ def image_size_of(
     return height if height == width else [height, width]
 
 
+def with_image_extent(tile_size: int | None, names: Sequence[str]) -> list[str]:
+    """`names`, and the name of each tile's extent after them when the images are cut into tiles of `tile_size` (see
+    the module docstring).
+
+    Example:
+        >>> with_image_extent(96, ["./boxes", "raw"]), with_image_extent(None, ["./boxes", "raw"])
+        (['./boxes', 'raw', 'image_extent'], ['./boxes', 'raw'])
+    """
+    return [*names, IMAGE_EXTENT] if tile_size is not None else list(names)
+
+
 def register_resolvers() -> None:
     """Registers the resolvers with OmegaConf (again, harmlessly, when already registered)."""
     omegaconf = require("omegaconf", "hydra").OmegaConf
@@ -267,3 +284,4 @@ def register_resolvers() -> None:
     omegaconf.register_new_resolver("torchbricks_backbone", backbone_info, replace=True)
     omegaconf.register_new_resolver(_RESOLVER, class_weights_of, replace=True)
     omegaconf.register_new_resolver("torchbricks_image_size", image_size_of, replace=True)
+    omegaconf.register_new_resolver("torchbricks_with_image_extent", with_image_extent, replace=True)
