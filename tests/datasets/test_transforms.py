@@ -59,6 +59,27 @@ def test_boxes_pushed_out_of_the_image_are_dropped_with_their_labels() -> None:
     assert out["labels"].tolist() == [1]
 
 
+def test_a_class_mask_with_as_many_rows_as_boxes_keeps_every_row_when_a_box_is_dropped() -> None:
+    # torchvision's SanitizeBoundingBoxes takes a Mask whose first dimension equals the number of boxes for one mask
+    # per box: a 4 x 4 class mask of a sample with 4 boxes, one dropped, came out 3 x 4
+    mask = torch.arange(16, dtype=torch.uint8).reshape(4, 4)
+    sample = {
+        "image": tv_tensors.Image(torch.zeros(3, 4, 4, dtype=torch.uint8)),
+        "boxes": tv_tensors.BoundingBoxes(
+            torch.tensor([[0.0, 0, 2, 2], [1, 1, 1, 3], [2, 2, 4, 4], [0, 2, 2, 4]]), format="XYXY", canvas_size=(4, 4)
+        ),
+        "labels": torch.tensor([0, 1, 2, 3]),
+        "mask": tv_tensors.Mask(mask),
+    }
+
+    out = create_transform(4, [v2.RandomHorizontalFlip(p=0.0)], boxes=True)(sample)
+
+    assert out["labels"].tolist() == [0, 2, 3]  # the box without width is dropped with its label
+    assert isinstance(out["mask"], tv_tensors.Mask)
+    assert torch.equal(out["mask"], mask)
+    assert list(out) == list(sample)
+
+
 def test_image_size_must_be_positive() -> None:
     assert image_size_pair([32]) == (32, 32)
     with pytest.raises(BrickError, match="image_size"):

@@ -155,8 +155,27 @@ def _pipeline_steps(
         steps.append(BoxesFromOutlines())
     steps.append(v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True))
     if boxes:
-        steps.append(v2.SanitizeBoundingBoxes(labels_getter=_labels))
+        steps.append(DropDegenerateBoxes())
     return steps
+
+
+class DropDegenerateBoxes:
+    """torchvision's `SanitizeBoundingBoxes` (boxes left without area or out of the image dropped with their labels)
+    on a sample dict, with its class masks `[H, W]` kept as they are.
+
+    `SanitizeBoundingBoxes` takes any `tv_tensors.Mask` whose first dimension equals the number of boxes for
+    per-object masks `[N, H, W]` and drops the dropped boxes' rows from it: a multitask sample with as many boxes
+    as its mask has rows lost rows of its class mask (a 4 x 4 mask of 4 boxes, one dropped, came out 3 x 4).
+    """
+
+    def __init__(self) -> None:
+        self.sanitize = require("torchvision.transforms.v2", "vision").SanitizeBoundingBoxes(labels_getter=_labels)
+
+    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
+        mask_type = require("torchvision.tv_tensors", "vision").Mask
+        class_masks = {name: value for name, value in sample.items() if isinstance(value, mask_type) and value.ndim < 3}
+        sanitized = self.sanitize({name: value for name, value in sample.items() if name not in class_masks})
+        return {name: class_masks[name] if name in class_masks else sanitized[name] for name in sample}
 
 
 def _labels(sample: Any) -> Any:
