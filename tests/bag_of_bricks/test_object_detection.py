@@ -466,6 +466,61 @@ def test_the_exported_head_and_decoder_give_small_boxes_at_sub_stride_offsets_as
     np.testing.assert_allclose(actual["boxes"][:, :1], boxes.numpy(), atol=1e-3, rtol=0)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("score_threshold", [0.05, 0.0])
+def test_a_plateau_of_equal_peaks_decodes_alike_in_onnxruntime_and_pytorch(tmp_path: Path, score_threshold: float) -> None:
+    # A region of constant input (a tile's black padding) gives equal logits, which an untrained head scores at its
+    # prior (0.1, above the default threshold): torch.topk ranked the tied cells in no fixed order, onnxruntime's TopK
+    # lower cell first, and the exported file gave other boxes (its check in training failed by 60 px)
+    import onnxruntime
+
+    from torchbricks.brick_collection_utils import export_bricks_as_onnx
+    from torchbricks.bricks import BrickNotTrainable, BrickTrainable
+
+    heatmap = torch.full((2, 2, 12, 12), -2.2)  # the prior's logit everywhere
+    heatmap[:, :, :6, :6] = torch.linspace(-3.0, -1.0, 36).reshape(6, 6)  # distinct logits in one corner
+    heatmap[1, 0, 9, 9] = 4.0
+    distances = torch.rand(2, 4, 12, 12, generator=torch.Generator().manual_seed(0)) * 3
+    features = _pass_through_features(heatmap, distances)
+    model = BrickCollection(
+        {
+            "detect": BrickTrainable(_pass_through_head(2), ["features"], ["heatmap", "distances"]),
+            "decode": BrickNotTrainable(
+                BoxDecoder(8, max_detections=40, score_threshold=score_threshold, iou_threshold=1.1),
+                ["heatmap", "distances"],
+                ["boxes", "scores", "labels"],
+            ),
+        }
+    )
+    path = export_bricks_as_onnx(path_onnx=tmp_path / "boxes.onnx", brick_collection=model, named_inputs={"features": features})
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    actual = dict(
+        zip([node.name for node in session.get_outputs()], session.run(None, {"features": features.numpy()}), strict=True)
+    )
+    with torch.no_grad():
+        expected = model({"features": features}, tags=Stage.EXPORT)
+
+    assert (expected["labels"] >= 0).sum() > 40  # the plateau's tied cells are among the kept boxes
+    for name in ("boxes", "scores", "labels"):
+        np.testing.assert_allclose(actual[name], expected[name].numpy(), atol=1e-4, rtol=0, err_msg=name)
+
+
+def test_equal_peaks_rank_lower_cell_first_and_cells_that_are_no_peak_are_never_kept() -> None:
+    from torchbricks.bag_of_bricks._heatmaps import heatmap_peaks
+
+    heatmap = torch.full((1, 1, 4, 4), -2.2)
+    heatmap[0, 0, 3, 3] = -1.0  # its neighbours are no peak; the other cells tie
+
+    scores, cells, _ = heatmap_peaks(heatmap, 16)
+
+    ties = [cell for cell in range(16) if cell not in (3 * 4 + 3, 2 * 4 + 2, 2 * 4 + 3, 3 * 4 + 2)]
+    assert cells[0].tolist()[:13] == [15, *ties]
+    assert scores[0, 13:].tolist() == [0.0, 0.0, 0.0]  # no peak: score 0
+    _, _, labels = BoxDecoder(4, max_detections=16, score_threshold=0.0, iou_threshold=1.1)(heatmap, torch.ones(1, 4, 4, 4))
+    assert (labels[0] >= 0).sum().item() == 13
+
+
 def test_mean_average_precision_ignores_objects_labelled_as_ignored_like_voc_difficult_ones() -> None:
     pytest.importorskip("pycocotools")
     real, difficult = [0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 30.0, 30.0]

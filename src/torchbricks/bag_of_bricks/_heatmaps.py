@@ -8,7 +8,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["at_least_float32", "gather_cells", "heatmap_focal_sum", "heatmap_peaks", "set_prior"]
+__all__ = ["RANKED_LOGIT", "TIE_STEP", "at_least_float32", "gather_cells", "heatmap_focal_sum", "heatmap_peaks", "set_prior"]
+
+
+RANKED_LOGIT = 256.0
+"""Logits are ranked within +-this (the sigmoid is 0 or 1 in float32 long before)."""
+TIE_STEP = 2.0**-40
+"""What ranking subtracts per flat cell index from a logit (in float64, whose spacing at `RANKED_LOGIT` is 2**-44),
+so that equal logits rank by cell, the lower first, as onnxruntime's TopK ranks them."""
 
 
 def set_prior(heatmap: nn.Conv2d, prior: float) -> None:
@@ -42,6 +49,13 @@ def heatmap_peaks(heatmap_logits: torch.Tensor, count: int) -> tuple[torch.Tenso
     Peaks are found and ranked on the logits, not on the probabilities: above a logit of about 17 the sigmoid is 1.0
     in float32, so a confident model gave many equal scores. Which of them `topk` kept then differed between torch
     and onnxruntime (and a plateau of equal 1.0 counted as several peaks); distinct logits rank them the same in both.
+    Equal logits still occur: a region of constant input (a tile's black padding, a uniform border) gives a plateau of
+    equal peaks, which an untrained head scores at its prior (0.1, above the default threshold). `torch.topk` ranks
+    ties in no fixed order and onnxruntime's TopK puts the lower cell first, so the exported file gave other boxes
+    and failed its check. Ties are therefore ranked by cell, the lower first, in both: the ranking key is the logit
+    in float64 less `TIE_STEP` per flat index (logits clamped to +-`RANKED_LOGIT`, where `TIE_STEP` exceeds float64's
+    spacing), which reorders only logits less than `TIE_STEP` x the number of cells apart (5e-8 for 3 classes at
+    128 x 128 cells). A cell that is no peak scores 0, and the decoders never keep a score of 0, whatever the threshold.
 
     Example:
         >>> heatmap = torch.full((1, 2, 3, 3), -9.0)
@@ -52,9 +66,14 @@ def heatmap_peaks(heatmap_logits: torch.Tensor, count: int) -> tuple[torch.Tenso
     """
     num_classes, height, width = heatmap_logits.shape[1:]
     is_peak = F.max_pool2d(heatmap_logits, kernel_size=3, stride=1, padding=1) == heatmap_logits
-    lowest = torch.finfo(heatmap_logits.dtype).min  # sigmoid: 0, the score a cell that is no peak had
-    peaks = torch.where(is_peak, heatmap_logits, torch.full_like(heatmap_logits, lowest))
-    logits, indices = torch.topk(peaks.flatten(1), k=min(count, num_classes * height * width), dim=1)
+    cells = num_classes * height * width
+    ranked = heatmap_logits.flatten(1).double().clamp(-RANKED_LOGIT, RANKED_LOGIT)
+    ranked = torch.where(is_peak.flatten(1), ranked, torch.full_like(ranked, -2 * RANKED_LOGIT))  # no peak: last
+    ranked = ranked - torch.arange(cells, dtype=torch.float64, device=ranked.device) * TIE_STEP  # ties: lower cell first
+    indices = torch.topk(ranked, k=min(count, cells), dim=1).indices
+    logits = torch.gather(heatmap_logits.flatten(1), 1, indices)
+    lowest = torch.finfo(heatmap_logits.dtype).min  # sigmoid: 0, the score a cell that is no peak has
+    logits = torch.where(torch.gather(is_peak.flatten(1), 1, indices), logits, torch.full_like(logits, lowest))
     return torch.sigmoid(logits), indices % (height * width), torch.div(indices, height * width, rounding_mode="floor")
 
 

@@ -221,6 +221,7 @@ class BoxDecoder(nn.Module):
         middle = (boxes[..., :2] + boxes[..., 2:]) / 2
         boxes = torch.cat((torch.minimum(boxes[..., :2], middle), torch.maximum(boxes[..., 2:], middle)), dim=-1)
         keep = matrix_nms(boxes, scores, labels, self.iou_threshold, self.nms_iterations) & (scores >= self.score_threshold)
+        keep = keep & (scores > 0)  # a cell that is no peak (a threshold of 0 kept them)
         # Dropped entries are zeroed: their order among near-equal weak scores is not stable across runtimes.
         boxes = torch.where(keep.unsqueeze(-1), boxes, torch.zeros_like(boxes))
         labels = torch.where(keep, labels, torch.full_like(labels, -1))

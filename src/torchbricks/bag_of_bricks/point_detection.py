@@ -113,7 +113,7 @@ class PointDecoder(nn.Module):
         x = (cells % width).to(offsets.dtype) + offset[:, 0]
         y = torch.div(cells, width, rounding_mode="floor").to(offsets.dtype) + offset[:, 1]
         points = torch.stack((x, y), dim=-1) * self.stride
-        labels = torch.where(scores >= self.threshold, labels, torch.full_like(labels, -1))
+        labels = torch.where((scores >= self.threshold) & (scores > 0), labels, torch.full_like(labels, -1))  # 0: no peak
         return points, scores, labels
 
 
