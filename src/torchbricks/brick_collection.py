@@ -50,6 +50,11 @@ class BrickCollection(nn.ModuleDict):
     Writing back the brick a key already holds changes nothing. A brick's own `_modules` reports every change the
     same way (`brick._modules["model"] = quantized`). Nothing of this runs on a call, eager or compiled.
 
+    Under `nn.DataParallel` (several GPUs), each copy torch makes of the collection on every call runs its own bricks,
+    and the collection itself keeps running its own (the weights the optimizer steps). Its metric bricks are
+    torchmetrics metrics and behave as these do under `nn.DataParallel` (see torchmetrics' notes on it). DDP (one
+    process per GPU, Lightning's `strategy="ddp"`) is the recommended way to train on several GPUs.
+
     Args:
         bricks: Brick name -> brick, nested `BrickCollection`, or nested dict of bricks.
 
@@ -477,6 +482,21 @@ class BrickCollection(nn.ModuleDict):
         clone.__setstate__(state)
         return clone
 
+    def _replicate_for_data_parallel(self) -> BrickCollection:
+        """The copy of the collection `torch.nn.parallel.replicate` makes for each device on every `nn.DataParallel`
+        call.
+
+        torch copies the collection's `__dict__` shallowly, which would share its plan cache and its set of holders with
+        the original: replicate's assignment of each brick copy (`setattr(copy, key, brick_copy)`) then planned the shared
+        cache with the copies, and the original ran them after the call. The copy gets a plan cache, a set of holders
+        and a watched `_modules` of its own; replicate's assignments then plan the copy's cache with its own bricks.
+        """
+        replica = super()._replicate_for_data_parallel()
+        replica.__dict__["_plan_cache"] = PlanCache()
+        replica.__dict__["_plan_owners"] = weakref.WeakSet()
+        replica.__dict__["_modules"] = _Bricks(replica, replica.__dict__["_modules"])
+        return replica
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self.__dict__["_plan_owners"] = weakref.WeakSet()
@@ -579,8 +599,7 @@ class _Bricks(WatchedModules[BrickCollection]):
 
 @contextlib.contextmanager
 def _admitting(modules: dict[str, Any]) -> Iterator[None]:
-    """Lets the collection store a brick it checked in its `_modules` (a plain dict, in a copy `nn.DataParallel` makes,
-    stores it anyway)."""
+    """Lets the collection store a brick it checked in its `_modules`."""
     if not isinstance(modules, _Bricks):
         yield
         return
