@@ -227,3 +227,25 @@ def test_the_original_keeps_no_replica_alive(replicate: Replicate) -> None:
     del replicas
     gc.collect()
     assert [copy() for copy in copies] == [None] * len(copies)
+
+
+def test_replication_plans_each_copy_once_on_its_first_call(replicate: Replicate, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`nn.DataParallel` replicates on every call: planning the copy again after each brick torch puts in it took
+    time quadratic in the bricks (150 ms for 50 bricks on two devices, against 4 ms for an `nn.Sequential` of them)."""
+    bricks = 20
+    collection = BrickCollection({f"linear{i}": BrickTrainable(nn.Linear(3, 3), [f"x{i}"], [f"x{i + 1}"]) for i in range(bricks)})
+    collection(named_inputs={"x0": X})
+    graph = importlib.import_module("torchbricks._graph")
+    build_node = graph.build_node
+    built: list[str] = []
+
+    def counted(brick: Any, path: str, scope: tuple[str, ...]) -> Any:
+        built.append(path)
+        return build_node(brick, path, scope)
+
+    monkeypatch.setattr(graph, "build_node", counted)
+    replicas = replicate(collection, 2)
+    for replica in replicas:
+        replica(named_inputs={"x0": X})
+        replica(named_inputs={"x0": X})
+    assert len(built) == 2 * bricks
