@@ -321,6 +321,20 @@ class BrickInterface(nn.Module):
         self.__dict__["_plan_owners"] = weakref.WeakSet()
         self.__dict__["_modules"] = _BrickModules(self, self._modules)
 
+    def _replicate_for_data_parallel(self) -> BrickInterface:
+        """The copy of the brick `torch.nn.parallel.replicate` makes for each device on every `nn.DataParallel` call.
+
+        torch copies the brick's `__dict__` shallowly, which would share the brick's own plan and its set of collections
+        with the original, and gives the copy a plain dict of the original's modules, which replicate then replaces by
+        their copies. The copy gets a watched `_modules`, no plan and an empty set of collections (the collection copy
+        holding it joins it): it runs its own modules, and a module swapped in it reaches the collections holding it only.
+        """
+        replica = super()._replicate_for_data_parallel()
+        replica.__dict__.pop("_own_plan", None)
+        replica.__dict__["_plan_owners"] = weakref.WeakSet()
+        replica.__dict__["_modules"] = _BrickModules(replica, replica.__dict__["_modules"])
+        return replica
+
     def __copy__(self) -> BrickInterface:
         """A shallow copy shares the modules but not the slots holding them: `copy.model = ...` replaces the copy's
         module only, so the collections holding the original never run a module it no longer has."""

@@ -50,6 +50,11 @@ class BrickCollection(nn.ModuleDict):
     Writing back the brick a key already holds changes nothing. A brick's own `_modules` reports every change the
     same way (`brick._modules["model"] = quantized`). Nothing of this runs on a call, eager or compiled.
 
+    Under `nn.DataParallel` (several GPUs), each copy torch makes of the collection on every call runs its own bricks,
+    planned on its first call, and the collection itself keeps running its own (the weights the optimizer steps). Its
+    metric bricks are torchmetrics metrics and behave as these do under `nn.DataParallel` (see torchmetrics' notes on
+    it). DDP (one process per GPU, Lightning's `strategy="ddp"`) is the recommended way to train on several GPUs.
+
     Args:
         bricks: Brick name -> brick, nested `BrickCollection`, or nested dict of bricks.
 
@@ -62,6 +67,9 @@ class BrickCollection(nn.ModuleDict):
         >>> sorted(collection(named_inputs={"x": torch.ones(1)}))
         ['x', 'y']
     """
+
+    _is_replica = False
+    """True in the copies `torch.nn.parallel.replicate` makes (`nn.DataParallel`), which torch marks so."""
 
     def __init__(self, bricks: BrickTree, *, _scope: tuple[str, ...] = (), _validate: bool = True) -> None:
         super().__init__()
@@ -136,7 +144,13 @@ class BrickCollection(nn.ModuleDict):
 
         When they cannot (a nested collection whose relative names climb above it, a brick whose names do not
         resolve), the key stays -1 and the next call, eager or compiled, raises the error of `_nodes`.
+
+        A copy `nn.DataParallel` makes is planned on its first call instead: replicate puts a copy in place of each
+        brick and each brick's module in turn, and deriving the structure after each of them took time quadratic in
+        the bricks, on every `nn.DataParallel` call.
         """
+        if self._is_replica:
+            return
         with contextlib.suppress(Exception):
             self._nodes()
 
@@ -162,6 +176,11 @@ class BrickCollection(nn.ModuleDict):
             raise
 
     def __setitem__(self, key: str, module: Any) -> None:
+        if self._is_replica and getattr(module, "_is_replica", False):
+            # replicate puts the copy of each brick where the brick was: the tree is the original's, validated there
+            self._insert(key, module)
+            self.invalidate_plans()
+            return
         old = self._modules.get(key) if isinstance(key, str) else None
         self._insert(key, module)
 
@@ -477,6 +496,21 @@ class BrickCollection(nn.ModuleDict):
         clone.__setstate__(state)
         return clone
 
+    def _replicate_for_data_parallel(self) -> BrickCollection:
+        """The copy of the collection `torch.nn.parallel.replicate` makes for each device on every `nn.DataParallel`
+        call.
+
+        torch copies the collection's `__dict__` shallowly, which would share its plan cache and its set of holders with
+        the original: replicate's assignment of each brick copy (`setattr(copy, key, brick_copy)`) then planned the shared
+        cache with the copies, and the original ran them after the call. The copy gets a plan cache, a set of holders
+        and a watched `_modules` of its own, and is planned with its own bricks on its first call.
+        """
+        replica = super()._replicate_for_data_parallel()
+        replica.__dict__["_plan_cache"] = PlanCache()
+        replica.__dict__["_plan_owners"] = weakref.WeakSet()
+        replica.__dict__["_modules"] = _Bricks(replica, replica.__dict__["_modules"])
+        return replica
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self.__dict__["_plan_owners"] = weakref.WeakSet()
@@ -579,8 +613,7 @@ class _Bricks(WatchedModules[BrickCollection]):
 
 @contextlib.contextmanager
 def _admitting(modules: dict[str, Any]) -> Iterator[None]:
-    """Lets the collection store a brick it checked in its `_modules` (a plain dict, in a copy `nn.DataParallel` makes,
-    stores it anyway)."""
+    """Lets the collection store a brick it checked in its `_modules`."""
     if not isinstance(modules, _Bricks):
         yield
         return
