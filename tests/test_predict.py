@@ -896,3 +896,47 @@ def test_a_failed_predict_run_leaves_no_default_folder(tmp_path: Path, monkeypat
 
     assert main(["predict", str(experiment), str(broken)]) == 2
     assert list((experiment / "predictions").iterdir()) == []
+
+
+class BrightCells(nn.Module):
+    """Per 8 x 8 cell of the input, the box around its pixels brighter than 0.5 (score 0.9, label 0; label -1 for a
+    cell without any): 64 boxes per 64 x 64 input."""
+
+    def forward(self, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        batch, _, height, width = raw.shape
+        cells = (raw.mean(dim=1) > 0.5).view(batch, height // 8, 8, width // 8, 8).permute(0, 1, 3, 2, 4)
+        rows, columns = cells.any(dim=-1), cells.any(dim=-2)  # [B, cy, cx, 8]: which rows / columns of a cell are bright
+        first = lambda bright: bright.int().argmax(dim=-1)  # noqa: E731
+        last = lambda bright: 8 - bright.flip(-1).int().argmax(dim=-1)  # noqa: E731
+        y0 = (torch.arange(height // 8) * 8)[None, :, None]
+        x0 = (torch.arange(width // 8) * 8)[None, None, :]
+        boxes = torch.stack([x0 + first(columns), y0 + first(rows), x0 + last(columns), y0 + last(rows)], dim=-1)
+        found = rows.any(dim=-1)
+        scores = torch.where(found, 0.9, 0.0)
+        labels = torch.where(found, 0, -1)
+        return boxes.float().reshape(batch, -1, 4), scores.reshape(batch, -1), labels.reshape(batch, -1)
+
+
+def test_predict_tile_merges_a_large_image_with_many_boxes_into_one_box_per_object(tmp_path: Path) -> None:
+    # 64,516 squares of 6 px on an 8 px grid over 2032 x 2032 px, in 1764 windows of 64 px at overlap 0.25 (a stride of
+    # 48): 112,896 boxes, every square found whole by one to four windows, with equal scores, most against an inner
+    # window border. Comparing every such box with every other at once asked for 41 GiB.
+    side, spacing = 2032, 8
+    image = np.zeros((side, side, 3), dtype=np.uint8)
+    for row in range(1, spacing - 1):
+        for column in range(1, spacing - 1):
+            image[row::spacing, column::spacing] = 255
+    write_png(tmp_path / "images" / "ortho.png", image)
+    collection = BrickCollection(
+        {"det": {"find": BrickNotTrainable(BrightCells(), input_names=["raw"], output_names=["./boxes", "./scores", "./labels"])}}
+    )
+    experiment = TrainedExperiment(tmp_path, None, {"image_size": [64, 64], "class_names": ["square"]}, collection.eval())
+
+    predict_images(
+        BrickBackend(experiment, tile=64, overlap=0.25), [tmp_path / "images"], tmp_path / "out", pictures=None, progress=False
+    )
+
+    rows = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    found = sorted(tuple(row["bbox"]) for row in rows)
+    corners = range(1, side, spacing)
+    assert found == sorted((float(x), float(y), 6.0, 6.0) for x in corners for y in corners)

@@ -33,7 +33,7 @@ head's with its `present` [K], when the model gives it).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -46,6 +46,7 @@ __all__ = [
     "CUT_PART_CONTAINED",
     "DEFAULT_IOU_THRESHOLD",
     "DEFAULT_OVERLAP",
+    "PAIRS_PER_CHUNK",
     "UNTILEABLE_KINDS",
     "Window",
     "WindowOutputs",
@@ -370,8 +371,9 @@ def non_maximum_suppression(boxes: np.ndarray, scores: np.ndarray, labels: np.nd
     `batched_nms`): a box goes when it overlaps a better-scoring kept box of its class by IoU above the threshold.
     Equal scores keep their order.
 
-    Only pairs of boxes whose x ranges overlap are compared (found by sorting on x_min), so the boxes of a large
-    orthomosaic cost about as many comparisons as there are neighbouring boxes, not their count squared.
+    Only boxes that meet are compared (`_meeting_pairs`), `PAIRS_PER_CHUNK` pairs at a time, so the boxes of a large
+    orthomosaic cost about as many comparisons as there are neighbouring boxes, and a bounded memory, not their count
+    squared.
 
     Example:
         >>> boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [1, 0, 11, 10], [50, 50, 60, 60]], dtype=np.float32)
@@ -393,22 +395,16 @@ def non_maximum_suppression(boxes: np.ndarray, scores: np.ndarray, labels: np.nd
 
 
 def _suppressing_pairs(
-    boxes: np.ndarray, labels: np.ndarray, rank: np.ndarray, iou_threshold: float, chunk: int = 4096
+    boxes: np.ndarray, labels: np.ndarray, rank: np.ndarray, iou_threshold: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Every pair of boxes of one class overlapping by IoU above the threshold, as (better, worse) index arrays."""
-    by_x = np.argsort(boxes[:, 0], kind="stable")
-    x_min = boxes[by_x, 0]
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     better, worse = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
-    for start in range(0, len(by_x), chunk):
-        firsts = by_x[start : start + chunk]  # each box against the boxes starting after it and before its x_max
-        ends = np.searchsorted(x_min, boxes[firsts, 2], side="left")
-        counts = np.maximum(ends - np.arange(start, start + len(firsts)) - 1, 0)
-        one = np.repeat(firsts, counts)
-        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-        other = by_x[np.repeat(np.arange(start, start + len(firsts)) + 1, counts) + offsets]
-        same = labels[one] == labels[other]
-        one, other = one[same], other[same]
+    # IoU above a threshold of 0 or more needs a common area: only boxes that meet are compared (below 0, boxes that
+    # do not meet pass too, and every pair whose x ranges meet is compared, as in one band)
+    for first, second in _meeting_pairs(boxes, banded=iou_threshold >= 0):
+        same = labels[first] == labels[second]
+        one, other = first[same], second[same]
         inner = np.clip(np.minimum(boxes[one, 2:], boxes[other, 2:]) - np.maximum(boxes[one, :2], boxes[other, :2]), 0, None)
         intersection = inner[:, 0] * inner[:, 1]
         overlapping = intersection / (area[one] + area[other] - intersection) > iou_threshold
@@ -417,6 +413,64 @@ def _suppressing_pairs(
         better.append(np.where(first_better, one, other))
         worse.append(np.where(first_better, other, one))
     return np.concatenate(better), np.concatenate(worse)
+
+
+PAIRS_PER_CHUNK = 1 << 19
+"""Candidate pairs of boxes compared at once by the merge (`_meeting_pairs`): its memory is bounded by this, not by
+the image's boxes squared (some tens of bytes per pair)."""
+
+
+def _meeting_pairs(boxes: np.ndarray, banded: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Chunks of index pairs (one, other) that hold every unordered pair of finite boxes with a common area, each once
+    (and some pairs that do not meet, which the caller's test leaves out), at most about `PAIRS_PER_CHUNK` pairs at a time.
+
+    The image is cut into horizontal bands about as high as a box, each box entered in every band it spans; within a
+    band the boxes are swept along x, each paired with those starting at or after its x_min and before its x_max. A
+    pair is taken in the band where their common area starts (that of the greater of their two y_min), which both
+    boxes span, so it comes once. `banded=False` puts every box in one band: every pair whose x
+    ranges meet, each once.
+    """
+    count = len(boxes)
+    if count < 2:
+        return
+    band_height = 0.0
+    if banded and np.isfinite(boxes).all():
+        origin = float(boxes[:, 1].min())
+        # a box spans its height / band_height + 2 bands at most: the mean height keeps the bands entered to 3 per box
+        # on average; at most 2**20 bands keep the band numbers and the keys below within int64
+        mean_height = float(np.mean(np.clip(boxes[:, 3] - boxes[:, 1], 0, None)))
+        band_height = max(mean_height, (float(boxes[:, 3].max()) - origin) / 2**20)
+    if band_height > 0:
+        first_band = np.floor((boxes[:, 1] - origin) / band_height).astype(np.int64)
+        last_band = np.maximum(np.floor((boxes[:, 3] - origin) / band_height).astype(np.int64), first_band)
+    else:
+        first_band = last_band = np.zeros(count, dtype=np.int64)
+    spans = last_band - first_band + 1
+    entry_box = np.repeat(np.arange(count), spans)
+    entry_band = first_band[entry_box] + np.arange(len(entry_box)) - np.repeat(np.cumsum(spans) - spans, spans)
+    # x_min and x_max as ranks among the x_mins: x_min_b < x_max_a exactly when rank(x_min_b) < rank_of(x_max_a)
+    sorted_x_min = np.sort(boxes[:, 0], kind="stable")
+    start_rank = np.searchsorted(sorted_x_min, boxes[:, 0], side="left")
+    end_rank = np.searchsorted(sorted_x_min, boxes[:, 2], side="left")
+    stride = count + 1
+    key = entry_band * stride + start_rank[entry_box]
+    order = np.argsort(key, kind="stable")
+    entry_box, entry_band, key = entry_box[order], entry_band[order], key[order]
+    ends = np.searchsorted(key, entry_band * stride + end_rank[entry_box], side="left")
+    counts = np.maximum(ends - np.arange(len(key)) - 1, 0)
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    chunk = PAIRS_PER_CHUNK  # read at each call, so that tests can make it small
+    start = 0
+    while start < len(key):
+        stop = max(int(np.searchsorted(bounds, bounds[start] + chunk, side="right")) - 1, start + 1)
+        positions = np.arange(start, stop)
+        repeats = counts[start:stop]
+        offsets = np.arange(int(repeats.sum())) - np.repeat(np.cumsum(repeats) - repeats, repeats)
+        one_entry = np.repeat(positions, repeats)
+        one, other = entry_box[one_entry], entry_box[one_entry + 1 + offsets]
+        taken = entry_band[one_entry] == np.maximum(first_band[one], first_band[other])
+        yield one[taken], other[taken]
+        start = stop
 
 
 def at_inner_border(boxes: np.ndarray, window: Window, height: int, width: int) -> np.ndarray:
@@ -436,21 +490,25 @@ def without_cut_parts(kept: np.ndarray, boxes: np.ndarray, scores: np.ndarray, l
     whole: found against an inner window border, and mostly (`CUT_PART_CONTAINED`) inside another box of the same
     class that no window border cut, or that is better (higher score, or as high and larger). Such a part often
     overlaps the whole box too little for the IoU threshold (a third of an object: IoU 0.33), so suppression alone
-    reported the object twice; and one overlapping it more, scoring as high, suppressed the whole box instead."""
+    reported the object twice; and one overlapping it more, scoring as high, suppressed the whole box instead.
+
+    Only boxes that meet are compared (`_meeting_pairs`), `PAIRS_PER_CHUNK` pairs at a time: every part against every
+    box at once asked for over 100 GiB for the 180,000 boxes of 625 windows."""
     if not cut[kept].any():
         return kept
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    parts, others = kept[cut[kept]], kept  # every cut box against every kept box at once: [parts, others]
-    overlap = np.clip(
-        np.minimum(boxes[parts, None, 2:], boxes[None, others, 2:]) - np.maximum(boxes[parts, None, :2], boxes[None, others, :2]),
-        0,
-        None,
-    ).prod(axis=2)
-    better = (
-        (scores[others][None] > scores[parts][:, None])
-        | ((scores[others][None] == scores[parts][:, None]) & (area[others][None] > area[parts][:, None]))
-        | ~cut[others][None]
-    )
-    inside = overlap >= CUT_PART_CONTAINED * np.maximum(area[parts], 1e-6)[:, None]
-    dropped = parts[((labels[others][None] == labels[parts][:, None]) & better & inside).any(axis=1)]
-    return kept[~np.isin(kept, dropped)]
+    dropped = [np.zeros(0, dtype=np.int64)]
+    # a part lies 70 % inside another box only if they share some area: only boxes that meet are compared, each pair
+    # once for both ways round (the common area is the same)
+    for first, second in _meeting_pairs(boxes[kept]):
+        one, other = kept[first], kept[second]
+        candidate = (labels[one] == labels[other]) & (cut[one] | cut[other])
+        one, other = one[candidate], other[candidate]
+        overlap = np.clip(
+            np.minimum(boxes[one, 2:], boxes[other, 2:]) - np.maximum(boxes[one, :2], boxes[other, :2]), 0, None
+        ).prod(axis=1)
+        for part, whole in ((one, other), (other, one)):
+            better = (scores[whole] > scores[part]) | ((scores[whole] == scores[part]) & (area[whole] > area[part])) | ~cut[whole]
+            inside = overlap >= CUT_PART_CONTAINED * np.maximum(area[part], 1e-6)
+            dropped.append(part[cut[part] & better & inside])
+    return kept[~np.isin(kept, np.concatenate(dropped))]
