@@ -80,9 +80,9 @@ def generated_windows(
 
 def segmentation_windows(
     size: int, tile: int, overlap: float, classes: int, input_side: int, seed: int
-) -> tuple[int, Iterator[tuple[tuple[int, int, int, int], dict[str, np.ndarray]]]]:
-    """The number of windows of a size x size image and an iterator giving each with a segmentation head's outputs,
-    one at a time (see the module docstring)."""
+) -> tuple[list[tuple[int, int, int, int]], Iterator[tuple[tuple[int, int, int, int], dict[str, np.ndarray]]]]:
+    """The windows of a size x size image and an iterator giving each with a segmentation head's outputs, one at a
+    time (see the module docstring)."""
     generator = np.random.default_rng(seed)
     pool = generator.uniform(0.01, 1.0, (8, classes, input_side, input_side)).astype(np.float32)
     pool /= pool.sum(axis=1, keepdims=True)
@@ -92,17 +92,17 @@ def segmentation_windows(
         for index, window in enumerate(windows):
             yield window, {"seg/probabilities": pool[index % len(pool)].copy()}
 
-    return len(windows), outputs()
+    return windows, outputs()
 
 
 def merge_segmentation(args: argparse.Namespace) -> dict[str, object]:
     """Predicts (generates) and merges one image's segmentation windows; its time, peak and mask's classes."""
-    count, windows = segmentation_windows(args.size, args.tile, args.overlap, args.classes, args.input, args.seed)
+    planned, windows = segmentation_windows(args.size, args.tile, args.overlap, args.classes, args.input, args.seed)
     heads, size = {"seg": "segmentation"}, (args.input, args.input)
     tracemalloc.start()
     start = time.perf_counter()
     if WindowMerger is not None:
-        merger = WindowMerger(heads, args.size, args.size, input_size=size, tile=args.tile)
+        merger = WindowMerger(heads, args.size, args.size, input_size=size, tile=args.tile, windows=planned)
         for window, output in windows:
             merger.add(window, output)
         result = merger.result()
@@ -113,7 +113,7 @@ def merge_segmentation(args: argparse.Namespace) -> dict[str, object]:
     tracemalloc.stop()
     mask = result["seg"]["mask"]
     return {
-        "windows": count,
+        "windows": len(planned),
         "seconds": round(seconds, 2),
         "peak_traced_mib": round(peak, 1),
         "mask": f"{mask.dtype} {list(mask.shape)}",

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from torchbricks._tiled_predictions import merge_windows, non_maximum_suppression, resize_bilinear, tile_pixels
+from torchbricks.errors import BrickError
 
 
 @pytest.mark.parametrize(("size", "target"), [((8, 8), (20, 12)), ((24, 16), (7, 9)), ((5, 5), (5, 5)), ((1, 3), (4, 4))])
@@ -411,8 +412,10 @@ def _merged_masks_before(parts: list, height: int, width: int, tile: int | None)
     ],
 )
 @pytest.mark.parametrize("strip_bytes", [1, 1000, 1 << 24])  # a row, some rows, the whole mask at a time
+@pytest.mark.parametrize("order", ["rows", "reversed"])  # windows row by row (tile_windows'), or last row first
 def test_tiled_masks_are_the_masks_the_merge_gave_when_it_kept_every_window(
     monkeypatch: pytest.MonkeyPatch,
+    order: str,
     height: int,
     width: int,
     tile: int,
@@ -427,22 +430,23 @@ def test_tiled_masks_are_the_masks_the_merge_gave_when_it_kept_every_window(
     monkeypatch.setattr(_tiled_predictions, "MASK_STRIP_BYTES", strip_bytes)
     generator = np.random.default_rng(height * width + classes)
     parts = []
-    for window in image_windows(height, width, tile, overlap):
+    windows = image_windows(height, width, tile, overlap)
+    for window in windows if order == "rows" else windows[::-1]:
         # eighths: many classes tie, before and after averaging, so the first of equal classes is tested too
         probabilities = generator.integers(0, 9, (classes, input_side, input_side)).astype(np.float32) / 8
         boxes = {"det/boxes": np.array([[1, 1, 5, 5]], np.float32), "det/scores": np.array([0.9], np.float32)}
         parts.append((window, {"seg/probabilities": probabilities, **boxes, "det/labels": np.array([0])}))
     heads = {"det": "detection", "seg": "segmentation"}  # multitask: the boxes are kept beside the summed masks
 
-    merged = merge_windows(heads, parts, height, width, input_size=(input_side, input_side), tile=tile)
-    merger = WindowMerger(heads, height, width, input_size=(input_side, input_side), tile=tile)
+    merged = merge_windows(heads, parts, height, width, input_size=(input_side, input_side), tile=tile)  # rows finished
+    merger = WindowMerger(heads, height, width, input_size=(input_side, input_side), tile=tile)  # ... at the end
     for window, output in parts:
         merger.add(window, output)
-    streamed = merger.result()
+    unplanned = merger.result()
 
     expected = _merged_masks_before(parts, height, width, tile)
     assert len(np.unique(expected)) > 1
-    for result in (merged, streamed):
+    for result in (merged, unplanned):
         assert result["seg"]["mask"].dtype == np.int64
         np.testing.assert_array_equal(result["seg"]["mask"], expected)
         assert len(result["det"]["boxes"]) >= 1
@@ -460,19 +464,20 @@ def test_masks_of_several_windows_without_a_tile_are_each_window_resized_to_itse
     np.testing.assert_array_equal(result["seg"]["mask"], _merged_masks_before(parts, 11, 13, None))
 
 
-def test_merging_a_tiled_mask_as_its_windows_come_holds_the_sums_not_every_windows_probabilities() -> None:
+def test_merging_a_tiled_mask_as_its_windows_come_holds_the_open_rows_sums_not_every_windows_probabilities() -> None:
     import tracemalloc
 
     from torchbricks._tiled_predictions import WindowMerger, image_windows
 
-    # 640 x 640 px in tiles of 32 at overlap 0.5: 1521 windows, each 3 classes at a model input of 64 px (48 KiB): 71 MiB
-    # of probabilities, which the merge kept until the last window. The sums are 4.7 MiB, the int64 mask 3.1 MiB.
-    windows = image_windows(640, 640, 32, 0.5)
+    # 1600 x 1600 px in tiles of 64 at overlap 0.2: 1024 windows, each 3 classes at a model input of 64 px (48 KiB): 48 MiB
+    # of probabilities, which the merge kept until the last window. The image's sums would be 29 MiB, its int64 mask
+    # is 19.5 MiB; the rows still open (about two tiles) are 2.3 MiB.
+    windows = image_windows(1600, 1600, 64, 0.2)
     pool = np.random.default_rng(0).random((4, 3, 64, 64), dtype=np.float32)
 
     tracemalloc.start()
     try:
-        merger = WindowMerger({"seg": "segmentation"}, 640, 640, input_size=(64, 64), tile=32)
+        merger = WindowMerger({"seg": "segmentation"}, 1600, 1600, input_size=(64, 64), tile=64, windows=windows)
         for index, window in enumerate(windows):
             merger.add(window, {"seg/probabilities": pool[index % len(pool)].copy()})  # a new array per window
         mask = merger.result()["seg"]["mask"]
@@ -480,6 +485,18 @@ def test_merging_a_tiled_mask_as_its_windows_come_holds_the_sums_not_every_windo
     finally:
         tracemalloc.stop()
 
-    assert len(windows) == 1521
-    assert mask.shape == (640, 640)
-    assert peak < 40 * 2**20
+    assert len(windows) == 1024
+    assert mask.shape == (1600, 1600)
+    assert peak < 35 * 2**20
+
+
+def test_a_window_other_than_the_planned_one_and_a_mask_before_the_last_window_are_refused() -> None:
+    from torchbricks._tiled_predictions import WindowMerger
+
+    merger = WindowMerger({"seg": "segmentation"}, 8, 8, input_size=(4, 4), tile=4, windows=[(0, 0, 4, 4), (4, 0, 8, 4)])
+
+    with pytest.raises(BrickError, match=r"window \(4, 4, 8, 8\) came where \(0, 0, 4, 4\) was planned"):
+        merger.add((4, 4, 8, 8), {"seg/probabilities": np.zeros((2, 4, 4), np.float32)})
+    merger.add((0, 0, 4, 4), {"seg/probabilities": np.zeros((2, 4, 4), np.float32)})
+    with pytest.raises(BrickError, match="asked after 1 windows of the 2 planned"):
+        merger.result()  # counted as two windows, the mask would average over a window never added

@@ -157,11 +157,8 @@ class BrickBackend:
             BrickError: An image is not a uint8 RGB array [H, W, 3] (a float image would be divided by 255 again).
         """
         check_images(images, "BrickBackend.predict")
-        views = [
-            (index, window)
-            for index, image in enumerate(images)
-            for window in image_windows(image.shape[0], image.shape[1], self.tile, self.overlap)
-        ]
+        windows = [image_windows(image.shape[0], image.shape[1], self.tile, self.overlap) for image in images]
+        views = [(index, window) for index, planned in enumerate(windows) for window in planned]
         mergers = [
             WindowMerger(
                 self.heads,
@@ -170,11 +167,12 @@ class BrickBackend:
                 input_size=self.input_size,
                 tile=self.tile,
                 iou_thresholds=self.iou_thresholds,
+                windows=planned,
             )
-            for image in images
+            for image, planned in zip(images, windows, strict=True)
         ]
-        # each window merged as its batch comes back (a segmentation's probabilities added into the image's sums, not
-        # kept), and each image finished at its last window
+        # each window merged as its batch comes back (a segmentation's probabilities added into the sums of its image's
+        # open rows, not kept), and each image finished at its last window
         remaining = np.bincount([index for index, _ in views], minlength=len(images))
         results: list[ImageResult | None] = [None] * len(images)
         for start in range(0, len(views), self.batch_size):

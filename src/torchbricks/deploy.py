@@ -334,20 +334,23 @@ class OnnxPredictor:
             for leaf in kinds.get(kind, ("probabilities",))
             if leaf != "present" or f"{head}/present" in self.output_names  # a hand-made file may lack it
         ]
-        views = [
-            (index, window)
-            for index, image in enumerate(images)
-            for window in image_windows(image.shape[0], image.shape[1], tile, overlap)
-        ]
+        windows = [image_windows(image.shape[0], image.shape[1], tile, overlap) for image in images]
+        views = [(index, window) for index, planned in enumerate(windows) for window in planned]
         step = batch_size or DEFAULT_TILE_BATCH
         mergers = [
             WindowMerger(
-                heads, image.shape[0], image.shape[1], input_size=self.image_size, tile=tile, iou_thresholds=self.iou_thresholds
+                heads,
+                image.shape[0],
+                image.shape[1],
+                input_size=self.image_size,
+                tile=tile,
+                iou_thresholds=self.iou_thresholds,
+                windows=planned,
             )
-            for image in images
+            for image, planned in zip(images, windows, strict=True)
         ]
-        # each window merged as its batch comes back (a segmentation's probabilities added into the image's sums, not
-        # kept), and each image finished at its last window
+        # each window merged as its batch comes back (a segmentation's probabilities added into the sums of its image's
+        # open rows, not kept), and each image finished at its last window
         remaining = np.bincount([index for index, _ in views], minlength=len(images))
         results: list[dict[str, dict[str, Any]] | None] = [None] * len(images)
         for start in range(0, len(views), step):
