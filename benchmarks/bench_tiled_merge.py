@@ -1,4 +1,5 @@
-"""Time and peak memory of merging one large image's detection windows (`predict --tile`, `--onnx --tile`).
+"""Time and peak memory of merging one large image's detection or segmentation windows (`predict --tile`,
+`--onnx --tile`).
 
 No model: each window's outputs are generated as a detector's would be. Objects (`--sides`, 6 to 48 px by default;
 3 classes) are scattered over the image at the density that puts about `--boxes` of them in each window; each window
@@ -12,6 +13,13 @@ Run (before/after: point PYTHONPATH at each checkout's src/):
     PYTHONPATH=src nice -n 10 .venv/bin/python benchmarks/bench_tiled_merge.py --size 4000 --boxes 100
     PYTHONPATH=src nice -n 10 .venv/bin/python benchmarks/bench_tiled_merge.py --size 4000 --boxes 300 --limit-gib 8
 
+`--task segmentation` gives each window class probabilities [`--classes`, `--input`, `--input`] instead (float32,
+each a copy of one of 8 random arrays, as a model returns a new array per window) and measures what a backend does
+with one image: the windows predicted one after the other and merged (`WindowMerger`: added as they come; a checkout
+without it: collected, then `merge_windows`, as the backends did before 2026-12-07), the peak over all of it:
+
+    PYTHONPATH=src nice -n 10 .venv/bin/python benchmarks/bench_tiled_merge.py --task segmentation --size 10000 --tile 192
+
 4000 x 4000 px in tiles of 200 at overlap 0.2 are 625 windows. `--limit-gib` caps the process's address space, so a
 merge that needs more fails with numpy's MemoryError (which names the size it asked for) instead of swapping.
 """
@@ -19,15 +27,22 @@ merge that needs more fails with numpy's MemoryError (which names the size it as
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import resource
 import statistics
 import time
 import tracemalloc
+from collections.abc import Iterator
 
 import numpy as np
 
 from torchbricks._tiled_predictions import image_windows, merge_windows
+
+try:
+    from torchbricks._tiled_predictions import WindowMerger
+except ImportError:  # a checkout from before the windows were merged as they came
+    WindowMerger = None
 
 
 def generated_windows(
@@ -63,8 +78,53 @@ def generated_windows(
     return parts
 
 
+def segmentation_windows(
+    size: int, tile: int, overlap: float, classes: int, input_side: int, seed: int
+) -> tuple[list[tuple[int, int, int, int]], Iterator[tuple[tuple[int, int, int, int], dict[str, np.ndarray]]]]:
+    """The windows of a size x size image and an iterator giving each with a segmentation head's outputs, one at a
+    time (see the module docstring)."""
+    generator = np.random.default_rng(seed)
+    pool = generator.uniform(0.01, 1.0, (8, classes, input_side, input_side)).astype(np.float32)
+    pool /= pool.sum(axis=1, keepdims=True)
+    windows = image_windows(size, size, tile, overlap)
+
+    def outputs() -> Iterator[tuple[tuple[int, int, int, int], dict[str, np.ndarray]]]:
+        for index, window in enumerate(windows):
+            yield window, {"seg/probabilities": pool[index % len(pool)].copy()}
+
+    return windows, outputs()
+
+
+def merge_segmentation(args: argparse.Namespace) -> dict[str, object]:
+    """Predicts (generates) and merges one image's segmentation windows; its time, peak and mask's classes."""
+    planned, windows = segmentation_windows(args.size, args.tile, args.overlap, args.classes, args.input, args.seed)
+    heads, size = {"seg": "segmentation"}, (args.input, args.input)
+    tracemalloc.start()
+    start = time.perf_counter()
+    if WindowMerger is not None:
+        merger = WindowMerger(heads, args.size, args.size, input_size=size, tile=args.tile, windows=planned)
+        for window, output in windows:
+            merger.add(window, output)
+        result = merger.result()
+    else:
+        result = merge_windows(heads, list(windows), args.size, args.size, input_size=size, tile=args.tile)
+    seconds = time.perf_counter() - start
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    mask = result["seg"]["mask"]
+    return {
+        "windows": len(planned),
+        "seconds": round(seconds, 2),
+        "peak_traced_mib": round(peak, 1),
+        "mask": f"{mask.dtype} {list(mask.shape)}",
+        "mask_digest": hashlib.sha256(np.ascontiguousarray(mask, dtype=np.int64).tobytes()).hexdigest()[:16],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", choices=("detection", "segmentation"), default="detection")
+    parser.add_argument("--classes", type=int, default=5, help="segmentation: classes of the probabilities")
     parser.add_argument("--size", type=int, default=4000, help="side of the square image (px)")
     parser.add_argument("--tile", type=int, default=200)
     parser.add_argument("--overlap", type=float, default=0.2)
@@ -75,6 +135,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit-gib", type=float, default=None, help="cap the address space (RLIMIT_AS)")
     args = parser.parse_args()
+    if args.task == "segmentation":
+        if args.limit_gib is not None:
+            limit = int(args.limit_gib * 2**30)
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        try:
+            report = merge_segmentation(args)
+        except MemoryError as failure:
+            report = {"memory_error": str(failure)}
+        report["max_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        print(json.dumps(report))
+        return
     parts = generated_windows(args.size, args.tile, args.overlap, args.boxes, args.input, args.seed, tuple(args.sides))
     if args.limit_gib is not None:
         limit = int(args.limit_gib * 2**30)

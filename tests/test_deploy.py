@@ -254,3 +254,88 @@ def test_predict_refuses_a_batch_size_below_one_instead_of_predicting_no_image(t
         predictor.predict(images, batch_size=batch_size)  # type: ignore[arg-type]
     with pytest.raises(BrickError, match="batch_size must be an int of 1 or more"):
         predictor.predict(images, batch_size=batch_size, tile=4)  # type: ignore[arg-type]
+
+
+def _softmax_segmentation_file(folder: Path, side: int) -> Path:
+    """An ONNX file taking uint8 images [B, 3, side, side] and giving the softmax of their channels as the class
+    probabilities of a segmentation head `seg` (3 classes), and their most probable class as its mask."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("Cast", ["images"], ["floats"], to=TensorProto.FLOAT),
+            helper.make_node("Mul", ["floats", "scale"], ["scaled"]),
+            helper.make_node("Softmax", ["scaled"], ["seg/probabilities"], axis=1),
+            helper.make_node("ArgMax", ["seg/probabilities"], ["seg/mask"], axis=1, keepdims=0),
+        ],
+        "segment",
+        [helper.make_tensor_value_info("images", TensorProto.UINT8, ["batch", 3, side, side])],
+        [
+            helper.make_tensor_value_info("seg/mask", TensorProto.INT64, ["batch", side, side]),
+            helper.make_tensor_value_info("seg/probabilities", TensorProto.FLOAT, ["batch", 3, side, side]),
+        ],
+        [helper.make_tensor("scale", TensorProto.FLOAT, [], [1 / 64])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    path = folder / "segment.onnx"
+    onnx.save(model, str(path))
+    metadata = {"format": METADATA_FORMAT, "image_size": [side, side], "heads": {"seg": {"kind": "segmentation"}}}
+    metadata_path(path).write_text(json.dumps(metadata))
+    return path
+
+
+def test_a_tiled_mask_is_merged_as_the_batches_come_back_holding_the_sums_not_every_windows_probabilities(
+    tmp_path: Path,
+) -> None:
+    import tracemalloc
+
+    from torchbricks._tiled_predictions import image_windows, merge_windows, tile_pixels
+
+    # 640 x 640 px in tiles of 32 at overlap 0.5: 1521 windows, resized to the model's 64 px, whose probabilities (3
+    # classes) are 71 MiB: kept until the last batch, they were the merge's peak. The sums are 4.7 MiB.
+    predictor = OnnxPredictor(_softmax_segmentation_file(tmp_path, 64))
+    image = np.random.default_rng(0).integers(0, 256, (640, 640, 3), dtype=np.uint8)
+    run = predictor.run
+
+    def traced_run(images: np.ndarray, output_names: list[str] | None = None) -> dict[str, np.ndarray]:
+        # onnxruntime's arrays live in its own memory, which tracemalloc does not see: copies in numpy's, which it does
+        return {name: np.array(value) for name, value in run(images, output_names).items()}
+
+    predictor.run = traced_run  # type: ignore[method-assign]
+    tracemalloc.start()
+    try:
+        (result,) = predictor.predict([image], batch_size=32, tile=32, overlap=0.5)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    windows = image_windows(640, 640, 32, 0.5)
+    parts = []  # each window predicted alone and merged by merge_windows: the same mask
+    for window in windows:
+        pixels = resize_image(tile_pixels(image, window, 32), (64, 64)).transpose(2, 0, 1)[None]
+        parts.append((window, {"seg/probabilities": run(pixels, ["seg/probabilities"])["seg/probabilities"][0]}))
+    expected = merge_windows({"seg": "segmentation"}, parts, 640, 640, input_size=(64, 64), tile=32)["seg"]["mask"]
+    assert len(windows) == 1521
+    np.testing.assert_array_equal(result["seg"]["mask"], expected)
+    assert peak < 40 * 2**20
+
+
+def test_tiles_go_to_onnxruntime_in_batches_of_the_default_when_no_batch_size_is_given(tmp_path: Path) -> None:
+    predictor = OnnxPredictor(_channel_means_file(tmp_path))
+    image = np.random.default_rng(0).integers(0, 256, (6, 6 * 70, 3), dtype=np.uint8)  # 70 tiles of 6: 32 + 32 + 6
+    batches: list[int] = []
+    run = predictor.run
+
+    def counted_run(images: np.ndarray, output_names: list[str] | None = None) -> dict[str, np.ndarray]:
+        batches.append(len(images))
+        return run(images, output_names)
+
+    predictor.run = counted_run  # type: ignore[method-assign]
+
+    (result,) = predictor.predict([image], tile=6, overlap=0.0)
+
+    assert batches == [32, 32, 6]  # DEFAULT_TILE_BATCH
+    windows = [resize_image(image[:, x : x + 6], (4, 6)).reshape(-1, 3).mean(axis=0) for x in range(0, 420, 6)]
+    np.testing.assert_allclose(result["head"]["probabilities"], np.mean(windows, axis=0), rtol=1e-5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -188,3 +189,38 @@ def test_predict_refuses_an_image_that_is_not_uint8_rgb_naming_it(tmp_path: Path
 
     with pytest.raises(BrickError, match=rf"BrickBackend\.predict: image 1 must be a uint8 RGB array \[H, W, 3\], got a {found}"):
         backend.predict([np.zeros((8, 8, 3), np.uint8), image])
+
+
+class AliveOutputs(nn.Module):
+    """RedHalf's segmentation, noting at each call how many of its earlier calls' probabilities are still alive."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.outputs: list[weakref.ref[np.ndarray]] = []
+        self.alive: list[int] = []
+
+    def forward(self, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.alive.append(sum(output() is not None for output in self.outputs))
+        foreground = (raw[:, 0] > 0.5).float().numpy()
+        memory = np.stack([1 - foreground, foreground], axis=1)  # its memory, which the tensor returned holds
+        self.outputs.append(weakref.ref(memory))
+        probabilities = torch.from_numpy(memory)
+        return probabilities, probabilities.argmax(dim=1)
+
+
+def test_a_tiled_mask_is_merged_batch_by_batch_without_keeping_every_windows_probabilities(tmp_path: Path) -> None:
+    # 20 tiles in batches of 2: each batch's probabilities are added into the image's sums and let go, so while a batch
+    # is predicted at most the one before it is still held (by the last window merged), not all of them.
+    module = AliveOutputs()
+    brick = BrickNotTrainable(module, input_names=["raw"], output_names=["./probabilities", "./mask"])
+    backend = BrickBackend(_experiment(tmp_path, {"seg": {"segment": brick}}), batch_size=2, tile=16, overlap=0.0)
+    image = np.zeros((16, 16 * 20, 3), dtype=np.uint8)
+    image[:, ::3, 0] = 255
+
+    (result,) = backend.predict([image])
+
+    expected = np.zeros((16, 16 * 20), dtype=np.int64)
+    expected[:, ::3] = 1
+    np.testing.assert_array_equal(result["seg"]["mask"], expected)
+    assert len(module.alive) == 1 + 10  # the check of the experiment at the start, then 10 batches
+    assert max(module.alive) <= 1

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from torchbricks._tiled_predictions import merge_windows, non_maximum_suppression, resize_bilinear, tile_pixels
+from torchbricks.errors import BrickError
 
 
 @pytest.mark.parametrize(("size", "target"), [((8, 8), (20, 12)), ((24, 16), (7, 9)), ((5, 5), (5, 5)), ((1, 3), (4, 4))])
@@ -383,3 +384,119 @@ def test_merging_the_boxes_of_many_windows_takes_memory_bounded_by_the_chunk_not
     assert boxes > 25_000
     assert 0 < len(result["boxes"]) < boxes
     assert peak < 200 * 2**20
+
+
+def _merged_masks_before(parts: list, height: int, width: int, tile: int | None) -> np.ndarray:
+    """The tiled mask as merge_windows made it until 2026-12-07 (every window's probabilities kept, then summed into a
+    float32 [K, H, W] beside a float32 count [H, W]): the reference the bounded merge must equal pixel for pixel."""
+    num_classes = parts[0][1]["seg/probabilities"].shape[0]
+    total = np.zeros((num_classes, height, width), dtype=np.float32)
+    count = np.zeros((height, width), dtype=np.float32)
+    for window, output in parts:
+        x_min, y_min, x_max, y_max = window
+        canvas_width, canvas_height = (tile, tile) if tile is not None else (x_max - x_min, y_max - y_min)
+        resized = resize_bilinear(output["seg/probabilities"].astype(np.float32), canvas_height, canvas_width)
+        total[:, y_min:y_max, x_min:x_max] += resized[:, : y_max - y_min, : x_max - x_min]
+        count[y_min:y_max, x_min:x_max] += 1
+    return (total / count).argmax(axis=0).astype(np.int64)
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "tile", "overlap", "input_side", "classes"),
+    [
+        (37, 53, 16, 0.2, 16, 3),  # odd sizes, windows at uneven steps
+        (23, 101, 32, 0.5, 24, 5),  # an image side shorter than the tile: padded windows
+        (40, 40, 10, 0.95, 7, 4),  # 0.95: up to 100 windows on a pixel
+        (61, 29, 12, 0.0, 15, 2),  # no overlap
+        (5, 5, 8, 0.3, 8, 6),  # one padded window
+    ],
+)
+@pytest.mark.parametrize("strip_bytes", [1, 1000, 1 << 24])  # a row, some rows, the whole mask at a time
+@pytest.mark.parametrize("order", ["rows", "reversed"])  # windows row by row (tile_windows'), or last row first
+def test_tiled_masks_are_the_masks_the_merge_gave_when_it_kept_every_window(
+    monkeypatch: pytest.MonkeyPatch,
+    order: str,
+    height: int,
+    width: int,
+    tile: int,
+    overlap: float,
+    input_side: int,
+    classes: int,
+    strip_bytes: int,
+) -> None:
+    from torchbricks import _tiled_predictions
+    from torchbricks._tiled_predictions import WindowMerger, image_windows
+
+    monkeypatch.setattr(_tiled_predictions, "MASK_STRIP_BYTES", strip_bytes)
+    generator = np.random.default_rng(height * width + classes)
+    parts = []
+    windows = image_windows(height, width, tile, overlap)
+    for window in windows if order == "rows" else windows[::-1]:
+        # eighths: many classes tie, before and after averaging, so the first of equal classes is tested too
+        probabilities = generator.integers(0, 9, (classes, input_side, input_side)).astype(np.float32) / 8
+        boxes = {"det/boxes": np.array([[1, 1, 5, 5]], np.float32), "det/scores": np.array([0.9], np.float32)}
+        parts.append((window, {"seg/probabilities": probabilities, **boxes, "det/labels": np.array([0])}))
+    heads = {"det": "detection", "seg": "segmentation"}  # multitask: the boxes are kept beside the summed masks
+
+    merged = merge_windows(heads, parts, height, width, input_size=(input_side, input_side), tile=tile)  # rows finished
+    merger = WindowMerger(heads, height, width, input_size=(input_side, input_side), tile=tile)  # ... at the end
+    for window, output in parts:
+        merger.add(window, output)
+    unplanned = merger.result()
+
+    expected = _merged_masks_before(parts, height, width, tile)
+    assert len(np.unique(expected)) > 1
+    for result in (merged, unplanned):
+        assert result["seg"]["mask"].dtype == np.int64
+        np.testing.assert_array_equal(result["seg"]["mask"], expected)
+        assert len(result["det"]["boxes"]) >= 1
+
+
+def test_masks_of_several_windows_without_a_tile_are_each_window_resized_to_itself() -> None:
+    generator = np.random.default_rng(3)
+    parts = [
+        (window, {"seg/probabilities": generator.random((3, 6, 6), dtype=np.float32)})
+        for window in [(0, 0, 9, 11), (4, 0, 13, 11), (0, 5, 13, 11)]
+    ]
+
+    result = merge_windows({"seg": "segmentation"}, parts, 11, 13, input_size=(6, 6), tile=None)
+
+    np.testing.assert_array_equal(result["seg"]["mask"], _merged_masks_before(parts, 11, 13, None))
+
+
+def test_merging_a_tiled_mask_as_its_windows_come_holds_the_open_rows_sums_not_every_windows_probabilities() -> None:
+    import tracemalloc
+
+    from torchbricks._tiled_predictions import WindowMerger, image_windows
+
+    # 1600 x 1600 px in tiles of 64 at overlap 0.2: 1024 windows, each 3 classes at a model input of 64 px (48 KiB): 48 MiB
+    # of probabilities, which the merge kept until the last window. The image's sums would be 29 MiB, its int64 mask
+    # is 19.5 MiB; the rows still open (about two tiles) are 2.3 MiB.
+    windows = image_windows(1600, 1600, 64, 0.2)
+    pool = np.random.default_rng(0).random((4, 3, 64, 64), dtype=np.float32)
+
+    tracemalloc.start()
+    try:
+        merger = WindowMerger({"seg": "segmentation"}, 1600, 1600, input_size=(64, 64), tile=64, windows=windows)
+        for index, window in enumerate(windows):
+            merger.add(window, {"seg/probabilities": pool[index % len(pool)].copy()})  # a new array per window
+        mask = merger.result()["seg"]["mask"]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert len(windows) == 1024
+    assert mask.shape == (1600, 1600)
+    assert peak < 35 * 2**20
+
+
+def test_a_window_other_than_the_planned_one_and_a_mask_before_the_last_window_are_refused() -> None:
+    from torchbricks._tiled_predictions import WindowMerger
+
+    merger = WindowMerger({"seg": "segmentation"}, 8, 8, input_size=(4, 4), tile=4, windows=[(0, 0, 4, 4), (4, 0, 8, 4)])
+
+    with pytest.raises(BrickError, match=r"window \(4, 4, 8, 8\) came where \(0, 0, 4, 4\) was planned"):
+        merger.add((4, 4, 8, 8), {"seg/probabilities": np.zeros((2, 4, 4), np.float32)})
+    merger.add((0, 0, 4, 4), {"seg/probabilities": np.zeros((2, 4, 4), np.float32)})
+    with pytest.raises(BrickError, match="asked after 1 windows of the 2 planned"):
+        merger.result()  # counted as two windows, the mask would average over a window never added

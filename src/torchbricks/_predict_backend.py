@@ -18,8 +18,9 @@ windows' predictions in original coordinates by the rules of `torchbricks._tiled
 the ONNX runtime `torchbricks.deploy.OnnxPredictor`): boxes by class-wise non-maximum suppression at the IoU
 threshold of the head's `BoxDecoder` (0.5 without one) and without the cut parts of objects another window saw whole;
 masks by averaging the class probabilities of the windows covering a pixel (each window's probabilities resized
-bilinearly to the window) and taking the most probable class; classification probabilities by their mean over the
-windows; multilabel probabilities by their maximum (a class present in one window is present in the image).
+bilinearly to the window and added into the image's sums as its batch comes back, not kept) and taking the most
+probable class; classification probabilities by their mean over the windows; multilabel probabilities by their
+maximum (a class present in one window is present in the image).
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ import torch
 
 from torchbricks._predict_results import ImageResult, PredictionBackend, check_images
 from torchbricks._tiled_predictions import (
+    WindowMerger,
     chosen_overlap,
     image_windows,
-    merge_windows,
     resize_mask_nearest,
     tile_pixels,
     tiled_heads,
@@ -156,31 +157,33 @@ class BrickBackend:
             BrickError: An image is not a uint8 RGB array [H, W, 3] (a float image would be divided by 255 again).
         """
         check_images(images, "BrickBackend.predict")
-        views = [
-            (index, window)
-            for index, image in enumerate(images)
-            for window in image_windows(image.shape[0], image.shape[1], self.tile, self.overlap)
-        ]
-        outputs: list[dict[str, np.ndarray]] = []
-        for start in range(0, len(views), self.batch_size):
-            chunk = views[start : start + self.batch_size]
-            batch = torch.stack([self._to_input(tile_pixels(images[index], window, self.tile)) for index, window in chunk])
-            outputs.extend(self._run(batch))
-        by_image: list[list[tuple[tuple[int, int, int, int], dict[str, np.ndarray]]]] = [[] for _ in images]
-        for (index, window), output in zip(views, outputs, strict=True):
-            by_image[index].append((window, output))
-        return [
-            merge_windows(
+        windows = [image_windows(image.shape[0], image.shape[1], self.tile, self.overlap) for image in images]
+        views = [(index, window) for index, planned in enumerate(windows) for window in planned]
+        mergers = [
+            WindowMerger(
                 self.heads,
-                parts,
                 image.shape[0],
                 image.shape[1],
                 input_size=self.input_size,
                 tile=self.tile,
                 iou_thresholds=self.iou_thresholds,
+                windows=planned,
             )
-            for image, parts in zip(images, by_image, strict=True)
+            for image, planned in zip(images, windows, strict=True)
         ]
+        # each window merged as its batch comes back (a segmentation's probabilities added into the sums of its image's
+        # open rows, not kept), and each image finished at its last window
+        remaining = np.bincount([index for index, _ in views], minlength=len(images))
+        results: list[ImageResult | None] = [None] * len(images)
+        for start in range(0, len(views), self.batch_size):
+            chunk = views[start : start + self.batch_size]
+            batch = torch.stack([self._to_input(tile_pixels(images[index], window, self.tile)) for index, window in chunk])
+            for (index, window), output in zip(chunk, self._run(batch), strict=True):
+                mergers[index].add(window, output)
+                remaining[index] -= 1
+                if remaining[index] == 0:
+                    results[index] = mergers[index].result()  # which frees its sums
+        return [result for result in results if result is not None]
 
     def _to_input(self, image: np.ndarray) -> torch.Tensor:
         tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)

@@ -13,7 +13,8 @@ them the same way and merge the same rules, and cannot drift apart:
   at the head's IoU threshold (`non_maximum_suppression`);
 - segmentation: each window's class probabilities resized bilinearly to the canvas (`resize_bilinear`, torch's
   `interpolate(mode="bilinear", align_corners=False)`), averaged over the windows covering a pixel (the padding
-  left out), and the most probable class taken;
+  left out), and the most probable class taken; the probabilities are added into the image's sums as each window
+  is merged (`WindowMerger`), not kept, and the mean taken a strip of rows at a time;
 - points: each window's points scaled and shifted as boxes are, each window keeping those in its own part of the
   image (`owned_regions`: overlaps split at their middle), so a point two windows found is reported once;
 - count: not merged (the counts of overlapping windows do not add up to the image's): tiled predictions leave count
@@ -46,9 +47,11 @@ __all__ = [
     "CUT_PART_CONTAINED",
     "DEFAULT_IOU_THRESHOLD",
     "DEFAULT_OVERLAP",
+    "MASK_STRIP_BYTES",
     "PAIRS_PER_CHUNK",
     "UNTILEABLE_KINDS",
     "Window",
+    "WindowMerger",
     "WindowOutputs",
     "at_inner_border",
     "chosen_overlap",
@@ -138,7 +141,8 @@ def merge_windows(
     tile: int | None,
     iou_thresholds: dict[str, float] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """One image's results at its size (`torchbricks._predict_results.ImageResult`) from its windows' outputs.
+    """One image's results at its size (`torchbricks._predict_results.ImageResult`) from its windows' outputs: the
+    windows given to a `WindowMerger` in order.
 
     Args:
         heads: Head path -> kind.
@@ -149,28 +153,200 @@ def merge_windows(
         tile: The tile side the windows were cut with; None: one window of the whole image.
         iou_thresholds: Detection head -> IoU threshold of merging its boxes (`DEFAULT_IOU_THRESHOLD` if missing).
     """
-    result: dict[str, dict[str, Any]] = {}
-    for head, kind in heads.items():
-        if kind == "detection":
-            threshold = (iou_thresholds or {}).get(head, DEFAULT_IOU_THRESHOLD)
-            result[head] = _merge_boxes(head, parts, height, width, input_size, tile, threshold)
-        elif kind == "segmentation":
-            result[head] = _merge_masks(head, parts, height, width, tile)
-        elif kind == "points":
-            result[head] = _merge_points(head, parts, height, width, input_size, tile)
-        elif kind == "count":
-            if len(parts) > 1 or tile is not None:
-                raise BrickError(tiled_heads({head: kind})[1] or "")
-            result[head] = {"kind": kind, "count": np.float32(parts[0][1][f"{head}/count"])}
-        else:
-            stacked = np.stack([output[f"{head}/probabilities"] for _, output in parts]).astype(np.float32)
-            probabilities = stacked.max(axis=0) if kind == "multilabel" else stacked.mean(axis=0)
-            result[head] = {"kind": kind, "probabilities": probabilities}
-            if kind == "multilabel" and all(f"{head}/present" in output for _, output in parts):
-                # the model's decision at its own threshold: present in the image when present in a window
-                present = np.stack([output[f"{head}/present"] for _, output in parts])
-                result[head]["present"] = present.max(axis=0).astype(np.int64)
-    return result
+    windows = [window for window, _ in parts]
+    merger = WindowMerger(heads, height, width, input_size=input_size, tile=tile, iou_thresholds=iou_thresholds, windows=windows)
+    for window, output in parts:
+        merger.add(window, output)
+    return merger.result()
+
+
+class WindowMerger:
+    """Merges one image's windows as they are predicted: `add` each window's outputs, then take `result`.
+
+    With a tile, a segmentation head's class probabilities are resized and added into the image's sums when their
+    window is added, and not kept: the merge holds the sums ([K, H, W] float32) and not every window's probabilities
+    besides (3 GB for the 4356 windows of 192 px of a 10,000 x 10,000 image at 5 classes). The other heads' outputs
+    (boxes, points, a few probabilities per window) are kept until `result`. Given `windows` (the image's windows in
+    the order they will be added), each row of the mask is finished as soon as the last window covering it is added,
+    and the sums hold only the rows still open (about two tiles high for `tile_windows`' rows of windows), not the
+    image's. The other arguments are `merge_windows`'.
+
+    Example:
+        >>> merger = WindowMerger({"seg": "segmentation"}, 2, 3, input_size=(2, 2), tile=2)
+        >>> merger.add((0, 0, 2, 2), {"seg/probabilities": np.stack([np.full((2, 2), 0.9), np.full((2, 2), 0.1)])})
+        >>> merger.add((1, 0, 3, 2), {"seg/probabilities": np.stack([np.full((2, 2), 0.4), np.full((2, 2), 0.6)])})
+        >>> merger.result()["seg"]["mask"].tolist()
+        [[0, 0, 1], [0, 0, 1]]
+    """
+
+    def __init__(
+        self,
+        heads: dict[str, str],
+        height: int,
+        width: int,
+        *,
+        input_size: tuple[int, int],
+        tile: int | None,
+        iou_thresholds: dict[str, float] | None = None,
+        windows: Sequence[Window] | None = None,
+    ) -> None:
+        self.heads = heads
+        self.height = height
+        self.width = width
+        self.input_size = input_size
+        self.tile = tile
+        self.iou_thresholds = iou_thresholds or {}
+        # without tiles the one window's mask is the result: the segmentation outputs are kept as the others are
+        self._summed = {head for head, kind in heads.items() if kind == "segmentation" and tile is not None}
+        self._sums = {head: _MaskSums(height, width, windows) for head in self._summed}
+        self._parts: list[tuple[Window, WindowOutputs]] = []
+
+    def add(self, window: Window, output: WindowOutputs) -> None:
+        """Takes one window's outputs (the windows in the order `merge_windows` would get them)."""
+        for head in self._summed:
+            self._sums[head].add(window, output[f"{head}/probabilities"], self.tile)
+        self._parts.append(
+            (window, {name: value for name, value in output.items() if name.rpartition("/")[0] not in self._summed})
+        )
+
+    def result(self) -> dict[str, dict[str, Any]]:
+        """The image's results (see `merge_windows`). Taken once: the windows' outputs and sums are let go."""
+        parts, height, width, tile = self._parts, self.height, self.width, self.tile
+        self._parts = []
+        result: dict[str, dict[str, Any]] = {}
+        for head, kind in self.heads.items():
+            if kind == "detection":
+                threshold = self.iou_thresholds.get(head, DEFAULT_IOU_THRESHOLD)
+                result[head] = _merge_boxes(head, parts, height, width, self.input_size, tile, threshold)
+            elif kind == "segmentation":
+                result[head] = {"kind": kind, "mask": self._mask(head, parts)}
+            elif kind == "points":
+                result[head] = _merge_points(head, parts, height, width, self.input_size, tile)
+            elif kind == "count":
+                if len(parts) > 1 or tile is not None:
+                    raise BrickError(tiled_heads({head: kind})[1] or "")
+                result[head] = {"kind": kind, "count": np.float32(parts[0][1][f"{head}/count"])}
+            else:
+                stacked = np.stack([output[f"{head}/probabilities"] for _, output in parts]).astype(np.float32)
+                probabilities = stacked.max(axis=0) if kind == "multilabel" else stacked.mean(axis=0)
+                result[head] = {"kind": kind, "probabilities": probabilities}
+                if kind == "multilabel" and all(f"{head}/present" in output for _, output in parts):
+                    # the model's decision at its own threshold: present in the image when present in a window
+                    present = np.stack([output[f"{head}/present"] for _, output in parts])
+                    result[head]["present"] = present.max(axis=0).astype(np.int64)
+        return result
+
+    def _mask(self, head: str, parts: Sequence[tuple[Window, WindowOutputs]]) -> np.ndarray:
+        if head in self._sums:
+            return self._sums.pop(head).mask()
+        if len(parts) == 1:
+            return resize_mask_nearest(parts[0][1][f"{head}/mask"], self.height, self.width)
+        sums = _MaskSums(self.height, self.width)  # several windows without a tile: each resized to itself
+        for window, output in parts:
+            sums.add(window, output[f"{head}/probabilities"], None)
+        return sums.mask()
+
+
+MASK_STRIP_BYTES = 1 << 24
+"""Bytes of class probabilities averaged at a time when a tiled mask is finished (`_MaskSums.mask`): the mean and
+its most probable class are taken strip of rows by strip, not over the whole image at once."""
+
+
+class _MaskSums:
+    """A segmentation head's class probabilities summed over the windows covering each pixel, and its mask.
+
+    The windows covering a pixel are counted on the grid of the windows' edges (a cell per pair of neighbouring
+    x and y edges, which all its pixels share), not per pixel; the mean is the same float32 division of the sum by the
+    count as per pixel. Given the image's windows in the order they come (`planned`), the rows are finished (their mean
+    taken and its most probable class written into the mask) as soon as the last window covering them is added, and
+    the sums hold only the rows still open: about two windows high when the windows come row by row, as
+    `tile_windows` gives them. Without `planned`, the rows are finished at `mask`.
+    """
+
+    def __init__(self, height: int, width: int, planned: Sequence[Window] | None = None) -> None:
+        self.height = height
+        self.width = width
+        self.planned = None if planned is None else list(planned)
+        self.added: list[Window] = []
+        self.total: np.ndarray | None = None  # the sums of rows [self.base, self.base + rows)
+        self.base = 0
+        self.finished = 0  # rows before it are in self.classes
+        self.classes = np.zeros((height, width), dtype=np.int64)
+        self.counts: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.last_window = np.full(height, -1, dtype=np.int64)  # the last planned window covering each row
+        if self.planned is not None:
+            for index, (_, y_min, _, y_max) in enumerate(self.planned):
+                self.last_window[y_min:y_max] = index
+            self.counts = self._grid_counts(self.planned)
+
+    def add(self, window: Window, probabilities: np.ndarray, tile: int | None) -> None:
+        if self.planned is not None and (len(self.added) >= len(self.planned) or window != self.planned[len(self.added)]):
+            expected = self.planned[len(self.added)] if len(self.added) < len(self.planned) else "none"
+            raise BrickError(f"Merging a mask: window {window} came where {expected} was planned.")
+        x_min, y_min, x_max, y_max = window
+        self._open_rows(probabilities.shape[0], y_max)
+        if self.total is None:  # for mypy: _open_rows made it
+            raise BrickError("Merging a mask: no sums.")
+        canvas_width, canvas_height = _canvas(window, tile)
+        resized = resize_bilinear(probabilities.astype(np.float32), canvas_height, canvas_width)
+        # the padding left out
+        self.total[:, y_min - self.base : y_max - self.base, x_min:x_max] += resized[:, : y_max - y_min, : x_max - x_min]
+        self.added.append(window)
+        if self.planned is not None:
+            stop = self.finished
+            while stop < self.height and self.last_window[stop] < len(self.added):
+                stop += 1
+            self._finish(stop)
+
+    def mask(self) -> np.ndarray:
+        """The most probable class of each pixel's mean probabilities, int64 [H, W]."""
+        if not self.added or (self.planned is not None and len(self.added) < len(self.planned)):
+            planned = "" if self.planned is None else f" of the {len(self.planned)} planned"
+            raise BrickError(f"A segmentation mask was asked after {len(self.added)} windows{planned}.")
+        if self.counts is None:
+            self.counts = self._grid_counts(self.added)
+        self._finish(self.height)
+        return self.classes
+
+    def _open_rows(self, num_classes: int, stop: int) -> None:
+        """Makes the sums hold the rows up to `stop`."""
+        if self.total is None:
+            self.total = np.zeros((num_classes, stop - self.base, self.width), dtype=np.float32)
+        elif stop > self.base + self.total.shape[1]:
+            more = np.zeros((num_classes, stop - self.base - self.total.shape[1], self.width), dtype=np.float32)
+            self.total = np.concatenate([self.total, more], axis=1)
+
+    def _finish(self, stop: int) -> None:
+        """Writes the mask's rows from `self.finished` to `stop`, and lets their sums go."""
+        if stop <= self.finished or self.total is None or self.counts is None:
+            return
+        self._open_rows(self.total.shape[0], stop)  # rows no window covers: 0 / 0, class 0
+        cells, row_cell, column_cell = self.counts
+        strip = max(1, MASK_STRIP_BYTES // max(1, self.total.shape[0] * self.width * 4))
+        for start in range(self.finished, stop, strip):
+            end = min(start + strip, stop)
+            count = cells[row_cell[start:end, None], column_cell[None, :]]
+            self.classes[start:end] = (self.total[:, start - self.base : end - self.base] / count).argmax(axis=0)
+        self.total = self.total[:, stop - self.base :].copy()
+        self.base = self.finished = stop
+
+    def _grid_counts(self, windows: Sequence[Window]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The windows covering each cell of the grid of the windows' edges (float32), and each row's and column's cell."""
+        edges = np.array(windows, dtype=np.int64).reshape(-1, 4)
+        columns = np.unique(np.concatenate([[0, self.width], edges[:, 0], edges[:, 2]]))
+        rows = np.unique(np.concatenate([[0, self.height], edges[:, 1], edges[:, 3]]))
+        # +1 at a window's first cell, -1 past its last, summed along both axes
+        starts = np.zeros((len(rows), len(columns)), dtype=np.int64)
+        first_row, last_row = np.searchsorted(rows, edges[:, 1]), np.searchsorted(rows, edges[:, 3])
+        first_column, last_column = np.searchsorted(columns, edges[:, 0]), np.searchsorted(columns, edges[:, 2])
+        np.add.at(starts, (first_row, first_column), 1)
+        np.add.at(starts, (first_row, last_column), -1)
+        np.add.at(starts, (last_row, first_column), -1)
+        np.add.at(starts, (last_row, last_column), 1)
+        cells = starts.cumsum(axis=0).cumsum(axis=1).astype(np.float32)
+        row_cell = np.searchsorted(rows, np.arange(self.height), side="right") - 1
+        column_cell = np.searchsorted(columns, np.arange(self.width), side="right") - 1
+        return cells, row_cell, column_cell
 
 
 def _canvas(window: Window, tile: int | None) -> tuple[int, int]:
@@ -306,23 +482,6 @@ def owned_regions(windows: Sequence[Window]) -> dict[Window, tuple[float, float,
         y_low, y_high = rows[window[1], window[3]]
         regions[window] = (x_low, y_low, x_high, y_high)
     return regions
-
-
-def _merge_masks(
-    head: str, parts: Sequence[tuple[Window, WindowOutputs]], height: int, width: int, tile: int | None
-) -> dict[str, Any]:
-    if len(parts) == 1 and tile is None:
-        return {"kind": "segmentation", "mask": resize_mask_nearest(parts[0][1][f"{head}/mask"], height, width)}
-    num_classes = parts[0][1][f"{head}/probabilities"].shape[0]
-    total = np.zeros((num_classes, height, width), dtype=np.float32)
-    count = np.zeros((height, width), dtype=np.float32)
-    for window, output in parts:
-        x_min, y_min, x_max, y_max = window
-        canvas_width, canvas_height = _canvas(window, tile)
-        resized = resize_bilinear(output[f"{head}/probabilities"].astype(np.float32), canvas_height, canvas_width)
-        total[:, y_min:y_max, x_min:x_max] += resized[:, : y_max - y_min, : x_max - x_min]  # the padding left out
-        count[y_min:y_max, x_min:x_max] += 1
-    return {"kind": "segmentation", "mask": (total / count).argmax(axis=0).astype(np.int64)}
 
 
 def resize_mask_nearest(mask: np.ndarray, height: int, width: int) -> np.ndarray:

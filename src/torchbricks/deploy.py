@@ -41,8 +41,7 @@ from torchbricks._pictures import read_rgb_as_shown
 from torchbricks._predict_results import check_images
 from torchbricks._tiled_predictions import (
     DEFAULT_IOU_THRESHOLD,
-    Window,
-    WindowOutputs,
+    WindowMerger,
     chosen_overlap,
     image_windows,
     merge_windows,
@@ -54,6 +53,7 @@ from torchbricks.errors import BrickError
 
 __all__ = [
     "DEFAULT_FILE",
+    "DEFAULT_TILE_BATCH",
     "DEPLOY_OUTPUTS",
     "INPUT_NAME",
     "METADATA_FORMAT",
@@ -68,6 +68,12 @@ __all__ = [
 DEFAULT_FILE = "deploy.onnx"
 """The file written into the experiment folder when no output file is given (`deploy_int8.onnx` quantized); what
 `predict --onnx` reads without a file named."""
+
+DEFAULT_TILE_BATCH = 32
+"""Tiles per onnxruntime call of `OnnxPredictor.predict(tile=...)` when no batch size is given: what `predict --onnx
+--tile` gives it (`--batch-size`, 32). All the tiles of an orthomosaic in one call held every tile's input and outputs
+at once: the 4356 windows of 192 px of a 10,000 x 10,000 image are 0.5 GB of pixels and, at 5 classes, 3 GB of
+probabilities, besides onnxruntime's activations."""
 
 INPUT_NAME = "images"
 """The input of an exported file: uint8 RGB images [B, 3, H, W] (B dynamic, H and W the model's size)."""
@@ -264,7 +270,9 @@ class OnnxPredictor:
 
         Args:
             images: uint8 RGB arrays [H, W, 3], of any sizes.
-            batch_size: Images (with `tile`, tiles) per onnxruntime call; all at once when None.
+            batch_size: Images (with `tile`, tiles) per onnxruntime call. None: all the images at once; with `tile`,
+                `DEFAULT_TILE_BATCH` (32) tiles, as `predict --onnx --tile` gives (an orthomosaic's thousands of tiles
+                at once would hold all their inputs and outputs).
             tile: Predict windows of this side in the image's pixels and merge them (see the module docstring); None:
                 each image whole. Tiled results leave count heads out (a warning names them, once).
             overlap: With `tile`, the fraction of a tile its neighbours share (0.2 when None); refused without `tile`.
@@ -326,28 +334,32 @@ class OnnxPredictor:
             for leaf in kinds.get(kind, ("probabilities",))
             if leaf != "present" or f"{head}/present" in self.output_names  # a hand-made file may lack it
         ]
-        views = [
-            (index, window)
-            for index, image in enumerate(images)
-            for window in image_windows(image.shape[0], image.shape[1], tile, overlap)
-        ]
-        step = batch_size or max(1, len(views))
-        by_image: list[list[tuple[Window, WindowOutputs]]] = [[] for _ in images]
-        for start in range(0, len(views), step):
-            chunk = views[start : start + step]
-            pixels = [resize_image(tile_pixels(images[index], window, tile), self.image_size) for index, window in chunk]
-            outputs = self.run(np.ascontiguousarray(np.stack(pixels).transpose(0, 3, 1, 2)), names)
-            for offset, (index, window) in enumerate(chunk):
-                by_image[index].append((window, {name: value[offset] for name, value in outputs.items()}))
-        return [
-            merge_windows(
+        windows = [image_windows(image.shape[0], image.shape[1], tile, overlap) for image in images]
+        views = [(index, window) for index, planned in enumerate(windows) for window in planned]
+        step = batch_size or DEFAULT_TILE_BATCH
+        mergers = [
+            WindowMerger(
                 heads,
-                parts,
                 image.shape[0],
                 image.shape[1],
                 input_size=self.image_size,
                 tile=tile,
                 iou_thresholds=self.iou_thresholds,
+                windows=planned,
             )
-            for image, parts in zip(images, by_image, strict=True)
+            for image, planned in zip(images, windows, strict=True)
         ]
+        # each window merged as its batch comes back (a segmentation's probabilities added into the sums of its image's
+        # open rows, not kept), and each image finished at its last window
+        remaining = np.bincount([index for index, _ in views], minlength=len(images))
+        results: list[dict[str, dict[str, Any]] | None] = [None] * len(images)
+        for start in range(0, len(views), step):
+            chunk = views[start : start + step]
+            pixels = [resize_image(tile_pixels(images[index], window, tile), self.image_size) for index, window in chunk]
+            outputs = self.run(np.ascontiguousarray(np.stack(pixels).transpose(0, 3, 1, 2)), names)
+            for offset, (index, window) in enumerate(chunk):
+                mergers[index].add(window, {name: value[offset] for name, value in outputs.items()})
+                remaining[index] -= 1
+                if remaining[index] == 0:
+                    results[index] = mergers[index].result()  # which frees its sums
+        return [result for result in results if result is not None]
