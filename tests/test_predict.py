@@ -354,6 +354,33 @@ def test_predict_tile_reads_images_beyond_pillows_pixel_limit_and_without_it_nam
     assert (tmp_path / "tiled" / "drawn" / "ortho.jpg").is_file()
 
 
+def test_predict_tile_hands_the_model_one_image_at_a_time_and_batches_its_tiles(
+    trained_experiment: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # --batch-size counts tiles with --tile: 32 large images (each with its int64 mask and float sums) were read and
+    # held at once
+    from torchbricks._predict_backend import BrickBackend
+
+    experiment = trained_experiment("detection")
+    for index in range(3):
+        write_png(tmp_path / "images" / f"{index}.png", blob_image(64, 48, (4, 4, 12, 12)))
+    images_per_call: list[int] = []
+    predict = BrickBackend.predict
+
+    def counted(self: BrickBackend, images: Any) -> Any:
+        images_per_call.append(len(images))
+        return predict(self, images)
+
+    monkeypatch.setattr(BrickBackend, "predict", counted)
+    arguments = ["predict", str(experiment), str(tmp_path / "images"), "--lanes", "1", "--batch-size", "4"]
+
+    assert main([*arguments, "--out", str(tmp_path / "whole")]) == 0
+    assert images_per_call == [3]
+    images_per_call.clear()
+    assert main([*arguments, "--out", str(tmp_path / "tiled"), "--tile", "32"]) == 0
+    assert images_per_call == [1, 1, 1]
+
+
 def test_predict_refuses_in_one_line_an_experiment_not_of_rgb_images(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     arguments = ["train", "trainer.max_epochs=1", f"experiment.path_experiments={tmp_path}", "experiment.name=digits"]
     assert main(arguments) == 0  # the default job: grey 8 x 8 digits

@@ -39,7 +39,12 @@ def add_parser(commands: Any) -> None:
         help="output folder (default: EXPERIMENT/predictions/<time>, with _2, _3... added when a run of the same second has it)",
     )
     predict.add_argument("--overwrite", action="store_true", help="replace an existing non-empty output folder")
-    predict.add_argument("--batch-size", type=int, default=32, help="images (or tiles) per model call (default: 32)")
+    predict.add_argument(
+        "--batch-size",
+        type=int,
+        default=32,
+        help="images per model call, or with --tile tiles per call, the images then read one at a time (default: 32)",
+    )
     predict.add_argument(
         "--onnx",
         nargs="?",
@@ -177,7 +182,8 @@ def run(arguments: argparse.Namespace) -> int:
             out,
             class_names=class_names,
             category_ids=category_ids,
-            batch_size=arguments.batch_size,
+            # with --tile, the batch is of tiles: a batch of 32 orthomosaics held at once would not fit in memory
+            batch_size=1 if arguments.tile is not None else arguments.batch_size,
             overwrite=arguments.overwrite,
             workers=arguments.workers,
             lanes=arguments.lanes,
