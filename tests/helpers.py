@@ -32,6 +32,17 @@ class Split(nn.Module):
         return tensor, -tensor
 
 
+def class_index_mask(index: int) -> np.ndarray:
+    """A 10 x 20 mask of class indices: class 1 and class 2 in every mask (class 1 narrower as `index` grows), a
+    strip of 255 (ignored; VOC's border) in odd ones."""
+    mask = np.zeros((10, 20), dtype=np.uint8)
+    mask[1:4, 2 + index : 8] = 1
+    mask[6:9, 10:18] = 2
+    if index % 2:
+        mask[5, :] = 255
+    return mask
+
+
 def uncompressed_rle(mask: np.ndarray) -> dict[str, Any]:
     """COCO's uncompressed RLE of a 0/1 mask [H, W]: run lengths of 0s then 1s, alternating, in column-major order."""
     flat = np.asarray(mask).flatten(order="F")

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import class_index_mask as _classes
 from PIL import Image
 
 from torchbricks.__main__ import main
@@ -22,16 +23,6 @@ CVAT_LABELMAP = "# label:color_rgb:parts:actions\nbackground:0,0,0::\ncar:250,50
 """What CVAT's export writes for a task with the labels car and road in its first two default colours."""
 CVAT_COLOURS = [(0, 0, 0), (250, 50, 83), (51, 221, 255)]
 VOC_BORDER = (224, 224, 192)  # the devkit colour map at index 255
-
-
-def _classes(index: int) -> np.ndarray:
-    """A 10 x 20 mask of class indices: car, road, and (in odd masks) a strip of 255 (VOC's border)."""
-    mask = np.zeros((10, 20), dtype=np.uint8)
-    mask[1:4, 2 + index : 8] = 1
-    mask[6:9, 10:18] = 2
-    if index % 2:
-        mask[5, :] = 255
-    return mask
 
 
 def _painted(indices: np.ndarray, colours: list[tuple[int, int, int]]) -> np.ndarray:

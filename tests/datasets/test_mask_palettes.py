@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import class_index_mask as _classes
 from PIL import Image
 
 from torchbricks.datasets import mask_palettes
@@ -19,16 +20,6 @@ from torchbricks.lightning.image_datamodules import SegmentationFolderDataModule
 BLACK, RED, GREEN = (0, 0, 0), (200, 0, 0), (0, 200, 0)
 TOOL_PALETTE = [BLACK, RED, GREEN]
 """The labelling tool's palette: index 0 the background, 1 red (class 1), 2 green (class 2)."""
-
-
-def _classes(index: int) -> np.ndarray:
-    """A 10 x 20 mask of class indices: class 1 and class 2 in every mask, a strip of 255 (ignored) in odd ones."""
-    mask = np.zeros((10, 20), dtype=np.uint8)
-    mask[1:4, 2 + index : 8] = 1
-    mask[6:9, 10:18] = 2
-    if index % 2:
-        mask[5, :] = 255
-    return mask
 
 
 def _save_palette_mask(path: Path, indices: np.ndarray, colours: list[tuple[int, int, int]]) -> None:
