@@ -18,7 +18,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["IMAGE_EXTENSIONS", "all_visible_files", "is_hidden", "visible_files"]
+__all__ = ["IMAGE_EXTENSIONS", "FolderListings", "all_visible_files", "is_hidden", "visible_files"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 """The image files every reader lists (`.jpe` and `.jfif`: JPEG as some cameras and Windows browsers save it), in
@@ -45,6 +45,37 @@ def visible_files(folder: Path | str, suffixes: tuple[str, ...] = IMAGE_EXTENSIO
         return []
     paths = all_visible_files(folder) if recursive else (path for path in folder.iterdir() if not is_hidden(path.name))
     return sorted(path for path in paths if path.suffix.lower() in suffixes and path.is_file())
+
+
+class FolderListings:
+    """`visible_files` of each folder, the folder listed once and its files kept: a data module's start-up asks for
+    the files of its split folders from several places (the splits' masks for the checks, then each split's reader),
+    and a data set of thousands of files costs a listing each time. A folder is listed with its subfolders
+    (`all_visible_files`), which also answers the files directly in it; the answers are those of `visible_files`.
+    Made for one start-up: files added later are not seen.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> for name in ("b.png", "a.JPG", "notes.txt", ".hidden.png"):
+        ...     _ = (folder / name).write_bytes(b"")
+        >>> listings = FolderListings()
+        >>> [path.name for path in listings.files(folder)], [path.name for path in listings.files(folder, (".png",))]
+        (['a.JPG', 'b.png'], ['b.png'])
+    """
+
+    def __init__(self) -> None:
+        self._listed: dict[Path, list[tuple[Path, str, bool]]] = {}
+        """Folder -> its files, sorted, each with its suffix in lower case and whether it lies directly in it."""
+
+    def files(self, folder: Path | str, suffixes: tuple[str, ...] = IMAGE_EXTENSIONS, recursive: bool = False) -> list[Path]:
+        """`visible_files(folder, suffixes, recursive)`, from the folder's one listing."""
+        folder = Path(folder)
+        if folder not in self._listed:
+            found = sorted(path for path in all_visible_files(folder) if path.is_file()) if folder.is_dir() else []
+            top = os.path.dirname(folder / "_")  # as `Path.parent` compares: "" for the folder "."
+            self._listed[folder] = [(path, path.suffix.lower(), os.path.dirname(path) == top) for path in found]
+        return [path for path, suffix, direct in self._listed[folder] if suffix in suffixes and (recursive or direct)]
 
 
 def all_visible_files(folder: Path) -> Iterator[Path]:

@@ -34,6 +34,8 @@ __all__ = [
     "JPEG_REDUCTIONS",
     "PIXEL_LIMIT_VARIABLE",
     "ImageFacts",
+    "ImageHeader",
+    "ImageHeaders",
     "check_image_file",
     "converted_profile",
     "exif_orientation",
@@ -352,7 +354,88 @@ class ImageFacts(NamedTuple):
     """The colour profile it is converted to sRGB from (`converted_profile`); None: read as stored."""
 
 
-def check_image_file(path: Path | str, alpha: bool = True) -> ImageFacts:
+class ImageHeader(NamedTuple):
+    """What one opening of an image file tells without decoding it (`ImageHeaders`), for `check_image_file`,
+    `torchbricks.datasets._reading.image_file_size` and the palette check (`torchbricks.datasets.mask_palettes`)."""
+
+    size: tuple[int, int]
+    """(width, height) as shown (`upright_size`)."""
+    orientation: int
+    mode: str
+    profile: str | None
+    """`converted_profile`."""
+    ending: bytes | None
+    """How a whole file of its format ends (`_LAST_BYTES`); None: not looked at."""
+    uncompressed: bool
+    alpha: bool
+    """`has_alpha`."""
+    palette: tuple[int, ...] | None
+    """The flat RGB palette of a palette image (`Image.getpalette`, which decodes it), read when asked for; None for
+    another mode, or when it could not be decoded."""
+    palette_read: bool
+    """Whether `palette` was asked for: a header read without it is read again when it is."""
+
+
+class ImageHeaders:
+    """The `ImageHeader` of each file, the file opened once: a data module's start-up looks at each image and mask
+    from several checks (the palettes of the masks, the sizes of images and masks, `check_image_file` of each), and a
+    data set of thousands of files pays for every opening. A file Pillow cannot open (or whose header cannot be read)
+    has no header here: each check then opens it itself and says so as it always did. Made for one start-up: a file
+    changed later is not seen.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "mask.png"
+        >>> mask = Image.new("P", (3, 2))
+        >>> mask.putpalette([0, 0, 0, 200, 10, 10])
+        >>> mask.save(path)
+        >>> headers = ImageHeaders()
+        >>> header = headers.header(path, palette=True)
+        >>> header.size, header.mode, header.palette[:6]
+        ((3, 2), 'P', (0, 0, 0, 200, 10, 10))
+        >>> headers.header(path) is header, headers.header(Path(path).parent / "missing.png")
+        (True, None)
+    """
+
+    def __init__(self) -> None:
+        self._headers: dict[Path, ImageHeader | None] = {}
+        self._palettes: dict[tuple[int, ...], tuple[int, ...]] = {}  # one tuple per palette: masks share a few
+
+    def header(self, path: Path | str, palette: bool = False) -> ImageHeader | None:
+        """The header of the file at `path` (with its palette when `palette`), None when it cannot be read."""
+        path = path if isinstance(path, Path) else Path(path)
+        known = self._headers.get(path)
+        if path not in self._headers or (palette and known is not None and not known.palette_read):
+            self._headers[path] = known = self._read(path, palette)
+        return known
+
+    def _read(self, path: Path, palette: bool) -> ImageHeader | None:
+        try:
+            with open_image(path) as image:
+                tiles = getattr(image, "tile", [])  # before any decoding, which empties it
+                header = ImageHeader(
+                    size=upright_size(image),
+                    orientation=exif_orientation(image),
+                    mode=image.mode,
+                    profile=converted_profile(image),
+                    ending=_LAST_BYTES.get(image.format or ""),
+                    uncompressed=bool(tiles) and all(tile[0] == "raw" for tile in tiles),
+                    alpha=has_alpha(image),
+                    palette=None,
+                    palette_read=palette,
+                )
+                if palette and image.mode == "P":
+                    try:
+                        colours = tuple(image.getpalette("RGB") or ())
+                        header = header._replace(palette=self._palettes.setdefault(colours, colours))
+                    except (OSError, Image.DecompressionBombError):
+                        pass  # as the palette check reads it: no palette, the file's own error comes when it is read
+                return header
+        except Exception:
+            return None
+
+
+def check_image_file(path: Path | str, alpha: bool = True, headers: ImageHeaders | None = None) -> ImageFacts:
     """The size of the image as shown, its EXIF orientation and colour profile, from the file's header, and whether
     it is transparent everywhere (`ImageFacts`), once a look at the file says it is whole:
     a JPEG, PNG or GIF that does not end as one ends (cut short by an interrupted copy or download) is decoded to tell
@@ -364,7 +447,15 @@ def check_image_file(path: Path | str, alpha: bool = True) -> ImageFacts:
     Raises:
         DataError: Naming the file: it does not exist, is no image Pillow reads, is cut short, or is of floating-point
             values.
+
+    With `headers`, the file's header comes from there (opened once for every check of a start-up).
     """
+    header = None if headers is None else headers.header(path)
+    if header is not None and header.mode != "F" and not (alpha and header.alpha):
+        with _named(path):
+            if header.uncompressed or (header.ending is not None and not _ends_with(path, header.ending)):
+                read_rgb_reduced(path, (1, 1))
+        return ImageFacts(header.size, header.orientation, False, header.profile)
     with _named(path):
         with open_image(path) as image:
             if image.mode == "F":

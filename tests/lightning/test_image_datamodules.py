@@ -416,3 +416,92 @@ def test_check_files_says_what_check_data_says_of_turned_transparent_and_profile
     assert printed[0].startswith(f"1 image ({str(square.with_suffix('.jpg'))!r}) carries an EXIF orientation")
     assert printed[1].startswith(f"1 image ({str(circles[0])!r}) is transparent everywhere (alpha 0)")
     assert printed[2].startswith(f"1 image ({str(circles[1])!r}) carries a colour profile other than sRGB (Display P3)")
+
+
+def _palette_segmentation_data(root: Path) -> Path:
+    """Segmentation data of palette masks (three classes): four training samples, three validation ones, no test
+    split (the validation split is read for it too)."""
+    from PIL import Image
+
+    palette = [0, 0, 0, 200, 0, 0, 0, 200, 0]
+    for split, count in (("train", 4), ("val", 3)):
+        (root / split / "images").mkdir(parents=True)
+        (root / split / "masks").mkdir()
+        for index in range(count):
+            Image.new("RGB", (20, 10), (index, 0, 0)).save(root / split / "images" / f"{index}.png")
+            mask = Image.fromarray(np.minimum(np.arange(200).reshape(10, 20) // 60, 2).astype(np.uint8), "P")
+            mask.putpalette(palette)
+            mask.save(root / split / "masks" / f"{index}.png")
+    (root / "classes.txt").write_text("background\ncar\nroad\n")
+    return root
+
+
+def test_segmentation_start_up_lists_each_split_folder_once_and_opens_each_file_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The start-up (constructor, check_files, setup) listed each split folder three or four times (the palette check,
+    # the class check, each split's reader, the validation split again for the test split) and opened each mask up to
+    # five times (its palette, its size for each reader, check_files): 2,000 masks cost seconds before training.
+    import os
+    from collections import Counter
+
+    from PIL import Image
+
+    from torchbricks.datasets import class_frequencies
+    from torchbricks.lightning import image_datamodules
+
+    root = _palette_segmentation_data(tmp_path / "data")
+    listed: Counter[str] = Counter()
+    opened: Counter[str] = Counter()
+    decoded: Counter[str] = Counter()  # masks whose pixels are read (the first mask's check, the classes found)
+    real_scandir, real_listdir, real_open, real_read_mask = os.scandir, os.listdir, Image.open, image_datamodules.read_mask
+
+    def scandir(path: Any = ".") -> Any:
+        listed[str(path)] += 1
+        return real_scandir(path)
+
+    def listdir(path: Any = ".") -> Any:
+        listed[str(path)] += 1
+        return real_listdir(path)
+
+    def open_file(file: Any, *arguments: Any, **keywords: Any) -> Any:
+        opened[str(file if isinstance(file, str | os.PathLike) else file.name)] += 1
+        return real_open(file, *arguments, **keywords)
+
+    def read_mask(path: Path, *arguments: Any, **keywords: Any) -> Any:
+        decoded[str(path)] += 1
+        return real_read_mask(path, *arguments, **keywords)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    monkeypatch.setattr(os, "listdir", listdir)
+    monkeypatch.setattr(Image, "open", open_file)
+    for module in (image_datamodules, class_frequencies):
+        monkeypatch.setattr(module, "read_mask", read_mask)
+
+    data = SegmentationFolderDataModule(root, image_size=16, batch_size=2, num_workers=0)
+    data.check_files()
+    data.setup("fit")
+
+    folders = [str(root / split / folder) for split in ("train", "val") for folder in ("images", "masks")]
+    assert {folder: listed[folder] for folder in folders} == dict.fromkeys(folders, 1)
+    files = [str(path) for path in sorted(root.glob("*/*/*.png"))]
+    assert {path: opened[path] - decoded[path] for path in files} == dict.fromkeys(files, 1)
+    assert len(data.datasets["validation"]) == len(data.datasets["test"]) == 3
+    assert data.datasets["validation"].image_cache is not None
+    assert data.datasets["test"].image_cache is None
+
+
+def test_a_cut_short_palette_mask_is_still_named_by_check_files(tmp_path: Path) -> None:
+    from torchbricks._pictures import check_image_file
+
+    root = _palette_segmentation_data(tmp_path / "data")
+    mask = root / "val" / "masks" / "1.png"
+    whole = mask.read_bytes()
+    mask.write_bytes(whole[: whole.index(b"IDAT") + 12])  # its header whole, its pixels cut short
+    with pytest.raises(DataError) as alone:
+        check_image_file(mask, alpha=False)
+    data = SegmentationFolderDataModule(root, image_size=16, batch_size=2, num_workers=0)
+
+    with pytest.raises(DataError, match=r"^1 file of .* cannot be read as training reads it") as raised:
+        data.check_files()
+    assert str(alone.value) in str(raised.value)

@@ -24,6 +24,7 @@ from torchbricks._extras import require
 from torchbricks._image_files import IMAGE_EXTENSIONS, is_hidden, visible_files
 from torchbricks._pictures import (
     EXIF_ORIENTATION,
+    ImageHeaders,
     exif_orientation,
     open_image,
     read_rgb_as_shown,
@@ -301,8 +302,12 @@ def _verb(paths: list[Path], one: str, several: str) -> str:
     return several if len(paths) > 1 else one
 
 
-def image_file_size(path: Path) -> tuple[int, int]:
-    """(width, height) of the upright image, from the file's header."""
+def image_file_size(path: Path, headers: ImageHeaders | None = None) -> tuple[int, int]:
+    """(width, height) of the upright image, from the file's header (from `headers` when given: opened once for
+    every check of a start-up)."""
+    header = None if headers is None else headers.header(path)
+    if header is not None:
+        return header.size
     try:
         with Image.open(path) as image:
             return upright_size(image)

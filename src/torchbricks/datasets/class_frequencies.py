@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, TypeVar
 import numpy as np
 
 from torchbricks._conventions import IGNORE_INDEX
-from torchbricks.datasets._reading import image_files
+from torchbricks._image_files import FolderListings
 from torchbricks.datasets.labelmap import MaskColours
 from torchbricks.datasets.readers import CocoDataset, DataError, class_images, read_mask, visible_files
 
@@ -69,21 +69,23 @@ def image_folder_class_counts(folder: Path | str, class_names: Sequence[str], on
     return counts
 
 
-def split_masks(folder: Path | str, only: frozenset[str] | None = None) -> list[Path]:
+def split_masks(folder: Path | str, only: frozenset[str] | None = None, listings: FolderListings | None = None) -> list[Path]:
     """The masks of a segmentation split's images (`folder/images/<stem>.*` -> `folder/masks/<stem>.png`), of the
-    images named in `only` when the split is drawn from the folder: masks without an image are not the split's."""
+    images named in `only` when the split is drawn from the folder: masks without an image are not the split's. The
+    folders are listed by `listings` when given (`FolderListings`: once for a data module's start-up)."""
     folder = Path(folder)
-    by_stem = {path.stem: path for path in visible_files(folder / "masks", (".png",))}
-    images = [path for path in image_files(folder / "images") if only is None or path.name in only]
+    files = visible_files if listings is None else listings.files
+    by_stem = {path.stem: path for path in files(folder / "masks", (".png",))}
+    images = [path for path in files(folder / "images") if only is None or path.name in only]
     return [by_stem[path.stem] for path in images if path.stem in by_stem]
 
 
-def masks_of_split(split: FolderSplit) -> list[Path]:
+def masks_of_split(split: FolderSplit, listings: FolderListings | None = None) -> list[Path]:
     """The mask files of a segmentation `FolderSplit` (`torchbricks.datasets.folder_splits`) as training reads them:
     those of the split's images (`split_masks`, no mask without an image), or in VOC's layout those of the split's
     list, which names only images with their mask."""
     if split.stems is None:
-        return split_masks(split.folder, split.only)
+        return split_masks(split.folder, split.only, listings)
     return [split.masks / f"{stem}.png" for stem in split.stems]
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from torchbricks._image_files import FolderListings
 from torchbricks.datasets._reading import (
     SPLIT_SEED,
     VALIDATION_FRACTION,
@@ -178,9 +179,15 @@ def has_own_split(root: Path | str, layout: str, split: str) -> bool:
 
 
 def folder_splits(
-    root: Path | str, layout: str, validation_fraction: float = VALIDATION_FRACTION, seed: int = SPLIT_SEED
+    root: Path | str,
+    layout: str,
+    validation_fraction: float = VALIDATION_FRACTION,
+    seed: int = SPLIT_SEED,
+    listings: FolderListings | None = None,
 ) -> dict[str, FolderSplit]:
-    """The `train`, `validation` and `test` splits of the folder layout `layout` at `root` (see the module docstring).
+    """The `train`, `validation` and `test` splits of the folder layout `layout` at `root` (see the module docstring);
+    a segmentation pool's images are listed by `listings` when given (`FolderListings`: once for a data module's
+    start-up).
 
     Raises:
         DataError: There is neither a training folder nor a pool, or a drawn split lacks images to draw from.
@@ -193,7 +200,7 @@ def folder_splits(
     if validation is not None:
         splits = {"train": FolderSplit(train_folder), "validation": FolderSplit(validation)}
     else:
-        kept, drawn = _draw(train_folder, layout, validation_fraction, seed)
+        kept, drawn = _draw(train_folder, layout, validation_fraction, seed, listings)
         splits = {"train": FolderSplit(train_folder, kept), "validation": FolderSplit(train_folder, drawn)}
     test = root / "test"
     splits["test"] = FolderSplit(test) if train_folder != root and test.is_dir() else splits["validation"]
@@ -243,14 +250,17 @@ def whole_splits(root: Path | str, layout: str) -> list[FolderSplit]:
     return parts + ([FolderSplit(root / "test")] if has_own_split(root, layout, "test") else [])
 
 
-def _draw(folder: Path, layout: str, fraction: float, seed: int) -> tuple[frozenset[str], frozenset[str]]:
+def _draw(
+    folder: Path, layout: str, fraction: float, seed: int, listings: FolderListings | None = None
+) -> tuple[frozenset[str], frozenset[str]]:
     """The files of `folder` drawn at random into (train, validation), relative to `folder`.
 
     Raises:
         DataError: Fewer than two images to draw from.
     """
     if layout == "segmentation_folder":
-        names = [path.name for path in image_files(folder / "images")]
+        images = image_files(folder / "images") if listings is None else listings.files(folder / "images")
+        names = [path.name for path in images]
         train, validation = random_split(names, fraction, seed, folder / "images")
         return frozenset(train), frozenset(validation)
     groups = [

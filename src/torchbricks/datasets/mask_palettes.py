@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from torchbricks._conventions import IGNORE_INDEX
+from torchbricks._pictures import ImageHeaders
 from torchbricks.datasets._reading import open_image
 
 __all__ = ["palette_disagreement"]
@@ -28,9 +29,12 @@ __all__ = ["palette_disagreement"]
 Colour = tuple[int, int, int]
 
 
-def _palette(path: Path) -> tuple[int, ...] | None:
+def _palette(path: Path, headers: ImageHeaders | None = None) -> tuple[int, ...] | None:
     """The flat RGB palette of a palette PNG from its header, None for any other mask (or a file Pillow cannot open:
     its own error comes when it is read)."""
+    header = None if headers is None else headers.header(path, palette=True)
+    if header is not None:
+        return header.palette
     try:
         with Image.open(path) as mask:
             if mask.mode != "P":
@@ -54,18 +58,21 @@ def _used_indices(path: Path, num_classes: int) -> list[int]:
     return [int(value) for value in values.tolist() if value < num_classes and value != IGNORE_INDEX]
 
 
-def palette_disagreement(masks: Sequence[Path], num_classes: int, root: Path | str) -> str | None:
+def palette_disagreement(
+    masks: Sequence[Path], num_classes: int, root: Path | str, headers: ImageHeaders | None = None
+) -> str | None:
     """The problem when two palette masks of `masks` (every split's, the training split's first) colour a class
     index they both use differently, or None.
 
     The palettes are read from the headers. Where all agree in their first `num_classes` colours nothing is decoded.
     Otherwise the masks of every palette but the first mask's are decoded, and for an index one of them colours
     otherwise than the first palette, masks of the first palette are decoded until one using that index is found.
-    Grey-level masks, and index 255 (ignored), are not compared.
+    Grey-level masks, and index 255 (ignored), are not compared. With `headers`, each mask's header is opened there
+    (once for every check of a start-up: the data module reads the masks' sizes from it too).
     """
     groups: dict[tuple[int, ...], list[Path]] = {}
     for path in masks:
-        palette = _palette(path)
+        palette = _palette(path, headers)
         if palette is not None:
             groups.setdefault(palette[: 3 * num_classes], []).append(path)
     if len(groups) < 2:

@@ -37,6 +37,8 @@ import torch
 from torch.utils.data import Dataset
 
 from torchbricks._conventions import IGNORE_INDEX
+from torchbricks._image_files import FolderListings
+from torchbricks._pictures import ImageHeaders
 from torchbricks.datasets._reading import (
     BOX_TOLERANCE,
     IMAGE_EXTENSIONS,
@@ -428,6 +430,10 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
             image is a problem naming `listed`.
         listed: The list file `stems` come from, for messages.
         class_names: The classes, for the message of a mask value past them (`mask_value_problem`).
+        listings: Where the folders are listed (`FolderListings`, shared by a data module's start-up); listed here
+            when None.
+        headers: Where the files' headers are read (`ImageHeaders`, shared by a data module's start-up); opened here
+            when None.
 
     Raises:
         DataError: No image, an image without its mask, or a mask whose size differs from its image.
@@ -451,6 +457,8 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
         stems: Sequence[str] | None = None,
         listed: Path | None = None,
         class_names: Sequence[str] | None = None,
+        listings: FolderListings | None = None,
+        headers: ImageHeaders | None = None,
     ) -> None:
         if num_classes > IGNORE_INDEX:
             raise DataError(
@@ -476,7 +484,7 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
         if missing:
             return
         owners: dict[Path, Path] = {}
-        pairs = _image_mask_pairs(images, masks, only, stems, listed, problems)
+        pairs = _image_mask_pairs(images, masks, only, stems, listed, problems, listings)
         for image, mask in pairs:
             if mask in owners:
                 problems.report(
@@ -488,8 +496,8 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
                 problems.report(f"Image {str(image)!r} has no mask {str(mask)!r}.{_other_mask_hint(mask)}")
                 continue
             image_size, mask_size = (
-                problems.guard(image_file_size, image),
-                problems.guard(image_file_size, mask),
+                problems.guard(image_file_size, image, headers),
+                problems.guard(image_file_size, mask, headers),
             )
             if image_size is None or mask_size is None:
                 continue
@@ -545,11 +553,13 @@ def _image_mask_pairs(
     stems: Sequence[str] | None,
     listed: Path | None,
     problems: DataProblems,
+    listings: FolderListings | None = None,
 ) -> list[tuple[Path, Path]]:
     """(image, its mask) of a segmentation split (see `SegmentationFolderDataset`), the mask maybe missing; a listed
     stem without image is reported."""
     if stems is None:
-        found = visible_files(images, recursive=True)
+        files = visible_files if listings is None else listings.files
+        found = files(images, recursive=True)
         nested = [path for path in found if path.parent != images]
         if nested:  # without a list naming them, they would be left out without a word
             many = len(nested) > 1
@@ -560,7 +570,7 @@ def _image_mask_pairs(
                 "name directly in masks/. Move them (and their masks) up, or out of images/."
             )
         by_stem: dict[str, Path] = {}
-        for path in visible_files(masks, (".png",)):  # `.png` in any case, as every mask scan reads them
+        for path in files(masks, (".png",)):  # `.png` in any case, as every mask scan reads them
             by_stem.setdefault(path.stem, path)
         return [
             (image, by_stem.get(image.stem, masks / f"{image.stem}.png"))

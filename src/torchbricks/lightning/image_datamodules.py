@@ -5,6 +5,7 @@ the root, the image size, the augmentations, tiling and padded batches; each bui
 
 from __future__ import annotations
 
+import copy
 import functools
 import sys
 import unicodedata
@@ -15,7 +16,8 @@ from typing import Any, ClassVar
 from torch.utils.data import ConcatDataset, DataLoader, Subset
 
 from torchbricks._experiment import launched_as_global_zero
-from torchbricks._pictures import ImageFacts, check_image_file
+from torchbricks._image_files import FolderListings
+from torchbricks._pictures import ImageFacts, ImageHeaders, check_image_file
 from torchbricks.datasets._reading import check_data_folder, class_images, image_notes
 from torchbricks.datasets.boxes import BoxDataset, BoxImage, image_size_problem
 from torchbricks.datasets.class_frequencies import classes_in_masks, masks_of_split
@@ -52,7 +54,6 @@ from torchbricks.datasets.readers import (
     reads_voc_classes,
     segmentation_class_names,
     training_class_names,
-    visible_files,
     voc_class_names_notice,
 )
 from torchbricks.datasets.tiled import TiledDataset
@@ -146,11 +147,14 @@ def _files_of(dataset: Any) -> list[tuple[Path, BoxImage | None, bool]]:
     return [] if inner is None else _files_of(inner)
 
 
-def check_dataset_files(root: Path, datasets: Sequence[Any], job: str = "training") -> list[str]:
+def check_dataset_files(
+    root: Path, datasets: Sequence[Any], job: str = "training", headers: ImageHeaders | None = None
+) -> list[str]:
     """Looks at every image (and mask) the `datasets` read (`_files_of`) before `job` starts, and says (on the first
     process) what is read otherwise than the stored pixels suggest: the images an EXIF orientation turns, those
     transparent everywhere and those converted to sRGB from another colour profile (`image_notes`, as check-data
-    says them). Training and evaluation both look here, so both say the same.
+    says them). Training and evaluation both look here, so both say the same. With `headers`, the files' headers come
+    from there (a data module's start-up opens each file once, `ImageHeaders`).
 
     Returns:
         Those notes.
@@ -160,18 +164,18 @@ def check_dataset_files(root: Path, datasets: Sequence[Any], job: str = "trainin
             (`torchbricks._pictures.check_image_file`: the file's header and end, no decoding but of an image with an
             alpha channel) or differs in size from its annotations (the first five), and their count.
     """
-    headers: dict[Path, ImageFacts | None] = {}
+    checked: dict[Path, ImageFacts | None] = {}
     images: dict[Path, ImageFacts] = {}  # in the order read
     problems: list[str] = []
     for dataset in datasets:
         for path, record, is_image in _files_of(dataset):
-            if path not in headers:
+            if path not in checked:
                 try:
-                    headers[path] = check_image_file(path, alpha=is_image)
+                    checked[path] = check_image_file(path, alpha=is_image, headers=headers)
                 except DataError as error:
-                    headers[path] = None
+                    checked[path] = None
                     problems.append(str(error))
-            header = headers[path]
+            header = checked[path]
             if header is None:
                 continue
             if is_image:
@@ -278,6 +282,13 @@ class FileDataModule(SplitDataModule):
         self.class_names: list[str] = []
         self.classes_without_training_example: list[str] = []
         """The classes the training split has no example of (box and mask data; `UNTRAINED_CLASSES_KEY`)."""
+        self._listings: FolderListings | None = FolderListings()
+        """The folders listed at start-up, each once (the checks of the constructor, then the splits' readers);
+        dropped once the datasets are built."""
+        self._headers: ImageHeaders | None = ImageHeaders()
+        """The file headers read at start-up, each file opened once (the palette check, the readers' sizes, then
+        `check_files`); dropped once `check_files` has looked at them."""
+        self._drawn_splits: tuple[tuple[float, int], dict[str, FolderSplit]] | None = None
 
     @property
     def num_classes(self) -> int:
@@ -319,11 +330,28 @@ class FileDataModule(SplitDataModule):
         """`_read_folder_split` of each `FolderSplit` of the folder layout under `root`
         (`torchbricks.datasets.folder_splits`: `train`, `val` or `valid` or `validation`, `test`, or drawn at random by
         `validation_fraction` and `split_seed`); without a test split, the validation split is also the test split."""
-        splits = folder_splits(self.root, self._layout_of_folders(), self.validation_fraction, self.split_seed)
-        return {
-            name: self._split_dataset(name, self._transform(name), functools.partial(self._read_folder_split, split))
-            for name, split in splits.items()
+        readers: dict[tuple[FolderSplit, int], Any] = {}
+
+        def read(split: FolderSplit, transform: Any) -> Any:  # a split read for two names (test = validation) is read once
+            key = (split, id(transform))
+            if key not in readers:
+                readers[key] = self._read_folder_split(split, transform)
+            return copy.copy(readers[key])  # each name its own (the validation split's image cache is not the test's)
+
+        datasets = {
+            name: self._split_dataset(name, self._transform(name), functools.partial(read, split))
+            for name, split in self._folder_splits().items()
         }
+        self._listings = None
+        return datasets
+
+    def _folder_splits(self) -> dict[str, FolderSplit]:
+        """`folder_splits` of the folder layout, drawn once for the module's `validation_fraction` and `split_seed`."""
+        key = (self.validation_fraction, self.split_seed)
+        if self._drawn_splits is None or self._drawn_splits[0] != key:
+            splits = folder_splits(self.root, self._layout_of_folders(), *key, listings=self._listings)
+            self._drawn_splits = (key, splits)
+        return self._drawn_splits[1]
 
     def all_dataloader(self) -> DataLoader[Any]:
         """Every labelled sample once: the training and validation splits and the test split when it is not the
@@ -357,7 +385,10 @@ class FileDataModule(SplitDataModule):
             DataError: Listing every such file (the first five named).
         """
         self.prepare_datasets()
-        check_dataset_files(self.root, [self.datasets.get(split) for split in ("train", "validation", "test")])
+        check_dataset_files(
+            self.root, [self.datasets.get(split) for split in ("train", "validation", "test")], headers=self._headers
+        )
+        self._headers = None
 
     def _transform(self, split: str) -> Any:
         return self.train_transform if split == "train" and not self.evaluation_only else self.test_transform
@@ -565,7 +596,8 @@ class SegmentationFolderDataModule(FileDataModule):
         self.class_names = segmentation_class_names(self.root)
         self.colours = mask_colours(self.root)
         masks = segmentation_folders(self.root)[1]
-        first = visible_files(masks, (".png",), recursive=is_voc_layout(self.root, self.folder_layout))[:1]
+        listings = self._listings if self._listings is not None else FolderListings()
+        first = listings.files(masks, (".png",), recursive=is_voc_layout(self.root, self.folder_layout))[:1]
         if first:  # a colour mask without labelmap.txt, a colour it lacks, a file that is no mask: before the job starts
             read_mask(first[0], colours=self.colours)
         disagree = binary_masks_disagree(self.root, self.num_classes)
@@ -573,7 +605,7 @@ class SegmentationFolderDataModule(FileDataModule):
             raise DataError(disagree)
         self.foreground_255 = self.colours is None and masks_are_binary_255(masks, self.num_classes)
         if self.colours is None and not self.foreground_255:  # palettes renumbered by an editor: before the job starts
-            problem = palette_disagreement(self._every_mask(), self.num_classes, self.root)
+            problem = palette_disagreement(self._every_mask(), self.num_classes, self.root, self._headers)
             if problem is not None:
                 raise DataError(problem)
         notices = [binary_masks_notice(masks, self.class_names)] if self.foreground_255 else []
@@ -588,14 +620,14 @@ class SegmentationFolderDataModule(FileDataModule):
 
     def _every_mask(self) -> list[Path]:
         """The masks of every split, the training split's first, each once."""
-        splits = folder_splits(self.root, self.folder_layout, self.validation_fraction, self.split_seed)
-        return list(dict.fromkeys(path for name in ("train", "validation", "test") for path in masks_of_split(splits[name])))
+        splits = self._folder_splits()
+        parts = dict.fromkeys(splits[name] for name in ("train", "validation", "test"))  # test is often validation again
+        return list(dict.fromkeys(path for split in parts for path in masks_of_split(split, self._listings)))
 
     def _find_classes_without_training_example(self) -> None:
         """Reads the training masks until every class but the background is found (`classes_in_masks`: a few masks
         when all are there; every mask once when one is missing) and warns naming those that are not."""
-        train = folder_splits(self.root, self.folder_layout, self.validation_fraction, self.split_seed)["train"]
-        masks = masks_of_split(train)
+        masks = masks_of_split(self._folder_splits()["train"], self._listings)
         if not masks:
             return  # the split's own error comes when it is read
         found = classes_in_masks(masks, self.num_classes, self.foreground_255, self.colours)
@@ -620,6 +652,8 @@ class SegmentationFolderDataModule(FileDataModule):
             stems=split.stems,
             listed=split.listed,
             class_names=self.class_names,
+            listings=self._listings,
+            headers=self._headers,
         )
 
 
