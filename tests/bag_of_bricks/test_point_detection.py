@@ -12,6 +12,7 @@ from torchbricks.bag_of_bricks.point_detection import (
     PointDetectionF1,
     PointDetectionLoss,
     PointDetectionScores,
+    matched_points,
     render_heatmap_targets,
 )
 from torchbricks.errors import BrickError
@@ -306,3 +307,55 @@ def test_two_processes_report_the_values_of_one_process_on_their_images_together
         for key in ("f1", "precision", "recall"):
             assert values[key] == expected[key], (rank, key)
         assert values["per_class"] == expected["per_class"], rank
+
+
+# --- the matching, against a plain greedy matching in float64 ----------------------------------------------------------
+
+
+def plain_matched(
+    points: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor, target_labels: torch.Tensor, distance: float
+) -> list[bool]:
+    """The matching written out: each prediction in turn takes the nearest free target of its class (the first of
+    equally near ones) within `distance`, the distances in float64 from the points' values."""
+    free = [True] * len(targets)
+    hits = []
+    for point, label in zip(points.double().tolist(), labels.tolist(), strict=True):
+        reach = [
+            (math.dist(point, target), index)
+            for index, (target, target_label) in enumerate(zip(targets.double().tolist(), target_labels.tolist(), strict=True))
+            if free[index] and target_label == label
+        ]
+        nearest = min(reach, default=None)
+        hits.append(nearest is not None and nearest[0] <= distance)
+        if hits[-1]:
+            free[nearest[1]] = False
+    return hits
+
+
+def test_points_exactly_at_the_distance_match_however_many_and_far_from_the_origin() -> None:
+    # torch.cdist computes the distances of more than 25 points a side through a matrix product (|a|^2 + |b|^2 - 2ab),
+    # whose float32 rounding at 10,000 px (an orthomosaic's points) moved a point 5 px away to anywhere from 0 to 6.9:
+    # matched or not at random, and the F1 with it.
+    generator = torch.Generator().manual_seed(0)
+    targets = torch.randint(0, 10_000, (300, 2), generator=generator).float()
+    labels = torch.zeros(300, dtype=torch.int64)
+    exactly = targets + torch.tensor([3.0, 4.0])  # 5 px away
+    beyond = targets + torch.tensor([3.0, 5.0])  # 5.83 px away
+
+    for points, distance in ((exactly, 5.0), (beyond, 5.0), (beyond, 5.9)):
+        expected = plain_matched(points, labels, targets, labels, distance)
+        assert matched_points(points, labels, targets, labels, distance).tolist() == expected
+        assert expected == [points is exactly or distance > 5.83] * 300
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_matched_points_agree_with_a_plain_greedy_matching_on_random_points_with_ties(seed: int) -> None:
+    # on a small grid many distances tie, and many are exactly the matching distance (sqrt(5): 1 and 2 px apart)
+    generator = torch.Generator().manual_seed(seed)
+    points, targets = (torch.randint(0, 12, (count, 2), generator=generator).float() for count in (40, 30))
+    labels, target_labels = (torch.randint(0, 2, (count,), generator=generator) for count in (40, 30))
+    distance = math.sqrt(5.0)
+
+    hit = matched_points(points, labels, targets, target_labels, distance)
+
+    assert hit.tolist() == plain_matched(points, labels, targets, target_labels, distance)

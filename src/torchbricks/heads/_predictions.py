@@ -173,12 +173,17 @@ class MatchedPredictions:
     match_threshold: float
     """A predicted object matches a true one when their affinity is at least this."""
 
+    def matched(self, truth: Any, prediction: Any) -> np.ndarray:
+        """Which predicted objects (in matching order) match a true object: `greedy_matched_rows` of `affinity`, or
+        the head's metric's own matching where a subclass has one (points)."""
+        return greedy_matched_rows(self.affinity(truth, prediction), self.match_threshold)
+
     def errors(self) -> np.ndarray:
         """Per image: predicted objects matching no true object (and no ignored one, `unmatched_on_ignored`) plus
-        true objects missed (see `greedy_matched_rows`)."""
+        true objects missed (`matched`)."""
         counts = []
         for index, (truth, prediction) in enumerate(zip(self.truth, self.prediction, strict=True)):
-            matched = greedy_matched_rows(self.affinity(truth, prediction), self.match_threshold)
+            matched = self.matched(truth, prediction)
             spared = self.unmatched_on_ignored(index, ~matched)
             counts.append(len(truth.labels) + len(prediction.labels) - 2 * int(matched.sum()) - spared)
         return np.asarray(counts, dtype=np.float64)

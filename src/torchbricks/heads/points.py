@@ -55,16 +55,22 @@ class PointHeadPredictions(MatchedPredictions):
     distance: float
     kind: Literal["points"] = "points"
 
-    @property
-    def match_threshold(self) -> float:  # type: ignore[override]
-        """Affinity is minus the distance: a match is within `distance` pixels."""
-        return -self.distance
+    def matched(self, truth: Points, prediction: Points) -> np.ndarray:
+        """Which predicted points match a true one, as `PointDetectionScores` matches them (its `matched_points`:
+        within `distance` pixels, of their class, greedy by score), so the unmatched points `errors()` counts are the
+        metric's false positives and negatives."""
+        import torch
 
-    def affinity(self, truth: Points, prediction: Points) -> np.ndarray:
-        """Minus the distance of each predicted point to each true point of its class (the matching of
-        `PointDetectionScores`, whose false positives and negatives `errors()` counts)."""
-        distances = np.linalg.norm(prediction.points[:, None] - truth.points[None], axis=-1)
-        return np.where(prediction.labels[:, None] == truth.labels[None, :], -distances, -np.inf)
+        from torchbricks.bag_of_bricks.point_detection import matched_points  # imports this module
+
+        hit = matched_points(
+            torch.as_tensor(np.array(prediction.points)),
+            torch.as_tensor(np.array(prediction.labels)),
+            torch.as_tensor(np.array(truth.points)),
+            torch.as_tensor(np.array(truth.labels)),
+            self.distance,
+        )
+        return hit.numpy()
 
     def title_detail(self) -> str:
         """The matching rule."""
