@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from torchbricks.__main__ import main
 from torchbricks.datasets._reading import image_files
-from torchbricks.datasets.detection_layouts import has_test_split
+from torchbricks.datasets.detection_layouts import detect_detection_layout, has_test_split
 from torchbricks.datasets.readers import DataError
 from torchbricks.datasets.yolo import YoloDataset, read_yolo_layout, unread_label_files, yolo_class_names
 
@@ -297,3 +298,45 @@ def test_a_label_file_beside_the_images_without_its_image_is_found(tmp_path: Pat
         (tmp_path / "classes.txt").write_text("cat\ndog\n")
 
     assert unread_label_files(read_yolo_layout(tmp_path)) == [folder / "deleted.txt"]
+
+
+@pytest.mark.parametrize("file_name", ["dataset.yaml", "data.yml"])
+def test_the_ultralytics_data_file_named_dataset_yaml_is_read_as_data_yaml(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], file_name: str
+) -> None:
+    """Ultralytics takes any file (`yolo train data=dataset.yaml`, as its guides name it): the folder was refused as
+    one without class names, though its file named them."""
+    root = _ultralytics(
+        tmp_path,
+        "path: .\ntrain: images/train\nval: images/val\nnames:\n  0: cat\n  1: dog\n",
+        {"train/a": "1 0.25 0.5 0.1 0.2\n0 0.5 0.5 0.5 0.5\n", "val/b": "0 0.5 0.5 0.5 0.5\n"},
+    )
+    Image.new("RGB", (640, 480), "white").save(root / "images" / "val" / "b.jpg")  # not a copy of the training image
+    (root / "data.yaml").rename(root / file_name)
+
+    assert detect_detection_layout(root) == "yolo"
+    assert yolo_class_names(root) == ["cat", "dog"]
+    objects = [(item.label, item.box) for item in YoloDataset(root, "train").records[0].objects]
+    assert objects == [  # (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2) times the image's width and height
+        (1, pytest.approx((0.2 * 640, 0.4 * 480, 0.3 * 640, 0.6 * 480))),
+        (0, pytest.approx((0.25 * 640, 0.25 * 480, 0.75 * 640, 0.75 * 480))),
+    ]
+    assert main(["check-data", str(root)]) == 0, capsys.readouterr().out
+
+
+def test_two_ultralytics_data_files_that_differ_are_an_error_naming_both(tmp_path: Path) -> None:
+    root = _ultralytics(tmp_path, "names: [cat, dog]\n", {"train/a": "1 0.25 0.5 0.1 0.2\n", "val/b": ""})
+    (root / "dataset.yaml").write_text("names: [dog, cat]\n")
+
+    with pytest.raises(DataError, match=r"has both data\.yaml and dataset\.yaml, and they differ"):
+        yolo_class_names(root)
+    (root / "dataset.yaml").write_text("names:\n  - cat\n  - dog\n")  # the same, written otherwise
+    assert yolo_class_names(root) == ["cat", "dog"]
+
+
+def test_a_folder_without_a_class_list_names_the_yaml_files_it_holds(tmp_path: Path) -> None:
+    root = _ultralytics(tmp_path, "names: [cat]\n", {"train/a": "0 0.5 0.5 0.1 0.2\n", "val/b": ""})
+    (root / "data.yaml").rename(root / "coco8.yaml")
+
+    with pytest.raises(DataError, match=r"It holds \['coco8\.yaml'\]: name the one with 'names' data\.yaml\."):
+        yolo_class_names(root)

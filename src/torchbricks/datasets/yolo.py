@@ -2,6 +2,7 @@
 it, and as labelImg and Label Studio save it.
 
     ROOT/data.yaml                  names: [cat, dog] (or {0: cat, 1: dog}); optional path, train, val, test
+                                    (or dataset.yaml, data.yml, dataset.yml: `YOLO_FILES`)
     ROOT/images/{train,val[,test]}/*.jpg|png|...
     ROOT/labels/{train,val[,test]}/<image stem>.txt    one object per line: class cx cy w h, normalised to [0, 1]
 
@@ -67,15 +68,21 @@ __all__ = [
     "DARKNET_DATA",
     "DARKNET_NAMES",
     "YOLO_FILE",
+    "YOLO_FILES",
     "YoloDataset",
     "YoloLayout",
     "read_yolo_layout",
     "unread_label_files",
     "yolo_class_names",
     "yolo_label_path",
+    "yolo_settings_file",
 ]
 
 YOLO_FILE = "data.yaml"
+YOLO_FILES = (YOLO_FILE, "dataset.yaml", "data.yml", "dataset.yml")
+"""The names of the Ultralytics data file in a data folder, in the order they are looked for: `data.yaml` as Roboflow,
+CVAT and Ultralytics' examples write it, `dataset.yaml` as Ultralytics' guides (`yolo train data=dataset.yaml`) and
+many scripts name it."""
 DARKNET_DATA = "obj.data"
 DARKNET_NAMES = "obj.names"
 SPLIT_KEYS = {"train": "train", "validation": "val", "test": "test"}
@@ -175,9 +182,10 @@ def read_yolo_layout(root: Path | str, validation_fraction: float = VALIDATION_F
     """
     root = Path(root)
     base, keypoint_fields = root, 0
-    if (root / YOLO_FILE).is_file():
-        names, splits, base = _ultralytics_splits(root)
-        keypoint_fields = _keypoint_fields(root / YOLO_FILE)
+    settings = yolo_settings_file(root)
+    if settings is not None:
+        names, splits, base = _ultralytics_splits(root, settings)
+        keypoint_fields = _keypoint_fields(settings)
     elif (root / DARKNET_DATA).is_file() or (root / DARKNET_NAMES).is_file():
         names, splits = _darknet_splits(root)
     elif (root / "classes.txt").is_file():
@@ -189,9 +197,11 @@ def read_yolo_layout(root: Path | str, validation_fraction: float = VALIDATION_F
             pool = [root / "images"] if (root / "images").is_dir() else image_files(root)
             splits = {"train": pool, "validation": None, "test": []}
     else:
+        others = sorted(path.name for path in visible_files(root, (".yaml", ".yml")))
+        holds = f" It holds {others}: name the one with 'names' {YOLO_FILE}." if others else ""
         raise DataError(
-            f"The YOLO folder {str(root)!r} has no {YOLO_FILE} (names: [...]), {DARKNET_NAMES} nor classes.txt naming "
-            "its classes."
+            f"The YOLO folder {str(root)!r} has no {YOLO_FILE} (or {', '.join(YOLO_FILES[1:])}; names: [...]), "
+            f"{DARKNET_NAMES} nor classes.txt naming its classes.{holds}"
         )
     if splits["validation"] is None:  # no validation split of its own: drawn at random from the training images
         pool = _split_images(splits["train"], DataProblems(), base)
@@ -220,9 +230,25 @@ def _listed_names(path: Path) -> list[str]:
     return names
 
 
-def _ultralytics_splits(root: Path) -> tuple[list[str], dict[str, Any], Path]:
-    """The names, the split sources and the folder they are relative to (`path` when it names a folder, else `root`)."""
-    path = root / YOLO_FILE
+def yolo_settings_file(root: Path | str) -> Path | None:
+    """The Ultralytics data file of a data folder (`YOLO_FILES`: `data.yaml`, else `dataset.yaml`, ...), or None.
+
+    Raises:
+        DataError: Two of them say different things (which one the data means is not known).
+    """
+    found = [Path(root) / name for name in YOLO_FILES if (Path(root) / name).is_file()]
+    for other in found[1:]:
+        if _yaml_document(other) != _yaml_document(found[0]):
+            raise DataError(
+                f"The YOLO folder {str(root)!r} has both {found[0].name} and {other.name}, and they differ; keep the one "
+                "the data is described by."
+            )
+    return found[0] if found else None
+
+
+def _ultralytics_splits(root: Path, path: Path) -> tuple[list[str], dict[str, Any], Path]:
+    """The names, the split sources and the folder they are relative to (`path` when it names a folder, else `root`)
+    of the Ultralytics data file `path`."""
     document = _yaml_document(path)
     if "names" in document:
         names = _names(path, document["names"], document.get("nc"))
