@@ -325,3 +325,38 @@ def test_an_unknown_voc_origin_is_refused_naming_the_key(tmp_path: Path) -> None
         DetectionDataModule(tmp_path / "cvat", voc_origin="zero", image_size=32, batch_size=2, num_workers=0)
     with pytest.raises(ConfigError, match=r"'data.voc_origin' is 2"):
         check_data(tmp_path / "cvat", voc_origin=2)
+
+
+@pytest.mark.parametrize("tool", ["cvat", "label_studio", "labelimg", "supervision"])
+def test_voc_files_merged_with_a_tools_files_keep_their_1_based_indices(
+    tmp_path: Path, tool: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # VOC2012's own files beside one's own labelled with a tool: the whole data set was read as the tool writes boxes,
+    # so VOC's lost their left column and top row of pixels, (10, 5, 20, 15) read as (11, 6, 20, 15), or, beside
+    # supervision's files, their right column and bottom row, (10, 5, 19, 14); the notice named only the tool's file.
+    files = (("voc_a", "voc_devkit"), ("voc_b", "voc_devkit"), ("own_c", tool), ("own_d", tool))
+    for index, (stem, writer) in enumerate(files):
+        Image.new("RGB", (40, 30), (60 * index, 0, 0)).save(tmp_path / f"{stem}.jpg")  # no two alike for check-data
+        (tmp_path / f"{stem}.xml").write_text(WRITTEN_BY[writer].format(stem=stem))
+
+    datasets = [VocDataset(tmp_path, split, validation_fraction=0.5) for split in ("train", "validation")]
+    boxes = {record.path.stem: item.box for dataset in datasets for record in dataset.records for item in record.objects}
+
+    assert boxes == dict.fromkeys(("voc_a", "voc_b", "own_c", "own_d"), EDGES)
+    (notice,) = {dataset.reading_notice for dataset in datasets}
+    assert "The 2 XML files of the VOC data sets themselves (source 'The VOC... Database') are read as VOC's 1-based" in str(
+        notice
+    )
+    assert main(["check-data", str(tmp_path), "validation_fraction=0.5"]) == 0
+    assert "The 2 XML files of the VOC data sets themselves" in capsys.readouterr().out
+
+
+def test_a_voc_origin_given_reads_the_voc_data_sets_files_so_too(tmp_path: Path) -> None:
+    for stem, writer in (("voc_a", "voc_devkit"), ("own_b", "cvat"), ("own_c", "cvat")):
+        Image.new("RGB", (40, 30)).save(tmp_path / f"{stem}.jpg")
+        (tmp_path / f"{stem}.xml").write_text(WRITTEN_BY[writer].format(stem=stem))
+
+    datasets = [VocDataset(tmp_path, split, validation_fraction=0.3, origin=0) for split in ("train", "validation")]
+    boxes = {record.path.stem: item.box for dataset in datasets for record in dataset.records for item in record.objects}
+
+    assert boxes["voc_a"] == (11.0, 6.0, 20.0, 15.0)  # as it says: its numbers as pixel edges
