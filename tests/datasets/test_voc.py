@@ -3,6 +3,7 @@ the lists of ImageSets/Main (CVAT names them after the subsets: default.txt, or 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -360,3 +361,23 @@ def test_a_voc_origin_given_reads_the_voc_data_sets_files_so_too(tmp_path: Path)
     boxes = {record.path.stem: item.box for dataset in datasets for record in dataset.records for item in record.objects}
 
     assert boxes["voc_a"] == (11.0, 6.0, 20.0, 15.0)  # as it says: its numbers as pixel edges
+
+
+def test_cvat_files_of_images_with_masks_say_that_their_masks_are_not_among_the_boxes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Datumaro's VOC writer (CVAT's "PASCAL VOC 1.1") makes an <object> of each rectangle only and writes an image's
+    # masks to SegmentationClass/SegmentationObject, marking the XML <segmented>1</segmented>: the objects drawn with
+    # the brush were read as background without a word.
+    for index, (stem, segmented) in enumerate((("a", 1), ("b", 0), ("c", 1))):
+        Image.new("RGB", (40, 30), (80 * index, 0, 0)).save(tmp_path / f"{stem}.jpg")
+        xml = _datumaro_xml(f"{stem}.jpg", [("car", [2.0, 3.0, 10.0, 8.0], False)])
+        (tmp_path / f"{stem}.xml").write_text(xml.replace("<segmented>0</segmented>", f"<segmented>{segmented}</segmented>"))
+
+    datasets = [VocDataset(tmp_path, split, validation_fraction=0.3) for split in ("train", "validation")]
+
+    (notice,) = {dataset.reading_notice for dataset in datasets}
+    assert re.search(r"2 XML files written by CVAT \('[^']*[ac]\.xml', \.\.\.\) mark their images segmented", str(notice))
+    assert "read as background. Export the task as COCO 1.0" in str(notice)
+    assert main(["check-data", str(tmp_path), "validation_fraction=0.3"]) == 0
+    assert "mark their images segmented" in capsys.readouterr().out

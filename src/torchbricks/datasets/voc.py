@@ -39,6 +39,8 @@ under `auto`, its files (`SUPERVISION_WRITER`) are read as it reads them back, `
 box starts at 0 (its versions before 0.14, of July 2023, wrote pixel edges from 0). The files of the VOC data sets
 themselves (source database 'The VOC2007 Database', annotation 'PASCAL VOC2007') are read as 1-based indices under
 `auto` whatever the other files say, so VOC merged with one's own CVAT or labelImg files is read right throughout.
+CVAT's export makes an `object` of each rectangle only (polygons are not in its XML files, masks go to
+`SegmentationObject`): its files marked `<segmented>1</segmented>` are named by the notice (`_masks_beside`).
 
 The classes are the object names of the train split, sorted; a name in another split that the train split lacks is
 a `DataError` naming the file. When the split is made here, the names of every XML file are the classes, so a rare
@@ -271,23 +273,49 @@ def _written_by_voc_devkit(root: ElementTree.Element) -> bool:
     return database.startswith("The VOC") and annotation.startswith("PASCAL VOC")
 
 
-def _read_data_set(files: Sequence[Path], splits: VocSplits) -> tuple[int, int, str | None, dict[Path, Path], set[Path]]:
+def _masks_beside(root: ElementTree.Element) -> bool:
+    """Whether a parsed XML file is written by CVAT's "PASCAL VOC 1.1" export (Datumaro's writer) for an image with
+    masks (`segmented` 1): that writer makes an `object` of each rectangle only, and the image's masks go to
+    `SegmentationClass` and `SegmentationObject`, so the objects drawn as masks are not among the file's boxes."""
+    datumaro = _text(root, "source/annotation") == "Unknown" and _text(root, "source/image") == "Unknown"
+    return datumaro and _text(root, "segmented") == "1"
+
+
+@dataclass
+class _DataSetReading:
+    """What reading a split needs to know of the whole data set's XML files (`_read_data_set`)."""
+
+    origin: int
+    end_shift: int
+    why: str | None
+    clashes: dict[Path, Path]
+    """XML file -> an earlier one whose image is the same file."""
+    devkit: set[Path]
+    """The files of the VOC data sets themselves (`_written_by_voc_devkit`), read as 1-based indices whatever the
+    others say."""
+    masks_beside: list[Path]
+    """The files whose image has objects drawn as masks that are not among their boxes (`_masks_beside`)."""
+
+
+def _read_data_set(files: Sequence[Path], splits: VocSplits) -> _DataSetReading:
     """What reading a split needs to know of the whole data set's XML `files`, each parsed once: the coordinate
     origin, what `xmax` and `ymax` are shifted by and why (`voc_coordinate_origin`; 1 and 1 for files `supervision`
     wrote, `SUPERVISION_WRITER`, unless one starts a box at 0, as its versions before 0.14, of July 2023, wrote
-    pixel edges from 0), XML file -> an earlier one whose image is the same file, and the files of the VOC data sets
-    themselves (`_written_by_voc_devkit`), read as 1-based indices whatever the others say."""
+    pixel edges from 0), and the rest of `_DataSetReading`."""
     why: str | None = None
     supervision: str | None = None
     described_by: dict[Path, Path] = {}
     clashes: dict[Path, Path] = {}
     devkit: set[Path] = set()
+    masks_beside: list[Path] = []
     for path in files:
         root = _parsed(path)
         if root is None:
             continue
         if _written_by_voc_devkit(root):
             devkit.add(path)
+        if _masks_beside(root):
+            masks_beside.append(path)
         why = why or _zero_based(path, root)
         if supervision is None and _written_by_supervision(root):
             supervision = f"{str(path)!r} is written by {SUPERVISION_WRITER}"
@@ -297,8 +325,22 @@ def _read_data_set(files: Sequence[Path], splits: VocSplits) -> tuple[int, int, 
             if first != path:
                 clashes[path] = first
     if why is None and supervision is not None:
-        return 1, 1, supervision, clashes, devkit
-    return (1 if why is None else 0), 0, why, clashes, devkit
+        return _DataSetReading(1, 1, supervision, clashes, devkit, masks_beside)
+    return _DataSetReading(1 if why is None else 0, 0, why, clashes, devkit, masks_beside)
+
+
+def _masks_beside_notice(files: Sequence[Path]) -> str:
+    """What the job and `check-data` say of the XML files whose masks are not among their boxes; "" for none."""
+    if not files:
+        return ""
+    many = len(files) > 1
+    return (
+        f"{len(files)} XML file{'s' if many else ''} written by CVAT ({str(files[0])!r}{', ...' if many else ''}) "
+        f"{'mark their images' if many else 'marks its image'} segmented (<segmented>1</segmented>): CVAT's PASCAL VOC "
+        "export writes only rectangles as the XML's objects and the masks to SegmentationClass and SegmentationObject, "
+        "so the objects drawn there as masks have no box here and are read as background. Export the task as COCO 1.0 "
+        "to read them as boxes, or draw them as rectangles."
+    )
 
 
 def check_voc_origin(origin: int | str) -> int | None:
@@ -459,8 +501,9 @@ class VocDataset(BoxDataset):
         self.split = split
         names = class_names if class_names is not None else voc_class_names(root, validation_fraction, seed)
         every_file = list(dict.fromkeys(path for paths in splits.files.values() for path in paths if path.is_file()))
-        found, found_shift, why, clashes, devkit = _read_data_set(every_file, splits)  # of the whole data set
-        origin, end_shift, why = (found, found_shift, why) if given is None else (given, 0, None)
+        reading = _read_data_set(every_file, splits)  # of the whole data set: read alike
+        clashes, devkit = reading.clashes, reading.devkit
+        origin, end_shift, why = (reading.origin, reading.end_shift, reading.why) if given is None else (given, 0, None)
         self.origin = origin
         """1: the boxes are VOC's 1-based pixel indices; 0: pixel edges from 0 (`voc_coordinate_origin`); under
         `auto`, the VOC data sets' own files are read as 1-based indices whatever this is."""
@@ -507,6 +550,8 @@ class VocDataset(BoxDataset):
         if not records and (split != "test" or splits.files[split]):
             problems.report(f"The VOC split {split!r} of {str(self.root)!r} holds no image.")
         super().__init__(records, names, with_masks=False, transform=transform)
-        self.reading_notice = (
-            voc_origin_notice(self.root, why, end_shift, len(devkit) if given is None else 0) if why is not None else None
-        )
+        notices = [
+            voc_origin_notice(self.root, why, end_shift, len(devkit) if given is None else 0) if why is not None else "",
+            _masks_beside_notice(reading.masks_beside),
+        ]
+        self.reading_notice = " ".join(notice for notice in notices if notice) or None
