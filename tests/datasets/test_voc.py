@@ -14,7 +14,7 @@ from torchbricks.__main__ import main
 from torchbricks.datasets.checking import check_data
 from torchbricks.datasets.detection_layouts import detect_detection_layout, has_test_split, has_validation_split
 from torchbricks.datasets.readers import DataError
-from torchbricks.datasets.voc import VocDataset, read_voc_splits, voc_class_names
+from torchbricks.datasets.voc import VocDataset, parse_voc_xml, read_voc_splits, voc_class_names
 
 
 def _cvat_voc_export(root: Path, subsets: dict[str, list[str]]) -> Path:
@@ -381,3 +381,30 @@ def test_cvat_files_of_images_with_masks_say_that_their_masks_are_not_among_the_
     assert "read as background. Export the task as COCO 1.0" in str(notice)
     assert main(["check-data", str(tmp_path), "validation_fraction=0.3"]) == 0
     assert "mark their images segmented" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("object_xml", "message"),
+    [
+        (
+            "<object><name>car</name><difficult>0</difficult><polygon><x1>1</x1><y1>1</y1><x2>30</x2><y2>1</y2><x3>30</x3>"
+            "<y3>20</y3></polygon></object>",
+            r"object 2 \(car\) has no bndbox \(it has \['polygon'\]: a shape this layout does not read",
+        ),
+        (
+            "<object><name>car</name><bndbox><xmin>1</xmin><ymin>1</ymin><ymax>20</ymax></bndbox></object>",
+            r"object 2 \(car\) has a bndbox without xmax; a bndbox has",
+        ),
+        ("<object><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax><ymax>20</ymax></bndbox></object>", r"object 2 has no name"),
+    ],
+    ids=["polygon", "no_xmax", "no_name"],
+)
+def test_an_object_that_cannot_be_read_as_a_box_is_an_error_naming_what_it_lacks(
+    tmp_path: Path, object_xml: str, message: str
+) -> None:
+    Image.new("RGB", (40, 30)).save(tmp_path / "a.jpg")
+    xml = _datumaro_xml("a.jpg", [("car", [2.0, 3.0, 10.0, 8.0], False)])
+    (tmp_path / "a.xml").write_text(xml.removesuffix("</annotation>") + object_xml + "</annotation>")  # after the car
+
+    with pytest.raises(DataError, match=r"a\.xml': " + message):
+        parse_voc_xml(tmp_path / "a.xml", tmp_path)

@@ -172,9 +172,7 @@ def parse_voc_xml(
         name = _text(item, "name")
         corners = [_text(item, f"bndbox/{tag}") for tag in ("xmin", "ymin", "xmax", "ymax")]
         if not name or any(corner is None for corner in corners):
-            raise DataError(
-                f"The VOC file {str(path)!r}: object {number} lacks its name or a bndbox field (xmin, ymin, xmax, ymax)."
-            )
+            raise DataError(f"The VOC file {str(path)!r}: object {number}{f' ({name})' if name else ''} {_lacks(item)}")
         flag = _text(item, "difficult")
         try:
             x_min, y_min, x_max, y_max = (float(corner) for corner in corners)  # type: ignore[arg-type]
@@ -189,6 +187,19 @@ def parse_voc_xml(
         shift = float(origin)  # 1-based inclusive indices: the first pixel's left edge is 0, the last's right edge xmax
         annotation.objects.append((name, (x_min - shift, y_min - shift, x_max - end_shift, y_max - end_shift), difficult))
     return annotation
+
+
+def _lacks(item: ElementTree.Element) -> str:
+    """What an `object` element lacks to be read (its name, its bndbox or a corner of it), and what it has instead."""
+    if not _text(item, "name"):
+        return "has no name; an object has a name and a bndbox (xmin, ymin, xmax, ymax)."
+    box = item.find("bndbox")
+    if box is None:
+        shapes = sorted({child.tag for child in item} - {"name", "pose", "truncated", "occluded", "difficult", "attributes"})
+        has = f" (it has {shapes}: a shape this layout does not read; draw a box, or export COCO for outlines)" if shapes else ""
+        return f"has no bndbox{has}; an object has a name and a bndbox (xmin, ymin, xmax, ymax)."
+    missing = [tag for tag in ("xmin", "ymin", "xmax", "ymax") if _text(box, tag) is None]
+    return f"has a bndbox without {', '.join(missing)}; a bndbox has xmin, ymin, xmax and ymax."
 
 
 _ZERO_BASED_WRITERS = (
