@@ -162,7 +162,7 @@ def test_coco_multitask_mask_of_an_annotation_without_outline_fills_its_box_as_p
             _annotation(2, 1, 4, [30, 0, 15, 5]),
             r"annotation 2 .* bbox \[x, y, w, h\] = \[30, 0, 15, 5\], outside .*a\.png' of 40x30",
         ),
-        (_annotation(3, 1, 4, [0, 0, 0, 5]), r"annotation 3 .* outside \(or empty in\)"),
+        (_annotation(3, 1, 4, [5, 0, -2, 5]), r"annotation 3 .* outside \(or empty in\)"),  # a width below 0
         (_annotation(4, 2, 4, [0, 0, 5, 5]), r"annotation 4 .* names image_id 2, which the file does not list"),
         (
             _annotation(5, 1, 4, [0, 0, 5, 5], segmentation="0 5 5 0"),
@@ -530,3 +530,35 @@ def test_crowd_regions_of_a_cvat_export_are_said_to_be_objects_drawn_as_masks(tm
         assert dataset.reading_notice in check_data(tmp_path, task="detection").notes
     else:  # COCO's own crowd regions are crowds
         assert dataset.reading_notice is None
+
+
+def test_a_bbox_of_zero_height_as_coco_2017_has_is_left_out_and_said_not_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """instances_train2017.json holds annotation 918 as below (image 200365): the whole of COCO's training file was
+    refused for it, and check-data failed on it."""
+    _image(tmp_path / "a.png", size=(640, 480))
+    coco_2017 = {  # as written there: a flat polygon, area 0.0
+        "segmentation": [[296.65, 388.33, 296.65, 388.33, 297.68, 388.33, 297.68, 388.33]],
+        "area": 0.0,
+        "iscrowd": 0,
+        "image_id": 1,
+        "bbox": [296.65, 388.33, 1.03, 0.0],
+        "category_id": 4,
+        "id": 918,
+    }
+    path = _coco(
+        tmp_path / "train.json",
+        [{"id": 1, "file_name": "a.png", "width": 640, "height": 480}],
+        [_annotation(1, 1, 90, [10.5, 20, 30, 40]), coco_2017, _annotation(3, 1, 4, [100, 50, 0, 0])],
+        CATEGORIES,
+    )
+
+    dataset = CocoDataset(path)
+
+    assert [(item.label, item.box) for item in dataset.records[0].objects] == [(1, (10.5, 20.0, 40.5, 60.0))]  # x + w
+    assert "2 annotations of" in str(dataset.reading_notice)
+    assert "id 918 (bbox [296.65, 388.33, 1.03, 0.0]), id 3 (bbox [100, 50, 0, 0]), have a bbox of zero width or height" in str(
+        dataset.reading_notice
+    )
+    assert CocoDataset(path, with_masks=True)[0]["target_mask"].unique().tolist() == [0, 2]  # zebra: index 1, + 1

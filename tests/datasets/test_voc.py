@@ -3,6 +3,7 @@ the lists of ImageSets/Main (CVAT names them after the subsets: default.txt, or 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from torchbricks.__main__ import main
 from torchbricks.datasets.checking import check_data
 from torchbricks.datasets.detection_layouts import detect_detection_layout, has_test_split, has_validation_split
 from torchbricks.datasets.readers import DataError
-from torchbricks.datasets.voc import VocDataset, read_voc_splits, voc_class_names
+from torchbricks.datasets.voc import VocDataset, parse_voc_xml, read_voc_splits, voc_class_names
 
 
 def _cvat_voc_export(root: Path, subsets: dict[str, list[str]]) -> Path:
@@ -325,3 +326,85 @@ def test_an_unknown_voc_origin_is_refused_naming_the_key(tmp_path: Path) -> None
         DetectionDataModule(tmp_path / "cvat", voc_origin="zero", image_size=32, batch_size=2, num_workers=0)
     with pytest.raises(ConfigError, match=r"'data.voc_origin' is 2"):
         check_data(tmp_path / "cvat", voc_origin=2)
+
+
+@pytest.mark.parametrize("tool", ["cvat", "label_studio", "labelimg", "supervision"])
+def test_voc_files_merged_with_a_tools_files_keep_their_1_based_indices(
+    tmp_path: Path, tool: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # VOC2012's own files beside one's own labelled with a tool: the whole data set was read as the tool writes boxes,
+    # so VOC's lost their left column and top row of pixels, (10, 5, 20, 15) read as (11, 6, 20, 15), or, beside
+    # supervision's files, their right column and bottom row, (10, 5, 19, 14); the notice named only the tool's file.
+    files = (("voc_a", "voc_devkit"), ("voc_b", "voc_devkit"), ("own_c", tool), ("own_d", tool))
+    for index, (stem, writer) in enumerate(files):
+        Image.new("RGB", (40, 30), (60 * index, 0, 0)).save(tmp_path / f"{stem}.jpg")  # no two alike for check-data
+        (tmp_path / f"{stem}.xml").write_text(WRITTEN_BY[writer].format(stem=stem))
+
+    datasets = [VocDataset(tmp_path, split, validation_fraction=0.5) for split in ("train", "validation")]
+    boxes = {record.path.stem: item.box for dataset in datasets for record in dataset.records for item in record.objects}
+
+    assert boxes == dict.fromkeys(("voc_a", "voc_b", "own_c", "own_d"), EDGES)
+    (notice,) = {dataset.reading_notice for dataset in datasets}
+    assert "The 2 XML files of the VOC data sets themselves (source 'The VOC... Database') are read as VOC's 1-based" in str(
+        notice
+    )
+    assert main(["check-data", str(tmp_path), "validation_fraction=0.5"]) == 0
+    assert "The 2 XML files of the VOC data sets themselves" in capsys.readouterr().out
+
+
+def test_a_voc_origin_given_reads_the_voc_data_sets_files_so_too(tmp_path: Path) -> None:
+    for stem, writer in (("voc_a", "voc_devkit"), ("own_b", "cvat"), ("own_c", "cvat")):
+        Image.new("RGB", (40, 30)).save(tmp_path / f"{stem}.jpg")
+        (tmp_path / f"{stem}.xml").write_text(WRITTEN_BY[writer].format(stem=stem))
+
+    datasets = [VocDataset(tmp_path, split, validation_fraction=0.3, origin=0) for split in ("train", "validation")]
+    boxes = {record.path.stem: item.box for dataset in datasets for record in dataset.records for item in record.objects}
+
+    assert boxes["voc_a"] == (11.0, 6.0, 20.0, 15.0)  # as it says: its numbers as pixel edges
+
+
+def test_cvat_files_of_images_with_masks_say_that_their_masks_are_not_among_the_boxes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Datumaro's VOC writer (CVAT's "PASCAL VOC 1.1") makes an <object> of each rectangle only and writes an image's
+    # masks to SegmentationClass/SegmentationObject, marking the XML <segmented>1</segmented>: the objects drawn with
+    # the brush were read as background without a word.
+    for index, (stem, segmented) in enumerate((("a", 1), ("b", 0), ("c", 1))):
+        Image.new("RGB", (40, 30), (80 * index, 0, 0)).save(tmp_path / f"{stem}.jpg")
+        xml = _datumaro_xml(f"{stem}.jpg", [("car", [2.0, 3.0, 10.0, 8.0], False)])
+        (tmp_path / f"{stem}.xml").write_text(xml.replace("<segmented>0</segmented>", f"<segmented>{segmented}</segmented>"))
+
+    datasets = [VocDataset(tmp_path, split, validation_fraction=0.3) for split in ("train", "validation")]
+
+    (notice,) = {dataset.reading_notice for dataset in datasets}
+    assert re.search(r"2 XML files written by CVAT \('[^']*[ac]\.xml', \.\.\.\) mark their images segmented", str(notice))
+    assert "read as background. Export the task as COCO 1.0" in str(notice)
+    assert main(["check-data", str(tmp_path), "validation_fraction=0.3"]) == 0
+    assert "mark their images segmented" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("object_xml", "message"),
+    [
+        (
+            "<object><name>car</name><difficult>0</difficult><polygon><x1>1</x1><y1>1</y1><x2>30</x2><y2>1</y2><x3>30</x3>"
+            "<y3>20</y3></polygon></object>",
+            r"object 2 \(car\) has no bndbox \(it has \['polygon'\]: a shape this layout does not read",
+        ),
+        (
+            "<object><name>car</name><bndbox><xmin>1</xmin><ymin>1</ymin><ymax>20</ymax></bndbox></object>",
+            r"object 2 \(car\) has a bndbox without xmax; a bndbox has",
+        ),
+        ("<object><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax><ymax>20</ymax></bndbox></object>", r"object 2 has no name"),
+    ],
+    ids=["polygon", "no_xmax", "no_name"],
+)
+def test_an_object_that_cannot_be_read_as_a_box_is_an_error_naming_what_it_lacks(
+    tmp_path: Path, object_xml: str, message: str
+) -> None:
+    Image.new("RGB", (40, 30)).save(tmp_path / "a.jpg")
+    xml = _datumaro_xml("a.jpg", [("car", [2.0, 3.0, 10.0, 8.0], False)])
+    (tmp_path / "a.xml").write_text(xml.removesuffix("</annotation>") + object_xml + "</annotation>")  # after the car
+
+    with pytest.raises(DataError, match=r"a\.xml': " + message):
+        parse_voc_xml(tmp_path / "a.xml", tmp_path)

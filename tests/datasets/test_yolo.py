@@ -3,13 +3,15 @@ reads the same shapes in every box layout)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from torchbricks.__main__ import main
 from torchbricks.datasets._reading import image_files
-from torchbricks.datasets.detection_layouts import has_test_split
+from torchbricks.datasets.detection_layouts import detect_detection_layout, has_test_split
 from torchbricks.datasets.readers import DataError
 from torchbricks.datasets.yolo import YoloDataset, read_yolo_layout, unread_label_files, yolo_class_names
 
@@ -297,3 +299,105 @@ def test_a_label_file_beside_the_images_without_its_image_is_found(tmp_path: Pat
         (tmp_path / "classes.txt").write_text("cat\ndog\n")
 
     assert unread_label_files(read_yolo_layout(tmp_path)) == [folder / "deleted.txt"]
+
+
+@pytest.mark.parametrize("file_name", ["dataset.yaml", "data.yml"])
+def test_the_ultralytics_data_file_named_dataset_yaml_is_read_as_data_yaml(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], file_name: str
+) -> None:
+    """Ultralytics takes any file (`yolo train data=dataset.yaml`, as its guides name it): the folder was refused as
+    one without class names, though its file named them."""
+    root = _ultralytics(
+        tmp_path,
+        "path: .\ntrain: images/train\nval: images/val\nnames:\n  0: cat\n  1: dog\n",
+        {"train/a": "1 0.25 0.5 0.1 0.2\n0 0.5 0.5 0.5 0.5\n", "val/b": "0 0.5 0.5 0.5 0.5\n"},
+    )
+    Image.new("RGB", (640, 480), "white").save(root / "images" / "val" / "b.jpg")  # not a copy of the training image
+    (root / "data.yaml").rename(root / file_name)
+
+    assert detect_detection_layout(root) == "yolo"
+    assert yolo_class_names(root) == ["cat", "dog"]
+    objects = [(item.label, item.box) for item in YoloDataset(root, "train").records[0].objects]
+    assert objects == [  # (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2) times the image's width and height
+        (1, pytest.approx((0.2 * 640, 0.4 * 480, 0.3 * 640, 0.6 * 480))),
+        (0, pytest.approx((0.25 * 640, 0.25 * 480, 0.75 * 640, 0.75 * 480))),
+    ]
+    assert main(["check-data", str(root)]) == 0, capsys.readouterr().out
+
+
+def test_two_ultralytics_data_files_that_differ_are_an_error_naming_both(tmp_path: Path) -> None:
+    root = _ultralytics(tmp_path, "names: [cat, dog]\n", {"train/a": "1 0.25 0.5 0.1 0.2\n", "val/b": ""})
+    (root / "dataset.yaml").write_text("names: [dog, cat]\n")
+
+    with pytest.raises(DataError, match=r"has both data\.yaml and dataset\.yaml, and they differ"):
+        yolo_class_names(root)
+    (root / "dataset.yaml").write_text("names:\n  - cat\n  - dog\n")  # the same, written otherwise
+    assert yolo_class_names(root) == ["cat", "dog"]
+
+
+def test_a_folder_without_a_class_list_names_the_yaml_files_it_holds(tmp_path: Path) -> None:
+    root = _ultralytics(tmp_path, "names: [cat]\n", {"train/a": "0 0.5 0.5 0.1 0.2\n", "val/b": ""})
+    (root / "data.yaml").rename(root / "coco8.yaml")
+
+    with pytest.raises(DataError, match=r"It holds \['coco8\.yaml'\]: name the one with 'names' data\.yaml\."):
+        yolo_class_names(root)
+
+
+def _label_studio_export(root: Path, categories: list[dict[str, object]], lines: str, images: int = 5) -> Path:
+    """Label Studio's YOLO export as its converter writes it: `images/*`, `labels/*.txt`, `classes.txt` (the
+    categories' names in the order of the list) and `notes.json` (the list, ids and names)."""
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    for index in range(images):
+        Image.new("RGB", (200, 100), (40 * index, 0, 0)).save(root / "images" / f"{index:08x}-photo{index}.jpg")
+        (root / "labels" / f"{index:08x}-photo{index}.txt").write_text(lines)
+    (root / "classes.txt").write_text("".join(f"{category['name']}\n" for category in categories))
+    notes = {"categories": categories, "info": {"year": 2026, "version": "1.0", "contributor": "Label Studio"}}
+    (root / "notes.json").write_text(json.dumps(notes, indent=2))
+    return root
+
+
+def test_label_studio_classes_are_read_by_their_ids_in_notes_json_not_by_the_order_of_classes_txt(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A labelling config whose label `cat` has `category="1"` (and `dog` none): Label Studio's converter lists the
+    categories with a category first, [cat: 1, dog: 0], writes classes.txt in that order and numbers the label lines
+    by id. Read by classes.txt, every dog was a cat and every cat a dog, without a word."""
+    categories: list[dict[str, object]] = [{"id": 1, "name": "cat"}, {"id": 0, "name": "dog"}]
+    root = _label_studio_export(tmp_path, categories, "0 0.25 0.5 0.1 0.2\n1 0.75 0.5 0.1 0.2\n")  # a dog, a cat
+
+    names = yolo_class_names(root)
+    objects = [(names[item.label], item.box) for item in YoloDataset(root, "train").records[0].objects]
+
+    assert objects == [("dog", pytest.approx((40.0, 40.0, 60.0, 60.0))), ("cat", pytest.approx((140.0, 40.0, 160.0, 60.0)))]
+    assert main(["check-data", str(root)]) == 0
+    printed = capsys.readouterr().out
+    assert "read by id from Label Studio's" in printed
+    assert "its classes.txt lists them as ['cat', 'dog']" in printed
+
+
+def test_label_studio_notes_json_alone_names_the_classes_and_one_that_disagrees_with_classes_txt_is_an_error(
+    tmp_path: Path,
+) -> None:
+    categories: list[dict[str, object]] = [{"id": 0, "name": "cat"}, {"id": 1, "name": "dog"}]
+    root = _label_studio_export(tmp_path, categories, "1 0.5 0.5 0.1 0.2\n")
+    (root / "classes.txt").unlink()
+    assert yolo_class_names(root) == ["cat", "dog"]
+
+    (root / "classes.txt").write_text("cat\nbird\n")
+    with pytest.raises(DataError, match=r"classes\.txt' lists the classes \['cat', 'bird'\], but .*notes\.json'.*names"):
+        yolo_class_names(root)
+
+
+def test_label_studio_category_ids_that_skip_a_class_index_are_an_error_naming_notes_json(tmp_path: Path) -> None:
+    root = _label_studio_export(tmp_path, [{"id": 5, "name": "cat"}, {"id": 0, "name": "dog"}], "5 0.5 0.5 0.1 0.2\n")
+
+    with pytest.raises(DataError, match=r"notes\.json' numbers its categories \[0, 5\]; the label files number"):
+        yolo_class_names(root)
+
+
+def test_a_notes_json_of_ones_own_beside_classes_txt_is_not_read(tmp_path: Path) -> None:
+    root = _label_studio_export(tmp_path, [{"id": 0, "name": "cat"}], "0 0.5 0.5 0.1 0.2\n")
+    (root / "notes.json").write_text('{"todo": ["relabel the blurry ones"]}')
+
+    assert yolo_class_names(root) == ["cat"]

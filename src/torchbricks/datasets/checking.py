@@ -77,7 +77,7 @@ from torchbricks.datasets.readers import (
 )
 from torchbricks.datasets.voc import check_voc_origin, read_voc_splits, voc_class_names
 from torchbricks.datasets.voc_segmentation import read_voc_segmentation, split_lists
-from torchbricks.datasets.yolo import read_yolo_layout, unread_label_files
+from torchbricks.datasets.yolo import read_yolo_layout, unread_label_files, yolo_settings_file
 from torchbricks.errors import ConfigError, did_you_mean
 
 __all__ = ["TASKS", "DataReport", "check_data", "decode_image"]
@@ -448,7 +448,9 @@ def _yolo_notes(root: Path) -> list[str]:
     sources = [source for sources in layout.splits.values() for source in sources if source.exists()]
     outside = sorted({str(source) for source in sources if not source.resolve().is_relative_to(root.resolve())})
     if outside:
-        notes.append(f"data.yaml points outside {str(root)!r}; images are read from {outside}.")
+        settings = yolo_settings_file(root)
+        named = settings.name if settings is not None else "data.yaml"
+        notes.append(f"{named} points outside {str(root)!r}; images are read from {outside}.")
     unread = unread_label_files(layout)
     if unread:
         many = len(unread) > 1

@@ -1,6 +1,6 @@
 """COCO instances files: `bbox` `[x, y, w, h]`, category ids need not be contiguous, crowd regions ignored by training
-and evaluation as COCO's evaluation ignores them; boxes alone or with a semantic mask drawn from the polygons (RLE masks
-need pycocotools, the `detection` extra).
+and evaluation as COCO's evaluation ignores them, a `bbox` of zero width or height left out (`reading_notice` says
+so); boxes alone or with a semantic mask drawn from the polygons (RLE masks need pycocotools, the `detection` extra).
 
 The folders COCO comes in (`read_coco_layout`), as tools write them:
 
@@ -26,6 +26,7 @@ from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from torchbricks.datasets._reading import (
+    BOX_TOLERANCE,
     SPLIT_SEED,
     VALIDATION_FRACTION,
     DataError,
@@ -279,9 +280,24 @@ class CocoDataset(BoxDataset):
         self.images = self._read_images(document, problems)
         if not document["images"]:
             problems.report(f"The COCO file {str(self.path_json)!r} lists no image.")
+        cvat_crowds, flat = self._read_annotations(document, problems)
+        self.ids = sorted(self.images)
+        super().__init__(
+            [self.images[image_id] for image_id in self.ids],
+            [str(category["name"]) for category in categories],
+            with_masks,
+            transform,
+        )
+        notices = [_cvat_crowds_notice(self.path_json, cvat_crowds) if cvat_crowds else "", _flat_notice(self.path_json, flat)]
+        self.reading_notice = " ".join(notice for notice in notices if notice) or None
+
+    def _read_annotations(self, document: dict[str, Any], problems: DataProblems) -> tuple[int, list[dict[str, Any]]]:
+        """Adds each annotation's object to its image's record; returns how many are crowd regions written by CVAT,
+        and the annotations left out for a bbox of zero width or height."""
         listed = {int(image["id"]) for image in document["images"]}
         index_of = {category_id: index for index, category_id in enumerate(self.category_ids)}
         cvat_crowds = 0
+        flat: list[dict[str, Any]] = []
         for annotation in document["annotations"]:
             where = f"annotation {annotation.get('id')} in {str(self.path_json)!r}"
             problem = _annotation_problem(annotation)
@@ -296,6 +312,8 @@ class CocoDataset(BoxDataset):
             elif record is None:
                 if int(annotation["image_id"]) not in listed:
                     problems.report(f"The {where} names image_id {annotation['image_id']}, which the file does not list.")
+            elif _flat_in_image(annotation, record):
+                flat.append(annotation)
             else:
                 found = problems.guard(_coco_object, annotation, where, record)
                 if found is not None:
@@ -303,14 +321,7 @@ class CocoDataset(BoxDataset):
                     record.objects.append(BoxObject(found[0], index_of[int(annotation["category_id"])], found[1], crowd=crowd))
                     if crowd and _written_by_cvat(annotation):
                         cvat_crowds += 1
-        self.ids = sorted(self.images)
-        super().__init__(
-            [self.images[image_id] for image_id in self.ids],
-            [str(category["name"]) for category in categories],
-            with_masks,
-            transform,
-        )
-        self.reading_notice = _cvat_crowds_notice(self.path_json, cvat_crowds) if cvat_crowds else None
+        return cvat_crowds, flat
 
     def _read_images(self, document: dict[str, Any], problems: DataProblems) -> dict[int, BoxImage]:
         images: dict[int, BoxImage] = {}
@@ -352,6 +363,28 @@ class CocoDataset(BoxDataset):
             if size is not None:
                 images[int(image["id"])] = BoxImage(path, size[0], size[1], source=repr(str(self.path_json)))
         return images
+
+
+def _flat_in_image(annotation: dict[str, Any], record: BoxImage) -> bool:
+    """Whether an annotation's bbox has a width or height of 0 (and neither below), its corner in its image: no pixel
+    to train on or to find. COCO's own instances_train2017.json has two (a height of 0.0); torchvision's and
+    MMDetection's COCO readers leave such boxes out."""
+    x, y, w, h = (float(value) for value in annotation["bbox"])
+    inside = -BOX_TOLERANCE <= x <= record.width + BOX_TOLERANCE and -BOX_TOLERANCE <= y <= record.height + BOX_TOLERANCE
+    return min(w, h) == 0 and max(w, h) >= 0 and inside
+
+
+def _flat_notice(path: Path, flat: Sequence[dict[str, Any]]) -> str:
+    """What the job and `check-data` say of the annotations left out for a bbox of zero width or height; "" for none."""
+    if not flat:
+        return ""
+    many = len(flat) > 1
+    shown = ", ".join(f"id {item.get('id')} (bbox {item['bbox']})" for item in flat[:3]) + (", ..." if len(flat) > 3 else "")
+    return (
+        f"{len(flat)} annotation{'s' if many else ''} of {str(path)!r}, {shown}, {'have' if many else 'has'} a bbox of "
+        f"zero width or height: no pixel to train on or to find, {'they are' if many else 'it is'} left out (as "
+        "torchvision's and MMDetection's COCO readers leave them out; COCO's own training file has two)."
+    )
 
 
 def _written_by_cvat(annotation: dict[str, Any]) -> bool:

@@ -26,7 +26,15 @@ from torchbricks.datasets.coco import (
     split_image_ids,
 )
 from torchbricks.datasets.voc import SPLIT_SEED, VALIDATION_FRACTION, VocDataset, read_voc_splits, voc_class_names
-from torchbricks.datasets.yolo import DARKNET_DATA, DARKNET_NAMES, YOLO_FILE, YoloDataset, read_yolo_layout, yolo_class_names
+from torchbricks.datasets.yolo import (
+    DARKNET_DATA,
+    DARKNET_NAMES,
+    YOLO_FILE,
+    YOLO_FILES,
+    YoloDataset,
+    read_yolo_layout,
+    yolo_class_names,
+)
 from torchbricks.errors import ConfigError, did_you_mean
 
 __all__ = [
@@ -47,7 +55,7 @@ LAYOUT_EXPECTS = {
     "coco": "ROOT/train.json and ROOT/val.json (COCO instances; image file_name relative to ROOT), or "
     "ROOT/{train,valid,test}/_annotations.coco.json (Roboflow), or ROOT/annotations/instances_<subset>.json with "
     "ROOT/images/<subset>/* (COCO, CVAT), or ROOT/result.json with ROOT/images/* (Label Studio)",
-    "yolo": f"ROOT/{YOLO_FILE} (names) with ROOT/images/{{train,val}}/* and ROOT/labels/{{train,val}}/*.txt, or "
+    "yolo": f"ROOT/{YOLO_FILE} (or dataset.yaml; names) with ROOT/images/{{train,val}}/* and ROOT/labels/{{train,val}}/*.txt, or "
     "ROOT/obj.data and obj.names with ROOT/obj_train_data/* (Darknet, CVAT YOLO 1.1), or ROOT/classes.txt with "
     "ROOT/images/* and ROOT/labels/*.txt, or with images and their .txt files beside them",
     "voc": "ROOT/Annotations/*.xml with ROOT/JPEGImages/* (split by ROOT/ImageSets/Main/{train,val}.txt), "
@@ -58,14 +66,14 @@ LAYOUT_EXPECTS = {
 
 def find_detection_layouts(root: Path | str) -> list[str]:
     """The box layouts whose marks the folder has: `train.json`, `train/_annotations.coco.json`,
-    `annotations/instances_*.json` or `result.json` (COCO), `data.yaml`, `obj.data` or `obj.names`,
+    `annotations/instances_*.json` or `result.json` (COCO), `data.yaml` (`dataset.yaml`), `obj.data` or `obj.names`,
     `labels/`, or `classes.txt` with images and their .txt files side by side (YOLO), `Annotations/` or XML files
     (VOC)."""
     root = Path(root)
     side_by_side = (root / "classes.txt").is_file() and any(path.with_suffix(".txt").is_file() for path in visible_files(root))
     signs = {
         "coco": _holds_coco(root),
-        "yolo": any((root / name).is_file() for name in (YOLO_FILE, DARKNET_DATA, DARKNET_NAMES))
+        "yolo": any((root / name).is_file() for name in (*YOLO_FILES, DARKNET_DATA, DARKNET_NAMES))
         or (root / "labels").is_dir()
         or side_by_side,
         "voc": (root / "Annotations").is_dir()

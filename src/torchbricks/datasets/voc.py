@@ -36,7 +36,11 @@ otherwise (`data.voc_origin=auto`; `1` or `0` says it). Read the other way, ever
 taller (its left and top edges moved out), or narrower, without a word; the job and `check-data` say which way the
 data was read when it is found to be from 0. Roboflow's `supervision` writes every corner as its pixel edge plus 1:
 under `auto`, its files (`SUPERVISION_WRITER`) are read as it reads them back, `xmin - 1` to `xmax - 1`, unless a
-box starts at 0 (its versions before 0.14, of July 2023, wrote pixel edges from 0).
+box starts at 0 (its versions before 0.14, of July 2023, wrote pixel edges from 0). The files of the VOC data sets
+themselves (source database 'The VOC2007 Database', annotation 'PASCAL VOC2007') are read as 1-based indices under
+`auto` whatever the other files say, so VOC merged with one's own CVAT or labelImg files is read right throughout.
+CVAT's export makes an `object` of each rectangle only (polygons are not in its XML files, masks go to
+`SegmentationObject`): its files marked `<segmented>1</segmented>` are named by the notice (`_masks_beside`).
 
 The classes are the object names of the train split, sorted; a name in another split that the train split lacks is
 a `DataError` naming the file. When the split is made here, the names of every XML file are the classes, so a rare
@@ -168,9 +172,7 @@ def parse_voc_xml(
         name = _text(item, "name")
         corners = [_text(item, f"bndbox/{tag}") for tag in ("xmin", "ymin", "xmax", "ymax")]
         if not name or any(corner is None for corner in corners):
-            raise DataError(
-                f"The VOC file {str(path)!r}: object {number} lacks its name or a bndbox field (xmin, ymin, xmax, ymax)."
-            )
+            raise DataError(f"The VOC file {str(path)!r}: object {number}{f' ({name})' if name else ''} {_lacks(item)}")
         flag = _text(item, "difficult")
         try:
             x_min, y_min, x_max, y_max = (float(corner) for corner in corners)  # type: ignore[arg-type]
@@ -185,6 +187,19 @@ def parse_voc_xml(
         shift = float(origin)  # 1-based inclusive indices: the first pixel's left edge is 0, the last's right edge xmax
         annotation.objects.append((name, (x_min - shift, y_min - shift, x_max - end_shift, y_max - end_shift), difficult))
     return annotation
+
+
+def _lacks(item: ElementTree.Element) -> str:
+    """What an `object` element lacks to be read (its name, its bndbox or a corner of it), and what it has instead."""
+    if not _text(item, "name"):
+        return "has no name; an object has a name and a bndbox (xmin, ymin, xmax, ymax)."
+    box = item.find("bndbox")
+    if box is None:
+        shapes = sorted({child.tag for child in item} - {"name", "pose", "truncated", "occluded", "difficult", "attributes"})
+        has = f" (it has {shapes}: a shape this layout does not read; draw a box, or export COCO for outlines)" if shapes else ""
+        return f"has no bndbox{has}; an object has a name and a bndbox (xmin, ymin, xmax, ymax)."
+    missing = [tag for tag in ("xmin", "ymin", "xmax", "ymax") if _text(box, tag) is None]
+    return f"has a bndbox without {', '.join(missing)}; a bndbox has xmin, ymin, xmax and ymax."
 
 
 _ZERO_BASED_WRITERS = (
@@ -261,19 +276,57 @@ def _zero_based(path: Path, root: ElementTree.Element) -> str | None:
     return None
 
 
-def _read_data_set(files: Sequence[Path], splits: VocSplits) -> tuple[int, int, str | None, dict[Path, Path]]:
+def _written_by_voc_devkit(root: ElementTree.Element) -> bool:
+    """Whether a parsed XML file is one of the VOC data sets' own (source database 'The VOC2007 Database' and
+    annotation 'PASCAL VOC2007', 2008...): 1-based pixel indices, whatever the other files of a data set it was
+    merged into are."""
+    database, annotation = _text(root, "source/database") or "", _text(root, "source/annotation") or ""
+    return database.startswith("The VOC") and annotation.startswith("PASCAL VOC")
+
+
+def _masks_beside(root: ElementTree.Element) -> bool:
+    """Whether a parsed XML file is written by CVAT's "PASCAL VOC 1.1" export (Datumaro's writer) for an image with
+    masks (`segmented` 1): that writer makes an `object` of each rectangle only, and the image's masks go to
+    `SegmentationClass` and `SegmentationObject`, so the objects drawn as masks are not among the file's boxes."""
+    datumaro = _text(root, "source/annotation") == "Unknown" and _text(root, "source/image") == "Unknown"
+    return datumaro and _text(root, "segmented") == "1"
+
+
+@dataclass
+class _DataSetReading:
+    """What reading a split needs to know of the whole data set's XML files (`_read_data_set`)."""
+
+    origin: int
+    end_shift: int
+    why: str | None
+    clashes: dict[Path, Path]
+    """XML file -> an earlier one whose image is the same file."""
+    devkit: set[Path]
+    """The files of the VOC data sets themselves (`_written_by_voc_devkit`), read as 1-based indices whatever the
+    others say."""
+    masks_beside: list[Path]
+    """The files whose image has objects drawn as masks that are not among their boxes (`_masks_beside`)."""
+
+
+def _read_data_set(files: Sequence[Path], splits: VocSplits) -> _DataSetReading:
     """What reading a split needs to know of the whole data set's XML `files`, each parsed once: the coordinate
     origin, what `xmax` and `ymax` are shifted by and why (`voc_coordinate_origin`; 1 and 1 for files `supervision`
     wrote, `SUPERVISION_WRITER`, unless one starts a box at 0, as its versions before 0.14, of July 2023, wrote
-    pixel edges from 0), and XML file -> an earlier one whose image is the same file."""
+    pixel edges from 0), and the rest of `_DataSetReading`."""
     why: str | None = None
     supervision: str | None = None
     described_by: dict[Path, Path] = {}
     clashes: dict[Path, Path] = {}
+    devkit: set[Path] = set()
+    masks_beside: list[Path] = []
     for path in files:
         root = _parsed(path)
         if root is None:
             continue
+        if _written_by_voc_devkit(root):
+            devkit.add(path)
+        if _masks_beside(root):
+            masks_beside.append(path)
         why = why or _zero_based(path, root)
         if supervision is None and _written_by_supervision(root):
             supervision = f"{str(path)!r} is written by {SUPERVISION_WRITER}"
@@ -283,8 +336,22 @@ def _read_data_set(files: Sequence[Path], splits: VocSplits) -> tuple[int, int, 
             if first != path:
                 clashes[path] = first
     if why is None and supervision is not None:
-        return 1, 1, supervision, clashes
-    return (1 if why is None else 0), 0, why, clashes
+        return _DataSetReading(1, 1, supervision, clashes, devkit, masks_beside)
+    return _DataSetReading(1 if why is None else 0, 0, why, clashes, devkit, masks_beside)
+
+
+def _masks_beside_notice(files: Sequence[Path]) -> str:
+    """What the job and `check-data` say of the XML files whose masks are not among their boxes; "" for none."""
+    if not files:
+        return ""
+    many = len(files) > 1
+    return (
+        f"{len(files)} XML file{'s' if many else ''} written by CVAT ({str(files[0])!r}{', ...' if many else ''}) "
+        f"{'mark their images' if many else 'marks its image'} segmented (<segmented>1</segmented>): CVAT's PASCAL VOC "
+        "export writes only rectangles as the XML's objects and the masks to SegmentationClass and SegmentationObject, "
+        "so the objects drawn there as masks have no box here and are read as background. Export the task as COCO 1.0 "
+        "to read them as boxes, or draw them as rectangles."
+    )
 
 
 def check_voc_origin(origin: int | str) -> int | None:
@@ -302,9 +369,19 @@ def check_voc_origin(origin: int | str) -> int | None:
     return None if str(origin) == "auto" else int(origin)
 
 
-def voc_origin_notice(root: Path, why: str, end_shift: int = 0) -> str:
+def voc_origin_notice(root: Path, why: str, end_shift: int = 0, devkit_files: int = 0) -> str:
     """What the job and `check-data` say when the VOC data at `root` is read with pixel edges from 0, or as
-    `supervision` writes it (`end_shift` 1)."""
+    `supervision` writes it (`end_shift` 1); `devkit_files` of the VOC data sets' own are read as their indices."""
+    own = (
+        f" The {devkit_files} XML file{'s' if devkit_files > 1 else ''} of the VOC data sets themselves (source "
+        f"'The VOC... Database') {'are' if devkit_files > 1 else 'is'} read as VOC's 1-based indices."
+        if devkit_files
+        else ""
+    )
+    return _origin_notice(root, why, end_shift) + own
+
+
+def _origin_notice(root: Path, why: str, end_shift: int) -> str:
     if end_shift:
         return (
             f"The VOC boxes of {str(root)!r} are read as Roboflow's supervision writes them, each corner a pixel edge "
@@ -435,10 +512,12 @@ class VocDataset(BoxDataset):
         self.split = split
         names = class_names if class_names is not None else voc_class_names(root, validation_fraction, seed)
         every_file = list(dict.fromkeys(path for paths in splits.files.values() for path in paths if path.is_file()))
-        found, found_shift, why, clashes = _read_data_set(every_file, splits)  # of the whole data set: read alike
-        origin, end_shift, why = (found, found_shift, why) if given is None else (given, 0, None)
+        reading = _read_data_set(every_file, splits)  # of the whole data set: read alike
+        clashes, devkit = reading.clashes, reading.devkit
+        origin, end_shift, why = (reading.origin, reading.end_shift, reading.why) if given is None else (given, 0, None)
         self.origin = origin
-        """1: the boxes are VOC's 1-based pixel indices; 0: pixel edges from 0 (`voc_coordinate_origin`)."""
+        """1: the boxes are VOC's 1-based pixel indices; 0: pixel edges from 0 (`voc_coordinate_origin`); under
+        `auto`, the VOC data sets' own files are read as 1-based indices whatever this is."""
         self.end_shift = end_shift
         """1: `xmax` and `ymax` are pixel edges plus 1, as `supervision` writes them (`SUPERVISION_WRITER`); else 0."""
         index_of = {name: index for index, name in enumerate(names)}
@@ -452,7 +531,9 @@ class VocDataset(BoxDataset):
             if not path.is_file():
                 problems.report(f"The VOC file {str(path)!r} (listed in the {split!r} split) does not exist.{_flagged(path)}")
                 continue
-            annotation = problems.guard(parse_voc_xml, path, splits.images, splits.annotations, origin, end_shift)
+            # VOC's own files (merged with one's own CVAT or labelImg files) keep their 1-based indices
+            file_origin, file_shift = (1, 0) if given is None and path in devkit else (origin, end_shift)
+            annotation = problems.guard(parse_voc_xml, path, splits.images, splits.annotations, file_origin, file_shift)
             if annotation is None:
                 continue
             if path in clashes:  # a filename left from before the images were renamed, or copied from another file
@@ -480,4 +561,8 @@ class VocDataset(BoxDataset):
         if not records and (split != "test" or splits.files[split]):
             problems.report(f"The VOC split {split!r} of {str(self.root)!r} holds no image.")
         super().__init__(records, names, with_masks=False, transform=transform)
-        self.reading_notice = voc_origin_notice(self.root, why, end_shift) if why is not None else None
+        notices = [
+            voc_origin_notice(self.root, why, end_shift, len(devkit) if given is None else 0) if why is not None else "",
+            _masks_beside_notice(reading.masks_beside),
+        ]
+        self.reading_notice = " ".join(notice for notice in notices if notice) or None

@@ -2,6 +2,7 @@
 it, and as labelImg and Label Studio save it.
 
     ROOT/data.yaml                  names: [cat, dog] (or {0: cat, 1: dog}); optional path, train, val, test
+                                    (or dataset.yaml, data.yml, dataset.yml: `YOLO_FILES`)
     ROOT/images/{train,val[,test]}/*.jpg|png|...
     ROOT/labels/{train,val[,test]}/<image stem>.txt    one object per line: class cx cy w h, normalised to [0, 1]
 
@@ -18,7 +19,8 @@ Without `data.yaml`: Darknet's `obj.data` (`names`, and a list file per subset, 
 as CVAT writes a project's subsets `Train`, `Validation`, `Test`; their entries relative to ROOT, a leading `data/`
 dropped when it leads nowhere) and `obj.names`, with the images and their label files in
 `obj_train_data/` (`obj_valid_data/`); or `ROOT/classes.txt` (one name per line) with `images/{train,val}`, or with
-one pool of images: under `ROOT/images` with their labels in `ROOT/labels` (Label Studio's YOLO export), or else in
+one pool of images: under `ROOT/images` with their labels in `ROOT/labels` (Label Studio's YOLO export, whose
+`notes.json` names the classes by id: `_label_studio_names`), or else in
 ROOT with their label files beside them (labelImg). Data without a validation split of its own (no `val` nor
 `images/val`, no `valid`, or one pool) has `validation_fraction` of its training images drawn at random for it,
 fixed by `seed`.
@@ -38,6 +40,7 @@ outside [0, 1] by more than `COORDINATE_TOLERANCE` of the image's side (1%, as U
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -66,16 +69,25 @@ from torchbricks.datasets.boxes import BoxDataset, BoxImage, BoxObject, box_prob
 __all__ = [
     "DARKNET_DATA",
     "DARKNET_NAMES",
+    "LABEL_STUDIO_NOTES",
     "YOLO_FILE",
+    "YOLO_FILES",
     "YoloDataset",
     "YoloLayout",
     "read_yolo_layout",
     "unread_label_files",
     "yolo_class_names",
     "yolo_label_path",
+    "yolo_settings_file",
 ]
 
 YOLO_FILE = "data.yaml"
+LABEL_STUDIO_NOTES = "notes.json"
+"""Written by Label Studio's YOLO export beside `classes.txt`: `{"categories": [{"id": 0, "name": "cat"}, ...]}`."""
+YOLO_FILES = (YOLO_FILE, "dataset.yaml", "data.yml", "dataset.yml")
+"""The names of the Ultralytics data file in a data folder, in the order they are looked for: `data.yaml` as Roboflow,
+CVAT and Ultralytics' examples write it, `dataset.yaml` as Ultralytics' guides (`yolo train data=dataset.yaml`) and
+many scripts name it."""
 DARKNET_DATA = "obj.data"
 DARKNET_NAMES = "obj.names"
 SPLIT_KEYS = {"train": "train", "validation": "val", "test": "test"}
@@ -110,6 +122,9 @@ class YoloLayout:
     """Drawn: the fraction drawn for validation."""
     seed: int = SPLIT_SEED
     """Drawn: the seed of the draw."""
+    notice: str | None = None
+    """How the class names were read, when the job and `check-data` should say so (Label Studio's `notes.json`
+    numbering them otherwise than its `classes.txt` lists them), else None."""
 
 
 def _yaml_document(path: Path) -> dict[str, Any]:
@@ -174,14 +189,15 @@ def read_yolo_layout(root: Path | str, validation_fraction: float = VALIDATION_F
             fewer than two.
     """
     root = Path(root)
-    base, keypoint_fields = root, 0
-    if (root / YOLO_FILE).is_file():
-        names, splits, base = _ultralytics_splits(root)
-        keypoint_fields = _keypoint_fields(root / YOLO_FILE)
+    base, keypoint_fields, notice = root, 0, None
+    settings = yolo_settings_file(root)
+    if settings is not None:
+        names, splits, base = _ultralytics_splits(root, settings)
+        keypoint_fields = _keypoint_fields(settings)
     elif (root / DARKNET_DATA).is_file() or (root / DARKNET_NAMES).is_file():
         names, splits = _darknet_splits(root)
-    elif (root / "classes.txt").is_file():
-        names = _listed_names(root / "classes.txt")
+    elif (root / "classes.txt").is_file() or _label_studio_categories(root) is not None:
+        names, notice = _label_studio_names(root)
         if (root / "images" / SPLIT_KEYS["train"]).is_dir():
             splits = {split: [root / "images" / key] for split, key in SPLIT_KEYS.items()}
             splits["validation"] = splits["validation"] if splits["validation"][0].is_dir() else None
@@ -189,9 +205,11 @@ def read_yolo_layout(root: Path | str, validation_fraction: float = VALIDATION_F
             pool = [root / "images"] if (root / "images").is_dir() else image_files(root)
             splits = {"train": pool, "validation": None, "test": []}
     else:
+        others = sorted(path.name for path in visible_files(root, (".yaml", ".yml")))
+        holds = f" It holds {others}: name the one with 'names' {YOLO_FILE}." if others else ""
         raise DataError(
-            f"The YOLO folder {str(root)!r} has no {YOLO_FILE} (names: [...]), {DARKNET_NAMES} nor classes.txt naming "
-            "its classes."
+            f"The YOLO folder {str(root)!r} has no {YOLO_FILE} (or {', '.join(YOLO_FILES[1:])}; names: [...]), "
+            f"{DARKNET_NAMES}, classes.txt nor Label Studio's {LABEL_STUDIO_NOTES} naming its classes.{holds}"
         )
     if splits["validation"] is None:  # no validation split of its own: drawn at random from the training images
         pool = _split_images(splits["train"], DataProblems(), base)
@@ -207,8 +225,72 @@ def read_yolo_layout(root: Path | str, validation_fraction: float = VALIDATION_F
             pool=pool,
             validation_fraction=validation_fraction,
             seed=seed,
+            notice=notice,
         )
-    return YoloLayout(root, names, splits, keypoint_fields=keypoint_fields, base=base)
+    return YoloLayout(root, names, splits, keypoint_fields=keypoint_fields, base=base, notice=notice)
+
+
+def _label_studio_categories(root: Path) -> list[Any] | None:
+    """The `categories` of Label Studio's `notes.json` in `root`, or None when there is no such file or it is not
+    Label Studio's (a file of notes of one's own, without `categories`).
+
+    Raises:
+        DataError: The file is not JSON.
+    """
+    path = root / LABEL_STUDIO_NOTES
+    if not path.is_file():
+        return None
+    try:
+        document = json.loads(read_user_text(path))
+    except json.JSONDecodeError as error:
+        raise DataError(f"{str(path)!r} cannot be read as JSON: {error}") from error
+    categories = document.get("categories") if isinstance(document, dict) else None
+    return categories if isinstance(categories, list) else None
+
+
+def _label_studio_names(root: Path) -> tuple[list[str], str | None]:
+    """The class names of labelImg's or Label Studio's YOLO folder, in index order, and what to say of how they were
+    read: by id from Label Studio's `notes.json` when there is one (its label lines are numbered by those ids, and
+    it writes `classes.txt` in the order of its categories, which is not the order of their ids when the labelling
+    config gives a label its `category`), else from `classes.txt`.
+
+    Raises:
+        DataError: `notes.json`'s categories are not ids 0 to n - 1 with names, or `classes.txt` names other classes.
+    """
+    listed_path, notes_path = root / "classes.txt", root / LABEL_STUDIO_NOTES
+    listed = _listed_names(listed_path) if listed_path.is_file() else None
+    categories = _label_studio_categories(root)
+    if categories is None:
+        return listed or [], None
+    by_id: dict[int, str] = {}
+    for category in categories:
+        identifier = category.get("id") if isinstance(category, dict) else None
+        name = category.get("name") if isinstance(category, dict) else None
+        if isinstance(identifier, bool) or not isinstance(identifier, int) or not isinstance(name, str) or identifier in by_id:
+            raise DataError(
+                f"{str(notes_path)!r} has the category {category!r}; expected {{'id': <class index>, 'name': ...}}, each id once."
+            )
+        by_id[identifier] = name
+    if sorted(by_id) != list(range(len(by_id))) or not by_id:
+        raise DataError(
+            f"{str(notes_path)!r} numbers its categories {sorted(by_id)}; the label files number the classes 0 to "
+            f"n - 1, so each id from 0 to {len(by_id) - 1} names one. Give each label of the labelling config a "
+            "category from 0 up (or none), and export again."
+        )
+    names = [by_id[index] for index in range(len(by_id))]
+    if listed is None or listed == names:
+        return names, None
+    if sorted(listed) != sorted(names):
+        raise DataError(
+            f"{str(listed_path)!r} lists the classes {listed}, but {str(notes_path)!r}, which Label Studio writes "
+            f"beside it, names {names} (by id): one of them was edited. Make them agree."
+        )
+    return names, (
+        f"The classes of {str(root)!r} are read by id from Label Studio's {str(notes_path)!r}, {names}: its "
+        f"classes.txt lists them as {listed}, in the order Label Studio keeps the labels that have a category in "
+        "the labelling config, while the label files number them by id. Read by classes.txt, these classes would "
+        "be swapped."
+    )
 
 
 def _listed_names(path: Path) -> list[str]:
@@ -220,9 +302,25 @@ def _listed_names(path: Path) -> list[str]:
     return names
 
 
-def _ultralytics_splits(root: Path) -> tuple[list[str], dict[str, Any], Path]:
-    """The names, the split sources and the folder they are relative to (`path` when it names a folder, else `root`)."""
-    path = root / YOLO_FILE
+def yolo_settings_file(root: Path | str) -> Path | None:
+    """The Ultralytics data file of a data folder (`YOLO_FILES`: `data.yaml`, else `dataset.yaml`, ...), or None.
+
+    Raises:
+        DataError: Two of them say different things (which one the data means is not known).
+    """
+    found = [Path(root) / name for name in YOLO_FILES if (Path(root) / name).is_file()]
+    for other in found[1:]:
+        if _yaml_document(other) != _yaml_document(found[0]):
+            raise DataError(
+                f"The YOLO folder {str(root)!r} has both {found[0].name} and {other.name}, and they differ; keep the one "
+                "the data is described by."
+            )
+    return found[0] if found else None
+
+
+def _ultralytics_splits(root: Path, path: Path) -> tuple[list[str], dict[str, Any], Path]:
+    """The names, the split sources and the folder they are relative to (`path` when it names a folder, else `root`)
+    of the Ultralytics data file `path`."""
     document = _yaml_document(path)
     if "names" in document:
         names = _names(path, document["names"], document.get("nc"))
@@ -468,6 +566,7 @@ class YoloDataset(BoxDataset):
             message = _no_label_file_message(split, records, yolo_label_path(records[0].path, layout.base))
             problems.report(message + (_another_draw_hint(layout) if layout.drawn and split == "validation" else ""))
         super().__init__(records, layout.class_names, with_masks=False, transform=transform)
+        self.reading_notice = layout.notice
 
 
 def _no_label_file_message(split: str, records: Sequence[BoxImage], first: Path) -> str:

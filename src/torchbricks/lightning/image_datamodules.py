@@ -666,7 +666,7 @@ class DetectionDataModule(FileDataModule):
       `root`; or as Roboflow, CVAT, COCO itself and Label Studio lay COCO out (`torchbricks.datasets.coco`); without a
       validation file, one is drawn from the training images by `validation_fraction` and `split_seed`; classes are
       the categories in id order (`category_ids` gives their ids).
-    - `yolo`: `root/data.yaml` (`names`, optional `path`, `train`, `val`, `test`) with `images/<split>/*` and
+    - `yolo`: `root/data.yaml` (or `dataset.yaml`; `names`, optional `path`, `train`, `val`, `test`) with `images/<split>/*` and
       `labels/<split>/*.txt` (`class cx cy w h` normalised); classes are `names` (see `torchbricks.datasets.yolo`).
       Or Darknet's `obj.data` and `obj.names` (CVAT's YOLO 1.1), or `root/classes.txt` with `images/*` and
       `labels/*.txt` (Label Studio) or with images and their .txt files side by side (labelImg); without a
