@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import copy
 import inspect
+import threading
 import warnings
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 from torchmetrics import Metric, MetricCollection
@@ -31,6 +32,9 @@ class BrickAccumulator(BrickInterface):
     bricks never break a graph. Subclasses implement `update` and `reset` and call `_init_accumulator()`.
     """
 
+    _update_token: torch.Tensor
+    """A buffer the op `torchbricks::stateful_update` declares it mutates; on the brick's device."""
+
     def _init_accumulator(self) -> None:
         self.register_buffer("_update_token", torch.zeros(1), persistent=False)
         self._handle = _stateful_update.register(self.update)
@@ -48,11 +52,14 @@ class BrickAccumulator(BrickInterface):
         raise NotImplementedError(f"{type(self).__name__} must implement reset().")
 
     def _update_step(self) -> Callable[..., None]:
-        update = self.update
+        return self._stateful_step(self.update, self._handle)
+
+    def _stateful_step(self, update: Callable[..., None], handle: torch.Tensor) -> Callable[..., None]:
+        """The step calling `update` eagerly, and inside a compiled region through the op with `handle` (registered
+        for `update` with `_stateful_update.register`)."""
         if self._keywords is not None:
             return update  # keyword inputs are not expressible in the op schema; eager only
         token = self._update_token
-        handle = self._handle
 
         def update_state(*args: torch.Tensor) -> None:
             if torch.compiler.is_compiling():
@@ -141,6 +148,50 @@ class BrickMetrics(BrickAccumulator):
             given = names[0] if isinstance(metrics, Metric) and names[0] != type(metrics).__name__ else None
             self.__dict__.update(_metric_name_given=given, _metrics_built=True)
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.pop("_replica_lock", None)  # a lock cannot be copied or pickled; a copy makes its own when replicated
+        state.pop("_replica_of", None)
+        return state
+
+    def _replicate_for_data_parallel(self) -> BrickMetrics:
+        """The copy of the brick `torch.nn.parallel.replicate` makes for each device on every `nn.DataParallel` call:
+        it updates this brick's metrics (under a lock, its part of the batch moved to their device).
+
+        torchmetrics keeps its states as plain attributes, which replicate copies shallowly, and a metric's `update`
+        and `compute` are closures over the metric they were made for: a copy's update ran the original metric's (in
+        each device's thread at once, with that device's tensors), and its batch value (`return_metrics=True`) was the
+        original's accumulated value, not its part's. The original's metrics count each part once, as DDP's processes
+        together count their batches.
+        """
+        replica = cast("BrickMetrics", super()._replicate_for_data_parallel())
+        lock = self.__dict__.setdefault("_replica_lock", threading.Lock())
+        replica.__dict__.update(_replica_of=self, _replica_lock=lock)
+        replica.__dict__["_handle"] = _stateful_update.register(replica._update_original)
+        return replica
+
+    def _update_original(self, *args: Any, **kwargs: Any) -> None:
+        """A replica's update: the original brick's, with the part of the batch on the original's device."""
+        original: BrickMetrics = self.__dict__["_replica_of"]
+        device = original._update_token.device
+        with self.__dict__["_replica_lock"]:
+            original.update(*_on_device(args, device), **_on_device(kwargs, device))
+
+    def _batch_values_of_original(self) -> Callable[..., Any]:
+        """A replica's step with `return_metrics=True`: the original brick's (its metrics' forward), with the part
+        of the batch on the original's device and its values back on the replica's."""
+        original: BrickMetrics = self.__dict__["_replica_of"]
+        batch_values = original.step_function()
+        lock = self.__dict__["_replica_lock"]
+        there, here = original._update_token.device, self._update_token.device
+
+        def batch_values_of_original(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                values = batch_values(*_on_device(args, there), **_on_device(kwargs, there))
+            return _on_device(values, here)
+
+        return batch_values_of_original
+
     _METRIC_ATTRIBUTES: ClassVar[frozenset[str]] = frozenset({"metrics", "metric_names", "return_metrics"})
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -149,9 +200,10 @@ class BrickMetrics(BrickAccumulator):
         new metric's class name), `value_names`, the default output names with `return_metrics=True`; then checks
         the brick and every collection holding it (two bricks reporting one name), as assigning `input_names` does.
         On an error (naming the brick) nothing changed."""
-        if name in self._METRIC_ATTRIBUTES and self.__dict__.get("_metrics_built"):
+        if name in self._METRIC_ATTRIBUTES and self.__dict__.get("_metrics_built") and not self.__dict__.get("_is_replica"):
             self._rewire(self._metric_changes(name, value))
-        else:
+        else:  # a copy nn.DataParallel makes gets the metrics' copy from replicate, checked in the original (checked
+            # again in the copy, before replicate had copied the metrics' members, it rebound the original's states)
             super().__setattr__(name, value)
 
     def __delattr__(self, name: str) -> None:
@@ -266,6 +318,10 @@ class BrickMetrics(BrickAccumulator):
         return ", ".join(repr(name) for name in self.metric_names)
 
     def step_function(self) -> Callable[..., Any]:
+        if "_replica_of" in self.__dict__:  # a copy nn.DataParallel made: planned on its first call, once per copy
+            if self.return_metrics:
+                return self._batch_values_of_original()
+            return self._stateful_step(self._update_original, self._handle)
         if self.return_metrics:
             metrics = self.metrics
             names = self.metric_names
@@ -328,6 +384,18 @@ def _value_names(metrics: Metric | MetricCollection, metric_names: list[str], ow
             "BrickMetricSingle of its own, whose batch value is the whole dict."
         )
     return metric_names
+
+
+def _on_device(value: Any, device: torch.device) -> Any:
+    """`value` with its tensors on `device`, also those in lists, tuples and dicts (a detection metric's targets)."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, Mapping):
+        return {key: _on_device(item, device) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        moved = [_on_device(item, device) for item in value]
+        return moved if isinstance(value, list) else tuple(moved)
+    return value
 
 
 def _default_output_names(value_names: list[str]) -> list[str]:

@@ -51,9 +51,10 @@ class BrickCollection(nn.ModuleDict):
     same way (`brick._modules["model"] = quantized`). Nothing of this runs on a call, eager or compiled.
 
     Under `nn.DataParallel` (several GPUs), each copy torch makes of the collection on every call runs its own bricks,
-    planned on its first call, and the collection itself keeps running its own (the weights the optimizer steps). Its
-    metric bricks are torchmetrics metrics and behave as these do under `nn.DataParallel` (see torchmetrics' notes on
-    it). DDP (one process per GPU, Lightning's `strategy="ddp"`) is the recommended way to train on several GPUs.
+    planned on its first call, and the collection itself keeps running its own (the weights the optimizer steps). The
+    copies of its metric bricks update its own metrics, one at a time, each with its part of the batch, so
+    `summarize` counts every sample once. DDP (one process per GPU, Lightning's `strategy="ddp"`) is the recommended
+    way to train on several GPUs.
 
     Args:
         bricks: Brick name -> brick, nested `BrickCollection`, or nested dict of bricks.
