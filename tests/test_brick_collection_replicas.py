@@ -38,6 +38,7 @@ from torchmetrics.functional.classification import (
 from torchbricks import BrickCollection, BrickTrainable
 from torchbricks.bag_of_bricks.object_detection import BoxMeanAveragePrecision
 from torchbricks.bricks import BrickInterface, BrickMetrics, BrickMetricSingle
+from torchbricks.errors import BrickError
 
 Replicate = Callable[[nn.Module, int], list[Any]]
 
@@ -222,6 +223,18 @@ def test_a_compiled_original_runs_its_own_bricks_after_replication(kind: str, re
 
     torch.testing.assert_close(compiled(named_inputs={"x": X})["y"], reference(X, weights(collection)))
     torch.testing.assert_close(replicas[0](named_inputs={"x": X})["y"], reference(X, weights(replicas[0])))
+
+
+def test_replicating_a_compiled_collection_is_refused_and_leaves_it_intact(replicate: Replicate) -> None:
+    """nn.DataParallel(torch.compile(collection)): torch's replicate wrote the compiled wrapper's copy's children (the
+    collection itself) into the collection, which then held itself."""
+    collection = chain("module")
+    compiled = torch.compile(collection, fullgraph=True, backend="eager")
+    with pytest.raises(BrickError, match=r"nn.DataParallel\(torch.compile\(collection\)\).*trainer.strategy=ddp"):
+        replicate(compiled, 2)
+    assert list(collection) == ["a", "b"]
+    assert not collection._is_replica
+    torch.testing.assert_close(collection(named_inputs={"x": X})["y"], reference(X, weights(collection)))
 
 
 @pytest.mark.parametrize("kind", BRICK_KINDS)
