@@ -37,7 +37,7 @@ from torchmetrics.functional.classification import (
 
 from torchbricks import BrickCollection, BrickTrainable
 from torchbricks.bag_of_bricks.object_detection import BoxMeanAveragePrecision
-from torchbricks.bricks import BrickInterface, BrickMetrics, BrickMetricSingle
+from torchbricks.bricks import BrickAccumulator, BrickInterface, BrickMetrics, BrickMetricSingle, BrickTensorCache
 from torchbricks.errors import BrickError
 
 Replicate = Callable[[nn.Module, int], list[Any]]
@@ -508,3 +508,59 @@ def test_a_replicated_metric_brick_is_still_copied_and_pickled(replicate: Replic
     run_in_threads(replicate(collection, 2), split(batches[0], 2))
     for copied in (deepcopy(collection), pickle.loads(pickle.dumps(collection))):
         torch.testing.assert_close(copied.summarize(reset=False), expected(batches[:1]))
+
+
+def cached_features(collection: BrickCollection) -> dict[str, torch.Tensor]:
+    return {**collection["features"].cached(), **collection["labels"].cached()}
+
+
+def test_tensor_caches_keep_the_batchs_order_whichever_copy_finishes_first(replicate: Replicate) -> None:
+    """The copies run in threads and finish in any order (here the last first): each cache joins their parts in the
+    order of the batch, so two caches keep their rows together."""
+    collection = BrickCollection(
+        {
+            "model": BrickTrainable(nn.Linear(5, 3), ["x"], ["embedding"]),
+            "features": BrickTensorCache(["embedding"]),
+            "labels": BrickTensorCache({"label": "y"}),
+        }
+    )
+    batches = classification_batches(3, 10)
+    for batch in batches:
+        replicas, parts = replicate(collection, 3), split(batch, 3)
+        for replica, part in reversed(list(zip(replicas, parts, strict=True))):
+            replica(named_inputs=part)
+    with torch.no_grad():
+        expected = {
+            "embedding": torch.cat([collection["model"].model(batch["x"]) for batch in batches]),
+            "label": torch.cat([batch["y"] for batch in batches]),
+        }
+    for copied in (deepcopy(collection), collection):  # a copy of the collection takes the parts with it
+        torch.testing.assert_close(cached_features(copied), expected)
+    collection(named_inputs=batches[0])  # without DataParallel, after the parts
+    torch.testing.assert_close(collection["labels"].cached()["label"], torch.cat([expected["label"], batches[0]["y"]]))
+
+
+class _RunningSum(BrickAccumulator):
+    """An accumulator of one's own, whose state a copy would rebind on itself (`self.total = ...`) and lose."""
+
+    def __init__(self, input_names: list[str]) -> None:
+        super().__init__(input_names=input_names, output_names=None)
+        self.total = torch.zeros(())
+        self._init_accumulator()
+
+    def update(self, x: torch.Tensor) -> None:
+        self.total = self.total + x.sum()
+
+    def reset(self) -> None:
+        self.total = torch.zeros(())
+
+    def step_function(self) -> Callable[..., Any]:
+        return self._update_step()
+
+
+def test_an_accumulator_of_ones_own_counts_each_replicas_part(replicate: Replicate) -> None:
+    collection = BrickCollection({"sum": _RunningSum(["x"])})
+    batches = classification_batches(2, 10)
+    for batch in batches:
+        run_in_threads(replicate(collection, 3), split({"x": batch["x"]}, 3))
+    torch.testing.assert_close(collection["sum"].total, torch.cat([batch["x"] for batch in batches]).sum())

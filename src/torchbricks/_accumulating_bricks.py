@@ -43,6 +43,32 @@ class BrickAccumulator(BrickInterface):
         super().__setstate__(state)
         self._handle = _stateful_update.register(self.update)  # a copy gets its own handle
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        for name in ("_replica_lock", "_replica_of", "_replica_number"):  # a lock cannot be copied or pickled
+            state.pop(name, None)
+        return state
+
+    def _replicate_for_data_parallel(self) -> BrickAccumulator:
+        """The copy of the brick `torch.nn.parallel.replicate` makes for each device on every `nn.DataParallel` call:
+        it accumulates into this brick (`_update_original`), one copy at a time (a lock kept here, made by the first
+        copy; a copy or pickle of the brick makes its own).
+
+        replicate copies the brick's `__dict__` shallowly: the copies shared this brick's state (a tensor cache's
+        batches, a metric's states) and updated it from every device's thread at once.
+        """
+        replica = cast("BrickAccumulator", super()._replicate_for_data_parallel())
+        lock = self.__dict__.setdefault("_replica_lock", threading.Lock())
+        number = self.__dict__["_replicas_made"] = self.__dict__.get("_replicas_made", 0) + 1
+        replica.__dict__.update(_replica_of=self, _replica_lock=lock, _replica_number=number)
+        replica.__dict__["_handle"] = _stateful_update.register(replica._update_original)
+        return replica
+
+    def _update_original(self, *args: Any, **kwargs: Any) -> None:
+        """A copy's update (see `_replicate_for_data_parallel`): the original brick's, one copy at a time."""
+        with self.__dict__["_replica_lock"]:
+            self.__dict__["_replica_of"].update(*args, **kwargs)
+
     def update(self, *args: Any, **kwargs: Any) -> None:
         """Accumulates one batch."""
         raise NotImplementedError(f"{type(self).__name__} must implement update().")
@@ -52,6 +78,8 @@ class BrickAccumulator(BrickInterface):
         raise NotImplementedError(f"{type(self).__name__} must implement reset().")
 
     def _update_step(self) -> Callable[..., None]:
+        if "_replica_of" in self.__dict__:  # a copy nn.DataParallel made: planned on its first call, once per copy
+            return self._stateful_step(self._update_original, self._handle)
         return self._stateful_step(self.update, self._handle)
 
     def _stateful_step(self, update: Callable[..., None], handle: torch.Tensor) -> Callable[..., None]:
@@ -148,15 +176,8 @@ class BrickMetrics(BrickAccumulator):
             given = names[0] if isinstance(metrics, Metric) and names[0] != type(metrics).__name__ else None
             self.__dict__.update(_metric_name_given=given, _metrics_built=True)
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()
-        state.pop("_replica_lock", None)  # a lock cannot be copied or pickled; a copy makes its own when replicated
-        state.pop("_replica_of", None)
-        return state
-
-    def _replicate_for_data_parallel(self) -> BrickMetrics:
-        """The copy of the brick `torch.nn.parallel.replicate` makes for each device on every `nn.DataParallel` call:
-        it updates this brick's metrics (under a lock, its part of the batch moved to their device).
+    def _update_original(self, *args: Any, **kwargs: Any) -> None:
+        """A copy's update: the original brick's, with the part of the batch on the original's device.
 
         torchmetrics keeps its states as plain attributes, which replicate copies shallowly, and a metric's `update`
         and `compute` are closures over the metric they were made for: a copy's update ran the original metric's (in
@@ -164,14 +185,6 @@ class BrickMetrics(BrickAccumulator):
         original's accumulated value, not its part's. The original's metrics count each part once, as DDP's processes
         together count their batches.
         """
-        replica = cast("BrickMetrics", super()._replicate_for_data_parallel())
-        lock = self.__dict__.setdefault("_replica_lock", threading.Lock())
-        replica.__dict__.update(_replica_of=self, _replica_lock=lock)
-        replica.__dict__["_handle"] = _stateful_update.register(replica._update_original)
-        return replica
-
-    def _update_original(self, *args: Any, **kwargs: Any) -> None:
-        """A replica's update: the original brick's, with the part of the batch on the original's device."""
         original: BrickMetrics = self.__dict__["_replica_of"]
         device = original._update_token.device
         with self.__dict__["_replica_lock"]:
@@ -318,10 +331,8 @@ class BrickMetrics(BrickAccumulator):
         return ", ".join(repr(name) for name in self.metric_names)
 
     def step_function(self) -> Callable[..., Any]:
-        if "_replica_of" in self.__dict__:  # a copy nn.DataParallel made: planned on its first call, once per copy
-            if self.return_metrics:
-                return self._batch_values_of_original()
-            return self._stateful_step(self._update_original, self._handle)
+        if self.return_metrics and "_replica_of" in self.__dict__:  # a copy nn.DataParallel made (see _update_step)
+            return self._batch_values_of_original()
         if self.return_metrics:
             metrics = self.metrics
             names = self.metric_names
@@ -480,7 +491,8 @@ class BrickTensorCache(BrickAccumulator):
     """A brick that keeps named tensors over batches, for analysis after an epoch (embeddings, predictions).
 
     Each batch's inputs are detached and moved to `device`; `cached()` concatenates them along dim 0. Tags
-    default to METRIC, so it runs wherever metrics run (train, validation and test).
+    default to METRIC, so it runs wherever metrics run (train, validation and test). Under `nn.DataParallel` each
+    copy's part of a batch counts as a batch (for `max_batches`), in the order of the batch.
 
     Args:
         input_names: The names to keep (a list, or a dict whose keys name the cached tensors).
@@ -518,16 +530,46 @@ class BrickTensorCache(BrickAccumulator):
 
     def update(self, *args: torch.Tensor, **kwargs: torch.Tensor) -> None:
         values = (*args, *kwargs.values())
-        self._batches.append(tuple(value.detach().to(self.device) for value in values))
+        self._ordered_batches().append(tuple(value.detach().to(self.device) for value in values))
+
+    def _update_original(self, *args: torch.Tensor, **kwargs: torch.Tensor) -> None:
+        """A copy's update: its part of the batch, numbered by the copy, for the original's batches.
+
+        The copies run at once in threads: appended as each finished, the parts of a batch landed in any order, and two
+        caches (embeddings in one, labels in another) could hold their rows in different orders. The parts join the
+        original's batches by the number of their copy (replicate makes a call's copies in the order of the devices,
+        which is the order of the batch's parts, and a later call's copies after them) when the cache is next read or
+        updated.
+        """
+        original: BrickTensorCache = self.__dict__["_replica_of"]
+        values = tuple(value.detach().to(original.device) for value in (*args, *kwargs.values()))
+        with self.__dict__["_replica_lock"]:
+            original.__dict__.setdefault("_replica_parts", []).append((self.__dict__["_replica_number"], values))
+
+    def _ordered_batches(self) -> deque[tuple[torch.Tensor, ...]]:
+        """The cached batches, with the parts the copies added since (see `_update_original`) joined in order."""
+        parts = self.__dict__.get("_replica_parts")
+        if parts:
+            with self.__dict__["_replica_lock"]:
+                self._batches.extend(values for _, values in sorted(parts, key=lambda part: part[0]))
+                parts.clear()
+        return self._batches
+
+    def __getstate__(self) -> dict[str, Any]:
+        self._ordered_batches()
+        state = super().__getstate__()
+        state.pop("_replica_parts", None)
+        return state
 
     def reset(self) -> None:
-        self._batches.clear()
+        self._ordered_batches().clear()
 
     def cached(self, reset: bool = False) -> dict[str, torch.Tensor]:
         """The cached tensors by name, each the concatenation of its batches along dim 0."""
-        if not self._batches:
+        batches = self._ordered_batches()
+        if not batches:
             raise BrickError(f"BrickTensorCache {self.cached_names}: nothing is cached yet; run the collection first.")
-        values = {name: torch.cat([batch[k] for batch in self._batches]) for k, name in enumerate(self.cached_names)}
+        values = {name: torch.cat([batch[k] for batch in batches]) for k, name in enumerate(self.cached_names)}
         if reset:
             self.reset()
         return values

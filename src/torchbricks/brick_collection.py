@@ -53,8 +53,9 @@ class BrickCollection(nn.ModuleDict):
     Under `nn.DataParallel` (several GPUs), each copy torch makes of the collection on every call runs its own bricks,
     planned on its first call, and the collection itself keeps running its own (the weights the optimizer steps). The
     copies of its metric bricks update its own metrics, one at a time, each with its part of the batch, so
-    `summarize` counts every sample once. `nn.DataParallel(torch.compile(collection))` is refused (`BrickError`).
-    DDP (one process per GPU, Lightning's `strategy="ddp"`) is the recommended way to train on several GPUs.
+    `summarize` counts every sample once; a tensor cache's copies add their parts in the order of the batch.
+    `nn.DataParallel(torch.compile(collection))` is refused (`BrickError`). DDP (one process per GPU, Lightning's
+    `strategy="ddp"`) is the recommended way to train on several GPUs.
 
     Args:
         bricks: Brick name -> brick, nested `BrickCollection`, or nested dict of bricks.
