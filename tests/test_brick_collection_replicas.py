@@ -564,3 +564,13 @@ def test_an_accumulator_of_ones_own_counts_each_replicas_part(replicate: Replica
     for batch in batches:
         run_in_threads(replicate(collection, 3), split({"x": batch["x"]}, 3))
     torch.testing.assert_close(collection["sum"].total, torch.cat([batch["x"] for batch in batches]).sum())
+
+
+def test_compiling_a_replica_returning_batch_values_names_the_metric_brick(replicate: Replicate) -> None:
+    metric = MulticlassAccuracy(num_classes=CLASSES)
+    brick = BrickMetricSingle(metric, ["logits", "y"], return_metrics=True, output_names=["value"])
+    replica = replicate(classifier(brick), 2)[0]
+    torch._dynamo.reset()
+    compiled = torch.compile(replica, fullgraph=True, backend="eager")
+    with pytest.raises(Exception, match=r"return_metrics=True \(\['MulticlassAccuracy'\]\).*torch.compile cannot trace"):
+        compiled(named_inputs=classification_batches(1, 4)[0])

@@ -199,6 +199,8 @@ class BrickMetrics(BrickAccumulator):
         there, here = original._update_token.device, self._update_token.device
 
         def batch_values_of_original(*args: Any, **kwargs: Any) -> Any:
+            if torch.compiler.is_compiling():  # refused by the original's step, naming the brick, before the lock
+                return batch_values(*args, **kwargs)
             with lock:
                 values = batch_values(*_on_device(args, there), **_on_device(kwargs, there))
             return _on_device(values, here)
