@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import copy
 import inspect
+import threading
 import warnings
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 from torchmetrics import Metric, MetricCollection
@@ -31,6 +32,9 @@ class BrickAccumulator(BrickInterface):
     bricks never break a graph. Subclasses implement `update` and `reset` and call `_init_accumulator()`.
     """
 
+    _update_token: torch.Tensor
+    """A buffer the op `torchbricks::stateful_update` declares it mutates; on the brick's device."""
+
     def _init_accumulator(self) -> None:
         self.register_buffer("_update_token", torch.zeros(1), persistent=False)
         self._handle = _stateful_update.register(self.update)
@@ -38,6 +42,32 @@ class BrickAccumulator(BrickInterface):
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self._handle = _stateful_update.register(self.update)  # a copy gets its own handle
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        for name in ("_replica_lock", "_replica_of", "_replica_number"):  # a lock cannot be copied or pickled
+            state.pop(name, None)
+        return state
+
+    def _replicate_for_data_parallel(self) -> BrickAccumulator:
+        """The copy of the brick `torch.nn.parallel.replicate` makes for each device on every `nn.DataParallel` call:
+        it accumulates into this brick (`_update_original`), one copy at a time (a lock kept here, made by the first
+        copy; a copy or pickle of the brick makes its own).
+
+        replicate copies the brick's `__dict__` shallowly: the copies shared this brick's state (a tensor cache's
+        batches, a metric's states) and updated it from every device's thread at once.
+        """
+        replica = cast("BrickAccumulator", super()._replicate_for_data_parallel())
+        lock = self.__dict__.setdefault("_replica_lock", threading.Lock())
+        number = self.__dict__["_replicas_made"] = self.__dict__.get("_replicas_made", 0) + 1
+        replica.__dict__.update(_replica_of=self, _replica_lock=lock, _replica_number=number)
+        replica.__dict__["_handle"] = _stateful_update.register(replica._update_original)
+        return replica
+
+    def _update_original(self, *args: Any, **kwargs: Any) -> None:
+        """A copy's update (see `_replicate_for_data_parallel`): the original brick's, one copy at a time."""
+        with self.__dict__["_replica_lock"]:
+            self.__dict__["_replica_of"].update(*args, **kwargs)
 
     def update(self, *args: Any, **kwargs: Any) -> None:
         """Accumulates one batch."""
@@ -48,11 +78,16 @@ class BrickAccumulator(BrickInterface):
         raise NotImplementedError(f"{type(self).__name__} must implement reset().")
 
     def _update_step(self) -> Callable[..., None]:
-        update = self.update
+        if "_replica_of" in self.__dict__:  # a copy nn.DataParallel made: planned on its first call, once per copy
+            return self._stateful_step(self._update_original, self._handle)
+        return self._stateful_step(self.update, self._handle)
+
+    def _stateful_step(self, update: Callable[..., None], handle: torch.Tensor) -> Callable[..., None]:
+        """The step calling `update` eagerly, and inside a compiled region through the op with `handle` (registered
+        for `update` with `_stateful_update.register`)."""
         if self._keywords is not None:
             return update  # keyword inputs are not expressible in the op schema; eager only
         token = self._update_token
-        handle = self._handle
 
         def update_state(*args: torch.Tensor) -> None:
             if torch.compiler.is_compiling():
@@ -141,6 +176,37 @@ class BrickMetrics(BrickAccumulator):
             given = names[0] if isinstance(metrics, Metric) and names[0] != type(metrics).__name__ else None
             self.__dict__.update(_metric_name_given=given, _metrics_built=True)
 
+    def _update_original(self, *args: Any, **kwargs: Any) -> None:
+        """A copy's update: the original brick's, with the part of the batch on the original's device.
+
+        torchmetrics keeps its states as plain attributes, which replicate copies shallowly, and a metric's `update`
+        and `compute` are closures over the metric they were made for: a copy's update ran the original metric's (in
+        each device's thread at once, with that device's tensors), and its batch value (`return_metrics=True`) was the
+        original's accumulated value, not its part's. The original's metrics count each part once, as DDP's processes
+        together count their batches.
+        """
+        original: BrickMetrics = self.__dict__["_replica_of"]
+        device = original._update_token.device
+        with self.__dict__["_replica_lock"]:
+            original.update(*_on_device(args, device), **_on_device(kwargs, device))
+
+    def _batch_values_of_original(self) -> Callable[..., Any]:
+        """A replica's step with `return_metrics=True`: the original brick's (its metrics' forward), with the part
+        of the batch on the original's device and its values back on the replica's."""
+        original: BrickMetrics = self.__dict__["_replica_of"]
+        batch_values = original.step_function()
+        lock = self.__dict__["_replica_lock"]
+        there, here = original._update_token.device, self._update_token.device
+
+        def batch_values_of_original(*args: Any, **kwargs: Any) -> Any:
+            if torch.compiler.is_compiling():  # refused by the original's step, naming the brick, before the lock
+                return batch_values(*args, **kwargs)
+            with lock:
+                values = batch_values(*_on_device(args, there), **_on_device(kwargs, there))
+            return _on_device(values, here)
+
+        return batch_values_of_original
+
     _METRIC_ATTRIBUTES: ClassVar[frozenset[str]] = frozenset({"metrics", "metric_names", "return_metrics"})
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -149,9 +215,10 @@ class BrickMetrics(BrickAccumulator):
         new metric's class name), `value_names`, the default output names with `return_metrics=True`; then checks
         the brick and every collection holding it (two bricks reporting one name), as assigning `input_names` does.
         On an error (naming the brick) nothing changed."""
-        if name in self._METRIC_ATTRIBUTES and self.__dict__.get("_metrics_built"):
+        if name in self._METRIC_ATTRIBUTES and self.__dict__.get("_metrics_built") and not self.__dict__.get("_is_replica"):
             self._rewire(self._metric_changes(name, value))
-        else:
+        else:  # a copy nn.DataParallel makes gets the metrics' copy from replicate, checked in the original (checked
+            # again in the copy, before replicate had copied the metrics' members, it rebound the original's states)
             super().__setattr__(name, value)
 
     def __delattr__(self, name: str) -> None:
@@ -266,6 +333,8 @@ class BrickMetrics(BrickAccumulator):
         return ", ".join(repr(name) for name in self.metric_names)
 
     def step_function(self) -> Callable[..., Any]:
+        if self.return_metrics and "_replica_of" in self.__dict__:  # a copy nn.DataParallel made (see _update_step)
+            return self._batch_values_of_original()
         if self.return_metrics:
             metrics = self.metrics
             names = self.metric_names
@@ -328,6 +397,18 @@ def _value_names(metrics: Metric | MetricCollection, metric_names: list[str], ow
             "BrickMetricSingle of its own, whose batch value is the whole dict."
         )
     return metric_names
+
+
+def _on_device(value: Any, device: torch.device) -> Any:
+    """`value` with its tensors on `device`, also those in lists, tuples and dicts (a detection metric's targets)."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, Mapping):
+        return {key: _on_device(item, device) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        moved = [_on_device(item, device) for item in value]
+        return moved if isinstance(value, list) else tuple(moved)
+    return value
 
 
 def _default_output_names(value_names: list[str]) -> list[str]:
@@ -412,7 +493,8 @@ class BrickTensorCache(BrickAccumulator):
     """A brick that keeps named tensors over batches, for analysis after an epoch (embeddings, predictions).
 
     Each batch's inputs are detached and moved to `device`; `cached()` concatenates them along dim 0. Tags
-    default to METRIC, so it runs wherever metrics run (train, validation and test).
+    default to METRIC, so it runs wherever metrics run (train, validation and test). Under `nn.DataParallel` each
+    copy's part of a batch counts as a batch (for `max_batches`), in the order of the batch.
 
     Args:
         input_names: The names to keep (a list, or a dict whose keys name the cached tensors).
@@ -450,16 +532,46 @@ class BrickTensorCache(BrickAccumulator):
 
     def update(self, *args: torch.Tensor, **kwargs: torch.Tensor) -> None:
         values = (*args, *kwargs.values())
-        self._batches.append(tuple(value.detach().to(self.device) for value in values))
+        self._ordered_batches().append(tuple(value.detach().to(self.device) for value in values))
+
+    def _update_original(self, *args: torch.Tensor, **kwargs: torch.Tensor) -> None:
+        """A copy's update: its part of the batch, numbered by the copy, for the original's batches.
+
+        The copies run at once in threads: appended as each finished, the parts of a batch landed in any order, and two
+        caches (embeddings in one, labels in another) could hold their rows in different orders. The parts join the
+        original's batches by the number of their copy (replicate makes a call's copies in the order of the devices,
+        which is the order of the batch's parts, and a later call's copies after them) when the cache is next read or
+        updated.
+        """
+        original: BrickTensorCache = self.__dict__["_replica_of"]
+        values = tuple(value.detach().to(original.device) for value in (*args, *kwargs.values()))
+        with self.__dict__["_replica_lock"]:
+            original.__dict__.setdefault("_replica_parts", []).append((self.__dict__["_replica_number"], values))
+
+    def _ordered_batches(self) -> deque[tuple[torch.Tensor, ...]]:
+        """The cached batches, with the parts the copies added since (see `_update_original`) joined in order."""
+        parts = self.__dict__.get("_replica_parts")
+        if parts:
+            with self.__dict__["_replica_lock"]:
+                self._batches.extend(values for _, values in sorted(parts, key=lambda part: part[0]))
+                parts.clear()
+        return self._batches
+
+    def __getstate__(self) -> dict[str, Any]:
+        self._ordered_batches()
+        state = super().__getstate__()
+        state.pop("_replica_parts", None)
+        return state
 
     def reset(self) -> None:
-        self._batches.clear()
+        self._ordered_batches().clear()
 
     def cached(self, reset: bool = False) -> dict[str, torch.Tensor]:
         """The cached tensors by name, each the concatenation of its batches along dim 0."""
-        if not self._batches:
+        batches = self._ordered_batches()
+        if not batches:
             raise BrickError(f"BrickTensorCache {self.cached_names}: nothing is cached yet; run the collection first.")
-        values = {name: torch.cat([batch[k] for batch in self._batches]) for k, name in enumerate(self.cached_names)}
+        values = {name: torch.cat([batch[k] for batch in batches]) for k, name in enumerate(self.cached_names)}
         if reset:
             self.reset()
         return values

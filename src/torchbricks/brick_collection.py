@@ -51,9 +51,11 @@ class BrickCollection(nn.ModuleDict):
     same way (`brick._modules["model"] = quantized`). Nothing of this runs on a call, eager or compiled.
 
     Under `nn.DataParallel` (several GPUs), each copy torch makes of the collection on every call runs its own bricks,
-    planned on its first call, and the collection itself keeps running its own (the weights the optimizer steps). Its
-    metric bricks are torchmetrics metrics and behave as these do under `nn.DataParallel` (see torchmetrics' notes on
-    it). DDP (one process per GPU, Lightning's `strategy="ddp"`) is the recommended way to train on several GPUs.
+    planned on its first call, and the collection itself keeps running its own (the weights the optimizer steps). The
+    copies of its metric bricks update its own metrics, one at a time, each with its part of the batch, so
+    `summarize` counts every sample once; a tensor cache's copies add their parts in the order of the batch.
+    `nn.DataParallel(torch.compile(collection))` is refused (`BrickError`). DDP (one process per GPU, Lightning's
+    `strategy="ddp"`) is the recommended way to train on several GPUs.
 
     Args:
         bricks: Brick name -> brick, nested `BrickCollection`, or nested dict of bricks.
@@ -217,8 +219,10 @@ class BrickCollection(nn.ModuleDict):
     def __setattr__(self, name: str, value: Any) -> None:
         if isinstance(value, nn.Module) and "_modules" in self.__dict__:
             self[name] = value
-        else:
-            super().__setattr__(name, value)
+            return
+        if name == "_modules" and isinstance(value, Mapping) and any(module is self for module in value.values()):
+            raise _compiled_replica_error()
+        super().__setattr__(name, value)
 
     def __getitem__(self, key: str) -> Any:
         try:
@@ -622,6 +626,23 @@ def _admitting(modules: dict[str, Any]) -> Iterator[None]:
         yield
     finally:
         modules.admitting = False
+
+
+def _compiled_replica_error() -> BrickError:
+    """The error for `nn.DataParallel(torch.compile(collection))`.
+
+    torch's replicate copies the compiled wrapper (`OptimizedModule`), whose `__setattr__` hands every attribute it
+    does not own to the module it wraps: the copy's `_parameters`, `_buffers`, `_modules` (which hold the collection
+    itself) and `_is_replica` were written into the collection, which then held itself (any module wrapped so loses
+    its children: an `nn.Sequential` its layers). The collection refuses the dict before anything else of it changes.
+    """
+    return BrickError(
+        "nn.DataParallel cannot copy a compiled BrickCollection (nn.DataParallel(torch.compile(collection))): torch's "
+        "replicate writes the copy of the compiled wrapper's attributes into the collection itself, which would then "
+        "hold itself. Train on several GPUs with DDP (torchbricks train trainer.devices=N trainer.strategy=ddp, or "
+        "torch's DistributedDataParallel), which compiles each process's collection, or wrap the collection uncompiled: "
+        "nn.DataParallel(collection)."
+    )
 
 
 def merge_summaries(summaries: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
