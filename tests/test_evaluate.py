@@ -90,6 +90,26 @@ def test_evaluate_on_the_training_test_split_equals_the_trained_metrics(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("task", ["segmentation", "multitask"])
+def test_evaluate_gives_the_trained_test_values_at_any_batch_size(
+    task: str, trained_experiment: Any, shapes_root: Path, tmp_path: Path
+) -> None:
+    """The experiment tested its 4 test images in one batch of 4; evaluated one at a time, in a batch of 3 and a
+    partial one, or in one of 64, every value (the confusion matrices' counts, each class's values) is the same."""
+    folder = trained_experiment(task)
+    root = shapes_root / ("segmentation" if task == "segmentation" else "detection")
+    trained = json.loads((folder / "metrics.json").read_text())["test"]
+
+    for batch_size in (1, 3, 64):
+        out = tmp_path / f"batch_{batch_size}.json"
+        result = evaluate_experiment(folder, [f"data.root={root}", f"data.batch_size={batch_size}"], split="test", out=out)
+
+        assert result.description["samples"] == 4
+        evaluated = json.loads(out.read_text())["metrics"]
+        _metrics_equal(evaluated, trained)  # the scalars within 1e-6, the matrices and per-class values exactly
+
+
+@pytest.mark.slow
 def test_evaluate_reads_another_root_with_the_experiment_data_config(
     trained_experiment: Any, shapes_root: Path, tmp_path: Path
 ) -> None:
