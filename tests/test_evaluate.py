@@ -170,6 +170,50 @@ def test_evaluate_numbers_folders_of_some_of_the_classes_by_name(
 
 
 @pytest.mark.slow
+def test_evaluate_numbers_a_sources_class_folders_by_its_heads_classes_and_refuses_masks_of_other_classes(
+    shapes_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # With data.sources the experiment has no class_names of its own (each head has its source's): new photographs
+    # lacking a class were numbered from the folders they have, squares read as circles, and no class list was checked
+    sources = (
+        f"data.sources=[{{task: segmentation, root: {shapes_root / 'segmentation'}}}, "
+        f"{{task: classification, root: {shapes_root / 'classification'}}}]"
+    )
+    arguments = ["train", "task=multitask", sources, "trainer.max_epochs=1", "data.image_size=32", "data.batch_size=4"]
+    assert (
+        main(
+            [*arguments, "n_visualized=0", "export_onnx=false", f"experiment.path_experiments={tmp_path}", "experiment.name=run"]
+        )
+        == 0
+    )
+    folder = tmp_path / "run"
+    whole, some = tmp_path / "whole", tmp_path / "some"
+    for target in (whole, some):
+        shutil.copytree(shapes_root / "classification", target)
+    for split in ("train", "val"):
+        shutil.rmtree(some / split / "circle")
+    key = "data.sources.classification.data_module.root"
+
+    every = evaluate_experiment(folder, [f"{key}={whole}"], split="test", out=tmp_path / "whole.json")
+    assert main(["evaluate", str(folder), f"{key}={some}", "split=test", "--out", str(tmp_path / "some.json")]) == 0
+
+    written = json.loads((tmp_path / "some.json").read_text())
+    rows = every.metrics["classification/confusion_matrix"]  # rows: true classes circle, square, triangle
+    assert written["metrics"]["classification/confusion_matrix"] == [[0, 0, 0], rows[1], rows[2]]
+    assert written["head_classes_without_folder"] == {"classification": ["circle"]}
+    supports = {name: values["support"] for name, values in written["per_class"]["classification"].items()}
+    assert supports == {"circle": 0, **{name: len(list((some / "val" / name).iterdir())) for name in ("square", "triangle")}}
+    assert "(no folder of 'circle' for head 'classification': the other classes' images evaluated" in capsys.readouterr().out
+    other = tmp_path / "other_masks"
+    shutil.copytree(shapes_root / "segmentation", other)
+    (other / "classes.txt").write_text("background\ncar\nroad\ntree\n")
+    with pytest.raises(
+        ConfigError, match=r"\(source 'segmentation'\) has classes \['background', 'car', 'road', 'tree'\]; head 'segmentation'"
+    ):
+        evaluate_experiment(folder, [f"data.sources.segmentation.data_module.root={other}"], out=tmp_path / "other.json")
+
+
+@pytest.mark.slow
 def test_evaluate_refuses_unknown_keys_and_splits(trained_experiment: Any, shapes_root: Path) -> None:
     folder = trained_experiment("classification")
     with pytest.raises(ConfigError, match=r"no key 'data.rot'; data has \[.*'root'.*\]\. Did you mean 'root'\?"):
