@@ -90,6 +90,26 @@ def test_evaluate_on_the_training_test_split_equals_the_trained_metrics(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("task", ["segmentation", "multitask"])
+def test_evaluate_gives_the_trained_test_values_at_any_batch_size(
+    task: str, trained_experiment: Any, shapes_root: Path, tmp_path: Path
+) -> None:
+    """The experiment tested its 4 test images in one batch of 4; evaluated one at a time, in a batch of 3 and a
+    partial one, or in one of 64, every value (the confusion matrices' counts, each class's values) is the same."""
+    folder = trained_experiment(task)
+    root = shapes_root / ("segmentation" if task == "segmentation" else "detection")
+    trained = json.loads((folder / "metrics.json").read_text())["test"]
+
+    for batch_size in (1, 3, 64):
+        out = tmp_path / f"batch_{batch_size}.json"
+        result = evaluate_experiment(folder, [f"data.root={root}", f"data.batch_size={batch_size}"], split="test", out=out)
+
+        assert result.description["samples"] == 4
+        evaluated = json.loads(out.read_text())["metrics"]
+        _metrics_equal(evaluated, trained)  # the scalars within 1e-6, the matrices and per-class values exactly
+
+
+@pytest.mark.slow
 def test_evaluate_reads_another_root_with_the_experiment_data_config(
     trained_experiment: Any, shapes_root: Path, tmp_path: Path
 ) -> None:
@@ -147,6 +167,50 @@ def test_evaluate_numbers_folders_of_some_of_the_classes_by_name(
     supports = {name: values["support"] for name, values in written["per_class"]["classification"].items()}
     assert supports == {"circle": 0, **{name: len(list((some / name).iterdir())) for name in ("square", "triangle")}}
     assert "(no folder of 'circle': the other classes' images evaluated, numbered as in training)" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_evaluate_numbers_a_sources_class_folders_by_its_heads_classes_and_refuses_masks_of_other_classes(
+    shapes_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # With data.sources the experiment has no class_names of its own (each head has its source's): new photographs
+    # lacking a class were numbered from the folders they have, squares read as circles, and no class list was checked
+    sources = (
+        f"data.sources=[{{task: segmentation, root: {shapes_root / 'segmentation'}}}, "
+        f"{{task: classification, root: {shapes_root / 'classification'}}}]"
+    )
+    arguments = ["train", "task=multitask", sources, "trainer.max_epochs=1", "data.image_size=32", "data.batch_size=4"]
+    assert (
+        main(
+            [*arguments, "n_visualized=0", "export_onnx=false", f"experiment.path_experiments={tmp_path}", "experiment.name=run"]
+        )
+        == 0
+    )
+    folder = tmp_path / "run"
+    whole, some = tmp_path / "whole", tmp_path / "some"
+    for target in (whole, some):
+        shutil.copytree(shapes_root / "classification", target)
+    for split in ("train", "val"):
+        shutil.rmtree(some / split / "circle")
+    key = "data.sources.classification.data_module.root"
+
+    every = evaluate_experiment(folder, [f"{key}={whole}"], split="test", out=tmp_path / "whole.json")
+    assert main(["evaluate", str(folder), f"{key}={some}", "split=test", "--out", str(tmp_path / "some.json")]) == 0
+
+    written = json.loads((tmp_path / "some.json").read_text())
+    rows = every.metrics["classification/confusion_matrix"]  # rows: true classes circle, square, triangle
+    assert written["metrics"]["classification/confusion_matrix"] == [[0, 0, 0], rows[1], rows[2]]
+    assert written["head_classes_without_folder"] == {"classification": ["circle"]}
+    supports = {name: values["support"] for name, values in written["per_class"]["classification"].items()}
+    assert supports == {"circle": 0, **{name: len(list((some / "val" / name).iterdir())) for name in ("square", "triangle")}}
+    assert "(no folder of 'circle' for head 'classification': the other classes' images evaluated" in capsys.readouterr().out
+    other = tmp_path / "other_masks"
+    shutil.copytree(shapes_root / "segmentation", other)
+    (other / "classes.txt").write_text("background\ncar\nroad\ntree\n")
+    with pytest.raises(
+        ConfigError, match=r"\(source 'segmentation'\) has classes \['background', 'car', 'road', 'tree'\]; head 'segmentation'"
+    ):
+        evaluate_experiment(folder, [f"data.sources.segmentation.data_module.root={other}"], out=tmp_path / "other.json")
 
 
 @pytest.mark.slow

@@ -21,7 +21,7 @@ import copy
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,7 +85,8 @@ def evaluate_experiment(
         ConfigError: `folder` is not a trained experiment, an override names a key the config lacks or one that
             does not change an evaluation (`model.*`), or the data's classes differ from the experiment's (class
             folders may be some of its classes: they are numbered by name, and `evaluation.json`'s
-            `classes_without_folder` lists the others).
+            `classes_without_folder` lists the others; with `data.sources`, each source's classes against its head's,
+            and `head_classes_without_folder` lists each head's others).
         BrickError: `split` is not one of `SPLITS`.
         DataError: Files of the evaluated split cannot be read (each named, the first five; found before anything is
             computed, `torchbricks.lightning.image_datamodules.check_dataset_files`).
@@ -167,7 +168,8 @@ def evaluate_experiment(
         **_tiled_images(parts),
         "overrides": list(overrides),
         "class_names": experiment.class_names,
-        "classes_without_folder": absent,
+        "classes_without_folder": absent if isinstance(absent, list) else [],
+        **({"head_classes_without_folder": absent} if isinstance(absent, dict) else {}),
         "heads": heads,
     }
     result = EvaluationResult(metrics, per_class_values(metrics, experiment.class_names), description)
@@ -175,25 +177,43 @@ def evaluate_experiment(
     return result
 
 
-def _classes_without_folder(experiment: Any, data_module: Any, config: Any) -> list[str]:
+def _classes_without_folder(experiment: Any, data_module: Any, config: Any) -> list[str] | dict[str, list[str]]:
     """The experiment's classes the data has no folder of, once the data module numbers its classes as the
-    experiment does; [] when the data has the experiment's classes.
+    experiment does; [] when the data has the experiment's classes. With several sources (`data.sources`), each
+    source against its head's classes: head -> its classes without a folder, for the heads that have such classes.
 
     Raises:
-        ConfigError: Classes other than the experiment's: a folder of a class it was not trained on, or a class list
-            (masks, boxes) other than its own.
+        ConfigError: Classes other than the experiment's (a head's): a folder of a class it was not trained on, or a
+            class list (masks, boxes) other than its own.
     """
     data_classes = getattr(data_module, "class_names", None)
-    if not experiment.class_names or not data_classes or list(data_classes) == list(experiment.class_names):
+    if isinstance(data_classes, Mapping):  # several sources: no classes of the experiment's own, each head its source's
+        sources = getattr(data_module, "sources", {})
+        absent = {
+            head: _renumbered(experiment, source, experiment.head_class_names(head), head) for head, source in sources.items()
+        }
+        return {head: classes for head, classes in absent.items() if classes}
+    root = config.data.get("root", "the data")
+    return _renumbered(experiment, data_module, experiment.class_names, None, root)
+
+
+def _renumbered(experiment: Any, data_module: Any, trained: list[str] | None, head: str | None, root: Any = None) -> list[str]:
+    """Numbers the classes of `data_module` (of `head`'s source, when given) as `trained` numbers them; returns the
+    classes without a folder there. Raises `ConfigError` for classes listed in a file other than `trained`."""
+    data_classes = getattr(data_module, "class_names", None)
+    if not trained or not data_classes or list(data_classes) == list(trained):
         return []
     renumber = getattr(data_module, "use_class_names", None)
     if renumber is None:  # classes listed in a file (masks, boxes): numbered by it, so another list is other data
-        root = config.data.get("root", "the data")
+        if root is None:
+            root = getattr(getattr(data_module, "data_module", data_module), "root", "the data")
+        where = f"{str(root)!r}" + (f" (source {head!r})" if head else "")
+        whose = f"head {head!r} of experiment" if head else "experiment"
         raise ConfigError(
-            f"The data in {str(root)!r} has classes {list(data_classes)}; experiment {str(experiment.folder)!r} was "
-            f"trained on {experiment.class_names}. Evaluate on data with the same classes."
+            f"The data in {where} has classes {list(data_classes)}; {whose} {str(experiment.folder)!r} was trained on "
+            f"{list(trained)}. Evaluate on data with the same classes."
         )
-    return list(renumber(experiment.class_names))  # class folders, by name: some of the classes will do
+    return list(renumber(trained))  # class folders, by name: some of the classes will do
 
 
 def _tiled_images(loaders: list[Any]) -> dict[str, int]:
@@ -327,9 +347,12 @@ def format_evaluation(result: EvaluationResult) -> str:
         header = [f"{where}: {described}, {samples}"]
         if result.description.get("split_chosen"):
             header.append(f"({result.description['split_chosen']})")
-        if result.description.get("classes_without_folder"):
-            absent = ", ".join(map(repr, result.description["classes_without_folder"]))
-            header.append(f"(no folder of {absent}: the other classes' images evaluated, numbered as in training)")
+        absent_of = {None: result.description.get("classes_without_folder") or []}
+        absent_of.update(result.description.get("head_classes_without_folder") or {})
+        for head, classes in absent_of.items():
+            if classes:
+                named = ", ".join(map(repr, classes)) + ("" if head is None else f" for head {head!r}")
+                header.append(f"(no folder of {named}: the other classes' images evaluated, numbered as in training)")
         lines = [*header, "", *lines]
     for head, per_class in result.per_class.items():
         if not per_class:

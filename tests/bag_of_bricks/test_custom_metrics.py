@@ -3,6 +3,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -204,3 +205,27 @@ def test_class_scores_in_a_metric_collection_keep_the_confusion_matrix_name_and_
     assert [name for name in module.logged_names(Stage.VALIDATION) if name.startswith("validation/head")] == [
         "validation/head/accuracy"
     ]  # the matrix and the per-class values go to metrics.json, not to the logger
+
+
+def test_mean_iou_averages_the_classes_in_the_masks_or_the_predictions_whatever_the_batches() -> None:
+    """As the README says: a class neither in a mask nor predicted is left out of the mean (not an IoU of 0), a class
+    predicted where no mask has it counts with its IoU of 0, the background is a class like the others, and 255 pixels
+    count nowhere; the same in batches of 1, 3 or all the masks (the last batch partial). Reference: numpy."""
+    generator = torch.Generator().manual_seed(4)
+    target = torch.randint(0, 3, (7, 6, 6), generator=generator)  # classes 0 to 2; class 4 never in a mask
+    target[1] = 0  # a mask of nothing but the background
+    target[2, :2] = 255
+    prediction = torch.randint(0, 3, (7, 6, 6), generator=generator)
+    prediction[3, 0, :3] = 3  # class 3: predicted, in no mask
+    kept = target != 255
+    truth, guess = target[kept].numpy(), prediction[kept].numpy()
+    unions = [np.sum((truth == index) | (guess == index)) for index in range(5)]
+    ious = [np.sum((truth == index) & (guess == index)) / union for index, union in enumerate(unions) if union]
+    assert len(ious) == 4  # class 4 left out
+    assert ious[3] == 0  # class 3 counted with its IoU of 0
+
+    for batch_size in (1, 3, 7):
+        metric = MulticlassMeanIoU(num_classes=5, ignore_index=255)
+        for start in range(0, 7, batch_size):
+            metric.update(prediction[start : start + batch_size], target[start : start + batch_size])
+        assert float(metric.compute()) == pytest.approx(np.mean(ious), abs=1e-6), batch_size

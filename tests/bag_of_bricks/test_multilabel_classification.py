@@ -80,3 +80,35 @@ def test_a_class_seen_only_in_ignored_objects_is_neither_right_nor_wrong_in_the_
     expected_loss = F.binary_cross_entropy_with_logits(logits, targets[targets >= 0].float())
     assert torch.allclose(outputs["presence/loss_bce"], expected_loss)
     assert sum(value["support"] for value in metrics["presence/per_class"].values()) == int((truth == 1).sum())
+
+
+def test_a_head_of_one_class_reports_its_f1_accuracy_and_scores_as_scikit_learn_computes_them() -> None:
+    # A one-class COCO data set (cars, tree crowns) trained with task=multitask has a presence head of one class:
+    # torchmetrics' multilabel metrics refuse one label when they are built, and the job stopped before training.
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
+    from torchbricks.datasets.boxes import PRESENCE_IGNORED
+
+    head = create_multilabel_classification_head(1, 2, "features", "present", class_names=["tree"])
+    model = BrickCollection({"presence": head})
+    with torch.no_grad():  # present where the first feature channel's mean is positive
+        model["presence"]["classify"].model.fc.weight.copy_(torch.tensor([[1.0, 0.0]]))
+        model["presence"]["classify"].model.fc.bias.zero_()
+    signs = torch.tensor([1.0, -1.0, 1.0, 1.0, -1.0, -1.0, 1.0])
+    targets = torch.tensor([[1], [0], [0], [1], [1], [PRESENCE_IGNORED], [1]])
+    features = torch.zeros(7, 2, 2, 2)
+    features[:, 0] = signs[:, None, None]
+
+    for batch in (slice(0, 3), slice(3, 7)):
+        model({"features": features[batch], "present": targets[batch]}, tags={"MODEL", "LOSS", "METRIC"})
+
+    metrics = model.summarize(reset=True)
+    known = targets[:, 0] >= 0
+    truth, predicted = targets[known, 0].numpy(), (signs[known] > 0).long().numpy()
+    precision, recall, f1, _ = precision_recall_fscore_support(truth, predicted, average="binary", zero_division=0)
+    assert 0 < f1 < 1
+    assert float(metrics["presence/f1"]) == pytest.approx(f1)
+    assert float(metrics["presence/accuracy"]) == pytest.approx(accuracy_score(truth, predicted))
+    tree = metrics["presence/per_class"]["tree"]
+    assert [float(tree["precision"]), float(tree["recall"]), float(tree["f1"])] == pytest.approx([precision, recall, f1])
+    assert int(tree["support"]) == int(truth.sum())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -1016,3 +1017,98 @@ def test_mean_average_precision_of_processes_that_saw_different_numbers_of_image
     assert 0 < expected["map_50"] < 1  # neither nothing nor everything found: a sum of the wrong images would differ
     for rank in range(2):
         assert json.loads((tmp_path / f"{rank}.json").read_text()) == pytest.approx(expected), rank
+
+
+def _random_detection_split(seed: int) -> list[dict[str, np.ndarray]]:
+    """A few 100 px images of up to three classes: up to six true boxes each (some crowd regions, label -2 - k; some
+    images without any), up to ten detections by score (most a jittered true box, some of another class or of
+    nothing, scores often tied)."""
+    rng = np.random.default_rng(seed)
+    images = []
+    for _ in range(rng.integers(2, 7)):
+        count = int(rng.integers(0, 7))
+        corners = rng.uniform(0, 80, (count, 2))
+        true_boxes = np.concatenate([corners, np.minimum(corners + rng.uniform(4, 20, (count, 2)), 100)], axis=1)
+        classes = rng.integers(0, 3, count)
+        true_labels = np.where(rng.random(count) < 0.2, -2 - classes, classes)
+        found = int(rng.integers(0, 11))
+        boxes, labels = np.zeros((found, 4)), rng.integers(0, 3, found)
+        for index in range(found):
+            if count and rng.random() < 0.7:
+                which = rng.integers(0, count)
+                boxes[index] = true_boxes[which] + rng.normal(0, 2, 4)
+                labels[index] = classes[which] if rng.random() < 0.9 else labels[index]
+            else:
+                corner = rng.uniform(0, 90, 2)
+                boxes[index] = [*corner, *(corner + rng.uniform(3, 15, 2))]
+        boxes = np.clip(np.concatenate([boxes[:, :2], np.maximum(boxes[:, 2:], boxes[:, :2] + 1)], axis=1), 0, 100)
+        scores = rng.choice([0.3, 0.6, 0.9], found) if seed % 2 else rng.random(found)
+        order = np.argsort(-scores, kind="stable")
+        images.append({"true_boxes": true_boxes, "true_labels": true_labels, "boxes": boxes[order], "scores": scores[order],
+                       "labels": labels[order]})  # fmt: skip
+    return images
+
+
+def _pycocotools_evaluation(images: list[dict[str, np.ndarray]]) -> Any:
+    """pycocotools' evaluation of `images`, crowd regions as `iscrowd` annotations, after `summarize`."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    annotations, detections = [], []
+    for image_id, image in enumerate(images, start=1):
+        for (x0, y0, x1, y1), label in zip(image["true_boxes"].tolist(), image["true_labels"].tolist(), strict=True):
+            category, area = label if label >= 0 else -2 - label, (x1 - x0) * (y1 - y0)
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": category,
+                                "bbox": [x0, y0, x1 - x0, y1 - y0], "iscrowd": int(label < 0), "area": area})  # fmt: skip
+        for (x0, y0, x1, y1), score, label in zip(*(image[key].tolist() for key in ("boxes", "scores", "labels")), strict=True):
+            detections.append({"image_id": image_id, "category_id": label, "bbox": [x0, y0, x1 - x0, y1 - y0], "score": score})
+    truth = COCO()
+    truth.dataset = {"images": [{"id": index + 1, "width": 100, "height": 100} for index in range(len(images))],
+                     "categories": [{"id": index} for index in range(3)], "annotations": annotations}  # fmt: skip
+    with contextlib.redirect_stdout(io.StringIO()):
+        truth.createIndex()
+        evaluation = COCOeval(truth, truth.loadRes(detections), iouType="bbox")
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    return evaluation
+
+
+def _padded(images: list[dict[str, np.ndarray]], key: str, fill: float) -> torch.Tensor:
+    longest = max(1, *(len(image[key]) for image in images))
+    padded = np.full((len(images), longest, *images[0][key].shape[1:]), fill, dtype=np.float64)
+    for index, image in enumerate(images):
+        padded[index, : len(image[key])] = image[key]
+    return torch.tensor(padded)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_mean_average_precision_equals_pycocotools_with_crowds_images_without_boxes_and_tied_scores_in_any_batches(
+    seed: int,
+) -> None:
+    images = _random_detection_split(seed)
+    if not any(len(image["boxes"]) for image in images):
+        images[0].update(boxes=np.array([[1.0, 1, 9, 9]]), scores=np.array([0.5]), labels=np.array([0]))
+    evaluation = _pycocotools_evaluation(images)
+    curve = evaluation.eval["precision"][:, :, :, 0, -1]  # [iou thresholds, recall thresholds, classes], all areas
+
+    def defined_mean(values: np.ndarray) -> float:
+        return float(values[values > -1].mean()) if (values > -1).any() else -1.0
+
+    for batch_size in (1, 3, 64):  # the last batch partial
+        metric = BoxMeanAveragePrecision(class_names=["a", "b", "c"])
+        for start in range(0, len(images), batch_size):
+            part = images[start : start + batch_size]
+            boxes, scores, labels = _padded(part, "boxes", 0.0), _padded(part, "scores", 0.0), _padded(part, "labels", -1)
+            true_boxes, true_labels = _padded(part, "true_boxes", 0.0), _padded(part, "true_labels", -1)
+            metric.update(boxes.float(), scores.float(), labels.long(), true_boxes.float(), true_labels.long())
+        values = metric.compute()
+
+        for name, index in (("map", 0), ("map_50", 1), ("map_75", 2), ("mar_100", 8)):
+            assert float(values[name]) == pytest.approx(evaluation.stats[index], abs=1e-6), (name, batch_size)
+        for index, name in enumerate(["a", "b", "c"]):
+            assert float(values["per_class"][name]["ap"]) == pytest.approx(defined_mean(curve[:, :, index]), abs=1e-6)
+            assert float(values["per_class"][name]["ap_50"]) == pytest.approx(defined_mean(curve[0, :, index]), abs=1e-6)

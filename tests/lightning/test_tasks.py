@@ -157,6 +157,32 @@ def test_multitask_trains_three_heads_on_one_backbone_from_the_coco_files(shapes
     assert _drawn_images(tmp_path).size[0] * _drawn_images(tmp_path).size[1] >= 12 * 32 * 32
 
 
+@pytest.mark.slow
+def test_multitask_trains_on_coco_files_of_one_class_and_reports_its_presence(shapes: Path, tmp_path: Path) -> None:
+    # torchmetrics' multilabel metrics refuse a single label: on a one-class data set (cars, tree crowns) the presence
+    # head could not be built and the job stopped before training
+    import shutil
+
+    root = tmp_path / "circles"
+    shutil.copytree(shapes / "detection", root)
+    holding = {}
+    for split in ("train", "val"):
+        coco = json.loads((root / f"{split}.json").read_text())
+        kept = [category["id"] for category in coco["categories"] if category["name"] == "circle"]
+        coco["categories"] = [category for category in coco["categories"] if category["id"] in kept]
+        coco["annotations"] = [annotation for annotation in coco["annotations"] if annotation["category_id"] in kept]
+        (root / f"{split}.json").write_text(json.dumps(coco))
+        holding[split] = len({annotation["image_id"] for annotation in coco["annotations"] if not annotation["iscrowd"]})
+
+    test = _train("multitask", root, tmp_path)["test"]
+
+    assert list(test["presence/per_class"]) == ["circle"]
+    assert test["presence/per_class"]["circle"]["support"] == holding["val"] > 0  # the test images holding a circle
+    assert 0 <= test["presence/f1"] <= 1
+    assert list(test["detection/per_class"]) == ["circle"]
+    assert len(test["segmentation/confusion_matrix"]) == 2  # the background and the circles
+
+
 def test_a_missing_data_root_exits_with_an_error_naming_the_key(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["train", "task=detection", f"experiment.path_experiments={tmp_path}"]) == 2
     assert "data.root" in capsys.readouterr().err

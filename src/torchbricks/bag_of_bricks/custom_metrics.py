@@ -5,6 +5,8 @@
   recall, IoU and support keyed by class name (`class_scores` does the arithmetic).
 - `MulticlassMeanIoU`: torchmetrics' `MulticlassJaccardIndex` (the mean IoU of a segmentation head).
 - `MultilabelClassScores`: each class's precision, recall, F1 and support of a multi-label head, keyed by name.
+- `MultilabelF1Score`, `MultilabelAccuracy`: torchmetrics' own, which also take a single label (the presence head of
+  a one-class data set).
 - `counted_scores` (precision, recall, F1 and support from counts of true positives, false positives and false
   negatives), `class_name_list` and `by_class_name`: the per-class arithmetic and naming these metrics and
   `point_detection.PointDetectionScores` share.
@@ -26,7 +28,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torchmetrics import Metric
+from torchmetrics import Metric, classification
 from torchmetrics.classification import MulticlassConfusionMatrix, MulticlassJaccardIndex, MultilabelStatScores
 from torchmetrics.utilities.data import dim_zero_cat
 
@@ -36,7 +38,9 @@ __all__ = [
     "ConcatenatePredictionAndTarget",
     "ConfusionMatrixClassScores",
     "MulticlassMeanIoU",
+    "MultilabelAccuracy",
     "MultilabelClassScores",
+    "MultilabelF1Score",
     "by_class_name",
     "check_class_indices",
     "class_name_list",
@@ -266,10 +270,45 @@ class ConfusionMatrixClassScores(_ChecksClassIndices, MulticlassConfusionMatrix)
         return {"confusion_matrix": counts, PER_CLASS: by_class_name(self.class_names, class_scores(counts))}
 
 
-class MultilabelClassScores(MultilabelStatScores):
+class _TakesOneLabel:
+    """Mixed into a torchmetrics multilabel metric: `num_labels=1` is taken. torchmetrics' argument check refuses a
+    single label, though its counts are right for one (a column of 0/1 targets), so the presence head of a one-class
+    data set (`task=multitask` on cars alone) stopped the job before training; each update's inputs are still
+    checked (`validate_args`)."""
+
+    validate_args: bool
+
+    def __init__(self, num_labels: int, *args: Any, **kwargs: Any) -> None:
+        validate = kwargs.pop("validate_args", True)
+        super().__init__(num_labels, *args, validate_args=validate and num_labels != 1, **kwargs)  # type: ignore[call-arg]
+        self.validate_args = validate
+
+
+class MultilabelF1Score(_TakesOneLabel, classification.MultilabelF1Score):
+    """torchmetrics' `MultilabelF1Score`, also of a single label (see `_TakesOneLabel`).
+
+    Example:
+        >>> metric = MultilabelF1Score(num_labels=1, average="micro", ignore_index=-1)
+        >>> round(float(metric(torch.tensor([[1], [1], [0], [1]]), torch.tensor([[1], [0], [1], [-1]]))), 3)
+        0.5
+    """
+
+
+class MultilabelAccuracy(_TakesOneLabel, classification.MultilabelAccuracy):
+    """torchmetrics' `MultilabelAccuracy`, also of a single label (see `_TakesOneLabel`).
+
+    Example:
+        >>> metric = MultilabelAccuracy(num_labels=1, average="micro", ignore_index=-1)
+        >>> round(float(metric(torch.tensor([[1], [1], [0], [1]]), torch.tensor([[1], [0], [1], [-1]]))), 3)
+        0.333
+    """
+
+
+class MultilabelClassScores(_TakesOneLabel, MultilabelStatScores):
     """Each class's `precision`, `recall`, `f1` and `support` (images holding it) of a multi-label head, by name.
 
-    `compute` returns `{"per_class": {name: {...}}}`; a ratio with a zero denominator is 0.
+    `compute` returns `{"per_class": {name: {...}}}`; a ratio with a zero denominator is 0. One label is taken (see
+    `_TakesOneLabel`).
 
     Args:
         num_labels: The number of classes.

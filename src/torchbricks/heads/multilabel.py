@@ -132,7 +132,7 @@ class MultiLabelTaskHead(TaskHead):
         """Multi-label classification bricks, with relative names so the dict nests under any name.
 
         Bricks: `classify` (a `MultiLabelClassifier`: `./logits`, `./probabilities`, `./present`), `loss` (binary
-        cross entropy, `./loss_bce`, and its numerator and denominator `./loss_parts`), `metrics` (torchmetrics
+        cross entropy, `./loss_bce`, and its numerator and denominator `./loss_parts`), `metrics` (torchmetrics'
         `MultilabelF1Score` and `MultilabelAccuracy`, micro averaged, as `f1` and `accuracy`, and each class's scores
         as `per_class`) and, when `image_name` is given,
         `visualize` (`./visualization`).
@@ -147,14 +147,14 @@ class MultiLabelTaskHead(TaskHead):
             torch.Size([2, 3])
         """
         module = f"{_MODULES}.multilabel_classification"
-        classes = "torchmetrics.classification"
+        classes = f"{_MODULES}.custom_metrics"  # torchmetrics' multilabel metrics, which also take one class
         classifier = node(f"{module}.MultiLabelClassifier", num_classes=given.num_classes, n_features=given.in_channels)
         scores = {
             # a target of -1 (PRESENCE_IGNORED: a class seen only in ignored objects) is neither right nor wrong
             "f1": node(f"{classes}.MultilabelF1Score", num_labels=given.num_classes, average="micro", ignore_index=-1),
             "accuracy": node(f"{classes}.MultilabelAccuracy", num_labels=given.num_classes, average="micro", ignore_index=-1),
             "per_class": node(
-                f"{_MODULES}.custom_metrics.MultilabelClassScores",
+                f"{classes}.MultilabelClassScores",
                 num_labels=given.num_classes,
                 class_names=given.class_names,
                 ignore_index=-1,

@@ -22,7 +22,7 @@ Under DDP a step that runs one source leaves the other heads' parameters without
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
@@ -205,6 +205,12 @@ class RenamedDataModule(pl.LightningDataModule):
     @property
     def category_ids(self) -> list[int] | None:
         return getattr(self.data_module, "category_ids", None)
+
+    @property
+    def use_class_names(self) -> Callable[[Sequence[str]], list[str]] | None:
+        """The wrapped module's `use_class_names` (class folders numbered as a trained head's classes, for `torchbricks
+        evaluate` on new images that lack a class), or None when it numbers its classes by a file (masks, boxes)."""
+        return getattr(self.data_module, "use_class_names", None)
 
     @property
     def classes_without_training_example(self) -> list[str]:
