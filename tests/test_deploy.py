@@ -373,3 +373,18 @@ def test_tiles_go_to_onnxruntime_in_batches_of_the_default_when_no_batch_size_is
     assert batches == [32, 32, 6]  # DEFAULT_TILE_BATCH
     windows = [resize_image(image[:, x : x + 6], (4, 6)).reshape(-1, 3).mean(axis=0) for x in range(0, 420, 6)]
     np.testing.assert_allclose(result["head"]["probabilities"], np.mean(windows, axis=0), rtol=1e-5)
+
+
+def test_read_image_gives_a_writable_array_as_predicts_reader_does(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from torchbricks._image_sources import ImageSource, ImageSourceDataset
+
+    Image.new("RGB", (6, 4), (10, 20, 30)).save(tmp_path / "photo.png")
+    _, read_by_predict, _ = ImageSourceDataset([ImageSource(tmp_path / "photo.png")])[0]
+
+    image = read_image(tmp_path / "photo.png")
+
+    np.testing.assert_array_equal(image, read_by_predict)
+    # read-only, as np.asarray makes a Pillow image, BrickBackend's torch.from_numpy warned that it was not writable
+    assert image.flags.writeable == read_by_predict.flags.writeable is True

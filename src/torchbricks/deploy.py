@@ -133,7 +133,7 @@ def read_image(path: Path | str) -> np.ndarray:
     Raises:
         DataError: Naming the file: it does not exist, Pillow cannot read it, or it is a floating-point image.
     """
-    return np.asarray(read_rgb_as_shown(path))
+    return np.array(read_rgb_as_shown(path))  # writable, as predict reads it: torch.from_numpy warns on read-only arrays
 
 
 def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
