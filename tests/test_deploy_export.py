@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import io
 import json
 import os
 import re
@@ -116,9 +117,11 @@ def _same_boxes(
     boxes_ref: np.ndarray,
     scores_ref: np.ndarray,
     labels_ref: np.ndarray,
+    tolerance: float = 1e-4,
 ) -> int:
-    """Asserts one image's boxes after NMS (padding rows, label -1, left out) are the reference's within 1e-4, in any
-    order: candidates of equal score come out of top-k in an order that differs between runtimes. Returns how many."""
+    """Asserts one image's boxes after NMS (padding rows, label -1, left out) are the reference's within `tolerance`,
+    in any order: candidates of equal score come out of top-k in an order that differs between runtimes. Returns how
+    many."""
     kept, kept_ref = labels >= 0, labels_ref >= 0
     assert kept.sum() == kept_ref.sum()
     rows = np.concatenate([boxes[kept], scores[kept, None], labels[kept, None]], axis=1)
@@ -127,7 +130,7 @@ def _same_boxes(
     for row in rows:
         gaps = [np.abs(row - reference[index]).max() for index in unmatched]
         best = int(np.argmin(gaps))
-        assert gaps[best] <= 1e-4, f"box {row} has no match in the reference"
+        assert gaps[best] <= tolerance, f"box {row} has no match in the reference"
         unmatched.pop(best)
     return int(kept.sum())
 
@@ -709,3 +712,118 @@ def test_tiles_are_refused_when_the_only_head_is_a_count(tmp_path: Path) -> None
     experiment = load_experiment(hand_built_experiment(tmp_path / "run", {"count": count}, ["dot"], image_size=32))
     with pytest.warns(UserWarning, match="leaves out the count head"), pytest.raises(BrickError, match="no other head"):
         BrickBackend(experiment, tile=32)
+
+
+# --- the image files users have: both backends read, predict, refuse and write them alike -----------------------------
+
+
+def _files_users_have(shapes: Path, folder: Path) -> dict[str, np.ndarray]:
+    """Writes into `folder` the files users point predict at, made of the 64 px validation pictures; returns, per file
+    name, the picture it shows (upright, RGB, on white where transparent) as an independent reference of its reading.
+    Beside them a text file (not a source) and a file named .jpg that is no image (skipped, listed)."""
+    pictures = [np.asarray(Image.open(path).convert("RGB")) for path in sorted((shapes / "detection/images/val").glob("*.png"))]
+    pair = np.concatenate(pictures[:2], axis=1)  # 64 x 128
+    row = np.concatenate([pictures[3]] * 15, axis=1)[12:52, :900]
+    folder.mkdir()
+    shown: dict[str, np.ndarray] = {}
+
+    def exif(orientation: int) -> Image.Exif:
+        tags = Image.Exif()
+        tags[0x0112] = orientation
+        return tags
+
+    # a phone's photographs, stored sideways with the EXIF orientation saying how to turn them upright
+    jpeg = {"quality": 95, "subsampling": 0}  # no chroma subsampling: within 4 grey levels of the picture on average
+    Image.fromarray(pair).transpose(Image.Transpose.ROTATE_90).save(folder / "phone six.JPG", exif=exif(6), **jpeg)
+    Image.fromarray(pair).transpose(Image.Transpose.ROTATE_270).save(folder / "phone eight.jpg", exif=exif(8), **jpeg)
+    shown["phone six.JPG"] = shown["phone eight.jpg"] = pair
+    palette = Image.fromarray(pair).quantize(16)
+    palette.save(folder / "palette.PNG")
+    shown["palette.PNG"] = np.asarray(palette.convert("RGB"))
+    grey = np.asarray(Image.fromarray(pair).convert("L"))
+    Image.fromarray(grey.astype(np.uint16) * 257).save(folder / "grey 16 bits.png")  # I;16: its upper 8 bits are `grey`
+    Image.fromarray(grey).save(folder / "grey.png")
+    shown["grey 16 bits.png"] = shown["grey.png"] = np.repeat(grey[..., None], 3, axis=2)
+    alpha = np.where(np.arange(128) < 64, 255, 0).astype(np.uint8)[None, :].repeat(64, axis=0)  # right half transparent
+    Image.fromarray(np.dstack([pair, alpha]), "RGBA").save(folder / "transparent.png")
+    shown["transparent.png"] = np.where(alpha[..., None] == 255, pair, 255).astype(np.uint8)
+    Image.fromarray(pair).convert("CMYK").save(folder / "cmyk.jpg", quality=95)
+    shown["cmyk.jpg"] = pair
+    Image.fromarray(pictures[2][20:27, 10:21]).save(folder / "tiny.png")  # 7 x 11, smaller than the 64 px model
+    shown["tiny.png"] = pictures[2][20:27, 10:21]
+    Image.fromarray(row).save(folder / "strip.png")  # 40 x 900
+    Image.fromarray(np.ascontiguousarray(row.transpose(1, 0, 2))).save(folder / "standing strip.png")  # 900 x 40
+    shown["strip.png"], shown["standing strip.png"] = row, row.transpose(1, 0, 2)
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "broken.jpg").write_bytes(b"no JPEG at all")
+    return shown
+
+
+def _predicted_files(folder: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tile", [None, 80])
+@pytest.mark.parametrize("task", ["multitask", "classification"])
+def test_predict_reads_predicts_refuses_and_writes_the_files_users_have_alike_with_the_bricks_and_onnx(
+    task: str, tile: int | None, request: pytest.FixtureRequest, shapes: Path, tmp_path: Path
+) -> None:
+    from torchbricks._image_sources import ImageSourceDataset, collect_image_sources
+    from torchbricks.deploy import read_image
+    from torchbricks.predict import BrickBackend
+
+    experiment = request.getfixturevalue(task)
+    exported = tmp_path / "model.onnx"
+    assert main(["export", str(experiment), "--out", str(exported)]) == 0
+    shown = _files_users_have(shapes, tmp_path / "my photos")
+    common = [str(tmp_path / "my photos"), "--workers", "0", *(["--tile", str(tile)] if tile else [])]
+    assert main(["predict", str(experiment), *common, "--out", str(tmp_path / "bricks")]) == 0
+    assert main(["predict", str(experiment), *common, "--out", str(tmp_path / "onnx"), "--onnx", str(exported)]) == 0
+
+    # read alike: upright, RGB, 8 bits, on white where transparent, by predict and by the runtime's read_image
+    sources = collect_image_sources([tmp_path / "my photos"])
+    assert sorted(source.path.name for source in sources) == sorted([*shown, "broken.jpg"])  # notes.txt is no source
+    images = {}
+    for index, source in enumerate(sources):
+        _, image, reason = ImageSourceDataset(sources)[index]
+        if source.path.name == "broken.jpg":
+            assert image is None
+            assert "cannot identify image file" in reason
+            continue
+        np.testing.assert_array_equal(read_image(source.path), image)
+        assert image.shape == shown[source.path.name].shape
+        lossy = 4 if source.path.suffix.lower() == ".jpg" else 0  # JPEG's error (turned the wrong way: 69)
+        assert np.abs(image.astype(int) - shown[source.path.name]).mean() <= lossy, source.path.name
+        images[source.path.name] = image
+    # the same files, the unreadable one listed alike
+    bricks, onnx = _predicted_files(tmp_path / "bricks"), _predicted_files(tmp_path / "onnx")
+    assert sorted(bricks) == sorted(onnx)
+    assert bricks["skipped.txt"] == onnx["skipped.txt"]
+    assert "broken.jpg" in bricks["skipped.txt"].decode()
+    assert "notes.txt" not in bricks["skipped.txt"].decode()
+    assert {name for name in bricks if name.startswith("drawn/")} == {f"drawn/{Path(name).stem}.jpg" for name in shown}
+    # the same predictions: each backend on the images as predict read them
+    predictor = OnnxPredictor(exported)
+    backend = BrickBackend(load_experiment(experiment), tile=tile)
+    names = sorted(images)
+    by_bricks = backend.predict([images[name] for name in names])
+    by_onnx = predictor.predict([images[name] for name in names], tile=tile)
+    for name, result, reference in zip(names, by_onnx, by_bricks, strict=True):
+        height, width = images[name].shape[:2]
+        assert result.keys() == reference.keys()
+        for head, values in reference.items():
+            if values["kind"] == "detection":
+                assert len(result[head]["labels"]) == len(values["labels"]), (name, head)
+                predicted = (result[head][key] for key in ("boxes", "scores", "labels"))
+                expected = (values[key] for key in ("boxes", "scores", "labels"))
+                assert _same_boxes(*predicted, *expected, tolerance=1e-3) == len(values["labels"])
+            elif values["kind"] == "segmentation":
+                assert result[head]["mask"].shape == (height, width)
+                assert (result[head]["mask"] != values["mask"]).mean() <= 1e-3, (name, head)
+            else:
+                np.testing.assert_allclose(result[head]["probabilities"], values["probabilities"], atol=1e-4, err_msg=name)
+    rows_bricks, rows_onnx = (list(csv.DictReader(io.StringIO(files["predictions.csv"].decode()))) for files in (bricks, onnx))
+    assert [row["file"] for row in rows_onnx] == [row["file"] for row in rows_bricks]
+    if task == "classification":
+        assert [row["class"] for row in rows_onnx] == [row["class"] for row in rows_bricks]

@@ -294,3 +294,15 @@ def test_a_jpeg_carrying_more_pictures_is_decoded_reduced_as_a_plain_jpeg(tmp_pa
     assert photo.size == plain.size == (200, 150)
     assert shown == plain_shown == (1600, 1200)
     assert np.array_equal(np.asarray(photo), np.asarray(plain))
+
+
+def test_a_file_that_is_no_image_is_named_by_its_path_everywhere_it_is_read(tmp_path: Path) -> None:
+    (tmp_path / "notes.jpg").write_text("no JPEG at all")
+    expected = f"cannot identify image file {str(tmp_path / 'notes.jpg')!r}"  # Pillow's words for a path it cannot read
+
+    with pytest.raises(DataError, match=re.escape(expected)) as raised:
+        read_image(tmp_path / "notes.jpg")  # torchbricks.deploy
+    assert "BufferedReader" not in str(raised.value)
+    _, array, reason = ImageSourceDataset([ImageSource(tmp_path / "notes.jpg")])[0]  # predict: skipped.txt's reason
+    assert array is None
+    assert reason == f"UnidentifiedImageError: {expected}"

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, cast
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from torchbricks.errors import ConfigError, DataError
 
@@ -92,9 +92,16 @@ def open_image(path: Path | str) -> Iterator[Image.Image]:
     Pillow memory-maps an uncompressed file it opens by path, and then loads a single-channel TIFF (8 or 16 bits)
     whose orientation tag turns it by a quarter (5 to 8) with its pixels scrambled: the size is turned, the rows are
     the stored ones cut to it. Read through a file object it is turned right. Every reader of pixels opens files here.
+    A file that is no image raises Pillow's `UnidentifiedImageError` naming the path, as Pillow words it for a path
+    (for a file object it names `<_io.BufferedReader ...>`, which `predict` listed in skipped.txt).
     """
-    with open(path, "rb") as file, Image.open(file) as image:
-        yield image
+    with open(path, "rb") as file:
+        try:
+            opened = Image.open(file)
+        except UnidentifiedImageError as error:
+            raise UnidentifiedImageError(f"cannot identify image file {str(path)!r}") from error
+        with opened as image:
+            yield image
 
 
 EXIF_ORIENTATION = 0x0112

@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
+from torchbricks._antialiased_resize import resize_antialiased
 from torchbricks._pictures import read_rgb_as_shown
 from torchbricks._predict_results import check_images
 from torchbricks._tiled_predictions import (
@@ -133,14 +133,14 @@ def read_image(path: Path | str) -> np.ndarray:
     Raises:
         DataError: Naming the file: it does not exist, Pillow cannot read it, or it is a floating-point image.
     """
-    return np.asarray(read_rgb_as_shown(path))
+    return np.array(read_rgb_as_shown(path))  # writable, as predict reads it: torch.from_numpy warns on read-only arrays
 
 
 def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resizes a uint8 image [H, W, 3] to `size` (height, width) with Pillow's bilinear filter.
-
-    Pillow widens its filter when it shrinks (antialiasing), as torchvision's `Resize(antialias=True)` does; the two
-    differ by rounding only (see the export section of the README for the measured difference).
+    """Resizes a uint8 image [H, W, 3] to `size` (height, width) as training resizes it: torchvision's
+    `Resize(antialias=True)` on uint8, computed in numpy (`torchbricks._antialiased_resize`), so the exported model
+    is given the pixels the trained collection is given (equal on x86 CPUs with AVX2, where torchvision resizes uint8
+    natively; within a grey level of torchvision's float path on other CPUs).
 
     Example:
         >>> resize_image(np.zeros((10, 20, 3), dtype=np.uint8), (4, 6)).shape
@@ -149,7 +149,7 @@ def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     height, width = size
     if image.shape[:2] == (height, width):
         return image
-    return np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.BILINEAR))
+    return resize_antialiased(image, height, width)
 
 
 def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
