@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import os
 import signal
 import sys
 import threading
@@ -40,7 +41,7 @@ from typing import Any
 
 import torchbricks
 from torchbricks._commands import COMMANDS
-from torchbricks.errors import LOADER_TERMINATED, BrickError, Terminated
+from torchbricks.errors import LOADER_TERMINATED, BrickError, RunStoppedError, Terminated
 
 __all__ = ["main"]
 
@@ -74,7 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if failure is None:
             raise
         message, status = failure
-        print(f"torchbricks: error: {message}", file=sys.stderr)
+        if not _said_by_the_machines_first_process(error):
+            print(f"torchbricks: error: {message}", file=sys.stderr)
         return status
 
 
@@ -93,6 +95,15 @@ def _failure(error: BaseException, command: str) -> tuple[str, int] | None:
     if isinstance(error, RuntimeError):
         return _left_by_a_peer(error)
     return None
+
+
+def _said_by_the_machines_first_process(error: BaseException) -> bool:
+    """Whether `error` stopped a process that a launcher started beside the machine's first one (`LOCAL_RANK` 1 or
+    more: Lightning's DDP launcher, torchrun), and the first says it. Ctrl-C reaches every process of the terminal's
+    foreground group, a scheduler's SIGTERM every task, so each process of a two-process run printed the same line
+    on how to continue (when the second reached it before the first ended it)."""
+    stopped = isinstance(error, (RunStoppedError, KeyboardInterrupt, Terminated))
+    return stopped and os.environ.get("LOCAL_RANK", "0") != "0"
 
 
 def _missing_torch(error: ModuleNotFoundError, command: str) -> tuple[str, int] | None:
