@@ -40,6 +40,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torchbricks
+from torchbricks._cli_help import HelpFormatter
 from torchbricks._commands import COMMANDS
 from torchbricks.errors import LOADER_TERMINATED, BrickError, RunStoppedError, Terminated
 
@@ -51,7 +52,9 @@ def _command_module(name: str) -> Any:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="torchbricks", description="Build, train and export brick models.")
+    parser = argparse.ArgumentParser(
+        prog="torchbricks", description="Build, train and export brick models.", formatter_class=HelpFormatter
+    )
     parser.add_argument("--version", action="version", version=f"torchbricks {torchbricks.__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:

@@ -1,9 +1,10 @@
-"""The commands as a user meets them in a terminal: run on a pseudo-terminal (Lightning's own progress bar), stopped
-with Ctrl-C sent to the process group, and resumed."""
+"""The commands as a user meets them in a terminal: run on a pseudo-terminal (Lightning's own progress bar, the
+terminal's width), stopped with Ctrl-C sent to the process group, and resumed."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -120,3 +121,27 @@ def test_ctrl_c_in_a_terminal_ends_with_one_message_and_resume_continues(
     assert len(bars) == 1, bars
     assert bars[0].startswith(f"Epoch {trained + 1}/{trained + 1}: 100%|"), bars
     assert json.loads((tmp_path / "stopped" / "metrics.json").read_text())["epochs"] == trained + 1
+
+
+COMMAND_LINE = re.compile(r"^\s*(?:examples?:\s*)?torchbricks\s")
+COMMANDS = ["train", "evaluate", "predict", "export", "check-data", "make-dataset"]
+
+
+def _help(command: list[str], columns: int) -> list[str]:
+    environment = {**os.environ, "COLUMNS": str(columns)}  # as a shell exports it; argparse reads it first
+    status, output = run_in_terminal([*TORCHBRICKS, *command, "--help"], 60, columns=columns, environment=environment)
+    assert status == 0, output
+    return output.replace("\r\n", "\n").splitlines()
+
+
+@pytest.mark.parametrize("command", [[], *([name] for name in COMMANDS)], ids=["torchbricks", *COMMANDS])
+def test_help_fits_a_narrow_terminal_and_a_wide_one_saying_the_same(command: list[str]) -> None:
+    narrow, wide = _help(command, 60), _help(command, 200)
+
+    # Only a command line to copy (`torchbricks ...`) or a word longer than the room left (a path, a key) may pass
+    # the edge, which the terminal then wraps; descriptions were written on lines of up to 383 characters at any width.
+    for lines, columns in ((narrow, 60), (wide, 200)):
+        too_long = [line for line in lines if len(line) > columns and not COMMAND_LINE.match(line)]
+        assert all(len(line.rstrip().rsplit(" ", 1)[0]) <= columns for line in too_long), too_long
+    assert max(map(len, wide)) > 100  # the wide terminal's width is used, not only the narrow one's
+    assert " ".join(narrow).split() == " ".join(wide).split()  # the same words, nothing cut
