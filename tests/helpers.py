@@ -219,3 +219,91 @@ class PointsDataModule:
 
     def test_dataloader(self) -> Any:
         return self._loader()
+
+
+def run_in_terminal(
+    arguments: list[str], timeout: float, columns: int = 120, interrupt_when: Any = None, environment: Any = None
+) -> tuple[int, str]:
+    """Runs a command with standard input, output and error on a pseudo-terminal of `columns` columns, as in a user's
+    shell (so Lightning draws its bar, argparse wraps at the width); returns its exit status and everything it wrote.
+
+    The command runs in a process group of its own (DDP's other processes and the loader workers too). When
+    `interrupt_when()` becomes true, the group gets SIGINT, as a terminal sends Ctrl-C to its foreground group. A
+    command that outlives `timeout` seconds fails the test; the group is killed in any case.
+    """
+    import contextlib
+    import fcntl
+    import os
+    import pty
+    import signal
+    import struct
+    import subprocess
+    import termios
+    import threading
+    import time
+
+    import pytest
+
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))  # without a size tqdm draws nothing
+    chunks: list[bytes] = []
+
+    def drain() -> None:  # the command blocks once the terminal's buffer is full, so read it as it comes
+        with contextlib.suppress(OSError):  # EIO once every writer has closed the terminal
+            while chunk := os.read(controller, 65536):
+                chunks.append(chunk)
+
+    # A shell without job control starts a background job with SIGINT ignored, which a child would inherit and
+    # keep; a handler, unlike an ignored signal, is reset to the default in the child, so Ctrl-C reaches it.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = subprocess.Popen(
+            arguments, stdin=terminal, stdout=terminal, stderr=terminal, start_new_session=True, env=environment
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    os.close(terminal)
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + timeout
+    try:
+        while process.poll() is None and time.monotonic() < deadline:
+            if interrupt_when is not None and interrupt_when():
+                os.killpg(process.pid, signal.SIGINT)
+                interrupt_when = None
+            time.sleep(0.01)
+        timed_out = process.poll() is None
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # the group's every process, whatever happened
+        process.wait()
+        reader.join(timeout=30)
+        os.close(controller)
+    output = b"".join(chunks).decode(errors="replace")
+    if timed_out:
+        pytest.fail(f"{' '.join(arguments)} did not finish in {timeout} s (a hang?). output:\n{output[-3000:]}")
+    return process.returncode, output
+
+
+def terminal_lines(output: str) -> list[str]:
+    """The lines of `output` as a terminal leaves them on the screen, blank ones left out: a carriage return writes
+    its line again from the first column (a bar redrawn, or cleared with spaces), `ESC [ A` moves up a line (tqdm's
+    bars below the first); a line longer than the terminal is kept as one line."""
+    import re
+
+    screen: list[list[str]] = [[]]
+    row = column = 0
+    for token in re.findall(r"\x1b\[[0-9;]*[A-Za-z]|\r|\n|[^\x1b\r\n]+", output):
+        if token == "\n":
+            row, column = row + 1, 0
+            screen.extend([] for _ in range(row + 1 - len(screen)))
+        elif token == "\r":
+            column = 0
+        elif token.startswith("\x1b"):
+            row -= (int(token[2:-1] or 1) if token.endswith("A") else 0) if row > 0 else 0
+        else:
+            line = screen[row]
+            line.extend(" " * (column - len(line)))
+            line[column : column + len(token)] = token
+            column += len(token)
+    return ["".join(line).rstrip() for line in screen if "".join(line).strip()]

@@ -69,3 +69,17 @@ def test_what_the_help_says_of_the_tasks_default_weights_is_what_their_configs_h
 
     assert shipped == list(tasks)
     assert "every task starts from the shipped weights: auto" in said
+
+
+def test_a_description_is_the_first_sentence_of_the_opening_comment_over_its_lines(tmp_path: Path) -> None:
+    _write(
+        tmp_path / "data" / "coco.yaml",
+        "# COCO instances: root/val.json (otherwise val is also the test\n# split), relative to root. More.\n"
+        "#   a list: not the description\nroot: x\n",
+    )
+    _write(tmp_path / "data" / "listed.yaml", "# Data in any of the layouts, named\n#   coco: root/train.json\nroot: y\n")
+
+    options = read_config_groups(tmp_path)[0].options
+
+    assert options["coco"] == "COCO instances: root/val.json (otherwise val is also the test split), relative to root"
+    assert options["listed"] == "Data in any of the layouts, named"

@@ -496,3 +496,23 @@ def test_classification_of_segmentation_data_is_refused_before_training(
 
     assert "holds the folders ['images', 'masks'], which are segmentation data" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(("local_rank", "said"), [("0", True), ("1", False)])
+def test_a_run_stopped_by_ctrl_c_is_reported_by_the_machines_first_process_alone(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], local_rank: str, said: bool
+) -> None:
+    # A terminal sends Ctrl-C to every process of a DDP run it started; each printed the same line on how to continue.
+    import torchbricks.__main__ as entry
+    from torchbricks.errors import RunStoppedError
+
+    parser = entry._parser()
+    monkeypatch.setattr(entry, "_parser", lambda: parser)
+    monkeypatch.setenv("LOCAL_RANK", local_rank)
+    monkeypatch.setattr(entry, "_command_module", lambda name: _FailingCommand(RunStoppedError("runs/x", "Ctrl-C", 130)))
+
+    assert main(["train"]) == 130
+
+    error = capsys.readouterr().err
+    assert ("torchbricks: error: The run was stopped by Ctrl-C" in error) is said
+    assert (error == "") is not said

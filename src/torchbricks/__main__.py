@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import os
 import signal
 import sys
 import threading
@@ -39,8 +40,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torchbricks
+from torchbricks._cli_help import HelpFormatter
 from torchbricks._commands import COMMANDS
-from torchbricks.errors import LOADER_TERMINATED, BrickError, Terminated
+from torchbricks.errors import LOADER_TERMINATED, BrickError, RunStoppedError, Terminated
 
 __all__ = ["main"]
 
@@ -50,7 +52,9 @@ def _command_module(name: str) -> Any:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="torchbricks", description="Build, train and export brick models.")
+    parser = argparse.ArgumentParser(
+        prog="torchbricks", description="Build, train and export brick models.", formatter_class=HelpFormatter
+    )
     parser.add_argument("--version", action="version", version=f"torchbricks {torchbricks.__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
@@ -74,7 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if failure is None:
             raise
         message, status = failure
-        print(f"torchbricks: error: {message}", file=sys.stderr)
+        if not _said_by_the_machines_first_process(error):
+            print(f"torchbricks: error: {message}", file=sys.stderr)
         return status
 
 
@@ -93,6 +98,15 @@ def _failure(error: BaseException, command: str) -> tuple[str, int] | None:
     if isinstance(error, RuntimeError):
         return _left_by_a_peer(error)
     return None
+
+
+def _said_by_the_machines_first_process(error: BaseException) -> bool:
+    """Whether `error` stopped a process that a launcher started beside the machine's first one (`LOCAL_RANK` 1 or
+    more: Lightning's DDP launcher, torchrun), and the first says it. Ctrl-C reaches every process of the terminal's
+    foreground group, a scheduler's SIGTERM every task, so each process of a two-process run printed the same line
+    on how to continue (when the second reached it before the first ended it)."""
+    stopped = isinstance(error, (RunStoppedError, KeyboardInterrupt, Terminated))
+    return stopped and os.environ.get("LOCAL_RANK", "0") != "0"
 
 
 def _missing_torch(error: ModuleNotFoundError, command: str) -> tuple[str, int] | None:

@@ -9,11 +9,20 @@ comment line of its file. The group `head` has no folder: its options are the pa
 
 from __future__ import annotations
 
+import argparse
 import ast
 import re
+import textwrap
 from pathlib import Path
 
-__all__ = ["COMMON_OVERRIDES", "CONFIG_DIR", "ConfigGroup", "describe_config_groups", "read_config_groups"]
+__all__ = [
+    "COMMON_OVERRIDES",
+    "CONFIG_DIR",
+    "ConfigGroup",
+    "HelpFormatter",
+    "describe_config_groups",
+    "read_config_groups",
+]
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 """The configs shipped with torchbricks (the same folder as `torchbricks.configuration.CONFIG_DIR`)."""
@@ -143,11 +152,55 @@ def _read_defaults(path: Path) -> dict[str, str]:
 
 
 def _first_comment(path: Path) -> str:
+    """The first sentence of the comment a config file opens with, over as many of its lines as it takes (the first
+    line alone cut `coco`'s mid-sentence, "... otherwise val is also the test")."""
+    comment: list[str] = []
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.startswith("# @"):  # a Hydra directive (`# @package _global_`), not a description
             continue
-        if line.startswith("#"):
-            return line.lstrip("# ").strip().split(". ")[0].rstrip(".")  # the first sentence
-        if line.strip():
+        if not line.startswith("#") or (comment and line.startswith("#  ")):  # code, or an indented list after it
             break
-    return ""
+        comment.append(line.lstrip("# ").strip())
+    return " ".join(comment).split(". ")[0].rstrip(".")
+
+
+_COMMAND_LINE = re.compile(r"^\s*(?:examples?:\s*)?torchbricks\s")
+_TABLE_ROW = re.compile(r"^(\s*\S.*?\s{2,})(\S.*)$")
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """The commands' `--help` at the terminal's width (argparse reads it, or `COLUMNS`), the description and epilog
+    wrapped line by line: argparse's own formatter joins their lines into one paragraph, and its raw formatter left
+    them as written, 370 characters on a line in a terminal of 60. A command line (`torchbricks ...`) is kept whole,
+    to be copied; a table row (`name  description`) wraps its description under its column, or under its name,
+    indented, when the column is past the middle of the terminal. Lines break at spaces only (argparse also cut
+    `pytorch-lightning` at its hyphen and a key longer than the line within it)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n".join(line for row in text.splitlines() for line in _wrapped(row, max(width, 20), indent))
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return _wrap(" ".join(text.split()), max(width, 20), "", "")
+
+
+def _wrapped(row: str, width: int, indent: str) -> list[str]:
+    if len(indent) + len(row) <= width or _COMMAND_LINE.match(row):
+        return [indent + row]
+    leading = indent + row[: len(row) - len(row.lstrip())]
+    table = _TABLE_ROW.match(row)
+    if table is None:
+        return _wrap(row.strip(), width, leading, leading)
+    cell, description = table.groups()
+    column = indent + " " * len(cell)
+    if len(column) <= width // 2:
+        return _wrap(description, width, indent + cell, column)
+    under = leading + "    "
+    return [*_wrap(cell.strip(), width, leading, under), *_wrap(description, width, under, under)]
+
+
+def _wrap(text: str, width: int, first: str, rest: str) -> list[str]:
+    """`text` wrapped at spaces only: a path or a key (`root/{train,val[,test]}/images/*`, `--show-config`) is not
+    cut, even when longer than the line."""
+    return textwrap.wrap(
+        text, width, initial_indent=first, subsequent_indent=rest, break_long_words=False, break_on_hyphens=False
+    )

@@ -248,11 +248,11 @@ def _no_optimizer(parameters: list[Any]) -> Any:
 
 
 def _progress_callbacks(config: Any) -> list[Any]:
-    if config.trainer.get("enable_progress_bar", True) and not sys.stdout.isatty():
-        from torchbricks.lightning.callbacks import LineProgressBar
+    if not config.trainer.get("enable_progress_bar", True):
+        return []
+    from torchbricks.lightning.callbacks import LineProgressBar, TerminalProgressBar
 
-        return [LineProgressBar()]  # no redrawn bar in a log; the table follows
-    return []
+    return [TerminalProgressBar() if sys.stdout.isatty() else LineProgressBar()]  # no redrawn bar in a log
 
 
 def _with_overrides(config: Any, overrides: Sequence[str]) -> Any:

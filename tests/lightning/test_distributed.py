@@ -1,18 +1,12 @@
 from __future__ import annotations
 
-import contextlib
 import csv
-import fcntl
 import json
 import os
-import pty
 import re
 import signal
-import struct
 import subprocess
 import sys
-import termios
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from helpers import run_in_terminal, terminal_lines
 
 from torchbricks import Stage
 from torchbricks.configuration import compose_config, create_brick_collection, instantiate_config
@@ -97,31 +92,8 @@ def run_command(arguments: list[str], timeout: float, terminal: bool = False) ->
                 pytest.fail(f"{' '.join(arguments)} did not finish in {timeout} s (a deadlock?). stderr:\n{stderr[-3000:]}")
         return subprocess.CompletedProcess(arguments, process.returncode, stdout, stderr)
 
-    controller, terminal_fd = pty.openpty()
-    # A user's terminal has a size; with none (0 columns) tqdm draws nothing.
-    fcntl.ioctl(terminal_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    chunks: list[bytes] = []
-
-    def drain() -> None:  # the job blocks once the terminal's buffer is full, so read it as it comes
-        with contextlib.suppress(OSError):  # EIO once every writer has closed the terminal
-            while chunk := os.read(controller, 65536):
-                chunks.append(chunk)
-
-    with subprocess.Popen(arguments, stdout=terminal_fd, stderr=terminal_fd, start_new_session=True) as process:
-        os.close(terminal_fd)
-        reader = threading.Thread(target=drain, daemon=True)
-        reader.start()
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            reader.join(timeout=10)
-            output = b"".join(chunks).decode(errors="replace")
-            pytest.fail(f"{' '.join(arguments)} did not finish in {timeout} s (a deadlock?). output:\n{output[-3000:]}")
-        reader.join(timeout=30)
-    os.close(controller)
-    return subprocess.CompletedProcess(arguments, process.returncode, b"".join(chunks).decode(errors="replace"), "")
+    status, output = run_in_terminal(arguments, timeout)
+    return subprocess.CompletedProcess(arguments, status, output, "")
 
 
 def evaluate_in_one_process(config: Any, path_bricks: Path, split: str) -> dict[str, Any]:
@@ -171,7 +143,11 @@ def test_the_readme_two_process_command_finishes_with_the_packaged_config_and_sy
 
     output = completed.stdout + completed.stderr
     assert completed.returncode == 0, output[-3000:]
-    assert ("Epoch 1: 100%" if terminal else "epoch 2/2 ") in output  # the progress bar was on
+    assert ("Epoch 2/2: 100%" if terminal else "epoch 2/2 ") in output  # the progress bar was on
+    if terminal:  # one bar, the first process's, and the run's summary once
+        lines = terminal_lines(output)
+        assert sum(line.startswith("Epoch 2/2: 100%") for line in lines) == 1, lines
+        assert sum(line.startswith("Experiment folder: ") for line in lines) == 1, lines
     assert len(re.findall(r"note: training on 2 processes, the model's \d+ BatchNorm layers normalise each", output)) == 1
     folder = tmp_path / "ddp"
     metrics = json.loads((folder / "metrics.json").read_text())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from torchbricks._cli_help import HelpFormatter
 from torchbricks._experiment import expand_home
 
 __all__ = ["add_parser", "run"]
@@ -25,7 +26,7 @@ def add_parser(commands: Any) -> None:
         "         torchbricks check-data data/mine task=segmentation\n"
         "         torchbricks check-data data/pool validation_fraction=0.1 split_seed=3\n"
         "         torchbricks check-data data/voc layout=voc",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     check.add_argument("root", help="the data folder (or data.root=DIR, as train takes it)")
     check.add_argument(

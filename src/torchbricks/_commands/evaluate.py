@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from torchbricks._cli_help import HelpFormatter
 from torchbricks._experiment import expand_home
 
 __all__ = ["add_parser", "run"]
@@ -19,7 +20,7 @@ def add_parser(commands: Any) -> None:
         "EXPERIMENT/evaluation.json (or --out), with each head's values per class (precision, recall, IoU and support; "
         "AP and AP50 per class for detection; F1 for multilabel).",
         epilog="example: torchbricks evaluate build/experiments/run data.root=data/other split=val",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     evaluate.add_argument("experiment", type=expand_home, help="a trained experiment folder (made by `torchbricks train`)")
     evaluate.add_argument(

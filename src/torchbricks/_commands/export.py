@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from torchbricks._cli_help import HelpFormatter
 from torchbricks._experiment import expand_home
 
 __all__ = ["add_parser", "run"]
@@ -20,7 +21,7 @@ def add_parser(commands: Any) -> None:
         "outputs, heads). torchbricks.deploy.OnnxPredictor runs it without torch.",
         epilog="example: torchbricks export build/experiments/run\n"
         "         torchbricks export build/experiments/run --quantize int8 --out model_int8.onnx",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     export.add_argument("experiment", type=expand_home, help="the experiment folder written by `torchbricks train`")
     export.add_argument("--format", choices=["onnx"], default="onnx", help="the file format (default: onnx)")

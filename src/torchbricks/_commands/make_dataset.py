@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from torchbricks._cli_help import HelpFormatter
 from torchbricks._experiment import expand_home
 
 __all__ = ["add_parser", "run"]
@@ -18,7 +19,7 @@ def add_parser(commands: Any) -> None:
         help="write a generated data set (coloured shapes) in the classification, segmentation and COCO layouts",
         epilog="example: torchbricks make-dataset shapes data/shapes\n"
         "         torchbricks train task=detection data.root=data/shapes/detection",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     make.add_argument("kind", choices=["shapes"], help="the generated data set")
     make.add_argument("root", type=expand_home, help="the folder to create")

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from torchbricks._cli_help import HelpFormatter
 from torchbricks._experiment import expand_home
 
 __all__ = ["add_parser", "claim_output_folder", "run"]
@@ -26,7 +27,7 @@ def add_parser(commands: Any) -> None:
         epilog="examples:\n  torchbricks predict build/experiments/run photos/ 'more/*.jpg' --out predictions\n"
         "  torchbricks predict build/experiments/run ortho.tif --onnx --tile 192   # windows of 192 px in onnxruntime, "
         "no torch needed",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     predict.add_argument("experiment", type=expand_home, help="a trained experiment folder (made by `torchbricks train`)")
     predict.add_argument(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from torchbricks._cli_help import CONFIG_DIR, describe_config_groups
+from torchbricks._cli_help import CONFIG_DIR, HelpFormatter, describe_config_groups
 from torchbricks._experiment import expand_home
 
 __all__ = ["add_parser", "run"]
@@ -17,7 +17,7 @@ def add_parser(commands: Any) -> None:
         help="train a brick model with pytorch-lightning (scikit-learn digits by default, no download)",
         description="Trains, tests, exports (ONNX) and visualizes the model composed from the packaged Hydra configs.",
         epilog=describe_config_groups(CONFIG_DIR) + "\n\nexample: torchbricks train trainer.max_epochs=3 experiment.name=first",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     train.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. trainer.max_epochs=3")
     train.add_argument(

@@ -8,6 +8,7 @@ reads metrics on every process at the same point and only the global-zero proces
 from __future__ import annotations
 
 import json
+import logging
 import random
 import sys
 import time
@@ -35,6 +36,7 @@ __all__ = [
     "LineProgressBar",
     "MetricHistory",
     "TensorBoardPredictions",
+    "TerminalProgressBar",
     "epoch_seed",
     "learning_rates",
     "logging_step",
@@ -633,6 +635,81 @@ class LineProgressBar(pl.callbacks.ProgressBar):
         )
         limit = f"/{trainer.max_epochs}" if trainer.max_epochs is not None and trainer.max_epochs >= 0 else ""  # -1: none
         print(f"epoch {epoch + 1}{limit}  {values}  ({seconds:.1f} s)", file=self._stream or sys.stdout, flush=True)
+
+
+def _epoch_of(trainer: pl.Trainer) -> str:
+    """`3/10`: the epoch counted from 1 (as `best_epoch`, the curves and `history.json`'s readers count it) out of
+    `max_epochs`, or `3` without a limit (-1)."""
+    limit = f"/{trainer.max_epochs}" if trainer.max_epochs is not None and trainer.max_epochs >= 0 else ""
+    return f"{trainer.current_epoch + 1}{limit}"
+
+
+class TerminalProgressBar(pl.callbacks.TQDMProgressBar):
+    """Lightning's progress bar, for a terminal, as the job's other output reads.
+
+    Beside Lightning's `TQDMProgressBar` it
+    - counts epochs from 1 out of `max_epochs` (`Epoch 2/2`), as `LineProgressBar`, `best_epoch` and the curves do
+      (Lightning's bar shows `Epoch 1` for the last of two);
+    - leaves out `v_num`, the last four characters of the CSV log's version: a resumed run's `resumed_<time>` showed
+      as `v_num=167_`;
+    - clears its bar before Lightning prints a line (`Trainer.fit stopped: ...`), which was glued to the end of the
+      bar's line, and is redrawn below it;
+    - closes its bars when the run fails or is stopped (Ctrl-C, an error), so that the error's line is the last one
+      printed: the bars closed at the process's exit were redrawn below it.
+    """
+
+    _LOGGERS = ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lines_clear_the_bar = _ClearBarBeforeLines(self)
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        for name in self._LOGGERS:
+            logging.getLogger(name).addFilter(self._lines_clear_the_bar)
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        for name in self._LOGGERS:
+            logging.getLogger(name).removeFilter(self._lines_clear_the_bar)
+        super().teardown(trainer, pl_module, stage)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, *_: Any) -> None:
+        super().on_train_epoch_start(trainer)
+        self.train_progress_bar.set_description(f"Epoch {_epoch_of(trainer)}")
+
+    def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)
+        return metrics
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        # After Ctrl-C Lightning has printed "\nDetected KeyboardInterrupt ..." below the bar: the bar stays as it was
+        # and is closed without drawing it again. After an error nothing followed the bar: it is drawn and ended.
+        interrupted = isinstance(exception, KeyboardInterrupt)
+        for bar in (self._val_progress_bar, self._test_progress_bar, self._predict_progress_bar, self._train_progress_bar):
+            if bar is not None and not bar.disable:
+                bar.leave = bar is self._train_progress_bar and not interrupted
+                bar.close()
+
+    def _open_bar(self) -> Any:
+        bar = self._train_progress_bar if self._train_progress_bar is not None else self._test_progress_bar
+        return bar if bar is not None and not bar.disable else None
+
+
+class _ClearBarBeforeLines(logging.Filter):
+    """Clears the terminal bar's line before a log record is printed, so the record starts on a line of its own;
+    tqdm draws the bar again below it at its next update. A record starting with a new line leaves the bar as it is."""
+
+    def __init__(self, progress_bar: TerminalProgressBar) -> None:
+        super().__init__()
+        self._progress_bar = progress_bar
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        bar = self._progress_bar._open_bar()
+        if bar is not None and not str(record.msg).startswith("\n"):
+            bar.clear()
+        return True
 
 
 class TensorBoardPredictions(pl.Callback):
