@@ -61,7 +61,7 @@ class PointHeadPredictions(MatchedPredictions):
         metric's false positives and negatives."""
         import torch
 
-        from torchbricks.bag_of_bricks.point_detection import matched_points  # imports this module
+        from torchbricks.bag_of_bricks._point_matching import matched_points
 
         hit = matched_points(
             torch.as_tensor(np.array(prediction.points)),
