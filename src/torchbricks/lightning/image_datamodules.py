@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from torch.utils.data import ConcatDataset, DataLoader, Subset
 
+from torchbricks._data_facts import data_facts_kept
 from torchbricks._experiment import launched_as_global_zero
 from torchbricks._image_files import FolderListings
 from torchbricks._pictures import ImageFacts, ImageHeaders, check_image_file
@@ -563,6 +564,7 @@ class SegmentationFolderDataModule(FileDataModule):
     supports_tiling = True
     folder_layout = "segmentation_folder"
 
+    @data_facts_kept()  # the classes, the kinds' agreement, the binary decision and its notice each ask the masks' kind
     def __init__(
         self,
         root: str | Path,
