@@ -505,3 +505,37 @@ def test_a_cut_short_palette_mask_is_still_named_by_check_files(tmp_path: Path) 
     with pytest.raises(DataError, match=r"^1 file of .* cannot be read as training reads it") as raised:
         data.check_files()
     assert str(alone.value) in str(raised.value)
+
+
+def test_the_palette_check_of_the_segmentation_start_up_decodes_no_mask(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Pillow's getpalette decodes the pixels: the palette check decoded every palette mask of every split at start-up,
+    # though the palette is the PNG's PLTE chunk, read with the header.
+    from collections import Counter
+
+    from PIL import ImageFile
+
+    from torchbricks.datasets import class_frequencies
+    from torchbricks.lightning import image_datamodules
+
+    root = _palette_segmentation_data(tmp_path / "data")
+    loaded: Counter[str] = Counter()  # pixels decoded, per file
+    decoded: Counter[str] = Counter()  # masks read for their classes (the first mask's check, the classes found)
+    real_load, real_read_mask = ImageFile.ImageFile.load, image_datamodules.read_mask
+
+    def load(image: Any) -> Any:
+        loaded[str(getattr(image.fp, "name", None) or image.filename)] += 1  # the readers open files as file objects
+        return real_load(image)
+
+    def read_mask(path: Path, *arguments: Any, **keywords: Any) -> Any:
+        decoded[str(path)] += 1
+        return real_read_mask(path, *arguments, **keywords)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+    for module in (image_datamodules, class_frequencies):
+        monkeypatch.setattr(module, "read_mask", read_mask)
+
+    data = SegmentationFolderDataModule(root, image_size=16, batch_size=2, num_workers=0)
+    data.check_files()
+
+    masks = [str(path) for path in sorted(root.glob("*/masks/*.png"))]
+    assert {path: loaded[path] for path in masks} == {path: decoded[path] for path in masks}
