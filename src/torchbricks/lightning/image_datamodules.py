@@ -99,6 +99,21 @@ def _size_from_data(
     return image_size
 
 
+def _read_once(read: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """`read(source, transform)` of a data module's splits, a source read for two names (without a test split, the
+    validation split is also the test split) read once: each name gets its own copy (the validation split's image
+    cache is not the test's)."""
+    readers: dict[tuple[Any, int], Any] = {}
+
+    def once(source: Any, transform: Any) -> Any:
+        key = (source, id(transform))
+        if key not in readers:
+            readers[key] = read(source, transform)
+        return copy.copy(readers[key])
+
+    return once
+
+
 def _each_image_once(parts: list[Any]) -> list[Any]:
     """`parts` with the samples of an image an earlier part already holds left out (a YOLO `data.yaml` may name the
     same folder for train, val and test, as coco128 does); a part whose images cannot be told is kept whole."""
@@ -331,14 +346,7 @@ class FileDataModule(SplitDataModule):
         """`_read_folder_split` of each `FolderSplit` of the folder layout under `root`
         (`torchbricks.datasets.folder_splits`: `train`, `val` or `valid` or `validation`, `test`, or drawn at random by
         `validation_fraction` and `split_seed`); without a test split, the validation split is also the test split."""
-        readers: dict[tuple[FolderSplit, int], Any] = {}
-
-        def read(split: FolderSplit, transform: Any) -> Any:  # a split read for two names (test = validation) is read once
-            key = (split, id(transform))
-            if key not in readers:
-                readers[key] = self._read_folder_split(split, transform)
-            return copy.copy(readers[key])  # each name its own (the validation split's image cache is not the test's)
-
+        read = _read_once(self._read_folder_split)
         datasets = {
             name: self._split_dataset(name, self._transform(name), functools.partial(read, split))
             for name, split in self._folder_splits().items()
@@ -812,10 +820,10 @@ class DetectionDataModule(FileDataModule):
         return not has_validation_split(self.root, self.layout)
 
     def create_datasets(self) -> dict[str, Any]:
-        sources = self.split_sources()
+        read = _read_once(self._read_split)
         return {
-            name: self._split_dataset(name, self._transform(name), functools.partial(self._read_split, source))
-            for name, source in sources.items()
+            name: self._split_dataset(name, self._transform(name), functools.partial(read, source))
+            for name, source in self.split_sources().items()
         }
 
     def _read_split(self, split: str, transform: Any) -> BoxDataset:
