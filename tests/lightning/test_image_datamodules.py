@@ -436,12 +436,14 @@ def _palette_segmentation_data(root: Path) -> Path:
     return root
 
 
+@pytest.mark.parametrize("image_size", [16, None])
 def test_segmentation_start_up_lists_each_split_folder_once_and_opens_each_file_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, image_size: int | None
 ) -> None:
     # The start-up (constructor, check_files, setup) listed each split folder three or four times (the palette check,
     # the class check, each split's reader, the validation split again for the test split) and opened each mask up to
-    # five times (its palette, its size for each reader, check_files): 2,000 masks cost seconds before training.
+    # five times (its palette, its size for each reader, check_files): 2,000 masks cost seconds before training. With
+    # image_size=None, the size from the data listed the training images and opened them once more.
     import os
     from collections import Counter
 
@@ -478,7 +480,7 @@ def test_segmentation_start_up_lists_each_split_folder_once_and_opens_each_file_
     for module in (image_datamodules, class_frequencies):
         monkeypatch.setattr(module, "read_mask", read_mask)
 
-    data = SegmentationFolderDataModule(root, image_size=16, batch_size=2, num_workers=0)
+    data = SegmentationFolderDataModule(root, image_size=image_size, batch_size=2, num_workers=0)
     data.check_files()
     data.setup("fit")
 

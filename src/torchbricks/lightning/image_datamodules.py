@@ -90,12 +90,19 @@ CLASSIFICATION_NOT_TILED = (
 
 
 def _size_from_data(
-    layout: str, root: str | Path, image_size: int | Sequence[int] | None, scale: float, tile_size: int | None = None
+    layout: str,
+    root: str | Path,
+    image_size: int | Sequence[int] | None,
+    scale: float,
+    tile_size: int | None = None,
+    listings: FolderListings | None = None,
+    headers: ImageHeaders | None = None,
 ) -> int | Sequence[int] | None:
     """`image_size`; when it and `tile_size` are None, the training images' median size times `scale`
-    (`torchbricks.datasets.image_sizes.typical_image_size`) of the data at `root` in `layout`."""
+    (`torchbricks.datasets.image_sizes.typical_image_size`) of the data at `root` in `layout`, its folders listed
+    through `listings` and its headers read through `headers` when given (the module's start-up's)."""
     if image_size is None and tile_size is None and Path(root).is_dir():
-        return typical_image_size(layout, root, scale=scale).size
+        return typical_image_size(layout, root, scale=scale, listings=listings, headers=headers).size
     return image_size
 
 
@@ -589,7 +596,8 @@ class SegmentationFolderDataModule(FileDataModule):
         last_phase_augmentations: Sequence[Callable[..., Any]] | None = None,
     ) -> None:
         self.image_scale = check_image_scale(image_scale)
-        image_size = _size_from_data("segmentation_folder", root, image_size, self.image_scale, tile_size)
+        listings, headers = FolderListings(), ImageHeaders()  # the start-up's: the size from the data lists and opens too
+        image_size = _size_from_data("segmentation_folder", root, image_size, self.image_scale, tile_size, listings, headers)
         super().__init__(
             root,
             image_size,
@@ -601,6 +609,7 @@ class SegmentationFolderDataModule(FileDataModule):
             cache_megabytes=cache_megabytes,
             last_phase_augmentations=last_phase_augmentations,
         )
+        self._listings, self._headers = listings, headers
         self.validation_fraction = validation_fraction
         self.split_seed = split_seed
         self.class_names = segmentation_class_names(self.root)
