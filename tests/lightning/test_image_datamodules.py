@@ -577,3 +577,43 @@ def test_a_detection_validation_split_that_is_also_the_test_split_is_read_once(
         train, validation = ({opened[str(path)] for path in (root / folder / split).iterdir()} for split in ("train", "val"))
         assert validation == train, folder  # each file as often as a training file: not once more for the test split
         assert len(train) == 1
+
+
+@pytest.mark.parametrize("layout", ["yolo", "voc"])
+def test_the_size_from_yolo_and_voc_data_reads_the_training_split_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str
+) -> None:
+    # With image_size=None, the size from the data read the whole training split of YOLO and VOC data (its label
+    # files, its images' headers) for the sizes its records hold, then the module read it again.
+    import builtins
+    import io
+    import os
+    from collections import Counter
+
+    from layouts import coco_to_voc, coco_to_yolo
+
+    from torchbricks.datasets.image_sizes import typical_image_size
+
+    coco = write_shapes_dataset(tmp_path / "shapes", num_train=4, num_val=2, image_size=32) / "detection"
+    root = (coco_to_yolo if layout == "yolo" else coco_to_voc)(coco, tmp_path / layout)
+    opened: Counter[str] = Counter()
+    real_open = builtins.open
+
+    def open_file(file: Any, *arguments: Any, **keywords: Any) -> Any:
+        if isinstance(file, str | os.PathLike):
+            opened[str(file)] += 1
+        return real_open(file, *arguments, **keywords)
+
+    counts = {}
+    for image_size in (32, None):
+        opened.clear()
+        with monkeypatch.context() as patched:
+            patched.setattr(builtins, "open", open_file)
+            patched.setattr(io, "open", open_file)
+            data = DetectionDataModule(root, image_size=image_size, batch_size=2, num_workers=0)
+            data.check_files()
+            data.setup("fit")
+        counts[image_size] = dict(opened)
+
+    assert counts[None] == counts[32]  # the size from the data opens no file the start-up does not open anyway
+    assert data.image_size == typical_image_size(layout, root).size

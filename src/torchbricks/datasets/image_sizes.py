@@ -40,6 +40,7 @@ __all__ = [
     "check_image_scale",
     "choose_image_size",
     "read_image_sizes",
+    "record_sizes",
     "typical_image_size",
 ]
 
@@ -168,10 +169,7 @@ def read_image_sizes(
 
         layout = detect_detection_layout(folder, layout)
         if layout != "coco":
-            records = read_detection_split(folder, layout, "train").records
-            if not records:
-                raise DataError(f"The training split of {str(folder)!r} ({layout}) holds no image.")
-            return [(record.height, record.width) for record in _spread(records, max_sampled)], len(records)
+            return record_sizes(read_detection_split(folder, layout, "train").records, folder, layout, max_sampled)
     if layout == "coco":
         from torchbricks.datasets.detection_layouts import coco_layout
 
@@ -193,6 +191,19 @@ def read_image_sizes(
     if not files:
         raise DataError(f"The training split {str(split)!r} holds no image ({', '.join(IMAGE_EXTENSIONS)}).")
     return [_header_size(path, headers) for path in _spread(files, max_sampled)], len(files)
+
+
+def record_sizes(
+    records: Sequence[Any], root: Path | str, layout: str, max_sampled: int = 200
+) -> tuple[list[tuple[int, int]], int]:
+    """`read_image_sizes` of a box layout's training split read already (its `BoxImage` records hold the sizes).
+
+    Raises:
+        DataError: The split holds no image.
+    """
+    if not records:
+        raise DataError(f"The training split of {str(root)!r} ({layout}) holds no image.")
+    return [(record.height, record.width) for record in _spread(list(records), max_sampled)], len(records)
 
 
 def typical_image_size(

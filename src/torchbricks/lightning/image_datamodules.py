@@ -40,7 +40,7 @@ from torchbricks.datasets.folder_splits import (
     whole_splits,
 )
 from torchbricks.datasets.image_cache import ResizedImageCache, check_megabytes
-from torchbricks.datasets.image_sizes import check_image_scale, typical_image_size
+from torchbricks.datasets.image_sizes import check_image_scale, choose_image_size, record_sizes, typical_image_size
 from torchbricks.datasets.mask_palettes import palette_disagreement
 from torchbricks.datasets.readers import (
     DataError,
@@ -765,7 +765,25 @@ class DetectionDataModule(FileDataModule):
         self.image_scale = check_image_scale(image_scale)
         if Path(root).is_dir():  # else FileDataModule says the folder does not exist
             layout = self._layout_of(Path(root), layout)
-        image_size = _size_from_data(layout, root, image_size, self.image_scale, tile_size)
+        self._read_first: BoxDataset | None = None
+        """The training split, read for the size from the data (YOLO and VOC: the sizes are its records'), then used
+        as the module's training split rather than read again."""
+        class_names = None
+        if image_size is None and tile_size is None and layout in ("yolo", "voc") and Path(root).is_dir():
+            class_names = detection_class_names(Path(root), layout)
+            self._read_first = read_detection_split(
+                root,
+                layout,
+                "train",
+                class_names,
+                validation_fraction=validation_fraction,
+                seed=split_seed,
+                voc_origin=voc_origin,
+            )
+            sizes, total = record_sizes(self._read_first.records, root, layout)
+            image_size = choose_image_size(sizes, total=total, scale=self.image_scale).size
+        else:
+            image_size = _size_from_data(layout, root, image_size, self.image_scale, tile_size)
         super().__init__(
             root,
             image_size,
@@ -789,7 +807,7 @@ class DetectionDataModule(FileDataModule):
             )
         self.validation_fraction = validation_fraction
         self.split_seed = split_seed
-        self.class_names = detection_class_names(self.root, self.layout)
+        self.class_names = class_names if class_names is not None else detection_class_names(self.root, self.layout)
         self.category_ids = coco_category_ids(self.root) if self.layout == "coco" else None
         self._notices_said: set[str] = set()
         self.prepare_datasets()  # here, not in setup: the training objects say which classes have none, at the start
@@ -838,17 +856,21 @@ class DetectionDataModule(FileDataModule):
     def _read_split(self, split: str, transform: Any) -> BoxDataset:
         """The dataset of one split; the objects it dropped as exact repeats are said once per split, as the
         segmentation module says its notices (the splits are read again for evaluation)."""
-        dataset = read_detection_split(
-            self.root,
-            self.layout,
-            split,
-            self.class_names,
-            with_masks=self.task == "multitask",
-            transform=transform,
-            validation_fraction=self.validation_fraction,
-            seed=self.split_seed,
-            voc_origin=self.voc_origin,
-        )
+        dataset, self._read_first = (self._read_first, None) if split == "train" else (None, self._read_first)
+        if dataset is not None:
+            dataset.transform = transform
+        else:
+            dataset = read_detection_split(
+                self.root,
+                self.layout,
+                split,
+                self.class_names,
+                with_masks=self.task == "multitask",
+                transform=transform,
+                validation_fraction=self.validation_fraction,
+                seed=self.split_seed,
+                voc_origin=self.voc_origin,
+            )
         for notice in (dataset.reading_notice, dataset.duplicates_notice(split)):
             if notice is not None and notice not in self._notices_said:
                 self._notices_said.add(notice)
