@@ -306,3 +306,70 @@ def test_a_file_that_is_no_image_is_named_by_its_path_everywhere_it_is_read(tmp_
     _, array, reason = ImageSourceDataset([ImageSource(tmp_path / "notes.jpg")])[0]  # predict: skipped.txt's reason
     assert array is None
     assert reason == f"UnidentifiedImageError: {expected}"
+
+
+def _palette_pngs() -> list[tuple[str, bytes]]:
+    """Palette PNGs as tools write them: short palettes, 1- to 8-bit indices, 16 colours, a tRNS chunk of one index,
+    of several or shorter than the palette, Pillow's quantized and optimised palettes and an RGBA palette."""
+    import io
+
+    rng = np.random.default_rng(0)
+    files = []
+    for entries, bits, transparency in [
+        (1, None, None),
+        (2, 1, None),
+        (3, 2, 0),
+        (5, None, "bytes"),
+        (16, 4, None),
+        (16, 4, "bytes"),
+        (17, None, "short"),
+        (200, 8, 0),
+        (256, None, "short"),
+    ]:
+        image = Image.fromarray(rng.integers(0, entries, (9, 13)).astype(np.uint8), "P")
+        image.putpalette(rng.integers(0, 256, 3 * entries).tolist())
+        keywords: dict[str, Any] = {} if bits is None else {"bits": bits}
+        if transparency is not None:
+            alphas = bytes(rng.integers(0, 256, entries if transparency == "bytes" else 2).tolist())
+            keywords["transparency"] = transparency if isinstance(transparency, int) else alphas
+        buffer = io.BytesIO()
+        image.save(buffer, "PNG", **keywords)
+        files.append((f"{entries} colours, bits {bits}, tRNS {transparency}", buffer.getvalue()))
+    rgb = Image.fromarray(rng.integers(0, 256, (30, 40, 3)).astype(np.uint8), "RGB")
+    for colours, optimize in ((16, False), (100, True)):
+        buffer = io.BytesIO()
+        rgb.quantize(colours).save(buffer, "PNG", optimize=optimize)
+        files.append((f"quantized to {colours}, optimize {optimize}", buffer.getvalue()))
+    rgba = Image.new("P", (4, 4))
+    rgba.putpalette([0, 0, 0, 0, 255, 0, 0, 128, 0, 255, 0, 255], "RGBA")
+    buffer = io.BytesIO()
+    rgba.save(buffer, "PNG")
+    files.append(("RGBA palette", buffer.getvalue()))
+    return files
+
+
+@pytest.mark.parametrize(("name", "data"), _palette_pngs(), ids=[name for name, _ in _palette_pngs()])
+def test_a_pngs_palette_is_read_from_its_header_as_decoding_gives_it(tmp_path: Path, name: str, data: bytes) -> None:
+    # Pillow's getpalette decodes the pixels: the palette check of a data module decoded every palette mask.
+    from torchbricks._pictures import stored_palette
+
+    path = tmp_path / "mask.png"
+    path.write_bytes(data)
+    with Image.open(path) as image:
+        read = stored_palette(image, path)
+        assert image.tile, name  # not decoded
+    with Image.open(path) as image:
+        image.load()
+        decoded = image.getpalette("RGB")
+
+    assert read == tuple(decoded or ())
+
+
+def test_the_palette_of_a_png_cut_short_is_none_as_its_decoding_fails(tmp_path: Path) -> None:
+    from torchbricks._pictures import stored_palette
+
+    name, data = _palette_pngs()[4]
+    path = tmp_path / "mask.png"
+    path.write_bytes(data[: data.index(b"IDAT") + 12])  # its header whole, its pixels cut short
+    with Image.open(path) as image:
+        assert stored_palette(image, path) is None, name

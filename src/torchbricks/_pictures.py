@@ -47,6 +47,7 @@ __all__ = [
     "reduce_jpeg_decoding",
     "rgb_as_shown",
     "srgb_profile_conversion",
+    "stored_palette",
     "too_large",
     "upright",
     "upright_size",
@@ -377,8 +378,8 @@ class ImageHeader(NamedTuple):
     alpha: bool
     """`has_alpha`."""
     palette: tuple[int, ...] | None
-    """The flat RGB palette of a palette image (`Image.getpalette`, which decodes it), read when asked for; None for
-    another mode, or when it could not be decoded."""
+    """The flat RGB palette of a palette image (`stored_palette`: a whole PNG's from its header), read when asked for;
+    None for another mode, or when it could not be decoded."""
     palette_read: bool
     """Whether `palette` was asked for: a header read without it is read again when it is."""
 
@@ -431,12 +432,9 @@ class ImageHeaders:
                     palette=None,
                     palette_read=palette,
                 )
-                if palette and image.mode == "P":
-                    try:
-                        colours = tuple(image.getpalette("RGB") or ())
-                        header = header._replace(palette=self._palettes.setdefault(colours, colours))
-                    except (OSError, Image.DecompressionBombError):
-                        pass  # as the palette check reads it: no palette, the file's own error comes when it is read
+                colours = stored_palette(image, path) if palette else None
+                if colours is not None:
+                    header = header._replace(palette=self._palettes.setdefault(colours, colours))
                 return header
         except Exception:
             return None
@@ -476,6 +474,32 @@ def check_image_file(path: Path | str, alpha: bool = True, headers: ImageHeaders
         if not decoded and (uncompressed or (ending is not None and not _ends_with(path, ending))):
             read_rgb_reduced(path, (1, 1))
         return ImageFacts(shown, orientation, transparent, profile)
+
+
+def stored_palette(image: Image.Image, path: Path | str) -> tuple[int, ...] | None:
+    """The flat RGB palette of the opened palette image (mode P) at `path`, as `Image.getpalette("RGB")` gives it,
+    None for another mode or when the file cannot be decoded. `getpalette` decodes the pixels; a PNG's palette is its
+    PLTE chunk, which Pillow holds from the header and hands to the decoded image as it is (short palettes, 1- to
+    8-bit indices and a tRNS chunk alike: compared on such files in tests/test_pictures.py), so a PNG that ends as a
+    whole one ends gives it undecoded. Other files, and a PNG cut short (whose decoding fails: no palette, its own
+    error comes when it is read), are decoded."""
+    if image.mode != "P":
+        return None
+    held = image.palette  # before decoding: the PLTE chunk's bytes, not yet handed to the decoded image (dirty)
+    if (
+        image.format == "PNG"
+        and held is not None
+        and held.dirty
+        and (held.rawmode or held.mode) == "RGB"
+        and 0 < len(held.palette) <= 3 * 256
+        and len(held.palette) % 3 == 0
+        and _ends_with(path, _LAST_BYTES["PNG"])
+    ):
+        return tuple(held.palette)
+    try:
+        return tuple(image.getpalette("RGB") or ())
+    except (OSError, Image.DecompressionBombError):
+        return None
 
 
 def _ends_with(path: Path | str, ending: bytes) -> bool:

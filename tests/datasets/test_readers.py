@@ -522,3 +522,25 @@ def test_a_segmentation_split_of_more_classes_than_the_ignored_value_leaves_out_
     # 16-bit masks can number 300 classes, but 255 marks ignored pixels: class 255 would never be trained or scored
     with pytest.raises(DataError, match=r"has 256 classes, but mask value 255 marks ignored pixels: class 255"):
         SegmentationFolderDataset(tmp_path, num_classes=256)
+
+
+def test_masks_rewritten_in_the_same_process_are_read_again_for_the_classes_and_the_binary_kind(tmp_path: Path) -> None:
+    # The class count (without classes.txt) and whether two-class masks are binary 0/255 were kept per folder path for
+    # the life of the process: a notebook that fixed its masks and built the data module again got the old ones.
+    from torchbricks.lightning.datamodules import SegmentationFolderDataModule
+
+    root = _binary_segmentation(tmp_path / "data")  # 0 and 255: one class, binary
+    before = SegmentationFolderDataModule(root, image_size=16, batch_size=2, num_workers=0)
+    for path in sorted(root.glob("*/masks/*.png")):  # rewritten as class indices 0, 1, 2, 3 (3 in the second mask)
+        index = int(path.stem)
+        mask = np.zeros((16, 16), dtype=np.uint8)
+        mask[4:8, 4:12], mask[8:12, 4:12] = 1, 2 + index
+        _mask(path, mask)
+
+    after = SegmentationFolderDataModule(root, image_size=16, batch_size=2, num_workers=0)
+
+    assert before.foreground_255
+    assert before.class_names == ["background", "class_1"]
+    assert not after.foreground_255
+    assert after.class_names == segmentation_class_names(root) == ["background", "class_1", "class_2", "class_3"]
+    assert set(next(iter(after.train_dataloader()))["targets"].unique().tolist()) == {0, 1, 2, 3}

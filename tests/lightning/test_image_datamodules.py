@@ -436,12 +436,14 @@ def _palette_segmentation_data(root: Path) -> Path:
     return root
 
 
+@pytest.mark.parametrize("image_size", [16, None])
 def test_segmentation_start_up_lists_each_split_folder_once_and_opens_each_file_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, image_size: int | None
 ) -> None:
     # The start-up (constructor, check_files, setup) listed each split folder three or four times (the palette check,
     # the class check, each split's reader, the validation split again for the test split) and opened each mask up to
-    # five times (its palette, its size for each reader, check_files): 2,000 masks cost seconds before training.
+    # five times (its palette, its size for each reader, check_files): 2,000 masks cost seconds before training. With
+    # image_size=None, the size from the data listed the training images and opened them once more.
     import os
     from collections import Counter
 
@@ -478,7 +480,7 @@ def test_segmentation_start_up_lists_each_split_folder_once_and_opens_each_file_
     for module in (image_datamodules, class_frequencies):
         monkeypatch.setattr(module, "read_mask", read_mask)
 
-    data = SegmentationFolderDataModule(root, image_size=16, batch_size=2, num_workers=0)
+    data = SegmentationFolderDataModule(root, image_size=image_size, batch_size=2, num_workers=0)
     data.check_files()
     data.setup("fit")
 
@@ -505,3 +507,113 @@ def test_a_cut_short_palette_mask_is_still_named_by_check_files(tmp_path: Path) 
     with pytest.raises(DataError, match=r"^1 file of .* cannot be read as training reads it") as raised:
         data.check_files()
     assert str(alone.value) in str(raised.value)
+
+
+def test_the_palette_check_of_the_segmentation_start_up_decodes_no_mask(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Pillow's getpalette decodes the pixels: the palette check decoded every palette mask of every split at start-up,
+    # though the palette is the PNG's PLTE chunk, read with the header.
+    from collections import Counter
+
+    from PIL import ImageFile
+
+    from torchbricks.datasets import class_frequencies
+    from torchbricks.lightning import image_datamodules
+
+    root = _palette_segmentation_data(tmp_path / "data")
+    loaded: Counter[str] = Counter()  # pixels decoded, per file
+    decoded: Counter[str] = Counter()  # masks read for their classes (the first mask's check, the classes found)
+    real_load, real_read_mask = ImageFile.ImageFile.load, image_datamodules.read_mask
+
+    def load(image: Any) -> Any:
+        loaded[str(getattr(image.fp, "name", None) or image.filename)] += 1  # the readers open files as file objects
+        return real_load(image)
+
+    def read_mask(path: Path, *arguments: Any, **keywords: Any) -> Any:
+        decoded[str(path)] += 1
+        return real_read_mask(path, *arguments, **keywords)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+    for module in (image_datamodules, class_frequencies):
+        monkeypatch.setattr(module, "read_mask", read_mask)
+
+    data = SegmentationFolderDataModule(root, image_size=16, batch_size=2, num_workers=0)
+    data.check_files()
+
+    masks = [str(path) for path in sorted(root.glob("*/masks/*.png"))]
+    assert {path: loaded[path] for path in masks} == {path: decoded[path] for path in masks}
+
+
+def test_a_detection_validation_split_that_is_also_the_test_split_is_read_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without a test split of its own, the detection modules read the validation split a second time for the test
+    # split: its label files parsed and its images' headers opened again.
+    import builtins
+    import io
+    import os
+    from collections import Counter
+
+    from layouts import coco_to_yolo
+
+    coco = write_shapes_dataset(tmp_path / "shapes", num_train=4, num_val=2, image_size=32) / "detection"
+    root = coco_to_yolo(coco, tmp_path / "yolo")
+    opened: Counter[str] = Counter()
+    real_open = builtins.open
+
+    def open_file(file: Any, *arguments: Any, **keywords: Any) -> Any:
+        if isinstance(file, str | os.PathLike):
+            opened[str(file)] += 1
+        return real_open(file, *arguments, **keywords)
+
+    monkeypatch.setattr(builtins, "open", open_file)
+    monkeypatch.setattr(io, "open", open_file)
+
+    data = DetectionDataModule(root, image_size=32, batch_size=2, num_workers=0)
+    data.check_files()
+    data.setup("fit")
+
+    assert data.split_sources()["test"] == "validation"
+    for folder in ("labels", "images"):
+        train, validation = ({opened[str(path)] for path in (root / folder / split).iterdir()} for split in ("train", "val"))
+        assert validation == train, folder  # each file as often as a training file: not once more for the test split
+        assert len(train) == 1
+
+
+@pytest.mark.parametrize("layout", ["yolo", "voc"])
+def test_the_size_from_yolo_and_voc_data_reads_the_training_split_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str
+) -> None:
+    # With image_size=None, the size from the data read the whole training split of YOLO and VOC data (its label
+    # files, its images' headers) for the sizes its records hold, then the module read it again.
+    import builtins
+    import io
+    import os
+    from collections import Counter
+
+    from layouts import coco_to_voc, coco_to_yolo
+
+    from torchbricks.datasets.image_sizes import typical_image_size
+
+    coco = write_shapes_dataset(tmp_path / "shapes", num_train=4, num_val=2, image_size=32) / "detection"
+    root = (coco_to_yolo if layout == "yolo" else coco_to_voc)(coco, tmp_path / layout)
+    opened: Counter[str] = Counter()
+    real_open = builtins.open
+
+    def open_file(file: Any, *arguments: Any, **keywords: Any) -> Any:
+        if isinstance(file, str | os.PathLike):
+            opened[str(file)] += 1
+        return real_open(file, *arguments, **keywords)
+
+    counts = {}
+    for image_size in (32, None):
+        opened.clear()
+        with monkeypatch.context() as patched:
+            patched.setattr(builtins, "open", open_file)
+            patched.setattr(io, "open", open_file)
+            data = DetectionDataModule(root, image_size=image_size, batch_size=2, num_workers=0)
+            data.check_files()
+            data.setup("fit")
+        counts[image_size] = dict(opened)
+
+    assert counts[None] == counts[32]  # the size from the data opens no file the start-up does not open anyway
+    assert data.image_size == typical_image_size(layout, root).size

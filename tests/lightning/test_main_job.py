@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -603,3 +604,58 @@ def test_training_on_several_processes_with_batch_norm_says_each_process_normali
     assert "trainer.sync_batchnorm=true (synchronised BatchNorm, on GPUs only)" in note
     assert batch_norm_note(pl.Trainer(accelerator="cpu", devices=1, logger=False), with_batch_norm) is None
     assert batch_norm_note(two, torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3))) is None
+
+
+def test_a_jobs_start_up_reads_the_masks_for_its_data_facts_once_and_the_next_job_reads_them_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The class count, the binary-mask decision and the automatic class weights are asked for many times while a job
+    # starts (each class interpolation of the config, the data module's checks); kept for the whole process by folder
+    # path, a second job of the same process (a notebook, after fixing the masks) got the first job's, unread.
+    from collections import Counter
+    from typing import Any
+
+    from torchbricks.datasets import class_frequencies, readers
+    from torchbricks.lightning import main_job
+
+    root = tmp_path / "data"
+    for split, count in (("train", 3), ("val", 2)):
+        (root / split / "images").mkdir(parents=True)
+        (root / split / "masks").mkdir()
+        for index in range(count):
+            Image.new("RGB", (16, 16)).save(root / split / "images" / f"{index}.png")
+            mask = np.arange(256, dtype=np.uint8).reshape(16, 16) % 3  # classes 0, 1, 2; no classes.txt
+            Image.fromarray(mask).save(root / split / "masks" / f"{index}.png")
+    training_masks = len(list((root / "train" / "masks").iterdir()))
+    decoded: Counter[str] = Counter()  # masks decoded, by the function reading them
+    real_read_mask = readers.read_mask
+
+    def read_mask(path: Path, *arguments: Any, **keywords: Any) -> Any:
+        decoded[sys._getframe(1).f_code.co_name] += 1
+        return real_read_mask(path, *arguments, **keywords)
+
+    class StartedError(Exception):
+        pass
+
+    def started(*arguments: Any) -> None:
+        raise StartedError  # the data is read and checked: what follows writes the experiment and trains
+
+    for module in (readers, class_frequencies):
+        monkeypatch.setattr(module, "read_mask", read_mask)
+    monkeypatch.setattr(main_job, "prepare_experiment_folder", started)
+    config = compose_config(
+        [
+            "task=segmentation",
+            f"data.root={root}",
+            "loss.class_weights=auto",
+            "data.image_size=16",
+            f"experiment.path_experiments={tmp_path / 'experiments'}",
+        ]
+    )
+
+    for _ in range(2):
+        decoded.clear()
+        with pytest.raises(StartedError):
+            run_main_job(config)
+        facts = ("_scanned_class_count", "_sampled_mask_counts", "segmentation_pixel_counts")
+        assert {name: decoded[name] for name in facts} == dict.fromkeys(facts, training_masks)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from torchbricks._data_facts import data_facts_kept
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.configuration.checks import check_classes_cover_data, check_optimizer_factory, check_trainer_factory
 from torchbricks.configuration.instantiate import create_brick_collection, instantiate_config
@@ -33,6 +34,7 @@ class JobParts:
     create_trainer: Callable[..., Any] = field(repr=False)
 
 
+@data_facts_kept()  # each class interpolation of the config reads the data's classes: once per job
 def create_job(config: Any) -> tuple[JobSettings, JobParts]:
     """The settings of a composed `train.yaml` config, checked once, and its parts, instantiated once after seeding
     Python, numpy and torch (and the data loader workers) with `seed`.

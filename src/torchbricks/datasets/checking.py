@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from torchbricks._conventions import IGNORE_INDEX
+from torchbricks._data_facts import data_facts_kept
 from torchbricks._image_files import all_visible_files
 from torchbricks._pictures import converted_profile, fully_transparent, open_image, too_large
 from torchbricks.datasets._reading import (
@@ -267,6 +268,7 @@ def _splits(root: Path, layout: str, validation_fraction: float, seed: int) -> l
     return [(split, splits[split]) for split in ("train", "validation", *(["test"] if has_test else []))]
 
 
+@data_facts_kept()  # the masks' kind is asked by the classes, the counts, the notes: read once per check
 def check_data(
     root: Path | str,
     task: str | None = None,

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from torchbricks._image_files import FolderListings
+from torchbricks._pictures import ImageHeaders
 from torchbricks.datasets._reading import read_user_text
 from torchbricks.datasets.coco import image_path
 from torchbricks.datasets.folder_splits import is_voc_layout, segmentation_folders, training_folder
@@ -38,6 +40,7 @@ __all__ = [
     "check_image_scale",
     "choose_image_size",
     "read_image_sizes",
+    "record_sizes",
     "typical_image_size",
 ]
 
@@ -144,9 +147,17 @@ def check_image_scale(scale: object) -> float:
     return float(scale)
 
 
-def read_image_sizes(layout: str, root: Path | str, max_sampled: int = 200) -> tuple[list[tuple[int, int]], int]:
+def read_image_sizes(
+    layout: str,
+    root: Path | str,
+    max_sampled: int = 200,
+    listings: FolderListings | None = None,
+    headers: ImageHeaders | None = None,
+) -> tuple[list[tuple[int, int]], int]:
     """(height, width) of up to `max_sampled` training images of the data at `root` in `layout`, evenly spread over
-    the sorted files, and how many training images there are.
+    the sorted files, and how many training images there are. A segmentation folder's images are listed through
+    `listings` and their headers read through `headers` when given (a data module's start-up, whose readers list and
+    open them again).
 
     Raises:
         ConfigError: An unknown layout.
@@ -158,10 +169,7 @@ def read_image_sizes(layout: str, root: Path | str, max_sampled: int = 200) -> t
 
         layout = detect_detection_layout(folder, layout)
         if layout != "coco":
-            records = read_detection_split(folder, layout, "train").records
-            if not records:
-                raise DataError(f"The training split of {str(folder)!r} ({layout}) holds no image.")
-            return [(record.height, record.width) for record in _spread(records, max_sampled)], len(records)
+            return record_sizes(read_detection_split(folder, layout, "train").records, folder, layout, max_sampled)
     if layout == "coco":
         from torchbricks.datasets.detection_layouts import coco_layout
 
@@ -174,7 +182,7 @@ def read_image_sizes(layout: str, root: Path | str, max_sampled: int = 200) -> t
         split = segmentation_folders(folder)[0]
         if not split.is_dir():
             raise DataError(f"The image folder {str(split)!r} does not exist; expected {str(folder)!r}/train/images/*.")
-        files = visible_files(split, recursive=is_voc_layout(folder, layout))  # CVAT keeps a task's subfolders
+        files = (visible_files if listings is None else listings.files)(split, recursive=is_voc_layout(folder, layout))
     else:
         raise ConfigError(
             f"Unknown data layout {layout!r} for the image size. Available: {list(IMAGE_SIZE_LAYOUTS)}."
@@ -182,15 +190,35 @@ def read_image_sizes(layout: str, root: Path | str, max_sampled: int = 200) -> t
         )
     if not files:
         raise DataError(f"The training split {str(split)!r} holds no image ({', '.join(IMAGE_EXTENSIONS)}).")
-    return [_header_size(path) for path in _spread(files, max_sampled)], len(files)
+    return [_header_size(path, headers) for path in _spread(files, max_sampled)], len(files)
+
+
+def record_sizes(
+    records: Sequence[Any], root: Path | str, layout: str, max_sampled: int = 200
+) -> tuple[list[tuple[int, int]], int]:
+    """`read_image_sizes` of a box layout's training split read already (its `BoxImage` records hold the sizes).
+
+    Raises:
+        DataError: The split holds no image.
+    """
+    if not records:
+        raise DataError(f"The training split of {str(root)!r} ({layout}) holds no image.")
+    return [(record.height, record.width) for record in _spread(list(records), max_sampled)], len(records)
 
 
 def typical_image_size(
-    layout: str, root: Path | str, multiple: int = 32, max_side: int = 512, max_sampled: int = 200, scale: float = 1.0
+    layout: str,
+    root: Path | str,
+    multiple: int = 32,
+    max_side: int = 512,
+    max_sampled: int = 200,
+    scale: float = 1.0,
+    listings: FolderListings | None = None,
+    headers: ImageHeaders | None = None,
 ) -> ImageSizeChoice:
     """`choose_image_size` of the training images of the data at `root` in `layout` (see `read_image_sizes`)."""
     check_image_scale(scale)
-    sizes, total = read_image_sizes(layout, root, max_sampled)
+    sizes, total = read_image_sizes(layout, root, max_sampled, listings, headers)
     return choose_image_size(sizes, multiple, max_side, total, scale)
 
 
@@ -200,9 +228,9 @@ def _spread(items: list[Any], count: int) -> list[Any]:
     return [items[index * len(items) // count] for index in range(count)]
 
 
-def _header_size(path: Path) -> tuple[int, int]:
+def _header_size(path: Path, headers: ImageHeaders | None = None) -> tuple[int, int]:
     """(height, width) of the upright image, from the file's header."""
-    width, height = image_file_size(path)
+    width, height = image_file_size(path, headers)
     return height, width
 
 

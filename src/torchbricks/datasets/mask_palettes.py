@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from torchbricks._conventions import IGNORE_INDEX
-from torchbricks._pictures import ImageHeaders
+from torchbricks._pictures import ImageHeaders, stored_palette
 from torchbricks.datasets._reading import open_image
 
 __all__ = ["palette_disagreement"]
@@ -37,9 +37,7 @@ def _palette(path: Path, headers: ImageHeaders | None = None) -> tuple[int, ...]
         return header.palette
     try:
         with Image.open(path) as mask:
-            if mask.mode != "P":
-                return None
-            return tuple(mask.getpalette("RGB") or ())
+            return stored_palette(mask, path)
     except (OSError, Image.DecompressionBombError):
         return None
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ import torch
 from torch.utils.data import Dataset
 
 from torchbricks._conventions import IGNORE_INDEX
+from torchbricks._data_facts import kept_for_one_job
 from torchbricks._image_files import FolderListings
 from torchbricks._pictures import ImageHeaders
 from torchbricks.datasets._reading import (
@@ -240,7 +240,7 @@ class ImageFolderDataset(Dataset[dict[str, Any]]):
 # --- Segmentation folders -----------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=8)
+@kept_for_one_job  # asked again by every class interpolation of a job's config: read once per job (`torchbricks._data_facts`)
 def _scanned_class_count(masks_folder: str) -> int:
     largest = 0
     for path in visible_files(Path(masks_folder), (".png",)):
@@ -261,7 +261,7 @@ SMOOTHED_EDGE_LEVELS = 8
 """...and on at least this many grey levels (masks of a few class indices with a 255 border hold a few values)."""
 
 
-@lru_cache(maxsize=8)
+@kept_for_one_job  # asked again by the class names, the data module's checks and notices, the class weights
 def _sampled_mask_counts(masks_folder: str) -> tuple[tuple[int, int], ...]:
     """(value, pixels) over up to `BINARY_MASKS_SAMPLED` masks of the folder, spread evenly over the sorted names."""
     paths = visible_files(Path(masks_folder), (".png",))

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from torch.utils.data import ConcatDataset, DataLoader, Subset
 
+from torchbricks._data_facts import data_facts_kept
 from torchbricks._experiment import launched_as_global_zero
 from torchbricks._image_files import FolderListings
 from torchbricks._pictures import ImageFacts, ImageHeaders, check_image_file
@@ -39,7 +40,7 @@ from torchbricks.datasets.folder_splits import (
     whole_splits,
 )
 from torchbricks.datasets.image_cache import ResizedImageCache, check_megabytes
-from torchbricks.datasets.image_sizes import check_image_scale, typical_image_size
+from torchbricks.datasets.image_sizes import check_image_scale, choose_image_size, record_sizes, typical_image_size
 from torchbricks.datasets.mask_palettes import palette_disagreement
 from torchbricks.datasets.readers import (
     DataError,
@@ -89,13 +90,35 @@ CLASSIFICATION_NOT_TILED = (
 
 
 def _size_from_data(
-    layout: str, root: str | Path, image_size: int | Sequence[int] | None, scale: float, tile_size: int | None = None
+    layout: str,
+    root: str | Path,
+    image_size: int | Sequence[int] | None,
+    scale: float,
+    tile_size: int | None = None,
+    listings: FolderListings | None = None,
+    headers: ImageHeaders | None = None,
 ) -> int | Sequence[int] | None:
     """`image_size`; when it and `tile_size` are None, the training images' median size times `scale`
-    (`torchbricks.datasets.image_sizes.typical_image_size`) of the data at `root` in `layout`."""
+    (`torchbricks.datasets.image_sizes.typical_image_size`) of the data at `root` in `layout`, its folders listed
+    through `listings` and its headers read through `headers` when given (the module's start-up's)."""
     if image_size is None and tile_size is None and Path(root).is_dir():
-        return typical_image_size(layout, root, scale=scale).size
+        return typical_image_size(layout, root, scale=scale, listings=listings, headers=headers).size
     return image_size
+
+
+def _read_once(read: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """`read(source, transform)` of a data module's splits, a source read for two names (without a test split, the
+    validation split is also the test split) read once: each name gets its own copy (the validation split's image
+    cache is not the test's)."""
+    readers: dict[tuple[Any, int], Any] = {}
+
+    def once(source: Any, transform: Any) -> Any:
+        key = (source, id(transform))
+        if key not in readers:
+            readers[key] = read(source, transform)
+        return copy.copy(readers[key])
+
+    return once
 
 
 def _each_image_once(parts: list[Any]) -> list[Any]:
@@ -330,14 +353,7 @@ class FileDataModule(SplitDataModule):
         """`_read_folder_split` of each `FolderSplit` of the folder layout under `root`
         (`torchbricks.datasets.folder_splits`: `train`, `val` or `valid` or `validation`, `test`, or drawn at random by
         `validation_fraction` and `split_seed`); without a test split, the validation split is also the test split."""
-        readers: dict[tuple[FolderSplit, int], Any] = {}
-
-        def read(split: FolderSplit, transform: Any) -> Any:  # a split read for two names (test = validation) is read once
-            key = (split, id(transform))
-            if key not in readers:
-                readers[key] = self._read_folder_split(split, transform)
-            return copy.copy(readers[key])  # each name its own (the validation split's image cache is not the test's)
-
+        read = _read_once(self._read_folder_split)
         datasets = {
             name: self._split_dataset(name, self._transform(name), functools.partial(read, split))
             for name, split in self._folder_splits().items()
@@ -563,6 +579,7 @@ class SegmentationFolderDataModule(FileDataModule):
     supports_tiling = True
     folder_layout = "segmentation_folder"
 
+    @data_facts_kept()  # the classes, the kinds' agreement, the binary decision and its notice each ask the masks' kind
     def __init__(
         self,
         root: str | Path,
@@ -579,7 +596,8 @@ class SegmentationFolderDataModule(FileDataModule):
         last_phase_augmentations: Sequence[Callable[..., Any]] | None = None,
     ) -> None:
         self.image_scale = check_image_scale(image_scale)
-        image_size = _size_from_data("segmentation_folder", root, image_size, self.image_scale, tile_size)
+        listings, headers = FolderListings(), ImageHeaders()  # the start-up's: the size from the data lists and opens too
+        image_size = _size_from_data("segmentation_folder", root, image_size, self.image_scale, tile_size, listings, headers)
         super().__init__(
             root,
             image_size,
@@ -591,6 +609,7 @@ class SegmentationFolderDataModule(FileDataModule):
             cache_megabytes=cache_megabytes,
             last_phase_augmentations=last_phase_augmentations,
         )
+        self._listings, self._headers = listings, headers
         self.validation_fraction = validation_fraction
         self.split_seed = split_seed
         self.class_names = segmentation_class_names(self.root)
@@ -746,7 +765,25 @@ class DetectionDataModule(FileDataModule):
         self.image_scale = check_image_scale(image_scale)
         if Path(root).is_dir():  # else FileDataModule says the folder does not exist
             layout = self._layout_of(Path(root), layout)
-        image_size = _size_from_data(layout, root, image_size, self.image_scale, tile_size)
+        self._read_first: BoxDataset | None = None
+        """The training split, read for the size from the data (YOLO and VOC: the sizes are its records'), then used
+        as the module's training split rather than read again."""
+        class_names = None
+        if image_size is None and tile_size is None and layout in ("yolo", "voc") and Path(root).is_dir():
+            class_names = detection_class_names(Path(root), layout)
+            self._read_first = read_detection_split(
+                root,
+                layout,
+                "train",
+                class_names,
+                validation_fraction=validation_fraction,
+                seed=split_seed,
+                voc_origin=voc_origin,
+            )
+            sizes, total = record_sizes(self._read_first.records, root, layout)
+            image_size = choose_image_size(sizes, total=total, scale=self.image_scale).size
+        else:
+            image_size = _size_from_data(layout, root, image_size, self.image_scale, tile_size)
         super().__init__(
             root,
             image_size,
@@ -770,7 +807,7 @@ class DetectionDataModule(FileDataModule):
             )
         self.validation_fraction = validation_fraction
         self.split_seed = split_seed
-        self.class_names = detection_class_names(self.root, self.layout)
+        self.class_names = class_names if class_names is not None else detection_class_names(self.root, self.layout)
         self.category_ids = coco_category_ids(self.root) if self.layout == "coco" else None
         self._notices_said: set[str] = set()
         self.prepare_datasets()  # here, not in setup: the training objects say which classes have none, at the start
@@ -810,26 +847,30 @@ class DetectionDataModule(FileDataModule):
         return not has_validation_split(self.root, self.layout)
 
     def create_datasets(self) -> dict[str, Any]:
-        sources = self.split_sources()
+        read = _read_once(self._read_split)
         return {
-            name: self._split_dataset(name, self._transform(name), functools.partial(self._read_split, source))
-            for name, source in sources.items()
+            name: self._split_dataset(name, self._transform(name), functools.partial(read, source))
+            for name, source in self.split_sources().items()
         }
 
     def _read_split(self, split: str, transform: Any) -> BoxDataset:
         """The dataset of one split; the objects it dropped as exact repeats are said once per split, as the
         segmentation module says its notices (the splits are read again for evaluation)."""
-        dataset = read_detection_split(
-            self.root,
-            self.layout,
-            split,
-            self.class_names,
-            with_masks=self.task == "multitask",
-            transform=transform,
-            validation_fraction=self.validation_fraction,
-            seed=self.split_seed,
-            voc_origin=self.voc_origin,
-        )
+        dataset, self._read_first = (self._read_first, None) if split == "train" else (None, self._read_first)
+        if dataset is not None:
+            dataset.transform = transform
+        else:
+            dataset = read_detection_split(
+                self.root,
+                self.layout,
+                split,
+                self.class_names,
+                with_masks=self.task == "multitask",
+                transform=transform,
+                validation_fraction=self.validation_fraction,
+                seed=self.split_seed,
+                voc_origin=self.voc_origin,
+            )
         for notice in (dataset.reading_notice, dataset.duplicates_notice(split)):
             if notice is not None and notice not in self._notices_said:
                 self._notices_said.add(notice)

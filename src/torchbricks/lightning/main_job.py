@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from torchbricks._conventions import logged_name
+from torchbricks._data_facts import data_facts_kept
 from torchbricks._experiment import (
     CHECKPOINTS_FOLDER,
     CONFIG_FILE,
@@ -95,6 +96,7 @@ class MainJobResult:
     module: LightningBrickCollection = field(repr=False)
 
 
+@data_facts_kept()  # the data's classes, masks' kind and class weights: read once per job, again by the next job
 def run_main_job(config: Any) -> MainJobResult:
     """Trains, tests, exports and visualizes the model of `config` (see the module docstring for the outputs).
 

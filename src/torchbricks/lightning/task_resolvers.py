@@ -14,8 +14,9 @@ and the backbone, so `torchbricks train task=detection data.root=DIR` needs no c
 - `${torchbricks_image_size:LAYOUT,ROOT,MULTIPLE,MAX_SIDE[,TILE_SIZE[,SCALE]]}`: the training images' median size
   (times SCALE, the config key `data.image_scale`, when given) rounded to a multiple of MULTIPLE and at most
   MAX_SIDE (`torchbricks.datasets.image_sizes.typical_image_size`), as one side when square, else `[height, width]`;
-  LAYOUT is `image_folder`, `segmentation_folder` or a box layout; TILE_SIZE may be null. The choice is printed
-  once per process and data set, and the resolved config (`resolved_config.yaml`) holds the number. With TILE_SIZE
+  LAYOUT is `image_folder`, `segmentation_folder` or a box layout; TILE_SIZE may be null. The choice is
+  measured once per job (`torchbricks._data_facts`: images replaced between two jobs of one process are measured
+  again), printed once per process and choice, and the resolved config (`resolved_config.yaml`) holds the number. With TILE_SIZE
   (the config key `data.tile_size`, when not null) the images are cut into tiles of that side, and the tile size is
   the input size (the images are not read).
 - `${torchbricks_with_image_extent:TILE_SIZE,NAMES}`: the input names NAMES (a list), followed, when TILE_SIZE
@@ -28,10 +29,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from torchbricks._data_facts import data_facts_kept, kept_for_one_job
 from torchbricks._experiment import launched_as_global_zero
 from torchbricks._extras import require
 from torchbricks.bag_of_bricks.compact_cnn import backbone_info
@@ -94,6 +95,7 @@ def class_names_of(layout: str, root: str) -> list[str]:
     raise ConfigError(f"Unknown data layout {layout!r}. Available: {list(LAYOUTS)}.{did_you_mean(layout, LAYOUTS)}")
 
 
+@data_facts_kept()  # the classes and the masks' kind are asked twice here: read once
 def class_weights_of(
     spec: Any, layout: str, root: str, validation_fraction: float = VALIDATION_FRACTION, split_seed: int = SPLIT_SEED
 ) -> list[float] | None:
@@ -106,7 +108,7 @@ def class_weights_of(
       `torchbricks.datasets.class_frequencies`); a split drawn from a folder without validation split is the one
       `validation_fraction` and `split_seed` draw (`data.validation_fraction`, `data.split_seed`), as training reads it;
       pixels of the masks drawn from the COCO polygons, background first (`coco_with_background`). Counted once
-      per process and data folder.
+      per job (`torchbricks._data_facts`): masks rewritten between two jobs of one process are counted again.
     - a list: one weight >= 0 per class, used as given.
 
     Raises:
@@ -142,7 +144,7 @@ def class_weights_of(
     return [float(value) for value in values]
 
 
-@lru_cache(maxsize=16)
+@kept_for_one_job  # each head reading loss.class_weights asks, and the config is resolved more than once
 def _automatic_weights(layout: str, root: str, validation_fraction: float, split_seed: int) -> tuple[float, ...]:
     folder = Path(root)
     names = class_names_of(layout, root)
@@ -170,6 +172,7 @@ def _automatic_weights(layout: str, root: str, validation_fraction: float, split
     return tuple(inverse_frequency_weights(counts, names, source))
 
 
+@data_facts_kept()
 def check_class_weights(config: Any, log: Callable[[str], Any] | None = None) -> dict[str, list[float]]:
     """Resolves, once and before anything is written, every class weight of `config`'s bricks that reads
     `loss.class_weights`, so a bad value fails here as one error naming that key.
@@ -232,7 +235,13 @@ def _paths_reading(node: Any, resolver: str, prefix: str = "") -> list[str]:
     return []
 
 
-_CHOSEN_SIZES: dict[tuple[str, str, int, int, float], ImageSizeChoice] = {}
+_SAID_SIZES: set[tuple[tuple[str, str, int, int, float], str]] = set()
+"""The image-size choices printed in this process (`ImageSizeChoice.describe` for the arguments), each once."""
+
+
+@kept_for_one_job  # the config is resolved more than once by a job; images resized in between are measured again
+def _chosen_size(layout: str, root: str, multiple: int, max_side: int, scale: float) -> ImageSizeChoice:
+    return typical_image_size(layout, root, multiple=multiple, max_side=max_side, scale=scale)
 
 
 def image_size_of(
@@ -253,12 +262,12 @@ def image_size_of(
             )
         return tile_size
     key = (str(layout), str(Path(str(root)).resolve()), int(multiple), int(max_side), check_image_scale(scale))
-    choice = _CHOSEN_SIZES.get(key)
-    if choice is None:
-        choice = typical_image_size(key[0], key[1], multiple=key[2], max_side=key[3], scale=key[4])
-        _CHOSEN_SIZES[key] = choice
+    choice = _chosen_size(*key)
+    said = (key, choice.describe())
+    if said not in _SAID_SIZES:
+        _SAID_SIZES.add(said)
         if launched_as_global_zero():
-            print(choice.describe(), flush=True)
+            print(said[1], flush=True)
     height, width = choice.size
     return height if height == width else [height, width]
 
