@@ -35,6 +35,22 @@ def _train_overrides(shapes_root: Path, experiments: Path, name: str) -> list[st
     ]
 
 
+# Lightning's lines that no GPU or TPU is there, that it loads the training loader to count the steps, and its table of
+# the test values, which the job's summary says again
+UNACTIONABLE = ("GPU available: False", "TPU available: False", "to estimate number of stepping batches", "Test metric")
+
+
+def _summarised_once(lines: list[str], output: str) -> None:
+    """A finished train's output: none of `UNACTIONABLE`; the summary once, with the test metric and the test losses
+    (which were only in Lightning's table)."""
+    for noise in UNACTIONABLE:
+        assert noise not in output, lines
+    assert sum(line.startswith("Experiment folder: ") for line in lines) == 1, lines
+    for name in ("accuracy", "loss", "loss_ce"):
+        summary = [line for line in lines if re.fullmatch(rf"  test/(\S+/)?{name}: \d+\.\d{{4}}", line)]
+        assert len(summary) == 1, (name, lines)
+
+
 def _clean(status: int, output: str) -> list[str]:
     assert status == 0, output[-3000:]
     assert "Traceback" not in output, output[-3000:]
@@ -57,7 +73,7 @@ def test_train_evaluate_predict_export_and_check_data_in_a_terminal(shapes_root:
     assert "v_num" not in output
     # Lightning's line when training ends starts a line of its own (it was glued to the end of the bar's line).
     assert "`Trainer.fit` stopped: `max_epochs=2` reached." in lines, lines
-    assert sum(line.startswith("Experiment folder: ") for line in lines) == 1, lines
+    _summarised_once(lines, output)
     assert re.search(r"^  test/classification/accuracy: \d\.\d{4}$", "\n".join(lines), re.MULTILINE)
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["best_epoch"] in (1, 2)
 
@@ -121,6 +137,7 @@ def test_ctrl_c_in_a_terminal_ends_with_one_message_and_resume_continues(
     assert len(bars) == 1, bars
     assert bars[0].startswith(f"Epoch {trained + 1}/{trained + 1}: 100%|"), bars
     assert json.loads((tmp_path / "stopped" / "metrics.json").read_text())["epochs"] == trained + 1
+    _summarised_once(lines, output)
 
 
 COMMAND_LINE = re.compile(r"^\s*(?:examples?:\s*)?torchbricks\s")

@@ -149,10 +149,16 @@ def test_the_readme_two_process_command_finishes_with_the_packaged_config_and_sy
         assert sum(line.startswith("Epoch 2/2: 100%") for line in lines) == 1, lines
         assert sum(line.startswith("Experiment folder: ") for line in lines) == 1, lines
     assert len(re.findall(r"note: training on 2 processes, the model's \d+ BatchNorm layers normalise each", output)) == 1
+    # Lightning's lines that no GPU or TPU is there and that it loads the training loader to count the steps, and its
+    # table of the test values: the summary, printed once, says the test loss with the metrics
+    for noise in ("GPU available: False", "TPU available: False", "to estimate number of stepping batches", "Test metric"):
+        assert noise not in output, output[-3000:]
+    assert len(re.findall(r"^  test/loss: \d+\.\d{4}\r?$", output, re.MULTILINE)) == 1, output[-3000:]
     folder = tmp_path / "ddp"
     metrics = json.loads((folder / "metrics.json").read_text())
     log = list(csv.DictReader((folder / "logs" / "metrics.csv").open()))
     test_loss = next(float(row["test/loss"]) for row in log if row.get("test/loss"))
+    assert f"  test/loss: {test_loss:.4f}" in output, output[-3000:]
     last_validation_loss = [float(row["validation/loss"]) for row in log if row.get("validation/loss")][-1]
     config = compose_config(overrides)
     # Each process saw half of each split: the values cover both halves, as one process computes them on the whole.

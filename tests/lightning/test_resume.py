@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -130,8 +131,21 @@ def test_a_redirected_run_prints_plain_lines_and_no_warning_the_user_cannot_act_
     epoch_lines = [line for line in completed.stdout.splitlines() if line.startswith("epoch ")]
     assert [line.split()[1] for line in epoch_lines] == ["1/2", "2/2"]
     assert not re.search(r"\.py:\d+: ", output), output  # Lightning's warnings read `<file>.py:<line>: <message>`
-    for noise in ("eval mode at the start of training", "Tip:", "LeafSpec", "does not have many workers"):
-        assert noise not in output
+    noises = ["eval mode at the start of training", "Tip:", "LeafSpec", "does not have many workers"]
+    # Lightning's lines that no GPU or TPU is there and that it loads the training loader to count the steps, and its
+    # table of the test values, which the job's summary below says again
+    noises += ["GPU available: False", "TPU available: False", "to estimate number of stepping batches", "Test metric"]
+    for noise in noises:
+        assert noise not in output, output
+    # the summary says every test value Lightning's table said: the metrics and the losses of its CSV log
+    log = list(csv.DictReader((tmp_path / "quiet" / "logs" / "metrics.csv").open()))
+    tested = next(row for row in log if row.get("test/loss"))
+    logged = {name: float(value) for name, value in tested.items() if name.startswith("test/") and value}
+    assert any(name.startswith("test/losses/") for name in logged), logged
+    summary = dict(line.strip().split(": ") for line in completed.stdout.splitlines() if line.startswith("  test/"))
+    assert set(summary) == set(logged), (summary, logged)
+    for name, value in logged.items():
+        assert summary[name] == f"{value:.4f}", name
 
 
 @pytest.mark.slow

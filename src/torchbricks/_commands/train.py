@@ -55,6 +55,8 @@ def run(arguments: argparse.Namespace) -> int:
         for name, value in result.metrics.get("test", {}).items():
             if isinstance(value, float):
                 print(f"  test/{name}: {value:.4f}")
+        for name, value in result.metrics.get("test_logged", {}).items():  # Lightning's test table is not printed
+            print(f"  test/{name}: {value:.4f}")
         print(f"  wall time: {result.metrics['wall_time_seconds']:.1f} s")
         tested = result.metrics.get("test", {})
         heads = [name.removesuffix("/confusion_matrix") for name in tested if name.endswith("/confusion_matrix")]

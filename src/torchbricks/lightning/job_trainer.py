@@ -197,6 +197,9 @@ def quiet_third_party_notices(resume: bool = False) -> None:
     - With `resume`, Lightning's warning that the checkpoint folder is not empty: resuming is why it is not.
     - Lightning's note that an epoch has fewer batches than `log_every_n_steps`: the history, the curves and the
       progress lines use epoch values.
+    - Lightning's lines that no GPU and no TPU is there ("GPU available: False, used: False"), and that it loads the
+      training loader to count the steps (for the learning-rate schedule): nothing a user can act on. A GPU that is
+      there is still said, and Lightning's warning when one is there but not used stays.
     """
     warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training", category=UserWarning)
     if resume:  # Lightning warns that the checkpoint folder is not empty: resuming is why it is not
@@ -205,10 +208,18 @@ def quiet_third_party_notices(resume: bool = False) -> None:
     # The history, the curves and the per-epoch lines use epoch values; a short epoch only thins the step log.
     warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller than the logging interval")
     logger = logging.getLogger("pytorch_lightning.utilities.rank_zero")
-    if not any(isinstance(existing, _DropTips) for existing in logger.filters):
-        logger.addFilter(_DropTips())
+    if not any(isinstance(existing, _DropNotices) for existing in logger.filters):
+        logger.addFilter(_DropNotices())
 
 
-class _DropTips(logging.Filter):
+_DROPPED_NOTICES = (
+    "\N{ELECTRIC LIGHT BULB} Tip:",
+    "GPU available: False, used: False",
+    "TPU available: False, using: 0 TPU cores",
+    "Loading `train_dataloader` to estimate number of stepping batches.",
+)
+
+
+class _DropNotices(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("\N{ELECTRIC LIGHT BULB} Tip:")
+        return not str(record.msg).startswith(_DROPPED_NOTICES)

@@ -8,7 +8,9 @@ Everything comes from a composed config (`torchbricks.configuration.compose_conf
   `torchbricks.trained_experiment.load_experiment` rebuilds the trained model without the training data;
 - `checkpoints/`: Lightning's `last.ckpt` (every epoch) and `best.ckpt` (by `checkpoint.monitor`);
 - `metrics.json`: the last epoch's train and validation metrics and the test metrics of the best epoch's weights
-  (confusion matrices and each head's `per_class` values keyed by class name included), the epoch of each of the
+  (confusion matrices and each head's `per_class` values keyed by class name included), the other test
+  values logged (`test_logged`: `loss`, `losses/<head>/<loss>`, `monitored_mean`; `torchbricks train` prints them with
+  the test metrics, in place of Lightning's test table), the epoch of each of the
   first two (`metric_epochs`, counted from 1: the last validated epoch, with `trainer.check_val_every_n_epoch` above
   1, may be older than the last trained), the ONNX check, the wall
   time, the epochs run, why training stopped (`stop_reason`: `max_epochs`, `max_time`, `early_stopping`...) and
@@ -374,7 +376,8 @@ def fit_and_test_best(
     first how BatchNorm layers normalise on several processes (`batch_norm_note`).
 
     Returns:
-        `training_summary` of the fit and the best checkpoint's file (None when the last weights were tested).
+        `training_summary` of the fit with the test's `logged_test_values` (`test_logged`), and the best checkpoint's
+        file (None when the last weights were tested).
     """
     pl = require("pytorch_lightning", "lightning")
     _say(batch_norm_note(trainer, module))
@@ -390,8 +393,23 @@ def fit_and_test_best(
         raise ConfigError(f"Config key 'checkpoint.monitor': {error.phrased('lists')}") from error
     stopped = training_summary(trainer)
     best = best_checkpoint(trainer) if checkpointing else None
-    trainer.test(module, datamodule=data_module, ckpt_path=None if best is None else str(best))
+    # verbose=False: Lightning's table of the test values would say what the job's summary says after it
+    tested = trainer.test(module, datamodule=data_module, ckpt_path=None if best is None else str(best), verbose=False)
+    stopped["test_logged"] = logged_test_values(tested, module.epoch_metrics.get("test", {}))
     return stopped, best
+
+
+def logged_test_values(tested: list[dict[str, float]], test_metrics: dict[str, Any]) -> dict[str, float]:
+    """The values `trainer.test` logged (one dict per test loader) that the test metrics lack, by their logged name
+    without `test/`: the losses (`loss`, `losses/<head>/<loss>`) and, for a checkpoint that follows several heads,
+    `monitored_mean`. With them the job's summary says every value Lightning's test table said."""
+    prefix = logged_name("test", "")
+    return {
+        name.removeprefix(prefix): float(value)
+        for values in tested
+        for name, value in values.items()
+        if name.removeprefix(prefix) not in test_metrics
+    }
 
 
 def monitors_validation(settings: JobSettings) -> bool:
