@@ -617,3 +617,91 @@ def test_the_size_from_yolo_and_voc_data_reads_the_training_split_once(
 
     assert counts[None] == counts[32]  # the size from the data opens no file the start-up does not open anyway
     assert data.image_size == typical_image_size(layout, root).size
+
+
+def _count_reads(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
+    """Counters of the files opened with `open()` and of the folders listed, by path, from now on."""
+    import builtins
+    import io
+    import os
+    from collections import Counter
+
+    opened: Counter[str] = Counter()
+    listed: Counter[str] = Counter()
+    real_open, real_scandir, real_listdir = builtins.open, os.scandir, os.listdir
+
+    def open_file(file: Any, *arguments: Any, **keywords: Any) -> Any:
+        if isinstance(file, str | os.PathLike):
+            opened[str(file)] += 1
+        return real_open(file, *arguments, **keywords)
+
+    def scandir(path: Any = ".") -> Any:
+        listed[str(path)] += 1
+        return real_scandir(path)
+
+    def listdir(path: Any = ".") -> Any:
+        listed[str(path)] += 1
+        return real_listdir(path)
+
+    monkeypatch.setattr(builtins, "open", open_file)
+    monkeypatch.setattr(io, "open", open_file)
+    monkeypatch.setattr(os, "scandir", scandir)
+    monkeypatch.setattr(os, "listdir", listdir)
+    return opened, listed
+
+
+@pytest.mark.parametrize("image_size", [32, None])
+@pytest.mark.parametrize("layout", ["coco", "yolo", "voc"])
+def test_the_detection_start_up_reads_each_annotation_file_once_and_lists_each_folder_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str, image_size: int | None
+) -> None:
+    # The class names, the layout's checks and each split's reader read the same files: YOLO's data.yaml 8 times,
+    # VOC's XML files 3-4 times and its ImageSets/Main lists 4 times, COCO's train.json 4 times (5 without a size).
+    from layouts import coco_to_voc, coco_to_yolo
+
+    coco = write_shapes_dataset(tmp_path / "shapes", num_train=4, num_val=2, image_size=32) / "detection"
+    root = {"coco": coco, "yolo": coco_to_yolo, "voc": coco_to_voc}[layout]
+    if layout != "coco":
+        root = root(coco, tmp_path / layout)  # type: ignore[operator]
+    opened, listed = _count_reads(monkeypatch)
+
+    data = DetectionDataModule(root, image_size=image_size, batch_size=2, num_workers=0)
+    data.check_files()
+    data.setup("fit")
+
+    annotations = {path: count for path, count in opened.items() if Path(path).suffix not in (".png", ".jpg")}
+    assert len(annotations) >= 2  # the training and validation annotations, at least
+    assert annotations == dict.fromkeys(annotations, 1)
+    assert {path: count for path, count in listed.items() if count > 1} == {}
+    assert data.layout == layout
+    assert len(data.datasets["validation"]) == len(data.datasets["test"]) == 2
+
+
+@pytest.mark.parametrize("image_size", [32, None])
+def test_the_image_folder_start_up_lists_each_class_folder_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, image_size: int | None
+) -> None:
+    # The empty-class check and the training split's reader listed each training class folder, and with
+    # image_size=None the size from the data listed them and opened their images once more.
+    from PIL import Image
+
+    root = tmp_path / "data"
+    for split in ("train", "val"):
+        for name in ("cat", "dog"):
+            (root / split / name).mkdir(parents=True)
+            for index in range(2):
+                Image.new("RGB", (20, 16)).save(root / split / name / f"{index}.png")
+    opened, listed = _count_reads(monkeypatch)
+
+    data = ImageFolderDataModule(root, image_size=image_size, batch_size=2, num_workers=0)
+    data.check_files()
+    data.setup("fit")
+
+    folders = [str(root / split / name) for split in ("train", "val") for name in ("cat", "dog")]
+    assert {folder: listed[folder] for folder in folders} == dict.fromkeys(folders, 1)
+    images = [str(path) for path in sorted(root.glob("*/*/*.png"))]
+    assert {opened[path] for path in images} == {2}  # its header (check_files, the size) and its end (check_image_file)
+    if image_size is None:
+        from torchbricks.datasets.image_sizes import typical_image_size
+
+        assert data.image_size == typical_image_size("image_folder", root).size

@@ -12,8 +12,10 @@ Hidden files are not data: every listing leaves them out (`visible_files`, `is_h
 
 from __future__ import annotations
 
+import contextlib
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -49,6 +51,7 @@ __all__ = [
     "apply_transform",
     "check_data_folder",
     "class_images",
+    "each_file_read_once",
     "exif_orientation",
     "image_file_size",
     "image_files",
@@ -60,6 +63,7 @@ __all__ = [
     "problems_or_raise",
     "random_split",
     "read_name_lines",
+    "read_once",
     "read_user_text",
     "rgb_as_shown",
     "to_image",
@@ -180,6 +184,36 @@ def random_split(items: list[_T], validation_fraction: float, seed: int, where: 
     return sorted(shuffled[count:]), sorted(shuffled[:count])  # type: ignore[type-var]  # paths and numbers sort
 
 
+_files_read: ContextVar[dict[tuple[str, Path], Any] | None] = ContextVar("_files_read", default=None)
+"""Within `each_file_read_once`: (how, path) -> what `read_once` read."""
+
+
+@contextlib.contextmanager
+def each_file_read_once() -> Iterator[None]:
+    """Within it, each file `read_once` reads (the annotation files, list files and split-list folders of a data
+    module's start-up, which the class names, the layout's checks and each split's reader all read) is read once and
+    its content kept until it ends; a read that raises is not kept, so each reader raises as it would alone. Made for
+    one start-up: a file changed within it is not seen. Nested, it keeps the outer one's reads."""
+    if _files_read.get() is not None:
+        yield
+        return
+    token = _files_read.set({})
+    try:
+        yield
+    finally:
+        _files_read.reset(token)
+
+
+def read_once(how: str, path: Path, read: Callable[[Path], _T]) -> _T:
+    """`read(path)`, kept under `how` within `each_file_read_once` (the kept value is shared: never change it)."""
+    kept = _files_read.get()
+    if kept is None:
+        return read(path)
+    if (how, path) not in kept:
+        kept[how, path] = read(path)
+    return kept[how, path]
+
+
 def read_user_text(path: Path) -> str:
     """A text file a person or a tool wrote (class lists, YOLO labels, COCO JSON), as UTF-8 whatever the locale, a
     byte-order mark left out (Windows Notepad and some exporters begin UTF-8 files with one; it would otherwise stick
@@ -189,7 +223,7 @@ def read_user_text(path: Path) -> str:
         DataError: The file is not UTF-8 text.
     """
     try:
-        return path.read_text(encoding="utf-8-sig")
+        return read_once("text", path, lambda path: path.read_text(encoding="utf-8-sig"))
     except UnicodeDecodeError as error:
         raise DataError(f"The file {str(path)!r} is not UTF-8 text: {error}. Save it as UTF-8.") from error
 

@@ -10,6 +10,7 @@ COCO files give the sizes in their `images` entries, so thousands of files take 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import statistics
@@ -177,7 +178,11 @@ def read_image_sizes(
         return _coco_sizes(train.path, train.image_roots, max_sampled)
     if layout == "image_folder":  # the training folder's images (a pool's all: validation is drawn from them)
         split = training_folder(folder, layout)
-        files = [path for name in image_folder_class_names(split) for path in class_images(split / name)]
+        files = [
+            path
+            for name in image_folder_class_names(split)
+            for path in (class_images if listings is None else functools.partial(listings.files, recursive=True))(split / name)
+        ]
     elif layout == "segmentation_folder":
         split = segmentation_folders(folder)[0]
         if not split.is_dir():

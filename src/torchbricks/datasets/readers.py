@@ -178,6 +178,8 @@ class ImageFolderDataset(Dataset[dict[str, Any]]):
         problems: Where problems go; the first raises when None.
         only: The images of the split, as `<class>/<file name>`, when it shares its folder with another split (drawn
             from it, `torchbricks.datasets.folder_splits`); every image of the folder when None.
+        listings: Where the class folders are listed (`FolderListings`, shared by a data module's start-up); listed
+            here when None.
 
     Raises:
         DataError: The folder is missing or empty, or has a class folder not in `class_names`.
@@ -194,6 +196,7 @@ class ImageFolderDataset(Dataset[dict[str, Any]]):
         transform: Transform | None = None,
         problems: DataProblems | None = None,
         only: frozenset[str] | None = None,
+        listings: FolderListings | None = None,
     ) -> None:
         problems = problems_or_raise(problems)
         self.folder = Path(folder)
@@ -221,7 +224,8 @@ class ImageFolderDataset(Dataset[dict[str, Any]]):
             (path, index)
             for index, class_folder in folders
             if class_folder.is_dir()
-            for path in class_images(class_folder)  # subfolders too, as torchvision's ImageFolder reads them
+            # subfolders too, as torchvision's ImageFolder reads them
+            for path in (class_images(class_folder) if listings is None else listings.files(class_folder, recursive=True))
             if only is None or f"{class_folder.name}/{path.relative_to(class_folder).as_posix()}" in only
         ]
         if not self.samples:

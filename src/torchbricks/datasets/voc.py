@@ -66,6 +66,7 @@ from torchbricks.datasets._reading import (
     Transform,
     image_file_size,
     random_split,
+    read_once,
     visible_files,
 )
 from torchbricks.datasets.boxes import BoxDataset, BoxImage, BoxObject, box_problem, clip_box
@@ -153,7 +154,7 @@ def parse_voc_xml(
         DataError: The file does not parse, an object lacks its name or a box field, or the image is missing.
     """
     try:
-        tree = ElementTree.parse(path)
+        tree = read_once("xml", path, ElementTree.parse)
     except (OSError, ElementTree.ParseError) as error:
         raise DataError(f"The VOC file {str(path)!r} cannot be read as XML: {error}") from error
     root = tree.getroot()
@@ -253,7 +254,7 @@ def voc_coordinate_origin(files: Sequence[Path]) -> tuple[int, str | None]:
 
 def _parsed(path: Path) -> ElementTree.Element | None:
     try:
-        return ElementTree.parse(path).getroot()
+        return read_once("xml", path, ElementTree.parse).getroot()
     except (OSError, ElementTree.ParseError):
         return None  # reading it reports it
 

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from torchbricks.datasets._reading import DataError, read_user_text, visible_files
+from torchbricks.datasets._reading import DataError, read_once, read_user_text, visible_files
 from torchbricks.datasets.labelmap import voc_colour_map
 
 __all__ = [
@@ -132,9 +132,8 @@ def split_lists(folder: Path) -> dict[str, tuple[Path, tuple[str, ...]]]:
     line's whole text less the space around it, as a name may hold spaces). No `pool` beside a `train` list."""
     if not folder.is_dir():
         return {}
-    by_name = {
-        path.stem.casefold(): path for path in sorted(folder.iterdir()) if path.suffix.lower() == ".txt" and path.is_file()
-    }
+    entries = read_once("listing", folder, lambda folder: sorted(folder.iterdir()))  # each split's reader asks too
+    by_name = {path.stem.casefold(): path for path in entries if path.suffix.lower() == ".txt" and path.is_file()}
     found = {split: next((by_name[name] for name in names if name in by_name), None) for split, names in LIST_NAMES.items()}
     lists = {split: (path, _stems(path)) for split, path in found.items() if path is not None}
     if "train" in lists:

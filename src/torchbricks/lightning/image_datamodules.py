@@ -19,7 +19,7 @@ from torchbricks._data_facts import data_facts_kept
 from torchbricks._experiment import launched_as_global_zero
 from torchbricks._image_files import FolderListings
 from torchbricks._pictures import ImageFacts, ImageHeaders, check_image_file
-from torchbricks.datasets._reading import check_data_folder, class_images, image_notes
+from torchbricks.datasets._reading import check_data_folder, each_file_read_once, image_notes
 from torchbricks.datasets.boxes import BoxDataset, BoxImage, image_size_problem
 from torchbricks.datasets.class_frequencies import classes_in_masks, masks_of_split
 from torchbricks.datasets.detection_layouts import (
@@ -492,7 +492,8 @@ class ImageFolderDataModule(FileDataModule):
         if tile_size is not None:
             raise BrickError(f"ImageFolderDataModule cannot tile images (tile_size={tile_size!r}): {CLASSIFICATION_NOT_TILED}")
         self.image_scale = check_image_scale(image_scale)
-        image_size = _size_from_data("image_folder", root, image_size, self.image_scale)
+        listings, headers = FolderListings(), ImageHeaders()  # the start-up's: the size from the data lists and opens too
+        image_size = _size_from_data("image_folder", root, image_size, self.image_scale, None, listings, headers)
         super().__init__(
             root,
             image_size,
@@ -502,11 +503,12 @@ class ImageFolderDataModule(FileDataModule):
             cache_megabytes=cache_megabytes,
             last_phase_augmentations=last_phase_augmentations,
         )
+        self._listings, self._headers = listings, headers
         self.validation_fraction = validation_fraction
         self.split_seed = split_seed
         training = training_folder(self.root, "image_folder")
         self.class_names = training_class_names(training)
-        empty = [str(training / name) for name in self.class_names if not class_images(training / name)]
+        empty = [str(training / name) for name in self.class_names if not listings.files(training / name, recursive=True)]
         if empty:  # its output would never be trained, and the metrics would average over a class with no sample
             raise DataError(
                 f"The class folder{'s' if len(empty) > 1 else ''} {', '.join(repr(folder) for folder in empty)} of the "
@@ -535,7 +537,7 @@ class ImageFolderDataModule(FileDataModule):
         return [name for name in class_names if unicodedata.normalize("NFC", name) not in present]
 
     def _read_folder_split(self, split: FolderSplit, transform: Any) -> Any:
-        return ImageFolderDataset(split.folder, self.class_names, transform, only=split.only)
+        return ImageFolderDataset(split.folder, self.class_names, transform, only=split.only, listings=self._listings)
 
 
 class SegmentationFolderDataModule(FileDataModule):
@@ -739,6 +741,7 @@ class DetectionDataModule(FileDataModule):
     fixed_layout: ClassVar[str | None] = None
     """The layout a subclass reads whatever the folder holds (`CocoDataModule`: `coco`)."""
 
+    @each_file_read_once()  # the class names, the layout's checks and each split's reader read the same files
     def __init__(
         self,
         root: str | Path,
