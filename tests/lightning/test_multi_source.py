@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 import pytorch_lightning as pl
 import torch
-from test_distributed import run_command
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
@@ -180,6 +179,9 @@ def test_pcgrad_replaces_the_backward_pass_of_every_training_step(tmp_path: Path
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["temperature", "max_size_cycle"])
 def test_two_ddp_processes_follow_one_source_schedule_and_agree_on_the_weights(tmp_path: Path, mode: str) -> None:
+    # imported here: ddp_multi_source_job.py imports this module, in a process that has only its own folder on the path
+    from test_distributed import run_command
+
     job = Path(__file__).parent / "ddp_multi_source_job.py"
     completed = run_command([sys.executable, str(job), str(tmp_path), "2", mode], timeout=300)
     assert completed.returncode == 0, completed.stderr[-3000:]
