@@ -29,27 +29,57 @@ from collections.abc import Callable, Hashable, Iterator
 from contextvars import ContextVar
 from typing import Any, ParamSpec, TypeVar
 
-__all__ = ["data_facts_kept", "kept_for_one_job"]
+__all__ = ["KeptWithin", "data_facts_kept", "kept_for_one_job"]
 
-_KEPT: ContextVar[dict[Hashable, Any] | None] = ContextVar("torchbricks_data_facts", default=None)
-"""The facts of the job under way (function and arguments -> result); None outside one."""
-
-Arguments = ParamSpec("Arguments")
 Result = TypeVar("Result")
+Arguments = ParamSpec("Arguments")
 
 
-@contextlib.contextmanager
-def data_facts_kept() -> Iterator[None]:
-    """Within it, each fact (`kept_for_one_job`) is read once; inside another one, the outer one's facts are shared.
-    On leaving the outermost, they are dropped. Also a decorator."""
-    if _KEPT.get() is not None:
-        yield
-        return
-    token = _KEPT.set({})
-    try:
-        yield
-    finally:
-        _KEPT.reset(token)
+class KeptWithin:
+    """Values kept only inside a `scope()`: the first ask of a key within it computes the value, the later ones get
+    it; a scope entered inside another shares the outer one's values, and leaving the outermost drops them. Outside
+    any scope every ask computes. A value that raises is not kept, so each asker raises as it would alone.
+
+    Example:
+        >>> kept, computed = KeptWithin("example"), []
+        >>> with kept.scope():
+        ...     kept.value("a", lambda: computed.append("a") or 1), kept.value("a", lambda: 2)
+        (1, 1)
+        >>> kept.value("a", lambda: 3), computed
+        (3, ['a'])
+    """
+
+    def __init__(self, name: str) -> None:
+        self._values: ContextVar[dict[Hashable, Any] | None] = ContextVar(name, default=None)
+
+    @contextlib.contextmanager
+    def scope(self) -> Iterator[None]:
+        """The values asked within it are computed once; also a decorator (`@kept.scope()`)."""
+        if self._values.get() is not None:
+            yield
+            return
+        token = self._values.set({})
+        try:
+            yield
+        finally:
+            self._values.reset(token)
+
+    def value(self, key: Hashable, compute: Callable[[], Result]) -> Result:
+        """The value kept under `key` within the scope under way, computed by `compute` on the first ask."""
+        values = self._values.get()
+        if values is None:
+            return compute()
+        if key not in values:
+            values[key] = compute()
+        return values[key]
+
+
+_FACTS = KeptWithin("torchbricks_data_facts")
+"""The facts of the job under way (function and arguments -> result)."""
+
+data_facts_kept = _FACTS.scope
+"""Within it, each fact (`kept_for_one_job`) is read once; inside another one, the outer one's facts are shared. On
+leaving the outermost, they are dropped. Also a decorator."""
 
 
 def kept_for_one_job(function: Callable[Arguments, Result]) -> Callable[Arguments, Result]:
@@ -57,12 +87,7 @@ def kept_for_one_job(function: Callable[Arguments, Result]) -> Callable[Argument
 
     @functools.wraps(function)
     def kept(*args: Arguments.args, **kwargs: Arguments.kwargs) -> Result:
-        facts = _KEPT.get()
-        if facts is None:
-            return function(*args, **kwargs)
         key = (function.__qualname__, function.__module__, args, tuple(sorted(kwargs.items())))
-        if key not in facts:
-            facts[key] = function(*args, **kwargs)
-        return facts[key]
+        return _FACTS.value(key, lambda: function(*args, **kwargs))
 
     return kept

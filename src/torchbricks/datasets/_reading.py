@@ -12,16 +12,15 @@ Hidden files are not data: every listing leaves them out (`visible_files`, `is_h
 
 from __future__ import annotations
 
-import contextlib
 import random
-from collections.abc import Callable, Iterator
-from contextvars import ContextVar
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
 from PIL import Image
 
+from torchbricks._data_facts import KeptWithin
 from torchbricks._extras import require
 from torchbricks._image_files import IMAGE_EXTENSIONS, is_hidden, visible_files
 from torchbricks._pictures import (
@@ -184,34 +183,19 @@ def random_split(items: list[_T], validation_fraction: float, seed: int, where: 
     return sorted(shuffled[count:]), sorted(shuffled[:count])  # type: ignore[type-var]  # paths and numbers sort
 
 
-_files_read: ContextVar[dict[tuple[str, Path], Any] | None] = ContextVar("_files_read", default=None)
+_FILES_READ = KeptWithin("torchbricks_files_read")
 """Within `each_file_read_once`: (how, path) -> what `read_once` read."""
 
-
-@contextlib.contextmanager
-def each_file_read_once() -> Iterator[None]:
-    """Within it, each file `read_once` reads (the annotation files, list files and split-list folders of a data
-    module's start-up, which the class names, the layout's checks and each split's reader all read) is read once and
-    its content kept until it ends; a read that raises is not kept, so each reader raises as it would alone. Made for
-    one start-up: a file changed within it is not seen. Nested, it keeps the outer one's reads."""
-    if _files_read.get() is not None:
-        yield
-        return
-    token = _files_read.set({})
-    try:
-        yield
-    finally:
-        _files_read.reset(token)
+each_file_read_once = _FILES_READ.scope
+"""Within it, each file `read_once` reads (the annotation files, list files and split-list folders of a data
+module's start-up, which the class names, the layout's checks and each split's reader all read) is read once and
+its content kept until it ends; a read that raises is not kept, so each reader raises as it would alone. Made for
+one start-up: a file changed within it is not seen. Nested, it keeps the outer one's reads. Also a decorator."""
 
 
 def read_once(how: str, path: Path, read: Callable[[Path], _T]) -> _T:
     """`read(path)`, kept under `how` within `each_file_read_once` (the kept value is shared: never change it)."""
-    kept = _files_read.get()
-    if kept is None:
-        return read(path)
-    if (how, path) not in kept:
-        kept[how, path] = read(path)
-    return kept[how, path]
+    return _FILES_READ.value((how, path), lambda: read(path))
 
 
 def read_user_text(path: Path) -> str:
