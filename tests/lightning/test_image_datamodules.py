@@ -453,18 +453,10 @@ def test_segmentation_start_up_lists_each_split_folder_once_and_opens_each_file_
     from torchbricks.lightning import image_datamodules
 
     root = _palette_segmentation_data(tmp_path / "data")
-    listed: Counter[str] = Counter()
+    listed = _count_listings(monkeypatch)
     opened: Counter[str] = Counter()
     decoded: Counter[str] = Counter()  # masks whose pixels are read (the first mask's check, the classes found)
-    real_scandir, real_listdir, real_open, real_read_mask = os.scandir, os.listdir, Image.open, image_datamodules.read_mask
-
-    def scandir(path: Any = ".") -> Any:
-        listed[str(path)] += 1
-        return real_scandir(path)
-
-    def listdir(path: Any = ".") -> Any:
-        listed[str(path)] += 1
-        return real_listdir(path)
+    real_open, real_read_mask = Image.open, image_datamodules.read_mask
 
     def open_file(file: Any, *arguments: Any, **keywords: Any) -> Any:
         opened[str(file if isinstance(file, str | os.PathLike) else file.name)] += 1
@@ -474,8 +466,6 @@ def test_segmentation_start_up_lists_each_split_folder_once_and_opens_each_file_
         decoded[str(path)] += 1
         return real_read_mask(path, *arguments, **keywords)
 
-    monkeypatch.setattr(os, "scandir", scandir)
-    monkeypatch.setattr(os, "listdir", listdir)
     monkeypatch.setattr(Image, "open", open_file)
     for module in (image_datamodules, class_frequencies):
         monkeypatch.setattr(module, "read_mask", read_mask)
@@ -627,13 +617,26 @@ def _count_reads(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
     from collections import Counter
 
     opened: Counter[str] = Counter()
-    listed: Counter[str] = Counter()
-    real_open, real_scandir, real_listdir = builtins.open, os.scandir, os.listdir
+    listed = _count_listings(monkeypatch)
+    real_open = builtins.open
 
     def open_file(file: Any, *arguments: Any, **keywords: Any) -> Any:
         if isinstance(file, str | os.PathLike):
             opened[str(file)] += 1
         return real_open(file, *arguments, **keywords)
+
+    monkeypatch.setattr(builtins, "open", open_file)
+    monkeypatch.setattr(io, "open", open_file)
+    return opened, listed
+
+
+def _count_listings(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A counter of the folders listed (os.scandir, os.listdir), by path, from now on."""
+    import os
+    from collections import Counter
+
+    listed: Counter[str] = Counter()
+    real_scandir, real_listdir = os.scandir, os.listdir
 
     def scandir(path: Any = ".") -> Any:
         listed[str(path)] += 1
@@ -643,11 +646,9 @@ def _count_reads(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
         listed[str(path)] += 1
         return real_listdir(path)
 
-    monkeypatch.setattr(builtins, "open", open_file)
-    monkeypatch.setattr(io, "open", open_file)
     monkeypatch.setattr(os, "scandir", scandir)
     monkeypatch.setattr(os, "listdir", listdir)
-    return opened, listed
+    return listed
 
 
 @pytest.mark.parametrize("image_size", [32, None])
