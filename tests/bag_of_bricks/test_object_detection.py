@@ -542,12 +542,6 @@ def test_mean_average_precision_ignores_objects_labelled_as_ignored_like_voc_dif
 
 
 def test_per_class_average_precision_equals_pycocotools_evaluated_one_category_at_a_time() -> None:
-    import contextlib
-    import io
-
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
     # Two images, three classes: class 0 found once and missed once, class 1 found with a loose box and a false
     # positive, class 2 only predicted (no true box: no AP).
     true_boxes = torch.tensor([[[2.0, 2, 12, 12], [20, 20, 30, 30]], [[4, 4, 16, 14], [0, 0, 0, 0]]])
@@ -572,27 +566,19 @@ def test_per_class_average_precision_equals_pycocotools_evaluated_one_category_a
                     {"id": len(annotations) + 1, "image_id": image, "category_id": int(label), "bbox": [x, y, width, height],
                      "iscrowd": 0, "area": width * height}
                 )  # fmt: skip
-    truth, detections = COCO(), []
-    truth.dataset = {
+    truth = {
         "images": [{"id": 0, "width": 64, "height": 64}, {"id": 1, "width": 64, "height": 64}],
         "categories": [{"id": index} for index in range(3)],
         "annotations": annotations,
     }
+    detections = []
     for image in range(2):
         for box, score, label in zip(boxes[image], scores[image], labels[image], strict=True):
             if label >= 0:
                 detections.append({"image_id": image, "category_id": int(label), "bbox": xywh(box), "score": float(score)})
-    with contextlib.redirect_stdout(io.StringIO()):
-        truth.createIndex()
-        predicted = truth.loadRes(detections)
-        reference = {}
-        for category in range(3):
-            evaluation = COCOeval(truth, predicted, iouType="bbox")
-            evaluation.params.catIds = [category]
-            evaluation.evaluate()
-            evaluation.accumulate()
-            evaluation.summarize()
-            reference[category] = evaluation.stats[:2]  # AP at IoU 0.50:0.95 and at 0.5, all areas, 100 boxes
+    reference = {  # AP at IoU 0.50:0.95 and at 0.5, all areas, 100 boxes
+        category: _pycocotools_evaluated(truth, detections, catIds=[category]).stats[:2] for category in range(3)
+    }
 
     assert list(per_class) == ["cat", "dog", "eel"]
     for category, name in enumerate(["cat", "dog", "eel"]):
@@ -603,31 +589,19 @@ def test_per_class_average_precision_equals_pycocotools_evaluated_one_category_a
 
 
 def test_mean_average_precision_given_the_images_scores_boxes_cut_to_them_as_pycocotools_scores_the_cut_boxes() -> None:
-    import contextlib
-    import io
-
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
     # A 32 x 32 image with one true box at its left border, found by a box reaching 6 px past the border (IoU 0.67
     # uncut, 1 cut), behind a box wholly outside the image, scored higher (a false positive uncut, nothing cut).
     true_boxes, true_labels = torch.tensor([[[0.0, 8, 12, 20]]]), torch.tensor([[0]])
     boxes = torch.tensor([[[-6.0, 8, 12, 20], [33, 2, 40, 9]]])
     scores, labels = torch.tensor([[0.6, 0.9]]), torch.tensor([[0, 0]])
     cut = [[0.0, 8, 12, 20]]  # what `predict` writes: the first box cut at x = 0; the second left out
-    truth = COCO()
-    truth.dataset = {
+    truth = {
         "images": [{"id": 1, "width": 32, "height": 32}],
         "categories": [{"id": 0}],
         "annotations": [{"id": 1, "image_id": 1, "category_id": 0, "bbox": [0.0, 8, 12, 12], "iscrowd": 0, "area": 144.0}],
     }
     detections = [{"image_id": 1, "category_id": 0, "bbox": [x0, y0, x1 - x0, y1 - y0], "score": 0.6} for x0, y0, x1, y1 in cut]
-    with contextlib.redirect_stdout(io.StringIO()):
-        truth.createIndex()
-        evaluation = COCOeval(truth, truth.loadRes(detections), iouType="bbox")
-        evaluation.evaluate()
-        evaluation.accumulate()
-        evaluation.summarize()
+    evaluation = _pycocotools_evaluated(truth, detections)
 
     metric, uncut = BoxMeanAveragePrecision(), BoxMeanAveragePrecision()
     metric.update(boxes, scores, labels, true_boxes, true_labels, torch.zeros(1, 3, 32, 32))
@@ -757,12 +731,6 @@ def test_a_detection_head_reading_image_extents_without_images_is_refused() -> N
 
 
 def test_mean_average_precision_equals_pycocotools_when_a_recall_falls_on_a_threshold() -> None:
-    import contextlib
-    import io
-
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
     # 20 true boxes, found in order with one false positive after the 7th: recall 0.35 (a multiple of 0.01, which
     # a float32 threshold of 0.34999999 reads on the wrong side) is reached before the precision drops
     true_boxes = torch.tensor([[index * 10.0, 0, index * 10 + 8, 8] for index in range(20)])
@@ -783,8 +751,7 @@ def test_mean_average_precision_equals_pycocotools_when_a_recall_falls_on_a_thre
     )
     values = metric.compute()
 
-    truth = COCO()
-    truth.dataset = {
+    truth = {
         "images": [{"id": 1, "width": 1000, "height": 1000}],
         "categories": [{"id": 0, "name": "a"}],
         "annotations": [
@@ -792,18 +759,13 @@ def test_mean_average_precision_equals_pycocotools_when_a_recall_falls_on_a_thre
             for index, box in enumerate(true_boxes)
         ],
     }
-    with contextlib.redirect_stdout(io.StringIO()):
-        truth.createIndex()
-        predicted = truth.loadRes(
-            [
-                {"image_id": 1, "category_id": 0, "bbox": [float(box[0]), float(box[1]), 8.0, 8.0], "score": float(score)}
-                for box, score in zip(detections, scores, strict=True)
-            ]
-        )
-        evaluation = COCOeval(truth, predicted, iouType="bbox")
-        evaluation.evaluate()
-        evaluation.accumulate()
-        evaluation.summarize()
+    evaluation = _pycocotools_evaluated(
+        truth,
+        [
+            {"image_id": 1, "category_id": 0, "bbox": [float(box[0]), float(box[1]), 8.0, 8.0], "score": float(score)}
+            for box, score in zip(detections, scores, strict=True)
+        ],
+    )
 
     assert float(values["map"]) == pytest.approx(evaluation.stats[0], abs=1e-6)
     assert float(values["map_50"]) == pytest.approx(evaluation.stats[1], abs=1e-6)
@@ -826,17 +788,11 @@ def _crowded_image(n_true: int, n_false: int, seed: int = 0) -> tuple[torch.Tens
 
 def _pycocotools_summary(detections: torch.Tensor, scores: torch.Tensor, true_boxes: torch.Tensor, max_dets: list[int]):
     """pycocotools' evaluation of one image of class 0 with `maxDets`: the evaluator, after `summarize`."""
-    import contextlib
-    import io
-
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
 
     def xywh(box: torch.Tensor) -> list[float]:
         return [float(box[0]), float(box[1]), float(box[2] - box[0]), float(box[3] - box[1])]
 
-    truth = COCO()
-    truth.dataset = {
+    truth = {
         "images": [{"id": 1, "width": 3000, "height": 3000}],
         "categories": [{"id": 0}],
         "annotations": [
@@ -844,16 +800,9 @@ def _pycocotools_summary(detections: torch.Tensor, scores: torch.Tensor, true_bo
             for index, box in enumerate(true_boxes)
         ],
     }
-    with contextlib.redirect_stdout(io.StringIO()):
-        truth.createIndex()
-        found = zip(detections, scores, strict=True)
-        predicted = truth.loadRes([{"image_id": 1, "category_id": 0, "bbox": xywh(b), "score": float(s)} for b, s in found])
-        evaluation = COCOeval(truth, predicted, iouType="bbox")
-        evaluation.params.maxDets = max_dets
-        evaluation.evaluate()
-        evaluation.accumulate()
-        evaluation.summarize()
-    return evaluation
+    found = zip(detections, scores, strict=True)
+    detected = [{"image_id": 1, "category_id": 0, "bbox": xywh(b), "score": float(s)} for b, s in found]
+    return _pycocotools_evaluated(truth, detected, maxDets=max_dets)
 
 
 def test_mean_average_precision_counts_every_detection_of_an_image_holding_more_than_100_objects() -> None:
@@ -1051,12 +1000,6 @@ def _random_detection_split(seed: int) -> list[dict[str, np.ndarray]]:
 
 def _pycocotools_evaluation(images: list[dict[str, np.ndarray]]) -> Any:
     """pycocotools' evaluation of `images`, crowd regions as `iscrowd` annotations, after `summarize`."""
-    import contextlib
-    import io
-
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
     annotations, detections = [], []
     for image_id, image in enumerate(images, start=1):
         for (x0, y0, x1, y1), label in zip(image["true_boxes"].tolist(), image["true_labels"].tolist(), strict=True):
@@ -1065,12 +1008,27 @@ def _pycocotools_evaluation(images: list[dict[str, np.ndarray]]) -> Any:
                                 "bbox": [x0, y0, x1 - x0, y1 - y0], "iscrowd": int(label < 0), "area": area})  # fmt: skip
         for (x0, y0, x1, y1), score, label in zip(*(image[key].tolist() for key in ("boxes", "scores", "labels")), strict=True):
             detections.append({"image_id": image_id, "category_id": label, "bbox": [x0, y0, x1 - x0, y1 - y0], "score": score})
-    truth = COCO()
-    truth.dataset = {"images": [{"id": index + 1, "width": 100, "height": 100} for index in range(len(images))],
-                     "categories": [{"id": index} for index in range(3)], "annotations": annotations}  # fmt: skip
+    truth = {"images": [{"id": index + 1, "width": 100, "height": 100} for index in range(len(images))],
+             "categories": [{"id": index} for index in range(3)], "annotations": annotations}  # fmt: skip
+    return _pycocotools_evaluated(truth, detections)
+
+
+def _pycocotools_evaluated(truth: dict[str, Any], detections: list[dict[str, Any]], **params: Any) -> Any:
+    """pycocotools' box evaluation of `detections` (its result format) against the COCO dataset dict `truth`, with
+    `params` set on the evaluator's `params` (`catIds`, `maxDets`): the evaluator, after `summarize`."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    ground_truth = COCO()
+    ground_truth.dataset = truth
     with contextlib.redirect_stdout(io.StringIO()):
-        truth.createIndex()
-        evaluation = COCOeval(truth, truth.loadRes(detections), iouType="bbox")
+        ground_truth.createIndex()
+        evaluation = COCOeval(ground_truth, ground_truth.loadRes(detections), iouType="bbox")
+        for name, value in params.items():
+            setattr(evaluation.params, name, value)
         evaluation.evaluate()
         evaluation.accumulate()
         evaluation.summarize()
