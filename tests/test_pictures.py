@@ -190,7 +190,7 @@ def test_check_image_file_keeps_a_photo_followed_by_its_video_and_refuses_what_i
 def _readers() -> list[Any]:
     """Every way torchbricks reads an image file: training and evaluation, the decoded-image cache at the image's own
     size, a reduced JPEG decode asked for the whole size, torchbricks.deploy and predict."""
-    from torchbricks.datasets._reading import load_rgb_reduced
+    from torchbricks._pictures import read_rgb_for_input
     from torchbricks.datasets.image_cache import ResizedImageCache
 
     def cached(path: Path) -> np.ndarray:
@@ -200,7 +200,7 @@ def _readers() -> list[Any]:
     return [
         load_rgb,
         cached,
-        lambda path: load_rgb_reduced(path, Image.open(path).size)[0],
+        lambda path: read_rgb_for_input(path, Image.open(path).size[::-1])[0],
         read_image,
         lambda path: ImageSourceDataset([ImageSource(path)])[0][1],
     ]

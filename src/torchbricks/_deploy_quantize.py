@@ -20,7 +20,7 @@ import torch
 
 from torchbricks._extras import require
 from torchbricks.datasets._reading import IMAGE_EXTENSIONS, visible_files
-from torchbricks.deploy import INPUT_NAME, read_image, resize_image
+from torchbricks.deploy import INPUT_NAME, read_model_image, resize_image
 from torchbricks.errors import BrickError
 from torchbricks.tags import METRIC
 from torchbricks.trained_experiment import TrainedExperiment
@@ -151,7 +151,7 @@ def _dataset_images(data_module: Any, split: str, limit: int | None) -> Iterator
 def _folder_images(folder: Path, size: tuple[int, int]) -> list[np.ndarray]:
     images = []
     for path in visible_files(folder, IMAGE_SUFFIXES):
-        images.append(resize_image(read_image(path), size).transpose(2, 0, 1).copy())
+        images.append(resize_image(read_model_image(path, size)[0], size).transpose(2, 0, 1).copy())  # as training read it
     return images
 
 

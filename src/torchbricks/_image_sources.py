@@ -20,7 +20,7 @@ from PIL import Image
 
 from torchbricks._extras import require
 from torchbricks._image_files import IMAGE_EXTENSIONS, visible_files
-from torchbricks._pictures import open_image, rgb_as_shown, too_large
+from torchbricks._pictures import open_image, rgb_for_input, too_large, upright_size
 from torchbricks.errors import BrickError, MissingExtraError
 
 __all__ = [
@@ -28,7 +28,9 @@ __all__ = [
     "VIDEO_EXTENSIONS",
     "ImageSource",
     "ImageSourceDataset",
+    "ReadImage",
     "collect_image_sources",
+    "frame_count",
     "output_names",
 ]
 
@@ -101,11 +103,7 @@ def _frames(path: Path, given: bool = True) -> list[ImageSource]:
     raises when the user `given` it by name, else is one source with the reason."""
     suffix = path.suffix.lower()
     if suffix in ANIMATED_EXTENSIONS:
-        try:
-            with Image.open(path) as image:
-                count = int(getattr(image, "n_frames", 1))
-        except (OSError, Image.DecompressionBombError):
-            count = 1  # unreadable: reported, with its reason, when it is read
+        count = frame_count(path)
         return [ImageSource(path)] if count == 1 else [ImageSource(path, frame) for frame in range(count)]
     if suffix in VIDEO_EXTENSIONS:
         try:
@@ -120,6 +118,27 @@ def _frames(path: Path, given: bool = True) -> list[ImageSource]:
             return [ImageSource(path, unreadable=f"a video torchcodec cannot decode: {type(error).__name__}: {error}")]
         return [ImageSource(path, frame) for frame in range(len(decoder))]
     return [ImageSource(path)]
+
+
+def frame_count(path: Path | str) -> int:
+    """The frames `predict` reads from an image file, each an image of its own: Pillow's frames of an animation (GIF,
+    WebP: `ANIMATED_EXTENSIONS`), 1 for any other image file (a TIFF's further pages are most often its overviews or
+    thumbnail: its first page is the image) and for a file Pillow cannot open (its error comes when it is read).
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "blink.gif"
+        >>> Image.new("L", (2, 2), 0).save(path, save_all=True, append_images=[Image.new("L", (2, 2), 255)])
+        >>> frame_count(path), frame_count(path.with_suffix(".png"))
+        (2, 1)
+    """
+    if Path(path).suffix.lower() not in ANIMATED_EXTENSIONS:
+        return 1
+    try:
+        with open_image(path) as image:
+            return int(getattr(image, "n_frames", 1))
+    except (OSError, Image.DecompressionBombError):
+        return 1  # unreadable: reported, with its reason, when it is read
 
 
 def _video_decoder(path: Path) -> Any:
@@ -173,8 +192,23 @@ def output_names(items: list[ImageSource]) -> list[str]:
     return names
 
 
+@dataclass(frozen=True)
+class ReadImage:
+    """One image as `predict` reads it (`ImageSourceDataset.read`)."""
+
+    pixels: np.ndarray
+    """uint8 [h, w, 3]: what the model is given once resized to its input size, decoded as training decoded it for
+    that size (a large JPEG reduced: `torchbricks._pictures.rgb_for_input`)."""
+    size: tuple[int, int]
+    """(height, width) of the whole image as shown, which the predictions refer to (`pixels` may be smaller)."""
+    picture: np.ndarray | None
+    """The whole image [height, width, 3] to draw on (`pixels` itself when not decoded reduced); None when not asked
+    for and `pixels` is reduced."""
+
+
 class ImageSourceDataset:
-    """Reads `items` as `(index, uint8 array [H, W, 3] or None, reason)`: None with the reason when unreadable.
+    """Reads `items` as `(index, uint8 array [H, W, 3] or None, reason)`: None with the reason when unreadable; the
+    whole image as shown (`read` decodes it for a model's input size, as training did).
 
     Safe to read from several threads at once."""
 
@@ -187,17 +221,24 @@ class ImageSourceDataset:
         return len(self.items)
 
     def __getitem__(self, index: int) -> tuple[int, np.ndarray | None, str]:
+        index, read, reason = self.read(index, None)
+        return index, None if read is None else read.pixels, reason
+
+    def read(self, index: int, input_size: tuple[int, int] | None, picture: bool = True) -> tuple[int, ReadImage | None, str]:
+        """Item `index` decoded for a model of `input_size` ((height, width); None: whole, as tiles are cut from it)
+        as training decoded its images for it (`torchbricks._pictures.rgb_for_input`), with the whole picture when
+        `picture` (decoded a second time when the first decoding was reduced); None with the reason when unreadable."""
         item = self.items[index]
         if item.unreadable is not None:
             return index, None, item.unreadable
         try:
-            return index, self._read(item), ""
+            return index, self._read(item, input_size, picture), ""
         except Image.DecompressionBombError as error:  # an orthomosaic, say: the reason says how to read it
             return index, None, str(too_large(item.path, error))
         except (OSError, ValueError, RuntimeError) as error:  # Pillow's and the decoders' errors for a bad file
             return index, None, f"{type(error).__name__}: {error}"
 
-    def _read(self, item: ImageSource) -> np.ndarray:
+    def _read(self, item: ImageSource, input_size: tuple[int, int] | None, picture: bool) -> ReadImage:
         if item.frame is not None and item.path.suffix.lower() in VIDEO_EXTENSIONS:
             with self._video_lock:
                 decoder = self._decoders.get(item.path)
@@ -205,9 +246,18 @@ class ImageSourceDataset:
                     decoder = self._decoders[item.path] = _video_decoder(item.path)
                 frame = decoder[item.frame]  # uint8 [C, H, W]
             array = np.asarray(frame.permute(1, 2, 0).cpu())
-            return np.ascontiguousarray(array[..., :3] if array.shape[-1] >= 3 else np.repeat(array, 3, axis=-1))
+            array = np.ascontiguousarray(array[..., :3] if array.shape[-1] >= 3 else np.repeat(array, 3, axis=-1))
+            return ReadImage(array, (array.shape[0], array.shape[1]), array)
+        pixels, (width, height) = self._decode(item, input_size)
+        if pixels.shape[:2] == (height, width):
+            return ReadImage(pixels, (height, width), pixels)
+        return ReadImage(pixels, (height, width), self._decode(item, None)[0] if picture else None)
+
+    @staticmethod
+    def _decode(item: ImageSource, input_size: tuple[int, int] | None) -> tuple[np.ndarray, tuple[int, int]]:
         with open_image(item.path) as image:
             if item.frame is not None:
                 image.seek(item.frame)
+            shown = upright_size(image)
             # as the job read its training images; a writable copy: torch.from_numpy warns on read-only arrays
-            return np.array(rgb_as_shown(image))
+            return np.array(rgb_for_input(image, input_size)), shown

@@ -43,9 +43,11 @@ __all__ = [
     "has_alpha",
     "open_image",
     "read_rgb_as_shown",
+    "read_rgb_for_input",
     "read_rgb_reduced",
     "reduce_jpeg_decoding",
     "rgb_as_shown",
+    "rgb_for_input",
     "srgb_profile_conversion",
     "stored_palette",
     "too_large",
@@ -343,6 +345,39 @@ def read_rgb_reduced(path: Path | str, at_least: tuple[int, int] | None) -> tupl
         if at_least is not None:
             reduce_jpeg_decoding(image, at_least)
         return rgb_as_shown(image), shown
+
+
+def rgb_for_input(image: Image.Image, input_size: tuple[int, int] | None) -> Image.Image:
+    """An opened image file (not yet loaded) decoded as every stage decodes it for a model of `input_size` ((height,
+    width)) before resizing it to that size: `rgb_as_shown`, a large JPEG decoded at 1/2, 1/4 or 1/8 of its size while
+    that keeps `input_size` (`reduce_jpeg_decoding`). None: decoded whole, as tiles are cut from it (training's tiles,
+    `predict --tile`). Training, validation, testing, `evaluate`, `predict` (bricks and `--onnx`) and
+    `torchbricks.deploy` all decode here, so a model is given the same pixels in every stage: a 4032 x 3024 JPEG
+    decoded whole and then resized to 384 x 512 differs from it by 0.3 of 255 on average and up to 7
+    (`benchmarks/measure_decoding_gap.py`).
+
+    Example:
+        >>> file = io.BytesIO()
+        >>> Image.new("RGB", (4032, 3024), "white").save(file, "JPEG")
+        >>> rgb_for_input(Image.open(file), (384, 512)).size, rgb_for_input(Image.open(file), None).size
+        ((1008, 756), (4032, 3024))
+    """
+    if input_size is not None:
+        reduce_jpeg_decoding(image, (input_size[1], input_size[0]))
+    return rgb_as_shown(image)
+
+
+def read_rgb_for_input(path: Path | str, input_size: tuple[int, int] | None) -> tuple[Image.Image, tuple[int, int]]:
+    """The image file decoded for a model of `input_size` ((height, width); None: whole) as every stage decodes it
+    (`rgb_for_input`), and the (width, height) of the whole image as shown, which boxes, masks and predictions refer
+    to.
+
+    Raises:
+        DataError: As `read_rgb_as_shown`.
+    """
+    with _named(path), open_image(path) as image:
+        shown = upright_size(image)
+        return rgb_for_input(image, input_size), shown
 
 
 _LAST_BYTES = {"JPEG": b"\xff\xd9", "MPO": b"\xff\xd9", "PNG": b"IEND\xaeB`\x82", "GIF": b";"}

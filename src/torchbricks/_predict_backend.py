@@ -32,7 +32,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
-from torchbricks._predict_results import ImageResult, PredictionBackend, check_images
+from torchbricks._predict_results import ImageResult, PredictionBackend, check_images, original_sizes
 from torchbricks._tiled_predictions import (
     WindowMerger,
     chosen_overlap,
@@ -129,6 +129,13 @@ class BrickBackend:
             image_windows(tile, tile, tile, overlap)  # checks tile and overlap now, not at the first image
 
     @property
+    def decoding_size(self) -> tuple[int, int] | None:
+        """The (height, width) images are decoded for, as training decoded them (a large JPEG reduced:
+        `torchbricks._pictures.rgb_for_input`): the input size when whole images are predicted; None with tiles,
+        which are cut from the whole image at full resolution as training's tiles are."""
+        return self.input_size if self.tile is None else None
+
+    @property
     def threads(self) -> int:
         """CPU threads predicting takes: torch's intra-op threads on a CPU, one thread feeding an accelerator."""
         return torch.get_num_threads() if self.device.type == "cpu" else 1
@@ -148,28 +155,35 @@ class BrickBackend:
         finally:
             torch.set_num_threads(before)
 
-    def predict(self, images: Sequence[np.ndarray]) -> list[ImageResult]:
+    def predict(self, images: Sequence[np.ndarray], sizes: Sequence[tuple[int, int]] | None = None) -> list[ImageResult]:
         """Predicts each image (uint8 [H, W, 3] at its original size); results at the original size.
 
         Concurrent calls from several threads are safe: the collection is only read (inference mode).
 
+        Args:
+            images: The images.
+            sizes: (height, width) of the original image each image was decoded reduced from (`decoding_size`,
+                `torchbricks._image_sources.ReadImage`), which its results are given at; None: each image's own.
+
         Raises:
-            BrickError: An image is not a uint8 RGB array [H, W, 3] (a float image would be divided by 255 again).
+            BrickError: An image is not a uint8 RGB array [H, W, 3] (a float image would be divided by 255 again), or
+                `sizes` with tiles (which are cut from the whole image).
         """
         check_images(images, "BrickBackend.predict")
-        windows = [image_windows(image.shape[0], image.shape[1], self.tile, self.overlap) for image in images]
+        shown = original_sizes(images, sizes, self.tile, "BrickBackend.predict")
+        windows = [image_windows(height, width, self.tile, self.overlap) for height, width in shown]
         views = [(index, window) for index, planned in enumerate(windows) for window in planned]
         mergers = [
             WindowMerger(
                 self.heads,
-                image.shape[0],
-                image.shape[1],
+                height,
+                width,
                 input_size=self.input_size,
                 tile=self.tile,
                 iou_thresholds=self.iou_thresholds,
                 windows=planned,
             )
-            for image, planned in zip(images, windows, strict=True)
+            for (height, width), planned in zip(shown, windows, strict=True)
         ]
         # each window merged as its batch comes back (a segmentation's probabilities added into the sums of its image's
         # open rows, not kept), and each image finished at its last window
@@ -177,7 +191,12 @@ class BrickBackend:
         results: list[ImageResult | None] = [None] * len(images)
         for start in range(0, len(views), self.batch_size):
             chunk = views[start : start + self.batch_size]
-            batch = torch.stack([self._to_input(tile_pixels(images[index], window, self.tile)) for index, window in chunk])
+            batch = torch.stack(
+                [
+                    self._to_input(images[index] if self.tile is None else tile_pixels(images[index], window, self.tile))
+                    for index, window in chunk
+                ]
+            )
             for (index, window), output in zip(chunk, self._run(batch), strict=True):
                 mergers[index].add(window, output)
                 remaining[index] -= 1

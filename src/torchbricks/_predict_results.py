@@ -13,7 +13,7 @@ import numpy as np
 
 from torchbricks.errors import BrickError
 
-__all__ = ["ImageResult", "PredictionBackend", "check_images"]
+__all__ = ["ImageResult", "PredictionBackend", "check_images", "original_sizes"]
 
 ImageResult = dict[str, dict[str, Any]]
 """One image's predictions: head path -> `{"kind": kind, ...values at the original image size}`."""
@@ -23,7 +23,10 @@ class PredictionBackend(Protocol):
     """What predicts: heads (path -> kind) and `predict(images) -> one ImageResult per image`.
 
     Optional, read by `predict_images`: `threads` (CPU threads a call takes) and `shared_threads(lanes)` (a context
-    manager sharing them among concurrent calls); a backend with both predicts in lanes (`BrickBackend`).
+    manager sharing them among concurrent calls); a backend with both predicts in lanes (`BrickBackend`). And
+    `decoding_size`, the (height, width) the images are decoded for as training decoded them (a large JPEG
+    reduced: `torchbricks._pictures.rgb_for_input`; None: whole): a backend with one is called
+    `predict(images, sizes=...)`, `sizes` the (height, width) of each original image, which its results are given at.
     """
 
     heads: dict[str, str]
@@ -48,3 +51,30 @@ def check_images(images: Sequence[np.ndarray], caller: str) -> None:
         if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             found = f"{image.dtype} array {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
             raise BrickError(f"{caller}: image {index} must be a uint8 RGB array [H, W, 3], got a {found}.")
+
+
+def original_sizes(
+    images: Sequence[np.ndarray], sizes: Sequence[tuple[int, int]] | None, tile: int | None, caller: str
+) -> list[tuple[int, int]]:
+    """The (height, width) each image's results are given at: `sizes` (the originals a reduced decoding was read
+    from), else each image's own.
+
+    Raises:
+        BrickError: `sizes` does not give one size per image, or is given with `tile` (tiles are cut from the
+            whole image: a reduced one would give tiles of another scale than training's).
+
+    Example:
+        >>> original_sizes([np.zeros((3, 4, 3), np.uint8)], [(12, 16)], None, "predict")
+        [(12, 16)]
+    """
+    own = [(image.shape[0], image.shape[1]) for image in images]
+    if sizes is not None and len(sizes) != len(images):
+        raise BrickError(f"{caller}: {len(sizes)} sizes for {len(images)} images; give one (height, width) per image.")
+    if sizes is None or [tuple(size) for size in sizes] == own:
+        return own
+    if tile is not None:
+        raise BrickError(
+            f"{caller}: tiles are cut from the whole image at full resolution, as training cut them; got images decoded "
+            f"smaller than their sizes {list(sizes)[:3]}. Decode them whole (input size None)."
+        )
+    return [(int(height), int(width)) for height, width in sizes]

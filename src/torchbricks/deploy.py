@@ -10,18 +10,25 @@ and their scores and labels, counts.
 image's results back at the image's own size:
 
     predictor = OnnxPredictor("model.onnx")
-    results = predictor.predict([read_image("photo.jpg")])  # or any uint8 numpy array [H, W, 3]
+    results = predictor.predict(["photo.jpg"])  # files, read as training read them; or uint8 numpy arrays [H, W, 3]
     results[0]["detection"]["boxes"]      # [N, 4] x_min, y_min, x_max, y_max in the image's pixels
-    tiled = predictor.predict([read_image("orthomosaic.tif")], batch_size=16, tile=192, overlap=0.2)
+    tiled = predictor.predict(["orthomosaic.tif"], batch_size=16, tile=192, overlap=0.2)
 
 With `tile`, each image is cut into overlapping windows, each window is predicted at the model's size and the windows
 are merged back into one result per image by the rules the bricks' `predict --tile` follows
 (`torchbricks._tiled_predictions`).
 
-`read_image` reads a file as training read its images: upright as its EXIF orientation says, 16-bit images by their
-upper 8 bits, in sRGB (an image with another colour profile, Display P3 or Adobe RGB, converted). Arrays given to
-`predict` are taken as sRGB: read them with `read_image`, or convert them so (OpenCV's `imread` reads a profile's
-numbers as they are stored).
+A file given to `predict` is decoded as training decoded its images for the model's size
+(`read_model_image`): upright as its EXIF orientation says, 16-bit images by their upper 8 bits, in sRGB (an image
+with another colour profile, Display P3 or Adobe RGB, converted), and a JPEG at least twice the model's size decoded
+at 1/2, 1/4 or 1/8 of its size (libjpeg's scaled decoding, as training decoded it; with `tile`, whole, as training's
+tiles). The model is given the pixels `torchbricks predict` and `evaluate` give it; an array decoded whole and
+resized differs from them by about 0.3 of 255 on average, up to 7 (`benchmarks/measure_decoding_gap.py`). Arrays
+given to `predict` are taken as sRGB: read them with `read_image` (the whole picture, to draw on) or
+`read_model_image`, or convert them so (OpenCV's `imread` reads a profile's numbers as they are stored).
+
+`read_image` reads one picture: an animation (GIF, WebP) of several frames is refused, naming its frame count;
+`read_frames` reads every frame, as `torchbricks predict` predicts each.
 
 This module imports no torchbricks module that imports torch, so it runs where torch is not installed.
 """
@@ -37,8 +44,9 @@ from typing import Any
 import numpy as np
 
 from torchbricks._antialiased_resize import resize_antialiased
-from torchbricks._pictures import read_rgb_as_shown
-from torchbricks._predict_results import check_images
+from torchbricks._image_sources import ANIMATED_EXTENSIONS, VIDEO_EXTENSIONS, ImageSource, ImageSourceDataset, frame_count
+from torchbricks._pictures import read_rgb_for_input
+from torchbricks._predict_results import check_images, original_sizes
 from torchbricks._tiled_predictions import (
     DEFAULT_IOU_THRESHOLD,
     WindowMerger,
@@ -49,7 +57,7 @@ from torchbricks._tiled_predictions import (
     tile_pixels,
     tiled_heads,
 )
-from torchbricks.errors import BrickError
+from torchbricks.errors import BrickError, DataError
 
 __all__ = [
     "DEFAULT_FILE",
@@ -59,7 +67,9 @@ __all__ = [
     "METADATA_FORMAT",
     "OnnxPredictor",
     "metadata_path",
+    "read_frames",
     "read_image",
+    "read_model_image",
     "resize_image",
     "resize_mask",
     "resize_mask_nearest",
@@ -123,17 +133,83 @@ def metadata_path(path_onnx: Path | str) -> Path:
 
 
 def read_image(path: Path | str) -> np.ndarray:
-    """An image file as a uint8 RGB array [H, W, 3] as training reads it: upright as its EXIF orientation says, a
+    """An image file as the whole uint8 RGB picture [H, W, 3] a viewer shows: upright as its EXIF orientation says, a
     16-bit image by its upper 8 bits, in sRGB (an embedded Display P3, Adobe RGB or CMYK profile converted with
-    LittleCMS: `torchbricks._pictures.rgb_as_shown`).
+    LittleCMS: `torchbricks._pictures.rgb_as_shown`). What results are drawn on; the model is given
+    `read_model_image`'s pixels (`OnnxPredictor.predict` of the file's path reads them).
 
     Photographs from phones are often stored sideways with a tag saying so; read without it, their boxes would
     come back in the sideways picture's pixels.
 
     Raises:
-        DataError: Naming the file: it does not exist, Pillow cannot read it, or it is a floating-point image.
+        DataError: Naming the file: it does not exist, Pillow cannot read it, it is a floating-point image, or it is an
+            animation of several frames (`read_frames` reads each).
     """
-    return np.array(read_rgb_as_shown(path))  # writable, as predict reads it: torch.from_numpy warns on read-only arrays
+    return read_model_image(path, None)[0]
+
+
+def read_model_image(path: Path | str, input_size: tuple[int, int] | None) -> tuple[np.ndarray, tuple[int, int]]:
+    """An image file decoded as training decoded it for a model of `input_size` ((height, width), an
+    `OnnxPredictor`'s `image_size`; None: whole, as tiles are cut from it), a uint8 RGB array [h, w, 3], and the
+    (height, width) of the whole image as shown, which its results refer to: `read_image`, a JPEG at least twice
+    `input_size` decoded at 1/2, 1/4 or 1/8 of its size (`torchbricks._pictures.rgb_for_input`).
+
+    Example:
+        >>> import io, tempfile
+        >>> from PIL import Image
+        >>> path = Path(tempfile.mkdtemp()) / "photo.jpg"
+        >>> Image.new("RGB", (4032, 3024), "white").save(path)
+        >>> pixels, size = read_model_image(path, (384, 512))
+        >>> pixels.shape, size
+        ((756, 1008, 3), (3024, 4032))
+
+    Raises:
+        DataError: As `read_image`.
+    """
+    frames = frame_count(path)
+    if frames > 1:
+        raise DataError(
+            f"Image {str(path)!r} is an animation of {frames} frames; read_image reads one picture. Read every frame "
+            "with torchbricks.deploy.read_frames(path), as `torchbricks predict` predicts each."
+        )
+    picture, (width, height) = read_rgb_for_input(path, input_size)
+    return np.array(picture), (height, width)  # writable, as predict reads it: torch.from_numpy warns on read-only arrays
+
+
+def read_frames(path: Path | str) -> list[np.ndarray]:
+    """Every frame of an image file as `torchbricks predict` reads them (each a whole uint8 RGB picture [H, W, 3], as
+    `read_image`): the frames of an animation (GIF, WebP), one picture for any other image (a TIFF's first page: its
+    further pages are most often overviews or a thumbnail).
+
+    Example:
+        >>> import tempfile
+        >>> from PIL import Image
+        >>> path = Path(tempfile.mkdtemp()) / "blink.gif"
+        >>> Image.new("L", (2, 2), 0).save(path, save_all=True, append_images=[Image.new("L", (2, 2), 255)])
+        >>> [frame[0, 0].tolist() for frame in read_frames(path)]
+        [[0, 0, 0], [255, 255, 255]]
+
+    Raises:
+        DataError: Naming the file: it does not exist or Pillow cannot read it, or it is a video (`torchbricks predict`
+            reads videos, with torchcodec).
+    """
+    path = Path(path)
+    if path.suffix.lower() in VIDEO_EXTENSIONS:
+        raise DataError(
+            f"{str(path)!r} is a video; read_frames reads image files ({', '.join(ANIMATED_EXTENSIONS)} frame by "
+            "frame). `torchbricks predict` predicts a video's frames (pip install torchcodec)."
+        )
+    if not path.is_file():
+        raise DataError(f"Image {str(path)!r} does not exist.")
+    count = frame_count(path)
+    dataset = ImageSourceDataset([ImageSource(path, None if count == 1 else frame) for frame in range(count)])
+    frames = []
+    for index in range(count):
+        _, frame, reason = dataset[index]
+        if frame is None:
+            raise DataError(f"Image {str(path)!r} cannot be read: {reason}")
+        frames.append(frame)
+    return frames
 
 
 def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -261,21 +337,26 @@ class OnnxPredictor:
 
     def predict(
         self,
-        images: Sequence[np.ndarray],
+        images: Sequence[np.ndarray | str | Path],
         batch_size: int | None = None,
         tile: int | None = None,
         overlap: float | None = None,
+        sizes: Sequence[tuple[int, int]] | None = None,
     ) -> list[dict[str, dict[str, Any]]]:
         """Each image's results, at the image's own size.
 
         Args:
-            images: uint8 RGB arrays [H, W, 3], of any sizes.
+            images: Image files, each decoded as training decoded its images for this model (`read_model_image`: a
+                large JPEG reduced; whole with `tile`), or uint8 RGB arrays [H, W, 3] of any sizes.
             batch_size: Images (with `tile`, tiles) per onnxruntime call. None: all the images at once; with `tile`,
                 `DEFAULT_TILE_BATCH` (32) tiles, as `predict --onnx --tile` gives (an orthomosaic's thousands of tiles
                 at once would hold all their inputs and outputs).
             tile: Predict windows of this side in the image's pixels and merge them (see the module docstring); None:
                 each image whole. Tiled results leave count heads out (a warning names them, once).
             overlap: With `tile`, the fraction of a tile its neighbours share (0.2 when None); refused without `tile`.
+            sizes: (height, width) of the whole image each array was decoded reduced from (`read_model_image`'s
+                second value), which its results are given at; None: each array's own size. Refused with `tile`
+                where it differs from the arrays' sizes (tiles are cut from the whole image).
 
         Returns:
             Per image, head path -> `{"kind": kind, ...}` with numpy values: a detection head's `boxes` float32
@@ -287,8 +368,9 @@ class OnnxPredictor:
             image's pixels), `scores` [N] and `labels` int64 [N]; a count head's `count` (a float32 number).
 
         Raises:
-            BrickError: An image is not a uint8 array [H, W, 3], a batch size below 1, a bad tile (`check_tile`), or an
-                overlap without a tile (it would be ignored).
+            BrickError: An image is not a uint8 array [H, W, 3], a batch size below 1, a bad tile (`check_tile`), an
+                overlap without a tile (it would be ignored), or `sizes` not one per image or given with a tile.
+            DataError: A file cannot be read (`read_image`).
         """
         overlap = chosen_overlap(tile, overlap, "OnnxPredictor.predict")
         if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
@@ -296,22 +378,44 @@ class OnnxPredictor:
             raise BrickError(
                 f"OnnxPredictor.predict: batch_size must be an int of 1 or more (or None: all at once), got {batch_size!r}."
             )
-        check_images(images, "OnnxPredictor.predict")
+        arrays, shown = self._read(images, sizes, tile)
         if tile is not None:
-            return self._predict_tiles(images, batch_size, tile, overlap)
+            return self._predict_tiles(arrays, batch_size, tile, overlap)
         names = [name for name in self.output_names if not self._is_segmentation_probabilities(name)]
-        step = batch_size or max(1, len(images))
+        step = batch_size or max(1, len(arrays))
         results: list[dict[str, dict[str, Any]]] = []
-        for start in range(0, len(images), step):
-            chunk = images[start : start + step]
+        for start in range(0, len(arrays), step):
+            chunk = arrays[start : start + step]
             batch = np.stack([resize_image(image, self.image_size).transpose(2, 0, 1) for image in chunk])
             outputs = self.run(np.ascontiguousarray(batch), names)
-            for offset, image in enumerate(chunk):
-                height, width = image.shape[:2]
+            for offset in range(len(chunk)):
+                height, width = shown[start + offset]
                 whole = (0, 0, width, height)  # one window, the whole image: scaled back to it as tiles are
                 part = {name: value[offset] for name, value in outputs.items()}
                 results.append(merge_windows(self.heads, [(whole, part)], height, width, input_size=self.image_size, tile=None))
         return results
+
+    def _read(
+        self, images: Sequence[np.ndarray | str | Path], sizes: Sequence[tuple[int, int]] | None, tile: int | None
+    ) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
+        """The arrays `predict` resizes for the model (each file decoded by `read_model_image`) and the (height, width)
+        each one's results are given at."""
+        if sizes is not None and len(sizes) != len(images):
+            raise BrickError(f"OnnxPredictor.predict: {len(sizes)} sizes for {len(images)} images; give one per image.")
+        arrays: list[np.ndarray] = []
+        read: dict[int, tuple[int, int]] = {}  # index -> the size as shown of each file decoded here
+        for index, image in enumerate(images):
+            if isinstance(image, str | Path):
+                pixels, read[index] = read_model_image(image, self.image_size if tile is None else None)
+                arrays.append(pixels)
+            else:
+                arrays.append(image)
+        check_images(arrays, "OnnxPredictor.predict")
+        given = [
+            read.get(index, sizes[index] if sizes is not None else (array.shape[0], array.shape[1]))
+            for index, array in enumerate(arrays)
+        ]
+        return arrays, original_sizes(arrays, given, tile, "OnnxPredictor.predict")
 
     def _is_segmentation_probabilities(self, name: str) -> bool:
         head, _, leaf = name.rpartition("/")

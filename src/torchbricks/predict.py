@@ -33,6 +33,7 @@ from torchbricks.deploy import resize_mask_nearest
 from torchbricks.errors import BrickError
 
 if TYPE_CHECKING:  # imported on first use (torch), see __getattr__
+    from torchbricks._image_sources import ReadImage
     from torchbricks._predict_backend import PREDICTED_TAGS, BrickBackend
 
 __all__ = [
@@ -201,8 +202,14 @@ def predict_images(
         if on_skip is not None:
             on_skip(items[index].label, reason)
 
+    dataset = ImageSourceDataset(items)
+    decoding_size = getattr(backend, "decoding_size", None)  # what training decoded its images for (None: whole)
+
+    def read(index: int) -> _Read:
+        return dataset.read(index, decoding_size, picture=pictures is not None)
+
     try:
-        run = _Run(backend, ImageSourceDataset(items), [item.label for item in items], output_names(items), writer, bar, skip)
+        run = _Run(backend, read, [item.label for item in items], output_names(items), writer, bar, skip)
         if lanes > 1:
             _predict_in_lanes(run, batch_size, _pool("read", workers), lanes)
         else:
@@ -264,8 +271,22 @@ class _InThread:
         return future
 
 
-_Read = tuple[int, np.ndarray | None, str]
-"""A read image: its index, the array (None when it cannot be read) and the reason it cannot."""
+_Read = tuple[int, "ReadImage | None", str]
+"""A read image: its index, the image (None when it cannot be read) and the reason it cannot."""
+
+
+def _predicted(backend: PredictionBackend, images: list[ReadImage]) -> list[ImageResult]:
+    """The backend's results for `images`, at their sizes as shown: when an image was decoded reduced for the
+    backend's input size (`decoding_size`), the backend is told the size of each (`sizes`)."""
+    pixels = [image.pixels for image in images]
+    if all(image.pixels.shape[:2] == image.size for image in images):
+        return backend.predict(pixels)
+    return backend.predict(pixels, sizes=[image.size for image in images])  # type: ignore[call-arg]
+
+
+def _picture(image: ReadImage) -> np.ndarray:
+    """What the files of an image are drawn on: the whole picture (the pixels when no picture is drawn)."""
+    return image.pixels if image.picture is None else image.picture
 
 
 @dataclass(frozen=True)
@@ -273,7 +294,7 @@ class _Run:
     """What one `predict_images` call predicts and where each result goes."""
 
     backend: PredictionBackend
-    dataset: Any  # index -> (index, uint8 image or None, reason it could not be read)
+    read: Callable[[int], _Read]  # index -> (index, the read image or None, reason it could not be read)
     labels: list[str]  # each image's source, as recorded
     names: list[str]  # each image's file name in the output folders
     writer: PredictionWriter
@@ -292,7 +313,7 @@ def _predict_in_one_lane(run: _Run, batch_size: int, workers: int, concurrent_wr
     from collections import deque
     from concurrent.futures import Future
 
-    backend, dataset, labels, names, writer = run.backend, run.dataset, run.labels, run.names, run.writer
+    backend, labels, names, writer = run.backend, run.labels, run.names, run.writer
     with _pool("read", workers) as reader, _pool("write", workers if concurrent_writes else 0) as writer_pool:
         reads: deque[Future[_Read]] = deque()
         writes: deque[Future[None]] = deque()
@@ -301,24 +322,24 @@ def _predict_in_one_lane(run: _Run, batch_size: int, workers: int, concurrent_wr
         def read_ahead(count: int) -> None:
             nonlocal next_item
             while next_item < len(labels) and len(reads) < count:
-                reads.append(reader.submit(dataset.__getitem__, next_item))
+                reads.append(reader.submit(run.read, next_item))
                 next_item += 1
 
         ahead, behind = (2 * batch_size, 2 * batch_size) if concurrent_writes else (batch_size, 0)
         read_ahead(ahead)
         while reads:
             batch = [reads.popleft().result() for _ in range(min(batch_size, len(reads)))]
-            readable: list[tuple[int, np.ndarray]] = []
+            readable: list[tuple[int, ReadImage]] = []
             for index, image, reason in batch:
                 if image is None:
                     run.skip(index, reason)
                 else:
                     readable.append((index, image))
-            results = backend.predict([image for _, image in readable]) if readable else []
+            results = _predicted(backend, [image for _, image in readable]) if readable else []
             read_ahead(ahead)
             for (index, image), result in zip(readable, results, strict=True):
                 writer.record(labels[index], result)
-                writes.append(writer_pool.submit(writer.write_images, names[index], image, result))
+                writes.append(writer_pool.submit(writer.write_images, names[index], _picture(image), result))
             while len(writes) > behind:  # bounded: decoded images wait in memory only this long
                 writes.popleft().result()
             run.bar.update(len(batch))
@@ -342,9 +363,9 @@ def _predict_in_lanes(run: _Run, batch_size: int, reader: Any, lanes: int) -> No
         batch = [future.result() for future in reads]
         readable = [index for index, image, _ in batch if image is not None]
         images = [image for _, image, _ in batch if image is not None]
-        results = backend.predict(images) if images else []
+        results = _predicted(backend, images) if images else []
         for index, image, result in zip(readable, images, results, strict=True):
-            writer.write_images(names[index], image, result)
+            writer.write_images(names[index], _picture(image), result)
         return batch, readable, results
 
     shared = getattr(backend, "shared_threads", None)
@@ -356,9 +377,7 @@ def _predict_in_lanes(run: _Run, batch_size: int, reader: Any, lanes: int) -> No
             while jobs or next_item < len(labels):
                 while next_item < len(labels) and len(jobs) < 2 * lanes:
                     stop = min(next_item + batch_size, len(labels))
-                    jobs.append(
-                        lane_pool.submit(lane, [reader.submit(run.dataset.__getitem__, i) for i in range(next_item, stop)])
-                    )
+                    jobs.append(lane_pool.submit(lane, [reader.submit(run.read, i) for i in range(next_item, stop)]))
                     next_item = stop
                 batch, readable, results = jobs.popleft().result()
                 for index, image, reason in batch:

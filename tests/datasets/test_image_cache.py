@@ -19,7 +19,12 @@ from torchbricks.datasets.image_cache import ResizedImageCache
 from torchbricks.datasets.readers import ImageFolderDataset, SegmentationFolderDataset
 from torchbricks.datasets.transforms import create_transform
 from torchbricks.errors import ConfigError
-from torchbricks.lightning.image_datamodules import DetectionDataModule, ImageFolderDataModule, SegmentationFolderDataModule
+from torchbricks.lightning.image_datamodules import (
+    CACHE_MEGABYTES,
+    DetectionDataModule,
+    ImageFolderDataModule,
+    SegmentationFolderDataModule,
+)
 
 SIZE = (24, 40)  # (height, width): neither the images' size nor their aspect
 
@@ -129,8 +134,8 @@ def test_each_file_is_decoded_once_over_epochs(tmp_path: Path, monkeypatch: pyte
     for index in range(3):
         _photo(tmp_path / "cat" / f"{index}.png", seed=index)
     decoded: list[Path] = []
-    read = image_cache.load_rgb_reduced
-    monkeypatch.setattr(image_cache, "load_rgb_reduced", lambda path, size: decoded.append(path) or read(path, size))
+    read = image_cache.read_rgb_for_input
+    monkeypatch.setattr(image_cache, "read_rgb_for_input", lambda path, size: decoded.append(path) or read(path, size))
     dataset = _folder_dataset(tmp_path, ResizedImageCache(SIZE, megabytes=1), _augmentations())
 
     for _ in range(3):
@@ -205,17 +210,17 @@ def _folders(root: Path) -> Path:
 
 
 def test_the_data_modules_keep_the_training_and_validation_images_only(tmp_path: Path) -> None:
+    # every split reads through a cache (a large JPEG decoded reduced alike); the test split and evaluate keep nothing
     data = ImageFolderDataModule(_folders(tmp_path), image_size=list(SIZE), batch_size=2)
     data.setup("fit")
     data.setup("test")
 
     caches = {split: dataset.image_cache for split, dataset in data.datasets.items()}
-    assert caches["train"] is not None
-    assert caches["validation"] is not None
-    assert caches["test"] is None
+    assert caches["train"].megabytes == caches["validation"].megabytes == CACHE_MEGABYTES
+    assert caches["test"].megabytes == 0
     assert caches["train"] is not caches["validation"]
-    assert caches["train"].size == SIZE
-    assert all(dataset.image_cache is None for dataset in data.all_dataloader().dataset.datasets)
+    assert caches["train"].size == caches["test"].size == SIZE
+    assert all(dataset.image_cache.megabytes == 0 for dataset in data.all_dataloader().dataset.datasets)
 
 
 def test_a_budget_of_zero_reads_every_image_from_its_file(tmp_path: Path) -> None:
@@ -254,7 +259,7 @@ def test_a_large_jpeg_is_decoded_reduced_at_nearly_the_same_pixels_and_its_whole
 
     image, shown = ResizedImageCache(SIZE, megabytes=0).image(path)
 
-    full = functional.resize(to_image(load_rgb(path)), list(SIZE), antialias=True)  # as the test split reads it
+    full = functional.resize(to_image(load_rgb(path)), list(SIZE), antialias=True)  # decoded whole
     assert reductions == [8]  # 128 x 96 still covers 40 x 24
     assert shown == (1024, 768)  # boxes refer to the whole image
     assert tuple(image.shape) == (3, *SIZE)
@@ -443,8 +448,8 @@ def test_an_image_file_changed_since_it_was_kept_is_read_again(tmp_path: Path, m
     cache = ResizedImageCache(SIZE, megabytes=1.5 * one_image / 2**20)  # room for one image
     first = cache.image(path)[0]
     decoded: list[Path] = []
-    read = image_cache.load_rgb_reduced
-    monkeypatch.setattr(image_cache, "load_rgb_reduced", lambda path, size: decoded.append(path) or read(path, size))
+    read = image_cache.read_rgb_for_input
+    monkeypatch.setattr(image_cache, "read_rgb_for_input", lambda path, size: decoded.append(path) or read(path, size))
 
     _rewritten(path, seed=7)
     again = cache.image(path)[0]

@@ -230,8 +230,13 @@ class _OnnxBackend:
             predictor.check_tile(tile, overlap)  # before the first image: a file too old to merge masks is one line
             self.heads = tiled_heads(self.heads)[0]
 
-    def predict(self, images: Any) -> list[Any]:
-        return self.predictor.predict(list(images), batch_size=self.batch_size, tile=self.tile, overlap=self.overlap)
+    @property
+    def decoding_size(self) -> tuple[int, int] | None:
+        """The file's input size (images decoded for it as training decoded them), None with tiles (decoded whole)."""
+        return self.predictor.image_size if self.tile is None else None
+
+    def predict(self, images: Any, sizes: Any = None) -> list[Any]:
+        return self.predictor.predict(list(images), batch_size=self.batch_size, tile=self.tile, overlap=self.overlap, sizes=sizes)
 
 
 def _onnx_backend(folder: Any, arguments: argparse.Namespace) -> _OnnxBackend:

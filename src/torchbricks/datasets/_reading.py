@@ -29,7 +29,6 @@ from torchbricks._pictures import (
     exif_orientation,
     open_image,
     read_rgb_as_shown,
-    read_rgb_reduced,
     rgb_as_shown,
     too_large,
     upright,
@@ -57,7 +56,6 @@ __all__ = [
     "image_notes",
     "is_hidden",
     "load_rgb",
-    "load_rgb_reduced",
     "open_image",
     "problems_or_raise",
     "random_split",
@@ -247,12 +245,6 @@ def class_images(folder: Path) -> list[Path]:
 def load_rgb(path: Path) -> Image.Image:
     """The image file as the upright 8-bit RGB picture a viewer shows (`torchbricks._pictures.rgb_as_shown`)."""
     return read_rgb_as_shown(path)
-
-
-def load_rgb_reduced(path: Path, at_least: tuple[int, int]) -> tuple[Image.Image, tuple[int, int]]:
-    """`load_rgb`, a large JPEG decoded reduced while it keeps `at_least` ((width, height)) pixels, and the
-    (width, height) of the whole image as shown (`torchbricks._pictures.read_rgb_reduced`)."""
-    return read_rgb_reduced(path, at_least)
 
 
 def turned_by_exif(path: Path) -> bool:

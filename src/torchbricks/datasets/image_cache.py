@@ -11,8 +11,10 @@ resized by nearest neighbour as the transform resizes them (`torchbricks.dataset
 The multitask masks that the box readers draw from COCO polygons are kept the same way (`drawn_mask`), keyed by what
 they are drawn from, so a mask is drawn once rather than at every epoch.
 A JPEG at least twice the input size is decoded reduced (`torchbricks._pictures.reduce_jpeg_decoding`), kept or not
-(`data.cache_megabytes=0` still reads through a cache that keeps nothing). The test split, `torchbricks evaluate`,
-`predict` and `torchbricks.deploy` decode in full: the figures a user compares come from the same pixels.
+(`data.cache_megabytes=0` still reads through a cache that keeps nothing). Every stage decodes so
+(`torchbricks._pictures.rgb_for_input`): the test split and `torchbricks evaluate` read through a cache that keeps
+nothing, and `predict` (bricks and `--onnx`) and `torchbricks.deploy` decode the same way, so a model is given the
+pixels it trained on.
 
 A kept image or mask file is served only while the file's modification time and size are those it had when read;
 a file changed since is read again, as without the cache. Each loader process keeps its own images (a share of the
@@ -31,7 +33,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from torchbricks.datasets._reading import load_rgb_reduced, to_image, torchvision_parts
+from torchbricks._pictures import read_rgb_for_input
+from torchbricks.datasets._reading import to_image, torchvision_parts
 from torchbricks.errors import ConfigError
 
 __all__ = ["ResizedImageCache", "check_megabytes"]
@@ -91,14 +94,13 @@ class ResizedImageCache:
         """The upright RGB image of `path` (`load_rgb`) resized to `size`, a uint8 `tv_tensors.Image` [3, H, W]
         of its own (changing it changes nothing kept), and the `(width, height)` of the whole image as shown (what
         its boxes refer to). A large JPEG is decoded reduced by 2, 4 or 8 where that still leaves `size`
-        (`torchbricks._pictures.reduce_jpeg_decoding`: a phone photograph read at 512 x 384 decodes 5 times faster)."""
+        (`torchbricks._pictures.rgb_for_input`: a phone photograph read at 512 x 384 decodes 5 times faster)."""
         tv_tensors, functional = torchvision_parts()
         stamp = _file_stamp(path)
         kept = self._entries.get(("image", str(path)))
         if kept is not None and stamp is not None and kept[2] == stamp:
             return tv_tensors.Image(kept[0].clone()), kept[1]
-        height, width = self.size
-        picture, shown = load_rgb_reduced(path, (width, height))
+        picture, shown = read_rgb_for_input(path, self.size)
         image = functional.resize(to_image(picture), list(self.size), antialias=True)  # as v2.Resize(size, antialias=True)
         self._keep(("image", str(path)), image.as_subclass(torch.Tensor), shown, stamp)
         return image, shown

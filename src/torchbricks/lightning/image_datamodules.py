@@ -410,15 +410,16 @@ class FileDataModule(SplitDataModule):
         return self.train_transform if split == "train" and not self.evaluation_only else self.test_transform
 
     def _split_dataset(self, split: str, transform: Any, read: Callable[[Any], Any]) -> Any:
-        """`read(transform)`, the reader of `split`, reading the training and validation images through a
-        `ResizedImageCache` of `cache_megabytes` (they are read every epoch; a large JPEG decoded reduced, kept or
-        not); the test split and `evaluate` decode every image in full, as `predict` and `torchbricks.deploy` do, so
-        their figures agree; with `tile_size`, `read(None)` (whole decoded images) in a `TiledDataset` that runs
-        `transform` on each tile, with jittered windows for training."""
+        """`read(transform)`, the reader of `split`, reading its images through a `ResizedImageCache`: of
+        `cache_megabytes` for the training and validation images (read every epoch), keeping nothing for the test
+        split and `evaluate` (read once). Every split decodes a large JPEG reduced as the cache does, as `predict` and
+        `torchbricks.deploy` do too (`torchbricks._pictures.rgb_for_input`): a model is given in every stage the
+        pixels it trained on. With `tile_size`, `read(None)` (whole decoded images, as tiles are predicted) in a
+        `TiledDataset` that runs `transform` on each tile, with jittered windows for training."""
         if self.tile_size is None:
             dataset = read(transform)
-            if split in CACHED_SPLITS and not self.evaluation_only:  # with cache_megabytes=0 too: the JPEGs read reduced
-                dataset.image_cache = ResizedImageCache(self.image_size, self.cache_megabytes)
+            kept = self.cache_megabytes if split in CACHED_SPLITS and not self.evaluation_only else 0.0
+            dataset.image_cache = ResizedImageCache(self.image_size, kept)
             return dataset
         jitter = split == "train" and not self.evaluation_only
         return TiledDataset(read(None), self.tile_size, self.tile_overlap, transform, jitter=jitter)
