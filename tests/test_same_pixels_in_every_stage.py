@@ -20,7 +20,7 @@ from torchbricks.brick_collection import BrickCollection
 from torchbricks.bricks import BrickNotTrainable
 from torchbricks.datasets._reading import load_rgb
 from torchbricks.deploy import METADATA_FORMAT, OnnxPredictor, metadata_path, read_frames, read_image, read_model_image
-from torchbricks.errors import DataError
+from torchbricks.errors import BrickError, DataError
 from torchbricks.lightning.image_datamodules import ImageFolderDataModule
 from torchbricks.predict import BrickBackend, predict_images
 from torchbricks.trained_experiment import TrainedExperiment
@@ -256,3 +256,17 @@ def test_a_multi_page_tiff_is_its_first_page_for_read_image_and_predict(tmp_path
     np.testing.assert_array_equal(read_image(path), ImageSourceDataset([source])[0][1])
     assert read_image(path).shape == (6, 8, 3)
     assert [frame.shape for frame in read_frames(path)] == [(6, 8, 3)]
+
+
+def test_sizes_of_reduced_images_are_refused_with_tiles_and_when_not_one_per_image(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    predictor = OnnxPredictor(_model_file(tmp_path))
+    backend = BrickBackend(_recording_experiment(tmp_path / "experiment")[0], tile=64)
+    reduced = np.zeros((96, 128, 3), np.uint8)
+
+    with pytest.raises(BrickError, match=r"OnnxPredictor\.predict: tiles are cut from the whole image .* \[\(768, 1024\)\]"):
+        predictor.predict([reduced], tile=64, sizes=[SHOWN])
+    with pytest.raises(BrickError, match=r"BrickBackend\.predict: tiles are cut from the whole image"):
+        backend.predict([reduced], sizes=[SHOWN])
+    with pytest.raises(BrickError, match=r"OnnxPredictor\.predict: 2 sizes for 1 images"):
+        predictor.predict([reduced], sizes=[SHOWN, SHOWN])

@@ -1,7 +1,8 @@
 """The backends of `torchbricks.predict`: what turns images into per-image results at their original size.
 
 A *backend* has `heads` (head path -> kind, see `torchbricks.trained_experiment.find_heads`) and one method,
-`predict(images)`, taking uint8 arrays [H, W, 3] at their original size and returning one result per image:
+`predict(images)`, taking uint8 arrays [H, W, 3] at their original size (or, with `sizes`, decoded reduced from
+images of those sizes as training decoded them: `BrickBackend.decoding_size`) and returning one result per image:
 `{head_path: {"kind": kind, ...}}` with numpy values at the ORIGINAL image size:
 
 - detection: `boxes` float32 [N, 4] (x_min, y_min, x_max, y_max in original pixels, cut to the image), `scores` float32 [N],
