@@ -270,3 +270,22 @@ def test_sizes_of_reduced_images_are_refused_with_tiles_and_when_not_one_per_ima
         backend.predict([reduced], sizes=[SHOWN])
     with pytest.raises(BrickError, match=r"OnnxPredictor\.predict: 2 sizes for 1 images"):
         predictor.predict([reduced], sizes=[SHOWN, SHOWN])
+
+
+def test_sizes_whose_sides_do_not_fit_the_reduced_image_are_refused_naming_the_swap(tmp_path: Path) -> None:
+    # (width, height), as Pillow gives sizes, would silently stretch a 768 x 1024 photograph's boxes to 1024 x 768
+    pytest.importorskip("onnxruntime")
+    predictor = OnnxPredictor(_model_file(tmp_path))
+    backend = BrickBackend(_recording_experiment(tmp_path / "experiment")[0])
+    reduced = np.zeros((96, 128, 3), np.uint8)  # 768 x 1024 decoded at 1/8
+    swapped = SHOWN[::-1]
+
+    for predict, caller in ((predictor.predict, "OnnxPredictor"), (backend.predict, "BrickBackend")):
+        with pytest.raises(
+            BrickError,
+            match=rf"{caller}\.predict: image 0 of \[96, 128\] pixels cannot have been decoded "
+            rf"reduced from size \(1024, 768\).*\(height, width\).*Did you mean \(768, 1024\)\?",
+        ):
+            predict([reduced], sizes=[swapped])
+        with pytest.raises(BrickError, match=rf"{caller}\.predict: image 0 of \[96, 128\] pixels .* from size \(48, 64\)"):
+            predict([reduced], sizes=[(48, 64)])  # smaller than the image: not what it was decoded from

@@ -60,8 +60,10 @@ def original_sizes(
     from), else each image's own.
 
     Raises:
-        BrickError: `sizes` does not give one size per image, or is given with `tile` (tiles are cut from the
-            whole image: a reduced one would give tiles of another scale than training's).
+        BrickError: `sizes` does not give one size per image, is given with `tile` (tiles are cut from the whole
+            image: a reduced one would give tiles of another scale than training's), or a size is not one its image
+            was decoded reduced from: smaller than the image, or of other proportions (a size given as (width,
+            height), which would stretch the results silently).
 
     Example:
         >>> original_sizes([np.zeros((3, 4, 3), np.uint8)], [(12, 16)], None, "predict")
@@ -77,4 +79,19 @@ def original_sizes(
             f"{caller}: tiles are cut from the whole image at full resolution, as training cut them; got images decoded "
             f"smaller than their sizes {list(sizes)[:3]}. Decode them whole (input size None)."
         )
-    return [(int(height), int(width)) for height, width in sizes]
+    shown = [(int(height), int(width)) for height, width in sizes]
+    for index, ((height, width), (own_height, own_width)) in enumerate(zip(shown, own, strict=True)):
+        if not _reduced_from(own_height, own_width, height, width):
+            meant = f" Did you mean {(width, height)}?" if _reduced_from(own_height, own_width, width, height) else ""
+            raise BrickError(
+                f"{caller}: image {index} of [{own_height}, {own_width}] pixels cannot have been decoded reduced from "
+                f"size {(height, width)}: a size is the (height, width) of the whole image, as read_model_image gives "
+                f"it, at least the image's own and of its proportions.{meant}"
+            )
+    return shown
+
+
+def _reduced_from(own_height: int, own_width: int, height: int, width: int) -> bool:
+    """Whether an image of (own_height, own_width) can be one of (height, width) decoded reduced: not larger, and of
+    the same proportions to within the rounding of each reduced side (below one pixel)."""
+    return own_height <= height and own_width <= width and abs(own_height * width - own_width * height) < height + width
