@@ -103,3 +103,17 @@ def test_the_agreement_does_not_pair_points_by_position_as_they_are_sorted_by_sc
     assert "spots/points:max_abs_difference" not in agreement  # 16 px by position, though the same two points
     assert agreement["spots/labels:same_box_count"] == 1.0
     assert agreement["count/count:max_abs_difference"] == 0.5
+
+
+def test_calibration_reads_each_frame_of_an_animation_as_predict_does(tmp_path: Path) -> None:
+    # read_image refuses an animation (it reads one picture): calibrating on a folder holding an animated WebP
+    # (a phone's motion photo, a sticker) stopped there with a DataError
+    from torchbricks._deploy_quantize import _folder_images
+
+    (tmp_path / "images").mkdir()
+    frames = [Image.new("RGB", (8, 8), colour) for colour in ((200, 0, 0), (0, 200, 0), (0, 0, 200))]
+    frames[0].save(tmp_path / "images" / "blink.webp", save_all=True, append_images=frames[1:], lossless=True)
+
+    calibration = _folder_images(tmp_path / "images", (8, 8))
+
+    assert [image[:, 0, 0].tolist() for image in calibration] == [[200, 0, 0], [0, 200, 0], [0, 0, 200]]
