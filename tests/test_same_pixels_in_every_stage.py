@@ -289,3 +289,25 @@ def test_sizes_whose_sides_do_not_fit_the_reduced_image_are_refused_naming_the_s
             predict([reduced], sizes=[swapped])
         with pytest.raises(BrickError, match=rf"{caller}\.predict: image 0 of \[96, 128\] pixels .* from size \(48, 64\)"):
             predict([reduced], sizes=[(48, 64)])  # smaller than the image: not what it was decoded from
+
+
+def test_a_backend_subclass_whose_predict_takes_no_sizes_is_given_whole_images_and_told_so(photos: Path, tmp_path: Path) -> None:
+    # a subclass written before `sizes` (post-processing super().predict(images)) inherits decoding_size; called with
+    # sizes it stopped predict with "unexpected keyword argument 'sizes'" from a reader thread
+    class Renamed(BrickBackend):
+        def predict(self, images: Any) -> list[Any]:  # type: ignore[override]
+            return super().predict(images)
+
+    experiment, recorder = _recording_experiment(tmp_path / "experiment")
+    backend = Renamed(experiment)
+    recorder.given.clear()
+    path = photos / "train" / "cat" / "o6.jpg"
+
+    with pytest.warns(
+        UserWarning, match=r"Renamed\.predict takes no 'sizes'.*decoded whole.*predict\(self, images, sizes=None\)"
+    ):
+        predict_images(backend, [path], tmp_path / "out", workers=0, progress=False)
+
+    (given,) = recorder.given
+    np.testing.assert_array_equal(given, _decoded_whole(path))  # as before the change: results at the whole size
+    assert Image.open(tmp_path / "out" / "masks" / "o6.png").size == SHOWN[::-1]

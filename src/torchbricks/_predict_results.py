@@ -26,7 +26,8 @@ class PredictionBackend(Protocol):
     manager sharing them among concurrent calls); a backend with both predicts in lanes (`BrickBackend`). And
     `decoding_size`, the (height, width) the images are decoded for as training decoded them (a large JPEG
     reduced: `torchbricks._pictures.rgb_for_input`; None: whole): a backend with one is called
-    `predict(images, sizes=...)`, `sizes` the (height, width) of each original image, which its results are given at.
+    `predict(images, sizes=...)`, `sizes` the (height, width) of each original image, which its results are given at
+    (one whose `predict` takes no `sizes` is given whole images, with a warning).
     """
 
     heads: dict[str, str]

@@ -203,7 +203,7 @@ def predict_images(
             on_skip(items[index].label, reason)
 
     dataset = ImageSourceDataset(items)
-    decoding_size = getattr(backend, "decoding_size", None)  # what training decoded its images for (None: whole)
+    decoding_size = _decoding_size(backend)  # what training decoded its images for (None: whole)
 
     def read(index: int) -> _Read:
         return dataset.read(index, decoding_size, picture=pictures is not None)
@@ -273,6 +273,34 @@ class _InThread:
 
 _Read = tuple[int, "ReadImage | None", str]
 """A read image: its index, the image (None when it cannot be read) and the reason it cannot."""
+
+
+def _decoding_size(backend: PredictionBackend) -> tuple[int, int] | None:
+    """The (height, width) `backend`'s images are decoded for (its `decoding_size`) when its `predict` takes the
+    `sizes` they were reduced from. A `predict(images)` written before `sizes` (a subclass of `BrickBackend`
+    post-processing `super().predict(images)` inherits `decoding_size`) is given whole images, as before, and a
+    warning says so: called with `sizes`, it stopped the run with a TypeError."""
+    size: tuple[int, int] | None = getattr(backend, "decoding_size", None)
+    if size is None:
+        return None
+    import inspect
+
+    try:
+        parameters = inspect.signature(backend.predict).parameters.values()
+    except (TypeError, ValueError):  # a callable without a signature Python can read: taken at its word
+        return size
+    if any(parameter.name == "sizes" or parameter.kind is parameter.VAR_KEYWORD for parameter in parameters):
+        return size
+    import warnings
+
+    warnings.warn(
+        f"{type(backend).__name__}.predict takes no 'sizes': its images are decoded whole and resized, not decoded "
+        f"as training decoded them for {tuple(size)} (a large JPEG reduced; up to 7 grey levels apart). To be given "
+        "training's pixels, define predict(self, images, sizes=None) and pass sizes on (BrickBackend.predict gives "
+        "the results at those sizes).",
+        stacklevel=3,
+    )
+    return None
 
 
 def _predicted(backend: PredictionBackend, images: list[ReadImage]) -> list[ImageResult]:
