@@ -367,9 +367,9 @@ def test_predict_tile_hands_the_model_one_image_at_a_time_and_batches_its_tiles(
     images_per_call: list[int] = []
     predict = BrickBackend.predict
 
-    def counted(self: BrickBackend, images: Any) -> Any:
+    def counted(self: BrickBackend, images: Any, sizes: Any = None) -> Any:
         images_per_call.append(len(images))
-        return predict(self, images)
+        return predict(self, images, sizes)
 
     monkeypatch.setattr(BrickBackend, "predict", counted)
     arguments = ["predict", str(experiment), str(tmp_path / "images"), "--lanes", "1", "--batch-size", "4"]
@@ -725,7 +725,11 @@ def test_a_cpu_backend_with_two_threads_predicts_in_two_lanes_by_default(
     backend = BrickBackend(bright_box_experiment(tmp_path))
     predictors: list[str] = []
     predict = backend.predict
-    monkeypatch.setattr(backend, "predict", lambda images: predictors.append(threading.current_thread().name) or predict(images))
+    monkeypatch.setattr(
+        backend,
+        "predict",
+        lambda images, sizes=None: predictors.append(threading.current_thread().name) or predict(images, sizes),
+    )
 
     for threads, workers, expected in [(2, 2, "torchbricks-lane"), (1, 2, "MainThread"), (2, 0, "MainThread")]:
         torch.set_num_threads(threads)
