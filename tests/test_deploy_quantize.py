@@ -117,3 +117,22 @@ def test_calibration_reads_each_frame_of_an_animation_as_predict_does(tmp_path: 
     calibration = _folder_images(tmp_path / "images", (8, 8))
 
     assert [image[:, 0, 0].tolist() for image in calibration] == [[200, 0, 0], [0, 200, 0], [0, 0, 200]]
+
+
+def test_calibration_decodes_only_the_images_it_calibrates_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a folder of 5,000 phone photographs was decoded whole (about 0.2 s each) to calibrate on its first 32
+    from torchbricks import _deploy_quantize
+
+    (tmp_path / "images").mkdir()
+    for index in range(5):
+        Image.new("RGB", (10, 10), (40 * index, 0, 0)).save(tmp_path / "images" / f"{index}.png")
+    read = _deploy_quantize.read_model_image
+    decoded: list[str] = []
+    monkeypatch.setattr(
+        _deploy_quantize, "read_model_image", lambda path, size: decoded.append(Path(path).name) or read(path, size)
+    )
+
+    calibration = _deploy_quantize._folder_images(tmp_path / "images", (8, 8), limit=2)
+
+    assert decoded == ["0.png", "1.png"]
+    assert [image[0, 0, 0] for image in calibration] == [0, 40]

@@ -66,7 +66,7 @@ def quantize_int8(
         calibration = [image for image, _ in _dataset_images(data_module, "train", num_calibration_images)]
         source = f"{len(calibration)} training images of {data_module.root}"
     else:
-        calibration = _folder_images(Path(str(images)), size)[:num_calibration_images]
+        calibration = _folder_images(Path(str(images)), size, num_calibration_images)
         if not calibration:
             raise BrickError(f"The images folder {str(images)!r} has no image ({', '.join(IMAGE_SUFFIXES)}).")
         source = f"{len(calibration)} images of {images}"
@@ -149,14 +149,17 @@ def _dataset_images(data_module: Any, split: str, limit: int | None) -> Iterator
         yield _to_uint8(sample["raw"]), sample
 
 
-def _folder_images(folder: Path, size: tuple[int, int]) -> list[np.ndarray]:
-    """The calibration images of `folder` [3, height, width] as `predict` gives them to a model of `size`: each file
-    decoded as training decoded it (`read_model_image`), each frame of an animated WebP an image (`read_frames`)."""
+def _folder_images(folder: Path, size: tuple[int, int], limit: int | None = None) -> list[np.ndarray]:
+    """The first `limit` (None: all) calibration images of `folder` [3, height, width] as `predict` gives them to a
+    model of `size`: each file decoded as training decoded it (`read_model_image`), each frame of an animated WebP
+    an image (`read_frames`); the files past them are not decoded."""
     images: list[np.ndarray] = []
     for path in visible_files(folder, IMAGE_SUFFIXES):
+        if limit is not None and len(images) >= limit:
+            break
         pictures = read_frames(path) if frame_count(path) > 1 else [read_model_image(path, size)[0]]
         images.extend(resize_image(picture, size).transpose(2, 0, 1).copy() for picture in pictures)
-    return images
+    return images[:limit]
 
 
 def _batches(images: list[np.ndarray], batch_size: int = 8) -> Iterator[np.ndarray]:
