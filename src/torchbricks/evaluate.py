@@ -18,6 +18,7 @@ and their kinds (`heads`, from the head registry `torchbricks.heads.find_heads`)
 from __future__ import annotations
 
 import copy
+import math
 import shutil
 import sys
 import tempfile
@@ -156,6 +157,7 @@ def evaluate_experiment(
         if not trainer.is_global_zero:
             return EvaluationResult({})
         metrics = to_json(module.epoch_metrics.get("test", {}))
+        undefined = {name: reason for name, reason in module.undefined_metrics.get("test", {}).items() if name in metrics}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     del pl
@@ -171,6 +173,7 @@ def evaluate_experiment(
         "classes_without_folder": absent if isinstance(absent, list) else [],
         **({"head_classes_without_folder": absent} if isinstance(absent, dict) else {}),
         "heads": heads,
+        **({"undefined_metrics": undefined} if undefined else {}),  # why a null metric is null
     }
     result = EvaluationResult(metrics, per_class_values(metrics, experiment.class_names), description)
     write_json(Path(out) if out is not None else experiment.folder / EVALUATION_FILE, result.to_json())
@@ -333,7 +336,13 @@ def format_evaluation(result: EvaluationResult) -> str:
     head that has them."""
     scalars = {name: value for name, value in result.metrics.items() if isinstance(value, (int, float))}
     width = max([len("metric"), *(len(name) for name in scalars)])
-    rows = (f"{name:<{width}}  {value:.4f}{_undefined(name, value)}" for name, value in scalars.items())
+    reasons = result.description.get("undefined_metrics", {})
+    rows = (
+        f"{name:<{width}}  undefined ({reasons.get(name, 'NaN')})"
+        if math.isnan(value)  # null in the JSON file
+        else f"{name:<{width}}  {value:.4f}{_undefined(name, value)}"
+        for name, value in scalars.items()
+    )
     lines = [f"{'metric':<{width}}  value", *rows]
     if "split" in result.description:
         described = SPLIT_TEXT.get(result.description["split"], result.description["split"])

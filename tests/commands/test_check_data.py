@@ -430,3 +430,22 @@ def test_a_classes_txt_without_its_background_line_is_a_note(tmp_path: Path) -> 
     assert "classes.txt' begins with 'cat': its first line names mask value 0" in note
     (tmp_path / "classes.txt").write_text("background\ncat\ndog\nbird\n")
     assert not any("begins with" in note for note in check_data(tmp_path, task="segmentation").notes)
+
+
+@pytest.mark.parametrize("split", ["train", "validation"])
+def test_a_split_whose_every_mask_pixel_is_255_is_a_problem_naming_the_split(
+    shapes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], split: str
+) -> None:
+    root = _copy(shapes, "segmentation", tmp_path)
+    folder = {"train": "train", "validation": "val"}[split]
+    masks = sorted((root / folder / "masks").glob("*.png"))
+    for path in masks:
+        Image.fromarray(np.full_like(np.asarray(Image.open(path)), 255)).save(path)
+
+    status, output = _check(root, capsys)
+
+    assert status == 1, output
+    pixels = len(masks) * 32 * 32
+    expected = f"Every mask pixel of the {split!r} split ({pixels} pixels of {len(masks)} masks) is 255 (ignored): "
+    assert expected in output, output
+    assert f"mask pixels of the {split!r} split (100.0%) are 255" not in output  # the problem, not the note as well

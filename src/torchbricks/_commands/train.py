@@ -47,22 +47,58 @@ def run(arguments: argparse.Namespace) -> int:
 
         print(OmegaConf.to_yaml(with_home_expanded(config)), end="")  # the paths the job reads: ~ from the home folder
         return 0
-    from torchbricks.lightning.main_job import run_main_job
+    from torchbricks.lightning.main_job import is_test_key, run_main_job
 
     result = run_main_job(config)
     if result.metrics:
         print(f"Experiment folder: {result.path_experiment}")
-        for name, value in result.metrics.get("test", {}).items():
-            if isinstance(value, float):
-                print(f"  test/{name}: {value:.4f}")
-        for name, value in result.metrics.get("test_logged", {}).items():  # Lightning's test table is not printed
-            print(f"  test/{name}: {value:.4f}")
+        for line in test_summary(result.metrics):
+            print(line)
         print(f"  wall time: {result.metrics['wall_time_seconds']:.1f} s")
-        tested = result.metrics.get("test", {})
-        heads = [name.removesuffix("/confusion_matrix") for name in tested if name.endswith("/confusion_matrix")]
+        tested = [name for key, values in result.metrics.items() if is_test_key(key) for name in values]
+        heads = list(
+            dict.fromkeys(name.removesuffix("/confusion_matrix") for name in tested if name.endswith("/confusion_matrix"))
+        )
         for hint in _hints(result.path_experiment, heads):
             print(f"Hint: {hint}")
     return 0
+
+
+def test_summary(metrics: dict[str, Any]) -> list[str]:
+    """The summary's lines of the test values of `metrics` (`metrics.json`), at 4 decimals, named as Lightning logs
+    them: each test metric, then the other values logged (`test_logged`: the losses, `monitored_mean`), in place of
+    Lightning's test table. With several test loaders each loader's values follow a line that names it (its position
+    in the list `test_dataloader` returned, its dataset and samples: `test_loaders`), and end in
+    `/dataloader_idx_<i>`."""
+    from torchbricks.lightning.main_job import LOADER_SUFFIX
+
+    logged = metrics.get("test_logged", {})
+    undefined = metrics.get("undefined_metrics", {})
+
+    def said(name: str, value: float | None, key: str, suffix: str = "") -> str:  # a NaN or null says why, not `nan`
+        reason = undefined.get(key, {}).get(name)
+        if reason is not None or value is None:
+            return f"test/{name}{suffix}: undefined ({reason or 'null in metrics.json'})"
+        return f"test/{name}{suffix}: {value:.4f}"
+
+    loaders = [key.removeprefix("test" + LOADER_SUFFIX) for key in metrics if key.startswith("test" + LOADER_SUFFIX)]
+    lines = ["  " + said(name, value, "test") for name, value in metrics.get("test", {}).items() if isinstance(value, float)]
+    lines += ["  " + said(name, value, "test") for name, value in logged.items() if LOADER_SUFFIX not in name]
+    for loader in loaders:
+        suffix = LOADER_SUFFIX + loader
+        about = metrics.get("test_loaders", {}).get(suffix.strip("/"), {})
+        described = f" ({about['dataset']}, {about['samples']} samples)" if about else ""
+        lines.append(f"  test loader {loader}{described}:")
+        tested = metrics.get("test" + suffix, {})
+        lines += [
+            "    " + said(name, value, "test" + suffix, suffix) for name, value in tested.items() if isinstance(value, float)
+        ]
+        lines += [
+            "    " + said(name.removesuffix(suffix), value, "test" + suffix, suffix)
+            for name, value in logged.items()
+            if name.endswith(suffix)
+        ]
+    return lines
 
 
 def _hints(path_experiment: Any, heads: list[str]) -> list[str]:

@@ -588,7 +588,9 @@ def _check_segmentation_folder(checker: _Checker, root: Path, layout: str, split
         checker.report.images[split] += 1
         _count_mask(checker, split, mask, mask_path)
     totals = checker.ignored_pixels.get(split)
-    if totals is not None and totals[0]:
+    if totals is not None and totals[0] == totals[1] > 0:
+        checker.problems.report(_unlabelled_split_problem(split, checker.report.images[split], totals[1]))
+    elif totals is not None and totals[0]:
         checker.report.notes.append(_ignored_pixels_notice(split, *totals))
     if split == "train":
         _note_background_line(checker, root)
@@ -632,6 +634,20 @@ def _count_mask(checker: _Checker, split: str, mask: np.ndarray, path: Path) -> 
     totals[1] += mask.size
     if ignored and not (values > 0).any():  # nothing but background and 255: objects drawn as 255 (a 0/255 mask?)
         totals[2].append(path)
+
+
+def _unlabelled_split_problem(split: str, masks: int, pixels: int) -> str:
+    """What `check-data` says of a split whose every mask pixel is 255: nothing there is trained on or measured."""
+    uses = {
+        "train": "nothing is trained on it",
+        "validation": "its mean IoU and loss are undefined, so the best checkpoint and early stopping follow nothing",
+        "test": "its mean IoU and loss are undefined",
+    }
+    return (
+        f"Every mask pixel of the {split!r} split ({pixels} pixels of {masks} masks) is {IGNORE_INDEX} (ignored): "
+        f"{uses.get(split, 'nothing in it is measured')}. Save its masks with class indices, {IGNORE_INDEX} only where "
+        "a pixel's class is unknown."
+    )
 
 
 def _ignored_pixels_notice(split: str, ignored: int, pixels: int, only_ignored: list[Path]) -> str:

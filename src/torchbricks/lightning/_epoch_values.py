@@ -89,6 +89,44 @@ class LossMeans:
         return {name: divided[index].float() for index, name in enumerate(names) if batches[index] > 0}
 
 
+UNSCORED_REASON = "no target of the split was scored: every one is the ignored index (every mask pixel 255)"
+"""Why a head's metrics are undefined (NaN) when its confusion matrix counts nothing (`unscored_heads`)."""
+
+
+def unscored_heads(values: Mapping[str, Any]) -> list[str]:
+    """The heads among an epoch's `values` whose confusion matrix (`<head>/confusion_matrix`) counts nothing: none of
+    the epoch's targets was scored, every one being the ignored index (a segmentation split whose every mask pixel is
+    255), so the head's mean IoU is NaN (torchmetrics' mean over no class) and its loss 0.
+
+    Example:
+        >>> unscored_heads({"seg/confusion_matrix": torch.zeros(2, 2), "cls/confusion_matrix": torch.eye(2)})
+        ['seg']
+    """
+    suffix = "/confusion_matrix"
+    return [
+        name.removesuffix(suffix)
+        for name, value in values.items()
+        if name.endswith(suffix) and isinstance(value, torch.Tensor) and value.numel() > 0 and not bool(value.any())
+    ]
+
+
+def undefined_values(values: Mapping[str, Any]) -> dict[str, str]:
+    """Each scalar value of an epoch's `values` that is NaN -> why: `UNSCORED_REASON` for a head that scored no target
+    (`unscored_heads`), else that the metric had nothing to measure. A NaN written as `null` in `metrics.json` or
+    printed as `nan` would read as a score; this says what it is instead.
+
+    Example:
+        >>> undefined_values({"seg/mean_iou": torch.tensor(float("nan")), "seg/confusion_matrix": torch.zeros(2, 2)})
+        {'seg/mean_iou': 'no target of the split was scored: every one is the ignored index (every mask pixel 255)'}
+    """
+    unscored = unscored_heads(values)
+    return {
+        name: UNSCORED_REASON if name.rpartition("/")[0] in unscored else "the metric had nothing to measure on the split"
+        for name, value in values.items()
+        if isinstance(value, torch.Tensor) and value.numel() == 1 and value.is_floating_point() and bool(value.isnan())
+    }
+
+
 def summarizes_itself(brick: object) -> bool:
     """Whether `brick` is not a metric brick but has its own `summarize(reset)` (a brick written for torchbricks
     0.4.2), which `BrickCollection.summarize` asks too."""

@@ -573,12 +573,20 @@ def learning_rates(optimizers: list[torch.optim.Optimizer]) -> dict[str, float]:
     return values
 
 
+_RANK_ZERO_LOGGERS = ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero")
+"""The loggers of Lightning's lines for the user (`rank_zero_info`), which the progress bars keep in order."""
+
+
 class LineProgressBar(pl.callbacks.ProgressBar):
     """Progress as one plain line per epoch, for output that is not a terminal (a log file, CI).
 
     Lightning's bar redraws itself with carriage returns many times a second, which a file keeps as one
     endless line; this bar prints `epoch 3/10  train/loss 0.123  validation/loss 0.145 ... (2.1 s)` once per
     epoch instead, from the global-zero process.
+
+    An epoch's line is printed once its values are all logged (when the next epoch starts or training ends), and the
+    lines Lightning prints meanwhile (`Trainer.fit stopped: max_epochs=2 reached.`, the time limit's) are held until
+    it is: the output reads in order, the last epoch's line before the line that says why training stopped.
 
     Args:
         stream: Where the lines go; standard output by default.
@@ -591,10 +599,27 @@ class LineProgressBar(pl.callbacks.ProgressBar):
         self._started = 0.0
         self._pending: tuple[int, float] | None = None
         self._validated = False  # whether validation ran since the last line
+        self._held = _HoldWhilePending(self)
 
     @property
     def is_enabled(self) -> bool:
         return self._enabled
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        for name in _RANK_ZERO_LOGGERS:
+            logging.getLogger(name).addFilter(self._held)
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        for name in _RANK_ZERO_LOGGERS:
+            logging.getLogger(name).removeFilter(self._held)
+        self._held.release()  # a run that failed with a line pending still shows what Lightning said
+        super().teardown(trainer, pl_module, stage)
+
+    @property
+    def line_pending(self) -> bool:
+        """Whether an epoch's line waits for its values (between the epoch's end and the next epoch or the end)."""
+        return self._pending is not None
 
     def disable(self) -> None:
         self._enabled = False
@@ -627,6 +652,7 @@ class LineProgressBar(pl.callbacks.ProgressBar):
         stale = () if self._validated else (logged_name("validation", ""),)
         self._validated = False
         if not (trainer.is_global_zero and self._enabled):
+            self._held.release()
             return
         values = "  ".join(
             f"{name.removesuffix('_epoch')} {value:.4g}"
@@ -635,6 +661,34 @@ class LineProgressBar(pl.callbacks.ProgressBar):
         )
         limit = f"/{trainer.max_epochs}" if trainer.max_epochs is not None and trainer.max_epochs >= 0 else ""  # -1: none
         print(f"epoch {epoch + 1}{limit}  {values}  ({seconds:.1f} s)", file=self._stream or sys.stdout, flush=True)
+        self._held.release()
+
+
+class _HoldWhilePending(logging.Filter):
+    """Holds Lightning's rank-zero log records while a `LineProgressBar` line is pending, and prints them once it is
+    printed (`release`): Lightning says "`Trainer.fit` stopped: `max_epochs=2` reached." after the last epoch's end
+    and before `on_train_end`, where its line is printed, so a file read the reason before the epoch it ended."""
+
+    def __init__(self, progress_bar: LineProgressBar) -> None:
+        super().__init__()
+        self._progress_bar = progress_bar
+        self._records: list[logging.LogRecord] = []
+        self._releasing = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self._releasing or not self._progress_bar.line_pending:
+            return True
+        self._records.append(record)
+        return False
+
+    def release(self) -> None:
+        records, self._records = self._records, []
+        self._releasing = True
+        try:
+            for record in records:
+                logging.getLogger(record.name).handle(record)
+        finally:
+            self._releasing = False
 
 
 def _epoch_of(trainer: pl.Trainer) -> str:
@@ -658,19 +712,17 @@ class TerminalProgressBar(pl.callbacks.TQDMProgressBar):
       printed: the bars closed at the process's exit were redrawn below it.
     """
 
-    _LOGGERS = ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero")
-
     def __init__(self) -> None:
         super().__init__()
         self._lines_clear_the_bar = _ClearBarBeforeLines(self)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
-        for name in self._LOGGERS:
+        for name in _RANK_ZERO_LOGGERS:
             logging.getLogger(name).addFilter(self._lines_clear_the_bar)
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        for name in self._LOGGERS:
+        for name in _RANK_ZERO_LOGGERS:
             logging.getLogger(name).removeFilter(self._lines_clear_the_bar)
         super().teardown(trainer, pl_module, stage)
 

@@ -200,6 +200,9 @@ def quiet_third_party_notices(resume: bool = False) -> None:
     - Lightning's lines that no GPU and no TPU is there ("GPU available: False, used: False"), and that it loads the
       training loader to count the steps (for the learning-rate schedule): nothing a user can act on. A GPU that is
       there is still said, and Lightning's warning when one is there but not used stays.
+    - Lightning's "Restoring states from the checkpoint path at <file>" before the best checkpoint is tested or a
+      run resumed: its next line, "Loaded model weights from the checkpoint at <file>" ("Restored all states ..."
+      when resuming), names the same file and says what was read from it.
     """
     warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training", category=UserWarning)
     if resume:  # Lightning warns that the checkpoint folder is not empty: resuming is why it is not
@@ -217,6 +220,7 @@ _DROPPED_NOTICES = (
     "GPU available: False, used: False",
     "TPU available: False, using: 0 TPU cores",
     "Loading `train_dataloader` to estimate number of stepping batches.",
+    "Restoring states from the checkpoint path at ",
 )
 
 

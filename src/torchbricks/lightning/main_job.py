@@ -10,7 +10,8 @@ Everything comes from a composed config (`torchbricks.configuration.compose_conf
 - `metrics.json`: the last epoch's train and validation metrics and the test metrics of the best epoch's weights
   (confusion matrices and each head's `per_class` values keyed by class name included), the other test
   values logged (`test_logged`: `loss`, `losses/<head>/<loss>`, `monitored_mean`; `torchbricks train` prints them with
-  the test metrics, in place of Lightning's test table), the epoch of each of the
+  the test metrics, in place of Lightning's test table), why each `null` value is (`undefined_metrics`), with several
+  test loaders each one's values (`test/dataloader_idx_<i>`) and data (`test_loaders`), the epoch of each of the
   first two (`metric_epochs`, counted from 1: the last validated epoch, with `trainer.check_val_every_n_epoch` above
   1, may be older than the last trained), the ONNX check, the wall
   time, the epochs run, why training stopped (`stop_reason`: `max_epochs`, `max_time`, `early_stopping`...) and
@@ -156,7 +157,8 @@ def run_main_job(config: Any) -> MainJobResult:
         batch = module.named_inputs_from_batch(next(iter(loaders[0])))
         metrics: dict[str, Any] = {
             **to_json(module.epoch_metrics),
-            "metric_epochs": {stage: epoch for stage, epoch in module.epoch_metrics_epoch.items() if stage != "test"},
+            "metric_epochs": {stage: epoch for stage, epoch in module.epoch_metrics_epoch.items() if not is_test_key(stage)},
+            **described_test_loaders(loaders),
         }
         onnx_failure: BrickError | None = None
         if settings.export_onnx:
@@ -168,7 +170,12 @@ def run_main_job(config: Any) -> MainJobResult:
                 onnx_failure = error
         if settings.n_visualized:
             draw_test_pictures(path_experiment, module, loaders, settings.n_visualized, class_names)
-        metrics.update(stopped, **best_summary(trainer, best), **never_validated_note(settings, module, best))
+        metrics.update(
+            stopped,
+            **best_summary(trainer, best),
+            **never_validated_note(settings, module, best),
+            **undefined_metrics(module),  # why a null value is null
+        )
         metrics["wall_time_seconds"] = round(time.perf_counter() - started, 2)
         write_json(path_experiment / "metrics.json", metrics)
         if onnx_failure is not None:
@@ -395,21 +402,60 @@ def fit_and_test_best(
     best = best_checkpoint(trainer) if checkpointing else None
     # verbose=False: Lightning's table of the test values would say what the job's summary says after it
     tested = trainer.test(module, datamodule=data_module, ckpt_path=None if best is None else str(best), verbose=False)
-    stopped["test_logged"] = logged_test_values(tested, module.epoch_metrics.get("test", {}))
+    stopped["test_logged"] = logged_test_values(tested, module.epoch_metrics, module.undefined_metrics)
     return stopped, best
 
 
-def logged_test_values(tested: list[dict[str, float]], test_metrics: dict[str, Any]) -> dict[str, float]:
-    """The values `trainer.test` logged (one dict per test loader) that the test metrics lack, by their logged name
-    without `test/`: the losses (`loss`, `losses/<head>/<loss>`) and, for a checkpoint that follows several heads,
-    `monitored_mean`. With them the job's summary says every value Lightning's test table said."""
+LOADER_SUFFIX = "/dataloader_idx_"
+"""What Lightning appends to the names of the values of each of several validation or test loaders (`/dataloader_idx_0`,
+`/dataloader_idx_1`, ...), and the module to the stage's key in `epoch_metrics` (`test/dataloader_idx_0`)."""
+
+
+def is_test_key(key: str) -> bool:
+    """Whether `key` of `epoch_metrics` holds test values: `test`, or `test/dataloader_idx_<i>` of one of several
+    test loaders."""
+    return key == "test" or key.startswith("test" + LOADER_SUFFIX)
+
+
+def logged_test_values(
+    tested: list[dict[str, float]], epoch_metrics: dict[str, dict[str, Any]], undefined: dict[str, dict[str, str]]
+) -> dict[str, float | None]:
+    """The values `trainer.test` logged (one dict per test loader) that the test metrics of `epoch_metrics` lack, by
+    their logged name without `test/`: the losses (`loss`, `losses/<head>/<loss>`) and, for a checkpoint that follows
+    several heads, `monitored_mean`. With them the job's summary says every value Lightning's test table said. With
+    several test loaders the names end as Lightning logs them, `/dataloader_idx_<i>`, and each loader's metrics are
+    in `epoch_metrics["test/dataloader_idx_<i>"]`. A value `undefined` names (`undefined_metrics`: the losses of a head
+    that scored no pixel, logged as 0) is None."""
     prefix = logged_name("test", "")
-    return {
-        name.removeprefix(prefix): float(value)
-        for values in tested
-        for name, value in values.items()
-        if name.removeprefix(prefix) not in test_metrics
-    }
+
+    def kept_as(name: str) -> tuple[str, str]:  # (the key of epoch_metrics, the name there)
+        metric, suffix, loader = name.removeprefix(prefix).rpartition(LOADER_SUFFIX)
+        if suffix and loader.isdigit():
+            return "test" + LOADER_SUFFIX + loader, metric
+        return "test", name.removeprefix(prefix)
+
+    logged: dict[str, float | None] = {}
+    for values in tested:
+        for name, value in values.items():
+            key, metric = kept_as(name)
+            if metric not in epoch_metrics.get(key, {}):
+                logged[name.removeprefix(prefix)] = None if metric in undefined.get(key, {}) else float(value)
+    return logged
+
+
+def described_test_loaders(loaders: list[Any]) -> dict[str, Any]:
+    """With several test loaders (a data module whose `test_dataloader` returns a list), which data each one's values
+    (`test/dataloader_idx_<i>`, `<i>` the loader's position in the list) are of, as
+    `{"test_loaders": {"dataloader_idx_<i>": {"dataset": <its class>, "samples": <its count>}}}`. An empty dict with
+    one loader."""
+    if len(loaders) < 2:
+        return {}
+    described: dict[str, Any] = {}
+    for index, loader in enumerate(loaders):
+        dataset = getattr(loader, "dataset", None)
+        size = len(dataset) if dataset is not None and hasattr(dataset, "__len__") else None
+        described[LOADER_SUFFIX.strip("/") + str(index)] = {"dataset": type(dataset).__name__, "samples": size}
+    return {"test_loaders": described}
 
 
 def monitors_validation(settings: JobSettings) -> bool:
@@ -447,6 +493,14 @@ def check_validation_runs(settings: JobSettings, trainer_config: Any, module: Li
         "trainer.check_val_every_n_epoch), monitor a training value (checkpoint.monitor=train/loss checkpoint.mode=min), "
         "or set early_stopping.patience=null and enable_checkpointing=false to test the last weights."
     )
+
+
+def undefined_metrics(module: LightningBrickCollection) -> dict[str, Any]:
+    """Why each value of `metrics.json` that is `null` (NaN) is, as `{"undefined_metrics": {stage: {name: reason}}}`
+    (`LightningBrickCollection.undefined_metrics`: a test split whose every mask pixel is 255 scores no pixel, and
+    has no mean IoU); an empty dict when every value is a number."""
+    undefined = {key: reasons for key, reasons in module.undefined_metrics.items() if reasons}
+    return {"undefined_metrics": undefined} if undefined else {}
 
 
 def never_validated_note(settings: JobSettings, module: LightningBrickCollection, best: Path | None) -> dict[str, str]:

@@ -29,8 +29,16 @@ from torchbricks._extras import require
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.bricks import BrickInterface, BrickMetrics
 from torchbricks.configuration.settings import AVERAGED_METRICS_NAME
-from torchbricks.errors import BrickError, UnknownMetricError, did_you_mean, did_you_mean_key
-from torchbricks.lightning._epoch_values import LossMeans, metric_value_names, summarize_metrics, summarizes_itself
+from torchbricks.errors import BrickError, DataError, UnknownMetricError, did_you_mean, did_you_mean_key
+from torchbricks.lightning._epoch_values import (
+    UNSCORED_REASON,
+    LossMeans,
+    metric_value_names,
+    summarize_metrics,
+    summarizes_itself,
+    undefined_values,
+    unscored_heads,
+)
 from torchbricks.lightning.experiment_files import create_experiment_file_callbacks, to_json
 from torchbricks.lightning.optimizers import bind_training_budget
 from torchbricks.lightning.samplers import check_evaluation_loaders
@@ -188,6 +196,10 @@ class LightningBrickCollection(pl.LightningModule):
         self.epoch_metrics_epoch: dict[str, int] = {}
         """Stage name -> the training epoch (counted from 1) whose end computed its `epoch_metrics`: with
         `check_val_every_n_epoch` above 1 the validation values are older than the training ones."""
+        self.undefined_metrics: dict[str, dict[str, str]] = {}
+        """Stage name (as in `epoch_metrics`) -> its values of the last epoch that are NaN -> why (`undefined_values`):
+        a test split whose every mask pixel is ignored has no mean IoU, and says so."""
+        self._said_undefined: set[tuple[str, str]] = set()
 
     @property
     def path_experiment(self) -> Path:
@@ -542,6 +554,9 @@ class LightningBrickCollection(pl.LightningModule):
             self._check_averaged_values(values)  # in the sanity check too: before the first epoch trains
         if self.trainer.sanity_checking:
             return
+        loader = self._summarized_loader
+        kept_as = stage.value if loader is None else f"{stage.value}/dataloader_idx_{loader}"  # in epoch_metrics
+        self._check_scored(stage, kept_as, "" if loader is None else f"/dataloader_idx_{loader}", values, losses)
         # The values are reduced already. `sync_dist=True, rank_zero_only=True` is how Lightning is told to log
         # them as they are: its own reduction would be a collective started whenever a callback first reads the
         # value (on rank 0 alone for the progress bar), and without sync_dist it warns on every epoch-level log.
@@ -560,10 +575,50 @@ class LightningBrickCollection(pl.LightningModule):
             mean = torch.stack([values[name].float().reshape(()) for name in self.averaged_metrics]).mean()
             log(logged_name(stage.value, AVERAGED_METRICS_NAME), mean, prog_bar=stage is Stage.VALIDATION)
         if values:  # the experiment files' writer reads them (no metric brick ran in this stage: nothing to keep)
-            loader = self._summarized_loader
-            key = stage.value if loader is None else f"{stage.value}/dataloader_idx_{loader}"
-            self.epoch_metrics[key] = {name: _to_cpu(value) for name, value in values.items()}
-            self.epoch_metrics_epoch[key] = int(self.current_epoch) + 1
+            self.epoch_metrics[kept_as] = {name: _to_cpu(value) for name, value in values.items()}
+            self.epoch_metrics_epoch[kept_as] = int(self.current_epoch) + 1
+
+    def _check_scored(self, stage: Stage, key: str, suffix: str, values: Mapping[str, Any], losses: Mapping[str, Any]) -> None:
+        """Refuses a training or validation epoch in which a head scored no target (`unscored_heads`: every mask pixel
+        of its batches 255), whose values would be undefined (a NaN mean IoU, a loss of 0) and followed by the best
+        checkpoint and early stopping; keeps why a value of the epoch is undefined (`undefined_metrics`) and says it
+        once per stage and value (a test split without a scored pixel: the run's other results stand).
+
+        Raises:
+            DataError: A training or validation epoch scored no target of a head; the message names the split and the
+                heads.
+        """
+        unscored = unscored_heads(values)
+        if unscored and stage is not Stage.TEST:
+            follows = {
+                Stage.TRAIN: "nothing would be learned from it",
+                Stage.VALIDATION: "the best checkpoint and early stopping would follow nothing",
+            }[stage]
+            named = [logged_name(stage.value, name) for name in undefined_values(values)]
+            raise DataError(
+                f"The {stage.value} split gave head(s) {unscored} no pixel to score in epoch {self.current_epoch + 1}: "
+                f"every mask pixel of its batches is 255 (ignored), so {named or 'its metrics'} would be undefined "
+                f"(NaN) and its loss 0: {follows}. Save the split's masks with class indices (255 only where a "
+                "pixel's class is unknown); `torchbricks check-data DIR` names such splits."
+            )
+        undefined = undefined_values(values)
+        # the losses of a head that scored nothing are 0 (a sum of no pixel), and so is the total when every head's is
+        unscored_losses = [name for name in losses if name.rpartition("/")[0] in unscored]
+        if unscored_losses and len(unscored_losses) == len(losses) - 1:
+            unscored_losses.append(TOTAL_LOSS)
+        for name in unscored_losses:
+            loss = logged_name(stage.value, name, loss=True).removeprefix(logged_name(stage.value, ""))
+            undefined[loss] = f"{UNSCORED_REASON}; 0 in the logs"
+        self.undefined_metrics[key] = undefined
+        said = [f"{logged_name(stage.value, name)}{suffix}" for name in undefined if (key, name) not in self._said_undefined]
+        if said:
+            self._said_undefined.update((key, name) for name in undefined)
+            because = f"head(s) {unscored} scored no pixel: every mask pixel of the split is 255 (ignored)" if unscored else ""
+            pl.utilities.rank_zero_warn(
+                f"The {key} values {said} are undefined, null in the JSON files (their undefined_metrics says why): "
+                f"{because or 'a metric had nothing to measure on the split'}.",
+                category=UserWarning,
+            )
 
 
 def _learns_weights(balancer: LossBalancer) -> bool:

@@ -1,0 +1,235 @@
+"""What `torchbricks train` prints, read as a batch job keeps it: stdout and stderr redirected to one file."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from torchbricks.__main__ import main
+
+TORCHBRICKS = [sys.executable, "-m", "torchbricks"]
+TIMEOUT = 300
+SMALL = ["trainer.max_epochs=2", "data.image_size=32", "data.num_workers=0", "n_visualized=0", "export_onnx=false"]
+
+
+def _train_to_file(output: Path, *arguments: str, python_path: Path | None = None, status: int = 0) -> list[str]:
+    """Runs `torchbricks train ARGUMENTS` with stdout and stderr into one file (`> output 2>&1`); its lines, after
+    checking its exit `status`."""
+    environment = dict(os.environ)
+    if python_path is not None:  # a module of the user's, beside the installed torchbricks
+        environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(python_path), environment.get("PYTHONPATH")]))
+    with open(output, "wb") as file:
+        exited = subprocess.run(
+            [*TORCHBRICKS, "train", *arguments],
+            stdout=file,
+            stderr=subprocess.STDOUT,
+            env=environment,
+            timeout=TIMEOUT,
+            check=False,
+        ).returncode
+    text = output.read_text()
+    assert exited == status, text[-3000:]
+    return text.splitlines()
+
+
+@pytest.fixture(scope="module")
+def redirected_run(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """A two-epoch classification run on the shapes, its output redirected to a file: its folder and output lines."""
+    experiments = tmp_path_factory.mktemp("redirected")
+    lines = _train_to_file(
+        experiments / "output.txt",
+        "task=classification",
+        f"data.root={shapes_root / 'classification'}",
+        f"experiment.path_experiments={experiments}",
+        "experiment.name=run",
+        *SMALL,
+    )
+    return experiments / "run", lines
+
+
+@pytest.mark.slow
+def test_a_redirected_run_prints_the_last_epochs_line_before_the_line_that_says_why_training_stopped(
+    redirected_run: tuple[Path, list[str]],
+) -> None:
+    _, lines = redirected_run
+    epochs = [index for index, line in enumerate(lines) if line.startswith("epoch ")]
+    assert [lines[index].split()[1] for index in epochs] == ["1/2", "2/2"], lines
+    stopped = lines.index("`Trainer.fit` stopped: `max_epochs=2` reached.")
+    assert epochs[-1] < stopped < lines.index(f"Experiment folder: {redirected_run[0]}"), lines
+
+
+@pytest.mark.slow
+def test_a_redirected_run_names_the_tested_checkpoint_on_one_line(redirected_run: tuple[Path, list[str]]) -> None:
+    folder, lines = redirected_run
+    best = str(folder.resolve() / "checkpoints" / "best.ckpt")
+    assert json.loads((folder / "metrics.json").read_text())["tested_weights"] == "best"
+    naming = [line for line in lines if best in line]
+    assert naming == [f"Loaded model weights from the checkpoint at {best}"], lines
+
+
+TWO_TEST_LOADERS = '''
+from torchbricks.lightning.datamodules import ImageFolderDataModule
+
+
+class TwoTestLoaders(ImageFolderDataModule):
+    """Tests on the validation images (4) and on the training images (8), one loader each."""
+
+    def test_dataloader(self):
+        return [self.val_dataloader(), self._loader("train", shuffle=False)]
+'''
+
+
+@pytest.mark.slow
+def test_each_of_several_test_loaders_is_summarised_under_a_line_naming_its_data(shapes_root: Path, tmp_path: Path) -> None:
+    # A data module of the user's whose test_dataloader returns two loaders: Lightning logs each one's values with
+    # `/dataloader_idx_<i>`, and the module keeps them as `test/dataloader_idx_<i>` in place of `test`.
+    (tmp_path / "two_test_loaders.py").write_text(TWO_TEST_LOADERS)
+    (tmp_path / "configs" / "data").mkdir(parents=True)
+    packaged = Path(__file__).parents[2] / "src" / "torchbricks" / "configs" / "data" / "image_folder.yaml"
+    config = packaged.read_text().replace(
+        "torchbricks.lightning.datamodules.ImageFolderDataModule", "two_test_loaders.TwoTestLoaders"
+    )
+    (tmp_path / "configs" / "data" / "two_test_loaders.yaml").write_text(config)
+    lines = _train_to_file(
+        tmp_path / "output.txt",
+        "--config-dir",
+        str(tmp_path / "configs"),
+        "task=classification",
+        "data=two_test_loaders",
+        f"data.root={shapes_root / 'classification'}",
+        f"experiment.path_experiments={tmp_path}",
+        "experiment.name=run",
+        *SMALL,
+        python_path=tmp_path,
+    )
+
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["test_loaders"] == {
+        "dataloader_idx_0": {"dataset": "ImageFolderDataset", "samples": 4},
+        "dataloader_idx_1": {"dataset": "ImageFolderDataset", "samples": 8},
+    }
+    assert set(metrics["metric_epochs"]) == {"train", "validation"}
+    # every test value of Lightning's CSV log, under its loader's line, as logged, at 4 decimals
+    log = list(csv.DictReader((tmp_path / "run" / "logs" / "metrics.csv").open()))
+    logged = {name: float(value) for row in log for name, value in row.items() if name.startswith("test/") and value}
+    summary = lines[lines.index(f"Experiment folder: {tmp_path / 'run'}") + 1 :]
+    summary = summary[: next(index for index, line in enumerate(summary) if line.startswith("  wall time: "))]
+    for loader, samples in ((0, 4), (1, 8)):
+        heading = summary.index(f"  test loader {loader} (ImageFolderDataset, {samples} samples):")
+        values = dict(line.strip().split(": ") for line in summary[heading + 1 :] if line.startswith("    "))
+        expected = {name: value for name, value in logged.items() if name.endswith(f"/dataloader_idx_{loader}")}
+        assert {"test/classification/accuracy", "test/loss"} <= {name.rpartition("/")[0] for name in expected}, logged
+        own = {name: value for name, value in values.items() if name.endswith(f"/dataloader_idx_{loader}")}
+        assert own == {name: f"{value:.4f}" for name, value in expected.items()}, summary
+    assert len(summary) == 2 + len(logged), summary  # two loader lines and each value once: none duplicated
+
+
+def _segmentation_with_unlabelled(shapes_root: Path, root: Path, split: str) -> Path:
+    """The shapes' segmentation folder with a split whose every mask pixel is 255: `val` made so, or a `test` split
+    of the validation images with such masks."""
+    shutil.copytree(shapes_root / "segmentation", root)
+    if split == "test":
+        shutil.copytree(root / "val", root / "test")
+    for path in (root / split / "masks").glob("*.png"):
+        Image.fromarray(np.full_like(np.asarray(Image.open(path)), 255)).save(path)
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sources", [False, True], ids=["segmentation", "multitask sources"])
+def test_a_validation_split_whose_every_mask_pixel_is_255_stops_the_run_after_its_first_epoch_naming_split_and_head(
+    shapes_root: Path, tmp_path: Path, sources: bool
+) -> None:
+    # Its mean IoU was NaN (null) and its loss 0, without a word: early stopping ended the run after that epoch
+    # ("Monitored metric ... = nan is not finite", in metrics.json only) and the first epoch's weights were tested.
+    root = _segmentation_with_unlabelled(shapes_root, tmp_path / "masks", "val")
+    data = (
+        [
+            "task=multitask",
+            f"data.sources=[{{task: classification, root: {shapes_root / 'classification'}}}, "
+            f"{{task: segmentation, root: {root}, name: masks}}]",
+        ]
+        if sources
+        else ["task=segmentation", f"data.root={root}"]
+    )
+    lines = _train_to_file(
+        tmp_path / "output.txt", *data, f"experiment.path_experiments={tmp_path}", "experiment.name=run", *SMALL, status=2
+    )
+
+    head = "masks" if sources else "segmentation"
+    error = lines[-1]
+    assert error.startswith(f"torchbricks: error: The validation split gave head(s) [{head!r}] no pixel to score in epoch 1"), (
+        lines
+    )
+    assert f"validation/{head}/mean_iou" in error
+    assert [line.split()[1] for line in lines if line.startswith("epoch ")] == [], lines  # stopped before its line
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+@pytest.fixture(scope="module")
+def unlabelled_test_split(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[str]]:
+    """A segmentation run whose test split's every mask pixel is 255: its data, its folder and its output lines."""
+    folder = tmp_path_factory.mktemp("unlabelled_test")
+    root = _segmentation_with_unlabelled(shapes_root, folder / "masks", "test")
+    lines = _train_to_file(
+        folder / "output.txt",
+        "task=segmentation",
+        f"data.root={root}",
+        f"experiment.path_experiments={folder}",
+        "experiment.name=run",
+        *SMALL,
+    )
+    return root, folder / "run", lines
+
+
+UNSCORED = "no target of the split was scored: every one is the ignored index (every mask pixel 255)"
+
+
+@pytest.mark.slow
+def test_a_test_split_whose_every_mask_pixel_is_255_has_its_mean_iou_and_losses_said_undefined_with_the_reason(
+    unlabelled_test_split: tuple[Path, Path, list[str]],
+) -> None:
+    _, folder, lines = unlabelled_test_split
+    summary = [line for line in lines if line.startswith("  test/")]
+    assert summary == [
+        f"  test/segmentation/mean_iou: undefined ({UNSCORED})",
+        f"  test/loss: undefined ({UNSCORED}; 0 in the logs)",
+        f"  test/losses/segmentation/loss_ce: undefined ({UNSCORED}; 0 in the logs)",
+    ], lines
+    assert sum("are undefined, null in the JSON files" in line for line in lines) == 1, lines
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["test"]["segmentation/mean_iou"] is None
+    assert metrics["test_logged"] == {"loss": None, "losses/segmentation/loss_ce": None}
+    assert metrics["undefined_metrics"] == {
+        "test": {
+            "segmentation/mean_iou": UNSCORED,
+            "losses/segmentation/loss_ce": f"{UNSCORED}; 0 in the logs",
+            "loss": f"{UNSCORED}; 0 in the logs",
+        }
+    }
+    assert metrics["validation"]["segmentation/mean_iou"] is not None  # the validation split is labelled
+
+
+@pytest.mark.slow
+def test_evaluate_on_a_split_whose_every_mask_pixel_is_255_says_its_mean_iou_is_undefined_and_why(
+    unlabelled_test_split: tuple[Path, Path, list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, folder, _ = unlabelled_test_split
+    out = tmp_path / "evaluation.json"
+
+    assert main(["evaluate", str(folder), f"data.root={root}", "split=test", "--out", str(out)]) == 0
+
+    table = capsys.readouterr().out.splitlines()
+    assert f"segmentation/mean_iou  undefined ({UNSCORED})" in table, table
+    evaluation = json.loads(out.read_text())
+    assert evaluation["metrics"]["segmentation/mean_iou"] is None
+    assert evaluation["undefined_metrics"] == {"segmentation/mean_iou": UNSCORED}
