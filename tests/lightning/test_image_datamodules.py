@@ -701,7 +701,7 @@ def test_the_image_folder_start_up_lists_each_class_folder_once(
     folders = [str(root / split / name) for split in ("train", "val") for name in ("cat", "dog")]
     assert {folder: listed[folder] for folder in folders} == dict.fromkeys(folders, 1)
     images = [str(path) for path in sorted(root.glob("*/*/*.png"))]
-    assert {opened[path] for path in images} == {2}  # its header (check_files, the size) and its end (check_image_file)
+    assert {opened[path] for path in images} == {1}  # one opening: its header (check_files, the size) and its end
     if image_size is None:
         from torchbricks.datasets.image_sizes import typical_image_size
 
