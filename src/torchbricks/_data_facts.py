@@ -64,6 +64,10 @@ class KeptWithin:
         finally:
             self._values.reset(token)
 
+    def within(self) -> bool:
+        """Whether a scope is under way (values are kept)."""
+        return self._values.get() is not None
+
     def value(self, key: Hashable, compute: Callable[[], Result]) -> Result:
         """The value kept under `key` within the scope under way, computed by `compute` on the first ask."""
         values = self._values.get()

@@ -22,7 +22,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple, cast
+from typing import Any, BinaryIO, NamedTuple, cast
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -98,13 +98,19 @@ def open_image(path: Path | str) -> Iterator[Image.Image]:
     A file that is no image raises Pillow's `UnidentifiedImageError` naming the path, as Pillow words it for a path
     (for a file object it names `<_io.BufferedReader ...>`, which `predict` listed in skipped.txt).
     """
-    with open(path, "rb") as file:
-        try:
-            opened = Image.open(file)
-        except UnidentifiedImageError as error:
-            raise UnidentifiedImageError(f"cannot identify image file {str(path)!r}") from error
-        with opened as image:
-            yield image
+    with open(path, "rb") as file, _image_in(file, path) as image:
+        yield image
+
+
+@contextmanager
+def _image_in(file: BinaryIO, path: Path | str) -> Iterator[Image.Image]:
+    """`PIL.Image.open` of the opened image file at `path` (`open_image`)."""
+    try:
+        opened = Image.open(file)
+    except UnidentifiedImageError as error:
+        raise UnidentifiedImageError(f"cannot identify image file {str(path)!r}") from error
+    with opened as image:
+        yield image
 
 
 EXIF_ORIENTATION = 0x0112
@@ -409,6 +415,8 @@ class ImageHeader(NamedTuple):
     """`converted_profile`."""
     ending: bytes | None
     """How a whole file of its format ends (`_LAST_BYTES`); None: not looked at."""
+    whole: bool
+    """Whether the file ends so (True when `ending` is None), looked at in the same opening."""
     uncompressed: bool
     alpha: bool
     """`has_alpha`."""
@@ -422,7 +430,8 @@ class ImageHeader(NamedTuple):
 class ImageHeaders:
     """The `ImageHeader` of each file, the file opened once: a data module's start-up looks at each image and mask
     from several checks (the palettes of the masks, the sizes of images and masks, `check_image_file` of each), and a
-    data set of thousands of files pays for every opening. A file Pillow cannot open (or whose header cannot be read)
+    data set of thousands of files pays for every opening (the end of the file, which says whether it is whole, is read
+    in the same opening). A file Pillow cannot open (or whose header cannot be read)
     has no header here: each check then opens it itself and says so as it always did. Made for one start-up: a file
     changed later is not seen.
 
@@ -454,20 +463,22 @@ class ImageHeaders:
 
     def _read(self, path: Path, palette: bool) -> ImageHeader | None:
         try:
-            with open_image(path) as image:
+            with open(path, "rb") as file, _image_in(file, path) as image:
                 tiles = getattr(image, "tile", [])  # before any decoding, which empties it
+                ending = _LAST_BYTES.get(image.format or "")
                 header = ImageHeader(
                     size=upright_size(image),
                     orientation=exif_orientation(image),
                     mode=image.mode,
                     profile=converted_profile(image),
-                    ending=_LAST_BYTES.get(image.format or ""),
+                    ending=ending,
+                    whole=ending is None or _file_ends_with(file, ending),
                     uncompressed=bool(tiles) and all(tile[0] == "raw" for tile in tiles),
                     alpha=has_alpha(image),
                     palette=None,
                     palette_read=palette,
                 )
-                colours = stored_palette(image, path) if palette else None
+                colours = stored_palette(image, path, whole=header.whole) if palette else None
                 if colours is not None:
                     header = header._replace(palette=self._palettes.setdefault(colours, colours))
                 return header
@@ -493,7 +504,7 @@ def check_image_file(path: Path | str, alpha: bool = True, headers: ImageHeaders
     header = None if headers is None else headers.header(path)
     if header is not None and header.mode != "F" and not (alpha and header.alpha):
         with _named(path):
-            if header.uncompressed or (header.ending is not None and not _ends_with(path, header.ending)):
+            if header.uncompressed or not header.whole:
                 read_rgb_reduced(path, (1, 1))
         return ImageFacts(header.size, header.orientation, False, header.profile)
     with _named(path):
@@ -511,13 +522,14 @@ def check_image_file(path: Path | str, alpha: bool = True, headers: ImageHeaders
         return ImageFacts(shown, orientation, transparent, profile)
 
 
-def stored_palette(image: Image.Image, path: Path | str) -> tuple[int, ...] | None:
+def stored_palette(image: Image.Image, path: Path | str, whole: bool | None = None) -> tuple[int, ...] | None:
     """The flat RGB palette of the opened palette image (mode P) at `path`, as `Image.getpalette("RGB")` gives it,
     None for another mode or when the file cannot be decoded. `getpalette` decodes the pixels; a PNG's palette is its
     PLTE chunk, which Pillow holds from the header and hands to the decoded image as it is (short palettes, 1- to
     8-bit indices and a tRNS chunk alike: compared on such files in tests/test_pictures.py), so a PNG that ends as a
     whole one ends gives it undecoded. Other files, and a PNG cut short (whose decoding fails: no palette, its own
-    error comes when it is read), are decoded."""
+    error comes when it is read), are decoded. `whole`: whether the file ends as a whole one of its format, when known
+    (`ImageHeader.whole`); looked at here when None."""
     if image.mode != "P":
         return None
     held = image.palette  # before decoding: the PLTE chunk's bytes, not yet handed to the decoded image (dirty)
@@ -528,7 +540,7 @@ def stored_palette(image: Image.Image, path: Path | str) -> tuple[int, ...] | No
         and (held.rawmode or held.mode) == "RGB"
         and 0 < len(held.palette) <= 3 * 256
         and len(held.palette) % 3 == 0
-        and _ends_with(path, _LAST_BYTES["PNG"])
+        and (whole if whole is not None else _ends_with(path, _LAST_BYTES["PNG"]))
     ):
         return tuple(held.palette)
     try:
@@ -540,9 +552,18 @@ def stored_palette(image: Image.Image, path: Path | str) -> tuple[int, ...] | No
 def _ends_with(path: Path | str, ending: bytes) -> bool:
     """Whether the file ends with `ending`, padding of zeros or line ends after it left out."""
     with open(path, "rb") as file:
+        return _file_ends_with(file, ending)
+
+
+def _file_ends_with(file: BinaryIO, ending: bytes) -> bool:
+    """`_ends_with` of an opened file, left where it was (Pillow reads on from there)."""
+    position = file.tell()
+    try:
         size = file.seek(0, os.SEEK_END)
         file.seek(max(0, size - 64))
         return file.read().rstrip(b"\x00\r\n ").endswith(ending)
+    finally:
+        file.seek(position)
 
 
 @contextmanager

@@ -562,3 +562,37 @@ def test_a_bbox_of_zero_height_as_coco_2017_has_is_left_out_and_said_not_an_erro
         dataset.reading_notice
     )
     assert CocoDataset(path, with_masks=True)[0]["target_mask"].unique().tolist() == [0, 2]  # zebra: index 1, + 1
+
+
+def test_within_a_start_up_a_coco_file_is_parsed_once_and_each_reader_gets_its_own_document(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The class names, the category ids, the split draw, the image sizes and each split's reader parsed the same
+    # training file (4 to 17 times per start-up). Parsed once, one reader must still not see what another changed.
+    import json
+
+    from torchbricks.datasets._reading import each_file_read_once
+    from torchbricks.datasets.coco import parsed_json
+
+    _image(tmp_path / "images" / "a.png", size=(40, 30))
+    images = [{"id": 1, "file_name": "images/a.png", "width": 40, "height": 30}]
+    annotations = [_annotation(1, 1, 4, [1.0, 2.0, 3.0, 4.0], segmentation=[[1, 2, 4, 2, 4, 6]])]
+    path = _coco(tmp_path / "train.json", images, annotations, CATEGORIES)
+    written = json.loads(path.read_text())
+    parses = []
+    real_loads = json.loads
+    monkeypatch.setattr(json, "loads", lambda text, *rest, **keywords: parses.append(text) or real_loads(text, *rest, **keywords))
+
+    with each_file_read_once():
+        first = parsed_json(path)
+        first["annotations"][0]["segmentation"][0].append(99)  # a reader changing its own document, deep inside
+        first["categories"].clear()
+        second = parsed_json(path)
+        names = coco_class_names(path)
+        dataset = CocoDataset(path, tmp_path)
+
+    assert second == written != first
+    assert second["annotations"][0]["segmentation"] is not first["annotations"][0]["segmentation"]
+    assert names == ["cat", "zebra"]
+    assert dataset.records[0].objects[0].segmentation == [[1, 2, 4, 2, 4, 6]]
+    assert len(parses) == 1

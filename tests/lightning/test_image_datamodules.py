@@ -653,17 +653,19 @@ def _count_listings(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 @pytest.mark.parametrize("image_size", [32, None])
 @pytest.mark.parametrize("layout", ["coco", "yolo", "voc"])
-def test_the_detection_start_up_reads_each_annotation_file_once_and_lists_each_folder_once(
+def test_the_detection_start_up_opens_each_file_once_and_lists_each_folder_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str, image_size: int | None
 ) -> None:
     # The class names, the layout's checks and each split's reader read the same files: YOLO's data.yaml 8 times,
     # VOC's XML files 3-4 times and its ImageSets/Main lists 4 times, COCO's train.json 4 times (5 without a size).
+    # Each image was opened twice (YOLO: three times): its size, then check_files for its header and for its end.
     from layouts import coco_to_voc, coco_to_yolo
 
     coco = write_shapes_dataset(tmp_path / "shapes", num_train=4, num_val=2, image_size=32) / "detection"
     root = {"coco": coco, "yolo": coco_to_yolo, "voc": coco_to_voc}[layout]
     if layout != "coco":
         root = root(coco, tmp_path / layout)  # type: ignore[operator]
+    images = [str(path) for path in root.rglob("*.png")]
     opened, listed = _count_reads(monkeypatch)
 
     data = DetectionDataModule(root, image_size=image_size, batch_size=2, num_workers=0)
@@ -673,6 +675,7 @@ def test_the_detection_start_up_reads_each_annotation_file_once_and_lists_each_f
     annotations = {path: count for path, count in opened.items() if Path(path).suffix not in (".png", ".jpg")}
     assert len(annotations) >= 2  # the training and validation annotations, at least
     assert annotations == dict.fromkeys(annotations, 1)
+    assert {path: opened[path] for path in images} == dict.fromkeys(images, 1)  # header and end: one opening
     assert {path: count for path, count in listed.items() if count > 1} == {}
     assert data.layout == layout
     assert len(data.datasets["validation"]) == len(data.datasets["test"]) == 2
@@ -701,7 +704,7 @@ def test_the_image_folder_start_up_lists_each_class_folder_once(
     folders = [str(root / split / name) for split in ("train", "val") for name in ("cat", "dog")]
     assert {folder: listed[folder] for folder in folders} == dict.fromkeys(folders, 1)
     images = [str(path) for path in sorted(root.glob("*/*/*.png"))]
-    assert {opened[path] for path in images} == {2}  # its header (check_files, the size) and its end (check_image_file)
+    assert {opened[path] for path in images} == {1}  # one opening: its header (check_files, the size) and its end
     if image_size is None:
         from torchbricks.datasets.image_sizes import typical_image_size
 

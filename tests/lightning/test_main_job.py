@@ -659,3 +659,81 @@ def test_a_jobs_start_up_reads_the_masks_for_its_data_facts_once_and_the_next_jo
             run_main_job(config)
         facts = ("_scanned_class_count", "_sampled_mask_counts", "segmentation_pixel_counts")
         assert {name: decoded[name] for name in facts} == dict.fromkeys(facts, training_masks)
+
+
+@pytest.mark.parametrize("layout", ["image_folder", "coco", "yolo", "voc"])
+def test_a_jobs_start_up_opens_each_file_of_the_data_once_and_lists_each_folder_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str
+) -> None:
+    # The config's resolvers (every class interpolation, the image size), the data module, its checks and the
+    # resolved config written to the run each read the data: the image folder's train/ was listed 20 to 34 times,
+    # COCO's train.json parsed 17 times, YOLO's data.yaml read 27 times, a VOC training XML file 16 times and each
+    # image opened 2 to 4 times (its size for the config, for the reader, then check_files' header and end).
+    import builtins
+    import io
+    import os
+    from collections import Counter
+    from typing import Any
+
+    from layouts import coco_to_voc, coco_to_yolo
+
+    from torchbricks.datasets.shapes import write_shapes_dataset
+    from torchbricks.lightning import main_job
+
+    shapes = write_shapes_dataset(tmp_path / "shapes", num_train=6, num_val=3, image_size=32)
+    root = {"image_folder": shapes / "classification", "coco": shapes / "detection"}.get(layout)
+    if root is None:
+        root = (coco_to_yolo if layout == "yolo" else coco_to_voc)(shapes / "detection", tmp_path / layout)
+    texts = {str(path): path.read_text() for path in root.glob("*.json")}
+    files = [str(path) for path in root.rglob("*") if path.is_file()]
+    opened: Counter[str] = Counter()
+    listed: Counter[str] = Counter()
+    parsed: Counter[str] = Counter()  # JSON texts of the data parsed
+    real_open, real_scandir, real_listdir, real_loads = builtins.open, os.scandir, os.listdir, json.loads
+
+    def open_file(file: Any, *arguments: Any, **keywords: Any) -> Any:
+        if isinstance(file, str | os.PathLike):
+            opened[str(file)] += 1
+        return real_open(file, *arguments, **keywords)
+
+    def scandir(path: Any = ".") -> Any:
+        listed[str(path)] += 1
+        return real_scandir(path)
+
+    def listdir(path: Any = ".") -> Any:
+        listed[str(path)] += 1
+        return real_listdir(path)
+
+    def loads(text: Any, *arguments: Any, **keywords: Any) -> Any:
+        parsed.update(path for path, whole in texts.items() if text == whole)
+        return real_loads(text, *arguments, **keywords)
+
+    class StartedError(Exception):
+        pass
+
+    def started(*arguments: Any) -> None:
+        raise StartedError  # the run's files are written: what follows trains
+
+    config = compose_config(
+        [
+            f"task={'classification' if layout == 'image_folder' else 'detection'}",
+            f"data.root={root}",
+            f"experiment.path_experiments={tmp_path / 'experiments'}",
+        ]
+    )
+    for module, name, replacement in (
+        (builtins, "open", open_file),
+        (io, "open", open_file),
+        (os, "scandir", scandir),
+        (os, "listdir", listdir),
+        (json, "loads", loads),
+        (main_job, "fit_and_test_best", started),
+    ):
+        monkeypatch.setattr(module, name, replacement)
+    with pytest.raises(StartedError):
+        run_main_job(config)
+
+    assert len(files) >= 9
+    assert {path: opened[path] for path in files} == dict.fromkeys(files, 1)  # every image, label file, list and JSON
+    assert {path: count for path, count in listed.items() if path.startswith(str(root)) and count > 1} == {}
+    assert parsed == Counter(dict.fromkeys(texts, 1))

@@ -22,7 +22,7 @@ from PIL import Image
 
 from torchbricks._data_facts import KeptWithin
 from torchbricks._extras import require
-from torchbricks._image_files import IMAGE_EXTENSIONS, is_hidden, visible_files
+from torchbricks._image_files import IMAGE_EXTENSIONS, FolderListings, is_hidden, visible_files
 from torchbricks._pictures import (
     EXIF_ORIENTATION,
     ImageHeaders,
@@ -51,10 +51,12 @@ __all__ = [
     "class_images",
     "each_file_read_once",
     "exif_orientation",
+    "folder_entries",
     "image_file_size",
     "image_files",
     "image_notes",
     "is_hidden",
+    "listed_files",
     "load_rgb",
     "open_image",
     "problems_or_raise",
@@ -62,7 +64,10 @@ __all__ = [
     "read_name_lines",
     "read_once",
     "read_user_text",
+    "reading_once",
     "rgb_as_shown",
+    "start_up_headers",
+    "start_up_listings",
     "to_image",
     "torchvision_parts",
     "turned_by_exif",
@@ -185,15 +190,58 @@ _FILES_READ = KeptWithin("torchbricks_files_read")
 """Within `each_file_read_once`: (how, path) -> what `read_once` read."""
 
 each_file_read_once = _FILES_READ.scope
-"""Within it, each file `read_once` reads (the annotation files, list files and split-list folders of a data
-module's start-up, which the class names, the layout's checks and each split's reader all read) is read once and
-its content kept until it ends; a read that raises is not kept, so each reader raises as it would alone. Made for
-one start-up: a file changed within it is not seen. Nested, it keeps the outer one's reads. Also a decorator."""
+"""Within it, each file `read_once` reads (the annotation files, list files, folder entries and split-list folders
+of a start-up, which the class names, the layout's checks and each split's reader all read), each folder listed
+(`start_up_listings`) and each image header (`start_up_headers`) is read once and kept until it ends; a read that
+raises is not kept, so each reader raises as it would alone. Made for one start-up: a file changed within it is not
+seen. Nested, it keeps the outer one's reads. Also a decorator. `run_main_job` holds one from the config's resolvers
+to the run's files written (the data module, its checks and the resolved config read the same files), and each
+`DetectionDataModule` construction holds one.
+
+Outside one (a notebook calling `class_names_of` or `typical_image_size` itself) each call reads the files again, on
+purpose: nothing tells when a start-up ends there, and files fixed between two calls must be seen (as the data facts
+of `torchbricks._data_facts`); a call reads what it needs, and only a job's start-up asks dozens of times."""
 
 
 def read_once(how: str, path: Path, read: Callable[[Path], _T]) -> _T:
     """`read(path)`, kept under `how` within `each_file_read_once` (the kept value is shared: never change it)."""
     return _FILES_READ.value((how, path), lambda: read(path))
+
+
+def reading_once() -> bool:
+    """Whether `each_file_read_once` is under way (a reader that hands out a copy of what it keeps need not copy
+    outside it)."""
+    return _FILES_READ.within()
+
+
+def start_up_listings() -> FolderListings:
+    """The `FolderListings` of the start-up under way (`each_file_read_once`: the config's resolvers, the data module
+    and its checks list each folder once), a new one outside it."""
+    return _FILES_READ.value(("listings",), FolderListings)
+
+
+def start_up_headers() -> ImageHeaders:
+    """The `ImageHeaders` of the start-up under way (`each_file_read_once`: the size from the data, the readers'
+    sizes and `check_files` open each image once), a new one outside it."""
+    return _FILES_READ.value(("headers",), ImageHeaders)
+
+
+def listed_files(folder: Path, suffixes: tuple[str, ...] = IMAGE_EXTENSIONS, recursive: bool = False) -> list[Path]:
+    """`visible_files(folder, suffixes, recursive)`, within `each_file_read_once` from the start-up's listings
+    (`start_up_listings`: the size from the data and each split's reader list a split's folder)."""
+    if reading_once():
+        return start_up_listings().files(folder, suffixes, recursive)
+    return visible_files(folder, suffixes, recursive)
+
+
+def folder_entries(folder: Path) -> list[Path]:
+    """`folder.iterdir()` as a list, the folder listed once within `each_file_read_once` (the class names, the
+    split folders' checks and each split's reader look at the training folder's entries).
+
+    Raises:
+        OSError: As `Path.iterdir`.
+    """
+    return list(read_once("entries", folder, lambda folder: list(folder.iterdir())))
 
 
 def read_user_text(path: Path) -> str:
@@ -313,8 +361,10 @@ def _verb(paths: list[Path], one: str, several: str) -> str:
 
 
 def image_file_size(path: Path, headers: ImageHeaders | None = None) -> tuple[int, int]:
-    """(width, height) of the upright image, from the file's header (from `headers` when given: opened once for
-    every check of a start-up)."""
+    """(width, height) of the upright image, from the file's header (from `headers` when given, or within
+    `each_file_read_once` from the start-up's: opened once for every check of a start-up)."""
+    if headers is None and reading_once():
+        headers = start_up_headers()
     header = None if headers is None else headers.header(path)
     if header is not None:
         return header.size

@@ -19,6 +19,7 @@ as YOLO and VOC data without splits have.
 from __future__ import annotations
 
 import json
+import marshal
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,7 +36,9 @@ from torchbricks.datasets._reading import (
     image_file_size,
     problems_or_raise,
     random_split,
+    read_once,
     read_user_text,
+    reading_once,
 )
 from torchbricks.datasets.boxes import BoxDataset, BoxImage, BoxObject, box_problem, clip_box
 from torchbricks.datasets.folder_splits import VALIDATION_FOLDERS
@@ -46,7 +49,9 @@ __all__ = [
     "CocoLayout",
     "coco_categories",
     "coco_class_names",
+    "coco_file_category_ids",
     "image_path",
+    "parsed_json",
     "read_coco_layout",
     "split_image_ids",
     "whole_number",
@@ -148,11 +153,26 @@ def _layout(root: Path, found: dict[str | None, CocoFile]) -> CocoLayout:
 # --- COCO ---------------------------------------------------------------------------------------------------------
 
 
+def parsed_json(path: Path) -> Any:
+    """The JSON file at `path` parsed, the caller's own to change: within `each_file_read_once` the file is parsed
+    once and each caller gets a copy of that parse (`marshal`, which copies the JSON types exactly, an eighth of a
+    parse's time: a start-up's class names, category ids, split draw, image sizes and readers all read the training
+    file); outside it, parsed for the caller.
+
+    Raises:
+        DataError: The file is not UTF-8 text (`read_user_text`).
+        OSError, ValueError: It cannot be read, or is not JSON.
+    """
+    if not reading_once():
+        return json.loads(read_user_text(path))
+    return marshal.loads(read_once("json", path, lambda path: marshal.dumps(json.loads(read_user_text(path)))))
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise DataError(f"The COCO file {str(path)!r} does not exist.")
     try:
-        document = json.loads(read_user_text(path))
+        document = parsed_json(path)
     except (OSError, ValueError) as error:
         raise DataError(f"The COCO file {str(path)!r} cannot be read as JSON: {error}") from error
     missing = [key for key in ("images", "annotations", "categories") if key not in document]
@@ -208,10 +228,29 @@ def coco_class_names(path: Path | str) -> list[str]:
         DataError: The file is missing, not JSON, or has no category.
     """
     path = Path(path)
-    categories = coco_categories(_read_json(path))
+    categories = _categories(path)
     if not categories:
         raise DataError(f"The COCO file {str(path)!r} has no category.")
-    return [str(category["name"]) for category in categories]
+    return [name for _, name in categories]
+
+
+def coco_file_category_ids(path: Path | str) -> list[int]:
+    """The category ids of a COCO file, in id order (the contiguous index is the position; `coco_class_names`).
+
+    Raises:
+        DataError: As `coco_class_names`.
+    """
+    coco_class_names(path)  # the file's own checks
+    return [category_id for category_id, _ in _categories(Path(path))]
+
+
+def _categories(path: Path) -> tuple[tuple[int, str], ...]:
+    """(id, name) of the `coco_categories` of a COCO file, read once within `each_file_read_once`."""
+
+    def read(path: Path) -> tuple[tuple[int, str], ...]:
+        return tuple((int(category["id"]), str(category["name"])) for category in coco_categories(_read_json(path)))
+
+    return read_once("coco categories", path, read)
 
 
 # --- COCO ---------------------------------------------------------------------------------------------------------
@@ -429,8 +468,9 @@ def split_image_ids(
     Raises:
         DataError: The file is bad, lists fewer than two images or the fraction is not between 0 and 1.
     """
-    ids = sorted(int(image["id"]) for image in _read_json(Path(path_json))["images"])
-    return random_split(ids, validation_fraction, seed, Path(path_json))
+    path = Path(path_json)
+    ids = read_once("coco image ids", path, lambda path: sorted(int(image["id"]) for image in _read_json(path)["images"]))
+    return random_split(list(ids), validation_fraction, seed, path)
 
 
 def whole_number(value: Any) -> int | None:

@@ -5,7 +5,6 @@ class names, and read a split as a `BoxDataset`. The data module, the class-name
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from torchbricks.datasets._reading import (
@@ -13,15 +12,15 @@ from torchbricks.datasets._reading import (
     DataProblems,
     Transform,
     check_data_folder,
-    read_user_text,
+    read_once,
     visible_files,
 )
 from torchbricks.datasets.boxes import BoxDataset
 from torchbricks.datasets.coco import (
     CocoDataset,
     CocoLayout,
-    coco_categories,
     coco_class_names,
+    coco_file_category_ids,
     read_coco_layout,
     split_image_ids,
 )
@@ -119,7 +118,7 @@ def detect_detection_layout(root: Path | str, layout: str = "auto") -> str:
     check_data_folder(root)
     if layout != "auto":
         return layout
-    found = find_detection_layouts(root)
+    found = list(read_once("detection layouts", root, find_detection_layouts))  # asked by every class interpolation
     if len(found) == 1:
         return found[0]
     expects = "; ".join(f"{name}: {LAYOUT_EXPECTS[name]}" for name in DETECTION_LAYOUTS)
@@ -146,9 +145,7 @@ def detection_class_names(root: Path | str, layout: str = "auto") -> list[str]:
 
 def coco_category_ids(root: Path | str) -> list[int]:
     """The category ids of the COCO training file in `root`, in id order (the class index is the position)."""
-    path = coco_layout(root).train.path
-    coco_class_names(path)  # the file's own checks
-    return [int(category["id"]) for category in coco_categories(json.loads(read_user_text(path)))]
+    return coco_file_category_ids(coco_layout(root).train.path)
 
 
 def has_test_split(root: Path | str, layout: str) -> bool:

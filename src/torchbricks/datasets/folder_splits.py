@@ -27,6 +27,7 @@ from torchbricks.datasets._reading import (
     DataError,
     check_data_folder,
     class_images,
+    folder_entries,
     image_files,
     is_hidden,
     random_split,
@@ -123,7 +124,7 @@ def is_pool(root: Path | str, layout: str) -> bool:
         return False
     if layout == "segmentation_folder":
         return (root / "images").is_dir() and (root / "masks").is_dir()
-    return any(path.is_dir() and not is_hidden(path.name) and class_images(path) for path in root.iterdir())
+    return any(path.is_dir() and not is_hidden(path.name) and class_images(path) for path in folder_entries(root))
 
 
 def _is_split_folder(path: Path, layout: str) -> bool:
@@ -133,7 +134,7 @@ def _is_split_folder(path: Path, layout: str) -> bool:
         return False
     if layout != "image_folder":
         return True
-    return any(child.is_dir() and not is_hidden(child.name) for child in path.iterdir()) or not image_files(path)
+    return any(child.is_dir() and not is_hidden(child.name) for child in folder_entries(path)) or not image_files(path)
 
 
 def training_folder(root: Path | str, layout: str) -> Path:

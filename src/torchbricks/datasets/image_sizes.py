@@ -10,8 +10,6 @@ COCO files give the sizes in their `images` entries, so thousands of files take 
 
 from __future__ import annotations
 
-import functools
-import json
 import math
 import statistics
 from collections.abc import Sequence
@@ -21,16 +19,14 @@ from typing import Any
 
 from torchbricks._image_files import FolderListings
 from torchbricks._pictures import ImageHeaders
-from torchbricks.datasets._reading import read_user_text
-from torchbricks.datasets.coco import image_path
+from torchbricks.datasets._reading import start_up_listings
+from torchbricks.datasets.coco import image_path, parsed_json
 from torchbricks.datasets.folder_splits import is_voc_layout, segmentation_folders, training_folder
 from torchbricks.datasets.readers import (
     IMAGE_EXTENSIONS,
     DataError,
-    class_images,
     image_file_size,
     image_folder_class_names,
-    visible_files,
 )
 from torchbricks.errors import ConfigError, did_you_mean
 
@@ -165,6 +161,7 @@ def read_image_sizes(
         DataError: The training split is missing, empty or holds an unreadable image.
     """
     folder = Path(str(root))
+    listings = listings if listings is not None else start_up_listings()
     if layout in ("yolo", "voc", "auto"):  # box layouts: the sizes the train split's records hold
         from torchbricks.datasets.detection_layouts import detect_detection_layout, read_detection_split
 
@@ -178,16 +175,12 @@ def read_image_sizes(
         return _coco_sizes(train.path, train.image_roots, max_sampled)
     if layout == "image_folder":  # the training folder's images (a pool's all: validation is drawn from them)
         split = training_folder(folder, layout)
-        files = [
-            path
-            for name in image_folder_class_names(split)
-            for path in (class_images if listings is None else functools.partial(listings.files, recursive=True))(split / name)
-        ]
+        files = [path for name in image_folder_class_names(split) for path in listings.files(split / name, recursive=True)]
     elif layout == "segmentation_folder":
         split = segmentation_folders(folder)[0]
         if not split.is_dir():
             raise DataError(f"The image folder {str(split)!r} does not exist; expected {str(folder)!r}/train/images/*.")
-        files = (visible_files if listings is None else listings.files)(split, recursive=is_voc_layout(folder, layout))
+        files = listings.files(split, recursive=is_voc_layout(folder, layout))
     else:
         raise ConfigError(
             f"Unknown data layout {layout!r} for the image size. Available: {list(IMAGE_SIZE_LAYOUTS)}."
@@ -243,7 +236,7 @@ def _coco_sizes(path: Path, image_roots: Sequence[Path], max_sampled: int) -> tu
     if not path.is_file():
         raise DataError(f"The COCO file {str(path)!r} does not exist.")
     try:
-        images = json.loads(read_user_text(path)).get("images", [])
+        images = parsed_json(path).get("images", [])
     except (OSError, ValueError) as error:
         raise DataError(f"The COCO file {str(path)!r} cannot be read as JSON: {error}") from error
     if not images:

@@ -49,6 +49,7 @@ from torchbricks.datasets._reading import (
     apply_transform,
     class_images,
     exif_orientation,
+    folder_entries,
     image_file_size,
     is_hidden,
     load_rgb,
@@ -161,7 +162,7 @@ def image_folder_class_names(folder: Path | str) -> list[str]:
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"The image folder {str(folder)!r} does not exist; expected {folder}/<class>/<image>.")
-    names = sorted(path.name for path in folder.iterdir() if path.is_dir() and not is_hidden(path.name))
+    names = sorted(path.name for path in folder_entries(folder) if path.is_dir() and not is_hidden(path.name))
     if not names:
         raise DataError(f"The image folder {str(folder)!r} holds no class folder; expected {folder}/<class>/<image>.")
     return names

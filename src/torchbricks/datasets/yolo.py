@@ -59,6 +59,7 @@ from torchbricks.datasets._reading import (
     image_file_size,
     image_files,
     is_hidden,
+    listed_files,
     random_split,
     read_name_lines,
     read_user_text,
@@ -484,7 +485,7 @@ def _split_images(sources: Sequence[Path], problems: DataProblems, base: Path) -
     images: list[Path] = []
     for source in sources:
         if source.is_dir():
-            images.extend(visible_files(source, recursive=True))
+            images.extend(listed_files(source, recursive=True))
         elif source.suffix.lower() in IMAGE_EXTENSIONS:  # an image drawn into a random split
             images.append(source)
         elif source.is_file() and source.suffix == ".txt":

@@ -19,7 +19,13 @@ from torchbricks._data_facts import data_facts_kept
 from torchbricks._experiment import launched_as_global_zero
 from torchbricks._image_files import FolderListings
 from torchbricks._pictures import ImageFacts, ImageHeaders, check_image_file
-from torchbricks.datasets._reading import check_data_folder, each_file_read_once, image_notes
+from torchbricks.datasets._reading import (
+    check_data_folder,
+    each_file_read_once,
+    image_notes,
+    start_up_headers,
+    start_up_listings,
+)
 from torchbricks.datasets.boxes import BoxDataset, BoxImage, image_size_problem
 from torchbricks.datasets.class_frequencies import classes_in_masks, masks_of_split
 from torchbricks.datasets.detection_layouts import (
@@ -305,10 +311,10 @@ class FileDataModule(SplitDataModule):
         self.class_names: list[str] = []
         self.classes_without_training_example: list[str] = []
         """The classes the training split has no example of (box and mask data; `UNTRAINED_CLASSES_KEY`)."""
-        self._listings: FolderListings | None = FolderListings()
+        self._listings: FolderListings | None = start_up_listings()
         """The folders listed at start-up, each once (the checks of the constructor, then the splits' readers);
         dropped once the datasets are built."""
-        self._headers: ImageHeaders | None = ImageHeaders()
+        self._headers: ImageHeaders | None = start_up_headers()
         """The file headers read at start-up, each file opened once (the palette check, the readers' sizes, then
         `check_files`); dropped once `check_files` has looked at them."""
         self._drawn_splits: tuple[tuple[float, int], dict[str, FolderSplit]] | None = None
@@ -493,7 +499,7 @@ class ImageFolderDataModule(FileDataModule):
         if tile_size is not None:
             raise BrickError(f"ImageFolderDataModule cannot tile images (tile_size={tile_size!r}): {CLASSIFICATION_NOT_TILED}")
         self.image_scale = check_image_scale(image_scale)
-        listings, headers = FolderListings(), ImageHeaders()  # the start-up's: the size from the data lists and opens too
+        listings, headers = start_up_listings(), start_up_headers()  # the size from the data lists and opens too
         image_size = _size_from_data("image_folder", root, image_size, self.image_scale, None, listings, headers)
         super().__init__(
             root,
@@ -599,7 +605,7 @@ class SegmentationFolderDataModule(FileDataModule):
         last_phase_augmentations: Sequence[Callable[..., Any]] | None = None,
     ) -> None:
         self.image_scale = check_image_scale(image_scale)
-        listings, headers = FolderListings(), ImageHeaders()  # the start-up's: the size from the data lists and opens too
+        listings, headers = start_up_listings(), start_up_headers()  # the size from the data lists and opens too
         image_size = _size_from_data("segmentation_folder", root, image_size, self.image_scale, tile_size, listings, headers)
         super().__init__(
             root,

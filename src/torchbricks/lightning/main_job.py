@@ -60,6 +60,7 @@ from torchbricks._extras import require
 from torchbricks._files import write_json, write_text
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.configuration import JobSettings, create_job
+from torchbricks.datasets._reading import each_file_read_once
 from torchbricks.errors import (
     LOADER_TERMINATED,
     BrickError,
@@ -114,7 +115,7 @@ def run_main_job(config: Any) -> MainJobResult:
         ConfigError: A part of the config is wrong or cannot be instantiated; the message names the key.
         BrickError: The ONNX model disagrees with PyTorch beyond `ONNX_TOLERANCE`.
     """
-    pl = require("pytorch_lightning", "lightning")
+    require("pytorch_lightning", "lightning")
     require("omegaconf", "hydra")  # a missing extra is named before anything runs
     register_resolvers()  # the task configs read their classes from the data
     # ~ in the paths; task=multitask data.sources=[...]: a head per separately labelled data set
@@ -124,20 +125,11 @@ def run_main_job(config: Any) -> MainJobResult:
         config.experiment.name = create_experiment_name()
     check_experiment_folder(config)  # an existing name is refused before the data and the model are read
     quiet_third_party_notices(bool(config.get("resume", False)))
-    check_class_weights(config, log=pl.utilities.rank_zero_info)  # counted in the training data, logged once
-    settings, parts = create_job(config)  # every key checked, every node instantiated: nothing written before
+    with each_file_read_once():  # the config's resolvers, the data module and its checks read the same files
+        settings, parts, module, checkpoint = start_job(config)
     path_experiment = experiment_folder(config)
     with stops_named(path_experiment):
         data_module, brick_collection = parts.data_module, parts.brick_collection
-        module = create_module(settings, brick_collection, parts.create_optimizer)
-        check_validation_runs(settings, config.trainer, module)
-        check_data_files(data_module)
-        checkpoint = path_experiment / CHECKPOINTS_FOLDER / "last.ckpt" if settings.resume else None
-        if checkpoint is not None:  # before anything is written: a model the overrides changed leaves the experiment as it was
-            check_resumable(checkpoint, module, config.trainer.get("max_epochs"), data_module)
-        prepare_experiment_folder(config)  # after every check: experiment.overwrite=true deletes a run only for one that starts
-        if launched_as_global_zero():
-            write_run_files(path_experiment, config, data_module)
         class_names = getattr(data_module, "class_names", None)  # several sources (data.sources): a dict, one list per head
         class_names = class_names if isinstance(class_names, list) else None
         trainer = parts.create_trainer(
@@ -184,6 +176,27 @@ def run_main_job(config: Any) -> MainJobResult:
                 "export_onnx=false leaves out the export and its check."
             ) from onnx_failure
         return MainJobResult(path_experiment, metrics, module)
+
+
+def start_job(config: Any) -> tuple[JobSettings, Any, LightningBrickCollection, Path | None]:
+    """The job's settings and parts (`create_job`), its module and the checkpoint it resumes from (None: it starts
+    afresh), once every key, the class weights, the data's files and the checkpoint are checked; then the experiment
+    folder is prepared and the run's files written (on the first process)."""
+    pl = require("pytorch_lightning", "lightning")
+    check_class_weights(config, log=pl.utilities.rank_zero_info)  # counted in the training data, logged once
+    settings, parts = create_job(config)  # every key checked, every node instantiated: nothing written before
+    path_experiment = experiment_folder(config)
+    with stops_named(path_experiment):
+        module = create_module(settings, parts.brick_collection, parts.create_optimizer)
+        check_validation_runs(settings, config.trainer, module)
+        check_data_files(parts.data_module)
+        checkpoint = path_experiment / CHECKPOINTS_FOLDER / "last.ckpt" if settings.resume else None
+        if checkpoint is not None:  # before anything is written: a model the overrides changed leaves the experiment as it was
+            check_resumable(checkpoint, module, config.trainer.get("max_epochs"), parts.data_module)
+        prepare_experiment_folder(config)  # after every check: experiment.overwrite=true deletes a run only for one that starts
+        if launched_as_global_zero():
+            write_run_files(path_experiment, config, parts.data_module)
+    return settings, parts, module, checkpoint
 
 
 def check_data_files(data_module: Any) -> None:
