@@ -11,11 +11,11 @@ import math
 import os
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["json_ready", "replace_folder", "write_atomically", "write_json", "write_text"]
+__all__ = ["json_ready", "replace_folder", "write_all_atomically", "write_atomically", "write_json", "write_text"]
 
 
 def write_atomically(target: Path, write: Callable[[Path], object], *, temporary_stem: str | None = None) -> None:
@@ -27,14 +27,30 @@ def write_atomically(target: Path, write: Callable[[Path], object], *, temporary
     a part of their name (TensorBoard reads every file whose name holds `tfevents`) needs another, so that a file a
     crash left behind is not read.
     """
-    temporary = target.with_name(f".{temporary_stem or target.name}.{uuid.uuid4().hex}.tmp")
+    write_all_atomically([(target, write)], temporary_stem=temporary_stem)
+
+
+def write_all_atomically(writes: Sequence[tuple[Path, Callable[[Path], object]]], *, temporary_stem: str | None = None) -> None:
+    """Writes several files as `write_atomically` does, each through a temporary file beside its target, and renames
+    them over their targets only once every one is complete and synced.
+
+    A writer that fails (a full disk, an error in the data) leaves every target as it was and no temporary file: the
+    files are not a mix of old and new ones (the brick files of one checkpoint). Only a crash during the renames,
+    which write nothing, can leave some renamed and some not.
+    """
+    staged: list[tuple[Path, Path]] = []
     try:
-        write(temporary)
-        with open(temporary, "rb") as file:
-            os.fsync(file.fileno())
-        os.replace(temporary, target)
+        for target, write in writes:
+            temporary = target.with_name(f".{temporary_stem or target.name}.{uuid.uuid4().hex}.tmp")
+            staged.append((temporary, target))
+            write(temporary)
+            with open(temporary, "rb") as file:
+                os.fsync(file.fileno())
+        for temporary, target in staged:
+            os.replace(temporary, target)
     except BaseException:
-        temporary.unlink(missing_ok=True)
+        for temporary, _ in staged:
+            temporary.unlink(missing_ok=True)
         raise
 
 
