@@ -31,7 +31,7 @@ from torchbricks.errors import (
     did_you_mean,
 )
 
-__all__ = ["FileFormat", "MissingFiles", "load_bricks", "save_bricks"]
+__all__ = ["FileFormat", "MissingFiles", "load_bricks", "read_training_checkpoint", "save_bricks", "unreadable_reason"]
 
 FileFormat = Literal["pt", "safetensors"]
 _SUFFIXES: dict[str, str] = {"pt": ".pt", "safetensors": ".safetensors"}
@@ -212,10 +212,43 @@ def _read(file: Path, device: torch.device) -> Mapping[str, torch.Tensor]:
     except MissingExtraError:
         raise
     except Exception as error:
-        raise CheckpointError(f"Cannot read the brick checkpoint {str(file)!r}: {error}") from error
+        raise CheckpointError(f"Cannot read the brick checkpoint {str(file)!r}: {unreadable_reason(error, file)}") from error
     if not isinstance(state, Mapping):
         raise CheckpointError(f"The brick checkpoint {str(file)!r} holds a {type(state).__name__}, not a state dict.")
     return state
+
+
+def read_training_checkpoint(file: Path, mmap: bool = False) -> dict[str, Any]:
+    """A checkpoint Lightning wrote (`checkpoints/last.ckpt`, `best.ckpt`), on the CPU, read without executing code.
+
+    Raises:
+        CheckpointError: The file cannot be read (empty, cut short, not a PyTorch file) or holds no dict; the error
+            names it.
+    """
+    try:
+        saved = torch.load(file, map_location="cpu", mmap=mmap, weights_only=True)
+    except Exception as error:
+        raise CheckpointError(f"Cannot read the training checkpoint {str(file)!r}: {unreadable_reason(error, file)}") from error
+    if not isinstance(saved, dict):
+        raise CheckpointError(
+            f"The training checkpoint {str(file)!r} holds a {type(saved).__name__}; expected the dict Lightning writes."
+        )
+    return saved
+
+
+def unreadable_reason(error: Exception, file: Path) -> str:
+    """Why `torch.load` (or safetensors) could not read `file`, in words a user can act on."""
+    text = str(error).strip()
+    if file.stat().st_size == 0 or isinstance(error, EOFError):
+        return "the file is empty or cut short."
+    if "central directory" in text:  # torch's zip reader on a file whose end is missing
+        return "the file is cut short (a copy or a write that did not finish) or is not a PyTorch file."
+    if "weights_only" in text:  # torch's advice to load it unsafely does not fit a file that should be a state dict
+        return (
+            "it is not a state dict that torch.load reads safely (tensors only): not a PyTorch file, or one holding "
+            "other objects. Save the weights with torch.save(model.state_dict(), PATH)."
+        )
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _filled_on_load(brick: BrickInterface) -> set[str]:

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from torchbricks._checkpoint import read_training_checkpoint
 from torchbricks._conventions import logged_name
 from torchbricks._data_facts import data_facts_kept
 from torchbricks._experiment import (
@@ -62,6 +63,7 @@ from torchbricks.configuration import JobSettings, create_job
 from torchbricks.errors import (
     LOADER_TERMINATED,
     BrickError,
+    CheckpointError,
     ConfigError,
     RunStoppedError,
     Terminated,
@@ -283,9 +285,13 @@ def check_checkpoint_fits(checkpoint: Path, saved_checkpoint: dict[str, Any], mo
 def check_resumable(checkpoint: Path, module: Any, max_epochs: Any, data_module: Any) -> None:
     """`check_checkpoint_fits`, `check_epochs_left` and `check_same_classes`: what a `resume=true` run checks before
     anything is written. The checkpoint is read once, memory-mapped, without executing code."""
-    import torch
-
-    saved = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=True)
+    try:
+        saved = read_training_checkpoint(checkpoint, mmap=True)
+    except CheckpointError as error:
+        raise CheckpointError(
+            f"{error} resume=true cannot continue from it; nothing was written. Copy {CHECKPOINTS_FOLDER}/best.ckpt "
+            "over it to continue from the best epoch, or start the run again with experiment.overwrite=true."
+        ) from error
     check_checkpoint_fits(checkpoint, saved, module)
     check_epochs_left(checkpoint, saved, max_epochs)
     check_same_classes(checkpoint.parent.parent, data_module)  # <experiment>/checkpoints/last.ckpt
