@@ -70,6 +70,7 @@ from torchbricks.errors import (
     UnknownMetricError,
     did_you_mean_key,
 )
+from torchbricks.lightning.checkpoint_io import with_atomic_checkpoints
 from torchbricks.lightning.experiment_files import BRICKS_FOLDER, to_json
 from torchbricks.lightning.job_outputs import draw_test_pictures, export_and_check_onnx
 from torchbricks.lightning.job_trainer import (
@@ -141,9 +142,11 @@ def run_main_job(config: Any) -> MainJobResult:
             write_run_files(path_experiment, config, data_module)
         class_names = getattr(data_module, "class_names", None)  # several sources (data.sources): a dict, one list per head
         class_names = class_names if isinstance(class_names, list) else None
-        trainer = parts.create_trainer(
-            logger=create_loggers(path_experiment, None if checkpoint is None else checkpoint_logging_step(checkpoint)),
-            callbacks=create_callbacks(settings, path_experiment, class_names),
+        trainer = with_atomic_checkpoints(
+            parts.create_trainer(
+                logger=create_loggers(path_experiment, None if checkpoint is None else checkpoint_logging_step(checkpoint)),
+                callbacks=create_callbacks(settings, path_experiment, class_names),
+            )
         )
         stopped, best = fit_and_test_best(trainer, module, data_module, checkpoint, settings.enable_checkpointing)
         leave_process_group()  # the test was the run's last collective call
