@@ -15,7 +15,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["json_ready", "replace_folder", "write_all_atomically", "write_atomically", "write_json", "write_text"]
+__all__ = [
+    "json_ready",
+    "replace_folder",
+    "write_all_atomically",
+    "write_atomically",
+    "write_json",
+    "write_text",
+    "write_with_side_files_atomically",
+]
 
 
 def write_atomically(target: Path, write: Callable[[Path], object], *, temporary_stem: str | None = None) -> None:
@@ -52,6 +60,26 @@ def write_all_atomically(writes: Sequence[tuple[Path, Callable[[Path], object]]]
         for temporary, _ in staged:
             temporary.unlink(missing_ok=True)
         raise
+
+
+def write_with_side_files_atomically(target: Path, write: Callable[[Path], object]) -> None:
+    """Writes `target` and the files its writer puts beside it (an ONNX file's external data, `<name>.data`) through a
+    temporary folder beside `target`: the writer gets the path `<temporary folder>/<target's name>`, so the names the
+    file refers to are the final ones. The side files are renamed into place first and `target` last, so a failed
+    write leaves the old `target` and no temporary file.
+    """
+    folder = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    folder.mkdir()
+    try:
+        write(folder / target.name)
+        written = sorted(folder.iterdir(), key=lambda path: path.name == target.name)  # target last
+        for path in written:
+            with open(path, "rb") as file:
+                os.fsync(file.fileno())
+        for path in written:
+            os.replace(path, target.with_name(path.name))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def write_text(path: Path, text: str) -> None:
