@@ -197,6 +197,19 @@ def test_a_brick_refusing_its_state_as_it_loads_leaves_every_brick_as_it_was_and
 
 
 @pytest.mark.parametrize("file_format", FORMATS)
+@pytest.mark.parametrize("kept", [0.9, 0.01])
+def test_a_file_cut_short_is_refused_saying_so(tmp_path: Path, file_format: str, kept: float) -> None:
+    _collection().save_bricks(tmp_path, file_format=file_format)  # type: ignore[arg-type]
+    file = tmp_path / "head0" / f"classify.{file_format}"
+    file.write_bytes(file.read_bytes()[: max(1, int(file.stat().st_size * kept))])  # a copy that did not finish
+
+    with pytest.raises(
+        CheckpointError, match=rf"Cannot read the brick checkpoint .*classify.{file_format}': the file is cut short"
+    ):
+        _collection().load_bricks(tmp_path)
+
+
+@pytest.mark.parametrize("file_format", FORMATS)
 def test_saved_files_get_the_permissions_the_format_writer_gives(tmp_path: Path, file_format: str) -> None:
     plain = tmp_path / f"plain.{file_format}"
     if file_format == "pt":

@@ -236,12 +236,16 @@ def read_training_checkpoint(file: Path, mmap: bool = False) -> dict[str, Any]:
     return saved
 
 
+_CUT_SHORT = ("central directory", "not fully covered", "header too small")
+"""What torch's zip reader and safetensors say of a file whose end is missing."""
+
+
 def unreadable_reason(error: Exception, file: Path) -> str:
     """Why `torch.load` (or safetensors) could not read `file`, in words a user can act on."""
     text = str(error).strip()
     if file.stat().st_size == 0 or isinstance(error, EOFError):
         return "the file is empty or cut short."
-    if "central directory" in text:  # torch's zip reader on a file whose end is missing
+    if any(sign in text for sign in _CUT_SHORT):
         return "the file is cut short (a copy or a write that did not finish) or is not a PyTorch file."
     if "weights_only" in text:  # torch's advice to load it unsafely does not fit a file that should be a state dict
         return (
