@@ -257,3 +257,22 @@ def test_onnx_export_makes_the_batch_dynamic_by_default_as_export_bricks_does(tm
         expected = collection(named_inputs=other, tags=Stage.EXPORT, return_inputs=False)
     for name, value in run_onnx(path, other).items():
         np.testing.assert_allclose(value, expected[name].numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_a_failed_onnx_export_leaves_the_earlier_file_and_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    collection = BrickCollection({"linear": BrickTrainable(nn.Linear(3, 3), input_names=["raw"], output_names=["out"])})
+    path = export_bricks_as_onnx(tmp_path / "model.onnx", collection, {"raw": torch.rand(2, 3)})
+    earlier = path.read_bytes()
+
+    def fails_half_way(module: nn.Module, args: tuple, file: str, **kwargs: object) -> None:
+        Path(file).write_bytes(earlier[: len(earlier) // 2])  # a full disk, or an operator the exporter lacks
+        raise RuntimeError("exporter failed")
+
+    monkeypatch.setattr(torch.onnx, "export", fails_half_way)
+    with pytest.raises(RuntimeError, match="exporter failed"):
+        export_bricks_as_onnx(path, collection, {"raw": torch.rand(2, 3)})
+
+    assert path.read_bytes() == earlier
+    assert [file.name for file in tmp_path.iterdir()] == ["model.onnx"]

@@ -128,6 +128,87 @@ def test_interrupted_save_leaves_the_old_file_and_no_temporary_file(tmp_path: Pa
     assert sorted(path.name for path in tmp_path.rglob("*") if path.is_file()) == ["backbone.pt", "classify.pt"]
 
 
+def _files_of(folder: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def test_a_save_failing_in_a_later_brick_leaves_every_old_file_and_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _collection(seed=0).save_bricks(tmp_path)
+    old = _files_of(tmp_path)
+    real_save = torch.save
+
+    def disk_full_at_the_last_file(state: Any, file: Any) -> None:
+        if "classify" in str(file):  # 'head0/classify' is written after 'backbone'
+            Path(file).write_bytes(b"PK\x03\x04 half a file")
+            raise OSError(28, "No space left on device")
+        real_save(state, file)
+
+    monkeypatch.setattr(torch, "save", disk_full_at_the_last_file)
+    with pytest.raises(OSError, match="No space left"):
+        _collection(seed=1).save_bricks(tmp_path, exist_ok=True)
+
+    assert _files_of(tmp_path) == old  # backbone.pt is the old one too: the folder is one checkpoint, not two
+
+
+class _RefusingMode(nn.Module):
+    """A module whose extra state is checked only as it loads, after its weights (torch loads the extra state last)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 2)
+        self.mode = "sum"
+
+    def get_extra_state(self) -> dict[str, str]:
+        return {"mode": self.mode}
+
+    def set_extra_state(self, state: dict[str, str]) -> None:
+        if state["mode"] not in ("sum", "mean"):
+            raise ValueError(f"unknown mode {state['mode']!r}")
+        self.mode = state["mode"]
+
+
+def test_a_brick_refusing_its_state_as_it_loads_leaves_every_brick_as_it_was_and_names_its_file(tmp_path: Path) -> None:
+    def collection(seed: int) -> BrickCollection:
+        built = _collection(seed=seed)
+        built["head0"]["classify"] = BrickTrainable(_RefusingMode(), input_names=["features"], output_names=["./logits"])
+        return built
+
+    collection(seed=0).save_bricks(tmp_path)
+    file = tmp_path / "head0" / "classify.pt"
+    state = torch.load(file, weights_only=True)
+    torch.save({**state, "model._extra_state": {"mode": "median"}}, file)
+    target = collection(seed=1)
+    before = {key: value.clone() for key, value in target.state_dict().items() if not key.endswith("_extra_state")}
+
+    with pytest.raises(
+        CheckpointError,
+        match=r"Brick 'head0/classify' refused its checkpoint .*classify.pt' as it loaded: "
+        r"ValueError: unknown mode 'median'\. No brick has been changed",
+    ):
+        target.load_bricks(tmp_path)
+
+    after = {key: value for key, value in target.state_dict().items() if not key.endswith("_extra_state")}
+    assert list(after) == list(before)
+    for key, value in before.items():  # 'backbone', loaded first, and the refusing brick's weights are as they were
+        assert torch.equal(after[key], value), key
+    assert target["head0"]["classify"].model.mode == "sum"
+
+
+@pytest.mark.parametrize("file_format", FORMATS)
+@pytest.mark.parametrize("kept", [0.9, 0.01])
+def test_a_file_cut_short_is_refused_saying_so(tmp_path: Path, file_format: str, kept: float) -> None:
+    _collection().save_bricks(tmp_path, file_format=file_format)  # type: ignore[arg-type]
+    file = tmp_path / "head0" / f"classify.{file_format}"
+    file.write_bytes(file.read_bytes()[: max(1, int(file.stat().st_size * kept))])  # a copy that did not finish
+
+    with pytest.raises(
+        CheckpointError, match=rf"Cannot read the brick checkpoint .*classify.{file_format}': the file is cut short"
+    ):
+        _collection().load_bricks(tmp_path)
+
+
 @pytest.mark.parametrize("file_format", FORMATS)
 def test_saved_files_get_the_permissions_the_format_writer_gives(tmp_path: Path, file_format: str) -> None:
     plain = tmp_path / f"plain.{file_format}"

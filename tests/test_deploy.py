@@ -116,6 +116,15 @@ def test_a_file_without_its_metadata_or_with_another_format_is_refused(tmp_path:
         OnnxPredictor(path)
 
 
+def test_a_model_file_cut_short_is_refused_in_one_library_error_naming_it(tmp_path: Path) -> None:
+    # onnxruntime's InvalidProtobuf reached the user, a class of its own and no word of what to do
+    path = _channel_means_file(tmp_path)
+    path.write_bytes(path.read_bytes()[:-20])
+
+    with pytest.raises(BrickError, match=r"means\.onnx': the file is cut short .* \(InvalidProtobuf\)\. Export the model again"):
+        OnnxPredictor(path)
+
+
 def _torchvision_resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     from torchvision.transforms import v2
 

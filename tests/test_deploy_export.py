@@ -22,6 +22,7 @@ from PIL import Image
 from torchbricks.__main__ import main
 from torchbricks.datasets.shapes import write_shapes_dataset
 from torchbricks.deploy import OnnxPredictor, metadata_path, resize_image
+from torchbricks.errors import BrickError
 from torchbricks.tags import Stage
 from torchbricks.trained_experiment import load_experiment
 
@@ -184,6 +185,29 @@ def test_image_size_exports_another_input_size(classification: Path, tmp_path: P
     assert predictor.image_size == (96, 96)
     num_classes = len(predictor.class_names["classification"] or [])
     assert predictor.run(np.zeros((2, 3, 96, 96), dtype=np.uint8))["classification/probabilities"].shape == (2, num_classes)
+
+
+def test_an_export_stopped_between_its_two_renames_is_refused_not_read_with_the_earlier_exports_metadata(
+    classification: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The new model was read with the earlier export's metadata: its image size (and class names), without a word
+    import os
+
+    path = tmp_path / "m.onnx"
+    assert main(["export", str(classification), "--image-size", "96", "--out", str(path)]) == 0
+    rename = os.replace
+
+    def stopped_before_the_metadata(source: str | Path, target: str | Path) -> None:
+        if Path(target).name == "m.onnx.json":
+            raise KeyboardInterrupt  # Ctrl-C, or a kill, between the two renames
+        rename(source, target)
+
+    monkeypatch.setattr(os, "replace", stopped_before_the_metadata)
+    assert main(["export", str(classification), "--image-size", "64", "--out", str(path), "--overwrite"]) == 130
+    monkeypatch.undo()
+
+    with pytest.raises(BrickError, match=r"m\.onnx\.json'\] missing \(written by `torchbricks export`\)"):
+        OnnxPredictor(path)
 
 
 @pytest.mark.slow

@@ -4,7 +4,13 @@ from pathlib import Path
 
 import pytest
 
-from torchbricks._experiment import CONFIG_FILE, ExperimentExistsError, prepare_experiment_folder, resumed_config
+from torchbricks._experiment import (
+    CONFIG_FILE,
+    ExperimentExistsError,
+    prepare_experiment_folder,
+    resumed_config,
+    trained_weights_digest,
+)
 from torchbricks.configuration import compose_config
 from torchbricks.errors import BrickError, ConfigError
 
@@ -412,3 +418,17 @@ def test_resume_refuses_another_task_naming_the_one_the_run_was_trained_with(
         resumed_config(compose_config(overrides[:3]), overrides)
     assert named in str(refused.value)
     assert "the override 'task=detection' would change it" in str(refused.value)
+
+
+def test_the_trained_weights_digest_leaves_out_a_temporary_file_a_killed_save_left(tmp_path: Path) -> None:
+    # predict --onnx refused a current export as "exported from other weights" once a kill mid-save left one behind
+    (tmp_path / "bricks" / "head").mkdir(parents=True)
+    (tmp_path / "bricks" / "backbone.pt").write_bytes(b"weights")
+    (tmp_path / "bricks" / "head" / "classify.pt").write_bytes(b"more weights")
+    before = trained_weights_digest(tmp_path)
+
+    (tmp_path / "bricks" / "head" / ".classify.pt.0123abcd.tmp").write_bytes(b"half")
+
+    assert trained_weights_digest(tmp_path) == before
+    (tmp_path / "bricks" / "head" / "classify.pt").write_bytes(b"new weights")
+    assert trained_weights_digest(tmp_path) != before

@@ -113,6 +113,41 @@ def test_load_experiment_refuses_a_lightning_checkpoint_without_the_bricks_weigh
         load_experiment(experiment)
 
 
+def _with_best_checkpoint_only(experiment: Path, state_dict: dict[str, torch.Tensor]) -> Path:
+    shutil.rmtree(experiment / "bricks")  # a run stopped before writing bricks/: its best checkpoint is read
+    (experiment / "checkpoints").mkdir()
+    torch.save({"state_dict": state_dict}, experiment / "checkpoints" / "best.ckpt")
+    return experiment / "checkpoints" / "best.ckpt"
+
+
+def test_load_experiment_refuses_a_best_checkpoint_cut_short_naming_it(tmp_path: Path) -> None:
+    experiment = experiment_trained_in(tmp_path / "run", tmp_path)
+    weights = {
+        "brick_collection.backbone.model.weight": torch.zeros(2, 2),
+        "brick_collection.backbone.model.bias": torch.zeros(2),
+    }
+    best = _with_best_checkpoint_only(experiment, weights)
+    best.write_bytes(best.read_bytes()[:-100])  # a copy that did not finish
+
+    with pytest.raises(CheckpointError, match=r"Cannot read the training checkpoint .*best.ckpt': the file is cut short"):
+        load_experiment(experiment)
+
+
+def test_load_experiment_refuses_a_best_checkpoint_of_another_shape_naming_the_weight_and_the_shapes(tmp_path: Path) -> None:
+    experiment = experiment_trained_in(tmp_path / "run", tmp_path)
+    # the last weight is the one that differs: the others come first and would load
+    weights = {
+        "brick_collection.backbone.model.weight": torch.zeros(2, 2),
+        "brick_collection.backbone.model.bias": torch.zeros(3),
+    }
+    _with_best_checkpoint_only(experiment, weights)
+
+    with pytest.raises(
+        CheckpointError, match=r"best.ckpt' do not fit .*'backbone.model.bias' has shape \[3\] there, the model expects \[2\]"
+    ):
+        load_experiment(experiment)
+
+
 def test_only_torchbricks_factories_lose_their_initial_weights() -> None:
     from omegaconf import OmegaConf
 

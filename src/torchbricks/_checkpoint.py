@@ -1,14 +1,15 @@
 """Per-brick checkpoints: one weights file per brick, in folders mirroring the collection's nesting.
 
 `backbone.pt`, `head0/classify.pt`, ... Only bricks with a non-empty `state_dict` get a file. Files are
-written atomically (a temporary file in the same folder, then `os.replace`), and loading never executes
-code from a file: `.pt` files are read with `torch.load(weights_only=True)`, `.safetensors` files with
+written atomically (each to a temporary file in its folder, renamed with `os.replace` once every file is complete),
+and loading never executes code from a file: `.pt` files are read with `torch.load(weights_only=True)`, `.safetensors` files with
 safetensors. A load reads and checks every file before it changes any brick, so a failing load leaves the
 collection as it was.
 """
 
 from __future__ import annotations
 
+import copy
 import difflib
 import warnings
 from collections.abc import Callable, Iterable, Mapping
@@ -19,7 +20,7 @@ from typing import Any, Literal
 import torch
 
 from torchbricks._extras import require
-from torchbricks._files import write_atomically
+from torchbricks._files import write_all_atomically
 from torchbricks.bricks import BrickInterface
 from torchbricks.errors import (
     CheckpointError,
@@ -30,7 +31,7 @@ from torchbricks.errors import (
     did_you_mean,
 )
 
-__all__ = ["FileFormat", "MissingFiles", "load_bricks", "save_bricks"]
+__all__ = ["FileFormat", "MissingFiles", "load_bricks", "read_training_checkpoint", "save_bricks", "unreadable_reason"]
 
 FileFormat = Literal["pt", "safetensors"]
 _SUFFIXES: dict[str, str] = {"pt": ".pt", "safetensors": ".safetensors"}
@@ -63,11 +64,14 @@ def save_bricks(
         for _, path, state in targets:
             _check_tensors_only(path, state)
     write = _writer(file_format)
-    for target, _, state in targets:
+    for target, _, _ in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(target, partial(write, state))
+    # Every file is complete before the first replaces its old one: a failed save (a full disk) leaves the old
+    # checkpoint whole, not some bricks of the new one beside others of the old.
+    write_all_atomically([(target, partial(write, state)) for target, _, state in targets])
+    for target, _, _ in targets:
         for stale in other_formats[target]:
-            stale.unlink(missing_ok=True)  # only once the new file is in place
+            stale.unlink(missing_ok=True)  # only once the new files are in place
     return [target for target, _, _ in targets]
 
 
@@ -105,7 +109,7 @@ def load_bricks(
         )
     if not folder.is_dir():
         raise CheckpointNotFoundError(f"The brick checkpoint folder {str(folder)!r} does not exist.")
-    staged: list[tuple[BrickInterface, Mapping[str, torch.Tensor]]] = []
+    staged: list[tuple[str, Path, BrickInterface, Mapping[str, torch.Tensor]]] = []
     loaded: list[str] = []
     without_file: list[str] = []
     expected_files: set[Path] = set()
@@ -123,7 +127,7 @@ def load_bricks(
             raise CheckpointError(f"Brick {path!r} has checkpoint files in two formats: {[str(f) for f in present]}; keep one.")
         state = _read(present[0], _device_of(current))
         _check(path, present[0], state, current, _filled_on_load(brick))
-        staged.append((brick, state))
+        staged.append((path, present[0], brick, state))
         loaded.append(path)
     if without_file and missing == "error":
         raise CheckpointError(_without_file_message(folder, without_file, expected_files, suffixes))
@@ -134,9 +138,30 @@ def load_bricks(
             stacklevel=3,
         )
     _warn_about_unused_files(folder, expected_files, suffixes)
-    for brick, state in staged:
-        brick.load_state_dict(state, strict=True)
+    _load_all_or_nothing(staged)
     return loaded
+
+
+def _load_all_or_nothing(staged: list[tuple[str, Path, BrickInterface, Mapping[str, torch.Tensor]]]) -> None:
+    """Loads each brick its checked state. A brick can still refuse a value as it loads (its `set_extra_state` or a
+    load hook); then every brick gets back the state it had, from a copy kept on the CPU, and the error names the file."""
+    kept = [{key: _copy_of(value) for key, value in brick.state_dict().items()} for _, _, brick, _ in staged]
+    for index, (path, file, brick, state) in enumerate(staged):
+        try:
+            brick.load_state_dict(state, strict=True)
+        except Exception as error:
+            for (_, _, changed, _), before in zip(staged[: index + 1], kept, strict=False):
+                changed.load_state_dict(before, strict=True)
+            raise CheckpointError(
+                f"Brick {path!r} refused its checkpoint {str(file)!r} as it loaded: {type(error).__name__}: "
+                f"{str(error).rstrip('.')}. No brick has been changed."
+            ) from error
+
+
+def _copy_of(value: object) -> object:
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    return copy.deepcopy(value)  # a module's extra state
 
 
 def _suffix(file_format: str) -> str:
@@ -187,10 +212,47 @@ def _read(file: Path, device: torch.device) -> Mapping[str, torch.Tensor]:
     except MissingExtraError:
         raise
     except Exception as error:
-        raise CheckpointError(f"Cannot read the brick checkpoint {str(file)!r}: {error}") from error
+        raise CheckpointError(f"Cannot read the brick checkpoint {str(file)!r}: {unreadable_reason(error, file)}") from error
     if not isinstance(state, Mapping):
         raise CheckpointError(f"The brick checkpoint {str(file)!r} holds a {type(state).__name__}, not a state dict.")
     return state
+
+
+def read_training_checkpoint(file: Path, mmap: bool = False) -> dict[str, Any]:
+    """A checkpoint Lightning wrote (`checkpoints/last.ckpt`, `best.ckpt`), on the CPU, read without executing code.
+
+    Raises:
+        CheckpointError: The file cannot be read (empty, cut short, not a PyTorch file) or holds no dict; the error
+            names it.
+    """
+    try:
+        saved = torch.load(file, map_location="cpu", mmap=mmap, weights_only=True)
+    except Exception as error:
+        raise CheckpointError(f"Cannot read the training checkpoint {str(file)!r}: {unreadable_reason(error, file)}") from error
+    if not isinstance(saved, dict):
+        raise CheckpointError(
+            f"The training checkpoint {str(file)!r} holds a {type(saved).__name__}; expected the dict Lightning writes."
+        )
+    return saved
+
+
+_CUT_SHORT = ("central directory", "not fully covered", "header too small")
+"""What torch's zip reader and safetensors say of a file whose end is missing."""
+
+
+def unreadable_reason(error: Exception, file: Path) -> str:
+    """Why `torch.load` (or safetensors) could not read `file`, in words a user can act on."""
+    text = str(error).strip()
+    if file.stat().st_size == 0 or isinstance(error, EOFError):
+        return "the file is empty or cut short."
+    if any(sign in text for sign in _CUT_SHORT):
+        return "the file is cut short (a copy or a write that did not finish) or is not a PyTorch file."
+    if "weights_only" in text:  # torch's advice to load it unsafely does not fit a file that should be a state dict
+        return (
+            "it is not a state dict that torch.load reads safely (tensors only): not a PyTorch file, or one holding "
+            "other objects. Save the weights with torch.save(model.state_dict(), PATH)."
+        )
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _filled_on_load(brick: BrickInterface) -> set[str]:

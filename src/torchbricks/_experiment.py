@@ -519,12 +519,14 @@ def check_trained_experiment_folder(folder: Path) -> None:
 
 def trained_weights_digest(folder: Path) -> str | None:
     """A SHA-256 of the trained weights an experiment's predictions come from: the files of its `bricks/` (names and
-    contents), or its `checkpoints/best.ckpt` without `bricks/`; None without either. An export records it, so a file
-    exported before the experiment trained on (`resume=true`) is told from a current one. Reads no torch."""
+    contents, hidden files left out), or its `checkpoints/best.ckpt` without `bricks/`; None without either. An
+    export records it, so a file exported before the experiment trained on (`resume=true`) is told from a current
+    one. Reads no torch."""
     bricks, checkpoint = folder / BRICKS_FOLDER, folder / BEST_CHECKPOINT
     if not bricks.is_dir() and not checkpoint.is_file():
         return None
-    files = sorted(path for path in bricks.rglob("*") if path.is_file()) if bricks.is_dir() else [checkpoint]
+    # Not the hidden temporary file a save killed midway left (`.backbone.pt.<id>.tmp`): the weights are the old ones
+    files = sorted(path for path in bricks.rglob("[!.]*") if path.is_file()) if bricks.is_dir() else [checkpoint]
     digest = hashlib.sha256()
     for path in files:
         digest.update(path.relative_to(folder).as_posix().encode() + b"\0")

@@ -11,11 +11,19 @@ import math
 import os
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["json_ready", "replace_folder", "write_atomically", "write_json", "write_text"]
+__all__ = [
+    "json_ready",
+    "replace_folder",
+    "write_all_atomically",
+    "write_atomically",
+    "write_json",
+    "write_text",
+    "write_with_side_files_atomically",
+]
 
 
 def write_atomically(target: Path, write: Callable[[Path], object], *, temporary_stem: str | None = None) -> None:
@@ -27,15 +35,51 @@ def write_atomically(target: Path, write: Callable[[Path], object], *, temporary
     a part of their name (TensorBoard reads every file whose name holds `tfevents`) needs another, so that a file a
     crash left behind is not read.
     """
-    temporary = target.with_name(f".{temporary_stem or target.name}.{uuid.uuid4().hex}.tmp")
+    write_all_atomically([(target, write)], temporary_stem=temporary_stem)
+
+
+def write_all_atomically(writes: Sequence[tuple[Path, Callable[[Path], object]]], *, temporary_stem: str | None = None) -> None:
+    """Writes several files as `write_atomically` does, each through a temporary file beside its target, and renames
+    them over their targets only once every one is complete and synced.
+
+    A writer that fails (a full disk, an error in the data) leaves every target as it was and no temporary file: the
+    files are not a mix of old and new ones (the brick files of one checkpoint). Only a crash during the renames,
+    which write nothing, can leave some renamed and some not.
+    """
+    staged: list[tuple[Path, Path]] = []
     try:
-        write(temporary)
-        with open(temporary, "rb") as file:
-            os.fsync(file.fileno())
-        os.replace(temporary, target)
+        for target, write in writes:
+            temporary = target.with_name(f".{temporary_stem or target.name}.{uuid.uuid4().hex}.tmp")
+            staged.append((temporary, target))
+            write(temporary)
+            with open(temporary, "rb") as file:
+                os.fsync(file.fileno())
+        for temporary, target in staged:
+            os.replace(temporary, target)
     except BaseException:
-        temporary.unlink(missing_ok=True)
+        for temporary, _ in staged:
+            temporary.unlink(missing_ok=True)
         raise
+
+
+def write_with_side_files_atomically(target: Path, write: Callable[[Path], object]) -> None:
+    """Writes `target` and the files its writer puts beside it (an ONNX file's external data, `<name>.data`) through a
+    temporary folder beside `target`: the writer gets the path `<temporary folder>/<target's name>`, so the names the
+    file refers to are the final ones. The side files are renamed into place first and `target` last, so a failed
+    write leaves the old `target` and no temporary file.
+    """
+    folder = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    folder.mkdir()
+    try:
+        write(folder / target.name)
+        written = sorted(folder.iterdir(), key=lambda path: path.name == target.name)  # target last
+        for path in written:
+            with open(path, "rb") as file:
+                os.fsync(file.fileno())
+        for path in written:
+            os.replace(path, target.with_name(path.name))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def write_text(path: Path, text: str) -> None:

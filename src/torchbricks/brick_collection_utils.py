@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from torchbricks._extras import require
+from torchbricks._files import write_with_side_files_atomically
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.compat import copy_metric_bricks, filter_brick_types, per_stage_brick_collections
 from torchbricks.errors import BrickError, did_you_mean
@@ -127,13 +128,13 @@ def export_bricks_as_onnx(
     path_onnx = Path(path_onnx)
     onnx_export_kwargs.setdefault("verbose", False)
     onnx_export_kwargs.setdefault("external_data", False)  # one self-contained file (up to protobuf's 2 GB)
-    with _eval_mode(module), warnings.catch_warnings():
-        # Inputs share one batch dimension on purpose; the exporter warns that it names the axis once.
-        warnings.filterwarnings("ignore", message="# The axis name: batch will not be used", category=UserWarning)
+    path_onnx.parent.mkdir(parents=True, exist_ok=True)
+
+    def export(file: Path) -> None:
         torch.onnx.export(
             module,
             args,
-            str(path_onnx),
+            str(file),
             input_names=list(input_names),
             output_names=list(outputs),
             opset_version=opset_version,
@@ -141,6 +142,12 @@ def export_bricks_as_onnx(
             dynamic_shapes=dynamic_shapes,
             **onnx_export_kwargs,
         )
+
+    with _eval_mode(module), warnings.catch_warnings():
+        # Inputs share one batch dimension on purpose; the exporter warns that it names the axis once.
+        warnings.filterwarnings("ignore", message="# The axis name: batch will not be used", category=UserWarning)
+        # A failed export (an operator ONNX lacks, a full disk) leaves the file an earlier export wrote.
+        write_with_side_files_atomically(path_onnx, export)
     return path_onnx
 
 

@@ -251,7 +251,8 @@ class OnnxPredictor:
         num_threads: Threads onnxruntime uses within an operator; onnxruntime's choice when None.
 
     Raises:
-        BrickError: The file or its metadata is missing, or the metadata is not an export's.
+        BrickError: The file or its metadata is missing, the metadata is not an export's, or onnxruntime cannot load
+            the file (cut short, not ONNX).
         MissingExtraError: onnxruntime is not installed.
     """
 
@@ -280,9 +281,17 @@ class OnnxPredictor:
         options = onnxruntime.SessionOptions()
         if num_threads is not None:
             options.intra_op_num_threads = num_threads
-        self.session = onnxruntime.InferenceSession(
-            str(self.path), options, providers=list(providers or ["CPUExecutionProvider"])
-        )
+        try:
+            self.session = onnxruntime.InferenceSession(
+                str(self.path), options, providers=list(providers or ["CPUExecutionProvider"])
+            )
+        except Exception as error:  # onnxruntime's own classes (InvalidProtobuf, Fail), not one library error
+            text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            why = "the file is cut short (a copy that did not finish) or is not an ONNX file" if "Protobuf" in text else text
+            raise BrickError(
+                f"Cannot load the exported model {str(self.path)!r}: {why} ({type(error).__name__}). Export the model "
+                "again (`torchbricks export EXPERIMENT --overwrite`)."
+            ) from error
         self.output_names = [output.name for output in self.session.get_outputs()]
         self._warned_tiles = False
         self.iou_thresholds: dict[str, float] = {

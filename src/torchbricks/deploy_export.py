@@ -151,6 +151,9 @@ def export_deployable_onnx(
             metadata["quantization"] = quantize_int8(loaded, size, float_file, written, workdir, images, num_calibration_images)
         metadata["file"] = path_onnx.name
         write_json(workdir / "metadata.json", metadata)
+        # An earlier export's metadata goes first: stopped between the two renames, the new model would otherwise be
+        # read with the old one's class names and size; without metadata the runtime refuses it, saying to export again.
+        path_json.unlink(missing_ok=True)
         os.replace(written, path_onnx)
         os.replace(workdir / "metadata.json", path_json)  # last: a metadata file means a complete export
     finally:

@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from torchbricks._checkpoint import read_training_checkpoint
 from torchbricks._conventions import of_head
 from torchbricks._experiment import (
     BEST_CHECKPOINT,
@@ -213,6 +214,7 @@ def load_experiment(folder: Path | str, map_location: str | torch.device = "cpu"
     Raises:
         ConfigError: `folder` is not a trained experiment: no `resolved_config.yaml` / `experiment.json` (written by
             torchbricks 0.5.0 and later), or no trained weights (`bricks/` or `checkpoints/best.ckpt`).
+        CheckpointError: The weights cannot be read (a file cut short) or do not fit the model the config builds.
     """
     from torchbricks.configuration import create_brick_collection
 
@@ -229,7 +231,7 @@ def load_experiment(folder: Path | str, map_location: str | torch.device = "cpu"
     if (folder / BRICKS_FOLDER).is_dir():
         _load_trained_bricks(collection, folder)
     elif (folder / BEST_CHECKPOINT).is_file():
-        _load_lightning_checkpoint(collection, folder / BEST_CHECKPOINT, map_location)
+        _load_lightning_checkpoint(collection, folder / BEST_CHECKPOINT)
     else:
         raise ConfigError(
             f"Experiment {str(folder)!r} has no trained weights: neither {BRICKS_FOLDER}/ nor {BEST_CHECKPOINT}. "
@@ -285,13 +287,29 @@ def _load_trained_bricks(collection: BrickCollection, folder: Path) -> None:
         ) from error
 
 
-def _load_lightning_checkpoint(collection: BrickCollection, path: Path, map_location: str | torch.device) -> None:
-    checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+def _load_lightning_checkpoint(collection: BrickCollection, path: Path) -> None:
+    """Loads the bricks' weights of a Lightning checkpoint, each one checked (present, same shape) before any loads."""
+    checkpoint = read_training_checkpoint(path)
+    saved = checkpoint.get("state_dict")
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"The training checkpoint {str(path)!r} has no 'state_dict' (it holds {list(checkpoint)[:10]}).")
     prefix = "brick_collection."
-    state = {key[len(prefix) :]: value for key, value in checkpoint["state_dict"].items() if key.startswith(prefix)}
-    missing = collection.load_state_dict(state, strict=False).missing_keys
+    state = {key[len(prefix) :]: value for key, value in saved.items() if key.startswith(prefix)}
+    expected = collection.state_dict()
+    missing = [key for key in expected if key not in state]
     if missing:
         raise ConfigError(
             f"Experiment {str(path)!r} has no trained weights for {missing} (its weights are "
-            f"{[key[len(prefix) :] for key in checkpoint['state_dict']][:10]}); they would predict with untrained weights."
+            f"{[key[len(prefix) :] for key in saved][:10]}); they would predict with untrained weights."
         )
+    reshaped = [
+        f"{key!r} has shape {list(state[key].shape)} there, the model expects {list(value.shape)}"
+        for key, value in expected.items()
+        if isinstance(value, torch.Tensor) and (not isinstance(state[key], torch.Tensor) or state[key].shape != value.shape)
+    ]
+    if reshaped:
+        raise CheckpointError(
+            f"The weights of {str(path)!r} do not fit the model its experiment's {RESOLVED_CONFIG_FILE} builds: "
+            f"{'; '.join(reshaped[:3])}{' ...' if len(reshaped) > 3 else ''}. No weight was loaded."
+        )
+    collection.load_state_dict({key: state[key] for key in expected}, strict=True)

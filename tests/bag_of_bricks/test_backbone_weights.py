@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
@@ -134,11 +135,18 @@ def test_torchvision_weights_that_cannot_be_downloaded_say_what_to_give_instead(
         create_task_backbone("resnet18", weights="DEFAULT")
 
 
+def _saved_bytes(state: dict[str, torch.Tensor]) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
 @pytest.mark.parametrize(
     ("content", "reason"),
     [
         (b"", r"the file is empty or cut short"),
         (b"not a torch file at all", r"it is not a state dict that torch.load reads safely"),
+        (_saved_bytes({"weight": torch.zeros(64)})[:-30], r"the file is cut short \(a copy or a write that did not finish\)"),
     ],
 )
 def test_an_empty_or_foreign_weights_file_says_why_it_cannot_be_read(tmp_path: Path, content: bytes, reason: str) -> None:

@@ -135,3 +135,24 @@ def test_make_dataset_command_writes_the_layouts_and_refuses_an_existing_folder(
     assert sorted(path.name for path in (tmp_path / "shapes").iterdir()) == ["classification", "detection", "segmentation"]
     assert main(arguments) == 2
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_an_overwrite_whose_swap_fails_puts_the_existing_data_set_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The old data set was moved aside to a hidden .shapes.<id>.old folder and left there, and shapes/ was gone
+    import os
+
+    root = write_shapes_dataset(tmp_path / "shapes", num_train=2, num_val=1, image_size=32)
+    before = _digest(root)
+    rename = os.replace
+
+    def fails_to_swap_in_the_new_folder(source: str | Path, target: str | Path) -> None:
+        if Path(source).name.endswith(".tmp") and Path(target) == root:
+            raise OSError(16, "Device or resource busy")  # a folder in use on Windows, a network share
+        rename(source, target)
+
+    monkeypatch.setattr(os, "replace", fails_to_swap_in_the_new_folder)
+    with pytest.raises(OSError, match="busy"):
+        write_shapes_dataset(root, num_train=3, num_val=1, image_size=32, overwrite=True)
+
+    assert _digest(root) == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["shapes"]

@@ -410,3 +410,24 @@ def test_a_resume_on_data_with_other_classes_is_refused_before_anything_is_writt
     assert "trained on ['circle', 'square', 'triangle']" in error
     assert {path: path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()} == before
     assert main(["train", *locate, "resume=true", f"data.root={data}", "trainer.max_epochs=2"]) == 0  # its own data
+
+
+def test_a_resume_from_a_last_checkpoint_cut_short_is_refused_naming_it_before_anything_is_written(
+    trained_experiment: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A copy of the experiment that did not finish: torch's zip reader failed with a traceback
+    from torchbricks.__main__ import main
+
+    folder = _copied(trained_experiment, tmp_path)
+    last = folder / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    before = {path: path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+    capsys.readouterr()
+
+    locate = [f"experiment.path_experiments={folder.parent}", f"experiment.name={folder.name}", "resume=true"]
+    assert main(["train", *locate, "trainer.max_epochs=2"]) == 2
+
+    error = capsys.readouterr().err
+    assert f"Cannot read the training checkpoint {str(last)!r}: the file is cut short" in error
+    assert "resume=true cannot continue from it; nothing was written. Copy checkpoints/best.ckpt over it" in error
+    assert {path: path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()} == before

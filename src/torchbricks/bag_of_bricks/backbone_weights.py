@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from torchbricks._checkpoint import unreadable_reason
 from torchbricks._extras import require
 from torchbricks.errors import CheckpointError, CheckpointNotFoundError, MissingExtraError
 
@@ -76,7 +77,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     except MissingExtraError:
         raise
     except Exception as error:
-        raise CheckpointError(f"Cannot read the weights file {str(file)!r}: {_why_unreadable(error, file)}") from error
+        raise CheckpointError(f"Cannot read the weights file {str(file)!r}: {unreadable_reason(error, file)}") from error
     for wrapper in _WRAPPERS:  # training checkpoints keep the weights under one of these keys
         if isinstance(state, Mapping) and isinstance(state.get(wrapper), Mapping):
             state = state[wrapper]
@@ -87,19 +88,6 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if all(key.startswith("module.") for key in tensors):
         tensors = {key.removeprefix("module."): value for key, value in tensors.items()}
     return tensors
-
-
-def _why_unreadable(error: Exception, file: Path) -> str:
-    """Why `torch.load` (or safetensors) could not read `file`, in words a user can act on."""
-    text = str(error).strip()
-    if file.stat().st_size == 0 or isinstance(error, EOFError):
-        return "the file is empty or cut short."
-    if "weights_only" in text:  # torch's advice to load it unsafely does not fit a file that should be a state dict
-        return (
-            "it is not a state dict that torch.load reads safely (tensors only): not a PyTorch file, or one holding "
-            "other objects. Save the weights with torch.save(model.state_dict(), PATH)."
-        )
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def load_backbone_weights(

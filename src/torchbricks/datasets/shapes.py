@@ -20,7 +20,6 @@ from __future__ import annotations
 import colorsys
 import json
 import math
-import os
 import shutil
 import uuid
 from collections.abc import Sequence
@@ -30,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from torchbricks._files import replace_folder
 from torchbricks.datasets.polygons import outline_pixels
 from torchbricks.errors import BrickError, ShapesDatasetExistsError
 
@@ -185,21 +185,11 @@ def write_shapes_dataset(
         (temporary / "segmentation" / "classes.txt").write_text(
             "\n".join(("background", *SHAPE_CLASSES)) + "\n", encoding="utf-8"
         )
-        _replace(temporary, root)
+        replace_folder(temporary, root)  # an existing data set is put back if the swap fails
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
     return root
-
-
-def _replace(temporary: Path, root: Path) -> None:
-    if not root.exists():
-        os.replace(temporary, root)
-        return
-    old = root.with_name(f".{root.name}.{uuid.uuid4().hex}.old")
-    os.replace(root, old)
-    os.replace(temporary, root)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _rng(stream: Sequence[int], index: int) -> np.random.Generator:

@@ -9,8 +9,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from torchbricks._checkpoint import read_training_checkpoint
 from torchbricks._conventions import TOTAL_LOSS, logged_name
 from torchbricks._experiment import CHECKPOINTS_FOLDER, launched_as_global_zero
 from torchbricks._extras import require
@@ -72,7 +71,7 @@ def best_summary(trainer: Any, best: Path | None) -> dict[str, Any]:
     saved), its `best_score` of `checkpoint.monitor`, and `tested_weights` (`best`, or `last` without a checkpoint)."""
     if best is None:
         return {"best_epoch": None, "best_score": None, "tested_weights": "last"}
-    checkpoint = torch.load(best, map_location="cpu", weights_only=True)
+    checkpoint = read_training_checkpoint(best)
     score = trainer.checkpoint_callback.best_model_score
     return {
         "best_epoch": int(checkpoint["epoch"]) + 1,
@@ -123,7 +122,7 @@ def create_loggers(path_experiment: Path, resumed_step: int | None = None) -> li
 def checkpoint_logging_step(checkpoint: Path) -> int:
     """The step Lightning logs at when it resumes from `checkpoint`: its count of batches that stepped the
     optimizer (`callbacks.logging_step`), kept in the checkpoint's fit loop state; else the global step."""
-    saved = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=True)
+    saved = read_training_checkpoint(checkpoint, mmap=True)
     epoch_loop = saved.get("loops", {}).get("fit_loop", {}).get("epoch_loop.state_dict", {})
     return int(epoch_loop.get("_batches_that_stepped", saved.get("global_step", 0)))
 

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from torchbricks._checkpoint import read_training_checkpoint
 from torchbricks._conventions import logged_name
 from torchbricks._data_facts import data_facts_kept
 from torchbricks._experiment import (
@@ -64,12 +65,14 @@ from torchbricks.datasets._reading import each_file_read_once
 from torchbricks.errors import (
     LOADER_TERMINATED,
     BrickError,
+    CheckpointError,
     ConfigError,
     RunStoppedError,
     Terminated,
     UnknownMetricError,
     did_you_mean_key,
 )
+from torchbricks.lightning.checkpoint_io import with_atomic_checkpoints
 from torchbricks.lightning.experiment_files import BRICKS_FOLDER, to_json
 from torchbricks.lightning.job_outputs import draw_test_pictures, export_and_check_onnx
 from torchbricks.lightning.job_trainer import (
@@ -132,9 +135,11 @@ def run_main_job(config: Any) -> MainJobResult:
         data_module, brick_collection = parts.data_module, parts.brick_collection
         class_names = getattr(data_module, "class_names", None)  # several sources (data.sources): a dict, one list per head
         class_names = class_names if isinstance(class_names, list) else None
-        trainer = parts.create_trainer(
-            logger=create_loggers(path_experiment, None if checkpoint is None else checkpoint_logging_step(checkpoint)),
-            callbacks=create_callbacks(settings, path_experiment, class_names),
+        trainer = with_atomic_checkpoints(
+            parts.create_trainer(
+                logger=create_loggers(path_experiment, None if checkpoint is None else checkpoint_logging_step(checkpoint)),
+                callbacks=create_callbacks(settings, path_experiment, class_names),
+            )
         )
         stopped, best = fit_and_test_best(trainer, module, data_module, checkpoint, settings.enable_checkpointing)
         leave_process_group()  # the test was the run's last collective call
@@ -303,9 +308,13 @@ def check_checkpoint_fits(checkpoint: Path, saved_checkpoint: dict[str, Any], mo
 def check_resumable(checkpoint: Path, module: Any, max_epochs: Any, data_module: Any) -> None:
     """`check_checkpoint_fits`, `check_epochs_left` and `check_same_classes`: what a `resume=true` run checks before
     anything is written. The checkpoint is read once, memory-mapped, without executing code."""
-    import torch
-
-    saved = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=True)
+    try:
+        saved = read_training_checkpoint(checkpoint, mmap=True)
+    except CheckpointError as error:
+        raise CheckpointError(
+            f"{error} resume=true cannot continue from it; nothing was written. Copy {CHECKPOINTS_FOLDER}/best.ckpt "
+            "over it to continue from the best epoch, or start the run again with experiment.overwrite=true."
+        ) from error
     check_checkpoint_fits(checkpoint, saved, module)
     check_epochs_left(checkpoint, saved, max_epochs)
     check_same_classes(checkpoint.parent.parent, data_module)  # <experiment>/checkpoints/last.ckpt
