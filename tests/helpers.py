@@ -307,3 +307,34 @@ def terminal_lines(output: str) -> list[str]:
             line[column : column + len(token)] = token
             column += len(token)
     return ["".join(line).rstrip() for line in screen if "".join(line).strip()]
+
+
+def channel_means_onnx_file(folder: Path, size: tuple[int, int]) -> Path:
+    """An ONNX file (with its `torchbricks.deploy` metadata) taking uint8 images [B, 3, *size] and giving their
+    channel means as the classification `head/probabilities`: what it returns shows the pixels it was given."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from torchbricks.deploy import METADATA_FORMAT, metadata_path
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("Cast", ["images"], ["floats"], to=TensorProto.FLOAT),
+            helper.make_node("ReduceMean", ["floats", "axes"], ["head/probabilities"], keepdims=0),
+        ],
+        "means",
+        [helper.make_tensor_value_info("images", TensorProto.UINT8, ["batch", 3, *size])],
+        [helper.make_tensor_value_info("head/probabilities", TensorProto.FLOAT, ["batch", 3])],
+        [helper.make_tensor("axes", TensorProto.INT64, [2], [2, 3])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    path = folder / "means.onnx"
+    onnx.save(model, str(path))
+    metadata = {
+        "format": METADATA_FORMAT,
+        "image_size": list(size),
+        "heads": {"head": {"kind": "classification", "class_names": None}},
+    }
+    metadata_path(path).write_text(json.dumps(metadata))
+    return path

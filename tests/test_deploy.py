@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import channel_means_onnx_file
 
 from torchbricks.deploy import METADATA_FORMAT, OnnxPredictor, metadata_path, read_image, resize_image, resize_mask
 from torchbricks.errors import BrickError
@@ -19,36 +20,8 @@ from torchbricks.errors import BrickError
 SRC = Path(__file__).parent.parent / "src"
 
 
-def _channel_means_file(folder: Path) -> Path:
-    """An ONNX file taking uint8 images [B, 3, 4, 6] and giving their channel means as `head/probabilities`."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    graph = helper.make_graph(
-        [
-            helper.make_node("Cast", ["images"], ["floats"], to=TensorProto.FLOAT),
-            helper.make_node("ReduceMean", ["floats", "axes"], ["head/probabilities"], keepdims=0),
-        ],
-        "means",
-        [helper.make_tensor_value_info("images", TensorProto.UINT8, ["batch", 3, 4, 6])],
-        [helper.make_tensor_value_info("head/probabilities", TensorProto.FLOAT, ["batch", 3])],
-        [helper.make_tensor("axes", TensorProto.INT64, [2], [2, 3])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 9
-    path = folder / "means.onnx"
-    onnx.save(model, str(path))
-    metadata = {
-        "format": METADATA_FORMAT,
-        "image_size": [4, 6],
-        "heads": {"head": {"kind": "classification", "class_names": None}},
-    }
-    metadata_path(path).write_text(json.dumps(metadata))
-    return path
-
-
 def test_predict_resizes_each_image_to_the_model_and_returns_its_results_per_head(tmp_path: Path) -> None:
-    predictor = OnnxPredictor(_channel_means_file(tmp_path))
+    predictor = OnnxPredictor(channel_means_onnx_file(tmp_path, (4, 6)))
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in ((4, 6, 3), (9, 7, 3), (30, 40, 3))]
 
@@ -63,7 +36,7 @@ def test_predict_resizes_each_image_to_the_model_and_returns_its_results_per_hea
 
 
 def test_predict_with_tiles_averages_the_classification_of_each_padded_and_resized_window(tmp_path: Path) -> None:
-    predictor = OnnxPredictor(_channel_means_file(tmp_path))
+    predictor = OnnxPredictor(channel_means_onnx_file(tmp_path, (4, 6)))
     image = np.random.default_rng(0).integers(0, 256, (5, 12, 3), dtype=np.uint8)
 
     (result,) = predictor.predict([image], batch_size=1, tile=6, overlap=0.0)
@@ -77,7 +50,7 @@ def test_predict_with_tiles_averages_the_classification_of_each_padded_and_resiz
 
 
 def test_tiles_are_refused_by_a_segmentation_file_without_class_probabilities_saying_to_export_again(tmp_path: Path) -> None:
-    path = _channel_means_file(tmp_path)
+    path = channel_means_onnx_file(tmp_path, (4, 6))
     metadata = json.loads(metadata_path(path).read_text())
     metadata["heads"] = {"seg": {"kind": "segmentation", "class_names": None}}  # the file has no seg/probabilities
     metadata_path(path).write_text(json.dumps(metadata))
@@ -88,21 +61,21 @@ def test_tiles_are_refused_by_a_segmentation_file_without_class_probabilities_sa
 
 
 def test_an_overlap_without_a_tile_is_refused_naming_both(tmp_path: Path) -> None:
-    predictor = OnnxPredictor(_channel_means_file(tmp_path))
+    predictor = OnnxPredictor(channel_means_onnx_file(tmp_path, (4, 6)))
 
     with pytest.raises(BrickError, match=r"OnnxPredictor\.predict: overlap=0\.5 needs tile=N .* would be ignored"):
         predictor.predict([np.zeros((8, 8, 3), np.uint8)], overlap=0.5)
 
 
 def test_predict_refuses_an_image_that_is_not_uint8_rgb_naming_it(tmp_path: Path) -> None:
-    predictor = OnnxPredictor(_channel_means_file(tmp_path))
+    predictor = OnnxPredictor(channel_means_onnx_file(tmp_path, (4, 6)))
 
     with pytest.raises(BrickError, match=r"image 1 must be a uint8 RGB array \[H, W, 3\], got a float32 array \(4, 6, 3\)"):
         predictor.predict([np.zeros((4, 6, 3), np.uint8), np.zeros((4, 6, 3), np.float32)])
 
 
 def test_a_file_without_its_metadata_or_with_another_format_is_refused(tmp_path: Path) -> None:
-    path = _channel_means_file(tmp_path)
+    path = channel_means_onnx_file(tmp_path, (4, 6))
     metadata_path(path).write_text(json.dumps({"format": "something else"}))
     with pytest.raises(BrickError, match="has format 'something else'; expected 'torchbricks-deployable-onnx/1'"):
         OnnxPredictor(path)
@@ -118,7 +91,7 @@ def test_a_file_without_its_metadata_or_with_another_format_is_refused(tmp_path:
 
 def test_a_model_file_cut_short_is_refused_in_one_library_error_naming_it(tmp_path: Path) -> None:
     # onnxruntime's InvalidProtobuf reached the user, a class of its own and no word of what to do
-    path = _channel_means_file(tmp_path)
+    path = channel_means_onnx_file(tmp_path, (4, 6))
     path.write_bytes(path.read_bytes()[:-20])
 
     with pytest.raises(BrickError, match=r"means\.onnx': the file is cut short .* \(InvalidProtobuf\)\. Export the model again"):
@@ -290,7 +263,7 @@ def test_predicted_boxes_are_cut_to_the_image_and_those_wholly_outside_it_droppe
 
 @pytest.mark.parametrize("batch_size", [0, -1, 2.5])
 def test_predict_refuses_a_batch_size_below_one_instead_of_predicting_no_image(tmp_path: Path, batch_size: float) -> None:
-    predictor = OnnxPredictor(_channel_means_file(tmp_path))
+    predictor = OnnxPredictor(channel_means_onnx_file(tmp_path, (4, 6)))
     images = [np.zeros((4, 6, 3), dtype=np.uint8)] * 3
 
     with pytest.raises(BrickError, match=rf"batch_size must be an int of 1 or more .*got {batch_size}"):
@@ -366,7 +339,7 @@ def test_a_tiled_mask_is_merged_as_the_batches_come_back_holding_the_sums_not_ev
 
 
 def test_tiles_go_to_onnxruntime_in_batches_of_the_default_when_no_batch_size_is_given(tmp_path: Path) -> None:
-    predictor = OnnxPredictor(_channel_means_file(tmp_path))
+    predictor = OnnxPredictor(channel_means_onnx_file(tmp_path, (4, 6)))
     image = np.random.default_rng(0).integers(0, 256, (6, 6 * 70, 3), dtype=np.uint8)  # 70 tiles of 6: 32 + 32 + 6
     batches: list[int] = []
     run = predictor.run

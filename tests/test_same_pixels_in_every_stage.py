@@ -4,7 +4,6 @@ metrics.json), `evaluate`, `predict` (bricks and `--onnx`) and `torchbricks.depl
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from helpers import channel_means_onnx_file
 from PIL import Image
 from torch import nn
 
@@ -19,7 +19,7 @@ from torchbricks._image_sources import ImageSource, ImageSourceDataset, collect_
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.bricks import BrickNotTrainable
 from torchbricks.datasets._reading import load_rgb
-from torchbricks.deploy import METADATA_FORMAT, OnnxPredictor, metadata_path, read_frames, read_image, read_model_image
+from torchbricks.deploy import OnnxPredictor, read_frames, read_image, read_model_image
 from torchbricks.errors import BrickError, DataError
 from torchbricks.lightning.image_datamodules import ImageFolderDataModule
 from torchbricks.predict import BrickBackend, predict_images
@@ -154,30 +154,6 @@ def test_predict_gives_the_model_the_pixels_training_gave_it_and_writes_at_the_w
         assert Image.open(tmp_path / "out" / "drawn" / f"{stem}.jpg").size == SHOWN[::-1], name
 
 
-def _model_file(folder: Path) -> Path:
-    """An ONNX file taking uint8 images [B, 3, 96, 128], giving their channel means as a classification."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    graph = helper.make_graph(
-        [
-            helper.make_node("Cast", ["images"], ["floats"], to=TensorProto.FLOAT),
-            helper.make_node("ReduceMean", ["floats", "axes"], ["head/probabilities"], keepdims=0),
-        ],
-        "means",
-        [helper.make_tensor_value_info("images", TensorProto.UINT8, ["batch", 3, *SIZE])],
-        [helper.make_tensor_value_info("head/probabilities", TensorProto.FLOAT, ["batch", 3])],
-        [helper.make_tensor("axes", TensorProto.INT64, [2], [2, 3])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 9
-    path = folder / "means.onnx"
-    onnx.save(model, str(path))
-    metadata = {"format": METADATA_FORMAT, "image_size": list(SIZE), "heads": {"head": {"kind": "classification"}}}
-    metadata_path(path).write_text(json.dumps(metadata))
-    return path
-
-
 def test_the_onnx_predictor_and_predict_onnx_give_the_model_the_pixels_training_gave_it(
     photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -185,7 +161,7 @@ def test_the_onnx_predictor_and_predict_onnx_give_the_model_the_pixels_training_
 
     pytest.importorskip("onnxruntime")
     trained = _trained(photos)
-    predictor = OnnxPredictor(_model_file(tmp_path))
+    predictor = OnnxPredictor(channel_means_onnx_file(tmp_path, SIZE))
     given: list[np.ndarray] = []
     run = predictor.run
     monkeypatch.setattr(
@@ -260,7 +236,7 @@ def test_a_multi_page_tiff_is_its_first_page_for_read_image_and_predict(tmp_path
 
 def test_sizes_of_reduced_images_are_refused_with_tiles_and_when_not_one_per_image(tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
-    predictor = OnnxPredictor(_model_file(tmp_path))
+    predictor = OnnxPredictor(channel_means_onnx_file(tmp_path, SIZE))
     backend = BrickBackend(_recording_experiment(tmp_path / "experiment")[0], tile=64)
     reduced = np.zeros((96, 128, 3), np.uint8)
 
@@ -275,7 +251,7 @@ def test_sizes_of_reduced_images_are_refused_with_tiles_and_when_not_one_per_ima
 def test_sizes_whose_sides_do_not_fit_the_reduced_image_are_refused_naming_the_swap(tmp_path: Path) -> None:
     # (width, height), as Pillow gives sizes, would silently stretch a 768 x 1024 photograph's boxes to 1024 x 768
     pytest.importorskip("onnxruntime")
-    predictor = OnnxPredictor(_model_file(tmp_path))
+    predictor = OnnxPredictor(channel_means_onnx_file(tmp_path, SIZE))
     backend = BrickBackend(_recording_experiment(tmp_path / "experiment")[0])
     reduced = np.zeros((96, 128, 3), np.uint8)  # 768 x 1024 decoded at 1/8
     swapped = SHOWN[::-1]
