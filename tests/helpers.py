@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -338,3 +339,45 @@ def channel_means_onnx_file(folder: Path, size: tuple[int, int]) -> Path:
     }
     metadata_path(path).write_text(json.dumps(metadata))
     return path
+
+
+def count_reads(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
+    """Counters of the files opened with `open()` and of the folders listed, by path, from now on."""
+    import builtins
+    import io
+    import os
+    from collections import Counter
+
+    opened: Counter[str] = Counter()
+    listed = count_listings(monkeypatch)
+    real_open = builtins.open
+
+    def open_file(file: Any, *arguments: Any, **keywords: Any) -> Any:
+        if isinstance(file, str | os.PathLike):
+            opened[str(file)] += 1
+        return real_open(file, *arguments, **keywords)
+
+    monkeypatch.setattr(builtins, "open", open_file)
+    monkeypatch.setattr(io, "open", open_file)
+    return opened, listed
+
+
+def count_listings(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A counter of the folders listed (os.scandir, os.listdir), by path, from now on."""
+    import os
+    from collections import Counter
+
+    listed: Counter[str] = Counter()
+    real_scandir, real_listdir = os.scandir, os.listdir
+
+    def scandir(path: Any = ".") -> Any:
+        listed[str(path)] += 1
+        return real_scandir(path)
+
+    def listdir(path: Any = ".") -> Any:
+        listed[str(path)] += 1
+        return real_listdir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    monkeypatch.setattr(os, "listdir", listdir)
+    return listed

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from helpers import coco_semantic_mask, uncompressed_rle
+from helpers import coco_semantic_mask, count_listings, count_reads, uncompressed_rle
 
 from torchbricks.datasets.readers import DataError
 from torchbricks.datasets.shapes import write_shapes_dataset
@@ -453,7 +453,7 @@ def test_segmentation_start_up_lists_each_split_folder_once_and_opens_each_file_
     from torchbricks.lightning import image_datamodules
 
     root = _palette_segmentation_data(tmp_path / "data")
-    listed = _count_listings(monkeypatch)
+    listed = count_listings(monkeypatch)
     opened: Counter[str] = Counter()
     decoded: Counter[str] = Counter()  # masks whose pixels are read (the first mask's check, the classes found)
     real_open, real_read_mask = Image.open, image_datamodules.read_mask
@@ -609,48 +609,6 @@ def test_the_size_from_yolo_and_voc_data_reads_the_training_split_once(
     assert data.image_size == typical_image_size(layout, root).size
 
 
-def _count_reads(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
-    """Counters of the files opened with `open()` and of the folders listed, by path, from now on."""
-    import builtins
-    import io
-    import os
-    from collections import Counter
-
-    opened: Counter[str] = Counter()
-    listed = _count_listings(monkeypatch)
-    real_open = builtins.open
-
-    def open_file(file: Any, *arguments: Any, **keywords: Any) -> Any:
-        if isinstance(file, str | os.PathLike):
-            opened[str(file)] += 1
-        return real_open(file, *arguments, **keywords)
-
-    monkeypatch.setattr(builtins, "open", open_file)
-    monkeypatch.setattr(io, "open", open_file)
-    return opened, listed
-
-
-def _count_listings(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """A counter of the folders listed (os.scandir, os.listdir), by path, from now on."""
-    import os
-    from collections import Counter
-
-    listed: Counter[str] = Counter()
-    real_scandir, real_listdir = os.scandir, os.listdir
-
-    def scandir(path: Any = ".") -> Any:
-        listed[str(path)] += 1
-        return real_scandir(path)
-
-    def listdir(path: Any = ".") -> Any:
-        listed[str(path)] += 1
-        return real_listdir(path)
-
-    monkeypatch.setattr(os, "scandir", scandir)
-    monkeypatch.setattr(os, "listdir", listdir)
-    return listed
-
-
 @pytest.mark.parametrize("image_size", [32, None])
 @pytest.mark.parametrize("layout", ["coco", "yolo", "voc"])
 def test_the_detection_start_up_opens_each_file_once_and_lists_each_folder_once(
@@ -666,7 +624,7 @@ def test_the_detection_start_up_opens_each_file_once_and_lists_each_folder_once(
     if layout != "coco":
         root = root(coco, tmp_path / layout)  # type: ignore[operator]
     images = [str(path) for path in root.rglob("*.png")]
-    opened, listed = _count_reads(monkeypatch)
+    opened, listed = count_reads(monkeypatch)
 
     data = DetectionDataModule(root, image_size=image_size, batch_size=2, num_workers=0)
     data.check_files()
@@ -695,7 +653,7 @@ def test_the_image_folder_start_up_lists_each_class_folder_once(
             (root / split / name).mkdir(parents=True)
             for index in range(2):
                 Image.new("RGB", (20, 16)).save(root / split / name / f"{index}.png")
-    opened, listed = _count_reads(monkeypatch)
+    opened, listed = count_reads(monkeypatch)
 
     data = ImageFolderDataModule(root, image_size=image_size, batch_size=2, num_workers=0)
     data.check_files()

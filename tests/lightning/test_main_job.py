@@ -669,12 +669,10 @@ def test_a_jobs_start_up_opens_each_file_of_the_data_once_and_lists_each_folder_
     # resolved config written to the run each read the data: the image folder's train/ was listed 20 to 34 times,
     # COCO's train.json parsed 17 times, YOLO's data.yaml read 27 times, a VOC training XML file 16 times and each
     # image opened 2 to 4 times (its size for the config, for the reader, then check_files' header and end).
-    import builtins
-    import io
-    import os
     from collections import Counter
     from typing import Any
 
+    from helpers import count_reads
     from layouts import coco_to_voc, coco_to_yolo
 
     from torchbricks.datasets.shapes import write_shapes_dataset
@@ -686,23 +684,8 @@ def test_a_jobs_start_up_opens_each_file_of_the_data_once_and_lists_each_folder_
         root = (coco_to_yolo if layout == "yolo" else coco_to_voc)(shapes / "detection", tmp_path / layout)
     texts = {str(path): path.read_text() for path in root.glob("*.json")}
     files = [str(path) for path in root.rglob("*") if path.is_file()]
-    opened: Counter[str] = Counter()
-    listed: Counter[str] = Counter()
     parsed: Counter[str] = Counter()  # JSON texts of the data parsed
-    real_open, real_scandir, real_listdir, real_loads = builtins.open, os.scandir, os.listdir, json.loads
-
-    def open_file(file: Any, *arguments: Any, **keywords: Any) -> Any:
-        if isinstance(file, str | os.PathLike):
-            opened[str(file)] += 1
-        return real_open(file, *arguments, **keywords)
-
-    def scandir(path: Any = ".") -> Any:
-        listed[str(path)] += 1
-        return real_scandir(path)
-
-    def listdir(path: Any = ".") -> Any:
-        listed[str(path)] += 1
-        return real_listdir(path)
+    real_loads = json.loads
 
     def loads(text: Any, *arguments: Any, **keywords: Any) -> Any:
         parsed.update(path for path, whole in texts.items() if text == whole)
@@ -721,15 +704,9 @@ def test_a_jobs_start_up_opens_each_file_of_the_data_once_and_lists_each_folder_
             f"experiment.path_experiments={tmp_path / 'experiments'}",
         ]
     )
-    for module, name, replacement in (
-        (builtins, "open", open_file),
-        (io, "open", open_file),
-        (os, "scandir", scandir),
-        (os, "listdir", listdir),
-        (json, "loads", loads),
-        (main_job, "fit_and_test_best", started),
-    ):
-        monkeypatch.setattr(module, name, replacement)
+    opened, listed = count_reads(monkeypatch)
+    monkeypatch.setattr(json, "loads", loads)
+    monkeypatch.setattr(main_job, "fit_and_test_best", started)
     with pytest.raises(StartedError):
         run_main_job(config)
 
