@@ -135,6 +135,49 @@ def test_the_class_scores_figure_draws_per_class_bars_for_heads_without_a_matrix
     assert plot_class_scores({"head/accuracy": torch.tensor(0.5)}) is None
 
 
+def test_a_class_missing_from_the_split_has_its_recall_and_iou_drawn_as_not_defined_and_its_row_hatched() -> None:
+    # Class 1 has no true sample (its row counts 0), class 2 was never predicted (its column counts 0): class_scores
+    # gives them 0, which the figure wrote as "R 0.00 IoU 0.00" and "P 0.00" while metrics.json said support 0.
+    counts = torch.tensor([[3, 1, 0], [0, 0, 0], [1, 1, 0]])
+    metrics = {"seg/confusion_matrix": counts}
+
+    figure = plot_class_scores(metrics, class_names=["a", "b", "c"])
+
+    (axes,) = [axes for axes in figure.axes if axes.get_title() == "seg/confusion_matrix"]
+    beside = {
+        tuple(label.get_text() for label in labels)
+        for child in axes.child_axes
+        for labels in (child.get_xticklabels(), child.get_yticklabels())
+        if any(label.get_text() for label in labels)
+    }
+    # by hand: a: 3 of 4 true, 3 of 4 predicted, IoU 3 / 5; c: 0 of 2 true, IoU 0 / 2
+    assert beside == {("P 0.75", "P 0.00", "P n/a"), ("R 0.75 IoU 0.60", "R n/a IoU n/a", "R 0.00 IoU 0.00")}
+    hatched = [patch.get_y() + 0.5 for patch in axes.patches if patch.get_hatch()]
+    assert hatched == [1.0]
+
+
+def test_a_class_without_a_true_sample_gets_no_bars_but_not_defined() -> None:
+    metrics = {
+        "presence/per_class": {
+            "cat": {"precision": 1.0, "recall": 0.5, "f1": 0.667, "support": 2},
+            "eel": {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0},
+        }
+    }
+
+    figure = plot_class_scores(metrics)
+
+    (panel,) = (axes for axes in figure.axes if axes.get_title())
+    assert [label.get_text() for label in panel.get_yticklabels()] == ["cat", "eel"]
+    assert [(patch.get_y() + patch.get_height() / 2 > 0.5, patch.get_width()) for patch in panel.patches] == [
+        (False, pytest.approx(1.0)),
+        (False, pytest.approx(0.5)),
+        (False, pytest.approx(0.667)),
+    ]
+    assert [(text.get_text(), text.get_position()[1]) for text in panel.texts if "n/a" in text.get_text()] == [
+        ("n/a: no true sample", 1)
+    ]
+
+
 def test_per_class_values_are_read_by_head_as_plain_numbers() -> None:
     values = per_class_values({"a/b/per_class": {"x": {"iou": torch.tensor(0.25)}}, "a/b/confusion_matrix": [[1]]})
 

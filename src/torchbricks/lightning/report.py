@@ -172,7 +172,9 @@ def plot_confusion_matrices(
         class_names: The names of the classes, on both axes.
         scores: Name -> per-class `precision`, `recall` and `iou` of that matrix (`class_scores` of its counts):
             each row's recall and IoU are written right of the matrix, each column's precision above it (up to
-            `MAX_ANNOTATED_CLASSES` classes).
+            `MAX_ANNOTATED_CLASSES` classes). With `support` (a row's count) and `predicted` (a column's), a class
+            without a true sample has its recall and IoU written `n/a` and its row hatched, a class nothing was
+            predicted as its precision `n/a`: the 0 `class_scores` gives them is no score.
     """
     figure_class = require("matplotlib.figure", "plots").Figure
     count = max(1, len(matrices))
@@ -204,12 +206,26 @@ def _draw_confusion_matrix(
                 axes.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=7, color=color)
         if scores is not None:
             right = axes.secondary_yaxis("right")
-            recalls = [f"R {recall:.2f} IoU {iou:.2f}" for recall, iou in zip(scores["recall"], scores["iou"], strict=True)]
+            support = scores.get("support", [1] * len(matrix))
+            predicted = scores.get("predicted", [1] * len(matrix))
+            recalls = [
+                f"R {recall:.2f} IoU {iou:.2f}" if count > 0 else "R n/a IoU n/a"
+                for recall, iou, count in zip(scores["recall"], scores["iou"], support, strict=True)
+            ]
+            rectangle = require("matplotlib.patches", "plots").Rectangle
+            for row, count in enumerate(support):
+                if count <= 0:  # no true sample: the row's zeros are no fractions
+                    axes.add_patch(rectangle((-0.5, row - 0.5), len(matrix), 1, hatch="//", fill=False, edgecolor="0.6"))
             right.set_yticks(range(len(matrix)), recalls)
             right.tick_params(labelsize=7, length=0)
-            right.set_ylabel("recall, IoU of the true class", fontsize=8)
+            right.set_ylabel(
+                "recall, IoU of the true class" + (" (n/a, hatched: no true sample)" if min(support) <= 0 else ""), fontsize=8
+            )
             top = axes.secondary_xaxis("top")
-            precisions = [f"P {precision:.2f}" for precision in scores["precision"]]
+            precisions = [
+                f"P {precision:.2f}" if count > 0 else "P n/a"
+                for precision, count in zip(scores["precision"], predicted, strict=True)
+            ]
             top.set_xticks(range(len(matrix)), precisions, rotation=0 if len(matrix) <= 6 else 90)
             top.tick_params(labelsize=7, length=0)
             top.set_xlabel("precision of the prediction", fontsize=8)
@@ -244,7 +260,8 @@ def plot_class_scores(metrics: Mapping[str, Any], class_names: Sequence[str] | N
     its row and precision above its column (`class_scores` of its counts), its class names those of the head's
     `per_class` values when it has them (a segmentation head's, background first), else `class_names`. A head with
     per-class values but no matrix gets a bar panel: AP and AP50 per class (box detection; a class without a true
-    box is left out), precision, recall and F1 per class (multi-label, points).
+    box is left out), precision, recall and F1 per class (multi-label, points; a class with `support` 0, no true
+    sample, gets no bar but `n/a`: the zeros its scores hold are no scores).
     """
     from torchbricks.bag_of_bricks.custom_metrics import class_scores
 
@@ -255,6 +272,7 @@ def plot_class_scores(metrics: Mapping[str, Any], class_names: Sequence[str] | N
         head = name.rpartition("/")[0]
         counts = torch.as_tensor(np.asarray(_plain(metrics[name])))
         scores[name] = {key: value.tolist() for key, value in class_scores(counts).items()}
+        scores[name]["predicted"] = counts.sum(dim=0).tolist()
         if head in per_class and len(per_class[head]) == len(matrices[name]):
             names_of[name] = list(per_class[head])
     bars = {head: values for head, values in per_class.items() if not any(name.rpartition("/")[0] == head for name in matrices)}
@@ -275,17 +293,21 @@ def plot_class_scores(metrics: Mapping[str, Any], class_names: Sequence[str] | N
 
 
 def _draw_class_bars(axes: Any, head: str, values: Mapping[str, Mapping[str, float]]) -> None:
-    """Horizontal bars per class, one colour per score; box AP (-1: no true box) leaves the class out."""
+    """Horizontal bars per class, one colour per score; box AP (-1: no true box) leaves the class out, a class with
+    `support` 0 (no true sample) gets `n/a` in place of its bars."""
     keys = ["ap", "ap_50"] if any("ap" in scores for scores in values.values()) else ["precision", "recall", "f1"]
     names = [name for name, scores in values.items() if all(scores.get(key, -1.0) >= 0 for key in keys)]
+    drawn = [index for index, name in enumerate(names) if values[name].get("support", 1) > 0]
     height = 0.8 / len(keys)
     colors = color_cycle()
     for position, key in enumerate(keys):
-        data = [values[name][key] for name in names]
-        offsets = np.arange(len(names)) + (position - (len(keys) - 1) / 2) * height
+        data = [values[names[index]][key] for index in drawn]
+        offsets = np.asarray(drawn, dtype=np.float64) + (position - (len(keys) - 1) / 2) * height
         bars = axes.barh(offsets, data, height=height, color=colors[position], label=key)
         if len(names) <= MAX_ANNOTATED_CLASSES:
             axes.bar_label(bars, fmt="%.2f", fontsize=7, padding=2)
+    for index in sorted(set(range(len(names))) - set(drawn)):
+        axes.text(0.01, index, "n/a: no true sample", va="center", fontsize=7, color="0.4")
     axes.set_yticks(range(len(names)), names)
     axes.invert_yaxis()
     axes.set_xlim(0.0, 1.15)
