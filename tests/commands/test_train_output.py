@@ -202,21 +202,41 @@ def test_a_test_split_whose_every_mask_pixel_is_255_has_its_mean_iou_and_losses_
     summary = [line for line in lines if line.startswith("  test/")]
     assert summary == [
         f"  test/segmentation/mean_iou: undefined ({UNSCORED})",
-        f"  test/loss: undefined ({UNSCORED}; 0 in the logs)",
-        f"  test/losses/segmentation/loss_ce: undefined ({UNSCORED}; 0 in the logs)",
+        f"  test/loss: undefined ({UNSCORED})",
+        f"  test/losses/segmentation/loss_ce: undefined ({UNSCORED})",
     ], lines
-    assert sum("are undefined, null in the JSON files" in line for line in lines) == 1, lines
+    assert sum("are undefined, NaN in the CSV and TensorBoard logs and null in the JSON files" in line for line in lines) == 1, (
+        lines
+    )
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["test"]["segmentation/mean_iou"] is None
     assert metrics["test_logged"] == {"loss": None, "losses/segmentation/loss_ce": None}
     assert metrics["undefined_metrics"] == {
         "test": {
             "segmentation/mean_iou": UNSCORED,
-            "losses/segmentation/loss_ce": f"{UNSCORED}; 0 in the logs",
-            "loss": f"{UNSCORED}; 0 in the logs",
+            "losses/segmentation/loss_ce": UNSCORED,
+            "loss": UNSCORED,
         }
     }
     assert metrics["validation"]["segmentation/mean_iou"] is not None  # the validation split is labelled
+
+
+@pytest.mark.slow
+def test_a_test_split_whose_every_mask_pixel_is_255_has_its_losses_logged_as_nan_as_its_mean_iou(
+    unlabelled_test_split: tuple[Path, Path, list[str]],
+) -> None:
+    # They were logged as 0 (a sum over no pixel), a perfect loss beside the NaN mean IoU, while metrics.json said null.
+    _, folder, _ = unlabelled_test_split
+    undefined = ["test/segmentation/mean_iou", "test/loss", "test/losses/segmentation/loss_ce"]
+    log = list(csv.DictReader((folder / "logs" / "metrics.csv").open()))
+    logged = {name: value for row in log for name, value in row.items() if name.startswith("test/") and value}
+    assert logged == dict.fromkeys(undefined, "nan"), logged
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder / "tensorboard"), size_guidance={"scalars": 0}).Reload()
+    tensorboard = {name: [event.value for event in events.Scalars(name)] for name in undefined}
+    assert all(len(values) == 1 and np.isnan(values[0]) for values in tensorboard.values()), tensorboard
 
 
 @pytest.mark.slow

@@ -556,7 +556,9 @@ class LightningBrickCollection(pl.LightningModule):
             return
         loader = self._summarized_loader
         kept_as = stage.value if loader is None else f"{stage.value}/dataloader_idx_{loader}"  # in epoch_metrics
-        self._check_scored(stage, kept_as, "" if loader is None else f"/dataloader_idx_{loader}", values, losses)
+        unscored = self._check_scored(stage, kept_as, "" if loader is None else f"/dataloader_idx_{loader}", values, losses)
+        for name in unscored:  # 0, a sum over no pixel, would read as a perfect loss; NaN as the mean IoU beside it
+            losses[name] = torch.full_like(losses[name], float("nan"))
         # The values are reduced already. `sync_dist=True, rank_zero_only=True` is how Lightning is told to log
         # them as they are: its own reduction would be a collective started whenever a callback first reads the
         # value (on rank 0 alone for the progress bar), and without sync_dist it warns on every epoch-level log.
@@ -578,11 +580,17 @@ class LightningBrickCollection(pl.LightningModule):
             self.epoch_metrics[kept_as] = {name: _to_cpu(value) for name, value in values.items()}
             self.epoch_metrics_epoch[kept_as] = int(self.current_epoch) + 1
 
-    def _check_scored(self, stage: Stage, key: str, suffix: str, values: Mapping[str, Any], losses: Mapping[str, Any]) -> None:
+    def _check_scored(
+        self, stage: Stage, key: str, suffix: str, values: Mapping[str, Any], losses: Mapping[str, Any]
+    ) -> list[str]:
         """Refuses a training or validation epoch in which a head scored no target (`unscored_heads`: every mask pixel
         of its batches 255), whose values would be undefined (a NaN mean IoU, a loss of 0) and followed by the best
         checkpoint and early stopping; keeps why a value of the epoch is undefined (`undefined_metrics`) and says it
         once per stage and value (a test split without a scored pixel: the run's other results stand).
+
+        Returns:
+            The names in `losses` that are undefined (the losses of a head that scored nothing, and the total when
+            every head's is): they are logged as NaN, as the head's mean IoU is, not as the 0 they sum to.
 
         Raises:
             DataError: A training or validation epoch scored no target of a head; the message names the split and the
@@ -608,17 +616,18 @@ class LightningBrickCollection(pl.LightningModule):
             unscored_losses.append(TOTAL_LOSS)
         for name in unscored_losses:
             loss = logged_name(stage.value, name, loss=True).removeprefix(logged_name(stage.value, ""))
-            undefined[loss] = f"{UNSCORED_REASON}; 0 in the logs"
+            undefined[loss] = UNSCORED_REASON
         self.undefined_metrics[key] = undefined
         said = [f"{logged_name(stage.value, name)}{suffix}" for name in undefined if (key, name) not in self._said_undefined]
         if said:
             self._said_undefined.update((key, name) for name in undefined)
             because = f"head(s) {unscored} scored no pixel: every mask pixel of the split is 255 (ignored)" if unscored else ""
             pl.utilities.rank_zero_warn(
-                f"The {key} values {said} are undefined, null in the JSON files (their undefined_metrics says why): "
-                f"{because or 'a metric had nothing to measure on the split'}.",
+                f"The {key} values {said} are undefined, NaN in the CSV and TensorBoard logs and null in the JSON files "
+                f"(their undefined_metrics says why): {because or 'a metric had nothing to measure on the split'}.",
                 category=UserWarning,
             )
+        return unscored_losses
 
 
 def _learns_weights(balancer: LossBalancer) -> bool:
