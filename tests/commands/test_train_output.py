@@ -68,6 +68,29 @@ def test_a_redirected_run_prints_the_last_epochs_line_before_the_line_that_says_
 
 
 @pytest.mark.slow
+def test_a_run_cut_by_its_time_limit_prints_the_line_of_its_last_epoch_before_the_time_limits_line(
+    shapes_root: Path, tmp_path: Path
+) -> None:
+    # Lightning's Timer says it after a batch, inside the epoch: the line read as if the limit was hit an epoch later.
+    lines = _train_to_file(
+        tmp_path / "output.txt",
+        "task=classification",
+        f"data.root={shapes_root / 'classification'}",
+        f"experiment.path_experiments={tmp_path}",
+        "experiment.name=run",
+        *(argument for argument in SMALL if not argument.startswith("trainer.max_epochs=")),
+        "trainer.max_epochs=100000",
+        "trainer.max_time=00:00:00:01",
+    )
+
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["stop_reason"] == "max_time"
+    limit = next(index for index, line in enumerate(lines) if line.startswith("Time limit reached. "))
+    epochs = [index for index, line in enumerate(lines) if line.startswith("epoch ")]
+    assert epochs, lines
+    assert epochs[-1] < limit, lines
+
+
+@pytest.mark.slow
 def test_a_redirected_run_names_the_tested_checkpoint_on_one_line(redirected_run: tuple[Path, list[str]]) -> None:
     folder, lines = redirected_run
     best = str(folder.resolve() / "checkpoints" / "best.ckpt")

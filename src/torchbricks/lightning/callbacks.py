@@ -585,8 +585,9 @@ class LineProgressBar(pl.callbacks.ProgressBar):
     epoch instead, from the global-zero process.
 
     An epoch's line is printed once its values are all logged (when the next epoch starts or training ends), and the
-    lines Lightning prints meanwhile (`Trainer.fit stopped: max_epochs=2 reached.`, the time limit's) are held until
-    it is: the output reads in order, the last epoch's line before the line that says why training stopped.
+    lines Lightning prints from the epoch's start until then (`Trainer.fit stopped: max_epochs=2 reached.`, the time
+    limit's, said after a batch inside the epoch) are held until it is: the output reads in order, the last epoch's
+    line before the line that says why training stopped.
 
     Args:
         stream: Where the lines go; standard output by default.
@@ -598,6 +599,7 @@ class LineProgressBar(pl.callbacks.ProgressBar):
         self._enabled = True
         self._started = 0.0
         self._pending: tuple[int, float] | None = None
+        self._in_epoch = False  # a training epoch runs: its line is still to come
         self._validated = False  # whether validation ran since the last line
         self._held = _HoldWhilePending(self)
 
@@ -613,13 +615,15 @@ class LineProgressBar(pl.callbacks.ProgressBar):
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         for name in _RANK_ZERO_LOGGERS:
             logging.getLogger(name).removeFilter(self._held)
+        self._in_epoch = False
         self._held.release()  # a run that failed with a line pending still shows what Lightning said
         super().teardown(trainer, pl_module, stage)
 
     @property
     def line_pending(self) -> bool:
-        """Whether an epoch's line waits for its values (between the epoch's end and the next epoch or the end)."""
-        return self._pending is not None
+        """Whether an epoch's line is still to come: from the epoch's start until its line is printed (when the next
+        epoch starts or training ends)."""
+        return self._in_epoch or self._pending is not None
 
     def disable(self) -> None:
         self._enabled = False
@@ -630,14 +634,18 @@ class LineProgressBar(pl.callbacks.ProgressBar):
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._print_pending(trainer, pl_module)
         self._started = time.perf_counter()
+        self._in_epoch = True
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Lightning calls this before the module's own hook, which logs the epoch's losses and metrics, so the
         # line is printed once they are complete: when the next epoch starts or training ends.
         self._pending = (trainer.current_epoch, time.perf_counter() - self._started)
+        self._in_epoch = False
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._in_epoch = False  # an epoch cut before its end (a time limit reached inside it) has no line
         self._print_pending(trainer, pl_module)
+        self._held.release()
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._validated = self._validated or not trainer.sanity_checking
@@ -667,7 +675,8 @@ class LineProgressBar(pl.callbacks.ProgressBar):
 class _HoldWhilePending(logging.Filter):
     """Holds Lightning's rank-zero log records while a `LineProgressBar` line is pending, and prints them once it is
     printed (`release`): Lightning says "`Trainer.fit` stopped: `max_epochs=2` reached." after the last epoch's end
-    and before `on_train_end`, where its line is printed, so a file read the reason before the epoch it ended."""
+    and before `on_train_end`, where its line is printed, and "Time limit reached ..." after a batch inside the epoch,
+    so a file read the reason before the epoch it ended."""
 
     def __init__(self, progress_bar: LineProgressBar) -> None:
         super().__init__()
