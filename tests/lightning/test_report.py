@@ -150,8 +150,14 @@ def test_a_class_missing_from_the_split_has_its_recall_and_iou_drawn_as_not_defi
         for labels in (child.get_xticklabels(), child.get_yticklabels())
         if any(label.get_text() for label in labels)
     }
-    # by hand: a: 3 of 4 true, 3 of 4 predicted, IoU 3 / 5; c: 0 of 2 true, IoU 0 / 2
-    assert beside == {("P 0.75", "P 0.00", "P n/a"), ("R 0.75 IoU 0.60", "R n/a IoU n/a", "R 0.00 IoU 0.00")}
+    # by hand: a: 3 of 4 true, 3 of 4 predicted, IoU 3 / 5; b: no true sample, predicted twice, IoU 0 / 2 (a true 0);
+    # c: 0 of 2 true, IoU 0 / 2
+    assert beside == {("P 0.75", "P 0.00", "P n/a"), ("R 0.75 IoU 0.60", "R n/a IoU 0.00", "R 0.00 IoU 0.00")}
+    absent = {"seg/confusion_matrix": torch.tensor([[3, 0, 1], [0, 0, 0], [1, 0, 1]])}  # b neither true nor predicted
+    (axes_absent,) = [
+        axes for axes in plot_class_scores(absent, ["a", "b", "c"]).axes if axes.get_title() == "seg/confusion_matrix"
+    ]
+    assert "R n/a IoU n/a" in {label.get_text() for child in axes_absent.child_axes for label in child.get_yticklabels()}
     hatched = [patch.get_y() + 0.5 for patch in axes.patches if patch.get_hatch()]
     assert hatched == [1.0]
 

@@ -173,8 +173,9 @@ def plot_confusion_matrices(
         scores: Name -> per-class `precision`, `recall` and `iou` of that matrix (`class_scores` of its counts):
             each row's recall and IoU are written right of the matrix, each column's precision above it (up to
             `MAX_ANNOTATED_CLASSES` classes). With `support` (a row's count) and `predicted` (a column's), a class
-            without a true sample has its recall and IoU written `n/a` and its row hatched, a class nothing was
-            predicted as its precision `n/a`: the 0 `class_scores` gives them is no score.
+            without a true sample has its recall written `n/a` and its row hatched (its IoU too, unless it was
+            predicted: then every such prediction is false and its IoU a true 0), a class nothing was predicted as its
+            precision `n/a`: the 0 `class_scores` gives them is no score.
     """
     figure_class = require("matplotlib.figure", "plots").Figure
     count = max(1, len(matrices))
@@ -208,9 +209,11 @@ def _draw_confusion_matrix(
             right = axes.secondary_yaxis("right")
             support = scores.get("support", [1] * len(matrix))
             predicted = scores.get("predicted", [1] * len(matrix))
+            # a class without a true sample has no recall; its IoU is a true 0 where it was predicted (every such
+            # prediction is false) and has no value only where neither happened (an empty union)
             recalls = [
-                f"R {recall:.2f} IoU {iou:.2f}" if count > 0 else "R n/a IoU n/a"
-                for recall, iou, count in zip(scores["recall"], scores["iou"], support, strict=True)
+                f"R {recall:.2f} IoU {iou:.2f}" if count > 0 else f"R n/a IoU {f'{iou:.2f}' if guessed > 0 else 'n/a'}"
+                for recall, iou, count, guessed in zip(scores["recall"], scores["iou"], support, predicted, strict=True)
             ]
             rectangle = require("matplotlib.patches", "plots").Rectangle
             for row, count in enumerate(support):
