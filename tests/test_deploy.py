@@ -370,3 +370,44 @@ def test_read_image_gives_a_writable_array_as_predicts_reader_does(tmp_path: Pat
     np.testing.assert_array_equal(image, read_by_predict)
     # read-only, as np.asarray makes a Pillow image, BrickBackend's torch.from_numpy warned that it was not writable
     assert image.flags.writeable == read_by_predict.flags.writeable is True
+
+
+def test_predict_refuses_an_animation_naming_predict_and_how_to_predict_every_frame(tmp_path: Path) -> None:
+    # It named read_image, a function the caller of predict had not called
+    from PIL import Image
+
+    from torchbricks.deploy import read_frames
+    from torchbricks.errors import DataError
+
+    path = tmp_path / "blink.gif"
+    pictures = [Image.new("RGB", (6, 4), (40 * index, 0, 0)) for index in range(3)]
+    pictures[0].save(path, save_all=True, append_images=pictures[1:])
+    predictor = OnnxPredictor(channel_means_onnx_file(tmp_path, (4, 6)))
+
+    with pytest.raises(DataError) as raised:
+        predictor.predict([path])
+    every_frame = predictor.predict(read_frames(path))  # what the message says to do
+
+    assert str(raised.value) == (
+        f"Image {str(path)!r} is an animation of 3 frames; OnnxPredictor.predict reads one picture of a file: predict "
+        "every frame with predict(torchbricks.deploy.read_frames(path)), as `torchbricks predict` predicts each."
+    )
+    means = [result["head"]["probabilities"][0] for result in every_frame]
+    np.testing.assert_allclose(means, [40 * index for index in range(3)], atol=1)
+
+
+def test_read_model_image_opens_a_webp_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # It opened every .webp once more to count its frames
+    from helpers import count_reads
+    from PIL import Image
+
+    from torchbricks.deploy import read_model_image
+
+    path = tmp_path / "photo.webp"
+    Image.new("RGB", (6, 4), (10, 20, 30)).save(path, lossless=True)
+    opened, _ = count_reads(monkeypatch)
+
+    pixels, size = read_model_image(path, None)
+
+    assert opened[str(path)] == 1
+    assert (pixels[0, 0].tolist(), size) == ([10, 20, 30], (4, 6))

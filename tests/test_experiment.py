@@ -432,3 +432,24 @@ def test_the_trained_weights_digest_leaves_out_a_temporary_file_a_killed_save_le
     assert trained_weights_digest(tmp_path) == before
     (tmp_path / "bricks" / "head" / "classify.pt").write_bytes(b"new weights")
     assert trained_weights_digest(tmp_path) != before
+
+
+def test_resume_refuses_a_saved_config_cut_short_naming_it(tmp_path: Path) -> None:
+    # YAML parses a cut config into a smaller one: the resumed run met missing keys, or trained another model
+    from torchbricks.lightning.main_job import write_run_files
+
+    folder = _saved_experiment(tmp_path)
+    write_run_files(folder, _config(tmp_path), object())  # as `torchbricks train` writes it
+    lines = (folder / CONFIG_FILE).read_text().splitlines(keepends=True)
+    (folder / CONFIG_FILE).write_text("".join(lines[: len(lines) // 2]))
+    overrides = [f"experiment.path_experiments={tmp_path}", "experiment.name=run", "resume=true"]
+
+    with pytest.raises(ConfigError, match=r"resume=true: '.*run/config.yaml' is cut short"):
+        resumed_config(compose_config(overrides), overrides)
+
+
+def test_resume_reads_a_saved_config_written_without_the_end_line(tmp_path: Path) -> None:
+    _saved_experiment(tmp_path)  # config.yaml as torchbricks wrote it before it ended it with a line
+    overrides = [f"experiment.path_experiments={tmp_path}", "experiment.name=run", "resume=true"]
+
+    assert resumed_config(compose_config(overrides), overrides).seed == 0

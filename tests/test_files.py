@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,14 @@ import pytest
 import torch
 from helpers import run_under_an_ascii_locale
 
-from torchbricks._files import replace_folder, write_atomically, write_json, write_text
+from torchbricks._files import (
+    STALE_TEMPORARY_SECONDS,
+    replace_folder,
+    write_atomically,
+    write_json,
+    write_text,
+    write_with_side_files_atomically,
+)
 
 
 def test_a_failing_writer_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:
@@ -70,3 +79,39 @@ def test_text_files_are_written_in_utf8_whatever_the_locale(tmp_path: Path) -> N
     # locale's encoding failed the run at its end with UnicodeEncodeError, or wrote a file other tools read wrongly
     run_under_an_ascii_locale(_WRITE_UNDER_AN_ASCII_LOCALE, str(tmp_path))
     assert (tmp_path / "config.yaml").read_bytes() == "class_names:\n- d\u00f6g \u732b\n".encode()
+
+
+def _left_behind(path: Path, *, age: float, folder: bool = False) -> Path:
+    """A temporary file (or folder, with a file in it) last changed `age` seconds ago."""
+    if folder:
+        path.mkdir()
+        (path / "model.onnx.data").write_bytes(b"weights")
+        os.utime(path / "model.onnx.data", (time.time() - age,) * 2)
+    else:
+        path.write_bytes(b"half a checkpoint")
+    os.utime(path, (time.time() - age,) * 2)
+    return path
+
+
+@pytest.mark.parametrize("write", ["write_atomically", "write_with_side_files_atomically"])
+def test_a_write_removes_the_temporaries_killed_writes_left_in_its_folder_not_those_being_written(
+    tmp_path: Path, write: str
+) -> None:
+    # A save killed midway left its `.<name>.<hex>.tmp` file or folder for ever
+    stale = STALE_TEMPORARY_SECONDS + 60
+    killed = _left_behind(tmp_path / ".last.ckpt.0123456789abcdef0123456789abcdef.tmp", age=stale)
+    killed_folder = _left_behind(tmp_path / ".model.onnx.0123456789abcdef0123456789abcdef.tmp", age=stale, folder=True)
+    being_written = _left_behind(tmp_path / ".last.ckpt.fedcba9876543210fedcba9876543210.tmp", age=10)
+    written_inside = _left_behind(tmp_path / ".model.onnx.fedcba9876543210fedcba9876543210.tmp", age=stale, folder=True)
+    os.utime(written_inside / "model.onnx.data")  # its folder is old, the file in it is being written
+    user_file = _left_behind(tmp_path / ".notes.tmp", age=stale)
+
+    if write == "write_atomically":
+        write_atomically(tmp_path / "last.ckpt", lambda path: path.write_bytes(b"checkpoint"))
+    else:
+        write_with_side_files_atomically(tmp_path / "model.onnx", lambda path: path.write_bytes(b"onnx"))
+
+    target = "last.ckpt" if write == "write_atomically" else "model.onnx"
+    left = {target, being_written.name, written_inside.name, user_file.name}
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(left)
+    assert {killed.name, killed_folder.name}.isdisjoint(left)

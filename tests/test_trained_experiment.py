@@ -202,3 +202,39 @@ def test_load_experiment_refuses_a_truncated_experiment_json_in_one_library_erro
 
     with pytest.raises(ConfigError, match=r"load_experiment reads .*run/experiment.json', but it is not JSON"):
         load_experiment(experiment)
+
+
+def _cut_in_half(path: Path) -> None:
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[: len(lines) // 2]))  # at a line's end: what remains is still YAML
+
+
+def test_load_experiment_refuses_a_resolved_config_cut_short_naming_it(tmp_path: Path) -> None:
+    # YAML parses a cut config into a smaller one: the error named a missing key, not the cut file
+    from omegaconf import OmegaConf
+
+    from torchbricks.trained_experiment import write_experiment_description
+
+    experiment = experiment_trained_in(tmp_path / "run", tmp_path)
+    config = OmegaConf.load(experiment / "resolved_config.yaml")
+    write_experiment_description(experiment, config, object())  # as `torchbricks train` writes it
+    _cut_in_half(experiment / "resolved_config.yaml")
+
+    with pytest.raises(ConfigError, match=r"load_experiment: '.*run/resolved_config.yaml' is cut short"):
+        load_experiment(experiment)
+
+
+def test_load_experiment_reads_the_resolved_config_its_writer_wrote_as_the_config_it_was_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from omegaconf import OmegaConf
+
+    from torchbricks.trained_experiment import write_experiment_description
+
+    experiment = experiment_trained_in(tmp_path / "run", tmp_path)  # written without the end line, as before it was
+    config = OmegaConf.load(experiment / "resolved_config.yaml")
+    before = OmegaConf.to_container(load_experiment(experiment).config)
+    monkeypatch.chdir(tmp_path)  # the working directory the writer records, as the helper's
+    write_experiment_description(experiment, config, object())
+
+    assert OmegaConf.to_container(load_experiment(experiment).config) == before

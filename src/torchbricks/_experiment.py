@@ -30,10 +30,12 @@ __all__ = [
     "ExperimentExistsError",
     "check_trained_experiment_folder",
     "chosen_task",
+    "config_file_text",
     "expand_home",
     "experiment_folder",
     "last_checkpoint",
     "launched_as_global_zero",
+    "load_config_file",
     "prepare_experiment_folder",
     "read_experiment_description",
     "recorded_working_directory",
@@ -66,6 +68,46 @@ RESUMABLE_KEYS = frozenset(
 )
 """The top-level keys of `train.yaml` that a `resume=true` run can change: none of them changes what the checkpoint
 holds. The others choose a config group (`model=`, `optimizer=`, ...) or the loss balancing, whose state is saved."""
+
+CONFIG_FIRST_LINE = "# Written by torchbricks; whole when its last line is the one below.\n"
+CONFIG_LAST_LINE = "# End of config.\n"
+"""The lines `config_file_text` puts around a config, so that a reader tells a whole file from one cut short (a copy
+that stopped): YAML parses any cut of a config into a smaller config, whose errors would name missing keys."""
+
+
+def config_file_text(yaml_text: str) -> str:
+    """The text of a config file the experiment keeps (`CONFIG_FILE`, `RESOLVED_CONFIG_FILE`): `yaml_text` between
+    `CONFIG_FIRST_LINE` and `CONFIG_LAST_LINE`, YAML comments, so the file reads as the same YAML.
+
+    Example:
+        >>> config_file_text("seed: 1\\n").splitlines()
+        ['# Written by torchbricks; whole when its last line is the one below.', 'seed: 1', '# End of config.']
+    """
+    ending = "" if yaml_text.endswith("\n") else "\n"
+    return f"{CONFIG_FIRST_LINE}{yaml_text}{ending}{CONFIG_LAST_LINE}"
+
+
+def load_config_file(path: Path, *, reader: str) -> Any:
+    """The config in the experiment's file `path` (`config_file_text`), an OmegaConf `DictConfig`; a file written
+    before the first and last lines were (it starts without `CONFIG_FIRST_LINE`) is read as it is.
+
+    Raises:
+        ConfigError: Naming the file and `reader`: it starts with `CONFIG_FIRST_LINE` but does not end with
+            `CONFIG_LAST_LINE` (cut short), or it is empty.
+    """
+    omegaconf = require("omegaconf", "hydra")
+    text = path.read_text(encoding="utf-8")
+    cut = not text.strip() or CONFIG_FIRST_LINE.startswith(text)  # nothing, or not even the first line
+    if text.startswith(CONFIG_FIRST_LINE) and text.rstrip("\n").rsplit("\n", 1)[-1] != CONFIG_LAST_LINE.rstrip("\n"):
+        cut = True
+    if cut:
+        raise ConfigError(
+            f"{reader}: {str(path)!r} is cut short ({len(text.encode())} bytes): torchbricks ends it with the line "
+            f"{CONFIG_LAST_LINE.strip()!r}, which it lacks. Was it copied, or its disk filled, before the end? Copy the "
+            "experiment folder again from where it was trained (if the file was edited by hand, end it with that line)."
+        )
+    return omegaconf.OmegaConf.create(text)
+
 
 _RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID")
 
@@ -122,7 +164,7 @@ def resumed_config(config: Any, overrides: Sequence[str]) -> Any:
         )
     from torchbricks.configuration.compose import FREE_FORM_KEYS
 
-    saved = omegaconf.OmegaConf.load(folder / CONFIG_FILE)
+    saved = load_config_file(folder / CONFIG_FILE, reader="resume=true")
     started_with = set(saved.get("experiment", {}).get("command_overrides") or [])
     # A run started with experiment.overwrite=true ("or start it again") is continued by the same command
     if any(_overwrites(override) and override not in started_with for override in overrides):

@@ -1,7 +1,8 @@
 """Writing files: every file torchbricks writes goes through `write_atomically`.
 
 A file is written under a temporary name in its target folder, synced, then renamed over the target, so a
-reader (or a crash) never meets half a file and a failed write leaves the previous file as it was.
+reader (or a crash) never meets half a file and a failed write leaves the previous file as it was. The temporary files
+a killed process left are removed by a later successful write into their folder (`remove_stale_temporaries`).
 """
 
 from __future__ import annotations
@@ -9,14 +10,19 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
+import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "STALE_TEMPORARY_SECONDS",
     "json_ready",
+    "remove_stale_temporaries",
     "replace_folder",
     "write_all_atomically",
     "write_atomically",
@@ -24,6 +30,18 @@ __all__ = [
     "write_text",
     "write_with_side_files_atomically",
 ]
+
+
+STALE_TEMPORARY_SECONDS = 300.0
+"""How long a temporary file (or folder) of `write_atomically` must have been left unchanged before a later write
+removes it as one a killed process left: a writer changes its temporary file as it writes, and one that has not for
+five minutes is not writing (a minute may pass without a write reaching a slow network disk)."""
+
+_TEMPORARY_NAME = re.compile(r"\..+\.[0-9a-f]{32}\.tmp")
+"""The name of a temporary file or folder of this module: `.<stem>.<uuid4 hex>.tmp`."""
+
+_last_cleaned: dict[Path, float] = {}  # folder -> when this process last removed its stale temporaries
+_last_cleaned_lock = threading.Lock()
 
 
 def write_atomically(target: Path, write: Callable[[Path], object], *, temporary_stem: str | None = None) -> None:
@@ -60,6 +78,8 @@ def write_all_atomically(writes: Sequence[tuple[Path, Callable[[Path], object]]]
         for temporary, _ in staged:
             temporary.unlink(missing_ok=True)
         raise
+    for folder in dict.fromkeys(target.parent for _, target in staged):
+        _remove_stale_temporaries_now_and_then(folder)
 
 
 def write_with_side_files_atomically(target: Path, write: Callable[[Path], object]) -> None:
@@ -80,6 +100,65 @@ def write_with_side_files_atomically(target: Path, write: Callable[[Path], objec
             os.replace(path, target.with_name(path.name))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    _remove_stale_temporaries_now_and_then(target.parent)
+
+
+def remove_stale_temporaries(folder: Path, *, now: float | None = None) -> list[Path]:
+    """Removes from `folder` the temporary files and folders of this module's writes (`.<name>.<hex>.tmp`) that have
+    not changed for `STALE_TEMPORARY_SECONDS`: what a write killed midway (the process ended, the machine stopped) left,
+    which nothing else removes. A temporary file changed more recently may be another process's write under way, and is
+    left. Returns the paths removed; one that cannot be looked at or removed is left as it is.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> (folder / ".last.ckpt.0123456789abcdef0123456789abcdef.tmp").write_bytes(b"half a checkpoint")
+        17
+        >>> [path.name for path in remove_stale_temporaries(folder, now=time.time() + STALE_TEMPORARY_SECONDS + 1)]
+        ['.last.ckpt.0123456789abcdef0123456789abcdef.tmp']
+    """
+    now = time.time() if now is None else now
+    removed: list[Path] = []
+    try:
+        entries = [entry for entry in os.scandir(folder) if _TEMPORARY_NAME.fullmatch(entry.name)]
+    except OSError:
+        return removed
+    for entry in entries:
+        try:
+            if now - _last_change(entry) < STALE_TEMPORARY_SECONDS:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            continue  # gone meanwhile (its writer renamed it), or not ours to remove
+        removed.append(Path(entry.path))
+    return removed
+
+
+def _last_change(entry: os.DirEntry[str]) -> float:
+    """When the temporary file `entry` was last written; for a folder (`write_with_side_files_atomically`), the
+    latest of it and its files."""
+    changed = entry.stat(follow_symlinks=False).st_mtime
+    if entry.is_dir(follow_symlinks=False):
+        with os.scandir(entry.path) as inside:
+            changed = max([changed, *(item.stat(follow_symlinks=False).st_mtime for item in inside)])
+    return changed
+
+
+def _remove_stale_temporaries_now_and_then(folder: Path) -> None:
+    """`remove_stale_temporaries` after a successful write into `folder`, at most once per `STALE_TEMPORARY_SECONDS`
+    per folder and process: a killed write is left by a process that ended, so the next one's first write in the folder
+    looks, and one looking again later removes those still too recent then; a folder written thousands of times
+    (predictions) is not listed at each write."""
+    now = time.monotonic()
+    with _last_cleaned_lock:
+        last = _last_cleaned.get(folder)
+        if last is not None and now - last < STALE_TEMPORARY_SECONDS:
+            return
+        _last_cleaned[folder] = now
+    remove_stale_temporaries(folder)
 
 
 def write_text(path: Path, text: str) -> None:

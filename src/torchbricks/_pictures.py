@@ -19,7 +19,7 @@ import functools
 import io
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple, cast
@@ -373,15 +373,20 @@ def rgb_for_input(image: Image.Image, input_size: tuple[int, int] | None) -> Ima
     return rgb_as_shown(image)
 
 
-def read_rgb_for_input(path: Path | str, input_size: tuple[int, int] | None) -> tuple[Image.Image, tuple[int, int]]:
+def read_rgb_for_input(
+    path: Path | str, input_size: tuple[int, int] | None, check: Callable[[Image.Image], None] | None = None
+) -> tuple[Image.Image, tuple[int, int]]:
     """The image file decoded for a model of `input_size` ((height, width); None: whole) as every stage decodes it
     (`rgb_for_input`), and the (width, height) of the whole image as shown, which boxes, masks and predictions refer
-    to.
+    to. `check` is given the opened image before it is decoded (a `DataError` it raises names the file): what a caller
+    refuses is looked at in the same opening.
 
     Raises:
-        DataError: As `read_rgb_as_shown`.
+        DataError: As `read_rgb_as_shown`, or from `check`.
     """
     with _named(path), open_image(path) as image:
+        if check is not None:
+            check(image)
         shown = upright_size(image)
         return rgb_for_input(image, input_size), shown
 

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from torchbricks._antialiased_resize import resize_antialiased
 from torchbricks._image_sources import ANIMATED_EXTENSIONS, VIDEO_EXTENSIONS, ImageSource, ImageSourceDataset, frame_count
@@ -145,7 +146,7 @@ def read_image(path: Path | str) -> np.ndarray:
         DataError: Naming the file: it does not exist, Pillow cannot read it, it is a floating-point image, or it is an
             animation of several frames (`read_frames` reads each).
     """
-    return read_model_image(path, None)[0]
+    return _read_one_picture(path, None, "read_image")[0]
 
 
 def read_model_image(path: Path | str, input_size: tuple[int, int] | None) -> tuple[np.ndarray, tuple[int, int]]:
@@ -166,13 +167,30 @@ def read_model_image(path: Path | str, input_size: tuple[int, int] | None) -> tu
     Raises:
         DataError: As `read_image`.
     """
-    frames = frame_count(path)
-    if frames > 1:
-        raise DataError(
-            f"Image {str(path)!r} is an animation of {frames} frames; read_image reads one picture. Read every frame "
-            "with torchbricks.deploy.read_frames(path), as `torchbricks predict` predicts each."
-        )
-    picture, (width, height) = read_rgb_for_input(path, input_size)
+    return _read_one_picture(path, input_size, "read_model_image")
+
+
+_EVERY_FRAME = {
+    "read_image": "read every frame with torchbricks.deploy.read_frames(path)",
+    "read_model_image": "read every frame with torchbricks.deploy.read_frames(path)",
+    "OnnxPredictor.predict": "predict every frame with predict(torchbricks.deploy.read_frames(path))",
+}
+"""What each reader of one picture says to do with an animation, by the name the user called it by."""
+
+
+def _read_one_picture(path: Path | str, input_size: tuple[int, int] | None, called: str) -> tuple[np.ndarray, tuple[int, int]]:
+    """`read_model_image` as `called` (what the user called, which an animation's refusal names), the file opened once:
+    its frames are counted in the opening that decodes it."""
+
+    def one_frame(image: Image.Image) -> None:
+        frames = int(getattr(image, "n_frames", 1)) if Path(path).suffix.lower() in ANIMATED_EXTENSIONS else 1
+        if frames > 1:
+            raise DataError(
+                f"Image {str(path)!r} is an animation of {frames} frames; {called} reads one picture of a file: "
+                f"{_EVERY_FRAME[called]}, as `torchbricks predict` predicts each."
+            )
+
+    picture, (width, height) = read_rgb_for_input(path, input_size, one_frame)
     return np.array(picture), (height, width)  # writable, as predict reads it: torch.from_numpy warns on read-only arrays
 
 
@@ -415,7 +433,7 @@ class OnnxPredictor:
         read: dict[int, tuple[int, int]] = {}  # index -> the size as shown of each file decoded here
         for index, image in enumerate(images):
             if isinstance(image, str | Path):
-                pixels, read[index] = read_model_image(image, self.image_size if tile is None else None)
+                pixels, read[index] = _read_one_picture(image, self.image_size if tile is None else None, "OnnxPredictor.predict")
                 arrays.append(pixels)
             else:
                 arrays.append(image)

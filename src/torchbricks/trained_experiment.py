@@ -37,6 +37,8 @@ from torchbricks._experiment import (
     WORKING_DIRECTORY,
     check_trained_experiment_folder,
     chosen_task,
+    config_file_text,
+    load_config_file,
     read_experiment_description,
     recorded_working_directory,
     with_home_expanded,
@@ -146,7 +148,7 @@ def write_experiment_description(path_experiment: Path, config: Any, data_module
     omegaconf = require("omegaconf", "hydra").OmegaConf
     write_json(path_experiment / EXPERIMENT_FILE, describe_experiment(config, data_module))
     resolved = omegaconf.create(omegaconf.to_container(config, resolve=True))
-    write_text(path_experiment / RESOLVED_CONFIG_FILE, omegaconf.to_yaml(resolved))
+    write_text(path_experiment / RESOLVED_CONFIG_FILE, config_file_text(omegaconf.to_yaml(resolved)))
 
 
 @dataclass
@@ -213,15 +215,15 @@ def load_experiment(folder: Path | str, map_location: str | torch.device = "cpu"
 
     Raises:
         ConfigError: `folder` is not a trained experiment: no `resolved_config.yaml` / `experiment.json` (written by
-            torchbricks 0.5.0 and later), or no trained weights (`bricks/` or `checkpoints/best.ckpt`).
+            torchbricks 0.5.0 and later), a `resolved_config.yaml` cut short (`load_config_file`), or no trained weights
+            (`bricks/` or `checkpoints/best.ckpt`).
         CheckpointError: The weights cannot be read (a file cut short) or do not fit the model the config builds.
     """
     from torchbricks.configuration import create_brick_collection
 
-    omegaconf = require("omegaconf", "hydra").OmegaConf
     folder = Path(folder)
     check_trained_experiment_folder(folder)
-    config = omegaconf.load(folder / RESOLVED_CONFIG_FILE)
+    config = load_config_file(folder / RESOLVED_CONFIG_FILE, reader="load_experiment")
     description = read_experiment_description(folder, reader="load_experiment")
     recorded = recorded_working_directory(folder, description)  # None when gone (a project moved): read from here, as resume does
     if recorded is not None and "data" in config:

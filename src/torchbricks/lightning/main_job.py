@@ -51,6 +51,7 @@ from torchbricks._experiment import (
     CHECKPOINTS_FOLDER,
     CONFIG_FILE,
     check_experiment_folder,
+    config_file_text,
     experiment_folder,
     last_checkpoint,
     launched_as_global_zero,
@@ -362,7 +363,7 @@ def write_run_files(path_experiment: Path, config: Any, data_module: Any) -> Non
     """Writes `config.yaml`, `experiment.json` and `resolved_config.yaml` when a run starts."""
     omegaconf = require("omegaconf", "hydra")
     path_experiment.mkdir(parents=True, exist_ok=True)
-    write_text(path_experiment / CONFIG_FILE, omegaconf.OmegaConf.to_yaml(config))
+    write_text(path_experiment / CONFIG_FILE, config_file_text(omegaconf.OmegaConf.to_yaml(config)))
     write_experiment_description(path_experiment, config, data_module)
 
 
