@@ -538,25 +538,11 @@ def test_a_detection_validation_split_that_is_also_the_test_split_is_read_once(
 ) -> None:
     # Without a test split of its own, the detection modules read the validation split a second time for the test
     # split: its label files parsed and its images' headers opened again.
-    import builtins
-    import io
-    import os
-    from collections import Counter
-
     from layouts import coco_to_yolo
 
     coco = write_shapes_dataset(tmp_path / "shapes", num_train=4, num_val=2, image_size=32) / "detection"
     root = coco_to_yolo(coco, tmp_path / "yolo")
-    opened: Counter[str] = Counter()
-    real_open = builtins.open
-
-    def open_file(file: Any, *arguments: Any, **keywords: Any) -> Any:
-        if isinstance(file, str | os.PathLike):
-            opened[str(file)] += 1
-        return real_open(file, *arguments, **keywords)
-
-    monkeypatch.setattr(builtins, "open", open_file)
-    monkeypatch.setattr(io, "open", open_file)
+    opened, _ = count_reads(monkeypatch)
 
     data = DetectionDataModule(root, image_size=32, batch_size=2, num_workers=0)
     data.check_files()
