@@ -401,3 +401,38 @@ def test_a_notes_json_of_ones_own_beside_classes_txt_is_not_read(tmp_path: Path)
     (root / "notes.json").write_text('{"todo": ["relabel the blurry ones"]}')
 
     assert yolo_class_names(root) == ["cat"]
+
+
+def test_a_labelimg_folder_reads_the_images_of_its_labelled_subfolders_and_names_the_unlabelled_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # labelImg labels a folder at a time, so a project keeps a folder per day or camera beside classes.txt: only the
+    # images directly in the data folder were read, the subfolders' images and boxes left out without a word
+    # (8 of 40 images and 9 of 45 boxes of a scratch data set). A subfolder without any label file is not labelled.
+    (tmp_path / "classes.txt").write_text("cat\ndog\n")
+    labelled = tmp_path / "day2" / "cam1"
+    labelled.mkdir(parents=True)
+    unlabelled = tmp_path / "to_label"
+    unlabelled.mkdir()
+    for index, folder in enumerate([tmp_path, tmp_path, labelled, labelled, unlabelled]):
+        Image.new("RGB", (40, 20), (index * 50, 0, 0)).save(folder / f"img_{index}.JPG")
+        if folder != unlabelled:
+            (folder / f"img_{index}.txt").write_text("1 0.5 0.5 0.5 0.5\r\n0 0.2 0.2 0.2 0.2\r\n\r\n" if index != 3 else "")
+
+    layout = read_yolo_layout(tmp_path)
+    records = [record for split in ("train", "validation") for record in YoloDataset(tmp_path, split).records]
+
+    assert sorted(record.path.relative_to(tmp_path).as_posix() for record in records) == [
+        "day2/cam1/img_2.JPG",
+        "day2/cam1/img_3.JPG",
+        "img_0.JPG",
+        "img_1.JPG",
+    ]
+    assert sorted(len(record.objects) for record in records) == [0, 2, 2, 2]
+    assert layout.notice is not None
+    assert "1 image in 1 subfolder" in layout.notice
+    assert repr(str(unlabelled)) in layout.notice
+    status = main(["check-data", str(tmp_path)])
+    printed = capsys.readouterr().out
+    assert status == 0, printed
+    assert f"Note: {layout.notice}" in printed

@@ -21,7 +21,9 @@ dropped when it leads nowhere) and `obj.names`, with the images and their label 
 `obj_train_data/` (`obj_valid_data/`); or `ROOT/classes.txt` (one name per line) with `images/{train,val}`, or with
 one pool of images: under `ROOT/images` with their labels in `ROOT/labels` (Label Studio's YOLO export, whose
 `notes.json` names the classes by id: `_label_studio_names`), or else in
-ROOT with their label files beside them (labelImg). Data without a validation split of its own (no `val` nor
+ROOT and its subfolders with their label files beside them (labelImg; a subfolder none of whose images has a label
+file is not labelled and not read, and the job and `check-data` say so: `_side_by_side_images`).
+Data without a validation split of its own (no `val` nor
 `images/val`, no `valid`, or one pool) has `validation_fraction` of its training images drawn at random for it,
 fixed by `seed`.
 
@@ -57,7 +59,6 @@ from torchbricks.datasets._reading import (
     DataProblems,
     Transform,
     image_file_size,
-    image_files,
     is_hidden,
     listed_files,
     random_split,
@@ -203,7 +204,12 @@ def read_yolo_layout(root: Path | str, validation_fraction: float = VALIDATION_F
             splits = {split: [root / "images" / key] for split, key in SPLIT_KEYS.items()}
             splits["validation"] = splits["validation"] if splits["validation"][0].is_dir() else None
         else:  # one pool of labelled images: Label Studio's images/ and labels/, or labelImg's files side by side
-            pool = [root / "images"] if (root / "images").is_dir() else image_files(root)
+            if (root / "images").is_dir():
+                pool = [root / "images"]
+            else:
+                pool, unlabelled = _side_by_side_images(root)
+                if unlabelled:
+                    notice = " ".join(text for text in (notice, _unlabelled_folders_notice(root, unlabelled)) if text)
             splits = {"train": pool, "validation": None, "test": []}
     else:
         others = sorted(path.name for path in visible_files(root, (".yaml", ".yml")))
@@ -229,6 +235,39 @@ def read_yolo_layout(root: Path | str, validation_fraction: float = VALIDATION_F
             notice=notice,
         )
     return YoloLayout(root, names, splits, keypoint_fields=keypoint_fields, base=base, notice=notice)
+
+
+def _side_by_side_images(root: Path) -> tuple[list[Path], dict[Path, int]]:
+    """The images of a labelImg folder, whose label files lie beside them: those in `root` and in its subfolders
+    (labelImg labels a folder at a time, so a project often keeps a folder per day or camera), and the subfolders left
+    out with their image counts: a subfolder none of whose images has a label file beside it (named as the image but
+    for case) is taken as not labelled (its pictures read as images without objects would teach the model that they
+    show none)."""
+    by_folder: dict[Path, list[Path]] = {}
+    for image in listed_files(root, recursive=True):
+        by_folder.setdefault(image.parent, []).append(image)
+    images: list[Path] = []
+    unlabelled: dict[Path, int] = {}
+    for folder, folder_images in sorted(by_folder.items()):
+        labels = {path.stem.lower() for path in visible_files(folder, (".txt",))}
+        if folder == root or any(image.stem.lower() in labels for image in folder_images):
+            images.extend(folder_images)
+        else:
+            unlabelled[folder] = len(folder_images)
+    return sorted(images), unlabelled
+
+
+def _unlabelled_folders_notice(root: Path, unlabelled: dict[Path, int]) -> str:
+    """What the job and `check-data` say of the subfolders `_side_by_side_images` leaves out."""
+    count = sum(unlabelled.values())
+    folders = [repr(str(folder)) for folder in unlabelled]
+    shown = folders[:3] + (["..."] if len(folders) > 3 else [])
+    return (
+        f"{count} image{'s' if count != 1 else ''} in {len(folders)} subfolder{'s' if len(folders) != 1 else ''} of "
+        f"{str(root)!r} without any label file beside {'them' if count != 1 else 'it'} ({', '.join(shown)}) "
+        f"{'are' if count != 1 else 'is'} not read: such a folder is taken as not labelled. Save an empty .txt file "
+        "beside each image without objects (as labelImg does) to read them as such."
+    )
 
 
 def _label_studio_categories(root: Path) -> list[Any] | None:
