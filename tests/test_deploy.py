@@ -74,6 +74,27 @@ def test_predict_refuses_an_image_that_is_not_uint8_rgb_naming_it(tmp_path: Path
         predictor.predict([np.zeros((4, 6, 3), np.uint8), np.zeros((4, 6, 3), np.float32)])
 
 
+def test_predict_given_one_image_instead_of_a_list_says_to_pass_a_list(tmp_path: Path) -> None:
+    # predict("photo.jpg") read each letter as a file name ("Image 'p' does not exist."), and one array [H, W, 3] as H
+    # images of one row each ("image 0 must be ... got a uint8 array (6, 3)"), naming neither mistake.
+    predictor = OnnxPredictor(channel_means_onnx_file(tmp_path, (4, 6)))
+    image = np.zeros((4, 6, 3), np.uint8)
+
+    with pytest.raises(BrickError, match=r"takes a list of images, got one file name 'photo\.jpg': predict\(\['photo\.jpg'\]\)"):
+        predictor.predict("photo.jpg")  # type: ignore[arg-type]
+    with pytest.raises(BrickError, match=r"got one uint8 array \(4, 6, 3\): predict\(\[image\]\)"):
+        predictor.predict(image)  # type: ignore[arg-type]
+    assert len(predictor.predict(np.stack([image, image]))) == 2  # a batch [B, H, W, 3] is a list of images
+
+
+def test_predict_refuses_an_empty_image_naming_it(tmp_path: Path) -> None:
+    # numpy's maximum of nothing raised a ValueError that named no image
+    predictor = OnnxPredictor(channel_means_onnx_file(tmp_path, (4, 6)))
+
+    with pytest.raises(BrickError, match=r"OnnxPredictor\.predict: image 1 is empty, an array \(0, 6, 3\)"):
+        predictor.predict([np.zeros((4, 6, 3), np.uint8), np.zeros((0, 6, 3), np.uint8)])
+
+
 def test_a_file_without_its_metadata_or_with_another_format_is_refused(tmp_path: Path) -> None:
     path = channel_means_onnx_file(tmp_path, (4, 6))
     metadata_path(path).write_text(json.dumps({"format": "something else"}))

@@ -7,13 +7,14 @@ installed) share them with the bricks backend (`torchbricks._predict_backend.Bri
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import PurePath
 from typing import Any, Protocol
 
 import numpy as np
 
 from torchbricks.errors import BrickError
 
-__all__ = ["ImageResult", "PredictionBackend", "check_images", "original_sizes"]
+__all__ = ["ImageResult", "PredictionBackend", "check_image_list", "check_images", "original_sizes"]
 
 ImageResult = dict[str, dict[str, Any]]
 """One image's predictions: head path -> `{"kind": kind, ...values at the original image size}`."""
@@ -48,10 +49,35 @@ def check_images(images: Sequence[np.ndarray], caller: str) -> None:
         ...
         torchbricks.errors.BrickError: predict: image 0 must be a uint8 RGB array [H, W, 3], got a float32 array (4, 6, 3).
     """
+    check_image_list(images, caller)
     for index, image in enumerate(images):
         if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             found = f"{image.dtype} array {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
             raise BrickError(f"{caller}: image {index} must be a uint8 RGB array [H, W, 3], got a {found}.")
+        if image.size == 0:  # numpy's reductions fail on it with a message that names no image
+            raise BrickError(f"{caller}: image {index} is empty, an array {image.shape}; an image has pixels.")
+
+
+def check_image_list(images: object, caller: str) -> None:
+    """Checks that `images` is a list of images, not one image: a file name would be read as a list of one-letter
+    file names (`Image 'p' does not exist.` for `predict("photo.jpg")`) and an array [H, W, 3] as H images of one row.
+
+    Raises:
+        BrickError: Naming what was given and the call that predicts it.
+
+    Example:
+        >>> check_image_list("a.jpg", "predict")
+        Traceback (most recent call last):
+        ...
+        torchbricks.errors.BrickError: predict takes a list of images, got one file name 'a.jpg': predict(['a.jpg']).
+    """
+    if isinstance(images, str | PurePath):
+        raise BrickError(f"{caller} takes a list of images, got one file name {str(images)!r}: predict([{str(images)!r}]).")
+    if isinstance(images, np.ndarray) and images.ndim != 4:
+        raise BrickError(
+            f"{caller} takes a list of images (or an array [B, H, W, 3]), got one {images.dtype} array {images.shape}: "
+            "predict([image])."
+        )
 
 
 def original_sizes(

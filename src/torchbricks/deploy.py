@@ -47,7 +47,7 @@ from PIL import Image
 from torchbricks._antialiased_resize import resize_antialiased
 from torchbricks._image_sources import ANIMATED_EXTENSIONS, VIDEO_EXTENSIONS, ImageSource, ImageSourceDataset, frame_count
 from torchbricks._pictures import read_rgb_for_input
-from torchbricks._predict_results import check_images, original_sizes
+from torchbricks._predict_results import check_image_list, check_images, original_sizes
 from torchbricks._tiled_predictions import (
     DEFAULT_IOU_THRESHOLD,
     WindowMerger,
@@ -427,6 +427,7 @@ class OnnxPredictor:
     ) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
         """The arrays `predict` resizes for the model (each file decoded by `read_model_image`) and the (height, width)
         each one's results are given at."""
+        check_image_list(images, "OnnxPredictor.predict")
         if sizes is not None and len(sizes) != len(images):
             raise BrickError(f"OnnxPredictor.predict: {len(sizes)} sizes for {len(images)} images; give one per image.")
         arrays: list[np.ndarray] = []
