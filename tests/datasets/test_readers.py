@@ -497,6 +497,20 @@ def test_a_classes_txt_without_its_background_line_is_named_when_a_mask_value_is
         segmentation_class_names(_cat_dog_segmentation(tmp_path / "one", "cat\n", (1,)))
 
 
+def test_segmentation_on_a_labelimg_yolo_folder_of_one_class_names_the_missing_masks_not_the_class_list(
+    tmp_path: Path,
+) -> None:
+    # task=segmentation on YOLO boxes beside a classes.txt of one class said to put a line `background` first in
+    # classes.txt, a class list of boxes; with two classes the same folder was named as no segmentation data
+    (tmp_path / "classes.txt").write_text("cat\n")
+    for stem in ("a", "b"):
+        _image(tmp_path / f"{stem}.jpg")
+        (tmp_path / f"{stem}.txt").write_text("0 0.1 0.1 0.5 0.1 0.5 0.5 0.1 0.5\n")
+
+    with pytest.raises(DataError, match=r"has no training folder .*expected .*masks/<same stem>\.png"):
+        segmentation_class_names(tmp_path)
+
+
 def test_a_classes_txt_without_its_background_line_is_noted_once_at_the_start(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -374,6 +374,9 @@ def segmentation_class_names(root: Path | str) -> list[str]:
         names = names[1:]
     if names is not None:
         if len(names) < 2:
+            # a folder of another layout (labelImg's YOLO boxes beside a classes.txt of one class) is named as not
+            # segmentation data, rather than sent to add a background line to a class list of boxes
+            segmentation_folders(root)
             raise DataError(
                 f"{str(listed)!r} must list at least two classes (line 0 the background), got {names}"
                 f"{'' if not names or is_background_name(names[0]) else ': put a line `background` first'}."
