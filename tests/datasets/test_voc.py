@@ -290,11 +290,34 @@ def test_two_xml_files_naming_one_image_are_an_error_naming_both(tmp_path: Path)
         Image.new("RGB", (40, 30)).save(tmp_path / f"{stem}.jpg")
         (tmp_path / f"{stem}.xml").write_text(WRITTEN_BY["labelimg"].format(stem=stem))
     (tmp_path / "b.xml").write_text((tmp_path / "b.xml").read_text().replace("<filename>b.jpg", "<filename>a.jpg"))
+    (tmp_path / "b.jpg").unlink()  # with b.jpg there, b.xml is refused alone (below)
 
     with pytest.raises(DataError, match=r"The VOC files .* both describe the image '.*a\.jpg'") as error:
         [VocDataset(tmp_path, split, validation_fraction=0.5) for split in ("train", "validation")]
     assert "a.xml'" in str(error.value)
     assert "b.xml'" in str(error.value)
+
+
+def test_an_xml_file_naming_another_image_than_the_one_of_its_name_is_an_error_naming_both(tmp_path: Path) -> None:
+    # Images renumbered with their XML files (a.* -> b.*, b.* -> c.*, c.* -> a.*) keep each <filename> of before:
+    # every XML file named another image of the set, no two the same, and each image was read with another's boxes
+    # without a word (torchvision, Detectron2 and MMDetection pair them by name). A filename that tells a.png from a.jpg
+    # beside it still names its image.
+    for stem, before in (("a", "c"), ("b", "a"), ("c", "b")):
+        Image.new("RGB", (40, 30)).save(tmp_path / f"{stem}.jpg")
+        (tmp_path / f"{stem}.xml").write_text(WRITTEN_BY["labelimg"].format(stem=before))
+
+    with pytest.raises(DataError, match=r"names its image '.\.jpg' \(<filename>\), but '.*.\.jpg' has the XML file's name"):
+        [VocDataset(tmp_path, split, validation_fraction=0.5) for split in ("train", "validation")]
+
+    for stem in ("a", "b", "c"):
+        (tmp_path / f"{stem}.xml").write_text(WRITTEN_BY["labelimg"].format(stem=stem))
+    Image.new("RGB", (40, 30)).save(tmp_path / "a.png")
+    (tmp_path / "a.xml").write_text((tmp_path / "a.xml").read_text().replace("<filename>a.jpg", "<filename>a.png"))
+    records = [
+        record for split in ("train", "validation") for record in VocDataset(tmp_path, split, validation_fraction=0.5).records
+    ]
+    assert sorted(record.path.name for record in records) == ["a.png", "b.jpg", "c.jpg"]
 
 
 @pytest.mark.parametrize(

@@ -46,7 +46,8 @@ The classes are the object names of the train split, sorted; a name in another s
 a `DataError` naming the file. When the split is made here, the names of every XML file are the classes, so a rare
 class that the random split puts only in validation is not an error. Other bad data is a `DataError` naming the
 file: XML that does not parse or lacks a box field, a missing image, a box outside its image, two XML files
-describing one image (a `filename` left from before the images were renamed).
+describing one image (a `filename` left from before the images were renamed), an XML file whose `filename` names
+another image than the one of its own name, both there (`_check_no_image_of_the_xml_name`).
 """
 
 from __future__ import annotations
@@ -134,12 +135,43 @@ def _image_of(path: Path, filename: str | None, images: Path, annotations: Path 
         folders.append(path.parent)
     for folder in folders:
         if filename and (folder / filename).is_file():
-            return folder / filename
-        for extension in IMAGE_EXTENSIONS:
-            for candidate in (folder / f"{path.stem}{extension}", folder / f"{path.stem}{extension.upper()}"):
-                if candidate.is_file():
-                    return candidate
+            named = folder / filename
+            if named.stem.lower() != path.stem.lower():
+                _check_no_image_of_the_xml_name(path, named, folders)
+            return named
+        candidate = _image_named(folder, path.stem)
+        if candidate is not None:
+            return candidate
     return images / (filename or f"{path.stem}.jpg")
+
+
+def _image_named(folder: Path, stem: str) -> Path | None:
+    """The image file `stem` with an image extension (in lower or upper case) in `folder`, if any."""
+    for extension in IMAGE_EXTENSIONS:
+        for candidate in (folder / f"{stem}{extension}", folder / f"{stem}{extension.upper()}"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _check_no_image_of_the_xml_name(path: Path, named: Path, folders: Sequence[Path]) -> None:
+    """Refuses an XML file whose `filename` names another image than the one of its own name, both there: renaming
+    images with their XML files (a renumbering script) leaves each `filename` naming another image of the set, and an
+    XML file copied for the next image keeps the first one's; read by `filename`, each image got another's boxes
+    without a word (every other VOC reader, torchvision's, Detectron2's, MMDetection's, pairs them by name).
+
+    Raises:
+        DataError: Naming the XML file, both images and the fix.
+    """
+    for folder in folders:
+        own = _image_named(folder, path.stem)
+        if own is not None:
+            raise DataError(
+                f"The VOC file {str(path)!r} names its image {named.name!r} (<filename>), but {str(own)!r} has the XML "
+                f"file's name: a <filename> left from before the images were renamed, or an XML file copied for "
+                f"another image, would give one image the other's boxes. Set <filename> to {own.name!r} if the boxes "
+                f"are of {str(own)!r}, or rename the XML file after the image its boxes are of."
+            )
 
 
 def parse_voc_xml(
