@@ -48,6 +48,13 @@ def test_evaluate_refuses_a_folder_that_is_not_an_experiment(tmp_path: Path, cap
     assert "is not a trained experiment folder" in error
 
 
+@pytest.mark.parametrize("split", ["validation", "Valid"])
+def test_evaluate_given_split_validation_suggests_val(tmp_path: Path, split: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # the data folders are named valid/ or validation/ as often as val/; the error suggested nothing for them
+    assert main(["evaluate", str(tmp_path), "data.root=x", f"split={split}"]) == 2
+    assert f"split must be one of ['val', 'test', 'all'], got {split!r}. Did you mean 'val'?" in capsys.readouterr().err
+
+
 def _metrics_equal(actual: dict[str, Any], expected: dict[str, Any]) -> None:
     assert sorted(actual) == sorted(expected)
     for name, value in expected.items():

@@ -40,6 +40,8 @@ EVALUATION_FILE = "evaluation.json"
 SPLITS = ("val", "test", "all")
 """The splits `evaluate` reads: the data module's validation split, its test split (the validation split when the
 data has no test split), or every labelled sample (the file data modules)."""
+VALIDATION_WORDS = ("valid", "validation", "validate")
+"""Other words for `val` that `evaluate`'s error answers with it."""
 SPLIT_TEXT = {
     "val": "the validation split",
     "test": "the test split (the validation split where the data has no test split of its own)",
@@ -102,7 +104,9 @@ def evaluate_experiment(
     from torchbricks.tags import Stage
 
     if split is not None and split not in SPLITS:
-        raise BrickError(f"split must be one of {list(SPLITS)}, got {split!r}.{did_you_mean(split, SPLITS)}")
+        # the data folders name it `valid` or `validation` as often as `val`, which spelling finds no close match for
+        hint = " Did you mean 'val'?" if split.lower() in VALIDATION_WORDS else did_you_mean(split, SPLITS)
+        raise BrickError(f"split must be one of {list(SPLITS)}, got {split!r}.{hint}")
     experiment = load_experiment(folder)
     config = with_home_expanded(_with_overrides(copy.deepcopy(experiment.config), overrides))
     unlocated = experiment.unlocated_data_root
