@@ -4,6 +4,7 @@ reads the same shapes in every box layout)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -436,3 +437,14 @@ def test_a_labelimg_folder_reads_the_images_of_its_labelled_subfolders_and_names
     printed = capsys.readouterr().out
     assert status == 0, printed
     assert f"Note: {layout.notice}" in printed
+
+
+@pytest.mark.parametrize(
+    ("names", "entry"), [("[cat, '']", "1 ''"), ("[[cat], dog]", "0 ['cat']"), ("{0: cat, 1: ' '}", "1 ' '")]
+)
+def test_a_data_yaml_class_name_that_is_empty_or_a_list_is_an_error_naming_it(tmp_path: Path, names: str, entry: str) -> None:
+    # read as the classes '' and "['cat']": a class no report could show, and one named by its Python spelling
+    _ultralytics(tmp_path, f"names: {names}\n", {"train/a": "1 0.5 0.5 0.2 0.2\n", "val/b": ""})
+
+    with pytest.raises(DataError, match=rf"has 'names' entry {re.escape(entry)}; expected a class name"):
+        yolo_class_names(tmp_path)

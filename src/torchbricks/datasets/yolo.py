@@ -164,6 +164,14 @@ def _names(path: Path, names: Any, count: Any) -> list[str]:
         )
     if count is not None and str(count) != str(len(names)):
         raise DataError(f"The YOLO file {str(path)!r} has nc: {count} but {len(names)} names.")
+    for index, name in enumerate(names):
+        # an empty name ('' or a `- ` line) would be a class no message, column or drawn label can show, and a list
+        # or mapping (`- [cat]`, an indented block) a class named by its Python spelling
+        if isinstance(name, list | dict) or not str(name).strip():
+            raise DataError(
+                f"The YOLO file {str(path)!r} has 'names' entry {index} {name!r}; expected a class name, as "
+                f"`names: [cat, dog]` or `names: {{0: cat, 1: dog}}` gives them."
+            )
     return [str(name) for name in names]
 
 
