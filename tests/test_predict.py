@@ -4,6 +4,7 @@ import contextlib
 import csv
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -323,6 +324,30 @@ def test_unreadable_images_are_skipped_named_and_listed(tmp_path: Path) -> None:
     assert [row["file_name"] for row in json.loads((tmp_path / "out" / "predictions.json").read_text())] == [
         str(folder / "good.png")
     ]
+
+
+class _FirstClass:
+    def __init__(self) -> None:
+        self.heads = {"cls": "classification"}
+
+    def predict(self, images: list[np.ndarray]) -> list[dict[str, Any]]:
+        return [{"cls": {"kind": "classification", "probabilities": np.array([0.9, 0.1], np.float32)}} for _ in images]
+
+
+def test_file_names_that_are_not_utf_8_are_written_with_their_bytes_not_a_raw_error(tmp_path: Path) -> None:
+    # 'caf\xe9.png', as a zip made on Windows unpacks on Linux: writing predictions.csv raised UnicodeEncodeError
+    # ('surrogates not allowed') after every image was predicted, and the run left nothing
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.new("RGB", (8, 6)).save(folder / os.fsdecode(b"caf\xe9.png"), format="PNG")
+    (folder / os.fsdecode(b"bro\xefken.png")).write_bytes(b"not a png")
+
+    summary = predict_images(_FirstClass(), [folder], tmp_path / "out", class_names=["a", "b"], progress=False)
+
+    assert summary.num_images == 1
+    csv_lines = (tmp_path / "out" / "predictions.csv").read_bytes().splitlines()
+    assert csv_lines[1].startswith(os.fsencode(folder) + b"/caf\xe9.png,a,0.9000")
+    assert (tmp_path / "out" / "skipped.txt").read_bytes().startswith(os.fsencode(folder) + b"/bro\xefken.png\t")
 
 
 def test_files_of_a_linked_folder_are_written_under_the_path_given_not_the_links_target(tmp_path: Path) -> None:

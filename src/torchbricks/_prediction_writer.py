@@ -228,7 +228,9 @@ class PredictionWriter:
             writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
             writer.writeheader()
             writer.writerows(self.rows)
-            path.write_text(buffer.getvalue(), encoding="utf-8")  # not the locale's: file names in any script
+            # not the locale's encoding: file names in any script; a name that is no UTF-8 (unzipped from a Windows
+            # archive) keeps its bytes, as the file system has it, where encoding it failed and lost the whole run
+            path.write_text(buffer.getvalue(), encoding="utf-8", errors="surrogateescape")
             written.append(path)
         return written
 

@@ -219,7 +219,7 @@ def predict_images(
         writer.finish()
         if skipped:
             (temporary / "skipped.txt").write_text(
-                "".join(f"{source}\t{reason}\n" for source, reason in skipped), encoding="utf-8"
+                "".join(f"{source}\t{reason}\n" for source, reason in skipped), encoding="utf-8", errors="surrogateescape"
             )
         replace_folder(temporary, out)
     except BaseException:
