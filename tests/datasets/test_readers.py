@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -558,3 +559,13 @@ def test_masks_rewritten_in_the_same_process_are_read_again_for_the_classes_and_
     assert not after.foreground_255
     assert after.class_names == segmentation_class_names(root) == ["background", "class_1", "class_2", "class_3"]
     assert set(next(iter(after.train_dataloader()))["targets"].unique().tolist()) == {0, 1, 2, 3}
+
+
+def test_a_class_folder_whose_name_is_not_utf_8_is_an_error_naming_its_bytes(tmp_path: Path) -> None:
+    # 'bl\xfce' (cp1252's blue, as a zip made on Windows unpacks on Linux) became the class 'bl\udcfce', which
+    # trained until matplotlib could not draw it in the pictures of the first validation: a raw TypeError
+    for name in (b"red", b"bl\xfce"):
+        _image(tmp_path / "train" / os.fsdecode(name) / "a.png")
+
+    with pytest.raises(DataError, match=re.escape(r"has a name that is no UTF-8 (b'bl\xfce'")):
+        image_folder_class_names(tmp_path / "train")

@@ -26,6 +26,7 @@ share (`DataError`, `DataProblems`, decoding and transforming) lives in `torchbr
 
 from __future__ import annotations
 
+import os
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
@@ -165,7 +166,23 @@ def image_folder_class_names(folder: Path | str) -> list[str]:
     names = sorted(path.name for path in folder_entries(folder) if path.is_dir() and not is_hidden(path.name))
     if not names:
         raise DataError(f"The image folder {str(folder)!r} holds no class folder; expected {folder}/<class>/<image>.")
+    for name in names:
+        if not _is_utf_8(name):  # the class name is written into every report, experiment.json and the ONNX metadata
+            raise DataError(
+                f"The class folder {str(folder / name)!r} has a name that is no UTF-8 ({os.fsencode(name)!r}, as a zip "
+                "made on Windows unpacks on Linux): the class could not be named in the reports, experiment.json or an "
+                "exported model. Rename the folder."
+            )
     return names
+
+
+def _is_utf_8(name: str) -> bool:
+    """Whether a file name read from the file system is UTF-8 (Python keeps other bytes as lone surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class ImageFolderDataset(Dataset[dict[str, Any]]):
