@@ -448,3 +448,19 @@ def test_a_data_yaml_class_name_that_is_empty_or_a_list_is_an_error_naming_it(tm
 
     with pytest.raises(DataError, match=rf"has 'names' entry {re.escape(entry)}; expected a class name"):
         yolo_class_names(tmp_path)
+
+
+def test_a_labelimg_subfolder_whose_classes_txt_lists_other_classes_is_an_error_naming_both(tmp_path: Path) -> None:
+    # labelImg writes a classes.txt into each folder it saves in, from that session's class list: read by the data
+    # folder's list, the subfolder's label lines (class 0 = dog there) would name the other class
+    (tmp_path / "classes.txt").write_text("cat\ndog\n")
+    (tmp_path / "day2").mkdir()
+    for index, folder in enumerate([tmp_path, tmp_path, tmp_path / "day2"]):
+        Image.new("RGB", (40, 20), (index * 50, 0, 0)).save(folder / f"img_{index}.jpg")
+        (folder / f"img_{index}.txt").write_text("0 0.5 0.5 0.5 0.5\n1 0.2 0.2 0.2 0.2\n")
+    (tmp_path / "day2" / "classes.txt").write_text("cat\ndog\n")
+    assert len(read_yolo_layout(tmp_path).pool or []) == 3  # the same list: read
+
+    (tmp_path / "day2" / "classes.txt").write_text("dog\ncat\n")
+    with pytest.raises(DataError, match=r"day2/classes.txt' lists the classes \['dog', 'cat'\], .* \['cat', 'dog'\]"):
+        read_yolo_layout(tmp_path)

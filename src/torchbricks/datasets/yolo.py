@@ -215,7 +215,7 @@ def read_yolo_layout(root: Path | str, validation_fraction: float = VALIDATION_F
             if (root / "images").is_dir():
                 pool = [root / "images"]
             else:
-                pool, unlabelled = _side_by_side_images(root)
+                pool, unlabelled = _side_by_side_images(root, names)
                 if unlabelled:
                     notice = " ".join(text for text in (notice, _unlabelled_folders_notice(root, unlabelled)) if text)
             splits = {"train": pool, "validation": None, "test": []}
@@ -245,12 +245,18 @@ def read_yolo_layout(root: Path | str, validation_fraction: float = VALIDATION_F
     return YoloLayout(root, names, splits, keypoint_fields=keypoint_fields, base=base, notice=notice)
 
 
-def _side_by_side_images(root: Path) -> tuple[list[Path], dict[Path, int]]:
+def _side_by_side_images(root: Path, names: Sequence[str]) -> tuple[list[Path], dict[Path, int]]:
     """The images of a labelImg folder, whose label files lie beside them: those in `root` and in its subfolders
     (labelImg labels a folder at a time, so a project often keeps a folder per day or camera), and the subfolders left
     out with their image counts: a subfolder none of whose images has a label file beside it (named as the image but
     for case) is taken as not labelled (its pictures read as images without objects would teach the model that they
-    show none)."""
+    show none).
+
+    Raises:
+        DataError: A subfolder read has a `classes.txt` of its own that lists other classes than `names` (the data
+            folder's): labelImg writes one into each folder it saves in, numbered as that session's class list, so its
+            label files number the classes otherwise.
+    """
     by_folder: dict[Path, list[Path]] = {}
     for image in listed_files(root, recursive=True):
         by_folder.setdefault(image.parent, []).append(image)
@@ -259,6 +265,14 @@ def _side_by_side_images(root: Path) -> tuple[list[Path], dict[Path, int]]:
     for folder, folder_images in sorted(by_folder.items()):
         labels = {path.stem.lower() for path in visible_files(folder, (".txt",))}
         if folder == root or any(image.stem.lower() in labels for image in folder_images):
+            own = folder / "classes.txt"
+            if folder != root and own.is_file() and (listed := _listed_names(own)) != list(names):
+                raise DataError(
+                    f"{str(own)!r} lists the classes {listed}, {str(root / 'classes.txt')!r} {list(names)}: labelImg "
+                    "numbers the classes of a folder's label files as the classes.txt it writes beside them, so read "
+                    "by the data folder's list their classes would be others. Make the two lists the same (and the "
+                    "label files' numbers with them), or train the folders apart."
+                )
             images.extend(folder_images)
         else:
             unlabelled[folder] = len(folder_images)
