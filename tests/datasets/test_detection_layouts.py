@@ -631,3 +631,25 @@ def test_yolo_lines_no_label_reads_right_are_refused_naming_the_file_and_line(tm
 
     with pytest.raises(DataError, match=r"a\.txt' " + message.replace("line 1", "line 2")):
         YoloDataset(root, "train")
+
+
+@pytest.mark.parametrize("tool", ["yolo", "voc"])
+def test_labelimg_files_only_in_subfolders_are_found_as_their_box_layout(tmp_path: Path, tool: str) -> None:
+    # a folder per day or camera, nothing but classes.txt in the data folder: check-data read it as classification
+    # (the day folders its classes) and train task=detection found no box layout
+    for day in ("day1", "day2"):
+        (tmp_path / day).mkdir()
+        for index in range(2):
+            Image.new("RGB", (40, 30), (index * 100, 0, 0)).save(tmp_path / day / f"{day}_{index}.jpg")
+            if tool == "yolo":
+                (tmp_path / day / f"{day}_{index}.txt").write_text("0 0.5 0.5 0.3 0.3\n")
+            else:
+                (tmp_path / day / f"{day}_{index}.xml").write_text(
+                    f"<annotation><filename>{day}_{index}.jpg</filename><object><name>cat</name><bndbox><xmin>5</xmin>"
+                    "<ymin>5</ymin><xmax>20</xmax><ymax>20</ymax></bndbox></object></annotation>"
+                )
+    if tool == "yolo":
+        (tmp_path / "classes.txt").write_text("cat\n")
+
+    assert detect_detection_layout(tmp_path) == tool
+    assert detection_class_names(tmp_path) == ["cat"]

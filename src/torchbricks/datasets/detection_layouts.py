@@ -66,10 +66,13 @@ LAYOUT_EXPECTS = {
 def find_detection_layouts(root: Path | str) -> list[str]:
     """The box layouts whose marks the folder has: `train.json`, `train/_annotations.coco.json`,
     `annotations/instances_*.json` or `result.json` (COCO), `data.yaml` (`dataset.yaml`), `obj.data` or `obj.names`,
-    `labels/`, or `classes.txt` with images and their .txt files side by side (YOLO), `Annotations/` or XML files
-    (VOC)."""
+    `labels/`, or `classes.txt` with images and their .txt files side by side (YOLO; in subfolders too),
+    `Annotations/` or XML files (VOC; without any other sign, XML files beside images in subfolders)."""
     root = Path(root)
-    side_by_side = (root / "classes.txt").is_file() and any(path.with_suffix(".txt").is_file() for path in visible_files(root))
+    # labelImg's files may all lie in subfolders, a folder per day or camera
+    side_by_side = (root / "classes.txt").is_file() and any(
+        path.with_suffix(".txt").is_file() for path in visible_files(root, recursive=True)
+    )
     signs = {
         "coco": _holds_coco(root),
         "yolo": any((root / name).is_file() for name in (*YOLO_FILES, DARKNET_DATA, DARKNET_NAMES))
@@ -79,7 +82,21 @@ def find_detection_layouts(root: Path | str) -> list[str]:
         or bool(visible_files(root, (".xml",)))
         or bool(visible_files(root / "train", (".xml",))),
     }
-    return [name for name, present in signs.items() if present]
+    found = [name for name, present in signs.items() if present]
+    if not found and _xml_beside_an_image(visible_files(root, (".xml",), recursive=True)):
+        found = ["voc"]  # labelImg's XML files beside their images in subfolders only (no other layout's sign)
+    return found
+
+
+def _xml_beside_an_image(xml_files: list[Path]) -> bool:
+    """Whether one of the XML files has an image of its stem beside it (the suffix in any case); each folder listed once."""
+    stems: dict[Path, set[str]] = {}
+    for path in xml_files:
+        if path.parent not in stems:
+            stems[path.parent] = {image.stem.lower() for image in visible_files(path.parent)}
+        if path.stem.lower() in stems[path.parent]:
+            return True
+    return False
 
 
 def _holds_coco(root: Path) -> bool:
