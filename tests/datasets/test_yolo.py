@@ -464,3 +464,22 @@ def test_a_labelimg_subfolder_whose_classes_txt_lists_other_classes_is_an_error_
     (tmp_path / "day2" / "classes.txt").write_text("dog\ncat\n")
     with pytest.raises(DataError, match=r"day2/classes.txt' lists the classes \['dog', 'cat'\], .* \['cat', 'dog'\]"):
         read_yolo_layout(tmp_path)
+
+
+def test_a_darknet_list_written_on_windows_is_read_with_its_backslashes_as_separators(tmp_path: Path) -> None:
+    # data\obj_train_data\a.jpg, as a list written on Windows names it: every image 'did not exist'
+    (tmp_path / "obj_train_data").mkdir()
+    for stem in ("a", "b", "c"):
+        Image.new("RGB", (8, 8)).save(tmp_path / "obj_train_data" / f"{stem}.jpg")
+        (tmp_path / "obj_train_data" / f"{stem}.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    (tmp_path / "obj.names").write_text("cat\n")
+    (tmp_path / "obj.data").write_text("classes = 1\ntrain = data/train.txt\nvalid = data/valid.txt\nnames = data/obj.names\n")
+    (tmp_path / "train.txt").write_bytes(b"data\\obj_train_data\\a.jpg\r\ndata\\obj_train_data\\b.jpg\r\n")
+    (tmp_path / "valid.txt").write_bytes(b"data\\obj_train_data\\c.jpg\r\n")
+
+    paths = {split: [record.path for record in YoloDataset(tmp_path, split).records] for split in ("train", "validation")}
+
+    assert paths == {
+        "train": [tmp_path / "obj_train_data" / "a.jpg", tmp_path / "obj_train_data" / "b.jpg"],
+        "validation": [tmp_path / "obj_train_data" / "c.jpg"],
+    }

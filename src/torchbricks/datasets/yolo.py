@@ -490,7 +490,10 @@ def yolo_label_path(image: Path, root: Path | None = None) -> Path:
 
 def _listed_image(list_file: Path, entry: str, base: Path) -> Path:
     """An image path written in a split's list file: relative to the list file's folder (`./images/a.jpg`, as
-    Ultralytics reads it) or, when it is not there, to `base` (`data.yaml`'s `path`), or absolute."""
+    Ultralytics reads it) or, when it is not there, to `base` (`data.yaml`'s `path`), or absolute. Windows separators
+    (`data\\obj_train_data\\a.jpg`, a list written on Windows) are read as separators where no file has the name."""
+    if "\\" in entry and not (list_file.parent / entry).exists() and not (base / entry).exists():
+        entry = entry.replace("\\", "/")
     beside = _source(list_file.parent, entry)
     if beside.exists() or Path(entry).is_absolute():
         return beside
