@@ -483,3 +483,14 @@ def test_a_darknet_list_written_on_windows_is_read_with_its_backslashes_as_separ
         "train": [tmp_path / "obj_train_data" / "a.jpg", tmp_path / "obj_train_data" / "b.jpg"],
         "validation": [tmp_path / "obj_train_data" / "c.jpg"],
     }
+
+
+def test_a_data_yaml_written_on_windows_is_read_with_its_backslashes_as_separators(tmp_path: Path) -> None:
+    # train: images\train, as a data.yaml written by hand on Windows names it: 'does not exist'
+    root = _ultralytics(
+        tmp_path,
+        "train: images\\train\nval: images\\val\nnames: [cat, dog]\n",
+        {"train/a": "1 0.5 0.5 0.2 0.2\n", "val/b": "0 0.5 0.5 0.2 0.2\n"},
+    )
+
+    assert [record.path for record in YoloDataset(root, "train").records] == [root / "images" / "train" / "a.jpg"]

@@ -176,7 +176,11 @@ def _names(path: Path, names: Any, count: Any) -> list[str]:
 
 
 def _source(base: Path, value: str) -> Path:
-    """`value` relative to `base`; a leading `../` (Roboflow) or `data/` (Darknet, CVAT) that leads nowhere is dropped."""
+    """`value` relative to `base`; a leading `../` (Roboflow) or `data/` (Darknet, CVAT) that leads nowhere is dropped,
+    and Windows separators (`images\\train`, `data\\obj_train_data\\a.jpg`: a `data.yaml` or list written on Windows)
+    are read as separators where no file has the name as written."""
+    if "\\" in value and not (base / value).exists():
+        value = value.replace("\\", "/")
     path = Path(value)
     if path.is_absolute():
         return path
@@ -490,10 +494,7 @@ def yolo_label_path(image: Path, root: Path | None = None) -> Path:
 
 def _listed_image(list_file: Path, entry: str, base: Path) -> Path:
     """An image path written in a split's list file: relative to the list file's folder (`./images/a.jpg`, as
-    Ultralytics reads it) or, when it is not there, to `base` (`data.yaml`'s `path`), or absolute. Windows separators
-    (`data\\obj_train_data\\a.jpg`, a list written on Windows) are read as separators where no file has the name."""
-    if "\\" in entry and not (list_file.parent / entry).exists() and not (base / entry).exists():
-        entry = entry.replace("\\", "/")
+    Ultralytics reads it) or, when it is not there, to `base` (`data.yaml`'s `path`), or absolute (`_source`)."""
     beside = _source(list_file.parent, entry)
     if beside.exists() or Path(entry).is_absolute():
         return beside
