@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import functools
+import hashlib
 import json
 import math
 import os
@@ -25,6 +26,7 @@ from typing import Any
 
 __all__ = [
     "STALE_TEMPORARY_SECONDS",
+    "file_sha256",
     "json_ready",
     "recover_folder",
     "remove_stale_temporaries",
@@ -62,13 +64,19 @@ def write_atomically(target: Path, write: Callable[[Path], object], *, temporary
     write_all_atomically([(target, write)], temporary_stem=temporary_stem)
 
 
-def write_all_atomically(writes: Sequence[tuple[Path, Callable[[Path], object]]], *, temporary_stem: str | None = None) -> None:
+def write_all_atomically(
+    writes: Sequence[tuple[Path, Callable[[Path], object]]],
+    *,
+    temporary_stem: str | None = None,
+    rename_first: Path | None = None,
+) -> None:
     """Writes several files as `write_atomically` does, each through a temporary file beside its target, and renames
-    them over their targets only once every one is complete and synced.
+    them over their targets only once every one is complete and synced, in order (the target `rename_first` first).
 
     A writer that fails (a full disk, an error in the data) leaves every target as it was and no temporary file: the
     files are not a mix of old and new ones (the brick files of one checkpoint). Only a crash during the renames,
-    which write nothing, can leave some renamed and some not.
+    which write nothing, can leave some renamed and some not: a manifest of the set, written last and renamed first,
+    lets its reader tell (`save_bricks`).
     """
     staged: list[tuple[Path, Path]] = []
     try:
@@ -78,7 +86,7 @@ def write_all_atomically(writes: Sequence[tuple[Path, Callable[[Path], object]]]
             write(temporary)
             with open(temporary, "rb") as file:
                 os.fsync(file.fileno())
-        for temporary, target in staged:
+        for temporary, target in sorted(staged, key=lambda pair: pair[1] != rename_first):
             os.replace(temporary, target)
     except BaseException:
         for temporary, _ in staged:
@@ -165,6 +173,15 @@ def _remove_stale_temporaries_now_and_then(folder: Path) -> None:
             return
         _last_cleaned[folder] = now
     remove_stale_temporaries(folder)
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's contents, as hex, read in blocks of 1 MiB."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while block := file.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_text(path: Path, text: str) -> None:
