@@ -61,7 +61,8 @@ def test_save_writes_one_file_per_brick_with_weights_in_nested_folders(tmp_path:
     suffix = "." + file_format
     expected = [tmp_path / "bricks" / f"backbone{suffix}", tmp_path / "bricks" / "head0" / f"classify{suffix}"]
     assert written == expected
-    assert sorted(path for path in (tmp_path / "bricks").rglob("*") if path.is_file()) == sorted(expected)
+    manifest = tmp_path / "bricks" / ".torchbricks_bricks.json"  # hidden: what the save wrote, to tell a mix
+    assert sorted(path for path in (tmp_path / "bricks").rglob("*") if path.is_file()) == sorted([*expected, manifest])
 
 
 @pytest.mark.parametrize("file_format", FORMATS)
@@ -125,7 +126,8 @@ def test_interrupted_save_leaves_the_old_file_and_no_temporary_file(tmp_path: Pa
         interrupted.save_bricks(tmp_path, exist_ok=True)
 
     assert (tmp_path / "backbone.pt").read_bytes() == old
-    assert sorted(path.name for path in tmp_path.rglob("*") if path.is_file()) == ["backbone.pt", "classify.pt"]
+    assert sorted(path.name for path in tmp_path.rglob("[!.]*") if path.is_file()) == ["backbone.pt", "classify.pt"]
+    assert not list(tmp_path.rglob("*.tmp"))
 
 
 def _files_of(folder: Path) -> dict[str, bytes]:
@@ -441,3 +443,71 @@ def test_a_file_saved_before_a_module_kept_state_it_fills_in_loads_and_the_modul
 
     assert loaded["detect"].model.min_distance.item() == 0.0  # the positive distances the older weights were trained with
     assert torch.equal(loaded["detect"].model.distances.weight, saved["detect"].model.distances.weight)
+
+
+def _save_killed_after_renaming(count: int, folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A save into `folder` killed after `count` of its renames (the manifest's first)."""
+    real_replace = os.replace
+    renamed: list[str] = []
+
+    def replace(source: Any, target: Any) -> None:
+        if len(renamed) == count:
+            raise SystemExit("killed")  # what a kill leaves of the renames (the temporaries left do not matter)
+        renamed.append(Path(target).name)
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(SystemExit):
+        _collection(seed=1).save_bricks(folder, exist_ok=True)
+    monkeypatch.undo()
+
+
+@pytest.mark.parametrize("renames", [1, 2])
+def test_a_load_refuses_the_mix_of_old_and_new_files_a_save_killed_between_its_renames_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, renames: int
+) -> None:
+    # The brick files of one save are renamed into place one after the other: killed in between, the folder held new
+    # and old bricks, loaded without a word as one model
+    _collection(seed=0).save_bricks(tmp_path)
+    old = _files_of(tmp_path)
+    _save_killed_after_renaming(renames, tmp_path, monkeypatch)  # the manifest, then backbone.pt (with 2)
+    target = _collection(seed=2)
+    before = _state(target)
+
+    if renames == 1:  # the manifest of the new save, every brick file still the old one: the old set loads
+        assert target.load_bricks(tmp_path, missing="error") == ["backbone", "head0/classify"]
+        assert {name: data for name, data in _files_of(tmp_path).items() if not name.startswith(".")} == {
+            name: data for name, data in old.items() if not name.startswith(".")
+        }
+        return
+    with pytest.raises(
+        CheckpointError,
+        match=r"mixes two saves: \['backbone.pt'\] are of the last save, but \['head0/classify.pt'\] are still the files",
+    ) as raised:
+        target.load_bricks(tmp_path)
+    assert "No brick has been changed" in str(raised.value)
+    assert all(torch.equal(_state(target)[key], value) for key, value in before.items())
+
+
+def test_a_brick_file_replaced_by_hand_after_a_save_is_loaded_not_taken_for_a_mix(tmp_path: Path) -> None:
+    # Copying in another run's backbone.pt is the user's choice; a mix is a file of the save beside one it replaced
+    folder, other = tmp_path / "run", tmp_path / "other"
+    _collection(seed=0).save_bricks(folder)
+    _collection(seed=1).save_bricks(folder, exist_ok=True)
+    _collection(seed=3).save_bricks(other)
+    shutil.copyfile(other / "backbone.pt", folder / "backbone.pt")
+
+    target = _collection(seed=2)
+    assert target.load_bricks(folder) == ["backbone", "head0/classify"]
+    assert all(
+        torch.equal(target["backbone"].state_dict()[key], value)
+        for key, value in _collection(seed=3)["backbone"].state_dict().items()
+    )
+
+
+def test_a_manifest_that_is_not_json_is_an_error_naming_it(tmp_path: Path) -> None:
+    _collection(seed=0).save_bricks(tmp_path)
+    (tmp_path / ".torchbricks_bricks.json").write_text('{"files": {"backbone.pt": ', encoding="utf-8")  # cut short
+
+    with pytest.raises(CheckpointError, match=r"manifest '.*\.torchbricks_bricks\.json' of the brick checkpoint is not the JSON"):
+        _collection(seed=1).load_bricks(tmp_path)

@@ -432,3 +432,32 @@ def test_read_model_image_opens_a_webp_once(tmp_path: Path, monkeypatch: pytest.
 
     assert opened[str(path)] == 1
     assert (pixels[0, 0].tolist(), size) == ([10, 20, 30], (4, 6))
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".webp"])
+def test_read_frames_opens_an_animation_once_and_reads_each_frame_as_predict(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
+) -> None:
+    # It opened the file to count its frames, then once more for each frame
+    from helpers import count_reads
+    from PIL import Image
+
+    from torchbricks._image_sources import ImageSourceDataset, collect_image_sources
+    from torchbricks.deploy import read_frames
+
+    path = tmp_path / f"blink{suffix}"
+    frames = [Image.new("RGB", (6, 4), (50 * index, 200 - 50 * index, 90)) for index in range(4)]
+    frames[0].save(
+        path, save_all=True, append_images=frames[1:], duration=100, **({"lossless": True} if suffix == ".webp" else {})
+    )
+    opened, _ = count_reads(monkeypatch)
+
+    read = read_frames(path)
+
+    assert opened[str(path)] == 1
+    monkeypatch.undo()
+    sources = collect_image_sources([path])  # predict: each frame read in an opening of its own
+    assert len(read) == len(sources) == 4
+    for index, frame in enumerate(read):
+        np.testing.assert_array_equal(frame, ImageSourceDataset(sources)[index][1])
+        assert frame[0, 0].tolist() == [50 * index, 200 - 50 * index, 90]

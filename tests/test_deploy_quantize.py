@@ -126,13 +126,40 @@ def test_calibration_decodes_only_the_images_it_calibrates_on(tmp_path: Path, mo
     (tmp_path / "images").mkdir()
     for index in range(5):
         Image.new("RGB", (10, 10), (40 * index, 0, 0)).save(tmp_path / "images" / f"{index}.png")
-    read = _deploy_quantize.read_model_image
+    read = _deploy_quantize.read_frames
     decoded: list[str] = []
-    monkeypatch.setattr(
-        _deploy_quantize, "read_model_image", lambda path, size: decoded.append(Path(path).name) or read(path, size)
-    )
+    monkeypatch.setattr(_deploy_quantize, "read_frames", lambda path, size: decoded.append(Path(path).name) or read(path, size))
 
     calibration = _deploy_quantize._folder_images(tmp_path / "images", (8, 8), limit=2)
 
     assert decoded == ["0.png", "1.png"]
     assert [image[0, 0, 0] for image in calibration] == [0, 40]
+
+
+def test_calibration_opens_each_image_file_once_and_decodes_it_as_predict(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each WebP was opened twice: once to count its frames, once (or once a frame) to decode it (GIFs are no training
+    # images: calibration does not read them)
+    from helpers import count_reads
+
+    from torchbricks._deploy_quantize import _folder_images
+    from torchbricks.deploy import read_model_image, resize_image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    frames = [Image.new("RGB", (8, 8), colour) for colour in ((200, 0, 0), (0, 200, 0), (0, 0, 200))]
+    frames[0].save(folder / "a_blink.webp", save_all=True, append_images=frames[1:], lossless=True)
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(folder / "c_still.webp", lossless=True)
+    Image.linear_gradient("L").convert("RGB").resize((64, 48)).save(folder / "e_photo.jpg")  # decoded reduced for 8 x 8
+    opened, _ = count_reads(monkeypatch)
+
+    calibration = _folder_images(folder, (8, 8))
+
+    assert {Path(path).name: count for path, count in opened.items()} == dict.fromkeys(
+        ("a_blink.webp", "c_still.webp", "e_photo.jpg"), 1
+    )
+    monkeypatch.undo()
+    assert [image[:, 0, 0].tolist() for image in calibration[:4]] == [[200, 0, 0], [0, 200, 0], [0, 0, 200], [10, 20, 30]]
+    photo = resize_image(read_model_image(folder / "e_photo.jpg", (8, 8))[0], (8, 8)).transpose(2, 0, 1)
+    np.testing.assert_array_equal(calibration[4], photo)

@@ -1,7 +1,8 @@
 """Per-brick checkpoints: one weights file per brick, in folders mirroring the collection's nesting.
 
 `backbone.pt`, `head0/classify.pt`, ... Only bricks with a non-empty `state_dict` get a file. Files are
-written atomically (each to a temporary file in its folder, renamed with `os.replace` once every file is complete),
+written atomically (each to a temporary file in its folder, renamed with `os.replace` once every file is complete;
+a hidden manifest, `MANIFEST_FILE`, renamed first, lets a load refuse the mix a save killed between two renames leaves),
 and loading never executes code from a file: `.pt` files are read with `torch.load(weights_only=True)`, `.safetensors` files with
 safetensors. A load reads and checks every file before it changes any brick, so a failing load leaves the
 collection as it was.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import json
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
@@ -20,7 +22,7 @@ from typing import Any, Literal
 import torch
 
 from torchbricks._extras import require
-from torchbricks._files import write_all_atomically
+from torchbricks._files import file_sha256, write_all_atomically
 from torchbricks.bricks import BrickInterface
 from torchbricks.errors import (
     CheckpointError,
@@ -67,8 +69,22 @@ def save_bricks(
     for target, _, _ in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
     # Every file is complete before the first replaces its old one: a failed save (a full disk) leaves the old
-    # checkpoint whole, not some bricks of the new one beside others of the old.
-    write_all_atomically([(target, partial(write, state)) for target, _, state in targets])
+    # checkpoint whole, not some bricks of the new one beside others of the old. The renames that follow cannot
+    # happen at once: the manifest, renamed first, records each file's new and previous contents, so a load after a
+    # save killed between two renames refuses the mix (`_check_one_save`) rather than loading old and new bricks.
+    entries: dict[str, dict[str, Any]] = {}
+
+    def write_and_record(state: Mapping[str, Any], target: Path, temporary: Path) -> None:
+        write(state, temporary)
+        name = target.relative_to(folder).as_posix()
+        entries[name] = {"sha256": file_sha256(temporary), "previous_sha256": _sha256_if_file(target)}
+
+    def write_manifest(temporary: Path) -> None:
+        text = json.dumps({"format": MANIFEST_FORMAT, "files": entries}, indent=2, sort_keys=True) + "\n"
+        temporary.write_text(text, encoding="utf-8")
+
+    writes = [(target, partial(write_and_record, state, target)) for target, _, state in targets]
+    write_all_atomically([*writes, (folder / MANIFEST_FILE, write_manifest)], rename_first=folder / MANIFEST_FILE)
     for target, _, _ in targets:
         for stale in other_formats[target]:
             stale.unlink(missing_ok=True)  # only once the new files are in place
@@ -109,6 +125,7 @@ def load_bricks(
         )
     if not folder.is_dir():
         raise CheckpointNotFoundError(f"The brick checkpoint folder {str(folder)!r} does not exist.")
+    _check_one_save(folder)
     staged: list[tuple[str, Path, BrickInterface, Mapping[str, torch.Tensor]]] = []
     loaded: list[str] = []
     without_file: list[str] = []
@@ -178,6 +195,53 @@ def _writer(file_format: str) -> Callable[[Mapping[str, Any], Path], None]:
 
 def _write_pt(state: Mapping[str, Any], file: Path) -> None:
     torch.save(state, file)  # the state dict itself, so its version metadata survives
+
+
+MANIFEST_FILE = ".torchbricks_bricks.json"
+"""What the last `save_bricks` into a folder wrote: each file's SHA-256, and that of the file it replaced (null: none).
+Hidden, so a folder's brick files are what they were (`trained_weights_digest` and the unused-file warning skip it)."""
+MANIFEST_FORMAT = "torchbricks-bricks/1"
+
+
+def _sha256_if_file(path: Path) -> str | None:
+    return file_sha256(path) if path.is_file() else None
+
+
+def _check_one_save(folder: Path) -> None:
+    """Refuses a folder whose brick files are partly those of the last save and partly those it replaced: a save killed
+    between its renames (`MANIFEST_FILE`). Files of neither (replaced by hand) are not judged, a missing file is left to
+    the missing-file rule of `load_bricks`, and a folder without a manifest (saved before torchbricks wrote one) is not
+    checked.
+
+    Raises:
+        CheckpointError: Naming the files of each save.
+    """
+    path = folder / MANIFEST_FILE
+    if not path.is_file():
+        return
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        files = {str(name): entry for name, entry in manifest["files"].items()}
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as error:
+        raise CheckpointError(
+            f"The manifest {str(path)!r} of the brick checkpoint is not the JSON save_bricks writes ({type(error).__name__}: "
+            f"{error}); save the bricks again, or delete it to load the files as they are."
+        ) from error
+    new, previous = [], []
+    for name, entry in sorted(files.items()):
+        current = _sha256_if_file(folder / name)
+        if current is None:
+            continue  # deleted (or not written yet): the brick has no file, which load_bricks warns or errs about
+        if current == entry.get("sha256") and current != entry.get("previous_sha256"):
+            new.append(name)
+        elif current == entry.get("previous_sha256") and current != entry.get("sha256"):
+            previous.append(name)
+    if new and previous:
+        raise CheckpointError(
+            f"The brick checkpoint {str(folder)!r} mixes two saves: {new} are of the last save, but {previous} are still "
+            "the files it replaced (a save stopped between its renames). Loading it would give bricks of two trainings; "
+            "save the bricks again. No brick has been changed."
+        )
 
 
 def _check_tensors_only(brick_path: str, state: Mapping[str, object]) -> None:

@@ -19,9 +19,8 @@ import numpy as np
 import torch
 
 from torchbricks._extras import require
-from torchbricks._image_sources import frame_count
 from torchbricks.datasets._reading import IMAGE_EXTENSIONS, visible_files
-from torchbricks.deploy import INPUT_NAME, read_frames, read_model_image, resize_image
+from torchbricks.deploy import INPUT_NAME, read_frames, resize_image
 from torchbricks.errors import BrickError
 from torchbricks.tags import METRIC
 from torchbricks.trained_experiment import TrainedExperiment
@@ -152,13 +151,12 @@ def _dataset_images(data_module: Any, split: str, limit: int | None) -> Iterator
 def _folder_images(folder: Path, size: tuple[int, int], limit: int | None = None) -> list[np.ndarray]:
     """The first `limit` (None: all) calibration images of `folder` [3, height, width] as `predict` gives them to a
     model of `size`: each file decoded as training decoded it (`read_model_image`), each frame of an animated WebP
-    an image (`read_frames`); the files past them are not decoded."""
+    an image (`read_frames`, which opens each file once); the files past them are not decoded."""
     images: list[np.ndarray] = []
     for path in visible_files(folder, IMAGE_SUFFIXES):
         if limit is not None and len(images) >= limit:
             break
-        pictures = read_frames(path) if frame_count(path) > 1 else [read_model_image(path, size)[0]]
-        images.extend(resize_image(picture, size).transpose(2, 0, 1).copy() for picture in pictures)
+        images.extend(resize_image(picture, size).transpose(2, 0, 1).copy() for picture in read_frames(path, size))
     return images[:limit]
 
 

@@ -7,11 +7,16 @@ a killed process left are removed by a later successful write into their folder 
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import functools
+import hashlib
 import json
 import math
 import os
 import re
 import shutil
+import sys
 import threading
 import time
 import uuid
@@ -21,9 +26,12 @@ from typing import Any
 
 __all__ = [
     "STALE_TEMPORARY_SECONDS",
+    "file_sha256",
     "json_ready",
+    "recover_folder",
     "remove_stale_temporaries",
     "replace_folder",
+    "sync_folder",
     "write_all_atomically",
     "write_atomically",
     "write_json",
@@ -56,13 +64,19 @@ def write_atomically(target: Path, write: Callable[[Path], object], *, temporary
     write_all_atomically([(target, write)], temporary_stem=temporary_stem)
 
 
-def write_all_atomically(writes: Sequence[tuple[Path, Callable[[Path], object]]], *, temporary_stem: str | None = None) -> None:
+def write_all_atomically(
+    writes: Sequence[tuple[Path, Callable[[Path], object]]],
+    *,
+    temporary_stem: str | None = None,
+    rename_first: Path | None = None,
+) -> None:
     """Writes several files as `write_atomically` does, each through a temporary file beside its target, and renames
-    them over their targets only once every one is complete and synced.
+    them over their targets only once every one is complete and synced, in order (the target `rename_first` first).
 
     A writer that fails (a full disk, an error in the data) leaves every target as it was and no temporary file: the
     files are not a mix of old and new ones (the brick files of one checkpoint). Only a crash during the renames,
-    which write nothing, can leave some renamed and some not.
+    which write nothing, can leave some renamed and some not: a manifest of the set, written last and renamed first,
+    lets its reader tell (`save_bricks`).
     """
     staged: list[tuple[Path, Path]] = []
     try:
@@ -72,7 +86,7 @@ def write_all_atomically(writes: Sequence[tuple[Path, Callable[[Path], object]]]
             write(temporary)
             with open(temporary, "rb") as file:
                 os.fsync(file.fileno())
-        for temporary, target in staged:
+        for temporary, target in sorted(staged, key=lambda pair: pair[1] != rename_first):
             os.replace(temporary, target)
     except BaseException:
         for temporary, _ in staged:
@@ -161,6 +175,15 @@ def _remove_stale_temporaries_now_and_then(folder: Path) -> None:
     remove_stale_temporaries(folder)
 
 
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's contents, as hex, read in blocks of 1 MiB."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while block := file.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def write_text(path: Path, text: str) -> None:
     """Writes `text` to `path` atomically, creating missing folders."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -210,16 +233,157 @@ def _to_plain(value: Any) -> Any:
 
 
 def replace_folder(temporary: Path, target: Path) -> None:
-    """Renames the complete folder `temporary` to `target`; an existing `target` is moved aside first and deleted
-    once the new folder is in place, so `target` is always either the old or the new folder, never a mix."""
-    if not target.exists():
+    """Renames the complete folder `temporary` to `target`, so that `target` is always either the old or the new
+    folder, never a mix, and neither is lost to a crash.
+
+    The files and folders of `temporary` are synced first (`sync_folder`), so after a power loss `target` is not a
+    folder of empty or cut files. On Linux the two folders are swapped in one step (`renameat2` with
+    `RENAME_EXCHANGE`) and the old one, now under the temporary name, is deleted: `target` never stops existing.
+    Elsewhere (another OS, a file system without the exchange) the old `target` is first renamed aside to
+    `.<name>.<hex>.old`; a crash between the two renames leaves no `target`, which the next `recover_folder(target)`
+    (called here first, and by `predict` and `make-dataset` before they look at their target) puts back.
+    """
+    recover_folder(target)
+    sync_folder(temporary)
+    if target.exists() and _exchange(temporary, target):
+        _sync_directory(target.parent)
+        shutil.rmtree(temporary, ignore_errors=True)
+    elif not target.exists():
         os.replace(temporary, target)
+        _sync_directory(target.parent)
+    else:
+        old = _set_aside(target)
+        try:
+            os.replace(temporary, target)
+        except BaseException:
+            os.replace(old, target)
+            raise
+        _sync_directory(target.parent)
+        shutil.rmtree(old, ignore_errors=True)
+    _remove_stale_temporaries_now_and_then(target.parent)
+
+
+def recover_folder(target: Path, *, now: float | None = None) -> Path | None:
+    """Undoes what a `replace_folder` killed between its two renames left (where the folders cannot be swapped in one
+    step): without `target` and with a `.<name>.<hex>.old` beside it, the old folder (the last complete one) is renamed
+    back to `target`, and returned; with `target`, its `.old` folders unchanged for `STALE_TEMPORARY_SECONDS` are
+    deleted (a younger one may be another process's swap under way).
+    """
+    now = time.time() if now is None else now
+    pattern = re.compile(re.escape(f".{target.name}.") + r"[0-9a-f]{32}\.old")
+    try:
+        aside = [Path(entry.path) for entry in os.scandir(target.parent) if pattern.fullmatch(entry.name)]
+    except OSError:
+        return None
+    if not aside:
+        return None
+    changed = {path: _changed_at(path) for path in aside}
+    if not target.exists():
+        newest = max(aside, key=lambda path: changed[path])
+        try:
+            os.replace(newest, target)
+        except OSError:
+            return None  # put back meanwhile by another process
+        _sync_directory(target.parent)
+        return target
+    for path in aside:
+        if now - changed[path] >= STALE_TEMPORARY_SECONDS:
+            shutil.rmtree(path, ignore_errors=True)
+    return None
+
+
+def sync_folder(folder: Path) -> None:
+    """Syncs every file and folder under `folder`, and `folder` itself, to the disk: renamed into place afterwards, it
+    survives a power loss whole (a rename alone is safe against a killed process only: the file system may write the
+    rename before the files' contents).
+
+    On Linux one `syncfs` of the file system holding `folder` does it: on make-dataset's default set (2,423 files and
+    folders) 0.06-0.13 s, where an `fsync` of each took 6.6-8.4 s (each waits for its own journal commit). Elsewhere,
+    or when `syncfs` fails, each file and folder is synced.
+    """
+    if _syncfs(folder):
         return
+    for parent, _, files in os.walk(folder, topdown=False):
+        for name in files:
+            path = os.path.join(parent, name)
+            if not os.path.islink(path):
+                with open(path, "rb") as file:
+                    os.fsync(file.fileno())
+        _sync_directory(Path(parent))
+
+
+def _syncfs(folder: Path) -> bool:
+    """Linux's `syncfs` of the file system holding `folder`; False where it is not available or fails."""
+    function = _libc_function("syncfs", (ctypes.c_int,))
+    if function is None:
+        return False
+    try:
+        descriptor = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return False
+    try:
+        return bool(function(descriptor) == 0)
+    finally:
+        os.close(descriptor)
+
+
+def _sync_directory(folder: Path) -> None:
+    """Syncs a folder's entries (the names renamed into it); a no-op where folders cannot be opened (Windows)."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass  # a file system that cannot sync a folder
+    finally:
+        os.close(descriptor)
+
+
+def _set_aside(target: Path) -> Path:
+    """The first step of the two-rename swap: `target` renamed to `.<name>.<hex>.old`."""
     old = target.with_name(f".{target.name}.{uuid.uuid4().hex}.old")
     os.replace(target, old)
+    return old
+
+
+def _changed_at(path: Path) -> float:
+    """When `path` was last changed or renamed (a rename changes the ctime, not the mtime); 0 when it is gone."""
     try:
-        os.replace(temporary, target)
-    except BaseException:
-        os.replace(old, target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+        status = path.lstat()
+    except OSError:
+        return 0.0
+    return max(status.st_mtime, status.st_ctime)
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+@functools.cache
+def _libc_function(name: str, argument_types: tuple[Any, ...]) -> Any:
+    """The C library's function `name` on Linux (`renameat2` since glibc 2.28, `syncfs`), or None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = getattr(ctypes.CDLL(None, use_errno=True), name)
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = list(argument_types)
+    function.restype = ctypes.c_int
+    return function
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swaps two existing paths in one step with Linux's `renameat2(RENAME_EXCHANGE)`; False, having changed nothing,
+    where the system or the file system does not offer it."""
+    function = _libc_function("renameat2", (ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint))
+    if function is None:
+        return False
+    if function(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False  # an old kernel, or a file system without the exchange (some network file systems)
+    raise OSError(error, os.strerror(error), str(first), None, str(second))

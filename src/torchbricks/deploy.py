@@ -45,8 +45,8 @@ import numpy as np
 from PIL import Image
 
 from torchbricks._antialiased_resize import resize_antialiased
-from torchbricks._image_sources import ANIMATED_EXTENSIONS, VIDEO_EXTENSIONS, ImageSource, ImageSourceDataset, frame_count
-from torchbricks._pictures import read_rgb_for_input
+from torchbricks._image_sources import ANIMATED_EXTENSIONS, VIDEO_EXTENSIONS
+from torchbricks._pictures import open_image, read_rgb_for_input, rgb_for_input, too_large
 from torchbricks._predict_results import check_image_list, check_images, original_sizes
 from torchbricks._tiled_predictions import (
     DEFAULT_IOU_THRESHOLD,
@@ -194,10 +194,11 @@ def _read_one_picture(path: Path | str, input_size: tuple[int, int] | None, call
     return np.array(picture), (height, width)  # writable, as predict reads it: torch.from_numpy warns on read-only arrays
 
 
-def read_frames(path: Path | str) -> list[np.ndarray]:
+def read_frames(path: Path | str, input_size: tuple[int, int] | None = None) -> list[np.ndarray]:
     """Every frame of an image file as `torchbricks predict` reads them (each a whole uint8 RGB picture [H, W, 3], as
-    `read_image`): the frames of an animation (GIF, WebP), one picture for any other image (a TIFF's first page: its
-    further pages are most often overviews or a thumbnail).
+    `read_image`; with `input_size`, decoded for a model of that (height, width) as `read_model_image` decodes it):
+    the frames of an animation (GIF, WebP), one picture for any other image (a TIFF's first page: its further pages
+    are most often overviews or a thumbnail). The file is opened once, its frames counted and decoded in that opening.
 
     Example:
         >>> import tempfile
@@ -219,14 +220,19 @@ def read_frames(path: Path | str) -> list[np.ndarray]:
         )
     if not path.is_file():
         raise DataError(f"Image {str(path)!r} does not exist.")
-    count = frame_count(path)
-    dataset = ImageSourceDataset([ImageSource(path, None if count == 1 else frame) for frame in range(count)])
     frames = []
-    for index in range(count):
-        _, frame, reason = dataset[index]
-        if frame is None:
-            raise DataError(f"Image {str(path)!r} cannot be read: {reason}")
-        frames.append(frame)
+    try:
+        with open_image(path) as image:
+            count = int(getattr(image, "n_frames", 1)) if path.suffix.lower() in ANIMATED_EXTENSIONS else 1
+            for frame in range(count):
+                if count > 1:
+                    image.seek(frame)
+                # a writable copy, as predict reads it: torch.from_numpy warns on read-only arrays
+                frames.append(np.array(rgb_for_input(image, input_size)))
+    except Image.DecompressionBombError as error:
+        raise too_large(path, error) from error
+    except (OSError, ValueError, RuntimeError) as error:  # Pillow's errors for a bad file, as predict reports them
+        raise DataError(f"Image {str(path)!r} cannot be read: {type(error).__name__}: {error}") from error
     return frames
 
 

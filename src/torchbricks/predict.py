@@ -174,7 +174,7 @@ def predict_images(
     import shutil
     import uuid
 
-    from torchbricks._files import replace_folder
+    from torchbricks._files import recover_folder, replace_folder
     from torchbricks._image_sources import ImageSourceDataset, collect_image_sources, output_names
 
     if batch_size < 1 or workers < 0 or (lanes is not None and lanes < 1):
@@ -182,6 +182,7 @@ def predict_images(
             f"batch_size and lanes must be 1 or more and workers 0 or more, got {batch_size}, {lanes} and {workers}."
         )
     out = Path(out)
+    recover_folder(out)  # the predictions of a run killed as it replaced them are put back, so --overwrite guards them
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise BrickError(f"The output folder {str(out)!r} exists and is not empty; pass --overwrite to replace it.")
     items = collect_image_sources(sources, exclude=out)  # not the pictures of an earlier run into a source folder

@@ -168,3 +168,82 @@ def test_the_logging_step_of_a_checkpoint_is_lightnings_count_of_batches_that_st
 
     assert checkpoint_logging_step(tmp_path / "two_optimizers.ckpt") == 12
     assert checkpoint_logging_step(tmp_path / "without_loops.ckpt") == 6
+
+
+def _fail_the_next_write(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """The next write of a file named `name` fails once half written, as on a full disk."""
+    import builtins
+
+    real_open = builtins.open
+    failed: list[bool] = []
+
+    class FullDisk:
+        def __init__(self, file: Any) -> None:
+            self.file = file
+
+        def write(self, text: str) -> int:
+            self.file.write(text[: len(text) // 2])
+            failed.append(True)
+            raise OSError(28, "No space left on device")
+
+        def __getattr__(self, attribute: str) -> Any:
+            return getattr(self.file, attribute)
+
+        def __enter__(self) -> FullDisk:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.file.close()
+
+    def open_file(file: Any, mode: str = "r", *arguments: Any, **keywords: Any) -> Any:
+        opened = real_open(file, mode, *arguments, **keywords)
+        is_target = Path(str(file)).name == name or Path(str(file)).name.startswith(f".{name}.")
+        return FullDisk(opened) if is_target and mode[0] in "wa" and not failed else opened
+
+    monkeypatch.setattr(builtins, "open", open_file)
+
+
+def test_the_job_csv_logger_leaves_the_previous_complete_metrics_csv_when_a_write_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Lightning appended to metrics.csv in place: a full disk left a cut row, read as a wrong value or refused
+    import csv
+
+    logger = create_loggers(tmp_path)[0]
+    logger.log_metrics({"train/loss": 1.5}, step=0)
+    logger.save()
+    before = (tmp_path / "logs" / "metrics.csv").read_text()
+
+    logger.log_metrics({"train/loss": 1.25, "validation/accuracy": 0.5}, step=1)  # a new column: rewritten
+    _fail_the_next_write(monkeypatch, "metrics.csv")
+    with pytest.raises(OSError, match="No space left"):
+        logger.save()
+    assert (tmp_path / "logs" / "metrics.csv").read_text() == before
+    assert [path.name for path in (tmp_path / "logs").iterdir()] == ["metrics.csv"]
+
+    logger.log_metrics({"train/loss": 1.0}, step=2)
+    logger.save()  # the rows the failed write held are written with the next
+    rows = list(csv.DictReader((tmp_path / "logs" / "metrics.csv").open()))
+    assert rows == [
+        {"step": "0", "train/loss": "1.5", "validation/accuracy": ""},
+        {"step": "1", "train/loss": "1.25", "validation/accuracy": "0.5"},
+        {"step": "2", "train/loss": "1.0", "validation/accuracy": ""},
+    ]
+    logger.log_metrics({"train/loss": 0.5}, step=3)  # same columns: appended after a copy of the file
+    logger.save()
+    assert list(csv.DictReader((tmp_path / "logs" / "metrics.csv").open()))[-1]["train/loss"] == "0.5"
+
+
+def test_the_job_csv_logger_leaves_the_previous_complete_hparams_yaml_when_a_write_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logger = create_loggers(tmp_path)[0]
+    logger.log_hyperparams({"learning_rate": 0.1})
+    before = (tmp_path / "logs" / "hparams.yaml").read_text()
+    assert "learning_rate: 0.1" in before
+
+    _fail_the_next_write(monkeypatch, "hparams.yaml")
+    with pytest.raises(OSError, match="No space left"):
+        logger.log_hyperparams({"batch_size": 8})
+    assert (tmp_path / "logs" / "hparams.yaml").read_text() == before
+    assert [path.name for path in (tmp_path / "logs").iterdir()] == ["hparams.yaml"]

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from torchbricks._files import replace_folder
+from torchbricks._files import recover_folder, replace_folder
 from torchbricks.datasets.polygons import outline_pixels
 from torchbricks.errors import BrickError, ShapesDatasetExistsError
 
@@ -174,6 +174,7 @@ def write_shapes_dataset(
         raise BrickError(f"write_shapes_dataset: num_train and num_val must be at least 1, got {num_train} and {num_val}.")
     if image_size < 16:
         raise BrickError(f"write_shapes_dataset: image_size must be at least 16 pixels, got {image_size}.")
+    recover_folder(root)  # a data set whose replacement was killed is put back first: without overwrite it is kept
     if root.exists() and not overwrite:
         raise ShapesDatasetExistsError(f"{str(root)!r} already exists; pass overwrite=True (--overwrite) to replace it.")
     root.parent.mkdir(parents=True, exist_ok=True)

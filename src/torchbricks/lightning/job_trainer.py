@@ -101,7 +101,10 @@ def create_loggers(path_experiment: Path, resumed_step: int | None = None) -> li
     """
     pl = require("pytorch_lightning", "lightning")
     version = "" if resumed_step is None else f"resumed_{create_experiment_name()}"
-    loggers = [pl.loggers.CSVLogger(save_dir=str(path_experiment), name="logs", version=version)]
+    from torchbricks.lightning._csv_logger import AtomicCSVLogger
+
+    # metrics.csv and hparams.yaml written atomically: Lightning's writer appends in place (a full disk cut a row)
+    loggers = [AtomicCSVLogger(save_dir=str(path_experiment), name="logs", version=version)]
     if installed("tensorboard"):
         folder = path_experiment / "tensorboard"
         if resumed_step is not None and folder.is_dir() and launched_as_global_zero():  # one process rewrites
