@@ -234,13 +234,18 @@ def test_a_test_split_whose_every_mask_pixel_is_255_has_its_mean_iou_and_losses_
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["test"]["segmentation/mean_iou"] is None
     assert metrics["test_logged"] == {"loss": None, "losses/segmentation/loss_ce": None}
-    assert metrics["undefined_metrics"] == {
-        "test": {
-            "segmentation/mean_iou": UNSCORED,
-            "losses/segmentation/loss_ce": UNSCORED,
-            "loss": UNSCORED,
-        }
+    classes = list(metrics["test"]["segmentation/per_class"])
+    assert metrics["test"]["segmentation/per_class"] == {  # no pixel scored: no per-class value either, not 0
+        name: {"precision": None, "recall": None, "iou": None, "support": 0} for name in classes
     }
+    assert metrics["undefined_metrics"]["test"] == {
+        "segmentation/mean_iou": UNSCORED,
+        "losses/segmentation/loss_ce": UNSCORED,
+        "loss": UNSCORED,
+        **{f"segmentation/per_class/{name}/{score}": UNSCORED for name in classes for score in ("precision", "recall", "iou")},
+    }
+    # the validation split is labelled: at most a class the two-epoch model never predicts has no precision
+    assert all("/per_class/" in name for name in metrics["undefined_metrics"].get("validation", {}))
     assert metrics["validation"]["segmentation/mean_iou"] is not None  # the validation split is labelled
 
 
@@ -275,4 +280,9 @@ def test_evaluate_on_a_split_whose_every_mask_pixel_is_255_says_its_mean_iou_is_
     assert f"segmentation/mean_iou  undefined ({UNSCORED})" in table, table
     evaluation = json.loads(out.read_text())
     assert evaluation["metrics"]["segmentation/mean_iou"] is None
-    assert evaluation["undefined_metrics"] == {"segmentation/mean_iou": UNSCORED}
+    classes = list(evaluation["per_class"]["segmentation"])
+    assert evaluation["undefined_metrics"] == {
+        "segmentation/mean_iou": UNSCORED,
+        **{f"segmentation/per_class/{name}/{score}": UNSCORED for name in classes for score in ("precision", "recall", "iou")},
+    }
+    assert f"n/a (undefined) for {classes[0]!r}: precision, recall, iou: {UNSCORED}" in table, table
