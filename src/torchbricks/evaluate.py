@@ -77,8 +77,9 @@ def evaluate_experiment(
         overrides: `key=value` changes of the experiment's resolved config, e.g. `data.root=DIR`,
             `data.batch_size=8`; a key must exist in the config and be one of `EVALUATED_KEYS` (or under one).
         split: `val`, `test` or `all` (every labelled image once: training, validation and a test split of its own,
-            read without augmentation). None: `all` for labelled data other than the experiment's own that has no
-            validation split of its own (a folder of class folders, a labelling tool's export without splits: its
+            read without augmentation); a data module whose loader of the split is a list of several is evaluated on
+            their samples together, one value per metric. None: `all` for labelled data other than the experiment's
+            own that has no validation split of its own (a folder of class folders, a labelling tool's export without splits: its
             "test split" would be a random fifth of it), else `test`. `evaluation.json` says which split, why the
             default chose `all` when it did (`split_chosen`) and how many samples (with `data.tile_size`, tiles,
             and `tiled_images`: of how many images; the metrics are then per tile).
@@ -143,6 +144,7 @@ def evaluate_experiment(
             create_optimizers_func=_no_optimizer,
             loss_weights=omegaconf.to_container(config.get("loss_weights", {})) or {},
             missing_targets=str(config.get("missing_targets", "error")),  # skip: heads of data sets of their own
+            separate_loaders=False,  # the split is every loader's samples together, as `samples` counts them
         )
         trainer = instantiate_config(  # one process, whatever the training ran on (a DDP run's loaders would pad)
             config,

@@ -156,6 +156,48 @@ def test_each_of_several_test_loaders_is_summarised_under_a_line_naming_its_data
     assert len(summary) == 2 + len(logged), summary  # two loader lines and each value once: none duplicated
 
 
+@pytest.mark.slow
+def test_evaluate_of_a_data_module_with_several_test_loaders_reports_the_split_they_make_together(
+    shapes_root: Path, tmp_path: Path
+) -> None:
+    # evaluate kept the values of the plain `test` entry alone, which several loaders do not fill (each had its own,
+    # test/dataloader_idx_<i>): it printed nothing and wrote no metric, though it counted every loader's samples.
+    (tmp_path / "two_test_loaders.py").write_text(TWO_TEST_LOADERS)
+    (tmp_path / "configs" / "data").mkdir(parents=True)
+    packaged = Path(__file__).parents[2] / "src" / "torchbricks" / "configs" / "data" / "image_folder.yaml"
+    config = packaged.read_text().replace(
+        "torchbricks.lightning.datamodules.ImageFolderDataModule", "two_test_loaders.TwoTestLoaders"
+    )
+    (tmp_path / "configs" / "data" / "two_test_loaders.yaml").write_text(config)
+    arguments = [f"experiment.path_experiments={tmp_path}", "experiment.name=run", *SMALL]
+    _train_to_file(
+        tmp_path / "output.txt",
+        *["--config-dir", str(tmp_path / "configs"), "task=classification", "data=two_test_loaders"],
+        f"data.root={shapes_root / 'classification'}",
+        *(argument for argument in arguments if argument != "trainer.max_epochs=2"),
+        "trainer.max_epochs=1",
+        python_path=tmp_path,
+    )
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
+
+    evaluated = subprocess.run(
+        [*TORCHBRICKS, "evaluate", str(tmp_path / "run"), "split=test", "--out", str(tmp_path / "evaluation.json")],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    evaluation = json.loads((tmp_path / "evaluation.json").read_text())
+    assert evaluation["samples"] == 12  # the validation images (4) and the training images (8)
+    matrix = np.asarray(evaluation["metrics"]["classification/confusion_matrix"])
+    assert matrix.sum() == 12
+    assert evaluation["metrics"]["classification/accuracy"] == pytest.approx(np.trace(matrix) / 12)
+    assert "classification/accuracy" in evaluated.stdout
+
+
 def _segmentation_with_unlabelled(shapes_root: Path, root: Path, split: str) -> Path:
     """The shapes' segmentation folder with a split whose every mask pixel is 255: `val` made so, or a `test` split
     of the validation images with such masks."""
