@@ -381,3 +381,18 @@ def count_listings(monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(os, "scandir", scandir)
     monkeypatch.setattr(os, "listdir", listdir)
     return listed
+
+
+def iou_per_class(truth: Any, guess: Any, labels: range) -> np.ndarray:
+    """scikit-learn's IoU of each class of `labels` (`jaccard_score`, which has no `zero_division=np.nan`), NaN for a
+    class neither true nor predicted: an empty union, no IoU (as precision and recall with `zero_division=np.nan`)."""
+    from sklearn.metrics import jaccard_score
+
+    iou = jaccard_score(truth, guess, labels=labels, average=None, zero_division=0)
+    present = set(np.asarray(truth).tolist()) | set(np.asarray(guess).tolist())
+    return np.array([value if label in present else np.nan for label, value in zip(labels, iou, strict=True)])
+
+
+def null_as_nan(value: float | None) -> float:
+    """A per-class value read back from a JSON file: `null` (undefined) as NaN, to compare with a reference's NaN."""
+    return float("nan") if value is None else float(value)

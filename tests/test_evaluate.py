@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -14,6 +15,8 @@ import torch
 from sklearn.metrics import confusion_matrix, precision_score, recall_score
 
 from torchbricks.__main__ import main
+from torchbricks._files import json_ready
+from torchbricks.bag_of_bricks.custom_metrics import UNDEFINED_SCORE_REASONS
 from torchbricks.datasets.folder_splits import folder_splits
 from torchbricks.errors import BrickError, ConfigError
 from torchbricks.evaluate import EvaluationResult, evaluate_experiment, format_evaluation, per_class_values
@@ -36,9 +39,9 @@ def test_per_class_values_match_scikit_learn() -> None:
     assert [values[name]["support"] for name in "abcd"] == np.bincount(truth, minlength=4).tolist()
 
 
-def test_a_class_never_predicted_has_precision_zero_not_an_error() -> None:
+def test_a_class_never_predicted_has_an_undefined_precision_and_a_measured_recall_of_zero() -> None:
     values = per_class_values({"confusion_matrix": [[2, 0], [1, 0]]})["confusion_matrix"]
-    assert values["1"] == {"precision": 0.0, "recall": 0.0, "support": 1}
+    assert values["1"] == pytest.approx({"precision": math.nan, "recall": 0.0, "support": 1}, nan_ok=True)
 
 
 def test_evaluate_refuses_a_folder_that_is_not_an_experiment(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -129,7 +132,7 @@ def test_evaluate_reads_another_root_with_the_experiment_data_config(
     result = evaluate_experiment(folder, [f"data.root={other}"], split="val", out=tmp_path / "evaluation.json")
 
     written = json.loads((tmp_path / "evaluation.json").read_text())
-    assert written["metrics"] == result.metrics
+    assert written["metrics"] == json_ready(result.metrics)  # a value with nothing to divide by: NaN, null in the file
     assert {"segmentation/mean_iou", "segmentation/per_class"} <= set(result.metrics)
     assert result.metrics != json.loads((folder / "metrics.json").read_text())["validation"]
     assert "segmentation/mean_iou" in format_evaluation(result)
@@ -345,19 +348,30 @@ def test_an_experiment_trained_on_several_processes_is_evaluated_in_one(
     _metrics_equal(evaluation["metrics"], json.loads((folder / "metrics.json").read_text())["test"])
 
 
-def test_the_table_says_which_values_are_written_by_convention_for_a_class_or_box_absent_from_the_split() -> None:
-    """A class without a sample in the split has recall 0/0, written 0, a class without a true box AP -1, and a split
-    without any true box a mAP of -1: the table must not let any of them pass for a measured value."""
+def test_the_table_writes_n_a_with_the_reason_for_each_per_class_value_that_has_nothing_to_divide_by() -> None:
+    """A class without a sample in the split has no recall (0/0), a class never predicted no precision, a class
+    without a true box no AP, and a split without any true box a mAP of -1: the table must not let any of them pass
+    for a measured value, and a measured 0 stays 0."""
+    nan = math.nan
     per_class = {
-        "head": {"cat": {"precision": 1.0, "recall": 1.0, "support": 3}, "dog": {"precision": 0.0, "recall": 0.0, "support": 0}},
-        "boxes": {"cat": {"ap": 0.5, "ap_50": 0.7}, "dog": {"ap": -1.0, "ap_50": -1.0}},
+        "head": {
+            "cat": {"precision": 1.0, "recall": 0.5, "support": 4},
+            "dog": {"precision": 0.0, "recall": nan, "support": 0},  # predicted, never true: precision a measured 0
+            "eel": {"precision": nan, "recall": 0.0, "support": 2},  # true, never predicted
+        },
+        "boxes": {"cat": {"ap": 0.5, "ap_50": 0.7}, "dog": {"ap": nan, "ap_50": nan}},
     }
+    reasons = {"head/per_class/dog/recall": "no true dog", "boxes/per_class/dog/ap": "no dog box"}
+    result = EvaluationResult({"head/accuracy": 1.0}, per_class, {"undefined_metrics": reasons})
 
-    printed = format_evaluation(EvaluationResult({"head/accuracy": 1.0}, per_class))
+    printed = format_evaluation(result).splitlines()
 
-    assert "No sample of 'dog' in this split: recall has nothing to divide by and is written 0" in printed
-    assert "No true box of 'dog' in this split: AP undefined, written -1" in printed
-    assert "'cat'" not in printed
+    assert [line.split()[1:] for line in printed if line.startswith("dog ")] == [["0.0000", "n/a", "0"], ["n/a", "n/a"]]
+    assert [line.split()[1:] for line in printed if line.startswith("eel ")] == [["n/a", "0.0000", "2"]]
+    assert "n/a (undefined) for 'dog': recall: no true dog" in printed
+    assert "n/a (undefined) for 'dog': ap: no dog box; ap_50: " + UNDEFINED_SCORE_REASONS["ap_50"] in printed
+    assert "n/a (undefined) for 'eel': precision: " + UNDEFINED_SCORE_REASONS["precision"] in printed
+    assert not any("'cat'" in line for line in printed)
     nothing_to_find = format_evaluation(EvaluationResult({"boxes/map": -1.0, "boxes/map_50": -1.0, "head/accuracy": -1.0}))
     assert "boxes/map_50   -1.0000  (undefined: no true box in this split)" in nothing_to_find
     assert "head/accuracy  -1.0000\n" in nothing_to_find + "\n"
@@ -433,11 +447,17 @@ def test_evaluate_writes_a_points_head_precision_recall_and_per_class_values_bes
     for key in ("f1", "precision", "recall"):
         assert written["metrics"][f"spots/{key}"] == pytest.approx(values[key].item()), key
     per_class = {name: {key: value.item() for key, value in entry.items()} for name, entry in values["per_class"].items()}
-    assert written["per_class"] == {"spots": per_class} == result.per_class
+    assert list(result.per_class) == ["spots"]
+    assert {name: pytest.approx(entry, nan_ok=True) for name, entry in per_class.items()} == result.per_class["spots"]
+    assert written["per_class"] == {"spots": json_ready(per_class)}
     assert (per_class["cross"]["support"], per_class["dot"]["support"] > 0) == (0, True)  # cross is never a true point
+    # its recall has nothing to divide by: null, with the reason, not 0; its precision (every prediction false) is 0
+    assert written["per_class"]["spots"]["cross"]["recall"] is None
+    assert written["undefined_metrics"] == {"spots/per_class/cross/recall": UNDEFINED_SCORE_REASONS["recall"]}
     printed = format_evaluation(result)
     assert re.search(r"^class\s+precision\s+recall\s+f1\s+support$", printed, re.MULTILINE)
-    assert "No sample of 'cross' in this split" in printed
+    assert re.search(r"^cross\s+0.0000\s+n/a\s+0.0000\s+0$", printed, re.MULTILINE), printed
+    assert f"n/a (undefined) for 'cross': recall: {UNDEFINED_SCORE_REASONS['recall']}" in printed
 
 
 @pytest.mark.slow

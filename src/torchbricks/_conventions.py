@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 __all__ = [
     "CONFUSION_MATRIX",
     "IGNORE_INDEX",
+    "LOADER_SUFFIX",
     "LOSSES",
     "LOSS_PARTS",
     "PER_CLASS",
@@ -49,6 +50,10 @@ the batch size and the number of processes (see `torchbricks.lightning.Lightning
 
 PER_CLASS = "per_class"
 """The metric name under which a head's per-class values are kept, `<head>/per_class` (class name -> score -> value)."""
+
+LOADER_SUFFIX = "/dataloader_idx_"
+"""What Lightning appends to the names of the values of each of several validation or test loaders (`/dataloader_idx_0`,
+`/dataloader_idx_1`, ...), and the training module to the stage's key in `epoch_metrics` (`test/dataloader_idx_0`)."""
 
 CONFUSION_MATRIX = "confusion_matrix"
 """The metric name of a head's confusion matrix of counts, `<head>/confusion_matrix` (rows: the true classes)."""

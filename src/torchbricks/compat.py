@@ -277,8 +277,8 @@ def create_image_classification_head_042(
     input_name: str) -> dict[str, Brick]`.
 
     Bricks `classifier` (`./logits`, `./probabilities`, `./class_prediction`), `loss` (cross entropy, `./loss`) and
-    `metrics` (`MeanAccuracy`, macro average, `Accuracy`, micro average, and `ConfMat`), reading the targets named
-    by the task info's `label_name`; no visualization.
+    `metrics` (`MeanAccuracy`, the mean recall of the classes with a true sample, `Accuracy`, micro average, and
+    `ConfMat`), reading the targets named by the task info's `label_name`; no visualization.
     """
     from torchbricks.heads._registry import create_from_description, node
 
@@ -313,7 +313,9 @@ def create_image_classification_head_042(
             metric_collection=node(
                 "torchmetrics.MetricCollection",
                 metrics={
-                    "MeanAccuracy": node(f"{classes}.MulticlassAccuracy", num_classes=count, average="macro"),
+                    # the mean recall over the classes with a true sample: torchmetrics' macro average counted a
+                    # class predicted but absent from the split as a recall of 0
+                    "MeanAccuracy": node("torchbricks.bag_of_bricks.custom_metrics.MulticlassMeanAccuracy", num_classes=count),
                     "Accuracy": node(f"{classes}.MulticlassAccuracy", num_classes=count, average="micro"),
                     "ConfMat": node(f"{classes}.MulticlassConfusionMatrix", num_classes=count),
                 },

@@ -11,8 +11,10 @@ trained weights runs its test stage under Lightning's `trainer.test` (`Lightning
 Per class: each head's `per_class` values as its metrics compute them (precision, recall, IoU and support for
 classification and segmentation, AP and AP50 for detection, precision, recall, F1 and support for multilabel and
 points; a points head saved before it computed them has its F1 alone, and no per-class values), or,
-for a head with only a confusion matrix, precision, recall and support from it. `evaluation.json` names the heads
-and their kinds (`heads`, from the head registry `torchbricks.heads.find_heads`).
+for a head with only a confusion matrix, precision, recall and support from it. A value with nothing to divide by (a
+class without a true sample, never predicted, or without a true box) is NaN, `null` in `evaluation.json` with its
+reason in `undefined_metrics`, and `n/a` in the table. `evaluation.json` names the heads and their kinds (`heads`,
+from the head registry `torchbricks.heads.find_heads`).
 """
 
 from __future__ import annotations
@@ -77,8 +79,9 @@ def evaluate_experiment(
         overrides: `key=value` changes of the experiment's resolved config, e.g. `data.root=DIR`,
             `data.batch_size=8`; a key must exist in the config and be one of `EVALUATED_KEYS` (or under one).
         split: `val`, `test` or `all` (every labelled image once: training, validation and a test split of its own,
-            read without augmentation). None: `all` for labelled data other than the experiment's own that has no
-            validation split of its own (a folder of class folders, a labelling tool's export without splits: its
+            read without augmentation); a data module whose loader of the split is a list of several is evaluated on
+            their samples together, one value per metric. None: `all` for labelled data other than the experiment's
+            own that has no validation split of its own (a folder of class folders, a labelling tool's export without splits: its
             "test split" would be a random fifth of it), else `test`. `evaluation.json` says which split, why the
             default chose `all` when it did (`split_chosen`) and how many samples (with `data.tile_size`, tiles,
             and `tiled_images`: of how many images; the metrics are then per tile).
@@ -145,6 +148,7 @@ def evaluate_experiment(
             create_optimizers_func=_no_optimizer,
             loss_weights=omegaconf.to_container(config.get("loss_weights", {})) or {},
             missing_targets=str(config.get("missing_targets", "error")),  # skip: heads of data sets of their own
+            separate_loaders=False,  # the split is every loader's samples together, as `samples` counts them
         )
         trainer = instantiate_config(  # one process, whatever the training ran on (a DDP run's loaders would pad)
             config,
@@ -161,10 +165,11 @@ def evaluate_experiment(
         if not trainer.is_global_zero:
             return EvaluationResult({})
         metrics = to_json(module.epoch_metrics.get("test", {}))
-        undefined = {name: reason for name, reason in module.undefined_metrics.get("test", {}).items() if name in metrics}
+        kept = module.undefined_metrics.get("test", {})
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     del pl
+    per_class = per_class_values(metrics, experiment.class_names)
     description = {
         "experiment": str(experiment.folder),
         "data_root": str(config.data.get("root")) if "root" in config.data else None,
@@ -177,9 +182,9 @@ def evaluate_experiment(
         "classes_without_folder": absent if isinstance(absent, list) else [],
         **({"head_classes_without_folder": absent} if isinstance(absent, dict) else {}),
         "heads": heads,
-        **({"undefined_metrics": undefined} if undefined else {}),  # why a null metric is null
+        **_undefined_reasons(kept, metrics, per_class),  # why a null value is null
     }
-    result = EvaluationResult(metrics, per_class_values(metrics, experiment.class_names), description)
+    result = EvaluationResult(metrics, per_class, description)
     write_json(Path(out) if out is not None else experiment.folder / EVALUATION_FILE, result.to_json())
     return result
 
@@ -335,6 +340,21 @@ def per_class_values(metrics: dict[str, Any], class_names: Sequence[str] | None 
     return values
 
 
+def _undefined_reasons(
+    kept: Mapping[str, str], metrics: Mapping[str, Any], per_class: dict[str, dict[str, dict[str, float]]]
+) -> dict[str, dict[str, str]]:
+    """`{"undefined_metrics": {name: reason}}`, why each undefined value of an evaluation is: the metrics' and the
+    per-class values' reasons the module `kept` (not the losses', which evaluate does not report), and those of the
+    per-class values computed here from a confusion matrix alone, by `<head>/per_class/<class>/<score>`; an empty
+    dict when every value is a number."""
+    from torchbricks.bag_of_bricks.custom_metrics import undefined_class_scores
+
+    reasons = {name: reason for name, reason in kept.items() if name in metrics or f"{SEPARATOR}{PER_CLASS}{SEPARATOR}" in name}
+    computed = undefined_class_scores({f"{head}{SEPARATOR}{PER_CLASS}": classes for head, classes in per_class.items()})
+    undefined = {**computed, **reasons}
+    return {"undefined_metrics": undefined} if undefined else {}
+
+
 def format_evaluation(result: EvaluationResult) -> str:
     """What was evaluated (data, split, samples), the metrics as a table (scalars), then the per-class values of each
     head that has them."""
@@ -374,9 +394,9 @@ def format_evaluation(result: EvaluationResult) -> str:
         name_width = max(len("class"), *(len(name) for name in per_class))
         lines += ["", f"{head}: per class", f"{'class':<{name_width}}  " + "  ".join(f"{column:>9}" for column in columns)]
         for name, entry in per_class.items():
-            cells = [_cell(column, entry.get(column)) for column in columns]
+            cells = [_cell(column, entry.get(column), column in entry) for column in columns]
             lines.append(f"{name:<{name_width}}  " + "  ".join(cells))
-        lines += _undefined_notes(per_class)
+        lines += _undefined_notes(head, per_class, reasons)
     return "\n".join(lines)
 
 
@@ -386,30 +406,41 @@ def _undefined(name: str, value: float) -> str:
     return "  (undefined: no true box in this split)" if value == -1 and last.startswith(("map", "mar")) else ""
 
 
-def _undefined_notes(per_class: dict[str, dict[str, Any]]) -> list[str]:
-    """What the table of a head says under it of classes the split has no example of, whose values are written by
-    convention rather than measured: 0 for a ratio with nothing to divide by, -1 for the AP of a class without a
-    true box."""
+def _undefined_notes(head: str, per_class: dict[str, dict[str, Any]], reasons: Mapping[str, str]) -> list[str]:
+    """What the table of a head says under it of its `n/a` cells: each undefined value's class and why (the reasons
+    of `undefined_metrics`, `<head>/per_class/<class>/<score>`), one line per class. A value with nothing to divide
+    by (a class without a true sample, or never predicted) is undefined, not 0."""
+    from torchbricks.bag_of_bricks.custom_metrics import UNDEFINED_SCORE_REASONS
+
     notes = []
-    unsampled = [name for name, entry in per_class.items() if entry.get("support") == 0]
-    if unsampled:
-        notes.append(
-            f"No sample of {', '.join(map(repr, unsampled))} in this split: recall has nothing to divide by and is "
-            "written 0 (scikit-learn's zero_division=0), as are precision, IoU and F1 when the class was never "
-            "predicted; not a measured 0."
-        )
-    unboxed = [name for name, entry in per_class.items() if entry.get("ap") == -1 or entry.get("ap_50") == -1]
-    if unboxed:
-        notes.append(
-            f"No true box of {', '.join(map(repr, unboxed))} in this split: AP undefined, written -1 (pycocotools' "
-            "mark), and left out of the mAP."
-        )
+    for name, entry in per_class.items():
+        undefined = [column for column, value in entry.items() if _is_undefined(column, value)]
+        if not undefined:
+            continue
+        said: dict[str, list[str]] = {}  # reason -> the scores it explains
+        for column in undefined:
+            key = f"{head}{SEPARATOR}{PER_CLASS}{SEPARATOR}{name}{SEPARATOR}{column}"
+            reason = reasons.get(key) or UNDEFINED_SCORE_REASONS.get(column, "nothing to divide by")
+            said.setdefault(reason, []).append(column)
+        notes.append(f"n/a (undefined) for {name!r}: " + "; ".join(f"{', '.join(scores)}: {why}" for why, scores in said.items()))
     return notes
 
 
-def _cell(column: str, value: Any) -> str:
+def _is_undefined(column: str, value: Any) -> bool:
+    """Whether a per-class value is undefined: NaN (or `null` read back from a JSON file), or pycocotools' -1 of a
+    box AP (as torchbricks wrote it before it wrote NaN)."""
     if value is None:
+        return True
+    if column == "support" or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return math.isnan(value) or (column.startswith("ap") and value == -1)
+
+
+def _cell(column: str, value: Any, present: bool = True) -> str:
+    if not present:
         return f"{'':>9}"
+    if _is_undefined(column, None if value is None else float(value)):
+        return f"{'n/a':>9}"
     if column == "support":
         return f"{int(value):9d}"
     return f"{float(value):9.4f}"

@@ -6,10 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import iou_per_class
 
 from torchbricks.bag_of_bricks.custom_metrics import (
     ConcatenatePredictionAndTarget,
     ConfusionMatrixClassScores,
+    MulticlassMeanAccuracy,
     MulticlassMeanIoU,
     MultilabelClassScores,
 )
@@ -48,12 +50,12 @@ def test_concatenate_prediction_and_target_works_in_a_metric_brick() -> None:
 
 
 def test_confusion_matrix_class_scores_equal_scikit_learn_on_the_same_predictions() -> None:
-    from sklearn.metrics import jaccard_score, precision_recall_fscore_support
+    from sklearn.metrics import precision_recall_fscore_support
 
     generator = torch.Generator().manual_seed(0)
     target = torch.randint(0, 4, (300,), generator=generator)
     prediction = torch.where(torch.rand(300, generator=generator) < 0.6, target, torch.randint(0, 4, (300,), generator=generator))
-    prediction[prediction == 3] = 2  # class 3 is never predicted: its precision is 0 by convention
+    prediction[prediction == 3] = 2  # class 3 is never predicted: its precision is undefined (NaN), not 0
     names = ["cat", "dog", "eel", "fox"]
     metric = ConfusionMatrixClassScores(num_classes=4, class_names=names)
     for chunk in range(3):
@@ -61,20 +63,20 @@ def test_confusion_matrix_class_scores_equal_scikit_learn_on_the_same_prediction
 
     values = metric.compute()
 
-    precision, recall, _, support = precision_recall_fscore_support(target, prediction, labels=range(4), zero_division=0)
-    iou = jaccard_score(target, prediction, labels=range(4), average=None, zero_division=0)
+    precision, recall, _, support = precision_recall_fscore_support(target, prediction, labels=range(4), zero_division=np.nan)
+    iou = iou_per_class(target, prediction, range(4))
     assert list(values["per_class"]) == names
     for index, name in enumerate(names):
         scores = values["per_class"][name]
-        assert float(scores["precision"]) == pytest.approx(precision[index], abs=1e-6)
-        assert float(scores["recall"]) == pytest.approx(recall[index], abs=1e-6)
-        assert float(scores["iou"]) == pytest.approx(iou[index], abs=1e-6)
+        assert float(scores["precision"]) == pytest.approx(precision[index], abs=1e-6, nan_ok=True)
+        assert float(scores["recall"]) == pytest.approx(recall[index], abs=1e-6, nan_ok=True)
+        assert float(scores["iou"]) == pytest.approx(iou[index], abs=1e-6, nan_ok=True)
         assert int(scores["support"]) == support[index]
     assert values["confusion_matrix"].sum() == 300
 
 
 def test_segmentation_class_scores_leave_out_ignored_pixels_as_scikit_learn_does_without_them() -> None:
-    from sklearn.metrics import jaccard_score, precision_recall_fscore_support
+    from sklearn.metrics import precision_recall_fscore_support
 
     generator = torch.Generator().manual_seed(1)
     target = torch.randint(0, 3, (2, 8, 8), generator=generator)
@@ -87,11 +89,11 @@ def test_segmentation_class_scores_leave_out_ignored_pixels_as_scikit_learn_does
 
     kept = target != 255
     truth, guess = target[kept].numpy(), prediction[kept].numpy()
-    precision, recall, _, support = precision_recall_fscore_support(truth, guess, labels=range(3), zero_division=0)
-    iou = jaccard_score(truth, guess, labels=range(3), average=None, zero_division=0)
-    assert [float(scores[name]["precision"]) for name in scores] == pytest.approx(precision.tolist(), abs=1e-6)
-    assert [float(scores[name]["recall"]) for name in scores] == pytest.approx(recall.tolist(), abs=1e-6)
-    assert [float(scores[name]["iou"]) for name in scores] == pytest.approx(iou.tolist(), abs=1e-6)
+    precision, recall, _, support = precision_recall_fscore_support(truth, guess, labels=range(3), zero_division=np.nan)
+    iou = iou_per_class(truth, guess, range(3))
+    assert [float(scores[name]["precision"]) for name in scores] == pytest.approx(precision.tolist(), abs=1e-6, nan_ok=True)
+    assert [float(scores[name]["recall"]) for name in scores] == pytest.approx(recall.tolist(), abs=1e-6, nan_ok=True)
+    assert [float(scores[name]["iou"]) for name in scores] == pytest.approx(iou.tolist(), abs=1e-6, nan_ok=True)
     assert [int(scores[name]["support"]) for name in scores] == support.tolist()
 
 
@@ -162,17 +164,17 @@ def test_multilabel_class_scores_equal_scikit_learn_per_class() -> None:
     generator = torch.Generator().manual_seed(2)
     target = torch.randint(0, 2, (40, 3), generator=generator)
     prediction = torch.where(torch.rand(40, 3, generator=generator) < 0.7, target, 1 - target)
-    prediction[:, 2] = 0  # never predicted: precision and F1 0 by convention
+    prediction[:, 2] = 0  # never predicted: precision undefined (NaN), F1 a measured 0
     metric = MultilabelClassScores(num_labels=3, class_names=["circle", "square", "triangle"])
     metric.update(prediction, target)
 
     scores = metric.compute()["per_class"]
 
-    precision, recall, f1, support = precision_recall_fscore_support(target, prediction, average=None, zero_division=0)
+    precision, recall, f1, support = precision_recall_fscore_support(target, prediction, average=None, zero_division=np.nan)
     for index, name in enumerate(["circle", "square", "triangle"]):
-        assert float(scores[name]["precision"]) == pytest.approx(precision[index], abs=1e-6)
-        assert float(scores[name]["recall"]) == pytest.approx(recall[index], abs=1e-6)
-        assert float(scores[name]["f1"]) == pytest.approx(f1[index], abs=1e-6)
+        assert float(scores[name]["precision"]) == pytest.approx(precision[index], abs=1e-6, nan_ok=True)
+        assert float(scores[name]["recall"]) == pytest.approx(recall[index], abs=1e-6, nan_ok=True)
+        assert float(scores[name]["f1"]) == pytest.approx(f1[index], abs=1e-6, nan_ok=True)
         assert int(scores[name]["support"]) == support[index]
 
 
@@ -229,3 +231,48 @@ def test_mean_iou_averages_the_classes_in_the_masks_or_the_predictions_whatever_
         for start in range(0, 7, batch_size):
             metric.update(prediction[start : start + batch_size], target[start : start + batch_size])
         assert float(metric.compute()) == pytest.approx(np.mean(ious), abs=1e-6), batch_size
+
+
+def test_mean_iou_leaves_out_a_class_neither_true_nor_predicted_and_counts_a_class_only_predicted_as_its_true_0() -> None:
+    # torchmetrics' macro mean weighs 0 a class whose union is empty (no IoU), so the mean is over the classes with an
+    # IoU; a class predicted without a true pixel has a measured IoU of 0 (every such prediction false), counted.
+    target = torch.tensor([[0, 0, 0, 1, 255, 255]])
+    prediction = torch.tensor([[0, 0, 1, 1, 1, 2]])  # class 2 only where the target is ignored: neither true nor predicted
+    metric = MulticlassMeanIoU(num_classes=4, ignore_index=255)
+    only_predicted = MulticlassMeanIoU(num_classes=3, ignore_index=255)
+
+    mean = float(metric(prediction, target))
+    with_class_only_predicted = float(only_predicted(torch.tensor([0, 0, 2]), torch.tensor([0, 0, 1])))
+
+    kept = target != 255
+    per_class = iou_per_class(target[kept].numpy(), prediction[kept].numpy(), range(4))  # [2/3, 1/2, nan, nan]
+    assert mean == pytest.approx(float(np.nanmean(per_class))) == pytest.approx((2 / 3 + 1 / 2) / 2)
+    assert mean != pytest.approx(float(np.nan_to_num(per_class).mean()))  # (2/3 + 1/2) / 4: absent classes as 0
+    assert with_class_only_predicted == pytest.approx((1.0 + 0.0 + 0.0) / 3)  # a 2 / 2, b 0 / 1 (missed), c 0 / 1 (false)
+
+
+def test_mean_accuracy_is_the_mean_recall_of_the_classes_with_a_true_sample_as_scikit_learns_balanced_accuracy() -> None:
+    # torchmetrics' macro accuracy counted class 2 (predicted once, never true) as a recall of 0: 0.5 for 0.75 here
+    import warnings
+
+    from sklearn.metrics import balanced_accuracy_score
+    from torchmetrics.classification import MulticlassAccuracy
+
+    generator = torch.Generator().manual_seed(3)
+    target = torch.randint(0, 3, (40,), generator=generator)  # classes 0 .. 2 true, 3 never
+    prediction = torch.where(torch.rand(40, generator=generator) < 0.6, target, torch.randint(0, 4, (40,), generator=generator))
+    assert bool((prediction == 3).any())
+    metric = MulticlassMeanAccuracy(num_classes=4)
+    for start in (0, 15, 30):
+        metric.update(prediction[start : start + 15], target[start : start + 15])
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scikit-learn warns of the predicted class without a true sample
+        expected = balanced_accuracy_score(target.numpy(), prediction.numpy())
+    assert float(metric.compute()) == pytest.approx(expected)
+    torchmetrics_macro = float(MulticlassAccuracy(num_classes=4, average="macro")(prediction, target))
+    assert torchmetrics_macro == pytest.approx(expected * 3 / 4)  # the same recalls over 4 classes: class 3 as 0
+    assert float(MulticlassMeanAccuracy(num_classes=3)(torch.tensor([0, 2, 1, 1]), torch.tensor([0, 0, 1, 1]))) == 0.75
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torchmetrics warns of a compute before any update
+        assert np.isnan(float(MulticlassMeanAccuracy(num_classes=2).compute()))  # no class with a true sample

@@ -581,10 +581,12 @@ def test_per_class_average_precision_equals_pycocotools_evaluated_one_category_a
     }
 
     assert list(per_class) == ["cat", "dog", "eel"]
+    assert reference[2].tolist() == [-1.0, -1.0]  # pycocotools' mark: no true box, no AP
     for category, name in enumerate(["cat", "dog", "eel"]):
-        assert float(per_class[name]["ap"]) == pytest.approx(reference[category][0], abs=1e-6), name
-        assert float(per_class[name]["ap_50"]) == pytest.approx(reference[category][1], abs=1e-6), name
-    assert float(per_class["eel"]["ap"]) == -1.0  # no true box: undefined, as pycocotools marks it
+        expected = [float("nan") if value == -1 else value for value in reference[category]]
+        assert float(per_class[name]["ap"]) == pytest.approx(expected[0], abs=1e-6, nan_ok=True), name
+        assert float(per_class[name]["ap_50"]) == pytest.approx(expected[1], abs=1e-6, nan_ok=True), name
+    assert np.isnan(float(per_class["eel"]["ap"]))  # no true box: undefined (null in metrics.json), not 0 nor -1
     assert 0 < float(per_class["cat"]["ap_50"]) < 1
 
 
@@ -1054,7 +1056,7 @@ def test_mean_average_precision_equals_pycocotools_with_crowds_images_without_bo
     curve = evaluation.eval["precision"][:, :, :, 0, -1]  # [iou thresholds, recall thresholds, classes], all areas
 
     def defined_mean(values: np.ndarray) -> float:
-        return float(values[values > -1].mean()) if (values > -1).any() else -1.0
+        return float(values[values > -1].mean()) if (values > -1).any() else float("nan")  # pycocotools' -1: no AP
 
     for batch_size in (1, 3, 64):  # the last batch partial
         metric = BoxMeanAveragePrecision(class_names=["a", "b", "c"])
@@ -1068,5 +1070,6 @@ def test_mean_average_precision_equals_pycocotools_with_crowds_images_without_bo
         for name, index in (("map", 0), ("map_50", 1), ("map_75", 2), ("mar_100", 8)):
             assert float(values[name]) == pytest.approx(evaluation.stats[index], abs=1e-6), (name, batch_size)
         for index, name in enumerate(["a", "b", "c"]):
-            assert float(values["per_class"][name]["ap"]) == pytest.approx(defined_mean(curve[:, :, index]), abs=1e-6)
-            assert float(values["per_class"][name]["ap_50"]) == pytest.approx(defined_mean(curve[0, :, index]), abs=1e-6)
+            ap, ap_50 = (float(values["per_class"][name][key]) for key in ("ap", "ap_50"))
+            assert ap == pytest.approx(defined_mean(curve[:, :, index]), abs=1e-6, nan_ok=True)
+            assert ap_50 == pytest.approx(defined_mean(curve[0, :, index]), abs=1e-6, nan_ok=True)

@@ -152,7 +152,11 @@ def _reference_counts(
 
 
 def _ratio(numerator: float, denominator: float) -> float:
-    return numerator / denominator if denominator else 0.0  # scikit-learn's zero_division=0
+    return numerator / denominator if denominator else 0.0  # the micro averages: scikit-learn's zero_division=0
+
+
+def _class_ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator else float("nan")  # per class: undefined, zero_division=np.nan
 
 
 def _random_cases(rng: np.random.Generator, images: int, num_classes: int, extent: float = 40.0) -> list[dict[str, np.ndarray]]:
@@ -226,11 +230,11 @@ def test_precision_recall_and_f1_overall_and_per_class_match_a_matching_written_
     for index, name in enumerate(names):
         entry = {key: value.item() for key, value in values["per_class"][name].items()}
         expected = {
-            "precision": _ratio(hits[index], hits[index] + wrong[index]),
-            "recall": _ratio(hits[index], hits[index] + missed[index]),
-            "f1": _ratio(2 * hits[index], 2 * hits[index] + wrong[index] + missed[index]),
+            "precision": _class_ratio(hits[index], hits[index] + wrong[index]),
+            "recall": _class_ratio(hits[index], hits[index] + missed[index]),
+            "f1": _class_ratio(2 * hits[index], 2 * hits[index] + wrong[index] + missed[index]),
         }
-        assert {key: entry[key] for key in expected} == pytest.approx(expected), name
+        assert {key: entry[key] for key in expected} == pytest.approx(expected, nan_ok=True), name
         assert entry["support"] == hits[index] + missed[index], name
 
 
@@ -249,12 +253,13 @@ def test_the_values_accumulated_over_batches_equal_those_of_one_batch() -> None:
         assert values[key] == expected[key], key
     for name, entry in expected["per_class"].items():
         for key, value in entry.items():
-            assert values["per_class"][name][key] == value, (name, key)
+            torch.testing.assert_close(values["per_class"][name][key], value, rtol=0, atol=0, equal_nan=True, msg=f"{name} {key}")
 
 
-def test_a_class_with_neither_true_points_nor_predictions_is_written_zero_with_support_zero() -> None:
-    # As the classification and multilabel heads' per-class values: a ratio with nothing to divide by is 0, and the
-    # support (0) tells it from a measured 0; a class only predicted has precision 0, measured (all false positives).
+def test_a_class_with_neither_true_points_nor_predictions_has_undefined_scores_not_zeros() -> None:
+    # As the classification and multilabel heads' per-class values: a ratio with nothing to divide by is undefined
+    # (NaN, null in metrics.json), not 0, which read as a measured score; a class only predicted has precision and F1
+    # 0, measured (all false positives), and no recall (no true point).
     metric = PointDetectionScores(num_classes=3, distance=2.0, class_names=["seen", "unseen", "only_predicted"])
     metric.update(
         torch.tensor([[[1.0, 1.0], [9.0, 9.0]]]), torch.tensor([[0, 2]]), torch.tensor([[[1.5, 1.0]]]), torch.tensor([[0]])
@@ -264,8 +269,12 @@ def test_a_class_with_neither_true_points_nor_predictions_is_written_zero_with_s
         name: {key: value.item() for key, value in entry.items()} for name, entry in metric.compute()["per_class"].items()
     }
 
-    assert per_class["unseen"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
-    assert per_class["only_predicted"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    assert per_class["unseen"] == pytest.approx(
+        {"precision": math.nan, "recall": math.nan, "f1": math.nan, "support": 0}, nan_ok=True
+    )
+    assert per_class["only_predicted"] == pytest.approx(
+        {"precision": 0.0, "recall": math.nan, "f1": 0.0, "support": 0}, nan_ok=True
+    )
     assert per_class["seen"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 1}
 
 
@@ -306,7 +315,7 @@ def test_two_processes_report_the_values_of_one_process_on_their_images_together
         values = torch.load(tmp_path / f"{rank}.pt", weights_only=True)
         for key in ("f1", "precision", "recall"):
             assert values[key] == expected[key], (rank, key)
-        assert values["per_class"] == expected["per_class"], rank
+        torch.testing.assert_close(values["per_class"], expected["per_class"], rtol=0, atol=0, equal_nan=True)
 
 
 # --- the matching, against a plain greedy matching in float64 ----------------------------------------------------------

@@ -156,6 +156,48 @@ def test_each_of_several_test_loaders_is_summarised_under_a_line_naming_its_data
     assert len(summary) == 2 + len(logged), summary  # two loader lines and each value once: none duplicated
 
 
+@pytest.mark.slow
+def test_evaluate_of_a_data_module_with_several_test_loaders_reports_the_split_they_make_together(
+    shapes_root: Path, tmp_path: Path
+) -> None:
+    # evaluate kept the values of the plain `test` entry alone, which several loaders do not fill (each had its own,
+    # test/dataloader_idx_<i>): it printed nothing and wrote no metric, though it counted every loader's samples.
+    (tmp_path / "two_test_loaders.py").write_text(TWO_TEST_LOADERS)
+    (tmp_path / "configs" / "data").mkdir(parents=True)
+    packaged = Path(__file__).parents[2] / "src" / "torchbricks" / "configs" / "data" / "image_folder.yaml"
+    config = packaged.read_text().replace(
+        "torchbricks.lightning.datamodules.ImageFolderDataModule", "two_test_loaders.TwoTestLoaders"
+    )
+    (tmp_path / "configs" / "data" / "two_test_loaders.yaml").write_text(config)
+    arguments = [f"experiment.path_experiments={tmp_path}", "experiment.name=run", *SMALL]
+    _train_to_file(
+        tmp_path / "output.txt",
+        *["--config-dir", str(tmp_path / "configs"), "task=classification", "data=two_test_loaders"],
+        f"data.root={shapes_root / 'classification'}",
+        *(argument for argument in arguments if argument != "trainer.max_epochs=2"),
+        "trainer.max_epochs=1",
+        python_path=tmp_path,
+    )
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
+
+    evaluated = subprocess.run(
+        [*TORCHBRICKS, "evaluate", str(tmp_path / "run"), "split=test", "--out", str(tmp_path / "evaluation.json")],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    evaluation = json.loads((tmp_path / "evaluation.json").read_text())
+    assert evaluation["samples"] == 12  # the validation images (4) and the training images (8)
+    matrix = np.asarray(evaluation["metrics"]["classification/confusion_matrix"])
+    assert matrix.sum() == 12
+    assert evaluation["metrics"]["classification/accuracy"] == pytest.approx(np.trace(matrix) / 12)
+    assert "classification/accuracy" in evaluated.stdout
+
+
 def _segmentation_with_unlabelled(shapes_root: Path, root: Path, split: str) -> Path:
     """The shapes' segmentation folder with a split whose every mask pixel is 255: `val` made so, or a `test` split
     of the validation images with such masks."""
@@ -234,13 +276,18 @@ def test_a_test_split_whose_every_mask_pixel_is_255_has_its_mean_iou_and_losses_
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["test"]["segmentation/mean_iou"] is None
     assert metrics["test_logged"] == {"loss": None, "losses/segmentation/loss_ce": None}
-    assert metrics["undefined_metrics"] == {
-        "test": {
-            "segmentation/mean_iou": UNSCORED,
-            "losses/segmentation/loss_ce": UNSCORED,
-            "loss": UNSCORED,
-        }
+    classes = list(metrics["test"]["segmentation/per_class"])
+    assert metrics["test"]["segmentation/per_class"] == {  # no pixel scored: no per-class value either, not 0
+        name: {"precision": None, "recall": None, "iou": None, "support": 0} for name in classes
     }
+    assert metrics["undefined_metrics"]["test"] == {
+        "segmentation/mean_iou": UNSCORED,
+        "losses/segmentation/loss_ce": UNSCORED,
+        "loss": UNSCORED,
+        **{f"segmentation/per_class/{name}/{score}": UNSCORED for name in classes for score in ("precision", "recall", "iou")},
+    }
+    # the validation split is labelled: at most a class the two-epoch model never predicts has no precision
+    assert all("/per_class/" in name for name in metrics["undefined_metrics"].get("validation", {}))
     assert metrics["validation"]["segmentation/mean_iou"] is not None  # the validation split is labelled
 
 
@@ -275,4 +322,9 @@ def test_evaluate_on_a_split_whose_every_mask_pixel_is_255_says_its_mean_iou_is_
     assert f"segmentation/mean_iou  undefined ({UNSCORED})" in table, table
     evaluation = json.loads(out.read_text())
     assert evaluation["metrics"]["segmentation/mean_iou"] is None
-    assert evaluation["undefined_metrics"] == {"segmentation/mean_iou": UNSCORED}
+    classes = list(evaluation["per_class"]["segmentation"])
+    assert evaluation["undefined_metrics"] == {
+        "segmentation/mean_iou": UNSCORED,
+        **{f"segmentation/per_class/{name}/{score}": UNSCORED for name in classes for score in ("precision", "recall", "iou")},
+    }
+    assert f"n/a (undefined) for {classes[0]!r}: precision, recall, iou: {UNSCORED}" in table, table

@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from helpers import iou_per_class, null_as_nan
 from omegaconf import OmegaConf
-from sklearn.metrics import jaccard_score, precision_recall_fscore_support
+from sklearn.metrics import precision_recall_fscore_support
 
 from torchbricks.configuration import compose_config, instantiate_config
 from torchbricks.datasets.shapes import SHAPE_CLASSES, write_shapes_dataset
@@ -63,12 +64,12 @@ def test_classification_records_auto_weights_and_writes_per_class_scores_by_name
     per_class = json.loads((result.path_experiment / "metrics.json").read_text())["test"]["classification/per_class"]
     assert list(per_class) == list(SHAPE_CLASSES)
     predicted, truth = _test_predictions(result, config, "classification/class_prediction", "targets")
-    precision, recall, _, support = precision_recall_fscore_support(truth, predicted, labels=range(3), zero_division=0)
-    iou = jaccard_score(truth, predicted, labels=range(3), average=None, zero_division=0)
+    # a value with nothing to divide by (a class never predicted, or absent) is null, scikit-learn's np.nan
+    precision, recall, _, support = precision_recall_fscore_support(truth, predicted, labels=range(3), zero_division=np.nan)
+    iou = iou_per_class(truth, predicted, range(3))
     for index, name in enumerate(SHAPE_CLASSES):
-        assert per_class[name]["precision"] == pytest.approx(precision[index], abs=1e-6)
-        assert per_class[name]["recall"] == pytest.approx(recall[index], abs=1e-6)
-        assert per_class[name]["iou"] == pytest.approx(iou[index], abs=1e-6)
+        for key, expected in (("precision", precision), ("recall", recall), ("iou", iou)):
+            assert null_as_nan(per_class[name][key]) == pytest.approx(expected[index], abs=1e-6, nan_ok=True), (name, key)
         assert per_class[name]["support"] == support[index]
     assert (result.path_experiment / "confusion_matrix.png").is_file()
 
@@ -88,11 +89,10 @@ def test_segmentation_records_pixel_weights_and_writes_per_class_pixel_scores_by
     predicted, truth = _test_predictions(result, config, "segmentation/mask", "targets")
     kept = truth != 255
     precision, recall, _, support = precision_recall_fscore_support(
-        truth[kept], predicted[kept], labels=range(len(names)), zero_division=0
+        truth[kept], predicted[kept], labels=range(len(names)), zero_division=np.nan
     )
-    iou = jaccard_score(truth[kept], predicted[kept], labels=range(len(names)), average=None, zero_division=0)
+    iou = iou_per_class(truth[kept], predicted[kept], range(len(names)))
     for index, name in enumerate(names):
-        assert per_class[name]["precision"] == pytest.approx(precision[index], abs=1e-5)
-        assert per_class[name]["recall"] == pytest.approx(recall[index], abs=1e-5)
-        assert per_class[name]["iou"] == pytest.approx(iou[index], abs=1e-5)
+        for key, expected in (("precision", precision), ("recall", recall), ("iou", iou)):
+            assert null_as_nan(per_class[name][key]) == pytest.approx(expected[index], abs=1e-5, nan_ok=True), (name, key)
         assert per_class[name]["support"] == support[index]

@@ -286,6 +286,7 @@ def test_a_points_head_logs_its_f1_precision_and_recall_and_writes_its_per_class
 
     from helpers import PointsDataModule
 
+    from torchbricks._files import json_ready
     from torchbricks.bag_of_bricks.point_detection import PointDetectionScores, create_point_detection_head
 
     torch.manual_seed(0)
@@ -320,9 +321,9 @@ def test_a_points_head_logs_its_f1_precision_and_recall_and_writes_its_per_class
     written = json.loads((module.path_experiment / "metrics_test.json").read_text())
     for key in ("f1", "precision", "recall"):
         assert written[f"spots/{key}"] == pytest.approx(values[key].item()), key
-    assert written["spots/per_class"] == {
-        name: {key: value.item() for key, value in entry.items()} for name, entry in values["per_class"].items()
-    }
+    assert written["spots/per_class"] == json_ready(  # an undefined value (nothing to divide by) is null
+        {name: {key: value.item() for key, value in entry.items()} for name, entry in values["per_class"].items()}
+    )
 
 
 def test_a_dict_valued_metric_that_does_not_declare_its_keys_is_logged_under_its_path() -> None:
@@ -627,3 +628,104 @@ def test_a_training_epoch_loss_with_parts_is_the_whole_split_loss_whatever_the_b
     expected = nn.functional.binary_cross_entropy_with_logits(logits[known], targets[known].float())
     torch.testing.assert_close(trainer.callback_metrics["train/losses/bce_epoch"], expected, rtol=1e-5, atol=0)
     torch.testing.assert_close(trainer.callback_metrics["train/loss_epoch"], expected, rtol=1e-5, atol=0)
+
+
+def _two_head_collection() -> BrickCollection:
+    """A classification head `cls` (3 classes, always predicting class 0: class 1 is never predicted) and a masks head
+    `seg` (2 classes, 2x2 px), each with its loss, confusion matrix and per-class scores."""
+    from torchbricks.bag_of_bricks.custom_metrics import ConfusionMatrixClassScores, MulticlassMeanIoU
+    from torchbricks.bag_of_bricks.losses import ClassWeightedCrossEntropyLoss
+
+    classify = nn.Linear(4, 3)
+    nn.init.zeros_(classify.weight)
+    with torch.no_grad():
+        classify.bias.copy_(torch.tensor([1.0, 0.0, -1.0]))
+    masks = nn.Sequential(nn.Linear(4, 8), nn.Unflatten(1, (2, 2, 2)))
+    cls_metrics = {"confusion_matrix": ConfusionMatrixClassScores(num_classes=3, class_names=["a", "b", "c"])}
+    seg_metrics = {
+        "mean_iou": MulticlassMeanIoU(num_classes=2, ignore_index=255),
+        "confusion_matrix": ConfusionMatrixClassScores(num_classes=2, class_names=["ground", "road"], ignore_index=255),
+    }
+    return BrickCollection(
+        {
+            "cls": {
+                "classify": BrickTrainable(classify, input_names=["raw"], output_names=["./logits"]),
+                "loss": BrickLoss(nn.CrossEntropyLoss(), input_names=["./logits", "targets"], output_names=["./loss_ce"]),
+                "metrics": BrickMetrics(cls_metrics, input_names=["./logits", "targets"]),
+            },
+            "seg": {
+                "classify": BrickTrainable(masks, input_names=["raw"], output_names=["./logits"]),
+                "loss": BrickLoss(  # as the packaged head's: the numerator and denominator beside it (0 and 0 here)
+                    ClassWeightedCrossEntropyLoss(ignore_index=255, return_parts=True),
+                    input_names=["./logits", "masks"],
+                    output_names=["./loss_ce", "./loss_parts"],
+                    loss_output_names=["./loss_ce"],
+                ),
+                "metrics": BrickMetrics(seg_metrics, input_names=["./logits", "masks"]),
+            },
+        }
+    )
+
+
+def test_a_test_split_without_a_scored_pixel_of_one_head_leaves_the_total_loss_and_every_per_class_value_undefined(
+    tmp_path: Path,
+) -> None:
+    # The total loss added the masks head's 0 (a sum over no pixel) to the classification loss, and a class absent from
+    # the split or never predicted had per-class values of 0 beside support 0: numbers that read as measured.
+    import math
+
+    from torchbricks._files import json_ready
+    from torchbricks.bag_of_bricks.custom_metrics import UNDEFINED_SCORE_REASONS
+    from torchbricks.lightning._epoch_values import UNSCORED_REASON
+    from torchbricks.lightning.main_job import logged_test_values
+
+    module = create_module(tmp_path, _two_head_collection(), write_files=False)
+    targets = torch.tensor([0, 1, 0, 1, 0, 0])  # no sample of class c; class b is never predicted
+    dataset = NamedTensorDataset(raw=torch.randn(6, 4), targets=targets, masks=torch.full((6, 2, 2), 255))
+    tested = create_trainer().test(module, DataLoader(dataset, batch_size=4), verbose=False)
+
+    (logged,) = tested
+    assert math.isnan(logged["test/loss"])
+    assert math.isnan(logged["test/losses/seg/loss_ce"])
+    assert logged["test/losses/cls/loss_ce"] == pytest.approx(
+        float(nn.functional.cross_entropy(torch.tensor([[1.0, 0.0, -1.0]]).expand(6, 3), targets))
+    )
+    undefined = module.undefined_metrics["test"]
+    assert "head(s) ['seg'] have none" in undefined["loss"]
+    assert undefined["losses/seg/loss_ce"] == UNSCORED_REASON == undefined["seg/mean_iou"]
+    assert logged_test_values(tested, module.epoch_metrics, module.undefined_metrics)["loss"] is None
+    per_class = json_ready(module.epoch_metrics["test"]["cls/per_class"])
+    assert per_class == {
+        "a": {"precision": pytest.approx(4 / 6), "recall": 1.0, "iou": pytest.approx(4 / 6), "support": 4},
+        "b": {"precision": None, "recall": 0.0, "iou": 0.0, "support": 2},  # never predicted: no precision
+        "c": {"precision": None, "recall": None, "iou": None, "support": 0},  # neither true nor predicted
+    }
+    assert {name: reason for name, reason in undefined.items() if name.startswith("cls/")} == {
+        "cls/per_class/b/precision": UNDEFINED_SCORE_REASONS["precision"],
+        **{f"cls/per_class/c/{score}": UNDEFINED_SCORE_REASONS[score] for score in ("precision", "recall", "iou")},
+    }
+    seg = json_ready(module.epoch_metrics["test"]["seg/per_class"])
+    assert seg == {name: {"precision": None, "recall": None, "iou": None, "support": 0} for name in ("ground", "road")}
+    assert {name: reason for name, reason in undefined.items() if name.startswith("seg/per_class/")} == {
+        f"seg/per_class/{name}/{score}": UNSCORED_REASON
+        for name in ("ground", "road")
+        for score in ("precision", "recall", "iou")
+    }
+
+
+def test_a_training_batch_without_a_scored_pixel_of_one_head_trains_the_other_heads_and_gives_that_one_no_gradient(
+    tmp_path: Path,
+) -> None:
+    collection = _two_head_collection()
+    module = create_module(tmp_path, collection, write_files=False)
+    batch = {"raw": torch.randn(4, 4), "targets": torch.tensor([0, 1, 2, 0]), "masks": torch.full((4, 2, 2), 255)}
+
+    step = module.training_step(batch, batch_idx=0)
+    step["loss"].backward()
+
+    seg = [parameter.grad for parameter in collection["seg"]["classify"].parameters()]
+    assert all(grad is not None and not grad.isnan().any() and not grad.any() for grad in seg)  # nothing scored, no step
+    cls = collection["cls"]["classify"].model.weight.grad
+    assert cls is not None
+    assert bool(cls.isfinite().all())
+    assert float(cls.abs().sum()) > 0

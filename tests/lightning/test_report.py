@@ -121,7 +121,10 @@ def test_the_class_scores_figure_writes_each_class_recall_iou_and_precision_besi
 def test_the_class_scores_figure_draws_per_class_bars_for_heads_without_a_matrix() -> None:
     metrics = {
         "boxes/map": torch.tensor(0.4),
-        "boxes/per_class": {"cat": {"ap": torch.tensor(0.5), "ap_50": torch.tensor(0.75)}, "eel": {"ap": -1.0, "ap_50": -1.0}},
+        "boxes/per_class": {
+            "cat": {"ap": torch.tensor(0.5), "ap_50": torch.tensor(0.75)},
+            "eel": {"ap": torch.tensor(float("nan")), "ap_50": None},  # no true box: undefined (null in metrics.json)
+        },
         "presence/per_class": {"cat": {"precision": 1.0, "recall": 0.5, "f1": 0.667, "support": 2}},
     }
 
@@ -129,8 +132,11 @@ def test_the_class_scores_figure_draws_per_class_bars_for_heads_without_a_matrix
 
     boxes, presence = (axes for axes in figure.axes if axes.get_title())
     assert boxes.get_title() == "boxes: per class"
-    assert [label.get_text() for label in boxes.get_yticklabels()] == ["cat"]  # eel has no true box: no AP
-    assert [patch.get_width() for patch in boxes.patches] == pytest.approx([0.5, 0.75])
+    assert [label.get_text() for label in boxes.get_yticklabels()] == ["cat", "eel"]
+    assert [patch.get_width() for patch in boxes.patches] == pytest.approx([0.5, 0.75])  # eel has no true box: no AP
+    assert [(text.get_text(), text.get_position()[1]) for text in boxes.texts if "n/a" in text.get_text()] == [
+        ("n/a: no true box", 1)
+    ]
     assert [patch.get_width() for patch in presence.patches] == pytest.approx([1.0, 0.5, 0.667])
     assert plot_class_scores({"head/accuracy": torch.tensor(0.5)}) is None
 
@@ -163,10 +169,11 @@ def test_a_class_missing_from_the_split_has_its_recall_and_iou_drawn_as_not_defi
 
 
 def test_a_class_without_a_true_sample_gets_no_bars_but_not_defined() -> None:
+    nan = float("nan")
     metrics = {
         "presence/per_class": {
             "cat": {"precision": 1.0, "recall": 0.5, "f1": 0.667, "support": 2},
-            "eel": {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0},
+            "eel": {"precision": nan, "recall": nan, "f1": nan, "support": 0},
         }
     }
 
@@ -182,6 +189,17 @@ def test_a_class_without_a_true_sample_gets_no_bars_but_not_defined() -> None:
     assert [(text.get_text(), text.get_position()[1]) for text in panel.texts if "n/a" in text.get_text()] == [
         ("n/a: no true sample", 1)
     ]
+
+
+def test_a_score_without_a_denominator_gets_no_bar_but_not_defined_beside_the_measured_ones() -> None:
+    # dog was predicted but has no true point: its precision and F1 are a measured 0 (every prediction false), its
+    # recall has nothing to divide by
+    metrics = {"spots/per_class": {"dog": {"precision": 0.0, "recall": float("nan"), "f1": 0.0, "support": 0}}}
+
+    (panel,) = (axes for axes in plot_class_scores(metrics).axes if axes.get_title())
+
+    assert [patch.get_width() for patch in panel.patches] == [0.0, 0.0]
+    assert [text.get_text() for text in panel.texts if "n/a" in text.get_text()] == ["recall n/a"]
 
 
 def test_per_class_values_are_read_by_head_as_plain_numbers() -> None:

@@ -18,7 +18,8 @@ def add_parser(commands: Any) -> None:
         description="Reads the data with the experiment's data config (any layout `torchbricks train` reads), with "
         "the overrides applied, runs the experiment's test stage on it and writes the metrics to "
         "EXPERIMENT/evaluation.json (or --out), with each head's values per class (precision, recall, IoU and support; "
-        "AP and AP50 per class for detection; F1 for multilabel).",
+        "AP and AP50 per class for detection; F1 for multilabel; n/a, null in the file, where a value has nothing to divide "
+        "by, as for a class absent from the split).",
         epilog="example: torchbricks evaluate build/experiments/run data.root=data/other split=val",
         formatter_class=HelpFormatter,
     )

@@ -47,7 +47,7 @@ def run(arguments: argparse.Namespace) -> int:
 
         print(OmegaConf.to_yaml(with_home_expanded(config)), end="")  # the paths the job reads: ~ from the home folder
         return 0
-    from torchbricks.lightning.main_job import is_test_key, run_main_job
+    from torchbricks.lightning.main_job import run_main_job
 
     result = run_main_job(config)
     if result.metrics:
@@ -55,13 +55,27 @@ def run(arguments: argparse.Namespace) -> int:
         for line in test_summary(result.metrics):
             print(line)
         print(f"  wall time: {result.metrics['wall_time_seconds']:.1f} s")
-        tested = [name for key, values in result.metrics.items() if is_test_key(key) for name in values]
-        heads = list(
-            dict.fromkeys(name.removesuffix("/confusion_matrix") for name in tested if name.endswith("/confusion_matrix"))
-        )
-        for hint in _hints(result.path_experiment, heads):
+        for hint in _hints(result.path_experiment, classification_heads(result.metrics)):
             print(f"Hint: {hint}")
     return 0
+
+
+def classification_heads(metrics: dict[str, Any]) -> list[str]:
+    """The heads with a confusion matrix among the test values of `metrics` (`metrics.json`): the plain `test` entry's,
+    or, with several test loaders, every loader's (`test/dataloader_idx_<i>`), each head once; the heads the hints
+    judge (`torchbricks.lightning.fit_hints`).
+
+    Example:
+        >>> classification_heads({"test/dataloader_idx_0": {"digit/confusion_matrix": [[1]]},
+        ...                       "test/dataloader_idx_1": {"digit/confusion_matrix": [[1]], "parity/accuracy": 1.0},
+        ...                       "validation": {"shape/confusion_matrix": [[1]]}})
+        ['digit']
+    """
+    from torchbricks.lightning.main_job import is_test_key
+
+    suffix = "/confusion_matrix"
+    tested = [name for key, values in metrics.items() if is_test_key(key) for name in values]
+    return list(dict.fromkeys(name.removesuffix(suffix) for name in tested if name.endswith(suffix)))
 
 
 def test_summary(metrics: dict[str, Any]) -> list[str]:

@@ -64,7 +64,9 @@ class BoxMeanAveragePrecision(MeanAveragePrecision):
     per image: `mar_100` as in COCO's summary, `mar_300` for a decoder keeping 300), the names listed in `reported`,
     all at that cap and all areas, as pycocotools' summary computes them with `maxDets` ending at the cap; and
     `per_class`: class name -> `{"ap": AP at IoU 0.50:0.95, "ap_50": AP at IoU 0.5}`, read from the same
-    precision array. -1 marks an undefined value (no true box), as pycocotools marks it. Needs pycocotools or
+    precision array. -1 marks an undefined scalar (no true box in the split), as pycocotools marks it; a class
+    without a true box has NaN in `per_class`, as every head's undefined per-class values (`null` in `metrics.json`,
+    with its reason in `undefined_metrics`), and is left out of the mAP. Needs pycocotools or
     faster-coco-eval (the `detection` extra).
 
     Args:
@@ -79,7 +81,7 @@ class BoxMeanAveragePrecision(MeanAveragePrecision):
         >>> metric.update(box, torch.tensor([[0.9, 0.0]]), torch.tensor([[1, -1]]), box[:, :1], torch.tensor([[1]]))
         >>> values = metric.compute()
         >>> values["map_50"].item(), values["per_class"]["dog"]["ap"].item(), values["per_class"]["cat"]["ap"].item()
-        (1.0, 1.0, -1.0)
+        (1.0, 1.0, nan)
         >>> BoxMeanAveragePrecision(max_detections=300).reported
         ('map', 'map_50', 'map_75', 'mar_300')
     """
@@ -146,7 +148,8 @@ class BoxMeanAveragePrecision(MeanAveragePrecision):
 
     def _per_class(self, values: dict[str, Any]) -> dict[str, dict[str, torch.Tensor]]:
         """AP and AP50 of each class from `precision` [iou thresholds, recall thresholds, classes, areas, max dets],
-        whose class axis follows `classes` (the labels seen in predictions or targets, sorted); -1 marks no true box."""
+        whose class axis follows `classes` (the labels seen in predictions or targets, sorted); NaN: no true box (the
+        -1 of pycocotools' precision array, no AP to report)."""
         seen = [int(label) for label in values["classes"].tolist()]
         names = self.class_names or [str(index) for index in range(max(seen, default=-1) + 1)]
         precision = values.get("precision")
@@ -159,7 +162,7 @@ class BoxMeanAveragePrecision(MeanAveragePrecision):
                 curve = precision[:, :, seen.index(index), 0, -1].double()  # all areas, the most detections
                 ap = _mean_defined(curve)
                 ap_50 = _mean_defined(curve[at_50[0]]) if len(at_50) else ap_50
-            per_class[name] = {"ap": ap.float(), "ap_50": ap_50.float()}
+            per_class[name] = {key: _undefined_as_nan(value) for key, value in (("ap", ap), ("ap_50", ap_50))}
         return per_class
 
     def update(  # type: ignore[override]
@@ -211,3 +214,9 @@ def _mean_defined(precision: torch.Tensor) -> torch.Tensor:
     """The mean of the precision values that are defined (pycocotools marks the others -1), or -1."""
     defined = precision[precision > -1]
     return defined.mean() if defined.numel() else torch.tensor(-1.0)
+
+
+def _undefined_as_nan(value: torch.Tensor) -> torch.Tensor:
+    """A class's AP as `per_class` keeps it: NaN where pycocotools writes -1 (no true box, nothing to average)."""
+    value = value.float()
+    return torch.where(value < 0, torch.tensor(float("nan")), value)

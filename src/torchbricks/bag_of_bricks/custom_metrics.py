@@ -3,7 +3,10 @@
 - `ConcatenatePredictionAndTarget` keeps every prediction and target of an epoch.
 - `ConfusionMatrixClassScores`: torchmetrics' multiclass confusion matrix and, from it, each class's precision,
   recall, IoU and support keyed by class name (`class_scores` does the arithmetic).
-- `MulticlassMeanIoU`: torchmetrics' `MulticlassJaccardIndex` (the mean IoU of a segmentation head).
+- `MulticlassMeanIoU`: torchmetrics' `MulticlassJaccardIndex` (the mean IoU of a segmentation head, over the classes
+  with an IoU: a class neither true nor predicted is left out, not counted as 0).
+- `MulticlassMeanAccuracy`: the mean of the classes' recalls over the classes with a true sample (torchmetrics' macro
+  accuracy counted a class predicted but never true as a recall of 0).
 - `MultilabelClassScores`: each class's precision, recall, F1 and support of a multi-label head, keyed by name.
 - `MultilabelF1Score`, `MultilabelAccuracy`: torchmetrics' own, which also take a single label (the presence head of
   a one-class data set).
@@ -13,8 +16,12 @@
 
 The per-class values are a nested dict `{"per_class": {name: {"precision": ..., ...}}}`: the training job writes
 them to `metrics.json` and draws them, and logs none of them (a logger takes scalars only). A ratio whose
-denominator is 0 (a class never predicted, or absent) is 0, as scikit-learn's `zero_division=0` gives it; the
-support says how many samples (pixels) of the class there were.
+denominator is 0 is undefined, NaN (scikit-learn's `zero_division=np.nan`; `null` in `metrics.json`, `n/a` in the
+pictures and in `torchbricks evaluate`), never 0, which would read as a measured score: the precision of a class
+never predicted, the recall of a class without a true sample (support 0), the IoU and F1 of a class neither true
+nor predicted. `UNDEFINED_SCORE_REASONS` says why for each score and `undefined_class_scores` lists a stage's
+undefined per-class values with their reasons (`undefined_metrics` of `metrics.json`). The support says how many
+samples (pixels) of the class there were.
 
 The two multiclass metrics check their inputs with `check_class_indices` (shapes, and every target in `0 ..
 num_classes - 1` or the ignored index) in place of torchmetrics' own argument validation, which sorts every value
@@ -24,7 +31,8 @@ a multitask training step on this CPU, and it let an out-of-range class through 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -35,8 +43,10 @@ from torchmetrics.utilities.data import dim_zero_cat
 from torchbricks.errors import BrickError
 
 __all__ = [
+    "UNDEFINED_SCORE_REASONS",
     "ConcatenatePredictionAndTarget",
     "ConfusionMatrixClassScores",
+    "MulticlassMeanAccuracy",
     "MulticlassMeanIoU",
     "MultilabelAccuracy",
     "MultilabelClassScores",
@@ -46,10 +56,21 @@ __all__ = [
     "class_name_list",
     "class_scores",
     "counted_scores",
+    "undefined_class_scores",
 ]
 
 PER_CLASS = "per_class"
 """The key of the per-class values in the dict the class-score metrics compute."""
+
+UNDEFINED_SCORE_REASONS = {
+    "precision": "the class was never predicted: precision has no prediction to divide by",
+    "recall": "no true sample of the class in the split (support 0): recall has nothing to divide by",
+    "iou": "the class is neither true nor predicted anywhere in the split: its IoU's union is empty",
+    "f1": "the class is neither true nor predicted anywhere in the split: F1 has nothing to divide by",
+    "ap": "no true box of the class in the split: its average precision has no recall to follow",
+    "ap_50": "no true box of the class in the split: its average precision has no recall to follow",
+}
+"""Why a per-class score is undefined (NaN), by its key in `per_class`: its denominator is empty."""
 
 
 class ConcatenatePredictionAndTarget(Metric):
@@ -99,12 +120,15 @@ def _concatenate(values: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
 def class_scores(confusion_matrix: torch.Tensor) -> dict[str, torch.Tensor]:
     """Per class, from a confusion matrix of counts (row = true class, column = predicted class): `precision`,
     `recall`, `iou` (true positives over true positives, false positives and false negatives) and `support`
-    (the row's count). A ratio with a zero denominator is 0.
+    (the row's count). A ratio with a zero denominator is undefined, NaN (`UNDEFINED_SCORE_REASONS`).
 
     Example:
         >>> scores = class_scores(torch.tensor([[3, 1], [0, 2]]))
         >>> [[round(value, 3) for value in scores[key].tolist()] for key in ("precision", "recall", "iou")]
         [[1.0, 0.667], [0.75, 1.0], [0.75, 0.667]]
+        >>> absent = class_scores(torch.tensor([[2, 1, 0], [0, 0, 0], [0, 0, 0]]))  # classes 1 and 2: no true sample
+        >>> [[round(value, 3) for value in absent[key].tolist()] for key in ("precision", "recall", "iou")]
+        [[1.0, 0.0, nan], [0.667, nan, nan], [0.667, 0.0, nan]]
     """
     counts = confusion_matrix.double()
     hits = counts.diagonal()
@@ -118,19 +142,19 @@ def class_scores(confusion_matrix: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 def _ratio(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
-    return torch.where(denominator > 0, numerator / denominator.clamp(min=1e-300), 0.0).float()
+    return torch.where(denominator > 0, numerator / denominator.clamp(min=1e-300), float("nan")).float()
 
 
 def counted_scores(
     true_positives: torch.Tensor, false_positives: torch.Tensor, false_negatives: torch.Tensor
 ) -> dict[str, torch.Tensor]:
     """`precision`, `recall`, `f1` and `support` (true positives and false negatives: the true objects) of counts, one
-    entry per class; a ratio with a zero denominator is 0 (scikit-learn's `zero_division=0`).
+    entry per class; a ratio with a zero denominator is undefined, NaN (scikit-learn's `zero_division=np.nan`).
 
     Example:
-        >>> scores = counted_scores(torch.tensor([2, 0]), torch.tensor([2, 0]), torch.tensor([0, 0]))
+        >>> scores = counted_scores(torch.tensor([2, 0, 0]), torch.tensor([2, 0, 0]), torch.tensor([0, 0, 3]))
         >>> [[round(value, 3) for value in scores[key].tolist()] for key in ("precision", "recall", "f1", "support")]
-        [[0.5, 0.0], [1.0, 0.0], [0.667, 0.0], [2, 0]]
+        [[0.5, nan, nan], [1.0, nan, 0.0], [0.667, nan, 0.0], [2, 0, 3]]
     """
     hits, wrong, missed = true_positives.double(), false_positives.double(), false_negatives.double()
     return {
@@ -139,6 +163,34 @@ def counted_scores(
         "f1": _ratio(2 * hits, 2 * hits + wrong + missed),
         "support": (hits + missed).long(),
     }
+
+
+def undefined_class_scores(values: Mapping[str, Any], reason: Callable[[str, str], str] | None = None) -> dict[str, str]:
+    """Each undefined (NaN or None) per-class score among a stage's `values` (`<head>/per_class`: class -> score ->
+    value) -> why, named `<head>/per_class/<class>/<score>`: `reason(head, score)` when given and not empty, else
+    `UNDEFINED_SCORE_REASONS` of the score.
+
+    Example:
+        >>> values = {"seg/per_class": {"car": {"recall": torch.tensor(float("nan")), "support": torch.tensor(0)}}}
+        >>> undefined_class_scores(values)
+        {'seg/per_class/car/recall': 'no true sample of the class in the split (support 0): recall has nothing to divide by'}
+    """
+    undefined = {}
+    for name, classes in values.items():
+        head, _, last = name.rpartition("/")
+        if last != PER_CLASS or not isinstance(classes, Mapping):
+            continue
+        for class_name, scores in classes.items():
+            if not isinstance(scores, Mapping):
+                continue
+            for key, value in scores.items():
+                number = float(value) if isinstance(value, (torch.Tensor, float, int)) and not isinstance(value, bool) else None
+                if value is None or (number is not None and math.isnan(number)):
+                    said = reason(head, str(key)) if reason is not None else ""
+                    undefined[f"{name}/{class_name}/{key}"] = said or UNDEFINED_SCORE_REASONS.get(
+                        str(key), "nothing to divide by on the split"
+                    )
+    return undefined
 
 
 def class_name_list(class_names: Sequence[str] | None, count: int, metric: str) -> list[str]:
@@ -233,6 +285,34 @@ class MulticlassMeanIoU(_ChecksClassIndices, MulticlassJaccardIndex):
     """
 
 
+class MulticlassMeanAccuracy(classification.MulticlassAccuracy):
+    """The mean of the classes' recalls (torchmetrics' `MulticlassAccuracy` with `average="macro"`, scikit-learn's
+    `balanced_accuracy_score`) over the classes with a true sample: a class without one has no recall.
+
+    torchmetrics leaves out a class neither true nor predicted, but counts a class predicted without a true sample as
+    a recall of 0: on targets [0, 0, 1, 1] predicted [0, 2, 1, 1] of 3 classes it gives (0.5 + 1 + 0) / 3 = 0.5, for
+    the 0.75 of the two classes that have samples. NaN when no class has a true sample.
+
+    Example:
+        >>> metric = MulticlassMeanAccuracy(num_classes=3)
+        >>> round(float(metric(torch.tensor([0, 2, 1, 1]), torch.tensor([0, 0, 1, 1]))), 3)
+        0.75
+    """
+
+    def __init__(self, num_classes: int, **kwargs: Any) -> None:
+        if kwargs.setdefault("average", "macro") != "macro":
+            raise BrickError(f"MulticlassMeanAccuracy is the macro average; it takes no average={kwargs['average']!r}.")
+        super().__init__(num_classes=num_classes, **kwargs)
+
+    def compute(self) -> torch.Tensor:
+        true_positives, _, _, false_negatives = self._final_state()
+        truths = true_positives + false_negatives
+        sampled = truths > 0
+        if not bool(sampled.any()):
+            return torch.tensor(float("nan"), device=truths.device)
+        return (true_positives[sampled].double() / truths[sampled]).mean().float()
+
+
 class ConfusionMatrixClassScores(_ChecksClassIndices, MulticlassConfusionMatrix):
     """torchmetrics' `MulticlassConfusionMatrix` whose `compute` also gives each class's scores by name.
 
@@ -307,7 +387,7 @@ class MultilabelAccuracy(_TakesOneLabel, classification.MultilabelAccuracy):
 class MultilabelClassScores(_TakesOneLabel, MultilabelStatScores):
     """Each class's `precision`, `recall`, `f1` and `support` (images holding it) of a multi-label head, by name.
 
-    `compute` returns `{"per_class": {name: {...}}}`; a ratio with a zero denominator is 0. One label is taken (see
+    `compute` returns `{"per_class": {name: {...}}}`; a ratio with a zero denominator is NaN (undefined). One label is taken (see
     `_TakesOneLabel`).
 
     Args:

@@ -259,9 +259,10 @@ class PointDetectionScores(PointDetectionF1):
     `recall` (true positives over targets), micro averaged: the true positives, false positives and false negatives
     summed over every image of the epoch (and every process), as listed in `reported`; and `per_class`: class name ->
     `{"precision", "recall", "f1", "support"}`, `support` the class's true points (see
-    `torchbricks.bag_of_bricks.custom_metrics.counted_scores`). A ratio with nothing to divide by is 0, as the other
-    heads' per-class values write it: a class with no true point and no prediction has all three 0 and support 0,
-    a class never predicted precision 0; the support says which.
+    `torchbricks.bag_of_bricks.custom_metrics.counted_scores`). A ratio with nothing to divide by is undefined, NaN,
+    as the other heads' per-class values write it: a class with no true point and no prediction has all three NaN
+    and support 0, a class never predicted its precision NaN, a class predicted but without a true point its recall
+    NaN (its precision and F1 are a measured 0).
 
     Args:
         num_classes: The number of point classes; labels must be below it (or negative: padding).
@@ -276,7 +277,7 @@ class PointDetectionScores(PointDetectionF1):
         >>> [round(values[key].item(), 3) for key in ("f1", "precision", "recall")]
         [0.667, 0.5, 1.0]
         >>> {key: round(value.item(), 3) for key, value in values["per_class"]["tree"].items()}
-        {'precision': 0.0, 'recall': 0.0, 'f1': 0.0, 'support': 0}
+        {'precision': nan, 'recall': nan, 'f1': nan, 'support': 0}
     """
 
     reported = ("f1", "precision", "recall")

@@ -18,10 +18,19 @@ from typing import Any
 import torch
 from torchmetrics import Metric, MetricCollection
 
+from torchbricks.bag_of_bricks.custom_metrics import undefined_class_scores
 from torchbricks.brick_collection import BrickCollection, merge_summaries
 from torchbricks.bricks import BrickMetrics
 
-__all__ = ["LossMeans", "metric_value_names", "summarize_metrics", "summarizes_itself"]
+__all__ = [
+    "LossMeans",
+    "metric_value_names",
+    "summarize_metrics",
+    "summarizes_itself",
+    "undefined_class_values",
+    "undefined_values",
+    "unscored_heads",
+]
 
 Reduce = Callable[[torch.Tensor], torch.Tensor]
 """Sums a tensor over every process (identity on one process); every process must call it, in the same order."""
@@ -113,7 +122,8 @@ def unscored_heads(values: Mapping[str, Any]) -> list[str]:
 def undefined_values(values: Mapping[str, Any]) -> dict[str, str]:
     """Each scalar value of an epoch's `values` that is NaN -> why: `UNSCORED_REASON` for a head that scored no target
     (`unscored_heads`), else that the metric had nothing to measure. A NaN written as `null` in `metrics.json` or
-    printed as `nan` would read as a score; this says what it is instead.
+    printed as `nan` would read as a score; this says what it is instead. The per-class values are
+    `undefined_class_values`.
 
     Example:
         >>> undefined_values({"seg/mean_iou": torch.tensor(float("nan")), "seg/confusion_matrix": torch.zeros(2, 2)})
@@ -125,6 +135,20 @@ def undefined_values(values: Mapping[str, Any]) -> dict[str, str]:
         for name, value in values.items()
         if isinstance(value, torch.Tensor) and value.numel() == 1 and value.is_floating_point() and bool(value.isnan())
     }
+
+
+def undefined_class_values(values: Mapping[str, Any]) -> dict[str, str]:
+    """Each per-class value of an epoch's `values` that is undefined (NaN: its denominator is empty, a class absent
+    from the split or never predicted) -> why, named `<head>/per_class/<class>/<score>`
+    (`custom_metrics.undefined_class_scores`); `UNSCORED_REASON` for every class of a head that scored no target.
+
+    Example:
+        >>> nan = torch.tensor(float("nan"))
+        >>> undefined_class_values({"seg/per_class": {"car": {"precision": torch.tensor(1.0), "recall": nan}}})
+        {'seg/per_class/car/recall': 'no true sample of the class in the split (support 0): recall has nothing to divide by'}
+    """
+    unscored = unscored_heads(values)
+    return undefined_class_scores(values, lambda head, score: UNSCORED_REASON if head in unscored else "")
 
 
 def summarizes_itself(brick: object) -> bool:

@@ -1,4 +1,5 @@
-"""What the main job draws and exports after testing: `predictions.png`, `confusion_matrix.png` and `model.onnx`."""
+"""What the main job draws and exports after testing: `predictions.png`, `confusion_matrix.png` (one per test loader
+with several, `confusion_matrix_dataloader_idx_<i>.png`) and `model.onnx`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from torchbricks._conventions import LOADER_SUFFIX
 from torchbricks._extras import require
 from torchbricks._output_agreement import output_gap
 from torchbricks.brick_collection import BrickCollection
@@ -16,7 +18,15 @@ from torchbricks.errors import BrickError
 from torchbricks.lightning.module import LightningBrickCollection
 from torchbricks.tags import Stage
 
-__all__ = ["ONNX_TOLERANCE", "draw_test_pictures", "export_and_check_onnx", "save_pictures", "save_visualizations"]
+__all__ = [
+    "CLASS_SCORES_FILE",
+    "ONNX_TOLERANCE",
+    "draw_test_pictures",
+    "export_and_check_onnx",
+    "save_class_scores",
+    "save_pictures",
+    "save_visualizations",
+]
 
 ONNX_TOLERANCE = 1e-4
 
@@ -29,10 +39,11 @@ def installed(module: str) -> bool:
 def draw_test_pictures(
     path_experiment: Path, module: LightningBrickCollection, loaders: list[Any], n_visualized: int, class_names: list[str] | None
 ) -> None:
-    """`predictions.png` (and `confusion_matrix.png`) of the test loaders, see `save_pictures`.
+    """`predictions.png` and the confusion matrices (`save_class_scores`) of the test loaders, see `save_pictures`.
 
-    With several sources (one loader each) each head is drawn from the test images of the source labelling it,
-    with class indices for names (each head has classes of its own).
+    With several loaders (several sources, one loader each, or a data module's own list) each head is drawn from the
+    test images of the loaders carrying its targets, with class indices for names (each head of several sources has
+    classes of its own).
     """
     if len(loaders) > 1 and installed("matplotlib"):
         from torchbricks.lightning import report
@@ -47,6 +58,7 @@ def draw_test_pictures(
             report.save_figure(
                 report.plot_predictions(predictions, None, n_samples=n_visualized), path_experiment / "predictions.png"
             )
+        save_class_scores(path_experiment, module.epoch_metrics, class_names)
         return
     test_batches = (module.named_inputs_from_batch(batch) for loader in loaders for batch in loader)
     save_pictures(path_experiment, module, test_batches, n_visualized, class_names)
@@ -76,9 +88,7 @@ def save_pictures(
             report.save_figure(
                 report.plot_predictions(predictions, class_names, n_samples=n_visualized), path_experiment / "predictions.png"
             )
-        class_scores = report.plot_class_scores(module.epoch_metrics.get("test", {}), class_names)
-        if class_scores is not None:
-            report.save_figure(class_scores, path_experiment / "confusion_matrix.png")
+        save_class_scores(path_experiment, module.epoch_metrics, class_names)
         if predictions:
             return
     else:
@@ -86,6 +96,38 @@ def save_pictures(
     if first is not None:
         images = {name: value[:n_visualized] for name, value in first.items()}
         save_visualizations(path_experiment / "predictions.png", collection, images)
+
+
+CLASS_SCORES_FILE = "confusion_matrix{loader}.png"
+"""The picture of the test values' per-class results; `{loader}` is empty, or `_dataloader_idx_<i>` for each of
+several test loaders with values of their own."""
+
+
+def save_class_scores(
+    path_experiment: Path, epoch_metrics: dict[str, dict[str, Any]], class_names: list[str] | None
+) -> list[Path]:
+    """Draws the per-class results of the test values (`report.plot_class_scores`): `confusion_matrix.png` of the
+    test split (of every test loader pooled, with several sources), and with several test loaders whose values are
+    kept apart (`epoch_metrics["test/dataloader_idx_<i>"]`, as `metrics.json` has them) one picture per loader,
+    `confusion_matrix_dataloader_idx_<i>.png`, titled by the loader. None for values without per-class results.
+
+    Returns:
+        The pictures written.
+    """
+    from torchbricks.lightning import report
+
+    written = []
+    for key, values in epoch_metrics.items():
+        stage, suffix, loader = key.partition(LOADER_SUFFIX)
+        if stage != "test" or (suffix and not loader.isdigit()):
+            continue
+        title = f"test loader {loader} (test/dataloader_idx_{loader} of metrics.json)" if suffix else None
+        figure = report.plot_class_scores(values, class_names, title=title)
+        if figure is not None:
+            path = path_experiment / CLASS_SCORES_FILE.format(loader="_" + suffix.strip("/") + loader if suffix else "")
+            report.save_figure(figure, path)
+            written.append(path)
+    return written
 
 
 def export_and_check_onnx(path_onnx: Path, brick_collection: BrickCollection, named_inputs: dict[str, Any]) -> float:

@@ -20,7 +20,8 @@ Everything comes from a composed config (`torchbricks.configuration.compose_conf
   `metrics_<stage>.json`: the last epoch of each stage, written during training;
 - `history.json` and `curves.png`: every logged scalar per epoch, and their curves (one panel per head);
 - `confusion_matrix.png`: each classification or segmentation head's normalised test confusion matrix with its
-  per-class precision, recall and IoU, and per-class bars of the detection (AP), multi-label and points heads;
+  per-class precision, recall and IoU, and per-class bars of the detection (AP), multi-label and points heads; with
+  several test loaders whose values are kept apart, one per loader, `confusion_matrix_dataloader_idx_<i>.png`;
 - `predictions.png`: test images with ground truth beside prediction, mistakes first, one section per head;
 - `brick_graph.md`: the mermaid graph of the collection;
 - `bricks/`: one checkpoint per brick (`BrickCollection.save_bricks`) of the best epoch (the last one when
@@ -45,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from torchbricks._checkpoint import read_training_checkpoint
-from torchbricks._conventions import logged_name
+from torchbricks._conventions import LOADER_SUFFIX, logged_name
 from torchbricks._data_facts import data_facts_kept
 from torchbricks._experiment import (
     CHECKPOINTS_FOLDER,
@@ -92,7 +93,7 @@ from torchbricks.loss_balancing import create_loss_balancer
 from torchbricks.tags import Stage
 from torchbricks.trained_experiment import write_experiment_description
 
-__all__ = ["MainJobResult", "batch_norm_note", "quiet_third_party_notices", "run_main_job"]
+__all__ = ["LOADER_SUFFIX", "MainJobResult", "batch_norm_note", "quiet_third_party_notices", "run_main_job"]
 
 
 @dataclass
@@ -429,11 +430,6 @@ def fit_and_test_best(
     return stopped, best
 
 
-LOADER_SUFFIX = "/dataloader_idx_"
-"""What Lightning appends to the names of the values of each of several validation or test loaders (`/dataloader_idx_0`,
-`/dataloader_idx_1`, ...), and the module to the stage's key in `epoch_metrics` (`test/dataloader_idx_0`)."""
-
-
 def is_test_key(key: str) -> bool:
     """Whether `key` of `epoch_metrics` holds test values: `test`, or `test/dataloader_idx_<i>` of one of several
     test loaders."""
@@ -521,7 +517,8 @@ def check_validation_runs(settings: JobSettings, trainer_config: Any, module: Li
 def undefined_metrics(module: LightningBrickCollection) -> dict[str, Any]:
     """Why each value of `metrics.json` that is `null` (NaN) is, as `{"undefined_metrics": {stage: {name: reason}}}`
     (`LightningBrickCollection.undefined_metrics`: a test split whose every mask pixel is 255 scores no pixel, and
-    has no mean IoU); an empty dict when every value is a number."""
+    has no mean IoU nor loss, nor a total loss over the heads; a per-class value with nothing to divide by, named
+    `<head>/per_class/<class>/<score>`); an empty dict when every value is a number."""
     undefined = {key: reasons for key, reasons in module.undefined_metrics.items() if reasons}
     return {"undefined_metrics": undefined} if undefined else {}
 

@@ -36,6 +36,7 @@ from torchbricks.lightning._epoch_values import (
     metric_value_names,
     summarize_metrics,
     summarizes_itself,
+    undefined_class_values,
     undefined_values,
     unscored_heads,
 )
@@ -576,6 +577,11 @@ class LightningBrickCollection(pl.LightningModule):
         if stage is not Stage.TRAIN and self.averaged_metrics and all(name in values for name in self.averaged_metrics):
             mean = torch.stack([values[name].float().reshape(()) for name in self.averaged_metrics]).mean()
             log(logged_name(stage.value, AVERAGED_METRICS_NAME), mean, prog_bar=stage is Stage.VALIDATION)
+            missing = [name for name in self.averaged_metrics if name in self.undefined_metrics.get(kept_as, {})]
+            if missing:  # a mean with an undefined term is undefined (NaN), not the mean of the others
+                self.undefined_metrics[kept_as][AVERAGED_METRICS_NAME] = (
+                    f"the mean of {list(self.averaged_metrics)}, and {missing} are undefined"
+                )
         if values:  # the experiment files' writer reads them (no metric brick ran in this stage: nothing to keep)
             self.epoch_metrics[kept_as] = {name: _to_cpu(value) for name, value in values.items()}
             self.epoch_metrics_epoch[kept_as] = int(self.current_epoch) + 1
@@ -589,8 +595,9 @@ class LightningBrickCollection(pl.LightningModule):
         once per stage and value (a test split without a scored pixel: the run's other results stand).
 
         Returns:
-            The names in `losses` that are undefined (the losses of a head that scored nothing, and the total when
-            every head's is): they are logged as NaN, as the head's mean IoU is, not as the 0 they sum to.
+            The names in `losses` that are undefined (the losses of a head that scored nothing, and the total, a sum
+            over every head, whenever one head's is): they are logged as NaN, as the head's mean IoU is, not as the 0
+            they sum to. Each undefined per-class value (`undefined_class_values`) is kept with its reason too.
 
         Raises:
             DataError: A training or validation epoch scored no target of a head; the message names the split and the
@@ -610,15 +617,24 @@ class LightningBrickCollection(pl.LightningModule):
                 "pixel's class is unknown); `torchbricks check-data DIR` names such splits."
             )
         undefined = undefined_values(values)
-        # the losses of a head that scored nothing are 0 (a sum of no pixel), and so is the total when every head's is
+        # The losses of a head that scored nothing are 0 (a sum of no pixel), and so is their share of the total: the
+        # total of the other heads' losses alone is no total of every head, comparable with another split's or run's,
+        # so it is undefined as soon as one head's loss is (each defined head's loss stays a number of its own).
         unscored_losses = [name for name in losses if name.rpartition("/")[0] in unscored]
-        if unscored_losses and len(unscored_losses) == len(losses) - 1:
+        if unscored_losses and TOTAL_LOSS in losses:
             unscored_losses.append(TOTAL_LOSS)
         for name in unscored_losses:
             loss = logged_name(stage.value, name, loss=True).removeprefix(logged_name(stage.value, ""))
             undefined[loss] = UNSCORED_REASON
-        self.undefined_metrics[key] = undefined
+        if TOTAL_LOSS in unscored_losses and len(unscored_losses) < len(losses):
+            undefined[TOTAL_LOSS] = (
+                f"the sum of every head's loss, and head(s) {unscored} have none: {UNSCORED_REASON}; the other heads' "
+                "losses are each a number (losses/<head>/<loss>)"
+            )
         said = [f"{logged_name(stage.value, name)}{suffix}" for name in undefined if (key, name) not in self._said_undefined]
+        # a class absent from the split (or never predicted) has per-class values without a denominator: kept with
+        # their reasons beside the whole metrics', not warned of (they are neither logged nor printed as numbers)
+        self.undefined_metrics[key] = {**undefined, **undefined_class_values(values)}
         if said:
             self._said_undefined.update((key, name) for name in undefined)
             because = f"head(s) {unscored} scored no pixel: every mask pixel of the split is 255 (ignored)" if unscored else ""

@@ -172,10 +172,10 @@ def plot_confusion_matrices(
         class_names: The names of the classes, on both axes.
         scores: Name -> per-class `precision`, `recall` and `iou` of that matrix (`class_scores` of its counts):
             each row's recall and IoU are written right of the matrix, each column's precision above it (up to
-            `MAX_ANNOTATED_CLASSES` classes). With `support` (a row's count) and `predicted` (a column's), a class
-            without a true sample has its recall written `n/a` and its row hatched (its IoU too, unless it was
-            predicted: then every such prediction is false and its IoU a true 0), a class nothing was predicted as its
-            precision `n/a`: the 0 `class_scores` gives them is no score.
+            `MAX_ANNOTATED_CLASSES` classes). A score with nothing to divide by (NaN, as `class_scores` gives it) is
+            written `n/a`: the recall of a class without a true sample, whose row is hatched when `support` (a row's
+            count) is given, the IoU of a class neither true nor predicted (a class predicted without a true sample has
+            a true IoU of 0: every such prediction is false), the precision of a class nothing was predicted as.
     """
     figure_class = require("matplotlib.figure", "plots").Figure
     count = max(1, len(matrices))
@@ -208,12 +208,10 @@ def _draw_confusion_matrix(
         if scores is not None:
             right = axes.secondary_yaxis("right")
             support = scores.get("support", [1] * len(matrix))
-            predicted = scores.get("predicted", [1] * len(matrix))
             # a class without a true sample has no recall; its IoU is a true 0 where it was predicted (every such
-            # prediction is false) and has no value only where neither happened (an empty union)
+            # prediction is false) and has no value only where neither happened (an empty union): NaN, n/a
             recalls = [
-                f"R {recall:.2f} IoU {iou:.2f}" if count > 0 else f"R n/a IoU {f'{iou:.2f}' if guessed > 0 else 'n/a'}"
-                for recall, iou, count, guessed in zip(scores["recall"], scores["iou"], support, predicted, strict=True)
+                f"R {_score(recall)} IoU {_score(iou)}" for recall, iou in zip(scores["recall"], scores["iou"], strict=True)
             ]
             rectangle = require("matplotlib.patches", "plots").Rectangle
             for row, count in enumerate(support):
@@ -225,14 +223,16 @@ def _draw_confusion_matrix(
                 "recall, IoU of the true class" + (" (n/a, hatched: no true sample)" if min(support) <= 0 else ""), fontsize=8
             )
             top = axes.secondary_xaxis("top")
-            precisions = [
-                f"P {precision:.2f}" if count > 0 else "P n/a"
-                for precision, count in zip(scores["precision"], predicted, strict=True)
-            ]
+            precisions = [f"P {_score(precision)}" for precision in scores["precision"]]
             top.set_xticks(range(len(matrix)), precisions, rotation=0 if len(matrix) <= 6 else 90)
             top.tick_params(labelsize=7, length=0)
             top.set_xlabel("precision of the prediction", fontsize=8)
     figure.colorbar(image, ax=axes, shrink=0.8, label="fraction of the true class", pad=0.02 if scores is not None else 0.05)
+
+
+def _score(value: float | None) -> str:
+    """A score as the pictures write it: two decimals, `n/a` when undefined (NaN, or `null` read from a JSON file)."""
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:.2f}"
 
 
 # --- per-class scores --------------------------------------------------------------------------------------------
@@ -249,22 +249,26 @@ def per_class_values(metrics: Mapping[str, Any]) -> dict[str, dict[str, dict[str
     for name, value in metrics.items():
         head, _, metric = name.rpartition(SEPARATOR)
         if metric == PER_CLASS and isinstance(value, Mapping):
-            found[head] = {
-                str(class_name): {str(key): float(score) for key, score in class_values.items()}
+            found[head] = {  # an undefined score (NaN, or null read from metrics.json) is NaN
+                str(class_name): {
+                    str(key): float("nan") if score is None else float(score) for key, score in class_values.items()
+                }
                 for class_name, class_values in value.items()
             }
     return found
 
 
-def plot_class_scores(metrics: Mapping[str, Any], class_names: Sequence[str] | None = None) -> Any | None:
+def plot_class_scores(
+    metrics: Mapping[str, Any], class_names: Sequence[str] | None = None, title: str | None = None
+) -> Any | None:
     """`confusion_matrix.png`: each head's per-class results on a stage's metric values, or None when none has any.
 
     A confusion matrix is drawn normalised (`normalized_confusion_matrices`) with each class's recall and IoU beside
     its row and precision above its column (`class_scores` of its counts), its class names those of the head's
     `per_class` values when it has them (a segmentation head's, background first), else `class_names`. A head with
-    per-class values but no matrix gets a bar panel: AP and AP50 per class (box detection; a class without a true
-    box is left out), precision, recall and F1 per class (multi-label, points; a class with `support` 0, no true
-    sample, gets no bar but `n/a`: the zeros its scores hold are no scores).
+    per-class values but no matrix gets a bar panel: AP and AP50 per class (box detection), precision, recall and F1
+    per class (multi-label, points); an undefined score (NaN: a class without a true sample or box, or never
+    predicted) gets no bar but `n/a`. `title`, when given, is written above the panels (which test loader's values).
     """
     from torchbricks.bag_of_bricks.custom_metrics import class_scores
 
@@ -275,7 +279,6 @@ def plot_class_scores(metrics: Mapping[str, Any], class_names: Sequence[str] | N
         head = name.rpartition("/")[0]
         counts = torch.as_tensor(np.asarray(_plain(metrics[name])))
         scores[name] = {key: value.tolist() for key, value in class_scores(counts).items()}
-        scores[name]["predicted"] = counts.sum(dim=0).tolist()
         if head in per_class and len(per_class[head]) == len(matrices[name]):
             names_of[name] = list(per_class[head])
     bars = {head: values for head, values in per_class.items() if not any(name.rpartition("/")[0] == head for name in matrices)}
@@ -292,30 +295,44 @@ def plot_class_scores(metrics: Mapping[str, Any], class_names: Sequence[str] | N
         _draw_confusion_matrix(figure, axes, name, matrix, names, scores[name])
     for axes, (head, values) in zip(axes_list[len(matrices) :], bars.items(), strict=True):
         _draw_class_bars(axes, head, values)
+    if title:
+        figure.suptitle(title)
     return figure
 
 
 def _draw_class_bars(axes: Any, head: str, values: Mapping[str, Mapping[str, float]]) -> None:
-    """Horizontal bars per class, one colour per score; box AP (-1: no true box) leaves the class out, a class with
-    `support` 0 (no true sample) gets `n/a` in place of its bars."""
-    keys = ["ap", "ap_50"] if any("ap" in scores for scores in values.values()) else ["precision", "recall", "f1"]
-    names = [name for name, scores in values.items() if all(scores.get(key, -1.0) >= 0 for key in keys)]
-    drawn = [index for index, name in enumerate(names) if values[name].get("support", 1) > 0]
+    """Horizontal bars per class, one colour per score; an undefined score (NaN; a box AP of -1 from a run of before)
+    gets no bar but `n/a`, and a class whose every score is undefined (no true sample or box, never predicted) one
+    `n/a` with the reason."""
+    box = any("ap" in scores for scores in values.values())
+    keys = ["ap", "ap_50"] if box else ["precision", "recall", "f1"]
+    names = list(values)
+
+    def defined(name: str, key: str) -> bool:
+        value = values[name].get(key, float("nan"))
+        return bool(np.isfinite(value)) and not (box and value < 0)
+
     height = 0.8 / len(keys)
     colors = color_cycle()
     for position, key in enumerate(keys):
-        data = [values[names[index]][key] for index in drawn]
-        offsets = np.asarray(drawn, dtype=np.float64) + (position - (len(keys) - 1) / 2) * height
-        bars = axes.barh(offsets, data, height=height, color=colors[position], label=key)
+        drawn = [index for index, name in enumerate(names) if defined(name, key)]
+        offsets = np.arange(len(names), dtype=np.float64) + (position - (len(keys) - 1) / 2) * height
+        bars = axes.barh(
+            offsets[drawn], [values[names[index]][key] for index in drawn], height=height, color=colors[position], label=key
+        )
         if len(names) <= MAX_ANNOTATED_CLASSES:
             axes.bar_label(bars, fmt="%.2f", fontsize=7, padding=2)
-    for index in sorted(set(range(len(names))) - set(drawn)):
-        axes.text(0.01, index, "n/a: no true sample", va="center", fontsize=7, color="0.4")
+            for index, name in enumerate(names):
+                if not defined(name, key) and any(defined(name, other) for other in keys):
+                    axes.text(0.01, offsets[index], f"{key} n/a", va="center", fontsize=6, color="0.4")
+    for index, name in enumerate(names):
+        if not any(defined(name, key) for key in keys):
+            axes.text(0.01, index, "n/a: no true box" if box else "n/a: no true sample", va="center", fontsize=7, color="0.4")
     axes.set_yticks(range(len(names)), names)
     axes.invert_yaxis()
     axes.set_xlim(0.0, 1.15)
     axes.set_title(f"{head}: per class")
-    axes.set_xlabel("AP (IoU 0.50:0.95) and AP50" if keys[0] == "ap" else "precision, recall and F1")
+    axes.set_xlabel("AP (IoU 0.50:0.95) and AP50" if box else "precision, recall and F1")
     axes.legend(fontsize="small", loc="lower right")
     axes.grid(axis="x", alpha=0.3)
 
