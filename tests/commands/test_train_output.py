@@ -111,10 +111,8 @@ class TwoTestLoaders(ImageFolderDataModule):
 '''
 
 
-@pytest.mark.slow
-def test_each_of_several_test_loaders_is_summarised_under_a_line_naming_its_data(shapes_root: Path, tmp_path: Path) -> None:
-    # A data module of the user's whose test_dataloader returns two loaders: Lightning logs each one's values with
-    # `/dataloader_idx_<i>`, and the module keeps them as `test/dataloader_idx_<i>` in place of `test`.
+def _write_two_test_loaders_config(tmp_path: Path) -> None:
+    """`TwoTestLoaders` in `tmp_path` and a data config `two_test_loaders` under `tmp_path/configs` that uses it."""
     (tmp_path / "two_test_loaders.py").write_text(TWO_TEST_LOADERS)
     (tmp_path / "configs" / "data").mkdir(parents=True)
     packaged = Path(__file__).parents[2] / "src" / "torchbricks" / "configs" / "data" / "image_folder.yaml"
@@ -122,6 +120,13 @@ def test_each_of_several_test_loaders_is_summarised_under_a_line_naming_its_data
         "torchbricks.lightning.datamodules.ImageFolderDataModule", "two_test_loaders.TwoTestLoaders"
     )
     (tmp_path / "configs" / "data" / "two_test_loaders.yaml").write_text(config)
+
+
+@pytest.mark.slow
+def test_each_of_several_test_loaders_is_summarised_under_a_line_naming_its_data(shapes_root: Path, tmp_path: Path) -> None:
+    # A data module of the user's whose test_dataloader returns two loaders: Lightning logs each one's values with
+    # `/dataloader_idx_<i>`, and the module keeps them as `test/dataloader_idx_<i>` in place of `test`.
+    _write_two_test_loaders_config(tmp_path)
     lines = _train_to_file(
         tmp_path / "output.txt",
         "--config-dir",
@@ -162,13 +167,7 @@ def test_evaluate_of_a_data_module_with_several_test_loaders_reports_the_split_t
 ) -> None:
     # evaluate kept the values of the plain `test` entry alone, which several loaders do not fill (each had its own,
     # test/dataloader_idx_<i>): it printed nothing and wrote no metric, though it counted every loader's samples.
-    (tmp_path / "two_test_loaders.py").write_text(TWO_TEST_LOADERS)
-    (tmp_path / "configs" / "data").mkdir(parents=True)
-    packaged = Path(__file__).parents[2] / "src" / "torchbricks" / "configs" / "data" / "image_folder.yaml"
-    config = packaged.read_text().replace(
-        "torchbricks.lightning.datamodules.ImageFolderDataModule", "two_test_loaders.TwoTestLoaders"
-    )
-    (tmp_path / "configs" / "data" / "two_test_loaders.yaml").write_text(config)
+    _write_two_test_loaders_config(tmp_path)
     arguments = [f"experiment.path_experiments={tmp_path}", "experiment.name=run", *SMALL]
     _train_to_file(
         tmp_path / "output.txt",
