@@ -41,6 +41,33 @@ def test_uncertainty_weighting_counts_only_the_losses_a_batch_produced() -> None
         balancer({"c": torch.tensor(1.0)})
 
 
+def test_uncertainty_weighting_leaves_out_a_loss_over_no_scored_pixel_and_keeps_training() -> None:
+    # A segmentation head given a batch whose every mask pixel is ignored computes 0 / 0 = NaN. Its log-variance
+    # took a NaN gradient, the optimizer made it NaN, and every later step's total and gradients were NaN.
+    from torchbricks.bag_of_bricks.losses import ClassWeightedCrossEntropyLoss
+
+    torch.manual_seed(0)
+    balancer = UncertaintyWeighting(["seg", "cls"])
+    head = nn.Conv2d(3, 3, 1)
+    optimizer = torch.optim.AdamW([*balancer.parameters(), *head.parameters()], lr=0.1)
+    segmentation = ClassWeightedCrossEntropyLoss(ignore_index=255, return_parts=True)
+    images = torch.randn(2, 3, 4, 4)
+    for masks in (torch.full((2, 4, 4), 255), torch.randint(0, 3, (2, 4, 4))):
+        optimizer.zero_grad()
+        seg_loss, _ = segmentation(head(images), masks)
+        cls_loss = head(images).pow(2).mean()
+        total = balancer({"seg": seg_loss, "cls": cls_loss})
+        total.backward()
+        if bool((masks == 255).all()):
+            assert math.isnan(seg_loss.item())
+            assert total.item() == pytest.approx(cls_loss.item())  # the classification term alone (s = 0)
+            assert balancer.log_variances.grad[0].item() == 0.0
+        assert all(bool(torch.isfinite(parameter.grad).all()) for parameter in (*balancer.parameters(), *head.parameters()))
+        optimizer.step()
+    assert bool(torch.isfinite(balancer.log_variances).all())
+    assert math.isfinite(total.item())
+
+
 def test_dynamic_weight_average_gives_more_weight_to_the_loss_that_falls_slower() -> None:
     balancer = DynamicWeightAverage(["slow", "fast"], temperature=2.0)
     balancer.epoch_end({"slow": 1.0, "fast": 1.0})

@@ -127,6 +127,9 @@ class FixedWeights(LossBalancer):
 class UncertaintyWeighting(LossBalancer):
     """Learned homoscedastic-uncertainty weights (Kendall et al. 2018): `sum(exp(-s_i) * L_i + s_i)`.
 
+    A loss that is not finite (NaN: a head with nothing to score in the batch) is left out of the sum, as a loss the
+    batch did not produce is, so its `s_i` keeps its value; its own logged value stays NaN.
+
     Args:
         loss_names: The losses balanced; each gets a log-variance `s_i`, starting at 0 (weight 1).
     """
@@ -145,10 +148,15 @@ class UncertaintyWeighting(LossBalancer):
         self._check_names(losses)
         if not losses:
             return super().forward(losses)
-        terms = [
-            torch.exp(-self.log_variances[self._index[name]]) * loss + self.log_variances[self._index[name]]
-            for name, loss in losses.items()
-        ]
+        terms = []
+        for name, loss in losses.items():
+            # A loss over nothing (a segmentation head given a batch whose every mask pixel is ignored: 0 / 0) is NaN:
+            # its term adds nothing and leaves `s` as it is. Without both `where`s, `s` took a NaN gradient, the
+            # optimizer made it NaN, and every later step's total and gradients were NaN: the run was lost.
+            finite = torch.isfinite(loss)
+            log_variance = self.log_variances[self._index[name]]
+            term = torch.exp(-log_variance) * torch.where(finite, loss, torch.zeros_like(loss)) + log_variance
+            terms.append(torch.where(finite, term, torch.zeros_like(term)))
         return torch.stack(terms).sum()
 
 
