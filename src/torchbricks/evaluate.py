@@ -274,7 +274,13 @@ def _with_overrides(config: Any, overrides: Sequence[str]) -> Any:
         if not separator or not key:
             raise ConfigError(f"An override is key=value, e.g. data.root=DIR; got {override!r}.")
         if omegaconf.select(config, key, default=_MISSING) is _MISSING:
-            parent, _, leaf = key.rpartition(".")
+            parts = key.split(".")  # the first missing part is the misspelt one (`dat.root`: `dat`, not `root`)
+            depth = next(
+                depth
+                for depth in range(1, len(parts) + 1)
+                if omegaconf.select(config, ".".join(parts[:depth]), default=_MISSING) is _MISSING
+            )
+            parent, leaf = ".".join(parts[: depth - 1]), parts[depth - 1]
             node = omegaconf.select(config, parent) if parent else config
             keys = [str(name) for name in node] if hasattr(node, "keys") else []
             raise ConfigError(

@@ -18,6 +18,31 @@ def test_a_misspelt_split_is_refused_with_the_close_match(tmp_path: Path, capsys
     assert "'test'" in error.rpartition("?")[0].rpartition("mean")[2]
 
 
+@pytest.mark.parametrize("argument", ["spilt=all", "splits=val", "Split=test"])
+def test_a_misspelt_split_key_is_refused_with_the_close_match(
+    tmp_path: Path, argument: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # sent on as an override of the experiment's config, whose keys (which lack `split`) matched nothing
+    assert main(["evaluate", str(tmp_path), "data.root=x", argument]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("torchbricks: error: evaluate takes split=val|test|all and overrides of the experiment's")
+    assert error.rstrip().endswith(f"got {argument!r}. Did you mean 'split'?")
+
+
+def test_an_override_with_a_misspelt_section_names_the_close_match_of_that_section() -> None:
+    from omegaconf import OmegaConf
+
+    from torchbricks.errors import ConfigError
+    from torchbricks.evaluate import _with_overrides
+
+    config = OmegaConf.create({"data": {"root": "a", "batch_size": 2}, "trainer": {"precision": 32}})
+    # the message named 'dat.root' as missing and suggested nothing, though the config has `data`
+    with pytest.raises(ConfigError, match=r"no key 'dat\.root'; the top level has \['data', 'trainer'\]\. Did you mean 'data'\?"):
+        _with_overrides(config, ["dat.root=x"])
+    with pytest.raises(ConfigError, match=r"no key 'data\.rot'; data has \['root', 'batch_size'\]\. Did you mean 'root'\?"):
+        _with_overrides(config, ["data.rot=x"])
+
+
 def test_a_folder_that_is_not_an_experiment_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["evaluate", str(tmp_path), "split=val"]) == 2
     assert f"{str(tmp_path)!r} is not a trained experiment folder" in capsys.readouterr().err

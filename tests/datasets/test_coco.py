@@ -224,6 +224,22 @@ def test_two_coco_categories_of_one_id_are_an_error_naming_both(tmp_path: Path) 
         coco_class_names(path)
 
 
+def test_coco_category_names_are_read_without_the_spaces_around_them_and_alike_ones_are_an_error(tmp_path: Path) -> None:
+    # 'cat ' was a class of its own: the per-class results and predictions named it apart from another file's 'cat'
+    _image(tmp_path / "a.png", size=(40, 30))
+    images = [{"id": 1, "file_name": "a.png", "width": 40, "height": 30}]
+    path = _coco(tmp_path / "train.json", images, [_annotation(1, 1, 3, [0, 0, 5, 5])], [{"id": 3, "name": " cat "}])
+
+    assert coco_class_names(path) == ["cat"] == CocoDataset(path).class_names
+
+    _coco(path, images, [], [{"id": 3, "name": "cat "}, {"id": 7, "name": "dog"}, {"id": 1, "name": "cat"}])
+    message = r"train\.json' has category id 1 'cat' and category id 3 'cat ': the same class name 'cat' but for the spaces"
+    with pytest.raises(DataError, match=message):
+        coco_class_names(path)
+    with pytest.raises(DataError, match=message):
+        CocoDataset(path)
+
+
 def test_a_missing_coco_image_is_an_error_naming_it(tmp_path: Path) -> None:
     path = _coco(tmp_path / "val.json", [{"id": 3, "file_name": "images/gone.png", "width": 4, "height": 4}], [], CATEGORIES)
 

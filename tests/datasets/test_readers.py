@@ -569,3 +569,13 @@ def test_a_class_folder_whose_name_is_not_utf_8_is_an_error_naming_its_bytes(tmp
 
     with pytest.raises(DataError, match=re.escape(r"has a name that is no UTF-8 (b'bl\xfce'")):
         image_folder_class_names(tmp_path / "train")
+
+
+def test_segmentation_class_list_lines_equal_but_for_spaces_are_an_error_and_numbered_lines_are_read(tmp_path: Path) -> None:
+    # read as ['background', 'road', 'road']: two classes of one name, the masks' value 2 reported as a second 'road'
+    (tmp_path / "classes.txt").write_text("background\nroad\nroad \n")
+    with pytest.raises(DataError, match=r"classes\.txt' has line 2 'road' and line 3 'road ': the same class name 'road'"):
+        segmentation_class_names(tmp_path)
+
+    (tmp_path / "classes.txt").write_text("0 background\n1 road\n2 car\n")
+    assert segmentation_class_names(tmp_path) == ["background", "road", "car"]

@@ -494,3 +494,74 @@ def test_a_data_yaml_written_on_windows_is_read_with_its_backslashes_as_separato
     )
 
     assert [record.path for record in YoloDataset(root, "train").records] == [root / "images" / "train" / "a.jpg"]
+
+
+def test_data_yaml_class_names_are_read_without_the_spaces_around_them(tmp_path: Path) -> None:
+    # 'cat ' was a class of its own, which no `cat` of another file or of a config matched
+    _ultralytics(tmp_path, "names: ['cat ', ' dog']\n", {"train/a": "1 0.5 0.5 0.2 0.2\n", "val/b": ""})
+
+    assert yolo_class_names(tmp_path) == ["cat", "dog"]
+
+
+@pytest.mark.parametrize("names", ["[cat, 'cat ']", "{0: cat, 1: 'cat '}"])
+def test_data_yaml_class_names_equal_but_for_spaces_are_an_error_naming_both(tmp_path: Path, names: str) -> None:
+    _ultralytics(tmp_path, f"names: {names}\n", {"train/a": "1 0.5 0.5 0.2 0.2\n", "val/b": ""})
+
+    message = r"data\.yaml' 'names' has entry 0 'cat' and entry 1 'cat ': the same class name 'cat' but for the spaces"
+    with pytest.raises(DataError, match=message):
+        yolo_class_names(tmp_path)
+
+
+@pytest.mark.parametrize("names_file", ["classes.txt", "obj.names"])
+def test_class_list_lines_equal_but_for_spaces_are_an_error_naming_both_lines(tmp_path: Path, names_file: str) -> None:
+    # read as ['cat', 'dog', 'cat']: two classes of one name, the labels of class 2 reported as a second 'cat'
+    (tmp_path / names_file).write_text("cat\ndog\ncat \n")
+    Image.new("RGB", (8, 8)).save(tmp_path / "0.png")
+    (tmp_path / "0.txt").write_text("2 0.5 0.5 0.5 0.5\n")
+
+    with pytest.raises(DataError, match=rf"{names_file}' has line 1 'cat' and line 3 'cat ': the same class name 'cat'"):
+        yolo_class_names(tmp_path)
+
+
+def test_label_studio_category_names_are_read_without_the_spaces_around_them(tmp_path: Path) -> None:
+    root = _label_studio_export(tmp_path, [{"id": 0, "name": "cat "}, {"id": 1, "name": "dog"}], "1 0.5 0.5 0.1 0.2\n")
+    assert yolo_class_names(root) == ["cat", "dog"]  # classes.txt 'cat ' and notes.json 'cat ' agree
+
+    (root / "notes.json").write_text(json.dumps({"categories": [{"id": 0, "name": "cat"}, {"id": 1, "name": " cat"}]}))
+    (root / "classes.txt").unlink()
+    with pytest.raises(DataError, match=r"notes\.json' has category id 0 'cat' and category id 1 ' cat': the same"):
+        yolo_class_names(root)
+
+
+@pytest.mark.parametrize("names_file", ["classes.txt", "obj.names"])
+def test_class_list_lines_numbered_by_their_index_name_the_classes_after_the_numbers(
+    tmp_path: Path, names_file: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # some exporters write `0 red`: read as the class '0 red', which no label, config or other file names
+    (tmp_path / names_file).write_text("0 red blood cell\n1 white\n2 platelet\n")
+    images = tmp_path / "obj_train_data" if names_file == "obj.names" else tmp_path  # CVAT's, labelImg's
+    images.mkdir(exist_ok=True)
+    for index in range(5):
+        Image.new("RGB", (8, 8)).save(images / f"{index}.png")
+        (images / f"{index}.txt").write_text("2 0.5 0.5 0.5 0.5\n")
+
+    layout = read_yolo_layout(tmp_path)
+
+    assert layout.class_names == ["red blood cell", "white", "platelet"]
+    assert layout.notice is not None
+    assert f"{names_file}' begins each line with its class index ('0 red blood cell')" in layout.notice
+    main(["check-data", str(tmp_path)])  # its problems: five black images, two classes unlabelled
+    assert f"Note: {layout.notice}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("lines", ["1 red\n2 white\n", "0 red\nwhite\n", "0 red\n0 white\n", "2 red\n"])
+def test_class_list_lines_not_each_numbered_by_its_index_are_read_as_written(tmp_path: Path, lines: str) -> None:
+    (tmp_path / "classes.txt").write_text(lines)
+    for index in range(2):
+        Image.new("RGB", (8, 8)).save(tmp_path / f"{index}.png")
+        (tmp_path / f"{index}.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+
+    layout = read_yolo_layout(tmp_path, validation_fraction=0.5)
+
+    assert layout.class_names == lines.splitlines()
+    assert layout.notice is None

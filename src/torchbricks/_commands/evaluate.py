@@ -36,15 +36,25 @@ def add_parser(commands: Any) -> None:
 
 
 def run(arguments: argparse.Namespace) -> int:
-    from torchbricks.evaluate import evaluate_experiment, format_evaluation
+    from torchbricks.errors import ConfigError, did_you_mean
+    from torchbricks.evaluate import EVALUATED_KEYS, SPLITS, evaluate_experiment, format_evaluation
 
     split = None
     overrides = []
     for override in arguments.overrides:
-        if override.startswith("split="):
+        key = override.partition("=")[0]
+        if key == "split":
             split = override.partition("=")[2]
-        else:
-            overrides.append(override)
+            continue
+        # a top-level key evaluate takes no override of, close to the command's own `split`: refused before the
+        # experiment is loaded, with the match the config's keys (which lack `split`) cannot give
+        hint = did_you_mean(key, ["split"]) if "." not in key and key not in EVALUATED_KEYS else ""
+        if hint:
+            raise ConfigError(
+                f"evaluate takes split={'|'.join(SPLITS)} and overrides of the experiment's config under "
+                f"{list(EVALUATED_KEYS)}; got {override!r}.{hint}"
+            )
+        overrides.append(override)
     result = evaluate_experiment(arguments.experiment, overrides, split=split, out=arguments.out)
     if result.metrics:
         print(format_evaluation(result))

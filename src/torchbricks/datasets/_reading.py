@@ -13,7 +13,8 @@ Hidden files are not data: every listing leaves them out (`visible_files`, `is_h
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -68,6 +69,7 @@ __all__ = [
     "rgb_as_shown",
     "start_up_headers",
     "start_up_listings",
+    "stripped_class_names",
     "to_image",
     "torchvision_parts",
     "turned_by_exif",
@@ -258,25 +260,87 @@ def read_user_text(path: Path) -> str:
         raise DataError(f"The file {str(path)!r} is not UTF-8 text: {error}. Save it as UTF-8.") from error
 
 
-def read_name_lines(path: Path) -> list[str]:
+def read_name_lines(path: Path, notes: list[str] | None = None) -> list[str]:
     """The names of a file of one name a line whose line number is the index (`classes.txt`, Darknet's `obj.names`),
-    the space around each left out, as are the empty lines after the last name.
+    the space around each left out (`stripped_class_names`), as are the empty lines after the last name. A file whose
+    every line is its own index, from 0, and a name (`0 red`, as some exporters write it) names the classes after the
+    numbers, and says so in `notes`; one numbered otherwise is read as written.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "classes.txt"
+        >>> _ = path.write_text("0 red blood cell\\n1 white\\n")
+        >>> read_name_lines(path)
+        ['red blood cell', 'white']
 
     Raises:
-        DataError: The file is not UTF-8 text, or an empty line comes before a name: the names after it would be
-            numbered one lower than the label files (and Darknet) number them, another class each.
+        DataError: The file is not UTF-8 text, an empty line comes before a name (the names after it would be
+            numbered one lower than the label files, and Darknet, number them: another class each), or two lines
+            differ only in the spaces around them (`stripped_class_names`).
     """
-    lines = [line.strip() for line in read_user_text(path).splitlines()]
-    while lines and not lines[-1]:
+    lines = read_user_text(path).splitlines()
+    while lines and not lines[-1].strip():
         lines.pop()
-    empty = next((number for number, line in enumerate(lines, start=1) if not line), None)
+    empty = next((number for number, line in enumerate(lines, start=1) if not line.strip()), None)
     if empty is not None:
         raise DataError(
             f"{str(path)!r} line {empty} is empty: each line names the class of its index (line 1 is class 0), so "
-            f"{lines[empty]!r} on line {empty + 1} would be class {empty} for the labels but class {empty - 1} once "
-            "the empty line is skipped. Remove the empty line, or name the class it stands for."
+            f"{lines[empty].strip()!r} on line {empty + 1} would be class {empty} for the labels but class {empty - 1} "
+            "once the empty line is skipped. Remove the empty line, or name the class it stands for."
         )
-    return lines
+    numbered = [_NUMBERED_LINE.fullmatch(line) for line in lines]
+    if lines and all(match is not None and int(match[1]) == index for index, match in enumerate(numbered)):
+        names = stripped_class_names([match[2] for match in numbered if match is not None], repr(str(path)), "line", 1)
+        if notes is not None:
+            notes.append(
+                f"{str(path)!r} begins each line with its class index ({lines[0].strip()!r}): the classes are read "
+                f"without the numbers, {names}."
+            )
+        return names
+    return stripped_class_names(lines, repr(str(path)), "line", 1)
+
+
+_NUMBERED_LINE = re.compile(r"\s*(\d+)[ \t]+(\S.*)")
+"""A line of a class list that begins with a class index (`0 red`): the index, and the name as written after it."""
+
+
+def stripped_class_names(
+    names: Sequence[str], source: str, entry: str = "class", first: int = 0, ids: Sequence[int] | None = None
+) -> list[str]:
+    """The class names `names` (in index order) without the spaces around them, as every reader reads a class name
+    (VOC's `<name>`, a labelmap's line, a YOLO `names` entry), so that `cat ` in one file is the `cat` of another.
+    Names equal as written stay (two classes named alike: `check-data` notes them).
+
+    Args:
+        names: The names as the file writes them.
+        source: The file (and the key) the names are read from, for the message: `'data/data.yaml' 'names'`.
+        entry: What an index counts in the file (`class`, `line`, `entry`), for the message.
+        first: The number of the first entry (1 for lines).
+        ids: The number of each entry, when they are not counted from `first` (COCO's category ids).
+
+    Example:
+        >>> stripped_class_names([" cat", "dog "], "'classes.txt'")
+        ['cat', 'dog']
+
+    Raises:
+        DataError: A name is only spaces, or two names differ only in the spaces around them (`cat` and `cat `): one
+            class the labels number two ways, or two classes no report, column or drawn label could tell apart.
+    """
+    stripped = [name.strip() for name in names]
+    numbers = list(ids) if ids is not None else [index + first for index in range(len(names))]
+    blank = next((index for index, name in enumerate(stripped) if not name), None)
+    if blank is not None:
+        raise DataError(f"{source} has {entry} {numbers[blank]} {names[blank]!r}, which names no class; expected a class name.")
+    seen: dict[str, int] = {}
+    for index, name in enumerate(stripped):
+        earlier = seen.setdefault(name, index)
+        if names[earlier] != names[index]:
+            raise DataError(
+                f"{source} has {entry} {numbers[earlier]} {names[earlier]!r} and {entry} {numbers[index]} {names[index]!r}: "
+                f"the same class name {name!r} but for the spaces around it, as every reader reads a name. If they are "
+                "one class, list it once and label it with one index; if two, give each a name of its own."
+            )
+    return stripped
 
 
 def image_files(folder: Path) -> list[Path]:

@@ -39,6 +39,7 @@ from torchbricks.datasets._reading import (
     read_once,
     read_user_text,
     reading_once,
+    stripped_class_names,
 )
 from torchbricks.datasets.boxes import BoxDataset, BoxImage, BoxObject, box_problem, clip_box
 from torchbricks.datasets.folder_splits import VALIDATION_FOLDERS
@@ -195,6 +196,15 @@ def _read_json(path: Path) -> dict[str, Any]:
                 f"The COCO file {str(path)!r} gives the category id {category['id']} to {name!r} and to "
                 f"{str(category['name'])!r}; each category needs an id of its own."
             )
+    categories = sorted(document["categories"], key=lambda category: int(category["id"]))
+    stripped = stripped_class_names(
+        [str(category["name"]) for category in categories],
+        f"The COCO file {str(path)!r}",
+        "category id",
+        ids=[int(category["id"]) for category in categories],
+    )
+    for category, name in zip(categories, stripped, strict=True):  # the document is this caller's own (`parsed_json`)
+        category["name"] = name
     return document
 
 

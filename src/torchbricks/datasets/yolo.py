@@ -64,6 +64,7 @@ from torchbricks.datasets._reading import (
     random_split,
     read_name_lines,
     read_user_text,
+    stripped_class_names,
     visible_files,
 )
 from torchbricks.datasets.boxes import BoxDataset, BoxImage, BoxObject, box_problem, clip_box
@@ -172,7 +173,7 @@ def _names(path: Path, names: Any, count: Any) -> list[str]:
                 f"The YOLO file {str(path)!r} has 'names' entry {index} {name!r}; expected a class name, as "
                 f"`names: [cat, dog]` or `names: {{0: cat, 1: dog}}` gives them."
             )
-    return [str(name) for name in names]
+    return stripped_class_names([str(name) for name in names], f"The YOLO file {str(path)!r} 'names'", "entry")
 
 
 def _source(base: Path, value: str) -> Path:
@@ -209,7 +210,9 @@ def read_yolo_layout(root: Path | str, validation_fraction: float = VALIDATION_F
         names, splits, base = _ultralytics_splits(root, settings)
         keypoint_fields = _keypoint_fields(settings)
     elif (root / DARKNET_DATA).is_file() or (root / DARKNET_NAMES).is_file():
-        names, splits = _darknet_splits(root)
+        notes: list[str] = []
+        names, splits = _darknet_splits(root, notes)
+        notice = notes[0] if notes else None
     elif (root / "classes.txt").is_file() or _label_studio_categories(root) is not None:
         names, notice = _label_studio_names(root)
         if (root / "images" / SPLIT_KEYS["train"]).is_dir():
@@ -324,10 +327,11 @@ def _label_studio_names(root: Path) -> tuple[list[str], str | None]:
         DataError: `notes.json`'s categories are not ids 0 to n - 1 with names, or `classes.txt` names other classes.
     """
     listed_path, notes_path = root / "classes.txt", root / LABEL_STUDIO_NOTES
-    listed = _listed_names(listed_path) if listed_path.is_file() else None
+    notes: list[str] = []
+    listed = _listed_names(listed_path, notes) if listed_path.is_file() else None
     categories = _label_studio_categories(root)
     if categories is None:
-        return listed or [], None
+        return listed or [], notes[0] if notes else None
     by_id: dict[int, str] = {}
     for category in categories:
         identifier = category.get("id") if isinstance(category, dict) else None
@@ -343,9 +347,9 @@ def _label_studio_names(root: Path) -> tuple[list[str], str | None]:
             f"n - 1, so each id from 0 to {len(by_id) - 1} names one. Give each label of the labelling config a "
             "category from 0 up (or none), and export again."
         )
-    names = [by_id[index] for index in range(len(by_id))]
+    names = stripped_class_names([by_id[index] for index in range(len(by_id))], f"{str(notes_path)!r}", "category id")
     if listed is None or listed == names:
-        return names, None
+        return names, notes[0] if notes else None
     if sorted(listed) != sorted(names):
         raise DataError(
             f"{str(listed_path)!r} lists the classes {listed}, but {str(notes_path)!r}, which Label Studio writes "
@@ -359,10 +363,10 @@ def _label_studio_names(root: Path) -> tuple[list[str], str | None]:
     )
 
 
-def _listed_names(path: Path) -> list[str]:
+def _listed_names(path: Path, notes: list[str] | None = None) -> list[str]:
     if not path.is_file():
         raise DataError(f"The YOLO class names file {str(path)!r} does not exist.")
-    names = read_name_lines(path)
+    names = read_name_lines(path, notes)
     if not names:
         raise DataError(f"{str(path)!r} names no class.")
     return names
@@ -433,16 +437,17 @@ def _ultralytics_base(root: Path, document: dict[str, Any]) -> Path:
     return root
 
 
-def _darknet_splits(root: Path) -> tuple[list[str], dict[str, Any]]:
+def _darknet_splits(root: Path, notes: list[str]) -> tuple[list[str], dict[str, Any]]:
     """Darknet's layout, as CVAT's "YOLO 1.1" export writes it: `obj.data` (`names`, `train`, `valid` files),
-    `obj.names`, images with their label files in `obj_train_data/` (and `obj_valid_data/`)."""
+    `obj.names`, images with their label files in `obj_train_data/` (and `obj_valid_data/`); what to say of how the
+    names were read goes to `notes`."""
     settings: dict[str, str] = {}
     if (root / DARKNET_DATA).is_file():
         for line in read_user_text(root / DARKNET_DATA).splitlines():
             key, separator, value = line.split("#", 1)[0].partition("=")
             if separator:
                 settings[key.strip()] = value.strip()
-    names = _listed_names(_source(root, settings.get("names", DARKNET_NAMES)))
+    names = _listed_names(_source(root, settings.get("names", DARKNET_NAMES)), notes)
     splits: dict[str, Any] = {"train": None, "validation": None, "test": []}  # None: not given
     subsets = [key for key in settings if key.lower() not in DARKNET_SETTINGS]
     for key in subsets:  # a list file of images
