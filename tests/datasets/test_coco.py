@@ -612,3 +612,21 @@ def test_within_a_start_up_a_coco_file_is_parsed_once_and_each_reader_gets_its_o
     assert names == ["cat", "zebra"]
     assert dataset.records[0].objects[0].segmentation == [[1, 2, 4, 2, 4, 6]]
     assert len(parses) == 1
+
+
+def test_roboflows_project_category_named_with_a_trailing_space_is_still_left_out(tmp_path: Path) -> None:
+    # Names are stripped as they are read (7980548); the supercategories that point at the project category were
+    # compared unstripped, so a project named 'cells ' became a class no image holds.
+    _image(tmp_path / "a.png", size=(40, 30))
+    categories = [
+        {"id": 0, "name": "cells ", "supercategory": "none"},
+        {"id": 1, "name": "red", "supercategory": "cells "},
+        {"id": 2, "name": "white", "supercategory": "cells "},
+    ]
+    path = _coco(
+        tmp_path / "train.json",
+        [{"id": 1, "file_name": "a.png", "width": 40, "height": 30}],
+        [_annotation(1, 1, 1, [5, 5, 10, 10])],
+        categories,
+    )
+    assert coco_class_names(path) == ["red", "white"]

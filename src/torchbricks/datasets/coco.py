@@ -226,9 +226,14 @@ def coco_categories(document: dict[str, Any]) -> list[dict[str, Any]]:
         return categories
     project, others = categories[0], categories[1:]
     used = {annotation.get("category_id") for annotation in document["annotations"]}
-    if 0 not in used and all(category.get("supercategory") == project["name"] for category in others):
+    # the names are stripped by the time they get here (`stripped_category_names`), the supercategories are not
+    if 0 not in used and all(_stripped(category.get("supercategory")) == _stripped(project["name"]) for category in others):
         return others
     return categories
+
+
+def _stripped(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
 
 
 def coco_class_names(path: Path | str) -> list[str]:
