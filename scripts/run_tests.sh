@@ -10,4 +10,6 @@ python3 -m venv .venv
 .venv/bin/ruff check src tests benchmarks scripts
 .venv/bin/ruff format --check src tests benchmarks scripts
 .venv/bin/mypy
-.venv/bin/python -m pytest "$@"
+echo "Tested against:" $(.venv/bin/python -m pip freeze --exclude-editable | grep -iE "^(torch|torchvision|torchmetrics|pytorch-lightning|onnx|onnxruntime|onnxscript|numpy|pillow|hypothesis)==")
+# the 30 slowest tests at the end of the log, so that a slower run can be compared test by test
+.venv/bin/python -m pytest --durations=30 "$@"
