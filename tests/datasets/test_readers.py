@@ -533,6 +533,28 @@ def test_a_classes_txt_without_its_background_line_is_noted_once_at_the_start(
         assert "begins with" not in capsys.readouterr().err
 
 
+def test_a_numbered_classes_txt_of_masks_is_read_without_its_numbers_and_the_start_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # '0 background', '1 cat', ... (as some exporters write a class list) is read as the names; the YOLO readers said
+    # so, the masks' reader read it alike without a word
+    from torchbricks.datasets.checking import check_data
+
+    root = _cat_dog_segmentation(tmp_path / "numbered", "0 background\n1 cat\n2 dog\n")
+
+    module = SegmentationFolderDataModule(root, image_size=16, batch_size=2, num_workers=0)
+
+    assert module.class_names == ["background", "cat", "dog"]
+    printed = capsys.readouterr().err
+    assert printed.count("begins each line with its class index ('0 background')") == 1
+    assert "begins each line" in " ".join(check_data(root, task="segmentation").notes)
+    # written as names: no note
+    SegmentationFolderDataModule(
+        _cat_dog_segmentation(tmp_path / "names", "background\ncat\ndog\n"), image_size=16, batch_size=2, num_workers=0
+    )
+    assert "begins each line" not in capsys.readouterr().err
+
+
 def test_a_segmentation_split_of_more_classes_than_the_ignored_value_leaves_out_is_refused(tmp_path: Path) -> None:
     # 16-bit masks can number 300 classes, but 255 marks ignored pixels: class 255 would never be trained or scored
     with pytest.raises(DataError, match=r"has 256 classes, but mask value 255 marks ignored pixels: class 255"):

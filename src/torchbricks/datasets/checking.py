@@ -70,6 +70,7 @@ from torchbricks.datasets.readers import (
     mask_colours,
     mask_value_problem,
     masks_are_binary_255,
+    numbered_class_list_notice,
     read_mask,
     reads_voc_classes,
     segmentation_class_names,
@@ -619,8 +620,8 @@ def _note_background_line(checker: _Checker, root: Path) -> None:
     names = checker.report.class_names
     found = {index for index, name in enumerate(names) if name in checker.report.counts.get("train", {})}
     shifted = background_line_notice(root, names, found)
-    if shifted is not None:
-        checker.report.notes.append(shifted)
+    numbered = numbered_class_list_notice(root)
+    checker.report.notes.extend(note for note in (numbered, shifted) if note is not None)
 
 
 def _count_mask(checker: _Checker, split: str, mask: np.ndarray, path: Path) -> None:

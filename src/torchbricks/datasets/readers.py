@@ -92,6 +92,7 @@ __all__ = [
     "mask_colours",
     "mask_value_problem",
     "masks_are_binary_255",
+    "numbered_class_list_notice",
     "read_mask",
     "reads_voc_classes",
     "segmentation_class_names",
@@ -707,6 +708,18 @@ def is_background_name(name: str) -> bool:
         (True, False)
     """
     return "".join(character for character in name.lower() if character not in "_- .") in BACKGROUND_NAMES
+
+
+def numbered_class_list_notice(root: Path | str) -> str | None:
+    """What the job and `check-data` say when `root/classes.txt` begins each line with its class index (`0 background`,
+    `1 cat`), which `read_name_lines` reads without the numbers; None for any other class list, and with a labelmap."""
+    root = Path(root)
+    listed = root / "classes.txt"
+    if not listed.is_file() or (root / LABELMAP_FILE).is_file():
+        return None
+    notes: list[str] = []
+    read_name_lines(listed, notes)
+    return notes[0] if notes else None
 
 
 def background_line_notice(root: Path | str, class_names: Sequence[str], found: set[int]) -> str | None:

@@ -57,6 +57,7 @@ from torchbricks.datasets.readers import (
     binary_masks_notice,
     mask_colours,
     masks_are_binary_255,
+    numbered_class_list_notice,
     read_mask,
     reads_voc_classes,
     segmentation_class_names,
@@ -664,8 +665,10 @@ class SegmentationFolderDataModule(FileDataModule):
         ]
         _warn_classes_without_training_example(self.root, self.classes_without_training_example, "mask pixel")
         shifted = None if self.colours is not None else background_line_notice(self.root, self.class_names, found)
-        if shifted is not None and launched_as_global_zero():
-            print(f"torchbricks: note: {shifted}", file=sys.stderr, flush=True)
+        numbered = None if self.colours is not None else numbered_class_list_notice(self.root)
+        for note in (numbered, shifted):
+            if note is not None and launched_as_global_zero():
+                print(f"torchbricks: note: {note}", file=sys.stderr, flush=True)
 
     def _read_folder_split(self, split: FolderSplit, transform: Any) -> Any:
         return SegmentationFolderDataset(
