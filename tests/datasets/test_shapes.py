@@ -137,9 +137,16 @@ def test_make_dataset_command_writes_the_layouts_and_refuses_an_existing_folder(
     assert "--overwrite" in capsys.readouterr().err
 
 
-def test_an_overwrite_whose_swap_fails_puts_the_existing_data_set_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The old data set was moved aside to a hidden .shapes.<id>.old folder and left there, and shapes/ was gone
+@pytest.mark.parametrize("swap", ["two renames", "one exchange"])
+def test_an_overwrite_whose_swap_fails_puts_the_existing_data_set_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, swap: str
+) -> None:
+    # The old data set was moved aside to a hidden .shapes.<id>.old folder and left there, and shapes/ was gone. Where
+    # the folders cannot be exchanged in one step (not Linux, or a file system without it) they are swapped by two
+    # renames, the second failing here; on Linux the exchange itself fails.
     import os
+
+    from torchbricks import _files
 
     root = write_shapes_dataset(tmp_path / "shapes", num_train=2, num_val=1, image_size=32)
     before = _digest(root)
@@ -150,7 +157,14 @@ def test_an_overwrite_whose_swap_fails_puts_the_existing_data_set_back(tmp_path:
             raise OSError(16, "Device or resource busy")  # a folder in use on Windows, a network share
         rename(source, target)
 
-    monkeypatch.setattr(os, "replace", fails_to_swap_in_the_new_folder)
+    def fails_to_exchange(first: Path, second: Path) -> bool:
+        raise OSError(16, "Device or resource busy")
+
+    if swap == "two renames":
+        monkeypatch.setattr(_files, "_exchange", lambda first, second: False)
+        monkeypatch.setattr(os, "replace", fails_to_swap_in_the_new_folder)
+    else:
+        monkeypatch.setattr(_files, "_exchange", fails_to_exchange)
     with pytest.raises(OSError, match="busy"):
         write_shapes_dataset(root, num_train=3, num_val=1, image_size=32, overwrite=True)
 
