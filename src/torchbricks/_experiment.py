@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from torchbricks._extras import require
+from torchbricks._files import update_with_file
 from torchbricks.errors import ConfigError, ExperimentExistsError, did_you_mean
 
 __all__ = [
@@ -572,7 +573,5 @@ def trained_weights_digest(folder: Path) -> str | None:
     digest = hashlib.sha256()
     for path in files:
         digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
-        with open(path, "rb") as file:
-            while block := file.read(1 << 20):
-                digest.update(block)
+        update_with_file(digest, path)
     return digest.hexdigest()

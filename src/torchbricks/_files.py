@@ -32,6 +32,7 @@ __all__ = [
     "remove_stale_temporaries",
     "replace_folder",
     "sync_folder",
+    "update_with_file",
     "write_all_atomically",
     "write_atomically",
     "write_json",
@@ -84,8 +85,7 @@ def write_all_atomically(
             temporary = target.with_name(f".{temporary_stem or target.name}.{uuid.uuid4().hex}.tmp")
             staged.append((temporary, target))
             write(temporary)
-            with open(temporary, "rb") as file:
-                os.fsync(file.fileno())
+            _sync_file(temporary)
         for temporary, target in sorted(staged, key=lambda pair: pair[1] != rename_first):
             os.replace(temporary, target)
     except BaseException:
@@ -108,8 +108,7 @@ def write_with_side_files_atomically(target: Path, write: Callable[[Path], objec
         write(folder / target.name)
         written = sorted(folder.iterdir(), key=lambda path: path.name == target.name)  # target last
         for path in written:
-            with open(path, "rb") as file:
-                os.fsync(file.fileno())
+            _sync_file(path)
         for path in written:
             os.replace(path, target.with_name(path.name))
     finally:
@@ -178,10 +177,21 @@ def _remove_stale_temporaries_now_and_then(folder: Path) -> None:
 def file_sha256(path: Path) -> str:
     """The SHA-256 of a file's contents, as hex, read in blocks of 1 MiB."""
     digest = hashlib.sha256()
+    update_with_file(digest, path)
+    return digest.hexdigest()
+
+
+def update_with_file(digest: Any, path: Path) -> None:
+    """Feeds a file's contents to `digest` (a `hashlib` hash), read in blocks of 1 MiB."""
     with open(path, "rb") as file:
         while block := file.read(1 << 20):
             digest.update(block)
-    return digest.hexdigest()
+
+
+def _sync_file(path: Path | str) -> None:
+    """Syncs a written file's contents to the disk (before it is renamed into place)."""
+    with open(path, "rb") as file:
+        os.fsync(file.fileno())
 
 
 def write_text(path: Path, text: str) -> None:
@@ -307,8 +317,7 @@ def sync_folder(folder: Path) -> None:
         for name in files:
             path = os.path.join(parent, name)
             if not os.path.islink(path):
-                with open(path, "rb") as file:
-                    os.fsync(file.fileno())
+                _sync_file(path)
         _sync_directory(Path(parent))
 
 
