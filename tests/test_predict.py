@@ -996,3 +996,62 @@ def test_predict_tile_merges_a_large_image_with_many_boxes_into_one_box_per_obje
     found = sorted(tuple(row["bbox"]) for row in rows)
     corners = range(1, side, spacing)
     assert found == sorted((float(x), float(y), 6.0, 6.0) for x in corners for y in corners)
+
+
+# --- predicted boxes as labels a labelling tool opens, read back by the box readers ----------------------------------
+
+
+@pytest.mark.parametrize(("layout", "images_folder", "tolerance"), [("yolo", "images", 1e-3), ("voc", "JPEGImages", 0.5)])
+def test_predicted_labels_beside_their_images_are_read_back_as_the_predicted_boxes(
+    tmp_path: Path, layout: str, images_folder: str, tolerance: float
+) -> None:
+    from torchbricks.datasets.detection_layouts import detect_detection_layout, read_detection_split
+
+    photos = tmp_path / "photos"
+    write_png(photos / "a.png", blob_image(30, 40, (5, 3, 33, 27)))
+    write_png(photos / "day2" / "b.png", blob_image(48, 36, (2, 10, 30, 40)))
+    write_png(photos / "empty.png", np.zeros((20, 20, 3), np.uint8))  # nothing bright: no box
+    out = tmp_path / "out"
+    experiment = bright_box_experiment(tmp_path / "experiment")
+
+    predict_images(BrickBackend(experiment), [photos], out, class_names=["blob"], labels=layout, progress=False)
+    shutil.copytree(photos, out / images_folder)  # the images beside their labels, as a user lays them out to train
+
+    predicted = {Path(row["file_name"]).name: row["bbox"] for row in json.loads((out / "predictions.json").read_text())}
+    assert detect_detection_layout(out) == layout
+    read = [image for split in ("train", "validation") for image in read_detection_split(out, layout, split).records]
+    assert sorted(image.path.name for image in read) == ["a.png", "b.png", "empty.png"]
+    for image in read:
+        boxes = [(item.label, item.box) for item in image.objects]
+        if image.path.name == "empty.png":
+            assert boxes == []
+            continue
+        ((label, (x_min, y_min, x_max, y_max)),) = boxes
+        x, y, width, height = predicted[image.path.name]
+        assert label == 0
+        assert np.allclose([x_min, y_min, x_max, y_max], [x, y, x + width, y + height], atol=tolerance)
+
+
+def test_predict_labels_of_a_model_without_a_detection_head_is_one_line_and_writes_nothing(
+    trained_experiment: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    experiment = trained_experiment("classification")
+    write_png(tmp_path / "images" / "a.png", blob_image(32, 32, (4, 4, 12, 12)))
+
+    assert main(["predict", str(experiment), str(tmp_path / "images"), "--out", str(tmp_path / "out"), "--labels", "voc"]) == 2
+    assert "labels='voc' writes the boxes of a detection head, and this model has none" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_predict_cli_writes_yolo_labels_and_the_experiments_class_names(trained_experiment: Any, tmp_path: Path) -> None:
+    experiment = trained_experiment("detection")
+    write_png(tmp_path / "images" / "a.png", blob_image(32, 32, (4, 4, 12, 12)))
+
+    arguments = ["predict", str(experiment), str(tmp_path / "images"), "--out", str(tmp_path / "out"), "--labels", "yolo"]
+    assert main([*arguments, "--min-score", "0"]) == 0
+
+    assert (tmp_path / "out" / "classes.txt").read_text().splitlines() == load_experiment(experiment).class_names
+    lines = (tmp_path / "out" / "labels" / "a.txt").read_text().splitlines()
+    assert len(lines) == len(json.loads((tmp_path / "out" / "predictions.json").read_text()))  # min score 0: every box
+    with pytest.raises(SystemExit):
+        main([*arguments, "--min-score", "1.5"])

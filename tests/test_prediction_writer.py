@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -180,6 +181,7 @@ def test_heads_trained_on_data_sets_of_their_own_are_named_by_their_own_classes_
 _UNICODE_CLASSES = """
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -205,3 +207,79 @@ def test_predictions_csv_is_utf8_whatever_the_locale(tmp_path: Path) -> None:
     (row,) = csv.DictReader((tmp_path / "out" / "predictions.csv").open(encoding="utf-8"))
     assert row["class"] == "d\u00f6g \u732b"
     assert row["top5"] == "d\u00f6g \u732b:0.7500;cat:0.2500"
+
+
+def _two_boxes() -> dict[str, Any]:
+    """A detection head's result on a 40 x 30 image: a box scoring 0.9 that reaches past the right edge, one of 0.2."""
+    return {
+        "det": {
+            "kind": "detection",
+            "boxes": np.array([[4.0, 3.0, 44.0, 15.0], [10.0, 10.0, 20.0, 20.0]], np.float32),
+            "scores": np.array([0.9, 0.2], np.float32),
+            "labels": np.array([1, 0]),
+        }
+    }
+
+
+def test_yolo_labels_hold_the_boxes_scoring_min_score_normalised_and_cut_to_the_image(tmp_path: Path) -> None:
+    writer = PredictionWriter(tmp_path, {"det": "detection"}, ["cat", "dog"], pictures=None, labels="yolo")
+    image = np.zeros((30, 40, 3), np.uint8)
+    writer.add("sub/a", "photos/sub/a.png", image, _two_boxes())
+    writer.add("b", "photos/b.png", image, {"det": {**_two_boxes()["det"], "scores": np.array([0.1, 0.2], np.float32)}})
+    writer.finish()
+
+    # the first box cut at x = 40: centre (22, 9), 36 x 12 pixels of 40 x 30; the 0.2 box is under the default 0.3
+    assert (tmp_path / "labels" / "sub" / "a.txt").read_text() == "1 0.550000 0.300000 0.900000 0.400000\n"
+    assert (tmp_path / "labels" / "b.txt").read_text() == ""  # an image without a box: an empty file, as tools write
+    assert (tmp_path / "classes.txt").read_text() == "cat\ndog\n"
+    heads, names = {"det": "detection"}, ["cat", "dog"]
+    lowered = PredictionWriter(tmp_path / "low", heads, names, pictures=None, labels="yolo", min_score=0.15)
+    lowered.add("a", "a.png", image, _two_boxes())
+    assert (tmp_path / "low" / "labels" / "a.txt").read_text().splitlines()[1] == "0 0.375000 0.500000 0.250000 0.333333"
+
+
+def test_labels_are_written_at_the_images_own_size_when_the_picture_is_reduced(tmp_path: Path) -> None:
+    writer = PredictionWriter(tmp_path, {"det": "detection"}, ["cat", "dog"], pictures=None, labels="yolo")
+    writer.write_images("a", np.zeros((15, 20, 3), np.uint8), _two_boxes(), size=(30, 40))
+
+    assert (tmp_path / "labels" / "a.txt").read_text() == "1 0.550000 0.300000 0.900000 0.400000\n"
+
+
+def test_voc_labels_name_the_image_and_its_size_with_whole_pixel_corners_from_0(tmp_path: Path) -> None:
+    from xml.etree import ElementTree
+
+    writer = PredictionWriter(tmp_path, {"det": "detection"}, ["cat", "d<g"], pictures=None, labels="voc")
+    result = _two_boxes()
+    result["det"]["boxes"][0] = [4.4, 2.6, 44.0, 15.5]
+    writer.write_images("sub/a", np.zeros((30, 40, 3), np.uint8), result, file_name="a.png")
+
+    root = ElementTree.parse(tmp_path / "Annotations" / "sub" / "a.xml").getroot()
+    assert root.findtext("filename") == "a.png"
+    assert [root.findtext(f"size/{key}") for key in ("width", "height", "depth")] == ["40", "30", "3"]
+    (item,) = root.findall("object")
+    assert item.findtext("name") == "d<g"
+    assert [item.findtext(f"bndbox/{key}") for key in ("xmin", "ymin", "xmax", "ymax")] == ["4", "3", "40", "16"]
+    assert root.findtext("source/database") == "torchbricks predict"
+
+
+def test_min_score_sets_the_boxes_drawn_too(tmp_path: Path) -> None:
+    image = np.zeros((60, 60, 3), np.uint8)
+    result = _two_boxes()
+    result["det"]["boxes"][1] = [20.0, 40.0, 50.0, 58.0]
+    for name, min_score in (("default", 0.3), ("low", 0.15)):
+        PredictionWriter(tmp_path / name, {"det": "detection"}, ["cat", "dog"], pictures="png", min_score=min_score).add(
+            "a", "a.png", image, result
+        )
+    bottom_edge_of_the_low_box = (35, 57)  # x, y: on the 0.2 box's outline, away from the 0.9 box and the labels
+    assert Image.open(tmp_path / "default" / "drawn" / "a.png").getpixel(bottom_edge_of_the_low_box) == (0, 0, 0)
+    assert Image.open(tmp_path / "low" / "drawn" / "a.png").getpixel(bottom_edge_of_the_low_box) != (0, 0, 0)
+
+
+def test_labels_without_a_detection_head_or_of_an_unknown_layout_or_score_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(BrickError, match=r"labels='yolo' writes the boxes of a detection head.*'cls': 'classification'"):
+        PredictionWriter(tmp_path, {"cls": "classification"}, labels="yolo")
+    with pytest.raises(BrickError, match=r"labels must be one of \['yolo', 'voc'\] or None, got 'coco'"):
+        PredictionWriter(tmp_path, {"det": "detection"}, labels="coco")
+    with pytest.raises(BrickError, match=r"min_score is a score in \[0, 1\], got 1.5"):
+        PredictionWriter(tmp_path, {"det": "detection"}, min_score=1.5)
+    assert list(tmp_path.iterdir()) == []

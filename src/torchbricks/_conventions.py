@@ -5,6 +5,8 @@
   `<stage>/losses/<head>/<loss>` for each loss; Lightning adds `_epoch` / `_step` to values logged both ways.
   `logged_name` builds them and `parse_logged_name` reads them back.
 - `LOSS_PARTS`: the output beside a loss brick's losses that hands over each loss's numerator and denominator.
+- `PREDICT_VOC_DATABASE`: the `source/database` of the Pascal VOC files `torchbricks predict --labels voc` writes,
+  by which the VOC reader knows their corners are pixel edges from 0.
 - A head's entry in a mapping by head (`of_head`): by its path, else by its first name (a data source `detection`
   names its head `detection/...`).
 """
@@ -21,6 +23,7 @@ __all__ = [
     "LOSSES",
     "LOSS_PARTS",
     "PER_CLASS",
+    "PREDICT_VOC_DATABASE",
     "SEPARATOR",
     "TOTAL_LOSS",
     "LoggedName",
@@ -57,6 +60,10 @@ LOADER_SUFFIX = "/dataloader_idx_"
 
 CONFUSION_MATRIX = "confusion_matrix"
 """The metric name of a head's confusion matrix of counts, `<head>/confusion_matrix` (rows: the true classes)."""
+
+PREDICT_VOC_DATABASE = "torchbricks predict"
+"""The `source/database` of the Pascal VOC files `torchbricks predict --labels voc` writes: the VOC reader reads their
+corners as pixel edges from 0, as the labelling tools write them, not as the 1-based indices of VOC's devkit."""
 
 
 class LoggedName(NamedTuple):

@@ -72,13 +72,18 @@ class PictureDrawer:
         heads: Head path -> kind.
         class_names: Names of the classes (indices when None), or head path -> its names (heads trained on data
             sets of their own, `data.sources`).
+        min_score: The lowest score of a box or point drawn.
     """
 
     def __init__(
-        self, heads: dict[str, str], class_names: Sequence[str] | Mapping[str, Sequence[str] | None] | None = None
+        self,
+        heads: dict[str, str],
+        class_names: Sequence[str] | Mapping[str, Sequence[str] | None] | None = None,
+        min_score: float = DRAWN_MIN_SCORE,
     ) -> None:
         self.heads = dict(heads)
         self.names_by_head = per_head(class_names, heads)
+        self.min_score = min_score
 
     def name_of(self, index: int, head: str) -> str:
         """The name of class `index` of `head`, or the index itself when it has no name."""
@@ -99,8 +104,8 @@ class PictureDrawer:
         return Image.composite(Image.blend(picture, colors, 0.5), picture, foreground)
 
     def draw_boxes(self, picture: Image.Image, values: dict[str, Any], head: str) -> None:
-        """Draws the boxes scoring at least `DRAWN_MIN_SCORE`, each labelled `name score` above its top-left corner."""
-        keep = values["scores"] >= DRAWN_MIN_SCORE
+        """Draws the boxes scoring at least `min_score`, each labelled `name score` above its top-left corner."""
+        keep = values["scores"] >= self.min_score
         if not keep.any():
             return
         draw = ImageDraw.Draw(picture)
@@ -115,9 +120,9 @@ class PictureDrawer:
             picture.paste(tile, (int(x_min), int(max(0.0, y_min - (tile.height - 1)))))
 
     def draw_points(self, picture: Image.Image, values: dict[str, Any], head: str) -> None:
-        """Draws the points scoring at least `DRAWN_MIN_SCORE` as dots in their class colour, each labelled `name score`
-        to its right."""
-        keep = values["scores"] >= DRAWN_MIN_SCORE
+        """Draws the points scoring at least `min_score` as dots in their class colour, each labelled `name score` to
+        its right."""
+        keep = values["scores"] >= self.min_score
         if not keep.any():
             return
         draw = ImageDraw.Draw(picture)

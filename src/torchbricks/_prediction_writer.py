@@ -11,15 +11,18 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from torchbricks._conventions import PREDICT_VOC_DATABASE
 from torchbricks._predict_results import ImageResult
-from torchbricks._prediction_pictures import PALETTE_BYTES, PictureDrawer, per_head, present_classes
+from torchbricks._prediction_pictures import DRAWN_MIN_SCORE, PALETTE_BYTES, PictureDrawer, per_head, present_classes
 from torchbricks.errors import BrickError
 
-__all__ = ["PICTURE_FORMATS", "TOP_K", "PredictionWriter"]
+__all__ = ["LABEL_LAYOUTS", "PICTURE_FORMATS", "TOP_K", "PredictionWriter"]
 
 TOP_K = 5
 PICTURE_FORMATS = ("jpg", "png", None)
 JPEG_QUALITY = 90
+LABEL_LAYOUTS = ("yolo", "voc")
+"""The layouts the predicted boxes can be written in as labels, for a labelling tool to open and correct."""
 
 
 class PredictionWriter:
@@ -49,8 +52,19 @@ class PredictionWriter:
 
     `predictions.csv` is UTF-8 whatever the system's locale, as the JSON files are (ASCII with `\\u` escapes).
 
+    With `labels`, the boxes of each detection head scoring at least `min_score` are also written as labels a
+    labelling tool opens, to correct rather than draw from scratch (and that `torchbricks train` reads back):
+
+    - `yolo`: `labels/<name>.txt`, a line `class cx cy w h` per box (normalised to [0, 1], 6 decimals; an empty file
+      for an image without a box), and `classes.txt`, a class name per line (Label Studio's and labelImg's layout;
+      put the images in `images/` beside `labels/` to open or train on the folder);
+    - `voc`: `Annotations/<name>.xml`, Pascal VOC with the image's file name and size and an `object` per box
+      (corners in whole pixels from 0, as CVAT, Label Studio and labelImg write them; `source/database` is
+      `torchbricks predict`, so the VOC reader reads them so).
+
     With several heads, each head's files and columns carry its name: `<head>_predictions.json`,
-    `<head>_masks/`, `<head>_overlays/`, columns `<head>/class`... (a `/` in a head path becomes `-` in a file name).
+    `<head>_masks/`, `<head>_overlays/`, `<head>_labels/`, `<head>_classes.txt`, `<head>_Annotations/`, columns
+    `<head>/class`... (a `/` in a head path becomes `-` in a file name).
 
     `record` (rows, in order) and `write_images` (files, safe to call from several threads) are the two halves of
     `add`.
@@ -64,6 +78,13 @@ class PredictionWriter:
         pictures: Format of the drawn pictures, `jpg` (fast to write) or `png`; None draws none.
         overlays: Also write each mask in colours as its own palette PNG (`overlays/`); off by default, since the
             drawn picture already shows the mask blended and every file costs as much as the model per image.
+        labels: Also write each detection head's boxes as labels in this layout (`LABEL_LAYOUTS`), or None.
+        min_score: The lowest score of a box (or point) drawn and written as a label; `predictions.json` keeps
+            every box the model gives, as COCO results do.
+
+    Raises:
+        BrickError: An unknown picture format or label layout, a `labels` layout without a detection head, or a
+            `min_score` outside [0, 1].
     """
 
     def __init__(
@@ -74,19 +95,24 @@ class PredictionWriter:
         category_ids: Sequence[int] | Mapping[str, Sequence[int] | None] | None = None,
         pictures: str | None = "jpg",
         overlays: bool = False,
+        labels: str | None = None,
+        min_score: float = DRAWN_MIN_SCORE,
     ) -> None:
         if pictures not in PICTURE_FORMATS:
             raise BrickError(f"pictures must be one of {list(PICTURE_FORMATS)}, got {pictures!r}.")
+        _check_labels(labels, min_score, heads)
         self.folder = Path(folder)
         self.heads = dict(heads)
         self.category_ids = per_head(category_ids, heads)
         self.pictures = pictures
         self.overlays = overlays
+        self.labels = labels
+        self.min_score = min_score
         self.detections: dict[str, list[dict[str, Any]]] = {head: [] for head, kind in heads.items() if kind == "detection"}
         self.points: dict[str, list[dict[str, Any]]] = {head: [] for head, kind in heads.items() if kind == "points"}
         self.rows: list[dict[str, str]] = []
         self.count = 0
-        self._drawer = PictureDrawer(self.heads, class_names)
+        self._drawer = PictureDrawer(self.heads, class_names, min_score)
         self._created: set[Path] = set()
 
     def _prefix(self, head: str) -> str:
@@ -141,12 +167,30 @@ class PredictionWriter:
         if len(row) > 1:
             self.rows.append(row)
 
-    def write_images(self, name: str, image: np.ndarray, result: ImageResult) -> None:
-        """Writes one image's masks, overlays (when asked for) and drawn picture."""
+    def write_images(
+        self,
+        name: str,
+        image: np.ndarray,
+        result: ImageResult,
+        size: tuple[int, int] | None = None,
+        file_name: str | None = None,
+    ) -> None:
+        """Writes one image's masks, overlays (when asked for), labels (when asked for) and drawn picture.
+
+        Args:
+            name: The image's name in the output (a relative POSIX path without suffix).
+            image: The picture to draw on, uint8 [H, W, 3].
+            result: The backend's result for the image.
+            size: The image's (height, width), which the results' pixels are of; the picture's when None.
+            file_name: The image's file name, for the labels that name it (VOC's `filename`); `<name>.jpg` when None.
+        """
         picture = self._drawer.start(image) if self.pictures else None
         text_line = 0
         for head, kind in self.heads.items():
             values = result[head]
+            if kind == "detection" and self.labels is not None:
+                height, width = size if size is not None else image.shape[:2]
+                self._write_labels(head, name, values, (int(height), int(width)), file_name or f"{Path(name).name}.jpg")
             if kind == "segmentation":
                 mask = values["mask"]
                 wide = mask.max(initial=0) > 255
@@ -175,6 +219,31 @@ class PredictionWriter:
                 text_line += 1
         if picture is not None:
             _save(picture, self.folder / "drawn" / f"{name}.{self.pictures}", self._created)
+
+    def _write_labels(self, head: str, name: str, values: dict[str, Any], size: tuple[int, int], file_name: str) -> None:
+        """Writes one image's boxes scoring at least `min_score` as a YOLO or VOC label file (see the class)."""
+        height, width = size
+        keep = values["scores"] >= self.min_score
+        corners = np.asarray(values["boxes"][keep], dtype=np.float64).reshape(-1, 4)
+        corners = np.clip(corners, 0.0, [width, height, width, height])  # the part in the image, as a tool draws it
+        boxes = [
+            (int(label), x_min, y_min, x_max, y_max)
+            for (x_min, y_min, x_max, y_max), label in zip(corners.tolist(), values["labels"][keep].tolist(), strict=True)
+            if label >= 0 and x_max > x_min and y_max > y_min
+        ]
+        if self.labels == "yolo":
+            path = self.folder / f"{self._prefix(head)}labels" / f"{name}.txt"
+            text = "".join(
+                f"{label} {(x_min + x_max) / 2 / width:.6f} {(y_min + y_max) / 2 / height:.6f} "
+                f"{(x_max - x_min) / width:.6f} {(y_max - y_min) / height:.6f}\n"
+                for label, x_min, y_min, x_max, y_max in boxes
+            )
+        else:
+            path = self.folder / f"{self._prefix(head)}Annotations" / f"{name}.xml"
+            named = [(self._name_of(label, head), x_min, y_min, x_max, y_max) for label, x_min, y_min, x_max, y_max in boxes]
+            text = _voc_xml(file_name, size, named)
+        _make_parent(path, self._created)
+        path.write_text(text, encoding="utf-8", errors="surrogateescape")
 
     def _add_boxes(self, head: str, file_name: str, values: dict[str, Any]) -> None:
         for box, score, label in zip(values["boxes"].tolist(), values["scores"].tolist(), values["labels"].tolist(), strict=True):
@@ -221,6 +290,13 @@ class PredictionWriter:
                 # One object per line, by json's C encoder (an indent makes json encode in Python: 5x slower).
                 path.write_text("[\n" + ",\n".join(json.dumps(row) for row in rows) + "\n]\n", encoding="utf-8")
                 written.append(path)
+        if self.labels == "yolo":  # the class list of the label files, line n class n
+            for head, rows in self.detections.items():
+                # without names (a backend given none), the indices, up to the highest predicted
+                names = self._drawer.names_by_head.get(head) or [str(index) for index in range(_highest_label(rows) + 1)]
+                path = self.folder / f"{self._prefix(head)}classes.txt"
+                path.write_text("".join(f"{name}\n" for name in names), encoding="utf-8")
+                written.append(path)
         if self.rows:
             path = self.folder / "predictions.csv"
             columns = list(dict.fromkeys(column for row in self.rows for column in row))
@@ -233,6 +309,59 @@ class PredictionWriter:
             path.write_text(buffer.getvalue(), encoding="utf-8", errors="surrogateescape")
             written.append(path)
         return written
+
+
+def _highest_label(rows: list[dict[str, Any]]) -> int:
+    """The highest class index among a head's `predictions.json` rows (their `category_name` is the index when the
+    classes have no names), -1 for none."""
+    return max((int(row["category_name"]) for row in rows if row["category_name"].isdigit()), default=-1)
+
+
+def _check_labels(labels: str | None, min_score: float, heads: Mapping[str, str]) -> None:
+    if labels is not None and labels not in LABEL_LAYOUTS:
+        raise BrickError(f"labels must be one of {list(LABEL_LAYOUTS)} or None, got {labels!r}.")
+    if not 0.0 <= min_score <= 1.0:
+        raise BrickError(f"min_score is a score in [0, 1], got {min_score!r}.")
+    if labels is not None and "detection" not in heads.values():
+        raise BrickError(
+            f"labels={labels!r} writes the boxes of a detection head, and this model has none (heads: {dict(heads)}); "
+            "a segmentation head's masks/ are already label files (the segmentation layout's masks)."
+        )
+
+
+def _voc_xml(file_name: str, size: tuple[int, int], objects: list[tuple[str, float, float, float, float]]) -> str:
+    """A Pascal VOC annotation of an image `file_name` of `size` (height, width) with `objects` (name and box in
+    pixel edges), the corners rounded to whole pixels from 0, as the labelling tools write them.
+
+    Example:
+        >>> print(_voc_xml("a.jpg", (20, 30), [("cat", 2.4, 3.6, 10.5, 19.9)]).splitlines()[11])
+            <bndbox><xmin>2</xmin><ymin>4</ymin><xmax>10</xmax><ymax>20</ymax></bndbox>
+    """
+    from xml.sax.saxutils import escape
+
+    height, width = size
+    lines = [
+        "<annotation>",
+        "  <folder>JPEGImages</folder>",
+        f"  <filename>{escape(file_name)}</filename>",
+        f"  <source><database>{PREDICT_VOC_DATABASE}</database></source>",
+        f"  <size><width>{width}</width><height>{height}</height><depth>3</depth></size>",
+        "  <segmented>0</segmented>",
+    ]
+    for name, *box in objects:
+        x_min, y_min, x_max, y_max = (round(value) for value in box)
+        if x_max <= x_min or y_max <= y_min:  # narrower than half a pixel: no whole pixel to draw it on
+            continue
+        lines += [
+            "  <object>",
+            f"    <name>{escape(name)}</name>",
+            "    <pose>Unspecified</pose>",
+            "    <truncated>0</truncated>",
+            "    <difficult>0</difficult>",
+            f"    <bndbox><xmin>{x_min}</xmin><ymin>{y_min}</ymin><xmax>{x_max}</xmax><ymax>{y_max}</ymax></bndbox>",
+            "  </object>",
+        ]
+    return "\n".join([*lines, "</annotation>", ""])
 
 
 def grey_png(mask: np.ndarray) -> bytes:

@@ -16,6 +16,7 @@ Importing this module imports no torch: `BrickBackend` and `PREDICTED_TAGS` are 
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -33,7 +34,7 @@ from torchbricks.deploy import resize_mask_nearest
 from torchbricks.errors import BrickError
 
 if TYPE_CHECKING:  # imported on first use (torch), see __getattr__
-    from torchbricks._image_sources import ReadImage
+    from torchbricks._image_sources import ImageSource, ReadImage
     from torchbricks._predict_backend import PREDICTED_TAGS, BrickBackend
 
 __all__ = [
@@ -122,6 +123,8 @@ def predict_images(
     workers: int = 2,
     pictures: str | None = "jpg",
     overlays: bool = False,
+    labels: str | None = None,
+    min_score: float = DRAWN_MIN_SCORE,
     concurrent_writes: bool | None = None,
     lanes: int | None = None,
     progress: bool = True,
@@ -163,13 +166,16 @@ def predict_images(
             "Prediction").
         pictures: Format of the drawn pictures (`jpg`, `png`), or None for none.
         overlays: Also write each segmentation mask in colours as a palette PNG (`overlays/`).
+        labels: Also write the boxes of each detection head as labels a labelling tool opens, `yolo`
+            (`labels/<name>.txt` and `classes.txt`) or `voc` (`Annotations/<name>.xml`); see `PredictionWriter`.
+        min_score: The lowest score of a box or point drawn and written as a label (`predictions.json` keeps all).
         progress: Show progress (a bar on a terminal, a line per tenth of the images otherwise).
         stream: Where progress goes; standard output by default.
         on_skip: Called with (source, reason) for each image that cannot be read.
 
     Raises:
-        BrickError: No image matches a source, no image can be read, or `out` exists and is not empty without
-            `overwrite`; nothing is written.
+        BrickError: No image matches a source, no image can be read, `out` exists and is not empty without
+            `overwrite`, or `labels` without a detection head; nothing is written.
     """
     import shutil
     import uuid
@@ -185,6 +191,17 @@ def predict_images(
     recover_folder(out)  # the predictions of a run killed as it replaced them are put back, so --overwrite guards them
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise BrickError(f"The output folder {str(out)!r} exists and is not empty; pass --overwrite to replace it.")
+    new_writer = functools.partial(
+        PredictionWriter,
+        heads=backend.heads,
+        class_names=class_names,
+        category_ids=category_ids,
+        pictures=pictures,
+        overlays=overlays,
+        labels=labels,
+        min_score=min_score,
+    )
+    new_writer(out)  # refuses bad options before anything is read or written
     items = collect_image_sources(sources, exclude=out)  # not the pictures of an earlier run into a source folder
     if concurrent_writes is None:
         concurrent_writes = _spare_core(backend)
@@ -194,7 +211,7 @@ def predict_images(
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp")
     temporary.mkdir()
-    writer = PredictionWriter(temporary, backend.heads, class_names, category_ids, pictures, overlays)
+    writer = new_writer(temporary)
     bar = _Progress(len(items), stream, enabled=progress)
     skipped: list[tuple[str, str]] = []
 
@@ -210,7 +227,7 @@ def predict_images(
         return dataset.read(index, decoding_size, picture=pictures is not None)
 
     try:
-        run = _Run(backend, read, [item.label for item in items], output_names(items), writer, bar, skip)
+        run = _Run(backend, read, [item.label for item in items], output_names(items), _file_names(items), writer, bar, skip)
         if lanes > 1:
             _predict_in_lanes(run, batch_size, _pool("read", workers), lanes)
         else:
@@ -229,6 +246,11 @@ def predict_images(
     finally:
         bar.close()
     return PredictionSummary(out, writer.count, skipped, time.perf_counter() - started)
+
+
+def _file_names(items: Sequence[ImageSource]) -> list[str]:
+    """Each item's own file name, for the labels that name it; "" for a frame of a video (no file of its own)."""
+    return [item.path.name if item.frame is None else "" for item in items]
 
 
 def _pool(role: str, size: int) -> Any:
@@ -326,9 +348,15 @@ class _Run:
     read: Callable[[int], _Read]  # index -> (index, the read image or None, reason it could not be read)
     labels: list[str]  # each image's source, as recorded
     names: list[str]  # each image's file name in the output folders
+    file_names: list[str]  # each image's own file name ("" for a frame of a video)
     writer: PredictionWriter
     bar: _Progress
     skip: Callable[[int, str], None]
+
+
+def _write_images(run: _Run, index: int, image: ReadImage, result: ImageResult) -> None:
+    """The files of image `index`: drawn on its picture, labels at its size and under its own file name."""
+    run.writer.write_images(run.names[index], _picture(image), result, image.size, run.file_names[index] or None)
 
 
 def _predict_in_one_lane(run: _Run, batch_size: int, workers: int, concurrent_writes: bool) -> None:
@@ -342,7 +370,7 @@ def _predict_in_one_lane(run: _Run, batch_size: int, workers: int, concurrent_wr
     from collections import deque
     from concurrent.futures import Future
 
-    backend, labels, names, writer = run.backend, run.labels, run.names, run.writer
+    backend, labels, writer = run.backend, run.labels, run.writer
     with _pool("read", workers) as reader, _pool("write", workers if concurrent_writes else 0) as writer_pool:
         reads: deque[Future[_Read]] = deque()
         writes: deque[Future[None]] = deque()
@@ -368,7 +396,7 @@ def _predict_in_one_lane(run: _Run, batch_size: int, workers: int, concurrent_wr
             read_ahead(ahead)
             for (index, image), result in zip(readable, results, strict=True):
                 writer.record(labels[index], result)
-                writes.append(writer_pool.submit(writer.write_images, names[index], _picture(image), result))
+                writes.append(writer_pool.submit(_write_images, run, index, image, result))
             while len(writes) > behind:  # bounded: decoded images wait in memory only this long
                 writes.popleft().result()
             run.bar.update(len(batch))
@@ -386,7 +414,7 @@ def _predict_in_lanes(run: _Run, batch_size: int, reader: Any, lanes: int) -> No
     from collections import deque
     from concurrent.futures import Future
 
-    backend, labels, names, writer = run.backend, run.labels, run.names, run.writer
+    backend, labels, writer = run.backend, run.labels, run.writer
 
     def lane(reads: list[Future[_Read]]) -> tuple[list[_Read], list[int], list[ImageResult]]:
         batch = [future.result() for future in reads]
@@ -394,7 +422,7 @@ def _predict_in_lanes(run: _Run, batch_size: int, reader: Any, lanes: int) -> No
         images = [image for _, image, _ in batch if image is not None]
         results = _predicted(backend, images) if images else []
         for index, image, result in zip(readable, images, results, strict=True):
-            writer.write_images(names[index], _picture(image), result)
+            _write_images(run, index, image, result)
         return batch, readable, results
 
     shared = getattr(backend, "shared_threads", None)

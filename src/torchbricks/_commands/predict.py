@@ -23,10 +23,13 @@ def add_parser(commands: Any) -> None:
         description="Predicts every image of the sources with a trained experiment and writes, per image, the drawn "
         "picture (drawn/*.jpg), and per head kind: predictions.json (detection, COCO results), masks/ "
         "(segmentation; overlays/ with --overlays), points.json (points), predictions.csv (classification, multilabel, "
-        "count). Unreadable images are skipped and listed in skipped.txt.",
+        "count); with --labels, the boxes as labels a labelling tool opens (YOLO or Pascal VOC). Unreadable images are "
+        "skipped and listed in skipped.txt.",
         epilog="examples:\n  torchbricks predict build/experiments/run photos/ 'more/*.jpg' --out predictions\n"
         "  torchbricks predict build/experiments/run ortho.tif --onnx --tile 192   # windows of 192 px in onnxruntime, "
-        "no torch needed",
+        "no torch needed\n"
+        "  torchbricks predict build/experiments/run new_photos/ --labels yolo --min-score 0.5   # labels to correct in "
+        "a labelling tool",
         formatter_class=HelpFormatter,
     )
     predict.add_argument("experiment", type=expand_home, help="a trained experiment folder (made by `torchbricks train`)")
@@ -93,6 +96,23 @@ def add_parser(commands: Any) -> None:
         help="also write each segmentation mask in colours, a palette PNG with the background transparent (overlays/)",
     )
 
+    predict.add_argument(
+        "--labels",
+        choices=["yolo", "voc"],
+        default=None,
+        help="also write each detection head's boxes as labels to open and correct in a labelling tool: yolo "
+        "(labels/<name>.txt, class cx cy w h normalised, and classes.txt) or voc (Annotations/<name>.xml, whole pixels "
+        "from 0); put the images beside them (images/ or JPEGImages/) to train on the folder",
+    )
+    predict.add_argument(
+        "--min-score",
+        type=_score,
+        default=None,
+        metavar="F",
+        help="the lowest score of a box or point drawn and written as a label, in [0, 1] (default: 0.3); "
+        "predictions.json keeps every box",
+    )
+
 
 def claim_output_folder(parent: Path, now: datetime.datetime) -> Path:
     """Creates and returns a new empty folder in `parent` named from `now` to the second (`2026-12-06_20-53-01`),
@@ -129,6 +149,13 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
+def _score(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a score in [0, 1], got {value}")
+    return value
+
+
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0 <= value < 1:
@@ -140,7 +167,7 @@ def run(arguments: argparse.Namespace) -> int:
     """Predicts with the experiment's bricks, or with `--onnx` with the exported file and no torch imported (numpy,
     Pillow and onnxruntime only), so that the file predicts where torch is not installed; `--tile` with either."""
     from torchbricks.errors import BrickError
-    from torchbricks.predict import predict_images
+    from torchbricks.predict import DRAWN_MIN_SCORE, predict_images
 
     if arguments.overlap is not None and arguments.tile is None:  # else the whole image is predicted, overlap unused
         raise BrickError(f"--overlap {arguments.overlap} needs --tile N: without it each image is predicted whole.")
@@ -190,6 +217,8 @@ def run(arguments: argparse.Namespace) -> int:
             lanes=arguments.lanes,
             pictures=None if arguments.pictures == "none" else arguments.pictures,
             overlays=arguments.overlays,
+            labels=arguments.labels,
+            min_score=DRAWN_MIN_SCORE if arguments.min_score is None else arguments.min_score,
             on_skip=warn,
         )
     except BaseException:

@@ -29,7 +29,8 @@ The tools do not agree on what a `bndbox` number is (`voc_coordinate_origin`). V
 write 1-based pixel indices, `xmin` to `xmax` inclusive: the box is `(xmin - 1, ymin - 1, xmax, ymax)` in pixel
 edges. The annotation tools write pixel edges from 0, the box as it is: CVAT's "PASCAL VOC 1.1" export (Datumaro's
 writer: floats, `263.58`, source `annotation` and `image` 'Unknown'), Label Studio's export (whole pixels from 0,
-truncated, owner 'Label Studio') and labelImg (whole pixels, truncated, a `path` element, source `database`
+truncated, owner 'Label Studio'), `torchbricks predict --labels voc` (whole pixels from 0, source database
+'torchbricks predict') and labelImg (whole pixels, truncated, a `path` element, source `database`
 'Unknown'; it raises an edge at 0 to 1). A data set is read from 0 when one of its XML files is written by one of
 those tools or holds what 1-based indices cannot (a `xmin` or `ymin` of 0, a coordinate with a fraction); from 1
 otherwise (`data.voc_origin=auto`; `1` or `0` says it). Read the other way, every box would be one pixel wider and
@@ -58,6 +59,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.etree import ElementTree
 
+from torchbricks._conventions import PREDICT_VOC_DATABASE
 from torchbricks.datasets._reading import (
     IMAGE_EXTENSIONS,
     SPLIT_SEED,
@@ -236,6 +238,7 @@ def _lacks(item: ElementTree.Element) -> str:
 
 
 _ZERO_BASED_WRITERS = (
+    ("torchbricks predict --labels voc", lambda root: _text(root, "source/database") == PREDICT_VOC_DATABASE),
     ("Label Studio's export (owner 'Label Studio')", lambda root: _text(root, "owner/name") == "Label Studio"),
     (
         "CVAT's or Datumaro's export (source annotation and image 'Unknown')",
