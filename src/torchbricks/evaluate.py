@@ -63,6 +63,8 @@ class EvaluationResult:
     metrics: dict[str, Any]
     per_class: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     description: dict[str, Any] = field(default_factory=dict)
+    worst_images: dict[str, tuple[int, int, list[tuple[str, str]]]] = field(default_factory=dict)
+    """With `images`: per head, the samples it got wrong, of how many, and the worst (file, error) (`worst_images`)."""
 
     def to_json(self) -> dict[str, Any]:
         """What `evaluation.json` holds."""
@@ -70,7 +72,11 @@ class EvaluationResult:
 
 
 def evaluate_experiment(
-    folder: Path | str, overrides: Sequence[str] = (), split: str | None = None, out: Path | str | None = None
+    folder: Path | str,
+    overrides: Sequence[str] = (),
+    split: str | None = None,
+    out: Path | str | None = None,
+    images: Path | str | None = None,
 ) -> EvaluationResult:
     """Evaluates the trained experiment in `folder` on the data its config reads, after `overrides`.
 
@@ -86,6 +92,8 @@ def evaluate_experiment(
             default chose `all` when it did (`split_chosen`) and how many samples (with `data.tile_size`, tiles,
             and `tiled_images`: of how many images; the metrics are then per tile).
         out: Where `evaluation.json` is written; `folder/evaluation.json` by default.
+        images: Also write one CSV row per evaluated sample here: its file and how wrong each head was on it
+            (`torchbricks._evaluation_images`); the model predicts the split a second time for it. None: no such file.
 
     Raises:
         ConfigError: `folder` is not a trained experiment, an override names a key the config lacks or one that
@@ -129,14 +137,7 @@ def evaluate_experiment(
                 "not the experiment's training data, and without a validation split of its own: every image is "
                 "evaluated; if it holds images the model was trained on, evaluate split=test"
             )
-    if split == "all" and not hasattr(data_module, "all_dataloader"):
-        raise BrickError(
-            f"split=all reads every split of a torchbricks data module; {type(data_module).__name__} has only its own "
-            "loaders: evaluate split=val or split=test."
-        )
-    if split != "all":
-        data_module.setup("validate" if split == "val" else "test")  # as trainer.test does (data.sources renames there)
-    loader = getattr(data_module, _LOADERS[split])()
+    loader = _split_loader(data_module, split)
     parts = loader if isinstance(loader, list) else [loader]
     _check_files(data_module, config, parts)
     scratch = Path(tempfile.mkdtemp(prefix="torchbricks-evaluate-"))  # the module's graph and metrics_test.json
@@ -185,8 +186,41 @@ def evaluate_experiment(
         **_undefined_reasons(kept, metrics, per_class),  # why a null value is null
     }
     result = EvaluationResult(metrics, per_class, description)
+    if images is not None:
+        _add_image_errors(result, Path(images), module, parts, experiment)
     write_json(Path(out) if out is not None else experiment.folder / EVALUATION_FILE, result.to_json())
     return result
+
+
+def _split_loader(data_module: Any, split: str) -> Any:
+    """The data module's loader (or list of loaders) of `split`, set up as `trainer.test` sets it up."""
+    if split == "all" and not hasattr(data_module, "all_dataloader"):
+        raise BrickError(
+            f"split=all reads every split of a torchbricks data module; {type(data_module).__name__} has only its own "
+            "loaders: evaluate split=val or split=test."
+        )
+    if split != "all":
+        data_module.setup("validate" if split == "val" else "test")  # as trainer.test does (data.sources renames there)
+    return getattr(data_module, _LOADERS[split])()
+
+
+def _add_image_errors(result: EvaluationResult, path: Path, module: Any, parts: Sequence[Any], experiment: Any) -> None:
+    """Writes the rows of `evaluate --images` over the loaders `parts` (in their order, the collection in eval mode)
+    to `path`, and adds the file and the worst images to `result`."""
+    from torchbricks._evaluation_images import evaluate_images, sample_sources, worst_images, write_image_errors
+
+    collection = module.brick_collection
+    was_training = collection.training
+    collection.eval()
+    try:
+        sources = [source for part in parts for source in sample_sources(part.dataset)]
+        batches = (module.named_inputs_from_batch(batch) for part in parts for batch in part)
+        errors = evaluate_images(collection, batches, sources, experiment.head_class_names)
+    finally:
+        collection.train(was_training)
+    write_image_errors(path, errors)
+    result.description["images_file"] = str(path)
+    result.worst_images = worst_images(errors)
 
 
 def _classes_without_folder(experiment: Any, data_module: Any, config: Any) -> list[str] | dict[str, list[str]]:
@@ -403,6 +437,15 @@ def format_evaluation(result: EvaluationResult) -> str:
             cells = [_cell(column, entry.get(column), column in entry) for column in columns]
             lines.append(f"{name:<{name_width}}  " + "  ".join(cells))
         lines += _undefined_notes(head, per_class, reasons)
+    if result.worst_images:
+        lines += ["", f"Per image: {result.description.get('images_file')}"]
+        kinds = result.description.get("heads", {})
+        for head, (wrong, scored, worst) in result.worst_images.items():
+            shown = "; ".join(f"{file} ({error})" for file, error in worst)
+            if kinds.get(head) == "segmentation":  # nearly every mask has a wrong pixel: the count says nothing
+                lines.append(f"{head}: the most pixels wrong (of those scored): {shown or 'none'}")
+            else:
+                lines.append(f"{head}: {wrong} of {scored} wrong" + (f"; the worst: {shown}" if worst else ""))
     return "\n".join(lines)
 
 

@@ -33,6 +33,16 @@ def add_parser(commands: Any) -> None:
     evaluate.add_argument(
         "--out", type=expand_home, default=None, help="the JSON file written (default: EXPERIMENT/evaluation.json)"
     )
+    evaluate.add_argument(
+        "--images",
+        nargs="?",
+        type=expand_home,
+        const="",
+        default=None,
+        metavar="CSV",
+        help="also write how wrong the model is on each image, a row per image (default file: "
+        "evaluation_images.csv beside the JSON file), and print the worst; the split is predicted a second time for it",
+    )
 
 
 def run(arguments: argparse.Namespace) -> int:
@@ -55,7 +65,15 @@ def run(arguments: argparse.Namespace) -> int:
                 f"{list(EVALUATED_KEYS)}; got {override!r}.{hint}"
             )
         overrides.append(override)
-    result = evaluate_experiment(arguments.experiment, overrides, split=split, out=arguments.out)
+    images = arguments.images
+    if images == "":  # --images without a file: beside the JSON file
+        from pathlib import Path
+
+        from torchbricks.evaluate import EVALUATION_FILE
+
+        json_file = Path(arguments.out) if arguments.out else Path(arguments.experiment) / EVALUATION_FILE
+        images = json_file.with_name(f"{json_file.stem}_images.csv")
+    result = evaluate_experiment(arguments.experiment, overrides, split=split, out=arguments.out, images=images)
     if result.metrics:
         print(format_evaluation(result))
     return 0
