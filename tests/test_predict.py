@@ -1055,3 +1055,49 @@ def test_predict_cli_writes_yolo_labels_and_the_experiments_class_names(trained_
     assert len(lines) == len(json.loads((tmp_path / "out" / "predictions.json").read_text()))  # min score 0: every box
     with pytest.raises(SystemExit):
         main([*arguments, "--min-score", "1.5"])
+
+
+class _BrightOrDark:
+    """A classifier of whole images: `bright` when the mean pixel is above one half, else `dark`."""
+
+    def __init__(self) -> None:
+        self.heads = {"kind": "classification"}
+
+    def predict(self, images: list[np.ndarray]) -> list[dict[str, Any]]:
+        bright = [float(image.mean() > 127) for image in images]
+        return [
+            {"kind": {"kind": "classification", "probabilities": np.array([value, 1 - value], np.float32)}} for value in bright
+        ]
+
+
+def test_predicted_class_folders_are_read_back_by_the_image_folder_reader_as_the_predicted_classes(tmp_path: Path) -> None:
+    from torchbricks.datasets.readers import ImageFolderDataset
+
+    photos = tmp_path / "photos"
+    for name, value in (("a.png", 250), ("b.jpg", 10), ("2019/c.png", 200), ("2019/d.png", 0)):
+        write_png(photos / name, np.full((8, 8, 3), value, np.uint8))
+    out = tmp_path / "out"
+
+    predict_images(_BrightOrDark(), [photos], out, class_names=["bright", "dark"], labels="folders", progress=False)
+
+    rows = {
+        Path(row["file"]).relative_to(photos).as_posix(): row["class"] for row in csv.DictReader((out / "predictions.csv").open())
+    }
+    read = ImageFolderDataset(out / "classified")
+    found = {
+        path.relative_to(out / "classified" / read.class_names[label]).as_posix(): read.class_names[label]
+        for path, label in read.samples
+    }
+    assert found == rows == {"a.png": "bright", "b.jpg": "dark", "2019/c.png": "bright", "2019/d.png": "dark"}
+    assert (out / "classified" / "dark" / "b.jpg").read_bytes() == (photos / "b.jpg").read_bytes()
+
+
+def test_class_folders_of_a_video_are_refused_before_any_image_is_read(tmp_path: Path) -> None:
+    frames = [Image.new("RGB", (8, 8), (value, value, value)) for value in (0, 255)]
+    frames[0].save(tmp_path / "clip.gif", save_all=True, append_images=frames[1:])
+
+    with pytest.raises(
+        BrickError, match=r"labels='folders' sorts image files into class folders; '.*clip.gif' is a video or animation"
+    ):
+        predict_images(_BrightOrDark(), [tmp_path / "clip.gif"], tmp_path / "out", labels="folders", progress=False)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["clip.gif"]

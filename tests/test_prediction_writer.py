@@ -251,7 +251,7 @@ def test_voc_labels_name_the_image_and_its_size_with_whole_pixel_corners_from_0(
     writer = PredictionWriter(tmp_path, {"det": "detection"}, ["cat", "d<g"], pictures=None, labels="voc")
     result = _two_boxes()
     result["det"]["boxes"][0] = [4.4, 2.6, 44.0, 15.5]
-    writer.write_images("sub/a", np.zeros((30, 40, 3), np.uint8), result, file_name="a.png")
+    writer.write_images("sub/a", np.zeros((30, 40, 3), np.uint8), result, source=Path("photos/sub/a.png"))
 
     root = ElementTree.parse(tmp_path / "Annotations" / "sub" / "a.xml").getroot()
     assert root.findtext("filename") == "a.png"
@@ -278,8 +278,31 @@ def test_min_score_sets_the_boxes_drawn_too(tmp_path: Path) -> None:
 def test_labels_without_a_detection_head_or_of_an_unknown_layout_or_score_are_refused(tmp_path: Path) -> None:
     with pytest.raises(BrickError, match=r"labels='yolo' writes the boxes of a detection head.*'cls': 'classification'"):
         PredictionWriter(tmp_path, {"cls": "classification"}, labels="yolo")
-    with pytest.raises(BrickError, match=r"labels must be one of \['yolo', 'voc'\] or None, got 'coco'"):
+    with pytest.raises(BrickError, match=r"labels must be one of \['yolo', 'voc', 'folders'\] or None, got 'coco'"):
         PredictionWriter(tmp_path, {"det": "detection"}, labels="coco")
     with pytest.raises(BrickError, match=r"min_score is a score in \[0, 1\], got 1.5"):
         PredictionWriter(tmp_path, {"det": "detection"}, min_score=1.5)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_folders_put_each_image_file_in_the_folder_of_its_predicted_class(tmp_path: Path) -> None:
+    photo = tmp_path / "photos" / "day 1" / "a.jpg"
+    photo.parent.mkdir(parents=True)
+    photo.write_bytes(b"the file as it is, not decoded")
+    writer = PredictionWriter(tmp_path / "out", {"cls": "classification"}, ["cat", "dog"], pictures=None, labels="folders")
+    result = {"cls": {"kind": "classification", "probabilities": np.array([0.3, 0.7], np.float32)}}
+
+    writer.write_images("day 1/a", np.zeros((4, 4, 3), np.uint8), result, source=photo)
+
+    sorted_photo = tmp_path / "out" / "classified" / "dog" / "day 1" / "a.jpg"
+    assert sorted_photo.read_bytes() == photo.read_bytes()
+    assert [path.name for path in (tmp_path / "out" / "classified").iterdir()] == ["dog"]
+    with pytest.raises(BrickError, match=r"'clip_frame000003' is a frame of a video, without a file of its own"):
+        writer.write_images("clip_frame000003", np.zeros((4, 4, 3), np.uint8), result, source=None)
+
+
+def test_folders_without_a_classification_head_are_refused_naming_the_heads(tmp_path: Path) -> None:
+    with pytest.raises(
+        BrickError, match=r"labels='folders' sorts the images into the class folders of a classification head.*'det': 'detection'"
+    ):
+        PredictionWriter(tmp_path, {"det": "detection"}, labels="folders")

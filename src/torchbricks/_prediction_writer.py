@@ -21,8 +21,9 @@ __all__ = ["LABEL_LAYOUTS", "PICTURE_FORMATS", "TOP_K", "PredictionWriter"]
 TOP_K = 5
 PICTURE_FORMATS = ("jpg", "png", None)
 JPEG_QUALITY = 90
-LABEL_LAYOUTS = ("yolo", "voc")
-"""The layouts the predicted boxes can be written in as labels, for a labelling tool to open and correct."""
+LABEL_LAYOUTS = ("yolo", "voc", "folders")
+"""The layouts predictions can be written in as labels, to correct rather than label from scratch: boxes for a labelling
+tool (`yolo`, `voc`), images sorted into class folders (`folders`)."""
 
 
 class PredictionWriter:
@@ -60,7 +61,10 @@ class PredictionWriter:
       put the images in `images/` beside `labels/` to open or train on the folder);
     - `voc`: `Annotations/<name>.xml`, Pascal VOC with the image's file name and size and an `object` per box
       (corners in whole pixels from 0, as CVAT, Label Studio and labelImg write them; `source/database` is
-      `torchbricks predict`, so the VOC reader reads them so).
+      `torchbricks predict`, so the VOC reader reads them so);
+    - `folders` (classification heads): `classified/<class>/<name>.<suffix>`, each image file in the folder of the
+      class predicted for it (a hard link to the file, or a copy where the file system cannot link), the layout
+      `torchbricks train task=classification` reads: move the images sorted wrong, then train on it.
 
     With several heads, each head's files and columns carry its name: `<head>_predictions.json`,
     `<head>_masks/`, `<head>_overlays/`, `<head>_labels/`, `<head>_classes.txt`, `<head>_Annotations/`, columns
@@ -78,13 +82,14 @@ class PredictionWriter:
         pictures: Format of the drawn pictures, `jpg` (fast to write) or `png`; None draws none.
         overlays: Also write each mask in colours as its own palette PNG (`overlays/`); off by default, since the
             drawn picture already shows the mask blended and every file costs as much as the model per image.
-        labels: Also write each detection head's boxes as labels in this layout (`LABEL_LAYOUTS`), or None.
+        labels: Also write each detection head's boxes, or sort the images by each classification head's class, in
+            this layout (`LABEL_LAYOUTS`), or None.
         min_score: The lowest score of a box (or point) drawn and written as a label; `predictions.json` keeps
             every box the model gives, as COCO results do.
 
     Raises:
-        BrickError: An unknown picture format or label layout, a `labels` layout without a detection head, or a
-            `min_score` outside [0, 1].
+        BrickError: An unknown picture format or label layout, a `labels` layout without a head of its kind (yolo
+            and voc: detection; folders: classification), or a `min_score` outside [0, 1].
     """
 
     def __init__(
@@ -173,7 +178,7 @@ class PredictionWriter:
         image: np.ndarray,
         result: ImageResult,
         size: tuple[int, int] | None = None,
-        file_name: str | None = None,
+        source: Path | None = None,
     ) -> None:
         """Writes one image's masks, overlays (when asked for), labels (when asked for) and drawn picture.
 
@@ -182,15 +187,19 @@ class PredictionWriter:
             image: The picture to draw on, uint8 [H, W, 3].
             result: The backend's result for the image.
             size: The image's (height, width), which the results' pixels are of; the picture's when None.
-            file_name: The image's file name, for the labels that name it (VOC's `filename`); `<name>.jpg` when None.
+            source: The image's file, for the labels that name it (VOC's `filename`: `<name>.jpg` when None) and the
+                class folders that hold it; None for a frame of a video (no file of its own).
         """
         picture = self._drawer.start(image) if self.pictures else None
         text_line = 0
         for head, kind in self.heads.items():
             values = result[head]
-            if kind == "detection" and self.labels is not None:
+            if kind == "detection" and self.labels in ("yolo", "voc"):
                 height, width = size if size is not None else image.shape[:2]
-                self._write_labels(head, name, values, (int(height), int(width)), file_name or f"{Path(name).name}.jpg")
+                file_name = source.name if source is not None else f"{Path(name).name}.jpg"
+                self._write_labels(head, name, values, (int(height), int(width)), file_name)
+            elif kind == "classification" and self.labels == "folders":
+                self._sort_into_class_folder(head, name, values, source)
             if kind == "segmentation":
                 mask = values["mask"]
                 wide = mask.max(initial=0) > 255
@@ -244,6 +253,22 @@ class PredictionWriter:
             text = _voc_xml(file_name, size, named)
         _make_parent(path, self._created)
         path.write_text(text, encoding="utf-8", errors="surrogateescape")
+
+    def _sort_into_class_folder(self, head: str, name: str, values: dict[str, Any], source: Path | None) -> None:
+        """Links (or copies) the image file into the folder of its predicted class (see the class)."""
+        import os
+        import shutil
+
+        if source is None:
+            raise BrickError(f"labels='folders' sorts image files; {name!r} is a frame of a video, without a file of its own.")
+        best = int(np.argsort(-values["probabilities"], kind="stable")[0])
+        class_folder = self._name_of(best, head).replace("/", "-").replace(os.sep, "-")
+        path = self.folder / f"{self._prefix(head)}classified" / class_folder / f"{name}{source.suffix}"
+        _make_parent(path, self._created)
+        try:
+            os.link(source, path)
+        except OSError:  # another file system, or one without hard links
+            shutil.copy2(source, path)
 
     def _add_boxes(self, head: str, file_name: str, values: dict[str, Any]) -> None:
         for box, score, label in zip(values["boxes"].tolist(), values["scores"].tolist(), values["labels"].tolist(), strict=True):
@@ -322,7 +347,12 @@ def _check_labels(labels: str | None, min_score: float, heads: Mapping[str, str]
         raise BrickError(f"labels must be one of {list(LABEL_LAYOUTS)} or None, got {labels!r}.")
     if not 0.0 <= min_score <= 1.0:
         raise BrickError(f"min_score is a score in [0, 1], got {min_score!r}.")
-    if labels is not None and "detection" not in heads.values():
+    if labels == "folders" and "classification" not in heads.values():
+        raise BrickError(
+            f"labels='folders' sorts the images into the class folders of a classification head, and this model has "
+            f"none (heads: {dict(heads)}); labels='yolo' or 'voc' write a detection head's boxes."
+        )
+    if labels in ("yolo", "voc") and "detection" not in heads.values():
         raise BrickError(
             f"labels={labels!r} writes the boxes of a detection head, and this model has none (heads: {dict(heads)}); "
             "a segmentation head's masks/ are already label files (the segmentation layout's masks)."

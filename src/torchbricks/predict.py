@@ -167,7 +167,8 @@ def predict_images(
         pictures: Format of the drawn pictures (`jpg`, `png`), or None for none.
         overlays: Also write each segmentation mask in colours as a palette PNG (`overlays/`).
         labels: Also write the boxes of each detection head as labels a labelling tool opens, `yolo`
-            (`labels/<name>.txt` and `classes.txt`) or `voc` (`Annotations/<name>.xml`); see `PredictionWriter`.
+            (`labels/<name>.txt` and `classes.txt`) or `voc` (`Annotations/<name>.xml`), or sort the image files into
+            folders by each classification head's class, `folders` (`classified/<class>/`); see `PredictionWriter`.
         min_score: The lowest score of a box or point drawn and written as a label (`predictions.json` keeps all).
         progress: Show progress (a bar on a terminal, a line per tenth of the images otherwise).
         stream: Where progress goes; standard output by default.
@@ -227,7 +228,9 @@ def predict_images(
         return dataset.read(index, decoding_size, picture=pictures is not None)
 
     try:
-        run = _Run(backend, read, [item.label for item in items], output_names(items), _file_names(items), writer, bar, skip)
+        run = _Run(
+            backend, read, [item.label for item in items], output_names(items), _source_files(items, labels), writer, bar, skip
+        )
         if lanes > 1:
             _predict_in_lanes(run, batch_size, _pool("read", workers), lanes)
         else:
@@ -248,9 +251,16 @@ def predict_images(
     return PredictionSummary(out, writer.count, skipped, time.perf_counter() - started)
 
 
-def _file_names(items: Sequence[ImageSource]) -> list[str]:
-    """Each item's own file name, for the labels that name it; "" for a frame of a video (no file of its own)."""
-    return [item.path.name if item.frame is None else "" for item in items]
+def _source_files(items: Sequence[ImageSource], labels: str | None) -> list[Path | None]:
+    """Each item's own file, for the labels that name it and the class folders that hold it; None for a frame of a
+    video (no file of its own), which `labels="folders"` refuses before any image is read."""
+    frames = sorted({str(item.path) for item in items if item.frame is not None})
+    if labels == "folders" and frames:
+        raise BrickError(
+            f"labels='folders' sorts image files into class folders; {frames[0]!r} is a video or animation, whose "
+            "frames have no file of their own: extract them as images first, or predict it without --labels."
+        )
+    return [item.path if item.frame is None else None for item in items]
 
 
 def _pool(role: str, size: int) -> Any:
@@ -348,7 +358,7 @@ class _Run:
     read: Callable[[int], _Read]  # index -> (index, the read image or None, reason it could not be read)
     labels: list[str]  # each image's source, as recorded
     names: list[str]  # each image's file name in the output folders
-    file_names: list[str]  # each image's own file name ("" for a frame of a video)
+    sources: list[Path | None]  # each image's own file (None for a frame of a video)
     writer: PredictionWriter
     bar: _Progress
     skip: Callable[[int, str], None]
@@ -356,7 +366,7 @@ class _Run:
 
 def _write_images(run: _Run, index: int, image: ReadImage, result: ImageResult) -> None:
     """The files of image `index`: drawn on its picture, labels at its size and under its own file name."""
-    run.writer.write_images(run.names[index], _picture(image), result, image.size, run.file_names[index] or None)
+    run.writer.write_images(run.names[index], _picture(image), result, image.size, run.sources[index])
 
 
 def _predict_in_one_lane(run: _Run, batch_size: int, workers: int, concurrent_writes: bool) -> None:
