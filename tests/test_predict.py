@@ -1101,3 +1101,56 @@ def test_class_folders_of_a_video_are_refused_before_any_image_is_read(tmp_path:
     ):
         predict_images(_BrightOrDark(), [tmp_path / "clip.gif"], tmp_path / "out", labels="folders", progress=False)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["clip.gif"]
+
+
+class _BrightPixels:
+    """A segmenter: class 1 where a pixel is brighter than one half, 2 where it is darker than a quarter, else 0."""
+
+    def __init__(self) -> None:
+        self.heads = {"seg": "segmentation"}
+
+    def predict(self, images: list[np.ndarray]) -> list[dict[str, Any]]:
+        means = [image.mean(axis=2) for image in images]
+        return [{"seg": {"kind": "segmentation", "mask": (mean > 127) * 1 + (mean < 64) * 2}} for mean in means]
+
+
+def test_predicted_coco_labels_beside_their_images_are_read_back_as_the_boxes_and_the_masks(tmp_path: Path) -> None:
+    import pycocotools.mask as mask_module
+
+    from torchbricks.datasets.detection_layouts import detect_detection_layout, read_detection_split
+
+    photos = tmp_path / "photos"
+    write_png(photos / "a.png", blob_image(30, 40, (5, 3, 33, 27)))
+    write_png(photos / "day2" / "b.png", blob_image(48, 36, (2, 10, 30, 40)))
+    boxes_out, masks_out = tmp_path / "boxes", tmp_path / "masks"
+
+    predict_images(
+        BrickBackend(bright_box_experiment(tmp_path / "e")),
+        [photos],
+        boxes_out,
+        class_names=["blob"],
+        labels="coco",
+        progress=False,
+    )
+    predict_images(
+        _BrightPixels(), [photos], masks_out, class_names=["background", "bright", "dark"], labels="coco", progress=False
+    )
+
+    shutil.copytree(photos, boxes_out / "images")  # CVAT's COCO 1.0 layout: annotations/ beside images/
+    assert detect_detection_layout(boxes_out) == "coco"
+    predicted = {Path(row["file_name"]).name: row["bbox"] for row in json.loads((boxes_out / "predictions.json").read_text())}
+    read = [image for split in ("train", "validation") for image in read_detection_split(boxes_out, "coco", split).records]
+    assert sorted(image.path.relative_to(boxes_out / "images").as_posix() for image in read) == ["a.png", "day2/b.png"]
+    for image in read:
+        ((x_min, y_min, x_max, y_max),) = [item.box for item in image.objects]
+        x, y, width, height = predicted[image.path.name]
+        assert np.allclose([x_min, y_min, x_max, y_max], [x, y, x + width, y + height], atol=1e-3)
+
+    document = json.loads((masks_out / "annotations" / "instances_default.json").read_text())
+    files = {entry["id"]: entry["file_name"] for entry in document["images"]}
+    assert sorted(files.values()) == ["a.png", "day2/b.png"]
+    for annotation in document["annotations"]:
+        mask = np.asarray(Image.open(masks_out / "masks" / Path(files[annotation["image_id"]]).with_suffix(".png")))
+        rle = mask_module.merge(mask_module.frPyObjects(annotation["segmentation"], *mask.shape))
+        assert np.array_equal(mask_module.decode(rle).astype(bool), mask == annotation["category_id"])
+    assert {annotation["category_id"] for annotation in document["annotations"]} == {1, 2}

@@ -278,8 +278,8 @@ def test_min_score_sets_the_boxes_drawn_too(tmp_path: Path) -> None:
 def test_labels_without_a_detection_head_or_of_an_unknown_layout_or_score_are_refused(tmp_path: Path) -> None:
     with pytest.raises(BrickError, match=r"labels='yolo' writes the boxes of a detection head.*'cls': 'classification'"):
         PredictionWriter(tmp_path, {"cls": "classification"}, labels="yolo")
-    with pytest.raises(BrickError, match=r"labels must be one of \['yolo', 'voc', 'folders'\] or None, got 'coco'"):
-        PredictionWriter(tmp_path, {"det": "detection"}, labels="coco")
+    with pytest.raises(BrickError, match=r"labels must be one of \['yolo', 'voc', 'coco', 'folders'\] or None, got 'cvat'"):
+        PredictionWriter(tmp_path, {"det": "detection"}, labels="cvat")
     with pytest.raises(BrickError, match=r"min_score is a score in \[0, 1\], got 1.5"):
         PredictionWriter(tmp_path, {"det": "detection"}, min_score=1.5)
     assert list(tmp_path.iterdir()) == []
@@ -306,3 +306,59 @@ def test_folders_without_a_classification_head_are_refused_naming_the_heads(tmp_
         BrickError, match=r"labels='folders' sorts the images into the class folders of a classification head.*'det': 'detection'"
     ):
         PredictionWriter(tmp_path, {"det": "detection"}, labels="folders")
+
+
+def test_coco_labels_of_a_mask_are_polygons_that_cocos_own_rule_fills_back_to_the_class_pixels(tmp_path: Path) -> None:
+    import pycocotools.mask as mask_module  # the dev extra: the reference the tools use
+
+    rng = np.random.default_rng(0)
+    mask = np.zeros((40, 50), np.int64)
+    mask[5:30, 4:20] = 2
+    mask[10:20, 8:14] = 0  # a hole
+    mask[25:38, 30:48] = rng.integers(0, 2, (13, 18)) * 3  # ragged pixels of class 3
+    writer = PredictionWriter(tmp_path, {"seg": "segmentation"}, ["background", "a", "b", "c"], pictures=None, labels="coco")
+
+    writer.record("photos/x.png", {"seg": {"kind": "segmentation", "mask": mask}}, image_file="x.png")
+    writer.finish()
+
+    document = json.loads((tmp_path / "annotations" / "instances_default.json").read_text())
+    assert document["images"] == [{"id": 1, "file_name": "x.png", "width": 50, "height": 40}]
+    assert document["categories"] == [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}, {"id": 3, "name": "c"}]
+    assert [annotation["category_id"] for annotation in document["annotations"]] == [2, 3]
+    for annotation in document["annotations"]:
+        pixels = mask == annotation["category_id"]
+        rle = mask_module.merge(mask_module.frPyObjects(annotation["segmentation"], 40, 50))
+        assert np.array_equal(mask_module.decode(rle).astype(bool), pixels)  # pycocotools' annToMask, as tools read it
+        assert annotation["area"] == int(pixels.sum())
+        ys, xs = np.nonzero(pixels)
+        assert annotation["bbox"] == [int(xs.min()), int(ys.min()), int(xs.max() + 1 - xs.min()), int(ys.max() + 1 - ys.min())]
+
+
+def test_coco_labels_of_boxes_keep_those_scoring_min_score_with_the_training_category_ids(tmp_path: Path) -> None:
+    heads = {"det": "detection", "seg": "segmentation"}
+    writer = PredictionWriter(
+        tmp_path, heads, {"det": ["cat", "dog"]}, category_ids={"det": [3, 7]}, pictures=None, labels="coco"
+    )
+    mask = {"kind": "segmentation", "mask": np.zeros((30, 40), np.int64)}
+
+    writer.record("a.png", {**_two_boxes(), "seg": mask}, size=(30, 40))
+    writer.finish()
+
+    document = json.loads((tmp_path / "det_annotations" / "instances_default.json").read_text())
+    assert document["categories"] == [{"id": 3, "name": "cat"}, {"id": 7, "name": "dog"}]
+    (annotation,) = document["annotations"]  # the 0.2 box is under the default 0.3
+    assert annotation == {
+        "id": 1,
+        "image_id": 1,
+        "category_id": 7,
+        "iscrowd": 0,
+        "bbox": [4.0, 3.0, 36.0, 12.0],
+        "area": 432.0,
+        "segmentation": [],
+        "score": 0.9,
+    }
+    assert json.loads((tmp_path / "seg_annotations" / "instances_default.json").read_text())["annotations"] == []
+    with pytest.raises(BrickError, match=r"labels='coco' needs the size of each image of head 'det'"):
+        writer.record("b.png", {**_two_boxes(), "seg": mask})
+    with pytest.raises(BrickError, match=r"labels='coco' writes the boxes of a detection head and the mask outlines"):
+        PredictionWriter(tmp_path, {"cls": "classification"}, labels="coco")

@@ -11,19 +11,22 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from torchbricks._coco_labels import CocoLabels
 from torchbricks._conventions import PREDICT_VOC_DATABASE
 from torchbricks._predict_results import ImageResult
 from torchbricks._prediction_pictures import DRAWN_MIN_SCORE, PALETTE_BYTES, PictureDrawer, per_head, present_classes
 from torchbricks.errors import BrickError
 
-__all__ = ["LABEL_LAYOUTS", "PICTURE_FORMATS", "TOP_K", "PredictionWriter"]
+__all__ = ["COCO_LABELS_FILE", "LABEL_LAYOUTS", "PICTURE_FORMATS", "TOP_K", "PredictionWriter"]
 
 TOP_K = 5
 PICTURE_FORMATS = ("jpg", "png", None)
 JPEG_QUALITY = 90
-LABEL_LAYOUTS = ("yolo", "voc", "folders")
+LABEL_LAYOUTS = ("yolo", "voc", "coco", "folders")
 """The layouts predictions can be written in as labels, to correct rather than label from scratch: boxes for a labelling
-tool (`yolo`, `voc`), images sorted into class folders (`folders`)."""
+tool (`yolo`, `voc`), boxes and mask outlines (`coco`), images sorted into class folders (`folders`)."""
+COCO_LABELS_FILE = "annotations/instances_default.json"
+"""Where `labels="coco"` writes a head's COCO instances (CVAT's "COCO 1.0" layout, beside `images/`)."""
 
 
 class PredictionWriter:
@@ -62,6 +65,9 @@ class PredictionWriter:
     - `voc`: `Annotations/<name>.xml`, Pascal VOC with the image's file name and size and an `object` per box
       (corners in whole pixels from 0, as CVAT, Label Studio and labelImg write them; `source/database` is
       `torchbricks predict`, so the VOC reader reads them so);
+    - `coco` (detection and segmentation heads): `annotations/instances_default.json`, COCO instances (CVAT's
+      "COCO 1.0" layout: put the images in `images/` beside `annotations/`), an annotation per box, or per class
+      present in a mask with the polygons of its pixels' edges (`torchbricks._coco_labels`);
     - `folders` (classification heads): `classified/<class>/<name>.<suffix>`, each image file in the folder of the
       class predicted for it (a hard link to the file, or a copy where the file system cannot link), the layout
       `torchbricks train task=classification` reads: move the images sorted wrong, then train on it.
@@ -89,7 +95,8 @@ class PredictionWriter:
 
     Raises:
         BrickError: An unknown picture format or label layout, a `labels` layout without a head of its kind (yolo
-            and voc: detection; folders: classification), or a `min_score` outside [0, 1].
+            and voc: detection; coco: detection or segmentation; folders: classification), or a `min_score` outside
+            [0, 1].
     """
 
     def __init__(
@@ -118,6 +125,11 @@ class PredictionWriter:
         self.rows: list[dict[str, str]] = []
         self.count = 0
         self._drawer = PictureDrawer(self.heads, class_names, min_score)
+        self._coco = {
+            head: CocoLabels(kind, self._drawer.names_by_head.get(head) or [], self.category_ids[head], min_score)
+            for head, kind in self.heads.items()
+            if labels == "coco" and kind in ("detection", "segmentation")
+        }
         self._created: set[Path] = set()
 
     def _prefix(self, head: str) -> str:
@@ -138,12 +150,27 @@ class PredictionWriter:
             image: The image, uint8 [H, W, 3] at its original size.
             result: The backend's result for the image.
         """
-        self.record(file_name, result)
+        self.record(file_name, result, image.shape[:2], f"{name}{Path(file_name).suffix or '.jpg'}")
         self.write_images(name, image, result)
 
-    def record(self, file_name: str, result: ImageResult) -> None:
-        """Keeps one image's detections and CSV row for `finish`; images are numbered in the order recorded."""
+    def record(
+        self, file_name: str, result: ImageResult, size: tuple[int, int] | None = None, image_file: str | None = None
+    ) -> None:
+        """Keeps one image's detections and CSV row for `finish`; images are numbered in the order recorded.
+
+        Args:
+            file_name: The source named in `predictions.json` and `predictions.csv`.
+            result: The backend's result for the image.
+            size: The image's (height, width), for `labels="coco"` (needed with a detection head).
+            image_file: The image's path in the COCO labels' `file_name` (`file_name` when None).
+        """
         self.count += 1
+        for head, labels in self._coco.items():
+            values = result[head]
+            shape = size if size is not None else values["mask"].shape[:2] if "mask" in values else None
+            if shape is None:
+                raise BrickError(f"labels='coco' needs the size of each image of head {head!r}: record(..., size=(H, W)).")
+            labels.add(self.count, image_file or file_name, (int(shape[0]), int(shape[1])), values)
         row: dict[str, str] = {"file": file_name}
         for head, kind in self.heads.items():
             values = result[head]
@@ -315,6 +342,11 @@ class PredictionWriter:
                 # One object per line, by json's C encoder (an indent makes json encode in Python: 5x slower).
                 path.write_text("[\n" + ",\n".join(json.dumps(row) for row in rows) + "\n]\n", encoding="utf-8")
                 written.append(path)
+        for head, labels in self._coco.items():
+            path = self.folder / f"{self._prefix(head)}{COCO_LABELS_FILE}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(labels.document()), encoding="utf-8", errors="surrogateescape")
+            written.append(path)
         if self.labels == "yolo":  # the class list of the label files, line n class n
             for head, rows in self.detections.items():
                 # without names (a backend given none), the indices, up to the highest predicted
@@ -351,6 +383,11 @@ def _check_labels(labels: str | None, min_score: float, heads: Mapping[str, str]
         raise BrickError(
             f"labels='folders' sorts the images into the class folders of a classification head, and this model has "
             f"none (heads: {dict(heads)}); labels='yolo' or 'voc' write a detection head's boxes."
+        )
+    if labels == "coco" and not {"detection", "segmentation"} & set(heads.values()):
+        raise BrickError(
+            f"labels='coco' writes the boxes of a detection head and the mask outlines of a segmentation head, and this "
+            f"model has neither (heads: {dict(heads)})."
         )
     if labels in ("yolo", "voc") and "detection" not in heads.values():
         raise BrickError(

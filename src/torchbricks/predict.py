@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
@@ -369,6 +369,13 @@ def _write_images(run: _Run, index: int, image: ReadImage, result: ImageResult) 
     run.writer.write_images(run.names[index], _picture(image), result, image.size, run.sources[index])
 
 
+def _image_file(run: _Run, index: int) -> str:
+    """Image `index`'s path in the COCO labels, as its output name's folders and its own file name (a frame: its
+    output name as a `.jpg`, which `predict` does not write)."""
+    name, source = run.names[index], run.sources[index]
+    return f"{name}.jpg" if source is None else str(PurePosixPath(name).with_name(source.name))
+
+
 def _predict_in_one_lane(run: _Run, batch_size: int, workers: int, concurrent_writes: bool) -> None:
     """Reads on `workers` threads, and writes on as many others (`concurrent_writes`) or here between batches.
 
@@ -405,7 +412,7 @@ def _predict_in_one_lane(run: _Run, batch_size: int, workers: int, concurrent_wr
             results = _predicted(backend, [image for _, image in readable]) if readable else []
             read_ahead(ahead)
             for (index, image), result in zip(readable, results, strict=True):
-                writer.record(labels[index], result)
+                writer.record(labels[index], result, image.size, _image_file(run, index))
                 writes.append(writer_pool.submit(_write_images, run, index, image, result))
             while len(writes) > behind:  # bounded: decoded images wait in memory only this long
                 writes.popleft().result()
@@ -447,11 +454,14 @@ def _predict_in_lanes(run: _Run, batch_size: int, reader: Any, lanes: int) -> No
                     jobs.append(lane_pool.submit(lane, [reader.submit(run.read, i) for i in range(next_item, stop)]))
                     next_item = stop
                 batch, readable, results = jobs.popleft().result()
+                sizes = {}
                 for index, image, reason in batch:
                     if image is None:
                         run.skip(index, reason)
+                    else:
+                        sizes[index] = image.size
                 for index, result in zip(readable, results, strict=True):
-                    writer.record(labels[index], result)
+                    writer.record(labels[index], result, sizes[index], _image_file(run, index))
                 run.bar.update(len(batch))
         finally:
             for job in jobs:

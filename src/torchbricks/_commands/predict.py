@@ -23,8 +23,8 @@ def add_parser(commands: Any) -> None:
         description="Predicts every image of the sources with a trained experiment and writes, per image, the drawn "
         "picture (drawn/*.jpg), and per head kind: predictions.json (detection, COCO results), masks/ "
         "(segmentation; overlays/ with --overlays), points.json (points), predictions.csv (classification, multilabel, "
-        "count); with --labels, the boxes as labels a labelling tool opens (YOLO or Pascal VOC) or the images sorted "
-        "into class folders. Unreadable images are skipped and listed in skipped.txt.",
+        "count); with --labels, boxes and masks as labels a labelling tool opens (YOLO, Pascal VOC or COCO) or the images "
+        "sorted into class folders. Unreadable images are skipped and listed in skipped.txt.",
         epilog="examples:\n  torchbricks predict build/experiments/run photos/ 'more/*.jpg' --out predictions\n"
         "  torchbricks predict build/experiments/run ortho.tif --onnx --tile 192   # windows of 192 px in onnxruntime, "
         "no torch needed\n"
@@ -98,12 +98,13 @@ def add_parser(commands: Any) -> None:
 
     predict.add_argument(
         "--labels",
-        choices=["yolo", "voc", "folders"],
+        choices=["yolo", "voc", "coco", "folders"],
         default=None,
-        help="also write the predictions as labels to correct rather than label from scratch: a detection head's boxes "
-        "as yolo (labels/<name>.txt, class cx cy w h normalised, and classes.txt) or voc (Annotations/<name>.xml, whole "
-        "pixels from 0), to open in a labelling tool (put the images beside them, images/ or JPEGImages/, to train on the "
-        "folder); folders: each image file linked (or copied) into classified/<predicted class>/, a classification "
+        help="also write the predictions as labels to correct rather than label from scratch, in a labelling tool: "
+        "a detection head's boxes as yolo (labels/<name>.txt, class cx cy w h normalised, and classes.txt) or voc "
+        "(Annotations/<name>.xml, whole pixels from 0); boxes and a segmentation head's masks as polygons, coco "
+        "(annotations/instances_default.json); put the images beside them (images/ or JPEGImages/) to train on the "
+        "folder. folders: each image file linked (or copied) into classified/<predicted class>/, a classification "
         "head's, to move the ones sorted wrong and train on",
     )
     predict.add_argument(
