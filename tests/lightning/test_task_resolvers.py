@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from layouts import OUTLINE_CLASSES, expected_outline_mask, write_outline_data
 from omegaconf import OmegaConf
 from PIL import Image
 
@@ -276,3 +277,25 @@ def test_the_image_size_from_the_data_measures_images_replaced_in_the_same_proce
         assert image_size_of("image_folder", str(root), 32, 512) == side
     said = capsys.readouterr().out
     assert said.count("the median size 64 x 64") == said.count("the median size 160 x 160") == 1
+
+
+@pytest.mark.parametrize("layout", ["coco", "yolo"])
+def test_segmentation_on_outlines_takes_its_module_classes_and_auto_weights_from_the_drawn_masks(
+    tmp_path: Path, layout: str
+) -> None:
+    root = write_outline_data(tmp_path / layout, layout)
+    register_resolvers()
+    config = OmegaConf.create(
+        {
+            "module": f"${{torchbricks_segmentation_layout:auto,{root},module}}",
+            "classes": f"${{torchbricks_class_names:${{torchbricks_segmentation_layout:auto,{root},classes}},{root}}}",
+        }
+    )
+    pixels = sum(np.bincount(expected_outline_mask(index, layout == "coco").ravel(), minlength=256)[:3] for index in range(4))
+
+    weights = class_weights_of("auto", f"{layout}_segmentation", str(root))
+
+    assert config.module == "torchbricks.lightning.datamodules.OutlineSegmentationDataModule"
+    assert list(config["classes"]) == ["background", *OUTLINE_CLASSES]
+    inverse = 1 / pixels  # 255 (the crowd, the box without outline) is no class's
+    assert weights == pytest.approx((inverse / inverse.mean()).tolist(), abs=1e-6)  # weights are given to 6 decimals
