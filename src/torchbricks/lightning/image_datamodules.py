@@ -731,11 +731,13 @@ class DetectionDataModule(FileDataModule):
     in [0, 1]; `target_boxes` [B, N, 4] (x_min, y_min, x_max, y_max in pixels of the resized image) and
     `target_labels` [B, N], padded with label -1 to the batch's largest N. With `task="multitask"` (COCO only: the
     masks are drawn from its outlines, which YOLO and VOC boxes lack) also `target_mask` [B, H, W] (class index + 1,
-    0 the background) and `target_classes` [B, K] (1 for each class with a box).
+    0 the background) and `target_classes` [B, K] (1 for each class with a box). With `task="segmentation"`
+    (COCO and YOLO: `OutlineSegmentationDataModule`) the batches are `raw` and `targets`, the masks drawn from the
+    outlines, and `class_names` begin with `background`.
 
     Args:
         root: The data folder.
-        task: `detection` or `multitask`.
+        task: `detection`, `multitask` or `segmentation`.
         layout: `auto`, `coco`, `yolo` or `voc`.
         image_size: Side (or [height, width]) images (tiles with `tile_size`), boxes and masks are resized to; None:
             the tile size with tiling, else the training images' median size times `image_scale`.
