@@ -714,3 +714,23 @@ def test_segmentation_folder_module_refuses_a_box_layout_and_outline_module_refu
         SegmentationFolderDataModule(root / "segmentation", layout="coco")
     with pytest.raises(ConfigError, match=r"holds segmentation masks in folders: read them with SegmentationFolderDataModule"):
         OutlineSegmentationDataModule(root / "segmentation")
+
+
+def test_mask_folders_beside_coco_files_are_read_as_before_and_the_job_says_the_outlines_are_not(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _shapes(tmp_path)
+    both = Path(shutil.copytree(root / "segmentation", tmp_path / "both"))
+    for name in ("train.json", "val.json"):
+        shutil.copy(root / "detection" / name, both / name)
+    shutil.copytree(root / "detection" / "images", both / "images")
+    alone = SegmentationFolderDataModule(root / "segmentation", image_size=32, num_workers=0)
+    capsys.readouterr()
+
+    data = SegmentationFolderDataModule(both, image_size=32, num_workers=0, layout="auto")
+
+    assert data.class_names == alone.class_names
+    data.setup("fit")
+    alone.setup("fit")
+    assert torch.equal(data.datasets["train"][0]["targets"], alone.datasets["train"][0]["targets"])
+    assert "holds mask folders and COCO files: task=segmentation reads the masks and not the outlines" in capsys.readouterr().out
