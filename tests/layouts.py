@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
+import numpy as np
+
 
 def _splits(coco_root: Path) -> dict[str, dict[str, Any]]:
     return {split: json.loads((coco_root / f"{split}.json").read_text()) for split in ("train", "val")}
@@ -201,3 +203,124 @@ def coco_to_voc(coco_root: Path, out: Path, flat: bool = False, per_split: bool 
             (out / "ImageSets" / "Main").mkdir(parents=True, exist_ok=True)
             (out / "ImageSets" / "Main" / f"{split}.txt").write_text("\n".join(ids) + "\n")
     return out
+
+
+OUTLINE_SIDE = 32
+"""The side of the images `write_outline_data` writes (a power of two: normalised YOLO coordinates are exact)."""
+OUTLINE_CLASSES = ["cat", "dog"]
+
+
+def outline_objects(index: int, crowd: bool = True) -> list[dict[str, Any]]:
+    """The objects of image `index` of `write_outline_data`, in annotation order, in pixels: a `cat` triangle, a `dog`
+    rectangle over it (drawn later), a `dog` with a box (x, y, w, h) and no outline that the rectangle overlaps and,
+    with `crowd`, a `cat` crowd region (a rectangle as an uncompressed RLE, `rle_rows` x `rle_columns`) under the
+    triangle. Each image shifts them by `index` pixels across."""
+    shift = index % 4
+    objects: list[dict[str, Any]] = [
+        {"label": 0, "polygon": [2 + shift, 2, 16 + shift, 2, 2 + shift, 16]},
+        {"label": 1, "polygon": [8 + shift, 6, 18 + shift, 6, 18 + shift, 14, 8 + shift, 14]},
+        {"label": 1, "box": [14 + shift, 10, 10, 12]},
+    ]
+    if crowd:
+        objects.append({"label": 0, "crowd": True, "rle_rows": (12, 30), "rle_columns": (0, 6)})
+    return objects
+
+
+def _rectangle_rle(rows: tuple[int, int], columns: tuple[int, int]) -> dict[str, Any]:
+    """COCO's uncompressed RLE (column-major runs, zeros first) of a rectangle of an OUTLINE_SIDE image."""
+    counts, position = [], 0
+    for column in range(OUTLINE_SIDE):
+        if columns[0] <= column < columns[1]:
+            start, end = column * OUTLINE_SIDE + rows[0], column * OUTLINE_SIDE + rows[1]
+            counts += [start - position, end - start]
+            position = end
+    counts.append(OUTLINE_SIDE * OUTLINE_SIDE - position)
+    return {"size": [OUTLINE_SIDE, OUTLINE_SIDE], "counts": counts}  # rows within the height: no runs to merge
+
+
+def write_outline_data(root: Path, layout: str, images: int = 4, outlines: bool = True) -> Path:
+    """Segmentation data as labelling tools export outlines, written from the formats' descriptions: `coco`
+    (`train.json`, `val.json` with polygons, an empty segmentation for the object without outline, a crowd region as
+    RLE; `images/{train,val}/*.png`) or `yolo` (`data.yaml`, `images/{train,val}`, `labels/{train,val}/*.txt`, one
+    `class x1 y1 ...` line per outline and `class cx cy w h` for the object without one). `images` per split, the
+    objects of `outline_objects`; without `outlines`, every object is a box (box detection data)."""
+    from PIL import Image
+
+    generator = np.random.default_rng(0)
+    for split in ("train", "val"):
+        (root / "images" / split).mkdir(parents=True)
+        document: dict[str, Any] = {
+            "images": [],
+            "annotations": [],
+            "categories": [{"id": 10 + index, "name": name} for index, name in enumerate(OUTLINE_CLASSES)],
+        }
+        lines_of: dict[str, list[str]] = {}
+        for index in range(images):
+            name = f"{split}_{index}.png"
+            pixels = generator.integers(0, 256, (OUTLINE_SIDE, OUTLINE_SIDE, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / "images" / split / name)
+            document["images"].append(
+                {"id": index + 1, "file_name": f"images/{split}/{name}", "width": OUTLINE_SIDE, "height": OUTLINE_SIDE}
+            )
+            lines = lines_of.setdefault(name, [])
+            for item in outline_objects(index, crowd=layout == "coco"):
+                annotation, line = _outline_annotation(item, outlines)
+                document["annotations"].append({"id": len(document["annotations"]) + 1, "image_id": index + 1, **annotation})
+                lines += [line] if line is not None else []
+        if layout == "coco":
+            (root / f"{split}.json").write_text(json.dumps(document))
+        else:
+            (root / "labels" / split).mkdir(parents=True)
+            for name, lines in lines_of.items():
+                (root / "labels" / split / f"{Path(name).stem}.txt").write_text("\n".join(lines) + "\n")
+    if layout == "yolo":
+        (root / "data.yaml").write_text(f"train: images/train\nval: images/val\nnames: [{', '.join(OUTLINE_CLASSES)}]\n")
+    return root
+
+
+def _outline_annotation(item: dict[str, Any], outlines: bool) -> tuple[dict[str, Any], str | None]:
+    """The COCO annotation (without ids) and the YOLO line (None for a crowd region) of an `outline_objects` item."""
+    if "polygon" in item:
+        xs, ys = item["polygon"][0::2], item["polygon"][1::2]
+        box = [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
+    elif "box" in item:
+        box = item["box"]
+    else:
+        (top, bottom), (left, right) = item["rle_rows"], item["rle_columns"]
+        box = [left, top, right - left, bottom - top]
+    annotation: dict[str, Any] = {"bbox": box, "category_id": 10 + item["label"]}
+    if item.get("crowd"):
+        return annotation | {"iscrowd": 1, "segmentation": _rectangle_rle(item["rle_rows"], item["rle_columns"])}, None
+    outline = item.get("polygon") if outlines else None
+    annotation |= {"iscrowd": 0, "segmentation": [outline] if outline else []}
+    if outline:
+        return annotation, f"{item['label']} " + " ".join(str(value / OUTLINE_SIDE) for value in outline)
+    x, y, w, h = (value / OUTLINE_SIDE for value in box)
+    return annotation, f"{item['label']} {x + w / 2} {y + h / 2} {w} {h}"
+
+
+def expected_outline_mask(index: int, crowd: bool = True) -> np.ndarray:
+    """The mask of image `index` of `write_outline_data` as pycocotools draws its annotations (`frPyObjects` of the
+    polygons, of the box, `decode` of the RLE): 255 for the crowd region and the box of the object without outline,
+    then each outline as class index + 1 in annotation order, a later one over an earlier one."""
+    import warnings
+
+    from pycocotools import mask as mask_utils
+
+    def decoded(rle: Any) -> np.ndarray:
+        with warnings.catch_warnings():  # pycocotools' decode predates numpy 2's `copy` keyword
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return mask_utils.decode(mask_utils.merge(rle)).astype(bool)
+
+    side = OUTLINE_SIDE
+    mask = np.zeros((side, side), dtype=np.int64)
+    objects = outline_objects(index, crowd)
+    for item in objects:
+        if item.get("crowd"):
+            mask[decoded([mask_utils.frPyObjects(_rectangle_rle(item["rle_rows"], item["rle_columns"]), side, side)])] = 255
+        elif "box" in item:
+            mask[decoded(mask_utils.frPyObjects(np.array([item["box"]], dtype=np.float64), side, side))] = 255
+    for item in objects:
+        if "polygon" in item:
+            mask[decoded(mask_utils.frPyObjects([item["polygon"]], side, side))] = item["label"] + 1
+    return mask

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from layouts import coco_to_voc, coco_to_yolo, voc_xml
+from layouts import OUTLINE_CLASSES, coco_to_voc, coco_to_yolo, expected_outline_mask, voc_xml, write_outline_data
 from PIL import Image
 
 from torchbricks.__main__ import main
@@ -449,3 +449,40 @@ def test_a_split_whose_every_mask_pixel_is_255_is_a_problem_naming_the_split(
     expected = f"Every mask pixel of the {split!r} split ({pixels} pixels of {len(masks)} masks) is 255 (ignored): "
     assert expected in output, output
     assert f"mask pixels of the {split!r} split (100.0%) are 255" not in output  # the problem, not the note as well
+
+
+@pytest.mark.parametrize("layout", ["coco", "yolo"])
+def test_segmentation_on_outlines_counts_the_pixels_of_the_masks_drawn_from_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], layout: str
+) -> None:
+    root = write_outline_data(tmp_path / layout, layout)
+    expected = sum(np.bincount(expected_outline_mask(index, layout == "coco").ravel(), minlength=256) for index in range(4))
+
+    report = check_data(root, task="segmentation")
+    status, said = _check(root, capsys, "task=segmentation")
+
+    assert (report.task, report.layout, report.class_names) == ("segmentation", layout, ["background", *OUTLINE_CLASSES])
+    assert report.ok
+    for split in ("train", "validation"):
+        assert report.counts[split] == {
+            name: [4, int(expected[value])] for value, name in enumerate(report.class_names)
+        }  # each class in each image; 255 not counted
+    assert any(
+        "4 objects of the 'train' split (in 4 images; 8 with an outline) have a box but no outline" in n for n in report.notes
+    )
+    assert any("4 crowd regions (iscrowd: 1) of the 'train' split" in note for note in report.notes) == (layout == "coco")
+    assert status == 0
+    assert f"Data {str(root)!r}: segmentation, {layout} layout, 3 classes ['background', 'cat', 'dog']" in said
+
+
+def test_segmentation_on_box_data_without_outlines_is_a_problem_saying_to_train_detection(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = write_outline_data(tmp_path / "yolo", "yolo", outlines=False)
+
+    status, said = _check(root, capsys, "task=segmentation")
+
+    assert status == 1
+    assert "The 'train' split of" in said
+    assert "12 objects in 4 images and not one outline" in said
+    assert f"Train task=detection on it (torchbricks train task=detection data.root={root})" in said

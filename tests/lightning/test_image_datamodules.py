@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import coco_semantic_mask, count_listings, count_reads, uncompressed_rle
+from layouts import OUTLINE_CLASSES, OUTLINE_SIDE, expected_outline_mask, write_outline_data
 
 from torchbricks.datasets.readers import DataError
 from torchbricks.datasets.shapes import write_shapes_dataset
@@ -21,6 +22,7 @@ from torchbricks.lightning.datamodules import (
     CocoDataModule,
     DetectionDataModule,
     ImageFolderDataModule,
+    OutlineSegmentationDataModule,
     SegmentationFolderDataModule,
     cap_num_workers,
 )
@@ -653,3 +655,82 @@ def test_the_image_folder_start_up_lists_each_class_folder_once(
         from torchbricks.datasets.image_sizes import typical_image_size
 
         assert data.image_size == typical_image_size("image_folder", root).size
+
+
+@pytest.mark.parametrize("layout", ["coco", "yolo"])
+def test_segmentation_from_outlines_yields_the_masks_pycocotools_draws_from_them(
+    tmp_path: Path, layout: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = write_outline_data(tmp_path / layout, layout)
+
+    data = OutlineSegmentationDataModule(root, image_size=OUTLINE_SIDE, batch_size=2, num_workers=0)
+    data.setup("fit")
+
+    assert data.layout == layout
+    assert data.class_names == ["background", *OUTLINE_CLASSES]
+    for split in ("train", "validation"):
+        for index in range(4):
+            sample = data.datasets[split][index]
+            assert sorted(sample) == ["raw", "targets"]
+            expected = expected_outline_mask(index, crowd=layout == "coco")
+            assert set(np.unique(expected)) == ({0, 1, 2, 255})  # background, both classes, ignored pixels
+            np.testing.assert_array_equal(sample["targets"].numpy(), expected)
+    said = capsys.readouterr().out
+    assert "4 objects of the 'train' split (in 4 images; 8 with an outline) have a box but no outline" in said
+    assert "drawn as 255 (ignored)" in said
+
+
+def test_segmentation_masks_from_outlines_are_resized_and_batched_as_the_mask_folders_are(tmp_path: Path) -> None:
+    root = write_outline_data(tmp_path / "coco", "coco")
+    data = OutlineSegmentationDataModule(root, image_size=16, batch_size=2, num_workers=0)
+
+    batch = next(iter(data.val_dataloader()))
+
+    assert batch["raw"].shape == (2, 3, 16, 16)
+    assert batch["targets"].dtype == torch.int64
+    expected = expected_outline_mask(0)[1::2, 1::2]  # the pixel under each output pixel's centre, as masks resize
+    np.testing.assert_array_equal(batch["targets"][0].numpy(), expected)
+
+
+@pytest.mark.parametrize("layout", ["coco", "yolo"])
+def test_segmentation_on_box_data_without_any_outline_is_an_error_naming_the_folder_and_task_detection(
+    tmp_path: Path, layout: str
+) -> None:
+    root = write_outline_data(tmp_path / layout, layout, outlines=False)
+
+    with pytest.raises(DataError, match=r"^The 'train' split of .* has 12 objects in 4 images and not one outline") as caught:
+        OutlineSegmentationDataModule(root, image_size=OUTLINE_SIDE, num_workers=0)
+    said = str(caught.value)
+    assert (
+        f"box detection data, with no mask to learn. Train task=detection on it (torchbricks train task=detection "
+        f"data.root={root})" in said
+    )
+
+
+def test_segmentation_folder_module_refuses_a_box_layout_and_outline_module_refuses_mask_folders(tmp_path: Path) -> None:
+    root = _shapes(tmp_path)
+
+    with pytest.raises(ConfigError, match=r"^Config key 'data.layout' is 'coco', but SegmentationFolderDataModule reads mask"):
+        SegmentationFolderDataModule(root / "segmentation", layout="coco")
+    with pytest.raises(ConfigError, match=r"holds segmentation masks in folders: read them with SegmentationFolderDataModule"):
+        OutlineSegmentationDataModule(root / "segmentation")
+
+
+def test_mask_folders_beside_coco_files_are_read_as_before_and_the_job_says_the_outlines_are_not(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _shapes(tmp_path)
+    both = Path(shutil.copytree(root / "segmentation", tmp_path / "both"))
+    for name in ("train.json", "val.json"):
+        shutil.copy(root / "detection" / name, both / name)
+    shutil.copytree(root / "detection" / "images", both / "images")
+    alone = SegmentationFolderDataModule(root / "segmentation", image_size=32, num_workers=0)
+    capsys.readouterr()
+
+    data = SegmentationFolderDataModule(both, image_size=32, num_workers=0, layout="auto")
+
+    assert data.class_names == alone.class_names
+    data.setup("fit")
+    alone.setup("fit")
+    assert torch.equal(data.datasets["train"][0]["targets"], alone.datasets["train"][0]["targets"])
+    assert "holds mask folders and COCO files: task=segmentation reads the masks and not the outlines" in capsys.readouterr().out

@@ -8,18 +8,20 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from layouts import OUTLINE_CLASSES, expected_outline_mask, write_outline_data
 from omegaconf import OmegaConf
 from PIL import Image
 
 from torchbricks.configuration import compose_config, create_brick_collection, instantiate_config
 from torchbricks.datasets.shapes import write_shapes_dataset
-from torchbricks.errors import ConfigError
+from torchbricks.errors import ConfigError, DataError
 from torchbricks.lightning.task_resolvers import (
     check_class_weights,
     class_names_of,
     class_weights_of,
     image_size_of,
     register_resolvers,
+    segmentation_layout_of,
 )
 from torchbricks.tags import Stage
 
@@ -276,3 +278,46 @@ def test_the_image_size_from_the_data_measures_images_replaced_in_the_same_proce
         assert image_size_of("image_folder", str(root), 32, 512) == side
     said = capsys.readouterr().out
     assert said.count("the median size 64 x 64") == said.count("the median size 160 x 160") == 1
+
+
+@pytest.mark.parametrize("layout", ["coco", "yolo"])
+def test_segmentation_on_outlines_takes_its_module_classes_and_auto_weights_from_the_drawn_masks(
+    tmp_path: Path, layout: str
+) -> None:
+    root = write_outline_data(tmp_path / layout, layout)
+    register_resolvers()
+    config = OmegaConf.create(
+        {
+            "module": f"${{torchbricks_segmentation_layout:auto,{root},module}}",
+            "classes": f"${{torchbricks_class_names:${{torchbricks_segmentation_layout:auto,{root},classes}},{root}}}",
+        }
+    )
+    pixels = sum(np.bincount(expected_outline_mask(index, layout == "coco").ravel(), minlength=256)[:3] for index in range(4))
+
+    weights = class_weights_of("auto", f"{layout}_segmentation", str(root))
+
+    assert config.module == "torchbricks.lightning.datamodules.OutlineSegmentationDataModule"
+    assert list(config["classes"]) == ["background", *OUTLINE_CLASSES]
+    inverse = 1 / pixels  # 255 (the crowd, the box without outline) is no class's
+    assert weights == pytest.approx((inverse / inverse.mean()).tolist(), abs=1e-6)  # weights are given to 6 decimals
+
+
+def test_segmentation_reads_mask_folders_beside_coco_files_and_falls_back_to_them_where_nothing_is_read(
+    tmp_path: Path,
+) -> None:
+    shapes = write_shapes_dataset(tmp_path / "shapes", num_train=3, num_val=2, image_size=32)
+    both = Path(shutil.copytree(shapes / "segmentation", tmp_path / "both"))
+    for name in ("train.json", "val.json"):
+        shutil.copy(shapes / "detection" / name, both / name)
+    shutil.copytree(shapes / "detection" / "images", both / "images")
+    folders = "torchbricks.lightning.datamodules.SegmentationFolderDataModule"
+
+    assert segmentation_layout_of("auto", str(both), "module") == folders
+    assert segmentation_layout_of("auto", str(both), "classes") == "segmentation_folder"
+    assert (
+        segmentation_layout_of("coco", str(both), "module") == "torchbricks.lightning.datamodules.OutlineSegmentationDataModule"
+    )
+    assert segmentation_layout_of("coco", str(both), "classes") == "coco_segmentation"
+    assert segmentation_layout_of("auto", str(tmp_path / "nowhere"), "module") == folders  # its reader names the folder
+    with pytest.raises(DataError, match=r"^The data folder '.*nowhere' does not exist"):
+        segmentation_layout_of("auto", str(tmp_path / "nowhere"), "classes")

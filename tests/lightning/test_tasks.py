@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from layouts import OUTLINE_CLASSES, expected_outline_mask, write_outline_data
 from PIL import Image
 
 from torchbricks.__main__ import main
@@ -264,3 +265,29 @@ def test_only_classification_trains_its_last_phase_without_augmentations(task: s
     settings = read_job_settings(compose_config([f"task={task}", "data.root=unused"]))
 
     assert settings.early_stopping.finish_without_augmentations is (task == "classification")
+
+
+@pytest.mark.slow
+def test_segmentation_task_trains_evaluates_and_predicts_from_yolo_segmentation_outlines(tmp_path: Path) -> None:
+    root = write_outline_data(tmp_path / "yolo", "yolo")
+
+    metrics = _train("segmentation", root, tmp_path, "data.batch_size=2")
+
+    run = tmp_path / "run"
+    assert json.loads((run / "experiment.json").read_text())["class_names"] == ["background", *OUTLINE_CLASSES]
+    assert 0.0 <= metrics["test"]["segmentation/mean_iou"] <= 1.0
+    predicted, targets = _test_predictions(run, "segmentation/mask")
+    expected = torch.stack([torch.from_numpy(expected_outline_mask(index, crowd=False)) for index in range(4)])
+    assert torch.equal(targets, expected)  # the test split (the validation images) as the data module drew it
+    counts = np.bincount(3 * targets[targets != 255].numpy() + predicted[targets != 255].numpy(), minlength=9)
+    assert metrics["test"]["segmentation/confusion_matrix"] == counts.reshape(3, 3).tolist()
+    assert metrics["onnx_max_abs_difference"] < 1e-4
+    assert (run / "predictions.png").is_file()
+    assert (run / "bricks" / "segmentation").is_dir()
+    assert main(["evaluate", str(run)]) == 0
+    evaluated = json.loads((run / "evaluation.json").read_text())
+    assert evaluated["class_names"] == ["background", *OUTLINE_CLASSES]
+    assert main(["predict", str(run), str(root / "images" / "val"), "--out", str(tmp_path / "predicted")]) == 0
+    masks = sorted((tmp_path / "predicted" / "masks").iterdir())
+    assert len(masks) == 4
+    assert set(np.unique(np.asarray(Image.open(masks[0])))) <= {0, 1, 2}

@@ -44,6 +44,7 @@ __all__ = [
     "box_problem",
     "clip_box",
     "decode_rle",
+    "has_outline",
     "image_size_problem",
     "outline_points",
 ]
@@ -67,6 +68,17 @@ class BoxObject:
     def ignored(self) -> bool:
         """Neither trained on nor counted by the mAP (`BoxDataset`)."""
         return self.difficult or self.crowd
+
+
+def has_outline(item: BoxObject) -> bool:
+    """Whether the object has an outline to draw (COCO polygons or RLE, a YOLO segmentation line), not a box alone (a
+    YOLO box line, a COCO annotation whose segmentation is missing or `[]`).
+
+    Example:
+        >>> has_outline(BoxObject((0, 0, 2, 2), 0, [[0, 0, 2, 0, 2, 2]])), has_outline(BoxObject((0, 0, 2, 2), 0, []))
+        (True, False)
+    """
+    return isinstance(item.segmentation, dict) or (isinstance(item.segmentation, list) and bool(item.segmentation))
 
 
 @dataclass
@@ -141,11 +153,18 @@ class BoxDataset(Dataset[dict[str, Any]]):
     only objects are ignored ones, a crowd region or an object a tile cuts, whose presence is then neither right nor
     wrong: the multi-label loss and metrics leave it out, as the detection metric leaves out the object).
 
+    With `segmentation` (semantic segmentation from outlines, `task=segmentation` on COCO or YOLO data) the samples
+    are `{"raw", "targets"}`, `targets` the mask `with_masks` draws but for the objects without outline
+    (`has_outline`: a YOLO box line, a COCO annotation with an empty segmentation): drawn as the box, such an object
+    would teach the box's background pixels as the class, so its box is drawn as `IGNORE_INDEX` (255), with the
+    crowd regions, before the outlines (an outlined object keeps its pixels there). `unoutlined` counts them.
+
     Args:
         images: The records.
         class_names: The classes in index order.
         with_masks: Also give the semantic mask and the classes present (the multitask targets).
         transform: A `torchvision.transforms.v2` transform of `{"image", "boxes", "labels"[, "mask"]}`.
+        segmentation: Serve semantic segmentation samples (implies `with_masks`).
     """
 
     reading_notice: str | None = None
@@ -159,7 +178,12 @@ class BoxDataset(Dataset[dict[str, Any]]):
     is drawn once rather than at every epoch. None decodes each image and draws each mask whenever it is read."""
 
     def __init__(
-        self, images: Sequence[BoxImage], class_names: Sequence[str], with_masks: bool = False, transform: Transform | None = None
+        self,
+        images: Sequence[BoxImage],
+        class_names: Sequence[str],
+        with_masks: bool = False,
+        transform: Transform | None = None,
+        segmentation: bool = False,
     ) -> None:
         self.records = list(images)
         self.duplicates: dict[Path, int] = {}
@@ -170,33 +194,65 @@ class BoxDataset(Dataset[dict[str, Any]]):
                 self.duplicates[record.path] = len(record.objects) - len(kept)
                 record.objects = kept
         self.class_names = list(class_names)
-        if with_masks and len(self.class_names) >= IGNORE_INDEX:  # drawn as index + 1: the 255th class would be 255
+        self.with_masks = False
+        self.segmentation = False
+        if with_masks or segmentation:
+            self.draw_masks(segmentation)
+        self.transform = transform
+
+    def draw_masks(self, segmentation: bool = False) -> None:
+        """From now on the samples have the masks drawn from the outlines: the multitask targets, or with
+        `segmentation` the semantic segmentation samples (see the class).
+
+        Raises:
+            DataError: The classes do not fit a mask (255 or more).
+        """
+        if len(self.class_names) >= IGNORE_INDEX:  # drawn as index + 1: the 255th class would be 255
             raise DataError(
                 f"{len(self.class_names)} classes do not fit the semantic masks drawn from their outlines: a mask "
                 f"holds the background 0, the classes 1 to {IGNORE_INDEX - 1} and {IGNORE_INDEX} for ignored pixels, "
                 f"so class {self.class_names[IGNORE_INDEX - 1]!r} (the {IGNORE_INDEX}th) would be drawn as ignored. "
-                f"Multitask takes at most {IGNORE_INDEX - 1} classes; task=detection takes any number."
+                f"Segmentation and multitask take at most {IGNORE_INDEX - 1} classes; task=detection takes any number."
             )
-        self.with_masks = with_masks
-        self.transform = transform
+        self.with_masks = True
+        self.segmentation = segmentation
 
     def __len__(self) -> int:
         return len(self.records)
 
-    def object_counts(self) -> tuple[list[int], list[int]]:
-        """Per class, in index order: the objects trained on, and those ignored (crowd regions, difficult objects),
-        read from the parsed records (no image is decoded).
+    def object_counts(self, outlined: bool = False) -> tuple[list[int], list[int]]:
+        """Per class, in index order: the objects trained on, and those ignored (crowd regions, difficult objects and,
+        with `outlined`, objects without outline, which the segmentation masks draw ignored), read from the parsed
+        records (no image is decoded).
 
         Example:
             >>> records = [BoxImage(Path("a.png"), 8, 8, [BoxObject((0, 0, 2, 2), 1), BoxObject((2, 2, 4, 4), 0, crowd=True)])]
             >>> BoxDataset(records, ["cat", "dog", "bird"]).object_counts()
             ([0, 1, 0], [1, 0, 0])
+            >>> BoxDataset(records, ["cat", "dog", "bird"]).object_counts(outlined=True)
+            ([0, 0, 0], [1, 1, 0])
         """
         trained, ignored = [0] * len(self.class_names), [0] * len(self.class_names)
         for record in self.records:
             for item in record.objects:
-                (ignored if item.ignored else trained)[item.label] += 1
+                (ignored if item.ignored or (outlined and not has_outline(item)) else trained)[item.label] += 1
         return trained, ignored
+
+    def unoutlined(self) -> tuple[int, int, int]:
+        """The objects without outline (`has_outline`; crowd regions and difficult objects left out, being ignored
+        anyway), the images holding one, and the objects with an outline, read from the parsed records.
+
+        Example:
+            >>> objects = [BoxObject((0, 0, 2, 2), 1), BoxObject((2, 2, 4, 4), 0, [[2, 2, 4, 2, 4, 4]])]
+            >>> BoxDataset([BoxImage(Path("a.png"), 8, 8, objects)], ["cat", "dog"]).unoutlined()
+            (1, 1, 1)
+        """
+        without = images = outlined = 0
+        for record in self.records:
+            kept = [item for item in record.objects if not item.ignored]
+            missing = sum(not has_outline(item) for item in kept)
+            without, images, outlined = without + missing, images + bool(missing), outlined + len(kept) - missing
+        return without, images, outlined
 
     def duplicates_notice(self, split: str) -> str | None:
         """What the training job and `check-data` say of the objects dropped as exact repeats (`duplicates`), naming
@@ -247,7 +303,9 @@ class BoxDataset(Dataset[dict[str, Any]]):
         }
         if self.with_masks:
             if self.image_cache is not None:  # drawn once, at the input size, as the transform's resize leaves it
-                sample["mask"] = self.image_cache.drawn_mask(_drawing_source(record), lambda: self._semantic_mask(record))
+                sample["mask"] = self.image_cache.drawn_mask(
+                    _drawing_source(record, self.segmentation), lambda: self._semantic_mask(record)
+                )
             else:
                 sample["mask"] = tv_tensors.Mask(torch.from_numpy(self._semantic_mask(record)))
         if getattr(self.transform, "uses_outlines", False) and all(_polygons(item) for item in objects):
@@ -266,6 +324,8 @@ class BoxDataset(Dataset[dict[str, Any]]):
             "target_boxes": sample["boxes"].as_subclass(torch.Tensor).float(),
             "target_labels": sample["labels"],
         }
+        if self.segmentation:
+            return {"raw": named["raw"], "targets": sample["mask"].as_subclass(torch.Tensor).long()}
         if self.with_masks:
             named["target_mask"] = sample["mask"].as_subclass(torch.Tensor).long()
             present = torch.zeros(len(self.class_names), dtype=torch.int64)
@@ -275,35 +335,52 @@ class BoxDataset(Dataset[dict[str, Any]]):
             named["target_classes"] = present
         return named
 
-    def _semantic_mask(self, record: BoxImage) -> np.ndarray:
-        """Class index + 1 per pixel, drawn in object order (a later object covers an earlier one); crowd regions
-        are drawn first as `IGNORE_INDEX`, so that the loss and the mean IoU leave their pixels out (a crowd of
-        people is neither background nor a person to outline) and an object drawn over one keeps its pixels.
-        Polygons, and a box standing in for a missing outline, are filled by COCO's pixel rule, as pycocotools'
-        `annToMask` fills them (`rasterize_polygons`)."""
+    def semantic_mask(self, index: int, segmentation: bool | None = None) -> np.ndarray:
+        """The mask of sample `index` drawn from its outlines at its annotations' size, before any transform (int64
+        [H, W], see the class): as `segmentation` says, by default as the dataset draws it.
+
+        Example:
+            >>> objects = [BoxObject((0, 0, 2, 2), 1), BoxObject((1, 1, 4, 3), 0, [[1, 1, 4, 1, 4, 3, 1, 3]])]
+            >>> BoxDataset([BoxImage(Path("a.png"), 4, 3, objects)], ["cat", "dog"]).semantic_mask(0, segmentation=True).tolist()
+            [[255, 255, 0, 0], [255, 1, 1, 1], [0, 1, 1, 1]]
+        """
+        return self._semantic_mask(self.records[index], segmentation)
+
+    def _semantic_mask(self, record: BoxImage, segmentation: bool | None = None) -> np.ndarray:
+        """Class index + 1 per pixel, drawn in object order (a later object covers an earlier one, as pycocotools'
+        users draw `annToMask` of each annotation in turn); crowd regions are drawn first as `IGNORE_INDEX`, so that
+        the loss and the mean IoU leave their pixels out (a crowd of people is neither background nor a person to
+        outline) and an object drawn over one keeps its pixels. Polygons, and a box standing in for a missing outline,
+        are filled by COCO's pixel rule, as pycocotools' `annToMask` fills them (`rasterize_polygons`); with
+        `segmentation`, an object without outline is drawn as `IGNORE_INDEX` over its box, with the crowds."""
+        unoutlined_ignored = self.segmentation if segmentation is None else segmentation
         canvas = np.zeros((record.height, record.width), dtype=np.int64)
-        for item in sorted(record.objects, key=lambda item: not item.crowd):  # stable: the crowds, then the objects
-            segmentation = item.segmentation
-            if isinstance(segmentation, list) and segmentation:
-                pixels = rasterize_polygons(segmentation, record.height, record.width)
-            elif isinstance(segmentation, dict):  # RLE, uncompressed (counts a list) or compressed (a string)
-                pixels = decode_rle(segmentation)
+        ignored = [item.crowd or (unoutlined_ignored and not has_outline(item)) for item in record.objects]
+        order = sorted(range(len(record.objects)), key=lambda index: not ignored[index])  # stable: ignored ones first
+        for index in order:
+            item = record.objects[index]
+            outline = item.segmentation
+            if isinstance(outline, list) and outline:
+                pixels = rasterize_polygons(outline, record.height, record.width)
+            elif isinstance(outline, dict):  # RLE, uncompressed (counts a list) or compressed (a string)
+                pixels = decode_rle(outline)
             else:  # no outline: the box stands in for it, as pycocotools turns a box into a polygon
                 x_min, y_min, x_max, y_max = item.box
                 pixels = rasterize_polygons(
                     [[x_min, y_min, x_min, y_max, x_max, y_max, x_max, y_min]], record.height, record.width
                 )
-            canvas[pixels] = IGNORE_INDEX if item.crowd else item.label + 1
+            canvas[pixels] = IGNORE_INDEX if ignored[index] else item.label + 1
         return canvas
 
 
-def _drawing_source(record: BoxImage) -> bytes:
-    """Everything `BoxDataset._semantic_mask` reads of a record, serialized: its size and, in order, each object's
+def _drawing_source(record: BoxImage, segmentation: bool) -> bytes:
+    """Everything `BoxDataset._semantic_mask` reads of a record, serialized: its size, `segmentation` (whether an
+    object without outline is drawn ignored) and, in order, each object's
     class, crowd flag, outline and box (which stands in for a missing outline). Equal bytes unpickle to equal values,
     so two records share a mask kept under it (`ResizedImageCache.drawn_mask`) only when they draw the same one
     (pickled in 5 us an image, where the outlines as nested tuples took 0.1-0.3 ms)."""
     drawn = [(item.label, item.crowd, item.segmentation, item.box) for item in record.objects]
-    return pickle.dumps((record.height, record.width, drawn), protocol=pickle.HIGHEST_PROTOCOL)
+    return pickle.dumps((record.height, record.width, segmentation, drawn), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _without_duplicates(objects: list[BoxObject]) -> list[BoxObject]:

@@ -77,6 +77,14 @@ from torchbricks.datasets.readers import (
     training_class_names,
     voc_class_names_notice,
 )
+from torchbricks.datasets.segmentation_layouts import (
+    OUTLINE_LAYOUTS,
+    check_outlines,
+    holds_mask_folders,
+    segmentation_layout,
+    unoutlined_notice,
+    unread_outlines_notice,
+)
 from torchbricks.datasets.voc import check_voc_origin, read_voc_splits, voc_class_names
 from torchbricks.datasets.voc_segmentation import read_voc_segmentation, split_lists
 from torchbricks.datasets.yolo import read_yolo_layout, unread_label_files, yolo_settings_file
@@ -175,17 +183,13 @@ def _task_of(root: Path, task: str | None, layout: str) -> tuple[str, str]:
     if task in ("detection", "multitask") or (task is None and layout != "auto"):
         return task or "detection", detect_detection_layout(root, layout)
     if task == "segmentation":
-        return task, "segmentation_folder"
+        return task, segmentation_layout(root, layout)
     if task == "classification":
         return task, "image_folder"
     check_data_folder(root)
     if find_detection_layouts(root):
         return "detection", detect_detection_layout(root)
-    if (
-        ((root / "train" / "images").is_dir() and (root / "train" / "masks").is_dir())
-        or is_pool(root, "segmentation_folder")
-        or is_voc_layout(root, "segmentation_folder")
-    ):
+    if holds_mask_folders(root):
         return "segmentation", "segmentation_folder"
     if (root / "train").is_dir() or is_pool(root, "image_folder"):
         return "classification", "image_folder"
@@ -304,8 +308,9 @@ def check_data(
         "validation_fraction=... split_seed=... as training sets them"
     )
     names = checker.problems.guard(_class_names, root, layout, checker.problems)
+    outlines = task == "segmentation" and layout in OUTLINE_LAYOUTS  # masks drawn from the outlines
     if names is not None:
-        report.class_names = list(names)
+        report.class_names = ["background", *names] if outlines else list(names)
         alike = _names_alike(report.class_names)
         if alike is not None:
             report.notes.append(alike)
@@ -330,11 +335,15 @@ def check_data(
                 f"validation ({drawn_by})."
             )
         report.notes += _voc_notes(root, layout, checker.problems)
+        if task == "segmentation":
+            unread = unread_outlines_notice(root, layout)
+            report.notes += [unread] if unread is not None else []
         for split, source in splits:
             report.counts[split] = {}
-            SPLIT_CHECKS.get(layout, _check_boxes)(checker, root, layout, split, source)
+            check = _check_outlines if outlines else SPLIT_CHECKS.get(layout, _check_boxes)
+            check(checker, root, layout, split, source)
         for split, per_class in checker.ignored.items():
-            report.notes.append(_ignored_notice(layout, split, per_class))
+            report.notes.append(_ignored_notice(layout, split, per_class, masks=outlines))
         for name in report.class_names[1:] if task == "segmentation" else report.class_names:
             if name not in report.counts.get("train", {}):
                 ignored = checker.ignored.get("train", Counter())[name]
@@ -366,11 +375,18 @@ def _ignored_words(layout: str, count: int) -> str:
     return f"{count} {one if count == 1 else several}"
 
 
-def _ignored_notice(layout: str, split: str, per_class: Counter[str]) -> str:
-    """What `check-data` says of the objects of a split that training ignores: how many, of which classes."""
+def _ignored_notice(layout: str, split: str, per_class: Counter[str], masks: bool = False) -> str:
+    """What `check-data` says of the objects of a split that training ignores: how many, of which classes (`masks`:
+    of segmentation masks drawn from the outlines, where they are drawn as ignored pixels)."""
     count = sum(per_class.values())
     classes = ", ".join(f"{name}: {number}" for name, number in sorted(per_class.items()))
     marked = "<difficult>1</difficult>" if layout == "voc" else "iscrowd: 1"
+    if masks:
+        return (
+            f"{_ignored_words(layout, count)} ({marked}) of the {split!r} split ({classes}) {'is' if count == 1 else 'are'} "
+            f"drawn as {IGNORE_INDEX} (ignored) in the masks, under the objects drawn over them: a crowd region outlines "
+            "a group, background between its members, so its pixels are neither trained on nor measured."
+        )
     return (
         f"{_ignored_words(layout, count)} ({marked}) of the {split!r} split ({classes}) {'is' if count == 1 else 'are'} "
         "kept out of training and of the mAP's ground truths (a detection on one is neither right nor a false "
@@ -707,6 +723,46 @@ def _check_boxes(checker: _Checker, root: Path, layout: str, split: str, source:
         for item in record.objects:
             if item.ignored:
                 checker.ignored.setdefault(split, Counter())[checker.report.class_names[item.label]] += 1
+
+
+def _check_outlines(checker: _Checker, root: Path, layout: str, split: str, source: str) -> None:
+    """`task=segmentation` on COCO or YOLO outlines: the split read as training reads it, each image decoded and its
+    mask drawn (`BoxDataset` with `segmentation`), its pixels counted per class (255 left out, as for mask folders);
+    a split without any outline is a problem, objects without one a note."""
+    try:
+        dataset: BoxDataset = read_detection_split(
+            root,
+            layout,
+            source,
+            checker.report.class_names[1:],
+            problems=checker.problems,
+            validation_fraction=checker.validation_fraction,
+            seed=checker.seed,
+            segmentation=True,
+        )
+        check_outlines(dataset, root, split)
+    except DataError as error:  # a whole file unreadable, or box data without outlines
+        checker.problems.report(str(error))
+        return
+    notices = [dataset.reading_notice, dataset.duplicates_notice(split), unoutlined_notice(dataset, split)]
+    checker.report.notes += [notice for notice in notices if notice is not None and notice not in checker.report.notes]
+    checker.report.images[split] = 0
+    for index, record in enumerate(dataset.records):
+        size = checker.image(split, record.path)
+        if size is None:
+            continue
+        problem = image_size_problem(record, size)
+        if problem is not None:
+            checker.problems.report(problem)
+            continue
+        checker.report.images[split] += 1
+        _count_mask(checker, split, dataset.semantic_mask(index), record.path)
+        for item in record.objects:
+            if item.ignored:
+                checker.ignored.setdefault(split, Counter())[checker.report.class_names[item.label + 1]] += 1
+    totals = checker.ignored_pixels.get(split)
+    if totals is not None and totals[0] == totals[1] > 0:
+        checker.problems.report(_unlabelled_split_problem(split, checker.report.images[split], totals[1]))
 
 
 SPLIT_CHECKS: dict[str, Callable[[_Checker, Path, str, str, Any], None]] = {

@@ -24,7 +24,7 @@ import numpy as np
 from torchbricks._conventions import IGNORE_INDEX
 from torchbricks._image_files import FolderListings
 from torchbricks.datasets.labelmap import MaskColours
-from torchbricks.datasets.readers import CocoDataset, DataError, class_images, read_mask, visible_files
+from torchbricks.datasets.readers import BoxDataset, CocoDataset, DataError, class_images, read_mask, visible_files
 
 if TYPE_CHECKING:
     from torchbricks.datasets.folder_splits import FolderSplit
@@ -36,6 +36,7 @@ __all__ = [
     "image_folder_class_counts",
     "inverse_frequency_weights",
     "masks_of_split",
+    "outline_pixel_counts",
     "segmentation_pixel_counts",
     "split_masks",
 ]
@@ -139,6 +140,21 @@ def coco_pixel_counts(
     for index in _spread(list(range(len(dataset))), max_images):
         mask = dataset[index]["target_mask"].numpy()
         counts += np.bincount(mask.ravel(), minlength=len(counts))[: len(counts)]
+    return counts.tolist()
+
+
+def outline_pixel_counts(dataset: BoxDataset, max_images: int = MAX_MASKS) -> list[int]:
+    """Pixels of the background (index 0) and of each class (index + 1) in the masks `task=segmentation` draws from
+    the outlines of a split of box data (`BoxDataset` with `segmentation`: 255, an object without outline or a crowd
+    region, left out), at the images' own size, at most `max_images` images spread evenly over the split.
+
+    Raises:
+        DataError: The data is bad (see the layout's reader).
+    """
+    counts = np.zeros(len(dataset.class_names) + 1, dtype=np.int64)
+    for index in _spread(list(range(len(dataset))), max_images):
+        mask = dataset.semantic_mask(index, segmentation=True)
+        counts += np.bincount(mask[mask != IGNORE_INDEX].ravel(), minlength=len(counts))[: len(counts)]
     return counts.tolist()
 
 

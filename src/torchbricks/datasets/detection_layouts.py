@@ -197,23 +197,30 @@ def read_detection_split(
     validation_fraction: float = VALIDATION_FRACTION,
     seed: int = SPLIT_SEED,
     voc_origin: int | str = "auto",
+    segmentation: bool = False,
 ) -> BoxDataset:
     """One split (`train`, `validation`, `test`) of the box data in `root`, in `layout` (not `auto`); VOC boxes
     counted from `voc_origin` (`VocDataset`'s `origin`).
 
     `class_names` are the train split's (so every split numbers the classes alike); a split whose classes differ
     (COCO categories) or name one outside them (VOC) is an error. With `with_masks` (COCO only) the samples also have
-    the multitask targets.
+    the multitask targets; with `segmentation` (COCO, YOLO) they are semantic segmentation's, the masks drawn from the
+    outlines (`BoxDataset`).
 
     Raises:
         DataError: The data is bad (see the layout's reader).
     """
     root = Path(root)
+    dataset: BoxDataset
     if layout == "coco":
-        return _coco_split(root, split, class_names, with_masks, transform, problems, validation_fraction, seed)
-    if layout == "yolo":
-        return YoloDataset(root, split, transform, problems, validation_fraction, seed)
-    return VocDataset(root, split, class_names, transform, validation_fraction, seed, problems, voc_origin)
+        dataset = _coco_split(root, split, class_names, with_masks, transform, problems, validation_fraction, seed)
+    elif layout == "yolo":
+        dataset = YoloDataset(root, split, transform, problems, validation_fraction, seed)
+    else:
+        dataset = VocDataset(root, split, class_names, transform, validation_fraction, seed, problems, voc_origin)
+    if segmentation:
+        dataset.draw_masks(segmentation=True)
+    return dataset
 
 
 def _coco_split(

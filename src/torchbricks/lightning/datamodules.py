@@ -14,6 +14,7 @@ from torchbricks.lightning.image_datamodules import (
     CocoDataModule,
     DetectionDataModule,
     ImageFolderDataModule,
+    OutlineSegmentationDataModule,
     SegmentationFolderDataModule,
 )
 from torchbricks.lightning.split_datamodule import SplitDataModule, cap_num_workers
@@ -26,6 +27,7 @@ __all__ = [
     "GeneratedImageDataset",
     "ImageFolderDataModule",
     "NamedTensorDataset",
+    "OutlineSegmentationDataModule",
     "SegmentationFolderDataModule",
     "SplitDataModule",
     "cap_num_workers",

@@ -64,6 +64,13 @@ from torchbricks.datasets.readers import (
     training_class_names,
     voc_class_names_notice,
 )
+from torchbricks.datasets.segmentation_layouts import (
+    OUTLINE_LAYOUTS,
+    check_outlines,
+    segmentation_layout,
+    unoutlined_notice,
+    unread_outlines_notice,
+)
 from torchbricks.datasets.tiled import TiledDataset
 from torchbricks.datasets.transforms import AugmentationSwitch, collate_padded, create_transform, image_size_pair
 from torchbricks.datasets.voc import SPLIT_SEED, VALIDATION_FRACTION, check_voc_origin
@@ -76,6 +83,7 @@ __all__ = [
     "DetectionDataModule",
     "FileDataModule",
     "ImageFolderDataModule",
+    "OutlineSegmentationDataModule",
     "SegmentationFolderDataModule",
     "check_dataset_files",
 ]
@@ -580,10 +588,13 @@ class SegmentationFolderDataModule(FileDataModule):
         split_seed: The seed of that draw (independent of the training seed).
         cache_megabytes: Memory for the training and validation images, decoded once at the input size and kept
             between epochs (`torchbricks.datasets.image_cache`); 0 decodes every image whenever it is read.
+        layout: `segmentation_folder` or `auto` (`data.layout` of `task=segmentation`, which reads outlines with
+            `OutlineSegmentationDataModule`; `torchbricks.datasets.segmentation_layouts`).
 
     Raises:
         DataError: A split is missing or empty, an image lacks its mask or differs from it in size.
-        ConfigError: `tile_size` is at least as large as every training image, or `image_scale` is not a number > 0.
+        ConfigError: `tile_size` is at least as large as every training image, `image_scale` is not a number > 0,
+            or `layout` is another.
     """
 
     supports_tiling = True
@@ -604,7 +615,14 @@ class SegmentationFolderDataModule(FileDataModule):
         split_seed: int = SPLIT_SEED,
         cache_megabytes: float = CACHE_MEGABYTES,
         last_phase_augmentations: Sequence[Callable[..., Any]] | None = None,
+        layout: str = "segmentation_folder",
     ) -> None:
+        if layout not in ("auto", "segmentation_folder"):
+            raise ConfigError(
+                f"Config key 'data.layout' is {layout!r}, but {type(self).__name__} reads mask folders "
+                "(segmentation_folder); OutlineSegmentationDataModule reads the outlines of COCO and YOLO data "
+                "(task=segmentation picks it from data.layout)."
+            )
         self.image_scale = check_image_scale(image_scale)
         listings, headers = start_up_listings(), start_up_headers()  # the size from the data lists and opens too
         image_size = _size_from_data("segmentation_folder", root, image_size, self.image_scale, tile_size, listings, headers)
@@ -638,6 +656,8 @@ class SegmentationFolderDataModule(FileDataModule):
             if problem is not None:
                 raise DataError(problem)
         notices = [binary_masks_notice(masks, self.class_names)] if self.foreground_255 else []
+        unread = unread_outlines_notice(self.root, self.folder_layout) if layout == "auto" else None
+        notices += [unread] if unread is not None else []
         if is_voc_layout(self.root, self.folder_layout):
             notices += [voc_class_names_notice(self.root)] if reads_voc_classes(self.root) else []
             unlabelled = read_voc_segmentation(self.root).unlabelled_notice()
@@ -711,11 +731,13 @@ class DetectionDataModule(FileDataModule):
     in [0, 1]; `target_boxes` [B, N, 4] (x_min, y_min, x_max, y_max in pixels of the resized image) and
     `target_labels` [B, N], padded with label -1 to the batch's largest N. With `task="multitask"` (COCO only: the
     masks are drawn from its outlines, which YOLO and VOC boxes lack) also `target_mask` [B, H, W] (class index + 1,
-    0 the background) and `target_classes` [B, K] (1 for each class with a box).
+    0 the background) and `target_classes` [B, K] (1 for each class with a box). With `task="segmentation"`
+    (COCO and YOLO: `OutlineSegmentationDataModule`) the batches are `raw` and `targets`, the masks drawn from the
+    outlines, and `class_names` begin with `background`.
 
     Args:
         root: The data folder.
-        task: `detection` or `multitask`.
+        task: `detection`, `multitask` or `segmentation`.
         layout: `auto`, `coco`, `yolo` or `voc`.
         image_size: Side (or [height, width]) images (tiles with `tile_size`), boxes and masks are resized to; None:
             the tile size with tiling, else the training images' median size times `image_scale`.
@@ -746,7 +768,7 @@ class DetectionDataModule(FileDataModule):
             every training image, `image_scale` not a number > 0, or another `voc_origin`.
     """
 
-    tasks = ("detection", "multitask")
+    tasks: tuple[str, ...] = ("detection", "multitask")
     supports_tiling = True
     fixed_layout: ClassVar[str | None] = None
     """The layout a subclass reads whatever the folder holds (`CocoDataModule`: `coco`)."""
@@ -803,7 +825,7 @@ class DetectionDataModule(FileDataModule):
             batch_size,
             num_workers,
             augmentations,
-            boxes=True,
+            boxes=task != "segmentation",  # masks only: the boxes are not targets
             tile_size=tile_size,
             tile_overlap=tile_overlap,
             cache_megabytes=cache_megabytes,
@@ -818,9 +840,17 @@ class DetectionDataModule(FileDataModule):
                 f"polygons or RLE); the {self.layout} data in {str(self.root)!r} has boxes only. Train task=detection "
                 "on it, or convert it to COCO with segmentations."
             )
+        if task == "segmentation" and self.layout not in OUTLINE_LAYOUTS:
+            raise ConfigError(
+                f"Config key 'data.task' is segmentation, which draws its masks from object outlines (COCO polygons or "
+                f"RLE, YOLO segmentation lines); the {self.layout} data in {str(self.root)!r} has boxes only. Train "
+                "task=detection on it."
+            )
         self.validation_fraction = validation_fraction
         self.split_seed = split_seed
-        self.class_names = class_names if class_names is not None else detection_class_names(self.root, self.layout)
+        self.box_class_names = class_names if class_names is not None else detection_class_names(self.root, self.layout)
+        """The classes of the objects, in index order (`class_names` without segmentation's background)."""
+        self.class_names = ["background", *self.box_class_names] if task == "segmentation" else self.box_class_names
         self.category_ids = coco_category_ids(self.root) if self.layout == "coco" else None
         self._notices_said: set[str] = set()
         self.prepare_datasets()  # here, not in setup: the training objects say which classes have none, at the start
@@ -831,13 +861,16 @@ class DetectionDataModule(FileDataModule):
         """Counts the objects per class of the training split's records (no image decoded) and warns naming the
         classes it has none of (only ignored ones: crowd regions, difficult objects)."""
         train = self.datasets["train"]
-        trained, ignored = (train.dataset if isinstance(train, TiledDataset) else train).object_counts()
+        reader = train.dataset if isinstance(train, TiledDataset) else train
+        trained, ignored = reader.object_counts(outlined=self.task == "segmentation")
         missing = [index for index, count in enumerate(trained) if count == 0]
-        self.classes_without_training_example = [self.class_names[index] for index in missing]
-        only_ignored = {self.class_names[index]: ignored[index] for index in missing if ignored[index]}
+        self.classes_without_training_example = [self.box_class_names[index] for index in missing]
+        only_ignored = {self.box_class_names[index]: ignored[index] for index in missing if ignored[index]}
         words = {"coco": "crowd regions", "voc": "difficult objects"}.get(self.layout, "ignored objects")
+        if self.task == "segmentation":
+            words = "crowd regions or objects without outline"
         detail = f" (only {words}, which training ignores: {only_ignored})" if only_ignored else ""
-        found_in = "box nor mask pixel" if self.task == "multitask" else "box"
+        found_in = {"multitask": "box nor mask pixel", "segmentation": "outlined object"}.get(self.task, "box")
         _warn_classes_without_training_example(self.root, self.classes_without_training_example, found_in, detail)
 
     def _layout_of(self, root: Path, layout: str) -> str:
@@ -870,26 +903,120 @@ class DetectionDataModule(FileDataModule):
         """The dataset of one split; the objects it dropped as exact repeats are said once per split, as the
         segmentation module says its notices (the splits are read again for evaluation)."""
         dataset, self._read_first = (self._read_first, None) if split == "train" else (None, self._read_first)
+        segmentation = self.task == "segmentation"
         if dataset is not None:
             dataset.transform = transform
+            if segmentation:
+                dataset.draw_masks(segmentation=True)
         else:
             dataset = read_detection_split(
                 self.root,
                 self.layout,
                 split,
-                self.class_names,
+                self.box_class_names,
                 with_masks=self.task == "multitask",
                 transform=transform,
                 validation_fraction=self.validation_fraction,
                 seed=self.split_seed,
                 voc_origin=self.voc_origin,
+                segmentation=segmentation,
             )
-        for notice in (dataset.reading_notice, dataset.duplicates_notice(split)):
+        notices = [dataset.reading_notice, dataset.duplicates_notice(split)]
+        if segmentation:
+            check_outlines(dataset, self.root, split)
+            notices.append(unoutlined_notice(dataset, split))
+        for notice in notices:
             if notice is not None and notice not in self._notices_said:
                 self._notices_said.add(notice)
                 if launched_as_global_zero():
                     print(notice, flush=True)
         return dataset
+
+
+class OutlineSegmentationDataModule(DetectionDataModule):
+    """Semantic segmentation from the object outlines labelling tools export, the masks drawn from them: COCO
+    instances files with polygons or RLE (CVAT, Roboflow, Label Studio, labelme2coco) or Ultralytics' YOLO
+    segmentation labels (`class x1 y1 x2 y2 ...`, normalised), in any layout `DetectionDataModule` reads them
+    (`torchbricks.datasets.detection_layouts`; Pascal VOC XML holds boxes only and is refused).
+
+    Batches are dicts: `raw`, images [B, 3, H, W] in [0, 1], and `targets`, masks [B, H, W] (int64) as
+    `BoxDataset` draws them with `segmentation`: class index + 1 in annotation order, a later object over an earlier
+    one, 0 the background; 255 (ignored by the loss and the mean IoU) for crowd regions and for the box of an object
+    without outline (a YOLO box line, a COCO annotation with an empty segmentation), under the outlined objects.
+    `class_names` are `background` and the data's classes (as multitask's segmentation head names them). A split whose
+    objects have no outline at all is box data, an error; the job says how many objects lack one
+    (`torchbricks.datasets.segmentation_layouts`).
+
+    Args:
+        root: The data folder.
+        layout: `auto` (the COCO or YOLO data the folder holds), `coco` or `yolo`.
+        image_size: Side (or [height, width]) images and masks are resized to; None: the tile size with tiling, else
+            the training images' median size times `image_scale`.
+        batch_size: Samples per batch.
+        num_workers: Loader processes, capped by `cap_num_workers`.
+        augmentations: `torchvision.transforms.v2` transforms applied to training samples after the resize.
+        tile_size: Cut each image and its mask into tiles of this side (`torchbricks.datasets.tiled`); None: whole
+            images.
+        tile_overlap: Fraction of a tile shared by neighbouring tiles, in [0, 1).
+        image_scale: With `image_size` and `tile_size` None, the images are resized to this many times the training
+            images' median size.
+        validation_fraction: Data without a validation split of its own: the fraction of the images held out for it.
+        split_seed: The seed of that split (independent of the training seed).
+        cache_megabytes: Memory for the training and validation images and their drawn masks, kept between epochs;
+            0 decodes every image and draws every mask whenever it is read.
+        last_phase_augmentations: The transforms applied instead of `augmentations` once early stopping's last phase
+            has turned them off; None: none.
+
+    Raises:
+        DataError: The folder holds no COCO or YOLO data, a split has objects without any outline (box data: train
+            task=detection), or a file or annotation is bad (see the layout's reader).
+        ConfigError: Another `layout`, or a `tile_size` at least as large as every training image.
+    """
+
+    tasks = ("segmentation",)
+
+    def __init__(
+        self,
+        root: str | Path,
+        layout: str = "auto",
+        image_size: int | Sequence[int] | None = None,
+        batch_size: int = 32,
+        num_workers: int = 1,
+        augmentations: Sequence[Callable[..., Any]] | None = None,
+        tile_size: int | None = None,
+        tile_overlap: float = 0.2,
+        image_scale: float = 1.0,
+        validation_fraction: float = VALIDATION_FRACTION,
+        split_seed: int = SPLIT_SEED,
+        cache_megabytes: float = CACHE_MEGABYTES,
+        last_phase_augmentations: Sequence[Callable[..., Any]] | None = None,
+    ) -> None:
+        super().__init__(
+            root,
+            task="segmentation",
+            layout=layout,
+            image_size=image_size,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            augmentations=augmentations,
+            validation_fraction=validation_fraction,
+            split_seed=split_seed,
+            tile_size=tile_size,
+            tile_overlap=tile_overlap,
+            image_scale=image_scale,
+            cache_megabytes=cache_megabytes,
+            last_phase_augmentations=last_phase_augmentations,
+        )
+
+    def _layout_of(self, root: Path, layout: str) -> str:
+        read = segmentation_layout(root, layout)
+        if read not in OUTLINE_LAYOUTS:
+            raise ConfigError(
+                f"{type(self).__name__} reads the outlines of COCO or YOLO data, but {str(root)!r} holds segmentation "
+                "masks in folders: read them with SegmentationFolderDataModule (task=segmentation with data.layout=auto "
+                "picks it), or set data.layout=coco or yolo to read the outlines beside them."
+            )
+        return read
 
 
 _COCO_POSITIONAL = ("batch_size", "num_workers", "augmentations", "tile_size", "tile_overlap")

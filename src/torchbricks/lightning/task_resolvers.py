@@ -4,7 +4,14 @@ and the backbone, so `torchbricks train task=detection data.root=DIR` needs no c
 - `${torchbricks_class_names:LAYOUT,ROOT}` and `${torchbricks_num_classes:LAYOUT,ROOT}`: the classes of the data
   at ROOT, LAYOUT being `image_folder`, `segmentation_folder`, a box layout (`coco`, `yolo`, `voc`, or `auto`: the
   one ROOT holds, see `torchbricks.datasets.detection_layouts`), or a box layout with `_with_background` (its
-  classes after a `background` class, for semantic masks drawn from COCO polygons).
+  classes after a `background` class, for multitask's semantic masks drawn from COCO polygons) or, COCO and YOLO,
+  with `_segmentation` (the same classes, for `task=segmentation`'s masks drawn from the outlines).
+- `${torchbricks_segmentation_layout:LAYOUT,ROOT[,FACT]}`: how `task=segmentation` reads the data at ROOT, LAYOUT
+  being `data.layout` (`auto`, `segmentation_folder`, `coco` or `yolo`; `segmentation_layout`): FACT `layout` (the
+  default) gives the layout read (`segmentation_folder`, `coco`, `yolo`), `classes` the layout its classes are read
+  in (`segmentation_folder`, or `coco_segmentation`, `yolo_segmentation`: masks drawn from the outlines as
+  `OutlineSegmentationDataModule` draws them, the classes after a `background` class), `module` the data module
+  that reads it (`SegmentationFolderDataModule` or `OutlineSegmentationDataModule`).
 - `${torchbricks_backbone:NAME,NUM_SCALES,FACT}`: see `torchbricks.bag_of_bricks.compact_cnn.backbone_info`.
 - `${torchbricks_class_weights:SPEC,LAYOUT,ROOT[,VALIDATION_FRACTION,SPLIT_SEED]}`: the class weights of a
   cross-entropy head (`class_weights_of`), SPEC being the config key `loss.class_weights`: null (no weights),
@@ -43,10 +50,11 @@ from torchbricks.datasets.class_frequencies import (
     image_folder_class_counts,
     inverse_frequency_weights,
     masks_of_split,
+    outline_pixel_counts,
     segmentation_pixel_counts,
 )
 from torchbricks.datasets.coco import read_coco_layout
-from torchbricks.datasets.detection_layouts import DETECTION_LAYOUTS, detection_class_names
+from torchbricks.datasets.detection_layouts import DETECTION_LAYOUTS, detection_class_names, read_detection_split
 from torchbricks.datasets.folder_splits import folder_splits, training_folder
 from torchbricks.datasets.image_sizes import ImageSizeChoice, check_image_scale, typical_image_size
 from torchbricks.datasets.readers import (
@@ -55,6 +63,7 @@ from torchbricks.datasets.readers import (
     segmentation_class_names,
     training_class_names,
 )
+from torchbricks.datasets.segmentation_layouts import OUTLINE_LAYOUTS, segmentation_layout
 from torchbricks.datasets.tiled import IMAGE_EXTENT
 from torchbricks.errors import BrickError, ConfigError, did_you_mean
 
@@ -66,14 +75,56 @@ __all__ = [
     "class_weights_of",
     "image_size_of",
     "register_resolvers",
+    "segmentation_layout_of",
     "with_image_extent",
 ]
 
 BOX_LAYOUTS = (*DETECTION_LAYOUTS, "auto")
-LAYOUTS = ("image_folder", "segmentation_folder", *BOX_LAYOUTS, *(f"{layout}_with_background" for layout in BOX_LAYOUTS))
+LAYOUTS = (
+    "image_folder",
+    "segmentation_folder",
+    *BOX_LAYOUTS,
+    *(f"{layout}_with_background" for layout in BOX_LAYOUTS),
+    *(f"{layout}_segmentation" for layout in OUTLINE_LAYOUTS),
+)
+_OUTLINE_SEGMENTATION_LAYOUTS = tuple(f"{layout}_segmentation" for layout in OUTLINE_LAYOUTS)
 CLASS_WEIGHTS_KEY = "loss.class_weights"
 """The config key every cross-entropy head of the packaged task configs reads its class weights from."""
 _RESOLVER = "torchbricks_class_weights"
+SEGMENTATION_MODULES = {
+    "segmentation_folder": "torchbricks.lightning.datamodules.SegmentationFolderDataModule",
+    "coco": "torchbricks.lightning.datamodules.OutlineSegmentationDataModule",
+    "yolo": "torchbricks.lightning.datamodules.OutlineSegmentationDataModule",
+}
+"""The layout `task=segmentation` reads -> the data module reading it (the `_target_` of `data/segmentation_folder.yaml`)."""
+_SEGMENTATION_FACTS = ("layout", "classes", "module")
+
+
+def segmentation_layout_of(layout: str, root: str, fact: str = "layout") -> str:
+    """How `task=segmentation` reads the data at `root` given `data.layout` (see the module docstring). The `module`
+    of data that cannot be read (a missing folder, box data) is `SegmentationFolderDataModule`: the job's settings
+    read `data._target_` before the data, and the error comes when the data's size or classes are read.
+
+    Raises:
+        ConfigError: An unknown layout or fact.
+        DataError: The data is missing or box data without outlines (`segmentation_layout`).
+    """
+    if fact not in _SEGMENTATION_FACTS:
+        raise ConfigError(
+            f"torchbricks_segmentation_layout: unknown fact {fact!r}. Available: {list(_SEGMENTATION_FACTS)}."
+            f"{did_you_mean(fact, _SEGMENTATION_FACTS)}"
+        )
+    if fact == "module":
+        try:
+            return SEGMENTATION_MODULES[segmentation_layout(str(root), str(layout))]
+        except BrickError:  # a missing folder, an unknown layout, box data: the mask folders' module names the key,
+            # and the data's size and classes, read before it is built, raise the error itself (`data._target_` is
+            # also read by the job's settings before any data is)
+            return SEGMENTATION_MODULES["segmentation_folder"]
+    read = segmentation_layout(str(root), str(layout))
+    if fact == "classes" and read != "segmentation_folder":
+        return f"{read}_segmentation"
+    return read
 
 
 def class_names_of(layout: str, root: str) -> list[str]:
@@ -92,6 +143,8 @@ def class_names_of(layout: str, root: str) -> list[str]:
         return detection_class_names(folder, layout)
     if layout.removesuffix("_with_background") in BOX_LAYOUTS:
         return ["background", *detection_class_names(folder, layout.removesuffix("_with_background"))]
+    if layout in _OUTLINE_SEGMENTATION_LAYOUTS:
+        return ["background", *detection_class_names(folder, layout.removesuffix("_segmentation"))]
     raise ConfigError(f"Unknown data layout {layout!r}. Available: {list(LAYOUTS)}.{did_you_mean(layout, LAYOUTS)}")
 
 
@@ -164,10 +217,17 @@ def _automatic_weights(layout: str, root: str, validation_fraction: float, split
     elif layout.endswith("_with_background") and (coco := read_coco_layout(folder)) is not None:  # masks from outlines
         counts = coco_pixel_counts(coco.train.path, image_root=coco.train.image_roots)
         source = f"the masks drawn from {str(coco.train.path)!r} (at most {MAX_MASKS} images read)"
+    elif layout in _OUTLINE_SEGMENTATION_LAYOUTS:  # task=segmentation's masks drawn from the outlines
+        boxes = read_detection_split(
+            folder, layout.removesuffix("_segmentation"), "train", validation_fraction=validation_fraction, seed=split_seed
+        )
+        counts = outline_pixel_counts(boxes)
+        source = f"the masks drawn from the outlines of the training split of {root!r} (at most {MAX_MASKS} images read)"
     else:
         raise ConfigError(
             f"Config key {CLASS_WEIGHTS_KEY!r} is auto, which counts classes in image_folder, segmentation_folder or "
-            f"COCO data with semantic masks (coco_with_background), not {layout!r}; give the weights as a list instead."
+            "COCO data with semantic masks (coco_with_background), or the outlines of COCO and YOLO data read by "
+            f"task=segmentation (coco_segmentation, yolo_segmentation), not {layout!r}; give the weights as a list instead."
         )
     return tuple(inverse_frequency_weights(counts, names, source))
 
@@ -291,6 +351,7 @@ def register_resolvers() -> None:
         "torchbricks_num_classes", lambda layout, root: len(class_names_of(layout, root)), replace=True
     )
     omegaconf.register_new_resolver("torchbricks_backbone", backbone_info, replace=True)
+    omegaconf.register_new_resolver("torchbricks_segmentation_layout", segmentation_layout_of, replace=True)
     omegaconf.register_new_resolver(_RESOLVER, class_weights_of, replace=True)
     omegaconf.register_new_resolver("torchbricks_image_size", image_size_of, replace=True)
     omegaconf.register_new_resolver("torchbricks_with_image_extent", with_image_extent, replace=True)
