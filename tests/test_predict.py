@@ -1154,3 +1154,31 @@ def test_predicted_coco_labels_beside_their_images_are_read_back_as_the_boxes_an
         rle = mask_module.merge(mask_module.frPyObjects(annotation["segmentation"], *mask.shape))
         assert np.array_equal(mask_module.decode(rle).astype(bool), mask == annotation["category_id"])
     assert {annotation["category_id"] for annotation in document["annotations"]} == {1, 2}
+
+
+def test_a_segmentation_models_coco_labels_are_read_by_task_segmentation_as_the_predicted_masks(tmp_path: Path) -> None:
+    from torchbricks.lightning.datamodules import OutlineSegmentationDataModule
+
+    photos = tmp_path / "photos"
+    for index in range(5):  # bright and dark blobs on grey: the three classes of `_BrightPixels`
+        image = np.full((32, 32, 3), 100, np.uint8)
+        image[2 + index : 14 + index, 3:20] = 255
+        image[18:30, 10 + index : 28] = 0
+        write_png(photos / f"{index}.png", image)
+    out = tmp_path / "out"
+    predict_images(_BrightPixels(), [photos], out, class_names=["background", "bright", "dark"], labels="coco", progress=False)
+    shutil.copytree(photos, out / "images")  # the images beside annotations/, as CVAT exports COCO 1.0
+
+    data = OutlineSegmentationDataModule(out, layout="coco", image_size=32, batch_size=1, num_workers=0, validation_fraction=0.4)
+    data.setup("fit")
+
+    assert data.class_names == ["background", "bright", "dark"]
+    checked = 0
+    for split in ("train", "validation"):
+        dataset = data.datasets[split]
+        for index in range(len(dataset)):
+            name = Path(dataset.records[index].path).stem
+            predicted = np.asarray(Image.open(out / "masks" / f"{name}.png"))
+            np.testing.assert_array_equal(dataset[index]["targets"].numpy(), predicted)
+            checked += 1
+    assert checked == 5
