@@ -17,6 +17,7 @@ time (every thread) instead of the wall time: what each side costs in computatio
 core and the disk's waits do to the wall time (on the shared project machine both moved single figures by 2-5x).
 
 Run: OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_predict.py [--tasks detection segmentation] [--workers 1]
+[--labels yolo|voc|coco|folders] (predict also writes its labels, on the tasks whose heads have them)
 [--threads 2] (torch threads of both sides; the whole 2-core CPU: no `taskset`) [--lanes N] (predict's lanes;
 default: the library's, two when torch has two or more threads)
 """
@@ -86,6 +87,7 @@ def bench(
     pictures: str | None,
     overlays: bool = False,
     lanes: int | None = None,
+    labels: str | None = None,
 ) -> None:
     experiment = load_experiment(experiment_folder)
     backend = BrickBackend(experiment, batch_size=batch_size)
@@ -141,6 +143,7 @@ def bench(
             pictures=pictures,
             overlays=overlays,
             lanes=lanes,
+            labels=labels if task in LABELLED_TASKS.get(labels or "", ()) else None,
             stream=io.StringIO(),
         )
         rates = len(files) / (time.perf_counter() - started), len(files) / (time.process_time() - cpu)
@@ -163,6 +166,15 @@ def bench(
     )
 
 
+LABELLED_TASKS = {
+    "yolo": ("detection", "multitask"),
+    "voc": ("detection", "multitask"),
+    "coco": ("detection", "segmentation", "multitask"),
+    "folders": ("classification",),
+}
+"""The tasks whose heads `predict --labels <layout>` writes labels of."""
+
+
 def run() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=list(LAYOUTS), choices=list(LAYOUTS))
@@ -180,6 +192,12 @@ def run() -> None:
     parser.add_argument(
         "--lanes", type=int, default=None, help="batches predict runs at once (default: the library's, 2 with 2+ torch threads)"
     )
+    parser.add_argument(
+        "--labels",
+        default=None,
+        choices=list(LABELLED_TASKS),
+        help="also write the predictions as labels, as `predict --labels` (on the tasks whose heads have them)",
+    )
     parser.add_argument("--scratch", type=Path, default=Path("build/bench_predict"), help="where the outputs are written")
     arguments = parser.parse_args()
     torch.set_num_threads(arguments.threads)
@@ -192,7 +210,7 @@ def run() -> None:
         print(
             f"batch size {arguments.batch_size}, {arguments.threads} torch threads, {arguments.workers} reading/writing threads, "
             f"pictures {arguments.pictures}, lanes {arguments.lanes or 'default'}, "
-            f"overlays {'on' if arguments.overlays else 'off'}, "
+            f"overlays {'on' if arguments.overlays else 'off'}, labels {arguments.labels or 'none'}, "
             f"median of {arguments.repeats}"
         )
         print(
@@ -213,6 +231,7 @@ def run() -> None:
                 pictures,
                 arguments.overlays,
                 arguments.lanes,
+                arguments.labels,
             )
 
 
