@@ -25,7 +25,10 @@ __all__ = ["CocoLabels"]
 
 
 class CocoLabels:
-    """One head's COCO instances file, image by image (`add`), then whole (`document`).
+    """One head's COCO instances file, image by image (`add`, in the order of the image ids), then whole (`document`).
+
+    A mask's outlines, the costly part, may be traced apart from `add` (`trace`, on the threads that write the
+    images' files, in any order): `document` takes them by the image's name.
 
     Args:
         kind: `detection` or `segmentation`.
@@ -42,6 +45,8 @@ class CocoLabels:
         self.images: list[dict[str, Any]] = []
         self.annotations: list[dict[str, Any]] = []
         self._highest = -1
+        self._names: list[str] = []  # per image, in `images`' order: its name, by which `trace` keeps its outlines
+        self._outlines: dict[str, list[tuple[int, dict[str, Any]]]] = {}  # name -> (class, fields) per class of its mask
 
     def category_id(self, label: int) -> int:
         """The COCO category id of class `label`."""
@@ -49,14 +54,28 @@ class CocoLabels:
             return int(self.category_ids[label])
         return label + 1 if self.kind == "detection" else label
 
-    def add(self, image_id: int, file_name: str, size: tuple[int, int], values: dict[str, Any]) -> None:
-        """Adds an image (`size`: height, width) and its head's results `values`."""
+    def add(self, image_id: int, name: str, file_name: str, size: tuple[int, int], values: dict[str, Any]) -> None:
+        """Adds an image (`size`: height, width) and, for detection, its boxes in `values`; a mask's outlines come
+        from `trace(name, mask)`."""
         height, width = size
         self.images.append({"id": image_id, "file_name": file_name, "width": int(width), "height": int(height)})
+        self._names.append(name)
         if self.kind == "detection":
             self._add_boxes(image_id, values, width, height)
-        else:
-            self._add_mask(image_id, np.asarray(values["mask"]))
+
+    def trace(self, name: str, mask: np.ndarray) -> None:
+        """Keeps the outlines of the image `name`'s mask, per class present but the background (safe from several
+        threads: each image's entry is its own)."""
+        mask = np.asarray(mask)
+        outlines = []
+        for label in np.unique(mask).tolist():
+            if label == 0:  # the background: no category
+                continue
+            pixels = mask == label
+            rows, columns = np.nonzero(pixels.any(axis=1))[0], np.nonzero(pixels.any(axis=0))[0]
+            box = [int(columns[0]), int(rows[0]), int(columns[-1] + 1 - columns[0]), int(rows[-1] + 1 - rows[0])]
+            outlines.append((int(label), {"bbox": box, "area": int(pixels.sum()), "segmentation": outline_pixels(pixels)}))
+        self._outlines[name] = outlines
 
     def _annotate(self, image_id: int, label: int, **fields: Any) -> None:
         self._highest = max(self._highest, label)
@@ -74,17 +93,17 @@ class CocoLabels:
             box = [round(x_min, 3), round(y_min, 3), round(x_max - x_min, 3), round(y_max - y_min, 3)]
             self._annotate(image_id, int(label), bbox=box, area=round(box[2] * box[3], 3), segmentation=[], score=round(score, 5))
 
-    def _add_mask(self, image_id: int, mask: np.ndarray) -> None:
-        for label in np.unique(mask).tolist():
-            if label == 0:  # the background: no category
-                continue
-            pixels = mask == label
-            rows, columns = np.nonzero(pixels.any(axis=1))[0], np.nonzero(pixels.any(axis=0))[0]
-            box = [int(columns[0]), int(rows[0]), int(columns[-1] + 1 - columns[0]), int(rows[-1] + 1 - rows[0])]
-            self._annotate(image_id, int(label), bbox=box, area=int(pixels.sum()), segmentation=outline_pixels(pixels))
-
     def document(self) -> dict[str, Any]:
-        """The COCO instances file: `images`, `annotations` and `categories`."""
+        """The COCO instances file: `images`, `annotations` and `categories` (a segmentation head's annotations in
+        the order of the images, from their traced outlines).
+
+        Raises:
+            KeyError: An image of a segmentation head whose mask was not traced.
+        """
+        if self.kind != "detection" and not self.annotations:
+            for entry, name in zip(self.images, self._names, strict=True):
+                for label, fields in self._outlines[name]:
+                    self._annotate(entry["id"], label, **fields)
         first = 0 if self.kind == "detection" else 1
         count = max(len(self.class_names), self._highest + 1)
         categories = [

@@ -150,11 +150,16 @@ class PredictionWriter:
             image: The image, uint8 [H, W, 3] at its original size.
             result: The backend's result for the image.
         """
-        self.record(file_name, result, image.shape[:2], f"{name}{Path(file_name).suffix or '.jpg'}")
+        self.record(file_name, result, image.shape[:2], f"{name}{Path(file_name).suffix or '.jpg'}", name)
         self.write_images(name, image, result)
 
     def record(
-        self, file_name: str, result: ImageResult, size: tuple[int, int] | None = None, image_file: str | None = None
+        self,
+        file_name: str,
+        result: ImageResult,
+        size: tuple[int, int] | None = None,
+        image_file: str | None = None,
+        name: str | None = None,
     ) -> None:
         """Keeps one image's detections and CSV row for `finish`; images are numbered in the order recorded.
 
@@ -163,6 +168,8 @@ class PredictionWriter:
             result: The backend's result for the image.
             size: The image's (height, width), for `labels="coco"` (needed with a detection head).
             image_file: The image's path in the COCO labels' `file_name` (`file_name` when None).
+            name: The image's name in the output, as `write_images` is given it, which then traces the outlines of
+                its masks for `labels="coco"` (on the writing threads); None traces them here.
         """
         self.count += 1
         for head, labels in self._coco.items():
@@ -170,7 +177,10 @@ class PredictionWriter:
             shape = size if size is not None else values["mask"].shape[:2] if "mask" in values else None
             if shape is None:
                 raise BrickError(f"labels='coco' needs the size of each image of head {head!r}: record(..., size=(H, W)).")
-            labels.add(self.count, image_file or file_name, (int(shape[0]), int(shape[1])), values)
+            key = name if name is not None else image_file or file_name
+            labels.add(self.count, key, image_file or file_name, (int(shape[0]), int(shape[1])), values)
+            if name is None and labels.kind == "segmentation":
+                labels.trace(key, values["mask"])
         row: dict[str, str] = {"file": file_name}
         for head, kind in self.heads.items():
             values = result[head]
@@ -228,21 +238,7 @@ class PredictionWriter:
             elif kind == "classification" and self.labels == "folders":
                 self._sort_into_class_folder(head, name, values, source)
             if kind == "segmentation":
-                mask = values["mask"]
-                wide = mask.max(initial=0) > 255
-                classes = mask.astype(np.uint16 if wide else np.uint8)
-                path = self.folder / f"{self._prefix(head)}masks" / f"{name}.png"
-                _make_parent(path, self._created)
-                path.write_bytes(grey_png(classes))
-                overlay = None
-                if not wide and (self.overlays or picture is not None):  # beyond a palette: no overlay file
-                    overlay = Image.fromarray(classes, mode="P")
-                    overlay.putpalette(PALETTE_BYTES, "RGB")
-                    if self.overlays:
-                        path = self.folder / f"{self._prefix(head)}overlays" / f"{name}.png"
-                        _save(overlay, path, self._created, transparency=0)
-                if picture is not None:  # blended from the palette image, or from the mask itself beyond a palette
-                    picture = self._drawer.blend_mask(picture, mask, overlay)
+                picture = self._write_mask(head, name, values["mask"], picture)
             elif picture is None:
                 continue
             elif kind == "detection":
@@ -255,6 +251,27 @@ class PredictionWriter:
                 text_line += 1
         if picture is not None:
             _save(picture, self.folder / "drawn" / f"{name}.{self.pictures}", self._created)
+
+    def _write_mask(self, head: str, name: str, mask: np.ndarray, picture: Image.Image | None) -> Image.Image | None:
+        """Writes one segmentation head's mask (and overlay; traces its COCO outlines) and returns the picture with the
+        mask blended in."""
+        if head in self._coco:  # the costly part of the COCO labels, here on the writing threads
+            self._coco[head].trace(name, mask)
+        wide = mask.max(initial=0) > 255
+        classes = mask.astype(np.uint16 if wide else np.uint8)
+        path = self.folder / f"{self._prefix(head)}masks" / f"{name}.png"
+        _make_parent(path, self._created)
+        path.write_bytes(grey_png(classes))
+        overlay = None
+        if not wide and (self.overlays or picture is not None):  # beyond a palette: no overlay file
+            overlay = Image.fromarray(classes, mode="P")
+            overlay.putpalette(PALETTE_BYTES, "RGB")
+            if self.overlays:
+                path = self.folder / f"{self._prefix(head)}overlays" / f"{name}.png"
+                _save(overlay, path, self._created, transparency=0)
+        if picture is not None:  # blended from the palette image, or from the mask itself beyond a palette
+            picture = self._drawer.blend_mask(picture, mask, overlay)
+        return picture
 
     def _write_labels(self, head: str, name: str, values: dict[str, Any], size: tuple[int, int], file_name: str) -> None:
         """Writes one image's boxes scoring at least `min_score` as a YOLO or VOC label file (see the class)."""

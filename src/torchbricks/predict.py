@@ -412,7 +412,7 @@ def _predict_in_one_lane(run: _Run, batch_size: int, workers: int, concurrent_wr
             results = _predicted(backend, [image for _, image in readable]) if readable else []
             read_ahead(ahead)
             for (index, image), result in zip(readable, results, strict=True):
-                writer.record(labels[index], result, image.size, _image_file(run, index))
+                writer.record(labels[index], result, image.size, _image_file(run, index), run.names[index])
                 writes.append(writer_pool.submit(_write_images, run, index, image, result))
             while len(writes) > behind:  # bounded: decoded images wait in memory only this long
                 writes.popleft().result()
@@ -461,7 +461,7 @@ def _predict_in_lanes(run: _Run, batch_size: int, reader: Any, lanes: int) -> No
                     else:
                         sizes[index] = image.size
                 for index, result in zip(readable, results, strict=True):
-                    writer.record(labels[index], result, sizes[index], _image_file(run, index))
+                    writer.record(labels[index], result, sizes[index], _image_file(run, index), run.names[index])
                 run.bar.update(len(batch))
         finally:
             for job in jobs:
