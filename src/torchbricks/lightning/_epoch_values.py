@@ -18,12 +18,13 @@ from typing import Any
 import torch
 from torchmetrics import Metric, MetricCollection
 
-from torchbricks.bag_of_bricks.custom_metrics import undefined_class_scores
+from torchbricks.bag_of_bricks.custom_metrics import NO_TRUE_BOX_REASON, PER_CLASS, undefined_class_scores
 from torchbricks.brick_collection import BrickCollection, merge_summaries
 from torchbricks.bricks import BrickMetrics
 
 __all__ = [
     "LossMeans",
+    "boxless_heads",
     "metric_value_names",
     "summarize_metrics",
     "summarizes_itself",
@@ -119,19 +120,40 @@ def unscored_heads(values: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def boxless_heads(values: Mapping[str, Any]) -> list[str]:
+    """The box heads among an epoch's `values` that saw no true box: every class's average precision
+    (`<head>/per_class/<class>/ap`, `BoxMeanAveragePrecision`) is undefined, so are the head's mAP and recall (NaN,
+    pycocotools' -1).
+
+    Example:
+        >>> nan = torch.tensor(float("nan"))
+        >>> boxless_heads({"det/per_class": {"car": {"ap": nan, "ap_50": nan}}, "seg/per_class": {"car": {"iou": nan}}})
+        ['det']
+    """
+    boxless = []
+    for name, classes in values.items():
+        head, _, last = name.rpartition("/")
+        if last != PER_CLASS or not isinstance(classes, Mapping) or not classes:
+            continue
+        scores = [entry.get("ap") if isinstance(entry, Mapping) else None for entry in classes.values()]
+        if all(isinstance(score, torch.Tensor) and bool(score.isnan().all()) for score in scores):
+            boxless.append(head)
+    return boxless
+
+
 def undefined_values(values: Mapping[str, Any]) -> dict[str, str]:
     """Each scalar value of an epoch's `values` that is NaN -> why: `UNSCORED_REASON` for a head that scored no target
-    (`unscored_heads`), else that the metric had nothing to measure. A NaN written as `null` in `metrics.json` or
-    printed as `nan` would read as a score; this says what it is instead. The per-class values are
-    `undefined_class_values`.
+    (`unscored_heads`), `NO_TRUE_BOX_REASON` for a box head without a true box (`boxless_heads`), else that the metric
+    had nothing to measure. A NaN written as `null` in `metrics.json` or printed as `nan` would read as a score; this
+    says what it is instead. The per-class values are `undefined_class_values`.
 
     Example:
         >>> undefined_values({"seg/mean_iou": torch.tensor(float("nan")), "seg/confusion_matrix": torch.zeros(2, 2)})
         {'seg/mean_iou': 'no target of the split was scored: every one is the ignored index (every mask pixel 255)'}
     """
-    unscored = unscored_heads(values)
+    reasons = dict.fromkeys(unscored_heads(values), UNSCORED_REASON) | dict.fromkeys(boxless_heads(values), NO_TRUE_BOX_REASON)
     return {
-        name: UNSCORED_REASON if name.rpartition("/")[0] in unscored else "the metric had nothing to measure on the split"
+        name: reasons.get(name.rpartition("/")[0], "the metric had nothing to measure on the split")
         for name, value in values.items()
         if isinstance(value, torch.Tensor) and value.numel() == 1 and value.is_floating_point() and bool(value.isnan())
     }
