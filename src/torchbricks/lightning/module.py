@@ -469,12 +469,20 @@ class LightningBrickCollection(pl.LightningModule):
         # A head's loss is the mean over the samples of the batches that carried its targets: weighed by the whole
         # step's size (every source of a combined batch), a head's epoch mean leaned towards the steps where the
         # other sources' batches were larger (a source's last, partial batch, or a cycled shorter source).
-        self._loss_means[stage].update({"loss": total}, batch_size)
+        # A loss over nothing (a segmentation head whose every mask pixel of the step is 255: 0 / 0) is NaN, and the
+        # step's total lacks it (NaN with fixed weights; a learned balancer leaves the term out, which gave a smaller
+        # total): the total of a step is undefined as soon as one loss is, as a split's is, and is left out of the
+        # epoch's mean (`LossMeans`), so is the loss itself.
+        lacking = torch.stack([loss.detach().isnan().any() for loss in losses.values()]).any()
+        step_total = torch.where(lacking, torch.full_like(total.detach(), float("nan")), total.detach())
+        self._loss_means[stage].update({"loss": step_total}, batch_size)
         for source_losses, source_size, parts in per_source:
             self._loss_means[stage].update(source_losses, source_size, parts)
         if stage is Stage.TRAIN:
             log = partial(self.log, on_step=True, on_epoch=False, batch_size=batch_size)
-            for name, loss in self._step_losses(total, losses, per_source, batch_size).items():
+            # an undefined step value is logged NaN, as an undefined epoch value is: left out, Lightning would log the
+            # previous step's value again for it
+            for name, loss in self._step_losses(step_total, losses, per_source, batch_size).items():
                 log(logged_name("train", name, loss=True) + "_step", loss, prog_bar=name == TOTAL_LOSS)
         return {"loss": total, **losses}
 
