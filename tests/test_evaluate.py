@@ -218,7 +218,9 @@ def test_evaluate_numbers_a_sources_class_folders_by_its_heads_classes_and_refus
     shutil.copytree(shapes_root / "segmentation", other)
     (other / "classes.txt").write_text("background\ncar\nroad\ntree\n")
     with pytest.raises(
-        ConfigError, match=r"\(source 'segmentation'\) has classes \['background', 'car', 'road', 'tree'\]; head 'segmentation'"
+        ConfigError,
+        match=r"Source 'segmentation' \(head 'segmentation' .*\): The masks in .* have classes \['car', 'road', 'tree'\] "
+        r"that the experiment was not trained on \(its classes: \['background', 'circle', 'square', 'triangle'\]\)",
     ):
         evaluate_experiment(folder, [f"data.sources.segmentation.data_module.root={other}"], out=tmp_path / "other.json")
 
@@ -475,3 +477,112 @@ def test_a_points_experiment_saved_with_its_f1_alone_still_evaluates_and_writes_
     assert written["metrics"] == {"spots/f1": pytest.approx(expected.compute().item())}
     assert written["per_class"] == {} == result.per_class
     assert "spots/f1" in format_evaluation(result)
+
+
+def _coco_without(coco_root: Path, out: Path, left_out: str, keep_category: bool) -> Path:
+    """The shapes' COCO detection folder without the objects of class `left_out`, its category kept (the experiment's
+    list) or left out too, the others then renumbered with ids of their own in reverse order (a subset of the
+    classes, listed otherwise)."""
+    shutil.copytree(coco_root, out)
+    for split in ("train", "val"):
+        document = json.loads((out / f"{split}.json").read_text())
+        gone = {category["id"] for category in document["categories"] if category["name"] == left_out}
+        document["annotations"] = [item for item in document["annotations"] if item["category_id"] not in gone]
+        if not keep_category:
+            kept = [category for category in document["categories"] if category["id"] not in gone]
+            new_id = {category["id"]: 20 - index for index, category in enumerate(kept)}  # the later, the smaller id
+            document["categories"] = [{**category, "id": new_id[category["id"]]} for category in kept]
+            document["annotations"] = [{**item, "category_id": new_id[item["category_id"]]} for item in document["annotations"]]
+        (out / f"{split}.json").write_text(json.dumps(document))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layout", ["coco", "yolo", "voc"])
+def test_evaluate_numbers_box_data_of_some_of_the_classes_by_name(
+    trained_experiment: Any, shapes_root: Path, tmp_path: Path, layout: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Box data labelled with some of the experiment's classes was refused ("Evaluate on data with the same classes"),
+    # where class folders were numbered by name.
+    from layouts import coco_to_voc, coco_to_yolo
+
+    folder = trained_experiment("detection")
+    whole = _coco_without(shapes_root / "detection", tmp_path / "whole", "circle", keep_category=True)
+    some = _coco_without(shapes_root / "detection", tmp_path / "some", "circle", keep_category=False)
+    some = {"coco": some, "yolo": coco_to_yolo(some, tmp_path / "yolo"), "voc": coco_to_voc(some, tmp_path / "voc")}[layout]
+
+    every = evaluate_experiment(folder, [f"data.root={whole}"], split="val", out=tmp_path / "whole.json")
+    assert main(["evaluate", str(folder), f"data.root={some}", "split=val", "--out", str(tmp_path / "some.json")]) == 0
+
+    written = json.loads((tmp_path / "some.json").read_text())
+    for name in ("detection/map", "detection/map_50", "detection/map_75", "detection/mar_100"):
+        assert written["metrics"][name] == pytest.approx(every.metrics[name], abs=1e-6), name
+    assert written["per_class"]["detection"]["circle"] == {"ap": None, "ap_50": None}  # no true circle: undefined
+    for name in ("square", "triangle"):
+        expected = every.per_class["detection"][name]
+        assert written["per_class"]["detection"][name] == pytest.approx(expected, abs=1e-6), name
+    assert written["classes_not_in_data"] == ["circle"]
+    assert "(the data has no class 'circle': its classes evaluated, numbered as in training)" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_evaluate_refuses_box_data_of_a_class_the_experiment_does_not_know_naming_it_and_the_close_class(
+    trained_experiment: Any, shapes_root: Path, tmp_path: Path
+) -> None:
+    folder = trained_experiment("detection")
+    other = _coco_without(shapes_root / "detection", tmp_path / "other", "circle", keep_category=False)
+    for split in ("train", "val"):
+        document = json.loads((other / f"{split}.json").read_text())
+        document["categories"] = [
+            {**category, "name": category["name"].replace("square", "squares")} for category in document["categories"]
+        ]
+        (other / f"{split}.json").write_text(json.dumps(document))
+
+    with pytest.raises(
+        ConfigError,
+        match=r"classes \['squares'\] that the experiment was not trained on \(its classes: \['circle', 'square', "
+        r"'triangle'\]\)\. Did you mean 'square'\?",
+    ):
+        evaluate_experiment(folder, [f"data.root={other}"], split="val")
+
+
+def _masks_without_circles(segmentation_root: Path, out: Path, listed: list[str]) -> Path:
+    """The shapes' segmentation folder with its circles' pixels made 255 (ignored), its classes listed as `listed`
+    (the background first) and the masks' values numbered so."""
+    from PIL import Image
+
+    shutil.copytree(segmentation_root, out)
+    names = (segmentation_root / "classes.txt").read_text().split()
+    value_of = {index: 255 if name == "circle" else listed.index(name) for index, name in enumerate(names)}
+    (out / "classes.txt").write_text("\n".join(listed) + "\n")
+    for mask in out.glob("*/masks/*.png"):
+        values = np.asarray(Image.open(mask))
+        Image.fromarray(np.vectorize(lambda value: value_of.get(int(value), 255))(values).astype(np.uint8)).save(mask)
+    return out
+
+
+@pytest.mark.slow
+def test_evaluate_numbers_masks_of_some_of_the_classes_listed_otherwise_by_name(
+    trained_experiment: Any, shapes_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Masks whose classes.txt lists some of the experiment's classes were refused ("Evaluate on data with the same
+    # classes"); read by their values, a triangle (1 here) would have been scored as a circle.
+    folder = trained_experiment("segmentation")
+    trained = (shapes_root / "segmentation" / "classes.txt").read_text().split()  # background, circle, square, triangle
+    whole = _masks_without_circles(shapes_root / "segmentation", tmp_path / "whole", trained)
+    some = _masks_without_circles(shapes_root / "segmentation", tmp_path / "some", ["background", "triangle", "square"])
+
+    every = evaluate_experiment(folder, [f"data.root={whole}"], split="val", out=tmp_path / "whole.json")
+    assert main(["evaluate", str(folder), f"data.root={some}", "split=val", "--out", str(tmp_path / "some.json")]) == 0
+
+    written = json.loads((tmp_path / "some.json").read_text())
+    assert written["metrics"]["segmentation/confusion_matrix"] == every.metrics["segmentation/confusion_matrix"]
+    assert written["metrics"]["segmentation/mean_iou"] == pytest.approx(every.metrics["segmentation/mean_iou"])
+    assert written["per_class"]["segmentation"]["circle"]["support"] == 0
+    assert written["classes_not_in_data"] == ["circle"]
+    assert "(the data has no class 'circle': its classes evaluated, numbered as in training)" in capsys.readouterr().out
+    (some / "classes.txt").write_text("background\ntriangle\nsquares\n")
+    with pytest.raises(
+        ConfigError, match=r"classes \['squares'\] that the experiment was not trained on .* Did you mean 'square'\?"
+    ):
+        evaluate_experiment(folder, [f"data.root={some}"], split="val")

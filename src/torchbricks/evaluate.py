@@ -98,9 +98,10 @@ def evaluate_experiment(
     Raises:
         ConfigError: `folder` is not a trained experiment, an override names a key the config lacks or one that
             does not change an evaluation (`model.*`), or the data's classes differ from the experiment's (class
-            folders may be some of its classes: they are numbered by name, and `evaluation.json`'s
-            `classes_without_folder` lists the others; with `data.sources`, each source's classes against its head's,
-            and `head_classes_without_folder` lists each head's others).
+            folders, and the classes of box and mask data, may be some of its classes: they are numbered by name,
+            and `evaluation.json`'s `classes_without_folder` (box and mask data: `classes_not_in_data`) lists the
+            others; with `data.sources`, each source's classes against its head's, and `head_classes_without_folder`
+            lists each head's others).
         BrickError: `split` is not one of `SPLITS`.
         DataError: Files of the evaluated split cannot be read (each named, the first five; found before anything is
             computed, `torchbricks.lightning.image_datamodules.check_dataset_files`).
@@ -125,7 +126,7 @@ def evaluate_experiment(
         raise ConfigError(f"No data to evaluate on: {unlocated}; pass data.root=<the data folder>.")
     quiet_third_party_notices()
     data_module = instantiate_config(config, "data")
-    absent = _classes_without_folder(experiment, data_module, config)
+    absent = _absent_classes(_classes_without_folder(experiment, data_module, config), data_module)
     collection = experiment.collection
     heads = find_heads(list(collection.plan(tags=Stage.TEST).produced))  # head path -> kind, as the report draws them
     use_trained_memory_order(collection, config)  # as the main job ran it: the same kernels, the same numbers
@@ -180,8 +181,7 @@ def evaluate_experiment(
         **_tiled_images(parts),
         "overrides": list(overrides),
         "class_names": experiment.class_names,
-        "classes_without_folder": absent if isinstance(absent, list) else [],
-        **({"head_classes_without_folder": absent} if isinstance(absent, dict) else {}),
+        **absent,
         "heads": heads,
         **_undefined_reasons(kept, metrics, per_class),  # why a null value is null
     }
@@ -243,6 +243,19 @@ def _classes_without_folder(experiment: Any, data_module: Any, config: Any) -> l
     return _renumbered(experiment, data_module, experiment.class_names, None, root)
 
 
+def _absent_classes(absent: list[str] | dict[str, list[str]], data_module: Any) -> dict[str, Any]:
+    """The description's keys of the experiment's classes the data lacks (`_classes_without_folder`):
+    `classes_without_folder`, with `head_classes_without_folder` for several sources, or `classes_not_in_data` for
+    box and mask data (whose classes are listed in their files, not folders)."""
+    from torchbricks.lightning.image_datamodules import DetectionDataModule, SegmentationFolderDataModule
+
+    if isinstance(absent, dict):
+        return {"classes_without_folder": [], "head_classes_without_folder": absent}
+    if isinstance(data_module, (DetectionDataModule, SegmentationFolderDataModule)):
+        return {"classes_without_folder": [], "classes_not_in_data": absent}
+    return {"classes_without_folder": absent}
+
+
 def _renumbered(experiment: Any, data_module: Any, trained: list[str] | None, head: str | None, root: Any = None) -> list[str]:
     """Numbers the classes of `data_module` (of `head`'s source, when given) as `trained` numbers them; returns the
     classes without a folder there. Raises `ConfigError` for classes listed in a file other than `trained`."""
@@ -259,7 +272,12 @@ def _renumbered(experiment: Any, data_module: Any, trained: list[str] | None, he
             f"The data in {where} has classes {list(data_classes)}; {whose} {str(experiment.folder)!r} was trained on "
             f"{list(trained)}. Evaluate on data with the same classes."
         )
-    return list(renumber(trained))  # class folders, by name: some of the classes will do
+    try:
+        return list(renumber(trained))  # by name: some of the classes will do
+    except ConfigError as error:
+        if head is None:
+            raise
+        raise ConfigError(f"Source {head!r} (head {head!r} of experiment {str(experiment.folder)!r}): {error}") from None
 
 
 def _tiled_images(loaders: list[Any]) -> dict[str, int]:
@@ -426,6 +444,9 @@ def format_evaluation(result: EvaluationResult) -> str:
             if classes:
                 named = ", ".join(map(repr, classes)) + ("" if head is None else f" for head {head!r}")
                 header.append(f"(no folder of {named}: the other classes' images evaluated, numbered as in training)")
+        if result.description.get("classes_not_in_data"):
+            named = ", ".join(map(repr, result.description["classes_not_in_data"]))
+            header.append(f"(the data has no class {named}: its classes evaluated, numbered as in training)")
         lines = [*header, "", *lines]
     for head, per_class in result.per_class.items():
         if not per_class:
@@ -437,16 +458,23 @@ def format_evaluation(result: EvaluationResult) -> str:
             cells = [_cell(column, entry.get(column), column in entry) for column in columns]
             lines.append(f"{name:<{name_width}}  " + "  ".join(cells))
         lines += _undefined_notes(head, per_class, reasons)
-    if result.worst_images:
-        lines += ["", f"Per image: {result.description.get('images_file')}"]
-        kinds = result.description.get("heads", {})
-        for head, (wrong, scored, worst) in result.worst_images.items():
-            shown = "; ".join(f"{file} ({error})" for file, error in worst)
-            if kinds.get(head) == "segmentation":  # nearly every mask has a wrong pixel: the count says nothing
-                lines.append(f"{head}: the most pixels wrong (of those scored): {shown or 'none'}")
-            else:
-                lines.append(f"{head}: {wrong} of {scored} wrong" + (f"; the worst: {shown}" if worst else ""))
-    return "\n".join(lines)
+    return "\n".join([*lines, *_worst_image_lines(result)])
+
+
+def _worst_image_lines(result: EvaluationResult) -> list[str]:
+    """What `evaluate --images` adds to the table: the file, and per head how many samples it got wrong and the
+    worst."""
+    if not result.worst_images:
+        return []
+    lines = ["", f"Per image: {result.description.get('images_file')}"]
+    kinds = result.description.get("heads", {})
+    for head, (wrong, scored, worst) in result.worst_images.items():
+        shown = "; ".join(f"{file} ({error})" for file, error in worst)
+        if kinds.get(head) == "segmentation":  # nearly every mask has a wrong pixel: the count says nothing
+            lines.append(f"{head}: the most pixels wrong (of those scored): {shown or 'none'}")
+        else:
+            lines.append(f"{head}: {wrong} of {scored} wrong" + (f"; the worst: {shown}" if worst else ""))
+    return lines
 
 
 def _undefined(name: str, value: float) -> str:

@@ -541,6 +541,30 @@ def test_mean_average_precision_ignores_objects_labelled_as_ignored_like_voc_dif
     assert as_false_positive.compute()["map"].item() == pytest.approx(0.5)
 
 
+@pytest.mark.parametrize("ignored", [False, True], ids=["no object", "only a difficult object"])
+def test_mean_average_precision_of_a_split_without_a_true_box_is_nan_where_pycocotools_writes_minus_one(ignored: bool) -> None:
+    # -1 was returned and written to metrics.json as a score; pycocotools' summary of the same boxes gives -1.
+    pytest.importorskip("pycocotools")
+    detected = torch.tensor([[[0.0, 0.0, 10.0, 10.0]]])
+    targets = detected if ignored else torch.zeros(1, 1, 4)
+    metric = BoxMeanAveragePrecision(class_names=["cat"])
+    metric.update(detected, torch.tensor([[0.9]]), torch.tensor([[0]]), targets, torch.tensor([[-2 if ignored else -1]]))
+    truth = {
+        "images": [{"id": 0, "width": 32, "height": 32}],
+        "categories": [{"id": 0}],
+        "annotations": [{"id": 1, "image_id": 0, "category_id": 0, "bbox": [0, 0, 10, 10], "iscrowd": 1, "area": 100}]
+        if ignored
+        else [],
+    }
+    reference = _pycocotools_evaluated(truth, [{"image_id": 0, "category_id": 0, "bbox": [0, 0, 10, 10], "score": 0.9}])
+
+    values = metric.compute()
+
+    assert reference.stats[[0, 1, 2, 8]].tolist() == [-1.0] * 4  # map, map_50, map_75, mar_100
+    assert {name: math.isnan(float(values[name])) for name in metric.reported} == dict.fromkeys(metric.reported, True)
+    assert math.isnan(float(values["per_class"]["cat"]["ap"]))
+
+
 def test_per_class_average_precision_equals_pycocotools_evaluated_one_category_at_a_time() -> None:
     # Two images, three classes: class 0 found once and missed once, class 1 found with a loose box and a false
     # positive, class 2 only predicted (no true box: no AP).

@@ -327,3 +327,97 @@ def test_evaluate_on_a_split_whose_every_mask_pixel_is_255_says_its_mean_iou_is_
         **{f"segmentation/per_class/{name}/{score}": UNSCORED for name in classes for score in ("precision", "recall", "iou")},
     }
     assert f"n/a (undefined) for {classes[0]!r}: precision, recall, iou: {UNSCORED}" in table, table
+
+
+def _detection_without_true_boxes(shapes_root: Path, root: Path, split: str) -> Path:
+    """The shapes' COCO detection folder with a split without any object: `val` made so, or a `test` split of the
+    validation images without annotations."""
+    shutil.copytree(shapes_root / "detection", root)
+    coco = json.loads((root / "val.json").read_text())
+    (root / f"{split}.json").write_text(json.dumps({**coco, "annotations": []}))
+    return root
+
+
+NO_TRUE_BOX = (
+    "no true box in the split (no object, or only ignored ones: VOC difficult, COCO crowd): "
+    "the mean average precision and recall have no true box to find"
+)
+
+
+@pytest.fixture(scope="module")
+def boxless_test_split(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[str]]:
+    """A detection run whose test split has no object: its data, its folder and its output lines."""
+    folder = tmp_path_factory.mktemp("boxless_test")
+    root = _detection_without_true_boxes(shapes_root, folder / "boxes", "test")
+    lines = _train_to_file(
+        folder / "output.txt",
+        "task=detection",
+        f"data.root={root}",
+        f"experiment.path_experiments={folder}",
+        "experiment.name=run",
+        *SMALL,
+    )
+    return root, folder / "run", lines
+
+
+@pytest.mark.slow
+def test_a_test_split_without_a_true_box_has_its_map_and_recall_null_with_the_reason_not_minus_one(
+    boxless_test_split: tuple[Path, Path, list[str]],
+) -> None:
+    # pycocotools' -1 was written to metrics.json and printed as `test/detection/map: -1.0000`, read as a score.
+    _, folder, lines = boxless_test_split
+    scalars = ["detection/map", "detection/map_50", "detection/map_75", "detection/mar_100"]
+    summary = [line for line in lines if line.startswith("  test/detection/")]
+    assert summary == [f"  test/{name}: undefined ({NO_TRUE_BOX})" for name in scalars], lines
+    for file in ("metrics.json", "metrics_test.json"):
+        metrics = json.loads((folder / file).read_text())
+        test = metrics.get("test", metrics)
+        assert {name: test[name] for name in scalars} == dict.fromkeys(scalars, None), file
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert {name: metrics["undefined_metrics"]["test"][name] for name in scalars} == dict.fromkeys(scalars, NO_TRUE_BOX)
+    assert all(value is not None for value in metrics["validation"].values())  # the validation split has objects
+    log = list(csv.DictReader((folder / "logs" / "metrics.csv").open()))
+    logged = {name: value for row in log for name, value in row.items() if name.startswith("test/detection/") and value}
+    assert logged == {f"test/{name}": "nan" for name in scalars}, logged
+
+
+@pytest.mark.slow
+def test_evaluate_on_a_split_without_a_true_box_says_its_map_is_undefined_and_why(
+    boxless_test_split: tuple[Path, Path, list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, folder, _ = boxless_test_split
+    out = tmp_path / "evaluation.json"
+
+    assert main(["evaluate", str(folder), f"data.root={root}", "split=test", "--out", str(out)]) == 0
+
+    table = capsys.readouterr().out.splitlines()
+    assert f"detection/map_50   undefined ({NO_TRUE_BOX})" in table, table
+    evaluation = json.loads(out.read_text())
+    assert evaluation["metrics"]["detection/map_50"] is None
+    assert evaluation["undefined_metrics"]["detection/map"] == NO_TRUE_BOX
+
+
+@pytest.mark.slow
+def test_a_validation_split_without_a_true_box_stops_the_run_after_its_first_epoch_naming_split_and_head(
+    shapes_root: Path, tmp_path: Path
+) -> None:
+    # Its map_50, the monitor, was -1 every epoch: the best checkpoint stayed on the first epoch and early stopping
+    # stopped after `patience` epochs, without a word.
+    root = _detection_without_true_boxes(shapes_root, tmp_path / "boxes", "val")
+    lines = _train_to_file(
+        tmp_path / "output.txt",
+        "task=detection",
+        f"data.root={root}",
+        f"experiment.path_experiments={tmp_path}",
+        "experiment.name=run",
+        *SMALL,
+        status=2,
+    )
+
+    error = lines[-1]
+    assert error.startswith("torchbricks: error: The validation split has no true box for head(s) ['detection'] in epoch 1"), (
+        lines
+    )
+    assert "validation/detection/map_50" in error
+    assert [line for line in lines if line.startswith("epoch ")] == [], lines
+    assert not (tmp_path / "run" / "metrics.json").exists()

@@ -147,6 +147,40 @@ def test_a_voc_coordinate_that_is_no_finite_number_is_an_error_naming_it(tmp_pat
         VocDataset(tmp_path, "validation")
 
 
+def _xml_with_difficult_flags(path: Path, flags: list[str]) -> Path:
+    """`path`: a VOC file of a 40x30 image `a.jpg` beside it, one car per flag with `<difficult>FLAG</difficult>`."""
+    Image.new("RGB", (40, 30)).save(path.parent / "a.jpg")
+    objects = "".join(
+        f"<object><name>car</name><difficult>{flag}</difficult><bndbox><xmin>2</xmin><ymin>3</ymin><xmax>9</xmax>"
+        "<ymax>8</ymax></bndbox></object>"
+        for flag in flags
+    )
+    path.write_text(
+        f"<annotation><filename>a.jpg</filename><size><width>40</width><height>30</height></size>{objects}</annotation>"
+    )
+    return path
+
+
+def test_a_difficult_flag_written_as_a_boolean_is_read_as_0_or_1(tmp_path: Path) -> None:
+    # Writers that print a Python boolean (`str(box.difficult)`) write True and False: the file was refused.
+    path = _xml_with_difficult_flags(tmp_path / "a.xml", ["1", " True ", "false", "TRUE", "0", "", "1.0"])
+
+    annotation = parse_voc_xml(path, tmp_path)
+
+    assert [difficult for _, _, difficult in annotation.objects] == [True, True, False, True, False, False, True]
+
+
+@pytest.mark.parametrize("flag", ["2", "0.5", "yes", "-1"])
+def test_a_difficult_flag_that_is_neither_0_1_nor_a_boolean_is_an_error_naming_file_object_and_value(
+    tmp_path: Path, flag: str
+) -> None:
+    # 2 was read as difficult and 0.5 as not, without a word.
+    path = _xml_with_difficult_flags(tmp_path / "a.xml", ["0", flag])
+
+    with pytest.raises(DataError, match=rf"a\.xml': object 2 \(car\) has difficult = '{re.escape(flag)}'; expected 0 or 1"):
+        parse_voc_xml(path, tmp_path)
+
+
 # One object covering the pixel columns 10 to 19 and rows 5 to 14 of a 40x30 image: pixel edges (10, 5, 20, 15),
 # written as each tool writes it.
 EDGES = (10.0, 5.0, 20.0, 15.0)

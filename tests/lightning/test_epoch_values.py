@@ -78,6 +78,26 @@ def test_a_loss_whose_denominators_are_all_zero_is_its_numerator_as_the_losses_d
     assert float(means.compute(["boxes"], CPU, _no_other_process)["boxes"]) == pytest.approx(3.0)
 
 
+def test_a_loss_that_is_nan_in_a_batch_is_the_mean_of_the_other_batches_on_every_process() -> None:
+    # A loss over nothing (a segmentation batch whose every mask pixel is 255: 0 / 0) made the epoch's mean NaN.
+    here, there = LossMeans(), LossMeans()
+    here.update({"loss": torch.tensor(1.0)}, 2)
+    here.update({"loss": torch.tensor(float("nan"))}, 5)
+    there.update({"loss": torch.tensor(4.0)}, 6)
+    there.update({"loss": torch.tensor(float("nan"))}, 3)
+
+    computed = here.compute(["loss"], CPU, lambda tensor: tensor + _sums_of(there, ["loss"]))
+
+    assert float(computed["loss"]) == pytest.approx((1.0 * 2 + 4.0 * 6) / 8)
+
+
+def test_a_loss_that_is_nan_in_every_batch_is_nan_not_zero() -> None:
+    means = LossMeans()
+    means.update({"loss": torch.tensor(float("nan"))}, 2)
+
+    assert np.isnan(float(means.compute(["loss"], CPU, _no_other_process)["loss"]))
+
+
 def test_only_metrics_that_saw_a_batch_are_summarized_and_reset() -> None:
     collection = BrickCollection(
         {

@@ -729,3 +729,48 @@ def test_a_training_batch_without_a_scored_pixel_of_one_head_trains_the_other_he
     assert cls is not None
     assert bool(cls.isfinite().all())
     assert float(cls.abs().sum()) > 0
+
+
+@pytest.mark.slow
+def test_a_training_batch_whose_every_mask_pixel_is_255_is_left_out_of_the_epoch_losses_and_its_step_loss_is_nan(
+    shapes_root: Path, tmp_path: Path
+) -> None:
+    # Two training images in batches of one, one mask all 255: its loss is 0 / 0. With learned loss weights its step
+    # total was logged as 0 and counted in the epoch's train/loss (half the scored batch's loss).
+    import csv
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    from torchbricks.__main__ import main
+
+    root = tmp_path / "masks"
+    shutil.copytree(shapes_root / "segmentation", root)
+    images = sorted((root / "train" / "images").iterdir())
+    for image in images[2:]:
+        image.unlink()
+        (root / "train" / "masks" / f"{image.stem}.png").unlink()
+    unscored = root / "train" / "masks" / f"{images[0].stem}.png"
+    Image.fromarray(np.full_like(np.asarray(Image.open(unscored)), 255)).save(unscored)
+    arguments = ["train", "task=segmentation", f"data.root={root}", f"experiment.path_experiments={tmp_path}"]
+    arguments += ["experiment.name=run", "trainer.max_epochs=1", "data.image_size=64", "data.batch_size=1"]
+    arguments += ["data.num_workers=0", "data.augmentations=[]", "loss_balancing=uncertainty", "trainer.log_every_n_steps=1"]
+
+    assert main([*arguments, "n_visualized=0", "export_onnx=false"]) == 0
+
+    rows = list(csv.DictReader((tmp_path / "run" / "logs" / "metrics.csv").open()))
+    steps = [
+        (float(row["train/loss_step"]), float(row["train/losses/segmentation/loss_ce_step"]))
+        for row in rows
+        if row.get("train/loss_step")
+    ]
+    scored = [loss for total, loss in steps if not np.isnan(loss)]
+    assert len(steps) == 2, steps
+    assert len(scored) == 1, steps
+    assert [np.isnan(total) for total, loss in steps if np.isnan(loss)] == [True]  # not 0: no number for nothing scored
+    epoch = next(row for row in rows if row.get("train/loss_epoch"))
+    assert float(epoch["train/losses/segmentation/loss_ce_epoch"]) == pytest.approx(scored[0], rel=1e-5)
+    # the total of the scored step alone: exp(-s) * loss + s, s the log-variance it was computed with (0 at the start)
+    scored_total = next(total for total, loss in steps if not np.isnan(loss))
+    assert float(epoch["train/loss_epoch"]) == pytest.approx(scored_total, rel=1e-5)

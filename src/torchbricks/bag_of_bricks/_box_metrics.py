@@ -64,10 +64,11 @@ class BoxMeanAveragePrecision(MeanAveragePrecision):
     per image: `mar_100` as in COCO's summary, `mar_300` for a decoder keeping 300), the names listed in `reported`,
     all at that cap and all areas, as pycocotools' summary computes them with `maxDets` ending at the cap; and
     `per_class`: class name -> `{"ap": AP at IoU 0.50:0.95, "ap_50": AP at IoU 0.5}`, read from the same
-    precision array. -1 marks an undefined scalar (no true box in the split), as pycocotools marks it; a class
-    without a true box has NaN in `per_class`, as every head's undefined per-class values (`null` in `metrics.json`,
-    with its reason in `undefined_metrics`), and is left out of the mAP. Needs pycocotools or
-    faster-coco-eval (the `detection` extra).
+    precision array. A split without any true box (no object, or only ignored ones) has every scalar undefined:
+    NaN, where pycocotools writes -1, a number that read as a score in `metrics.json`; a class without a true box has
+    NaN in `per_class` and is left out of the mAP. Like every head's undefined values they are `null` in
+    `metrics.json` with their reason in `undefined_metrics` (`custom_metrics.NO_TRUE_BOX_REASON`). Needs pycocotools
+    or faster-coco-eval (the `detection` extra).
 
     Args:
         class_names: The name of each class index, keying `per_class`; `"0"`, `"1"`, ... when None.
@@ -143,6 +144,7 @@ class BoxMeanAveragePrecision(MeanAveragePrecision):
             # them); the other values it reads at the highest, the cap. `map` is read at the cap too, as pycocotools
             # reads it: the mean of the defined precision values, all areas.
             result["map"] = _mean_defined(precision[:, :, :, 0, -1].double()).to(values["map"].dtype)
+        result = {name: _undefined_as_nan(value) for name, value in result.items()}  # -1: no true box in the split
         result["per_class"] = self._per_class(values)
         return result
 
@@ -217,6 +219,6 @@ def _mean_defined(precision: torch.Tensor) -> torch.Tensor:
 
 
 def _undefined_as_nan(value: torch.Tensor) -> torch.Tensor:
-    """A class's AP as `per_class` keeps it: NaN where pycocotools writes -1 (no true box, nothing to average)."""
+    """A value as `compute` returns it: NaN where pycocotools writes -1 (no true box, nothing to average)."""
     value = value.float()
     return torch.where(value < 0, torch.tensor(float("nan")), value)

@@ -43,6 +43,7 @@ from torchmetrics.utilities.data import dim_zero_cat
 from torchbricks.errors import BrickError
 
 __all__ = [
+    "NO_TRUE_BOX_REASON",
     "UNDEFINED_SCORE_REASONS",
     "ConcatenatePredictionAndTarget",
     "ConfusionMatrixClassScores",
@@ -71,6 +72,12 @@ UNDEFINED_SCORE_REASONS = {
     "ap_50": "no true box of the class in the split: its average precision has no recall to follow",
 }
 """Why a per-class score is undefined (NaN), by its key in `per_class`: its denominator is empty."""
+
+NO_TRUE_BOX_REASON = (
+    "no true box in the split (no object, or only ignored ones: VOC difficult, COCO crowd): "
+    "the mean average precision and recall have no true box to find"
+)
+"""Why a box head's mAP and recall are undefined (NaN; pycocotools writes -1): no class has a true box."""
 
 
 class ConcatenatePredictionAndTarget(Metric):

@@ -3,6 +3,7 @@ of a box against its image, and `BoxDataset`, the samples every box reader serve
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import pickle
 import warnings
@@ -253,6 +254,37 @@ class BoxDataset(Dataset[dict[str, Any]]):
             missing = sum(not has_outline(item) for item in kept)
             without, images, outlined = without + missing, images + bool(missing), outlined + len(kept) - missing
         return without, images, outlined
+
+    def use_class_names(self, class_names: Sequence[str]) -> None:
+        """Numbers the objects' classes as `class_names` (a trained experiment's, which hold every class of this data
+        set: `torchbricks evaluate` on data labelled with some of them) number them, by name; the boxes, the masks
+        drawn from the outlines (class index + 1) and the presence targets follow. Numbering by the same list twice
+        changes nothing.
+
+        Raises:
+            DataError: A class of this data set is not in `class_names`.
+
+        Example:
+            >>> records = [BoxImage(Path("a.png"), 8, 8, [BoxObject((0, 0, 2, 2), 1)])]
+            >>> dataset = BoxDataset(records, ["cat", "dog"])
+            >>> dataset.use_class_names(["bird", "dog", "cat"])
+            >>> dataset.records[0].objects[0].label, dataset.class_names
+            (1, ['bird', 'dog', 'cat'])
+        """
+        names = list(class_names)
+        if names == self.class_names:
+            return
+        index_of = {name: index for index, name in enumerate(names)}
+        unknown = [name for name in self.class_names if name not in index_of]
+        if unknown:
+            raise DataError(f"The classes {unknown} of this data are not among {names}.")
+        moved = [index_of[name] for name in self.class_names]
+        # new records: a parsed record may be shared with another split's data set (files are read once)
+        self.records = [
+            dataclasses.replace(record, objects=[dataclasses.replace(item, label=moved[item.label]) for item in record.objects])
+            for record in self.records
+        ]
+        self.class_names = names
 
     def duplicates_notice(self, split: str) -> str | None:
         """What the training job and `check-data` say of the objects dropped as exact repeats (`duplicates`), naming

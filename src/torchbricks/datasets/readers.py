@@ -499,6 +499,9 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
         self.foreground_255 = foreground_255
         self.colours = colours
         self.num_classes = num_classes
+        self.class_numbers: np.ndarray | None = None
+        """Each mask value -> the class index it is read as (255 stays 255), when the masks number their classes
+        otherwise than the model (`SegmentationFolderDataModule.use_class_names`); None: as they are."""
         self.transform = transform
         self.samples: list[tuple[Path, Path]] = []
         self.sizes: list[tuple[int, int]] = []
@@ -564,7 +567,7 @@ class SegmentationFolderDataset(Dataset[dict[str, Any]]):
         problem = mask_value_problem(mask, self.num_classes, mask_path, self.class_names)
         if problem is not None:
             raise DataError(problem)
-        return mask
+        return mask if self.class_numbers is None else self.class_numbers[mask]
 
     def named_sample(self, sample: dict[str, Any]) -> dict[str, Any]:
         """`{"raw", "targets"}` of a (transformed) sample of `load_sample`, the image as float in [0, 1]."""

@@ -21,7 +21,9 @@ Each XML's `filename` names its image, looked up in the subfolder of `JPEGImages
 subfolder of `Annotations`, in `JPEGImages` (or `ROOT`) and then beside the XML file (the XML's stem with an image
 extension when it does not exist); `size` gives
 the image's width and height (read from the file when it is missing or zero). Each `object` has a `name`, a
-`bndbox` and an optional `difficult` flag (`truncated`, `pose`, `occluded` are not read): difficult objects are kept
+`bndbox` and an optional `difficult` flag, `0` or `1` (`true` or `false` in any case, as writers that print a
+Python boolean write it; any other value is an error naming the file, the object and the value; `truncated`,
+`pose`, `occluded` are not read): difficult objects are kept
 with the label that `BoxDataset` marks as ignored (not trained on; in mAP neither a ground truth nor, when
 detected, a false positive).
 
@@ -209,19 +211,45 @@ def parse_voc_xml(
         if not name or any(corner is None for corner in corners):
             raise DataError(f"The VOC file {str(path)!r}: object {number}{f' ({name})' if name else ''} {_lacks(item)}")
         flag = _text(item, "difficult")
+        difficult = _difficult_flag(flag)
+        if difficult is None:
+            raise DataError(
+                f"The VOC file {str(path)!r}: object {number} ({name}) has difficult = {flag!r}; expected 0 or 1 (or "
+                "true or false, as writers that print a boolean write it)."
+            )
         try:
             x_min, y_min, x_max, y_max = (float(corner) for corner in corners)  # type: ignore[arg-type]
-            difficult = bool(int(float(flag or 0)))
             if not all(math.isfinite(corner) for corner in (x_min, y_min, x_max, y_max)):  # `nan` parses as a float
                 raise ValueError(corners)
         except ValueError as error:
             raise DataError(
                 f"The VOC file {str(path)!r}: object {number} ({name}) has a field that is not a number: bndbox "
-                f"(xmin, ymin, xmax, ymax) = {tuple(corners)}, difficult = {flag!r}."
+                f"(xmin, ymin, xmax, ymax) = {tuple(corners)}."
             ) from error
         shift = float(origin)  # 1-based inclusive indices: the first pixel's left edge is 0, the last's right edge xmax
         annotation.objects.append((name, (x_min - shift, y_min - shift, x_max - end_shift, y_max - end_shift), difficult))
     return annotation
+
+
+def _difficult_flag(text: str | None) -> bool | None:
+    """An object's `difficult` as written: absent or empty is False, `0` or `1` (`1.0` too) as the devkit writes it,
+    `true` or `false` in any case (Python writers that print a boolean, `str(box.difficult)`, write `True`); None for
+    anything else (`2`, `0.5`, `yes`), which is no flag.
+
+    Example:
+        >>> [_difficult_flag(text) for text in (None, "", "1", "0.0", "True", "false", "2")]
+        [False, False, True, False, True, False, None]
+    """
+    if not text:
+        return False
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return bool(number) if number in (0.0, 1.0) else None
 
 
 def _lacks(item: ElementTree.Element) -> str:

@@ -18,12 +18,13 @@ from typing import Any
 import torch
 from torchmetrics import Metric, MetricCollection
 
-from torchbricks.bag_of_bricks.custom_metrics import undefined_class_scores
+from torchbricks.bag_of_bricks.custom_metrics import NO_TRUE_BOX_REASON, PER_CLASS, undefined_class_scores
 from torchbricks.brick_collection import BrickCollection, merge_summaries
 from torchbricks.bricks import BrickMetrics
 
 __all__ = [
     "LossMeans",
+    "boxless_heads",
     "metric_value_names",
     "summarize_metrics",
     "summarizes_itself",
@@ -45,17 +46,24 @@ class LossMeans:
     over its numerator and denominator (`torchbricks._conventions.LOSS_PARTS`, as the packaged heads' losses do)
     is `sum(numerator_b) / sum(denominator_b)` instead (a sum of 0 read as 1, as the losses read a batch's): the
     whole split's loss, whatever the batch size and the number of processes.
+
+    A loss without parts that is NaN in a batch (a loss over nothing: a head whose every target of the batch is
+    ignored, 0 / 0; or a total lacking such a loss) is left out of its mean, as if the batch had not produced it: the
+    mean is over the batches that scored something, each weighed by its samples. (Counted, one such batch made the
+    epoch's value NaN, or, as a total without the head's term, pulled it down.) A loss NaN in every batch is NaN.
     """
 
     def __init__(self) -> None:
         self._sums: dict[str, torch.Tensor] = {}
         self._weights: dict[str, torch.Tensor | float] = {}
         self._batches: dict[str, int] = {}
+        self._defined: dict[str, torch.Tensor | int] = {}  # the batches that were counted (not NaN)
 
     def reset(self) -> None:
         self._sums.clear()
         self._weights.clear()
         self._batches.clear()
+        self._defined.clear()
 
     @property
     def updated(self) -> bool:
@@ -68,15 +76,20 @@ class LossMeans:
         """Adds a batch of `batch_size` samples; `parts` holds the (numerator, denominator) of the losses that have them."""
         for name, loss in losses.items():
             dtype = torch.float64 if loss.device.type != "mps" else torch.float32
+            defined: torch.Tensor | int = 1
             if parts is not None and name in parts:
                 numerator, weight = parts[name].detach().to(dtype).unbind()
                 value: torch.Tensor = numerator
                 weighed: torch.Tensor | float = weight
             else:
-                value, weighed = loss.detach().to(dtype) * batch_size, float(batch_size)
+                plain = loss.detach().to(dtype)
+                counted = ~plain.isnan()  # a tensor, not a Python bool: no wait for the device in every step
+                value = torch.where(counted, plain * batch_size, torch.zeros_like(plain))
+                weighed, defined = counted.to(dtype) * batch_size, counted.to(dtype)
             self._sums[name] = self._sums[name] + value if name in self._sums else value
             self._weights[name] = self._weights[name] + weighed if name in self._weights else weighed
             self._batches[name] = self._batches.get(name, 0) + 1
+            self._defined[name] = self._defined[name] + defined if name in self._defined else defined
 
     def compute(self, names: Sequence[str], device: torch.device, reduce: Reduce) -> dict[str, torch.Tensor]:
         """The epoch value of each loss in `names` over every process; losses no process saw are left out.
@@ -86,15 +99,22 @@ class LossMeans:
         """
         dtype = torch.float32 if device.type == "mps" else torch.float64
         count = len(names)
-        local = torch.zeros(3 * count, dtype=dtype, device=device)
+        local = torch.zeros(4 * count, dtype=dtype, device=device)
         for index, name in enumerate(names):
             if name in self._sums:
                 local[index] = self._sums[name].to(device=device, dtype=dtype)
                 local[count + index] = torch.as_tensor(self._weights[name], dtype=dtype).to(device)
                 local[2 * count + index] = self._batches[name]
+                local[3 * count + index] = torch.as_tensor(self._defined[name], dtype=dtype).to(device)
         total = reduce(local)
-        sums, weights, batches = total[:count], total[count : 2 * count], total[2 * count :]
+        sums, weights, batches, defined = (
+            total[:count],
+            total[count : 2 * count],
+            total[2 * count : 3 * count],
+            total[3 * count :],
+        )
         divided = sums / torch.where(weights > 0, weights, torch.ones_like(weights))
+        divided = torch.where(defined > 0, divided, torch.full_like(divided, float("nan")))  # NaN in every batch
         return {name: divided[index].float() for index, name in enumerate(names) if batches[index] > 0}
 
 
@@ -119,19 +139,40 @@ def unscored_heads(values: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def boxless_heads(values: Mapping[str, Any]) -> list[str]:
+    """The box heads among an epoch's `values` that saw no true box: every class's average precision
+    (`<head>/per_class/<class>/ap`, `BoxMeanAveragePrecision`) is undefined, so are the head's mAP and recall (NaN,
+    pycocotools' -1).
+
+    Example:
+        >>> nan = torch.tensor(float("nan"))
+        >>> boxless_heads({"det/per_class": {"car": {"ap": nan, "ap_50": nan}}, "seg/per_class": {"car": {"iou": nan}}})
+        ['det']
+    """
+    boxless = []
+    for name, classes in values.items():
+        head, _, last = name.rpartition("/")
+        if last != PER_CLASS or not isinstance(classes, Mapping) or not classes:
+            continue
+        scores = [entry.get("ap") if isinstance(entry, Mapping) else None for entry in classes.values()]
+        if all(isinstance(score, torch.Tensor) and bool(score.isnan().all()) for score in scores):
+            boxless.append(head)
+    return boxless
+
+
 def undefined_values(values: Mapping[str, Any]) -> dict[str, str]:
     """Each scalar value of an epoch's `values` that is NaN -> why: `UNSCORED_REASON` for a head that scored no target
-    (`unscored_heads`), else that the metric had nothing to measure. A NaN written as `null` in `metrics.json` or
-    printed as `nan` would read as a score; this says what it is instead. The per-class values are
-    `undefined_class_values`.
+    (`unscored_heads`), `NO_TRUE_BOX_REASON` for a box head without a true box (`boxless_heads`), else that the metric
+    had nothing to measure. A NaN written as `null` in `metrics.json` or printed as `nan` would read as a score; this
+    says what it is instead. The per-class values are `undefined_class_values`.
 
     Example:
         >>> undefined_values({"seg/mean_iou": torch.tensor(float("nan")), "seg/confusion_matrix": torch.zeros(2, 2)})
         {'seg/mean_iou': 'no target of the split was scored: every one is the ignored index (every mask pixel 255)'}
     """
-    unscored = unscored_heads(values)
+    reasons = dict.fromkeys(unscored_heads(values), UNSCORED_REASON) | dict.fromkeys(boxless_heads(values), NO_TRUE_BOX_REASON)
     return {
-        name: UNSCORED_REASON if name.rpartition("/")[0] in unscored else "the metric had nothing to measure on the split"
+        name: reasons.get(name.rpartition("/")[0], "the metric had nothing to measure on the split")
         for name, value in values.items()
         if isinstance(value, torch.Tensor) and value.numel() == 1 and value.is_floating_point() and bool(value.isnan())
     }

@@ -13,8 +13,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 from torch.utils.data import ConcatDataset, DataLoader, Subset
 
+from torchbricks._conventions import IGNORE_INDEX
 from torchbricks._data_facts import data_facts_kept
 from torchbricks._experiment import launched_as_global_zero
 from torchbricks._image_files import FolderListings
@@ -641,6 +643,9 @@ class SegmentationFolderDataModule(FileDataModule):
         self.validation_fraction = validation_fraction
         self.split_seed = split_seed
         self.class_names = segmentation_class_names(self.root)
+        self._data_class_names: list[str] | None = None
+        """The masks' own classes once `use_class_names` numbers them as an experiment's (`class_names`)."""
+        self._class_numbers: np.ndarray | None = None
         self.colours = mask_colours(self.root)
         masks = segmentation_folders(self.root)[1]
         listings = self._listings if self._listings is not None else FolderListings()
@@ -690,10 +695,40 @@ class SegmentationFolderDataModule(FileDataModule):
             if note is not None and launched_as_global_zero():
                 print(f"torchbricks: note: {note}", file=sys.stderr, flush=True)
 
+    def use_class_names(self, class_names: Sequence[str]) -> list[str]:
+        """Numbers the classes as `class_names` (a trained experiment's, the background first) do, by name, for masks
+        whose class list (`classes.txt`, `labelmap.txt`) holds some of them in any order (`torchbricks evaluate` on new
+        images without a class): each mask value is read as the experiment's index of its class. Returns the
+        experiment's classes this data does not list. Call it before `setup`.
+
+        Raises:
+            ConfigError: A class of this data is not one of `class_names` (named, with the closest class).
+        """
+        if list(class_names) == list(self.class_names):
+            return []
+        trained = {unicodedata.normalize("NFC", name): index for index, name in enumerate(class_names)}
+        unknown = [name for name in self.class_names if unicodedata.normalize("NFC", name) not in trained]
+        if unknown:
+            raise ConfigError(
+                f"The masks in {str(self.root)!r} have classes {unknown} that the experiment was not trained on (its "
+                f"classes: {list(class_names)}).{did_you_mean(unknown[0], list(class_names))} Evaluate on masks of the "
+                "experiment's classes (some of them will do), listed in classes.txt."
+            )
+        numbers = np.arange(IGNORE_INDEX + 1, dtype=np.int64)  # 255 stays ignored
+        numbers[: len(self.class_names)] = [trained[unicodedata.normalize("NFC", name)] for name in self.class_names]
+        present = set(self.class_names)
+        self._data_class_names, self._class_numbers = list(self.class_names), numbers
+        self.class_names = list(class_names)
+        for dataset in self.datasets.values():  # built already with tiling
+            for masks in _mask_datasets_of(dataset):
+                masks.class_numbers = numbers
+        return [name for name in class_names if name not in present]
+
     def _read_folder_split(self, split: FolderSplit, transform: Any) -> Any:
-        return SegmentationFolderDataset(
+        classes = self._data_class_names or self.class_names  # the masks' values: checked against the data's classes
+        dataset = SegmentationFolderDataset(
             split.folder,
-            self.num_classes,
+            len(classes),
             transform,
             only=split.only,
             foreground_255=self.foreground_255,
@@ -702,10 +737,12 @@ class SegmentationFolderDataModule(FileDataModule):
             masks=split.masks,
             stems=split.stems,
             listed=split.listed,
-            class_names=self.class_names,
+            class_names=classes,
             listings=self._listings,
             headers=self._headers,
         )
+        dataset.class_numbers = self._class_numbers
+        return dataset
 
 
 class DetectionDataModule(FileDataModule):
@@ -851,11 +888,48 @@ class DetectionDataModule(FileDataModule):
         self.box_class_names = class_names if class_names is not None else detection_class_names(self.root, self.layout)
         """The classes of the objects, in index order (`class_names` without segmentation's background)."""
         self.class_names = ["background", *self.box_class_names] if task == "segmentation" else self.box_class_names
+        self._data_class_names: list[str] | None = None
+        """The data's own object classes once `use_class_names` numbers them as an experiment's; None before."""
         self.category_ids = coco_category_ids(self.root) if self.layout == "coco" else None
         self._notices_said: set[str] = set()
         self.prepare_datasets()  # here, not in setup: the training objects say which classes have none, at the start
         self._find_classes_without_training_example()
         self._prepare_tiles()
+
+    def use_class_names(self, class_names: Sequence[str]) -> list[str]:
+        """Numbers the classes as `class_names` (a trained experiment's) do, by name, for box data labelled with some
+        of them (`torchbricks evaluate` on new images without a class: a VOC folder's object names, a COCO file's
+        categories or a YOLO `names` list that is a subset of the experiment's, in any order); returns the
+        experiment's classes this data does not name. The metrics are then over the experiment's classes, those
+        absent here without a true box (their per-class values undefined).
+
+        Raises:
+            ConfigError: A class of this data is not one of `class_names` (named, with the closest class).
+        """
+        trained = {unicodedata.normalize("NFC", name): name for name in class_names}
+        unknown = [name for name in self.class_names if unicodedata.normalize("NFC", name) not in trained]
+        if unknown:
+            raise ConfigError(
+                f"The {self.layout} data in {str(self.root)!r} has classes {unknown} that the experiment was not trained "
+                f"on (its classes: {list(class_names)}).{did_you_mean(unknown[0], list(class_names))} Evaluate on data "
+                "labelled with the experiment's classes (some of them will do)."
+            )
+        present = {unicodedata.normalize("NFC", name) for name in self.class_names}
+        if self._data_class_names is None:
+            self._data_class_names = list(self.box_class_names)
+        self.class_names = list(class_names)
+        # the objects' classes: task=segmentation's classes but the background its masks are drawn with
+        self.box_class_names = self.class_names[1:] if self.task == "segmentation" else self.class_names
+        for dataset in self.datasets.values():
+            for boxes in _box_datasets_of(dataset):
+                boxes.use_class_names(self._experiment_names_of(self.box_class_names))
+        return [name for name in class_names if unicodedata.normalize("NFC", name) not in present]
+
+    def _experiment_names_of(self, class_names: list[str]) -> list[str]:
+        """`class_names` (the experiment's) with each spelt as this data spells it (Unicode normalisation aside), so
+        that a data set numbers its classes by name."""
+        spelt = {unicodedata.normalize("NFC", name): name for name in self._data_class_names or []}
+        return [spelt.get(unicodedata.normalize("NFC", name), name) for name in class_names]
 
     def _find_classes_without_training_example(self) -> None:
         """Counts the objects per class of the training split's records (no image decoded) and warns naming the
@@ -913,7 +987,7 @@ class DetectionDataModule(FileDataModule):
                 self.root,
                 self.layout,
                 split,
-                self.box_class_names,
+                self._data_class_names or self.box_class_names,
                 with_masks=self.task == "multitask",
                 transform=transform,
                 validation_fraction=self.validation_fraction,
@@ -921,6 +995,8 @@ class DetectionDataModule(FileDataModule):
                 voc_origin=self.voc_origin,
                 segmentation=segmentation,
             )
+        if self._data_class_names is not None:  # numbered as an experiment's classes (`use_class_names`)
+            dataset.use_class_names(self._experiment_names_of(self.box_class_names))
         notices = [dataset.reading_notice, dataset.duplicates_notice(split)]
         if segmentation:
             check_outlines(dataset, self.root, split)
@@ -1017,6 +1093,26 @@ class OutlineSegmentationDataModule(DetectionDataModule):
                 "picks it), or set data.layout=coco or yolo to read the outlines beside them."
             )
         return read
+
+
+def _mask_datasets_of(dataset: Any) -> list[SegmentationFolderDataset]:
+    """The `SegmentationFolderDataset`s a split's data set reads (itself, the one a `TiledDataset` or `Subset` wraps,
+    or those of a `ConcatDataset`)."""
+    if isinstance(dataset, SegmentationFolderDataset):
+        return [dataset]
+    if isinstance(dataset, ConcatDataset):
+        return [masks for part in dataset.datasets for masks in _mask_datasets_of(part)]
+    return _mask_datasets_of(dataset.dataset)
+
+
+def _box_datasets_of(dataset: Any) -> list[BoxDataset]:
+    """The `BoxDataset`s a split's data set reads (itself, the one a `TiledDataset` or `Subset` wraps, or those of a
+    `ConcatDataset`)."""
+    if isinstance(dataset, BoxDataset):
+        return [dataset]
+    if isinstance(dataset, ConcatDataset):
+        return [box for part in dataset.datasets for box in _box_datasets_of(part)]
+    return _box_datasets_of(dataset.dataset)
 
 
 _COCO_POSITIONAL = ("batch_size", "num_workers", "augmentations", "tile_size", "tile_overlap")

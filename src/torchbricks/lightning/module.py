@@ -33,6 +33,7 @@ from torchbricks.errors import BrickError, DataError, UnknownMetricError, did_yo
 from torchbricks.lightning._epoch_values import (
     UNSCORED_REASON,
     LossMeans,
+    boxless_heads,
     metric_value_names,
     summarize_metrics,
     summarizes_itself,
@@ -468,12 +469,20 @@ class LightningBrickCollection(pl.LightningModule):
         # A head's loss is the mean over the samples of the batches that carried its targets: weighed by the whole
         # step's size (every source of a combined batch), a head's epoch mean leaned towards the steps where the
         # other sources' batches were larger (a source's last, partial batch, or a cycled shorter source).
-        self._loss_means[stage].update({"loss": total}, batch_size)
+        # A loss over nothing (a segmentation head whose every mask pixel of the step is 255: 0 / 0) is NaN, and the
+        # step's total lacks it (NaN with fixed weights; a learned balancer leaves the term out, which gave a smaller
+        # total): the total of a step is undefined as soon as one loss is, as a split's is, and is left out of the
+        # epoch's mean (`LossMeans`), so is the loss itself.
+        lacking = torch.stack([loss.detach().isnan().any() for loss in losses.values()]).any()
+        step_total = torch.where(lacking, torch.full_like(total.detach(), float("nan")), total.detach())
+        self._loss_means[stage].update({"loss": step_total}, batch_size)
         for source_losses, source_size, parts in per_source:
             self._loss_means[stage].update(source_losses, source_size, parts)
         if stage is Stage.TRAIN:
             log = partial(self.log, on_step=True, on_epoch=False, batch_size=batch_size)
-            for name, loss in self._step_losses(total, losses, per_source, batch_size).items():
+            # an undefined step value is logged NaN, as an undefined epoch value is: left out, Lightning would log the
+            # previous step's value again for it
+            for name, loss in self._step_losses(step_total, losses, per_source, batch_size).items():
                 log(logged_name("train", name, loss=True) + "_step", loss, prog_bar=name == TOTAL_LOSS)
         return {"loss": total, **losses}
 
@@ -600,8 +609,8 @@ class LightningBrickCollection(pl.LightningModule):
             they sum to. Each undefined per-class value (`undefined_class_values`) is kept with its reason too.
 
         Raises:
-            DataError: A training or validation epoch scored no target of a head; the message names the split and the
-                heads.
+            DataError: A training or validation epoch scored no target of a head, or had no true box for a box head
+                (`boxless_heads`: its mAP, the default monitor, is undefined); the message names the split and the heads.
         """
         unscored = unscored_heads(values)
         if unscored and stage is not Stage.TEST:
@@ -615,6 +624,22 @@ class LightningBrickCollection(pl.LightningModule):
                 f"every mask pixel of its batches is 255 (ignored), so {named or 'its metrics'} would be undefined "
                 f"(NaN) and its loss 0: {follows}. Save the split's masks with class indices (255 only where a "
                 "pixel's class is unknown); `torchbricks check-data DIR` names such splits."
+            )
+        boxless = boxless_heads(values)
+        if boxless and stage is not Stage.TEST:
+            # the monitor (validation/detection/map_50) would be NaN: early stopping ends the run on a NaN and the best
+            # checkpoint never improves on one, so the run stops here, before any value of the epoch is logged
+            follows = {
+                Stage.TRAIN: "no box would be learned from it",
+                Stage.VALIDATION: "the best checkpoint and early stopping would follow nothing",
+            }[stage]
+            named = [logged_name(stage.value, name) for name, value in values.items() if name.rpartition("/")[0] in boxless]
+            scalars = [name for name in named if not name.endswith("per_class")]
+            raise DataError(
+                f"The {stage.value} split has no true box for head(s) {boxless} in epoch {self.current_epoch + 1} (no "
+                f"object, or only ignored ones: VOC difficult, COCO crowd), so {scalars} would be undefined (NaN; "
+                f"pycocotools' -1): {follows}. Give the split labelled objects; `torchbricks check-data DIR` counts the "
+                "objects of each split."
             )
         undefined = undefined_values(values)
         # The losses of a head that scored nothing are 0 (a sum of no pixel), and so is their share of the total: the
@@ -638,6 +663,8 @@ class LightningBrickCollection(pl.LightningModule):
         if said:
             self._said_undefined.update((key, name) for name in undefined)
             because = f"head(s) {unscored} scored no pixel: every mask pixel of the split is 255 (ignored)" if unscored else ""
+            if boxless:
+                because = "; ".join(filter(None, [because, f"head(s) {boxless} had no true box to find"]))
             pl.utilities.rank_zero_warn(
                 f"The {key} values {said} are undefined, NaN in the CSV and TensorBoard logs and null in the JSON files "
                 f"(their undefined_metrics says why): {because or 'a metric had nothing to measure on the split'}.",
