@@ -238,17 +238,26 @@ def _rectangle_rle(rows: tuple[int, int], columns: tuple[int, int]) -> dict[str,
     return {"size": [OUTLINE_SIDE, OUTLINE_SIDE], "counts": counts}  # rows within the height: no runs to merge
 
 
+YOLO_POOLS = {"label_studio": ("images", "labels"), "labelimg": ("", "")}
+"""The YOLO layouts of one pool of images `write_outline_data` also writes, with `classes.txt`: the folders of the
+images and of their label files (Label Studio's export: `images/` and `labels/`; labelImg: side by side in the root)."""
+
+
 def write_outline_data(root: Path, layout: str, images: int = 4, outlines: bool = True) -> Path:
     """Segmentation data as labelling tools export outlines, written from the formats' descriptions: `coco`
     (`train.json`, `val.json` with polygons, an empty segmentation for the object without outline, a crowd region as
     RLE; `images/{train,val}/*.png`) or `yolo` (`data.yaml`, `images/{train,val}`, `labels/{train,val}/*.txt`, one
-    `class x1 y1 ...` line per outline and `class cx cy w h` for the object without one). `images` per split, the
-    objects of `outline_objects`; without `outlines`, every object is a box (box detection data)."""
+    `class x1 y1 ...` line per outline and `class cx cy w h` for the object without one), or one pool of images with
+    `classes.txt` (`YOLO_POOLS`: `label_studio`, `labelimg`; the images `train_<i>.png` and `val_<i>.png`, split at
+    random by the reader). `images` per split, the objects of `outline_objects` (image `<split>_<i>` draws those of
+    `i`); without `outlines`, every object is a box (box detection data)."""
     from PIL import Image
 
     generator = np.random.default_rng(0)
+    pool = YOLO_POOLS.get(layout)
     for split in ("train", "val"):
-        (root / "images" / split).mkdir(parents=True)
+        image_folder = root / pool[0] if pool is not None else root / "images" / split
+        image_folder.mkdir(parents=True, exist_ok=True)
         document: dict[str, Any] = {
             "images": [],
             "annotations": [],
@@ -258,7 +267,7 @@ def write_outline_data(root: Path, layout: str, images: int = 4, outlines: bool 
         for index in range(images):
             name = f"{split}_{index}.png"
             pixels = generator.integers(0, 256, (OUTLINE_SIDE, OUTLINE_SIDE, 3), dtype=np.uint8)
-            Image.fromarray(pixels).save(root / "images" / split / name)
+            Image.fromarray(pixels).save(image_folder / name)
             document["images"].append(
                 {"id": index + 1, "file_name": f"images/{split}/{name}", "width": OUTLINE_SIDE, "height": OUTLINE_SIDE}
             )
@@ -270,12 +279,20 @@ def write_outline_data(root: Path, layout: str, images: int = 4, outlines: bool 
         if layout == "coco":
             (root / f"{split}.json").write_text(json.dumps(document))
         else:
-            (root / "labels" / split).mkdir(parents=True)
+            label_folder = root / pool[1] if pool is not None else root / "labels" / split
+            label_folder.mkdir(parents=True, exist_ok=True)
             for name, lines in lines_of.items():
-                (root / "labels" / split / f"{Path(name).stem}.txt").write_text("\n".join(lines) + "\n")
+                (label_folder / f"{Path(name).stem}.txt").write_text("\n".join(lines) + "\n")
     if layout == "yolo":
         (root / "data.yaml").write_text(f"train: images/train\nval: images/val\nnames: [{', '.join(OUTLINE_CLASSES)}]\n")
+    if pool is not None:
+        (root / "classes.txt").write_text("\n".join(OUTLINE_CLASSES) + "\n")
     return root
+
+
+def outline_image_index(path: Path | str) -> int:
+    """The index of `outline_objects` that the image `<split>_<index>.png` of `write_outline_data` draws."""
+    return int(Path(path).stem.rsplit("_", 1)[1])
 
 
 def _outline_annotation(item: dict[str, Any], outlines: bool) -> tuple[dict[str, Any], str | None]:
@@ -323,4 +340,24 @@ def expected_outline_mask(index: int, crowd: bool = True) -> np.ndarray:
     for item in objects:
         if "polygon" in item:
             mask[decoded(mask_utils.frPyObjects([item["polygon"]], side, side))] = item["label"] + 1
+    return mask
+
+
+def expected_box_mask(index: int, crowd: bool = True) -> np.ndarray:
+    """The mask of image `index` of `write_outline_data` without outlines (box data) as pycocotools draws its boxes
+    (`frPyObjects` of each `bbox`, `decode`): 255 for the crowd region, then each box as class index + 1 in
+    annotation order, a later one over an earlier one."""
+    import warnings
+
+    from pycocotools import mask as mask_utils
+
+    side = OUTLINE_SIDE
+    mask = np.zeros((side, side), dtype=np.int64)
+    objects = outline_objects(index, crowd)
+    for item in sorted(objects, key=lambda item: not item.get("crowd")):  # the crowd region first, under the boxes
+        box = _outline_annotation(item, outlines=False)[0]["bbox"]
+        with warnings.catch_warnings():  # pycocotools' decode predates numpy 2's `copy` keyword
+            warnings.simplefilter("ignore", DeprecationWarning)
+            drawn = mask_utils.decode(mask_utils.frPyObjects(np.array([box], dtype=np.float64), side, side))[..., 0]
+        mask[drawn.astype(bool)] = 255 if item.get("crowd") else item["label"] + 1
     return mask

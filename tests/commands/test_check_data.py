@@ -486,3 +486,33 @@ def test_segmentation_on_box_data_without_outlines_is_a_problem_saying_to_train_
     assert "The 'train' split of" in said
     assert "12 objects in 4 images and not one outline" in said
     assert f"Train task=detection on it (torchbricks train task=detection data.root={root})" in said
+
+
+@pytest.mark.parametrize("outlines", [True, False])
+def test_multitask_on_yolo_data_says_how_its_masks_are_drawn(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], outlines: bool
+) -> None:
+    root = write_outline_data(tmp_path / "yolo", "yolo", outlines=outlines)
+
+    report = check_data(root, task="multitask")
+    status, said = _check(root, capsys, "task=multitask")
+
+    assert (report.task, report.layout, report.class_names) == ("multitask", "yolo", OUTLINE_CLASSES)
+    assert report.ok, report.problems
+    assert status == 0
+    assert "task=multitask draws each image's mask from its objects' outlines" in said
+    if outlines:
+        assert "4 objects of the 'train' split (in 4 images; 8 with an outline) have a box but no outline" in said
+    else:
+        assert "The 'train' split has 12 objects (in 4 images) and not one outline" in said
+        assert "task=multitask draws each box as its class in the masks" in said
+
+
+def test_multitask_on_voc_data_is_a_problem_naming_the_layouts_with_outlines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = coco_to_voc(write_outline_data(tmp_path / "coco", "coco"), tmp_path / "voc")
+
+    report = check_data(root, task="multitask")
+
+    assert "task=multitask draws its masks from COCO or YOLO outlines; the voc data has boxes only." in report.problems

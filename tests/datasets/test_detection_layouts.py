@@ -353,11 +353,13 @@ def test_a_voc_box_of_1_based_inclusive_pixels_is_the_coco_box_of_the_same_pixel
     assert coco[0].objects[0].box == pytest.approx((x, y, x + width, y + height))
 
 
-def test_multitask_on_boxes_without_outlines_is_a_config_error(coco: Path, tmp_path: Path) -> None:
+def test_multitask_on_voc_boxes_without_outlines_is_a_config_error_naming_the_layouts_with_outlines(
+    coco: Path, tmp_path: Path
+) -> None:
     from torchbricks.lightning.datamodules import DetectionDataModule
 
-    root = coco_to_yolo(coco, tmp_path / "yolo")
-    with pytest.raises(ConfigError, match=r"'data.task' is multitask.*yolo data .* has boxes only"):
+    root = coco_to_voc(coco, tmp_path / "voc")
+    with pytest.raises(ConfigError, match=r"'data.task' is multitask.*YOLO segmentation lines\); the voc data .* has boxes only"):
         DetectionDataModule(root, task="multitask")
 
 

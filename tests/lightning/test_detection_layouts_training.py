@@ -61,10 +61,10 @@ def test_detection_trains_from_each_layout_with_the_same_class_names(
     assert 0.0 <= metrics["test"]["detection/map_50"] <= 1.0
 
 
-def test_multitask_on_yolo_boxes_exits_with_an_error_naming_the_task(
+def test_multitask_on_voc_boxes_exits_with_an_error_naming_the_task(
     roots: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    status = main(["train", "task=multitask", f"data.root={roots['yolo']}", f"experiment.path_experiments={tmp_path}", *TINY])
+    status = main(["train", "task=multitask", f"data.root={roots['voc']}", f"experiment.path_experiments={tmp_path}", *TINY])
 
     assert status == 2
     assert "'data.task' is multitask" in capsys.readouterr().err

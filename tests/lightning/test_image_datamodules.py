@@ -13,7 +13,15 @@ import numpy as np
 import pytest
 import torch
 from helpers import coco_semantic_mask, count_listings, count_reads, uncompressed_rle
-from layouts import OUTLINE_CLASSES, OUTLINE_SIDE, expected_outline_mask, write_outline_data
+from layouts import (
+    OUTLINE_CLASSES,
+    OUTLINE_SIDE,
+    expected_box_mask,
+    expected_outline_mask,
+    outline_image_index,
+    outline_objects,
+    write_outline_data,
+)
 
 from torchbricks.datasets.readers import DataError
 from torchbricks.datasets.shapes import write_shapes_dataset
@@ -734,3 +742,60 @@ def test_mask_folders_beside_coco_files_are_read_as_before_and_the_job_says_the_
     alone.setup("fit")
     assert torch.equal(data.datasets["train"][0]["targets"], alone.datasets["train"][0]["targets"])
     assert "holds mask folders and COCO files: task=segmentation reads the masks and not the outlines" in capsys.readouterr().out
+
+
+def _split_records(data: DetectionDataModule, split: str) -> list[Any]:
+    """The records of a split of a data module, in sample order (the reader behind any lazy wrapper)."""
+    dataset = data.datasets[split]
+    return list(getattr(dataset, "records", None) or dataset.dataset.records)
+
+
+@pytest.mark.parametrize("layout", ["coco", "yolo", "label_studio", "labelimg"])
+def test_multitask_on_outlines_draws_the_masks_pycocotools_draws_and_ignores_boxes_without_outline(
+    tmp_path: Path, layout: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = write_outline_data(tmp_path / layout, layout)
+
+    # the size from the data: the YOLO training split read first for it is the one served, its masks drawn too
+    data = DetectionDataModule(root, task="multitask", image_scale=1.0, batch_size=2, num_workers=0)
+    data.setup("fit")
+
+    assert data.image_size == (OUTLINE_SIDE, OUTLINE_SIDE)
+    assert data.layout == ("coco" if layout == "coco" else "yolo")
+    assert data.class_names == OUTLINE_CLASSES
+    for split in ("train", "validation"):
+        for index, record in enumerate(_split_records(data, split)):
+            sample = data.datasets[split][index]
+            objects = outline_objects(outline_image_index(record.path), crowd=layout == "coco")
+            expected = expected_outline_mask(outline_image_index(record.path), crowd=layout == "coco")
+            assert 255 in expected  # the box without outline (and the crowd region) ignored, as task=segmentation draws it
+            np.testing.assert_array_equal(sample["target_mask"].numpy(), expected)
+            outlined = [item for item in objects if "polygon" in item]
+            extents = [
+                [min(item["polygon"][0::2]), min(item["polygon"][1::2]), max(item["polygon"][0::2]), max(item["polygon"][1::2])]
+                for item in outlined
+            ]
+            assert sample["target_boxes"][: len(extents)].tolist() == extents  # a polygon's box is its extent
+            assert sample["target_classes"].tolist() == [1, 1]
+    said = capsys.readouterr().out
+    assert "have a box but no outline" in said
+    assert "drawn as 255 (ignored) in the masks" in said
+
+
+@pytest.mark.parametrize("layout", ["coco", "yolo"])
+def test_multitask_on_box_data_without_any_outline_draws_the_boxes_as_the_masks_and_says_so(
+    tmp_path: Path, layout: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = write_outline_data(tmp_path / layout, layout, outlines=False)
+
+    data = DetectionDataModule(root, task="multitask", image_size=OUTLINE_SIDE, batch_size=2, num_workers=0)
+    data.setup("fit")
+
+    for split in ("train", "validation"):
+        for index in range(4):
+            np.testing.assert_array_equal(
+                data.datasets[split][index]["target_mask"].numpy(), expected_box_mask(index, crowd=layout == "coco")
+            )
+    said = capsys.readouterr().out
+    assert "The 'train' split has 12 objects (in 4 images) and not one outline" in said
+    assert "task=multitask draws each box as its class in the masks" in said

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from layouts import OUTLINE_CLASSES, expected_outline_mask, write_outline_data
+from layouts import OUTLINE_CLASSES, expected_outline_mask, outline_image_index, write_outline_data
 from omegaconf import OmegaConf
 from PIL import Image
 
@@ -168,7 +168,7 @@ def test_class_weights_set_where_no_head_reads_them_are_refused(tmp_path: Path) 
 
 
 def test_auto_class_weights_need_data_they_can_count(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"counts classes in image_folder, segmentation_folder or COCO data .* not .coco."):
+    with pytest.raises(ConfigError, match=r"counts classes in image_folder, segmentation_folder, or the masks .* not .coco."):
         class_weights_of("auto", "coco", str(write_shapes_dataset(tmp_path / "shapes", num_train=2, num_val=1) / "detection"))
 
 
@@ -321,3 +321,23 @@ def test_segmentation_reads_mask_folders_beside_coco_files_and_falls_back_to_the
     assert segmentation_layout_of("auto", str(tmp_path / "nowhere"), "module") == folders  # its reader names the folder
     with pytest.raises(DataError, match=r"^The data folder '.*nowhere' does not exist"):
         segmentation_layout_of("auto", str(tmp_path / "nowhere"), "classes")
+
+
+@pytest.mark.parametrize("layout", ["coco", "label_studio"])
+def test_auto_class_weights_of_multitask_count_the_masks_drawn_from_the_training_split_only(tmp_path: Path, layout: str) -> None:
+    from torchbricks.datasets.class_frequencies import inverse_frequency_weights
+    from torchbricks.datasets.detection_layouts import read_detection_split
+
+    root = write_outline_data(tmp_path / layout, layout)
+    if layout == "coco":
+        (root / "val.json").unlink()  # validation drawn from the training file's images
+    read = "coco" if layout == "coco" else "yolo"
+    train = [outline_image_index(record.path) for record in read_detection_split(root, read, "train").records]
+    pool = 4 if layout == "coco" else 8
+    assert 0 < len(train) < pool  # the split, not the whole file or pool
+    crowd = layout == "coco"
+    counts = sum(np.bincount(expected_outline_mask(index, crowd).ravel(), minlength=256)[:3] for index in train)
+
+    weights = class_weights_of("auto", "auto_with_background", str(root))
+
+    assert weights == inverse_frequency_weights(counts.tolist(), ["background", *OUTLINE_CLASSES])

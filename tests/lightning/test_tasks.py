@@ -61,9 +61,9 @@ def _drawn_images(tmp_path: Path) -> Image.Image:
     return Image.open(tmp_path / "run" / "predictions.png")
 
 
-def _test_predictions(folder: Path, prediction: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _test_predictions(folder: Path, prediction: str, target: str = "targets") -> tuple[torch.Tensor, torch.Tensor]:
     """The predictions of the trained experiment in `folder` (rebuilt from its files) on its test split, and the
-    targets, read anew: what the test metrics must have been computed from."""
+    targets (the batches' `target`), read anew: what the test metrics must have been computed from."""
     from torchbricks.configuration import instantiate_config
     from torchbricks.tags import Stage
     from torchbricks.trained_experiment import load_experiment
@@ -76,7 +76,7 @@ def _test_predictions(folder: Path, prediction: str) -> tuple[torch.Tensor, torc
         for batch in data.test_dataloader():
             outputs = experiment.collection(named_inputs=batch, tags=Stage.INFERENCE, return_inputs=False)
             predictions.append(outputs[prediction])
-            targets.append(batch["targets"])
+            targets.append(batch[target])
     return torch.cat(predictions), torch.cat(targets)
 
 
@@ -290,4 +290,28 @@ def test_segmentation_task_trains_evaluates_and_predicts_from_yolo_segmentation_
     assert main(["predict", str(run), str(root / "images" / "val"), "--out", str(tmp_path / "predicted")]) == 0
     masks = sorted((tmp_path / "predicted" / "masks").iterdir())
     assert len(masks) == 4
+    assert set(np.unique(np.asarray(Image.open(masks[0])))) <= {0, 1, 2}
+
+
+@pytest.mark.slow
+def test_multitask_trains_evaluates_and_predicts_from_yolo_segmentation_outlines(tmp_path: Path) -> None:
+    root = write_outline_data(tmp_path / "yolo", "yolo")
+
+    metrics = _train("multitask", root, tmp_path, "data.batch_size=2")
+
+    run = tmp_path / "run"
+    assert {"detection/map_50", "segmentation/mean_iou", "presence/f1"} <= set(metrics["test"])
+    predicted, targets = _test_predictions(run, "segmentation/mask", "target_mask")
+    # the test split (the validation images) drawn as task=segmentation draws them: the box without outline ignored
+    expected = torch.stack([torch.from_numpy(expected_outline_mask(index, crowd=False)) for index in range(4)])
+    assert torch.equal(targets, expected)
+    counts = np.bincount(3 * targets[targets != 255].numpy() + predicted[targets != 255].numpy(), minlength=9)
+    assert metrics["test"]["segmentation/confusion_matrix"] == counts.reshape(3, 3).tolist()
+    assert main(["evaluate", str(run)]) == 0
+    evaluated = json.loads((run / "evaluation.json").read_text())
+    assert evaluated["metrics"]["segmentation/confusion_matrix"] == counts.reshape(3, 3).tolist()
+    assert main(["predict", str(run), str(root / "images" / "val"), "--out", str(tmp_path / "predicted")]) == 0
+    masks = sorted((tmp_path / "predicted" / "segmentation_masks").iterdir())  # a folder per head
+    assert len(masks) == 4
+    assert (tmp_path / "predicted" / "detection_predictions.json").is_file()
     assert set(np.unique(np.asarray(Image.open(masks[0])))) <= {0, 1, 2}

@@ -154,11 +154,15 @@ class BoxDataset(Dataset[dict[str, Any]]):
     only objects are ignored ones, a crowd region or an object a tile cuts, whose presence is then neither right nor
     wrong: the multi-label loss and metrics leave it out, as the detection metric leaves out the object).
 
+    An object without outline (`has_outline`: a YOLO box line, a COCO annotation with an empty segmentation) among
+    outlined ones has its box drawn as `IGNORE_INDEX` (255), with the crowd regions, before the outlines (an outlined
+    object keeps its pixels there): drawn as the class, its box would teach the box's background pixels as the class.
+    Only in a split without any outline (box data) does the box stand in for the outline, drawn as the class
+    (`unoutlined_ignored`). `unoutlined` counts such objects.
+
     With `segmentation` (semantic segmentation from outlines, `task=segmentation` on COCO or YOLO data) the samples
-    are `{"raw", "targets"}`, `targets` the mask `with_masks` draws but for the objects without outline
-    (`has_outline`: a YOLO box line, a COCO annotation with an empty segmentation): drawn as the box, such an object
-    would teach the box's background pixels as the class, so its box is drawn as `IGNORE_INDEX` (255), with the
-    crowd regions, before the outlines (an outlined object keeps its pixels there). `unoutlined` counts them.
+    are `{"raw", "targets"}`, `targets` the mask `with_masks` draws, an object without outline always drawn ignored
+    (a split without any outline is refused by the data module).
 
     Args:
         images: The records.
@@ -197,13 +201,17 @@ class BoxDataset(Dataset[dict[str, Any]]):
         self.class_names = list(class_names)
         self.with_masks = False
         self.segmentation = False
+        self.unoutlined_ignored = False
+        """Whether the masks draw the box of an object without outline as `IGNORE_INDEX` rather than as its class:
+        with `segmentation`, and for the multitask masks when the split has an outlined object (`draw_masks`)."""
         if with_masks or segmentation:
             self.draw_masks(segmentation)
         self.transform = transform
 
     def draw_masks(self, segmentation: bool = False) -> None:
         """From now on the samples have the masks drawn from the outlines: the multitask targets, or with
-        `segmentation` the semantic segmentation samples (see the class).
+        `segmentation` the semantic segmentation samples (see the class). An object without outline is drawn as
+        ignored with `segmentation` or when an object of the split has an outline, else (box data) as its box.
 
         Raises:
             DataError: The classes do not fit a mask (255 or more).
@@ -217,6 +225,7 @@ class BoxDataset(Dataset[dict[str, Any]]):
             )
         self.with_masks = True
         self.segmentation = segmentation
+        self.unoutlined_ignored = segmentation or self.unoutlined()[2] > 0
 
     def __len__(self) -> int:
         return len(self.records)
@@ -336,7 +345,7 @@ class BoxDataset(Dataset[dict[str, Any]]):
         if self.with_masks:
             if self.image_cache is not None:  # drawn once, at the input size, as the transform's resize leaves it
                 sample["mask"] = self.image_cache.drawn_mask(
-                    _drawing_source(record, self.segmentation), lambda: self._semantic_mask(record)
+                    _drawing_source(record, self.unoutlined_ignored), lambda: self._semantic_mask(record)
                 )
             else:
                 sample["mask"] = tv_tensors.Mask(torch.from_numpy(self._semantic_mask(record)))
@@ -369,7 +378,8 @@ class BoxDataset(Dataset[dict[str, Any]]):
 
     def semantic_mask(self, index: int, segmentation: bool | None = None) -> np.ndarray:
         """The mask of sample `index` drawn from its outlines at its annotations' size, before any transform (int64
-        [H, W], see the class): as `segmentation` says, by default as the dataset draws it.
+        [H, W], see the class): an object without outline drawn ignored as `segmentation` says, by default as the
+        dataset draws it (`unoutlined_ignored`).
 
         Example:
             >>> objects = [BoxObject((0, 0, 2, 2), 1), BoxObject((1, 1, 4, 3), 0, [[1, 1, 4, 1, 4, 3, 1, 3]])]
@@ -384,8 +394,9 @@ class BoxDataset(Dataset[dict[str, Any]]):
         the loss and the mean IoU leave their pixels out (a crowd of people is neither background nor a person to
         outline) and an object drawn over one keeps its pixels. Polygons, and a box standing in for a missing outline,
         are filled by COCO's pixel rule, as pycocotools' `annToMask` fills them (`rasterize_polygons`); with
-        `segmentation`, an object without outline is drawn as `IGNORE_INDEX` over its box, with the crowds."""
-        unoutlined_ignored = self.segmentation if segmentation is None else segmentation
+        `segmentation` (by default `unoutlined_ignored`), an object without outline is drawn as `IGNORE_INDEX` over
+        its box, with the crowds."""
+        unoutlined_ignored = self.unoutlined_ignored if segmentation is None else segmentation
         canvas = np.zeros((record.height, record.width), dtype=np.int64)
         ignored = [item.crowd or (unoutlined_ignored and not has_outline(item)) for item in record.objects]
         order = sorted(range(len(record.objects)), key=lambda index: not ignored[index])  # stable: ignored ones first
@@ -405,14 +416,14 @@ class BoxDataset(Dataset[dict[str, Any]]):
         return canvas
 
 
-def _drawing_source(record: BoxImage, segmentation: bool) -> bytes:
-    """Everything `BoxDataset._semantic_mask` reads of a record, serialized: its size, `segmentation` (whether an
-    object without outline is drawn ignored) and, in order, each object's
+def _drawing_source(record: BoxImage, unoutlined_ignored: bool) -> bytes:
+    """Everything `BoxDataset._semantic_mask` reads of a record, serialized: its size, `unoutlined_ignored` (whether
+    an object without outline is drawn ignored) and, in order, each object's
     class, crowd flag, outline and box (which stands in for a missing outline). Equal bytes unpickle to equal values,
     so two records share a mask kept under it (`ResizedImageCache.drawn_mask`) only when they draw the same one
     (pickled in 5 us an image, where the outlines as nested tuples took 0.1-0.3 ms)."""
     drawn = [(item.label, item.crowd, item.segmentation, item.box) for item in record.objects]
-    return pickle.dumps((record.height, record.width, segmentation, drawn), protocol=pickle.HIGHEST_PROTOCOL)
+    return pickle.dumps((record.height, record.width, unoutlined_ignored, drawn), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _without_duplicates(objects: list[BoxObject]) -> list[BoxObject]:

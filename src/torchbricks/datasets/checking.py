@@ -81,6 +81,7 @@ from torchbricks.datasets.segmentation_layouts import (
     OUTLINE_LAYOUTS,
     check_outlines,
     holds_mask_folders,
+    multitask_masks_notice,
     segmentation_layout,
     unoutlined_notice,
     unread_outlines_notice,
@@ -320,8 +321,16 @@ def check_data(
                 f"drawn at random for validation, fixed by data.split_seed ({drawn_by})."
             )
         report.notes += _yolo_notes(root) if layout == "yolo" else _unlisted_voc_files(root, layout, checker.problems)
-        if task == "multitask" and layout != "coco":
-            checker.problems.report(f"task=multitask draws its masks from COCO outlines; the {layout} data has boxes only.")
+        if task == "multitask" and layout not in OUTLINE_LAYOUTS:
+            checker.problems.report(
+                f"task=multitask draws its masks from COCO or YOLO outlines; the {layout} data has boxes only."
+            )
+        elif task == "multitask":
+            report.notes.append(
+                "task=multitask draws each image's mask from its objects' outlines (COCO polygons or RLE, YOLO "
+                "segmentation lines 'class x1 y1 x2 y2 ...') as task=segmentation does: class index + 1 in annotation "
+                "order, 0 the background, 255 crowd regions (a YOLO segmentation line's box is its outline's extent)."
+            )
         splits = checker.problems.guard(_splits, root, layout, validation_fraction, seed) or []
         drawn = [source for split, source in splits if split == "validation" and isinstance(source, FolderSplit) and source.only]
         if drawn:
@@ -705,6 +714,9 @@ def _check_boxes(checker: _Checker, root: Path, layout: str, split: str, source:
     duplicates = dataset.duplicates_notice(split)
     if duplicates is not None:
         checker.report.notes.append(duplicates)
+    masks = multitask_masks_notice(dataset, split) if checker.report.task == "multitask" else None
+    if masks is not None:
+        checker.report.notes.append(masks)
     checker.report.images[split] = 0
     for record in dataset.records:
         size = checker.image(split, record.path)

@@ -144,16 +144,17 @@ def coco_pixel_counts(
 
 
 def outline_pixel_counts(dataset: BoxDataset, max_images: int = MAX_MASKS) -> list[int]:
-    """Pixels of the background (index 0) and of each class (index + 1) in the masks `task=segmentation` draws from
-    the outlines of a split of box data (`BoxDataset` with `segmentation`: 255, an object without outline or a crowd
-    region, left out), at the images' own size, at most `max_images` images spread evenly over the split.
+    """Pixels of the background (index 0) and of each class (index + 1) in the masks drawn from the outlines of a
+    split of box data as the dataset draws them (`BoxDataset` with `segmentation`, `task=segmentation`'s, or with
+    `with_masks`, multitask's: 255, a crowd region or an object without outline among outlined ones, left out), at
+    the images' own size, at most `max_images` images spread evenly over the split.
 
     Raises:
         DataError: The data is bad (see the layout's reader).
     """
     counts = np.zeros(len(dataset.class_names) + 1, dtype=np.int64)
     for index in _spread(list(range(len(dataset))), max_images):
-        mask = dataset.semantic_mask(index, segmentation=True)
+        mask = dataset.semantic_mask(index)
         counts += np.bincount(mask[mask != IGNORE_INDEX].ravel(), minlength=len(counts))[: len(counts)]
     return counts.tolist()
 

@@ -203,9 +203,9 @@ def read_detection_split(
     counted from `voc_origin` (`VocDataset`'s `origin`).
 
     `class_names` are the train split's (so every split numbers the classes alike); a split whose classes differ
-    (COCO categories) or name one outside them (VOC) is an error. With `with_masks` (COCO only) the samples also have
-    the multitask targets; with `segmentation` (COCO, YOLO) they are semantic segmentation's, the masks drawn from the
-    outlines (`BoxDataset`).
+    (COCO categories) or name one outside them (VOC) is an error. With `with_masks` the samples also have the
+    multitask targets, the masks drawn from the outlines (COCO polygons or RLE, YOLO segmentation lines); with
+    `segmentation` (COCO, YOLO) they are semantic segmentation's (`BoxDataset`).
 
     Raises:
         DataError: The data is bad (see the layout's reader).
@@ -218,8 +218,8 @@ def read_detection_split(
         dataset = YoloDataset(root, split, transform, problems, validation_fraction, seed)
     else:
         dataset = VocDataset(root, split, class_names, transform, validation_fraction, seed, problems, voc_origin)
-    if segmentation:
-        dataset.draw_masks(segmentation=True)
+    if segmentation or with_masks:
+        dataset.draw_masks(segmentation=segmentation)
     return dataset
 
 

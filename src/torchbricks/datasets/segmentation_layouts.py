@@ -11,6 +11,10 @@ tools export (COCO polygons and RLE, Ultralytics' YOLO segmentation lines), whos
 
 `check_outlines` refuses a split of objects none of which has an outline (box data: the masks would be the boxes, or
 nothing), and `unoutlined_notice` says how many objects of a split have a box but no outline (drawn ignored).
+
+`task=multitask` draws its masks from the same outlines in the same way (COCO or YOLO), but reads box data too: in a
+split without any outline each box stands in for its object's outline, drawn as the class, and
+`multitask_masks_notice` says so (or, among outlined objects, what `unoutlined_notice` says).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ __all__ = [
     "SEGMENTATION_LAYOUTS",
     "check_outlines",
     "holds_mask_folders",
+    "multitask_masks_notice",
     "segmentation_layout",
     "unoutlined_notice",
     "unread_outlines_notice",
@@ -130,4 +135,23 @@ def unread_outlines_notice(root: Path | str, layout: str) -> str | None:
     return (
         f"{str(root)!r} holds mask folders and {' and '.join(name.upper() for name in beside)} files: task=segmentation "
         f"reads the masks and not the outlines (data.layout={beside[0]} reads the outlines, drawn into masks, instead)."
+    )
+
+
+def multitask_masks_notice(dataset: BoxDataset, split: str) -> str | None:
+    """What the job and `check-data` say of multitask's masks of a split (`BoxDataset` with `with_masks`) when some
+    object has no outline: among outlined objects, `unoutlined_notice` (their boxes drawn ignored); in a split
+    without any outline (box data), that the boxes are drawn as the masks. None when every object has an outline."""
+    without, images, outlined = dataset.unoutlined()
+    if not without:
+        return None
+    if outlined:
+        return unoutlined_notice(dataset, split)
+    many = without > 1
+    return (
+        f"The {split!r} split has {without} object{'s' if many else ''} (in {images} image{'s' if images > 1 else ''}) "
+        "and not one outline (YOLO box lines 'class cx cy w h', COCO annotations with empty segmentations): "
+        "task=multitask draws each box as its class in the masks, the box standing in for the outline, so the "
+        "segmentation head learns and is measured on boxes, background pixels inside them counted as the class. "
+        "Export the outlines (YOLO segmentation, COCO with segmentations) for true masks."
     )

@@ -69,6 +69,7 @@ from torchbricks.datasets.readers import (
 from torchbricks.datasets.segmentation_layouts import (
     OUTLINE_LAYOUTS,
     check_outlines,
+    multitask_masks_notice,
     segmentation_layout,
     unoutlined_notice,
     unread_outlines_notice,
@@ -766,9 +767,11 @@ class DetectionDataModule(FileDataModule):
 
     Without a test split, the validation split is also the test split. Batches are dicts: `raw`, images [B, 3, H, W]
     in [0, 1]; `target_boxes` [B, N, 4] (x_min, y_min, x_max, y_max in pixels of the resized image) and
-    `target_labels` [B, N], padded with label -1 to the batch's largest N. With `task="multitask"` (COCO only: the
-    masks are drawn from its outlines, which YOLO and VOC boxes lack) also `target_mask` [B, H, W] (class index + 1,
-    0 the background) and `target_classes` [B, K] (1 for each class with a box). With `task="segmentation"`
+    `target_labels` [B, N], padded with label -1 to the batch's largest N. With `task="multitask"` (COCO and YOLO:
+    the masks are drawn from the outlines, COCO polygons or RLE and YOLO segmentation lines, which VOC lacks) also
+    `target_mask` [B, H, W] (class index + 1, 0 the background, 255 ignored: crowd regions and, among outlined
+    objects, the box of an object without outline; in a split without any outline the boxes are drawn as the
+    classes, and the job says so) and `target_classes` [B, K] (1 for each class with a box). With `task="segmentation"`
     (COCO and YOLO: `OutlineSegmentationDataModule`) the batches are `raw` and `targets`, the masks drawn from the
     outlines, and `class_names` begin with `background`.
 
@@ -801,7 +804,7 @@ class DetectionDataModule(FileDataModule):
     Raises:
         DataError: The folder holds no layout (the message lists what each expects), a file or image is missing, an
             annotation is out of its image or names an unknown class.
-        ConfigError: An unknown task or layout, `multitask` on YOLO or VOC data, `tile_size` at least as large as
+        ConfigError: An unknown task or layout, `multitask` on VOC data, `tile_size` at least as large as
             every training image, `image_scale` not a number > 0, or another `voc_origin`.
     """
 
@@ -871,11 +874,11 @@ class DetectionDataModule(FileDataModule):
         self.task = task
         self.layout = layout
         self.voc_origin = voc_origin
-        if task == "multitask" and self.layout != "coco":
+        if task == "multitask" and self.layout not in OUTLINE_LAYOUTS:
             raise ConfigError(
                 f"Config key 'data.task' is multitask, which draws its segmentation masks from object outlines (COCO "
-                f"polygons or RLE); the {self.layout} data in {str(self.root)!r} has boxes only. Train task=detection "
-                "on it, or convert it to COCO with segmentations."
+                f"polygons or RLE, YOLO segmentation lines); the {self.layout} data in {str(self.root)!r} has boxes "
+                "only. Train task=detection on it, or convert it to COCO with segmentations or YOLO segmentation."
             )
         if task == "segmentation" and self.layout not in OUTLINE_LAYOUTS:
             raise ConfigError(
@@ -980,8 +983,8 @@ class DetectionDataModule(FileDataModule):
         segmentation = self.task == "segmentation"
         if dataset is not None:
             dataset.transform = transform
-            if segmentation:
-                dataset.draw_masks(segmentation=True)
+            if segmentation or self.task == "multitask":
+                dataset.draw_masks(segmentation=segmentation)
         else:
             dataset = read_detection_split(
                 self.root,
@@ -1001,6 +1004,8 @@ class DetectionDataModule(FileDataModule):
         if segmentation:
             check_outlines(dataset, self.root, split)
             notices.append(unoutlined_notice(dataset, split))
+        elif self.task == "multitask":
+            notices.append(multitask_masks_notice(dataset, split))
         for notice in notices:
             if notice is not None and notice not in self._notices_said:
                 self._notices_said.add(notice)

@@ -4,7 +4,7 @@ and the backbone, so `torchbricks train task=detection data.root=DIR` needs no c
 - `${torchbricks_class_names:LAYOUT,ROOT}` and `${torchbricks_num_classes:LAYOUT,ROOT}`: the classes of the data
   at ROOT, LAYOUT being `image_folder`, `segmentation_folder`, a box layout (`coco`, `yolo`, `voc`, or `auto`: the
   one ROOT holds, see `torchbricks.datasets.detection_layouts`), or a box layout with `_with_background` (its
-  classes after a `background` class, for multitask's semantic masks drawn from COCO polygons) or, COCO and YOLO,
+  classes after a `background` class, for multitask's semantic masks drawn from COCO or YOLO outlines) or, COCO and YOLO,
   with `_segmentation` (the same classes, for `task=segmentation`'s masks drawn from the outlines).
 - `${torchbricks_segmentation_layout:LAYOUT,ROOT[,FACT]}`: how `task=segmentation` reads the data at ROOT, LAYOUT
   being `data.layout` (`auto`, `segmentation_folder`, `coco` or `yolo`; `segmentation_layout`): FACT `layout` (the
@@ -46,15 +46,18 @@ from torchbricks.bag_of_bricks.compact_cnn import backbone_info
 from torchbricks.datasets._reading import SPLIT_SEED, VALIDATION_FRACTION
 from torchbricks.datasets.class_frequencies import (
     MAX_MASKS,
-    coco_pixel_counts,
     image_folder_class_counts,
     inverse_frequency_weights,
     masks_of_split,
     outline_pixel_counts,
     segmentation_pixel_counts,
 )
-from torchbricks.datasets.coco import read_coco_layout
-from torchbricks.datasets.detection_layouts import DETECTION_LAYOUTS, detection_class_names, read_detection_split
+from torchbricks.datasets.detection_layouts import (
+    DETECTION_LAYOUTS,
+    detect_detection_layout,
+    detection_class_names,
+    read_detection_split,
+)
 from torchbricks.datasets.folder_splits import folder_splits, training_folder
 from torchbricks.datasets.image_sizes import ImageSizeChoice, check_image_scale, typical_image_size
 from torchbricks.datasets.readers import (
@@ -214,22 +217,39 @@ def _automatic_weights(layout: str, root: str, validation_fraction: float, split
         binary = colours is None and masks_are_binary_255(train.masks, len(names))
         counts = segmentation_pixel_counts(masks, len(names), foreground_255=binary, colours=colours)
         source = f"the training masks of {str(train.masks)!r}{drawn} (at most {MAX_MASKS} read)"
-    elif layout.endswith("_with_background") and (coco := read_coco_layout(folder)) is not None:  # masks from outlines
-        counts = coco_pixel_counts(coco.train.path, image_root=coco.train.image_roots)
-        source = f"the masks drawn from {str(coco.train.path)!r} (at most {MAX_MASKS} images read)"
-    elif layout in _OUTLINE_SEGMENTATION_LAYOUTS:  # task=segmentation's masks drawn from the outlines
-        boxes = read_detection_split(
-            folder, layout.removesuffix("_segmentation"), "train", validation_fraction=validation_fraction, seed=split_seed
+    elif (outlines := _outline_layout(folder, layout)) is not None:  # masks drawn from the outlines
+        segmentation = layout in _OUTLINE_SEGMENTATION_LAYOUTS
+        boxes = read_detection_split(  # the training split as training reads it (maybe drawn)
+            folder,
+            outlines,
+            "train",
+            with_masks=not segmentation,
+            validation_fraction=validation_fraction,
+            seed=split_seed,
+            segmentation=segmentation,
         )
         counts = outline_pixel_counts(boxes)
         source = f"the masks drawn from the outlines of the training split of {root!r} (at most {MAX_MASKS} images read)"
     else:
         raise ConfigError(
-            f"Config key {CLASS_WEIGHTS_KEY!r} is auto, which counts classes in image_folder, segmentation_folder or "
-            "COCO data with semantic masks (coco_with_background), or the outlines of COCO and YOLO data read by "
-            f"task=segmentation (coco_segmentation, yolo_segmentation), not {layout!r}; give the weights as a list instead."
+            f"Config key {CLASS_WEIGHTS_KEY!r} is auto, which counts classes in image_folder, segmentation_folder, "
+            "or the masks drawn from the outlines of COCO and YOLO data by task=multitask (coco_with_background, "
+            "yolo_with_background) and task=segmentation (coco_segmentation, yolo_segmentation), not "
+            f"{layout!r}; give the weights as a list instead."
         )
     return tuple(inverse_frequency_weights(counts, names, source))
+
+
+def _outline_layout(folder: Path, layout: str) -> str | None:
+    """The box layout (`coco`, `yolo`) whose outlines the masks of `layout` are drawn from: task=segmentation's
+    (`coco_segmentation`, `yolo_segmentation`) or multitask's (a box layout or `auto` with `_with_background`, the
+    data being COCO or YOLO); None for other layouts."""
+    if layout in _OUTLINE_SEGMENTATION_LAYOUTS:
+        return layout.removesuffix("_segmentation")
+    if layout.removesuffix("_with_background") in BOX_LAYOUTS and layout.endswith("_with_background"):
+        read = detect_detection_layout(folder, layout.removesuffix("_with_background"))
+        return read if read in OUTLINE_LAYOUTS else None
+    return None
 
 
 @data_facts_kept()
