@@ -33,7 +33,7 @@ from torchbricks.deploy import resize_mask_nearest
 from torchbricks.errors import BrickError
 
 if TYPE_CHECKING:  # imported on first use (torch), see __getattr__
-    from torchbricks._image_sources import ReadImage
+    from torchbricks._image_sources import ImageSource, ReadImage
     from torchbricks._predict_backend import PREDICTED_TAGS, BrickBackend
 
 __all__ = [
@@ -89,6 +89,14 @@ class _Progress:
             except ImportError:
                 return
             self.bar = tqdm(total=total, unit="img", desc="predict", file=self.stream)
+
+    def set_total(self, total: int) -> None:
+        """The images to predict, once an animation reached has its frames counted."""
+        if total != self.total:
+            self.total = total
+            if self.bar is not None:
+                self.bar.total = total
+                self.bar.refresh()
 
     def update(self, count: int) -> None:
         self.done += count
@@ -175,7 +183,7 @@ def predict_images(
     import uuid
 
     from torchbricks._files import recover_folder, replace_folder
-    from torchbricks._image_sources import ImageSourceDataset, collect_image_sources, output_names
+    from torchbricks._image_sources import collect_image_sources
 
     if batch_size < 1 or workers < 0 or (lanes is not None and lanes < 1):
         raise BrickError(
@@ -185,7 +193,8 @@ def predict_images(
     recover_folder(out)  # the predictions of a run killed as it replaced them are put back, so --overwrite guards them
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise BrickError(f"The output folder {str(out)!r} exists and is not empty; pass --overwrite to replace it.")
-    items = collect_image_sources(sources, exclude=out)  # not the pictures of an earlier run into a source folder
+    # Not the pictures of an earlier run into a source folder. An animation is opened once, when the run reaches it.
+    files = collect_image_sources(sources, exclude=out, count_frames=False)
     if concurrent_writes is None:
         concurrent_writes = _spare_core(backend)
     if lanes is None:
@@ -195,28 +204,29 @@ def predict_images(
     temporary = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp")
     temporary.mkdir()
     writer = PredictionWriter(temporary, backend.heads, class_names, category_ids, pictures, overlays)
-    bar = _Progress(len(items), stream, enabled=progress)
+    bar = _Progress(len(files), stream, enabled=progress)  # an animation's further frames are added once counted
     skipped: list[tuple[str, str]] = []
+    images = _Images(files, bar)
+    labels = images.labels
 
     def skip(index: int, reason: str) -> None:
-        skipped.append((items[index].label, reason))
+        skipped.append((labels[index], reason))
         if on_skip is not None:
-            on_skip(items[index].label, reason)
+            on_skip(labels[index], reason)
 
-    dataset = ImageSourceDataset(items)
     decoding_size = _decoding_size(backend)  # what training decoded its images for (None: whole)
 
     def read(index: int) -> _Read:
-        return dataset.read(index, decoding_size, picture=pictures is not None)
+        return images.dataset.read(index, decoding_size, picture=pictures is not None)
 
     try:
-        run = _Run(backend, read, [item.label for item in items], output_names(items), writer, bar, skip)
+        run = _Run(backend, read, images.reaches, labels, images.names, writer, bar, skip)
         if lanes > 1:
             _predict_in_lanes(run, batch_size, _pool("read", workers), lanes)
         else:
             _predict_in_one_lane(run, batch_size, workers, concurrent_writes)
         if writer.count == 0:
-            raise BrickError(f"None of the {len(items)} images could be read; first reasons: {skipped[:3]}")
+            raise BrickError(f"None of the {len(labels)} images could be read; first reasons: {skipped[:3]}")
         writer.finish()
         if skipped:
             (temporary / "skipped.txt").write_text(
@@ -227,8 +237,33 @@ def predict_images(
         shutil.rmtree(temporary, ignore_errors=True)
         raise
     finally:
+        images.dataset.close()
         bar.close()
     return PredictionSummary(out, writer.count, skipped, time.perf_counter() - started)
+
+
+class _Images:
+    """The images of a run, listed as it reaches them (`reaches`): an animation's frames once it is opened, its one
+    opening, and their labels and output names (as `output_names` of every frame listed at once would name them)."""
+
+    def __init__(self, files: list[ImageSource], bar: _Progress) -> None:
+        from torchbricks._image_sources import ImageSourceDataset, OutputNamer
+
+        self.dataset = ImageSourceDataset(files)
+        self.namer = OutputNamer(files)
+        self.labels: list[str] = []
+        self.names: list[str] = []
+        self.bar = bar
+
+    def reaches(self, index: int) -> bool:
+        """Whether there is an image `index`, the images up to it listed."""
+        if not self.dataset.reaches(index):
+            return False
+        for item in self.dataset.items[len(self.labels) :]:
+            self.labels.append(item.label)
+            self.names.append(self.namer.name(item))
+        self.bar.set_total(len(self.labels) + self.dataset.sources_left)
+        return True
 
 
 def _pool(role: str, size: int) -> Any:
@@ -324,8 +359,9 @@ class _Run:
 
     backend: PredictionBackend
     read: Callable[[int], _Read]  # index -> (index, the read image or None, reason it could not be read)
-    labels: list[str]  # each image's source, as recorded
-    names: list[str]  # each image's file name in the output folders
+    reaches: Callable[[int], bool]  # whether there is an image `index`: the images before it listed (`labels`, `names`)
+    labels: list[str]  # each image's source, as recorded; grows as `reaches` lists the frames of an animation
+    names: list[str]  # each image's file name in the output folders, as `labels`
     writer: PredictionWriter
     bar: _Progress
     skip: Callable[[int, str], None]
@@ -350,7 +386,7 @@ def _predict_in_one_lane(run: _Run, batch_size: int, workers: int, concurrent_wr
 
         def read_ahead(count: int) -> None:
             nonlocal next_item
-            while next_item < len(labels) and len(reads) < count:
+            while len(reads) < count and run.reaches(next_item):
                 reads.append(reader.submit(run.read, next_item))
                 next_item += 1
 
@@ -403,9 +439,11 @@ def _predict_in_lanes(run: _Run, batch_size: int, reader: Any, lanes: int) -> No
     # Threads are shared before the lanes start and restored after they stop.
     with shared(lanes) if shared is not None else contextlib.nullcontext(), reader, _pool("lane", lanes) as lane_pool:
         try:
-            while jobs or next_item < len(labels):
-                while next_item < len(labels) and len(jobs) < 2 * lanes:
-                    stop = min(next_item + batch_size, len(labels))
+            while jobs or run.reaches(next_item):
+                while len(jobs) < 2 * lanes and run.reaches(next_item):
+                    stop = next_item + 1
+                    while stop < next_item + batch_size and run.reaches(stop):
+                        stop += 1
                     jobs.append(lane_pool.submit(lane, [reader.submit(run.read, i) for i in range(next_item, stop)]))
                     next_item = stop
                 batch, readable, results = jobs.popleft().result()
