@@ -511,3 +511,31 @@ def test_a_manifest_that_is_not_json_is_an_error_naming_it(tmp_path: Path) -> No
 
     with pytest.raises(CheckpointError, match=r"manifest '.*\.torchbricks_bricks\.json' of the brick checkpoint is not the JSON"):
         _collection(seed=1).load_bricks(tmp_path)
+
+
+@pytest.mark.parametrize("file_format", FORMATS)
+def test_a_load_opens_each_brick_file_once_for_the_manifests_check_and_the_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, file_format: str
+) -> None:
+    # Each file was opened twice, hashed for the manifest's check and then opened again to load: a file replaced
+    # between the two was loaded unchecked
+    from helpers import count_reads
+
+    _collection(seed=0).save_bricks(tmp_path, file_format=file_format)  # type: ignore[arg-type]
+    _collection(seed=1).save_bricks(tmp_path, exist_ok=True, file_format=file_format)  # type: ignore[arg-type]
+    opened, _ = count_reads(monkeypatch)
+    load_file = safetensors_torch.load_file  # opens the file in Rust, which `open()` does not see
+
+    def counted_load_file(filename: str | os.PathLike[str], *arguments: Any, **keywords: Any) -> Any:
+        opened[str(filename)] += 1
+        return load_file(filename, *arguments, **keywords)
+
+    monkeypatch.setattr(safetensors_torch, "load_file", counted_load_file)
+    target = _collection(seed=2)
+
+    assert target.load_bricks(tmp_path) == ["backbone", "head0/classify"]
+    monkeypatch.undo()
+
+    files = [str(tmp_path / f"{name}.{file_format}") for name in ("backbone", "head0/classify")]
+    assert {file: opened[file] for file in files} == dict.fromkeys(files, 1)
+    _assert_same_state(target, _state(_collection(seed=1)))

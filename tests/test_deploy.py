@@ -106,8 +106,28 @@ def test_a_file_without_its_metadata_or_with_another_format_is_refused(tmp_path:
         OnnxPredictor(path)
 
     metadata_path(path).unlink()
-    with pytest.raises(BrickError, match=r"means.onnx.json'\] missing \(written by `torchbricks export`\)"):
+    with pytest.raises(
+        BrickError, match=r"holds no metadata \('torchbricks'\) and \[.*means.onnx.json'\] is missing \(written by"
+    ):
         OnnxPredictor(path)
+
+
+def test_a_file_holding_its_metadata_is_read_by_it_and_one_without_by_the_json_beside_it(tmp_path: Path) -> None:
+    # The metadata was read from the copy beside the file only: an export killed between its two renames left a model
+    # beside another export's metadata, or beside none
+    import onnx
+
+    path = channel_means_onnx_file(tmp_path, (4, 6))  # as exported before 2026-12-07: its metadata beside it only
+    assert OnnxPredictor(path).image_size == (4, 6)
+
+    model = onnx.load(str(path))
+    own = {**json.loads(metadata_path(path).read_text()), "image_size": [8, 6]}
+    model.metadata_props.add(key="torchbricks", value=json.dumps(own))
+    onnx.save(model, str(path))
+    metadata_path(path).write_text(json.dumps({"format": "another export's, left beside it"}))
+    assert OnnxPredictor(path).image_size == (8, 6)
+    metadata_path(path).unlink()
+    assert OnnxPredictor(path).image_size == (8, 6)
 
 
 def test_a_model_file_cut_short_is_refused_in_one_library_error_naming_it(tmp_path: Path) -> None:

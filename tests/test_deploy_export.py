@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,6 @@ from PIL import Image
 from torchbricks.__main__ import main
 from torchbricks.datasets.shapes import write_shapes_dataset
 from torchbricks.deploy import OnnxPredictor, metadata_path, resize_image
-from torchbricks.errors import BrickError
 from torchbricks.tags import Stage
 from torchbricks.trained_experiment import load_experiment
 
@@ -187,27 +187,97 @@ def test_image_size_exports_another_input_size(classification: Path, tmp_path: P
     assert predictor.run(np.zeros((2, 3, 96, 96), dtype=np.uint8))["classification/probabilities"].shape == (2, num_classes)
 
 
-def test_an_export_stopped_between_its_two_renames_is_refused_not_read_with_the_earlier_exports_metadata(
-    classification: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The new model was read with the earlier export's metadata: its image size (and class names), without a word
-    import os
-
-    path = tmp_path / "m.onnx"
-    assert main(["export", str(classification), "--image-size", "96", "--out", str(path)]) == 0
+def _stop_at_rename(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """From now on, the rename of a file onto `name` raises KeyboardInterrupt (Ctrl-C) instead."""
     rename = os.replace
 
-    def stopped_before_the_metadata(source: str | Path, target: str | Path) -> None:
-        if Path(target).name == "m.onnx.json":
-            raise KeyboardInterrupt  # Ctrl-C, or a kill, between the two renames
+    def stopped(source: str | Path, target: str | Path) -> None:
+        if Path(target).name == name:
+            raise KeyboardInterrupt
         rename(source, target)
 
-    monkeypatch.setattr(os, "replace", stopped_before_the_metadata)
+    monkeypatch.setattr(os, "replace", stopped)
+
+
+def test_an_export_stopped_before_its_model_is_renamed_leaves_the_earlier_export_whole_and_nothing_else(
+    classification: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The earlier export's metadata was deleted first: stopped here, the earlier model was refused for lack of it
+    path = tmp_path / "m.onnx"
+    assert main(["export", str(classification), "--image-size", "96", "--out", str(path)]) == 0
+    earlier = {name: (tmp_path / name).read_bytes() for name in ("m.onnx", "m.onnx.json")}
+    _stop_at_rename(monkeypatch, "m.onnx")
+
     assert main(["export", str(classification), "--image-size", "64", "--out", str(path), "--overwrite"]) == 130
     monkeypatch.undo()
 
-    with pytest.raises(BrickError, match=r"m\.onnx\.json'\] missing \(written by `torchbricks export`\)"):
-        OnnxPredictor(path)
+    assert {entry.name: entry.read_bytes() for entry in tmp_path.iterdir()} == earlier
+    assert OnnxPredictor(path).image_size == (96, 96)
+
+
+def test_an_export_stopped_after_its_model_is_renamed_leaves_the_new_model_read_with_its_own_metadata(
+    classification: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The new model was beside no metadata (refused) or, had the renames gone the other way, beside the earlier's
+    path = tmp_path / "m.onnx"
+    assert main(["export", str(classification), "--image-size", "96", "--out", str(path)]) == 0
+    _stop_at_rename(monkeypatch, "m.onnx.json")
+
+    assert main(["export", str(classification), "--image-size", "64", "--out", str(path), "--overwrite"]) == 130
+    monkeypatch.undo()
+
+    assert [entry.name for entry in tmp_path.iterdir()] == ["m.onnx"]  # no copy of the earlier file's metadata beside it
+    predictor = OnnxPredictor(path)
+    assert predictor.image_size == (64, 64)
+    assert predictor.run(np.zeros((1, 3, 64, 64), dtype=np.uint8))["classification/probabilities"].shape[0] == 1
+
+
+_KILLED_AT_RENAME = """
+import os, sys
+from pathlib import Path
+from torchbricks.deploy_export import export_deployable_onnx
+rename = os.replace
+def killed(source, target):
+    if Path(target).name == sys.argv[3]:
+        os._exit(9)  # as a kill: no exception, no cleanup
+    rename(source, target)
+os.replace = killed
+export_deployable_onnx(sys.argv[1], sys.argv[2], image_size=64, overwrite=True)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("killed_at", "image_size"), [("m.onnx", 96), ("m.onnx.json", 64)])
+def test_an_export_killed_at_either_rename_leaves_one_whole_model_and_a_folder_a_later_write_removes(
+    killed_at: str, image_size: int, classification: Path, tmp_path: Path
+) -> None:
+    from torchbricks._files import STALE_TEMPORARY_SECONDS, remove_stale_temporaries
+
+    path = tmp_path / "m.onnx"
+    assert main(["export", str(classification), "--image-size", "96", "--out", str(path)]) == 0
+    code = [sys.executable, "-c", _KILLED_AT_RENAME, str(classification), str(path), killed_at]
+    process = subprocess.run(
+        code, capture_output=True, text=True, timeout=300, check=False, env={**os.environ, "PYTHONPATH": str(SRC)}
+    )
+    assert process.returncode == 9, process.stderr
+
+    assert OnnxPredictor(path).image_size == (image_size, image_size)
+    assert not metadata_path(path).exists()  # the earlier copy was moved away before the model's rename, never left stale
+    (left,) = [entry for entry in tmp_path.iterdir() if entry.name.startswith(".")]
+    assert remove_stale_temporaries(tmp_path, now=time.time() + STALE_TEMPORARY_SECONDS + 1) == [left]
+    assert sorted(entry.name for entry in tmp_path.iterdir()) == ["m.onnx"]
+
+
+def test_the_exported_file_holds_its_metadata_and_the_copy_beside_it_is_the_same(classification: Path, tmp_path: Path) -> None:
+    import onnx
+
+    path = tmp_path / "m.onnx"
+    assert main(["export", str(classification), "--out", str(path)]) == 0
+
+    inside = {entry.key: entry.value for entry in onnx.load(str(path)).metadata_props}
+    assert json.loads(inside["torchbricks"]) == json.loads(metadata_path(path).read_text())
+    metadata_path(path).unlink()  # the copy is for reading: the runtime reads the file's own
+    assert OnnxPredictor(path).class_names == {"classification": load_experiment(classification).class_names}
 
 
 @pytest.mark.slow

@@ -493,6 +493,36 @@ def test_globs_and_animated_gif_frames_are_images(tmp_path: Path) -> None:
     assert drawn == ["a.jpg", "b.jpg", "clip_frame000000.jpg", "clip_frame000001.jpg", "clip_frame000002.jpg"]
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("suffix", [".gif", ".webp"])
+def test_predict_opens_each_animation_once_and_names_and_orders_its_frames_as_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str, workers: int
+) -> None:
+    # Each animation was opened to count its frames before any file was read, then once more for every frame
+    from helpers import count_reads
+
+    write_png(tmp_path / "photos" / "a.png", blob_image(16, 16, (0, 0, 4, 4)))
+    frames = [Image.fromarray(blob_image(16, 16, (x, 0, x + 4, 4))) for x in (0, 6, 12)]
+    clip = tmp_path / "photos" / f"clip{suffix}"
+    frames[0].save(clip, save_all=True, append_images=frames[1:], duration=40, loop=0, lossless=True)
+    write_png(tmp_path / "photos" / "z.png", blob_image(16, 16, (8, 8, 16, 16)))
+    backend = BrickBackend(bright_box_experiment(tmp_path))
+    opened, _ = count_reads(monkeypatch)
+
+    summary = predict_images(backend, [tmp_path / "photos"], tmp_path / "out", progress=False, workers=workers, batch_size=2)
+    monkeypatch.undo()
+
+    assert opened[str(clip)] == 1
+    assert summary.num_images == 5
+    rows = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    assert [row["file_name"] for row in rows] == [str(tmp_path / "photos" / "a.png")] + [
+        f"{clip}#{frame}" for frame in range(3)
+    ] + [str(tmp_path / "photos" / "z.png")]
+    assert [round(row["bbox"][0]) for row in rows[1:4]] == [0, 6, 12]
+    drawn = sorted(path.name for path in (tmp_path / "out" / "drawn").iterdir())
+    assert drawn == ["a.jpg", "clip_frame000000.jpg", "clip_frame000001.jpg", "clip_frame000002.jpg", "z.jpg"]
+
+
 def test_a_video_without_torchcodec_names_what_to_install(tmp_path: Path) -> None:
     pytest.importorskip("PIL")
     if __import__("importlib").util.find_spec("torchcodec") is not None:
@@ -1092,7 +1122,7 @@ def test_predicted_class_folders_are_read_back_by_the_image_folder_reader_as_the
     assert (out / "classified" / "dark" / "b.jpg").read_bytes() == (photos / "b.jpg").read_bytes()
 
 
-def test_class_folders_of_a_video_are_refused_before_any_image_is_read(tmp_path: Path) -> None:
+def test_class_folders_of_a_video_are_refused_and_nothing_is_written(tmp_path: Path) -> None:
     frames = [Image.new("RGB", (8, 8), (value, value, value)) for value in (0, 255)]
     frames[0].save(tmp_path / "clip.gif", save_all=True, append_images=frames[1:])
 

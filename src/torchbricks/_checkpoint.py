@@ -5,13 +5,15 @@ written atomically (each to a temporary file in its folder, renamed with `os.rep
 a hidden manifest, `MANIFEST_FILE`, renamed first, lets a load refuse the mix a save killed between two renames leaves),
 and loading never executes code from a file: `.pt` files are read with `torch.load(weights_only=True)`, `.safetensors` files with
 safetensors. A load reads and checks every file before it changes any brick, so a failing load leaves the
-collection as it was.
+collection as it was. Each file is opened once, hashed for the manifest's check and deserialized from that opening, so
+the file checked is the file loaded (`_read_once`).
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
+import hashlib
 import json
 import warnings
 from collections.abc import Callable, Iterable, Mapping
@@ -22,7 +24,7 @@ from typing import Any, Literal
 import torch
 
 from torchbricks._extras import require
-from torchbricks._files import file_sha256, write_all_atomically
+from torchbricks._files import file_sha256, update_with_file, write_all_atomically
 from torchbricks.bricks import BrickInterface
 from torchbricks.errors import (
     CheckpointError,
@@ -117,17 +119,12 @@ def load_bricks(
     """
     if missing not in _MISSING_FILES:
         raise CheckpointError(f"load_bricks got missing={missing!r}; expected one of {list(_MISSING_FILES)}.")
-    folder = Path(path_model_folder)
+    folder = _checkpoint_folder(Path(path_model_folder))
     suffixes = list(_SUFFIXES.values()) if file_format is None else [_suffix(file_format)]
-    if folder.exists() and not folder.is_dir():
-        raise CheckpointNotADirectoryError(
-            f"The brick checkpoint path {str(folder)!r} is a file; load_bricks needs the folder save_bricks wrote."
-        )
-    if not folder.is_dir():
-        raise CheckpointNotFoundError(f"The brick checkpoint folder {str(folder)!r} does not exist.")
-    _check_one_save(folder)
+    manifest = _read_manifest(folder)
     staged: list[tuple[str, Path, BrickInterface, Mapping[str, torch.Tensor]]] = []
-    loaded: list[str] = []
+    digests: dict[str, str] = {}  # file (relative to the folder) -> SHA-256 of the bytes read
+    unreadable: list[CheckpointError] = []
     without_file: list[str] = []
     expected_files: set[Path] = set()
     for path, brick in bricks:
@@ -142,10 +139,17 @@ def load_bricks(
             continue
         if len(present) > 1:
             raise CheckpointError(f"Brick {path!r} has checkpoint files in two formats: {[str(f) for f in present]}; keep one.")
-        state = _read(present[0], _device_of(current))
-        _check(path, present[0], state, current, _filled_on_load(brick))
-        staged.append((path, present[0], brick, state))
-        loaded.append(path)
+        try:
+            staged.append((path, present[0], brick, _read_once(folder, present[0], _device_of(current), digests)))
+        except CheckpointError as error:  # said after a mix of two saves, which needs every file's digest
+            unreadable.append(error)
+    if manifest is not None:
+        _check_one_save(folder, manifest, digests)
+    if unreadable:
+        raise unreadable[0]
+    for path, file, brick, state in staged:
+        _check(path, file, state, brick.state_dict(), _filled_on_load(brick))
+    loaded = [path for path, _, _, _ in staged]
     if without_file and missing == "error":
         raise CheckpointError(_without_file_message(folder, without_file, expected_files, suffixes))
     for path in without_file:
@@ -157,6 +161,16 @@ def load_bricks(
     _warn_about_unused_files(folder, expected_files, suffixes)
     _load_all_or_nothing(staged)
     return loaded
+
+
+def _checkpoint_folder(folder: Path) -> Path:
+    if folder.exists() and not folder.is_dir():
+        raise CheckpointNotADirectoryError(
+            f"The brick checkpoint path {str(folder)!r} is a file; load_bricks needs the folder save_bricks wrote."
+        )
+    if not folder.is_dir():
+        raise CheckpointNotFoundError(f"The brick checkpoint folder {str(folder)!r} does not exist.")
+    return folder
 
 
 def _load_all_or_nothing(staged: list[tuple[str, Path, BrickInterface, Mapping[str, torch.Tensor]]]) -> None:
@@ -207,29 +221,38 @@ def _sha256_if_file(path: Path) -> str | None:
     return file_sha256(path) if path.is_file() else None
 
 
-def _check_one_save(folder: Path) -> None:
-    """Refuses a folder whose brick files are partly those of the last save and partly those it replaced: a save killed
-    between its renames (`MANIFEST_FILE`). Files of neither (replaced by hand) are not judged, a missing file is left to
-    the missing-file rule of `load_bricks`, and a folder without a manifest (saved before torchbricks wrote one) is not
-    checked.
+def _read_manifest(folder: Path) -> dict[str, dict[str, Any]] | None:
+    """The files of the last save into `folder` by name (`MANIFEST_FILE`), each with its SHA-256 and that of the file
+    it replaced; None for a folder without a manifest (saved before torchbricks wrote one).
 
     Raises:
-        CheckpointError: Naming the files of each save.
+        CheckpointError: The manifest is not the JSON `save_bricks` writes.
     """
     path = folder / MANIFEST_FILE
     if not path.is_file():
-        return
+        return None
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-        files = {str(name): entry for name, entry in manifest["files"].items()}
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as error:
+        return {str(name): dict(entry) for name, entry in manifest["files"].items()}
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as error:
         raise CheckpointError(
             f"The manifest {str(path)!r} of the brick checkpoint is not the JSON save_bricks writes ({type(error).__name__}: "
             f"{error}); save the bricks again, or delete it to load the files as they are."
         ) from error
+
+
+def _check_one_save(folder: Path, files: Mapping[str, Mapping[str, Any]], digests: Mapping[str, str]) -> None:
+    """Refuses a folder whose brick files are partly those of the last save and partly those it replaced: a save killed
+    between its renames (`MANIFEST_FILE`, read as `files`). `digests` are the SHA-256 of the files the load read (by
+    name); a file of the manifest no brick read is hashed here. Files of neither save (replaced by hand) are not judged,
+    and a missing file is left to the missing-file rule of `load_bricks`.
+
+    Raises:
+        CheckpointError: Naming the files of each save.
+    """
     new, previous = [], []
     for name, entry in sorted(files.items()):
-        current = _sha256_if_file(folder / name)
+        current = digests[name] if name in digests else _sha256_if_file(folder / name)
         if current is None:
             continue  # deleted (or not written yet): the brick has no file, which load_bricks warns or errs about
         if current == entry.get("sha256") and current != entry.get("previous_sha256"):
@@ -267,12 +290,26 @@ def _device_of(state: Mapping[str, object]) -> torch.device:
     return torch.device("cpu")
 
 
-def _read(file: Path, device: torch.device) -> Mapping[str, torch.Tensor]:
+def _read_once(folder: Path, file: Path, device: torch.device, digests: dict[str, str]) -> Mapping[str, torch.Tensor]:
+    """The state dict in the brick checkpoint `file`, on `device`, from one opening of the file, whose SHA-256 goes into
+    `digests` (by its name in `folder`) for the manifest's check: the file checked is the file loaded, even when a save
+    replaces it meanwhile. A `.pt` file is hashed through the opened file and deserialized from it (a second pass
+    served by the page cache: reading its bytes into memory first cost 0.1 s more per 100 MB, and as much memory,
+    `benchmarks/bench_load_bricks.py`); safetensors reads from a path or from bytes only, so a `.safetensors` file is
+    read into memory once, hashed and deserialized from those bytes."""
+    name = file.relative_to(folder).as_posix()
     try:
-        if file.suffix == ".safetensors":
-            safetensors_torch = require("safetensors.torch", "safetensors")
-            return dict(safetensors_torch.load_file(str(file), device=str(device)))
-        state = torch.load(file, map_location=device, weights_only=True)
+        with open(file, "rb") as opened:
+            if file.suffix == ".safetensors":
+                data = opened.read()
+                digests[name] = hashlib.sha256(data).hexdigest()
+                safetensors_torch = require("safetensors.torch", "safetensors")
+                return {key: value.to(device) for key, value in safetensors_torch.load(data).items()}
+            digest = hashlib.sha256()
+            update_with_file(digest, opened)
+            digests[name] = digest.hexdigest()
+            opened.seek(0)
+            state = torch.load(opened, map_location=device, weights_only=True)
     except MissingExtraError:
         raise
     except Exception as error:

@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 __all__ = [
     "STALE_TEMPORARY_SECONDS",
@@ -181,11 +181,15 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def update_with_file(digest: Any, path: Path) -> None:
-    """Feeds a file's contents to `digest` (a `hashlib` hash), read in blocks of 1 MiB."""
-    with open(path, "rb") as file:
+def update_with_file(digest: Any, file: Path | BinaryIO) -> None:
+    """Feeds a file's contents to `digest` (a `hashlib` hash), read in blocks of 1 MiB: the file at a path, or the rest
+    of an opened binary file."""
+    if not isinstance(file, (str, os.PathLike)):
         while block := file.read(1 << 20):
             digest.update(block)
+        return
+    with open(file, "rb") as opened:
+        update_with_file(digest, opened)
 
 
 def _sync_file(path: Path | str) -> None:

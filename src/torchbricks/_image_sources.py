@@ -1,16 +1,19 @@
 """The images `torchbricks predict` reads: image files, folders (recursive), glob patterns and videos.
 
 Still images are read with Pillow. Animated GIF and WebP files are read frame by frame with Pillow (no extra
-package). Other videos (`VIDEO_EXTENSIONS`) need torchcodec (`pip install torchcodec`; torchvision has no video
-reader since 0.24). A video found in a folder or by a glob that cannot be opened (torchcodec missing, a file it cannot
-decode) is one unreadable source, skipped and listed as an unreadable image is; a video given by name stops with an
-error naming it.
+package); `predict` opens each once, when it reaches it, counts its frames and decodes them from that opening
+(`collect_image_sources(count_frames=False)`, `ImageSourceDataset.reaches`). Other videos (`VIDEO_EXTENSIONS`) need
+torchcodec (`pip install torchcodec`; torchvision has no video reader since 0.24). A video found in a folder or by a
+glob that cannot be opened (torchcodec missing, a file it cannot decode) is one unreadable source, skipped and listed
+as an unreadable image is; a video given by name stops with an error naming it.
 """
 
 from __future__ import annotations
 
 import glob
+import sys
 import threading
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -28,6 +31,7 @@ __all__ = [
     "VIDEO_EXTENSIONS",
     "ImageSource",
     "ImageSourceDataset",
+    "OutputNamer",
     "ReadImage",
     "collect_image_sources",
     "frame_count",
@@ -49,6 +53,9 @@ class ImageSource:
     frame: int | None = None
     unreadable: str | None = None
     """Why it cannot be read, known when it was listed (a video torchcodec cannot open); None otherwise."""
+    animation: bool = False
+    """An animation whose frames are not counted yet (`collect_image_sources(count_frames=False)`): the
+    `ImageSourceDataset` reading it opens it once, when it reaches it, and reads its frames from that opening."""
 
     @property
     def label(self) -> str:
@@ -57,10 +64,12 @@ class ImageSource:
 
 
 def collect_image_sources(
-    sources: list[str | Path] | tuple[str | Path, ...] | Any, exclude: Path | str | None = None
+    sources: list[str | Path] | tuple[str | Path, ...] | Any, exclude: Path | str | None = None, count_frames: bool = True
 ) -> list[ImageSource]:
     """The images of `sources`, in order: a file as given, a folder's image and video files (recursive, sorted), a
-    glob's matching image and video files (sorted); animations and videos expand to one source per frame. A video of a
+    glob's matching image and video files (sorted); animations and videos expand to one source per frame (without
+    `count_frames`, an animation is one source marked `animation`, not opened here: `ImageSourceDataset` expands it
+    as it reaches it, from the one opening it reads its frames from). A video of a
     folder or glob that cannot be opened is one source with the reason (`ImageSource.unreadable`), which
     `ImageSourceDataset` reports as unreadable. Files a folder or glob finds inside the folder `exclude` (the output
     folder of `predict`, whose drawn pictures a second run into a folder of the sources would find) are left out.
@@ -87,7 +96,7 @@ def collect_image_sources(
         if not files:
             raise BrickError(f"Source {text!r} matches no image or video file (looked for {', '.join(_KNOWN)}).")
         for file in files:
-            items.extend(_frames(file, given=file == path))
+            items.extend(_frames(file, given=file == path, count_frames=count_frames))
     return items
 
 
@@ -98,10 +107,12 @@ def _outside(files: list[Path], folder: Path | None) -> list[Path]:
     return [file for file in files if not file.resolve().is_relative_to(folder)]
 
 
-def _frames(path: Path, given: bool = True) -> list[ImageSource]:
+def _frames(path: Path, given: bool = True, count_frames: bool = True) -> list[ImageSource]:
     """The sources of one file: itself, or one per frame of an animation or video. A video that cannot be opened
     raises when the user `given` it by name, else is one source with the reason."""
     suffix = path.suffix.lower()
+    if suffix in ANIMATED_EXTENSIONS and not count_frames:
+        return [ImageSource(path, animation=True)]
     if suffix in ANIMATED_EXTENSIONS:
         count = frame_count(path)
         return [ImageSource(path)] if count == 1 else [ImageSource(path, frame) for frame in range(count)]
@@ -161,35 +172,49 @@ def output_names(items: list[ImageSource]) -> list[str]:
         >>> output_names([ImageSource(Path("a/x.png")), ImageSource(Path("a/b/y.jpg")), ImageSource(Path("a/x.jpg"))])
         ['x_png', 'b/y', 'x_jpg']
     """
-    import os
+    namer = OutputNamer(items)
+    return [namer.name(item) for item in items]
 
-    resolved: dict[Path, Path] = {}
-    paths = []
-    for item in items:
-        folder = resolved.get(item.path.parent)
-        if folder is None:  # absolute and without '..', links kept: Path.resolve would name a link's target
-            folder = resolved[item.path.parent] = Path(os.path.abspath(item.path.parent))
-        paths.append(folder / item.path.name)
-    common = Path(os.path.commonpath(sorted({str(folder) for folder in resolved.values()}))) if resolved else Path()
-    stems = []
-    for path in paths:
-        relative = PurePosixPath(path.relative_to(common).as_posix())
-        stems.append((relative, str(relative.with_suffix(""))))
-    counts: dict[str, set[PurePosixPath]] = {}
-    for relative, stem in stems:
-        counts.setdefault(stem, set()).add(relative)
-    names = []
-    taken: set[str] = set()  # case-folded: x.png and x.PNG must not write one file, on any file system
-    for item, (relative, stem) in zip(items, stems, strict=True):
-        name = stem if len(counts[stem]) == 1 else f"{stem}_{relative.suffix.lstrip('.')}"
+
+class OutputNamer:
+    """The names of `output_names`, given one item at a time: `name` of the items in their order, frames included,
+    gives the names `output_names` gives the expanded list. The names depend on the files only, so the items of an
+    animation whose frames are not counted yet (`ImageSource.animation`) name its frames alike once they are."""
+
+    def __init__(self, items: list[ImageSource]) -> None:
+        import os
+
+        resolved: dict[Path, Path] = {}
+        paths = []
+        for item in items:
+            folder = resolved.get(item.path.parent)
+            if folder is None:  # absolute and without '..', links kept: Path.resolve would name a link's target
+                folder = resolved[item.path.parent] = Path(os.path.abspath(item.path.parent))
+            paths.append(folder / item.path.name)
+        common = Path(os.path.commonpath(sorted({str(folder) for folder in resolved.values()}))) if resolved else Path()
+        stems = []
+        for path in paths:
+            relative = PurePosixPath(path.relative_to(common).as_posix())
+            stems.append((relative, str(relative.with_suffix(""))))
+        counts: dict[str, set[PurePosixPath]] = {}
+        for relative, stem in stems:
+            counts.setdefault(stem, set()).add(relative)
+        self._names = {
+            item.path: stem if len(counts[stem]) == 1 else f"{stem}_{relative.suffix.lstrip('.')}"
+            for item, (relative, stem) in zip(items, stems, strict=True)
+        }
+        self._taken: set[str] = set()  # case-folded: x.png and x.PNG must not write one file, on any file system
+
+    def name(self, item: ImageSource) -> str:
+        """The next item's name (`item.path` one of the items the namer was made with)."""
+        name = self._names[item.path]
         name = name if item.frame is None else f"{name}_frame{item.frame:06d}"
         unique, number = name, 1
-        while unique.casefold() in taken:
+        while unique.casefold() in self._taken:
             number += 1
             unique = f"{name}_{number}"
-        taken.add(unique.casefold())
-        names.append(unique)
-    return names
+        self._taken.add(unique.casefold())
+        return unique
 
 
 @dataclass(frozen=True)
@@ -210,33 +235,79 @@ class ImageSourceDataset:
     """Reads `items` as `(index, uint8 array [H, W, 3] or None, reason)`: None with the reason when unreadable; the
     whole image as shown (`read` decodes it for a model's input size, as training did).
 
-    Safe to read from several threads at once."""
+    An animation whose frames are not counted yet (`ImageSource.animation`) is opened once, when `reaches` (or a read)
+    first gets to it: its frames become items of their own (`items`: one for an animation of one frame, as
+    `collect_image_sources` lists it) and are decoded from that opening, which the read of its last frame (or `close`)
+    closes. Safe to read from several threads at once."""
 
     def __init__(self, items: list[ImageSource]) -> None:
-        self.items = items
+        self.items: list[ImageSource] = []
+        """The items reached so far, animations expanded to their frames."""
+        self._sources = list(items)
+        self._next_source = 0
+        self._opened: dict[int, _OpenAnimation] = {}  # item index -> the animation its frame is decoded from
+        self._expand_lock = threading.Lock()
         self._decoders: dict[Path, Any] = {}
         self._video_lock = threading.Lock()  # a video decoder is not shared between threads safely
 
     def __len__(self) -> int:
+        self.reaches(sys.maxsize)  # every animation opened and counted
         return len(self.items)
 
     def __getitem__(self, index: int) -> tuple[int, np.ndarray | None, str]:
         index, read, reason = self.read(index, None)
         return index, None if read is None else read.pixels, reason
 
+    def reaches(self, index: int) -> bool:
+        """Whether there is an item `index`: the items before it are expanded, each animation among them opened once
+        and its frames counted."""
+        if index < len(self.items):
+            return True
+        with self._expand_lock:
+            while index >= len(self.items) and self._next_source < len(self._sources):
+                self._expand(self._sources[self._next_source])
+                self._next_source += 1
+            return index < len(self.items)
+
+    @property
+    def sources_left(self) -> int:
+        """The sources not reached yet (each an image, or an animation of one or more frames)."""
+        return len(self._sources) - self._next_source
+
+    def close(self) -> None:
+        """Closes the animations still open (their last frames not read: a run stopped early)."""
+        for opened in set(self._opened.values()):
+            opened.close()
+        self._opened.clear()
+
+    def _expand(self, source: ImageSource) -> None:
+        if not source.animation:
+            self.items.append(source)
+            return
+        try:
+            opened = _OpenAnimation(source.path)
+        except (OSError, ValueError, Image.DecompressionBombError) as error:  # as a read says it (`read`)
+            self.items.append(ImageSource(source.path, unreadable=_unreadable_reason(source.path, error)))
+            return
+        for frame in [None] if opened.count == 1 else range(opened.count):
+            self._opened[len(self.items)] = opened
+            self.items.append(ImageSource(source.path, frame))
+
     def read(self, index: int, input_size: tuple[int, int] | None, picture: bool = True) -> tuple[int, ReadImage | None, str]:
         """Item `index` decoded for a model of `input_size` ((height, width); None: whole, as tiles are cut from it)
         as training decoded its images for it (`torchbricks._pictures.rgb_for_input`), with the whole picture when
         `picture` (decoded a second time when the first decoding was reduced); None with the reason when unreadable."""
+        self.reaches(index)
         item = self.items[index]
         if item.unreadable is not None:
             return index, None, item.unreadable
         try:
+            opened = self._opened.pop(index, None)
+            if opened is not None:
+                return index, opened.read(item.frame or 0, input_size), ""
             return index, self._read(item, input_size, picture), ""
-        except Image.DecompressionBombError as error:  # an orthomosaic, say: the reason says how to read it
-            return index, None, str(too_large(item.path, error))
-        except (OSError, ValueError, RuntimeError) as error:  # Pillow's and the decoders' errors for a bad file
-            return index, None, f"{type(error).__name__}: {error}"
+        except (OSError, ValueError, RuntimeError, Image.DecompressionBombError) as error:  # a bad file
+            return index, None, _unreadable_reason(item.path, error)
 
     def _read(self, item: ImageSource, input_size: tuple[int, int] | None, picture: bool) -> ReadImage:
         if item.frame is not None and item.path.suffix.lower() in VIDEO_EXTENSIONS:
@@ -256,8 +327,62 @@ class ImageSourceDataset:
     @staticmethod
     def _decode(item: ImageSource, input_size: tuple[int, int] | None) -> tuple[np.ndarray, tuple[int, int]]:
         with open_image(item.path) as image:
-            if item.frame is not None:
-                image.seek(item.frame)
-            shown = upright_size(image)
-            # as the job read its training images; a writable copy: torch.from_numpy warns on read-only arrays
-            return np.array(rgb_for_input(image, input_size)), shown
+            return _decode_frame(image, item.frame, input_size)
+
+
+def _decode_frame(
+    image: Image.Image, frame: int | None, input_size: tuple[int, int] | None
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """Frame `frame` of the opened `image` (None: the image itself) decoded for `input_size`, and its (width, height)
+    as shown."""
+    if frame is not None:
+        image.seek(frame)
+    shown = upright_size(image)
+    # as the job read its training images; a writable copy: torch.from_numpy warns on read-only arrays
+    return np.array(rgb_for_input(image, input_size)), shown
+
+
+def _unreadable_reason(path: Path, error: BaseException) -> str:
+    """Why the image file `path` cannot be read, as `skipped.txt` and the summary give it."""
+    if isinstance(error, Image.DecompressionBombError):  # an orthomosaic, say: the reason says how to read it
+        return str(too_large(path, error))
+    return f"{type(error).__name__}: {error}"
+
+
+class _OpenAnimation:
+    """An animation opened once (`open_image`), its frames counted: each frame is decoded from this opening, one
+    thread at a time, and the read of the last frame closes it."""
+
+    def __init__(self, path: Path) -> None:
+        self._stack = ExitStack()
+        try:
+            self._image: Image.Image | None = self._stack.enter_context(open_image(path))
+            self.count = int(getattr(self._image, "n_frames", 1))
+        except BaseException:
+            self._stack.close()
+            raise
+        self._left = self.count
+        self._lock = threading.Lock()
+
+    def read(self, frame: int, input_size: tuple[int, int] | None) -> ReadImage:
+        """Frame `frame` decoded whole (a GIF or WebP is never decoded reduced: `reduce_jpeg_decoding`), the picture
+        drawn on too."""
+        with self._lock:
+            try:
+                if self._image is None:
+                    raise ValueError("the animation was closed before this frame was read")
+                # Frames are read in order as a rule (a later one first costs Pillow a rewind within this opening).
+                pixels, (width, height) = _decode_frame(self._image, frame if self.count > 1 else None, input_size)
+                return ReadImage(pixels, (height, width), pixels if pixels.shape[:2] == (height, width) else None)
+            finally:
+                self._left -= 1
+                if self._left == 0:
+                    self._close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        self._image = None
+        self._stack.close()

@@ -1,7 +1,8 @@
 """Running an exported model without torch: `OnnxPredictor` needs numpy, Pillow and onnxruntime only.
 
-`torchbricks export EXPERIMENT` (`torchbricks.deploy_export.export_deployable_onnx`) writes one ONNX file and its
-metadata beside it (`<file>.json`). The ONNX file takes a batch of uint8 RGB images [B, 3, H, W] at the model's
+`torchbricks export EXPERIMENT` (`torchbricks.deploy_export.export_deployable_onnx`) writes one ONNX file holding its
+metadata (the model's `metadata_props` entry `torchbricks`, `METADATA_KEY`), and a copy of the metadata beside it
+(`<file>.json`) to read. The ONNX file takes a batch of uint8 RGB images [B, 3, H, W] at the model's
 size (the scaling to [0, 1] and the normalization are inside) and returns each head's final results, named
 `<head>/<output>`: boxes, scores and labels after non-maximum suppression, class masks, class probabilities, points
 and their scores and labels, counts.
@@ -66,6 +67,7 @@ __all__ = [
     "DEPLOY_OUTPUTS",
     "INPUT_NAME",
     "METADATA_FORMAT",
+    "METADATA_KEY",
     "OnnxPredictor",
     "metadata_path",
     "read_frames",
@@ -91,6 +93,11 @@ INPUT_NAME = "images"
 
 METADATA_FORMAT = "torchbricks-deployable-onnx/1"
 """The `format` written in the metadata JSON; `OnnxPredictor` refuses other formats."""
+
+METADATA_KEY = "torchbricks"
+"""The entry of an exported file's own metadata (ONNX `metadata_props`) that holds its metadata JSON: the file and its
+metadata are one file, renamed into place in one step, so a killed export leaves the earlier file or the new one, each
+with its own metadata. Files exported before 2026-12-07 lack it; their metadata is the `<file>.json` beside them."""
 
 DEPLOY_OUTPUTS: dict[str, dict[str, str]] = {
     "detection": {
@@ -123,7 +130,8 @@ DEPLOY_OUTPUTS: dict[str, dict[str, str]] = {
 
 
 def metadata_path(path_onnx: Path | str) -> Path:
-    """The metadata JSON written beside an exported ONNX file: `<file>.json`.
+    """The copy of an exported ONNX file's metadata written beside it, `<file>.json` (the metadata itself of a file
+    exported before 2026-12-07, which holds none).
 
     Example:
         >>> metadata_path("build/model.onnx").name
@@ -266,11 +274,36 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return mask[rows[:, None], columns[None, :]]
 
 
+def _read_metadata(path: Path, inside: str | None) -> dict[str, Any]:
+    """The metadata of the exported file `path`: its own (`inside`, the `METADATA_KEY` entry) when it holds one, else
+    the `<file>.json` beside it (a file exported before 2026-12-07). The copy beside a file holding its own is not
+    read: after an export killed between its renames it may be missing."""
+    beside = metadata_path(path)
+    where = f"{str(path)!r}'s own metadata ({METADATA_KEY!r})" if inside is not None else repr(str(beside))
+    if inside is None and not beside.is_file():
+        raise BrickError(
+            f"Cannot load the exported model {str(path)!r}: it holds no metadata ({METADATA_KEY!r}) and {[str(beside)]} "
+            "is missing (written by `torchbricks export`)."
+        )
+    try:
+        metadata = json.loads(beside.read_text(encoding="utf-8") if inside is None else inside)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:  # cut short by a full disk or a copy, say
+        raise BrickError(
+            f"{where} is not the JSON `torchbricks export` writes ({type(error).__name__}: {error}); "
+            "export the model again (`torchbricks export EXPERIMENT --overwrite`)."
+        ) from error
+    if not isinstance(metadata, dict) or metadata.get("format") != METADATA_FORMAT:
+        found = metadata.get("format") if isinstance(metadata, dict) else type(metadata).__name__
+        raise BrickError(f"{where} has format {found!r}; expected {METADATA_FORMAT!r}.")
+    return metadata
+
+
 class OnnxPredictor:
     """Runs a file written by `torchbricks export` in onnxruntime on images of any size.
 
     Args:
-        path: The ONNX file; its metadata `<path>.json` must lie beside it.
+        path: The ONNX file. Its metadata is read from the file itself (`METADATA_KEY`); a file exported before
+            2026-12-07 holds none, and its `<path>.json` must lie beside it.
         providers: onnxruntime execution providers; the CPU's by default.
         num_threads: Threads onnxruntime uses within an operator; onnxruntime's choice when None.
 
@@ -285,23 +318,8 @@ class OnnxPredictor:
 
         onnxruntime = require("onnxruntime", "onnx")
         self.path = Path(path)
-        path_metadata = metadata_path(self.path)
-        missing = [str(file) for file in (self.path, path_metadata) if not file.is_file()]
-        if missing:
-            raise BrickError(f"Cannot load the exported model: {missing} missing (written by `torchbricks export`).")
-        try:
-            metadata = json.loads(path_metadata.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:  # cut short by a full disk or a copy, say
-            raise BrickError(
-                f"{str(path_metadata)!r} is not the JSON `torchbricks export` writes ({type(error).__name__}: {error}); "
-                "export the model again (`torchbricks export EXPERIMENT --overwrite`)."
-            ) from error
-        if not isinstance(metadata, dict) or metadata.get("format") != METADATA_FORMAT:
-            found = metadata.get("format") if isinstance(metadata, dict) else type(metadata).__name__
-            raise BrickError(f"{str(path_metadata)!r} has format {found!r}; expected {METADATA_FORMAT!r}.")
-        self.metadata: dict[str, Any] = metadata
-        self.heads: dict[str, str] = {head: entry["kind"] for head, entry in metadata["heads"].items()}
-        self.image_size: tuple[int, int] = (int(metadata["image_size"][0]), int(metadata["image_size"][1]))
+        if not self.path.is_file():
+            raise BrickError(f"Cannot load the exported model: {[str(self.path)]} missing (written by `torchbricks export`).")
         options = onnxruntime.SessionOptions()
         if num_threads is not None:
             options.intra_op_num_threads = num_threads
@@ -316,6 +334,10 @@ class OnnxPredictor:
                 f"Cannot load the exported model {str(self.path)!r}: {why} ({type(error).__name__}). Export the model "
                 "again (`torchbricks export EXPERIMENT --overwrite`)."
             ) from error
+        metadata = _read_metadata(self.path, self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY))
+        self.metadata: dict[str, Any] = metadata
+        self.heads: dict[str, str] = {head: entry["kind"] for head, entry in metadata["heads"].items()}
+        self.image_size: tuple[int, int] = (int(metadata["image_size"][0]), int(metadata["image_size"][1]))
         self.output_names = [output.name for output in self.session.get_outputs()]
         self._warned_tiles = False
         self.iou_thresholds: dict[str, float] = {

@@ -8,10 +8,13 @@ segmentation masks and their class probabilities (which `predict --onnx --tile` 
 probabilities, points with their scores and labels, counts (`torchbricks.deploy.DEPLOY_OUTPUTS`). The batch dimension is
 dynamic.
 
-Beside the file it writes `<file>.json`: class names, input size, input name, dtype and layout, each output and
-its meaning, the heads and their kinds (a detection head's decoder IoU threshold, which merging the boxes of tiles
-suppresses at), the torchbricks version, the COCO category ids when the data had them, the
-check against PyTorch and, with `quantize="int8"`, the accuracy of the int8 file against the float one.
+The file holds its metadata (its ONNX `metadata_props` entry `torchbricks.deploy.METADATA_KEY`, which `OnnxPredictor`
+reads), and a copy is written beside it, `<file>.json`, to read: class names, input size, input name, dtype and layout,
+each output and its meaning, the heads and their kinds (a detection head's decoder IoU threshold, which merging the
+boxes of tiles suppresses at), the torchbricks version, the COCO category ids when the data had them, the check against
+PyTorch and, with `quantize="int8"`, the accuracy of the int8 file against the float one. The file replaces an earlier
+one in one rename (`_install`), so a killed export leaves the earlier file or the new one, each with its own metadata,
+never one file with another's.
 
 `quantize="int8"` quantizes the convolutions and matrix products statically (onnxruntime's QDQ format, int8
 weights per channel, uint8 activations) with ranges calibrated on training images of the experiment's data; the
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,11 +40,11 @@ from torch import nn
 
 from torchbricks._deploy_quantize import onnx_session, quantize_int8
 from torchbricks._experiment import trained_weights_digest
-from torchbricks._files import write_json
+from torchbricks._files import remove_stale_temporaries, sync_folder, write_json
 from torchbricks._output_agreement import output_gap
 from torchbricks.brick_collection import BrickCollection
 from torchbricks.bricks import BrickNotTrainable
-from torchbricks.deploy import DEFAULT_FILE, DEPLOY_OUTPUTS, INPUT_NAME, METADATA_FORMAT, metadata_path
+from torchbricks.deploy import DEFAULT_FILE, DEPLOY_OUTPUTS, INPUT_NAME, METADATA_FORMAT, METADATA_KEY, metadata_path
 from torchbricks.errors import BrickError, ConfigError, DataError
 from torchbricks.tags import MODEL, Stage
 from torchbricks.trained_experiment import (
@@ -137,7 +140,9 @@ def export_deployable_onnx(
     class_counts = _class_counts(loaded, heads, example)
 
     path_onnx.parent.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix=f".{path_onnx.name}.", dir=path_onnx.parent))
+    # Named as `torchbricks._files` names its temporary folders: what a killed export leaves is removed later.
+    workdir = path_onnx.with_name(f".{path_onnx.name}.{uuid.uuid4().hex}.tmp")
+    workdir.mkdir()
     try:
         float_file = workdir / "float.onnx"
         from torchbricks.brick_collection_utils import export_bricks_as_onnx
@@ -150,15 +155,50 @@ def export_deployable_onnx(
             written = workdir / "int8.onnx"
             metadata["quantization"] = quantize_int8(loaded, size, float_file, written, workdir, images, num_calibration_images)
         metadata["file"] = path_onnx.name
+        _embed_metadata(written, metadata)
         write_json(workdir / "metadata.json", metadata)
-        # An earlier export's metadata goes first: stopped between the two renames, the new model would otherwise be
-        # read with the old one's class names and size; without metadata the runtime refuses it, saying to export again.
-        path_json.unlink(missing_ok=True)
-        os.replace(written, path_onnx)
-        os.replace(workdir / "metadata.json", path_json)  # last: a metadata file means a complete export
+        _install(workdir, written, path_onnx, path_json)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    remove_stale_temporaries(path_onnx.parent)  # the folders of exports killed earlier
     return ExportResult(path_onnx, path_json, metadata)
+
+
+def _embed_metadata(path: Path, metadata: dict[str, Any]) -> None:
+    """Writes `metadata` as JSON into the ONNX file's own metadata (`metadata_props`, key `METADATA_KEY`)."""
+    import json
+
+    import onnx
+
+    model = onnx.load(str(path))
+    kept = [entry for entry in model.metadata_props if entry.key != METADATA_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    model.metadata_props.add(key=METADATA_KEY, value=json.dumps(metadata, allow_nan=False))
+    onnx.save(model, str(path))
+
+
+def _install(workdir: Path, written: Path, path_onnx: Path, path_json: Path) -> None:
+    """Puts the complete export of `workdir` in place: the model (holding its metadata) in one rename, then the copy of
+    the metadata beside it (`workdir/metadata.json`).
+
+    An earlier copy beside `path_onnx` is first moved into `workdir`, so the copy beside a file is always that file's
+    or none: stopped before the model's rename, the earlier export is complete (its copy is put back unless the
+    process was killed); stopped after it, the new model is there with its own metadata. Only a file exported before
+    2026-12-07, which holds no metadata, needs its copy: an export killed between the two renames over such a file
+    leaves it refused, saying to export again, as every export killed between its renames did before.
+    """
+    sync_folder(workdir)  # on the disk before they are renamed into place: a power loss leaves no empty model
+    earlier = workdir / "earlier.json"
+    if path_json.exists():
+        os.replace(path_json, earlier)
+    try:
+        os.replace(written, path_onnx)
+    except BaseException:
+        if earlier.exists():
+            os.replace(earlier, path_json)
+        raise
+    os.replace(workdir / "metadata.json", path_json)
 
 
 def _image_size(image_size: int | Sequence[int]) -> tuple[int, int]:

@@ -91,6 +91,14 @@ class _Progress:
                 return
             self.bar = tqdm(total=total, unit="img", desc="predict", file=self.stream)
 
+    def set_total(self, total: int) -> None:
+        """The images to predict, once an animation reached has its frames counted."""
+        if total != self.total:
+            self.total = total
+            if self.bar is not None:
+                self.bar.total = total
+                self.bar.refresh()
+
     def update(self, count: int) -> None:
         self.done += count
         if self.bar is not None:
@@ -166,9 +174,12 @@ def predict_images(
             "Prediction").
         pictures: Format of the drawn pictures (`jpg`, `png`), or None for none.
         overlays: Also write each segmentation mask in colours as a palette PNG (`overlays/`).
-        labels: Also write the boxes of each detection head as labels a labelling tool opens, `yolo`
-            (`labels/<name>.txt` and `classes.txt`) or `voc` (`Annotations/<name>.xml`), or sort the image files into
-            folders by each classification head's class, `folders` (`classified/<class>/`); see `PredictionWriter`.
+        labels: Also write the predictions as labels to correct rather than label from scratch (`PredictionWriter`):
+            each detection head's boxes as `yolo` (`labels/<name>.txt` and `classes.txt`) or `voc`
+            (`Annotations/<name>.xml`), boxes and each segmentation head's mask outlines as `coco`
+            (`annotations/instances_default.json`), or the image files sorted by each classification head's class,
+            `folders` (`classified/<class>/`; a video or animation of several frames is refused when reached, nothing
+            written).
         min_score: The lowest score of a box or point drawn and written as a label (`predictions.json` keeps all).
         progress: Show progress (a bar on a terminal, a line per tenth of the images otherwise).
         stream: Where progress goes; standard output by default.
@@ -176,13 +187,12 @@ def predict_images(
 
     Raises:
         BrickError: No image matches a source, no image can be read, `out` exists and is not empty without
-            `overwrite`, or `labels` without a detection head; nothing is written.
+            `overwrite`, or `labels` without a head of its kind; nothing is written.
     """
     import shutil
-    import uuid
 
     from torchbricks._files import recover_folder, replace_folder
-    from torchbricks._image_sources import ImageSourceDataset, collect_image_sources, output_names
+    from torchbricks._image_sources import collect_image_sources
 
     if batch_size < 1 or workers < 0 or (lanes is not None and lanes < 1):
         raise BrickError(
@@ -203,40 +213,38 @@ def predict_images(
         min_score=min_score,
     )
     new_writer(out)  # refuses bad options before anything is read or written
-    items = collect_image_sources(sources, exclude=out)  # not the pictures of an earlier run into a source folder
+    # Not the pictures of an earlier run into a source folder. An animation is opened once, when the run reaches it.
+    files = collect_image_sources(sources, exclude=out, count_frames=False)
     if concurrent_writes is None:
         concurrent_writes = _spare_core(backend)
     if lanes is None:
         lanes = _default_lanes(backend, workers)
     started = time.perf_counter()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp")
-    temporary.mkdir()
+    temporary = _new_temporary_folder(out)
     writer = new_writer(temporary)
-    bar = _Progress(len(items), stream, enabled=progress)
+    bar = _Progress(len(files), stream, enabled=progress)  # an animation's further frames are added once counted
     skipped: list[tuple[str, str]] = []
+    images = _Images(files, bar, frames_refused=labels == "folders")
+    labels_of = images.labels
 
     def skip(index: int, reason: str) -> None:
-        skipped.append((items[index].label, reason))
+        skipped.append((labels_of[index], reason))
         if on_skip is not None:
-            on_skip(items[index].label, reason)
+            on_skip(labels_of[index], reason)
 
-    dataset = ImageSourceDataset(items)
     decoding_size = _decoding_size(backend)  # what training decoded its images for (None: whole)
 
     def read(index: int) -> _Read:
-        return dataset.read(index, decoding_size, picture=pictures is not None)
+        return images.dataset.read(index, decoding_size, picture=pictures is not None)
 
     try:
-        run = _Run(
-            backend, read, [item.label for item in items], output_names(items), _source_files(items, labels), writer, bar, skip
-        )
+        run = _Run(backend, read, images.reaches, labels_of, images.names, images.sources, writer, bar, skip)
         if lanes > 1:
             _predict_in_lanes(run, batch_size, _pool("read", workers), lanes)
         else:
             _predict_in_one_lane(run, batch_size, workers, concurrent_writes)
         if writer.count == 0:
-            raise BrickError(f"None of the {len(items)} images could be read; first reasons: {skipped[:3]}")
+            raise BrickError(f"None of the {len(labels_of)} images could be read; first reasons: {skipped[:3]}")
         writer.finish()
         if skipped:
             (temporary / "skipped.txt").write_text(
@@ -247,20 +255,41 @@ def predict_images(
         shutil.rmtree(temporary, ignore_errors=True)
         raise
     finally:
+        images.dataset.close()
         bar.close()
     return PredictionSummary(out, writer.count, skipped, time.perf_counter() - started)
 
 
-def _source_files(items: Sequence[ImageSource], labels: str | None) -> list[Path | None]:
-    """Each item's own file, for the labels that name it and the class folders that hold it; None for a frame of a
-    video (no file of its own), which `labels="folders"` refuses before any image is read."""
-    frames = sorted({str(item.path) for item in items if item.frame is not None})
-    if labels == "folders" and frames:
-        raise BrickError(
-            f"labels='folders' sorts image files into class folders; {frames[0]!r} is a video or animation, whose "
-            "frames have no file of their own: extract them as images first, or predict it without --labels."
-        )
-    return [item.path if item.frame is None else None for item in items]
+class _Images:
+    """The images of a run, listed as it reaches them (`reaches`): an animation's frames once it is opened, its one
+    opening, and their labels and output names (as `output_names` of every frame listed at once would name them)."""
+
+    def __init__(self, files: list[ImageSource], bar: _Progress, frames_refused: bool = False) -> None:
+        from torchbricks._image_sources import ImageSourceDataset, OutputNamer
+
+        self.dataset = ImageSourceDataset(files)
+        self.namer = OutputNamer(files)
+        self.labels: list[str] = []
+        self.names: list[str] = []
+        self.sources: list[Path | None] = []  # each image's own file, for the labels; None for a frame
+        self.bar = bar
+        self.frames_refused = frames_refused  # labels="folders": image files only
+
+    def reaches(self, index: int) -> bool:
+        """Whether there is an image `index`, the images up to it listed."""
+        if not self.dataset.reaches(index):
+            return False
+        for item in self.dataset.items[len(self.labels) :]:
+            if self.frames_refused and item.frame is not None:
+                raise BrickError(
+                    f"labels='folders' sorts image files into class folders; {str(item.path)!r} is a video or animation, "
+                    "whose frames have no file of their own: extract them as images first, or predict it without --labels."
+                )
+            self.labels.append(item.label)
+            self.names.append(self.namer.name(item))
+            self.sources.append(item.path if item.frame is None else None)
+        self.bar.set_total(len(self.labels) + self.dataset.sources_left)
+        return True
 
 
 def _pool(role: str, size: int) -> Any:
@@ -356,12 +385,23 @@ class _Run:
 
     backend: PredictionBackend
     read: Callable[[int], _Read]  # index -> (index, the read image or None, reason it could not be read)
-    labels: list[str]  # each image's source, as recorded
-    names: list[str]  # each image's file name in the output folders
-    sources: list[Path | None]  # each image's own file (None for a frame of a video)
+    reaches: Callable[[int], bool]  # whether there is an image `index`: the images before it listed (`labels`, `names`)
+    labels: list[str]  # each image's source, as recorded; grows as `reaches` lists the frames of an animation
+    names: list[str]  # each image's file name in the output folders, as `labels`
+    sources: list[Path | None]  # each image's own file (None for a frame of a video), as `labels`
     writer: PredictionWriter
     bar: _Progress
     skip: Callable[[int, str], None]
+
+
+def _new_temporary_folder(out: Path) -> Path:
+    """A new empty folder beside `out`, where a run writes before it is renamed to `out` (`.<out>.<hex>.tmp`)."""
+    import uuid
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp")
+    temporary.mkdir()
+    return temporary
 
 
 def _write_images(run: _Run, index: int, image: ReadImage, result: ImageResult) -> None:
@@ -387,7 +427,7 @@ def _predict_in_one_lane(run: _Run, batch_size: int, workers: int, concurrent_wr
     from collections import deque
     from concurrent.futures import Future
 
-    backend, labels, writer = run.backend, run.labels, run.writer
+    backend, labels, names, writer = run.backend, run.labels, run.names, run.writer
     with _pool("read", workers) as reader, _pool("write", workers if concurrent_writes else 0) as writer_pool:
         reads: deque[Future[_Read]] = deque()
         writes: deque[Future[None]] = deque()
@@ -395,7 +435,7 @@ def _predict_in_one_lane(run: _Run, batch_size: int, workers: int, concurrent_wr
 
         def read_ahead(count: int) -> None:
             nonlocal next_item
-            while next_item < len(labels) and len(reads) < count:
+            while len(reads) < count and run.reaches(next_item):
                 reads.append(reader.submit(run.read, next_item))
                 next_item += 1
 
@@ -412,7 +452,7 @@ def _predict_in_one_lane(run: _Run, batch_size: int, workers: int, concurrent_wr
             results = _predicted(backend, [image for _, image in readable]) if readable else []
             read_ahead(ahead)
             for (index, image), result in zip(readable, results, strict=True):
-                writer.record(labels[index], result, image.size, _image_file(run, index), run.names[index])
+                writer.record(labels[index], result, image.size, _image_file(run, index), names[index])
                 writes.append(writer_pool.submit(_write_images, run, index, image, result))
             while len(writes) > behind:  # bounded: decoded images wait in memory only this long
                 writes.popleft().result()
@@ -431,7 +471,7 @@ def _predict_in_lanes(run: _Run, batch_size: int, reader: Any, lanes: int) -> No
     from collections import deque
     from concurrent.futures import Future
 
-    backend, labels, writer = run.backend, run.labels, run.writer
+    backend, labels, names, writer = run.backend, run.labels, run.names, run.writer
 
     def lane(reads: list[Future[_Read]]) -> tuple[list[_Read], list[int], list[ImageResult]]:
         batch = [future.result() for future in reads]
@@ -448,9 +488,11 @@ def _predict_in_lanes(run: _Run, batch_size: int, reader: Any, lanes: int) -> No
     # Threads are shared before the lanes start and restored after they stop.
     with shared(lanes) if shared is not None else contextlib.nullcontext(), reader, _pool("lane", lanes) as lane_pool:
         try:
-            while jobs or next_item < len(labels):
-                while next_item < len(labels) and len(jobs) < 2 * lanes:
-                    stop = min(next_item + batch_size, len(labels))
+            while jobs or run.reaches(next_item):
+                while len(jobs) < 2 * lanes and run.reaches(next_item):
+                    stop = next_item + 1
+                    while stop < next_item + batch_size and run.reaches(stop):
+                        stop += 1
                     jobs.append(lane_pool.submit(lane, [reader.submit(run.read, i) for i in range(next_item, stop)]))
                     next_item = stop
                 batch, readable, results = jobs.popleft().result()
@@ -461,7 +503,7 @@ def _predict_in_lanes(run: _Run, batch_size: int, reader: Any, lanes: int) -> No
                     else:
                         sizes[index] = image.size
                 for index, result in zip(readable, results, strict=True):
-                    writer.record(labels[index], result, sizes[index], _image_file(run, index), run.names[index])
+                    writer.record(labels[index], result, sizes[index], _image_file(run, index), names[index])
                 run.bar.update(len(batch))
         finally:
             for job in jobs:

@@ -17,8 +17,8 @@ def add_parser(commands: Any) -> None:
         help="export a trained experiment as one deployable ONNX file (uint8 images in, final results of every head out)",
         description="Exports a trained experiment as one ONNX file whose input is a uint8 RGB image batch [B, 3, H, W] "
         "and whose outputs are each head's final results (boxes, scores and labels after NMS, class masks, class "
-        "probabilities, points with their scores and labels, counts), with <file>.json beside it (class names, input, "
-        "outputs, heads). torchbricks.deploy.OnnxPredictor runs it without torch.",
+        "probabilities, points with their scores and labels, counts), holding its metadata (class names, input, outputs, "
+        "heads), with a copy in <file>.json beside it. torchbricks.deploy.OnnxPredictor runs it without torch.",
         epilog="example: torchbricks export build/experiments/run\n"
         "         torchbricks export build/experiments/run --quantize int8 --out model_int8.onnx",
         formatter_class=HelpFormatter,
