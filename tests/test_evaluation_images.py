@@ -125,3 +125,13 @@ def test_evaluate_images_on_the_command_line_writes_beside_the_json_and_prints_t
     assert all(0.0 <= float(row["segmentation/error"]) <= 1.0 for row in rows)
     worst = max(rows, key=lambda row: float(row["segmentation/error"]))
     assert f"{worst['file']} ({worst['segmentation/error']})" in printed
+
+
+def test_rows_that_would_name_the_wrong_files_are_refused() -> None:
+    from torch import nn
+
+    from torchbricks._evaluation_images import evaluate_images
+    from torchbricks.errors import BrickError
+
+    with pytest.raises(BrickError, match=r"0 samples were predicted and 2 files listed for them"):
+        evaluate_images(nn.Linear(1, 1), [], ["a.png", "b.png"], lambda head: None)

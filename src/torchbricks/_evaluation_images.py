@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from torchbricks._files import write_atomically
+from torchbricks.errors import BrickError
 
 __all__ = ["ImageErrors", "evaluate_images", "sample_sources", "worst_images", "write_image_errors"]
 
@@ -106,7 +107,10 @@ def evaluate_images(
                 for offset, value in enumerate(values):
                     rows[start + offset][name] = value
     if len(rows) != len(sources):
-        raise RuntimeError(f"{len(rows)} samples were evaluated, {len(sources)} were read; the rows would be misnamed.")
+        raise BrickError(
+            f"evaluate --images: {len(rows)} samples were predicted and {len(sources)} files listed for them (a loader "
+            "that drops or repeats samples?); the rows would name the wrong files, so none is written."
+        )
     return columns, rows
 
 
