@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,7 @@ from torchbricks.datasets.folder_splits import (
 from torchbricks.datasets.mask_palettes import palette_disagreement
 from torchbricks.datasets.readers import (
     BoxDataset,
+    BoxImage,
     DataError,
     DataProblems,
     ImageFolderDataset,
@@ -717,16 +718,7 @@ def _check_boxes(checker: _Checker, root: Path, layout: str, split: str, source:
     masks = multitask_masks_notice(dataset, split) if checker.report.task == "multitask" else None
     if masks is not None:
         checker.report.notes.append(masks)
-    checker.report.images[split] = 0
-    for record in dataset.records:
-        size = checker.image(split, record.path)
-        if size is None:
-            continue
-        problem = image_size_problem(record, size)
-        if problem is not None:
-            checker.problems.report(problem)
-            continue
-        checker.report.images[split] += 1
+    for _, record in _readable_records(checker, split, dataset):
         # what training learns from: an ignored object (VOC difficult, COCO crowd) is neither trained on nor a ground
         # truth of the mAP, so it is told apart below rather than counted as an instance of its class
         per_class: Counter[str] = Counter(checker.report.class_names[item.label] for item in record.objects if not item.ignored)
@@ -735,6 +727,22 @@ def _check_boxes(checker: _Checker, root: Path, layout: str, split: str, source:
         for item in record.objects:
             if item.ignored:
                 checker.ignored.setdefault(split, Counter())[checker.report.class_names[item.label]] += 1
+
+
+def _readable_records(checker: _Checker, split: str, dataset: BoxDataset) -> Iterator[tuple[int, BoxImage]]:
+    """The split's records (with their index) whose image reads and has the size its annotations state, counted in
+    `checker.report.images`; the others are reported as problems."""
+    checker.report.images[split] = 0
+    for index, record in enumerate(dataset.records):
+        size = checker.image(split, record.path)
+        if size is None:
+            continue
+        problem = image_size_problem(record, size)
+        if problem is not None:
+            checker.problems.report(problem)
+            continue
+        checker.report.images[split] += 1
+        yield index, record
 
 
 def _check_outlines(checker: _Checker, root: Path, layout: str, split: str, source: str) -> None:
@@ -758,16 +766,7 @@ def _check_outlines(checker: _Checker, root: Path, layout: str, split: str, sour
         return
     notices = [dataset.reading_notice, dataset.duplicates_notice(split), unoutlined_notice(dataset, split)]
     checker.report.notes += [notice for notice in notices if notice is not None and notice not in checker.report.notes]
-    checker.report.images[split] = 0
-    for index, record in enumerate(dataset.records):
-        size = checker.image(split, record.path)
-        if size is None:
-            continue
-        problem = image_size_problem(record, size)
-        if problem is not None:
-            checker.problems.report(problem)
-            continue
-        checker.report.images[split] += 1
+    for index, record in _readable_records(checker, split, dataset):
         _count_mask(checker, split, dataset.semantic_mask(index), record.path)
         for item in record.objects:
             if item.ignored:
