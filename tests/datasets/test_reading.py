@@ -215,7 +215,7 @@ def test_visible_files_leave_out_hidden_files_and_folders(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("layout", ["classification", "segmentation", "coco", "yolo_pool", "voc_pool"])
 def test_hidden_files_beside_the_data_change_nothing_it_reads(shapes_root: Path, tmp_path: Path, layout: str) -> None:
-    from tests.layouts import coco_to_voc, coco_to_yolo, yolo_without_splits
+    from layouts import coco_to_voc, coco_to_yolo, yolo_without_splits
 
     clean, copied = tmp_path / "clean", tmp_path / "copied_from_a_mac"
     if layout in ("classification", "segmentation"):
