@@ -21,7 +21,31 @@ import numpy as np
 
 from torchbricks._pixel_outlines import outline_pixels
 
-__all__ = ["CocoLabels"]
+__all__ = ["CocoLabels", "boxes_to_label"]
+
+
+def boxes_to_label(
+    values: dict[str, Any], min_score: float, width: int, height: int
+) -> list[tuple[int, float, float, float, float, float]]:
+    """A detection result's boxes as labels write them: those scoring at least `min_score`, cut to the image
+    (`width` x `height`, the part a labelling tool draws), padding rows (label -1) and boxes empty once cut left out;
+    each `(label, score, x_min, y_min, x_max, y_max)`.
+
+    Example:
+        >>> values = {"boxes": np.array([[-2.0, 1, 5, 9], [1, 1, 2, 2], [0, 0, 3, 3]]),
+        ...           "scores": np.array([0.9, 0.1, 0.8]), "labels": np.array([2, 0, -1])}
+        >>> boxes_to_label(values, 0.3, 4, 6)
+        [(2, 0.9, 0.0, 1.0, 4.0, 6.0)]
+    """
+    keep = values["scores"] >= min_score
+    corners = np.clip(np.asarray(values["boxes"][keep], dtype=np.float64).reshape(-1, 4), 0.0, [width, height, width, height])
+    return [
+        (int(label), score, x_min, y_min, x_max, y_max)
+        for (x_min, y_min, x_max, y_max), score, label in zip(
+            corners.tolist(), values["scores"][keep].tolist(), values["labels"][keep].tolist(), strict=True
+        )
+        if label >= 0 and x_max > x_min and y_max > y_min
+    ]
 
 
 class CocoLabels:
@@ -83,15 +107,9 @@ class CocoLabels:
         self.annotations.append({**entry, "iscrowd": 0, **fields})
 
     def _add_boxes(self, image_id: int, values: dict[str, Any], width: int, height: int) -> None:
-        keep = values["scores"] >= self.min_score
-        corners = np.clip(np.asarray(values["boxes"][keep], dtype=np.float64).reshape(-1, 4), 0.0, [width, height, width, height])
-        for (x_min, y_min, x_max, y_max), score, label in zip(
-            corners.tolist(), values["scores"][keep].tolist(), values["labels"][keep].tolist(), strict=True
-        ):
-            if label < 0 or x_max <= x_min or y_max <= y_min:
-                continue
+        for label, score, x_min, y_min, x_max, y_max in boxes_to_label(values, self.min_score, width, height):
             box = [round(x_min, 3), round(y_min, 3), round(x_max - x_min, 3), round(y_max - y_min, 3)]
-            self._annotate(image_id, int(label), bbox=box, area=round(box[2] * box[3], 3), segmentation=[], score=round(score, 5))
+            self._annotate(image_id, label, bbox=box, area=round(box[2] * box[3], 3), segmentation=[], score=round(score, 5))
 
     def document(self) -> dict[str, Any]:
         """The COCO instances file: `images`, `annotations` and `categories` (a segmentation head's annotations in

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from torchbricks._coco_labels import CocoLabels
+from torchbricks._coco_labels import CocoLabels, boxes_to_label
 from torchbricks._conventions import PREDICT_VOC_DATABASE
 from torchbricks._predict_results import ImageResult
 from torchbricks._prediction_pictures import DRAWN_MIN_SCORE, PALETTE_BYTES, PictureDrawer, per_head, present_classes
@@ -276,13 +276,9 @@ class PredictionWriter:
     def _write_labels(self, head: str, name: str, values: dict[str, Any], size: tuple[int, int], file_name: str) -> None:
         """Writes one image's boxes scoring at least `min_score` as a YOLO or VOC label file (see the class)."""
         height, width = size
-        keep = values["scores"] >= self.min_score
-        corners = np.asarray(values["boxes"][keep], dtype=np.float64).reshape(-1, 4)
-        corners = np.clip(corners, 0.0, [width, height, width, height])  # the part in the image, as a tool draws it
         boxes = [
-            (int(label), x_min, y_min, x_max, y_max)
-            for (x_min, y_min, x_max, y_max), label in zip(corners.tolist(), values["labels"][keep].tolist(), strict=True)
-            if label >= 0 and x_max > x_min and y_max > y_min
+            (label, x_min, y_min, x_max, y_max)
+            for label, _, x_min, y_min, x_max, y_max in boxes_to_label(values, self.min_score, width, height)
         ]
         if self.labels == "yolo":
             path = self.folder / f"{self._prefix(head)}labels" / f"{name}.txt"
